@@ -1,0 +1,45 @@
+# Qiming — the two commands of the quick start are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+EXTRAS ?= dev,nats,dm,opengauss
+
+.PHONY: demo test lint protos protos-check venv clean
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Re-install when pyproject.toml changes.
+$(VENV)/.installed-base: pyproject.toml | $(VENV)/bin/activate
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/activate
+	$(PIP) install --quiet -e ".[$(EXTRAS)]"
+	touch $@ $(VENV)/.installed-base
+
+venv: $(VENV)/.installed-dev
+
+## Start the suite on SQLite, run a scenario over real gRPC, print what happened, stop.
+demo: $(VENV)/.installed-base
+	$(VENV)/bin/qiming demo
+
+## The whole test suite (PostgreSQL and NATS tests fail instead of skipping under CI=true).
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	cd protos && ../$(VENV)/bin/buf lint
+
+## Regenerate svc_common/pb from protos/ (commit the result).
+protos: $(VENV)/.installed-dev
+	$(PY) scripts/gen_protos.py
+
+protos-check: $(VENV)/.installed-dev
+	$(PY) scripts/gen_protos.py --check
+
+clean:
+	rm -rf $(VENV) .pytest_cache qiming-data

@@ -1,0 +1,1 @@
+"""svc_campaign: event-triggered journeys, channels, caps, consent, experiments."""

@@ -1,0 +1,18 @@
+"""svc_collect's storage: tables (one SQLAlchemy schema for every database) and their migrations."""
+
+from pathlib import Path
+
+from sqlalchemy import MetaData
+
+from svc_common.db import StoreSchema
+from svc_common.ops import instance_table
+
+metadata = MetaData()
+instances = instance_table(metadata, "collect")
+
+SCHEMA = StoreSchema(
+    service="collect",
+    metadata=metadata,
+    instance_table=instances,
+    migrations_dir=Path(__file__).parent / "migrations",
+)

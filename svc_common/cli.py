@@ -1,0 +1,148 @@
+"""The ``qiming`` command: serve, migrate, demo, config, version.
+
+Errors that stop the process (bad setting, bad database URL, unreachable database, port in use)
+print one line ``qiming: error: …`` naming the problem and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from svc_common import __version__
+from svc_common.errors import ConfigError, StartupError
+from svc_common.suite import SERVICE_NAMES, entries
+
+EXIT_CONFIG = 2
+EXIT_STARTUP = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qiming",
+        description="Qiming (启明): event collection, profiles, campaigns and modelling for securities brokers.",
+    )
+    parser.add_argument("--version", action="version", version=f"qiming {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run one service, or all four in one process",
+        description="Run a service until SIGTERM/SIGINT. Settings come from QIMING_<SERVICE>_* environment "
+        "variables and the TOML file (--config or QIMING_CONFIG_FILE); `qiming config SERVICE` lists them.",
+    )
+    serve.add_argument("service", choices=[*SERVICE_NAMES, "all"], help="which service ('all': one process, one port)")
+    serve.add_argument("--config", type=Path, help="TOML settings file")
+
+    migrate = sub.add_parser(
+        "migrate",
+        help="apply pending schema migrations",
+        description="Bring each service's database schema to the latest revision and print it.",
+    )
+    migrate.add_argument("services", nargs="*", choices=[*SERVICE_NAMES, "all"], default=["all"], metavar="SERVICE")
+    migrate.add_argument("--config", type=Path, help="TOML settings file")
+
+    demo = sub.add_parser(
+        "demo",
+        help="start the suite on SQLite, run a scenario over gRPC, print what happened, stop",
+        description="Starts `qiming serve all` in a child process on a free port with a temporary data "
+        "directory, drives it over real gRPC, prints each step, and stops it.",
+    )
+    demo.add_argument("--data-dir", type=Path, help="keep the demo's data here instead of a temporary directory")
+
+    config = sub.add_parser(
+        "config",
+        help="list the settings of a service with their environment variables, defaults and meaning",
+    )
+    config.add_argument("service", choices=[*SERVICE_NAMES, "suite"], help="whose settings")
+    config.add_argument("--config", type=Path, help="TOML file: also show the values it sets")
+
+    sub.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            _serve(args.service, args.config)
+        elif args.command == "migrate":
+            _migrate(args.services, args.config)
+        elif args.command == "demo":
+            from svc_common.demo import run_demo
+
+            sys.exit(run_demo(args.data_dir))
+        elif args.command == "config":
+            _show_config(args.service, args.config)
+        elif args.command == "version":
+            print(f"qiming {__version__}")
+    except ConfigError as exc:
+        print(f"qiming: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    except StartupError as exc:
+        print(f"qiming: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_STARTUP)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _serve(service: str, config_file: Path | None) -> None:
+    from svc_common.config import ServerSettings, load_settings
+    from svc_common.logs import configure_logging
+    from svc_common.ops.servicer import ops_spec
+    from svc_common.runtime import ServiceRuntime
+    from svc_common.server import serve
+    from svc_common.telemetry import configure_tracing, shutdown_tracing
+
+    chosen = entries(None if service == "all" else [service])
+    service_settings = [load_settings(e.settings_class, config_file) for e in chosen]
+    server_settings = load_settings(ServerSettings, config_file) if service == "all" else service_settings[0]
+    configure_logging(server_settings.log_level, server_settings.log_format)
+    configure_tracing(server_settings, service)
+    runtimes: list[ServiceRuntime] = []
+    try:
+        for e, settings in zip(chosen, service_settings, strict=True):
+            runtimes.append(ServiceRuntime.open(e.schema, settings))
+        specs = [e.build_spec(rt) for e, rt in zip(chosen, runtimes, strict=True)]
+        specs.append(ops_spec(runtimes))
+        asyncio.run(serve(specs, server_settings))
+    except BaseException:
+        for rt in runtimes:
+            rt.database.dispose()
+        raise
+    finally:
+        shutdown_tracing()
+
+
+def _migrate(services: list[str], config_file: Path | None) -> None:
+    from svc_common.config import load_settings
+    from svc_common.db import Database
+    from svc_common.logs import configure_logging
+
+    configure_logging("WARNING", "text")
+    names = None if "all" in services else services
+    for e in entries(names):
+        settings = load_settings(e.settings_class, config_file)
+        database = Database.from_settings(settings)
+        try:
+            revision = e.schema.migrations.upgrade(database.engine)
+        finally:
+            database.dispose()
+        where = database.engine.url.render_as_string(hide_password=True)
+        print(f"{e.name}: at revision {revision} ({where})")
+
+
+def _show_config(service: str, config_file: Path | None) -> None:
+    from svc_common.config import ServerSettings, describe_fields, load_settings
+
+    cls = ServerSettings if service == "suite" else next(e.settings_class for e in entries([service]))
+    current = load_settings(cls, config_file)
+    print(f"# settings of {service}: environment variable, TOML key in [{cls.section}], current value")
+    for env, key, _default, doc in describe_fields(cls):
+        print(f"{env}\n    [{cls.section}] {key} = {getattr(current, key)!r}\n    {doc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Typed settings from environment variables and an optional TOML file.
+
+Precedence, highest first: explicit overrides (tests, CLI flags) > environment variables
+(``QIMING_<SERVICE>_<FIELD>``) > the TOML file (table ``[<service>]`` over table ``[common]``) >
+defaults. Every field carries a docstring (shown by ``qiming config``) and its unit in its name.
+A bad value raises :class:`ConfigError` whose one-line message names the key where it came from.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from svc_common.errors import ConfigError
+
+CONFIG_FILE_ENV = "QIMING_CONFIG_FILE"
+"""Environment variable naming the TOML file, when ``--config`` is not given."""
+
+_toml_values: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("qiming_toml", default={})
+
+
+class _TomlTableSource(PydanticBaseSettingsSource):
+    """Values read from the TOML file by :func:`load_settings` (already merged for this section)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return _toml_values.get().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_toml_values.get())
+
+
+class ServerSettings(BaseSettings):
+    """How a gRPC server listens, logs and traces. Shared by every service and by the whole suite."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="QIMING_SUITE_", extra="forbid", use_attribute_docstrings=True, validate_default=True
+    )
+    section: ClassVar[str] = "suite"
+    default_grpc_port: ClassVar[int] = 50050
+
+    grpc_host: str = "127.0.0.1"
+    """Address the gRPC server binds to; ``0.0.0.0`` or ``[::]`` to listen on every interface."""
+    grpc_port: int = Field(default=-1, ge=-1, le=65535)
+    """TCP port of the gRPC server; 0 picks a free port (see ``grpc_port_file``); -1 means the service's default."""
+    grpc_port_file: Path | None = None
+    """If set, the bound port is written to this file once the server is serving (for supervisors and tests)."""
+    grpc_max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    """Largest request or response message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED."""
+    grpc_max_concurrent_rpcs: int = Field(default=1000, ge=1)
+    """Calls served at once; further calls are refused with RESOURCE_EXHAUSTED instead of queuing without bound."""
+    shutdown_grace_seconds: float = Field(default=15.0, ge=0)
+    """On SIGTERM/SIGINT: how long in-flight calls may run before they are cancelled."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Lowest level written to the log."""
+    log_format: Literal["json", "text"] = "json"
+    """``json``: one JSON object per line (for log shippers); ``text``: for people at a terminal."""
+    telemetry_exporter: Literal["none", "console", "file", "otlp"] = "none"
+    """Where trace spans go: nowhere, stdout, ``telemetry_file_path`` (JSON lines) or an OTLP/gRPC collector."""
+    telemetry_otlp_endpoint: str = "http://127.0.0.1:4317"
+    """OTLP/gRPC collector endpoint, used when ``telemetry_exporter`` is ``otlp``."""
+    telemetry_file_path: Path | None = None
+    """File that spans are appended to as JSON lines, used when ``telemetry_exporter`` is ``file``."""
+    telemetry_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Share of new traces that are recorded (parent-based: a sampled caller is always followed)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlTableSource(settings_cls))
+
+    def resolved_port(self) -> int:
+        return self.default_grpc_port if self.grpc_port == -1 else self.grpc_port
+
+
+class ServiceSettings(ServerSettings):
+    """One service: its server plus its own database."""
+
+    section: ClassVar[str] = "service"
+    service_name: ClassVar[str] = "service"
+
+    data_dir: Path = Path("qiming-data")
+    """Directory for embedded data (the SQLite file when ``database_url`` is not set)."""
+    database_url: str | None = None
+    """SQLAlchemy URL: ``sqlite:///path.db`` (default: ``<data_dir>/<service>.db``), ``postgresql+psycopg://…``,
+    ``opengauss+psycopg://…`` or ``dm+dmPython://…``."""
+    database_pool_size: int = Field(default=10, ge=1)
+    """Connections kept open to a server database (ignored for SQLite)."""
+    database_max_overflow: int = Field(default=10, ge=0)
+    """Extra connections allowed above ``database_pool_size`` under load."""
+    database_pool_timeout_seconds: float = Field(default=30.0, gt=0)
+    """How long a call waits for a free pooled connection before failing with UNAVAILABLE."""
+    database_pool_recycle_seconds: int = Field(default=1800, ge=-1)
+    """Connections older than this are replaced (databases and firewalls drop idle ones); -1 never."""
+    database_connect_retries: int = Field(default=5, ge=0)
+    """Start-up: how many more times to try a database that does not answer."""
+    database_connect_retry_interval_millis: int = Field(default=1000, ge=0)
+    """Start-up: first wait between connection attempts; doubles each time, capped at 30 s."""
+    database_connect_timeout_seconds: int = Field(default=10, ge=1)
+    """Driver timeout for opening one connection to a server database."""
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    """SQLite ``PRAGMA synchronous`` under WAL: FULL survives power loss after commit, NORMAL only a crash."""
+    sqlite_busy_timeout_millis: int = Field(default=5000, ge=0)
+    """How long SQLite waits for another writer's lock before failing."""
+    migrate_on_start: bool = True
+    """Apply pending schema migrations when the service starts (``qiming migrate`` does it on demand)."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        from svc_common.db import validate_database_url
+
+        try:
+            validate_database_url(value)
+        except ConfigError as exc:  # pydantic reports ValueErrors with the field they belong to
+            raise ValueError(str(exc)) from None
+        return value
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / f'{self.service_name}.db').as_posix()}"
+
+
+SettingsT = TypeVar("SettingsT", bound=ServerSettings)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse the TOML file; a missing or malformed file is a :class:`ConfigError` naming it."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _env_name(cls: type[ServerSettings], field_name: str) -> str:
+    return f"{cls.model_config['env_prefix']}{field_name}".upper()
+
+
+def load_settings(
+    cls: type[SettingsT], config_file: Path | str | None = None, **overrides: Any
+) -> SettingsT:
+    """Build ``cls`` from overrides, environment and TOML file; raise :class:`ConfigError` on any bad key."""
+    path = Path(config_file) if config_file else (Path(os.environ[CONFIG_FILE_ENV]) if os.environ.get(CONFIG_FILE_ENV) else None)
+    document = read_config_file(path) if path else {}
+    merged: dict[str, Any] = {}
+    for table in ("common", cls.section):
+        values = document.get(table, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"config file {path}: [{table}] must be a table")
+        for key, value in values.items():
+            # [common] carries keys of every service; keep those this class knows.
+            if table == "common" and key not in cls.model_fields:
+                continue
+            merged[key] = value
+    _reject_unknown_env(cls)
+    token = _toml_values.set(merged)
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(cls, exc, path, merged, overrides)) from None
+    finally:
+        _toml_values.reset(token)
+
+
+def _reject_unknown_env(cls: type[ServerSettings]) -> None:
+    # A typo in an env var would otherwise be ignored silently and the default used.
+    prefix = cls.model_config["env_prefix"].upper()
+    known = {_env_name(cls, name) for name in cls.model_fields}
+    for name in os.environ:
+        if name.upper().startswith(prefix) and name.upper() not in known:
+            raise ConfigError(f"{name}: unknown setting for {cls.section} (see `qiming config {cls.section}`)")
+
+
+def _describe(
+    cls: type[ServerSettings], exc: ValidationError, path: Path | None, toml: dict[str, Any], overrides: dict
+) -> str:
+    parts = []
+    for error in exc.errors():
+        field_name = str(error["loc"][0]) if error["loc"] else "?"
+        env = _env_name(cls, field_name)
+        if field_name in overrides:
+            where = f"{field_name} (argument)"
+        elif env in os.environ or env.lower() in os.environ:
+            where = env
+        elif field_name in toml:
+            where = f"{path} [{cls.section}] {field_name}"
+        else:
+            where = f"{field_name} ({env})"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        elif error["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+        elif "input" in error and error["type"] != "missing":
+            message = f"{message} (got {error['input']!r})"
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def describe_fields(cls: type[ServerSettings]) -> list[tuple[str, str, Any, str]]:
+    """(env var, TOML key, default, doc) for each field: for ``qiming config`` and the docs."""
+    rows = []
+    for name, info in cls.model_fields.items():
+        default = info.get_default(call_default_factory=True)
+        rows.append((_env_name(cls, name), name, default, (info.description or "").replace("\n", " ")))
+    return rows

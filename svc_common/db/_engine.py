@@ -1,0 +1,200 @@
+"""Engine from a URL: supported backends, pool settings, SQLite pragmas, retry on connect."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.orm import Session, sessionmaker
+
+from svc_common.errors import ConfigError, StartupError, Unavailable
+
+if TYPE_CHECKING:
+    from svc_common.config import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+# backend -> the one driver we support for it (a bare backend name means this driver).
+SUPPORTED_DRIVERS = {
+    "sqlite": "pysqlite",
+    "postgresql": "psycopg",
+    "opengauss": "psycopg",
+    "dm": "dmPython",
+}
+_EXTRA_FOR_BACKEND = {"opengauss": "opengauss", "dm": "dm"}
+
+
+def normalize_database_url(url: str) -> URL:
+    """Parse ``url`` and pin the driver; raise :class:`ConfigError` for anything we do not support."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"database URL {url!r} is not a valid SQLAlchemy URL (expected e.g. sqlite:///qiming.db)"
+        ) from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend not in SUPPORTED_DRIVERS:
+        raise ConfigError(
+            f"database URL {parsed.render_as_string(hide_password=True)!r}: unsupported database {backend!r}; "
+            f"use one of {', '.join(sorted(SUPPORTED_DRIVERS))}"
+        )
+    expected = SUPPORTED_DRIVERS[backend]
+    if driver and driver != expected:
+        raise ConfigError(
+            f"database URL {parsed.render_as_string(hide_password=True)!r}: driver {driver!r} is not supported "
+            f"for {backend}; use {backend}+{expected}://"
+        )
+    if backend == "sqlite" and (parsed.database in (None, "") or parsed.database == ":memory:"):
+        raise ConfigError(
+            "database URL: an in-memory SQLite database loses every event on restart; give a file path "
+            "(sqlite:///path/to/file.db)"
+        )
+    return parsed.set(drivername=f"{backend}+{expected}")
+
+
+def validate_database_url(url: str) -> None:
+    normalize_database_url(url)
+
+
+def dialect_name(url: str | URL) -> str:
+    """``sqlite``, ``postgresql``, ``opengauss`` or ``dm``."""
+    return (make_url(url) if isinstance(url, str) else url).get_backend_name()
+
+
+def _sqlite_pragmas(synchronous: str, busy_timeout_millis: int):
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy (pysqlite's own BEGIN handling is wrong for SELECTs).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_millis)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # Writers take the lock up front so that two read-then-write transactions cannot deadlock
+    # (SQLite would fail one at once instead of waiting busy_timeout).
+    mode = "IMMEDIATE" if conn.get_execution_options().get("sqlite_write", False) else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def create_engine_from_settings(settings: ServiceSettings) -> Engine:
+    """Build the engine for one service; creates the SQLite file's directory when needed."""
+    url = normalize_database_url(settings.resolved_database_url())
+    backend = url.get_backend_name()
+    kwargs: dict[str, Any] = {"future": True}
+    if backend == "sqlite":
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False}
+    else:
+        kwargs.update(
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            pool_timeout=settings.database_pool_timeout_seconds,
+            pool_recycle=settings.database_pool_recycle_seconds,
+            pool_pre_ping=True,
+        )
+        if backend in ("postgresql", "opengauss"):
+            kwargs["connect_args"] = {"connect_timeout": settings.database_connect_timeout_seconds}
+    try:
+        # Looked up on the module at call time so that OpenTelemetry's wrapper (DB spans) applies.
+        engine = sqlalchemy.create_engine(url, **kwargs)
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        extra = _EXTRA_FOR_BACKEND.get(backend)
+        hint = f"; install it with: pip install 'qiming[{extra}]'" if extra else ""
+        raise ConfigError(f"database driver for {backend} is not installed ({exc}){hint}") from None
+    if backend == "sqlite":
+        event.listen(
+            engine, "connect", _sqlite_pragmas(settings.sqlite_synchronous, settings.sqlite_busy_timeout_millis)
+        )
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def wait_for_database(engine: Engine, retries: int, first_interval_millis: int) -> None:
+    """Connect with exponential backoff; raise :class:`StartupError` naming the database if it never answers."""
+    where = engine.url.render_as_string(hide_password=True)
+    delay = first_interval_millis / 1000
+    for attempt in range(retries + 1):
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1") if engine.dialect.name != "dm" else text("SELECT 1 FROM DUAL"))
+            return
+        except DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            if attempt == retries:
+                raise StartupError(
+                    f"database {where} is unreachable after {retries + 1} attempt(s): {reason}"
+                ) from None
+            log.warning(
+                "database not reachable, retrying",
+                extra={"database": where, "attempt": attempt + 1, "retry_in_seconds": delay, "error": reason},
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+class Database:
+    """An engine plus managed sessions. One per service process."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings, *, wait: bool = True) -> Database:
+        engine = create_engine_from_settings(settings)
+        if wait:
+            wait_for_database(
+                engine, settings.database_connect_retries, settings.database_connect_retry_interval_millis
+            )
+        return cls(engine)
+
+    @contextmanager
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        ``write=True`` takes SQLite's write lock at BEGIN (other databases ignore it). A lost
+        connection surfaces as :class:`Unavailable`, which callers see as gRPC UNAVAILABLE.
+        """
+        session = self._sessions()
+        if write:
+            session.connection(execution_options={"sqlite_write": True})
+        try:
+            yield session
+            session.commit()
+        except DBAPIError as exc:
+            session.rollback()
+            if exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.OperationalError):
+                raise Unavailable(f"database unavailable: {str(exc.orig).splitlines()[0]}") from exc
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    @contextmanager
+    def connection(self, *, write: bool = False) -> Iterator[Connection]:
+        """A Core connection in one transaction (for bulk statements)."""
+        with self.engine.connect() as conn:
+            if write:
+                conn = conn.execution_options(sqlite_write=True)
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,43 @@
+"""Opaque page tokens (keyset pagination): the client passes back what it got, never builds one."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from svc_common.errors import FieldViolation, InvalidArgument
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+def page_size(requested: int, field: str = "page.page_size") -> int:
+    """0 means the default; negative is an error; above the maximum is capped (AIP-158)."""
+    if requested < 0:
+        raise InvalidArgument(
+            f"{field} must not be negative", violations=[FieldViolation(field, "use 0 for the default page size")]
+        )
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def encode_token(kind: str, position: dict[str, Any]) -> str:
+    raw = json.dumps({"k": kind, "p": position}, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str, kind: str, field: str = "page.page_token") -> dict[str, Any] | None:
+    """The position in ``token`` (None for the first page); a token of another listing is INVALID_ARGUMENT."""
+    if not token:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if data.get("k") != kind or not isinstance(data.get("p"), dict):
+            raise ValueError(kind)
+        return data["p"]
+    except (ValueError, TypeError, UnicodeDecodeError, AttributeError):
+        raise InvalidArgument(
+            f"{field} is not a token returned by this listing",
+            reason="INVALID_PAGE_TOKEN",
+            violations=[FieldViolation(field, "pass next_page_token from the previous response unchanged")],
+        ) from None

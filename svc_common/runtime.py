@@ -1,0 +1,63 @@
+"""What every service does the same way at start: open its database, migrate, record the instance.
+
+A service's ``server.py`` builds its store and servicers on top of a :class:`ServiceRuntime` and
+returns a :class:`~svc_common.server.ServiceSpec`; the four services differ only in that domain part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from grpc import aio
+
+from svc_common import __version__
+from svc_common.config import ServiceSettings
+from svc_common.db import Database, StoreSchema
+from svc_common.ops._instances import InstanceRegistry
+from svc_common.server import ServiceSpec
+
+log = logging.getLogger("qiming.runtime")
+
+
+class ServiceRuntime:
+    """The database side of one running service."""
+
+    def __init__(self, schema: StoreSchema, settings: ServiceSettings, database: Database) -> None:
+        self.schema = schema
+        self.settings = settings
+        self.database = database
+        self.instances = InstanceRegistry(database, schema.instance_table, schema.service, __version__)
+        self.grpc_services: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.schema.service
+
+    @classmethod
+    def open(cls, schema: StoreSchema, settings: ServiceSettings) -> ServiceRuntime:
+        """Connect (with retry) and, unless disabled, apply pending migrations."""
+        database = Database.from_settings(settings)
+        if settings.migrate_on_start:
+            schema.migrations.upgrade(database.engine)
+        return cls(schema, settings, database)
+
+    def schema_revision(self) -> str:
+        with self.database.engine.connect() as conn:
+            return self.schema.migrations.current(conn) or ""
+
+    def spec(self, grpc_services: Sequence[str], register: Callable[[aio.Server], None]) -> ServiceSpec:
+        self.grpc_services = tuple(grpc_services)
+        async def start() -> None:
+            await asyncio.to_thread(self.instances.record_start)
+
+        async def stop() -> None:
+            try:
+                await asyncio.to_thread(self.instances.record_stop)
+            finally:
+                self.database.dispose()
+
+        return ServiceSpec(
+            name=self.name, grpc_services=tuple(grpc_services), register=register, on_start=[start], on_stop=[stop]
+        )

@@ -1,0 +1,36 @@
+"""The gRPC server kit: one ``build_server()`` for every service."""
+
+from svc_common.server._app import RunningServer, ServiceSpec, build_server, insecure_channel, serve
+from svc_common.server._call import ANONYMOUS, CallInfo, CallInterceptor, Principal, current_call, note_customers
+from svc_common.server._errors import ErrorInterceptor, to_status
+from svc_common.server._pending import contract_services, register_not_yet_built
+from svc_common.server._hooks import (
+    AnonymousAuthenticator,
+    AuditRecord,
+    AuditSink,
+    Authenticator,
+    LogAuditSink,
+)
+
+__all__ = [
+    "ANONYMOUS",
+    "AnonymousAuthenticator",
+    "AuditRecord",
+    "AuditSink",
+    "Authenticator",
+    "CallInfo",
+    "CallInterceptor",
+    "ErrorInterceptor",
+    "LogAuditSink",
+    "Principal",
+    "RunningServer",
+    "ServiceSpec",
+    "build_server",
+    "contract_services",
+    "register_not_yet_built",
+    "current_call",
+    "insecure_channel",
+    "note_customers",
+    "serve",
+    "to_status",
+]

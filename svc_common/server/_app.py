@@ -1,0 +1,184 @@
+"""``build_server()`` and ``serve()``: the one way every service (or the whole suite) runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+from svc_common.config import ServerSettings
+from svc_common.errors import StartupError
+from svc_common.server._access_log import AccessLogInterceptor
+from svc_common.server._errors import ErrorInterceptor
+from svc_common.server._hooks import (
+    AnonymousAuthenticator,
+    AuditInterceptor,
+    AuditSink,
+    AuthInterceptor,
+    Authenticator,
+    LogAuditSink,
+)
+
+log = logging.getLogger("qiming.server")
+
+
+@dataclass
+class ServiceSpec:
+    """One service as the server kit sees it: what it serves and how it starts and stops."""
+
+    name: str
+    """Short name: ``collect``, ``profile``, ``campaign`` or ``modeling``."""
+    grpc_services: tuple[str, ...]
+    """Full names of the gRPC services it registers (health and reflection list them)."""
+    register: Callable[[aio.Server], None]
+    """Adds the servicers to the server."""
+    on_start: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Run after the port is bound and before SERVING (background consumers start here)."""
+    on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Run after in-flight calls finished (flush, record the stop, close the database)."""
+
+
+@dataclass
+class RunningServer:
+    server: aio.Server
+    health: HealthServicer
+    port: int
+    specs: Sequence[ServiceSpec]
+
+    async def mark_serving(self) -> None:
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        for spec in self.specs:
+            for name in spec.grpc_services:
+                await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+
+def build_server(
+    specs: Sequence[ServiceSpec],
+    settings: ServerSettings,
+    *,
+    authenticator: Authenticator | None = None,
+    audit_sink: AuditSink | None = None,
+    extra_interceptors: Sequence[aio.ServerInterceptor] = (),
+) -> RunningServer:
+    """A gRPC server with health, reflection, tracing, logging, error mapping and the auth/audit hooks.
+
+    Interceptor order (outermost first): tracing → access log → errors → audit → auth. Errors sits
+    outside audit so that audit records the raw outcome, and audit outside auth so that refused
+    calls are audited too.
+    """
+    interceptors = [
+        aio_server_interceptor(),
+        AccessLogInterceptor(),
+        ErrorInterceptor(),
+        AuditInterceptor(audit_sink or LogAuditSink()),
+        AuthInterceptor(authenticator or AnonymousAuthenticator()),
+        *extra_interceptors,
+    ]
+    server = aio.server(
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
+            ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
+    )
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+    for spec in specs:
+        spec.register(server)
+        names.extend(spec.grpc_services)
+    reflection.enable_server_reflection(names, server)
+    address = f"{settings.grpc_host}:{settings.resolved_port()}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise StartupError(f"cannot listen on {address}: {exc} (is the port in use?)") from None
+    if port == 0:
+        raise StartupError(f"cannot listen on {address} (is the port in use?)")
+    return RunningServer(server=server, health=health, port=port, specs=specs)
+
+
+async def serve(
+    specs: Sequence[ServiceSpec],
+    settings: ServerSettings,
+    *,
+    stop: asyncio.Event | None = None,
+    **build_kwargs: object,
+) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set), then shut down gracefully.
+
+    Shutdown: health turns NOT_SERVING (load balancers drain), new calls are refused, in-flight
+    calls get ``shutdown_grace_seconds`` to finish, then each service's ``on_stop`` runs.
+    """
+    running = build_server(specs, settings, **build_kwargs)  # type: ignore[arg-type]
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await running.server.start()
+    try:
+        for spec in specs:
+            for hook in spec.on_start:
+                await hook()
+        await running.mark_serving()
+        if settings.grpc_port_file:
+            _write_port_file(settings, running.port)
+        log.info(
+            "serving",
+            extra={
+                "services": [s.name for s in specs],
+                "grpc_address": f"{settings.grpc_host}:{running.port}",
+                "pid": os.getpid(),
+            },
+        )
+        await stop.wait()
+        log.info("shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds})
+        await running.health.enter_graceful_shutdown()
+        await running.server.stop(settings.shutdown_grace_seconds)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        for spec in reversed(specs):
+            for hook in spec.on_stop:
+                try:
+                    await hook()
+                except Exception:  # one service's failure to stop must not keep the others open
+                    log.exception("stop hook of %s failed", spec.name)
+        if settings.grpc_port_file and settings.grpc_port_file.exists():
+            settings.grpc_port_file.unlink()
+    log.info("stopped")
+
+
+def _write_port_file(settings: ServerSettings, port: int) -> None:
+    path = settings.grpc_port_file
+    assert path is not None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(f"{port}\n")
+    tmp.replace(path)  # readers never see a half-written file
+
+
+def insecure_channel(target: str, **options: int) -> aio.Channel:
+    """A client channel with the same message limits and OpenTelemetry propagation as the server."""
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+    return aio.insecure_channel(
+        target,
+        options=[(f"grpc.{k}", v) for k, v in options.items()],
+        interceptors=aio_client_interceptors(),
+    )
+
+
+__all__ = ["RunningServer", "ServiceSpec", "build_server", "insecure_channel", "serve"]

@@ -1,0 +1,143 @@
+"""Maps exceptions to gRPC statuses: QimingError → its status with rich details; anything else → INTERNAL.
+
+Rich details follow google.rpc: ``ErrorInfo`` (reason, domain ``qiming``, metadata) and, for field
+problems, ``BadRequest`` — clients read them with ``grpc_status.rpc_status.from_call``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc import aio
+from grpc_status import rpc_status
+
+from svc_common.errors import FieldViolation, InvalidArgument, QimingError
+from svc_common.server._call import CallInfo, CallInterceptor
+
+log = logging.getLogger("qiming.server")
+ERROR_DOMAIN = "qiming"
+
+
+class MalformedRequest:
+    """Stands in for a request whose bytes did not parse, so the error can be INVALID_ARGUMENT, not INTERNAL."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def to_status(error: QimingError, trace_id: str = "") -> grpc.Status:
+    """A QimingError as a ``grpc.Status`` carrying ErrorInfo and BadRequest details."""
+    code = grpc.StatusCode[error.status_code]
+    details = []
+    info = error_details_pb2.ErrorInfo(reason=error.reason or error.status_code, domain=ERROR_DOMAIN)
+    info.metadata.update(error.metadata)
+    if trace_id:
+        info.metadata["trace_id"] = trace_id
+    details.append(info)
+    if error.violations:
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=v.field, description=v.description, reason=v.reason
+                    )
+                    for v in error.violations
+                ]
+            )
+        )
+    packed = []
+    for detail in details:
+        item = any_pb2.Any()
+        item.Pack(detail)
+        packed.append(item)
+    status = rpc_status.to_status(
+        status_pb2.Status(code=getattr(code_pb2, code.name), message=error.message, details=packed)
+    )
+    if not trace_id:
+        return status
+    return _Status(status.code, status.details, (*status.trailing_metadata, ("traceresponse", trace_id)))
+
+
+class _Status(grpc.Status):
+    def __init__(self, code: grpc.StatusCode, details: str, trailing_metadata: tuple) -> None:
+        self.code = code
+        self.details = details
+        self.trailing_metadata = trailing_metadata
+
+
+def _safe_deserializer(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError as exc:
+            return MalformedRequest(exc)
+
+    return parse
+
+
+def _refuse_malformed(request: Any) -> None:
+    if isinstance(request, MalformedRequest):
+        raise InvalidArgument(
+            f"request body is not a valid protobuf message for this method: {request.error}",
+            reason="MALFORMED_REQUEST",
+            violations=[FieldViolation("", "the bytes sent do not parse as the method's request message")],
+        )
+
+
+async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        _refuse_malformed(request)
+        yield request
+
+
+class ErrorInterceptor(CallInterceptor):
+    """Turns domain errors into precise statuses; unexpected ones are logged and become INTERNAL."""
+
+    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        async def parsing_continuation(d: grpc.HandlerCallDetails) -> Any:
+            handler = await continuation(d)
+            if handler is None:
+                return None
+            return handler._replace(request_deserializer=_safe_deserializer(handler.request_deserializer))
+
+        return await super().intercept_service(parsing_continuation, details)
+
+    def _wrap_unary(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+        return super()._wrap_unary(_guarded(behavior), method)
+
+    def _wrap_stream(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+        return super()._wrap_stream(_guarded(behavior), method)
+
+    async def exit(self, call: CallInfo, context: aio.ServicerContext, exc: BaseException | None) -> None:
+        if exc is None or isinstance(exc, (asyncio.CancelledError, aio.AbortError)):
+            return
+        if isinstance(exc, QimingError):
+            await context.abort_with_status(to_status(exc, call.trace_id))
+        log.exception("unhandled error in %s", call.method, exc_info=exc)
+        await context.abort(
+            grpc.StatusCode.INTERNAL,
+            f"internal error in {call.method}; quote trace id {call.trace_id or '(none)'} to the operators",
+            trailing_metadata=(("traceresponse", call.trace_id),) if call.trace_id else (),
+        )
+
+
+def _guarded(behavior: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse unparsable requests before the handler sees them."""
+
+    def guarded(request: Any, context: aio.ServicerContext) -> Any:
+        if hasattr(request, "__aiter__"):
+            return behavior(_checked_stream(request), context)
+        _refuse_malformed(request)
+        return behavior(request, context)
+
+    return guarded

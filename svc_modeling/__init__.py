@@ -1,0 +1,1 @@
+"""svc_modeling: propensity, causal drivers, what-if, uplift, X+O fusion, AIPL."""

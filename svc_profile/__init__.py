@@ -1,0 +1,1 @@
+"""svc_profile: identities, 360° profiles, tags, lifecycle, real-time segments, funnels."""

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from svc_collect.config import CollectSettings
+from svc_common.config import ServerSettings, describe_fields, load_settings
+from svc_common.errors import ConfigError
+from svc_profile.config import ProfileSettings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("QIMING_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_give_each_service_its_own_port_and_sqlite_file() -> None:
+    collect = load_settings(CollectSettings)
+    profile = load_settings(ProfileSettings)
+    assert (collect.resolved_port(), profile.resolved_port()) == (50051, 50052)
+    assert collect.resolved_database_url().endswith("qiming-data/collect.db")
+    assert profile.resolved_database_url().endswith("qiming-data/profile.db")
+
+
+def test_environment_overrides_toml_which_overrides_common(tmp_path: Path, monkeypatch) -> None:
+    config = tmp_path / "qiming.toml"
+    config.write_text(
+        '[common]\nlog_level = "DEBUG"\nshutdown_grace_seconds = 3\n'
+        '[collect]\ngrpc_port = 6001\nshutdown_grace_seconds = 7\n'
+    )
+    monkeypatch.setenv("QIMING_COLLECT_GRPC_PORT", "6002")
+    settings = load_settings(CollectSettings, config)
+    assert settings.grpc_port == 6002  # env beats TOML
+    assert settings.shutdown_grace_seconds == 7  # [collect] beats [common]
+    assert settings.log_level == "DEBUG"  # [common] applies
+    assert load_settings(ProfileSettings, config).grpc_port == -1  # [collect] is not profile's
+
+
+def test_config_file_from_environment(tmp_path: Path, monkeypatch) -> None:
+    config = tmp_path / "q.toml"
+    config.write_text("[profile]\ndatabase_pool_size = 3\n")
+    monkeypatch.setenv("QIMING_CONFIG_FILE", str(config))
+    assert load_settings(ProfileSettings).database_pool_size == 3
+
+
+def test_bad_env_value_names_the_variable(monkeypatch) -> None:
+    monkeypatch.setenv("QIMING_COLLECT_GRPC_PORT", "seventy")
+    with pytest.raises(ConfigError) as err:
+        load_settings(CollectSettings)
+    assert str(err.value).startswith("QIMING_COLLECT_GRPC_PORT:")
+    assert "'seventy'" in str(err.value)
+
+
+def test_out_of_range_toml_value_names_file_table_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "q.toml"
+    config.write_text("[collect]\ngrpc_port = 70000\n")
+    with pytest.raises(ConfigError, match=r"q\.toml \[collect\] grpc_port: .*65535.*70000"):
+        load_settings(CollectSettings, config)
+
+
+def test_unknown_keys_are_refused_not_ignored(tmp_path: Path, monkeypatch) -> None:
+    config = tmp_path / "q.toml"
+    config.write_text("[collect]\ngrpc_prot = 1\n")
+    with pytest.raises(ConfigError, match="grpc_prot: unknown setting"):
+        load_settings(CollectSettings, config)
+    monkeypatch.setenv("QIMING_COLLECT_GRCP_PORT", "1")
+    with pytest.raises(ConfigError, match="QIMING_COLLECT_GRCP_PORT: unknown setting"):
+        load_settings(CollectSettings)
+
+
+def test_bad_database_url_is_a_config_error(monkeypatch) -> None:
+    monkeypatch.setenv("QIMING_COLLECT_DATABASE_URL", "mysql://root@localhost/x")
+    with pytest.raises(ConfigError, match=r"QIMING_COLLECT_DATABASE_URL: .*unsupported database 'mysql'"):
+        load_settings(CollectSettings)
+    monkeypatch.setenv("QIMING_COLLECT_DATABASE_URL", "postgresql+psycopg2://h/db")
+    with pytest.raises(ConfigError, match=r"driver 'psycopg2' is not supported.*postgresql\+psycopg://"):
+        load_settings(CollectSettings)
+    monkeypatch.setenv("QIMING_COLLECT_DATABASE_URL", "sqlite://")
+    with pytest.raises(ConfigError, match="in-memory SQLite"):
+        load_settings(CollectSettings)
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(CollectSettings, tmp_path / "nope.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[collect\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(CollectSettings, broken)
+
+
+def test_every_field_is_documented_with_a_unit_where_it_has_one() -> None:
+    for cls in (ServerSettings, CollectSettings):
+        for env, key, _default, doc in describe_fields(cls):
+            assert doc, f"{env} has no docstring"
+            if any(word in key for word in ("timeout", "interval", "grace", "recycle")):
+                assert key.endswith(("_seconds", "_millis")), f"{key} lacks a unit"
