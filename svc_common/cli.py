@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         help="apply pending schema migrations",
         description="Bring each service's database schema to the latest revision and print it.",
     )
-    migrate.add_argument("services", nargs="*", choices=[*SERVICE_NAMES, "all"], default=["all"], metavar="SERVICE")
+    migrate.add_argument("services", nargs="*", choices=[*SERVICE_NAMES, "all"], default="all", metavar="SERVICE")
     migrate.add_argument("--config", type=Path, help="TOML settings file")
 
     demo = sub.add_parser(
@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "serve":
             _serve(args.service, args.config)
         elif args.command == "migrate":
-            _migrate(args.services, args.config)
+            # argparse checks a list default against choices, so the default is the string "all".
+            services = [args.services] if isinstance(args.services, str) else args.services
+            _migrate(services, args.config)
         elif args.command == "demo":
             from svc_common.demo import run_demo
 

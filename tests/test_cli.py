@@ -1,0 +1,92 @@
+"""The qiming command: bad settings and unreachable databases stop it with one clear line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def qiming(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QIMING_")}
+    return subprocess.run(
+        [sys.executable, "-m", "svc_common.cli", *args],
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("qiming: error: ")
+    return lines[0]
+
+
+def test_bad_config_value_exits_2_naming_the_key(tmp_path: Path) -> None:
+    result = qiming("serve", "collect", env={"QIMING_COLLECT_SHUTDOWN_GRACE_SECONDS": "soon"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "QIMING_COLLECT_SHUTDOWN_GRACE_SECONDS" in _one_error_line(result)
+
+
+def test_bad_database_url_exits_2(tmp_path: Path) -> None:
+    result = qiming("serve", "profile", env={"QIMING_PROFILE_DATABASE_URL": "oracle://x@y/z"}, cwd=tmp_path)
+    assert result.returncode == 2
+    line = _one_error_line(result)
+    assert "QIMING_PROFILE_DATABASE_URL" in line and "unsupported database 'oracle'" in line
+
+
+def test_unreachable_database_exits_3_naming_it(tmp_path: Path) -> None:
+    result = qiming(
+        "serve",
+        "campaign",
+        env={
+            "QIMING_CAMPAIGN_DATABASE_URL": "postgresql+psycopg://qiming:hunter2@127.0.0.1:1/campaign",
+            "QIMING_CAMPAIGN_DATABASE_CONNECT_RETRIES": "0",
+        },
+        cwd=tmp_path,
+    )
+    assert result.returncode == 3
+    line = _one_error_line(result)
+    assert "127.0.0.1:1/campaign is unreachable" in line and "hunter2" not in line
+
+
+def test_port_in_use_exits_3(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = qiming("serve", "modeling", env={"QIMING_MODELING_GRPC_PORT": str(port)}, cwd=tmp_path)
+    assert result.returncode == 3
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr.strip().splitlines()[-1]
+
+
+def test_migrate_then_config(tmp_path: Path) -> None:
+    env = {f"QIMING_{s}_DATA_DIR": str(tmp_path) for s in ("COLLECT", "PROFILE", "CAMPAIGN", "MODELING")}
+    result = qiming("migrate", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [
+        "collect",
+        "profile",
+        "campaign",
+        "modeling",
+    ]
+    assert "at revision collect_0001" in result.stdout
+    assert (tmp_path / "collect.db").exists()
+    shown = qiming("config", "collect", env={"QIMING_COLLECT_GRPC_PORT": "7001"}, cwd=tmp_path)
+    assert shown.returncode == 0
+    assert "QIMING_COLLECT_GRPC_PORT\n    [collect] grpc_port = 7001" in shown.stdout
+
+
+@pytest.mark.parametrize("args", [[], ["serve"], ["migrate"], ["demo"], ["config"]])
+def test_help_everywhere(args: list[str]) -> None:
+    result = qiming(*args, "--help")
+    assert result.returncode == 0 and "usage: qiming" in result.stdout
