@@ -25,7 +25,7 @@ def _step(title: str) -> None:
 def run_demo(data_dir: Path | None = None) -> int:
     work_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="qiming-demo-"))
     started = time.monotonic()
-    _step("starting `qiming serve all` (four services, one process, SQLite under " f"{work_dir})")
+    _step(f"starting `qiming serve all` (four services, one process, SQLite under {work_dir})")
     suite = ServerProcess("all", work_dir=work_dir).start()
     try:
         print(f"serving on {suite.address} after {time.monotonic() - started:.1f} s")
@@ -73,10 +73,7 @@ def _show_ops(channel: grpc.Channel) -> None:
     info = ops.GetServerInfo(ops_pb2.GetServerInfoRequest(), timeout=10)
     print(f"  qiming {info.version}, pid {info.pid} on {info.hostname}")
     for service in info.services:
-        print(
-            f"  {service.name:9} database={service.database_dialect:10} "
-            f"schema revision={service.schema_revision}"
-        )
+        print(f"  {service.name:9} database={service.database_dialect:10} schema revision={service.schema_revision}")
     _step("OpsService/ListInstances (each process records its start and stop)")
     listing = ops.ListInstances(ops_pb2.ListInstancesRequest(service="collect"), timeout=10)
     for instance in listing.instances:

@@ -7,7 +7,7 @@ grpc, so ``service.py`` modules stay free of transport concerns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

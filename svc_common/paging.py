@@ -16,7 +16,8 @@ def page_size(requested: int, field: str = "page.page_size") -> int:
     """0 means the default; negative is an error; above the maximum is capped (AIP-158)."""
     if requested < 0:
         raise InvalidArgument(
-            f"{field} must not be negative", violations=[FieldViolation(field, "use 0 for the default page size")]
+            f"{field} must not be negative",
+            violations=[FieldViolation(field, "use 0 for the default page size")],
         )
     return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 

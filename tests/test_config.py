@@ -31,7 +31,7 @@ def test_environment_overrides_toml_which_overrides_common(tmp_path: Path, monke
     config = tmp_path / "qiming.toml"
     config.write_text(
         '[common]\nlog_level = "DEBUG"\nshutdown_grace_seconds = 3\n'
-        '[collect]\ngrpc_port = 6001\nshutdown_grace_seconds = 7\n'
+        "[collect]\ngrpc_port = 6001\nshutdown_grace_seconds = 7\n"
     )
     monkeypatch.setenv("QIMING_COLLECT_GRPC_PORT", "6002")
     settings = load_settings(CollectSettings, config)

@@ -66,20 +66,24 @@ def test_instances_are_recorded_across_restarts(tmp_path) -> None:
     for _ in range(2):
         with ServerProcess("collect", work_dir=tmp_path):
             pass
-    with ServerProcess("collect", work_dir=tmp_path) as server, grpc.insecure_channel(server.address) as channel:
+    with (
+        ServerProcess("collect", work_dir=tmp_path) as server,
+        grpc.insecure_channel(server.address) as channel,
+    ):
         ops = ops_pb2_grpc.OpsServiceStub(channel)
-        first = ops.ListInstances(
-            ops_pb2.ListInstancesRequest(service="collect", page={"page_size": 2}), timeout=5
-        )
+        first = ops.ListInstances(ops_pb2.ListInstancesRequest(service="collect", page={"page_size": 2}), timeout=5)
         assert len(first.instances) == 2 and first.next_page_token
         assert not first.instances[0].HasField("stopped_at")  # the running one, newest first
         rest = ops.ListInstances(
-            ops_pb2.ListInstancesRequest(service="collect", page={"page_token": first.next_page_token}), timeout=5
+            ops_pb2.ListInstancesRequest(service="collect", page={"page_token": first.next_page_token}),
+            timeout=5,
         )
         assert len(rest.instances) == 1 and rest.instances[0].HasField("stopped_at")
         with pytest.raises(grpc.RpcError) as err:
             ops.ListInstances(ops_pb2.ListInstancesRequest(service="profile"), timeout=5)
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
         with pytest.raises(grpc.RpcError) as err:
-            ops.ListInstances(ops_pb2.ListInstancesRequest(service="collect", page={"page_token": "garbage"}), timeout=5)
+            ops.ListInstances(
+                ops_pb2.ListInstancesRequest(service="collect", page={"page_token": "garbage"}), timeout=5
+            )
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -117,7 +117,9 @@ def create_engine_from_settings(settings: ServiceSettings) -> Engine:
         raise ConfigError(f"database driver for {backend} is not installed ({exc}){hint}") from None
     if backend == "sqlite":
         event.listen(
-            engine, "connect", _sqlite_pragmas(settings.sqlite_synchronous, settings.sqlite_busy_timeout_millis)
+            engine,
+            "connect",
+            _sqlite_pragmas(settings.sqlite_synchronous, settings.sqlite_busy_timeout_millis),
         )
         event.listen(engine, "begin", _sqlite_begin)
     return engine

@@ -37,8 +37,7 @@ def _compile_merge_dm(element: MergeInto, compiler: Any, **kw: Any) -> str:
     quote = compiler.preparer.quote
     table = compiler.preparer.format_table(element.table)
     source = ", ".join(
-        f"{compiler.process(bindparam(c, type_=element.table.c[c].type), **kw)} AS {quote(c)}"
-        for c in element.columns
+        f"{compiler.process(bindparam(c, type_=element.table.c[c].type), **kw)} AS {quote(c)}" for c in element.columns
     )
     on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in element.keys)
     sql = f"MERGE INTO {table} t USING (SELECT {source} FROM DUAL) s ON ({on})"

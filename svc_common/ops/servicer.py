@@ -87,9 +87,7 @@ class OpsServicer(ops_pb2_grpc.OpsServiceServicer):
             )
         size = page_size(request.page.page_size)
         instances, token = await asyncio.to_thread(runtime.instances.list, size, request.page.page_token)
-        return ops_pb2.ListInstancesResponse(
-            instances=[_instance_proto(i) for i in instances], next_page_token=token
-        )
+        return ops_pb2.ListInstancesResponse(instances=[_instance_proto(i) for i in instances], next_page_token=token)
 
     async def Ping(self, request: ops_pb2.PingRequest, context: aio.ServicerContext) -> ops_pb2.PingResponse:
         if request.delay_millis > MAX_PING_DELAY_MILLIS:

@@ -1,9 +1,15 @@
 """The gRPC server kit: one ``build_server()`` for every service."""
 
 from svc_common.server._app import RunningServer, ServiceSpec, build_server, insecure_channel, serve
-from svc_common.server._call import ANONYMOUS, CallInfo, CallInterceptor, Principal, current_call, note_customers
+from svc_common.server._call import (
+    ANONYMOUS,
+    CallInfo,
+    CallInterceptor,
+    Principal,
+    current_call,
+    note_customers,
+)
 from svc_common.server._errors import ErrorInterceptor, to_status
-from svc_common.server._pending import contract_services, register_not_yet_built
 from svc_common.server._hooks import (
     AnonymousAuthenticator,
     AuditRecord,
@@ -11,6 +17,7 @@ from svc_common.server._hooks import (
     Authenticator,
     LogAuditSink,
 )
+from svc_common.server._pending import contract_services, register_not_yet_built
 
 __all__ = [
     "ANONYMOUS",
@@ -27,10 +34,10 @@ __all__ = [
     "ServiceSpec",
     "build_server",
     "contract_services",
-    "register_not_yet_built",
     "current_call",
     "insecure_channel",
     "note_customers",
+    "register_not_yet_built",
     "serve",
     "to_status",
 ]

@@ -9,7 +9,6 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
@@ -24,8 +23,8 @@ from svc_common.server._hooks import (
     AnonymousAuthenticator,
     AuditInterceptor,
     AuditSink,
-    AuthInterceptor,
     Authenticator,
+    AuthInterceptor,
     LogAuditSink,
 )
 

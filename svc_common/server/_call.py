@@ -89,18 +89,16 @@ def status_of(exc: BaseException | None, context: aio.ServicerContext) -> grpc.S
         return code
     if isinstance(exc, BaseException) and type(exc).__name__ == "CancelledError":
         return grpc.StatusCode.CANCELLED
-    return grpc.StatusCode.UNKNOWN
+    return grpc.StatusCode.INTERNAL  # the error interceptor maps every unexpected exception to INTERNAL
 
 
 class CallInterceptor(aio.ServerInterceptor):
     """Runs ``enter`` before and ``exit`` after every RPC of any kind; ``exit`` may raise to replace an error."""
 
-    async def enter(self, call: CallInfo, context: aio.ServicerContext) -> None:  # noqa: B027 (optional hook)
+    async def enter(self, call: CallInfo, context: aio.ServicerContext) -> None:
         """Before the handler runs; raise to refuse the call."""
 
-    async def exit(  # noqa: B027 (optional hook)
-        self, call: CallInfo, context: aio.ServicerContext, exc: BaseException | None
-    ) -> None:
+    async def exit(self, call: CallInfo, context: aio.ServicerContext, exc: BaseException | None) -> None:
         """After the handler returns (``exc`` None) or raises; may raise a different error."""
 
     async def intercept_service(

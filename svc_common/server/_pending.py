@@ -45,9 +45,9 @@ def contract_services(package: str) -> dict[str, Callable[[Any, aio.Server], Non
     return found
 
 
-def register_not_yet_built(package: str, built: set[str] | frozenset[str] = frozenset()) -> tuple[
-    list[str], Callable[[aio.Server], None]
-]:
+def register_not_yet_built(
+    package: str, built: set[str] | frozenset[str] = frozenset()
+) -> tuple[list[str], Callable[[aio.Server], None]]:
     """Names and a register function for the services of ``package`` not in ``built``."""
     pending = {name: add for name, add in contract_services(package).items() if name not in built}
 

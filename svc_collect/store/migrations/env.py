@@ -1,4 +1,4 @@
-from svc_common.db import run_migrations_env
 from svc_collect.store import metadata
+from svc_common.db import run_migrations_env
 
 run_migrations_env(metadata)

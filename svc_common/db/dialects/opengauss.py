@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 OPENGAUSS_SERVER_VERSION = (9, 2, 4)
 
 
-class OpenGaussDialect_psycopg(PGDialect_psycopg):  # noqa: N801 (SQLAlchemy's naming)
+class OpenGaussDialect_psycopg(PGDialect_psycopg):
     name = "opengauss"
     driver = "psycopg"
     supports_statement_cache = True
@@ -27,6 +27,8 @@ class OpenGaussDialect_psycopg(PGDialect_psycopg):  # noqa: N801 (SQLAlchemy's n
     ddl_compiler = OpenGaussDDLCompiler
     preparer = OpenGaussIdentifierPreparer
     construct_arguments = OpenGaussDialect_psycopg2.construct_arguments
+    # Read by OpenGaussDDLCompiler.post_create_table; without it every CREATE TABLE fails (centralised openGauss).
+    _supports_table_distribute_by = False
 
     def _get_server_version_info(self, connection: Any) -> tuple[int, int, int]:
         return OPENGAUSS_SERVER_VERSION
