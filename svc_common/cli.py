@@ -59,6 +59,17 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("service", choices=[*SERVICE_NAMES, "suite"], help="whose settings")
     config.add_argument("--config", type=Path, help="TOML file: also show the values it sets")
 
+    keyring = sub.add_parser(
+        "keyring",
+        help="create a keyring file (SM4 and pseudonym keys)",
+        description="Create a new keyring file with random keys, mode 0600. Give every service the same keyring "
+        "(QIMING_<SERVICE>_KEYRING_FILE or keyring_file in [common]) and back it up: protected data cannot be read "
+        "without it.",
+    )
+    keyring.add_argument("action", choices=["init"], help="init: create a new keyring file")
+    keyring.add_argument("path", type=Path, help="where to write it (must not exist)")
+    keyring.add_argument("--key-id", default="k1", help="id of the first SM4 key (default k1)")
+
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -76,6 +87,8 @@ def main(argv: list[str] | None = None) -> None:
             from svc_common.demo import run_demo
 
             sys.exit(run_demo(args.data_dir))
+        elif args.command == "keyring":
+            _keyring_init(args.path, args.key_id)
         elif args.command == "config":
             _show_config(args.service, args.config)
         elif args.command == "version":
@@ -116,6 +129,17 @@ def _serve(service: str, config_file: Path | None) -> None:
         raise
     finally:
         shutdown_tracing()
+
+
+def _keyring_init(path: Path, key_id: str) -> None:
+    from svc_common.protection import FileKeyProvider, generate_keyring
+    from svc_common.protection._keys import write_keyring_file
+
+    if path.exists():
+        raise ConfigError(f"keyring file {path} already exists; refusing to overwrite keys")
+    write_keyring_file(path, generate_keyring(key_id))
+    FileKeyProvider(path)  # read it back: proves the file is valid and private
+    print(f"created keyring {path} (mode 0600, active key {key_id}); back it up somewhere safe")
 
 
 def _migrate(services: list[str], config_file: Path | None) -> None:

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -23,17 +23,17 @@ from svc_common.errors import ConfigError
 CONFIG_FILE_ENV = "QIMING_CONFIG_FILE"
 """Environment variable naming the TOML file, when ``--config`` is not given."""
 
-_toml_values: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("qiming_toml", default={})
+_toml_values: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("qiming_toml", default=None)
 
 
 class _TomlTableSource(PydanticBaseSettingsSource):
     """Values read from the TOML file by :func:`load_settings` (already merged for this section)."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return _toml_values.get().get(field_name), field_name, False
+        return (_toml_values.get() or {}).get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_toml_values.get())
+        return dict(_toml_values.get() or {})
 
 
 class ServerSettings(BaseSettings):
@@ -116,6 +116,11 @@ class ServiceSettings(ServerSettings):
     """How long SQLite waits for another writer's lock before failing."""
     migrate_on_start: bool = True
     """Apply pending schema migrations when the service starts (``qiming migrate`` does it on demand)."""
+    keyring_file: Path | None = None
+    """JSON keyring with the SM4 encryption keys and the pseudonym key, mode 0600. Unset: ``<data_dir>/keyring.json``,
+    created with random keys on first start. Every service must use the same keyring (pseudonyms must match)."""
+    keyring_json: SecretStr | None = None
+    """The keyring itself as JSON (e.g. injected by a secrets manager); takes precedence over ``keyring_file``."""
 
     @field_validator("database_url")
     @classmethod
@@ -154,11 +159,13 @@ def _env_name(cls: type[ServerSettings], field_name: str) -> str:
     return f"{cls.model_config['env_prefix']}{field_name}".upper()
 
 
-def load_settings(
-    cls: type[SettingsT], config_file: Path | str | None = None, **overrides: Any
-) -> SettingsT:
+def load_settings(cls: type[SettingsT], config_file: Path | str | None = None, **overrides: Any) -> SettingsT:
     """Build ``cls`` from overrides, environment and TOML file; raise :class:`ConfigError` on any bad key."""
-    path = Path(config_file) if config_file else (Path(os.environ[CONFIG_FILE_ENV]) if os.environ.get(CONFIG_FILE_ENV) else None)
+    path = (
+        Path(config_file)
+        if config_file
+        else (Path(os.environ[CONFIG_FILE_ENV]) if os.environ.get(CONFIG_FILE_ENV) else None)
+    )
     document = read_config_file(path) if path else {}
     merged: dict[str, Any] = {}
     for table in ("common", cls.section):

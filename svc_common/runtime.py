@@ -16,6 +16,7 @@ from svc_common import __version__
 from svc_common.config import ServiceSettings
 from svc_common.db import Database, StoreSchema
 from svc_common.ops._instances import InstanceRegistry
+from svc_common.protection import KeyProvider, key_provider_from_settings
 from svc_common.server import ServiceSpec
 
 log = logging.getLogger("qiming.runtime")
@@ -24,10 +25,13 @@ log = logging.getLogger("qiming.runtime")
 class ServiceRuntime:
     """The database side of one running service."""
 
-    def __init__(self, schema: StoreSchema, settings: ServiceSettings, database: Database) -> None:
+    def __init__(
+        self, schema: StoreSchema, settings: ServiceSettings, database: Database, keys: KeyProvider | None = None
+    ) -> None:
         self.schema = schema
         self.settings = settings
         self.database = database
+        self.keys = keys if keys is not None else key_provider_from_settings(settings)
         self.instances = InstanceRegistry(database, schema.instance_table, schema.service, __version__)
         self.grpc_services: tuple[str, ...] = ()
 
@@ -37,11 +41,17 @@ class ServiceRuntime:
 
     @classmethod
     def open(cls, schema: StoreSchema, settings: ServiceSettings) -> ServiceRuntime:
-        """Connect (with retry) and, unless disabled, apply pending migrations."""
+        """Connect (with retry), load the keyring and, unless disabled, apply pending migrations."""
         database = Database.from_settings(settings)
+        try:
+            # At start: a bad keyring must stop the process, not fail a later call.
+            keys = key_provider_from_settings(settings)
+        except BaseException:
+            database.dispose()
+            raise
         if settings.migrate_on_start:
             schema.migrations.upgrade(database.engine)
-        return cls(schema, settings, database)
+        return cls(schema, settings, database, keys)
 
     def schema_revision(self) -> str:
         with self.database.engine.connect() as conn:
@@ -49,6 +59,7 @@ class ServiceRuntime:
 
     def spec(self, grpc_services: Sequence[str], register: Callable[[aio.Server], None]) -> ServiceSpec:
         self.grpc_services = tuple(grpc_services)
+
         async def start() -> None:
             await asyncio.to_thread(self.instances.record_start)
 
@@ -59,5 +70,9 @@ class ServiceRuntime:
                 self.database.dispose()
 
         return ServiceSpec(
-            name=self.name, grpc_services=tuple(grpc_services), register=register, on_start=[start], on_stop=[stop]
+            name=self.name,
+            grpc_services=tuple(grpc_services),
+            register=register,
+            on_start=[start],
+            on_stop=[stop],
         )

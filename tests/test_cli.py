@@ -90,3 +90,24 @@ def test_migrate_then_config(tmp_path: Path) -> None:
 def test_help_everywhere(args: list[str]) -> None:
     result = qiming(*args, "--help")
     assert result.returncode == 0 and "usage: qiming" in result.stdout
+
+
+def test_keyring_init_creates_a_private_keyring_once(tmp_path: Path) -> None:
+    path = tmp_path / "keyring.json"
+    result = qiming("keyring", "init", str(path), "--key-id", "k2026")
+    assert result.returncode == 0, result.stderr
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert '"active_key_id": "k2026"' in path.read_text()
+    again = qiming("keyring", "init", str(path))
+    assert again.returncode == 2
+    assert "already exists" in _one_error_line(again)
+
+
+def test_service_refuses_a_world_readable_keyring(tmp_path: Path) -> None:
+    path = tmp_path / "keyring.json"
+    assert qiming("keyring", "init", str(path)).returncode == 0
+    path.chmod(0o644)
+    env = {"QIMING_COLLECT_KEYRING_FILE": str(path), "QIMING_COLLECT_DATA_DIR": str(tmp_path)}
+    result = qiming("serve", "collect", env=env, cwd=tmp_path)
+    assert result.returncode == 3
+    assert "chmod 600" in _one_error_line(result)

@@ -1,0 +1,24 @@
+"""Protection of sensitive values (JR/T 0158 level 3+): SM4-GCM encryption at rest, keyed HMAC-SM3
+pseudonyms where only equality is needed, and the keyring both draw their keys from."""
+
+from svc_common.protection._keys import (
+    FileKeyProvider,
+    JsonKeyProvider,
+    KeyProvider,
+    Keyring,
+    generate_keyring,
+    key_provider_from_settings,
+)
+from svc_common.protection._sm import Fingerprinter, Pseudonymizer, Sealer
+
+__all__ = [
+    "FileKeyProvider",
+    "Fingerprinter",
+    "JsonKeyProvider",
+    "KeyProvider",
+    "Keyring",
+    "Pseudonymizer",
+    "Sealer",
+    "generate_keyring",
+    "key_provider_from_settings",
+]

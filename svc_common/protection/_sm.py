@@ -1,0 +1,111 @@
+"""The national algorithms (国密) from OpenSSL via ``cryptography``: SM4-GCM and HMAC-SM3.
+
+Hot paths copy a prepared HMAC object instead of building one per value (about half the cost).
+"""
+
+from __future__ import annotations
+
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from svc_common.protection._keys import KeyProvider
+
+_SEALED_VERSION = 1
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
+PSEUDONYM_PREFIX = "ps1:"
+
+
+class SealError(ValueError):
+    """A sealed value that cannot be opened: unknown key, tampered bytes, or the wrong context."""
+
+
+def _hmac(key: bytes) -> hmac.HMAC:
+    return hmac.HMAC(key, hashes.SM3())
+
+
+def _derive(key: bytes, label: bytes) -> bytes:
+    # Separate keys per purpose from one secret, so a pseudonym never equals a fingerprint.
+    mac = _hmac(key)
+    mac.update(b"qiming/" + label)
+    return mac.finalize()
+
+
+class Sealer:
+    """SM4-GCM: confidentiality and integrity. ``context`` (e.g. the event id) is bound as associated data,
+    so a sealed value copied onto another row does not open."""
+
+    def __init__(self, keys: KeyProvider) -> None:
+        ring = keys.keyring()
+        self._keys = dict(ring.encryption_keys)
+        self._active = ring.active_key_id
+        self._header = bytes([_SEALED_VERSION, len(self._active)]) + self._active.encode()
+
+    @property
+    def active_key_id(self) -> str:
+        return self._active
+
+    def seal(self, plaintext: bytes, context: bytes = b"") -> bytes:
+        nonce = os.urandom(_NONCE_BYTES)
+        encryptor = Cipher(algorithms.SM4(self._keys[self._active]), modes.GCM(nonce)).encryptor()
+        if context:
+            encryptor.authenticate_additional_data(context)
+        body = encryptor.update(plaintext) + encryptor.finalize()
+        return self._header + nonce + body + encryptor.tag
+
+    def key_id_of(self, sealed: bytes) -> str:
+        if len(sealed) < 2 or sealed[0] != _SEALED_VERSION:
+            raise SealError("not a sealed value (unknown format version)")
+        return sealed[2 : 2 + sealed[1]].decode("ascii", "replace")
+
+    def open(self, sealed: bytes, context: bytes = b"") -> bytes:
+        key_id = self.key_id_of(sealed)
+        key = self._keys.get(key_id)
+        if key is None:
+            raise SealError(f"sealed with key {key_id!r}, which is not in the keyring")
+        start = 2 + sealed[1]
+        nonce = sealed[start : start + _NONCE_BYTES]
+        body = sealed[start + _NONCE_BYTES : -_TAG_BYTES]
+        tag = sealed[-_TAG_BYTES:]
+        decryptor = Cipher(algorithms.SM4(key), modes.GCM(nonce, tag)).decryptor()
+        if context:
+            decryptor.authenticate_additional_data(context)
+        try:
+            return decryptor.update(body) + decryptor.finalize()
+        except InvalidTag:
+            raise SealError(
+                "sealed value failed its integrity check (tampered, or opened in the wrong context)"
+            ) from None
+
+
+class Pseudonymizer:
+    """Keyed HMAC-SM3 pseudonyms: the same input gives the same pseudonym in every service (equality and
+    joins work); without the key it can be neither reversed nor brute-forced from a phone-number list."""
+
+    def __init__(self, keys: KeyProvider) -> None:
+        self._mac = _hmac(_derive(keys.keyring().pseudonym_key, b"pseudonym"))
+
+    def pseudonymize(self, kind: str, value: str) -> str:
+        """``kind`` separates namespaces: the same digits as a phone and as an account differ."""
+        mac = self._mac.copy()
+        mac.update(kind.encode() + b"\x00" + value.encode())
+        return PSEUDONYM_PREFIX + mac.finalize()[:16].hex()
+
+    @staticmethod
+    def is_pseudonym(value: str) -> bool:
+        return value.startswith(PSEUDONYM_PREFIX) and len(value) == len(PSEUDONYM_PREFIX) + 32
+
+
+class Fingerprinter:
+    """A keyed digest of a payload: equal payloads, equal fingerprints; reveals nothing of the payload."""
+
+    def __init__(self, keys: KeyProvider) -> None:
+        self._mac = _hmac(_derive(keys.keyring().pseudonym_key, b"fingerprint"))
+
+    def fingerprint(self, payload: bytes) -> str:
+        mac = self._mac.copy()
+        mac.update(payload)
+        return mac.finalize()[:16].hex()
