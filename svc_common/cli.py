@@ -137,7 +137,8 @@ def _keyring_init(path: Path, key_id: str) -> None:
 
     if path.exists():
         raise ConfigError(f"keyring file {path} already exists; refusing to overwrite keys")
-    write_keyring_file(path, generate_keyring(key_id))
+    if not write_keyring_file(path, generate_keyring(key_id)):
+        raise ConfigError(f"keyring file {path} already exists; refusing to overwrite keys")
     FileKeyProvider(path)  # read it back: proves the file is valid and private
     print(f"created keyring {path} (mode 0600, active key {key_id}); back it up somewhere safe")
 
@@ -167,7 +168,12 @@ def _show_config(service: str, config_file: Path | None) -> None:
     current = load_settings(cls, config_file)
     print(f"# settings of {service}: environment variable, TOML key in [{cls.section}], current value")
     for env, key, _default, doc in describe_fields(cls):
-        print(f"{env}\n    [{cls.section}] {key} = {getattr(current, key)!r}\n    {doc}")
+        value = getattr(current, key)
+        if key == "database_url" and value:
+            from sqlalchemy.engine import make_url
+
+            value = make_url(value).render_as_string(hide_password=True)  # never print a password
+        print(f"{env}\n    [{cls.section}] {key} = {value!r}\n    {doc}")
 
 
 if __name__ == "__main__":

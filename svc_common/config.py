@@ -81,6 +81,12 @@ class ServerSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _TomlTableSource(settings_cls))
 
+    @field_validator("grpc_port_file", "telemetry_file_path", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: Any) -> Any:
+        # An empty environment variable means "not set", not the current directory.
+        return None if value == "" else value
+
     def resolved_port(self) -> int:
         return self.default_grpc_port if self.grpc_port == -1 else self.grpc_port
 
@@ -121,6 +127,11 @@ class ServiceSettings(ServerSettings):
     created with random keys on first start. Every service must use the same keyring (pseudonyms must match)."""
     keyring_json: SecretStr | None = None
     """The keyring itself as JSON (e.g. injected by a secrets manager); takes precedence over ``keyring_file``."""
+
+    @field_validator("keyring_file", "keyring_json", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("database_url")
     @classmethod

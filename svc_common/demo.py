@@ -82,7 +82,8 @@ def _show_ops(channel: grpc.Channel) -> None:
     _step("OpsService/Ping with a 200 ms server-side delay; the trace id comes back in trailing metadata")
     sent = time.monotonic()
     reply, call = ops.Ping.with_call(ops_pb2.PingRequest(payload="你好, 启明", delay_millis=200), timeout=10)
-    trace_id = dict(call.trailing_metadata() or ()).get("traceresponse", "")
+    traceresponse = dict(call.trailing_metadata() or ()).get("traceresponse", "")
+    trace_id = traceresponse.split("-")[1] if traceresponse.count("-") == 3 else traceresponse
     print(f"  echoed {reply.payload!r} in {(time.monotonic() - sent) * 1000:.0f} ms, trace id {trace_id}")
     _step("a bad request gets a precise status: Ping with delay_millis above the limit")
     try:

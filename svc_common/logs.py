@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any, TextIO
 
 from opentelemetry import trace
@@ -35,6 +36,10 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | N
         )
     else:
         formatter = logging.Formatter(_TEXT_FORMAT)
+    # ISO 8601 in UTC with milliseconds, whatever the host's zone: logs from many hosts must line up.
+    formatter.converter = time.gmtime
+    formatter.default_time_format = "%Y-%m-%dT%H:%M:%S"
+    formatter.default_msec_format = "%s.%03dZ"
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for existing in list(root.handlers):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from grpc import aio
 
@@ -57,14 +57,26 @@ class ServiceRuntime:
         with self.database.engine.connect() as conn:
             return self.schema.migrations.current(conn) or ""
 
-    def spec(self, grpc_services: Sequence[str], register: Callable[[aio.Server], None]) -> ServiceSpec:
+    def spec(
+        self,
+        grpc_services: Sequence[str],
+        register: Callable[[aio.Server], None],
+        on_start: Sequence[Callable[[], Awaitable[None]]] = (),
+        on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
+    ) -> ServiceSpec:
+        """The service's spec; its own ``on_start`` hooks run after the start is recorded, its ``on_stop``
+        hooks before the stop is recorded and the database closed."""
         self.grpc_services = tuple(grpc_services)
 
         async def start() -> None:
             await asyncio.to_thread(self.instances.record_start)
+            for hook in on_start:
+                await hook()
 
         async def stop() -> None:
             try:
+                for hook in on_stop:
+                    await hook()
                 await asyncio.to_thread(self.instances.record_stop)
             finally:
                 self.database.dispose()

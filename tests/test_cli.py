@@ -79,7 +79,9 @@ def test_migrate_then_config(tmp_path: Path) -> None:
         "campaign",
         "modeling",
     ]
-    assert "at revision collect_0001" in result.stdout
+    from svc_collect.store import SCHEMA
+
+    assert f"at revision {SCHEMA.migrations.head()}" in result.stdout
     assert (tmp_path / "collect.db").exists()
     shown = qiming("config", "collect", env={"QIMING_COLLECT_GRPC_PORT": "7001"}, cwd=tmp_path)
     assert shown.returncode == 0

@@ -100,3 +100,13 @@ def test_every_field_is_documented_with_a_unit_where_it_has_one() -> None:
             assert doc, f"{env} has no docstring"
             if any(word in key for word in ("timeout", "interval", "grace", "recycle")):
                 assert key.endswith(("_seconds", "_millis")), f"{key} lacks a unit"
+
+
+def test_empty_environment_values_mean_unset(monkeypatch) -> None:
+    monkeypatch.setenv("QIMING_COLLECT_GRPC_PORT_FILE", "")
+    monkeypatch.setenv("QIMING_COLLECT_TELEMETRY_FILE_PATH", "")
+    monkeypatch.setenv("QIMING_COLLECT_KEYRING_FILE", "")
+    settings = load_settings(CollectSettings)
+    assert settings.grpc_port_file is None
+    assert settings.telemetry_file_path is None
+    assert settings.keyring_file is None

@@ -101,6 +101,16 @@ def _probe_spec() -> ServiceSpec:
     )
 
 
+def trace_ids(values: list[str]) -> list[str]:
+    """The trace ids of W3C ``traceresponse`` values (``00-<trace>-<span>-<flags>``), checking their form."""
+    ids = []
+    for value in values:
+        version, trace_id, span_id, flags = value.split("-")
+        assert (version, len(trace_id), len(span_id), len(flags)) == ("00", 32, 16, 2), value
+        ids.append(trace_id)
+    return ids
+
+
 # --- the server under test ---------------------------------------------------------------------------
 
 
@@ -126,12 +136,12 @@ class Harness:
 
 @asynccontextmanager
 async def serving(tmp_path: Path, authenticator: Authenticator | None = None) -> AsyncIterator[Harness]:
-    """collect's runtime (migrated SQLite, instance recorded), its pending contract, OpsService, the probe."""
+    """collect's runtime (migrated SQLite, instance recorded), modeling's pending contract, OpsService, the probe."""
     settings = CollectSettings(
         database_url=f"sqlite:///{(tmp_path / 'collect.db').as_posix()}", grpc_host="127.0.0.1", grpc_port=0
     )
     runtime = await asyncio.to_thread(ServiceRuntime.open, COLLECT_SCHEMA, settings)
-    pending, register_pending = register_not_yet_built("collect")
+    pending, register_pending = register_not_yet_built("modeling")
     specs = [runtime.spec(pending, register_pending), ops_spec([runtime]), _probe_spec()]
     audit = ListAuditSink()
     running = build_server(specs, settings, authenticator=authenticator or AnonymousAuthenticator(), audit_sink=audit)
@@ -207,7 +217,7 @@ def test_traceparent_is_continued_and_returned_as_traceresponse(tmp_path, span_e
             call = h.ops.Ping(ops_pb2.PingRequest(payload="hello"), metadata=metadata, timeout=TIMEOUT)
             reply = await call
             assert reply.payload == "hello"
-            assert trailing(await call.trailing_metadata(), "traceresponse") == [trace_id]
+            assert trace_ids(trailing(await call.trailing_metadata(), "traceresponse")) == [trace_id]
 
             spans = await spans_of(span_exporter, trace_id, lambda s: bool(server_spans(s, PING)))
             (server,) = server_spans(spans, PING)
@@ -218,7 +228,7 @@ def test_traceparent_is_continued_and_returned_as_traceresponse(tmp_path, span_e
             # Without a traceparent the server starts a trace of its own, and still reports it.
             call = h.ops.Ping(ops_pb2.PingRequest(), timeout=TIMEOUT)
             await call
-            (own,) = trailing(await call.trailing_metadata(), "traceresponse")
+            (own,) = trace_ids(trailing(await call.trailing_metadata(), "traceresponse"))
             assert len(own) == 32 and own != trace_id and int(own, 16) != 0
 
     asyncio.run(scenario())
@@ -243,7 +253,7 @@ def test_database_spans_are_children_in_the_callers_trace(
             if method == LIST_INSTANCES:
                 assert [i.instance_id for i in reply.instances] == [h.runtime.instances.current.instance_id]
             else:
-                assert reply.services[0].schema_revision == "collect_0001"
+                assert reply.services[0].schema_revision == COLLECT_SCHEMA.migrations.head()
 
             def done(spans: list[ReadableSpan]) -> bool:
                 return bool(server_spans(spans, method)) and any(_is_db_span(s) for s in spans)
@@ -357,7 +367,7 @@ def test_domain_error_arrives_with_its_status_and_rich_details(
             violations = details[error_details_pb2.BadRequest].field_violations
             assert [v.field for v in violations] == ["delay_millis"]
             assert str(MAX_PING_DELAY_MILLIS) in violations[0].description
-            assert trailing(error, "traceresponse") == [trace_id]
+            assert trace_ids(trailing(error, "traceresponse")) == [trace_id]
             # The server span records the status the caller saw (not OK).
             spans = await spans_of(span_exporter, trace_id, lambda s: bool(server_spans(s, PING)))
             (server,) = server_spans(spans, PING)
@@ -416,7 +426,7 @@ def test_unexpected_exception_is_internal_and_quotes_the_trace_id(
             assert error.code() is grpc.StatusCode.INTERNAL
             assert trace_id in error.details() and PROBE_EXPLODE in error.details()
             assert "blew up" not in error.details()  # internals stay in the server log
-            assert trailing(error, "traceresponse") == [trace_id]
+            assert trace_ids(trailing(error, "traceresponse")) == [trace_id]
             spans = await spans_of(span_exporter, trace_id, lambda s: bool(server_spans(s, PROBE_EXPLODE)))
             (server,) = server_spans(spans, PROBE_EXPLODE)
             assert server.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INTERNAL.value[0]
@@ -509,7 +519,7 @@ def test_auth_hook_refuses_calls_and_audit_records_them(tmp_path, span_exporter)
 def test_not_yet_built_services_answer_unimplemented_naming_the_method(tmp_path) -> None:
     async def scenario() -> list[str]:
         async with serving(tmp_path) as h:
-            assert h.pending_services, "collect's contract has no services?"
+            assert h.pending_services, "modeling's contract has no services?"
             checked = []
             for service_name in h.pending_services:
                 service = descriptor_pool.Default().FindServiceByName(service_name)
@@ -524,14 +534,15 @@ def test_not_yet_built_services_answer_unimplemented_naming_the_method(tmp_path)
             # A method that is in no contract gets gRPC's own UNIMPLEMENTED, and no audit record.
             audited = len(h.audit.records)
             with pytest.raises(grpc.RpcError) as raised:
-                await h.channel.unary_unary("/qiming.collect.v1.CollectService/NoSuchMethod")(b"", timeout=TIMEOUT)
+                await h.channel.unary_unary("/qiming.modeling.v1.ModelService/NoSuchMethod")(b"", timeout=TIMEOUT)
             assert raised.value.code() is grpc.StatusCode.UNIMPLEMENTED
             assert len(h.audit.records) == audited
             return checked
 
     checked = asyncio.run(scenario())
-    assert "/qiming.collect.v1.CollectService/Ingest" in checked
-    assert "/qiming.collect.v1.CollectService/IngestStream" in checked  # a bidirectional stream too
+    assert "/qiming.modeling.v1.ModelService/TrainModel" in checked
+    assert "/qiming.modeling.v1.DatasetService/ImportRows" in checked  # a client stream
+    assert "/qiming.modeling.v1.JobService/WatchJob" in checked  # a server stream
 
 
 async def _call_raw(channel: aio.Channel, path: str, client_streaming: bool, server_streaming: bool) -> grpc.RpcError:

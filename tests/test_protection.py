@@ -101,3 +101,13 @@ def test_settings_choose_the_provider(tmp_path: Path, monkeypatch: pytest.Monkey
     from_env = key_provider_from_settings(load_settings(CollectSettings, data_dir=tmp_path))
     assert from_env.keyring() == ring != default
     assert "env1" not in repr(load_settings(CollectSettings))  # a secret is never printed
+
+
+def test_concurrent_first_starts_agree_on_one_keyring(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "keyring.json"
+    with ThreadPoolExecutor(8) as pool:
+        rings = list(pool.map(lambda _: FileKeyProvider(path, create=True).keyring(), range(16)))
+    assert all(ring == rings[0] for ring in rings)
+    assert [p.name for p in tmp_path.iterdir()] == ["keyring.json"]  # no temporary files left behind

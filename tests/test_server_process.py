@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from svc_common.pb.qiming.common.v1 import ops_pb2, ops_pb2_grpc
 from svc_common.process import ServerProcess
 from svc_common.server import contract_services
+from svc_common.suite import entries
 
 
 @pytest.mark.parametrize("service", ["collect", "profile", "campaign", "modeling"])
@@ -36,7 +37,7 @@ def test_service_serves_and_stops_gracefully(service: str, tmp_path) -> None:
             ops = ops_pb2_grpc.OpsServiceStub(channel)
             info = ops.GetServerInfo(ops_pb2.GetServerInfoRequest(), timeout=5)
             assert [s.name for s in info.services] == [service]
-            assert info.services[0].schema_revision == f"{service}_0001"
+            assert info.services[0].schema_revision == entries([service])[0].schema.migrations.head()
 
             # A call in flight when SIGTERM arrives still completes.
             outcome: dict[str, object] = {}

@@ -183,6 +183,9 @@ class Database:
             if exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.OperationalError):
                 raise Unavailable(f"database unavailable: {str(exc.orig).splitlines()[0]}") from exc
             raise
+        except sqlalchemy.exc.TimeoutError as exc:
+            session.rollback()
+            raise Unavailable(f"no free database connection: {exc}".splitlines()[0]) from exc
         except BaseException:
             session.rollback()
             raise
@@ -191,12 +194,19 @@ class Database:
 
     @contextmanager
     def connection(self, *, write: bool = False) -> Iterator[Connection]:
-        """A Core connection in one transaction (for bulk statements)."""
-        with self.engine.connect() as conn:
-            if write:
-                conn = conn.execution_options(sqlite_write=True)
-            with conn.begin():
-                yield conn
+        """A Core connection in one transaction (for bulk statements); errors as in :meth:`session`."""
+        try:
+            with self.engine.connect() as conn:
+                if write:
+                    conn = conn.execution_options(sqlite_write=True)
+                with conn.begin():
+                    yield conn
+        except DBAPIError as exc:
+            if exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.OperationalError):
+                raise Unavailable(f"database unavailable: {str(exc.orig).splitlines()[0]}") from exc
+            raise
+        except sqlalchemy.exc.TimeoutError as exc:
+            raise Unavailable(f"no free database connection: {exc}".splitlines()[0]) from exc
 
     def dispose(self) -> None:
         self.engine.dispose()

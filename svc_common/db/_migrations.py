@@ -6,6 +6,7 @@ Each service keeps its scripts in ``<package>/store/migrations`` and its own ver
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,8 +75,9 @@ class StoreSchema:
 @contextmanager
 def _migration_lock(connection: Connection, service: str) -> Iterator[None]:
     # Several replicas starting at once must not run the same migration twice.
-    if connection.dialect.name == "postgresql":
-        key = int.from_bytes(f"qiming:{service}".encode()[:8].ljust(8, b"\0"), "big") & 0x7FFFFFFFFFFFFFFF
+    if connection.dialect.name in ("postgresql", "opengauss"):
+        digest = hashlib.sha256(f"qiming-migrations:{service}".encode()).digest()
+        key = int.from_bytes(digest[:8], "big") & 0x7FFFFFFFFFFFFFFF
         connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
         connection.commit()
         try:
@@ -84,7 +86,7 @@ def _migration_lock(connection: Connection, service: str) -> Iterator[None]:
             connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
             connection.commit()
     else:
-        # SQLite serialises writers itself; openGauss/Dameng clusters migrate from one `qiming migrate` run.
+        # SQLite serialises writers itself; Dameng has no advisory locks: run `qiming migrate` once per upgrade.
         yield
 
 

@@ -122,12 +122,28 @@ class FileKeyProvider:
         return self._keyring
 
 
-def write_keyring_file(path: Path, keyring: Keyring) -> None:
-    """Write ``keyring`` to a new file with mode 0600 (never world-readable, not even for a moment)."""
+def write_keyring_file(path: Path, keyring: Keyring) -> bool:
+    """Write ``keyring`` to a new file with mode 0600 (never readable by others, not even for a moment).
+
+    The file appears whole or not at all: it is written under a temporary name, synced, then hard-linked
+    into place, which fails if another process got there first. Returns False in that case (the other
+    process's keyring stands and is the one to use).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(keyring.to_json() + "\n")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(keyring.to_json() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def key_provider_from_settings(settings: ServiceSettings) -> KeyProvider:

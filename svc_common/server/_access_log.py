@@ -16,7 +16,7 @@ class AccessLogInterceptor(CallInterceptor):
     async def enter(self, call: CallInfo, context: aio.ServicerContext) -> None:
         # W3C trace-context level 2: tell the caller which trace to quote (also for calls that fail).
         if call.trace_id:
-            context.set_trailing_metadata((("traceresponse", call.trace_id),))
+            context.set_trailing_metadata((("traceresponse", call.traceresponse),))
 
     async def exit(self, call: CallInfo, context: aio.ServicerContext, exc: BaseException | None) -> None:
         status = status_of(exc, context)

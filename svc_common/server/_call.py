@@ -60,6 +60,14 @@ class CallInfo:
         ctx = trace.get_current_span().get_span_context()
         return format(ctx.trace_id, "032x") if ctx.is_valid else ""
 
+    @property
+    def traceresponse(self) -> str:
+        """W3C Trace Context Level 2 ``traceresponse``: ``00-<trace id>-<server span id>-<flags>``."""
+        ctx = trace.get_current_span().get_span_context()
+        if not ctx.is_valid:
+            return ""
+        return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+
 
 _current: contextvars.ContextVar[CallInfo | None] = contextvars.ContextVar("qiming_call", default=None)
 

@@ -32,7 +32,7 @@ class MalformedRequest:
         self.error = error
 
 
-def to_status(error: QimingError, trace_id: str = "") -> grpc.Status:
+def to_status(error: QimingError, trace_id: str = "", traceresponse: str = "") -> grpc.Status:
     """A QimingError as a ``grpc.Status`` carrying ErrorInfo and BadRequest details."""
     code = grpc.StatusCode[error.status_code]
     details = []
@@ -62,7 +62,9 @@ def to_status(error: QimingError, trace_id: str = "") -> grpc.Status:
     )
     if not trace_id:
         return status
-    return _Status(status.code, status.details, (*status.trailing_metadata, ("traceresponse", trace_id)))
+    return _Status(
+        status.code, status.details, (*status.trailing_metadata, ("traceresponse", traceresponse or trace_id))
+    )
 
 
 class _Status(grpc.Status):
@@ -122,7 +124,7 @@ class ErrorInterceptor(CallInterceptor):
         if exc is None or isinstance(exc, (asyncio.CancelledError, aio.AbortError)):
             return
         if isinstance(exc, QimingError):
-            status = to_status(exc, call.trace_id)
+            status = to_status(exc, call.trace_id, call.traceresponse)
             # Same as abort_with_status() on the wire, but OpenTelemetry's context wrapper only hooks abort():
             # through it the server span records the status code instead of OK.
             await context.abort(status.code, status.details, status.trailing_metadata)
@@ -130,7 +132,7 @@ class ErrorInterceptor(CallInterceptor):
         await context.abort(
             grpc.StatusCode.INTERNAL,
             f"internal error in {call.method}; quote trace id {call.trace_id or '(none)'} to the operators",
-            trailing_metadata=(("traceresponse", call.trace_id),) if call.trace_id else (),
+            trailing_metadata=(("traceresponse", call.traceresponse),) if call.trace_id else (),
         )
 
 
