@@ -1,10 +1,43 @@
 """Settings of svc_collect: environment ``QIMING_COLLECT_*`` or TOML table ``[collect]``."""
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from svc_common.config import ServiceSettings
+
+# Property names that are level 3 (JR/T 0158) when no schema says otherwise: protected by default, so an
+# event type nobody registered cannot leak an ID number or a phone into the log in clear text.
+DEFAULT_SENSITIVE_PROPERTIES = (
+    "id_number",
+    "id_card",
+    "identity_number",
+    "passport_number",
+    "phone",
+    "mobile",
+    "phone_number",
+    "email",
+    "bank_card",
+    "bank_account",
+    "card_number",
+    "fund_account",
+    "capital_account",
+    "securities_account",
+    "account_number",
+    "password",
+    "address",
+    "real_name",
+    "amount",
+    "amount_fen",
+    "balance",
+    "balance_fen",
+    "asset",
+    "assets_fen",
+    "aum_fen",
+    "order_price",
+    "order_quantity",
+)
 
 
 class CollectSettings(ServiceSettings):
@@ -12,3 +45,30 @@ class CollectSettings(ServiceSettings):
     section: ClassVar[str] = "collect"
     service_name: ClassVar[str] = "collect"
     default_grpc_port: ClassVar[int] = 50051
+
+    max_batch_events: int = Field(default=10_000, ge=1, le=1_000_000)
+    """Events in one Ingest request or stream message; a larger batch fails whole with RESOURCE_EXHAUSTED."""
+    max_event_bytes: int = Field(default=65_536, ge=1024)
+    """Serialized size of one event; a larger one is rejected (STRING_TOO_LONG) and quarantined."""
+    max_string_chars: int = Field(default=8_192, ge=16)
+    """Characters in one string property or context field; longer ones are rejected (STRING_TOO_LONG)."""
+    max_properties_per_event: int = Field(default=256, ge=1)
+    """Properties on one event; more are rejected."""
+    unknown_event_type_policy: Literal["accept", "quarantine"] = "accept"
+    """An event type with no registered schema: accept it (validated for form only) or quarantine it."""
+    max_future_skew_seconds: int = Field(default=300, ge=0)
+    """``occurred_at`` later than the server clock by more than this is out of range."""
+    max_event_age_seconds: int = Field(default=30 * 86_400, ge=60)
+    """``occurred_at`` older than this (e.g. events an app buffered offline for weeks) is out of range."""
+    out_of_range_time_policy: Literal["flag", "quarantine"] = "flag"
+    """An out-of-range ``occurred_at``: accept it with a flag on the event, or quarantine it."""
+    sensitive_properties: tuple[str, ...] = DEFAULT_SENSITIVE_PROPERTIES
+    """Property names treated as level 3 (encrypted at rest) when the event type's schema does not classify them."""
+    unmask_roles: tuple[str, ...] = ("unmask", "admin")
+    """Roles whose callers may read level 3+ values decrypted (ReadEvents ``unmask``)."""
+    commit_max_events: int = Field(default=20_000, ge=1)
+    """Group commit: concurrent batches are written in one transaction of at most this many events."""
+    read_batch_events: int = Field(default=500, ge=1, le=10_000)
+    """Events per ReadEvents response message when the request does not say."""
+    follow_poll_interval_millis: int = Field(default=100, ge=5)
+    """ReadEvents ``follow`` on the embedded log: how often to look for new events."""

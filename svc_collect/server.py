@@ -2,12 +2,236 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+from grpc import aio
+
+from svc_collect.config import CollectSettings
+from svc_collect.service import REJECTED, CollectService, EventOutcome
+from svc_collect.store import SqlCatalog, SqlEventLog, tables
+from svc_common.errors import FieldViolation, InvalidArgument, NotFound
+from svc_common.paging import decode_token, encode_token, page_size
+from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
+from svc_common.pb.qiming.common.v1 import errors_pb2
 from svc_common.runtime import ServiceRuntime
-from svc_common.server import ServiceSpec, register_not_yet_built
+from svc_common.server import ServiceSpec, current_call
+
+_REPLAY_DEFAULT, _REPLAY_MAX = 100, 1000
+
+
+def _roles() -> frozenset[str]:
+    call = current_call()
+    return call.principal.roles if call is not None else frozenset()
+
+
+def _fill_results(response: object, outcomes: Sequence[EventOutcome]) -> tuple[int, int, int]:
+    add = response.results.add  # type: ignore[attr-defined]
+    counts = [0, 0, 0, 0]
+    for o in outcomes:
+        counts[o.status] += 1
+        if o.status == REJECTED or o.reason:
+            add(
+                index=o.index,
+                event_id=o.event_id,
+                status=o.status,
+                reason=o.reason,
+                field=o.field,
+                message=o.message,
+                cursor=o.cursor,
+                quarantine_id=o.quarantine_id,
+            )
+        else:
+            add(index=o.index, event_id=o.event_id, status=o.status, cursor=o.cursor)
+    return counts[1], counts[2], counts[3]
+
+
+def _micros(ts: object) -> int:
+    return ts.seconds * 1_000_000 + ts.nanos // 1000  # type: ignore[attr-defined]
+
+
+class CollectServicer(collect_pb2_grpc.CollectServiceServicer):
+    def __init__(self, service: CollectService) -> None:
+        self._service = service
+
+    async def Ingest(
+        self, request: collect_pb2.IngestRequest, context: aio.ServicerContext
+    ) -> collect_pb2.IngestResponse:
+        outcomes = await self._service.ingest(request.events)
+        response = collect_pb2.IngestResponse()
+        response.accepted_count, response.duplicate_count, response.rejected_count = _fill_results(response, outcomes)
+        return response
+
+    async def IngestStream(
+        self, request_iterator: AsyncIterator[collect_pb2.IngestStreamRequest], context: aio.ServicerContext
+    ) -> AsyncIterator[collect_pb2.IngestStreamResponse]:
+        async for request in request_iterator:
+            outcomes = await self._service.ingest(request.events)
+            response = collect_pb2.IngestStreamResponse(batch_id=request.batch_id)
+            response.accepted_count, response.duplicate_count, response.rejected_count = _fill_results(
+                response, outcomes
+            )
+            yield response
+
+    async def ReadEvents(
+        self, request: collect_pb2.ReadEventsRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[collect_pb2.ReadEventsResponse]:
+        async for events, cursor in self._service.read(request, _roles()):
+            yield collect_pb2.ReadEventsResponse(events=events, cursor=cursor)
+
+    async def GetIngestStats(
+        self, request: collect_pb2.GetIngestStatsRequest, context: aio.ServicerContext
+    ) -> collect_pb2.GetIngestStatsResponse:
+        span = request.time_range
+        stats = await self._service.stats(
+            _micros(span.start) if span.HasField("start") else None,
+            _micros(span.end) if span.HasField("end") else None,
+            request.event_types,
+        )
+        response = collect_pb2.GetIngestStatsResponse(
+            ingest_lag_millis=stats.ingest_lag_millis,
+            delivery_delay_p50_millis=stats.delay_p50_millis,
+            delivery_delay_p99_millis=stats.delay_p99_millis,
+        )
+        for event_type, accepted, duplicate, rejected in stats.by_type:
+            response.by_type.add(event_type=event_type, accepted=accepted, duplicate=duplicate, rejected=rejected)
+        for minute_us, accepted, duplicate, rejected in stats.by_minute:
+            bucket = response.by_minute.add(accepted=accepted, duplicate=duplicate, rejected=rejected)
+            bucket.minute.FromMicroseconds(minute_us)
+        return response
+
+
+class EventSchemaServicer(collect_pb2_grpc.EventSchemaServiceServicer):
+    def __init__(self, service: CollectService) -> None:
+        self._schemas = service.schemas
+
+    async def RegisterEventSchema(
+        self, request: collect_pb2.RegisterEventSchemaRequest, context: aio.ServicerContext
+    ) -> collect_pb2.RegisterEventSchemaResponse:
+        call = current_call()
+        by = call.principal.subject if call is not None else ""
+        schema = await self._schemas.register(request.schema, request.expected_version, by)
+        return collect_pb2.RegisterEventSchemaResponse(schema=schema)
+
+    async def GetEventSchema(
+        self, request: collect_pb2.GetEventSchemaRequest, context: aio.ServicerContext
+    ) -> collect_pb2.GetEventSchemaResponse:
+        return collect_pb2.GetEventSchemaResponse(schema=await self._schemas.get(request.event_type, request.version))
+
+    async def ListEventSchemas(
+        self, request: collect_pb2.ListEventSchemasRequest, context: aio.ServicerContext
+    ) -> collect_pb2.ListEventSchemasResponse:
+        size = page_size(request.page.page_size)
+        position = decode_token(request.page.page_token, "event_schemas") or {}
+        schemas = await self._schemas.list(str(position.get("after", "")), size + 1)
+        response = collect_pb2.ListEventSchemasResponse(schemas=schemas[:size])
+        if len(schemas) > size:
+            response.next_page_token = encode_token("event_schemas", {"after": schemas[size - 1].event_type})
+        return response
+
+
+class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
+    def __init__(self, service: CollectService, catalog: SqlCatalog) -> None:
+        self._service = service
+        self._catalog = catalog
+
+    async def ListQuarantinedEvents(
+        self, request: collect_pb2.ListQuarantinedEventsRequest, context: aio.ServicerContext
+    ) -> collect_pb2.ListQuarantinedEventsResponse:
+        if request.unmask:
+            self._service.check_unmask(_roles())
+        size = page_size(request.page.page_size)
+        position = decode_token(request.page.page_token, "quarantine")
+        after = (int(position["at"]), str(position["id"])) if position else None
+        span = request.time_range
+        records = await asyncio.to_thread(
+            lambda: self._catalog.list_quarantine(
+                event_types=list(request.event_types),
+                reasons=[errors_pb2.ErrorReason.Name(r).removeprefix("ERROR_REASON_") for r in request.reasons],
+                start_us=_micros(span.start) if span.HasField("start") else None,
+                end_us=_micros(span.end) if span.HasField("end") else None,
+                include_released=request.include_released,
+                after=after,
+                limit=size + 1,
+            )
+        )
+        response = collect_pb2.ListQuarantinedEventsResponse()
+        for record in records[:size]:
+            event = self._service.open_quarantined(record)
+            item = response.events.add(
+                quarantine_id=record.quarantine_id,
+                event=event if request.unmask else self._service.masked(event),
+                reason=_reason_value(record.reason),
+                field=record.field_path,
+                message=record.message,
+                replay_count=record.replay_count,
+                released_cursor=self._service.cursor(record.released_seq) if record.released_seq else "",
+            )
+            item.quarantined_at.FromMicroseconds(record.quarantined_at_us)
+        if len(records) > size:
+            last = records[size - 1]
+            response.next_page_token = encode_token(
+                "quarantine", {"at": last.quarantined_at_us, "id": last.quarantine_id}
+            )
+        return response
+
+    async def ReplayQuarantinedEvents(
+        self, request: collect_pb2.ReplayQuarantinedEventsRequest, context: aio.ServicerContext
+    ) -> collect_pb2.ReplayQuarantinedEventsResponse:
+        limit = request.limit or _REPLAY_DEFAULT
+        if limit > _REPLAY_MAX or len(request.quarantine_ids) > _REPLAY_MAX:
+            raise InvalidArgument(
+                f"replay at most {_REPLAY_MAX} events per call",
+                violations=[FieldViolation("limit", f"at most {_REPLAY_MAX}")],
+            )
+        if request.quarantine_ids:
+            ids = list(dict.fromkeys(request.quarantine_ids))
+            records = await asyncio.to_thread(self._catalog.get_quarantined, ids)
+            missing = sorted(set(ids) - {r.quarantine_id for r in records})
+            if missing:
+                raise NotFound(
+                    f"no quarantined event {missing[0]!r}",
+                    reason="NOT_FOUND",
+                    metadata={"missing": ",".join(missing[:20])},
+                )
+        else:
+            records = await asyncio.to_thread(
+                lambda: self._catalog.list_quarantine(
+                    event_types=list(request.event_types),
+                    reasons=[errors_pb2.ErrorReason.Name(r).removeprefix("ERROR_REASON_") for r in request.reasons],
+                    limit=limit,
+                )
+            )
+        outcomes = await self._service.replay(records)
+        response = collect_pb2.ReplayQuarantinedEventsResponse()
+        accepted, duplicate, rejected = _fill_results(response, outcomes)
+        response.accepted_count = accepted + duplicate
+        response.still_rejected_count = rejected
+        return response
+
+
+def _reason_value(name: str) -> int:
+    try:
+        return errors_pb2.ErrorReason.Value(f"ERROR_REASON_{name}")
+    except ValueError:
+        return errors_pb2.ERROR_REASON_UNSPECIFIED
+
+
+def build_service(runtime: ServiceRuntime) -> tuple[CollectService, SqlCatalog]:
+    settings = runtime.settings
+    assert isinstance(settings, CollectSettings)
+    catalog = SqlCatalog(runtime.database, tables)
+    log = SqlEventLog(runtime.database, tables)
+    return CollectService(settings, log, catalog, runtime.keys), catalog
 
 
 def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
-    # The domain of svc_collect is not built yet: its contract is served and every RPC answers
-    # UNIMPLEMENTED naming the method, while health, reflection and OpsService work.
-    names, register = register_not_yet_built("collect")
-    return runtime.spec(names, register)
+    service, catalog = build_service(runtime)
+
+    def register(server: aio.Server) -> None:
+        collect_pb2_grpc.add_CollectServiceServicer_to_server(CollectServicer(service), server)
+        collect_pb2_grpc.add_EventSchemaServiceServicer_to_server(EventSchemaServicer(service), server)
+        collect_pb2_grpc.add_QuarantineServiceServicer_to_server(QuarantineServicer(service, catalog), server)
+
+    names = [s.full_name for s in collect_pb2.DESCRIPTOR.services_by_name.values()]
+    return runtime.spec(names, register, on_start=[service.start], on_stop=[service.stop])

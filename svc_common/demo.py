@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
+from svc_collect import demo as collect_demo
 from svc_common.pb.qiming.common.v1 import ops_pb2, ops_pb2_grpc
 from svc_common.process import ServerProcess
 
@@ -33,6 +34,7 @@ def run_demo(data_dir: Path | None = None) -> int:
             services = _show_reflection(channel)
             _show_health(channel, services)
             _show_ops(channel)
+            collect_demo.run(channel, _step)
             _show_not_yet_built(channel)
         _step("stopping with SIGTERM (graceful: in-flight calls finish, health turns NOT_SERVING)")
         code = suite.terminate()
@@ -94,7 +96,7 @@ def _show_ops(channel: grpc.Channel) -> None:
 
 def _show_not_yet_built(channel: grpc.Channel) -> None:
     _step("the rest of the v1 contract is served, and says plainly what is not built yet")
-    method = "/qiming.collect.v1.CollectService/Ingest"
+    method = "/qiming.modeling.v1.ModelService/TrainModel"
     call = channel.unary_unary(method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
     try:
         call(b"", timeout=10)

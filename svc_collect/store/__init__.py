@@ -1,14 +1,19 @@
-"""svc_collect's storage: tables (one SQLAlchemy schema for every database) and their migrations."""
+"""svc_collect's storage: tables (one SQLAlchemy schema for every database), the embedded event log,
+schemas, quarantine and statistics, and their migrations."""
 
 from pathlib import Path
 
 from sqlalchemy import MetaData
 
+from svc_collect.store._catalog import QuarantineRecord, SchemaRecord, SqlCatalog, StatRow
+from svc_collect.store._log import Appended, LogHead, LogRow, QuarantineRow, SqlEventLog, StoredEvent, WriteBatch
+from svc_collect.store._tables import define_tables
 from svc_common.db import StoreSchema
 from svc_common.ops import instance_table
 
 metadata = MetaData()
 instances = instance_table(metadata, "collect")
+tables = define_tables(metadata)
 
 SCHEMA = StoreSchema(
     service="collect",
@@ -16,3 +21,20 @@ SCHEMA = StoreSchema(
     instance_table=instances,
     migrations_dir=Path(__file__).parent / "migrations",
 )
+
+__all__ = [
+    "SCHEMA",
+    "Appended",
+    "LogHead",
+    "LogRow",
+    "QuarantineRecord",
+    "QuarantineRow",
+    "SchemaRecord",
+    "SqlCatalog",
+    "SqlEventLog",
+    "StatRow",
+    "StoredEvent",
+    "WriteBatch",
+    "metadata",
+    "tables",
+]

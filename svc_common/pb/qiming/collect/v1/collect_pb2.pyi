@@ -94,7 +94,7 @@ class EventResult(_message.Message):
     def __init__(self, index: _Optional[int] = ..., event_id: _Optional[str] = ..., status: _Optional[_Union[EventStatus, str]] = ..., reason: _Optional[_Union[_errors_pb2.ErrorReason, str]] = ..., field: _Optional[str] = ..., message: _Optional[str] = ..., cursor: _Optional[str] = ..., quarantine_id: _Optional[str] = ...) -> None: ...
 
 class ReadEventsRequest(_message.Message):
-    __slots__ = ("after_cursor", "from_received_at", "event_types", "user", "follow", "max_events", "batch_size")
+    __slots__ = ("after_cursor", "from_received_at", "event_types", "user", "follow", "max_events", "batch_size", "unmask")
     AFTER_CURSOR_FIELD_NUMBER: _ClassVar[int]
     FROM_RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +102,7 @@ class ReadEventsRequest(_message.Message):
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
     MAX_EVENTS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    UNMASK_FIELD_NUMBER: _ClassVar[int]
     after_cursor: str
     from_received_at: _timestamp_pb2.Timestamp
     event_types: _containers.RepeatedScalarFieldContainer[str]
@@ -109,7 +110,8 @@ class ReadEventsRequest(_message.Message):
     follow: bool
     max_events: int
     batch_size: int
-    def __init__(self, after_cursor: _Optional[str] = ..., from_received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., event_types: _Optional[_Iterable[str]] = ..., user: _Optional[_Union[_types_pb2.UserRef, _Mapping]] = ..., follow: _Optional[bool] = ..., max_events: _Optional[int] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    unmask: bool
+    def __init__(self, after_cursor: _Optional[str] = ..., from_received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., event_types: _Optional[_Iterable[str]] = ..., user: _Optional[_Union[_types_pb2.UserRef, _Mapping]] = ..., follow: _Optional[bool] = ..., max_events: _Optional[int] = ..., batch_size: _Optional[int] = ..., unmask: _Optional[bool] = ...) -> None: ...
 
 class ReadEventsResponse(_message.Message):
     __slots__ = ("events", "cursor")
@@ -244,7 +246,7 @@ class ListEventSchemasResponse(_message.Message):
     def __init__(self, schemas: _Optional[_Iterable[_Union[EventSchema, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class QuarantinedEvent(_message.Message):
-    __slots__ = ("quarantine_id", "event", "reason", "field", "message", "quarantined_at", "replay_count")
+    __slots__ = ("quarantine_id", "event", "reason", "field", "message", "quarantined_at", "replay_count", "released_cursor")
     QUARANTINE_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -252,6 +254,7 @@ class QuarantinedEvent(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     QUARANTINED_AT_FIELD_NUMBER: _ClassVar[int]
     REPLAY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_CURSOR_FIELD_NUMBER: _ClassVar[int]
     quarantine_id: str
     event: _event_pb2.Event
     reason: _errors_pb2.ErrorReason
@@ -259,19 +262,24 @@ class QuarantinedEvent(_message.Message):
     message: str
     quarantined_at: _timestamp_pb2.Timestamp
     replay_count: int
-    def __init__(self, quarantine_id: _Optional[str] = ..., event: _Optional[_Union[_event_pb2.Event, _Mapping]] = ..., reason: _Optional[_Union[_errors_pb2.ErrorReason, str]] = ..., field: _Optional[str] = ..., message: _Optional[str] = ..., quarantined_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., replay_count: _Optional[int] = ...) -> None: ...
+    released_cursor: str
+    def __init__(self, quarantine_id: _Optional[str] = ..., event: _Optional[_Union[_event_pb2.Event, _Mapping]] = ..., reason: _Optional[_Union[_errors_pb2.ErrorReason, str]] = ..., field: _Optional[str] = ..., message: _Optional[str] = ..., quarantined_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., replay_count: _Optional[int] = ..., released_cursor: _Optional[str] = ...) -> None: ...
 
 class ListQuarantinedEventsRequest(_message.Message):
-    __slots__ = ("event_types", "reasons", "time_range", "page")
+    __slots__ = ("event_types", "reasons", "time_range", "page", "unmask", "include_released")
     EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
     TIME_RANGE_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
+    UNMASK_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_RELEASED_FIELD_NUMBER: _ClassVar[int]
     event_types: _containers.RepeatedScalarFieldContainer[str]
     reasons: _containers.RepeatedScalarFieldContainer[_errors_pb2.ErrorReason]
     time_range: _types_pb2.TimeRange
     page: _types_pb2.PageRequest
-    def __init__(self, event_types: _Optional[_Iterable[str]] = ..., reasons: _Optional[_Iterable[_Union[_errors_pb2.ErrorReason, str]]] = ..., time_range: _Optional[_Union[_types_pb2.TimeRange, _Mapping]] = ..., page: _Optional[_Union[_types_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+    unmask: bool
+    include_released: bool
+    def __init__(self, event_types: _Optional[_Iterable[str]] = ..., reasons: _Optional[_Iterable[_Union[_errors_pb2.ErrorReason, str]]] = ..., time_range: _Optional[_Union[_types_pb2.TimeRange, _Mapping]] = ..., page: _Optional[_Union[_types_pb2.PageRequest, _Mapping]] = ..., unmask: _Optional[bool] = ..., include_released: _Optional[bool] = ...) -> None: ...
 
 class ListQuarantinedEventsResponse(_message.Message):
     __slots__ = ("events", "next_page_token")

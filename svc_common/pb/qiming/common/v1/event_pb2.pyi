@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Event(_message.Message):
-    __slots__ = ("event_id", "event_type", "occurred_at", "received_at", "anonymous_id", "user_id", "identities", "session_id", "channel", "properties", "context", "cursor", "fingerprint")
+    __slots__ = ("event_id", "event_type", "occurred_at", "received_at", "anonymous_id", "user_id", "identities", "session_id", "channel", "properties", "context", "cursor", "fingerprint", "masked_fields", "flags")
     class PropertiesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,8 @@ class Event(_message.Message):
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    MASKED_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     event_type: str
     occurred_at: _timestamp_pb2.Timestamp
@@ -45,7 +47,9 @@ class Event(_message.Message):
     context: EventContext
     cursor: str
     fingerprint: str
-    def __init__(self, event_id: _Optional[str] = ..., event_type: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., anonymous_id: _Optional[str] = ..., user_id: _Optional[str] = ..., identities: _Optional[_Iterable[_Union[_types_pb2.Identity, _Mapping]]] = ..., session_id: _Optional[str] = ..., channel: _Optional[_Union[_types_pb2.Channel, str]] = ..., properties: _Optional[_Mapping[str, _types_pb2.Value]] = ..., context: _Optional[_Union[EventContext, _Mapping]] = ..., cursor: _Optional[str] = ..., fingerprint: _Optional[str] = ...) -> None: ...
+    masked_fields: _containers.RepeatedScalarFieldContainer[str]
+    flags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, event_id: _Optional[str] = ..., event_type: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., anonymous_id: _Optional[str] = ..., user_id: _Optional[str] = ..., identities: _Optional[_Iterable[_Union[_types_pb2.Identity, _Mapping]]] = ..., session_id: _Optional[str] = ..., channel: _Optional[_Union[_types_pb2.Channel, str]] = ..., properties: _Optional[_Mapping[str, _types_pb2.Value]] = ..., context: _Optional[_Union[EventContext, _Mapping]] = ..., cursor: _Optional[str] = ..., fingerprint: _Optional[str] = ..., masked_fields: _Optional[_Iterable[str]] = ..., flags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class EventContext(_message.Message):
     __slots__ = ("app_version", "os", "os_version", "device_model", "device_manufacturer", "screen", "page_url", "referrer", "ip", "locale", "timezone", "network_carrier", "network_type", "library_name", "library_version", "campaign_source", "campaign_message_id")

@@ -1,0 +1,119 @@
+"""Event schemas: registration with optimistic concurrency, and a per-process cache the ingest path reads.
+
+Every process polls a cheap fingerprint of the schema table, so a schema registered on one collector
+applies on all of them within ``refresh_interval_seconds``; the collector that registered it applies it
+at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Sequence
+
+from google.protobuf import json_format
+
+from svc_collect.store import SchemaRecord, SqlCatalog
+from svc_collect.validation import CompiledSchema, compile_schema
+from svc_common.errors import FieldViolation, InvalidArgument, NotFound
+from svc_common.pb.qiming.collect.v1 import collect_pb2
+
+log = logging.getLogger("qiming.collect.schemas")
+
+
+class SchemaRegistry:
+    def __init__(self, catalog: SqlCatalog, max_properties: int, refresh_interval_seconds: float = 2.0) -> None:
+        self._catalog = catalog
+        self._max_properties = max_properties
+        self._refresh_interval = refresh_interval_seconds
+        self._compiled: dict[str, CompiledSchema] = {}
+        self._stamp: tuple[int, int] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def schema_for(self, event_type: str) -> CompiledSchema | None:
+        """The current schema of ``event_type`` (hot path: a dict lookup)."""
+        return self._compiled.get(event_type)
+
+    def load(self) -> None:
+        """Read every latest schema from the database (blocking)."""
+        stamp = self._catalog.schema_fingerprint()
+        compiled: dict[str, CompiledSchema] = {}
+        for record in self._catalog.latest_schemas():
+            try:
+                compiled[record.event_type] = compile_schema(to_proto(record), self._max_properties)
+            except InvalidArgument as exc:  # stored by an older release with looser rules: keep serving
+                log.error(
+                    "stored event schema no longer compiles", extra={"event_type": record.event_type, "error": str(exc)}
+                )
+        self._compiled = compiled
+        self._stamp = stamp
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.load)
+        self._task = asyncio.get_running_loop().create_task(self._poll(), name="schema-refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_interval)
+            try:
+                if await asyncio.to_thread(self._catalog.schema_fingerprint) != self._stamp:
+                    await asyncio.to_thread(self.load)
+            except Exception:
+                log.warning("event schema refresh failed; keeping the cached schemas", exc_info=True)
+
+    async def register(
+        self, schema: collect_pb2.EventSchema, expected_version: int, created_by: str
+    ) -> collect_pb2.EventSchema:
+        if expected_version < 0:
+            raise InvalidArgument(
+                "expected_version must not be negative",
+                violations=[FieldViolation("expected_version", "0 for a new event type, else the version you read")],
+            )
+        compiled = compile_schema(schema, self._max_properties)
+        record = SchemaRecord(
+            event_type=schema.event_type,
+            version=expected_version + 1,
+            description=schema.description,
+            properties=[
+                json_format.MessageToDict(p, preserving_proto_field_name=True) for p in compiled.proto.properties
+            ],
+            reject_unknown=schema.reject_unknown_properties,
+            created_at=dt.datetime.now(dt.UTC),
+        )
+        await asyncio.to_thread(self._catalog.add_schema, record, expected_version, created_by)
+        stored = to_proto(record)
+        self._compiled[record.event_type] = compile_schema(stored, self._max_properties)
+        return stored
+
+    async def get(self, event_type: str, version: int = 0) -> collect_pb2.EventSchema:
+        if not event_type:
+            raise InvalidArgument("event_type is required", violations=[FieldViolation("event_type", "required")])
+        record = await asyncio.to_thread(self._catalog.get_schema, event_type, version)
+        if record is None:
+            what = f"version {version} of " if version else ""
+            raise NotFound(f"no {what}event schema for {event_type!r}", reason="NOT_FOUND")
+        return to_proto(record)
+
+    async def list(self, after_type: str, limit: int) -> Sequence[collect_pb2.EventSchema]:
+        records = await asyncio.to_thread(self._catalog.latest_schemas, after_type, limit)
+        return [to_proto(r) for r in records]
+
+
+def to_proto(record: SchemaRecord) -> collect_pb2.EventSchema:
+    schema = collect_pb2.EventSchema(
+        event_type=record.event_type,
+        version=record.version,
+        description=record.description,
+        reject_unknown_properties=record.reject_unknown,
+    )
+    for spec in record.properties:
+        json_format.ParseDict(spec, schema.properties.add())
+    schema.created_at.FromDatetime(record.created_at)
+    return schema

@@ -1,0 +1,374 @@
+"""svc_collect's domain: ingest once, validate, protect, durable before acknowledged; read by cursor;
+statistics; quarantine. No gRPC here: the servicers in ``server.py`` translate."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from svc_collect.committer import GroupCommitter
+from svc_collect.config import CollectSettings
+from svc_collect.protect import EventProtector
+from svc_collect.schemas import SchemaRegistry
+from svc_collect.store import (
+    Appended,
+    LogHead,
+    LogRow,
+    QuarantineRecord,
+    QuarantineRow,
+    SqlCatalog,
+    StatRow,
+    StoredEvent,
+    WriteBatch,
+)
+from svc_collect.validation import FLAG_NAMES, EventValidator, Rejection
+from svc_common.errors import FieldViolation, InvalidArgument, PermissionDenied, ResourceExhausted
+from svc_common.pb.qiming.collect.v1 import collect_pb2
+from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
+from svc_common.protection import Fingerprinter, KeyProvider
+
+ACCEPTED = collect_pb2.EVENT_STATUS_ACCEPTED
+DUPLICATE = collect_pb2.EVENT_STATUS_DUPLICATE
+REJECTED = collect_pb2.EVENT_STATUS_REJECTED
+_OUTPUT_ONLY = ("received_at", "cursor", "fingerprint", "masked_fields", "flags")
+_DELAY_SAMPLE = 10_000
+
+
+class EventLog(Protocol):
+    """Where accepted events go: the embedded SQL log, or NATS JetStream."""
+
+    def head(self) -> LogHead: ...
+
+    def append(self, batches: Sequence[WriteBatch], now_us: int) -> list[list[Appended]]: ...
+
+    def read(
+        self,
+        after_seq: int,
+        limit: int,
+        event_types: Sequence[str] = (),
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+    ) -> list[StoredEvent]: ...
+
+    def seq_before_time(self, received_us: int) -> int: ...
+
+    def delivery_delays_us(self, start_us: int, end_us: int, limit: int) -> list[int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    """The fate of one event of a batch (built into ``EventResult`` by the servicer)."""
+
+    index: int
+    event_id: str
+    status: int
+    reason: int = 0
+    field: str = ""
+    message: str = ""
+    cursor: str = ""
+    quarantine_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestStats:
+    by_type: list[tuple[str, int, int, int]]
+    by_minute: list[tuple[int, int, int, int]]
+    ingest_lag_millis: int
+    delay_p50_millis: int
+    delay_p99_millis: int
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000
+
+
+class CollectService:
+    def __init__(self, settings: CollectSettings, log: EventLog, catalog: SqlCatalog, keys: KeyProvider) -> None:
+        self.settings = settings
+        self._log = log
+        self._catalog = catalog
+        self.schemas = SchemaRegistry(catalog, settings.max_properties_per_event)
+        self._validator = EventValidator(settings, self.schemas.schema_for)
+        self._protector = EventProtector(keys, settings.sensitive_properties)
+        self._fingerprints = Fingerprinter(keys)
+        self._committer: GroupCommitter[WriteBatch, list[Appended]] = GroupCommitter(
+            lambda batches: self._log.append(batches, now_micros()), settings.commit_max_events
+        )
+        self._unmask_roles = frozenset(settings.unmask_roles)
+        self._log_tag = ""
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        head = await asyncio.to_thread(self._log.head)
+        self._log_tag = head.log_id.replace("-", "")[:8] or "00000000"
+        await self.schemas.start()
+        self._committer.start()
+
+    async def stop(self) -> None:
+        await self._committer.close()
+        await self.schemas.stop()
+
+    # -- cursors -----------------------------------------------------------------------------------
+
+    def cursor(self, seq: int) -> str:
+        return f"{self._log_tag}.{seq:x}"
+
+    def parse_cursor(self, cursor: str, field: str = "after_cursor") -> int:
+        tag, _, position = cursor.partition(".")
+        try:
+            seq = int(position, 16)
+        except ValueError:
+            seq = -1
+        if tag != self._log_tag or seq < 0 or len(cursor) > 40:
+            raise InvalidArgument(
+                f"{field} {cursor[:40]!r} is not a cursor of this log",
+                reason="INVALID_CURSOR",
+                violations=[FieldViolation(field, "pass back a cursor this log returned, unchanged")],
+            )
+        return seq
+
+    # -- ingest ------------------------------------------------------------------------------------
+
+    async def ingest(self, events: Sequence[event_pb2.Event]) -> list[EventOutcome]:
+        """Validate, protect and durably append ``events``; one outcome per event, in order."""
+        limit = self.settings.max_batch_events
+        if len(events) > limit:
+            raise ResourceExhausted(
+                f"batch has {len(events)} events; the limit is {limit} (split it, or raise max_batch_events)",
+                reason="BATCH_TOO_LARGE",
+                metadata={"max_batch_events": str(limit)},
+            )
+        if not events:
+            return []
+        now_us = now_micros()
+        batch, pending = self._prepare(events, now_us)
+        appended = await self._committer.submit(batch)
+        return self._outcomes(events, pending, appended)
+
+    def _prepare(self, events: Sequence[event_pb2.Event], now_us: int) -> tuple[WriteBatch, list[object]]:
+        """CPU work per event; ``pending[i]`` is the row index in the batch, or the event's outcome."""
+        rows: list[LogRow] = []
+        quarantined: list[QuarantineRow] = []
+        pending: list[object] = []
+        check = self._validator.check
+        fingerprint = self._fingerprints.fingerprint
+        protect = self._protector.protect
+        schema_for = self.schemas.schema_for
+        for index, event in enumerate(events):
+            for name in _OUTPUT_ONLY:
+                if event.HasField(name) if name == "received_at" else getattr(event, name):
+                    event.ClearField(name)
+            rejection, flags = check(event, now_us)
+            if rejection is not None:
+                q = self._quarantine_row(event, rejection)
+                quarantined.append(q)
+                pending.append(_rejected(index, event.event_id, rejection, q.quarantine_id))
+                continue
+            data = event.SerializeToString(deterministic=True)
+            sealed, changed = protect(event, schema_for(event.event_type))
+            if flags:
+                event.flags.extend(name for bit, name in FLAG_NAMES.items() if flags & bit)
+            occurred = event.occurred_at
+            rows.append(
+                LogRow(
+                    event.event_id,
+                    event.event_type,
+                    event.user_id or None,
+                    event.anonymous_id or None,
+                    occurred.seconds * 1_000_000 + occurred.nanos // 1000,
+                    fingerprint(data),
+                    flags,
+                    event.SerializeToString() if (changed or flags) else data,
+                    sealed,
+                )
+            )
+            pending.append(len(rows) - 1)
+        return WriteBatch(rows, quarantined, now_us), pending
+
+    def _quarantine_row(self, event: event_pb2.Event, rejection: Rejection) -> QuarantineRow:
+        quarantine_id = str(uuid.uuid4())
+        sealed = self._protector.sealer.seal(event.SerializeToString(), quarantine_id.encode())
+        return QuarantineRow(
+            quarantine_id,
+            event.event_id,
+            event.event_type or "(none)",
+            rejection.reason_name,
+            rejection.field,
+            rejection.message,
+            sealed,
+        )
+
+    def _outcomes(
+        self, events: Sequence[event_pb2.Event], pending: list[object], appended: list[Appended]
+    ) -> list[EventOutcome]:
+        out: list[EventOutcome] = []
+        for index, item in enumerate(pending):
+            if isinstance(item, EventOutcome):
+                out.append(item)
+                continue
+            result = appended[item]  # type: ignore[index]
+            event_id = events[index].event_id
+            if not result.duplicate:
+                out.append(EventOutcome(index, event_id, ACCEPTED, cursor=self.cursor(result.seq)))
+                continue
+            mismatch = result.payload_mismatch
+            out.append(
+                EventOutcome(
+                    index,
+                    event_id,
+                    DUPLICATE,
+                    reason=errors_pb2.ERROR_REASON_PAYLOAD_MISMATCH if mismatch else 0,
+                    message="the same event_id was sent before with a different payload; the first one is kept"
+                    if mismatch
+                    else "",
+                    cursor=self.cursor(result.seq),
+                )
+            )
+        return out
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def check_unmask(self, roles: frozenset[str]) -> None:
+        if not roles & self._unmask_roles:
+            raise PermissionDenied(
+                "reading level 3+ values in clear needs one of the roles " + ", ".join(sorted(self._unmask_roles)),
+                reason="PERMISSION_DENIED",
+            )
+
+    async def read(
+        self,
+        request: collect_pb2.ReadEventsRequest,
+        roles: frozenset[str],
+    ) -> AsyncIterator[tuple[list[event_pb2.Event], str]]:
+        """Batches of events in log order, each with the cursor of its last event."""
+        if request.unmask:
+            self.check_unmask(roles)
+        user_id = anonymous_id = None
+        if request.HasField("user"):
+            user_id, anonymous_id = _log_user(request.user)
+        start = request.WhichOneof("start")
+        if start == "after_cursor":
+            after = self.parse_cursor(request.after_cursor)
+        elif start == "from_received_at":
+            at = request.from_received_at
+            after = await asyncio.to_thread(self._log.seq_before_time, at.seconds * 1_000_000 + at.nanos // 1000)
+        else:
+            after = 0
+        batch_size = min(request.batch_size or self.settings.read_batch_events, 10_000)
+        remaining = request.max_events or None
+        poll_seconds = self.settings.follow_poll_interval_millis / 1000
+        types = tuple(request.event_types)
+        while remaining is None or remaining > 0:
+            limit = batch_size if remaining is None else min(batch_size, remaining)
+            stored = await asyncio.to_thread(self._log.read, after, limit, types, user_id, anonymous_id)
+            if not stored:
+                if not request.follow:
+                    return
+                await asyncio.sleep(poll_seconds)
+                continue
+            events = [self._to_event(s, request.unmask) for s in stored]
+            after = stored[-1].seq
+            if remaining is not None:
+                remaining -= len(events)
+            yield events, self.cursor(after)
+
+    def _to_event(self, stored: StoredEvent, unmask: bool) -> event_pb2.Event:
+        event = event_pb2.Event.FromString(stored.payload)
+        event.received_at.FromMicroseconds(stored.received_at_us)
+        event.cursor = self.cursor(stored.seq)
+        event.fingerprint = stored.fingerprint
+        if unmask and stored.sealed is not None:
+            self._protector.unmask(event, stored.sealed)
+        return event
+
+    # -- statistics --------------------------------------------------------------------------------
+
+    async def stats(self, start_us: int | None, end_us: int | None, event_types: Sequence[str]) -> IngestStats:
+        now = now_micros()
+        end = end_us if end_us is not None else now + 60_000_000
+        start = start_us if start_us is not None else end - 3_600_000_000
+        rows: list[StatRow] = await asyncio.to_thread(self._catalog.stats, start, end, event_types)
+        by_type: dict[str, list[int]] = {}
+        by_minute: dict[int, list[int]] = {}
+        for r in rows:
+            for bucket in (by_type.setdefault(r.event_type, [0, 0, 0]), by_minute.setdefault(r.minute_us, [0, 0, 0])):
+                bucket[0] += r.accepted
+                bucket[1] += r.duplicate
+                bucket[2] += r.rejected
+        head = await asyncio.to_thread(self._log.head)
+        lag = (now - head.last_received_us) // 1000 if head.last_seq else 0
+        delays = sorted(await asyncio.to_thread(self._log.delivery_delays_us, start, end, _DELAY_SAMPLE))
+        p50 = int(statistics.median(delays)) // 1000 if delays else 0
+        p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))] // 1000 if delays else 0
+        return IngestStats(
+            by_type=[(t, *v) for t, v in sorted(by_type.items())],  # type: ignore[misc]
+            by_minute=[(m, *v) for m, v in sorted(by_minute.items())],  # type: ignore[misc]
+            ingest_lag_millis=max(lag, 0),
+            delay_p50_millis=p50,
+            delay_p99_millis=p99,
+        )
+
+    # -- quarantine --------------------------------------------------------------------------------
+
+    def open_quarantined(self, record: QuarantineRecord) -> event_pb2.Event:
+        return event_pb2.Event.FromString(
+            self._protector.sealer.open(record.sealed_event, record.quarantine_id.encode())
+        )
+
+    def masked(self, event: event_pb2.Event) -> event_pb2.Event:
+        return self._protector.mask_copy(event, self.schemas.schema_for(event.event_type))
+
+    async def replay(self, records: Sequence[QuarantineRecord]) -> list[EventOutcome]:
+        """Re-validate quarantined events; those that pass enter the log (de-duplicated as ever)."""
+        now_us = now_micros()
+        live = [r for r in records if r.released_seq is None]
+        events = [self.open_quarantined(r) for r in live]
+        batch, pending = self._prepare(events, now_us)
+        # A replay must not quarantine the same event a second time: failures only update the old record.
+        batch.quarantined = []
+        for record, item in zip(live, pending, strict=True):
+            if isinstance(item, int):
+                batch.releases[record.quarantine_id] = item
+        failed = [(r, item) for r, item in zip(live, pending, strict=True) if isinstance(item, EventOutcome)]
+        for record, outcome in failed:
+            await asyncio.to_thread(
+                self._catalog.note_failed_replay,
+                record.quarantine_id,
+                errors_pb2.ErrorReason.Name(outcome.reason).removeprefix("ERROR_REASON_"),
+                outcome.field,
+                outcome.message,
+            )
+        appended = await self._committer.submit(batch) if batch.rows else []
+        outcomes = self._outcomes(events, pending, appended)
+        return [
+            EventOutcome(
+                o.index, o.event_id, o.status, o.reason, o.field, o.message, o.cursor, live[o.index].quarantine_id
+            )
+            for o in outcomes
+        ]
+
+
+def _rejected(index: int, event_id: str, rejection: Rejection, quarantine_id: str) -> EventOutcome:
+    return EventOutcome(
+        index, event_id, REJECTED, rejection.reason, rejection.field, rejection.message, quarantine_id=quarantine_id
+    )
+
+
+def _log_user(user: types_pb2.UserRef) -> tuple[str | None, str | None]:
+    if not user.value:
+        raise InvalidArgument("user.value is required", violations=[FieldViolation("user.value", "required")])
+    if user.type == types_pb2.ID_TYPE_CUSTOMER:
+        return user.value, None
+    if user.type == types_pb2.ID_TYPE_ANONYMOUS:
+        return None, user.value
+    raise InvalidArgument(
+        "the log is indexed by customer number (ID_TYPE_CUSTOMER) and anonymous id (ID_TYPE_ANONYMOUS); "
+        "resolve other ids with svc_profile first",
+        violations=[FieldViolation("user.type", "use ID_TYPE_CUSTOMER or ID_TYPE_ANONYMOUS")],
+    )

@@ -1,0 +1,319 @@
+"""The embedded event log: a table in the service database, appended by one writer at a time.
+
+Why one writer: a position (``seq``) must be a stable cursor. If two transactions took positions 7 and 8
+and 8 committed first, a reader could pass 8 and never see 7. Each append therefore locks the single
+``collect_log_head`` row (SQLite: ``BEGIN IMMEDIATE``), takes the next positions, writes, and commits;
+positions follow commit order on every database. Throughput comes from group commit instead: the
+service hands the writer every batch that arrived meanwhile, and one transaction makes them all durable.
+
+De-duplication is exact, not windowed: under the lock, the ids of the group are looked up in the unique
+index, so a re-sent id is found across batches, restarts and concurrent collectors.
+
+The hot path talks to the driver directly (COPY on PostgreSQL and openGauss, ``executemany`` elsewhere);
+everything else goes through SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Table, and_, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from svc_common.db import Database
+
+_HEAD_ID = 1
+_ID_CHUNK = 500
+LOG_COLUMNS = (
+    "seq",
+    "event_id",
+    "event_type",
+    "user_id",
+    "anonymous_id",
+    "occurred_at_us",
+    "received_at_us",
+    "fingerprint",
+    "flags",
+    "payload",
+    "sealed_values",
+)
+
+
+@dataclass(slots=True)
+class LogRow:
+    """One validated, protected event ready for the log."""
+
+    event_id: str
+    event_type: str
+    user_id: str | None
+    anonymous_id: str | None
+    occurred_at_us: int
+    fingerprint: str
+    flags: int
+    payload: bytes
+    sealed: bytes | None
+
+
+@dataclass(slots=True)
+class QuarantineRow:
+    quarantine_id: str
+    event_id: str
+    event_type: str
+    reason: str
+    field_path: str
+    message: str
+    sealed_event: bytes
+
+
+@dataclass(slots=True)
+class WriteBatch:
+    """What one request makes durable: events for the log, and the events it rejected."""
+
+    rows: list[LogRow]
+    quarantined: list[QuarantineRow] = field(default_factory=list)
+    received_us: int = 0
+    # Quarantined events a replay let in: quarantine_id -> index into rows.
+    releases: dict[str, int] = field(default_factory=dict)
+
+    def size(self) -> int:
+        return len(self.rows) + len(self.quarantined)
+
+
+@dataclass(slots=True)
+class Appended:
+    """Where an event of the batch is in the log, and whether it was there already."""
+
+    seq: int
+    duplicate: bool
+    # A duplicate whose payload differs from the first copy's (the first copy is kept).
+    payload_mismatch: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    seq: int
+    received_at_us: int
+    fingerprint: str
+    flags: int
+    payload: bytes
+    sealed: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class LogHead:
+    log_id: str
+    last_seq: int
+    last_received_us: int
+
+
+class SqlEventLog:
+    def __init__(self, database: Database, tables: dict[str, Table]) -> None:
+        self._db = database
+        self._event = tables["event"]
+        self._head = tables["head"]
+        self._quarantine = tables["quarantine"]
+        self._stat = tables["stat"]
+        self._dialect = database.dialect
+        self._use_copy = database.engine.dialect.driver == "psycopg"
+        paramstyle = database.engine.dialect.paramstyle
+        marks = ", ".join(["?" if paramstyle == "qmark" else "%s"] * len(LOG_COLUMNS))
+        self._insert_sql = f"INSERT INTO collect_event ({', '.join(LOG_COLUMNS)}) VALUES ({marks})"
+        self._copy_sql = f"COPY collect_event ({', '.join(LOG_COLUMNS)}) FROM STDIN"
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def head(self) -> LogHead:
+        with self._db.connection() as conn:
+            row = conn.execute(select(self._head).where(self._head.c.head_id == _HEAD_ID)).one_or_none()
+        if row is None:
+            return LogHead("", 0, 0)
+        return LogHead(row.log_id, row.last_seq, row.last_received_us)
+
+    def append(self, batches: Sequence[WriteBatch], now_us: int) -> list[list[Appended]]:
+        """Make every batch durable in one transaction; per batch, per row: its position and fate."""
+        with self._db.connection(write=True) as conn:
+            head = self._lock_head(conn)
+            last_seq = head.last_seq
+            received_us = max(now_us, head.last_received_us)  # positions and receive times rise together
+            ids = list({row.event_id for batch in batches for row in batch.rows})
+            seen = self._existing(conn, ids)
+            results: list[list[Appended]] = []
+            new_rows: list[tuple] = []
+            counts: dict[str, list[int]] = {}
+            for batch in batches:
+                out: list[Appended] = []
+                for row in batch.rows:
+                    count = counts.setdefault(row.event_type, [0, 0, 0])
+                    earlier = seen.get(row.event_id)
+                    if earlier is not None:
+                        out.append(Appended(earlier[0], True, earlier[1] != row.fingerprint))
+                        count[1] += 1
+                        continue
+                    last_seq += 1
+                    seen[row.event_id] = (last_seq, row.fingerprint)
+                    new_rows.append(
+                        (
+                            last_seq,
+                            row.event_id,
+                            row.event_type,
+                            row.user_id,
+                            row.anonymous_id,
+                            row.occurred_at_us,
+                            received_us,
+                            row.fingerprint,
+                            row.flags,
+                            row.payload,
+                            row.sealed,
+                        )
+                    )
+                    out.append(Appended(last_seq, False))
+                    count[0] += 1
+                for q in batch.quarantined:
+                    counts.setdefault(q.event_type, [0, 0, 0])[2] += 1
+                results.append(out)
+            self._write_rows(conn, new_rows)
+            self._write_quarantine(conn, batches, results, received_us)
+            self._count(conn, counts, received_us)
+            conn.execute(
+                update(self._head)
+                .where(self._head.c.head_id == _HEAD_ID)
+                .values(last_seq=last_seq, last_received_us=received_us)
+            )
+        return results
+
+    def _lock_head(self, conn: Connection) -> LogHead:
+        query = select(self._head).where(self._head.c.head_id == _HEAD_ID).with_for_update()
+        row = conn.execute(query).one_or_none()
+        if row is None:  # first write ever: the head row is created by the first writer (unique key races safely)
+            conn.execute(
+                insert(self._head).values(head_id=_HEAD_ID, log_id=str(uuid.uuid4()), last_seq=0, last_received_us=0)
+            )
+            row = conn.execute(query).one()
+        return LogHead(row.log_id, row.last_seq, row.last_received_us)
+
+    def _existing(self, conn: Connection, ids: list[str]) -> dict[str, tuple[int, str]]:
+        found: dict[str, tuple[int, str]] = {}
+        c = self._event.c
+        for start in range(0, len(ids), _ID_CHUNK):
+            chunk = ids[start : start + _ID_CHUNK]
+            for seq, event_id, fingerprint in conn.execute(
+                select(c.seq, c.event_id, c.fingerprint).where(c.event_id.in_(chunk))
+            ):
+                found[event_id] = (seq, fingerprint)
+        return found
+
+    def _write_rows(self, conn: Connection, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        if self._use_copy:
+            raw = conn.connection.driver_connection
+            with raw.cursor() as cursor, cursor.copy(self._copy_sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            conn.exec_driver_sql(self._insert_sql, rows)
+
+    def _write_quarantine(
+        self, conn: Connection, batches: Sequence[WriteBatch], results: list[list[Appended]], now_us: int
+    ) -> None:
+        rows = [
+            {
+                "quarantine_id": q.quarantine_id,
+                "event_id": q.event_id[:64],
+                "event_type": q.event_type[:128],
+                "reason": q.reason,
+                "field_path": q.field_path[:256],
+                "message": q.message,
+                "quarantined_at_us": now_us,
+                "replay_count": 0,
+                "sealed_event": q.sealed_event,
+            }
+            for batch in batches
+            for q in batch.quarantined
+        ]
+        if rows:
+            conn.execute(insert(self._quarantine), rows)
+        c = self._quarantine.c
+        for batch, out in zip(batches, results, strict=True):
+            for quarantine_id, index in batch.releases.items():
+                conn.execute(
+                    update(self._quarantine)
+                    .where(c.quarantine_id == quarantine_id)
+                    .values(released_seq=out[index].seq, released_at_us=now_us, replay_count=c.replay_count + 1)
+                )
+
+    def _count(self, conn: Connection, counts: dict[str, list[int]], now_us: int) -> None:
+        # Update-then-insert is race-free here: every writer holds the head lock.
+        minute = now_us - now_us % 60_000_000
+        c = self._stat.c
+        for event_type, (accepted, duplicate, rejected) in counts.items():
+            event_type = event_type[:128]
+            changed = conn.execute(
+                update(self._stat)
+                .where(and_(c.minute_us == minute, c.event_type == event_type))
+                .values(
+                    accepted_count=c.accepted_count + accepted,
+                    duplicate_count=c.duplicate_count + duplicate,
+                    rejected_count=c.rejected_count + rejected,
+                )
+            ).rowcount
+            if not changed:
+                conn.execute(
+                    insert(self._stat).values(
+                        minute_us=minute,
+                        event_type=event_type,
+                        accepted_count=accepted,
+                        duplicate_count=duplicate,
+                        rejected_count=rejected,
+                    )
+                )
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def read(
+        self,
+        after_seq: int,
+        limit: int,
+        event_types: Sequence[str] = (),
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+    ) -> list[StoredEvent]:
+        c = self._event.c
+        query = select(c.seq, c.received_at_us, c.fingerprint, c.flags, c.payload, c.sealed_values).where(
+            c.seq > after_seq
+        )
+        if event_types:
+            query = query.where(c.event_type.in_(list(event_types)))
+        if user_id is not None:
+            query = query.where(c.user_id == user_id)
+        if anonymous_id is not None:
+            query = query.where(c.anonymous_id == anonymous_id)
+        with self._db.connection() as conn:
+            rows = conn.execute(query.order_by(c.seq).limit(limit)).all()
+        return [
+            StoredEvent(r[0], r[1], r[2], r[3], bytes(r[4]), bytes(r[5]) if r[5] is not None else None) for r in rows
+        ]
+
+    def seq_before_time(self, received_us: int) -> int:
+        """The position just before the first event received at or after ``received_us``."""
+        c = self._event.c
+        with self._db.connection() as conn:
+            first = conn.execute(select(func.min(c.seq)).where(c.received_at_us >= received_us)).scalar()
+            if first is None:
+                last = conn.execute(select(func.max(c.seq))).scalar()
+                return int(last or 0)
+        return int(first) - 1
+
+    def delivery_delays_us(self, start_us: int, end_us: int, limit: int) -> list[int]:
+        """``received_at - occurred_at`` of the newest ``limit`` events received in the range."""
+        c = self._event.c
+        query = (
+            select(c.received_at_us - c.occurred_at_us)
+            .where(and_(c.received_at_us >= start_us, c.received_at_us < end_us))
+            .order_by(c.seq.desc())
+            .limit(limit)
+        )
+        with self._db.connection() as conn:
+            return [int(v) for v in conn.execute(query).scalars()]

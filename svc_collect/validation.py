@@ -1,0 +1,359 @@
+"""What makes an event acceptable: its form (ids, type, times, sizes, typed values) and, when its type
+has a registered schema, the schema (required properties, types, allowed values, lengths).
+
+This runs for every event on the ingest path, so it is written for speed: rules are compiled once per
+schema version, and checks touch only the fields that are set.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from svc_collect.config import CollectSettings
+from svc_common.errors import FieldViolation, InvalidArgument
+from svc_common.pb.qiming.collect.v1 import collect_pb2
+from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
+
+R = errors_pb2.ErrorReason
+
+UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Letters first; then letters, digits, _ . : -. A leading "$" marks Qiming's own types.
+EVENT_TYPE_RE = re.compile(r"\$?[A-Za-z][A-Za-z0-9_.:\-]{0,126}")
+PROPERTY_NAME_RE = re.compile(r"[A-Za-z_$][A-Za-z0-9_.:\-$]{0,127}")
+RESERVED_EVENT_TYPES = frozenset(
+    {
+        "$identify",
+        "$alias",
+        "$segment_entered",
+        "$segment_exited",
+        "$message_sent",
+        "$message_delivered",
+        "$message_failed",
+        "$message_clicked",
+        "$score_written",
+        "$lifecycle_changed",
+    }
+)
+MAX_ID_CHARS = 128
+MAX_LIST_ITEMS = 1000
+# protobuf Timestamp's valid range: 0001-01-01 .. 9999-12-31.
+_MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
+
+FLAG_OCCURRED_IN_FUTURE = 1
+FLAG_OCCURRED_TOO_OLD = 2
+FLAG_NAMES = {FLAG_OCCURRED_IN_FUTURE: "occurred_at_in_future", FLAG_OCCURRED_TOO_OLD: "occurred_at_too_old"}
+
+_CHANNELS = frozenset(types_pb2.Channel.values())
+_ID_TYPES = frozenset(types_pb2.IdType.values()) - {types_pb2.ID_TYPE_UNSPECIFIED, types_pb2.ID_TYPE_CANONICAL}
+
+# Which Value kinds a declared type accepts (an int is a fine double or amount).
+KINDS_FOR_TYPE: dict[int, frozenset[str]] = {
+    types_pb2.VALUE_TYPE_STRING: frozenset({"string_value"}),
+    types_pb2.VALUE_TYPE_INT: frozenset({"int_value"}),
+    types_pb2.VALUE_TYPE_DOUBLE: frozenset({"double_value", "int_value"}),
+    types_pb2.VALUE_TYPE_BOOL: frozenset({"bool_value"}),
+    types_pb2.VALUE_TYPE_TIMESTAMP: frozenset({"timestamp_value"}),
+    types_pb2.VALUE_TYPE_STRING_LIST: frozenset({"string_list_value"}),
+    types_pb2.VALUE_TYPE_MONEY_FEN: frozenset({"money_fen_value", "int_value"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why one event was refused: an ErrorReason value, the field at fault, and words for people."""
+
+    reason: int
+    field: str
+    message: str
+
+    @property
+    def reason_name(self) -> str:
+        return R.Name(self.reason).removeprefix("ERROR_REASON_")
+
+
+@dataclass(frozen=True)
+class PropertyRule:
+    name: str
+    value_type: int
+    kinds: frozenset[str]
+    required: bool
+    allowed: frozenset[object] | None
+    max_length: int
+    sensitivity: int
+    protection: int
+
+
+@dataclass(frozen=True)
+class CompiledSchema:
+    """One version of an event type's schema, ready to check events against."""
+
+    event_type: str
+    version: int
+    rules: dict[str, PropertyRule]
+    required: tuple[str, ...]
+    reject_unknown: bool
+    proto: collect_pb2.EventSchema = field(compare=False)
+
+
+def value_of(value: types_pb2.Value) -> object:
+    """The plain Python value of a Value (for allowed-value checks)."""
+    kind = value.WhichOneof("kind")
+    return None if kind is None else getattr(value, kind)
+
+
+def _valid_timestamp(ts: object) -> bool:
+    return _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS and 0 <= ts.nanos < 1_000_000_000  # type: ignore[attr-defined]
+
+
+def compile_schema(schema: collect_pb2.EventSchema, max_properties: int) -> CompiledSchema:
+    """Check a schema for registration and compile it; INVALID_ARGUMENT names every bad field."""
+    problems: list[FieldViolation] = []
+    if not EVENT_TYPE_RE.fullmatch(schema.event_type):
+        problems.append(FieldViolation("schema.event_type", "letters first, then letters, digits, _ . : - (max 127)"))
+    elif schema.event_type.startswith("$") and schema.event_type not in RESERVED_EVENT_TYPES:
+        problems.append(FieldViolation("schema.event_type", f"{schema.event_type!r} is not a reserved $ type"))
+    if len(schema.properties) > max_properties:
+        problems.append(FieldViolation("schema.properties", f"at most {max_properties} properties"))
+    rules: dict[str, PropertyRule] = {}
+    names: set[str] = set()
+    for i, spec in enumerate(schema.properties):
+        where = f"schema.properties[{i}]"
+        if not PROPERTY_NAME_RE.fullmatch(spec.name):
+            problems.append(FieldViolation(f"{where}.name", f"{spec.name!r} is not a valid property name"))
+            continue
+        if spec.name in names:
+            problems.append(FieldViolation(f"{where}.name", f"property {spec.name!r} is listed twice"))
+            continue
+        names.add(spec.name)
+        kinds = KINDS_FOR_TYPE.get(spec.type)
+        if kinds is None:
+            problems.append(FieldViolation(f"{where}.type", f"property {spec.name!r} needs a value type"))
+            continue
+        level = spec.sensitivity or types_pb2.SENSITIVITY_LEVEL_1
+        if level not in types_pb2.SensitivityLevel.values():
+            problems.append(FieldViolation(f"{where}.sensitivity", f"unknown sensitivity level {level}"))
+            continue
+        protection = spec.protection
+        if protection == types_pb2.PROTECTION_MODE_UNSPECIFIED:
+            protection = (
+                types_pb2.PROTECTION_MODE_ENCRYPT
+                if level >= types_pb2.SENSITIVITY_LEVEL_3
+                else types_pb2.PROTECTION_MODE_NONE
+            )
+        if protection not in types_pb2.ProtectionMode.values():
+            problems.append(FieldViolation(f"{where}.protection", f"unknown protection mode {protection}"))
+            continue
+        if level >= types_pb2.SENSITIVITY_LEVEL_3 and protection == types_pb2.PROTECTION_MODE_NONE:
+            problems.append(
+                FieldViolation(f"{where}.protection", f"{spec.name!r} is level {level}: it must be protected at rest")
+            )
+            continue
+        if protection == types_pb2.PROTECTION_MODE_PSEUDONYMIZE and spec.type != types_pb2.VALUE_TYPE_STRING:
+            problems.append(FieldViolation(f"{where}.protection", "only string properties can be pseudonymized"))
+            continue
+        allowed: frozenset[object] | None = None
+        if spec.allowed_values:
+            bad = [j for j, v in enumerate(spec.allowed_values) if v.WhichOneof("kind") not in kinds]
+            if bad:
+                problems.append(
+                    FieldViolation(f"{where}.allowed_values[{bad[0]}]", "an allowed value does not match the type")
+                )
+                continue
+            allowed = frozenset(value_of(v) for v in spec.allowed_values)
+        rules[spec.name] = PropertyRule(
+            spec.name, spec.type, kinds, spec.required, allowed, spec.max_length, level, protection
+        )
+    if problems:
+        raise InvalidArgument(
+            f"event schema for {schema.event_type!r} is invalid: {problems[0].field}: {problems[0].description}",
+            reason="INVALID_ARGUMENT",
+            violations=problems,
+        )
+    required = tuple(name for name, rule in rules.items() if rule.required)
+    return CompiledSchema(schema.event_type, schema.version, rules, required, schema.reject_unknown_properties, schema)
+
+
+class EventValidator:
+    """Checks one event at a time. ``schema_for`` returns the current schema of a type, or None."""
+
+    def __init__(self, settings: CollectSettings, schema_for: Callable[[str], CompiledSchema | None]) -> None:
+        self._schema_for = schema_for
+        self._max_chars = settings.max_string_chars
+        self._max_bytes = settings.max_event_bytes
+        self._max_props = settings.max_properties_per_event
+        self._quarantine_unknown = settings.unknown_event_type_policy == "quarantine"
+        self._future_us = settings.max_future_skew_seconds * 1_000_000
+        self._age_us = settings.max_event_age_seconds * 1_000_000
+        self._quarantine_out_of_range = settings.out_of_range_time_policy == "quarantine"
+
+    def check(self, event: event_pb2.Event, now_us: int) -> tuple[Rejection | None, int]:
+        """``(None, flags)`` when acceptable, else ``(rejection, 0)``. Normalizes ``event_id`` to lower case."""
+        event_id = event.event_id
+        if not event_id:
+            return Rejection(R.ERROR_REASON_MISSING_FIELD, "event_id", "event_id is required (a UUID)"), 0
+        if len(event_id) != 36 or not UUID_RE.fullmatch(event_id):
+            return Rejection(R.ERROR_REASON_INVALID_EVENT_ID, "event_id", "event_id must be a UUID (8-4-4-4-12 hex)"), 0
+        lowered = event_id.lower()
+        if lowered != event_id:
+            event.event_id = lowered
+        event_type = event.event_type
+        if not event_type:
+            return Rejection(R.ERROR_REASON_MISSING_FIELD, "event_type", "event_type is required"), 0
+        if not EVENT_TYPE_RE.fullmatch(event_type):
+            return Rejection(
+                R.ERROR_REASON_INVALID_NAME, "event_type", "event_type: letters first, then letters, digits, _ . : -"
+            ), 0
+        if event_type[0] == "$" and event_type not in RESERVED_EVENT_TYPES:
+            return Rejection(
+                R.ERROR_REASON_UNKNOWN_EVENT_TYPE, "event_type", f"{event_type!r}: types starting with $ are reserved"
+            ), 0
+        if not event.user_id and not event.anonymous_id:
+            return Rejection(R.ERROR_REASON_MISSING_FIELD, "user_id", "an event needs a user_id or an anonymous_id"), 0
+        if len(event.user_id) > MAX_ID_CHARS or len(event.anonymous_id) > MAX_ID_CHARS:
+            which = "user_id" if len(event.user_id) > MAX_ID_CHARS else "anonymous_id"
+            return Rejection(R.ERROR_REASON_STRING_TOO_LONG, which, f"{which} is longer than {MAX_ID_CHARS}"), 0
+        if len(event.session_id) > MAX_ID_CHARS:
+            return Rejection(R.ERROR_REASON_STRING_TOO_LONG, "session_id", f"longer than {MAX_ID_CHARS}"), 0
+        if event.channel not in _CHANNELS:
+            return Rejection(R.ERROR_REASON_VALUE_NOT_ALLOWED, "channel", f"unknown channel {event.channel}"), 0
+        if not event.HasField("occurred_at"):
+            return Rejection(R.ERROR_REASON_MISSING_FIELD, "occurred_at", "occurred_at is required"), 0
+        occurred = event.occurred_at
+        if not _valid_timestamp(occurred):
+            return Rejection(R.ERROR_REASON_TIMESTAMP_OUT_OF_RANGE, "occurred_at", "not a valid timestamp"), 0
+        flags = 0
+        occurred_us = occurred.seconds * 1_000_000 + occurred.nanos // 1000
+        if occurred_us - now_us > self._future_us:
+            flags = FLAG_OCCURRED_IN_FUTURE
+        elif now_us - occurred_us > self._age_us:
+            flags = FLAG_OCCURRED_TOO_OLD
+        if flags and self._quarantine_out_of_range:
+            return Rejection(
+                R.ERROR_REASON_TIMESTAMP_OUT_OF_RANGE, "occurred_at", f"occurred_at is {FLAG_NAMES[flags]}"
+            ), 0
+        if event.identities:
+            rejection = self._check_identities(event)
+            if rejection:
+                return rejection, 0
+        if event.HasField("context"):
+            rejection = self._check_context(event.context)
+            if rejection:
+                return rejection, 0
+        schema = self._schema_for(event_type)
+        if schema is None and self._quarantine_unknown and event_type[0] != "$":
+            return Rejection(
+                R.ERROR_REASON_UNKNOWN_EVENT_TYPE, "event_type", f"no schema is registered for {event_type!r}"
+            ), 0
+        rejection = self._check_properties(event, schema)
+        if rejection:
+            return rejection, 0
+        size = event.ByteSize()
+        if size > self._max_bytes:
+            return Rejection(
+                R.ERROR_REASON_EVENT_TOO_LARGE, "", f"event is {size} bytes; the limit is {self._max_bytes}"
+            ), 0
+        return None, flags
+
+    def _check_identities(self, event: event_pb2.Event) -> Rejection | None:
+        for i, identity in enumerate(event.identities):
+            if identity.type not in _ID_TYPES:
+                return Rejection(
+                    R.ERROR_REASON_VALUE_NOT_ALLOWED,
+                    f"identities[{i}].type",
+                    f"id type {identity.type} is not accepted",
+                )
+            if not identity.value or len(identity.value) > MAX_ID_CHARS:
+                return Rejection(
+                    R.ERROR_REASON_MISSING_FIELD if not identity.value else R.ERROR_REASON_STRING_TOO_LONG,
+                    f"identities[{i}].value",
+                    f"an id value must have 1 to {MAX_ID_CHARS} characters",
+                )
+        return None
+
+    def _check_context(self, context: event_pb2.EventContext) -> Rejection | None:
+        for descriptor, value in context.ListFields():
+            if isinstance(value, str) and len(value) > self._max_chars:
+                return Rejection(
+                    R.ERROR_REASON_STRING_TOO_LONG, f"context.{descriptor.name}", f"longer than {self._max_chars}"
+                )
+        return None
+
+    def _check_properties(self, event: event_pb2.Event, schema: CompiledSchema | None) -> Rejection | None:
+        properties = event.properties
+        if len(properties) > self._max_props:
+            return Rejection(
+                R.ERROR_REASON_TOO_MANY_PROPERTIES,
+                "properties",
+                f"{len(properties)} properties; at most {self._max_props}",
+            )
+        rules = schema.rules if schema is not None else None
+        for name, value in properties.items():
+            kind = value.WhichOneof("kind")
+            if kind is None:
+                return Rejection(
+                    R.ERROR_REASON_PROPERTY_TYPE_MISMATCH,
+                    f"properties.{name}",
+                    "the value is empty, or of a kind this server does not know",
+                )
+            if len(name) > 128 or not PROPERTY_NAME_RE.fullmatch(name):
+                return Rejection(R.ERROR_REASON_INVALID_NAME, f"properties.{name[:128]}", "not a valid property name")
+            rejection = self._check_value(name, kind, value)
+            if rejection:
+                return rejection
+            if rules is not None:
+                rule = rules.get(name)
+                if rule is None:
+                    if schema.reject_unknown:  # type: ignore[union-attr]
+                        return Rejection(
+                            R.ERROR_REASON_UNKNOWN_PROPERTY, f"properties.{name}", f"{name!r} is not in the schema"
+                        )
+                    continue
+                if kind not in rule.kinds:
+                    return Rejection(
+                        R.ERROR_REASON_PROPERTY_TYPE_MISMATCH,
+                        f"properties.{name}",
+                        f"expected {types_pb2.ValueType.Name(rule.value_type).removeprefix('VALUE_TYPE_').lower()}, "
+                        f"got {kind.removesuffix('_value')}",
+                    )
+                if rule.allowed is not None and getattr(value, kind) not in rule.allowed:
+                    return Rejection(
+                        R.ERROR_REASON_VALUE_NOT_ALLOWED, f"properties.{name}", "not one of the allowed values"
+                    )
+                if rule.max_length and kind == "string_value" and len(value.string_value) > rule.max_length:
+                    return Rejection(
+                        R.ERROR_REASON_STRING_TOO_LONG, f"properties.{name}", f"longer than {rule.max_length}"
+                    )
+        if schema is not None and schema.required:
+            for name in schema.required:
+                if name not in properties:
+                    return Rejection(
+                        R.ERROR_REASON_MISSING_REQUIRED_PROPERTY, f"properties.{name}", f"{name!r} is required"
+                    )
+        return None
+
+    def _check_value(self, name: str, kind: str, value: types_pb2.Value) -> Rejection | None:
+        if kind == "string_value":
+            if len(value.string_value) > self._max_chars:
+                return Rejection(R.ERROR_REASON_STRING_TOO_LONG, f"properties.{name}", f"longer than {self._max_chars}")
+        elif kind == "double_value":
+            if not math.isfinite(value.double_value):
+                return Rejection(R.ERROR_REASON_VALUE_NOT_ALLOWED, f"properties.{name}", "NaN and infinity are refused")
+        elif kind == "timestamp_value":
+            if not _valid_timestamp(value.timestamp_value):
+                return Rejection(R.ERROR_REASON_TIMESTAMP_OUT_OF_RANGE, f"properties.{name}", "not a valid timestamp")
+        elif kind == "string_list_value":
+            items = value.string_list_value.values
+            if len(items) > MAX_LIST_ITEMS or any(len(s) > self._max_chars for s in items):
+                return Rejection(
+                    R.ERROR_REASON_STRING_TOO_LONG,
+                    f"properties.{name}",
+                    f"at most {MAX_LIST_ITEMS} items of at most {self._max_chars} characters",
+                )
+        return None
+
+
+def flag_names(flags: int) -> Iterable[str]:
+    return (name for bit, name in FLAG_NAMES.items() if flags & bit)

@@ -1,0 +1,64 @@
+"""Shared builders for svc_collect tests: events, and a CollectService on a given database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from svc_collect.config import CollectSettings
+from svc_collect.server import build_service
+from svc_collect.service import CollectService
+from svc_collect.store import SCHEMA, SqlCatalog
+from svc_common.config import load_settings
+from svc_common.pb.qiming.common.v1 import event_pb2
+from svc_common.protection import generate_keyring
+from svc_common.runtime import ServiceRuntime
+
+KEYRING = generate_keyring().to_json()
+
+
+def make_event(
+    event_type: str = "page_view",
+    user_id: str = "c1",
+    *,
+    event_id: str | None = None,
+    occurred_at_us: int | None = None,
+    **properties: Any,
+) -> event_pb2.Event:
+    event = event_pb2.Event(event_id=event_id or str(uuid.uuid4()), event_type=event_type, user_id=user_id)
+    event.occurred_at.FromMicroseconds(occurred_at_us if occurred_at_us is not None else time.time_ns() // 1000)
+    for name, value in properties.items():
+        slot = event.properties[name]
+        if isinstance(value, bool):
+            slot.bool_value = value
+        elif isinstance(value, int):
+            slot.int_value = value
+        elif isinstance(value, float):
+            slot.double_value = value
+        else:
+            slot.string_value = value
+    return event
+
+
+def collect_settings(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> CollectSettings:
+    values: dict[str, Any] = {"data_dir": tmp_path, "keyring_json": KEYRING, **overrides}
+    if database_url:
+        values["database_url"] = database_url
+    return load_settings(CollectSettings, **values)
+
+
+@contextlib.asynccontextmanager
+async def running_service(settings: CollectSettings) -> AsyncIterator[tuple[CollectService, SqlCatalog]]:
+    runtime = await asyncio.to_thread(ServiceRuntime.open, SCHEMA, settings)
+    service, catalog = build_service(runtime)
+    await service.start()
+    try:
+        yield service, catalog
+    finally:
+        await service.stop()
+        runtime.database.dispose()
