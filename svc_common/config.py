@@ -170,6 +170,23 @@ def _env_name(cls: type[ServerSettings], field_name: str) -> str:
     return f"{cls.model_config['env_prefix']}{field_name}".upper()
 
 
+def _reject_unknown_tables_and_common_keys(document: dict[str, Any], path: Path | None) -> None:
+    """A typo in a table name or in a [common] key must not pass silently (it would be ignored by every service)."""
+    from svc_common.suite import SERVICE_NAMES, entries
+
+    known_tables = {"common", "suite", *SERVICE_NAMES}
+    for table in document:
+        if table not in known_tables:
+            raise ConfigError(f"config file {path}: unknown table [{table}]; expected one of {sorted(known_tables)}")
+    common = document.get("common", {})
+    if not isinstance(common, dict):
+        raise ConfigError(f"config file {path}: [common] must be a table")
+    known_keys = set(ServerSettings.model_fields).union(*(e.settings_class.model_fields for e in entries()))
+    for key in common:
+        if key not in known_keys:
+            raise ConfigError(f"config file {path}: [common] {key}: unknown setting (no service has it)")
+
+
 def load_settings(cls: type[SettingsT], config_file: Path | str | None = None, **overrides: Any) -> SettingsT:
     """Build ``cls`` from overrides, environment and TOML file; raise :class:`ConfigError` on any bad key."""
     path = (
@@ -178,6 +195,7 @@ def load_settings(cls: type[SettingsT], config_file: Path | str | None = None, *
         else (Path(os.environ[CONFIG_FILE_ENV]) if os.environ.get(CONFIG_FILE_ENV) else None)
     )
     document = read_config_file(path) if path else {}
+    _reject_unknown_tables_and_common_keys(document, path)
     merged: dict[str, Any] = {}
     for table in ("common", cls.section):
         values = document.get(table, {})

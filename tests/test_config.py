@@ -110,3 +110,18 @@ def test_empty_environment_values_mean_unset(monkeypatch) -> None:
     assert settings.grpc_port_file is None
     assert settings.telemetry_file_path is None
     assert settings.keyring_file is None
+
+
+def test_typos_in_common_and_table_names_are_refused(tmp_path: Path) -> None:
+    typo = tmp_path / "typo.toml"
+    typo.write_text("[common]\nlog_levle = 'DEBUG'\n")
+    with pytest.raises(ConfigError, match=r"\[common\] log_levle: unknown setting"):
+        load_settings(CollectSettings, typo)
+    table = tmp_path / "table.toml"
+    table.write_text("[colect]\ngrpc_port = 1\n")
+    with pytest.raises(ConfigError, match=r"unknown table \[colect\]"):
+        load_settings(CollectSettings, table)
+    shared = tmp_path / "shared.toml"  # a key only svc_collect has is fine in [common]
+    shared.write_text("[common]\nmax_batch_events = 500\n")
+    assert load_settings(CollectSettings, shared).max_batch_events == 500
+    assert load_settings(ProfileSettings, shared).resolved_port() == 50052
