@@ -31,8 +31,6 @@ class GroupCommitter(Generic[B, R]):
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self.groups_written = 0
-        self.batches_written = 0
 
     def start(self) -> None:
         if self._task is None:
@@ -76,8 +74,6 @@ class GroupCommitter(Generic[B, R]):
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 continue
-            self.groups_written += 1
-            self.batches_written += len(group)
             for (_, future), result in zip(group, results, strict=True):
                 if not future.done():
                     future.set_result(result)

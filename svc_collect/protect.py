@@ -65,12 +65,7 @@ class EventProtector:
     def protect(self, event: event_pb2.Event, schema: CompiledSchema | None) -> tuple[bytes | None, bool]:
         """Protect ``event`` in place. Returns the sealed blob of its encrypted values (or None) and whether
         the event changed."""
-        changed = False
-        for identity in event.identities:
-            namespace = _PSEUDONYMIZED_IDS.get(identity.type)
-            if namespace and not Pseudonymizer.is_pseudonym(identity.value):
-                identity.value = self._pseudonyms.pseudonymize(namespace, identity.value)
-                changed = True
+        changed = self._pseudonymize_ids(event)
         modes = self.modes_for(schema)
         properties = event.properties
         hits = [name for name in properties if name in modes] if properties else ()
@@ -119,8 +114,15 @@ class EventProtector:
         if masked.HasField("context") and masked.context.ip:
             masked.context.ClearField("ip")
             masked.masked_fields.append(CONTEXT_IP)
-        for identity in masked.identities:
+        self._pseudonymize_ids(masked)
+        return masked
+
+    def _pseudonymize_ids(self, event: event_pb2.Event) -> bool:
+        """Fund-account and phone ids become pseudonyms; True if any changed."""
+        changed = False
+        for identity in event.identities:
             namespace = _PSEUDONYMIZED_IDS.get(identity.type)
             if namespace and not Pseudonymizer.is_pseudonym(identity.value):
                 identity.value = self._pseudonyms.pseudonymize(namespace, identity.value)
-        return masked
+                changed = True
+        return changed

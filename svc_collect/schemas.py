@@ -76,20 +76,18 @@ class SchemaRegistry:
                 "expected_version must not be negative",
                 violations=[FieldViolation("expected_version", "0 for a new event type, else the version you read")],
             )
-        compiled = compile_schema(schema, self._max_properties)
         record = SchemaRecord(
             event_type=schema.event_type,
             version=expected_version + 1,
             description=schema.description,
-            properties=[
-                json_format.MessageToDict(p, preserving_proto_field_name=True) for p in compiled.proto.properties
-            ],
+            properties=[json_format.MessageToDict(p, preserving_proto_field_name=True) for p in schema.properties],
             reject_unknown=schema.reject_unknown_properties,
             created_at=dt.datetime.now(dt.UTC),
         )
-        await asyncio.to_thread(self._catalog.add_schema, record, expected_version, created_by)
         stored = to_proto(record)
-        self._compiled[record.event_type] = compile_schema(stored, self._max_properties)
+        compiled = compile_schema(stored, self._max_properties)  # refuses a bad schema before it is stored
+        await asyncio.to_thread(self._catalog.add_schema, record, expected_version, created_by)
+        self._compiled[record.event_type] = compiled
         return stored
 
     async def get(self, event_type: str, version: int = 0) -> collect_pb2.EventSchema:

@@ -10,10 +10,10 @@ from grpc import aio
 from svc_collect.config import CollectSettings
 from svc_collect.service import REJECTED, CollectService, EventOutcome
 from svc_collect.store import SqlCatalog, SqlEventLog, tables
+from svc_collect.validation import reason_name, reason_value
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound
 from svc_common.paging import decode_token, encode_token, page_size
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
-from svc_common.pb.qiming.common.v1 import errors_pb2
 from svc_common.runtime import ServiceRuntime
 from svc_common.server import ServiceSpec, current_call
 
@@ -46,8 +46,15 @@ def _fill_results(response: object, outcomes: Sequence[EventOutcome]) -> tuple[i
     return counts[1], counts[2], counts[3]
 
 
-def _micros(ts: object) -> int:
-    return ts.seconds * 1_000_000 + ts.nanos // 1000  # type: ignore[attr-defined]
+def _range_micros(span: object) -> tuple[int | None, int | None]:
+    """A TimeRange as (start, end) microseconds, None for an open bound."""
+    start = span.start.ToMicroseconds() if span.HasField("start") else None  # type: ignore[attr-defined]
+    end = span.end.ToMicroseconds() if span.HasField("end") else None  # type: ignore[attr-defined]
+    return start, end
+
+
+def _reason_names(reasons: Sequence[int]) -> list[str]:
+    return [reason_name(r) for r in reasons]
 
 
 class CollectServicer(collect_pb2_grpc.CollectServiceServicer):
@@ -82,12 +89,7 @@ class CollectServicer(collect_pb2_grpc.CollectServiceServicer):
     async def GetIngestStats(
         self, request: collect_pb2.GetIngestStatsRequest, context: aio.ServicerContext
     ) -> collect_pb2.GetIngestStatsResponse:
-        span = request.time_range
-        stats = await self._service.stats(
-            _micros(span.start) if span.HasField("start") else None,
-            _micros(span.end) if span.HasField("end") else None,
-            request.event_types,
-        )
+        stats = await self._service.stats(*_range_micros(request.time_range), request.event_types)
         response = collect_pb2.GetIngestStatsResponse(
             ingest_lag_millis=stats.ingest_lag_millis,
             delivery_delay_p50_millis=stats.delay_p50_millis,
@@ -143,13 +145,13 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
         size = page_size(request.page.page_size)
         position = decode_token(request.page.page_token, "quarantine")
         after = (int(position["at"]), str(position["id"])) if position else None
-        span = request.time_range
+        start_us, end_us = _range_micros(request.time_range)
         records = await asyncio.to_thread(
             lambda: self._catalog.list_quarantine(
                 event_types=list(request.event_types),
-                reasons=[errors_pb2.ErrorReason.Name(r).removeprefix("ERROR_REASON_") for r in request.reasons],
-                start_us=_micros(span.start) if span.HasField("start") else None,
-                end_us=_micros(span.end) if span.HasField("end") else None,
+                reasons=_reason_names(request.reasons),
+                start_us=start_us,
+                end_us=end_us,
                 include_released=request.include_released,
                 after=after,
                 limit=size + 1,
@@ -161,7 +163,7 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
             item = response.events.add(
                 quarantine_id=record.quarantine_id,
                 event=event if request.unmask else self._service.masked(event),
-                reason=_reason_value(record.reason),
+                reason=reason_value(record.reason),
                 field=record.field_path,
                 message=record.message,
                 replay_count=record.replay_count,
@@ -198,7 +200,7 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
             records = await asyncio.to_thread(
                 lambda: self._catalog.list_quarantine(
                     event_types=list(request.event_types),
-                    reasons=[errors_pb2.ErrorReason.Name(r).removeprefix("ERROR_REASON_") for r in request.reasons],
+                    reasons=_reason_names(request.reasons),
                     limit=limit,
                 )
             )
@@ -208,13 +210,6 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
         response.accepted_count = accepted + duplicate
         response.still_rejected_count = rejected
         return response
-
-
-def _reason_value(name: str) -> int:
-    try:
-        return errors_pb2.ErrorReason.Value(f"ERROR_REASON_{name}")
-    except ValueError:
-        return errors_pb2.ERROR_REASON_UNSPECIFIED
 
 
 def build_service(runtime: ServiceRuntime) -> tuple[CollectService, SqlCatalog]:

@@ -26,7 +26,7 @@ from svc_collect.store import (
     StoredEvent,
     WriteBatch,
 )
-from svc_collect.validation import FLAG_NAMES, EventValidator, Rejection
+from svc_collect.validation import EventValidator, Rejection, flag_names, reason_name
 from svc_common.errors import FieldViolation, InvalidArgument, PermissionDenied, ResourceExhausted
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
@@ -35,7 +35,6 @@ from svc_common.protection import Fingerprinter, KeyProvider
 ACCEPTED = collect_pb2.EVENT_STATUS_ACCEPTED
 DUPLICATE = collect_pb2.EVENT_STATUS_DUPLICATE
 REJECTED = collect_pb2.EVENT_STATUS_REJECTED
-_OUTPUT_ONLY = ("received_at", "cursor", "fingerprint", "masked_fields", "flags")
 _DELAY_SAMPLE = 10_000
 
 
@@ -161,9 +160,8 @@ class CollectService:
         protect = self._protector.protect
         schema_for = self.schemas.schema_for
         for index, event in enumerate(events):
-            for name in _OUTPUT_ONLY:
-                if event.HasField(name) if name == "received_at" else getattr(event, name):
-                    event.ClearField(name)
+            if event.cursor or event.fingerprint or event.masked_fields or event.flags or event.HasField("received_at"):
+                _clear_output_only(event)
             rejection, flags = check(event, now_us)
             if rejection is not None:
                 q = self._quarantine_row(event, rejection)
@@ -173,15 +171,14 @@ class CollectService:
             data = event.SerializeToString(deterministic=True)
             sealed, changed = protect(event, schema_for(event.event_type))
             if flags:
-                event.flags.extend(name for bit, name in FLAG_NAMES.items() if flags & bit)
-            occurred = event.occurred_at
+                event.flags.extend(flag_names(flags))
             rows.append(
                 LogRow(
                     event.event_id,
                     event.event_type,
                     event.user_id or None,
                     event.anonymous_id or None,
-                    occurred.seconds * 1_000_000 + occurred.nanos // 1000,
+                    event.occurred_at.ToMicroseconds(),
                     fingerprint(data),
                     flags,
                     event.SerializeToString() if (changed or flags) else data,
@@ -256,8 +253,7 @@ class CollectService:
         if start == "after_cursor":
             after = self.parse_cursor(request.after_cursor)
         elif start == "from_received_at":
-            at = request.from_received_at
-            after = await asyncio.to_thread(self._log.seq_before_time, at.seconds * 1_000_000 + at.nanos // 1000)
+            after = await asyncio.to_thread(self._log.seq_before_time, request.from_received_at.ToMicroseconds())
         else:
             after = 0
         batch_size = min(request.batch_size or self.settings.read_batch_events, 10_000)
@@ -340,7 +336,7 @@ class CollectService:
             await asyncio.to_thread(
                 self._catalog.note_failed_replay,
                 record.quarantine_id,
-                errors_pb2.ErrorReason.Name(outcome.reason).removeprefix("ERROR_REASON_"),
+                reason_name(outcome.reason),
                 outcome.field,
                 outcome.message,
             )
@@ -352,6 +348,12 @@ class CollectService:
             )
             for o in outcomes
         ]
+
+
+def _clear_output_only(event: event_pb2.Event) -> None:
+    # Set by the server only; whatever a client put there must not reach the log or the fingerprint.
+    for name in ("received_at", "cursor", "fingerprint", "masked_fields", "flags"):
+        event.ClearField(name)
 
 
 def _rejected(index: int, event_id: str, rejection: Rejection, quarantine_id: str) -> EventOutcome:

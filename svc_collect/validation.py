@@ -71,7 +71,20 @@ class Rejection:
 
     @property
     def reason_name(self) -> str:
-        return R.Name(self.reason).removeprefix("ERROR_REASON_")
+        return reason_name(self.reason)
+
+
+def reason_name(reason: int) -> str:
+    """``ERROR_REASON_INVALID_EVENT_ID`` → ``INVALID_EVENT_ID`` (the form stored and put in ErrorInfo)."""
+    return R.Name(reason).removeprefix("ERROR_REASON_")
+
+
+def reason_value(name: str) -> int:
+    """The inverse of :func:`reason_name`; UNSPECIFIED for a name this release does not know."""
+    try:
+        return R.Value(f"ERROR_REASON_{name}")
+    except ValueError:
+        return R.ERROR_REASON_UNSPECIFIED
 
 
 @dataclass(frozen=True)
@@ -225,7 +238,7 @@ class EventValidator:
         if not _valid_timestamp(occurred):
             return Rejection(R.ERROR_REASON_TIMESTAMP_OUT_OF_RANGE, "occurred_at", "not a valid timestamp"), 0
         flags = 0
-        occurred_us = occurred.seconds * 1_000_000 + occurred.nanos // 1000
+        occurred_us = occurred.ToMicroseconds()
         if occurred_us - now_us > self._future_us:
             flags = FLAG_OCCURRED_IN_FUTURE
         elif now_us - occurred_us > self._age_us:

@@ -15,7 +15,6 @@ everything else goes through SQLAlchemy Core.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -115,7 +114,6 @@ class SqlEventLog:
         self._head = tables["head"]
         self._quarantine = tables["quarantine"]
         self._stat = tables["stat"]
-        self._dialect = database.dialect
         self._use_copy = database.engine.dialect.driver == "psycopg"
         paramstyle = database.engine.dialect.paramstyle
         marks = ", ".join(["?" if paramstyle == "qmark" else "%s"] * len(LOG_COLUMNS))
@@ -186,11 +184,8 @@ class SqlEventLog:
     def _lock_head(self, conn: Connection) -> LogHead:
         query = select(self._head).where(self._head.c.head_id == _HEAD_ID).with_for_update()
         row = conn.execute(query).one_or_none()
-        if row is None:  # first write ever: the head row is created by the first writer (unique key races safely)
-            conn.execute(
-                insert(self._head).values(head_id=_HEAD_ID, log_id=str(uuid.uuid4()), last_seq=0, last_received_us=0)
-            )
-            row = conn.execute(query).one()
+        if row is None:
+            raise RuntimeError("collect_log_head has no row: the collect schema is incomplete (run `qiming migrate`)")
         return LogHead(row.log_id, row.last_seq, row.last_received_us)
 
     def _existing(self, conn: Connection, ids: list[str]) -> dict[str, tuple[int, str]]:
