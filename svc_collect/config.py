@@ -72,3 +72,27 @@ class CollectSettings(ServiceSettings):
     """Events per ReadEvents response message when the request does not say."""
     follow_poll_interval_millis: int = Field(default=100, ge=5)
     """ReadEvents ``follow`` on the embedded log: how often to look for new events."""
+
+    log_backend: Literal["sql", "jetstream"] = "sql"
+    """Where accepted events go: ``sql``, the embedded log in the service database (default), or
+    ``jetstream``, a NATS JetStream stream (scale-out; schemas, quarantine and statistics stay in the
+    service database). See docs/collect.md, "Backends of the log"."""
+    nats_url: str = "nats://127.0.0.1:4222"
+    """NATS server(s) of the JetStream log, comma-separated; ``nats://user:password@host:port`` for auth."""
+    jetstream_stream: str = Field(default="QIMING_EVENTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    """Name of the JetStream stream holding the log (created on first start if missing)."""
+    jetstream_subject_prefix: str = Field(default="qiming.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    """Subjects are ``<prefix>.<shard>``; the shard is a stable hash of the user."""
+    jetstream_shards: int = Field(default=16, ge=1, le=1024)
+    """Number of shard subjects. Fixed for the life of a stream: changing it re-homes users."""
+    jetstream_replicas: int = Field(default=1, ge=1, le=5)
+    """Stream replicas when the stream is created (3 on a cluster: an ack then means a quorum has it)."""
+    jetstream_max_age_days: int = Field(default=0, ge=0)
+    """Retention of the stream when it is created; 0 keeps events until deleted by an operator."""
+    jetstream_dedup_window_seconds: int = Field(default=3_600, ge=60)
+    """Exactly-once by event_id holds for ids first seen within this window (an index in memory,
+    about 200 bytes per event: size it as events/s × window). Older ids re-sent are appended again."""
+    jetstream_publish_timeout_millis: int = Field(default=10_000, ge=100)
+    """How long to wait for JetStream's ack of one pack before retrying it (same message id)."""
+    jetstream_max_pack_bytes: int = Field(default=900_000, ge=10_000)
+    """Upper bound of one JetStream message (a pack of events); kept under the server's max_payload."""

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from grpc import aio
 
 from svc_collect.config import CollectSettings
-from svc_collect.service import REJECTED, CollectService, EventOutcome
+from svc_collect.service import REJECTED, CollectService, EventLog, EventOutcome
 from svc_collect.store import SqlCatalog, SqlEventLog, tables
 from svc_collect.validation import reason_name, reason_value
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound
@@ -216,7 +216,13 @@ def build_service(runtime: ServiceRuntime) -> tuple[CollectService, SqlCatalog]:
     settings = runtime.settings
     assert isinstance(settings, CollectSettings)
     catalog = SqlCatalog(runtime.database, tables)
-    log = SqlEventLog(runtime.database, tables)
+    sql_log = SqlEventLog(runtime.database, tables)
+    log: EventLog = sql_log
+    if settings.log_backend == "jetstream":
+        # Imported here: nats-py is the optional `nats` extra, needed only by this backend.
+        from svc_collect.store.jetstream import JetStreamConfig, JetStreamEventLog
+
+        log = JetStreamEventLog(JetStreamConfig.from_settings(settings), sql_log)
     return CollectService(settings, log, catalog, runtime.keys), catalog
 
 

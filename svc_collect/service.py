@@ -41,6 +41,10 @@ _DELAY_SAMPLE = 10_000
 class EventLog(Protocol):
     """Where accepted events go: the embedded SQL log, or NATS JetStream."""
 
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
     def head(self) -> LogHead: ...
 
     def append(self, batches: Sequence[WriteBatch], now_us: int) -> list[list[Appended]]: ...
@@ -104,6 +108,7 @@ class CollectService:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await asyncio.to_thread(self._log.open)
         head = await asyncio.to_thread(self._log.head)
         self._log_tag = head.log_id.replace("-", "")[:8] or "00000000"
         await self.schemas.start()
@@ -112,6 +117,7 @@ class CollectService:
     async def stop(self) -> None:
         await self._committer.close()
         await self.schemas.stop()
+        await asyncio.to_thread(self._log.close)
 
     # -- cursors -----------------------------------------------------------------------------------
 

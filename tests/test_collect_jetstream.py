@@ -1,0 +1,166 @@
+"""What only the JetStream backend of the log has: packs, shards, collectors sharing a stream, the
+de-duplication window, and the stream's own checks at start. The behaviour shared with the embedded log
+is tested on every backend in test_collect_service.py."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import nats
+import pytest
+from collect_helpers import collect_settings, make_event, running_service
+from conftest import NatsServer
+
+from svc_collect.service import ACCEPTED, DUPLICATE
+from svc_collect.store.jetstream import PACK_BITS, _DedupIndex, shard_of
+from svc_common.errors import StartupError
+from svc_common.pb.qiming.collect.v1 import collect_pb2
+from svc_common.pb.qiming.collect.v1.log_pack_pb2 import LogPack
+
+pytestmark = pytest.mark.nats
+
+
+def _settings(tmp_path: Path, server: NatsServer, name: str, **overrides):
+    return collect_settings(
+        tmp_path,
+        log_backend="jetstream",
+        nats_url=server.url,
+        jetstream_stream=name,
+        jetstream_subject_prefix=f"{name}.events",
+        **overrides,
+    )
+
+
+async def _read(service, **request):
+    out = []
+    async for events, cursor in service.read(collect_pb2.ReadEventsRequest(**request), frozenset()):
+        out.append(([e.event_id for e in events], cursor))
+    return out
+
+
+def test_large_groups_split_into_packs_and_reads_resume_inside_a_pack(
+    jetstream_server: NatsServer, tmp_path: Path
+) -> None:
+    name = f"p{uuid.uuid4().hex[:10]}"
+    settings = _settings(tmp_path, jetstream_server, name, jetstream_max_pack_bytes=10_000, jetstream_shards=1)
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, _):
+            events = [make_event(user_id="c1", note="x" * 1500, n=i) for i in range(40)]
+            outcomes = await service.ingest(events)
+            assert all(o.status == ACCEPTED for o in outcomes)
+            positions = [service.parse_cursor(o.cursor) for o in outcomes]
+            assert positions == sorted(positions)
+            stream_seqs = {p >> PACK_BITS for p in positions}
+            assert len(stream_seqs) >= 5, "40 events of 1.5 kB must not fit in one 10 kB pack"
+            # Small read batches cut packs in the middle; each resumes exactly after its cursor.
+            pages = await _read(service, batch_size=3)
+            assert [i for ids, _ in pages for i in ids] == [e.event_id for e in events]
+            middle = pages[4][1]
+            rest = await _read(service, after_cursor=middle, batch_size=7)
+            assert [i for ids, _ in rest for i in ids] == [e.event_id for e in events[15:]]
+
+    asyncio.run(scenario())
+
+
+def test_collectors_sharing_a_stream_stay_exactly_once(jetstream_server: NatsServer, tmp_path: Path) -> None:
+    """Two collectors with databases of their own: one stream, one de-duplication, one cursor space."""
+    name = f"s{uuid.uuid4().hex[:10]}"
+    one = _settings(tmp_path / "one", jetstream_server, name, jetstream_shards=4)
+    two = _settings(tmp_path / "two", jetstream_server, name, jetstream_shards=4)
+
+    async def scenario() -> None:
+        async with running_service(one) as (a, _), running_service(two) as (b, _):
+            early = [make_event(user_id=f"c{i}") for i in range(20)]
+            first = await a.ingest(early)
+            # b started before a wrote these: its publish is refused (expected last subject sequence),
+            # it reads what a wrote, and reports the ids as duplicates with a's positions.
+            again = await b.ingest(early)
+            assert [o.status for o in again] == [DUPLICATE] * 20
+            assert [o.cursor for o in again] == [o.cursor for o in first]
+            late = [make_event(user_id=f"c{i}") for i in range(20)]
+            results = await asyncio.gather(a.ingest(late[:12]), b.ingest(late[8:]))
+            accepted = [o.event_id for r in results for o in r if o.status == ACCEPTED]
+            assert sorted(accepted) == sorted(e.event_id for e in late)
+            ids_a = [i for ids, _ in await _read(a) for i in ids]
+            ids_b = [i for ids, _ in await _read(b) for i in ids]
+            assert ids_a == ids_b and len(ids_a) == len(set(ids_a)) == 40
+
+    asyncio.run(scenario())
+
+
+def test_users_land_on_their_shard_subject(jetstream_server: NatsServer, tmp_path: Path) -> None:
+    name = f"u{uuid.uuid4().hex[:10]}"
+    settings = _settings(tmp_path, jetstream_server, name, jetstream_shards=8)
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, _):
+            await service.ingest([make_event(user_id=f"c{i}") for i in range(30)])
+        nc = await nats.connect(jetstream_server.url)
+        try:
+            js = nc.jetstream()
+            seq, users = 1, []
+            while True:
+                try:
+                    msg = await js.get_msg(name, seq=seq, subject=f"{name}.events.>", direct=True, next=True)
+                except nats.js.errors.NotFoundError:
+                    break
+                shard = int(msg.subject.rsplit(".", 1)[1])
+                for record in LogPack.FromString(msg.data).records:
+                    assert shard_of(record.user_id, 8) == shard
+                    users.append(record.user_id)
+                seq = msg.seq + 1
+            assert sorted(users) == sorted(f"c{i}" for i in range(30))
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_stream_that_does_not_fit_is_refused_at_start(jetstream_server: NatsServer, tmp_path: Path) -> None:
+    name = f"x{uuid.uuid4().hex[:10]}"
+
+    async def make_foreign_stream() -> None:
+        nc = await nats.connect(jetstream_server.url)
+        try:
+            await nc.jetstream().add_stream(name=name, subjects=[f"{name}.other.*"])
+        finally:
+            await nc.close()
+
+    asyncio.run(make_foreign_stream())
+
+    async def start() -> None:
+        async with running_service(_settings(tmp_path, jetstream_server, name)):
+            pass
+
+    with pytest.raises(StartupError, match=rf"does not hold {name}\.events\.\*"):
+        asyncio.run(start())
+    nowhere = collect_settings(
+        tmp_path / "n", log_backend="jetstream", nats_url="nats://127.0.0.1:1", jetstream_publish_timeout_millis=1000
+    )
+    with pytest.raises(StartupError, match="cannot reach NATS"):
+
+        async def start_nowhere() -> None:
+            async with running_service(nowhere):
+                pass
+
+        asyncio.run(start_nowhere())
+
+
+def test_dedup_index_forgets_ids_older_than_its_window() -> None:
+    index = _DedupIndex(window_us=60_000_000)
+    old = LogPack(received_at_us=1_000_000)
+    old.records.add(event_id="a", fingerprint="fa")
+    new = LogPack(received_at_us=30_000_000)
+    new.records.add(event_id="b", fingerprint="fb")
+    new.records.add(event_id="a", fingerprint="other")  # a re-sent id keeps its first position
+    index.add(old.received_at_us, 1, old)
+    index.add(new.received_at_us, 2, new)
+    assert index.get("a") == (1 << PACK_BITS, "fa")
+    assert index.get("b") == (2 << PACK_BITS, "fb")
+    later = LogPack(received_at_us=62_000_000)
+    later.records.add(event_id="c", fingerprint="fc")
+    index.add(later.received_at_us, 3, later)
+    assert index.get("a") is None and index.get("b") is not None and len(index) == 2
