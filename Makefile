@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 EXTRAS ?= dev,nats,dm,opengauss
 
-.PHONY: demo test lint protos protos-check venv clean
+.PHONY: demo test lint protos protos-check venv clean load-collect
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,14 @@ protos-check: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache qiming-data
+
+## Locust load test of svc_collect ingest: start a collector (SQLite; QIMING_COLLECT_DATABASE_URL for PostgreSQL),
+## send EVENTS events in batches of BATCH, check the log holds exactly the acknowledged ones, write
+## loadtests/reports/collect_ingest_b$(BATCH)*. LOAD_ARGS="--host HOST:PORT" runs against a running collector.
+BATCH  ?= 1000
+EVENTS ?= 1000000
+USERS  ?= 8
+LOAD_ARGS ?=
+load-collect: $(VENV)/.installed-base
+	@$(PY) -c "import locust" 2>/dev/null || $(PIP) install --quiet -e ".[load]"
+	$(PY) loadtests/run_collect_ingest.py --batch-size $(BATCH) --events $(EVENTS) --users $(USERS) $(LOAD_ARGS)
