@@ -120,6 +120,8 @@ class ServiceSettings(ServerSettings):
     """SQLite ``PRAGMA synchronous`` under WAL: FULL survives power loss after commit, NORMAL only a crash."""
     sqlite_busy_timeout_millis: int = Field(default=5000, ge=0)
     """How long SQLite waits for another writer's lock before failing."""
+    sqlite_cache_mib: int = Field(default=64, ge=2)
+    """SQLite page cache per connection, MiB (the default 2 MiB makes large logs read index pages from disk)."""
     migrate_on_start: bool = True
     """Apply pending schema migrations when the service starts (``qiming migrate`` does it on demand)."""
     keyring_file: Path | None = None

@@ -141,3 +141,18 @@ def test_unreachable_database_fails_start_with_the_address_and_no_password() -> 
     message = str(err.value)
     assert "127.0.0.1:1/nowhere is unreachable after 2 attempt(s)" in message
     assert "secret" not in message
+
+
+def test_sqlite_connections_get_wal_full_sync_and_the_configured_cache(tmp_path) -> None:
+    settings = CollectSettings(database_url=f"sqlite:///{tmp_path / 'p.db'}", sqlite_cache_mib=16)
+    database = Database.from_settings(settings)
+    try:
+        with database.connection() as conn:
+            pragmas = {
+                name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "synchronous", "cache_size")
+            }
+    finally:
+        database.dispose()
+    # synchronous 2 is FULL; a negative cache_size is KiB.
+    assert pragmas == {"journal_mode": "wal", "synchronous": 2, "cache_size": -16 * 1024}

@@ -69,7 +69,7 @@ def dialect_name(url: str | URL) -> str:
     return (make_url(url) if isinstance(url, str) else url).get_backend_name()
 
 
-def _sqlite_pragmas(synchronous: str, busy_timeout_millis: int):
+def _sqlite_pragmas(synchronous: str, busy_timeout_millis: int, cache_mib: int = 64):
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Hand transaction control to SQLAlchemy (pysqlite's own BEGIN handling is wrong for SELECTs).
         dbapi_connection.isolation_level = None
@@ -78,6 +78,9 @@ def _sqlite_pragmas(synchronous: str, busy_timeout_millis: int):
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_millis)}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # SQLite's default page cache is 2 MiB: once the unique index on random event ids outgrows it,
+        # every insert reads pages from disk and ingest slows as the log grows.
+        cursor.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
         cursor.close()
 
     return on_connect
@@ -119,7 +122,9 @@ def create_engine_from_settings(settings: ServiceSettings) -> Engine:
         event.listen(
             engine,
             "connect",
-            _sqlite_pragmas(settings.sqlite_synchronous, settings.sqlite_busy_timeout_millis),
+            _sqlite_pragmas(
+                settings.sqlite_synchronous, settings.sqlite_busy_timeout_millis, settings.sqlite_cache_mib
+            ),
         )
         event.listen(engine, "begin", _sqlite_begin)
     return engine
