@@ -209,6 +209,20 @@ class SqlEventLog:
 
     def _existing(self, conn: Connection, ids: list[str]) -> dict[str, tuple[int, str]]:
         found: dict[str, tuple[int, str]] = {}
+        if self._use_copy:
+            # One array parameter, planned for each call: psycopg prepares a statement after five runs,
+            # and a generic plan made while the table was small (a sequential scan) stays cached as the
+            # log grows to millions of rows — seconds per lookup instead of milliseconds.
+            raw = conn.connection.driver_connection
+            with raw.cursor() as cursor:
+                cursor.execute(
+                    "SELECT seq, event_id, fingerprint FROM collect_event WHERE event_id = ANY(%s)",
+                    (ids,),
+                    prepare=False,
+                )
+                for seq, event_id, fingerprint in cursor:
+                    found[event_id] = (seq, fingerprint)
+            return found
         c = self._event.c
         for start in range(0, len(ids), _ID_CHUNK):
             chunk = ids[start : start + _ID_CHUNK]
