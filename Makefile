@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 EXTRAS ?= dev,nats,dm,opengauss
 
-.PHONY: demo test lint protos protos-check venv clean load-collect
+.PHONY: demo test lint protos protos-check venv clean load-collect bench
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ protos: $(VENV)/.installed-dev
 
 protos-check: $(VENV)/.installed-dev
 	$(PY) scripts/gen_protos.py --check
+
+## Throughput against the transport and storage ceilings, in one run (results: docs/benchmarks.md).
+BENCH_EVENTS ?= 200000
+bench: $(VENV)/.installed-dev
+	$(PY) loadtests/bench_collect.py --events $(BENCH_EVENTS) --json loadtests/reports/bench_collect.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache qiming-data

