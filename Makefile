@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-EXTRAS ?= dev,nats,dm,opengauss
+EXTRAS ?= dev,nats,dm,opengauss,modeling
 
 .PHONY: demo test lint protos protos-check venv clean
 
