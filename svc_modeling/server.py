@@ -184,6 +184,42 @@ class CausalServicer(pb_grpc.CausalServiceServicer):
         raise _not_yet("CausalService/ResponseCurve")
 
 
+class ModelServicer(pb_grpc.ModelServiceServicer):
+    def __init__(self, service: ModelingService) -> None:
+        self._models = service.models
+
+    async def TrainModel(self, request: pb.TrainModelRequest, context: aio.ServicerContext) -> pb.TrainModelResponse:
+        return pb.TrainModelResponse(job=await _run(self._models.train, request, _caller()))
+
+    async def GetModel(self, request: pb.GetModelRequest, context: aio.ServicerContext) -> pb.GetModelResponse:
+        return pb.GetModelResponse(model=await _run(self._models.get, request.model_name, request.version))
+
+    async def ListModels(self, request: pb.ListModelsRequest, context: aio.ServicerContext) -> pb.ListModelsResponse:
+        size = page_size(request.page.page_size)
+        position = decode_token(request.page.page_token, "models")
+        after = (str(position["name"]), int(position["version"])) if position else None
+        found = await _run(self._models.list, request.model_name, after, size + 1)
+        response = pb.ListModelsResponse(models=found[:size])
+        if len(found) > size:
+            last = found[size - 1]
+            response.next_page_token = encode_token("models", {"name": last.model_name, "version": last.version})
+        return response
+
+    async def SetModelStage(
+        self, request: pb.SetModelStageRequest, context: aio.ServicerContext
+    ) -> pb.SetModelStageResponse:
+        model = await _run(self._models.set_stage, request.model_name, request.version, request.stage)
+        return pb.SetModelStageResponse(model=model)
+
+    async def Predict(self, request: pb.PredictRequest, context: aio.ServicerContext) -> pb.PredictResponse:
+        return await _run(self._models.predict, request)
+
+    async def ScoreCustomers(
+        self, request: pb.ScoreCustomersRequest, context: aio.ServicerContext
+    ) -> pb.ScoreCustomersResponse:
+        return pb.ScoreCustomersResponse(job=await _run(self._models.score_customers, request, _caller()))
+
+
 class JobServicer(pb_grpc.JobServiceServicer):
     def __init__(self, service: ModelingService) -> None:
         self._jobs = service.jobs
@@ -225,6 +261,7 @@ def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
     service = build_service(runtime)
     built = {
         "qiming.modeling.v1.DatasetService": (pb_grpc.add_DatasetServiceServicer_to_server, DatasetServicer),
+        "qiming.modeling.v1.ModelService": (pb_grpc.add_ModelServiceServicer_to_server, ModelServicer),
         "qiming.modeling.v1.CausalService": (pb_grpc.add_CausalServiceServicer_to_server, CausalServicer),
         "qiming.modeling.v1.JobService": (pb_grpc.add_JobServiceServicer_to_server, JobServicer),
     }

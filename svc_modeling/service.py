@@ -20,6 +20,7 @@ from svc_modeling.fusion import fuse
 from svc_modeling.ingest import RowCollector, check_definition, problem_messages, read_csv
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks, effects
+from svc_modeling.models import ModelRegistry
 from svc_modeling.store import SqlModelingStore
 
 EFFECT_METHODS = ("difference_in_means", "aipw")
@@ -37,6 +38,7 @@ class ModelingService:
         self.jobs = JobRunner(
             store, settings.job_workers, settings.job_progress_interval_millis, settings.watch_poll_interval_millis
         )
+        self.models = ModelRegistry(settings, store, self.catalog, self.jobs)
 
     async def start(self) -> None:
         await self.jobs.start()

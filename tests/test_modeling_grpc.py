@@ -155,5 +155,54 @@ def test_a_job_is_watched_to_its_end_over_grpc(channel, hillstrom) -> None:
     assert [j.job_id for j in listed] == [end.job_id]
 
 
+def test_models_over_grpc(channel, hillstrom) -> None:
+    models = pb_grpc.ModelServiceStub(channel)
+    jobs = pb_grpc.JobServiceStub(channel)
+    started = models.TrainModel(
+        pb.TrainModelRequest(
+            model_name="visit",
+            dataset_id=hillstrom.dataset_id,
+            label_column="visit",
+            feature_columns=["recency", "history", "channel", "segment"],
+            hyperparameters={"n_estimators": "30"},
+        ),
+        timeout=30,
+    ).job
+    assert started.kind == "train_model"
+    end = watch_to_end(jobs, started)
+    assert end.state == job_pb2.JOB_STATE_SUCCEEDED, end.error_message
+    model = models.GetModel(pb.GetModelRequest(model_name="visit"), timeout=10).model
+    assert model.version == 1 and model.metrics.auc > 0.6
+    reply = models.Predict(
+        pb.PredictRequest(
+            model_name="visit",
+            columns=["recency", "history", "channel", "segment"],
+            rows=[
+                pb.Row(
+                    values=[
+                        types_pb2.Value(int_value=2),
+                        types_pb2.Value(double_value=500.0),
+                        types_pb2.Value(string_value="Web"),
+                        types_pb2.Value(string_value="Mens E-Mail"),
+                    ]
+                )
+            ],
+        ),
+        timeout=10,
+    )
+    assert reply.model_version == 1 and 0 < reply.scores[0] < 1
+    with pytest.raises(grpc.RpcError) as raised:
+        models.GetModel(pb.GetModelRequest(model_name="visit", version=9), timeout=10)
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND and "version 9" in raised.value.details()
+    with pytest.raises(grpc.RpcError) as raised:
+        models.TrainModel(
+            pb.TrainModelRequest(
+                model_name="leak", dataset_id=hillstrom.dataset_id, label_column="conversion", feature_columns=["spend"]
+            ),
+            timeout=10,
+        )
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'spend'" in raised.value.details()
+
+
 def test_the_process_writes_a_log(server: ServerProcess, tmp_path: Path) -> None:
     assert "serving" in server.log_tail(200)
