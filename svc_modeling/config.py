@@ -38,3 +38,6 @@ class ModelingSettings(ServiceSettings):
     """Bootstrap resamples for Qini/AUUC intervals when the request does not say."""
     score_batch_rows: int = Field(default=200_000, ge=1_000)
     """Batch scoring predicts this many rows at a time (bounds memory, drives progress)."""
+    fit_threads: int = Field(default=1, ge=0, le=256)
+    """Threads per LightGBM fit; 0 means every core. One is fastest on small or shared machines (OpenMP threads
+    spin waiting for each other); raise it on a dedicated many-core server for large datasets."""

@@ -102,8 +102,11 @@ class ModelRegistry:
 
     # -- registry -------------------------------------------------------------------------------------
 
-    def register(self, version: pb.ModelVersion, artifact: Any) -> pb.ModelVersion:
-        body = json_format.MessageToDict(version, preserving_proto_field_name=True)
+    def register(
+        self, version: pb.ModelVersion, artifact: Any, extra: Mapping[str, Any] | None = None
+    ) -> pb.ModelVersion:
+        """Store the next version; ``extra`` is kept beside the message (e.g. per-intervention summaries)."""
+        body = {**json_format.MessageToDict(version, preserving_proto_field_name=True), **(extra or {})}
         task = pb.ModelTask.Name(version.task).removeprefix("MODEL_TASK_")
         number = self._store.add_model(version.model_name, task, body, pickle.dumps(artifact, protocol=5))
         with self._lock:
@@ -128,6 +131,10 @@ class ModelRegistry:
 
     def get(self, name: str, version: int = 0) -> pb.ModelVersion:
         return self._message(self._row(name, version))
+
+    def get_with_extra(self, name: str, version: int = 0) -> tuple[pb.ModelVersion, dict[str, Any]]:
+        row = self._row(name, version)
+        return self._message(row), row["body"]
 
     def list(self, name: str, after: tuple[str, int] | None, limit: int) -> list[pb.ModelVersion]:
         return [self._message(r) for r in self._store.list_models(name, after, limit)]

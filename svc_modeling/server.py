@@ -220,6 +220,29 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
         return pb.ScoreCustomersResponse(job=await _run(self._models.score_customers, request, _caller()))
 
 
+class UpliftServicer(pb_grpc.UpliftServiceServicer):
+    def __init__(self, service: ModelingService) -> None:
+        self._uplift = service.uplift
+
+    async def TrainUplift(self, request: pb.TrainUpliftRequest, context: aio.ServicerContext) -> pb.TrainUpliftResponse:
+        return pb.TrainUpliftResponse(job=await _run(self._uplift.train, request, _caller()))
+
+    async def GetUpliftModel(
+        self, request: pb.GetUpliftModelRequest, context: aio.ServicerContext
+    ) -> pb.GetUpliftModelResponse:
+        return await _run(self._uplift.get, request.model_name, request.version)
+
+    async def PredictUplift(
+        self, request: pb.PredictUpliftRequest, context: aio.ServicerContext
+    ) -> pb.PredictUpliftResponse:
+        return await _run(self._uplift.predict, request)
+
+    async def PlanInterventions(
+        self, request: pb.PlanInterventionsRequest, context: aio.ServicerContext
+    ) -> pb.PlanInterventionsResponse:
+        return pb.PlanInterventionsResponse(job=await _run(self._uplift.plan, request, _caller()))
+
+
 class JobServicer(pb_grpc.JobServiceServicer):
     def __init__(self, service: ModelingService) -> None:
         self._jobs = service.jobs
@@ -262,6 +285,7 @@ def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
     built = {
         "qiming.modeling.v1.DatasetService": (pb_grpc.add_DatasetServiceServicer_to_server, DatasetServicer),
         "qiming.modeling.v1.ModelService": (pb_grpc.add_ModelServiceServicer_to_server, ModelServicer),
+        "qiming.modeling.v1.UpliftService": (pb_grpc.add_UpliftServiceServicer_to_server, UpliftServicer),
         "qiming.modeling.v1.CausalService": (pb_grpc.add_CausalServiceServicer_to_server, CausalServicer),
         "qiming.modeling.v1.JobService": (pb_grpc.add_JobServiceServicer_to_server, JobServicer),
     }

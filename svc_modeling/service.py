@@ -19,9 +19,10 @@ from svc_modeling.config import ModelingSettings
 from svc_modeling.fusion import fuse
 from svc_modeling.ingest import RowCollector, check_definition, problem_messages, read_csv
 from svc_modeling.jobs import JobContext, JobRunner
-from svc_modeling.methods import checks, effects
+from svc_modeling.methods import checks, effects, stats
 from svc_modeling.models import ModelRegistry
 from svc_modeling.store import SqlModelingStore
+from svc_modeling.uplift import UpliftService
 
 EFFECT_METHODS = ("difference_in_means", "aipw")
 
@@ -34,11 +35,13 @@ class ModelingService:
     def __init__(self, settings: ModelingSettings, store: SqlModelingStore) -> None:
         self.settings = settings
         self.store = store
+        stats.configure(settings.fit_threads)
         self.catalog = DatasetCatalog(store, settings.dataset_cache_entries)
         self.jobs = JobRunner(
             store, settings.job_workers, settings.job_progress_interval_millis, settings.watch_poll_interval_millis
         )
         self.models = ModelRegistry(settings, store, self.catalog, self.jobs)
+        self.uplift = UpliftService(settings, self.catalog, self.jobs, self.models)
 
     async def start(self) -> None:
         await self.jobs.start()

@@ -55,13 +55,14 @@ def finished(service: ModelingService, job: job_pb2.Job, timeout_seconds: float 
 
 
 def planted_uplift(n: int, seed: int = 0) -> pd.DataFrame:
-    """Randomised two-arm data where the effect grows with x0 (heterogeneity planted)."""
+    """Randomised data with two interventions and planted heterogeneity: the coupon's effect is max(x0, 0)
+    (mean 1/sqrt(2 pi)), the push's is 0.7 when x3 > 0 and -0.3 otherwise (mean 0.2)."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 4))
     arm = rng.choice(["control", "coupon", "push"], size=n)
     base = 0.5 * x[:, 1] + 0.2 * x[:, 2]
     tau_coupon = 1.0 * np.maximum(x[:, 0], 0)
-    tau_push = 0.5 * (x[:, 3] > 0)
+    tau_push = 1.0 * (x[:, 3] > 0) - 0.3  # harms half the customers
     y = base + np.where(arm == "coupon", tau_coupon, 0) + np.where(arm == "push", tau_push, 0) + rng.normal(size=n)
     frame = pd.DataFrame({f"x{i}": x[:, i] for i in range(4)})
     frame["customer_id"] = [f"c{i}" for i in range(n)]

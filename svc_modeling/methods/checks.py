@@ -169,3 +169,9 @@ def _text(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def safe_name(text: str) -> str:
+    """A value (e.g. "Mens E-Mail") as a column-name part ("mens_e_mail")."""
+    out = "".join(ch.lower() if ch.isalnum() else "_" for ch in text).strip("_")
+    return out or "value"

@@ -21,6 +21,7 @@ from sklearn.metrics import brier_score_loss, log_loss, r2_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from svc_common.errors import FieldViolation, InvalidArgument
+from svc_modeling.methods import stats
 from svc_modeling.methods.checks import FeatureEncoder
 
 ALGORITHMS = ("lightgbm", "sklearn_hist_gbm")
@@ -83,6 +84,7 @@ def make_estimator(algorithm: str, params: Mapping[str, Any], seed: int, classif
         }
         return HistGradientBoostingClassifier(**kwargs) if classify else HistGradientBoostingRegressor(**kwargs)
     kwargs = {
+        "n_jobs": stats.FIT_THREADS,
         **{k: v for k, v in params.items() if k in HYPERPARAMETERS},
         "random_state": seed,
         "deterministic": True,

@@ -51,6 +51,16 @@ class Est:
         return out
 
 
+FIT_THREADS = 1
+"""Threads per LightGBM fit (set from ``ModelingSettings.fit_threads`` at start). On a small shared machine
+one thread is much faster than OpenMP's default of every core (threads spin waiting for each other)."""
+
+
+def configure(fit_threads: int) -> None:
+    global FIT_THREADS
+    FIT_THREADS = fit_threads if fit_threads > 0 else -1
+
+
 def lgb_params(seed: int, **overrides: object) -> dict[str, object]:
     """Small, quick, deterministic LightGBM settings for nuisance and uplift models."""
     params: dict[str, object] = {
@@ -63,6 +73,7 @@ def lgb_params(seed: int, **overrides: object) -> dict[str, object]:
         "deterministic": True,
         "force_row_wise": True,
         "verbose": -1,
+        "n_jobs": FIT_THREADS,
     }
     params.update(overrides)
     return params

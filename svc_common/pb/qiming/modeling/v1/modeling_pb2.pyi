@@ -818,16 +818,24 @@ class GetUpliftModelResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., interventions: _Optional[_Iterable[_Union[InterventionSummary, _Mapping]]] = ...) -> None: ...
 
 class InterventionSummary(_message.Message):
-    __slots__ = ("intervention", "average_effect", "qini", "auuc")
+    __slots__ = ("intervention", "average_effect", "qini", "auuc", "qini_random", "qini_baseline", "baseline_learner", "cost_fen")
     INTERVENTION_FIELD_NUMBER: _ClassVar[int]
     AVERAGE_EFFECT_FIELD_NUMBER: _ClassVar[int]
     QINI_FIELD_NUMBER: _ClassVar[int]
     AUUC_FIELD_NUMBER: _ClassVar[int]
+    QINI_RANDOM_FIELD_NUMBER: _ClassVar[int]
+    QINI_BASELINE_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_LEARNER_FIELD_NUMBER: _ClassVar[int]
+    COST_FEN_FIELD_NUMBER: _ClassVar[int]
     intervention: str
     average_effect: Estimate
     qini: Estimate
     auuc: Estimate
-    def __init__(self, intervention: _Optional[str] = ..., average_effect: _Optional[_Union[Estimate, _Mapping]] = ..., qini: _Optional[_Union[Estimate, _Mapping]] = ..., auuc: _Optional[_Union[Estimate, _Mapping]] = ...) -> None: ...
+    qini_random: Estimate
+    qini_baseline: Estimate
+    baseline_learner: str
+    cost_fen: int
+    def __init__(self, intervention: _Optional[str] = ..., average_effect: _Optional[_Union[Estimate, _Mapping]] = ..., qini: _Optional[_Union[Estimate, _Mapping]] = ..., auuc: _Optional[_Union[Estimate, _Mapping]] = ..., qini_random: _Optional[_Union[Estimate, _Mapping]] = ..., qini_baseline: _Optional[_Union[Estimate, _Mapping]] = ..., baseline_learner: _Optional[str] = ..., cost_fen: _Optional[int] = ...) -> None: ...
 
 class PredictUpliftRequest(_message.Message):
     __slots__ = ("model_name", "version", "columns", "rows")
