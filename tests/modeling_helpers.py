@@ -24,7 +24,7 @@ SUCCEEDED = job_pb2.JOB_STATE_SUCCEEDED
 
 
 def modeling_settings(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> ModelingSettings:
-    values: dict[str, Any] = {"data_dir": tmp_path, "job_progress_interval_millis": 0, **overrides}
+    values: dict[str, Any] = {"data_dir": tmp_path, "job_progress_interval_millis": 50, **overrides}
     if database_url:
         values["database_url"] = database_url
     return load_settings(ModelingSettings, **values)

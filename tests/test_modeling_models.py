@@ -130,6 +130,7 @@ def test_a_training_job_can_be_cancelled_mid_fit(hillstrom) -> None:
     service.jobs.cancel(job.job_id)
     ended = service.jobs.wait(job.job_id, 120)
     assert ended.state == job_pb2.JOB_STATE_CANCELLED
+    assert ended.progress_percent < 70  # stopped while boosting, not after the fit
     with pytest.raises(NotFound):
         service.models.get("slow_model")
 

@@ -152,7 +152,7 @@ def fit_estimator(
 ) -> Any:
     """Fit; LightGBM calls ``tick(iteration, total)`` after each boosting round (progress, and cancel by raising)."""
     if isinstance(estimator, lgb.LGBMModel):
-        callbacks = [lambda env: tick(env.iteration + 1, env.end_iteration)] if tick is not None else None
+        callbacks = [lambda env: tick(env.iteration + 1, env.end_iteration - env.begin_iteration)] if tick else None
         return estimator.fit(x, y, categorical_feature=categorical or "auto", callbacks=callbacks)
     if categorical:
         mask = np.zeros(x.shape[1], dtype=bool)
@@ -183,7 +183,11 @@ def train(
         fit_idx, cal_idx = train_test_split(train_idx, test_size=0.2, random_state=seed + 1, stratify=y[train_idx])
     progress(10, f"fitting {algorithm} on {fit_idx.size} rows")
     estimator = fit_estimator(
-        make_estimator(algorithm, params, seed, classify), x[fit_idx], y[fit_idx], encoder.categorical_indices
+        make_estimator(algorithm, params, seed, classify),
+        x[fit_idx],
+        y[fit_idx],
+        encoder.categorical_indices,
+        tick=lambda i, n: progress(10 + 60 * i / max(n, 1), f"boosting round {i} of {n}"),
     )
     calibrator = None
     if classify:
