@@ -171,17 +171,23 @@ class CausalServicer(pb_grpc.CausalServiceServicer):
     ) -> pb.EstimateAverageEffectsResponse:
         return await _run(self._service.average_effects, request)
 
-    async def EstimateDrivers(self, request: Any, context: aio.ServicerContext) -> Any:
-        raise _not_yet("CausalService/EstimateDrivers")
+    async def EstimateDrivers(
+        self, request: pb.EstimateDriversRequest, context: aio.ServicerContext
+    ) -> pb.EstimateDriversResponse:
+        return pb.EstimateDriversResponse(job=await _run(self._service.drivers.estimate, request, _caller()))
 
-    async def GetDriverAnalysis(self, request: Any, context: aio.ServicerContext) -> Any:
-        raise _not_yet("CausalService/GetDriverAnalysis")
+    async def GetDriverAnalysis(
+        self, request: pb.GetDriverAnalysisRequest, context: aio.ServicerContext
+    ) -> pb.GetDriverAnalysisResponse:
+        return pb.GetDriverAnalysisResponse(analysis=await _run(self._service.drivers.get, request.analysis_id))
 
-    async def WhatIf(self, request: Any, context: aio.ServicerContext) -> Any:
-        raise _not_yet("CausalService/WhatIf")
+    async def WhatIf(self, request: pb.WhatIfRequest, context: aio.ServicerContext) -> pb.WhatIfResponse:
+        return await _run(self._service.drivers.what_if, request)
 
-    async def ResponseCurve(self, request: Any, context: aio.ServicerContext) -> Any:
-        raise _not_yet("CausalService/ResponseCurve")
+    async def ResponseCurve(
+        self, request: pb.ResponseCurveRequest, context: aio.ServicerContext
+    ) -> pb.ResponseCurveResponse:
+        return await _run(self._service.drivers.response_curve, request)
 
 
 class ModelServicer(pb_grpc.ModelServiceServicer):

@@ -16,6 +16,7 @@ from svc_common.pb.qiming.common.v1 import job_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2
 from svc_modeling.catalog import DatasetCatalog
 from svc_modeling.config import ModelingSettings
+from svc_modeling.drivers import DriverService
 from svc_modeling.fusion import fuse
 from svc_modeling.ingest import RowCollector, check_definition, problem_messages, read_csv
 from svc_modeling.jobs import JobContext, JobRunner
@@ -42,6 +43,7 @@ class ModelingService:
         )
         self.models = ModelRegistry(settings, store, self.catalog, self.jobs)
         self.uplift = UpliftService(settings, self.catalog, self.jobs, self.models)
+        self.drivers = DriverService(settings, store, self.catalog, self.jobs)
 
     async def start(self) -> None:
         await self.jobs.start()

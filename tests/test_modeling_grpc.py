@@ -204,5 +204,61 @@ def test_models_over_grpc(channel, hillstrom) -> None:
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'spend'" in raised.value.details()
 
 
+def test_uplift_and_drivers_over_grpc(channel, hillstrom) -> None:
+    uplift = pb_grpc.UpliftServiceStub(channel)
+    causal = pb_grpc.CausalServiceStub(channel)
+    jobs = pb_grpc.JobServiceStub(channel)
+    started = uplift.TrainUplift(
+        pb.TrainUpliftRequest(
+            model_name="mail_visit",
+            dataset_id=hillstrom.dataset_id,
+            outcome_column="visit",
+            treatment_column="segment",
+            control_value="No E-Mail",
+            interventions=[pb.Intervention(name="Mens E-Mail", cost_fen=5)],
+            feature_columns=["recency", "history", "channel"],
+            bootstrap_rounds=20,
+        ),
+        timeout=10,
+    ).job
+    assert watch_to_end(jobs, started).state == job_pb2.JOB_STATE_SUCCEEDED
+    model = uplift.GetUpliftModel(pb.GetUpliftModelRequest(model_name="mail_visit"), timeout=10)
+    assert [s.intervention for s in model.interventions] == ["Mens E-Mail"]
+    assert (
+        model.interventions[0].average_effect.ci_low < 0.1828 - 0.1062 < model.interventions[0].average_effect.ci_high
+    )
+
+    started = causal.EstimateDrivers(
+        pb.EstimateDriversRequest(
+            dataset_id=hillstrom.dataset_id,
+            outcome_column="spend",
+            factors=["recency", "newbie"],
+            confounders=["history", "channel"],
+        ),
+        timeout=10,
+    ).job
+    end = watch_to_end(jobs, started)
+    assert end.state == job_pb2.JOB_STATE_SUCCEEDED, end.error_message
+    analysis = causal.GetDriverAnalysis(pb.GetDriverAnalysisRequest(analysis_id=end.result_name), timeout=10).analysis
+    assert {d.factor for d in analysis.drivers} == {"recency", "newbie"}
+    answer = causal.WhatIf(pb.WhatIfRequest(analysis_id=analysis.analysis_id, factor="recency", set_to=1), timeout=10)
+    assert answer.population_size == 64_000 and answer.outcome_change.ci_low <= answer.outcome_change.ci_high
+    with pytest.raises(grpc.RpcError) as raised:
+        causal.WhatIf(pb.WhatIfRequest(analysis_id="nope", factor="recency", set_to=1), timeout=10)
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as raised:
+        uplift.TrainUplift(
+            pb.TrainUpliftRequest(
+                model_name="x",
+                dataset_id=hillstrom.dataset_id,
+                outcome_column="visit",
+                treatment_column="segment",
+                control_value="nobody",
+            ),
+            timeout=10,
+        )
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_the_process_writes_a_log(server: ServerProcess, tmp_path: Path) -> None:
     assert "serving" in server.log_tail(200)

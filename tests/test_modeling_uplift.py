@@ -144,7 +144,7 @@ def test_bad_uplift_inputs_name_the_problem(service, simulation) -> None:
         ({"interventions": [pb.Intervention(name="coupon", cost_fen=-1)]}, "interventions[0].cost_fen", "negative"),
         ({"control_value": "none"}, "control_value", "'none' is not in column"),
         ({"outcome_column": "arm"}, "outcome_column", "holds text"),
-        ({"feature_columns": ["x0", "y"]}, "feature_columns[1]", "outcome or the treatment"),
+        ({"feature_columns": ["x0", "y"]}, "feature_columns[1]", "cannot also be a feature"),
         ({"bootstrap_rounds": 5}, "bootstrap_rounds", "out of range"),
     ]
     for overrides, field, text in cases:

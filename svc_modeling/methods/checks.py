@@ -61,7 +61,7 @@ def feature_columns(frame: Frame, requested: Sequence[str], exclude: Sequence[st
         where = f"{field_path}[{i}]" if requested else field_path
         require_column(frame, name, where)
         if name in exclude:
-            raise _bad(where, f"column {name!r} is the outcome or the treatment: it cannot also be a feature")
+            raise _bad(where, f"column {name!r} is the outcome, the treatment or an id: it cannot also be a feature")
         values = frame.data[name]
         if values.isna().all():
             raise _bad(where, f"column {name!r} has no values (every row is missing): drop it")
