@@ -43,3 +43,8 @@ protos-check: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache qiming-data
+
+## svc_modeling benchmarks over real gRPC beside the raw library (training ratio, 1M-customer scoring, what-if).
+.PHONY: bench-modeling
+bench-modeling: $(VENV)/.installed-dev
+	$(PY) loadtests/bench_modeling.py $(BENCH_ARGS)

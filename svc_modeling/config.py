@@ -41,3 +41,6 @@ class ModelingSettings(ServiceSettings):
     fit_threads: int = Field(default=1, ge=0, le=256)
     """Threads per LightGBM fit; 0 means every core. One is fastest on small or shared machines (OpenMP threads
     spin waiting for each other); raise it on a dedicated many-core server for large datasets."""
+    what_if_max_rows: int = Field(default=20_000, ge=100)
+    """What-if for everyone predicts on a fixed random sample of at most this many rows (the sampling error is
+    part of the interval); bounds the answer's latency on large datasets."""

@@ -36,7 +36,7 @@ class DriverService:
         self._store = store
         self._catalog = catalog
         self._jobs = jobs
-        self._cache: OrderedDict[str, tuple[pb.DriverAnalysis, methods.OutcomeModel, np.ndarray, Any]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self._lock = threading.Lock()
 
     def estimate(self, request: pb.EstimateDriversRequest, created_by: str = "") -> job_pb2.Job:
@@ -141,7 +141,7 @@ class DriverService:
 
         return self._jobs.submit("estimate_drivers", run, created_by)
 
-    def _load(self, analysis_id: str) -> tuple[pb.DriverAnalysis, methods.OutcomeModel, np.ndarray, Any]:
+    def _load(self, analysis_id: str) -> tuple[Any, ...]:
         with self._lock:
             if analysis_id in self._cache:
                 self._cache.move_to_end(analysis_id)
@@ -158,7 +158,10 @@ class DriverService:
             if dataset.customer_id_column
             else None
         )
-        entry = (analysis, model, x, ids)
+        # What-if for everyone runs on a fixed random sample (its sampling error is in the interval); the
+        # members' predictions for it as it is are computed once here.
+        sample = _sample(x, self.settings.what_if_max_rows, 7)
+        entry = (analysis, model, x, ids, sample, model.predict_members(sample))
         with self._lock:
             self._cache[analysis_id] = entry
             while len(self._cache) > 4:
@@ -166,7 +169,7 @@ class DriverService:
         return entry
 
     def get(self, analysis_id: str) -> pb.DriverAnalysis:
-        return self._load(analysis_id)[0]
+        return self._load(analysis_id)[0]  # type: ignore[no-any-return]
 
     def _factor_column(self, model: methods.OutcomeModel, factor: str) -> int:
         features = model.encoder.features  # type: ignore[attr-defined]
@@ -178,7 +181,7 @@ class DriverService:
         return features.index(factor)
 
     def what_if(self, request: pb.WhatIfRequest) -> pb.WhatIfResponse:
-        _analysis, model, x, ids = self._load(request.analysis_id)
+        _analysis, model, x, ids, sample, sample_now = self._load(request.analysis_id)
         column = self._factor_column(model, request.factor)
         change = request.WhichOneof("change")
         if change is None:
@@ -187,7 +190,7 @@ class DriverService:
                 violations=[FieldViolation("change", "set_to, shift_by or scale_by", "MISSING_FIELD")],
             )
         scope = request.population.WhichOneof("scope")
-        rows = x
+        rows, current, population = sample, sample_now, len(x)
         if scope == "segment_id":
             raise FailedPrecondition(
                 "segments live in svc_profile, which is not connected yet: ask for everyone or a customer",
@@ -199,7 +202,7 @@ class DriverService:
             match = ids == request.population.user.value
             if not match.any():
                 raise NotFound(f"customer {request.population.user.value!r} is not in the analysis's dataset")
-            rows = x[match]
+            rows, current, population = x[match], None, int(match.sum())
         after = rows.copy()
         value = getattr(request, change)
         if change == "set_to":
@@ -208,16 +211,16 @@ class DriverService:
             after[:, column] = after[:, column] + value
         else:
             after[:, column] = after[:, column] * value
-        est, current, predicted = methods.change_estimate(model, rows, after)
+        est, now, predicted = methods.change_estimate(model, rows, after, current, population)
         return pb.WhatIfResponse(
             outcome_change=pb.Estimate(**est.as_dict()),
-            current_outcome=current,
+            current_outcome=now,
             predicted_outcome=predicted,
-            population_size=len(rows),
+            population_size=population,
         )
 
     def response_curve(self, request: pb.ResponseCurveRequest) -> pb.ResponseCurveResponse:
-        _analysis, model, x, _ids = self._load(request.analysis_id)
+        model, x = self._load(request.analysis_id)[1:3]
         column = self._factor_column(model, request.factor)
         points = request.points or 20
         if not 3 <= points <= 200:

@@ -50,6 +50,7 @@ class JobContext:
                 progress_percent=max(0.0, min(100.0, float(percent))),
                 progress_message=message,
             )
+            self._runner._changed(self.job_id)
 
     def check(self) -> None:
         if self.cancelled:
@@ -87,6 +88,16 @@ class JobRunner:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._flags: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        # Bumped whenever this process changes a job, so that WatchJob answers at once instead of at its next poll.
+        self._changes: dict[str, int] = {}
+
+    def _changed(self, job_id: str) -> None:
+        with self._lock:
+            self._changes[job_id] = self._changes.get(job_id, 0) + 1
+
+    def _change_count(self, job_id: str) -> int:
+        with self._lock:
+            return self._changes.get(job_id, 0)
 
     async def start(self) -> None:
         failed = await asyncio.to_thread(
@@ -104,6 +115,7 @@ class JobRunner:
                 flag.set()
         executor, self._executor = self._executor, None
         await asyncio.to_thread(executor.shutdown, True, cancel_futures=True)
+        self._changes.clear()
         # Jobs that never started were cancelled with their futures: do not leave them PENDING.
         await asyncio.to_thread(self.store.fail_unfinished_jobs, "the service stopped before this job finished")
 
@@ -156,6 +168,7 @@ class JobRunner:
         finally:
             with self._lock:
                 self._flags.pop(job_id, None)
+            self._changed(job_id)
 
     def _finish(self, job_id: str, state: str, **values: Any) -> None:
         self.store.update_job(job_id, only_if_state=("RUNNING",), job_state=state, finished_at=utcnow(), **values)
@@ -183,6 +196,7 @@ class JobRunner:
             flag = self._flags.get(job_id)
         if flag is not None:
             flag.set()
+        self._changed(job_id)
         return self.get(job_id)
 
     def list(self, states: Sequence[str], kind: str, after: Any, limit: int) -> list[job_pb2.Job]:
@@ -199,7 +213,10 @@ class JobRunner:
                 yield job
             if job_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_") in TERMINAL_STATES:
                 return
-            await asyncio.sleep(self._poll_seconds)
+            seen = self._change_count(job_id)
+            deadline = time.monotonic() + self._poll_seconds  # other processes' jobs: re-read at this pace
+            while self._change_count(job_id) == seen and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
 
     def wait(self, job_id: str, timeout_seconds: float = 600.0) -> job_pb2.Job:
         """Block until the job ends (tests and benchmarks)."""

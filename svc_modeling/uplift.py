@@ -246,8 +246,9 @@ class UpliftService:
 def _stratified_mask(treatment: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     mask = np.zeros(treatment.size, dtype=bool)
-    for value in np.unique(treatment):
-        idx = np.flatnonzero(treatment == value)
+    codes, uniques = pd.factorize(treatment, sort=True)
+    for code in range(len(uniques)):
+        idx = np.flatnonzero(codes == code)
         mask[rng.choice(idx, size=round(fraction * idx.size), replace=False)] = True
     return mask
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
+from scipy.stats import rankdata
 
 from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from svc_modeling.frame import ROLE, Frame
@@ -120,7 +120,7 @@ def check_leakage(
         if np.unique(filled).size < 2:
             continue
         if binary:
-            score = roc_auc_score(y, filled)
+            score = _auc(y, filled)
             strength = max(score, 1 - score)
             what = f"alone it separates the outcome with AUC {strength:.3f}"
         else:
@@ -143,7 +143,11 @@ def treatment_arms(
     raw = frame.data[column]
     if raw.isna().any():
         raise _bad(field_path, f"treatment column {column!r} has {int(raw.isna().sum())} missing values")
-    values = np.array([_text(v) for v in raw.to_numpy()], dtype=object)
+    if frame.is_string(column):
+        values = raw.to_numpy(dtype=object)
+    else:  # numbers as text, once per distinct value
+        distinct_numbers, codes = np.unique(raw.to_numpy(dtype=np.float64), return_inverse=True)
+        values = np.array([_text(float(v)) for v in distinct_numbers], dtype=object)[codes]
     distinct = sorted(set(values))
     if len(distinct) < 2:
         raise _bad(field_path, f"treatment column {column!r} has a single value ({distinct[0]!r}): no comparison")
@@ -163,6 +167,16 @@ def treatment_arms(
                 metadata={"arm": arm, "rows": str(count)},
             )
     return values, chosen
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC by the rank-sum (Mann-Whitney) formula, ties averaged: one sort per feature."""
+    ranks = rankdata(score)
+    positives = float(y.sum())
+    negatives = y.size - positives
+    if positives == 0 or negatives == 0:
+        return 0.5
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def _text(value: object) -> str:

@@ -117,13 +117,13 @@ class OutcomeModel:
         factors: Sequence[str],
         names: Sequence[str],
         seed: int,
-        members: int = 8,
+        members: int = 5,
     ) -> OutcomeModel:
         rng = np.random.default_rng(seed)
         model = cls(encoder, outcome_std=float(np.std(y)))
         for b in range(members):
             idx = rng.integers(0, y.size, y.size)
-            model.models.append(regressor(seed + b, n_estimators=150, min_child_samples=50).fit(x[idx], y[idx]))
+            model.models.append(regressor(seed + b, n_estimators=120, min_child_samples=50).fit(x[idx], y[idx]))
         for name in factors:
             column = x[:, list(names).index(name)]
             model.factor_ranges[name] = (float(np.nanmin(column)), float(np.nanmax(column)))
@@ -134,12 +134,24 @@ class OutcomeModel:
         return np.vstack([m.predict(x) for m in self.models])
 
 
-def change_estimate(model: OutcomeModel, before: np.ndarray, after: np.ndarray) -> tuple[Est, float, float]:
-    """Mean predicted change (after − before) over the rows, with the spread across ensemble members."""
-    current = model.predict_members(before).mean(axis=1)
-    new = model.predict_members(after).mean(axis=1)
-    changes = new - current
-    se = float(changes.std(ddof=1)) if changes.size > 1 else 0.0
+def change_estimate(
+    model: OutcomeModel, before: np.ndarray, after: np.ndarray, current: np.ndarray | None = None, population: int = 0
+) -> tuple[Est, float, float]:
+    """Mean predicted change (after − before) over the rows, with the spread across ensemble members.
+
+    ``current``: the members' predictions for ``before`` when already known (members × rows). When the rows
+    are a random sample of a larger ``population``, the sampling error of the mean is added to the interval.
+    """
+    current = model.predict_members(before) if current is None else current
+    new = model.predict_members(after)
+    per_row = new - current  # members × rows
+    changes = per_row.mean(axis=1)
+    model_var = float(changes.var(ddof=1)) if changes.size > 1 else 0.0
+    rows = per_row.shape[1]
+    sampling_var = (
+        float(per_row.mean(axis=0).var(ddof=1)) / rows * (1 - rows / population) if population > rows > 1 else 0.0
+    )
+    se = float(np.sqrt(model_var + sampling_var))
     t_crit = float(scipy_stats.t.ppf(0.975, changes.size - 1))
     value = float(changes.mean())
     p = float(2 * scipy_stats.t.sf(abs(value) / se, changes.size - 1)) if se > 0 else (0.0 if value else 1.0)
@@ -157,12 +169,11 @@ class Curve:
 
 
 def response_curve(model: OutcomeModel, x: np.ndarray, column: int, grid: np.ndarray) -> Curve:
-    members = []
-    for value in grid:
-        changed = x.copy()
-        changed[:, column] = value
-        members.append(model.predict_members(changed).mean(axis=1))
-    table = np.array(members)  # points × members
+    # One prediction per member over every grid point at once (per-call overhead dominates small batches).
+    stacked = np.tile(x, (grid.size, 1))
+    stacked[:, column] = np.repeat(grid, len(x))
+    predictions = model.predict_members(stacked).reshape(len(model.models), grid.size, len(x))
+    table = predictions.mean(axis=2).T  # points × members
     means, ses = table.mean(axis=1), table.std(axis=1, ddof=1)
     threshold, nonlinear = shape_of(grid, means, ses, model.outcome_std)
     return Curve(grid, means, ses, threshold, nonlinear)
