@@ -19,6 +19,7 @@ from svc_common.pb.qiming.modeling.v1 import modeling_pb2_grpc as pb_grpc
 from svc_common.runtime import ServiceRuntime
 from svc_common.server import ServiceSpec, current_call, register_not_yet_built
 from svc_modeling.config import ModelingSettings
+from svc_modeling.funnel import compute_funnel
 from svc_modeling.service import ModelingService
 from svc_modeling.store import SqlModelingStore, tables
 
@@ -249,6 +250,16 @@ class UpliftServicer(pb_grpc.UpliftServiceServicer):
         return pb.PlanInterventionsResponse(job=await _run(self._uplift.plan, request, _caller()))
 
 
+class FunnelServicer(pb_grpc.FunnelServiceServicer):
+    def __init__(self, service: ModelingService) -> None:
+        self._service = service
+
+    async def ComputeAiplFunnel(
+        self, request: pb.ComputeAiplFunnelRequest, context: aio.ServicerContext
+    ) -> pb.ComputeAiplFunnelResponse:
+        return await _run(compute_funnel, request, self._service.catalog)
+
+
 class JobServicer(pb_grpc.JobServiceServicer):
     def __init__(self, service: ModelingService) -> None:
         self._jobs = service.jobs
@@ -293,6 +304,7 @@ def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
         "qiming.modeling.v1.ModelService": (pb_grpc.add_ModelServiceServicer_to_server, ModelServicer),
         "qiming.modeling.v1.UpliftService": (pb_grpc.add_UpliftServiceServicer_to_server, UpliftServicer),
         "qiming.modeling.v1.CausalService": (pb_grpc.add_CausalServiceServicer_to_server, CausalServicer),
+        "qiming.modeling.v1.FunnelService": (pb_grpc.add_FunnelServiceServicer_to_server, FunnelServicer),
         "qiming.modeling.v1.JobService": (pb_grpc.add_JobServiceServicer_to_server, JobServicer),
     }
     pending, register_pending = register_not_yet_built("modeling", set(built))

@@ -260,5 +260,19 @@ def test_uplift_and_drivers_over_grpc(channel, hillstrom) -> None:
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_funnel_over_grpc(channel) -> None:
+    datasets = pb_grpc.DatasetServiceStub(channel)
+    funnel = pb_grpc.FunnelServiceStub(channel)
+    table = upload(
+        datasets, "aipl", b"awareness,interest,purchase,loyalty\n1,1,1,0\n1,1,0,0\n1,0,0,0\n0,0,0,0\n"
+    ).dataset
+    answer = funnel.ComputeAiplFunnel(pb.ComputeAiplFunnelRequest(driver_dataset_id=table.dataset_id), timeout=10)
+    assert [s.customers for s in answer.stages] == [3, 2, 1, 0]
+    assert answer.break_point_from == pb.AIPL_STAGE_PURCHASE
+    with pytest.raises(grpc.RpcError) as raised:
+        funnel.ComputeAiplFunnel(pb.ComputeAiplFunnelRequest(), timeout=10)
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "svc_profile" in raised.value.details()
+
+
 def test_the_process_writes_a_log(server: ServerProcess, tmp_path: Path) -> None:
     assert "serving" in server.log_tail(200)
