@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-EXTRAS ?= dev,nats,dm,opengauss
+EXTRAS ?= dev,nats,dm,opengauss,modeling
 
 .PHONY: demo test lint protos protos-check venv clean load-collect bench
 
@@ -45,6 +45,7 @@ protos-check: $(VENV)/.installed-dev
 BENCH_EVENTS ?= 200000
 bench: $(VENV)/.installed-dev
 	$(PY) loadtests/bench_collect.py --events $(BENCH_EVENTS) --json loadtests/reports/bench_collect.json
+	$(MAKE) bench-modeling
 
 clean:
 	rm -rf $(VENV) .pytest_cache qiming-data
@@ -59,3 +60,8 @@ LOAD_ARGS ?=
 load-collect: $(VENV)/.installed-base
 	@$(PY) -c "import locust" 2>/dev/null || $(PIP) install --quiet -e ".[load]"
 	$(PY) loadtests/run_collect_ingest.py --batch-size $(BATCH) --events $(EVENTS) --users $(USERS) $(LOAD_ARGS)
+
+## svc_modeling benchmarks over real gRPC beside the raw library (training ratio, 1M-customer scoring, what-if).
+.PHONY: bench-modeling
+bench-modeling: $(VENV)/.installed-dev
+	$(PY) loadtests/bench_modeling.py $(BENCH_ARGS)

@@ -2,6 +2,7 @@
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from svc_common.config import ServiceSettings
@@ -12,3 +13,34 @@ class ModelingSettings(ServiceSettings):
     section: ClassVar[str] = "modeling"
     service_name: ClassVar[str] = "modeling"
     default_grpc_port: ClassVar[int] = 50054
+
+    job_workers: int = Field(default=1, ge=1, le=64)
+    """Long jobs (training, scoring, analyses) run at once; further ones wait as PENDING."""
+    job_progress_interval_millis: int = Field(default=250, ge=0)
+    """A running job writes its progress to the database at most this often."""
+    watch_poll_interval_millis: int = Field(default=200, ge=10)
+    """WatchJob: how often the job's state is re-read."""
+    max_dataset_rows: int = Field(default=5_000_000, ge=1)
+    """Rows in one dataset; a larger import fails with RESOURCE_EXHAUSTED."""
+    max_dataset_columns: int = Field(default=1_000, ge=1)
+    """Columns in one dataset."""
+    max_upload_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    """Size of one uploaded file (all chunks together)."""
+    blob_chunk_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """Stored datasets and model artifacts are split into database rows of at most this size."""
+    dataset_cache_entries: int = Field(default=8, ge=0)
+    """Decoded datasets kept in memory (they never change once stored)."""
+    min_rows_per_arm: int = Field(default=30, ge=2)
+    """Causal and uplift fits refuse a treatment arm (or the control group) with fewer rows than this."""
+    leakage_auc_threshold: float = Field(default=0.99, gt=0.5, le=1.0)
+    """A feature that alone separates the label with at least this AUC (or |correlation|) is refused as leaky."""
+    default_bootstrap_rounds: int = Field(default=200, ge=10, le=10_000)
+    """Bootstrap resamples for Qini/AUUC intervals when the request does not say."""
+    score_batch_rows: int = Field(default=200_000, ge=1_000)
+    """Batch scoring predicts this many rows at a time (bounds memory, drives progress)."""
+    fit_threads: int = Field(default=1, ge=0, le=256)
+    """Threads per LightGBM fit; 0 means every core. One is fastest on small or shared machines (OpenMP threads
+    spin waiting for each other); raise it on a dedicated many-core server for large datasets."""
+    what_if_max_rows: int = Field(default=20_000, ge=100)
+    """What-if for everyone predicts on a fixed random sample of at most this many rows (the sampling error is
+    part of the interval); bounds the answer's latency on large datasets."""

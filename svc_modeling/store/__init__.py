@@ -6,9 +6,12 @@ from sqlalchemy import MetaData
 
 from svc_common.db import StoreSchema
 from svc_common.ops import instance_table
+from svc_modeling.store._sql import TERMINAL_STATES, SqlModelingStore, utcnow
+from svc_modeling.store._tables import define_tables
 
 metadata = MetaData()
 instances = instance_table(metadata, "modeling")
+tables = define_tables(metadata)
 
 SCHEMA = StoreSchema(
     service="modeling",
@@ -16,3 +19,5 @@ SCHEMA = StoreSchema(
     instance_table=instances,
     migrations_dir=Path(__file__).parent / "migrations",
 )
+
+__all__ = ["SCHEMA", "TERMINAL_STATES", "SqlModelingStore", "metadata", "tables", "utcnow"]

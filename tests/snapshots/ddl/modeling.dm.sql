@@ -1,6 +1,40 @@
 -- DDL of modeling's tables on dm, compiled offline by tests/test_ddl_snapshots.py.
 -- Do not edit: rerun the test with UPDATE_SNAPSHOTS=1 after an intended schema change.
 
+CREATE TABLE modeling_analysis (
+	analysis_id VARCHAR2(36 CHAR) NOT NULL,
+	dataset_id VARCHAR2(36 CHAR) NOT NULL,
+	body TEXT NOT NULL,
+	artifact_blob_id VARCHAR2(36 CHAR) NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (analysis_id)
+);
+
+CREATE TABLE modeling_blob (
+	blob_id VARCHAR2(36 CHAR) NOT NULL,
+	part_no INTEGER NOT NULL,
+	chunk BLOB NOT NULL,
+	PRIMARY KEY (blob_id, part_no)
+);
+
+CREATE TABLE modeling_dataset (
+	dataset_id VARCHAR2(36 CHAR) NOT NULL,
+	name VARCHAR2(256 CHAR) NOT NULL,
+	description TEXT NOT NULL,
+	column_specs TEXT NOT NULL,
+	row_count BIGINT NOT NULL,
+	origin VARCHAR2(32 CHAR) NOT NULL,
+	lineage TEXT NOT NULL,
+	customer_id_column VARCHAR2(256 CHAR) NOT NULL,
+	content_digest VARCHAR2(64 CHAR) NOT NULL,
+	blob_id VARCHAR2(36 CHAR) NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	created_by VARCHAR2(128 CHAR) NOT NULL,
+	PRIMARY KEY (dataset_id)
+);
+
+CREATE INDEX ix_modeling_dataset_created ON modeling_dataset (created_at, dataset_id);
+
 CREATE TABLE modeling_instance (
 	instance_id VARCHAR2(36 CHAR) NOT NULL,
 	service_name VARCHAR2(32 CHAR) NOT NULL,
@@ -13,3 +47,33 @@ CREATE TABLE modeling_instance (
 );
 
 CREATE INDEX ix_modeling_instance_started ON modeling_instance (started_at);
+
+CREATE TABLE modeling_job (
+	job_id VARCHAR2(36 CHAR) NOT NULL,
+	kind VARCHAR2(64 CHAR) NOT NULL,
+	job_state VARCHAR2(16 CHAR) NOT NULL,
+	progress_percent FLOAT NOT NULL,
+	progress_message TEXT NOT NULL,
+	cancel_requested SMALLINT NOT NULL,
+	error_reason VARCHAR2(64 CHAR) NOT NULL,
+	error_message TEXT NOT NULL,
+	result_name VARCHAR2(256 CHAR) NOT NULL,
+	created_by VARCHAR2(128 CHAR) NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	started_at TIMESTAMP WITH TIME ZONE,
+	finished_at TIMESTAMP WITH TIME ZONE,
+	PRIMARY KEY (job_id)
+);
+
+CREATE INDEX ix_modeling_job_created ON modeling_job (created_at, job_id);
+
+CREATE TABLE modeling_model (
+	model_name VARCHAR2(128 CHAR) NOT NULL,
+	version BIGINT NOT NULL,
+	task VARCHAR2(32 CHAR) NOT NULL,
+	stage VARCHAR2(16 CHAR) NOT NULL,
+	body TEXT NOT NULL,
+	artifact_blob_id VARCHAR2(36 CHAR) NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (model_name, version)
+);

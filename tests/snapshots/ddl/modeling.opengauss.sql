@@ -1,6 +1,40 @@
 -- DDL of modeling's tables on opengauss, compiled offline by tests/test_ddl_snapshots.py.
 -- Do not edit: rerun the test with UPDATE_SNAPSHOTS=1 after an intended schema change.
 
+CREATE TABLE modeling_analysis (
+	analysis_id VARCHAR(36) NOT NULL,
+	dataset_id VARCHAR(36) NOT NULL,
+	body TEXT NOT NULL,
+	artifact_blob_id VARCHAR(36) NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (analysis_id)
+);
+
+CREATE TABLE modeling_blob (
+	blob_id VARCHAR(36) NOT NULL,
+	part_no INTEGER NOT NULL,
+	chunk BYTEA NOT NULL,
+	PRIMARY KEY (blob_id, part_no)
+);
+
+CREATE TABLE modeling_dataset (
+	dataset_id VARCHAR(36) NOT NULL,
+	name VARCHAR(256) NOT NULL,
+	description TEXT NOT NULL,
+	column_specs TEXT NOT NULL,
+	row_count BIGINT NOT NULL,
+	origin VARCHAR(32) NOT NULL,
+	lineage TEXT NOT NULL,
+	customer_id_column VARCHAR(256) NOT NULL,
+	content_digest VARCHAR(64) NOT NULL,
+	blob_id VARCHAR(36) NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	created_by VARCHAR(128) NOT NULL,
+	PRIMARY KEY (dataset_id)
+);
+
+CREATE INDEX ix_modeling_dataset_created ON modeling_dataset (created_at, dataset_id);
+
 CREATE TABLE modeling_instance (
 	instance_id VARCHAR(36) NOT NULL,
 	service_name VARCHAR(32) NOT NULL,
@@ -13,3 +47,33 @@ CREATE TABLE modeling_instance (
 );
 
 CREATE INDEX ix_modeling_instance_started ON modeling_instance (started_at);
+
+CREATE TABLE modeling_job (
+	job_id VARCHAR(36) NOT NULL,
+	kind VARCHAR(64) NOT NULL,
+	job_state VARCHAR(16) NOT NULL,
+	progress_percent FLOAT NOT NULL,
+	progress_message TEXT NOT NULL,
+	cancel_requested BOOLEAN NOT NULL,
+	error_reason VARCHAR(64) NOT NULL,
+	error_message TEXT NOT NULL,
+	result_name VARCHAR(256) NOT NULL,
+	created_by VARCHAR(128) NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	started_at TIMESTAMP WITH TIME ZONE,
+	finished_at TIMESTAMP WITH TIME ZONE,
+	PRIMARY KEY (job_id)
+);
+
+CREATE INDEX ix_modeling_job_created ON modeling_job (created_at, job_id);
+
+CREATE TABLE modeling_model (
+	model_name VARCHAR(128) NOT NULL,
+	version BIGINT NOT NULL,
+	task VARCHAR(32) NOT NULL,
+	stage VARCHAR(16) NOT NULL,
+	body TEXT NOT NULL,
+	artifact_blob_id VARCHAR(36) NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (model_name, version)
+);

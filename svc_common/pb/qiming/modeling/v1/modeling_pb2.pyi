@@ -302,6 +302,26 @@ class DeleteDatasetResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class ReadRowsRequest(_message.Message):
+    __slots__ = ("dataset_id", "batch_rows", "offset", "limit")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ROWS_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    batch_rows: int
+    offset: int
+    limit: int
+    def __init__(self, dataset_id: _Optional[str] = ..., batch_rows: _Optional[int] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ReadRowsResponse(_message.Message):
+    __slots__ = ("columns", "rows")
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    columns: _containers.RepeatedCompositeFieldContainer[Column]
+    rows: _containers.RepeatedCompositeFieldContainer[Row]
+    def __init__(self, columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ...) -> None: ...
+
 class ModelVersion(_message.Message):
     __slots__ = ("model_name", "version", "task", "stage", "dataset_id", "label_column", "feature_columns", "algorithm", "hyperparameters", "metrics", "lineage", "created_at", "created_by", "feature_importance")
     class HyperparametersEntry(_message.Message):
@@ -687,6 +707,52 @@ class ResponseCurveResponse(_message.Message):
     has_threshold: bool
     def __init__(self, points: _Optional[_Iterable[_Union[CurvePoint, _Mapping]]] = ..., threshold: _Optional[float] = ..., has_threshold: _Optional[bool] = ...) -> None: ...
 
+class EstimateAverageEffectsRequest(_message.Message):
+    __slots__ = ("dataset_id", "treatment_column", "control_value", "outcome_columns", "method", "covariates", "confidence", "random_seed")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    TREATMENT_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    COVARIATES_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    RANDOM_SEED_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    treatment_column: str
+    control_value: str
+    outcome_columns: _containers.RepeatedScalarFieldContainer[str]
+    method: str
+    covariates: _containers.RepeatedScalarFieldContainer[str]
+    confidence: float
+    random_seed: int
+    def __init__(self, dataset_id: _Optional[str] = ..., treatment_column: _Optional[str] = ..., control_value: _Optional[str] = ..., outcome_columns: _Optional[_Iterable[str]] = ..., method: _Optional[str] = ..., covariates: _Optional[_Iterable[str]] = ..., confidence: _Optional[float] = ..., random_seed: _Optional[int] = ...) -> None: ...
+
+class EstimateAverageEffectsResponse(_message.Message):
+    __slots__ = ("effects", "method")
+    EFFECTS_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    effects: _containers.RepeatedCompositeFieldContainer[ArmEffect]
+    method: str
+    def __init__(self, effects: _Optional[_Iterable[_Union[ArmEffect, _Mapping]]] = ..., method: _Optional[str] = ...) -> None: ...
+
+class ArmEffect(_message.Message):
+    __slots__ = ("arm", "outcome", "arm_rows", "control_rows", "arm_mean", "control_mean", "effect")
+    ARM_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    ARM_ROWS_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_ROWS_FIELD_NUMBER: _ClassVar[int]
+    ARM_MEAN_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_MEAN_FIELD_NUMBER: _ClassVar[int]
+    EFFECT_FIELD_NUMBER: _ClassVar[int]
+    arm: str
+    outcome: str
+    arm_rows: int
+    control_rows: int
+    arm_mean: float
+    control_mean: float
+    effect: Estimate
+    def __init__(self, arm: _Optional[str] = ..., outcome: _Optional[str] = ..., arm_rows: _Optional[int] = ..., control_rows: _Optional[int] = ..., arm_mean: _Optional[float] = ..., control_mean: _Optional[float] = ..., effect: _Optional[_Union[Estimate, _Mapping]] = ...) -> None: ...
+
 class CurvePoint(_message.Message):
     __slots__ = ("factor_value", "outcome")
     FACTOR_VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -752,16 +818,24 @@ class GetUpliftModelResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., interventions: _Optional[_Iterable[_Union[InterventionSummary, _Mapping]]] = ...) -> None: ...
 
 class InterventionSummary(_message.Message):
-    __slots__ = ("intervention", "average_effect", "qini", "auuc")
+    __slots__ = ("intervention", "average_effect", "qini", "auuc", "qini_random", "qini_baseline", "baseline_learner", "cost_fen")
     INTERVENTION_FIELD_NUMBER: _ClassVar[int]
     AVERAGE_EFFECT_FIELD_NUMBER: _ClassVar[int]
     QINI_FIELD_NUMBER: _ClassVar[int]
     AUUC_FIELD_NUMBER: _ClassVar[int]
+    QINI_RANDOM_FIELD_NUMBER: _ClassVar[int]
+    QINI_BASELINE_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_LEARNER_FIELD_NUMBER: _ClassVar[int]
+    COST_FEN_FIELD_NUMBER: _ClassVar[int]
     intervention: str
     average_effect: Estimate
     qini: Estimate
     auuc: Estimate
-    def __init__(self, intervention: _Optional[str] = ..., average_effect: _Optional[_Union[Estimate, _Mapping]] = ..., qini: _Optional[_Union[Estimate, _Mapping]] = ..., auuc: _Optional[_Union[Estimate, _Mapping]] = ...) -> None: ...
+    qini_random: Estimate
+    qini_baseline: Estimate
+    baseline_learner: str
+    cost_fen: int
+    def __init__(self, intervention: _Optional[str] = ..., average_effect: _Optional[_Union[Estimate, _Mapping]] = ..., qini: _Optional[_Union[Estimate, _Mapping]] = ..., auuc: _Optional[_Union[Estimate, _Mapping]] = ..., qini_random: _Optional[_Union[Estimate, _Mapping]] = ..., qini_baseline: _Optional[_Union[Estimate, _Mapping]] = ..., baseline_learner: _Optional[str] = ..., cost_fen: _Optional[int] = ...) -> None: ...
 
 class PredictUpliftRequest(_message.Message):
     __slots__ = ("model_name", "version", "columns", "rows")

@@ -76,6 +76,11 @@ class DatasetServiceStub:
                 request_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteDatasetRequest.SerializeToString,
                 response_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteDatasetResponse.FromString,
                 _registered_method=True)
+        self.ReadRows = channel.unary_stream(
+                '/qiming.modeling.v1.DatasetService/ReadRows',
+                request_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.ReadRowsRequest.SerializeToString,
+                response_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.ReadRowsResponse.FromString,
+                _registered_method=True)
 
 
 class DatasetServiceServicer:
@@ -136,6 +141,13 @@ class DatasetServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadRows(self, request, context):
+        """Every row of a dataset (score tables and intervention plans are datasets too), streamed in pages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatasetServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -178,6 +190,11 @@ def add_DatasetServiceServicer_to_server(servicer, server):
                     servicer.DeleteDataset,
                     request_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteDatasetRequest.FromString,
                     response_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteDatasetResponse.SerializeToString,
+            ),
+            'ReadRows': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadRows,
+                    request_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.ReadRowsRequest.FromString,
+                    response_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.ReadRowsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +415,33 @@ class DatasetService:
             '/qiming.modeling.v1.DatasetService/DeleteDataset',
             qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteDatasetRequest.SerializeToString,
             qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadRows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/qiming.modeling.v1.DatasetService/ReadRows',
+            qiming_dot_modeling_dot_v1_dot_modeling__pb2.ReadRowsRequest.SerializeToString,
+            qiming_dot_modeling_dot_v1_dot_modeling__pb2.ReadRowsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -735,6 +779,11 @@ class CausalServiceStub:
                 request_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.ResponseCurveRequest.SerializeToString,
                 response_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.ResponseCurveResponse.FromString,
                 _registered_method=True)
+        self.EstimateAverageEffects = channel.unary_unary(
+                '/qiming.modeling.v1.CausalService/EstimateAverageEffects',
+                request_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.EstimateAverageEffectsRequest.SerializeToString,
+                response_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.EstimateAverageEffectsResponse.FromString,
+                _registered_method=True)
 
 
 class CausalServiceServicer:
@@ -768,6 +817,14 @@ class CausalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EstimateAverageEffects(self, request, context):
+        """Average effect of each treatment arm against control on each outcome, with intervals (experiment
+        analysis: difference in means, or AIPW when assignment depends on covariates).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CausalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -790,6 +847,11 @@ def add_CausalServiceServicer_to_server(servicer, server):
                     servicer.ResponseCurve,
                     request_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.ResponseCurveRequest.FromString,
                     response_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.ResponseCurveResponse.SerializeToString,
+            ),
+            'EstimateAverageEffects': grpc.unary_unary_rpc_method_handler(
+                    servicer.EstimateAverageEffects,
+                    request_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.EstimateAverageEffectsRequest.FromString,
+                    response_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.EstimateAverageEffectsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -901,6 +963,33 @@ class CausalService:
             '/qiming.modeling.v1.CausalService/ResponseCurve',
             qiming_dot_modeling_dot_v1_dot_modeling__pb2.ResponseCurveRequest.SerializeToString,
             qiming_dot_modeling_dot_v1_dot_modeling__pb2.ResponseCurveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EstimateAverageEffects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qiming.modeling.v1.CausalService/EstimateAverageEffects',
+            qiming_dot_modeling_dot_v1_dot_modeling__pb2.EstimateAverageEffectsRequest.SerializeToString,
+            qiming_dot_modeling_dot_v1_dot_modeling__pb2.EstimateAverageEffectsResponse.FromString,
             options,
             channel_credentials,
             insecure,

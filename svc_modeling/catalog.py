@@ -1,0 +1,193 @@
+"""The dataset catalog: store, describe, load (cached), preview, page through and delete datasets.
+
+Datasets never change once stored, so decoded ones are kept in a small LRU cache.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+from google.protobuf import json_format
+
+from svc_common.errors import NotFound
+from svc_common.pb.qiming.common.v1 import types_pb2
+from svc_common.pb.qiming.modeling.v1 import modeling_pb2
+from svc_modeling import frame as frames
+from svc_modeling.frame import STRING_TYPES, VT, Frame
+from svc_modeling.store import SqlModelingStore, utcnow
+
+
+def _column_json(column: modeling_pb2.Column) -> dict:
+    return json_format.MessageToDict(column, preserving_proto_field_name=True)
+
+
+def dataset_message(row: Mapping) -> modeling_pb2.Dataset:
+    dataset = modeling_pb2.Dataset(
+        dataset_id=row["dataset_id"],
+        name=row["name"],
+        description=row["description"],
+        row_count=row["row_count"],
+        origin=row["origin"],
+        lineage=row["lineage"],
+        customer_id_column=row["customer_id_column"],
+        content_digest=row["content_digest"],
+    )
+    for spec in row["column_specs"]:
+        json_format.ParseDict(spec, dataset.columns.add())
+    dataset.created_at.FromDatetime(row["created_at"])
+    return dataset
+
+
+class DatasetCatalog:
+    def __init__(self, store: SqlModelingStore, cache_entries: int) -> None:
+        self._store = store
+        self._cache: OrderedDict[str, Frame] = OrderedDict()
+        self._cache_entries = cache_entries
+        self._lock = threading.Lock()
+
+    def create(
+        self,
+        frame: Frame,
+        *,
+        name: str,
+        origin: str,
+        description: str = "",
+        lineage: Mapping[str, str] | None = None,
+        customer_id_column: str = "",
+        created_by: str = "",
+    ) -> modeling_pb2.Dataset:
+        data = frames.encode(frame)
+        record = {
+            "dataset_id": str(uuid.uuid4()),
+            "name": name,
+            "description": description,
+            "column_specs": [_column_json(c) for c in frame.columns],
+            "row_count": len(frame.data),
+            "origin": origin,
+            "lineage": dict(lineage or {}),
+            "customer_id_column": customer_id_column,
+            "content_digest": frames.digest(data),
+            "created_at": utcnow(),
+            "created_by": created_by,
+        }
+        self._store.add_dataset(record, data)
+        # Cache what a later load would decode (same dtypes, None for missing text).
+        self._remember(record["dataset_id"], frames.decode(data, frame.columns))
+        return dataset_message(record)
+
+    def _row(self, dataset_id: str) -> dict:
+        row = self._store.get_dataset(dataset_id) if dataset_id else None
+        if row is None:
+            raise NotFound(f"no dataset {dataset_id!r}", metadata={"dataset_id": dataset_id})
+        return row
+
+    def get(self, dataset_id: str) -> modeling_pb2.Dataset:
+        return dataset_message(self._row(dataset_id))
+
+    def load(self, dataset_id: str) -> tuple[modeling_pb2.Dataset, Frame]:
+        row = self._row(dataset_id)
+        dataset = dataset_message(row)
+        with self._lock:
+            cached = self._cache.get(dataset_id)
+            if cached is not None:
+                self._cache.move_to_end(dataset_id)
+                return dataset, cached
+        frame = frames.decode(self._store.get_blob(row["blob_id"]), list(dataset.columns))
+        self._remember(dataset_id, frame)
+        return dataset, frame
+
+    def _remember(self, dataset_id: str, frame: Frame) -> None:
+        if not self._cache_entries:
+            return
+        with self._lock:
+            self._cache[dataset_id] = frame
+            while len(self._cache) > self._cache_entries:
+                self._cache.popitem(last=False)
+
+    def list(self, after: tuple[dt.datetime, str] | None, limit: int) -> list[modeling_pb2.Dataset]:
+        return [dataset_message(r) for r in self._store.list_datasets(after, limit)]
+
+    def delete(self, dataset_id: str) -> None:
+        if not self._store.delete_dataset(dataset_id):
+            raise NotFound(f"no dataset {dataset_id!r}", metadata={"dataset_id": dataset_id})
+        with self._lock:
+            self._cache.pop(dataset_id, None)
+
+    def preview(self, dataset_id: str, row_limit: int) -> modeling_pb2.PreviewDatasetResponse:
+        _dataset, frame = self.load(dataset_id)
+        response = modeling_pb2.PreviewDatasetResponse(rows=rows_of(frame, 0, row_limit or 20))
+        for spec in frame.columns:
+            values = frame.data[spec.name]
+            summary = response.summaries.add(
+                column=spec.name, missing=int(values.isna().sum()), distinct=int(values.nunique(dropna=True))
+            )
+            if spec.type in STRING_TYPES:
+                summary.top_values.extend(str(v) for v in values.value_counts().index[:5])
+            elif values.notna().any():
+                summary.mean = float(values.mean())
+                summary.stddev = float(values.std(ddof=0))
+                summary.min = float(values.min())
+                summary.max = float(values.max())
+        return response
+
+    def read(
+        self, dataset_id: str, offset: int, limit: int, batch_rows: int
+    ) -> Iterator[modeling_pb2.ReadRowsResponse]:
+        _dataset, frame = self.load(dataset_id)
+        end = len(frame.data) if not limit else min(len(frame.data), offset + limit)
+        first = True
+        start = offset
+        while first or start < end:
+            stop = min(end, start + batch_rows)
+            response = modeling_pb2.ReadRowsResponse(rows=rows_of(frame, start, max(0, stop - start)))
+            if first:
+                response.columns.extend(frame.columns)
+                first = False
+            yield response
+            start = stop
+
+
+def rows_of(frame: Frame, start: int, count: int) -> list[modeling_pb2.Row]:
+    part = frame.data.iloc[start : start + count]
+    converters = [_to_value(spec) for spec in frame.columns]
+    columns = [part[spec.name].to_numpy() for spec in frame.columns]
+    rows = []
+    for i in range(len(part)):
+        row = modeling_pb2.Row()
+        for convert, values in zip(converters, columns, strict=True):
+            convert(row.values.add(), values[i])
+        rows.append(row)
+    return rows
+
+
+def _to_value(spec: modeling_pb2.Column):
+    kind = spec.type
+
+    def convert(target: types_pb2.Value, value: object) -> None:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return
+        if kind == VT.VALUE_TYPE_STRING:
+            target.string_value = str(value)
+        elif kind == VT.VALUE_TYPE_INT:
+            target.int_value = int(value)  # type: ignore[call-overload]
+        elif kind == VT.VALUE_TYPE_BOOL:
+            target.bool_value = bool(value)
+        elif kind == VT.VALUE_TYPE_MONEY_FEN:
+            target.money_fen_value = int(value)  # type: ignore[call-overload]
+        elif kind == VT.VALUE_TYPE_TIMESTAMP:
+            target.timestamp_value.FromMicroseconds(int(value))  # type: ignore[call-overload]
+        else:
+            target.double_value = float(value)  # type: ignore[arg-type]
+
+    return convert
+
+
+def numeric_frame(columns: Mapping[str, np.ndarray | pd.Series], specs: list[modeling_pb2.Column]) -> Frame:
+    """A frame from computed columns (scores, plans)."""
+    return Frame(pd.DataFrame({k: pd.Series(v) for k, v in columns.items()}), specs)

@@ -1,0 +1,223 @@
+"""The AIPL funnel (Awareness → Interest → Purchase → Loyalty) over a dataset of customers.
+
+Until svc_profile exists the funnel is computed on a dataset (``driver_dataset_id``, one row per customer):
+each stage's rule is a ``Condition`` over the dataset's columns (comparisons, all_of / any_of / not; event,
+segment and tag conditions need svc_profile and are refused). Stages are nested: a customer reaches a stage
+when its rule holds and the previous stage was reached. Without rules, the documented defaults apply: a
+column per stage named ``awareness``, ``interest``, ``purchase``, ``loyalty``, reached when greater than 0.
+
+Per transition: conversion (reached the next stage / reached this one), and its drivers: for each numeric
+FEATURE column not used by any stage rule, the effect on the chance of converting among those who reached the
+stage (``linear_dml``: double ML with ridge nuisance models, on at most ``DRIVER_ROWS`` rows), importance as
+for driver analyses. The break-point is the transition with the lowest conversion.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from svc_common.pb.qiming.common.v1 import condition_pb2, types_pb2
+from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
+from svc_modeling.catalog import DatasetCatalog
+from svc_modeling.frame import Frame
+from svc_modeling.methods import drivers as driver_methods
+
+STAGES = (pb.AIPL_STAGE_AWARENESS, pb.AIPL_STAGE_INTEREST, pb.AIPL_STAGE_PURCHASE, pb.AIPL_STAGE_LOYALTY)
+DEFAULT_COLUMNS = {
+    pb.AIPL_STAGE_AWARENESS: "awareness",
+    pb.AIPL_STAGE_INTEREST: "interest",
+    pb.AIPL_STAGE_PURCHASE: "purchase",
+    pb.AIPL_STAGE_LOYALTY: "loyalty",
+}
+DRIVER_ROWS = 20_000
+Op = condition_pb2.Operator
+_COLUMN_SOURCES = (
+    condition_pb2.FieldRef.SOURCE_UNSPECIFIED,
+    condition_pb2.FieldRef.SOURCE_ATTRIBUTE,
+    condition_pb2.FieldRef.SOURCE_FEATURE,
+    condition_pb2.FieldRef.SOURCE_SCORE,
+)
+
+
+def _bad(field: str, message: str) -> InvalidArgument:
+    return InvalidArgument(
+        message, reason="INVALID_CONDITION", violations=[FieldViolation(field, message, "INVALID_CONDITION")]
+    )
+
+
+def _operand(value: types_pb2.Value) -> object:
+    kind = value.WhichOneof("kind")
+    if kind is None:
+        return None
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return 1.0 if value.bool_value else 0.0
+    if kind == "timestamp_value":
+        return float(value.timestamp_value.ToMicroseconds())
+    if kind == "string_list_value":
+        return list(value.string_list_value.values)
+    return float(getattr(value, kind))
+
+
+def evaluate(condition: condition_pb2.Condition, frame: Frame, where: str, used: set[str]) -> np.ndarray:
+    """Rows where ``condition`` holds; ``used`` collects the columns it reads."""
+    node = condition.WhichOneof("node")
+    if node in ("all_of", "any_of"):
+        parts = getattr(condition, node).conditions
+        if not parts:
+            raise _bad(where, f"{node} with no conditions")
+        masks = [evaluate(c, frame, f"{where}.{node}.conditions[{i}]", used) for i, c in enumerate(parts)]
+        return np.logical_and.reduce(masks) if node == "all_of" else np.logical_or.reduce(masks)
+    if node == "not":
+        return ~evaluate(getattr(condition, "not"), frame, f"{where}.not", used)
+    if node != "comparison":
+        raise FailedPrecondition(
+            f"{where}: {node or 'an empty'} condition needs svc_profile or the event log, which are not connected yet; "
+            "use comparisons over the dataset's columns",
+            reason="NOT_YET_AVAILABLE",
+        )
+    comparison = condition.comparison
+    name = comparison.field.name
+    if comparison.field.source not in _COLUMN_SOURCES:
+        raise FailedPrecondition(f"{where}: fields from tags or events need svc_profile", reason="NOT_YET_AVAILABLE")
+    if frame.spec(name) is None:
+        raise _bad(f"{where}.comparison.field", f"column {name!r} is not in the dataset")
+    used.add(name)
+    column = frame.data[name]
+    present = column.notna().to_numpy()
+    op = comparison.operator
+    if op == Op.OPERATOR_EXISTS:
+        return present
+    if op == Op.OPERATOR_NOT_EXISTS:
+        return ~present
+    value = _operand(comparison.value)
+    values = [_operand(v) for v in comparison.values]
+    text = frame.is_string(name)
+    if text and op in (Op.OPERATOR_CONTAINS, Op.OPERATOR_STARTS_WITH):
+        strings = column.astype(object).fillna("").astype(str).str
+        found = (
+            strings.contains(str(value), regex=False) if op == Op.OPERATOR_CONTAINS else strings.startswith(str(value))
+        )
+        return found.to_numpy(dtype=bool) & present
+    if op in (Op.OPERATOR_IN, Op.OPERATOR_NOT_IN):
+        if not values:
+            raise _bad(f"{where}.comparison.values", "IN needs values")
+        inside = column.isin(values).to_numpy()
+        return inside if op == Op.OPERATOR_IN else ~inside & present
+    if op == Op.OPERATOR_BETWEEN:
+        if len(values) != 2 or text:
+            raise _bad(f"{where}.comparison.values", "BETWEEN needs two numbers on a numeric column")
+        numbers = column.to_numpy(dtype=np.float64)
+        return (numbers >= values[0]) & (numbers <= values[1])
+    if value is None:
+        raise _bad(f"{where}.comparison.value", "the comparison needs a value")
+    if op in (Op.OPERATOR_EQ, Op.OPERATOR_NE):
+        equal = (column == value).to_numpy()
+        return equal if op == Op.OPERATOR_EQ else ~equal & present
+    if text or isinstance(value, str | list):
+        raise _bad(f"{where}.comparison", f"{Op.Name(op)} needs a numeric column and a number")
+    numbers = column.to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        if op == Op.OPERATOR_GT:
+            return numbers > value
+        if op == Op.OPERATOR_GTE:
+            return numbers >= value
+        if op == Op.OPERATOR_LT:
+            return numbers < value
+        if op == Op.OPERATOR_LTE:
+            return numbers <= value
+    raise _bad(f"{where}.comparison.operator", f"operator {Op.Name(op)} is not supported here")
+
+
+def _default_rule(stage: int) -> condition_pb2.Condition:
+    return condition_pb2.Condition(
+        comparison=condition_pb2.Comparison(
+            field=condition_pb2.FieldRef(source=condition_pb2.FieldRef.SOURCE_FEATURE, name=DEFAULT_COLUMNS[stage]),
+            operator=Op.OPERATOR_GT,
+            value=types_pb2.Value(double_value=0.0),
+        )
+    )
+
+
+def compute_funnel(
+    request: pb.ComputeAiplFunnelRequest, catalog: DatasetCatalog, seed: int = 0
+) -> pb.ComputeAiplFunnelResponse:
+    if request.segment_id:
+        raise FailedPrecondition("segments live in svc_profile, which is not connected yet", reason="NOT_YET_AVAILABLE")
+    if request.HasField("time_range"):
+        raise FailedPrecondition(
+            "a time range needs the event log through svc_profile (not connected); a dataset is one snapshot",
+            reason="NOT_YET_AVAILABLE",
+        )
+    if not request.driver_dataset_id:
+        raise FailedPrecondition(
+            "a funnel over profiles needs svc_profile (not connected yet): pass driver_dataset_id (a row per customer)",
+            reason="NOT_YET_AVAILABLE",
+        )
+    _dataset, frame = catalog.load(request.driver_dataset_id)
+    rules: dict[int, condition_pb2.Condition] = {}
+    for i, rule in enumerate(request.rules):
+        if rule.stage not in STAGES:
+            raise InvalidArgument("stage is required", violations=[FieldViolation(f"rules[{i}].stage", "a stage")])
+        if rule.stage in rules:
+            raise InvalidArgument(
+                "a stage has two rules", violations=[FieldViolation(f"rules[{i}].stage", "one rule per stage")]
+            )
+        rules[rule.stage] = rule.condition
+    used: set[str] = set()
+    reached = np.ones(len(frame.data), dtype=bool)
+    masks = []
+    for stage in STAGES:
+        where = f"rules[{pb.AiplStage.Name(stage)}].condition"
+        rule = rules.get(stage) if request.rules else _default_rule(stage)
+        if rule is None:
+            raise InvalidArgument(
+                f"no rule for {pb.AiplStage.Name(stage)}: give all four stages or none (the defaults)",
+                violations=[FieldViolation("rules", "one rule for each of the four stages")],
+            )
+        reached = reached & evaluate(rule, frame, where, used)
+        masks.append(reached.copy())
+    response = pb.ComputeAiplFunnelResponse()
+    for stage, mask in zip(STAGES, masks, strict=True):
+        response.stages.add(stage=stage, customers=int(mask.sum()))
+    factors = [
+        c.name
+        for c in frame.columns
+        if c.role == pb.COLUMN_ROLE_FEATURE and not frame.is_string(c.name) and c.name not in used
+        and frame.data[c.name].notna().all() and frame.data[c.name].nunique() > 1
+    ]  # fmt: skip
+    lowest, break_from = 2.0, pb.AIPL_STAGE_UNSPECIFIED
+    for k in range(3):
+        base, nxt = masks[k], masks[k + 1]
+        conversion = float(nxt.sum() / base.sum()) if base.sum() else 0.0
+        transition = response.transitions.add(from_stage=STAGES[k], to_stage=STAGES[k + 1], conversion=conversion)
+        if base.sum() and conversion < lowest:
+            lowest, break_from = conversion, STAGES[k]
+        _add_drivers(transition, frame.data.loc[base], nxt[base], factors, seed + k)
+    response.break_point_from = break_from
+    return response
+
+
+def _add_drivers(
+    transition: pb.AiplTransition, rows: pd.DataFrame, converted: np.ndarray, factors: list[str], seed: int
+) -> None:
+    y = converted.astype(float)
+    if not factors or y.size < 50 or y.min() == y.max():
+        return
+    if y.size > DRIVER_ROWS:
+        pick = np.random.default_rng(seed).choice(y.size, DRIVER_ROWS, replace=False)
+        rows, y = rows.iloc[pick], y[pick]
+    x = rows[factors].to_numpy(dtype=np.float64)
+    effects, spreads = {}, {}
+    for i, name in enumerate(factors):
+        if np.ptp(x[:, i]) == 0:
+            continue
+        w = np.delete(x, i, axis=1)
+        effects[name] = driver_methods.dml_effect(y, x[:, i], w, "linear_dml", seed)
+        spreads[name] = float(np.std(x[:, i]))
+    weights = driver_methods.importance(effects, spreads)
+    for name in sorted(effects, key=lambda f: -weights[f]):
+        transition.drivers.add(factor=name, effect=pb.Estimate(**effects[name].as_dict()), importance=weights[name])

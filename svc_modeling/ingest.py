@@ -1,0 +1,235 @@
+"""Turning imports into a :class:`~svc_modeling.frame.Frame`: streamed typed rows, or a CSV file.
+
+A bad row (wrong number of values, a value of the wrong type, NaN or infinity) is left out and reported
+as a :class:`RowProblem`; a bad dataset definition fails the whole import with INVALID_ARGUMENT naming the
+field.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from svc_common.errors import FieldViolation, InvalidArgument, ResourceExhausted, Unimplemented
+from svc_common.pb.qiming.common.v1 import types_pb2
+from svc_common.pb.qiming.modeling.v1 import modeling_pb2
+from svc_modeling.frame import NUMERIC_TYPES, ROLE, STRING_TYPES, SUPPORTED_TYPES, VT, Frame, infer_type, to_storage
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+MAX_REPORTED_PROBLEMS = 1000
+
+# Which Value kinds a column of each type accepts.
+_ACCEPTS = {
+    VT.VALUE_TYPE_STRING: ("string_value",),
+    VT.VALUE_TYPE_INT: ("int_value",),
+    VT.VALUE_TYPE_DOUBLE: ("double_value", "int_value"),
+    VT.VALUE_TYPE_BOOL: ("bool_value",),
+    VT.VALUE_TYPE_MONEY_FEN: ("money_fen_value", "int_value"),
+    VT.VALUE_TYPE_TIMESTAMP: ("timestamp_value",),
+}
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    row_index: int
+    column: str
+    reason: str
+    message: str
+
+
+def check_definition(dataset: modeling_pb2.Dataset, *, max_columns: int, need_types: bool = True) -> None:
+    """The dataset's name and columns make sense; raises INVALID_ARGUMENT naming the field otherwise."""
+    violations: list[FieldViolation] = []
+    if not dataset.name.strip():
+        violations.append(FieldViolation("dataset.name", "give the dataset a name", "MISSING_FIELD"))
+    elif len(dataset.name) > 256:
+        violations.append(FieldViolation("dataset.name", "at most 256 characters", "INVALID_NAME"))
+    if need_types and not dataset.columns:
+        violations.append(FieldViolation("dataset.columns", "declare at least one column", "MISSING_FIELD"))
+    if len(dataset.columns) > max_columns:
+        violations.append(FieldViolation("dataset.columns", f"at most {max_columns} columns"))
+    seen: set[str] = set()
+    for i, column in enumerate(dataset.columns):
+        where = f"dataset.columns[{i}]"
+        if not _NAME.match(column.name):
+            violations.append(
+                FieldViolation(
+                    f"{where}.name",
+                    f"{column.name!r} is not a column name: letters, digits, _ . - (start with a letter or _)",
+                    "INVALID_NAME",
+                )
+            )
+        if column.name in seen:
+            violations.append(FieldViolation(f"{where}.name", f"column {column.name!r} is declared twice"))
+        seen.add(column.name)
+        if need_types and column.type not in SUPPORTED_TYPES:
+            violations.append(
+                FieldViolation(
+                    f"{where}.type",
+                    f"column {column.name!r}: type {types_pb2.ValueType.Name(column.type)} is not supported "
+                    "in datasets (use STRING, INT, DOUBLE, BOOL, MONEY_FEN or TIMESTAMP)",
+                    "PROPERTY_TYPE_MISMATCH",
+                )
+            )
+    if dataset.customer_id_column and need_types and dataset.customer_id_column not in seen:
+        violations.append(
+            FieldViolation(
+                "dataset.customer_id_column", f"{dataset.customer_id_column!r} is not one of the declared columns"
+            )
+        )
+    if violations:
+        raise InvalidArgument(f"bad dataset definition: {violations[0].description}", violations=violations)
+
+
+def _cell(value: types_pb2.Value, column: modeling_pb2.Column) -> tuple[object, str]:
+    """The stored value of one cell, or an error message."""
+    kind = value.WhichOneof("kind")
+    if kind is None:
+        return None, ""
+    if kind not in _ACCEPTS[column.type]:
+        return None, f"{kind} given for a {types_pb2.ValueType.Name(column.type)} column"
+    if kind == "string_value":
+        return value.string_value, ""
+    if kind == "double_value":
+        if not math.isfinite(value.double_value):
+            return None, f"{value.double_value} is not a finite number (send an unset Value for missing)"
+        return value.double_value, ""
+    if kind == "int_value":
+        return float(value.int_value), ""
+    if kind == "money_fen_value":
+        return float(value.money_fen_value), ""
+    if kind == "bool_value":
+        return 1.0 if value.bool_value else 0.0, ""
+    return float(value.timestamp_value.ToMicroseconds()), ""
+
+
+class RowCollector:
+    """Collects streamed rows of a declared dataset into columns."""
+
+    def __init__(self, dataset: modeling_pb2.Dataset, max_rows: int) -> None:
+        self.columns = list(dataset.columns)
+        self._values: list[list[object]] = [[] for _ in self.columns]
+        self.problems: list[RowProblem] = []
+        self.rejected = 0
+        self._seen = 0
+        self._max_rows = max_rows
+
+    def add(self, rows: Iterable[modeling_pb2.Row]) -> None:
+        width = len(self.columns)
+        for row in rows:
+            index = self._seen
+            self._seen += 1
+            if len(row.values) != width:
+                self._problem(index, "", "MALFORMED_REQUEST", f"{len(row.values)} values for {width} columns")
+                continue
+            cells: list[object] = []
+            for value, column in zip(row.values, self.columns, strict=True):
+                cell, error = _cell(value, column)
+                if error:
+                    reason = "VALUE_NOT_ALLOWED" if "finite" in error else "PROPERTY_TYPE_MISMATCH"
+                    self._problem(index, column.name, reason, f"column {column.name!r}: {error}")
+                    break
+                cells.append(cell)
+            else:
+                if self._seen - self.rejected > self._max_rows:
+                    raise ResourceExhausted(f"more than {self._max_rows} rows: split the dataset")
+                for target, cell in zip(self._values, cells, strict=True):
+                    target.append(cell)
+
+    def _problem(self, index: int, column: str, reason: str, message: str) -> None:
+        self.rejected += 1
+        if len(self.problems) < MAX_REPORTED_PROBLEMS:
+            self.problems.append(RowProblem(index, column, reason, message))
+
+    def frame(self) -> Frame:
+        data = {}
+        for column, values in zip(self.columns, self._values, strict=True):
+            if column.type in STRING_TYPES:
+                data[column.name] = pd.Series(values, dtype=object)
+            else:
+                data[column.name] = pd.Series(np.array([np.nan if v is None else v for v in values], dtype=np.float64))
+        return Frame(pd.DataFrame(data), self.columns)
+
+
+def read_csv(
+    dataset: modeling_pb2.Dataset, file_format: int, content: bytes, max_rows: int
+) -> tuple[Frame, list[RowProblem], int]:
+    """A CSV file as a Frame; declared columns (by name) fix the type, role and sensitivity of those columns."""
+    if file_format not in (modeling_pb2.FILE_FORMAT_CSV, modeling_pb2.FILE_FORMAT_UNSPECIFIED):
+        raise Unimplemented(
+            f"{modeling_pb2.FileFormat.Name(file_format)} uploads are not supported yet: send CSV",
+            reason="NOT_YET_AVAILABLE",
+        )
+    if not content:
+        raise InvalidArgument("the uploaded file is empty", violations=[FieldViolation("chunk", "send the file")])
+    try:
+        table = pd.read_csv(io.BytesIO(content), low_memory=False)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(
+            f"not a readable CSV file: {str(exc).splitlines()[0]}",
+            reason="MALFORMED_REQUEST",
+            violations=[FieldViolation("chunk", "send a UTF-8 CSV file with a header row")],
+        ) from None
+    if len(table) > max_rows:
+        raise ResourceExhausted(f"{len(table)} rows: more than {max_rows}, split the dataset")
+    declared = {c.name: c for c in dataset.columns}
+    unknown = [name for name in declared if name not in table.columns]
+    if unknown:
+        raise InvalidArgument(
+            f"declared column {unknown[0]!r} is not in the file's header",
+            violations=[FieldViolation("dataset.columns", f"{name!r} is not in the file") for name in unknown],
+        )
+    columns: list[modeling_pb2.Column] = []
+    data: dict[str, pd.Series] = {}
+    for name in table.columns:
+        spec = modeling_pb2.Column()
+        if name in declared:
+            spec.CopyFrom(declared[name])
+        spec.name = str(name)
+        if not spec.type:
+            spec.type = infer_type(table[name])
+        if not spec.role:
+            spec.role = ROLE.COLUMN_ROLE_ID if name == dataset.customer_id_column else ROLE.COLUMN_ROLE_FEATURE
+        columns.append(spec)
+        data[spec.name] = to_storage(table[name], spec.type)
+    check_definition(
+        modeling_pb2.Dataset(name=dataset.name, columns=columns, customer_id_column=dataset.customer_id_column),
+        max_columns=10_000,
+    )
+    frame = pd.DataFrame(data)
+    problems: list[RowProblem] = []
+    bad = np.zeros(len(frame), dtype=bool)
+    for spec in columns:
+        if spec.type in NUMERIC_TYPES:
+            raw = table[spec.name]
+            values = frame[spec.name].to_numpy()
+            not_number = raw.notna().to_numpy() & np.isnan(values)
+            infinite = np.isinf(values)
+            for index in np.flatnonzero((not_number | infinite) & ~bad)[: MAX_REPORTED_PROBLEMS - len(problems)]:
+                what = "not a finite number" if infinite[index] else f"{raw.iloc[index]!r} is not a number"
+                problems.append(RowProblem(int(index), spec.name, "VALUE_NOT_ALLOWED", f"column {spec.name!r}: {what}"))
+            bad |= not_number | infinite
+    rejected = int(bad.sum())
+    if rejected:
+        frame = frame.loc[~bad].reset_index(drop=True)
+    return Frame(frame, columns), problems, rejected
+
+
+def problem_messages(problems: Sequence[RowProblem]) -> list[modeling_pb2.RowProblem]:
+    from svc_common.pb.qiming.common.v1 import errors_pb2
+
+    return [
+        modeling_pb2.RowProblem(
+            row_index=p.row_index,
+            column=p.column,
+            reason=errors_pb2.ErrorReason.Value(f"ERROR_REASON_{p.reason}"),
+            message=p.message,
+        )
+        for p in problems
+    ]

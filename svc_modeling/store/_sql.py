@@ -1,0 +1,211 @@
+"""SQLAlchemy Core store of svc_modeling: blobs in chunks, dataset metadata, jobs, models, analyses.
+
+Rows go in and out as plain dicts (column name → value); the domain builds protobuf messages from them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from svc_common.db import Database
+from svc_common.errors import Aborted
+
+TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class SqlModelingStore:
+    def __init__(self, database: Database, tables: dict[str, Table], chunk_bytes: int = 8 * 1024 * 1024) -> None:
+        self._db = database
+        self._blob = tables["blob"]
+        self._dataset = tables["dataset"]
+        self._job = tables["job"]
+        self._model = tables["model"]
+        self._analysis = tables["analysis"]
+        self._chunk = chunk_bytes
+
+    # -- blobs ----------------------------------------------------------------------------------------
+
+    def _put_blob(self, conn: Connection, data: bytes) -> str:
+        blob_id = str(uuid.uuid4())
+        parts = [data[i : i + self._chunk] for i in range(0, len(data), self._chunk)] or [b""]
+        for part_no, chunk in enumerate(parts):
+            conn.execute(insert(self._blob).values(blob_id=blob_id, part_no=part_no, chunk=chunk))
+        return blob_id
+
+    def get_blob(self, blob_id: str) -> bytes:
+        c = self._blob.c
+        with self._db.connection() as conn:
+            rows = conn.execute(select(c.chunk).where(c.blob_id == blob_id).order_by(c.part_no)).scalars().all()
+        return b"".join(bytes(r) for r in rows)
+
+    # -- datasets -------------------------------------------------------------------------------------
+
+    def add_dataset(self, record: dict[str, Any], data: bytes) -> None:
+        with self._db.connection(write=True) as conn:
+            blob_id = self._put_blob(conn, data)
+            conn.execute(insert(self._dataset).values(**record, blob_id=blob_id))
+
+    def get_dataset(self, dataset_id: str) -> dict[str, Any] | None:
+        with self._db.connection() as conn:
+            row = conn.execute(select(self._dataset).where(self._dataset.c.dataset_id == dataset_id)).one_or_none()
+        return dict(row._mapping) if row is not None else None
+
+    def list_datasets(self, after: tuple[dt.datetime, str] | None, limit: int) -> list[dict[str, Any]]:
+        c = self._dataset.c
+        query = select(self._dataset).order_by(c.created_at, c.dataset_id).limit(limit)
+        if after is not None:
+            query = query.where(or_(c.created_at > after[0], and_(c.created_at == after[0], c.dataset_id > after[1])))
+        with self._db.connection() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def delete_dataset(self, dataset_id: str) -> bool:
+        with self._db.connection(write=True) as conn:
+            blob_id = conn.execute(
+                select(self._dataset.c.blob_id).where(self._dataset.c.dataset_id == dataset_id)
+            ).scalar_one_or_none()
+            if blob_id is None:
+                return False
+            conn.execute(delete(self._dataset).where(self._dataset.c.dataset_id == dataset_id))
+            conn.execute(delete(self._blob).where(self._blob.c.blob_id == blob_id))
+            return True
+
+    # -- jobs -----------------------------------------------------------------------------------------
+
+    def add_job(self, record: dict[str, Any]) -> None:
+        with self._db.connection(write=True) as conn:
+            conn.execute(insert(self._job).values(**record))
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        with self._db.connection() as conn:
+            row = conn.execute(select(self._job).where(self._job.c.job_id == job_id)).one_or_none()
+        return dict(row._mapping) if row is not None else None
+
+    def update_job(self, job_id: str, only_if_state: Sequence[str] = (), **values: Any) -> bool:
+        """Update a job; with ``only_if_state``, only while it is in one of those states. True if it changed."""
+        c = self._job.c
+        query = update(self._job).where(c.job_id == job_id).values(**values)
+        if only_if_state:
+            query = query.where(c.job_state.in_(list(only_if_state)))
+        with self._db.connection(write=True) as conn:
+            return conn.execute(query).rowcount > 0
+
+    def list_jobs(
+        self, states: Sequence[str], kind: str, after: tuple[dt.datetime, str] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        c = self._job.c
+        query = select(self._job).order_by(c.created_at.desc(), c.job_id.desc()).limit(limit)
+        if states:
+            query = query.where(c.job_state.in_(list(states)))
+        if kind:
+            query = query.where(c.kind == kind)
+        if after is not None:
+            query = query.where(or_(c.created_at < after[0], and_(c.created_at == after[0], c.job_id < after[1])))
+        with self._db.connection() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def fail_unfinished_jobs(self, message: str) -> int:
+        """At start: jobs a previous process left PENDING or RUNNING can never finish; say so."""
+        c = self._job.c
+        with self._db.connection(write=True) as conn:
+            return conn.execute(
+                update(self._job)
+                .where(c.job_state.in_(["PENDING", "RUNNING"]))
+                .values(job_state="FAILED", error_reason="ABORTED", error_message=message, finished_at=utcnow())
+            ).rowcount
+
+    # -- models ---------------------------------------------------------------------------------------
+
+    def add_model(self, model_name: str, task: str, body: dict[str, Any], artifact: bytes) -> int:
+        """Store the next version of ``model_name``; returns the version number."""
+        c = self._model.c
+        for _attempt in range(5):
+            try:
+                with self._db.connection(write=True) as conn:
+                    latest = conn.execute(select(func.max(c.version)).where(c.model_name == model_name)).scalar()
+                    version = int(latest or 0) + 1
+                    blob_id = self._put_blob(conn, artifact)
+                    body = {**body, "version": str(version)}
+                    conn.execute(
+                        insert(self._model).values(
+                            model_name=model_name,
+                            version=version,
+                            task=task,
+                            stage="CANDIDATE",
+                            body=body,
+                            artifact_blob_id=blob_id,
+                            created_at=utcnow(),
+                        )
+                    )
+                    return version
+            except IntegrityError:  # a concurrent training registered the same version: take the next
+                continue
+        raise Aborted(
+            f"model {model_name!r}: could not register a new version, retry", reason="CONCURRENT_MODIFICATION"
+        )
+
+    def get_model(self, model_name: str, version: int = 0) -> dict[str, Any] | None:
+        """``version`` 0: the production version, else the latest."""
+        c = self._model.c
+        query = select(self._model).where(c.model_name == model_name)
+        if version:
+            query = query.where(c.version == version)
+        else:
+            query = query.order_by((c.stage == "PRODUCTION").desc(), c.version.desc()).limit(1)
+        with self._db.connection() as conn:
+            row = conn.execute(query).first()
+        return dict(row._mapping) if row is not None else None
+
+    def list_models(self, model_name: str, after: tuple[str, int] | None, limit: int) -> list[dict[str, Any]]:
+        c = self._model.c
+        query = select(self._model).order_by(c.model_name, c.version.desc()).limit(limit)
+        if model_name:
+            query = query.where(c.model_name == model_name)
+        if after is not None:
+            query = query.where(or_(c.model_name > after[0], and_(c.model_name == after[0], c.version < after[1])))
+        with self._db.connection() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def set_model_stage(self, model_name: str, version: int, stage: str) -> None:
+        """One production version per model: promoting one archives the previous production version."""
+        c = self._model.c
+        with self._db.connection(write=True) as conn:
+            if stage == "PRODUCTION":
+                conn.execute(
+                    update(self._model)
+                    .where(c.model_name == model_name, c.stage == "PRODUCTION", c.version != version)
+                    .values(stage="ARCHIVED")
+                )
+            conn.execute(
+                update(self._model).where(c.model_name == model_name, c.version == version).values(stage=stage)
+            )
+
+    # -- analyses -------------------------------------------------------------------------------------
+
+    def add_analysis(self, analysis_id: str, dataset_id: str, body: dict[str, Any], artifact: bytes) -> None:
+        with self._db.connection(write=True) as conn:
+            blob_id = self._put_blob(conn, artifact)
+            conn.execute(
+                insert(self._analysis).values(
+                    analysis_id=analysis_id,
+                    dataset_id=dataset_id,
+                    body=body,
+                    artifact_blob_id=blob_id,
+                    created_at=utcnow(),
+                )
+            )
+
+    def get_analysis(self, analysis_id: str) -> dict[str, Any] | None:
+        with self._db.connection() as conn:
+            row = conn.execute(select(self._analysis).where(self._analysis.c.analysis_id == analysis_id)).one_or_none()
+        return dict(row._mapping) if row is not None else None

@@ -1,0 +1,80 @@
+"""svc_modeling's tables. Datasets, model artifacts and result tables are immutable blobs (split into
+chunks in ``modeling_blob``); their metadata is in small tables that list and page quickly."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text
+
+from svc_common.db import JsonText, UtcDateTime
+
+
+def define_tables(metadata: MetaData) -> dict[str, Table]:
+    blob = Table(
+        "modeling_blob",
+        metadata,
+        Column("blob_id", String(36), primary_key=True),
+        Column("part_no", Integer, primary_key=True, autoincrement=False),
+        Column("chunk", LargeBinary, nullable=False),
+    )
+    dataset = Table(
+        "modeling_dataset",
+        metadata,
+        Column("dataset_id", String(36), primary_key=True),
+        Column("name", String(256), nullable=False),
+        Column("description", Text, nullable=False, default=""),
+        # The Column list as JSON (name, type, role, sensitivity, description).
+        Column("column_specs", JsonText, nullable=False),
+        Column("row_count", BigInteger, nullable=False),
+        Column("origin", String(32), nullable=False),
+        Column("lineage", JsonText, nullable=False),
+        Column("customer_id_column", String(256), nullable=False, default=""),
+        Column("content_digest", String(64), nullable=False),
+        Column("blob_id", String(36), nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("created_by", String(128), nullable=False, default=""),
+        Index("ix_modeling_dataset_created", "created_at", "dataset_id"),
+    )
+    job = Table(
+        "modeling_job",
+        metadata,
+        Column("job_id", String(36), primary_key=True),
+        Column("kind", String(64), nullable=False),
+        # PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED (JobState names without the prefix).
+        Column("job_state", String(16), nullable=False),
+        Column("progress_percent", Float, nullable=False, default=0.0),
+        Column("progress_message", Text, nullable=False, default=""),
+        Column("cancel_requested", Boolean, nullable=False, default=False),
+        Column("error_reason", String(64), nullable=False, default=""),
+        Column("error_message", Text, nullable=False, default=""),
+        Column("result_name", String(256), nullable=False, default=""),
+        Column("created_by", String(128), nullable=False, default=""),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("started_at", UtcDateTime(), nullable=True),
+        Column("finished_at", UtcDateTime(), nullable=True),
+        Index("ix_modeling_job_created", "created_at", "job_id"),
+    )
+    model = Table(
+        "modeling_model",
+        metadata,
+        Column("model_name", String(128), primary_key=True),
+        Column("version", BigInteger, primary_key=True, autoincrement=False),
+        Column("task", String(32), nullable=False),
+        # CANDIDATE, PRODUCTION, ARCHIVED.
+        Column("stage", String(16), nullable=False),
+        # The whole ModelVersion (metrics, lineage, importance, intervention summaries) as JSON.
+        Column("body", JsonText, nullable=False),
+        Column("artifact_blob_id", String(36), nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+    )
+    analysis = Table(
+        "modeling_analysis",
+        metadata,
+        Column("analysis_id", String(36), primary_key=True),
+        Column("dataset_id", String(36), nullable=False),
+        # The DriverAnalysis as JSON.
+        Column("body", JsonText, nullable=False),
+        # The outcome models used by what-if and response curves.
+        Column("artifact_blob_id", String(36), nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+    )
+    return {"blob": blob, "dataset": dataset, "job": job, "model": model, "analysis": analysis}

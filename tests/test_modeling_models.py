@@ -1,0 +1,177 @@
+"""Propensity models on Hillstrom: calibrated gradient boosting with held-out metrics, a versioned registry
+with lineage and stages, online prediction, batch scoring into a stored score table, cancel mid-fit, and a
+precise refusal for each bad input (leaky feature, non-binary label, constant column, unknown model)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from modeling_helpers import finished, modeling_settings, running_service, upload_frame
+
+from svc_common.errors import FailedPrecondition, InvalidArgument, NotFound
+from svc_common.pb.qiming.common.v1 import job_pb2, types_pb2
+from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
+from svc_modeling.datasets import load_hillstrom
+
+FEATURES = ["recency", "history", "mens", "womens", "zip_code", "newbie", "channel", "segment"]
+
+
+@pytest.fixture(scope="module")
+def hillstrom(tmp_path_factory):
+    data = load_hillstrom()
+    data.insert(0, "customer_id", [f"h{i:05d}" for i in range(len(data))])
+    with running_service(modeling_settings(tmp_path_factory.mktemp("models"))) as service:
+        dataset = upload_frame(service, "hillstrom", data, customer_id_column="customer_id")
+        yield service, dataset, data
+
+
+def _train(service, dataset_id: str, **overrides) -> job_pb2.Job:
+    values = {
+        "model_name": "visit_propensity",
+        "dataset_id": dataset_id,
+        "label_column": "visit",
+        "feature_columns": FEATURES,
+        "hyperparameters": {"n_estimators": "60", "num_leaves": "15"},
+        "random_seed": 3,
+        **overrides,
+    }
+    return service.models.train(pb.TrainModelRequest(**values), "analyst")
+
+
+def test_propensity_model_is_calibrated_evaluated_versioned_and_scores(hillstrom) -> None:
+    service, dataset, data = hillstrom
+    job = finished(service, _train(service, dataset.dataset_id))
+    assert job.result_name == "visit_propensity/1"
+    model = service.models.get("visit_propensity", 1)
+    m = model.metrics
+    assert 0.6 < m.auc < 0.8, m.auc
+    assert m.calibration_error < 0.02 and abs(m.base_rate - data["visit"].mean()) < 0.01
+    assert (m.train_rows, m.test_rows) == (48_000, 16_000)
+    assert len(m.lift_by_decile) == 10 and m.lift_by_decile[0] > 2 * m.lift_by_decile[-1]
+    assert np.mean(m.lift_by_decile) == pytest.approx(1.0, abs=0.01)
+    assert len(m.calibration) == 10 and sum(b.count for b in m.calibration) == 16_000
+    assert sum(f.importance for f in model.feature_importance) == pytest.approx(1.0)
+    assert {f.feature for f in model.feature_importance} == set(FEATURES)
+    assert model.lineage["dataset_digest"] == dataset.content_digest and model.lineage["training_job"] == job.job_id
+    assert model.lineage["parent_version"] == "" and model.created_by == "analyst"
+    assert model.stage == pb.MODEL_STAGE_CANDIDATE and model.hyperparameters["calibration"] == "isotonic"
+
+    # A second version, with lineage to the first; stages pick what version 0 means.
+    finished(service, _train(service, dataset.dataset_id, algorithm="sklearn_hist_gbm"))
+    second = service.models.get("visit_propensity", 0)
+    assert (second.version, second.lineage["parent_version"], second.algorithm) == (2, "1", "sklearn_hist_gbm")
+    assert second.metrics.auc > 0.6
+    service.models.set_stage("visit_propensity", 1, pb.MODEL_STAGE_PRODUCTION)
+    assert service.models.get("visit_propensity", 0).version == 1
+    service.models.set_stage("visit_propensity", 2, pb.MODEL_STAGE_PRODUCTION)
+    assert service.models.get("visit_propensity", 1).stage == pb.MODEL_STAGE_ARCHIVED
+    assert [v.version for v in service.models.list("visit_propensity", None, 10)] == [2, 1]
+
+    # Online prediction of a few rows equals the batch scores of the same customers.
+    head = data.head(5)
+    rows = []
+    for _, r in head.iterrows():
+        values = []
+        for name in FEATURES:
+            v = r[name]
+            values.append(
+                types_pb2.Value(string_value=v) if isinstance(v, str) else types_pb2.Value(double_value=float(v))
+            )
+        rows.append(pb.Row(values=values))
+    online = service.models.predict(
+        pb.PredictRequest(model_name="visit_propensity", version=1, columns=FEATURES, rows=rows)
+    )
+    assert online.model_version == 1 and len(online.scores) == 5 and all(0 <= s <= 1 for s in online.scores)
+
+    done = finished(
+        service,
+        service.models.score_customers(
+            pb.ScoreCustomersRequest(model_name="visit_propensity", version=1, dataset_id=dataset.dataset_id)
+        ),
+    )
+    table, scores = service.catalog.load(done.result_name)
+    assert table.origin == "model_scores" and table.row_count == 64_000
+    assert table.lineage["model_version"] == "1" and table.lineage["profile_writeback"] == "not connected"
+    assert table.name == "score_visit_propensity_v1"
+    assert scores.data["customer_id"].tolist()[:5] == head["customer_id"].tolist()
+    assert scores.data["score"].to_numpy()[:5] == pytest.approx(list(online.scores))
+    # Higher scores visit more: the top decile of the stored scores against the bottom one.
+    ranked = data["visit"].to_numpy()[np.argsort(-scores.data["score"].to_numpy())]
+    assert ranked[:6400].mean() > 2 * ranked[-6400:].mean()
+
+
+def test_regression_models_report_rmse_and_r2(hillstrom) -> None:
+    service, dataset, _ = hillstrom
+    job = _train(
+        service,
+        dataset.dataset_id,
+        model_name="history_regression",
+        task=pb.MODEL_TASK_REGRESSION,
+        label_column="history",
+        feature_columns=["recency", "mens", "womens", "zip_code", "newbie", "channel"],
+    )
+    model = service.models.get(finished(service, job).result_name.split("/")[0])
+    assert model.task == pb.MODEL_TASK_REGRESSION and model.metrics.rmse > 0 and model.metrics.r2 > 0.0
+
+
+def test_a_training_job_can_be_cancelled_mid_fit(hillstrom) -> None:
+    service, dataset, _ = hillstrom
+    job = _train(
+        service,
+        dataset.dataset_id,
+        model_name="slow_model",
+        hyperparameters={"n_estimators": "5000", "learning_rate": "0.001"},
+    )
+    deadline = time.monotonic() + 60
+    while service.jobs.get(job.job_id).progress_percent <= 10 and time.monotonic() < deadline:
+        time.sleep(0.01)  # wait until it is boosting
+    service.jobs.cancel(job.job_id)
+    ended = service.jobs.wait(job.job_id, 120)
+    assert ended.state == job_pb2.JOB_STATE_CANCELLED
+    assert ended.progress_percent < 70  # stopped while boosting, not after the fit
+    with pytest.raises(NotFound):
+        service.models.get("slow_model")
+
+
+def test_bad_training_inputs_are_refused_naming_the_problem(hillstrom) -> None:
+    service, dataset, data = hillstrom
+    cases = [
+        (
+            {"label_column": "conversion", "feature_columns": ["recency", "spend"]},
+            "feature_columns",
+            "'spend' looks like the outcome in disguise",
+        ),
+        ({"label_column": "spend"}, "label_column", "not binary"),
+        ({"label_column": "nope"}, "label_column", "'nope' is not in the dataset"),
+        ({"feature_columns": ["recency", "nope"]}, "feature_columns[1]", "'nope' is not in the dataset"),
+        ({"model_name": "Bad Name"}, "model_name", "not valid"),
+        ({"algorithm": "xgboost"}, "algorithm", "unknown algorithm"),
+        ({"hyperparameters": {"n_estimators": "many"}}, "hyperparameters[n_estimators]", "not an integer"),
+        ({"hyperparameters": {"depth": "3"}}, "hyperparameters[depth]", "unknown hyperparameter"),
+        ({"test_fraction": 0.9}, "test_fraction", "out of range"),
+        ({"task": pb.MODEL_TASK_UPLIFT}, "task", "PROPENSITY or REGRESSION"),
+    ]
+    for overrides, field, text in cases:
+        with pytest.raises(InvalidArgument) as raised:
+            _train(service, dataset.dataset_id, **overrides)
+        assert text in raised.value.message, raised.value.message
+        assert raised.value.violations[0].field == field
+    constant = data.head(500).assign(flat=1.0)
+    flat = upload_frame(service, "flat", constant)
+    with pytest.raises(InvalidArgument, match="'flat' is constant"):
+        _train(service, flat.dataset_id, feature_columns=["recency", "flat"])
+    with pytest.raises(NotFound):
+        service.models.get("no_such_model")
+    with pytest.raises(NotFound):
+        _train(service, "no-such-dataset")
+    with pytest.raises(FailedPrecondition, match="svc_profile"):
+        finished(service, _train(service, dataset.dataset_id, model_name="m2"))
+        service.models.score_customers(pb.ScoreCustomersRequest(model_name="m2"))
+    with pytest.raises(InvalidArgument, match="rows\\[0\\] has 1 values"):
+        service.models.predict(
+            pb.PredictRequest(
+                model_name="m2", columns=FEATURES[:2], rows=[pb.Row(values=[types_pb2.Value(int_value=1)])]
+            )
+        )
