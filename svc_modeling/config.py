@@ -44,3 +44,5 @@ class ModelingSettings(ServiceSettings):
     what_if_max_rows: int = Field(default=20_000, ge=100)
     """What-if for everyone predicts on a fixed random sample of at most this many rows (the sampling error is
     part of the interval); bounds the answer's latency on large datasets."""
+    review_check_interval_seconds: float = Field(default=60.0, gt=0)
+    """How often the review scheduler looks for schedules whose time has come."""

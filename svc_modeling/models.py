@@ -11,7 +11,7 @@ import pickle
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightgbm
@@ -173,6 +173,11 @@ class ModelRegistry:
     # -- propensity / regression ----------------------------------------------------------------------
 
     def train(self, request: pb.TrainModelRequest, created_by: str = "") -> job_pb2.Job:
+        return self._jobs.submit("train_model", self.prepare_training(request, created_by), created_by)
+
+    def prepare_training(self, request: pb.TrainModelRequest, created_by: str = "") -> Callable[[JobContext], str]:
+        """Check the request (raising the precise error) and return the job function that trains and registers
+        the new version (used by TrainModel and by reviews that retrain)."""
         check_model_name(request.model_name)
         task = request.task or pb.MODEL_TASK_PROPENSITY
         if task not in (pb.MODEL_TASK_PROPENSITY, pb.MODEL_TASK_REGRESSION):
@@ -235,7 +240,7 @@ class ModelRegistry:
             registered = self.register(version, model)
             return f"{registered.model_name}/{registered.version}"
 
-        return self._jobs.submit("train_model", run, created_by)
+        return run
 
     def predict(self, request: pb.PredictRequest) -> pb.PredictResponse:
         version, model = self.artifact(request.model_name, request.version)

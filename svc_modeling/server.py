@@ -32,12 +32,6 @@ def _caller() -> str:
     return call.principal.subject if call is not None else ""
 
 
-def _not_yet(method: str) -> Unimplemented:
-    return Unimplemented(
-        f"qiming.modeling.v1.{method} is part of the v1 contract but not built yet", reason="NOT_YET_AVAILABLE"
-    )
-
-
 async def _run(function: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(function, *args)
 
@@ -260,6 +254,49 @@ class FunnelServicer(pb_grpc.FunnelServiceServicer):
         return await _run(compute_funnel, request, self._service.catalog)
 
 
+class ReviewServicer(pb_grpc.ReviewServiceServicer):
+    def __init__(self, service: ModelingService) -> None:
+        self._review = service.review
+
+    async def CreateReviewSchedule(
+        self, request: pb.CreateReviewScheduleRequest, context: aio.ServicerContext
+    ) -> pb.CreateReviewScheduleResponse:
+        return pb.CreateReviewScheduleResponse(schedule=await _run(self._review.create_schedule, request.schedule))
+
+    async def ListReviewSchedules(
+        self, request: pb.ListReviewSchedulesRequest, context: aio.ServicerContext
+    ) -> pb.ListReviewSchedulesResponse:
+        size = page_size(request.page.page_size)
+        position = decode_token(request.page.page_token, "review_schedules") or {}
+        found = await _run(self._review.list_schedules, str(position.get("after", "")), size + 1)
+        response = pb.ListReviewSchedulesResponse(schedules=found[:size])
+        if len(found) > size:
+            response.next_page_token = encode_token("review_schedules", {"after": found[size - 1].schedule_id})
+        return response
+
+    async def RunReview(self, request: pb.RunReviewRequest, context: aio.ServicerContext) -> pb.RunReviewResponse:
+        return pb.RunReviewResponse(job=await _run(self._review.run, request.schedule_id, _caller()))
+
+    async def GetReviewReport(
+        self, request: pb.GetReviewReportRequest, context: aio.ServicerContext
+    ) -> pb.GetReviewReportResponse:
+        return pb.GetReviewReportResponse(report=await _run(self._review.get_report, request.report_id))
+
+    async def ListReviewReports(
+        self, request: pb.ListReviewReportsRequest, context: aio.ServicerContext
+    ) -> pb.ListReviewReportsResponse:
+        size = page_size(request.page.page_size)
+        position = decode_token(request.page.page_token, "review_reports")
+        after = (dt.datetime.fromisoformat(position["at"]), str(position["id"])) if position else None
+        found = await _run(self._review.list_reports, request.schedule_id, after, size + 1)
+        response = pb.ListReviewReportsResponse(reports=found[:size])
+        if len(found) > size:
+            last = found[size - 1]
+            at = last.created_at.ToDatetime(tzinfo=dt.UTC).isoformat()
+            response.next_page_token = encode_token("review_reports", {"at": at, "id": last.report_id})
+        return response
+
+
 class JobServicer(pb_grpc.JobServiceServicer):
     def __init__(self, service: ModelingService) -> None:
         self._jobs = service.jobs
@@ -305,6 +342,7 @@ def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
         "qiming.modeling.v1.UpliftService": (pb_grpc.add_UpliftServiceServicer_to_server, UpliftServicer),
         "qiming.modeling.v1.CausalService": (pb_grpc.add_CausalServiceServicer_to_server, CausalServicer),
         "qiming.modeling.v1.FunnelService": (pb_grpc.add_FunnelServiceServicer_to_server, FunnelServicer),
+        "qiming.modeling.v1.ReviewService": (pb_grpc.add_ReviewServiceServicer_to_server, ReviewServicer),
         "qiming.modeling.v1.JobService": (pb_grpc.add_JobServiceServicer_to_server, JobServicer),
     }
     pending, register_pending = register_not_yet_built("modeling", set(built))

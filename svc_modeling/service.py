@@ -22,6 +22,7 @@ from svc_modeling.ingest import RowCollector, check_definition, problem_messages
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks, effects, stats
 from svc_modeling.models import ModelRegistry
+from svc_modeling.review import ReviewService
 from svc_modeling.store import SqlModelingStore
 from svc_modeling.uplift import UpliftService
 
@@ -44,11 +45,14 @@ class ModelingService:
         self.models = ModelRegistry(settings, store, self.catalog, self.jobs)
         self.uplift = UpliftService(settings, self.catalog, self.jobs, self.models)
         self.drivers = DriverService(settings, store, self.catalog, self.jobs)
+        self.review = ReviewService(settings, store, self.catalog, self.jobs, self.models, self.drivers)
 
     async def start(self) -> None:
         await self.jobs.start()
+        await self.review.start()
 
     async def stop(self) -> None:
+        await self.review.stop()
         await self.jobs.stop()
 
     # -- datasets -------------------------------------------------------------------------------------

@@ -274,5 +274,27 @@ def test_funnel_over_grpc(channel) -> None:
     assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "svc_profile" in raised.value.details()
 
 
+def test_review_over_grpc(channel, hillstrom) -> None:
+    review = pb_grpc.ReviewServiceStub(channel)
+    models = pb_grpc.ModelServiceStub(channel)
+    jobs = pb_grpc.JobServiceStub(channel)
+    models.GetModel(pb.GetModelRequest(model_name="visit"), timeout=10)  # trained by test_models_over_grpc
+    schedule = review.CreateReviewSchedule(
+        pb.CreateReviewScheduleRequest(schedule=pb.ReviewSchedule(model_names=["visit"], cron="0 3 * * 1")), timeout=10
+    ).schedule
+    assert schedule.schedule_id and schedule.next_run_at.seconds > 0
+    end = watch_to_end(jobs, review.RunReview(pb.RunReviewRequest(schedule_id=schedule.schedule_id), timeout=10).job)
+    assert end.state == job_pb2.JOB_STATE_SUCCEEDED, end.error_message
+    report = review.GetReviewReport(pb.GetReviewReportRequest(report_id=end.result_name), timeout=10).report
+    assert "score:visit" in {s.name for s in report.stability} and report.summary
+    listed = review.ListReviewReports(pb.ListReviewReportsRequest(schedule_id=schedule.schedule_id), timeout=10)
+    assert [r.report_id for r in listed.reports] == [report.report_id]
+    with pytest.raises(grpc.RpcError) as raised:
+        review.CreateReviewSchedule(
+            pb.CreateReviewScheduleRequest(schedule=pb.ReviewSchedule(model_names=["visit"], cron="daily")), timeout=10
+        )
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "five fields" in raised.value.details()
+
+
 def test_the_process_writes_a_log(server: ServerProcess, tmp_path: Path) -> None:
     assert "serving" in server.log_tail(200)

@@ -32,6 +32,8 @@ class SqlModelingStore:
         self._job = tables["job"]
         self._model = tables["model"]
         self._analysis = tables["analysis"]
+        self._schedule = tables["schedule"]
+        self._report = tables["report"]
         self._chunk = chunk_bytes
 
     # -- blobs ----------------------------------------------------------------------------------------
@@ -209,3 +211,63 @@ class SqlModelingStore:
         with self._db.connection() as conn:
             row = conn.execute(select(self._analysis).where(self._analysis.c.analysis_id == analysis_id)).one_or_none()
         return dict(row._mapping) if row is not None else None
+
+    # -- reviews --------------------------------------------------------------------------------------
+
+    def add_schedule(self, schedule_id: str, body: dict[str, Any], next_run_at: dt.datetime) -> None:
+        with self._db.connection(write=True) as conn:
+            conn.execute(
+                insert(self._schedule).values(
+                    schedule_id=schedule_id, body=body, next_run_at=next_run_at, created_at=utcnow()
+                )
+            )
+
+    def get_schedule(self, schedule_id: str) -> dict[str, Any] | None:
+        with self._db.connection() as conn:
+            row = conn.execute(select(self._schedule).where(self._schedule.c.schedule_id == schedule_id)).one_or_none()
+        return dict(row._mapping) if row is not None else None
+
+    def list_schedules(self, after: str, limit: int) -> list[dict[str, Any]]:
+        c = self._schedule.c
+        query = select(self._schedule).where(c.schedule_id > after).order_by(c.schedule_id).limit(limit)
+        with self._db.connection() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def due_schedules(self, now: dt.datetime) -> list[dict[str, Any]]:
+        c = self._schedule.c
+        with self._db.connection() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(self._schedule).where(c.next_run_at <= now))]
+
+    def advance_schedule(self, schedule_id: str, seen: dt.datetime, next_run_at: dt.datetime) -> bool:
+        """Move the next run on, only if nobody else did (one replica starts each due review)."""
+        c = self._schedule.c
+        with self._db.connection(write=True) as conn:
+            changed = conn.execute(
+                update(self._schedule)
+                .where(c.schedule_id == schedule_id, c.next_run_at == seen)
+                .values(next_run_at=next_run_at)
+            )
+            return changed.rowcount > 0
+
+    def add_report(self, report_id: str, schedule_id: str, body: dict[str, Any], created_at: dt.datetime) -> None:
+        with self._db.connection(write=True) as conn:
+            conn.execute(
+                insert(self._report).values(
+                    report_id=report_id, schedule_id=schedule_id, body=body, created_at=created_at
+                )
+            )
+
+    def get_report(self, report_id: str) -> dict[str, Any] | None:
+        with self._db.connection() as conn:
+            row = conn.execute(select(self._report).where(self._report.c.report_id == report_id)).one_or_none()
+        return dict(row._mapping) if row is not None else None
+
+    def list_reports(self, schedule_id: str, after: tuple[dt.datetime, str] | None, limit: int) -> list[dict[str, Any]]:
+        c = self._report.c
+        query = select(self._report).order_by(c.created_at.desc(), c.report_id.desc()).limit(limit)
+        if schedule_id:
+            query = query.where(c.schedule_id == schedule_id)
+        if after is not None:
+            query = query.where(or_(c.created_at < after[0], and_(c.created_at == after[0], c.report_id < after[1])))
+        with self._db.connection() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]

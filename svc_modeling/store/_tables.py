@@ -77,4 +77,32 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("artifact_blob_id", String(36), nullable=False),
         Column("created_at", UtcDateTime(), nullable=False),
     )
-    return {"blob": blob, "dataset": dataset, "job": job, "model": model, "analysis": analysis}
+    schedule = Table(
+        "modeling_review_schedule",
+        metadata,
+        Column("schedule_id", String(36), primary_key=True),
+        # The ReviewSchedule as JSON.
+        Column("body", JsonText, nullable=False),
+        Column("next_run_at", UtcDateTime(), nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Index("ix_modeling_review_schedule_next", "next_run_at"),
+    )
+    report = Table(
+        "modeling_review_report",
+        metadata,
+        Column("report_id", String(36), primary_key=True),
+        Column("schedule_id", String(36), nullable=False),
+        # The ReviewReport as JSON.
+        Column("body", JsonText, nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Index("ix_modeling_review_report_schedule", "schedule_id", "created_at"),
+    )
+    return {
+        "blob": blob,
+        "dataset": dataset,
+        "job": job,
+        "model": model,
+        "analysis": analysis,
+        "schedule": schedule,
+        "report": report,
+    }

@@ -77,3 +77,23 @@ CREATE TABLE modeling_model (
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
 	PRIMARY KEY (model_name, version)
 );
+
+CREATE TABLE modeling_review_report (
+	report_id VARCHAR(36) NOT NULL,
+	schedule_id VARCHAR(36) NOT NULL,
+	body TEXT NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (report_id)
+);
+
+CREATE INDEX ix_modeling_review_report_schedule ON modeling_review_report (schedule_id, created_at);
+
+CREATE TABLE modeling_review_schedule (
+	schedule_id VARCHAR(36) NOT NULL,
+	body TEXT NOT NULL,
+	next_run_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (schedule_id)
+);
+
+CREATE INDEX ix_modeling_review_schedule_next ON modeling_review_schedule (next_run_at);
