@@ -175,3 +175,54 @@ def test_bad_training_inputs_are_refused_naming_the_problem(hillstrom) -> None:
                 model_name="m2", columns=FEATURES[:2], rows=[pb.Row(values=[types_pb2.Value(int_value=1)])]
             )
         )
+
+
+class RecordingWriter:
+    """A stand-in for the svc_profile writer a later issue connects."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int, list]] = []
+
+    def write_scores(self, tag_name, model_name, model_version, scores) -> int:
+        self.calls.append((tag_name, model_name, model_version, list(scores)))
+        return len(scores)
+
+
+def test_a_connected_writer_gets_every_score_as_a_tag_with_the_model_version(hillstrom) -> None:
+    from svc_modeling.models import ModelRegistry
+
+    service, dataset, data = hillstrom
+    writer = RecordingWriter()
+    registry = ModelRegistry(service.settings, service.store, service.catalog, service.jobs, writer)
+    finished(
+        service,
+        registry.train(
+            pb.TrainModelRequest(
+                model_name="tagged",
+                dataset_id=dataset.dataset_id,
+                label_column="visit",
+                feature_columns=["recency", "history"],
+                hyperparameters={"n_estimators": "10"},
+            )
+        ),
+    )
+    job = finished(
+        service,
+        registry.score_customers(
+            pb.ScoreCustomersRequest(model_name="tagged", dataset_id=dataset.dataset_id, tag_name="visit_score")
+        ),
+    )
+    [(tag, name, version, scores)] = writer.calls
+    assert (tag, name, version, len(scores)) == ("visit_score", "tagged", 1, 64_000)
+    assert scores[0].customer_id == data["customer_id"].iloc[0] and 0 <= scores[0].value <= 1
+    table = service.catalog.get(job.result_name)
+    assert table.lineage["profile_writeback"] == "written 64000" and table.name == "visit_score_v1"
+
+
+def test_an_all_missing_feature_is_refused(hillstrom) -> None:
+    service, _, data = hillstrom
+    empty = upload_frame(service, "empty_col", data.head(300).assign(blank=np.nan))
+    with pytest.raises(InvalidArgument, match="'blank' has no values"):
+        _train(service, empty.dataset_id, feature_columns=["recency", "blank"])
