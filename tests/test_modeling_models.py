@@ -169,6 +169,11 @@ def test_bad_training_inputs_are_refused_naming_the_problem(hillstrom) -> None:
     with pytest.raises(FailedPrecondition, match="svc_profile"):
         finished(service, _train(service, dataset.dataset_id, model_name="m2"))
         service.models.score_customers(pb.ScoreCustomersRequest(model_name="m2"))
+    infinite = [types_pb2.Value(double_value=float("inf")), types_pb2.Value(double_value=1.0)]
+    with pytest.raises(InvalidArgument, match="'recency' holds an infinite value"):
+        service.models.predict(
+            pb.PredictRequest(model_name="m2", columns=["recency", "history"], rows=[pb.Row(values=infinite)])
+        )
     with pytest.raises(InvalidArgument, match="rows\\[0\\] has 1 values"):
         service.models.predict(
             pb.PredictRequest(
