@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 from modeling_helpers import finished, modeling_settings, running_service, upload_frame
 
@@ -231,3 +232,41 @@ def test_an_all_missing_feature_is_refused(hillstrom) -> None:
     empty = upload_frame(service, "empty_col", data.head(300).assign(blank=np.nan))
     with pytest.raises(InvalidArgument, match="'blank' has no values"):
         _train(service, empty.dataset_id, feature_columns=["recency", "blank"])
+
+
+def test_fused_survey_answers_are_features_and_free_text_is_refused(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    n = 800
+    nps = rng.integers(0, 11, n)
+    survey = pd.DataFrame(
+        {
+            "customer_id": [f"s{i}" for i in range(n)],
+            "nps": nps,
+            "comment": [f"free text answer number {i}" for i in range(n)],
+        }
+    )
+    assets = rng.normal(size=n)
+    renewed = (rng.random(n) < 1 / (1 + np.exp(-(nps - 5) / 2 - assets))).astype(int)
+    operations = pd.DataFrame({"customer_id": [f"s{i}" for i in range(n)], "assets": assets, "renewed": renewed})
+    with running_service(modeling_settings(tmp_path)) as service:
+        survey_roles = [
+            pb.Column(name="nps", role=pb.COLUMN_ROLE_SURVEY),
+            pb.Column(name="comment", role=pb.COLUMN_ROLE_SURVEY),
+        ]
+        x = upload_frame(service, "x", survey, customer_id_column="customer_id", columns=survey_roles)
+        o = upload_frame(service, "o", operations, customer_id_column="customer_id")
+        fused = finished(
+            service,
+            service.fuse_survey(
+                pb.FuseSurveyRequest(name="xo", survey_dataset_id=x.dataset_id, operations_dataset_id=o.dataset_id)
+            ),
+        ).result_name
+        request = pb.TrainModelRequest(
+            model_name="renewal_xo", dataset_id=fused, label_column="renewed", hyperparameters={"n_estimators": "20"}
+        )
+        model = service.models.get(finished(service, service.models.train(request)).result_name.split("/")[0])
+        assert set(model.feature_columns) == {"nps", "assets"}  # the numeric answer joins the O-data; text does not
+        assert {f.feature for f in model.feature_importance if f.importance > 0.1} == {"nps", "assets"}
+        with pytest.raises(InvalidArgument, match="'comment' looks like free text"):
+            request.feature_columns.extend(["nps", "comment"])
+            service.models.train(request)
