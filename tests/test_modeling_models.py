@@ -270,3 +270,23 @@ def test_fused_survey_answers_are_features_and_free_text_is_refused(tmp_path) ->
         with pytest.raises(InvalidArgument, match="'comment' looks like free text"):
             request.feature_columns.extend(["nps", "comment"])
             service.models.train(request)
+
+
+def test_the_registry_versions_and_stages_on_every_database(database_url: str, tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    data = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})
+    data["y"] = (data["a"] + rng.normal(size=400) > 0).astype(int)
+    with running_service(modeling_settings(tmp_path, database_url)) as service:
+        dataset = upload_frame(service, "small", data)
+        request = pb.TrainModelRequest(
+            model_name="small", dataset_id=dataset.dataset_id, label_column="y", hyperparameters={"n_estimators": "5"}
+        )
+        for _ in range(3):
+            finished(service, service.models.train(request))
+        assert service.models.get("small").version == 3  # no production version: the latest
+        service.models.set_stage("small", 2, pb.MODEL_STAGE_PRODUCTION)
+        assert service.models.get("small").version == 2
+        assert [m.version for m in service.models.list("small", None, 2)] == [3, 2]
+        assert [m.version for m in service.models.list("small", ("small", 2), 10)] == [1]
+        version, artifact = service.models.artifact("small", 1)
+        assert version.version == 1 and artifact.encoder.features == ["a", "b"]
