@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from svc_collect import demo as collect_demo
 from svc_common.pb.qiming.common.v1 import ops_pb2, ops_pb2_grpc
 from svc_common.process import ServerProcess
+from svc_modeling import demo as modeling_demo
 
 
 def _step(title: str) -> None:
@@ -35,6 +36,7 @@ def run_demo(data_dir: Path | None = None) -> int:
             _show_health(channel, services)
             _show_ops(channel)
             collect_demo.run(channel, _step)
+            modeling_demo.run(channel, _step)
             _show_not_yet_built(channel)
         _step("stopping with SIGTERM (graceful: in-flight calls finish, health turns NOT_SERVING)")
         code = suite.terminate()
@@ -96,7 +98,7 @@ def _show_ops(channel: grpc.Channel) -> None:
 
 def _show_not_yet_built(channel: grpc.Channel) -> None:
     _step("the rest of the v1 contract is served, and says plainly what is not built yet")
-    method = "/qiming.modeling.v1.ModelService/TrainModel"
+    method = "/qiming.campaign.v1.JourneyService/CreateJourney"
     call = channel.unary_unary(method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
     try:
         call(b"", timeout=10)

@@ -64,7 +64,7 @@ class DriverService:
         confounders = (
             checks.feature_columns(frame, request.confounders, [request.outcome_column], "confounders")
             if request.confounders
-            else [n for n in frame.names(pb.COLUMN_ROLE_FEATURE) if n not in factors and n not in exclude]
+            else [n for n in frame.default_features() if n not in factors and n not in exclude]
         )
         names = list(dict.fromkeys([*factors, *confounders]))
         known = {*names, request.outcome_column}

@@ -50,6 +50,15 @@ class Frame:
     def names(self, role: int) -> list[str]:
         return [c.name for c in self.columns if c.role == role]
 
+    def default_features(self) -> list[str]:
+        """Columns used when a request names none: FEATURE columns, and numeric SURVEY answers (NPS, CSAT, CES;
+        text answers are not features unless named)."""
+        return [
+            c.name
+            for c in self.columns
+            if c.role == ROLE.COLUMN_ROLE_FEATURE or (c.role == ROLE.COLUMN_ROLE_SURVEY and c.type not in STRING_TYPES)
+        ]
+
     def is_string(self, name: str) -> bool:
         spec = self.spec(name)
         return spec is not None and spec.type in STRING_TYPES

@@ -183,10 +183,11 @@ def compute_funnel(
     response = pb.ComputeAiplFunnelResponse()
     for stage, mask in zip(STAGES, masks, strict=True):
         response.stages.add(stage=stage, customers=int(mask.sum()))
+    defaults = set(frame.default_features())
     factors = [
         c.name
         for c in frame.columns
-        if c.role == pb.COLUMN_ROLE_FEATURE and not frame.is_string(c.name) and c.name not in used
+        if c.name in defaults and not frame.is_string(c.name) and c.name not in used
         and frame.data[c.name].notna().all() and frame.data[c.name].nunique() > 1
     ]  # fmt: skip
     lowest, break_from = 2.0, pb.AIPL_STAGE_UNSPECIFIED

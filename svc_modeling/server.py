@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from grpc import aio
 
@@ -19,9 +20,14 @@ from svc_common.pb.qiming.modeling.v1 import modeling_pb2_grpc as pb_grpc
 from svc_common.runtime import ServiceRuntime
 from svc_common.server import ServiceSpec, current_call, register_not_yet_built
 from svc_modeling.config import ModelingSettings
-from svc_modeling.funnel import compute_funnel
-from svc_modeling.service import ModelingService
 from svc_modeling.store import SqlModelingStore, tables
+
+if TYPE_CHECKING:
+    from svc_modeling.service import ModelingService
+
+log = logging.getLogger("qiming.modeling")
+# The libraries of the ``modeling`` extra: without them the contract is served as not available.
+MODELING_EXTRA = frozenset({"numpy", "pandas", "scipy", "sklearn", "lightgbm"})
 
 T = TypeVar("T")
 _READ_BATCH_DEFAULT, _READ_BATCH_MAX = 1000, 10_000
@@ -251,6 +257,8 @@ class FunnelServicer(pb_grpc.FunnelServiceServicer):
     async def ComputeAiplFunnel(
         self, request: pb.ComputeAiplFunnelRequest, context: aio.ServicerContext
     ) -> pb.ComputeAiplFunnelResponse:
+        from svc_modeling.funnel import compute_funnel
+
         return await _run(compute_funnel, request, self._service.catalog)
 
 
@@ -328,6 +336,8 @@ class JobServicer(pb_grpc.JobServiceServicer):
 
 
 def build_service(runtime: ServiceRuntime) -> ModelingService:
+    from svc_modeling.service import ModelingService  # numpy, pandas, scikit-learn, LightGBM: the modeling extra
+
     settings = runtime.settings
     assert isinstance(settings, ModelingSettings)
     store = SqlModelingStore(runtime.database, tables, settings.blob_chunk_bytes)
@@ -335,7 +345,20 @@ def build_service(runtime: ServiceRuntime) -> ModelingService:
 
 
 def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
-    service = build_service(runtime)
+    try:
+        service = build_service(runtime)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in MODELING_EXTRA:
+            raise
+        # A base install (e.g. `make demo`) still serves the rest of the suite; every modeling RPC answers
+        # UNIMPLEMENTED naming the method, and the log says what to install.
+        log.warning(
+            "svc_modeling needs the 'modeling' extra (pip install 'qiming[modeling]'): %s is missing; "
+            "its RPCs answer UNIMPLEMENTED",
+            exc.name,
+        )
+        names, register_all = register_not_yet_built("modeling")
+        return runtime.spec(names, register_all)
     built = {
         "qiming.modeling.v1.DatasetService": (pb_grpc.add_DatasetServiceServicer_to_server, DatasetServicer),
         "qiming.modeling.v1.ModelService": (pb_grpc.add_ModelServiceServicer_to_server, ModelServicer),

@@ -203,3 +203,18 @@ def test_bad_driver_requests_name_the_problem(service, known) -> None:
         )
     with pytest.raises(InvalidArgument, match="points out of range"):
         service.drivers.response_curve(pb.ResponseCurveRequest(analysis_id=aid, factor="coupon", points=1000))
+
+
+def test_a_sampled_what_if_carries_the_sampling_error() -> None:
+    from svc_modeling.methods import drivers as methods
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 2))
+    y = x[:, 0] * 2 + rng.normal(size=3000)
+    model = methods.OutcomeModel.fit(x, y, None, ["a"], ["a", "b"], seed=1)
+    after = x.copy()
+    after[:, 0] += 1
+    whole, _, _ = methods.change_estimate(model, x, after)
+    sampled, _, _ = methods.change_estimate(model, x[:300], after[:300], population=3000)
+    assert sampled.std_error > whole.std_error
+    assert sampled.ci_low < whole.value < sampled.ci_high

@@ -298,3 +298,16 @@ def test_review_over_grpc(channel, hillstrom) -> None:
 
 def test_the_process_writes_a_log(server: ServerProcess, tmp_path: Path) -> None:
     assert "serving" in server.log_tail(200)
+
+
+def test_without_the_modeling_extra_the_process_serves_and_says_what_is_missing(tmp_path: Path) -> None:
+    # A base install (make demo) has no LightGBM: the process must start and answer UNIMPLEMENTED, not crash.
+    blocker = tmp_path / "site"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['lightgbm'] = None\n")
+    env = {"PYTHONPATH": str(blocker)}
+    with ServerProcess("modeling", work_dir=tmp_path / "run", env=env) as process:
+        with grpc.insecure_channel(process.address) as ch, pytest.raises(grpc.RpcError) as raised:
+            pb_grpc.DatasetServiceStub(ch).GetDataset(pb.GetDatasetRequest(dataset_id="x"), timeout=10)
+        assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert "qiming[modeling]" in process.log_tail(200)

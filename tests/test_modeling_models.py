@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 from modeling_helpers import finished, modeling_settings, running_service, upload_frame
 
@@ -169,9 +170,123 @@ def test_bad_training_inputs_are_refused_naming_the_problem(hillstrom) -> None:
     with pytest.raises(FailedPrecondition, match="svc_profile"):
         finished(service, _train(service, dataset.dataset_id, model_name="m2"))
         service.models.score_customers(pb.ScoreCustomersRequest(model_name="m2"))
+    infinite = [types_pb2.Value(double_value=float("inf")), types_pb2.Value(double_value=1.0)]
+    with pytest.raises(InvalidArgument, match="'recency' holds an infinite value"):
+        service.models.predict(
+            pb.PredictRequest(model_name="m2", columns=["recency", "history"], rows=[pb.Row(values=infinite)])
+        )
     with pytest.raises(InvalidArgument, match="rows\\[0\\] has 1 values"):
         service.models.predict(
             pb.PredictRequest(
                 model_name="m2", columns=FEATURES[:2], rows=[pb.Row(values=[types_pb2.Value(int_value=1)])]
             )
         )
+
+
+class RecordingWriter:
+    """A stand-in for the svc_profile writer a later issue connects."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int, list]] = []
+
+    def write_scores(self, tag_name, model_name, model_version, scores) -> int:
+        self.calls.append((tag_name, model_name, model_version, list(scores)))
+        return len(scores)
+
+
+def test_a_connected_writer_gets_every_score_as_a_tag_with_the_model_version(hillstrom) -> None:
+    from svc_modeling.models import ModelRegistry
+
+    service, dataset, data = hillstrom
+    writer = RecordingWriter()
+    registry = ModelRegistry(service.settings, service.store, service.catalog, service.jobs, writer)
+    finished(
+        service,
+        registry.train(
+            pb.TrainModelRequest(
+                model_name="tagged",
+                dataset_id=dataset.dataset_id,
+                label_column="visit",
+                feature_columns=["recency", "history"],
+                hyperparameters={"n_estimators": "10"},
+            )
+        ),
+    )
+    job = finished(
+        service,
+        registry.score_customers(
+            pb.ScoreCustomersRequest(model_name="tagged", dataset_id=dataset.dataset_id, tag_name="visit_score")
+        ),
+    )
+    [(tag, name, version, scores)] = writer.calls
+    assert (tag, name, version, len(scores)) == ("visit_score", "tagged", 1, 64_000)
+    assert scores[0].customer_id == data["customer_id"].iloc[0] and 0 <= scores[0].value <= 1
+    table = service.catalog.get(job.result_name)
+    assert table.lineage["profile_writeback"] == "written 64000" and table.name == "visit_score_v1"
+
+
+def test_an_all_missing_feature_is_refused(hillstrom) -> None:
+    service, _, data = hillstrom
+    empty = upload_frame(service, "empty_col", data.head(300).assign(blank=np.nan))
+    with pytest.raises(InvalidArgument, match="'blank' has no values"):
+        _train(service, empty.dataset_id, feature_columns=["recency", "blank"])
+
+
+def test_fused_survey_answers_are_features_and_free_text_is_refused(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    n = 800
+    nps = rng.integers(0, 11, n)
+    survey = pd.DataFrame(
+        {
+            "customer_id": [f"s{i}" for i in range(n)],
+            "nps": nps,
+            "comment": [f"free text answer number {i}" for i in range(n)],
+        }
+    )
+    assets = rng.normal(size=n)
+    renewed = (rng.random(n) < 1 / (1 + np.exp(-(nps - 5) / 2 - assets))).astype(int)
+    operations = pd.DataFrame({"customer_id": [f"s{i}" for i in range(n)], "assets": assets, "renewed": renewed})
+    with running_service(modeling_settings(tmp_path)) as service:
+        survey_roles = [
+            pb.Column(name="nps", role=pb.COLUMN_ROLE_SURVEY),
+            pb.Column(name="comment", role=pb.COLUMN_ROLE_SURVEY),
+        ]
+        x = upload_frame(service, "x", survey, customer_id_column="customer_id", columns=survey_roles)
+        o = upload_frame(service, "o", operations, customer_id_column="customer_id")
+        fused = finished(
+            service,
+            service.fuse_survey(
+                pb.FuseSurveyRequest(name="xo", survey_dataset_id=x.dataset_id, operations_dataset_id=o.dataset_id)
+            ),
+        ).result_name
+        request = pb.TrainModelRequest(
+            model_name="renewal_xo", dataset_id=fused, label_column="renewed", hyperparameters={"n_estimators": "20"}
+        )
+        model = service.models.get(finished(service, service.models.train(request)).result_name.split("/")[0])
+        assert set(model.feature_columns) == {"nps", "assets"}  # the numeric answer joins the O-data; text does not
+        assert {f.feature for f in model.feature_importance if f.importance > 0.1} == {"nps", "assets"}
+        with pytest.raises(InvalidArgument, match="'comment' looks like free text"):
+            request.feature_columns.extend(["nps", "comment"])
+            service.models.train(request)
+
+
+def test_the_registry_versions_and_stages_on_every_database(database_url: str, tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    data = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})
+    data["y"] = (data["a"] + rng.normal(size=400) > 0).astype(int)
+    with running_service(modeling_settings(tmp_path, database_url)) as service:
+        dataset = upload_frame(service, "small", data)
+        request = pb.TrainModelRequest(
+            model_name="small", dataset_id=dataset.dataset_id, label_column="y", hyperparameters={"n_estimators": "5"}
+        )
+        for _ in range(3):
+            finished(service, service.models.train(request))
+        assert service.models.get("small").version == 3  # no production version: the latest
+        service.models.set_stage("small", 2, pb.MODEL_STAGE_PRODUCTION)
+        assert service.models.get("small").version == 2
+        assert [m.version for m in service.models.list("small", None, 2)] == [3, 2]
+        assert [m.version for m in service.models.list("small", ("small", 2), 10)] == [1]
+        version, artifact = service.models.artifact("small", 1)
+        assert version.version == 1 and artifact.encoder.features == ["a", "b"]

@@ -192,3 +192,18 @@ def test_qini_is_zero_for_a_constant_score_and_positive_for_the_truth() -> None:
     truth, _ = qini_auuc(x, t, y)
     reverse, _ = qini_auuc(-x, t, y)
     assert truth > 0.05 and reverse < -0.05
+
+
+def test_an_uplift_job_cancels_during_its_bootstrap(service, simulation) -> None:
+    import time
+
+    from svc_common.pb.qiming.common.v1 import job_pb2
+
+    dataset, _ = simulation
+    job = _train(service, dataset.dataset_id, model_name="sim_cancel", bootstrap_rounds=10_000)
+    deadline = time.monotonic() + 60
+    while "round" not in service.jobs.get(job.job_id).progress_message and time.monotonic() < deadline:
+        time.sleep(0.01)
+    service.jobs.cancel(job.job_id)
+    ended = service.jobs.wait(job.job_id, 60)
+    assert ended.state == job_pb2.JOB_STATE_CANCELLED and ended.progress_percent < 100

@@ -9,8 +9,10 @@ analysis; shipped here unchanged (gzip of the CSV). See docs/modeling.md, "Data 
 from __future__ import annotations
 
 from importlib import resources
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 HILLSTROM_FILE = "hillstrom.csv.gz"
 HILLSTROM_TREATMENT = "segment"
@@ -35,5 +37,7 @@ def hillstrom_bytes() -> bytes:
 
 
 def load_hillstrom() -> pd.DataFrame:
+    import pandas as pd
+
     with resources.files(__package__).joinpath(HILLSTROM_FILE).open("rb") as f:
         return pd.read_csv(f, compression="gzip")

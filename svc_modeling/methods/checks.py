@@ -15,7 +15,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument
-from svc_modeling.frame import ROLE, Frame
+from svc_modeling.frame import Frame
 
 
 def _bad(field_path: str, message: str, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:
@@ -52,9 +52,9 @@ def binary_label(frame: Frame, name: str, field_path: str) -> np.ndarray:
 
 
 def feature_columns(frame: Frame, requested: Sequence[str], exclude: Sequence[str], field_path: str) -> list[str]:
-    """The requested features (or every FEATURE column but ``exclude``), each present, not all missing,
-    not constant."""
-    names = list(requested) or [n for n in frame.names(ROLE.COLUMN_ROLE_FEATURE) if n not in exclude]
+    """The requested features (or the default ones but ``exclude``: FEATURE columns and numeric SURVEY answers),
+    each present, not all missing, not constant, and not free text."""
+    names = list(requested) or [n for n in frame.default_features() if n not in exclude]
     if not names:
         raise _bad(field_path, "no feature columns: name them, or mark columns with role FEATURE", "MISSING_FIELD")
     for i, name in enumerate(names):
@@ -65,9 +65,20 @@ def feature_columns(frame: Frame, requested: Sequence[str], exclude: Sequence[st
         values = frame.data[name]
         if values.isna().all():
             raise _bad(where, f"column {name!r} has no values (every row is missing): drop it")
-        if values.nunique(dropna=True) < 2:
+        distinct = values.nunique(dropna=True)
+        if distinct < 2:
             raise _bad(where, f"column {name!r} is constant ({values.dropna().iloc[0]!r} in every row): drop it")
+        if frame.is_string(name) and distinct > FREE_TEXT_DISTINCT and distinct > 0.5 * values.notna().sum():
+            raise _bad(
+                where,
+                f"column {name!r} looks like free text or an id ({distinct} distinct values): it cannot be a "
+                "feature; give it role IGNORED, or derive categories from it first",
+            )
     return names
+
+
+FREE_TEXT_DISTINCT = 100
+"""A text column with more distinct values than this, and than half its rows, is free text, not a category."""
 
 
 @dataclass

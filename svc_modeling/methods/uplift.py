@@ -124,11 +124,15 @@ def bootstrap_quality(
     rounds: int,
     seed: int,
     confidence: float = 0.95,
+    tick: Callable[[int], None] | None = None,
 ) -> ArmQuality:
+    """``tick(round)`` is called every 10 rounds (progress; a cancelled job stops there)."""
     rng = np.random.default_rng(seed)
     n = y.size
     samples = np.empty((rounds, 4))
     for b in range(rounds):
+        if tick is not None and b % 10 == 0:
+            tick(b)
         idx = rng.integers(0, n, n)
         qi, au = qini_auuc(score[idx], t[idx], y[idx])
         qr, _ = qini_auuc(rng.random(n), t[idx], y[idx])
@@ -190,7 +194,13 @@ def train_uplift(
         baseline = fit_arm(baseline_learner, x[train], t_train, y[train], seed)
         progress(base + 70 / steps, f"{name}: {rounds} bootstrap rounds on {int(test.sum())} held-out rows")
         quality[name] = bootstrap_quality(
-            model.arms[name].effect(x[test]), baseline.effect(x[test]), t_test, y[test], rounds, seed + i
+            model.arms[name].effect(x[test]),
+            baseline.effect(x[test]),
+            t_test,
+            y[test],
+            rounds,
+            seed + i,
+            tick=lambda b, base=base, name=name: progress(base + (70 + 30 * b / rounds) / steps, f"{name}: round {b}"),
         )
     return model, quality
 

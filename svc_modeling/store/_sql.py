@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -163,7 +163,8 @@ class SqlModelingStore:
         if version:
             query = query.where(c.version == version)
         else:
-            query = query.order_by((c.stage == "PRODUCTION").desc(), c.version.desc()).limit(1)
+            # CASE, not a boolean in ORDER BY: Dameng does not sort by a comparison.
+            query = query.order_by(case((c.stage == "PRODUCTION", 0), else_=1), c.version.desc()).limit(1)
         with self._db.connection() as conn:
             row = conn.execute(query).first()
         return dict(row._mapping) if row is not None else None
