@@ -1,0 +1,53 @@
+"""``qiming.common.v1.Value`` to and from plain Python values, the form conditions compare."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from svc_common.pb.qiming.common.v1 import types_pb2
+
+UTC = dt.UTC
+
+
+class Money(int):
+    """An amount in fen (0.01 CNY). An ``int`` for every comparison; the type only survives a round trip."""
+
+    __slots__ = ()
+
+
+def from_proto(value: types_pb2.Value) -> object:
+    """The Python value of ``value``: str, int, float, bool, aware datetime, tuple of str, Money; None if unset."""
+    kind = value.WhichOneof("kind")
+    if kind is None:
+        return None
+    if kind == "timestamp_value":
+        return value.timestamp_value.ToDatetime(tzinfo=UTC)
+    if kind == "string_list_value":
+        return tuple(value.string_list_value.values)
+    if kind == "money_fen_value":
+        return Money(value.money_fen_value)
+    return getattr(value, kind)
+
+
+def to_proto(value: object) -> types_pb2.Value:
+    """The ``Value`` of a Python value (the inverse of :func:`from_proto`); None gives an unset Value."""
+    out = types_pb2.Value()
+    if value is None:
+        return out
+    if isinstance(value, bool):
+        out.bool_value = value
+    elif isinstance(value, Money):
+        out.money_fen_value = int(value)
+    elif isinstance(value, int):
+        out.int_value = value
+    elif isinstance(value, float):
+        out.double_value = value
+    elif isinstance(value, str):
+        out.string_value = value
+    elif isinstance(value, dt.datetime):
+        out.timestamp_value.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
+    elif isinstance(value, list | tuple | set | frozenset):
+        out.string_list_value.values.extend(str(v) for v in value)
+    else:
+        raise TypeError(f"no Value for {type(value).__name__}")
+    return out
