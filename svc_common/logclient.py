@@ -1,0 +1,209 @@
+"""How the other services use svc_collect's event log: publish their own events, follow the log from a cursor.
+
+``CollectClient.publish`` sends events (``$segment_entered``, ``$message_sent``, ``$score_written`` ...)
+with retries: publishers give their events deterministic ids, so a retry after a lost answer is absorbed
+by the log's de-duplication. ``LogFollower`` reads the log from the cursor the consumer stored last and
+hands each batch to a handler that must store its effects **and** the batch's cursor in one transaction:
+after any crash or reconnect the follower resumes from that stored cursor, so every event takes effect
+exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc import aio
+
+from svc_common.errors import Unavailable
+from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
+from svc_common.pb.qiming.common.v1 import event_pb2
+from svc_common.server import insecure_channel
+
+log = logging.getLogger("qiming.logclient")
+
+# Codes worth retrying: the collector is restarting, overloaded, or the answer was lost.
+_RETRYABLE = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter between attempts."""
+
+    attempts: int = 6
+    """Tries of one publish before it fails with UNAVAILABLE (0: retry forever, for followers)."""
+    initial_backoff_millis: int = 100
+    """First wait; doubles after each failed try."""
+    max_backoff_millis: int = 5_000
+    """Longest wait between two tries."""
+
+    def delay_seconds(self, attempt: int) -> float:
+        ceiling = min(self.max_backoff_millis, self.initial_backoff_millis * 2**attempt) / 1000
+        return ceiling / 2 + random.random() * ceiling / 2
+
+
+class CollectClient:
+    """A client of ``CollectService`` at ``address`` (``host:port``)."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout_seconds: float = 10.0,
+        retry: RetryPolicy | None = None,
+        max_message_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.address = address
+        self.timeout_seconds = timeout_seconds
+        self.retry = retry or RetryPolicy()
+        self._channel = insecure_channel(
+            address,
+            max_receive_message_length=max_message_bytes,
+            max_send_message_length=max_message_bytes,
+            # Reconnect promptly after a collector restart (gRPC's default backoff grows to 2 minutes).
+            initial_reconnect_backoff_ms=200,
+            min_reconnect_backoff_ms=200,
+            max_reconnect_backoff_ms=self.retry.max_backoff_millis,
+        )
+        self._stub = collect_pb2_grpc.CollectServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def publish(self, events: Sequence[event_pb2.Event]) -> collect_pb2.IngestResponse:
+        """Ingest ``events`` (ids must be deterministic for retries to be safe); per-event results as sent.
+
+        Raises ``Unavailable`` when the collector did not answer within the retry policy. A rejected event
+        is not an exception: look at the results (the log keeps it in quarantine).
+        """
+        request = collect_pb2.IngestRequest(events=events)
+        attempt = 0
+        while True:
+            try:
+                # wait_for_ready: a collector that is restarting gets the whole timeout to come back.
+                return await self._stub.Ingest(request, timeout=self.timeout_seconds, wait_for_ready=True)
+            except aio.AioRpcError as exc:
+                attempt += 1
+                if exc.code() not in _RETRYABLE or (self.retry.attempts and attempt >= self.retry.attempts):
+                    raise Unavailable(
+                        f"svc_collect at {self.address} did not take {len(events)} events: "
+                        f"{exc.code().name}: {exc.details()}"
+                    ) from exc
+                await asyncio.sleep(self.retry.delay_seconds(attempt))
+
+    async def read(
+        self,
+        after_cursor: str = "",
+        *,
+        event_types: Sequence[str] = (),
+        follow: bool = False,
+        batch_size: int = 0,
+        max_events: int = 0,
+    ) -> AsyncIterator[tuple[list[event_pb2.Event], str]]:
+        """Batches of the log after ``after_cursor`` (empty: from the start), each with its last cursor."""
+        request = collect_pb2.ReadEventsRequest(
+            event_types=event_types, follow=follow, batch_size=batch_size, max_events=max_events
+        )
+        if after_cursor:
+            request.after_cursor = after_cursor
+        call = self._stub.ReadEvents(request, wait_for_ready=True)
+        try:
+            async for response in call:
+                yield list(response.events), response.cursor
+        finally:
+            call.cancel()  # a consumer that stops early (or fails) must not leave the stream open
+
+
+Handler = Callable[[list[event_pb2.Event], str], Awaitable[None]]
+
+
+class LogFollower:
+    """Follows the log for one consumer; reconnects and resumes from the consumer's stored cursor.
+
+    ``load_cursor`` returns the cursor stored with the consumer's last committed batch ("" for none);
+    ``handle(events, cursor)`` applies a batch and stores ``cursor`` in the same transaction. A handler
+    error is logged and the batch retried from the stored cursor after a backoff: nothing is skipped.
+    """
+
+    def __init__(
+        self,
+        client: CollectClient,
+        *,
+        name: str,
+        load_cursor: Callable[[], Awaitable[str]],
+        handle: Handler,
+        event_types: Sequence[str] = (),
+        batch_size: int = 1000,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.client = client
+        self.name = name
+        self._load_cursor = load_cursor
+        self._handle = handle
+        self._event_types = tuple(event_types)
+        self._batch_size = batch_size
+        self._retry = retry or RetryPolicy(attempts=0)
+        self._task: asyncio.Task[None] | None = None
+        self.cursor = ""
+        """Cursor of the last batch handled."""
+        self.events_handled = 0
+        """Events handed to the handler since start (for lag metrics and tests)."""
+        self.caught_up = asyncio.Event()
+        """Set whenever the follower has handled everything the log held when it last connected."""
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"log-follower-{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                self.cursor = await self._load_cursor()
+                # First drain what is there (so caught_up means something), then follow.
+                await self._consume(follow=False)
+                self.caught_up.set()
+                await self._consume(follow=True)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except aio.AioRpcError as exc:
+                failures += 1
+                log.warning(
+                    "log follower %s lost svc_collect (%s: %s); retrying",
+                    self.name,
+                    exc.code().name,
+                    exc.details(),
+                    extra={"consumer": self.name},
+                )
+            except Exception:
+                failures += 1
+                log.exception("log follower %s: handling a batch failed; retrying it", self.name)
+            self.caught_up.clear()
+            await asyncio.sleep(self._retry.delay_seconds(min(failures, 16)))
+
+    async def _consume(self, *, follow: bool) -> None:
+        stream = self.client.read(
+            self.cursor, event_types=self._event_types, follow=follow, batch_size=self._batch_size
+        )
+        async with contextlib.aclosing(stream):
+            async for events, cursor in stream:
+                if not events:
+                    continue
+                await self._handle(events, cursor)
+                self.cursor = cursor
+                self.events_handled += len(events)
