@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from svc_common.errors import FieldViolation, InvalidArgument, ResourceExhausted, Unimplemented
+from svc_common.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2
 from svc_modeling.frame import NUMERIC_TYPES, ROLE, STRING_TYPES, SUPPORTED_TYPES, VT, Frame, infer_type, to_storage
@@ -157,25 +157,88 @@ class RowCollector:
         return Frame(pd.DataFrame(data), self.columns)
 
 
-def read_csv(
-    dataset: modeling_pb2.Dataset, file_format: int, content: bytes, max_rows: int
-) -> tuple[Frame, list[RowProblem], int]:
-    """A CSV file as a Frame; declared columns (by name) fix the type, role and sensitivity of those columns."""
-    if file_format not in (modeling_pb2.FILE_FORMAT_CSV, modeling_pb2.FILE_FORMAT_UNSPECIFIED):
-        raise Unimplemented(
-            f"{modeling_pb2.FileFormat.Name(file_format)} uploads are not supported yet: send CSV",
-            reason="NOT_YET_AVAILABLE",
-        )
-    if not content:
-        raise InvalidArgument("the uploaded file is empty", violations=[FieldViolation("chunk", "send the file")])
+def _read_csv(content: bytes) -> tuple[pd.DataFrame, dict[str, int]]:
     try:
-        table = pd.read_csv(io.BytesIO(content), low_memory=False)
+        return pd.read_csv(io.BytesIO(content), low_memory=False), {}
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InvalidArgument(
             f"not a readable CSV file: {str(exc).splitlines()[0]}",
             reason="MALFORMED_REQUEST",
             violations=[FieldViolation("chunk", "send a UTF-8 CSV file with a header row")],
         ) from None
+
+
+def _read_arrow(content: bytes, file_format: int) -> tuple[pd.DataFrame, dict[str, int]]:
+    """An Arrow IPC (file or stream) or Parquet file; timestamps and dates become epoch microseconds."""
+    import pyarrow as pa
+    import pyarrow.ipc
+    import pyarrow.parquet as pq
+
+    _FLAT_ARROW_TYPES = (
+        pa.types.is_string,
+        pa.types.is_large_string,
+        pa.types.is_null,
+    )
+
+    name = modeling_pb2.FileFormat.Name(file_format).removeprefix("FILE_FORMAT_")
+    try:
+        if file_format == modeling_pb2.FILE_FORMAT_PARQUET:
+            table = pq.read_table(pa.BufferReader(content))
+        else:
+            try:
+                table = pyarrow.ipc.open_file(pa.BufferReader(content)).read_all()
+            except pa.ArrowInvalid:
+                table = pyarrow.ipc.open_stream(pa.BufferReader(content)).read_all()
+    except (pa.ArrowException, OSError) as exc:
+        raise InvalidArgument(
+            f"not a readable {name} file: {str(exc).splitlines()[0]}",
+            reason="MALFORMED_REQUEST",
+            violations=[FieldViolation("chunk", f"send one {name} file")],
+        ) from None
+    types: dict[str, int] = {}
+    columns = []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        kind = field.type
+        if pa.types.is_dictionary(kind):
+            column, kind = column.cast(kind.value_type), kind.value_type
+        if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+            column = column.cast(pa.timestamp("us", tz=getattr(kind, "tz", None) or "UTC")).cast(pa.int64())
+            types[field.name] = VT.VALUE_TYPE_TIMESTAMP
+        elif pa.types.is_decimal(kind) or pa.types.is_floating(kind):
+            column = column.cast(pa.float64())
+            types[field.name] = VT.VALUE_TYPE_DOUBLE
+        elif pa.types.is_integer(kind):
+            # The file's type, not pandas' guess: a nullable int column arrives as float64.
+            column = column.cast(pa.float64())
+            types[field.name] = VT.VALUE_TYPE_INT
+        elif pa.types.is_boolean(kind):
+            column = column.cast(pa.float64())
+            types[field.name] = VT.VALUE_TYPE_BOOL
+        elif not any(check(kind) for check in _FLAT_ARROW_TYPES):
+            raise InvalidArgument(
+                f"column {field.name!r} is {kind}: only numbers, booleans, strings, dates and timestamps",
+                violations=[FieldViolation("chunk", f"convert column {field.name!r} to a flat type")],
+            )
+        columns.append(column)
+    frame = pa.table(columns, names=table.column_names).to_pandas()
+    return frame, types
+
+
+def read_file(
+    dataset: modeling_pb2.Dataset, file_format: int, content: bytes, max_rows: int
+) -> tuple[Frame, list[RowProblem], int]:
+    """A CSV, Arrow IPC or Parquet file as a Frame; declared columns (by name) fix the type, role and
+    sensitivity of those columns."""
+    if not content:
+        raise InvalidArgument("the uploaded file is empty", violations=[FieldViolation("chunk", "send the file")])
+    if file_format in (modeling_pb2.FILE_FORMAT_CSV, modeling_pb2.FILE_FORMAT_UNSPECIFIED):
+        table, inferred = _read_csv(content)
+    elif file_format in (modeling_pb2.FILE_FORMAT_ARROW_IPC, modeling_pb2.FILE_FORMAT_PARQUET):
+        table, inferred = _read_arrow(content, file_format)
+    else:
+        raise InvalidArgument(
+            f"unknown file format {file_format}", violations=[FieldViolation("format", "CSV, ARROW_IPC or PARQUET")]
+        )
     if len(table) > max_rows:
         raise ResourceExhausted(f"{len(table)} rows: more than {max_rows}, split the dataset")
     declared = {c.name: c for c in dataset.columns}
@@ -193,7 +256,7 @@ def read_csv(
             spec.CopyFrom(declared[name])
         spec.name = str(name)
         if not spec.type:
-            spec.type = infer_type(table[name])
+            spec.type = inferred.get(str(name)) or infer_type(table[name])
         if not spec.role:
             spec.role = ROLE.COLUMN_ROLE_ID if name == dataset.customer_id_column else ROLE.COLUMN_ROLE_FEATURE
         columns.append(spec)

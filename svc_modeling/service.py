@@ -18,7 +18,7 @@ from svc_modeling.catalog import DatasetCatalog
 from svc_modeling.config import ModelingSettings
 from svc_modeling.drivers import DriverService
 from svc_modeling.fusion import fuse
-from svc_modeling.ingest import RowCollector, check_definition, problem_messages, read_csv
+from svc_modeling.ingest import RowCollector, check_definition, problem_messages, read_file
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks, effects, stats
 from svc_modeling.models import ModelRegistry
@@ -99,7 +99,7 @@ class ModelingService:
         self, definition: modeling_pb2.Dataset, file_format: int, content: bytes, created_by: str = ""
     ) -> modeling_pb2.UploadFileResponse:
         check_definition(definition, max_columns=self.settings.max_dataset_columns, need_types=False)
-        frame, problems, rejected = read_csv(definition, file_format, content, self.settings.max_dataset_rows)
+        frame, problems, rejected = read_file(definition, file_format, content, self.settings.max_dataset_rows)
         if frame.data.empty:
             raise InvalidArgument(
                 f"no valid rows to store ({rejected} rejected)", violations=[FieldViolation("chunk", "no valid rows")]

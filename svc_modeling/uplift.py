@@ -43,9 +43,8 @@ class UpliftService:
         check_model_name(request.model_name)
         learner = request.learner or "t_learner"
         if learner not in methods.LEARNERS:
-            hint = " (causal_forest is not built: use dr_learner or x_learner)" if learner == "causal_forest" else ""
             raise InvalidArgument(
-                f"unknown learner {learner!r}{hint}",
+                f"unknown learner {learner!r}",
                 violations=[FieldViolation("learner", f"one of {', '.join(methods.LEARNERS)}")],
             )
         baseline = "s_learner" if learner == "t_learner" else "t_learner"

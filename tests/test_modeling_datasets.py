@@ -3,6 +3,7 @@ upload, Hillstrom shipped, X+O fusion, and jobs that report progress, cancel and
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 from modeling_helpers import finished, modeling_settings, running_service, upload_frame
 
-from svc_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
+from svc_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from svc_common.pb.qiming.common.v1 import errors_pb2, job_pb2, types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_modeling.datasets import HILLSTROM_GROUP_MEANS, hillstrom_bytes, load_hillstrom
@@ -128,8 +129,10 @@ def test_bad_dataset_definitions_fail_whole_with_the_field_named(tmp_path: Path)
             service.import_rows(iter([pb.ImportRowsRequest(dataset=definition)]))
         with pytest.raises(InvalidArgument, match="not a readable CSV"):
             service.upload_file(pb.Dataset(name="x"), pb.FILE_FORMAT_CSV, b"\xff\xfe\x00garbage")
-        with pytest.raises(Unimplemented):
+        with pytest.raises(InvalidArgument, match="not a readable PARQUET file"):
             service.upload_file(pb.Dataset(name="x"), pb.FILE_FORMAT_PARQUET, b"PAR1")
+        with pytest.raises(InvalidArgument, match="not a readable ARROW_IPC file"):
+            service.upload_file(pb.Dataset(name="x"), pb.FILE_FORMAT_ARROW_IPC, b"a,b\n1,2\n")
         with pytest.raises(InvalidArgument, match="'nope' is not in the file"):
             service.upload_file(pb.Dataset(name="x", columns=[pb.Column(name="nope")]), pb.FILE_FORMAT_CSV, b"a\n1\n")
 
@@ -258,3 +261,59 @@ def test_jobs_report_progress_cancel_and_fail_with_a_reason(database_url: str, t
         after = service.jobs.get(left.job_id)
         assert after.state in (job_pb2.JOB_STATE_FAILED, job_pb2.JOB_STATE_CANCELLED)
         assert service.jobs.get(running.job_id).state == job_pb2.JOB_STATE_CANCELLED
+
+
+def _arrow_table():
+    import pyarrow as pa
+
+    return pa.table(
+        {
+            "customer_id": pa.array(["c1", "c2", "c3"]),
+            "visits": pa.array([3, None, 5], pa.int32()),
+            "spend": pa.array([1.5, 2.25, float("inf")]),
+            "vip": pa.array([True, False, None]),
+            "opened_at": pa.array(
+                [dt.datetime(2026, 1, 2, tzinfo=dt.UTC), None, dt.datetime(2026, 3, 4, tzinfo=dt.UTC)]
+            ),
+            "fund_type": pa.array(["bond", "qdii", "bond"]).dictionary_encode(),
+        }
+    )
+
+
+@pytest.mark.parametrize("file_format", [pb.FILE_FORMAT_ARROW_IPC, pb.FILE_FORMAT_PARQUET])
+def test_arrow_and_parquet_uploads_keep_types_and_reject_bad_rows(tmp_path: Path, file_format: int) -> None:
+    import pyarrow as pa
+    import pyarrow.ipc
+    import pyarrow.parquet as pq
+
+    table = _arrow_table()
+    sink = pa.BufferOutputStream()
+    if file_format == pb.FILE_FORMAT_PARQUET:
+        pq.write_table(table, sink)
+    else:
+        with pyarrow.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+    definition = pb.Dataset(name="arrow", customer_id_column="customer_id")
+    with running_service(modeling_settings(tmp_path)) as service:
+        response = service.upload_file(definition, file_format, sink.getvalue().to_pybytes())
+        assert response.dataset.row_count == 2  # the row with an infinite spend is named and left out
+        assert [(p.row_index, p.column) for p in response.problems] == [(2, "spend")]
+        types = {c.name: c.type for c in response.dataset.columns}
+        assert types == {
+            "customer_id": VT.VALUE_TYPE_STRING,
+            "visits": VT.VALUE_TYPE_INT,
+            "spend": VT.VALUE_TYPE_DOUBLE,
+            "vip": VT.VALUE_TYPE_BOOL,
+            "opened_at": VT.VALUE_TYPE_TIMESTAMP,
+            "fund_type": VT.VALUE_TYPE_STRING,
+        }
+        _, stored = service.catalog.load(response.dataset.dataset_id)
+        assert stored.data["visits"].tolist()[0] == 3 and np.isnan(stored.data["visits"].tolist()[1])
+        assert stored.data["opened_at"].tolist()[0] == dt.datetime(2026, 1, 2, tzinfo=dt.UTC).timestamp() * 1e6
+        assert stored.data["fund_type"].tolist() == ["bond", "qdii"]
+        assert stored.data["vip"].tolist()[:2] == [1.0, 0.0]
+        nested = pa.table({"tags": pa.array([["a"], ["b"]])})
+        sink = pa.BufferOutputStream()
+        pq.write_table(nested, sink)
+        with pytest.raises(InvalidArgument, match=r"column 'tags' is list<.*only numbers"):
+            service.upload_file(pb.Dataset(name="n"), pb.FILE_FORMAT_PARQUET, sink.getvalue().to_pybytes())

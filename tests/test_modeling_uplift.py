@@ -46,7 +46,7 @@ def _train(service, dataset_id: str, **overrides):
     return service.uplift.train(pb.TrainUpliftRequest(**values), "analyst")
 
 
-@pytest.mark.parametrize("learner", ["t_learner", "x_learner", "dr_learner"])
+@pytest.mark.parametrize("learner", ["t_learner", "x_learner", "dr_learner", "causal_forest"])
 def test_planted_heterogeneity_is_ranked_far_better_than_random(service, simulation, learner: str) -> None:
     dataset, data = simulation
     job = finished(service, _train(service, dataset.dataset_id, learner=learner, model_name=f"sim_{learner}"))
@@ -139,7 +139,7 @@ def test_hillstrom_uplift_reports_effects_and_quality_beside_baselines(service) 
 def test_bad_uplift_inputs_name_the_problem(service, simulation) -> None:
     dataset, data = simulation
     cases = [
-        ({"learner": "causal_forest"}, "learner", "causal_forest is not built"),
+        ({"learner": "grf"}, "learner", "unknown learner 'grf'"),
         ({"interventions": [pb.Intervention(name="sms")]}, "interventions", "'sms' is not a value"),
         ({"interventions": [pb.Intervention(name="coupon", cost_fen=-1)]}, "interventions[0].cost_fen", "negative"),
         ({"control_value": "none"}, "control_value", "'none' is not in column"),

@@ -1,10 +1,11 @@
 """Causal drivers: per factor, its effect on the outcome by double machine learning, with refutations; and an
 outcome model (a small bootstrap ensemble) for what-if questions and response curves.
 
-Effect (``dml``, the partially linear model of Chernozhukov et al. 2018): with W the factor's adjustment set,
-cross-fitted (3 folds) LightGBM models give residuals ũ = Y − E[Y|W] and ṽ = T − E[T|W]; the effect of one
-unit of T is θ = Σ ṽũ / Σ ṽ², with the standard error of its influence function. ``linear_dml``: the same
-with ridge nuisance models (fast; right when W acts linearly). ``dr``: for a 0/1 factor, the AIPW average
+Effect (``dml``, the partially linear model of Chernozhukov et al. 2018, fitted by EconML's ``LinearDML``):
+with W the factor's adjustment set, cross-fitted (3 folds) LightGBM models give residuals ũ = Y − E[Y|W] and
+ṽ = T − E[T|W]; the effect of one unit of T is the regression of ũ on ṽ, θ = Σ ṽũ / Σ ṽ², with a
+heteroskedasticity-robust standard error. ``linear_dml``: the same with ridge nuisance models (fast; right
+when W acts linearly). ``dr``: for a 0/1 factor, the AIPW average
 effect (cross-fitted propensity and outcome models).
 
 Importance: |θ| · sd(T), shared out so the factors sum to 1 (how much of the outcome's movement each factor
@@ -17,6 +18,7 @@ errors); data subset (a random 80%: the same).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -52,19 +54,30 @@ def dml_effect(y: np.ndarray, t: np.ndarray, w: np.ndarray, method: str, seed: i
         w = np.zeros((y.size, 1))
     if method == "linear_dml":
         w = _fill(w)
-    u = np.empty(y.size)
-    v = np.empty(y.size)
-    for i, test in enumerate(folds(y.size, k, seed)):
-        train = np.setdiff1d(np.arange(y.size), test, assume_unique=True)
-        u[test] = y[test] - _nuisance(method, seed + i).fit(w[train], y[train]).predict(w[test])
-        v[test] = t[test] - _nuisance(method, seed + i).fit(w[train], t[train]).predict(w[test])
-    denominator = float(np.mean(v * v))
-    if denominator <= 1e-12:
-        return Est.normal(0.0, float("inf"))
-    theta = float(np.mean(v * u) / denominator)
-    psi = (u - theta * v) * v
-    se = float(np.sqrt(np.mean(psi * psi)) / denominator / np.sqrt(y.size))
-    return Est.normal(theta, se)
+    if float(np.var(t)) <= 1e-12:
+        return Est.normal(0.0, float("inf"))  # a factor that never varies has no estimable effect
+    # Imported here: EconML pulls in numba and shap, seconds of import that other methods need not pay.
+    from econml.dml import LinearDML
+
+    estimator = LinearDML(
+        model_y=_nuisance(method, seed),
+        model_t=_nuisance(method, seed),
+        cv=list(_fold_pairs(y.size, k, seed)),
+        random_state=seed,
+    )
+    with warnings.catch_warnings():
+        # EconML warns about its own defaults (e.g. a coming change of a parameter); not actionable here.
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        estimator.fit(y, t, X=None, W=w)
+        inference = estimator.ate_inference()
+    return Est.normal(float(inference.mean_point), float(inference.stderr_mean))
+
+
+def _fold_pairs(n: int, k: int, seed: int):
+    """The (train, test) index pairs of our k folds, so that EconML cross-fits on the same split."""
+    for test in folds(n, k, seed):
+        yield np.setdiff1d(np.arange(n), test, assume_unique=True), test
 
 
 @dataclass(frozen=True)
