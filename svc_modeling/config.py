@@ -46,3 +46,6 @@ class ModelingSettings(ServiceSettings):
     part of the interval); bounds the answer's latency on large datasets."""
     review_check_interval_seconds: float = Field(default=60.0, gt=0)
     """How often the review scheduler looks for schedules whose time has come."""
+    profile_address: str = ""
+    """``host:port`` of svc_profile: batch scoring writes each score there as a tag (provenance: model and
+    version). Empty: scores are kept as a score table only, and its lineage says the write-back did not happen."""

@@ -25,6 +25,7 @@ from svc_modeling.models import ModelRegistry
 from svc_modeling.review import ReviewService
 from svc_modeling.store import SqlModelingStore
 from svc_modeling.uplift import UpliftService
+from svc_modeling.writeback import GrpcProfileTagWriter
 
 EFFECT_METHODS = ("difference_in_means", "aipw")
 
@@ -42,7 +43,8 @@ class ModelingService:
         self.jobs = JobRunner(
             store, settings.job_workers, settings.job_progress_interval_millis, settings.watch_poll_interval_millis
         )
-        self.models = ModelRegistry(settings, store, self.catalog, self.jobs)
+        writer = GrpcProfileTagWriter(settings.profile_address) if settings.profile_address else None
+        self.models = ModelRegistry(settings, store, self.catalog, self.jobs, writer=writer)
         self.uplift = UpliftService(settings, self.catalog, self.jobs, self.models)
         self.drivers = DriverService(settings, store, self.catalog, self.jobs)
         self.review = ReviewService(settings, store, self.catalog, self.jobs, self.models, self.drivers)

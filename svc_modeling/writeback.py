@@ -1,16 +1,26 @@
-"""Writing scores back to svc_profile as tags: the seam a later issue connects.
+"""Writing scores back to svc_profile as tags.
 
-svc_profile is not built yet, so the service is wired with :class:`NotConnectedTagWriter`: batch scoring
-stores its versioned score table (a dataset, readable with ``DatasetService.ReadRows``) and records in the
-table's lineage that the write-back did not happen. A real writer calls ``TagService.WriteTagsStream`` of
-svc_profile with the model version as the tag's provenance.
+With ``profile_address`` set, batch scoring streams each customer's score to svc_profile's
+``TagService.WriteTagsStream`` with the model and its version as the tag's provenance, after making sure the
+tag is defined there as an external tag written by svc_modeling. Without it the service is wired with
+:class:`NotConnectedTagWriter`: the versioned score table is still stored (a dataset, readable with
+``DatasetService.ReadRows``) and its lineage records that no write-back happened.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+import grpc
+
+from svc_common.errors import FailedPrecondition, Unavailable
+from svc_common.pb.qiming.common.v1 import types_pb2
+from svc_common.pb.qiming.profile.v1 import profile_pb2, profile_pb2_grpc
+
+WRITER = "svc_modeling"
+WRITES_PER_MESSAGE = 5_000
 
 
 @dataclass(frozen=True)
@@ -37,3 +47,71 @@ class NotConnectedTagWriter:
 
     def write_scores(self, tag_name: str, model_name: str, model_version: int, scores: Sequence[ScoreTag]) -> int:
         return 0
+
+
+class GrpcProfileTagWriter:
+    """Writes score tags to svc_profile at ``address`` over gRPC (called from a job's worker thread)."""
+
+    connected = True
+
+    def __init__(self, address: str, *, timeout_seconds: float = 600.0) -> None:
+        self.address = address
+        self.timeout_seconds = timeout_seconds
+        self._channel = grpc.insecure_channel(address)
+        self._tags = profile_pb2_grpc.TagServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def ensure_definition(self, tag_name: str, model_name: str) -> None:
+        """Define ``tag_name`` as a DOUBLE tag written by svc_modeling unless it exists; refuse a rule tag."""
+        definition = profile_pb2.TagDefinition(
+            name=tag_name,
+            display_name=tag_name,
+            description=f"score of model {model_name}, written by svc_modeling",
+            value_type=types_pb2.VALUE_TYPE_DOUBLE,
+            external=profile_pb2.ExternalTag(writer=WRITER),
+        )
+        try:
+            self._tags.CreateTagDefinition(
+                profile_pb2.CreateTagDefinitionRequest(definition=definition), timeout=30, wait_for_ready=True
+            )
+            return
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise self._error(exc) from exc
+        existing = self._tags.GetTagDefinition(profile_pb2.GetTagDefinitionRequest(name=tag_name), timeout=30)
+        if existing.definition.WhichOneof("rule") != "external":
+            raise FailedPrecondition(
+                f"tag {tag_name!r} exists in svc_profile with a rule of its own: choose another score_tag_name",
+                reason="TAG_NOT_EXTERNAL",
+            )
+
+    def write_scores(self, tag_name: str, model_name: str, model_version: int, scores: Sequence[ScoreTag]) -> int:
+        self.ensure_definition(tag_name, model_name)
+        provenance = types_pb2.Provenance(
+            source=types_pb2.Provenance.SOURCE_MODEL, writer=f"model:{model_name}", writer_version=str(model_version)
+        )
+
+        def messages() -> Iterator[profile_pb2.WriteTagsStreamRequest]:
+            for start in range(0, len(scores), WRITES_PER_MESSAGE):
+                writes = [
+                    profile_pb2.TagWrite(
+                        user=types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=s.customer_id),
+                        tag_name=tag_name,
+                        value=types_pb2.Value(double_value=s.value),
+                    )
+                    for s in scores[start : start + WRITES_PER_MESSAGE]
+                ]
+                yield profile_pb2.WriteTagsStreamRequest(writes=writes, provenance=provenance if start == 0 else None)
+
+        try:
+            reply = self._tags.WriteTagsStream(messages(), timeout=self.timeout_seconds, wait_for_ready=True)
+        except grpc.RpcError as exc:
+            raise self._error(exc) from exc
+        return int(reply.written_count)
+
+    def _error(self, exc: grpc.RpcError) -> Exception:
+        return Unavailable(
+            f"svc_profile at {self.address} refused the score write-back: {exc.code().name}: {exc.details()}"
+        )
