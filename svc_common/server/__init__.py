@@ -17,6 +17,7 @@ from svc_common.server._hooks import (
     Authenticator,
     LogAuditSink,
 )
+from svc_common.server._peers import peer_address
 from svc_common.server._pending import contract_services, register_not_yet_built
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "current_call",
     "insecure_channel",
     "note_customers",
+    "peer_address",
     "register_not_yet_built",
     "serve",
     "to_status",

@@ -27,6 +27,7 @@ from svc_common.server._hooks import (
     AuthInterceptor,
     LogAuditSink,
 )
+from svc_common.server._peers import forget_local, register_local
 
 log = logging.getLogger("qiming.server")
 
@@ -127,6 +128,8 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await running.server.start()
+    host = "127.0.0.1" if settings.grpc_host in ("0.0.0.0", "::", "[::]", "") else settings.grpc_host
+    register_local([spec.name for spec in specs], f"{host}:{running.port}")
     try:
         for spec in specs:
             for hook in spec.on_start:
@@ -157,6 +160,7 @@ async def serve(
                     log.exception("stop hook of %s failed", spec.name)
         if settings.grpc_port_file and settings.grpc_port_file.exists():
             settings.grpc_port_file.unlink()
+        forget_local()
     log.info("stopped")
 
 

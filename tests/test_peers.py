@@ -1,0 +1,32 @@
+"""A service finds its peers: the configured address, else its own process when it serves them, else the
+peer's default port."""
+
+from __future__ import annotations
+
+import asyncio
+
+from svc_common.config import ServerSettings, load_settings
+from svc_common.server import ServiceSpec, peer_address, serve
+
+
+def test_peer_address_prefers_configuration_then_this_process_then_the_default_port() -> None:
+    seen: dict[str, str] = {}
+
+    async def on_start() -> None:
+        seen["collect"] = peer_address("collect")
+        seen["profile"] = peer_address("profile")
+        seen["configured"] = peer_address("collect", "db7:6000")
+        stop.set()
+
+    spec = ServiceSpec(name="collect", grpc_services=(), register=lambda server: None, on_start=[on_start])
+    settings = load_settings(ServerSettings, grpc_port=0)
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        await serve([spec], settings, stop=stop)
+
+    asyncio.run(main())
+    assert seen["collect"].startswith("127.0.0.1:") and seen["collect"] != "127.0.0.1:0"
+    assert seen["profile"] == "127.0.0.1:50052"
+    assert seen["configured"] == "db7:6000"
+    assert peer_address("collect") == "127.0.0.1:50051"  # forgotten once the server stopped
