@@ -120,3 +120,29 @@ def test_compact_results_equal_the_outcomes_one_by_one(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
 
+
+def test_positions_by_receive_time_without_an_index(database_url: str, tmp_path: Path) -> None:
+    """seq_before_time and the delivery delays search the primary key (receive times rise with it): the
+    answers equal a scan's, at every boundary, including equal times and times before or after the log."""
+
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path, database_url)) as (service, _):
+            log = service._log
+            assert log.seq_before_time(123) == 0
+            base = 1_700_000_000_000_000
+            times = [base, base + 10, base + 10, base + 10, base + 25, base + 40, base + 41, base + 90]
+            stamped: list[tuple[int, int]] = []  # (seq, received_at_us)
+            for step, at in enumerate(times):
+                batch, _ = service._prepare([make_event(occurred_at_us=at - 7) for _ in range(step % 3 + 1)], at)
+                (appended,) = await asyncio.to_thread(log.append, [batch], at)
+                stamped.extend((a.seq, at) for a in appended)
+            last = stamped[-1][0]
+            for probe in sorted({t + d for t in times for d in (-1, 0, 1)} | {0, base + 10_000}):
+                expected = next((seq - 1 for seq, at in stamped if at >= probe), last)
+                assert log.seq_before_time(probe) == expected, probe
+            delays = log.delivery_delays_us(base + 10, base + 41, 100)
+            assert delays == [7] * sum(1 for _, at in stamped if base + 10 <= at < base + 41)
+            assert log.delivery_delays_us(base + 10, base + 41, 2) == [7, 7]
+            assert log.delivery_delays_us(base + 91, base + 99, 10) == []
+
+    asyncio.run(scenario())
