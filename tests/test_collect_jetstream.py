@@ -119,6 +119,36 @@ def test_users_land_on_their_shard_subject(jetstream_server: NatsServer, tmp_pat
     asyncio.run(scenario())
 
 
+def test_packs_stay_within_max_pack_bytes_with_multibyte_text(jetstream_server: NatsServer, tmp_path: Path) -> None:
+    """Pack sizes are bounded without encoding each record first: no message exceeds the limit."""
+    name = f"m{uuid.uuid4().hex[:10]}"
+    settings = _settings(tmp_path, jetstream_server, name, jetstream_max_pack_bytes=10_000, jetstream_shards=1)
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, _):
+            events = [make_event(user_id="用户" * 60, note="启" * 300, n=i) for i in range(60)]
+            outcomes = await service.ingest(events)
+            assert all(o.status == ACCEPTED for o in outcomes)
+        nc = await nats.connect(jetstream_server.url)
+        try:
+            js = nc.jetstream()
+            seq, sizes, stored = 1, [], 0
+            while True:
+                try:
+                    msg = await js.get_msg(name, seq=seq, subject=f"{name}.events.>", direct=True, next=True)
+                except nats.js.errors.NotFoundError:
+                    break
+                sizes.append(len(msg.data))
+                stored += len(LogPack.FromString(msg.data).records)
+                seq = msg.seq + 1
+            assert stored == 60 and len(sizes) >= 6
+            assert max(sizes) <= 10_000
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_stream_that_does_not_fit_is_refused_at_start(jetstream_server: NatsServer, tmp_path: Path) -> None:
     name = f"x{uuid.uuid4().hex[:10]}"
 
