@@ -174,6 +174,7 @@ class JetStreamEventLog:
         self._log_id = ""
         self._last_received_us = 0
         self._max_pack_bytes = config.max_pack_bytes
+        self._max_message_bytes = config.max_pack_bytes
         self._timeout = config.publish_timeout_millis / 1000
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -219,7 +220,8 @@ class JetStreamEventLog:
         self._js = self._nc.jetstream(timeout=self._timeout)
         info = await self._ensure_stream()
         self._log_id = hashlib.sha256(f"{config.stream}|{info.created}".encode()).hexdigest()[:32]
-        self._max_pack_bytes = min(config.max_pack_bytes, self._nc.max_payload - _HEADER_ROOM_BYTES)
+        self._max_message_bytes = self._nc.max_payload - _HEADER_ROOM_BYTES
+        self._max_pack_bytes = min(config.max_pack_bytes, self._max_message_bytes)
         for shard in range(config.shards):
             try:
                 last = await self._js.get_msg(config.stream, subject=self._subject.format(shard), direct=True)
@@ -384,7 +386,7 @@ class JetStreamEventLog:
             )
             taken += 1
         data = pack.SerializeToString()
-        if len(data) > limit + _HEADER_ROOM_BYTES // 2:
+        if len(data) > self._max_message_bytes:  # one event alone above what the server takes
             raise Unavailable("one event does not fit in a JetStream message; lower max_event_bytes")
         stream_seq = await self._publish_pack(shard, data)
         self._index.add_rows(received_us, stream_seq, [row for _, _, row in items[:taken]])
