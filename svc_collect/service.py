@@ -7,7 +7,7 @@ import asyncio
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -77,6 +77,60 @@ class EventOutcome:
     quarantine_id: str = ""
 
 
+PAYLOAD_MISMATCH_MESSAGE = "the same event_id was sent before with a different payload; the first one is kept"
+
+
+class IngestOutcomes(Sequence[EventOutcome]):
+    """The outcomes of a batch, in order, kept compact: per event, the index of its row in ``rows`` /
+    ``appended`` (it reached the log, as new or as a duplicate) or its ``EventOutcome`` (rejected).
+
+    The servicer writes the results of a 1,000-event batch straight from this form (``log_tag``,
+    ``rows[i].event_id``, ``appended[i].seq``); ``EventOutcome`` objects are made only when someone
+    indexes or iterates (tests, replay)."""
+
+    __slots__ = ("_list", "appended", "items", "log_tag", "rows")
+
+    def __init__(self, items: list[int | EventOutcome], rows: list[LogRow], appended: list[Appended], log_tag: str):
+        self.items = items
+        self.rows = rows
+        self.appended = appended
+        self.log_tag = log_tag
+        self._list: list[EventOutcome] | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+        return self.materialize()[index]
+
+    def __iter__(self) -> Iterator[EventOutcome]:
+        return iter(self.materialize())
+
+    def materialize(self) -> list[EventOutcome]:
+        if self._list is None:
+            out: list[EventOutcome] = []
+            for index, item in enumerate(self.items):
+                if isinstance(item, EventOutcome):
+                    out.append(item)
+                    continue
+                result = self.appended[item]
+                cursor = f"{self.log_tag}.{result.seq:x}"
+                event_id = self.rows[item].event_id
+                if not result.duplicate:
+                    out.append(EventOutcome(index, event_id, ACCEPTED, cursor=cursor))
+                elif result.payload_mismatch:
+                    reason = errors_pb2.ERROR_REASON_PAYLOAD_MISMATCH
+                    out.append(
+                        EventOutcome(
+                            index, event_id, DUPLICATE, reason, message=PAYLOAD_MISMATCH_MESSAGE, cursor=cursor
+                        )
+                    )
+                else:
+                    out.append(EventOutcome(index, event_id, DUPLICATE, cursor=cursor))
+            self._list = out
+        return self._list
+
+
 @dataclass(frozen=True, slots=True)
 class IngestStats:
     by_type: list[tuple[str, int, int, int]]
@@ -140,7 +194,7 @@ class CollectService:
 
     # -- ingest ------------------------------------------------------------------------------------
 
-    async def ingest(self, events: Sequence[event_pb2.Event]) -> list[EventOutcome]:
+    async def ingest(self, events: Sequence[event_pb2.Event]) -> IngestOutcomes:
         """Validate, protect and durably append ``events``; one outcome per event, in order."""
         limit = self.settings.max_batch_events
         if len(events) > limit:
@@ -150,48 +204,54 @@ class CollectService:
                 metadata={"max_batch_events": str(limit)},
             )
         if not events:
-            return []
+            return IngestOutcomes([], [], [], self._log_tag)
         now_us = now_micros()
         batch, pending = self._prepare(events, now_us)
         appended = await self._committer.submit(batch)
-        return self._outcomes(events, pending, appended)
+        return IngestOutcomes(pending, batch.rows, appended, self._log_tag)
 
-    def _prepare(self, events: Sequence[event_pb2.Event], now_us: int) -> tuple[WriteBatch, list[object]]:
-        """CPU work per event; ``pending[i]`` is the row index in the batch, or the event's outcome."""
+    def _prepare(self, events: Sequence[event_pb2.Event], now_us: int) -> tuple[WriteBatch, list[int | EventOutcome]]:
+        """CPU work per event; ``pending[i]`` is the row index in the batch, or the event's outcome.
+
+        The hot loop of the collector: each event is serialized once (by the validator, after its id is
+        normalized); that encoding is fingerprinted and, unless protection or flags changed the event,
+        stored as it is."""
         rows: list[LogRow] = []
         quarantined: list[QuarantineRow] = []
-        pending: list[object] = []
+        pending: list[int | EventOutcome] = []
         check = self._validator.check
         fingerprint = self._fingerprints.fingerprint
         protect = self._protector.protect
         schema_for = self.schemas.schema_for
+        append_row = rows.append
+        append_pending = pending.append
         for index, event in enumerate(events):
             if event.cursor or event.fingerprint or event.masked_fields or event.flags or event.HasField("received_at"):
                 _clear_output_only(event)
-            rejection, flags = check(event, now_us)
+            rejection, flags, data, occurred_us = check(event, now_us)
             if rejection is not None:
                 q = self._quarantine_row(event, rejection)
                 quarantined.append(q)
-                pending.append(_rejected(index, event.event_id, rejection, q.quarantine_id))
+                append_pending(_rejected(index, event.event_id, rejection, q.quarantine_id))
                 continue
-            data = event.SerializeToString(deterministic=True)
-            sealed, changed = protect(event, schema_for(event.event_type))
+            event_type = event.event_type
+            sealed, changed = protect(event, schema_for(event_type))
             if flags:
                 event.flags.extend(flag_names(flags))
-            rows.append(
+            append_pending(len(rows))
+            append_row(
                 LogRow(
                     event.event_id,
-                    event.event_type,
+                    event_type,
                     event.user_id or None,
                     event.anonymous_id or None,
-                    event.occurred_at.ToMicroseconds(),
+                    occurred_us,
                     fingerprint(data),
                     flags,
                     event.SerializeToString() if (changed or flags) else data,
                     sealed,
                 )
             )
-            pending.append(len(rows) - 1)
         return WriteBatch(rows, quarantined, now_us), pending
 
     def _quarantine_row(self, event: event_pb2.Event, rejection: Rejection) -> QuarantineRow:
@@ -206,34 +266,6 @@ class CollectService:
             rejection.message,
             sealed,
         )
-
-    def _outcomes(
-        self, events: Sequence[event_pb2.Event], pending: list[object], appended: list[Appended]
-    ) -> list[EventOutcome]:
-        out: list[EventOutcome] = []
-        for index, item in enumerate(pending):
-            if isinstance(item, EventOutcome):
-                out.append(item)
-                continue
-            result = appended[item]  # type: ignore[index]
-            event_id = events[index].event_id
-            if not result.duplicate:
-                out.append(EventOutcome(index, event_id, ACCEPTED, cursor=self.cursor(result.seq)))
-                continue
-            mismatch = result.payload_mismatch
-            out.append(
-                EventOutcome(
-                    index,
-                    event_id,
-                    DUPLICATE,
-                    reason=errors_pb2.ERROR_REASON_PAYLOAD_MISMATCH if mismatch else 0,
-                    message="the same event_id was sent before with a different payload; the first one is kept"
-                    if mismatch
-                    else "",
-                    cursor=self.cursor(result.seq),
-                )
-            )
-        return out
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -347,7 +379,7 @@ class CollectService:
                 outcome.message,
             )
         appended = await self._committer.submit(batch) if batch.rows else []
-        outcomes = self._outcomes(events, pending, appended)
+        outcomes = IngestOutcomes(pending, batch.rows, appended, self._log_tag)
         return [
             EventOutcome(
                 o.index, o.event_id, o.status, o.reason, o.field, o.message, o.cursor, live[o.index].quarantine_id

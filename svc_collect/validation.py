@@ -49,6 +49,11 @@ FLAG_NAMES = {FLAG_OCCURRED_IN_FUTURE: "occurred_at_in_future", FLAG_OCCURRED_TO
 _CHANNELS = frozenset(types_pb2.Channel.values())
 _ID_TYPES = frozenset(types_pb2.IdType.values()) - {types_pb2.ID_TYPE_UNSPECIFIED, types_pb2.ID_TYPE_CANONICAL}
 
+# Caches of valid names stop growing here (a client inventing names cannot grow the process without bound).
+_NAME_CACHE_LIMIT = 10_000
+# Kinds checked even when the event is too small to hold an over-long string (NaN, timestamps, list length).
+_KINDS_TO_CHECK = frozenset({"double_value", "timestamp_value", "string_list_value"})
+
 # Which Value kinds a declared type accepts (an int is a fine double or amount).
 KINDS_FOR_TYPE: dict[int, frozenset[str]] = {
     types_pb2.VALUE_TYPE_STRING: frozenset({"string_value"}),
@@ -201,74 +206,117 @@ class EventValidator:
         self._future_us = settings.max_future_skew_seconds * 1_000_000
         self._age_us = settings.max_event_age_seconds * 1_000_000
         self._quarantine_out_of_range = settings.out_of_range_time_policy == "quarantine"
+        # Names already found valid (a few dozen in practice): a set lookup instead of a regex per event.
+        self._good_types: set[str] = set()
+        self._good_names: set[str] = set()
 
-    def check(self, event: event_pb2.Event, now_us: int) -> tuple[Rejection | None, int]:
-        """``(None, flags)`` when acceptable, else ``(rejection, 0)``. Normalizes ``event_id`` to lower case."""
+    def check(self, event: event_pb2.Event, now_us: int) -> tuple[Rejection | None, int, bytes, int]:
+        """``(None, flags, data, occurred_us)`` when acceptable, else ``(rejection, 0, b"", 0)``.
+
+        ``data`` is the event serialized deterministically, after ``event_id`` is normalized to lower case:
+        the caller fingerprints and stores it, so each event is encoded once. Its length also answers the
+        size limit, and bounds every string in it: an event of at most ``max_string_chars`` bytes cannot
+        hold a longer string, so the per-string length checks are skipped for it (the usual case).
+        """
         event_id = event.event_id
-        if not event_id:
-            return Rejection(R.ERROR_REASON_MISSING_FIELD, "event_id", "event_id is required (a UUID)"), 0
         if len(event_id) != 36 or not UUID_RE.fullmatch(event_id):
-            return Rejection(R.ERROR_REASON_INVALID_EVENT_ID, "event_id", "event_id must be a UUID (8-4-4-4-12 hex)"), 0
+            if not event_id:
+                return Rejection(R.ERROR_REASON_MISSING_FIELD, "event_id", "event_id is required (a UUID)"), 0, b"", 0
+            return (
+                Rejection(R.ERROR_REASON_INVALID_EVENT_ID, "event_id", "event_id must be a UUID (8-4-4-4-12 hex)"),
+                0,
+                b"",
+                0,
+            )
         lowered = event_id.lower()
         if lowered != event_id:
             event.event_id = lowered
         event_type = event.event_type
-        if not event_type:
-            return Rejection(R.ERROR_REASON_MISSING_FIELD, "event_type", "event_type is required"), 0
-        if not EVENT_TYPE_RE.fullmatch(event_type):
-            return Rejection(
-                R.ERROR_REASON_INVALID_NAME, "event_type", "event_type: letters first, then letters, digits, _ . : -"
-            ), 0
-        if event_type[0] == "$" and event_type not in RESERVED_EVENT_TYPES:
-            return Rejection(
-                R.ERROR_REASON_UNKNOWN_EVENT_TYPE, "event_type", f"{event_type!r}: types starting with $ are reserved"
-            ), 0
-        if not event.user_id and not event.anonymous_id:
-            return Rejection(R.ERROR_REASON_MISSING_FIELD, "user_id", "an event needs a user_id or an anonymous_id"), 0
-        if len(event.user_id) > MAX_ID_CHARS or len(event.anonymous_id) > MAX_ID_CHARS:
-            which = "user_id" if len(event.user_id) > MAX_ID_CHARS else "anonymous_id"
-            return Rejection(R.ERROR_REASON_STRING_TOO_LONG, which, f"{which} is longer than {MAX_ID_CHARS}"), 0
+        if event_type not in self._good_types:
+            rejection = _check_event_type(event_type)
+            if rejection:
+                return rejection, 0, b"", 0
+            if len(self._good_types) < _NAME_CACHE_LIMIT:
+                self._good_types.add(event_type)
+        user_id = event.user_id
+        anonymous_id = event.anonymous_id
+        if not user_id and not anonymous_id:
+            return (
+                Rejection(R.ERROR_REASON_MISSING_FIELD, "user_id", "an event needs a user_id or an anonymous_id"),
+                0,
+                b"",
+                0,
+            )
+        if len(user_id) > MAX_ID_CHARS or len(anonymous_id) > MAX_ID_CHARS:
+            which = "user_id" if len(user_id) > MAX_ID_CHARS else "anonymous_id"
+            return Rejection(R.ERROR_REASON_STRING_TOO_LONG, which, f"{which} is longer than {MAX_ID_CHARS}"), 0, b"", 0
         if len(event.session_id) > MAX_ID_CHARS:
-            return Rejection(R.ERROR_REASON_STRING_TOO_LONG, "session_id", f"longer than {MAX_ID_CHARS}"), 0
+            return Rejection(R.ERROR_REASON_STRING_TOO_LONG, "session_id", f"longer than {MAX_ID_CHARS}"), 0, b"", 0
         if event.channel not in _CHANNELS:
-            return Rejection(R.ERROR_REASON_VALUE_NOT_ALLOWED, "channel", f"unknown channel {event.channel}"), 0
+            return (
+                Rejection(R.ERROR_REASON_VALUE_NOT_ALLOWED, "channel", f"unknown channel {event.channel}"),
+                0,
+                b"",
+                0,
+            )
         if not event.HasField("occurred_at"):
-            return Rejection(R.ERROR_REASON_MISSING_FIELD, "occurred_at", "occurred_at is required"), 0
+            return Rejection(R.ERROR_REASON_MISSING_FIELD, "occurred_at", "occurred_at is required"), 0, b"", 0
         occurred = event.occurred_at
-        if not _valid_timestamp(occurred):
-            return Rejection(R.ERROR_REASON_TIMESTAMP_OUT_OF_RANGE, "occurred_at", "not a valid timestamp"), 0
+        seconds = occurred.seconds
+        nanos = occurred.nanos
+        if not (_MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos < 1_000_000_000):
+            return (
+                Rejection(R.ERROR_REASON_TIMESTAMP_OUT_OF_RANGE, "occurred_at", "not a valid timestamp"),
+                0,
+                b"",
+                0,
+            )
         flags = 0
-        occurred_us = occurred.ToMicroseconds()
+        occurred_us = seconds * 1_000_000 + nanos // 1000
         if occurred_us - now_us > self._future_us:
             flags = FLAG_OCCURRED_IN_FUTURE
         elif now_us - occurred_us > self._age_us:
             flags = FLAG_OCCURRED_TOO_OLD
         if flags and self._quarantine_out_of_range:
-            return Rejection(
-                R.ERROR_REASON_TIMESTAMP_OUT_OF_RANGE, "occurred_at", f"occurred_at is {FLAG_NAMES[flags]}"
-            ), 0
+            return (
+                Rejection(R.ERROR_REASON_TIMESTAMP_OUT_OF_RANGE, "occurred_at", f"occurred_at is {FLAG_NAMES[flags]}"),
+                0,
+                b"",
+                0,
+            )
         if event.identities:
             rejection = self._check_identities(event)
             if rejection:
-                return rejection, 0
-        if event.HasField("context"):
+                return rejection, 0, b"", 0
+        data = event.SerializeToString(deterministic=True)
+        size = len(data)
+        small = size <= self._max_chars
+        if not small and event.HasField("context"):
             rejection = self._check_context(event.context)
             if rejection:
-                return rejection, 0
+                return rejection, 0, b"", 0
         schema = self._schema_for(event_type)
         if schema is None and self._quarantine_unknown and event_type[0] != "$":
-            return Rejection(
-                R.ERROR_REASON_UNKNOWN_EVENT_TYPE, "event_type", f"no schema is registered for {event_type!r}"
-            ), 0
-        rejection = self._check_properties(event, schema)
-        if rejection:
-            return rejection, 0
-        size = event.ByteSize()
+            return (
+                Rejection(
+                    R.ERROR_REASON_UNKNOWN_EVENT_TYPE, "event_type", f"no schema is registered for {event_type!r}"
+                ),
+                0,
+                b"",
+                0,
+            )
+        if schema is not None or event.properties:
+            rejection = self._check_properties(event, schema, small)
+            if rejection:
+                return rejection, 0, b"", 0
         if size > self._max_bytes:
-            return Rejection(
-                R.ERROR_REASON_EVENT_TOO_LARGE, "", f"event is {size} bytes; the limit is {self._max_bytes}"
-            ), 0
-        return None, flags
+            return (
+                Rejection(R.ERROR_REASON_EVENT_TOO_LARGE, "", f"event is {size} bytes; the limit is {self._max_bytes}"),
+                0,
+                b"",
+                0,
+            )
+        return None, flags, data, occurred_us
 
     def _check_identities(self, event: event_pb2.Event) -> Rejection | None:
         for i, identity in enumerate(event.identities):
@@ -294,7 +342,10 @@ class EventValidator:
                 )
         return None
 
-    def _check_properties(self, event: event_pb2.Event, schema: CompiledSchema | None) -> Rejection | None:
+    def _check_properties(
+        self, event: event_pb2.Event, schema: CompiledSchema | None, small: bool = False
+    ) -> Rejection | None:
+        """``small``: the whole event is at most ``max_string_chars`` bytes, so no string can be too long."""
         properties = event.properties
         if len(properties) > self._max_props:
             return Rejection(
@@ -303,7 +354,9 @@ class EventValidator:
                 f"{len(properties)} properties; at most {self._max_props}",
             )
         rules = schema.rules if schema is not None else None
-        for name, value in properties.items():
+        good_names = self._good_names
+        for name in properties:  # keys, then item access: cheaper than .items() on a protobuf map
+            value = properties[name]
             kind = value.WhichOneof("kind")
             if kind is None:
                 return Rejection(
@@ -311,11 +364,17 @@ class EventValidator:
                     f"properties.{name}",
                     "the value is empty, or of a kind this server does not know",
                 )
-            if len(name) > 128 or not PROPERTY_NAME_RE.fullmatch(name):
-                return Rejection(R.ERROR_REASON_INVALID_NAME, f"properties.{name[:128]}", "not a valid property name")
-            rejection = self._check_value(name, kind, value)
-            if rejection:
-                return rejection
+            if name not in good_names:
+                if len(name) > 128 or not PROPERTY_NAME_RE.fullmatch(name):
+                    return Rejection(
+                        R.ERROR_REASON_INVALID_NAME, f"properties.{name[:128]}", "not a valid property name"
+                    )
+                if len(good_names) < _NAME_CACHE_LIMIT:
+                    good_names.add(name)
+            if not small or kind in _KINDS_TO_CHECK:
+                rejection = self._check_value(name, kind, value)
+                if rejection:
+                    return rejection
             if rules is not None:
                 rule = rules.get(name)
                 if rule is None:
@@ -366,6 +425,20 @@ class EventValidator:
                     f"at most {MAX_LIST_ITEMS} items of at most {self._max_chars} characters",
                 )
         return None
+
+
+def _check_event_type(event_type: str) -> Rejection | None:
+    if not event_type:
+        return Rejection(R.ERROR_REASON_MISSING_FIELD, "event_type", "event_type is required")
+    if not EVENT_TYPE_RE.fullmatch(event_type):
+        return Rejection(
+            R.ERROR_REASON_INVALID_NAME, "event_type", "event_type: letters first, then letters, digits, _ . : -"
+        )
+    if event_type[0] == "$" and event_type not in RESERVED_EVENT_TYPES:
+        return Rejection(
+            R.ERROR_REASON_UNKNOWN_EVENT_TYPE, "event_type", f"{event_type!r}: types starting with $ are reserved"
+        )
+    return None
 
 
 def flag_names(flags: int) -> Iterable[str]:

