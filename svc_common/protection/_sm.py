@@ -6,6 +6,7 @@ Hot paths copy a prepared HMAC object instead of building one per value (about h
 from __future__ import annotations
 
 import os
+import threading
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
@@ -17,6 +18,26 @@ _SEALED_VERSION = 1
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
 PSEUDONYM_PREFIX = "ps1:"
+_NONCES_PER_DRAW = 1024
+
+
+class _NoncePool:
+    """Random GCM nonces drawn from the OS 1,024 at a time: one system call instead of one per sealed value
+    (it was half the cost of sealing). Each nonce is handed out once, under a lock, so threads never share one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = b""
+        self._next = 0
+
+    def take(self) -> bytes:
+        with self._lock:
+            if self._next >= len(self._pool):
+                self._pool = os.urandom(_NONCE_BYTES * _NONCES_PER_DRAW)
+                self._next = 0
+            start = self._next
+            self._next = start + _NONCE_BYTES
+            return self._pool[start : self._next]
 
 
 class SealError(ValueError):
@@ -43,14 +64,16 @@ class Sealer:
         self._keys = dict(ring.encryption_keys)
         self._active = ring.active_key_id
         self._header = bytes([_SEALED_VERSION, len(self._active)]) + self._active.encode()
+        self._algorithm = algorithms.SM4(self._keys[self._active])
+        self._nonces = _NoncePool()
 
     @property
     def active_key_id(self) -> str:
         return self._active
 
     def seal(self, plaintext: bytes, context: bytes = b"") -> bytes:
-        nonce = os.urandom(_NONCE_BYTES)
-        encryptor = Cipher(algorithms.SM4(self._keys[self._active]), modes.GCM(nonce)).encryptor()
+        nonce = self._nonces.take()
+        encryptor = Cipher(self._algorithm, modes.GCM(nonce)).encryptor()
         if context:
             encryptor.authenticate_additional_data(context)
         body = encryptor.update(plaintext) + encryptor.finalize()
