@@ -10,6 +10,8 @@ the follower resumes from the stored cursor, so features are exact after any rep
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from types import SimpleNamespace
 from typing import Any
 
 from svc_common.pb.qiming.common.v1 import event_pb2
@@ -60,9 +62,25 @@ class BatchConsumer:
             store.insert_events(conn, event_rows)
             if self.fail_after_features:
                 raise RuntimeError("injected crash in the middle of a batch")
-            triggers = {pid: e.event_id for pid, e in zip(res.pids, mine, strict=True) if pid}
+            triggers: dict[str, str] = {}
+            person_types: dict[str, set[str]] = defaultdict(set)
+            for pid, e in zip(res.pids, mine, strict=True):
+                if pid:
+                    triggers[pid] = e.event_id
+                    person_types[pid].add(e.event_type)
+            fresh = set(res.created) | {winner for _, winner in res.merges}
+            updated = {p: SimpleNamespace(**rows[p]._mapping) for p in touched}
+            for pid, ns in updated.items():
+                ns.features = docs[pid]
             counts = core.engine.refresh(
-                conn, touched, now, cause="event", triggers=triggers, batch_types={e.event_type for e in mine}
+                conn,
+                touched,
+                now,
+                cause="event",
+                triggers=triggers,
+                person_types=person_types,
+                fresh=fresh,
+                rows=updated,
             )
             store.save_cursor(conn, self.name, cursor, len(events), now)
         if res.refused:

@@ -8,6 +8,7 @@ membership is written with its outbox event in the same transaction (docs/profil
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -114,6 +115,9 @@ class Engine:
         self.tags: dict[str, TagRule] = {}
         self.segments: dict[str, SegmentRule] = {}
         self.lifecycle_params = dict(finance.DEFAULTS["lifecycle_stage"])
+        self.tag_deps: dict[str, frozenset[str] | None] = {}
+        self._local = threading.local()
+        self.segment_deps: dict[str, frozenset[str] | None] = {}
 
     # -- definitions -----------------------------------------------------------------------------------
     def set_tags(self, rules: Iterable[TagRule]) -> None:
@@ -135,6 +139,14 @@ class Engine:
         for rule in ordered:
             visit(rule)
         self.tags = done
+        self.tag_deps = {}
+        for rule in done.values():
+            if rule.kind == "builtin":
+                self.tag_deps[rule.name] = self._builtin_deps(rule)
+            elif rule.kind == "external":
+                self.tag_deps[rule.name] = frozenset()
+            else:
+                self.tag_deps[rule.name] = self.refs_deps(rule.refs)
         life = by_name.get("lifecycle_stage")
         self.lifecycle_params = (
             dict(life.params) if life and life.kind == "builtin" else dict(finance.DEFAULTS["lifecycle_stage"])
@@ -155,20 +167,95 @@ class Engine:
         for rule in by_id.values():
             visit(rule)
         self.segments = done
+        self.segment_deps = {}
+        for sid, rule in done.items():  # dependency order: in_segment targets first
+            self.segment_deps[sid] = self.refs_deps([rule.refs]) if rule.refs else frozenset()
 
-    def needs(self, segments: Sequence[SegmentRule] | None = None) -> tuple[set[str], int, set[str], int]:
-        """Day-bucket types and first-day horizon, filtered-event types and horizon, for the definitions."""
-        refs = [r for t in self.tags.values() for r in t.refs]
-        refs += [s.refs for s in (segments if segments is not None else self.segments.values()) if s.refs]
-        days = {*self.context.login_types, *self.context.trade_types, *self.context.active_types, "quote_view"}
-        days |= {"fund_view", "deposit_attempt"}
-        horizon = max(self.lifecycle_params["churned_days"], 90) * 86_400
+    # -- dependencies: which event types can change a rule's answer (None: any event) ----------------------
+    def feature_deps(self, name: str) -> frozenset[str] | None:
+        ctx = self.context
+        if name.startswith("count."):
+            head = name.rpartition(".")[0]
+            return frozenset({head[6:]}) if head.startswith("count.") else None
+        if name.startswith(("turnover_fen", "trade_", "first_trade", "last_trade", "risk.max_traded")):
+            return frozenset(ctx.trade_types)
+        if name.startswith(("views.", "risk_views.", "fund_pref.")):
+            return frozenset(self.settings.view_event_types)
+        return None
+
+    def refs_deps(self, refs: Iterable[References]) -> frozenset[str] | None:
+        out: set[str] = set()
+        for ref in refs:
+            out.update(ref.event_windows)
+            for source, name in ref.fields:
+                if source is Source.FEATURE:
+                    deps = self.feature_deps(name)
+                    if deps is None:
+                        return None
+                    out |= deps
+            for tag in ref.tags:
+                deps = self.tag_deps.get(tag, frozenset())
+                if deps is None:
+                    return None
+                out |= deps
+            for segment in ref.segments:
+                deps = self.segment_deps.get(segment, frozenset())
+                if deps is None:
+                    return None
+                out |= deps
+        return frozenset(out)
+
+    def _builtin_deps(self, rule: TagRule) -> frozenset[str] | None:
+        ctx, p = self.context, rule.params
+        views = frozenset(self.settings.view_event_types)
+        trades = frozenset(ctx.trade_types)
+        table = {
+            "high_net_worth": trades,
+            "investor_tier": frozenset(),
+            "dormant_activation_potential": frozenset(
+                {
+                    *ctx.login_types,
+                    *ctx.trade_types,
+                    p.get("quote_event", ""),
+                    p.get("fund_event", ""),
+                    p.get("deposit_event", ""),
+                }
+            ),
+            "fund_preference": views,
+            "trading_frequency_tier": trades,
+            "risk_mismatch": views | trades,
+            "lifecycle_stage": frozenset(ctx.active_types) | trades,
+        }
+        return table.get(rule.formula)
+
+    def needs(
+        self, segments: Sequence[SegmentRule] | None = None, with_tags: bool = True
+    ) -> tuple[set[str], int, set[str], int]:
+        """Day-bucket types and horizon, filtered-event types and horizon, for the definitions evaluated."""
+        segments = list(segments) if segments is not None else list(self.segments.values())
+        tag_rules = list(self.tags.values()) if with_tags else []
+        refs = [r for t in tag_rules for r in t.refs] + [s.refs for s in segments if s.refs]
+        days: set[str] = set()
+        horizon = 0
+        if with_tags:
+            days = {*self.context.login_types, *self.context.trade_types, *self.context.active_types, "quote_view"}
+            days |= {"fund_view", "deposit_attempt"}
+            horizon = max(self.lifecycle_params["churned_days"], 90) * 86_400
         event_types: set[str] = set()
         event_horizon = 0
         for ref in refs:
             days.update(ref.event_windows)
             horizon = max([horizon, *ref.event_windows.values()])
-        for rule in [*self.tags.values(), *(segments if segments is not None else self.segments.values())]:
+            for source, name in ref.fields:
+                if source is Source.FEATURE and name.startswith(("count.", "turnover_fen.")):
+                    window = name.rpartition(".")[2]
+                    if window.endswith("d") and window[:-1].isdigit():
+                        horizon = max(horizon, int(window[:-1]) * 86_400)
+                        if name.startswith("count."):
+                            days.add(name[6:].rpartition(".")[0])
+                        else:
+                            days.update(self.context.trade_types)
+        for rule in [*tag_rules, *segments]:
             nodes = [rule.node] if getattr(rule, "node", None) is not None else []
             nodes += [n for _, n in getattr(rule, "bands", ())]
             for node in nodes:
@@ -182,42 +269,56 @@ class Engine:
     def people(
         self,
         conn: Connection,
-        pids: Sequence[str] | None,
+        pids: Sequence[str],
         now: int,
         *,
         segments: Sequence[SegmentRule] | None = None,
         all_day_types: bool = False,
+        with_tags: bool = True,
+        rows: dict[str, Any] | None = None,
     ) -> dict[str, Person]:
-        """Persons ready for evaluation (``pids`` None: everyone), bulk-loaded: one query per table."""
-        day_types, horizon, event_types, event_horizon = self.needs(segments)
-        first_day = self.clock.first_of_window(now, horizon)
-        rows = (
-            self.store.load_persons(conn, pids)
-            if pids is not None
-            else {
-                r.profile_id: r
-                for r in self.store.scan_persons(
-                    conn,
-                    (
-                        "profile_id",
-                        "attributes",
-                        "sealed_attributes",
-                        "features",
-                        "lifecycle_stage",
-                        "lifecycle_since_us",
-                        "created_us",
-                    ),
-                )
-            }
+        """Persons ready for evaluation, bulk-loaded (one query per table and chunk of ids), loading only
+        what the definitions evaluated read."""
+        segments = list(segments) if segments is not None else list(self.segments.values())
+        day_types, horizon, event_types, event_horizon = self.needs(segments, with_tags)
+        if all_day_types:
+            horizon = max(horizon, 90 * 86_400)
+        first_day = self.clock.first_of_window(now, horizon or 86_400)
+        store = self.store
+        reads = [r for s in segments if s.refs for r in [s.refs]]
+        reads_tags = with_tags or any(
+            r.tags or any(src in (Source.TAG, Source.SCORE) for src, _ in r.fields) for r in reads
         )
-        ids = list(rows) if pids is not None else None
-        days = self.store.load_days(conn, ids, None if all_day_types else day_types, first_day)
-        events = self.store.load_events(conn, ids, event_types, now - event_horizon * 1_000_000) if event_types else {}
-        tags = self.store.load_tags(conn, ids)
-        members = self.store.load_members(conn, ids)
-        customers = self.store.customers_of(conn, list(rows)) if pids is not None else self._all_customers(conn)
+        reads_features = (
+            with_tags or all_day_types or any(any(src is Source.FEATURE for src, _ in r.fields) for r in reads)
+        )
+        if rows is None:
+            columns = ["attributes", "sealed_attributes", "lifecycle_stage", "lifecycle_since_us", "created_us"]
+            rows = store.load_persons(conn, pids, [*columns, "features"] if reads_features else columns)
+        ids = list(rows)
+        sums: dict[tuple[str, int, int], dict[str, int]] | None = None
+        if all_day_types:
+            days = store.load_days(conn, ids, None, first_day)
+        elif not with_tags:
+            # A recompute: window totals come aggregated from the database, not as day rows.
+            days, sums = {}, {}
+            for event_type, window_seconds, column in self._windows(segments):
+                first = self.clock.first_of_window(now, window_seconds)
+                if (event_type, first, column) not in sums:
+                    name = "n" if column == 0 else "amount_fen"
+                    sums[(event_type, first, column)] = store.window_sums(conn, ids, event_type, first, name)
+        else:
+            days = store.load_days(conn, ids, day_types, first_day) if day_types else {}
+        events = store.load_events(conn, ids, event_types, now - event_horizon * 1_000_000) if event_types else {}
+        tags = store.load_tags(conn, ids) if reads_tags else {}
+        wanted_segments = None
+        if not with_tags:
+            wanted_segments = sorted({s.segment_id for s in segments} | {d for r in reads for d in r.segments})
+        members = store.load_members(conn, ids, wanted_segments)
+        customers = store.customers_of(conn, ids) if with_tags else {}
         out: dict[str, Person] = {}
         trade_types = self.context.trade_types
+        clock = self.clock
         for pid, row in rows.items():
             attributes = decode_map(row.attributes)
             if row.sealed_attributes is not None:
@@ -225,20 +326,23 @@ class Engine:
             person = Person(
                 pid,
                 attributes=attributes,
-                features=decoded_features(row.features),
+                features=decoded_features(row.features) if reads_features else {},
                 days=days.get(pid, {}),
-                events=[
-                    StoredEvent(e.occurred_us, e.event_type, e.session_id, e.screen, e.properties)
-                    for e in events.get(pid, ())
-                ],
                 segments={s for s, m in members.get(pid, {}).items() if m.is_member},
                 has_customer=pid in customers,
                 lifecycle_stage=row.lifecycle_stage,
                 lifecycle_since_us=row.lifecycle_since_us,
-                clock=self.clock,
+                clock=clock,
                 now=now,
                 trade_types=trade_types,
             )
+            if sums is not None:
+                person.sums = {key: totals.get(pid, 0) for key, totals in sums.items()}
+            stored = events.get(pid)
+            if stored:
+                person.events = [
+                    StoredEvent(e.occurred_us, e.event_type, e.session_id, e.screen, e.properties) for e in stored
+                ]
             for name, tag in tags.get(pid, {}).items():
                 if tag.expires_us is not None and tag.expires_us <= now:
                     continue
@@ -248,58 +352,88 @@ class Engine:
                     person.scores[name] = value
             self.context._created[pid] = row.created_us
             out[pid] = person
-        self._tag_rows, self._member_rows, self._customers = tags, members, customers
+        # Per thread: RPC reads and the consumer's writes evaluate concurrently.
+        self._local.tag_rows, self._local.member_rows = tags, members
         return out
 
-    def _all_customers(self, conn: Connection) -> dict[str, str]:
-        from sqlalchemy import select
-
-        t = self.store.t["identity"]
-        return dict(conn.execute(select(t.c.profile_id, t.c.id_value).where(t.c.id_type == CUSTOMER)).all())
+    def _windows(self, segments: Sequence[SegmentRule]) -> set[tuple[str, int, int]]:
+        """(event_type, window_seconds, column) of every day-bucket window the segments read."""
+        out: set[tuple[str, int, int]] = set()
+        for rule in segments:
+            if rule.node is None:
+                continue
+            for n in walk(rule.node):
+                if isinstance(n, EventCount | EventAbsence) and n.filter is None and n.window_seconds % 86_400 == 0:
+                    out.add((n.event_type, n.window_seconds, 0))
+            for source, name in rule.refs.fields if rule.refs else ():
+                head, _, window = name.rpartition(".")
+                if source is not Source.FEATURE or not (window.endswith("d") and window[:-1].isdigit()):
+                    continue
+                if head.startswith("count."):
+                    out.add((head[6:], int(window[:-1]) * 86_400, 0))
+                elif head == "turnover_fen":
+                    out.update((t, int(window[:-1]) * 86_400, 1) for t in self.context.trade_types)
+        return out
 
     # -- evaluation ----------------------------------------------------------------------------------
     def refresh(
         self,
         conn: Connection,
-        pids: Sequence[str] | None,
+        pids: Sequence[str],
         now: int,
         *,
         cause: str,
         triggers: dict[str, str] | None = None,
-        batch_types: set[str] | None = None,
+        person_types: dict[str, set[str]] | None = None,
+        fresh: frozenset[str] | set[str] = frozenset(),
         only_segments: Sequence[SegmentRule] | None = None,
         tags: bool = True,
+        rows: dict[str, Any] | None = None,
     ) -> dict[str, int]:
-        """Re-evaluate lifecycle, rule tags and segments for ``pids`` (None: everyone); write the changes."""
-        segments = list(only_segments) if only_segments is not None else self._relevant(batch_types)
-        people = self.people(conn, pids, now, segments=segments)
-        counts = {"persons": len(people), "tag_writes": 0, "lifecycle": 0, "entered": 0, "exited": 0}
+        """Re-evaluate lifecycle, rule tags and segments for ``pids``; write the changes.
+
+        With ``person_types`` (the event types each person had in a log batch), only the rules those types
+        can change are evaluated, and only for the persons they concern (``fresh`` persons get everything).
+        """
+        segments = (
+            list(only_segments)
+            if only_segments is not None
+            else [s for s in self.segments.values() if s.node is not None]
+        )
+        tag_rules = [r for r in self.tags.values() if r.kind != "external"] if tags else []
+        plan: dict[str, tuple[bool, set[str], set[str]]] | None = None
+        if person_types is not None:
+            plan = {}
+            life_deps = self.tag_deps.get("lifecycle_stage") or frozenset(self.context.active_types)
+            for pid in pids:
+                if pid in fresh:
+                    plan[pid] = (True, {r.name for r in tag_rules}, {s.segment_id for s in segments})
+                    continue
+                types = person_types.get(pid, set())
+                life = tags and bool(life_deps & types)
+                chosen_tags = {r.name for r in tag_rules if _hit(self.tag_deps.get(r.name), types)}
+                chosen_segments = {s.segment_id for s in segments if _hit(self.segment_deps.get(s.segment_id), types)}
+                if life or chosen_tags or chosen_segments:
+                    plan[pid] = (life, chosen_tags, chosen_segments)
+            pids = sorted(plan)
+            if rows is not None:
+                rows = {p: rows[p] for p in pids}
+        counts = {"persons": len(pids), "tag_writes": 0, "lifecycle": 0, "entered": 0, "exited": 0}
+        if not pids:
+            return counts
+        people = self.people(conn, pids, now, segments=segments, with_tags=tags, rows=rows)
         if tags:
-            counts["lifecycle"] = self._lifecycle(conn, people, now)
-            counts["tag_writes"] = self._tags(conn, people, now)
-        entered, exited = self.evaluate_segments(conn, people, segments, now, cause, triggers or {})
+            counts["lifecycle"] = self._lifecycle(conn, people, now, plan)
+            counts["tag_writes"] = self._tags(conn, people, now, tag_rules, plan)
+        entered, exited = self.evaluate_segments(conn, people, segments, now, cause, triggers or {}, plan)
         counts["entered"], counts["exited"] = entered, exited
         return counts
 
-    def _relevant(self, batch_types: set[str] | None) -> list[SegmentRule]:
-        out = []
-        for rule in self.segments.values():
-            if rule.node is None or rule.refs is None:
-                continue
-            refs = rule.refs
-            if (
-                batch_types is None
-                or refs.segments
-                or refs.tags
-                or any(src is not Source.ATTRIBUTE for src, _ in refs.fields)
-                or batch_types & set(refs.event_windows)
-            ):
-                out.append(rule)
-        return out
-
-    def _lifecycle(self, conn: Connection, people: dict[str, Person], now: int) -> int:
+    def _lifecycle(self, conn: Connection, people: dict[str, Person], now: int, plan: dict | None) -> int:
         updates, history = [], []
         for pid, person in people.items():
+            if plan is not None and not plan[pid][0]:
+                continue
             stage, rule = finance.lifecycle(person, self.lifecycle_params, self.context)
             if stage != person.lifecycle_stage:
                 history.append(
@@ -317,14 +451,16 @@ class Engine:
         self.store.add_transitions(conn, history)
         return len(history)
 
-    def _tags(self, conn: Connection, people: dict[str, Person], now: int) -> int:
+    def _tags(
+        self, conn: Connection, people: dict[str, Person], now: int, rules: list[TagRule], plan: dict | None
+    ) -> int:
         writes, deletes = [], []
-        stored = self._tag_rows
-        for rule in self.tags.values():
-            if rule.kind == "external":
-                continue
+        stored = self._local.tag_rows
+        for rule in rules:
             writer, version = f"tag:{rule.name}", str(rule.version)
             for pid, person in people.items():
+                if plan is not None and rule.name not in plan[pid][1]:
+                    continue
                 value = self.tag_value(rule, person)
                 old = stored.get(pid, {}).get(rule.name)
                 if old is not None and old.source not in ("RULE",):
@@ -376,6 +512,7 @@ class Engine:
         now: int,
         cause: str,
         triggers: dict[str, str],
+        plan: dict | None = None,
     ) -> tuple[int, int]:
         changes: list[tuple[str, str, bool]] = []
         for rule in segments:
@@ -383,6 +520,8 @@ class Engine:
                 continue
             node, sid = rule.node, rule.segment_id
             for pid, person in people.items():
+                if plan is not None and sid not in plan[pid][2]:
+                    continue
                 now_in = evaluate(node, person)
                 was_in = sid in person.segments
                 if now_in != was_in:
@@ -405,7 +544,7 @@ class Engine:
         """Membership rows and their outbox events for (profile, segment, member now) changes."""
         if not changes:
             return 0, 0
-        members = members if members is not None else self._member_rows
+        members = members if members is not None else self._local.member_rows
         versions = {s.segment_id: s.version for s in self.segments.values()}
         pids = sorted({p for p, _, _ in changes})
         ids = self.store.identities_of(conn, pids)
@@ -433,6 +572,10 @@ class Engine:
         self.store.upsert_members(conn, rows)
         self.store.add_outbox(conn, outbox)
         return entered, len(changes) - entered
+
+
+def _hit(deps: frozenset[str] | None, types: set[str]) -> bool:
+    return deps is None or bool(deps & types)
 
 
 def segment_event(

@@ -206,7 +206,11 @@ def lifecycle(person: Person, p: dict[str, Any], ctx: Any) -> tuple[str, str]:
     if opened_at is not None and hasattr(opened_at, "timestamp"):
         opened_us = int(opened_at.timestamp() * 1_000_000)
     elif person.has_customer:
+        # No opening date from the counter: the customer exists since we first saw or created them.
         opened_us = ctx.created_us(person)
+        first_seen = person.features.get("first_seen_at")
+        if first_seen is not None and hasattr(first_seen, "timestamp"):
+            opened_us = min(opened_us, int(first_seen.timestamp() * 1_000_000))
     if opened_us is None:
         return "PROSPECT", "no_account"
     today = person.clock.of(person.now)

@@ -144,6 +144,8 @@ class Person:
     clock: Days | None = None
     now: int = 0
     trade_types: tuple[str, ...] = ()
+    sums: dict[tuple[str, int, int], int] | None = None
+    """Window totals aggregated by the database, (event_type, first_day, column) → total (a full recompute)."""
 
     # -- Subject -----------------------------------------------------------------------------------
     def value(self, source: Source, name: str) -> object:
@@ -175,11 +177,13 @@ class Person:
 
     # -- windows -----------------------------------------------------------------------------------
     def count_days(self, event_type: str, window_seconds: int, column: int = 0) -> int:
+        assert self.clock is not None
+        first = self.clock.first_of_window(self.now, window_seconds)
+        if self.sums is not None and (event_type, first, column) in self.sums:
+            return self.sums[(event_type, first, column)]
         buckets = self.days.get(event_type)
         if not buckets:
             return 0
-        assert self.clock is not None
-        first = self.clock.first_of_window(self.now, window_seconds)
         return sum(v[column] for d, v in buckets.items() if d >= first)
 
     def count_types(self, event_types: Iterable[str], days: int) -> int:

@@ -69,11 +69,11 @@ class ProfileDomain:
             )
         want = set(parts) or PARTS
         core, now = self.core, now_us()
-        people = core.engine.people(conn, pids, now, all_day_types=True)
         rows = core.store.load_persons(conn, pids)
+        people = core.engine.people(conn, pids, now, all_day_types=True, rows=rows)
         ids = core.store.identities_of(conn, pids) if "identities" in want else {}
-        tags = core.store.load_tags(conn, pids) if "tags" in want else {}
-        members = core.store.load_members(conn, pids) if "segments" in want else {}
+        tags = core.engine._local.tag_rows  # loaded by people() in this thread
+        members = core.engine._local.member_rows
         unmask = bool(roles & self.unmask_roles)
         out = {}
         for pid in pids:

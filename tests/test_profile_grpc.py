@@ -177,4 +177,19 @@ def test_real_time_segments_tags_and_statuses(tmp_path: Path, backend: str, requ
         wait_for(lambda: len(segment_events(collect.address)) == 3)
         causes = [e.properties["cause"].string_value for e in segment_events(collect.address)]
         assert causes == ["event", "event", "static"]
+
+        # Analytics over gRPC.
+        analytics = pb_grpc.AnalyticsServiceStub(channel)
+        steps = [pb.FunnelStep(event_type="login"), pb.FunnelStep(event_type="trade_filled")]
+        funnel = analytics.ComputeFunnel(
+            pb.ComputeFunnelRequest(steps=steps, conversion_window_seconds=3600), timeout=30
+        )
+        assert [s.count for s in funnel.results[0].steps] == [1, 1]
+        assert funnel.results[0].steps[1].conversion_from_start == 1.0
+        code, _ = _code(analytics.ComputeFunnel, pb.ComputeFunnelRequest(steps=steps[:1], conversion_window_seconds=60))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        paths = analytics.ComputePaths(pb.ComputePathsRequest(screen="nowhere"), timeout=30)
+        assert paths.total_sessions == 0
+        stages = analytics.ComputeLifecycleDistribution(pb.ComputeLifecycleDistributionRequest(), timeout=30)
+        assert sum(s.count for s in stages.stages) == 1
         channel.close()

@@ -76,11 +76,29 @@ class ProfileStore:
         if rows:
             conn.execute(insert(self.t["person"]), rows)
 
-    def load_persons(self, conn: Connection, pids: Sequence[str]) -> dict[str, Any]:
+    def load_persons(
+        self, conn: Connection, pids: Sequence[str], columns: Sequence[str] | None = None
+    ) -> dict[str, Any]:
         t = self.t["person"]
+        base = select(t) if columns is None else select(*(t.c[c] for c in ("profile_id", *columns)))
         out: dict[str, Any] = {}
         for part in chunks(list(pids)):
-            out.update({row.profile_id: row for row in conn.execute(select(t).where(t.c.profile_id.in_(part)))})
+            out.update({row.profile_id: row for row in conn.execute(base.where(t.c.profile_id.in_(part)))})
+        return out
+
+    def window_sums(
+        self, conn: Connection, pids: Sequence[str], event_type: str, first_day: int, column: str
+    ) -> dict[str, int]:
+        """SUM of a day-bucket column per person over days >= ``first_day``, aggregated by the database."""
+        t = self.t["day"]
+        out: dict[str, int] = {}
+        stmt = (
+            select(t.c.profile_id, func.sum(t.c[column]))
+            .where(t.c.event_type == event_type, t.c.day >= first_day)
+            .group_by(t.c.profile_id)
+        )
+        for part in chunks(list(pids)):
+            out.update({pid: int(total) for pid, total in conn.execute(stmt.where(t.c.profile_id.in_(part))) if total})
         return out
 
     def scan_persons(self, conn: Connection, columns: Sequence[str]) -> Iterator[Any]:
