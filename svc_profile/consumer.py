@@ -68,6 +68,8 @@ class BatchConsumer:
                 if pid:
                     triggers[pid] = e.event_id
                     person_types[pid].add(e.event_type)
+            for pid, marks in self.updater.changed.items():
+                person_types[pid].update(marks)
             fresh = set(res.created) | {winner for _, winner in res.merges}
             updated = {p: SimpleNamespace(**rows[p]._mapping) for p in touched}
             for pid, ns in updated.items():

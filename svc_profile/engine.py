@@ -32,7 +32,7 @@ from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.protection import Sealer
 from svc_profile import finance
 from svc_profile.config import ProfileSettings
-from svc_profile.features import decoded_features
+from svc_profile.features import VIEWS_CHANGED, decoded_features
 from svc_profile.model import Days, Person, StoredEvent, decode, decode_map, encode
 from svc_profile.store._sql import CUSTOMER, ProfileStore
 
@@ -180,7 +180,7 @@ class Engine:
         if name.startswith(("turnover_fen", "trade_", "first_trade", "last_trade", "risk.max_traded")):
             return frozenset(ctx.trade_types)
         if name.startswith(("views.", "risk_views.", "fund_pref.")):
-            return frozenset(self.settings.view_event_types)
+            return frozenset({VIEWS_CHANGED})
         return None
 
     def refs_deps(self, refs: Iterable[References]) -> frozenset[str] | None:
@@ -207,7 +207,7 @@ class Engine:
 
     def _builtin_deps(self, rule: TagRule) -> frozenset[str] | None:
         ctx, p = self.context, rule.params
-        views = frozenset(self.settings.view_event_types)
+        views = frozenset({VIEWS_CHANGED})
         trades = frozenset(ctx.trade_types)
         table = {
             "high_net_worth": trades,
@@ -269,7 +269,7 @@ class Engine:
     def people(
         self,
         conn: Connection,
-        pids: Sequence[str],
+        pids: Sequence[str] | None,
         now: int,
         *,
         segments: Sequence[SegmentRule] | None = None,
@@ -294,8 +294,12 @@ class Engine:
         )
         if rows is None:
             columns = ["attributes", "sealed_attributes", "lifecycle_stage", "lifecycle_since_us", "created_us"]
-            rows = store.load_persons(conn, pids, [*columns, "features"] if reads_features else columns)
-        ids = list(rows)
+            columns = [*columns, "features"] if reads_features else columns
+            if pids is None:  # everyone: one scan per table, no IN lists
+                rows = {r.profile_id: r for r in store.scan_persons(conn, ["profile_id", *columns])}
+            else:
+                rows = store.load_persons(conn, pids, columns)
+        ids = list(rows) if pids is not None else None
         sums: dict[tuple[str, int, int], dict[str, int]] | None = None
         if all_day_types:
             days = store.load_days(conn, ids, None, first_day)
@@ -315,7 +319,9 @@ class Engine:
         if not with_tags:
             wanted_segments = sorted({s.segment_id for s in segments} | {d for r in reads for d in r.segments})
         members = store.load_members(conn, ids, wanted_segments)
-        customers = store.customers_of(conn, ids) if with_tags else {}
+        customers: dict[str, str] = {}
+        if with_tags:
+            customers = store.customers_of(conn, ids) if ids is not None else store.all_customers(conn)
         out: dict[str, Person] = {}
         trade_types = self.context.trade_types
         clock = self.clock
@@ -379,7 +385,7 @@ class Engine:
     def refresh(
         self,
         conn: Connection,
-        pids: Sequence[str],
+        pids: Sequence[str] | None,
         now: int,
         *,
         cause: str,
@@ -418,10 +424,11 @@ class Engine:
             pids = sorted(plan)
             if rows is not None:
                 rows = {p: rows[p] for p in pids}
-        counts = {"persons": len(pids), "tag_writes": 0, "lifecycle": 0, "entered": 0, "exited": 0}
-        if not pids:
+        counts = {"persons": 0, "tag_writes": 0, "lifecycle": 0, "entered": 0, "exited": 0}
+        if pids is not None and not pids:
             return counts
         people = self.people(conn, pids, now, segments=segments, with_tags=tags, rows=rows)
+        counts["persons"] = len(people)
         if tags:
             counts["lifecycle"] = self._lifecycle(conn, people, now, plan)
             counts["tag_writes"] = self._tags(conn, people, now, tag_rules, plan)

@@ -17,6 +17,8 @@ from svc_profile.config import ProfileSettings
 from svc_profile.model import Days, decode, from_us
 
 _COUNTERS_MAX = ("risk.max_traded_level",)
+VIEWS_CHANGED = "~views"
+"""Marks a person whose view features (views.*, risk_views.*) changed in a batch: rules reading them re-run."""
 MAX_STORED_PROPERTIES = 16
 
 
@@ -58,6 +60,7 @@ class FeatureUpdater:
     ) -> tuple[dict[tuple[str, str, int], list[int]], list[dict[str, Any]]]:
         """Update ``docs`` ({pid: raw feature dict}) in place; returns day-bucket deltas and event rows."""
         deltas: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0])
+        self.changed: dict[str, set[str]] = defaultdict(set)
         rows: list[dict[str, Any]] = []
         day_of = self.days.of
         for pid, e in zip(pids, events, strict=True):
@@ -93,13 +96,16 @@ class FeatureUpdater:
                 category = properties.get("product_category")
                 if category is not None and category.WhichOneof("kind") == "string_value" and category.string_value:
                     _add(doc, f"views.{category.string_value.lower()[:32]}", 1)
+                    self.changed[pid].add(VIEWS_CHANGED)
                 fund_type = properties.get("fund_type")
                 if fund_type is not None and fund_type.WhichOneof("kind") == "string_value" and fund_type.string_value:
                     _add(doc, f"views.fund.{fund_type.string_value.lower()[:32]}", 1)
+                    self.changed[pid].add(VIEWS_CHANGED)
                 if "product_risk_level" in properties:
                     level = _risk_level(properties["product_risk_level"])
                     if level:
                         _add(doc, f"risk_views.R{level}", 1)
+                        self.changed[pid].add(VIEWS_CHANGED)
             slot = deltas[(pid, event_type, day_of(us))]
             slot[0] += 1
             slot[1] += amount

@@ -44,23 +44,15 @@ class Segments:
             return [r[0] for r in self.core.store.scan_persons(conn, ("profile_id",))]
 
     def recompute(self, segment_id: str, cause: str = "recompute") -> dict[str, int]:
-        """Evaluate the segment for every profile (bulk-loaded in chunks) and write the differences."""
+        """Evaluate the segment for every profile (one scan per table it reads) and write the differences."""
         rule = self.rule(segment_id)
         if rule.node is None:
             return {"entered": 0, "exited": 0}
-        totals = {"persons": 0, "entered": 0, "exited": 0}
-        pids = self.all_pids()
         now = now_us()
-        for start in range(0, max(len(pids), 1), RECOMPUTE_CHUNK):
-            part = pids[start : start + RECOMPUTE_CHUNK]
-            if not part:
-                break
-            with self.core.writing() as conn:
-                counts = self.core.engine.refresh(conn, part, now, cause=cause, only_segments=[rule], tags=False)
-            for key in totals:
-                totals[key] += counts[key]
+        with self.core.writing() as conn:
+            counts = self.core.engine.refresh(conn, None, now, cause=cause, only_segments=[rule], tags=False)
         self._stamp(segment_id, now)
-        return totals
+        return {key: counts[key] for key in ("persons", "entered", "exited")}
 
     def refresh_everyone(self, cause: str) -> None:
         """Tags, lifecycle and every segment for everyone (after a tag definition changes)."""

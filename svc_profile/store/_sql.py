@@ -87,9 +87,10 @@ class ProfileStore:
         return out
 
     def window_sums(
-        self, conn: Connection, pids: Sequence[str], event_type: str, first_day: int, column: str
+        self, conn: Connection, pids: Sequence[str] | None, event_type: str, first_day: int, column: str
     ) -> dict[str, int]:
-        """SUM of a day-bucket column per person over days >= ``first_day``, aggregated by the database."""
+        """SUM of a day-bucket column per person over days >= ``first_day``, aggregated by the database
+        (``pids`` None: everyone, in one pass over the (event_type, day) index)."""
         t = self.t["day"]
         out: dict[str, int] = {}
         stmt = (
@@ -97,9 +98,15 @@ class ProfileStore:
             .where(t.c.event_type == event_type, t.c.day >= first_day)
             .group_by(t.c.profile_id)
         )
-        for part in chunks(list(pids)):
-            out.update({pid: int(total) for pid, total in conn.execute(stmt.where(t.c.profile_id.in_(part))) if total})
+        parts: Iterable[Sequence[str] | None] = chunks(list(pids)) if pids is not None else (None,)
+        for part in parts:
+            query = stmt if part is None else stmt.where(t.c.profile_id.in_(part))
+            out.update({pid: int(total) for pid, total in conn.execute(query) if total})
         return out
+
+    def all_customers(self, conn: Connection) -> dict[str, str]:
+        t = self.t["identity"]
+        return dict(conn.execute(select(t.c.profile_id, t.c.id_value).where(t.c.id_type == CUSTOMER)).all())
 
     def scan_persons(self, conn: Connection, columns: Sequence[str]) -> Iterator[Any]:
         t = self.t["person"]
