@@ -253,6 +253,7 @@ def main() -> None:
     parser.add_argument("--profiles", type=int, default=100_000)
     parser.add_argument("--postgres", default="")
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--lookup-only", action="store_true", help="generate and measure lookups only (scaling runs)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     backends = [("sqlite", "")] + ([("postgresql", args.postgres)] if args.postgres else [])
@@ -262,9 +263,14 @@ def main() -> None:
         ids = generate(app, args.profiles)
         print(f"[{name}] generated {args.profiles} profiles in {time.perf_counter() - started:.1f}s", flush=True)
         print(f"[{name}] lookup by any id: {bench_lookup(app, ids)}", flush=True)
+        if args.lookup_only:
+            app.core.database.dispose()
+            continue
         print(f"[{name}] full recompute: {bench_recompute(app, args.profiles)}", flush=True)
         print(f"[{name}] consume: {bench_consume(app, 20_000, args.events)}", flush=True)
         app.core.database.dispose()
+    if args.lookup_only:
+        return
     print(f"[sqlite] event -> $segment_entered: {bench_latency(work / 'latency')}", flush=True)
     print(f"[sqlite] event -> $segment_entered: {bench_latency(work / 'latency100', 50, 100)}", flush=True)
 
