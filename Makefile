@@ -46,6 +46,7 @@ BENCH_EVENTS ?= 200000
 bench: $(VENV)/.installed-dev
 	$(PY) loadtests/bench_collect.py --events $(BENCH_EVENTS) --json loadtests/reports/bench_collect.json
 	$(MAKE) bench-modeling
+	$(MAKE) bench-profile
 
 clean:
 	rm -rf $(VENV) .pytest_cache qiming-data
@@ -65,3 +66,10 @@ load-collect: $(VENV)/.installed-base
 .PHONY: bench-modeling
 bench-modeling: $(VENV)/.installed-dev
 	$(PY) loadtests/bench_modeling.py $(BENCH_ARGS)
+
+## svc_profile benchmarks: lookup by any id, log consumption, event → $segment_entered latency, full recompute
+## (results: docs/benchmarks.md, "svc_profile"). PROFILES=1000000 for the full-size lookup run.
+.PHONY: bench-profile
+PROFILES ?= 100000
+bench-profile: $(VENV)/.installed-dev
+	$(PY) loadtests/bench_profile.py --profiles $(PROFILES) $(if $(POSTGRES),--postgres $(POSTGRES),)

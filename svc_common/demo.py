@@ -18,6 +18,7 @@ from svc_collect import demo as collect_demo
 from svc_common.pb.qiming.common.v1 import ops_pb2, ops_pb2_grpc
 from svc_common.process import ServerProcess
 from svc_modeling import demo as modeling_demo
+from svc_profile import demo as profile_demo
 
 
 def _step(title: str) -> None:
@@ -28,7 +29,7 @@ def run_demo(data_dir: Path | None = None) -> int:
     work_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="qiming-demo-"))
     started = time.monotonic()
     _step(f"starting `qiming serve all` (four services, one process, SQLite under {work_dir})")
-    suite = ServerProcess("all", work_dir=work_dir).start()
+    suite = ServerProcess("all", work_dir=work_dir, env=profile_demo.suite_env()).start()
     try:
         print(f"serving on {suite.address} after {time.monotonic() - started:.1f} s")
         with grpc.insecure_channel(suite.address) as channel:
@@ -36,6 +37,7 @@ def run_demo(data_dir: Path | None = None) -> int:
             _show_health(channel, services)
             _show_ops(channel)
             collect_demo.run(channel, _step)
+            profile_demo.run(channel, _step)
             modeling_demo.run(channel, _step)
             _show_not_yet_built(channel)
         _step("stopping with SIGTERM (graceful: in-flight calls finish, health turns NOT_SERVING)")

@@ -2,9 +2,30 @@
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from svc_common.config import ServiceSettings
+
+# Ids that apps send when they have none: never an identity, never a reason to merge two people.
+DEFAULT_PLACEHOLDER_IDS = (
+    "null",
+    "none",
+    "nil",
+    "undefined",
+    "0",
+    "-1",
+    "guest",
+    "anonymous",
+    "unknown",
+    "n/a",
+    "na",
+    "test",
+    "00000000-0000-0000-0000-000000000000",
+)
+# Declared attributes at level 3 (JR/T 0158) besides every name ending in "_fen" (amounts): SM4-sealed at
+# rest, masked on read unless the caller's role allows.
+DEFAULT_SENSITIVE_ATTRIBUTES = ("phone", "mobile", "id_number", "real_name", "email", "address", "annual_income")
 
 
 class ProfileSettings(ServiceSettings):
@@ -12,3 +33,46 @@ class ProfileSettings(ServiceSettings):
     section: ClassVar[str] = "profile"
     service_name: ClassVar[str] = "profile"
     default_grpc_port: ClassVar[int] = 50052
+
+    collect_address: str = ""
+    """svc_collect's gRPC address (``host:port``): the log this service follows and publishes segment changes
+    to. Empty: no consumer runs (profiles, tags and segments still answer; nothing updates from events)."""
+    consumer_name: str = Field(default="svc_profile", min_length=1, max_length=64)
+    """Name under which the log cursor is stored (one per consumer group)."""
+    consumer_batch_events: int = Field(default=5_000, ge=1, le=10_000)
+    """Events per batch read from the log: each batch is one transaction of bulk writes."""
+    identify_event_types: tuple[str, ...] = ("$identify", "login", "$login", "signup", "$signup")
+    """Events that link their ``anonymous_id`` (and further ids) to their ``user_id``: login and signup."""
+    alias_event_types: tuple[str, ...] = ("$alias",)
+    """Events that link every id they carry into one person (an explicit alias)."""
+    placeholder_ids: tuple[str, ...] = DEFAULT_PLACEHOLDER_IDS
+    """Id values (compared case-insensitively) that are never identities: no profile, no link, no merge."""
+    trade_event_types: tuple[str, ...] = ("trade_filled",)
+    """Events that are trades: trade count, last trade, turnover."""
+    amount_properties: tuple[str, ...] = ("turnover_fen", "amount_fen", "amount")
+    """Properties read (first present wins) as a trade's amount in fen. Level 3 by default in svc_collect:
+    classify it level 2 in the trade event's schema for turnover features (see docs/profile.md)."""
+    view_event_types: tuple[str, ...] = ("product_view", "fund_view", "quote_view", "page_view")
+    """Events that count as views of a product, by its ``product_category`` / ``fund_type`` properties."""
+    login_event_types: tuple[str, ...] = ("login", "$login", "$identify", "app_start")
+    """Events that count as logins (lifecycle activity, dormant-account score)."""
+    active_event_types: tuple[str, ...] = ("login", "$login", "$identify", "app_start", "trade_filled")
+    """Events that make a customer active for the lifecycle rules."""
+    unmask_roles: tuple[str, ...] = ("unmask", "admin")
+    """Roles whose callers read level 3+ attributes and amounts in clear on GetProfile."""
+    sensitive_attributes: tuple[str, ...] = DEFAULT_SENSITIVE_ATTRIBUTES
+    """Attribute names at level 3 besides every ``*_fen`` amount: sealed at rest, masked on read."""
+    event_retention_days: int = Field(default=90, ge=0, le=400)
+    """Days of the compact per-person event table (funnels, paths, filtered event conditions); 0 keeps none."""
+    day_offset_hours: int = Field(default=8, ge=-12, le=14)
+    """Day buckets of event counts start at midnight of this UTC offset (8: China Standard Time)."""
+    sweep_interval_seconds: float = Field(default=60.0, ge=1.0)
+    """Time-driven changes (windows expiring, lifecycle ageing) are applied this often."""
+    outbox_batch: int = Field(default=500, ge=1, le=10_000)
+    """Segment-change events published per Ingest call."""
+    max_segment_definitions: int = Field(default=1_000, ge=1)
+    """Active segments; more is RESOURCE_EXHAUSTED (each is evaluated on every batch that touches it)."""
+    max_tag_definitions: int = Field(default=1_000, ge=1)
+    """Active rule tags."""
+    finance_pack: bool = True
+    """Install the built-in finance tag pack (``fin_*``) at start when missing."""

@@ -2,12 +2,309 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+from grpc import aio
+
+from svc_common.errors import FieldViolation, InvalidArgument
+from svc_common.paging import decode_token, encode_token, page_size
+from svc_common.pb.qiming.common.v1 import job_pb2
+from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
+from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
 from svc_common.runtime import ServiceRuntime
-from svc_common.server import ServiceSpec, register_not_yet_built
+from svc_common.server import ServiceSpec, current_call, register_not_yet_built
+from svc_profile.app import ProfileApp
+from svc_profile.config import ProfileSettings
+from svc_profile.service import tag_value_proto
+from svc_profile.store import tables
+
+log = logging.getLogger("qiming.profile")
+T = TypeVar("T")
+
+
+def _roles() -> frozenset[str]:
+    call = current_call()
+    return call.principal.roles if call is not None else frozenset()
+
+
+def _trace_id() -> str:
+    call = current_call()
+    return call.trace_id if call is not None else ""
+
+
+async def _run(function: Callable[..., T], *args: Any) -> T:
+    return await asyncio.to_thread(function, *args)
+
+
+def _job(kind: str, result: str, message: str) -> job_pb2.Job:
+    job = job_pb2.Job(
+        job_id=f"{kind}:{result}",
+        kind=kind,
+        state=job_pb2.JOB_STATE_SUCCEEDED,
+        progress_percent=100.0,
+        progress_message=message,
+        result_name=result,
+        created_by=_principal(),
+    )
+    job.created_at.GetCurrentTime()
+    job.started_at.CopyFrom(job.created_at)
+    job.finished_at.GetCurrentTime()
+    return job
+
+
+def _principal() -> str:
+    call = current_call()
+    return call.principal.subject if call is not None else ""
+
+
+def _row_errors(target: Any, errors: list) -> None:
+    for index, _reason, field, message in errors:
+        target.add(row_index=index, field=field, message=message)
+
+
+class ProfileServicer(pb_grpc.ProfileServiceServicer):
+    def __init__(self, app: ProfileApp) -> None:
+        self.d = app.profiles
+
+    async def GetProfile(self, request: pb.GetProfileRequest, context: aio.ServicerContext) -> pb.GetProfileResponse:
+        return pb.GetProfileResponse(profile=await _run(self.d.get, request.user, list(request.parts), _roles()))
+
+    async def BatchGetProfiles(self, request: pb.BatchGetProfilesRequest, context: Any) -> pb.BatchGetProfilesResponse:
+        found, missing = await _run(self.d.batch_get, list(request.users), list(request.parts), _roles())
+        return pb.BatchGetProfilesResponse(profiles=found, not_found=missing)
+
+    async def UpsertAttributes(self, request: pb.UpsertAttributesRequest, context: Any) -> pb.UpsertAttributesResponse:
+        profile, created = await _run(
+            self.d.upsert_attributes,
+            request.user,
+            dict(request.attributes),
+            list(request.remove),
+            request.source_system,
+            _roles(),
+        )
+        return pb.UpsertAttributesResponse(profile=profile, created=created)
+
+    async def ImportAttributes(self, request_iterator: AsyncIterator[pb.ImportAttributesRequest], context: Any) -> Any:
+        batches = [list(r.rows) async for r in request_iterator]
+        result = await _run(self.d.import_rows, batches)
+        response = pb.ImportAttributesResponse(
+            rows_received=result["received"], profiles_created=result["created"], profiles_updated=result["updated"]
+        )
+        _row_errors(response.errors, result["errors"])
+        return response
+
+    async def LinkIdentities(self, request: pb.LinkIdentitiesRequest, context: Any) -> pb.LinkIdentitiesResponse:
+        profile, merged = await _run(self.d.link, request.user, request.identity, request.linked_by, _roles())
+        return pb.LinkIdentitiesResponse(profile=profile, merged_profile_id=merged)
+
+    async def UnlinkIdentity(self, request: pb.UnlinkIdentityRequest, context: Any) -> pb.UnlinkIdentityResponse:
+        return pb.UnlinkIdentityResponse(profile_id=await _run(self.d.unlink, request.identity))
+
+    async def ListIdentities(self, request: pb.ListIdentitiesRequest, context: Any) -> pb.ListIdentitiesResponse:
+        pid, rows = await _run(self.d.identities, request.user)
+        response = pb.ListIdentitiesResponse(profile_id=pid)
+        for i in rows:
+            linked = response.identities.add(linked_by=i.linked_by, source_ref=i.source_ref)
+            linked.identity.type, linked.identity.value = i.id_type, i.id_value
+            linked.linked_at.FromMicroseconds(i.linked_us)
+        return response
+
+    async def ListLifecycleHistory(self, request: pb.ListLifecycleHistoryRequest, context: Any) -> Any:
+        size = page_size(request.page.page_size)
+        position = decode_token(request.page.page_token, "lifecycle")
+        rows = await _run(self.d.lifecycle_history, request.user, position["id"] if position else None, size + 1)
+        response = pb.ListLifecycleHistoryResponse()
+        for row in rows[:size]:
+            item = response.transitions.add(
+                from_stage=pb.LifecycleStage.Value(f"LIFECYCLE_STAGE_{row.from_stage}"),
+                to_stage=pb.LifecycleStage.Value(f"LIFECYCLE_STAGE_{row.to_stage}"),
+                rule=row.rule,
+            )
+            item.transitioned_at.FromMicroseconds(row.at_us)
+        if len(rows) > size:
+            response.next_page_token = encode_token("lifecycle", {"id": rows[size - 1].transition_id})
+        return response
+
+    async def DeleteProfile(self, request: pb.DeleteProfileRequest, context: Any) -> pb.DeleteProfileResponse:
+        return pb.DeleteProfileResponse(profile_id=await _run(self.d.delete, request.user, request.reason))
+
+
+class TagServicer(pb_grpc.TagServiceServicer):
+    def __init__(self, app: ProfileApp) -> None:
+        self.app = app
+        self.defs = app.definitions
+
+    async def CreateTagDefinition(self, request: pb.CreateTagDefinitionRequest, context: Any) -> Any:
+        definition = await _run(self.defs.create_tag, request.definition)
+        await _run(self.app.segments.refresh_everyone, "recompute")
+        return pb.CreateTagDefinitionResponse(definition=definition)
+
+    async def UpdateTagDefinition(self, request: pb.UpdateTagDefinitionRequest, context: Any) -> Any:
+        definition = await _run(self.defs.update_tag, request.definition, request.expected_version)
+        await _run(self.app.segments.refresh_everyone, "recompute")
+        return pb.UpdateTagDefinitionResponse(definition=definition)
+
+    async def GetTagDefinition(self, request: pb.GetTagDefinitionRequest, context: Any) -> Any:
+        return pb.GetTagDefinitionResponse(definition=await _run(self.defs.get_tag, request.name, request.version))
+
+    async def ListTagDefinitions(self, request: pb.ListTagDefinitionsRequest, context: Any) -> Any:
+        size = page_size(request.page.page_size)
+        position = decode_token(request.page.page_token, "tags")
+        found = await _run(
+            self.defs.list_tags, position["after"] if position else "", size + 1, request.include_archived
+        )
+        response = pb.ListTagDefinitionsResponse(definitions=found[:size])
+        if len(found) > size:
+            response.next_page_token = encode_token("tags", {"after": found[size - 1].name})
+        return response
+
+    async def ArchiveTagDefinition(self, request: pb.ArchiveTagDefinitionRequest, context: Any) -> Any:
+        return pb.ArchiveTagDefinitionResponse(definition=await _run(self.defs.archive_tag, request.name))
+
+    async def WriteTags(self, request: pb.WriteTagsRequest, context: Any) -> pb.WriteTagsResponse:
+        written, errors = await _run(self.app.tags.write, list(request.writes), request.provenance, _trace_id())
+        response = pb.WriteTagsResponse(written_count=written)
+        _row_errors(response.errors, errors)
+        return response
+
+    async def WriteTagsStream(self, request_iterator: AsyncIterator[pb.WriteTagsStreamRequest], context: Any) -> Any:
+        provenance = None
+        response = pb.WriteTagsStreamResponse()
+        offset = 0
+        async for request in request_iterator:
+            if provenance is None:
+                provenance = request.provenance
+            written, errors = await _run(self.app.tags.write, list(request.writes), provenance, _trace_id(), offset)
+            offset += len(request.writes)
+            response.written_count += written
+            _row_errors(response.errors, errors)
+        return response
+
+    async def ListUserTags(self, request: pb.ListUserTagsRequest, context: Any) -> pb.ListUserTagsResponse:
+        rows = await _run(self.app.tags.list_user_tags, request.user)
+        return pb.ListUserTagsResponse(tags=[tag_value_proto(r) for r in rows])
+
+    async def RecomputeTag(self, request: pb.RecomputeTagRequest, context: Any) -> pb.RecomputeTagResponse:
+        await _run(self.defs.get_tag, request.name)
+        await _run(self.app.segments.refresh_everyone, "recompute")
+        return pb.RecomputeTagResponse(job=_job("recompute_tag", request.name, "recomputed for every profile"))
+
+
+class SegmentServicer(pb_grpc.SegmentServiceServicer):
+    def __init__(self, app: ProfileApp) -> None:
+        self.app = app
+        self.defs = app.definitions
+        self.segs = app.segments
+
+    async def _recompute_job(self, segment: pb.Segment) -> job_pb2.Job:
+        totals = await _run(self.segs.recompute, segment.segment_id)
+        return _job("recompute_segment", segment.segment_id, f"entered {totals['entered']}, exited {totals['exited']}")
+
+    async def CreateSegment(self, request: pb.CreateSegmentRequest, context: Any) -> pb.CreateSegmentResponse:
+        segment = await _run(self.defs.create_segment, request.segment)
+        job = await self._recompute_job(segment)
+        return pb.CreateSegmentResponse(segment=await _run(self.defs.get_segment, segment.segment_id), job=job)
+
+    async def UpdateSegment(self, request: pb.UpdateSegmentRequest, context: Any) -> pb.UpdateSegmentResponse:
+        segment = await _run(self.defs.update_segment, request.segment, request.expected_version)
+        job = await self._recompute_job(segment)
+        return pb.UpdateSegmentResponse(segment=await _run(self.defs.get_segment, segment.segment_id), job=job)
+
+    async def GetSegment(self, request: pb.GetSegmentRequest, context: Any) -> pb.GetSegmentResponse:
+        return pb.GetSegmentResponse(segment=await _run(self.defs.get_segment, request.segment_id))
+
+    async def ListSegments(self, request: pb.ListSegmentsRequest, context: Any) -> pb.ListSegmentsResponse:
+        size = page_size(request.page.page_size)
+        position = decode_token(request.page.page_token, "segments")
+        found = await _run(
+            self.defs.list_segments, position["after"] if position else "", size + 1, request.include_archived
+        )
+        response = pb.ListSegmentsResponse(segments=found[:size])
+        if len(found) > size:
+            response.next_page_token = encode_token("segments", {"after": found[size - 1].segment_id})
+        return response
+
+    async def ArchiveSegment(self, request: pb.ArchiveSegmentRequest, context: Any) -> pb.ArchiveSegmentResponse:
+        return pb.ArchiveSegmentResponse(segment=await _run(self.defs.archive_segment, request.segment_id))
+
+    async def SetStaticMembers(self, request_iterator: AsyncIterator[pb.SetStaticMembersRequest], context: Any) -> Any:
+        segment_id, replace_all, refs = "", False, []
+        async for request in request_iterator:
+            if not segment_id:
+                segment_id, replace_all = request.segment_id, request.replace
+                if not segment_id:
+                    raise InvalidArgument(
+                        "segment_id is required in the first message",
+                        violations=[FieldViolation("segment_id", "required")],
+                    )
+            refs.extend(request.users)
+        policy = self.app.core.policy
+        keys = [policy.ref(r.type, r.value, f"users[{i}]") for i, r in enumerate(refs)]
+        size, missing = await _run(self.segs.set_static, segment_id, keys, replace_all)
+        return pb.SetStaticMembersResponse(member_count=size, not_found=[refs[i] for i in missing])
+
+    async def RecomputeSegment(self, request: pb.RecomputeSegmentRequest, context: Any) -> Any:
+        segment = await _run(self.defs.get_segment, request.segment_id)
+        return pb.RecomputeSegmentResponse(job=await self._recompute_job(segment))
+
+    async def CheckMembership(self, request: pb.CheckMembershipRequest, context: Any) -> pb.CheckMembershipResponse:
+        key = self.app.core.policy.ref(request.user.type, request.user.value, "user")
+        member, entered = await _run(self.segs.check, request.segment_id, key)
+        response = pb.CheckMembershipResponse(member=member)
+        if member:
+            response.entered_at.FromMicroseconds(entered)
+        return response
+
+    async def GetSegmentSize(self, request: pb.GetSegmentSizeRequest, context: Any) -> pb.GetSegmentSizeResponse:
+        size, sample, computed = await _run(self.segs.size_and_sample, request.segment_id, request.sample_size)
+        response = pb.GetSegmentSizeResponse(size=size, sample_profile_ids=sample)
+        response.computed_at.FromMicroseconds(computed)
+        return response
+
+    async def ExportMembers(self, request: pb.ExportMembersRequest, context: Any) -> AsyncIterator[Any]:
+        pages = self.segs.export(request.segment_id, request.batch_size, list(request.id_types))
+        while True:
+            page = await _run(next, pages, None)
+            if page is None:
+                return
+            response = pb.ExportMembersResponse()
+            for pid, ids, entered in page:
+                member = response.members.add(profile_id=pid)
+                member.entered_at.FromMicroseconds(entered)
+                for i in ids:
+                    member.identities.add(type=i.id_type, value=i.id_value)
+            yield response
+
+
+def build_app(runtime: ServiceRuntime) -> ProfileApp:
+    settings = runtime.settings
+    assert isinstance(settings, ProfileSettings)
+    return ProfileApp(settings, runtime.database, tables, runtime.keys)
 
 
 def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
-    # The domain of svc_profile is not built yet: its contract is served and every RPC answers
-    # UNIMPLEMENTED naming the method, while health, reflection and OpsService work.
-    names, register = register_not_yet_built("profile")
-    return runtime.spec(names, register)
+    app = build_app(runtime)
+    built = {"qiming.profile.v1.ProfileService", "qiming.profile.v1.TagService", "qiming.profile.v1.SegmentService"}
+    if app.analytics is not None:
+        built.add("qiming.profile.v1.AnalyticsService")
+    pending, register_pending = register_not_yet_built("profile", built)
+
+    def register(server: aio.Server) -> None:
+        pb_grpc.add_ProfileServiceServicer_to_server(ProfileServicer(app), server)
+        pb_grpc.add_TagServiceServicer_to_server(TagServicer(app), server)
+        pb_grpc.add_SegmentServiceServicer_to_server(SegmentServicer(app), server)
+        if app.analytics is not None:
+            from svc_profile.analytics_server import AnalyticsServicer
+
+            pb_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(app), server)
+        register_pending(server)
+
+    names = [*sorted(built), *pending]
+    return runtime.spec(names, register, on_start=[app.start], on_stop=[app.stop])
+
+
+__all__ = ["build_app", "build_spec", "contextlib"]

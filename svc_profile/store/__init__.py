@@ -6,9 +6,11 @@ from sqlalchemy import MetaData
 
 from svc_common.db import StoreSchema
 from svc_common.ops import instance_table
+from svc_profile.store._tables import define_tables
 
 metadata = MetaData()
 instances = instance_table(metadata, "profile")
+tables = define_tables(metadata)
 
 SCHEMA = StoreSchema(
     service="profile",
@@ -16,3 +18,5 @@ SCHEMA = StoreSchema(
     instance_table=instances,
     migrations_dir=Path(__file__).parent / "migrations",
 )
+
+__all__ = ["SCHEMA", "metadata", "tables"]

@@ -1,6 +1,54 @@
 -- DDL of profile's tables on opengauss, compiled offline by tests/test_ddl_snapshots.py.
 -- Do not edit: rerun the test with UPDATE_SNAPSHOTS=1 after an intended schema change.
 
+CREATE TABLE profile_consumer (
+	name VARCHAR(64) NOT NULL,
+	log_cursor TEXT NOT NULL,
+	events BIGINT NOT NULL,
+	updated_us BIGINT NOT NULL,
+	PRIMARY KEY (name)
+);
+
+CREATE TABLE profile_day (
+	profile_id VARCHAR(36) NOT NULL,
+	event_type VARCHAR(128) NOT NULL,
+	day INTEGER NOT NULL,
+	n BIGINT NOT NULL,
+	amount_fen BIGINT NOT NULL,
+	PRIMARY KEY (profile_id, event_type, day)
+);
+
+CREATE INDEX ix_profile_day_type ON profile_day (event_type, day);
+
+CREATE TABLE profile_event (
+	event_id VARCHAR(36) NOT NULL,
+	profile_id VARCHAR(36) NOT NULL,
+	occurred_us BIGINT NOT NULL,
+	event_type VARCHAR(128) NOT NULL,
+	session_id VARCHAR(128) NOT NULL,
+	screen VARCHAR(256) NOT NULL,
+	properties TEXT NOT NULL,
+	PRIMARY KEY (event_id)
+);
+
+CREATE INDEX ix_profile_event_profile ON profile_event (profile_id, occurred_us);
+
+CREATE INDEX ix_profile_event_time ON profile_event (occurred_us);
+
+CREATE INDEX ix_profile_event_type ON profile_event (event_type, occurred_us);
+
+CREATE TABLE profile_identity (
+	id_value VARCHAR(256) NOT NULL,
+	id_type INTEGER NOT NULL,
+	profile_id VARCHAR(36) NOT NULL,
+	linked_by VARCHAR(32) NOT NULL,
+	linked_us BIGINT NOT NULL,
+	source_ref VARCHAR(128) NOT NULL,
+	PRIMARY KEY (id_value, id_type)
+);
+
+CREATE INDEX ix_profile_identity_profile ON profile_identity (profile_id);
+
 CREATE TABLE profile_instance (
 	instance_id VARCHAR(36) NOT NULL,
 	service_name VARCHAR(32) NOT NULL,
@@ -13,3 +61,91 @@ CREATE TABLE profile_instance (
 );
 
 CREATE INDEX ix_profile_instance_started ON profile_instance (started_at);
+
+CREATE TABLE profile_lifecycle (
+	transition_id BIGSERIAL NOT NULL,
+	profile_id VARCHAR(36) NOT NULL,
+	from_stage VARCHAR(16) NOT NULL,
+	to_stage VARCHAR(16) NOT NULL,
+	at_us BIGINT NOT NULL,
+	rule VARCHAR(64) NOT NULL,
+	PRIMARY KEY (transition_id)
+);
+
+CREATE INDEX ix_profile_lifecycle_profile ON profile_lifecycle (profile_id, at_us);
+
+CREATE INDEX ix_profile_lifecycle_time ON profile_lifecycle (at_us);
+
+CREATE TABLE profile_member (
+	segment_id VARCHAR(64) NOT NULL,
+	profile_id VARCHAR(36) NOT NULL,
+	is_member BOOLEAN NOT NULL,
+	seq BIGINT NOT NULL,
+	entered_us BIGINT NOT NULL,
+	changed_us BIGINT NOT NULL,
+	PRIMARY KEY (segment_id, profile_id)
+);
+
+CREATE INDEX ix_profile_member_profile ON profile_member (profile_id);
+
+CREATE INDEX ix_profile_member_segment ON profile_member (segment_id, is_member, profile_id);
+
+CREATE TABLE profile_outbox (
+	outbox_id BIGSERIAL NOT NULL,
+	event_id VARCHAR(36) NOT NULL,
+	body BYTEA NOT NULL,
+	created_us BIGINT NOT NULL,
+	sent_us BIGINT,
+	PRIMARY KEY (outbox_id)
+);
+
+CREATE INDEX ix_profile_outbox_unsent ON profile_outbox (sent_us, outbox_id);
+
+CREATE TABLE profile_person (
+	profile_id VARCHAR(36) NOT NULL,
+	created_us BIGINT NOT NULL,
+	updated_us BIGINT NOT NULL,
+	attributes TEXT NOT NULL,
+	sealed_attributes BYTEA,
+	features TEXT NOT NULL,
+	lifecycle_stage VARCHAR(16) NOT NULL,
+	lifecycle_since_us BIGINT NOT NULL,
+	PRIMARY KEY (profile_id)
+);
+
+CREATE TABLE profile_segment (
+	segment_id VARCHAR(64) NOT NULL,
+	version BIGINT NOT NULL,
+	body BYTEA NOT NULL,
+	archived BOOLEAN NOT NULL,
+	member_count BIGINT NOT NULL,
+	size_computed_us BIGINT NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (segment_id)
+);
+
+CREATE TABLE profile_tag (
+	profile_id VARCHAR(36) NOT NULL,
+	name VARCHAR(64) NOT NULL,
+	tag_value TEXT NOT NULL,
+	source VARCHAR(16) NOT NULL,
+	writer VARCHAR(128) NOT NULL,
+	writer_version VARCHAR(64) NOT NULL,
+	written_us BIGINT NOT NULL,
+	expires_us BIGINT,
+	trace_id VARCHAR(32) NOT NULL,
+	PRIMARY KEY (profile_id, name)
+);
+
+CREATE INDEX ix_profile_tag_name ON profile_tag (name);
+
+CREATE TABLE profile_tag_definition (
+	name VARCHAR(64) NOT NULL,
+	version BIGINT NOT NULL,
+	body BYTEA NOT NULL,
+	archived BOOLEAN NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (name, version)
+);

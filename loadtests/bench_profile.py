@@ -1,0 +1,279 @@
+"""svc_profile speed: lookup by any id, log consumption, event → $segment_entered latency, full recompute.
+
+    PYTHONPATH=. .venv/bin/python loadtests/bench_profile.py [--profiles 100000] [--postgres URL]
+
+Profiles are generated with bulk inserts straight into the tables (that part is set-up, not measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from profile_helpers import ANONYMOUS, CANONICAL, DAY, event, profile_process, ref
+
+from svc_common.conditions import to_proto
+from svc_common.config import load_settings
+from svc_common.logclient import CollectClient
+from svc_common.pb.qiming.common.v1 import condition_pb2 as C
+from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
+from svc_common.protection import generate_keyring
+from svc_common.runtime import ServiceRuntime
+from svc_profile.config import ProfileSettings
+from svc_profile.model import Days, encode
+from svc_profile.server import build_app
+from svc_profile.store import SCHEMA
+
+KEYRING = generate_keyring().to_json()
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 10) - 1] if len(values) > 10 else max(values)
+
+
+def open_app(database_url: str, data_dir: Path):
+    settings = load_settings(
+        ProfileSettings, data_dir=data_dir, keyring_json=KEYRING, database_url=database_url or None
+    )
+    runtime = ServiceRuntime.open(SCHEMA, settings)
+    app = build_app(runtime)
+    app.definitions.load()
+    app.definitions.install_pack()
+    return app
+
+
+def generate(app, n: int) -> list[tuple[str, str, str]]:
+    """n persons with a customer id, a device id, attributes and 30 days of day buckets; returns their ids."""
+    t = app.core.store.t
+    now = time.time_ns() // 1000
+    days = Days(8)
+    today = days.of(now)
+    out = []
+    rng = random.Random(7)
+    with app.core.database.connection(write=True) as conn:
+        for start in range(0, n, 20_000):
+            persons, ids, buckets = [], [], []
+            for i in range(start, min(n, start + 20_000)):
+                pid = str(uuid.UUID(int=rng.getrandbits(128)))
+                customer, device = f"C{i:08d}", f"dev-{i:08d}"
+                attrs = {
+                    "risk_rating": [*encode(f"C{1 + i % 5}"), "crm", now],
+                    "branch": [*encode(f"B{i % 50}"), "crm", now],
+                }
+                persons.append(
+                    {
+                        "profile_id": pid,
+                        "created_us": now,
+                        "updated_us": now,
+                        "attributes": attrs,
+                        "sealed_attributes": None,
+                        "features": {"events_total": ["i", 10]},
+                        "lifecycle_stage": "ACTIVE",
+                        "lifecycle_since_us": now,
+                    }
+                )
+                for key, by in (((8, pid), "created"), ((2, customer), "event"), ((1, device), "event")):
+                    ids.append(
+                        {
+                            "id_value": key[1],
+                            "id_type": key[0],
+                            "profile_id": pid,
+                            "linked_by": by,
+                            "linked_us": now,
+                            "source_ref": "",
+                        }
+                    )
+                for d in range(i % 3, 30, 3):
+                    buckets.append(
+                        {
+                            "profile_id": pid,
+                            "event_type": "login",
+                            "day": today - d,
+                            "n": 1 + (i + d) % 4,
+                            "amount_fen": 0,
+                        }
+                    )
+                out.append((pid, customer, device))
+            conn.execute(t["person"].insert(), persons)
+            conn.execute(t["identity"].insert(), ids)
+            conn.execute(t["day"].insert(), buckets)
+    return out
+
+
+def bench_lookup(app, ids, samples: int = 2000) -> dict:
+    rng = random.Random(1)
+    times = []
+    for _ in range(samples):
+        pid, customer, device = rng.choice(ids)
+        which = rng.choice([ref(customer), ref(device, ANONYMOUS), ref(pid, CANONICAL)])
+        started = time.perf_counter()
+        app.profiles.get(which, [], frozenset())
+        times.append((time.perf_counter() - started) * 1000)
+    return {"p50_ms": round(statistics.median(times), 2), "p99_ms": round(pct(times, 99), 2)}
+
+
+def bench_recompute(app, n: int) -> dict:
+    condition = C.Condition(
+        all_of=C.ConditionList(
+            conditions=[
+                C.Condition(
+                    comparison=C.Comparison(
+                        field=C.FieldRef(source=C.FieldRef.SOURCE_ATTRIBUTE, name="risk_rating"),
+                        operator=C.OPERATOR_GTE,
+                        value=to_proto("C3"),
+                    )
+                ),
+                C.Condition(event_count=C.EventCount(event_type="login", min_count=12, window_seconds=30 * 86_400)),
+            ]
+        )
+    )
+    segment = pb.Segment(segment_id=f"bench_{uuid.uuid4().hex[:8]}", condition=condition)
+    app.definitions.create_segment(segment)
+    started = time.perf_counter()
+    totals = app.segments.recompute(segment.segment_id)
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    again = app.segments.recompute(segment.segment_id)
+    return {
+        "profiles": n,
+        "first_seconds": round(first, 2),
+        "entered": totals["entered"],
+        "again_seconds": round(time.perf_counter() - started, 2),
+        "changed_again": again["entered"] + again["exited"],
+    }
+
+
+MIX = [("page_view", 45), ("app_click", 25), ("quote_view", 15), ("fund_view", 8), ("login", 5), ("trade_filled", 2)]
+
+
+def bench_consume(app, persons: int, events_total: int, batch: int = 5000) -> dict:
+    """Steady state: every person exists (a first pass creates them, untimed), then ``events_total`` events of a
+    typical app mix (mostly page views and clicks) from random persons, ``batch`` per transaction."""
+    rng = random.Random(3)
+    now = time.time_ns() // 1000
+    kinds = [k for k, w in MIX for _ in range(w)]
+    for start in range(0, persons, batch):
+        app.consumer.handle(
+            [
+                event("app_start", user_id=f"K{i:07d}", at_us=now - DAY)
+                for i in range(start, min(persons, start + batch))
+            ],
+            f"w{start}",
+        )
+    batches = []
+    for _ in range(0, events_total, batch):
+        evs = []
+        for _ in range(batch):
+            i = rng.randrange(persons)
+            kind = rng.choice(kinds)
+            props = {"product_category": "fund", "fund_type": "equity"} if kind == "fund_view" else {}
+            evs.append(
+                event(
+                    kind,
+                    user_id=f"K{i:07d}",
+                    session_id=f"s{i}-{rng.randrange(3)}",
+                    at_us=now - rng.randrange(DAY),
+                    screen=kind,
+                    **props,
+                )
+            )
+        batches.append(evs)
+    started = time.perf_counter()
+    for i, evs in enumerate(batches):
+        app.consumer.handle(evs, f"c{i}")
+    seconds = time.perf_counter() - started
+    n = len(batches) * batch
+    return {"events": n, "persons": persons, "batch": batch, "events_per_s": round(n / seconds)}
+
+
+def bench_latency(work: Path, samples: int = 100, poll_millis: int = 20) -> dict:
+    """Real processes: svc_collect + svc_profile; an event that flips a segment → $segment_entered in the log."""
+    import grpc
+    from conftest import free_port
+
+    from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
+    from svc_common.process import ServerProcess
+
+    env = {
+        "QIMING_COLLECT_KEYRING_JSON": KEYRING,
+        "QIMING_COLLECT_GRPC_PORT": str(free_port()),
+        # Both hops (svc_profile following the log, the reader here) wait for this poll at most.
+        "QIMING_COLLECT_FOLLOW_POLL_INTERVAL_MILLIS": str(poll_millis),
+    }
+    collect = ServerProcess("collect", work_dir=work / "collect", env=env)
+    with collect, profile_process(work, collect.address, QIMING_PROFILE_KEYRING_JSON=KEYRING) as profile:
+        channel = grpc.insecure_channel(profile.address)
+        segments = pb_grpc.SegmentServiceStub(channel)
+        cond = C.Condition(event_count=C.EventCount(event_type="deposit", min_count=1, window_seconds=86_400))
+        segments.CreateSegment(pb.CreateSegmentRequest(segment=pb.Segment(segment_id="depositors", condition=cond)))
+
+        async def run() -> list[float]:
+            client = CollectClient(collect.address)
+            out = []
+            seen: dict[str, float] = {}
+
+            async def follow() -> None:
+                async for batch, _ in client.read("", event_types=["$segment_entered"], follow=True):
+                    for e in batch:
+                        seen[e.user_id] = time.perf_counter()
+
+            reader = asyncio.create_task(follow())
+            for i in range(samples):
+                user = f"L{i}"
+                sent = time.perf_counter()
+                await client.publish([event("deposit", user_id=user)])
+                while user not in seen:
+                    await asyncio.sleep(0.002)
+                out.append((seen[user] - sent) * 1000)
+            reader.cancel()
+            await client.close()
+            return out
+
+        times = asyncio.run(run())
+        channel.close()
+    return {
+        "samples": samples,
+        "collect_poll_ms": poll_millis,
+        "p50_ms": round(statistics.median(times), 1),
+        "p99_ms": round(pct(times, 99), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--profiles", type=int, default=100_000)
+    parser.add_argument("--postgres", default="")
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--lookup-only", action="store_true", help="generate and measure lookups only (scaling runs)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
+    backends = [("sqlite", "")] + ([("postgresql", args.postgres)] if args.postgres else [])
+    for name, url in backends:
+        app = open_app(url, work / name)
+        started = time.perf_counter()
+        ids = generate(app, args.profiles)
+        print(f"[{name}] generated {args.profiles} profiles in {time.perf_counter() - started:.1f}s", flush=True)
+        print(f"[{name}] lookup by any id: {bench_lookup(app, ids)}", flush=True)
+        if args.lookup_only:
+            app.core.database.dispose()
+            continue
+        print(f"[{name}] full recompute: {bench_recompute(app, args.profiles)}", flush=True)
+        print(f"[{name}] consume: {bench_consume(app, 20_000, args.events)}", flush=True)
+        app.core.database.dispose()
+    if args.lookup_only:
+        return
+    print(f"[sqlite] event -> $segment_entered: {bench_latency(work / 'latency')}", flush=True)
+    print(f"[sqlite] event -> $segment_entered: {bench_latency(work / 'latency100', 50, 100)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""AnalyticsService over gRPC: request → Analytics → proto."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
+from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
+from svc_profile.analytics import median
+
+
+def _range(span: Any) -> tuple[int | None, int | None]:
+    start = span.start.ToMicroseconds() if span.HasField("start") else None
+    end = span.end.ToMicroseconds() if span.HasField("end") else None
+    return start, end
+
+
+class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
+    def __init__(self, app: Any) -> None:
+        self.analytics = app.analytics
+
+    async def ComputeFunnel(self, request: pb.ComputeFunnelRequest, context: Any) -> pb.ComputeFunnelResponse:
+        start, end = _range(request.time_range)
+        results = await asyncio.to_thread(
+            self.analytics.funnel,
+            list(request.steps),
+            request.conversion_window_seconds,
+            start,
+            end,
+            request.split_by_tag,
+            list(request.split_by_segments.segment_ids),
+            request.segment_id,
+        )
+        response = pb.ComputeFunnelResponse()
+        for result in results:
+            out = response.results.add(split_value=result.split_value, break_point_step=result.break_point)
+            first = result.steps[0].count
+            for i, step in enumerate(result.steps):
+                previous = result.steps[i - 1].count if i else step.count
+                out.steps.add(
+                    name=step.name,
+                    count=step.count,
+                    conversion_from_start=step.count / first if first else 0.0,
+                    conversion_from_previous=step.count / previous if previous else 0.0,
+                    median_seconds_from_previous=median(step.seconds),
+                    dropped_from_previous=previous - step.count,
+                )
+        return response
+
+    async def ComputePaths(self, request: pb.ComputePathsRequest, context: Any) -> pb.ComputePathsResponse:
+        start, end = _range(request.time_range)
+        forward = request.direction != pb.ComputePathsRequest.DIRECTION_PREVIOUS
+        paths, sessions = await asyncio.to_thread(
+            self.analytics.paths, request.screen, request.depth, forward, start, end, request.top_n
+        )
+        response = pb.ComputePathsResponse(total_sessions=sessions)
+        for screens, count in paths:
+            response.paths.add(screens=screens, sessions=count, share=count / sessions if sessions else 0.0)
+        return response
+
+    async def ComputeLifecycleDistribution(self, request: pb.ComputeLifecycleDistributionRequest, context: Any) -> Any:
+        start, end = _range(request.time_range)
+        stages, flows = await asyncio.to_thread(self.analytics.lifecycle, start, end, request.segment_id)
+        response = pb.ComputeLifecycleDistributionResponse()
+        for stage in ("PROSPECT", "NEW", "ACTIVE", "AT_RISK", "CHURNED", "REACTIVATED"):
+            response.stages.add(stage=pb.LifecycleStage.Value(f"LIFECYCLE_STAGE_{stage}"), count=stages.get(stage, 0))
+        for (a, b), count in sorted(flows.items()):
+            response.flows.add(
+                from_stage=pb.LifecycleStage.Value(f"LIFECYCLE_STAGE_{a}"),
+                to_stage=pb.LifecycleStage.Value(f"LIFECYCLE_STAGE_{b}"),
+                count=count,
+            )
+        return response

@@ -1,0 +1,86 @@
+"""svc_profile assembled: the domain parts, and the background work (log follower, outbox, time sweep)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from svc_common.db import Database
+from svc_common.logclient import CollectClient, LogFollower
+from svc_common.protection import KeyProvider
+from svc_profile.config import ProfileSettings
+from svc_profile.consumer import BatchConsumer
+from svc_profile.core import Core
+from svc_profile.definitions import Definitions
+from svc_profile.segments import OutboxPublisher, Segments, Sweeper
+from svc_profile.service import ProfileDomain
+from svc_profile.tags import TagWriter
+
+log = logging.getLogger("qiming.profile")
+
+
+class ProfileApp:
+    def __init__(self, settings: ProfileSettings, database: Database, tables: dict[str, Any], keys: KeyProvider):
+        self.settings = settings
+        self.core = Core(settings, database, tables, keys)
+        self.definitions = Definitions(self.core)
+        self.profiles = ProfileDomain(self.core)
+        self.tags = TagWriter(self.core, self.definitions)
+        self.segments = Segments(self.core, self.definitions)
+        self.consumer = BatchConsumer(self.core)
+        self.analytics: Any = None
+        try:
+            from svc_profile.analytics import Analytics
+
+            self.analytics = Analytics(self.core, self.definitions)
+        except ImportError:  # pragma: no cover - analytics ships with the service
+            self.analytics = None
+        self.client: CollectClient | None = None
+        self.follower: LogFollower | None = None
+        self.publisher: OutboxPublisher | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.definitions.load)
+        if self.settings.finance_pack:
+            await asyncio.to_thread(self.definitions.install_pack)
+        if self.settings.collect_address:
+            self.client = CollectClient(self.settings.collect_address)
+            self.publisher = OutboxPublisher(self.core, self.client)
+            self.core.on_commit.append(self.publisher.notify)
+            self.follower = LogFollower(
+                self.client,
+                name=self.settings.consumer_name,
+                load_cursor=self._load_cursor,
+                handle=self._handle,
+                batch_size=self.settings.consumer_batch_events,
+            )
+            self.follower.start()
+            self._tasks.append(asyncio.create_task(self.publisher.run(), name="profile-outbox"))
+        self._tasks.append(
+            asyncio.create_task(
+                Sweeper(self.segments, self.settings.sweep_interval_seconds).run(), name="profile-sweep"
+            )
+        )
+
+    async def _load_cursor(self) -> str:
+        return await asyncio.to_thread(self.consumer.load_cursor)
+
+    async def _handle(self, events: list[Any], cursor: str) -> None:
+        await asyncio.to_thread(self.consumer.handle, events, cursor)
+
+    async def stop(self) -> None:
+        if self.follower is not None:
+            await self.follower.stop()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.publisher is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.publisher.drain(), timeout=5)
+        if self.client is not None:
+            await self.client.close()

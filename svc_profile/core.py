@@ -1,0 +1,130 @@
+"""What every part of svc_profile shares: the store, the engine, id rules, sealing, and the one writer lock.
+
+Writes that change identities, features, tags or memberships hold ``write_lock`` (one process writes the
+profile tables; scale-out shards persons over processes), so a merge never races a batch of the consumer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from svc_common.db import Database
+from svc_common.errors import NotFound
+from svc_common.protection import KeyProvider, Sealer
+from svc_profile.config import ProfileSettings
+from svc_profile.engine import Engine
+from svc_profile.features import merge_features
+from svc_profile.identity import IdKey, IdPolicy
+from svc_profile.model import decode_map, encode
+from svc_profile.store._sql import ProfileStore
+
+
+class Core:
+    def __init__(self, settings: ProfileSettings, database: Database, tables: dict[str, Any], keys: KeyProvider):
+        self.settings = settings
+        self.database = database
+        self.store = ProfileStore(database, tables)
+        self.sealer = Sealer(keys)
+        self.policy = IdPolicy(settings, keys)
+        self.engine = Engine(settings, self.store, self.sealer)
+        self.write_lock = threading.RLock()
+        self._sensitive = frozenset(settings.sensitive_attributes)
+        self.on_commit: list[Any] = []
+        """Called (no arguments) after a write transaction that may have queued outbox events."""
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        with self.write_lock, self.database.connection(write=True) as conn:
+            yield conn
+        for notify in self.on_commit:
+            notify()
+
+    def is_sensitive(self, name: str) -> bool:
+        return name.endswith("_fen") or "_fen." in name or name in self._sensitive
+
+    # -- attributes at rest ------------------------------------------------------------------------------
+    def split_attributes(self, pid: str, values: dict[str, list[Any]]) -> tuple[dict[str, list[Any]], bytes | None]:
+        """(clear part, sealed part) of a profile's encoded attributes: level 3 goes under SM4-GCM."""
+        clear = {k: v for k, v in values.items() if not self.is_sensitive(k)}
+        secret = {k: v for k, v in values.items() if self.is_sensitive(k)}
+        sealed = self.sealer.seal(json.dumps(secret).encode(), pid.encode()) if secret else None
+        return clear, sealed
+
+    def all_attributes(self, pid: str, row: Any) -> dict[str, list[Any]]:
+        """The encoded attributes of a person row, sealed ones opened."""
+        values = dict(row.attributes)
+        if row.sealed_attributes is not None:
+            values.update(json.loads(self.sealer.open(row.sealed_attributes, pid.encode())))
+        return values
+
+    # -- lookups ---------------------------------------------------------------------------------------------
+    def find(self, conn: Connection, key: IdKey, field: str = "user") -> str:
+        pid = self.store.lookup_ids(conn, [key]).get(key)
+        if pid is None:
+            raise NotFound(f"no profile has the id given in {field}", reason="PROFILE_NOT_FOUND")
+        return pid
+
+    # -- merges -------------------------------------------------------------------------------------------
+    def merge(self, conn: Connection, loser: str, winner: str, now: int) -> None:
+        """Fold ``loser`` into ``winner``: ids, events, day counts, features, attributes, tags; the loser's
+        memberships end (``$segment_exited``) and the winner is re-evaluated by the caller."""
+        store = self.store
+        rows = store.load_persons(conn, [loser, winner])
+        if loser not in rows or winner not in rows:
+            return
+        lose, win = rows[loser], rows[winner]
+        attributes = {**self.all_attributes(loser, lose), **self.all_attributes(winner, win)}
+        clear, sealed = self.split_attributes(winner, attributes)
+        store.update_persons(
+            conn,
+            [
+                {
+                    "profile_id": winner,
+                    "features": merge_features(win.features, lose.features),
+                    "attributes": clear,
+                    "sealed_attributes": sealed,
+                    "updated_us": now,
+                }
+            ],
+            ("features", "attributes", "sealed_attributes", "updated_us"),
+        )
+        store.move_rows(conn, loser, winner)
+        tags = store.load_tags(conn, [loser, winner])
+        kept = [
+            {
+                **{
+                    c: getattr(r, c)
+                    for c in (
+                        "name",
+                        "tag_value",
+                        "source",
+                        "writer",
+                        "writer_version",
+                        "written_us",
+                        "expires_us",
+                        "trace_id",
+                    )
+                },
+                "profile_id": winner,
+            }
+            for name, r in tags.get(loser, {}).items()
+            if r.source != "RULE" and name not in tags.get(winner, {})
+        ]
+        store.upsert_tags(conn, kept)
+        members = store.load_members(conn, [loser])
+        changes = [(loser, sid, False) for sid, m in members.get(loser, {}).items() if m.is_member]
+        self.engine.write_changes(conn, changes, now, "event", {}, members)
+        store.delete_person(conn, loser)
+
+
+def attribute_values(values: dict[str, object]) -> dict[str, list[Any]]:
+    return {k: encode(v) for k, v in values.items()}
+
+
+__all__ = ["Core", "attribute_values", "decode_map"]

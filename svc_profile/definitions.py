@@ -1,0 +1,365 @@
+"""Tag and segment definitions: validation (INVALID_ARGUMENT naming the node), versions, cycles, storage.
+
+Definitions are few and read on every batch, so the engine keeps them compiled in memory; every change is
+written first, then the in-memory set is rebuilt from the database (one process owns the writes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from svc_common.conditions import PROFILE_SCOPE, InSegment, compile_condition, references, walk
+from svc_common.errors import (
+    Aborted,
+    AlreadyExists,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
+from svc_common.pb.qiming.common.v1 import condition_pb2, types_pb2
+from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
+from svc_profile import finance
+from svc_profile.core import Core
+from svc_profile.engine import SegmentRule, TagRule, tag_rule_from_proto
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+TAG_SCOPE = replace(PROFILE_SCOPE, segments=False)
+"""Tags read the person (no segments: segments read tags, and the graph stays acyclic)."""
+
+
+def _bad(field: str, message: str, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:
+    return InvalidArgument(message, reason=reason, violations=[FieldViolation(field, message, reason)])
+
+
+def compile_for(scope: Any, condition: condition_pb2.Condition, field: str) -> Any:
+    return compile_condition(condition, scope, field=field)
+
+
+class Definitions:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.t = core.store.t
+
+    # -- loading -------------------------------------------------------------------------------------
+    def load(self) -> None:
+        with self.core.database.connection() as conn:
+            tags = [self._latest_tag(conn, n) for n in self._tag_names(conn)]
+            segments = [self._segment_row(conn, s) for s in self._segment_ids(conn)]
+        self.core.engine.set_tags(
+            tag_rule_from_proto(d, lambda c, p: compile_for(TAG_SCOPE, c, p)) for d in tags if not d.archived
+        )
+        self.core.engine.set_segments(self.segment_rule(s) for s in segments if not s.archived)
+
+    def segment_rule(self, segment: pb.Segment) -> SegmentRule:
+        if segment.WhichOneof("definition") == "condition":
+            node = compile_for(PROFILE_SCOPE, segment.condition, "segment.condition")
+            return SegmentRule(segment.segment_id, segment.version, node, references(node))
+        return SegmentRule(segment.segment_id, segment.version, None, None)
+
+    def _tag_names(self, conn: Any) -> list[str]:
+        t = self.t["tag_definition"]
+        return [r[0] for r in conn.execute(select(t.c.name).distinct().order_by(t.c.name))]
+
+    def _latest_tag(self, conn: Any, name: str, version: int = 0) -> pb.TagDefinition:
+        t = self.t["tag_definition"]
+        stmt = select(t).where(t.c.name == name)
+        stmt = stmt.where(t.c.version == version) if version else stmt.order_by(t.c.version.desc()).limit(1)
+        row = conn.execute(stmt).first()
+        if row is None:
+            raise NotFound(
+                f"no tag definition {name!r}" + (f" version {version}" if version else ""), reason="TAG_NOT_FOUND"
+            )
+        definition = pb.TagDefinition.FromString(row.body)
+        definition.version, definition.archived = row.version, row.archived
+        definition.created_at.FromDatetime(row.created_at)
+        definition.updated_at.FromDatetime(row.updated_at)
+        return definition
+
+    def _segment_ids(self, conn: Any) -> list[str]:
+        t = self.t["segment"]
+        return [r[0] for r in conn.execute(select(t.c.segment_id).order_by(t.c.segment_id))]
+
+    def _segment_row(self, conn: Any, segment_id: str) -> pb.Segment:
+        t = self.t["segment"]
+        row = conn.execute(select(t).where(t.c.segment_id == segment_id)).first()
+        if row is None:
+            raise NotFound(f"no segment {segment_id!r}", reason="SEGMENT_NOT_FOUND")
+        segment = pb.Segment.FromString(row.body)
+        segment.version, segment.archived = row.version, row.archived
+        segment.created_at.FromDatetime(row.created_at)
+        segment.updated_at.FromDatetime(row.updated_at)
+        return segment
+
+    # -- tags ----------------------------------------------------------------------------------------
+    def validate_tag(self, definition: pb.TagDefinition, field: str = "definition") -> TagRule:
+        if not NAME.match(definition.name):
+            raise _bad(f"{field}.name", f"tag name {definition.name!r} must be lower_snake_case, 1-64 chars")
+        kind = definition.WhichOneof("rule")
+        if kind is None:
+            raise _bad(f"{field}.rule", "set one of condition, bands, external, builtin")
+        if kind == "condition":
+            definition.value_type = types_pb2.VALUE_TYPE_BOOL
+        if kind == "bands":
+            if not definition.bands.bands:
+                raise _bad(f"{field}.bands", "bands needs at least one band")
+            for i, band in enumerate(definition.bands.bands):
+                if band.value.WhichOneof("kind") is None:
+                    raise _bad(f"{field}.bands.bands[{i}].value", "each band needs a value")
+        if kind == "external" and not definition.external.writer:
+            raise _bad(f"{field}.external.writer", "name the writer allowed to set it, e.g. svc_modeling")
+        if kind == "builtin":
+            formula = definition.builtin.formula
+            if formula not in finance.DEFAULTS:
+                raise _bad(
+                    f"{field}.builtin.formula", f"unknown formula {formula!r}; one of {sorted(finance.DEFAULTS)}"
+                )
+            unknown = sorted(set(definition.builtin.parameters) - set(finance.DEFAULTS[formula]))
+            if unknown:
+                raise _bad(f"{field}.builtin.parameters", f"unknown parameter(s) {unknown} of {formula}")
+        rule = tag_rule_from_proto(definition, lambda c, p: compile_for(TAG_SCOPE, c, p.replace("definition", field)))
+        self._check_tag_cycles(rule, field)
+        return rule
+
+    def _check_tag_cycles(self, rule: TagRule, field: str) -> None:
+        graph = {name: {d for r in t.refs for d in r.tags} for name, t in self.core.engine.tags.items()}
+        graph[rule.name] = {d for r in rule.refs for d in r.tags}
+        seen: set[str] = set()
+        stack = list(graph[rule.name])
+        while stack:
+            name = stack.pop()
+            if name == rule.name:
+                raise _bad(
+                    f"{field}", f"tag {rule.name!r} depends on itself through has_tag (a cycle)", "INVALID_CONDITION"
+                )
+            if name not in seen:
+                seen.add(name)
+                stack.extend(graph.get(name, ()))
+
+    def create_tag(self, definition: pb.TagDefinition, *, builtin_ok: bool = False) -> pb.TagDefinition:
+        if definition.name.startswith("fin_") and not builtin_ok:
+            raise _bad("definition.name", "names starting with fin_ are reserved for the built-in finance pack")
+        self.validate_tag(definition)
+        now = dt.datetime.now(dt.UTC)
+        t = self.t["tag_definition"]
+        with self.core.writing() as conn:
+            if conn.execute(select(t.c.name).where(t.c.name == definition.name).limit(1)).first():
+                raise AlreadyExists(f"a tag named {definition.name!r} exists", reason="TAG_NAME_TAKEN")
+            active = conn.execute(select(func.count(t.c.name.distinct())).where(t.c.archived.is_(False))).scalar_one()
+            if active >= self.core.settings.max_tag_definitions:
+                raise ResourceExhausted(f"at most {self.core.settings.max_tag_definitions} tag definitions")
+            self._insert_tag(conn, definition, 1, now, now)
+        self.load()
+        return self.get_tag(definition.name)
+
+    def _insert_tag(self, conn: Any, definition: pb.TagDefinition, version: int, created: Any, now: Any) -> None:
+        body = pb.TagDefinition()
+        body.CopyFrom(definition)
+        for name in ("version", "archived", "created_at", "updated_at"):
+            body.ClearField(name)
+        conn.execute(
+            self.t["tag_definition"]
+            .insert()
+            .values(
+                name=definition.name,
+                version=version,
+                body=body.SerializeToString(),
+                archived=False,
+                created_at=created,
+                updated_at=now,
+            )
+        )
+
+    def update_tag(self, definition: pb.TagDefinition, expected_version: int) -> pb.TagDefinition:
+        self.validate_tag(definition)
+        now = dt.datetime.now(dt.UTC)
+        with self.core.writing() as conn:
+            current = self._latest_tag(conn, definition.name)
+            if expected_version and expected_version != current.version:
+                raise Aborted(f"tag {definition.name!r} is at version {current.version}, not {expected_version}")
+            if current.WhichOneof("rule") != definition.WhichOneof("rule") and current.WhichOneof("rule") == "external":
+                raise _bad("definition.rule", "an external tag stays external")
+            self._insert_tag(conn, definition, current.version + 1, current.created_at.ToDatetime(dt.UTC), now)
+        self.load()
+        return self.get_tag(definition.name)
+
+    def get_tag(self, name: str, version: int = 0) -> pb.TagDefinition:
+        with self.core.database.connection() as conn:
+            return self._latest_tag(conn, name, version)
+
+    def list_tags(self, after: str, limit: int, include_archived: bool) -> list[pb.TagDefinition]:
+        with self.core.database.connection() as conn:
+            out = []
+            for name in self._tag_names(conn):
+                if name <= after:
+                    continue
+                definition = self._latest_tag(conn, name)
+                if definition.archived and not include_archived:
+                    continue
+                out.append(definition)
+                if len(out) >= limit:
+                    break
+            return out
+
+    def archive_tag(self, name: str) -> pb.TagDefinition:
+        t = self.t["tag_definition"]
+        with self.core.writing() as conn:
+            self._latest_tag(conn, name)
+            conn.execute(update(t).where(t.c.name == name).values(archived=True))
+        self.load()
+        return self.get_tag(name)
+
+    # -- segments ------------------------------------------------------------------------------------
+    def validate_segment(self, segment: pb.Segment) -> SegmentRule:
+        if not NAME.match(segment.segment_id):
+            raise _bad("segment.segment_id", f"segment id {segment.segment_id!r} must be lower_snake_case, 1-64 chars")
+        kind = segment.WhichOneof("definition")
+        if kind is None:
+            raise _bad("segment.definition", "set condition (dynamic) or static_list")
+        rule = self.segment_rule(segment)
+        if rule.node is None:
+            return rule
+        known = self.core.engine.segments
+        graph = {sid: set(r.refs.segments) if r.refs else set() for sid, r in known.items()}
+        graph[rule.segment_id] = set(rule.refs.segments) if rule.refs else set()
+        for node in walk(rule.node):
+            if isinstance(node, InSegment):
+                if node.segment_id != rule.segment_id and node.segment_id not in known:
+                    raise _bad(
+                        node.path,
+                        f"condition node {node.path}: unknown segment {node.segment_id!r}",
+                        "INVALID_CONDITION",
+                    )
+                if self._reaches(graph, node.segment_id, rule.segment_id):
+                    raise _bad(
+                        node.path,
+                        f"condition node {node.path}: in_segment {node.segment_id!r} makes a cycle back to "
+                        f"{rule.segment_id!r}",
+                        "INVALID_CONDITION",
+                    )
+        return rule
+
+    @staticmethod
+    def _reaches(graph: dict[str, set[str]], start: str, target: str) -> bool:
+        stack, seen = [start], set()
+        while stack:
+            node = stack.pop()
+            if node == target:
+                return True
+            if node not in seen:
+                seen.add(node)
+                stack.extend(graph.get(node, ()))
+        return False
+
+    def create_segment(self, segment: pb.Segment) -> pb.Segment:
+        rule = self.validate_segment(segment)
+        now = dt.datetime.now(dt.UTC)
+        t = self.t["segment"]
+        with self.core.writing() as conn:
+            if conn.execute(select(t.c.segment_id).where(t.c.segment_id == segment.segment_id)).first():
+                raise AlreadyExists(f"a segment {segment.segment_id!r} exists", reason="SEGMENT_ID_TAKEN")
+            active = conn.execute(select(func.count()).select_from(t).where(t.c.archived.is_(False))).scalar_one()
+            if active >= self.core.settings.max_segment_definitions:
+                raise ResourceExhausted(f"at most {self.core.settings.max_segment_definitions} segments")
+            conn.execute(
+                t.insert().values(
+                    segment_id=segment.segment_id,
+                    version=1,
+                    body=_segment_body(segment),
+                    archived=False,
+                    member_count=0,
+                    size_computed_us=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        del rule
+        self.load()
+        return self.get_segment(segment.segment_id)
+
+    def update_segment(self, segment: pb.Segment, expected_version: int) -> pb.Segment:
+        self.validate_segment(segment)
+        t = self.t["segment"]
+        with self.core.writing() as conn:
+            current = self._segment_row(conn, segment.segment_id)
+            if expected_version and expected_version != current.version:
+                raise Aborted(f"segment {segment.segment_id!r} is at version {current.version}, not {expected_version}")
+            if current.WhichOneof("definition") != segment.WhichOneof("definition"):
+                raise _bad("segment.definition", "a segment stays dynamic or static; create a new one to change kind")
+            conn.execute(
+                update(t)
+                .where(t.c.segment_id == segment.segment_id)
+                .values(version=current.version + 1, body=_segment_body(segment), updated_at=dt.datetime.now(dt.UTC))
+            )
+        self.load()
+        return self.get_segment(segment.segment_id)
+
+    def get_segment(self, segment_id: str) -> pb.Segment:
+        with self.core.database.connection() as conn:
+            segment = self._segment_row(conn, segment_id)
+            segment.size = self.size(conn, segment_id)
+            t = self.t["segment"]
+            computed = conn.execute(select(t.c.size_computed_us).where(t.c.segment_id == segment_id)).scalar_one()
+            if computed:
+                segment.size_computed_at.FromMicroseconds(computed)
+            return segment
+
+    def size(self, conn: Any, segment_id: str) -> int:
+        m = self.t["member"]
+        stmt = select(func.count()).select_from(m).where(m.c.segment_id == segment_id, m.c.is_member.is_(True))
+        return int(conn.execute(stmt).scalar_one())
+
+    def list_segments(self, after: str, limit: int, include_archived: bool) -> list[pb.Segment]:
+        with self.core.database.connection() as conn:
+            ids = [s for s in self._segment_ids(conn) if s > after]
+        out = []
+        for sid in ids:
+            segment = self.get_segment(sid)
+            if segment.archived and not include_archived:
+                continue
+            out.append(segment)
+            if len(out) >= limit:
+                break
+        return out
+
+    def archive_segment(self, segment_id: str) -> pb.Segment:
+        t = self.t["segment"]
+        with self.core.writing() as conn:
+            self._segment_row(conn, segment_id)
+            conn.execute(update(t).where(t.c.segment_id == segment_id).values(archived=True))
+        self.load()
+        return self.get_segment(segment_id)
+
+    def install_pack(self) -> None:
+        """The built-in finance tags (``fin_*`` and ``lifecycle_stage``), created when missing."""
+        with self.core.database.connection() as conn:
+            existing = set(self._tag_names(conn))
+        for name, (formula, description, kind) in finance.PACK.items():
+            if name in existing:
+                continue
+            value_type = {"bool": types_pb2.VALUE_TYPE_BOOL, "int": types_pb2.VALUE_TYPE_INT}.get(
+                kind, types_pb2.VALUE_TYPE_STRING
+            )
+            definition = pb.TagDefinition(
+                name=name,
+                display_name=description,
+                description=f"built-in formula {formula} (docs/profile.md)",
+                value_type=value_type,
+                builtin=pb.BuiltinTag(formula=formula),
+            )
+            with contextlib.suppress(AlreadyExists):
+                self.create_tag(definition, builtin_ok=True)
+
+
+def _segment_body(segment: pb.Segment) -> bytes:
+    body = pb.Segment()
+    body.CopyFrom(segment)
+    for name in ("version", "size", "size_computed_at", "archived", "created_at", "updated_at"):
+        body.ClearField(name)
+    return body.SerializeToString()

@@ -1,0 +1,613 @@
+"""Evaluation of tags, lifecycle and segments for a set of persons, inside the caller's transaction.
+
+The log consumer calls :meth:`Engine.refresh` for the persons a batch touched; attribute writes call it for
+one person; the time sweep and a recompute call it for everyone (bulk-loaded in chunks). Each changed
+membership is written with its outbox event in the same transaction (docs/profile.md, "Segments").
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from svc_common.conditions import (
+    EventAbsence,
+    EventCount,
+    Money,
+    Node,
+    References,
+    Source,
+    evaluate,
+    references,
+    walk,
+)
+from svc_common.conditions import from_proto as value_from_proto
+from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
+from svc_common.protection import Sealer
+from svc_profile import finance
+from svc_profile.config import ProfileSettings
+from svc_profile.features import VIEWS_CHANGED, decoded_features
+from svc_profile.model import Days, Person, StoredEvent, decode, decode_map, encode
+from svc_profile.store._sql import CUSTOMER, ProfileStore
+
+SEGMENT_EVENT_NAMESPACE = uuid.UUID("6d1f7c8e-2b43-5a0e-9f51-7b1c3c0a9e42")
+ENTERED, EXITED = "$segment_entered", "$segment_exited"
+
+
+@dataclass(frozen=True)
+class TagRule:
+    name: str
+    version: int
+    kind: str  # condition | bands | external | builtin
+    node: Node | None = None
+    bands: tuple[tuple[object, Node], ...] = ()
+    default: object = None
+    formula: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    refs: tuple[References, ...] = ()
+
+
+@dataclass(frozen=True)
+class SegmentRule:
+    segment_id: str
+    version: int
+    node: Node | None  # None: a static list
+    refs: References | None
+
+
+def tag_rule_from_proto(definition: Any, node_of: Any) -> TagRule:
+    """A TagRule from a stored TagDefinition; ``node_of(condition, path)`` compiles a condition."""
+    kind = definition.WhichOneof("rule")
+    if kind == "condition":
+        node = node_of(definition.condition, "definition.condition")
+        return TagRule(definition.name, definition.version, kind, node=node, refs=(references(node),))
+    if kind == "bands":
+        bands = tuple(
+            (value_from_proto(b.value), node_of(b.condition, f"definition.bands.bands[{i}].condition"))
+            for i, b in enumerate(definition.bands.bands)
+        )
+        default = (
+            value_from_proto(definition.bands.default_value) if definition.bands.HasField("default_value") else None
+        )
+        return TagRule(
+            definition.name,
+            definition.version,
+            kind,
+            bands=bands,
+            default=default,
+            refs=tuple(references(n) for _, n in bands),
+        )
+    if kind == "builtin":
+        formula = definition.builtin.formula
+        overrides = {k: value_from_proto(v) for k, v in definition.builtin.parameters.items()}
+        return TagRule(
+            definition.name, definition.version, kind, formula=formula, params=finance.params(formula, overrides)
+        )
+    return TagRule(definition.name, definition.version, "external")
+
+
+class Context:
+    """What formulas need beyond the person: configured event types."""
+
+    def __init__(self, settings: ProfileSettings) -> None:
+        self.login_types = tuple(settings.login_event_types)
+        self.trade_types = tuple(settings.trade_event_types)
+        self.active_types = tuple(settings.active_event_types)
+        self._created: dict[str, int] = {}
+
+    def created_us(self, person: Person) -> int:
+        return self._created.get(person.profile_id, person.now)
+
+
+class Engine:
+    def __init__(self, settings: ProfileSettings, store: ProfileStore, sealer: Sealer) -> None:
+        self.settings = settings
+        self.store = store
+        self.sealer = sealer
+        self.clock = Days(settings.day_offset_hours)
+        self.context = Context(settings)
+        self.tags: dict[str, TagRule] = {}
+        self.segments: dict[str, SegmentRule] = {}
+        self.lifecycle_params = dict(finance.DEFAULTS["lifecycle_stage"])
+        self.tag_deps: dict[str, frozenset[str] | None] = {}
+        self._local = threading.local()
+        self.segment_deps: dict[str, frozenset[str] | None] = {}
+
+    # -- definitions -----------------------------------------------------------------------------------
+    def set_tags(self, rules: Iterable[TagRule]) -> None:
+        ordered = sorted(rules, key=lambda r: (r.kind != "builtin", r.name))
+        by_name = {r.name: r for r in ordered}
+        done: dict[str, TagRule] = {}
+
+        def visit(rule: TagRule) -> None:
+            if rule.name in done:
+                return
+            done[rule.name] = rule  # cycles are refused at creation; this only orders
+            for ref in rule.refs:
+                for dep in sorted(ref.tags):
+                    if dep in by_name:
+                        visit(by_name[dep])
+            done.pop(rule.name)
+            done[rule.name] = rule
+
+        for rule in ordered:
+            visit(rule)
+        self.tags = done
+        self.tag_deps = {}
+        for rule in done.values():
+            if rule.kind == "builtin":
+                self.tag_deps[rule.name] = self._builtin_deps(rule)
+            elif rule.kind == "external":
+                self.tag_deps[rule.name] = frozenset()
+            else:
+                self.tag_deps[rule.name] = self.refs_deps(rule.refs)
+        life = by_name.get("lifecycle_stage")
+        self.lifecycle_params = (
+            dict(life.params) if life and life.kind == "builtin" else dict(finance.DEFAULTS["lifecycle_stage"])
+        )
+
+    def set_segments(self, rules: Iterable[SegmentRule]) -> None:
+        by_id = {r.segment_id: r for r in rules}
+        done: dict[str, SegmentRule] = {}
+
+        def visit(rule: SegmentRule) -> None:
+            if rule.segment_id in done:
+                return
+            for dep in sorted(rule.refs.segments if rule.refs else ()):
+                if dep in by_id and dep not in done:
+                    visit(by_id[dep])
+            done[rule.segment_id] = rule
+
+        for rule in by_id.values():
+            visit(rule)
+        self.segments = done
+        self.segment_deps = {}
+        for sid, rule in done.items():  # dependency order: in_segment targets first
+            self.segment_deps[sid] = self.refs_deps([rule.refs]) if rule.refs else frozenset()
+
+    # -- dependencies: which event types can change a rule's answer (None: any event) ----------------------
+    def feature_deps(self, name: str) -> frozenset[str] | None:
+        ctx = self.context
+        if name.startswith("count."):
+            head = name.rpartition(".")[0]
+            return frozenset({head[6:]}) if head.startswith("count.") else None
+        if name.startswith(("turnover_fen", "trade_", "first_trade", "last_trade", "risk.max_traded")):
+            return frozenset(ctx.trade_types)
+        if name.startswith(("views.", "risk_views.", "fund_pref.")):
+            return frozenset({VIEWS_CHANGED})
+        return None
+
+    def refs_deps(self, refs: Iterable[References]) -> frozenset[str] | None:
+        out: set[str] = set()
+        for ref in refs:
+            out.update(ref.event_windows)
+            for source, name in ref.fields:
+                if source is Source.FEATURE:
+                    deps = self.feature_deps(name)
+                    if deps is None:
+                        return None
+                    out |= deps
+            for tag in ref.tags:
+                deps = self.tag_deps.get(tag, frozenset())
+                if deps is None:
+                    return None
+                out |= deps
+            for segment in ref.segments:
+                deps = self.segment_deps.get(segment, frozenset())
+                if deps is None:
+                    return None
+                out |= deps
+        return frozenset(out)
+
+    def _builtin_deps(self, rule: TagRule) -> frozenset[str] | None:
+        ctx, p = self.context, rule.params
+        views = frozenset({VIEWS_CHANGED})
+        trades = frozenset(ctx.trade_types)
+        table = {
+            "high_net_worth": trades,
+            "investor_tier": frozenset(),
+            "dormant_activation_potential": frozenset(
+                {
+                    *ctx.login_types,
+                    *ctx.trade_types,
+                    p.get("quote_event", ""),
+                    p.get("fund_event", ""),
+                    p.get("deposit_event", ""),
+                }
+            ),
+            "fund_preference": views,
+            "trading_frequency_tier": trades,
+            "risk_mismatch": views | trades,
+            "lifecycle_stage": frozenset(ctx.active_types) | trades,
+        }
+        return table.get(rule.formula)
+
+    def needs(
+        self, segments: Sequence[SegmentRule] | None = None, with_tags: bool = True
+    ) -> tuple[set[str], int, set[str], int]:
+        """Day-bucket types and horizon, filtered-event types and horizon, for the definitions evaluated."""
+        segments = list(segments) if segments is not None else list(self.segments.values())
+        tag_rules = list(self.tags.values()) if with_tags else []
+        refs = [r for t in tag_rules for r in t.refs] + [s.refs for s in segments if s.refs]
+        days: set[str] = set()
+        horizon = 0
+        if with_tags:
+            days = {*self.context.login_types, *self.context.trade_types, *self.context.active_types, "quote_view"}
+            days |= {"fund_view", "deposit_attempt"}
+            horizon = max(self.lifecycle_params["churned_days"], 90) * 86_400
+        event_types: set[str] = set()
+        event_horizon = 0
+        for ref in refs:
+            days.update(ref.event_windows)
+            horizon = max([horizon, *ref.event_windows.values()])
+            for source, name in ref.fields:
+                if source is Source.FEATURE and name.startswith(("count.", "turnover_fen.")):
+                    window = name.rpartition(".")[2]
+                    if window.endswith("d") and window[:-1].isdigit():
+                        horizon = max(horizon, int(window[:-1]) * 86_400)
+                        if name.startswith("count."):
+                            days.add(name[6:].rpartition(".")[0])
+                        else:
+                            days.update(self.context.trade_types)
+        for rule in [*tag_rules, *segments]:
+            nodes = [rule.node] if getattr(rule, "node", None) is not None else []
+            nodes += [n for _, n in getattr(rule, "bands", ())]
+            for node in nodes:
+                for n in walk(node):
+                    if isinstance(n, EventCount | EventAbsence) and (n.filter is not None or n.window_seconds % 86_400):
+                        event_types.add(n.event_type)
+                        event_horizon = max(event_horizon, n.window_seconds)
+        return days, horizon, event_types, event_horizon
+
+    # -- loading -------------------------------------------------------------------------------------
+    def people(
+        self,
+        conn: Connection,
+        pids: Sequence[str] | None,
+        now: int,
+        *,
+        segments: Sequence[SegmentRule] | None = None,
+        all_day_types: bool = False,
+        with_tags: bool = True,
+        rows: dict[str, Any] | None = None,
+    ) -> dict[str, Person]:
+        """Persons ready for evaluation, bulk-loaded (one query per table and chunk of ids), loading only
+        what the definitions evaluated read."""
+        segments = list(segments) if segments is not None else list(self.segments.values())
+        day_types, horizon, event_types, event_horizon = self.needs(segments, with_tags)
+        if all_day_types:
+            horizon = max(horizon, 90 * 86_400)
+        first_day = self.clock.first_of_window(now, horizon or 86_400)
+        store = self.store
+        reads = [r for s in segments if s.refs for r in [s.refs]]
+        reads_tags = with_tags or any(
+            r.tags or any(src in (Source.TAG, Source.SCORE) for src, _ in r.fields) for r in reads
+        )
+        reads_features = (
+            with_tags or all_day_types or any(any(src is Source.FEATURE for src, _ in r.fields) for r in reads)
+        )
+        if rows is None:
+            columns = ["attributes", "sealed_attributes", "lifecycle_stage", "lifecycle_since_us", "created_us"]
+            columns = [*columns, "features"] if reads_features else columns
+            if pids is None:  # everyone: one scan per table, no IN lists
+                rows = {r.profile_id: r for r in store.scan_persons(conn, ["profile_id", *columns])}
+            else:
+                rows = store.load_persons(conn, pids, columns)
+        ids = list(rows) if pids is not None else None
+        sums: dict[tuple[str, int, int], dict[str, int]] | None = None
+        if all_day_types:
+            days = store.load_days(conn, ids, None, first_day)
+        elif not with_tags:
+            # A recompute: window totals come aggregated from the database, not as day rows.
+            days, sums = {}, {}
+            for event_type, window_seconds, column in self._windows(segments):
+                first = self.clock.first_of_window(now, window_seconds)
+                if (event_type, first, column) not in sums:
+                    name = "n" if column == 0 else "amount_fen"
+                    sums[(event_type, first, column)] = store.window_sums(conn, ids, event_type, first, name)
+        else:
+            days = store.load_days(conn, ids, day_types, first_day) if day_types else {}
+        events = store.load_events(conn, ids, event_types, now - event_horizon * 1_000_000) if event_types else {}
+        tags = store.load_tags(conn, ids) if reads_tags else {}
+        wanted_segments = None
+        if not with_tags:
+            wanted_segments = sorted({s.segment_id for s in segments} | {d for r in reads for d in r.segments})
+        members = store.load_members(conn, ids, wanted_segments)
+        customers: dict[str, str] = {}
+        if with_tags:
+            customers = store.customers_of(conn, ids) if ids is not None else store.all_customers(conn)
+        out: dict[str, Person] = {}
+        trade_types = self.context.trade_types
+        clock = self.clock
+        for pid, row in rows.items():
+            attributes = decode_map(row.attributes)
+            if row.sealed_attributes is not None:
+                attributes.update(decode_map(json.loads(self.sealer.open(row.sealed_attributes, pid.encode()))))
+            person = Person(
+                pid,
+                attributes=attributes,
+                features=decoded_features(row.features) if reads_features else {},
+                days=days.get(pid, {}),
+                segments={s for s, m in members.get(pid, {}).items() if m.is_member},
+                has_customer=pid in customers,
+                lifecycle_stage=row.lifecycle_stage,
+                lifecycle_since_us=row.lifecycle_since_us,
+                clock=clock,
+                now=now,
+                trade_types=trade_types,
+            )
+            if sums is not None:
+                person.sums = {key: totals.get(pid, 0) for key, totals in sums.items()}
+            stored = events.get(pid)
+            if stored:
+                person.events = [
+                    StoredEvent(e.occurred_us, e.event_type, e.session_id, e.screen, e.properties) for e in stored
+                ]
+            for name, tag in tags.get(pid, {}).items():
+                if tag.expires_us is not None and tag.expires_us <= now:
+                    continue
+                value = decode(tag.tag_value)
+                person.tags[name] = value
+                if tag.source == "MODEL":
+                    person.scores[name] = value
+            self.context._created[pid] = row.created_us
+            out[pid] = person
+        # Per thread: RPC reads and the consumer's writes evaluate concurrently.
+        self._local.tag_rows, self._local.member_rows = tags, members
+        return out
+
+    def _windows(self, segments: Sequence[SegmentRule]) -> set[tuple[str, int, int]]:
+        """(event_type, window_seconds, column) of every day-bucket window the segments read."""
+        out: set[tuple[str, int, int]] = set()
+        for rule in segments:
+            if rule.node is None:
+                continue
+            for n in walk(rule.node):
+                if isinstance(n, EventCount | EventAbsence) and n.filter is None and n.window_seconds % 86_400 == 0:
+                    out.add((n.event_type, n.window_seconds, 0))
+            for source, name in rule.refs.fields if rule.refs else ():
+                head, _, window = name.rpartition(".")
+                if source is not Source.FEATURE or not (window.endswith("d") and window[:-1].isdigit()):
+                    continue
+                if head.startswith("count."):
+                    out.add((head[6:], int(window[:-1]) * 86_400, 0))
+                elif head == "turnover_fen":
+                    out.update((t, int(window[:-1]) * 86_400, 1) for t in self.context.trade_types)
+        return out
+
+    # -- evaluation ----------------------------------------------------------------------------------
+    def refresh(
+        self,
+        conn: Connection,
+        pids: Sequence[str] | None,
+        now: int,
+        *,
+        cause: str,
+        triggers: dict[str, str] | None = None,
+        person_types: dict[str, set[str]] | None = None,
+        fresh: frozenset[str] | set[str] = frozenset(),
+        only_segments: Sequence[SegmentRule] | None = None,
+        tags: bool = True,
+        rows: dict[str, Any] | None = None,
+    ) -> dict[str, int]:
+        """Re-evaluate lifecycle, rule tags and segments for ``pids``; write the changes.
+
+        With ``person_types`` (the event types each person had in a log batch), only the rules those types
+        can change are evaluated, and only for the persons they concern (``fresh`` persons get everything).
+        """
+        segments = (
+            list(only_segments)
+            if only_segments is not None
+            else [s for s in self.segments.values() if s.node is not None]
+        )
+        tag_rules = [r for r in self.tags.values() if r.kind != "external"] if tags else []
+        plan: dict[str, tuple[bool, set[str], set[str]]] | None = None
+        if person_types is not None:
+            plan = {}
+            life_deps = self.tag_deps.get("lifecycle_stage") or frozenset(self.context.active_types)
+            for pid in pids:
+                if pid in fresh:
+                    plan[pid] = (True, {r.name for r in tag_rules}, {s.segment_id for s in segments})
+                    continue
+                types = person_types.get(pid, set())
+                life = tags and bool(life_deps & types)
+                chosen_tags = {r.name for r in tag_rules if _hit(self.tag_deps.get(r.name), types)}
+                chosen_segments = {s.segment_id for s in segments if _hit(self.segment_deps.get(s.segment_id), types)}
+                if life or chosen_tags or chosen_segments:
+                    plan[pid] = (life, chosen_tags, chosen_segments)
+            pids = sorted(plan)
+            if rows is not None:
+                rows = {p: rows[p] for p in pids}
+        counts = {"persons": 0, "tag_writes": 0, "lifecycle": 0, "entered": 0, "exited": 0}
+        if pids is not None and not pids:
+            return counts
+        people = self.people(conn, pids, now, segments=segments, with_tags=tags, rows=rows)
+        counts["persons"] = len(people)
+        if tags:
+            counts["lifecycle"] = self._lifecycle(conn, people, now, plan)
+            counts["tag_writes"] = self._tags(conn, people, now, tag_rules, plan)
+        entered, exited = self.evaluate_segments(conn, people, segments, now, cause, triggers or {}, plan)
+        counts["entered"], counts["exited"] = entered, exited
+        return counts
+
+    def _lifecycle(self, conn: Connection, people: dict[str, Person], now: int, plan: dict | None) -> int:
+        updates, history = [], []
+        for pid, person in people.items():
+            if plan is not None and not plan[pid][0]:
+                continue
+            stage, rule = finance.lifecycle(person, self.lifecycle_params, self.context)
+            if stage != person.lifecycle_stage:
+                history.append(
+                    {
+                        "profile_id": pid,
+                        "from_stage": person.lifecycle_stage,
+                        "to_stage": stage,
+                        "at_us": now,
+                        "rule": rule,
+                    }
+                )
+                person.lifecycle_stage, person.lifecycle_since_us = stage, now
+                updates.append({"profile_id": pid, "lifecycle_stage": stage, "lifecycle_since_us": now})
+        self.store.update_persons(conn, updates, ("lifecycle_stage", "lifecycle_since_us"))
+        self.store.add_transitions(conn, history)
+        return len(history)
+
+    def _tags(
+        self, conn: Connection, people: dict[str, Person], now: int, rules: list[TagRule], plan: dict | None
+    ) -> int:
+        writes, deletes = [], []
+        stored = self._local.tag_rows
+        for rule in rules:
+            writer, version = f"tag:{rule.name}", str(rule.version)
+            for pid, person in people.items():
+                if plan is not None and rule.name not in plan[pid][1]:
+                    continue
+                value = self.tag_value(rule, person)
+                old = stored.get(pid, {}).get(rule.name)
+                if old is not None and old.source not in ("RULE",):
+                    continue  # a manual or imported value wins over the rule until removed
+                if value is None or value is False:
+                    if old is not None:
+                        deletes.append((pid, rule.name))
+                        person.tags.pop(rule.name, None)
+                    continue
+                person.tags[rule.name] = value
+                encoded = encode(value)
+                if old is not None and old.tag_value == encoded and old.writer_version == version:
+                    continue
+                writes.append(
+                    {
+                        "profile_id": pid,
+                        "name": rule.name,
+                        "tag_value": encoded,
+                        "source": "RULE",
+                        "writer": writer,
+                        "writer_version": version,
+                        "written_us": now,
+                        "expires_us": None,
+                        "trace_id": "",
+                    }
+                )
+        self.store.upsert_tags(conn, writes)
+        self.store.delete_tags(conn, deletes)
+        return len(writes) + len(deletes)
+
+    def tag_value(self, rule: TagRule, person: Person) -> object:
+        if rule.kind == "condition":
+            assert rule.node is not None
+            return True if evaluate(rule.node, person) else None
+        if rule.kind == "bands":
+            for value, node in rule.bands:
+                if evaluate(node, person):
+                    return value
+            return rule.default
+        if rule.kind == "builtin":
+            return finance.FORMULAS[rule.formula](person, rule.params, self.context)
+        return None
+
+    def evaluate_segments(
+        self,
+        conn: Connection,
+        people: dict[str, Person],
+        segments: Sequence[SegmentRule],
+        now: int,
+        cause: str,
+        triggers: dict[str, str],
+        plan: dict | None = None,
+    ) -> tuple[int, int]:
+        changes: list[tuple[str, str, bool]] = []
+        for rule in segments:
+            if rule.node is None:
+                continue
+            node, sid = rule.node, rule.segment_id
+            for pid, person in people.items():
+                if plan is not None and sid not in plan[pid][2]:
+                    continue
+                now_in = evaluate(node, person)
+                was_in = sid in person.segments
+                if now_in != was_in:
+                    changes.append((pid, sid, now_in))
+                    if now_in:
+                        person.segments.add(sid)
+                    else:
+                        person.segments.discard(sid)
+        return self.write_changes(conn, changes, now, cause, triggers)
+
+    def write_changes(
+        self,
+        conn: Connection,
+        changes: list[tuple[str, str, bool]],
+        now: int,
+        cause: str,
+        triggers: dict[str, str],
+        members: dict[str, dict[str, Any]] | None = None,
+    ) -> tuple[int, int]:
+        """Membership rows and their outbox events for (profile, segment, member now) changes."""
+        if not changes:
+            return 0, 0
+        members = members if members is not None else self._local.member_rows
+        versions = {s.segment_id: s.version for s in self.segments.values()}
+        pids = sorted({p for p, _, _ in changes})
+        ids = self.store.identities_of(conn, pids)
+        rows, outbox = [], []
+        entered = 0
+        for pid, sid, member in changes:
+            old = members.get(pid, {}).get(sid)
+            seq = (old.seq if old is not None else 0) + 1
+            entered_us = now if member else (old.entered_us if old is not None else now)
+            rows.append(
+                {
+                    "segment_id": sid,
+                    "profile_id": pid,
+                    "is_member": member,
+                    "seq": seq,
+                    "entered_us": entered_us,
+                    "changed_us": now,
+                }
+            )
+            entered += member
+            event = segment_event(
+                pid, sid, versions.get(sid, 0), seq, member, now, cause, triggers.get(pid, ""), ids.get(pid, ())
+            )
+            outbox.append({"event_id": event.event_id, "body": event.SerializeToString(), "created_us": now})
+        self.store.upsert_members(conn, rows)
+        self.store.add_outbox(conn, outbox)
+        return entered, len(changes) - entered
+
+
+def _hit(deps: frozenset[str] | None, types: set[str]) -> bool:
+    return deps is None or bool(deps & types)
+
+
+def segment_event(
+    pid: str, sid: str, version: int, seq: int, member: bool, now: int, cause: str, trigger: str, identities: Any
+) -> event_pb2.Event:
+    """The ``$segment_entered`` / ``$segment_exited`` event of one transition (contract with svc_campaign)."""
+    event = event_pb2.Event(
+        event_id=str(uuid.uuid5(SEGMENT_EVENT_NAMESPACE, f"{pid}/{sid}/{seq}")),
+        event_type=ENTERED if member else EXITED,
+        channel=types_pb2.CHANNEL_SERVER,
+    )
+    customer = next((i.id_value for i in identities if i.id_type == CUSTOMER), "")
+    anonymous = next((i.id_value for i in identities if i.id_type == types_pb2.ID_TYPE_ANONYMOUS), "")
+    if customer:
+        event.user_id = customer
+    else:
+        event.anonymous_id = anonymous or pid
+    event.occurred_at.FromMicroseconds(now)
+    props = event.properties
+    props["segment_id"].string_value = sid
+    props["segment_version"].int_value = version
+    props["profile_id"].string_value = pid
+    props["cause"].string_value = cause
+    props["trigger_event_id"].string_value = trigger
+    return event
+
+
+__all__ = ["ENTERED", "EXITED", "Engine", "Money", "SegmentRule", "TagRule", "segment_event", "tag_rule_from_proto"]

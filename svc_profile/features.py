@@ -1,0 +1,192 @@
+"""Behavioural features, updated incrementally from the log, aggregated per person per batch.
+
+Kept per person (``profile_person.features``): first/last seen, events, sessions, trades (count, last,
+turnover), product views by category and fund type, views and trades by product risk level. Kept per
+person per event type per day (``profile_day``): counts and amounts, from which every rolling window
+(``count.<type>.<N>d``, ``turnover_fen.<N>d``) is derived at read time. See docs/profile.md.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from svc_common.conditions import Money
+from svc_common.pb.qiming.common.v1 import event_pb2
+from svc_profile.config import ProfileSettings
+from svc_profile.model import Days, decode, from_us
+
+_COUNTERS_MAX = ("risk.max_traded_level",)
+VIEWS_CHANGED = "~views"
+"""Marks a person whose view features (views.*, risk_views.*) changed in a batch: rules reading them re-run."""
+MAX_STORED_PROPERTIES = 16
+
+
+def _number(value: Any) -> int | None:
+    kind = value.WhichOneof("kind")
+    if kind in ("int_value", "money_fen_value"):
+        return int(getattr(value, kind))
+    if kind == "double_value":
+        return round(value.double_value)
+    return None
+
+
+def _risk_level(value: Any) -> int | None:
+    kind = value.WhichOneof("kind")
+    if kind == "int_value" and 1 <= value.int_value <= 5:
+        return int(value.int_value)
+    if kind == "string_value":
+        text = value.string_value.strip().upper().lstrip("RC")
+        if text.isdigit() and 1 <= int(text) <= 5:
+            return int(text)
+    return None
+
+
+class FeatureUpdater:
+    """Applies a batch's events to the features of the persons they belong to."""
+
+    def __init__(self, settings: ProfileSettings) -> None:
+        self.days = Days(settings.day_offset_hours)
+        self.trades = frozenset(settings.trade_event_types)
+        self.views = frozenset(settings.view_event_types)
+        self.amount_properties = tuple(settings.amount_properties)
+        self.keep_events = settings.event_retention_days > 0
+
+    def apply(
+        self,
+        docs: dict[str, dict[str, Any]],
+        pids: list[str | None],
+        events: list[event_pb2.Event],
+    ) -> tuple[dict[tuple[str, str, int], list[int]], list[dict[str, Any]]]:
+        """Update ``docs`` ({pid: raw feature dict}) in place; returns day-bucket deltas and event rows."""
+        deltas: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0])
+        self.changed: dict[str, set[str]] = defaultdict(set)
+        rows: list[dict[str, Any]] = []
+        day_of = self.days.of
+        for pid, e in zip(pids, events, strict=True):
+            if pid is None:
+                continue
+            doc = docs[pid]
+            us = e.occurred_at.seconds * 1_000_000 + e.occurred_at.nanos // 1000
+            event_type = e.event_type
+            _first_last(doc, "first_seen_at", "last_seen_at", us)
+            _add(doc, "events_total", 1)
+            if e.session_id and doc.get("_last_session") != e.session_id:
+                doc["_last_session"] = e.session_id
+                _add(doc, "sessions", 1)
+            amount = 0
+            properties = e.properties
+            if event_type in self.trades:
+                _add(doc, "trade_count", 1)
+                _first_last(doc, "first_trade_at", "last_trade_at", us)
+                for name in self.amount_properties:
+                    if name in properties:
+                        amount = _number(properties[name]) or 0
+                        break
+                else:
+                    if any(n in e.masked_fields for n in self.amount_properties):
+                        _add(doc, "trade_amount_masked", 1)
+                if amount:
+                    doc["turnover_fen"] = ["m", _get(doc, "turnover_fen") + amount]
+                if "product_risk_level" in properties:
+                    level = _risk_level(properties["product_risk_level"])
+                    if level and level > _get(doc, "risk.max_traded_level"):
+                        doc["risk.max_traded_level"] = ["i", level]
+            elif event_type in self.views and properties:
+                category = properties.get("product_category")
+                if category is not None and category.WhichOneof("kind") == "string_value" and category.string_value:
+                    _add(doc, f"views.{category.string_value.lower()[:32]}", 1)
+                    self.changed[pid].add(VIEWS_CHANGED)
+                fund_type = properties.get("fund_type")
+                if fund_type is not None and fund_type.WhichOneof("kind") == "string_value" and fund_type.string_value:
+                    _add(doc, f"views.fund.{fund_type.string_value.lower()[:32]}", 1)
+                    self.changed[pid].add(VIEWS_CHANGED)
+                if "product_risk_level" in properties:
+                    level = _risk_level(properties["product_risk_level"])
+                    if level:
+                        _add(doc, f"risk_views.R{level}", 1)
+                        self.changed[pid].add(VIEWS_CHANGED)
+            slot = deltas[(pid, event_type, day_of(us))]
+            slot[0] += 1
+            slot[1] += amount
+            if self.keep_events:
+                rows.append(
+                    {
+                        "event_id": e.event_id,
+                        "profile_id": pid,
+                        "occurred_us": us,
+                        "event_type": event_type,
+                        "session_id": e.session_id[:128],
+                        "screen": e.context.screen[:256],
+                        "properties": _scalar_properties(properties),
+                    }
+                )
+        return deltas, rows
+
+
+def _get(doc: dict[str, Any], name: str) -> int:
+    item = doc.get(name)
+    return item[1] if item else 0
+
+
+def _add(doc: dict[str, Any], name: str, n: int) -> None:
+    item = doc.get(name)
+    doc[name] = ["i", (item[1] if item else 0) + n]
+
+
+def _first_last(doc: dict[str, Any], first: str, last: str, us: int) -> None:
+    item = doc.get(first)
+    if item is None or us < item[1]:
+        doc[first] = ["t", us]
+    item = doc.get(last)
+    if item is None or us > item[1]:
+        doc[last] = ["t", us]
+
+
+def _scalar_properties(properties: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in properties.items():
+        kind = value.WhichOneof("kind")
+        if kind == "string_value":
+            out[name] = ["s", value.string_value[:256]]
+        elif kind == "int_value":
+            out[name] = ["i", value.int_value]
+        elif kind == "double_value":
+            out[name] = ["d", value.double_value]
+        elif kind == "bool_value":
+            out[name] = ["b", value.bool_value]
+        elif kind == "money_fen_value":
+            out[name] = ["m", value.money_fen_value]
+        if len(out) >= MAX_STORED_PROPERTIES:
+            break
+    return out
+
+
+def merge_features(winner: dict[str, Any], loser: dict[str, Any]) -> dict[str, Any]:
+    """The features of two merged persons: counters add up, first_* keep the earliest, last_* the latest."""
+    out = dict(winner)
+    for name, item in loser.items():
+        mine = out.get(name)
+        if mine is None:
+            out[name] = item
+        elif name.startswith("_"):
+            continue
+        elif name.startswith("first_"):
+            out[name] = min(mine, item, key=lambda i: i[1])
+        elif name.startswith("last_") or name in _COUNTERS_MAX:
+            out[name] = max(mine, item, key=lambda i: i[1])
+        elif mine[0] in ("i", "m") and item[0] == mine[0]:
+            out[name] = [mine[0], mine[1] + item[1]]
+    return out
+
+
+def decoded_features(doc: dict[str, Any]) -> dict[str, object]:
+    """The stored features as Python values (internal ``_`` entries left out)."""
+    out: dict[str, object] = {}
+    for name, item in doc.items():
+        if not name.startswith("_"):
+            out[name] = decode(item)
+    return out
+
+
+__all__ = ["FeatureUpdater", "Money", "decoded_features", "from_us", "merge_features"]

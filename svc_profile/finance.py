@@ -1,0 +1,247 @@
+"""The built-in finance tag pack and the lifecycle rules: documented formulas with configurable parameters.
+
+Thresholds cite the regulations they come from (docs/profile.md, "Finance tag pack"). Amounts are fen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from svc_profile.model import DAY_US, Person
+
+FUND_TYPES = ("equity", "bond", "money_market", "index", "qdii", "hybrid")
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "high_net_worth": {
+        # 资管新规 (2018) / 私募投资基金监督管理暂行办法 (2014): financial assets >= 3,000,000 CNY.
+        "assets_fen": 300_000_000,
+        # STAR Market eligibility level (500,000 CNY) combined with high turnover.
+        "active_assets_fen": 50_000_000,
+        "active_turnover_90d_fen": 500_000_000,
+    },
+    "investor_tier": {
+        # 证券期货投资者适当性管理办法 (2016) professional natural person: financial assets >= 5,000,000 CNY.
+        "professional_fen": 500_000_000,
+        # 资管新规 qualified investor: household financial net assets >= 3,000,000 CNY.
+        "qualified_fen": 300_000_000,
+        # STAR Market: average daily assets >= 500,000 CNY over 20 trading days; ChiNext: >= 100,000 CNY.
+        "star_fen": 50_000_000,
+        "chinext_fen": 10_000_000,
+    },
+    "dormant_activation_potential": {
+        "window_days": 30,
+        "login_weight": 30,
+        "login_cap": 8,
+        "quote_weight": 25,
+        "quote_cap": 20,
+        "fund_weight": 25,
+        "fund_cap": 10,
+        "deposit_weight": 20,
+        "deposit_cap": 1,
+        "quote_event": "quote_view",
+        "fund_event": "fund_view",
+        "deposit_event": "deposit_attempt",
+    },
+    "fund_preference": {"attention_weight": 0.5, "holding_weight": 0.5},
+    "trading_frequency_tier": {"window_days": 30, "low": 1, "medium": 4, "high": 20},
+    "risk_mismatch": {"view_share": 0.5, "min_views": 5},
+    "lifecycle_stage": {
+        "new_days": 30,
+        "active_days": 30,
+        "churned_days": 90,
+        "reactivated_days": 30,
+    },
+}
+
+PACK = {
+    "fin_high_net_worth": ("high_net_worth", "High-net-worth customer", "bool"),
+    "fin_investor_tier": ("investor_tier", "Investor tier by financial assets (professional/qualified/...)", "string"),
+    "fin_dormant_activation": ("dormant_activation_potential", "Dormant-account activation potential 0-100", "int"),
+    "fin_fund_preference": ("fund_preference", "Preferred fund type by attention and holdings", "string"),
+    "fin_trading_frequency": ("trading_frequency_tier", "Trading frequency tier (none/low/medium/high)", "string"),
+    "fin_risk_mismatch": ("risk_mismatch", "Behaviour shows more risk appetite than the risk rating allows", "bool"),
+    "lifecycle_stage": (
+        "lifecycle_stage",
+        "Lifecycle stage (prospect/new/active/at_risk/churned/reactivated)",
+        "string",
+    ),
+}
+"""Tag name → (formula, description, value type) of the pack installed at start."""
+
+
+def params(formula: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(DEFAULTS[formula])
+    for name, value in overrides.items():
+        if name not in merged:
+            raise KeyError(name)
+        merged[name] = value
+    return merged
+
+
+def assets(person: Person) -> int | None:
+    for name in ("financial_assets_fen", "aum_fen", "assets_fen"):
+        value = person.attributes.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return int(value)
+    return None
+
+
+def _count(person: Person, event_types: Any, days: int) -> int:
+    types = (event_types,) if isinstance(event_types, str) else tuple(event_types)
+    return person.count_types(types, days)
+
+
+def high_net_worth(person: Person, p: dict[str, Any], ctx: Any) -> object:
+    held = assets(person)
+    if held is None:
+        return None
+    if held >= p["assets_fen"]:
+        return True
+    turnover = person.derived("turnover_fen.90d") or 0
+    if held >= p["active_assets_fen"] and turnover >= p["active_turnover_90d_fen"]:
+        return True
+    return None
+
+
+def investor_tier(person: Person, p: dict[str, Any], ctx: Any) -> object:
+    held = assets(person)
+    if held is None:
+        return None
+    average = person.attributes.get("avg_daily_assets_20d_fen")
+    average = int(average) if isinstance(average, int | float) and not isinstance(average, bool) else held
+    if held >= p["professional_fen"]:
+        return "professional"
+    if held >= p["qualified_fen"]:
+        return "qualified"
+    if average >= p["star_fen"]:
+        return "star_eligible"
+    if average >= p["chinext_fen"]:
+        return "chinext_eligible"
+    return "retail"
+
+
+def dormant_activation_potential(person: Person, p: dict[str, Any], ctx: Any) -> object:
+    opened = "account_opened_at" in person.attributes or person.has_customer
+    if not opened or (assets(person) or 0) > 0 or person.features.get("trade_count"):
+        return None
+    days = int(p["window_days"])
+    parts = (
+        (_count(person, ctx.login_types, days), p["login_weight"], p["login_cap"]),
+        (_count(person, p["quote_event"], days), p["quote_weight"], p["quote_cap"]),
+        (_count(person, p["fund_event"], days), p["fund_weight"], p["fund_cap"]),
+        (_count(person, p["deposit_event"], days), p["deposit_weight"], p["deposit_cap"]),
+    )
+    score = sum(weight * min(count / cap, 1.0) for count, weight, cap in parts if cap > 0)
+    return round(min(100.0, score))
+
+
+def fund_preference_index(person: Person, p: dict[str, Any]) -> dict[str, float]:
+    views = {t: int(person.features.get(f"views.fund.{t}") or 0) for t in FUND_TYPES}
+    holdings = {}
+    for t in FUND_TYPES:
+        held = person.attributes.get(f"fund_holding_{t}_fen")
+        holdings[t] = int(held) if isinstance(held, int | float) and not isinstance(held, bool) else 0
+    total_views, total_held = sum(views.values()), sum(holdings.values())
+    wa = float(p["attention_weight"]) if total_views else 0.0
+    wh = float(p["holding_weight"]) if total_held else 0.0
+    if wa + wh == 0:
+        return {}
+    return {
+        t: round(
+            (wa * (views[t] / total_views if total_views else 0) + wh * (holdings[t] / total_held if total_held else 0))
+            / (wa + wh),
+            4,
+        )
+        for t in FUND_TYPES
+    }
+
+
+def fund_preference(person: Person, p: dict[str, Any], ctx: Any) -> object:
+    index = fund_preference_index(person, p)
+    if not index:
+        return None
+    return max(FUND_TYPES, key=lambda t: (index[t], -FUND_TYPES.index(t)))
+
+
+def trading_frequency_tier(person: Person, p: dict[str, Any], ctx: Any) -> object:
+    if not person.features.get("trade_count"):
+        return None
+    trades = _count(person, ctx.trade_types, int(p["window_days"]))
+    if trades >= p["high"]:
+        return "high"
+    if trades >= p["medium"]:
+        return "medium"
+    if trades >= p["low"]:
+        return "low"
+    return "none"
+
+
+def _rating(person: Person) -> int | None:
+    rating = person.attributes.get("risk_rating")
+    if isinstance(rating, str) and len(rating) == 2 and rating[0] in "Cc" and rating[1] in "12345":
+        return int(rating[1])
+    return None
+
+
+def risk_mismatch(person: Person, p: dict[str, Any], ctx: Any) -> object:
+    rating = _rating(person)
+    if rating is None:
+        return None
+    traded = int(person.features.get("risk.max_traded_level") or 0)
+    if traded > rating:
+        return True
+    views = {level: int(person.features.get(f"risk_views.R{level}") or 0) for level in range(1, 6)}
+    total = sum(views.values())
+    above = sum(n for level, n in views.items() if level > rating)
+    if total >= p["min_views"] and above / total >= p["view_share"]:
+        return True
+    return None
+
+
+def lifecycle(person: Person, p: dict[str, Any], ctx: Any) -> tuple[str, str]:
+    """(stage, rule) for a person now; see docs/profile.md, "Lifecycle"."""
+    assert person.clock is not None
+    opened_at = person.attributes.get("account_opened_at")
+    opened_us = None
+    if opened_at is not None and hasattr(opened_at, "timestamp"):
+        opened_us = int(opened_at.timestamp() * 1_000_000)
+    elif person.has_customer:
+        # No opening date from the counter: the customer exists since we first saw or created them.
+        opened_us = ctx.created_us(person)
+        first_seen = person.features.get("first_seen_at")
+        if first_seen is not None and hasattr(first_seen, "timestamp"):
+            opened_us = min(opened_us, int(first_seen.timestamp() * 1_000_000))
+    if opened_us is None:
+        return "PROSPECT", "no_account"
+    today = person.clock.of(person.now)
+    last_active = max(
+        (d for t in ctx.active_types for d, v in person.days.get(t, {}).items() if v[0] > 0),
+        default=None,
+    )
+    idle = today - last_active if last_active is not None else None
+    traded = bool(person.features.get("trade_count"))
+    if person.now - opened_us < p["new_days"] * DAY_US and not traded:
+        return "NEW", f"opened_within_{p['new_days']}d"
+    if idle is not None and idle < p["active_days"]:
+        previous = person.lifecycle_stage
+        if previous == "CHURNED":
+            return "REACTIVATED", "active_after_churn"
+        if previous == "REACTIVATED" and person.now - person.lifecycle_since_us < p["reactivated_days"] * DAY_US:
+            return "REACTIVATED", "active_after_churn"
+        return "ACTIVE", f"active_within_{p['active_days']}d"
+    if idle is not None and idle < p["churned_days"]:
+        return "AT_RISK", f"no_activity_{p['active_days']}d"
+    if idle is None and person.now - opened_us < p["churned_days"] * DAY_US:
+        return "AT_RISK", f"no_activity_{p['active_days']}d"
+    return "CHURNED", f"no_activity_{p['churned_days']}d"
+
+
+FORMULAS = {
+    "high_net_worth": high_net_worth,
+    "investor_tier": investor_tier,
+    "dormant_activation_potential": dormant_activation_potential,
+    "fund_preference": fund_preference,
+    "trading_frequency_tier": trading_frequency_tier,
+    "risk_mismatch": risk_mismatch,
+    "lifecycle_stage": lambda person, p, ctx: lifecycle(person, p, ctx)[0].lower(),
+}

@@ -1,0 +1,207 @@
+"""Identity stitching: which person an id belongs to, links made by login/signup/alias, and merges.
+
+Rules (docs/profile.md, "Identities"): placeholder ids ("null", "0", "guest" ...) are never ids; a login
+or signup event links its anonymous id (and further ids) to the customer's profile, merging an anonymous
+profile into it; an alias links every id it carries; two profiles that each hold a different customer
+number are never merged (the link is refused and counted). Plain events only add ids nobody holds yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
+from svc_common.protection import KeyProvider, Pseudonymizer
+from svc_profile.config import ProfileSettings
+from svc_profile.store._sql import CANONICAL, CUSTOMER, ProfileStore
+
+log = logging.getLogger("qiming.profile")
+ANONYMOUS = types_pb2.ID_TYPE_ANONYMOUS
+_PSEUDONYMIZED = {types_pb2.ID_TYPE_FUND_ACCOUNT: "fund_account", types_pb2.ID_TYPE_PHONE_PSEUDONYM: "phone"}
+IdKey = tuple[int, str]
+
+
+class IdPolicy:
+    """What counts as an id, and its stored form (fund accounts and phones as keyed pseudonyms)."""
+
+    def __init__(self, settings: ProfileSettings, keys: KeyProvider) -> None:
+        self._placeholders = frozenset(p.lower() for p in settings.placeholder_ids)
+        self._pseudonyms = Pseudonymizer(keys)
+
+    def is_placeholder(self, value: str) -> bool:
+        stripped = value.strip()
+        return not stripped or stripped.lower() in self._placeholders
+
+    def key(self, id_type: int, value: str) -> IdKey | None:
+        """The stored key of an id from an event, None when it is not an id (empty or a placeholder)."""
+        if self.is_placeholder(value) or id_type in (types_pb2.ID_TYPE_UNSPECIFIED, CANONICAL):
+            return None
+        value = value.strip()[:256]
+        namespace = _PSEUDONYMIZED.get(id_type)
+        if namespace and not Pseudonymizer.is_pseudonym(value):
+            value = self._pseudonyms.pseudonymize(namespace, value)
+        return (id_type, value)
+
+    def ref(self, id_type: int, value: str, field_name: str) -> IdKey:
+        """The key of a ``UserRef``/``Identity`` of a request; INVALID_ARGUMENT naming the field otherwise."""
+        if id_type == types_pb2.ID_TYPE_UNSPECIFIED or id_type not in types_pb2.IdType.values():
+            raise InvalidArgument(
+                f"{field_name}.type must be set to an IdType",
+                violations=[FieldViolation(f"{field_name}.type", "set an IdType (CUSTOMER, ANONYMOUS, ...)")],
+            )
+        if self.is_placeholder(value):
+            raise InvalidArgument(
+                f"{field_name}.value {value!r} is a placeholder, not an id",
+                reason="PLACEHOLDER_ID",
+                violations=[
+                    FieldViolation(f"{field_name}.value", "placeholder ids ('null', '0', 'guest' ...) are refused")
+                ],
+            )
+        if id_type == CANONICAL:
+            return (CANONICAL, value.strip())
+        key = self.key(id_type, value)
+        assert key is not None
+        return key
+
+
+@dataclass
+class Resolution:
+    """The person of each event of a batch (None: the event carries no usable id) and what changed."""
+
+    pids: list[str | None]
+    created: list[str] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)
+    merges: list[tuple[str, str]] = field(default_factory=list)
+    refused: int = 0
+    customers: dict[str, str] = field(default_factory=dict)
+
+
+def new_profile_id() -> str:
+    return str(uuid.uuid4())
+
+
+def person_row(pid: str, at_us: int) -> dict[str, Any]:
+    return {
+        "profile_id": pid,
+        "created_us": at_us,
+        "updated_us": at_us,
+        "attributes": {},
+        "sealed_attributes": None,
+        "features": {},
+        "lifecycle_stage": "PROSPECT",
+        "lifecycle_since_us": at_us,
+    }
+
+
+def link_row(pid: str, key: IdKey, linked_by: str, source_ref: str, at_us: int) -> dict[str, Any]:
+    return {
+        "id_value": key[1],
+        "id_type": key[0],
+        "profile_id": pid,
+        "linked_by": linked_by,
+        "linked_us": at_us,
+        "source_ref": source_ref[:128],
+    }
+
+
+class BatchResolver:
+    def __init__(self, settings: ProfileSettings, policy: IdPolicy, store: ProfileStore) -> None:
+        self.policy = policy
+        self.store = store
+        self.identify = frozenset(settings.identify_event_types)
+        self.alias = frozenset(settings.alias_event_types)
+
+    def resolve(self, conn: Connection, events: list[event_pb2.Event], now: int) -> Resolution:
+        key = self.policy.key
+        per_event: list[tuple[IdKey | None, IdKey | None, list[IdKey]]] = []
+        wanted: set[IdKey] = set()
+        for e in events:
+            customer = key(CUSTOMER, e.user_id) if e.user_id else None
+            anonymous = key(ANONYMOUS, e.anonymous_id) if e.anonymous_id else None
+            extra = [k for i in e.identities if (k := key(i.type, i.value)) is not None] if e.identities else []
+            per_event.append((customer, anonymous, extra))
+            if customer:
+                wanted.add(customer)
+            if anonymous:
+                wanted.add(anonymous)
+            wanted.update(extra)
+        owner = self.store.lookup_ids(conn, wanted)
+        res = Resolution(pids=[None] * len(events))
+        res.customers = self.store.customers_of(conn, sorted(set(owner.values())))
+        customers = res.customers
+        parent: dict[str, str] = {}
+
+        def find(pid: str) -> str:
+            while pid in parent:
+                pid = parent[pid]
+            return pid
+
+        for i, (e, (customer, anonymous, extra)) in enumerate(zip(events, per_event, strict=True)):
+            primary = customer or anonymous or (extra[0] if extra else None)
+            if primary is None:
+                continue
+            event_type = e.event_type
+            kind = "alias" if event_type in self.alias else "identify" if event_type in self.identify else "plain"
+            linked_by = {
+                "alias": "alias_event",
+                "identify": "signup_event" if "signup" in event_type else "login_event",
+            }
+            found = owner.get(primary)
+            pid = find(found) if found else None
+            if pid is None:
+                pid = new_profile_id()
+                res.created.append(pid)
+                res.links.append(link_row(pid, (CANONICAL, pid), "created", e.event_id, now))
+                res.links.append(link_row(pid, primary, "event", e.event_id, now))
+                owner[primary] = pid
+                if primary[0] == CUSTOMER:
+                    customers[pid] = primary[1]
+            others = [k for k in (anonymous, *extra) if k and k != primary] if kind != "plain" else list(extra)
+            for other in others:
+                held = owner.get(other)
+                holder = find(held) if held else None
+                if holder == pid:
+                    continue
+                if holder is None:
+                    res.links.append(link_row(pid, other, linked_by.get(kind, "event"), e.event_id, now))
+                    owner[other] = pid
+                    if other[0] == CUSTOMER:
+                        customers[pid] = other[1]
+                    continue
+                if kind == "plain":
+                    continue
+                mine, theirs = customers.get(pid), customers.get(holder)
+                if mine and theirs and mine != theirs:
+                    res.refused += 1
+                    log.warning(
+                        "refused to merge two customers' profiles (event %s links %s to another customer)",
+                        e.event_id,
+                        types_pb2.IdType.Name(other[0]),
+                    )
+                    continue
+                winner, loser = (holder, pid) if theirs and not mine else (pid, holder)
+                parent[loser] = winner
+                res.merges.append((loser, winner))
+                if customers.get(loser):
+                    customers[winner] = customers[loser]
+                pid = winner
+            res.pids[i] = pid
+        res.pids = [find(p) if p else None for p in res.pids]
+        return res
+
+
+def check_link(customers: dict[str, str], pid: str, other: str) -> None:
+    """Refuse (FAILED_PRECONDITION) to merge two profiles that hold different customer numbers."""
+    mine, theirs = customers.get(pid), customers.get(other)
+    if mine and theirs and mine != theirs:
+        raise FailedPrecondition(
+            "the two ids belong to two different customers; merging them is refused",
+            reason="IDENTITY_CONFLICT",
+            metadata={"profile_id": pid, "other_profile_id": other},
+        )

@@ -1,0 +1,218 @@
+"""The in-memory person: typed values as stored, derived window features, and the condition ``Subject``.
+
+One ``Person`` serves every evaluation (tags, lifecycle, segments), whether built for the persons a log
+batch touched or bulk-loaded for a full recompute, so both paths answer a condition the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from svc_common.conditions import EventAbsence, EventCount, Money, Source, matches_event
+from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
+
+DAY_US = 86_400_000_000
+WINDOW_DAYS = (1, 7, 30, 90)
+"""Rolling windows published as features: ``count.<event_type>.<N>d`` and ``turnover_fen.<N>d``."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Values: JSON as [kind, value]; Python values as svc_common.conditions compares them.
+
+
+def encode(value: object) -> list[Any]:
+    if isinstance(value, bool):
+        return ["b", value]
+    if isinstance(value, Money):
+        return ["m", int(value)]
+    if isinstance(value, int):
+        return ["i", value]
+    if isinstance(value, float):
+        return ["d", value]
+    if isinstance(value, str):
+        return ["s", value]
+    if isinstance(value, dt.datetime):
+        return ["t", to_us(value)]
+    if isinstance(value, list | tuple):
+        return ["l", [str(v) for v in value]]
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def decode(item: list[Any]) -> object:
+    kind, value = item[0], item[1]
+    if kind == "t":
+        return from_us(value)
+    if kind == "m":
+        return Money(value)
+    if kind == "l":
+        return tuple(value)
+    return value
+
+
+def to_us(moment: dt.datetime) -> int:
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(micros: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(microseconds=micros)
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def now_us() -> int:
+    return to_us(dt.datetime.now(dt.UTC))
+
+
+def value_type_of(value: object) -> int:
+    if isinstance(value, bool):
+        return types_pb2.VALUE_TYPE_BOOL
+    if isinstance(value, Money):
+        return types_pb2.VALUE_TYPE_MONEY_FEN
+    if isinstance(value, int):
+        return types_pb2.VALUE_TYPE_INT
+    if isinstance(value, float):
+        return types_pb2.VALUE_TYPE_DOUBLE
+    if isinstance(value, str):
+        return types_pb2.VALUE_TYPE_STRING
+    if isinstance(value, dt.datetime):
+        return types_pb2.VALUE_TYPE_TIMESTAMP
+    return types_pb2.VALUE_TYPE_STRING_LIST
+
+
+class Days:
+    """Calendar days of the configured UTC offset: bucket numbers of event counts."""
+
+    def __init__(self, offset_hours: int) -> None:
+        self.offset_us = offset_hours * 3_600_000_000
+
+    def of(self, micros: int) -> int:
+        return (micros + self.offset_us) // DAY_US
+
+    def first_of_window(self, now: int, window_seconds: int) -> int:
+        """The first day bucket of a window of ``window_seconds`` ending now: whole calendar days, today
+        included (a 7-day window is today and the 6 days before)."""
+        days = max(1, -(-window_seconds // 86_400))
+        return self.of(now) - days + 1
+
+
+@dataclass(slots=True)
+class StoredEvent:
+    """A row of the compact event table, enough to answer filtered event conditions, funnels and paths."""
+
+    occurred_us: int
+    event_type: str
+    session_id: str
+    screen: str
+    properties: dict[str, Any]
+
+    def as_event(self) -> event_pb2.Event:
+        event = event_pb2.Event(event_type=self.event_type, session_id=self.session_id)
+        event.occurred_at.FromMicroseconds(self.occurred_us)
+        event.context.screen = self.screen
+        for name, item in self.properties.items():
+            event.properties[name].CopyFrom(_to_proto(decode(item)))
+        return event
+
+
+def _to_proto(value: object) -> types_pb2.Value:
+    from svc_common.conditions import to_proto
+
+    return to_proto(value)
+
+
+@dataclass
+class Person:
+    """One profile as conditions see it. ``days`` holds {event_type: {day: [count, amount_fen]}} for the types
+    the evaluated definitions read; ``events`` the retained events of types read through a filter."""
+
+    profile_id: str
+    attributes: dict[str, object] = field(default_factory=dict)
+    features: dict[str, object] = field(default_factory=dict)
+    tags: dict[str, object] = field(default_factory=dict)
+    scores: dict[str, object] = field(default_factory=dict)
+    days: dict[str, dict[int, list[int]]] = field(default_factory=dict)
+    events: list[StoredEvent] = field(default_factory=list)
+    segments: set[str] = field(default_factory=set)
+    has_customer: bool = False
+    lifecycle_stage: str = "PROSPECT"
+    lifecycle_since_us: int = 0
+    clock: Days | None = None
+    now: int = 0
+    trade_types: tuple[str, ...] = ()
+    sums: dict[tuple[str, int, int], int] | None = None
+    """Window totals aggregated by the database, (event_type, first_day, column) → total (a full recompute)."""
+
+    # -- Subject -----------------------------------------------------------------------------------
+    def value(self, source: Source, name: str) -> object:
+        if source is Source.ATTRIBUTE:
+            return self.attributes.get(name)
+        if source is Source.FEATURE:
+            found = self.features.get(name)
+            return found if found is not None else self.derived(name)
+        if source is Source.TAG:
+            return self.tags.get(name)
+        if source is Source.SCORE:
+            return self.scores.get(name)
+        return None
+
+    def count_events(self, node: EventCount | EventAbsence) -> int:
+        if node.filter is None and node.window_seconds % 86_400 == 0:
+            return self.count_days(node.event_type, node.window_seconds)
+        since = self.now - node.window_seconds * 1_000_000
+        return sum(
+            1
+            for e in self.events
+            if e.event_type == node.event_type
+            and e.occurred_us >= since
+            and (node.filter is None or matches_event(node.filter, e.as_event()))
+        )
+
+    def in_segment(self, segment_id: str) -> bool:
+        return segment_id in self.segments
+
+    # -- windows -----------------------------------------------------------------------------------
+    def count_days(self, event_type: str, window_seconds: int, column: int = 0) -> int:
+        assert self.clock is not None
+        first = self.clock.first_of_window(self.now, window_seconds)
+        if self.sums is not None and (event_type, first, column) in self.sums:
+            return self.sums[(event_type, first, column)]
+        buckets = self.days.get(event_type)
+        if not buckets:
+            return 0
+        return sum(v[column] for d, v in buckets.items() if d >= first)
+
+    def count_types(self, event_types: Iterable[str], days: int) -> int:
+        return sum(self.count_days(t, days * 86_400) for t in event_types)
+
+    def derived(self, name: str) -> object:
+        """``count.<type>.<N>d`` and ``turnover_fen.<N>d`` for any N of days, from the day buckets."""
+        head, _, window = name.rpartition(".")
+        if not window.endswith("d") or not window[:-1].isdigit() or self.clock is None:
+            return None
+        days = int(window[:-1])
+        if not 1 <= days <= 400:
+            return None
+        if head.startswith("count."):
+            return self.count_days(head[6:], days * 86_400)
+        if head == "turnover_fen":
+            return Money(sum(self.count_days(t, days * 86_400, 1) for t in self.trade_types))
+        return None
+
+    def window_features(self) -> dict[str, object]:
+        """The published rolling windows of every event type this person has buckets of."""
+        out: dict[str, object] = {}
+        for event_type in sorted(self.days):
+            for days in WINDOW_DAYS:
+                out[f"count.{event_type}.{days}d"] = self.count_days(event_type, days * 86_400)
+        for days in WINDOW_DAYS:
+            out[f"turnover_fen.{days}d"] = self.derived(f"turnover_fen.{days}d")
+        return out
+
+
+def decode_map(doc: Mapping[str, list[Any]] | None) -> dict[str, object]:
+    return {k: decode(v) for k, v in (doc or {}).items() if not k.startswith("_")}

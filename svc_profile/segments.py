@@ -1,0 +1,258 @@
+"""Segment membership: recompute, static lists, checks, size and sample, export; the outbox publisher and
+the time sweep (docs/profile.md, "Segments")."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import distinct, select, update
+
+from svc_common.errors import FieldViolation, InvalidArgument
+from svc_common.pb.qiming.common.v1 import event_pb2
+from svc_profile.core import Core
+from svc_profile.definitions import Definitions
+from svc_profile.engine import SegmentRule
+from svc_profile.model import WINDOW_DAYS, now_us
+
+log = logging.getLogger("qiming.profile")
+RECOMPUTE_CHUNK = 20_000
+
+
+class Segments:
+    def __init__(self, core: Core, definitions: Definitions) -> None:
+        self.core = core
+        self.definitions = definitions
+        self.t = core.store.t
+
+    def rule(self, segment_id: str) -> SegmentRule:
+        rule = self.core.engine.segments.get(segment_id)
+        if rule is None:
+            self.definitions.get_segment(segment_id)  # NOT_FOUND when unknown
+            raise InvalidArgument(
+                f"segment {segment_id!r} is archived", violations=[FieldViolation("segment_id", "archived")]
+            )
+        return rule
+
+    def all_pids(self) -> list[str]:
+        with self.core.database.connection() as conn:
+            return [r[0] for r in self.core.store.scan_persons(conn, ("profile_id",))]
+
+    def recompute(self, segment_id: str, cause: str = "recompute") -> dict[str, int]:
+        """Evaluate the segment for every profile (one scan per table it reads) and write the differences."""
+        rule = self.rule(segment_id)
+        if rule.node is None:
+            return {"entered": 0, "exited": 0}
+        now = now_us()
+        with self.core.writing() as conn:
+            counts = self.core.engine.refresh(conn, None, now, cause=cause, only_segments=[rule], tags=False)
+        self._stamp(segment_id, now)
+        return {key: counts[key] for key in ("persons", "entered", "exited")}
+
+    def refresh_everyone(self, cause: str) -> None:
+        """Tags, lifecycle and every segment for everyone (after a tag definition changes)."""
+        pids = self.all_pids()
+        now = now_us()
+        for start in range(0, len(pids), RECOMPUTE_CHUNK):
+            with self.core.writing() as conn:
+                self.core.engine.refresh(conn, pids[start : start + RECOMPUTE_CHUNK], now, cause=cause)
+
+    def _stamp(self, segment_id: str, now: int) -> None:
+        t = self.t["segment"]
+        with self.core.database.connection(write=True) as conn:
+            size = self.definitions.size(conn, segment_id)
+            conn.execute(update(t).where(t.c.segment_id == segment_id).values(member_count=size, size_computed_us=now))
+
+    def set_static(self, segment_id: str, keys: Sequence[Any], replace_all: bool) -> tuple[int, list[int]]:
+        """Members of a static segment by id keys; returns the new size and the indexes of unknown keys."""
+        rule = self.rule(segment_id)
+        if rule.node is not None:
+            raise InvalidArgument(
+                f"segment {segment_id!r} is dynamic: its condition decides its members",
+                violations=[FieldViolation("segment_id", "not a static segment")],
+            )
+        core, now = self.core, now_us()
+        with core.writing() as conn:
+            owners = core.store.lookup_ids(conn, keys)
+            wanted = {owners[k] for k in keys if k in owners}
+            missing = [i for i, k in enumerate(keys) if k not in owners]
+            members = core.store.load_members(conn, None, [segment_id])
+            current = {pid for pid, segs in members.items() if segs[segment_id].is_member}
+            changes = [(pid, segment_id, True) for pid in sorted(wanted - current)]
+            if replace_all:
+                changes += [(pid, segment_id, False) for pid in sorted(current - wanted)]
+            core.engine.write_changes(conn, changes, now, "static", {}, members)
+        self._stamp(segment_id, now)
+        with core.database.connection() as conn:
+            return self.definitions.size(conn, segment_id), missing
+
+    def check(self, segment_id: str, key: Any) -> tuple[bool, int]:
+        self.definitions.get_segment(segment_id)
+        with self.core.database.connection() as conn:
+            pid = self.core.find(conn, key)
+            row = self.core.store.load_members(conn, [pid], [segment_id]).get(pid, {}).get(segment_id)
+        return (bool(row and row.is_member), row.entered_us if row and row.is_member else 0)
+
+    def size_and_sample(self, segment_id: str, sample: int) -> tuple[int, list[str], int]:
+        if sample > 1000:
+            raise InvalidArgument("sample_size is at most 1000", violations=[FieldViolation("sample_size", "<= 1000")])
+        segment = self.definitions.get_segment(segment_id)
+        m = self.t["member"]
+        picked: list[str] = []
+        if sample:
+            with self.core.database.connection() as conn:
+                pids = [
+                    r[0]
+                    for r in conn.execute(
+                        select(m.c.profile_id).where(m.c.segment_id == segment_id, m.c.is_member.is_(True))
+                    )
+                ]
+            picked = random.sample(pids, min(sample, len(pids)))
+        computed = segment.size_computed_at.ToMicroseconds() if segment.HasField("size_computed_at") else now_us()
+        return segment.size, picked, computed
+
+    def export(self, segment_id: str, batch: int, id_types: Iterable[int]) -> Iterator[list[tuple[str, list, int]]]:
+        self.definitions.get_segment(segment_id)
+        m = self.t["member"]
+        types = set(id_types)
+        after = ""
+        batch = min(batch or 500, 10_000)
+        while True:
+            with self.core.database.connection() as conn:
+                rows = list(
+                    conn.execute(
+                        select(m.c.profile_id, m.c.entered_us)
+                        .where(m.c.segment_id == segment_id, m.c.is_member.is_(True), m.c.profile_id > after)
+                        .order_by(m.c.profile_id)
+                        .limit(batch)
+                    )
+                )
+                if not rows:
+                    return
+                ids = self.core.store.identities_of(conn, [r[0] for r in rows]) if types else {}
+            yield [(pid, [i for i in ids.get(pid, ()) if i.id_type in types], entered) for pid, entered in rows]
+            after = rows[-1][0]
+
+    # -- time --------------------------------------------------------------------------------------------
+    def sweep(self, previous_us: int, now: int) -> dict[str, int]:
+        """Persons whose conditions can change with time alone since ``previous_us``: day buckets that left a
+        window at a day boundary, retained events that left a sub-day window, lifecycle stages that age."""
+        core, clock = self.core, self.core.engine.clock
+        day_windows = set(WINDOW_DAYS) | {
+            int(v) for k, v in core.engine.lifecycle_params.items() if k.endswith("_days")
+        }
+        exact: dict[str, int] = {}
+        for rule in [*core.engine.segments.values()]:
+            if rule.refs:
+                for _event_type, seconds in rule.refs.event_windows.items():
+                    day_windows.add(max(1, -(-seconds // 86_400)))
+        _, _, event_types, _ = core.engine.needs()
+        for rule in core.engine.segments.values():
+            if rule.refs:
+                for event_type, seconds in rule.refs.event_windows.items():
+                    if event_type in event_types:
+                        exact[event_type] = max(exact.get(event_type, 0), seconds)
+        first, last = clock.of(previous_us), clock.of(now)
+        edges = sorted({d - w for d in range(first + 1, last + 1) for w in day_windows})
+        candidates: set[str] = set()
+        d, e, p = self.t["day"], self.t["event"], self.t["person"]
+        with core.database.connection() as conn:
+            for part in range(0, len(edges), 500):
+                rows = conn.execute(select(distinct(d.c.profile_id)).where(d.c.day.in_(edges[part : part + 500])))
+                candidates.update(r[0] for r in rows)
+            for event_type, seconds in exact.items():
+                rows = conn.execute(
+                    select(distinct(e.c.profile_id)).where(
+                        e.c.event_type == event_type,
+                        e.c.occurred_us >= previous_us - seconds * 1_000_000 - 1,
+                        e.c.occurred_us < now - seconds * 1_000_000 + 1,
+                    )
+                )
+                candidates.update(r[0] for r in rows)
+            if last > first:
+                rows = conn.execute(
+                    select(p.c.profile_id).where(p.c.lifecycle_stage.in_(("NEW", "REACTIVATED", "PROSPECT")))
+                )
+                candidates.update(r[0] for r in rows)
+        pids = sorted(candidates)
+        for start in range(0, len(pids), RECOMPUTE_CHUNK):
+            with core.writing() as conn:
+                core.engine.refresh(conn, pids[start : start + RECOMPUTE_CHUNK], now, cause="time")
+        retention = core.settings.event_retention_days
+        if retention and last > first:
+            with core.writing() as conn:
+                core.store.purge_events(conn, now - retention * 86_400_000_000)
+        return {"candidates": len(pids)}
+
+
+class OutboxPublisher:
+    """Publishes queued segment changes to svc_collect after their transaction committed, then marks them
+    sent. Event ids are deterministic, so a re-publish after a crash is absorbed by the log."""
+
+    def __init__(self, core: Core, client: Any) -> None:
+        self.core = core
+        self.client = client
+        self.wake = asyncio.Event()
+        self.published = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def notify(self) -> None:
+        """Thread-safe: a write committed that may have queued events."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.wake.set)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sent = await self.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("publishing segment changes failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            if not sent:
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+
+    async def drain(self) -> int:
+        limit = self.core.settings.outbox_batch
+        with self.core.database.connection() as conn:
+            rows = self.core.store.unsent(conn, limit)
+        if not rows:
+            return 0
+        events = [event_pb2.Event.FromString(body) for _, body in rows]
+        await self.client.publish(events)
+        with self.core.database.connection(write=True) as conn:
+            self.core.store.mark_sent(conn, [r[0] for r in rows], now_us())
+        self.published += len(rows)
+        return len(rows)
+
+
+class Sweeper:
+    def __init__(self, segments: Segments, interval: float) -> None:
+        self.segments = segments
+        self.interval = interval
+        self.last_us = now_us() - 86_400_000_000  # at start: catch the day boundary that passed while down
+
+    async def run(self) -> None:
+        while True:
+            now = now_us()
+            try:
+                started = time.monotonic()
+                result = await asyncio.to_thread(self.segments.sweep, self.last_us, now)
+                self.last_us = now
+                log.debug("sweep: %s in %.2fs", result, time.monotonic() - started)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("time sweep failed; retrying at the next interval")
+            await asyncio.sleep(self.interval)

@@ -1,0 +1,304 @@
+"""Profiles and identities: lookup by any id, declared attributes, explicit links, erase (no grpc here)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from svc_common.conditions import from_proto, to_proto
+from svc_common.errors import FieldViolation, InvalidArgument, NotFound
+from svc_common.pb.qiming.common.v1 import types_pb2
+from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
+from svc_profile.core import Core
+from svc_profile.identity import check_link, link_row, new_profile_id, person_row
+from svc_profile.model import encode, from_us, now_us
+from svc_profile.store._sql import CANONICAL, CUSTOMER
+
+log = logging.getLogger("qiming.profile")
+PARTS = frozenset({"attributes", "features", "tags", "identities", "segments"})
+MAX_BATCH_REFS = 1000
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.")
+
+
+def _ts(target: Any, micros: int | None) -> None:
+    if micros is not None:
+        target.FromMicroseconds(micros)
+
+
+def check_attribute_name(name: str, field: str) -> None:
+    if not name or len(name) > 64 or not set(name) <= _NAME_CHARS:
+        raise InvalidArgument(
+            f"{field}: attribute name {name!r} must be 1-64 chars of a-z, 0-9, '_' and '.'",
+            violations=[FieldViolation(field, "lower_snake_case attribute names")],
+        )
+
+
+class ProfileDomain:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.unmask_roles = frozenset(core.settings.unmask_roles)
+
+    # -- reading --------------------------------------------------------------------------------------
+    def get(self, ref: Any, parts: Sequence[str], roles: frozenset[str], field: str = "user") -> pb.Profile:
+        key = self.core.policy.ref(ref.type, ref.value, field)
+        with self.core.database.connection() as conn:
+            pid = self.core.find(conn, key, field)
+            return self._profile(conn, [pid], parts, roles)[pid]
+
+    def batch_get(self, refs: Sequence[Any], parts: Sequence[str], roles: frozenset[str]) -> tuple[list, list]:
+        if len(refs) > MAX_BATCH_REFS:
+            raise InvalidArgument(
+                f"at most {MAX_BATCH_REFS} users per call", violations=[FieldViolation("users", "too many refs")]
+            )
+        keys = [self.core.policy.ref(r.type, r.value, f"users[{i}]") for i, r in enumerate(refs)]
+        with self.core.database.connection() as conn:
+            owners = self.core.store.lookup_ids(conn, keys)
+            pids = [owners.get(k) for k in keys]
+            profiles = self._profile(conn, sorted({p for p in pids if p}), parts, roles)
+        found = [profiles[p] for p in pids if p]
+        missing = [r for r, p in zip(refs, pids, strict=True) if not p]
+        return found, missing
+
+    def _profile(self, conn: Any, pids: Sequence[str], parts: Sequence[str], roles: frozenset[str]) -> dict:
+        unknown = set(parts) - PARTS
+        if unknown:
+            raise InvalidArgument(
+                f"unknown part(s) {sorted(unknown)}; use {sorted(PARTS)}",
+                violations=[FieldViolation("parts", "unknown part")],
+            )
+        want = set(parts) or PARTS
+        core, now = self.core, now_us()
+        rows = core.store.load_persons(conn, pids)
+        people = core.engine.people(conn, pids, now, all_day_types=True, rows=rows)
+        ids = core.store.identities_of(conn, pids) if "identities" in want else {}
+        tags = core.engine._local.tag_rows  # loaded by people() in this thread
+        members = core.engine._local.member_rows
+        unmask = bool(roles & self.unmask_roles)
+        out = {}
+        for pid in pids:
+            person, row = people[pid], rows[pid]
+            profile = pb.Profile(
+                profile_id=pid,
+                lifecycle_stage=pb.LifecycleStage.Value(f"LIFECYCLE_STAGE_{row.lifecycle_stage}"),
+            )
+            _ts(profile.created_at, row.created_us)
+            _ts(profile.updated_at, row.updated_us)
+            first, last = person.features.get("first_seen_at"), person.features.get("last_seen_at")
+            if first is not None:
+                profile.first_seen_at.FromDatetime(first)  # type: ignore[arg-type]
+            if last is not None:
+                profile.last_seen_at.FromDatetime(last)  # type: ignore[arg-type]
+            masked: list[str] = []
+            if "attributes" in want:
+                self._fill(profile.attributes, person.attributes, unmask, masked)
+            if "features" in want:
+                features = {**person.features, **person.window_features()}
+                from svc_profile.finance import DEFAULTS, fund_preference_index
+
+                for fund_type, share in fund_preference_index(person, DEFAULTS["fund_preference"]).items():
+                    features[f"fund_pref.{fund_type}"] = share
+                self._fill(profile.features, features, unmask, masked)
+            if "identities" in want:
+                for i in ids.get(pid, ()):
+                    linked = profile.identities.add(linked_by=i.linked_by, source_ref=i.source_ref)
+                    linked.identity.type, linked.identity.value = i.id_type, i.id_value
+                    _ts(linked.linked_at, i.linked_us)
+            if "tags" in want:
+                for _name, tag in sorted(tags.get(pid, {}).items()):
+                    if tag.expires_us is not None and tag.expires_us <= now:
+                        continue
+                    profile.tags.append(tag_value_proto(tag))
+            if "segments" in want:
+                profile.segment_ids.extend(sorted(s for s, m in members.get(pid, {}).items() if m.is_member))
+            profile.masked_fields.extend(masked)
+            out[pid] = profile
+        return out
+
+    def _fill(self, target: Any, values: dict[str, object], unmask: bool, masked: list[str]) -> None:
+        for name in sorted(values):
+            value = values[name]
+            if value is None:
+                continue
+            if not unmask and self.core.is_sensitive(name):
+                masked.append(name)
+                continue
+            target[name].CopyFrom(to_proto(value))
+
+    # -- writing --------------------------------------------------------------------------------------
+    def upsert_attributes(
+        self,
+        ref: Any,
+        attributes: dict[str, Any],
+        remove: Iterable[str],
+        source: str,
+        roles: frozenset[str],
+        field: str = "user",
+    ) -> tuple[pb.Profile, bool]:
+        key = self.core.policy.ref(ref.type, ref.value, field)
+        values = {}
+        for name, value in attributes.items():
+            check_attribute_name(name, f"attributes[{name}]")
+            python = from_proto(value)
+            if python is None:
+                raise InvalidArgument(
+                    f"attributes[{name}] has no value",
+                    violations=[FieldViolation(f"attributes[{name}]", "set a value")],
+                )
+            values[name] = python
+        now = now_us()
+        with self.core.writing() as conn:
+            pid, created = self._ensure(conn, key, "import", source or "upsert_attributes", now)
+            self._write_attributes(conn, pid, values, list(remove), source, now)
+            self.core.engine.refresh(conn, [pid], now, cause="event")
+        with self.core.database.connection() as conn:
+            return self._profile(conn, [pid], (), roles)[pid], created
+
+    def _ensure(self, conn: Any, key: Any, linked_by: str, ref: str, now: int) -> tuple[str, bool]:
+        store = self.core.store
+        pid = store.lookup_ids(conn, [key]).get(key)
+        if pid is not None:
+            return pid, False
+        if key[0] == CANONICAL:
+            raise NotFound("no profile has this canonical id", reason="PROFILE_NOT_FOUND")
+        pid = new_profile_id()
+        store.insert_persons(conn, [person_row(pid, now)])
+        store.insert_links(
+            conn, [link_row(pid, (CANONICAL, pid), "created", ref, now), link_row(pid, key, linked_by, ref, now)]
+        )
+        return pid, True
+
+    def _write_attributes(
+        self, conn: Any, pid: str, values: dict[str, object], remove: list[str], source: str, now: int
+    ) -> None:
+        row = self.core.store.load_persons(conn, [pid])[pid]
+        current = self.core.all_attributes(pid, row)
+        for name in remove:
+            current.pop(name, None)
+        for name, value in values.items():
+            current[name] = [*encode(value), source[:64], now]
+        clear, sealed = self.core.split_attributes(pid, {k: v[:2] + v[2:] for k, v in current.items()})
+        self.core.store.update_persons(
+            conn,
+            [{"profile_id": pid, "attributes": clear, "sealed_attributes": sealed, "updated_us": now}],
+            ("attributes", "sealed_attributes", "updated_us"),
+        )
+
+    def import_rows(self, batches: Iterable[Sequence[Any]]) -> dict[str, Any]:
+        received = created = updated = 0
+        errors: list[tuple[int, str, str, str]] = []
+        for rows in batches:
+            for row in rows:
+                index = received
+                received += 1
+                try:
+                    _, was_created = self.upsert_attributes(
+                        row.user,
+                        dict(row.attributes),
+                        row.remove,
+                        row.source_system or "import",
+                        frozenset(),
+                        field=f"rows[{index}].user",
+                    )
+                except (InvalidArgument, NotFound) as exc:
+                    errors.append((index, exc.reason, exc.violations[0].field if exc.violations else "", exc.message))
+                    continue
+                created += was_created
+                updated += not was_created
+        return {"received": received, "created": created, "updated": updated, "errors": errors}
+
+    # -- identities -----------------------------------------------------------------------------------
+    def link(self, ref: Any, identity: Any, linked_by: str, roles: frozenset[str]) -> tuple[pb.Profile, str]:
+        core = self.core
+        key = core.policy.ref(ref.type, ref.value, "user")
+        other = core.policy.ref(identity.type, identity.value, "identity")
+        if other[0] == CANONICAL:
+            raise InvalidArgument(
+                "a canonical id is assigned by svc_profile and cannot be linked",
+                violations=[FieldViolation("identity.type", "link a broker id, not ID_TYPE_CANONICAL")],
+            )
+        now = now_us()
+        merged = ""
+        with core.writing() as conn:
+            pid = core.find(conn, key)
+            holder = core.store.lookup_ids(conn, [other]).get(other)
+            if holder == pid:
+                pass
+            elif holder is None:
+                if other[0] == CUSTOMER:
+                    check_link({**core.store.customers_of(conn, [pid]), "new": other[1]}, pid, "new")
+                core.store.insert_links(conn, [link_row(pid, other, linked_by or "alias_call", "LinkIdentities", now)])
+            else:
+                customers = core.store.customers_of(conn, [pid, holder])
+                check_link(customers, pid, holder)
+                winner, loser = (holder, pid) if customers.get(holder) and not customers.get(pid) else (pid, holder)
+                core.merge(conn, loser, winner, now)
+                pid, merged = winner, loser
+            core.engine.refresh(conn, [pid], now, cause="event")
+        with core.database.connection() as conn:
+            return self._profile(conn, [pid], (), roles)[pid], merged
+
+    def unlink(self, identity: Any) -> str:
+        core = self.core
+        key = core.policy.ref(identity.type, identity.value, "identity")
+        if key[0] == CANONICAL:
+            raise InvalidArgument(
+                "the canonical id cannot be detached", violations=[FieldViolation("identity.type", "not CANONICAL")]
+            )
+        now = now_us()
+        with core.writing() as conn:
+            core.find(conn, key, "identity")
+            core.store.delete_link(conn, *key)
+            pid, _ = self._ensure(conn, key, "unlink", "UnlinkIdentity", now)
+            core.engine.refresh(conn, [pid], now, cause="event")
+        return pid
+
+    def identities(self, ref: Any) -> tuple[str, list[Any]]:
+        key = self.core.policy.ref(ref.type, ref.value, "user")
+        with self.core.database.connection() as conn:
+            pid = self.core.find(conn, key)
+            return pid, self.core.store.identities_of(conn, [pid]).get(pid, [])
+
+    def lifecycle_history(self, ref: Any, after: int | None, limit: int) -> list[Any]:
+        from sqlalchemy import select
+
+        key = self.core.policy.ref(ref.type, ref.value, "user")
+        t = self.core.store.t["lifecycle"]
+        with self.core.database.connection() as conn:
+            pid = self.core.find(conn, key)
+            stmt = select(t).where(t.c.profile_id == pid)
+            if after is not None:
+                stmt = stmt.where(t.c.transition_id < after)
+            return list(conn.execute(stmt.order_by(t.c.transition_id.desc()).limit(limit)))
+
+    def delete(self, ref: Any, reason: str) -> str:
+        if not reason.strip():
+            raise InvalidArgument(
+                "reason is required (a PIPL request number or ticket)", violations=[FieldViolation("reason", "say why")]
+            )
+        key = self.core.policy.ref(ref.type, ref.value, "user")
+        now = now_us()
+        with self.core.writing() as conn:
+            pid = self.core.find(conn, key)
+            members = self.core.store.load_members(conn, [pid])
+            changes = [(pid, sid, False) for sid, m in members.get(pid, {}).items() if m.is_member]
+            self.core.engine.write_changes(conn, changes, now, "event", {}, members)
+            self.core.store.delete_person(conn, pid)
+        log.info("profile erased", extra={"profile_id": pid, "reason": reason[:200]})
+        return pid
+
+
+def tag_value_proto(tag: Any) -> pb.TagValue:
+    from svc_profile.model import decode
+
+    out = pb.TagValue(name=tag.name, value=to_proto(decode(tag.tag_value)))
+    prov = out.provenance
+    prov.source = types_pb2.Provenance.Source.Value(f"SOURCE_{tag.source}")
+    prov.writer, prov.writer_version, prov.trace_id = tag.writer, tag.writer_version, tag.trace_id
+    prov.written_at.FromMicroseconds(tag.written_us)
+    if tag.expires_us is not None:
+        out.expires_at.FromMicroseconds(tag.expires_us)
+    return out
+
+
+__all__ = ["ProfileDomain", "from_us", "tag_value_proto"]

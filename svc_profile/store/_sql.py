@@ -1,0 +1,316 @@
+"""Every statement of svc_profile, on a Core connection the caller's transaction owns.
+
+Bulk by construction: lookups take lists of keys (chunked ``IN``), writes take lists of rows
+(``executemany`` through the upsert seam), so a log batch costs a handful of statements whatever its size.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from svc_common.db import Database, upsert
+from svc_common.pb.qiming.common.v1 import types_pb2
+
+CUSTOMER = types_pb2.ID_TYPE_CUSTOMER
+CANONICAL = types_pb2.ID_TYPE_CANONICAL
+_CHUNK = 500
+
+
+def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class ProfileStore:
+    def __init__(self, database: Database, tables: dict[str, Any]) -> None:
+        self.database = database
+        self.t = tables
+
+    # -- identities ----------------------------------------------------------------------------------
+    def lookup_ids(self, conn: Connection, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], str]:
+        wanted = set(keys)
+        values = sorted({v for _, v in wanted})
+        t = self.t["identity"]
+        found: dict[tuple[int, str], str] = {}
+        for part in chunks(values):
+            for id_value, id_type, pid in conn.execute(
+                select(t.c.id_value, t.c.id_type, t.c.profile_id).where(t.c.id_value.in_(part))
+            ):
+                if (id_type, id_value) in wanted:
+                    found[(id_type, id_value)] = pid
+        return found
+
+    def identities_of(self, conn: Connection, pids: Sequence[str]) -> dict[str, list[Any]]:
+        t = self.t["identity"]
+        out: dict[str, list[Any]] = defaultdict(list)
+        for part in chunks(list(pids)):
+            for row in conn.execute(select(t).where(t.c.profile_id.in_(part)).order_by(t.c.linked_us)):
+                out[row.profile_id].append(row)
+        return out
+
+    def customers_of(self, conn: Connection, pids: Sequence[str]) -> dict[str, str]:
+        t = self.t["identity"]
+        out: dict[str, str] = {}
+        for part in chunks(list(pids)):
+            rows = conn.execute(
+                select(t.c.profile_id, t.c.id_value).where(t.c.profile_id.in_(part), t.c.id_type == CUSTOMER)
+            )
+            out.update({pid: value for pid, value in rows})
+        return out
+
+    def insert_links(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(insert(self.t["identity"]), rows)
+
+    def delete_link(self, conn: Connection, id_type: int, id_value: str) -> None:
+        t = self.t["identity"]
+        conn.execute(delete(t).where(t.c.id_type == id_type, t.c.id_value == id_value))
+
+    # -- persons -------------------------------------------------------------------------------------
+    def insert_persons(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(insert(self.t["person"]), rows)
+
+    def load_persons(
+        self, conn: Connection, pids: Sequence[str], columns: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        t = self.t["person"]
+        base = select(t) if columns is None else select(*(t.c[c] for c in ("profile_id", *columns)))
+        out: dict[str, Any] = {}
+        for part in chunks(list(pids)):
+            out.update({row.profile_id: row for row in conn.execute(base.where(t.c.profile_id.in_(part)))})
+        return out
+
+    def window_sums(
+        self, conn: Connection, pids: Sequence[str] | None, event_type: str, first_day: int, column: str
+    ) -> dict[str, int]:
+        """SUM of a day-bucket column per person over days >= ``first_day``, aggregated by the database
+        (``pids`` None: everyone, in one pass over the (event_type, day) index)."""
+        t = self.t["day"]
+        out: dict[str, int] = {}
+        stmt = (
+            select(t.c.profile_id, func.sum(t.c[column]))
+            .where(t.c.event_type == event_type, t.c.day >= first_day)
+            .group_by(t.c.profile_id)
+        )
+        parts: Iterable[Sequence[str] | None] = chunks(list(pids)) if pids is not None else (None,)
+        for part in parts:
+            query = stmt if part is None else stmt.where(t.c.profile_id.in_(part))
+            out.update({pid: int(total) for pid, total in conn.execute(query) if total})
+        return out
+
+    def all_customers(self, conn: Connection) -> dict[str, str]:
+        t = self.t["identity"]
+        return dict(conn.execute(select(t.c.profile_id, t.c.id_value).where(t.c.id_type == CUSTOMER)).all())
+
+    def scan_persons(self, conn: Connection, columns: Sequence[str]) -> Iterator[Any]:
+        t = self.t["person"]
+        yield from conn.execute(select(*(t.c[c] for c in columns)))
+
+    def update_persons(self, conn: Connection, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+        if not rows:
+            return
+        t = self.t["person"]
+        stmt = update(t).where(t.c.profile_id == bindparam("pid")).values({c: bindparam(f"v_{c}") for c in columns})
+        conn.execute(stmt, [{"pid": r["profile_id"], **{f"v_{c}": r[c] for c in columns}} for r in rows])
+
+    def delete_person(self, conn: Connection, pid: str) -> None:
+        for name in ("identity", "day", "event", "tag", "member", "lifecycle", "person"):
+            t = self.t[name]
+            conn.execute(delete(t).where(t.c.profile_id == pid))
+
+    def count_persons(self, conn: Connection) -> int:
+        return int(conn.execute(select(func.count()).select_from(self.t["person"])).scalar_one())
+
+    # -- day buckets and events ------------------------------------------------------------------------
+    def load_days(
+        self, conn: Connection, pids: Sequence[str] | None, types: Iterable[str] | None, first_day: int
+    ) -> dict[str, dict[str, dict[int, list[int]]]]:
+        """{profile: {event_type: {day: [count, amount_fen]}}} from ``first_day`` on; ``pids`` None: everyone."""
+        t = self.t["day"]
+        out: dict[str, dict[str, dict[int, list[int]]]] = defaultdict(lambda: defaultdict(dict))
+        base = select(t.c.profile_id, t.c.event_type, t.c.day, t.c.n, t.c.amount_fen).where(t.c.day >= first_day)
+        if types is not None:
+            types = sorted(set(types))
+            if not types:
+                return out
+            base = base.where(t.c.event_type.in_(types))
+        parts: Iterable[Sequence[str] | None] = chunks(list(pids)) if pids is not None else (None,)
+        for part in parts:
+            stmt = base if part is None else base.where(t.c.profile_id.in_(part))
+            for pid, event_type, day, n, amount in conn.execute(stmt):
+                out[pid][event_type][day] = [n, amount]
+        return out
+
+    def add_days(self, conn: Connection, deltas: dict[tuple[str, str, int], list[int]]) -> None:
+        """Add counts to day buckets: read the touched buckets once, then one upsert of the sums."""
+        if not deltas:
+            return
+        t = self.t["day"]
+        pids = sorted({k[0] for k in deltas})
+        first = min(k[2] for k in deltas)
+        merged = {k: list(v) for k, v in deltas.items()}
+        for part in chunks(pids):
+            rows = conn.execute(
+                select(t.c.profile_id, t.c.event_type, t.c.day, t.c.n, t.c.amount_fen).where(
+                    t.c.profile_id.in_(part), t.c.day >= first
+                )
+            )
+            for pid, event_type, day, n, amount in rows:
+                slot = merged.get((pid, event_type, day))
+                if slot is not None:
+                    slot[0] += n
+                    slot[1] += amount
+        upsert(
+            conn,
+            t,
+            [
+                {"profile_id": p, "event_type": e, "day": d, "n": v[0], "amount_fen": v[1]}
+                for (p, e, d), v in merged.items()
+            ],
+            keys=("profile_id", "event_type", "day"),
+            updates=("n", "amount_fen"),
+        )
+
+    def insert_events(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            upsert(conn, self.t["event"], rows, keys=("event_id",))
+
+    def load_events(
+        self, conn: Connection, pids: Sequence[str] | None, types: Iterable[str], since_us: int
+    ) -> dict[str, list[Any]]:
+        t = self.t["event"]
+        types = sorted(set(types))
+        out: dict[str, list[Any]] = defaultdict(list)
+        if not types:
+            return out
+        base = (
+            select(t.c.profile_id, t.c.occurred_us, t.c.event_type, t.c.session_id, t.c.screen, t.c.properties)
+            .where(t.c.event_type.in_(types), t.c.occurred_us >= since_us)
+            .order_by(t.c.occurred_us)
+        )
+        parts: Iterable[Sequence[str] | None] = chunks(list(pids)) if pids is not None else (None,)
+        for part in parts:
+            stmt = base if part is None else base.where(t.c.profile_id.in_(part))
+            for row in conn.execute(stmt):
+                out[row.profile_id].append(row)
+        return out
+
+    def scan_events(
+        self, conn: Connection, start_us: int | None, end_us: int | None, types: Sequence[str] | None = None
+    ) -> Iterator[Any]:
+        """Retained events in [start, end) ordered by person then time (funnels, paths)."""
+        t = self.t["event"]
+        stmt = select(t.c.profile_id, t.c.occurred_us, t.c.event_type, t.c.session_id, t.c.screen, t.c.properties)
+        if start_us is not None:
+            stmt = stmt.where(t.c.occurred_us >= start_us)
+        if end_us is not None:
+            stmt = stmt.where(t.c.occurred_us < end_us)
+        if types is not None:
+            stmt = stmt.where(t.c.event_type.in_(sorted(set(types))))
+        yield from conn.execute(stmt.order_by(t.c.profile_id, t.c.occurred_us))
+
+    def purge_events(self, conn: Connection, before_us: int) -> int:
+        t = self.t["event"]
+        return conn.execute(delete(t).where(t.c.occurred_us < before_us)).rowcount or 0
+
+    # -- tags ----------------------------------------------------------------------------------------
+    def load_tags(self, conn: Connection, pids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+        t = self.t["tag"]
+        out: dict[str, dict[str, Any]] = defaultdict(dict)
+        parts: Iterable[Sequence[str] | None] = chunks(list(pids)) if pids is not None else (None,)
+        for part in parts:
+            stmt = select(t) if part is None else select(t).where(t.c.profile_id.in_(part))
+            for row in conn.execute(stmt):
+                out[row.profile_id][row.name] = row
+        return out
+
+    def upsert_tags(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        upsert(
+            conn,
+            self.t["tag"],
+            rows,
+            keys=("profile_id", "name"),
+            updates=("tag_value", "source", "writer", "writer_version", "written_us", "expires_us", "trace_id"),
+        )
+
+    def delete_tags(self, conn: Connection, keys: list[tuple[str, str]]) -> None:
+        if not keys:
+            return
+        t = self.t["tag"]
+        stmt = delete(t).where(and_(t.c.profile_id == bindparam("p"), t.c.name == bindparam("n")))
+        conn.execute(stmt, [{"p": p, "n": n} for p, n in keys])
+
+    # -- memberships ---------------------------------------------------------------------------------
+    def load_members(
+        self, conn: Connection, pids: Sequence[str] | None, segment_ids: Sequence[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """{profile: {segment: row}} (rows of members and of former members, whose ``seq`` continues)."""
+        t = self.t["member"]
+        out: dict[str, dict[str, Any]] = defaultdict(dict)
+        base = select(t)
+        if segment_ids is not None:
+            base = base.where(t.c.segment_id.in_(list(segment_ids)))
+        parts: Iterable[Sequence[str] | None] = chunks(list(pids)) if pids is not None else (None,)
+        for part in parts:
+            stmt = base if part is None else base.where(t.c.profile_id.in_(part))
+            for row in conn.execute(stmt):
+                out[row.profile_id][row.segment_id] = row
+        return out
+
+    def upsert_members(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        upsert(
+            conn,
+            self.t["member"],
+            rows,
+            keys=("segment_id", "profile_id"),
+            updates=("is_member", "seq", "entered_us", "changed_us"),
+        )
+
+    def add_outbox(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(insert(self.t["outbox"]), rows)
+
+    def unsent(self, conn: Connection, limit: int) -> list[Any]:
+        t = self.t["outbox"]
+        stmt = select(t.c.outbox_id, t.c.body).where(t.c.sent_us.is_(None)).order_by(t.c.outbox_id).limit(limit)
+        return list(conn.execute(stmt))
+
+    def mark_sent(self, conn: Connection, ids: list[int], at_us: int) -> None:
+        t = self.t["outbox"]
+        for part in chunks(ids):
+            conn.execute(update(t).where(t.c.outbox_id.in_(part)).values(sent_us=at_us))
+
+    # -- lifecycle and cursor ------------------------------------------------------------------------
+    def add_transitions(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(insert(self.t["lifecycle"]), rows)
+
+    def load_cursor(self, conn: Connection, name: str) -> str:
+        t = self.t["consumer"]
+        return conn.execute(select(t.c.log_cursor).where(t.c.name == name)).scalar_one_or_none() or ""
+
+    def save_cursor(self, conn: Connection, name: str, cursor: str, events: int, at_us: int) -> None:
+        t = self.t["consumer"]
+        done = conn.execute(
+            update(t).where(t.c.name == name).values(log_cursor=cursor, events=t.c.events + events, updated_us=at_us)
+        ).rowcount
+        if not done:
+            conn.execute(insert(t).values(name=name, log_cursor=cursor, events=events, updated_us=at_us))
+
+    # -- merges --------------------------------------------------------------------------------------
+    def move_rows(self, conn: Connection, loser: str, winner: str) -> None:
+        """Everything of ``loser`` that simply changes owner (ids, events, lifecycle history)."""
+        for name in ("identity", "event", "lifecycle"):
+            t = self.t[name]
+            conn.execute(update(t).where(t.c.profile_id == loser).values(profile_id=winner))
+        days = self.load_days(conn, [loser], None, -(10**9)).get(loser, {})
+        deltas = {(winner, e, d): v for e, by_day in days.items() for d, v in by_day.items()}
+        t = self.t["day"]
+        conn.execute(delete(t).where(t.c.profile_id == loser))
+        self.add_days(conn, deltas)

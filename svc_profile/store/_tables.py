@@ -1,0 +1,164 @@
+"""svc_profile's tables. Hot-path times are integer microseconds since the epoch (UTC): exact, portable and
+free of per-row conversion; definitions keep their protobuf as bytes, the contract being the schema."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
+
+from svc_common.db import JsonText, UtcDateTime
+
+SeqType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def define_tables(metadata: MetaData) -> dict[str, Table]:
+    person = Table(
+        "profile_person",
+        metadata,
+        Column("profile_id", String(36), primary_key=True),
+        Column("created_us", BigInteger, nullable=False),
+        Column("updated_us", BigInteger, nullable=False),
+        # Declared attributes at levels 1-2 as {name: [kind, value, source_system, updated_us]}.
+        Column("attributes", JsonText, nullable=False),
+        # Level 3+ attributes, the same JSON sealed with SM4-GCM bound to the profile id.
+        Column("sealed_attributes", LargeBinary, nullable=True),
+        # Behavioural features kept incrementally ({name: [kind, value]}); windowed counts live in profile_day.
+        Column("features", JsonText, nullable=False),
+        Column("lifecycle_stage", String(16), nullable=False),
+        Column("lifecycle_since_us", BigInteger, nullable=False),
+    )
+    identity = Table(
+        "profile_identity",
+        metadata,
+        # Value first: a lookup by value (any type) and the batch lookup ``id_value IN (...)`` use the key.
+        Column("id_value", String(256), primary_key=True),
+        Column("id_type", Integer, primary_key=True, autoincrement=False),
+        Column("profile_id", String(36), nullable=False),
+        Column("linked_by", String(32), nullable=False),
+        Column("linked_us", BigInteger, nullable=False),
+        Column("source_ref", String(128), nullable=False),
+        Index("ix_profile_identity_profile", "profile_id"),
+    )
+    day = Table(
+        "profile_day",
+        metadata,
+        # Events of one type by one person on one day (see ``day_offset_hours``): rolling windows sum these.
+        Column("profile_id", String(36), primary_key=True),
+        Column("event_type", String(128), primary_key=True),
+        Column("day", Integer, primary_key=True, autoincrement=False),
+        Column("n", BigInteger, nullable=False),
+        Column("amount_fen", BigInteger, nullable=False),
+        Index("ix_profile_day_type", "event_type", "day"),
+    )
+    event = Table(
+        "profile_event",
+        metadata,
+        # The compact event history (retention: ``event_retention_days``) for funnels, paths, filters.
+        Column("event_id", String(36), primary_key=True),
+        Column("profile_id", String(36), nullable=False),
+        Column("occurred_us", BigInteger, nullable=False),
+        Column("event_type", String(128), nullable=False),
+        Column("session_id", String(128), nullable=False),
+        Column("screen", String(256), nullable=False),
+        # Level 1-2 scalar properties ({name: [kind, value]}).
+        Column("properties", JsonText, nullable=False),
+        Index("ix_profile_event_profile", "profile_id", "occurred_us"),
+        Index("ix_profile_event_type", "event_type", "occurred_us"),
+        Index("ix_profile_event_time", "occurred_us"),
+    )
+    tag_definition = Table(
+        "profile_tag_definition",
+        metadata,
+        Column("name", String(64), primary_key=True),
+        Column("version", BigInteger, primary_key=True, autoincrement=False),
+        # The TagDefinition as sent (protobuf bytes).
+        Column("body", LargeBinary, nullable=False),
+        Column("archived", Boolean, nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("updated_at", UtcDateTime(), nullable=False),
+    )
+    tag = Table(
+        "profile_tag",
+        metadata,
+        Column("profile_id", String(36), primary_key=True),
+        Column("name", String(64), primary_key=True),
+        Column("tag_value", JsonText, nullable=False),
+        # RULE, MODEL, IMPORT, MANUAL (Provenance.Source names).
+        Column("source", String(16), nullable=False),
+        Column("writer", String(128), nullable=False),
+        Column("writer_version", String(64), nullable=False),
+        Column("written_us", BigInteger, nullable=False),
+        Column("expires_us", BigInteger, nullable=True),
+        Column("trace_id", String(32), nullable=False),
+        Index("ix_profile_tag_name", "name"),
+    )
+    segment = Table(
+        "profile_segment",
+        metadata,
+        Column("segment_id", String(64), primary_key=True),
+        Column("version", BigInteger, nullable=False),
+        # The Segment as defined (protobuf bytes, output-only fields cleared).
+        Column("body", LargeBinary, nullable=False),
+        Column("archived", Boolean, nullable=False),
+        Column("member_count", BigInteger, nullable=False),
+        Column("size_computed_us", BigInteger, nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("updated_at", UtcDateTime(), nullable=False),
+    )
+    member = Table(
+        "profile_member",
+        metadata,
+        # Membership state of one person in one segment; ``seq`` counts its transitions (outbox event ids).
+        Column("segment_id", String(64), primary_key=True),
+        Column("profile_id", String(36), primary_key=True),
+        Column("is_member", Boolean, nullable=False),
+        Column("seq", BigInteger, nullable=False),
+        Column("entered_us", BigInteger, nullable=False),
+        Column("changed_us", BigInteger, nullable=False),
+        Index("ix_profile_member_segment", "segment_id", "is_member", "profile_id"),
+        Index("ix_profile_member_profile", "profile_id"),
+    )
+    outbox = Table(
+        "profile_outbox",
+        metadata,
+        # Segment changes to publish, written in the transaction of the change; sent after commit.
+        Column("outbox_id", SeqType, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False),
+        Column("body", LargeBinary, nullable=False),
+        Column("created_us", BigInteger, nullable=False),
+        Column("sent_us", BigInteger, nullable=True),
+        Index("ix_profile_outbox_unsent", "sent_us", "outbox_id"),
+    )
+    lifecycle = Table(
+        "profile_lifecycle",
+        metadata,
+        Column("transition_id", SeqType, primary_key=True, autoincrement=True),
+        Column("profile_id", String(36), nullable=False),
+        Column("from_stage", String(16), nullable=False),
+        Column("to_stage", String(16), nullable=False),
+        Column("at_us", BigInteger, nullable=False),
+        Column("rule", String(64), nullable=False),
+        Index("ix_profile_lifecycle_profile", "profile_id", "at_us"),
+        Index("ix_profile_lifecycle_time", "at_us"),
+    )
+    consumer = Table(
+        "profile_consumer",
+        metadata,
+        # The log cursor, stored in the transaction of the batch it ends: exactly-once effects.
+        Column("name", String(64), primary_key=True),
+        Column("log_cursor", Text, nullable=False),
+        Column("events", BigInteger, nullable=False),
+        Column("updated_us", BigInteger, nullable=False),
+    )
+    return {
+        "person": person,
+        "identity": identity,
+        "day": day,
+        "event": event,
+        "tag_definition": tag_definition,
+        "tag": tag,
+        "segment": segment,
+        "member": member,
+        "outbox": outbox,
+        "lifecycle": lifecycle,
+        "consumer": consumer,
+    }
