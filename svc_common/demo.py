@@ -29,7 +29,7 @@ def run_demo(data_dir: Path | None = None) -> int:
     work_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="qiming-demo-"))
     started = time.monotonic()
     _step(f"starting `qiming serve all` (four services, one process, SQLite under {work_dir})")
-    suite = ServerProcess("all", work_dir=work_dir, env=profile_demo.suite_env()).start()
+    suite = ServerProcess("all", work_dir=work_dir).start()
     try:
         print(f"serving on {suite.address} after {time.monotonic() - started:.1f} s")
         with grpc.insecure_channel(suite.address) as channel:

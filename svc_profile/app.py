@@ -10,6 +10,7 @@ from typing import Any
 from svc_common.db import Database
 from svc_common.logclient import CollectClient, LogFollower
 from svc_common.protection import KeyProvider
+from svc_common.server import peer_address
 from svc_profile.config import ProfileSettings
 from svc_profile.consumer import BatchConsumer
 from svc_profile.core import Core
@@ -46,8 +47,9 @@ class ProfileApp:
         await asyncio.to_thread(self.definitions.load)
         if self.settings.finance_pack:
             await asyncio.to_thread(self.definitions.install_pack)
-        if self.settings.collect_address:
-            self.client = CollectClient(self.settings.collect_address)
+        collect_address = peer_address("collect", self.settings.collect_address)
+        if collect_address:
+            self.client = CollectClient(collect_address)
             self.publisher = OutboxPublisher(self.core, self.client)
             self.core.on_commit.append(self.publisher.notify)
             self.follower = LogFollower(

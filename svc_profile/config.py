@@ -36,7 +36,8 @@ class ProfileSettings(ServiceSettings):
 
     collect_address: str = ""
     """svc_collect's gRPC address (``host:port``): the log this service follows and publishes segment changes
-    to. Empty: no consumer runs (profiles, tags and segments still answer; nothing updates from events)."""
+    to. Empty: this process when it serves svc_collect too (``qiming serve all``); else no consumer runs
+    (profiles, tags and segments still answer; nothing updates from events)."""
     consumer_name: str = Field(default="svc_profile", min_length=1, max_length=64)
     """Name under which the log cursor is stored (one per consumer group)."""
     consumer_batch_events: int = Field(default=5_000, ge=1, le=10_000)

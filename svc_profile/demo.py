@@ -3,7 +3,6 @@ gets finance tags, and enters a real-time segment whose ``$segment_entered`` lan
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -16,14 +15,6 @@ from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
-
-
-def suite_env() -> dict[str, str]:
-    """A fixed port for ``qiming serve all`` so that svc_profile can follow svc_collect in the same process."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return {"QIMING_SUITE_GRPC_PORT": str(port), "QIMING_PROFILE_COLLECT_ADDRESS": f"127.0.0.1:{port}"}
 
 
 def _event(event_type: str, user_id: str = "", anonymous_id: str = "", **props: str) -> event_pb2.Event:

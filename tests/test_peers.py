@@ -1,5 +1,4 @@
-"""A service finds its peers: the configured address, else its own process when it serves them, else the
-peer's default port."""
+"""A service finds its peers: the configured address, else its own process when it serves them, else none."""
 
 from __future__ import annotations
 
@@ -27,6 +26,6 @@ def test_peer_address_prefers_configuration_then_this_process_then_the_default_p
 
     asyncio.run(main())
     assert seen["collect"].startswith("127.0.0.1:") and seen["collect"] != "127.0.0.1:0"
-    assert seen["profile"] == "127.0.0.1:50052"
+    assert seen["profile"] == ""  # not served here, not configured: not connected
     assert seen["configured"] == "db7:6000"
-    assert peer_address("collect") == "127.0.0.1:50051"  # forgotten once the server stopped
+    assert peer_address("collect") == ""  # forgotten once the server stopped

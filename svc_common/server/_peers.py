@@ -10,8 +10,6 @@ from __future__ import annotations
 
 _local: dict[str, str] = {}
 
-DEFAULT_PORTS = {"collect": 50051, "profile": 50052, "campaign": 50053, "modeling": 50054}
-
 
 def register_local(services: list[str] | tuple[str, ...], address: str) -> None:
     """Record that this process serves ``services`` at ``address`` (called by ``serve()`` once bound)."""
@@ -24,10 +22,6 @@ def forget_local() -> None:
 
 
 def peer_address(service: str, configured: str = "") -> str:
-    """The address to call ``service`` at: ``configured`` when set, this process when it serves the service,
-    else the service's default port on this host."""
-    if configured:
-        return configured
-    if service in _local:
-        return _local[service]
-    return f"127.0.0.1:{DEFAULT_PORTS[service]}"
+    """The address to call ``service`` at: ``configured`` when set, else this process when it serves the
+    service (``qiming serve all``), else "" (not connected)."""
+    return configured or _local.get(service, "")
