@@ -48,4 +48,5 @@ class ModelingSettings(ServiceSettings):
     """How often the review scheduler looks for schedules whose time has come."""
     profile_address: str = ""
     """``host:port`` of svc_profile: batch scoring writes each score there as a tag (provenance: model and
-    version). Empty: scores are kept as a score table only, and its lineage says the write-back did not happen."""
+    version). Empty: this process when it serves svc_profile too (``qiming serve all``); else scores are kept as
+    a score table only, and its lineage says the write-back did not happen."""

@@ -286,8 +286,13 @@ class ModelRegistry:
                 scores[start : start + step] = model.predict_matrix(model.encoder.transform(part))
             ctx.progress(90, "storing the score table")
             ids = frame.data[dataset.customer_id_column]
-            written = self._writer.write_scores(
-                tag, version.model_name, version.version, [] if not self._writer.connected else _tags(ids, scores)
+            connected = self._writer.connected
+            if connected:
+                ctx.progress(92, f"writing {n} scores to svc_profile as tag {tag!r}")
+            written = (
+                self._writer.write_scores(tag, version.model_name, version.version, _tags(ids, scores))
+                if connected
+                else 0
             )
             table = self._catalog.create(
                 score_table(ids, scores, dataset.customer_id_column),
@@ -301,7 +306,7 @@ class ModelRegistry:
                     "source_digest": dataset.content_digest,
                     "tag_name": tag,
                     "scoring_job": ctx.job_id,
-                    "profile_writeback": f"written {written}" if self._writer.connected else "not connected",
+                    "profile_writeback": f"written {written}" if connected else "not connected",
                 },
                 customer_id_column="customer_id",
                 created_by=created_by,

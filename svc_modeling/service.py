@@ -43,8 +43,9 @@ class ModelingService:
         self.jobs = JobRunner(
             store, settings.job_workers, settings.job_progress_interval_millis, settings.watch_poll_interval_millis
         )
-        writer = GrpcProfileTagWriter(settings.profile_address) if settings.profile_address else None
-        self.models = ModelRegistry(settings, store, self.catalog, self.jobs, writer=writer)
+        self.models = ModelRegistry(
+            settings, store, self.catalog, self.jobs, writer=GrpcProfileTagWriter(settings.profile_address)
+        )
         self.uplift = UpliftService(settings, self.catalog, self.jobs, self.models)
         self.drivers = DriverService(settings, store, self.catalog, self.jobs)
         self.review = ReviewService(settings, store, self.catalog, self.jobs, self.models, self.drivers)

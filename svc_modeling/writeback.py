@@ -1,9 +1,9 @@
 """Writing scores back to svc_profile as tags.
 
-With ``profile_address`` set, batch scoring streams each customer's score to svc_profile's
-``TagService.WriteTagsStream`` with the model and its version as the tag's provenance, after making sure the
-tag is defined there as an external tag written by svc_modeling. Without it the service is wired with
-:class:`NotConnectedTagWriter`: the versioned score table is still stored (a dataset, readable with
+With ``profile_address`` set (or svc_profile served by the same process), batch scoring streams each
+customer's score to svc_profile's ``TagService.WriteTagsStream`` with the model and its version as the tag's
+provenance, after making sure the tag is defined there as an external tag written by svc_modeling. Without
+either, nothing is written: the versioned score table is still stored (a dataset, readable with
 ``DatasetService.ReadRows``) and its lineage records that no write-back happened.
 """
 
@@ -18,6 +18,7 @@ import grpc
 from svc_common.errors import FailedPrecondition, Unavailable
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2, profile_pb2_grpc
+from svc_common.server import peer_address
 
 WRITER = "svc_modeling"
 WRITES_PER_MESSAGE = 5_000
@@ -50,18 +51,36 @@ class NotConnectedTagWriter:
 
 
 class GrpcProfileTagWriter:
-    """Writes score tags to svc_profile at ``address`` over gRPC (called from a job's worker thread)."""
+    """Writes score tags to svc_profile over gRPC (called from a job's worker thread).
 
-    connected = True
+    The address is resolved at each write: the configured ``profile_address``, else this process when it serves
+    svc_profile too (``qiming serve all``, whose port may only be known once it is bound).
+    """
 
-    def __init__(self, address: str, *, timeout_seconds: float = 600.0) -> None:
-        self.address = address
+    def __init__(self, configured_address: str = "", *, timeout_seconds: float = 600.0) -> None:
+        self._configured = configured_address
         self.timeout_seconds = timeout_seconds
-        self._channel = grpc.insecure_channel(address)
-        self._tags = profile_pb2_grpc.TagServiceStub(self._channel)
+        self.address = ""
+        self._channel: grpc.Channel | None = None
+        self._tags: profile_pb2_grpc.TagServiceStub | None = None
+
+    @property
+    def connected(self) -> bool:
+        return bool(peer_address("profile", self._configured))
+
+    def _connect(self) -> profile_pb2_grpc.TagServiceStub:
+        address = peer_address("profile", self._configured)
+        if self._tags is None or address != self.address:
+            self.close()
+            self.address = address
+            self._channel = grpc.insecure_channel(address)
+            self._tags = profile_pb2_grpc.TagServiceStub(self._channel)
+        return self._tags
 
     def close(self) -> None:
-        self._channel.close()
+        if self._channel is not None:
+            self._channel.close()
+        self._channel, self._tags = None, None
 
     def ensure_definition(self, tag_name: str, model_name: str) -> None:
         """Define ``tag_name`` as a DOUBLE tag written by svc_modeling unless it exists; refuse a rule tag."""
@@ -72,15 +91,16 @@ class GrpcProfileTagWriter:
             value_type=types_pb2.VALUE_TYPE_DOUBLE,
             external=profile_pb2.ExternalTag(writer=WRITER),
         )
+        tags = self._connect()
         try:
-            self._tags.CreateTagDefinition(
+            tags.CreateTagDefinition(
                 profile_pb2.CreateTagDefinitionRequest(definition=definition), timeout=30, wait_for_ready=True
             )
             return
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
                 raise self._error(exc) from exc
-        existing = self._tags.GetTagDefinition(profile_pb2.GetTagDefinitionRequest(name=tag_name), timeout=30)
+        existing = tags.GetTagDefinition(profile_pb2.GetTagDefinitionRequest(name=tag_name), timeout=30)
         if existing.definition.WhichOneof("rule") != "external":
             raise FailedPrecondition(
                 f"tag {tag_name!r} exists in svc_profile with a rule of its own: choose another score_tag_name",
@@ -88,6 +108,8 @@ class GrpcProfileTagWriter:
             )
 
     def write_scores(self, tag_name: str, model_name: str, model_version: int, scores: Sequence[ScoreTag]) -> int:
+        if not self.connected:
+            return 0
         self.ensure_definition(tag_name, model_name)
         provenance = types_pb2.Provenance(
             source=types_pb2.Provenance.SOURCE_MODEL, writer=f"model:{model_name}", writer_version=str(model_version)
@@ -106,7 +128,7 @@ class GrpcProfileTagWriter:
                 yield profile_pb2.WriteTagsStreamRequest(writes=writes, provenance=provenance if start == 0 else None)
 
         try:
-            reply = self._tags.WriteTagsStream(messages(), timeout=self.timeout_seconds, wait_for_ready=True)
+            reply = self._connect().WriteTagsStream(messages(), timeout=self.timeout_seconds, wait_for_ready=True)
         except grpc.RpcError as exc:
             raise self._error(exc) from exc
         return int(reply.written_count)
