@@ -128,12 +128,15 @@ class Engine:
             graph = self.graph(conn, running.journey_id, running.version)
             for event_type in graph.trigger.event_types:
                 by_type.setdefault(event_type, []).append(running.journey_id)
-        # Customers may still be on older versions: their waits and goals listen too.
-        i = self.t["instance"].c
-        versions = conn.execute(
-            select(i.journey_id, i.version_no).where(i.status != "done").group_by(i.journey_id, i.version_no)
-        ).all()
-        for journey_id, version in {*versions, *((r.journey_id, r.version) for r in journeys.values())}:
+        # Customers may still be on older versions: the waits and goals of every version listen too (graphs are
+        # cached, and the version table is small: no scan of the participants).
+        v = self.t["journey_version"].c
+        versions = (
+            conn.execute(select(v.journey_id, v.version_no).where(v.journey_id.in_(list(journeys)))).all()
+            if journeys
+            else []
+        )
+        for journey_id, version in versions:
             graph = self.graph(conn, journey_id, version)
             waits.update(n.wait_event.event_type for n in graph.wait_events() if n.wait_event)
             goals.update(n.goal_event.event_type for n in graph.goals() if n.goal_event)
@@ -159,9 +162,14 @@ class Engine:
         with self.db.connection(write=True) as conn:
             self.refresh(conn)
             now = self.clock.now()
-            for event in events:
-                if event.user_id:
-                    self._on_event(conn, event, now, batch)
+            try:
+                for event in events:
+                    if event.user_id:
+                        self._on_event(conn, event, now, batch)
+                self.walker.flush(conn)
+            except BaseException:
+                self.walker.discard()
+                raise
             if cursor:
                 upsert(
                     conn,
@@ -271,11 +279,16 @@ class Engine:
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = conn.execute(query.limit(limit or self.settings.timer_batch_size)).mappings().all()
-            for row in rows:
-                if conn.execute(delete(timer).where(timer.c.timer_id == row["timer_id"])).rowcount != 1:
-                    continue  # another worker fired it
-                batch.timers_fired += 1
-                self._fire(conn, dict(row), now, batch)
+            try:
+                for row in rows:
+                    if conn.execute(delete(timer).where(timer.c.timer_id == row["timer_id"])).rowcount != 1:
+                        continue  # another worker fired it
+                    batch.timers_fired += 1
+                    self._fire(conn, dict(row), now, batch)
+                self.walker.flush(conn)
+            except BaseException:
+                self.walker.discard()
+                raise
         batch.seconds = time.perf_counter() - started
         return batch
 

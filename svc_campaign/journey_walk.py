@@ -8,12 +8,13 @@ what reports and ``GetJourneyProgress`` read.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 import zoneinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from google.protobuf import json_format
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from svc_campaign.config import CampaignSettings
@@ -56,6 +57,49 @@ class Walker:
         self.settings = settings
         self._templates: dict[str, tuple[float, pb.Template | None]] = {}
         self._policy: tuple[float, pb.ContactPolicy] | None = None
+        # Visits wait here (per thread: the follower and the timer loop each have their transaction) and are
+        # written in one statement before the transaction commits.
+        self._local = threading.local()
+        # Hot-path statements, built once (their compiled form is cached; values travel as parameters).
+        i = tables["instance"].c
+        self._previous = (
+            select(i.status, i.entered_at)
+            .where(i.user_id == bindparam("b_user"), i.journey_id == bindparam("b_journey"))
+            .order_by(i.entered_at.desc())
+            .limit(1)
+        )
+        self._insert_participant = insert(tables["instance"])
+        self._update_participant = update(tables["instance"]).where(i.instance_id == bindparam("b_instance"))
+        self._insert_visit = insert(tables["visit"])
+        self._insert_message = insert(tables["message"])
+
+    def _writes(self) -> _Writes:
+        writes = getattr(self._local, "writes", None)
+        if writes is None:
+            writes = self._local.writes = _Writes()
+        return writes
+
+    def _pending(self) -> list[dict[str, Any]]:
+        return self._writes().visits
+
+    def pending_messages(self, user: str) -> list[dict[str, Any]]:
+        """Messages of ``user`` written in this transaction but not flushed yet (the gate counts them)."""
+        return self._writes().messages_by_user.get(user, [])
+
+    def flush(self, conn: Connection) -> None:
+        """Write the messages, new participants and visits recorded since the last flush, in three statements
+        (in the caller's transaction)."""
+        writes = self._writes()
+        if writes.messages:
+            conn.execute(self._insert_message, writes.messages)
+        if writes.participants:
+            conn.execute(self._insert_participant, writes.participants)
+        if writes.visits:
+            conn.execute(self._insert_visit, writes.visits)
+        self._local.writes = _Writes()
+
+    def discard(self) -> None:
+        self._local.writes = _Writes()
 
     # -- cached reference data ------------------------------------------------------------------------
 
@@ -100,12 +144,17 @@ class Walker:
             return False
         i = self.t["instance"].c
         rules = journey.entry_rules
-        previous = conn.execute(
-            select(i.status, i.entered_at)
-            .where(i.user_id == user, i.journey_id == journey.journey_id)
-            .order_by(i.entered_at.desc())
-            .limit(1)
-        ).first()
+        previous = (
+            next(
+                (
+                    _Previous(p["status"], p["entered_at"])
+                    for p in reversed(self._writes().participants)
+                    if p["user_id"] == user and p["journey_id"] == journey.journey_id
+                ),
+                None,
+            )
+            or conn.execute(self._previous, {"b_user": user, "b_journey": journey.journey_id}).first()
+        )
         if previous is not None:
             if previous.status != "done" or not rules.allow_reentry:
                 return False
@@ -114,6 +163,7 @@ class Walker:
             ):
                 return False
         if rules.max_entries or rules.max_entries_per_day:
+            self.flush(conn)  # entries earlier in this batch count
             count = select(func.count()).select_from(self.t["instance"]).where(i.journey_id == journey.journey_id)
             if rules.max_entries and conn.execute(count).scalar_one() >= rules.max_entries:
                 return False
@@ -143,22 +193,21 @@ class Walker:
             "converted_at": None,
             "exit_reason": "",
         }
-        conn.execute(insert(self.t["instance"]).values(**instance))
         graph = self.engine.graph(conn, journey.journey_id, journey.version)
-        self.walk(conn, instance, graph.entry, now, batch, profile)
+        self.walk(conn, instance, graph.entry, now, batch, profile, new=True)
         return True
 
     # -- the walk -------------------------------------------------------------------------------------
 
     def _visit(self, conn: Connection, instance: dict[str, Any], node_id: str, outcome: str, now: dt.datetime) -> None:
-        conn.execute(
-            insert(self.t["visit"]).values(
-                instance_id=instance["instance_id"],
-                journey_id=instance["journey_id"],
-                node_id=node_id,
-                outcome=outcome[:96],
-                at=now,
-            )
+        self._pending().append(
+            {
+                "instance_id": instance["instance_id"],
+                "journey_id": instance["journey_id"],
+                "node_id": node_id,
+                "outcome": outcome[:96],
+                "at": now,
+            }
         )
 
     def walk(
@@ -169,7 +218,11 @@ class Walker:
         now: dt.datetime,
         batch: BatchStats,
         profile: Any = _UNSET,
+        *,
+        new: bool = False,
     ) -> None:
+        """Walk from ``node_id`` until a wait, a goal or an exit; ``new``: the participant row is inserted (with
+        its state after the walk: one statement instead of two)."""
         graph = self.engine.graph(conn, instance["journey_id"], instance["version_no"])
         changes: dict[str, Any] = {"status": "active", "waiting_for": None, "next_action_at": None}
         context = instance["entry_event"]
@@ -252,8 +305,10 @@ class Walker:
             self._visit(conn, instance, node_id, "exited:step_limit", now)
         changes["updated_at"] = now
         instance.update(changes)
-        i = self.t["instance"]
-        conn.execute(update(i).where(i.c.instance_id == instance["instance_id"]).values(**changes))
+        if new:
+            self._writes().participants.append(instance)
+        else:
+            conn.execute(self._update_participant, {"b_instance": instance["instance_id"], **changes})
 
     def _wait_until(self, wait: pb.WaitNode, now: dt.datetime) -> tuple[dt.datetime, dict[str, Any] | None]:
         which = wait.WhichOneof("kind")
@@ -359,7 +414,20 @@ class Walker:
         deferred: tuple[int, Any] | None = None
         for channel in channels:
             decision = self.gate.check(
-                conn, policy, Touch(user, channel, template, purpose, is_marketing, priority, profile, event), now
+                conn,
+                policy,
+                Touch(
+                    user,
+                    channel,
+                    template,
+                    purpose,
+                    is_marketing,
+                    priority,
+                    profile,
+                    event,
+                    self.pending_messages(user),
+                ),
+                now,
             )
             first = first or (channel, decision)
             if decision.allowed and decision.deferred_until is None:
@@ -421,12 +489,22 @@ class Walker:
                 next_attempt_at=decision.deferred_until,
                 suppression_reason=decision.reason,
             )
-        insert_message(conn, self.t, row, decision.preempt if decision.allowed else [])
+        if decision.allowed and decision.preempt:
+            for pending in self._writes().messages:
+                if pending["message_id"] in decision.preempt and pending["status"] in ("QUEUED", "DEFERRED"):
+                    pending.update(
+                        status="SUPPRESSED", suppression_reason="preempted_by_priority", next_attempt_at=None
+                    )
+            insert_message(conn, self.t, None, decision.preempt)
+        writes = self._writes()
+        writes.messages.append(row)
+        writes.messages_by_user.setdefault(user, []).append(row)
         return row
 
     # -- events and timers for customers already in ---------------------------------------------------
 
     def _load(self, conn: Connection, instance_id: str) -> dict[str, Any] | None:
+        self.flush(conn)
         row = (
             conn.execute(select(self.t["instance"]).where(self.t["instance"].c.instance_id == instance_id))
             .mappings()
@@ -457,6 +535,7 @@ class Walker:
             self.walk(conn, instance, node.wait.next_node_id, now, batch)
 
     def on_awaited_event(self, conn: Connection, event: event_pb2.Event, now: dt.datetime, batch: BatchStats) -> None:
+        self.flush(conn)  # customers who entered earlier in this batch may be the ones waiting
         i = self.t["instance"].c
         rows = (
             conn.execute(
@@ -483,6 +562,7 @@ class Walker:
 
     def on_goal_event(self, conn: Connection, event: event_pb2.Event, now: dt.datetime) -> None:
         """A goal event converts a customer in the journey, or one who left within the window after a send."""
+        self.flush(conn)
         i = self.t["instance"].c
         rows = (
             conn.execute(select(self.t["instance"]).where(i.user_id == event.user_id, i.converted_at.is_(None)))
@@ -517,3 +597,18 @@ class Walker:
 
 def _event_values(context: dict[str, Any]) -> dict[str, Any]:
     return context.get("event", {}) if isinstance(context, dict) else {}
+
+
+class _Previous(NamedTuple):
+    status: str
+    entered_at: dt.datetime
+
+
+class _Writes:
+    """Rows of one transaction waiting to be written together."""
+
+    def __init__(self) -> None:
+        self.visits: list[dict[str, Any]] = []
+        self.participants: list[dict[str, Any]] = []
+        self.messages: list[dict[str, Any]] = []
+        self.messages_by_user: dict[str, list[dict[str, Any]]] = {}

@@ -79,7 +79,8 @@ def new_message(
     }
 
 
-def insert_message(conn: Connection, tables: dict[str, Table], row: dict[str, Any], preempt: list[str]) -> None:
+def insert_message(conn: Connection, tables: dict[str, Table], row: dict[str, Any] | None, preempt: list[str]) -> None:
+    """Suppress the ``preempt``-ed unsent messages, then insert ``row`` (None: only the first part)."""
     if preempt:
         m = tables["message"].c
         conn.execute(
@@ -87,7 +88,8 @@ def insert_message(conn: Connection, tables: dict[str, Table], row: dict[str, An
             .where(m.message_id.in_(preempt), m.status.in_(("QUEUED", "DEFERRED")))
             .values(status="SUPPRESSED", suppression_reason="preempted_by_priority", next_attempt_at=None)
         )
-    conn.execute(insert(tables["message"]).values(**row))
+    if row is not None:
+        conn.execute(insert(tables["message"]), row)
 
 
 def message_event(row: RowMapping | dict[str, Any], status: str, at: dt.datetime) -> event_pb2.Event:

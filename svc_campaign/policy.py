@@ -13,9 +13,10 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from google.protobuf import json_format
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.engine import Connection
 
 from svc_campaign.content import RenderRefused, check_template, render, risk_rating
@@ -60,6 +61,8 @@ class Touch:
     priority: int
     profile: profile_pb2.Profile | None
     event: dict = field(default_factory=dict)
+    pending: list[dict] = field(default_factory=list)
+    """Messages of the customer written earlier in the same transaction, not yet in the table."""
 
 
 @dataclass
@@ -106,6 +109,16 @@ def quiet_until(policy: pb.ContactPolicy, channel: int, now: dt.datetime, defaul
     return latest
 
 
+class _Sent(NamedTuple):
+    message_id: str
+    channel: int
+    template_id: str
+    priority: int
+    status: str
+    created_at: dt.datetime
+    is_marketing: bool
+
+
 class PolicyGate:
     def __init__(self, tables: dict[str, Table], *, default_zone: str, requires_opt_in: bool, sensitive: list[str]):
         self._message = tables["message"]
@@ -113,11 +126,31 @@ class PolicyGate:
         self.default_zone = default_zone
         self.requires_opt_in = requires_opt_in
         self.sensitive = sensitive
+        self._checked: dict[tuple, bool] = {}
+        c, m = self._consent.c, self._message.c
+        self._consents = select(c.channel, c.purpose, c.granted).where(c.user_id == bindparam("b_user"))
+        self._recent = select(
+            m.message_id, m.channel, m.template_id, m.priority, m.status, m.created_at, m.is_marketing
+        ).where(
+            m.user_id == bindparam("b_user"),
+            m.created_at >= bindparam("b_since"),
+            # Two plain comparisons rather than IN (...): a statement with no expanding parameter stays cached.
+            m.status != "SUPPRESSED",
+            m.status != "FAILED",
+        )
+
+    def _compliant(self, template: pb.Template, policy: pb.ContactPolicy) -> bool:
+        key = (template.template_id, template.version, policy.version, tuple(policy.extra_prohibited_phrases))
+        known = self._checked.get(key)
+        if known is None:
+            if len(self._checked) > 10_000:
+                self._checked.clear()
+            known = self._checked[key] = not check_template(template, policy.extra_prohibited_phrases, self.sensitive)
+        return known
 
     def check(self, conn: Connection, policy: pb.ContactPolicy, touch: Touch, now: dt.datetime) -> Decision:
         if touch.is_marketing:
-            c = self._consent.c
-            rows = conn.execute(select(c.channel, c.purpose, c.granted).where(c.user_id == touch.user_id)).all()
+            rows = conn.execute(self._consents, {"b_user": touch.user_id}).all()
             if not consent_allows(rows, touch.channel, touch.purpose or "marketing", self.requires_opt_in):
                 return Decision(False, "no_consent")
         product = touch.template.product
@@ -127,7 +160,7 @@ class PolicyGate:
                 return Decision(False, "risk_rating_unknown")
             if rating < product.risk_level:
                 return Decision(False, "risk_rating_mismatch")
-        if check_template(touch.template, policy.extra_prohibited_phrases, self.sensitive):
+        if not self._compliant(touch.template, policy):
             return Decision(False, "content_noncompliant")
         try:
             rendered = render(touch.template, touch.profile, touch.event, self.sensitive)
@@ -145,15 +178,14 @@ class PolicyGate:
         return decision
 
     def _caps(self, conn: Connection, policy: pb.ContactPolicy, touch: Touch, now: dt.datetime) -> Decision:
-        m = self._message.c
         horizon = max(7 * 86_400, policy.dedupe_window_seconds)
-        rows = conn.execute(
-            select(m.message_id, m.channel, m.template_id, m.priority, m.status, m.created_at, m.is_marketing).where(
-                m.user_id == touch.user_id,
-                m.created_at >= now - dt.timedelta(seconds=horizon),
-                m.status.in_(COUNTED),
-            )
-        ).all()
+        since = now - dt.timedelta(seconds=horizon)
+        rows = [_Sent(**r._mapping) for r in conn.execute(self._recent, {"b_user": touch.user_id, "b_since": since})]
+        rows += [
+            _Sent(**{k: p[k] for k in _Sent._fields})
+            for p in touch.pending
+            if p["status"] not in ("SUPPRESSED", "FAILED") and p["created_at"] >= since
+        ]
         dedupe_from = now - dt.timedelta(seconds=policy.dedupe_window_seconds)
         if policy.dedupe_window_seconds and any(
             r.template_id == touch.template.template_id and r.created_at >= dedupe_from for r in rows

@@ -446,21 +446,26 @@ class CampaignService:
             message_id = stable_id("send", key) if key else str(uuid.uuid4()).replace("-", "")
             event = {k: from_proto(v) for k, v in request.event_properties.items()}
             fields = {"journey_id": "", "node_id": "", "instance_id": "", "experiment_id": "", "variant": ""}
-            row, _ = self.walker.decide(
-                conn,
-                user,
-                [request.channel],
-                template,
-                request.purpose or "marketing",
-                request.is_marketing,
-                0,
-                self.profiles.get(user),
-                event,
-                now,
-                message_id,
-                fields,
-                key,
-            )
+            try:
+                row, _ = self.walker.decide(
+                    conn,
+                    user,
+                    [request.channel],
+                    template,
+                    request.purpose or "marketing",
+                    request.is_marketing,
+                    0,
+                    self.profiles.get(user),
+                    event,
+                    now,
+                    message_id,
+                    fields,
+                    key,
+                )
+                self.walker.flush(conn)
+            except BaseException:
+                self.walker.discard()
+                raise
         return to_proto(row)
 
     def get_message(self, message_id: str) -> pb.Message:

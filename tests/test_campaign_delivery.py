@@ -56,9 +56,11 @@ def status(message: pb.Message) -> str:
     return pb.MessageStatus.Name(message.status).removeprefix("MESSAGE_STATUS_")
 
 
-def test_webhook_retries_5xx_with_backoff_and_the_same_idempotency_key(tmp_path, gateway: Gateway) -> None:
+def test_webhook_retries_5xx_with_backoff_and_the_same_idempotency_key(
+    tmp_path, database_url, gateway: Gateway
+) -> None:
     settings = {"gateway_url": gateway.url, "delivery_initial_backoff_millis": 1000}
-    with campaign_service(tmp_path, settings=settings) as service:
+    with campaign_service(tmp_path, database_url, settings=settings) as service:
         add_template(service, "t1", title="{{attribute.nickname|您好}}")
         sent = service.send_message(
             pb.SendMessageRequest(user=user("c1"), channel=PUSH, template_id="t1", is_marketing=True)
@@ -79,8 +81,12 @@ def test_webhook_retries_5xx_with_backoff_and_the_same_idempotency_key(tmp_path,
         assert deliver(service) == 0  # sent once
 
 
-def test_4xx_fails_at_once_and_a_dead_gateway_fails_after_the_attempts(tmp_path, gateway: Gateway) -> None:
-    with campaign_service(tmp_path, settings={"gateway_url": gateway.url, "delivery_max_attempts": 2}) as service:
+def test_4xx_fails_at_once_and_a_dead_gateway_fails_after_the_attempts(
+    tmp_path, database_url, gateway: Gateway
+) -> None:
+    with campaign_service(
+        tmp_path, database_url, settings={"gateway_url": gateway.url, "delivery_max_attempts": 2}
+    ) as service:
         add_template(service, "t1")
         first = service.send_message(pb.SendMessageRequest(user=user("c1"), channel=PUSH, template_id="t1"))
         gateway.script = [400]
@@ -88,9 +94,11 @@ def test_4xx_fails_at_once_and_a_dead_gateway_fails_after_the_attempts(tmp_path,
         failed = service.get_message(first.message_id)
         assert (status(failed), failed.attempts) == ("FAILED", 1) and "HTTP 400" in failed.failure_reason
     dead = f"http://127.0.0.1:{free_port()}/deliver"
-    with campaign_service(tmp_path / "dead", settings={"gateway_url": dead, "delivery_max_attempts": 2}) as service:
-        add_template(service, "t1")
-        second = service.send_message(pb.SendMessageRequest(user=user("c1"), channel=PUSH, template_id="t1"))
+    with campaign_service(
+        tmp_path / "dead", database_url, settings={"gateway_url": dead, "delivery_max_attempts": 2}
+    ) as service:
+        add_template(service, "t2")
+        second = service.send_message(pb.SendMessageRequest(user=user("c1"), channel=PUSH, template_id="t2"))
         deliver(service)
         service.clock.advance(minutes=10)
         deliver(service)
@@ -98,9 +106,11 @@ def test_4xx_fails_at_once_and_a_dead_gateway_fails_after_the_attempts(tmp_path,
         assert (status(failed), failed.attempts) == ("FAILED", 2) and "ConnectError" in failed.failure_reason
 
 
-def test_quiet_hours_message_goes_in_the_morning_and_paused_journeys_hold(tmp_path, gateway: Gateway) -> None:
+def test_quiet_hours_message_goes_in_the_morning_and_paused_journeys_hold(
+    tmp_path, database_url, gateway: Gateway
+) -> None:
     night = dt.datetime(2026, 11, 23, 14, 30, tzinfo=dt.UTC)  # 22:30 in Shanghai
-    with campaign_service(tmp_path, settings={"gateway_url": gateway.url}) as service:
+    with campaign_service(tmp_path, database_url, settings={"gateway_url": gateway.url}) as service:
         add_template(service, "t1")
         service.clock.set(night)
         run_journey(service, simple_graph(on_event("signup"), channel=SMS))
@@ -117,7 +127,7 @@ def test_quiet_hours_message_goes_in_the_morning_and_paused_journeys_hold(tmp_pa
         assert deliver(service) == 1 and status(messages(service)[0]) == "SENT"
 
 
-def test_receipts_move_forward_only_and_are_published_as_events(tmp_path, gateway: Gateway) -> None:
+def test_receipts_move_forward_only_and_are_published_as_events(tmp_path, database_url, gateway: Gateway) -> None:
     class FakeCollect:
         def __init__(self) -> None:
             self.events: list = []
@@ -129,7 +139,7 @@ def test_receipts_move_forward_only_and_are_published_as_events(tmp_path, gatewa
             pass
 
     collect = FakeCollect()
-    with campaign_service(tmp_path, settings={"gateway_url": gateway.url}, collect=collect) as service:
+    with campaign_service(tmp_path, database_url, settings={"gateway_url": gateway.url}, collect=collect) as service:
         add_template(service, "t1")
         sent = service.send_message(pb.SendMessageRequest(user=user("c1"), channel=PUSH, template_id="t1"))
         deliver(service)

@@ -134,10 +134,10 @@ def _experiment(variants: int, *, allocation: int = pb.ALLOCATION_MODE_FIXED, **
     )
 
 
-def test_simulated_experiment_with_a_known_winner_promotes_it_end_to_end(tmp_path) -> None:
+def test_simulated_experiment_with_a_known_winner_promotes_it_end_to_end(tmp_path, database_url) -> None:
     rates = {"v0": 0.05, "v1": 0.05, "v2": 0.08}
     rng = random.Random(42)
-    with campaign_service(tmp_path) as service:
+    with campaign_service(tmp_path, database_url) as service:
         with service.db.connection(write=True) as conn:
             experiment = service.experiments.create(
                 conn, _experiment(3, min_probability_best=0.95, max_expected_loss=0.002, min_sample_per_variant=500), T0

@@ -47,8 +47,8 @@ def status(message: pb.Message) -> str:
     return pb.MessageStatus.Name(message.status).removeprefix("MESSAGE_STATUS_")
 
 
-def test_opt_out_per_channel_and_purpose_suppresses_marketing_only(tmp_path) -> None:
-    with campaign_service(tmp_path) as service:
+def test_opt_out_per_channel_and_purpose_suppresses_marketing_only(tmp_path, database_url) -> None:
+    with campaign_service(tmp_path, database_url) as service:
         add_template(service, "promo")
         add_template(service, "notice", body="您的委托已成交")
         service.set_consent(pb.Consent(user=user("c1"), channel=SMS, purpose="*", granted=False, source="sms_reply_TD"))
@@ -78,8 +78,8 @@ def test_opt_out_per_channel_and_purpose_suppresses_marketing_only(tmp_path) -> 
         assert len(suppressed) == 2
 
 
-def test_journey_send_falls_back_to_the_next_channel(tmp_path) -> None:
-    with campaign_service(tmp_path) as service:
+def test_journey_send_falls_back_to_the_next_channel(tmp_path, database_url) -> None:
+    with campaign_service(tmp_path, database_url) as service:
         add_template(service, "t1")
         run_journey(service, simple_graph(on_event("signup"), channel=SMS, fallback_channels=[PUSH]))
         service.set_consent(pb.Consent(user=user("c1"), channel=SMS, purpose="*", granted=False))
@@ -87,10 +87,10 @@ def test_journey_send_falls_back_to_the_next_channel(tmp_path) -> None:
         assert sorted((m.user.value, m.channel) for m in messages(service)) == [("c1", PUSH), ("c2", SMS)]
 
 
-def test_suitability_matches_product_risk_to_customer_rating(tmp_path) -> None:
+def test_suitability_matches_product_risk_to_customer_rating(tmp_path, database_url) -> None:
     profiles = InMemoryProfiles({"c3": profile("c3", risk="C3"), "c4": profile("c4", risk="C4")})
     product = pb.ProductRef(product_id="ADV-7", product_type="advisory", risk_level=4)
-    with campaign_service(tmp_path, profiles=profiles) as service:
+    with campaign_service(tmp_path, database_url, profiles=profiles) as service:
         add_template(service, "adv", product=product, body="投顾组合 ADV-7 上新。市场有风险，投资需谨慎")
         assert [
             (status(send(service, c, "adv")), send(service, c, "adv").suppression_reason) for c in ("c3", "c9")
@@ -101,8 +101,8 @@ def test_suitability_matches_product_risk_to_customer_rating(tmp_path) -> None:
         assert status(send(service, "c4", "adv")) == "QUEUED"
 
 
-def test_content_compliance_at_save_and_at_send(tmp_path) -> None:
-    with campaign_service(tmp_path) as service:
+def test_content_compliance_at_save_and_at_send(tmp_path, database_url) -> None:
+    with campaign_service(tmp_path, database_url) as service:
         with pytest.raises(InvalidArgument, match="保本") as prohibited:
             add_template(service, "bad", body="本产品保本保收益，稳赚不赔")
         assert prohibited.value.reason == "PROHIBITED_CONTENT"
@@ -120,8 +120,8 @@ def test_content_compliance_at_save_and_at_send(tmp_path) -> None:
         assert send(service, "c1", "ok").suppression_reason == "content_noncompliant"
 
 
-def test_one_frequency_cap_across_channels_and_journeys(tmp_path) -> None:
-    with campaign_service(tmp_path) as service:
+def test_one_frequency_cap_across_channels_and_journeys(tmp_path, database_url) -> None:
+    with campaign_service(tmp_path, database_url) as service:
         for name in "abcdefgh":
             add_template(service, name)
         assert status(send(service, "c1", "a", PUSH)) == "QUEUED"
@@ -139,8 +139,8 @@ def test_one_frequency_cap_across_channels_and_journeys(tmp_path) -> None:
         assert send(service, "c1", "h", EMAIL).suppression_reason == "frequency_cap_week"  # 5 a week
 
 
-def test_same_content_across_channels_is_sent_once_in_the_window(tmp_path) -> None:
-    with campaign_service(tmp_path) as service:
+def test_same_content_across_channels_is_sent_once_in_the_window(tmp_path, database_url) -> None:
+    with campaign_service(tmp_path, database_url) as service:
         add_template(service, "same")
         assert status(send(service, "c1", "same", PUSH)) == "QUEUED"
         assert send(service, "c1", "same", EMAIL).suppression_reason == "duplicate_content"
@@ -148,11 +148,11 @@ def test_same_content_across_channels_is_sent_once_in_the_window(tmp_path) -> No
         assert status(send(service, "c1", "same", EMAIL)) == "QUEUED"
 
 
-def test_quiet_hours_defer_sms_to_the_morning(tmp_path) -> None:
+def test_quiet_hours_defer_sms_to_the_morning(tmp_path, database_url) -> None:
     night = dt.datetime(2026, 11, 23, 14, 30, tzinfo=dt.UTC)  # 22:30 in Shanghai
     assert quiet_until(default_policy(), SMS, night, "Asia/Shanghai") == dt.datetime(2026, 11, 24, 0, 0, tzinfo=dt.UTC)
     assert quiet_until(default_policy(), PUSH, night, "Asia/Shanghai") is None
-    with campaign_service(tmp_path) as service:
+    with campaign_service(tmp_path, database_url) as service:
         add_template(service, "t1")
         service.clock.set(night)
         message = send(service, "c1", "t1", SMS)
@@ -162,8 +162,8 @@ def test_quiet_hours_defer_sms_to_the_morning(tmp_path) -> None:
         assert not check.allowed and check.suppression_reason == "quiet_hours_deferred" and check.HasField("allowed_at")
 
 
-def test_a_higher_priority_journey_takes_the_slot_of_an_unsent_lower_one(tmp_path) -> None:
-    with campaign_service(tmp_path, settings={"gateway_url": ""}) as service:
+def test_a_higher_priority_journey_takes_the_slot_of_an_unsent_lower_one(tmp_path, database_url) -> None:
+    with campaign_service(tmp_path, database_url, settings={"gateway_url": ""}) as service:
         add_template(service, "low")
         add_template(service, "high")
         add_template(service, "other")

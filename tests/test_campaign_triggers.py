@@ -29,8 +29,8 @@ from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 MIN = dt.timedelta(minutes=1)
 
 
-def test_single_event_with_a_filter_enters_and_queues_one_message(tmp_path) -> None:
-    with campaign_service(tmp_path) as service:
+def test_single_event_with_a_filter_enters_and_queues_one_message(tmp_path, database_url) -> None:
+    with campaign_service(tmp_path, database_url) as service:
         add_template(service)
         run_journey(service, simple_graph(on_event("abnormal_trade", equals(EVENT_PROPERTY, "kind", "large_loss"))))
         stats = service.engine.handle(
@@ -47,13 +47,13 @@ def test_single_event_with_a_filter_enters_and_queues_one_message(tmp_path) -> N
         assert service.engine.handle([event("abnormal_trade", "c1", kind="large_loss")]).entered == 0
 
 
-def test_repeated_event_same_fund_three_times_in_ten_minutes(tmp_path) -> None:
+def test_repeated_event_same_fund_three_times_in_ten_minutes(tmp_path, database_url) -> None:
     trigger = pb.Trigger(
         repeated_event=pb.RepeatedEventTrigger(
             event_type="fund_view", count=3, window_seconds=600, same_property="fund_code"
         )
     )
-    with campaign_service(tmp_path) as service:
+    with campaign_service(tmp_path, database_url) as service:
         add_template(service)
         run_journey(service, simple_graph(trigger))
         views = [
@@ -66,14 +66,14 @@ def test_repeated_event_same_fund_three_times_in_ten_minutes(tmp_path) -> None:
         assert service.engine.handle([event("fund_view", "c1", T0 + 12 * MIN, fund_code="A")]).entered == 1
 
 
-def test_sequence_a_then_b_within_window(tmp_path) -> None:
+def test_sequence_a_then_b_within_window(tmp_path, database_url) -> None:
     trigger = pb.Trigger(
         sequence=pb.SequenceTrigger(
             steps=[pb.SingleEventTrigger(event_type="account_opened"), pb.SingleEventTrigger(event_type="deposit")],
             within_seconds=3 * 86400,
         )
     )
-    with campaign_service(tmp_path) as service:
+    with campaign_service(tmp_path, database_url) as service:
         add_template(service)
         run_journey(service, simple_graph(trigger))
         assert service.engine.handle([event("deposit", "c1"), event("account_opened", "c1")]).entered == 0
@@ -83,7 +83,7 @@ def test_sequence_a_then_b_within_window(tmp_path) -> None:
         assert service.engine.handle([event("deposit", "c2", T0 + dt.timedelta(days=4))]).entered == 0
 
 
-def test_opened_account_then_no_deposit_within_three_days_fires_on_the_timer(tmp_path) -> None:
+def test_opened_account_then_no_deposit_within_three_days_fires_on_the_timer(tmp_path, database_url) -> None:
     trigger = pb.Trigger(
         sequence=pb.SequenceTrigger(
             steps=[pb.SingleEventTrigger(event_type="account_opened"), pb.SingleEventTrigger(event_type="deposit")],
@@ -91,7 +91,7 @@ def test_opened_account_then_no_deposit_within_three_days_fires_on_the_timer(tmp
             last_step_absent=True,
         )
     )
-    with campaign_service(tmp_path) as service:
+    with campaign_service(tmp_path, database_url) as service:
         add_template(service)
         run_journey(service, simple_graph(trigger))
         service.engine.handle([event("account_opened", "c1"), event("account_opened", "c2")])
@@ -105,7 +105,7 @@ def test_opened_account_then_no_deposit_within_three_days_fires_on_the_timer(tmp
         assert service.engine.fire_due_timers().timers_fired == 0  # once, never twice
 
 
-def test_absence_viewed_advisory_product_and_did_not_subscribe(tmp_path) -> None:
+def test_absence_viewed_advisory_product_and_did_not_subscribe(tmp_path, database_url) -> None:
     trigger = pb.Trigger(
         absence=pb.AbsenceTrigger(
             start=pb.SingleEventTrigger(event_type="product_view"),
@@ -114,7 +114,7 @@ def test_absence_viewed_advisory_product_and_did_not_subscribe(tmp_path) -> None
             correlate_property="product_id",
         )
     )
-    with campaign_service(tmp_path) as service:
+    with campaign_service(tmp_path, database_url) as service:
         add_template(service, body="{{event.product_id}} 还在等您")
         run_journey(service, simple_graph(trigger))
         service.engine.handle(
@@ -131,12 +131,12 @@ def test_absence_viewed_advisory_product_and_did_not_subscribe(tmp_path) -> None
         assert [(m.user.value, m.body) for m in sent] == [("c1", "P1 还在等您")]
 
 
-def test_dwell_on_a_screen_without_action_and_dwell_property(tmp_path) -> None:
+def test_dwell_on_a_screen_without_action_and_dwell_property(tmp_path, database_url) -> None:
     screen = pb.Trigger(dwell=pb.DwellTrigger(screen="fund_detail", timeout_seconds=60))
     millis = pb.Trigger(
         dwell=pb.DwellTrigger(dwell_event_type="page_leave", dwell_property="dwell_ms", dwell_threshold_millis=30000)
     )
-    with campaign_service(tmp_path) as service:
+    with campaign_service(tmp_path, database_url) as service:
         add_template(service)
         run_journey(service, simple_graph(screen), "screen")
         run_journey(service, simple_graph(millis), "millis")
@@ -154,7 +154,7 @@ def test_dwell_on_a_screen_without_action_and_dwell_property(tmp_path) -> None:
         assert sorted((m.journey_id, m.user.value) for m in messages(service)) == [("millis", "c3"), ("screen", "c1")]
 
 
-def test_segment_entered_with_audience_and_branch_on_profile(tmp_path) -> None:
+def test_segment_entered_with_audience_and_branch_on_profile(tmp_path, database_url) -> None:
     profiles = InMemoryProfiles({"c1": profile("c1", risk="C4", segments=("hnw",)), "c2": profile("c2", risk="C1")})
     trigger = pb.Trigger(segment=pb.SegmentTrigger(segment_id="dormant", change=pb.SegmentTrigger.CHANGE_ENTERED))
     graph = pb.JourneyGraph(
@@ -173,7 +173,7 @@ def test_segment_entered_with_audience_and_branch_on_profile(tmp_path) -> None:
             node("end", exit=pb.ExitNode()),
         ],
     )
-    with campaign_service(tmp_path, profiles=profiles) as service:
+    with campaign_service(tmp_path, database_url, profiles=profiles) as service:
         add_template(service, "bold")
         add_template(service, "calm")
         run_journey(service, graph)
@@ -187,7 +187,7 @@ def test_segment_entered_with_audience_and_branch_on_profile(tmp_path) -> None:
         assert sorted((m.user.value, m.template_id) for m in messages(service)) == [("c1", "bold"), ("c2", "calm")]
 
 
-def test_waits_for_an_event_with_a_timeout_and_two_exits(tmp_path) -> None:
+def test_waits_for_an_event_with_a_timeout_and_two_exits(tmp_path, database_url) -> None:
     graph = pb.JourneyGraph(
         entry_node_id="start",
         nodes=[
@@ -207,7 +207,7 @@ def test_waits_for_an_event_with_a_timeout_and_two_exits(tmp_path) -> None:
             node("end", exit=pb.ExitNode()),
         ],
     )
-    with campaign_service(tmp_path) as service:
+    with campaign_service(tmp_path, database_url) as service:
         add_template(service, "thanks")
         add_template(service, "nudge")
         run_journey(service, graph)
