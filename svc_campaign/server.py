@@ -15,8 +15,9 @@ from svc_campaign.store import tables
 from svc_common.paging import decode_token, encode_token, page_size
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2_grpc as pb_grpc
+from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.runtime import ServiceRuntime
-from svc_common.server import ServiceSpec
+from svc_common.server import ServiceSpec, note_customers
 
 T = TypeVar("T")
 
@@ -29,6 +30,13 @@ def _range(time_range: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
     start = time_range.start.ToDatetime(tzinfo=dt.UTC) if time_range.HasField("start") else None
     end = time_range.end.ToDatetime(tzinfo=dt.UTC) if time_range.HasField("end") else None
     return start, end
+
+
+def _customer(ref: types_pb2.UserRef, field: str = "user") -> str:
+    """The customer number of ``ref``, recorded in the call's audit record."""
+    user = customer_id(ref, field)
+    note_customers(user)
+    return user
 
 
 def _required(value: str, field: str) -> str:
@@ -123,7 +131,7 @@ class JourneyServicer(pb_grpc.JourneyServiceServicer):
         self, request: pb.GetJourneyProgressRequest, context: aio.ServicerContext
     ) -> pb.GetJourneyProgressResponse:
         _required(request.journey_id, "journey_id")
-        user = customer_id(request.user)
+        user = _customer(request.user)
         return await _run(self._read, self._s.journeys.progress, request.journey_id, user)
 
 
@@ -168,6 +176,7 @@ class TemplateServicer(pb_grpc.TemplateServiceServicer):
         self, request: pb.RenderTemplateRequest, context: aio.ServicerContext
     ) -> pb.RenderTemplateResponse:
         _required(request.template_id, "template_id")
+        _customer(request.user)
         return await _run(self._s.render_template, request)
 
 
@@ -176,9 +185,11 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         self._s = service
 
     async def SetConsent(self, request: pb.SetConsentRequest, context: aio.ServicerContext) -> pb.SetConsentResponse:
+        _customer(request.consent.user, "consent.user")
         return pb.SetConsentResponse(consent=await _run(self._s.set_consent, request.consent))
 
     async def GetConsent(self, request: pb.GetConsentRequest, context: aio.ServicerContext) -> pb.GetConsentResponse:
+        _customer(request.user)
         return pb.GetConsentResponse(consents=await _run(self._s.get_consent, request.user))
 
     async def GetContactPolicy(
@@ -196,6 +207,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
     async def CheckContact(
         self, request: pb.CheckContactRequest, context: aio.ServicerContext
     ) -> pb.CheckContactResponse:
+        _customer(request.user)
         return await _run(self._s.check_contact, request)
 
 
@@ -204,6 +216,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         self._s = service
 
     async def SendMessage(self, request: pb.SendMessageRequest, context: aio.ServicerContext) -> pb.SendMessageResponse:
+        _customer(request.user)
         return pb.SendMessageResponse(message=await _run(self._s.send_message, request))
 
     async def GetMessage(self, request: pb.GetMessageRequest, context: aio.ServicerContext) -> pb.GetMessageResponse:
@@ -247,7 +260,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     async def ListContactHistory(
         self, request: pb.ListContactHistoryRequest, context: aio.ServicerContext
     ) -> pb.ListContactHistoryResponse:
-        user = customer_id(request.user)
+        user = _customer(request.user)
         messages, token = await self._list(
             request, "history", user=user, suppressed=False, reasons=[], channels=list(request.channels)
         )
@@ -256,7 +269,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     async def ListSuppressions(
         self, request: pb.ListSuppressionsRequest, context: aio.ServicerContext
     ) -> pb.ListSuppressionsResponse:
-        user = customer_id(request.user) if request.user.value else ""
+        user = _customer(request.user) if request.user.value else ""
         messages, token = await self._list(
             request, "suppressions", user=user, suppressed=True, reasons=list(request.reasons), channels=[]
         )
@@ -304,7 +317,7 @@ class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
         self, request: pb.AssignVariantRequest, context: aio.ServicerContext
     ) -> pb.AssignVariantResponse:
         _required(request.experiment_id, "experiment_id")
-        user = customer_id(request.user)
+        user = _customer(request.user)
 
         def assign(conn: Any) -> str:
             experiment = self._s.experiments.get(conn, request.experiment_id)
@@ -318,7 +331,7 @@ class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
         self, request: pb.RecordOutcomeRequest, context: aio.ServicerContext
     ) -> pb.RecordOutcomeResponse:
         _required(request.experiment_id, "experiment_id")
-        user = customer_id(request.user)
+        user = _customer(request.user)
         kinds = {
             pb.RecordOutcomeRequest.KIND_EXPOSURE: "exposure",
             pb.RecordOutcomeRequest.KIND_CLICK: "click",
