@@ -163,6 +163,11 @@ class Engine:
             self.refresh(conn)
             now = self.clock.now()
             try:
+                entering = {e.user_id for e in events if e.user_id and e.event_type in self._by_type}
+                if ALL_EVENTS in self._by_type:
+                    entering = {e.user_id for e in events if e.user_id}
+                if len(entering) > 1:
+                    self.walker.prefetch(conn, entering, now)
                 for event in events:
                     if event.user_id:
                         self._on_event(conn, event, now, batch)

@@ -101,6 +101,32 @@ class Walker:
     def discard(self) -> None:
         self._local.writes = _Writes()
 
+    def prefetch(self, conn: Connection, users: set[str], now: dt.datetime) -> None:
+        """Read, in a few statements, what the entry rules and the policy gate ask per customer, for the customers
+        a batch may enter into journeys (instead of three queries per entry). Valid for this transaction only;
+        rows written during it are seen through the pending lists, rows changed are dropped from the read-ahead."""
+        writes = self._writes()
+        todo = sorted(users - writes.known_users)
+        if not todo:
+            return
+        policy = self.policy(conn)
+        since = now - dt.timedelta(seconds=max(7 * 86_400, policy.dedupe_window_seconds))
+        i, c = self.t["instance"].c, self.t["consent"].c
+        for start in range(0, len(todo), 500):
+            chunk = todo[start : start + 500]
+            writes.known_users.update(chunk)
+            rows = conn.execute(
+                select(i.user_id, i.journey_id, i.status, i.entered_at)
+                .where(i.user_id.in_(chunk))
+                .order_by(i.entered_at)
+            )
+            for row in rows:
+                writes.previous[(row.user_id, row.journey_id)] = _Previous(row.status, row.entered_at)
+            for row in conn.execute(select(c.user_id, c.channel, c.purpose, c.granted).where(c.user_id.in_(chunk))):
+                writes.consents.setdefault(row.user_id, []).append((row.channel, row.purpose, row.granted))
+            for user, sent in self.gate.recent_for(conn, chunk, since).items():
+                writes.recent[user] = sent
+
     # -- cached reference data ------------------------------------------------------------------------
 
     def invalidate(self) -> None:
@@ -144,17 +170,20 @@ class Walker:
             return False
         i = self.t["instance"].c
         rules = journey.entry_rules
-        previous = (
-            next(
-                (
-                    _Previous(p["status"], p["entered_at"])
-                    for p in reversed(self._writes().participants)
-                    if p["user_id"] == user and p["journey_id"] == journey.journey_id
-                ),
-                None,
-            )
-            or conn.execute(self._previous, {"b_user": user, "b_journey": journey.journey_id}).first()
+        writes = self._writes()
+        previous = next(
+            (
+                _Previous(p["status"], p["entered_at"])
+                for p in reversed(writes.participants)
+                if p["user_id"] == user and p["journey_id"] == journey.journey_id
+            ),
+            None,
         )
+        if previous is None:
+            if user in writes.known_users and (user, journey.journey_id) not in writes.dropped:
+                previous = writes.previous.get((user, journey.journey_id))
+            else:
+                previous = conn.execute(self._previous, {"b_user": user, "b_journey": journey.journey_id}).first()
         if previous is not None:
             if previous.status != "done" or not rules.allow_reentry:
                 return False
@@ -309,6 +338,7 @@ class Walker:
             self._writes().participants.append(instance)
         else:
             conn.execute(self._update_participant, {"b_instance": instance["instance_id"], **changes})
+            self._writes().dropped.add((instance["user_id"], instance["journey_id"]))
 
     def _wait_until(self, wait: pb.WaitNode, now: dt.datetime) -> tuple[dt.datetime, dict[str, Any] | None]:
         which = wait.WhichOneof("kind")
@@ -426,6 +456,7 @@ class Walker:
                     profile,
                     event,
                     self.pending_messages(user),
+                    *self._known(user),
                 ),
                 now,
             )
@@ -464,6 +495,12 @@ class Walker:
         )
         return row, decision.reason
 
+    def _known(self, user: str) -> tuple[Any, Any]:
+        writes = self._writes()
+        if user not in writes.known_users:
+            return None, None
+        return writes.consents.get(user, []), writes.recent.get(user, [])
+
     def _write(
         self, conn, user, channel, template, purpose, is_marketing, priority, now, message_id, fields, decision, key
     ):
@@ -496,6 +533,11 @@ class Walker:
                         status="SUPPRESSED", suppression_reason="preempted_by_priority", next_attempt_at=None
                     )
             insert_message(conn, self.t, None, decision.preempt)
+            recent = self._writes().recent.get(user)
+            if recent:
+                self._writes().recent[user] = [
+                    r._replace(status="SUPPRESSED") if r.message_id in decision.preempt else r for r in recent
+                ]
         writes = self._writes()
         writes.messages.append(row)
         writes.messages_by_user.setdefault(user, []).append(row)
@@ -612,3 +654,9 @@ class _Writes:
         self.participants: list[dict[str, Any]] = []
         self.messages: list[dict[str, Any]] = []
         self.messages_by_user: dict[str, list[dict[str, Any]]] = {}
+        # Read ahead for the customers of a batch (see Walker.prefetch): what the table held at its start.
+        self.known_users: set[str] = set()
+        self.previous: dict[tuple[str, str], _Previous] = {}
+        self.consents: dict[str, list[tuple[int, str, bool]]] = {}
+        self.recent: dict[str, list[Any]] = {}
+        self.dropped: set[tuple[str, str]] = set()

@@ -63,6 +63,10 @@ class Touch:
     event: dict = field(default_factory=dict)
     pending: list[dict] = field(default_factory=list)
     """Messages of the customer written earlier in the same transaction, not yet in the table."""
+    consents: list | None = None
+    """The customer's consent rows when already read (None: read them)."""
+    recent: list | None = None
+    """The customer's counted messages of the last week when already read (None: read them)."""
 
 
 @dataclass
@@ -139,6 +143,17 @@ class PolicyGate:
             m.status != "FAILED",
         )
 
+    def recent_for(self, conn: Connection, users: list[str], since: dt.datetime) -> dict[str, list[_Sent]]:
+        """Counted messages since ``since`` of several customers at once."""
+        m = self._message.c
+        query = select(m.user_id, *(m[f] for f in _Sent._fields)).where(
+            m.user_id.in_(users), m.created_at >= since, m.status != "SUPPRESSED", m.status != "FAILED"
+        )
+        found: dict[str, list[_Sent]] = {}
+        for row in conn.execute(query):
+            found.setdefault(row.user_id, []).append(_Sent(*row[1:]))
+        return found
+
     def _compliant(self, template: pb.Template, policy: pb.ContactPolicy) -> bool:
         key = (template.template_id, template.version, policy.version, tuple(policy.extra_prohibited_phrases))
         known = self._checked.get(key)
@@ -150,7 +165,11 @@ class PolicyGate:
 
     def check(self, conn: Connection, policy: pb.ContactPolicy, touch: Touch, now: dt.datetime) -> Decision:
         if touch.is_marketing:
-            rows = conn.execute(self._consents, {"b_user": touch.user_id}).all()
+            rows = (
+                touch.consents
+                if touch.consents is not None
+                else conn.execute(self._consents, {"b_user": touch.user_id}).all()
+            )
             if not consent_allows(rows, touch.channel, touch.purpose or "marketing", self.requires_opt_in):
                 return Decision(False, "no_consent")
         product = touch.template.product
@@ -180,7 +199,12 @@ class PolicyGate:
     def _caps(self, conn: Connection, policy: pb.ContactPolicy, touch: Touch, now: dt.datetime) -> Decision:
         horizon = max(7 * 86_400, policy.dedupe_window_seconds)
         since = now - dt.timedelta(seconds=horizon)
-        rows = [_Sent(**r._mapping) for r in conn.execute(self._recent, {"b_user": touch.user_id, "b_since": since})]
+        if touch.recent is not None:
+            rows = [r for r in touch.recent if r.created_at >= since and r.status not in ("SUPPRESSED", "FAILED")]
+        else:
+            rows = [
+                _Sent(**r._mapping) for r in conn.execute(self._recent, {"b_user": touch.user_id, "b_since": since})
+            ]
         rows += [
             _Sent(**{k: p[k] for k in _Sent._fields})
             for p in touch.pending

@@ -176,3 +176,18 @@ def test_a_higher_priority_journey_takes_the_slot_of_an_unsent_lower_one(tmp_pat
         assert found["high"] == ("QUEUED", "")
         assert sorted(found[k] for k in ("low", "other")) == [("QUEUED", ""), ("SUPPRESSED", "preempted_by_priority")]
         assert statuses(service, "c1").count(("QUEUED", "")) == 2
+
+
+def test_caps_hold_within_one_batch_of_many_customers(tmp_path, database_url) -> None:
+    with campaign_service(tmp_path, database_url) as service:
+        for n, channel in enumerate((PUSH, EMAIL, pb.CHANNEL_TYPE_WECOM)):
+            add_template(service, f"t{n}")
+            run_journey(service, simple_graph(on_event("quote_view"), f"t{n}", channel=channel), f"j{n}")
+        service.set_consent(pb.Consent(user=user("c2"), channel=EMAIL, purpose="*", granted=False))
+        service.engine.handle([event("quote_view", "c1"), event("quote_view", "c2"), event("quote_view", "c3")])
+        for customer, expected in (
+            ("c1", [("QUEUED", ""), ("QUEUED", ""), ("SUPPRESSED", "frequency_cap_day")]),
+            ("c2", [("QUEUED", ""), ("SUPPRESSED", "no_consent"), ("QUEUED", "")]),
+        ):
+            assert sorted(statuses(service, customer)) == sorted(expected), customer
+        assert len(messages(service)) == 9
