@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 import zoneinfo
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-from google.protobuf import json_format
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from svc_campaign.batch import BatchedWrites, Previous
 from svc_campaign.config import CampaignSettings
 from svc_campaign.experiments import Experiments, bucket
-from svc_campaign.outbox import insert_message, new_message, stable_id
-from svc_campaign.policy import PolicyGate, Touch, default_policy, policy_from_json
+from svc_campaign.outbox import stable_id
+from svc_campaign.policy import PolicyGate
 from svc_campaign.profiles import PersonSubject, ProfileDirectory
+from svc_campaign.sending import Sender, _event_values
 from svc_campaign.triggers import event_time
 from svc_common.conditions import evaluate
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
@@ -39,7 +39,7 @@ def instance_timer_id(instance_id: str) -> str:
     return f"i:{instance_id}"
 
 
-class Walker:
+class Walker(BatchedWrites, Sender):
     def __init__(
         self,
         engine: Engine,
@@ -73,89 +73,6 @@ class Walker:
         self._insert_visit = insert(tables["visit"])
         self._insert_message = insert(tables["message"])
 
-    def _writes(self) -> _Writes:
-        writes = getattr(self._local, "writes", None)
-        if writes is None:
-            writes = self._local.writes = _Writes()
-        return writes
-
-    def _pending(self) -> list[dict[str, Any]]:
-        return self._writes().visits
-
-    def pending_messages(self, user: str) -> list[dict[str, Any]]:
-        """Messages of ``user`` written in this transaction but not flushed yet (the gate counts them)."""
-        return self._writes().messages_by_user.get(user, [])
-
-    def flush(self, conn: Connection) -> None:
-        """Write the messages, new participants and visits recorded since the last flush, in three statements
-        (in the caller's transaction)."""
-        writes = self._writes()
-        if writes.messages:
-            conn.execute(self._insert_message, writes.messages)
-        if writes.participants:
-            conn.execute(self._insert_participant, writes.participants)
-        if writes.visits:
-            conn.execute(self._insert_visit, writes.visits)
-        self._local.writes = _Writes()
-
-    def discard(self) -> None:
-        self._local.writes = _Writes()
-
-    def prefetch(self, conn: Connection, users: set[str], now: dt.datetime) -> None:
-        """Read, in a few statements, what the entry rules and the policy gate ask per customer, for the customers
-        a batch may enter into journeys (instead of three queries per entry). Valid for this transaction only;
-        rows written during it are seen through the pending lists, rows changed are dropped from the read-ahead."""
-        writes = self._writes()
-        todo = sorted(users - writes.known_users)
-        if not todo:
-            return
-        policy = self.policy(conn)
-        since = now - dt.timedelta(seconds=max(7 * 86_400, policy.dedupe_window_seconds))
-        i, c = self.t["instance"].c, self.t["consent"].c
-        for start in range(0, len(todo), 500):
-            chunk = todo[start : start + 500]
-            writes.known_users.update(chunk)
-            rows = conn.execute(
-                select(i.user_id, i.journey_id, i.status, i.entered_at)
-                .where(i.user_id.in_(chunk))
-                .order_by(i.entered_at)
-            )
-            for row in rows:
-                writes.previous[(row.user_id, row.journey_id)] = _Previous(row.status, row.entered_at)
-            for row in conn.execute(select(c.user_id, c.channel, c.purpose, c.granted).where(c.user_id.in_(chunk))):
-                writes.consents.setdefault(row.user_id, []).append((row.channel, row.purpose, row.granted))
-            for user, sent in self.gate.recent_for(conn, chunk, since).items():
-                writes.recent[user] = sent
-
-    # -- cached reference data ------------------------------------------------------------------------
-
-    def invalidate(self) -> None:
-        self._templates.clear()
-        self._policy = None
-
-    def template(self, conn: Connection, template_id: str) -> pb.Template | None:
-        hit = self._templates.get(template_id)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        t = self.t["template"].c
-        row = conn.execute(select(t.document).where(t.template_id == template_id)).first()
-        found = json_format.ParseDict(row.document, pb.Template()) if row is not None else None
-        self._templates[template_id] = (time.monotonic() + self.settings.journey_refresh_seconds, found)
-        return found
-
-    def policy(self, conn: Connection) -> pb.ContactPolicy:
-        if self._policy is not None and self._policy[0] > time.monotonic():
-            return self._policy[1]
-        p = self.t["policy"].c
-        row = conn.execute(select(p.document, p.version_no).where(p.policy_id == "default")).first()
-        policy = policy_from_json(row.document) if row is not None else default_policy()
-        if row is not None:
-            policy.version = row.version_no
-        self._policy = (time.monotonic() + self.settings.journey_refresh_seconds, policy)
-        return policy
-
-    # -- entry ----------------------------------------------------------------------------------------
-
     def enter(
         self,
         conn: Connection,
@@ -173,7 +90,7 @@ class Walker:
         writes = self._writes()
         previous = next(
             (
-                _Previous(p["status"], p["entered_at"])
+                Previous(p["status"], p["entered_at"])
                 for p in reversed(writes.participants)
                 if p["user_id"] == user and p["journey_id"] == journey.journey_id
             ),
@@ -369,182 +286,6 @@ class Walker:
                 return arm.variant
         return split.arms[-1].variant
 
-    def _send(
-        self,
-        conn: Connection,
-        instance: dict[str, Any],
-        node_id: str,
-        send: pb.SendNode,
-        context: dict[str, Any],
-        profile: profile_pb2.Profile | None,
-        now: dt.datetime,
-    ) -> str:
-        journey = self.engine.journey(instance["journey_id"])
-        priority = journey.priority if journey else 0
-        purpose = (journey.purpose if journey else "") or "marketing"
-        template = self.template(conn, send.template_id)
-        message_id = stable_id(instance["instance_id"], node_id, now.isoformat())
-        fields = {
-            "journey_id": instance["journey_id"],
-            "node_id": node_id,
-            "instance_id": instance["instance_id"],
-            "experiment_id": context.get("experiment_id", ""),
-            "variant": context.get("variant", ""),
-        }
-        if template is None:
-            row = new_message(
-                message_id=message_id,
-                user_id=instance["user_id"],
-                channel=send.channel,
-                template=pb.Template(template_id=send.template_id),
-                now=now,
-                purpose=purpose,
-                is_marketing=send.is_marketing,
-                priority=priority,
-                **fields,
-            )
-            row.update(status="SUPPRESSED", suppression_reason="unknown_template", next_attempt_at=None)
-            insert_message(conn, self.t, row, [])
-            return "suppressed:unknown_template"
-        row, reason = self.decide(
-            conn,
-            instance["user_id"],
-            [send.channel, *send.fallback_channels],
-            template,
-            purpose,
-            send.is_marketing,
-            priority,
-            profile,
-            _event_values(context),
-            now,
-            message_id,
-            fields,
-        )
-        return {"QUEUED": "sent", "DEFERRED": "deferred"}.get(row["status"], f"suppressed:{reason}")
-
-    def decide(
-        self,
-        conn: Connection,
-        user: str,
-        channels: list[int],
-        template: pb.Template,
-        purpose: str,
-        is_marketing: bool,
-        priority: int,
-        profile: profile_pb2.Profile | None,
-        event: dict[str, Any],
-        now: dt.datetime,
-        message_id: str,
-        fields: dict[str, Any],
-        idempotency_key: str = "",
-    ) -> tuple[dict[str, Any], str]:
-        """Run the gate over the channel and its fallbacks; write the message (queued, deferred or suppressed)."""
-        policy = self.policy(conn)
-        first: tuple[int, Any] | None = None
-        deferred: tuple[int, Any] | None = None
-        for channel in channels:
-            decision = self.gate.check(
-                conn,
-                policy,
-                Touch(
-                    user,
-                    channel,
-                    template,
-                    purpose,
-                    is_marketing,
-                    priority,
-                    profile,
-                    event,
-                    self.pending_messages(user),
-                    *self._known(user),
-                ),
-                now,
-            )
-            first = first or (channel, decision)
-            if decision.allowed and decision.deferred_until is None:
-                return self._write(
-                    conn,
-                    user,
-                    channel,
-                    template,
-                    purpose,
-                    is_marketing,
-                    priority,
-                    now,
-                    message_id,
-                    fields,
-                    decision,
-                    idempotency_key,
-                ), ""
-            if decision.allowed and deferred is None:
-                deferred = (channel, decision)
-        channel, decision = deferred or first  # type: ignore[misc]
-        row = self._write(
-            conn,
-            user,
-            channel,
-            template,
-            purpose,
-            is_marketing,
-            priority,
-            now,
-            message_id,
-            fields,
-            decision,
-            idempotency_key,
-        )
-        return row, decision.reason
-
-    def _known(self, user: str) -> tuple[Any, Any]:
-        writes = self._writes()
-        if user not in writes.known_users:
-            return None, None
-        return writes.consents.get(user, []), writes.recent.get(user, [])
-
-    def _write(
-        self, conn, user, channel, template, purpose, is_marketing, priority, now, message_id, fields, decision, key
-    ):
-        row = new_message(
-            message_id=message_id,
-            user_id=user,
-            channel=channel,
-            template=template,
-            now=now,
-            purpose=purpose,
-            is_marketing=is_marketing,
-            priority=priority,
-            idempotency_key=key,
-            **fields,
-        )
-        row["title"], row["body"], row["link"] = decision.rendered
-        if not decision.allowed:
-            row.update(status="SUPPRESSED", suppression_reason=decision.reason, next_attempt_at=None)
-        elif decision.deferred_until is not None:
-            row.update(
-                status="DEFERRED",
-                scheduled_at=decision.deferred_until,
-                next_attempt_at=decision.deferred_until,
-                suppression_reason=decision.reason,
-            )
-        if decision.allowed and decision.preempt:
-            for pending in self._writes().messages:
-                if pending["message_id"] in decision.preempt and pending["status"] in ("QUEUED", "DEFERRED"):
-                    pending.update(
-                        status="SUPPRESSED", suppression_reason="preempted_by_priority", next_attempt_at=None
-                    )
-            insert_message(conn, self.t, None, decision.preempt)
-            recent = self._writes().recent.get(user)
-            if recent:
-                self._writes().recent[user] = [
-                    r._replace(status="SUPPRESSED") if r.message_id in decision.preempt else r for r in recent
-                ]
-        writes = self._writes()
-        writes.messages.append(row)
-        writes.messages_by_user.setdefault(user, []).append(row)
-        return row
-
-    # -- events and timers for customers already in ---------------------------------------------------
-
     def _load(self, conn: Connection, instance_id: str) -> dict[str, Any] | None:
         self.flush(conn)
         row = (
@@ -635,28 +376,3 @@ class Walker:
                     )
                 conn.execute(update(self.t["instance"]).where(i.instance_id == row["instance_id"]).values(**changes))
                 break
-
-
-def _event_values(context: dict[str, Any]) -> dict[str, Any]:
-    return context.get("event", {}) if isinstance(context, dict) else {}
-
-
-class _Previous(NamedTuple):
-    status: str
-    entered_at: dt.datetime
-
-
-class _Writes:
-    """Rows of one transaction waiting to be written together."""
-
-    def __init__(self) -> None:
-        self.visits: list[dict[str, Any]] = []
-        self.participants: list[dict[str, Any]] = []
-        self.messages: list[dict[str, Any]] = []
-        self.messages_by_user: dict[str, list[dict[str, Any]]] = {}
-        # Read ahead for the customers of a batch (see Walker.prefetch): what the table held at its start.
-        self.known_users: set[str] = set()
-        self.previous: dict[tuple[str, str], _Previous] = {}
-        self.consents: dict[str, list[tuple[int, str, bool]]] = {}
-        self.recent: dict[str, list[Any]] = {}
-        self.dropped: set[tuple[str, str]] = set()
