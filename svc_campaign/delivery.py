@@ -137,40 +137,49 @@ class Dispatcher:
         return dt.timedelta(milliseconds=ceiling / 2 + random.random() * ceiling / 2)
 
     def record(self, row: dict[str, Any], outcome: Outcome) -> None:
+        self.record_many([(row, outcome)])
+
+    def record_many(self, results: list[tuple[dict[str, Any], Outcome]]) -> None:
+        """The outcomes of one round of deliveries, in one transaction (not one commit per message)."""
         m = self.t["message"]
         now = self.clock.now()
-        attempts = row["attempts"] + 1
         with self.db.connection(write=True) as conn:
-            current = conn.execute(select(m.c.status).where(m.c.message_id == row["message_id"])).scalar_one()
-            if current not in ("QUEUED", "DEFERRED"):
-                return  # suppressed (journey stopped, preempted) while in flight
-            if outcome.ok:
-                values: dict[str, Any] = {
-                    "status": "SENT",
-                    "sent_at": now,
-                    "attempts": attempts,
-                    "gateway_message_id": outcome.gateway_message_id,
-                    "next_attempt_at": None,
-                    "lease_until": None,
-                    "failure_reason": "",
-                }
-                queue_event(conn, self.t, message_event(row, "SENT", now), now)
-            elif outcome.retryable and attempts < self.settings.delivery_max_attempts:
-                values = {
-                    "attempts": attempts,
-                    "next_attempt_at": now + self._backoff(attempts),
-                    "lease_until": None,
-                    "failure_reason": outcome.error,
-                }
-            else:
-                values = {
-                    "status": "FAILED",
-                    "attempts": attempts,
-                    "next_attempt_at": None,
-                    "lease_until": None,
-                    "failure_reason": outcome.error,
-                }
-            conn.execute(update(m).where(m.c.message_id == row["message_id"]).values(**values))
+            for row, outcome in results:
+                self._record(conn, m, row, outcome, now)
+
+    def _record(self, conn: Any, m: Table, row: dict[str, Any], outcome: Outcome, now: dt.datetime) -> None:
+        attempts = row["attempts"] + 1
+        current = conn.execute(select(m.c.status).where(m.c.message_id == row["message_id"])).scalar_one()
+        if current not in ("QUEUED", "DEFERRED"):
+            return  # suppressed (journey stopped, preempted) or receipted while in flight
+        if outcome.ok:
+            values: dict[str, Any] = {
+                "status": "SENT",
+                "sent_at": now,
+                "attempts": attempts,
+                "gateway_message_id": outcome.gateway_message_id,
+                "next_attempt_at": None,
+                "lease_until": None,
+                "failure_reason": "",
+            }
+            queue_event(conn, self.t, message_event(row, "SENT", now), now)
+        elif outcome.retryable and attempts < self.settings.delivery_max_attempts:
+            values = {
+                "attempts": attempts,
+                "next_attempt_at": now + self._backoff(attempts),
+                "lease_until": None,
+                "failure_reason": outcome.error,
+            }
+        else:
+            values = {
+                "status": "FAILED",
+                "attempts": attempts,
+                "next_attempt_at": None,
+                "lease_until": None,
+                "failure_reason": outcome.error,
+            }
+            queue_event(conn, self.t, message_event(row, "FAILED", now), now)
+        conn.execute(update(m).where(m.c.message_id == row["message_id"]).values(**values))
 
     async def run_once(self) -> int:
         rows = await asyncio.to_thread(self.claim)
@@ -178,18 +187,19 @@ class Dispatcher:
             return 0
         limit = asyncio.Semaphore(self.settings.delivery_concurrency)
 
-        async def one(row: dict[str, Any]) -> None:
+        async def one(row: dict[str, Any]) -> tuple[dict[str, Any], Outcome]:
             async with limit:
                 try:
-                    outcome = await self.adapter.deliver(row)
+                    return row, await self.adapter.deliver(row)
                 except Exception as exc:  # an adapter bug must not lose the message: retry it
                     log.exception("delivery adapter failed")
-                    outcome = Outcome(False, retryable=True, error=f"{type(exc).__name__}: {exc}"[:500])
-            await asyncio.to_thread(self.record, row, outcome)
-            if outcome.ok:
-                self.delivered += 1
+                    return row, Outcome(False, retryable=True, error=f"{type(exc).__name__}: {exc}"[:500])
 
-        await asyncio.gather(*(one(r) for r in rows))
+        results = await asyncio.gather(*(one(r) for r in rows))
+        # A crash before this commit re-delivers the round with the same idempotency keys (the gateway
+        # de-duplicates): at least once to the gateway, once to the customer.
+        await asyncio.to_thread(self.record_many, list(results))
+        self.delivered += sum(1 for _, outcome in results if outcome.ok)
         return len(rows)
 
 
