@@ -201,3 +201,72 @@ def test_bad_requests_get_precise_statuses(suite) -> None:
             )[0]
             == missing
         )
+
+
+def test_listings_page_and_state_changes_are_checked(suite) -> None:
+    _, campaign, _ = suite
+    with grpc.insecure_channel(campaign.address) as channel:
+        journeys = pb_grpc.JourneyServiceStub(channel)
+        policy = pb_grpc.PolicyServiceStub(channel)
+        experiments = pb_grpc.ExperimentServiceStub(channel)
+        for n in range(3):
+            journeys.CreateJourney(
+                pb.CreateJourneyRequest(journey=pb.Journey(journey_id=f"list-{n}", name="x")), timeout=10
+            )
+        first = journeys.ListJourneys(
+            pb.ListJourneysRequest(states=[pb.JOURNEY_STATE_DRAFT], page=types_pb2.PageRequest(page_size=2)), timeout=10
+        )
+        rest = journeys.ListJourneys(
+            pb.ListJourneysRequest(
+                states=[pb.JOURNEY_STATE_DRAFT], page=types_pb2.PageRequest(page_token=first.next_page_token)
+            ),
+            timeout=10,
+        )
+        listed = [j.journey_id for j in [*first.journeys, *rest.journeys]]
+        assert {"list-0", "list-1", "list-2"} <= set(listed) and len(listed) == len(set(listed))
+        assert all(j.state == pb.JOURNEY_STATE_DRAFT for j in [*first.journeys, *rest.journeys])
+
+        current = policy.GetContactPolicy(pb.GetContactPolicyRequest(), timeout=10).policy
+        assert (current.max_marketing_per_day, current.max_marketing_per_week) == (2, 5)
+        current.max_marketing_per_day = 3
+        updated = policy.UpdateContactPolicy(
+            pb.UpdateContactPolicyRequest(policy=current, expected_version=current.version), timeout=10
+        ).policy
+        assert updated.max_marketing_per_day == 3 and updated.version == current.version + 1
+        policy.UpdateContactPolicy(
+            pb.UpdateContactPolicyRequest(policy=updated, expected_version=updated.version), timeout=10
+        )
+        stale = pb.UpdateContactPolicyRequest(policy=updated, expected_version=updated.version)  # someone else won
+        assert code_of(lambda: policy.UpdateContactPolicy(stale, timeout=10))[0] == grpc.StatusCode.ABORTED
+
+        created = experiments.CreateExperiment(
+            pb.CreateExperimentRequest(
+                experiment=pb.Experiment(
+                    name="ab", variants=[pb.Variant(key="a", weight_bps=5000), pb.Variant(key="b", weight_bps=5000)]
+                )
+            ),
+            timeout=10,
+        ).experiment
+        again = experiments.AssignVariant(
+            pb.AssignVariantRequest(experiment_id=created.experiment_id, user=C1), timeout=10
+        )
+        assert again.variant in ("a", "b")
+        assert (
+            experiments.AssignVariant(
+                pb.AssignVariantRequest(experiment_id=created.experiment_id, user=C1), timeout=10
+            ).variant
+            == again.variant
+        )
+        done = experiments.ConcludeExperiment(
+            pb.ConcludeExperimentRequest(experiment_id=created.experiment_id, winner_variant="b"), timeout=10
+        ).experiment
+        assert done.state == pb.EXPERIMENT_STATE_CONCLUDED and done.winner_variant == "b"
+        code, _ = code_of(
+            lambda: experiments.ConcludeExperiment(
+                pb.ConcludeExperimentRequest(experiment_id=created.experiment_id, winner_variant="a"), timeout=10
+            )
+        )
+        assert code == grpc.StatusCode.FAILED_PRECONDITION
+        assert created.experiment_id in {
+            e.experiment_id for e in experiments.ListExperiments(pb.ListExperimentsRequest(), timeout=10).experiments
+        }

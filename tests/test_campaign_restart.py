@@ -8,6 +8,7 @@ import asyncio
 import time
 
 import grpc
+import pytest
 from campaign_helpers import PUSH, Gateway, event, node, on_event
 from collect_helpers import KEYRING
 
@@ -44,7 +45,8 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def test_killed_and_restarted_fires_each_timer_once(tmp_path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_killed_and_restarted_fires_each_timer_once(tmp_path, backend: str, request: pytest.FixtureRequest) -> None:
     gateway = Gateway()
     collect = ServerProcess(
         "collect", work_dir=tmp_path / "collect", env={"QIMING_COLLECT_KEYRING_JSON": KEYRING}
@@ -56,6 +58,8 @@ def test_killed_and_restarted_fires_each_timer_once(tmp_path) -> None:
         "QIMING_CAMPAIGN_DELIVERY_POLL_MILLIS": "50",
         "QIMING_CAMPAIGN_LOG_BATCH_SIZE": "7",
     }
+    if backend == "postgresql":
+        env["QIMING_CAMPAIGN_DATABASE_URL"] = request.getfixturevalue("database_url_postgresql")
     campaign = ServerProcess("campaign", work_dir=tmp_path / "campaign", env=env).start()
     graph = pb.JourneyGraph(
         entry_node_id="start",
