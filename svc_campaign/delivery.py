@@ -22,6 +22,7 @@ from sqlalchemy import Table, delete, or_, select, update
 from svc_campaign.clock import Clock
 from svc_campaign.config import CampaignSettings
 from svc_campaign.outbox import message_event, queue_event
+from svc_campaign.policy import consent_allows
 from svc_common.db import Database
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import event_pb2
@@ -122,12 +123,42 @@ class Dispatcher:
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = [dict(r) for r in conn.execute(query).mappings()]
+            rows = self._drop_withdrawn(conn, rows)
             if rows:
                 lease = now + dt.timedelta(seconds=self.settings.delivery_lease_seconds)
                 conn.execute(
                     update(m).where(m.c.message_id.in_([r["message_id"] for r in rows])).values(lease_until=lease)
                 )
         return rows
+
+    def _drop_withdrawn(self, conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Consent is checked again at delivery: a customer who opted out while a marketing message waited (quiet
+        hours, retries) does not get it; the message is SUPPRESSED with reason ``consent_withdrawn``."""
+        marketing = {r["user_id"] for r in rows if r["is_marketing"]}
+        if not marketing:
+            return rows
+        c = self.t["consent"].c
+        found: dict[str, list[tuple[int, str, bool]]] = {}
+        query = select(c.user_id, c.channel, c.purpose, c.granted).where(c.user_id.in_(sorted(marketing)))
+        for row in conn.execute(query):
+            found.setdefault(row.user_id, []).append((row.channel, row.purpose, row.granted))
+        withdrawn = [
+            r["message_id"]
+            for r in rows
+            if r["is_marketing"]
+            and not consent_allows(
+                found.get(r["user_id"], []), r["channel"], r["purpose"], self.settings.marketing_requires_opt_in
+            )
+        ]
+        if not withdrawn:
+            return rows
+        m = self.t["message"]
+        conn.execute(
+            update(m)
+            .where(m.c.message_id.in_(withdrawn))
+            .values(status="SUPPRESSED", suppression_reason="consent_withdrawn", next_attempt_at=None)
+        )
+        return [r for r in rows if r["message_id"] not in withdrawn]
 
     def _backoff(self, attempts: int) -> dt.timedelta:
         ceiling = min(

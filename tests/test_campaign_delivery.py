@@ -164,3 +164,22 @@ def test_receipts_move_forward_only_and_are_published_as_events(tmp_path, databa
             ).message_id
             == again.message_id
         )
+
+
+def test_consent_withdrawn_while_a_message_waits_suppresses_it(tmp_path, database_url, gateway: Gateway) -> None:
+    night = dt.datetime(2026, 11, 23, 14, 30, tzinfo=dt.UTC)  # 22:30 in Shanghai: SMS waits for the morning
+    with campaign_service(tmp_path, database_url, settings={"gateway_url": gateway.url}) as service:
+        add_template(service, "t1")
+        service.clock.set(night)
+        waiting = service.send_message(
+            pb.SendMessageRequest(user=user("c1"), channel=SMS, template_id="t1", is_marketing=True)
+        )
+        notice = service.send_message(pb.SendMessageRequest(user=user("c1"), channel=PUSH, template_id="t1"))
+        assert status(waiting) == "DEFERRED"
+        service.set_consent(pb.Consent(user=user("c1"), channel=0, purpose="*", granted=False, source="app_settings"))
+        service.clock.set(dt.datetime(2026, 11, 24, 0, 1, tzinfo=dt.UTC))
+        deliver(service)
+        withdrawn = service.get_message(waiting.message_id)
+        assert (status(withdrawn), withdrawn.suppression_reason) == ("SUPPRESSED", "consent_withdrawn")
+        assert status(service.get_message(notice.message_id)) == "SENT"  # a service notice still goes
+        assert [body["message_id"] for _, body in gateway.requests] == [notice.message_id]
