@@ -47,6 +47,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) loadtests/bench_collect.py --events $(BENCH_EVENTS) --json loadtests/reports/bench_collect.json
 	$(MAKE) bench-modeling
 	$(MAKE) bench-profile
+	$(MAKE) bench-campaign
 
 clean:
 	rm -rf $(VENV) .pytest_cache qiming-data
@@ -73,3 +74,11 @@ bench-modeling: $(VENV)/.installed-dev
 PROFILES ?= 100000
 bench-profile: $(VENV)/.installed-dev
 	$(PY) loadtests/bench_profile.py --profiles $(PROFILES) $(if $(POSTGRES),--postgres $(POSTGRES),)
+## svc_campaign trigger latency (event → message in the outbox) at 5,000 events/s: the engine alone, then with
+## svc_collect in the loop (two processes). Results: docs/benchmarks.md, "svc_campaign".
+CAMPAIGN_RATE ?= 5000
+CAMPAIGN_SECONDS ?= 20
+.PHONY: bench-campaign
+bench-campaign: $(VENV)/.installed-base
+	$(PY) loadtests/bench_campaign.py --engine-only --rate $(CAMPAIGN_RATE) --seconds $(CAMPAIGN_SECONDS) --json loadtests/reports/bench_campaign_engine.json
+	$(PY) loadtests/bench_campaign.py --rate $(CAMPAIGN_RATE) --seconds $(CAMPAIGN_SECONDS) --json loadtests/reports/bench_campaign_e2e.json

@@ -2,6 +2,7 @@
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from svc_common.config import ServiceSettings
@@ -12,3 +13,72 @@ class CampaignSettings(ServiceSettings):
     section: ClassVar[str] = "campaign"
     service_name: ClassVar[str] = "campaign"
     default_grpc_port: ClassVar[int] = 50053
+
+    collect_address: str = ""
+    """svc_collect (``host:port``): its log is followed for triggers, and $message_* events are published to it.
+    Empty: this process when it serves svc_collect too (``qiming serve all``); else no log is followed (journeys
+    only advance on timers; the API still works)."""
+    profile_address: str = ""
+    """svc_profile (``host:port``) for branches, audience segments, personalisation and suitability. Empty: this
+    process when it serves svc_profile too; else every customer has an empty profile (branches take their
+    default, product messages are suppressed)."""
+    profile_cache_seconds: float = Field(default=5.0, ge=0)
+    """How long a fetched profile is reused before it is asked for again."""
+    profile_timeout_seconds: float = Field(default=2.0, gt=0)
+    """One GetProfile call; past it the customer is treated as unknown (and the call is retried next time)."""
+    consumer_name: str = "campaign"
+    """Name of this service's place in the log (its stored cursor)."""
+    log_batch_size: int = Field(default=500, ge=1, le=10_000)
+    """Events handed to the engine per transaction."""
+    timer_poll_millis: int = Field(default=200, ge=10)
+    """How often due timers are looked for."""
+    timer_batch_size: int = Field(default=200, ge=1)
+    """Timers fired per transaction."""
+    journey_refresh_seconds: float = Field(default=2.0, gt=0)
+    """Running journeys are re-read this often (a change made through this process applies at once)."""
+    paused_recheck_seconds: int = Field(default=60, ge=1)
+    """A timer of a paused journey comes due again after this long (waiting customers keep waiting)."""
+    timezone: str = "Asia/Shanghai"
+    """Zone of quiet hours and daily caps when a rule does not name one."""
+    marketing_requires_opt_in: bool = False
+    """True: marketing goes only to customers with a granted consent record (opt-in); False: to everyone who has
+    not opted out of the channel or purpose."""
+    sensitive_fields: list[str] = Field(
+        default_factory=lambda: [
+            "id_number",
+            "phone",
+            "mobile",
+            "email",
+            "name",
+            "address",
+            "fund_account",
+            "bank_account",
+            "account_number",
+            "aum_fen",
+            "assets_fen",
+            "balance_fen",
+            "position",
+            "order",
+        ]
+    )
+    """Profile fields of level 3 or above (JR/T 0158): a template naming one is refused, and a field the profile
+    service masks is never rendered either."""
+    gateway_url: str = ""
+    """HTTP webhook of the channel gateway: each message is POSTed as JSON with an ``Idempotency-Key`` header.
+    Empty: messages stay QUEUED in the outbox until a gateway is configured."""
+    gateway_timeout_seconds: float = Field(default=5.0, gt=0)
+    """One delivery attempt."""
+    delivery_max_attempts: int = Field(default=6, ge=1)
+    """Tries of one message before it is FAILED."""
+    delivery_initial_backoff_millis: int = Field(default=500, ge=1)
+    """Wait before the second try; doubles after each failure."""
+    delivery_max_backoff_millis: int = Field(default=300_000, ge=1)
+    """Longest wait between two tries."""
+    delivery_concurrency: int = Field(default=16, ge=1, le=512)
+    """Deliveries in flight at once."""
+    delivery_batch_size: int = Field(default=200, ge=1)
+    """Messages claimed from the outbox at a time."""
+    delivery_poll_millis: int = Field(default=200, ge=10)
+    """How often the outbox is looked at when it was empty."""
+    delivery_lease_seconds: int = Field(default=60, ge=1)
+    """A claimed message is not claimed again for this long (a crashed dispatcher's claims expire)."""

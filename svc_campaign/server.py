@@ -2,12 +2,388 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from grpc import aio
+
+from svc_campaign.config import CampaignSettings
+from svc_campaign.service import CampaignService, bad, customer_id
+from svc_campaign.store import tables
+from svc_common.paging import decode_token, encode_token, page_size
+from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+from svc_common.pb.qiming.campaign.v1 import campaign_pb2_grpc as pb_grpc
+from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.runtime import ServiceRuntime
-from svc_common.server import ServiceSpec, register_not_yet_built
+from svc_common.server import ServiceSpec, note_customers
+
+T = TypeVar("T")
+
+
+async def _run(function: Callable[..., T], *args: Any) -> T:
+    return await asyncio.to_thread(function, *args)
+
+
+def _range(time_range: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
+    start = time_range.start.ToDatetime(tzinfo=dt.UTC) if time_range.HasField("start") else None
+    end = time_range.end.ToDatetime(tzinfo=dt.UTC) if time_range.HasField("end") else None
+    return start, end
+
+
+def _customer(ref: types_pb2.UserRef, field: str = "user") -> str:
+    """The customer number of ``ref``, recorded in the call's audit record."""
+    user = customer_id(ref, field)
+    note_customers(user)
+    return user
+
+
+def _required(value: str, field: str) -> str:
+    if not value:
+        raise bad(field, "required")
+    return value
+
+
+class JourneyServicer(pb_grpc.JourneyServiceServicer):
+    def __init__(self, service: CampaignService) -> None:
+        self._s = service
+
+    def _tx(self, function: Callable[..., T], *args: Any) -> T:
+        with self._s.db.connection(write=True) as conn:
+            return function(conn, *args)
+
+    def _read(self, function: Callable[..., T], *args: Any) -> T:
+        with self._s.db.connection() as conn:
+            return function(conn, *args)
+
+    async def CreateJourney(
+        self, request: pb.CreateJourneyRequest, context: aio.ServicerContext
+    ) -> pb.CreateJourneyResponse:
+        journey = await _run(self._tx, self._s.journeys.create, request.journey, self._s.clock.now())
+        return pb.CreateJourneyResponse(journey=journey)
+
+    async def UpdateJourneyDraft(
+        self, request: pb.UpdateJourneyDraftRequest, context: aio.ServicerContext
+    ) -> pb.UpdateJourneyDraftResponse:
+        _required(request.journey_id, "journey_id")
+        journey, problems = await _run(self._tx, self._s.journeys.update_draft, request, self._s.clock.now())
+        return pb.UpdateJourneyDraftResponse(journey=journey, problems=[p.to_proto() for p in problems])
+
+    async def ValidateJourney(
+        self, request: pb.ValidateJourneyRequest, context: aio.ServicerContext
+    ) -> pb.ValidateJourneyResponse:
+        problems = await _run(self._tx, self._s.journeys.problems, request.graph)
+        return pb.ValidateJourneyResponse(problems=[p.to_proto() for p in problems])
+
+    async def PublishJourney(
+        self, request: pb.PublishJourneyRequest, context: aio.ServicerContext
+    ) -> pb.PublishJourneyResponse:
+        _required(request.journey_id, "journey_id")
+        journey = await _run(
+            self._tx, self._s.journeys.publish, request.journey_id, request.expected_draft_revision, self._s.clock.now()
+        )
+        return pb.PublishJourneyResponse(journey=journey)
+
+    async def GetJourney(self, request: pb.GetJourneyRequest, context: aio.ServicerContext) -> pb.GetJourneyResponse:
+        _required(request.journey_id, "journey_id")
+        return pb.GetJourneyResponse(
+            journey=await _run(self._tx, self._s.journeys.get, request.journey_id, request.version)
+        )
+
+    async def ListJourneys(
+        self, request: pb.ListJourneysRequest, context: aio.ServicerContext
+    ) -> pb.ListJourneysResponse:
+        size = page_size(request.page.page_size)
+        position = decode_token(request.page.page_token, "journeys") or {}
+        states = [pb.JourneyState.Name(s).removeprefix("JOURNEY_STATE_") for s in request.states]
+        found = await _run(self._tx, self._s.journeys.list, states, str(position.get("id", "")), size + 1)
+        response = pb.ListJourneysResponse(journeys=found[:size])
+        if len(found) > size:
+            response.next_page_token = encode_token("journeys", {"id": found[size - 1].journey_id})
+        return response
+
+    async def _transition(self, journey_id: str, action: str, reason: str = "") -> pb.Journey:
+        _required(journey_id, "journey_id")
+        return await _run(self._tx, self._s.journeys.transition, journey_id, action, self._s.clock.now(), reason)
+
+    async def StartJourney(
+        self, request: pb.StartJourneyRequest, context: aio.ServicerContext
+    ) -> pb.StartJourneyResponse:
+        return pb.StartJourneyResponse(journey=await self._transition(request.journey_id, "start"))
+
+    async def PauseJourney(
+        self, request: pb.PauseJourneyRequest, context: aio.ServicerContext
+    ) -> pb.PauseJourneyResponse:
+        return pb.PauseJourneyResponse(journey=await self._transition(request.journey_id, "pause"))
+
+    async def StopJourney(self, request: pb.StopJourneyRequest, context: aio.ServicerContext) -> pb.StopJourneyResponse:
+        return pb.StopJourneyResponse(journey=await self._transition(request.journey_id, "stop", request.reason))
+
+    async def GetJourneyReport(
+        self, request: pb.GetJourneyReportRequest, context: aio.ServicerContext
+    ) -> pb.GetJourneyReportResponse:
+        _required(request.journey_id, "journey_id")
+        start, end = _range(request.time_range)
+        return await _run(self._read, self._s.journeys.report, request.journey_id, start, end)
+
+    async def GetJourneyProgress(
+        self, request: pb.GetJourneyProgressRequest, context: aio.ServicerContext
+    ) -> pb.GetJourneyProgressResponse:
+        _required(request.journey_id, "journey_id")
+        user = _customer(request.user)
+        return await _run(self._read, self._s.journeys.progress, request.journey_id, user)
+
+
+class TemplateServicer(pb_grpc.TemplateServiceServicer):
+    def __init__(self, service: CampaignService) -> None:
+        self._s = service
+
+    async def CreateTemplate(
+        self, request: pb.CreateTemplateRequest, context: aio.ServicerContext
+    ) -> pb.CreateTemplateResponse:
+        return pb.CreateTemplateResponse(template=await _run(self._s.create_template, request.template))
+
+    async def UpdateTemplate(
+        self, request: pb.UpdateTemplateRequest, context: aio.ServicerContext
+    ) -> pb.UpdateTemplateResponse:
+        _required(request.template.template_id, "template.template_id")
+        return pb.UpdateTemplateResponse(
+            template=await _run(self._s.update_template, request.template, request.expected_version)
+        )
+
+    async def GetTemplate(self, request: pb.GetTemplateRequest, context: aio.ServicerContext) -> pb.GetTemplateResponse:
+        _required(request.template_id, "template_id")
+        return pb.GetTemplateResponse(template=await _run(self._s.get_template, request.template_id))
+
+    async def ListTemplates(
+        self, request: pb.ListTemplatesRequest, context: aio.ServicerContext
+    ) -> pb.ListTemplatesResponse:
+        size = page_size(request.page.page_size)
+        position = decode_token(request.page.page_token, "templates") or {}
+        found = await _run(self._s.list_templates, request.channel, str(position.get("id", "")), size + 1)
+        response = pb.ListTemplatesResponse(templates=found[:size])
+        if len(found) > size:
+            response.next_page_token = encode_token("templates", {"id": found[size - 1].template_id})
+        return response
+
+    async def CheckContent(
+        self, request: pb.CheckContentRequest, context: aio.ServicerContext
+    ) -> pb.CheckContentResponse:
+        return await _run(self._s.check_content, request.template)
+
+    async def RenderTemplate(
+        self, request: pb.RenderTemplateRequest, context: aio.ServicerContext
+    ) -> pb.RenderTemplateResponse:
+        _required(request.template_id, "template_id")
+        _customer(request.user)
+        return await _run(self._s.render_template, request)
+
+
+class PolicyServicer(pb_grpc.PolicyServiceServicer):
+    def __init__(self, service: CampaignService) -> None:
+        self._s = service
+
+    async def SetConsent(self, request: pb.SetConsentRequest, context: aio.ServicerContext) -> pb.SetConsentResponse:
+        _customer(request.consent.user, "consent.user")
+        return pb.SetConsentResponse(consent=await _run(self._s.set_consent, request.consent))
+
+    async def GetConsent(self, request: pb.GetConsentRequest, context: aio.ServicerContext) -> pb.GetConsentResponse:
+        _customer(request.user)
+        return pb.GetConsentResponse(consents=await _run(self._s.get_consent, request.user))
+
+    async def GetContactPolicy(
+        self, request: pb.GetContactPolicyRequest, context: aio.ServicerContext
+    ) -> pb.GetContactPolicyResponse:
+        return pb.GetContactPolicyResponse(policy=await _run(self._s.get_policy))
+
+    async def UpdateContactPolicy(
+        self, request: pb.UpdateContactPolicyRequest, context: aio.ServicerContext
+    ) -> pb.UpdateContactPolicyResponse:
+        return pb.UpdateContactPolicyResponse(
+            policy=await _run(self._s.update_policy, request.policy, request.expected_version)
+        )
+
+    async def CheckContact(
+        self, request: pb.CheckContactRequest, context: aio.ServicerContext
+    ) -> pb.CheckContactResponse:
+        _customer(request.user)
+        return await _run(self._s.check_contact, request)
+
+
+class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
+    def __init__(self, service: CampaignService) -> None:
+        self._s = service
+
+    async def SendMessage(self, request: pb.SendMessageRequest, context: aio.ServicerContext) -> pb.SendMessageResponse:
+        _customer(request.user)
+        return pb.SendMessageResponse(message=await _run(self._s.send_message, request))
+
+    async def GetMessage(self, request: pb.GetMessageRequest, context: aio.ServicerContext) -> pb.GetMessageResponse:
+        _required(request.message_id, "message_id")
+        return pb.GetMessageResponse(message=await _run(self._s.get_message, request.message_id))
+
+    async def ReportDeliveryReceipt(
+        self, request: pb.ReportDeliveryReceiptRequest, context: aio.ServicerContext
+    ) -> pb.ReportDeliveryReceiptResponse:
+        _required(request.message_id, "message_id")
+        return pb.ReportDeliveryReceiptResponse(message=await _run(self._s.report_receipt, request))
+
+    async def _list(
+        self, request: Any, kind: str, *, user: str, suppressed: bool, reasons: list[str], channels: list[int]
+    ) -> tuple[list[pb.Message], str]:
+        size = page_size(request.page.page_size)
+        position = decode_token(request.page.page_token, kind)
+        after = (dt.datetime.fromisoformat(position["at"]), str(position["id"])) if position else None
+        start, end = _range(request.time_range)
+        found = await _run(
+            lambda: self._s.list_messages(
+                user=user,
+                journey_id=request.journey_id,
+                channels=channels,
+                start=start,
+                end=end,
+                suppressed=suppressed,
+                reasons=reasons,
+                after=after,
+                limit=size + 1,
+            )
+        )
+        token = ""
+        if len(found) > size:
+            last = found[size - 1]
+            token = encode_token(
+                kind, {"at": last.created_at.ToDatetime(tzinfo=dt.UTC).isoformat(), "id": last.message_id}
+            )
+        return found[:size], token
+
+    async def ListContactHistory(
+        self, request: pb.ListContactHistoryRequest, context: aio.ServicerContext
+    ) -> pb.ListContactHistoryResponse:
+        user = _customer(request.user)
+        messages, token = await self._list(
+            request, "history", user=user, suppressed=False, reasons=[], channels=list(request.channels)
+        )
+        return pb.ListContactHistoryResponse(messages=messages, next_page_token=token)
+
+    async def ListSuppressions(
+        self, request: pb.ListSuppressionsRequest, context: aio.ServicerContext
+    ) -> pb.ListSuppressionsResponse:
+        user = _customer(request.user) if request.user.value else ""
+        messages, token = await self._list(
+            request, "suppressions", user=user, suppressed=True, reasons=list(request.reasons), channels=[]
+        )
+        return pb.ListSuppressionsResponse(messages=messages, next_page_token=token)
+
+
+class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
+    def __init__(self, service: CampaignService) -> None:
+        self._s = service
+
+    def _tx(self, function: Callable[..., T], *args: Any) -> T:
+        with self._s.db.connection(write=True) as conn:
+            return function(conn, *args)
+
+    def _read(self, function: Callable[..., T], *args: Any) -> T:
+        with self._s.db.connection() as conn:
+            return function(conn, *args)
+
+    async def CreateExperiment(
+        self, request: pb.CreateExperimentRequest, context: aio.ServicerContext
+    ) -> pb.CreateExperimentResponse:
+        created = await _run(self._tx, self._s.experiments.create, request.experiment, self._s.clock.now())
+        return pb.CreateExperimentResponse(experiment=created)
+
+    async def GetExperiment(
+        self, request: pb.GetExperimentRequest, context: aio.ServicerContext
+    ) -> pb.GetExperimentResponse:
+        _required(request.experiment_id, "experiment_id")
+        return pb.GetExperimentResponse(
+            experiment=await _run(self._read, self._s.experiments.get, request.experiment_id)
+        )
+
+    async def ListExperiments(
+        self, request: pb.ListExperimentsRequest, context: aio.ServicerContext
+    ) -> pb.ListExperimentsResponse:
+        size = page_size(request.page.page_size)
+        position = decode_token(request.page.page_token, "experiments") or {}
+        found = await _run(self._read, self._s.experiments.list, str(position.get("id", "")), size + 1)
+        response = pb.ListExperimentsResponse(experiments=found[:size])
+        if len(found) > size:
+            response.next_page_token = encode_token("experiments", {"id": found[size - 1].experiment_id})
+        return response
+
+    async def AssignVariant(
+        self, request: pb.AssignVariantRequest, context: aio.ServicerContext
+    ) -> pb.AssignVariantResponse:
+        _required(request.experiment_id, "experiment_id")
+        user = _customer(request.user)
+
+        def assign(conn: Any) -> str:
+            experiment = self._s.experiments.get(conn, request.experiment_id)
+            return self._s.experiments.assign(
+                conn, experiment, user, self._s.clock.now(), expose=request.record_exposure
+            )
+
+        return pb.AssignVariantResponse(variant=await _run(self._tx, assign))
+
+    async def RecordOutcome(
+        self, request: pb.RecordOutcomeRequest, context: aio.ServicerContext
+    ) -> pb.RecordOutcomeResponse:
+        _required(request.experiment_id, "experiment_id")
+        user = _customer(request.user)
+        kinds = {
+            pb.RecordOutcomeRequest.KIND_EXPOSURE: "exposure",
+            pb.RecordOutcomeRequest.KIND_CLICK: "click",
+            pb.RecordOutcomeRequest.KIND_CONVERSION: "conversion",
+        }
+        if request.kind not in kinds:
+            raise bad("kind", "EXPOSURE, CLICK or CONVERSION")
+        at = request.at.ToDatetime(tzinfo=dt.UTC) if request.HasField("at") else self._s.clock.now()
+
+        def record(conn: Any) -> None:
+            experiment = self._s.experiments.get(conn, request.experiment_id)
+            self._s.experiments.assign(conn, experiment, user, at, expose=kinds[request.kind] == "exposure")
+            self._s.experiments.record(conn, request.experiment_id, user, kinds[request.kind], at, request.value_fen)
+
+        await _run(self._tx, record)
+        return pb.RecordOutcomeResponse()
+
+    async def GetExperimentResults(
+        self, request: pb.GetExperimentResultsRequest, context: aio.ServicerContext
+    ) -> pb.GetExperimentResultsResponse:
+        _required(request.experiment_id, "experiment_id")
+        _, results = await _run(self._read, self._s.experiments.results, request.experiment_id, request.metric)
+        return results
+
+    async def ConcludeExperiment(
+        self, request: pb.ConcludeExperimentRequest, context: aio.ServicerContext
+    ) -> pb.ConcludeExperimentResponse:
+        _required(request.experiment_id, "experiment_id")
+        _required(request.winner_variant, "winner_variant")
+        concluded = await _run(
+            self._tx, self._s.experiments.conclude, request.experiment_id, request.winner_variant, self._s.clock.now()
+        )
+        return pb.ConcludeExperimentResponse(experiment=concluded)
+
+
+def build_service(runtime: ServiceRuntime, **overrides: Any) -> CampaignService:
+    settings = runtime.settings
+    assert isinstance(settings, CampaignSettings)
+    return CampaignService(settings, runtime.database, tables, **overrides)
+
+
+def register_all(service: CampaignService, server: aio.Server) -> None:
+    pb_grpc.add_JourneyServiceServicer_to_server(JourneyServicer(service), server)
+    pb_grpc.add_TemplateServiceServicer_to_server(TemplateServicer(service), server)
+    pb_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(service), server)
+    pb_grpc.add_DeliveryServiceServicer_to_server(DeliveryServicer(service), server)
+    pb_grpc.add_ExperimentServiceServicer_to_server(ExperimentServicer(service), server)
 
 
 def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
-    # The domain of svc_campaign is not built yet: its contract is served and every RPC answers
-    # UNIMPLEMENTED naming the method, while health, reflection and OpsService work.
-    names, register = register_not_yet_built("campaign")
-    return runtime.spec(names, register)
+    service = build_service(runtime)
+    names = [s.full_name for s in pb.DESCRIPTOR.services_by_name.values()]
+    return runtime.spec(
+        names, lambda server: register_all(service, server), on_start=[service.start], on_stop=[service.stop]
+    )

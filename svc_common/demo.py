@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
+from svc_campaign import demo as campaign_demo
 from svc_collect import demo as collect_demo
 from svc_common.pb.qiming.common.v1 import ops_pb2, ops_pb2_grpc
 from svc_common.process import ServerProcess
@@ -39,7 +40,7 @@ def run_demo(data_dir: Path | None = None) -> int:
             collect_demo.run(channel, _step)
             profile_demo.run(channel, _step)
             modeling_demo.run(channel, _step)
-            _show_not_yet_built(channel)
+            campaign_demo.run(channel, _step)
         _step("stopping with SIGTERM (graceful: in-flight calls finish, health turns NOT_SERVING)")
         code = suite.terminate()
         print(f"exit code {code}")
@@ -96,13 +97,3 @@ def _show_ops(channel: grpc.Channel) -> None:
         ops.Ping(ops_pb2.PingRequest(delay_millis=60_000), timeout=10)
     except grpc.RpcError as exc:
         print(f"  {exc.code().name}: {exc.details()}")
-
-
-def _show_not_yet_built(channel: grpc.Channel) -> None:
-    _step("the rest of the v1 contract is served, and says plainly what is not built yet")
-    method = "/qiming.campaign.v1.JourneyService/CreateJourney"
-    call = channel.unary_unary(method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
-    try:
-        call(b"", timeout=10)
-    except grpc.RpcError as exc:
-        print(f"  {method}: {exc.code().name}: {exc.details()}")

@@ -18,7 +18,7 @@ import grpc
 from svc_common.errors import FailedPrecondition, Unavailable
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2, profile_pb2_grpc
-from svc_common.server import peer_address
+from svc_common.peers import peer_address
 
 WRITER = "svc_modeling"
 WRITES_PER_MESSAGE = 5_000

@@ -9,8 +9,8 @@ from typing import Any
 
 from svc_common.db import Database
 from svc_common.logclient import CollectClient, LogFollower
+from svc_common.peers import peer_address
 from svc_common.protection import KeyProvider
-from svc_common.server import peer_address
 from svc_profile.config import ProfileSettings
 from svc_profile.consumer import BatchConsumer
 from svc_profile.core import Core

@@ -1,5 +1,6 @@
 """The gRPC server kit: one ``build_server()`` for every service."""
 
+from svc_common.peers import peer_address
 from svc_common.server._app import RunningServer, ServiceSpec, build_server, insecure_channel, serve
 from svc_common.server._call import (
     ANONYMOUS,
@@ -17,7 +18,6 @@ from svc_common.server._hooks import (
     Authenticator,
     LogAuditSink,
 )
-from svc_common.server._peers import peer_address
 from svc_common.server._pending import contract_services, register_not_yet_built
 
 __all__ = [

@@ -17,6 +17,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from svc_common.config import ServerSettings
 from svc_common.errors import StartupError
+from svc_common.peers import forget_local, register_local
 from svc_common.server._access_log import AccessLogInterceptor
 from svc_common.server._errors import ErrorInterceptor
 from svc_common.server._hooks import (
@@ -27,7 +28,6 @@ from svc_common.server._hooks import (
     AuthInterceptor,
     LogAuditSink,
 )
-from svc_common.server._peers import forget_local, register_local
 
 log = logging.getLogger("qiming.server")
 

@@ -60,6 +60,7 @@ class Metric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     METRIC_UNSPECIFIED: _ClassVar[Metric]
     METRIC_CTR: _ClassVar[Metric]
     METRIC_CONVERSION: _ClassVar[Metric]
+    METRIC_VALUE: _ClassVar[Metric]
 JOURNEY_STATE_UNSPECIFIED: JourneyState
 JOURNEY_STATE_DRAFT: JourneyState
 JOURNEY_STATE_PUBLISHED: JourneyState
@@ -91,6 +92,7 @@ EXPERIMENT_STATE_STOPPED: ExperimentState
 METRIC_UNSPECIFIED: Metric
 METRIC_CTR: Metric
 METRIC_CONVERSION: Metric
+METRIC_VALUE: Metric
 
 class Journey(_message.Message):
     __slots__ = ("journey_id", "name", "description", "state", "draft", "draft_revision", "published_version", "published", "entry_rules", "priority", "purpose", "created_at", "updated_at", "start_at", "end_at")
@@ -1160,7 +1162,7 @@ class GetExperimentResultsResponse(_message.Message):
     def __init__(self, variants: _Optional[_Iterable[_Union[VariantResult, _Mapping]]] = ..., srm_p_value: _Optional[float] = ..., sample_ratio_mismatch: _Optional[bool] = ..., leading_variant: _Optional[str] = ..., decision: _Optional[str] = ...) -> None: ...
 
 class VariantResult(_message.Message):
-    __slots__ = ("variant", "exposures", "conversions", "rate", "probability_best", "expected_loss", "lift", "lift_ci_low", "lift_ci_high", "p_value", "allocation_bps")
+    __slots__ = ("variant", "exposures", "conversions", "rate", "probability_best", "expected_loss", "lift", "lift_ci_low", "lift_ci_high", "p_value", "allocation_bps", "mean_value", "clicks")
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     EXPOSURES_FIELD_NUMBER: _ClassVar[int]
     CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
@@ -1172,6 +1174,8 @@ class VariantResult(_message.Message):
     LIFT_CI_HIGH_FIELD_NUMBER: _ClassVar[int]
     P_VALUE_FIELD_NUMBER: _ClassVar[int]
     ALLOCATION_BPS_FIELD_NUMBER: _ClassVar[int]
+    MEAN_VALUE_FIELD_NUMBER: _ClassVar[int]
+    CLICKS_FIELD_NUMBER: _ClassVar[int]
     variant: str
     exposures: int
     conversions: int
@@ -1183,7 +1187,9 @@ class VariantResult(_message.Message):
     lift_ci_high: float
     p_value: float
     allocation_bps: int
-    def __init__(self, variant: _Optional[str] = ..., exposures: _Optional[int] = ..., conversions: _Optional[int] = ..., rate: _Optional[float] = ..., probability_best: _Optional[float] = ..., expected_loss: _Optional[float] = ..., lift: _Optional[float] = ..., lift_ci_low: _Optional[float] = ..., lift_ci_high: _Optional[float] = ..., p_value: _Optional[float] = ..., allocation_bps: _Optional[int] = ...) -> None: ...
+    mean_value: float
+    clicks: int
+    def __init__(self, variant: _Optional[str] = ..., exposures: _Optional[int] = ..., conversions: _Optional[int] = ..., rate: _Optional[float] = ..., probability_best: _Optional[float] = ..., expected_loss: _Optional[float] = ..., lift: _Optional[float] = ..., lift_ci_low: _Optional[float] = ..., lift_ci_high: _Optional[float] = ..., p_value: _Optional[float] = ..., allocation_bps: _Optional[int] = ..., mean_value: _Optional[float] = ..., clicks: _Optional[int] = ...) -> None: ...
 
 class ConcludeExperimentRequest(_message.Message):
     __slots__ = ("experiment_id", "winner_variant", "reason")

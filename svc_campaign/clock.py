@@ -1,0 +1,41 @@
+"""Time as a dependency: the engine, the policy gate and the outbox read ``clock.now()``, so tests of
+"3 days later" and quiet hours move a manual clock instead of sleeping."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime:
+        """An aware UTC datetime."""
+
+
+class SystemClock:
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+
+class ManualClock:
+    """A clock that moves only when told (tests, simulations)."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("start must be aware")
+        self._now = start.astimezone(dt.UTC)
+        self._lock = threading.Lock()
+
+    def now(self) -> dt.datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, **delta: float) -> dt.datetime:
+        with self._lock:
+            self._now += dt.timedelta(**delta)
+            return self._now
+
+    def set(self, moment: dt.datetime) -> None:
+        with self._lock:
+            self._now = moment.astimezone(dt.UTC)

@@ -1,0 +1,188 @@
+"""Content compliance of templates and their rendering for one customer.
+
+Compliance (checked when a template is saved, and again at each send with the current policy's extra
+phrases): no prohibited investment-marketing claims (promised or guaranteed returns, 保本/保收益/稳赚 and the
+like), a risk disclosure in the body when the template promotes a product, and no placeholder naming a level
+3+ field. Placeholders: ``{{attribute.x}}``, ``{{feature.x}}``, ``{{tag.x}}``, ``{{event.x}}``, each with an
+optional default after ``|`` (``{{attribute.nickname|客户}}``).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from svc_campaign.profiles import profile_values
+from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+from svc_common.pb.qiming.profile.v1 import profile_pb2
+
+# Claims the CSRC/SAC rules on securities and fund marketing forbid (promising returns or safety of principal).
+BUILT_IN_PROHIBITED = (
+    "保本",
+    "保收益",
+    "保证收益",
+    "承诺收益",
+    "稳赚",
+    "稳赚不赔",
+    "只赚不赔",
+    "包赚",
+    "零风险",
+    "无风险",
+    "刚性兑付",
+    "收益有保障",
+    "本金无忧",
+    "稳定收益",
+    "绝对收益",
+    "翻倍",
+    "guaranteed return",
+    "guaranteed returns",
+    "guaranteed profit",
+    "risk-free",
+    "risk free",
+    "no risk",
+    "principal guaranteed",
+    "capital guaranteed",
+)
+DEFAULT_RISK_DISCLOSURE = "市场有风险，投资需谨慎"
+PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\.([A-Za-z0-9_.\-]+)\s*(?:\|([^}]*))?\}\}")
+PLACEHOLDER_SOURCES = frozenset({"attribute", "feature", "tag", "event"})
+_TEXT_FIELDS = ("title", "body", "link")
+
+
+def _normalise(text: str) -> str:
+    # Full-width forms, case and spacing do not hide a phrase: "保 本", "ＧＵＡＲＡＮＴＥＥＤ return".
+    text = unicodedata.normalize("NFKC", text).lower()
+    return re.sub(r"[\s\u3000·•_\-]+", "", text)
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    field: str
+    excerpt: str
+    message: str
+
+    def to_proto(self) -> pb.ContentFinding:
+        return pb.ContentFinding(code=self.code, field=self.field, excerpt=self.excerpt, message=self.message)
+
+
+def check_template(
+    template: pb.Template, extra_phrases: Iterable[str] = (), sensitive_fields: Iterable[str] = ()
+) -> list[Finding]:
+    """Every compliance problem of ``template`` (empty: compliant)."""
+    findings: list[Finding] = []
+    phrases = [p for p in (*BUILT_IN_PROHIBITED, *extra_phrases) if p.strip()]
+    sensitive = {s.lower() for s in sensitive_fields}
+    for field in _TEXT_FIELDS:
+        text = getattr(template, field)
+        if not text:
+            continue
+        plain = _normalise(text)
+        for phrase in phrases:
+            # "无风险" inside the disclosure "并非无风险" is still a claim to avoid; a disclosure never needs it.
+            if _normalise(phrase) in plain:
+                findings.append(
+                    Finding(
+                        "prohibited_claim",
+                        field,
+                        phrase,
+                        f"{field} contains the prohibited investment-marketing claim {phrase!r}",
+                    )
+                )
+        for match in PLACEHOLDER.finditer(text):
+            source, name = match.group(1), match.group(2)
+            if source not in PLACEHOLDER_SOURCES:
+                findings.append(
+                    Finding(
+                        "unknown_placeholder",
+                        field,
+                        match.group(0),
+                        f"{field}: placeholder {match.group(0)!r} must start with one of "
+                        f"{', '.join(sorted(PLACEHOLDER_SOURCES))}",
+                    )
+                )
+            elif name.lower() in sensitive:
+                findings.append(
+                    Finding(
+                        "sensitive_placeholder",
+                        field,
+                        match.group(0),
+                        f"{field}: {name!r} is a level 3+ field and never goes into message text",
+                    )
+                )
+    if template.HasField("product") and template.product.product_id:
+        disclosure = template.risk_disclosure.strip() or DEFAULT_RISK_DISCLOSURE
+        if _normalise(disclosure) not in _normalise(template.body):
+            findings.append(
+                Finding(
+                    "missing_risk_disclosure",
+                    "body",
+                    disclosure,
+                    f"the template promotes product {template.product.product_id!r}: the body must carry the risk "
+                    f"disclosure {disclosure!r}",
+                )
+            )
+    return findings
+
+
+class RenderRefused(Exception):
+    """A placeholder would put a masked (level 3+) value into the text."""
+
+
+def render_text(
+    text: str,
+    profile: profile_pb2.Profile | None,
+    event: Mapping[str, Any],
+    sensitive_fields: Iterable[str] = (),
+) -> str:
+    values = profile_values(profile)
+    masked = {m.split(".")[-1].lower() for m in profile.masked_fields} if profile is not None else set()
+    sensitive = {s.lower() for s in sensitive_fields} | masked
+
+    def substitute(match: re.Match[str]) -> str:
+        source, name, default = match.group(1), match.group(2), match.group(3) or ""
+        if name.lower() in sensitive:
+            raise RenderRefused(f"{source}.{name} is a level 3+ field")
+        found = event.get(name) if source == "event" else values.get(source, {}).get(name)
+        if found is None or found == "":
+            return default
+        if isinstance(found, tuple):
+            return ",".join(found)
+        if isinstance(found, float):
+            return f"{found:g}"
+        return str(found)
+
+    return PLACEHOLDER.sub(substitute, text)
+
+
+def render(
+    template: pb.Template,
+    profile: profile_pb2.Profile | None,
+    event: Mapping[str, Any],
+    sensitive_fields: Iterable[str] = (),
+) -> tuple[str, str, str]:
+    """(title, body, link) for one customer; ``RenderRefused`` when a level 3+ value would be shown."""
+    return (
+        render_text(template.title, profile, event, sensitive_fields),
+        render_text(template.body, profile, event, sensitive_fields),
+        render_text(template.link, profile, event, sensitive_fields),
+    )
+
+
+_RATING = re.compile(r"^[cC]\s*([1-5])$")
+
+
+def risk_rating(profile: profile_pb2.Profile | None) -> int | None:
+    """The customer's risk rating C1-C5 as 1-5 (attribute ``risk_rating``, or a tag of that name)."""
+    if profile is None:
+        return None
+    values = profile_values(profile)
+    raw = values["attribute"].get("risk_rating", values["tag"].get("risk_rating"))
+    if isinstance(raw, int) and not isinstance(raw, bool) and 1 <= raw <= 5:
+        return raw
+    if isinstance(raw, str) and (m := _RATING.match(raw.strip())):
+        return int(m.group(1))
+    return None

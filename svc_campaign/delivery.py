@@ -1,0 +1,267 @@
+"""Channel delivery: the dispatcher claims due messages from the outbox, hands them to the gateway adapter
+with their idempotency key, and records SENT, a retry (exponential backoff with jitter) or FAILED; receipts
+come back through ``ReportDeliveryReceipt``. The event publisher sends $message_* events to svc_collect.
+
+Adapter contract (HTTP webhook): ``POST <gateway_url>`` with a JSON body (message id, customer, channel,
+title, body, link, journey, experiment) and the header ``Idempotency-Key``. 2xx: accepted (a JSON answer
+may carry ``gateway_message_id``); 408, 429 and 5xx or no answer: retried; any other 4xx: FAILED at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+from sqlalchemy import Table, delete, or_, select, update
+
+from svc_campaign.clock import Clock
+from svc_campaign.config import CampaignSettings
+from svc_campaign.outbox import message_event, queue_event
+from svc_campaign.policy import consent_allows
+from svc_common.db import Database
+from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+from svc_common.pb.qiming.common.v1 import event_pb2
+
+log = logging.getLogger("qiming.campaign.delivery")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    retryable: bool = False
+    gateway_message_id: str = ""
+    error: str = ""
+
+
+class ChannelAdapter(Protocol):
+    async def deliver(self, message: dict[str, Any]) -> Outcome: ...
+
+    async def close(self) -> None: ...
+
+
+class WebhookAdapter:
+    def __init__(self, url: str, timeout_seconds: float) -> None:
+        self.url = url
+        self._client = httpx.AsyncClient(timeout=timeout_seconds)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def deliver(self, message: dict[str, Any]) -> Outcome:
+        body = {
+            "message_id": message["message_id"],
+            "idempotency_key": message["idempotency_key"],
+            "customer_id": message["user_id"],
+            "channel": pb.ChannelType.Name(message["channel"]).removeprefix("CHANNEL_TYPE_").lower(),
+            "title": message["title"],
+            "body": message["body"],
+            "link": message["link"],
+            "template_id": message["template_id"],
+            "journey_id": message["journey_id"],
+            "experiment_id": message["experiment_id"],
+            "variant": message["variant"],
+            "is_marketing": message["is_marketing"],
+        }
+        try:
+            answer = await self._client.post(
+                self.url, json=body, headers={"Idempotency-Key": message["idempotency_key"]}
+            )
+        except httpx.HTTPError as exc:
+            return Outcome(False, retryable=True, error=f"{type(exc).__name__}: {exc}"[:500])
+        if answer.is_success:
+            gateway_id = ""
+            try:
+                data = answer.json()
+                gateway_id = str(data.get("gateway_message_id", "")) if isinstance(data, dict) else ""
+            except ValueError:
+                pass
+            return Outcome(True, gateway_message_id=gateway_id)
+        retryable = answer.status_code in (408, 425, 429) or answer.status_code >= 500
+        return Outcome(False, retryable=retryable, error=f"HTTP {answer.status_code}: {answer.text[:200]}")
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        database: Database,
+        tables: dict[str, Table],
+        clock: Clock,
+        adapter: ChannelAdapter,
+        settings: CampaignSettings,
+        held: Any,
+    ) -> None:
+        self.db = database
+        self.t = tables
+        self.clock = clock
+        self.adapter = adapter
+        self.settings = settings
+        self._held = held  # () -> set of paused journey ids
+        self.delivered = 0
+
+    def claim(self) -> list[dict[str, Any]]:
+        m = self.t["message"]
+        now = self.clock.now()
+        paused = self._held()
+        with self.db.connection(write=True) as conn:
+            query = (
+                select(m)
+                .where(
+                    m.c.status.in_(("QUEUED", "DEFERRED")),
+                    m.c.next_attempt_at <= now,
+                    or_(m.c.lease_until.is_(None), m.c.lease_until < now),
+                )
+                .order_by(m.c.next_attempt_at)
+                .limit(self.settings.delivery_batch_size)
+            )
+            if paused:
+                query = query.where(m.c.journey_id.not_in(paused))
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+            rows = self._drop_withdrawn(conn, rows)
+            if rows:
+                lease = now + dt.timedelta(seconds=self.settings.delivery_lease_seconds)
+                conn.execute(
+                    update(m).where(m.c.message_id.in_([r["message_id"] for r in rows])).values(lease_until=lease)
+                )
+        return rows
+
+    def _drop_withdrawn(self, conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Consent is checked again at delivery: a customer who opted out while a marketing message waited (quiet
+        hours, retries) does not get it; the message is SUPPRESSED with reason ``consent_withdrawn``."""
+        marketing = {r["user_id"] for r in rows if r["is_marketing"]}
+        if not marketing:
+            return rows
+        c = self.t["consent"].c
+        found: dict[str, list[tuple[int, str, bool]]] = {}
+        query = select(c.user_id, c.channel, c.purpose, c.granted).where(c.user_id.in_(sorted(marketing)))
+        for row in conn.execute(query):
+            found.setdefault(row.user_id, []).append((row.channel, row.purpose, row.granted))
+        withdrawn = [
+            r["message_id"]
+            for r in rows
+            if r["is_marketing"]
+            and not consent_allows(
+                found.get(r["user_id"], []), r["channel"], r["purpose"], self.settings.marketing_requires_opt_in
+            )
+        ]
+        if not withdrawn:
+            return rows
+        m = self.t["message"]
+        conn.execute(
+            update(m)
+            .where(m.c.message_id.in_(withdrawn))
+            .values(status="SUPPRESSED", suppression_reason="consent_withdrawn", next_attempt_at=None)
+        )
+        return [r for r in rows if r["message_id"] not in withdrawn]
+
+    def _backoff(self, attempts: int) -> dt.timedelta:
+        ceiling = min(
+            self.settings.delivery_max_backoff_millis,
+            self.settings.delivery_initial_backoff_millis * 2 ** (attempts - 1),
+        )
+        return dt.timedelta(milliseconds=ceiling / 2 + random.random() * ceiling / 2)
+
+    def record(self, row: dict[str, Any], outcome: Outcome) -> None:
+        self.record_many([(row, outcome)])
+
+    def record_many(self, results: list[tuple[dict[str, Any], Outcome]]) -> None:
+        """The outcomes of one round of deliveries, in one transaction (not one commit per message)."""
+        m = self.t["message"]
+        now = self.clock.now()
+        with self.db.connection(write=True) as conn:
+            for row, outcome in results:
+                self._record(conn, m, row, outcome, now)
+
+    def _record(self, conn: Any, m: Table, row: dict[str, Any], outcome: Outcome, now: dt.datetime) -> None:
+        attempts = row["attempts"] + 1
+        current = conn.execute(select(m.c.status).where(m.c.message_id == row["message_id"])).scalar_one()
+        if current not in ("QUEUED", "DEFERRED"):
+            return  # suppressed (journey stopped, preempted) or receipted while in flight
+        if outcome.ok:
+            values: dict[str, Any] = {
+                "status": "SENT",
+                "sent_at": now,
+                "attempts": attempts,
+                "gateway_message_id": outcome.gateway_message_id,
+                "next_attempt_at": None,
+                "lease_until": None,
+                "failure_reason": "",
+            }
+            queue_event(conn, self.t, message_event(row, "SENT", now), now)
+        elif outcome.retryable and attempts < self.settings.delivery_max_attempts:
+            values = {
+                "attempts": attempts,
+                "next_attempt_at": now + self._backoff(attempts),
+                "lease_until": None,
+                "failure_reason": outcome.error,
+            }
+        else:
+            values = {
+                "status": "FAILED",
+                "attempts": attempts,
+                "next_attempt_at": None,
+                "lease_until": None,
+                "failure_reason": outcome.error,
+            }
+            queue_event(conn, self.t, message_event(row, "FAILED", now), now)
+        conn.execute(update(m).where(m.c.message_id == row["message_id"]).values(**values))
+
+    async def run_once(self) -> int:
+        rows = await asyncio.to_thread(self.claim)
+        if not rows:
+            return 0
+        limit = asyncio.Semaphore(self.settings.delivery_concurrency)
+
+        async def one(row: dict[str, Any]) -> tuple[dict[str, Any], Outcome]:
+            async with limit:
+                try:
+                    return row, await self.adapter.deliver(row)
+                except Exception as exc:  # an adapter bug must not lose the message: retry it
+                    log.exception("delivery adapter failed")
+                    return row, Outcome(False, retryable=True, error=f"{type(exc).__name__}: {exc}"[:500])
+
+        results = await asyncio.gather(*(one(r) for r in rows))
+        # A crash before this commit re-delivers the round with the same idempotency keys (the gateway
+        # de-duplicates): at least once to the gateway, once to the customer.
+        await asyncio.to_thread(self.record_many, list(results))
+        self.delivered += sum(1 for _, outcome in results if outcome.ok)
+        return len(rows)
+
+
+class EventPublisher:
+    """Publishes the pending $message_* events to svc_collect, deleting each once the log has it."""
+
+    def __init__(self, database: Database, tables: dict[str, Table], client: Any) -> None:
+        self.db = database
+        self.t = tables
+        self.client = client
+
+    def _pending(self, limit: int = 500) -> list[tuple[str, bytes]]:
+        p = self.t["pending_event"].c
+        with self.db.connection() as conn:
+            return [
+                (r.event_id, bytes(r.payload))
+                for r in conn.execute(select(p.event_id, p.payload).order_by(p.created_at).limit(limit))
+            ]
+
+    def _done(self, ids: list[str]) -> None:
+        p = self.t["pending_event"]
+        with self.db.connection(write=True) as conn:
+            conn.execute(delete(p).where(p.c.event_id.in_(ids)))
+
+    async def run_once(self) -> int:
+        pending = await asyncio.to_thread(self._pending)
+        if not pending:
+            return 0
+        events = [event_pb2.Event.FromString(payload) for _, payload in pending]
+        reply = await self.client.publish(events)  # deterministic ids: a retry after a lost answer is a duplicate
+        if getattr(reply, "rejected_count", 0):
+            log.warning("svc_collect rejected %d of our events (kept in its quarantine)", reply.rejected_count)
+        await asyncio.to_thread(self._done, [i for i, _ in pending])
+        return len(pending)

@@ -1,0 +1,382 @@
+"""The journey engine: events from the log and due timers in, journey steps and outbox messages out.
+
+Every effect of one batch of events (trigger state, timers, journey instances, visits, messages) is written
+in one transaction together with the log cursor; every due timer is deleted in the transaction of its effect.
+A crash anywhere leaves either all of it or none: on restart the log is re-read from the stored cursor and
+the timers still in the table fire, each once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+import zoneinfo
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import json_format
+from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from svc_campaign.clock import Clock
+from svc_campaign.config import CampaignSettings
+from svc_campaign.experiments import Experiments, bucket
+from svc_campaign.graph import CompiledGraph, validate
+from svc_campaign.journey_walk import Walker
+from svc_campaign.outbox import stable_id
+from svc_campaign.policy import PolicyGate
+from svc_campaign.profiles import ProfileDirectory
+from svc_campaign.triggers import ALL_EVENTS, Step, event_time, json_properties
+from svc_common.db import Database, upsert
+from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+from svc_common.pb.qiming.common.v1 import event_pb2
+
+log = logging.getLogger("qiming.campaign.engine")
+
+
+@dataclass
+class RunningJourney:
+    journey_id: str
+    state: str
+    version: int
+    priority: int
+    purpose: str
+    entry_rules: pb.EntryRules
+    start_at: dt.datetime | None
+    end_at: dt.datetime | None
+
+
+@dataclass
+class BatchStats:
+    events: int = 0
+    entered: int = 0
+    messages: int = 0
+    timers_fired: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(
+        self,
+        database: Database,
+        tables: dict[str, Table],
+        clock: Clock,
+        profiles: ProfileDirectory,
+        gate: PolicyGate,
+        experiments: Experiments,
+        settings: CampaignSettings,
+    ) -> None:
+        self.db = database
+        self.t = tables
+        self.clock = clock
+        self.settings = settings
+        self.experiments = experiments
+        self._graphs: dict[tuple[str, int], CompiledGraph] = {}
+        self._journeys: dict[str, RunningJourney] = {}
+        self._by_type: dict[str, list[str]] = {}
+        self._waits: set[str] = set()
+        self._goals: set[str] = set()
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+        self.walker = Walker(self, tables, profiles, gate, experiments, settings)
+
+    # -- journeys in memory ---------------------------------------------------------------------------
+
+    def invalidate(self) -> None:
+        self._loaded_at = 0.0
+
+    def graph(self, conn: Connection, journey_id: str, version: int) -> CompiledGraph:
+        key = (journey_id, version)
+        graph = self._graphs.get(key)
+        if graph is None:
+            v = self.t["journey_version"].c
+            row = conn.execute(select(v.graph).where(v.journey_id == journey_id, v.version_no == version)).one()
+            parsed = json_format.ParseDict(row.graph, pb.JourneyGraph())
+            # Published graphs were valid when published; templates/experiments are looked up at send time.
+            problems, compiled = validate(parsed, lambda _t: 0, lambda _e: None, trusted=True)
+            if compiled is None:
+                raise RuntimeError(f"journey {journey_id} v{version} no longer compiles: {problems[0].message}")
+            self._graphs[key] = graph = compiled
+        return graph
+
+    def refresh(self, conn: Connection, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self._loaded_at < self.settings.journey_refresh_seconds:
+            return
+        j = self.t["journey"].c
+        rows = (
+            conn.execute(select(self.t["journey"]).where(j.journey_state.in_(("RUNNING", "PAUSED")))).mappings().all()
+        )
+        journeys: dict[str, RunningJourney] = {}
+        by_type: dict[str, list[str]] = {}
+        waits: set[str] = set()
+        goals: set[str] = set()
+        for row in rows:
+            running = RunningJourney(
+                row["journey_id"],
+                row["journey_state"],
+                row["published_version"],
+                row["priority"],
+                row["purpose"],
+                json_format.ParseDict(row["entry_rules"], pb.EntryRules()),
+                row["start_at"],
+                row["end_at"],
+            )
+            journeys[running.journey_id] = running
+            graph = self.graph(conn, running.journey_id, running.version)
+            for event_type in graph.trigger.event_types:
+                by_type.setdefault(event_type, []).append(running.journey_id)
+        # Customers may still be on older versions: the waits and goals of every version listen too (graphs are
+        # cached, and the version table is small: no scan of the participants).
+        v = self.t["journey_version"].c
+        versions = (
+            conn.execute(select(v.journey_id, v.version_no).where(v.journey_id.in_(list(journeys)))).all()
+            if journeys
+            else []
+        )
+        for journey_id, version in versions:
+            graph = self.graph(conn, journey_id, version)
+            waits.update(n.wait_event.event_type for n in graph.wait_events() if n.wait_event)
+            goals.update(n.goal_event.event_type for n in graph.goals() if n.goal_event)
+        with self._lock:
+            self._journeys, self._by_type, self._waits, self._goals = journeys, by_type, waits, goals
+            self._loaded_at = time.monotonic()
+
+    def journey(self, journey_id: str) -> RunningJourney | None:
+        return self._journeys.get(journey_id)
+
+    # -- the log --------------------------------------------------------------------------------------
+
+    def load_cursor(self) -> str:
+        c = self.t["consumer"].c
+        with self.db.connection() as conn:
+            row = conn.execute(select(c.log_cursor).where(c.consumer_name == self.settings.consumer_name)).first()
+        return row.log_cursor if row is not None else ""
+
+    def handle(self, events: list[event_pb2.Event], cursor: str = "") -> BatchStats:
+        """Apply a batch of log events and store ``cursor``, all in one transaction."""
+        started = time.perf_counter()
+        batch = BatchStats(events=len(events))
+        with self.db.connection(write=True) as conn:
+            self.refresh(conn)
+            now = self.clock.now()
+            try:
+                entering = {e.user_id for e in events if e.user_id and e.event_type in self._by_type}
+                if ALL_EVENTS in self._by_type:
+                    entering = {e.user_id for e in events if e.user_id}
+                if len(entering) > 1:
+                    self.walker.prefetch(conn, entering, now)
+                for event in events:
+                    if event.user_id:
+                        self._on_event(conn, event, now, batch)
+                self.walker.flush(conn)
+            except BaseException:
+                self.walker.discard()
+                raise
+            if cursor:
+                upsert(
+                    conn,
+                    self.t["consumer"],
+                    [{"consumer_name": self.settings.consumer_name, "log_cursor": cursor, "updated_at": now}],
+                    keys=["consumer_name"],
+                    updates=["log_cursor", "updated_at"],
+                )
+        batch.seconds = time.perf_counter() - started
+        return batch
+
+    def _on_event(self, conn: Connection, event: event_pb2.Event, now: dt.datetime, batch: BatchStats) -> None:
+        user = event.user_id
+        for journey_id in (*self._by_type.get(event.event_type, ()), *self._by_type.get(ALL_EVENTS, ())):
+            journey = self._journeys[journey_id]
+            if journey.state != "RUNNING":
+                continue
+            trigger = self.graph(conn, journey_id, journey.version).trigger
+            state = self._load_state(conn, journey, user) if trigger.stateful else {}
+            step = trigger.on_event(state, event)
+            self._apply(conn, journey, user, step, now)
+            if step.fire:
+                context = {"event": json_properties(event), "event_id": event.event_id, "event_type": event.event_type}
+                if self.walker.enter(conn, journey, user, context, f"event:{event.event_id}", now, batch):
+                    batch.entered += 1
+        if event.event_type in self._waits:
+            self.walker.on_awaited_event(conn, event, now, batch)
+        if event.event_type in self._goals:
+            self.walker.on_goal_event(conn, event, now)
+        self.experiments.on_event(conn, event)
+
+    # -- trigger state and timers ---------------------------------------------------------------------
+
+    def _load_state(self, conn: Connection, journey: RunningJourney, user: str) -> dict[str, Any]:
+        s = self.t["trigger_state"].c
+        row = conn.execute(select(s.state).where(s.journey_id == journey.journey_id, s.user_id == user)).first()
+        if row is None or row.state.get("v") != journey.version:
+            return {}
+        return row.state
+
+    def _apply(self, conn: Connection, journey: RunningJourney, user: str, step: Step, now: dt.datetime) -> None:
+        s = self.t["trigger_state"]
+        if step.state is not None:
+            if step.state:
+                upsert(
+                    conn,
+                    s,
+                    [
+                        {
+                            "journey_id": journey.journey_id,
+                            "user_id": user,
+                            "state": {**step.state, "v": journey.version},
+                            "updated_at": now,
+                        }
+                    ],
+                    keys=["journey_id", "user_id"],
+                    updates=["state", "updated_at"],
+                )
+            else:
+                conn.execute(delete(s).where(s.c.journey_id == journey.journey_id, s.c.user_id == user))
+        timer = self.t["timer"]
+        for key in step.cancel:
+            conn.execute(delete(timer).where(timer.c.timer_id == trigger_timer_id(journey.journey_id, user, key)))
+        for key, due, payload in step.arm:
+            self.arm(
+                conn,
+                trigger_timer_id(journey.journey_id, user, key),
+                due,
+                "trigger",
+                journey.journey_id,
+                user,
+                "",
+                {**payload, "key_name": key, "v": journey.version},
+            )
+
+    def arm(
+        self,
+        conn: Connection,
+        timer_id: str,
+        due: dt.datetime,
+        kind: str,
+        journey_id: str,
+        user: str,
+        instance_id: str,
+        payload: dict[str, Any],
+    ) -> None:
+        row = {
+            "timer_id": timer_id,
+            "due_at": due,
+            "kind": kind,
+            "journey_id": journey_id,
+            "user_id": user,
+            "instance_id": instance_id,
+            "payload": payload,
+        }
+        upsert(conn, self.t["timer"], [row], keys=["timer_id"], updates=["due_at", "kind", "instance_id", "payload"])
+
+    def fire_due_timers(self, limit: int | None = None) -> BatchStats:
+        """Fire the timers due now, each deleted in the transaction of its effect (exactly once)."""
+        started = time.perf_counter()
+        batch = BatchStats()
+        timer = self.t["timer"]
+        with self.db.connection(write=True) as conn:
+            self.refresh(conn)
+            now = self.clock.now()
+            query = select(timer).where(timer.c.due_at <= now).order_by(timer.c.due_at, timer.c.timer_id)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = conn.execute(query.limit(limit or self.settings.timer_batch_size)).mappings().all()
+            try:
+                for row in rows:
+                    if conn.execute(delete(timer).where(timer.c.timer_id == row["timer_id"])).rowcount != 1:
+                        continue  # another worker fired it
+                    batch.timers_fired += 1
+                    self._fire(conn, dict(row), now, batch)
+                self.walker.flush(conn)
+            except BaseException:
+                self.walker.discard()
+                raise
+        batch.seconds = time.perf_counter() - started
+        return batch
+
+    def _fire(self, conn: Connection, row: dict[str, Any], now: dt.datetime, batch: BatchStats) -> None:
+        journey = self._journeys.get(row["journey_id"])
+        if journey is not None and journey.state == "PAUSED":
+            # Paused: waiting customers keep waiting; look again later.
+            self.arm(
+                conn,
+                row["timer_id"],
+                now + dt.timedelta(seconds=self.settings.paused_recheck_seconds),
+                row["kind"],
+                row["journey_id"],
+                row["user_id"],
+                row["instance_id"],
+                row["payload"],
+            )
+            return
+        if journey is None:
+            return  # stopped (or no longer running): the timer lapses
+        if row["kind"] == "trigger":
+            payload = row["payload"]
+            if payload.get("v") != journey.version:
+                return
+            trigger = self.graph(conn, journey.journey_id, journey.version).trigger
+            step = trigger.on_timer(self._load_state(conn, journey, row["user_id"]), payload)
+            self._apply(conn, journey, row["user_id"], step, now)
+            if step.fire:
+                context = {"event": step.event or {}, "event_id": "", "event_type": ""}
+                key = f"timer:{row['timer_id']}:{row['due_at'].isoformat()}"
+                if self.walker.enter(conn, journey, row["user_id"], context, key, now, batch):
+                    batch.entered += 1
+        else:
+            self.walker.on_timer(conn, row, now, batch)
+
+    # -- stopping -------------------------------------------------------------------------------------
+
+    def stop_journey(self, conn: Connection, journey_id: str, reason: str, now: dt.datetime) -> int:
+        """Everyone in the journey exits; its timers, trigger state and unsent messages go."""
+        i = self.t["instance"]
+        ids = conn.execute(
+            select(i.c.instance_id, i.c.current_node).where(i.c.journey_id == journey_id, i.c.status != "done")
+        ).all()
+        visits = [
+            {
+                "instance_id": r.instance_id,
+                "journey_id": journey_id,
+                "node_id": r.current_node,
+                "outcome": "exited:journey_stopped",
+                "at": now,
+            }
+            for r in ids
+        ]
+        if visits:
+            conn.execute(insert(self.t["visit"]), visits)
+        conn.execute(
+            update(i)
+            .where(i.c.journey_id == journey_id, i.c.status != "done")
+            .values(status="done", exit_reason=f"stopped:{reason}"[:64], updated_at=now, next_action_at=None)
+        )
+        conn.execute(delete(self.t["timer"]).where(self.t["timer"].c.journey_id == journey_id))
+        conn.execute(delete(self.t["trigger_state"]).where(self.t["trigger_state"].c.journey_id == journey_id))
+        m = self.t["message"].c
+        conn.execute(
+            update(self.t["message"])
+            .where(m.journey_id == journey_id, m.status.in_(("QUEUED", "DEFERRED")))
+            .values(status="SUPPRESSED", suppression_reason="journey_stopped", next_attempt_at=None)
+        )
+        self.invalidate()
+        return len(ids)
+
+    def pending_timers(self) -> int:
+        with self.db.connection() as conn:
+            return conn.execute(select(func.count()).select_from(self.t["timer"])).scalar_one()
+
+
+def trigger_timer_id(journey_id: str, user: str, key: str) -> str:
+    return "t:" + stable_id(journey_id, user, key)
+
+
+def local_day_start(now: dt.datetime, zone: str) -> dt.datetime:
+    local = now.astimezone(zoneinfo.ZoneInfo(zone))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+
+
+__all__ = ["BatchStats", "Engine", "RunningJourney", "bucket", "event_time", "local_day_start"]

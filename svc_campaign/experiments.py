@@ -1,0 +1,374 @@
+"""Experiments: deterministic hash assignment (or Thompson-sampling allocation), exposures, clicks and
+conversions within the attribution window, Bayesian and frequentist results, the sample ratio check, and
+auto-promotion of the winner once the configured probability, expected loss and sample are reached.
+
+An assignment is sticky: the first answer for a customer is stored and every later answer repeats it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import random
+import threading
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from google.protobuf import json_format
+from sqlalchemy import Table, and_, case, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from svc_campaign import stats
+from svc_campaign.triggers import event_time
+from svc_common.conditions import EVENT_FILTER_SCOPE, compile_condition, matches_event
+from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+from svc_common.pb.qiming.common.v1 import event_pb2
+
+STATE_NAMES = {pb.EXPERIMENT_STATE_RUNNING: "RUNNING", pb.EXPERIMENT_STATE_CONCLUDED: "CONCLUDED"}
+
+
+def bucket(salt: str, user_id: str) -> int:
+    """0..9999, uniform and stable for (salt, customer)."""
+    digest = hashlib.sha256(f"{salt}:{user_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000
+
+
+def pick_fixed(experiment: pb.Experiment, user_id: str) -> str:
+    point, edge = bucket(experiment.salt, user_id), 0
+    for variant in experiment.variants:
+        edge += variant.weight_bps
+        if point < edge:
+            return variant.key
+    return experiment.variants[-1].key
+
+
+def _bad(field: str, message: str) -> InvalidArgument:
+    return InvalidArgument(f"{field}: {message}", violations=[FieldViolation(field, message)])
+
+
+def validate_experiment(experiment: pb.Experiment) -> None:
+    if not experiment.name:
+        raise _bad("experiment.name", "name the experiment")
+    keys = [v.key for v in experiment.variants]
+    if len(keys) < 2:
+        raise _bad("experiment.variants", "an experiment needs at least two variants")
+    if "" in keys or len(set(keys)) != len(keys):
+        raise _bad("experiment.variants", "each variant needs its own non-empty key")
+    if sum(v.weight_bps for v in experiment.variants) != 10_000:
+        raise _bad("experiment.variants", "weight_bps must sum to 10000")
+    if sum(v.is_control for v in experiment.variants) > 1:
+        raise _bad("experiment.variants", "at most one control variant")
+    if experiment.attribution_window_seconds < 0:
+        raise _bad("experiment.attribution_window_seconds", "must not be negative")
+    if experiment.goal_event_type and experiment.attribution_window_seconds == 0:
+        raise _bad("experiment.attribution_window_seconds", "set the window in which a goal event counts")
+    if experiment.HasField("goal_filter") and experiment.goal_filter.WhichOneof("node"):
+        compile_condition(experiment.goal_filter, EVENT_FILTER_SCOPE, field="experiment.goal_filter")
+    rule = experiment.auto_promotion
+    if rule.enabled:
+        if not 0.5 <= rule.min_probability_best < 1:
+            raise _bad("experiment.auto_promotion.min_probability_best", "between 0.5 and 1")
+        if rule.metric == pb.METRIC_UNSPECIFIED:
+            raise _bad("experiment.auto_promotion.metric", "choose CTR or CONVERSION")
+
+
+class Experiments:
+    def __init__(self, tables: dict[str, Table]) -> None:
+        self._t = tables["experiment"]
+        self._a = tables["assignment"]
+        self._by_goal: dict[str, list[pb.Experiment]] = {}
+        self._cache: dict[str, pb.Experiment] = {}
+        self._rng = random.Random()
+        self._lock = threading.Lock()
+
+    # -- definitions ----------------------------------------------------------------------------------
+
+    def create(self, conn: Connection, experiment: pb.Experiment, now: dt.datetime) -> pb.Experiment:
+        validate_experiment(experiment)
+        created = pb.Experiment()
+        created.CopyFrom(experiment)
+        created.experiment_id = experiment.experiment_id or str(uuid.uuid4())
+        created.salt = experiment.salt or uuid.uuid4().hex
+        created.state = pb.EXPERIMENT_STATE_RUNNING
+        created.allocation = experiment.allocation or pb.ALLOCATION_MODE_FIXED
+        created.winner_variant = ""
+        created.created_at.FromDatetime(now)
+        created.ClearField("concluded_at")
+        if self.get(conn, created.experiment_id, missing_ok=True) is not None:
+            from svc_common.errors import AlreadyExists
+
+            raise AlreadyExists(f"experiment {created.experiment_id!r} already exists")
+        conn.execute(
+            insert(self._t).values(
+                experiment_id=created.experiment_id,
+                document=json_format.MessageToDict(created),
+                experiment_state="RUNNING",
+                goal_event_type=created.goal_event_type,
+                winner_variant="",
+                created_at=now,
+                concluded_at=None,
+            )
+        )
+        self._by_goal.clear()
+        return created
+
+    def get(self, conn: Connection, experiment_id: str, *, missing_ok: bool = False) -> pb.Experiment | None:
+        row = conn.execute(select(self._t.c.document).where(self._t.c.experiment_id == experiment_id)).first()
+        if row is None:
+            if missing_ok:
+                return None
+            raise NotFound(f"no experiment {experiment_id!r}", metadata={"experiment_id": experiment_id})
+        return json_format.ParseDict(row.document, pb.Experiment())
+
+    def list(self, conn: Connection, after: str, limit: int) -> list[pb.Experiment]:
+        query = select(self._t.c.document).where(self._t.c.experiment_id > after)
+        rows = conn.execute(query.order_by(self._t.c.experiment_id).limit(limit)).all()
+        return [json_format.ParseDict(r.document, pb.Experiment()) for r in rows]
+
+    def _save(self, conn: Connection, experiment: pb.Experiment) -> None:
+        conn.execute(
+            update(self._t)
+            .where(self._t.c.experiment_id == experiment.experiment_id)
+            .values(
+                document=json_format.MessageToDict(experiment),
+                experiment_state=pb.ExperimentState.Name(experiment.state).removeprefix("EXPERIMENT_STATE_"),
+                winner_variant=experiment.winner_variant,
+                concluded_at=experiment.concluded_at.ToDatetime(tzinfo=dt.UTC)
+                if experiment.HasField("concluded_at")
+                else None,
+            )
+        )
+        self._by_goal.clear()
+
+    def conclude(self, conn: Connection, experiment_id: str, winner: str, now: dt.datetime) -> pb.Experiment:
+        experiment = self.get(conn, experiment_id)
+        assert experiment is not None
+        if experiment.state != pb.EXPERIMENT_STATE_RUNNING:
+            raise FailedPrecondition(
+                f"experiment {experiment_id!r} is already {pb.ExperimentState.Name(experiment.state)}"
+            )
+        if winner not in [v.key for v in experiment.variants]:
+            raise _bad("winner_variant", f"{winner!r} is not a variant of {experiment_id!r}")
+        experiment.state = pb.EXPERIMENT_STATE_CONCLUDED
+        experiment.winner_variant = winner
+        experiment.concluded_at.FromDatetime(now)
+        self._save(conn, experiment)
+        return experiment
+
+    # -- assignment and outcomes ----------------------------------------------------------------------
+
+    def assign(
+        self, conn: Connection, experiment: pb.Experiment, user_id: str, now: dt.datetime, *, expose: bool
+    ) -> str:
+        """The customer's variant (the winner once concluded); stored on first use."""
+        a = self._a.c
+        row = conn.execute(
+            select(a.variant, a.exposed_at).where(a.experiment_id == experiment.experiment_id, a.user_id == user_id)
+        ).first()
+        if row is not None:
+            if expose and row.exposed_at is None:
+                conn.execute(
+                    update(self._a)
+                    .where(a.experiment_id == experiment.experiment_id, a.user_id == user_id)
+                    .values(exposed_at=now)
+                )
+            return experiment.winner_variant or row.variant
+        if experiment.state != pb.EXPERIMENT_STATE_RUNNING:
+            return experiment.winner_variant or pick_fixed(experiment, user_id)
+        if experiment.allocation == pb.ALLOCATION_MODE_THOMPSON_SAMPLING:
+            counts = self.counts(conn, experiment, pb.METRIC_CONVERSION)
+            keys = [v.key for v in experiment.variants]
+            with self._lock:
+                index = stats.thompson_pick([counts[k][1] for k in keys], [counts[k][0] for k in keys], self._rng)
+            variant = keys[index]
+        else:
+            variant = pick_fixed(experiment, user_id)
+        conn.execute(
+            insert(self._a).values(
+                experiment_id=experiment.experiment_id,
+                user_id=user_id,
+                variant=variant,
+                assigned_at=now,
+                exposed_at=now if expose else None,
+                clicked_at=None,
+                converted_at=None,
+                value_fen=0,
+            )
+        )
+        return variant
+
+    def record(
+        self, conn: Connection, experiment_id: str, user_id: str, kind: str, at: dt.datetime, value_fen: int = 0
+    ) -> None:
+        a = self._a.c
+        where = and_(a.experiment_id == experiment_id, a.user_id == user_id)
+        if kind == "exposure":
+            conn.execute(update(self._a).where(where, a.exposed_at.is_(None)).values(exposed_at=at))
+        elif kind == "click":
+            conn.execute(update(self._a).where(where, a.clicked_at.is_(None)).values(clicked_at=at))
+        elif kind == "conversion":
+            conn.execute(
+                update(self._a)
+                .where(where, a.converted_at.is_(None))
+                .values(converted_at=at, value_fen=a.value_fen + value_fen)
+            )
+
+    def goal_experiments(self, conn: Connection, event_type: str) -> list[pb.Experiment]:
+        if not self._by_goal:
+            rows = conn.execute(select(self._t.c.document).where(self._t.c.experiment_state == "RUNNING")).all()
+            index: dict[str, list[pb.Experiment]] = {"": []}
+            for row in rows:
+                experiment = json_format.ParseDict(row.document, pb.Experiment())
+                index.setdefault(experiment.goal_event_type, []).append(experiment)
+            self._by_goal = index
+        return self._by_goal.get(event_type, [])
+
+    def on_event(self, conn: Connection, event: event_pb2.Event) -> None:
+        """A goal event converts the customer's exposure when it falls within the attribution window."""
+        for experiment in self.goal_experiments(conn, event.event_type):
+            if experiment.HasField("goal_filter") and experiment.goal_filter.WhichOneof("node"):
+                node = compile_condition(experiment.goal_filter, EVENT_FILTER_SCOPE, field="goal_filter")
+                if not matches_event(node, event):
+                    continue
+            at = event_time(event)
+            value = event.properties.get("value_fen") or event.properties.get("amount_fen")
+            fen = int(getattr(value, value.WhichOneof("kind") or "int_value", 0) or 0) if value is not None else 0
+            a = self._a.c
+            conn.execute(
+                update(self._a)
+                .where(
+                    a.experiment_id == experiment.experiment_id,
+                    a.user_id == event.user_id,
+                    a.converted_at.is_(None),
+                    a.exposed_at.is_not(None),
+                    a.exposed_at <= at,
+                    a.exposed_at >= at - dt.timedelta(seconds=experiment.attribution_window_seconds),
+                )
+                .values(converted_at=at, value_fen=fen)
+            )
+
+    def bulk_record(self, conn: Connection, experiment_id: str, rows: Iterable[dict[str, Any]]) -> int:
+        """Insert finished assignments at once (replays of past experiments, simulations)."""
+        batch = [{"experiment_id": experiment_id, **r} for r in rows]
+        if batch:
+            conn.execute(insert(self._a), batch)
+        return len(batch)
+
+    # -- results --------------------------------------------------------------------------------------
+
+    def counts(
+        self, conn: Connection, experiment: pb.Experiment, metric: int
+    ) -> dict[str, tuple[int, int, float, float]]:
+        """variant → (trials, successes, value sum, value sum of squares) for ``metric``."""
+        a = self._a.c
+        success = a.clicked_at if metric == pb.METRIC_CTR else a.converted_at
+        value = a.value_fen.cast(_float())
+        rows = conn.execute(
+            select(
+                a.variant,
+                func.count(),
+                func.sum(case((success.is_not(None), 1), else_=0)),
+                func.sum(value),
+                func.sum(value * value),
+            )
+            .where(a.experiment_id == experiment.experiment_id, a.exposed_at.is_not(None))
+            .group_by(a.variant)
+        ).all()
+        found = {r[0]: (int(r[1]), int(r[2] or 0), float(r[3] or 0), float(r[4] or 0)) for r in rows}
+        return {v.key: found.get(v.key, (0, 0, 0.0, 0.0)) for v in experiment.variants}
+
+    def results(
+        self, conn: Connection, experiment_id: str, metric: int
+    ) -> tuple[pb.Experiment, pb.GetExperimentResultsResponse]:
+        experiment = self.get(conn, experiment_id)
+        assert experiment is not None
+        metric = metric or experiment.auto_promotion.metric or pb.METRIC_CONVERSION
+        counts = self.counts(conn, experiment, metric)
+        return experiment, analyse(experiment, counts, metric)
+
+    def maybe_promote(self, conn: Connection, experiment_id: str, now: dt.datetime) -> pb.Experiment | None:
+        """Conclude with the leader when the auto-promotion rule is met; the concluded experiment, else None."""
+        experiment, result = self.results(conn, experiment_id, 0)
+        if experiment.state != pb.EXPERIMENT_STATE_RUNNING or not experiment.auto_promotion.enabled:
+            return None
+        if not result.leading_variant or result.sample_ratio_mismatch:
+            return None
+        return self.conclude(conn, experiment_id, result.leading_variant, now)
+
+
+def _float() -> Any:
+    from sqlalchemy import Float
+
+    return Float()
+
+
+def analyse(
+    experiment: pb.Experiment, counts: dict[str, tuple[int, int, float, float]], metric: int
+) -> pb.GetExperimentResultsResponse:
+    keys = [v.key for v in experiment.variants]
+    control = next((v.key for v in experiment.variants if v.is_control), keys[0])
+    trials = [counts[k][0] for k in keys]
+    successes = [counts[k][1] for k in keys]
+    response = pb.GetExperimentResultsResponse()
+    n_c, x_c, s_c, ss_c = counts[control]
+    if metric == pb.METRIC_VALUE:
+        means = [counts[k][2] / counts[k][0] if counts[k][0] else 0.0 for k in keys]
+        p_best = [1.0 if m == max(means) else 0.0 for m in means]
+        loss = [max(means) - m for m in means]
+    else:
+        p_best, loss = stats.bayesian(successes, trials)
+    shares = (
+        stats.thompson_shares(successes, trials)
+        if experiment.allocation == pb.ALLOCATION_MODE_THOMPSON_SAMPLING
+        else None
+    )
+    for i, key in enumerate(keys):
+        n, x, s, ss = counts[key]
+        item = response.variants.add(
+            variant=key, exposures=n, conversions=x, probability_best=p_best[i], expected_loss=loss[i]
+        )
+        if metric == pb.METRIC_VALUE:
+            mean, _, comparison = stats.welch(n, s, ss, n_c, s_c, ss_c)
+            item.rate = mean
+            item.mean_value = mean
+        else:
+            item.rate = x / n if n else 0.0
+            comparison = stats.two_proportion(x, n, x_c, n_c)
+        if key != control:
+            item.lift, item.lift_ci_low, item.lift_ci_high = comparison.lift, comparison.low, comparison.high
+            item.p_value = comparison.p_value
+        else:
+            item.p_value = 1.0
+        weight = experiment.variants[i].weight_bps
+        item.allocation_bps = round(shares[i] * 10_000) if shares is not None else weight
+    planned = [v.weight_bps for v in experiment.variants]
+    if experiment.allocation != pb.ALLOCATION_MODE_THOMPSON_SAMPLING:
+        response.srm_p_value = stats.srm_p_value(trials, planned)
+        response.sample_ratio_mismatch = response.srm_p_value < 0.001
+    else:
+        response.srm_p_value = 1.0  # a bandit changes the split on purpose: no planned ratio to test
+    rule = experiment.auto_promotion
+    best = max(range(len(keys)), key=lambda i: p_best[i])
+    if experiment.state == pb.EXPERIMENT_STATE_CONCLUDED:
+        response.leading_variant = experiment.winner_variant
+        response.decision = f"concluded: {experiment.winner_variant} won"
+    elif response.sample_ratio_mismatch:
+        response.decision = (
+            f"sample ratio mismatch (p={response.srm_p_value:.2g}): check the assignment before deciding"
+        )
+    elif not rule.enabled:
+        response.decision = f"{keys[best]} leads with P(best)={p_best[best]:.3f}; auto-promotion is off"
+    elif min(trials) < rule.min_sample_per_variant:
+        response.decision = (
+            f"waiting for {rule.min_sample_per_variant} exposures per variant (smallest has {min(trials)})"
+        )
+    elif p_best[best] < rule.min_probability_best:
+        response.decision = f"{keys[best]} leads with P(best)={p_best[best]:.3f} < {rule.min_probability_best}"
+    elif rule.max_expected_loss and loss[best] > rule.max_expected_loss:
+        response.decision = f"{keys[best]}: expected loss {loss[best]:.5f} above {rule.max_expected_loss}"
+    else:
+        response.leading_variant = keys[best]
+        response.decision = f"promote {keys[best]}: P(best)={p_best[best]:.3f}, expected loss {loss[best]:.5f}"
+    return response

@@ -1,0 +1,378 @@
+"""Walking customers through a journey's nodes: entry rules, waits, branches, splits, sends, goals, exits.
+
+A customer (an *instance*) stays on the version they entered; each node they pass is recorded as a visit
+with its outcome (``sent``, ``suppressed:no_consent``, ``branch:0``, ``split:B``, ``timeout`` ...), which is
+what reports and ``GetJourneyProgress`` read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import zoneinfo
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from svc_campaign.batch import BatchedWrites, Previous
+from svc_campaign.config import CampaignSettings
+from svc_campaign.experiments import Experiments, bucket
+from svc_campaign.outbox import stable_id
+from svc_campaign.policy import PolicyGate
+from svc_campaign.profiles import PersonSubject, ProfileDirectory
+from svc_campaign.sending import Sender, _event_values
+from svc_campaign.triggers import event_time
+from svc_common.conditions import evaluate
+from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+from svc_common.pb.qiming.common.v1 import event_pb2
+from svc_common.pb.qiming.profile.v1 import profile_pb2
+
+if TYPE_CHECKING:
+    from svc_campaign.engine import BatchStats, Engine, RunningJourney
+
+MAX_STEPS = 100
+_UNSET = object()
+
+
+def instance_timer_id(instance_id: str) -> str:
+    return f"i:{instance_id}"
+
+
+class Walker(BatchedWrites, Sender):
+    def __init__(
+        self,
+        engine: Engine,
+        tables: dict[str, Table],
+        profiles: ProfileDirectory,
+        gate: PolicyGate,
+        experiments: Experiments,
+        settings: CampaignSettings,
+    ) -> None:
+        self.engine = engine
+        self.t = tables
+        self.profiles = profiles
+        self.gate = gate
+        self.experiments = experiments
+        self.settings = settings
+        self._templates: dict[str, tuple[float, pb.Template | None]] = {}
+        self._policy: tuple[float, pb.ContactPolicy] | None = None
+        # Visits wait here (per thread: the follower and the timer loop each have their transaction) and are
+        # written in one statement before the transaction commits.
+        self._local = threading.local()
+        # Hot-path statements, built once (their compiled form is cached; values travel as parameters).
+        i = tables["instance"].c
+        self._previous = (
+            select(i.status, i.entered_at)
+            .where(i.user_id == bindparam("b_user"), i.journey_id == bindparam("b_journey"))
+            .order_by(i.entered_at.desc())
+            .limit(1)
+        )
+        self._insert_participant = insert(tables["instance"])
+        self._update_participant = update(tables["instance"]).where(i.instance_id == bindparam("b_instance"))
+        self._insert_visit = insert(tables["visit"])
+        self._insert_message = insert(tables["message"])
+
+    def enter(
+        self,
+        conn: Connection,
+        journey: RunningJourney,
+        user: str,
+        context: dict[str, Any],
+        entry_key: str,
+        now: dt.datetime,
+        batch: BatchStats,
+    ) -> bool:
+        if (journey.start_at and now < journey.start_at) or (journey.end_at and now >= journey.end_at):
+            return False
+        i = self.t["instance"].c
+        rules = journey.entry_rules
+        writes = self._writes()
+        previous = next(
+            (
+                Previous(p["status"], p["entered_at"])
+                for p in reversed(writes.participants)
+                if p["user_id"] == user and p["journey_id"] == journey.journey_id
+            ),
+            None,
+        )
+        if previous is None:
+            if user in writes.known_users and (user, journey.journey_id) not in writes.dropped:
+                previous = writes.previous.get((user, journey.journey_id))
+            else:
+                previous = conn.execute(self._previous, {"b_user": user, "b_journey": journey.journey_id}).first()
+        if previous is not None:
+            if previous.status != "done" or not rules.allow_reentry:
+                return False
+            if rules.reentry_cooldown_seconds and now - previous.entered_at < dt.timedelta(
+                seconds=rules.reentry_cooldown_seconds
+            ):
+                return False
+        if rules.max_entries or rules.max_entries_per_day:
+            self.flush(conn)  # entries earlier in this batch count
+            count = select(func.count()).select_from(self.t["instance"]).where(i.journey_id == journey.journey_id)
+            if rules.max_entries and conn.execute(count).scalar_one() >= rules.max_entries:
+                return False
+            if rules.max_entries_per_day:
+                zone = zoneinfo.ZoneInfo(self.settings.timezone)
+                day = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+                if conn.execute(count.where(i.entered_at >= day)).scalar_one() >= rules.max_entries_per_day:
+                    return False
+        profile: Any = _UNSET
+        if rules.audience_segment_id:
+            profile = self.profiles.get(user)
+            if profile is None or rules.audience_segment_id not in profile.segment_ids:
+                return False
+        instance = {
+            "instance_id": stable_id(journey.journey_id, user, entry_key),
+            "journey_id": journey.journey_id,
+            "version_no": journey.version,
+            "user_id": user,
+            "status": "active",
+            "current_node": "",
+            "entry_event": context,
+            "waiting_for": None,
+            "next_action_at": None,
+            "entered_at": now,
+            "updated_at": now,
+            "last_send_at": None,
+            "converted_at": None,
+            "exit_reason": "",
+        }
+        graph = self.engine.graph(conn, journey.journey_id, journey.version)
+        self.walk(conn, instance, graph.entry, now, batch, profile, new=True)
+        return True
+
+    # -- the walk -------------------------------------------------------------------------------------
+
+    def _visit(self, conn: Connection, instance: dict[str, Any], node_id: str, outcome: str, now: dt.datetime) -> None:
+        self._pending().append(
+            {
+                "instance_id": instance["instance_id"],
+                "journey_id": instance["journey_id"],
+                "node_id": node_id,
+                "outcome": outcome[:96],
+                "at": now,
+            }
+        )
+
+    def walk(
+        self,
+        conn: Connection,
+        instance: dict[str, Any],
+        node_id: str,
+        now: dt.datetime,
+        batch: BatchStats,
+        profile: Any = _UNSET,
+        *,
+        new: bool = False,
+    ) -> None:
+        """Walk from ``node_id`` until a wait, a goal or an exit; ``new``: the participant row is inserted (with
+        its state after the walk: one statement instead of two)."""
+        graph = self.engine.graph(conn, instance["journey_id"], instance["version_no"])
+        changes: dict[str, Any] = {"status": "active", "waiting_for": None, "next_action_at": None}
+        context = instance["entry_event"]
+
+        def person() -> profile_pb2.Profile | None:
+            nonlocal profile
+            if profile is _UNSET:
+                profile = self.profiles.get(instance["user_id"])
+            return profile
+
+        for _ in range(MAX_STEPS):
+            compiled = graph.nodes[node_id]
+            node = compiled.node
+            changes["current_node"] = node_id
+            kind = compiled.kind
+            if kind == "trigger":
+                self._visit(conn, instance, node_id, "entered", now)
+                node_id = node.trigger.next_node_id
+            elif kind == "wait":
+                due, waiting_for = self._wait_until(node.wait, now)
+                self.engine.arm(
+                    conn,
+                    instance_timer_id(instance["instance_id"]),
+                    due,
+                    "wait",
+                    instance["journey_id"],
+                    instance["user_id"],
+                    instance["instance_id"],
+                    {"node": node_id},
+                )
+                changes.update(status="waiting", next_action_at=due, waiting_for=waiting_for)
+                self._visit(conn, instance, node_id, "waiting", now)
+                break
+            elif kind == "branch":
+                subject = PersonSubject(person(), _event_values(context))
+                chosen = next((n for n, c in enumerate(compiled.branch_conditions) if evaluate(c, subject)), None)
+                self._visit(
+                    conn, instance, node_id, f"branch:{chosen}" if chosen is not None else "branch:default", now
+                )
+                node_id = node.branch.arms[chosen].next_node_id if chosen is not None else node.branch.default_node_id
+            elif kind == "split":
+                variant = self._split(conn, instance, node.split, now)
+                context = {**context, "experiment_id": node.split.experiment_id, "variant": variant}
+                changes["entry_event"] = context
+                self._visit(conn, instance, node_id, f"split:{variant}", now)
+                node_id = next(a.next_node_id for a in node.split.arms if a.variant == variant)
+            elif kind == "send":
+                outcome = self._send(conn, instance, node_id, node.send, context, person(), now)
+                self._visit(conn, instance, node_id, outcome, now)
+                if outcome in ("sent", "deferred"):
+                    changes["last_send_at"] = now
+                    batch.messages += 1
+                suppressed = outcome.startswith("suppressed")
+                node_id = (
+                    node.send.suppressed_node_id
+                    if suppressed and node.send.suppressed_node_id
+                    else node.send.next_node_id
+                )
+            elif kind == "goal":
+                due = now + dt.timedelta(seconds=node.goal.attribution_window_seconds)
+                self.engine.arm(
+                    conn,
+                    instance_timer_id(instance["instance_id"]),
+                    due,
+                    "goal",
+                    instance["journey_id"],
+                    instance["user_id"],
+                    instance["instance_id"],
+                    {"node": node_id},
+                )
+                changes.update(status="waiting", next_action_at=due)
+                self._visit(conn, instance, node_id, "waiting_for_goal", now)
+                break
+            else:  # exit
+                changes.update(status="done", exit_reason=(node.exit.reason or "exit")[:64])
+                self._visit(conn, instance, node_id, "exited", now)
+                break
+        else:
+            changes.update(status="done", exit_reason="step_limit")
+            self._visit(conn, instance, node_id, "exited:step_limit", now)
+        changes["updated_at"] = now
+        instance.update(changes)
+        if new:
+            self._writes().participants.append(instance)
+        else:
+            conn.execute(self._update_participant, {"b_instance": instance["instance_id"], **changes})
+            self._writes().dropped.add((instance["user_id"], instance["journey_id"]))
+
+    def _wait_until(self, wait: pb.WaitNode, now: dt.datetime) -> tuple[dt.datetime, dict[str, Any] | None]:
+        which = wait.WhichOneof("kind")
+        if which == "duration_seconds":
+            return now + dt.timedelta(seconds=wait.duration_seconds), None
+        if which == "until_time_of_day":
+            tod = wait.until_time_of_day
+            zone = zoneinfo.ZoneInfo(tod.timezone or self.settings.timezone)
+            local = now.astimezone(zone)
+            target = local.replace(hour=tod.hour, minute=tod.minute, second=0, microsecond=0)
+            if target <= local:
+                target = (local + dt.timedelta(days=1)).replace(
+                    hour=tod.hour, minute=tod.minute, second=0, microsecond=0
+                )
+            return target.astimezone(dt.UTC), None
+        until = wait.until_event
+        return now + dt.timedelta(seconds=until.timeout_seconds), {"event_type": until.event.event_type}
+
+    def _split(self, conn: Connection, instance: dict[str, Any], split: pb.SplitNode, now: dt.datetime) -> str:
+        if split.experiment_id:
+            experiment = self.experiments.get(conn, split.experiment_id, missing_ok=True)
+            if experiment is not None:
+                return self.experiments.assign(conn, experiment, instance["user_id"], now, expose=True)
+        point, edge = bucket(f"{instance['journey_id']}:{instance['version_no']}", instance["user_id"]), 0
+        for arm in split.arms:
+            edge += arm.weight_bps
+            if point < edge:
+                return arm.variant
+        return split.arms[-1].variant
+
+    def _load(self, conn: Connection, instance_id: str) -> dict[str, Any] | None:
+        self.flush(conn)
+        row = (
+            conn.execute(select(self.t["instance"]).where(self.t["instance"].c.instance_id == instance_id))
+            .mappings()
+            .first()
+        )
+        return dict(row) if row is not None else None
+
+    def on_timer(self, conn: Connection, timer: dict[str, Any], now: dt.datetime, batch: BatchStats) -> None:
+        instance = self._load(conn, timer["instance_id"])
+        node_id = timer["payload"].get("node", "")
+        if instance is None or instance["status"] != "waiting" or instance["current_node"] != node_id:
+            return
+        graph = self.engine.graph(conn, instance["journey_id"], instance["version_no"])
+        node = graph.nodes[node_id].node
+        if timer["kind"] == "goal":
+            self._visit(conn, instance, node_id, "exited:goal_window_ended", now)
+            i = self.t["instance"]
+            conn.execute(
+                update(i)
+                .where(i.c.instance_id == instance["instance_id"])
+                .values(status="done", exit_reason="goal_window_ended", next_action_at=None, updated_at=now)
+            )
+            return
+        if node.wait.WhichOneof("kind") == "until_event":
+            self._visit(conn, instance, node_id, "timeout", now)
+            self.walk(conn, instance, node.wait.timeout_node_id, now, batch)
+        else:
+            self.walk(conn, instance, node.wait.next_node_id, now, batch)
+
+    def on_awaited_event(self, conn: Connection, event: event_pb2.Event, now: dt.datetime, batch: BatchStats) -> None:
+        self.flush(conn)  # customers who entered earlier in this batch may be the ones waiting
+        i = self.t["instance"].c
+        rows = (
+            conn.execute(
+                select(self.t["instance"]).where(
+                    i.user_id == event.user_id, i.status == "waiting", i.waiting_for.is_not(None)
+                )
+            )
+            .mappings()
+            .all()
+        )
+        for row in rows:
+            instance = dict(row)
+            if (instance["waiting_for"] or {}).get("event_type") != event.event_type:
+                continue
+            graph = self.engine.graph(conn, instance["journey_id"], instance["version_no"])
+            compiled = graph.nodes[instance["current_node"]]
+            if compiled.wait_event is None or not compiled.wait_event(event):
+                continue
+            conn.execute(
+                delete(self.t["timer"]).where(self.t["timer"].c.timer_id == instance_timer_id(instance["instance_id"]))
+            )
+            self._visit(conn, instance, instance["current_node"], "event", now)
+            self.walk(conn, instance, compiled.node.wait.next_node_id, now, batch)
+
+    def on_goal_event(self, conn: Connection, event: event_pb2.Event, now: dt.datetime) -> None:
+        """A goal event converts a customer in the journey, or one who left within the window after a send."""
+        self.flush(conn)
+        i = self.t["instance"].c
+        rows = (
+            conn.execute(select(self.t["instance"]).where(i.user_id == event.user_id, i.converted_at.is_(None)))
+            .mappings()
+            .all()
+        )
+        at = event_time(event)
+        for row in rows:
+            graph = self.engine.graph(conn, row["journey_id"], row["version_no"])
+            for goal in graph.goals():
+                if goal.goal_event is None or not goal.goal_event(event):
+                    continue
+                window = dt.timedelta(seconds=goal.node.goal.attribution_window_seconds)
+                in_journey = row["status"] != "done"
+                recent_send = row["last_send_at"] is not None and row["last_send_at"] >= at - window
+                if not (in_journey or recent_send):
+                    continue
+                self._visit(conn, row, goal.node.node_id, "converted", now)
+                changes: dict[str, Any] = {"converted_at": at, "updated_at": now}
+                if in_journey:
+                    changes.update(
+                        status="done", exit_reason="converted", next_action_at=None, current_node=goal.node.node_id
+                    )
+                    conn.execute(
+                        delete(self.t["timer"]).where(
+                            self.t["timer"].c.timer_id == instance_timer_id(row["instance_id"])
+                        )
+                    )
+                conn.execute(update(self.t["instance"]).where(i.instance_id == row["instance_id"]).values(**changes))
+                break

@@ -1,0 +1,321 @@
+"""Journeys as data: draft → validate → publish (immutable versions) → start / pause / stop, and their
+reports. State transitions that do not apply are FAILED_PRECONDITION naming both states."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from typing import Any
+
+from google.protobuf import json_format
+from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, RowMapping
+
+from svc_campaign.engine import Engine
+from svc_campaign.experiments import Experiments
+from svc_campaign.graph import Problem, raise_problems, validate
+from svc_common.errors import Aborted, AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+# Which states each action may start from.
+_ALLOWED = {
+    "start": ("PUBLISHED", "PAUSED"),
+    "pause": ("RUNNING",),
+    "stop": ("PUBLISHED", "RUNNING", "PAUSED"),
+    "publish": ("DRAFT", "PUBLISHED", "RUNNING", "PAUSED"),
+}
+
+
+def _state(name: str) -> int:
+    return pb.JourneyState.Value(f"JOURNEY_STATE_{name}")
+
+
+def to_proto(row: RowMapping | dict[str, Any], published: pb.JourneyGraph | None = None) -> pb.Journey:
+    journey = pb.Journey(
+        journey_id=row["journey_id"],
+        name=row["name"],
+        description=row["description"],
+        state=_state(row["journey_state"]),
+        draft=json_format.ParseDict(row["draft"], pb.JourneyGraph()),
+        draft_revision=row["draft_revision"],
+        published_version=row["published_version"],
+        entry_rules=json_format.ParseDict(row["entry_rules"], pb.EntryRules()),
+        priority=row["priority"],
+        purpose=row["purpose"],
+    )
+    if published is not None:
+        journey.published.CopyFrom(published)
+    for name in ("created_at", "updated_at", "start_at", "end_at"):
+        if row[name] is not None:
+            getattr(journey, name).FromDatetime(row[name])
+    return journey
+
+
+class Journeys:
+    def __init__(self, tables: dict[str, Any], engine: Engine, experiments: Experiments) -> None:
+        self.t = tables
+        self.engine = engine
+        self.experiments = experiments
+
+    def _row(self, conn: Connection, journey_id: str) -> dict[str, Any]:
+        row = (
+            conn.execute(select(self.t["journey"]).where(self.t["journey"].c.journey_id == journey_id))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise NotFound(f"no journey {journey_id!r}", metadata={"journey_id": journey_id})
+        return dict(row)
+
+    def _published(self, conn: Connection, journey_id: str, version: int) -> pb.JourneyGraph | None:
+        if not version:
+            return None
+        v = self.t["journey_version"].c
+        row = conn.execute(select(v.graph).where(v.journey_id == journey_id, v.version_no == version)).first()
+        if row is None:
+            raise NotFound(f"journey {journey_id!r} has no version {version}")
+        return json_format.ParseDict(row.graph, pb.JourneyGraph())
+
+    def problems(self, conn: Connection, graph: pb.JourneyGraph) -> list[Problem]:
+        t = self.t["template"].c
+
+        def template_channel(template_id: str) -> int | None:
+            row = conn.execute(select(t.channel).where(t.template_id == template_id)).first()
+            return None if row is None else row.channel
+
+        def variants(experiment_id: str) -> list[str] | None:
+            experiment = self.experiments.get(conn, experiment_id, missing_ok=True)
+            return None if experiment is None else [v.key for v in experiment.variants]
+
+        return validate(graph, template_channel, variants)[0]
+
+    def create(self, conn: Connection, journey: pb.Journey, now: dt.datetime) -> pb.Journey:
+        if not journey.name:
+            raise InvalidArgument(
+                "journey.name: name the journey", violations=[FieldViolation("journey.name", "required")]
+            )
+        journey_id = journey.journey_id or str(uuid.uuid4())
+        if not _ID.match(journey_id):
+            raise InvalidArgument(
+                f"journey.journey_id {journey_id!r}: letters, digits, '_', '.', '-' (at most 64)",
+                violations=[FieldViolation("journey.journey_id", "bad id")],
+            )
+        if conn.execute(
+            select(self.t["journey"].c.journey_id).where(self.t["journey"].c.journey_id == journey_id)
+        ).first():
+            raise AlreadyExists(f"journey {journey_id!r} already exists")
+        row = {
+            "journey_id": journey_id,
+            "name": journey.name,
+            "description": journey.description,
+            "journey_state": "DRAFT",
+            "draft": json_format.MessageToDict(journey.draft),
+            "draft_revision": 1,
+            "entry_rules": json_format.MessageToDict(journey.entry_rules),
+            "published_version": 0,
+            "priority": journey.priority,
+            "purpose": journey.purpose or "marketing",
+            "start_at": journey.start_at.ToDatetime(tzinfo=dt.UTC) if journey.HasField("start_at") else None,
+            "end_at": journey.end_at.ToDatetime(tzinfo=dt.UTC) if journey.HasField("end_at") else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        conn.execute(insert(self.t["journey"]).values(**row))
+        return to_proto(row)
+
+    def update_draft(
+        self, conn: Connection, request: pb.UpdateJourneyDraftRequest, now: dt.datetime
+    ) -> tuple[pb.Journey, list[Problem]]:
+        row = self._row(conn, request.journey_id)
+        if row["journey_state"] == "STOPPED":
+            raise FailedPrecondition(f"journey {request.journey_id!r} is STOPPED: create a new journey")
+        if request.expected_draft_revision and request.expected_draft_revision != row["draft_revision"]:
+            have, want = row["draft_revision"], request.expected_draft_revision
+            raise Aborted(f"journey {request.journey_id!r} draft is at revision {have}, not {want}")
+        changes = {
+            "draft": json_format.MessageToDict(request.draft),
+            "draft_revision": row["draft_revision"] + 1,
+            "updated_at": now,
+        }
+        if request.HasField("entry_rules"):
+            changes["entry_rules"] = json_format.MessageToDict(request.entry_rules)
+        conn.execute(
+            update(self.t["journey"]).where(self.t["journey"].c.journey_id == request.journey_id).values(**changes)
+        )
+        row.update(changes)
+        return to_proto(row, self._published(conn, row["journey_id"], row["published_version"])), self.problems(
+            conn, request.draft
+        )
+
+    def publish(self, conn: Connection, journey_id: str, expected_revision: int, now: dt.datetime) -> pb.Journey:
+        row = self._row(conn, journey_id)
+        self._check(row, "publish")
+        if expected_revision and expected_revision != row["draft_revision"]:
+            raise Aborted(
+                f"journey {journey_id!r} draft is at revision {row['draft_revision']}, not {expected_revision}"
+            )
+        graph = json_format.ParseDict(row["draft"], pb.JourneyGraph())
+        raise_problems(self.problems(conn, graph))
+        version = row["published_version"] + 1
+        conn.execute(
+            insert(self.t["journey_version"]).values(
+                journey_id=journey_id,
+                version_no=version,
+                graph=row["draft"],
+                entry_rules=row["entry_rules"],
+                published_at=now,
+            )
+        )
+        state = "PUBLISHED" if row["journey_state"] == "DRAFT" else row["journey_state"]
+        changes = {"published_version": version, "journey_state": state, "updated_at": now}
+        conn.execute(update(self.t["journey"]).where(self.t["journey"].c.journey_id == journey_id).values(**changes))
+        row.update(changes)
+        self.engine.invalidate()
+        return to_proto(row, graph)
+
+    def _check(self, row: dict[str, Any], action: str) -> None:
+        if row["journey_state"] not in _ALLOWED[action]:
+            allowed = " or ".join(_ALLOWED[action])
+            raise FailedPrecondition(
+                f"journey {row['journey_id']!r} is {row['journey_state']}: {action} needs {allowed}",
+                reason="WRONG_STATE",
+                metadata={"state": row["journey_state"]},
+            )
+
+    def transition(
+        self, conn: Connection, journey_id: str, action: str, now: dt.datetime, reason: str = ""
+    ) -> pb.Journey:
+        row = self._row(conn, journey_id)
+        self._check(row, action)
+        target = {"start": "RUNNING", "pause": "PAUSED", "stop": "STOPPED"}[action]
+        conn.execute(
+            update(self.t["journey"])
+            .where(self.t["journey"].c.journey_id == journey_id)
+            .values(journey_state=target, updated_at=now)
+        )
+        if action == "stop":
+            self.engine.stop_journey(conn, journey_id, reason or "stopped", now)
+        row.update(journey_state=target, updated_at=now)
+        self.engine.invalidate()
+        return to_proto(row, self._published(conn, journey_id, row["published_version"]))
+
+    def get(self, conn: Connection, journey_id: str, version: int) -> pb.Journey:
+        row = self._row(conn, journey_id)
+        return to_proto(row, self._published(conn, journey_id, version or row["published_version"]))
+
+    def list(self, conn: Connection, states: list[str], after: str, limit: int) -> list[pb.Journey]:
+        j = self.t["journey"].c
+        query = select(self.t["journey"]).where(j.journey_id > after).order_by(j.journey_id).limit(limit)
+        if states:
+            query = query.where(j.journey_state.in_(states))
+        return [to_proto(r) for r in conn.execute(query).mappings()]
+
+    # -- reports --------------------------------------------------------------------------------------
+
+    def report(
+        self, conn: Connection, journey_id: str, start: dt.datetime | None, end: dt.datetime | None
+    ) -> pb.GetJourneyReportResponse:
+        self._row(conn, journey_id)
+        v = self.t["visit"].c
+        where = [v.journey_id == journey_id]
+        if start:
+            where.append(v.at >= start)
+        if end:
+            where.append(v.at < end)
+        rows = conn.execute(
+            select(v.node_id, v.outcome, func.count(), func.count(v.instance_id.distinct()))
+            .where(*where)
+            .group_by(v.node_id, v.outcome)
+        ).all()
+        nodes: dict[str, pb.NodeReport] = {}
+        entered: dict[str, set[str]] = {}
+        distinct = conn.execute(
+            select(v.node_id, func.count(v.instance_id.distinct())).where(*where).group_by(v.node_id)
+        ).all()
+        for node_id, n in distinct:
+            nodes[node_id] = pb.NodeReport(node_id=node_id, entered=n)
+        for node_id, outcome, n, _ in rows:
+            report = nodes.setdefault(node_id, pb.NodeReport(node_id=node_id))
+            if outcome in ("sent", "deferred"):
+                report.sent += n
+            elif outcome.startswith("suppressed:"):
+                report.suppressed_by_reason[outcome.split(":", 1)[1]] += n
+            elif outcome == "converted":
+                report.converted += n
+            elif outcome.startswith("exited"):
+                report.exited += n
+        entered.clear()
+        i = self.t["instance"].c
+        waiting = conn.execute(
+            select(i.current_node, func.count())
+            .where(i.journey_id == journey_id, i.status == "waiting")
+            .group_by(i.current_node)
+        ).all()
+        for node_id, n in waiting:
+            nodes.setdefault(node_id, pb.NodeReport(node_id=node_id)).waiting = n
+        m = self.t["message"].c
+        mwhere = [m.journey_id == journey_id]
+        if start:
+            mwhere.append(m.created_at >= start)
+        if end:
+            mwhere.append(m.created_at < end)
+        receipts = conn.execute(
+            select(
+                m.node_id,
+                func.sum(case((m.delivered_at.is_not(None), 1), else_=0)),
+                func.sum(case((m.clicked_at.is_not(None), 1), else_=0)),
+            )
+            .where(*mwhere)
+            .group_by(m.node_id)
+        ).all()
+        for node_id, delivered, clicked in receipts:
+            report = nodes.setdefault(node_id, pb.NodeReport(node_id=node_id))
+            report.delivered, report.clicked = int(delivered or 0), int(clicked or 0)
+        iwhere = [i.journey_id == journey_id]
+        if start:
+            iwhere.append(i.entered_at >= start)
+        if end:
+            iwhere.append(i.entered_at < end)
+        totals = conn.execute(
+            select(
+                func.count(),
+                func.sum(case((i.converted_at.is_not(None), 1), else_=0)),
+                func.sum(case((i.status != "done", 1), else_=0)),
+            ).where(*iwhere)
+        ).one()
+        response = pb.GetJourneyReportResponse(
+            entered=totals[0], converted=int(totals[1] or 0), in_progress=int(totals[2] or 0)
+        )
+        response.nodes.extend(nodes[k] for k in sorted(nodes))
+        return response
+
+    def progress(self, conn: Connection, journey_id: str, user_id: str) -> pb.GetJourneyProgressResponse:
+        self._row(conn, journey_id)
+        i = self.t["instance"].c
+        row = (
+            conn.execute(
+                select(self.t["instance"])
+                .where(i.journey_id == journey_id, i.user_id == user_id)
+                .order_by(i.entered_at.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise NotFound(f"customer {user_id!r} has not entered journey {journey_id!r}")
+        response = pb.GetJourneyProgressResponse(current_node_id=row["current_node"] if row["status"] != "done" else "")
+        if row["next_action_at"] is not None and row["status"] != "done":
+            response.next_action_at.FromDatetime(row["next_action_at"])
+        v = self.t["visit"].c
+        for visit in conn.execute(
+            select(v.node_id, v.at, v.outcome).where(v.instance_id == row["instance_id"]).order_by(v.visit_id)
+        ):
+            item = response.path.add(node_id=visit.node_id, outcome=visit.outcome)
+            item.entered_at.FromDatetime(visit.at)
+        return response
+
+
+__all__ = ["Journeys", "and_", "or_", "to_proto"]

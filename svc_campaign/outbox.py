@@ -1,0 +1,153 @@
+"""The durable outbox: a message row is written in the transaction of its cause (a journey step or a
+``SendMessage`` call), with its policy outcome: QUEUED, DEFERRED (quiet hours, with the time it may go) or
+SUPPRESSED (with the reason). The dispatcher delivers QUEUED and due DEFERRED rows; receipts move them on.
+Events for svc_collect's log ($message_sent, $message_delivered, $message_clicked) are written to a second
+outbox in the same transactions and published afterwards."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from typing import Any
+
+from sqlalchemy import Table, insert, update
+from sqlalchemy.engine import Connection, RowMapping
+
+from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
+
+STATUS_EVENT = {
+    "SENT": "$message_sent",
+    "DELIVERED": "$message_delivered",
+    "CLICKED": "$message_clicked",
+    "FAILED": "$message_failed",
+}
+
+
+def stable_id(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:32]
+
+
+def new_message(
+    *,
+    message_id: str,
+    user_id: str,
+    channel: int,
+    template: pb.Template,
+    now: dt.datetime,
+    purpose: str,
+    is_marketing: bool,
+    priority: int = 0,
+    journey_id: str = "",
+    node_id: str = "",
+    instance_id: str = "",
+    experiment_id: str = "",
+    variant: str = "",
+    idempotency_key: str = "",
+) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "user_id": user_id,
+        "channel": channel,
+        "template_id": template.template_id,
+        "template_version": template.version,
+        "journey_id": journey_id,
+        "node_id": node_id,
+        "instance_id": instance_id,
+        "experiment_id": experiment_id,
+        "variant": variant,
+        "status": "QUEUED",
+        "title": "",
+        "body": "",
+        "link": "",
+        "purpose": purpose,
+        "is_marketing": is_marketing,
+        "priority": priority,
+        "idempotency_key": idempotency_key or f"qiming-{message_id}",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "lease_until": None,
+        "failure_reason": "",
+        "suppression_reason": "",
+        "gateway_message_id": "",
+        "created_at": now,
+        "scheduled_at": None,
+        "sent_at": None,
+        "delivered_at": None,
+        "clicked_at": None,
+    }
+
+
+def insert_message(conn: Connection, tables: dict[str, Table], row: dict[str, Any] | None, preempt: list[str]) -> None:
+    """Suppress the ``preempt``-ed unsent messages, then insert ``row`` (None: only the first part)."""
+    if preempt:
+        m = tables["message"].c
+        conn.execute(
+            update(tables["message"])
+            .where(m.message_id.in_(preempt), m.status.in_(("QUEUED", "DEFERRED")))
+            .values(status="SUPPRESSED", suppression_reason="preempted_by_priority", next_attempt_at=None)
+        )
+    if row is not None:
+        conn.execute(insert(tables["message"]), row)
+
+
+def message_event(row: RowMapping | dict[str, Any], status: str, at: dt.datetime) -> event_pb2.Event:
+    """The log event of a message reaching ``status`` (a deterministic id: re-publishing is harmless)."""
+    event = event_pb2.Event(
+        event_id=str(uuid.UUID(hex=stable_id("campaign", row["message_id"], status))),
+        event_type=STATUS_EVENT[status],
+        user_id=row["user_id"],
+        channel=types_pb2.CHANNEL_SERVER,
+    )
+    event.occurred_at.FromDatetime(at)
+    props = {
+        "message_id": row["message_id"],
+        "channel": pb.ChannelType.Name(row["channel"]).removeprefix("CHANNEL_TYPE_").lower(),
+        "template_id": row["template_id"],
+        "journey_id": row["journey_id"],
+        "node_id": row["node_id"],
+        "experiment_id": row["experiment_id"],
+        "variant": row["variant"],
+    }
+    for name, value in props.items():
+        if value:
+            event.properties[name].string_value = value
+    return event
+
+
+def queue_event(conn: Connection, tables: dict[str, Table], event: event_pb2.Event, now: dt.datetime) -> None:
+    from svc_common.db import upsert
+
+    upsert(
+        conn,
+        tables["pending_event"],
+        [{"event_id": event.event_id, "payload": event.SerializeToString(), "created_at": now}],
+        keys=["event_id"],
+    )
+
+
+def to_proto(row: RowMapping | dict[str, Any]) -> pb.Message:
+    message = pb.Message(
+        message_id=row["message_id"],
+        user=types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=row["user_id"]),
+        channel=row["channel"],
+        template_id=row["template_id"],
+        template_version=row["template_version"],
+        journey_id=row["journey_id"],
+        node_id=row["node_id"],
+        experiment_id=row["experiment_id"],
+        variant=row["variant"],
+        status=pb.MessageStatus.Value(f"MESSAGE_STATUS_{row['status']}"),
+        title=row["title"],
+        body=row["body"],
+        attempts=row["attempts"],
+        failure_reason=row["failure_reason"],
+        suppression_reason=row["suppression_reason"],
+        idempotency_key=row["idempotency_key"],
+        is_marketing=row["is_marketing"],
+    )
+    for name in ("created_at", "scheduled_at", "sent_at", "delivered_at", "clicked_at"):
+        if row[name] is not None:
+            getattr(message, name).FromDatetime(row[name])
+    return message

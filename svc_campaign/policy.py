@@ -1,0 +1,242 @@
+"""The one policy gate every send passes, in order: consent → suitability → content compliance → frequency cap
+(with priority: a higher-priority journey takes the slot of a lower-priority message not sent yet) →
+cross-channel de-duplication → quiet hours (defer, never drop).
+
+Service notices (``is_marketing = false``) skip consent, caps, de-duplication and quiet hours, but never
+suitability or content rules. The gate reads the outbox in the caller's transaction, so messages created
+earlier in the same batch count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from google.protobuf import json_format
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.engine import Connection
+
+from svc_campaign.content import RenderRefused, check_template, render, risk_rating
+from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+from svc_common.pb.qiming.profile.v1 import profile_pb2
+
+COUNTED = ("QUEUED", "DEFERRED", "SENT", "DELIVERED", "CLICKED")
+UNSENT = ("QUEUED", "DEFERRED")
+ALL_CHANNELS = 0
+ALL_PURPOSES = "*"
+
+
+def default_policy() -> pb.ContactPolicy:
+    """At most 2 marketing touches a day and 5 a week, 1 per channel a day; same content once a day; no SMS or
+    advisor calls 21:00-08:00 (Asia/Shanghai)."""
+    night = pb.QuietHours(
+        channels=[pb.CHANNEL_TYPE_SMS, pb.CHANNEL_TYPE_ADVISOR_CALL],
+        start=pb.TimeOfDay(hour=21, minute=0, timezone="Asia/Shanghai"),
+        end=pb.TimeOfDay(hour=8, minute=0, timezone="Asia/Shanghai"),
+    )
+    return pb.ContactPolicy(
+        max_marketing_per_day=2,
+        max_marketing_per_week=5,
+        max_per_channel_per_day=1,
+        dedupe_window_seconds=86_400,
+        quiet_hours=[night],
+        version=0,
+    )
+
+
+def policy_from_json(document: dict) -> pb.ContactPolicy:
+    return json_format.ParseDict(document, pb.ContactPolicy())
+
+
+@dataclass
+class Touch:
+    user_id: str
+    channel: int
+    template: pb.Template
+    purpose: str
+    is_marketing: bool
+    priority: int
+    profile: profile_pb2.Profile | None
+    event: dict = field(default_factory=dict)
+    pending: list[dict] = field(default_factory=list)
+    """Messages of the customer written earlier in the same transaction, not yet in the table."""
+    consents: list | None = None
+    """The customer's consent rows when already read (None: read them)."""
+    recent: list | None = None
+    """The customer's counted messages of the last week when already read (None: read them)."""
+
+
+@dataclass
+class Decision:
+    allowed: bool
+    reason: str = ""
+    deferred_until: dt.datetime | None = None
+    preempt: list[str] = field(default_factory=list)
+    """Unsent lower-priority messages to suppress (reason ``preempted_by_priority``) to make room."""
+    rendered: tuple[str, str, str] = ("", "", "")
+
+
+def consent_allows(rows: Iterable[tuple[int, str, bool]], channel: int, purpose: str, requires_opt_in: bool) -> bool:
+    """The most specific record wins: (channel, purpose) > (channel, *) > (all, purpose) > (all, *)."""
+    found = {(c, p): granted for c, p, granted in rows}
+    for key in ((channel, purpose), (channel, ALL_PURPOSES), (ALL_CHANNELS, purpose), (ALL_CHANNELS, ALL_PURPOSES)):
+        if key in found:
+            return found[key]
+    return not requires_opt_in
+
+
+def _zone(name: str, default: str) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(name or default)
+
+
+def quiet_until(policy: pb.ContactPolicy, channel: int, now: dt.datetime, default_zone: str) -> dt.datetime | None:
+    """When the quiet hours covering ``channel`` at ``now`` end (None: not quiet now)."""
+    latest: dt.datetime | None = None
+    for rule in policy.quiet_hours:
+        if rule.channels and channel not in rule.channels:
+            continue
+        zone = _zone(rule.start.timezone, default_zone)
+        local = now.astimezone(zone)
+        minute = local.hour * 60 + local.minute
+        start = rule.start.hour * 60 + rule.start.minute
+        end = rule.end.hour * 60 + rule.end.minute
+        inside = start <= minute < end if start <= end else (minute >= start or minute < end)
+        if not inside or start == end:
+            continue
+        end_day = local.date() if minute < end else local.date() + dt.timedelta(days=1)
+        until = dt.datetime.combine(end_day, dt.time(rule.end.hour, rule.end.minute), tzinfo=zone)
+        until = until.astimezone(dt.UTC)
+        latest = until if latest is None or until > latest else latest
+    return latest
+
+
+class _Sent(NamedTuple):
+    message_id: str
+    channel: int
+    template_id: str
+    priority: int
+    status: str
+    created_at: dt.datetime
+    is_marketing: bool
+
+
+class PolicyGate:
+    def __init__(self, tables: dict[str, Table], *, default_zone: str, requires_opt_in: bool, sensitive: list[str]):
+        self._message = tables["message"]
+        self._consent = tables["consent"]
+        self.default_zone = default_zone
+        self.requires_opt_in = requires_opt_in
+        self.sensitive = sensitive
+        self._checked: dict[tuple, bool] = {}
+        c, m = self._consent.c, self._message.c
+        self._consents = select(c.channel, c.purpose, c.granted).where(c.user_id == bindparam("b_user"))
+        self._recent = select(
+            m.message_id, m.channel, m.template_id, m.priority, m.status, m.created_at, m.is_marketing
+        ).where(
+            m.user_id == bindparam("b_user"),
+            m.created_at >= bindparam("b_since"),
+            # Two plain comparisons rather than IN (...): a statement with no expanding parameter stays cached.
+            m.status != "SUPPRESSED",
+            m.status != "FAILED",
+        )
+
+    def recent_for(self, conn: Connection, users: list[str], since: dt.datetime) -> dict[str, list[_Sent]]:
+        """Counted messages since ``since`` of several customers at once."""
+        m = self._message.c
+        query = select(m.user_id, *(m[f] for f in _Sent._fields)).where(
+            m.user_id.in_(users), m.created_at >= since, m.status != "SUPPRESSED", m.status != "FAILED"
+        )
+        found: dict[str, list[_Sent]] = {}
+        for row in conn.execute(query):
+            found.setdefault(row.user_id, []).append(_Sent(*row[1:]))
+        return found
+
+    def _compliant(self, template: pb.Template, policy: pb.ContactPolicy) -> bool:
+        key = (template.template_id, template.version, policy.version, tuple(policy.extra_prohibited_phrases))
+        known = self._checked.get(key)
+        if known is None:
+            if len(self._checked) > 10_000:
+                self._checked.clear()
+            known = self._checked[key] = not check_template(template, policy.extra_prohibited_phrases, self.sensitive)
+        return known
+
+    def check(self, conn: Connection, policy: pb.ContactPolicy, touch: Touch, now: dt.datetime) -> Decision:
+        if touch.is_marketing:
+            rows = (
+                touch.consents
+                if touch.consents is not None
+                else conn.execute(self._consents, {"b_user": touch.user_id}).all()
+            )
+            if not consent_allows(rows, touch.channel, touch.purpose or "marketing", self.requires_opt_in):
+                return Decision(False, "no_consent")
+        product = touch.template.product
+        if product.product_id and product.risk_level:
+            rating = risk_rating(touch.profile)
+            if rating is None:
+                return Decision(False, "risk_rating_unknown")
+            if rating < product.risk_level:
+                return Decision(False, "risk_rating_mismatch")
+        if not self._compliant(touch.template, policy):
+            return Decision(False, "content_noncompliant")
+        try:
+            rendered = render(touch.template, touch.profile, touch.event, self.sensitive)
+        except RenderRefused:
+            return Decision(False, "sensitive_placeholder")
+        if not touch.is_marketing:
+            return Decision(True, rendered=rendered)
+        decision = self._caps(conn, policy, touch, now)
+        if not decision.allowed:
+            return decision
+        decision.rendered = rendered
+        until = quiet_until(policy, touch.channel, now, self.default_zone)
+        if until is not None:
+            decision.reason, decision.deferred_until = "quiet_hours_deferred", until
+        return decision
+
+    def _caps(self, conn: Connection, policy: pb.ContactPolicy, touch: Touch, now: dt.datetime) -> Decision:
+        horizon = max(7 * 86_400, policy.dedupe_window_seconds)
+        since = now - dt.timedelta(seconds=horizon)
+        if touch.recent is not None:
+            rows = [r for r in touch.recent if r.created_at >= since and r.status not in ("SUPPRESSED", "FAILED")]
+        else:
+            rows = [
+                _Sent(**r._mapping) for r in conn.execute(self._recent, {"b_user": touch.user_id, "b_since": since})
+            ]
+        rows += [
+            _Sent(**{k: p[k] for k in _Sent._fields})
+            for p in touch.pending
+            if p["status"] not in ("SUPPRESSED", "FAILED") and p["created_at"] >= since
+        ]
+        dedupe_from = now - dt.timedelta(seconds=policy.dedupe_window_seconds)
+        if policy.dedupe_window_seconds and any(
+            r.template_id == touch.template.template_id and r.created_at >= dedupe_from for r in rows
+        ):
+            return Decision(False, "duplicate_content")
+        day_from, week_from = now - dt.timedelta(days=1), now - dt.timedelta(days=7)
+        marketing = [r for r in rows if r.is_marketing]
+        preempt: list[str] = []
+        checks = (
+            (
+                "channel_cap",
+                policy.max_per_channel_per_day,
+                [r for r in marketing if r.created_at >= day_from and r.channel == touch.channel],
+            ),
+            ("frequency_cap_day", policy.max_marketing_per_day, [r for r in marketing if r.created_at >= day_from]),
+            ("frequency_cap_week", policy.max_marketing_per_week, [r for r in marketing if r.created_at >= week_from]),
+        )
+        for reason, limit, counted in checks:
+            counted = [r for r in counted if r.message_id not in preempt]
+            if not limit or len(counted) < limit:
+                continue
+            # Priority: the lowest-priority message not sent yet gives up its slot to a higher-priority one.
+            victims = sorted(
+                (r for r in counted if r.status in UNSENT and r.priority < touch.priority), key=lambda r: r.priority
+            )
+            if len(counted) - len(victims) >= limit:
+                return Decision(False, reason)
+            need = len(counted) - limit + 1
+            preempt += [v.message_id for v in victims[:need]]
+        return Decision(True, preempt=preempt)

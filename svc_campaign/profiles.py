@@ -1,0 +1,141 @@
+"""Who the customer is: the ``ProfileDirectory`` the engine asks for branches, audience segments,
+personalisation and suitability, with a gRPC implementation over ``ProfileService.GetProfile`` and an
+in-memory one for tests and embedded use. Profiles are read, never stored here."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import grpc
+
+from svc_common.conditions import EventAbsence, EventCount, Source, from_proto
+from svc_common.pb.qiming.common.v1 import types_pb2
+from svc_common.pb.qiming.profile.v1 import profile_pb2, profile_pb2_grpc
+from svc_common.peers import peer_address
+
+log = logging.getLogger("qiming.campaign.profiles")
+
+
+class ProfileDirectory(Protocol):
+    def get(self, user_id: str) -> profile_pb2.Profile | None:
+        """The customer's profile (customer number), None when unknown or unreachable."""
+
+
+class NoProfiles:
+    """No profile service configured: every customer is unknown."""
+
+    def get(self, user_id: str) -> profile_pb2.Profile | None:
+        return None
+
+
+class InMemoryProfiles:
+    """Profiles held in a dict (tests, demos)."""
+
+    def __init__(self, profiles: Mapping[str, profile_pb2.Profile] | None = None) -> None:
+        self._profiles: dict[str, profile_pb2.Profile] = dict(profiles or {})
+        self.calls = 0
+
+    def put(self, user_id: str, profile: profile_pb2.Profile) -> None:
+        self._profiles[user_id] = profile
+
+    def get(self, user_id: str) -> profile_pb2.Profile | None:
+        self.calls += 1
+        return self._profiles.get(user_id)
+
+
+class GrpcProfileDirectory:
+    """``ProfileService.GetProfile``, each answer reused for ``cache_seconds``.
+
+    The address is the configured one, else this process when it serves svc_profile too (``qiming serve all``,
+    known once the server is bound); with neither, every customer is unknown.
+    """
+
+    def __init__(self, address: str, *, cache_seconds: float = 5.0, timeout_seconds: float = 2.0) -> None:
+        self._configured = address
+        self.address = ""
+        self._cache_seconds = cache_seconds
+        self._timeout = timeout_seconds
+        self._channel: grpc.Channel | None = None
+        self._stub: profile_pb2_grpc.ProfileServiceStub | None = None
+        self._cache: dict[str, tuple[float, profile_pb2.Profile | None]] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+        self._channel, self._stub = None, None
+
+    def _connect(self) -> profile_pb2_grpc.ProfileServiceStub | None:
+        address = peer_address("profile", self._configured)
+        with self._lock:
+            if address != self.address or self._stub is None:
+                if self._channel is not None:
+                    self._channel.close()
+                self.address = address
+                self._channel = grpc.insecure_channel(address) if address else None
+                self._stub = profile_pb2_grpc.ProfileServiceStub(self._channel) if self._channel else None
+            return self._stub
+
+    def get(self, user_id: str) -> profile_pb2.Profile | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(user_id)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        stub = self._connect()
+        if stub is None:
+            return None
+        request = profile_pb2.GetProfileRequest(user=types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=user_id))
+        try:
+            profile: profile_pb2.Profile | None = stub.GetProfile(request, timeout=self._timeout).profile
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                log.warning("svc_profile at %s: %s %s", self.address, exc.code().name, exc.details())
+                return None  # not cached: the next touch asks again
+            profile = None
+        with self._lock:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[user_id] = (now + self._cache_seconds, profile)
+        return profile
+
+
+def profile_values(profile: profile_pb2.Profile | None) -> dict[str, dict[str, Any]]:
+    """``{"attribute": {...}, "feature": {...}, "tag": {...}}`` as Python values."""
+    if profile is None:
+        return {"attribute": {}, "feature": {}, "tag": {}}
+    return {
+        "attribute": {k: from_proto(v) for k, v in profile.attributes.items()},
+        "feature": {k: from_proto(v) for k, v in profile.features.items()},
+        "tag": {t.name: from_proto(t.value) for t in profile.tags},
+    }
+
+
+class PersonSubject:
+    """A customer in a journey as a condition subject: their profile and the event that brought them in."""
+
+    def __init__(self, profile: profile_pb2.Profile | None, event: Mapping[str, Any]) -> None:
+        self._values = profile_values(profile)
+        self._segments = frozenset(profile.segment_ids) if profile is not None else frozenset()
+        self._event = event
+
+    def value(self, source: Source, name: str) -> object:
+        if source is Source.ATTRIBUTE:
+            return self._values["attribute"].get(name)
+        if source is Source.FEATURE:
+            return self._values["feature"].get(name)
+        if source in (Source.TAG, Source.SCORE):
+            return self._values["tag"].get(name)
+        if source is Source.EVENT_PROPERTY:
+            return self._event.get(name)
+        return None
+
+    def count_events(self, node: EventCount | EventAbsence) -> int:
+        raise TypeError("event-history conditions are not allowed in journey branches")
+
+    def in_segment(self, segment_id: str) -> bool:
+        return segment_id in self._segments

@@ -1,0 +1,224 @@
+"""Sending from a journey (or a one-off ``SendMessage``): templates and the contact policy (cached briefly), the
+policy gate over the channel and its fallbacks, and the message row with its outcome. Mixed into
+:class:`svc_campaign.journey_walk.Walker`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from google.protobuf import json_format
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from svc_campaign.outbox import insert_message, new_message, stable_id
+from svc_campaign.policy import Touch, default_policy, policy_from_json
+from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+from svc_common.pb.qiming.profile.v1 import profile_pb2
+
+
+class Sender:
+    """Needs ``self.t``, ``self.gate``, ``self.settings``, ``self.engine``, ``self._templates``, ``self._policy``
+    and the batched writes (``self._writes()``, ``self.pending_messages()``, ``self._known()``)."""
+
+    def invalidate(self) -> None:
+        self._templates.clear()
+        self._policy = None
+
+    def template(self, conn: Connection, template_id: str) -> pb.Template | None:
+        hit = self._templates.get(template_id)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        t = self.t["template"].c
+        row = conn.execute(select(t.document).where(t.template_id == template_id)).first()
+        found = json_format.ParseDict(row.document, pb.Template()) if row is not None else None
+        self._templates[template_id] = (time.monotonic() + self.settings.journey_refresh_seconds, found)
+        return found
+
+    def policy(self, conn: Connection) -> pb.ContactPolicy:
+        if self._policy is not None and self._policy[0] > time.monotonic():
+            return self._policy[1]
+        p = self.t["policy"].c
+        row = conn.execute(select(p.document, p.version_no).where(p.policy_id == "default")).first()
+        policy = policy_from_json(row.document) if row is not None else default_policy()
+        if row is not None:
+            policy.version = row.version_no
+        self._policy = (time.monotonic() + self.settings.journey_refresh_seconds, policy)
+        return policy
+
+    # -- entry ----------------------------------------------------------------------------------------
+
+    def _send(
+        self,
+        conn: Connection,
+        instance: dict[str, Any],
+        node_id: str,
+        send: pb.SendNode,
+        context: dict[str, Any],
+        profile: profile_pb2.Profile | None,
+        now: dt.datetime,
+    ) -> str:
+        journey = self.engine.journey(instance["journey_id"])
+        priority = journey.priority if journey else 0
+        purpose = (journey.purpose if journey else "") or "marketing"
+        template = self.template(conn, send.template_id)
+        message_id = stable_id(instance["instance_id"], node_id, now.isoformat())
+        fields = {
+            "journey_id": instance["journey_id"],
+            "node_id": node_id,
+            "instance_id": instance["instance_id"],
+            "experiment_id": context.get("experiment_id", ""),
+            "variant": context.get("variant", ""),
+        }
+        if template is None:
+            row = new_message(
+                message_id=message_id,
+                user_id=instance["user_id"],
+                channel=send.channel,
+                template=pb.Template(template_id=send.template_id),
+                now=now,
+                purpose=purpose,
+                is_marketing=send.is_marketing,
+                priority=priority,
+                **fields,
+            )
+            row.update(status="SUPPRESSED", suppression_reason="unknown_template", next_attempt_at=None)
+            insert_message(conn, self.t, row, [])
+            return "suppressed:unknown_template"
+        row, reason = self.decide(
+            conn,
+            instance["user_id"],
+            [send.channel, *send.fallback_channels],
+            template,
+            purpose,
+            send.is_marketing,
+            priority,
+            profile,
+            _event_values(context),
+            now,
+            message_id,
+            fields,
+        )
+        return {"QUEUED": "sent", "DEFERRED": "deferred"}.get(row["status"], f"suppressed:{reason}")
+
+    def decide(
+        self,
+        conn: Connection,
+        user: str,
+        channels: list[int],
+        template: pb.Template,
+        purpose: str,
+        is_marketing: bool,
+        priority: int,
+        profile: profile_pb2.Profile | None,
+        event: dict[str, Any],
+        now: dt.datetime,
+        message_id: str,
+        fields: dict[str, Any],
+        idempotency_key: str = "",
+    ) -> tuple[dict[str, Any], str]:
+        """Run the gate over the channel and its fallbacks; write the message (queued, deferred or suppressed)."""
+        policy = self.policy(conn)
+        first: tuple[int, Any] | None = None
+        deferred: tuple[int, Any] | None = None
+        for channel in channels:
+            decision = self.gate.check(
+                conn,
+                policy,
+                Touch(
+                    user,
+                    channel,
+                    template,
+                    purpose,
+                    is_marketing,
+                    priority,
+                    profile,
+                    event,
+                    self.pending_messages(user),
+                    *self._known(user),
+                ),
+                now,
+            )
+            first = first or (channel, decision)
+            if decision.allowed and decision.deferred_until is None:
+                return self._write(
+                    conn,
+                    user,
+                    channel,
+                    template,
+                    purpose,
+                    is_marketing,
+                    priority,
+                    now,
+                    message_id,
+                    fields,
+                    decision,
+                    idempotency_key,
+                ), ""
+            if decision.allowed and deferred is None:
+                deferred = (channel, decision)
+        channel, decision = deferred or first  # type: ignore[misc]
+        row = self._write(
+            conn,
+            user,
+            channel,
+            template,
+            purpose,
+            is_marketing,
+            priority,
+            now,
+            message_id,
+            fields,
+            decision,
+            idempotency_key,
+        )
+        return row, decision.reason
+
+    def _write(
+        self, conn, user, channel, template, purpose, is_marketing, priority, now, message_id, fields, decision, key
+    ):
+        row = new_message(
+            message_id=message_id,
+            user_id=user,
+            channel=channel,
+            template=template,
+            now=now,
+            purpose=purpose,
+            is_marketing=is_marketing,
+            priority=priority,
+            idempotency_key=key,
+            **fields,
+        )
+        row["title"], row["body"], row["link"] = decision.rendered
+        if not decision.allowed:
+            row.update(status="SUPPRESSED", suppression_reason=decision.reason, next_attempt_at=None)
+        elif decision.deferred_until is not None:
+            row.update(
+                status="DEFERRED",
+                scheduled_at=decision.deferred_until,
+                next_attempt_at=decision.deferred_until,
+                suppression_reason=decision.reason,
+            )
+        if decision.allowed and decision.preempt:
+            for pending in self._writes().messages:
+                if pending["message_id"] in decision.preempt and pending["status"] in ("QUEUED", "DEFERRED"):
+                    pending.update(
+                        status="SUPPRESSED", suppression_reason="preempted_by_priority", next_attempt_at=None
+                    )
+            insert_message(conn, self.t, None, decision.preempt)
+            recent = self._writes().recent.get(user)
+            if recent:
+                self._writes().recent[user] = [
+                    r._replace(status="SUPPRESSED") if r.message_id in decision.preempt else r for r in recent
+                ]
+        writes = self._writes()
+        writes.messages.append(row)
+        writes.messages_by_user.setdefault(user, []).append(row)
+        return row
+
+    # -- events and timers for customers already in ---------------------------------------------------
+
+
+def _event_values(context: dict[str, Any]) -> dict[str, Any]:
+    return context.get("event", {}) if isinstance(context, dict) else {}

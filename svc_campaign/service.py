@@ -1,0 +1,425 @@
+"""svc_campaign's domain: templates, policies and consent, one-off sends, receipts, contact history,
+experiments, and the background work (log follower, timers, outbox dispatcher, event publisher,
+auto-promotion). No grpc here: errors are ``svc_common.errors``; the server maps them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from google.protobuf import json_format
+from sqlalchemy import Table, select, update
+
+from svc_campaign.checks import bad, channel_ok, customer_id
+from svc_campaign.clock import Clock, SystemClock
+from svc_campaign.config import CampaignSettings
+from svc_campaign.delivery import ChannelAdapter, Dispatcher, EventPublisher, WebhookAdapter
+from svc_campaign.engine import Engine
+from svc_campaign.experiments import Experiments
+from svc_campaign.journey_walk import Walker
+from svc_campaign.journeys import Journeys
+from svc_campaign.outbox import message_event, queue_event, stable_id, to_proto
+from svc_campaign.policy import PolicyGate, Touch, default_policy, policy_from_json
+from svc_campaign.profiles import GrpcProfileDirectory, ProfileDirectory
+from svc_campaign.templates import TemplateBook
+from svc_campaign.triggers import json_properties
+from svc_common.conditions import from_proto
+from svc_common.db import Database, upsert
+from svc_common.errors import Aborted, FailedPrecondition, NotFound
+from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+from svc_common.pb.qiming.common.v1 import types_pb2
+from svc_common.peers import peer_address
+
+log = logging.getLogger("qiming.campaign")
+RECEIPT_ORDER = {"SENT": 1, "DELIVERED": 2, "CLICKED": 3, "FAILED": 2}
+
+
+class CampaignService(TemplateBook):
+    def __init__(
+        self,
+        settings: CampaignSettings,
+        database: Database,
+        tables: dict[str, Table],
+        *,
+        clock: Clock | None = None,
+        profiles: ProfileDirectory | None = None,
+        adapter: ChannelAdapter | None = None,
+        collect: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.db = database
+        self.t = tables
+        self.clock = clock or SystemClock()
+        if profiles is None:
+            # Resolved at each call: the configured address, else svc_profile in this same process.
+            profiles = GrpcProfileDirectory(
+                settings.profile_address,
+                cache_seconds=settings.profile_cache_seconds,
+                timeout_seconds=settings.profile_timeout_seconds,
+            )
+        self.profiles = profiles
+        self.gate = PolicyGate(
+            tables,
+            default_zone=settings.timezone,
+            requires_opt_in=settings.marketing_requires_opt_in,
+            sensitive=settings.sensitive_fields,
+        )
+        self.experiments = Experiments(tables)
+        self.engine = Engine(database, tables, self.clock, profiles, self.gate, self.experiments, settings)
+        self.walker: Walker = self.engine.walker
+        self.journeys = Journeys(tables, self.engine, self.experiments)
+        if adapter is None and settings.gateway_url:
+            adapter = WebhookAdapter(settings.gateway_url, settings.gateway_timeout_seconds)
+        self.adapter = adapter
+        self.dispatcher = Dispatcher(database, tables, self.clock, adapter, settings, self._paused) if adapter else None
+        self.collect = collect
+        self.publisher = EventPublisher(database, tables, collect) if collect is not None else None
+        self.follower: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _paused(self) -> list[str]:
+        return [j.journey_id for j in self.engine._journeys.values() if j.state == "PAUSED"]
+
+    # -- background work ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        collect_address = peer_address("collect", self.settings.collect_address)
+        if self.collect is None and collect_address:
+            from svc_common.logclient import CollectClient
+
+            # Made here, on the server's event loop (a gRPC aio channel belongs to the loop it was made on).
+            self.collect = CollectClient(collect_address)
+            self.publisher = EventPublisher(self.db, self.t, self.collect)
+        if self.collect is not None:
+            from svc_common.logclient import LogFollower
+
+            async def handle(events: list[Any], cursor: str) -> None:
+                await asyncio.to_thread(self.engine.handle, events, cursor)
+
+            self.follower = LogFollower(
+                self.collect,
+                name=self.settings.consumer_name,
+                load_cursor=lambda: asyncio.to_thread(self.engine.load_cursor),
+                handle=handle,
+                batch_size=self.settings.log_batch_size,
+            )
+            self.follower.start()
+        poll = self.settings.timer_poll_millis / 1000
+
+        async def timers() -> int:
+            return (await asyncio.to_thread(self.engine.fire_due_timers)).timers_fired
+
+        self._loop("timers", timers, poll)
+        if self.dispatcher is not None:
+            self._loop("outbox", self.dispatcher.run_once, self.settings.delivery_poll_millis / 1000)
+        if self.publisher is not None:
+            self._loop("publisher", self.publisher.run_once, 0.2)
+        self._loop("auto-promotion", self._promote_all, 5.0)
+
+    def _loop(self, name: str, once: Callable[[], Awaitable[int]], idle_seconds: float) -> None:
+        async def run() -> None:
+            while True:
+                try:
+                    busy = await once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("campaign %s loop failed; retrying", name)
+                    busy = 0
+                await asyncio.sleep(0 if busy else idle_seconds)
+
+        self._tasks.append(asyncio.create_task(run(), name=f"campaign-{name}"))
+
+    async def stop(self) -> None:
+        if self.follower is not None:
+            await self.follower.stop()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.adapter is not None:
+            await self.adapter.close()
+        if self.collect is not None:
+            await self.collect.close()
+        if isinstance(self.profiles, GrpcProfileDirectory):
+            self.profiles.close()
+
+    async def _promote_all(self) -> int:
+        def promote() -> int:
+            with self.db.connection(write=True) as conn:
+                running = (
+                    conn.execute(
+                        select(self.t["experiment"].c.experiment_id).where(
+                            self.t["experiment"].c.experiment_state == "RUNNING"
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                return sum(self.experiments.maybe_promote(conn, e, self.clock.now()) is not None for e in running)
+
+        await asyncio.to_thread(promote)
+        return 0
+
+    # -- policy ---------------------------------------------------------------------------------------
+
+    def set_consent(self, consent: pb.Consent) -> pb.Consent:
+        user = customer_id(consent.user, "consent.user")
+        if consent.channel not in pb.ChannelType.values():
+            raise bad("consent.channel", "not a channel (CHANNEL_TYPE_UNSPECIFIED: every channel)")
+        purpose = consent.purpose or "*"
+        now = self.clock.now()
+        with self.db.connection(write=True) as conn:
+            upsert(
+                conn,
+                self.t["consent"],
+                [
+                    {
+                        "user_id": user,
+                        "channel": consent.channel,
+                        "purpose": purpose,
+                        "granted": consent.granted,
+                        "source": consent.source,
+                        "updated_at": now,
+                    }
+                ],
+                keys=["user_id", "channel", "purpose"],
+                updates=["granted", "source", "updated_at"],
+            )
+        saved = pb.Consent()
+        saved.CopyFrom(consent)
+        saved.purpose = purpose
+        saved.updated_at.FromDatetime(now)
+        return saved
+
+    def get_consent(self, ref: types_pb2.UserRef) -> list[pb.Consent]:
+        user = customer_id(ref)
+        c = self.t["consent"].c
+        with self.db.connection() as conn:
+            rows = (
+                conn.execute(select(self.t["consent"]).where(c.user_id == user).order_by(c.channel, c.purpose))
+                .mappings()
+                .all()
+            )
+        out = []
+        for r in rows:
+            consent = pb.Consent(
+                user=ref, channel=r["channel"], purpose=r["purpose"], granted=r["granted"], source=r["source"]
+            )
+            consent.updated_at.FromDatetime(r["updated_at"])
+            out.append(consent)
+        return out
+
+    def get_policy(self) -> pb.ContactPolicy:
+        with self.db.connection() as conn:
+            self.walker.invalidate()
+            return self.walker.policy(conn)
+
+    def update_policy(self, policy: pb.ContactPolicy, expected_version: int) -> pb.ContactPolicy:
+        for n, rule in enumerate(policy.quiet_hours):
+            for end in ("start", "end"):
+                tod = getattr(rule, end)
+                if tod.hour > 23 or tod.minute > 59:
+                    raise bad(f"policy.quiet_hours[{n}].{end}", "not a time of day")
+                if tod.timezone:
+                    import zoneinfo
+
+                    try:
+                        zoneinfo.ZoneInfo(tod.timezone)
+                    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                        raise bad(
+                            f"policy.quiet_hours[{n}].{end}.timezone", f"unknown time zone {tod.timezone!r}"
+                        ) from None
+        if policy.dedupe_window_seconds < 0:
+            raise bad("policy.dedupe_window_seconds", "must not be negative")
+        with self.db.connection(write=True) as conn:
+            p = self.t["policy"]
+            row = conn.execute(select(p.c.version_no).where(p.c.policy_id == "default")).first()
+            current = row.version_no if row is not None else 0
+            if expected_version and expected_version != current:
+                raise Aborted(f"the contact policy is at version {current}, not {expected_version}")
+            saved = pb.ContactPolicy()
+            saved.CopyFrom(policy)
+            saved.version = current + 1
+            upsert(
+                conn,
+                p,
+                [
+                    {
+                        "policy_id": "default",
+                        "document": json_format.MessageToDict(saved),
+                        "version_no": saved.version,
+                        "updated_at": self.clock.now(),
+                    }
+                ],
+                keys=["policy_id"],
+                updates=["document", "version_no", "updated_at"],
+            )
+        self.walker.invalidate()
+        return saved
+
+    def check_contact(self, request: pb.CheckContactRequest) -> pb.CheckContactResponse:
+        user = customer_id(request.user)
+        channel_ok(request.channel, "channel")
+        template = self.get_template(request.template_id) if request.template_id else pb.Template(body=".")
+        now = self.clock.now()
+        with self.db.connection() as conn:
+            policy = self.walker.policy(conn)
+            touch = Touch(
+                user,
+                request.channel,
+                template,
+                request.purpose or "marketing",
+                request.is_marketing,
+                0,
+                self.profiles.get(user),
+            )
+            decision = self.gate.check(conn, policy, touch, now)
+        response = pb.CheckContactResponse(
+            allowed=decision.allowed and decision.deferred_until is None, suppression_reason=decision.reason
+        )
+        if decision.deferred_until is not None:
+            response.allowed_at.FromDatetime(decision.deferred_until)
+        return response
+
+    # -- messages -------------------------------------------------------------------------------------
+
+    def send_message(self, request: pb.SendMessageRequest) -> pb.Message:
+        user = customer_id(request.user)
+        channel_ok(request.channel, "channel")
+        template = self.get_template(request.template_id) if request.template_id else None
+        if template is None:
+            raise bad("template_id", "name the template")
+        if template.channel not in (pb.CHANNEL_TYPE_UNSPECIFIED, request.channel):
+            raise bad("channel", f"template {template.template_id!r} is for {pb.ChannelType.Name(template.channel)}")
+        key = request.idempotency_key
+        m = self.t["message"]
+        now = self.clock.now()
+        with self.db.connection(write=True) as conn:
+            if key:
+                row = conn.execute(select(m).where(m.c.idempotency_key == key)).mappings().first()
+                if row is not None:
+                    return to_proto(row)
+            message_id = stable_id("send", key) if key else str(uuid.uuid4()).replace("-", "")
+            event = {k: from_proto(v) for k, v in request.event_properties.items()}
+            fields = {"journey_id": "", "node_id": "", "instance_id": "", "experiment_id": "", "variant": ""}
+            try:
+                row, _ = self.walker.decide(
+                    conn,
+                    user,
+                    [request.channel],
+                    template,
+                    request.purpose or "marketing",
+                    request.is_marketing,
+                    0,
+                    self.profiles.get(user),
+                    event,
+                    now,
+                    message_id,
+                    fields,
+                    key,
+                )
+                self.walker.flush(conn)
+            except BaseException:
+                self.walker.discard()
+                raise
+        return to_proto(row)
+
+    def get_message(self, message_id: str) -> pb.Message:
+        m = self.t["message"]
+        with self.db.connection() as conn:
+            row = conn.execute(select(m).where(m.c.message_id == message_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"no message {message_id!r}", metadata={"message_id": message_id})
+        return to_proto(row)
+
+    def report_receipt(self, request: pb.ReportDeliveryReceiptRequest) -> pb.Message:
+        status = pb.MessageStatus.Name(request.status).removeprefix("MESSAGE_STATUS_")
+        if status not in ("DELIVERED", "FAILED", "CLICKED", "SENT"):
+            raise bad("status", "a receipt is SENT, DELIVERED, FAILED or CLICKED")
+        at = request.at.ToDatetime(tzinfo=dt.UTC) if request.HasField("at") else self.clock.now()
+        m = self.t["message"]
+        with self.db.connection(write=True) as conn:
+            row = conn.execute(select(m).where(m.c.message_id == request.message_id)).mappings().first()
+            if row is None:
+                raise NotFound(f"no message {request.message_id!r}", metadata={"message_id": request.message_id})
+            row = dict(row)
+            if row["status"] == "SUPPRESSED":
+                why = row["suppression_reason"]
+                raise FailedPrecondition(f"message {request.message_id!r} was suppressed ({why}): it has no receipts")
+            values: dict[str, Any] = {}
+            stamp = {"SENT": "sent_at", "DELIVERED": "delivered_at", "CLICKED": "clicked_at"}.get(status)
+            if stamp and row[stamp] is None:
+                values[stamp] = at
+                if status in ("DELIVERED", "CLICKED"):
+                    queue_event(conn, self.t, message_event(row, status, at), self.clock.now())
+                if status == "CLICKED" and row["experiment_id"]:
+                    self.experiments.record(conn, row["experiment_id"], row["user_id"], "click", at)
+            if status == "FAILED" and row["status"] not in ("DELIVERED", "CLICKED", "FAILED"):
+                values.update(failure_reason=request.failure_reason or "reported by the gateway")
+                queue_event(conn, self.t, message_event(row, "FAILED", at), self.clock.now())
+            # The status only moves forward: a late DELIVERED after CLICKED keeps CLICKED.
+            if RECEIPT_ORDER.get(status, 0) > RECEIPT_ORDER.get(row["status"], 0) or row["status"] in (
+                "QUEUED",
+                "DEFERRED",
+            ):
+                values["status"] = status
+                values["next_attempt_at"] = None
+            if request.gateway_message_id:
+                values["gateway_message_id"] = request.gateway_message_id
+            if values:
+                conn.execute(update(m).where(m.c.message_id == request.message_id).values(**values))
+                row.update(values)
+        return to_proto(row)
+
+    def list_messages(
+        self,
+        *,
+        user: str,
+        journey_id: str,
+        channels: list[int],
+        start: dt.datetime | None,
+        end: dt.datetime | None,
+        suppressed: bool,
+        reasons: list[str],
+        after: tuple[dt.datetime, str] | None,
+        limit: int,
+    ) -> list[pb.Message]:
+        m = self.t["message"].c
+        query = select(self.t["message"])
+        if user:
+            query = query.where(m.user_id == user)
+        if journey_id:
+            query = query.where(m.journey_id == journey_id)
+        if channels:
+            query = query.where(m.channel.in_(channels))
+        if start:
+            query = query.where(m.created_at >= start)
+        if end:
+            query = query.where(m.created_at < end)
+        if suppressed:
+            query = query.where(m.status == "SUPPRESSED")
+            if reasons:
+                query = query.where(m.suppression_reason.in_(reasons))
+        if after is not None:
+            query = query.where((m.created_at < after[0]) | ((m.created_at == after[0]) & (m.message_id < after[1])))
+        query = query.order_by(m.created_at.desc(), m.message_id.desc()).limit(limit)
+        with self.db.connection() as conn:
+            return [to_proto(r) for r in conn.execute(query).mappings()]
+
+
+__all__ = [
+    "CampaignService",
+    "bad",
+    "channel_ok",
+    "customer_id",
+    "default_policy",
+    "json_properties",
+    "policy_from_json",
+]

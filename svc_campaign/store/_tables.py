@@ -1,0 +1,224 @@
+"""svc_campaign's tables. Graphs, templates and policies are kept as JSON (protobuf's JSON mapping), so any
+SQL client can read them; the run-time state (trigger state, timers, journey instances, the outbox) is in
+narrow tables with the indexes the engine's hot paths use."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
+
+from svc_common.db import JsonText, UtcDateTime
+
+
+def define_tables(metadata: MetaData) -> dict[str, Table]:
+    journey = Table(
+        "campaign_journey",
+        metadata,
+        Column("journey_id", String(64), primary_key=True),
+        Column("name", String(256), nullable=False),
+        Column("description", Text, nullable=False),
+        # DRAFT, PUBLISHED, RUNNING, PAUSED, STOPPED (JourneyState names without the prefix).
+        Column("journey_state", String(16), nullable=False),
+        Column("draft", JsonText, nullable=False),
+        Column("draft_revision", BigInteger, nullable=False),
+        Column("entry_rules", JsonText, nullable=False),
+        Column("published_version", BigInteger, nullable=False),
+        Column("priority", Integer, nullable=False),
+        Column("purpose", String(64), nullable=False),
+        Column("start_at", UtcDateTime(), nullable=True),
+        Column("end_at", UtcDateTime(), nullable=True),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("updated_at", UtcDateTime(), nullable=False),
+        Index("ix_campaign_journey_state", "journey_state"),
+    )
+    journey_version = Table(
+        "campaign_journey_version",
+        metadata,
+        Column("journey_id", String(64), primary_key=True),
+        Column("version_no", BigInteger, primary_key=True, autoincrement=False),
+        Column("graph", JsonText, nullable=False),
+        Column("entry_rules", JsonText, nullable=False),
+        Column("published_at", UtcDateTime(), nullable=False),
+    )
+    template = Table(
+        "campaign_template",
+        metadata,
+        Column("template_id", String(64), primary_key=True),
+        Column("document", JsonText, nullable=False),
+        Column("channel", Integer, nullable=False),
+        Column("version_no", BigInteger, nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("updated_at", UtcDateTime(), nullable=False),
+    )
+    consent = Table(
+        "campaign_consent",
+        metadata,
+        Column("user_id", String(128), primary_key=True),
+        # 0: every channel.
+        Column("channel", Integer, primary_key=True, autoincrement=False),
+        # "*": every marketing purpose.
+        Column("purpose", String(64), primary_key=True),
+        Column("granted", Boolean, nullable=False),
+        Column("source", String(128), nullable=False),
+        Column("updated_at", UtcDateTime(), nullable=False),
+    )
+    policy = Table(
+        "campaign_policy",
+        metadata,
+        Column("policy_id", String(32), primary_key=True),
+        Column("document", JsonText, nullable=False),
+        Column("version_no", BigInteger, nullable=False),
+        Column("updated_at", UtcDateTime(), nullable=False),
+    )
+    trigger_state = Table(
+        "campaign_trigger_state",
+        metadata,
+        Column("journey_id", String(64), primary_key=True),
+        Column("user_id", String(128), primary_key=True),
+        Column("state", JsonText, nullable=False),
+        Column("updated_at", UtcDateTime(), nullable=False),
+    )
+    timer = Table(
+        "campaign_timer",
+        metadata,
+        # Deterministic: the same pending thing always has the same id (re-arming replaces it).
+        Column("timer_id", String(128), primary_key=True),
+        Column("due_at", UtcDateTime(), nullable=False),
+        # "trigger" (absence/sequence/dwell), "wait", "goal".
+        Column("kind", String(16), nullable=False),
+        Column("journey_id", String(64), nullable=False),
+        Column("user_id", String(128), nullable=False),
+        Column("instance_id", String(64), nullable=False),
+        Column("payload", JsonText, nullable=False),
+        Index("ix_campaign_timer_due", "due_at"),
+        Index("ix_campaign_timer_user", "user_id", "journey_id"),
+    )
+    instance = Table(
+        "campaign_participant",
+        metadata,
+        Column("instance_id", String(64), primary_key=True),
+        Column("journey_id", String(64), nullable=False),
+        Column("version_no", BigInteger, nullable=False),
+        Column("user_id", String(128), nullable=False),
+        # active (walking), waiting (at a wait or goal node), done.
+        Column("status", String(16), nullable=False),
+        Column("current_node", String(64), nullable=False),
+        Column("entry_event", JsonText, nullable=False),
+        # For a wait-for-event node: the event it waits for.
+        Column("waiting_for", JsonText, nullable=True),
+        Column("next_action_at", UtcDateTime(), nullable=True),
+        Column("entered_at", UtcDateTime(), nullable=False),
+        Column("updated_at", UtcDateTime(), nullable=False),
+        Column("last_send_at", UtcDateTime(), nullable=True),
+        Column("converted_at", UtcDateTime(), nullable=True),
+        Column("exit_reason", String(64), nullable=False),
+        Index("ix_campaign_participant_user", "user_id", "journey_id"),
+        Index("ix_campaign_participant_node", "journey_id", "current_node", "status"),
+    )
+    visit = Table(
+        "campaign_visit",
+        metadata,
+        Column("visit_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("instance_id", String(64), nullable=False),
+        Column("journey_id", String(64), nullable=False),
+        Column("node_id", String(64), nullable=False),
+        # entered, sent, suppressed:<reason>, deferred, timeout, event, branch:<n>, split:<variant>, converted, exited.
+        Column("outcome", String(96), nullable=False),
+        Column("at", UtcDateTime(), nullable=False),
+        Index("ix_campaign_visit_instance", "instance_id", "visit_id"),
+        Index("ix_campaign_visit_journey", "journey_id", "at"),
+    )
+    message = Table(
+        "campaign_message",
+        metadata,
+        Column("message_id", String(64), primary_key=True),
+        Column("user_id", String(128), nullable=False),
+        Column("channel", Integer, nullable=False),
+        Column("template_id", String(64), nullable=False),
+        Column("template_version", BigInteger, nullable=False),
+        Column("journey_id", String(64), nullable=False),
+        Column("node_id", String(64), nullable=False),
+        Column("instance_id", String(64), nullable=False),
+        Column("experiment_id", String(64), nullable=False),
+        Column("variant", String(64), nullable=False),
+        # QUEUED, DEFERRED, SENT, DELIVERED, FAILED, SUPPRESSED, CLICKED (MessageStatus names without prefix).
+        Column("status", String(16), nullable=False),
+        Column("title", Text, nullable=False),
+        Column("body", Text, nullable=False),
+        Column("link", Text, nullable=False),
+        Column("purpose", String(64), nullable=False),
+        Column("is_marketing", Boolean, nullable=False),
+        Column("priority", Integer, nullable=False),
+        Column("idempotency_key", String(160), nullable=False, unique=True),
+        Column("attempts", Integer, nullable=False),
+        Column("next_attempt_at", UtcDateTime(), nullable=True),
+        Column("lease_until", UtcDateTime(), nullable=True),
+        Column("failure_reason", Text, nullable=False),
+        Column("suppression_reason", String(64), nullable=False),
+        Column("gateway_message_id", String(128), nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("scheduled_at", UtcDateTime(), nullable=True),
+        Column("sent_at", UtcDateTime(), nullable=True),
+        Column("delivered_at", UtcDateTime(), nullable=True),
+        Column("clicked_at", UtcDateTime(), nullable=True),
+        Index("ix_campaign_message_user", "user_id", "created_at"),
+        Index("ix_campaign_message_due", "status", "next_attempt_at"),
+        Index("ix_campaign_message_journey", "journey_id", "created_at"),
+    )
+    experiment = Table(
+        "campaign_experiment",
+        metadata,
+        Column("experiment_id", String(64), primary_key=True),
+        Column("document", JsonText, nullable=False),
+        Column("experiment_state", String(16), nullable=False),
+        Column("goal_event_type", String(128), nullable=False),
+        Column("winner_variant", String(64), nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("concluded_at", UtcDateTime(), nullable=True),
+        Index("ix_campaign_experiment_goal", "goal_event_type", "experiment_state"),
+    )
+    assignment = Table(
+        "campaign_assignment",
+        metadata,
+        Column("experiment_id", String(64), primary_key=True),
+        Column("user_id", String(128), primary_key=True),
+        Column("variant", String(64), nullable=False),
+        Column("assigned_at", UtcDateTime(), nullable=False),
+        Column("exposed_at", UtcDateTime(), nullable=True),
+        Column("clicked_at", UtcDateTime(), nullable=True),
+        Column("converted_at", UtcDateTime(), nullable=True),
+        Column("value_fen", BigInteger, nullable=False),
+        Index("ix_campaign_assignment_variant", "experiment_id", "variant"),
+    )
+    consumer = Table(
+        "campaign_consumer",
+        metadata,
+        Column("consumer_name", String(64), primary_key=True),
+        Column("log_cursor", Text, nullable=False),
+        Column("updated_at", UtcDateTime(), nullable=False),
+    )
+    pending_event = Table(
+        "campaign_pending_event",
+        metadata,
+        # Events for svc_collect's log ($message_sent, $message_delivered, $message_clicked), written in the
+        # transaction of their cause and published afterwards (a transactional outbox of events).
+        Column("event_id", String(64), primary_key=True),
+        Column("payload", LargeBinary, nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Index("ix_campaign_pending_event_created", "created_at"),
+    )
+    return {
+        "journey": journey,
+        "journey_version": journey_version,
+        "template": template,
+        "consent": consent,
+        "policy": policy,
+        "trigger_state": trigger_state,
+        "timer": timer,
+        "instance": instance,
+        "visit": visit,
+        "message": message,
+        "experiment": experiment,
+        "assignment": assignment,
+        "consumer": consumer,
+        "pending_event": pending_event,
+    }

@@ -1,0 +1,134 @@
+"""Message templates: saved only when compliant (no prohibited investment-marketing claims, the risk disclosure of
+a promoted product, no level 3+ placeholder), versioned, checked and rendered on request. Mixed into
+:class:`svc_campaign.service.CampaignService`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from google.protobuf import json_format
+from sqlalchemy import select, update
+
+from svc_campaign.checks import ID_PATTERN, bad, customer_id
+from svc_campaign.content import RenderRefused, check_template, render
+from svc_common.conditions import from_proto
+from svc_common.errors import Aborted, AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+
+
+class TemplateBook:
+    """Needs ``self.db``, ``self.t``, ``self.clock``, ``self.settings``, ``self.walker`` and ``self.profiles``."""
+
+    # -- templates ------------------------------------------------------------------------------------
+
+    def _template_findings(self, template: pb.Template) -> list[Any]:
+        with self.db.connection() as conn:
+            policy = self.walker.policy(conn)
+        return check_template(template, policy.extra_prohibited_phrases, self.settings.sensitive_fields)
+
+    def _refuse(self, template: pb.Template) -> None:
+        findings = self._template_findings(template)
+        if findings:
+            first = findings[0]
+            reason = "MISSING_RISK_DISCLOSURE" if first.code == "missing_risk_disclosure" else "PROHIBITED_CONTENT"
+            raise InvalidArgument(
+                f"template.{first.field}: {first.message}",
+                reason=reason,
+                violations=[FieldViolation(f"template.{f.field}", f.message, f.code.upper()) for f in findings],
+            )
+
+    def _check_template_fields(self, template: pb.Template) -> None:
+        if not template.name:
+            raise bad("template.name", "name the template")
+        if template.channel not in pb.ChannelType.values():
+            raise bad("template.channel", "not a channel")
+        if not template.body:
+            raise bad("template.body", "the body is empty")
+        if template.product.risk_level > 5:
+            raise bad("template.product.risk_level", "product risk levels are R1-R5")
+
+    def create_template(self, template: pb.Template) -> pb.Template:
+        self._check_template_fields(template)
+        template_id = template.template_id or str(uuid.uuid4())
+        if not ID_PATTERN.match(template_id):
+            raise bad("template.template_id", "letters, digits, '_', '.', '-' (at most 64)")
+        self._refuse(template)
+        now = self.clock.now()
+        saved = pb.Template()
+        saved.CopyFrom(template)
+        saved.template_id, saved.version = template_id, 1
+        saved.created_at.FromDatetime(now)
+        saved.updated_at.FromDatetime(now)
+        with self.db.connection(write=True) as conn:
+            t = self.t["template"]
+            if conn.execute(select(t.c.template_id).where(t.c.template_id == template_id)).first():
+                raise AlreadyExists(f"template {template_id!r} already exists")
+            conn.execute(
+                t.insert().values(
+                    template_id=template_id,
+                    document=json_format.MessageToDict(saved),
+                    channel=saved.channel,
+                    version_no=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        return saved
+
+    def update_template(self, template: pb.Template, expected_version: int) -> pb.Template:
+        current = self.get_template(template.template_id)
+        if expected_version and expected_version != current.version:
+            raise Aborted(f"template {template.template_id!r} is at version {current.version}, not {expected_version}")
+        self._check_template_fields(template)
+        self._refuse(template)
+        now = self.clock.now()
+        saved = pb.Template()
+        saved.CopyFrom(template)
+        saved.version = current.version + 1
+        saved.created_at.CopyFrom(current.created_at)
+        saved.updated_at.FromDatetime(now)
+        with self.db.connection(write=True) as conn:
+            t = self.t["template"]
+            conn.execute(
+                update(t)
+                .where(t.c.template_id == template.template_id, t.c.version_no == current.version)
+                .values(
+                    document=json_format.MessageToDict(saved),
+                    channel=saved.channel,
+                    version_no=saved.version,
+                    updated_at=now,
+                )
+            )
+        self.walker.invalidate()
+        return saved
+
+    def get_template(self, template_id: str) -> pb.Template:
+        with self.db.connection() as conn:
+            t = self.t["template"].c
+            row = conn.execute(select(t.document).where(t.template_id == template_id)).first()
+        if row is None:
+            raise NotFound(f"no template {template_id!r}", metadata={"template_id": template_id})
+        return json_format.ParseDict(row.document, pb.Template())
+
+    def list_templates(self, channel: int, after: str, limit: int) -> list[pb.Template]:
+        t = self.t["template"].c
+        query = select(t.document).where(t.template_id > after).order_by(t.template_id).limit(limit)
+        if channel:
+            query = query.where(t.channel == channel)
+        with self.db.connection() as conn:
+            return [json_format.ParseDict(r.document, pb.Template()) for r in conn.execute(query)]
+
+    def check_content(self, template: pb.Template) -> pb.CheckContentResponse:
+        findings = self._template_findings(template)
+        return pb.CheckContentResponse(compliant=not findings, findings=[f.to_proto() for f in findings])
+
+    def render_template(self, request: pb.RenderTemplateRequest) -> pb.RenderTemplateResponse:
+        template = self.get_template(request.template_id)
+        user = customer_id(request.user)
+        event = {k: from_proto(v) for k, v in request.event_properties.items()}
+        try:
+            title, body, link = render(template, self.profiles.get(user), event, self.settings.sensitive_fields)
+        except RenderRefused as exc:
+            raise FailedPrecondition(f"template {template.template_id!r}: {exc}", reason="SENSITIVE_FIELD") from None
+        return pb.RenderTemplateResponse(title=title, body=body, link=link)
