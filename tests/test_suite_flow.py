@@ -1,12 +1,21 @@
-"""The loop across services in one `qiming serve all` process: svc_modeling scores customers, the scores land
-in svc_profile as tags with the model's provenance, and a segment defined on the score selects them."""
+"""The loop across services in one `qiming serve all` process: an event moves a customer into a segment and a
+journey sends them a message through the gateway; svc_modeling scores customers, the scores land in svc_profile
+as tags with the model's provenance, and a segment defined on the score selects them."""
 
 from __future__ import annotations
 
+import json
+import time
+
 import grpc
 import pytest
+from campaign_helpers import Gateway
+from collect_helpers import make_event
 
 from svc_common.conditions import to_proto
+from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as cpb
+from svc_common.pb.qiming.campaign.v1 import campaign_pb2_grpc as cgrpc
+from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.common.v1 import job_pb2, types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as mpb
@@ -131,3 +140,109 @@ def test_the_suite_serves_every_service_for_real(suite: ServerProcess) -> None:
                 timeout=10,
             )
         assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_an_event_moves_a_customer_into_a_segment_and_a_journey_sends_the_message(tmp_path_factory) -> None:
+    """collect → profile (segment entered, published to the log) → campaign (segment trigger, branch on the
+    profile, policy gate) → the HTTP gateway gets the message, and the delivery comes back into the log."""
+    gateway = Gateway()
+    env = {"QIMING_CAMPAIGN_GATEWAY_URL": gateway.url, "QIMING_COLLECT_FOLLOW_POLL_INTERVAL_MILLIS": "20"}
+    work = tmp_path_factory.mktemp("journey")
+    try:
+        with ServerProcess("all", work_dir=work, env=env) as suite, grpc.insecure_channel(suite.address) as channel:
+            templates, journeys = cgrpc.TemplateServiceStub(channel), cgrpc.JourneyServiceStub(channel)
+            templates.CreateTemplate(
+                cpb.CreateTemplateRequest(
+                    template=cpb.Template(
+                        template_id="welcome_funds",
+                        name="基金关怀",
+                        channel=cpb.CHANNEL_TYPE_APP_PUSH,
+                        body="{{attribute.nickname|您好}}，为您整理了本周基金市场回顾",
+                    )
+                ),
+                timeout=10,
+            )
+            entered = cpb.Trigger(
+                segment=cpb.SegmentTrigger(segment_id="fund_lookers", change=cpb.SegmentTrigger.CHANGE_ENTERED)
+            )
+            c3_or_above = C.Condition(
+                node_id="risk_c3_plus",
+                comparison=C.Comparison(
+                    field=C.FieldRef(source=C.FieldRef.SOURCE_ATTRIBUTE, name="risk_rating"),
+                    operator=C.OPERATOR_GTE,
+                    value=to_proto("C3"),
+                ),
+            )
+            graph = cpb.JourneyGraph(
+                entry_node_id="start",
+                nodes=[
+                    cpb.JourneyNode(node_id="start", trigger=cpb.TriggerNode(trigger=entered, next_node_id="risk")),
+                    cpb.JourneyNode(
+                        node_id="risk",
+                        branch=cpb.BranchNode(
+                            arms=[cpb.BranchArm(condition=c3_or_above, next_node_id="push")], default_node_id="end"
+                        ),
+                    ),
+                    cpb.JourneyNode(
+                        node_id="push",
+                        send=cpb.SendNode(
+                            channel=cpb.CHANNEL_TYPE_APP_PUSH, template_id="welcome_funds", next_node_id="end"
+                        ),
+                    ),
+                    cpb.JourneyNode(node_id="end", exit=cpb.ExitNode()),
+                ],
+            )
+            journeys.CreateJourney(
+                cpb.CreateJourneyRequest(journey=cpb.Journey(journey_id="fund_care", name="fund care", draft=graph)),
+                timeout=10,
+            )
+            journeys.PublishJourney(cpb.PublishJourneyRequest(journey_id="fund_care"), timeout=10)
+            journeys.StartJourney(cpb.StartJourneyRequest(journey_id="fund_care"), timeout=10)
+
+            profiles, segments = pgrpc.ProfileServiceStub(channel), pgrpc.SegmentServiceStub(channel)
+            for customer, rating in (("C100", "C4"), ("C200", "C1")):
+                profiles.UpsertAttributes(
+                    ppb.UpsertAttributesRequest(
+                        user=types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=customer),
+                        attributes={"risk_rating": to_proto(rating), "nickname": to_proto("王先生")},
+                        source_system="crm",
+                    ),
+                    timeout=10,
+                )
+            viewed_a_fund = C.Condition(
+                event_count=C.EventCount(event_type="fund_view", min_count=1, window_seconds=7 * 86_400)
+            )
+            segments.CreateSegment(
+                ppb.CreateSegmentRequest(segment=ppb.Segment(segment_id="fund_lookers", condition=viewed_a_fund)),
+                timeout=10,
+            )
+            collect = collect_pb2_grpc.CollectServiceStub(channel)
+            views = [make_event("fund_view", user_id=c, fund_type="equity") for c in ("C100", "C200")]
+            assert collect.Ingest(collect_pb2.IngestRequest(events=views), timeout=10).accepted_count == 2
+
+            deadline = time.monotonic() + 30
+            while not gateway.requests and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert len(gateway.requests) == 1, "the C4 customer gets the push"
+            key, body = gateway.requests[0]
+            assert key and "王先生" in json.dumps(body, ensure_ascii=False) and "C100" in json.dumps(body)
+
+            def entered_users() -> set[str]:
+                request = collect_pb2.ReadEventsRequest(event_types=["$segment_entered"])
+                return {e.user_id for r in collect.ReadEvents(request, timeout=10) for e in r.events}
+
+            assert entered_users() == {"C100", "C200"}  # both entered; the branch kept C1 from the push
+            history = cgrpc.DeliveryServiceStub(channel).ListContactHistory(
+                cpb.ListContactHistoryRequest(user=types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value="C100")),
+                timeout=10,
+            )
+            assert [m.template_id for m in history.messages] == ["welcome_funds"]
+            while time.monotonic() < deadline:
+                sent = collect_pb2.ReadEventsRequest(event_types=["$message_sent"])
+                if any(r.events for r in collect.ReadEvents(sent, timeout=10)):
+                    break
+                time.sleep(0.1)
+            else:
+                raise AssertionError("no $message_sent event reached the log")
+    finally:
+        gateway.close()
