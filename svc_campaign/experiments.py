@@ -286,7 +286,18 @@ class Experiments:
         assert experiment is not None
         metric = metric or experiment.auto_promotion.metric or pb.METRIC_CONVERSION
         counts = self.counts(conn, experiment, metric)
-        return experiment, analyse(experiment, counts, metric)
+        result = analyse(experiment, counts, metric)
+        a = self._a.c
+        clicks = dict(
+            conn.execute(
+                select(a.variant, func.count())
+                .where(a.experiment_id == experiment_id, a.exposed_at.is_not(None), a.clicked_at.is_not(None))
+                .group_by(a.variant)
+            ).all()
+        )
+        for item in result.variants:
+            item.clicks = int(clicks.get(item.variant, 0))
+        return experiment, result
 
     def maybe_promote(self, conn: Connection, experiment_id: str, now: dt.datetime) -> pb.Experiment | None:
         """Conclude with the leader when the auto-promotion rule is met; the concluded experiment, else None."""

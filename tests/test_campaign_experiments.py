@@ -115,6 +115,9 @@ def test_hillstrom_replayed_as_a_three_arm_experiment(tmp_path) -> None:
     by_arm = {v.variant: v for v in visits.variants}
     assert by_arm["Mens E-Mail"].probability_best > 0.99 and by_arm["Mens E-Mail"].expected_loss < 1e-4
     assert by_arm["Mens E-Mail"].rate == pytest.approx(0.1828, abs=1e-4)
+    visits_in_file = sum(1 for row in rows if row["segment"] == "Mens E-Mail" and row["visit"] == "1")
+    assert by_arm["Mens E-Mail"].clicks == by_arm["Mens E-Mail"].conversions == visits_in_file
+    assert {v.variant: v.clicks for v in conversions.variants} == {v.variant: v.conversions for v in visits.variants}
 
 
 def _experiment(variants: int, *, allocation: int = pb.ALLOCATION_MODE_FIXED, **promotion) -> pb.Experiment:

@@ -11,6 +11,7 @@ from campaign_helpers import PUSH, SMS, T0, add_template, campaign_service, even
 
 from svc_common.errors import FailedPrecondition, InvalidArgument
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+from svc_common.pb.qiming.common.v1 import types_pb2
 
 
 def wait_then_send(template: str = "t1", seconds: int = 3600) -> pb.JourneyGraph:
@@ -177,3 +178,26 @@ def test_wait_until_time_of_day_and_goal_conversion_in_report_and_path(tmp_path)
             ("goal", "converted"),
         ]
         assert path.current_node_id == "" and waiting.current_node_id == "goal" and waiting.HasField("next_action_at")
+
+
+def test_report_counts_suppressions_by_reason_per_node(tmp_path, database_url) -> None:
+    with campaign_service(tmp_path, database_url) as service:
+        add_template(service)
+        run_journey(service, wait_then_send(seconds=60))
+        service.set_consent(
+            pb.Consent(
+                user=types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value="c2"),
+                channel=0,
+                purpose="*",
+                granted=False,
+            )
+        )
+        service.engine.handle([event("signup", f"c{n}") for n in range(1, 4)])
+        service.clock.advance(minutes=2)
+        service.engine.fire_due_timers()
+        with service.db.connection() as conn:
+            report = service.journeys.report(conn, "j1", None, None)
+            progress = service.journeys.progress(conn, "j1", "c2")
+        send = {n.node_id: n for n in report.nodes}["send"]
+        assert (send.entered, send.sent, dict(send.suppressed_by_reason)) == (3, 2, {"no_consent": 1})
+        assert ("send", "suppressed:no_consent") in [(v.node_id, v.outcome) for v in progress.path]
