@@ -45,7 +45,9 @@ def _required(value: str, field: str) -> str:
     return value
 
 
-class JourneyServicer(pb_grpc.JourneyServiceServicer):
+class _Transactional:
+    """Runs a domain function in one connection: a write transaction (``_tx``) or a read (``_read``)."""
+
     def __init__(self, service: CampaignService) -> None:
         self._s = service
 
@@ -57,6 +59,8 @@ class JourneyServicer(pb_grpc.JourneyServiceServicer):
         with self._s.db.connection() as conn:
             return function(conn, *args)
 
+
+class JourneyServicer(_Transactional, pb_grpc.JourneyServiceServicer):
     async def CreateJourney(
         self, request: pb.CreateJourneyRequest, context: aio.ServicerContext
     ) -> pb.CreateJourneyResponse:
@@ -276,18 +280,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         return pb.ListSuppressionsResponse(messages=messages, next_page_token=token)
 
 
-class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
-    def __init__(self, service: CampaignService) -> None:
-        self._s = service
-
-    def _tx(self, function: Callable[..., T], *args: Any) -> T:
-        with self._s.db.connection(write=True) as conn:
-            return function(conn, *args)
-
-    def _read(self, function: Callable[..., T], *args: Any) -> T:
-        with self._s.db.connection() as conn:
-            return function(conn, *args)
-
+class ExperimentServicer(_Transactional, pb_grpc.ExperimentServiceServicer):
     async def CreateExperiment(
         self, request: pb.CreateExperimentRequest, context: aio.ServicerContext
     ) -> pb.CreateExperimentResponse:
