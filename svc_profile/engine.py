@@ -276,6 +276,7 @@ class Engine:
         all_day_types: bool = False,
         with_tags: bool = True,
         rows: dict[str, Any] | None = None,
+        customers: dict[str, str] | None = None,
     ) -> dict[str, Person]:
         """Persons ready for evaluation, bulk-loaded (one query per table and chunk of ids), loading only
         what the definitions evaluated read."""
@@ -319,9 +320,10 @@ class Engine:
         if not with_tags:
             wanted_segments = sorted({s.segment_id for s in segments} | {d for r in reads for d in r.segments})
         members = store.load_members(conn, ids, wanted_segments)
-        customers: dict[str, str] = {}
-        if with_tags:
-            customers = store.customers_of(conn, ids) if ids is not None else store.all_customers(conn)
+        if customers is None:
+            customers = {}
+            if with_tags:
+                customers = store.customers_of(conn, ids) if ids is not None else store.all_customers(conn)
         out: dict[str, Person] = {}
         trade_types = self.context.trade_types
         clock = self.clock
@@ -395,6 +397,7 @@ class Engine:
         only_segments: Sequence[SegmentRule] | None = None,
         tags: bool = True,
         rows: dict[str, Any] | None = None,
+        customers: dict[str, str] | None = None,
     ) -> dict[str, int]:
         """Re-evaluate lifecycle, rule tags and segments for ``pids``; write the changes.
 
@@ -427,7 +430,7 @@ class Engine:
         counts = {"persons": 0, "tag_writes": 0, "lifecycle": 0, "entered": 0, "exited": 0}
         if pids is not None and not pids:
             return counts
-        people = self.people(conn, pids, now, segments=segments, with_tags=tags, rows=rows)
+        people = self.people(conn, pids, now, segments=segments, with_tags=tags, rows=rows, customers=customers)
         counts["persons"] = len(people)
         if tags:
             counts["lifecycle"] = self._lifecycle(conn, people, now, plan)
