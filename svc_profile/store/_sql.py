@@ -13,11 +13,12 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from svc_common.db import Database, upsert, upsert_statement
+from svc_common.db import Database, upsert_statement
 from svc_common.pb.qiming.common.v1 import types_pb2
 
 CUSTOMER = types_pb2.ID_TYPE_CUSTOMER
 CANONICAL = types_pb2.ID_TYPE_CANONICAL
+ANONYMOUS = types_pb2.ID_TYPE_ANONYMOUS
 _CHUNK = 500
 
 
@@ -87,6 +88,23 @@ class ProfileStore:
             for row in conn.execute(select(t).where(t.c.profile_id.in_(part)).order_by(t.c.linked_us)):
                 out[row.profile_id].append(row)
         return out
+
+    def event_ids_of(self, conn: Connection, pids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(customer id, anonymous id) of each person, the first linked of each type ("" when none): what a
+        ``$segment_*`` event names. Many persons (a recompute): one scan of those two types, no IN lists."""
+        t = self.t["identity"]
+        wanted = set(pids)
+        base = select(t.c.profile_id, t.c.id_type, t.c.id_value).where(t.c.id_type.in_([CUSTOMER, ANONYMOUS]))
+        base = base.order_by(t.c.linked_us.desc())  # the earliest linked comes last and wins
+        out: dict[str, list[str]] = {}
+        parts: Iterable[Sequence[str] | None] = (None,) if len(wanted) > 5 * _CHUNK else chunks(sorted(wanted))
+        for part in parts:
+            stmt = base if part is None else base.where(t.c.profile_id.in_(part))
+            for pid, id_type, value in conn.execute(stmt):
+                if pid in wanted:
+                    slot = out.setdefault(pid, ["", ""])
+                    slot[0 if id_type == CUSTOMER else 1] = value
+        return {pid: (v[0], v[1]) for pid, v in out.items()}
 
     def customers_of(self, conn: Connection, pids: Sequence[str]) -> dict[str, str]:
         t = self.t["identity"]
@@ -307,17 +325,23 @@ class ProfileStore:
         return out
 
     def upsert_members(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        upsert(
+        if not rows:
+            return
+        t = self.t["member"]
+        columns = tuple(rows[0])
+        updates = ("is_member", "seq", "entered_us", "changed_us")
+        bulk(
             conn,
-            self.t["member"],
+            ("upsert_members", columns),
+            lambda: upsert_statement(conn.dialect.name, t, columns, ("segment_id", "profile_id"), updates),
             rows,
-            keys=("segment_id", "profile_id"),
-            updates=("is_member", "seq", "entered_us", "changed_us"),
         )
 
     def add_outbox(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if rows:
-            conn.execute(insert(self.t["outbox"]), rows)
+            t = self.t["outbox"]
+            columns = tuple(rows[0])
+            bulk(conn, ("add_outbox", columns), lambda: insert(t).values({c: bindparam(c) for c in columns}), rows)
 
     def unsent(self, conn: Connection, limit: int) -> list[Any]:
         t = self.t["outbox"]
