@@ -47,8 +47,7 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("day", Integer, primary_key=True, autoincrement=False),
         Column("n", BigInteger, nullable=False),
         Column("amount_fen", BigInteger, nullable=False),
-        # Window totals (recompute, sweep) are read from the index alone (profile_0003).
-        Index("ix_profile_day_window", "event_type", "day", "profile_id", "n", "amount_fen"),
+        Index("ix_profile_day_type", "event_type", "day"),
     )
     event = Table(
         "profile_event",

@@ -18,7 +18,7 @@ CREATE TABLE profile_day (
 	PRIMARY KEY (profile_id, event_type, day)
 );
 
-CREATE INDEX ix_profile_day_window ON profile_day (event_type, day, profile_id, n, amount_fen);
+CREATE INDEX ix_profile_day_type ON profile_day (event_type, day);
 
 CREATE TABLE profile_event (
 	event_id VARCHAR2(36 CHAR) NOT NULL,
