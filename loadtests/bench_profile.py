@@ -254,22 +254,29 @@ def main() -> None:
     parser.add_argument("--postgres", default="")
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--lookup-only", action="store_true", help="generate and measure lookups only (scaling runs)")
+    parser.add_argument(
+        "--only",
+        default="lookup,recompute,consume,latency",
+        help="comma-separated parts to measure (lookup, recompute, consume, latency)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
+    parts = {"lookup"} if args.lookup_only else set(args.only.split(","))
     backends = [("sqlite", "")] + ([("postgresql", args.postgres)] if args.postgres else [])
     for name, url in backends:
         app = open_app(url, work / name)
-        started = time.perf_counter()
-        ids = generate(app, args.profiles)
-        print(f"[{name}] generated {args.profiles} profiles in {time.perf_counter() - started:.1f}s", flush=True)
-        print(f"[{name}] lookup by any id: {bench_lookup(app, ids)}", flush=True)
-        if args.lookup_only:
-            app.core.database.dispose()
-            continue
-        print(f"[{name}] full recompute: {bench_recompute(app, args.profiles)}", flush=True)
-        print(f"[{name}] consume: {bench_consume(app, 20_000, args.events)}", flush=True)
+        if parts & {"lookup", "recompute"}:
+            started = time.perf_counter()
+            ids = generate(app, args.profiles)
+            print(f"[{name}] generated {args.profiles} profiles in {time.perf_counter() - started:.1f}s", flush=True)
+        if "lookup" in parts:
+            print(f"[{name}] lookup by any id: {bench_lookup(app, ids)}", flush=True)
+        if "recompute" in parts:
+            print(f"[{name}] full recompute: {bench_recompute(app, args.profiles)}", flush=True)
+        if "consume" in parts:
+            print(f"[{name}] consume: {bench_consume(app, 20_000, args.events)}", flush=True)
         app.core.database.dispose()
-    if args.lookup_only:
+    if "latency" not in parts:
         return
     print(f"[sqlite] event -> $segment_entered: {bench_latency(work / 'latency')}", flush=True)
     print(f"[sqlite] event -> $segment_entered: {bench_latency(work / 'latency100', 50, 100)}", flush=True)

@@ -83,6 +83,7 @@ class BatchConsumer:
                 person_types=person_types,
                 fresh=fresh,
                 rows=updated,
+                customers=res.customers,  # the customer of every touched person, known from resolving
             )
             store.save_cursor(conn, self.name, cursor, len(events), now)
         if res.refused:

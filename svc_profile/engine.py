@@ -34,7 +34,7 @@ from svc_profile import finance
 from svc_profile.config import ProfileSettings
 from svc_profile.features import VIEWS_CHANGED, decoded_features
 from svc_profile.model import Days, Person, StoredEvent, decode, decode_map, encode
-from svc_profile.store._sql import CUSTOMER, ProfileStore
+from svc_profile.store._sql import ProfileStore
 
 SEGMENT_EVENT_NAMESPACE = uuid.UUID("6d1f7c8e-2b43-5a0e-9f51-7b1c3c0a9e42")
 ENTERED, EXITED = "$segment_entered", "$segment_exited"
@@ -276,6 +276,7 @@ class Engine:
         all_day_types: bool = False,
         with_tags: bool = True,
         rows: dict[str, Any] | None = None,
+        customers: dict[str, str] | None = None,
     ) -> dict[str, Person]:
         """Persons ready for evaluation, bulk-loaded (one query per table and chunk of ids), loading only
         what the definitions evaluated read."""
@@ -319,9 +320,10 @@ class Engine:
         if not with_tags:
             wanted_segments = sorted({s.segment_id for s in segments} | {d for r in reads for d in r.segments})
         members = store.load_members(conn, ids, wanted_segments)
-        customers: dict[str, str] = {}
-        if with_tags:
-            customers = store.customers_of(conn, ids) if ids is not None else store.all_customers(conn)
+        if customers is None:
+            customers = {}
+            if with_tags:
+                customers = store.customers_of(conn, ids) if ids is not None else store.all_customers(conn)
         out: dict[str, Person] = {}
         trade_types = self.context.trade_types
         clock = self.clock
@@ -395,6 +397,7 @@ class Engine:
         only_segments: Sequence[SegmentRule] | None = None,
         tags: bool = True,
         rows: dict[str, Any] | None = None,
+        customers: dict[str, str] | None = None,
     ) -> dict[str, int]:
         """Re-evaluate lifecycle, rule tags and segments for ``pids``; write the changes.
 
@@ -411,23 +414,32 @@ class Engine:
         if person_types is not None:
             plan = {}
             life_deps = self.tag_deps.get("lifecycle_stage") or frozenset(self.context.active_types)
+            everything = (True, {r.name for r in tag_rules}, {s.segment_id for s in segments})
+            by_types: dict[frozenset[str], tuple[bool, set[str], set[str]] | None] = {}
             for pid in pids:
                 if pid in fresh:
-                    plan[pid] = (True, {r.name for r in tag_rules}, {s.segment_id for s in segments})
+                    plan[pid] = everything
                     continue
-                types = person_types.get(pid, set())
-                life = tags and bool(life_deps & types)
-                chosen_tags = {r.name for r in tag_rules if _hit(self.tag_deps.get(r.name), types)}
-                chosen_segments = {s.segment_id for s in segments if _hit(self.segment_deps.get(s.segment_id), types)}
-                if life or chosen_tags or chosen_segments:
-                    plan[pid] = (life, chosen_tags, chosen_segments)
+                types = frozenset(person_types.get(pid, ()))
+                if types not in by_types:  # persons with the same event types share one (read-only) plan
+                    life = tags and bool(life_deps & types)
+                    chosen_tags = {r.name for r in tag_rules if _hit(self.tag_deps.get(r.name), types)}
+                    chosen_segments = {
+                        s.segment_id for s in segments if _hit(self.segment_deps.get(s.segment_id), types)
+                    }
+                    by_types[types] = (
+                        (life, chosen_tags, chosen_segments) if life or chosen_tags or chosen_segments else None
+                    )
+                chosen = by_types[types]
+                if chosen is not None:
+                    plan[pid] = chosen
             pids = sorted(plan)
             if rows is not None:
                 rows = {p: rows[p] for p in pids}
         counts = {"persons": 0, "tag_writes": 0, "lifecycle": 0, "entered": 0, "exited": 0}
         if pids is not None and not pids:
             return counts
-        people = self.people(conn, pids, now, segments=segments, with_tags=tags, rows=rows)
+        people = self.people(conn, pids, now, segments=segments, with_tags=tags, rows=rows, customers=customers)
         counts["persons"] = len(people)
         if tags:
             counts["lifecycle"] = self._lifecycle(conn, people, now, plan)
@@ -554,7 +566,7 @@ class Engine:
         members = members if members is not None else self._local.member_rows
         versions = {s.segment_id: s.version for s in self.segments.values()}
         pids = sorted({p for p, _, _ in changes})
-        ids = self.store.identities_of(conn, pids)
+        ids = self.store.event_ids_of(conn, pids)
         rows, outbox = [], []
         entered = 0
         for pid, sid, member in changes:
@@ -573,7 +585,7 @@ class Engine:
             )
             entered += member
             event = segment_event(
-                pid, sid, versions.get(sid, 0), seq, member, now, cause, triggers.get(pid, ""), ids.get(pid, ())
+                pid, sid, versions.get(sid, 0), seq, member, now, cause, triggers.get(pid, ""), ids.get(pid, ("", ""))
             )
             outbox.append({"event_id": event.event_id, "body": event.SerializeToString(), "created_us": now})
         self.store.upsert_members(conn, rows)
@@ -581,21 +593,29 @@ class Engine:
         return entered, len(changes) - entered
 
 
-def _hit(deps: frozenset[str] | None, types: set[str]) -> bool:
+def _hit(deps: frozenset[str] | None, types: frozenset[str] | set[str]) -> bool:
     return deps is None or bool(deps & types)
 
 
 def segment_event(
-    pid: str, sid: str, version: int, seq: int, member: bool, now: int, cause: str, trigger: str, identities: Any
+    pid: str,
+    sid: str,
+    version: int,
+    seq: int,
+    member: bool,
+    now: int,
+    cause: str,
+    trigger: str,
+    ids: tuple[str, str],
 ) -> event_pb2.Event:
-    """The ``$segment_entered`` / ``$segment_exited`` event of one transition (contract with svc_campaign)."""
+    """The ``$segment_entered`` / ``$segment_exited`` event of one transition (contract with svc_campaign);
+    ``ids``: the person's first customer id and first anonymous id ("" when none)."""
     event = event_pb2.Event(
         event_id=str(uuid.uuid5(SEGMENT_EVENT_NAMESPACE, f"{pid}/{sid}/{seq}")),
         event_type=ENTERED if member else EXITED,
         channel=types_pb2.CHANNEL_SERVER,
     )
-    customer = next((i.id_value for i in identities if i.id_type == CUSTOMER), "")
-    anonymous = next((i.id_value for i in identities if i.id_type == types_pb2.ID_TYPE_ANONYMOUS), "")
+    customer, anonymous = ids
     if customer:
         event.user_id = customer
     else:

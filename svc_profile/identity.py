@@ -133,8 +133,13 @@ class BatchResolver:
             wanted.update(extra)
         owner = self.store.lookup_ids(conn, wanted)
         res = Resolution(pids=[None] * len(events))
-        res.customers = self.store.customers_of(conn, sorted(set(owner.values())))
-        customers = res.customers
+        # A profile holds at most one customer id (a second one is refused), so the customer ids found by the
+        # lookup name their holders' customers; only the other holders are asked for theirs.
+        customers = {pid: value for (id_type, value), pid in owner.items() if id_type == CUSTOMER}
+        unknown = sorted(set(owner.values()) - customers.keys())
+        if unknown:
+            customers.update(self.store.customers_of(conn, unknown))
+        res.customers = customers
         parent: dict[str, str] = {}
 
         def find(pid: str) -> str:

@@ -70,8 +70,15 @@ class ProfileDomain:
         want = set(parts) or PARTS
         core, now = self.core, now_us()
         rows = core.store.load_persons(conn, pids)
-        people = core.engine.people(conn, pids, now, all_day_types=True, rows=rows)
         ids = core.store.identities_of(conn, pids) if "identities" in want else {}
+        customers = None
+        if "identities" in want:  # the customer ids are among the identities: no query of their own
+            customers = {}
+            for pid, linked in ids.items():
+                for i in linked:
+                    if i.id_type == CUSTOMER:
+                        customers.setdefault(pid, i.id_value)
+        people = core.engine.people(conn, pids, now, all_day_types=True, rows=rows, customers=customers)
         tags = core.engine._local.tag_rows  # loaded by people() in this thread
         members = core.engine._local.member_rows
         unmask = bool(roles & self.unmask_roles)

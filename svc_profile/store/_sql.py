@@ -13,17 +13,53 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from svc_common.db import Database, upsert
+from svc_common.db import Database, upsert_statement
 from svc_common.pb.qiming.common.v1 import types_pb2
 
 CUSTOMER = types_pb2.ID_TYPE_CUSTOMER
 CANONICAL = types_pb2.ID_TYPE_CANONICAL
+ANONYMOUS = types_pb2.ID_TYPE_ANONYMOUS
 _CHUNK = 500
 
 
 def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+_COMPILED: dict[tuple[Any, ...], tuple[str, list[str] | None, list[tuple[str, Any]]]] = {}
+
+
+def bulk(conn: Connection, key: tuple[Any, ...], make: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """``executemany`` of a Core statement over ``rows`` (dicts keyed by its bind names), compiled once per
+    dialect and handed to the driver as plain tuples/dicts: SQLAlchemy's per-row parameter processing
+    (the largest cost of a log batch's writes) is skipped, the columns' own bind processors (JSON …) kept.
+    ``make()`` builds the statement the first time ``key`` is seen for a dialect."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    cache_key = (dialect.name, dialect.paramstyle, *key)
+    entry = _COMPILED.get(cache_key)
+    if entry is None:
+        compiled = make().compile(dialect=dialect)
+        names = list(compiled.binds)
+        processors = []
+        for name in names:
+            bind = compiled.binds[name]
+            proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                processors.append((name, proc))
+        positional = list(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+        entry = (compiled.string, positional, processors)
+        _COMPILED[cache_key] = entry
+    sql, positional, processors = entry
+    if processors:
+        rows = [dict(r) for r in rows]
+        for name, proc in processors:
+            for r in rows:
+                r[name] = proc(r[name])
+    params: list[Any] = [tuple(r[n] for n in positional) for r in rows] if positional is not None else list(rows)
+    conn.exec_driver_sql(sql, params)
 
 
 class ProfileStore:
@@ -52,6 +88,23 @@ class ProfileStore:
             for row in conn.execute(select(t).where(t.c.profile_id.in_(part)).order_by(t.c.linked_us)):
                 out[row.profile_id].append(row)
         return out
+
+    def event_ids_of(self, conn: Connection, pids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(customer id, anonymous id) of each person, the first linked of each type ("" when none): what a
+        ``$segment_*`` event names. Many persons (a recompute): one scan of those two types, no IN lists."""
+        t = self.t["identity"]
+        wanted = set(pids)
+        base = select(t.c.profile_id, t.c.id_type, t.c.id_value).where(t.c.id_type.in_([CUSTOMER, ANONYMOUS]))
+        base = base.order_by(t.c.linked_us.desc())  # the earliest linked comes last and wins
+        out: dict[str, list[str]] = {}
+        parts: Iterable[Sequence[str] | None] = (None,) if len(wanted) > 5 * _CHUNK else chunks(sorted(wanted))
+        for part in parts:
+            stmt = base if part is None else base.where(t.c.profile_id.in_(part))
+            for pid, id_type, value in conn.execute(stmt):
+                if pid in wanted:
+                    slot = out.setdefault(pid, ["", ""])
+                    slot[0 if id_type == CUSTOMER else 1] = value
+        return {pid: (v[0], v[1]) for pid, v in out.items()}
 
     def customers_of(self, conn: Connection, pids: Sequence[str]) -> dict[str, str]:
         t = self.t["identity"]
@@ -116,8 +169,17 @@ class ProfileStore:
         if not rows:
             return
         t = self.t["person"]
-        stmt = update(t).where(t.c.profile_id == bindparam("pid")).values({c: bindparam(f"v_{c}") for c in columns})
-        conn.execute(stmt, [{"pid": r["profile_id"], **{f"v_{c}": r[c] for c in columns}} for r in rows])
+        columns = tuple(columns)
+        bulk(
+            conn,
+            ("update_persons", columns),
+            lambda: (
+                update(t)
+                .where(t.c.profile_id == bindparam("pid"))
+                .values({c: bindparam(f"v_{c}", type_=t.c[c].type) for c in columns})
+            ),
+            [{"pid": r["profile_id"], **{f"v_{c}": r[c] for c in columns}} for r in rows],
+        )
 
     def delete_person(self, conn: Connection, pid: str) -> None:
         for name in ("identity", "day", "event", "tag", "member", "lifecycle", "person"):
@@ -148,38 +210,33 @@ class ProfileStore:
         return out
 
     def add_days(self, conn: Connection, deltas: dict[tuple[str, str, int], list[int]]) -> None:
-        """Add counts to day buckets: read the touched buckets once, then one upsert of the sums."""
+        """Add counts to day buckets with one additive upsert (``n = n + excluded.n``): nothing is read."""
         if not deltas:
             return
         t = self.t["day"]
-        pids = sorted({k[0] for k in deltas})
-        first = min(k[2] for k in deltas)
-        merged = {k: list(v) for k, v in deltas.items()}
-        for part in chunks(pids):
-            rows = conn.execute(
-                select(t.c.profile_id, t.c.event_type, t.c.day, t.c.n, t.c.amount_fen).where(
-                    t.c.profile_id.in_(part), t.c.day >= first
-                )
-            )
-            for pid, event_type, day, n, amount in rows:
-                slot = merged.get((pid, event_type, day))
-                if slot is not None:
-                    slot[0] += n
-                    slot[1] += amount
-        upsert(
+        columns = ("profile_id", "event_type", "day", "n", "amount_fen")
+        bulk(
             conn,
-            t,
+            ("add_days",),
+            lambda: upsert_statement(
+                conn.dialect.name, t, columns, ("profile_id", "event_type", "day"), add=("n", "amount_fen")
+            ),
             [
                 {"profile_id": p, "event_type": e, "day": d, "n": v[0], "amount_fen": v[1]}
-                for (p, e, d), v in merged.items()
+                for (p, e, d), v in sorted(deltas.items())
             ],
-            keys=("profile_id", "event_type", "day"),
-            updates=("n", "amount_fen"),
         )
 
     def insert_events(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if rows:
-            upsert(conn, self.t["event"], rows, keys=("event_id",))
+            t = self.t["event"]
+            columns = tuple(rows[0])
+            bulk(
+                conn,
+                ("insert_events", columns),
+                lambda: upsert_statement(conn.dialect.name, t, columns, ("event_id",)),
+                rows,
+            )
 
     def load_events(
         self, conn: Connection, pids: Sequence[str] | None, types: Iterable[str], since_us: int
@@ -231,12 +288,16 @@ class ProfileStore:
         return out
 
     def upsert_tags(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        upsert(
+        if not rows:
+            return
+        t = self.t["tag"]
+        columns = tuple(rows[0])
+        updates = ("tag_value", "source", "writer", "writer_version", "written_us", "expires_us", "trace_id")
+        bulk(
             conn,
-            self.t["tag"],
+            ("upsert_tags", columns),
+            lambda: upsert_statement(conn.dialect.name, t, columns, ("profile_id", "name"), updates),
             rows,
-            keys=("profile_id", "name"),
-            updates=("tag_value", "source", "writer", "writer_version", "written_us", "expires_us", "trace_id"),
         )
 
     def delete_tags(self, conn: Connection, keys: list[tuple[str, str]]) -> None:
@@ -264,17 +325,23 @@ class ProfileStore:
         return out
 
     def upsert_members(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        upsert(
+        if not rows:
+            return
+        t = self.t["member"]
+        columns = tuple(rows[0])
+        updates = ("is_member", "seq", "entered_us", "changed_us")
+        bulk(
             conn,
-            self.t["member"],
+            ("upsert_members", columns),
+            lambda: upsert_statement(conn.dialect.name, t, columns, ("segment_id", "profile_id"), updates),
             rows,
-            keys=("segment_id", "profile_id"),
-            updates=("is_member", "seq", "entered_us", "changed_us"),
         )
 
     def add_outbox(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if rows:
-            conn.execute(insert(self.t["outbox"]), rows)
+            t = self.t["outbox"]
+            columns = tuple(rows[0])
+            bulk(conn, ("add_outbox", columns), lambda: insert(t).values({c: bindparam(c) for c in columns}), rows)
 
     def unsent(self, conn: Connection, limit: int) -> list[Any]:
         t = self.t["outbox"]
