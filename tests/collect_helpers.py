@@ -32,6 +32,12 @@ def make_event(
 ) -> event_pb2.Event:
     event = event_pb2.Event(event_id=event_id or str(uuid.uuid4()), event_type=event_type, user_id=user_id)
     event.occurred_at.FromMicroseconds(occurred_at_us if occurred_at_us is not None else time.time_ns() // 1000)
+    set_properties(event, properties)
+    return event
+
+
+def set_properties(event: event_pb2.Event, properties: dict[str, Any]) -> None:
+    """Typed properties from Python values (bool, int, float, else string)."""
     for name, value in properties.items():
         slot = event.properties[name]
         if isinstance(value, bool):
@@ -42,7 +48,6 @@ def make_event(
             slot.double_value = value
         else:
             slot.string_value = value
-    return event
 
 
 def collect_settings(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> CollectSettings:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from collect_helpers import KEYRING
+from collect_helpers import KEYRING, set_properties
 from conftest import free_port
 
 from svc_common.config import load_settings
@@ -56,16 +56,7 @@ def event(
     e.occurred_at.FromMicroseconds(at_us if at_us is not None else time.time_ns() // 1000)
     if screen:
         e.context.screen = screen
-    for name, value in properties.items():
-        slot = e.properties[name]
-        if isinstance(value, bool):
-            slot.bool_value = value
-        elif isinstance(value, int):
-            slot.int_value = value
-        elif isinstance(value, float):
-            slot.double_value = value
-        else:
-            slot.string_value = value
+    set_properties(e, properties)
     return e
 
 
