@@ -9,7 +9,8 @@ With 1,000-event batches (the same events for every part, fresh ids each time):
     (COPY on PostgreSQL, one transaction of executemany per batch on SQLite);
 (c) the real collector (``qiming serve collect``), durable and de-duplicating, on SQLite, on PostgreSQL
     and on NATS JetStream (a nats-server of its own with ``sync_interval: always``);
-latency: p50/p99 acknowledgement of 100-event batches sent at a steady 10,000 (and 2,000) events/s.
+latency: p50/p99 acknowledgement of 100-event batches sent at a steady 10,000 events/s to each backend
+(and 2,000 events/s on SQLite).
 
 It prints events/s for each and the ratios c/a and c/b. The client runs in this process beside the
 server (both share the machine's cores): compare ratios from one run, not numbers from different runs.
@@ -292,6 +293,19 @@ def collector(env: dict[str, str]) -> Iterator[str]:
     shutil.rmtree(work, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def backend_env(backend: str) -> Iterator[dict[str, str]]:
+    """The collector's environment for one log backend, with a fresh database or nats-server of its own."""
+    if backend == "SQLite":
+        yield {}
+    elif backend == "PostgreSQL":
+        with postgres_database() as url:
+            yield {"QIMING_COLLECT_DATABASE_URL": url}
+    else:
+        with nats_server() as nats_url:
+            yield {"QIMING_COLLECT_LOG_BACKEND": "jetstream", "QIMING_COLLECT_NATS_URL": nats_url}
+
+
 # -- the run ------------------------------------------------------------------------------------------
 
 
@@ -318,23 +332,21 @@ def run(events: int, parts: set[str]) -> dict[str, float]:
         with postgres_database() as url:
             report("(b) PostgreSQL COPY, tx per batch", bulk_write(url, rows))
     if "c" in parts:
-        with collector({}) as address:
-            report("(c) collector on SQLite", asyncio.run(drive(address, fresh()))[0])
-        with postgres_database() as url, collector({"QIMING_COLLECT_DATABASE_URL": url}) as address:
-            report("(c) collector on PostgreSQL", asyncio.run(drive(address, fresh()))[0])
-        with nats_server() as nats_url:
-            env = {"QIMING_COLLECT_LOG_BACKEND": "jetstream", "QIMING_COLLECT_NATS_URL": nats_url}
-            with collector(env) as address:
-                report("(c) collector on JetStream", asyncio.run(drive(address, fresh()))[0])
+        for backend in ("SQLite", "PostgreSQL", "JetStream"):
+            with backend_env(backend) as env, collector(env) as address:
+                report(f"(c) collector on {backend}", asyncio.run(drive(address, fresh()))[0])
     if "latency" in parts:
-        # At the target rate, and at a rate well inside this machine's capacity (queueing excluded).
-        for rate in (10_000, 2_000):
-            with collector({}) as address:
+        # At the target rate on each backend, and on SQLite at a rate well inside this machine's capacity
+        # (queueing excluded): what one group commit with its fsync costs.
+        for backend, rate in (("SQLite", 10_000), ("PostgreSQL", 10_000), ("JetStream", 10_000), ("SQLite", 2_000)):
+            with backend_env(backend) as env, collector(env) as address:
                 batches = make_batches(rate // 10, 100)  # 10 s of 100-event batches
                 latencies = sorted(asyncio.run(steady_latency(address, batches, rate_per_second=rate / 100)))
             p50, p99 = statistics.median(latencies), latencies[int(len(latencies) * 0.99) - 1]
-            results[f"latency_{rate}_p50_ms"], results[f"latency_{rate}_p99_ms"] = p50, p99
-            print(f"  100-event batches at {rate:,} events/s on SQLite: p50 {p50:.1f} ms, p99 {p99:.1f} ms", flush=True)
+            key = f"latency_{backend.lower()}_{rate}"
+            results[f"{key}_p50_ms"], results[f"{key}_p99_ms"] = p50, p99
+            label = f"100-event batches at {rate:,} events/s on {backend}"
+            print(f"  {label}: p50 {p50:.1f} ms, p99 {p99:.1f} ms", flush=True)
     ratios = [
         ("c/a SQLite", "(c) collector on SQLite", "(a) parse-only gRPC server"),
         ("c/a PostgreSQL", "(c) collector on PostgreSQL", "(a) parse-only gRPC server"),
