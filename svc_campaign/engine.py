@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from svc_campaign.clock import Clock
 from svc_campaign.config import CampaignSettings
+from svc_campaign.erasure import ERASED, erase_customer
 from svc_campaign.experiments import Experiments, bucket
 from svc_campaign.graph import CompiledGraph, validate
 from svc_campaign.journey_walk import Walker
@@ -188,6 +189,11 @@ class Engine:
 
     def _on_event(self, conn: Connection, event: event_pb2.Event, now: dt.datetime, batch: BatchStats) -> None:
         user = event.user_id
+        if event.event_type == ERASED:
+            self.walker.flush(conn)  # entries earlier in this batch are erased too
+            left = erase_customer(conn, self.t, user, now)
+            log.info("customer erased", extra={"journeys_left": left})
+            return
         for journey_id in (*self._by_type.get(event.event_type, ()), *self._by_type.get(ALL_EVENTS, ())):
             journey = self._journeys[journey_id]
             if journey.state != "RUNNING":

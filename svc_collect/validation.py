@@ -35,6 +35,7 @@ RESERVED_EVENT_TYPES = frozenset(
         "$message_clicked",
         "$score_written",
         "$lifecycle_changed",
+        "$profile_erased",
     }
 )
 MAX_ID_CHARS = 128

@@ -21,7 +21,8 @@ from svc_profile.identity import BatchResolver, person_row
 from svc_profile.model import now_us
 
 log = logging.getLogger("qiming.profile")
-OWN_EVENT_PREFIX = "$segment_"
+# What svc_profile publishes itself: segment changes, and erasures (which must not re-create the person).
+OWN_EVENTS = ("$segment_", "$profile_erased")
 
 
 class BatchConsumer:
@@ -42,7 +43,7 @@ class BatchConsumer:
         """Apply one batch and store ``cursor`` with it (synchronous: run it on a worker thread)."""
         core, store = self.core, self.core.store
         now = now_us()
-        mine = [e for e in events if not e.event_type.startswith(OWN_EVENT_PREFIX)]
+        mine = [e for e in events if not e.event_type.startswith(OWN_EVENTS)]
         with core.writing() as conn:
             res = self.resolver.resolve(conn, mine, now)
             store.insert_persons(conn, [person_row(pid, now) for pid in res.created])

@@ -11,6 +11,7 @@ from svc_common.errors import FieldViolation, InvalidArgument, NotFound
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_profile.core import Core
+from svc_profile.erasure import customer_ids, erasure_events
 from svc_profile.identity import check_link, link_row, new_profile_id, person_row
 from svc_profile.model import encode, from_us, now_us
 from svc_profile.store._sql import CANONICAL, CUSTOMER
@@ -290,6 +291,10 @@ class ProfileDomain:
             members = self.core.store.load_members(conn, [pid])
             changes = [(pid, sid, False) for sid, m in members.get(pid, {}).items() if m.is_member]
             self.core.engine.write_changes(conn, changes, now, "event", {}, members)
+            erased = erasure_events(pid, customer_ids(conn, self.core.store.t["identity"], pid), now)
+            self.core.store.add_outbox(
+                conn, [{"event_id": e.event_id, "body": e.SerializeToString(), "created_us": now} for e in erased]
+            )
             self.core.store.delete_person(conn, pid)
         log.info("profile erased", extra={"profile_id": pid, "reason": reason[:200]})
         return pid

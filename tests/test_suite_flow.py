@@ -246,3 +246,75 @@ def test_an_event_moves_a_customer_into_a_segment_and_a_journey_sends_the_messag
                 raise AssertionError("no $message_sent event reached the log")
     finally:
         gateway.close()
+
+
+def test_a_customer_erased_in_profile_leaves_the_journey_they_wait_in(tmp_path_factory) -> None:
+    """DeleteProfile (PIPL) → ``$profile_erased`` in the log → svc_campaign takes the customer out of the journey
+    they are waiting in: the path ends with ``exited:customer_erased`` and no next step is left."""
+    env = {"QIMING_COLLECT_FOLLOW_POLL_INTERVAL_MILLIS": "20"}
+    work = tmp_path_factory.mktemp("erasure")
+    with ServerProcess("all", work_dir=work, env=env) as suite, grpc.insecure_channel(suite.address) as channel:
+        cgrpc.TemplateServiceStub(channel).CreateTemplate(
+            cpb.CreateTemplateRequest(
+                template=cpb.Template(template_id="day2", name="day 2", body="欢迎开户，看看本周市场回顾")
+            ),
+            timeout=10,
+        )
+        graph = cpb.JourneyGraph(
+            entry_node_id="start",
+            nodes=[
+                cpb.JourneyNode(
+                    node_id="start",
+                    trigger=cpb.TriggerNode(
+                        trigger=cpb.Trigger(event=cpb.SingleEventTrigger(event_type="signup")), next_node_id="wait"
+                    ),
+                ),
+                cpb.JourneyNode(node_id="wait", wait=cpb.WaitNode(duration_seconds=86_400, next_node_id="push")),
+                cpb.JourneyNode(
+                    node_id="push",
+                    send=cpb.SendNode(channel=cpb.CHANNEL_TYPE_APP_PUSH, template_id="day2", next_node_id="end"),
+                ),
+                cpb.JourneyNode(node_id="end", exit=cpb.ExitNode()),
+            ],
+        )
+        journeys = cgrpc.JourneyServiceStub(channel)
+        journeys.CreateJourney(
+            cpb.CreateJourneyRequest(journey=cpb.Journey(journey_id="onboarding", name="onboarding", draft=graph)),
+            timeout=10,
+        )
+        journeys.PublishJourney(cpb.PublishJourneyRequest(journey_id="onboarding"), timeout=10)
+        journeys.StartJourney(cpb.StartJourneyRequest(journey_id="onboarding"), timeout=10)
+        collect = collect_pb2_grpc.CollectServiceStub(channel)
+        signups = [make_event("signup", user_id=c) for c in ("C500", "C600")]
+        assert collect.Ingest(collect_pb2.IngestRequest(events=signups), timeout=10).accepted_count == 2
+
+        def progress(customer: str) -> cpb.GetJourneyProgressResponse:
+            user = types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=customer)
+            return journeys.GetJourneyProgress(
+                cpb.GetJourneyProgressRequest(journey_id="onboarding", user=user), timeout=10
+            )
+
+        profiles = pgrpc.ProfileServiceStub(channel)
+        c500 = types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value="C500")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                waiting = all(progress(c).current_node_id == "wait" for c in ("C500", "C600"))
+                profiles.GetProfile(ppb.GetProfileRequest(user=c500), timeout=10)
+            except grpc.RpcError:
+                waiting = False
+            if waiting:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the signups did not reach svc_profile and the journey's wait node")
+
+        profiles.DeleteProfile(ppb.DeleteProfileRequest(user=c500, reason="PIPL-2026-500"), timeout=10)
+        while time.monotonic() < deadline and progress("C500").current_node_id:
+            time.sleep(0.1)
+        left = progress("C500")
+        assert left.current_node_id == "" and not left.HasField("next_action_at")
+        assert left.path[-1].outcome == "exited:customer_erased"
+        assert progress("C600").current_node_id == "wait"  # the other customer waits on
+        erased = collect_pb2.ReadEventsRequest(event_types=["$profile_erased"])
+        assert [e.user_id for r in collect.ReadEvents(erased, timeout=10) for e in r.events] == ["C500"]
