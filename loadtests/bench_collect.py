@@ -306,6 +306,19 @@ def backend_env(backend: str) -> Iterator[dict[str, str]]:
             yield {"QIMING_COLLECT_LOG_BACKEND": "jetstream", "QIMING_COLLECT_NATS_URL": nats_url}
 
 
+def fsync_floor(samples: int = 300) -> tuple[float, float]:
+    """p50/p99 of one 4 KiB write + fsync in the temp directory: no durable acknowledgement can be faster."""
+    latencies = []
+    with tempfile.NamedTemporaryFile() as handle:
+        for _ in range(samples):
+            os.write(handle.fileno(), b"x" * 4096)
+            started = time.perf_counter()
+            os.fsync(handle.fileno())
+            latencies.append((time.perf_counter() - started) * 1000)
+    latencies.sort()
+    return statistics.median(latencies), latencies[int(samples * 0.99) - 1]
+
+
 # -- the run ------------------------------------------------------------------------------------------
 
 
@@ -336,6 +349,9 @@ def run(events: int, parts: set[str]) -> dict[str, float]:
             with backend_env(backend) as env, collector(env) as address:
                 report(f"(c) collector on {backend}", asyncio.run(drive(address, fresh()))[0])
     if "latency" in parts:
+        p50, p99 = fsync_floor()
+        results["fsync_p50_ms"], results["fsync_p99_ms"] = p50, p99
+        print(f"  one 4 KiB fsync on this disk (floor of an ack): p50 {p50:.2f} ms, p99 {p99:.2f} ms", flush=True)
         # At the target rate on each backend, and on SQLite at a rate well inside this machine's capacity
         # (queueing excluded): what one group commit with its fsync costs.
         for backend, rate in (("SQLite", 10_000), ("PostgreSQL", 10_000), ("JetStream", 10_000), ("SQLite", 2_000)):
