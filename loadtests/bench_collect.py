@@ -1,8 +1,10 @@
 """``make bench``: svc_collect's throughput against its two ceilings, measured in one run on one machine.
 
-    .venv/bin/python loadtests/bench_collect.py [--events 200000] [--only a,b,c,latency] [--json PATH]
+    .venv/bin/python loadtests/bench_collect.py [--events 200000] [--only a,b,c,latency] [--event-ids v7|v4]
+        [--json PATH]
 
-With 1,000-event batches (the same events for every part, fresh ids each time):
+With 1,000-event batches (the same events for every part, fresh ids each time: UUIDv7 by default, as
+docs/collect.md asks producers to make them; ``--event-ids v4`` for random ones):
 
 (a) transport ceiling: a gRPC server that only parses the batches (a child process, as the collector is);
 (b) storage ceiling: the same rows written straight into the collect_event table, no service between
@@ -44,6 +46,7 @@ from svc_collect.store import SCHEMA
 from svc_collect.store._log import LOG_COLUMNS
 from svc_common.config import load_settings
 from svc_common.db import Database
+from svc_common.ids import new_event_id
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.process import ServerProcess
@@ -54,6 +57,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "QIMING_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 KEYRING = generate_keyring().to_json()
+# How producers make event ids: UUIDv7 (time-ordered, what docs/collect.md recommends) or UUIDv4 (random).
+EVENT_IDS = {"v7": new_event_id, "v4": lambda: str(uuid.uuid4())}
+ID_KIND = "v7"
 _TYPES = ("page_view", "quote_view", "fund_view", "app_click", "trade_filled")
 
 
@@ -65,7 +71,7 @@ def make_event(rng: random.Random, now_us: int) -> event_pb2.Event:
     kind = rng.choice(_TYPES)
     customer = rng.randrange(100_000)
     event = event_pb2.Event(
-        event_id=str(uuid.uuid4()),
+        event_id=EVENT_IDS[ID_KIND](),
         event_type=kind,
         user_id=f"C{customer:08d}",
         anonymous_id=f"dev-{customer:08x}",
@@ -333,7 +339,7 @@ def run(events: int, parts: set[str]) -> dict[str, float]:
         results[name] = value
         print(f"  {name:<40} {value:>12,.0f} events/s", flush=True)
 
-    print(f"svc_collect bench: {count} batches of 1,000 events, 8 calls in flight", flush=True)
+    print(f"svc_collect bench: {count} batches of 1,000 events, 8 calls in flight, UUID{ID_KIND} ids", flush=True)
     if "a" in parts:
         with parse_only_server() as address:
             asyncio.run(drive(address, fresh()[: max(count // 4, 4)]))  # warm-up
@@ -382,8 +388,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000, help="events per part (in 1,000-event batches)")
     parser.add_argument("--only", default="a,b,c,latency", help="parts to run, comma-separated")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--event-ids", choices=sorted(EVENT_IDS), default="v7", help="UUIDv7 (time-ordered, default) or UUIDv4 ids"
+    )
     parser.add_argument("--serve-parse-only", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global ID_KIND
+    ID_KIND = args.event_ids
     if args.serve_parse_only:
         serve_parse_only(args.serve_parse_only)
         return

@@ -35,6 +35,7 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import LocalRunner
 
+from svc_common.ids import new_event_id
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
 
@@ -337,7 +338,7 @@ class EventFactory:
         for _ in range(n):
             event = add()
             event.CopyFrom(templates[random.randrange(len(templates))])
-            event.event_id = str(uuid.uuid4())
+            event.event_id = new_event_id()  # UUIDv7, as docs/collect.md asks producers
             event.user_id = f"c{random.randrange(customers):08d}"
             event.occurred_at.FromNanoseconds(now_ns)
         return request
