@@ -18,6 +18,7 @@ from svc_collect.schemas import SchemaRegistry
 from svc_collect.store import (
     Appended,
     LogHead,
+    LogPage,
     LogRow,
     QuarantineRecord,
     QuarantineRow,
@@ -56,7 +57,7 @@ class EventLog(Protocol):
         event_types: Sequence[str] = (),
         user_id: str | None = None,
         anonymous_id: str | None = None,
-    ) -> list[StoredEvent]: ...
+    ) -> LogPage: ...
 
     def seq_before_time(self, received_us: int) -> int: ...
 
@@ -300,17 +301,18 @@ class CollectService:
         types = tuple(request.event_types)
         while remaining is None or remaining > 0:
             limit = batch_size if remaining is None else min(batch_size, remaining)
-            stored = await asyncio.to_thread(self._log.read, after, limit, types, user_id, anonymous_id)
+            page = await asyncio.to_thread(self._log.read, after, limit, types, user_id, anonymous_id)
+            stored = page.events
+            after = max(after, page.scanned_to)  # a filtered follow does not re-examine what matched nothing
             if not stored:
                 if not request.follow:
                     return
                 await asyncio.sleep(poll_seconds)
                 continue
             events = [self._to_event(s, request.unmask) for s in stored]
-            after = stored[-1].seq
             if remaining is not None:
                 remaining -= len(events)
-            yield events, self.cursor(after)
+            yield events, self.cursor(stored[-1].seq)
 
     def _to_event(self, stored: StoredEvent, unmask: bool) -> event_pb2.Event:
         event = event_pb2.Event.FromString(stored.payload)

@@ -23,7 +23,7 @@ from svc_common.ids import new_event_id
 KINDS = {"v4": lambda: str(uuid.uuid4()), "v7": new_event_id}
 
 
-def run(kind: str, existing: int, count: int) -> tuple[float, float]:
+def run(kind: str, existing: int, count: int, user_index: bool) -> tuple[float, float]:
     make_id = KINDS[kind]
     with tempfile.TemporaryDirectory() as tmp:
         path = f"{tmp}/log.db"
@@ -34,11 +34,13 @@ def run(kind: str, existing: int, count: int) -> tuple[float, float]:
             "CREATE TABLE collect_event (seq INTEGER PRIMARY KEY, event_id VARCHAR(36) NOT NULL UNIQUE, "
             "event_type TEXT, user_id TEXT, occurred_us INTEGER, fingerprint TEXT, payload BLOB)"
         )
+        if user_index:  # the collector's read index by customer (random customers: random pages, like v4 ids)
+            db.execute("CREATE INDEX ix_user_seq ON collect_event (user_id, seq)")
         payload = os.urandom(300)
 
         def rows(start: int, stop: int) -> list[tuple]:
             return [
-                (i, make_id(), "page_view", f"C{i % 5000}", i, os.urandom(16).hex(), payload)
+                (i, make_id(), "page_view", f"C{(i * 7919) % 100_000:08d}", i, os.urandom(16).hex(), payload)
                 for i in range(start, stop)
             ]
 
@@ -65,9 +67,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--existing", type=int, default=200_000, help="rows already in the log")
     parser.add_argument("--rows", type=int, default=30_000, help="rows to insert, 1,000 a transaction")
+    parser.add_argument("--user-index", action="store_true", help="also index (user_id, seq) as collect_event does")
     args = parser.parse_args()
     for kind in ("v4", "v7", "v4", "v7"):
-        rate, wal = run(kind, args.existing, args.rows)
+        rate, wal = run(kind, args.existing, args.rows, args.user_index)
         print(f"UUID{kind}: {rate:>9,.0f} rows/s   WAL {wal:>6,.0f} bytes/row", flush=True)
 
 

@@ -6,7 +6,16 @@ from pathlib import Path
 from sqlalchemy import MetaData
 
 from svc_collect.store._catalog import QuarantineRecord, SchemaRecord, SqlCatalog, StatRow
-from svc_collect.store._log import Appended, LogHead, LogRow, QuarantineRow, SqlEventLog, StoredEvent, WriteBatch
+from svc_collect.store._log import (
+    Appended,
+    LogHead,
+    LogPage,
+    LogRow,
+    QuarantineRow,
+    SqlEventLog,
+    StoredEvent,
+    WriteBatch,
+)
 from svc_collect.store._tables import define_tables
 from svc_common.db import StoreSchema
 from svc_common.ops import instance_table
@@ -26,6 +35,7 @@ __all__ = [
     "SCHEMA",
     "Appended",
     "LogHead",
+    "LogPage",
     "LogRow",
     "QuarantineRecord",
     "QuarantineRow",

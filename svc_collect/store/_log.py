@@ -90,6 +90,10 @@ class Appended:
     payload_mismatch: bool = False
 
 
+# Positions examined per statement when reading one person's events (a primary-key range with a filter).
+USER_SCAN_WINDOW = 50_000
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     seq: int
@@ -98,6 +102,15 @@ class StoredEvent:
     flags: int
     payload: bytes
     sealed: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class LogPage:
+    """Events of one read, and the position up to which the log was examined for it: at least the last
+    event's, further when the filter matched nothing after it (a follower need not look there again)."""
+
+    events: list[StoredEvent]
+    scanned_to: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,22 +345,32 @@ class SqlEventLog:
         event_types: Sequence[str] = (),
         user_id: str | None = None,
         anonymous_id: str | None = None,
-    ) -> list[StoredEvent]:
+    ) -> LogPage:
         c = self._event.c
-        query = select(c.seq, c.received_at_us, c.fingerprint, c.flags, c.payload, c.sealed_values).where(
-            c.seq > after_seq
-        )
+        query = select(c.seq, c.received_at_us, c.fingerprint, c.flags, c.payload, c.sealed_values)
         if event_types:
             query = query.where(c.event_type.in_(list(event_types)))
+        by_user = user_id is not None or anonymous_id is not None
         if user_id is not None:
             query = query.where(c.user_id == user_id)
         if anonymous_id is not None:
             query = query.where(c.anonymous_id == anonymous_id)
         with self._db.connection() as conn:
-            rows = conn.execute(query.order_by(c.seq).limit(limit)).all()
-        return [
-            StoredEvent(r[0], r[1], r[2], r[3], bytes(r[4]), bytes(r[5]) if r[5] is not None else None) for r in rows
-        ]
+            if not by_user:
+                rows = conn.execute(query.where(c.seq > after_seq).order_by(c.seq).limit(limit)).all()
+                return LogPage(_stored(rows), rows[-1][0] if rows else after_seq)
+            # No index by person (each would put every insert on a random page: docs/collect.md): scan the
+            # primary key in windows up to the head read first — everything at or below it is committed.
+            head = conn.execute(select(self._head.c.last_seq).where(self._head.c.head_id == _HEAD_ID)).scalar()
+            head = int(head or 0)
+            rows, after = [], after_seq
+            while after < head and len(rows) < limit:
+                upto = min(after + USER_SCAN_WINDOW, head)
+                window = query.where(and_(c.seq > after, c.seq <= upto)).order_by(c.seq).limit(limit - len(rows))
+                found = conn.execute(window).all()
+                rows.extend(found)
+                after = found[-1][0] if len(rows) == limit else upto
+        return LogPage(_stored(rows), after)
 
     def seq_before_time(self, received_us: int) -> int:
         """The position just before the first event received at or after ``received_us``."""
@@ -387,3 +410,7 @@ class SqlEventLog:
                 .limit(limit)
             )
             return [int(v) for v in conn.execute(query).scalars()]
+
+
+def _stored(rows: Sequence) -> list[StoredEvent]:
+    return [StoredEvent(r[0], r[1], r[2], r[3], bytes(r[4]), bytes(r[5]) if r[5] is not None else None) for r in rows]

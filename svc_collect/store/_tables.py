@@ -34,8 +34,6 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("sealed_values", LargeBinary, nullable=True),
         Index("ux_collect_event_event_id", "event_id", unique=True),
         Index("ix_collect_event_type_seq", "event_type", "seq"),
-        Index("ix_collect_event_user_seq", "user_id", "seq"),
-        Index("ix_collect_event_anon_seq", "anonymous_id", "seq"),
     )
     head = Table(
         "collect_log_head",

@@ -41,7 +41,7 @@ import nats
 from nats.js import api as js_api
 from nats.js.errors import APIError, NotFoundError
 
-from svc_collect.store._log import Appended, LogHead, LogRow, SqlEventLog, StoredEvent, WriteBatch
+from svc_collect.store._log import Appended, LogHead, LogPage, LogRow, SqlEventLog, StoredEvent, WriteBatch
 from svc_common.errors import StartupError, Unavailable
 from svc_common.pb.qiming.collect.v1.log_pack_pb2 import LogPack
 
@@ -452,8 +452,9 @@ class JetStreamEventLog:
         event_types: Sequence[str] = (),
         user_id: str | None = None,
         anonymous_id: str | None = None,
-    ) -> list[StoredEvent]:
-        return self._run(self._read(after_seq, limit, frozenset(event_types), user_id, anonymous_id))
+    ) -> LogPage:
+        events = self._run(self._read(after_seq, limit, frozenset(event_types), user_id, anonymous_id))
+        return LogPage(events, events[-1].seq if events else after_seq)
 
     async def _read(
         self, after: int, limit: int, types: frozenset[str], user_id: str | None, anonymous_id: str | None

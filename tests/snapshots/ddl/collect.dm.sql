@@ -16,11 +16,7 @@ CREATE TABLE collect_event (
 	PRIMARY KEY (seq)
 );
 
-CREATE INDEX ix_collect_event_anon_seq ON collect_event (anonymous_id, seq);
-
 CREATE INDEX ix_collect_event_type_seq ON collect_event (event_type, seq);
-
-CREATE INDEX ix_collect_event_user_seq ON collect_event (user_id, seq);
 
 CREATE UNIQUE INDEX ux_collect_event_event_id ON collect_event (event_id);
 
