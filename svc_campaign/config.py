@@ -38,6 +38,16 @@ class CampaignSettings(ServiceSettings):
     """Running journeys are re-read this often (a change made through this process applies at once)."""
     paused_recheck_seconds: int = Field(default=60, ge=1)
     """A timer of a paused journey comes due again after this long (waiting customers keep waiting)."""
+    schedule_poll_millis: int = Field(default=1000, ge=10)
+    """How often scheduled journeys are checked for a run that came due (a run in progress goes on at once)."""
+    schedule_batch_size: int = Field(default=500, ge=1, le=10_000)
+    """Members of a scheduled run entered per transaction (between two, event triggers and timers go on)."""
+    schedule_catch_up_seconds: int = Field(default=3600, ge=0)
+    """A recurring schedule's time missed while the service was down still runs if it is at most this old."""
+    export_page_size: int = Field(default=1000, ge=1, le=10_000)
+    """Members per page of svc_profile's ExportMembers stream."""
+    export_timeout_seconds: float = Field(default=600.0, gt=0)
+    """Deadline of one ExportMembers stream; past it the run keeps what it read and streams the rest again."""
     timezone: str = "Asia/Shanghai"
     """Zone of quiet hours and daily caps when a rule does not name one."""
     marketing_requires_opt_in: bool = False

@@ -28,12 +28,13 @@ from svc_campaign.journey_walk import Walker
 from svc_campaign.outbox import stable_id
 from svc_campaign.policy import PolicyGate
 from svc_campaign.profiles import ProfileDirectory
-from svc_campaign.triggers import ALL_EVENTS, Step, event_time, json_properties
+from svc_campaign.triggers import ALL_EVENTS, ScheduledEntry, Step, event_time, json_properties
 from svc_common.db import Database, upsert
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import event_pb2
 
 log = logging.getLogger("qiming.campaign.engine")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -46,6 +47,8 @@ class RunningJourney:
     entry_rules: pb.EntryRules
     start_at: dt.datetime | None
     end_at: dt.datetime | None
+    since: dt.datetime = EPOCH
+    """When the journey last changed (started, resumed, published): a recurring schedule counts from here."""
 
 
 @dataclass
@@ -79,6 +82,7 @@ class Engine:
         self._by_type: dict[str, list[str]] = {}
         self._waits: set[str] = set()
         self._goals: set[str] = set()
+        self._scheduled: list[str] = []
         self._loaded_at = 0.0
         self._lock = threading.Lock()
         self.walker = Walker(self, tables, profiles, gate, experiments, settings)
@@ -113,6 +117,7 @@ class Engine:
         by_type: dict[str, list[str]] = {}
         waits: set[str] = set()
         goals: set[str] = set()
+        scheduled: list[str] = []
         for row in rows:
             running = RunningJourney(
                 row["journey_id"],
@@ -123,9 +128,12 @@ class Engine:
                 json_format.ParseDict(row["entry_rules"], pb.EntryRules()),
                 row["start_at"],
                 row["end_at"],
+                row["updated_at"],
             )
             journeys[running.journey_id] = running
             graph = self.graph(conn, running.journey_id, running.version)
+            if isinstance(graph.trigger, ScheduledEntry):
+                scheduled.append(running.journey_id)
             for event_type in graph.trigger.event_types:
                 by_type.setdefault(event_type, []).append(running.journey_id)
         # Customers may still be on older versions: the waits and goals of every version listen too (graphs are
@@ -142,10 +150,15 @@ class Engine:
             goals.update(n.goal_event.event_type for n in graph.goals() if n.goal_event)
         with self._lock:
             self._journeys, self._by_type, self._waits, self._goals = journeys, by_type, waits, goals
+            self._scheduled = scheduled
             self._loaded_at = time.monotonic()
 
     def journey(self, journey_id: str) -> RunningJourney | None:
         return self._journeys.get(journey_id)
+
+    def scheduled_journeys(self) -> list[str]:
+        """Running or paused journeys whose trigger is a schedule."""
+        return list(self._scheduled)
 
     # -- the log --------------------------------------------------------------------------------------
 
@@ -356,6 +369,14 @@ class Engine:
         )
         conn.execute(delete(self.t["timer"]).where(self.t["timer"].c.journey_id == journey_id))
         conn.execute(delete(self.t["trigger_state"]).where(self.t["trigger_state"].c.journey_id == journey_id))
+        r = self.t["scheduled_run"]
+        runs = select(r.c.run_id).where(r.c.journey_id == journey_id, r.c.run_state.in_(("exporting", "entering")))
+        conn.execute(delete(self.t["scheduled_member"]).where(self.t["scheduled_member"].c.run_id.in_(runs)))
+        conn.execute(
+            update(r)
+            .where(r.c.journey_id == journey_id, r.c.run_state.in_(("exporting", "entering")))
+            .values(run_state="cancelled", finished_at=now, updated_at=now)
+        )
         m = self.t["message"].c
         conn.execute(
             update(self.t["message"])

@@ -25,7 +25,8 @@ from svc_campaign.journey_walk import Walker
 from svc_campaign.journeys import Journeys
 from svc_campaign.outbox import message_event, queue_event, stable_id, to_proto
 from svc_campaign.policy import PolicyGate, Touch, default_policy, policy_from_json
-from svc_campaign.profiles import GrpcProfileDirectory, ProfileDirectory
+from svc_campaign.profiles import GrpcProfileDirectory, GrpcSegmentMembers, ProfileDirectory, SegmentMembers
+from svc_campaign.scheduled import Scheduler
 from svc_campaign.templates import TemplateBook
 from svc_campaign.triggers import json_properties
 from svc_common.conditions import from_proto
@@ -50,6 +51,7 @@ class CampaignService(TemplateBook):
         profiles: ProfileDirectory | None = None,
         adapter: ChannelAdapter | None = None,
         collect: Any = None,
+        members: SegmentMembers | None = None,
     ) -> None:
         self.settings = settings
         self.db = database
@@ -73,6 +75,13 @@ class CampaignService(TemplateBook):
         self.engine = Engine(database, tables, self.clock, profiles, self.gate, self.experiments, settings)
         self.walker: Walker = self.engine.walker
         self.journeys = Journeys(tables, self.engine, self.experiments)
+        if members is None:
+            members = GrpcSegmentMembers(
+                settings.profile_address,
+                page_size=settings.export_page_size,
+                timeout_seconds=settings.export_timeout_seconds,
+            )
+        self.scheduler = Scheduler(self.engine, tables, members)
         if adapter is None and settings.gateway_url:
             adapter = WebhookAdapter(settings.gateway_url, settings.gateway_timeout_seconds)
         self.adapter = adapter
@@ -115,6 +124,11 @@ class CampaignService(TemplateBook):
             return (await asyncio.to_thread(self.engine.fire_due_timers)).timers_fired
 
         self._loop("timers", timers, poll)
+
+        async def schedules() -> int:
+            return await asyncio.to_thread(self.scheduler.run_once)
+
+        self._loop("schedules", schedules, self.settings.schedule_poll_millis / 1000)
         if self.dispatcher is not None:
             self._loop("outbox", self.dispatcher.run_once, self.settings.delivery_poll_millis / 1000)
         if self.publisher is not None:
