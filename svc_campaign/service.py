@@ -18,9 +18,10 @@ from sqlalchemy import Table, select, update
 from svc_campaign.checks import bad, channel_ok, customer_id
 from svc_campaign.clock import Clock, SystemClock
 from svc_campaign.config import CampaignSettings
-from svc_campaign.delivery import ChannelAdapter, Dispatcher, EventPublisher, WebhookAdapter
+from svc_campaign.delivery import ChannelAdapter, Dispatcher, EventPublisher
 from svc_campaign.engine import Engine
 from svc_campaign.experiments import Experiments
+from svc_campaign.gateway_grpc import build_adapter
 from svc_campaign.journey_walk import Walker
 from svc_campaign.journeys import Journeys
 from svc_campaign.outbox import message_event, queue_event, stable_id, to_proto
@@ -82,8 +83,8 @@ class CampaignService(TemplateBook):
                 timeout_seconds=settings.export_timeout_seconds,
             )
         self.scheduler = Scheduler(self.engine, tables, members)
-        if adapter is None and settings.gateway_url:
-            adapter = WebhookAdapter(settings.gateway_url, settings.gateway_timeout_seconds)
+        if adapter is None:
+            adapter = build_adapter(settings)
         self.adapter = adapter
         self.dispatcher = Dispatcher(database, tables, self.clock, adapter, settings, self._paused) if adapter else None
         self.collect = collect
