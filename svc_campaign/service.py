@@ -237,20 +237,23 @@ class CampaignService(TemplateBook):
             return self.walker.policy(conn)
 
     def update_policy(self, policy: pb.ContactPolicy, expected_version: int) -> pb.ContactPolicy:
+        zones = [("policy.cap_timezone", policy.cap_timezone)]
         for n, rule in enumerate(policy.quiet_hours):
             for end in ("start", "end"):
                 tod = getattr(rule, end)
                 if tod.hour > 23 or tod.minute > 59:
                     raise bad(f"policy.quiet_hours[{n}].{end}", "not a time of day")
-                if tod.timezone:
-                    import zoneinfo
+                zones.append((f"policy.quiet_hours[{n}].{end}.timezone", tod.timezone))
+        for where, zone in zones:
+            if zone:
+                import zoneinfo
 
-                    try:
-                        zoneinfo.ZoneInfo(tod.timezone)
-                    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                        raise bad(
-                            f"policy.quiet_hours[{n}].{end}.timezone", f"unknown time zone {tod.timezone!r}"
-                        ) from None
+                try:
+                    zoneinfo.ZoneInfo(zone)
+                except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                    raise bad(where, f"unknown time zone {zone!r}") from None
+        if policy.cap_window not in pb.CapWindow.values():
+            raise bad("policy.cap_window", "CAP_WINDOW_CALENDAR or CAP_WINDOW_ROLLING")
         if policy.dedupe_window_seconds < 0:
             raise bad("policy.dedupe_window_seconds", "must not be negative")
         with self.db.connection(write=True) as conn:
