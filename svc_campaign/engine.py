@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from svc_campaign.clock import Clock
@@ -86,6 +86,7 @@ class Engine:
         self._loaded_at = 0.0
         self._lock = threading.Lock()
         self.walker = Walker(self, tables, profiles, gate, experiments, settings)
+        self._delete_timer = delete(tables["timer"]).where(tables["timer"].c.timer_id == bindparam("b_timer"))
 
     # -- journeys in memory ---------------------------------------------------------------------------
 
@@ -298,11 +299,17 @@ class Engine:
                 query = query.with_for_update(skip_locked=True)
             rows = conn.execute(query.limit(limit or self.settings.timer_batch_size)).mappings().all()
             try:
+                # Read ahead for the whole batch: the waiting participants (one statement instead of one each) and
+                # what the policy gate asks per customer.
+                waiting = self.walker.load_many(conn, [r["instance_id"] for r in rows if r["kind"] != "trigger"])
+                users = {r["user_id"] for r in rows}
+                if len(users) > 1:
+                    self.walker.prefetch(conn, users, now)
                 for row in rows:
-                    if conn.execute(delete(timer).where(timer.c.timer_id == row["timer_id"])).rowcount != 1:
+                    if conn.execute(self._delete_timer, {"b_timer": row["timer_id"]}).rowcount != 1:
                         continue  # another worker fired it
                     batch.timers_fired += 1
-                    self._fire(conn, dict(row), now, batch)
+                    self._fire(conn, dict(row), now, batch, waiting)
                 self.walker.flush(conn)
             except BaseException:
                 self.walker.discard()
@@ -310,7 +317,14 @@ class Engine:
         batch.seconds = time.perf_counter() - started
         return batch
 
-    def _fire(self, conn: Connection, row: dict[str, Any], now: dt.datetime, batch: BatchStats) -> None:
+    def _fire(
+        self,
+        conn: Connection,
+        row: dict[str, Any],
+        now: dt.datetime,
+        batch: BatchStats,
+        waiting: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         journey = self._journeys.get(row["journey_id"])
         if journey is not None and journey.state == "PAUSED":
             # Paused: waiting customers keep waiting; look again later.
@@ -340,7 +354,7 @@ class Engine:
                 if self.walker.enter(conn, journey, row["user_id"], context, key, now, batch):
                     batch.entered += 1
         else:
-            self.walker.on_timer(conn, row, now, batch)
+            self.walker.on_timer(conn, row, now, batch, (waiting or {}).get(row["instance_id"]))
 
     # -- stopping -------------------------------------------------------------------------------------
 
