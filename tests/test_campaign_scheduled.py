@@ -257,3 +257,49 @@ def test_the_scheduled_graph_can_wait_and_branch_like_any_other(tmp_path, profil
             pass
         sent = messages(service)
         assert len(sent) == CUSTOMERS // 2 and sent[0].body == "sh01 本周基金市场回顾"
+
+
+def test_over_grpc_a_scheduled_journey_publishes_runs_and_reports_its_runs(tmp_path, profiles) -> None:
+    """The service as a real process, svc_profile at its address: publishing succeeds (it used to answer
+    INVALID_ARGUMENT), the run enters the segment's members, and ListScheduledRuns shows it."""
+    from campaign_helpers import Gateway
+    from profile_helpers import wait_for
+
+    from svc_common.pb.qiming.campaign.v1 import campaign_pb2_grpc as cgrpc
+    from svc_common.process import ServerProcess
+
+    gateway = Gateway()
+    env = {
+        "QIMING_CAMPAIGN_PROFILE_ADDRESS": profiles,
+        "QIMING_CAMPAIGN_GATEWAY_URL": gateway.url,
+        "QIMING_CAMPAIGN_SCHEDULE_POLL_MILLIS": "50",
+        "QIMING_CAMPAIGN_SCHEDULE_BATCH_SIZE": "7",
+    }
+    try:
+        with (
+            ServerProcess("campaign", work_dir=tmp_path, env=env) as campaign,
+            grpc.insecure_channel(campaign.address) as channel,
+        ):
+            templates, journeys = cgrpc.TemplateServiceStub(channel), cgrpc.JourneyServiceStub(channel)
+            templates.CreateTemplate(
+                pb.CreateTemplateRequest(template=pb.Template(template_id="t1", name="t1", body="本周市场回顾")),
+                timeout=10,
+            )
+            graph = simple_graph(scheduled())  # once, as soon as it runs
+            journey = pb.Journey(journey_id="weekly", name="weekly", draft=graph)
+            journeys.CreateJourney(pb.CreateJourneyRequest(journey=journey), timeout=10)
+            published = journeys.PublishJourney(pb.PublishJourneyRequest(journey_id="weekly"), timeout=10)
+            assert published.journey.published_version == 1
+            journeys.StartJourney(pb.StartJourneyRequest(journey_id="weekly"), timeout=10)
+
+            def done() -> list[pb.ScheduledRun]:
+                listed = journeys.ListScheduledRuns(pb.ListScheduledRunsRequest(journey_id="weekly"), timeout=10)
+                return [r for r in listed.runs if r.state == pb.ScheduledRun.STATE_DONE]
+
+            [run] = wait_for(done, timeout=60)
+            assert (run.segment_id, run.members, run.entered) == ("sh01", CUSTOMERS // 2, CUSTOMERS // 2)
+            wait_for(lambda: len(gateway.requests) == CUSTOMERS // 2)
+            customers = sorted(body["customer_id"] for _, body in gateway.requests)
+            assert customers == [f"K{i:03d}" for i in range(0, CUSTOMERS, 2)]
+    finally:
+        gateway.close()
