@@ -136,28 +136,38 @@ class Scheduler:
     # -- exporting ------------------------------------------------------------------------------------
 
     def _export(self, run: dict[str, Any]) -> int:
-        r = self.t["scheduled_run"]
-        after = run["export_after"]
+        r, m = self.t["scheduled_run"], self.t["scheduled_member"]
         pages = 0
         try:
             for page in self.members.export(run["segment_id"]):
-                fresh = [(pid, user) for pid, user in page if pid > after]
-                if not fresh:
+                if not page:
                     continue
                 with self.db.connection(write=True) as conn:
                     if not self._still(conn, run["run_id"], "exporting"):
                         return pages
-                    rows = [{"run_id": run["run_id"], "profile_id": p, "user_id": u} for p, u in fresh if u]
-                    if rows:
-                        conn.execute(insert(self.t["scheduled_member"]), rows)
-                    after = fresh[-1][0]
+                    # After a restart the stream starts again: skip what is stored (by id, not by comparing ids:
+                    # svc_profile's database may collate them differently from this one).
+                    stored = set(
+                        conn.execute(
+                            select(m.c.profile_id).where(
+                                m.c.run_id == run["run_id"], m.c.profile_id.in_([p for p, _ in page])
+                            )
+                        ).scalars()
+                    )
+                    fresh = [(pid, user) for pid, user in page if pid not in stored]
+                    if not fresh:
+                        continue
+                    # Members without a customer id are kept too (user id ""), so a restart does not count them twice.
+                    rows = [{"run_id": run["run_id"], "profile_id": p, "user_id": u} for p, u in fresh]
+                    conn.execute(insert(m), rows)
+                    with_id = sum(1 for _, u in fresh if u)
                     conn.execute(
                         update(r)
                         .where(r.c.run_id == run["run_id"])
                         .values(
-                            export_after=after,
-                            members=r.c.members + len(rows),
-                            without_customer_id=r.c.without_customer_id + (len(fresh) - len(rows)),
+                            export_after=fresh[-1][0],
+                            members=r.c.members + with_id,
+                            without_customer_id=r.c.without_customer_id + (len(fresh) - with_id),
                             updated_at=self.engine.clock.now(),
                         )
                     )
@@ -219,9 +229,9 @@ class Scheduler:
             }
             entered = 0
             try:
-                walker.prefetch(conn, {u for _, u in rows}, now)
+                walker.prefetch(conn, {u for _, u in rows if u}, now)
                 for _, user in rows:
-                    if walker.enter(conn, journey, user, context, f"run:{run['run_id']}", now, batch):
+                    if user and walker.enter(conn, journey, user, context, f"run:{run['run_id']}", now, batch):
                         entered += 1
                 walker.flush(conn)
             except BaseException:
@@ -232,7 +242,7 @@ class Scheduler:
                 .where(r.c.run_id == run["run_id"])
                 .values(
                     entry_after=rows[-1].profile_id,
-                    processed=r.c.processed + len(rows),
+                    processed=r.c.processed + sum(1 for _, u in rows if u),
                     entered=r.c.entered + entered,
                     updated_at=now,
                 )

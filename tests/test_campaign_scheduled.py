@@ -303,3 +303,42 @@ def test_over_grpc_a_scheduled_journey_publishes_runs_and_reports_its_runs(tmp_p
             assert customers == [f"K{i:03d}" for i in range(0, CUSTOMERS, 2)]
     finally:
         gateway.close()
+
+
+class BrokenOnce:
+    """svc_profile's export, cut after two pages the first time (a broken stream, a crash while exporting), with a
+    member that has no customer id."""
+
+    def __init__(self, address: str) -> None:
+        from svc_campaign.profiles import GrpcSegmentMembers
+
+        self.real = GrpcSegmentMembers(address, page_size=10)
+        self.calls = 0
+
+    def export(self, segment_id: str):
+        from svc_campaign.profiles import ExportFailed
+
+        self.calls += 1
+        yield [("0-anonymous", "")]
+        for n, page in enumerate(self.real.export(segment_id)):
+            if self.calls == 1 and n == 2:
+                raise ExportFailed("stream broken")
+            yield page
+
+
+def test_an_interrupted_export_resumes_without_doubling_members(tmp_path, database_url, profiles) -> None:
+    clock = ManualClock(T0)
+    members = BrokenOnce(profiles)
+    with campaign_service(tmp_path, database_url, clock=clock, members=members) as service:
+        add_template(service)
+        run_journey(service, simple_graph(scheduled()))
+        assert service.scheduler.run_once() == 1  # the run was created; its export broke after two pages
+        [run] = runs(service)
+        assert (run.state, run.members, run.last_error) == (pb.ScheduledRun.STATE_EXPORTING, 20, "stream broken")
+        assert service.scheduler.run_once() == 0  # not retried at once
+        clock.advance(seconds=11)
+        drain(service)
+        [run] = runs(service)
+        assert (run.state, run.members, run.without_customer_id) == (pb.ScheduledRun.STATE_DONE, CUSTOMERS // 2, 1)
+        assert run.entered == CUSTOMERS // 2 and members.calls == 2
+        assert sorted(participants(service)) == [f"K{i:03d}" for i in range(0, CUSTOMERS, 2)]
