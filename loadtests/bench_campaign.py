@@ -15,6 +15,9 @@ first sees the customer's message, minus the moment the batch holding the event 
 Ingest call: the collector's durable ingest, its log follow (``follow_poll_interval_millis`` = 10), the
 campaign's follower, trigger, policy gate, outbox commit, and up to 2 ms of polling are all inside it.
 
+``--timers N``: N customers waiting on timers, then ``qiming serve campaign`` restarted on that database resumes
+them all (see ``bench_campaign_timers.py``), against the same firing done in-process as the paired baseline.
+
 ``--engine-only``: svc_campaign's own part, without the collector. The same engine the service runs
 (``CampaignService`` on a SQLite file, the same journey) is fed the same event mix at ``--rate`` by a producer
 thread in 10 ms batches, and a consumer thread hands whatever has arrived (at most ``log_batch_size``) to
@@ -229,7 +232,14 @@ def main() -> None:
     parser.add_argument("--match", type=float, default=0.1, help="share of events that are triggering events")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--engine-only", action="store_true", help="svc_campaign's engine alone, fed in-process")
+    parser.add_argument(
+        "--timers", type=int, default=0, help="instead: N customers waiting on timers, then a restart resumes them"
+    )
+    parser.add_argument("--timer-batch", type=int, default=200, help="with --timers: timers fired per transaction")
     args = parser.parse_args()
+    if args.timers:
+        timers(args)
+        return
     if args.engine_only:
         latencies, achieved, triggering = engine_only(args.rate, args.seconds, args.match)
         report(args, latencies, [], achieved, triggering, "engine only (in-process, SQLite)")
@@ -280,6 +290,18 @@ def main() -> None:
     latencies = [(observer.seen[u] - t) * 1000 for u, t in sent.items() if u in observer.seen]
     from_ack = [(observer.seen[u] - acked[u]) * 1000 for u in sent if u in observer.seen and u in acked]
     report(args, latencies, from_ack, total_events / elapsed, len(sent), "svc_collect → svc_campaign, two processes")
+
+
+def timers(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_campaign_timers import run
+
+    result = run(args.timers, args.timer_batch)
+    result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}, indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
 
 
 def report(

@@ -2,7 +2,7 @@
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from svc_common.config import ServiceSettings
@@ -38,6 +38,16 @@ class CampaignSettings(ServiceSettings):
     """Running journeys are re-read this often (a change made through this process applies at once)."""
     paused_recheck_seconds: int = Field(default=60, ge=1)
     """A timer of a paused journey comes due again after this long (waiting customers keep waiting)."""
+    schedule_poll_millis: int = Field(default=1000, ge=10)
+    """How often scheduled journeys are checked for a run that came due (a run in progress goes on at once)."""
+    schedule_batch_size: int = Field(default=500, ge=1, le=10_000)
+    """Members of a scheduled run entered per transaction (between two, event triggers and timers go on)."""
+    schedule_catch_up_seconds: int = Field(default=3600, ge=0)
+    """A recurring schedule's time missed while the service was down still runs if it is at most this old."""
+    export_page_size: int = Field(default=1000, ge=1, le=10_000)
+    """Members per page of svc_profile's ExportMembers stream."""
+    export_timeout_seconds: float = Field(default=600.0, gt=0)
+    """Deadline of one ExportMembers stream; past it the run keeps what it read and streams the rest again."""
     timezone: str = "Asia/Shanghai"
     """Zone of quiet hours and daily caps when a rule does not name one."""
     marketing_requires_opt_in: bool = False
@@ -67,7 +77,21 @@ class CampaignSettings(ServiceSettings):
     """HTTP webhook of the channel gateway: each message is POSTed as JSON with an ``Idempotency-Key`` header.
     Empty: messages stay QUEUED in the outbox until a gateway is configured."""
     gateway_timeout_seconds: float = Field(default=5.0, gt=0)
-    """One delivery attempt."""
+    """One delivery attempt (the HTTP timeout, or the deadline of one gRPC ``Deliver``)."""
+    gateway_grpc_address: str = ""
+    """The broker's ``qiming.campaign.gateway.v1.ChannelGatewayService`` (``host:port``) for the channels in
+    ``grpc_channels``."""
+    grpc_channels: list[str] = Field(default_factory=list)
+    """Channels delivered over gRPC (``sms``, ``app_push``, ``in_app``, ``wecom``, ``email``, ``advisor_call``;
+    ``*``: all); the others go to ``gateway_url``. Empty with a ``gateway_grpc_address`` and no ``gateway_url``:
+    all channels over gRPC."""
+    gateway_grpc_attempts: int = Field(default=3, ge=1, le=20)
+    """Tries of one gRPC delivery in one round (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) before the
+    message goes back to the outbox for ``delivery_initial_backoff_millis``."""
+    gateway_grpc_initial_backoff_millis: int = Field(default=100, ge=1)
+    """Wait before the second gRPC try of a round; doubles after each (with jitter)."""
+    gateway_grpc_max_backoff_millis: int = Field(default=2000, ge=1)
+    """Longest wait between two gRPC tries of a round."""
     delivery_max_attempts: int = Field(default=6, ge=1)
     """Tries of one message before it is FAILED."""
     delivery_initial_backoff_millis: int = Field(default=500, ge=1)
@@ -82,3 +106,13 @@ class CampaignSettings(ServiceSettings):
     """How often the outbox is looked at when it was empty."""
     delivery_lease_seconds: int = Field(default=60, ge=1)
     """A claimed message is not claimed again for this long (a crashed dispatcher's claims expire)."""
+
+    @field_validator("grpc_channels", mode="after")
+    @classmethod
+    def _known_channels(cls, value: list[str]) -> list[str]:
+        from svc_campaign.gateway_grpc import channel_number
+
+        for name in value:
+            if name != "*":
+                channel_number(name)
+        return value

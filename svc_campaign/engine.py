@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from svc_campaign.clock import Clock
@@ -29,12 +29,13 @@ from svc_campaign.journey_walk import Walker
 from svc_campaign.outbox import stable_id
 from svc_campaign.policy import PolicyGate
 from svc_campaign.profiles import ProfileDirectory
-from svc_campaign.triggers import ALL_EVENTS, Step, event_time, json_properties
+from svc_campaign.triggers import ALL_EVENTS, ScheduledEntry, Step, event_time, json_properties
 from svc_common.db import Database, upsert
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import event_pb2
 
 log = logging.getLogger("qiming.campaign.engine")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -47,6 +48,8 @@ class RunningJourney:
     entry_rules: pb.EntryRules
     start_at: dt.datetime | None
     end_at: dt.datetime | None
+    since: dt.datetime = EPOCH
+    """When the journey last changed (started, resumed, published): a recurring schedule counts from here."""
 
 
 @dataclass
@@ -80,9 +83,11 @@ class Engine:
         self._by_type: dict[str, list[str]] = {}
         self._waits: set[str] = set()
         self._goals: set[str] = set()
+        self._scheduled: list[str] = []
         self._loaded_at = 0.0
         self._lock = threading.Lock()
         self.walker = Walker(self, tables, profiles, gate, experiments, settings)
+        self._delete_timer = delete(tables["timer"]).where(tables["timer"].c.timer_id == bindparam("b_timer"))
 
     # -- journeys in memory ---------------------------------------------------------------------------
 
@@ -114,6 +119,7 @@ class Engine:
         by_type: dict[str, list[str]] = {}
         waits: set[str] = set()
         goals: set[str] = set()
+        scheduled: list[str] = []
         for row in rows:
             running = RunningJourney(
                 row["journey_id"],
@@ -124,9 +130,12 @@ class Engine:
                 json_format.ParseDict(row["entry_rules"], pb.EntryRules()),
                 row["start_at"],
                 row["end_at"],
+                row["updated_at"],
             )
             journeys[running.journey_id] = running
             graph = self.graph(conn, running.journey_id, running.version)
+            if isinstance(graph.trigger, ScheduledEntry):
+                scheduled.append(running.journey_id)
             for event_type in graph.trigger.event_types:
                 by_type.setdefault(event_type, []).append(running.journey_id)
         # Customers may still be on older versions: the waits and goals of every version listen too (graphs are
@@ -143,10 +152,15 @@ class Engine:
             goals.update(n.goal_event.event_type for n in graph.goals() if n.goal_event)
         with self._lock:
             self._journeys, self._by_type, self._waits, self._goals = journeys, by_type, waits, goals
+            self._scheduled = scheduled
             self._loaded_at = time.monotonic()
 
     def journey(self, journey_id: str) -> RunningJourney | None:
         return self._journeys.get(journey_id)
+
+    def scheduled_journeys(self) -> list[str]:
+        """Running or paused journeys whose trigger is a schedule."""
+        return list(self._scheduled)
 
     # -- the log --------------------------------------------------------------------------------------
 
@@ -291,11 +305,17 @@ class Engine:
                 query = query.with_for_update(skip_locked=True)
             rows = conn.execute(query.limit(limit or self.settings.timer_batch_size)).mappings().all()
             try:
+                # Read ahead for the whole batch: the waiting participants (one statement instead of one each) and
+                # what the policy gate asks per customer.
+                waiting = self.walker.load_many(conn, [r["instance_id"] for r in rows if r["kind"] != "trigger"])
+                users = {r["user_id"] for r in rows}
+                if len(users) > 1:
+                    self.walker.prefetch(conn, users, now)
                 for row in rows:
-                    if conn.execute(delete(timer).where(timer.c.timer_id == row["timer_id"])).rowcount != 1:
+                    if conn.execute(self._delete_timer, {"b_timer": row["timer_id"]}).rowcount != 1:
                         continue  # another worker fired it
                     batch.timers_fired += 1
-                    self._fire(conn, dict(row), now, batch)
+                    self._fire(conn, dict(row), now, batch, waiting)
                 self.walker.flush(conn)
             except BaseException:
                 self.walker.discard()
@@ -303,7 +323,14 @@ class Engine:
         batch.seconds = time.perf_counter() - started
         return batch
 
-    def _fire(self, conn: Connection, row: dict[str, Any], now: dt.datetime, batch: BatchStats) -> None:
+    def _fire(
+        self,
+        conn: Connection,
+        row: dict[str, Any],
+        now: dt.datetime,
+        batch: BatchStats,
+        waiting: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         journey = self._journeys.get(row["journey_id"])
         if journey is not None and journey.state == "PAUSED":
             # Paused: waiting customers keep waiting; look again later.
@@ -333,7 +360,7 @@ class Engine:
                 if self.walker.enter(conn, journey, row["user_id"], context, key, now, batch):
                     batch.entered += 1
         else:
-            self.walker.on_timer(conn, row, now, batch)
+            self.walker.on_timer(conn, row, now, batch, (waiting or {}).get(row["instance_id"]))
 
     # -- stopping -------------------------------------------------------------------------------------
 
@@ -362,6 +389,14 @@ class Engine:
         )
         conn.execute(delete(self.t["timer"]).where(self.t["timer"].c.journey_id == journey_id))
         conn.execute(delete(self.t["trigger_state"]).where(self.t["trigger_state"].c.journey_id == journey_id))
+        r = self.t["scheduled_run"]
+        runs = select(r.c.run_id).where(r.c.journey_id == journey_id, r.c.run_state.in_(("exporting", "entering")))
+        conn.execute(delete(self.t["scheduled_member"]).where(self.t["scheduled_member"].c.run_id.in_(runs)))
+        conn.execute(
+            update(r)
+            .where(r.c.journey_id == journey_id, r.c.run_state.in_(("exporting", "entering")))
+            .values(run_state="cancelled", finished_at=now, updated_at=now)
+        )
         m = self.t["message"].c
         conn.execute(
             update(self.t["message"])

@@ -295,8 +295,27 @@ class Walker(BatchedWrites, Sender):
         )
         return dict(row) if row is not None else None
 
-    def on_timer(self, conn: Connection, timer: dict[str, Any], now: dt.datetime, batch: BatchStats) -> None:
-        instance = self._load(conn, timer["instance_id"])
+    def load_many(self, conn: Connection, instance_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Participants by id, read in a few statements (for a batch of due timers)."""
+        found: dict[str, dict[str, Any]] = {}
+        i = self.t["instance"]
+        for start in range(0, len(instance_ids), 500):
+            chunk = instance_ids[start : start + 500]
+            for row in conn.execute(select(i).where(i.c.instance_id.in_(chunk))).mappings():
+                found[row["instance_id"]] = dict(row)
+        return found
+
+    def on_timer(
+        self,
+        conn: Connection,
+        timer: dict[str, Any],
+        now: dt.datetime,
+        batch: BatchStats,
+        loaded: dict[str, Any] | None = None,
+    ) -> None:
+        """``loaded``: the participant as read at the start of this transaction (one timer per participant, so
+        nothing earlier in the batch changed it); None: read it now."""
+        instance = loaded if loaded is not None else self._load(conn, timer["instance_id"])
         node_id = timer["payload"].get("node", "")
         if instance is None or instance["status"] != "waiting" or instance["current_node"] != node_id:
             return

@@ -88,6 +88,22 @@ def consent_allows(rows: Iterable[tuple[int, str, bool]], channel: int, purpose:
     return not requires_opt_in
 
 
+def cap_windows(policy: pb.ContactPolicy, now: dt.datetime, default_zone: str) -> tuple[dt.datetime, dt.datetime]:
+    """Since when "per day" and "per week" caps count: the start of today and of this week (Monday) in the cap
+    zone (calendar, the default, as brokers count), or the last 24 hours and 7 days (``CAP_WINDOW_ROLLING``)."""
+    if policy.cap_window == pb.CAP_WINDOW_ROLLING:
+        return now - dt.timedelta(days=1), now - dt.timedelta(days=7)
+    local = now.astimezone(_zone(policy.cap_timezone, default_zone))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    monday = midnight - dt.timedelta(days=midnight.weekday())
+    # Through the local date and back: a day that starts at a daylight-saving change keeps its own offset.
+    return _start(midnight), _start(monday)
+
+
+def _start(local: dt.datetime) -> dt.datetime:
+    return dt.datetime.combine(local.date(), dt.time(), tzinfo=local.tzinfo).astimezone(dt.UTC)
+
+
 def _zone(name: str, default: str) -> zoneinfo.ZoneInfo:
     return zoneinfo.ZoneInfo(name or default)
 
@@ -215,7 +231,7 @@ class PolicyGate:
             r.template_id == touch.template.template_id and r.created_at >= dedupe_from for r in rows
         ):
             return Decision(False, "duplicate_content")
-        day_from, week_from = now - dt.timedelta(days=1), now - dt.timedelta(days=7)
+        day_from, week_from = cap_windows(policy, now, self.default_zone)
         marketing = [r for r in rows if r.is_marketing]
         preempt: list[str] = []
         checks = (

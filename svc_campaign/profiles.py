@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import grpc
@@ -45,6 +45,47 @@ class InMemoryProfiles:
     def get(self, user_id: str) -> profile_pb2.Profile | None:
         self.calls += 1
         return self._profiles.get(user_id)
+
+
+class SegmentMembers(Protocol):
+    def export(self, segment_id: str) -> Iterator[list[tuple[str, str]]]:
+        """The segment's members in profile id order, a page at a time: (profile id, customer id or "")."""
+
+
+class ExportFailed(Exception):
+    """svc_profile did not export the segment (unreachable, unknown segment): the message says why."""
+
+
+class GrpcSegmentMembers:
+    """``SegmentService.ExportMembers`` (streamed, with each member's customer id) at the configured address, else
+    this process when it serves svc_profile too."""
+
+    def __init__(self, address: str, *, page_size: int = 1000, timeout_seconds: float = 600.0) -> None:
+        self._configured = address
+        self._page_size = page_size
+        self._timeout = timeout_seconds
+
+    def export(self, segment_id: str) -> Iterator[list[tuple[str, str]]]:
+        address = peer_address("profile", self._configured)
+        if not address:
+            raise ExportFailed("no svc_profile to export the segment from: set profile_address")
+        request = profile_pb2.ExportMembersRequest(
+            segment_id=segment_id, batch_size=self._page_size, id_types=[types_pb2.ID_TYPE_CUSTOMER]
+        )
+        with grpc.insecure_channel(address) as channel:
+            stream = profile_pb2_grpc.SegmentServiceStub(channel).ExportMembers(request, timeout=self._timeout)
+            try:
+                for page in stream:
+                    yield [(m.profile_id, _customer(m.identities)) for m in page.members]
+            except grpc.RpcError as exc:
+                raise ExportFailed(f"svc_profile at {address}: {exc.code().name} {exc.details()}") from None
+            finally:
+                stream.cancel()
+
+
+def _customer(identities: Any) -> str:
+    ids = sorted(i.value for i in identities if i.type == types_pb2.ID_TYPE_CUSTOMER)
+    return ids[0] if ids else ""
 
 
 class GrpcProfileDirectory:

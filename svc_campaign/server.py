@@ -138,6 +138,13 @@ class JourneyServicer(_Transactional, pb_grpc.JourneyServiceServicer):
         user = _customer(request.user)
         return await _run(self._read, self._s.journeys.progress, request.journey_id, user)
 
+    async def ListScheduledRuns(
+        self, request: pb.ListScheduledRunsRequest, context: aio.ServicerContext
+    ) -> pb.ListScheduledRunsResponse:
+        _required(request.journey_id, "journey_id")
+        runs = await _run(self._read, self._s.scheduler.list_runs, request.journey_id, min(request.limit or 50, 1000))
+        return pb.ListScheduledRunsResponse(runs=runs)
+
 
 class TemplateServicer(pb_grpc.TemplateServiceServicer):
     def __init__(self, service: CampaignService) -> None:

@@ -18,14 +18,16 @@ from sqlalchemy import Table, select, update
 from svc_campaign.checks import bad, channel_ok, customer_id
 from svc_campaign.clock import Clock, SystemClock
 from svc_campaign.config import CampaignSettings
-from svc_campaign.delivery import ChannelAdapter, Dispatcher, EventPublisher, WebhookAdapter
+from svc_campaign.delivery import ChannelAdapter, Dispatcher, EventPublisher
 from svc_campaign.engine import Engine
 from svc_campaign.experiments import Experiments
+from svc_campaign.gateway_grpc import build_adapter
 from svc_campaign.journey_walk import Walker
 from svc_campaign.journeys import Journeys
 from svc_campaign.outbox import message_event, queue_event, stable_id, to_proto
 from svc_campaign.policy import PolicyGate, Touch, default_policy, policy_from_json
-from svc_campaign.profiles import GrpcProfileDirectory, ProfileDirectory
+from svc_campaign.profiles import GrpcProfileDirectory, GrpcSegmentMembers, ProfileDirectory, SegmentMembers
+from svc_campaign.scheduled import Scheduler
 from svc_campaign.templates import TemplateBook
 from svc_campaign.triggers import json_properties
 from svc_common.conditions import from_proto
@@ -50,6 +52,7 @@ class CampaignService(TemplateBook):
         profiles: ProfileDirectory | None = None,
         adapter: ChannelAdapter | None = None,
         collect: Any = None,
+        members: SegmentMembers | None = None,
     ) -> None:
         self.settings = settings
         self.db = database
@@ -73,8 +76,15 @@ class CampaignService(TemplateBook):
         self.engine = Engine(database, tables, self.clock, profiles, self.gate, self.experiments, settings)
         self.walker: Walker = self.engine.walker
         self.journeys = Journeys(tables, self.engine, self.experiments)
-        if adapter is None and settings.gateway_url:
-            adapter = WebhookAdapter(settings.gateway_url, settings.gateway_timeout_seconds)
+        if members is None:
+            members = GrpcSegmentMembers(
+                settings.profile_address,
+                page_size=settings.export_page_size,
+                timeout_seconds=settings.export_timeout_seconds,
+            )
+        self.scheduler = Scheduler(self.engine, tables, members)
+        if adapter is None:
+            adapter = build_adapter(settings)
         self.adapter = adapter
         self.dispatcher = Dispatcher(database, tables, self.clock, adapter, settings, self._paused) if adapter else None
         self.collect = collect
@@ -115,6 +125,11 @@ class CampaignService(TemplateBook):
             return (await asyncio.to_thread(self.engine.fire_due_timers)).timers_fired
 
         self._loop("timers", timers, poll)
+
+        async def schedules() -> int:
+            return await asyncio.to_thread(self.scheduler.run_once)
+
+        self._loop("schedules", schedules, self.settings.schedule_poll_millis / 1000)
         if self.dispatcher is not None:
             self._loop("outbox", self.dispatcher.run_once, self.settings.delivery_poll_millis / 1000)
         if self.publisher is not None:
@@ -222,20 +237,23 @@ class CampaignService(TemplateBook):
             return self.walker.policy(conn)
 
     def update_policy(self, policy: pb.ContactPolicy, expected_version: int) -> pb.ContactPolicy:
+        zones = [("policy.cap_timezone", policy.cap_timezone)]
         for n, rule in enumerate(policy.quiet_hours):
             for end in ("start", "end"):
                 tod = getattr(rule, end)
                 if tod.hour > 23 or tod.minute > 59:
                     raise bad(f"policy.quiet_hours[{n}].{end}", "not a time of day")
-                if tod.timezone:
-                    import zoneinfo
+                zones.append((f"policy.quiet_hours[{n}].{end}.timezone", tod.timezone))
+        for where, zone in zones:
+            if zone:
+                import zoneinfo
 
-                    try:
-                        zoneinfo.ZoneInfo(tod.timezone)
-                    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                        raise bad(
-                            f"policy.quiet_hours[{n}].{end}.timezone", f"unknown time zone {tod.timezone!r}"
-                        ) from None
+                try:
+                    zoneinfo.ZoneInfo(zone)
+                except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                    raise bad(where, f"unknown time zone {zone!r}") from None
+        if policy.cap_window not in pb.CapWindow.values():
+            raise bad("policy.cap_window", "CAP_WINDOW_CALENDAR or CAP_WINDOW_ROLLING")
         if policy.dedupe_window_seconds < 0:
             raise bad("policy.dedupe_window_seconds", "must not be negative")
         with self.db.connection(write=True) as conn:

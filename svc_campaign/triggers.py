@@ -274,6 +274,26 @@ class DwellTrigger(Trigger):
         return Step(fire=bool(state.get("on")), state={}, event=payload.get("event"))
 
 
+class ScheduledEntry(Trigger):
+    """Everyone in a segment at a time (once, or by cron): no events; the scheduler enters the members."""
+
+    def __init__(self, spec: pb.ScheduledTrigger, where: str) -> None:
+        from svc_campaign.cron import Cron
+
+        if not spec.segment_id:
+            raise InvalidArgument(f"{where}.segment_id: name the svc_profile segment whose members enter")
+        if spec.cron and spec.HasField("run_at"):
+            raise InvalidArgument(f"{where}: set run_at (once) or cron (recurring), not both")
+        self.segment_id = spec.segment_id
+        self.run_at = spec.run_at.ToDatetime(tzinfo=dt.UTC) if spec.HasField("run_at") else None
+        self.cron = Cron(spec.cron, spec.timezone, f"{where}.cron") if spec.cron else None
+        if spec.timezone and self.cron is None:
+            raise InvalidArgument(f"{where}.timezone: a time zone applies to a cron expression; set cron")
+
+    def on_event(self, state: dict[str, Any], event: event_pb2.Event) -> Step:
+        return Step()
+
+
 _BUILDERS: dict[str, Callable[[Any, str], Trigger]] = {
     "event": SingleTrigger,
     "repeated_event": RepeatedTrigger,
@@ -281,6 +301,7 @@ _BUILDERS: dict[str, Callable[[Any, str], Trigger]] = {
     "absence": AbsenceTrigger,
     "dwell": DwellTrigger,
     "segment": SegmentChangeTrigger,
+    "scheduled": ScheduledEntry,
 }
 
 
@@ -289,9 +310,4 @@ def compile_trigger(spec: pb.Trigger, where: str = "trigger") -> Trigger:
     kind = spec.WhichOneof("kind")
     if kind is None:
         raise InvalidArgument(f"{where}: choose a trigger kind")
-    if kind == "scheduled":
-        raise InvalidArgument(
-            f"{where}.scheduled: scheduled audience entry needs svc_profile's segment export and is not "
-            "available yet; use a segment-entered trigger"
-        )
     return _BUILDERS[kind](getattr(spec, kind), f"{where}.{kind}")

@@ -217,3 +217,61 @@ class Gateway:
 ATTRIBUTE = condition_pb2.FieldRef.SOURCE_ATTRIBUTE
 EVENT_PROPERTY = condition_pb2.FieldRef.SOURCE_EVENT_PROPERTY
 __all__ = ["ATTRIBUTE", "EVENT_PROPERTY", "types_pb2"]
+
+
+class InProcessServer:
+    """A grpc.aio server on a free port in this process (its own event loop in a thread): register(server) adds
+    the servicers. For real services (svc_profile) and stand-ins (a channel gateway) over real gRPC."""
+
+    def __init__(self, register: Any) -> None:
+        import asyncio
+
+        from grpc import aio
+
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self.address = ""
+
+        from svc_common.server import ErrorInterceptor
+
+        async def serve() -> None:
+            self._server = aio.server(interceptors=[ErrorInterceptor()])
+            register(self._server)
+            port = self._server.add_insecure_port("127.0.0.1:0")
+            await self._server.start()
+            self.address = f"127.0.0.1:{port}"
+            ready.set()
+
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(serve(), self._loop).result(timeout=30)
+        ready.wait(30)
+
+    def close(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self._server.stop(None), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()
+
+
+@contextlib.contextmanager
+def profile_server(tmp_path: Path) -> Iterator[str]:
+    """The real svc_profile (SQLite under tmp_path) serving ProfileService and SegmentService in this process."""
+    from profile_helpers import profile_app, profile_settings
+
+    from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc
+    from svc_profile.server import ProfileServicer, SegmentServicer
+
+    with profile_app(profile_settings(tmp_path / "profile")) as app:
+
+        def register(server: Any) -> None:
+            profile_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileServicer(app), server)
+            profile_pb2_grpc.add_SegmentServiceServicer_to_server(SegmentServicer(app), server)
+
+        server = InProcessServer(register)
+        try:
+            yield server.address
+        finally:
+            server.close()

@@ -49,7 +49,8 @@ def test_every_problem_names_its_node(tmp_path) -> None:
                 node(
                     "f",
                     trigger=pb.TriggerNode(
-                        trigger=pb.Trigger(scheduled=pb.ScheduledTrigger(segment_id="s")), next_node_id="a"
+                        trigger=pb.Trigger(scheduled=pb.ScheduledTrigger(segment_id="s", cron="61 * * * *")),
+                        next_node_id="a",
                     ),
                 ),
             ],

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 from campaign_helpers import (
     EMAIL,
+    IN_APP,
     PUSH,
     SMS,
     T0,
@@ -191,3 +192,49 @@ def test_caps_hold_within_one_batch_of_many_customers(tmp_path, database_url) ->
         ):
             assert sorted(statuses(service, customer)) == sorted(expected), customer
         assert len(messages(service)) == 9
+
+
+def test_daily_and_weekly_caps_count_calendar_days_in_shanghai_unless_rolling(tmp_path, database_url) -> None:
+    """Brokers count "per day" from midnight and "per week" from Monday in Asia/Shanghai: two touches at 23:00 and
+    a third at 00:30 the next day is allowed (a rolling 24 h would refuse it); configurable back to rolling."""
+    late_monday = dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC)  # Monday 23:00 in Shanghai
+    with campaign_service(tmp_path, database_url) as service:
+        assert default_policy().cap_window == pb.CAP_WINDOW_UNSPECIFIED  # = calendar
+        for name in "abcdefgh":
+            add_template(service, name)
+        service.clock.set(late_monday)
+        assert status(send(service, "c1", "a", PUSH)) == "QUEUED"
+        assert status(send(service, "c1", "b", EMAIL)) == "QUEUED"
+        assert send(service, "c1", "c", IN_APP).suppression_reason == "frequency_cap_day"
+        service.clock.advance(minutes=90)  # Tuesday 00:30: a new calendar day
+        assert status(send(service, "c1", "c", PUSH)) == "QUEUED"
+        # Per week from Monday 00:00: two on Monday, two on Tuesday, one on Wednesday; the sixth waits for Monday.
+        assert status(send(service, "c1", "d", EMAIL)) == "QUEUED"
+        service.clock.advance(days=1)
+        assert status(send(service, "c1", "e", PUSH)) == "QUEUED"
+        assert send(service, "c1", "f", EMAIL).suppression_reason == "frequency_cap_week"
+        service.clock.advance(days=4)  # Sunday 00:30: still the same week
+        assert send(service, "c1", "g", PUSH).suppression_reason == "frequency_cap_week"
+        service.clock.set(dt.datetime(2026, 11, 29, 16, 0, 1, tzinfo=dt.UTC))  # next Monday 00:00:01 in Shanghai
+        assert status(send(service, "c1", "g", PUSH)) == "QUEUED"
+
+        rolling = default_policy()
+        rolling.cap_window = pb.CAP_WINDOW_ROLLING
+        service.update_policy(rolling, 0)
+        service.clock.set(late_monday + dt.timedelta(days=14))
+        assert status(send(service, "c2", "a", PUSH)) == "QUEUED"
+        assert status(send(service, "c2", "b", EMAIL)) == "QUEUED"
+        service.clock.advance(minutes=90)
+        assert send(service, "c2", "c", IN_APP).suppression_reason == "frequency_cap_day"  # within 24 h
+
+        in_new_york = default_policy()
+        in_new_york.cap_timezone = "America/New_York"  # 23:00 Monday in Shanghai is 10:00 Monday there
+        service.update_policy(in_new_york, 0)
+        service.clock.advance(days=7)
+        assert status(send(service, "c3", "a", PUSH)) == "QUEUED"
+        assert status(send(service, "c3", "b", EMAIL)) == "QUEUED"
+        service.clock.advance(minutes=90)  # past midnight in Shanghai, still Monday in New York
+        assert send(service, "c3", "c", IN_APP).suppression_reason == "frequency_cap_day"
+        with pytest.raises(InvalidArgument, match="cap_timezone"):
+            in_new_york.cap_timezone = "Nowhere/City"
+            service.update_policy(in_new_york, 0)

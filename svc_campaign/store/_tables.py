@@ -206,7 +206,41 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("created_at", UtcDateTime(), nullable=False),
         Index("ix_campaign_pending_event_created", "created_at"),
     )
+    scheduled_run = Table(
+        "campaign_scheduled_run",
+        metadata,
+        # stable_id(journey, "once"|"cron", time): a run is created once however often the planner looks.
+        Column("run_id", String(64), primary_key=True),
+        Column("journey_id", String(64), nullable=False),
+        Column("segment_id", String(128), nullable=False),
+        Column("scheduled_for", UtcDateTime(), nullable=False),
+        # exporting, entering, done, cancelled.
+        Column("run_state", String(16), nullable=False),
+        Column("members", BigInteger, nullable=False),
+        Column("processed", BigInteger, nullable=False),
+        Column("entered", BigInteger, nullable=False),
+        Column("without_customer_id", BigInteger, nullable=False),
+        # The export's and the entry's progress: the last profile id read / handled (members in profile id order).
+        Column("export_after", String(128), nullable=False),
+        Column("entry_after", String(128), nullable=False),
+        Column("last_error", Text, nullable=False),
+        Column("started_at", UtcDateTime(), nullable=False),
+        Column("updated_at", UtcDateTime(), nullable=False),
+        Column("finished_at", UtcDateTime(), nullable=True),
+        Index("ix_campaign_scheduled_run_journey", "journey_id", "scheduled_for"),
+        Index("ix_campaign_scheduled_run_state", "run_state"),
+    )
+    scheduled_member = Table(
+        "campaign_scheduled_member",
+        metadata,
+        # The segment's members at the run (a snapshot), entered in profile id order; deleted when the run is done.
+        Column("run_id", String(64), primary_key=True),
+        Column("profile_id", String(128), primary_key=True),
+        Column("user_id", String(128), nullable=False),
+    )
     return {
+        "scheduled_run": scheduled_run,
+        "scheduled_member": scheduled_member,
         "journey": journey,
         "journey_version": journey_version,
         "template": template,

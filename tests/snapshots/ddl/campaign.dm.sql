@@ -166,6 +166,36 @@ CREATE TABLE campaign_policy (
 	PRIMARY KEY (policy_id)
 );
 
+CREATE TABLE campaign_scheduled_member (
+	run_id VARCHAR2(64 CHAR) NOT NULL,
+	profile_id VARCHAR2(128 CHAR) NOT NULL,
+	user_id VARCHAR2(128 CHAR) NOT NULL,
+	PRIMARY KEY (run_id, profile_id)
+);
+
+CREATE TABLE campaign_scheduled_run (
+	run_id VARCHAR2(64 CHAR) NOT NULL,
+	journey_id VARCHAR2(64 CHAR) NOT NULL,
+	segment_id VARCHAR2(128 CHAR) NOT NULL,
+	scheduled_for TIMESTAMP WITH TIME ZONE NOT NULL,
+	run_state VARCHAR2(16 CHAR) NOT NULL,
+	members BIGINT NOT NULL,
+	processed BIGINT NOT NULL,
+	entered BIGINT NOT NULL,
+	without_customer_id BIGINT NOT NULL,
+	export_after VARCHAR2(128 CHAR) NOT NULL,
+	entry_after VARCHAR2(128 CHAR) NOT NULL,
+	last_error TEXT NOT NULL,
+	started_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	finished_at TIMESTAMP WITH TIME ZONE,
+	PRIMARY KEY (run_id)
+);
+
+CREATE INDEX ix_campaign_scheduled_run_journey ON campaign_scheduled_run (journey_id, scheduled_for);
+
+CREATE INDEX ix_campaign_scheduled_run_state ON campaign_scheduled_run (run_state);
+
 CREATE TABLE campaign_template (
 	template_id VARCHAR2(64 CHAR) NOT NULL,
 	document TEXT NOT NULL,

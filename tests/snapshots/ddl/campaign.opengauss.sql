@@ -166,6 +166,36 @@ CREATE TABLE campaign_policy (
 	PRIMARY KEY (policy_id)
 );
 
+CREATE TABLE campaign_scheduled_member (
+	run_id VARCHAR(64) NOT NULL,
+	profile_id VARCHAR(128) NOT NULL,
+	user_id VARCHAR(128) NOT NULL,
+	PRIMARY KEY (run_id, profile_id)
+);
+
+CREATE TABLE campaign_scheduled_run (
+	run_id VARCHAR(64) NOT NULL,
+	journey_id VARCHAR(64) NOT NULL,
+	segment_id VARCHAR(128) NOT NULL,
+	scheduled_for TIMESTAMP WITH TIME ZONE NOT NULL,
+	run_state VARCHAR(16) NOT NULL,
+	members BIGINT NOT NULL,
+	processed BIGINT NOT NULL,
+	entered BIGINT NOT NULL,
+	without_customer_id BIGINT NOT NULL,
+	export_after VARCHAR(128) NOT NULL,
+	entry_after VARCHAR(128) NOT NULL,
+	last_error TEXT NOT NULL,
+	started_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	finished_at TIMESTAMP WITH TIME ZONE,
+	PRIMARY KEY (run_id)
+);
+
+CREATE INDEX ix_campaign_scheduled_run_journey ON campaign_scheduled_run (journey_id, scheduled_for);
+
+CREATE INDEX ix_campaign_scheduled_run_state ON campaign_scheduled_run (run_state);
+
 CREATE TABLE campaign_template (
 	template_id VARCHAR(64) NOT NULL,
 	document TEXT NOT NULL,

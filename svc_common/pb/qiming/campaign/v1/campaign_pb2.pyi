@@ -31,6 +31,12 @@ class ChannelType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANNEL_TYPE_EMAIL: _ClassVar[ChannelType]
     CHANNEL_TYPE_ADVISOR_CALL: _ClassVar[ChannelType]
 
+class CapWindow(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CAP_WINDOW_UNSPECIFIED: _ClassVar[CapWindow]
+    CAP_WINDOW_CALENDAR: _ClassVar[CapWindow]
+    CAP_WINDOW_ROLLING: _ClassVar[CapWindow]
+
 class MessageStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     MESSAGE_STATUS_UNSPECIFIED: _ClassVar[MessageStatus]
@@ -74,6 +80,9 @@ CHANNEL_TYPE_SMS: ChannelType
 CHANNEL_TYPE_WECOM: ChannelType
 CHANNEL_TYPE_EMAIL: ChannelType
 CHANNEL_TYPE_ADVISOR_CALL: ChannelType
+CAP_WINDOW_UNSPECIFIED: CapWindow
+CAP_WINDOW_CALENDAR: CapWindow
+CAP_WINDOW_ROLLING: CapWindow
 MESSAGE_STATUS_UNSPECIFIED: MessageStatus
 MESSAGE_STATUS_QUEUED: MessageStatus
 MESSAGE_STATUS_DEFERRED: MessageStatus
@@ -273,12 +282,16 @@ class SegmentTrigger(_message.Message):
     def __init__(self, segment_id: _Optional[str] = ..., change: _Optional[_Union[SegmentTrigger.Change, str]] = ...) -> None: ...
 
 class ScheduledTrigger(_message.Message):
-    __slots__ = ("segment_id", "run_at")
+    __slots__ = ("segment_id", "run_at", "cron", "timezone")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     segment_id: str
     run_at: _timestamp_pb2.Timestamp
-    def __init__(self, segment_id: _Optional[str] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    cron: str
+    timezone: str
+    def __init__(self, segment_id: _Optional[str] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ...) -> None: ...
 
 class WaitNode(_message.Message):
     __slots__ = ("duration_seconds", "until_time_of_day", "until_event", "next_node_id", "timeout_node_id")
@@ -579,6 +592,60 @@ class GetJourneyProgressResponse(_message.Message):
     next_action_at: _timestamp_pb2.Timestamp
     def __init__(self, current_node_id: _Optional[str] = ..., path: _Optional[_Iterable[_Union[NodeVisit, _Mapping]]] = ..., next_action_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class ListScheduledRunsRequest(_message.Message):
+    __slots__ = ("journey_id", "limit")
+    JOURNEY_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    journey_id: str
+    limit: int
+    def __init__(self, journey_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListScheduledRunsResponse(_message.Message):
+    __slots__ = ("runs",)
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[ScheduledRun]
+    def __init__(self, runs: _Optional[_Iterable[_Union[ScheduledRun, _Mapping]]] = ...) -> None: ...
+
+class ScheduledRun(_message.Message):
+    __slots__ = ("run_id", "journey_id", "segment_id", "scheduled_for", "state", "members", "processed", "entered", "without_customer_id", "started_at", "finished_at", "last_error")
+    class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATE_UNSPECIFIED: _ClassVar[ScheduledRun.State]
+        STATE_EXPORTING: _ClassVar[ScheduledRun.State]
+        STATE_ENTERING: _ClassVar[ScheduledRun.State]
+        STATE_DONE: _ClassVar[ScheduledRun.State]
+        STATE_CANCELLED: _ClassVar[ScheduledRun.State]
+    STATE_UNSPECIFIED: ScheduledRun.State
+    STATE_EXPORTING: ScheduledRun.State
+    STATE_ENTERING: ScheduledRun.State
+    STATE_DONE: ScheduledRun.State
+    STATE_CANCELLED: ScheduledRun.State
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    JOURNEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_FOR_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    PROCESSED_FIELD_NUMBER: _ClassVar[int]
+    ENTERED_FIELD_NUMBER: _ClassVar[int]
+    WITHOUT_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    journey_id: str
+    segment_id: str
+    scheduled_for: _timestamp_pb2.Timestamp
+    state: ScheduledRun.State
+    members: int
+    processed: int
+    entered: int
+    without_customer_id: int
+    started_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    last_error: str
+    def __init__(self, run_id: _Optional[str] = ..., journey_id: _Optional[str] = ..., segment_id: _Optional[str] = ..., scheduled_for: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[ScheduledRun.State, str]] = ..., members: _Optional[int] = ..., processed: _Optional[int] = ..., entered: _Optional[int] = ..., without_customer_id: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ...) -> None: ...
+
 class NodeVisit(_message.Message):
     __slots__ = ("node_id", "entered_at", "outcome")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -773,7 +840,7 @@ class GetConsentResponse(_message.Message):
     def __init__(self, consents: _Optional[_Iterable[_Union[Consent, _Mapping]]] = ...) -> None: ...
 
 class ContactPolicy(_message.Message):
-    __slots__ = ("max_marketing_per_day", "max_marketing_per_week", "max_per_channel_per_day", "dedupe_window_seconds", "quiet_hours", "extra_prohibited_phrases", "version")
+    __slots__ = ("max_marketing_per_day", "max_marketing_per_week", "max_per_channel_per_day", "dedupe_window_seconds", "quiet_hours", "extra_prohibited_phrases", "version", "cap_window", "cap_timezone")
     MAX_MARKETING_PER_DAY_FIELD_NUMBER: _ClassVar[int]
     MAX_MARKETING_PER_WEEK_FIELD_NUMBER: _ClassVar[int]
     MAX_PER_CHANNEL_PER_DAY_FIELD_NUMBER: _ClassVar[int]
@@ -781,6 +848,8 @@ class ContactPolicy(_message.Message):
     QUIET_HOURS_FIELD_NUMBER: _ClassVar[int]
     EXTRA_PROHIBITED_PHRASES_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    CAP_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    CAP_TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     max_marketing_per_day: int
     max_marketing_per_week: int
     max_per_channel_per_day: int
@@ -788,7 +857,9 @@ class ContactPolicy(_message.Message):
     quiet_hours: _containers.RepeatedCompositeFieldContainer[QuietHours]
     extra_prohibited_phrases: _containers.RepeatedScalarFieldContainer[str]
     version: int
-    def __init__(self, max_marketing_per_day: _Optional[int] = ..., max_marketing_per_week: _Optional[int] = ..., max_per_channel_per_day: _Optional[int] = ..., dedupe_window_seconds: _Optional[int] = ..., quiet_hours: _Optional[_Iterable[_Union[QuietHours, _Mapping]]] = ..., extra_prohibited_phrases: _Optional[_Iterable[str]] = ..., version: _Optional[int] = ...) -> None: ...
+    cap_window: CapWindow
+    cap_timezone: str
+    def __init__(self, max_marketing_per_day: _Optional[int] = ..., max_marketing_per_week: _Optional[int] = ..., max_per_channel_per_day: _Optional[int] = ..., dedupe_window_seconds: _Optional[int] = ..., quiet_hours: _Optional[_Iterable[_Union[QuietHours, _Mapping]]] = ..., extra_prohibited_phrases: _Optional[_Iterable[str]] = ..., version: _Optional[int] = ..., cap_window: _Optional[_Union[CapWindow, str]] = ..., cap_timezone: _Optional[str] = ...) -> None: ...
 
 class QuietHours(_message.Message):
     __slots__ = ("channels", "start", "end")

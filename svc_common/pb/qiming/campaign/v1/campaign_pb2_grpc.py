@@ -91,6 +91,11 @@ class JourneyServiceStub:
                 request_serializer=qiming_dot_campaign_dot_v1_dot_campaign__pb2.GetJourneyProgressRequest.SerializeToString,
                 response_deserializer=qiming_dot_campaign_dot_v1_dot_campaign__pb2.GetJourneyProgressResponse.FromString,
                 _registered_method=True)
+        self.ListScheduledRuns = channel.unary_unary(
+                '/qiming.campaign.v1.JourneyService/ListScheduledRuns',
+                request_serializer=qiming_dot_campaign_dot_v1_dot_campaign__pb2.ListScheduledRunsRequest.SerializeToString,
+                response_deserializer=qiming_dot_campaign_dot_v1_dot_campaign__pb2.ListScheduledRunsResponse.FromString,
+                _registered_method=True)
 
 
 class JourneyServiceServicer:
@@ -172,6 +177,13 @@ class JourneyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListScheduledRuns(self, request, context):
+        """The runs of a scheduled journey (newest first): when, how many members, how far the entry got.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JourneyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -229,6 +241,11 @@ def add_JourneyServiceServicer_to_server(servicer, server):
                     servicer.GetJourneyProgress,
                     request_deserializer=qiming_dot_campaign_dot_v1_dot_campaign__pb2.GetJourneyProgressRequest.FromString,
                     response_serializer=qiming_dot_campaign_dot_v1_dot_campaign__pb2.GetJourneyProgressResponse.SerializeToString,
+            ),
+            'ListScheduledRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListScheduledRuns,
+                    request_deserializer=qiming_dot_campaign_dot_v1_dot_campaign__pb2.ListScheduledRunsRequest.FromString,
+                    response_serializer=qiming_dot_campaign_dot_v1_dot_campaign__pb2.ListScheduledRunsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -530,6 +547,33 @@ class JourneyService:
             '/qiming.campaign.v1.JourneyService/GetJourneyProgress',
             qiming_dot_campaign_dot_v1_dot_campaign__pb2.GetJourneyProgressRequest.SerializeToString,
             qiming_dot_campaign_dot_v1_dot_campaign__pb2.GetJourneyProgressResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListScheduledRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qiming.campaign.v1.JourneyService/ListScheduledRuns',
+            qiming_dot_campaign_dot_v1_dot_campaign__pb2.ListScheduledRunsRequest.SerializeToString,
+            qiming_dot_campaign_dot_v1_dot_campaign__pb2.ListScheduledRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

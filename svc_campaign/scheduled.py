@@ -1,0 +1,299 @@
+"""Scheduled segment entry: at a time (once, or at each time of a cron expression) everyone in a svc_profile
+segment enters the journey.
+
+A **run** is a row (``campaign_scheduled_run``) created once per scheduled time (its id is derived from the
+journey and the time). It goes ``exporting`` → ``entering`` → ``done``:
+
+- *exporting*: the members are streamed from ``SegmentService.ExportMembers`` (profile id order, with customer
+  ids) into ``campaign_scheduled_member``, a page per transaction together with the last profile id read; a
+  restart streams again and skips what it already has.
+- *entering*: ``schedule_batch_size`` members per transaction go through the same entry rules, caps and policy
+  gate as any trigger, and the run's cursor (the last profile id handled) is stored in that transaction, so a
+  restart resumes after the last committed batch and nobody enters twice. Between two batches the log follower
+  and the timers have their turn: a large broadcast does not hold up event triggers.
+
+Paused journeys' runs wait; a stopped journey's runs are cancelled. A recurring schedule counts from the later
+of its last run and the time the journey last started (or resumed): times while it did not run are skipped; a
+time missed while the service was down runs late if it is at most ``schedule_catch_up_seconds`` old.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from svc_campaign.outbox import stable_id
+from svc_campaign.profiles import ExportFailed, SegmentMembers
+from svc_campaign.triggers import ScheduledEntry
+from svc_common.errors import InvalidArgument
+from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+
+if TYPE_CHECKING:
+    from svc_campaign.engine import BatchStats, Engine, RunningJourney
+
+log = logging.getLogger("qiming.campaign.scheduled")
+ACTIVE = ("exporting", "entering")
+SCHEDULED_EVENT = "$scheduled"
+RETRY_AFTER = dt.timedelta(seconds=10)
+"""A run whose export failed is tried again after this long."""
+
+
+class Scheduler:
+    def __init__(self, engine: Engine, tables: dict[str, Table], members: SegmentMembers) -> None:
+        self.engine = engine
+        self.db = engine.db
+        self.t = tables
+        self.members = members
+        self.settings = engine.settings
+
+    def run_once(self) -> int:
+        """Create the runs that came due, then do one step of the oldest active run (one export, or one batch of
+        entries). Returns how much was done (0: nothing to do now)."""
+        with self.db.connection(write=True) as conn:
+            self.engine.refresh(conn)
+            created = self.plan(conn, self.engine.clock.now())
+            runs = conn.execute(
+                select(self.t["scheduled_run"])
+                .where(self.t["scheduled_run"].c.run_state.in_(ACTIVE))
+                .order_by(self.t["scheduled_run"].c.scheduled_for, self.t["scheduled_run"].c.run_id)
+            ).mappings()
+            runs = [dict(r) for r in runs]
+            for run in runs:
+                if self.engine.journey(run["journey_id"]) is None:
+                    self._cancel(conn, [run["run_id"]])
+        now = self.engine.clock.now()
+        for run in runs:
+            journey = self.engine.journey(run["journey_id"])
+            if journey is None or journey.state != "RUNNING":
+                continue  # stopped (cancelled above) or paused: the run waits
+            if run["last_error"] and now - run["updated_at"] < RETRY_AFTER:
+                continue  # its export failed a moment ago: the other runs go first
+            done = self._export(run) if run["run_state"] == "exporting" else self._enter(run, journey)
+            if done:
+                return done + created
+        return created
+
+    # -- planning -------------------------------------------------------------------------------------
+
+    def plan(self, conn: Connection, now: dt.datetime) -> int:
+        """Create a run for each running scheduled journey whose time came (idempotent)."""
+        created = 0
+        for journey_id in self.engine.scheduled_journeys():
+            journey = self.engine.journey(journey_id)
+            if journey is None or journey.state != "RUNNING":
+                continue
+            trigger = self.engine.graph(conn, journey_id, journey.version).trigger
+            assert isinstance(trigger, ScheduledEntry)
+            due = self._due(conn, journey, trigger, now)
+            if due is None:
+                continue
+            if trigger.cron is not None:
+                run_id = stable_id(journey_id, "cron", due.isoformat())
+            else:  # once per run_at (per journey when it has none), however often the journey is republished
+                run_id = stable_id(journey_id, "once", trigger.run_at.isoformat() if trigger.run_at else "")
+            r = self.t["scheduled_run"]
+            if conn.execute(select(r.c.run_id).where(r.c.run_id == run_id)).first() is not None:
+                continue
+            conn.execute(
+                insert(r).values(
+                    run_id=run_id,
+                    journey_id=journey_id,
+                    segment_id=trigger.segment_id,
+                    scheduled_for=due,
+                    run_state="exporting",
+                    members=0,
+                    processed=0,
+                    entered=0,
+                    without_customer_id=0,
+                    export_after="",
+                    entry_after="",
+                    last_error="",
+                    started_at=now,
+                    updated_at=now,
+                    finished_at=None,
+                )
+            )
+            log.info("scheduled run %s of journey %s (segment %s) for %s", run_id, journey_id, trigger.segment_id, due)
+            created += 1
+        return created
+
+    def _due(
+        self, conn: Connection, journey: RunningJourney, trigger: ScheduledEntry, now: dt.datetime
+    ) -> dt.datetime | None:
+        if trigger.cron is None:
+            due = trigger.run_at or journey.since
+            return due if due <= now else None
+        r = self.t["scheduled_run"].c
+        last = conn.execute(select(func.max(r.scheduled_for)).where(r.journey_id == journey.journey_id)).scalar()
+        catch_up = now - dt.timedelta(seconds=self.settings.schedule_catch_up_seconds)
+        anchor = max(t for t in (last, journey.since, catch_up - dt.timedelta(microseconds=1)) if t is not None)
+        return trigger.cron.latest_until(anchor, now)
+
+    # -- exporting ------------------------------------------------------------------------------------
+
+    def _export(self, run: dict[str, Any]) -> int:
+        r, m = self.t["scheduled_run"], self.t["scheduled_member"]
+        pages = 0
+        try:
+            for page in self.members.export(run["segment_id"]):
+                if not page:
+                    continue
+                with self.db.connection(write=True) as conn:
+                    if not self._still(conn, run["run_id"], "exporting"):
+                        return pages
+                    # After a restart the stream starts again: skip what is stored (by id, not by comparing ids:
+                    # svc_profile's database may collate them differently from this one).
+                    stored = set(
+                        conn.execute(
+                            select(m.c.profile_id).where(
+                                m.c.run_id == run["run_id"], m.c.profile_id.in_([p for p, _ in page])
+                            )
+                        ).scalars()
+                    )
+                    fresh = [(pid, user) for pid, user in page if pid not in stored]
+                    if not fresh:
+                        continue
+                    # Members without a customer id are kept too (user id ""), so a restart does not count them twice.
+                    rows = [{"run_id": run["run_id"], "profile_id": p, "user_id": u} for p, u in fresh]
+                    conn.execute(insert(m), rows)
+                    with_id = sum(1 for _, u in fresh if u)
+                    conn.execute(
+                        update(r)
+                        .where(r.c.run_id == run["run_id"])
+                        .values(
+                            export_after=fresh[-1][0],
+                            members=r.c.members + with_id,
+                            without_customer_id=r.c.without_customer_id + (len(fresh) - with_id),
+                            updated_at=self.engine.clock.now(),
+                        )
+                    )
+                pages += 1
+        except (ExportFailed, InvalidArgument) as exc:
+            log.warning("scheduled run %s: export of segment %s failed: %s", run["run_id"], run["segment_id"], exc)
+            with self.db.connection(write=True) as conn:
+                conn.execute(
+                    update(r)
+                    .where(r.c.run_id == run["run_id"])
+                    .values(last_error=str(exc)[:1000], updated_at=self.engine.clock.now())
+                )
+            return 0
+        with self.db.connection(write=True) as conn:
+            if self._still(conn, run["run_id"], "exporting"):
+                conn.execute(
+                    update(r)
+                    .where(r.c.run_id == run["run_id"])
+                    .values(run_state="entering", last_error="", updated_at=self.engine.clock.now())
+                )
+        return pages + 1
+
+    def _still(self, conn: Connection, run_id: str, state: str) -> bool:
+        r = self.t["scheduled_run"].c
+        return conn.execute(select(r.run_state).where(r.run_id == run_id)).scalar() == state
+
+    # -- entering -------------------------------------------------------------------------------------
+
+    def _enter(self, run: dict[str, Any], journey: RunningJourney) -> int:
+        from svc_campaign.engine import BatchStats
+
+        r, m = self.t["scheduled_run"], self.t["scheduled_member"]
+        walker = self.engine.walker
+        with self.db.connection(write=True) as conn:
+            now = self.engine.clock.now()
+            if not self._still(conn, run["run_id"], "entering"):
+                return 0
+            cursor = conn.execute(select(r.c.entry_after).where(r.c.run_id == run["run_id"])).scalar_one()
+            rows = conn.execute(
+                select(m.c.profile_id, m.c.user_id)
+                .where(m.c.run_id == run["run_id"], m.c.profile_id > cursor)
+                .order_by(m.c.profile_id)
+                .limit(self.settings.schedule_batch_size)
+            ).all()
+            if not rows:
+                conn.execute(delete(m).where(m.c.run_id == run["run_id"]))
+                conn.execute(
+                    update(r)
+                    .where(r.c.run_id == run["run_id"])
+                    .values(run_state="done", finished_at=now, updated_at=now)
+                )
+                log.info("scheduled run %s of journey %s done", run["run_id"], run["journey_id"])
+                return 1
+            batch: BatchStats = BatchStats(events=len(rows))
+            context = {
+                "event": {"segment_id": run["segment_id"], "run_id": run["run_id"]},
+                "event_id": "",
+                "event_type": SCHEDULED_EVENT,
+            }
+            entered = 0
+            try:
+                walker.prefetch(conn, {u for _, u in rows if u}, now)
+                for _, user in rows:
+                    if user and walker.enter(conn, journey, user, context, f"run:{run['run_id']}", now, batch):
+                        entered += 1
+                walker.flush(conn)
+            except BaseException:
+                walker.discard()
+                raise
+            conn.execute(
+                update(r)
+                .where(r.c.run_id == run["run_id"])
+                .values(
+                    entry_after=rows[-1].profile_id,
+                    processed=r.c.processed + sum(1 for _, u in rows if u),
+                    entered=r.c.entered + entered,
+                    updated_at=now,
+                )
+            )
+        return len(rows)
+
+    def _cancel(self, conn: Connection, run_ids: list[str]) -> None:
+        r, m = self.t["scheduled_run"], self.t["scheduled_member"]
+        now = self.engine.clock.now()
+        conn.execute(delete(m).where(m.c.run_id.in_(run_ids)))
+        conn.execute(
+            update(r)
+            .where(r.c.run_id.in_(run_ids), r.c.run_state.in_(ACTIVE))
+            .values(run_state="cancelled", finished_at=now, updated_at=now)
+        )
+
+    # -- reading --------------------------------------------------------------------------------------
+
+    def list_runs(self, conn: Connection, journey_id: str, limit: int) -> list[pb.ScheduledRun]:
+        r = self.t["scheduled_run"]
+        rows = conn.execute(
+            select(r)
+            .where(r.c.journey_id == journey_id)
+            .order_by(r.c.scheduled_for.desc(), r.c.run_id)
+            .limit(limit or 50)
+        ).mappings()
+        return [run_to_proto(row) for row in rows]
+
+
+_STATES = {
+    "exporting": pb.ScheduledRun.STATE_EXPORTING,
+    "entering": pb.ScheduledRun.STATE_ENTERING,
+    "done": pb.ScheduledRun.STATE_DONE,
+    "cancelled": pb.ScheduledRun.STATE_CANCELLED,
+}
+
+
+def run_to_proto(row: Any) -> pb.ScheduledRun:
+    out = pb.ScheduledRun(
+        run_id=row["run_id"],
+        journey_id=row["journey_id"],
+        segment_id=row["segment_id"],
+        state=_STATES.get(row["run_state"], pb.ScheduledRun.STATE_UNSPECIFIED),
+        members=row["members"],
+        processed=row["processed"],
+        entered=row["entered"],
+        without_customer_id=row["without_customer_id"],
+        last_error=row["last_error"],
+    )
+    out.scheduled_for.FromDatetime(row["scheduled_for"])
+    out.started_at.FromDatetime(row["started_at"])
+    if row["finished_at"] is not None:
+        out.finished_at.FromDatetime(row["finished_at"])
+    return out
