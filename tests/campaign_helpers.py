@@ -214,6 +214,52 @@ class Gateway:
         self.server.server_close()
 
 
+def status(message: pb.Message) -> str:
+    """A message's status without the enum prefix ("QUEUED", "SENT", ...)."""
+    return pb.MessageStatus.Name(message.status).removeprefix("MESSAGE_STATUS_")
+
+
+@contextlib.contextmanager
+def running_gateway() -> Iterator[Gateway]:
+    server = Gateway()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def deliver(service: CampaignService, timeout_seconds: float = 2.0) -> int:
+    """One pass of the outbox dispatcher through the HTTP webhook at ``settings.gateway_url``."""
+    import asyncio
+
+    from svc_campaign.delivery import WebhookAdapter
+
+    async def once() -> int:
+        adapter = WebhookAdapter(service.settings.gateway_url, timeout_seconds)
+        service.dispatcher.adapter = adapter
+        try:
+            return await service.dispatcher.run_once()
+        finally:
+            await adapter.close()
+
+    return asyncio.run(once())
+
+
+def wait_then_send(seconds: int = 3600, template_id: str = "t1", entry_event: str = "signup") -> pb.JourneyGraph:
+    """``entry_event`` → wait ``seconds`` → a marketing push of ``template_id`` → exit."""
+    return pb.JourneyGraph(
+        entry_node_id="start",
+        nodes=[
+            node("start", trigger=pb.TriggerNode(trigger=on_event(entry_event), next_node_id="wait")),
+            node("wait", wait=pb.WaitNode(duration_seconds=seconds, next_node_id="send")),
+            node(
+                "send", send=pb.SendNode(channel=PUSH, template_id=template_id, next_node_id="end", is_marketing=True)
+            ),
+            node("end", exit=pb.ExitNode(reason="done")),
+        ],
+    )
+
+
 ATTRIBUTE = condition_pb2.FieldRef.SOURCE_ATTRIBUTE
 EVENT_PROPERTY = condition_pb2.FieldRef.SOURCE_EVENT_PROPERTY
 __all__ = ["ATTRIBUTE", "EVENT_PROPERTY", "types_pb2"]

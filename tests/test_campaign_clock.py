@@ -4,7 +4,6 @@ de-duplication window, and a timer that was not due yet waits for its time again
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Iterator
 
@@ -16,52 +15,25 @@ from campaign_helpers import (
     Gateway,
     add_template,
     campaign_service,
+    deliver,
     event,
     messages,
-    node,
     on_event,
     run_journey,
+    running_gateway,
     simple_graph,
+    status,
+    wait_then_send,
 )
 
-from svc_campaign.delivery import WebhookAdapter
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import types_pb2
 
 
-def wait_then_send(seconds: int) -> pb.JourneyGraph:
-    return pb.JourneyGraph(
-        entry_node_id="start",
-        nodes=[
-            node("start", trigger=pb.TriggerNode(trigger=on_event("signup"), next_node_id="wait")),
-            node("wait", wait=pb.WaitNode(duration_seconds=seconds, next_node_id="send")),
-            node("send", send=pb.SendNode(channel=PUSH, template_id="t1", next_node_id="end", is_marketing=True)),
-            node("end", exit=pb.ExitNode(reason="done")),
-        ],
-    )
-
-
 @pytest.fixture
 def gateway() -> Iterator[Gateway]:
-    server = Gateway()
-    yield server
-    server.close()
-
-
-def deliver(service) -> int:
-    async def once() -> int:
-        adapter = WebhookAdapter(service.settings.gateway_url, 2.0)
-        service.dispatcher.adapter = adapter
-        try:
-            return await service.dispatcher.run_once()
-        finally:
-            await adapter.close()
-
-    return asyncio.run(once())
-
-
-def status(message: pb.Message) -> str:
-    return pb.MessageStatus.Name(message.status).removeprefix("MESSAGE_STATUS_")
+    with running_gateway() as server:
+        yield server
 
 
 def test_a_forward_jump_fires_every_due_timer_once(tmp_path) -> None:

@@ -15,45 +15,29 @@ from campaign_helpers import (
     Gateway,
     add_template,
     campaign_service,
+    deliver,
     event,
     messages,
     on_event,
     run_journey,
+    running_gateway,
     simple_graph,
+    status,
 )
 from conftest import free_port
 
-from svc_campaign.delivery import WebhookAdapter
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import types_pb2
 
 
 @pytest.fixture
 def gateway() -> Iterator[Gateway]:
-    server = Gateway()
-    yield server
-    server.close()
+    with running_gateway() as server:
+        yield server
 
 
 def user(value: str) -> types_pb2.UserRef:
     return types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=value)
-
-
-def deliver(service) -> int:
-    return asyncio.run(_deliver(service))
-
-
-async def _deliver(service) -> int:
-    adapter = WebhookAdapter(service.settings.gateway_url, 2.0)
-    service.dispatcher.adapter = adapter
-    try:
-        return await service.dispatcher.run_once()
-    finally:
-        await adapter.close()
-
-
-def status(message: pb.Message) -> str:
-    return pb.MessageStatus.Name(message.status).removeprefix("MESSAGE_STATUS_")
 
 
 def test_webhook_retries_5xx_with_backoff_and_the_same_idempotency_key(

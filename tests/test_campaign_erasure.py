@@ -7,33 +7,20 @@ from __future__ import annotations
 import datetime as dt
 
 from campaign_helpers import (
-    PUSH,
     SMS,
     add_template,
     campaign_service,
     event,
     messages,
-    node,
     on_event,
     run_journey,
     simple_graph,
+    wait_then_send,
 )
 from sqlalchemy import select
 
 from svc_campaign.erasure import ERASED
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
-
-
-def wait_then_send() -> pb.JourneyGraph:
-    return pb.JourneyGraph(
-        entry_node_id="start",
-        nodes=[
-            node("start", trigger=pb.TriggerNode(trigger=on_event("signup"), next_node_id="wait")),
-            node("wait", wait=pb.WaitNode(duration_seconds=3600, next_node_id="send")),
-            node("send", send=pb.SendNode(channel=PUSH, template_id="t1", next_node_id="end", is_marketing=True)),
-            node("end", exit=pb.ExitNode(reason="done")),
-        ],
-    )
 
 
 def three_views() -> pb.Trigger:

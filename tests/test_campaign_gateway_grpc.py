@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from campaign_helpers import PUSH, SMS, Gateway, InProcessServer, add_template, campaign_service
+from campaign_helpers import PUSH, SMS, Gateway, InProcessServer, add_template, campaign_service, status
 from conftest import free_port
 
 from svc_campaign.config import CampaignSettings
@@ -69,10 +69,6 @@ def stand_in() -> Iterator[tuple[str, StandInGateway]]:
 
 def user(value: str) -> types_pb2.UserRef:
     return types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=value)
-
-
-def status(message: pb.Message) -> str:
-    return pb.MessageStatus.Name(message.status).removeprefix("MESSAGE_STATUS_")
 
 
 def deliver(service) -> int:

@@ -20,6 +20,7 @@ from campaign_helpers import (
     profile,
     run_journey,
     simple_graph,
+    status,
     statuses,
 )
 
@@ -42,10 +43,6 @@ def send(
             user=user(customer), channel=channel, template_id=template, is_marketing=marketing, purpose=purpose
         )
     )
-
-
-def status(message: pb.Message) -> str:
-    return pb.MessageStatus.Name(message.status).removeprefix("MESSAGE_STATUS_")
 
 
 def test_opt_out_per_channel_and_purpose_suppresses_marketing_only(tmp_path, database_url) -> None:

@@ -4,7 +4,6 @@ never lost, never marked sent twice."""
 
 from __future__ import annotations
 
-import asyncio
 import http.server
 import json
 import threading
@@ -12,9 +11,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from campaign_helpers import PUSH, add_template, campaign_service
+from campaign_helpers import PUSH, add_template, campaign_service, deliver
 
-from svc_campaign.delivery import WebhookAdapter
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import types_pb2
 
@@ -64,18 +62,6 @@ def gateways() -> Iterator[list[HangingGateway]]:
         gateway.close()
 
 
-def deliver(service) -> int:
-    async def once() -> int:
-        adapter = WebhookAdapter(service.settings.gateway_url, TIMEOUT_SECONDS)
-        service.dispatcher.adapter = adapter
-        try:
-            return await service.dispatcher.run_once()
-        finally:
-            await adapter.close()
-
-    return asyncio.run(once())
-
-
 def send(service) -> pb.Message:
     user = types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value="c1")
     return service.send_message(pb.SendMessageRequest(user=user, channel=PUSH, template_id="t1", is_marketing=True))
@@ -86,16 +72,16 @@ def test_a_hanging_gateway_is_retried_with_the_same_key_then_sent_once(tmp_path,
     with campaign_service(tmp_path, settings={"gateway_url": gateway.url}) as service:
         add_template(service)
         message = send(service)
-        deliver(service)
+        deliver(service, TIMEOUT_SECONDS)
         waiting = service.get_message(message.message_id)
         assert waiting.status == pb.MESSAGE_STATUS_QUEUED and "Timeout" in waiting.failure_reason
         service.clock.advance(minutes=10)
-        deliver(service)
+        deliver(service, TIMEOUT_SECONDS)
         sent = service.get_message(message.message_id)
         assert (sent.status, sent.attempts) == (pb.MESSAGE_STATUS_SENT, 2)
         assert gateway.keys == [message.idempotency_key] * 2  # the gateway can tell the retry from a new message
         service.clock.advance(minutes=10)
-        assert deliver(service) == 0 and len(gateway.keys) == 2
+        assert deliver(service, TIMEOUT_SECONDS) == 0 and len(gateway.keys) == 2
 
 
 def test_a_gateway_that_never_answers_fails_the_message_after_the_attempts(tmp_path, gateways) -> None:
@@ -104,11 +90,11 @@ def test_a_gateway_that_never_answers_fails_the_message_after_the_attempts(tmp_p
     with campaign_service(tmp_path, settings=settings) as service:
         add_template(service)
         message = send(service)
-        deliver(service)
+        deliver(service, TIMEOUT_SECONDS)
         service.clock.advance(minutes=10)
-        deliver(service)
+        deliver(service, TIMEOUT_SECONDS)
         failed = service.get_message(message.message_id)
         assert (failed.status, failed.attempts) == (pb.MESSAGE_STATUS_FAILED, 2)
         assert "Timeout" in failed.failure_reason
         service.clock.advance(minutes=10)
-        assert deliver(service) == 0 and len(gateway.keys) == 2
+        assert deliver(service, TIMEOUT_SECONDS) == 0 and len(gateway.keys) == 2
