@@ -131,7 +131,8 @@ def test_bad_requests_get_precise_statuses(channel, hillstrom) -> None:
     error = status_of(datasets.ListDatasets, pb.ListDatasetsRequest(page={"page_token": "forged"}))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     error = status_of(datasets.BuildFromProfiles, pb.BuildFromProfilesRequest(name="x"))
-    assert error.code() == grpc.StatusCode.UNIMPLEMENTED and "svc_profile" in error.details()
+    # a modeling process alone: svc_profile and svc_collect are neither configured nor served here
+    assert error.code() == grpc.StatusCode.UNAVAILABLE and "profile_address" in error.details()
     error = status_of(datasets.ReadRows, pb.ReadRowsRequest(dataset_id="nope"))
     assert error.code() == grpc.StatusCode.NOT_FOUND
 
