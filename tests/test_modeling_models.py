@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from modeling_helpers import finished, modeling_settings, running_service, upload_frame
 
-from svc_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from svc_common.errors import InvalidArgument, NotFound, Unavailable
 from svc_common.pb.qiming.common.v1 import job_pb2, types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_modeling.datasets import load_hillstrom

@@ -85,44 +85,44 @@ def suite(tmp_path_factory):
         "QIMING_COLLECT_GRPC_PORT": str(free_port()),
         "QIMING_COLLECT_MAX_EVENT_AGE_SECONDS": str(400 * 86_400),
     }
-    with ServerProcess("collect", work_dir=work / "collect", env=env) as collect:
-        with profile_process(work, collect.address) as profile:
-            events = the_log()
-            for start in range(0, len(events), 500):
-                publish(collect.address, events[start : start + 500])
-            with grpc.insecure_channel(profile.address) as channel:
-                profiles = pgrpc.ProfileServiceStub(channel)
-                rows = [
-                    ppb.UpsertAttributesRequest(
-                        user=types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=customer(i)),
-                        attributes={"branch": to_proto("SH01" if i % 3 else "BJ01"), "age": to_proto(20 + i % 40)},
-                        source_system="crm",
-                    )
-                    for i in range(CUSTOMERS)
-                ]
-                profiles.ImportAttributes(iter([ppb.ImportAttributesRequest(rows=rows)]), timeout=60)
-                last = customer(CUSTOMERS - 1)
-
-                def caught_up() -> bool:
-                    ref = types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=last)
-                    found = profiles.GetProfile(ppb.GetProfileRequest(user=ref, parts=["features"]), timeout=10)
-                    return found.profile.features["events_total"].int_value == len(
-                        [e for e in events if e.user_id == last]
-                    )
-
-                wait_for(caught_up, timeout=60, interval=0.2)
-                segments = pgrpc.SegmentServiceStub(channel)
-                segments.CreateSegment(
-                    ppb.CreateSegmentRequest(
-                        segment=ppb.Segment(segment_id="vip", static_list=ppb.StaticSegment(source="test"))
-                    ),
-                    timeout=10,
+    with (
+        ServerProcess("collect", work_dir=work / "collect", env=env) as collect,
+        profile_process(work, collect.address) as profile,
+    ):
+        events = the_log()
+        for start in range(0, len(events), 500):
+            publish(collect.address, events[start : start + 500])
+        with grpc.insecure_channel(profile.address) as channel:
+            profiles = pgrpc.ProfileServiceStub(channel)
+            rows = [
+                ppb.UpsertAttributesRequest(
+                    user=types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=customer(i)),
+                    attributes={"branch": to_proto("SH01" if i % 3 else "BJ01"), "age": to_proto(20 + i % 40)},
+                    source_system="crm",
                 )
-                refs = [types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=c) for c in VIP]
-                segments.SetStaticMembers(
-                    iter([ppb.SetStaticMembersRequest(segment_id="vip", users=refs, replace=True)]), timeout=30
-                )
-            yield collect, profile
+                for i in range(CUSTOMERS)
+            ]
+            profiles.ImportAttributes(iter([ppb.ImportAttributesRequest(rows=rows)]), timeout=60)
+            last = customer(CUSTOMERS - 1)
+
+            def caught_up() -> bool:
+                ref = types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=last)
+                found = profiles.GetProfile(ppb.GetProfileRequest(user=ref, parts=["features"]), timeout=10)
+                return found.profile.features["events_total"].int_value == len([e for e in events if e.user_id == last])
+
+            wait_for(caught_up, timeout=60, interval=0.2)
+            segments = pgrpc.SegmentServiceStub(channel)
+            segments.CreateSegment(
+                ppb.CreateSegmentRequest(
+                    segment=ppb.Segment(segment_id="vip", static_list=ppb.StaticSegment(source="test"))
+                ),
+                timeout=10,
+            )
+            refs = [types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=c) for c in VIP]
+            segments.SetStaticMembers(
+                iter([ppb.SetStaticMembersRequest(segment_id="vip", users=refs, replace=True)]), timeout=30
+            )
+        yield collect, profile
 
 
 @pytest.fixture(scope="module")
