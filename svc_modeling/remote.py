@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from svc_common.errors import FailedPrecondition, NotFound, QimingError, Unavailable
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
@@ -64,12 +65,12 @@ class _Peer:
 
     def require(self) -> None:
         """Fail fast (UNAVAILABLE naming the address) when the service does not answer."""
-        channel = self.channel()
+        health = health_pb2_grpc.HealthStub(self.channel())
         try:
-            grpc.channel_ready_future(channel).result(timeout=PROBE_SECONDS)
-        except grpc.FutureTimeoutError as exc:
+            health.Check(health_pb2.HealthCheckRequest(), timeout=PROBE_SECONDS)
+        except grpc.RpcError as exc:
             raise Unavailable(
-                f"svc_{self.service} at {self.address} is not reachable (no connection within {PROBE_SECONDS:.0f} s)",
+                f"svc_{self.service} at {self.address} is not reachable: {exc.code().name}: {exc.details()}",
                 reason="PEER_UNAVAILABLE",
             ) from exc
 

@@ -259,7 +259,7 @@ class FunnelServicer(pb_grpc.FunnelServiceServicer):
     ) -> pb.ComputeAiplFunnelResponse:
         from svc_modeling.funnel import compute_funnel
 
-        return await _run(compute_funnel, request, self._service.catalog)
+        return await _run(compute_funnel, request, self._service.catalog, 0, self._service.snapshots)
 
 
 class ReviewServicer(pb_grpc.ReviewServiceServicer):

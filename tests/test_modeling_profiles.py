@@ -363,3 +363,59 @@ def test_what_if_for_a_segment(modeling: ModelingService) -> None:
     )
     assert answer.population_size == len(VIP)
     assert answer.outcome_change.value > 0
+
+
+def stages(funnel: pb.ComputeAiplFunnelResponse) -> list[int]:
+    return [s.customers for s in funnel.stages]
+
+
+def test_the_aipl_funnel_over_profiles(modeling: ModelingService) -> None:
+    from svc_modeling.funnel import compute_funnel
+
+    def funnel(**fields) -> pb.ComputeAiplFunnelResponse:
+        return compute_funnel(pb.ComputeAiplFunnelRequest(**fields), modeling.catalog, 0, modeling.snapshots)
+
+    traded = [i for i in range(CUSTOMERS) if buys(i) or i % 6 in (1, 2)]
+    # defaults: any event, a view, a trade, a repeat trade ("late" only logged in: aware, not interested)
+    assert stages(funnel()) == [CUSTOMERS + 1, CUSTOMERS, len(traded), 0]
+    # a time range up to the snapshot: the trades came after it
+    window = types_pb2.TimeRange(start=at(SNAPSHOT_US - 30 * DAY_US), end=at(SNAPSHOT_US))
+    everything_before = funnel(time_range=window)
+    assert stages(everything_before) == [CUSTOMERS, CUSTOMERS, 0, 0]
+    assert everything_before.break_point_from == pb.AIPL_STAGE_INTEREST
+    fund = label_rule().filter
+    rules = [
+        pb.AiplStageRule(
+            stage=pb.AIPL_STAGE_AWARENESS, condition=C.Condition(in_segment=C.SegmentMembership(segment_id="vip"))
+        ),
+        pb.AiplStageRule(
+            stage=pb.AIPL_STAGE_INTEREST,
+            condition=C.Condition(
+                comparison=C.Comparison(
+                    field=C.FieldRef(source=C.FieldRef.SOURCE_ATTRIBUTE, name="branch"),
+                    operator=C.OPERATOR_EQ,
+                    value=to_proto("SH01"),
+                )
+            ),
+        ),
+        pb.AiplStageRule(
+            stage=pb.AIPL_STAGE_PURCHASE,
+            condition=C.Condition(
+                event_count=C.EventCount(
+                    event_type="trade_filled", filter=fund, min_count=1, window_seconds=400 * 86_400
+                )
+            ),
+        ),
+        pb.AiplStageRule(
+            stage=pb.AIPL_STAGE_LOYALTY,
+            condition=C.Condition(event_absence=C.EventAbsence(event_type="logout", window_seconds=86_400)),
+        ),
+    ]
+    vip = [int(c[1:]) for c in VIP]
+    sh01 = [i for i in vip if i % 3]
+    fund_buyers = [i for i in sh01 if buys(i) or i % 6 == 1]  # the fund trade after the label's horizon counts now
+    assert stages(funnel(rules=rules)) == [len(VIP), len(sh01), len(fund_buyers), len(fund_buyers)]
+    in_segment = funnel(segment_id="vip")
+    assert stages(in_segment)[0] == len(VIP)
+    with pytest.raises(NotFound):
+        funnel(segment_id="nobody_here")
