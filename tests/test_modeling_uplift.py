@@ -87,9 +87,7 @@ def test_plans_respect_the_budget_and_pick_the_biggest_gains(service, simulation
     job = finished(
         service,
         service.uplift.plan(
-            pb.PlanInterventionsRequest(
-                model_name="sim_plan", dataset_id=dataset.dataset_id, budget_fen=budget
-            )
+            pb.PlanInterventionsRequest(model_name="sim_plan", dataset_id=dataset.dataset_id, budget_fen=budget)
         ),
     )
     plan, table = service.catalog.load(job.result_name)
