@@ -10,6 +10,7 @@ from __future__ import annotations
 import pickle
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -299,12 +300,14 @@ class ModelRegistry:
                 about = snapshot["population"]
             n = len(rows.data)
             scores = np.empty(n)
+            began = time.perf_counter()
             step = self.settings.score_batch_rows
             for start in range(0, n, step):
                 ctx.progress(90 * start / max(n, 1), f"scoring rows {start}-{min(n, start + step)} of {n}")
                 part = rows.data.iloc[start : start + step]
                 scores[start : start + step] = model.predict_matrix(model.encoder.transform(part))
             ctx.progress(90, "storing the score table")
+            scored = time.perf_counter()
             ids = rows.data[id_column]
             connected = self._writer.connected
             if connected:
@@ -314,6 +317,7 @@ class ModelRegistry:
                 if connected
                 else 0
             )
+            wrote = time.perf_counter()
             table = self._catalog.create(
                 score_table(ids, scores, id_column),
                 name=f"{tag}_v{version.version}",
@@ -326,6 +330,7 @@ class ModelRegistry:
                     "tag_name": tag,
                     "scoring_job": ctx.job_id,
                     "profile_writeback": f"written {written}" if connected else "not connected",
+                    "seconds": f"scoring {scored - began:.2f}, write-back {wrote - scored:.2f}",
                 },
                 customer_id_column="customer_id",
                 created_by=created_by,
