@@ -272,7 +272,8 @@ def test_funnel_over_grpc(channel) -> None:
     assert answer.break_point_from == pb.AIPL_STAGE_PURCHASE
     with pytest.raises(grpc.RpcError) as raised:
         funnel.ComputeAiplFunnel(pb.ComputeAiplFunnelRequest(), timeout=10)
-    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "svc_profile" in raised.value.details()
+    # over profiles (no dataset named): this process serves neither svc_profile nor svc_collect
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE and "profile_address" in raised.value.details()
 
 
 def test_review_over_grpc(channel, hillstrom) -> None:
