@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from svc_common.conditions import EventAbsence, EventCount, Money, Node, Source, matches_event
+from svc_common.conditions import EventAbsence, EventCount, Money, Node, Source, from_proto, matches_event
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
@@ -194,8 +194,6 @@ class SnapshotSubject:
         self.scores: dict[str, object] = {}
         self.segments: set[str] = set()
         if profile is not None:
-            from svc_common.conditions import from_proto
-
             self.attributes = {k: from_proto(v) for k, v in profile.attributes.items()}
             for tag in profile.tags:
                 self.tags[tag.name] = from_proto(tag.value)
