@@ -18,6 +18,14 @@ What it measures (svc_modeling runs as its own process, `qiming serve modeling`,
    points), median latency over repeated calls after a first call that loads the analysis.
 
 Prints a Markdown table; ratios are service time over raw-library time (best of ``--repeats`` runs each).
+
+With ``--writeback N`` it measures only the score write-back instead (``qiming serve all``, SQLite): N profiles
+are created in svc_profile (ImportAttributes, set-up) and N customers uploaded; then ScoreCustomers scores them
+and writes each score to svc_profile as a tag. The job's phases are timed from its WatchJob progress (scoring,
+then the write-back), beside the same N tags written straight to svc_profile's WriteTagsStream by this client
+(the write-back's own floor, no svc_modeling in between).
+
+    .venv/bin/python loadtests/bench_modeling.py --writeback 100000 [--profile-sweep-seconds 3600]
 """
 
 from __future__ import annotations
@@ -40,9 +48,11 @@ from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from svc_common.pb.qiming.common.v1 import job_pb2
+from svc_common.pb.qiming.common.v1 import job_pb2, types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2_grpc as pb_grpc
+from svc_common.pb.qiming.profile.v1 import profile_pb2 as ppb
+from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pgrpc
 from svc_common.process import ServerProcess
 from svc_modeling.datasets import load_hillstrom
 from svc_modeling.methods import uplift as uplift_methods
@@ -120,12 +130,141 @@ def raw_uplift(data: pd.DataFrame, rounds: int) -> float:
     return time.perf_counter() - began
 
 
+def create_profiles(data_dir: Path, n: int) -> tuple[list[str], float]:
+    """n profiles bulk-inserted into svc_profile's database before it starts (bench_profile's generator)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_profile import generate, open_app
+
+    began = time.perf_counter()
+    app = open_app("", data_dir)
+    ids = [customer for _pid, customer, _device in generate(app, n)]
+    app.core.database.dispose()
+    return ids, time.perf_counter() - began
+
+
+def define_direct_tag(channel: grpc.Channel) -> float:
+    """The baseline's tag; also waits until svc_profile answers writes (its start-up work on a large database)."""
+    definition = ppb.TagDefinition(
+        name="bench_direct",
+        display_name="bench_direct",
+        value_type=types_pb2.VALUE_TYPE_DOUBLE,
+        external=ppb.ExternalTag(writer="bench"),
+    )
+    began = time.perf_counter()
+    request = ppb.CreateTagDefinitionRequest(definition=definition)
+    pgrpc.TagServiceStub(channel).CreateTagDefinition(request, timeout=1800, wait_for_ready=True)
+    return time.perf_counter() - began
+
+
+def write_tags_directly(channel: grpc.Channel, ids: list[str], values: np.ndarray, batch: int = 5000) -> float:
+    """The same number of DOUBLE tags straight to svc_profile: the write-back's floor."""
+    tags = pgrpc.TagServiceStub(channel)
+    provenance = types_pb2.Provenance(source=types_pb2.Provenance.SOURCE_MODEL, writer="bench", writer_version="1")
+
+    def messages():
+        for start in range(0, len(ids), batch):
+            writes = [
+                ppb.TagWrite(
+                    user=types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=c),
+                    tag_name="bench_direct",
+                    value=types_pb2.Value(double_value=float(v)),
+                )
+                for c, v in zip(ids[start : start + batch], values[start : start + batch], strict=True)
+            ]
+            yield ppb.WriteTagsStreamRequest(writes=writes, provenance=provenance if start == 0 else None)
+
+    began = time.perf_counter()
+    reply = tags.WriteTagsStream(messages(), timeout=3600)
+    assert reply.written_count == len(ids), reply.written_count
+    return time.perf_counter() - began
+
+
+def bench_writeback(n: int, hillstrom: pd.DataFrame, sweep_seconds: int = 0) -> list[tuple[str, str, str, str]]:
+    """ScoreCustomers of n customers with the write-back to svc_profile, phase by phase (see the module doc)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_profile import KEYRING
+
+    results: list[tuple[str, str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-writeback-") as work:
+        ids, seconds = create_profiles(Path(work) / "data", n)
+        print(f"created {n:,} profiles in svc_profile's database in {seconds:.1f} s (set-up)", flush=True)
+        env = {f"QIMING_{name}_KEYRING_JSON": KEYRING for name in ("COLLECT", "PROFILE", "CAMPAIGN", "MODELING")}
+        if sweep_seconds:
+            env["QIMING_PROFILE_SWEEP_INTERVAL_SECONDS"] = str(sweep_seconds)
+        with (
+            ServerProcess("all", work_dir=Path(work), env=env, startup_timeout_seconds=300) as server,
+            grpc.insecure_channel(server.address, options=[("grpc.max_receive_message_length", 1 << 26)]) as channel,
+        ):
+            datasets = pb_grpc.DatasetServiceStub(channel)
+            models = pb_grpc.ModelServiceStub(channel)
+            jobs = pb_grpc.JobServiceStub(channel)
+            print(f"svc_profile took a first write after {define_direct_tag(channel):.1f} s (set-up)", flush=True)
+            ds = upload(datasets, "hillstrom", hillstrom)
+            request = pb.TrainModelRequest(
+                model_name="bench_visit", dataset_id=ds.dataset_id, label_column="visit", feature_columns=FEATURES
+            )
+            run_job(jobs, lambda: models.TrainModel(request, timeout=60).job)
+            rng = np.random.default_rng(0)
+            big = hillstrom.iloc[rng.integers(0, len(hillstrom), n)].reset_index(drop=True)
+            big.insert(0, "customer_id", ids)
+            began = time.perf_counter()
+            big_ds = upload(datasets, "customers", big, customer_id_column="customer_id")
+            print(f"uploaded {n:,} customers in {time.perf_counter() - began:.1f} s (set-up)", flush=True)
+
+            score = pb.ScoreCustomersRequest(model_name="bench_visit", dataset_id=big_ds.dataset_id, tag_name="visit")
+            began = time.perf_counter()
+            job = models.ScoreCustomers(score, timeout=60).job
+            for update in jobs.WatchJob(pb.WatchJobRequest(job_id=job.job_id), timeout=7200):
+                job = update.job
+            total = time.perf_counter() - began
+            if job.state != job_pb2.JOB_STATE_SUCCEEDED:
+                raise SystemExit(f"score_customers ended {job_pb2.JobState.Name(job.state)}: {job.error_message}")
+            table = datasets.GetDataset(pb.GetDatasetRequest(dataset_id=job.result_name), timeout=60).dataset
+            assert table.lineage["profile_writeback"] == f"written {n}", table.lineage["profile_writeback"]
+            phases = dict(p.split(" ") for p in table.lineage["seconds"].split(", "))  # the job's own timers
+            scoring, writeback = float(phases["scoring"]), float(phases["write-back"])
+            print(f"ScoreCustomers with write-back: {total:.1f} s ({table.lineage['seconds']} s)", flush=True)
+            direct = write_tags_directly(channel, ids, rng.random(n))
+            print(f"{n:,} tags straight to WriteTagsStream: {direct:.1f} s", flush=True)
+    results.append(
+        (
+            f"score {n:,} customers and write the scores to svc_profile as tags (`qiming serve all`)",
+            f"{total:.1f} s",
+            "",
+            "",
+        )
+    )
+    results.append(("… of which scoring (the job's timer)", f"{scoring:.1f} s", "", ""))
+    results.append(
+        (
+            f"… of which the write-back of {n:,} tags (the job's timer)",
+            f"{writeback:.1f} s",
+            f"{direct:.1f} s (the same tags sent by a client straight to WriteTagsStream)",
+            f"{writeback / direct:.2f}x",
+        )
+    )
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=1_000_000, help="rows to batch-score")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each training measurement (best is kept)")
     parser.add_argument("--what-if-calls", type=int, default=20)
+    parser.add_argument(
+        "--writeback", type=int, default=0, metavar="N", help="only measure scoring N customers with the write-back"
+    )
+    parser.add_argument(
+        "--profile-sweep-seconds",
+        type=int,
+        default=0,
+        help="svc_profile's sweep_interval_seconds for --writeback (0: its default, 60 s; its sweep of every "
+        "profile then competes with the tag writes)",
+    )
     args = parser.parse_args()
+    if args.writeback:
+        print_table(bench_writeback(args.writeback, load_hillstrom(), args.profile_sweep_seconds))
+        return
     hillstrom = load_hillstrom()
     results: list[tuple[str, str, str, str]] = []
 
@@ -252,11 +391,15 @@ def main() -> None:
                 ("estimate drivers (2 factors, no refutations; first call)", f"{drivers_seconds:.2f} s", "", "")
             )
 
+    print_table(results)
+
+
+def print_table(results: list[tuple[str, str, str, str]]) -> None:
     print()
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"LightGBM {lgb.__version__}")  # fmt: skip
     print()
-    print("| measurement | through the service | raw library, same run | ratio |")
+    print("| measurement | through the service | baseline, same run | ratio |")
     print("| --- | ---: | ---: | ---: |")
     for row in results:
         print("| " + " | ".join(row) + " |")

@@ -49,4 +49,20 @@ class ModelingSettings(ServiceSettings):
     profile_address: str = ""
     """``host:port`` of svc_profile: batch scoring writes each score there as a tag (provenance: model and
     version). Empty: this process when it serves svc_profile too (``qiming serve all``); else scores are kept as
-    a score table only, and its lineage says the write-back did not happen."""
+    a score table only, and its lineage says the write-back did not happen. Also where segments are read
+    (populations), plans exported as static segments and declared attributes taken for profile snapshots."""
+    collect_address: str = ""
+    """``host:port`` of svc_collect: the event log that point-in-time snapshots (``BuildFromProfiles``, scoring a
+    segment or everyone, the AIPL funnel over profiles) are computed from. Empty: this process when it serves
+    svc_collect too (``qiming serve all``); else those requests answer UNAVAILABLE."""
+    remote_timeout_seconds: float = Field(default=600.0, gt=0)
+    """Longest call to svc_profile or svc_collect (a whole read of the log, a segment export)."""
+    day_offset_hours: int = Field(default=8, ge=-12, le=14)
+    """Snapshot features: day buckets start at midnight of this UTC offset. Keep it equal to svc_profile's
+    ``day_offset_hours`` so that ``count.<type>.<N>d`` means the same in a snapshot and in a live profile."""
+    trade_event_types: tuple[str, ...] = ("trade_filled",)
+    """Snapshot features: events that are trades (as svc_profile's ``trade_event_types``)."""
+    amount_properties: tuple[str, ...] = ("turnover_fen", "amount_fen", "amount")
+    """Snapshot features: a trade's amount properties, first present wins (as svc_profile's)."""
+    view_event_types: tuple[str, ...] = ("product_view", "fund_view", "quote_view", "page_view")
+    """Snapshot features: events that count as product views (as svc_profile's ``view_event_types``)."""

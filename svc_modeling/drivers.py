@@ -23,6 +23,7 @@ from svc_modeling.config import ModelingSettings
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks
 from svc_modeling.methods import drivers as methods
+from svc_modeling.profiles import ProfileSnapshots
 from svc_modeling.store import SqlModelingStore, utcnow
 
 CURVE_ROWS = 2000
@@ -30,9 +31,15 @@ CURVE_ROWS = 2000
 
 class DriverService:
     def __init__(
-        self, settings: ModelingSettings, store: SqlModelingStore, catalog: DatasetCatalog, jobs: JobRunner
+        self,
+        settings: ModelingSettings,
+        store: SqlModelingStore,
+        catalog: DatasetCatalog,
+        jobs: JobRunner,
+        snapshots: ProfileSnapshots | None = None,
     ) -> None:
         self.settings = settings
+        self._snapshots = snapshots
         self._store = store
         self._catalog = catalog
         self._jobs = jobs
@@ -192,10 +199,19 @@ class DriverService:
         scope = request.population.WhichOneof("scope")
         rows, current, population = sample, sample_now, len(x)
         if scope == "segment_id":
-            raise FailedPrecondition(
-                "segments live in svc_profile, which is not connected yet: ask for everyone or a customer",
-                reason="NOT_YET_AVAILABLE",
-            )
+            if ids is None:
+                raise FailedPrecondition("the analysis's dataset has no customer id column: ask for everyone")
+            if self._snapshots is None:
+                raise FailedPrecondition("segments need svc_profile", reason="PEER_NOT_CONFIGURED")
+            segment_id = request.population.segment_id
+            members = self._snapshots.members(segment_id)
+            match = np.isin(ids, sorted(members))
+            if not match.any():
+                raise FailedPrecondition(
+                    f"none of the {len(members)} customers of segment {segment_id!r} is in the analysis's dataset",
+                    reason="EMPTY_POPULATION",
+                )
+            rows, current, population = x[match], None, int(match.sum())
         if scope == "user":
             if ids is None:
                 raise FailedPrecondition("the analysis's dataset has no customer id column: ask for everyone")

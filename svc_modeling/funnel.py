@@ -1,10 +1,12 @@
-"""The AIPL funnel (Awareness → Interest → Purchase → Loyalty) over a dataset of customers.
+"""The AIPL funnel (Awareness → Interest → Purchase → Loyalty) over a dataset of customers, or over live profiles
+(``svc_modeling.funnel_profiles``) when no dataset is named.
 
-Until svc_profile exists the funnel is computed on a dataset (``driver_dataset_id``, one row per customer):
-each stage's rule is a ``Condition`` over the dataset's columns (comparisons, all_of / any_of / not; event,
-segment and tag conditions need svc_profile and are refused). Stages are nested: a customer reaches a stage
-when its rule holds and the previous stage was reached. Without rules, the documented defaults apply: a
-column per stage named ``awareness``, ``interest``, ``purchase``, ``loyalty``, reached when greater than 0.
+On a dataset (``driver_dataset_id``, one row per customer; ``segment_id`` keeps the rows of the segment's
+customers) each stage's rule is a ``Condition`` over the dataset's columns (comparisons, all_of / any_of / not;
+event, segment and tag conditions are for the funnel over profiles and are refused here). Stages are nested:
+a customer reaches a stage when its rule holds and the previous stage was reached. Without rules, the
+documented defaults apply: a column per stage named ``awareness``, ``interest``, ``purchase``, ``loyalty``,
+reached when greater than 0.
 
 Per transition: conversion (reached the next stage / reached this one), and its drivers: for each numeric
 FEATURE column not used by any stage rule, the effect on the chance of converting among those who reached the
@@ -23,6 +25,7 @@ from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_modeling.catalog import DatasetCatalog
 from svc_modeling.frame import Frame
 from svc_modeling.methods import drivers as driver_methods
+from svc_modeling.profiles import ProfileSnapshots, restrict
 
 STAGES = (pb.AIPL_STAGE_AWARENESS, pb.AIPL_STAGE_INTEREST, pb.AIPL_STAGE_PURCHASE, pb.AIPL_STAGE_LOYALTY)
 DEFAULT_COLUMNS = {
@@ -75,14 +78,17 @@ def evaluate(condition: condition_pb2.Condition, frame: Frame, where: str, used:
         return ~evaluate(getattr(condition, "not"), frame, f"{where}.not", used)
     if node != "comparison":
         raise FailedPrecondition(
-            f"{where}: {node or 'an empty'} condition needs svc_profile or the event log, which are not connected yet; "
-            "use comparisons over the dataset's columns",
-            reason="NOT_YET_AVAILABLE",
+            f"{where}: {node or 'an empty'} condition needs profiles and the event log: leave driver_dataset_id "
+            "empty for the funnel over profiles, or use comparisons over the dataset's columns",
+            reason="NOT_A_DATASET_CONDITION",
         )
     comparison = condition.comparison
     name = comparison.field.name
     if comparison.field.source not in _COLUMN_SOURCES:
-        raise FailedPrecondition(f"{where}: fields from tags or events need svc_profile", reason="NOT_YET_AVAILABLE")
+        raise FailedPrecondition(
+            f"{where}: fields from tags or events are for the funnel over profiles (leave driver_dataset_id empty)",
+            reason="NOT_A_DATASET_CONDITION",
+        )
     if frame.spec(name) is None:
         raise _bad(f"{where}.comparison.field", f"column {name!r} is not in the dataset")
     used.add(name)
@@ -143,21 +149,36 @@ def _default_rule(stage: int) -> condition_pb2.Condition:
 
 
 def compute_funnel(
-    request: pb.ComputeAiplFunnelRequest, catalog: DatasetCatalog, seed: int = 0
+    request: pb.ComputeAiplFunnelRequest,
+    catalog: DatasetCatalog,
+    seed: int = 0,
+    snapshots: ProfileSnapshots | None = None,
 ) -> pb.ComputeAiplFunnelResponse:
-    if request.segment_id:
-        raise FailedPrecondition("segments live in svc_profile, which is not connected yet", reason="NOT_YET_AVAILABLE")
+    if not request.driver_dataset_id:
+        if snapshots is None:
+            raise FailedPrecondition(
+                "a funnel over profiles needs svc_profile: pass driver_dataset_id (a row per customer)",
+                reason="PEER_NOT_CONFIGURED",
+            )
+        from svc_modeling.funnel_profiles import profile_funnel
+
+        return profile_funnel(request, snapshots, seed)
     if request.HasField("time_range"):
         raise FailedPrecondition(
-            "a time range needs the event log through svc_profile (not connected); a dataset is one snapshot",
-            reason="NOT_YET_AVAILABLE",
+            "a dataset is one snapshot, it has no time range: leave driver_dataset_id empty for the funnel over "
+            "profiles and the event log",
+            reason="NOT_A_DATASET_CONDITION",
         )
-    if not request.driver_dataset_id:
-        raise FailedPrecondition(
-            "a funnel over profiles needs svc_profile (not connected yet): pass driver_dataset_id (a row per customer)",
-            reason="NOT_YET_AVAILABLE",
-        )
-    _dataset, frame = catalog.load(request.driver_dataset_id)
+    dataset, frame = catalog.load(request.driver_dataset_id)
+    if request.segment_id:
+        if snapshots is None:
+            raise FailedPrecondition("segments need svc_profile", reason="PEER_NOT_CONFIGURED")
+        if not dataset.customer_id_column:
+            raise InvalidArgument(
+                f"dataset {dataset.name!r} has no customer id column to find the segment's customers by",
+                violations=[FieldViolation("driver_dataset_id", "import it with customer_id_column set")],
+            )
+        frame = restrict(frame, dataset.customer_id_column, snapshots.members(request.segment_id))
     rules: dict[int, condition_pb2.Condition] = {}
     for i, rule in enumerate(request.rules):
         if rule.stage not in STAGES:
@@ -183,13 +204,7 @@ def compute_funnel(
     response = pb.ComputeAiplFunnelResponse()
     for stage, mask in zip(STAGES, masks, strict=True):
         response.stages.add(stage=stage, customers=int(mask.sum()))
-    defaults = set(frame.default_features())
-    factors = [
-        c.name
-        for c in frame.columns
-        if c.name in defaults and not frame.is_string(c.name) and c.name not in used
-        and frame.data[c.name].notna().all() and frame.data[c.name].nunique() > 1
-    ]  # fmt: skip
+    factors = driver_factors(frame, used)
     lowest, break_from = 2.0, pb.AIPL_STAGE_UNSPECIFIED
     for k in range(3):
         base, nxt = masks[k], masks[k + 1]
@@ -197,12 +212,23 @@ def compute_funnel(
         transition = response.transitions.add(from_stage=STAGES[k], to_stage=STAGES[k + 1], conversion=conversion)
         if base.sum() and conversion < lowest:
             lowest, break_from = conversion, STAGES[k]
-        _add_drivers(transition, frame.data.loc[base], nxt[base], factors, seed + k)
+        add_drivers(transition, frame.data.loc[base], nxt[base], factors, seed + k)
     response.break_point_from = break_from
     return response
 
 
-def _add_drivers(
+def driver_factors(frame: Frame, used: set[str]) -> list[str]:
+    """Numeric FEATURE columns with values for everyone, not read by a stage rule: candidate drivers."""
+    defaults = set(frame.default_features())
+    return [
+        c.name
+        for c in frame.columns
+        if c.name in defaults and not frame.is_string(c.name) and c.name not in used
+        and frame.data[c.name].notna().all() and frame.data[c.name].nunique() > 1
+    ]  # fmt: skip
+
+
+def add_drivers(
     transition: pb.AiplTransition, rows: pd.DataFrame, converted: np.ndarray, factors: list[str], seed: int
 ) -> None:
     y = converted.astype(float)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pickle
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,6 +30,8 @@ from svc_modeling.config import ModelingSettings
 from svc_modeling.frame import Frame
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks, propensity
+from svc_modeling.profiles import ProfileSnapshots, restrict
+from svc_modeling.snapshot import ID_COLUMN
 from svc_modeling.store import SqlModelingStore
 from svc_modeling.writeback import NotConnectedTagWriter, ProfileTagWriter, ScoreTag
 
@@ -91,8 +94,10 @@ class ModelRegistry:
         catalog: DatasetCatalog,
         jobs: JobRunner,
         writer: ProfileTagWriter | None = None,
+        snapshots: ProfileSnapshots | None = None,
     ) -> None:
         self.settings = settings
+        self._snapshots = snapshots
         self._store = store
         self._catalog = catalog
         self._jobs = jobs
@@ -256,36 +261,54 @@ class ModelRegistry:
         version, model = self.artifact(request.model_name, request.version)
         if not isinstance(model, propensity.FittedModel):
             raise FailedPrecondition(f"model {request.model_name!r} is an uplift model: use PlanInterventions")
-        if request.segment_id or not request.dataset_id:
-            raise FailedPrecondition(
-                "scoring a segment or a fresh profile snapshot needs svc_profile, which is not connected yet: "
-                "pass dataset_id",
-                reason="NOT_YET_AVAILABLE",
-            )
-        dataset, frame = self._catalog.load(request.dataset_id)
-        if not dataset.customer_id_column:
-            raise InvalidArgument(
-                f"dataset {dataset.name!r} has no customer id column to key the scores by",
-                violations=[FieldViolation("dataset_id", "import it with customer_id_column set")],
-            )
-        missing = [f for f in model.encoder.features if frame.spec(f) is None]
-        if missing:
-            raise InvalidArgument(
-                f"dataset {dataset.name!r} lacks feature {missing[0]!r} that the model needs",
-                violations=[FieldViolation("dataset_id", f"missing columns: {', '.join(missing)}")],
-            )
+        snapshots = self._snapshots
+        if (request.segment_id or not request.dataset_id) and snapshots is None:
+            raise FailedPrecondition("scoring a segment or everyone needs svc_profile", reason="PEER_NOT_CONFIGURED")
+        if request.dataset_id:
+            dataset, frame = self._catalog.load(request.dataset_id)
+            if not dataset.customer_id_column:
+                raise InvalidArgument(
+                    f"dataset {dataset.name!r} has no customer id column to key the scores by",
+                    violations=[FieldViolation("dataset_id", "import it with customer_id_column set")],
+                )
+            missing = [f for f in model.encoder.features if frame.spec(f) is None]
+            if missing:
+                raise InvalidArgument(
+                    f"dataset {dataset.name!r} lacks feature {missing[0]!r} that the model needs",
+                    violations=[FieldViolation("dataset_id", f"missing columns: {', '.join(missing)}")],
+                )
+            if request.segment_id:
+                snapshots.require(log=False, segment_id=request.segment_id)  # type: ignore[union-attr]
+        else:
+            snapshots.require(segment_id=request.segment_id)  # type: ignore[union-attr]
         tag = request.tag_name or f"score_{version.model_name}"
 
         def run(ctx: JobContext) -> str:
-            n = len(frame.data)
+            source: dict[str, str]
+            if request.dataset_id:
+                rows, id_column = frame, dataset.customer_id_column
+                source = {"source_dataset_id": dataset.dataset_id, "source_digest": dataset.content_digest}
+                if request.segment_id:
+                    ctx.progress(1, f"reading the members of segment {request.segment_id}")
+                    rows = restrict(frame, id_column, snapshots.members(request.segment_id))  # type: ignore[union-attr]
+                    source["segment_id"] = request.segment_id
+                about = dataset.name
+            else:
+                rows, snapshot = snapshots.live(request.segment_id, model.encoder.features, ctx)  # type: ignore[union-attr]
+                id_column = ID_COLUMN
+                source = {f"source_{k}": v for k, v in snapshot.items()}
+                about = snapshot["population"]
+            n = len(rows.data)
             scores = np.empty(n)
+            began = time.perf_counter()
             step = self.settings.score_batch_rows
             for start in range(0, n, step):
                 ctx.progress(90 * start / max(n, 1), f"scoring rows {start}-{min(n, start + step)} of {n}")
-                part = frame.data.iloc[start : start + step]
+                part = rows.data.iloc[start : start + step]
                 scores[start : start + step] = model.predict_matrix(model.encoder.transform(part))
             ctx.progress(90, "storing the score table")
-            ids = frame.data[dataset.customer_id_column]
+            scored = time.perf_counter()
+            ids = rows.data[id_column]
             connected = self._writer.connected
             if connected:
                 ctx.progress(92, f"writing {n} scores to svc_profile as tag {tag!r}")
@@ -294,19 +317,20 @@ class ModelRegistry:
                 if connected
                 else 0
             )
+            wrote = time.perf_counter()
             table = self._catalog.create(
-                score_table(ids, scores, dataset.customer_id_column),
+                score_table(ids, scores, id_column),
                 name=f"{tag}_v{version.version}",
                 origin="model_scores",
-                description=f"scores of {version.model_name} version {version.version} on {dataset.name}",
+                description=f"scores of {version.model_name} version {version.version} on {about}",
                 lineage={
                     "model_name": version.model_name,
                     "model_version": str(version.version),
-                    "source_dataset_id": dataset.dataset_id,
-                    "source_digest": dataset.content_digest,
+                    **source,
                     "tag_name": tag,
                     "scoring_job": ctx.job_id,
                     "profile_writeback": f"written {written}" if connected else "not connected",
+                    "seconds": f"scoring {scored - began:.2f}, write-back {wrote - scored:.2f}",
                 },
                 customer_id_column="customer_id",
                 created_by=created_by,

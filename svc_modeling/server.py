@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from grpc import aio
 
-from svc_common.errors import FieldViolation, InvalidArgument, ResourceExhausted, Unimplemented
+from svc_common.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from svc_common.paging import decode_token, encode_token, page_size
 from svc_common.pb.qiming.common.v1 import job_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
@@ -111,11 +111,11 @@ class DatasetServicer(pb_grpc.DatasetServiceServicer):
             )
         return await _run(self._service.upload_file, definition, file_format, b"".join(parts), _caller())
 
-    async def BuildFromProfiles(self, request: pb.BuildFromProfilesRequest, context: aio.ServicerContext) -> Any:
-        raise Unimplemented(
-            "BuildFromProfiles needs svc_profile, which is not connected yet: import or upload the table instead",
-            reason="NOT_YET_AVAILABLE",
-        )
+    async def BuildFromProfiles(
+        self, request: pb.BuildFromProfilesRequest, context: aio.ServicerContext
+    ) -> pb.BuildFromProfilesResponse:
+        job = await _run(self._service.snapshots.build_from_profiles, request, _caller())
+        return pb.BuildFromProfilesResponse(job=job)
 
     async def FuseSurvey(self, request: pb.FuseSurveyRequest, context: aio.ServicerContext) -> pb.FuseSurveyResponse:
         return pb.FuseSurveyResponse(job=await _run(self._service.fuse_survey, request, _caller()))
@@ -259,7 +259,7 @@ class FunnelServicer(pb_grpc.FunnelServiceServicer):
     ) -> pb.ComputeAiplFunnelResponse:
         from svc_modeling.funnel import compute_funnel
 
-        return await _run(compute_funnel, request, self._service.catalog)
+        return await _run(compute_funnel, request, self._service.catalog, 0, self._service.snapshots)
 
 
 class ReviewServicer(pb_grpc.ReviewServiceServicer):

@@ -22,6 +22,7 @@ from svc_modeling.ingest import RowCollector, check_definition, problem_messages
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks, effects, stats
 from svc_modeling.models import ModelRegistry
+from svc_modeling.profiles import ProfileSnapshots
 from svc_modeling.review import ReviewService
 from svc_modeling.store import SqlModelingStore
 from svc_modeling.uplift import UpliftService
@@ -43,11 +44,17 @@ class ModelingService:
         self.jobs = JobRunner(
             store, settings.job_workers, settings.job_progress_interval_millis, settings.watch_poll_interval_millis
         )
+        self.snapshots = ProfileSnapshots(settings, self.catalog, self.jobs)
         self.models = ModelRegistry(
-            settings, store, self.catalog, self.jobs, writer=GrpcProfileTagWriter(settings.profile_address)
+            settings,
+            store,
+            self.catalog,
+            self.jobs,
+            writer=GrpcProfileTagWriter(settings.profile_address),
+            snapshots=self.snapshots,
         )
-        self.uplift = UpliftService(settings, self.catalog, self.jobs, self.models)
-        self.drivers = DriverService(settings, store, self.catalog, self.jobs)
+        self.uplift = UpliftService(settings, self.catalog, self.jobs, self.models, self.snapshots)
+        self.drivers = DriverService(settings, store, self.catalog, self.jobs, self.snapshots)
         self.review = ReviewService(settings, store, self.catalog, self.jobs, self.models, self.drivers)
 
     async def start(self) -> None:
@@ -57,6 +64,7 @@ class ModelingService:
     async def stop(self) -> None:
         await self.review.stop()
         await self.jobs.stop()
+        self.snapshots.close()
 
     # -- datasets -------------------------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks
 from svc_modeling.methods import uplift as methods
 from svc_modeling.models import ModelRegistry, check_model_name, library_versions, rows_to_frame
+from svc_modeling.profiles import ProfileSnapshots, check_export_prefix, restrict
+from svc_modeling.snapshot import ID_COLUMN
 
 
 def _est(e: methods.Est) -> dict[str, float]:
@@ -32,9 +34,15 @@ def _est(e: methods.Est) -> dict[str, float]:
 
 class UpliftService:
     def __init__(
-        self, settings: ModelingSettings, catalog: DatasetCatalog, jobs: JobRunner, models: ModelRegistry
+        self,
+        settings: ModelingSettings,
+        catalog: DatasetCatalog,
+        jobs: JobRunner,
+        models: ModelRegistry,
+        snapshots: ProfileSnapshots | None = None,
     ) -> None:
         self.settings = settings
+        self._snapshots = snapshots
         self._catalog = catalog
         self._jobs = jobs
         self._models = models
@@ -185,41 +193,65 @@ class UpliftService:
 
     def plan(self, request: pb.PlanInterventionsRequest, created_by: str = "") -> job_pb2.Job:
         version, model = self._uplift_model(request.model_name, request.version)
-        if request.segment_id or not request.dataset_id:
-            raise FailedPrecondition(
-                "planning for a segment needs svc_profile, which is not connected yet: pass dataset_id",
-                reason="NOT_YET_AVAILABLE",
-            )
         if request.budget_fen < 0:
             raise InvalidArgument(
                 "budget_fen is negative", violations=[FieldViolation("budget_fen", "0 (no budget) or more")]
             )
-        dataset, frame = self._catalog.load(request.dataset_id)
-        if not dataset.customer_id_column:
-            raise InvalidArgument(
-                f"dataset {dataset.name!r} has no customer id column to key the plan by",
-                violations=[FieldViolation("dataset_id", "import it with customer_id_column set")],
-            )
-        missing = [f for f in model.encoder.features if frame.spec(f) is None]
-        if missing:
-            raise InvalidArgument(
-                f"dataset {dataset.name!r} lacks feature {missing[0]!r} that the model needs",
-                violations=[FieldViolation("dataset_id", f"missing columns: {', '.join(missing)}")],
+        check_export_prefix(request.export_segment_prefix)
+        snapshots = self._snapshots
+        needs_profile = bool(request.segment_id or not request.dataset_id or request.export_segment_prefix)
+        if needs_profile and snapshots is None:
+            raise FailedPrecondition("segments and profile snapshots need svc_profile", reason="PEER_NOT_CONFIGURED")
+        if request.dataset_id:
+            dataset, frame = self._catalog.load(request.dataset_id)
+            if not dataset.customer_id_column:
+                raise InvalidArgument(
+                    f"dataset {dataset.name!r} has no customer id column to key the plan by",
+                    violations=[FieldViolation("dataset_id", "import it with customer_id_column set")],
+                )
+            missing = [f for f in model.encoder.features if frame.spec(f) is None]
+            if missing:
+                raise InvalidArgument(
+                    f"dataset {dataset.name!r} lacks feature {missing[0]!r} that the model needs",
+                    violations=[FieldViolation("dataset_id", f"missing columns: {', '.join(missing)}")],
+                )
+            if needs_profile:
+                snapshots.require(log=False, segment_id=request.segment_id)  # type: ignore[union-attr]
+        else:
+            snapshots.require(segment_id=request.segment_id)  # type: ignore[union-attr]
+
+        def population(ctx: JobContext) -> tuple[Frame, str, dict[str, str]]:
+            if not request.dataset_id:
+                rows, snapshot = snapshots.live(request.segment_id, model.encoder.features, ctx)  # type: ignore[union-attr]
+                return rows, ID_COLUMN, {f"source_{k}": v for k, v in snapshot.items()}
+            source = {"source_dataset_id": dataset.dataset_id}
+            if not request.segment_id:
+                return frame, dataset.customer_id_column, source
+            ctx.progress(2, f"reading the members of segment {request.segment_id}")
+            members = snapshots.members(request.segment_id)  # type: ignore[union-attr]
+            return (
+                restrict(frame, dataset.customer_id_column, members),
+                dataset.customer_id_column,
+                {
+                    **source,
+                    "segment_id": request.segment_id,
+                },
             )
 
         def run(ctx: JobContext) -> str:
-            ctx.progress(5, f"predicting effects for {len(frame.data)} customers")
-            effects = model.effects(model.encoder.transform(frame.data))
+            rows, id_column, source = population(ctx)
+            ctx.progress(5, f"predicting effects for {len(rows.data)} customers")
+            effects = model.effects(model.encoder.transform(rows.data))
             ctx.progress(50, "choosing interventions under the budget")
             plan = methods.plan_under_budget(effects, [c for _, c in model.interventions], request.budget_fen)
             ctx.progress(85, "storing the plan")
             names = [name for name, _ in model.interventions]
-            table = _plan_frame(frame.data[dataset.customer_id_column], names, effects, plan)
+            table = _plan_frame(rows.data[id_column], names, effects, plan)
             counts = {name: int((plan.choice == j).sum()) for j, name in enumerate(names)}
             lineage = {
                 "model_name": version.model_name,
                 "model_version": str(version.version),
-                "source_dataset_id": dataset.dataset_id,
+                **source,
                 "budget_fen": str(request.budget_fen),
                 "spent_fen": str(plan.spent_fen),
                 "expected_total_effect": f"{float(plan.expected_effect.sum()):.6g}",
@@ -227,8 +259,17 @@ class UpliftService:
                 **{f"customers_{name}": str(n) for name, n in counts.items()},
             }
             if request.export_segment_prefix:
-                lineage["segments"] = ",".join(f"{request.export_segment_prefix}_{name}" for name in names)
-                lineage["segment_export"] = "not connected (svc_profile is not built yet)"
+                ctx.progress(88, "exporting the plan as static segments to svc_profile")
+                origin = f"svc_modeling:uplift_plan/{version.model_name}/v{version.version}/{ctx.job_id}"
+                lineage.update(
+                    snapshots.export_plan(  # type: ignore[union-attr]
+                        request.export_segment_prefix,
+                        names,
+                        table.data["customer_id"].to_numpy(),
+                        plan.choice,
+                        origin,
+                    )
+                )
             stored = self._catalog.create(
                 table,
                 name=f"plan_{version.model_name}_v{version.version}",

@@ -94,13 +94,15 @@ class GrpcProfileTagWriter:
         tags = self._connect()
         try:
             tags.CreateTagDefinition(
-                profile_pb2.CreateTagDefinitionRequest(definition=definition), timeout=30, wait_for_ready=True
+                profile_pb2.CreateTagDefinitionRequest(definition=definition),
+                timeout=self.timeout_seconds,  # a busy svc_profile (a recompute holding its writer) answers late
+                wait_for_ready=True,
             )
             return
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
                 raise self._error(exc) from exc
-        existing = tags.GetTagDefinition(profile_pb2.GetTagDefinitionRequest(name=tag_name), timeout=30)
+        existing = tags.GetTagDefinition(profile_pb2.GetTagDefinitionRequest(name=tag_name), timeout=60)
         if existing.definition.WhichOneof("rule") != "external":
             raise FailedPrecondition(
                 f"tag {tag_name!r} exists in svc_profile with a rule of its own: choose another score_tag_name",

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from modeling_helpers import finished, modeling_settings, running_service, upload_frame
 
-from svc_common.errors import FailedPrecondition, InvalidArgument, NotFound
+from svc_common.errors import InvalidArgument, NotFound, Unavailable
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 
@@ -192,7 +192,7 @@ def test_bad_driver_requests_name_the_problem(service, known) -> None:
         service.drivers.what_if(pb.WhatIfRequest(analysis_id=aid, factor="coupon"))
     with pytest.raises(InvalidArgument, match="not a numeric input"):
         service.drivers.what_if(pb.WhatIfRequest(analysis_id=aid, factor="weather", set_to=1))
-    with pytest.raises(FailedPrecondition, match="svc_profile"):
+    with pytest.raises(Unavailable, match="set profile_address"):
         service.drivers.what_if(
             pb.WhatIfRequest(analysis_id=aid, factor="coupon", set_to=1, population=pb.Population(segment_id="s"))
         )

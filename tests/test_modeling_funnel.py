@@ -122,5 +122,5 @@ def test_bad_funnel_requests_name_the_problem(service) -> None:
             condition=condition_pb2.Condition(event_count=condition_pb2.EventCount(event_type="buy")),
         ),
     ]
-    with pytest.raises(FailedPrecondition, match="event_count condition needs svc_profile"):
+    with pytest.raises(FailedPrecondition, match="event_count condition needs profiles and the event log"):
         compute_funnel(pb.ComputeAiplFunnelRequest(rules=events, driver_dataset_id=dataset.dataset_id), service.catalog)

@@ -131,7 +131,8 @@ def test_bad_requests_get_precise_statuses(channel, hillstrom) -> None:
     error = status_of(datasets.ListDatasets, pb.ListDatasetsRequest(page={"page_token": "forged"}))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     error = status_of(datasets.BuildFromProfiles, pb.BuildFromProfilesRequest(name="x"))
-    assert error.code() == grpc.StatusCode.UNIMPLEMENTED and "svc_profile" in error.details()
+    # a modeling process alone: svc_profile and svc_collect are neither configured nor served here
+    assert error.code() == grpc.StatusCode.UNAVAILABLE and "profile_address" in error.details()
     error = status_of(datasets.ReadRows, pb.ReadRowsRequest(dataset_id="nope"))
     assert error.code() == grpc.StatusCode.NOT_FOUND
 
@@ -271,7 +272,8 @@ def test_funnel_over_grpc(channel) -> None:
     assert answer.break_point_from == pb.AIPL_STAGE_PURCHASE
     with pytest.raises(grpc.RpcError) as raised:
         funnel.ComputeAiplFunnel(pb.ComputeAiplFunnelRequest(), timeout=10)
-    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "svc_profile" in raised.value.details()
+    # over profiles (no dataset named): this process serves neither svc_profile nor svc_collect
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE and "profile_address" in raised.value.details()
 
 
 def test_review_over_grpc(channel, hillstrom) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from modeling_helpers import finished, modeling_settings, running_service, upload_frame
 
-from svc_common.errors import FailedPrecondition, InvalidArgument, NotFound
+from svc_common.errors import InvalidArgument, NotFound, Unavailable
 from svc_common.pb.qiming.common.v1 import job_pb2, types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_modeling.datasets import load_hillstrom
@@ -167,8 +167,8 @@ def test_bad_training_inputs_are_refused_naming_the_problem(hillstrom) -> None:
         service.models.get("no_such_model")
     with pytest.raises(NotFound):
         _train(service, "no-such-dataset")
-    with pytest.raises(FailedPrecondition, match="svc_profile"):
-        finished(service, _train(service, dataset.dataset_id, model_name="m2"))
+    finished(service, _train(service, dataset.dataset_id, model_name="m2"))
+    with pytest.raises(Unavailable, match="set profile_address"):  # scoring everyone: a snapshot of profiles
         service.models.score_customers(pb.ScoreCustomersRequest(model_name="m2"))
     infinite = [types_pb2.Value(double_value=float("inf")), types_pb2.Value(double_value=1.0)]
     with pytest.raises(InvalidArgument, match="'recency' holds an infinite value"):

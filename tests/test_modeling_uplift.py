@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from modeling_helpers import finished, modeling_settings, planted_uplift, running_service, upload_frame
 
-from svc_common.errors import FailedPrecondition, InvalidArgument
+from svc_common.errors import FailedPrecondition, InvalidArgument, Unavailable
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_modeling.datasets import HILLSTROM_GROUP_MEANS, load_hillstrom
@@ -87,14 +87,12 @@ def test_plans_respect_the_budget_and_pick_the_biggest_gains(service, simulation
     job = finished(
         service,
         service.uplift.plan(
-            pb.PlanInterventionsRequest(
-                model_name="sim_plan", dataset_id=dataset.dataset_id, budget_fen=budget, export_segment_prefix="spring"
-            )
+            pb.PlanInterventionsRequest(model_name="sim_plan", dataset_id=dataset.dataset_id, budget_fen=budget)
         ),
     )
     plan, table = service.catalog.load(job.result_name)
     assert plan.origin == "intervention_plan" and plan.lineage["model_version"] == name.split("/")[1]
-    assert plan.lineage["segments"] == "spring_coupon,spring_push" and "not connected" in plan.lineage["segment_export"]
+    assert "segments" not in plan.lineage  # exported segments: tests/test_modeling_profiles.py
     t = table.data
     assert t["cost_fen"].sum() <= budget and int(plan.lineage["spent_fen"]) == t["cost_fen"].sum()
     assert t["cost_fen"].sum() > 0.95 * budget  # the budget is used
@@ -170,8 +168,12 @@ def test_bad_uplift_inputs_name_the_problem(service, simulation) -> None:
     )
     with pytest.raises(FailedPrecondition, match="not an uplift model"):
         service.uplift.predict(pb.PredictUpliftRequest(model_name="not_uplift"))
-    with pytest.raises(FailedPrecondition, match="svc_profile"):
+    with pytest.raises(Unavailable, match="set profile_address"):
         service.uplift.plan(pb.PlanInterventionsRequest(model_name="sim_plan", segment_id="s1"))
+    with pytest.raises(Unavailable, match="svc_profile is not connected"):
+        service.uplift.plan(pb.PlanInterventionsRequest(model_name="sim_plan", export_segment_prefix="spring"))
+    with pytest.raises(InvalidArgument, match="export_segment_prefix"):
+        service.uplift.plan(pb.PlanInterventionsRequest(model_name="sim_plan", export_segment_prefix="9lives"))
 
 
 def test_budgeted_plan_takes_the_most_effect_per_fen_first() -> None:

@@ -1,0 +1,193 @@
+"""svc_modeling's clients of svc_profile (segments, declared attributes, static segments) and svc_collect (the
+event log), called from job and request threads over synchronous gRPC.
+
+Addresses resolve at each call like the score write-back's: the configured ``profile_address`` /
+``collect_address``, else this process when it serves that service too (``qiming serve all``). A service that is
+neither configured nor served here, or that does not answer, is ``UNAVAILABLE`` naming the setting or the
+address; an unknown segment is ``NOT_FOUND``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from svc_common.errors import FailedPrecondition, NotFound, QimingError, Unavailable
+from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
+from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
+from svc_common.pb.qiming.profile.v1 import profile_pb2, profile_pb2_grpc
+from svc_common.peers import peer_address
+
+CUSTOMER = types_pb2.ID_TYPE_CUSTOMER
+BATCH_GET = 1000
+"""svc_profile's limit of users per BatchGetProfiles call."""
+STATIC_PER_MESSAGE = 5000
+PROBE_SECONDS = 5.0
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class _Peer:
+    service = ""
+    setting = ""
+
+    def __init__(self, configured: str = "", timeout_seconds: float = 600.0) -> None:
+        self._configured = configured
+        self.timeout_seconds = timeout_seconds
+        self.address = ""
+        self._channel: grpc.Channel | None = None
+
+    def channel(self) -> grpc.Channel:
+        address = peer_address(self.service, self._configured)
+        if not address:
+            raise Unavailable(
+                f"svc_{self.service} is not connected: set {self.setting} "
+                f"(QIMING_MODELING_{self.setting.upper()}) or serve both in one process (qiming serve all)",
+                reason="PEER_NOT_CONFIGURED",
+            )
+        if self._channel is None or address != self.address:
+            self.close()
+            self.address = address
+            self._channel = grpc.insecure_channel(
+                address,
+                options=[
+                    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ],
+            )
+        return self._channel
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+        self._channel = None
+
+    def require(self) -> None:
+        """Fail fast (UNAVAILABLE naming the address) when the service does not answer."""
+        health = health_pb2_grpc.HealthStub(self.channel())
+        try:
+            health.Check(health_pb2.HealthCheckRequest(), timeout=PROBE_SECONDS)
+        except grpc.RpcError as exc:
+            raise Unavailable(
+                f"svc_{self.service} at {self.address} is not reachable: {exc.code().name}: {exc.details()}",
+                reason="PEER_UNAVAILABLE",
+            ) from exc
+
+    def error(self, exc: grpc.RpcError, doing: str) -> QimingError:
+        code, details = exc.code(), exc.details()
+        text = f"svc_{self.service} at {self.address} {doing}: {code.name}: {details}"
+        if code == grpc.StatusCode.NOT_FOUND:
+            return NotFound(text)
+        if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
+            return FailedPrecondition(text, reason="PEER_REFUSED")
+        return Unavailable(text, reason="PEER_UNAVAILABLE")
+
+
+class ProfileClient(_Peer):
+    service, setting = "profile", "profile_address"
+
+    def _segments(self) -> profile_pb2_grpc.SegmentServiceStub:
+        return profile_pb2_grpc.SegmentServiceStub(self.channel())
+
+    def segment(self, segment_id: str) -> profile_pb2.Segment:
+        """The segment (NOT_FOUND naming it when svc_profile does not know it)."""
+        try:
+            reply = self._segments().GetSegment(profile_pb2.GetSegmentRequest(segment_id=segment_id), timeout=30)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound(f"segment {segment_id!r} is not in svc_profile at {self.address}") from exc
+            raise self.error(exc, f"did not return segment {segment_id!r}") from exc
+        return reply.segment
+
+    def segment_customers(self, segment_id: str) -> tuple[list[str], int]:
+        """The customer ids of the segment's members now, and how many members have no customer id."""
+        request = profile_pb2.ExportMembersRequest(segment_id=segment_id, batch_size=5000, id_types=[CUSTOMER])
+        customers: list[str] = []
+        without = 0
+        try:
+            for page in self._segments().ExportMembers(request, timeout=self.timeout_seconds):
+                for member in page.members:
+                    ids = [i.value for i in member.identities if i.type == CUSTOMER]
+                    if ids:
+                        customers.append(ids[0])
+                    else:
+                        without += 1
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound(f"segment {segment_id!r} is not in svc_profile at {self.address}") from exc
+            raise self.error(exc, f"did not export segment {segment_id!r}") from exc
+        return customers, without
+
+    def profiles(self, customer_ids: Sequence[str], parts: Sequence[str]) -> dict[str, profile_pb2.Profile]:
+        """Profiles by customer id (those svc_profile has), ``parts`` as in GetProfile (identities are added)."""
+        stub = profile_pb2_grpc.ProfileServiceStub(self.channel())
+        wanted = sorted({*parts, "identities"})
+        out: dict[str, profile_pb2.Profile] = {}
+        for start in range(0, len(customer_ids), BATCH_GET):
+            chunk = customer_ids[start : start + BATCH_GET]
+            request = profile_pb2.BatchGetProfilesRequest(
+                users=[types_pb2.UserRef(type=CUSTOMER, value=c) for c in chunk], parts=wanted
+            )
+            try:
+                reply = stub.BatchGetProfiles(request, timeout=60)
+            except grpc.RpcError as exc:
+                raise self.error(exc, "did not return profiles") from exc
+            for profile in reply.profiles:
+                for linked in profile.identities:
+                    if linked.identity.type == CUSTOMER:
+                        out[linked.identity.value] = profile
+        return out
+
+    def replace_static_members(
+        self, segment_id: str, display_name: str, source: str, customer_ids: Sequence[str]
+    ) -> tuple[int, int]:
+        """Create the static segment unless it exists, then replace its members; (members now, ids not found)."""
+        segments = self._segments()
+        segment = profile_pb2.Segment(
+            segment_id=segment_id, display_name=display_name, static_list=profile_pb2.StaticSegment(source=source)
+        )
+        try:
+            segments.CreateSegment(profile_pb2.CreateSegmentRequest(segment=segment), timeout=30)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise self.error(exc, f"did not create segment {segment_id!r}") from exc
+            existing = self.segment(segment_id)
+            if existing.WhichOneof("definition") != "static_list":
+                raise FailedPrecondition(
+                    f"segment {segment_id!r} exists in svc_profile with a condition: choose another "
+                    "export_segment_prefix",
+                    reason="SEGMENT_NOT_STATIC",
+                ) from exc
+
+        def messages() -> Iterator[profile_pb2.SetStaticMembersRequest]:
+            yield profile_pb2.SetStaticMembersRequest(segment_id=segment_id, replace=True)
+            for start in range(0, len(customer_ids), STATIC_PER_MESSAGE):
+                chunk = customer_ids[start : start + STATIC_PER_MESSAGE]
+                yield profile_pb2.SetStaticMembersRequest(
+                    users=[types_pb2.UserRef(type=CUSTOMER, value=c) for c in chunk]
+                )
+
+        try:
+            reply = segments.SetStaticMembers(messages(), timeout=self.timeout_seconds)
+        except grpc.RpcError as exc:
+            raise self.error(exc, f"did not take the members of segment {segment_id!r}") from exc
+        return int(reply.member_count), len(reply.not_found)
+
+
+class LogClient(_Peer):
+    service, setting = "collect", "collect_address"
+
+    def events(self, event_types: Iterable[str] = (), batch_size: int = 5000) -> Iterator[list[event_pb2.Event]]:
+        """The whole log from its first event, in log order, in batches (masked level 3 values stay masked)."""
+        stub = collect_pb2_grpc.CollectServiceStub(self.channel())
+        request = collect_pb2.ReadEventsRequest(event_types=list(event_types), batch_size=batch_size)
+        call = stub.ReadEvents(request, timeout=self.timeout_seconds)
+        try:
+            for response in call:
+                if response.events:
+                    yield list(response.events)
+        except grpc.RpcError as exc:
+            raise self.error(exc, "did not return the event log") from exc
+        finally:
+            call.cancel()
