@@ -168,31 +168,60 @@ class ProfileSnapshots:
         self.require(segment_id=request.segment_id)
 
         def run(ctx: JobContext) -> str:
-            ctx.progress(2, "reading the population")
-            population = self.population(request.segment_id)
-            frame, lineage = self.snapshot(at, population, list(request.features), ctx, label=label, journey=journey)
-            ctx.progress(90, f"storing {len(frame.data)} rows")
-            if label is not None:
-                lineage["label_rule"] = json_format.MessageToJson(request.label, indent=None, sort_keys=True)
-                lineage["label_positive_rate"] = f"{float(np.mean(frame.data[label.name or 'label'])):.6g}"
-            if journey:
-                lineage["treatment_source"] = request.treatment_source
-                lineage["treated"] = str(int((frame.data["treatment"] == journey).sum()))
-            if request.segment_id:
-                lineage["segment_id"] = request.segment_id
-            lineage["build_job"] = ctx.job_id
-            dataset = self.catalog.create(
-                frame,
-                name=request.name,
-                origin="profile_snapshot",
-                description=f"profile features at {_iso(at)}" + (f", label {label.name!r}" if label else ""),
-                lineage=lineage,
-                customer_id_column=ID_COLUMN,
-                created_by=created_by,
-            )
-            return dataset.dataset_id
+            return self._build(request, at, label, journey, ctx, created_by)
 
         return self.jobs.submit("build_from_profiles", run, created_by)
+
+    def _build(
+        self,
+        request: pb.BuildFromProfilesRequest,
+        at: int,
+        label: LabelSpec | None,
+        journey: str,
+        ctx: JobContext,
+        created_by: str,
+        extra_lineage: dict[str, str] | None = None,
+    ) -> str:
+        ctx.progress(2, "reading the population")
+        population = self.population(request.segment_id)
+        frame, lineage = self.snapshot(at, population, list(request.features), ctx, label=label, journey=journey)
+        ctx.progress(90, f"storing {len(frame.data)} rows")
+        if label is not None:
+            lineage["label_rule"] = json_format.MessageToJson(request.label, indent=None, sort_keys=True)
+            lineage["label_positive_rate"] = f"{float(np.mean(frame.data[label.name or 'label'])):.6g}"
+        if journey:
+            lineage["treatment_source"] = request.treatment_source
+            lineage["treated"] = str(int((frame.data["treatment"] == journey).sum()))
+        if request.segment_id:
+            lineage["segment_id"] = request.segment_id
+        rule = pb.BuildFromProfilesRequest()
+        rule.CopyFrom(request)
+        rule.ClearField("snapshot_at")
+        lineage["build_request"] = json_format.MessageToJson(rule, indent=None, sort_keys=True)  # for refreshes
+        lineage["build_job"] = ctx.job_id
+        lineage.update(extra_lineage or {})
+        dataset = self.catalog.create(
+            frame,
+            name=request.name,
+            origin="profile_snapshot",
+            description=f"profile features at {_iso(at)}" + (f", label {label.name!r}" if label else ""),
+            lineage=lineage,
+            customer_id_column=ID_COLUMN,
+            created_by=created_by,
+        )
+        return dataset.dataset_id
+
+    def refresh(self, dataset: pb.Dataset, ctx: JobContext, created_by: str = "") -> str | None:
+        """The same build (population, features, label, treatment) at the freshest snapshot whose label is
+        known: now, or now minus the label's horizon. None when ``dataset`` is not a profile snapshot."""
+        if dataset.origin != "profile_snapshot" or "build_request" not in dataset.lineage:
+            return None
+        request = json_format.Parse(dataset.lineage["build_request"], pb.BuildFromProfilesRequest())
+        label = _label(request.label) if request.HasField("label") else None
+        at = now_us() - (label.horizon_us if label is not None else 0)
+        journey = request.treatment_source.removeprefix(JOURNEY_PREFIX)
+        self.require(segment_id=request.segment_id)
+        return self._build(request, at, label, journey, ctx, created_by, {"refreshed_from": dataset.dataset_id})
 
     # -- plans as segments ------------------------------------------------------------------------------
 

@@ -1,9 +1,12 @@
 """Periodic review: stability (PSI) of models' features and scores, retraining when they shift, and what
 changed in driver effects — on demand (RunReview, a job) or on a cron schedule.
 
-Until svc_profile can rebuild datasets, a schedule's ``refresh_dataset_ids`` name the fresh data: for each
-model, the first of them holding all the model's columns is compared with (and, on a shift, retrained on)
-in place of the model's training dataset. A retrained version is registered as a CANDIDATE: promoting it
+A schedule's ``refresh_dataset_ids`` name the fresh data. Each that is a profile snapshot (``BuildFromProfiles``)
+is first rebuilt — the same population, features, label and treatment at the freshest snapshot whose label is
+known (now minus the label's horizon) — so every review runs on O-data as of its run; any other dataset (an
+import, a survey fusion: X-data comes from the broker's survey tool) is used as stored. For each model, the
+first of them holding all the model's columns is compared with (and, on a shift, retrained on) in place of the
+model's training dataset. A retrained version is registered as a CANDIDATE: promoting it
 stays a decision (SetModelStage). Driver effects are re-estimated on the fresh data with the analysis's
 method and graph, and reported when they moved by more than two standard errors of the difference.
 """
@@ -20,7 +23,7 @@ from typing import Any
 import numpy as np
 from google.protobuf import json_format
 
-from svc_common.errors import FieldViolation, InvalidArgument, NotFound
+from svc_common.errors import FieldViolation, InvalidArgument, NotFound, QimingError
 from svc_common.pb.qiming.common.v1 import job_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_modeling.catalog import DatasetCatalog
@@ -33,6 +36,7 @@ from svc_modeling.methods import drivers as driver_methods
 from svc_modeling.methods import stability
 from svc_modeling.methods.propensity import FittedModel
 from svc_modeling.models import ModelRegistry
+from svc_modeling.profiles import ProfileSnapshots
 from svc_modeling.store import SqlModelingStore, utcnow
 
 log = logging.getLogger("qiming.modeling.review")
@@ -54,6 +58,7 @@ class ReviewService:
         jobs: JobRunner,
         models: ModelRegistry,
         drivers: DriverService,
+        snapshots: ProfileSnapshots | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
@@ -61,6 +66,7 @@ class ReviewService:
         self._jobs = jobs
         self._models = models
         self._drivers = drivers
+        self._snapshots = snapshots
         self._task: asyncio.Task[None] | None = None
 
     # -- schedules ------------------------------------------------------------------------------------
@@ -149,6 +155,9 @@ class ReviewService:
             report.created_at.FromDatetime(created_at)
             steps = max(1, len(schedule.model_names) + len(schedule.analysis_ids))
             notes: list[str] = []
+            fresh_ids = [self._refreshed(ctx, dataset_id, notes) for dataset_id in schedule.refresh_dataset_ids]
+            del schedule.refresh_dataset_ids[:]
+            schedule.refresh_dataset_ids.extend(fresh_ids)
             for i, name in enumerate(schedule.model_names):
                 ctx.progress(100 * i / steps, f"reviewing model {name}")
                 notes.append(self._review_model(ctx, schedule, name, report))
@@ -161,6 +170,20 @@ class ReviewService:
             return report.report_id
 
         return self._jobs.submit("run_review", job, created_by)
+
+    def _refreshed(self, ctx: JobContext, dataset_id: str, notes: list[str]) -> str:
+        """``dataset_id`` rebuilt at a fresh snapshot when it is a profile snapshot; else itself."""
+        if self._snapshots is None:
+            return dataset_id
+        dataset, _frame = self._catalog.load(dataset_id)
+        fresh = self._snapshots.refresh(dataset, ctx, "review")
+        if fresh is None:
+            return dataset_id
+        rebuilt, _ = self._catalog.load(fresh)
+        notes.append(
+            f"Profile snapshot {dataset.name!r} rebuilt at {rebuilt.lineage.get('snapshot_at', '?')} as {fresh}."
+        )
+        return fresh
 
     def _fresh(self, schedule: pb.ReviewSchedule, columns: list[str], reference_id: str) -> tuple[str, Frame]:
         for dataset_id in schedule.refresh_dataset_ids:
@@ -209,7 +232,13 @@ class ReviewService:
             hyperparameters=dict(version.hyperparameters),
             random_seed=int(version.lineage.get("random_seed", "0") or 0),
         )
-        result = self._models.prepare_training(request, "review")(ctx)
+        try:
+            result = self._models.prepare_training(request, "review")(ctx)
+        except QimingError as exc:  # the fresh data cannot train this model: say so, the review goes on
+            return (
+                f"{name} v{version.version}: shifted (largest PSI {worst:.3f}), not retrained: the fresh data "
+                f"{fresh_id} cannot train it ({exc.message})."
+            )
         new = self._models.get(name, int(result.split("/")[1]))
         report.model_changes.add(
             model_name=name,

@@ -55,7 +55,7 @@ class ModelingService:
         )
         self.uplift = UpliftService(settings, self.catalog, self.jobs, self.models, self.snapshots)
         self.drivers = DriverService(settings, store, self.catalog, self.jobs, self.snapshots)
-        self.review = ReviewService(settings, store, self.catalog, self.jobs, self.models, self.drivers)
+        self.review = ReviewService(settings, store, self.catalog, self.jobs, self.models, self.drivers, self.snapshots)
 
     async def start(self) -> None:
         await self.jobs.start()

@@ -419,3 +419,32 @@ def test_the_aipl_funnel_over_profiles(modeling: ModelingService) -> None:
     assert stages(in_segment)[0] == len(VIP)
     with pytest.raises(NotFound):
         funnel(segment_id="nobody_here")
+
+
+def test_a_review_rebuilds_a_profile_snapshot_before_comparing(modeling: ModelingService) -> None:
+    """Fresh O-data for a review: a profile-snapshot dataset named in the schedule is rebuilt with the same rule at
+    the freshest snapshot whose label is known (now minus the horizon), and the model is compared with that."""
+    dataset, _ = build(modeling, name="review_base", snapshot_at=at(SNAPSHOT_US), label=label_rule())
+    train(modeling, dataset)
+    schedule = modeling.review.create_schedule(
+        pb.ReviewSchedule(model_names=["fund_buyer"], cron="0 3 * * *", refresh_dataset_ids=[dataset.dataset_id])
+    )
+    before = time.time_ns() // 1000
+    report = modeling.review.get_report(finished(modeling, modeling.review.run(schedule.schedule_id)).result_name)
+    rebuilt = [d for d in modeling.catalog.list(None, 1000) if d.lineage.get("refreshed_from") == dataset.dataset_id]
+    assert len(rebuilt) == 1, "one rebuild of the snapshot"
+    fresh = rebuilt[0]
+    snapshot_us = pd.Timestamp(fresh.lineage["snapshot_at"]).value // 1000
+    assert before - HORIZON_DAYS * DAY_US - 60_000_000 <= snapshot_us <= before - HORIZON_DAYS * DAY_US + 60_000_000
+    assert fresh.origin == "profile_snapshot" and fresh.row_count == CUSTOMERS + 1  # "late" is in the past now
+    assert fresh.lineage["label_rule"] == dataset.lineage["label_rule"]
+    assert f"rebuilt at {fresh.lineage['snapshot_at']} as {fresh.dataset_id}" in report.summary
+    assert {s.name for s in report.stability} >= {"count.login.90d", "age"}
+    # logins moved (PSI), but nobody bought in the fresh horizon: the model cannot be retrained there, and the
+    # review says so instead of failing
+    assert f"not retrained: the fresh data {fresh.dataset_id} cannot train it" in report.summary
+    assert not report.model_changes
+    _, frame = modeling.catalog.load(fresh.dataset_id)
+    data = frame.data.set_index("customer_id")
+    i = int(VIP[1][1:])  # every login now lies before the snapshot: the three after the old one count too
+    assert data.loc[VIP[1], "count.login.90d"] == logins_before(i) + 3
