@@ -90,8 +90,9 @@ class TagWriter:
                 )
             self.core.store.upsert_tags(conn, out)
             written = len(out)
-            if touched:
-                self.core.engine.refresh(conn, sorted(touched), now, cause="event", tags=True)
+            rule_tags, segments = readers_of(self.core.engine, {row["name"] for row in out})
+            if touched and (rule_tags or segments):  # persons are loaded with their tags only when tags=True
+                self.core.engine.refresh(conn, sorted(touched), now, cause="event", tags=True, only_segments=segments)
         return written, sorted(errors)
 
     def list_user_tags(self, ref: Any) -> list[Any]:
@@ -101,3 +102,27 @@ class TagWriter:
             pid = self.core.find(conn, key)
             tags = self.core.store.load_tags(conn, [pid]).get(pid, {})
         return [t for _, t in sorted(tags.items()) if t.expires_us is None or t.expires_us > now]
+
+
+def readers_of(engine: Any, written: set[str]) -> tuple[bool, list[Any]]:
+    """What a write of the ``written`` tags can change: whether any rule tag reads them (directly, or through a
+    segment or another rule tag), and the segments that do. Nothing reads most model scores: their write then
+    skips re-evaluating the persons (lifecycle, built-in tags and event windows do not read written tags)."""
+    names, segment_ids = set(written), set()
+    segments = [s for s in engine.segments.values() if s.node is not None]
+    rules = [r for r in engine.tags.values() if r.kind in ("condition", "bands")]
+    changed = True
+    while changed:
+        changed = False
+        for segment in segments:
+            refs = segment.refs
+            if segment.segment_id not in segment_ids and (
+                refs is None or refs.tags & names or refs.segments & segment_ids
+            ):
+                segment_ids.add(segment.segment_id)
+                changed = True
+        for rule in rules:
+            if rule.name not in names and any(r.tags & names or r.segments & segment_ids for r in rule.refs):
+                names.add(rule.name)
+                changed = True
+    return bool(names - written), [s for s in segments if s.segment_id in segment_ids]
