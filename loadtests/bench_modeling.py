@@ -25,12 +25,13 @@ and writes each score to svc_profile as a tag. The job's phases are timed from i
 then the write-back), beside the same N tags written straight to svc_profile's WriteTagsStream by this client
 (the write-back's own floor, no svc_modeling in between).
 
-    .venv/bin/python loadtests/bench_modeling.py --writeback 100000 [--profile-sweep-seconds 3600]
+    .venv/bin/python loadtests/bench_modeling.py --writeback 100000 [--profile-sweep-seconds 3600] [--separate]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -179,8 +180,13 @@ def write_tags_directly(channel: grpc.Channel, ids: list[str], values: np.ndarra
     return time.perf_counter() - began
 
 
-def bench_writeback(n: int, hillstrom: pd.DataFrame, sweep_seconds: int = 0) -> list[tuple[str, str, str, str]]:
-    """ScoreCustomers of n customers with the write-back to svc_profile, phase by phase (see the module doc)."""
+def bench_writeback(
+    n: int, hillstrom: pd.DataFrame, sweep_seconds: int = 0, separate: bool = False
+) -> list[tuple[str, str, str, str]]:
+    """ScoreCustomers of n customers with the write-back to svc_profile, phase by phase (see the module doc).
+
+    ``separate``: svc_profile and svc_modeling as two processes (a deployment's shape) instead of ``serve all``,
+    where the scoring job's client and svc_profile's handler share one interpreter lock."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_profile import KEYRING
 
@@ -191,14 +197,29 @@ def bench_writeback(n: int, hillstrom: pd.DataFrame, sweep_seconds: int = 0) -> 
         env = {f"QIMING_{name}_KEYRING_JSON": KEYRING for name in ("COLLECT", "PROFILE", "CAMPAIGN", "MODELING")}
         if sweep_seconds:
             env["QIMING_PROFILE_SWEEP_INTERVAL_SECONDS"] = str(sweep_seconds)
-        with (
-            ServerProcess("all", work_dir=Path(work), env=env, startup_timeout_seconds=300) as server,
-            grpc.insecure_channel(server.address, options=[("grpc.max_receive_message_length", 1 << 26)]) as channel,
-        ):
+        with contextlib.ExitStack() as stack:
+            options = [("grpc.max_receive_message_length", 1 << 26)]
+            if separate:
+                profile = stack.enter_context(
+                    ServerProcess("profile", work_dir=Path(work), env=env, startup_timeout_seconds=300)
+                )
+                env = {**env, "QIMING_MODELING_PROFILE_ADDRESS": profile.address}
+                server = stack.enter_context(
+                    ServerProcess("modeling", work_dir=Path(work) / "modeling", env=env, startup_timeout_seconds=300)
+                )
+                profile_channel = stack.enter_context(grpc.insecure_channel(profile.address, options=options))
+            else:
+                server = stack.enter_context(
+                    ServerProcess("all", work_dir=Path(work), env=env, startup_timeout_seconds=300)
+                )
+            channel = stack.enter_context(grpc.insecure_channel(server.address, options=options))
+            if not separate:
+                profile_channel = channel
             datasets = pb_grpc.DatasetServiceStub(channel)
             models = pb_grpc.ModelServiceStub(channel)
             jobs = pb_grpc.JobServiceStub(channel)
-            print(f"svc_profile took a first write after {define_direct_tag(channel):.1f} s (set-up)", flush=True)
+            first = define_direct_tag(profile_channel)
+            print(f"svc_profile took a first write after {first:.1f} s (set-up)", flush=True)
             ds = upload(datasets, "hillstrom", hillstrom)
             request = pb.TrainModelRequest(
                 model_name="bench_visit", dataset_id=ds.dataset_id, label_column="visit", feature_columns=FEATURES
@@ -224,11 +245,12 @@ def bench_writeback(n: int, hillstrom: pd.DataFrame, sweep_seconds: int = 0) -> 
             phases = dict(p.split(" ") for p in table.lineage["seconds"].split(", "))  # the job's own timers
             scoring, writeback = float(phases["scoring"]), float(phases["write-back"])
             print(f"ScoreCustomers with write-back: {total:.1f} s ({table.lineage['seconds']} s)", flush=True)
-            direct = write_tags_directly(channel, ids, rng.random(n))
+            direct = write_tags_directly(profile_channel, ids, rng.random(n))
             print(f"{n:,} tags straight to WriteTagsStream: {direct:.1f} s", flush=True)
     results.append(
         (
-            f"score {n:,} customers and write the scores to svc_profile as tags (`qiming serve all`)",
+            f"score {n:,} customers and write the scores to svc_profile as tags "
+            + ("(svc_modeling and svc_profile processes)" if separate else "(`qiming serve all`)"),
             f"{total:.1f} s",
             "",
             "",
@@ -261,9 +283,14 @@ def main() -> None:
         help="svc_profile's sweep_interval_seconds for --writeback (0: its default, 60 s; its sweep of every "
         "profile then competes with the tag writes)",
     )
+    parser.add_argument(
+        "--separate",
+        action="store_true",
+        help="--writeback with svc_profile and svc_modeling as two processes instead of `qiming serve all`",
+    )
     args = parser.parse_args()
     if args.writeback:
-        print_table(bench_writeback(args.writeback, load_hillstrom(), args.profile_sweep_seconds))
+        print_table(bench_writeback(args.writeback, load_hillstrom(), args.profile_sweep_seconds, args.separate))
         return
     hillstrom = load_hillstrom()
     results: list[tuple[str, str, str, str]] = []

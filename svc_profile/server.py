@@ -140,7 +140,8 @@ class TagServicer(pb_grpc.TagServiceServicer):
 
     async def CreateTagDefinition(self, request: pb.CreateTagDefinitionRequest, context: Any) -> Any:
         definition = await _run(self.defs.create_tag, request.definition)
-        await _run(self.app.segments.refresh_everyone, "recompute")
+        if definition.WhichOneof("rule") != "external":  # nobody holds a new external tag yet: nothing to re-evaluate
+            await _run(self.app.segments.refresh_everyone, "recompute")
         return pb.CreateTagDefinitionResponse(definition=definition)
 
     async def UpdateTagDefinition(self, request: pb.UpdateTagDefinitionRequest, context: Any) -> Any:
