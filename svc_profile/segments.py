@@ -20,6 +20,7 @@ from svc_profile.definitions import Definitions
 from svc_profile.engine import SegmentRule
 from svc_profile.jobs import Jobs, Progress
 from svc_profile.model import WINDOW_DAYS, now_us
+from svc_profile.sqlseg import segment_where
 
 log = logging.getLogger("qiming.profile")
 RECOMPUTE_CHUNK = 20_000
@@ -58,10 +59,30 @@ class Segments:
         report(1.0, "waiting for the writer")
         with self.core.writing() as conn:
             report(5.0, "evaluating every profile")
-            counts = self.core.engine.refresh(conn, None, now, cause=cause, only_segments=[rule], tags=False)
+            where = segment_where(
+                rule.node, self.t, conn.dialect.name, now, self.core.engine.clock, self.core.is_sensitive
+            )
+            if where is not None:
+                counts = self._recompute_sql(conn, rule, where, now, cause, report)
+            else:
+                counts = self.core.engine.refresh(conn, None, now, cause=cause, only_segments=[rule], tags=False)
             report(90.0, f"entered {counts['entered']}, exited {counts['exited']}: committing")
         self._stamp(segment_id, now)
         return {key: counts[key] for key in ("persons", "entered", "exited")}
+
+    def _recompute_sql(
+        self, conn: Any, rule: SegmentRule, where: Any, now: int, cause: str, report: Progress
+    ) -> dict[str, int]:
+        """Members by one set-based query; the differences with the stored memberships written in bulk."""
+        sid, p = rule.segment_id, self.t["person"]
+        wanted = {r[0] for r in conn.execute(select(p.c.profile_id).where(where))}
+        members = self.core.store.load_members(conn, None, [sid])
+        current = {pid for pid, rows in members.items() if rows[sid].is_member}
+        changes = [(pid, sid, True) for pid in sorted(wanted - current)]
+        changes += [(pid, sid, False) for pid in sorted(current - wanted)]
+        report(50.0, f"{len(wanted)} members, {len(changes)} changes: writing")
+        entered, exited = self.core.engine.write_changes(conn, changes, now, cause, {}, members)
+        return {"persons": self.core.store.count_persons(conn), "entered": entered, "exited": exited}
 
     def refresh_everyone(self, cause: str, progress: Progress | None = None) -> None:
         """Tags, lifecycle and every segment for everyone (after a tag definition changes)."""
