@@ -277,9 +277,11 @@ class Engine:
         with_tags: bool = True,
         rows: dict[str, Any] | None = None,
         customers: dict[str, str] | None = None,
+        preloaded: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None = None,
     ) -> dict[str, Person]:
         """Persons ready for evaluation, bulk-loaded (one query per table and chunk of ids), loading only
-        what the definitions evaluated read."""
+        what the definitions evaluated read. ``preloaded``: (days, tags, memberships) read already (one
+        person's profile, ``store.load_bundle``; retained events are then not read)."""
         segments = list(segments) if segments is not None else list(self.segments.values())
         day_types, horizon, event_types, event_horizon = self.needs(segments, with_tags)
         if all_day_types:
@@ -302,7 +304,10 @@ class Engine:
                 rows = store.load_persons(conn, pids, columns)
         ids = list(rows) if pids is not None else None
         sums: dict[tuple[str, int, int], dict[str, int]] | None = None
-        if all_day_types:
+        if preloaded is not None:
+            days, tags, members = preloaded
+            event_types = set()
+        elif all_day_types:
             days = store.load_days(conn, ids, None, first_day)
         elif not with_tags:
             # A recompute: window totals come aggregated from the database, not as day rows.
@@ -315,11 +320,12 @@ class Engine:
         else:
             days = store.load_days(conn, ids, day_types, first_day) if day_types else {}
         events = store.load_events(conn, ids, event_types, now - event_horizon * 1_000_000) if event_types else {}
-        tags = store.load_tags(conn, ids) if reads_tags else {}
-        wanted_segments = None
-        if not with_tags:
-            wanted_segments = sorted({s.segment_id for s in segments} | {d for r in reads for d in r.segments})
-        members = store.load_members(conn, ids, wanted_segments)
+        if preloaded is None:
+            tags = store.load_tags(conn, ids) if reads_tags else {}
+            wanted_segments = None
+            if not with_tags:
+                wanted_segments = sorted({s.segment_id for s in segments} | {d for r in reads for d in r.segments})
+            members = store.load_members(conn, ids, wanted_segments)
         if customers is None:
             customers = {}
             if with_tags:
@@ -363,6 +369,14 @@ class Engine:
         # Per thread: RPC reads and the consumer's writes evaluate concurrently.
         self._local.tag_rows, self._local.member_rows = tags, members
         return out
+
+    def profile_first_day(self, now: int) -> int:
+        """The first day bucket a profile's features read (every window in use, and at least 90 days)."""
+        key = (id(self.tags), id(self.segments))
+        cached = getattr(self, "_horizon", None)
+        if cached is None or cached[0] != key:
+            cached = self._horizon = (key, self.needs()[1])
+        return self.clock.first_of_window(now, max(cached[1], 90 * 86_400))
 
     def _windows(self, segments: Sequence[SegmentRule]) -> set[tuple[str, int, int]]:
         """(event_type, window_seconds, column) of every day-bucket window the segments read."""

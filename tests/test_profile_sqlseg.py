@@ -134,3 +134,12 @@ def test_sql_translation_agrees_with_the_python_evaluator(
         assert app.segments.recompute("risky_logins") == {"persons": 7, "entered": 1, "exited": 0}
         members = {u for u in people if app.segments.check("risky_logins", (2, u))[0]}
         assert members == {"P1", "P2"}
+
+        # GetProfile reads one person in one statement; it answers as the general (batch) path does.
+        for user in [*people, "P7"]:
+            one = app.profiles.get(ref(user), [], frozenset({"unmask"}))
+            found, missing = app.profiles.batch_get([ref(user)], [], frozenset({"unmask"}))
+            assert not missing and one == found[0] and one.identities and one.features
+        p1 = app.profiles.get(ref("P1"), [], frozenset())
+        assert list(p1.segment_ids) == ["risky_logins"] and [t.name for t in p1.tags] == ["regular"]
+        assert "credit" in p1.attributes and p1.features["count.login.7d"].int_value == 3
