@@ -451,9 +451,11 @@ class Engine:
             if rows is not None:
                 rows = {p: rows[p] for p in pids}
         counts = {"persons": 0, "tag_writes": 0, "lifecycle": 0, "entered": 0, "exited": 0}
+        self._local.people = {}
         if pids is not None and not pids:
             return counts
         people = self.people(conn, pids, now, segments=segments, with_tags=tags, rows=rows, customers=customers)
+        self._local.people = people
         counts["persons"] = len(people)
         if tags:
             counts["lifecycle"] = self._lifecycle(conn, people, now, plan)
@@ -461,6 +463,10 @@ class Engine:
         entered, exited = self.evaluate_segments(conn, people, segments, now, cause, triggers or {}, plan)
         counts["entered"], counts["exited"] = entered, exited
         return counts
+
+    def last_people(self) -> dict[str, Person]:
+        """The persons the last ``refresh`` of this thread evaluated, as it left them."""
+        return getattr(self._local, "people", {})
 
     def _lifecycle(self, conn: Connection, people: dict[str, Person], now: int, plan: dict | None) -> int:
         updates, history = [], []
