@@ -13,7 +13,7 @@ from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_profile.core import Core
 from svc_profile.identity import check_link, link_row, new_profile_id, person_row
 from svc_profile.model import encode, from_us, now_us
-from svc_profile.store._bundle import load_bundle
+from svc_profile.store._bundle import BUNDLE_DIALECTS, load_bundle
 from svc_profile.store._sql import CANONICAL, CUSTOMER
 
 log = logging.getLogger("qiming.profile")
@@ -45,6 +45,9 @@ class ProfileDomain:
         key = self.core.policy.ref(ref.type, ref.value, field)
         core = self.core
         with core.database.connection() as conn:  # one statement: the id, the person and its rows
+            if conn.dialect.name not in BUNDLE_DIALECTS:
+                pid = core.find(conn, key, field)
+                return self._profile(conn, [pid], parts, roles)[pid]
             bundle = load_bundle(conn, core.store.t, key, core.engine.profile_first_day(now_us()))
             if bundle is None:
                 raise NotFound(f"no profile has the id given in {field}", reason="PROFILE_NOT_FOUND")

@@ -12,6 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+BUNDLE_DIALECTS = frozenset({"sqlite", "postgresql"})
+"""Where the one-statement read is used (tested); other databases read a profile with one query per table."""
 _STRINGS, _NUMBERS = 6, 4
 _ONE, _ZERO = sa.literal_column("1"), sa.literal_column("0")
 _CACHE: dict[tuple[str, str], tuple[str, list[str] | None]] = {}
@@ -161,4 +163,4 @@ def load_bundle(conn: Connection, tables: dict[str, Any], key: tuple[int, str], 
     return bundle
 
 
-__all__ = ["Bundle", "load_bundle"]
+__all__ = ["BUNDLE_DIALECTS", "Bundle", "load_bundle"]
