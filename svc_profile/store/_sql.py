@@ -78,7 +78,7 @@ def _unnest_form(compiled: Any) -> str | None:
     if not names or set(names) != set(compiled.binds):
         return None
     types = {n: compiled.binds[n].type.dialect_impl(compiled.dialect).compile(dialect=compiled.dialect) for n in names}
-    arrays = ", ".join(f"%({n})s::{types[n]}[]" for n in names)
+    arrays = ", ".join(f"%({n})b::{types[n]}[]" for n in names)  # binary: no text escaping
     if sql.startswith("INSERT INTO"):
         sql = sql.partition(" RETURNING ")[0]  # the generated key of one row: nothing a bulk insert reads
         values = re.search(r"VALUES \((.*?)\)(?= ON CONFLICT |$)", sql)
