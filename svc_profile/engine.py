@@ -293,8 +293,11 @@ class Engine(Loading):
         return counts
 
     def last_people(self) -> dict[str, Person]:
-        """The persons the last ``refresh`` of this thread evaluated, as it left them."""
-        return getattr(self._local, "people", {})
+        """The persons the last ``refresh`` of this thread evaluated, as it left them (handed over once: not
+        kept alive between batches)."""
+        people = getattr(self._local, "people", {})
+        self._local.people = {}
+        return people
 
     def _lifecycle(self, conn: Connection, people: dict[str, Person], now: int, plan: dict | None) -> int:
         updates, history = [], []

@@ -9,12 +9,23 @@ lock; a batch that fails, or that merged profiles, clears it too; a batch that c
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from types import SimpleNamespace
 from typing import Any
 
 IdKey = tuple[int, str]
 _NONE = ""
+_FIELDS = (
+    "profile_id",
+    "created_us",
+    "updated_us",
+    "attributes",
+    "sealed_attributes",
+    "features",
+    "lifecycle_stage",
+    "lifecycle_since_us",
+)
 
 
 class HotPersons:
@@ -23,7 +34,9 @@ class HotPersons:
         self.owner: dict[IdKey, str] = {}
         self.customer: dict[str, str] = {}
         """Profile → its customer id; "" when it has none."""
-        self.rows: dict[str, SimpleNamespace] = {}
+        self.rows: dict[str, tuple[Any, ...]] = {}
+        """Person rows as tuples of plain values (JSON documents as text): objects the garbage collector does
+        not track, so a large cache does not make every collection of the process slower."""
         self.hits = self.misses = 0
 
     def clear(self) -> None:
@@ -59,12 +72,15 @@ class HotPersons:
     def person_rows(self, pids: Iterable[str]) -> tuple[dict[str, SimpleNamespace], list[str]]:
         found, missing = {}, []
         rows = self.rows
+        loads = json.loads
         for pid in pids:
             row = rows.get(pid)
             if row is None:
                 missing.append(pid)
             else:
-                found[pid] = row
+                values = dict(zip(_FIELDS, row, strict=True))
+                values["attributes"], values["features"] = loads(values["attributes"]), loads(values["features"])
+                found[pid] = SimpleNamespace(**values)
         self.hits += len(found)
         self.misses += len(missing)
         return found, missing
@@ -83,9 +99,11 @@ class HotPersons:
         if len(self.rows) + len(rows) > self.limit or len(self.owner) + len(owner) > 4 * self.limit:
             self.clear()  # the simplest bound: start over (a batch refills its own persons)
         self.owner.update(owner)
-        for pid in rows:
+        dumps = json.dumps
+        for pid, row in rows.items():
             self.customer[pid] = customers.get(pid) or _NONE
-        self.rows.update(rows)
+            values = {**vars(row), "attributes": dumps(row.attributes), "features": dumps(row.features)}
+            self.rows[pid] = tuple(values[f] for f in _FIELDS)
 
 
 def as_row(row: Any) -> SimpleNamespace:
