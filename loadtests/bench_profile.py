@@ -103,10 +103,25 @@ def generate(app, n: int) -> list[tuple[str, str, str]]:
                         }
                     )
                 out.append((pid, customer, device))
-            conn.execute(t["person"].insert(), persons)
-            conn.execute(t["identity"].insert(), ids)
-            conn.execute(t["day"].insert(), buckets)
+            if conn.dialect.name == "postgresql":  # COPY: a million profiles in minutes, not hours
+                _copy(conn, t["person"], persons)
+                _copy(conn, t["identity"], ids)
+                _copy(conn, t["day"], buckets)
+            else:
+                conn.execute(t["person"].insert(), persons)
+                conn.execute(t["identity"].insert(), ids)
+                conn.execute(t["day"].insert(), buckets)
     return out
+
+
+def _copy(conn, table, rows: list[dict]) -> None:
+    import json
+
+    columns = list(rows[0])
+    raw = conn.connection.dbapi_connection
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([json.dumps(v) if isinstance(v, dict) else v for v in (row[c] for c in columns)])
 
 
 def bench_lookup(app, ids, samples: int = 2000) -> dict:

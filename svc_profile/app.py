@@ -15,6 +15,7 @@ from svc_profile.config import ProfileSettings
 from svc_profile.consumer import BatchConsumer
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
+from svc_profile.jobs import Jobs
 from svc_profile.segments import OutboxPublisher, Segments, Sweeper
 from svc_profile.service import ProfileDomain
 from svc_profile.tags import TagWriter
@@ -31,6 +32,7 @@ class ProfileApp:
         self.tags = TagWriter(self.core, self.definitions)
         self.segments = Segments(self.core, self.definitions)
         self.consumer = BatchConsumer(self.core)
+        self.jobs = Jobs()
         self.analytics: Any = None
         try:
             from svc_profile.analytics import Analytics
@@ -81,6 +83,7 @@ class ProfileApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await asyncio.to_thread(self.jobs.wait, 30.0)  # a background recompute finishes its transaction
         if self.publisher is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.publisher.drain(), timeout=5)

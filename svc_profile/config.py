@@ -75,5 +75,12 @@ class ProfileSettings(ServiceSettings):
     """Active segments; more is RESOURCE_EXHAUSTED (each is evaluated on every batch that touches it)."""
     max_tag_definitions: int = Field(default=1_000, ge=1)
     """Active rule tags."""
+    recompute_background_profiles: int = Field(default=20_000, ge=0)
+    """A recompute (RecomputeSegment, RecomputeTag, a created or updated segment) over at least this many profiles
+    runs in the background: the call returns the job RUNNING and JobService.GetJob reports its progress and end.
+    Below it the job runs within the call and comes back SUCCEEDED. 0: always in the background."""
+    hot_persons: int = Field(default=100_000, ge=0)
+    """Persons the log consumer keeps in memory between batches (id holders, customer id, person row): a batch
+    reads only the others. Any write other than a log batch empties it. 0: none kept."""
     finance_pack: bool = True
     """Install the built-in finance tag pack (``fin_*``) at start when missing."""

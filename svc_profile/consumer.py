@@ -17,6 +17,7 @@ from typing import Any
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_profile.core import Core
 from svc_profile.features import FeatureUpdater
+from svc_profile.hot import as_row
 from svc_profile.identity import BatchResolver, person_row
 from svc_profile.model import now_us
 
@@ -41,52 +42,67 @@ class BatchConsumer:
 
     def handle(self, events: list[event_pb2.Event], cursor: str) -> dict[str, Any]:
         """Apply one batch and store ``cursor`` with it (synchronous: run it on a worker thread)."""
-        core, store = self.core, self.core.store
+        core, store, hot = self.core, self.core.store, self.core.hot
         now = now_us()
         mine = [e for e in events if not e.event_type.startswith(OWN_EVENTS)]
-        with core.writing() as conn:
-            res = self.resolver.resolve(conn, mine, now)
-            store.insert_persons(conn, [person_row(pid, now) for pid in res.created])
-            store.insert_links(conn, res.links)
-            for loser, winner in res.merges:
-                core.merge(conn, loser, winner, now)
-            touched = sorted({p for p in res.pids if p})
-            rows = store.load_persons(conn, touched)
-            docs = {pid: dict(rows[pid].features) for pid in touched}
-            deltas, event_rows = self.updater.apply(docs, res.pids, mine)
-            store.update_persons(
-                conn,
-                [{"profile_id": p, "features": d, "updated_us": now} for p, d in docs.items()],
-                ("features", "updated_us"),
-            )
-            store.add_days(conn, deltas)
-            store.insert_events(conn, event_rows)
-            if self.fail_after_features:
-                raise RuntimeError("injected crash in the middle of a batch")
-            triggers: dict[str, str] = {}
-            person_types: dict[str, set[str]] = defaultdict(set)
-            for pid, e in zip(res.pids, mine, strict=True):
-                if pid:
-                    triggers[pid] = e.event_id
-                    person_types[pid].add(e.event_type)
-            for pid, marks in self.updater.changed.items():
-                person_types[pid].update(marks)
-            fresh = set(res.created) | {winner for _, winner in res.merges}
-            updated = {p: SimpleNamespace(**rows[p]._mapping) for p in touched}
-            for pid, ns in updated.items():
-                ns.features = docs[pid]
-            counts = core.engine.refresh(
-                conn,
-                touched,
-                now,
-                cause="event",
-                triggers=triggers,
-                person_types=person_types,
-                fresh=fresh,
-                rows=updated,
-                customers=res.customers,  # the customer of every touched person, known from resolving
-            )
-            store.save_cursor(conn, self.name, cursor, len(events), now)
+        try:
+            with core.writing(keep_hot=True) as conn:
+                res = self.resolver.resolve(conn, mine, now, hot)
+                store.insert_persons(conn, [person_row(pid, now) for pid in res.created])
+                store.insert_links(conn, res.links)
+                for loser, winner in res.merges:
+                    core.merge(conn, loser, winner, now)
+                touched = sorted({p for p in res.pids if p})
+                merged = {winner for _, winner in res.merges}
+                cached, missing = hot.person_rows(p for p in touched if p not in merged)
+                loaded = store.load_persons(conn, missing + sorted(merged & set(touched)))
+                rows = {**cached, **{p: as_row(r) for p, r in loaded.items()}}
+                docs = {pid: dict(rows[pid].features) for pid in touched}
+                deltas, event_rows = self.updater.apply(docs, res.pids, mine)
+                store.update_persons(
+                    conn,
+                    [{"profile_id": p, "features": d, "updated_us": now} for p, d in docs.items()],
+                    ("features", "updated_us"),
+                )
+                store.add_days(conn, deltas)
+                store.insert_events(conn, event_rows)
+                if self.fail_after_features:
+                    raise RuntimeError("injected crash in the middle of a batch")
+                triggers: dict[str, str] = {}
+                person_types: dict[str, set[str]] = defaultdict(set)
+                for pid, e in zip(res.pids, mine, strict=True):
+                    if pid:
+                        triggers[pid] = e.event_id
+                        person_types[pid].add(e.event_type)
+                for pid, marks in self.updater.changed.items():
+                    person_types[pid].update(marks)
+                fresh = set(res.created) | merged
+                updated = {p: SimpleNamespace(**vars(rows[p])) for p in touched}
+                for pid, ns in updated.items():
+                    ns.features, ns.updated_us = docs[pid], now
+                counts = core.engine.refresh(
+                    conn,
+                    touched,
+                    now,
+                    cause="event",
+                    triggers=triggers,
+                    person_types=person_types,
+                    fresh=fresh,
+                    rows=updated,
+                    customers=res.customers,  # the customer of every touched person, known from resolving
+                )
+                for pid, person in core.engine.last_people().items():  # lifecycle as the refresh left it
+                    if pid in updated:
+                        updated[pid].lifecycle_stage = person.lifecycle_stage
+                        updated[pid].lifecycle_since_us = person.lifecycle_since_us
+                store.save_cursor(conn, self.name, cursor, len(events), now)
+        except BaseException:
+            hot.clear()  # rolled back: what the cache holds may be what this batch changed
+            raise
+        if res.merges:
+            hot.clear()  # ids and rows moved between profiles
+        else:
+            hot.store(res.owner, res.customers, updated)
         if res.refused:
             self.refused_merges += res.refused
         counts.update(events=len(events), created=len(res.created), merges=len(res.merges), refused=res.refused)

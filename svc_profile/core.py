@@ -20,6 +20,7 @@ from svc_common.protection import KeyProvider, Sealer
 from svc_profile.config import ProfileSettings
 from svc_profile.engine import Engine
 from svc_profile.features import merge_features
+from svc_profile.hot import HotPersons
 from svc_profile.identity import IdKey, IdPolicy
 from svc_profile.model import decode_map, encode
 from svc_profile.store._sql import ProfileStore
@@ -34,14 +35,20 @@ class Core:
         self.policy = IdPolicy(settings, keys)
         self.engine = Engine(settings, self.store, self.sealer)
         self.write_lock = threading.RLock()
+        self.hot = HotPersons(settings.hot_persons)
         self._sensitive = frozenset(settings.sensitive_attributes)
         self.on_commit: list[Any] = []
         """Called (no arguments) after a write transaction that may have queued outbox events."""
 
     @contextmanager
-    def writing(self) -> Iterator[Connection]:
-        with self.write_lock, self.database.connection(write=True) as conn:
-            yield conn
+    def writing(self, keep_hot: bool = False) -> Iterator[Connection]:
+        """The writer's transaction. Every writer but the log consumer (``keep_hot``) empties the consumer's
+        cache of hot persons: what it writes may change them."""
+        with self.write_lock:
+            if not keep_hot:
+                self.hot.clear()
+            with self.database.connection(write=True) as conn:
+                yield conn
         for notify in self.on_commit:
             notify()
 

@@ -18,6 +18,7 @@ from svc_common.conditions import PROFILE_SCOPE, InSegment, compile_condition, r
 from svc_common.errors import (
     Aborted,
     AlreadyExists,
+    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
@@ -28,6 +29,7 @@ from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_profile import finance
 from svc_profile.core import Core
 from svc_profile.engine import SegmentRule, TagRule, tag_rule_from_proto
+from svc_profile.model import now_us
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 TAG_SCOPE = replace(PROFILE_SCOPE, segments=False)
@@ -329,10 +331,30 @@ class Definitions:
         return out
 
     def archive_segment(self, segment_id: str) -> pb.Segment:
+        """Stop evaluating the segment and end every membership: each member gets ``$segment_exited``
+        (cause ``archived``) through the outbox, in the transaction that archives it. A segment that an active
+        segment reads (``in_segment``) is refused: archive or update the readers first."""
         t = self.t["segment"]
+        engine = self.core.engine
         with self.core.writing() as conn:
             self._segment_row(conn, segment_id)
+            readers = sorted(
+                sid
+                for sid, r in engine.segments.items()
+                if sid != segment_id and segment_id in (r.refs.segments if r.refs else ())
+            )
+            if readers:
+                raise FailedPrecondition(
+                    f"segment {segment_id!r} is read (in_segment) by active segment(s) {readers}: archive them or "
+                    "update their conditions first",
+                    reason="SEGMENT_IN_USE",
+                )
             conn.execute(update(t).where(t.c.segment_id == segment_id).values(archived=True))
+            members = self.core.store.load_members(conn, None, [segment_id])
+            changes = sorted((pid, segment_id, False) for pid, m in members.items() if m[segment_id].is_member)
+            now = now_us()
+            engine.write_changes(conn, changes, now, "archived", {}, members)
+            conn.execute(update(t).where(t.c.segment_id == segment_id).values(member_count=0, size_computed_us=now))
         self.load()
         return self.get_segment(segment_id)
 

@@ -7,7 +7,6 @@ membership is written with its outbox event in the same transaction (docs/profil
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
@@ -17,23 +16,21 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from svc_common.conditions import (
-    EventAbsence,
-    EventCount,
     Money,
     Node,
     References,
     Source,
     evaluate,
     references,
-    walk,
 )
 from svc_common.conditions import from_proto as value_from_proto
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.protection import Sealer
 from svc_profile import finance
 from svc_profile.config import ProfileSettings
-from svc_profile.features import VIEWS_CHANGED, decoded_features
-from svc_profile.model import Days, Person, StoredEvent, decode, decode_map, encode
+from svc_profile.features import VIEWS_CHANGED
+from svc_profile.loading import Loading
+from svc_profile.model import Days, Person, encode
 from svc_profile.store._sql import ProfileStore
 
 SEGMENT_EVENT_NAMESPACE = uuid.UUID("6d1f7c8e-2b43-5a0e-9f51-7b1c3c0a9e42")
@@ -105,7 +102,7 @@ class Context:
         return self._created.get(person.profile_id, person.now)
 
 
-class Engine:
+class Engine(Loading):
     def __init__(self, settings: ProfileSettings, store: ProfileStore, sealer: Sealer) -> None:
         self.settings = settings
         self.store = store
@@ -228,161 +225,6 @@ class Engine:
         }
         return table.get(rule.formula)
 
-    def needs(
-        self, segments: Sequence[SegmentRule] | None = None, with_tags: bool = True
-    ) -> tuple[set[str], int, set[str], int]:
-        """Day-bucket types and horizon, filtered-event types and horizon, for the definitions evaluated."""
-        segments = list(segments) if segments is not None else list(self.segments.values())
-        tag_rules = list(self.tags.values()) if with_tags else []
-        refs = [r for t in tag_rules for r in t.refs] + [s.refs for s in segments if s.refs]
-        days: set[str] = set()
-        horizon = 0
-        if with_tags:
-            days = {*self.context.login_types, *self.context.trade_types, *self.context.active_types, "quote_view"}
-            days |= {"fund_view", "deposit_attempt"}
-            horizon = max(self.lifecycle_params["churned_days"], 90) * 86_400
-        event_types: set[str] = set()
-        event_horizon = 0
-        for ref in refs:
-            days.update(ref.event_windows)
-            horizon = max([horizon, *ref.event_windows.values()])
-            for source, name in ref.fields:
-                if source is Source.FEATURE and name.startswith(("count.", "turnover_fen.")):
-                    window = name.rpartition(".")[2]
-                    if window.endswith("d") and window[:-1].isdigit():
-                        horizon = max(horizon, int(window[:-1]) * 86_400)
-                        if name.startswith("count."):
-                            days.add(name[6:].rpartition(".")[0])
-                        else:
-                            days.update(self.context.trade_types)
-        for rule in [*tag_rules, *segments]:
-            nodes = [rule.node] if getattr(rule, "node", None) is not None else []
-            nodes += [n for _, n in getattr(rule, "bands", ())]
-            for node in nodes:
-                for n in walk(node):
-                    if isinstance(n, EventCount | EventAbsence) and (n.filter is not None or n.window_seconds % 86_400):
-                        event_types.add(n.event_type)
-                        event_horizon = max(event_horizon, n.window_seconds)
-        return days, horizon, event_types, event_horizon
-
-    # -- loading -------------------------------------------------------------------------------------
-    def people(
-        self,
-        conn: Connection,
-        pids: Sequence[str] | None,
-        now: int,
-        *,
-        segments: Sequence[SegmentRule] | None = None,
-        all_day_types: bool = False,
-        with_tags: bool = True,
-        rows: dict[str, Any] | None = None,
-        customers: dict[str, str] | None = None,
-    ) -> dict[str, Person]:
-        """Persons ready for evaluation, bulk-loaded (one query per table and chunk of ids), loading only
-        what the definitions evaluated read."""
-        segments = list(segments) if segments is not None else list(self.segments.values())
-        day_types, horizon, event_types, event_horizon = self.needs(segments, with_tags)
-        if all_day_types:
-            horizon = max(horizon, 90 * 86_400)
-        first_day = self.clock.first_of_window(now, horizon or 86_400)
-        store = self.store
-        reads = [r for s in segments if s.refs for r in [s.refs]]
-        reads_tags = with_tags or any(
-            r.tags or any(src in (Source.TAG, Source.SCORE) for src, _ in r.fields) for r in reads
-        )
-        reads_features = (
-            with_tags or all_day_types or any(any(src is Source.FEATURE for src, _ in r.fields) for r in reads)
-        )
-        if rows is None:
-            columns = ["attributes", "sealed_attributes", "lifecycle_stage", "lifecycle_since_us", "created_us"]
-            columns = [*columns, "features"] if reads_features else columns
-            if pids is None:  # everyone: one scan per table, no IN lists
-                rows = {r.profile_id: r for r in store.scan_persons(conn, ["profile_id", *columns])}
-            else:
-                rows = store.load_persons(conn, pids, columns)
-        ids = list(rows) if pids is not None else None
-        sums: dict[tuple[str, int, int], dict[str, int]] | None = None
-        if all_day_types:
-            days = store.load_days(conn, ids, None, first_day)
-        elif not with_tags:
-            # A recompute: window totals come aggregated from the database, not as day rows.
-            days, sums = {}, {}
-            for event_type, window_seconds, column in self._windows(segments):
-                first = self.clock.first_of_window(now, window_seconds)
-                if (event_type, first, column) not in sums:
-                    name = "n" if column == 0 else "amount_fen"
-                    sums[(event_type, first, column)] = store.window_sums(conn, ids, event_type, first, name)
-        else:
-            days = store.load_days(conn, ids, day_types, first_day) if day_types else {}
-        events = store.load_events(conn, ids, event_types, now - event_horizon * 1_000_000) if event_types else {}
-        tags = store.load_tags(conn, ids) if reads_tags else {}
-        wanted_segments = None
-        if not with_tags:
-            wanted_segments = sorted({s.segment_id for s in segments} | {d for r in reads for d in r.segments})
-        members = store.load_members(conn, ids, wanted_segments)
-        if customers is None:
-            customers = {}
-            if with_tags:
-                customers = store.customers_of(conn, ids) if ids is not None else store.all_customers(conn)
-        out: dict[str, Person] = {}
-        trade_types = self.context.trade_types
-        clock = self.clock
-        for pid, row in rows.items():
-            attributes = decode_map(row.attributes)
-            if row.sealed_attributes is not None:
-                attributes.update(decode_map(json.loads(self.sealer.open(row.sealed_attributes, pid.encode()))))
-            person = Person(
-                pid,
-                attributes=attributes,
-                features=decoded_features(row.features) if reads_features else {},
-                days=days.get(pid, {}),
-                segments={s for s, m in members.get(pid, {}).items() if m.is_member},
-                has_customer=pid in customers,
-                lifecycle_stage=row.lifecycle_stage,
-                lifecycle_since_us=row.lifecycle_since_us,
-                clock=clock,
-                now=now,
-                trade_types=trade_types,
-            )
-            if sums is not None:
-                person.sums = {key: totals.get(pid, 0) for key, totals in sums.items()}
-            stored = events.get(pid)
-            if stored:
-                person.events = [
-                    StoredEvent(e.occurred_us, e.event_type, e.session_id, e.screen, e.properties) for e in stored
-                ]
-            for name, tag in tags.get(pid, {}).items():
-                if tag.expires_us is not None and tag.expires_us <= now:
-                    continue
-                value = decode(tag.tag_value)
-                person.tags[name] = value
-                if tag.source == "MODEL":
-                    person.scores[name] = value
-            self.context._created[pid] = row.created_us
-            out[pid] = person
-        # Per thread: RPC reads and the consumer's writes evaluate concurrently.
-        self._local.tag_rows, self._local.member_rows = tags, members
-        return out
-
-    def _windows(self, segments: Sequence[SegmentRule]) -> set[tuple[str, int, int]]:
-        """(event_type, window_seconds, column) of every day-bucket window the segments read."""
-        out: set[tuple[str, int, int]] = set()
-        for rule in segments:
-            if rule.node is None:
-                continue
-            for n in walk(rule.node):
-                if isinstance(n, EventCount | EventAbsence) and n.filter is None and n.window_seconds % 86_400 == 0:
-                    out.add((n.event_type, n.window_seconds, 0))
-            for source, name in rule.refs.fields if rule.refs else ():
-                head, _, window = name.rpartition(".")
-                if source is not Source.FEATURE or not (window.endswith("d") and window[:-1].isdigit()):
-                    continue
-                if head.startswith("count."):
-                    out.add((head[6:], int(window[:-1]) * 86_400, 0))
-                elif head == "turnover_fen":
-                    out.update((t, int(window[:-1]) * 86_400, 1) for t in self.context.trade_types)
-        return out
-
     # -- evaluation ----------------------------------------------------------------------------------
     def refresh(
         self,
@@ -437,9 +279,11 @@ class Engine:
             if rows is not None:
                 rows = {p: rows[p] for p in pids}
         counts = {"persons": 0, "tag_writes": 0, "lifecycle": 0, "entered": 0, "exited": 0}
+        self._local.people = {}
         if pids is not None and not pids:
             return counts
         people = self.people(conn, pids, now, segments=segments, with_tags=tags, rows=rows, customers=customers)
+        self._local.people = people
         counts["persons"] = len(people)
         if tags:
             counts["lifecycle"] = self._lifecycle(conn, people, now, plan)
@@ -447,6 +291,13 @@ class Engine:
         entered, exited = self.evaluate_segments(conn, people, segments, now, cause, triggers or {}, plan)
         counts["entered"], counts["exited"] = entered, exited
         return counts
+
+    def last_people(self) -> dict[str, Person]:
+        """The persons the last ``refresh`` of this thread evaluated, as it left them (handed over once: not
+        kept alive between batches)."""
+        people = getattr(self._local, "people", {})
+        self._local.people = {}
+        return people
 
     def _lifecycle(self, conn: Connection, people: dict[str, Person], now: int, plan: dict | None) -> int:
         updates, history = [], []

@@ -80,6 +80,9 @@ class Resolution:
     merges: list[tuple[str, str]] = field(default_factory=list)
     refused: int = 0
     customers: dict[str, str] = field(default_factory=dict)
+    owner: dict[IdKey, str] = field(default_factory=dict)
+    """Every id the batch named → its holder after the batch (before merges: a batch with merges is not
+    cached)."""
 
 
 def new_profile_id() -> str:
@@ -117,7 +120,7 @@ class BatchResolver:
         self.identify = frozenset(settings.identify_event_types)
         self.alias = frozenset(settings.alias_event_types)
 
-    def resolve(self, conn: Connection, events: list[event_pb2.Event], now: int) -> Resolution:
+    def resolve(self, conn: Connection, events: list[event_pb2.Event], now: int, hot: Any = None) -> Resolution:
         key = self.policy.key
         per_event: list[tuple[IdKey | None, IdKey | None, list[IdKey]]] = []
         wanted: set[IdKey] = set()
@@ -131,12 +134,19 @@ class BatchResolver:
             if anonymous:
                 wanted.add(anonymous)
             wanted.update(extra)
-        owner = self.store.lookup_ids(conn, wanted)
-        res = Resolution(pids=[None] * len(events))
+        if hot is not None:  # the consumer's hot persons: only the others are looked up
+            owner, missing = hot.owners(wanted)
+            owner.update(self.store.lookup_ids(conn, missing) if missing else {})
+        else:
+            owner = self.store.lookup_ids(conn, wanted)
+        res = Resolution(pids=[None] * len(events), owner=owner)
         # A profile holds at most one customer id (a second one is refused), so the customer ids found by the
         # lookup name their holders' customers; only the other holders are asked for theirs.
         customers = {pid: value for (id_type, value), pid in owner.items() if id_type == CUSTOMER}
         unknown = sorted(set(owner.values()) - customers.keys())
+        if unknown and hot is not None:
+            known, unknown = hot.customers(unknown)
+            customers.update(known)
         if unknown:
             customers.update(self.store.customers_of(conn, unknown))
         res.customers = customers

@@ -18,10 +18,16 @@ from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
 from svc_profile.engine import SegmentRule
+from svc_profile.jobs import Jobs, Progress
 from svc_profile.model import WINDOW_DAYS, now_us
+from svc_profile.sqlseg import segment_where
 
 log = logging.getLogger("qiming.profile")
 RECOMPUTE_CHUNK = 20_000
+
+
+def _quiet(percent: float, message: str) -> None:
+    """No one is listening for progress."""
 
 
 class Segments:
@@ -43,24 +49,78 @@ class Segments:
         with self.core.database.connection() as conn:
             return [r[0] for r in self.core.store.scan_persons(conn, ("profile_id",))]
 
-    def recompute(self, segment_id: str, cause: str = "recompute") -> dict[str, int]:
+    def recompute(self, segment_id: str, cause: str = "recompute", progress: Progress | None = None) -> dict[str, int]:
         """Evaluate the segment for every profile (one scan per table it reads) and write the differences."""
+        report = progress or _quiet
         rule = self.rule(segment_id)
         if rule.node is None:
-            return {"entered": 0, "exited": 0}
+            return {"persons": 0, "entered": 0, "exited": 0}
         now = now_us()
+        report(1.0, "waiting for the writer")
         with self.core.writing() as conn:
-            counts = self.core.engine.refresh(conn, None, now, cause=cause, only_segments=[rule], tags=False)
+            report(5.0, "evaluating every profile")
+            where = segment_where(
+                rule.node, self.t, conn.dialect.name, now, self.core.engine.clock, self.core.is_sensitive
+            )
+            if where is not None:
+                counts = self._recompute_sql(conn, rule, where, now, cause, report)
+            else:
+                counts = self.core.engine.refresh(conn, None, now, cause=cause, only_segments=[rule], tags=False)
+            report(90.0, f"entered {counts['entered']}, exited {counts['exited']}: committing")
         self._stamp(segment_id, now)
         return {key: counts[key] for key in ("persons", "entered", "exited")}
 
-    def refresh_everyone(self, cause: str) -> None:
+    def _recompute_sql(
+        self, conn: Any, rule: SegmentRule, where: Any, now: int, cause: str, report: Progress
+    ) -> dict[str, int]:
+        """Members by one set-based query; the differences with the stored memberships written in bulk."""
+        sid, p = rule.segment_id, self.t["person"]
+        wanted = {r[0] for r in conn.execute(select(p.c.profile_id).where(where))}
+        members = self.core.store.load_members(conn, None, [sid])
+        current = {pid for pid, rows in members.items() if rows[sid].is_member}
+        changes = [(pid, sid, True) for pid in sorted(wanted - current)]
+        changes += [(pid, sid, False) for pid in sorted(current - wanted)]
+        report(50.0, f"{len(wanted)} members, {len(changes)} changes: writing")
+        entered, exited = self.core.engine.write_changes(conn, changes, now, cause, {}, members)
+        return {"persons": self.core.store.count_persons(conn), "entered": entered, "exited": exited}
+
+    def refresh_everyone(self, cause: str, progress: Progress | None = None) -> None:
         """Tags, lifecycle and every segment for everyone (after a tag definition changes)."""
+        report = progress or _quiet
         pids = self.all_pids()
         now = now_us()
         for start in range(0, len(pids), RECOMPUTE_CHUNK):
+            report(100.0 * start / len(pids), f"{start} of {len(pids)} profiles")
             with self.core.writing() as conn:
                 self.core.engine.refresh(conn, pids[start : start + RECOMPUTE_CHUNK], now, cause=cause)
+
+    # -- jobs: within the call on a small population, in the background on a large one ----------------
+    def _background(self) -> bool:
+        threshold = self.core.settings.recompute_background_profiles
+        if threshold == 0:
+            return True
+        with self.core.database.connection() as conn:
+            return self.core.store.count_persons(conn) >= threshold
+
+    def start_recompute(self, jobs: Jobs, segment_id: str, created_by: str = "") -> Any:
+        """RecomputeSegment (and the first recompute of a created or updated segment) as a job."""
+        self.rule(segment_id)  # NOT_FOUND / archived: refused now, not as a failed job
+
+        def run(progress: Progress) -> str:
+            totals = self.recompute(segment_id, progress=progress)
+            return f"entered {totals['entered']}, exited {totals['exited']} of {totals['persons']} profiles"
+
+        return jobs.submit("recompute_segment", segment_id, run, background=self._background(), created_by=created_by)
+
+    def start_refresh_everyone(self, jobs: Jobs, tag_name: str, created_by: str = "") -> Any:
+        """RecomputeTag as a job: tags, lifecycle and segments for everyone."""
+        self.definitions.get_tag(tag_name)
+
+        def run(progress: Progress) -> str:
+            self.refresh_everyone("recompute", progress)
+            return "recomputed for every profile"
+
+        return jobs.submit("recompute_tag", tag_name, run, background=self._background(), created_by=created_by)
 
     def _stamp(self, segment_id: str, now: int) -> None:
         t = self.t["segment"]

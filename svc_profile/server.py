@@ -40,22 +40,6 @@ async def _run(function: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(function, *args)
 
 
-def _job(kind: str, result: str, message: str) -> job_pb2.Job:
-    job = job_pb2.Job(
-        job_id=f"{kind}:{result}",
-        kind=kind,
-        state=job_pb2.JOB_STATE_SUCCEEDED,
-        progress_percent=100.0,
-        progress_message=message,
-        result_name=result,
-        created_by=_principal(),
-    )
-    job.created_at.GetCurrentTime()
-    job.started_at.CopyFrom(job.created_at)
-    job.finished_at.GetCurrentTime()
-    return job
-
-
 def _principal() -> str:
     call = current_call()
     return call.principal.subject if call is not None else ""
@@ -190,9 +174,8 @@ class TagServicer(pb_grpc.TagServiceServicer):
         return pb.ListUserTagsResponse(tags=[tag_value_proto(r) for r in rows])
 
     async def RecomputeTag(self, request: pb.RecomputeTagRequest, context: Any) -> pb.RecomputeTagResponse:
-        await _run(self.defs.get_tag, request.name)
-        await _run(self.app.segments.refresh_everyone, "recompute")
-        return pb.RecomputeTagResponse(job=_job("recompute_tag", request.name, "recomputed for every profile"))
+        job = await _run(self.app.segments.start_refresh_everyone, self.app.jobs, request.name, _principal())
+        return pb.RecomputeTagResponse(job=job)
 
 
 class SegmentServicer(pb_grpc.SegmentServiceServicer):
@@ -202,8 +185,7 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
         self.segs = app.segments
 
     async def _recompute_job(self, segment: pb.Segment) -> job_pb2.Job:
-        totals = await _run(self.segs.recompute, segment.segment_id)
-        return _job("recompute_segment", segment.segment_id, f"entered {totals['entered']}, exited {totals['exited']}")
+        return await _run(self.segs.start_recompute, self.app.jobs, segment.segment_id, _principal())
 
     async def CreateSegment(self, request: pb.CreateSegmentRequest, context: Any) -> pb.CreateSegmentResponse:
         segment = await _run(self.defs.create_segment, request.segment)
@@ -281,6 +263,14 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
             yield response
 
 
+class JobServicer(pb_grpc.JobServiceServicer):
+    def __init__(self, app: ProfileApp) -> None:
+        self.app = app
+
+    async def GetJob(self, request: pb.GetJobRequest, context: Any) -> pb.GetJobResponse:
+        return pb.GetJobResponse(job=self.app.jobs.get(request.job_id))
+
+
 def build_app(runtime: ServiceRuntime) -> ProfileApp:
     settings = runtime.settings
     assert isinstance(settings, ProfileSettings)
@@ -289,7 +279,12 @@ def build_app(runtime: ServiceRuntime) -> ProfileApp:
 
 def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
     app = build_app(runtime)
-    built = {"qiming.profile.v1.ProfileService", "qiming.profile.v1.TagService", "qiming.profile.v1.SegmentService"}
+    built = {
+        "qiming.profile.v1.ProfileService",
+        "qiming.profile.v1.TagService",
+        "qiming.profile.v1.SegmentService",
+        "qiming.profile.v1.JobService",
+    }
     if app.analytics is not None:
         built.add("qiming.profile.v1.AnalyticsService")
     pending, register_pending = register_not_yet_built("profile", built)
@@ -298,6 +293,7 @@ def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
         pb_grpc.add_ProfileServiceServicer_to_server(ProfileServicer(app), server)
         pb_grpc.add_TagServiceServicer_to_server(TagServicer(app), server)
         pb_grpc.add_SegmentServiceServicer_to_server(SegmentServicer(app), server)
+        pb_grpc.add_JobServiceServicer_to_server(JobServicer(app), server)
         if app.analytics is not None:
             from svc_profile.analytics_server import AnalyticsServicer
 

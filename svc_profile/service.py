@@ -14,6 +14,7 @@ from svc_profile.core import Core
 from svc_profile.erasure import customer_ids, erasure_events
 from svc_profile.identity import check_link, link_row, new_profile_id, person_row
 from svc_profile.model import encode, from_us, now_us
+from svc_profile.store._bundle import BUNDLE_DIALECTS, load_bundle
 from svc_profile.store._sql import CANONICAL, CUSTOMER
 
 log = logging.getLogger("qiming.profile")
@@ -43,9 +44,15 @@ class ProfileDomain:
     # -- reading --------------------------------------------------------------------------------------
     def get(self, ref: Any, parts: Sequence[str], roles: frozenset[str], field: str = "user") -> pb.Profile:
         key = self.core.policy.ref(ref.type, ref.value, field)
-        with self.core.database.connection() as conn:
-            pid = self.core.find(conn, key, field)
-            return self._profile(conn, [pid], parts, roles)[pid]
+        core = self.core
+        with core.database.connection() as conn:  # one statement: the id, the person and its rows
+            if conn.dialect.name not in BUNDLE_DIALECTS:
+                pid = core.find(conn, key, field)
+                return self._profile(conn, [pid], parts, roles)[pid]
+            bundle = load_bundle(conn, core.store.t, key, core.engine.profile_first_day(now_us()))
+            if bundle is None:
+                raise NotFound(f"no profile has the id given in {field}", reason="PROFILE_NOT_FOUND")
+            return self._profile(conn, [bundle.profile_id], parts, roles, bundle)[bundle.profile_id]
 
     def batch_get(self, refs: Sequence[Any], parts: Sequence[str], roles: frozenset[str]) -> tuple[list, list]:
         if len(refs) > MAX_BATCH_REFS:
@@ -61,7 +68,9 @@ class ProfileDomain:
         missing = [r for r, p in zip(refs, pids, strict=True) if not p]
         return found, missing
 
-    def _profile(self, conn: Any, pids: Sequence[str], parts: Sequence[str], roles: frozenset[str]) -> dict:
+    def _profile(
+        self, conn: Any, pids: Sequence[str], parts: Sequence[str], roles: frozenset[str], bundle: Any = None
+    ) -> dict:
         unknown = set(parts) - PARTS
         if unknown:
             raise InvalidArgument(
@@ -70,8 +79,14 @@ class ProfileDomain:
             )
         want = set(parts) or PARTS
         core, now = self.core, now_us()
-        rows = core.store.load_persons(conn, pids)
-        ids = core.store.identities_of(conn, pids) if "identities" in want else {}
+        preloaded = None
+        if bundle is not None:
+            pid = bundle.profile_id
+            rows, ids = {pid: bundle.row}, {pid: bundle.identities}
+            preloaded = ({pid: bundle.days}, {pid: bundle.tags}, {pid: bundle.members})
+        else:
+            rows = core.store.load_persons(conn, pids)
+            ids = core.store.identities_of(conn, pids) if "identities" in want else {}
         customers = None
         if "identities" in want:  # the customer ids are among the identities: no query of their own
             customers = {}
@@ -79,7 +94,9 @@ class ProfileDomain:
                 for i in linked:
                     if i.id_type == CUSTOMER:
                         customers.setdefault(pid, i.id_value)
-        people = core.engine.people(conn, pids, now, all_day_types=True, rows=rows, customers=customers)
+        people = core.engine.people(
+            conn, pids, now, all_day_types=True, rows=rows, customers=customers, preloaded=preloaded
+        )
         tags = core.engine._local.tag_rows  # loaded by people() in this thread
         members = core.engine._local.member_rows
         unmask = bool(roles & self.unmask_roles)

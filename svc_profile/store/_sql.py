@@ -6,6 +6,7 @@ Bulk by construction: lookups take lists of keys (chunked ``IN``), writes take l
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -27,14 +28,16 @@ def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-_COMPILED: dict[tuple[Any, ...], tuple[str, list[str] | None, list[tuple[str, Any]]]] = {}
+_COMPILED: dict[tuple[Any, ...], tuple[str, list[str] | None, list[tuple[str, Any]], str | None]] = {}
+_BIND = re.compile(r"%\((\w+)\)s")
 
 
 def bulk(conn: Connection, key: tuple[Any, ...], make: Any, rows: Sequence[dict[str, Any]]) -> None:
     """``executemany`` of a Core statement over ``rows`` (dicts keyed by its bind names), compiled once per
     dialect and handed to the driver as plain tuples/dicts: SQLAlchemy's per-row parameter processing
     (the largest cost of a log batch's writes) is skipped, the columns' own bind processors (JSON …) kept.
-    ``make()`` builds the statement the first time ``key`` is seen for a dialect."""
+    On PostgreSQL the rows go as one array per column in one statement (``unnest``): one execution on the
+    server instead of one per row. ``make()`` builds the statement the first time ``key`` is seen."""
     if not rows:
         return
     dialect = conn.dialect
@@ -50,16 +53,56 @@ def bulk(conn: Connection, key: tuple[Any, ...], make: Any, rows: Sequence[dict[
             if proc is not None:
                 processors.append((name, proc))
         positional = list(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-        entry = (compiled.string, positional, processors)
+        arrays = _unnest_form(compiled) if dialect.name == "postgresql" and positional is None else None
+        entry = (compiled.string, positional, processors, arrays)
         _COMPILED[cache_key] = entry
-    sql, positional, processors = entry
+    sql, positional, processors, arrays = entry
     if processors:
         rows = [dict(r) for r in rows]
         for name, proc in processors:
             for r in rows:
                 r[name] = proc(r[name])
+    if arrays is not None and len(rows) > 1 and _distinct_keys(arrays, rows):
+        conn.exec_driver_sql(arrays, {name: [r[name] for r in rows] for name in rows[0]})
+        return
     params: list[Any] = [tuple(r[n] for n in positional) for r in rows] if positional is not None else list(rows)
     conn.exec_driver_sql(sql, params)
+
+
+def _unnest_form(compiled: Any) -> str | None:
+    """The PostgreSQL statement taking one array per bind (``%(name)s``) instead of one row of values:
+    ``INSERT … VALUES (…)`` becomes ``INSERT … SELECT * FROM unnest(…)``; ``UPDATE … SET … WHERE`` and
+    ``DELETE … WHERE`` read the rows from ``unnest(…) AS v`` (FROM / USING). None: keep ``executemany``."""
+    sql: str = compiled.string
+    names = list(dict.fromkeys(_BIND.findall(sql)))
+    if not names or set(names) != set(compiled.binds):
+        return None
+    types = {n: compiled.binds[n].type.dialect_impl(compiled.dialect).compile(dialect=compiled.dialect) for n in names}
+    arrays = ", ".join(f"%({n})b::{types[n]}[]" for n in names)  # binary: no text escaping
+    if sql.startswith("INSERT INTO"):
+        sql = sql.partition(" RETURNING ")[0]  # the generated key of one row: nothing a bulk insert reads
+        values = re.search(r"VALUES \((.*?)\)(?= ON CONFLICT |$)", sql)
+        if values is None or _BIND.findall(values.group(1)) != names:
+            return None
+        return sql[: values.start()] + f"SELECT * FROM unnest({arrays})" + sql[values.end() :]
+    head, sep, where = sql.partition(" WHERE ")
+    if not sep or " FROM " in where or " RETURNING " in where:
+        return None
+    source = f"unnest({arrays}) AS __v({', '.join(names)})"
+    if sql.startswith("UPDATE "):
+        return _BIND.sub(r"__v.\1", head) + f" FROM {source} WHERE " + _BIND.sub(r"__v.\1", where)
+    if sql.startswith("DELETE FROM "):
+        return head + f" USING {source} WHERE " + _BIND.sub(r"__v.\1", where)
+    return None
+
+
+def _distinct_keys(sql: str, rows: Sequence[dict[str, Any]]) -> bool:
+    """``ON CONFLICT … DO UPDATE`` may not meet one key twice in one statement (``executemany`` may)."""
+    conflict = re.search(r"ON CONFLICT \(([^()]*)\) DO UPDATE", sql)
+    if conflict is None:
+        return True
+    keys = [k.strip().strip('"') for k in conflict.group(1).split(",")]
+    return len({tuple(r[k] for k in keys) for r in rows}) == len(rows)
 
 
 class ProfileStore:

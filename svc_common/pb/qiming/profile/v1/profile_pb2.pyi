@@ -802,3 +802,15 @@ class StageFlow(_message.Message):
     to_stage: LifecycleStage
     count: int
     def __init__(self, from_stage: _Optional[_Union[LifecycleStage, str]] = ..., to_stage: _Optional[_Union[LifecycleStage, str]] = ..., count: _Optional[int] = ...) -> None: ...
+
+class GetJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class GetJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _job_pb2.Job
+    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ...) -> None: ...

@@ -1520,3 +1520,88 @@ class AnalyticsService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class JobServiceStub:
+    """Recompute jobs. RecomputeSegment, RecomputeTag and the first recompute of CreateSegment / UpdateSegment run
+    within the call on a small population (the job comes back SUCCEEDED) and in the background on a large one
+    (the job comes back RUNNING): poll it here until SUCCEEDED or FAILED. Jobs live in the memory of the
+    process that runs them (a restart forgets them; the segment's size and size_computed_at remain).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetJob = channel.unary_unary(
+                '/qiming.profile.v1.JobService/GetJob',
+                request_serializer=qiming_dot_profile_dot_v1_dot_profile__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=qiming_dot_profile_dot_v1_dot_profile__pb2.GetJobResponse.FromString,
+                _registered_method=True)
+
+
+class JobServiceServicer:
+    """Recompute jobs. RecomputeSegment, RecomputeTag and the first recompute of CreateSegment / UpdateSegment run
+    within the call on a small population (the job comes back SUCCEEDED) and in the background on a large one
+    (the job comes back RUNNING): poll it here until SUCCEEDED or FAILED. Jobs live in the memory of the
+    process that runs them (a restart forgets them; the segment's size and size_computed_at remain).
+    """
+
+    def GetJob(self, request, context):
+        """NOT_FOUND for an unknown (or forgotten) job id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_JobServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJob,
+                    request_deserializer=qiming_dot_profile_dot_v1_dot_profile__pb2.GetJobRequest.FromString,
+                    response_serializer=qiming_dot_profile_dot_v1_dot_profile__pb2.GetJobResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'qiming.profile.v1.JobService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('qiming.profile.v1.JobService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class JobService:
+    """Recompute jobs. RecomputeSegment, RecomputeTag and the first recompute of CreateSegment / UpdateSegment run
+    within the call on a small population (the job comes back SUCCEEDED) and in the background on a large one
+    (the job comes back RUNNING): poll it here until SUCCEEDED or FAILED. Jobs live in the memory of the
+    process that runs them (a restart forgets them; the segment's size and size_computed_at remain).
+    """
+
+    @staticmethod
+    def GetJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qiming.profile.v1.JobService/GetJob',
+            qiming_dot_profile_dot_v1_dot_profile__pb2.GetJobRequest.SerializeToString,
+            qiming_dot_profile_dot_v1_dot_profile__pb2.GetJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

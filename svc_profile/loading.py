@@ -1,0 +1,202 @@
+"""Loading persons for evaluation: what the definitions read, bulk-loaded per table (part of ``Engine``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Connection
+
+from svc_common.conditions import EventAbsence, EventCount, Source, walk
+from svc_profile.features import decoded_features
+from svc_profile.model import Person, StoredEvent, decode, decode_map
+
+if TYPE_CHECKING:
+    from svc_profile.engine import SegmentRule
+
+
+class Loading:
+    """The loading half of ``Engine`` (its attributes: settings, store, sealer, clock, context, tags,
+    segments, lifecycle_params, _local)."""
+
+    tags: dict[str, Any]
+    segments: dict[str, Any]
+    lifecycle_params: dict[str, Any]
+    context: Any
+    clock: Any
+    store: Any
+    sealer: Any
+    _local: Any
+
+    def needs(
+        self, segments: Sequence[SegmentRule] | None = None, with_tags: bool = True
+    ) -> tuple[set[str], int, set[str], int]:
+        """Day-bucket types and horizon, filtered-event types and horizon, for the definitions evaluated."""
+        segments = list(segments) if segments is not None else list(self.segments.values())
+        tag_rules = list(self.tags.values()) if with_tags else []
+        refs = [r for t in tag_rules for r in t.refs] + [s.refs for s in segments if s.refs]
+        days: set[str] = set()
+        horizon = 0
+        if with_tags:
+            days = {*self.context.login_types, *self.context.trade_types, *self.context.active_types, "quote_view"}
+            days |= {"fund_view", "deposit_attempt"}
+            horizon = max(self.lifecycle_params["churned_days"], 90) * 86_400
+        event_types: set[str] = set()
+        event_horizon = 0
+        for ref in refs:
+            days.update(ref.event_windows)
+            horizon = max([horizon, *ref.event_windows.values()])
+            for source, name in ref.fields:
+                if source is Source.FEATURE and name.startswith(("count.", "turnover_fen.")):
+                    window = name.rpartition(".")[2]
+                    if window.endswith("d") and window[:-1].isdigit():
+                        horizon = max(horizon, int(window[:-1]) * 86_400)
+                        if name.startswith("count."):
+                            days.add(name[6:].rpartition(".")[0])
+                        else:
+                            days.update(self.context.trade_types)
+        for rule in [*tag_rules, *segments]:
+            nodes = [rule.node] if getattr(rule, "node", None) is not None else []
+            nodes += [n for _, n in getattr(rule, "bands", ())]
+            for node in nodes:
+                for n in walk(node):
+                    if isinstance(n, EventCount | EventAbsence) and (n.filter is not None or n.window_seconds % 86_400):
+                        event_types.add(n.event_type)
+                        event_horizon = max(event_horizon, n.window_seconds)
+        return days, horizon, event_types, event_horizon
+
+    # -- loading -------------------------------------------------------------------------------------
+    def people(
+        self,
+        conn: Connection,
+        pids: Sequence[str] | None,
+        now: int,
+        *,
+        segments: Sequence[SegmentRule] | None = None,
+        all_day_types: bool = False,
+        with_tags: bool = True,
+        rows: dict[str, Any] | None = None,
+        customers: dict[str, str] | None = None,
+        preloaded: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None = None,
+    ) -> dict[str, Person]:
+        """Persons ready for evaluation, bulk-loaded (one query per table and chunk of ids), loading only
+        what the definitions evaluated read. ``preloaded``: (days, tags, memberships) read already (one
+        person's profile, ``store.load_bundle``; retained events are then not read)."""
+        segments = list(segments) if segments is not None else list(self.segments.values())
+        day_types, horizon, event_types, event_horizon = self.needs(segments, with_tags)
+        if all_day_types:
+            horizon = max(horizon, 90 * 86_400)
+        first_day = self.clock.first_of_window(now, horizon or 86_400)
+        store = self.store
+        reads = [r for s in segments if s.refs for r in [s.refs]]
+        reads_tags = with_tags or any(
+            r.tags or any(src in (Source.TAG, Source.SCORE) for src, _ in r.fields) for r in reads
+        )
+        reads_features = (
+            with_tags or all_day_types or any(any(src is Source.FEATURE for src, _ in r.fields) for r in reads)
+        )
+        if rows is None:
+            columns = ["attributes", "sealed_attributes", "lifecycle_stage", "lifecycle_since_us", "created_us"]
+            columns = [*columns, "features"] if reads_features else columns
+            if pids is None:  # everyone: one scan per table, no IN lists
+                rows = {r.profile_id: r for r in store.scan_persons(conn, ["profile_id", *columns])}
+            else:
+                rows = store.load_persons(conn, pids, columns)
+        ids = list(rows) if pids is not None else None
+        sums: dict[tuple[str, int, int], dict[str, int]] | None = None
+        if preloaded is not None:
+            days, tags, members = preloaded
+            event_types = set()
+        elif all_day_types:
+            days = store.load_days(conn, ids, None, first_day)
+        elif not with_tags:
+            # A recompute: window totals come aggregated from the database, not as day rows.
+            days, sums = {}, {}
+            for event_type, window_seconds, column in self._windows(segments):
+                first = self.clock.first_of_window(now, window_seconds)
+                if (event_type, first, column) not in sums:
+                    name = "n" if column == 0 else "amount_fen"
+                    sums[(event_type, first, column)] = store.window_sums(conn, ids, event_type, first, name)
+        else:
+            days = store.load_days(conn, ids, day_types, first_day) if day_types else {}
+        events = store.load_events(conn, ids, event_types, now - event_horizon * 1_000_000) if event_types else {}
+        if preloaded is None:
+            tags = store.load_tags(conn, ids) if reads_tags else {}
+            wanted_segments = None
+            if not with_tags:
+                wanted_segments = sorted({s.segment_id for s in segments} | {d for r in reads for d in r.segments})
+            members = store.load_members(conn, ids, wanted_segments)
+        if customers is None:
+            customers = {}
+            if with_tags:
+                customers = store.customers_of(conn, ids) if ids is not None else store.all_customers(conn)
+        out: dict[str, Person] = {}
+        trade_types = self.context.trade_types
+        clock = self.clock
+        for pid, row in rows.items():
+            attributes = decode_map(row.attributes)
+            if row.sealed_attributes is not None:
+                attributes.update(decode_map(json.loads(self.sealer.open(row.sealed_attributes, pid.encode()))))
+            person = Person(
+                pid,
+                attributes=attributes,
+                features=decoded_features(row.features) if reads_features else {},
+                days=days.get(pid, {}),
+                segments={s for s, m in members.get(pid, {}).items() if m.is_member},
+                has_customer=pid in customers,
+                lifecycle_stage=row.lifecycle_stage,
+                lifecycle_since_us=row.lifecycle_since_us,
+                clock=clock,
+                now=now,
+                trade_types=trade_types,
+            )
+            if sums is not None:
+                person.sums = {key: totals.get(pid, 0) for key, totals in sums.items()}
+            stored = events.get(pid)
+            if stored:
+                person.events = [
+                    StoredEvent(e.occurred_us, e.event_type, e.session_id, e.screen, e.properties) for e in stored
+                ]
+            for name, tag in tags.get(pid, {}).items():
+                if tag.expires_us is not None and tag.expires_us <= now:
+                    continue
+                value = decode(tag.tag_value)
+                person.tags[name] = value
+                if tag.source == "MODEL":
+                    person.scores[name] = value
+            self.context._created[pid] = row.created_us
+            out[pid] = person
+        # Per thread: RPC reads and the consumer's writes evaluate concurrently.
+        self._local.tag_rows, self._local.member_rows = tags, members
+        return out
+
+    def profile_first_day(self, now: int) -> int:
+        """The first day bucket a profile's features read (every window in use, and at least 90 days)."""
+        key = (id(self.tags), id(self.segments))
+        cached = getattr(self, "_horizon", None)
+        if cached is None or cached[0] != key:
+            cached = self._horizon = (key, self.needs()[1])
+        return self.clock.first_of_window(now, max(cached[1], 90 * 86_400))
+
+    def _windows(self, segments: Sequence[SegmentRule]) -> set[tuple[str, int, int]]:
+        """(event_type, window_seconds, column) of every day-bucket window the segments read."""
+        out: set[tuple[str, int, int]] = set()
+        for rule in segments:
+            if rule.node is None:
+                continue
+            for n in walk(rule.node):
+                if isinstance(n, EventCount | EventAbsence) and n.filter is None and n.window_seconds % 86_400 == 0:
+                    out.add((n.event_type, n.window_seconds, 0))
+            for source, name in rule.refs.fields if rule.refs else ():
+                head, _, window = name.rpartition(".")
+                if source is not Source.FEATURE or not (window.endswith("d") and window[:-1].isdigit()):
+                    continue
+                if head.startswith("count."):
+                    out.add((head[6:], int(window[:-1]) * 86_400, 0))
+                elif head == "turnover_fen":
+                    out.update((t, int(window[:-1]) * 86_400, 1) for t in self.context.trade_types)
+        return out
+
+
+__all__ = ["Loading"]
