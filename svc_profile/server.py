@@ -21,6 +21,7 @@ from svc_profile.app import ProfileApp
 from svc_profile.config import ProfileSettings
 from svc_profile.service import tag_value_proto
 from svc_profile.store import tables
+from svc_profile.tags import STREAM_GROUP_WRITES, check_message_size
 
 log = logging.getLogger("qiming.profile")
 T = TypeVar("T")
@@ -159,14 +160,26 @@ class TagServicer(pb_grpc.TagServiceServicer):
     async def WriteTagsStream(self, request_iterator: AsyncIterator[pb.WriteTagsStreamRequest], context: Any) -> Any:
         provenance = None
         response = pb.WriteTagsStreamResponse()
-        offset = 0
+        group: list[Any] = []
+        offset = 0  # index of group[0] in the whole stream
+
+        async def flush() -> None:
+            nonlocal offset
+            written, errors = await _run(self.app.tags.write_group, group, provenance, _trace_id(), offset)
+            response.written_count += written
+            _row_errors(response.errors, errors)
+            offset += len(group)
+            group.clear()
+
         async for request in request_iterator:
             if provenance is None:
                 provenance = request.provenance
-            written, errors = await _run(self.app.tags.write, list(request.writes), provenance, _trace_id(), offset)
-            offset += len(request.writes)
-            response.written_count += written
-            _row_errors(response.errors, errors)
+            check_message_size(request.writes)
+            group.extend(request.writes)
+            if len(group) >= STREAM_GROUP_WRITES:
+                await flush()
+        if group:
+            await flush()
         return response
 
     async def ListUserTags(self, request: pb.ListUserTagsRequest, context: Any) -> pb.ListUserTagsResponse:

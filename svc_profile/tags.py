@@ -13,6 +13,9 @@ from svc_profile.definitions import Definitions
 from svc_profile.model import encode, now_us
 
 MAX_WRITES = 10_000
+STREAM_GROUP_WRITES = 50_000
+"""WriteTagsStream commits this many writes (of several messages) at a time: a million model scores go in twenty
+transactions, not two hundred (each commit of random persons rewrites a page per person in SQLite's WAL)."""
 _SOURCES = {
     types_pb2.Provenance.SOURCE_MODEL: "MODEL",
     types_pb2.Provenance.SOURCE_IMPORT: "IMPORT",
@@ -27,10 +30,11 @@ class TagWriter:
 
     def write(self, writes: Sequence[Any], provenance: Any, trace_id: str, offset: int = 0) -> tuple[int, list]:
         """Write values; a bad row is reported (index, reason, field, message), never fails the others."""
-        if len(writes) > MAX_WRITES:
-            raise InvalidArgument(
-                f"at most {MAX_WRITES} writes per message", violations=[FieldViolation("writes", "split the batch")]
-            )
+        check_message_size(writes)
+        return self.write_group(writes, provenance, trace_id, offset)
+
+    def write_group(self, writes: Sequence[Any], provenance: Any, trace_id: str, offset: int = 0) -> tuple[int, list]:
+        """``write`` for the writes of several messages of one stream, in one transaction."""
         source = _SOURCES.get(provenance.source)
         if source is None:
             raise InvalidArgument(
@@ -102,6 +106,13 @@ class TagWriter:
             pid = self.core.find(conn, key)
             tags = self.core.store.load_tags(conn, [pid]).get(pid, {})
         return [t for _, t in sorted(tags.items()) if t.expires_us is None or t.expires_us > now]
+
+
+def check_message_size(writes: Sequence[Any]) -> None:
+    if len(writes) > MAX_WRITES:
+        raise InvalidArgument(
+            f"at most {MAX_WRITES} writes per message", violations=[FieldViolation("writes", "split the batch")]
+        )
 
 
 def readers_of(engine: Any, written: set[str]) -> tuple[bool, list[Any]]:

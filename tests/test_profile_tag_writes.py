@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
+import pytest
 from profile_helpers import profile_app, profile_settings, ref
 
 from svc_common.conditions import to_proto
@@ -75,3 +77,46 @@ def test_a_score_re_evaluates_only_what_reads_it(tmp_path: Path, database_url: s
         assert member("likely_seg", "C2") and not member("likely_seg", "C1")
         stored = {t.name: t for t in app.tags.list_user_tags(ref("C1"))}
         assert stored["score_b"].writer == "model:m"
+
+
+def test_a_stream_of_scores_is_committed_in_groups_with_row_indexes_across_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from campaign_helpers import InProcessServer
+
+    from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc
+    from svc_profile import server as profile_server
+    from svc_profile.server import TagServicer
+
+    monkeypatch.setattr(profile_server, "STREAM_GROUP_WRITES", 4)  # groups of at least 4 writes: 3 + 3, then 2
+    with profile_app(profile_settings(tmp_path)) as app:
+        app.definitions.create_tag(external("score_a"))
+        for i in range(7):
+            app.profiles.upsert_attributes(ref(f"C{i}"), {"risk_rating": to_proto("C3")}, [], "crm", frozenset())
+        groups = []
+        original = app.tags.write_group
+
+        def recording(writes, *args):
+            groups.append(len(writes))
+            return original(writes, *args)
+
+        monkeypatch.setattr(app.tags, "write_group", recording)
+        server = InProcessServer(lambda s: profile_pb2_grpc.add_TagServiceServicer_to_server(TagServicer(app), s))
+        try:
+            with grpc.insecure_channel(server.address) as channel:
+                tags = profile_pb2_grpc.TagServiceStub(channel)
+
+                def message(customers: list[str], first: bool = False) -> pb.WriteTagsStreamRequest:
+                    writes = [pb.TagWrite(user=ref(c), tag_name="score_a", value=to_proto(0.5)) for c in customers]
+                    return pb.WriteTagsStreamRequest(writes=writes, provenance=MODEL if first else None)
+
+                stream = [message(["C0", "C1", "C2"], True), message(["C3", "nobody", "C4"]), message(["C5", "C6"])]
+                reply = tags.WriteTagsStream(iter(stream), timeout=30)
+                assert reply.written_count == 7 and [e.row_index for e in reply.errors] == [4]
+                assert groups == [6, 2]
+                too_big = message([f"C{i % 7}" for i in range(10_001)], True)
+                with pytest.raises(grpc.RpcError) as refused:
+                    tags.WriteTagsStream(iter([too_big]), timeout=30)
+                assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        finally:
+            server.close()
