@@ -23,6 +23,7 @@ from svc_profile.store._sql import CANONICAL, CUSTOMER, ProfileStore
 
 log = logging.getLogger("qiming.profile")
 ANONYMOUS = types_pb2.ID_TYPE_ANONYMOUS
+_ID_TYPES = frozenset(types_pb2.IdType.values()) - {types_pb2.ID_TYPE_UNSPECIFIED}  # once: values() builds a list
 _PSEUDONYMIZED = {types_pb2.ID_TYPE_FUND_ACCOUNT: "fund_account", types_pb2.ID_TYPE_PHONE_PSEUDONYM: "phone"}
 IdKey = tuple[int, str]
 
@@ -50,7 +51,7 @@ class IdPolicy:
 
     def ref(self, id_type: int, value: str, field_name: str) -> IdKey:
         """The key of a ``UserRef``/``Identity`` of a request; INVALID_ARGUMENT naming the field otherwise."""
-        if id_type == types_pb2.ID_TYPE_UNSPECIFIED or id_type not in types_pb2.IdType.values():
+        if id_type not in _ID_TYPES:
             raise InvalidArgument(
                 f"{field_name}.type must be set to an IdType",
                 violations=[FieldViolation(f"{field_name}.type", "set an IdType (CUSTOMER, ANONYMOUS, ...)")],
