@@ -9,13 +9,13 @@ import datetime as dt
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from google.protobuf import json_format
 
-from svc_common.errors import NotFound
+from svc_common.errors import FieldViolation, InvalidArgument, NotFound
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2
 from svc_modeling import frame as frames
@@ -89,6 +89,22 @@ class DatasetCatalog:
 
     def get(self, dataset_id: str) -> modeling_pb2.Dataset:
         return dataset_message(self._row(dataset_id))
+
+    def load_keyed(self, dataset_id: str, features: Sequence[str], purpose: str) -> tuple[modeling_pb2.Dataset, Frame]:
+        """A dataset to score or plan for: it must name its customer id column and hold every model feature."""
+        dataset, frame = self.load(dataset_id)
+        if not dataset.customer_id_column:
+            raise InvalidArgument(
+                f"dataset {dataset.name!r} has no customer id column to key the {purpose} by",
+                violations=[FieldViolation("dataset_id", "import it with customer_id_column set")],
+            )
+        missing = [f for f in features if frame.spec(f) is None]
+        if missing:
+            raise InvalidArgument(
+                f"dataset {dataset.name!r} lacks feature {missing[0]!r} that the model needs",
+                violations=[FieldViolation("dataset_id", f"missing columns: {', '.join(missing)}")],
+            )
+        return dataset, frame
 
     def load(self, dataset_id: str) -> tuple[modeling_pb2.Dataset, Frame]:
         row = self._row(dataset_id)

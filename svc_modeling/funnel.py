@@ -16,6 +16,8 @@ for driver analyses. The break-point is the transition with the lowest conversio
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 
@@ -28,6 +30,22 @@ from svc_modeling.methods import drivers as driver_methods
 from svc_modeling.profiles import ProfileSnapshots, restrict
 
 STAGES = (pb.AIPL_STAGE_AWARENESS, pb.AIPL_STAGE_INTEREST, pb.AIPL_STAGE_PURCHASE, pb.AIPL_STAGE_LOYALTY)
+
+
+def stage_rules(rules: Iterable[pb.AiplStageRule]) -> dict[int, condition_pb2.Condition]:
+    """The request's rules by stage; INVALID_ARGUMENT naming a rule without a stage or a stage given twice."""
+    out: dict[int, condition_pb2.Condition] = {}
+    for i, rule in enumerate(rules):
+        if rule.stage not in STAGES:
+            raise InvalidArgument("stage is required", violations=[FieldViolation(f"rules[{i}].stage", "a stage")])
+        if rule.stage in out:
+            raise InvalidArgument(
+                "a stage has two rules", violations=[FieldViolation(f"rules[{i}].stage", "one rule per stage")]
+            )
+        out[rule.stage] = rule.condition
+    return out
+
+
 DEFAULT_COLUMNS = {
     pb.AIPL_STAGE_AWARENESS: "awareness",
     pb.AIPL_STAGE_INTEREST: "interest",
@@ -179,15 +197,7 @@ def compute_funnel(
                 violations=[FieldViolation("driver_dataset_id", "import it with customer_id_column set")],
             )
         frame = restrict(frame, dataset.customer_id_column, snapshots.members(request.segment_id))
-    rules: dict[int, condition_pb2.Condition] = {}
-    for i, rule in enumerate(request.rules):
-        if rule.stage not in STAGES:
-            raise InvalidArgument("stage is required", violations=[FieldViolation(f"rules[{i}].stage", "a stage")])
-        if rule.stage in rules:
-            raise InvalidArgument(
-                "a stage has two rules", violations=[FieldViolation(f"rules[{i}].stage", "one rule per stage")]
-            )
-        rules[rule.stage] = rule.condition
+    rules = stage_rules(request.rules)
     used: set[str] = set()
     reached = np.ones(len(frame.data), dtype=bool)
     masks = []

@@ -50,15 +50,9 @@ def default_rules(view_event_types: tuple[str, ...]) -> dict[int, C.Condition]:
 def _rules(request: pb.ComputeAiplFunnelRequest, view_event_types: tuple[str, ...]) -> dict[int, C.Condition]:
     if not request.rules:
         return default_rules(view_event_types)
-    rules: dict[int, C.Condition] = {}
-    for i, rule in enumerate(request.rules):
-        if rule.stage not in STAGES:
-            raise InvalidArgument("stage is required", violations=[FieldViolation(f"rules[{i}].stage", "a stage")])
-        if rule.stage in rules:
-            raise InvalidArgument(
-                "a stage has two rules", violations=[FieldViolation(f"rules[{i}].stage", "one rule per stage")]
-            )
-        rules[rule.stage] = rule.condition
+    from svc_modeling.funnel import stage_rules  # funnel.py imports this module lazily, the other way round
+
+    rules = stage_rules(request.rules)
     if len(rules) != len(STAGES):
         raise InvalidArgument(
             "give all four stages or none (the defaults)",

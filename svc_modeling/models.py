@@ -265,18 +265,7 @@ class ModelRegistry:
         if (request.segment_id or not request.dataset_id) and snapshots is None:
             raise FailedPrecondition("scoring a segment or everyone needs svc_profile", reason="PEER_NOT_CONFIGURED")
         if request.dataset_id:
-            dataset, frame = self._catalog.load(request.dataset_id)
-            if not dataset.customer_id_column:
-                raise InvalidArgument(
-                    f"dataset {dataset.name!r} has no customer id column to key the scores by",
-                    violations=[FieldViolation("dataset_id", "import it with customer_id_column set")],
-                )
-            missing = [f for f in model.encoder.features if frame.spec(f) is None]
-            if missing:
-                raise InvalidArgument(
-                    f"dataset {dataset.name!r} lacks feature {missing[0]!r} that the model needs",
-                    violations=[FieldViolation("dataset_id", f"missing columns: {', '.join(missing)}")],
-                )
+            dataset, frame = self._catalog.load_keyed(request.dataset_id, model.encoder.features, "scores")
             if request.segment_id:
                 snapshots.require(log=False, segment_id=request.segment_id)  # type: ignore[union-attr]
         else:
