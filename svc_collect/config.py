@@ -71,7 +71,8 @@ class CollectSettings(ServiceSettings):
     read_batch_events: int = Field(default=500, ge=1, le=10_000)
     """Events per ReadEvents response message when the request does not say."""
     follow_poll_interval_millis: int = Field(default=100, ge=5)
-    """ReadEvents ``follow`` on the embedded log: how often to look for new events."""
+    """ReadEvents ``follow``: how often to look for events other collectors appended to a shared log (an append
+    of this process wakes its followers at once)."""
 
     log_backend: Literal["sql", "jetstream"] = "sql"
     """Where accepted events go: ``sql``, the embedded log in the service database (default), or

@@ -4,6 +4,7 @@ statistics; quarantine. No gRPC here: the servicers in ``server.py`` translate."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 import uuid
@@ -159,6 +160,9 @@ class CollectService:
         )
         self._unmask_roles = frozenset(settings.unmask_roles)
         self._log_tag = ""
+        # Set (and replaced) after every append of this process: following readers wake at once instead of at
+        # their next poll; the poll stays for what other collectors append to a shared log.
+        self._appended = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -208,8 +212,14 @@ class CollectService:
             return IngestOutcomes([], [], [], self._log_tag)
         now_us = now_micros()
         batch, pending = self._prepare(events, now_us)
-        appended = await self._committer.submit(batch)
+        appended = await self._append(batch)
         return IngestOutcomes(pending, batch.rows, appended, self._log_tag)
+
+    async def _append(self, batch: WriteBatch) -> list[Appended]:
+        appended = await self._committer.submit(batch)
+        woken, self._appended = self._appended, asyncio.Event()
+        woken.set()
+        return appended
 
     def _prepare(self, events: Sequence[event_pb2.Event], now_us: int) -> tuple[WriteBatch, list[int | EventOutcome]]:
         """CPU work per event; ``pending[i]`` is the row index in the batch, or the event's outcome.
@@ -301,13 +311,15 @@ class CollectService:
         types = tuple(request.event_types)
         while remaining is None or remaining > 0:
             limit = batch_size if remaining is None else min(batch_size, remaining)
+            appended = self._appended  # taken before reading: an append after the read still wakes us
             page = await asyncio.to_thread(self._log.read, after, limit, types, user_id, anonymous_id)
             stored = page.events
             after = max(after, page.scanned_to)  # a filtered follow does not re-examine what matched nothing
             if not stored:
                 if not request.follow:
                     return
-                await asyncio.sleep(poll_seconds)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(appended.wait(), poll_seconds)
                 continue
             events = [self._to_event(s, request.unmask) for s in stored]
             if remaining is not None:
@@ -380,7 +392,7 @@ class CollectService:
                 outcome.field,
                 outcome.message,
             )
-        appended = await self._committer.submit(batch) if batch.rows else []
+        appended = await self._append(batch) if batch.rows else []
         outcomes = IngestOutcomes(pending, batch.rows, appended, self._log_tag)
         return [
             EventOutcome(
