@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from svc_campaign.clock import Clock
 from svc_campaign.config import CampaignSettings
 from svc_campaign.erasure import ERASED, erase_customer
+from svc_campaign.exits import exit_in_flight
 from svc_campaign.experiments import Experiments, bucket
 from svc_campaign.graph import CompiledGraph, validate
 from svc_campaign.journey_walk import Walker
@@ -366,29 +367,15 @@ class Engine:
 
     def stop_journey(self, conn: Connection, journey_id: str, reason: str, now: dt.datetime) -> int:
         """Everyone in the journey exits; its timers, trigger state and unsent messages go."""
-        i = self.t["instance"]
-        ids = conn.execute(
-            select(i.c.instance_id, i.c.current_node).where(i.c.journey_id == journey_id, i.c.status != "done")
-        ).all()
-        visits = [
-            {
-                "instance_id": r.instance_id,
-                "journey_id": journey_id,
-                "node_id": r.current_node,
-                "outcome": "exited:journey_stopped",
-                "at": now,
-            }
-            for r in ids
-        ]
-        if visits:
-            conn.execute(insert(self.t["visit"]), visits)
-        conn.execute(
-            update(i)
-            .where(i.c.journey_id == journey_id, i.c.status != "done")
-            .values(status="done", exit_reason=f"stopped:{reason}"[:64], updated_at=now, next_action_at=None)
+        left = exit_in_flight(
+            conn,
+            self.t,
+            "journey_id",
+            journey_id,
+            exit_reason=f"stopped:{reason}",
+            suppression="journey_stopped",
+            now=now,
         )
-        conn.execute(delete(self.t["timer"]).where(self.t["timer"].c.journey_id == journey_id))
-        conn.execute(delete(self.t["trigger_state"]).where(self.t["trigger_state"].c.journey_id == journey_id))
         r = self.t["scheduled_run"]
         runs = select(r.c.run_id).where(r.c.journey_id == journey_id, r.c.run_state.in_(("exporting", "entering")))
         conn.execute(delete(self.t["scheduled_member"]).where(self.t["scheduled_member"].c.run_id.in_(runs)))
@@ -397,14 +384,8 @@ class Engine:
             .where(r.c.journey_id == journey_id, r.c.run_state.in_(("exporting", "entering")))
             .values(run_state="cancelled", finished_at=now, updated_at=now)
         )
-        m = self.t["message"].c
-        conn.execute(
-            update(self.t["message"])
-            .where(m.journey_id == journey_id, m.status.in_(("QUEUED", "DEFERRED")))
-            .values(status="SUPPRESSED", suppression_reason="journey_stopped", next_attempt_at=None)
-        )
         self.invalidate()
-        return len(ids)
+        return left
 
     def pending_timers(self) -> int:
         with self.db.connection() as conn:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, update
 from sqlalchemy.engine import Connection
+
+from svc_campaign.exits import exit_in_flight
 
 ERASED = "$profile_erased"
 REASON = "customer_erased"
@@ -22,39 +24,10 @@ REASON = "customer_erased"
 
 def erase_customer(conn: Connection, t: dict[str, Table], user_id: str, now: dt.datetime) -> int:
     """Everything in flight for ``user_id`` stops; returns how many journeys they left."""
-    i = t["instance"]
-    active = conn.execute(
-        select(i.c.instance_id, i.c.journey_id, i.c.current_node).where(i.c.user_id == user_id, i.c.status != "done")
-    ).all()
-    if active:
-        conn.execute(
-            insert(t["visit"]),
-            [
-                {
-                    "instance_id": r.instance_id,
-                    "journey_id": r.journey_id,
-                    "node_id": r.current_node,
-                    "outcome": f"exited:{REASON}",
-                    "at": now,
-                }
-                for r in active
-            ],
-        )
-        conn.execute(
-            update(i)
-            .where(i.c.user_id == user_id, i.c.status != "done")
-            .values(status="done", exit_reason=REASON, updated_at=now, next_action_at=None)
-        )
-    conn.execute(delete(t["timer"]).where(t["timer"].c.user_id == user_id))
-    conn.execute(delete(t["trigger_state"]).where(t["trigger_state"].c.user_id == user_id))
+    left = exit_in_flight(conn, t, "user_id", user_id, exit_reason=REASON, suppression=REASON, now=now)
     m = t["message"]
-    conn.execute(
-        update(m)
-        .where(m.c.user_id == user_id, m.c.status.in_(("QUEUED", "DEFERRED")))
-        .values(status="SUPPRESSED", suppression_reason=REASON, next_attempt_at=None)
-    )
     conn.execute(update(m).where(m.c.user_id == user_id).values(title="", body="", link=""))
-    return len(active)
+    return left
 
 
 __all__ = ["ERASED", "REASON", "erase_customer"]

@@ -175,11 +175,11 @@ class ReviewService:
         """``dataset_id`` rebuilt at a fresh snapshot when it is a profile snapshot; else itself."""
         if self._snapshots is None:
             return dataset_id
-        dataset, _frame = self._catalog.load(dataset_id)
+        dataset = self._catalog.get(dataset_id)  # metadata only: the rows are not needed to rebuild
         fresh = self._snapshots.refresh(dataset, ctx, "review")
         if fresh is None:
             return dataset_id
-        rebuilt, _ = self._catalog.load(fresh)
+        rebuilt = self._catalog.get(fresh)
         notes.append(
             f"Profile snapshot {dataset.name!r} rebuilt at {rebuilt.lineage.get('snapshot_at', '?')} as {fresh}."
         )
