@@ -11,6 +11,8 @@ docs/collect.md asks producers to make them; ``--event-ids v4`` for random ones)
     (COPY on PostgreSQL, one transaction of executemany per batch on SQLite);
 (c) the real collector (``qiming serve collect``), durable and de-duplicating, on SQLite, on PostgreSQL
     and on NATS JetStream (a nats-server of its own with ``sync_interval: always``);
+(r) after each (c): the log read back from its start with ``ReadEvents`` (masked, 1,000 per response), as the
+    following consumers read it;
 latency: p50/p99 acknowledgement of 100-event batches sent at a steady 10,000 events/s to each backend
 (and 2,000 events/s on SQLite).
 
@@ -47,7 +49,7 @@ from svc_collect.store._log import LOG_COLUMNS
 from svc_common.config import load_settings
 from svc_common.db import Database
 from svc_common.ids import new_event_id
-from svc_common.pb.qiming.collect.v1 import collect_pb2
+from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.process import ServerProcess
 from svc_common.protection import generate_keyring
@@ -128,6 +130,19 @@ async def drive(address: str, batches: list[bytes], concurrency: int = 8) -> tup
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     return acknowledged / elapsed, acknowledged
+
+
+async def read_back(address: str, batch_size: int = 1000) -> tuple[float, int]:
+    """Read the whole log from its start with ``ReadEvents`` (masked, as consumers read), parsing each response as
+    a consumer does; (events/s, events read)."""
+    async with grpc.aio.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20)]) as channel:
+        stub = collect_pb2_grpc.CollectServiceStub(channel)
+        count = 0
+        started = time.perf_counter()
+        async for response in stub.ReadEvents(collect_pb2.ReadEventsRequest(batch_size=batch_size), timeout=300):
+            count += len(response.events)
+        elapsed = time.perf_counter() - started
+    return count / elapsed, count
 
 
 async def steady_latency(address: str, batches: list[bytes], rate_per_second: float) -> list[float]:
@@ -354,6 +369,8 @@ def run(events: int, parts: set[str]) -> dict[str, float]:
         for backend in ("SQLite", "PostgreSQL", "JetStream"):
             with backend_env(backend) as env, collector(env) as address:
                 report(f"(c) collector on {backend}", asyncio.run(drive(address, fresh()))[0])
+                # What following consumers (svc_profile, svc_campaign) get: the same log read back over gRPC.
+                report(f"(r) ReadEvents from {backend}", asyncio.run(read_back(address))[0])
     if "latency" in parts:
         p50, p99 = fsync_floor()
         results["fsync_p50_ms"], results["fsync_p99_ms"] = p50, p99

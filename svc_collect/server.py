@@ -25,7 +25,7 @@ from svc_common.paging import decode_token, encode_token, page_size
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import errors_pb2
 from svc_common.runtime import ServiceRuntime
-from svc_common.server import ServiceSpec, current_call
+from svc_common.server import Encoded, ServiceSpec, current_call
 
 _REPLAY_DEFAULT, _REPLAY_MAX = 100, 1000
 
@@ -129,9 +129,9 @@ class CollectServicer(collect_pb2_grpc.CollectServiceServicer):
 
     async def ReadEvents(
         self, request: collect_pb2.ReadEventsRequest, context: aio.ServicerContext
-    ) -> AsyncIterator[collect_pb2.ReadEventsResponse]:
-        async for events, cursor in self._service.read(request, _roles()):
-            yield collect_pb2.ReadEventsResponse(events=events, cursor=cursor)
+    ) -> AsyncIterator[Encoded]:
+        async for data in self._service.read_encoded(request, _roles()):
+            yield Encoded(data)
 
     async def GetIngestStats(
         self, request: collect_pb2.GetIngestStatsRequest, context: aio.ServicerContext

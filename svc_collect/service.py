@@ -29,6 +29,7 @@ from svc_collect.store import (
     WriteBatch,
 )
 from svc_collect.validation import EventValidator, Rejection, flag_names, reason_name
+from svc_collect.wire import encode_read_response
 from svc_common.errors import FieldViolation, InvalidArgument, PermissionDenied, ResourceExhausted
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
@@ -293,6 +294,23 @@ class CollectService:
         roles: frozenset[str],
     ) -> AsyncIterator[tuple[list[event_pb2.Event], str]]:
         """Batches of events in log order, each with the cursor of its last event."""
+        async for stored, cursor in self._pages(request, roles):
+            yield [self._to_event(s, request.unmask) for s in stored], cursor
+
+    async def read_encoded(self, request: collect_pb2.ReadEventsRequest, roles: frozenset[str]) -> AsyncIterator[bytes]:
+        """The same batches as :meth:`read`, each already encoded as a ``ReadEventsResponse``.
+
+        Masked reads (the usual case) frame the stored payloads without decoding them (``wire.py``)."""
+        async for stored, cursor in self._pages(request, roles):
+            if request.unmask:
+                events = [self._to_event(s, True) for s in stored]
+                yield collect_pb2.ReadEventsResponse(events=events, cursor=cursor).SerializeToString()
+            else:
+                yield encode_read_response(stored, self._log_tag, cursor)
+
+    async def _pages(
+        self, request: collect_pb2.ReadEventsRequest, roles: frozenset[str]
+    ) -> AsyncIterator[tuple[list[StoredEvent], str]]:
         if request.unmask:
             self.check_unmask(roles)
         user_id = anonymous_id = None
@@ -321,10 +339,9 @@ class CollectService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(appended.wait(), poll_seconds)
                 continue
-            events = [self._to_event(s, request.unmask) for s in stored]
             if remaining is not None:
-                remaining -= len(events)
-            yield events, self.cursor(stored[-1].seq)
+                remaining -= len(stored)
+            yield stored, self.cursor(stored[-1].seq)
 
     def _to_event(self, stored: StoredEvent, unmask: bool) -> event_pb2.Event:
         event = event_pb2.Event.FromString(stored.payload)

@@ -271,3 +271,26 @@ def test_upsert_statement_compiles_per_dialect(dialect_name: str) -> None:
 def test_upsert_statement_refuses_unknown_columns() -> None:
     with pytest.raises(ValueError, match="no column"):
         upsert_statement("dm", _upsert_table, ["counter_id", "nope"], ["counter_id"])
+
+
+PAGE_EXPECTATIONS = {
+    "dm": ("WHERE collect_event.seq > :after", "FETCH FIRST :limit ROWS ONLY"),
+    "opengauss": ("WHERE collect_event.seq > %(after)s", "LIMIT %(limit)s"),
+    "postgresql": ("WHERE collect_event.seq > %(after)s", "LIMIT %(limit)s"),
+    "sqlite": ("WHERE collect_event.seq > ?", "LIMIT ? OFFSET ?"),
+}
+
+
+@pytest.mark.parametrize("dialect_name", list(PAGE_EXPECTATIONS))
+def test_log_page_read_compiles_per_dialect(dialect_name: str) -> None:
+    """The follower's page read runs on the driver (DriverQuery): its SQL and parameters per database."""
+    from svc_collect.store import SCHEMA
+    from svc_collect.store._log import page_query
+
+    conn = type("Conn", (), {"dialect": make_dialect(dialect_name)})()  # all that compiling needs of one
+    sql, positional, defaults = page_query(SCHEMA.metadata.tables["collect_event"]).sql(conn)
+    flat = " ".join(sql.split())
+    for fragment in PAGE_EXPECTATIONS[dialect_name]:
+        assert fragment in flat, f"{dialect_name}: {fragment!r} missing from {flat}"
+    if positional is not None:  # every positional parameter has a value: given (after, limit) or its own
+        assert set(positional) <= {"after", "limit", *defaults}

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from svc_common.db import Database
+from svc_common.db import Database, DriverQuery
 
 _HEAD_ID = 1
 _ID_CHUNK = 500
@@ -120,6 +120,19 @@ class LogHead:
     last_received_us: int
 
 
+def page_query(event: Table) -> DriverQuery:
+    """A follower's page: the events after a position, in order (the hot read, run on the driver)."""
+    c = event.c
+    return DriverQuery(
+        lambda: (
+            select(c.seq, c.received_at_us, c.fingerprint, c.flags, c.payload, c.sealed_values)
+            .where(c.seq > bindparam("after"))
+            .order_by(c.seq)
+            .limit(bindparam("limit"))
+        )
+    )
+
+
 class SqlEventLog:
     def __init__(self, database: Database, tables: dict[str, Table]) -> None:
         self._db = database
@@ -131,6 +144,15 @@ class SqlEventLog:
         paramstyle = database.engine.dialect.paramstyle
         self._mark = "?" if paramstyle == "qmark" else "%s"
         self._lookup_cache: dict[int, str] = {}
+        c = self._event.c
+        self._page_query = DriverQuery(
+            lambda: (
+                select(c.seq, c.received_at_us, c.fingerprint, c.flags, c.payload, c.sealed_values)
+                .where(c.seq > bindparam("after"))
+                .order_by(c.seq)
+                .limit(bindparam("limit"))
+            )
+        )
         marks = ", ".join([self._mark] * len(LOG_COLUMNS))
         self._insert_sql = f"INSERT INTO collect_event ({', '.join(LOG_COLUMNS)}) VALUES ({marks})"
         self._copy_sql = f"COPY collect_event ({', '.join(LOG_COLUMNS)}) FROM STDIN"
@@ -357,7 +379,10 @@ class SqlEventLog:
             query = query.where(c.anonymous_id == anonymous_id)
         with self._db.connection() as conn:
             if not by_user:
-                rows = conn.execute(query.where(c.seq > after_seq).order_by(c.seq).limit(limit)).all()
+                if event_types:
+                    rows = conn.execute(query.where(c.seq > after_seq).order_by(c.seq).limit(limit)).all()
+                else:  # a follower's read, the hot one: straight on the driver
+                    rows = self._page_query.fetchall(conn, after=after_seq, limit=limit)
                 return LogPage(_stored(rows), rows[-1][0] if rows else after_seq)
             # No index by person (each would put every insert on a random page: docs/collect.md): scan the
             # primary key in windows up to the head read first — everything at or below it is committed.

@@ -1,5 +1,6 @@
 """Database kit: engine from URL, managed sessions, portable types, the upsert seam, migrations."""
 
+from svc_common.db._driver import DriverQuery
 from svc_common.db._engine import (
     SUPPORTED_DRIVERS,
     Database,
@@ -19,6 +20,7 @@ register_dialects()
 __all__ = [
     "SUPPORTED_DRIVERS",
     "Database",
+    "DriverQuery",
     "JsonText",
     "MergeInto",
     "Migrations",

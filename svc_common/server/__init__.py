@@ -10,6 +10,7 @@ from svc_common.server._call import (
     current_call,
     note_customers,
 )
+from svc_common.server._encoded import Encoded
 from svc_common.server._errors import ErrorInterceptor, to_status
 from svc_common.server._hooks import (
     AnonymousAuthenticator,
@@ -28,6 +29,7 @@ __all__ = [
     "Authenticator",
     "CallInfo",
     "CallInterceptor",
+    "Encoded",
     "ErrorInterceptor",
     "LogAuditSink",
     "Principal",

@@ -20,6 +20,7 @@ from grpc_status import rpc_status
 
 from svc_common.errors import FieldViolation, InvalidArgument, QimingError
 from svc_common.server._call import CallInfo, CallInterceptor
+from svc_common.server._encoded import accepting_encoded
 
 log = logging.getLogger("qiming.server")
 ERROR_DOMAIN = "qiming"
@@ -110,7 +111,10 @@ class ErrorInterceptor(CallInterceptor):
             handler = await continuation(d)
             if handler is None:
                 return None
-            return handler._replace(request_deserializer=_safe_deserializer(handler.request_deserializer))
+            return handler._replace(
+                request_deserializer=_safe_deserializer(handler.request_deserializer),
+                response_serializer=accepting_encoded(handler.response_serializer),
+            )
 
         return await super().intercept_service(parsing_continuation, details)
 
