@@ -14,7 +14,7 @@ from collect_helpers import collect_settings, make_event, running_service
 from conftest import NatsServer
 
 from svc_collect.service import ACCEPTED, DUPLICATE
-from svc_collect.store.jetstream import PACK_BITS, _DedupIndex, shard_of
+from svc_collect.store._jetstream_parts import PACK_BITS, DedupIndex, shard_of
 from svc_common.errors import StartupError
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.collect.v1.log_pack_pb2 import LogPack
@@ -185,7 +185,7 @@ def test_a_stream_that_does_not_fit_is_refused_at_start(jetstream_server: NatsSe
 
 
 def test_dedup_index_forgets_ids_older_than_its_window() -> None:
-    index = _DedupIndex(window_us=60_000_000)
+    index = DedupIndex(window_us=60_000_000)
     old = LogPack(received_at_us=1_000_000)
     old.records.add(event_id="a", fingerprint="fa")
     new = LogPack(received_at_us=30_000_000)

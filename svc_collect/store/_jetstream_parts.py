@@ -1,0 +1,108 @@
+"""The pieces of the JetStream log that hold no connection: its configuration, positions and shards, the
+in-memory de-duplication index, and the thread that runs nats-py's event loop for synchronous callers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import zlib
+from collections import deque
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from svc_collect.store._log import LogRow
+from svc_common.pb.qiming.collect.v1.log_pack_pb2 import LogPack
+
+T = TypeVar("T")
+PACK_BITS = 12
+MAX_PACK_EVENTS = 1 << PACK_BITS
+
+
+@dataclass(frozen=True, slots=True)
+class JetStreamConfig:
+    """What the JetStream log needs from CollectSettings (see its docstrings)."""
+
+    nats_url: str
+    stream: str
+    subject_prefix: str
+    shards: int
+    replicas: int
+    max_age_days: int
+    dedup_window_seconds: int
+    publish_timeout_millis: int
+    max_pack_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> JetStreamConfig:
+        return cls(
+            nats_url=settings.nats_url,
+            stream=settings.jetstream_stream,
+            subject_prefix=settings.jetstream_subject_prefix,
+            shards=settings.jetstream_shards,
+            replicas=settings.jetstream_replicas,
+            max_age_days=settings.jetstream_max_age_days,
+            dedup_window_seconds=settings.jetstream_dedup_window_seconds,
+            publish_timeout_millis=settings.jetstream_publish_timeout_millis,
+            max_pack_bytes=settings.jetstream_max_pack_bytes,
+        )
+
+
+def position(stream_seq: int, index: int) -> int:
+    return stream_seq << PACK_BITS | index
+
+
+def shard_of(user_key: str, shards: int) -> int:
+    """Stable across processes and releases (CRC-32, not Python's salted hash)."""
+    return zlib.crc32(user_key.encode()) % shards
+
+
+class DedupIndex:
+    """event_id -> (position, fingerprint) for the ids of the last ``window_us``."""
+
+    def __init__(self, window_us: int) -> None:
+        self._window_us = window_us
+        self._ids: dict[str, tuple[int, str]] = {}
+        self._ages: deque[tuple[int, list[str]]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def get(self, event_id: str) -> tuple[int, str] | None:
+        return self._ids.get(event_id)
+
+    def add(self, received_us: int, stream_seq: int, pack: LogPack) -> None:
+        self.add_rows(received_us, stream_seq, pack.records)
+
+    def add_rows(self, received_us: int, stream_seq: int, rows: Sequence[LogRow] | Sequence[Any]) -> None:
+        """Index the events of the pack at ``stream_seq``, in pack order (LogRows or LogRecords)."""
+        ids = self._ids
+        base = stream_seq << PACK_BITS
+        added = []
+        for index, row in enumerate(rows):
+            event_id = row.event_id
+            if event_id not in ids:
+                ids[event_id] = (base | index, row.fingerprint)
+                added.append(event_id)
+        self._ages.append((received_us, added))
+        horizon = received_us - self._window_us
+        while self._ages and self._ages[0][0] < horizon:
+            for event_id in self._ages.popleft()[1]:
+                ids.pop(event_id, None)
+
+
+class LoopThread:
+    """An asyncio loop in a daemon thread, for calling nats-py from synchronous code."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.loop.close()
