@@ -1,7 +1,7 @@
 """``make bench``: svc_collect's throughput against its two ceilings, measured in one run on one machine.
 
     .venv/bin/python loadtests/bench_collect.py [--events 200000] [--only a,b,c,latency] [--event-ids v7|v4]
-        [--json PATH]
+        [--jetstream-shards N] [--json PATH]
 
 With 1,000-event batches (the same events for every part, fresh ids each time: UUIDv7 by default, as
 docs/collect.md asks producers to make them; ``--event-ids v4`` for random ones):
@@ -62,6 +62,7 @@ KEYRING = generate_keyring().to_json()
 # How producers make event ids: UUIDv7 (time-ordered, what docs/collect.md recommends) or UUIDv4 (random).
 EVENT_IDS = {"v7": new_event_id, "v4": lambda: str(uuid.uuid4())}
 ID_KIND = "v7"
+JETSTREAM_SHARDS = 0  # 0: the collector's default
 _TYPES = ("page_view", "quote_view", "fund_view", "app_click", "trade_filled")
 
 
@@ -324,7 +325,10 @@ def backend_env(backend: str) -> Iterator[dict[str, str]]:
             yield {"QIMING_COLLECT_DATABASE_URL": url}
     else:
         with nats_server() as nats_url:
-            yield {"QIMING_COLLECT_LOG_BACKEND": "jetstream", "QIMING_COLLECT_NATS_URL": nats_url}
+            env = {"QIMING_COLLECT_LOG_BACKEND": "jetstream", "QIMING_COLLECT_NATS_URL": nats_url}
+            if JETSTREAM_SHARDS:
+                env["QIMING_COLLECT_JETSTREAM_SHARDS"] = str(JETSTREAM_SHARDS)
+            yield env
 
 
 def fsync_floor(samples: int = 300) -> tuple[float, float]:
@@ -408,10 +412,14 @@ def main() -> None:
     parser.add_argument(
         "--event-ids", choices=sorted(EVENT_IDS), default="v7", help="UUIDv7 (time-ordered, default) or UUIDv4 ids"
     )
+    parser.add_argument(
+        "--jetstream-shards", type=int, default=0, help="the collector's jetstream_shards (default: its own default)"
+    )
     parser.add_argument("--serve-parse-only", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global ID_KIND
+    global ID_KIND, JETSTREAM_SHARDS
     ID_KIND = args.event_ids
+    JETSTREAM_SHARDS = args.jetstream_shards
     if args.serve_parse_only:
         serve_parse_only(args.serve_parse_only)
         return

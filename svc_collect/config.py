@@ -84,8 +84,12 @@ class CollectSettings(ServiceSettings):
     """Name of the JetStream stream holding the log (created on first start if missing)."""
     jetstream_subject_prefix: str = Field(default="qiming.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
     """Subjects are ``<prefix>.<shard>``; the shard is a stable hash of the user."""
-    jetstream_shards: int = Field(default=16, ge=1, le=1024)
-    """Number of shard subjects. Fixed for the life of a stream: changing it re-homes users."""
+    jetstream_shards: int = Field(default=1, ge=1, le=1024)
+    """Number of shard subjects (CRC-32 of the user). Each group commit stores one message per shard it touches,
+    and a server run with ``sync_interval: always`` fsyncs each message: on one server, 16 shards made an
+    acknowledgement 6-10x slower than 1 (docs/collect.md). Raise it where messages are not fsynced one by one
+    (R3 replicas) and consumers read shards in parallel. Recorded in the stream at creation and checked at start:
+    it is fixed for the life of a stream."""
     jetstream_replicas: int = Field(default=1, ge=1, le=5)
     """Stream replicas when the stream is created (3 on a cluster: an ack then means a quorum has it)."""
     jetstream_max_age_days: int = Field(default=0, ge=0)

@@ -18,6 +18,7 @@ from svc_collect.store._jetstream_parts import PACK_BITS, DedupIndex, shard_of
 from svc_common.errors import StartupError
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.collect.v1.log_pack_pb2 import LogPack
+from svc_common.pb.qiming.common.v1 import types_pb2
 
 pytestmark = pytest.mark.nats
 
@@ -182,6 +183,26 @@ def test_a_stream_that_does_not_fit_is_refused_at_start(jetstream_server: NatsSe
                 pass
 
         asyncio.run(start_nowhere())
+
+
+def test_a_stream_keeps_its_shard_count(jetstream_server: NatsServer, tmp_path: Path) -> None:
+    """A user's shard is CRC-32 mod the count: a collector with another count would file users under other
+    subjects and per-customer reads would miss their events. The count is recorded at creation and checked."""
+    name = f"s{uuid.uuid4().hex[:10]}"
+
+    async def start(shards: int, tag: str) -> list[str]:
+        async with running_service(_settings(tmp_path / tag, jetstream_server, name, jetstream_shards=shards)) as (
+            service,
+            _,
+        ):
+            await service.ingest([make_event(user_id=f"c{i}") for i in range(20)])
+            request = collect_pb2.ReadEventsRequest(user=types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value="c7"))
+            return [e.user_id async for events, _ in service.read(request, frozenset()) for e in events]
+
+    assert asyncio.run(start(4, "a")) == ["c7"]
+    with pytest.raises(StartupError, match=r"written with 4 shards, not jetstream_shards=2: set jetstream_shards=4"):
+        asyncio.run(start(2, "b"))
+    assert asyncio.run(start(4, "c")) == ["c7", "c7"]  # the same count starts again and finds both
 
 
 def test_dedup_index_forgets_ids_older_than_its_window() -> None:

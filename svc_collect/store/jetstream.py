@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
@@ -57,6 +58,7 @@ _WRONG_LAST_SEQUENCE = 10071
 _MAX_ATTEMPTS = 8
 _HEADER_ROOM_BYTES = 4096
 _READ_AHEAD_PACKS = 8
+_SHARDS_MARK = "shards="
 
 
 async def _log_error(exc: Exception) -> None:
@@ -161,7 +163,8 @@ class JetStreamEventLog:
             await self._js.add_stream(
                 js_api.StreamConfig(
                     name=config.stream,
-                    description="Qiming event log (svc_collect); packs of events, see docs/collect.md",
+                    description=f"Qiming event log (svc_collect); packs of events, see docs/collect.md; "
+                    f"{_SHARDS_MARK}{config.shards}",
                     subjects=[self._all_subjects],
                     storage=js_api.StorageType.FILE,
                     num_replicas=config.replicas,
@@ -175,6 +178,20 @@ class JetStreamEventLog:
             raise StartupError(
                 f"JetStream stream {config.stream} does not hold {self._all_subjects} "
                 f"(it has {info.config.subjects}); fix jetstream_subject_prefix or the stream"
+            )
+        marked = re.search(rf"{_SHARDS_MARK}(\d+)", info.config.description or "")
+        if marked is None:
+            log.warning(
+                "JetStream stream %s does not record its shard count (made by an earlier release): make sure "
+                "jetstream_shards (%d) is the count it was written with, or per-customer reads miss events",
+                config.stream,
+                config.shards,
+            )
+        elif int(marked.group(1)) != config.shards:
+            raise StartupError(
+                f"JetStream stream {config.stream} was written with {marked.group(1)} shards, not "
+                f"jetstream_shards={config.shards}: set jetstream_shards={marked.group(1)} (a stream keeps its "
+                f"shard count; a new count needs a new stream)"
             )
         if not info.config.allow_direct:
             raise StartupError(
