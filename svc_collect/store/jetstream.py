@@ -59,6 +59,8 @@ _MAX_ATTEMPTS = 8
 _HEADER_ROOM_BYTES = 4096
 _READ_AHEAD_PACKS = 8
 _SHARDS_MARK = "shards="
+_CACHED_PACKS = 64
+_CACHED_EVENTS = 32_768
 
 
 async def _log_error(exc: Exception) -> None:
@@ -86,6 +88,8 @@ class JetStreamEventLog:
         self._index = DedupIndex(config.dedup_window_seconds * 1_000_000)
         self._shard_last = [0] * config.shards
         self._packs: OrderedDict[int, LogPack] = OrderedDict()  # recently read packs, by stream seq
+        self._cached_events = 0  # events in self._packs
+        self._pack_events = 0  # events in the last pack read: how many packs a page asks for at once
         self._loop: LoopThread | None = None
         self._nc: Any = None
         self._js: Any = None
@@ -400,15 +404,14 @@ class JetStreamEventLog:
         if after == 0:
             stream_seq, skip = 1, -1
         out: list[StoredEvent] = []
-        ahead: list[Any] = []
+        ahead: list[tuple[int, LogPack]] = []
         while len(out) < limit:
             if not ahead:
-                ahead = await self._next_msgs(stream_seq, subject, prefetch=user_key is None)
+                ahead = await self._next_packs(stream_seq, subject, user_key is None, limit - len(out))
             if not ahead:
                 break
-            msg = ahead.pop(0)
-            pack = self._packs.get(msg.seq) or self._decode(msg.seq, msg.data)
-            start = skip + 1 if msg.seq == stream_seq else 0
+            seq, pack = ahead.pop(0)
+            start = skip + 1 if seq == stream_seq else 0
             for index in range(start, len(pack.records)):
                 record = pack.records[index]
                 if types and record.event_type not in types:
@@ -419,7 +422,7 @@ class JetStreamEventLog:
                     continue
                 out.append(
                     StoredEvent(
-                        position(msg.seq, index),
+                        position(seq, index),
                         pack.received_at_us,
                         record.fingerprint,
                         record.flags,
@@ -429,7 +432,7 @@ class JetStreamEventLog:
                 )
                 if len(out) == limit:
                     break
-            stream_seq, skip = msg.seq + 1, -1
+            stream_seq, skip = seq + 1, -1
         return out
 
     def seq_before_time(self, received_us: int) -> int:
@@ -484,21 +487,28 @@ class JetStreamEventLog:
             raise Unavailable("the JetStream log is not open", reason="LOG_UNAVAILABLE")
         return self._loop.run(coro)
 
-    async def _next_msgs(self, stream_seq: int, subject: str, prefetch: bool) -> list[Any]:
-        """The next message at or after ``stream_seq``; reading the whole stream, also the few after it, asked for
-        at once: a pack holds only a group's share of one shard, and one round trip per pack was most of a
-        reader's time."""
-        if not prefetch:
-            msg = await self._next_msg(stream_seq, subject)
-            return [] if msg is None else [msg]
-        found = await asyncio.gather(*(self._next_msg(stream_seq + i, subject) for i in range(_READ_AHEAD_PACKS)))
-        msgs: list[Any] = []
+    async def _next_packs(
+        self, stream_seq: int, subject: str, whole_stream: bool, wanted: int
+    ) -> list[tuple[int, LogPack]]:
+        """The next pack at or after ``stream_seq``. Reading the whole stream: a pack still in memory (a page that
+        ended inside it) without asking the server, else as many of the next packs as ``wanted`` events need, up to
+        eight, asked for at once — a pack holds one group commit's share of one shard, often a few dozen events,
+        and one round trip per pack was most of a reader's time."""
+        if whole_stream and (cached := self._packs.get(stream_seq)) is not None:
+            return [(stream_seq, cached)]
+        count = 1
+        if whole_stream and self._pack_events:
+            count = min(_READ_AHEAD_PACKS, max(1, -(-wanted // self._pack_events)))
+        found = await asyncio.gather(*(self._next_msg(stream_seq + i, subject) for i in range(count)))
+        packs: list[tuple[int, LogPack]] = []
         for msg in found:
             if msg is None:
                 break  # nothing at or after this sequence: nothing after it either
-            if not msgs or msg.seq > msgs[-1].seq:  # past a gap, two asks find the same message
-                msgs.append(msg)
-        return msgs
+            if not packs or msg.seq > packs[-1][0]:  # past a gap, two asks find the same message
+                packs.append((msg.seq, self._decode(msg.seq, msg.data)))
+        if packs:
+            self._pack_events = max(1, len(packs[-1][1].records))
+        return packs
 
     async def _next_msg(self, stream_seq: int, subject: str) -> Any:
         try:
@@ -525,6 +535,12 @@ class JetStreamEventLog:
         return pack
 
     def _remember(self, stream_seq: int, pack: LogPack) -> None:
+        old = self._packs.pop(stream_seq, None)
+        if old is not None:
+            self._cached_events -= len(old.records)
         self._packs[stream_seq] = pack
-        while len(self._packs) > 64:
-            self._packs.popitem(last=False)
+        self._cached_events += len(pack.records)
+        # Bounded by packs and by events (a single-shard pack holds up to 4,096): the newest always stays.
+        while len(self._packs) > 1 and (len(self._packs) > _CACHED_PACKS or self._cached_events > _CACHED_EVENTS):
+            _, dropped = self._packs.popitem(last=False)
+            self._cached_events -= len(dropped.records)
