@@ -1,7 +1,7 @@
 """``make bench``: svc_collect's throughput against its two ceilings, measured in one run on one machine.
 
     .venv/bin/python loadtests/bench_collect.py [--events 200000] [--only a,b,c,latency] [--event-ids v7|v4]
-        [--jetstream-shards N] [--json PATH]
+        [--jetstream-shards N] [--set NAME=VALUE ...] [--json PATH]
 
 With 1,000-event batches (the same events for every part, fresh ids each time: UUIDv7 by default, as
 docs/collect.md asks producers to make them; ``--event-ids v4`` for random ones):
@@ -63,6 +63,7 @@ KEYRING = generate_keyring().to_json()
 EVENT_IDS = {"v7": new_event_id, "v4": lambda: str(uuid.uuid4())}
 ID_KIND = "v7"
 JETSTREAM_SHARDS = 0  # 0: the collector's default
+COLLECTOR_SETTINGS: dict[str, str] = {}  # --set name=value: QIMING_COLLECT_<NAME> for every collector started
 _TYPES = ("page_view", "quote_view", "fund_view", "app_click", "trade_filled")
 
 
@@ -309,7 +310,7 @@ def nats_server() -> Iterator[str]:
 @contextlib.contextmanager
 def collector(env: dict[str, str]) -> Iterator[str]:
     work = Path(tempfile.mkdtemp(prefix="qiming-bench-collect-"))
-    base = {"QIMING_COLLECT_KEYRING_JSON": KEYRING, "QIMING_COLLECT_LOG_LEVEL": "WARNING"}
+    base = {"QIMING_COLLECT_KEYRING_JSON": KEYRING, "QIMING_COLLECT_LOG_LEVEL": "WARNING", **COLLECTOR_SETTINGS}
     with ServerProcess("collect", work_dir=work, env=base | env) as server:
         yield server.address
     shutil.rmtree(work, ignore_errors=True)
@@ -415,11 +416,21 @@ def main() -> None:
     parser.add_argument(
         "--jetstream-shards", type=int, default=0, help="the collector's jetstream_shards (default: its own default)"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a collector setting for every collector started, e.g. sqlite_checkpoint_interval_millis=0",
+    )
     parser.add_argument("--serve-parse-only", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     global ID_KIND, JETSTREAM_SHARDS
     ID_KIND = args.event_ids
     JETSTREAM_SHARDS = args.jetstream_shards
+    for item in args.set:
+        name, _, value = item.partition("=")
+        COLLECTOR_SETTINGS[f"QIMING_COLLECT_{name.strip().upper()}"] = value.strip()
     if args.serve_parse_only:
         serve_parse_only(args.serve_parse_only)
         return
