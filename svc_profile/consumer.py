@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from types import SimpleNamespace
 from typing import Any
 
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_profile.core import Core
 from svc_profile.features import FeatureUpdater
-from svc_profile.hot import as_row
+from svc_profile.hot import PersonRow, encode_doc
 from svc_profile.identity import BatchResolver, person_row
 from svc_profile.model import now_us
 
@@ -54,16 +53,14 @@ class BatchConsumer:
                     core.merge(conn, loser, winner, now)
                 touched = sorted({p for p in res.pids if p})
                 merged = {winner for _, winner in res.merges}
-                cached, missing = hot.person_rows(p for p in touched if p not in merged)
+                rows, missing = hot.person_rows(p for p in touched if p not in merged)
                 loaded = store.load_persons(conn, missing + sorted(merged & set(touched)))
-                rows = {**cached, **{p: as_row(r) for p, r in loaded.items()}}
-                docs = {pid: dict(rows[pid].features) for pid in touched}
-                deltas, event_rows = self.updater.apply(docs, res.pids, mine)
-                store.update_persons(
-                    conn,
-                    [{"profile_id": p, "features": d, "updated_us": now} for p, d in docs.items()],
-                    ("features", "updated_us"),
-                )
+                rows.update((p, PersonRow.of(r)) for p, r in loaded.items())
+                deltas, event_rows = self.updater.apply({p: r.features for p, r in rows.items()}, res.pids, mine)
+                texts = {p: encode_doc(r.features) for p, r in rows.items()}
+                store.write_features(conn, [(p, text, now) for p, text in texts.items()])
+                for row in rows.values():
+                    row.updated_us = now
                 store.add_days(conn, deltas)
                 store.insert_events(conn, event_rows)
                 if self.fail_after_features:
@@ -77,9 +74,6 @@ class BatchConsumer:
                 for pid, marks in self.updater.changed.items():
                     person_types[pid].update(marks)
                 fresh = set(res.created) | merged
-                updated = {p: SimpleNamespace(**vars(rows[p])) for p in touched}
-                for pid, ns in updated.items():
-                    ns.features, ns.updated_us = docs[pid], now
                 counts = core.engine.refresh(
                     conn,
                     touched,
@@ -88,13 +82,14 @@ class BatchConsumer:
                     triggers=triggers,
                     person_types=person_types,
                     fresh=fresh,
-                    rows=updated,
+                    rows=rows,
                     customers=res.customers,  # the customer of every touched person, known from resolving
                 )
                 for pid, person in core.engine.last_people().items():  # lifecycle as the refresh left it
-                    if pid in updated:
-                        updated[pid].lifecycle_stage = person.lifecycle_stage
-                        updated[pid].lifecycle_since_us = person.lifecycle_since_us
+                    row = rows.get(pid)
+                    if row is not None:
+                        row.lifecycle_stage = person.lifecycle_stage
+                        row.lifecycle_since_us = person.lifecycle_since_us
                 store.save_cursor(conn, self.name, cursor, len(events), now)
         except BaseException:
             hot.clear()  # rolled back: what the cache holds may be what this batch changed
@@ -102,7 +97,7 @@ class BatchConsumer:
         if res.merges:
             hot.clear()  # ids and rows moved between profiles
         else:
-            hot.store(res.owner, res.customers, updated)
+            hot.store(res.owner, res.customers, rows, texts)
         if res.refused:
             self.refused_merges += res.refused
         counts.update(events=len(events), created=len(res.created), merges=len(res.merges), refused=res.refused)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
@@ -32,14 +33,51 @@ _COMPILED: dict[tuple[Any, ...], tuple[str, list[str] | None, list[tuple[str, An
 _BIND = re.compile(r"%\((\w+)\)s")
 
 
-def bulk(conn: Connection, key: tuple[Any, ...], make: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """``executemany`` of a Core statement over ``rows`` (dicts keyed by its bind names), compiled once per
-    dialect and handed to the driver as plain tuples/dicts: SQLAlchemy's per-row parameter processing
-    (the largest cost of a log batch's writes) is skipped, the columns' own bind processors (JSON …) kept.
+def bulk(
+    conn: Connection,
+    key: tuple[Any, ...],
+    make: Any,
+    rows: Sequence[Any],
+    names: Sequence[str] | None = None,
+    encoded: Iterable[str] = (),
+) -> None:
+    """``executemany`` of a Core statement over ``rows`` (dicts keyed by its bind names, or tuples in the order
+    of ``names``), compiled once per dialect and handed to the driver as plain tuples/dicts: SQLAlchemy's
+    per-row parameter processing (the largest cost of a log batch's writes) is skipped, the columns' own bind
+    processors (JSON …) kept except for the binds in ``encoded`` (values the caller encoded already).
     On PostgreSQL the rows go as one array per column in one statement (``unnest``): one execution on the
     server instead of one per row. ``make()`` builds the statement the first time ``key`` is seen."""
     if not rows:
         return
+    sql, positional, processors, arrays = _compiled(conn, key, make)
+    skip = set(encoded)
+    if names is None:  # dict rows
+        names = list(rows[0])
+        pick = itemgetter(*names)
+        rows = [pick(r) for r in rows] if len(names) > 1 else [(pick(r),) for r in rows]
+    index = {n: i for i, n in enumerate(names)}
+    procs = [(index[n], proc) for n, proc in processors if n not in skip]
+    if procs:
+        listed = [list(r) for r in rows]
+        for i, proc in procs:
+            for r in listed:
+                r[i] = proc(r[i])
+        rows = [tuple(r) for r in listed]  # the driver takes tuples
+    if arrays is not None and len(rows) > 1 and _distinct_keys(arrays, index, rows):
+        columns = zip(*rows, strict=True)
+        conn.exec_driver_sql(arrays, {n: list(column) for n, column in zip(names, columns, strict=True)})
+        return
+    if positional is not None:
+        if list(positional) != list(names):
+            pick = itemgetter(*(index[n] for n in positional))
+            rows = [pick(r) for r in rows] if len(positional) > 1 else [(pick(r),) for r in rows]
+        params: list[Any] = rows if isinstance(rows, list) else list(rows)
+    else:
+        params = [dict(zip(names, r, strict=True)) for r in rows]
+    conn.exec_driver_sql(sql, params)
+
+
+def _compiled(conn: Connection, key: tuple[Any, ...], make: Any) -> tuple[str, Any, list[tuple[str, Any]], Any]:
     dialect = conn.dialect
     cache_key = (dialect.name, dialect.paramstyle, *key)
     entry = _COMPILED.get(cache_key)
@@ -56,17 +94,7 @@ def bulk(conn: Connection, key: tuple[Any, ...], make: Any, rows: Sequence[dict[
         arrays = _unnest_form(compiled) if dialect.name == "postgresql" and positional is None else None
         entry = (compiled.string, positional, processors, arrays)
         _COMPILED[cache_key] = entry
-    sql, positional, processors, arrays = entry
-    if processors:
-        rows = [dict(r) for r in rows]
-        for name, proc in processors:
-            for r in rows:
-                r[name] = proc(r[name])
-    if arrays is not None and len(rows) > 1 and _distinct_keys(arrays, rows):
-        conn.exec_driver_sql(arrays, {name: [r[name] for r in rows] for name in rows[0]})
-        return
-    params: list[Any] = [tuple(r[n] for n in positional) for r in rows] if positional is not None else list(rows)
-    conn.exec_driver_sql(sql, params)
+    return entry
 
 
 def _unnest_form(compiled: Any) -> str | None:
@@ -96,13 +124,13 @@ def _unnest_form(compiled: Any) -> str | None:
     return None
 
 
-def _distinct_keys(sql: str, rows: Sequence[dict[str, Any]]) -> bool:
+def _distinct_keys(sql: str, index: dict[str, int], rows: Sequence[Sequence[Any]]) -> bool:
     """``ON CONFLICT … DO UPDATE`` may not meet one key twice in one statement (``executemany`` may)."""
     conflict = re.search(r"ON CONFLICT \(([^()]*)\) DO UPDATE", sql)
     if conflict is None:
         return True
-    keys = [k.strip().strip('"') for k in conflict.group(1).split(",")]
-    return len({tuple(r[k] for k in keys) for r in rows}) == len(rows)
+    pick = itemgetter(*(index[k.strip().strip('"')] for k in conflict.group(1).split(",")))
+    return len({pick(r) for r in rows}) == len(rows)
 
 
 class ProfileStore:
@@ -224,6 +252,25 @@ class ProfileStore:
             [{"pid": r["profile_id"], **{f"v_{c}": r[c] for c in columns}} for r in rows],
         )
 
+    def write_features(self, conn: Connection, rows: list[tuple[str, str, int]]) -> None:
+        """(profile_id, features as JSON text, updated_us) per person: the log consumer's feature write."""
+        t = self.t["person"]
+        bulk(
+            conn,
+            ("write_features",),
+            lambda: (
+                update(t)
+                .where(t.c.profile_id == bindparam("pid"))
+                .values(
+                    features=bindparam("v_features", type_=t.c.features.type),
+                    updated_us=bindparam("v_updated", type_=t.c.updated_us.type),
+                )
+            ),
+            rows,
+            ("pid", "v_features", "v_updated"),
+            encoded=("v_features",),
+        )
+
     def delete_person(self, conn: Connection, pid: str) -> None:
         for name in ("identity", "day", "event", "tag", "member", "lifecycle", "person"):
             t = self.t[name]
@@ -264,21 +311,25 @@ class ProfileStore:
             lambda: upsert_statement(
                 conn.dialect.name, t, columns, ("profile_id", "event_type", "day"), add=("n", "amount_fen")
             ),
-            [
-                {"profile_id": p, "event_type": e, "day": d, "n": v[0], "amount_fen": v[1]}
-                for (p, e, d), v in sorted(deltas.items())
-            ],
+            [(*k, *v) for k, v in sorted(deltas.items())],
+            columns,
         )
 
-    def insert_events(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    EVENT_COLUMNS = ("event_id", "profile_id", "occurred_us", "event_type", "session_id", "screen", "properties")
+
+    def insert_events(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Retained events as tuples in ``EVENT_COLUMNS`` order, ``properties`` as JSON text already; an event
+        stored before (the same ``event_id``) is kept."""
         if rows:
             t = self.t["event"]
-            columns = tuple(rows[0])
+            columns = self.EVENT_COLUMNS
             bulk(
                 conn,
                 ("insert_events", columns),
                 lambda: upsert_statement(conn.dialect.name, t, columns, ("event_id",)),
                 rows,
+                columns,
+                encoded=("properties",),
             )
 
     def load_events(
