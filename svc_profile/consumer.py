@@ -9,8 +9,11 @@ the follower resumes from the stored cursor, so features are exact after any rep
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from svc_common.pb.qiming.common.v1 import event_pb2
@@ -23,6 +26,21 @@ from svc_profile.model import now_us
 log = logging.getLogger("qiming.profile")
 # What svc_profile publishes itself: segment changes, and erasures (which must not re-create the person).
 OWN_EVENTS = ("$segment_", "$profile_erased")
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused for one batch. A batch allocates some 10^5 objects that reference
+    counting frees; each of the dozens of collections they would trigger walks every tracked object of the
+    process (measured: ~10-25 % of a batch). Cycles made meanwhile are collected once the batch is done."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 class BatchConsumer:
@@ -45,7 +63,7 @@ class BatchConsumer:
         now = now_us()
         mine = [e for e in events if not e.event_type.startswith(OWN_EVENTS)]
         try:
-            with core.writing(keep_hot=True) as conn:
+            with _collector_paused(), core.writing(keep_hot=True) as conn:
                 res = self.resolver.resolve(conn, mine, now, hot)
                 store.insert_persons(conn, [person_row(pid, now) for pid in res.created])
                 store.insert_links(conn, res.links)

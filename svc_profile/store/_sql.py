@@ -6,13 +6,14 @@ Bulk by construction: lookups take lists of keys (chunked ``IN``), writes take l
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Text, and_, bindparam, delete, func, insert, select, type_coerce, update
 from sqlalchemy.engine import Connection
 
 from svc_common.db import Database, upsert_statement
@@ -131,6 +132,15 @@ def _distinct_keys(sql: str, index: dict[str, int], rows: Sequence[Sequence[Any]
         return True
     pick = itemgetter(*(index[k.strip().strip('"')] for k in conflict.group(1).split(",")))
     return len({pick(r) for r in rows}) == len(rows)
+
+
+class TagRow(NamedTuple):
+    """A stored tag as evaluation reads it (``tag_value`` decoded JSON, shared between equal values: read-only)."""
+
+    tag_value: Any
+    source: str
+    writer_version: str
+    expires_us: int | None
 
 
 class ProfileStore:
@@ -285,18 +295,26 @@ class ProfileStore:
     ) -> dict[str, dict[str, dict[int, list[int]]]]:
         """{profile: {event_type: {day: [count, amount_fen]}}} from ``first_day`` on; ``pids`` None: everyone."""
         t = self.t["day"]
-        out: dict[str, dict[str, dict[int, list[int]]]] = defaultdict(lambda: defaultdict(dict))
+        out: dict[str, dict[str, dict[int, list[int]]]] = {}
         base = select(t.c.profile_id, t.c.event_type, t.c.day, t.c.n, t.c.amount_fen).where(t.c.day >= first_day)
         if types is not None:
             types = sorted(set(types))
             if not types:
                 return out
             base = base.where(t.c.event_type.in_(types))
+        if pids is not None:  # one statement, compiled once, run per chunk of ids (the consumer's read)
+            base = base.where(t.c.profile_id.in_(bindparam("ids", expanding=True)))
         parts: Iterable[Sequence[str] | None] = chunks(list(pids)) if pids is not None else (None,)
         for part in parts:
-            stmt = base if part is None else base.where(t.c.profile_id.in_(part))
-            for pid, event_type, day, n, amount in conn.execute(stmt):
-                out[pid][event_type][day] = [n, amount]
+            result = conn.execute(base) if part is None else conn.execute(base, {"ids": list(part)})
+            for pid, event_type, day, n, amount in result.tuples():
+                by_type = out.get(pid)
+                if by_type is None:
+                    by_type = out[pid] = {}
+                buckets = by_type.get(event_type)
+                if buckets is None:
+                    buckets = by_type[event_type] = {}
+                buckets[day] = [n, amount]
         return out
 
     def add_days(self, conn: Connection, deltas: dict[tuple[str, str, int], list[int]]) -> None:
@@ -379,6 +397,31 @@ class ProfileStore:
             stmt = select(t) if part is None else select(t).where(t.c.profile_id.in_(part))
             for row in conn.execute(stmt):
                 out[row.profile_id][row.name] = row
+        return out
+
+    def tag_rows(self, conn: Connection, pids: Sequence[str]) -> dict[str, dict[str, TagRow]]:
+        """The tags of ``pids`` as evaluation reads them (``load_tags``' rows, lean: the JSON of the values
+        decoded once per distinct text, which repeat across persons)."""
+        t = self.t["tag"]
+        stmt = select(
+            t.c.profile_id,
+            t.c.name,
+            type_coerce(t.c.tag_value, Text),
+            t.c.source,
+            t.c.writer_version,
+            t.c.expires_us,
+        ).where(t.c.profile_id.in_(bindparam("ids", expanding=True)))
+        out: dict[str, dict[str, TagRow]] = {}
+        decoded: dict[str, Any] = {}
+        for part in chunks(list(pids)):
+            for pid, name, text, source, version, expires in conn.execute(stmt, {"ids": list(part)}).tuples():
+                value = decoded.get(text)
+                if value is None:
+                    value = decoded[text] = json.loads(text)
+                mine = out.get(pid)
+                if mine is None:
+                    mine = out[pid] = {}
+                mine[name] = TagRow(value, source, version, expires)
         return out
 
     def upsert_tags(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
