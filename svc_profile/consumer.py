@@ -59,11 +59,15 @@ class BatchConsumer:
 
     def handle(self, events: list[event_pb2.Event], cursor: str) -> dict[str, Any]:
         """Apply one batch and store ``cursor`` with it (synchronous: run it on a worker thread)."""
+        with _collector_paused():
+            return self._handle(events, cursor)  # its objects are freed before the collector runs again
+
+    def _handle(self, events: list[event_pb2.Event], cursor: str) -> dict[str, Any]:
         core, store, hot = self.core, self.core.store, self.core.hot
         now = now_us()
         mine = [e for e in events if not e.event_type.startswith(OWN_EVENTS)]
         try:
-            with _collector_paused(), core.writing(keep_hot=True) as conn:
+            with core.writing(keep_hot=True) as conn:
                 res = self.resolver.resolve(conn, mine, now, hot)
                 store.insert_persons(conn, [person_row(pid, now) for pid in res.created])
                 store.insert_links(conn, res.links)
