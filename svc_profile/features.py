@@ -152,8 +152,7 @@ class FeatureUpdater:
                 self.changed[pid].add(VIEWS_CHANGED)
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _get(doc: dict[str, Any], name: str) -> int:

@@ -17,9 +17,9 @@ IdKey = tuple[int, str]
 _NONE = ""
 
 
-def encode_doc(doc: dict[str, Any]) -> str:
-    """A JSON document as the consumer writes it (the text it stores is the text it caches)."""
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+encode_doc = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""A JSON document as the consumer writes it (the text it stores is the text it caches); one encoder, not
+one built per call as ``json.dumps`` with options does."""
 
 
 class PersonRow:
