@@ -199,7 +199,10 @@ class Person:
         return total
 
     def count_types(self, event_types: Iterable[str], days: int) -> int:
-        return sum(self.count_days(t, days * 86_400) for t in event_types)
+        window, total = days * 86_400, 0
+        for event_type in event_types:
+            total += self.count_days(event_type, window)
+        return total
 
     def derived(self, name: str) -> object:
         """``count.<type>.<N>d`` and ``turnover_fen.<N>d`` for any N of days, from the day buckets."""
