@@ -430,8 +430,17 @@ class ProfileStore:
         ).where(t.c.profile_id.in_(bindparam("ids", expanding=True)))
         out: dict[str, dict[str, TagRow]] = {}
         decoded: dict[str, Any] = {}
+        postgres = conn.dialect.name == "postgresql"
         for part in chunks(list(pids)):
-            for pid, name, text, source, version, expires in conn.execute(stmt, {"ids": list(part)}).tuples():
+            if postgres:  # through the primary key (see _days_by_key)
+                result = conn.exec_driver_sql(
+                    "SELECT g.profile_id, g.name, g.tag_value, g.source, g.writer_version, g.expires_us"
+                    f" FROM unnest(%(ids)s::varchar[]) AS v(pid) JOIN {t.name} g ON g.profile_id = v.pid",
+                    {"ids": list(part)},
+                )
+            else:
+                result = conn.execute(stmt, {"ids": list(part)})
+            for pid, name, text, source, version, expires in result.tuples():
                 value = decoded.get(text)
                 if value is None:
                     value = decoded[text] = json.loads(text)
