@@ -228,3 +228,17 @@ def test_collector_paused_during_a_batch_and_resumed_after_a_failure(tmp_path: P
             assert not gc.isenabled()
         finally:
             gc.enable()
+
+
+@pytest.mark.parametrize("dialect_name", ["sqlite", "postgresql", "dm", "opengauss"])
+def test_consumer_statements_compile_for_every_dialect(dialect_name: str) -> None:
+    from test_profile_upsert import make_dialect
+
+    from svc_profile.store import tables
+    from svc_profile.store._sql import ProfileStore
+
+    store = ProfileStore(None, tables)  # type: ignore[arg-type]  # compile only: no database
+    dialect = make_dialect(dialect_name)
+    for stmt in (store.features_statement(), store.tag_rows_statement()):
+        sql = str(stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": False}))
+        assert "profile_id" in sql

@@ -264,21 +264,24 @@ class ProfileStore:
 
     def write_features(self, conn: Connection, rows: list[tuple[str, str, int]]) -> None:
         """(profile_id, features as JSON text, updated_us) per person: the log consumer's feature write."""
-        t = self.t["person"]
         bulk(
             conn,
             ("write_features",),
-            lambda: (
-                update(t)
-                .where(t.c.profile_id == bindparam("pid"))
-                .values(
-                    features=bindparam("v_features", type_=t.c.features.type),
-                    updated_us=bindparam("v_updated", type_=t.c.updated_us.type),
-                )
-            ),
+            self.features_statement,
             rows,
             ("pid", "v_features", "v_updated"),
             encoded=("v_features",),
+        )
+
+    def features_statement(self) -> Any:
+        t = self.t["person"]
+        return (
+            update(t)
+            .where(t.c.profile_id == bindparam("pid"))
+            .values(
+                features=bindparam("v_features", type_=t.c.features.type),
+                updated_us=bindparam("v_updated", type_=t.c.updated_us.type),
+            )
         )
 
     def delete_person(self, conn: Connection, pid: str) -> None:
@@ -420,14 +423,7 @@ class ProfileStore:
         """The tags of ``pids`` as evaluation reads them (``load_tags``' rows, lean: the JSON of the values
         decoded once per distinct text, which repeat across persons)."""
         t = self.t["tag"]
-        stmt = select(
-            t.c.profile_id,
-            t.c.name,
-            type_coerce(t.c.tag_value, Text),
-            t.c.source,
-            t.c.writer_version,
-            t.c.expires_us,
-        ).where(t.c.profile_id.in_(bindparam("ids", expanding=True)))
+        stmt = self.tag_rows_statement()
         out: dict[str, dict[str, TagRow]] = {}
         decoded: dict[str, Any] = {}
         postgres = conn.dialect.name == "postgresql"
@@ -449,6 +445,17 @@ class ProfileStore:
                     mine = out[pid] = {}
                 mine[name] = TagRow(value, source, version, expires)
         return out
+
+    def tag_rows_statement(self) -> Any:
+        t = self.t["tag"]
+        return select(
+            t.c.profile_id,
+            t.c.name,
+            type_coerce(t.c.tag_value, Text),
+            t.c.source,
+            t.c.writer_version,
+            t.c.expires_us,
+        ).where(t.c.profile_id.in_(bindparam("ids", expanding=True)))
 
     def upsert_tags(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if not rows:
