@@ -488,9 +488,18 @@ class ProfileStore:
         if segment_ids is not None:
             base = base.where(t.c.segment_id.in_(list(segment_ids)))
         parts: Iterable[Sequence[str] | None] = chunks(list(pids)) if pids is not None else (None,)
+        by_key = pids is not None and segment_ids is None and conn.dialect.name == "postgresql"
+        columns = ", ".join(f"m.{c.name}" for c in t.c)
         for part in parts:
-            stmt = base if part is None else base.where(t.c.profile_id.in_(part))
-            for row in conn.execute(stmt):
+            if by_key:  # through the primary key's profile index (see _days_by_key)
+                result = conn.exec_driver_sql(
+                    f"SELECT {columns} FROM unnest(%(ids)s::varchar[]) AS v(pid) JOIN {t.name} m"
+                    " ON m.profile_id = v.pid",
+                    {"ids": list(part or ())},
+                )
+            else:
+                result = conn.execute(base if part is None else base.where(t.c.profile_id.in_(part)))
+            for row in result:
                 out[row.profile_id][row.segment_id] = row
         return out
 
