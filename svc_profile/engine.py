@@ -282,7 +282,16 @@ class Engine(Loading):
         self._local.people = {}
         if pids is not None and not pids:
             return counts
-        people = self.people(conn, pids, now, segments=segments, with_tags=tags, rows=rows, customers=customers)
+        people = self.people(
+            conn,
+            pids,
+            now,
+            segments=segments,
+            with_tags=tags,
+            rows=rows,
+            customers=customers,
+            lean_tags=person_types is not None,
+        )
         self._local.people = people
         counts["persons"] = len(people)
         if tags:

@@ -8,13 +8,14 @@ person per event type per day (``profile_day``): counts and amounts, from which 
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any
 
 from svc_common.conditions import Money
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_profile.config import ProfileSettings
-from svc_profile.model import Days, decode, from_us
+from svc_profile.model import DAY_US, Days, decode, from_us
 
 _COUNTERS_MAX = ("risk.max_traded_level",)
 VIEWS_CHANGED = "~views"
@@ -57,71 +58,101 @@ class FeatureUpdater:
         docs: dict[str, dict[str, Any]],
         pids: list[str | None],
         events: list[event_pb2.Event],
-    ) -> tuple[dict[tuple[str, str, int], list[int]], list[dict[str, Any]]]:
-        """Update ``docs`` ({pid: raw feature dict}) in place; returns day-bucket deltas and event rows."""
-        deltas: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0])
+    ) -> tuple[dict[tuple[str, str, int], list[int]], list[tuple[Any, ...]]]:
+        """Update ``docs`` ({pid: raw feature dict, its items owned by the caller}) in place; returns day-bucket
+        deltas and retained-event rows (``ProfileStore.EVENT_COLUMNS``, properties as JSON text).
+
+        The hot loop of the consumer: counters are incremented in place, each event's fields read once."""
+        deltas: dict[tuple[str, str, int], list[int]] = {}
         self.changed: dict[str, set[str]] = defaultdict(set)
-        rows: list[dict[str, Any]] = []
-        day_of = self.days.of
+        rows: list[tuple[Any, ...]] = []
+        offset, day_us = self.days.offset_us, DAY_US
+        trades, views, keep = self.trades, self.views, self.keep_events
         for pid, e in zip(pids, events, strict=True):
             if pid is None:
                 continue
             doc = docs[pid]
-            us = e.occurred_at.seconds * 1_000_000 + e.occurred_at.nanos // 1000
+            at = e.occurred_at
+            us = at.seconds * 1_000_000 + at.nanos // 1000
             event_type = e.event_type
-            _first_last(doc, "first_seen_at", "last_seen_at", us)
-            _add(doc, "events_total", 1)
-            if e.session_id and doc.get("_last_session") != e.session_id:
-                doc["_last_session"] = e.session_id
+            item = doc.get("first_seen_at")
+            if item is None or us < item[1]:
+                doc["first_seen_at"] = ["t", us]
+            item = doc.get("last_seen_at")
+            if item is None or us > item[1]:
+                doc["last_seen_at"] = ["t", us]
+            item = doc.get("events_total")
+            if item is None:
+                doc["events_total"] = ["i", 1]
+            else:
+                item[1] += 1
+            session = e.session_id
+            if session and doc.get("_last_session") != session:
+                doc["_last_session"] = session
                 _add(doc, "sessions", 1)
             amount = 0
             properties = e.properties
-            if event_type in self.trades:
-                _add(doc, "trade_count", 1)
-                _first_last(doc, "first_trade_at", "last_trade_at", us)
-                for name in self.amount_properties:
-                    if name in properties:
-                        amount = _number(properties[name]) or 0
-                        break
-                else:
-                    if any(n in e.masked_fields for n in self.amount_properties):
-                        _add(doc, "trade_amount_masked", 1)
-                if amount:
-                    doc["turnover_fen"] = ["m", _get(doc, "turnover_fen") + amount]
-                if "product_risk_level" in properties:
-                    level = _risk_level(properties["product_risk_level"])
-                    if level and level > _get(doc, "risk.max_traded_level"):
-                        doc["risk.max_traded_level"] = ["i", level]
-            elif event_type in self.views and properties:
-                category = properties.get("product_category")
-                if category is not None and category.WhichOneof("kind") == "string_value" and category.string_value:
-                    _add(doc, f"views.{category.string_value.lower()[:32]}", 1)
-                    self.changed[pid].add(VIEWS_CHANGED)
-                fund_type = properties.get("fund_type")
-                if fund_type is not None and fund_type.WhichOneof("kind") == "string_value" and fund_type.string_value:
-                    _add(doc, f"views.fund.{fund_type.string_value.lower()[:32]}", 1)
-                    self.changed[pid].add(VIEWS_CHANGED)
-                if "product_risk_level" in properties:
-                    level = _risk_level(properties["product_risk_level"])
-                    if level:
-                        _add(doc, f"risk_views.R{level}", 1)
-                        self.changed[pid].add(VIEWS_CHANGED)
-            slot = deltas[(pid, event_type, day_of(us))]
-            slot[0] += 1
-            slot[1] += amount
-            if self.keep_events:
+            if event_type in trades:
+                amount = self._trade(doc, e, properties, us)
+            elif properties and event_type in views:
+                self._view(doc, pid, properties)
+            key = (pid, event_type, (us + offset) // day_us)
+            slot = deltas.get(key)
+            if slot is None:
+                deltas[key] = [1, amount]
+            else:
+                slot[0] += 1
+                slot[1] += amount
+            if keep:
                 rows.append(
-                    {
-                        "event_id": e.event_id,
-                        "profile_id": pid,
-                        "occurred_us": us,
-                        "event_type": event_type,
-                        "session_id": e.session_id[:128],
-                        "screen": e.context.screen[:256],
-                        "properties": _scalar_properties(properties),
-                    }
+                    (
+                        e.event_id,
+                        pid,
+                        us,
+                        event_type,
+                        session[:128],
+                        e.context.screen[:256],
+                        _json(_scalar_properties(properties)) if properties else "{}",
+                    )
                 )
         return deltas, rows
+
+    def _trade(self, doc: dict[str, Any], e: event_pb2.Event, properties: Any, us: int) -> int:
+        amount = 0
+        _add(doc, "trade_count", 1)
+        _first_last(doc, "first_trade_at", "last_trade_at", us)
+        for name in self.amount_properties:
+            if name in properties:
+                amount = _number(properties[name]) or 0
+                break
+        else:
+            if any(n in e.masked_fields for n in self.amount_properties):
+                _add(doc, "trade_amount_masked", 1)
+        if amount:
+            doc["turnover_fen"] = ["m", _get(doc, "turnover_fen") + amount]
+        if "product_risk_level" in properties:
+            level = _risk_level(properties["product_risk_level"])
+            if level and level > _get(doc, "risk.max_traded_level"):
+                doc["risk.max_traded_level"] = ["i", level]
+        return amount
+
+    def _view(self, doc: dict[str, Any], pid: str, properties: Any) -> None:
+        category = properties.get("product_category")
+        if category is not None and category.WhichOneof("kind") == "string_value" and category.string_value:
+            _add(doc, f"views.{category.string_value.lower()[:32]}", 1)
+            self.changed[pid].add(VIEWS_CHANGED)
+        fund_type = properties.get("fund_type")
+        if fund_type is not None and fund_type.WhichOneof("kind") == "string_value" and fund_type.string_value:
+            _add(doc, f"views.fund.{fund_type.string_value.lower()[:32]}", 1)
+            self.changed[pid].add(VIEWS_CHANGED)
+        if "product_risk_level" in properties:
+            level = _risk_level(properties["product_risk_level"])
+            if level:
+                _add(doc, f"risk_views.R{level}", 1)
+                self.changed[pid].add(VIEWS_CHANGED)
+
+
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _get(doc: dict[str, Any], name: str) -> int:

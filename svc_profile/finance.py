@@ -87,8 +87,9 @@ def assets(person: Person) -> int | None:
 
 
 def _count(person: Person, event_types: Any, days: int) -> int:
-    types = (event_types,) if isinstance(event_types, str) else tuple(event_types)
-    return person.count_types(types, days)
+    if isinstance(event_types, str):
+        return person.count_days(event_types, days * 86_400)
+    return person.count_types(event_types, days)
 
 
 def high_net_worth(person: Person, p: dict[str, Any], ctx: Any) -> object:

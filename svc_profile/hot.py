@@ -11,21 +11,75 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from types import SimpleNamespace
 from typing import Any
 
 IdKey = tuple[int, str]
 _NONE = ""
-_FIELDS = (
-    "profile_id",
-    "created_us",
-    "updated_us",
-    "attributes",
-    "sealed_attributes",
-    "features",
-    "lifecycle_stage",
-    "lifecycle_since_us",
-)
+
+
+encode_doc = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""A JSON document as the consumer writes it (the text it stores is the text it caches); one encoder, not
+one built per call as ``json.dumps`` with options does."""
+
+
+class PersonRow:
+    """A person row as the consumer uses it: features decoded (folded in place by a batch), attributes decoded
+    only when a rule reads them (most touched persons are not evaluated), the texts kept for the cache."""
+
+    __slots__ = (
+        "_attributes",
+        "attributes_text",
+        "created_us",
+        "features",
+        "lifecycle_since_us",
+        "lifecycle_stage",
+        "profile_id",
+        "sealed_attributes",
+        "updated_us",
+    )
+
+    def __init__(
+        self,
+        profile_id: str,
+        created_us: int,
+        updated_us: int,
+        attributes_text: str | None,
+        sealed_attributes: bytes | None,
+        features: dict[str, Any],
+        lifecycle_stage: str,
+        lifecycle_since_us: int,
+        attributes: dict[str, Any] | None = None,
+    ) -> None:
+        self.profile_id = profile_id
+        self.created_us = created_us
+        self.updated_us = updated_us
+        self.attributes_text = attributes_text
+        self._attributes = attributes
+        self.sealed_attributes = sealed_attributes
+        self.features = features
+        self.lifecycle_stage = lifecycle_stage
+        self.lifecycle_since_us = lifecycle_since_us
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        if self._attributes is None:
+            self._attributes = json.loads(self.attributes_text or "{}")
+        return self._attributes
+
+    @classmethod
+    def of(cls, row: Any) -> PersonRow:
+        """From a row read from the database (its JSON columns decoded already)."""
+        return cls(
+            row.profile_id,
+            row.created_us,
+            row.updated_us,
+            None,
+            row.sealed_attributes,
+            row.features,
+            row.lifecycle_stage,
+            row.lifecycle_since_us,
+            attributes=row.attributes,
+        )
 
 
 class HotPersons:
@@ -69,7 +123,7 @@ class HotPersons:
                 known[pid] = value
         return known, ask
 
-    def person_rows(self, pids: Iterable[str]) -> tuple[dict[str, SimpleNamespace], list[str]]:
+    def person_rows(self, pids: Iterable[str]) -> tuple[dict[str, PersonRow], list[str]]:
         found, missing = {}, []
         rows = self.rows
         loads = json.loads
@@ -78,9 +132,8 @@ class HotPersons:
             if row is None:
                 missing.append(pid)
             else:
-                values = dict(zip(_FIELDS, row, strict=True))
-                values["attributes"], values["features"] = loads(values["attributes"]), loads(values["features"])
-                found[pid] = SimpleNamespace(**values)
+                created, updated, attributes, sealed, features, stage, since = row
+                found[pid] = PersonRow(pid, created, updated, attributes, sealed, loads(features), stage, since)
         self.hits += len(found)
         self.misses += len(missing)
         return found, missing
@@ -90,25 +143,31 @@ class HotPersons:
         self,
         owner: dict[IdKey, str],
         customers: dict[str, str],
-        rows: dict[str, SimpleNamespace],
+        rows: dict[str, PersonRow],
+        features_text: dict[str, str],
     ) -> None:
         """What a committed batch read and wrote: every id it resolved, the customer (or none) of every
-        person it touched, their rows as written."""
+        person it touched, their rows as written (``features_text``: the features as stored)."""
         if self.limit == 0:
             return
         if len(self.rows) + len(rows) > self.limit or len(self.owner) + len(owner) > 4 * self.limit:
             self.clear()  # the simplest bound: start over (a batch refills its own persons)
         self.owner.update(owner)
-        dumps = json.dumps
+        customer, cached = self.customer, self.rows
         for pid, row in rows.items():
-            self.customer[pid] = customers.get(pid) or _NONE
-            values = {**vars(row), "attributes": dumps(row.attributes), "features": dumps(row.features)}
-            self.rows[pid] = tuple(values[f] for f in _FIELDS)
+            customer[pid] = customers.get(pid) or _NONE
+            attributes = row.attributes_text
+            if attributes is None:
+                attributes = encode_doc(row.attributes)
+            cached[pid] = (
+                row.created_us,
+                row.updated_us,
+                attributes,
+                row.sealed_attributes,
+                features_text[pid],
+                row.lifecycle_stage,
+                row.lifecycle_since_us,
+            )
 
 
-def as_row(row: Any) -> SimpleNamespace:
-    """A person row from the database as a mutable namespace (what the cache keeps)."""
-    return SimpleNamespace(**row._mapping)
-
-
-__all__ = ["HotPersons", "as_row"]
+__all__ = ["HotPersons", "PersonRow", "encode_doc"]

@@ -126,9 +126,10 @@ class BatchResolver:
         per_event: list[tuple[IdKey | None, IdKey | None, list[IdKey]]] = []
         wanted: set[IdKey] = set()
         for e in events:
-            customer = key(CUSTOMER, e.user_id) if e.user_id else None
-            anonymous = key(ANONYMOUS, e.anonymous_id) if e.anonymous_id else None
-            extra = [k for i in e.identities if (k := key(i.type, i.value)) is not None] if e.identities else []
+            user, device, identities = e.user_id, e.anonymous_id, e.identities
+            customer = key(CUSTOMER, user) if user else None
+            anonymous = key(ANONYMOUS, device) if device else None
+            extra = [k for i in identities if (k := key(i.type, i.value)) is not None] if identities else []
             per_event.append((customer, anonymous, extra))
             if customer:
                 wanted.add(customer)
@@ -164,12 +165,15 @@ class BatchResolver:
                 continue
             event_type = e.event_type
             kind = "alias" if event_type in self.alias else "identify" if event_type in self.identify else "plain"
+            found = owner.get(primary)
+            pid = find(found) if found else None
+            if pid is not None and kind == "plain" and not extra:
+                res.pids[i] = pid  # most events: a known person, nothing to link
+                continue
             linked_by = {
                 "alias": "alias_event",
                 "identify": "signup_event" if "signup" in event_type else "login_event",
             }
-            found = owner.get(primary)
-            pid = find(found) if found else None
             if pid is None:
                 pid = new_profile_id()
                 res.created.append(pid)

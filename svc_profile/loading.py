@@ -79,10 +79,12 @@ class Loading:
         rows: dict[str, Any] | None = None,
         customers: dict[str, str] | None = None,
         preloaded: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None = None,
+        lean_tags: bool = False,
     ) -> dict[str, Person]:
         """Persons ready for evaluation, bulk-loaded (one query per table and chunk of ids), loading only
         what the definitions evaluated read. ``preloaded``: (days, tags, memberships) read already (one
-        person's profile, ``store.load_bundle``; retained events are then not read)."""
+        person's profile, ``store.load_bundle``; retained events are then not read). ``lean_tags``: tag rows
+        with only what evaluation reads (``store.tag_rows``: the log consumer)."""
         segments = list(segments) if segments is not None else list(self.segments.values())
         day_types, horizon, event_types, event_horizon = self.needs(segments, with_tags)
         if all_day_types:
@@ -122,7 +124,12 @@ class Loading:
             days = store.load_days(conn, ids, day_types, first_day) if day_types else {}
         events = store.load_events(conn, ids, event_types, now - event_horizon * 1_000_000) if event_types else {}
         if preloaded is None:
-            tags = store.load_tags(conn, ids) if reads_tags else {}
+            if not reads_tags:
+                tags = {}
+            elif lean_tags and ids is not None:
+                tags = store.tag_rows(conn, ids)
+            else:
+                tags = store.load_tags(conn, ids)
             wanted_segments = None
             if not with_tags:
                 wanted_segments = sorted({s.segment_id for s in segments} | {d for r in reads for d in r.segments})

@@ -89,6 +89,8 @@ class Days:
 
     def __init__(self, offset_hours: int) -> None:
         self.offset_us = offset_hours * 3_600_000_000
+        self._firsts: dict[tuple[int, int], int] = {}
+        """(now, window) → first day: one batch evaluates every person at the same ``now``."""
 
     def of(self, micros: int) -> int:
         return (micros + self.offset_us) // DAY_US
@@ -96,8 +98,14 @@ class Days:
     def first_of_window(self, now: int, window_seconds: int) -> int:
         """The first day bucket of a window of ``window_seconds`` ending now: whole calendar days, today
         included (a 7-day window is today and the 6 days before)."""
-        days = max(1, -(-window_seconds // 86_400))
-        return self.of(now) - days + 1
+        key = (now, window_seconds)
+        first = self._firsts.get(key)
+        if first is None:
+            if len(self._firsts) > 1024:
+                self._firsts.clear()
+            days = max(1, -(-window_seconds // 86_400))
+            first = self._firsts[key] = self.of(now) - days + 1
+        return first
 
 
 @dataclass(slots=True)
@@ -184,10 +192,17 @@ class Person:
         buckets = self.days.get(event_type)
         if not buckets:
             return 0
-        return sum(v[column] for d, v in buckets.items() if d >= first)
+        total = 0
+        for day, values in buckets.items():
+            if day >= first:
+                total += values[column]
+        return total
 
     def count_types(self, event_types: Iterable[str], days: int) -> int:
-        return sum(self.count_days(t, days * 86_400) for t in event_types)
+        window, total = days * 86_400, 0
+        for event_type in event_types:
+            total += self.count_days(event_type, window)
+        return total
 
     def derived(self, name: str) -> object:
         """``count.<type>.<N>d`` and ``turnover_fen.<N>d`` for any N of days, from the day buckets."""

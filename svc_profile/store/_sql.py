@@ -6,12 +6,14 @@ Bulk by construction: lookups take lists of keys (chunked ``IN``), writes take l
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Text, and_, bindparam, delete, func, insert, select, type_coerce, update
 from sqlalchemy.engine import Connection
 
 from svc_common.db import Database, upsert_statement
@@ -32,14 +34,51 @@ _COMPILED: dict[tuple[Any, ...], tuple[str, list[str] | None, list[tuple[str, An
 _BIND = re.compile(r"%\((\w+)\)s")
 
 
-def bulk(conn: Connection, key: tuple[Any, ...], make: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """``executemany`` of a Core statement over ``rows`` (dicts keyed by its bind names), compiled once per
-    dialect and handed to the driver as plain tuples/dicts: SQLAlchemy's per-row parameter processing
-    (the largest cost of a log batch's writes) is skipped, the columns' own bind processors (JSON …) kept.
+def bulk(
+    conn: Connection,
+    key: tuple[Any, ...],
+    make: Any,
+    rows: Sequence[Any],
+    names: Sequence[str] | None = None,
+    encoded: Iterable[str] = (),
+) -> None:
+    """``executemany`` of a Core statement over ``rows`` (dicts keyed by its bind names, or tuples in the order
+    of ``names``), compiled once per dialect and handed to the driver as plain tuples/dicts: SQLAlchemy's
+    per-row parameter processing (the largest cost of a log batch's writes) is skipped, the columns' own bind
+    processors (JSON …) kept except for the binds in ``encoded`` (values the caller encoded already).
     On PostgreSQL the rows go as one array per column in one statement (``unnest``): one execution on the
     server instead of one per row. ``make()`` builds the statement the first time ``key`` is seen."""
     if not rows:
         return
+    sql, positional, processors, arrays = _compiled(conn, key, make)
+    skip = set(encoded)
+    if names is None:  # dict rows
+        names = list(rows[0])
+        pick = itemgetter(*names)
+        rows = [pick(r) for r in rows] if len(names) > 1 else [(pick(r),) for r in rows]
+    index = {n: i for i, n in enumerate(names)}
+    procs = [(index[n], proc) for n, proc in processors if n not in skip]
+    if procs:
+        listed = [list(r) for r in rows]
+        for i, proc in procs:
+            for r in listed:
+                r[i] = proc(r[i])
+        rows = [tuple(r) for r in listed]  # the driver takes tuples
+    if arrays is not None and len(rows) > 1 and _distinct_keys(arrays, index, rows):
+        columns = zip(*rows, strict=True)
+        conn.exec_driver_sql(arrays, {n: list(column) for n, column in zip(names, columns, strict=True)})
+        return
+    if positional is not None:
+        if list(positional) != list(names):
+            pick = itemgetter(*(index[n] for n in positional))
+            rows = [pick(r) for r in rows] if len(positional) > 1 else [(pick(r),) for r in rows]
+        params: list[Any] = rows if isinstance(rows, list) else list(rows)
+    else:
+        params = [dict(zip(names, r, strict=True)) for r in rows]
+    conn.exec_driver_sql(sql, params)
+
+
+def _compiled(conn: Connection, key: tuple[Any, ...], make: Any) -> tuple[str, Any, list[tuple[str, Any]], Any]:
     dialect = conn.dialect
     cache_key = (dialect.name, dialect.paramstyle, *key)
     entry = _COMPILED.get(cache_key)
@@ -56,17 +95,7 @@ def bulk(conn: Connection, key: tuple[Any, ...], make: Any, rows: Sequence[dict[
         arrays = _unnest_form(compiled) if dialect.name == "postgresql" and positional is None else None
         entry = (compiled.string, positional, processors, arrays)
         _COMPILED[cache_key] = entry
-    sql, positional, processors, arrays = entry
-    if processors:
-        rows = [dict(r) for r in rows]
-        for name, proc in processors:
-            for r in rows:
-                r[name] = proc(r[name])
-    if arrays is not None and len(rows) > 1 and _distinct_keys(arrays, rows):
-        conn.exec_driver_sql(arrays, {name: [r[name] for r in rows] for name in rows[0]})
-        return
-    params: list[Any] = [tuple(r[n] for n in positional) for r in rows] if positional is not None else list(rows)
-    conn.exec_driver_sql(sql, params)
+    return entry
 
 
 def _unnest_form(compiled: Any) -> str | None:
@@ -96,13 +125,22 @@ def _unnest_form(compiled: Any) -> str | None:
     return None
 
 
-def _distinct_keys(sql: str, rows: Sequence[dict[str, Any]]) -> bool:
+def _distinct_keys(sql: str, index: dict[str, int], rows: Sequence[Sequence[Any]]) -> bool:
     """``ON CONFLICT … DO UPDATE`` may not meet one key twice in one statement (``executemany`` may)."""
     conflict = re.search(r"ON CONFLICT \(([^()]*)\) DO UPDATE", sql)
     if conflict is None:
         return True
-    keys = [k.strip().strip('"') for k in conflict.group(1).split(",")]
-    return len({tuple(r[k] for k in keys) for r in rows}) == len(rows)
+    pick = itemgetter(*(index[k.strip().strip('"')] for k in conflict.group(1).split(",")))
+    return len({pick(r) for r in rows}) == len(rows)
+
+
+class TagRow(NamedTuple):
+    """A stored tag as evaluation reads it (``tag_value`` decoded JSON, shared between equal values: read-only)."""
+
+    tag_value: Any
+    source: str
+    writer_version: str
+    expires_us: int | None
 
 
 class ProfileStore:
@@ -224,6 +262,28 @@ class ProfileStore:
             [{"pid": r["profile_id"], **{f"v_{c}": r[c] for c in columns}} for r in rows],
         )
 
+    def write_features(self, conn: Connection, rows: list[tuple[str, str, int]]) -> None:
+        """(profile_id, features as JSON text, updated_us) per person: the log consumer's feature write."""
+        bulk(
+            conn,
+            ("write_features",),
+            self.features_statement,
+            rows,
+            ("pid", "v_features", "v_updated"),
+            encoded=("v_features",),
+        )
+
+    def features_statement(self) -> Any:
+        t = self.t["person"]
+        return (
+            update(t)
+            .where(t.c.profile_id == bindparam("pid"))
+            .values(
+                features=bindparam("v_features", type_=t.c.features.type),
+                updated_us=bindparam("v_updated", type_=t.c.updated_us.type),
+            )
+        )
+
     def delete_person(self, conn: Connection, pid: str) -> None:
         for name in ("identity", "day", "event", "tag", "member", "lifecycle", "person"):
             t = self.t[name]
@@ -238,19 +298,44 @@ class ProfileStore:
     ) -> dict[str, dict[str, dict[int, list[int]]]]:
         """{profile: {event_type: {day: [count, amount_fen]}}} from ``first_day`` on; ``pids`` None: everyone."""
         t = self.t["day"]
-        out: dict[str, dict[str, dict[int, list[int]]]] = defaultdict(lambda: defaultdict(dict))
+        out: dict[str, dict[str, dict[int, list[int]]]] = {}
         base = select(t.c.profile_id, t.c.event_type, t.c.day, t.c.n, t.c.amount_fen).where(t.c.day >= first_day)
         if types is not None:
             types = sorted(set(types))
             if not types:
                 return out
             base = base.where(t.c.event_type.in_(types))
+        if pids is not None:  # one statement, compiled once, run per chunk of ids (the consumer's read)
+            base = base.where(t.c.profile_id.in_(bindparam("ids", expanding=True)))
         parts: Iterable[Sequence[str] | None] = chunks(list(pids)) if pids is not None else (None,)
         for part in parts:
-            stmt = base if part is None else base.where(t.c.profile_id.in_(part))
-            for pid, event_type, day, n, amount in conn.execute(stmt):
-                out[pid][event_type][day] = [n, amount]
+            if part is None:
+                result = conn.execute(base)
+            elif conn.dialect.name == "postgresql" and types is not None:
+                result = conn.exec_driver_sql(
+                    self._days_by_key(), {"ids": list(part), "types": types, "first": first_day}
+                )
+            else:
+                result = conn.execute(base, {"ids": list(part)})
+            for pid, event_type, day, n, amount in result.tuples():
+                by_type = out.get(pid)
+                if by_type is None:
+                    by_type = out[pid] = {}
+                buckets = by_type.get(event_type)
+                if buckets is None:
+                    buckets = by_type[event_type] = {}
+                buckets[day] = [n, amount]
         return out
+
+    def _days_by_key(self) -> str:
+        """PostgreSQL: the day rows of an array of persons through the primary key, one index probe per person.
+        (psycopg prepares a repeated statement; the generic plan of ``profile_id IN (…500 binds…)`` filtered
+        every row of the wanted types through an unhashed list: ~1 s per batch at 20,000 persons.)"""
+        name = self.t["day"].name
+        return (
+            f"SELECT d.profile_id, d.event_type, d.day, d.n, d.amount_fen FROM unnest(%(ids)s::varchar[]) AS v(pid)"
+            f" JOIN {name} d ON d.profile_id = v.pid WHERE d.day >= %(first)s AND d.event_type = ANY(%(types)s)"
+        )
 
     def add_days(self, conn: Connection, deltas: dict[tuple[str, str, int], list[int]]) -> None:
         """Add counts to day buckets with one additive upsert (``n = n + excluded.n``): nothing is read."""
@@ -264,21 +349,25 @@ class ProfileStore:
             lambda: upsert_statement(
                 conn.dialect.name, t, columns, ("profile_id", "event_type", "day"), add=("n", "amount_fen")
             ),
-            [
-                {"profile_id": p, "event_type": e, "day": d, "n": v[0], "amount_fen": v[1]}
-                for (p, e, d), v in sorted(deltas.items())
-            ],
+            [(*k, *v) for k, v in sorted(deltas.items())],
+            columns,
         )
 
-    def insert_events(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    EVENT_COLUMNS = ("event_id", "profile_id", "occurred_us", "event_type", "session_id", "screen", "properties")
+
+    def insert_events(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Retained events as tuples in ``EVENT_COLUMNS`` order, ``properties`` as JSON text already; an event
+        stored before (the same ``event_id``) is kept."""
         if rows:
             t = self.t["event"]
-            columns = tuple(rows[0])
+            columns = self.EVENT_COLUMNS
             bulk(
                 conn,
                 ("insert_events", columns),
                 lambda: upsert_statement(conn.dialect.name, t, columns, ("event_id",)),
                 rows,
+                columns,
+                encoded=("properties",),
             )
 
     def load_events(
@@ -330,6 +419,44 @@ class ProfileStore:
                 out[row.profile_id][row.name] = row
         return out
 
+    def tag_rows(self, conn: Connection, pids: Sequence[str]) -> dict[str, dict[str, TagRow]]:
+        """The tags of ``pids`` as evaluation reads them (``load_tags``' rows, lean: the JSON of the values
+        decoded once per distinct text, which repeat across persons)."""
+        t = self.t["tag"]
+        stmt = self.tag_rows_statement()
+        out: dict[str, dict[str, TagRow]] = {}
+        decoded: dict[str, Any] = {}
+        postgres = conn.dialect.name == "postgresql"
+        for part in chunks(list(pids)):
+            if postgres:  # through the primary key (see _days_by_key)
+                result = conn.exec_driver_sql(
+                    "SELECT g.profile_id, g.name, g.tag_value, g.source, g.writer_version, g.expires_us"
+                    f" FROM unnest(%(ids)s::varchar[]) AS v(pid) JOIN {t.name} g ON g.profile_id = v.pid",
+                    {"ids": list(part)},
+                )
+            else:
+                result = conn.execute(stmt, {"ids": list(part)})
+            for pid, name, text, source, version, expires in result.tuples():
+                value = decoded.get(text)
+                if value is None:
+                    value = decoded[text] = json.loads(text)
+                mine = out.get(pid)
+                if mine is None:
+                    mine = out[pid] = {}
+                mine[name] = TagRow(value, source, version, expires)
+        return out
+
+    def tag_rows_statement(self) -> Any:
+        t = self.t["tag"]
+        return select(
+            t.c.profile_id,
+            t.c.name,
+            type_coerce(t.c.tag_value, Text),
+            t.c.source,
+            t.c.writer_version,
+            t.c.expires_us,
+        ).where(t.c.profile_id.in_(bindparam("ids", expanding=True)))
+
     def upsert_tags(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
@@ -361,9 +488,18 @@ class ProfileStore:
         if segment_ids is not None:
             base = base.where(t.c.segment_id.in_(list(segment_ids)))
         parts: Iterable[Sequence[str] | None] = chunks(list(pids)) if pids is not None else (None,)
+        by_key = pids is not None and segment_ids is None and conn.dialect.name == "postgresql"
+        columns = ", ".join(f"m.{c.name}" for c in t.c)
         for part in parts:
-            stmt = base if part is None else base.where(t.c.profile_id.in_(part))
-            for row in conn.execute(stmt):
+            if by_key:  # through the primary key's profile index (see _days_by_key)
+                result = conn.exec_driver_sql(
+                    f"SELECT {columns} FROM unnest(%(ids)s::varchar[]) AS v(pid) JOIN {t.name} m"
+                    " ON m.profile_id = v.pid",
+                    {"ids": list(part or ())},
+                )
+            else:
+                result = conn.execute(base if part is None else base.where(t.c.profile_id.in_(part)))
+            for row in result:
                 out[row.profile_id][row.segment_id] = row
         return out
 
