@@ -122,9 +122,6 @@ class ServiceSettings(ServerSettings):
     """How long SQLite waits for another writer's lock before failing."""
     sqlite_cache_mib: int = Field(default=64, ge=2)
     """SQLite page cache per connection, MiB (the default 2 MiB makes large logs read index pages from disk)."""
-    sqlite_checkpoint_interval_millis: int = Field(default=1000, ge=0)
-    """How often a background thread copies SQLite's WAL back into the database file (a passive checkpoint), so
-    that no commit pays for it; 0 leaves checkpoints to the commit that fills 1,000 WAL pages (SQLite's default)."""
     migrate_on_start: bool = True
     """Apply pending schema migrations when the service starts (``qiming migrate`` does it on demand)."""
     keyring_file: Path | None = None

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
-import time
 
 import pytest
 import sqlalchemy as sa
@@ -158,58 +156,3 @@ def test_sqlite_connections_get_wal_full_sync_and_the_configured_cache(tmp_path)
         database.dispose()
     # synchronous 2 is FULL; a negative cache_size is KiB.
     assert pragmas == {"journal_mode": "wal", "synchronous": 2, "cache_size": -16 * 1024}
-
-
-def test_sqlite_checkpoints_run_in_the_background_not_in_the_commit(tmp_path) -> None:
-    """With the checkpointer on, commits never copy the WAL back (their backstop is far away) and the thread does;
-    every committed row is there after a restart."""
-    path = tmp_path / "c.db"
-    settings = CollectSettings(database_url=f"sqlite:///{path}", sqlite_checkpoint_interval_millis=50)
-    database = Database.from_settings(settings)
-    table = sa.Table(
-        "filler", sa.MetaData(), sa.Column("n", sa.Integer, primary_key=True), sa.Column("b", sa.LargeBinary)
-    )
-    try:
-        assert database.checkpointer is not None
-        database.checkpointer.stop()  # first, commits alone: the WAL must outgrow SQLite's default 1,000 pages
-        table.metadata.create_all(database.engine)
-        for start in range(0, 6_000, 1_000):
-            with database.connection(write=True) as conn:
-                conn.execute(sa.insert(table), [{"n": n, "b": bytes(2_000)} for n in range(start, start + 1_000)])
-        with database.connection() as conn:
-            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 20_000
-        # No commit checkpointed: the 12 MB written are all in the WAL, none yet in the database file (a commit
-        # past SQLite's default 1,000 pages would have copied them there).
-        assert path.stat().st_size < 1_000_000
-        database.checkpointer.start()
-        deadline = time.monotonic() + 10
-        while database.checkpointer.checkpoints == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert database.checkpointer.checkpoints >= 1
-        probe = sqlite3.connect(path)
-        try:
-            _busy, wal_frames, copied = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        finally:
-            probe.close()
-        assert wal_frames == copied  # everything in the WAL is in the database file
-        assert path.stat().st_size > 12_000_000
-    finally:
-        database.dispose()
-    assert database.checkpointer._thread is None
-    reopened = Database.from_settings(CollectSettings(database_url=f"sqlite:///{path}"))
-    try:
-        with reopened.connection() as conn:
-            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 6_000
-    finally:
-        reopened.dispose()
-
-
-def test_sqlite_checkpoints_stay_in_the_commit_when_the_interval_is_zero(tmp_path) -> None:
-    settings = CollectSettings(database_url=f"sqlite:///{tmp_path / 'z.db'}", sqlite_checkpoint_interval_millis=0)
-    database = Database.from_settings(settings)
-    try:
-        assert database.checkpointer is None
-        with database.connection() as conn:
-            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1_000  # SQLite's own default
-    finally:
-        database.dispose()

@@ -15,7 +15,6 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from svc_common.db._checkpoint import BACKSTOP_PAGES, WalCheckpointer
 from svc_common.errors import ConfigError, StartupError, Unavailable
 
 if TYPE_CHECKING:
@@ -70,7 +69,7 @@ def dialect_name(url: str | URL) -> str:
     return (make_url(url) if isinstance(url, str) else url).get_backend_name()
 
 
-def _sqlite_pragmas(synchronous: str, busy_timeout_millis: int, cache_mib: int = 64, autocheckpoint_pages: int = 0):
+def _sqlite_pragmas(synchronous: str, busy_timeout_millis: int, cache_mib: int = 64):
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Hand transaction control to SQLAlchemy (pysqlite's own BEGIN handling is wrong for SELECTs).
         dbapi_connection.isolation_level = None
@@ -82,8 +81,6 @@ def _sqlite_pragmas(synchronous: str, busy_timeout_millis: int, cache_mib: int =
         # SQLite's default page cache is 2 MiB: once the unique index on random event ids outgrows it,
         # every insert reads pages from disk and ingest slows as the log grows.
         cursor.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
-        if autocheckpoint_pages:  # a WalCheckpointer does the checkpoints; this is only its backstop
-            cursor.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint_pages)}")
         cursor.close()
 
     return on_connect
@@ -126,10 +123,7 @@ def create_engine_from_settings(settings: ServiceSettings) -> Engine:
             engine,
             "connect",
             _sqlite_pragmas(
-                settings.sqlite_synchronous,
-                settings.sqlite_busy_timeout_millis,
-                settings.sqlite_cache_mib,
-                BACKSTOP_PAGES if settings.sqlite_checkpoint_interval_millis else 0,
+                settings.sqlite_synchronous, settings.sqlite_busy_timeout_millis, settings.sqlite_cache_mib
             ),
         )
         event.listen(engine, "begin", _sqlite_begin)
@@ -162,13 +156,10 @@ def wait_for_database(engine: Engine, retries: int, first_interval_millis: int) 
 class Database:
     """An engine plus managed sessions. One per service process."""
 
-    def __init__(self, engine: Engine, checkpointer: WalCheckpointer | None = None) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self.checkpointer = checkpointer
-        if checkpointer is not None:
-            checkpointer.start()
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings, *, wait: bool = True) -> Database:
@@ -177,14 +168,7 @@ class Database:
             wait_for_database(
                 engine, settings.database_connect_retries, settings.database_connect_retry_interval_millis
             )
-        checkpointer = None
-        if engine.dialect.name == "sqlite" and settings.sqlite_checkpoint_interval_millis:
-            checkpointer = WalCheckpointer(
-                str(engine.url.database),
-                settings.sqlite_checkpoint_interval_millis,
-                settings.sqlite_busy_timeout_millis,
-            )
-        return cls(engine, checkpointer)
+        return cls(engine)
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:
@@ -230,6 +214,4 @@ class Database:
             raise Unavailable(f"no free database connection: {exc}".splitlines()[0]) from exc
 
     def dispose(self) -> None:
-        if self.checkpointer is not None:
-            self.checkpointer.stop()
         self.engine.dispose()
