@@ -37,6 +37,7 @@ from svc_common.process import ServerProcess
 from svc_common.runtime import ServiceRuntime
 
 WAIT_SECONDS = 3600
+REPO = Path(__file__).resolve().parents[1]
 
 
 def graph() -> pb.JourneyGraph:
@@ -110,11 +111,14 @@ def counts(database: Path) -> tuple[int, int]:
 
 def restart(work: Path, customers: int, timer_batch: int) -> dict[str, float]:
     database = next((work / "data").glob("*.db"))
-    process = ServerProcess(
-        "campaign",
-        work_dir=work,
-        env={"QIMING_CAMPAIGN_TIMER_BATCH_SIZE": str(timer_batch), "QIMING_CAMPAIGN_DELIVERY_POLL_MILLIS": "1000"},
-    )
+    env = {
+        "QIMING_CAMPAIGN_TIMER_BATCH_SIZE": str(timer_batch),
+        "QIMING_CAMPAIGN_DELIVERY_POLL_MILLIS": "1000",
+        # The service process runs the code of this checkout (it starts in ``work``: a relative PYTHONPATH, or none,
+        # would run whatever tree the virtual environment was installed from).
+        "PYTHONPATH": str(REPO),
+    }
+    process = ServerProcess("campaign", work_dir=work, env=env)
     spawned = time.perf_counter()
     process.start()
     serving = time.perf_counter() - spawned

@@ -37,6 +37,7 @@ from svc_common.pb.qiming.common.v1 import event_pb2
 
 log = logging.getLogger("qiming.campaign.engine")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+BULK_RETURNING = ("sqlite", "postgresql", "opengauss")
 
 
 @dataclass
@@ -343,10 +344,11 @@ class Engine:
 
     def _claim(self, conn: Connection, timer_ids: list[str]) -> set[str]:
         """Delete these timers; return those this transaction deleted (another worker may have fired some). One
-        ``DELETE ... RETURNING`` per 500 where the database has it, else one DELETE each (its row count says)."""
+        ``DELETE ... RETURNING`` per 500 where the database returns many rows from it (Dameng's is Oracle's
+        ``RETURNING ... INTO``: one row; SQLite before 3.35 has none), else one DELETE each (its row count says)."""
         if not timer_ids:
             return set()
-        if not (self.bulk_claim and conn.dialect.delete_returning):
+        if not (self.bulk_claim and conn.dialect.name in BULK_RETURNING and conn.dialect.delete_returning):
             return {t for t in timer_ids if conn.execute(self._delete_timer, {"b_timer": t}).rowcount == 1}
         claimed: set[str] = set()
         for start in range(0, len(timer_ids), 500):
