@@ -1,6 +1,6 @@
-"""Writes and reads of one engine transaction, batched: messages, new participants and visits wait in memory and
-go out in one ``executemany`` each before commit; what the entry rules and the policy gate ask per customer is
-read ahead for the whole batch. Mixed into :class:`svc_campaign.journey_walk.Walker`."""
+"""Writes and reads of one engine transaction, batched: messages, new participants, participant changes and
+visits wait in memory and go out in one ``executemany`` each before commit; what the entry rules and the policy
+gate ask per customer is read ahead for the whole batch. Mixed into :class:`svc_campaign.journey_walk.Walker`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 class BatchedWrites:
     """Needs ``self._local`` (a ``threading.local``), ``self.t``, ``self.gate``, ``self.policy()`` and the
-    ``_insert_message`` / ``_insert_participant`` / ``_insert_visit`` statements."""
+    ``_insert_message`` / ``_insert_participant`` / ``_update_participant`` / ``_insert_visit`` statements."""
 
     def _writes(self) -> Writes:
         writes = getattr(self._local, "writes", None)
@@ -29,31 +29,67 @@ class BatchedWrites:
         return self._writes().messages_by_user.get(user, [])
 
     def flush(self, conn: Connection) -> None:
-        """Write the messages, new participants and visits recorded since the last flush, in three statements
-        (in the caller's transaction)."""
+        """Write the messages, new participants, participant changes and visits recorded since the last flush, in
+        one statement each (in the caller's transaction)."""
         writes = self._writes()
         if writes.messages:
             conn.execute(self._insert_message, writes.messages)
         if writes.participants:
             conn.execute(self._insert_participant, writes.participants)
+        self.flush_updates(conn)
         if writes.visits:
             conn.execute(self._insert_visit, writes.visits)
         self._local.writes = Writes()
 
+    def update_participant(self, instance_id: str, changes: dict[str, Any]) -> None:
+        """Record a change of a stored participant, written at the next flush (two changes of one participant in
+        a transaction merge: the later values win, as two UPDATEs in that order would leave them)."""
+        updates = self._writes().updates
+        updates[instance_id] = {**updates.get(instance_id, {}), **changes}
+
+    def flush_updates(self, conn: Connection) -> None:
+        """Write the participant changes recorded so far: one ``executemany`` per set of changed columns (a walk
+        sets the same few, so a batch of timers is one or two statements). The read-ahead stays valid: it holds
+        no participant state the changes touch (changed customers are in ``dropped``)."""
+        writes = self._writes()
+        if not writes.updates:
+            return
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for instance_id in sorted(writes.updates):  # one order for every writer: no lock-order deadlock
+            changes = writes.updates[instance_id]
+            groups.setdefault(tuple(sorted(changes)), []).append({"b_instance": instance_id, **changes})
+        for rows in groups.values():
+            conn.execute(self._update_participant, rows)
+        writes.updates = {}
+
     def discard(self) -> None:
         self._local.writes = Writes()
 
-    def prefetch(self, conn: Connection, users: set[str], now: dt.datetime) -> None:
-        """Read, in a few statements, what the entry rules and the policy gate ask per customer, for the customers
-        a batch may enter into journeys (instead of three queries per entry). Valid for this transaction only;
-        rows written during it are seen through the pending lists, rows changed are dropped from the read-ahead."""
+    def prefetch(self, conn: Connection, users: set[str], now: dt.datetime, *, entries: bool = True) -> None:
+        """Read, in a few statements, what the entry rules (``entries``: the customers' participations) and the
+        policy gate (consents, recent messages) ask per customer, for the customers of a batch (instead of three
+        queries per entry). Valid for this transaction only; rows written during it are seen through the pending
+        lists, rows changed are dropped from the read-ahead."""
         writes = self._writes()
-        todo = sorted(users - writes.known_users)
+        todo = sorted(users - writes.gate_users)
+        if entries:
+            self._prefetch_participations(conn, sorted(users - writes.known_users))
         if not todo:
             return
         policy = self.policy(conn)
         since = now - dt.timedelta(seconds=max(7 * 86_400, policy.dedupe_window_seconds))
-        i, c = self.t["instance"].c, self.t["consent"].c
+        c = self.t["consent"].c
+        for start in range(0, len(todo), 500):
+            chunk = todo[start : start + 500]
+            writes.gate_users.update(chunk)
+            for row in conn.execute(select(c.user_id, c.channel, c.purpose, c.granted).where(c.user_id.in_(chunk))):
+                writes.consents.setdefault(row.user_id, []).append((row.channel, row.purpose, row.granted))
+            for user, sent in self.gate.recent_for(conn, chunk, since).items():
+                writes.recent[user] = sent
+
+    def _prefetch_participations(self, conn: Connection, todo: list[str]) -> None:
+        writes = self._writes()
+        i = self.t["instance"].c
         for start in range(0, len(todo), 500):
             chunk = todo[start : start + 500]
             writes.known_users.update(chunk)
@@ -64,16 +100,12 @@ class BatchedWrites:
             )
             for row in rows:
                 writes.previous[(row.user_id, row.journey_id)] = Previous(row.status, row.entered_at)
-            for row in conn.execute(select(c.user_id, c.channel, c.purpose, c.granted).where(c.user_id.in_(chunk))):
-                writes.consents.setdefault(row.user_id, []).append((row.channel, row.purpose, row.granted))
-            for user, sent in self.gate.recent_for(conn, chunk, since).items():
-                writes.recent[user] = sent
 
     # -- cached reference data ------------------------------------------------------------------------
 
     def _known(self, user: str) -> tuple[Any, Any]:
         writes = self._writes()
-        if user not in writes.known_users:
+        if user not in writes.gate_users:
             return None, None
         return writes.consents.get(user, []), writes.recent.get(user, [])
 
@@ -91,8 +123,13 @@ class Writes:
         self.participants: list[dict[str, Any]] = []
         self.messages: list[dict[str, Any]] = []
         self.messages_by_user: dict[str, list[dict[str, Any]]] = {}
+        self.updates: dict[str, dict[str, Any]] = {}
+        """Changes of stored participants by instance id (see ``update_participant``)."""
         # Read ahead for the customers of a batch (see Walker.prefetch): what the table held at its start.
         self.known_users: set[str] = set()
+        """Customers whose participations were read ahead (``previous``)."""
+        self.gate_users: set[str] = set()
+        """Customers whose consents and recent messages were read ahead."""
         self.previous: dict[tuple[str, str], Previous] = {}
         self.consents: dict[str, list[tuple[int, str, bool]]] = {}
         self.recent: dict[str, list[Any]] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +138,14 @@ def render_text(
     event: Mapping[str, Any],
     sensitive_fields: Iterable[str] = (),
 ) -> str:
+    if PLACEHOLDER.search(text) is None:
+        return text  # nothing to fill in: no profile values to gather
+    return _filler(profile, event, sensitive_fields)(text)
+
+
+def _filler(
+    profile: profile_pb2.Profile | None, event: Mapping[str, Any], sensitive_fields: Iterable[str]
+) -> Callable[[str], str]:
     values = profile_values(profile)
     masked = {m.split(".")[-1].lower() for m in profile.masked_fields} if profile is not None else set()
     sensitive = {s.lower() for s in sensitive_fields} | masked
@@ -155,7 +163,7 @@ def render_text(
             return f"{found:g}"
         return str(found)
 
-    return PLACEHOLDER.sub(substitute, text)
+    return lambda text: PLACEHOLDER.sub(substitute, text)
 
 
 def render(
@@ -165,11 +173,11 @@ def render(
     sensitive_fields: Iterable[str] = (),
 ) -> tuple[str, str, str]:
     """(title, body, link) for one customer; ``RenderRefused`` when a level 3+ value would be shown."""
-    return (
-        render_text(template.title, profile, event, sensitive_fields),
-        render_text(template.body, profile, event, sensitive_fields),
-        render_text(template.link, profile, event, sensitive_fields),
-    )
+    title, body, link = template.title, template.body, template.link
+    if not (PLACEHOLDER.search(title) or PLACEHOLDER.search(body) or PLACEHOLDER.search(link)):
+        return title, body, link  # a fixed text (a send per customer: worth not gathering profile values)
+    fill = _filler(profile, event, sensitive_fields)
+    return fill(title), fill(body), fill(link)
 
 
 _RATING = re.compile(r"^[cC]\s*([1-5])$")

@@ -37,6 +37,7 @@ from svc_common.pb.qiming.common.v1 import event_pb2
 
 log = logging.getLogger("qiming.campaign.engine")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+BULK_RETURNING = ("sqlite", "postgresql", "opengauss")
 
 
 @dataclass
@@ -88,7 +89,13 @@ class Engine:
         self._loaded_at = 0.0
         self._lock = threading.Lock()
         self.walker = Walker(self, tables, profiles, gate, experiments, settings)
-        self._delete_timer = delete(tables["timer"]).where(tables["timer"].c.timer_id == bindparam("b_timer"))
+        timer = tables["timer"]
+        self._delete_timer = delete(timer).where(timer.c.timer_id == bindparam("b_timer"))
+        self._delete_timers = (
+            delete(timer).where(timer.c.timer_id.in_(bindparam("b_timers", expanding=True))).returning(timer.c.timer_id)
+        )
+        self.bulk_claim = True
+        """False: claim due timers with one DELETE each even where DELETE ... RETURNING exists (tests compare)."""
 
     # -- journeys in memory ---------------------------------------------------------------------------
 
@@ -301,19 +308,30 @@ class Engine:
         with self.db.connection(write=True) as conn:
             self.refresh(conn)
             now = self.clock.now()
-            query = select(timer).where(timer.c.due_at <= now).order_by(timer.c.due_at, timer.c.timer_id)
+            # By due time alone: the index on due_at gives the first rows without sorting all that are due (ties,
+            # e.g. 100,000 timers armed by one batch, would otherwise be sorted in full for every batch).
+            query = select(timer).where(timer.c.due_at <= now).order_by(timer.c.due_at)
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = conn.execute(query.limit(limit or self.settings.timer_batch_size)).mappings().all()
             try:
+                # The timers of participants (wait, goal) are deleted together up front: nothing in the batch can
+                # re-arm or cancel one before it fires (a participant has one timer, and only its own walk arms
+                # it). Trigger timers stay one by one: firing one may cancel or re-arm another of the batch.
+                claimed = self._claim(conn, [r["timer_id"] for r in rows if r["kind"] != "trigger"])
                 # Read ahead for the whole batch: the waiting participants (one statement instead of one each) and
                 # what the policy gate asks per customer.
-                waiting = self.walker.load_many(conn, [r["instance_id"] for r in rows if r["kind"] != "trigger"])
+                waiting = self.walker.load_many(conn, [r["instance_id"] for r in rows if r["timer_id"] in claimed])
                 users = {r["user_id"] for r in rows}
                 if len(users) > 1:
-                    self.walker.prefetch(conn, users, now)
+                    # Only a trigger timer enters customers: the others need no participations read ahead.
+                    entries = any(r["kind"] == "trigger" for r in rows)
+                    self.walker.prefetch(conn, users, now, entries=entries)
                 for row in rows:
-                    if conn.execute(self._delete_timer, {"b_timer": row["timer_id"]}).rowcount != 1:
+                    if row["kind"] == "trigger":
+                        if conn.execute(self._delete_timer, {"b_timer": row["timer_id"]}).rowcount != 1:
+                            continue  # cancelled earlier in this batch, or another worker fired it
+                    elif row["timer_id"] not in claimed:
                         continue  # another worker fired it
                     batch.timers_fired += 1
                     self._fire(conn, dict(row), now, batch, waiting)
@@ -323,6 +341,20 @@ class Engine:
                 raise
         batch.seconds = time.perf_counter() - started
         return batch
+
+    def _claim(self, conn: Connection, timer_ids: list[str]) -> set[str]:
+        """Delete these timers; return those this transaction deleted (another worker may have fired some). One
+        ``DELETE ... RETURNING`` per 500 where the database returns many rows from it (Dameng's is Oracle's
+        ``RETURNING ... INTO``: one row; SQLite before 3.35 has none), else one DELETE each (its row count says)."""
+        if not timer_ids:
+            return set()
+        if not (self.bulk_claim and conn.dialect.name in BULK_RETURNING and conn.dialect.delete_returning):
+            return {t for t in timer_ids if conn.execute(self._delete_timer, {"b_timer": t}).rowcount == 1}
+        claimed: set[str] = set()
+        for start in range(0, len(timer_ids), 500):
+            chunk = timer_ids[start : start + 500]
+            claimed.update(conn.execute(self._delete_timers, {"b_timers": chunk}).scalars())
+        return claimed
 
     def _fire(
         self,

@@ -10,6 +10,7 @@ earlier in the same batch count.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -91,9 +92,15 @@ def consent_allows(rows: Iterable[tuple[int, str, bool]], channel: int, purpose:
 def cap_windows(policy: pb.ContactPolicy, now: dt.datetime, default_zone: str) -> tuple[dt.datetime, dt.datetime]:
     """Since when "per day" and "per week" caps count: the start of today and of this week (Monday) in the cap
     zone (calendar, the default, as brokers count), or the last 24 hours and 7 days (``CAP_WINDOW_ROLLING``)."""
-    if policy.cap_window == pb.CAP_WINDOW_ROLLING:
+    return _cap_windows(policy.cap_window, policy.cap_timezone, now, default_zone)
+
+
+@functools.lru_cache(maxsize=64)
+def _cap_windows(window: int, zone: str, now: dt.datetime, default_zone: str) -> tuple[dt.datetime, dt.datetime]:
+    # Cached: every send of a batch of timers or events asks with the same ``now``.
+    if window == pb.CAP_WINDOW_ROLLING:
         return now - dt.timedelta(days=1), now - dt.timedelta(days=7)
-    local = now.astimezone(_zone(policy.cap_timezone, default_zone))
+    local = now.astimezone(_zone(zone, default_zone))
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     monday = midnight - dt.timedelta(days=midnight.weekday())
     # Through the local date and back: a day that starts at a daylight-saving change keeps its own offset.
