@@ -5,15 +5,21 @@ customer's score to svc_profile's ``TagService.WriteTagsStream`` with the model 
 provenance, after making sure the tag is defined there as an external tag written by svc_modeling. Without
 either, nothing is written: the versioned score table is still stored (a dataset, readable with
 ``DatasetService.ReadRows``) and its lineage records that no write-back happened.
+
+Scores go out batch by batch as they are scored: svc_profile stores the first ones while the model still
+scores the next (the two overlap instead of adding up).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
+import numpy as np
 
 from svc_common.errors import FailedPrecondition, Unavailable
 from svc_common.pb.qiming.common.v1 import types_pb2
@@ -25,16 +31,17 @@ WRITES_PER_MESSAGE = 5_000
 
 
 @dataclass(frozen=True)
-class ScoreTag:
-    """One customer's score as a tag value."""
+class ScoreBatch:
+    """Scores of consecutive customers: ``customer_ids[k]`` scored ``values[k]``."""
 
-    customer_id: str
-    value: float
+    customer_ids: Sequence[str]
+    values: np.ndarray
 
 
 class ProfileTagWriter(Protocol):
-    def write_scores(self, tag_name: str, model_name: str, model_version: int, scores: Sequence[ScoreTag]) -> int:
-        """Write the tag for each customer (provenance: model and version); returns how many were written."""
+    def write_scores(self, tag_name: str, model_name: str, model_version: int, batches: Iterable[ScoreBatch]) -> int:
+        """Write the tag for each customer of each batch (provenance: model and version), taking the batches as
+        they come (the caller may still be scoring the next); returns how many were written."""
         ...
 
     @property
@@ -46,7 +53,9 @@ class NotConnectedTagWriter:
 
     connected = False
 
-    def write_scores(self, tag_name: str, model_name: str, model_version: int, scores: Sequence[ScoreTag]) -> int:
+    def write_scores(self, tag_name: str, model_name: str, model_version: int, batches: Iterable[ScoreBatch]) -> int:
+        for _ in batches:  # the caller's scoring still runs
+            pass
         return 0
 
 
@@ -109,28 +118,35 @@ class GrpcProfileTagWriter:
                 reason="TAG_NOT_EXTERNAL",
             )
 
-    def write_scores(self, tag_name: str, model_name: str, model_version: int, scores: Sequence[ScoreTag]) -> int:
+    def write_scores(self, tag_name: str, model_name: str, model_version: int, batches: Iterable[ScoreBatch]) -> int:
         if not self.connected:
-            return 0
+            return NotConnectedTagWriter().write_scores(tag_name, model_name, model_version, batches)
         self.ensure_definition(tag_name, model_name)
         provenance = types_pb2.Provenance(
             source=types_pb2.Provenance.SOURCE_MODEL, writer=f"model:{model_name}", writer_version=str(model_version)
         )
-
-        def messages() -> Iterator[profile_pb2.WriteTagsStreamRequest]:
-            for start in range(0, len(scores), WRITES_PER_MESSAGE):
-                writes = [
-                    profile_pb2.TagWrite(
-                        user=types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=s.customer_id),
-                        tag_name=tag_name,
-                        value=types_pb2.Value(double_value=s.value),
-                    )
-                    for s in scores[start : start + WRITES_PER_MESSAGE]
-                ]
-                yield profile_pb2.WriteTagsStreamRequest(writes=writes, provenance=provenance if start == 0 else None)
-
+        # Batches are consumed here, in the caller's thread (where scoring runs and fails, if it fails); gRPC's
+        # own thread takes slices of them from a short queue and builds the messages while the next batch scores.
+        pending: queue.Queue[tuple[Sequence[str], np.ndarray] | None] = queue.Queue(maxsize=_QUEUED_SLICES)
+        stop = threading.Event()
+        call = self._connect().WriteTagsStream.future(
+            _messages(tag_name, provenance, pending, stop), timeout=self.timeout_seconds, wait_for_ready=True
+        )
         try:
-            reply = self._connect().WriteTagsStream(messages(), timeout=self.timeout_seconds, wait_for_ready=True)
+            for batch in batches:
+                ids, values = batch.customer_ids, batch.values
+                step = WRITES_PER_MESSAGE
+                if not all(
+                    _put(pending, (ids[k : k + step], values[k : k + step]), call) for k in range(0, len(ids), step)
+                ):
+                    break  # svc_profile ended the call: its error is raised below
+            _put(pending, None, call)
+        except BaseException:
+            stop.set()
+            call.cancel()  # what svc_profile committed so far stays; a rerun overwrites it
+            raise
+        try:
+            reply = call.result()
         except grpc.RpcError as exc:
             raise self._error(exc) from exc
         return int(reply.written_count)
@@ -139,3 +155,50 @@ class GrpcProfileTagWriter:
         return Unavailable(
             f"svc_profile at {self.address} refused the score write-back: {exc.code().name}: {exc.details()}"
         )
+
+
+_QUEUED_SLICES = 8
+"""Messages built ahead of svc_profile (each ``WRITES_PER_MESSAGE`` writes): enough to keep the stream busy."""
+
+
+def _put(pending: queue.Queue[Any], item: Any, call: grpc.Future) -> bool:
+    """Queue ``item`` for the stream unless the call has ended (then nothing would ever take it)."""
+    while not call.done():
+        try:
+            pending.put(item, timeout=0.5)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _messages(
+    tag_name: str,
+    provenance: types_pb2.Provenance,
+    pending: queue.Queue[tuple[Sequence[str], np.ndarray] | None],
+    stop: threading.Event,
+) -> Iterator[profile_pb2.WriteTagsStreamRequest]:
+    """The stream's messages, built in place (``add`` and field assignment: several times faster than building
+    a ``TagWrite`` from nested messages per score)."""
+    first = True
+    customer = types_pb2.ID_TYPE_CUSTOMER
+    while not stop.is_set():
+        try:
+            piece = pending.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if piece is None:
+            return
+        ids, values = piece
+        message = profile_pb2.WriteTagsStreamRequest()
+        if first:
+            message.provenance.CopyFrom(provenance)
+            first = False
+        add = message.writes.add
+        for customer_id, value in zip(ids, values.tolist(), strict=True):
+            write = add()
+            write.user.type = customer
+            write.user.value = customer_id
+            write.tag_name = tag_name
+            write.value.double_value = value
+        yield message
