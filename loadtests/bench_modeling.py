@@ -63,6 +63,7 @@ from svc_modeling.methods.stats import lgb_params
 FEATURES = ["recency", "history", "mens", "womens", "zip_code", "newbie", "channel", "segment"]
 UPLIFT_FEATURES = ["recency", "history", "mens", "womens", "zip_code", "newbie", "channel"]
 CHUNK = 1024 * 1024
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def upload(stub: pb_grpc.DatasetServiceStub, name: str, frame: pd.DataFrame, **dataset: object) -> pb.Dataset:
@@ -195,6 +196,11 @@ def bench_writeback(
         ids, seconds = create_profiles(Path(work) / "data", n)
         print(f"created {n:,} profiles in svc_profile's database in {seconds:.1f} s (set-up)", flush=True)
         env = {f"QIMING_{name}_KEYRING_JSON": KEYRING for name in ("COLLECT", "PROFILE", "CAMPAIGN", "MODELING")}
+        # The services run in their work directory: a relative PYTHONPATH (``PYTHONPATH=.``) would not reach this
+        # checkout there, and they would run whatever checkout the virtualenv installs instead.
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        )
         if sweep_seconds:
             env["QIMING_PROFILE_SWEEP_INTERVAL_SECONDS"] = str(sweep_seconds)
         with contextlib.ExitStack() as stack:
