@@ -158,6 +158,20 @@ def define_direct_tag(channel: grpc.Channel) -> float:
     return time.perf_counter() - began
 
 
+def wait_for_sweep(process: ServerProcess, timeout: float = 3600) -> float:
+    """Wait until svc_profile's first time sweep has ended (its log says ``sweep: … in …s`` at DEBUG).
+
+    At start svc_profile sweeps for the day boundaries that passed while it was down: with generated profiles
+    that re-evaluates most of them, holding its writer for seconds (minutes at 1,000,000). Set-up, not the
+    write-back: measured while it runs, the first stream shared svc_profile with it and the next did not."""
+    began = time.perf_counter()
+    while time.perf_counter() - began < timeout:
+        if '"message": "sweep: ' in process.log_path.read_text(errors="replace"):
+            return time.perf_counter() - began
+        time.sleep(0.5)
+    raise SystemExit(f"svc_profile's start-up sweep did not end in {timeout:.0f} s")
+
+
 def write_tags_directly(channel: grpc.Channel, ids: list[str], values: np.ndarray, batch: int = 5000) -> float:
     """The same number of DOUBLE tags straight to svc_profile: the write-back's floor."""
     tags = pgrpc.TagServiceStub(channel)
@@ -203,6 +217,7 @@ def bench_writeback(
         )
         if sweep_seconds:
             env["QIMING_PROFILE_SWEEP_INTERVAL_SECONDS"] = str(sweep_seconds)
+        env["QIMING_PROFILE_LOG_LEVEL"] = env["QIMING_SUITE_LOG_LEVEL"] = "DEBUG"  # the sweep's end (wait_for_sweep)
         with contextlib.ExitStack() as stack:
             options = [("grpc.max_receive_message_length", 1 << 26)]
             if separate:
@@ -226,6 +241,8 @@ def bench_writeback(
             jobs = pb_grpc.JobServiceStub(channel)
             first = define_direct_tag(profile_channel)
             print(f"svc_profile took a first write after {first:.1f} s (set-up)", flush=True)
+            swept = wait_for_sweep(profile if separate else server)
+            print(f"svc_profile's start-up sweep ended {swept:.1f} s later (set-up)", flush=True)
             ds = upload(datasets, "hillstrom", hillstrom)
             request = pb.TrainModelRequest(
                 model_name="bench_visit", dataset_id=ds.dataset_id, label_column="visit", feature_columns=FEATURES
