@@ -13,10 +13,9 @@ scores the next (the two overlap instead of adding up).
 from __future__ import annotations
 
 import queue
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import grpc
 import numpy as np
@@ -125,26 +124,25 @@ class GrpcProfileTagWriter:
         provenance = types_pb2.Provenance(
             source=types_pb2.Provenance.SOURCE_MODEL, writer=f"model:{model_name}", writer_version=str(model_version)
         )
-        # Batches are consumed here, in the caller's thread (where scoring runs and fails, if it fails); gRPC's
-        # own thread takes slices of them from a short queue and builds the messages while the next batch scores.
-        pending: queue.Queue[tuple[Sequence[str], np.ndarray] | None] = queue.Queue(maxsize=_QUEUED_SLICES)
-        stop = threading.Event()
+        # Batches are consumed here, in the caller's thread (where scoring runs, and fails if it fails), never
+        # waiting for svc_profile: gRPC's own thread builds the messages from the queued slices (views of the score
+        # arrays, no copies) and sends them while the next batch scores.
+        pending: queue.SimpleQueue[tuple[Sequence[str], np.ndarray] | None] = queue.SimpleQueue()
         call = self._connect().WriteTagsStream.future(
-            _messages(tag_name, provenance, pending, stop), timeout=self.timeout_seconds, wait_for_ready=True
+            _messages(tag_name, provenance, pending), timeout=self.timeout_seconds, wait_for_ready=True
         )
         try:
             for batch in batches:
+                if call.done():
+                    break  # svc_profile ended the call early: its error is raised below
                 ids, values = batch.customer_ids, batch.values
-                step = WRITES_PER_MESSAGE
-                if not all(
-                    _put(pending, (ids[k : k + step], values[k : k + step]), call) for k in range(0, len(ids), step)
-                ):
-                    break  # svc_profile ended the call: its error is raised below
-            _put(pending, None, call)
+                for k in range(0, len(ids), WRITES_PER_MESSAGE):
+                    pending.put((ids[k : k + WRITES_PER_MESSAGE], values[k : k + WRITES_PER_MESSAGE]))
         except BaseException:
-            stop.set()
-            call.cancel()  # what svc_profile committed so far stays; a rerun overwrites it
+            call.cancel()  # before the stream's end below: the group in progress is not committed
             raise
+        finally:
+            pending.put(None)  # the end of the stream (of a cancelled one: only ends the message thread)
         try:
             reply = call.result()
         except grpc.RpcError as exc:
@@ -157,38 +155,14 @@ class GrpcProfileTagWriter:
         )
 
 
-_QUEUED_SLICES = 8
-"""Messages built ahead of svc_profile (each ``WRITES_PER_MESSAGE`` writes): enough to keep the stream busy."""
-
-
-def _put(pending: queue.Queue[Any], item: Any, call: grpc.Future) -> bool:
-    """Queue ``item`` for the stream unless the call has ended (then nothing would ever take it)."""
-    while not call.done():
-        try:
-            pending.put(item, timeout=0.5)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
 def _messages(
-    tag_name: str,
-    provenance: types_pb2.Provenance,
-    pending: queue.Queue[tuple[Sequence[str], np.ndarray] | None],
-    stop: threading.Event,
+    tag_name: str, provenance: types_pb2.Provenance, pending: queue.SimpleQueue[tuple[Sequence[str], np.ndarray] | None]
 ) -> Iterator[profile_pb2.WriteTagsStreamRequest]:
     """The stream's messages, built in place (``add`` and field assignment: several times faster than building
     a ``TagWrite`` from nested messages per score)."""
     first = True
     customer = types_pb2.ID_TYPE_CUSTOMER
-    while not stop.is_set():
-        try:
-            piece = pending.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        if piece is None:
-            return
+    while (piece := pending.get()) is not None:
         ids, values = piece
         message = profile_pb2.WriteTagsStreamRequest()
         if first:

@@ -5,7 +5,6 @@ and the messages built in place equal those built from nested messages."""
 from __future__ import annotations
 
 import queue
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,13 +76,13 @@ def test_a_scoring_failure_ends_the_stream_with_its_own_error(profile) -> None:
 
 
 def test_messages_built_in_place_equal_nested_construction() -> None:
-    pending: queue.Queue = queue.Queue()
+    pending: queue.SimpleQueue = queue.SimpleQueue()
     provenance = types_pb2.Provenance(source=types_pb2.Provenance.SOURCE_MODEL, writer="model:m", writer_version="1")
     ids, values = ["C1", "客户2"], np.array([0.1 + 0.2, float("nan")])
     pending.put((ids, values))
     pending.put((ids[:1], values[:1]))
     pending.put(None)
-    built = list(writeback._messages("s", provenance, pending, threading.Event()))
+    built = list(writeback._messages("s", provenance, pending))
 
     def nested(first: bool, n: int) -> ppb.WriteTagsStreamRequest:
         writes = [
