@@ -51,7 +51,7 @@ class TagWriter:
                 violations=[FieldViolation("provenance.writer", "name the writer")],
             )
         rules = self.core.engine.tags
-        refused: dict[str, tuple[type[QimingError], str, str]] = {}  # tag name -> why no write to it is taken
+        refused: dict[str, tuple[type[QimingError], str, str] | None] = {}  # tag name -> why writes to it are refused
         ref = self.core.policy.ref
         errors: list[tuple[int, str, str, str]] = []
         at: list[int] = []  # the index of each accepted write
@@ -62,7 +62,7 @@ class TagWriter:
                 if name not in refused:
                     refused[name] = _refusal(rules.get(name), name)
                 why = refused[name]
-                if why[0] is not QimingError:
+                if why is not None:
                     raise why[0](f"writes[{i}].tag_name: {why[2]}", reason=why[1])
                 value = _value_text(w.value, i)
                 id_type, id_value = ref(w.user.type, w.user.value, f"writes[{i}].user")
@@ -103,13 +103,13 @@ class TagWriter:
         return [t for _, t in sorted(tags.items()) if t.expires_us is None or t.expires_us > now]
 
 
-def _refusal(rule: Any, name: str) -> tuple[type[QimingError], str, str]:
-    """Why writes to tag ``name`` are refused (exception type, reason, message); QimingError: they are not."""
+def _refusal(rule: Any, name: str) -> tuple[type[QimingError], str, str] | None:
+    """Why writes to tag ``name`` are refused (error type, reason, message); None: they are taken."""
     if rule is None:
         return NotFound, "TAG_NOT_FOUND", f"no tag definition {name!r}"
     if rule.kind != "external":
         return InvalidArgument, "TAG_NOT_WRITABLE", f"{name!r} is computed by its rule, not written"
-    return QimingError, "", ""
+    return None
 
 
 def _value_text(value: Any, i: int) -> str:
