@@ -19,7 +19,7 @@ MAX_WRITES = 10_000
 STREAM_GROUP_WRITES = 100_000
 """WriteTagsStream commits this many writes (of several messages) at a time: a million model scores go in ten
 transactions. Each commit of random persons rewrites most pages of the tag key in SQLite's WAL (fewer, larger
-groups write less), while a group holds the writer (the log consumer waits about a second for 100,000)."""
+groups write less), while a group holds the writer (the log consumer waits 1–1.5 s for 100,000 here)."""
 _SOURCES = {
     types_pb2.Provenance.SOURCE_MODEL: "MODEL",
     types_pb2.Provenance.SOURCE_IMPORT: "IMPORT",
