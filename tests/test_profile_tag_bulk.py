@@ -10,7 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from profile_helpers import CUSTOMER, profile_app, profile_settings, ref
+from profile_helpers import ANONYMOUS, CUSTOMER, profile_app, profile_settings, ref
 
 from svc_common.conditions import Money, to_proto
 from svc_common.pb.qiming.common.v1 import types_pb2
@@ -149,3 +149,33 @@ def test_a_stream_written_group_by_group_keeps_the_later_write(tmp_path: Path, m
             server.close()
         assert reply.written_count == 30 and [e.row_index for e in reply.errors] == list(range(1, 40, 4))
         assert stored(app, ["C1"])[("C1", "score")][1] == ["d", 19.0]
+
+
+@pytest.mark.parametrize("customer_last", [True, False])
+def test_two_ids_of_one_person_in_one_group_keep_the_later_write(
+    tmp_path: Path, database_url: str, customer_last: bool
+) -> None:
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        app.definitions.create_tag(external("score"))
+        app.profiles.upsert_attributes(ref("C1"), {"branch": to_proto("SH")}, [], "crm", frozenset())
+        core = app.core
+        with core.writing() as conn:
+            pid = core.find(conn, core.policy.ref(CUSTOMER, "C1", "user"))
+            core.store.insert_links(
+                conn,
+                [
+                    {
+                        "id_value": "a-1",
+                        "id_type": ANONYMOUS,
+                        "profile_id": pid,
+                        "linked_by": "test",
+                        "linked_us": 0,
+                        "source_ref": "",
+                    }
+                ],
+            )
+        by_customer = pb.TagWrite(user=ref("C1"), tag_name="score", value=to_proto(2.0))
+        by_device = pb.TagWrite(user=ref("a-1", ANONYMOUS), tag_name="score", value=to_proto(1.0))
+        writes = [by_device, by_customer] if customer_last else [by_customer, by_device]
+        assert app.tags.write_group(writes, MODEL, "") == (2, [])
+        assert stored(app, ["C1"])[("C1", "score")][1] == ["d", 2.0 if customer_last else 1.0]

@@ -25,7 +25,7 @@ _UPDATES = ("tag_value", "source", "writer", "writer_version", "written_us", "ex
 _SET = ", ".join(f"{c} = excluded.{c}" for c in _UPDATES)
 _COLUMNS = "profile_id, name, tag_value, source, writer, writer_version, written_us, expires_us, trace_id"
 
-# SQLite: each write is the JSON array [id type, id value, tag name, value JSON text, expiry or null].
+# SQLite: each write is the JSON array [id type, id value, tag name, value JSON text, expiry or null, position].
 _J = "json_extract(j.value, '$[{}]')".format
 _SQLITE_JOIN = (  # CROSS JOIN keeps the writes outermost: one primary-key probe per write, never a scan
     f"FROM json_each(?) AS j CROSS JOIN {{identity}} AS i ON i.id_value = {_J(1)} AND i.id_type = {_J(0)}"
@@ -34,7 +34,7 @@ _SQLITE_UPSERT = (
     f"INSERT INTO {{tag}} ({_COLUMNS}) SELECT i.profile_id, {_J(2)}, {_J(3)}, ?, ?, ?, ?, {_J(4)}, ? "
     # By person, then in write order: inserts walk the (profile_id, name) key in order, and of two writes
     # of one person's tag the later is applied last (wins), as in a sequence of single upserts.
-    f"{_SQLITE_JOIN} WHERE true ORDER BY i.profile_id, j.key "  # WHERE true: SQLite's upsert parse
+    f"{_SQLITE_JOIN} WHERE true ORDER BY i.profile_id, {_J(5)} "  # WHERE true: SQLite's upsert parse
     f"ON CONFLICT (profile_id, name) DO UPDATE SET {_SET}"
 )
 _SQLITE_PERSONS = f"SELECT DISTINCT i.profile_id {_SQLITE_JOIN}"
@@ -90,9 +90,10 @@ def write_values(
     tables = {"identity": store.t["identity"].name, "tag": store.t["tag"].name}
     shared = (provenance.source, provenance.writer, provenance.writer_version, provenance.written_us)
     if dialect == "sqlite":
-        # Sorted by id: the identity probes read neighbouring index pages (the writes keep their positions).
+        # Sorted by id: the identity probes read neighbouring index pages. Each write keeps its position: two ids
+        # of one person may name the same tag, and the later write must still be applied last.
         order = sorted(range(len(writes)), key=lambda k: writes[k][:2])
-        array = json.dumps([writes[k] for k in order], ensure_ascii=False)
+        array = json.dumps([(*writes[k], k) for k in order], ensure_ascii=False)
         pids = _column(conn, _SQLITE_PERSONS.format(**tables), (array,)) if persons else []
         done = conn.exec_driver_sql(_SQLITE_UPSERT.format(**tables), (*shared, provenance.trace_id, array)).rowcount
         missing = (
