@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import lightgbm
@@ -33,7 +33,7 @@ from svc_modeling.methods import checks, propensity
 from svc_modeling.profiles import ProfileSnapshots, restrict
 from svc_modeling.snapshot import ID_COLUMN
 from svc_modeling.store import SqlModelingStore
-from svc_modeling.writeback import NotConnectedTagWriter, ProfileTagWriter, ScoreTag
+from svc_modeling.writeback import NotConnectedTagWriter, ProfileTagWriter, ScoreBatch
 
 _MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,127}$")
 STAGES = {
@@ -289,26 +289,32 @@ class ModelRegistry:
                 about = snapshot["population"]
             n = len(rows.data)
             scores = np.empty(n)
+            customers = customer_text(rows.data[id_column])
+            wire_ids = np.where(pd.isna(customers), "", customers)  # no id: svc_profile refuses that row
             began = time.perf_counter()
             step = self.settings.score_batch_rows
-            for start in range(0, n, step):
-                ctx.progress(90 * start / max(n, 1), f"scoring rows {start}-{min(n, start + step)} of {n}")
-                part = rows.data.iloc[start : start + step]
-                scores[start : start + step] = model.predict_matrix(model.encoder.transform(part))
-            ctx.progress(90, "storing the score table")
-            scored = time.perf_counter()
-            ids = rows.data[id_column]
+            scored = began
+
+            def scored_batches() -> Iterator[ScoreBatch]:
+                # Each batch goes to svc_profile as soon as it is scored: writing overlaps the scoring of the next.
+                nonlocal scored
+                for start in range(0, n, step):
+                    ctx.progress(90 * start / max(n, 1), f"scoring rows {start}-{min(n, start + step)} of {n}")
+                    part = rows.data.iloc[start : start + step]
+                    scores[start : start + step] = model.predict_matrix(model.encoder.transform(part))
+                    yield ScoreBatch(wire_ids[start : start + step], scores[start : start + step])
+                scored = time.perf_counter()
+                if connected:
+                    ctx.progress(90, "scored: writing the last scores to svc_profile")
+
             connected = self._writer.connected
             if connected:
-                ctx.progress(92, f"writing {n} scores to svc_profile as tag {tag!r}")
-            written = (
-                self._writer.write_scores(tag, version.model_name, version.version, _tags(ids, scores))
-                if connected
-                else 0
-            )
+                ctx.progress(0, f"scoring {n} rows and writing the scores to svc_profile as tag {tag!r}")
+            written = self._writer.write_scores(tag, version.model_name, version.version, scored_batches())
             wrote = time.perf_counter()
+            ctx.progress(95, "storing the score table")
             table = self._catalog.create(
-                score_table(ids, scores, id_column),
+                score_table(customers, scores, id_column),
                 name=f"{tag}_v{version.version}",
                 origin="model_scores",
                 description=f"scores of {version.model_name} version {version.version} on {about}",
@@ -319,7 +325,8 @@ class ModelRegistry:
                     "tag_name": tag,
                     "scoring_job": ctx.job_id,
                     "profile_writeback": f"written {written}" if connected else "not connected",
-                    "seconds": f"scoring {scored - began:.2f}, write-back {wrote - scored:.2f}",
+                    # The write-back runs from the start of scoring to svc_profile's reply: it overlaps scoring.
+                    "seconds": f"scoring {scored - began:.2f}, write-back {wrote - began if connected else 0:.2f}",
                 },
                 customer_id_column="customer_id",
                 created_by=created_by,
@@ -329,7 +336,20 @@ class ModelRegistry:
         return self._jobs.submit("score_customers", run, created_by)
 
 
-def score_table(ids: pd.Series, scores: np.ndarray, source_id_column: str) -> Frame:
+def customer_text(ids: pd.Series) -> np.ndarray:
+    """Customer ids as text (integral floats of a numeric column without their ``.0``; missing: None)."""
+    return (
+        ids.astype(object)
+        .map(
+            lambda v: (
+                None if v is None or v != v else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+            )
+        )
+        .to_numpy()
+    )
+
+
+def score_table(customers: np.ndarray, scores: np.ndarray, source_id_column: str) -> Frame:
     columns = [
         pb.Column(
             name="customer_id",
@@ -339,11 +359,4 @@ def score_table(ids: pd.Series, scores: np.ndarray, source_id_column: str) -> Fr
         ),
         pb.Column(name="score", type=types_pb2.VALUE_TYPE_DOUBLE, role=pb.COLUMN_ROLE_FEATURE),
     ]
-    text = ids.astype(object).map(
-        lambda v: None if v is None or v != v else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
-    )
-    return Frame(pd.DataFrame({"customer_id": text.to_numpy(), "score": scores}), columns)
-
-
-def _tags(ids: pd.Series, scores: np.ndarray) -> list[ScoreTag]:
-    return [ScoreTag(str(i), float(s)) for i, s in zip(ids, scores, strict=True)]
+    return Frame(pd.DataFrame({"customer_id": customers, "score": scores}), columns)

@@ -162,24 +162,38 @@ class TagServicer(pb_grpc.TagServiceServicer):
         response = pb.WriteTagsStreamResponse()
         group: list[Any] = []
         offset = 0  # index of group[0] in the whole stream
+        writing: asyncio.Future[tuple[int, list]] | None = None  # the group being written while the next arrives
+
+        async def written() -> None:
+            nonlocal writing
+            if writing is not None:
+                count, errors = await writing
+                writing = None
+                response.written_count += count
+                _row_errors(response.errors, errors)
 
         async def flush() -> None:
-            nonlocal offset
-            written, errors = await _run(self.app.tags.write_group, group, provenance, _trace_id(), offset)
-            response.written_count += written
-            _row_errors(response.errors, errors)
+            nonlocal group, offset, writing
+            await written()  # one group at a time, in order: a later write of a tag wins
+            writing = asyncio.ensure_future(_run(self.app.tags.write_group, group, provenance, _trace_id(), offset))
             offset += len(group)
-            group.clear()
+            group = []
 
-        async for request in request_iterator:
-            if provenance is None:
-                provenance = request.provenance
-            check_message_size(request.writes)
-            group.extend(request.writes)
-            if len(group) >= STREAM_GROUP_WRITES:
+        try:
+            async for request in request_iterator:
+                if provenance is None:
+                    provenance = request.provenance
+                check_message_size(request.writes)
+                group.extend(request.writes)
+                if len(group) >= STREAM_GROUP_WRITES:
+                    await flush()
+            if group:
                 await flush()
-        if group:
-            await flush()
+            await written()
+        finally:
+            if writing is not None:  # the call failed while a group was being written: let it finish first
+                with contextlib.suppress(Exception):
+                    await writing
         return response
 
     async def ListUserTags(self, request: pb.ListUserTagsRequest, context: Any) -> pb.ListUserTagsResponse:

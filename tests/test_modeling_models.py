@@ -191,8 +191,9 @@ class RecordingWriter:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, int, list]] = []
 
-    def write_scores(self, tag_name, model_name, model_version, scores) -> int:
-        self.calls.append((tag_name, model_name, model_version, list(scores)))
+    def write_scores(self, tag_name, model_name, model_version, batches) -> int:
+        scores = [(c, float(v)) for batch in batches for c, v in zip(batch.customer_ids, batch.values, strict=True)]
+        self.calls.append((tag_name, model_name, model_version, scores))
         return len(scores)
 
 
@@ -222,7 +223,7 @@ def test_a_connected_writer_gets_every_score_as_a_tag_with_the_model_version(hil
     )
     [(tag, name, version, scores)] = writer.calls
     assert (tag, name, version, len(scores)) == ("visit_score", "tagged", 1, 64_000)
-    assert scores[0].customer_id == data["customer_id"].iloc[0] and 0 <= scores[0].value <= 1
+    assert scores[0][0] == data["customer_id"].iloc[0] and 0 <= scores[0][1] <= 1
     table = service.catalog.get(job.result_name)
     assert table.lineage["profile_writeback"] == "written 64000" and table.name == "visit_score_v1"
 
