@@ -7,8 +7,9 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import distinct, select, update
@@ -18,7 +19,7 @@ from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
 from svc_profile.engine import SegmentRule
-from svc_profile.jobs import Jobs, Progress
+from svc_profile.jobs import Jobs, Progress, Superseded
 from svc_profile.model import WINDOW_DAYS, now_us
 from svc_profile.sqlseg import segment_where
 
@@ -35,6 +36,10 @@ class Segments:
         self.core = core
         self.definitions = definitions
         self.t = core.store.t
+        self._tag_lock = threading.Lock()
+        self._tag_generation: dict[str, int] = {}
+        """Tag name → the number of re-evaluation jobs started for it; a job whose number is no longer the
+        latest stops early."""
 
     def rule(self, segment_id: str) -> SegmentRule:
         rule = self.core.engine.segments.get(segment_id)
@@ -84,15 +89,23 @@ class Segments:
         entered, exited = self.core.engine.write_changes(conn, changes, now, cause, {}, members)
         return {"persons": self.core.store.count_persons(conn), "entered": entered, "exited": exited}
 
-    def refresh_everyone(self, cause: str, progress: Progress | None = None) -> None:
-        """Tags, lifecycle and every segment for everyone (after a tag definition changes)."""
+    def refresh_everyone(
+        self, cause: str, progress: Progress | None = None, stop: Callable[[], str] | None = None
+    ) -> int:
+        """Tags, lifecycle and every segment for everyone (after a tag definition changes), one transaction
+        per ``RECOMPUTE_CHUNK`` profiles with the rules in force when the chunk starts. ``stop`` (checked
+        before each chunk) returns why to stop early, or ""; returns the profiles evaluated."""
         report = progress or _quiet
         pids = self.all_pids()
         now = now_us()
         for start in range(0, len(pids), RECOMPUTE_CHUNK):
+            why = stop() if stop is not None else ""
+            if why:
+                raise Superseded(f"{why} after {start} of {len(pids)} profiles")
             report(100.0 * start / len(pids), f"{start} of {len(pids)} profiles")
             with self.core.writing() as conn:
                 self.core.engine.refresh(conn, pids[start : start + RECOMPUTE_CHUNK], now, cause=cause)
+        return len(pids)
 
     # -- jobs: within the call on a small population, in the background on a large one ----------------
     def _background(self) -> bool:
@@ -113,12 +126,22 @@ class Segments:
         return jobs.submit("recompute_segment", segment_id, run, background=self._background(), created_by=created_by)
 
     def start_refresh_everyone(self, jobs: Jobs, tag_name: str, created_by: str = "") -> Any:
-        """RecomputeTag as a job: tags, lifecycle and segments for everyone."""
-        self.definitions.get_tag(tag_name)
+        """RecomputeTag, and the re-evaluation after CreateTagDefinition / UpdateTagDefinition, as a job: tags,
+        lifecycle and segments for everyone. A newer job for the same tag supersedes a running one: the older
+        stops before its next chunk (CANCELLED, reason SUPERSEDED) and the newer evaluates everyone again with
+        the latest version, so the newest definition wins (docs/profile.md, "Tag definitions")."""
+        version = self.definitions.get_tag(tag_name).version  # NOT_FOUND: refused now, not as a failed job
+        with self._tag_lock:
+            generation = self._tag_generation[tag_name] = self._tag_generation.get(tag_name, 0) + 1
+
+        def superseded() -> str:
+            with self._tag_lock:
+                newer = self._tag_generation.get(tag_name, 0) != generation
+            return f"a newer job re-evaluates tag {tag_name!r}" if newer else ""
 
         def run(progress: Progress) -> str:
-            self.refresh_everyone("recompute", progress)
-            return "recomputed for every profile"
+            persons = self.refresh_everyone("recompute", progress, superseded)
+            return f"tag {tag_name!r} version {version}: re-evaluated for {persons} profiles"
 
         return jobs.submit("recompute_tag", tag_name, run, background=self._background(), created_by=created_by)
 
