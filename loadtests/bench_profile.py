@@ -51,8 +51,9 @@ def open_app(database_url: str, data_dir: Path):
     return app
 
 
-def generate(app, n: int) -> list[tuple[str, str, str]]:
-    """n persons with a customer id, a device id, attributes and 30 days of day buckets; returns their ids."""
+def generate(app, n: int, history_days: int = 30) -> list[tuple[str, str, str]]:
+    """n persons with a customer id, a device id, attributes and ``history_days`` days of login day buckets (one
+    every third day); returns their ids."""
     t = app.core.store.t
     now = time.time_ns() // 1000
     days = Days(8)
@@ -92,7 +93,7 @@ def generate(app, n: int) -> list[tuple[str, str, str]]:
                             "source_ref": "",
                         }
                     )
-                for d in range(i % 3, 30, 3):
+                for d in range(i % 3, history_days, 3):
                     buckets.append(
                         {
                             "profile_id": pid,
@@ -165,6 +166,30 @@ def bench_recompute(app, n: int) -> dict:
         "again_seconds": round(time.perf_counter() - started, 2),
         "changed_again": again["entered"] + again["exited"],
     }
+
+
+def bench_sweep(app, n: int) -> dict:
+    """The time sweep across a day boundary: the built-in pack, lifecycle and one segment reading login counts
+    over 30 days, over ``n`` profiles with 91 days of login buckets (generated with ``history_days=91``).
+    A/B in the same run: ``wide`` is the former selection (any bucket on the edge of any published window),
+    ``narrow`` the windows the rules read; a first wide sweep (untimed) writes what the boundary changes, so
+    the timed ones compare selection and evaluation."""
+    condition = C.Condition(event_count=C.EventCount(event_type="login", min_count=12, window_seconds=30 * 86_400))
+    app.definitions.create_segment(pb.Segment(segment_id=f"sweep_{uuid.uuid4().hex[:8]}", condition=condition))
+    now = time.time_ns() // 1000
+    previous = now - DAY  # one day boundary between the two sweeps
+    app.segments.sweep(previous, now, narrow=False)
+    out: dict = {"profiles": n}
+    for i, narrow in enumerate((True, False, True, False)):
+        started = time.perf_counter()
+        result = app.segments.sweep(previous, now, narrow=narrow)
+        label = f"{'narrow' if narrow else 'wide'}{i // 2 + 1}"
+        out[label] = {
+            "persons_evaluated": result["candidates"],
+            "seconds": round(time.perf_counter() - started, 2),
+            "load": Path("/proc/loadavg").read_text().split()[0],
+        }
+    return out
 
 
 MIX = [("page_view", 45), ("app_click", 25), ("quote_view", 15), ("fund_view", 8), ("login", 5), ("trade_filled", 2)]
@@ -272,7 +297,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="lookup,recompute,consume,latency",
-        help="comma-separated parts to measure (lookup, recompute, consume, latency)",
+        help="comma-separated parts to measure (lookup, recompute, consume, latency, sweep)",
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
@@ -280,14 +305,16 @@ def main() -> None:
     backends = [("sqlite", "")] + ([("postgresql", args.postgres)] if args.postgres else [])
     for name, url in backends:
         app = open_app(url, work / name)
-        if parts & {"lookup", "recompute"}:
+        if parts & {"lookup", "recompute", "sweep"}:
             started = time.perf_counter()
-            ids = generate(app, args.profiles)
+            ids = generate(app, args.profiles, 91 if "sweep" in parts else 30)
             print(f"[{name}] generated {args.profiles} profiles in {time.perf_counter() - started:.1f}s", flush=True)
         if "lookup" in parts:
             print(f"[{name}] lookup by any id: {bench_lookup(app, ids)}", flush=True)
         if "recompute" in parts:
             print(f"[{name}] full recompute: {bench_recompute(app, args.profiles)}", flush=True)
+        if "sweep" in parts:
+            print(f"[{name}] sweep across a day boundary: {bench_sweep(app, args.profiles)}", flush=True)
         if "consume" in parts:
             print(f"[{name}] consume: {bench_consume(app, 20_000, args.events)}", flush=True)
         app.core.database.dispose()

@@ -16,11 +16,12 @@ from sqlalchemy import distinct, select, update
 
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.pb.qiming.common.v1 import event_pb2
+from svc_profile import timewindows
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
 from svc_profile.engine import SegmentRule
 from svc_profile.jobs import Jobs, Progress, Superseded
-from svc_profile.model import WINDOW_DAYS, now_us
+from svc_profile.model import now_us
 from svc_profile.sqlseg import segment_where
 
 log = logging.getLogger("qiming.profile")
@@ -222,33 +223,28 @@ class Segments:
             after = rows[-1][0]
 
     # -- time --------------------------------------------------------------------------------------------
-    def sweep(self, previous_us: int, now: int) -> dict[str, int]:
-        """Persons whose conditions can change with time alone since ``previous_us``: day buckets that left a
-        window at a day boundary, retained events that left a sub-day window, lifecycle stages that age."""
+    def sweep(self, previous_us: int, now: int, *, narrow: bool = True) -> dict[str, int]:
+        """Persons whose conditions can change with time alone since ``previous_us``: a bucket of a type some
+        rule reads that left a window that rule reads (at a day boundary), a retained event that left a
+        sub-day or filtered window, lifecycle stages that age. ``narrow`` false: the former selection (any
+        bucket on the edge of any published window), kept for the benchmark's A/B."""
         core, clock = self.core, self.core.engine.clock
-        day_windows = set(WINDOW_DAYS) | {
-            int(v) for k, v in core.engine.lifecycle_params.items() if k.endswith("_days")
-        }
-        exact: dict[str, int] = {}
-        for rule in [*core.engine.segments.values()]:
-            if rule.refs:
-                for _event_type, seconds in rule.refs.event_windows.items():
-                    day_windows.add(max(1, -(-seconds // 86_400)))
-        _, _, event_types, _ = core.engine.needs()
-        for rule in core.engine.segments.values():
-            if rule.refs:
-                for event_type, seconds in rule.refs.event_windows.items():
-                    if event_type in event_types:
-                        exact[event_type] = max(exact.get(event_type, 0), seconds)
+        engine = core.engine
+        windows = timewindows.day_windows(engine) if narrow else timewindows.every_window(engine)
+        _, _, event_types, _ = engine.needs()
+        exact = timewindows.exact_windows(engine, event_types)
         first, last = clock.of(previous_us), clock.of(now)
-        edges = sorted({d - w for d in range(first + 1, last + 1) for w in day_windows})
         candidates: set[str] = set()
         d, e, p = self.t["day"], self.t["event"], self.t["person"]
         with core.database.connection() as conn:
-            for part in range(0, len(edges), 500):
-                rows = conn.execute(select(distinct(d.c.profile_id)).where(d.c.day.in_(edges[part : part + 500])))
-                candidates.update(r[0] for r in rows)
-            for event_type, seconds in exact.items():
+            for types, edges in timewindows.edge_groups(windows, first, last):
+                for part in range(0, len(edges), 500):
+                    where = d.c.day.in_(edges[part : part + 500])
+                    if types is not None:
+                        where = where & d.c.event_type.in_(types)
+                    candidates.update(r[0] for r in conn.execute(select(distinct(d.c.profile_id)).where(where)))
+            by_window = len(candidates)
+            for event_type, seconds in sorted(exact):
                 rows = conn.execute(
                     select(distinct(e.c.profile_id)).where(
                         e.c.event_type == event_type,
@@ -270,7 +266,7 @@ class Segments:
         if retention and last > first:
             with core.writing() as conn:
                 core.store.purge_events(conn, now - retention * 86_400_000_000)
-        return {"candidates": len(pids)}
+        return {"candidates": len(pids), "by_window": by_window}
 
 
 class OutboxPublisher:
