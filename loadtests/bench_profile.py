@@ -51,9 +51,9 @@ def open_app(database_url: str, data_dir: Path):
     return app
 
 
-def generate(app, n: int, history_days: int = 30) -> list[tuple[str, str, str]]:
+def generate(app, n: int, history_days: int = 30, created_days_ago: int = 0) -> list[tuple[str, str, str]]:
     """n persons with a customer id, a device id, attributes and ``history_days`` days of login day buckets (one
-    every third day); returns their ids."""
+    every third day), created ``created_days_ago`` days ago; returns their ids."""
     t = app.core.store.t
     now = time.time_ns() // 1000
     days = Days(8)
@@ -73,7 +73,7 @@ def generate(app, n: int, history_days: int = 30) -> list[tuple[str, str, str]]:
                 persons.append(
                     {
                         "profile_id": pid,
-                        "created_us": now,
+                        "created_us": now - created_days_ago * DAY,
                         "updated_us": now,
                         "attributes": attrs,
                         "sealed_attributes": None,
@@ -307,7 +307,9 @@ def main() -> None:
         app = open_app(url, work / name)
         if parts & {"lookup", "recompute", "sweep"}:
             started = time.perf_counter()
-            ids = generate(app, args.profiles, 91 if "sweep" in parts else 30)
+            # The sweep's population: long-standing customers (not NEW, so not swept for their stage) with
+            # 91 days of history, so that buckets leave the 30- and 90-day windows at the boundary.
+            ids = generate(app, args.profiles, *((91, 400) if "sweep" in parts else (30, 0)))
             print(f"[{name}] generated {args.profiles} profiles in {time.perf_counter() - started:.1f}s", flush=True)
         if "lookup" in parts:
             print(f"[{name}] lookup by any id: {bench_lookup(app, ids)}", flush=True)
