@@ -192,6 +192,39 @@ def bench_sweep(app, n: int) -> dict:
     return out
 
 
+def bench_tag_definition(app, n: int) -> dict:
+    """CreateTagDefinition of a rule tag over ``n`` profiles: the call as it was (the evaluation of everyone
+    inside it) against the call now (returns with the job RUNNING; the job's own duration reported)."""
+    from svc_common.pb.qiming.common.v1 import job_pb2
+    from svc_profile.server import TagServicer
+
+    app.core.settings.recompute_background_profiles = 0  # the size from which the job runs in the background
+
+    def definition(name: str) -> pb.TagDefinition:
+        field = C.FieldRef(source=C.FieldRef.SOURCE_ATTRIBUTE, name="risk_rating")
+        compare = C.Comparison(field=field, operator=C.OPERATOR_GTE, value=to_proto("C3"))
+        return pb.TagDefinition(name=name, condition=C.Condition(comparison=compare))
+
+    started = time.perf_counter()
+    app.definitions.create_tag(definition("in_the_call"))
+    app.segments.refresh_everyone("recompute")
+    before = time.perf_counter() - started
+    request = pb.CreateTagDefinitionRequest(definition=definition("as_a_job"))
+    started = time.perf_counter()
+    response = asyncio.run(TagServicer(app).CreateTagDefinition(request, None))
+    call = time.perf_counter() - started
+    while (job := app.jobs.get(response.job.job_id)).state == job_pb2.JOB_STATE_RUNNING:
+        time.sleep(0.05)
+    return {
+        "profiles": n,
+        "before_call_seconds": round(before, 2),
+        "after_call_ms": round(call * 1000, 1),
+        "after_job_seconds": round(time.perf_counter() - started, 2),
+        "job": job_pb2.JobState.Name(job.state),
+        "load": Path("/proc/loadavg").read_text().split()[0],
+    }
+
+
 MIX = [("page_view", 45), ("app_click", 25), ("quote_view", 15), ("fund_view", 8), ("login", 5), ("trade_filled", 2)]
 
 
@@ -297,7 +330,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="lookup,recompute,consume,latency",
-        help="comma-separated parts to measure (lookup, recompute, consume, latency, sweep)",
+        help="comma-separated parts to measure (lookup, recompute, consume, latency, sweep, tagdef)",
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
@@ -305,7 +338,7 @@ def main() -> None:
     backends = [("sqlite", "")] + ([("postgresql", args.postgres)] if args.postgres else [])
     for name, url in backends:
         app = open_app(url, work / name)
-        if parts & {"lookup", "recompute", "sweep"}:
+        if parts & {"lookup", "recompute", "sweep", "tagdef"}:
             started = time.perf_counter()
             # The sweep's population: long-standing customers (not NEW, so not swept for their stage) with
             # 91 days of history, so that buckets leave the 30- and 90-day windows at the boundary.
@@ -317,6 +350,8 @@ def main() -> None:
             print(f"[{name}] full recompute: {bench_recompute(app, args.profiles)}", flush=True)
         if "sweep" in parts:
             print(f"[{name}] sweep across a day boundary: {bench_sweep(app, args.profiles)}", flush=True)
+        if "tagdef" in parts:
+            print(f"[{name}] CreateTagDefinition: {bench_tag_definition(app, args.profiles)}", flush=True)
         if "consume" in parts:
             print(f"[{name}] consume: {bench_consume(app, 20_000, args.events)}", flush=True)
         app.core.database.dispose()
