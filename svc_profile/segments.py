@@ -234,7 +234,7 @@ class Segments:
         _, _, event_types, _ = engine.needs()
         exact = timewindows.exact_windows(engine, event_types)
         first, last = clock.of(previous_us), clock.of(now)
-        candidates: set[str] = set()
+        found: dict[str, set[str]] = {}  # person → the event types whose window crossed (what can change)
         d, e, p = self.t["day"], self.t["event"], self.t["person"]
         with core.database.connection() as conn:
             for types, edges in timewindows.edge_groups(windows, first, last):
@@ -242,8 +242,9 @@ class Segments:
                     where = d.c.day.in_(edges[part : part + 500])
                     if types is not None:
                         where = where & d.c.event_type.in_(types)
-                    candidates.update(r[0] for r in conn.execute(select(distinct(d.c.profile_id)).where(where)))
-            by_window = len(candidates)
+                    for pid, event_type in conn.execute(select(d.c.profile_id, d.c.event_type).where(where).distinct()):
+                        found.setdefault(pid, set()).add(event_type)
+            by_window = len(found)
             for event_type, seconds in sorted(exact):
                 rows = conn.execute(
                     select(distinct(e.c.profile_id)).where(
@@ -252,16 +253,22 @@ class Segments:
                         e.c.occurred_us < now - seconds * 1_000_000 + 1,
                     )
                 )
-                candidates.update(r[0] for r in rows)
+                for (pid,) in rows:
+                    found.setdefault(pid, set()).add(event_type)
             if last > first:
+                ageing = {*engine.context.active_types, *engine.context.trade_types}  # what lifecycle reads
                 rows = conn.execute(
                     select(p.c.profile_id).where(p.c.lifecycle_stage.in_(("NEW", "REACTIVATED", "PROSPECT")))
                 )
-                candidates.update(r[0] for r in rows)
-        pids = sorted(candidates)
+                for (pid,) in rows:
+                    found.setdefault(pid, set()).update(ageing)
+        pids = sorted(found)
+        # Narrow: as for a log batch, each person is evaluated only for the rules those event types can change.
+        plan = found if narrow else None
         for start in range(0, len(pids), RECOMPUTE_CHUNK):
+            chunk = pids[start : start + RECOMPUTE_CHUNK]
             with core.writing() as conn:
-                core.engine.refresh(conn, pids[start : start + RECOMPUTE_CHUNK], now, cause="time")
+                core.engine.refresh(conn, chunk, now, cause="time", person_types=plan)
         retention = core.settings.event_retention_days
         if retention and last > first:
             with core.writing() as conn:
