@@ -51,8 +51,9 @@ def open_app(database_url: str, data_dir: Path):
     return app
 
 
-def generate(app, n: int) -> list[tuple[str, str, str]]:
-    """n persons with a customer id, a device id, attributes and 30 days of day buckets; returns their ids."""
+def generate(app, n: int, history_days: int = 30, created_days_ago: int = 0) -> list[tuple[str, str, str]]:
+    """n persons with a customer id, a device id, attributes and ``history_days`` days of login day buckets (one
+    every third day), created ``created_days_ago`` days ago; returns their ids."""
     t = app.core.store.t
     now = time.time_ns() // 1000
     days = Days(8)
@@ -72,7 +73,7 @@ def generate(app, n: int) -> list[tuple[str, str, str]]:
                 persons.append(
                     {
                         "profile_id": pid,
-                        "created_us": now,
+                        "created_us": now - created_days_ago * DAY,
                         "updated_us": now,
                         "attributes": attrs,
                         "sealed_attributes": None,
@@ -92,7 +93,7 @@ def generate(app, n: int) -> list[tuple[str, str, str]]:
                             "source_ref": "",
                         }
                     )
-                for d in range(i % 3, 30, 3):
+                for d in range(i % 3, history_days, 3):
                     buckets.append(
                         {
                             "profile_id": pid,
@@ -164,6 +165,63 @@ def bench_recompute(app, n: int) -> dict:
         "entered": totals["entered"],
         "again_seconds": round(time.perf_counter() - started, 2),
         "changed_again": again["entered"] + again["exited"],
+    }
+
+
+def bench_sweep(app, n: int) -> dict:
+    """The time sweep across a day boundary: the built-in pack, lifecycle and one segment reading login counts
+    over 30 days, over ``n`` profiles with 91 days of login buckets (generated with ``history_days=91``).
+    A/B in the same run: ``wide`` is the former selection (any bucket on the edge of any published window),
+    ``narrow`` the windows the rules read; a first wide sweep (untimed) writes what the boundary changes, so
+    the timed ones compare selection and evaluation."""
+    condition = C.Condition(event_count=C.EventCount(event_type="login", min_count=12, window_seconds=30 * 86_400))
+    app.definitions.create_segment(pb.Segment(segment_id=f"sweep_{uuid.uuid4().hex[:8]}", condition=condition))
+    now = time.time_ns() // 1000
+    previous = now - DAY  # one day boundary between the two sweeps
+    app.segments.sweep(previous, now, narrow=False)
+    out: dict = {"profiles": n}
+    for i, narrow in enumerate((True, False, True, False)):
+        started = time.perf_counter()
+        result = app.segments.sweep(previous, now, narrow=narrow)
+        label = f"{'narrow' if narrow else 'wide'}{i // 2 + 1}"
+        out[label] = {
+            "persons_evaluated": result["candidates"],
+            "seconds": round(time.perf_counter() - started, 2),
+            "load": Path("/proc/loadavg").read_text().split()[0],
+        }
+    return out
+
+
+def bench_tag_definition(app, n: int) -> dict:
+    """CreateTagDefinition of a rule tag over ``n`` profiles: the call as it was (the evaluation of everyone
+    inside it) against the call now (returns with the job RUNNING; the job's own duration reported)."""
+    from svc_common.pb.qiming.common.v1 import job_pb2
+    from svc_profile.server import TagServicer
+
+    app.core.settings.recompute_background_profiles = 0  # the size from which the job runs in the background
+
+    def definition(name: str) -> pb.TagDefinition:
+        field = C.FieldRef(source=C.FieldRef.SOURCE_ATTRIBUTE, name="risk_rating")
+        compare = C.Comparison(field=field, operator=C.OPERATOR_GTE, value=to_proto("C3"))
+        return pb.TagDefinition(name=name, condition=C.Condition(comparison=compare))
+
+    started = time.perf_counter()
+    app.definitions.create_tag(definition("in_the_call"))
+    app.segments.refresh_everyone("recompute")
+    before = time.perf_counter() - started
+    request = pb.CreateTagDefinitionRequest(definition=definition("as_a_job"))
+    started = time.perf_counter()
+    response = asyncio.run(TagServicer(app).CreateTagDefinition(request, None))
+    call = time.perf_counter() - started
+    while (job := app.jobs.get(response.job.job_id)).state == job_pb2.JOB_STATE_RUNNING:
+        time.sleep(0.05)
+    return {
+        "profiles": n,
+        "before_call_seconds": round(before, 2),
+        "after_call_ms": round(call * 1000, 1),
+        "after_job_seconds": round(time.perf_counter() - started, 2),
+        "job": job_pb2.JobState.Name(job.state),
+        "load": Path("/proc/loadavg").read_text().split()[0],
     }
 
 
@@ -272,7 +330,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="lookup,recompute,consume,latency",
-        help="comma-separated parts to measure (lookup, recompute, consume, latency)",
+        help="comma-separated parts to measure (lookup, recompute, consume, latency, sweep, tagdef)",
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
@@ -280,14 +338,20 @@ def main() -> None:
     backends = [("sqlite", "")] + ([("postgresql", args.postgres)] if args.postgres else [])
     for name, url in backends:
         app = open_app(url, work / name)
-        if parts & {"lookup", "recompute"}:
+        if parts & {"lookup", "recompute", "sweep", "tagdef"}:
             started = time.perf_counter()
-            ids = generate(app, args.profiles)
+            # The sweep's population: long-standing customers (not NEW, so not swept for their stage) with
+            # 91 days of history, so that buckets leave the 30- and 90-day windows at the boundary.
+            ids = generate(app, args.profiles, *((91, 400) if "sweep" in parts else (30, 0)))
             print(f"[{name}] generated {args.profiles} profiles in {time.perf_counter() - started:.1f}s", flush=True)
         if "lookup" in parts:
             print(f"[{name}] lookup by any id: {bench_lookup(app, ids)}", flush=True)
         if "recompute" in parts:
             print(f"[{name}] full recompute: {bench_recompute(app, args.profiles)}", flush=True)
+        if "sweep" in parts:
+            print(f"[{name}] sweep across a day boundary: {bench_sweep(app, args.profiles)}", flush=True)
+        if "tagdef" in parts:
+            print(f"[{name}] CreateTagDefinition: {bench_tag_definition(app, args.profiles)}", flush=True)
         if "consume" in parts:
             print(f"[{name}] consume: {bench_consume(app, 20_000, args.events)}", flush=True)
         app.core.database.dispose()

@@ -22,6 +22,10 @@ JobFunction = Callable[[Progress], str]
 KEEP_JOBS = 1_000
 
 
+class Superseded(Exception):
+    """Raised by a job function that stops because a newer job does its work: the job ends CANCELLED."""
+
+
 class Jobs:
     def __init__(self, keep: int = KEEP_JOBS) -> None:
         self._jobs: OrderedDict[str, job_pb2.Job] = OrderedDict()
@@ -47,7 +51,10 @@ class Jobs:
         job.started_at.CopyFrom(job.created_at)
         self._store(job)
         if not background:
-            message = function(lambda percent, text: self._progress(job.job_id, percent, text))
+            try:
+                message = function(lambda percent, text: self._progress(job.job_id, percent, text))
+            except Superseded as exc:
+                return self._finish(job.job_id, job_pb2.JOB_STATE_CANCELLED, reason="SUPERSEDED", error=str(exc))
             return self._finish(job.job_id, job_pb2.JOB_STATE_SUCCEEDED, message=message)
         running = self.get(job.job_id)  # as started: the caller sees it RUNNING however fast it ends
         thread = threading.Thread(target=self._run, args=(job.job_id, function), name=job.job_id, daemon=True)
@@ -79,6 +86,8 @@ class Jobs:
     def _run(self, job_id: str, function: JobFunction) -> None:
         try:
             message = function(lambda percent, text: self._progress(job_id, percent, text))
+        except Superseded as exc:
+            self._finish(job_id, job_pb2.JOB_STATE_CANCELLED, reason="SUPERSEDED", error=str(exc))
         except QimingError as exc:
             self._finish(job_id, job_pb2.JOB_STATE_FAILED, reason=exc.reason, error=exc.message)
         except Exception as exc:  # a job must end in a state the caller can read
@@ -116,4 +125,4 @@ class Jobs:
         return self.get(job_id)
 
 
-__all__ = ["Jobs", "Progress"]
+__all__ = ["Jobs", "Progress", "Superseded"]

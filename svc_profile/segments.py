@@ -7,19 +7,21 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import distinct, select, update
 
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.pb.qiming.common.v1 import event_pb2
+from svc_profile import timewindows
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
 from svc_profile.engine import SegmentRule
-from svc_profile.jobs import Jobs, Progress
-from svc_profile.model import WINDOW_DAYS, now_us
+from svc_profile.jobs import Jobs, Progress, Superseded
+from svc_profile.model import now_us
 from svc_profile.sqlseg import segment_where
 
 log = logging.getLogger("qiming.profile")
@@ -35,6 +37,10 @@ class Segments:
         self.core = core
         self.definitions = definitions
         self.t = core.store.t
+        self._tag_lock = threading.Lock()
+        self._tag_generation: dict[str, int] = {}
+        """Tag name → the number of re-evaluation jobs started for it; a job whose number is no longer the
+        latest stops early."""
 
     def rule(self, segment_id: str) -> SegmentRule:
         rule = self.core.engine.segments.get(segment_id)
@@ -84,15 +90,23 @@ class Segments:
         entered, exited = self.core.engine.write_changes(conn, changes, now, cause, {}, members)
         return {"persons": self.core.store.count_persons(conn), "entered": entered, "exited": exited}
 
-    def refresh_everyone(self, cause: str, progress: Progress | None = None) -> None:
-        """Tags, lifecycle and every segment for everyone (after a tag definition changes)."""
+    def refresh_everyone(
+        self, cause: str, progress: Progress | None = None, stop: Callable[[], str] | None = None
+    ) -> int:
+        """Tags, lifecycle and every segment for everyone (after a tag definition changes), one transaction
+        per ``RECOMPUTE_CHUNK`` profiles with the rules in force when the chunk starts. ``stop`` (checked
+        before each chunk) returns why to stop early, or ""; returns the profiles evaluated."""
         report = progress or _quiet
         pids = self.all_pids()
         now = now_us()
         for start in range(0, len(pids), RECOMPUTE_CHUNK):
+            why = stop() if stop is not None else ""
+            if why:
+                raise Superseded(f"{why} after {start} of {len(pids)} profiles")
             report(100.0 * start / len(pids), f"{start} of {len(pids)} profiles")
             with self.core.writing() as conn:
                 self.core.engine.refresh(conn, pids[start : start + RECOMPUTE_CHUNK], now, cause=cause)
+        return len(pids)
 
     # -- jobs: within the call on a small population, in the background on a large one ----------------
     def _background(self) -> bool:
@@ -113,12 +127,22 @@ class Segments:
         return jobs.submit("recompute_segment", segment_id, run, background=self._background(), created_by=created_by)
 
     def start_refresh_everyone(self, jobs: Jobs, tag_name: str, created_by: str = "") -> Any:
-        """RecomputeTag as a job: tags, lifecycle and segments for everyone."""
-        self.definitions.get_tag(tag_name)
+        """RecomputeTag, and the re-evaluation after CreateTagDefinition / UpdateTagDefinition, as a job: tags,
+        lifecycle and segments for everyone. A newer job for the same tag supersedes a running one: the older
+        stops before its next chunk (CANCELLED, reason SUPERSEDED) and the newer evaluates everyone again with
+        the latest version, so the newest definition wins (docs/profile.md, "Tag definitions")."""
+        version = self.definitions.get_tag(tag_name).version  # NOT_FOUND: refused now, not as a failed job
+        with self._tag_lock:
+            generation = self._tag_generation[tag_name] = self._tag_generation.get(tag_name, 0) + 1
+
+        def superseded() -> str:
+            with self._tag_lock:
+                newer = self._tag_generation.get(tag_name, 0) != generation
+            return f"a newer job re-evaluates tag {tag_name!r}" if newer else ""
 
         def run(progress: Progress) -> str:
-            self.refresh_everyone("recompute", progress)
-            return "recomputed for every profile"
+            persons = self.refresh_everyone("recompute", progress, superseded)
+            return f"tag {tag_name!r} version {version}: re-evaluated for {persons} profiles"
 
         return jobs.submit("recompute_tag", tag_name, run, background=self._background(), created_by=created_by)
 
@@ -199,33 +223,29 @@ class Segments:
             after = rows[-1][0]
 
     # -- time --------------------------------------------------------------------------------------------
-    def sweep(self, previous_us: int, now: int) -> dict[str, int]:
-        """Persons whose conditions can change with time alone since ``previous_us``: day buckets that left a
-        window at a day boundary, retained events that left a sub-day window, lifecycle stages that age."""
+    def sweep(self, previous_us: int, now: int, *, narrow: bool = True) -> dict[str, int]:
+        """Persons whose conditions can change with time alone since ``previous_us``: a bucket of a type some
+        rule reads that left a window that rule reads (at a day boundary), a retained event that left a
+        sub-day or filtered window, lifecycle stages that age. ``narrow`` false: the former selection (any
+        bucket on the edge of any published window), kept for the benchmark's A/B."""
         core, clock = self.core, self.core.engine.clock
-        day_windows = set(WINDOW_DAYS) | {
-            int(v) for k, v in core.engine.lifecycle_params.items() if k.endswith("_days")
-        }
-        exact: dict[str, int] = {}
-        for rule in [*core.engine.segments.values()]:
-            if rule.refs:
-                for _event_type, seconds in rule.refs.event_windows.items():
-                    day_windows.add(max(1, -(-seconds // 86_400)))
-        _, _, event_types, _ = core.engine.needs()
-        for rule in core.engine.segments.values():
-            if rule.refs:
-                for event_type, seconds in rule.refs.event_windows.items():
-                    if event_type in event_types:
-                        exact[event_type] = max(exact.get(event_type, 0), seconds)
+        engine = core.engine
+        windows = timewindows.day_windows(engine) if narrow else timewindows.every_window(engine)
+        _, _, event_types, _ = engine.needs()
+        exact = timewindows.exact_windows(engine, event_types)
         first, last = clock.of(previous_us), clock.of(now)
-        edges = sorted({d - w for d in range(first + 1, last + 1) for w in day_windows})
-        candidates: set[str] = set()
+        found: dict[str, set[str]] = {}  # person → the event types whose window crossed (what can change)
         d, e, p = self.t["day"], self.t["event"], self.t["person"]
         with core.database.connection() as conn:
-            for part in range(0, len(edges), 500):
-                rows = conn.execute(select(distinct(d.c.profile_id)).where(d.c.day.in_(edges[part : part + 500])))
-                candidates.update(r[0] for r in rows)
-            for event_type, seconds in exact.items():
+            for types, edges in timewindows.edge_groups(windows, first, last):
+                for part in range(0, len(edges), 500):
+                    where = d.c.day.in_(edges[part : part + 500])
+                    if types is not None:
+                        where = where & d.c.event_type.in_(types)
+                    for pid, event_type in conn.execute(select(d.c.profile_id, d.c.event_type).where(where).distinct()):
+                        found.setdefault(pid, set()).add(event_type)
+            by_window = len(found)
+            for event_type, seconds in sorted(exact):
                 rows = conn.execute(
                     select(distinct(e.c.profile_id)).where(
                         e.c.event_type == event_type,
@@ -233,21 +253,27 @@ class Segments:
                         e.c.occurred_us < now - seconds * 1_000_000 + 1,
                     )
                 )
-                candidates.update(r[0] for r in rows)
+                for (pid,) in rows:
+                    found.setdefault(pid, set()).add(event_type)
             if last > first:
+                ageing = {*engine.context.active_types, *engine.context.trade_types}  # what lifecycle reads
                 rows = conn.execute(
                     select(p.c.profile_id).where(p.c.lifecycle_stage.in_(("NEW", "REACTIVATED", "PROSPECT")))
                 )
-                candidates.update(r[0] for r in rows)
-        pids = sorted(candidates)
+                for (pid,) in rows:
+                    found.setdefault(pid, set()).update(ageing)
+        pids = sorted(found)
+        # Narrow: as for a log batch, each person is evaluated only for the rules those event types can change.
+        plan = found if narrow else None
         for start in range(0, len(pids), RECOMPUTE_CHUNK):
+            chunk = pids[start : start + RECOMPUTE_CHUNK]
             with core.writing() as conn:
-                core.engine.refresh(conn, pids[start : start + RECOMPUTE_CHUNK], now, cause="time")
+                core.engine.refresh(conn, chunk, now, cause="time", person_types=plan)
         retention = core.settings.event_retention_days
         if retention and last > first:
             with core.writing() as conn:
                 core.store.purge_events(conn, now - retention * 86_400_000_000)
-        return {"candidates": len(pids)}
+        return {"candidates": len(pids), "by_window": by_window}
 
 
 class OutboxPublisher:

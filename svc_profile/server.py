@@ -125,14 +125,17 @@ class TagServicer(pb_grpc.TagServiceServicer):
 
     async def CreateTagDefinition(self, request: pb.CreateTagDefinitionRequest, context: Any) -> Any:
         definition = await _run(self.defs.create_tag, request.definition)
+        response = pb.CreateTagDefinitionResponse(definition=definition)
         if definition.WhichOneof("rule") != "external":  # nobody holds a new external tag yet: nothing to re-evaluate
-            await _run(self.app.segments.refresh_everyone, "recompute")
-        return pb.CreateTagDefinitionResponse(definition=definition)
+            response.job.CopyFrom(await self._refresh_job(definition.name))
+        return response
+
+    async def _refresh_job(self, name: str) -> job_pb2.Job:
+        return await _run(self.app.segments.start_refresh_everyone, self.app.jobs, name, _principal())
 
     async def UpdateTagDefinition(self, request: pb.UpdateTagDefinitionRequest, context: Any) -> Any:
         definition = await _run(self.defs.update_tag, request.definition, request.expected_version)
-        await _run(self.app.segments.refresh_everyone, "recompute")
-        return pb.UpdateTagDefinitionResponse(definition=definition)
+        return pb.UpdateTagDefinitionResponse(definition=definition, job=await self._refresh_job(definition.name))
 
     async def GetTagDefinition(self, request: pb.GetTagDefinitionRequest, context: Any) -> Any:
         return pb.GetTagDefinitionResponse(definition=await _run(self.defs.get_tag, request.name, request.version))
@@ -201,8 +204,7 @@ class TagServicer(pb_grpc.TagServiceServicer):
         return pb.ListUserTagsResponse(tags=[tag_value_proto(r) for r in rows])
 
     async def RecomputeTag(self, request: pb.RecomputeTagRequest, context: Any) -> pb.RecomputeTagResponse:
-        job = await _run(self.app.segments.start_refresh_everyone, self.app.jobs, request.name, _principal())
-        return pb.RecomputeTagResponse(job=job)
+        return pb.RecomputeTagResponse(job=await self._refresh_job(request.name))
 
 
 class SegmentServicer(pb_grpc.SegmentServiceServicer):

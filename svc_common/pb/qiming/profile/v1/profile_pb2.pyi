@@ -344,10 +344,12 @@ class CreateTagDefinitionRequest(_message.Message):
     def __init__(self, definition: _Optional[_Union[TagDefinition, _Mapping]] = ...) -> None: ...
 
 class CreateTagDefinitionResponse(_message.Message):
-    __slots__ = ("definition",)
+    __slots__ = ("definition", "job")
     DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
     definition: TagDefinition
-    def __init__(self, definition: _Optional[_Union[TagDefinition, _Mapping]] = ...) -> None: ...
+    job: _job_pb2.Job
+    def __init__(self, definition: _Optional[_Union[TagDefinition, _Mapping]] = ..., job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ...) -> None: ...
 
 class UpdateTagDefinitionRequest(_message.Message):
     __slots__ = ("definition", "expected_version")
@@ -358,10 +360,12 @@ class UpdateTagDefinitionRequest(_message.Message):
     def __init__(self, definition: _Optional[_Union[TagDefinition, _Mapping]] = ..., expected_version: _Optional[int] = ...) -> None: ...
 
 class UpdateTagDefinitionResponse(_message.Message):
-    __slots__ = ("definition",)
+    __slots__ = ("definition", "job")
     DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
     definition: TagDefinition
-    def __init__(self, definition: _Optional[_Union[TagDefinition, _Mapping]] = ...) -> None: ...
+    job: _job_pb2.Job
+    def __init__(self, definition: _Optional[_Union[TagDefinition, _Mapping]] = ..., job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ...) -> None: ...
 
 class GetTagDefinitionRequest(_message.Message):
     __slots__ = ("name", "version")

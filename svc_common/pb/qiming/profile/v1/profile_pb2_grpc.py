@@ -525,13 +525,15 @@ class TagServiceServicer:
 
     def CreateTagDefinition(self, request, context):
         """Define a rule tag; validated (INVALID_ARGUMENT naming the bad condition node); ALREADY_EXISTS on a name collision.
+        Returns once the definition is stored; the evaluation for everyone is the response's job.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateTagDefinition(self, request, context):
-        """A new version of a definition; existing values are recomputed.
+        """A new version of a definition; existing values are recomputed by the response's job (a newer update's job
+        supersedes it: CANCELLED, reason SUPERSEDED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
