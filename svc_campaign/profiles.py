@@ -48,8 +48,9 @@ class InMemoryProfiles:
 
 
 class SegmentMembers(Protocol):
-    def export(self, segment_id: str) -> Iterator[list[tuple[str, str]]]:
-        """The segment's members in profile id order, a page at a time: (profile id, customer id or "")."""
+    def export(self, segment_id: str, after: str = "") -> Iterator[list[tuple[str, str]]]:
+        """The segment's members in profile id order, a page at a time: (profile id, customer id or ""); with
+        ``after``, only those after that profile id (a resumed export)."""
 
 
 class ExportFailed(Exception):
@@ -65,12 +66,15 @@ class GrpcSegmentMembers:
         self._page_size = page_size
         self._timeout = timeout_seconds
 
-    def export(self, segment_id: str) -> Iterator[list[tuple[str, str]]]:
+    def export(self, segment_id: str, after: str = "") -> Iterator[list[tuple[str, str]]]:
         address = peer_address("profile", self._configured)
         if not address:
             raise ExportFailed("no svc_profile to export the segment from: set profile_address")
         request = profile_pb2.ExportMembersRequest(
-            segment_id=segment_id, batch_size=self._page_size, id_types=[types_pb2.ID_TYPE_CUSTOMER]
+            segment_id=segment_id,
+            batch_size=self._page_size,
+            id_types=[types_pb2.ID_TYPE_CUSTOMER],
+            after_profile_id=after,
         )
         with grpc.insecure_channel(address) as channel:
             stream = profile_pb2_grpc.SegmentServiceStub(channel).ExportMembers(request, timeout=self._timeout)

@@ -6,7 +6,7 @@ journey and the time). It goes ``exporting`` → ``entering`` → ``done``:
 
 - *exporting*: the members are streamed from ``SegmentService.ExportMembers`` (profile id order, with customer
   ids) into ``campaign_scheduled_member``, a page per transaction together with the last profile id read; a
-  restart streams again and skips what it already has.
+  restart asks svc_profile for the members after that id (``after_profile_id``), and skips any it already has.
 - *entering*: ``schedule_batch_size`` members per transaction go through the same entry rules, caps and policy
   gate as any trigger, and the run's cursor (the last profile id handled) is stored in that transaction, so a
   restart resumes after the last committed batch and nobody enters twice. Between two batches the log follower
@@ -139,7 +139,8 @@ class Scheduler:
         r, m = self.t["scheduled_run"], self.t["scheduled_member"]
         pages = 0
         try:
-            for page in self.members.export(run["segment_id"]):
+            # Resume after the last member stored (svc_profile's order): a restart does not stream the pages again.
+            for page in self.members.export(run["segment_id"], run.get("export_after") or ""):
                 if not page:
                     continue
                 with self.db.connection(write=True) as conn:

@@ -200,11 +200,13 @@ class Segments:
         computed = segment.size_computed_at.ToMicroseconds() if segment.HasField("size_computed_at") else now_us()
         return segment.size, picked, computed
 
-    def export(self, segment_id: str, batch: int, id_types: Iterable[int]) -> Iterator[list[tuple[str, list, int]]]:
+    def export(
+        self, segment_id: str, batch: int, id_types: Iterable[int], after: str = ""
+    ) -> Iterator[list[tuple[str, list, int]]]:
+        """Members in profile id order, a page at a time, after ``after`` (a resumed export)."""
         self.definitions.get_segment(segment_id)
         m = self.t["member"]
         types = set(id_types)
-        after = ""
         batch = min(batch or 500, 10_000)
         while True:
             with self.core.database.connection() as conn:

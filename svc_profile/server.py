@@ -278,7 +278,9 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
         return response
 
     async def ExportMembers(self, request: pb.ExportMembersRequest, context: Any) -> AsyncIterator[Any]:
-        pages = self.segs.export(request.segment_id, request.batch_size, list(request.id_types))
+        pages = self.segs.export(
+            request.segment_id, request.batch_size, list(request.id_types), request.after_profile_id
+        )
         while True:
             page = await _run(next, pages, None)
             if page is None:

@@ -314,15 +314,20 @@ class BrokenOnce:
 
         self.real = GrpcSegmentMembers(address, page_size=10)
         self.calls = 0
+        self.afters: list[str] = []
+        self.delivered: list[str] = []
 
-    def export(self, segment_id: str):
+    def export(self, segment_id: str, after: str = ""):
         from svc_campaign.profiles import ExportFailed
 
         self.calls += 1
-        yield [("0-anonymous", "")]
-        for n, page in enumerate(self.real.export(segment_id)):
+        self.afters.append(after)
+        if not after:
+            yield [("0-anonymous", "")]
+        for n, page in enumerate(self.real.export(segment_id, after)):
             if self.calls == 1 and n == 2:
                 raise ExportFailed("stream broken")
+            self.delivered.extend(pid for pid, _ in page)
             yield page
 
 
@@ -341,4 +346,7 @@ def test_an_interrupted_export_resumes_without_doubling_members(tmp_path, databa
         [run] = runs(service)
         assert (run.state, run.members, run.without_customer_id) == (pb.ScheduledRun.STATE_DONE, CUSTOMERS // 2, 1)
         assert run.entered == CUSTOMERS // 2 and members.calls == 2
+        # The second export resumed after the last member the first one stored: nobody was streamed twice.
+        assert members.afters[0] == "" and members.afters[1] == members.delivered[19]
+        assert len(members.delivered) == len(set(members.delivered)) == CUSTOMERS // 2
         assert sorted(participants(service)) == [f"K{i:03d}" for i in range(0, CUSTOMERS, 2)]

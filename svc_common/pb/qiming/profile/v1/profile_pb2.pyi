@@ -644,14 +644,16 @@ class GetSegmentSizeResponse(_message.Message):
     def __init__(self, size: _Optional[int] = ..., sample_profile_ids: _Optional[_Iterable[str]] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ExportMembersRequest(_message.Message):
-    __slots__ = ("segment_id", "batch_size", "id_types")
+    __slots__ = ("segment_id", "batch_size", "id_types", "after_profile_id")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     ID_TYPES_FIELD_NUMBER: _ClassVar[int]
+    AFTER_PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
     segment_id: str
     batch_size: int
     id_types: _containers.RepeatedScalarFieldContainer[_types_pb2.IdType]
-    def __init__(self, segment_id: _Optional[str] = ..., batch_size: _Optional[int] = ..., id_types: _Optional[_Iterable[_Union[_types_pb2.IdType, str]]] = ...) -> None: ...
+    after_profile_id: str
+    def __init__(self, segment_id: _Optional[str] = ..., batch_size: _Optional[int] = ..., id_types: _Optional[_Iterable[_Union[_types_pb2.IdType, str]]] = ..., after_profile_id: _Optional[str] = ...) -> None: ...
 
 class ExportMembersResponse(_message.Message):
     __slots__ = ("members",)
