@@ -225,14 +225,13 @@ class Segments:
             after = rows[-1][0]
 
     # -- time --------------------------------------------------------------------------------------------
-    def sweep(self, previous_us: int, now: int, *, narrow: bool = True) -> dict[str, int]:
+    def sweep(self, previous_us: int, now: int) -> dict[str, int]:
         """Persons whose conditions can change with time alone since ``previous_us``: a bucket of a type some
         rule reads that left a window that rule reads (at a day boundary), a retained event that left a
-        sub-day or filtered window, lifecycle stages that age. ``narrow`` false: the former selection (any
-        bucket on the edge of any published window), kept for the benchmark's A/B."""
+        sub-day or filtered window, lifecycle stages that age."""
         core, clock = self.core, self.core.engine.clock
         engine = core.engine
-        windows = timewindows.day_windows(engine) if narrow else timewindows.every_window(engine)
+        windows = timewindows.day_windows(engine)
         _, _, event_types, _ = engine.needs()
         exact = timewindows.exact_windows(engine, event_types)
         first, last = clock.of(previous_us), clock.of(now)
@@ -265,12 +264,11 @@ class Segments:
                 for (pid,) in rows:
                     found.setdefault(pid, set()).update(ageing)
         pids = sorted(found)
-        # Narrow: as for a log batch, each person is evaluated only for the rules those event types can change.
-        plan = found if narrow else None
+        # As for a log batch, each person is evaluated only for the rules those event types can change.
         for start in range(0, len(pids), RECOMPUTE_CHUNK):
             chunk = pids[start : start + RECOMPUTE_CHUNK]
             with core.writing() as conn:
-                core.engine.refresh(conn, chunk, now, cause="time", person_types=plan)
+                core.engine.refresh(conn, chunk, now, cause="time", person_types=found)
         retention = core.settings.event_retention_days
         if retention and last > first:
             with core.writing() as conn:

@@ -72,16 +72,6 @@ def day_windows(engine: Any) -> dict[str, set[int]]:
     return out
 
 
-def every_window(engine: Any) -> dict[str, set[int]]:
-    """The selection before day_windows (kept for the benchmark's A/B): the published windows, lifecycle's and
-    the segments' longest window per type, for every event type."""
-    days = set(WINDOW_DAYS) | {int(v) for k, v in engine.lifecycle_params.items() if k.endswith("_days")}
-    for rule in engine.segments.values():
-        if rule.refs:
-            days.update(_days(seconds) for seconds in rule.refs.event_windows.values())
-    return {ANY: days}
-
-
 def exact_windows(engine: Any, event_types: set[str]) -> set[tuple[str, int]]:
     """(event type, window seconds) of every event condition over retained events (filtered or sub-day)."""
     out = set()
