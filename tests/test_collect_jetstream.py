@@ -205,6 +205,37 @@ def test_a_stream_keeps_its_shard_count(jetstream_server: NatsServer, tmp_path: 
     assert asyncio.run(start(4, "c")) == ["c7", "c7"]  # the same count starts again and finds both
 
 
+def test_a_stream_of_an_earlier_release_is_checked_by_its_subjects(
+    jetstream_server: NatsServer, tmp_path: Path
+) -> None:
+    """Streams made before the count was recorded (16 shards by default then): a smaller count is refused when the
+    stream holds subjects beyond it."""
+    name = f"o{uuid.uuid4().hex[:10]}"
+
+    async def write(shards: int, tag: str) -> None:
+        async with running_service(_settings(tmp_path / tag, jetstream_server, name, jetstream_shards=shards)) as (
+            service,
+            _,
+        ):
+            await service.ingest([make_event(user_id=f"c{i}") for i in range(40)])
+
+    async def forget_the_count() -> None:
+        nc = await nats.connect(jetstream_server.url)
+        try:
+            js = nc.jetstream()
+            config = (await js.stream_info(name)).config
+            config.description = "Qiming event log (svc_collect); packs of events, see docs/collect.md"
+            await js.update_stream(config)
+        finally:
+            await nc.close()
+
+    asyncio.run(write(16, "a"))
+    asyncio.run(forget_the_count())
+    with pytest.raises(StartupError, match=r"holds shard subjects up to .*written with more than jetstream_shards=1"):
+        asyncio.run(write(1, "b"))
+    asyncio.run(write(16, "c"))  # the count it was written with starts (with a warning)
+
+
 def test_dedup_index_forgets_ids_older_than_its_window() -> None:
     index = DedupIndex(window_us=60_000_000)
     old = LogPack(received_at_us=1_000_000)

@@ -185,12 +185,7 @@ class JetStreamEventLog:
             )
         marked = re.search(rf"{_SHARDS_MARK}(\d+)", info.config.description or "")
         if marked is None:
-            log.warning(
-                "JetStream stream %s does not record its shard count (made by an earlier release): make sure "
-                "jetstream_shards (%d) is the count it was written with, or per-customer reads miss events",
-                config.stream,
-                config.shards,
-            )
+            await self._check_unrecorded_shards(info)
         elif int(marked.group(1)) != config.shards:
             raise StartupError(
                 f"JetStream stream {config.stream} was written with {marked.group(1)} shards, not "
@@ -202,6 +197,26 @@ class JetStreamEventLog:
                 f"JetStream stream {config.stream} needs allow_direct: true (nats stream edit --allow-direct)"
             )
         return info
+
+    async def _check_unrecorded_shards(self, info: Any) -> None:
+        """A stream made by an earlier release (16 shards by default then) does not record its count: refuse a
+        smaller count when the stream holds subjects beyond it, else warn."""
+        config = self._config
+        if info.state.messages:
+            listed = await self._js.stream_info(config.stream, subjects_filter=self._all_subjects)
+            shards = [int(s.rsplit(".", 1)[1]) for s in (listed.state.subjects or {}) if s.rsplit(".", 1)[1].isdigit()]
+            if shards and max(shards) >= config.shards:
+                raise StartupError(
+                    f"JetStream stream {config.stream} holds shard subjects up to {self._subject.format(max(shards))}: "
+                    f"it was written with more than jetstream_shards={config.shards} shards; set jetstream_shards "
+                    f"to the count it was written with (16, the default of earlier releases, unless configured)"
+                )
+        log.warning(
+            "JetStream stream %s does not record its shard count (made by an earlier release): make sure "
+            "jetstream_shards (%d) is the count it was written with, or per-customer reads miss events",
+            config.stream,
+            config.shards,
+        )
 
     # -- writing -----------------------------------------------------------------------------------
 
