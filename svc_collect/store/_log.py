@@ -39,6 +39,9 @@ LOG_COLUMNS = (
     "sealed_values",
 )
 
+# The PostgreSQL types of LOG_COLUMNS, for binary COPY (varchar travels as text).
+_COPY_TYPES = ("int8", "text", "text", "text", "text", "int8", "int8", "text", "int4", "bytea", "bytea")
+
 
 @dataclass(slots=True)
 class LogRow:
@@ -141,6 +144,9 @@ class SqlEventLog:
         self._quarantine = tables["quarantine"]
         self._stat = tables["stat"]
         self._use_copy = database.engine.dialect.driver == "psycopg"
+        # Binary COPY sends the payloads as they are (text COPY hex-escapes every byte) and costs the client
+        # about half the CPU per row. PostgreSQL only: openGauss keeps the text format its docs describe.
+        self._copy_types = _COPY_TYPES if database.engine.dialect.name == "postgresql" else None
         paramstyle = database.engine.dialect.paramstyle
         self._mark = "?" if paramstyle == "qmark" else "%s"
         self._lookup_cache: dict[int, str] = {}
@@ -156,6 +162,8 @@ class SqlEventLog:
         marks = ", ".join([self._mark] * len(LOG_COLUMNS))
         self._insert_sql = f"INSERT INTO collect_event ({', '.join(LOG_COLUMNS)}) VALUES ({marks})"
         self._copy_sql = f"COPY collect_event ({', '.join(LOG_COLUMNS)}) FROM STDIN"
+        if self._copy_types is not None:
+            self._copy_sql += " (FORMAT BINARY)"
         # Statements of every append, built once: building a Core statement (and its cache key) per
         # call costs more than running it, which shows in the latency of small batches.
         head = self._head.c
@@ -263,14 +271,17 @@ class SqlEventLog:
     def _existing(self, conn: Connection, ids: list[str]) -> dict[str, tuple[int, str]]:
         found: dict[str, tuple[int, str]] = {}
         if self._use_copy:
-            # One array parameter, planned for each call: psycopg prepares a statement after five runs,
+            # One parameter, planned for each call: psycopg prepares a statement after five runs,
             # and a generic plan made while the table was small (a sequential scan) stays cached as the
-            # log grows to millions of rows — seconds per lookup instead of milliseconds.
+            # log grows to millions of rows — seconds per lookup instead of milliseconds. The ids go as
+            # one comma-joined string (they are validated UUIDs): dumping a list of 1,000 strings as an
+            # array parameter cost the client 1.3 ms per batch, the join 0.2 ms.
             raw = conn.connection.driver_connection
             with raw.cursor() as cursor:
                 cursor.execute(
-                    "SELECT seq, event_id, fingerprint FROM collect_event WHERE event_id = ANY(%s)",
-                    (ids,),
+                    "SELECT seq, event_id, fingerprint FROM collect_event"
+                    " WHERE event_id = ANY(string_to_array(%s, ','))",
+                    (",".join(ids),),
                     prepare=False,
                 )
                 for seq, event_id, fingerprint in cursor:
@@ -297,6 +308,8 @@ class SqlEventLog:
         if self._use_copy:
             raw = conn.connection.driver_connection
             with raw.cursor() as cursor, cursor.copy(self._copy_sql) as copy:
+                if self._copy_types is not None:
+                    copy.set_types(self._copy_types)
                 for row in rows:
                     copy.write_row(row)
         else:
