@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _serve(service: str, config_file: Path | None) -> None:
     from svc_common.config import ServerSettings, load_settings
+    from svc_common.gctune import tune_for_serving
     from svc_common.logs import configure_logging
     from svc_common.ops.servicer import ops_spec
     from svc_common.runtime import ServiceRuntime
@@ -122,6 +123,7 @@ def _serve(service: str, config_file: Path | None) -> None:
             runtimes.append(ServiceRuntime.open(e.schema, settings))
         specs = [e.build_spec(rt) for e, rt in zip(chosen, runtimes, strict=True)]
         specs.append(ops_spec(runtimes))
+        tune_for_serving(server_settings.gc_young_threshold)
         asyncio.run(serve(specs, server_settings))
     except BaseException:
         for rt in runtimes:

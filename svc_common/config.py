@@ -69,6 +69,9 @@ class ServerSettings(BaseSettings):
     """File that spans are appended to as JSON lines, used when ``telemetry_exporter`` is ``file``."""
     telemetry_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
     """Share of new traces that are recorded (parent-based: a sampled caller is always followed)."""
+    gc_young_threshold: int = Field(default=10_000, ge=100)
+    """Allocations between collections of Python's youngest garbage-collector generation (Python's own default is
+    700). Served processes also freeze what exists at start-up out of every collection (see docs/operations.md)."""
 
     @classmethod
     def settings_customise_sources(
