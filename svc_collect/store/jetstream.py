@@ -9,12 +9,13 @@ per-event cost at the client (docs/design/jetstream-publishing.md has the measur
 Positions. An event's position is ``stream_seq << 12 | index_in_pack``: totally ordered, stable, and
 the same kind of cursor as the embedded log's. A reader resuming inside a pack skips what it had.
 
-Exactly once. Every pack carries ``Nats-Msg-Id`` (a digest of its bytes), so re-publishing after a lost
-ack is absorbed by JetStream's duplicate window. Event ids are de-duplicated against an index in memory
-(ids of the last ``dedup_window``), kept exact across collectors by optimistic concurrency: each publish
-says ``Nats-Expected-Last-Subject-Sequence``, the last message of its shard this collector has indexed.
-If another collector wrote to the shard meanwhile, JetStream refuses (10071); the collector reads what
-it missed, re-checks the ids, and publishes the rest. On start, the index is rebuilt from the stream.
+Exactly once. Every pack carries ``Nats-Msg-Id`` (a random id kept across its re-publishes), so
+re-publishing after a lost ack is absorbed by JetStream's duplicate window. Event ids are de-duplicated against
+an index in memory (ids of the last ``dedup_window``), kept exact across collectors by optimistic
+concurrency: each publish says ``Nats-Expected-Last-Subject-Sequence``, the last message of its shard this
+collector has indexed. If another collector wrote to the shard meanwhile, JetStream refuses (10071); the
+collector reads what it missed, re-checks the ids, and publishes the rest. On start, the index is rebuilt
+from the stream.
 
 Durability. An ack from JetStream means stored; it means on disk only when the server runs with
 ``sync_interval: always`` (or the stream has 3 replicas). See docs/collect.md.
@@ -31,6 +32,7 @@ import hashlib
 import logging
 import re
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
@@ -351,7 +353,9 @@ class JetStreamEventLog:
     async def _publish_pack(self, shard: int, data: bytes) -> int:
         """Store one pack; its stream sequence. Raises _ShardMoved when the shard has news to read first."""
         subject = self._subject.format(shard)
-        msg_id = hashlib.sha256(data).hexdigest()[:48]
+        # Random, not a digest of the ~350 KB pack (hashing it cost ~3 % of the collector's CPU): the id only has
+        # to stay the same across the re-publishes of this one pack, which reuse it.
+        msg_id = uuid.uuid4().hex
         for _ in range(_MAX_ATTEMPTS):
             headers = {
                 "Nats-Msg-Id": msg_id,
