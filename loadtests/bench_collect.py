@@ -11,6 +11,8 @@ docs/collect.md asks producers to make them; ``--event-ids v4`` for random ones)
     (COPY on PostgreSQL, one transaction of executemany per batch on SQLite);
 (c) the real collector (``qiming serve collect``), durable and de-duplicating, on SQLite, on PostgreSQL
     and on NATS JetStream (a nats-server of its own with ``sync_interval: always``);
+    each with the CPU µs per event of the collector, of its database server and of the client, and the rates
+    that cost allows: one collector process on one CPU, and every CPU busy (``loadtests/cpu_account.py``);
 (r) after each (c): the log read back from its start with ``ReadEvents`` (masked, 1,000 per response), as the
     following consumers read it;
 latency: p50/p99 acknowledgement of 100-event batches sent at a steady 10,000 events/s to each backend
@@ -41,6 +43,7 @@ from pathlib import Path
 
 import grpc
 import sqlalchemy as sa
+from cpu_account import CpuMeter
 
 from svc_collect.config import CollectSettings
 from svc_collect.natsd import NatsServer
@@ -279,6 +282,10 @@ def bulk_write(url: str, batches: list[list[tuple]]) -> float:
     return sum(len(b) for b in batches) / elapsed
 
 
+# The server processes of each backend's database, by name, for the CPU accounting (SQLite is in-process).
+DATABASE_SERVERS = {"SQLite": (), "PostgreSQL": ("postgres",), "JetStream": ("nats-server",)}
+
+
 # -- databases and NATS of the bench's own -------------------------------------------------------------
 
 
@@ -312,7 +319,7 @@ def collector(env: dict[str, str]) -> Iterator[str]:
     work = Path(tempfile.mkdtemp(prefix="qiming-bench-collect-"))
     base = {"QIMING_COLLECT_KEYRING_JSON": KEYRING, "QIMING_COLLECT_LOG_LEVEL": "WARNING", **COLLECTOR_SETTINGS}
     with ServerProcess("collect", work_dir=work, env=base | env) as server:
-        yield server.address
+        yield server
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -359,6 +366,23 @@ def run(events: int, parts: set[str]) -> dict[str, float]:
         results[name] = value
         print(f"  {name:<40} {value:>12,.0f} events/s", flush=True)
 
+    def report_cpu(backend: str, used: dict[str, float], events: int) -> None:
+        """CPU µs per event of each role, and the two rates that cost allows: one collector process (Python runs
+        its work on one CPU at a time) and every CPU of this machine busy (all roles together)."""
+        per_event = {role: seconds / events * 1e6 for role, seconds in used.items()}
+        for role, micros in per_event.items():
+            results[f"cpu_us_per_event_{backend.lower()}_{role}"] = micros
+        one_process = 1e6 / per_event["service"]
+        machine = (os.cpu_count() or 1) / sum(per_event.values()) * 1e6
+        results[f"cpu_bound_one_process_{backend.lower()}"] = one_process
+        results[f"cpu_bound_machine_{backend.lower()}"] = machine
+        print(
+            "      CPU µs/event: "
+            + ", ".join(f"{role} {micros:.1f}" for role, micros in per_event.items())
+            + f"; bound: one collector process {one_process:,.0f}/s, all {os.cpu_count()} CPUs {machine:,.0f}/s",
+            flush=True,
+        )
+
     print(f"svc_collect bench: {count} batches of 1,000 events, 8 calls in flight, UUID{ID_KIND} ids", flush=True)
     if "a" in parts:
         with parse_only_server() as address:
@@ -372,10 +396,16 @@ def run(events: int, parts: set[str]) -> dict[str, float]:
             report("(b) PostgreSQL COPY, tx per batch", bulk_write(url, rows))
     if "c" in parts:
         for backend in ("SQLite", "PostgreSQL", "JetStream"):
-            with backend_env(backend) as env, collector(env) as address:
-                report(f"(c) collector on {backend}", asyncio.run(drive(address, fresh()))[0])
+            with backend_env(backend) as env, collector(env) as server:
+                assert server.process is not None
+                batches = fresh()
+                meter = CpuMeter(server.process.pid, DATABASE_SERVERS[backend])
+                meter.start()
+                rate, events = asyncio.run(drive(server.address, batches))
+                report(f"(c) collector on {backend}", rate)
+                report_cpu(backend, meter.stop(), events)
                 # What following consumers (svc_profile, svc_campaign) get: the same log read back over gRPC.
-                report(f"(r) ReadEvents from {backend}", asyncio.run(read_back(address))[0])
+                report(f"(r) ReadEvents from {backend}", asyncio.run(read_back(server.address))[0])
     if "latency" in parts:
         p50, p99 = fsync_floor()
         results["fsync_p50_ms"], results["fsync_p99_ms"] = p50, p99
@@ -383,9 +413,9 @@ def run(events: int, parts: set[str]) -> dict[str, float]:
         # At the target rate on each backend, and on SQLite at a rate well inside this machine's capacity
         # (queueing excluded): what one group commit with its fsync costs.
         for backend, rate in (("SQLite", 10_000), ("PostgreSQL", 10_000), ("JetStream", 10_000), ("SQLite", 2_000)):
-            with backend_env(backend) as env, collector(env) as address:
+            with backend_env(backend) as env, collector(env) as server:
                 batches = make_batches(rate // 10, 100)  # 10 s of 100-event batches
-                latencies = sorted(asyncio.run(steady_latency(address, batches, rate_per_second=rate / 100)))
+                latencies = sorted(asyncio.run(steady_latency(server.address, batches, rate_per_second=rate / 100)))
             p50, p99 = statistics.median(latencies), latencies[int(len(latencies) * 0.99) - 1]
             key = f"latency_{backend.lower()}_{rate}"
             results[f"{key}_p50_ms"], results[f"{key}_p99_ms"] = p50, p99

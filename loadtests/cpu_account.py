@@ -1,0 +1,63 @@
+"""Where a benchmark's CPU goes: CPU seconds of processes read from /proc (Linux), per role.
+
+On a machine of a few cores the client, the service and its database share the CPUs, so the events/s a run
+reaches is bounded by ``cores / (CPU µs per event of all of them)``. Reporting each role's µs per event
+says which one to work on and how far the machine can go. Database servers are found by process name
+(``postgres``, ``nats-server``): measure on a quiet machine, or other work on those servers counts too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_SECOND  # utime, stime (fields 14, 15 of stat)
+
+
+def pids_named(names: Iterable[str]) -> list[int]:
+    wanted = set(names)
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in wanted:
+                    out.append(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    return out
+
+
+class CpuMeter:
+    """CPU seconds used by each role between ``start()`` and ``stop()``: the service (its pid), the database
+    servers (by name; processes that start meanwhile count from zero) and the client (this process)."""
+
+    def __init__(self, service_pid: int, server_names: Iterable[str]) -> None:
+        self._service_pid = service_pid
+        self._server_names = tuple(server_names)
+        self._before: dict[str, float] = {}
+        self._server_before: dict[int, float] = {}
+
+    def _servers(self) -> dict[int, float]:
+        return {pid: cpu_seconds(pid) for pid in pids_named(self._server_names)} if self._server_names else {}
+
+    def start(self) -> None:
+        self._server_before = self._servers()
+        self._before = {"service": cpu_seconds(self._service_pid), "client": cpu_seconds(os.getpid())}
+
+    def stop(self) -> dict[str, float]:
+        servers = sum(now - self._server_before.get(pid, 0.0) for pid, now in self._servers().items())
+        return {
+            "service": cpu_seconds(self._service_pid) - self._before["service"],
+            "database": max(servers, 0.0),
+            "client": cpu_seconds(os.getpid()) - self._before["client"],
+        }
