@@ -92,6 +92,44 @@ def test_collectors_sharing_a_stream_stay_exactly_once(jetstream_server: NatsSer
     asyncio.run(scenario())
 
 
+def test_a_refused_pack_of_other_ids_is_published_again_as_it_was(jetstream_server: NatsServer, tmp_path: Path) -> None:
+    """b's view of the shard is stale (a wrote since): JetStream refuses b's pack, b reads a's pack, finds none
+    of its own ids there and publishes the very same bytes again, placed after a's."""
+    name = f"r{uuid.uuid4().hex[:10]}"
+    one = _settings(tmp_path / "one", jetstream_server, name, jetstream_shards=1)
+    two = _settings(tmp_path / "two", jetstream_server, name, jetstream_shards=1)
+
+    async def scenario() -> None:
+        async with running_service(one) as (a, _), running_service(two) as (b, _):
+            first = await a.ingest([make_event(user_id=f"a{i}") for i in range(5)])
+            published: list[bytes] = []
+            real_publish = b._log._js.publish
+
+            async def recording(subject, data, **kwargs):
+                published.append(data)
+                return await real_publish(subject, data, **kwargs)
+
+            real_build = b._log._publish_packs
+            builds: list[int] = []
+
+            async def counting(shard, items, *args):
+                builds.append(len(items))
+                return await real_build(shard, items, *args)
+
+            b._log._js.publish = recording
+            b._log._publish_packs = counting
+            second = await b.ingest([make_event(user_id=f"b{i}") for i in range(5)])
+            assert [o.status for o in second] == [ACCEPTED] * 5
+            assert len(published) == 2 and published[0] == published[1]  # refused once, then the same bytes
+            assert builds == [5]  # built once
+            last_of_a = max(b.parse_cursor(o.cursor) for o in first)
+            assert min(b.parse_cursor(o.cursor) for o in second) > last_of_a
+            ids_b = [i for ids, _ in await _read(b) for i in ids]
+            assert ids_b == [o.event_id for o in first] + [o.event_id for o in second]
+
+    asyncio.run(scenario())
+
+
 def test_users_land_on_their_shard_subject(jetstream_server: NatsServer, tmp_path: Path) -> None:
     name = f"u{uuid.uuid4().hex[:10]}"
     settings = _settings(tmp_path, jetstream_server, name, jetstream_shards=8)

@@ -342,13 +342,26 @@ class JetStreamEventLog:
         data = pack.SerializeToString()
         if len(data) > self._max_message_bytes:  # one event alone above what the server takes
             raise Unavailable("one event does not fit in a JetStream message; lower max_event_bytes")
-        stream_seq = await self._publish_pack(shard, data)
+        stream_seq = await self._publish_unchanged(shard, data, items[:taken])
         self._index.add_rows(received_us, stream_seq, [row for _, _, row in items[:taken]])
         self._remember(stream_seq, pack)
         for index, (b, r, _) in enumerate(items[:taken]):
             results[b][r] = Appended(position(stream_seq, index), False)
         if taken < len(items):
             await self._publish_packs(shard, items[taken:], received_us, results)
+
+    async def _publish_unchanged(self, shard: int, data: bytes, items: list[tuple[int, int, LogRow]]) -> int:
+        """Publish ``data``; when another collector wrote to the shard first, read what it wrote and publish
+        the same bytes again if none of this pack's ids were among it (the usual case under concurrent
+        collectors: building the pack again cost more than reading theirs). Raises _ShardMoved otherwise."""
+        for _ in range(_MAX_ATTEMPTS):
+            try:
+                return await self._publish_pack(shard, data)
+            except _ShardMoved:
+                await self._catch_up(shard)
+                if any(self._index.get(row.event_id) is not None for _, _, row in items):
+                    raise
+        raise _ShardMoved
 
     async def _publish_pack(self, shard: int, data: bytes) -> int:
         """Store one pack; its stream sequence. Raises _ShardMoved when the shard has news to read first."""
