@@ -46,6 +46,9 @@ class CollectSettings(ServiceSettings):
     service_name: ClassVar[str] = "collect"
     default_grpc_port: ClassVar[int] = 50051
 
+    workers: int = Field(default=1, ge=1, le=256)
+    """Processes serving the collector's port (Linux ``SO_REUSEPORT``: the kernel spreads connections across them).
+    One process uses about one core; see docs/collect.md for when more pay off (not on SQLite)."""
     max_batch_events: int = Field(default=10_000, ge=1, le=1_000_000)
     """Events in one Ingest request or stream message; a larger batch fails whole with RESOURCE_EXHAUSTED."""
     max_event_bytes: int = Field(default=65_536, ge=1024)

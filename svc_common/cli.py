@@ -111,9 +111,17 @@ def _serve(service: str, config_file: Path | None) -> None:
     from svc_common.runtime import ServiceRuntime
     from svc_common.server import serve
     from svc_common.telemetry import configure_tracing, shutdown_tracing
+    from svc_common.workers import die_with_parent, run_workers
 
+    die_with_parent()
     chosen = entries(None if service == "all" else [service])
     service_settings = [load_settings(e.settings_class, config_file) for e in chosen]
+    workers = getattr(service_settings[0], "workers", 1) if service != "all" else 1
+    if workers > 1:
+        configure_logging(service_settings[0].log_level, service_settings[0].log_format)
+        # Migrations and a first keyring once, here, not raced by the workers.
+        ServiceRuntime.open(chosen[0].schema, service_settings[0]).database.dispose()
+        sys.exit(run_workers(service, config_file, service_settings[0], workers))
     server_settings = load_settings(ServerSettings, config_file) if service == "all" else service_settings[0]
     configure_logging(server_settings.log_level, server_settings.log_format)
     configure_tracing(server_settings, service)

@@ -53,6 +53,9 @@ class ServerSettings(BaseSettings):
     """If set, the bound port is written to this file once the server is serving (for supervisors and tests)."""
     grpc_max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     """Largest request or response message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED."""
+    grpc_reuse_port: bool = False
+    """Let other processes listen on the same port (Linux ``SO_REUSEPORT``). Set for its workers by a service's
+    ``workers``; off, a second process on the port fails to start instead."""
     grpc_max_concurrent_rpcs: int = Field(default=1000, ge=1)
     """Calls served at once; further calls are refused with RESOURCE_EXHAUSTED instead of queuing without bound."""
     shutdown_grace_seconds: float = Field(default=15.0, ge=0)

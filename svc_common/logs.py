@@ -30,8 +30,9 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | N
     formatter: logging.Formatter
     if fmt == "json":
         formatter = JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(trace_id)s %(span_id)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s %(trace_id)s %(span_id)s",
+            # The pid tells apart the lines of a service's workers, which share one journal.
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
             timestamp=False,
         )
     else:

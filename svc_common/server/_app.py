@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -89,7 +88,7 @@ def build_server(
         options=[
             ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
             ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if settings.grpc_reuse_port else 0),
         ],
         maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
     )
@@ -142,7 +141,6 @@ async def serve(
             extra={
                 "services": [s.name for s in specs],
                 "grpc_address": f"{settings.grpc_host}:{running.port}",
-                "pid": os.getpid(),
             },
         )
         await stop.wait()

@@ -1,0 +1,158 @@
+"""Several processes serving one service on one port: ``workers`` in the service's settings.
+
+Python runs a process's work on one CPU at a time, so a collector process tops out near one core
+(~45,000 events/s here). With ``workers = N`` the parent process applies the migrations once, then starts N
+``qiming serve`` workers that listen on the same port (Linux ``SO_REUSEPORT``): the kernel hands each new
+connection to one of them. It spreads connections, not calls, so the load spreads when producers open
+several connections (or a load balancer does). The parent writes the port file once every worker serves,
+passes SIGTERM/SIGINT on, and stops them all when one of them dies (the supervisor then restarts the
+unit). A worker dies with its parent (``PR_SET_PDEATHSIG``), so a killed parent leaves no orphans.
+
+Workers of the collector share the log the way separate collectors do (the head row lock, or JetStream's
+expected-sequence checks); a follower woken by its own worker's appends sees the others' after
+``follow_poll_interval_millis``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from svc_common.config import ServiceSettings
+from svc_common.errors import StartupError
+
+log = logging.getLogger("qiming.workers")
+PARENT_ENV = "QIMING_WORKER_PARENT_PID"
+_PR_SET_PDEATHSIG = 1
+_START_TIMEOUT_SECONDS = 120.0
+
+
+def die_with_parent() -> None:
+    """In a worker: receive SIGTERM when the parent exits; refuse to start if it is already gone."""
+    parent = os.environ.get(PARENT_ENV)
+    if not parent:
+        return
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(parent):
+        raise StartupError("the parent of this worker has exited")
+
+
+def _env_name(settings: ServiceSettings, field: str) -> str:
+    return f"{settings.model_config['env_prefix']}{field}".upper()
+
+
+class _Workers:
+    def __init__(self, service: str, config_file: Path | None, settings: ServiceSettings, count: int) -> None:
+        self.service = service
+        self.config_file = config_file
+        self.settings = settings
+        self.count = count
+        self.children: list[subprocess.Popen[bytes]] = []
+        self.stopping = False
+
+    def port(self, reserve: socket.socket) -> int:
+        """The port every worker binds; a free one held by ``reserve`` (SO_REUSEPORT too) when 0 is asked."""
+        port = self.settings.resolved_port()
+        if port != 0:
+            return port
+        reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        reserve.bind((self.settings.grpc_host.strip("[]"), 0))
+        return reserve.getsockname()[1]
+
+    def spawn(self, port: int, port_dir: Path) -> None:
+        command = [sys.executable, "-m", "svc_common.cli", "serve", self.service]
+        if self.config_file is not None:
+            command += ["--config", str(self.config_file)]
+        for index in range(self.count):
+            env = dict(os.environ)
+            env.update(
+                {
+                    _env_name(self.settings, "grpc_port"): str(port),
+                    _env_name(self.settings, "grpc_reuse_port"): "true",
+                    _env_name(self.settings, "grpc_port_file"): str(port_dir / f"worker-{index}"),
+                    _env_name(self.settings, "workers"): "1",
+                    _env_name(self.settings, "migrate_on_start"): "false",
+                    PARENT_ENV: str(os.getpid()),
+                }
+            )
+            self.children.append(subprocess.Popen(command, env=env))
+
+    def wait_serving(self, port_dir: Path) -> None:
+        deadline = time.monotonic() + _START_TIMEOUT_SECONDS
+        while len(list(port_dir.iterdir())) < self.count:
+            failed = self.exited()
+            if failed is not None:
+                raise StartupError(f"worker pid {failed.pid} exited with {failed.returncode} while starting")
+            if self.stopping:
+                return
+            if time.monotonic() > deadline:
+                raise StartupError(f"the {self.count} workers did not all start in {_START_TIMEOUT_SECONDS:.0f} s")
+            time.sleep(0.05)
+
+    def exited(self) -> subprocess.Popen[bytes] | None:
+        return next((c for c in self.children if c.poll() is not None), None)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        for child in self.children:
+            if child.poll() is None:
+                child.send_signal(sig)
+        deadline = time.monotonic() + self.settings.shutdown_grace_seconds + 10
+        for child in self.children:
+            try:
+                child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def _exit_code(returncode: int | None) -> int:
+    """A child's exit status as a shell reports it (128 + the signal for one killed by a signal)."""
+    if returncode is None:
+        return 1
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run_workers(service: str, config_file: Path | None, settings: ServiceSettings, count: int) -> int:
+    """Serve ``service`` with ``count`` worker processes until SIGTERM/SIGINT; the exit code."""
+    workers = _Workers(service, config_file, settings, count)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        workers.stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    port_file = settings.grpc_port_file
+    family = socket.AF_INET6 if ":" in settings.grpc_host else socket.AF_INET
+    with tempfile.TemporaryDirectory(prefix="qiming-workers-") as tmp, socket.socket(family) as reserve:
+        try:
+            port = workers.port(reserve)
+            workers.spawn(port, Path(tmp))
+            workers.wait_serving(Path(tmp))
+            reserve.close()
+            if port_file is not None and not workers.stopping:
+                port_file.write_text(str(port))
+            log.info("serving", extra={"workers": count, "port": port, "pids": [c.pid for c in workers.children]})
+            while not workers.stopping:
+                failed = workers.exited()
+                if failed is not None:
+                    log.error("a worker exited; stopping the others", extra={"pid": failed.pid})
+                    workers.stop()
+                    return _exit_code(failed.returncode) or 1
+                time.sleep(0.2)
+            workers.stop()
+            return max((_exit_code(c.returncode) for c in workers.children), default=0)
+        finally:
+            workers.stop()
+            if port_file is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    port_file.unlink()

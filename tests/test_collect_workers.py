@@ -1,0 +1,105 @@
+"""``workers``: several collector processes on one port (SO_REUSEPORT) under one parent that starts, stops and
+watches them. Real processes, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+
+from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
+from svc_common.pb.qiming.common.v1 import event_pb2, ops_pb2, ops_pb2_grpc
+from svc_common.process import ServerProcess
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT workers are Linux-only")
+CHANNELS = 24
+
+
+def _batch(user: str, size: int = 5) -> collect_pb2.IngestRequest:
+    request = collect_pb2.IngestRequest()
+    for _ in range(size):
+        event = event_pb2.Event(event_id=str(uuid.uuid4()), event_type="page_view", user_id=user)
+        event.occurred_at.GetCurrentTime()
+        request.events.append(event)
+    return request
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def _workers(server: ServerProcess) -> list[int]:
+    with grpc.insecure_channel(server.address) as channel:
+        reply = ops_pb2_grpc.OpsServiceStub(channel).ListInstances(
+            ops_pb2.ListInstancesRequest(service="collect"), timeout=5
+        )
+    return sorted(i.pid for i in reply.instances if not i.HasField("stopped_at"))
+
+
+def _wait_gone(pids: list[int], seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(_alive(p) for p in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_workers_share_the_port_and_the_log_and_stop_together(tmp_path: Path) -> None:
+    server = ServerProcess("collect", work_dir=tmp_path, env={"QIMING_COLLECT_WORKERS": "2"}).start()
+    try:
+        pids = _workers(server)
+        assert len(pids) == 2 and server.process is not None and server.process.pid not in pids
+        accepted = 0
+        for i in range(CHANNELS):  # a connection each: the kernel hands each to one worker
+            options = [("grpc.use_local_subchannel_pool", 1)]
+            with grpc.insecure_channel(server.address, options=options) as channel:
+                reply = collect_pb2_grpc.CollectServiceStub(channel).Ingest(_batch(f"c{i}"), timeout=10)
+                accepted += reply.accepted_count
+        assert accepted == CHANNELS * 5
+        with grpc.insecure_channel(server.address) as channel:
+            read = collect_pb2_grpc.CollectServiceStub(channel).ReadEvents(
+                collect_pb2.ReadEventsRequest(batch_size=1000), timeout=10
+            )
+            ids = [e.event_id for response in read for e in response.events]
+        assert len(ids) == len(set(ids)) == CHANNELS * 5  # one log, each event once, whoever took it
+        served_by = {
+            line["pid"]
+            for line in map(json.loads, server.log_path.read_text().splitlines())
+            if line.get("message") == "audit" and line.get("rpc_method", "").endswith("/Ingest")
+        }
+        assert served_by == set(pids)  # both workers took calls
+        assert server.terminate() == 0
+        assert _wait_gone(pids)
+    finally:
+        server.kill()
+
+
+def test_a_worker_that_dies_stops_the_others_and_the_parent_fails(tmp_path: Path) -> None:
+    server = ServerProcess("collect", work_dir=tmp_path, env={"QIMING_COLLECT_WORKERS": "2"}).start()
+    try:
+        pids = _workers(server)
+        os.kill(pids[0], signal.SIGKILL)
+        assert server.process is not None
+        assert server.process.wait(timeout=30) == 128 + signal.SIGKILL  # for the supervisor to restart the unit
+        assert _wait_gone(pids)
+    finally:
+        server.kill()
+
+
+def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
+    server = ServerProcess("collect", work_dir=tmp_path, env={"QIMING_COLLECT_WORKERS": "2"}).start()
+    pids = _workers(server)
+    server.kill()  # SIGKILL: the parent cannot pass anything on; the kernel tells the workers
+    assert _wait_gone(pids)
