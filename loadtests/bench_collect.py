@@ -1,7 +1,7 @@
 """``make bench``: svc_collect's throughput against its two ceilings, measured in one run on one machine.
 
     .venv/bin/python loadtests/bench_collect.py [--events 200000] [--only a,b,c,latency] [--event-ids v7|v4]
-        [--jetstream-shards N] [--set NAME=VALUE ...] [--json PATH]
+        [--jetstream-shards N] [--workers N] [--set NAME=VALUE ...] [--json PATH]
 
 With 1,000-event batches (the same events for every part, fresh ids each time: UUIDv7 by default, as
 docs/collect.md asks producers to make them; ``--event-ids v4`` for random ones):
@@ -66,6 +66,7 @@ KEYRING = generate_keyring().to_json()
 EVENT_IDS = {"v7": new_event_id, "v4": lambda: str(uuid.uuid4())}
 ID_KIND = "v7"
 JETSTREAM_SHARDS = 0  # 0: the collector's default
+WORKERS = 1  # --workers: collector worker processes
 COLLECTOR_SETTINGS: dict[str, str] = {}  # --set name=value: QIMING_COLLECT_<NAME> for every collector started
 _TYPES = ("page_view", "quote_view", "fund_view", "app_click", "trade_filled")
 
@@ -119,21 +120,32 @@ def make_batches(count: int, size: int, seed: int = 7) -> list[bytes]:
 
 
 async def drive(address: str, batches: list[bytes], concurrency: int = 8) -> tuple[float, int]:
-    """Send every batch, ``concurrency`` in flight; (events/s, events acknowledged)."""
-    async with grpc.aio.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
-        call = channel.unary_unary(INGEST, request_serializer=None, response_deserializer=None)
+    """Send every batch, ``concurrency`` in flight; (events/s, events acknowledged). With collector workers, each
+    call in flight has a connection of its own, since the kernel spreads connections over the workers."""
+    channels = [
+        grpc.aio.insecure_channel(
+            address, options=[("grpc.max_send_message_length", 64 << 20), ("grpc.use_local_subchannel_pool", 1)]
+        )
+        for _ in range(concurrency if WORKERS > 1 else 1)
+    ]
+    try:
+        calls = [c.unary_unary(INGEST, request_serializer=None, response_deserializer=None) for c in channels]
         queue = list(reversed(batches))
         acknowledged = 0
 
-        async def worker() -> None:
+        async def worker(index: int) -> None:
             nonlocal acknowledged
+            call = calls[index % len(calls)]
             while queue:
                 reply = collect_pb2.IngestResponse.FromString(await call(queue.pop(), timeout=120))
                 acknowledged += reply.accepted_count + reply.duplicate_count
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
         elapsed = time.perf_counter() - started
+    finally:
+        for channel in channels:
+            await channel.close()
     return acknowledged / elapsed, acknowledged
 
 
@@ -453,11 +465,17 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="a collector setting for every collector started, e.g. sqlite_checkpoint_interval_millis=0",
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="collector worker processes (each call in flight gets a connection)"
+    )
     parser.add_argument("--serve-parse-only", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global ID_KIND, JETSTREAM_SHARDS
+    global ID_KIND, JETSTREAM_SHARDS, WORKERS
     ID_KIND = args.event_ids
     JETSTREAM_SHARDS = args.jetstream_shards
+    WORKERS = args.workers
+    if WORKERS > 1:
+        COLLECTOR_SETTINGS["QIMING_COLLECT_WORKERS"] = str(WORKERS)
     for item in args.set:
         name, _, value = item.partition("=")
         COLLECTOR_SETTINGS[f"QIMING_COLLECT_{name.strip().upper()}"] = value.strip()

@@ -24,6 +24,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS_PER_SECOND  # utime, stime (fields 14, 15 of stat)
 
 
+def with_children(pid: int) -> list[int]:
+    """``pid`` and its child processes (a service's workers)."""
+    out = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+                continue
+    return out
+
+
 def pids_named(names: Iterable[str]) -> list[int]:
     wanted = set(names)
     out = []
@@ -38,7 +51,7 @@ def pids_named(names: Iterable[str]) -> list[int]:
 
 
 class CpuMeter:
-    """CPU seconds used by each role between ``start()`` and ``stop()``: the service (its pid), the database
+    """CPU seconds used by each role between ``start()`` and ``stop()``: the service (its pid and workers), the database
     servers (by name; processes that start meanwhile count from zero) and the client (this process)."""
 
     def __init__(self, service_pid: int, server_names: Iterable[str]) -> None:
@@ -46,18 +59,23 @@ class CpuMeter:
         self._server_names = tuple(server_names)
         self._before: dict[str, float] = {}
         self._server_before: dict[int, float] = {}
+        self._service_pids: list[int] = []
 
     def _servers(self) -> dict[int, float]:
         return {pid: cpu_seconds(pid) for pid in pids_named(self._server_names)} if self._server_names else {}
 
     def start(self) -> None:
         self._server_before = self._servers()
-        self._before = {"service": cpu_seconds(self._service_pid), "client": cpu_seconds(os.getpid())}
+        self._service_pids = with_children(self._service_pid)
+        self._before = {"service": self._service_seconds(), "client": cpu_seconds(os.getpid())}
+
+    def _service_seconds(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self._service_pids)
 
     def stop(self) -> dict[str, float]:
         servers = sum(now - self._server_before.get(pid, 0.0) for pid, now in self._servers().items())
         return {
-            "service": cpu_seconds(self._service_pid) - self._before["service"],
+            "service": self._service_seconds() - self._before["service"],
             "database": max(servers, 0.0),
             "client": cpu_seconds(os.getpid()) - self._before["client"],
         }
