@@ -361,7 +361,9 @@ class CollectIngestUser(User):
         self._timeout = options.call_timeout
         self._retries = options.retries
         self._factory = EventFactory(options.customers)
-        channel = grpc.insecure_channel(self.host, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)])
+        # A connection of its own per user (no shared subchannel): collector workers are spread by connection.
+        options = [("grpc.max_send_message_length", 64 * 1024 * 1024), ("grpc.use_local_subchannel_pool", 1)]
+        channel = grpc.insecure_channel(self.host, options=options)
         self._channel = grpc.intercept_channel(channel, LocustReporter(self.environment))
         self._stub = collect_pb2_grpc.CollectServiceStub(self._channel)
 
