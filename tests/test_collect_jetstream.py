@@ -5,6 +5,7 @@ is tested on every backend in test_collect_service.py."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from collect_helpers import collect_settings, make_event, running_service
 from conftest import NatsServer
 
 from svc_collect.service import ACCEPTED, DUPLICATE
-from svc_collect.store._jetstream_parts import PACK_BITS, DedupIndex, shard_of
+from svc_collect.store._jetstream_parts import PACK_BITS, DedupIndex, Pack, shard_of
 from svc_common.errors import StartupError
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.collect.v1.log_pack_pb2 import LogPack
@@ -130,6 +131,45 @@ def test_a_refused_pack_of_other_ids_is_published_again_as_it_was(jetstream_serv
     asyncio.run(scenario())
 
 
+def test_packs_of_an_earlier_release_are_read_and_de_duplicated(jetstream_server: NatsServer, tmp_path: Path) -> None:
+    """Packs were written row by row (LogPack.records) before they were written in columns: a stream holding
+    such a pack is read, and its ids are known to the de-duplication index, after an upgrade."""
+    name = f"o{uuid.uuid4().hex[:10]}"
+    settings = _settings(tmp_path, jetstream_server, name, jetstream_shards=1)
+    old_event = make_event(user_id="c1", n=1)
+    old_event.event_id = str(uuid.uuid4())
+
+    async def scenario() -> None:
+        async with running_service(settings):
+            pass  # the stream, as the earlier release made it
+        nc = await nats.connect(jetstream_server.url)
+        try:
+            pack = LogPack(received_at_us=time.time_ns() // 1000)
+            pack.records.add(
+                event_id=old_event.event_id,
+                event_type=old_event.event_type,
+                user_id="c1",
+                occurred_at_us=old_event.occurred_at.ToMicroseconds(),
+                fingerprint="f" * 32,
+                payload=old_event.SerializeToString(),
+            )
+            await nc.jetstream().publish(f"{name}.events.0", pack.SerializeToString(), stream=name)
+        finally:
+            await nc.close()
+        async with running_service(settings) as (service, _):
+            fresh = make_event(user_id="c1", n=2)
+            outcomes = list(await service.ingest([old_event, fresh]))
+            assert [o.status for o in outcomes] == [DUPLICATE, ACCEPTED]
+            pages = await _read(service)
+            assert [i for ids, _ in pages for i in ids] == [old_event.event_id, fresh.event_id]
+            by_user = await _read(
+                service, user={"type": types_pb2.ID_TYPE_CUSTOMER, "value": "c1"}, event_types=[old_event.event_type]
+            )
+            assert [i for ids, _ in by_user for i in ids] == [old_event.event_id, fresh.event_id]
+
+    asyncio.run(scenario())
+
+
 def test_users_land_on_their_shard_subject(jetstream_server: NatsServer, tmp_path: Path) -> None:
     name = f"u{uuid.uuid4().hex[:10]}"
     settings = _settings(tmp_path, jetstream_server, name, jetstream_shards=8)
@@ -147,9 +187,9 @@ def test_users_land_on_their_shard_subject(jetstream_server: NatsServer, tmp_pat
                 except nats.js.errors.NotFoundError:
                     break
                 shard = int(msg.subject.rsplit(".", 1)[1])
-                for record in LogPack.FromString(msg.data).records:
-                    assert shard_of(record.user_id, 8) == shard
-                    users.append(record.user_id)
+                for user_id in Pack.decode(msg.data).user_ids:
+                    assert shard_of(user_id, 8) == shard
+                    users.append(user_id)
                 seq = msg.seq + 1
             assert sorted(users) == sorted(f"c{i}" for i in range(30))
         finally:
@@ -180,7 +220,7 @@ def test_packs_stay_within_max_pack_bytes_with_multibyte_text(jetstream_server: 
                     msg = await js.get_msg(name, seq=seq, subject=f"{name}.events.>", direct=True, next=True)
                 except nats.js.errors.NotFoundError:
                     break
-                records = len(LogPack.FromString(msg.data).records)
+                records = len(Pack.decode(msg.data))
                 sizes.append((len(msg.data), records))
                 stored += records
                 seq = msg.seq + 1
@@ -277,17 +317,14 @@ def test_a_stream_of_an_earlier_release_is_checked_by_its_subjects(
 def test_dedup_index_forgets_ids_older_than_its_window() -> None:
     index = DedupIndex(window_us=60_000_000)
     old = LogPack(received_at_us=1_000_000)
-    old.records.add(event_id="a", fingerprint="fa")
-    new = LogPack(received_at_us=30_000_000)
-    new.records.add(event_id="b", fingerprint="fb")
-    new.records.add(event_id="a", fingerprint="other")  # a re-sent id keeps its first position
-    index.add(old.received_at_us, 1, old)
-    index.add(new.received_at_us, 2, new)
+    old.records.add(event_id="a", fingerprint="fa")  # the row form of earlier releases
+    new = LogPack(received_at_us=30_000_000, event_ids=["b", "a"], fingerprints=["fb", "other"])
+    index.add(1, Pack.decode(old.SerializeToString()))
+    index.add(2, Pack.decode(new.SerializeToString()))  # a re-sent id keeps its first position
     assert index.get("a") == (1 << PACK_BITS, "fa")
     assert index.get("b") == (2 << PACK_BITS, "fb")
-    later = LogPack(received_at_us=62_000_000)
-    later.records.add(event_id="c", fingerprint="fc")
-    index.add(later.received_at_us, 3, later)
+    later = LogPack(received_at_us=62_000_000, event_ids=["c"], fingerprints=["fc"])
+    index.add(3, Pack.decode(later.SerializeToString()))
     assert index.get("a") is None and index.get("b") is not None and len(index) == 2
 
 

@@ -48,6 +48,84 @@ class JetStreamConfig:
         )
 
 
+@dataclass(slots=True)
+class Pack:
+    """One pack as columns (entry i of each list is the pack's event i), whichever form it was written in."""
+
+    received_at_us: int
+    event_ids: list[str]
+    event_types: list[str]
+    user_ids: list[str]
+    anonymous_ids: list[str]
+    occurred_at_us: list[int]
+    fingerprints: list[str]
+    flags: list[int]
+    payloads: list[bytes]
+    sealed_values: list[bytes]
+
+    def __len__(self) -> int:
+        return len(self.event_ids)
+
+    @classmethod
+    def of_rows(cls, received_at_us: int, rows: Sequence[LogRow]) -> Pack:
+        return cls(
+            received_at_us,
+            [r.event_id for r in rows],
+            [r.event_type for r in rows],
+            [r.user_id or "" for r in rows],
+            [r.anonymous_id or "" for r in rows],
+            [r.occurred_at_us for r in rows],
+            [r.fingerprint for r in rows],
+            [r.flags for r in rows],
+            [r.payload for r in rows],
+            [r.sealed or b"" for r in rows],
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Pack:
+        message = LogPack.FromString(data)
+        if message.records:  # the row form of earlier releases
+            rows = message.records
+            return cls(
+                message.received_at_us,
+                [r.event_id for r in rows],
+                [r.event_type for r in rows],
+                [r.user_id for r in rows],
+                [r.anonymous_id for r in rows],
+                [r.occurred_at_us for r in rows],
+                [r.fingerprint for r in rows],
+                [r.flags for r in rows],
+                [r.payload for r in rows],
+                [r.sealed_values for r in rows],
+            )
+        return cls(
+            message.received_at_us,
+            list(message.event_ids),
+            list(message.event_types),
+            list(message.user_ids),
+            list(message.anonymous_ids),
+            list(message.occurred_at_us),
+            list(message.fingerprints),
+            list(message.flags),
+            list(message.payloads),
+            list(message.sealed_values),
+        )
+
+    def encode(self) -> bytes:
+        return LogPack(
+            received_at_us=self.received_at_us,
+            event_ids=self.event_ids,
+            event_types=self.event_types,
+            user_ids=self.user_ids,
+            anonymous_ids=self.anonymous_ids,
+            occurred_at_us=self.occurred_at_us,
+            fingerprints=self.fingerprints,
+            flags=self.flags,
+            payloads=self.payloads,
+            sealed_values=self.sealed_values,
+        ).SerializeToString()
+
+
 def position(stream_seq: int, index: int) -> int:
     return stream_seq << PACK_BITS | index
 
@@ -71,19 +149,16 @@ class DedupIndex:
     def get(self, event_id: str) -> tuple[int, str] | None:
         return self._ids.get(event_id)
 
-    def add(self, received_us: int, stream_seq: int, pack: LogPack) -> None:
-        self.add_rows(received_us, stream_seq, pack.records)
-
-    def add_rows(self, received_us: int, stream_seq: int, rows: Sequence[LogRow] | Sequence[Any]) -> None:
-        """Index the events of the pack at ``stream_seq``, in pack order (LogRows or LogRecords)."""
+    def add(self, stream_seq: int, pack: Pack) -> None:
+        """Index the events of the pack at ``stream_seq``."""
         ids = self._ids
         base = stream_seq << PACK_BITS
         added = []
-        for index, row in enumerate(rows):
-            event_id = row.event_id
+        for index, (event_id, fingerprint) in enumerate(zip(pack.event_ids, pack.fingerprints, strict=True)):
             if event_id not in ids:
-                ids[event_id] = (base | index, row.fingerprint)
+                ids[event_id] = (base | index, fingerprint)
                 added.append(event_id)
+        received_us = pack.received_at_us
         self._ages.append((received_us, added))
         horizon = received_us - self._window_us
         while self._ages and self._ages[0][0] < horizon:

@@ -47,12 +47,12 @@ from svc_collect.store._jetstream_parts import (
     DedupIndex,
     JetStreamConfig,
     LoopThread,
+    Pack,
     position,
     shard_of,
 )
 from svc_collect.store._log import Appended, LogHead, LogPage, LogRow, SqlEventLog, StoredEvent, WriteBatch
 from svc_common.errors import StartupError, Unavailable
-from svc_common.pb.qiming.collect.v1.log_pack_pb2 import LogPack
 
 log = logging.getLogger("qiming.collect.jetstream")
 T = TypeVar("T")
@@ -89,7 +89,7 @@ class JetStreamEventLog:
         self._all_subjects = config.subject_prefix + ".*"
         self._index = DedupIndex(config.dedup_window_seconds * 1_000_000)
         self._shard_last = [0] * config.shards
-        self._packs: OrderedDict[int, LogPack] = OrderedDict()  # recently read packs, by stream seq
+        self._packs: OrderedDict[int, Pack] = OrderedDict()  # recently read packs, by stream seq
         self._cached_events = 0  # events in self._packs
         self._pack_events = 0  # events in the last pack read: how many packs a page asks for at once
         self._loop: LoopThread | None = None
@@ -157,7 +157,7 @@ class JetStreamEventLog:
         seq = await self._first_seq_received_since(now_us - config.dedup_window_seconds * 1_000_000)
         while (msg := await self._next_msg(seq, self._all_subjects)) is not None:
             pack = self._decode(msg.seq, msg.data)
-            self._index.add(pack.received_at_us, msg.seq, pack)
+            self._index.add(msg.seq, pack)
             self._last_received_us = max(self._last_received_us, pack.received_at_us)
             seq = msg.seq + 1
 
@@ -233,7 +233,7 @@ class JetStreamEventLog:
         pack = await self._pack_at(last_seq)
         if pack is None:
             return LogHead(self._log_id, 0, self._last_received_us)
-        return LogHead(self._log_id, position(last_seq, len(pack.records) - 1), pack.received_at_us)
+        return LogHead(self._log_id, position(last_seq, len(pack) - 1), pack.received_at_us)
 
     def append(self, batches: Sequence[WriteBatch], now_us: int) -> list[list[Appended]]:
         """Publish the group's new events, one pack per shard, and record the rest in the database."""
@@ -304,20 +304,17 @@ class JetStreamEventLog:
     async def _publish_packs(
         self, shard: int, items: list[tuple[int, int, LogRow]], received_us: int, results: list[list[Appended | None]]
     ) -> None:
-        pack = LogPack(received_at_us=received_us)
-        add = pack.records.add
         size = 0
         taken = 0
         limit = self._max_pack_bytes
         for _, _, row in items:
             user_id = row.user_id or ""
             anonymous_id = row.anonymous_id or ""
-            sealed = row.sealed or b""
-            # An upper bound of the record's encoded size without encoding it (ByteSize encodes): the
-            # bytes of each field plus 5 bytes of tag and length (11 for the two integers).
+            # An upper bound of the event's encoded size without encoding it: the bytes of each column entry
+            # plus 5 bytes of tag and length (11 for the two integers).
             size += (
                 len(row.payload)
-                + len(sealed)
+                + len(row.sealed or b"")
                 + len(row.event_id)
                 + len(row.event_type)
                 + len(row.fingerprint)
@@ -327,23 +324,13 @@ class JetStreamEventLog:
             )
             if size >= limit and taken:
                 break  # publish what fits, the rest in the next pack
-            add(
-                event_id=row.event_id,
-                event_type=row.event_type,
-                user_id=user_id,
-                anonymous_id=anonymous_id,
-                occurred_at_us=row.occurred_at_us,
-                fingerprint=row.fingerprint,
-                flags=row.flags,
-                payload=row.payload,
-                sealed_values=sealed,
-            )
             taken += 1
-        data = pack.SerializeToString()
+        pack = Pack.of_rows(received_us, [row for _, _, row in items[:taken]])
+        data = pack.encode()
         if len(data) > self._max_message_bytes:  # one event alone above what the server takes
             raise Unavailable("one event does not fit in a JetStream message; lower max_event_bytes")
         stream_seq = await self._publish_unchanged(shard, data, items[:taken])
-        self._index.add_rows(received_us, stream_seq, [row for _, _, row in items[:taken]])
+        self._index.add(stream_seq, pack)
         self._remember(stream_seq, pack)
         for index, (b, r, _) in enumerate(items[:taken]):
             results[b][r] = Appended(position(stream_seq, index), False)
@@ -395,8 +382,8 @@ class JetStreamEventLog:
             return ack.seq
         raise Unavailable("JetStream did not acknowledge the write; retry the batch", reason="LOG_UNAVAILABLE")
 
-    def _apply(self, stream_seq: int, pack: LogPack) -> None:
-        self._index.add(pack.received_at_us, stream_seq, pack)
+    def _apply(self, stream_seq: int, pack: Pack) -> None:
+        self._index.add(stream_seq, pack)
         self._remember(stream_seq, pack)
 
     async def _catch_up(self, shard: int, msg_id: str = "") -> int:
@@ -436,7 +423,7 @@ class JetStreamEventLog:
         if after == 0:
             stream_seq, skip = 1, -1
         out: list[StoredEvent] = []
-        ahead: list[tuple[int, LogPack]] = []
+        ahead: list[tuple[int, Pack]] = []
         while len(out) < limit:
             if not ahead:
                 ahead = await self._next_packs(stream_seq, subject, user_key is None, limit - len(out))
@@ -444,22 +431,21 @@ class JetStreamEventLog:
                 break
             seq, pack = ahead.pop(0)
             start = skip + 1 if seq == stream_seq else 0
-            for index in range(start, len(pack.records)):
-                record = pack.records[index]
-                if types and record.event_type not in types:
+            for index in range(start, len(pack)):
+                if types and pack.event_types[index] not in types:
                     continue
-                if user_id is not None and record.user_id != user_id:
+                if user_id is not None and pack.user_ids[index] != user_id:
                     continue
-                if anonymous_id is not None and record.anonymous_id != anonymous_id:
+                if anonymous_id is not None and pack.anonymous_ids[index] != anonymous_id:
                     continue
                 out.append(
                     StoredEvent(
                         position(seq, index),
                         pack.received_at_us,
-                        record.fingerprint,
-                        record.flags,
-                        record.payload,
-                        record.sealed_values or None,
+                        pack.fingerprints[index],
+                        pack.flags[index],
+                        pack.payloads[index],
+                        pack.sealed_values[index] or None,
                     )
                 )
                 if len(out) == limit:
@@ -508,7 +494,7 @@ class JetStreamEventLog:
                 continue
             if pack.received_at_us < start_us:
                 break
-            delays.extend(pack.received_at_us - r.occurred_at_us for r in pack.records)
+            delays.extend(pack.received_at_us - occurred for occurred in pack.occurred_at_us)
         return delays[:limit]
 
     # -- plumbing ----------------------------------------------------------------------------------
@@ -521,7 +507,7 @@ class JetStreamEventLog:
 
     async def _next_packs(
         self, stream_seq: int, subject: str, whole_stream: bool, wanted: int
-    ) -> list[tuple[int, LogPack]]:
+    ) -> list[tuple[int, Pack]]:
         """The next pack at or after ``stream_seq``. Reading the whole stream: a pack still in memory (a page that
         ended inside it) without asking the server, else as many of the next packs as ``wanted`` events need, up to
         eight, asked for at once — a pack holds one group commit's share of one shard, often a few dozen events,
@@ -532,14 +518,14 @@ class JetStreamEventLog:
         if whole_stream and self._pack_events:
             count = min(_READ_AHEAD_PACKS, max(1, -(-wanted // self._pack_events)))
         found = await asyncio.gather(*(self._next_msg(stream_seq + i, subject) for i in range(count)))
-        packs: list[tuple[int, LogPack]] = []
+        packs: list[tuple[int, Pack]] = []
         for msg in found:
             if msg is None:
                 break  # nothing at or after this sequence: nothing after it either
             if not packs or msg.seq > packs[-1][0]:  # past a gap, two asks find the same message
                 packs.append((msg.seq, self._decode(msg.seq, msg.data)))
         if packs:
-            self._pack_events = max(1, len(packs[-1][1].records))
+            self._pack_events = max(1, len(packs[-1][1]))
         return packs
 
     async def _next_msg(self, stream_seq: int, subject: str) -> Any:
@@ -550,7 +536,7 @@ class JetStreamEventLog:
         except NotFoundError:
             return None
 
-    async def _pack_at(self, stream_seq: int) -> LogPack | None:
+    async def _pack_at(self, stream_seq: int) -> Pack | None:
         if (pack := self._packs.get(stream_seq)) is not None:
             return pack
         try:
@@ -559,20 +545,20 @@ class JetStreamEventLog:
             return None
         return self._decode(msg.seq, msg.data)
 
-    def _decode(self, stream_seq: int, data: bytes) -> LogPack:
+    def _decode(self, stream_seq: int, data: bytes) -> Pack:
         pack = self._packs.get(stream_seq)
         if pack is None:
-            pack = LogPack.FromString(data or b"")
+            pack = Pack.decode(data or b"")
             self._remember(stream_seq, pack)
         return pack
 
-    def _remember(self, stream_seq: int, pack: LogPack) -> None:
+    def _remember(self, stream_seq: int, pack: Pack) -> None:
         old = self._packs.pop(stream_seq, None)
         if old is not None:
-            self._cached_events -= len(old.records)
+            self._cached_events -= len(old)
         self._packs[stream_seq] = pack
-        self._cached_events += len(pack.records)
+        self._cached_events += len(pack)
         # Bounded by packs and by events (a single-shard pack holds up to 4,096): the newest always stays.
         while len(self._packs) > 1 and (len(self._packs) > _CACHED_PACKS or self._cached_events > _CACHED_EVENTS):
             _, dropped = self._packs.popitem(last=False)
-            self._cached_events -= len(dropped.records)
+            self._cached_events -= len(dropped)

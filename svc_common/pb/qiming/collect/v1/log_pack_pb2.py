@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n qiming/collect/v1/log_pack.proto\x12\x11qiming.collect.v1\"P\n\x07LogPack\x12\x16\n\x0ereceived_at_us\x18\x01 \x01(\x03\x12-\n\x07records\x18\x02 \x03(\x0b\x32\x1c.qiming.collect.v1.LogRecord\"\xbc\x01\n\tLogRecord\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x14\n\x0c\x61nonymous_id\x18\x04 \x01(\t\x12\x16\n\x0eoccurred_at_us\x18\x05 \x01(\x03\x12\x13\n\x0b\x66ingerprint\x18\x06 \x01(\t\x12\r\n\x05\x66lags\x18\x07 \x01(\r\x12\x0f\n\x07payload\x18\x08 \x01(\x0c\x12\x15\n\rsealed_values\x18\t \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n qiming/collect/v1/log_pack.proto\x12\x11qiming.collect.v1\"\x87\x02\n\x07LogPack\x12\x16\n\x0ereceived_at_us\x18\x01 \x01(\x03\x12-\n\x07records\x18\x02 \x03(\x0b\x32\x1c.qiming.collect.v1.LogRecord\x12\x11\n\tevent_ids\x18\x03 \x03(\t\x12\x13\n\x0b\x65vent_types\x18\x04 \x03(\t\x12\x10\n\x08user_ids\x18\x05 \x03(\t\x12\x15\n\ranonymous_ids\x18\x06 \x03(\t\x12\x16\n\x0eoccurred_at_us\x18\x07 \x03(\x03\x12\x14\n\x0c\x66ingerprints\x18\x08 \x03(\t\x12\r\n\x05\x66lags\x18\t \x03(\r\x12\x10\n\x08payloads\x18\n \x03(\x0c\x12\x15\n\rsealed_values\x18\x0b \x03(\x0c\"\xbc\x01\n\tLogRecord\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x14\n\x0c\x61nonymous_id\x18\x04 \x01(\t\x12\x16\n\x0eoccurred_at_us\x18\x05 \x01(\x03\x12\x13\n\x0b\x66ingerprint\x18\x06 \x01(\t\x12\r\n\x05\x66lags\x18\x07 \x01(\r\x12\x0f\n\x07payload\x18\x08 \x01(\x0c\x12\x15\n\rsealed_values\x18\t \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'qiming.collect.v1.log_pack_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LOGPACK']._serialized_start=55
-  _globals['_LOGPACK']._serialized_end=135
-  _globals['_LOGRECORD']._serialized_start=138
-  _globals['_LOGRECORD']._serialized_end=326
+  _globals['_LOGPACK']._serialized_start=56
+  _globals['_LOGPACK']._serialized_end=319
+  _globals['_LOGRECORD']._serialized_start=322
+  _globals['_LOGRECORD']._serialized_end=510
 # @@protoc_insertion_point(module_scope)
