@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import zlib
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -164,6 +164,30 @@ class DedupIndex:
         while self._ages and self._ages[0][0] < horizon:
             for event_id in self._ages.popleft()[1]:
                 ids.pop(event_id, None)
+
+
+class PackCache:
+    """Recently read or written packs by stream sequence, bounded by packs and by events (a single-shard pack
+    holds up to 4,096); the newest always stays."""
+
+    def __init__(self, max_packs: int, max_events: int) -> None:
+        self._packs: OrderedDict[int, Pack] = OrderedDict()
+        self._events = 0
+        self._max_packs = max_packs
+        self._max_events = max_events
+
+    def get(self, stream_seq: int) -> Pack | None:
+        return self._packs.get(stream_seq)
+
+    def put(self, stream_seq: int, pack: Pack) -> None:
+        old = self._packs.pop(stream_seq, None)
+        if old is not None:
+            self._events -= len(old)
+        self._packs[stream_seq] = pack
+        self._events += len(pack)
+        while len(self._packs) > 1 and (len(self._packs) > self._max_packs or self._events > self._max_events):
+            _, dropped = self._packs.popitem(last=False)
+            self._events -= len(dropped)
 
 
 class LoopThread:

@@ -30,15 +30,12 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import re
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 import nats
-from nats.js import api as js_api
 from nats.js.errors import APIError, NotFoundError
 
 from svc_collect.store._jetstream_parts import (
@@ -48,9 +45,11 @@ from svc_collect.store._jetstream_parts import (
     JetStreamConfig,
     LoopThread,
     Pack,
+    PackCache,
     position,
     shard_of,
 )
+from svc_collect.store._jetstream_stream import ensure_stream
 from svc_collect.store._log import Appended, LogHead, LogPage, LogRow, SqlEventLog, StoredEvent, WriteBatch
 from svc_common.errors import StartupError, Unavailable
 
@@ -60,7 +59,6 @@ _WRONG_LAST_SEQUENCE = 10071
 _MAX_ATTEMPTS = 8
 _HEADER_ROOM_BYTES = 4096
 _READ_AHEAD_PACKS = 8
-_SHARDS_MARK = "shards="
 _CACHED_PACKS = 64
 _CACHED_EVENTS = 32_768
 
@@ -89,8 +87,7 @@ class JetStreamEventLog:
         self._all_subjects = config.subject_prefix + ".*"
         self._index = DedupIndex(config.dedup_window_seconds * 1_000_000)
         self._shard_last = [0] * config.shards
-        self._packs: OrderedDict[int, Pack] = OrderedDict()  # recently read packs, by stream seq
-        self._cached_events = 0  # events in self._packs
+        self._packs = PackCache(_CACHED_PACKS, _CACHED_EVENTS)  # recently read or written packs
         self._pack_events = 0  # events in the last pack read: how many packs a page asks for at once
         self._loop: LoopThread | None = None
         self._nc: Any = None
@@ -142,7 +139,7 @@ class JetStreamEventLog:
         except Exception as exc:
             raise StartupError(f"cannot reach NATS at {config.nats_url}: {exc}") from exc
         self._js = self._nc.jetstream(timeout=self._timeout)
-        info = await self._ensure_stream()
+        info = await ensure_stream(self._js, config, self._subject)
         self._log_id = hashlib.sha256(f"{config.stream}|{info.created}".encode()).hexdigest()[:32]
         self._max_message_bytes = self._nc.max_payload - _HEADER_ROOM_BYTES
         self._max_pack_bytes = min(config.max_pack_bytes, self._max_message_bytes)
@@ -160,65 +157,6 @@ class JetStreamEventLog:
             self._index.add(msg.seq, pack)
             self._last_received_us = max(self._last_received_us, pack.received_at_us)
             seq = msg.seq + 1
-
-    async def _ensure_stream(self) -> Any:
-        config = self._config
-        try:
-            info = await self._js.stream_info(config.stream)
-        except NotFoundError:
-            await self._js.add_stream(
-                js_api.StreamConfig(
-                    name=config.stream,
-                    description=f"Qiming event log (svc_collect); packs of events, see docs/collect.md; "
-                    f"{_SHARDS_MARK}{config.shards}",
-                    subjects=[self._all_subjects],
-                    storage=js_api.StorageType.FILE,
-                    num_replicas=config.replicas,
-                    max_age=config.max_age_days * 86_400 if config.max_age_days else None,
-                    duplicate_window=120,
-                    allow_direct=True,
-                )
-            )
-            info = await self._js.stream_info(config.stream)
-        if self._all_subjects not in (info.config.subjects or []):
-            raise StartupError(
-                f"JetStream stream {config.stream} does not hold {self._all_subjects} "
-                f"(it has {info.config.subjects}); fix jetstream_subject_prefix or the stream"
-            )
-        marked = re.search(rf"{_SHARDS_MARK}(\d+)", info.config.description or "")
-        if marked is None:
-            await self._check_unrecorded_shards(info)
-        elif int(marked.group(1)) != config.shards:
-            raise StartupError(
-                f"JetStream stream {config.stream} was written with {marked.group(1)} shards, not "
-                f"jetstream_shards={config.shards}: set jetstream_shards={marked.group(1)} (a stream keeps its "
-                f"shard count; a new count needs a new stream)"
-            )
-        if not info.config.allow_direct:
-            raise StartupError(
-                f"JetStream stream {config.stream} needs allow_direct: true (nats stream edit --allow-direct)"
-            )
-        return info
-
-    async def _check_unrecorded_shards(self, info: Any) -> None:
-        """A stream made by an earlier release (16 shards by default then) does not record its count: refuse a
-        smaller count when the stream holds subjects beyond it, else warn."""
-        config = self._config
-        if info.state.messages:
-            listed = await self._js.stream_info(config.stream, subjects_filter=self._all_subjects)
-            shards = [int(s.rsplit(".", 1)[1]) for s in (listed.state.subjects or {}) if s.rsplit(".", 1)[1].isdigit()]
-            if shards and max(shards) >= config.shards:
-                raise StartupError(
-                    f"JetStream stream {config.stream} holds shard subjects up to {self._subject.format(max(shards))}: "
-                    f"it was written with more than jetstream_shards={config.shards} shards; set jetstream_shards "
-                    f"to the count it was written with (16, the default of earlier releases, unless configured)"
-                )
-        log.warning(
-            "JetStream stream %s does not record its shard count (made by an earlier release): make sure "
-            "jetstream_shards (%d) is the count it was written with, or per-customer reads miss events",
-            config.stream,
-            config.shards,
-        )
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -331,7 +269,7 @@ class JetStreamEventLog:
             raise Unavailable("one event does not fit in a JetStream message; lower max_event_bytes")
         stream_seq = await self._publish_unchanged(shard, data, items[:taken])
         self._index.add(stream_seq, pack)
-        self._remember(stream_seq, pack)
+        self._packs.put(stream_seq, pack)
         for index, (b, r, _) in enumerate(items[:taken]):
             results[b][r] = Appended(position(stream_seq, index), False)
         if taken < len(items):
@@ -384,7 +322,7 @@ class JetStreamEventLog:
 
     def _apply(self, stream_seq: int, pack: Pack) -> None:
         self._index.add(stream_seq, pack)
-        self._remember(stream_seq, pack)
+        self._packs.put(stream_seq, pack)
 
     async def _catch_up(self, shard: int, msg_id: str = "") -> int:
         """Index the shard's packs written by others since ours; the sequence of ``msg_id`` if seen."""
@@ -549,16 +487,5 @@ class JetStreamEventLog:
         pack = self._packs.get(stream_seq)
         if pack is None:
             pack = Pack.decode(data or b"")
-            self._remember(stream_seq, pack)
+            self._packs.put(stream_seq, pack)
         return pack
-
-    def _remember(self, stream_seq: int, pack: Pack) -> None:
-        old = self._packs.pop(stream_seq, None)
-        if old is not None:
-            self._cached_events -= len(old)
-        self._packs[stream_seq] = pack
-        self._cached_events += len(pack)
-        # Bounded by packs and by events (a single-shard pack holds up to 4,096): the newest always stays.
-        while len(self._packs) > 1 and (len(self._packs) > _CACHED_PACKS or self._cached_events > _CACHED_EVENTS):
-            _, dropped = self._packs.popitem(last=False)
-            self._cached_events -= len(dropped)

@@ -1,0 +1,78 @@
+"""Making the JetStream stream of the log, and checking that an existing one fits the collector's settings."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from nats.js import api as js_api
+from nats.js.errors import NotFoundError
+
+from svc_collect.store._jetstream_parts import JetStreamConfig
+from svc_common.errors import StartupError
+
+log = logging.getLogger("qiming.collect.jetstream")
+SHARDS_MARK = "shards="
+
+
+async def ensure_stream(js: Any, config: JetStreamConfig, subject: str) -> Any:
+    """The stream's info, after making it if missing and checking it fits this collector's settings."""
+    all_subjects = subject.format("*")
+    try:
+        info = await js.stream_info(config.stream)
+    except NotFoundError:
+        await js.add_stream(
+            js_api.StreamConfig(
+                name=config.stream,
+                description=f"Qiming event log (svc_collect); packs of events, see docs/collect.md; "
+                f"{SHARDS_MARK}{config.shards}",
+                subjects=[all_subjects],
+                storage=js_api.StorageType.FILE,
+                num_replicas=config.replicas,
+                max_age=config.max_age_days * 86_400 if config.max_age_days else None,
+                duplicate_window=120,
+                allow_direct=True,
+            )
+        )
+        info = await js.stream_info(config.stream)
+    if all_subjects not in (info.config.subjects or []):
+        raise StartupError(
+            f"JetStream stream {config.stream} does not hold {all_subjects} "
+            f"(it has {info.config.subjects}); fix jetstream_subject_prefix or the stream"
+        )
+    marked = re.search(rf"{SHARDS_MARK}(\d+)", info.config.description or "")
+    if marked is None:
+        await _check_unrecorded_shards(js, config, subject, info)
+    elif int(marked.group(1)) != config.shards:
+        raise StartupError(
+            f"JetStream stream {config.stream} was written with {marked.group(1)} shards, not "
+            f"jetstream_shards={config.shards}: set jetstream_shards={marked.group(1)} (a stream keeps its "
+            f"shard count; a new count needs a new stream)"
+        )
+    if not info.config.allow_direct:
+        raise StartupError(
+            f"JetStream stream {config.stream} needs allow_direct: true (nats stream edit --allow-direct)"
+        )
+    return info
+
+
+async def _check_unrecorded_shards(js: Any, config: JetStreamConfig, subject: str, info: Any) -> None:
+    """A stream made by an earlier release (16 shards by default then) does not record its count: refuse a
+    smaller count when the stream holds subjects beyond it, else warn."""
+    all_subjects = subject.format("*")
+    if info.state.messages:
+        listed = await js.stream_info(config.stream, subjects_filter=all_subjects)
+        shards = [int(s.rsplit(".", 1)[1]) for s in (listed.state.subjects or {}) if s.rsplit(".", 1)[1].isdigit()]
+        if shards and max(shards) >= config.shards:
+            raise StartupError(
+                f"JetStream stream {config.stream} holds shard subjects up to {subject.format(max(shards))}: "
+                f"it was written with more than jetstream_shards={config.shards} shards; set jetstream_shards "
+                f"to the count it was written with (16, the default of earlier releases, unless configured)"
+            )
+    log.warning(
+        "JetStream stream %s does not record its shard count (made by an earlier release): make sure "
+        "jetstream_shards (%d) is the count it was written with, or per-customer reads miss events",
+        config.stream,
+        config.shards,
+    )
