@@ -12,7 +12,7 @@ import threading
 import zoneinfo
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from svc_campaign.batch import BatchedWrites, Previous
@@ -22,6 +22,7 @@ from svc_campaign.outbox import stable_id
 from svc_campaign.policy import PolicyGate
 from svc_campaign.profiles import PersonSubject, ProfileDirectory
 from svc_campaign.sending import Sender, _event_values
+from svc_campaign.store._bulk import DriverUpdates, DriverWrite
 from svc_campaign.triggers import event_time
 from svc_common.conditions import evaluate
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
@@ -71,10 +72,12 @@ class Walker(BatchedWrites, Sender):
         self._load_many = select(
             i.instance_id, i.journey_id, i.version_no, i.user_id, i.status, i.current_node, i.entry_event
         ).where(i.instance_id.in_(bindparam("b_ids", expanding=True)))
-        self._insert_participant = insert(tables["instance"])
-        self._update_participant = update(tables["instance"]).where(i.instance_id == bindparam("b_instance"))
-        self._insert_visit = insert(tables["visit"])
-        self._insert_message = insert(tables["message"])
+        # A batch's rows go to the driver with executemany (see svc_campaign.store._bulk): every column of the
+        # participant and outbox rows; visits without their id (the database numbers them).
+        self._insert_participant = DriverWrite(tables["instance"], list(tables["instance"].c.keys()))
+        self._update_participant = DriverUpdates(tables["instance"], "instance_id")
+        self._insert_visit = DriverWrite(tables["visit"], [c for c in tables["visit"].c.keys() if c != "visit_id"])
+        self._insert_message = DriverWrite(tables["message"], list(tables["message"].c.keys()))
 
     def enter(
         self,
