@@ -69,14 +69,11 @@ class Walker(BatchedWrites, Sender):
             .order_by(i.entered_at.desc())
             .limit(1)
         )
-        self._load_many = select(
-            i.instance_id, i.journey_id, i.version_no, i.user_id, i.status, i.current_node, i.entry_event
-        ).where(i.instance_id.in_(bindparam("b_ids", expanding=True)))
         # A batch's rows go to the driver with executemany (see svc_campaign.store._bulk): every column of the
         # participant and outbox rows; visits without their id (the database numbers them).
         self._insert_participant = DriverWrite(tables["instance"], list(tables["instance"].c.keys()))
         self._update_participant = DriverUpdates(tables["instance"], "instance_id")
-        self._insert_visit = DriverWrite(tables["visit"], [c for c in tables["visit"].c.keys() if c != "visit_id"])
+        self._insert_visit = DriverWrite(tables["visit"], [c.key for c in tables["visit"].c if c.key != "visit_id"])
         self._insert_message = DriverWrite(tables["message"], list(tables["message"].c.keys()))
 
     def enter(
@@ -301,17 +298,6 @@ class Walker(BatchedWrites, Sender):
             .first()
         )
         return dict(row) if row is not None else None
-
-    def load_many(self, conn: Connection, instance_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Participants by id, read in a few statements (for a batch of due timers): the columns a timer and the
-        walk after it read (not the times and exit details: a third of the row's decoding)."""
-        self.flush_updates(conn)
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(instance_ids), 500):
-            chunk = instance_ids[start : start + 500]
-            for row in conn.execute(self._load_many, {"b_ids": chunk}).mappings():
-                found[row["instance_id"]] = dict(row)
-        return found
 
     def on_timer(
         self,

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, Select
 
 from svc_common.db import UtcDateTime
 
@@ -28,7 +28,7 @@ _KEY = "k_key"
 
 
 class _Compiled:
-    __slots__ = ("sql", "names", "converters", "positional")
+    __slots__ = ("converters", "names", "positional", "sql")
 
     def __init__(self, sql: str, names: list[str], converters: list[Callable[[Any], Any] | None], positional: bool):
         self.sql, self.names, self.converters, self.positional = sql, names, converters, positional
@@ -49,7 +49,7 @@ class DriverWrite:
     def statement(self) -> ClauseElement:
         values = {c: bindparam(f"v_{c}", type_=self.table.c[c].type) for c in self.columns}
         if self.key is None:
-            return insert(self.table).values(values)
+            return insert(self.table).values(values).inline()  # no RETURNING of generated keys
         key = self.table.c[self.key]
         return update(self.table).where(key == bindparam(_KEY, type_=key.type)).values(values)
 
@@ -109,6 +109,62 @@ class DriverWrite:
 _MISSING = object()
 
 
+class DriverRows:
+    """A SELECT run on the driver (``exec_driver_sql``): compiled once per dialect from ``make(dialect)``, its bind
+    values converted by their types, its rows returned as dicts by column label with the columns' own result
+    processing (JSON, times), a time column's text parsed once per distinct value within one call."""
+
+    def __init__(self, make: Callable[[Any], Select[Any]]) -> None:
+        self._make = make
+        self._compiled: dict[tuple[str, str], tuple[str, list[Any], list[Any], Any]] = {}
+
+    def compiled(self, dialect: Any) -> tuple[str, list[Any], list[Any], Any]:
+        """The SQL, the binds (name, converter, default) in the driver's order, the result columns (label,
+        processor, memo flag) and whether the driver takes positional parameters."""
+        key = (dialect.name, dialect.paramstyle)
+        entry = self._compiled.get(key)
+        if entry is None:
+            statement = self._make(dialect)
+            compiled = statement.compile(dialect=dialect)
+            names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+            binds = []
+            for name in names:
+                bind = compiled.binds[name]
+                default = _MISSING if bind.required else bind.effective_value
+                binds.append((name, bind.type._cached_bind_processor(dialect), default))
+            columns = [
+                (c.key, c.type._cached_result_processor(dialect, None), isinstance(c.type, UtcDateTime))
+                for c in statement.selected_columns
+            ]
+            entry = self._compiled[key] = (compiled.string, binds, columns, bool(compiled.positional))
+        return entry
+
+    def fetch(self, conn: Connection, **values: Any) -> list[dict[str, Any]]:
+        sql, binds, columns, positional = self.compiled(conn.dialect)
+        params = []
+        for name, convert, default in binds:
+            value = values[name] if default is _MISSING else values.get(name, default)
+            params.append(convert(value) if convert is not None and value is not None else value)
+        names = [b[0] for b in binds]
+        raw = conn.exec_driver_sql(sql, tuple(params) if positional else dict(zip(names, params, strict=True)))
+        rows = [list(r) for r in raw]
+        for at, (_, process, memoized) in enumerate(columns):
+            if process is None:
+                continue
+            memo: dict[Any, Any] = {}
+            for row in rows:
+                value = row[at]
+                if memoized:
+                    hit = memo.get(value, _MISSING)
+                    if hit is _MISSING:
+                        hit = memo[value] = process(value)
+                    row[at] = hit
+                else:
+                    row[at] = process(value)
+        labels = [c[0] for c in columns]
+        return [dict(zip(labels, row, strict=True)) for row in rows]
+
+
 class DriverUpdates:
     """UPDATEs by key of rows that changed different sets of columns: one ``DriverWrite`` per set."""
 
@@ -123,4 +179,4 @@ class DriverUpdates:
         return found
 
 
-__all__ = ["DriverUpdates", "DriverWrite"]
+__all__ = ["DriverRows", "DriverUpdates", "DriverWrite"]
