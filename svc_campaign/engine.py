@@ -14,6 +14,7 @@ import threading
 import time
 import zoneinfo
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from google.protobuf import json_format
@@ -320,7 +321,7 @@ class Engine:
                 # them at the start of this transaction: a participant has one timer, so nothing in the batch
                 # changes another's participant first), and what the policy gate asks per customer.
                 waiting = {
-                    r["instance_id"]: {c: r[f"p_{c}"] for c in PARTICIPANT_COLUMNS}
+                    r["instance_id"]: dict(zip(PARTICIPANT_COLUMNS, _PARTICIPANT(r), strict=True))
                     for r in rows
                     if r["timer_id"] in claimed and r["p_instance_id"] is not None
                 }
@@ -336,7 +337,7 @@ class Engine:
                     elif row["timer_id"] not in claimed:
                         continue  # another worker fired it
                     batch.timers_fired += 1
-                    self._fire(conn, {c: row[c] for c in TIMER_COLUMNS}, now, batch, waiting)
+                    self._fire(conn, row, now, batch, waiting)
                 self.walker.flush(conn)
             except BaseException:
                 self.walker.discard()
@@ -429,6 +430,7 @@ class Engine:
 TIMER_COLUMNS = ("timer_id", "due_at", "kind", "journey_id", "user_id", "instance_id", "payload")
 PARTICIPANT_COLUMNS = ("instance_id", "journey_id", "version_no", "user_id", "status", "current_node", "entry_event")
 """What a timer and the walk after it read of the participant (not the times and exit details)."""
+_PARTICIPANT = itemgetter(*(f"p_{c}" for c in PARTICIPANT_COLUMNS))
 
 
 def due_timers(t: dict[str, Table], dialect: Any) -> Select[Any]:

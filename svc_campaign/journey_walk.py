@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from svc_campaign.batch import BatchedWrites, Previous
 from svc_campaign.config import CampaignSettings
 from svc_campaign.experiments import Experiments, bucket
-from svc_campaign.outbox import stable_id
+from svc_campaign.outbox import ordered_id
 from svc_campaign.policy import PolicyGate
 from svc_campaign.profiles import PersonSubject, ProfileDirectory
 from svc_campaign.sending import Sender, _event_values
@@ -128,7 +128,10 @@ class Walker(BatchedWrites, Sender):
             if profile is None or rules.audience_segment_id not in profile.segment_ids:
                 return False
         instance = {
-            "instance_id": stable_id(journey.journey_id, user, entry_key),
+            # Time-ordered (see ordered_id): customers who entered together are together in the participants' key,
+            # their timers' key and their visits' index, so a batch of timers that come due together touches a
+            # few pages of each instead of one random page per customer.
+            "instance_id": ordered_id(now, journey.journey_id, user, entry_key),
             "journey_id": journey.journey_id,
             "version_no": journey.version,
             "user_id": user,

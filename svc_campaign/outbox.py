@@ -34,7 +34,7 @@ def ordered_id(at: dt.datetime, *parts: object) -> str:
     milliseconds (48 bits, as in UUIDv7): rows written together sit together in the primary key and in indexes
     made from the id (the outbox's idempotency key), instead of one random page of each per row."""
     millis = (at - _EPOCH) // _MILLI
-    return f"{millis & 0xFFFFFFFFFFFF:012x}" + stable_id(*parts, at.isoformat())[:20]
+    return f"{millis & 0xFFFFFFFFFFFF:012x}" + stable_id(*parts, at.astimezone(dt.UTC).isoformat())[:20]
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
