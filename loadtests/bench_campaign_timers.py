@@ -2,8 +2,8 @@
 
 1. **Prepare** (in-process, the engine the service runs, SQLite file): one journey ``bench_trigger`` → wait 1 h →
    app-push send (marketing, through the whole policy gate) → exit; N events from N customers are handed to
-   ``Engine.handle`` in batches of 500 with the clock one hour back, so N customers wait at the wait node, each
-   with a timer row that is due when the restart happens.
+   ``Engine.handle`` in batches of 500 with the clock one hour back (moving 10 ms after each batch, as arrivals
+   would), so N customers wait at the wait node, each with a timer row that is due when the restart happens.
 2. **Baseline** (same run, a copy of the same database): the same engine in-process fires the due timers
    (``fire_due_timers`` in a loop until none is left): the firing work alone, no process start.
 3. **Restart**: ``qiming serve campaign`` is started on the prepared database, as after a crash or a deploy. An
@@ -39,6 +39,9 @@ from svc_common.process import ServerProcess
 from svc_common.runtime import ServiceRuntime
 
 WAIT_SECONDS = 3600
+ARRIVAL_SECONDS = 0.01
+"""The prepare's clock moves this much after each batch of 500 entries (50,000 entries a second, as a busy event
+stream or a scheduled segment entry would bring them); every timer is still due when the restart comes."""
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -87,6 +90,7 @@ def prepare(data_dir: Path, customers: int) -> float:
                 event.occurred_at.FromDatetime(now)
                 batch.append(event)
             service.engine.handle(batch, f"prepare-{start}")
+            clock.advance(seconds=ARRIVAL_SECONDS)
         assert service.engine.pending_timers() == customers
     finally:
         runtime.database.dispose()

@@ -32,13 +32,10 @@ class BatchedWrites:
         """Write the messages, new participants, participant changes and visits recorded since the last flush, in
         one statement each (in the caller's transaction)."""
         writes = self._writes()
-        if writes.messages:
-            conn.execute(self._insert_message, writes.messages)
-        if writes.participants:
-            conn.execute(self._insert_participant, writes.participants)
+        self._insert_message.executemany(conn, writes.messages)
+        self._insert_participant.executemany(conn, writes.participants)
         self.flush_updates(conn)
-        if writes.visits:
-            conn.execute(self._insert_visit, writes.visits)
+        self._insert_visit.executemany(conn, writes.visits)
         self._local.writes = Writes()
 
     def update_participant(self, instance_id: str, changes: dict[str, Any]) -> None:
@@ -57,9 +54,9 @@ class BatchedWrites:
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for instance_id in sorted(writes.updates):  # one order for every writer: no lock-order deadlock
             changes = writes.updates[instance_id]
-            groups.setdefault(tuple(sorted(changes)), []).append({"b_instance": instance_id, **changes})
-        for rows in groups.values():
-            conn.execute(self._update_participant, rows)
+            groups.setdefault(tuple(sorted(changes)), []).append({"instance_id": instance_id, **changes})
+        for columns, rows in groups.items():
+            self._update_participant.write(columns).executemany(conn, rows)
         writes.updates = {}
 
     def discard(self) -> None:

@@ -14,10 +14,11 @@ import threading
 import time
 import zoneinfo
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Select, Table, bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from svc_campaign.clock import Clock
@@ -30,6 +31,7 @@ from svc_campaign.journey_walk import Walker
 from svc_campaign.outbox import stable_id
 from svc_campaign.policy import PolicyGate
 from svc_campaign.profiles import ProfileDirectory
+from svc_campaign.store._bulk import DriverRows
 from svc_campaign.triggers import ALL_EVENTS, ScheduledEntry, Step, event_time, json_properties
 from svc_common.db import Database, upsert
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
@@ -94,6 +96,7 @@ class Engine:
         self._delete_timers = (
             delete(timer).where(timer.c.timer_id.in_(bindparam("b_timers", expanding=True))).returning(timer.c.timer_id)
         )
+        self._due = DriverRows(lambda dialect: due_timers(tables, dialect))
         self.bulk_claim = True
         """False: claim due timers with one DELETE each even where DELETE ... RETURNING exists (tests compare)."""
 
@@ -304,24 +307,24 @@ class Engine:
         """Fire the timers due now, each deleted in the transaction of its effect (exactly once)."""
         started = time.perf_counter()
         batch = BatchStats()
-        timer = self.t["timer"]
         with self.db.connection(write=True) as conn:
             self.refresh(conn)
             now = self.clock.now()
-            # By due time alone: the index on due_at gives the first rows without sorting all that are due (ties,
-            # e.g. 100,000 timers armed by one batch, would otherwise be sorted in full for every batch).
-            query = select(timer).where(timer.c.due_at <= now).order_by(timer.c.due_at)
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = conn.execute(query.limit(limit or self.settings.timer_batch_size)).mappings().all()
+            # The due timers with their participants (one statement, on the driver; see due_timers).
+            rows = self._due.fetch(conn, now=now, limit=limit or self.settings.timer_batch_size)
             try:
                 # The timers of participants (wait, goal) are deleted together up front: nothing in the batch can
                 # re-arm or cancel one before it fires (a participant has one timer, and only its own walk arms
                 # it). Trigger timers stay one by one: firing one may cancel or re-arm another of the batch.
                 claimed = self._claim(conn, [r["timer_id"] for r in rows if r["kind"] != "trigger"])
-                # Read ahead for the whole batch: the waiting participants (one statement instead of one each) and
-                # what the policy gate asks per customer.
-                waiting = self.walker.load_many(conn, [r["instance_id"] for r in rows if r["timer_id"] in claimed])
+                # Read ahead for the whole batch: the waiting participants came with their timers (as the table held
+                # them at the start of this transaction: a participant has one timer, so nothing in the batch
+                # changes another's participant first), and what the policy gate asks per customer.
+                waiting = {
+                    r["instance_id"]: dict(zip(PARTICIPANT_COLUMNS, _PARTICIPANT(r), strict=True))
+                    for r in rows
+                    if r["timer_id"] in claimed and r["p_instance_id"] is not None
+                }
                 users = {r["user_id"] for r in rows}
                 if len(users) > 1:
                     # Only a trigger timer enters customers: the others need no participations read ahead.
@@ -334,7 +337,7 @@ class Engine:
                     elif row["timer_id"] not in claimed:
                         continue  # another worker fired it
                     batch.timers_fired += 1
-                    self._fire(conn, dict(row), now, batch, waiting)
+                    self._fire(conn, row, now, batch, waiting)
                 self.walker.flush(conn)
             except BaseException:
                 self.walker.discard()
@@ -422,6 +425,30 @@ class Engine:
     def pending_timers(self) -> int:
         with self.db.connection() as conn:
             return conn.execute(select(func.count()).select_from(self.t["timer"])).scalar_one()
+
+
+TIMER_COLUMNS = ("timer_id", "due_at", "kind", "journey_id", "user_id", "instance_id", "payload")
+PARTICIPANT_COLUMNS = ("instance_id", "journey_id", "version_no", "user_id", "status", "current_node", "entry_event")
+"""What a timer and the walk after it read of the participant (not the times and exit details)."""
+_PARTICIPANT = itemgetter(*(f"p_{c}" for c in PARTICIPANT_COLUMNS))
+
+
+def due_timers(t: dict[str, Table], dialect: Any) -> Select[Any]:
+    """The first due timers (bind ``now``, ``limit``) with their participants' columns (``p_<column>``, None for
+    a trigger timer or a participant that is gone). By due time alone: the index on due_at gives the first rows
+    without sorting all that are due (ties, e.g. 100,000 timers armed by one batch, would otherwise be sorted in
+    full for every batch). PostgreSQL locks the timer rows, skipping those another worker holds."""
+    timer, instance = t["timer"], t["instance"]
+    query = (
+        select(*(timer.c[c] for c in TIMER_COLUMNS), *(instance.c[c].label(f"p_{c}") for c in PARTICIPANT_COLUMNS))
+        .select_from(timer.outerjoin(instance, instance.c.instance_id == timer.c.instance_id))
+        .where(timer.c.due_at <= bindparam("now", type_=timer.c.due_at.type))
+        .order_by(timer.c.due_at)
+        .limit(bindparam("limit"))
+    )
+    if dialect.name == "postgresql":
+        query = query.with_for_update(of=timer, skip_locked=True)
+    return query
 
 
 def trigger_timer_id(journey_id: str, user: str, key: str) -> str:

@@ -12,16 +12,17 @@ import threading
 import zoneinfo
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from svc_campaign.batch import BatchedWrites, Previous
 from svc_campaign.config import CampaignSettings
 from svc_campaign.experiments import Experiments, bucket
-from svc_campaign.outbox import stable_id
+from svc_campaign.outbox import ordered_id
 from svc_campaign.policy import PolicyGate
 from svc_campaign.profiles import PersonSubject, ProfileDirectory
 from svc_campaign.sending import Sender, _event_values
+from svc_campaign.store._bulk import DriverUpdates, DriverWrite
 from svc_campaign.triggers import event_time
 from svc_common.conditions import evaluate
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
@@ -68,13 +69,12 @@ class Walker(BatchedWrites, Sender):
             .order_by(i.entered_at.desc())
             .limit(1)
         )
-        self._load_many = select(
-            i.instance_id, i.journey_id, i.version_no, i.user_id, i.status, i.current_node, i.entry_event
-        ).where(i.instance_id.in_(bindparam("b_ids", expanding=True)))
-        self._insert_participant = insert(tables["instance"])
-        self._update_participant = update(tables["instance"]).where(i.instance_id == bindparam("b_instance"))
-        self._insert_visit = insert(tables["visit"])
-        self._insert_message = insert(tables["message"])
+        # A batch's rows go to the driver with executemany (see svc_campaign.store._bulk): every column of the
+        # participant and outbox rows; visits without their id (the database numbers them).
+        self._insert_participant = DriverWrite(tables["instance"], list(tables["instance"].c.keys()))
+        self._update_participant = DriverUpdates(tables["instance"], "instance_id")
+        self._insert_visit = DriverWrite(tables["visit"], [c.key for c in tables["visit"].c if c.key != "visit_id"])
+        self._insert_message = DriverWrite(tables["message"], list(tables["message"].c.keys()))
 
     def enter(
         self,
@@ -128,7 +128,10 @@ class Walker(BatchedWrites, Sender):
             if profile is None or rules.audience_segment_id not in profile.segment_ids:
                 return False
         instance = {
-            "instance_id": stable_id(journey.journey_id, user, entry_key),
+            # Time-ordered (see ordered_id): customers who entered together are together in the participants' key,
+            # their timers' key and their visits' index, so a batch of timers that come due together touches a
+            # few pages of each instead of one random page per customer.
+            "instance_id": ordered_id(now, journey.journey_id, user, entry_key),
             "journey_id": journey.journey_id,
             "version_no": journey.version,
             "user_id": user,
@@ -298,17 +301,6 @@ class Walker(BatchedWrites, Sender):
             .first()
         )
         return dict(row) if row is not None else None
-
-    def load_many(self, conn: Connection, instance_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Participants by id, read in a few statements (for a batch of due timers): the columns a timer and the
-        walk after it read (not the times and exit details: a third of the row's decoding)."""
-        self.flush_updates(conn)
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(instance_ids), 500):
-            chunk = instance_ids[start : start + 500]
-            for row in conn.execute(self._load_many, {"b_ids": chunk}).mappings():
-                found[row["instance_id"]] = dict(row)
-        return found
 
     def on_timer(
         self,

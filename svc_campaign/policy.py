@@ -233,6 +233,8 @@ class PolicyGate:
             for p in touch.pending
             if p["status"] not in ("SUPPRESSED", "FAILED") and p["created_at"] >= since
         ]
+        if not rows:
+            return Decision(True)  # nothing counted: no duplicate, every cap has room
         dedupe_from = now - dt.timedelta(seconds=policy.dedupe_window_seconds)
         if policy.dedupe_window_seconds and any(
             r.template_id == touch.template.template_id and r.created_at >= dedupe_from for r in rows

@@ -12,7 +12,7 @@ from google.protobuf import json_format
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from svc_campaign.outbox import insert_message, new_message, stable_id
+from svc_campaign.outbox import insert_message, new_message, ordered_id
 from svc_campaign.policy import Touch, default_policy, policy_from_json
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2
@@ -63,7 +63,8 @@ class Sender:
         priority = journey.priority if journey else 0
         purpose = (journey.purpose if journey else "") or "marketing"
         template = self.template(conn, send.template_id)
-        message_id = stable_id(instance["instance_id"], node_id, now.isoformat())
+        # Time-ordered: a batch's messages are appended to the outbox's key and idempotency index (see ordered_id).
+        message_id = ordered_id(now, instance["instance_id"], node_id)
         fields = {
             "journey_id": instance["journey_id"],
             "node_id": node_id,
