@@ -106,8 +106,11 @@ class BatchConsumer:
                     fresh=fresh,
                     rows=rows,
                     customers=res.customers,  # the customer of every touched person, known from resolving
+                    hot=hot,
                 )
-                for pid, person in core.engine.last_people().items():  # lifecycle as the refresh left it
+                evaluated = core.engine.last_people()
+                rules = core.engine.last_rows()  # their tag and membership rows, this batch's writes applied
+                for pid, person in evaluated.items():  # lifecycle as the refresh left it
                     row = rows.get(pid)
                     if row is not None:
                         row.lifecycle_stage = person.lifecycle_stage
@@ -119,7 +122,8 @@ class BatchConsumer:
         if res.merges:
             hot.clear()  # ids and rows moved between profiles
         else:
-            hot.store(res.owner, res.customers, rows, texts)
+            tags, members = rules if rules is not None else (None, None)
+            hot.store(res.owner, res.customers, rows, texts, evaluated, tags, members)
         if res.refused:
             self.refused_merges += res.refused
         counts.update(events=len(events), created=len(res.created), merges=len(res.merges), refused=res.refused)

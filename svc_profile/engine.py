@@ -29,9 +29,10 @@ from svc_common.protection import Sealer
 from svc_profile import finance
 from svc_profile.config import ProfileSettings
 from svc_profile.features import VIEWS_CHANGED
+from svc_profile.hot import MemberRow
 from svc_profile.loading import Loading
 from svc_profile.model import Days, Person, encode
-from svc_profile.store._sql import ProfileStore
+from svc_profile.store._sql import ProfileStore, TagRow
 
 SEGMENT_EVENT_NAMESPACE = uuid.UUID("6d1f7c8e-2b43-5a0e-9f51-7b1c3c0a9e42")
 ENTERED, EXITED = "$segment_entered", "$segment_exited"
@@ -240,11 +241,14 @@ class Engine(Loading):
         tags: bool = True,
         rows: dict[str, Any] | None = None,
         customers: dict[str, str] | None = None,
+        hot: Any = None,
     ) -> dict[str, int]:
         """Re-evaluate lifecycle, rule tags and segments for ``pids``; write the changes.
 
         With ``person_types`` (the event types each person had in a log batch), only the rules those types
         can change are evaluated, and only for the persons they concern (``fresh`` persons get everything).
+        ``hot`` (the log consumer's ``HotPersons``): tag and membership rows of the persons it holds are taken
+        from it, and the rows as this refresh leaves them are kept for ``last_rows`` (to cache after commit).
         """
         segments = (
             list(only_segments)
@@ -280,6 +284,7 @@ class Engine(Loading):
                 rows = {p: rows[p] for p in pids}
         counts = {"persons": 0, "tag_writes": 0, "lifecycle": 0, "entered": 0, "exited": 0}
         self._local.people = {}
+        self._local.tracked = None
         if pids is not None and not pids:
             return counts
         people = self.people(
@@ -291,8 +296,11 @@ class Engine(Loading):
             rows=rows,
             customers=customers,
             lean_tags=person_types is not None,
+            hot=hot if tags else None,
         )
         self._local.people = people
+        if hot is not None and tags:  # the writes below are applied to these rows as they are made
+            self._local.tracked = (self._local.tag_rows, self._local.member_rows)
         counts["persons"] = len(people)
         if tags:
             counts["lifecycle"] = self._lifecycle(conn, people, now, plan)
@@ -307,6 +315,13 @@ class Engine(Loading):
         people = getattr(self._local, "people", {})
         self._local.people = {}
         return people
+
+    def last_rows(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]] | None:
+        """(tag rows, membership rows) of the persons the last ``refresh(…, hot=…)`` of this thread evaluated,
+        its writes applied: every row of each of them. None when that refresh did not keep them."""
+        tracked = getattr(self._local, "tracked", None)
+        self._local.tracked = None
+        return tracked
 
     def _lifecycle(self, conn: Connection, people: dict[str, Person], now: int, plan: dict | None) -> int:
         updates, history = [], []
@@ -335,6 +350,7 @@ class Engine(Loading):
     ) -> int:
         writes, deletes = [], []
         stored = self._local.tag_rows
+        track = getattr(self._local, "tracked", None) is not None
         for rule in rules:
             writer, version = f"tag:{rule.name}", str(rule.version)
             for pid, person in people.items():
@@ -348,6 +364,8 @@ class Engine(Loading):
                     if old is not None:
                         deletes.append((pid, rule.name))
                         person.tags.pop(rule.name, None)
+                        if track:
+                            del stored[pid][rule.name]
                     continue
                 person.tags[rule.name] = value
                 encoded = encode(value)
@@ -366,6 +384,11 @@ class Engine(Loading):
                         "trace_id": "",
                     }
                 )
+                if track:
+                    mine = stored.get(pid)
+                    if mine is None:
+                        mine = stored[pid] = {}
+                    mine[rule.name] = TagRow(encoded, "RULE", version, None)
         self.store.upsert_tags(conn, writes)
         self.store.delete_tags(conn, deletes)
         return len(writes) + len(deletes)
@@ -423,6 +446,7 @@ class Engine(Loading):
         """Membership rows and their outbox events for (profile, segment, member now) changes."""
         if not changes:
             return 0, 0
+        track = members is None and getattr(self._local, "tracked", None) is not None
         members = members if members is not None else self._local.member_rows
         versions = {s.segment_id: s.version for s in self.segments.values()}
         pids = sorted({p for p, _, _ in changes})
@@ -444,6 +468,11 @@ class Engine(Loading):
                 }
             )
             entered += member
+            if track:
+                mine = members.get(pid)
+                if mine is None:
+                    mine = members[pid] = {}
+                mine[sid] = MemberRow(member, seq, entered_us)
             event = segment_event(
                 pid, sid, versions.get(sid, 0), seq, member, now, cause, triggers.get(pid, ""), ids.get(pid, ("", ""))
             )

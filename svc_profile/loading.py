@@ -80,11 +80,13 @@ class Loading:
         customers: dict[str, str] | None = None,
         preloaded: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None = None,
         lean_tags: bool = False,
+        hot: Any = None,
     ) -> dict[str, Person]:
         """Persons ready for evaluation, bulk-loaded (one query per table and chunk of ids), loading only
         what the definitions evaluated read. ``preloaded``: (days, tags, memberships) read already (one
         person's profile, ``store.load_bundle``; retained events are then not read). ``lean_tags``: tag rows
-        with only what evaluation reads (``store.tag_rows``: the log consumer)."""
+        with only what evaluation reads (``store.tag_rows``: the log consumer). ``hot``: the consumer's
+        ``HotPersons``, whose tag and membership rows are used for the persons it holds (only the others read)."""
         segments = list(segments) if segments is not None else list(self.segments.values())
         day_types, horizon, event_types, event_horizon = self.needs(segments, with_tags)
         if all_day_types:
@@ -127,13 +129,23 @@ class Loading:
             if not reads_tags:
                 tags = {}
             elif lean_tags and ids is not None:
-                tags = store.tag_rows(conn, ids)
+                if hot is not None:
+                    tags, ask = hot.tag_rows(ids)
+                    if ask:
+                        tags.update(store.tag_rows(conn, ask))
+                else:
+                    tags = store.tag_rows(conn, ids)
             else:
                 tags = store.load_tags(conn, ids)
             wanted_segments = None
             if not with_tags:
                 wanted_segments = sorted({s.segment_id for s in segments} | {d for r in reads for d in r.segments})
-            members = store.load_members(conn, ids, wanted_segments)
+            if hot is not None and ids is not None and wanted_segments is None:
+                members, ask = hot.member_rows(ids)
+                if ask:
+                    members.update(store.load_members(conn, ask))
+            else:
+                members = store.load_members(conn, ids, wanted_segments)
         if customers is None:
             customers = {}
             if with_tags:

@@ -1,0 +1,80 @@
+"""The log consumer keeps the tag and membership rows of the persons it evaluated (``HotPersons.tags`` /
+``members``) and applies its own writes to them: a value that flips back and forth across batches, and a
+segment entered, left and entered again, come out as with every row read from the database. On SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from profile_helpers import DAY, event, profile_app, profile_settings, second_database
+from sqlalchemy import select
+
+from svc_common.conditions import to_proto
+from svc_common.pb.qiming.common.v1 import condition_pb2 as C
+from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
+
+
+def _views(user: str, fund_type: str, n: int, at: int) -> list[Any]:
+    return [
+        event("fund_view", user_id=user, at_us=at + i, product_category="fund", fund_type=fund_type) for i in range(n)
+    ]
+
+
+def _flip_flop() -> list[list[Any]]:
+    """Per batch, fund views that make each person's preferred fund type (``fin_fund_preference``) flip:
+    equity, bond, equity, bond, equity — with a bystander in every batch who is evaluated too."""
+    now = time.time_ns() // 1000 - DAY
+    batches = [[event("app_start", user_id=u, at_us=now) for u in ("A", "B", "C")]]
+    counts = {"equity": 0, "bond": 0}
+    for i, kind in enumerate(["equity", "bond", "equity", "bond", "equity"]):
+        other = "bond" if kind == "equity" else "equity"
+        n = counts[other] - counts[kind] + 1  # one more than the other kind: the preference flips
+        counts[kind] += n
+        at = now + (i + 1) * 1000
+        batches.append([*_views("A", kind, n, at), *_views("B", kind, n, at), *_views("C", "equity", 1, at)])
+    return batches
+
+
+def _state(app: Any) -> dict[str, Any]:
+    t = app.core.store.t
+    with app.core.database.connection() as conn:
+        owner = {r.profile_id: r.id_value for r in conn.execute(select(t["identity"])) if r.id_type != 8}
+        tags = sorted((owner[r.profile_id], r.name, str(r.tag_value)) for r in conn.execute(select(t["tag"])))
+        members = sorted(
+            (owner[r.profile_id], r.segment_id, r.is_member, r.seq) for r in conn.execute(select(t["member"]))
+        )
+        outbox = sorted(r.event_id for r in conn.execute(select(t["outbox"])))
+    return {"tags": tags, "members": members, "outbox": len(outbox)}
+
+
+def test_cached_tags_and_memberships_follow_the_batches_writes(tmp_path: Path, database_url: str) -> None:
+    batches = _flip_flop()
+    field = C.FieldRef(source=C.FieldRef.SOURCE_TAG, name="fin_fund_preference")
+    cond = C.Condition(comparison=C.Comparison(field=field, operator=C.OPERATOR_EQ, value=to_proto("equity")))
+    states = []
+    with second_database(tmp_path, database_url) as second:
+        for hot, url in ((0, database_url), (100_000, second)):
+            with profile_app(profile_settings(tmp_path / f"h{hot}", url, hot_persons=hot)) as app:
+                app.definitions.create_segment(pb.Segment(segment_id="equity_fans", condition=cond))
+                seen = []
+                for i, batch in enumerate(batches):
+                    app.consumer.handle(batch, f"c{i}")
+                    seen.append(_state(app))  # after every batch: a stale row can be overwritten again later
+                    if i == 2:
+                        # As any other writer does (Core.writing): the next batch reads the rows from the database
+                        # again, so the cache then holds a stored value that this batch's writes must replace.
+                        app.core.hot.clear()
+                if hot:
+                    assert app.core.hot.rule_hits >= 6  # A and B read from the cache in the later batches
+                states.append(seen)
+    assert states[0] == states[1]
+    last = states[0][-1]
+    fans = [m for m in last["members"] if m[1] == "equity_fans"]
+    # A and B entered, left, entered, left, entered: five transitions each, seq 5, member.
+    assert [(m[0], m[2], m[3]) for m in fans if m[0] in ("A", "B")] == [("A", True, 5), ("B", True, 5)]
+    assert ("A", "fin_fund_preference", str(["s", "equity"])) in last["tags"]
+    assert ("A", "fin_fund_preference", str(["s", "bond"])) in states[0][-2]["tags"]
+    assert last["outbox"] == 11  # A and B five each, C once
