@@ -62,9 +62,14 @@ class FeatureUpdater:
         """Update ``docs`` ({pid: raw feature dict, its items owned by the caller}) in place; returns day-bucket
         deltas and retained-event rows (``ProfileStore.EVENT_COLUMNS``, properties as JSON text).
 
-        The hot loop of the consumer: counters are incremented in place, each event's fields read once."""
+        The hot loop of the consumer: counters are incremented in place, each event's fields read once. Also
+        left in ``types`` (the event types of each person, plus ``VIEWS_CHANGED`` where view features changed:
+        which rules can change) and ``triggers`` (each person's last event id)."""
         deltas: dict[tuple[str, str, int], list[int]] = {}
         self.changed: dict[str, set[str]] = defaultdict(set)
+        self.types: dict[str, set[str]] = {}
+        self.triggers: dict[str, str] = {}
+        types, triggers = self.types, self.triggers
         rows: list[tuple[Any, ...]] = []
         offset, day_us = self.days.offset_us, DAY_US
         trades, views, keep = self.trades, self.views, self.keep_events
@@ -74,7 +79,13 @@ class FeatureUpdater:
             doc = docs[pid]
             at = e.occurred_at
             us = at.seconds * 1_000_000 + at.nanos // 1000
-            event_type = e.event_type
+            event_type, event_id = e.event_type, e.event_id
+            triggers[pid] = event_id
+            mine = types.get(pid)
+            if mine is None:
+                types[pid] = {event_type}
+            else:
+                mine.add(event_type)
             item = doc.get("first_seen_at")
             if item is None or us < item[1]:
                 doc["first_seen_at"] = ["t", us]
@@ -106,7 +117,7 @@ class FeatureUpdater:
             if keep:
                 rows.append(
                     (
-                        e.event_id,
+                        event_id,
                         pid,
                         us,
                         event_type,
@@ -115,6 +126,8 @@ class FeatureUpdater:
                         _json(_scalar_properties(properties)) if properties else "{}",
                     )
                 )
+        for pid, marks in self.changed.items():
+            types[pid].update(marks)
         return deltas, rows
 
     def _trade(self, doc: dict[str, Any], e: event_pb2.Event, properties: Any, us: int) -> int:

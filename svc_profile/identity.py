@@ -84,6 +84,9 @@ class Resolution:
     owner: dict[IdKey, str] = field(default_factory=dict)
     """Every id the batch named → its holder after the batch (before merges: a batch with merges is not
     cached)."""
+    looked_up: set[IdKey] | None = None
+    """The ids that the consumer's hot persons did not hold (None: no cache was asked); those of ``owner`` that
+    the cache holds map to the same profiles (a batch that merges is not cached)."""
 
 
 def new_profile_id() -> str:
@@ -141,7 +144,7 @@ class BatchResolver:
             owner.update(self.store.lookup_ids(conn, missing) if missing else {})
         else:
             owner = self.store.lookup_ids(conn, wanted)
-        res = Resolution(pids=[None] * len(events), owner=owner)
+        res = Resolution(pids=[None] * len(events), owner=owner, looked_up=missing if hot is not None else None)
         # A profile holds at most one customer id (a second one is refused), so the customer ids found by the
         # lookup name their holders' customers; only the other holders are asked for theirs.
         customers = {pid: value for (id_type, value), pid in owner.items() if id_type == CUSTOMER}
