@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from svc_common.conditions import Money
@@ -224,6 +225,45 @@ def merge_features(winner: dict[str, Any], loser: dict[str, Any]) -> dict[str, A
     return out
 
 
+class LazyFeatures(Mapping[str, object]):
+    """``decoded_features(doc)`` decoding each feature when it is read: the log consumer evaluates a few
+    features of each person (formulas read a handful; most features, timestamps among them, are never read in a
+    batch). A view of ``doc`` as it is when read: the batch has folded its events into it before evaluating."""
+
+    __slots__ = ("_decoded", "_doc")
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self._doc = doc
+        self._decoded: dict[str, object] = {}
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self._decoded.get(name, _ABSENT)
+        if value is _ABSENT:
+            item = self._doc.get(name)
+            if item is None or name.startswith("_"):
+                return default
+            value = self._decoded[name] = decode(item)
+        return value
+
+    def __getitem__(self, name: str) -> object:
+        value = self.get(name, _ABSENT)
+        if value is _ABSENT:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and not name.startswith("_") and name in self._doc
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in self._doc if not name.startswith("_"))
+
+    def __len__(self) -> int:
+        return sum(1 for name in self._doc if not name.startswith("_"))
+
+
+_ABSENT: Any = object()
+
+
 def decoded_features(doc: dict[str, Any]) -> dict[str, object]:
     """The stored features as Python values (internal ``_`` entries left out)."""
     out: dict[str, object] = {}
@@ -233,4 +273,4 @@ def decoded_features(doc: dict[str, Any]) -> dict[str, object]:
     return out
 
 
-__all__ = ["FeatureUpdater", "Money", "decoded_features", "from_us", "merge_features"]
+__all__ = ["FeatureUpdater", "LazyFeatures", "Money", "decoded_features", "from_us", "merge_features"]

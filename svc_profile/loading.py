@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Connection
 
 from svc_common.conditions import EventAbsence, EventCount, Source, walk
-from svc_profile.features import decoded_features
+from svc_profile.features import LazyFeatures, decoded_features
 from svc_profile.model import Person, StoredEvent, decode, decode_map
 
 if TYPE_CHECKING:
@@ -152,6 +152,9 @@ class Loading:
                 customers = store.customers_of(conn, ids) if ids is not None else store.all_customers(conn)
         out: dict[str, Person] = {}
         trade_types = self.context.trade_types
+        # The log consumer's persons (rows from its hot cache, evaluated for a few rules, then dropped): features
+        # decoded as they are read.
+        consumer, lazy = hot is not None, LazyFeatures
         clock = self.clock
         for pid, row in rows.items():
             attributes = decode_map(row.attributes)
@@ -160,7 +163,7 @@ class Loading:
             person = Person(
                 pid,
                 attributes=attributes,
-                features=decoded_features(row.features) if reads_features else {},
+                features=(lazy(row.features) if consumer else decoded_features(row.features)) if reads_features else {},
                 days=days.get(pid, {}),
                 segments={s for s, m in members.get(pid, {}).items() if m.is_member},
                 has_customer=pid in customers,

@@ -9,12 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from profile_helpers import DAY, event, profile_app, profile_settings, second_database
 from sqlalchemy import select
 
 from svc_common.conditions import to_proto
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
+from svc_profile.features import LazyFeatures, decoded_features
 
 
 def _views(user: str, fund_type: str, n: int, at: int) -> list[Any]:
@@ -78,3 +80,49 @@ def test_cached_tags_and_memberships_follow_the_batches_writes(tmp_path: Path, d
     assert ("A", "fin_fund_preference", str(["s", "equity"])) in last["tags"]
     assert ("A", "fin_fund_preference", str(["s", "bond"])) in states[0][-2]["tags"]
     assert last["outbox"] == 11  # A and B five each, C once
+
+
+def test_lazy_features_read_as_the_decoded_document() -> None:
+    """The consumer's persons read their features through ``LazyFeatures``: every read equals
+    ``decoded_features`` (timestamps, money, lists; internal ``_`` entries hidden)."""
+    doc = {
+        "events_total": ["i", 7],
+        "first_seen_at": ["t", 1_700_000_000_000_000],
+        "turnover_fen": ["m", 12_345],
+        "views.fund.bond": ["i", 2],
+        "tags_seen": ["l", ["a", "b"]],
+        "score": ["d", 0.5],
+        "_last_session": "s1",
+    }
+    lazy, plain = LazyFeatures(doc), decoded_features(doc)
+    assert dict(lazy) == plain and {**lazy} == plain and len(lazy) == len(plain) == 6
+    for name in [*doc, "missing"]:
+        assert lazy.get(name) == plain.get(name)
+        assert lazy.get(name, "x") == plain.get(name, "x")
+        assert (name in lazy) == (name in plain)
+    assert lazy["turnover_fen"] == plain["turnover_fen"] and lazy.get("first_seen_at") is lazy.get("first_seen_at")
+    with pytest.raises(KeyError):
+        lazy["_last_session"]
+
+
+def test_day_rows_read_for_evaluation_equal_the_generic_read(tmp_path: Path, database_url: str) -> None:
+    """``load_days`` with wanted types (SQLite: the driver's tuples; PostgreSQL: through the key) returns exactly
+    the buckets of those types that the generic statement returns, for more persons than one chunk of ids."""
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        store = app.core.store
+        pids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(1, 1203)]
+        deltas = {
+            (pid, kind, day): [1 + i % 3, 100 * (i % 2)]
+            for i, pid in enumerate(pids)
+            for kind in ("login", "quote_view", "page_view")
+            for day in (20_000 + i % 5, 20_010)
+        }
+        with app.core.writing() as conn:
+            store.add_days(conn, deltas)
+        with app.core.database.connection() as conn:
+            everything = store.load_days(conn, pids[::-1], None, 20_002)
+            wanted = store.load_days(conn, pids[::-1], ["quote_view", "login"], 20_002)
+    expected = {
+        pid: {k: v for k, v in by_type.items() if k in ("quote_view", "login")} for pid, by_type in everything.items()
+    }
+    assert wanted == expected and sum(len(d) for t in wanted.values() for d in t.values()) > 2_000
