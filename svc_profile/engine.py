@@ -30,6 +30,7 @@ from svc_profile import finance
 from svc_profile.config import ProfileSettings
 from svc_profile.features import VIEWS_CHANGED
 from svc_profile.hot import MemberRow
+from svc_profile.hot import encode_doc as value_text
 from svc_profile.loading import Loading
 from svc_profile.model import Days, Person, encode
 from svc_profile.store._sql import ProfileStore, TagRow
@@ -375,7 +376,7 @@ class Engine(Loading):
                     {
                         "profile_id": pid,
                         "name": rule.name,
-                        "tag_value": encoded,
+                        "tag_value": value_text(encoded),  # a short list: the same text as JsonText writes
                         "source": "RULE",
                         "writer": writer,
                         "writer_version": version,
@@ -389,7 +390,7 @@ class Engine(Loading):
                     if mine is None:
                         mine = stored[pid] = {}
                     mine[rule.name] = TagRow(encoded, "RULE", version, None)
-        self.store.upsert_tags(conn, writes)
+        self.store.upsert_tags(conn, writes, value_text=True)
         self.store.delete_tags(conn, deletes)
         return len(writes) + len(deletes)
 

@@ -126,3 +126,17 @@ def test_day_rows_read_for_evaluation_equal_the_generic_read(tmp_path: Path, dat
         pid: {k: v for k, v in by_type.items() if k in ("quote_view", "login")} for pid, by_type in everything.items()
     }
     assert wanted == expected and sum(len(d) for t in wanted.values() for d in t.values()) > 2_000
+
+
+def test_rule_tag_values_are_written_as_json_text_writes_them() -> None:
+    """``Engine._tags`` hands the driver each value's text (``encode_doc``): the same text as ``JsonText``."""
+    import datetime as dt
+
+    from svc_common.conditions import Money
+    from svc_common.db import JsonText
+    from svc_profile.hot import encode_doc
+    from svc_profile.model import encode
+
+    bind = JsonText().process_bind_param
+    for value in [True, 5, 2.5, '低风险 "q"', Money(12), ("a", "b"), dt.datetime(2026, 1, 2, tzinfo=dt.UTC)]:
+        assert encode_doc(encode(value)) == bind(encode(value), None)  # type: ignore[arg-type]

@@ -460,7 +460,8 @@ class ProfileStore:
             t.c.expires_us,
         ).where(t.c.profile_id.in_(bindparam("ids", expanding=True)))
 
-    def upsert_tags(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    def upsert_tags(self, conn: Connection, rows: list[dict[str, Any]], value_text: bool = False) -> None:
+        """``value_text``: each row's ``tag_value`` is its JSON text already (compact, as ``JsonText`` writes it)."""
         if not rows:
             return
         t = self.t["tag"]
@@ -471,6 +472,7 @@ class ProfileStore:
             ("upsert_tags", columns),
             lambda: upsert_statement(conn.dialect.name, t, columns, ("profile_id", "name"), updates),
             rows,
+            encoded=("tag_value",) if value_text else (),
         )
 
     def delete_tags(self, conn: Connection, keys: list[tuple[str, str]]) -> None:
