@@ -117,21 +117,41 @@ def link_row(pid: str, key: IdKey, linked_by: str, source_ref: str, at_us: int) 
     }
 
 
+_UNSEEN: Any = object()
+_MEMO = 200_000
+"""Customer and device id values whose keys a resolver remembers (then it starts over)."""
+
+
 class BatchResolver:
     def __init__(self, settings: ProfileSettings, policy: IdPolicy, store: ProfileStore) -> None:
         self.policy = policy
         self.store = store
         self.identify = frozenset(settings.identify_event_types)
         self.alias = frozenset(settings.alias_event_types)
+        self._users: dict[str, Any] = {}
+        self._devices: dict[str, Any] = {}
 
     def resolve(self, conn: Connection, events: list[event_pb2.Event], now: int, hot: Any = None) -> Resolution:
         key = self.policy.key
         per_event: list[tuple[IdKey | None, IdKey | None, list[IdKey]]] = []
         wanted: set[IdKey] = set()
+        # Customer and device ids are stored as given (trimmed; never pseudonymized): their keys are remembered
+        # across batches, as the same customers keep coming back.
+        users, devices = self._users, self._devices
+        if len(users) + len(devices) > _MEMO:
+            users.clear()
+            devices.clear()
         for e in events:
             user, device, identities = e.user_id, e.anonymous_id, e.identities
-            customer = key(CUSTOMER, user) if user else None
-            anonymous = key(ANONYMOUS, device) if device else None
+            customer = anonymous = None
+            if user:
+                customer = users.get(user, _UNSEEN)
+                if customer is _UNSEEN:
+                    customer = users[user] = key(CUSTOMER, user)
+            if device:
+                anonymous = devices.get(device, _UNSEEN)
+                if anonymous is _UNSEEN:
+                    anonymous = devices[device] = key(ANONYMOUS, device)
             extra = [k for i in identities if (k := key(i.type, i.value)) is not None] if identities else []
             per_event.append((customer, anonymous, extra))
             if customer:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from profile_helpers import DAY, event, profile_app, profile_settings, second_database
+from profile_helpers import ANONYMOUS, CUSTOMER, DAY, event, profile_app, profile_settings, second_database
 from sqlalchemy import select
 
 from svc_common.conditions import to_proto
@@ -140,3 +140,23 @@ def test_rule_tag_values_are_written_as_json_text_writes_them() -> None:
     bind = JsonText().process_bind_param
     for value in [True, 5, 2.5, '低风险 "q"', Money(12), ("a", "b"), dt.datetime(2026, 1, 2, tzinfo=dt.UTC)]:
         assert encode_doc(encode(value)) == bind(encode(value), None)  # type: ignore[arg-type]
+
+
+def test_remembered_id_keys_equal_the_policys(tmp_path: Path) -> None:
+    """The resolver remembers customer and device keys across batches: the same persons as without memory,
+    placeholders still no id, and a device id never taken for the same text as a customer id."""
+    with profile_app(profile_settings(tmp_path, finance_pack=False)) as app:
+        batch = [
+            event("page_view", user_id=" C1 "),
+            event("page_view", user_id="null"),
+            event("page_view", anonymous_id="C1"),
+            event("login", user_id="C1", anonymous_id=" d9"),
+        ]
+        for i in range(3):
+            app.consumer.handle(batch, f"c{i}")
+        resolver = app.consumer.resolver
+        assert resolver._users == {" C1 ": (CUSTOMER, "C1"), "null": None, "C1": (CUSTOMER, "C1")}
+        assert resolver._devices == {"C1": (ANONYMOUS, "C1"), " d9": (ANONYMOUS, "d9")}
+        with app.core.database.connection() as conn:
+            owners = app.core.store.lookup_ids(conn, [(CUSTOMER, "C1"), (ANONYMOUS, "C1"), (ANONYMOUS, "d9")])
+        assert len(set(owners.values())) == 2 and owners[(CUSTOMER, "C1")] == owners[(ANONYMOUS, "d9")]
