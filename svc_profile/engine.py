@@ -8,7 +8,6 @@ membership is written with its outbox event in the same transaction (docs/profil
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,6 @@ from svc_common.conditions import (
     references,
 )
 from svc_common.conditions import from_proto as value_from_proto
-from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.protection import Sealer
 from svc_profile import finance
 from svc_profile.config import ProfileSettings
@@ -33,10 +31,8 @@ from svc_profile.hot import MemberRow
 from svc_profile.hot import encode_doc as value_text
 from svc_profile.loading import Loading
 from svc_profile.model import Days, Person, encode
+from svc_profile.segevents import ENTERED, EXITED, SEGMENT_EVENT_NAMESPACE, segment_event
 from svc_profile.store._sql import ProfileStore, TagRow
-
-SEGMENT_EVENT_NAMESPACE = uuid.UUID("6d1f7c8e-2b43-5a0e-9f51-7b1c3c0a9e42")
-ENTERED, EXITED = "$segment_entered", "$segment_exited"
 
 
 @dataclass(frozen=True)
@@ -487,37 +483,14 @@ def _hit(deps: frozenset[str] | None, types: frozenset[str] | set[str]) -> bool:
     return deps is None or bool(deps & types)
 
 
-def segment_event(
-    pid: str,
-    sid: str,
-    version: int,
-    seq: int,
-    member: bool,
-    now: int,
-    cause: str,
-    trigger: str,
-    ids: tuple[str, str],
-) -> event_pb2.Event:
-    """The ``$segment_entered`` / ``$segment_exited`` event of one transition (contract with svc_campaign);
-    ``ids``: the person's first customer id and first anonymous id ("" when none)."""
-    event = event_pb2.Event(
-        event_id=str(uuid.uuid5(SEGMENT_EVENT_NAMESPACE, f"{pid}/{sid}/{seq}")),
-        event_type=ENTERED if member else EXITED,
-        channel=types_pb2.CHANNEL_SERVER,
-    )
-    customer, anonymous = ids
-    if customer:
-        event.user_id = customer
-    else:
-        event.anonymous_id = anonymous or pid
-    event.occurred_at.FromMicroseconds(now)
-    props = event.properties
-    props["segment_id"].string_value = sid
-    props["segment_version"].int_value = version
-    props["profile_id"].string_value = pid
-    props["cause"].string_value = cause
-    props["trigger_event_id"].string_value = trigger
-    return event
-
-
-__all__ = ["ENTERED", "EXITED", "Engine", "Money", "SegmentRule", "TagRule", "segment_event", "tag_rule_from_proto"]
+__all__ = [
+    "ENTERED",
+    "EXITED",
+    "SEGMENT_EVENT_NAMESPACE",
+    "Engine",
+    "Money",
+    "SegmentRule",
+    "TagRule",
+    "segment_event",
+    "tag_rule_from_proto",
+]
