@@ -227,9 +227,12 @@ def bench_tag_definition(app, n: int) -> dict:
 MIX = [("page_view", 45), ("app_click", 25), ("quote_view", 15), ("fund_view", 8), ("login", 5), ("trade_filled", 2)]
 
 
-def bench_consume(app, persons: int, events_total: int, batch: int = 5000) -> dict:
+def bench_consume(app, persons: int, events_total: int, batch: int = 0) -> dict:
     """Steady state: every person exists (a first pass creates them, untimed), then ``events_total`` events of a
-    typical app mix (mostly page views and clicks) from random persons, ``batch`` per transaction."""
+    typical app mix (mostly page views and clicks) from random persons, ``batch`` per transaction (0: the
+    service's ``consumer_batch_events``, what its log follower reads per batch). Also reports the process's CPU
+    seconds per 1,000 events (less sensitive to a shared machine than the rate)."""
+    batch = batch or app.core.settings.consumer_batch_events
     rng = random.Random(3)
     now = time.time_ns() // 1000
     kinds = [k for k, w in MIX for _ in range(w)]
@@ -242,9 +245,9 @@ def bench_consume(app, persons: int, events_total: int, batch: int = 5000) -> di
             f"w{start}",
         )
     batches = []
-    for _ in range(0, events_total, batch):
+    for start in range(0, events_total, batch):
         evs = []
-        for _ in range(batch):
+        for _ in range(min(batch, events_total - start)):
             i = rng.randrange(persons)
             kind = rng.choice(kinds)
             props = {"product_category": "fund", "fund_type": "equity"} if kind == "fund_view" else {}
@@ -259,12 +262,19 @@ def bench_consume(app, persons: int, events_total: int, batch: int = 5000) -> di
                 )
             )
         batches.append(evs)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for i, evs in enumerate(batches):
         app.consumer.handle(evs, f"c{i}")
-    seconds = time.perf_counter() - started
-    n = len(batches) * batch
-    return {"events": n, "persons": persons, "batch": batch, "events_per_s": round(n / seconds)}
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    n = sum(len(evs) for evs in batches)
+    return {
+        "events": n,
+        "persons": persons,
+        "batch": batch,
+        "events_per_s": round(n / seconds),
+        "cpu_ms_per_1000": round(cpu * 1e6 / n, 1),
+        "load": Path("/proc/loadavg").read_text().split()[0],
+    }
 
 
 def bench_latency(work: Path, samples: int = 100, poll_millis: int = 20) -> dict:
@@ -325,6 +335,12 @@ def main() -> None:
     parser.add_argument("--profiles", type=int, default=100_000)
     parser.add_argument("--postgres", default="")
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument(
+        "--batch", type=int, default=0, help="consume: events per batch (default: the consumer_batch_events setting)"
+    )
+    parser.add_argument(
+        "--database-url", default="", help="consume etc. on this database only (e.g. openGauss), not SQLite"
+    )
     parser.add_argument("--lookup-only", action="store_true", help="generate and measure lookups only (scaling runs)")
     parser.add_argument(
         "--only",
@@ -335,6 +351,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     parts = {"lookup"} if args.lookup_only else set(args.only.split(","))
     backends = [("sqlite", "")] + ([("postgresql", args.postgres)] if args.postgres else [])
+    if args.database_url:
+        backends = [(args.database_url.partition(":")[0].partition("+")[0], args.database_url)]
     for name, url in backends:
         app = open_app(url, work / name)
         if parts & {"lookup", "recompute", "sweep", "tagdef"}:
@@ -352,7 +370,7 @@ def main() -> None:
         if "tagdef" in parts:
             print(f"[{name}] CreateTagDefinition: {bench_tag_definition(app, args.profiles)}", flush=True)
         if "consume" in parts:
-            print(f"[{name}] consume: {bench_consume(app, 20_000, args.events)}", flush=True)
+            print(f"[{name}] consume: {bench_consume(app, 20_000, args.events, args.batch)}", flush=True)
         app.core.database.dispose()
     if "latency" not in parts:
         return

@@ -40,8 +40,10 @@ class ProfileSettings(ServiceSettings):
     (profiles, tags and segments still answer; nothing updates from events)."""
     consumer_name: str = Field(default="svc_profile", min_length=1, max_length=64)
     """Name under which the log cursor is stored (one per consumer group)."""
-    consumer_batch_events: int = Field(default=5_000, ge=1, le=10_000)
-    """Events per batch read from the log: each batch is one transaction of bulk writes."""
+    consumer_batch_events: int = Field(default=10_000, ge=1, le=10_000)
+    """Events per batch read from the log (at most: a batch holds what the log has, one event when it is idle):
+    each batch is one transaction of bulk writes, whose fixed costs (the commit and its checkpoint, the reads of
+    the batch's persons) larger batches share out (docs/benchmarks.md, svc_profile)."""
     identify_event_types: tuple[str, ...] = ("$identify", "login", "$login", "signup", "$signup")
     """Events that link their ``anonymous_id`` (and further ids) to their ``user_id``: login and signup."""
     alias_event_types: tuple[str, ...] = ("$alias",)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -87,14 +86,7 @@ class BatchConsumer:
                 store.insert_events(conn, event_rows)
                 if self.fail_after_features:
                     raise RuntimeError("injected crash in the middle of a batch")
-                triggers: dict[str, str] = {}
-                person_types: dict[str, set[str]] = defaultdict(set)
-                for pid, e in zip(res.pids, mine, strict=True):
-                    if pid:
-                        triggers[pid] = e.event_id
-                        person_types[pid].add(e.event_type)
-                for pid, marks in self.updater.changed.items():
-                    person_types[pid].update(marks)
+                triggers, person_types = self.updater.triggers, self.updater.types
                 fresh = set(res.created) | merged
                 counts = core.engine.refresh(
                     conn,
@@ -106,8 +98,11 @@ class BatchConsumer:
                     fresh=fresh,
                     rows=rows,
                     customers=res.customers,  # the customer of every touched person, known from resolving
+                    hot=hot,
                 )
-                for pid, person in core.engine.last_people().items():  # lifecycle as the refresh left it
+                evaluated = core.engine.last_people()
+                rules = core.engine.last_rows()  # their tag and membership rows, this batch's writes applied
+                for pid, person in evaluated.items():  # lifecycle as the refresh left it
                     row = rows.get(pid)
                     if row is not None:
                         row.lifecycle_stage = person.lifecycle_stage
@@ -119,7 +114,10 @@ class BatchConsumer:
         if res.merges:
             hot.clear()  # ids and rows moved between profiles
         else:
-            hot.store(res.owner, res.customers, rows, texts)
+            tags, members = rules if rules is not None else (None, None)
+            owner = res.owner  # only the ids the cache did not hold are new to it
+            fresh = {k: owner[k] for k in res.looked_up if k in owner} if res.looked_up is not None else owner
+            hot.store(fresh, res.customers, rows, texts, evaluated, tags, members)
         if res.refused:
             self.refused_merges += res.refused
         counts.update(events=len(events), created=len(res.created), merges=len(res.merges), refused=res.refused)

@@ -8,7 +8,6 @@ membership is written with its outbox event in the same transaction (docs/profil
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,17 +23,16 @@ from svc_common.conditions import (
     references,
 )
 from svc_common.conditions import from_proto as value_from_proto
-from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.protection import Sealer
 from svc_profile import finance
 from svc_profile.config import ProfileSettings
 from svc_profile.features import VIEWS_CHANGED
+from svc_profile.hot import MemberRow
+from svc_profile.hot import encode_doc as value_text
 from svc_profile.loading import Loading
 from svc_profile.model import Days, Person, encode
-from svc_profile.store._sql import ProfileStore
-
-SEGMENT_EVENT_NAMESPACE = uuid.UUID("6d1f7c8e-2b43-5a0e-9f51-7b1c3c0a9e42")
-ENTERED, EXITED = "$segment_entered", "$segment_exited"
+from svc_profile.segevents import ENTERED, EXITED, SEGMENT_EVENT_NAMESPACE, segment_event
+from svc_profile.store._sql import ProfileStore, TagRow
 
 
 @dataclass(frozen=True)
@@ -240,11 +238,14 @@ class Engine(Loading):
         tags: bool = True,
         rows: dict[str, Any] | None = None,
         customers: dict[str, str] | None = None,
+        hot: Any = None,
     ) -> dict[str, int]:
         """Re-evaluate lifecycle, rule tags and segments for ``pids``; write the changes.
 
         With ``person_types`` (the event types each person had in a log batch), only the rules those types
         can change are evaluated, and only for the persons they concern (``fresh`` persons get everything).
+        ``hot`` (the log consumer's ``HotPersons``): tag and membership rows of the persons it holds are taken
+        from it, and the rows as this refresh leaves them are kept for ``last_rows`` (to cache after commit).
         """
         segments = (
             list(only_segments)
@@ -280,6 +281,7 @@ class Engine(Loading):
                 rows = {p: rows[p] for p in pids}
         counts = {"persons": 0, "tag_writes": 0, "lifecycle": 0, "entered": 0, "exited": 0}
         self._local.people = {}
+        self._local.tracked = None
         if pids is not None and not pids:
             return counts
         people = self.people(
@@ -291,8 +293,11 @@ class Engine(Loading):
             rows=rows,
             customers=customers,
             lean_tags=person_types is not None,
+            hot=hot if tags else None,
         )
         self._local.people = people
+        if hot is not None and tags:  # the writes below are applied to these rows as they are made
+            self._local.tracked = (self._local.tag_rows, self._local.member_rows)
         counts["persons"] = len(people)
         if tags:
             counts["lifecycle"] = self._lifecycle(conn, people, now, plan)
@@ -307,6 +312,13 @@ class Engine(Loading):
         people = getattr(self._local, "people", {})
         self._local.people = {}
         return people
+
+    def last_rows(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]] | None:
+        """(tag rows, membership rows) of the persons the last ``refresh(…, hot=…)`` of this thread evaluated,
+        its writes applied: every row of each of them. None when that refresh did not keep them."""
+        tracked = getattr(self._local, "tracked", None)
+        self._local.tracked = None
+        return tracked
 
     def _lifecycle(self, conn: Connection, people: dict[str, Person], now: int, plan: dict | None) -> int:
         updates, history = [], []
@@ -335,6 +347,7 @@ class Engine(Loading):
     ) -> int:
         writes, deletes = [], []
         stored = self._local.tag_rows
+        track = getattr(self._local, "tracked", None) is not None
         for rule in rules:
             writer, version = f"tag:{rule.name}", str(rule.version)
             for pid, person in people.items():
@@ -348,6 +361,8 @@ class Engine(Loading):
                     if old is not None:
                         deletes.append((pid, rule.name))
                         person.tags.pop(rule.name, None)
+                        if track:
+                            del stored[pid][rule.name]
                     continue
                 person.tags[rule.name] = value
                 encoded = encode(value)
@@ -357,7 +372,7 @@ class Engine(Loading):
                     {
                         "profile_id": pid,
                         "name": rule.name,
-                        "tag_value": encoded,
+                        "tag_value": value_text(encoded),  # a short list: the same text as JsonText writes
                         "source": "RULE",
                         "writer": writer,
                         "writer_version": version,
@@ -366,7 +381,12 @@ class Engine(Loading):
                         "trace_id": "",
                     }
                 )
-        self.store.upsert_tags(conn, writes)
+                if track:
+                    mine = stored.get(pid)
+                    if mine is None:
+                        mine = stored[pid] = {}
+                    mine[rule.name] = TagRow(encoded, "RULE", version, None)
+        self.store.upsert_tags(conn, writes, value_text=True)
         self.store.delete_tags(conn, deletes)
         return len(writes) + len(deletes)
 
@@ -423,6 +443,7 @@ class Engine(Loading):
         """Membership rows and their outbox events for (profile, segment, member now) changes."""
         if not changes:
             return 0, 0
+        track = members is None and getattr(self._local, "tracked", None) is not None
         members = members if members is not None else self._local.member_rows
         versions = {s.segment_id: s.version for s in self.segments.values()}
         pids = sorted({p for p, _, _ in changes})
@@ -444,6 +465,11 @@ class Engine(Loading):
                 }
             )
             entered += member
+            if track:
+                mine = members.get(pid)
+                if mine is None:
+                    mine = members[pid] = {}
+                mine[sid] = MemberRow(member, seq, entered_us)
             event = segment_event(
                 pid, sid, versions.get(sid, 0), seq, member, now, cause, triggers.get(pid, ""), ids.get(pid, ("", ""))
             )
@@ -457,37 +483,14 @@ def _hit(deps: frozenset[str] | None, types: frozenset[str] | set[str]) -> bool:
     return deps is None or bool(deps & types)
 
 
-def segment_event(
-    pid: str,
-    sid: str,
-    version: int,
-    seq: int,
-    member: bool,
-    now: int,
-    cause: str,
-    trigger: str,
-    ids: tuple[str, str],
-) -> event_pb2.Event:
-    """The ``$segment_entered`` / ``$segment_exited`` event of one transition (contract with svc_campaign);
-    ``ids``: the person's first customer id and first anonymous id ("" when none)."""
-    event = event_pb2.Event(
-        event_id=str(uuid.uuid5(SEGMENT_EVENT_NAMESPACE, f"{pid}/{sid}/{seq}")),
-        event_type=ENTERED if member else EXITED,
-        channel=types_pb2.CHANNEL_SERVER,
-    )
-    customer, anonymous = ids
-    if customer:
-        event.user_id = customer
-    else:
-        event.anonymous_id = anonymous or pid
-    event.occurred_at.FromMicroseconds(now)
-    props = event.properties
-    props["segment_id"].string_value = sid
-    props["segment_version"].int_value = version
-    props["profile_id"].string_value = pid
-    props["cause"].string_value = cause
-    props["trigger_event_id"].string_value = trigger
-    return event
-
-
-__all__ = ["ENTERED", "EXITED", "Engine", "Money", "SegmentRule", "TagRule", "segment_event", "tag_rule_from_proto"]
+__all__ = [
+    "ENTERED",
+    "EXITED",
+    "SEGMENT_EVENT_NAMESPACE",
+    "Engine",
+    "Money",
+    "SegmentRule",
+    "TagRule",
+    "segment_event",
+    "tag_rule_from_proto",
+]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from svc_common.conditions import Money
@@ -62,9 +63,14 @@ class FeatureUpdater:
         """Update ``docs`` ({pid: raw feature dict, its items owned by the caller}) in place; returns day-bucket
         deltas and retained-event rows (``ProfileStore.EVENT_COLUMNS``, properties as JSON text).
 
-        The hot loop of the consumer: counters are incremented in place, each event's fields read once."""
+        The hot loop of the consumer: counters are incremented in place, each event's fields read once. Also
+        left in ``types`` (the event types of each person, plus ``VIEWS_CHANGED`` where view features changed:
+        which rules can change) and ``triggers`` (each person's last event id)."""
         deltas: dict[tuple[str, str, int], list[int]] = {}
         self.changed: dict[str, set[str]] = defaultdict(set)
+        self.types: dict[str, set[str]] = {}
+        self.triggers: dict[str, str] = {}
+        types, triggers = self.types, self.triggers
         rows: list[tuple[Any, ...]] = []
         offset, day_us = self.days.offset_us, DAY_US
         trades, views, keep = self.trades, self.views, self.keep_events
@@ -74,7 +80,13 @@ class FeatureUpdater:
             doc = docs[pid]
             at = e.occurred_at
             us = at.seconds * 1_000_000 + at.nanos // 1000
-            event_type = e.event_type
+            event_type, event_id = e.event_type, e.event_id
+            triggers[pid] = event_id
+            mine = types.get(pid)
+            if mine is None:
+                types[pid] = {event_type}
+            else:
+                mine.add(event_type)
             item = doc.get("first_seen_at")
             if item is None or us < item[1]:
                 doc["first_seen_at"] = ["t", us]
@@ -106,7 +118,7 @@ class FeatureUpdater:
             if keep:
                 rows.append(
                     (
-                        e.event_id,
+                        event_id,
                         pid,
                         us,
                         event_type,
@@ -115,6 +127,8 @@ class FeatureUpdater:
                         _json(_scalar_properties(properties)) if properties else "{}",
                     )
                 )
+        for pid, marks in self.changed.items():
+            types[pid].update(marks)
         return deltas, rows
 
     def _trade(self, doc: dict[str, Any], e: event_pb2.Event, properties: Any, us: int) -> int:
@@ -211,6 +225,45 @@ def merge_features(winner: dict[str, Any], loser: dict[str, Any]) -> dict[str, A
     return out
 
 
+class LazyFeatures(Mapping[str, object]):
+    """``decoded_features(doc)`` decoding each feature when it is read: the log consumer evaluates a few
+    features of each person (formulas read a handful; most features, timestamps among them, are never read in a
+    batch). A view of ``doc`` as it is when read: the batch has folded its events into it before evaluating."""
+
+    __slots__ = ("_decoded", "_doc")
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self._doc = doc
+        self._decoded: dict[str, object] = {}
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self._decoded.get(name, _ABSENT)
+        if value is _ABSENT:
+            item = self._doc.get(name)
+            if item is None or name.startswith("_"):
+                return default
+            value = self._decoded[name] = decode(item)
+        return value
+
+    def __getitem__(self, name: str) -> object:
+        value = self.get(name, _ABSENT)
+        if value is _ABSENT:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and not name.startswith("_") and name in self._doc
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in self._doc if not name.startswith("_"))
+
+    def __len__(self) -> int:
+        return sum(1 for name in self._doc if not name.startswith("_"))
+
+
+_ABSENT: Any = object()
+
+
 def decoded_features(doc: dict[str, Any]) -> dict[str, object]:
     """The stored features as Python values (internal ``_`` entries left out)."""
     out: dict[str, object] = {}
@@ -220,4 +273,4 @@ def decoded_features(doc: dict[str, Any]) -> dict[str, object]:
     return out
 
 
-__all__ = ["FeatureUpdater", "Money", "decoded_features", "from_us", "merge_features"]
+__all__ = ["FeatureUpdater", "LazyFeatures", "Money", "decoded_features", "from_us", "merge_features"]

@@ -1,6 +1,7 @@
 """The hot persons of the log consumer, kept in memory by the single writer (docs/profile.md, "Consuming
-the log"): which profile holds an id, each profile's customer id, and its person row (features, attributes,
-lifecycle). A batch reads only the persons it has not seen recently.
+the log"): which profile holds an id, each profile's customer id, its person row (features, attributes,
+lifecycle), and for the persons a batch evaluated their tag rows and segment memberships. A batch reads only
+the persons it has not seen recently.
 
 Valid because one process writes the profile tables and every write holds ``Core.write_lock``: a write
 other than a log batch (RPC writes, merges by RPC, recompute, sweep) clears the cache when it takes the
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
+
+from svc_profile.store._sql import TagRow
 
 IdKey = tuple[int, str]
 _NONE = ""
@@ -82,6 +85,14 @@ class PersonRow:
         )
 
 
+class MemberRow(NamedTuple):
+    """A membership row as evaluation and ``Engine.write_changes`` read it (cached: no database row object)."""
+
+    is_member: bool
+    seq: int
+    entered_us: int
+
+
 class HotPersons:
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -91,12 +102,19 @@ class HotPersons:
         self.rows: dict[str, tuple[Any, ...]] = {}
         """Person rows as tuples of plain values (JSON documents as text): objects the garbage collector does
         not track, so a large cache does not make every collection of the process slower."""
-        self.hits = self.misses = 0
+        self.tags: dict[str, dict[str, TagRow]] = {}
+        """Evaluated persons' tag rows ({} for none). The dicts are handed to a batch, which applies its writes
+        to them in place: a batch that fails clears the cache, one that commits leaves them as stored."""
+        self.members: dict[str, dict[str, MemberRow]] = {}
+        """Evaluated persons' membership rows, the same way."""
+        self.hits = self.misses = self.rule_hits = 0
 
     def clear(self) -> None:
         self.owner.clear()
         self.customer.clear()
         self.rows.clear()
+        self.tags.clear()
+        self.members.clear()
 
     # -- reads -------------------------------------------------------------------------------------------
     def owners(self, keys: Iterable[IdKey]) -> tuple[dict[IdKey, str], set[IdKey]]:
@@ -138,6 +156,26 @@ class HotPersons:
         self.misses += len(missing)
         return found, missing
 
+    def tag_rows(self, pids: Iterable[str]) -> tuple[dict[str, dict[str, TagRow]], list[str]]:
+        """({person: {tag: row}} known here — {} for a person without tags, persons to read). The dicts are the
+        cache's own: the caller's writes go into them (``Engine._tags``), and a failed batch clears the cache."""
+        return self._known(self.tags, pids)
+
+    def member_rows(self, pids: Iterable[str]) -> tuple[dict[str, dict[str, MemberRow]], list[str]]:
+        """({person: {segment: row}} known here, persons to read); shared as ``tag_rows``."""
+        return self._known(self.members, pids)
+
+    def _known(self, cached: dict[str, Any], pids: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
+        found, missing = {}, []
+        for pid in pids:
+            rows = cached.get(pid)
+            if rows is None:
+                missing.append(pid)
+            else:
+                found[pid] = rows
+        self.rule_hits += len(found)
+        return found, missing
+
     # -- after a committed batch -----------------------------------------------------------------------
     def store(
         self,
@@ -145,9 +183,14 @@ class HotPersons:
         customers: dict[str, str],
         rows: dict[str, PersonRow],
         features_text: dict[str, str],
+        evaluated: Iterable[str] = (),
+        tags: dict[str, dict[str, TagRow]] | None = None,
+        members: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         """What a committed batch read and wrote: every id it resolved, the customer (or none) of every
-        person it touched, their rows as written (``features_text``: the features as stored)."""
+        person it touched, their rows as written (``features_text``: the features as stored), and for the
+        ``evaluated`` persons their tag and membership rows as the batch left them (``tags`` / ``members``:
+        every row of those persons, the batch's writes applied)."""
         if self.limit == 0:
             return
         if len(self.rows) + len(rows) > self.limit or len(self.owner) + len(owner) > 4 * self.limit:
@@ -168,6 +211,17 @@ class HotPersons:
                 row.lifecycle_stage,
                 row.lifecycle_since_us,
             )
+        if tags is None or members is None:
+            return
+        cached_tags, cached_members = self.tags, self.members
+        for pid in evaluated:
+            if pid not in rows:
+                continue  # only persons whose row is cached: one clear() drops all of a person
+            cached_tags[pid] = tags.get(pid) or {}
+            mine = members.get(pid)
+            if mine and not all(type(m) is MemberRow for m in mine.values()):
+                mine = {sid: MemberRow(bool(m.is_member), int(m.seq), int(m.entered_us)) for sid, m in mine.items()}
+            cached_members[pid] = mine or {}
 
 
-__all__ = ["HotPersons", "PersonRow", "encode_doc"]
+__all__ = ["HotPersons", "MemberRow", "PersonRow", "encode_doc"]

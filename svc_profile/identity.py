@@ -84,6 +84,9 @@ class Resolution:
     owner: dict[IdKey, str] = field(default_factory=dict)
     """Every id the batch named → its holder after the batch (before merges: a batch with merges is not
     cached)."""
+    looked_up: set[IdKey] | None = None
+    """The ids that the consumer's hot persons did not hold (None: no cache was asked); those of ``owner`` that
+    the cache holds map to the same profiles (a batch that merges is not cached)."""
 
 
 def new_profile_id() -> str:
@@ -114,21 +117,41 @@ def link_row(pid: str, key: IdKey, linked_by: str, source_ref: str, at_us: int) 
     }
 
 
+_UNSEEN: Any = object()
+_MEMO = 200_000
+"""Customer and device id values whose keys a resolver remembers (then it starts over)."""
+
+
 class BatchResolver:
     def __init__(self, settings: ProfileSettings, policy: IdPolicy, store: ProfileStore) -> None:
         self.policy = policy
         self.store = store
         self.identify = frozenset(settings.identify_event_types)
         self.alias = frozenset(settings.alias_event_types)
+        self._users: dict[str, Any] = {}
+        self._devices: dict[str, Any] = {}
 
     def resolve(self, conn: Connection, events: list[event_pb2.Event], now: int, hot: Any = None) -> Resolution:
         key = self.policy.key
         per_event: list[tuple[IdKey | None, IdKey | None, list[IdKey]]] = []
         wanted: set[IdKey] = set()
+        # Customer and device ids are stored as given (trimmed; never pseudonymized): their keys are remembered
+        # across batches, as the same customers keep coming back.
+        users, devices = self._users, self._devices
+        if len(users) + len(devices) > _MEMO:
+            users.clear()
+            devices.clear()
         for e in events:
             user, device, identities = e.user_id, e.anonymous_id, e.identities
-            customer = key(CUSTOMER, user) if user else None
-            anonymous = key(ANONYMOUS, device) if device else None
+            customer = anonymous = None
+            if user:
+                customer = users.get(user, _UNSEEN)
+                if customer is _UNSEEN:
+                    customer = users[user] = key(CUSTOMER, user)
+            if device:
+                anonymous = devices.get(device, _UNSEEN)
+                if anonymous is _UNSEEN:
+                    anonymous = devices[device] = key(ANONYMOUS, device)
             extra = [k for i in identities if (k := key(i.type, i.value)) is not None] if identities else []
             per_event.append((customer, anonymous, extra))
             if customer:
@@ -141,7 +164,7 @@ class BatchResolver:
             owner.update(self.store.lookup_ids(conn, missing) if missing else {})
         else:
             owner = self.store.lookup_ids(conn, wanted)
-        res = Resolution(pids=[None] * len(events), owner=owner)
+        res = Resolution(pids=[None] * len(events), owner=owner, looked_up=missing if hot is not None else None)
         # A profile holds at most one customer id (a second one is refused), so the customer ids found by the
         # lookup name their holders' customers; only the other holders are asked for theirs.
         customers = {pid: value for (id_type, value), pid in owner.items() if id_type == CUSTOMER}

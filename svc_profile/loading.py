@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Connection
 
 from svc_common.conditions import EventAbsence, EventCount, Source, walk
-from svc_profile.features import decoded_features
+from svc_profile.features import LazyFeatures, decoded_features
 from svc_profile.model import Person, StoredEvent, decode, decode_map
 
 if TYPE_CHECKING:
@@ -80,11 +80,13 @@ class Loading:
         customers: dict[str, str] | None = None,
         preloaded: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None = None,
         lean_tags: bool = False,
+        hot: Any = None,
     ) -> dict[str, Person]:
         """Persons ready for evaluation, bulk-loaded (one query per table and chunk of ids), loading only
         what the definitions evaluated read. ``preloaded``: (days, tags, memberships) read already (one
         person's profile, ``store.load_bundle``; retained events are then not read). ``lean_tags``: tag rows
-        with only what evaluation reads (``store.tag_rows``: the log consumer)."""
+        with only what evaluation reads (``store.tag_rows``: the log consumer). ``hot``: the consumer's
+        ``HotPersons``, whose tag and membership rows are used for the persons it holds (only the others read)."""
         segments = list(segments) if segments is not None else list(self.segments.values())
         day_types, horizon, event_types, event_horizon = self.needs(segments, with_tags)
         if all_day_types:
@@ -127,19 +129,32 @@ class Loading:
             if not reads_tags:
                 tags = {}
             elif lean_tags and ids is not None:
-                tags = store.tag_rows(conn, ids)
+                if hot is not None:
+                    tags, ask = hot.tag_rows(ids)
+                    if ask:
+                        tags.update(store.tag_rows(conn, ask))
+                else:
+                    tags = store.tag_rows(conn, ids)
             else:
                 tags = store.load_tags(conn, ids)
             wanted_segments = None
             if not with_tags:
                 wanted_segments = sorted({s.segment_id for s in segments} | {d for r in reads for d in r.segments})
-            members = store.load_members(conn, ids, wanted_segments)
+            if hot is not None and ids is not None and wanted_segments is None:
+                members, ask = hot.member_rows(ids)
+                if ask:
+                    members.update(store.load_members(conn, ask))
+            else:
+                members = store.load_members(conn, ids, wanted_segments)
         if customers is None:
             customers = {}
             if with_tags:
                 customers = store.customers_of(conn, ids) if ids is not None else store.all_customers(conn)
         out: dict[str, Person] = {}
         trade_types = self.context.trade_types
+        # The log consumer's persons (rows from its hot cache, evaluated for a few rules, then dropped): features
+        # decoded as they are read.
+        consumer, lazy = hot is not None, LazyFeatures
         clock = self.clock
         for pid, row in rows.items():
             attributes = decode_map(row.attributes)
@@ -148,7 +163,7 @@ class Loading:
             person = Person(
                 pid,
                 attributes=attributes,
-                features=decoded_features(row.features) if reads_features else {},
+                features=(lazy(row.features) if consumer else decoded_features(row.features)) if reads_features else {},
                 days=days.get(pid, {}),
                 segments={s for s, m in members.get(pid, {}).items() if m.is_member},
                 has_customer=pid in customers,

@@ -140,7 +140,7 @@ class Person:
 
     profile_id: str
     attributes: dict[str, object] = field(default_factory=dict)
-    features: dict[str, object] = field(default_factory=dict)
+    features: Mapping[str, object] = field(default_factory=dict)
     tags: dict[str, object] = field(default_factory=dict)
     scores: dict[str, object] = field(default_factory=dict)
     days: dict[str, dict[int, list[int]]] = field(default_factory=dict)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from collect_helpers import KEYRING, set_properties
 from conftest import free_port
 
@@ -79,6 +80,25 @@ def profile_app(settings: ProfileSettings) -> Iterator[ProfileApp]:
         yield app
     finally:
         runtime.database.dispose()
+
+
+@contextlib.contextmanager
+def second_database(tmp_path: Path, database_url: str) -> Iterator[str]:
+    """Another empty database of the same kind: a file on SQLite, a schema of its own on PostgreSQL."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / f'second-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    url = sa.engine.make_url(database_url)
+    schema = f"t_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(url.set(query={}))
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
 
 
 def collector(tmp_path: Path) -> ServerProcess:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from svc_common.db import Database, upsert_statement
 from svc_common.pb.qiming.common.v1 import types_pb2
+from svc_profile.store._raw import days_sqlite
 
 CUSTOMER = types_pb2.ID_TYPE_CUSTOMER
 CANONICAL = types_pb2.ID_TYPE_CANONICAL
@@ -314,10 +315,12 @@ class ProfileStore:
             elif conn.dialect.name == "postgresql" and types is not None:
                 result = conn.exec_driver_sql(
                     self._days_by_key(), {"ids": list(part), "types": types, "first": first_day}
-                )
+                ).tuples()
+            elif conn.dialect.name == "sqlite" and types is not None:
+                result = days_sqlite(conn, self.t["day"].name, part, types, first_day)
             else:
-                result = conn.execute(base, {"ids": list(part)})
-            for pid, event_type, day, n, amount in result.tuples():
+                result = conn.execute(base, {"ids": list(part)}).tuples()
+            for pid, event_type, day, n, amount in result:
                 by_type = out.get(pid)
                 if by_type is None:
                     by_type = out[pid] = {}
@@ -457,7 +460,8 @@ class ProfileStore:
             t.c.expires_us,
         ).where(t.c.profile_id.in_(bindparam("ids", expanding=True)))
 
-    def upsert_tags(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    def upsert_tags(self, conn: Connection, rows: list[dict[str, Any]], value_text: bool = False) -> None:
+        """``value_text``: each row's ``tag_value`` is its JSON text already (compact, as ``JsonText`` writes it)."""
         if not rows:
             return
         t = self.t["tag"]
@@ -468,6 +472,7 @@ class ProfileStore:
             ("upsert_tags", columns),
             lambda: upsert_statement(conn.dialect.name, t, columns, ("profile_id", "name"), updates),
             rows,
+            encoded=("tag_value",) if value_text else (),
         )
 
     def delete_tags(self, conn: Connection, keys: list[tuple[str, str]]) -> None:

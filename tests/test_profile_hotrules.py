@@ -1,0 +1,162 @@
+"""The log consumer keeps the tag and membership rows of the persons it evaluated (``HotPersons.tags`` /
+``members``) and applies its own writes to them: a value that flips back and forth across batches, and a
+segment entered, left and entered again, come out as with every row read from the database. On SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from profile_helpers import ANONYMOUS, CUSTOMER, DAY, event, profile_app, profile_settings, second_database
+from sqlalchemy import select
+
+from svc_common.conditions import to_proto
+from svc_common.pb.qiming.common.v1 import condition_pb2 as C
+from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
+from svc_profile.features import LazyFeatures, decoded_features
+
+
+def _views(user: str, fund_type: str, n: int, at: int) -> list[Any]:
+    return [
+        event("fund_view", user_id=user, at_us=at + i, product_category="fund", fund_type=fund_type) for i in range(n)
+    ]
+
+
+def _flip_flop() -> list[list[Any]]:
+    """Per batch, fund views that make each person's preferred fund type (``fin_fund_preference``) flip:
+    equity, bond, equity, bond, equity — with a bystander in every batch who is evaluated too."""
+    now = time.time_ns() // 1000 - DAY
+    batches = [[event("app_start", user_id=u, at_us=now) for u in ("A", "B", "C")]]
+    counts = {"equity": 0, "bond": 0}
+    for i, kind in enumerate(["equity", "bond", "equity", "bond", "equity"]):
+        other = "bond" if kind == "equity" else "equity"
+        n = counts[other] - counts[kind] + 1  # one more than the other kind: the preference flips
+        counts[kind] += n
+        at = now + (i + 1) * 1000
+        batches.append([*_views("A", kind, n, at), *_views("B", kind, n, at), *_views("C", "equity", 1, at)])
+    return batches
+
+
+def _state(app: Any) -> dict[str, Any]:
+    t = app.core.store.t
+    with app.core.database.connection() as conn:
+        owner = {r.profile_id: r.id_value for r in conn.execute(select(t["identity"])) if r.id_type != 8}
+        tags = sorted((owner[r.profile_id], r.name, str(r.tag_value)) for r in conn.execute(select(t["tag"])))
+        members = sorted(
+            (owner[r.profile_id], r.segment_id, r.is_member, r.seq) for r in conn.execute(select(t["member"]))
+        )
+        outbox = sorted(r.event_id for r in conn.execute(select(t["outbox"])))
+    return {"tags": tags, "members": members, "outbox": len(outbox)}
+
+
+def test_cached_tags_and_memberships_follow_the_batches_writes(tmp_path: Path, database_url: str) -> None:
+    batches = _flip_flop()
+    field = C.FieldRef(source=C.FieldRef.SOURCE_TAG, name="fin_fund_preference")
+    cond = C.Condition(comparison=C.Comparison(field=field, operator=C.OPERATOR_EQ, value=to_proto("equity")))
+    states = []
+    with second_database(tmp_path, database_url) as second:
+        for hot, url in ((0, database_url), (100_000, second)):
+            with profile_app(profile_settings(tmp_path / f"h{hot}", url, hot_persons=hot)) as app:
+                app.definitions.create_segment(pb.Segment(segment_id="equity_fans", condition=cond))
+                seen = []
+                for i, batch in enumerate(batches):
+                    app.consumer.handle(batch, f"c{i}")
+                    seen.append(_state(app))  # after every batch: a stale row can be overwritten again later
+                    if i == 2:
+                        # As any other writer does (Core.writing): the next batch reads the rows from the database
+                        # again, so the cache then holds a stored value that this batch's writes must replace.
+                        app.core.hot.clear()
+                if hot:
+                    assert app.core.hot.rule_hits >= 6  # A and B read from the cache in the later batches
+                states.append(seen)
+    assert states[0] == states[1]
+    last = states[0][-1]
+    fans = [m for m in last["members"] if m[1] == "equity_fans"]
+    # A and B entered, left, entered, left, entered: five transitions each, seq 5, member.
+    assert [(m[0], m[2], m[3]) for m in fans if m[0] in ("A", "B")] == [("A", True, 5), ("B", True, 5)]
+    assert ("A", "fin_fund_preference", str(["s", "equity"])) in last["tags"]
+    assert ("A", "fin_fund_preference", str(["s", "bond"])) in states[0][-2]["tags"]
+    assert last["outbox"] == 11  # A and B five each, C once
+
+
+def test_lazy_features_read_as_the_decoded_document() -> None:
+    """The consumer's persons read their features through ``LazyFeatures``: every read equals
+    ``decoded_features`` (timestamps, money, lists; internal ``_`` entries hidden)."""
+    doc = {
+        "events_total": ["i", 7],
+        "first_seen_at": ["t", 1_700_000_000_000_000],
+        "turnover_fen": ["m", 12_345],
+        "views.fund.bond": ["i", 2],
+        "tags_seen": ["l", ["a", "b"]],
+        "score": ["d", 0.5],
+        "_last_session": "s1",
+    }
+    lazy, plain = LazyFeatures(doc), decoded_features(doc)
+    assert dict(lazy) == plain and {**lazy} == plain and len(lazy) == len(plain) == 6
+    for name in [*doc, "missing"]:
+        assert lazy.get(name) == plain.get(name)
+        assert lazy.get(name, "x") == plain.get(name, "x")
+        assert (name in lazy) == (name in plain)
+    assert lazy["turnover_fen"] == plain["turnover_fen"] and lazy.get("first_seen_at") is lazy.get("first_seen_at")
+    with pytest.raises(KeyError):
+        lazy["_last_session"]
+
+
+def test_day_rows_read_for_evaluation_equal_the_generic_read(tmp_path: Path, database_url: str) -> None:
+    """``load_days`` with wanted types (SQLite: the driver's tuples; PostgreSQL: through the key) returns exactly
+    the buckets of those types that the generic statement returns, for more persons than one chunk of ids."""
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        store = app.core.store
+        pids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(1, 1203)]
+        deltas = {
+            (pid, kind, day): [1 + i % 3, 100 * (i % 2)]
+            for i, pid in enumerate(pids)
+            for kind in ("login", "quote_view", "page_view")
+            for day in (20_000 + i % 5, 20_010)
+        }
+        with app.core.writing() as conn:
+            store.add_days(conn, deltas)
+        with app.core.database.connection() as conn:
+            everything = store.load_days(conn, pids[::-1], None, 20_002)
+            wanted = store.load_days(conn, pids[::-1], ["quote_view", "login"], 20_002)
+    expected = {
+        pid: {k: v for k, v in by_type.items() if k in ("quote_view", "login")} for pid, by_type in everything.items()
+    }
+    assert wanted == expected and sum(len(d) for t in wanted.values() for d in t.values()) > 2_000
+
+
+def test_rule_tag_values_are_written_as_json_text_writes_them() -> None:
+    """``Engine._tags`` hands the driver each value's text (``encode_doc``): the same text as ``JsonText``."""
+    import datetime as dt
+
+    from svc_common.conditions import Money
+    from svc_common.db import JsonText
+    from svc_profile.hot import encode_doc
+    from svc_profile.model import encode
+
+    bind = JsonText().process_bind_param
+    for value in [True, 5, 2.5, '低风险 "q"', Money(12), ("a", "b"), dt.datetime(2026, 1, 2, tzinfo=dt.UTC)]:
+        assert encode_doc(encode(value)) == bind(encode(value), None)  # type: ignore[arg-type]
+
+
+def test_remembered_id_keys_equal_the_policys(tmp_path: Path) -> None:
+    """The resolver remembers customer and device keys across batches: the same persons as without memory,
+    placeholders still no id, and a device id never taken for the same text as a customer id."""
+    with profile_app(profile_settings(tmp_path, finance_pack=False)) as app:
+        batch = [
+            event("page_view", user_id=" C1 "),
+            event("page_view", user_id="null"),
+            event("page_view", anonymous_id="C1"),
+            event("login", user_id="C1", anonymous_id=" d9"),
+        ]
+        for i in range(3):
+            app.consumer.handle(batch, f"c{i}")
+        resolver = app.consumer.resolver
+        assert resolver._users == {" C1 ": (CUSTOMER, "C1"), "null": None, "C1": (CUSTOMER, "C1")}
+        assert resolver._devices == {"C1": (ANONYMOUS, "C1"), " d9": (ANONYMOUS, "d9")}
+        with app.core.database.connection() as conn:
+            owners = app.core.store.lookup_ids(conn, [(CUSTOMER, "C1"), (ANONYMOUS, "C1"), (ANONYMOUS, "d9")])
+        assert len(set(owners.values())) == 2 and owners[(CUSTOMER, "C1")] == owners[(ANONYMOUS, "d9")]
