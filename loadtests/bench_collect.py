@@ -1,7 +1,7 @@
 """``make bench``: svc_collect's throughput against its two ceilings, measured in one run on one machine.
 
     .venv/bin/python loadtests/bench_collect.py [--events 200000] [--only a,b,c,latency] [--event-ids v7|v4]
-        [--jetstream-shards N] [--workers N] [--set NAME=VALUE ...] [--json PATH]
+        [--jetstream-shards N] [--workers N] [--in-flight N] [--set NAME=VALUE ...] [--json PATH]
 
 With 1,000-event batches (the same events for every part, fresh ids each time: UUIDv7 by default, as
 docs/collect.md asks producers to make them; ``--event-ids v4`` for random ones):
@@ -67,6 +67,7 @@ EVENT_IDS = {"v7": new_event_id, "v4": lambda: str(uuid.uuid4())}
 ID_KIND = "v7"
 JETSTREAM_SHARDS = 0  # 0: the collector's default
 WORKERS = 1  # --workers: collector worker processes
+IN_FLIGHT = 8  # --in-flight: calls in flight in (a) and (c)
 COLLECTOR_SETTINGS: dict[str, str] = {}  # --set name=value: QIMING_COLLECT_<NAME> for every collector started
 _TYPES = ("page_view", "quote_view", "fund_view", "app_click", "trade_filled")
 
@@ -119,9 +120,10 @@ def make_batches(count: int, size: int, seed: int = 7) -> list[bytes]:
 # -- the client ---------------------------------------------------------------------------------------
 
 
-async def drive(address: str, batches: list[bytes], concurrency: int = 8) -> tuple[float, int]:
+async def drive(address: str, batches: list[bytes], concurrency: int = 0) -> tuple[float, int]:
     """Send every batch, ``concurrency`` in flight; (events/s, events acknowledged). With collector workers, each
     call in flight has a connection of its own, since the kernel spreads connections over the workers."""
+    concurrency = concurrency or IN_FLIGHT
     channels = [
         grpc.aio.insecure_channel(
             address, options=[("grpc.max_send_message_length", 64 << 20), ("grpc.use_local_subchannel_pool", 1)]
@@ -395,7 +397,7 @@ def run(events: int, parts: set[str]) -> dict[str, float]:
             flush=True,
         )
 
-    print(f"svc_collect bench: {count} batches of 1,000 events, 8 calls in flight, UUID{ID_KIND} ids", flush=True)
+    print(f"svc_collect bench: {count} batches of 1,000 events, {IN_FLIGHT} in flight, UUID{ID_KIND} ids", flush=True)
     if "a" in parts:
         with parse_only_server() as address:
             asyncio.run(drive(address, fresh()[: max(count // 4, 4)]))  # warm-up
@@ -468,9 +470,11 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=1, help="collector worker processes (each call in flight gets a connection)"
     )
+    parser.add_argument("--in-flight", type=int, default=8, help="calls in flight in (a) and (c) (default 8)")
     parser.add_argument("--serve-parse-only", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global ID_KIND, JETSTREAM_SHARDS, WORKERS
+    global ID_KIND, JETSTREAM_SHARDS, WORKERS, IN_FLIGHT
+    IN_FLIGHT = args.in_flight
     ID_KIND = args.event_ids
     JETSTREAM_SHARDS = args.jetstream_shards
     WORKERS = args.workers
