@@ -4,18 +4,14 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import random
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from profile_helpers import ANONYMOUS, CUSTOMER, DAY, event, profile_app, profile_settings
+from profile_helpers import ANONYMOUS, CUSTOMER, DAY, event, profile_app, profile_settings, second_database
 from sqlalchemy import select
 
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
@@ -77,25 +73,6 @@ def _state(app: Any) -> dict[str, Any]:
     return {"persons": persons, "days": days, "events": events, "tags": tags, "members": members, "outbox": outbox}
 
 
-@contextlib.contextmanager
-def _second_database(tmp_path: Path, database_url: str) -> Iterator[str]:
-    """Another empty database of the same kind: a file on SQLite, a schema of its own on PostgreSQL."""
-    if database_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'second.db'}"
-        return
-    url = sa.engine.make_url(database_url)
-    schema = f"t_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(url.set(query={}))
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        engine.dispose()
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 def test_cached_fast_path_equals_reading_every_person(tmp_path: Path, database_url: str, seed: int) -> None:
     """The same stream through a consumer keeping hot persons and one reading every person from the database
@@ -104,7 +81,7 @@ def test_cached_fast_path_equals_reading_every_person(tmp_path: Path, database_u
     batches = _stream(seed, persons=60, n=900)
     states = []
     cond = C.Condition(event_count=C.EventCount(event_type="quote_view", min_count=2, window_seconds=30 * 86_400))
-    with _second_database(tmp_path, database_url) as second:
+    with second_database(tmp_path, database_url) as second:
         for hot, url in ((0, database_url), (100_000, second)):
             with profile_app(profile_settings(tmp_path / f"h{hot}", url, hot_persons=hot)) as app:
                 app.definitions.create_segment(pb.Segment(segment_id="quoters", condition=cond))
