@@ -29,11 +29,12 @@ from pathlib import Path
 
 from svc_common.config import ServiceSettings
 from svc_common.errors import StartupError
+from svc_common.server._app import _write_port_file
 
 log = logging.getLogger("qiming.workers")
 PARENT_ENV = "QIMING_WORKER_PARENT_PID"
 _PR_SET_PDEATHSIG = 1
-_START_TIMEOUT_SECONDS = 120.0
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def die_with_parent() -> None:
@@ -60,13 +61,20 @@ class _Workers:
         self.children: list[subprocess.Popen[bytes]] = []
         self.stopping = False
 
-    def port(self, reserve: socket.socket) -> int:
-        """The port every worker binds; a free one held by ``reserve`` (SO_REUSEPORT too) when 0 is asked."""
+    def port(self, stack: contextlib.ExitStack) -> int:
+        """The port every worker binds. When 0 is asked, a free one, held by a socket of this process (with
+        SO_REUSEPORT too, so the workers can join it) until they serve."""
         port = self.settings.resolved_port()
         if port != 0:
             return port
-        reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        reserve.bind((self.settings.grpc_host.strip("[]"), 0))
+        host = self.settings.grpc_host.strip("[]")
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+            reserve = stack.enter_context(socket.socket(family, kind, proto))
+            reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            reserve.bind(address)
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {self.settings.grpc_host}: {exc}") from None
         return reserve.getsockname()[1]
 
     def spawn(self, port: int, port_dir: Path) -> None:
@@ -88,16 +96,19 @@ class _Workers:
             self.children.append(subprocess.Popen(command, env=env))
 
     def wait_serving(self, port_dir: Path) -> None:
-        deadline = time.monotonic() + _START_TIMEOUT_SECONDS
-        while len(list(port_dir.iterdir())) < self.count:
+        """Until every worker has written its port file. No deadline of its own, as for a single process: a
+        worker that cannot start exits (database retries, a bad setting), and a JetStream worker may take
+        minutes to rebuild its de-duplication index; the supervisor's start timeout applies."""
+        while len([p for p in port_dir.iterdir() if p.suffix != ".tmp"]) < self.count:
+            if self.stopping:
+                return
             failed = self.exited()
             if failed is not None:
                 raise StartupError(f"worker pid {failed.pid} exited with {failed.returncode} while starting")
-            if self.stopping:
-                return
-            if time.monotonic() > deadline:
-                raise StartupError(f"the {self.count} workers did not all start in {_START_TIMEOUT_SECONDS:.0f} s")
             time.sleep(0.05)
+
+    def pids(self) -> list[int]:
+        return [c.pid for c in self.children]
 
     def exited(self) -> subprocess.Popen[bytes] | None:
         return next((c for c in self.children if c.poll() is not None), None)
@@ -115,10 +126,13 @@ class _Workers:
                 child.wait()
 
 
-def _exit_code(returncode: int | None) -> int:
-    """A child's exit status as a shell reports it (128 + the signal for one killed by a signal)."""
+def _exit_code(returncode: int | None, stopping: bool = False) -> int:
+    """A child's exit status as a shell reports it (128 + the signal for one killed by a signal). When a stop was
+    asked for, a worker that the stop signal ended before it had its handlers (still starting) stopped cleanly."""
     if returncode is None:
         return 1
+    if stopping and -returncode in _STOP_SIGNALS:
+        return 0
     return 128 - returncode if returncode < 0 else returncode
 
 
@@ -132,25 +146,27 @@ def run_workers(service: str, config_file: Path | None, settings: ServiceSetting
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     port_file = settings.grpc_port_file
-    family = socket.AF_INET6 if ":" in settings.grpc_host else socket.AF_INET
-    with tempfile.TemporaryDirectory(prefix="qiming-workers-") as tmp, socket.socket(family) as reserve:
+    if getattr(settings, "log_backend", "sql") == "sql" and settings.resolved_database_url().startswith("sqlite"):
+        log.warning("workers share one SQLite log: they take turns at its write lock (docs/collect.md)")
+    with tempfile.TemporaryDirectory(prefix="qiming-workers-") as tmp, contextlib.ExitStack() as reserved:
         try:
-            port = workers.port(reserve)
+            port = workers.port(reserved)
             workers.spawn(port, Path(tmp))
             workers.wait_serving(Path(tmp))
-            reserve.close()
-            if port_file is not None and not workers.stopping:
-                port_file.write_text(str(port))
-            log.info("serving", extra={"workers": count, "port": port, "pids": [c.pid for c in workers.children]})
+            reserved.close()
+            if not workers.stopping:
+                if port_file is not None:
+                    _write_port_file(settings, port)
+                log.info("serving", extra={"workers": count, "port": port, "worker_pids": workers.pids()})
             while not workers.stopping:
                 failed = workers.exited()
                 if failed is not None:
-                    log.error("a worker exited; stopping the others", extra={"pid": failed.pid})
+                    log.error("a worker exited; stopping the others", extra={"worker_pid": failed.pid})
                     workers.stop()
                     return _exit_code(failed.returncode) or 1
                 time.sleep(0.2)
             workers.stop()
-            return max((_exit_code(c.returncode) for c in workers.children), default=0)
+            return max((_exit_code(c.returncode, stopping=True) for c in workers.children), default=0)
         finally:
             workers.stop()
             if port_file is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -103,3 +104,42 @@ def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
     pids = _workers(server)
     server.kill()  # SIGKILL: the parent cannot pass anything on; the kernel tells the workers
     assert _wait_gone(pids)
+
+
+def test_a_stop_during_start_up_ends_cleanly(tmp_path: Path) -> None:
+    """SIGTERM while the workers are still starting (some without their signal handlers yet): exit 0, no worker
+    left, no port file written."""
+    server = ServerProcess("collect", work_dir=tmp_path, env={"QIMING_COLLECT_WORKERS": "2"})
+    server.work_dir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "svc_common.cli", "serve", "collect"],
+        env=server.env,
+        cwd=server.work_dir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        children: list[int] = []
+        while not children and time.monotonic() < deadline:
+            children = [
+                int(p.name)
+                for p in Path("/proc").iterdir()
+                if p.name.isdigit() and _parent_of(int(p.name)) == process.pid
+            ]
+            time.sleep(0.02)
+        assert children, "the workers were never started"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert _wait_gone(children)
+        assert not server.port_file.exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def _parent_of(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (FileNotFoundError, IndexError, ValueError):
+        return -1
