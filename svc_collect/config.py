@@ -102,5 +102,10 @@ class CollectSettings(ServiceSettings):
     about 200 bytes per event: size it as events/s × window). Older ids re-sent are appended again."""
     jetstream_publish_timeout_millis: int = Field(default=10_000, ge=100)
     """How long to wait for JetStream's ack of one pack before retrying it (same message id)."""
+    jetstream_pack_format: Literal["auto", "rows", "columns"] = "auto"
+    """How packs are written: ``columns`` (this release; ~3 µs less CPU per event) or ``rows`` (all earlier releases
+    can read). ``auto``: columns on a stream this release made or marked, rows on an earlier release's stream, so
+    collectors of both releases can share it during a rolling upgrade. Set ``columns`` once every collector on the
+    stream runs this release: the stream is marked, and earlier releases can no longer read what is written."""
     jetstream_max_pack_bytes: int = Field(default=900_000, ge=10_000)
     """Upper bound of one JetStream message (a pack of events); kept under the server's max_payload."""

@@ -170,6 +170,67 @@ def test_packs_of_an_earlier_release_are_read_and_de_duplicated(jetstream_server
     asyncio.run(scenario())
 
 
+def test_packs_are_written_as_rows_on_a_stream_of_an_earlier_release_until_columns_are_asked_for(
+    jetstream_server: NatsServer, tmp_path: Path
+) -> None:
+    """A stream made by an earlier release keeps getting the row form, which collectors of that release read during
+    a rolling upgrade; ``jetstream_pack_format = columns`` marks the stream, after which columns are written."""
+    name = f"p{uuid.uuid4().hex[:10]}"
+
+    async def ingest(tag: str, **overrides) -> list[str]:
+        async with running_service(_settings(tmp_path / tag, jetstream_server, name, **overrides)) as (service, _):
+            return [o.event_id for o in await service.ingest([make_event(user_id=f"{tag}{i}") for i in range(5)])]
+
+    async def stream() -> tuple[str, list[LogPack]]:
+        nc = await nats.connect(jetstream_server.url)
+        try:
+            js = nc.jetstream()
+            description = (await js.stream_info(name)).config.description
+            packs, seq = [], 1
+            while True:
+                try:
+                    msg = await js.get_msg(name, seq=seq, subject=f"{name}.events.>", direct=True, next=True)
+                except nats.js.errors.NotFoundError:
+                    return description, packs
+                packs.append(LogPack.FromString(msg.data))
+                seq = msg.seq + 1
+        finally:
+            await nc.close()
+
+    async def as_an_earlier_release_made_it() -> None:
+        nc = await nats.connect(jetstream_server.url)
+        try:
+            js = nc.jetstream()
+            await js.add_stream(
+                nats.js.api.StreamConfig(
+                    name=name,
+                    description="Qiming event log (svc_collect); packs of events, see docs/collect.md; shards=1",
+                    subjects=[f"{name}.events.*"],
+                    allow_direct=True,
+                )
+            )
+        finally:
+            await nc.close()
+
+    async def scenario() -> None:
+        await as_an_earlier_release_made_it()
+        first = await ingest("a")
+        description, packs = await stream()
+        assert "packs=columns" not in description
+        assert [len(p.records) for p in packs] == [5] and not packs[0].event_ids  # rows
+        second = await ingest("b", jetstream_pack_format="columns")
+        third = await ingest("c")  # auto, on the stream now marked
+        description, packs = await stream()
+        assert "packs=columns" in description
+        assert [(len(p.records), len(p.event_ids)) for p in packs] == [(5, 0), (0, 5), (0, 5)]
+        async with running_service(_settings(tmp_path / "d", jetstream_server, name)) as (service, _):
+            assert [i for ids, _ in await _read(service) for i in ids] == first + second + third
+            again = await service.ingest([make_event(user_id="a0", event_id=first[0])])
+            assert [o.status for o in again] == [DUPLICATE]
+
+    asyncio.run(scenario())
+
+
 def test_users_land_on_their_shard_subject(jetstream_server: NatsServer, tmp_path: Path) -> None:
     name = f"u{uuid.uuid4().hex[:10]}"
     settings = _settings(tmp_path, jetstream_server, name, jetstream_shards=8)

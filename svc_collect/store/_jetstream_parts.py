@@ -32,6 +32,7 @@ class JetStreamConfig:
     dedup_window_seconds: int
     publish_timeout_millis: int
     max_pack_bytes: int
+    pack_format: str = "auto"
 
     @classmethod
     def from_settings(cls, settings: Any) -> JetStreamConfig:
@@ -45,6 +46,7 @@ class JetStreamConfig:
             dedup_window_seconds=settings.jetstream_dedup_window_seconds,
             publish_timeout_millis=settings.jetstream_publish_timeout_millis,
             max_pack_bytes=settings.jetstream_max_pack_bytes,
+            pack_format=settings.jetstream_pack_format,
         )
 
 
@@ -110,6 +112,24 @@ class Pack:
             list(message.payloads),
             list(message.sealed_values),
         )
+
+    def encode_rows(self) -> bytes:
+        """The row form that earlier releases write and read (one LogRecord per event)."""
+        pack = LogPack(received_at_us=self.received_at_us)
+        add = pack.records.add
+        for i, event_id in enumerate(self.event_ids):
+            add(
+                event_id=event_id,
+                event_type=self.event_types[i],
+                user_id=self.user_ids[i],
+                anonymous_id=self.anonymous_ids[i],
+                occurred_at_us=self.occurred_at_us[i],
+                fingerprint=self.fingerprints[i],
+                flags=self.flags[i],
+                payload=self.payloads[i],
+                sealed_values=self.sealed_values[i],
+            )
+        return pack.SerializeToString()
 
     def encode(self) -> bytes:
         return LogPack(

@@ -14,6 +14,33 @@ from svc_common.errors import StartupError
 
 log = logging.getLogger("qiming.collect.jetstream")
 SHARDS_MARK = "shards="
+# In the description of a stream whose packs may be written in columns, which earlier releases cannot read.
+COLUMNS_MARK = "packs=columns"
+
+
+async def writes_columns(js: Any, config: JetStreamConfig, info: Any) -> bool:
+    """Whether this collector writes packs in columns; marks the stream when ``columns`` is asked of one that is
+    not marked yet (from then on, collectors of earlier releases must not write to or read it)."""
+    description = info.config.description or ""
+    marked = COLUMNS_MARK in description
+    if config.pack_format == "rows":
+        return False
+    if config.pack_format == "columns" and not marked:
+        info.config.description = f"{description}; {COLUMNS_MARK}" if description else COLUMNS_MARK
+        await js.update_stream(info.config)
+        log.warning(
+            "JetStream stream %s is now marked %s: collectors of earlier releases cannot read its new packs",
+            config.stream,
+            COLUMNS_MARK,
+        )
+        return True
+    if not marked:
+        log.warning(
+            "JetStream stream %s was made by an earlier release: packs are written as rows, which every release "
+            "reads; set jetstream_pack_format = columns once every collector on it runs this release",
+            config.stream,
+        )
+    return marked or config.pack_format == "columns"
 
 
 async def ensure_stream(js: Any, config: JetStreamConfig, subject: str) -> Any:
@@ -26,7 +53,7 @@ async def ensure_stream(js: Any, config: JetStreamConfig, subject: str) -> Any:
             js_api.StreamConfig(
                 name=config.stream,
                 description=f"Qiming event log (svc_collect); packs of events, see docs/collect.md; "
-                f"{SHARDS_MARK}{config.shards}",
+                f"{SHARDS_MARK}{config.shards}; {COLUMNS_MARK}",
                 subjects=[all_subjects],
                 storage=js_api.StorageType.FILE,
                 num_replicas=config.replicas,

@@ -26,6 +26,7 @@ from svc_common.db import Database, DriverQuery
 
 _HEAD_ID = 1
 _LOOKUPS_AFTER_MISS = 16
+_EVENT_ID_INDEX = "ux_collect_event_event_id"
 _ID_CHUNK = 500
 LOG_COLUMNS = (
     "seq",
@@ -236,8 +237,12 @@ class SqlEventLog:
         savepoint = conn.begin_nested()
         try:
             self._write_rows(conn, done[1])
-        except UniqueViolation:
+        except UniqueViolation as exc:
             savepoint.rollback()
+            # Only a re-sent id sends the group the long way; any other clash (the seq key) is a real fault.
+            # openGauss may not name the constraint: then it can only be the event id's.
+            if exc.diag.constraint_name not in (None, _EVENT_ID_INDEX):
+                raise
             self._lookups_ahead = _LOOKUPS_AFTER_MISS
             return None
         savepoint.commit()
@@ -310,7 +315,7 @@ class SqlEventLog:
             # One parameter, planned for each call: psycopg prepares a statement after five runs,
             # and a generic plan made while the table was small (a sequential scan) stays cached as the
             # log grows to millions of rows — seconds per lookup instead of milliseconds. The ids go as
-            # one comma-joined string (they are validated UUIDs): dumping a list of 1,000 strings as an
+            # one comma-joined string (they are validated UUIDs, so no commas): dumping a list of 1,000 strings as an
             # array parameter cost the client 1.3 ms per batch, the join 0.2 ms.
             raw = conn.connection.driver_connection
             with raw.cursor() as cursor:

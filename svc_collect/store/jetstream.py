@@ -9,8 +9,8 @@ per-event cost at the client (docs/design/jetstream-publishing.md has the measur
 Positions. An event's position is ``stream_seq << 12 | index_in_pack``: totally ordered, stable, and
 the same kind of cursor as the embedded log's. A reader resuming inside a pack skips what it had.
 
-Exactly once. Every pack carries ``Nats-Msg-Id`` (a random id kept across its re-publishes), so
-re-publishing after a lost ack is absorbed by JetStream's duplicate window. Event ids are de-duplicated against
+Exactly once. Every pack carries ``Nats-Msg-Id`` (a random id, reused when a publish whose ack was lost is
+sent again), so that re-publish is absorbed by JetStream's duplicate window. Event ids are de-duplicated against
 an index in memory (ids of the last ``dedup_window``), kept exact across collectors by optimistic
 concurrency: each publish says ``Nats-Expected-Last-Subject-Sequence``, the last message of its shard this
 collector has indexed. If another collector wrote to the shard meanwhile, JetStream refuses (10071); the
@@ -49,7 +49,7 @@ from svc_collect.store._jetstream_parts import (
     position,
     shard_of,
 )
-from svc_collect.store._jetstream_stream import ensure_stream
+from svc_collect.store._jetstream_stream import ensure_stream, writes_columns
 from svc_collect.store._log import Appended, LogHead, LogPage, LogRow, SqlEventLog, StoredEvent, WriteBatch
 from svc_common.errors import StartupError, Unavailable
 
@@ -97,6 +97,7 @@ class JetStreamEventLog:
         self._max_pack_bytes = config.max_pack_bytes
         self._max_message_bytes = config.max_pack_bytes
         self._timeout = config.publish_timeout_millis / 1000
+        self._columns = True  # packs written in columns (see CollectSettings.jetstream_pack_format)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -140,6 +141,7 @@ class JetStreamEventLog:
             raise StartupError(f"cannot reach NATS at {config.nats_url}: {exc}") from exc
         self._js = self._nc.jetstream(timeout=self._timeout)
         info = await ensure_stream(self._js, config, self._subject)
+        self._columns = await writes_columns(self._js, config, info)
         self._log_id = hashlib.sha256(f"{config.stream}|{info.created}".encode()).hexdigest()[:32]
         self._max_message_bytes = self._nc.max_payload - _HEADER_ROOM_BYTES
         self._max_pack_bytes = min(config.max_pack_bytes, self._max_message_bytes)
@@ -264,7 +266,7 @@ class JetStreamEventLog:
                 break  # publish what fits, the rest in the next pack
             taken += 1
         pack = Pack.of_rows(received_us, [row for _, _, row in items[:taken]])
-        data = pack.encode()
+        data = pack.encode() if self._columns else pack.encode_rows()
         if len(data) > self._max_message_bytes:  # one event alone above what the server takes
             raise Unavailable("one event does not fit in a JetStream message; lower max_event_bytes")
         stream_seq = await self._publish_unchanged(shard, data, items[:taken])
