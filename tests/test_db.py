@@ -156,3 +156,15 @@ def test_sqlite_connections_get_wal_full_sync_and_the_configured_cache(tmp_path)
         database.dispose()
     # synchronous 2 is FULL; a negative cache_size is KiB.
     assert pragmas == {"journal_mode": "wal", "synchronous": 2, "cache_size": -16 * 1024}
+
+
+def test_postgresql_connections_plan_each_execution_for_its_parameters(database_url_postgresql: str) -> None:
+    """No generic plans: one made while a table was small stays a sequential scan as the table grows."""
+    database = _db(database_url_postgresql)
+    try:
+        with database.connection() as conn:
+            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_custom_plan"
+            # The URL's own options (a search_path here, as tests and deployments set) still apply.
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    finally:
+        database.dispose()
