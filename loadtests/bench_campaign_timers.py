@@ -18,7 +18,6 @@ change least when the machine is shared with other work; compare trees on them a
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 import sqlite3
 import tempfile
@@ -26,6 +25,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from cpu_account import cpu_seconds
 
 from svc_campaign.clock import ManualClock, SystemClock
 from svc_campaign.config import CampaignSettings
@@ -110,15 +111,6 @@ def baseline(data_dir: Path, timer_batch: int) -> tuple[float, float]:
         runtime.database.dispose()
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process so far (Linux ``/proc``; None elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def counts(database: Path) -> tuple[int, int]:
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as conn:
         timers = conn.execute("select count(*) from campaign_timer").fetchone()[0]
@@ -140,7 +132,7 @@ def restart(work: Path, customers: int, timer_batch: int) -> dict[str, float]:
     process.start()
     serving = time.perf_counter() - spawned
     assert process.process is not None
-    cpu_at_start = process_cpu_seconds(process.process.pid)
+    cpu_at_start = cpu_seconds(process.process.pid)
     first = 0.0
     try:
         while True:
@@ -153,11 +145,11 @@ def restart(work: Path, customers: int, timer_batch: int) -> dict[str, float]:
             if at > 1800:
                 raise SystemExit(f"{timers} timers still pending after 30 minutes")
             time.sleep(0.1)
-        cpu_at_end = process_cpu_seconds(process.process.pid)
+        cpu_at_end = cpu_seconds(process.process.pid)
     finally:
         process.terminate()
     _, messages = counts(database)
-    cpu = cpu_at_end - cpu_at_start if cpu_at_start is not None and cpu_at_end is not None else None
+    cpu = cpu_at_end - cpu_at_start
     return {"serving_s": serving, "first_fired_s": first, "all_fired_s": at, "server_cpu_s": cpu, "messages": messages}
 
 

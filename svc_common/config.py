@@ -174,7 +174,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
 
-def _env_name(cls: type[ServerSettings], field_name: str) -> str:
+def env_name(cls: type[ServerSettings], field_name: str) -> str:
+    """The environment variable of a setting, e.g. ``QIMING_COLLECT_WORKERS``."""
     return f"{cls.model_config['env_prefix']}{field_name}".upper()
 
 
@@ -227,7 +228,7 @@ def load_settings(cls: type[SettingsT], config_file: Path | str | None = None, *
 def _reject_unknown_env(cls: type[ServerSettings]) -> None:
     # A typo in an env var would otherwise be ignored silently and the default used.
     prefix = cls.model_config["env_prefix"].upper()
-    known = {_env_name(cls, name) for name in cls.model_fields}
+    known = {env_name(cls, name) for name in cls.model_fields}
     for name in os.environ:
         if name.upper().startswith(prefix) and name.upper() not in known:
             raise ConfigError(f"{name}: unknown setting for {cls.section} (see `qiming config {cls.section}`)")
@@ -239,7 +240,7 @@ def _describe(
     parts = []
     for error in exc.errors():
         field_name = str(error["loc"][0]) if error["loc"] else "?"
-        env = _env_name(cls, field_name)
+        env = env_name(cls, field_name)
         if field_name in overrides:
             where = f"{field_name} (argument)"
         elif env in os.environ or env.lower() in os.environ:
@@ -264,5 +265,5 @@ def describe_fields(cls: type[ServerSettings]) -> list[tuple[str, str, Any, str]
     rows = []
     for name, info in cls.model_fields.items():
         default = info.get_default(call_default_factory=True)
-        rows.append((_env_name(cls, name), name, default, (info.description or "").replace("\n", " ")))
+        rows.append((env_name(cls, name), name, default, (info.description or "").replace("\n", " ")))
     return rows

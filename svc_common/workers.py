@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from svc_common.config import ServiceSettings
+from svc_common.config import ServiceSettings, env_name
 from svc_common.errors import StartupError
 from svc_common.server._app import _write_port_file
 
@@ -46,10 +46,6 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != int(parent):
         raise StartupError("the parent of this worker has exited")
-
-
-def _env_name(settings: ServiceSettings, field: str) -> str:
-    return f"{settings.model_config['env_prefix']}{field}".upper()
 
 
 class _Workers:
@@ -85,11 +81,11 @@ class _Workers:
             env = dict(os.environ)
             env.update(
                 {
-                    _env_name(self.settings, "grpc_port"): str(port),
-                    _env_name(self.settings, "grpc_reuse_port"): "true",
-                    _env_name(self.settings, "grpc_port_file"): str(port_dir / f"worker-{index}"),
-                    _env_name(self.settings, "workers"): "1",
-                    _env_name(self.settings, "migrate_on_start"): "false",
+                    env_name(type(self.settings), "grpc_port"): str(port),
+                    env_name(type(self.settings), "grpc_reuse_port"): "true",
+                    env_name(type(self.settings), "grpc_port_file"): str(port_dir / f"worker-{index}"),
+                    env_name(type(self.settings), "workers"): "1",
+                    env_name(type(self.settings), "migrate_on_start"): "false",
                     PARENT_ENV: str(os.getpid()),
                 }
             )
