@@ -1,11 +1,10 @@
 """Garbage-collector settings for a serving process.
 
 A batch of 1,000 events allocates tens of thousands of short-lived objects. With Python's default young
-threshold (700 allocations) the collector ran ~250 times a second under load and took 15-20 % of the
-collector's CPU (measured: 1.0-1.3 s of a 6 s run). Nearly all of that garbage is freed by reference
-counting anyway; the cyclic collector is only a backstop, so it can run less often. Freezing what exists at
-start-up (modules, classes, the gRPC and SQLAlchemy machinery: ~100,000 objects) keeps full collections
-from walking it again and again.
+threshold (700 allocations) and nothing frozen, a collector spent 0.9-1.3 s of a ~6 s run in the cyclic
+collector (docs/benchmarks.md). Nearly all of that garbage is freed by reference counting anyway; the cyclic
+collector is only a backstop, so it can run less often. Freezing what exists at start-up (modules, classes, the
+gRPC and SQLAlchemy machinery: ~100,000 objects) keeps full collections from walking it again and again.
 """
 
 from __future__ import annotations

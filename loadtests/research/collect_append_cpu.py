@@ -1,0 +1,79 @@
+"""CPU per event of the log's append alone, in process: ``SqlEventLog.append`` on PostgreSQL or
+``JetStreamEventLog.append`` on NATS, 50 groups of 1,000 bench events after 10 to warm up.
+
+    PYTHONPATH=$PWD .venv/bin/python loadtests/research/collect_append_cpu.py postgresql
+    PYTHONPATH=$PWD .venv/bin/python loadtests/research/collect_append_cpu.py jetstream
+
+Run it from two checkouts in turn (each with its own PYTHONPATH) for an A/B. Uses a database, or a stream, of its
+own on the local servers (127.0.0.1:5432, 127.0.0.1:4222) and removes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).parents[2] / "tests")]
+
+import bench_collect  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+from collect_helpers import collect_settings, running_service  # noqa: E402
+
+from svc_common.pb.qiming.collect.v1 import collect_pb2  # noqa: E402
+
+ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+NATS = "nats://127.0.0.1:4222"
+
+
+async def measure(overrides: dict) -> None:
+    async with running_service(collect_settings(Path(tempfile.mkdtemp()), **overrides)) as (service, _):
+        now = time.time_ns() // 1000
+        seed = random.randrange(1 << 30)
+        groups = [
+            service._prepare(collect_pb2.IngestRequest.FromString(data).events, now)[0]
+            for data in bench_collect.make_batches(60, 1000, seed=seed)
+        ]
+        for group in groups[:10]:
+            service._log.append([group], now)
+        cpu, wall = time.process_time(), time.perf_counter()
+        for group in groups[10:]:
+            service._log.append([group], now)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        print(f"append: {cpu / 50_000 * 1e6:.2f} µs CPU and {wall / 50_000 * 1e6:.2f} µs wall per event")
+
+
+def main() -> None:
+    backend = sys.argv[1] if len(sys.argv) > 1 else "postgresql"
+    name = f"research_{uuid.uuid4().hex[:8]}"
+    if backend == "postgresql":
+        admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        try:
+            asyncio.run(measure({"database_url": sa.engine.make_url(ADMIN).set(database=name).render_as_string()}))
+        finally:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    else:
+        import nats
+
+        stream = {"jetstream_stream": name, "jetstream_subject_prefix": f"{name}.events"}
+        try:
+            asyncio.run(measure({"log_backend": "jetstream", "nats_url": NATS, **stream}))
+        finally:
+
+            async def drop() -> None:
+                nc = await nats.connect(NATS)
+                await nc.jetstream().delete_stream(name)
+                await nc.close()
+
+            asyncio.run(drop())
+
+
+if __name__ == "__main__":
+    main()
