@@ -13,6 +13,7 @@ import nats
 import pytest
 from collect_helpers import collect_settings, make_event, running_service
 from conftest import NatsServer
+from nats.js.errors import APIError
 
 from svc_collect.service import ACCEPTED, DUPLICATE
 from svc_collect.store._jetstream_parts import PACK_BITS, DedupIndex, Pack, shard_of
@@ -446,6 +447,56 @@ def test_a_lost_publish_ack_stores_nothing_twice(found_by: str, jetstream_server
         try:
             info = await nc.jetstream().stream_info(name)
             assert info.state.messages == 2
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_re_send_refused_because_the_lost_publish_was_stored_meanwhile_is_answered_accepted(
+    jetstream_server: NatsServer, tmp_path: Path
+) -> None:
+    """The publish times out and the read that looks for it finds nothing; the server stores it just after.
+    The re-send carries the shard's sequence from before that store, and nats-server 2.15 refuses it (wrong
+    last sequence) before looking at its Nats-Msg-Id. The collector must recognise the pack it finds as its
+    own: the events are ACCEPTED at the stored positions, not answered DUPLICATE of themselves."""
+    name = f"r{uuid.uuid4().hex[:10]}"
+    settings = _settings(tmp_path, jetstream_server, name, jetstream_shards=1)
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, _):
+            log = service._log
+            js = log._js
+            real_publish = js.publish
+            delayed: list[tuple[tuple, dict]] = []
+            stored: list[int] = []
+            refused: list[int] = []
+
+            async def publish_storing_late(*args, **kwargs):
+                if not delayed and not stored:
+                    delayed.append((args, kwargs))  # in flight: the server has not stored it yet
+                    raise nats.errors.TimeoutError
+                if delayed:
+                    first_args, first_kwargs = delayed.pop()
+                    stored.append((await real_publish(*first_args, **first_kwargs)).seq)  # ... now it has
+                try:
+                    return await real_publish(*args, **kwargs)
+                except APIError as exc:
+                    refused.append(exc.err_code)
+                    raise
+
+            js.publish = publish_storing_late
+            events = [make_event(user_id=f"c{i}", n=i) for i in range(30)]
+            outcomes = await service.ingest(events)
+            assert stored and refused == [10071], "the re-send must have been refused by the stored sequence"
+            assert [o.status for o in outcomes] == [ACCEPTED] * 30
+            assert {service.parse_cursor(o.cursor) >> PACK_BITS for o in outcomes} == {stored[0]}
+            again = await service.ingest(events)
+            assert [(o.status, o.cursor) for o in again] == [(DUPLICATE, o.cursor) for o in outcomes]
+
+        nc = await nats.connect(jetstream_server.url)
+        try:
+            assert (await nc.jetstream().stream_info(name)).state.messages == 1
         finally:
             await nc.close()
 
