@@ -32,6 +32,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -68,6 +69,8 @@ ID_KIND = "v7"
 JETSTREAM_SHARDS = 0  # 0: the collector's default
 WORKERS = 1  # --workers: collector worker processes
 IN_FLIGHT = 8  # --in-flight: calls in flight in (a) and (c)
+BACKENDS = ("SQLite", "PostgreSQL", "JetStream")  # --backends: the log backends (c) and latency run on
+PY_SPY_DIR = ""  # --py-spy DIR: py-spy samples of the collector per backend during (c)
 COLLECTOR_SETTINGS: dict[str, str] = {}  # --set name=value: QIMING_COLLECT_<NAME> for every collector started
 _TYPES = ("page_view", "quote_view", "fund_view", "app_click", "trade_filled")
 
@@ -369,6 +372,25 @@ def fsync_floor(samples: int = 300) -> tuple[float, float]:
 # -- the run ------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def py_spy(pid: int, backend: str) -> Iterator[None]:
+    """With ``--py-spy DIR``: sample the collector (its worker processes too) while (c) runs on ``backend``."""
+    if not PY_SPY_DIR:
+        yield
+        return
+    out = Path(PY_SPY_DIR) / f"collector-{backend.lower()}.txt"  # collapsed stacks (flamegraph.pl, speedscope)
+    spy = Path(sys.executable).with_name("py-spy")
+    command = [str(spy), "record", "--subprocesses", "--pid", str(pid), "--rate", "200", "--format", "raw"]
+    command += ["-o", str(out)]
+    recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(timeout=60)
+        print(f"      py-spy samples (collapsed stacks): {out}", flush=True)
+
+
 def run(events: int, parts: set[str]) -> dict[str, float]:
     count = max(events // 1000, 8)
     results: dict[str, float] = {}
@@ -409,13 +431,14 @@ def run(events: int, parts: set[str]) -> dict[str, float]:
         with postgres_database() as url:
             report("(b) PostgreSQL COPY, tx per batch", bulk_write(url, rows))
     if "c" in parts:
-        for backend in ("SQLite", "PostgreSQL", "JetStream"):
+        for backend in BACKENDS:
             with backend_env(backend) as env, collector(env) as server:
                 assert server.process is not None
                 batches = fresh()
                 meter = CpuMeter(server.process.pid, DATABASE_SERVERS[backend])
                 meter.start()
-                rate, events = asyncio.run(drive(server.address, batches))
+                with py_spy(server.process.pid, backend):
+                    rate, events = asyncio.run(drive(server.address, batches))
                 report(f"(c) collector on {backend}", rate)
                 report_cpu(backend, meter.stop(), events)
                 # What following consumers (svc_profile, svc_campaign) get: the same log read back over gRPC.
@@ -427,6 +450,8 @@ def run(events: int, parts: set[str]) -> dict[str, float]:
         # At the target rate on each backend, and on SQLite at a rate well inside this machine's capacity
         # (queueing excluded): what one group commit with its fsync costs.
         for backend, rate in (("SQLite", 10_000), ("PostgreSQL", 10_000), ("JetStream", 10_000), ("SQLite", 2_000)):
+            if backend not in BACKENDS:
+                continue
             with backend_env(backend) as env, collector(env) as server:
                 batches = make_batches(rate // 10, 100)  # 10 s of 100-event batches
                 latencies = sorted(asyncio.run(steady_latency(server.address, batches, rate_per_second=rate / 100)))
@@ -471,9 +496,15 @@ def main() -> None:
         "--workers", type=int, default=1, help="collector worker processes (each call in flight gets a connection)"
     )
     parser.add_argument("--in-flight", type=int, default=8, help="calls in flight in (a) and (c) (default 8)")
+    parser.add_argument(
+        "--backends", default="sqlite,postgresql,jetstream", help="log backends for (c) and latency, comma-separated"
+    )
+    parser.add_argument("--py-spy", metavar="DIR", help="write py-spy samples of the collector per (c) run")
     parser.add_argument("--serve-parse-only", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global ID_KIND, JETSTREAM_SHARDS, WORKERS, IN_FLIGHT
+    global ID_KIND, JETSTREAM_SHARDS, WORKERS, IN_FLIGHT, BACKENDS, PY_SPY_DIR
+    BACKENDS = tuple(name for name in BACKENDS if name.lower() in args.backends.lower().split(","))
+    PY_SPY_DIR = args.py_spy or ""
     IN_FLIGHT = args.in_flight
     ID_KIND = args.event_ids
     JETSTREAM_SHARDS = args.jetstream_shards

@@ -143,3 +143,63 @@ def _parent_of(pid: int) -> int:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (FileNotFoundError, IndexError, ValueError):
         return -1
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "jetstream"])
+def test_workers_on_a_shared_log_store_a_batch_sent_to_both_once(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The configured port (not 0) and a log that is not the embedded SQLite one: the same batch sent at once over
+    many connections, so both workers take copies of it, is stored once, and exactly one answer accepts each event;
+    the rest are duplicates (PostgreSQL: the unique index across workers; JetStream: the shard's expected sequence)."""
+    from conftest import free_port
+
+    port = free_port()
+    env = {"QIMING_COLLECT_WORKERS": "2", "QIMING_COLLECT_GRPC_PORT": str(port)}
+    if backend == "postgresql":
+        env["QIMING_COLLECT_DATABASE_URL"] = request.getfixturevalue("database_url_postgresql")
+    else:
+        nats = request.getfixturevalue("jetstream_server")
+        env |= {
+            "QIMING_COLLECT_LOG_BACKEND": "jetstream",
+            "QIMING_COLLECT_NATS_URL": nats.url,
+            "QIMING_COLLECT_JETSTREAM_STREAM": f"w{uuid.uuid4().hex[:10]}",
+            "QIMING_COLLECT_JETSTREAM_SUBJECT_PREFIX": f"w{uuid.uuid4().hex[:10]}",
+        }
+    server = ServerProcess("collect", work_dir=tmp_path, env=env).start()
+    try:
+        assert server.port == port
+        pids = _workers(server)
+        assert len(pids) == 2
+        batches = [_batch(f"c{i}", size=50) for i in range(4)]
+        channels = [
+            grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(CHANNELS)
+        ]
+        try:
+            futures = [
+                collect_pb2_grpc.CollectServiceStub(channel).Ingest.future(batches[i % len(batches)], timeout=30)
+                for i, channel in enumerate(channels)
+            ]
+            replies = [f.result() for f in futures]
+        finally:
+            for channel in channels:
+                channel.close()
+        assert sum(r.accepted_count for r in replies) == 200  # each event accepted once, whichever worker
+        assert sum(r.duplicate_count for r in replies) == (CHANNELS - 4) * 50
+        assert sum(r.rejected_count for r in replies) == 0
+        with grpc.insecure_channel(server.address) as channel:
+            read = collect_pb2_grpc.CollectServiceStub(channel).ReadEvents(
+                collect_pb2.ReadEventsRequest(batch_size=1000), timeout=10
+            )
+            ids = [e.event_id for response in read for e in response.events]
+        assert sorted(ids) == sorted(e.event_id for b in batches for e in b.events)
+        served_by = {
+            line["pid"]
+            for line in map(json.loads, server.log_path.read_text().splitlines())
+            if line.get("message") == "audit" and line.get("rpc_method", "").endswith("/Ingest")
+        }
+        assert served_by == set(pids)
+        assert server.terminate() == 0
+    finally:
+        server.kill()
