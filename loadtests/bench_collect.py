@@ -32,7 +32,6 @@ import os
 import platform
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from pathlib import Path
 
 import grpc
 import sqlalchemy as sa
-from cpu_account import CpuMeter
+from cpu_account import CpuMeter, py_spy_samples
 
 from svc_collect.config import CollectSettings
 from svc_collect.natsd import NatsServer
@@ -372,25 +371,6 @@ def fsync_floor(samples: int = 300) -> tuple[float, float]:
 # -- the run ------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def py_spy(pid: int, backend: str) -> Iterator[None]:
-    """With ``--py-spy DIR``: sample the collector (its worker processes too) while (c) runs on ``backend``."""
-    if not PY_SPY_DIR:
-        yield
-        return
-    out = Path(PY_SPY_DIR) / f"collector-{backend.lower()}.txt"  # collapsed stacks (flamegraph.pl, speedscope)
-    spy = Path(sys.executable).with_name("py-spy")
-    command = [str(spy), "record", "--subprocesses", "--pid", str(pid), "--rate", "200", "--format", "raw"]
-    command += ["-o", str(out)]
-    recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield
-    finally:
-        recorder.send_signal(signal.SIGINT)
-        recorder.wait(timeout=60)
-        print(f"      py-spy samples (collapsed stacks): {out}", flush=True)
-
-
 def run(events: int, parts: set[str]) -> dict[str, float]:
     count = max(events // 1000, 8)
     results: dict[str, float] = {}
@@ -437,7 +417,8 @@ def run(events: int, parts: set[str]) -> dict[str, float]:
                 batches = fresh()
                 meter = CpuMeter(server.process.pid, DATABASE_SERVERS[backend])
                 meter.start()
-                with py_spy(server.process.pid, backend):
+                samples = Path(PY_SPY_DIR) / f"collector-{backend.lower()}.txt" if PY_SPY_DIR else None
+                with py_spy_samples(server.process.pid, samples):
                     rate, events = asyncio.run(drive(server.address, batches))
                 report(f"(c) collector on {backend}", rate)
                 report_cpu(backend, meter.stop(), events)

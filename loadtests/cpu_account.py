@@ -8,8 +8,12 @@ says which one to work on and how far the machine can go. Database servers are f
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable
+import signal
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
@@ -79,3 +83,21 @@ class CpuMeter:
             "database": max(servers, 0.0),
             "client": cpu_seconds(os.getpid()) - self._before["client"],
         }
+
+
+@contextlib.contextmanager
+def py_spy_samples(pid: int, out: Path | None) -> Iterator[None]:
+    """Sample ``pid`` and its child processes with py-spy (beside this Python) into ``out`` as collapsed stacks
+    (for flamegraph.pl or speedscope) while the block runs; nothing when ``out`` is None."""
+    if out is None:
+        yield
+        return
+    spy = Path(sys.executable).with_name("py-spy")
+    command = [str(spy), "record", "--subprocesses", "--pid", str(pid), "--rate", "200", "--format", "raw"]
+    recorder = subprocess.Popen([*command, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(timeout=60)
+        print(f"      py-spy samples (collapsed stacks): {out}", flush=True)
