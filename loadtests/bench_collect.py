@@ -168,24 +168,31 @@ async def read_back(address: str, batch_size: int = 1000) -> tuple[float, int]:
 
 async def steady_latency(address: str, batches: list[bytes], rate_per_second: float) -> list[float]:
     """Send batches at a fixed rate, each on its own; acknowledgement latencies in milliseconds."""
+    return [ms for _, ms in await steady_latency_timeline(address, batches, rate_per_second)]
+
+
+async def steady_latency_timeline(
+    address: str, batches: list[bytes], rate_per_second: float
+) -> list[tuple[float, float]]:
+    """As :func:`steady_latency`, each with the seconds into the run it was sent at, in sending order."""
     async with grpc.aio.insecure_channel(address) as channel:
         call = channel.unary_unary(INGEST, request_serializer=None, response_deserializer=None)
-        latencies: list[float] = []
+        timeline: list[tuple[float, float]] = []
+        start = time.perf_counter()
 
         async def one(data: bytes) -> None:
             sent = time.perf_counter()
             await call(data, timeout=60)
-            latencies.append((time.perf_counter() - sent) * 1000)
+            timeline.append((sent - start, (time.perf_counter() - sent) * 1000))
 
         tasks = []
-        start = time.perf_counter()
         for i, data in enumerate(batches):
             delay = start + i / rate_per_second - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(data)))
         await asyncio.gather(*tasks)
-    return latencies
+    return sorted(timeline)
 
 
 # -- (a) the parse-only server ------------------------------------------------------------------------

@@ -18,35 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-import grpc
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_collect  # noqa: E402
 
 PG_LOG = Path("/var/log/postgresql/postgresql-15-main.log")
-
-
-async def timed(address: str, batches: list[bytes], rate_per_second: float) -> list[tuple[float, float]]:
-    """(seconds into the run, latency ms) per batch, sent at a fixed rate."""
-    async with grpc.aio.insecure_channel(address) as channel:
-        call = channel.unary_unary(bench_collect.INGEST, request_serializer=None, response_deserializer=None)
-        out: list[tuple[float, float]] = []
-        start = time.perf_counter()
-
-        async def one(data: bytes) -> None:
-            sent = time.perf_counter()
-            await call(data, timeout=60)
-            out.append((sent - start, (time.perf_counter() - sent) * 1000))
-
-        tasks = []
-        for i, data in enumerate(batches):
-            delay = start + i / rate_per_second - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(data)))
-        await asyncio.gather(*tasks)
-    return sorted(out)
 
 
 def main() -> None:
@@ -67,7 +44,7 @@ def main() -> None:
         with bench_collect.collector({"QIMING_COLLECT_DATABASE_URL": url}) as server:
             started = time.time()
             batches = bench_collect.make_batches(100 * args.seconds, 100)
-            samples = asyncio.run(timed(server.address, batches, rate_per_second=100))
+            samples = asyncio.run(bench_collect.steady_latency_timeline(server.address, batches, 100))
     latencies = sorted(ms for _, ms in samples)
     p99 = latencies[int(len(latencies) * 0.99) - 1]
     print(f"{len(samples)} batches: p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, PGOPTIONS={args.pgoptions!r}")
