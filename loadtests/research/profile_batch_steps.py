@@ -70,6 +70,10 @@ def main() -> None:
     store = app.core.store
     for name in STEPS:
         setattr(store, name, timed(name, getattr(store, name)))
+    hot = app.core.hot
+    for name in ("add_days", "day_rows", "store", "person_rows"):  # the hot cache's own work (where it exists)
+        if hasattr(hot, name):
+            setattr(hot, name, timed(f"hot.{name}", getattr(hot, name)))
     dialect = app.core.database.engine.dialect
     dialect.do_commit = timed("commit", dialect.do_commit)
     batch = timed("batch", app.consumer.handle)
@@ -77,7 +81,7 @@ def main() -> None:
     result = bench_profile.bench_consume(app, 20_000, args.events)
     batches = state["batches"]
     print(f"result {result}; per batch of {result['batch']} (ms wall / ms CPU), {batches} batches timed:")
-    steps = [*STEPS, "commit"]
+    steps = [*STEPS, "commit", *(n for n in wall if n.startswith("hot."))]
     share = 1 / batches * 1000
     for name in steps:
         if wall[name]:
