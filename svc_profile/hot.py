@@ -94,8 +94,11 @@ class MemberRow(NamedTuple):
 
 
 class HotPersons:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, day_limit: int = 1_000_000) -> None:
         self.limit = limit
+        self.day_limit = day_limit
+        """The most day buckets kept (``hot_day_buckets``)."""
+        self.day_buckets = 0
         self.owner: dict[IdKey, str] = {}
         self.customer: dict[str, str] = {}
         """Profile → its customer id; "" when it has none."""
@@ -120,6 +123,7 @@ class HotPersons:
         self.tags.clear()
         self.members.clear()
         self.days.clear()
+        self.day_buckets = 0
 
     # -- reads -------------------------------------------------------------------------------------------
     def owners(self, keys: Iterable[IdKey]) -> tuple[dict[IdKey, str], set[IdKey]]:
@@ -190,6 +194,7 @@ class HotPersons:
         key = (frozenset(types), first_day)
         if key != self.days_key:
             self.days.clear()
+            self.day_buckets = 0
             self.days_key = key
         found, missing = {}, []
         cached = self.days
@@ -217,14 +222,20 @@ class HotPersons:
             if bucket is None:
                 bucket = mine[event_type] = {}
             old = bucket.get(day)
-            bucket[day] = (n, amount) if old is None else (old[0] + n, old[1] + amount)
+            if old is None:
+                bucket[day] = (n, amount)
+                self.day_buckets += 1
+            else:
+                bucket[day] = (old[0] + n, old[1] + amount)
 
     def forget_merged(self, pids: Iterable[str]) -> None:
         """Winners of this batch's merges, before it evaluates them: the merge moved the loser's day buckets and
         kept tags (MANUAL, IMPORT, MODEL) to them in the database, so their cached buckets and tag rows are stale.
         (Their memberships are not: the loser's are ended, the winner's kept.)"""
         for pid in pids:
-            self.days.pop(pid, None)
+            days = self.days.pop(pid, None)
+            if days is not None:
+                self.day_buckets -= sum(len(b) for b in days.values())
             self.tags.pop(pid, None)
 
     # -- after a committed batch -----------------------------------------------------------------------
@@ -264,11 +275,20 @@ class HotPersons:
                 row.lifecycle_stage,
                 row.lifecycle_since_us,
             )
-        if days:
-            cached_days = self.days
+        if self.day_buckets > self.day_limit:  # grown past the bound by batches' new buckets: start over
+            self.days.clear()
+            self.day_buckets = 0
+        if days and self.day_limit:
+            cached_days, room = self.days, self.day_limit - self.day_buckets
             for pid, mine in days.items():
-                if pid in rows:  # tuples of ints: the collector stops tracking them (and then the dicts)
-                    cached_days[pid] = {t: {d: (v[0], v[1]) for d, v in b.items()} for t, b in mine.items()}
+                if pid not in rows:
+                    continue
+                size = sum(len(b) for b in mine.values())
+                if size > room:
+                    break  # full: these persons' buckets are read again next time
+                room -= size  # tuples of ints: the collector stops tracking them
+                cached_days[pid] = {t: {d: (v[0], v[1]) for d, v in b.items()} for t, b in mine.items()}
+            self.day_buckets = self.day_limit - room
         if tags is None or members is None:
             return
         cached_tags, cached_members = self.tags, self.members

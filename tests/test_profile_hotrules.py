@@ -268,3 +268,29 @@ def _manual(pid: str, name: str, value: object) -> dict[str, Any]:
         "expires_us": None,
         "trace_id": "",
     }
+
+
+def test_cached_day_buckets_are_bounded() -> None:
+    """``hot_day_buckets``: persons whose buckets would exceed it are not kept (read again next time); buckets
+    that batches add count, and past the bound the kept ones are dropped at the next store."""
+    from svc_profile.hot import HotPersons, PersonRow
+
+    hot = HotPersons(10, day_limit=3)
+    rows = {p: PersonRow(p, 0, 0, "{}", None, {}, "NEW", 0) for p in ("p", "q")}
+    texts = {p: "{}" for p in rows}
+    hot.day_rows([], ["login"], 100)
+    days = {"p": {"login": {100: [1, 0], 101: [1, 0]}}, "q": {"login": {100: [1, 0], 102: [2, 0]}}}
+    hot.store({}, {}, rows, texts, days=days)
+    assert hot.days == {"p": {"login": {100: (1, 0), 101: (1, 0)}}} and hot.day_buckets == 2
+    hot.add_days({("p", "login", 102): [1, 0], ("p", "login", 100): [1, 0]})
+    assert hot.day_buckets == 3
+    hot.add_days({("p", "login", 103): [1, 0]})
+    hot.forget_merged(["q"])
+    assert hot.day_buckets == 4
+    hot.store({}, {}, rows, texts, days={"q": {}})
+    assert hot.days == {"q": {}} and hot.day_buckets == 0
+    hot.forget_merged(["q"])
+    assert hot.days == {} and hot.day_buckets == 0
+    none = HotPersons(10, day_limit=0)
+    none.store({}, {}, rows, texts, days={"q": {}})
+    assert none.days == {} and none.day_rows(["q"], ["login"], 100) == ({}, ["q"])
