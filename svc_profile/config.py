@@ -84,5 +84,10 @@ class ProfileSettings(ServiceSettings):
     hot_persons: int = Field(default=100_000, ge=0)
     """Persons the log consumer keeps in memory between batches (id holders, customer id, person row): a batch
     reads only the others. Any write other than a log batch empties it. 0: none kept."""
+    hot_day_buckets: int = Field(default=1_000_000, ge=0)
+    """Day buckets (one person's events of one type on one day) the log consumer keeps in memory for the hot
+    persons it evaluated, about 100 bytes each: a batch reads buckets only for the others. Past this many, no more
+    persons' buckets are kept until the cache is emptied (any write other than a log batch, a full cache of
+    ``hot_persons``, a day boundary). 0: none kept."""
     finance_pack: bool = True
     """Install the built-in finance tag pack (``fin_*``) at start when missing."""

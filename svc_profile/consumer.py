@@ -83,6 +83,9 @@ class BatchConsumer:
                 for row in rows.values():
                     row.updated_us = now
                 store.add_days(conn, deltas)
+                if merged:
+                    hot.forget_merged(merged)  # a merge moved the loser's buckets and kept tags to them
+                hot.add_days(deltas)
                 store.insert_events(conn, event_rows)
                 if self.fail_after_features:
                     raise RuntimeError("injected crash in the middle of a batch")
@@ -102,6 +105,7 @@ class BatchConsumer:
                 )
                 evaluated = core.engine.last_people()
                 rules = core.engine.last_rows()  # their tag and membership rows, this batch's writes applied
+                days = core.engine.last_days()  # the buckets read for those the cache did not hold
                 for pid, person in evaluated.items():  # lifecycle as the refresh left it
                     row = rows.get(pid)
                     if row is not None:
@@ -117,7 +121,7 @@ class BatchConsumer:
             tags, members = rules if rules is not None else (None, None)
             owner = res.owner  # only the ids the cache did not hold are new to it
             fresh = {k: owner[k] for k in res.looked_up if k in owner} if res.looked_up is not None else owner
-            hot.store(fresh, res.customers, rows, texts, evaluated, tags, members)
+            hot.store(fresh, res.customers, rows, texts, evaluated, tags, members, days)
         if res.refused:
             self.refused_merges += res.refused
         counts.update(events=len(events), created=len(res.created), merges=len(res.merges), refused=res.refused)

@@ -35,7 +35,7 @@ class Core:
         self.policy = IdPolicy(settings, keys)
         self.engine = Engine(settings, self.store, self.sealer)
         self.write_lock = threading.RLock()
-        self.hot = HotPersons(settings.hot_persons)
+        self.hot = HotPersons(settings.hot_persons, settings.hot_day_buckets)
         self._sensitive = frozenset(settings.sensitive_attributes)
         self.on_commit: list[Any] = []
         """Called (no arguments) after a write transaction that may have queued outbox events."""

@@ -282,6 +282,7 @@ class Engine(Loading):
         counts = {"persons": 0, "tag_writes": 0, "lifecycle": 0, "entered": 0, "exited": 0}
         self._local.people = {}
         self._local.tracked = None
+        self._local.day_rows = None
         if pids is not None and not pids:
             return counts
         people = self.people(
@@ -312,6 +313,13 @@ class Engine(Loading):
         people = getattr(self._local, "people", {})
         self._local.people = {}
         return people
+
+    def last_days(self) -> dict[str, dict[str, Any]]:
+        """The day buckets the last ``refresh(…, hot=…)`` of this thread read from the database (persons its cache
+        did not hold), handed over once."""
+        days = getattr(self._local, "day_rows", None) or {}
+        self._local.day_rows = None
+        return days
 
     def last_rows(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]] | None:
         """(tag rows, membership rows) of the persons the last ``refresh(…, hot=…)`` of this thread evaluated,

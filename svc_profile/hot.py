@@ -94,8 +94,11 @@ class MemberRow(NamedTuple):
 
 
 class HotPersons:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, day_limit: int = 1_000_000) -> None:
         self.limit = limit
+        self.day_limit = day_limit
+        """The most day buckets kept (``hot_day_buckets``)."""
+        self.day_buckets = 0
         self.owner: dict[IdKey, str] = {}
         self.customer: dict[str, str] = {}
         """Profile → its customer id; "" when it has none."""
@@ -107,7 +110,11 @@ class HotPersons:
         to them in place: a batch that fails clears the cache, one that commits leaves them as stored."""
         self.members: dict[str, dict[str, MemberRow]] = {}
         """Evaluated persons' membership rows, the same way."""
-        self.hits = self.misses = self.rule_hits = 0
+        self.days: dict[str, dict[str, dict[int, tuple[int, int]]]] = {}
+        """Evaluated persons' day buckets as evaluation reads them ({event_type: {day: (n, amount_fen)}}) for the
+        types and from the first day of ``days_key``; a batch adds its own deltas to them (``add_days``)."""
+        self.days_key: tuple[frozenset[str], int] | None = None
+        self.hits = self.misses = self.rule_hits = self.day_hits = 0
 
     def clear(self) -> None:
         self.owner.clear()
@@ -115,6 +122,8 @@ class HotPersons:
         self.rows.clear()
         self.tags.clear()
         self.members.clear()
+        self.days.clear()
+        self.day_buckets = 0
 
     # -- reads -------------------------------------------------------------------------------------------
     def owners(self, keys: Iterable[IdKey]) -> tuple[dict[IdKey, str], set[IdKey]]:
@@ -176,6 +185,59 @@ class HotPersons:
         self.rule_hits += len(found)
         return found, missing
 
+    def day_rows(
+        self, pids: Iterable[str], types: Iterable[str], first_day: int
+    ) -> tuple[dict[str, dict[str, dict[int, Any]]], list[str]]:
+        """({person: buckets} known here for exactly these types from ``first_day`` on, persons to read). Buckets
+        read for other types or another first day (a day boundary passed, definitions changed) are dropped: a
+        cached person holds exactly what ``store.load_days`` would return, nothing older."""
+        key = (frozenset(types), first_day)
+        if key != self.days_key:
+            self.days.clear()
+            self.day_buckets = 0
+            self.days_key = key
+        found, missing = {}, []
+        cached = self.days
+        for pid in pids:
+            days = cached.get(pid)
+            if days is None:
+                missing.append(pid)
+            else:
+                found[pid] = days
+        self.day_hits += len(found)
+        return found, missing
+
+    def add_days(self, deltas: dict[tuple[str, str, int], list[int]]) -> None:
+        """A batch's day deltas (``store.add_days``, in the same transaction), added to the cached buckets in place
+        before the batch evaluates: a failed batch clears the cache."""
+        cached, key = self.days, self.days_key
+        if not cached or key is None:
+            return
+        types, first = key
+        for (pid, event_type, day), (n, amount) in deltas.items():
+            mine = cached.get(pid)
+            if mine is None or day < first or event_type not in types:
+                continue
+            bucket = mine.get(event_type)
+            if bucket is None:
+                bucket = mine[event_type] = {}
+            old = bucket.get(day)
+            if old is None:
+                bucket[day] = (n, amount)
+                self.day_buckets += 1
+            else:
+                bucket[day] = (old[0] + n, old[1] + amount)
+
+    def forget_merged(self, pids: Iterable[str]) -> None:
+        """Winners of this batch's merges, before it evaluates them: the merge moved the loser's day buckets and
+        kept tags (MANUAL, IMPORT, MODEL) to them in the database, so their cached buckets and tag rows are stale.
+        (Their memberships are not: the loser's are ended, the winner's kept.)"""
+        for pid in pids:
+            days = self.days.pop(pid, None)
+            if days is not None:
+                self.day_buckets -= sum(len(b) for b in days.values())
+            self.tags.pop(pid, None)
+
     # -- after a committed batch -----------------------------------------------------------------------
     def store(
         self,
@@ -186,11 +248,13 @@ class HotPersons:
         evaluated: Iterable[str] = (),
         tags: dict[str, dict[str, TagRow]] | None = None,
         members: dict[str, dict[str, Any]] | None = None,
+        days: dict[str, dict[str, dict[int, Any]]] | None = None,
     ) -> None:
         """What a committed batch read and wrote: every id it resolved, the customer (or none) of every
         person it touched, their rows as written (``features_text``: the features as stored), and for the
         ``evaluated`` persons their tag and membership rows as the batch left them (``tags`` / ``members``:
-        every row of those persons, the batch's writes applied)."""
+        every row of those persons, the batch's writes applied); ``days``: the buckets the batch read from the
+        database for evaluated persons not cached (``Loading.people``), each person's complete (``{}``: none)."""
         if self.limit == 0:
             return
         if len(self.rows) + len(rows) > self.limit or len(self.owner) + len(owner) > 4 * self.limit:
@@ -211,6 +275,20 @@ class HotPersons:
                 row.lifecycle_stage,
                 row.lifecycle_since_us,
             )
+        if self.day_buckets > self.day_limit:  # grown past the bound by batches' new buckets: start over
+            self.days.clear()
+            self.day_buckets = 0
+        if days and self.day_limit:
+            cached_days, room = self.days, self.day_limit - self.day_buckets
+            for pid, mine in days.items():
+                if pid not in rows:
+                    continue
+                size = sum(len(b) for b in mine.values())
+                if size > room:
+                    break  # full: these persons' buckets are read again next time
+                room -= size  # tuples of ints: the collector stops tracking them
+                cached_days[pid] = {t: {d: (v[0], v[1]) for d, v in b.items()} for t, b in mine.items()}
+            self.day_buckets = self.day_limit - room
         if tags is None or members is None:
             return
         cached_tags, cached_members = self.tags, self.members

@@ -122,6 +122,13 @@ class Loading:
                 if (event_type, first, column) not in sums:
                     name = "n" if column == 0 else "amount_fen"
                     sums[(event_type, first, column)] = store.window_sums(conn, ids, event_type, first, name)
+        elif hot is not None and ids is not None and day_types:
+            # The consumer: buckets of the persons its cache holds from there (this batch's deltas added), the others
+            # read; those are kept for the cache (``last_days``).
+            days, ask = hot.day_rows(ids, day_types, first_day)
+            loaded = store.load_days(conn, ask, day_types, first_day) if ask else {}
+            days.update(loaded)
+            self._local.day_rows = {pid: loaded.get(pid, {}) for pid in ask}
         else:
             days = store.load_days(conn, ids, day_types, first_day) if day_types else {}
         events = store.load_events(conn, ids, event_types, now - event_horizon * 1_000_000) if event_types else {}

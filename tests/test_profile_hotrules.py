@@ -160,3 +160,137 @@ def test_remembered_id_keys_equal_the_policys(tmp_path: Path) -> None:
         with app.core.database.connection() as conn:
             owners = app.core.store.lookup_ids(conn, [(CUSTOMER, "C1"), (ANONYMOUS, "C1"), (ANONYMOUS, "d9")])
         assert len(set(owners.values())) == 2 and owners[(CUSTOMER, "C1")] == owners[(ANONYMOUS, "d9")]
+
+
+def test_cached_day_buckets_follow_the_batches_deltas(tmp_path: Path, database_url: str) -> None:
+    """The consumer keeps evaluated persons' day buckets (``HotPersons.days``) and adds each batch's deltas to
+    them: a count window entered and left again across batches (page views 2 to 3 in 7 days), trades and logins
+    on several days (finance tags, lifecycle), the cache emptied once in the middle, equal after every batch to
+    a consumer reading every bucket from the database."""
+    now = time.time_ns() // 1000 - DAY
+    batches = [[event("app_start", user_id=u, at_us=now - 20 * DAY) for u in ("A", "B", "C")]]
+    for i in range(6):
+        at = now + i * 1000
+        batch = [event("page_view", user_id="A", at_us=at - (i % 3) * DAY)]
+        batch += [event("page_view", user_id="B", at_us=at - 8 * DAY)] if i % 2 else []  # outside the window
+        batch += [event("page_view", user_id="B", at_us=at)] if i in (1, 4) else []
+        batch += [event("trade_filled", user_id="C", at_us=at - i * 5 * DAY, amount_fen=1000 * (i + 1))]
+        batch += [event("login", user_id=u, at_us=at - i * 7 * DAY) for u in ("A", "C")]
+        batches.append(batch)
+    window = C.EventCount(event_type="page_view", min_count=2, max_count=3, window_seconds=7 * 86_400)
+    states = []
+    with second_database(tmp_path, database_url) as second:
+        for hot, url in ((0, database_url), (100_000, second)):
+            with profile_app(profile_settings(tmp_path / f"h{hot}", url, hot_persons=hot)) as app:
+                app.definitions.create_segment(
+                    pb.Segment(segment_id="viewers", condition=C.Condition(event_count=window))
+                )
+                seen = []
+                for i, batch in enumerate(batches):
+                    app.consumer.handle(batch, f"c{i}")
+                    seen.append(_state(app))
+                    if i == 3:
+                        app.core.hot.clear()  # read from the database again, then cached again
+                if hot:
+                    assert app.core.hot.day_hits >= 8  # A and C evaluated from cached buckets in later batches
+                states.append(seen)
+    assert states[0] == states[1]
+    viewers = [m for m in states[0][-1]["members"] if m[1] == "viewers"]
+    assert [(m[0], m[2], m[3]) for m in viewers] == [("A", False, 2), ("B", True, 1)]  # A entered and left
+
+
+def test_cached_day_buckets_are_dropped_when_the_window_moves() -> None:
+    """Buckets cached for one set of types and first day are not served for another (a day boundary passed,
+    definitions changed): those persons are read again; deltas before the first day or of other types are not
+    added."""
+    from svc_profile.hot import HotPersons
+
+    hot = HotPersons(10)
+    assert hot.day_rows(["p"], ["login"], 100) == ({}, ["p"])
+    hot.days["p"] = {"login": {100: (1, 0)}}
+    hot.add_days({("p", "login", 100): [2, 5], ("p", "login", 99): [1, 0], ("p", "trade", 101): [1, 9]})
+    hot.add_days({("p", "login", 102): [1, 0], ("q", "login", 102): [1, 0]})
+    assert hot.day_rows(["p", "q"], ["login"], 100) == ({"p": {"login": {100: (3, 5), 102: (1, 0)}}}, ["q"])
+    assert hot.day_rows(["p"], ["login"], 101) == ({}, ["p"]) and hot.days == {}
+    hot.days["p"] = {}
+    assert hot.day_rows(["p"], ["login", "trade"], 101) == ({}, ["p"])
+
+
+def test_a_merge_reads_the_winners_day_buckets_and_tags_again(tmp_path: Path, database_url: str) -> None:
+    """A device's page views and manual tag merged into a cached customer (a login on the device) count in the
+    same batch's evaluation: the merge moved them in the database, so the winner's cached buckets and tag rows
+    are not used."""
+    now = time.time_ns() // 1000 - DAY
+    batches = [
+        [
+            event("app_start", user_id="W", at_us=now),
+            *[event("page_view", anonymous_id="D", at_us=now + i) for i in (1, 2)],
+        ],
+        [event("page_view", user_id="W", at_us=now + 3)],
+        [event("login", user_id="W", anonymous_id="D", at_us=now + 4)],
+    ]
+    window = C.EventCount(event_type="page_view", min_count=3, window_seconds=7 * 86_400)
+    vip = C.FieldRef(source=C.FieldRef.SOURCE_TAG, name="vip")
+    tagged = C.Condition(comparison=C.Comparison(field=vip, operator=C.OPERATOR_EQ, value=to_proto(True)))
+    states = []
+    with second_database(tmp_path, database_url) as second:
+        for hot, url in ((0, database_url), (100_000, second)):
+            with profile_app(profile_settings(tmp_path / f"h{hot}", url, hot_persons=hot)) as app:
+                app.definitions.create_segment(
+                    pb.Segment(segment_id="viewers", condition=C.Condition(event_count=window))
+                )
+                app.definitions.create_segment(pb.Segment(segment_id="vips", condition=tagged))
+                for i, batch in enumerate(batches):
+                    app.consumer.handle(batch, f"c{i}")
+                    if i == 0:
+                        with app.core.writing() as conn:  # a manual tag on the device's profile
+                            device = app.core.store.lookup_ids(conn, [(ANONYMOUS, "D")])[(ANONYMOUS, "D")]
+                            app.core.store.upsert_tags(conn, [_manual(device, "vip", True)])
+                    if hot and i == 1:
+                        assert app.core.hot.days and app.core.hot.tags  # W's are cached before the merge
+                states.append(_state(app))
+    assert states[0] == states[1]
+    assert [m[2] for m in states[0]["members"] if m[1] == "viewers"] == [True]  # the merged profile, 3 views
+    assert [m[2] for m in states[0]["members"] if m[1] == "vips"] == [True]  # and the device's tag
+
+
+def _manual(pid: str, name: str, value: object) -> dict[str, Any]:
+    from svc_profile.model import encode
+
+    return {
+        "profile_id": pid,
+        "name": name,
+        "tag_value": encode(value),
+        "source": "MANUAL",
+        "writer": "test",
+        "writer_version": "1",
+        "written_us": time.time_ns() // 1000,
+        "expires_us": None,
+        "trace_id": "",
+    }
+
+
+def test_cached_day_buckets_are_bounded() -> None:
+    """``hot_day_buckets``: persons whose buckets would exceed it are not kept (read again next time); buckets
+    that batches add count, and past the bound the kept ones are dropped at the next store."""
+    from svc_profile.hot import HotPersons, PersonRow
+
+    hot = HotPersons(10, day_limit=3)
+    rows = {p: PersonRow(p, 0, 0, "{}", None, {}, "NEW", 0) for p in ("p", "q")}
+    texts = {p: "{}" for p in rows}
+    hot.day_rows([], ["login"], 100)
+    days = {"p": {"login": {100: [1, 0], 101: [1, 0]}}, "q": {"login": {100: [1, 0], 102: [2, 0]}}}
+    hot.store({}, {}, rows, texts, days=days)
+    assert hot.days == {"p": {"login": {100: (1, 0), 101: (1, 0)}}} and hot.day_buckets == 2
+    hot.add_days({("p", "login", 102): [1, 0], ("p", "login", 100): [1, 0]})
+    assert hot.day_buckets == 3
+    hot.add_days({("p", "login", 103): [1, 0]})
+    hot.forget_merged(["q"])
+    assert hot.day_buckets == 4
+    hot.store({}, {}, rows, texts, days={"q": {}})
+    assert hot.days == {"q": {}} and hot.day_buckets == 0
+    hot.forget_merged(["q"])
+    assert hot.days == {} and hot.day_buckets == 0
+    none = HotPersons(10, day_limit=0)
+    none.store({}, {}, rows, texts, days={"q": {}})
+    assert none.days == {} and none.day_rows(["q"], ["login"], 100) == ({}, ["q"])

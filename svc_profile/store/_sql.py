@@ -24,6 +24,8 @@ CUSTOMER = types_pb2.ID_TYPE_CUSTOMER
 CANONICAL = types_pb2.ID_TYPE_CANONICAL
 ANONYMOUS = types_pb2.ID_TYPE_ANONYMOUS
 _CHUNK = 500
+EVENT_KEY = ("profile_id", "occurred_us", "event_id")
+"""The retained events' primary key (``pk_profile_event``)."""
 
 
 def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -360,14 +362,14 @@ class ProfileStore:
 
     def insert_events(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         """Retained events as tuples in ``EVENT_COLUMNS`` order, ``properties`` as JSON text already; an event
-        stored before (the same ``event_id``) is kept."""
+        stored before (the same person, time and ``event_id``: a replay) is kept."""
         if rows:
             t = self.t["event"]
             columns = self.EVENT_COLUMNS
             bulk(
                 conn,
                 ("insert_events", columns),
-                lambda: upsert_statement(conn.dialect.name, t, columns, ("event_id",)),
+                lambda: upsert_statement(conn.dialect.name, t, columns, EVENT_KEY),
                 rows,
                 columns,
                 encoded=("properties",),

@@ -28,10 +28,8 @@ CREATE TABLE profile_event (
 	session_id VARCHAR2(128 CHAR) NOT NULL,
 	screen VARCHAR2(256 CHAR) NOT NULL,
 	properties TEXT NOT NULL,
-	PRIMARY KEY (event_id)
+	CONSTRAINT pk_profile_event PRIMARY KEY (profile_id, occurred_us, event_id)
 );
-
-CREATE INDEX ix_profile_event_profile ON profile_event (profile_id, occurred_us);
 
 CREATE INDEX ix_profile_event_time ON profile_event (occurred_us);
 

@@ -1,0 +1,96 @@
+"""Where a log batch's time goes: ``bench_profile.py --only consume``'s workload with timers around the store's
+statements and the commit, per batch (wall ms and this thread's CPU ms), for the tree on PYTHONPATH.
+
+    PYTHONPATH=<tree> .venv/bin/python <tree>/loadtests/research/profile_batch_steps.py [--events 40000]
+        [--stored 0] [--database-url URL]
+
+``--stored N``: N more events consumed first (untimed), so the retained-events table holds that many rows more
+(its insert grows with it). Step times are measured inside ``BatchConsumer.handle``; "other" is the rest of the
+batch (Python: resolving, folding, evaluating, caching).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "loadtests"), str(ROOT / "tests")]
+
+import bench_profile  # noqa: E402
+
+STEPS = (
+    "insert_events",
+    "add_days",
+    "write_features",
+    "upsert_tags",
+    "delete_tags",
+    "load_days",
+    "load_persons",
+    "tag_rows",
+    "load_members",
+    "save_cursor",
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=40_000)
+    parser.add_argument("--stored", type=int, default=0)
+    parser.add_argument("--database-url", default="")
+    args = parser.parse_args()
+    app = bench_profile.open_app(args.database_url, Path(tempfile.mkdtemp(prefix="profile-steps-")))
+    if args.stored:
+        bench_profile.bench_consume(app, 20_000, args.stored)
+    wall: dict[str, float] = defaultdict(float)
+    cpu: dict[str, float] = defaultdict(float)
+    state = {"on": False, "batches": 0}
+
+    def timed(name, fn):
+        def run(*a, **k):
+            w, c = time.perf_counter(), time.thread_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                if state["on"]:
+                    wall[name] += time.perf_counter() - w
+                    cpu[name] += time.thread_time() - c
+
+        return run
+
+    def handle(events, cursor):  # only the timed batches (cursors c0, c1, ...; w… create the persons)
+        state["on"] = cursor.startswith("c")
+        state["batches"] += state["on"]
+        return batch(events, cursor)
+
+    store = app.core.store
+    for name in STEPS:
+        setattr(store, name, timed(name, getattr(store, name)))
+    hot = app.core.hot
+    for name in ("add_days", "day_rows", "store", "person_rows"):  # the hot cache's own work (where it exists)
+        if hasattr(hot, name):
+            setattr(hot, name, timed(f"hot.{name}", getattr(hot, name)))
+    dialect = app.core.database.engine.dialect
+    dialect.do_commit = timed("commit", dialect.do_commit)
+    batch = timed("batch", app.consumer.handle)
+    app.consumer.handle = handle
+    result = bench_profile.bench_consume(app, 20_000, args.events)
+    batches = state["batches"]
+    print(f"result {result}; per batch of {result['batch']} (ms wall / ms CPU), {batches} batches timed:")
+    steps = [*STEPS, "commit", *(n for n in wall if n.startswith("hot."))]
+    share = 1 / batches * 1000
+    for name in steps:
+        if wall[name]:
+            print(f"  {name:15s} {wall[name] * share:7.1f} / {cpu[name] * share:7.1f}")
+    other_w = wall["batch"] - sum(wall[n] for n in steps)
+    other_c = cpu["batch"] - sum(cpu[n] for n in steps)
+    print(f"  {'other':15s} {other_w * share:7.1f} / {other_c * share:7.1f}")
+    print(f"  {'batch':15s} {wall['batch'] * share:7.1f} / {cpu['batch'] * share:7.1f}")
+
+
+if __name__ == "__main__":
+    main()
