@@ -65,63 +65,66 @@ class BatchConsumer:
         core, store, hot = self.core, self.core.store, self.core.hot
         now = now_us()
         mine = [e for e in events if not e.event_type.startswith(OWN_EVENTS)]
-        try:
-            with core.writing(keep_hot=True) as conn:
-                res = self.resolver.resolve(conn, mine, now, hot)
-                store.insert_persons(conn, [person_row(pid, now) for pid in res.created])
-                store.insert_links(conn, res.links)
-                for loser, winner in res.merges:
-                    core.merge(conn, loser, winner, now)
-                touched = sorted({p for p in res.pids if p})
-                merged = {winner for _, winner in res.merges}
-                rows, missing = hot.person_rows(p for p in touched if p not in merged)
-                loaded = store.load_persons(conn, missing + sorted(merged & set(touched)))
-                rows.update((p, PersonRow.of(r)) for p, r in loaded.items())
-                deltas, event_rows = self.updater.apply({p: r.features for p, r in rows.items()}, res.pids, mine)
-                texts = {p: encode_doc(r.features) for p, r in rows.items()}
-                store.write_features(conn, [(p, text, now) for p, text in texts.items()])
-                for row in rows.values():
-                    row.updated_us = now
-                store.add_days(conn, deltas)
-                if merged:
-                    hot.forget_merged(merged)  # a merge moved the loser's buckets and kept tags to them
-                hot.add_days(deltas)
-                store.insert_events(conn, event_rows)
-                if self.fail_after_features:
-                    raise RuntimeError("injected crash in the middle of a batch")
-                triggers, person_types = self.updater.triggers, self.updater.types
-                fresh = set(res.created) | merged
-                counts = core.engine.refresh(
-                    conn,
-                    touched,
-                    now,
-                    cause="event",
-                    triggers=triggers,
-                    person_types=person_types,
-                    fresh=fresh,
-                    rows=rows,
-                    customers=res.customers,  # the customer of every touched person, known from resolving
-                    hot=hot,
-                )
-                evaluated = core.engine.last_people()
-                rules = core.engine.last_rows()  # their tag and membership rows, this batch's writes applied
-                days = core.engine.last_days()  # the buckets read for those the cache did not hold
-                for pid, person in evaluated.items():  # lifecycle as the refresh left it
-                    row = rows.get(pid)
-                    if row is not None:
-                        row.lifecycle_stage = person.lifecycle_stage
-                        row.lifecycle_since_us = person.lifecycle_since_us
-                store.save_cursor(conn, self.name, cursor, len(events), now)
-        except BaseException:
-            hot.clear()  # rolled back: what the cache holds may be what this batch changed
-            raise
-        if res.merges:
-            hot.clear()  # ids and rows moved between profiles
-        else:
-            tags, members = rules if rules is not None else (None, None)
-            owner = res.owner  # only the ids the cache did not hold are new to it
-            fresh = {k: owner[k] for k in res.looked_up if k in owner} if res.looked_up is not None else owner
-            hot.store(fresh, res.customers, rows, texts, evaluated, tags, members, days)
+        # The writer lock is held until the cache holds this batch's rows: a writer that took it between the commit
+        # and the store would empty the cache, commit, and then see rows read before its write put back.
+        with core.write_lock:
+            try:
+                with core.writing(keep_hot=True) as conn:
+                    res = self.resolver.resolve(conn, mine, now, hot)
+                    store.insert_persons(conn, [person_row(pid, now) for pid in res.created])
+                    store.insert_links(conn, res.links)
+                    for loser, winner in res.merges:
+                        core.merge(conn, loser, winner, now)
+                    touched = sorted({p for p in res.pids if p})
+                    merged = {winner for _, winner in res.merges}
+                    rows, missing = hot.person_rows(p for p in touched if p not in merged)
+                    loaded = store.load_persons(conn, missing + sorted(merged & set(touched)))
+                    rows.update((p, PersonRow.of(r)) for p, r in loaded.items())
+                    deltas, event_rows = self.updater.apply({p: r.features for p, r in rows.items()}, res.pids, mine)
+                    texts = {p: encode_doc(r.features) for p, r in rows.items()}
+                    store.write_features(conn, [(p, text, now) for p, text in texts.items()])
+                    for row in rows.values():
+                        row.updated_us = now
+                    store.add_days(conn, deltas)
+                    if merged:
+                        hot.forget_merged(merged)  # a merge moved the loser's buckets and kept tags to them
+                    hot.add_days(deltas)
+                    store.insert_events(conn, event_rows)
+                    if self.fail_after_features:
+                        raise RuntimeError("injected crash in the middle of a batch")
+                    triggers, person_types = self.updater.triggers, self.updater.types
+                    fresh = set(res.created) | merged
+                    counts = core.engine.refresh(
+                        conn,
+                        touched,
+                        now,
+                        cause="event",
+                        triggers=triggers,
+                        person_types=person_types,
+                        fresh=fresh,
+                        rows=rows,
+                        customers=res.customers,  # the customer of every touched person, known from resolving
+                        hot=hot,
+                    )
+                    evaluated = core.engine.last_people()
+                    rules = core.engine.last_rows()  # their tag and membership rows, this batch's writes applied
+                    days = core.engine.last_days()  # the buckets read for those the cache did not hold
+                    for pid, person in evaluated.items():  # lifecycle as the refresh left it
+                        row = rows.get(pid)
+                        if row is not None:
+                            row.lifecycle_stage = person.lifecycle_stage
+                            row.lifecycle_since_us = person.lifecycle_since_us
+                    store.save_cursor(conn, self.name, cursor, len(events), now)
+            except BaseException:
+                hot.clear()  # rolled back: what the cache holds may be what this batch changed
+                raise
+            if res.merges:
+                hot.clear()  # ids and rows moved between profiles
+            else:
+                tags, members = rules if rules is not None else (None, None)
+                owner = res.owner  # only the ids the cache did not hold are new to it
+                fresh = {k: owner[k] for k in res.looked_up if k in owner} if res.looked_up is not None else owner
+                hot.store(fresh, res.customers, rows, texts, evaluated, tags, members, days)
         if res.refused:
             self.refused_merges += res.refused
         counts.update(events=len(events), created=len(res.created), merges=len(res.merges), refused=res.refused)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from profile_helpers import profile_settings
+from test_ddl_snapshots import make_dialect
 
 from svc_common.db import Database
 from svc_profile.store import SCHEMA, tables
@@ -85,3 +87,30 @@ def test_a_replayed_event_is_stored_once(tmp_path: Path, database_url: str) -> N
         ]
     finally:
         db.dispose()
+
+
+def test_the_way_back_keeps_one_row_per_event_id(tmp_path: Path, database_url: str) -> None:
+    """The wider key can hold one event twice (under two persons, or at two times); the downgrade to a key of the
+    event id alone keeps one of them instead of failing (and leaving the database stuck at profile_0003)."""
+    db = _database(tmp_path, database_url)
+    migrations = SCHEMA.migrations
+    twice = [("e1", "p9", 1_000, "page_view", "s9", "home", "{}"), ("e3", "p2", 5_000, "page_view", "s2", "home", "{}")]
+    try:
+        assert migrations.upgrade(db.engine) == "profile_0003"
+        with db.connection(write=True) as conn:
+            ProfileStore(db, tables).insert_events(conn, [*ROWS, *twice])
+        with db.engine.connect() as conn:
+            command.downgrade(migrations._config(conn), "profile_0002")
+            conn.commit()
+        kept = _rows(db)
+        assert sorted(r[0] for r in kept) == ["e1", "e2", "e3"]
+        assert {r[0]: r[1:3] for r in kept} == {"e1": ("p1", 1_000), "e2": ("p1", 2_000), "e3": ("p2", 1_000)}
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("dialect_name", ["sqlite", "postgresql", "opengauss", "dm"])
+def test_a_merges_drop_of_copies_the_winner_holds_compiles(dialect_name: str) -> None:
+    statement = ProfileStore(None, tables).copies_held_by("winner", "loser")  # type: ignore[arg-type]
+    sql = str(statement.compile(dialect=make_dialect(dialect_name))).upper()
+    assert sql.startswith("DELETE FROM PROFILE_EVENT") and "EXISTS (SELECT" in sql

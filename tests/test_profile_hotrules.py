@@ -5,12 +5,23 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from profile_helpers import ANONYMOUS, CUSTOMER, DAY, event, profile_app, profile_settings, second_database
+from profile_helpers import (
+    ANONYMOUS,
+    CANONICAL,
+    CUSTOMER,
+    DAY,
+    event,
+    profile_app,
+    profile_settings,
+    ref,
+    second_database,
+)
 from sqlalchemy import select
 
 from svc_common.conditions import to_proto
@@ -294,3 +305,60 @@ def test_cached_day_buckets_are_bounded() -> None:
     none = HotPersons(10, day_limit=0)
     none.store({}, {}, rows, texts, days={"q": {}})
     assert none.days == {} and none.day_rows(["q"], ["login"], 100) == ({}, ["q"])
+
+
+def test_a_merge_of_two_profiles_holding_the_same_event_keeps_one_copy(tmp_path: Path, database_url: str) -> None:
+    """An event sent again after svc_collect's de-duplication window, while its device was unlinked from the
+    customer, is stored under both profiles (the events' key is person, time, event id). Their merge keeps one
+    copy instead of failing the batch on every retry (which would stop the consumer)."""
+    now = time.time_ns() // 1000 - 3_600_000_000
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        view = event("page_view", anonymous_id="D", at_us=now, event_id="11111111-1111-1111-1111-111111111111")
+        app.consumer.handle([view], "c1")
+        with app.core.database.connection() as conn:
+            first = app.core.store.lookup_ids(conn, [(ANONYMOUS, "D")])[(ANONYMOUS, "D")]
+        app.profiles.link(ref(first, CANONICAL), ref("C1", CUSTOMER), "", frozenset())
+        second = app.profiles.unlink(ref("D", ANONYMOUS))  # the device now has a profile of its own
+        app.consumer.handle([view], "c2")  # the same event again: it lands on the device's new profile
+        t = app.core.store.t["event"]
+        with app.core.database.connection() as conn:
+            assert sorted(r.profile_id for r in conn.execute(select(t))) == sorted([first, second])
+        app.consumer.handle([event("login", user_id="C1", anonymous_id="D", at_us=now + 10)], "c3")  # a merge
+        with app.core.database.connection() as conn:
+            owners = [(r.event_id, r.event_type) for r in conn.execute(select(t).where(t.c.event_type == "page_view"))]
+            assert owners == [(view.event_id, "page_view")]
+            assert len({r.profile_id for r in conn.execute(select(t))}) == 1
+
+
+def test_a_writer_waiting_while_a_batch_commits_does_not_see_its_write_undone_by_the_cache(
+    tmp_path: Path, database_url: str
+) -> None:
+    """An RPC merge that waits for the writer lock while a log batch commits must run after the consumer has
+    stored the batch's rows in its cache: run in between, its clearing of the cache would be undone by rows read
+    before the merge, and the next batch would write stale features and buckets back."""
+    now = time.time_ns() // 1000 - 3_600_000_000
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        rpc: list[threading.Thread] = []
+
+        def merge_from_another_thread() -> None:
+            if not rpc:
+                thread = threading.Thread(
+                    target=app.profiles.link, args=(ref("W", CUSTOMER), ref("D", ANONYMOUS), "", frozenset())
+                )
+                rpc.append(thread)
+                thread.start()
+                thread.join(timeout=1.0)  # give it the lock if the consumer has let it go
+
+        app.core.on_commit.append(merge_from_another_thread)
+        first = [event("page_view", user_id="W", at_us=now)]
+        first += [event("page_view", anonymous_id="D", at_us=now + i) for i in (1, 2)]
+        app.consumer.handle(first, "c1")
+        rpc[0].join(timeout=30)
+        assert not rpc[0].is_alive()
+        app.consumer.handle([event("page_view", user_id="W", at_us=now + 5)], "c2")
+        with app.core.database.connection() as conn:
+            w = app.core.store.lookup_ids(conn, [(CUSTOMER, "W")])[(CUSTOMER, "W")]
+            stored = app.core.store.load_persons(conn, [w])[w].features
+            days = app.core.store.load_days(conn, [w], ["page_view"], 0)[w]["page_view"]
+        assert stored.get("events_total") == ["i", 4]  # every page view folded into W once
+        assert sum(v[0] for v in days.values()) == 4

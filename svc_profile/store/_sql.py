@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Text, and_, bindparam, delete, func, insert, select, type_coerce, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Delete
 
 from svc_common.db import Database, upsert_statement
 from svc_common.pb.qiming.common.v1 import types_pb2
@@ -557,8 +558,26 @@ class ProfileStore:
             conn.execute(insert(t).values(name=name, log_cursor=cursor, events=events, updated_us=at_us))
 
     # -- merges --------------------------------------------------------------------------------------
+    def copies_held_by(self, winner: str, loser: str) -> Delete:
+        """Deletes the events of ``loser`` that ``winner`` holds too: the same event, sent again after svc_collect's
+        de-duplication window while the two were apart (e.g. after an unlink), is stored under both; moving the
+        loser's copy would break the events' key."""
+        events = self.t["event"]
+        held = events.alias("held")
+        same = (
+            select(held.c.event_id)
+            .where(
+                held.c.profile_id == winner,
+                held.c.occurred_us == events.c.occurred_us,
+                held.c.event_id == events.c.event_id,
+            )
+            .exists()
+        )
+        return delete(events).where(events.c.profile_id == loser, same)
+
     def move_rows(self, conn: Connection, loser: str, winner: str) -> None:
         """Everything of ``loser`` that simply changes owner (ids, events, lifecycle history)."""
+        conn.execute(self.copies_held_by(winner, loser))
         for name in ("identity", "event", "lifecycle"):
             t = self.t[name]
             conn.execute(update(t).where(t.c.profile_id == loser).values(profile_id=winner))

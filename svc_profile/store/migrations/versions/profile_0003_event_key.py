@@ -44,7 +44,16 @@ def _rebuild(key: sa.PrimaryKeyConstraint, by_person: bool) -> None:
         key,
     )
     columns = ", ".join(_COLUMNS)
-    op.execute(f"INSERT INTO profile_event ({columns}) SELECT {columns} FROM profile_event_old")
+    if by_person:
+        # Back to a key of the event id alone: the wider key may hold one event twice (under two persons, or at two
+        # times); the copy keeps one row per event id.
+        ranked = f"{columns}, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY profile_id, occurred_us) AS copy_rank"
+        op.execute(
+            f"INSERT INTO profile_event ({columns}) SELECT {columns} FROM "
+            f"(SELECT {ranked} FROM profile_event_old) ranked WHERE copy_rank = 1"
+        )
+    else:
+        op.execute(f"INSERT INTO profile_event ({columns}) SELECT {columns} FROM profile_event_old")
     op.drop_table("profile_event_old")
     if by_person:
         op.create_index("ix_profile_event_profile", "profile_event", ["profile_id", "occurred_us"], unique=False)
