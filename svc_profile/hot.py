@@ -207,6 +207,14 @@ class HotPersons:
         self.day_hits += len(found)
         return found, missing
 
+    def _evict_days(self, target: int) -> None:
+        """Drop the persons cached longest ago until at most ``target`` buckets are held: a cache at its bound keeps
+        most of what it holds (emptying it whole would make every batch at the bound read all its buckets again)."""
+        cached = self.days
+        while cached and self.day_buckets > target:
+            oldest = next(iter(cached))
+            self.day_buckets -= sum(len(b) for b in cached.pop(oldest).values())
+
     def add_days(self, deltas: dict[tuple[str, str, int], list[int]]) -> None:
         """A batch's day deltas (``store.add_days``, in the same transaction), added to the cached buckets in place
         before the batch evaluates: a failed batch clears the cache."""
@@ -275,9 +283,8 @@ class HotPersons:
                 row.lifecycle_stage,
                 row.lifecycle_since_us,
             )
-        if self.day_buckets > self.day_limit:  # grown past the bound by batches' new buckets: start over
-            self.days.clear()
-            self.day_buckets = 0
+        if self.day_buckets > self.day_limit:  # grown past the bound by batches' new buckets
+            self._evict_days(self.day_limit - self.day_limit // 10)
         if days and self.day_limit:
             cached_days, room = self.days, self.day_limit - self.day_buckets
             for pid, mine in days.items():

@@ -283,7 +283,7 @@ def _manual(pid: str, name: str, value: object) -> dict[str, Any]:
 
 def test_cached_day_buckets_are_bounded() -> None:
     """``hot_day_buckets``: persons whose buckets would exceed it are not kept (read again next time); buckets
-    that batches add count, and past the bound the kept ones are dropped at the next store."""
+    that batches add count, and past the bound the persons cached longest ago are dropped at the next store."""
     from svc_profile.hot import HotPersons, PersonRow
 
     hot = HotPersons(10, day_limit=3)
@@ -305,6 +305,24 @@ def test_cached_day_buckets_are_bounded() -> None:
     none = HotPersons(10, day_limit=0)
     none.store({}, {}, rows, texts, days={"q": {}})
     assert none.days == {} and none.day_rows(["q"], ["login"], 100) == ({}, ["q"])
+
+
+def test_a_day_cache_past_its_bound_drops_the_persons_cached_longest_ago() -> None:
+    """At the bound the cache drops its oldest persons (to 90 % of it), not everything: batches at the bound would
+    otherwise read every person's buckets again after each emptying."""
+    from svc_profile.hot import HotPersons, PersonRow
+
+    hot = HotPersons(10, day_limit=10)
+    hot.day_rows([], ["login"], 100)
+    for pid in ("a", "b", "c"):
+        rows = {pid: PersonRow(pid, 0, 0, "{}", None, {}, "NEW", 0)}
+        hot.store({}, {}, rows, {pid: "{}"}, days={pid: {"login": {100: [1, 0], 101: [1, 0], 102: [1, 0]}}})
+    assert list(hot.days) == ["a", "b", "c"] and hot.day_buckets == 9
+    hot.add_days({("c", "login", 103): [1, 0], ("c", "login", 104): [1, 0]})
+    assert hot.day_buckets == 11
+    hot.store({}, {}, {}, {})
+    assert list(hot.days) == ["b", "c"] and hot.day_buckets == 8
+    assert hot.day_rows(["a", "b"], ["login"], 100)[1] == ["a"]
 
 
 def test_a_merge_of_two_profiles_holding_the_same_event_keeps_one_copy(tmp_path: Path, database_url: str) -> None:
