@@ -18,7 +18,8 @@ from operator import itemgetter
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Select, Table, bindparam, delete, func, select, update
+from sqlalchemy import Select, String, Table, any_, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from svc_campaign.clock import Clock
@@ -29,7 +30,7 @@ from svc_campaign.experiments import Experiments, bucket
 from svc_campaign.graph import CompiledGraph, validate
 from svc_campaign.journey_walk import Walker
 from svc_campaign.outbox import stable_id
-from svc_campaign.policy import PolicyGate
+from svc_campaign.policy import ARRAY_DIALECTS, PolicyGate
 from svc_campaign.profiles import ProfileDirectory
 from svc_campaign.store._bulk import DriverRows
 from svc_campaign.triggers import ALL_EVENTS, ScheduledEntry, Step, event_time, json_properties
@@ -95,6 +96,12 @@ class Engine:
         self._delete_timer = delete(timer).where(timer.c.timer_id == bindparam("b_timer"))
         self._delete_timers = (
             delete(timer).where(timer.c.timer_id.in_(bindparam("b_timers", expanding=True))).returning(timer.c.timer_id)
+        )
+        # PostgreSQL: the ids as one array parameter (``= ANY``), not 200 binds to expand, convert and parse.
+        self._delete_timers_array = (
+            delete(timer)
+            .where(timer.c.timer_id == any_(bindparam("b_timers", type_=ARRAY(String()))))
+            .returning(timer.c.timer_id)
         )
         self._due = DriverRows(lambda dialect: due_timers(tables, dialect))
         self.bulk_claim = True
@@ -354,9 +361,10 @@ class Engine:
         if not (self.bulk_claim and conn.dialect.name in BULK_RETURNING and conn.dialect.delete_returning):
             return {t for t in timer_ids if conn.execute(self._delete_timer, {"b_timer": t}).rowcount == 1}
         claimed: set[str] = set()
+        statement = self._delete_timers_array if conn.dialect.name in ARRAY_DIALECTS else self._delete_timers
         for start in range(0, len(timer_ids), 500):
             chunk = timer_ids[start : start + 500]
-            claimed.update(conn.execute(self._delete_timers, {"b_timers": chunk}).scalars())
+            claimed.update(conn.execute(statement, {"b_timers": chunk}).scalars())
         return claimed
 
     def _fire(
