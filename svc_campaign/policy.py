@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from google.protobuf import json_format
-from sqlalchemy import Select, String, Table, any_, bindparam, func, select, true
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Select, Table, bindparam, select, true
 from sqlalchemy.engine import Connection
 
 from svc_campaign.content import RenderRefused, check_template, render, risk_rating
+from svc_campaign.store._bulk import among, json_texts
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2
 
@@ -153,14 +153,15 @@ messages through :func:`recent_lateral`); elsewhere ``IN (...)``. Tests empty it
 
 
 def recent_lateral(message: Table) -> Select[Any]:
-    """The counted messages since ``b_since`` of the customers in the array ``b_users``, one index probe per
-    customer: ``FROM unnest(:users) AS u CROSS JOIN LATERAL (SELECT ... WHERE user_id = u.user_id ... OFFSET 0)``.
+    """The counted messages since ``b_since`` of the customers in the list ``b_users``, one index probe per
+    customer: ``FROM json_array_elements_text(:users) AS u CROSS JOIN LATERAL (SELECT ... WHERE user_id =
+    u.user_id ... OFFSET 0)``.
     With ``user_id IN (...)`` PostgreSQL scans the whole outbox whenever its statistics are missing or old (a new
     or fast-growing table: it assumes a customer has 1/200 of the rows), a scan per batch that grows with the
     table; ``OFFSET 0`` keeps the subquery a per-customer probe of ``ix_campaign_message_user`` whatever the
     statistics say (PostgreSQL does not merge such a subquery into a join it could hash)."""
     m = message.c
-    users = func.unnest(bindparam("b_users", type_=ARRAY(String()))).table_valued("user_id").render_derived(name="u")
+    users = json_texts("b_users").table_valued("user_id").render_derived(name="u")
     sent = (
         select(*(m[f] for f in _Sent._fields))
         .where(
@@ -195,9 +196,7 @@ class PolicyGate:
             m.status != "FAILED",
         )
         self._recent_lateral = recent_lateral(self._message)
-        self._consents_of = select(c.user_id, c.channel, c.purpose, c.granted).where(
-            c.user_id == any_(bindparam("b_users", type_=ARRAY(String())))
-        )
+        self._consents_of = select(c.user_id, c.channel, c.purpose, c.granted).where(among(c.user_id, "b_users"))
 
     def consents_for(self, conn: Connection, users: list[str]) -> Iterable[Any]:
         """The consent rows (user_id, channel, purpose, granted) of several customers at once."""

@@ -188,9 +188,9 @@ def test_array_statements_compile_for_postgresql_only_where_used(dialect_name: s
         # Only PostgreSQL takes these paths; every other database keeps the per-row statements compiled above.
         assert dialect_name not in _bulk.BULK_DIALECTS and dialect_name not in policy.ARRAY_DIALECTS
         return
-    flat = " ".join(str(write.array_update().compile(dialect=dialect)).split())
-    assert "FROM (SELECT unnest(" in flat and "WHERE campaign_participant.instance_id = v.instance_id" in flat
-    assert "VARCHAR(16)[]" not in flat  # no cast that would cut a long value: the column's own length applies
+    flat = " ".join(str(write.json_update(dialect).compile(dialect=dialect)).split())
+    assert "FROM json_populate_recordset(NULL::campaign_participant, CAST(" in flat
+    assert "WHERE campaign_participant.instance_id = v.instance_id" in flat
     visit = DriverWrite(tables["visit"], [c.key for c in tables["visit"].c if c.key != "visit_id"])
     assert visit.copy_sql(dialect) == "COPY campaign_visit (instance_id, journey_id, node_id, outcome, at) FROM STDIN"
     lateral = " ".join(str(policy.recent_lateral(tables["message"]).compile(dialect=dialect)).split())
@@ -199,7 +199,8 @@ def test_array_statements_compile_for_postgresql_only_where_used(dialect_name: s
 
 @pytest.mark.parametrize("path", ["bulk", "executemany"])
 def test_batch_paths_write_and_read_the_same_rows(database_url, path, monkeypatch) -> None:
-    """PostgreSQL's COPY / array UPDATE / array reads against the per-row path (forced): same rows back."""
+    """PostgreSQL's COPY / UPDATE from JSON rows / reads by JSON list against the per-row path (forced): same rows
+    back."""
     if path == "executemany":
         monkeypatch.setattr(_bulk, "BULK_DIALECTS", ())
         monkeypatch.setattr(policy, "ARRAY_DIALECTS", [])
@@ -280,8 +281,8 @@ def test_batch_paths_write_and_read_the_same_rows(database_url, path, monkeypatc
         engine.dispose()
 
 
-def test_postgresql_array_update_keeps_the_column_length(database_url_postgresql) -> None:
-    """The arrays are cast to VARCHAR without a length: a value too long for its column is refused, not cut."""
+def test_postgresql_json_update_keeps_the_column_length(database_url_postgresql) -> None:
+    """The rows are read with the table's own types: a value too long for its column is refused, not cut."""
     engine = sa.create_engine(database_url_postgresql)
     SCHEMA.metadata.create_all(engine)
     instance = tables["instance"]

@@ -75,6 +75,21 @@ def copy(count: int) -> tuple[str, str]:
     return name, url_of(name)
 
 
+def database_cpu() -> float:
+    """CPU seconds of every ``postgres`` process on this machine, with their exited children's (backends that
+    ended). Other users of the same server count too: compare runs made under the same conditions."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        if name == "postgres":
+            total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return total / tick
+
+
 def loadavg() -> str:
     return Path("/proc/loadavg").read_text().split(" ", 1)[0]
 
@@ -112,7 +127,7 @@ class Activity(threading.Thread):
             print(f"  {n:6d}  {text}")
 
 
-def restart(count: int, tree: Path, batch: int, spy: str | None, activity: bool) -> None:
+def restart(count: int, tree: Path, batch: int, spy: str | None, activity: bool, workers: int | None = None) -> None:
     name, url = copy(count)
     engine = sa.create_engine(url)
     try:
@@ -123,13 +138,15 @@ def restart(count: int, tree: Path, batch: int, spy: str | None, activity: bool)
             "QIMING_CAMPAIGN_DELIVERY_POLL_MILLIS": "1000",
             "PYTHONPATH": str(tree.resolve()),
         }
+        if workers is not None:  # a tree without the setting ignores it
+            env["QIMING_CAMPAIGN_TIMER_WORKERS"] = str(workers)
         load_before = loadavg()
         server = ServerProcess("campaign", work_dir=work / "serve", env=env)
         spawned = time.perf_counter()
         server.start()
         serving = time.perf_counter() - spawned
         assert server.process is not None
-        cpu_start = cpu_seconds(server.process.pid)
+        cpu_start, db_start = cpu_seconds(server.process.pid), database_cpu()
         sampler = Activity(url) if activity else None
         if sampler:
             sampler.start()
@@ -147,7 +164,7 @@ def restart(count: int, tree: Path, batch: int, spy: str | None, activity: bool)
                     break
             time.sleep(0.1)
         fired = time.perf_counter() - spawned
-        cpu = cpu_seconds(server.process.pid) - cpu_start
+        cpu, db_cpu = cpu_seconds(server.process.pid) - cpu_start, database_cpu() - db_start
         if recorder:
             recorder.send_signal(signal.SIGINT)
             recorder.wait()
@@ -160,9 +177,11 @@ def restart(count: int, tree: Path, batch: int, spy: str | None, activity: bool)
         result = {
             "tree": str(tree),
             "batch": batch,
+            "timer_workers": workers,
             "serving_s": round(serving, 2),
             "all_fired_s": round(fired, 2),
             "server_cpu_s": round(cpu, 2),
+            "database_cpu_s": round(db_cpu, 2),
             "messages": messages,
             "users": users,
             "load": f"{load_before} -> {loadavg()}",
@@ -173,7 +192,7 @@ def restart(count: int, tree: Path, batch: int, spy: str | None, activity: bool)
         admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def inprocess(count: int, batch: int, statements: bool, activity: bool) -> None:
+def inprocess(count: int, batch: int, statements: bool, activity: bool, shares: int = 1) -> None:
     name, url = copy(count)
     try:
         service, runtime = timers._service(
@@ -222,15 +241,30 @@ def inprocess(count: int, batch: int, statements: bool, activity: bool) -> None:
         if sampler:
             sampler.start()
         load_before = loadavg()
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu, db_cpu = time.perf_counter(), time.process_time(), database_cpu()
         fired = 0
-        while n := service.engine.fire_due_timers().timers_fired:
-            fired += n
-        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if shares == 1:
+            while n := service.engine.fire_due_timers().timers_fired:
+                fired += n
+        else:
+            # As `qiming serve` does with timer_workers = shares: a loop per share, each in its own thread.
+            counts = [0] * shares
+
+            def loop(share: int) -> None:
+                while n := service.engine.fire_due_timers(None, (share, shares)).timers_fired:
+                    counts[share] += n
+
+            threads = [threading.Thread(target=loop, args=(k,)) for k in range(shares)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            fired = sum(counts)
+        wall, cpu, db_cpu = time.perf_counter() - started, time.process_time() - cpu, database_cpu() - db_cpu
         runtime.database.dispose()
         if sampler:
             sampler.report()
-        print(json.dumps({"fired": fired, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+        print(json.dumps({"fired": fired, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "database_cpu_s": round(db_cpu, 2),
                           "load": f"{load_before} -> {loadavg()}"}))
         for key, seconds in spent.most_common(20):
             print(f"  {seconds:7.2f} s {calls[key]:6d} x  {key}")
@@ -247,13 +281,15 @@ def main() -> None:
     parser.add_argument("--py-spy", default=None)
     parser.add_argument("--activity", action="store_true")
     parser.add_argument("--statements", action="store_true")
+    parser.add_argument("--shares", type=int, default=1, help="inprocess: timer loops at once (timer_workers)")
+    parser.add_argument("--timer-workers", type=int, default=None, help="restart: the service's timer_workers")
     args = parser.parse_args()
     if args.action == "prepare":
         prepare(args.timers)
     elif args.action == "restart":
-        restart(args.timers, args.tree, args.timer_batch, args.py_spy, args.activity)
+        restart(args.timers, args.tree, args.timer_batch, args.py_spy, args.activity, args.timer_workers)
     elif args.action == "inprocess":
-        inprocess(args.timers, args.timer_batch, args.statements, args.activity)
+        inprocess(args.timers, args.timer_batch, args.statements, args.activity, args.shares)
     else:
         admin(f'DROP DATABASE IF EXISTS "camp_tpl_{args.timers}" WITH (FORCE)')
 
