@@ -101,7 +101,8 @@ class Engine:
         # PostgreSQL: the ids as one array parameter (``= ANY``), not 200 binds to expand, convert and parse.
         self._delete_timers_array = delete(timer).where(among(timer.c.timer_id, "b_timers")).returning(timer.c.timer_id)
         self._due = DriverRows(lambda dialect: due_timers(tables, dialect))
-        self._due_share = DriverRows(lambda dialect: due_timers(tables, dialect, shared=True))
+        self._due_shares: dict[int, DriverRows] = {}
+        """By the number of shares (see due_timers)."""
         self.bulk_claim = True
         """False: claim due timers with one DELETE each even where DELETE ... RETURNING exists (tests compare)."""
 
@@ -322,7 +323,12 @@ class Engine:
             if share is None or share[1] == 1:
                 rows = self._due.fetch(conn, now=now, limit=size)
             else:
-                rows = self._due_share.fetch(conn, now=now, limit=size, share=share[0], shares=share[1])
+                k, n = share
+                due = self._due_shares.get(n)
+                if due is None:
+                    due = self._due_shares[n] = DriverRows(lambda dialect: due_timers(self.t, dialect, shares=n))
+                others = {f"other_{at}": j for at, j in enumerate(j for j in range(n) if j != k)}
+                rows = due.fetch(conn, now=now, limit=size, shares=n, **others)
             try:
                 # The timers of participants (wait, goal) are deleted together up front: nothing in the batch can
                 # re-arm or cancel one before it fires (a participant has one timer, and only its own walk arms
@@ -451,12 +457,15 @@ def timer_share(user_id: Any) -> Any:
     return func.hashtext(user_id).op("&")(0x7FFFFFFF) % bindparam("shares")
 
 
-def due_timers(t: dict[str, Table], dialect: Any, *, shared: bool = False) -> Select[Any]:
+def due_timers(t: dict[str, Table], dialect: Any, *, shares: int = 1) -> Select[Any]:
     """The first due timers (bind ``now``, ``limit``) with their participants' columns (``p_<column>``, None for
     a trigger timer or a participant that is gone). By due time alone: the index on due_at gives the first rows
     without sorting all that are due (ties, e.g. 100,000 timers armed by one batch, would otherwise be sorted in
-    full for every batch). PostgreSQL locks the timer rows, skipping those another worker holds. ``shared``:
-    only customers of share ``share`` of ``shares`` (PostgreSQL only, see ``timer_share``)."""
+    full for every batch). PostgreSQL locks the timer rows, skipping those another worker holds. ``shares``
+    above 1: only the customers of one share (PostgreSQL only, see ``timer_share``), written as "not in any other
+    share" (binds ``other_0``, ...): PostgreSQL, with no statistics on the expression, takes ``= k`` to keep 1 row
+    in 200 and would then join and sort every due timer rather than read the due-time index until ``limit`` rows
+    match (seen at a batch of 500: a sort spilled to disk per batch); ``<>`` it takes to keep 199 in 200."""
     timer, instance = t["timer"], t["instance"]
     query = (
         select(*(timer.c[c] for c in TIMER_COLUMNS), *(instance.c[c].label(f"p_{c}") for c in PARTICIPANT_COLUMNS))
@@ -465,8 +474,8 @@ def due_timers(t: dict[str, Table], dialect: Any, *, shared: bool = False) -> Se
         .order_by(timer.c.due_at)
         .limit(bindparam("limit"))
     )
-    if shared:
-        query = query.where(timer_share(timer.c.user_id) == bindparam("share"))
+    for at in range(shares - 1):
+        query = query.where(timer_share(timer.c.user_id) != bindparam(f"other_{at}"))
     if dialect.name == "postgresql":
         query = query.with_for_update(of=timer, skip_locked=True)
     return query
