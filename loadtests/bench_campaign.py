@@ -119,6 +119,9 @@ class DatabaseObserver(Observer):
     def __init__(self, url: str) -> None:
         super().__init__(Path())
         self.url = url
+        self.commit_lag_ms: list[float] = []
+        """Per message: seen (wall clock) minus its created_at, the engine's time at the start of its batch: the
+        batch's own time in svc_campaign, without the wait before it (compare with the end-to-end latency)."""
 
     def run(self) -> None:
         import sqlalchemy as sa
@@ -131,9 +134,10 @@ class DatabaseObserver(Observer):
         with engine.connect() as conn:
             while not self.stop.is_set():
                 rows = conn.execute(query, {"since": since}).all()
-                now = time.perf_counter()
+                now, wall = time.perf_counter(), time.time()
                 for user, created in rows:
                     self.seen.setdefault(user, now)
+                    self.commit_lag_ms.append((wall - created.timestamp()) * 1000)
                     since = max(since, created)
                 time.sleep(0.002)
         engine.dispose()
@@ -339,6 +343,9 @@ def main() -> None:
         where = args.database_url.split(":", 1)[0]
     mode = f"svc_collect → svc_campaign, two processes (campaign on {where})"
     report(args, latencies, from_ack, total_events / elapsed, len(sent), mode)
+    if isinstance(observer, DatabaseObserver) and observer.commit_lag_ms:
+        lag = sorted(observer.commit_lag_ms)
+        print(f"batch start → seen: p50 {percentile(lag, 0.5):.1f} ms, p99 {percentile(lag, 0.99):.1f} ms")
 
 
 def timers(args: argparse.Namespace) -> None:
