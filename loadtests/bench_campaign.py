@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import os
 import platform
@@ -109,6 +110,43 @@ class Observer(threading.Thread):
         conn.close()
 
 
+class DatabaseObserver(Observer):
+    """The same observer on another database (``--database-url``): the bench journey's messages created after the
+    last batch seen (``ix_campaign_message_journey``; a batch's messages share one creation time and commit
+    together, and batches are written one after another, so none is missed). Most polls find nothing new and
+    cost the server one index probe."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(Path())
+        self.url = url
+        self.commit_lag_ms: list[float] = []
+        """Per message: seen (wall clock) minus its created_at, the engine's time at the start of its batch: the
+        batch's own time in svc_campaign, without the wait before it (compare with the end-to-end latency)."""
+
+    def run(self) -> None:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        query = sa.text(
+            "SELECT user_id, created_at FROM campaign_message WHERE journey_id = 'bench' AND created_at > :since"
+        )
+        since = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        with engine.connect() as conn:
+            while not self.stop.is_set():
+                rows = conn.execute(query, {"since": since}).all()
+                now, wall = time.perf_counter(), time.time()
+                for user, created in rows:
+                    self.seen.setdefault(user, now)
+                    self.commit_lag_ms.append((wall - created.timestamp()) * 1000)
+                    since = max(since, created)
+                time.sleep(0.002)
+        engine.dispose()
+
+
+SENT_WALL: dict[str, float] = {}
+"""Wall-clock time each triggering event was sent (compared with the engine's ``created_at`` of its message)."""
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -127,9 +165,10 @@ async def drive(
     n = 0
 
     async def send(batch: list[event_pb2.Event], users: list[str]) -> None:
-        at = time.perf_counter()
+        at, wall = time.perf_counter(), time.time()
         for user in users:
             sent[user] = at
+            SENT_WALL[user] = wall
         await client.publish(batch)
         done = time.perf_counter()
         for user in users:
@@ -161,7 +200,9 @@ async def drive(
         await client.close()
 
 
-def engine_only(rate: int, seconds: float, match: float) -> tuple[list[float], float, int]:
+def engine_only(
+    rate: int, seconds: float, match: float, database_url: str | None = None
+) -> tuple[list[float], float, int]:
     import queue
 
     from svc_campaign.config import CampaignSettings
@@ -171,7 +212,8 @@ def engine_only(rate: int, seconds: float, match: float) -> tuple[list[float], f
     from svc_common.runtime import ServiceRuntime
 
     work = Path(tempfile.mkdtemp(prefix="qiming-bench-engine-"))
-    settings = load_settings(CampaignSettings, data_dir=work, journey_refresh_seconds=0.5)
+    database = {"database_url": database_url} if database_url else {}
+    settings = load_settings(CampaignSettings, data_dir=work, journey_refresh_seconds=0.5, **database)
     runtime = ServiceRuntime.open(SCHEMA, settings)
     service = CampaignService(settings, runtime.database, tables)
     service.create_template(pb.Template(template_id="bench", name="bench", body="{{event.kind}}: 请查看持仓"))
@@ -236,13 +278,18 @@ def main() -> None:
         "--timers", type=int, default=0, help="instead: N customers waiting on timers, then a restart resumes them"
     )
     parser.add_argument("--timer-batch", type=int, default=200, help="with --timers: timers fired per transaction")
+    parser.add_argument(
+        "--database-url",
+        help="svc_campaign's database instead of SQLite (an empty one, e.g. postgresql+psycopg://…/db)",
+    )
     args = parser.parse_args()
     if args.timers:
         timers(args)
         return
     if args.engine_only:
-        latencies, achieved, triggering = engine_only(args.rate, args.seconds, args.match)
-        report(args, latencies, [], achieved, triggering, "engine only (in-process, SQLite)")
+        latencies, achieved, triggering = engine_only(args.rate, args.seconds, args.match, args.database_url)
+        where = "PostgreSQL" if (args.database_url or "").startswith("postgresql") else "SQLite"
+        report(args, latencies, [], achieved, triggering, f"engine only (in-process, {where})")
         return
 
     work = Path(tempfile.mkdtemp(prefix="qiming-bench-campaign-"))
@@ -255,7 +302,11 @@ def main() -> None:
     campaign = ServerProcess(
         "campaign",
         work_dir=work / "campaign",
-        env={"QIMING_CAMPAIGN_COLLECT_ADDRESS": collect.address, "QIMING_CAMPAIGN_JOURNEY_REFRESH_SECONDS": "0.5"},
+        env={
+            "QIMING_CAMPAIGN_COLLECT_ADDRESS": collect.address,
+            "QIMING_CAMPAIGN_JOURNEY_REFRESH_SECONDS": "0.5",
+            **({"QIMING_CAMPAIGN_DATABASE_URL": args.database_url} if args.database_url else {}),
+        },
     ).start()
     try:
         with grpc.insecure_channel(campaign.address) as channel:
@@ -273,7 +324,10 @@ def main() -> None:
             journeys.PublishJourney(pb.PublishJourneyRequest(journey_id="bench"), timeout=10)
             journeys.StartJourney(pb.StartJourneyRequest(journey_id="bench"), timeout=10)
         time.sleep(1.5)
-        observer = Observer(work / "campaign" / "data" / "campaign.db")
+        if args.database_url:
+            observer: Observer = DatabaseObserver(args.database_url)
+        else:
+            observer = Observer(work / "campaign" / "data" / "campaign.db")
         observer.start()
         sent: dict[str, float] = {}
         acked: dict[str, float] = {}
@@ -289,7 +343,24 @@ def main() -> None:
     total_events = round(args.rate * args.seconds)
     latencies = [(observer.seen[u] - t) * 1000 for u, t in sent.items() if u in observer.seen]
     from_ack = [(observer.seen[u] - acked[u]) * 1000 for u in sent if u in observer.seen and u in acked]
-    report(args, latencies, from_ack, total_events / elapsed, len(sent), "svc_collect → svc_campaign, two processes")
+    where = "PostgreSQL" if args.database_url and args.database_url.startswith("postgresql") else "SQLite"
+    if args.database_url and where == "SQLite":
+        where = args.database_url.split(":", 1)[0]
+    mode = f"svc_collect → svc_campaign, two processes (campaign on {where})"
+    report(args, latencies, from_ack, total_events / elapsed, len(sent), mode)
+    if isinstance(observer, DatabaseObserver) and observer.commit_lag_ms:
+        # Two parts of the latency without the observer's own delay (its polls run in this process, beside the load
+        # generator): sent → the start of the engine's batch (the message's created_at), and that → seen.
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(args.database_url)
+        with engine.connect() as conn:
+            created = conn.execute(sa.text("SELECT user_id, created_at FROM campaign_message")).all()
+        engine.dispose()
+        waited = [(at.timestamp() - SENT_WALL[user]) * 1000 for user, at in created if user in SENT_WALL]
+        lag = observer.commit_lag_ms
+        print(f"sent → batch start: p50 {percentile(waited, 0.5):.1f} ms, p99 {percentile(waited, 0.99):.1f} ms")
+        print(f"batch start → seen: p50 {percentile(lag, 0.5):.1f} ms, p99 {percentile(lag, 0.99):.1f} ms")
 
 
 def timers(args: argparse.Namespace) -> None:

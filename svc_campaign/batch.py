@@ -75,11 +75,10 @@ class BatchedWrites:
             return
         policy = self.policy(conn)
         since = now - dt.timedelta(seconds=max(7 * 86_400, policy.dedupe_window_seconds))
-        c = self.t["consent"].c
         for start in range(0, len(todo), 500):
             chunk = todo[start : start + 500]
             writes.gate_users.update(chunk)
-            for row in conn.execute(select(c.user_id, c.channel, c.purpose, c.granted).where(c.user_id.in_(chunk))):
+            for row in self.gate.consents_for(conn, chunk):
                 writes.consents.setdefault(row.user_id, []).append((row.channel, row.purpose, row.granted))
             for user, sent in self.gate.recent_for(conn, chunk, since).items():
                 writes.recent[user] = sent

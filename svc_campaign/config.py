@@ -34,6 +34,10 @@ class CampaignSettings(ServiceSettings):
     """How often due timers are looked for."""
     timer_batch_size: int = Field(default=200, ge=1)
     """Timers fired per transaction."""
+    timer_workers: int = Field(default=2, ge=1, le=16)
+    """Timer loops firing at once on PostgreSQL, each for its own share of the customers (by a hash of the user
+    id: one customer's timers are only ever fired by one of them, so the policy gate never races itself); while one
+    waits on the database another runs. SQLite and the other databases run one."""
     journey_refresh_seconds: float = Field(default=2.0, gt=0)
     """Running journeys are re-read this often (a change made through this process applies at once)."""
     paused_recheck_seconds: int = Field(default=60, ge=1)

@@ -19,7 +19,7 @@ from svc_campaign.checks import bad, channel_ok, customer_id
 from svc_campaign.clock import Clock, SystemClock
 from svc_campaign.config import CampaignSettings
 from svc_campaign.delivery import ChannelAdapter, Dispatcher, EventPublisher
-from svc_campaign.engine import Engine
+from svc_campaign.engine import TIMER_SHARE_DIALECTS, Engine
 from svc_campaign.experiments import Experiments
 from svc_campaign.gateway_grpc import build_adapter
 from svc_campaign.journey_walk import Walker
@@ -120,11 +120,15 @@ class CampaignService(TemplateBook):
             )
             self.follower.start()
         poll = self.settings.timer_poll_millis / 1000
+        # On PostgreSQL several loops fire at once, each for its share of the customers (row locks, not one writer
+        # lock: while one waits on the database, another runs); elsewhere one.
+        shares = self.settings.timer_workers if self.db.dialect in TIMER_SHARE_DIALECTS else 1
+        for share in range(shares):
 
-        async def timers() -> int:
-            return (await asyncio.to_thread(self.engine.fire_due_timers)).timers_fired
+            async def timers(share: tuple[int, int] | None = (share, shares) if shares > 1 else None) -> int:
+                return (await asyncio.to_thread(self.engine.fire_due_timers, None, share)).timers_fired
 
-        self._loop("timers", timers, poll)
+            self._loop("timers" if shares == 1 else f"timers-{share}", timers, poll)
 
         async def schedules() -> int:
             return await asyncio.to_thread(self.scheduler.run_once)

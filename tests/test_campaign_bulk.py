@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from test_ddl_snapshots import make_dialect
 
+from svc_campaign import policy
 from svc_campaign.engine import PARTICIPANT_COLUMNS, TIMER_COLUMNS, due_timers
 from svc_campaign.outbox import ordered_id, stable_id
 from svc_campaign.store import SCHEMA, _bulk, tables
@@ -174,3 +175,123 @@ def test_ordered_ids_follow_time_and_stay_the_same_for_the_same_parts() -> None:
     ids = [ordered_id(T0 + dt.timedelta(milliseconds=n), f"i{9 - n}") for n in range(10)]
     assert ids == sorted(ids)  # by time first, whatever the hash
     assert ordered_id(later, "a") > ordered_id(T0, "z" * 40)
+
+
+# -- PostgreSQL: a batch's INSERTs as one COPY, its UPDATEs as one statement over arrays, its reads by array ----
+
+
+@pytest.mark.parametrize("dialect_name", ["sqlite", "postgresql", "opengauss", "dm"])
+def test_array_statements_compile_for_postgresql_only_where_used(dialect_name: str) -> None:
+    dialect = make_dialect(dialect_name)
+    write = DriverWrite(tables["instance"], ["status", "updated_at", "entry_event"], key="instance_id")
+    if dialect_name != "postgresql":
+        # Only PostgreSQL takes these paths; every other database keeps the per-row statements compiled above.
+        assert dialect_name not in _bulk.BULK_DIALECTS and dialect_name not in policy.ARRAY_DIALECTS
+        return
+    flat = " ".join(str(write.json_update(dialect).compile(dialect=dialect)).split())
+    assert "FROM json_populate_recordset(NULL::campaign_participant, CAST(" in flat
+    assert "WHERE campaign_participant.instance_id = v.instance_id" in flat
+    visit = DriverWrite(tables["visit"], [c.key for c in tables["visit"].c if c.key != "visit_id"])
+    assert visit.copy_sql(dialect) == "COPY campaign_visit (instance_id, journey_id, node_id, outcome, at) FROM STDIN"
+    lateral = " ".join(str(policy.recent_lateral(tables["message"]).compile(dialect=dialect)).split())
+    assert "JOIN LATERAL" in lateral and "OFFSET" in lateral  # kept a per-customer probe (see recent_lateral)
+
+
+@pytest.mark.parametrize("path", ["bulk", "executemany"])
+def test_batch_paths_write_and_read_the_same_rows(database_url, path, monkeypatch) -> None:
+    """PostgreSQL's COPY / UPDATE from JSON rows / reads by JSON list against the per-row path (forced): same rows
+    back."""
+    if path == "executemany":
+        monkeypatch.setattr(_bulk, "BULK_DIALECTS", ())
+        monkeypatch.setattr(policy, "ARRAY_DIALECTS", [])
+    engine = sa.create_engine(database_url)
+    SCHEMA.metadata.create_all(engine)
+    instance, message = tables["instance"], tables["message"]
+    try:
+        with engine.begin() as conn:
+            DriverWrite(instance, [c.key for c in instance.c]).executemany(
+                conn, [_participant(f"p{n}", user_id=f"c{n}", waiting_for={"event_type": "x"}) for n in range(5)]
+            )
+            updates = DriverUpdates(instance, "instance_id")
+            rows = [
+                {"instance_id": "p1", "status": "done", "next_action_at": None, "updated_at": T0.astimezone(SHANGHAI)},
+                {"instance_id": "p3", "status": "active", "next_action_at": T0, "updated_at": T0},
+            ]
+            updates.write(("next_action_at", "status", "updated_at")).executemany(conn, rows)
+            updates.write(("entry_event", "waiting_for")).executemany(
+                conn, [{"instance_id": "p4", "entry_event": {"variant": "b"}, "waiting_for": None}]
+            )
+        with engine.connect() as conn:
+            read = {r.instance_id: r._asdict() for r in conn.execute(sa.select(instance))}
+        expected = {f"p{n}": _participant(f"p{n}", user_id=f"c{n}", waiting_for={"event_type": "x"}) for n in range(5)}
+        expected["p0"]["entered_at"] = expected["p2"]["entered_at"] = T0
+        for n in (1, 3, 4):
+            expected[f"p{n}"]["entered_at"] = T0
+        expected["p1"] |= {"status": "done", "next_action_at": None}
+        expected["p3"] |= {"status": "active", "next_action_at": T0}
+        expected["p4"] |= {"entry_event": {"variant": "b"}, "waiting_for": None}
+        assert read == expected
+        # Messages (a boolean, NULL times, text with tabs and newlines: COPY's text format escapes them) and the gate's
+        # reads of a batch's customers.
+        gate = policy.PolicyGate(tables, default_zone="Asia/Shanghai", requires_opt_in=False, sensitive=[])
+        base = {c.key: "" for c in message.c if not message.c[c.key].nullable} | {
+            c.key: None for c in message.c if message.c[c.key].nullable
+        }
+        sent = [
+            base
+            | {
+                "message_id": f"m{n}",
+                "user_id": f"c{n % 2}",
+                "channel": 3,
+                "template_id": "t1",
+                "template_version": 1,
+                "status": status,
+                "is_marketing": n % 2 == 0,
+                "priority": n,
+                "attempts": 0,
+                "idempotency_key": f"k{n}",
+                "body": "一\t二\n三\\四",
+                "created_at": T0 - dt.timedelta(days=n),
+            }
+            for n, status in enumerate(["QUEUED", "SENT", "SUPPRESSED", "FAILED", "DEFERRED", "SENT"])
+        ]
+        write = DriverWrite(message, [c.key for c in message.c])
+        consent = tables["consent"]
+        with engine.begin() as conn:
+            write.executemany(conn, sent)
+            conn.execute(
+                sa.insert(consent),
+                [{"user_id": "c1", "channel": 3, "purpose": "*", "granted": False, "source": "s", "updated_at": T0}],
+            )
+        with engine.connect() as conn:
+            body = conn.execute(sa.select(message.c.body).where(message.c.message_id == "m0")).scalar()
+            assert body == "一\t二\n三\\四"
+            recent = gate.recent_for(conn, ["c0", "c1", "nobody"], T0 - dt.timedelta(days=4, hours=1))
+            consents = sorted(tuple(r) for r in gate.consents_for(conn, ["c0", "c1", "nobody"]))
+        assert {u: sorted(s.message_id for s in found) for u, found in recent.items()} == {
+            "c0": ["m0", "m4"],
+            "c1": ["m1"],
+        }
+        assert all(s.created_at.tzinfo == dt.UTC for found in recent.values() for s in found)
+        assert next(s for s in recent["c0"] if s.message_id == "m0").is_marketing is True
+        assert consents == [("c1", 3, "*", False)]
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            write.executemany(conn, [sent[0]])  # the same message again: the database's error, as SQLAlchemy's
+    finally:
+        engine.dispose()
+
+
+def test_postgresql_json_update_keeps_the_column_length(database_url_postgresql) -> None:
+    """The rows are read with the table's own types: a value too long for its column is refused, not cut."""
+    engine = sa.create_engine(database_url_postgresql)
+    SCHEMA.metadata.create_all(engine)
+    instance = tables["instance"]
+    try:
+        with engine.begin() as conn:
+            DriverWrite(instance, [c.key for c in instance.c]).executemany(conn, [_participant("p1")])
+        with pytest.raises(sa.exc.DBAPIError, match="too long"), engine.begin() as conn:
+            DriverUpdates(instance, "instance_id").write(("status",)).executemany(
+                conn, [{"instance_id": "p1", "status": "x" * 17}]
+            )
+    finally:
+        engine.dispose()

@@ -13,13 +13,16 @@ column's converted values are reused within one call.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import String, Table, any_, bindparam, cast, exc, func, insert, literal_column, select, update
+from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ClauseElement, Select
+from sqlalchemy.types import TypeDecorator
 
 from svc_common.db import UtcDateTime
 
@@ -45,6 +48,7 @@ class DriverWrite:
             raise ValueError(f"{table.name} has no column {unknown[0]!r}")
         self.table, self.columns, self.key = table, tuple(columns), key
         self._compiled: dict[tuple[str, str], _Compiled] = {}
+        self._json_sql: dict[str, str] = {}
 
     def statement(self) -> ClauseElement:
         values = {c: bindparam(f"v_{c}", type_=self.table.c[c].type) for c in self.columns}
@@ -68,7 +72,19 @@ class DriverWrite:
     def rows(self, dialect: Any, rows: Iterable[Mapping[str, Any]]) -> tuple[str, list[Any]]:
         """The SQL for ``dialect`` and the driver's parameters of ``rows`` (what ``executemany`` is given)."""
         entry = self.compiled(dialect)
-        fields = [self.key if n == _KEY else n[2:] for n in entry.names]
+        converted = self.values(dialect, rows)
+        if entry.positional:
+            return entry.sql, converted
+        return entry.sql, [dict(zip(entry.names, values, strict=True)) for values in converted]
+
+    def fields(self, dialect: Any) -> list[str]:
+        """The columns of :meth:`values`' tuples, in order (the key last for an UPDATE)."""
+        return [self.key if n == _KEY else n[2:] for n in self.compiled(dialect).names]
+
+    def values(self, dialect: Any, rows: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """Each row's values of :meth:`fields`, converted by the columns' bind processors for ``dialect``."""
+        entry = self.compiled(dialect)
+        fields = self.fields(dialect)
         get = itemgetter(*fields)
         plans = []
         for at, (name, convert) in enumerate(zip(fields, entry.converters, strict=True)):
@@ -92,9 +108,7 @@ class DriverWrite:
                 else:
                     values[at] = convert(value)
             converted.append(tuple(values))
-        if entry.positional:
-            return entry.sql, converted
-        return entry.sql, [dict(zip(entry.names, values, strict=True)) for values in converted]
+        return converted
 
     def executemany(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run for every row, in ``conn``'s transaction (nothing when ``rows`` is empty)."""
@@ -109,11 +123,111 @@ class DriverWrite:
                     values[_KEY] = row[self.key]
             conn.execute(statement, params)
             return
+        if conn.dialect.name in BULK_DIALECTS:
+            if self.key is None:
+                self._copy(conn, rows)
+            else:
+                self._update_from_json(conn, rows)
+            return
         sql, params = self.rows(conn.dialect, rows)
         # On the driver with the parameters as they are, but through the connection: its errors are SQLAlchemy's
         # (a lost connection is recognised and invalidated) and its events (tracing) still see the statement.
         conn.exec_driver_sql(sql, params)
 
+    # -- PostgreSQL: a batch in one statement -------------------------------------------------------------
+
+    def copy_sql(self, dialect: Any) -> str:
+        quote = dialect.identifier_preparer.quote
+        columns = ", ".join(quote(c) for c in self.fields(dialect))
+        return f"COPY {dialect.identifier_preparer.format_table(self.table)} ({columns}) FROM STDIN"
+
+    def _copy(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """INSERT as ``COPY ... FROM STDIN`` (psycopg's ``Cursor.copy``): the rows go as one stream, formatted by
+        psycopg's C dumpers, and the server inserts them without a statement per row."""
+        sql, values = self.copy_sql(conn.dialect), self.values(conn.dialect, rows)
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        try:
+            with cursor.copy(sql) as stream:
+                for row in values:
+                    stream.write_row(row)
+        except conn.dialect.loaded_dbapi.Error as error:
+            # As SQLAlchemy does for its own statements: a lost connection is invalidated, the error is its DBAPIError.
+            lost = conn.dialect.is_disconnect(error, raw, cursor)
+            if lost:
+                conn.invalidate(error)
+            raise exc.DBAPIError.instance(
+                sql, None, error, conn.dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=conn.dialect
+            ) from error
+        finally:
+            cursor.close()
+
+    def json_update(self, dialect: Any) -> ClauseElement:
+        """``UPDATE table SET c = v.c ... FROM json_populate_recordset(NULL::table, :rows) AS v WHERE table.key =
+        v.key``: the whole batch in one statement (PostgreSQL). The rows travel as one JSON text (psycopg dumps a
+        Python list element by element, ~3 µs each: ~1 ms per column of 200 rows) and PostgreSQL reads each value
+        with its column's own type (a VARCHAR(n) refuses a longer value, a time keeps its zone)."""
+        assert self.key is not None
+        rows = (
+            func.json_populate_recordset(
+                literal_column(f"NULL::{dialect.identifier_preparer.format_table(self.table)}"),
+                cast(bindparam("rows", type_=String()), JSON),
+            )
+            .table_valued(*(self.table.c[c].key for c in (*self.columns, self.key)))
+            .alias("v")
+        )
+        return (
+            update(self.table)
+            .where(self.table.c[self.key] == rows.c[self.key])
+            .values({c: rows.c[c] for c in self.columns})
+        )
+
+    def _update_from_json(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        dialect = conn.dialect
+        sql = self._json_sql.get(dialect.name)
+        if sql is None:
+            sql = self._json_sql[dialect.name] = str(self.json_update(dialect).compile(dialect=dialect))
+        fields = self.fields(dialect)
+        document = json.dumps(
+            [dict(zip(fields, values, strict=True)) for values in self.values(dialect, rows)],
+            ensure_ascii=False,
+            default=_json_time,
+        )
+        conn.exec_driver_sql(sql, {"rows": document})
+
+
+def _json_time(value: Any) -> str:
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.isoformat()  # read back by timestamptz with its offset
+    raise TypeError(f"{type(value).__name__} is not written through JSON")
+
+
+class JsonList(TypeDecorator[list[Any]]):
+    """A list bound as one JSON text (psycopg's list dumping costs ~3 µs an element)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: list[Any] | None, dialect: Any) -> str | None:
+        return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def json_texts(name: str) -> Any:
+    """The texts of the JSON array bound as ``name`` (a Python list): ``json_array_elements_text(:name)``, a set."""
+    return func.json_array_elements_text(cast(bindparam(name, type_=JsonList()), JSON))
+
+
+def among(column: Any, name: str) -> Any:
+    """``column = ANY (ARRAY(SELECT json_array_elements_text(:name)))`` (PostgreSQL): one parameter for a batch's
+    ids or customers, and an index probe per element whatever the statistics say."""
+    return column == any_(func.array(select(json_texts(name)).scalar_subquery()))
+
+
+BULK_DIALECTS = ("postgresql",)
+"""Where a batch's INSERT is one ``COPY`` and its UPDATE one statement over a JSON array of rows (psycopg's
+executemany costs ~15 µs of client CPU a row, and the server runs a statement per row). Tests empty it to check
+the fallback."""
 
 DRIVER_DIALECTS = ("sqlite", "postgresql")
 """Where a batch's rows go to the driver's executemany: SQLite's runs the rows in C; on PostgreSQL SQLAlchemy's
@@ -194,4 +308,4 @@ class DriverUpdates:
         return found
 
 
-__all__ = ["DriverRows", "DriverUpdates", "DriverWrite"]
+__all__ = ["DriverRows", "DriverUpdates", "DriverWrite", "among", "json_texts"]
