@@ -197,13 +197,66 @@ class LogFollower:
             await asyncio.sleep(self._retry.delay_seconds(min(failures, 16)))
 
     async def _consume(self, *, follow: bool) -> None:
+        """Hand the log to the handler. A task reads answers ahead while the handler works, and what has
+        arrived meanwhile is handed over as one batch (up to ``batch_size`` events): the collector answers a
+        follower every poll (~10 ms, a few dozen events), and one transaction per answer falls behind where a
+        transaction costs more than a poll interval (PostgreSQL, openGauss). Merged answers are consecutive in
+        the log, so the last one's cursor stands for them all."""
         stream = self.client.read(
             self.cursor, event_types=self._event_types, follow=follow, batch_size=self._batch_size
         )
-        async with contextlib.aclosing(stream):
-            async for events, cursor in stream:
-                if not events:
-                    continue
-                await self._handle(events, cursor)
+        # Bounded in events as well as answers: a follower far behind gets answers of up to batch_size events.
+        ahead: asyncio.Queue[_Read] = asyncio.Queue(maxsize=max(2, min(64, _READ_AHEAD_EVENTS // self._batch_size)))
+        reader = asyncio.create_task(_read_into(stream, ahead), name=f"log-reader-{self.name}")
+        try:
+            carried: _Read | None = None
+            while True:
+                item = carried if carried is not None else await ahead.get()
+                carried = None
+                if not isinstance(item, tuple):
+                    if item is _END:
+                        return
+                    raise item  # the stream's error, after everything read before it was handled
+                events, cursor = item
+                merged: list[event_pb2.Event] | None = None
+                while not ahead.empty():
+                    more = ahead.get_nowait()
+                    if not isinstance(more, tuple) or len(merged or events) + len(more[0]) > self._batch_size:
+                        carried = more
+                        break
+                    merged = merged if merged is not None else list(events)
+                    merged.extend(more[0])
+                    cursor = more[1]
+                batch = merged if merged is not None else events
+                await self._handle(batch, cursor)
                 self.cursor = cursor
-                self.events_handled += len(events)
+                self.events_handled += len(batch)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+
+class _EndOfStream(Exception):
+    """Put after a finished stream's last answer (never raised)."""
+
+
+_END = _EndOfStream()
+_Read = tuple[list[event_pb2.Event], str] | BaseException
+_READ_AHEAD_EVENTS = 20_000
+
+
+async def _read_into(stream: AsyncIterator[tuple[list[event_pb2.Event], str]], ahead: asyncio.Queue[_Read]) -> None:
+    """Non-empty answers of ``stream`` into ``ahead``, then ``_END``, or the error that ended the stream."""
+    try:
+        async for events, cursor in stream:
+            if events:
+                await ahead.put((events, cursor))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        await ahead.put(exc)
+    else:
+        await ahead.put(_END)
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]

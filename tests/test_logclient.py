@@ -81,3 +81,63 @@ def test_follow_publish_restart_and_failing_handler(tmp_path: Path) -> None:
         asyncio.run(scenario())
     finally:
         server.terminate()
+
+
+class _AnswersClient:
+    """Stands in for CollectClient.read: the collector's answers to a follower, ``per`` events each, all at once;
+    with ``fail_after`` answers the stream then breaks (the collector went away)."""
+
+    def __init__(self, answers: int, per: int, fail_after: int = 0) -> None:
+        self.events = [make_event(user_id=f"u{i}") for i in range(answers * per)]
+        self.per = per
+        self.fail_after = fail_after
+        self.reads: list[str] = []
+
+    async def read(self, after_cursor: str, *, event_types=(), follow=False, batch_size=0, max_events=0):
+        self.reads.append(after_cursor)
+        start = int(after_cursor or 0)
+        for n, i in enumerate(range(start, len(self.events), self.per)):
+            if self.fail_after and n == self.fail_after:
+                raise RuntimeError("the stream broke")
+            yield self.events[i : i + self.per], str(min(i + self.per, len(self.events)))
+        if follow:
+            await asyncio.Event().wait()
+
+
+def test_answers_that_arrive_while_the_handler_works_are_handed_over_together() -> None:
+    """A slow handler gets what arrived meanwhile as one batch (at most ``batch_size`` events, whole answers),
+    in log order, with the last answer's cursor: every event once, fewer transactions."""
+    client = _AnswersClient(answers=40, per=5)
+    store = CursorStore()
+    sizes: list[int] = []
+
+    async def slow_handle(events, cursor: str) -> None:
+        sizes.append(len(events))
+        await asyncio.sleep(0.02)
+        await store.handle(events, cursor)
+
+    async def scenario() -> None:
+        follower = LogFollower(client, name="t", load_cursor=store.load, handle=slow_handle, batch_size=12)  # type: ignore[arg-type]
+        follower.start()
+        await _wait_for(lambda: follower.events_handled == 200, timeout=10)
+        await follower.stop()
+
+    asyncio.run(scenario())
+    assert store.ids == [e.event_id for e in client.events]
+    assert store.cursor == "200"
+    assert max(sizes) == 10 and len(sizes) < 40  # two answers of 5 fit in 12; a third would not
+
+
+def test_a_stream_that_breaks_hands_over_what_came_before_and_resumes_from_the_stored_cursor() -> None:
+    client = _AnswersClient(answers=10, per=3, fail_after=4)
+    store = CursorStore()
+
+    async def scenario() -> None:
+        follower = LogFollower(client, name="t", load_cursor=store.load, handle=store.handle, retry=FAST)  # type: ignore[arg-type]
+        follower.start()
+        await _wait_for(lambda: store.cursor == "30", timeout=10)
+        await follower.stop()
+
+    asyncio.run(scenario())
+    assert store.ids == [e.event_id for e in client.events]  # every answer before each break handled, once
+    assert client.reads[:3] == ["", "12", "24"]  # each time again from the stored cursor
