@@ -349,3 +349,31 @@ def test_a_process_killed_mid_job_has_its_job_resumed_by_the_next(tmp_path: Path
             get(jobs, "recompute_tag-unknown")
         assert raised.value.code() == grpc.StatusCode.NOT_FOUND
         channel.close()
+
+
+def test_a_clean_stop_releases_running_jobs_for_the_next_process_at_once(tmp_path: Path, database_url: str) -> None:
+    settings = profile_settings(tmp_path, database_url, finance_pack=False, recompute_background_profiles=100)
+    with profile_app(settings) as app:
+        seed(app)
+        app.definitions.create_segment(pb.Segment(segment_id="calm", condition=at_least("C4").condition))
+        store, gate = app.jobs.store, threading.Event()
+        stopping = Jobs(store, app.segments.resume, heartbeat_seconds=0.0)
+        job = stopping.submit("recompute_segment", "calm", lambda progress: gate.wait(30) and "late", background=True)
+        before = store.get(job.job_id).heartbeat_at
+        assert stopping.flush() == 1  # a heartbeat is due at every flush here, changed or not
+        assert store.get(job.job_id).heartbeat_at > before
+        stopping.stop(0.1)  # the job is still running: released
+        row = store.get(job.job_id)
+        assert row.state == "RUNNING" and row.heartbeat_at is None
+        # The next process resumes it at once, without waiting job_orphan_seconds (an hour here).
+        following = Jobs(store, app.segments.resume, orphan_seconds=3600)
+        assert following.resume_orphans() == [job.job_id]
+        following.wait(30)
+        gate.set()
+        done = following.get(job.job_id)
+        assert (
+            done.state == job_pb2.JOB_STATE_SUCCEEDED and done.progress_message == "entered 2, exited 0 of 5 profiles"
+        )
+        assert app.definitions.get_segment("calm").size == 2
+        stopping.wait(30)
+        assert store.get(job.job_id).owner_id == following.owner  # the released process wrote no end of its own
