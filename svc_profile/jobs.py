@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from svc_common.errors import NotFound, QimingError
+from svc_common.errors import InvalidArgument, NotFound, QimingError
 from svc_common.pb.qiming.common.v1 import job_pb2
 from svc_profile.store._jobs import RUNNING, JobStore
 
@@ -190,7 +190,8 @@ class Jobs:
     def _loop(self) -> None:
         next_scan = time.monotonic() + self.heartbeat_seconds
         next_prune = time.monotonic() + _PRUNE_EVERY
-        while not self._stopping.wait(self.flush_seconds):
+        tick = max(0.05, min(self.flush_seconds, self.heartbeat_seconds))
+        while not self._stopping.wait(tick):
             self._safely(self.flush)
             now = time.monotonic()
             if now >= next_scan:
@@ -259,11 +260,17 @@ class Jobs:
                 continue
             try:
                 function = self.resolver(row.kind, row.result_name)
-            except Exception as exc:
-                why = exc.message if isinstance(exc, QimingError) else f"{type(exc).__name__}: {exc}"
-                error = f"interrupted when the process running it stopped, and not resumed: {why}"
+            except (NotFound, InvalidArgument) as exc:  # the segment or tag is gone (unknown, archived)
+                error = f"interrupted when the process running it stopped, and not resumed: {exc.message}"
                 log.warning("job %s: %s", row.job_id, error)
                 self._finish(row.job_id, job_pb2.JOB_STATE_FAILED, reason="INTERRUPTED", error=error)
+                continue
+            except Exception:  # e.g. the database is unavailable: give the job back for the next look
+                log.warning("job %s could not be resumed now; given back", row.job_id, exc_info=True)
+                with self._lock:
+                    self._written.pop(row.job_id, None)
+                    self._jobs.pop(row.job_id, None)
+                self._safely(lambda job_id=row.job_id: self.store.unclaim(job_id, self.owner))  # type: ignore[union-attr]
                 continue
             log.warning("job %s (%s of %r) resumed: its process stopped", row.job_id, row.kind, row.result_name)
             self._start_thread(row.job_id, function)

@@ -18,7 +18,7 @@ from profile_helpers import profile_app, profile_process, profile_settings, ref,
 from test_ddl_snapshots import make_dialect
 
 from svc_common.conditions import to_proto
-from svc_common.errors import NotFound
+from svc_common.errors import NotFound, Unavailable
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.common.v1 import job_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
@@ -377,3 +377,22 @@ def test_a_clean_stop_releases_running_jobs_for_the_next_process_at_once(tmp_pat
         assert app.definitions.get_segment("calm").size == 2
         stopping.wait(30)
         assert store.get(job.job_id).owner_id == following.owner  # the released process wrote no end of its own
+
+
+def test_an_orphan_that_cannot_start_now_is_given_back_not_failed(tmp_path: Path, database_url: str) -> None:
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        seed(app)
+        app.definitions.create_tag(at_least("C5"))
+        store = app.jobs.store
+        store.insert(orphan("recompute_tag-flaky", "recompute_tag", "risky"))
+
+        def unavailable(kind: str, name: str) -> Any:
+            raise Unavailable("database unavailable: connection refused")
+
+        assert Jobs(store, unavailable).resume_orphans() == []
+        row = store.get("recompute_tag-flaky")
+        assert (row.state, row.owner_id, row.heartbeat_at) == ("RUNNING", "", None)
+        jobs = Jobs(store, app.segments.resume, orphan_seconds=3600)  # given back: no wait for a stale heartbeat
+        assert jobs.resume_orphans() == ["recompute_tag-flaky"]
+        assert ended(jobs, "recompute_tag-flaky").state == job_pb2.JOB_STATE_SUCCEEDED
+        assert holders(app) == {"R5": "1"}

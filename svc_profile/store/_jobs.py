@@ -71,6 +71,9 @@ class JobStore:
             "release": update(t)
             .where(t.c.owner_id == bindparam("b_owner"), t.c.state == RUNNING)
             .values(heartbeat_at=None),
+            "unclaim": update(t)
+            .where(t.c.job_id == bindparam("b_job_id"), t.c.owner_id == bindparam("b_owner"), t.c.state == RUNNING)
+            .values(owner_id="", heartbeat_at=None),
             "prune": delete(t).where(t.c.state != RUNNING, t.c.finished_at < bindparam("b_before")),
         }
 
@@ -128,6 +131,11 @@ class JobStore:
     def release(self, owner: str) -> int:
         """At stop: this owner's jobs still running are left to the next process at once (no heartbeat)."""
         return int(self._run("release", owner=owner))
+
+    def unclaim(self, job_id: str, owner: str) -> bool:
+        """Give back a claimed job this owner could not start (the database failed): no owner, no heartbeat, so
+        the next look of any process, this one included, claims it again."""
+        return bool(self._run("unclaim", job_id=job_id, owner=owner))
 
     def prune(self, before: dt.datetime) -> int:
         """Ended jobs that ended before ``before``."""
