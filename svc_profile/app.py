@@ -18,6 +18,7 @@ from svc_profile.definitions import Definitions
 from svc_profile.jobs import Jobs
 from svc_profile.segments import OutboxPublisher, Segments, Sweeper
 from svc_profile.service import ProfileDomain
+from svc_profile.store._jobs import JobStore
 from svc_profile.tags import TagWriter
 
 log = logging.getLogger("qiming.profile")
@@ -32,7 +33,13 @@ class ProfileApp:
         self.tags = TagWriter(self.core, self.definitions)
         self.segments = Segments(self.core, self.definitions)
         self.consumer = BatchConsumer(self.core)
-        self.jobs = Jobs()
+        self.jobs = Jobs(
+            JobStore(database, tables["job"]),
+            self.segments.resume,
+            heartbeat_seconds=settings.job_heartbeat_seconds,
+            orphan_seconds=settings.job_orphan_seconds,
+            retention_days=settings.job_retention_days,
+        )
         self.analytics: Any = None
         try:
             from svc_profile.analytics import Analytics
@@ -49,6 +56,7 @@ class ProfileApp:
         await asyncio.to_thread(self.definitions.load)
         if self.settings.finance_pack:
             await asyncio.to_thread(self.definitions.install_pack)
+        await asyncio.to_thread(self.jobs.start)  # jobs whose process is gone run again, with the rules loaded
         collect_address = peer_address("collect", self.settings.collect_address)
         if collect_address:
             self.client = CollectClient(collect_address)
@@ -83,7 +91,7 @@ class ProfileApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        await asyncio.to_thread(self.jobs.wait, 30.0)  # a background recompute finishes its transaction
+        await asyncio.to_thread(self.jobs.stop, 30.0)  # a background recompute finishes its transaction
         if self.publisher is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.publisher.drain(), timeout=5)

@@ -81,6 +81,16 @@ class ProfileSettings(ServiceSettings):
     """A recompute (RecomputeSegment, RecomputeTag, a created or updated segment) over at least this many profiles
     runs in the background: the call returns the job RUNNING and JobService.GetJob reports its progress and end.
     Below it the job runs within the call and comes back SUCCEEDED. 0: always in the background."""
+    job_heartbeat_seconds: float = Field(default=5.0, ge=0.5, le=300.0)
+    """A process running recompute jobs records that it still does this often (``profile_job.heartbeat_at``), and
+    looks this often for jobs whose process is gone."""
+    job_orphan_seconds: float = Field(default=60.0, ge=2.0)
+    """A RUNNING job whose heartbeat is older than this is orphaned: its process is taken for gone and the first
+    other process to look runs it again (docs/profile.md, "Recompute jobs"). Keep it well above
+    ``job_heartbeat_seconds``; on SQLite above the longest recompute transaction too (the heartbeat waits for
+    the write lock)."""
+    job_retention_days: int = Field(default=30, ge=1)
+    """Ended recompute jobs are kept this long in ``profile_job`` (GetJob answers for them), then deleted."""
     hot_persons: int = Field(default=100_000, ge=0)
     """Persons the log consumer keeps in memory between batches (id holders, customer id, person row): a batch
     reads only the others. Any write other than a log batch empties it. 0: none kept."""

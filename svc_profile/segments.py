@@ -14,13 +14,13 @@ from typing import Any
 
 from sqlalchemy import distinct, select, update
 
-from svc_common.errors import FieldViolation, InvalidArgument
+from svc_common.errors import FieldViolation, InvalidArgument, NotFound
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_profile import timewindows
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
 from svc_profile.engine import SegmentRule
-from svc_profile.jobs import Jobs, Progress, Superseded
+from svc_profile.jobs import JobFunction, Jobs, Progress, Superseded
 from svc_profile.model import now_us
 from svc_profile.sqlseg import segment_where
 
@@ -118,13 +118,17 @@ class Segments:
 
     def start_recompute(self, jobs: Jobs, segment_id: str, created_by: str = "") -> Any:
         """RecomputeSegment (and the first recompute of a created or updated segment) as a job."""
-        self.rule(segment_id)  # NOT_FOUND / archived: refused now, not as a failed job
+        run = self._segment_job(segment_id)  # NOT_FOUND / archived: refused now, not as a failed job
+        return jobs.submit("recompute_segment", segment_id, run, background=self._background(), created_by=created_by)
+
+    def _segment_job(self, segment_id: str) -> JobFunction:
+        self.rule(segment_id)
 
         def run(progress: Progress) -> str:
             totals = self.recompute(segment_id, progress=progress)
             return f"entered {totals['entered']}, exited {totals['exited']} of {totals['persons']} profiles"
 
-        return jobs.submit("recompute_segment", segment_id, run, background=self._background(), created_by=created_by)
+        return run
 
     def start_refresh_everyone(self, jobs: Jobs, tag_name: str, created_by: str = "") -> Any:
         """RecomputeTag, and the re-evaluation after CreateTagDefinition / UpdateTagDefinition, as a job: tags,
@@ -132,6 +136,10 @@ class Segments:
         stops before its next chunk (CANCELLED, reason SUPERSEDED) and the newer evaluates everyone again with
         the latest version, so the newest definition wins (docs/profile.md, "Tag definitions")."""
         version = self.definitions.get_tag(tag_name).version  # NOT_FOUND: refused now, not as a failed job
+        run = self._tag_job(tag_name, version)
+        return jobs.submit("recompute_tag", tag_name, run, background=self._background(), created_by=created_by)
+
+    def _tag_job(self, tag_name: str, version: int) -> JobFunction:
         with self._tag_lock:
             generation = self._tag_generation[tag_name] = self._tag_generation.get(tag_name, 0) + 1
 
@@ -144,7 +152,20 @@ class Segments:
             persons = self.refresh_everyone("recompute", progress, superseded)
             return f"tag {tag_name!r} version {version}: re-evaluated for {persons} profiles"
 
-        return jobs.submit("recompute_tag", tag_name, run, background=self._background(), created_by=created_by)
+        return run
+
+    def resume(self, kind: str, name: str) -> JobFunction:
+        """The function that runs an interrupted job again (``Jobs.resume_orphans``): the recompute of the
+        segment, or the re-evaluation of the tag, as it is defined now. Raises when the target is gone: a
+        segment unknown or archived, a tag unknown or archived."""
+        if kind == "recompute_segment":
+            return self._segment_job(name)
+        if kind == "recompute_tag":
+            definition = self.definitions.get_tag(name)
+            if definition.archived:
+                raise NotFound(f"tag {name!r} was archived", reason="TAG_NOT_FOUND")
+            return self._tag_job(name, definition.version)
+        raise NotFound(f"no job of kind {kind!r} can be resumed", reason="JOB_NOT_FOUND")
 
     def _stamp(self, segment_id: str, now: int) -> None:
         t = self.t["segment"]

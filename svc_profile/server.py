@@ -299,7 +299,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
         self.app = app
 
     async def GetJob(self, request: pb.GetJobRequest, context: Any) -> pb.GetJobResponse:
-        return pb.GetJobResponse(job=self.app.jobs.get(request.job_id))
+        return pb.GetJobResponse(job=await _run(self.app.jobs.get, request.job_id))
 
 
 def build_app(runtime: ServiceRuntime) -> ProfileApp:

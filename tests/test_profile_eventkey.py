@@ -54,7 +54,7 @@ def test_the_migration_rekeys_the_stored_events_and_back(tmp_path: Path, databas
             ["event_id"],
             {"ix_profile_event_profile", "ix_profile_event_time", "ix_profile_event_type"},
         )
-        assert migrations.upgrade(db.engine) == "profile_0003"
+        assert migrations.upgrade(db.engine, "profile_0003") == "profile_0003"
         assert _rows(db) == sorted(ROWS)
         assert _shape(db) == (list(EVENT_KEY), {"ix_profile_event_time", "ix_profile_event_type"})
         with db.engine.connect() as conn:  # the way back keeps the rows as well
@@ -62,7 +62,7 @@ def test_the_migration_rekeys_the_stored_events_and_back(tmp_path: Path, databas
             conn.commit()
         assert _rows(db) == sorted(ROWS)
         assert _shape(db)[0] == ["event_id"]
-        assert migrations.upgrade(db.engine) == "profile_0003"
+        assert migrations.upgrade(db.engine) == "profile_0004"
         assert _rows(db) == sorted(ROWS)
     finally:
         db.dispose()

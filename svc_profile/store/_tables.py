@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -163,7 +164,34 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("events", BigInteger, nullable=False),
         Column("updated_us", BigInteger, nullable=False),
     )
+    job = Table(
+        "profile_job",
+        metadata,
+        # Recompute jobs (svc_profile/jobs.py): what GetJob answers after a restart or from another process, and
+        # what a process resumes when the one running a job is gone (its heartbeat stopped).
+        Column("job_id", String(64), primary_key=True),
+        # recompute_segment or recompute_tag: with result_name (the segment id or tag name) all a resume needs,
+        # since a recompute evaluates the current definition.
+        Column("kind", String(32), nullable=False),
+        Column("result_name", String(64), nullable=False),
+        # RUNNING, SUCCEEDED, FAILED, CANCELLED (JobState names without the prefix).
+        Column("state", String(16), nullable=False),
+        Column("progress_percent", Float, nullable=False),
+        Column("progress_message", String(512), nullable=False),
+        Column("error_reason", String(64), nullable=False),
+        Column("error_message", Text, nullable=False),
+        Column("created_by", String(128), nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("started_at", UtcDateTime(), nullable=False),
+        Column("finished_at", UtcDateTime(), nullable=True),
+        # The process (Jobs instance) running it and when it last said so; NULL heartbeat: released at stop.
+        Column("owner_id", String(36), nullable=False),
+        Column("heartbeat_at", UtcDateTime(), nullable=True),
+        Index("ix_profile_job_state", "state", "heartbeat_at"),
+        Index("ix_profile_job_finished", "finished_at"),
+    )
     return {
+        "job": job,
         "person": person,
         "identity": identity,
         "day": day,

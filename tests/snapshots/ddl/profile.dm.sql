@@ -60,6 +60,28 @@ CREATE TABLE profile_instance (
 
 CREATE INDEX ix_profile_instance_started ON profile_instance (started_at);
 
+CREATE TABLE profile_job (
+	job_id VARCHAR2(64 CHAR) NOT NULL,
+	kind VARCHAR2(32 CHAR) NOT NULL,
+	result_name VARCHAR2(64 CHAR) NOT NULL,
+	state VARCHAR2(16 CHAR) NOT NULL,
+	progress_percent FLOAT NOT NULL,
+	progress_message VARCHAR2(512 CHAR) NOT NULL,
+	error_reason VARCHAR2(64 CHAR) NOT NULL,
+	error_message TEXT NOT NULL,
+	created_by VARCHAR2(128 CHAR) NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	started_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	finished_at TIMESTAMP WITH TIME ZONE,
+	owner_id VARCHAR2(36 CHAR) NOT NULL,
+	heartbeat_at TIMESTAMP WITH TIME ZONE,
+	PRIMARY KEY (job_id)
+);
+
+CREATE INDEX ix_profile_job_finished ON profile_job (finished_at);
+
+CREATE INDEX ix_profile_job_state ON profile_job (state, heartbeat_at);
+
 CREATE TABLE profile_lifecycle (
 	transition_id BIGINT NOT NULL IDENTITY(1, 1),
 	profile_id VARCHAR2(36 CHAR) NOT NULL,

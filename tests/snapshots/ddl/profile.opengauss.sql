@@ -60,6 +60,28 @@ CREATE TABLE profile_instance (
 
 CREATE INDEX ix_profile_instance_started ON profile_instance (started_at);
 
+CREATE TABLE profile_job (
+	job_id VARCHAR(64) NOT NULL,
+	kind VARCHAR(32) NOT NULL,
+	result_name VARCHAR(64) NOT NULL,
+	state VARCHAR(16) NOT NULL,
+	progress_percent FLOAT NOT NULL,
+	progress_message VARCHAR(512) NOT NULL,
+	error_reason VARCHAR(64) NOT NULL,
+	error_message TEXT NOT NULL,
+	created_by VARCHAR(128) NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	started_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	finished_at TIMESTAMP WITH TIME ZONE,
+	owner_id VARCHAR(36) NOT NULL,
+	heartbeat_at TIMESTAMP WITH TIME ZONE,
+	PRIMARY KEY (job_id)
+);
+
+CREATE INDEX ix_profile_job_finished ON profile_job (finished_at);
+
+CREATE INDEX ix_profile_job_state ON profile_job (state, heartbeat_at);
+
 CREATE TABLE profile_lifecycle (
 	transition_id BIGSERIAL NOT NULL,
 	profile_id VARCHAR(36) NOT NULL,

@@ -1527,8 +1527,10 @@ class AnalyticsService:
 class JobServiceStub:
     """Recompute jobs. RecomputeSegment, RecomputeTag and the first recompute of CreateSegment / UpdateSegment run
     within the call on a small population (the job comes back SUCCEEDED) and in the background on a large one
-    (the job comes back RUNNING): poll it here until SUCCEEDED or FAILED. Jobs live in the memory of the
-    process that runs them (a restart forgets them; the segment's size and size_computed_at remain).
+    (the job comes back RUNNING): poll it here until SUCCEEDED or FAILED. Jobs are kept in svc_profile's
+    database (profile_job): GetJob answers after a restart and for a job another process runs; a job whose
+    process died is run again by the next process to look (FAILED, error_reason INTERRUPTED, when its segment
+    or tag is gone by then). Ended jobs are kept job_retention_days (default 30).
     """
 
     def __init__(self, channel):
@@ -1547,12 +1549,14 @@ class JobServiceStub:
 class JobServiceServicer:
     """Recompute jobs. RecomputeSegment, RecomputeTag and the first recompute of CreateSegment / UpdateSegment run
     within the call on a small population (the job comes back SUCCEEDED) and in the background on a large one
-    (the job comes back RUNNING): poll it here until SUCCEEDED or FAILED. Jobs live in the memory of the
-    process that runs them (a restart forgets them; the segment's size and size_computed_at remain).
+    (the job comes back RUNNING): poll it here until SUCCEEDED or FAILED. Jobs are kept in svc_profile's
+    database (profile_job): GetJob answers after a restart and for a job another process runs; a job whose
+    process died is run again by the next process to look (FAILED, error_reason INTERRUPTED, when its segment
+    or tag is gone by then). Ended jobs are kept job_retention_days (default 30).
     """
 
     def GetJob(self, request, context):
-        """NOT_FOUND for an unknown (or forgotten) job id.
+        """NOT_FOUND for an unknown job id, or one that ended longer ago than the retention.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1577,8 +1581,10 @@ def add_JobServiceServicer_to_server(servicer, server):
 class JobService:
     """Recompute jobs. RecomputeSegment, RecomputeTag and the first recompute of CreateSegment / UpdateSegment run
     within the call on a small population (the job comes back SUCCEEDED) and in the background on a large one
-    (the job comes back RUNNING): poll it here until SUCCEEDED or FAILED. Jobs live in the memory of the
-    process that runs them (a restart forgets them; the segment's size and size_computed_at remain).
+    (the job comes back RUNNING): poll it here until SUCCEEDED or FAILED. Jobs are kept in svc_profile's
+    database (profile_job): GetJob answers after a restart and for a job another process runs; a job whose
+    process died is run again by the next process to look (FAILED, error_reason INTERRUPTED, when its segment
+    or tag is gone by then). Ended jobs are kept job_retention_days (default 30).
     """
 
     @staticmethod
