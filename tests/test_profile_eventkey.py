@@ -96,7 +96,7 @@ def test_the_way_back_keeps_one_row_per_event_id(tmp_path: Path, database_url: s
     migrations = SCHEMA.migrations
     twice = [("e1", "p9", 1_000, "page_view", "s9", "home", "{}"), ("e3", "p2", 5_000, "page_view", "s2", "home", "{}")]
     try:
-        assert migrations.upgrade(db.engine) == "profile_0003"
+        assert migrations.upgrade(db.engine, "profile_0003") == "profile_0003"
         with db.connection(write=True) as conn:
             ProfileStore(db, tables).insert_events(conn, [*ROWS, *twice])
         with db.engine.connect() as conn:
