@@ -94,6 +94,9 @@ class Observer(threading.Thread):
         self.path = path
         self.seen: dict[str, float] = {}
         self.stop = threading.Event()
+        self.ready = threading.Event()
+        """Set after the first poll: the load starts only once the observer is observing (connected, its query
+        prepared), or the first messages would be seen late by the observer's own start-up."""
 
     def run(self) -> None:
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
@@ -106,6 +109,7 @@ class Observer(threading.Thread):
             for rowid, user in rows:
                 self.seen.setdefault(user, now)
                 last = rowid
+            self.ready.set()
             time.sleep(0.002)
         conn.close()
 
@@ -122,11 +126,16 @@ class DatabaseObserver(Observer):
         self.commit_lag_ms: list[float] = []
         """Per message: seen (wall clock) minus its created_at, the engine's time at the start of its batch: the
         batch's own time in svc_campaign, without the wait before it (compare with the end-to-end latency)."""
+        self.commit_lag_at: list[float] = []
+        """The created_at (epoch seconds) of each of those messages."""
 
     def run(self) -> None:
         import sqlalchemy as sa
 
-        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        # Planned for each poll, as svc_common's engines do: a generic plan made while the outbox was empty would
+        # scan it whole 500 times a second as it grows, loading the database the bench measures.
+        options = {"options": "-c plan_cache_mode=force_custom_plan"} if self.url.startswith("postgresql") else {}
+        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT", connect_args=options)
         query = sa.text(
             "SELECT user_id, created_at FROM campaign_message WHERE journey_id = 'bench' AND created_at > :since"
         )
@@ -138,7 +147,9 @@ class DatabaseObserver(Observer):
                 for user, created in rows:
                     self.seen.setdefault(user, now)
                     self.commit_lag_ms.append((wall - created.timestamp()) * 1000)
+                    self.commit_lag_at.append(created.timestamp())
                     since = max(since, created)
+                self.ready.set()
                 time.sleep(0.002)
         engine.dispose()
 
@@ -329,6 +340,7 @@ def main() -> None:
         else:
             observer = Observer(work / "campaign" / "data" / "campaign.db")
         observer.start()
+        observer.ready.wait(30)
         sent: dict[str, float] = {}
         acked: dict[str, float] = {}
         elapsed = asyncio.run(drive(collect.address, args.rate, args.seconds, args.match, sent, acked))
@@ -361,6 +373,10 @@ def main() -> None:
         lag = observer.commit_lag_ms
         print(f"sent → batch start: p50 {percentile(waited, 0.5):.1f} ms, p99 {percentile(waited, 0.99):.1f} ms")
         print(f"batch start → seen: p50 {percentile(lag, 0.5):.1f} ms, p99 {percentile(lag, 0.99):.1f} ms")
+        first = min(SENT_WALL.values(), default=0.0)
+        slow = sorted({(round(at - first, 2), round(ms)) for ms, at in zip(lag, observer.commit_lag_at, strict=True)})
+        slow = [(at, ms) for at, ms in slow if ms > 100]
+        print(f"batches seen over 100 ms after their start (s into the run, ms): {slow[:40]}")
 
 
 def timers(args: argparse.Namespace) -> None:
