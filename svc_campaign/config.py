@@ -36,8 +36,8 @@ class CampaignSettings(ServiceSettings):
     """Timers fired per transaction."""
     timer_workers: int = Field(default=2, ge=1, le=16)
     """Timer loops firing at once on PostgreSQL, each for its own share of the customers (by a hash of the user
-    id: one customer's timers are only ever fired by one of them, so the policy gate never races itself); while one
-    waits on the database another runs. SQLite and the other databases run one."""
+    id: one customer's timers are only ever fired by one of them, so two timer loops never gate one customer at
+    once); while one waits on the database another runs. SQLite and the other databases run one."""
     journey_refresh_seconds: float = Field(default=2.0, gt=0)
     """Running journeys are re-read this often (a change made through this process applies at once)."""
     paused_recheck_seconds: int = Field(default=60, ge=1)

@@ -239,7 +239,10 @@ def _describe(
 ) -> str:
     parts = []
     for error in exc.errors():
-        field_name = str(error["loc"][0]) if error["loc"] else "?"
+        if not error["loc"]:  # a rule across settings (a model validator): its message names them
+            parts.append(f"[{cls.section}] settings: {error['msg'].removeprefix('Value error, ')}")
+            continue
+        field_name = str(error["loc"][0])
         env = env_name(cls, field_name)
         if field_name in overrides:
             where = f"{field_name} (argument)"

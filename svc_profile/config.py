@@ -2,7 +2,7 @@
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from svc_common.config import ServiceSettings
@@ -89,6 +89,16 @@ class ProfileSettings(ServiceSettings):
     other process to look runs it again (docs/profile.md, "Recompute jobs"). Keep it well above
     ``job_heartbeat_seconds``; on SQLite above the longest recompute transaction too (the heartbeat waits for
     the write lock)."""
+
+    @model_validator(mode="after")
+    def _orphan_after_several_heartbeats(self) -> "ProfileSettings":
+        if self.job_orphan_seconds < 2 * self.job_heartbeat_seconds:
+            raise ValueError(
+                f"job_orphan_seconds ({self.job_orphan_seconds:g}) must be at least twice job_heartbeat_seconds "
+                f"({self.job_heartbeat_seconds:g}): else a live process's jobs are taken for orphans"
+            )
+        return self
+
     job_retention_days: int = Field(default=30, ge=1)
     """Ended recompute jobs are kept this long in ``profile_job`` (GetJob answers for them), then deleted."""
     hot_persons: int = Field(default=100_000, ge=0)

@@ -95,6 +95,8 @@ class Jobs:
         """Running jobs of this owner → monotonic time their row was last written (heartbeat due after that)."""
         self._dirty: set[str] = set()
         """Running jobs whose progress changed since their row was last written."""
+        self._lost: set[str] = set()
+        """Jobs another process took over while a thread here still runs them: stopped at their next report."""
         self._stopping = threading.Event()
         self._loop_thread: threading.Thread | None = None
 
@@ -229,20 +231,25 @@ class Jobs:
                 if kept:
                     self._written[job_id] = now
                 else:
-                    log.warning("job %s is no longer this process's (another took it over); forgetting it", job_id)
+                    log.warning("job %s is no longer this process's (another took it over); stopping it", job_id)
                     self._written.pop(job_id, None)
                     self._jobs.pop(job_id, None)
+                    self._lost.add(job_id)  # its thread stops at its next progress report
         return len(due)
 
     def resume_orphans(self) -> list[str]:
-        """Claim and run again the RUNNING jobs of other owners whose heartbeat is older than ``orphan_seconds``.
-        Of several orphans of one target (kind and name) the newest runs and the others end CANCELLED
-        (SUPERSEDED); one whose target is gone ends FAILED (INTERRUPTED)."""
+        """Claim and run again the RUNNING jobs whose heartbeat is older than ``orphan_seconds`` and that no thread
+        of this process runs: another process's, or this one's own whose end or give-back could not be written
+        (a one-process deployment would otherwise leave them RUNNING until a restart). Of several orphans of one
+        target (kind and name) the newest runs and the others end CANCELLED (SUPERSEDED); one whose target is
+        gone ends FAILED (INTERRUPTED)."""
         if self.store is None or self.resolver is None:
             return []
         now = dt.datetime.now(dt.UTC)
         cutoff = now - dt.timedelta(seconds=self.orphan_seconds)
-        rows = self.store.orphans(self.owner, cutoff)
+        with self._lock:
+            running = set(self._written)
+        rows = [r for r in self.store.orphans(cutoff) if not (r.owner_id == self.owner and r.job_id in running)]
         newest = {(r.kind, r.result_name): r.job_id for r in rows}  # oldest first: the last of each wins
         resumed = []
         for row in rows:
@@ -315,6 +322,9 @@ class Jobs:
 
     def _progress(self, job_id: str, percent: float, message: str) -> None:
         with self._lock:
+            if job_id in self._lost:
+                self._lost.discard(job_id)
+                raise Superseded("another process took this job over (its heartbeat here had gone stale)")
             job = self._jobs.get(job_id)
             if job is not None:
                 job.progress_percent = max(0.0, min(100.0, percent))

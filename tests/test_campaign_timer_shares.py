@@ -1,5 +1,5 @@
 """Several timer loops on PostgreSQL (``timer_workers``): each fires the timers of its own share of the customers,
-so all of one customer's timers are fired by one loop (the policy gate never races itself), the shares together
+so all of one customer's timers are fired by one loop (two loops never gate one customer at once), the shares together
 fire every timer exactly once, loops running at once lose and double nothing, and only PostgreSQL runs more than
 one loop."""
 

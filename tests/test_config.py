@@ -125,3 +125,9 @@ def test_typos_in_common_and_table_names_are_refused(tmp_path: Path) -> None:
     shared.write_text("[common]\nmax_batch_events = 500\n")
     assert load_settings(CollectSettings, shared).max_batch_events == 500
     assert load_settings(ProfileSettings, shared).resolved_port() == 50052
+
+
+def test_a_rule_across_settings_names_them() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(ProfileSettings, job_heartbeat_seconds=40, job_orphan_seconds=60)
+    assert str(err.value).startswith("[profile] settings: job_orphan_seconds (60) must be at least twice")

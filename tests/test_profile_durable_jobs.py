@@ -201,6 +201,7 @@ def test_orphans_whose_target_is_gone_fail_and_one_process_claims_each(tmp_path:
         assert Jobs(store, resolver).resume_orphans() == [] and len(calls) == 3
         own = Jobs(store, resolver, orphan_seconds=0.0)
         own.owner = "live-process"
+        own._written["recompute_tag-alive"] = 0.0  # a thread of its own runs it, whatever its heartbeat
         assert own.resume_orphans() == [] and len(calls) == 3
         # Once that heartbeat is stale too, the claim is a compare-and-set: only the first succeeds.
         later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
@@ -396,3 +397,66 @@ def test_an_orphan_that_cannot_start_now_is_given_back_not_failed(tmp_path: Path
         assert jobs.resume_orphans() == ["recompute_tag-flaky"]
         assert ended(jobs, "recompute_tag-flaky").state == job_pb2.JOB_STATE_SUCCEEDED
         assert holders(app) == {"R5": "1"}
+
+
+def test_a_job_whose_end_could_not_be_written_is_run_again_by_its_own_process(
+    tmp_path: Path, database_url: str
+) -> None:
+    """One process, the database away at the moment a job ends: the row stays RUNNING under this process, and once
+    its heartbeat is stale this same process runs it again (a one-process deployment has nobody else to)."""
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        seed(app)
+        app.definitions.create_tag(at_least("C5"))
+        store = app.jobs.store
+        jobs = Jobs(store, app.segments.resume, orphan_seconds=2.0)
+        real_finish = store.finish
+
+        def down(*args: Any, **kwargs: Any) -> None:
+            raise Unavailable("database unavailable: connection refused")
+
+        store.finish = down  # type: ignore[method-assign]
+        try:
+            job = jobs.submit("recompute_tag", "risky", lambda progress: "done", background=False)
+        finally:
+            store.finish = real_finish  # type: ignore[method-assign]
+        assert job.state == job_pb2.JOB_STATE_SUCCEEDED and store.get(job.job_id).state == "RUNNING"
+        assert jobs.resume_orphans() == []  # its heartbeat is fresh: not yet
+        with app.core.database.connection(write=True) as conn:
+            conn.execute(sa.update(tables["job"]).values(heartbeat_at=STALE))
+        assert jobs.resume_orphans() == [job.job_id]
+        assert wait_for(lambda: store.get(job.job_id).state == "SUCCEEDED")
+        assert holders(app) == {"R5": "1"}
+
+
+def test_a_job_another_process_took_over_stops_here(tmp_path: Path, database_url: str) -> None:
+    """Process a's heartbeat went stale (a stalled database, a clock ahead elsewhere) and b took the job over: a's
+    thread stops at its next progress report instead of running the same recompute beside b's."""
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        store = app.jobs.store
+        reports = {"a": 0, "b": 0}
+        release = threading.Event()
+
+        def work(name: str) -> Any:
+            def run(progress: Any) -> str:
+                while not release.wait(0.02):
+                    reports[name] += 1
+                    progress(50.0, "halfway")
+                return "done"
+
+            return run
+
+        a = Jobs(store, lambda kind, result: work("a"), heartbeat_seconds=0.5, orphan_seconds=2.0)
+        b = Jobs(store, lambda kind, result: work("b"), heartbeat_seconds=0.5, orphan_seconds=2.0)
+        job = a.submit("recompute_tag", "risky", work("a"), background=True)
+        with app.core.database.connection(write=True) as conn:
+            conn.execute(sa.update(tables["job"]).values(heartbeat_at=STALE))
+        assert b.resume_orphans() == [job.job_id]
+        wait_for(lambda: reports["a"] > 1)  # a has progress to write
+        a.flush()  # and finds the row is no longer its own
+        stopped_at = wait_for(lambda: not a._threads and reports["a"])
+        assert wait_for(lambda: reports["b"] > 0)
+        assert reports["a"] == stopped_at  # a reports no more
+        release.set()
+        assert ended(b, job.job_id).state == job_pb2.JOB_STATE_SUCCEEDED
+        a.wait(5)
+        b.wait(5)

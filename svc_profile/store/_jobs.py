@@ -50,7 +50,6 @@ class JobStore:
             "orphans": select(t)
             .where(
                 t.c.state == RUNNING,
-                t.c.owner_id != bindparam("b_owner"),
                 or_(t.c.heartbeat_at.is_(None), t.c.heartbeat_at < bindparam("b_cutoff")),
             )
             .order_by(t.c.created_at, t.c.job_id),
@@ -115,9 +114,10 @@ class JobStore:
         return bool(self._run("finish", job_id=job_id, owner=owner, state=state, **values))
 
     # -- resuming ---------------------------------------------------------------------------------------
-    def orphans(self, owner: str, cutoff: dt.datetime) -> Sequence[Row]:
-        """RUNNING jobs of other owners whose heartbeat is older than ``cutoff`` (or released), oldest first."""
-        return self._run("orphans", owner=owner, cutoff=cutoff)
+    def orphans(self, cutoff: dt.datetime) -> Sequence[Row]:
+        """RUNNING jobs whose heartbeat is older than ``cutoff`` (or released), oldest first, whoever owns them:
+        the caller skips those it runs itself."""
+        return self._run("orphans", cutoff=cutoff)
 
     def claim(
         self, job_id: str, old_owner: str, owner: str, cutoff: dt.datetime, now: dt.datetime, message: str
