@@ -168,20 +168,13 @@ class HotPersons:
     def tag_rows(self, pids: Iterable[str]) -> tuple[dict[str, dict[str, TagRow]], list[str]]:
         """({person: {tag: row}} known here — {} for a person without tags, persons to read). The dicts are the
         cache's own: the caller's writes go into them (``Engine._tags``), and a failed batch clears the cache."""
-        return self._known(self.tags, pids)
+        found, missing = _split_known(self.tags, pids)
+        self.rule_hits += len(found)
+        return found, missing
 
     def member_rows(self, pids: Iterable[str]) -> tuple[dict[str, dict[str, MemberRow]], list[str]]:
         """({person: {segment: row}} known here, persons to read); shared as ``tag_rows``."""
-        return self._known(self.members, pids)
-
-    def _known(self, cached: dict[str, Any], pids: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
-        found, missing = {}, []
-        for pid in pids:
-            rows = cached.get(pid)
-            if rows is None:
-                missing.append(pid)
-            else:
-                found[pid] = rows
+        found, missing = _split_known(self.members, pids)
         self.rule_hits += len(found)
         return found, missing
 
@@ -196,14 +189,7 @@ class HotPersons:
             self.days.clear()
             self.day_buckets = 0
             self.days_key = key
-        found, missing = {}, []
-        cached = self.days
-        for pid in pids:
-            days = cached.get(pid)
-            if days is None:
-                missing.append(pid)
-            else:
-                found[pid] = days
+        found, missing = _split_known(self.days, pids)
         self.day_hits += len(found)
         return found, missing
 
@@ -307,6 +293,18 @@ class HotPersons:
             if mine and not all(type(m) is MemberRow for m in mine.values()):
                 mine = {sid: MemberRow(bool(m.is_member), int(m.seq), int(m.entered_us)) for sid, m in mine.items()}
             cached_members[pid] = mine or {}
+
+
+def _split_known(cached: dict[str, Any], pids: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
+    """({person: what ``cached`` holds of them}, the persons it does not hold), in the order given."""
+    found, missing = {}, []
+    for pid in pids:
+        rows = cached.get(pid)
+        if rows is None:
+            missing.append(pid)
+        else:
+            found[pid] = rows
+    return found, missing
 
 
 __all__ = ["HotPersons", "MemberRow", "PersonRow", "encode_doc"]
