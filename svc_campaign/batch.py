@@ -75,6 +75,7 @@ class BatchedWrites:
             return
         policy = self.policy(conn)
         since = now - dt.timedelta(seconds=max(7 * 86_400, policy.dedupe_window_seconds))
+        self.gate.lock_customers(conn, todo)  # before reading what they were sent: held until this batch commits
         for start in range(0, len(todo), 500):
             chunk = todo[start : start + 500]
             writes.gate_users.update(chunk)

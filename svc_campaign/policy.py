@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
+import zlib
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from google.protobuf import json_format
-from sqlalchemy import Select, Table, bindparam, select, true
+from sqlalchemy import Select, Table, bindparam, select, text, true
 from sqlalchemy.engine import Connection
 
 from svc_campaign.content import RenderRefused, check_template, render, risk_rating
@@ -147,6 +149,11 @@ class _Sent(NamedTuple):
     is_marketing: bool
 
 
+LOCK_DIALECTS = ["postgresql"]
+"""Where the gate takes a per-customer transaction lock before it reads what a customer was sent (see
+:meth:`PolicyGate.lock_customers`); SQLite has one writer at a time, openGauss and Dameng are not covered yet."""
+_GATE_LOCKS = 0x5147  # the first key of the gate's advisory locks ("QG"): apart from any other advisory lock user
+
 ARRAY_DIALECTS = ["postgresql"]
 """Where a batch's reads and claims take their customers or ids as one array parameter (``= ANY``, and the recent
 messages through :func:`recent_lateral`); elsewhere ``IN (...)``. Tests empty it to check that path."""
@@ -197,6 +204,22 @@ class PolicyGate:
         )
         self._recent_lateral = recent_lateral(self._message)
         self._consents_of = select(c.user_id, c.channel, c.purpose, c.granted).where(among(c.user_id, "b_users"))
+        self._lock = text(
+            f"SELECT count(pg_advisory_xact_lock({_GATE_LOCKS}, k.key::int)) FROM "
+            "(SELECT value AS key FROM json_array_elements_text(CAST(:b_keys AS json)) WITH ORDINALITY AS a(value, n) "
+            "ORDER BY n) AS k"
+        )
+
+    def lock_customers(self, conn: Connection, users: Iterable[str]) -> None:
+        """Serialise the gate per customer until this transaction ends: the event follower, a scheduled run, the
+        timer loops and other processes each gate in their own transaction, and without it two of them could read
+        the same recent messages and both pass a cap of one. One statement, the keys in ascending order (two
+        transactions locking overlapping customers this way wait instead of deadlocking)."""
+        if conn.dialect.name not in LOCK_DIALECTS:
+            return
+        keys = sorted({_lock_key(user) for user in users})
+        if keys:
+            conn.execute(self._lock, {"b_keys": json.dumps(keys)})
 
     def consents_for(self, conn: Connection, users: list[str]) -> Iterable[Any]:
         """The consent rows (user_id, channel, purpose, granted) of several customers at once."""
@@ -230,6 +253,8 @@ class PolicyGate:
         return known
 
     def check(self, conn: Connection, policy: pb.ContactPolicy, touch: Touch, now: dt.datetime) -> Decision:
+        if touch.is_marketing and touch.recent is None:  # not read ahead (and locked) with its batch
+            self.lock_customers(conn, [touch.user_id])
         if touch.is_marketing:
             rows = (
                 touch.consents
@@ -308,3 +333,10 @@ class PolicyGate:
             need = len(counted) - limit + 1
             preempt += [v.message_id for v in victims[:need]]
         return Decision(True, preempt=preempt)
+
+
+def _lock_key(user_id: str) -> int:
+    """A customer's advisory lock key: CRC-32 of the id as a signed 32-bit integer (the same in every process;
+    two customers sharing a key only wait for each other)."""
+    key = zlib.crc32(user_id.encode())
+    return key - (1 << 32) if key >= 1 << 31 else key
