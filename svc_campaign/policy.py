@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import zlib
 import zoneinfo
 from collections.abc import Iterable
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from google.protobuf import json_format
-from sqlalchemy import Select, Table, bindparam, select, text, true
+from sqlalchemy import Integer, Select, Table, bindparam, cast, func, literal_column, select, true
 from sqlalchemy.engine import Connection
 
 from svc_campaign.content import RenderRefused, check_template, render, risk_rating
@@ -204,22 +203,22 @@ class PolicyGate:
         )
         self._recent_lateral = recent_lateral(self._message)
         self._consents_of = select(c.user_id, c.channel, c.purpose, c.granted).where(among(c.user_id, "b_users"))
-        self._lock = text(
-            f"SELECT count(pg_advisory_xact_lock({_GATE_LOCKS}, k.key::int)) FROM "
-            "(SELECT value AS key FROM json_array_elements_text(CAST(:b_keys AS json)) WITH ORDINALITY AS a(value, n) "
-            "ORDER BY n) AS k"
-        )
+        keys = json_texts("b_keys").table_valued("value").render_derived(name="k")
+        key = cast(keys.c.value, Integer)
+        ordered = select(key.label("key")).order_by(key).subquery("ordered")  # ascending: waits, not deadlocks
+        self._lock = select(func.count(func.pg_advisory_xact_lock(literal_column(str(_GATE_LOCKS)), ordered.c.key)))
 
     def lock_customers(self, conn: Connection, users: Iterable[str]) -> None:
         """Serialise the gate per customer until this transaction ends: the event follower, a scheduled run, the
         timer loops and other processes each gate in their own transaction, and without it two of them could read
         the same recent messages and both pass a cap of one. One statement, the keys in ascending order (two
-        transactions locking overlapping customers this way wait instead of deadlocking)."""
+        transactions locking overlapping customers this way wait instead of deadlocking); the keys travel as one
+        JSON array, as the batch's other customer lists do."""
         if conn.dialect.name not in LOCK_DIALECTS:
             return
-        keys = sorted({_lock_key(user) for user in users})
+        keys = list({_lock_key(user) for user in users})
         if keys:
-            conn.execute(self._lock, {"b_keys": json.dumps(keys)})
+            conn.execute(self._lock, {"b_keys": keys})
 
     def consents_for(self, conn: Connection, users: list[str]) -> Iterable[Any]:
         """The consent rows (user_id, channel, purpose, granted) of several customers at once."""
