@@ -86,7 +86,7 @@ class ProfileSettings(ServiceSettings):
     looks this often for jobs whose process is gone."""
     job_orphan_seconds: float = Field(default=60.0, ge=2.0)
     """A RUNNING job whose heartbeat is older than this is orphaned: its process is taken for gone and the first
-    other process to look runs it again (docs/profile.md, "Recompute jobs"). Keep it well above
+    other process to look runs it again (docs/profile.md, "Recompute jobs"). At least twice
     ``job_heartbeat_seconds``; on SQLite above the longest recompute transaction too (the heartbeat waits for
     the write lock)."""
 
