@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +27,9 @@ from svc_campaign.policy import consent_allows
 from svc_common.db import Database
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import event_pb2
+
+Offload = Callable[..., Awaitable[Any]]
+"""Runs a blocking call off the event loop: ``asyncio.to_thread``, or the service's loop threads."""
 
 log = logging.getLogger("qiming.campaign.delivery")
 
@@ -94,7 +98,10 @@ class Dispatcher:
         adapter: ChannelAdapter,
         settings: CampaignSettings,
         held: Any,
+        *,
+        offload: Offload = asyncio.to_thread,
     ) -> None:
+        self._offload = offload  # where the blocking database calls run (the service's loop threads)
         self.db = database
         self.t = tables
         self.clock = clock
@@ -213,7 +220,7 @@ class Dispatcher:
         conn.execute(update(m).where(m.c.message_id == row["message_id"]).values(**values))
 
     async def run_once(self) -> int:
-        rows = await asyncio.to_thread(self.claim)
+        rows = await self._offload(self.claim)
         if not rows:
             return 0
         limit = asyncio.Semaphore(self.settings.delivery_concurrency)
@@ -229,7 +236,7 @@ class Dispatcher:
         results = await asyncio.gather(*(one(r) for r in rows))
         # A crash before this commit re-delivers the round with the same idempotency keys (the gateway
         # de-duplicates): at least once to the gateway, once to the customer.
-        await asyncio.to_thread(self.record_many, list(results))
+        await self._offload(self.record_many, list(results))
         self.delivered += sum(1 for _, outcome in results if outcome.ok)
         return len(rows)
 
@@ -237,7 +244,10 @@ class Dispatcher:
 class EventPublisher:
     """Publishes the pending $message_* events to svc_collect, deleting each once the log has it."""
 
-    def __init__(self, database: Database, tables: dict[str, Table], client: Any) -> None:
+    def __init__(
+        self, database: Database, tables: dict[str, Table], client: Any, *, offload: Offload = asyncio.to_thread
+    ) -> None:
+        self._offload = offload
         self.db = database
         self.t = tables
         self.client = client
@@ -256,12 +266,12 @@ class EventPublisher:
             conn.execute(delete(p).where(p.c.event_id.in_(ids)))
 
     async def run_once(self) -> int:
-        pending = await asyncio.to_thread(self._pending)
+        pending = await self._offload(self._pending)
         if not pending:
             return 0
         events = [event_pb2.Event.FromString(payload) for _, payload in pending]
         reply = await self.client.publish(events)  # deterministic ids: a retry after a lost answer is a duplicate
         if getattr(reply, "rejected_count", 0):
             log.warning("svc_collect rejected %d of our events (kept in its quarantine)", reply.rejected_count)
-        await asyncio.to_thread(self._done, [i for i, _ in pending])
+        await self._offload(self._done, [i for i, _ in pending])
         return len(pending)

@@ -29,6 +29,7 @@ from svc_campaign.policy import PolicyGate, Touch, default_policy, policy_from_j
 from svc_campaign.profiles import GrpcProfileDirectory, GrpcSegmentMembers, ProfileDirectory, SegmentMembers
 from svc_campaign.scheduled import Scheduler
 from svc_campaign.templates import TemplateBook
+from svc_campaign.threads import LoopThreads
 from svc_campaign.triggers import json_properties
 from svc_common.conditions import from_proto
 from svc_common.db import Database, upsert
@@ -86,9 +87,16 @@ class CampaignService(TemplateBook):
         if adapter is None:
             adapter = build_adapter(settings)
         self.adapter = adapter
-        self.dispatcher = Dispatcher(database, tables, self.clock, adapter, settings, self._paused) if adapter else None
+        # One thread per background loop, apart from the pool that serves RPCs (threads.py): the follower, the
+        # timer loops, schedules, the outbox, the publisher and auto-promotion.
+        self._timer_loops = settings.timer_workers if database.dialect in TIMER_SHARE_DIALECTS else 1
+        self.threads = LoopThreads(self._timer_loops + 5, "campaign-loop")
+        run = self.threads.run
+        self.dispatcher = (
+            Dispatcher(database, tables, self.clock, adapter, settings, self._paused, offload=run) if adapter else None
+        )
         self.collect = collect
-        self.publisher = EventPublisher(database, tables, collect) if collect is not None else None
+        self.publisher = EventPublisher(database, tables, collect, offload=run) if collect is not None else None
         self.follower: Any = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -104,17 +112,17 @@ class CampaignService(TemplateBook):
 
             # Made here, on the server's event loop (a gRPC aio channel belongs to the loop it was made on).
             self.collect = CollectClient(collect_address)
-            self.publisher = EventPublisher(self.db, self.t, self.collect)
+            self.publisher = EventPublisher(self.db, self.t, self.collect, offload=self.threads.run)
         if self.collect is not None:
             from svc_common.logclient import LogFollower
 
             async def handle(events: list[Any], cursor: str) -> None:
-                await asyncio.to_thread(self.engine.handle, events, cursor)
+                await self.threads.run(self.engine.handle, events, cursor)
 
             self.follower = LogFollower(
                 self.collect,
                 name=self.settings.consumer_name,
-                load_cursor=lambda: asyncio.to_thread(self.engine.load_cursor),
+                load_cursor=lambda: self.threads.run(self.engine.load_cursor),
                 handle=handle,
                 batch_size=self.settings.log_batch_size,
             )
@@ -122,16 +130,16 @@ class CampaignService(TemplateBook):
         poll = self.settings.timer_poll_millis / 1000
         # On PostgreSQL several loops fire at once, each for its share of the customers (row locks, not one writer
         # lock: while one waits on the database, another runs); elsewhere one.
-        shares = self.settings.timer_workers if self.db.dialect in TIMER_SHARE_DIALECTS else 1
+        shares = self._timer_loops
         for share in range(shares):
 
             async def timers(share: tuple[int, int] | None = (share, shares) if shares > 1 else None) -> int:
-                return (await asyncio.to_thread(self.engine.fire_due_timers, None, share)).timers_fired
+                return (await self.threads.run(self.engine.fire_due_timers, None, share)).timers_fired
 
             self._loop("timers" if shares == 1 else f"timers-{share}", timers, poll)
 
         async def schedules() -> int:
-            return await asyncio.to_thread(self.scheduler.run_once)
+            return await self.threads.run(self.scheduler.run_once)
 
         self._loop("schedules", schedules, self.settings.schedule_poll_millis / 1000)
         if self.dispatcher is not None:
@@ -162,6 +170,7 @@ class CampaignService(TemplateBook):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.threads.close()
         if self.adapter is not None:
             await self.adapter.close()
         if self.collect is not None:
@@ -183,7 +192,7 @@ class CampaignService(TemplateBook):
                 )
                 return sum(self.experiments.maybe_promote(conn, e, self.clock.now()) is not None for e in running)
 
-        await asyncio.to_thread(promote)
+        await self.threads.run(promote)
         return 0
 
     # -- policy ---------------------------------------------------------------------------------------
