@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ClauseElement, Select
 from sqlalchemy.types import TypeDecorator
 
-from svc_common.db import UtcDateTime
+from svc_common.db import UtcDateTime, copy_span
 
 _KEY = "k_key"
 """The bind of an UPDATE's key (the WHERE); set-clause binds are ``v_<column>``."""
@@ -149,7 +149,7 @@ class DriverWrite:
         assert raw is not None
         cursor = raw.cursor()
         try:
-            with cursor.copy(sql) as stream:
+            with copy_span(conn, sql, len(values)), cursor.copy(sql) as stream:
                 for row in values:
                     stream.write_row(row)
         except conn.dialect.loaded_dbapi.Error as error:

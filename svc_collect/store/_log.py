@@ -22,7 +22,7 @@ from psycopg.errors import UniqueViolation
 from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from svc_common.db import Database, DriverQuery
+from svc_common.db import Database, DriverQuery, copy_span
 
 _HEAD_ID = 1
 _LOOKUPS_AFTER_MISS = 16
@@ -348,7 +348,8 @@ class SqlEventLog:
             return
         if self._use_copy:
             raw = conn.connection.driver_connection
-            with raw.cursor() as cursor, cursor.copy(self._copy_sql) as copy:
+            sql = self._copy_sql
+            with copy_span(conn, sql, len(rows)), raw.cursor() as cursor, cursor.copy(sql) as copy:
                 if self._copy_types is not None:
                     copy.set_types(self._copy_types)
                 for row in rows:

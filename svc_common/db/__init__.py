@@ -1,5 +1,6 @@
 """Database kit: engine from URL, managed sessions, portable types, the upsert seam, migrations."""
 
+from svc_common.db._copy import copy_span
 from svc_common.db._driver import DriverQuery
 from svc_common.db._engine import (
     SUPPORTED_DRIVERS,
@@ -26,6 +27,7 @@ __all__ = [
     "Migrations",
     "StoreSchema",
     "UtcDateTime",
+    "copy_span",
     "create_engine_from_settings",
     "dialect_name",
     "normalize_database_url",
