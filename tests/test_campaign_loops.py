@@ -69,4 +69,5 @@ def test_an_rpc_gets_a_thread_while_every_loop_is_busy(tmp_path) -> None:
                 await threads.close()
 
         assert asyncio.run(scenario()) is True
-        assert threads.size == 1 + 5  # SQLite: one timer loop, and the follower, schedules, outbox, publisher, promotion
+        # SQLite: one timer loop; then the follower, schedules, the outbox, the publisher and auto-promotion.
+        assert threads.size == 1 + 5
