@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import random
 import threading
 import uuid
@@ -71,7 +72,7 @@ def validate_experiment(experiment: pb.Experiment) -> None:
         if not 0.5 <= rule.min_probability_best < 1:
             raise _bad("experiment.auto_promotion.min_probability_best", "between 0.5 and 1")
         if rule.metric == pb.METRIC_UNSPECIFIED:
-            raise _bad("experiment.auto_promotion.metric", "choose CTR or CONVERSION")
+            raise _bad("experiment.auto_promotion.metric", "choose CTR, CONVERSION or VALUE")
 
 
 class Experiments:
@@ -233,8 +234,7 @@ class Experiments:
                 if not matches_event(node, event):
                     continue
             at = event_time(event)
-            value = event.properties.get("value_fen") or event.properties.get("amount_fen")
-            fen = int(getattr(value, value.WhichOneof("kind") or "int_value", 0) or 0) if value is not None else 0
+            fen = goal_value_fen(event)
             a = self._a.c
             conn.execute(
                 update(self._a)
@@ -325,9 +325,7 @@ def analyse(
     response = pb.GetExperimentResultsResponse()
     n_c, x_c, s_c, ss_c = counts[control]
     if metric == pb.METRIC_VALUE:
-        means = [counts[k][2] / counts[k][0] if counts[k][0] else 0.0 for k in keys]
-        p_best = [1.0 if m == max(means) else 0.0 for m in means]
-        loss = [max(means) - m for m in means]
+        p_best, loss = stats.bayesian_means(trials, [counts[k][2] for k in keys], [counts[k][3] for k in keys])
     else:
         p_best, loss = stats.bayesian(successes, trials)
     shares = (
@@ -383,3 +381,25 @@ def analyse(
         response.leading_variant = keys[best]
         response.decision = f"promote {keys[best]}: P(best)={p_best[best]:.3f}, expected loss {loss[best]:.5f}"
     return response
+
+
+_NUMBER_KINDS = frozenset({"int_value", "money_fen_value", "double_value"})
+
+
+def goal_value_fen(event: event_pb2.Event) -> int:
+    """The value a goal event carries, in fen: its ``value_fen`` or else ``amount_fen`` property when that is a
+    number (an int, an amount in fen, or a double rounded to the fen). Anything else counts 0: a goal event from an
+    app is untrusted input, and one malformed value must convert its customer, not fail the batch it arrived in
+    (the log follower would retry that batch forever and every journey would stop)."""
+    for name in ("value_fen", "amount_fen"):
+        value = event.properties.get(name)
+        if value is None:
+            continue
+        kind = value.WhichOneof("kind")
+        if kind not in _NUMBER_KINDS:
+            return 0
+        number = getattr(value, kind)
+        if kind == "double_value":
+            return round(number) if math.isfinite(number) else 0
+        return int(number)
+    return 0

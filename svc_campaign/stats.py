@@ -2,7 +2,8 @@
 functions with scipy where the ``modeling`` extra is installed).
 
 - Bayesian: Beta(1 + conversions, 1 + misses) posteriors per variant; P(best) and expected loss by Monte
-  Carlo with a fixed seed (reproducible answers); Thompson sampling draws one sample per variant.
+  Carlo with a fixed seed (reproducible answers); Thompson sampling draws one sample per variant. For a value
+  metric, Normal(mean, variance / n) posteriors of each variant's mean, by Monte Carlo the same way.
 - Frequentist: two-proportion z-test against control (unpooled 95% interval, pooled-variance p-value),
   Welch's t-test for value metrics (spend), and a chi-square goodness-of-fit test of the observed split
   against the planned weights (sample ratio mismatch).
@@ -189,6 +190,44 @@ def bayesian(
         sample = [rng.betavariate(a, b) for a, b in params]
         best = max(sample)
         wins[sample.index(best)] += 1
+        for i in range(k):
+            loss[i] += best - sample[i]
+    return [w / draws for w in wins], [v / draws for v in loss]
+
+
+def bayesian_means(
+    counts: Sequence[int],
+    sums: Sequence[float],
+    sums_sq: Sequence[float],
+    *,
+    draws: int = 20_000,
+    seed: int = 7,
+) -> tuple[list[float], list[float]]:
+    """P(best) and expected loss per variant for a mean (value per exposure), from each mean's large-sample posterior
+    Normal(mean, variance / n) — the Welch approximation, as the frequentist comparison uses.
+
+    With fewer than two exposures in a variant its mean has no variance estimate: there is no evidence, so every
+    variant gets an equal share and no loss (nothing can be promoted). Tied draws share the win, so variants with
+    identical data (no value recorded at all, say) split P(best) instead of each getting 1."""
+    k = len(counts)
+    if k == 0:
+        return [], []
+    if min(counts) < 2:
+        return [1.0 / k] * k, [0.0] * k
+    params = []
+    for n, total, total_sq in zip(counts, sums, sums_sq, strict=True):
+        mean = total / n
+        variance = max(0.0, (total_sq - n * mean * mean) / (n - 1))
+        params.append((mean, math.sqrt(variance / n)))
+    rng = random.Random(seed)
+    wins = [0.0] * k
+    loss = [0.0] * k
+    for _ in range(draws):
+        sample = [rng.gauss(mean, sd) if sd else mean for mean, sd in params]
+        best = max(sample)
+        leaders = [i for i in range(k) if sample[i] == best]
+        for i in leaders:
+            wins[i] += 1 / len(leaders)
         for i in range(k):
             loss[i] += best - sample[i]
     return [w / draws for w in wins], [v / draws for v in loss]
