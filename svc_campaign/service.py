@@ -14,6 +14,7 @@ from typing import Any
 
 from google.protobuf import json_format
 from sqlalchemy import Table, select, update
+from sqlalchemy.exc import IntegrityError
 
 from svc_campaign.checks import bad, channel_ok, customer_id
 from svc_campaign.clock import Clock, SystemClock
@@ -33,7 +34,7 @@ from svc_campaign.threads import LoopThreads
 from svc_campaign.triggers import json_properties
 from svc_common.conditions import from_proto
 from svc_common.db import Database, upsert
-from svc_common.errors import Aborted, FailedPrecondition, NotFound
+from svc_common.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.peers import peer_address
@@ -330,14 +331,46 @@ class CampaignService(TemplateBook):
         if template.channel not in (pb.CHANNEL_TYPE_UNSPECIFIED, request.channel):
             raise bad("channel", f"template {template.template_id!r} is for {pb.ChannelType.Name(template.channel)}")
         key = request.idempotency_key
+        # A client's key is its own per customer: the message id and the outbox's key are made from both, so one
+        # customer's call never answers with (or suppresses) another customer's message.
+        message_id = stable_id("send", user, key) if key else str(uuid.uuid4()).replace("-", "")
+        if key:
+            sent = self._sent_with_key(user, key, message_id, request)
+            if sent is not None:
+                return sent
+        try:
+            return self._send_once(request, user, template, message_id)
+        except IntegrityError:
+            # The same key sent twice at once: the other call wrote first; answer with its message.
+            sent = self._sent_with_key(user, key, message_id, request) if key else None
+            if sent is None:
+                raise
+            return sent
+
+    def _sent_with_key(self, user: str, key: str, message_id: str, request: pb.SendMessageRequest) -> pb.Message | None:
+        """The message already sent for ``key`` to ``user``, if any (ids made before keys were per customer
+        included); ALREADY_EXISTS when the key was used for another channel or template."""
         m = self.t["message"]
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                select(m).where(m.c.message_id.in_([message_id, stable_id("send", key)]), m.c.user_id == user)
+            ).mappings()
+            row = next(iter(rows), None)
+        if row is None:
+            return None
+        if row["channel"] != request.channel or row["template_id"] != request.template_id:
+            raise AlreadyExists(
+                f"idempotency_key {key!r} was already used for this customer with another channel or template; "
+                "use a new key for a new message",
+                reason="IDEMPOTENCY_KEY_REUSED",
+                metadata={"message_id": row["message_id"]},
+            )
+        return to_proto(row)
+
+    def _send_once(self, request: pb.SendMessageRequest, user: str, template: Any, message_id: str) -> pb.Message:
+        key = request.idempotency_key
         now = self.clock.now()
         with self.db.connection(write=True) as conn:
-            if key:
-                row = conn.execute(select(m).where(m.c.idempotency_key == key)).mappings().first()
-                if row is not None:
-                    return to_proto(row)
-            message_id = stable_id("send", key) if key else str(uuid.uuid4()).replace("-", "")
             event = {k: from_proto(v) for k, v in request.event_properties.items()}
             fields = {"journey_id": "", "node_id": "", "instance_id": "", "experiment_id": "", "variant": ""}
             try:
@@ -354,7 +387,7 @@ class CampaignService(TemplateBook):
                     now,
                     message_id,
                     fields,
-                    key,
+                    f"qiming-send-{message_id}" if key else "",
                 )
                 self.walker.flush(conn)
             except BaseException:
