@@ -50,6 +50,21 @@ DEFAULT_RISK_DISCLOSURE = "市场有风险，投资需谨慎"
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\.([A-Za-z0-9_.\-]+)\s*(?:\|([^}]*))?\}\}")
 PLACEHOLDER_SOURCES = frozenset({"attribute", "feature", "tag", "event"})
 _TEXT_FIELDS = ("title", "body", "link")
+# Double braces left once the placeholders are taken out: "{{nickname}}" would reach the customer as it is.
+_STRAY_PLACEHOLDER = re.compile(r"\{\{.*?\}\}|\{\{|\}\}")
+
+
+def _default(match: re.Match[str]) -> str:
+    return match.group(3) or ""
+
+
+def prohibited_claim(text: str, extra_phrases: Iterable[str] = ()) -> str | None:
+    """The first prohibited claim in ``text`` (a rendered message: profile and event values included), or None."""
+    plain = _normalise(text)
+    for phrase in (*BUILT_IN_PROHIBITED, *extra_phrases):
+        if phrase.strip() and _normalise(phrase) in plain:
+            return phrase
+    return None
 
 
 def _normalise(text: str) -> str:
@@ -80,10 +95,16 @@ def check_template(
         text = getattr(template, field)
         if not text:
             continue
-        plain = _normalise(text)
+        # As written, and as it reads with every placeholder empty or at its default: "保{{attribute.x|}}本"
+        # renders "保本" for a customer without the attribute.
+        readings = {
+            _normalise(text),
+            _normalise(PLACEHOLDER.sub("", text)),
+            _normalise(PLACEHOLDER.sub(_default, text)),
+        }
         for phrase in phrases:
             # "无风险" inside the disclosure "并非无风险" is still a claim to avoid; a disclosure never needs it.
-            if _normalise(phrase) in plain:
+            if any(_normalise(phrase) in plain for plain in readings):
                 findings.append(
                     Finding(
                         "prohibited_claim",
@@ -92,6 +113,17 @@ def check_template(
                         f"{field} contains the prohibited investment-marketing claim {phrase!r}",
                     )
                 )
+        stray = _STRAY_PLACEHOLDER.search(PLACEHOLDER.sub("", text))
+        if stray:
+            findings.append(
+                Finding(
+                    "unknown_placeholder",
+                    field,
+                    stray.group(0),
+                    f"{field}: {stray.group(0)!r} is not a placeholder: write {{{{source.name}}}} or "
+                    f"{{{{source.name|default}}}} with a source of {', '.join(sorted(PLACEHOLDER_SOURCES))}",
+                )
+            )
         for match in PLACEHOLDER.finditer(text):
             source, name = match.group(1), match.group(2)
             if source not in PLACEHOLDER_SOURCES:

@@ -47,6 +47,9 @@ class TemplateBook:
             raise bad("template.body", "the body is empty")
         if template.product.risk_level > 5:
             raise bad("template.product.risk_level", "product risk levels are R1-R5")
+        if template.product.product_id and not template.product.risk_level:
+            # Suitability matches the product's level to the customer's risk rating: without it the check is skipped.
+            raise bad("template.product.risk_level", "a template that promotes a product needs its risk level (R1-R5)")
 
     def create_template(self, template: pb.Template) -> pb.Template:
         self._check_template_fields(template)
