@@ -186,6 +186,15 @@ def test_every_database_but_sqlite_serialises_the_gate() -> None:
     assert sorted(policy.ROW_LOCK_DIALECTS) == ["dm", "opengauss"]
 
 
+def test_the_advisory_statement_also_compiles_for_opengauss() -> None:
+    """openGauss has pg_advisory_xact_lock and json_array_elements_text (docs/campaign.md): moving it to the advisory
+    lock after a check on a live server is one line (ADVISORY_LOCK_DIALECTS); the statement is ready."""
+    flat = " ".join(str(_gate()._lock.compile(dialect=make_dialect("opengauss"))).split())
+    assert flat.startswith("SELECT count(pg_advisory_xact_lock(20807, ordered.key))")
+    assert "FROM json_array_elements_text(CAST(%(b_keys)s::VARCHAR AS JSON)) AS k(value)" in flat
+    assert flat.endswith("ORDER BY CAST(k.value AS INTEGER)) AS ordered")
+
+
 def _offline_sql(dialect_name: str, step: str) -> str:
     """What campaign_0004's upgrade or downgrade sends to ``dialect_name``, rendered by Alembic without a server."""
     namespace: dict = {}
