@@ -153,9 +153,9 @@ ADVISORY_LOCK_DIALECTS = ["postgresql"]
 customer (``pg_advisory_xact_lock``): no rows written, measured fast."""
 ROW_LOCK_DIALECTS = ["opengauss", "dm"]
 """Where it locks the rows of the customers' buckets in ``campaign_gate_lock`` instead (``SELECT ... FOR UPDATE``):
-Dameng has no advisory locks; openGauss has them, but the statement above is verified on no openGauss server, the
-plain row lock is (docs/campaign.md). SQLite, in neither list, has one writer at a time. Tests put PostgreSQL here
-(and empty the list above) to run this path."""
+Dameng has no advisory locks; openGauss has them, but the statement above has run on no openGauss server, while
+the row lock is plain SQL from its PostgreSQL base, tested on PostgreSQL (docs/campaign.md). SQLite, in neither
+list, has one writer at a time. Tests put PostgreSQL here (and empty the list above) to run this path."""
 GATE_LOCK_BUCKETS = 65_536
 """The rows of ``campaign_gate_lock`` (written by campaign_0004): a customer's bucket is its lock key mod this."""
 _ROW_LOCK_CHUNK = 500  # buckets per statement (an IN list of binds); chunks in ascending order, as within each
