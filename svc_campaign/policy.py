@@ -148,9 +148,17 @@ class _Sent(NamedTuple):
     is_marketing: bool
 
 
-LOCK_DIALECTS = ["postgresql"]
-"""Where the gate takes a per-customer transaction lock before it reads what a customer was sent (see
-:meth:`PolicyGate.lock_customers`); SQLite has one writer at a time, openGauss and Dameng are not covered yet."""
+ADVISORY_LOCK_DIALECTS = ["postgresql"]
+"""Where the gate's per-customer lock (see :meth:`PolicyGate.lock_customers`) is a transaction advisory lock per
+customer (``pg_advisory_xact_lock``): no rows written, measured fast."""
+ROW_LOCK_DIALECTS = ["opengauss", "dm"]
+"""Where it locks the rows of the customers' buckets in ``campaign_gate_lock`` instead (``SELECT ... FOR UPDATE``):
+Dameng has no advisory locks; openGauss has them, but the statement above has run on no openGauss server, while
+the row lock is plain SQL from its PostgreSQL base, tested on PostgreSQL (docs/campaign.md). SQLite, in neither
+list, has one writer at a time. Tests put PostgreSQL here (and empty the list above) to run this path."""
+GATE_LOCK_BUCKETS = 65_536
+"""The rows of ``campaign_gate_lock`` (written by campaign_0004): a customer's bucket is its lock key mod this."""
+_ROW_LOCK_CHUNK = 500  # buckets per statement (an IN list of binds); chunks in ascending order, as within each
 _GATE_LOCKS = 0x5147  # the first key of the gate's advisory locks ("QG"): apart from any other advisory lock user
 
 ARRAY_DIALECTS = ["postgresql"]
@@ -185,6 +193,7 @@ def recent_lateral(message: Table) -> Select[Any]:
 class PolicyGate:
     def __init__(self, tables: dict[str, Table], *, default_zone: str, requires_opt_in: bool, sensitive: list[str]):
         self._message = tables["message"]
+        gate_lock = tables["gate_lock"].c
         self._consent = tables["consent"]
         self.default_zone = default_zone
         self.requires_opt_in = requires_opt_in
@@ -207,18 +216,39 @@ class PolicyGate:
         key = cast(keys.c.value, Integer)
         ordered = select(key.label("key")).order_by(key).subquery("ordered")  # ascending: waits, not deadlocks
         self._lock = select(func.count(func.pg_advisory_xact_lock(literal_column(str(_GATE_LOCKS)), ordered.c.key)))
+        self._lock_rows = (
+            select(gate_lock.bucket)
+            .where(gate_lock.bucket.in_(bindparam("b_buckets", expanding=True)))
+            .order_by(gate_lock.bucket)  # ascending, as the advisory keys: overlapping batches wait, not deadlock
+            .with_for_update()
+        )
 
     def lock_customers(self, conn: Connection, users: Iterable[str]) -> None:
         """Serialise the gate per customer until this transaction ends: the event follower, a scheduled run, the
         timer loops and other processes each gate in their own transaction, and without it two of them could read
         the same recent messages and both pass a cap of one. One statement, the keys in ascending order (two
         transactions locking overlapping customers this way wait instead of deadlocking); the keys travel as one
-        JSON array, as the batch's other customer lists do."""
-        if conn.dialect.name not in LOCK_DIALECTS:
-            return
-        keys = list({_lock_key(user) for user in users})
-        if keys:
-            conn.execute(self._lock, {"b_keys": keys})
+        JSON array, as the batch's other customer lists do.
+
+        Where there are no advisory locks (:data:`ROW_LOCK_DIALECTS`) the customers' bucket rows are locked instead,
+        ``SELECT ... FOR UPDATE`` in ascending bucket order (chunks of 500, ascending too); customers sharing a bucket
+        only wait for each other. A bucket row missing would leave its customers unserialised: that is an error."""
+        dialect = conn.dialect.name
+        if dialect in ADVISORY_LOCK_DIALECTS:
+            keys = list({_lock_key(user) for user in users})
+            if keys:
+                conn.execute(self._lock, {"b_keys": keys})
+        elif dialect in ROW_LOCK_DIALECTS:
+            buckets = sorted({gate_bucket(user) for user in users})
+            for start in range(0, len(buckets), _ROW_LOCK_CHUNK):
+                chunk = buckets[start : start + _ROW_LOCK_CHUNK]
+                locked = conn.execute(self._lock_rows, {"b_buckets": chunk}).all()
+                if len(locked) != len(chunk):
+                    missing = sorted(set(chunk) - {row.bucket for row in locked})
+                    raise RuntimeError(
+                        f"campaign_gate_lock lacks the buckets {missing[:10]} (of {GATE_LOCK_BUCKETS}): the policy "
+                        "gate cannot serialise those customers; its rows are written by the migration campaign_0004"
+                    )
 
     def consents_for(self, conn: Connection, users: list[str]) -> Iterable[Any]:
         """The consent rows (user_id, channel, purpose, granted) of several customers at once."""
@@ -332,6 +362,11 @@ class PolicyGate:
             need = len(counted) - limit + 1
             preempt += [v.message_id for v in victims[:need]]
         return Decision(True, preempt=preempt)
+
+
+def gate_bucket(user_id: str) -> int:
+    """A customer's row of ``campaign_gate_lock``: its lock key (CRC-32) mod :data:`GATE_LOCK_BUCKETS`."""
+    return zlib.crc32(user_id.encode()) % GATE_LOCK_BUCKETS
 
 
 def _lock_key(user_id: str) -> int:

@@ -238,7 +238,16 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("profile_id", String(128), primary_key=True),
         Column("user_id", String(128), nullable=False),
     )
+    gate_lock = Table(
+        "campaign_gate_lock",
+        metadata,
+        # The policy gate's per-customer lock where it is a row lock (openGauss, Dameng; see PolicyGate.lock_customers):
+        # one row per bucket 0 .. 65,535, all written by campaign_0004 and never changed; a customer's bucket is its
+        # CRC-32 lock key mod 65,536, and the gate locks its customers' rows (SELECT ... FOR UPDATE) until it commits.
+        Column("bucket", Integer, primary_key=True, autoincrement=False),
+    )
     return {
+        "gate_lock": gate_lock,
         "scheduled_run": scheduled_run,
         "scheduled_member": scheduled_member,
         "journey": journey,

@@ -45,6 +45,11 @@ CREATE TABLE campaign_experiment (
 
 CREATE INDEX ix_campaign_experiment_goal ON campaign_experiment (goal_event_type, experiment_state);
 
+CREATE TABLE campaign_gate_lock (
+	bucket INTEGER NOT NULL,
+	PRIMARY KEY (bucket)
+);
+
 CREATE TABLE campaign_instance (
 	instance_id VARCHAR2(36 CHAR) NOT NULL,
 	service_name VARCHAR2(32 CHAR) NOT NULL,
