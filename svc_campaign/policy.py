@@ -21,7 +21,7 @@ from google.protobuf import json_format
 from sqlalchemy import Integer, Select, Table, bindparam, cast, func, literal_column, select, true
 from sqlalchemy.engine import Connection
 
-from svc_campaign.content import RenderRefused, check_template, render, risk_rating
+from svc_campaign.content import RenderRefused, check_template, prohibited_claim, render, risk_rating
 from svc_campaign.store._bulk import among, json_texts
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2
@@ -146,6 +146,17 @@ class _Sent(NamedTuple):
     status: str
     created_at: dt.datetime
     is_marketing: bool
+    scheduled_at: dt.datetime | None
+
+    @property
+    def at(self) -> dt.datetime:
+        """When it reaches the customer: a message held for quiet hours counts on the day it goes out."""
+        return self.scheduled_at or self.created_at
+
+
+# Messages are read back this much further than the caps' windows: one created before a window and held for quiet
+# hours into it counts in it (quiet hours last under a day).
+_HELD_SLACK = dt.timedelta(days=1)
 
 
 ADVISORY_LOCK_DIALECTS = ["postgresql"]
@@ -201,9 +212,7 @@ class PolicyGate:
         self._checked: dict[tuple, bool] = {}
         c, m = self._consent.c, self._message.c
         self._consents = select(c.channel, c.purpose, c.granted).where(c.user_id == bindparam("b_user"))
-        self._recent = select(
-            m.message_id, m.channel, m.template_id, m.priority, m.status, m.created_at, m.is_marketing
-        ).where(
+        self._recent = select(*(m[f] for f in _Sent._fields)).where(
             m.user_id == bindparam("b_user"),
             m.created_at >= bindparam("b_since"),
             # Two plain comparisons rather than IN (...): a statement with no expanding parameter stays cached.
@@ -260,6 +269,7 @@ class PolicyGate:
     def recent_for(self, conn: Connection, users: list[str], since: dt.datetime) -> dict[str, list[_Sent]]:
         """Counted messages since ``since`` of several customers at once."""
         m = self._message.c
+        since -= _HELD_SLACK
         if conn.dialect.name in ARRAY_DIALECTS:
             rows = conn.execute(self._recent_lateral, {"b_users": users, "b_since": since})
         else:
@@ -305,6 +315,11 @@ class PolicyGate:
             rendered = render(touch.template, touch.profile, touch.event, self.sensitive)
         except RenderRefused:
             return Decision(False, "sensitive_placeholder")
+        if rendered != (touch.template.title, touch.template.body, touch.template.link) and any(
+            prohibited_claim(text, policy.extra_prohibited_phrases) for text in rendered
+        ):
+            # Profile or event values can carry a claim the template's own text does not (a nickname "保本").
+            return Decision(False, "content_noncompliant")
         if not touch.is_marketing:
             return Decision(True, rendered=rendered)
         decision = self._caps(conn, policy, touch, now)
@@ -320,21 +335,18 @@ class PolicyGate:
         horizon = max(7 * 86_400, policy.dedupe_window_seconds)
         since = now - dt.timedelta(seconds=horizon)
         if touch.recent is not None:
-            rows = [r for r in touch.recent if r.created_at >= since and r.status not in ("SUPPRESSED", "FAILED")]
+            rows = [r for r in touch.recent if r.status not in ("SUPPRESSED", "FAILED")]
         else:
-            rows = [
-                _Sent(**r._mapping) for r in conn.execute(self._recent, {"b_user": touch.user_id, "b_since": since})
-            ]
-        rows += [
-            _Sent(**{k: p[k] for k in _Sent._fields})
-            for p in touch.pending
-            if p["status"] not in ("SUPPRESSED", "FAILED") and p["created_at"] >= since
-        ]
+            read = {"b_user": touch.user_id, "b_since": since - _HELD_SLACK}
+            rows = [_Sent(**r._mapping) for r in conn.execute(self._recent, read)]
+        counted = (p for p in touch.pending if p["status"] not in ("SUPPRESSED", "FAILED"))
+        rows += [_Sent(**{k: p[k] for k in _Sent._fields}) for p in counted]
+        rows = [r for r in rows if r.at >= since]
         if not rows:
             return Decision(True)  # nothing counted: no duplicate, every cap has room
         dedupe_from = now - dt.timedelta(seconds=policy.dedupe_window_seconds)
         if policy.dedupe_window_seconds and any(
-            r.template_id == touch.template.template_id and r.created_at >= dedupe_from for r in rows
+            r.template_id == touch.template.template_id and r.at >= dedupe_from for r in rows
         ):
             return Decision(False, "duplicate_content")
         day_from, week_from = cap_windows(policy, now, self.default_zone)
@@ -344,10 +356,10 @@ class PolicyGate:
             (
                 "channel_cap",
                 policy.max_per_channel_per_day,
-                [r for r in marketing if r.created_at >= day_from and r.channel == touch.channel],
+                [r for r in marketing if r.at >= day_from and r.channel == touch.channel],
             ),
-            ("frequency_cap_day", policy.max_marketing_per_day, [r for r in marketing if r.created_at >= day_from]),
-            ("frequency_cap_week", policy.max_marketing_per_week, [r for r in marketing if r.created_at >= week_from]),
+            ("frequency_cap_day", policy.max_marketing_per_day, [r for r in marketing if r.at >= day_from]),
+            ("frequency_cap_week", policy.max_marketing_per_week, [r for r in marketing if r.at >= week_from]),
         )
         for reason, limit, counted in checks:
             counted = [r for r in counted if r.message_id not in preempt]

@@ -5,12 +5,15 @@ templates without a risk level."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 import pytest
-from campaign_helpers import PUSH, SMS, T0, add_template, campaign_service, event, statuses
+from campaign_helpers import PUSH, SMS, T0, add_template, campaign_service, event, profile, statuses
 
 from svc_campaign import stats
+from svc_campaign.clock import ManualClock
+from svc_campaign.profiles import InMemoryProfiles
 from svc_common.errors import AlreadyExists, InvalidArgument
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import types_pb2
@@ -149,3 +152,27 @@ def test_a_template_that_promotes_a_product_needs_its_risk_level(tmp_path) -> No
         product.risk_level = 3
         assert add_template(service, "t1", body="新基金开售 市场有风险，投资需谨慎", product=product).version == 1
         assert add_template(service, "t2", channel=SMS, body="您好 {{attribute.nickname|客户}}").version == 1
+
+
+def test_a_claim_carried_by_a_profile_value_is_not_sent(tmp_path) -> None:
+    profiles = InMemoryProfiles({"c1": profile("c1", nickname="保本"), "c2": profile("c2", nickname="王先生")})
+    with campaign_service(tmp_path, profiles=profiles) as service:
+        add_template(service, "t1", body="{{attribute.nickname|客户}}，新基金开售")
+        assert (_send(service, "c1", "k1").status, _send(service, "c2", "k2").status) == (
+            pb.MESSAGE_STATUS_SUPPRESSED,
+            pb.MESSAGE_STATUS_QUEUED,
+        )
+        assert statuses(service, "c1") == [("SUPPRESSED", "content_noncompliant")]
+
+
+def test_a_message_held_for_quiet_hours_counts_on_the_day_it_goes_out(tmp_path) -> None:
+    # Default policy: at most 2 marketing touches a day; SMS quiet 21:00-08:00 Shanghai.
+    clock = ManualClock(dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.UTC))  # Monday 22:00 in Shanghai
+    with campaign_service(tmp_path, clock=clock) as service:
+        for template in ("t1", "t2", "t3"):
+            add_template(service, template, body=f"内容 {template}")
+        assert _send(service, "c1", "k1", "t1", SMS).status == pb.MESSAGE_STATUS_DEFERRED  # out Tuesday 08:00
+        clock.set(dt.datetime(2026, 11, 24, 1, 0, tzinfo=dt.UTC))  # Tuesday 09:00
+        assert _send(service, "c1", "k2", "t2", PUSH).status == pb.MESSAGE_STATUS_QUEUED
+        third = _send(service, "c1", "k3", "t3", pb.CHANNEL_TYPE_EMAIL)  # a third touch on Tuesday: was QUEUED
+        assert (third.status, third.suppression_reason) == (pb.MESSAGE_STATUS_SUPPRESSED, "frequency_cap_day")
