@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +30,7 @@ from campaign_helpers import (
     simple_graph,
     status,
 )
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from svc_campaign.delivery import Outcome
 from svc_campaign.erasure import ERASED
@@ -302,3 +304,45 @@ def test_messages_of_running_and_paused_journeys_are_not_suppressed_at_the_claim
             conn.execute(update(j).values(journey_state="RUNNING"))
         assert dispatch(service, gateway) == 1
         assert [status(m) for m in messages(service)] == ["SENT"]
+
+
+def test_a_stop_waiting_on_a_claim_judges_the_row_as_the_claim_left_it(tmp_path, database_url_postgresql) -> None:
+    """PostgreSQL: the stop's UPDATE waits for a claim that holds the row; once the claim commits its lease, the
+    stop finds the message at the gateway and only requests the cancel (suppressed under it, the gateway's
+    acceptance would be dropped)."""
+    with campaign_service(tmp_path, database_url_postgresql, adapter=ScriptedGateway()) as service:
+        add_template(service, "t1")
+        run_journey(service, simple_graph(on_event("signup")))
+        service.engine.handle([event("signup", "c1")])
+        m = service.t["message"]
+        stopped: list[BaseException | None] = []
+
+        def stop() -> None:
+            try:
+                transition(service, "stop")
+                stopped.append(None)
+            except BaseException as exc:  # reported below, in the test's thread
+                stopped.append(exc)
+
+        stopper = threading.Thread(target=stop)
+        with service.db.connection(write=True) as claim:  # the dispatcher's claim, held open
+            claim.execute(select(m.c.message_id).with_for_update())
+            lease = service.clock.now() + dt.timedelta(seconds=service.settings.delivery_lease_seconds)
+            claim.execute(update(m).values(lease_until=lease))
+            stopper.start()
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database() AND query LIKE 'UPDATE campaign_message %'"
+            )
+            for _ in range(500):  # until the stop waits on the row (at most ~10 s)
+                with service.db.connection() as probe:
+                    if probe.execute(waiting).scalar_one():
+                        break
+                time.sleep(0.02)
+            else:
+                raise AssertionError("the stop never waited on the claimed row")
+        stopper.join(timeout=30)
+        assert stopped == [None]
+        assert [(status(m), m.suppression_reason) for m in messages(service)] == [("QUEUED", "journey_stopped")]
+        service.dispatcher.record(_rows(service)[0], Outcome(True, gateway_message_id="gw"))  # the gateway took it
+        assert [(status(m), m.suppression_reason) for m in messages(service)] == [("SENT", "journey_stopped")]
