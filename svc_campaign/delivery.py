@@ -5,6 +5,12 @@ come back through ``ReportDeliveryReceipt``. The event publisher sends $message_
 Adapter contract (HTTP webhook): ``POST <gateway_url>`` with a JSON body (message id, customer, channel,
 title, body, link, journey, experiment) and the header ``Idempotency-Key``. 2xx: accepted (a JSON answer
 may carry ``gateway_message_id``); 408, 429 and 5xx or no answer: retried; any other 4xx: FAILED at once.
+
+At the claim, before anything goes to a gateway, each due row is judged again as it stands now: a message of a
+journey that is no longer running or paused, or one whose cancel was requested while it was at the gateway, is
+suppressed; a marketing message whose customer withdrew consent is suppressed; a marketing message on a channel
+inside its quiet hours now (a retry, a held message, a backlog) is DEFERRED to their end. An adapter may name
+the ``channels`` it serves (``ChannelRouter``): rows of other channels are not claimed and stay QUEUED.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 import datetime as dt
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,8 +29,8 @@ from sqlalchemy import Table, delete, or_, select, update
 
 from svc_campaign.clock import Clock
 from svc_campaign.config import CampaignSettings
-from svc_campaign.outbox import message_event, queue_event
-from svc_campaign.policy import consent_allows
+from svc_campaign.outbox import CANCEL_REASONS, UNSENT, message_event, queue_event
+from svc_campaign.policy import consent_allows, default_policy, policy_from_json, quiet_until
 from svc_common.db import Database
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import event_pb2
@@ -40,9 +47,13 @@ class Outcome:
     retryable: bool = False
     gateway_message_id: str = ""
     error: str = ""
+    not_configured: bool = False
+    """No gateway serves the message's channel: it goes back to the outbox QUEUED, no attempt counted."""
 
 
 class ChannelAdapter(Protocol):
+    """Optionally also ``channels``: the channel numbers it serves (None or absent: every channel)."""
+
     async def deliver(self, message: dict[str, Any]) -> Outcome: ...
 
     async def close(self) -> None: ...
@@ -108,17 +119,21 @@ class Dispatcher:
         self.adapter = adapter
         self.settings = settings
         self._held = held  # () -> set of paused journey ids
+        self._policy_cache: tuple[float, Any] | None = None
         self.delivered = 0
 
     def claim(self) -> list[dict[str, Any]]:
         m = self.t["message"]
         now = self.clock.now()
         paused = self._held()
+        served = getattr(self.adapter, "channels", None)
+        if served is not None and not served:
+            return []
         with self.db.connection(write=True) as conn:
             query = (
                 select(m)
                 .where(
-                    m.c.status.in_(("QUEUED", "DEFERRED")),
+                    m.c.status.in_(UNSENT),
                     m.c.next_attempt_at <= now,
                     or_(m.c.lease_until.is_(None), m.c.lease_until < now),
                 )
@@ -127,16 +142,90 @@ class Dispatcher:
             )
             if paused:
                 query = query.where(m.c.journey_id.not_in(paused))
+            if served is not None:  # a channel no gateway serves stays QUEUED, its attempts untouched
+                query = query.where(m.c.channel.in_(sorted(served)))
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = [dict(r) for r in conn.execute(query).mappings()]
+            rows = self._drop_cancelled(conn, rows)
             rows = self._drop_withdrawn(conn, rows)
+            rows = self._defer_quiet(conn, rows, now)
             if rows:
                 lease = now + dt.timedelta(seconds=self.settings.delivery_lease_seconds)
                 conn.execute(
                     update(m).where(m.c.message_id.in_([r["message_id"] for r in rows])).values(lease_until=lease)
                 )
         return rows
+
+    def _drop_cancelled(self, conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A message of a journey that is neither RUNNING nor PAUSED (written by a batch that raced StopJourney) is
+        SUPPRESSED ``journey_stopped``; one whose cancel was requested while it was leased (its round crashed, or
+        the lease ran out) is SUPPRESSED with that reason; one of a journey paused meanwhile is left for later."""
+        journeys = sorted({r["journey_id"] for r in rows if r["journey_id"]})
+        states: dict[str, str] = {}
+        if journeys:
+            j = self.t["journey"].c
+            query = select(j.journey_id, j.journey_state).where(j.journey_id.in_(journeys))
+            states = {row.journey_id: row.journey_state for row in conn.execute(query)}
+        cancelled: dict[str, list[str]] = {}
+        kept = []
+        for row in rows:
+            state = states.get(row["journey_id"])
+            if row["suppression_reason"] in CANCEL_REASONS:
+                cancelled.setdefault(row["suppression_reason"], []).append(row["message_id"])
+            elif state is not None and state not in ("RUNNING", "PAUSED"):
+                cancelled.setdefault("journey_stopped", []).append(row["message_id"])
+            elif state != "PAUSED":
+                kept.append(row)
+        m = self.t["message"]
+        for reason, ids in cancelled.items():
+            conn.execute(
+                update(m)
+                .where(m.c.message_id.in_(ids))
+                .values(status="SUPPRESSED", suppression_reason=reason, next_attempt_at=None, lease_until=None)
+            )
+        return kept
+
+    def _defer_quiet(self, conn: Any, rows: list[dict[str, Any]], now: dt.datetime) -> list[dict[str, Any]]:
+        """Quiet hours hold at delivery as they do when a message is written: a marketing message due inside the
+        quiet hours of its channel (a retry after a gateway failure, a paused journey resumed at night, a backlog
+        after an outage, the end of one rule inside another) is DEFERRED to their end, not sent, not lost."""
+        if not any(r["is_marketing"] for r in rows):
+            return rows
+        policy = self._policy(conn)
+        if not policy.quiet_hours:
+            return rows
+        deferred: dict[dt.datetime, list[str]] = {}
+        for row in rows:
+            until = quiet_until(policy, row["channel"], now, self.settings.timezone) if row["is_marketing"] else None
+            if until is not None:
+                deferred.setdefault(until, []).append(row["message_id"])
+        if not deferred:
+            return rows
+        m = self.t["message"]
+        for until, ids in deferred.items():
+            conn.execute(
+                update(m)
+                .where(m.c.message_id.in_(ids))
+                .values(
+                    status="DEFERRED",
+                    scheduled_at=until,
+                    next_attempt_at=until,
+                    suppression_reason="quiet_hours_deferred",
+                )
+            )
+        held = {i for ids in deferred.values() for i in ids}
+        return [r for r in rows if r["message_id"] not in held]
+
+    def _policy(self, conn: Any) -> Any:
+        """The contact policy, read again at most every ``journey_refresh_seconds`` (as the gate's walker does)."""
+        if self._policy_cache is not None and self._policy_cache[0] > time.monotonic():
+            return self._policy_cache[1]
+        p = self.t["policy"].c
+        row = conn.execute(select(p.document, p.version_no).where(p.policy_id == "default")).first()
+        policy = policy_from_json(row.document) if row is not None else default_policy()
+        self._policy_cache = (time.monotonic() + self.settings.journey_refresh_seconds, policy)
+        return policy
 
     def _drop_withdrawn(self, conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Consent is checked again at delivery: a customer who opted out while a marketing message waited (quiet
@@ -187,9 +276,20 @@ class Dispatcher:
 
     def _record(self, conn: Any, m: Table, row: dict[str, Any], outcome: Outcome, now: dt.datetime) -> None:
         attempts = row["attempts"] + 1
-        current = conn.execute(select(m.c.status).where(m.c.message_id == row["message_id"])).scalar_one()
-        if current not in ("QUEUED", "DEFERRED"):
-            return  # suppressed (journey stopped, preempted) or receipted while in flight
+        current = conn.execute(
+            select(m.c.status, m.c.suppression_reason).where(m.c.message_id == row["message_id"])
+        ).one()
+        # A cancel (journey stopped, customer erased, preempted) that came while the gateway had the message: if the
+        # gateway took it the customer has it, so it is SENT (the reason kept as a note) and counts toward caps.
+        cancel = current.suppression_reason if current.suppression_reason in CANCEL_REASONS else ""
+        if current.status == "SUPPRESSED" and outcome.ok:
+            log.info(
+                "message %s was suppressed (%s) while at the gateway, which took it: recorded SENT",
+                row["message_id"],
+                current.suppression_reason,
+            )
+        elif current.status not in UNSENT:
+            return  # receipted while in flight, or suppressed and the gateway did not take it
         if outcome.ok:
             values: dict[str, Any] = {
                 "status": "SENT",
@@ -201,6 +301,20 @@ class Dispatcher:
                 "failure_reason": "",
             }
             queue_event(conn, self.t, message_event(row, "SENT", now), now)
+        elif cancel and (outcome.retryable or outcome.not_configured):
+            values = {  # not retried: the cancel takes effect
+                "status": "SUPPRESSED",
+                "attempts": attempts,
+                "next_attempt_at": None,
+                "lease_until": None,
+                "failure_reason": outcome.error,
+            }
+        elif outcome.not_configured:
+            values = {  # no gateway for the channel (yet): it waits QUEUED, no attempt counted
+                "next_attempt_at": now + dt.timedelta(milliseconds=self.settings.delivery_max_backoff_millis),
+                "lease_until": None,
+                "failure_reason": outcome.error,
+            }
         elif outcome.retryable and attempts < self.settings.delivery_max_attempts:
             values = {
                 "attempts": attempts,

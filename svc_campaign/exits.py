@@ -7,6 +7,8 @@ import datetime as dt
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from svc_campaign.outbox import withdraw
+
 
 def exit_in_flight(
     conn: Connection,
@@ -20,7 +22,9 @@ def exit_in_flight(
 ) -> int:
     """Every participation still going where ``column`` (``journey_id`` or ``user_id``) is ``value`` ends with
     ``exit_reason`` (a visit ``exited:<suppression>`` records it); those rows' timers and trigger state go, and
-    their unsent messages are suppressed with ``suppression``. Returns how many participations ended."""
+    their unsent messages are suppressed with ``suppression``, except one at the gateway right now (leased): it
+    only takes the reason, and the gateway's answer decides (see ``outbox.CANCEL_REASONS``). Returns how many
+    participations ended."""
     i = t["instance"]
     going = i.c[column] == value, i.c.status != "done"
     active = conn.execute(select(i.c.instance_id, i.c.journey_id, i.c.current_node).where(*going)).all()
@@ -44,11 +48,7 @@ def exit_in_flight(
     conn.execute(delete(t["timer"]).where(t["timer"].c[column] == value))
     conn.execute(delete(t["trigger_state"]).where(t["trigger_state"].c[column] == value))
     m = t["message"]
-    conn.execute(
-        update(m)
-        .where(m.c[column] == value, m.c.status.in_(("QUEUED", "DEFERRED")))
-        .values(status="SUPPRESSED", suppression_reason=suppression, next_attempt_at=None)
-    )
+    conn.execute(withdraw(m, [m.c[column] == value], suppression, now))
     return len(active)
 
 

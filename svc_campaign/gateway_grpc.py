@@ -118,11 +118,17 @@ class ChannelRouter:
         self.routes = dict(routes)
         self.default = default
 
+    @property
+    def channels(self) -> frozenset[int] | None:
+        """The channels some adapter serves (None: every channel). The dispatcher claims only these, so a message
+        on a channel with no gateway stays QUEUED, its attempts untouched, until one is configured."""
+        return None if self.default is not None else frozenset(self.routes)
+
     async def deliver(self, message: dict[str, Any]) -> Outcome:
         adapter = self.routes.get(message["channel"], self.default)
-        if adapter is None:
+        if adapter is None:  # not claimed as a rule (``channels``); if it comes anyway, it goes back QUEUED
             name = pb.ChannelType.Name(message["channel"])
-            return Outcome(False, retryable=True, error=f"no gateway configured for {name}")
+            return Outcome(False, error=f"no gateway configured for {name}", not_configured=True)
         return await adapter.deliver(message)
 
     async def close(self) -> None:

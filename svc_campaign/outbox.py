@@ -11,7 +11,7 @@ import hashlib
 import uuid
 from typing import Any
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import ColumnElement, Table, and_, case, insert, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
@@ -23,6 +23,39 @@ STATUS_EVENT = {
     "CLICKED": "$message_clicked",
     "FAILED": "$message_failed",
 }
+
+
+UNSENT = ("QUEUED", "DEFERRED")
+CANCEL_REASONS = frozenset({"journey_stopped", "customer_erased", "preempted_by_priority"})
+"""Why an unsent message is withdrawn. A message at the gateway at that moment (its lease live) keeps its status
+and only takes the reason, as a cancel request: the gateway's answer decides (accepted: SENT, the reason kept as
+a note; not accepted: SUPPRESSED with the reason, never retried)."""
+
+
+def in_flight(message: Table, now: dt.datetime | None) -> ColumnElement[bool]:
+    """The message is leased to a dispatcher round now: at the gateway, or about to be. Without ``now``, any lease
+    counts, an expired one too (a round that crashed: whether the gateway took it is unknown)."""
+    m = message.c
+    if now is None:
+        return m.lease_until.is_not(None)
+    return and_(m.lease_until.is_not(None), m.lease_until > now)
+
+
+def withdraw(message: Table, where: list[ColumnElement[bool]], reason: str, now: dt.datetime | None) -> Any:
+    """The UPDATE that suppresses the unsent messages ``where`` with ``reason``, except those in flight, which
+    only take the reason (a cancel request, see :data:`CANCEL_REASONS`). One statement, so that on PostgreSQL a
+    row whose lease a concurrent claim commits meanwhile is judged once, on the row as that claim left it."""
+    m = message.c
+    live = in_flight(message, now)
+    return (
+        update(message)
+        .where(*where, m.status.in_(UNSENT))
+        .values(
+            status=case((live, m.status), else_="SUPPRESSED"),
+            suppression_reason=reason,
+            next_attempt_at=case((live, m.next_attempt_at), else_=None),
+        )
+    )
 
 
 def stable_id(*parts: object) -> str:
@@ -91,15 +124,20 @@ def new_message(
     }
 
 
-def insert_message(conn: Connection, tables: dict[str, Table], row: dict[str, Any] | None, preempt: list[str]) -> None:
-    """Suppress the ``preempt``-ed unsent messages, then insert ``row`` (None: only the first part)."""
+def insert_message(
+    conn: Connection,
+    tables: dict[str, Table],
+    row: dict[str, Any] | None,
+    preempt: list[str],
+    now: dt.datetime | None = None,
+) -> None:
+    """Suppress the ``preempt``-ed unsent messages (one already at the gateway only takes the reason: see
+    :data:`CANCEL_REASONS`), then insert ``row`` (None: only the first part). ``now``: the row's ``created_at``
+    when not given; with neither, any leased message counts as at the gateway."""
     if preempt:
-        m = tables["message"].c
-        conn.execute(
-            update(tables["message"])
-            .where(m.message_id.in_(preempt), m.status.in_(("QUEUED", "DEFERRED")))
-            .values(status="SUPPRESSED", suppression_reason="preempted_by_priority", next_attempt_at=None)
-        )
+        at = now or (row["created_at"] if row is not None else None)
+        m = tables["message"]
+        conn.execute(withdraw(m, [m.c.message_id.in_(preempt)], "preempted_by_priority", at))
     if row is not None:
         conn.execute(insert(tables["message"]), row)
 
