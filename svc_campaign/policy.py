@@ -147,6 +147,7 @@ class _Sent(NamedTuple):
     created_at: dt.datetime
     is_marketing: bool
     scheduled_at: dt.datetime | None
+    lease_until: dt.datetime | None  # set while a delivery round holds it: at the gateway, not to be preempted
 
     @property
     def at(self) -> dt.datetime:
@@ -366,8 +367,11 @@ class PolicyGate:
             if not limit or len(counted) < limit:
                 continue
             # Priority: the lowest-priority message not sent yet gives up its slot to a higher-priority one.
+            # A message a delivery round holds (at the gateway) is not given up: the gateway may be sending it.
+            held = [r for r in counted if r.lease_until is not None and r.lease_until > now]
             victims = sorted(
-                (r for r in counted if r.status in UNSENT and r.priority < touch.priority), key=lambda r: r.priority
+                (r for r in counted if r.status in UNSENT and r.priority < touch.priority and r not in held),
+                key=lambda r: r.priority,
             )
             if len(counted) - len(victims) >= limit:
                 return Decision(False, reason)
