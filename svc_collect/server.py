@@ -19,7 +19,7 @@ from svc_collect.service import (
     IngestOutcomes,
 )
 from svc_collect.store import SqlCatalog, SqlEventLog, tables
-from svc_collect.validation import reason_name, reason_value
+from svc_collect.validation import reason_name, reason_value, refuse_nul_in
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound
 from svc_common.paging import decode_token, encode_token, page_size
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
@@ -189,6 +189,7 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
     ) -> collect_pb2.ListQuarantinedEventsResponse:
         if request.unmask:
             self._service.check_unmask(_roles())
+        refuse_nul_in("event_types", request.event_types)
         size = page_size(request.page.page_size)
         position = decode_token(request.page.page_token, "quarantine")
         after = (int(position["at"]), str(position["id"])) if position else None
@@ -235,6 +236,7 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
             )
         if request.quarantine_ids:
             ids = list(dict.fromkeys(request.quarantine_ids))
+            refuse_nul_in("quarantine_ids", ids)
             records = await asyncio.to_thread(self._catalog.get_quarantined, ids)
             missing = sorted(set(ids) - {r.quarantine_id for r in records})
             if missing:
@@ -244,6 +246,7 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
                     metadata={"missing": ",".join(missing[:20])},
                 )
         else:
+            refuse_nul_in("event_types", request.event_types)
             records = await asyncio.to_thread(
                 lambda: self._catalog.list_quarantine(
                     event_types=list(request.event_types),

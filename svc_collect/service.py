@@ -28,7 +28,7 @@ from svc_collect.store import (
     StoredEvent,
     WriteBatch,
 )
-from svc_collect.validation import EventValidator, Rejection, flag_names, reason_name
+from svc_collect.validation import EventValidator, Rejection, flag_names, reason_name, refuse_nul, refuse_nul_in
 from svc_collect.wire import encode_read_response
 from svc_common.errors import FieldViolation, InvalidArgument, PermissionDenied, ResourceExhausted
 from svc_common.pb.qiming.collect.v1 import collect_pb2
@@ -327,6 +327,7 @@ class CollectService:
         remaining = request.max_events or None
         poll_seconds = self.settings.follow_poll_interval_millis / 1000
         types = tuple(request.event_types)
+        refuse_nul_in("event_types", types)
         while remaining is None or remaining > 0:
             limit = batch_size if remaining is None else min(batch_size, remaining)
             appended = self._appended  # taken before reading: an append after the read still wakes us
@@ -355,6 +356,7 @@ class CollectService:
     # -- statistics --------------------------------------------------------------------------------
 
     async def stats(self, start_us: int | None, end_us: int | None, event_types: Sequence[str]) -> IngestStats:
+        refuse_nul_in("event_types", event_types)
         now = now_micros()
         end = end_us if end_us is not None else now + 60_000_000
         start = start_us if start_us is not None else end - 3_600_000_000
@@ -434,6 +436,7 @@ def _rejected(index: int, event_id: str, rejection: Rejection, quarantine_id: st
 def _log_user(user: types_pb2.UserRef) -> tuple[str | None, str | None]:
     if not user.value:
         raise InvalidArgument("user.value is required", violations=[FieldViolation("user.value", "required")])
+    refuse_nul("user.value", user.value)
     if user.type == types_pb2.ID_TYPE_CUSTOMER:
         return user.value, None
     if user.type == types_pb2.ID_TYPE_ANONYMOUS:

