@@ -198,6 +198,21 @@ class CollectService:
             )
         return seq
 
+    async def _refuse_cursor_ahead(self, seq: int, cursor: str) -> None:
+        """A cursor is handed out only after its event is committed, so one beyond the head was never this log's
+        as it is now: a database restored from a backup (it keeps its log id) or a forged cursor. Resuming after
+        it would skip, silently, every new event up to that position."""
+        head = await asyncio.to_thread(self._log.head)
+        if seq > head.last_seq:
+            raise InvalidArgument(
+                f"after_cursor {cursor[:40]!r} is beyond the end of this log (position {head.last_seq:x}):"
+                " the log was restored from a backup, or the cursor is forged",
+                reason="INVALID_CURSOR",
+                violations=[
+                    FieldViolation("after_cursor", "beyond the log's end: resume from a cursor this log returned")
+                ],
+            )
+
     # -- ingest ------------------------------------------------------------------------------------
 
     async def ingest(self, events: Sequence[event_pb2.Event]) -> IngestOutcomes:
@@ -319,6 +334,7 @@ class CollectService:
         start = request.WhichOneof("start")
         if start == "after_cursor":
             after = self.parse_cursor(request.after_cursor)
+            await self._refuse_cursor_ahead(after, request.after_cursor)
         elif start == "from_received_at":
             after = await asyncio.to_thread(self._log.seq_before_time, request.from_received_at.ToMicroseconds())
         else:

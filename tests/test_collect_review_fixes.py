@@ -172,3 +172,72 @@ def test_an_unavailable_store_fails_the_group_without_writing_batch_by_batch() -
 
     assert all(isinstance(r, Unavailable) for r in asyncio.run(scenario()))
     assert calls == [3]
+
+
+# -- #5 and #9: cursors beyond the head ---------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "jetstream"])
+def log_backend(request: pytest.FixtureRequest) -> dict[str, str]:
+    if request.param == "sqlite":
+        return {}
+    if request.param == "postgresql":
+        return {"database_url": request.getfixturevalue("database_url_postgresql")}
+    server = request.getfixturevalue("jetstream_server")
+    name = f"t{uuid.uuid4().hex[:12]}"
+    return {
+        "log_backend": "jetstream",
+        "nats_url": server.url,
+        "jetstream_stream": name,
+        "jetstream_subject_prefix": f"{name}.events",
+    }
+
+
+async def _read_ids(service, **request) -> list[str]:
+    out: list[str] = []
+    async for events, _ in service.read(collect_pb2.ReadEventsRequest(**request), frozenset()):
+        out.extend(e.event_id for e in events)
+    return out
+
+
+def test_a_cursor_beyond_the_head_is_invalid_cursor(log_backend: dict[str, str], tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path, **log_backend)) as (service, _):
+            outcomes = await service.ingest([make_event() for _ in range(3)])
+            last = outcomes[-1].cursor
+            assert await _read_ids(service, after_cursor=last) == []
+            assert await _read_ids(service, after_cursor=outcomes[0].cursor) == [o.event_id for o in outcomes[1:]]
+            tag = last.partition(".")[0]
+            ahead = service.cursor(service.parse_cursor(last) + 1)
+            for cursor in (ahead, f"{tag}.{'f' * 20}"):
+                with pytest.raises(InvalidArgument) as caught:
+                    await _read_ids(service, after_cursor=cursor)
+                assert caught.value.reason == "INVALID_CURSOR"
+                assert [v.field for v in caught.value.violations] == ["after_cursor"]
+
+    asyncio.run(scenario())
+
+
+def test_a_consumer_of_a_restored_log_is_told_instead_of_skipping_new_events(tmp_path: Path) -> None:
+    """A restored database keeps its log id: a consumer's cursor from after the backup used to be accepted, and
+    every new event up to it was skipped."""
+    db = tmp_path / "collect.db"
+    settings = collect_settings(tmp_path, f"sqlite:///{db}")
+
+    async def ingest(count: int) -> list:
+        async with running_service(settings) as (service, _):
+            return list(await service.ingest([make_event() for _ in range(count)]))
+
+    async def resume(cursor: str) -> None:
+        async with running_service(settings) as (service, _):
+            await service.ingest([make_event() for _ in range(3)])
+            await _read_ids(service, after_cursor=cursor)
+
+    asyncio.run(ingest(2))
+    backup = db.read_bytes()
+    stored_by_consumer = asyncio.run(ingest(5))[-1].cursor
+    db.write_bytes(backup)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    with pytest.raises(InvalidArgument, match="beyond the end of this log"):
+        asyncio.run(resume(stored_by_consumer))
