@@ -5,17 +5,23 @@ JetStream shards, bad read input and the log client's retries."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from collect_helpers import collect_settings, make_event, running_service
+from conftest import NatsServer, free_port
+from grpc import aio
 
 from svc_collect.committer import GroupCommitter
 from svc_collect.service import ACCEPTED, REJECTED
-from svc_common.errors import InvalidArgument, Unavailable
-from svc_common.pb.qiming.collect.v1 import collect_pb2
+from svc_common.errors import InvalidArgument, QimingError, ResourceExhausted, Unavailable
+from svc_common.logclient import CollectClient, RetryPolicy
+from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import errors_pb2, types_pb2
+from svc_common.server._errors import to_status
 
 R = errors_pb2.ErrorReason
 
@@ -241,3 +247,99 @@ def test_a_consumer_of_a_restored_log_is_told_instead_of_skipping_new_events(tmp
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     with pytest.raises(InvalidArgument, match="beyond the end of this log"):
         asyncio.run(resume(stored_by_consumer))
+
+
+# -- #4: a NATS outage is UNAVAILABLE ------------------------------------------------------------------
+
+
+def test_a_nats_outage_is_unavailable_not_internal(tmp_path: Path) -> None:
+    """While NATS is down the catch-up after a publish timeout, and every read, timed out with a raw nats
+    TimeoutError: INTERNAL, which neither clients nor CollectClient.publish retry."""
+    server = NatsServer(tmp_path / "nats", free_port()).start()
+    settings = collect_settings(
+        tmp_path,
+        log_backend="jetstream",
+        nats_url=server.url,
+        jetstream_stream="OUTAGE",
+        jetstream_subject_prefix="outage.events",
+        jetstream_publish_timeout_millis=500,
+    )
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, _):
+            (before,) = await service.ingest([make_event()])
+            assert before.status == ACCEPTED
+            server.kill()
+            try:
+                for call in (service.ingest([make_event()]), _read_ids(service)):
+                    with pytest.raises(Unavailable) as caught:
+                        await call
+                    assert caught.value.reason == "LOG_UNAVAILABLE"
+            finally:
+                server.start()
+            # The collector reconnects by itself: the client's retry goes through.
+            for _ in range(60):
+                try:
+                    (after,) = await service.ingest([make_event()])
+                    break
+                except Unavailable:
+                    await asyncio.sleep(0.25)
+            assert after.status == ACCEPTED
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
+
+
+# -- #10: the log client does not re-send a batch that is too large -----------------------------------
+
+
+class _ScriptedCollector(collect_pb2_grpc.CollectServiceServicer):
+    """Answers each Ingest with the next scripted error, then with success."""
+
+    def __init__(self, errors: list[QimingError]) -> None:
+        self.errors = errors
+        self.calls = 0
+
+    async def Ingest(self, request, context):
+        self.calls += 1
+        if self.errors:
+            await context.abort_with_status(to_status(self.errors.pop(0)))
+        return collect_pb2.IngestResponse(accepted_count=len(request.events))
+
+
+@contextlib.asynccontextmanager
+async def _scripted_client(errors: list[QimingError]) -> AsyncIterator[tuple[CollectClient, _ScriptedCollector]]:
+    collector = _ScriptedCollector(errors)
+    server = aio.server()
+    collect_pb2_grpc.add_CollectServiceServicer_to_server(collector, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    client = CollectClient(f"127.0.0.1:{port}", retry=RetryPolicy(attempts=6, initial_backoff_millis=1))
+    try:
+        yield client, collector
+    finally:
+        await client.close()
+        await server.stop(None)
+
+
+def test_publish_fails_at_once_on_a_batch_too_large_and_retries_the_rest() -> None:
+    too_large = ResourceExhausted(
+        "batch has 6 events; the limit is 5", reason="BATCH_TOO_LARGE", metadata={"max_batch_events": "5"}
+    )
+
+    async def scenario() -> None:
+        async with _scripted_client([too_large]) as (client, collector):
+            with pytest.raises(ResourceExhausted) as caught:
+                await client.publish([make_event() for _ in range(6)])
+            assert collector.calls == 1
+            assert caught.value.reason == "BATCH_TOO_LARGE" and caught.value.metadata["max_batch_events"] == "5"
+        # Busy, or the log unavailable (a NATS outage): retried until the collector takes the batch.
+        busy = ResourceExhausted("too many requests", reason="RATE_LIMITED")
+        down = Unavailable("JetStream is unavailable", reason="LOG_UNAVAILABLE")
+        async with _scripted_client([busy, down, down]) as (client, collector):
+            assert (await client.publish([make_event()])).accepted_count == 1
+            assert collector.calls == 4
+
+    asyncio.run(scenario())

@@ -61,6 +61,8 @@ _HEADER_ROOM_BYTES = 4096
 _READ_AHEAD_PACKS = 8
 _CACHED_PACKS = 64
 _CACHED_EVENTS = 32_768
+# What NATS raises while it is down or reconnecting (nats.errors.TimeoutError is also a TimeoutError).
+_NATS_DOWN = (TimeoutError, nats.errors.Error)
 
 
 async def _log_error(exc: Exception) -> None:
@@ -313,9 +315,17 @@ class JetStreamEventLog:
                 if exc.err_code == _WRONG_LAST_SEQUENCE:
                     raise _ShardMoved from exc
                 raise Unavailable(f"JetStream refused the write: {exc.description}", reason="LOG_UNAVAILABLE") from exc
-            except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
+            except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
                 # The outcome is unknown: if the pack was stored, catching up finds it by its id.
-                found = await self._catch_up(shard, msg_id)
+                try:
+                    found = await self._catch_up(shard, msg_id)
+                except _NATS_DOWN as down:
+                    # NATS answers nothing (down, or reconnecting): the client retries the batch, and a pack
+                    # stored after all is found by that retry's catch-up (the shard moved), so nothing doubles.
+                    raise Unavailable(
+                        f"JetStream did not answer within {self._timeout:g} s: {down or exc!r}; retry the batch",
+                        reason="LOG_UNAVAILABLE",
+                    ) from down
                 if found:
                     return found
                 await asyncio.sleep(0.2)
@@ -447,7 +457,14 @@ class JetStreamEventLog:
         if self._loop is None:
             coro.close()
             raise Unavailable("the JetStream log is not open", reason="LOG_UNAVAILABLE")
-        return self._loop.run(coro)
+        try:
+            return self._loop.run(coro)
+        except _NATS_DOWN as exc:
+            # Every read of the stream (get_msg, stream_info) times out or fails while NATS is down or
+            # reconnecting: that is UNAVAILABLE, which clients retry, not an internal error.
+            raise Unavailable(
+                f"JetStream is unavailable: {exc or type(exc).__name__}", reason="LOG_UNAVAILABLE"
+            ) from exc
 
     async def _next_packs(
         self, stream_seq: int, subject: str, whole_stream: bool, wanted: int
