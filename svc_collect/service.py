@@ -237,8 +237,13 @@ class CollectService:
         woken.set()
         return appended
 
-    def _prepare(self, events: Sequence[event_pb2.Event], now_us: int) -> tuple[WriteBatch, list[int | EventOutcome]]:
+    def _prepare(
+        self, events: Sequence[event_pb2.Event], now_us: int, received_us: Sequence[int] | None = None
+    ) -> tuple[WriteBatch, list[int | EventOutcome]]:
         """CPU work per event; ``pending[i]`` is the row index in the batch, or the event's outcome.
+
+        ``received_us[i]``, when given (a replay), is when event i first reached the collector: its
+        ``occurred_at`` is judged against that, not against ``now_us``.
 
         The hot loop of the collector: each event is serialized once (by the validator, after its id is
         normalized); that encoding is fingerprinted and, unless protection or flags changed the event,
@@ -255,7 +260,7 @@ class CollectService:
         for index, event in enumerate(events):
             if event.cursor or event.fingerprint or event.masked_fields or event.flags or event.HasField("received_at"):
                 _clear_output_only(event)
-            rejection, flags, data, occurred_us = check(event, now_us)
+            rejection, flags, data, occurred_us = check(event, now_us if received_us is None else received_us[index])
             if rejection is not None:
                 q = self._quarantine_row(event, rejection)
                 quarantined.append(q)
@@ -412,7 +417,8 @@ class CollectService:
         now_us = now_micros()
         live = [r for r in records if r.released_seq is None]
         events = [self.open_quarantined(r) for r in live]
-        batch, pending = self._prepare(events, now_us)
+        # On time when it arrived is on time: a replay days later must not find it too old.
+        batch, pending = self._prepare(events, now_us, [r.quarantined_at_us for r in live])
         # A replay must not quarantine the same event a second time: failures only update the old record.
         batch.quarantined = []
         for record, item in zip(live, pending, strict=True):

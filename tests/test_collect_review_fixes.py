@@ -15,6 +15,7 @@ from collect_helpers import collect_settings, make_event, running_service
 from conftest import NatsServer, free_port
 from grpc import aio
 
+from svc_collect import service as service_module
 from svc_collect.committer import GroupCommitter
 from svc_collect.service import ACCEPTED, REJECTED
 from svc_common.errors import InvalidArgument, QimingError, ResourceExhausted, Unavailable
@@ -341,5 +342,37 @@ def test_publish_fails_at_once_on_a_batch_too_large_and_retries_the_rest() -> No
         async with _scripted_client([busy, down, down]) as (client, collector):
             assert (await client.publish([make_event()])).accepted_count == 1
             assert collector.calls == 4
+
+    asyncio.run(scenario())
+
+
+# -- #6: replay judges occurred_at against the original receive time ---------------------------------
+
+
+@pytest.mark.parametrize("policy", ["quarantine", "flag"])
+def test_replay_judges_the_event_time_against_when_it_arrived(
+    policy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event on time when it arrived, quarantined for another reason (no schema yet), and replayed after
+    the age limit: it used to be refused for good (quarantine policy) or stored with a false too-old flag."""
+    settings = collect_settings(
+        tmp_path, unknown_event_type_policy="quarantine", out_of_range_time_policy=policy, max_event_age_seconds=60
+    )
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, catalog):
+            event = make_event("fund_view", occurred_at_us=service_module.now_micros() - 30_000_000)
+            (first,) = await service.ingest([event])
+            assert (first.status, first.reason) == (REJECTED, R.ERROR_REASON_UNKNOWN_EVENT_TYPE)
+            await service.schemas.register(collect_pb2.EventSchema(event_type="fund_view"), 0, "ops")
+            real_now = service_module.now_micros
+            monkeypatch.setattr(service_module, "now_micros", lambda: real_now() + 3_600_000_000)  # an hour later
+            records = await asyncio.to_thread(catalog.get_quarantined, [first.quarantine_id])
+            (outcome,) = await service.replay(records)
+            assert (outcome.status, outcome.reason) == (ACCEPTED, 0), outcome
+            (stored,) = [
+                e async for events, _ in service.read(collect_pb2.ReadEventsRequest(), frozenset()) for e in events
+            ]
+            assert stored.event_id == event.event_id and list(stored.flags) == []
 
     asyncio.run(scenario())
