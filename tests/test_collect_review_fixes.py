@@ -18,6 +18,7 @@ from grpc import aio
 from svc_collect import service as service_module
 from svc_collect.committer import GroupCommitter
 from svc_collect.service import ACCEPTED, REJECTED
+from svc_collect.store._jetstream_parts import shard_of
 from svc_common.errors import InvalidArgument, QimingError, ResourceExhausted, Unavailable
 from svc_common.logclient import CollectClient, RetryPolicy
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
@@ -374,5 +375,41 @@ def test_replay_judges_the_event_time_against_when_it_arrived(
                 e async for events, _ in service.read(collect_pb2.ReadEventsRequest(), frozenset()) for e in events
             ]
             assert stored.event_id == event.event_id and list(stored.flags) == []
+
+    asyncio.run(scenario())
+
+
+# -- #3: JetStream with several shards, reads by anonymous id ------------------------------------------
+
+
+def test_a_read_by_anonymous_id_finds_the_logged_in_events_on_every_shard(
+    jetstream_server: NatsServer, tmp_path: Path
+) -> None:
+    """After login a device's events carry both ids and go to the customer's shard; a read by anonymous id looked
+    only in the anonymous id's shard and missed them, silently."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+    settings = collect_settings(
+        tmp_path,
+        log_backend="jetstream",
+        nats_url=jetstream_server.url,
+        jetstream_stream=name,
+        jetstream_subject_prefix=f"{name}.events",
+        jetstream_shards=4,
+    )
+    device, customer = "dev-a", "c1"
+    assert shard_of(device, 4) != shard_of(customer, 4)
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, _):
+            before = make_event(user_id="")
+            before.anonymous_id = device
+            after = make_event(user_id=customer)
+            after.anonymous_id = device
+            other = make_event(user_id="c2")
+            await service.ingest([before, after, other])
+            by_device = types_pb2.UserRef(type=types_pb2.ID_TYPE_ANONYMOUS, value=device)
+            assert await _read_ids(service, user=by_device) == [before.event_id, after.event_id]
+            by_customer = types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=customer)
+            assert await _read_ids(service, user=by_customer) == [after.event_id]
 
     asyncio.run(scenario())

@@ -370,9 +370,11 @@ class JetStreamEventLog:
         self, after: int, limit: int, types: frozenset[str], user_id: str | None, anonymous_id: str | None
     ) -> list[StoredEvent]:
         subject = self._all_subjects
-        user_key = user_id or anonymous_id
-        if user_key is not None:
-            subject = self._subject.format(shard_of(user_key, self._config.shards))
+        if user_id is not None:
+            # A customer's events are all on the shard of their customer number. Not so an anonymous id's:
+            # once the customer logged in, the device's events carry both ids and go to the customer's shard,
+            # so a read by anonymous id reads every shard (as the embedded log scans every position).
+            subject = self._subject.format(shard_of(user_id, self._config.shards))
         stream_seq, skip = after >> PACK_BITS, after & (MAX_PACK_EVENTS - 1)
         if after == 0:
             stream_seq, skip = 1, -1
@@ -380,7 +382,7 @@ class JetStreamEventLog:
         ahead: list[tuple[int, Pack]] = []
         while len(out) < limit:
             if not ahead:
-                ahead = await self._next_packs(stream_seq, subject, user_key is None, limit - len(out))
+                ahead = await self._next_packs(stream_seq, subject, subject == self._all_subjects, limit - len(out))
             if not ahead:
                 break
             seq, pack = ahead.pop(0)
