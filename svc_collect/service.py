@@ -28,7 +28,15 @@ from svc_collect.store import (
     StoredEvent,
     WriteBatch,
 )
-from svc_collect.validation import EventValidator, Rejection, flag_names, reason_name, refuse_nul, refuse_nul_in
+from svc_collect.validation import (
+    EventValidator,
+    Rejection,
+    flag_names,
+    reason_name,
+    refuse_nul,
+    refuse_nul_in,
+    timestamp_micros,
+)
 from svc_collect.wire import encode_read_response
 from svc_common.errors import FieldViolation, InvalidArgument, PermissionDenied, ResourceExhausted
 from svc_common.pb.qiming.collect.v1 import collect_pb2
@@ -341,7 +349,8 @@ class CollectService:
             after = self.parse_cursor(request.after_cursor)
             await self._refuse_cursor_ahead(after, request.after_cursor)
         elif start == "from_received_at":
-            after = await asyncio.to_thread(self._log.seq_before_time, request.from_received_at.ToMicroseconds())
+            start_us = timestamp_micros(request.from_received_at, "from_received_at")
+            after = await asyncio.to_thread(self._log.seq_before_time, start_us)
         else:
             after = 0
         batch_size = min(request.batch_size or self.settings.read_batch_events, 10_000)

@@ -128,6 +128,18 @@ def _valid_timestamp(ts: object) -> bool:
     return _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS and 0 <= ts.nanos < 1_000_000_000  # type: ignore[attr-defined]
 
 
+def timestamp_micros(ts: object, field: str) -> int:
+    """A request's Timestamp in microseconds; INVALID_ARGUMENT naming ``field`` when it is not a valid one (beyond
+    year 9999 it would not even fit the databases' 64-bit integers)."""
+    if not _valid_timestamp(ts):
+        raise InvalidArgument(
+            f"{field} is not a valid timestamp",
+            reason="TIMESTAMP_OUT_OF_RANGE",
+            violations=[FieldViolation(field, "between 0001-01-01 and 9999-12-31, nanos in [0, 1e9)")],
+        )
+    return ts.ToMicroseconds()  # type: ignore[attr-defined]
+
+
 def compile_schema(schema: collect_pb2.EventSchema, max_properties: int) -> CompiledSchema:
     """Check a schema for registration and compile it; INVALID_ARGUMENT names every bad field."""
     problems: list[FieldViolation] = [

@@ -5,7 +5,9 @@ JetStream shards, bad read input and the log client's retries."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,10 +15,12 @@ from pathlib import Path
 import pytest
 from collect_helpers import collect_settings, make_event, running_service
 from conftest import NatsServer, free_port
+from google.protobuf import timestamp_pb2
 from grpc import aio
 
 from svc_collect import service as service_module
 from svc_collect.committer import GroupCommitter
+from svc_collect.server import CollectServicer, QuarantineServicer
 from svc_collect.service import ACCEPTED, REJECTED
 from svc_collect.store._jetstream_parts import shard_of
 from svc_common.errors import InvalidArgument, QimingError, ResourceExhausted, Unavailable
@@ -411,5 +415,51 @@ def test_a_read_by_anonymous_id_finds_the_logged_in_events_on_every_shard(
             assert await _read_ids(service, user=by_device) == [before.event_id, after.event_id]
             by_customer = types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=customer)
             assert await _read_ids(service, user=by_customer) == [after.event_id]
+
+    asyncio.run(scenario())
+
+
+# -- #9: bad read and list input is INVALID_ARGUMENT, not INTERNAL -------------------------------------
+
+
+def _token(position: dict) -> str:
+    raw = json.dumps({"k": "quarantine", "p": position}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_bad_read_and_list_input_is_invalid_argument(tmp_path: Path) -> None:
+    far = timestamp_pb2.Timestamp(seconds=10**14)  # beyond year 9999: once an int64 overflow, INTERNAL
+
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path)) as (service, catalog):
+            await service.ingest([make_event(), make_event(event_type="$made_up")])
+            collect, quarantine = CollectServicer(service), QuarantineServicer(service, catalog)
+            cases = [
+                (_read_ids(service, from_received_at=far), "from_received_at"),
+                (
+                    collect.GetIngestStats(
+                        collect_pb2.GetIngestStatsRequest(time_range=types_pb2.TimeRange(end=far)), None
+                    ),
+                    "time_range.end",
+                ),
+                (
+                    quarantine.ListQuarantinedEvents(collect_pb2.ListQuarantinedEventsRequest(reasons=[9999]), None),
+                    "reasons[0]",
+                ),
+                (
+                    quarantine.ReplayQuarantinedEvents(
+                        collect_pb2.ReplayQuarantinedEventsRequest(reasons=[R.ERROR_REASON_UNKNOWN_EVENT_TYPE, 9999]),
+                        None,
+                    ),
+                    "reasons[1]",
+                ),
+            ]
+            for position in ({"id": "x"}, {"at": "x", "id": "y"}, {"at": 2**70, "id": "y"}, {"at": 1, "id": 2}):
+                request = collect_pb2.ListQuarantinedEventsRequest(page={"page_token": _token(position)})
+                cases.append((quarantine.ListQuarantinedEvents(request, None), "page.page_token"))
+            for call, field in cases:
+                with pytest.raises(InvalidArgument) as caught:
+                    await call
+                assert [v.field for v in caught.value.violations] == [field]
 
     asyncio.run(scenario())
