@@ -463,3 +463,24 @@ def test_bad_read_and_list_input_is_invalid_argument(tmp_path: Path) -> None:
                 assert [v.field for v in caught.value.violations] == [field]
 
     asyncio.run(scenario())
+
+
+# -- #7: an id repeated within one group is compared with the copy the log keeps -----------------------
+
+
+def test_repeats_in_a_batch_are_compared_with_the_kept_copy(log_backend: dict[str, str], tmp_path: Path) -> None:
+    def event(event_id: str, note: str):
+        return make_event(event_id=event_id, occurred_at_us=1_764_000_000_000_000, note=note)
+
+    async def mismatches(service, later: list[str]) -> list[bool]:
+        event_id = str(uuid.uuid4())
+        await service.ingest([event(event_id, "A")])
+        outcomes = await service.ingest([event(event_id, note) for note in later])
+        return [o.reason == R.ERROR_REASON_PAYLOAD_MISMATCH for o in outcomes]
+
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path, **log_backend)) as (service, _):
+            assert await mismatches(service, ["B", "B"]) == [True, True]
+            assert await mismatches(service, ["B", "A"]) == [True, False]
+
+    asyncio.run(scenario())

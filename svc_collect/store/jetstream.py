@@ -199,8 +199,11 @@ class JetStreamEventLog:
             fb, fr = first[row.event_id]
             original = results[fb][fr]
             assert original is not None
-            mismatch = batches[fb].rows[fr].fingerprint != row.fingerprint
-            results[b][r] = Appended(original.seq, True, mismatch)
+            # Compared with the copy the log keeps: the group's first copy may itself be a duplicate of an
+            # older event with another payload (the index holds the kept copy's fingerprint either way).
+            kept = self._index.get(row.event_id)
+            kept_fingerprint = kept[1] if kept is not None else batches[fb].rows[fr].fingerprint
+            results[b][r] = Appended(original.seq, True, kept_fingerprint != row.fingerprint)
         done: list[list[Appended]] = results  # type: ignore[assignment]
         self._side.record_side(batches, done, received_us)
         return done
