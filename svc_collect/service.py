@@ -345,12 +345,16 @@ class CollectService:
         if request.HasField("user"):
             user_id, anonymous_id = _log_user(request.user)
         start = request.WhichOneof("start")
+        # From a receive time: events received before it are skipped until the first one at or after it. The
+        # start position may be before such events: the head, when the time is still to come (a follower must
+        # not get what arrives until then), or a JetStream search that leaves room for stamps out of order.
+        not_before_us: int | None = None
         if start == "after_cursor":
             after = self.parse_cursor(request.after_cursor)
             await self._refuse_cursor_ahead(after, request.after_cursor)
         elif start == "from_received_at":
-            start_us = timestamp_micros(request.from_received_at, "from_received_at")
-            after = await asyncio.to_thread(self._log.seq_before_time, start_us)
+            not_before_us = timestamp_micros(request.from_received_at, "from_received_at")
+            after = await asyncio.to_thread(self._log.seq_before_time, not_before_us)
         else:
             after = 0
         batch_size = min(request.batch_size or self.settings.read_batch_events, 10_000)
@@ -370,6 +374,11 @@ class CollectService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(appended.wait(), poll_seconds)
                 continue
+            if not_before_us is not None:
+                first = next((i for i, e in enumerate(stored) if e.received_at_us >= not_before_us), None)
+                if first is None:
+                    continue  # all received before the start; ``after`` has moved past them
+                stored, not_before_us = stored[first:], None
             if remaining is not None:
                 remaining -= len(stored)
             yield stored, self.cursor(stored[-1].seq)

@@ -484,3 +484,63 @@ def test_repeats_in_a_batch_are_compared_with_the_kept_copy(log_backend: dict[st
             assert await mismatches(service, ["B", "A"]) == [True, False]
 
     asyncio.run(scenario())
+
+
+# -- #11 and #8: reads from a receive time ------------------------------------------------------------
+
+
+def test_a_follow_from_a_time_to_come_gets_nothing_received_before_it(
+    log_backend: dict[str, str], tmp_path: Path
+) -> None:
+    """The start was the head, once: everything appended after it was streamed, received before the time too."""
+
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path, **log_backend)) as (service, _):
+            await service.ingest([make_event()])
+            later = timestamp_pb2.Timestamp()
+            later.FromMicroseconds(service_module.now_micros() + 3_600_000_000)
+            request = collect_pb2.ReadEventsRequest(from_received_at=later, follow=True, max_events=1)
+            reader = asyncio.ensure_future(anext(service.read(request, frozenset())))
+            await asyncio.sleep(0.2)
+            await service.ingest([make_event()])
+            done, _ = await asyncio.wait([reader], timeout=1.0)
+            reader.cancel()
+            assert not done, "an event received before from_received_at was streamed"
+
+    asyncio.run(scenario())
+
+
+def test_a_read_from_a_receive_time_survives_stamps_out_of_order(jetstream_server: NatsServer, tmp_path: Path) -> None:
+    """Collectors stamp receive times with their own clocks before publishing, so in the stream they are not in
+    order; the binary search for the start could land past an event received at the very time asked for."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+    settings = {
+        "log_backend": "jetstream",
+        "nats_url": jetstream_server.url,
+        "jetstream_stream": name,
+        "jetstream_subject_prefix": f"{name}.events",
+        "jetstream_shards": 2,
+    }
+    assert shard_of("c1", 2) != shard_of("c4", 2)
+
+    async def scenario() -> None:
+        async with (
+            running_service(collect_settings(tmp_path / "a", **settings)) as (a, _),
+            running_service(collect_settings(tmp_path / "b", **settings)) as (b, _),
+        ):
+            # B's clock 2 s behind A's.
+            b._committer._write = lambda batches: b._log.append(batches, service_module.now_micros() - 2_000_000)
+            e1, e2, e3 = make_event(user_id="c1"), make_event(user_id="c4"), make_event(user_id="c1")
+            for service, event in ((a, e1), (b, e2), (a, e3)):
+                await service.ingest([event])
+            stored = [e async for events, _ in a.read(collect_pb2.ReadEventsRequest(), frozenset()) for e in events]
+            assert [e.event_id for e in stored] == [e1.event_id, e2.event_id, e3.event_id]
+            at = stored[0].received_at
+            got = [
+                e.event_id
+                async for events, _ in a.read(collect_pb2.ReadEventsRequest(from_received_at=at), frozenset())
+                for e in events
+            ]
+            assert got[:1] == [e1.event_id] and e3.event_id in got
+
+    asyncio.run(scenario())

@@ -61,6 +61,8 @@ _HEADER_ROOM_BYTES = 4096
 _READ_AHEAD_PACKS = 8
 _CACHED_PACKS = 64
 _CACHED_EVENTS = 32_768
+# How far receive stamps may run out of order in the stream (clock skew between collectors, re-published packs).
+_STAMP_SLACK_US = 60_000_000
 # What NATS raises while it is down or reconnecting (nats.errors.TimeoutError is also a TimeoutError).
 _NATS_DOWN = (TimeoutError, nats.errors.Error)
 
@@ -416,7 +418,10 @@ class JetStreamEventLog:
         return self._run(self._seq_before_time(received_us))
 
     async def _seq_before_time(self, received_us: int) -> int:
-        stream_seq = await self._first_seq_received_since(received_us)
+        # Receive times rise with the sequence only roughly: each collector stamps with its own clock before it
+        # publishes, and a refused pack is re-published after others. Start early by _STAMP_SLACK_US: the
+        # reader (CollectService) skips what was received before ``received_us`` until the first event after.
+        stream_seq = await self._first_seq_received_since(received_us - _STAMP_SLACK_US)
         msg = await self._next_msg(stream_seq, self._all_subjects)
         if msg is None:
             return (await self._head()).last_seq
