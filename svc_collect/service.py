@@ -408,7 +408,7 @@ class CollectService:
                 bucket[1] += r.duplicate
                 bucket[2] += r.rejected
         head = await asyncio.to_thread(self._log.head)
-        lag = (now - head.last_received_us) // 1000 if head.last_seq else 0
+        lag = (now - head.last_received_us) // 1000 if head.last_seq and head.last_received_us else 0
         delays = sorted(await asyncio.to_thread(self._log.delivery_delays_us, start, end, _DELAY_SAMPLE))
         p50 = int(statistics.median(delays)) // 1000 if delays else 0
         p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))] // 1000 if delays else 0

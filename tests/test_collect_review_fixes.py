@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import nats
 import pytest
 from collect_helpers import collect_settings, make_event, running_service
 from conftest import NatsServer, free_port
@@ -542,5 +543,32 @@ def test_a_read_from_a_receive_time_survives_stamps_out_of_order(jetstream_serve
                 for e in events
             ]
             assert got[:1] == [e1.event_id] and e3.event_id in got
+
+    asyncio.run(scenario())
+
+
+def test_a_cursor_stays_valid_when_the_jetstream_stream_aged_out(jetstream_server: NatsServer, tmp_path: Path) -> None:
+    """The end of a stream whose packs all aged out (max_age) is still after them: the check of #5 must not refuse
+    a consumer's cursor there."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+    settings = collect_settings(
+        tmp_path,
+        log_backend="jetstream",
+        nats_url=jetstream_server.url,
+        jetstream_stream=name,
+        jetstream_subject_prefix=f"{name}.events",
+    )
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, _):
+            outcomes = await service.ingest([make_event(), make_event()])
+            connection = await nats.connect(jetstream_server.url)
+            try:
+                await connection.jetstream().purge_stream(name)
+            finally:
+                await connection.close()
+            assert await _read_ids(service, after_cursor=outcomes[-1].cursor) == []
+            (later,) = await service.ingest([make_event()])
+            assert await _read_ids(service, after_cursor=outcomes[-1].cursor) == [later.event_id]
 
     asyncio.run(scenario())

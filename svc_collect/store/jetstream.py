@@ -172,11 +172,13 @@ class JetStreamEventLog:
     async def _head(self) -> LogHead:
         info = await self._js.stream_info(self._config.stream)
         last_seq = info.state.last_seq
-        if not last_seq or not info.state.messages:
+        if not last_seq:
             return LogHead(self._log_id, 0, self._last_received_us)
-        pack = await self._pack_at(last_seq)
+        pack = await self._pack_at(last_seq) if info.state.messages else None
         if pack is None:
-            return LogHead(self._log_id, 0, self._last_received_us)
+            # The last pack aged out (max_age) or was deleted: the end is still after it, and cursors handed out
+            # before stay valid.
+            return LogHead(self._log_id, position(last_seq, MAX_PACK_EVENTS - 1), self._last_received_us)
         return LogHead(self._log_id, position(last_seq, len(pack) - 1), pack.received_at_us)
 
     def append(self, batches: Sequence[WriteBatch], now_us: int) -> list[list[Appended]]:
@@ -349,13 +351,24 @@ class JetStreamEventLog:
         """Index the shard's packs written by others since ours; the sequence of ``msg_id`` if seen."""
         subject = self._subject.format(shard)
         found = 0
+        read = 0
         while (msg := await self._next_msg(self._shard_last[shard] + 1, subject)) is not None:
             pack = self._decode(msg.seq, msg.data)
             self._apply(msg.seq, pack)
             self._shard_last[shard] = msg.seq
             self._last_received_us = max(self._last_received_us, pack.received_at_us)
+            read += 1
             if msg_id and (msg.headers or {}).get("Nats-Msg-Id") == msg_id:
                 found = msg.seq
+        if not read:
+            # Nothing new, yet the write was refused (or its outcome is unknown): the shard's last packs may have
+            # aged out (max_age) or been deleted, and JetStream then expects the last one left, or 0 for none.
+            # Only ever lowered here: a pack written since the loop above is read by the next catch-up.
+            try:
+                last = await self._js.get_msg(self._config.stream, subject=subject, direct=True)
+                self._shard_last[shard] = min(self._shard_last[shard], last.seq)
+            except NotFoundError:
+                self._shard_last[shard] = 0
         return found
 
     # -- reading -----------------------------------------------------------------------------------
