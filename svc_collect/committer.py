@@ -75,7 +75,12 @@ class GroupCommitter(Generic[B, R]):
                 results = await asyncio.to_thread(self._write, [batch for batch, _ in group])
             except BaseException as exc:
                 if len(group) > 1 and isinstance(exc, Exception) and not isinstance(exc, Unavailable):
-                    log.warning("a group commit of %d batches failed (%r); writing them one by one", len(group), exc)
+                    # The class only: a database's message may quote a value of the batch.
+                    log.warning(
+                        "a group commit of %d batches failed (%s); writing them one by one",
+                        len(group),
+                        type(exc).__name__,
+                    )
                     await self._write_one_by_one(group)
                     continue
                 for _, future in group:
