@@ -200,7 +200,14 @@ class EventSchemaServicer(collect_pb2_grpc.EventSchemaServiceServicer):
     ) -> collect_pb2.ListEventSchemasResponse:
         size = page_size(request.page.page_size)
         position = decode_token(request.page.page_token, "event_schemas") or {}
-        schemas = await self._schemas.list(str(position.get("after", "")), size + 1)
+        after = position.get("after", "")
+        if not isinstance(after, str) or "\x00" in after:
+            raise InvalidArgument(
+                "page.page_token is not a token returned by this listing",
+                reason="INVALID_PAGE_TOKEN",
+                violations=[FieldViolation("page.page_token", "pass next_page_token from the previous response")],
+            )
+        schemas = await self._schemas.list(after, size + 1)
         response = collect_pb2.ListEventSchemasResponse(schemas=schemas[:size])
         if len(schemas) > size:
             response.next_page_token = encode_token("event_schemas", {"after": schemas[size - 1].event_type})

@@ -21,7 +21,7 @@ from grpc import aio
 
 from svc_collect import service as service_module
 from svc_collect.committer import GroupCommitter
-from svc_collect.server import CollectServicer, QuarantineServicer
+from svc_collect.server import CollectServicer, EventSchemaServicer, QuarantineServicer
 from svc_collect.service import ACCEPTED, REJECTED
 from svc_collect.store._jetstream_parts import shard_of
 from svc_common.errors import InvalidArgument, QimingError, ResourceExhausted, Unavailable
@@ -125,6 +125,15 @@ def test_nul_in_read_filters_and_schemas_is_invalid_argument(postgres_backend: d
                 (
                     service.schemas.register(collect_pb2.EventSchema(event_type="t1", description="d\x00"), 0, "me"),
                     "schema.description",
+                ),
+                (
+                    EventSchemaServicer(service).ListEventSchemas(
+                        collect_pb2.ListEventSchemasRequest(
+                            page={"page_token": _token({"after": "a\x00"}, "event_schemas")}
+                        ),
+                        None,
+                    ),
+                    "page.page_token",
                 ),
             ]:
                 with pytest.raises(InvalidArgument) as caught:
@@ -423,8 +432,8 @@ def test_a_read_by_anonymous_id_finds_the_logged_in_events_on_every_shard(
 # -- #9: bad read and list input is INVALID_ARGUMENT, not INTERNAL -------------------------------------
 
 
-def _token(position: dict) -> str:
-    raw = json.dumps({"k": "quarantine", "p": position}).encode()
+def _token(position: dict, kind: str = "quarantine") -> str:
+    raw = json.dumps({"k": kind, "p": position}).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
