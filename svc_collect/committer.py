@@ -3,7 +3,11 @@
 Each Ingest call submits its prepared batch and waits. One writer task takes everything that queued up
 while the previous write was in flight (up to ``max_events``), makes it durable in one transaction in a
 worker thread, and answers every caller. Under load the cost of a commit (an fsync) is spread over many
-requests; when idle a lone batch goes straight through. An error fails exactly the batches of its group.
+requests; when idle a lone batch goes straight through.
+
+A failed write of several batches is written again one batch at a time, so a batch that cannot be stored (a
+value the database refuses) fails alone instead of failing every client's batch of its group. Not when the
+store is unavailable (``Unavailable``): every batch would fail again, one timeout after the other.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
+
+from svc_common.errors import Unavailable
 
 log = logging.getLogger("qiming.collect.committer")
 
@@ -68,6 +74,15 @@ class GroupCommitter(Generic[B, R]):
             try:
                 results = await asyncio.to_thread(self._write, [batch for batch, _ in group])
             except BaseException as exc:
+                if len(group) > 1 and isinstance(exc, Exception) and not isinstance(exc, Unavailable):
+                    # The class only: a database's message may quote a value of the batch.
+                    log.warning(
+                        "a group commit of %d batches failed (%s); writing them one by one",
+                        len(group),
+                        type(exc).__name__,
+                    )
+                    await self._write_one_by_one(group)
+                    continue
                 for _, future in group:
                     if not future.done():
                         future.set_exception(exc)
@@ -77,6 +92,17 @@ class GroupCommitter(Generic[B, R]):
             for (_, future), result in zip(group, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+
+    async def _write_one_by_one(self, group: list[tuple[B, asyncio.Future[R]]]) -> None:
+        for batch, future in group:
+            try:
+                (result,) = await asyncio.to_thread(self._write, [batch])
+            except Exception as exc:
+                if not future.done():
+                    future.set_exception(exc)
+                continue
+            if not future.done():
+                future.set_result(result)
 
     def _take(self) -> list[tuple[B, asyncio.Future[R]]]:
         taken = 0

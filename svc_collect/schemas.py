@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from google.protobuf import json_format
 
 from svc_collect.store import SchemaRecord, SqlCatalog
-from svc_collect.validation import CompiledSchema, compile_schema
+from svc_collect.validation import CompiledSchema, compile_schema, refuse_nul
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 
@@ -93,6 +93,7 @@ class SchemaRegistry:
     async def get(self, event_type: str, version: int = 0) -> collect_pb2.EventSchema:
         if not event_type:
             raise InvalidArgument("event_type is required", violations=[FieldViolation("event_type", "required")])
+        refuse_nul("event_type", event_type)
         record = await asyncio.to_thread(self._catalog.get_schema, event_type, version)
         if record is None:
             what = f"version {version} of " if version else ""

@@ -19,7 +19,7 @@ from svc_collect.service import (
     IngestOutcomes,
 )
 from svc_collect.store import SqlCatalog, SqlEventLog, tables
-from svc_collect.validation import reason_name, reason_value
+from svc_collect.validation import reason_name, reason_value, refuse_nul_in, timestamp_micros
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound
 from svc_common.paging import decode_token, encode_token, page_size
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
@@ -95,13 +95,41 @@ def _fill_compact(add: Callable[..., object], outcomes: IngestOutcomes) -> tuple
 
 def _range_micros(span: object) -> tuple[int | None, int | None]:
     """A TimeRange as (start, end) microseconds, None for an open bound."""
-    start = span.start.ToMicroseconds() if span.HasField("start") else None  # type: ignore[attr-defined]
-    end = span.end.ToMicroseconds() if span.HasField("end") else None  # type: ignore[attr-defined]
+    start = timestamp_micros(span.start, "time_range.start") if span.HasField("start") else None  # type: ignore[attr-defined]
+    end = timestamp_micros(span.end, "time_range.end") if span.HasField("end") else None  # type: ignore[attr-defined]
     return start, end
 
 
 def _reason_names(reasons: Sequence[int]) -> list[str]:
-    return [reason_name(r) for r in reasons]
+    names = []
+    for i, reason in enumerate(reasons):
+        try:
+            names.append(reason_name(reason))
+        except ValueError:  # an enum value this release does not know
+            raise InvalidArgument(
+                f"reasons[{i}] = {reason} is not an ErrorReason",
+                violations=[FieldViolation(f"reasons[{i}]", "use a value of qiming.common.v1.ErrorReason")],
+            ) from None
+    return names
+
+
+def _quarantine_position(position: dict | None) -> tuple[int, str] | None:
+    """Where a quarantine page token says the next page starts; INVALID_PAGE_TOKEN for a token not made here."""
+    if position is None:
+        return None
+    at, quarantine_id = position.get("at"), position.get("id")
+    if (
+        type(at) is not int
+        or not isinstance(quarantine_id, str)
+        or not -(2**63) <= at < 2**63
+        or "\x00" in quarantine_id
+    ):
+        raise InvalidArgument(
+            "page.page_token is not a token returned by this listing",
+            reason="INVALID_PAGE_TOKEN",
+            violations=[FieldViolation("page.page_token", "pass next_page_token from the previous response unchanged")],
+        )
+    return at, quarantine_id
 
 
 class CollectServicer(collect_pb2_grpc.CollectServiceServicer):
@@ -172,7 +200,14 @@ class EventSchemaServicer(collect_pb2_grpc.EventSchemaServiceServicer):
     ) -> collect_pb2.ListEventSchemasResponse:
         size = page_size(request.page.page_size)
         position = decode_token(request.page.page_token, "event_schemas") or {}
-        schemas = await self._schemas.list(str(position.get("after", "")), size + 1)
+        after = position.get("after", "")
+        if not isinstance(after, str) or "\x00" in after:
+            raise InvalidArgument(
+                "page.page_token is not a token returned by this listing",
+                reason="INVALID_PAGE_TOKEN",
+                violations=[FieldViolation("page.page_token", "pass next_page_token from the previous response")],
+            )
+        schemas = await self._schemas.list(after, size + 1)
         response = collect_pb2.ListEventSchemasResponse(schemas=schemas[:size])
         if len(schemas) > size:
             response.next_page_token = encode_token("event_schemas", {"after": schemas[size - 1].event_type})
@@ -189,9 +224,9 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
     ) -> collect_pb2.ListQuarantinedEventsResponse:
         if request.unmask:
             self._service.check_unmask(_roles())
+        refuse_nul_in("event_types", request.event_types)
         size = page_size(request.page.page_size)
-        position = decode_token(request.page.page_token, "quarantine")
-        after = (int(position["at"]), str(position["id"])) if position else None
+        after = _quarantine_position(decode_token(request.page.page_token, "quarantine"))
         start_us, end_us = _range_micros(request.time_range)
         records = await asyncio.to_thread(
             lambda: self._catalog.list_quarantine(
@@ -235,6 +270,7 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
             )
         if request.quarantine_ids:
             ids = list(dict.fromkeys(request.quarantine_ids))
+            refuse_nul_in("quarantine_ids", ids)
             records = await asyncio.to_thread(self._catalog.get_quarantined, ids)
             missing = sorted(set(ids) - {r.quarantine_id for r in records})
             if missing:
@@ -244,6 +280,7 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
                     metadata={"missing": ",".join(missing[:20])},
                 )
         else:
+            refuse_nul_in("event_types", request.event_types)
             records = await asyncio.to_thread(
                 lambda: self._catalog.list_quarantine(
                     event_types=list(request.event_types),

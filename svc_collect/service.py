@@ -28,7 +28,15 @@ from svc_collect.store import (
     StoredEvent,
     WriteBatch,
 )
-from svc_collect.validation import EventValidator, Rejection, flag_names, reason_name
+from svc_collect.validation import (
+    EventValidator,
+    Rejection,
+    flag_names,
+    reason_name,
+    refuse_nul,
+    refuse_nul_in,
+    timestamp_micros,
+)
 from svc_collect.wire import encode_read_response
 from svc_common.errors import FieldViolation, InvalidArgument, PermissionDenied, ResourceExhausted
 from svc_common.pb.qiming.collect.v1 import collect_pb2
@@ -198,6 +206,21 @@ class CollectService:
             )
         return seq
 
+    async def _refuse_cursor_ahead(self, seq: int, cursor: str) -> None:
+        """A cursor is handed out only after its event is committed, so one beyond the head was never this log's
+        as it is now: a database restored from a backup (it keeps its log id) or a forged cursor. Resuming after
+        it would skip, silently, every new event up to that position."""
+        head = await asyncio.to_thread(self._log.head)
+        if seq > head.last_seq:
+            raise InvalidArgument(
+                f"after_cursor {cursor[:40]!r} is beyond the end of this log (position {head.last_seq:x}):"
+                " the log was restored from a backup, or the cursor is forged",
+                reason="INVALID_CURSOR",
+                violations=[
+                    FieldViolation("after_cursor", "beyond the log's end: resume from a cursor this log returned")
+                ],
+            )
+
     # -- ingest ------------------------------------------------------------------------------------
 
     async def ingest(self, events: Sequence[event_pb2.Event]) -> IngestOutcomes:
@@ -222,8 +245,13 @@ class CollectService:
         woken.set()
         return appended
 
-    def _prepare(self, events: Sequence[event_pb2.Event], now_us: int) -> tuple[WriteBatch, list[int | EventOutcome]]:
+    def _prepare(
+        self, events: Sequence[event_pb2.Event], now_us: int, received_us: Sequence[int] | None = None
+    ) -> tuple[WriteBatch, list[int | EventOutcome]]:
         """CPU work per event; ``pending[i]`` is the row index in the batch, or the event's outcome.
+
+        ``received_us[i]``, when given (a replay), is when event i first reached the collector: its
+        ``occurred_at`` is judged against that, not against ``now_us``.
 
         The hot loop of the collector: each event is serialized once (by the validator, after its id is
         normalized); that encoding is fingerprinted and, unless protection or flags changed the event,
@@ -240,7 +268,7 @@ class CollectService:
         for index, event in enumerate(events):
             if event.cursor or event.fingerprint or event.masked_fields or event.flags or event.HasField("received_at"):
                 _clear_output_only(event)
-            rejection, flags, data, occurred_us = check(event, now_us)
+            rejection, flags, data, occurred_us = check(event, now_us if received_us is None else received_us[index])
             if rejection is not None:
                 q = self._quarantine_row(event, rejection)
                 quarantined.append(q)
@@ -317,16 +345,23 @@ class CollectService:
         if request.HasField("user"):
             user_id, anonymous_id = _log_user(request.user)
         start = request.WhichOneof("start")
+        # From a receive time: events received before it are skipped until the first one at or after it. The
+        # start position may be before such events: the head, when the time is still to come (a follower must
+        # not get what arrives until then), or a JetStream search that leaves room for stamps out of order.
+        not_before_us: int | None = None
         if start == "after_cursor":
             after = self.parse_cursor(request.after_cursor)
+            await self._refuse_cursor_ahead(after, request.after_cursor)
         elif start == "from_received_at":
-            after = await asyncio.to_thread(self._log.seq_before_time, request.from_received_at.ToMicroseconds())
+            not_before_us = timestamp_micros(request.from_received_at, "from_received_at")
+            after = await asyncio.to_thread(self._log.seq_before_time, not_before_us)
         else:
             after = 0
         batch_size = min(request.batch_size or self.settings.read_batch_events, 10_000)
         remaining = request.max_events or None
         poll_seconds = self.settings.follow_poll_interval_millis / 1000
         types = tuple(request.event_types)
+        refuse_nul_in("event_types", types)
         while remaining is None or remaining > 0:
             limit = batch_size if remaining is None else min(batch_size, remaining)
             appended = self._appended  # taken before reading: an append after the read still wakes us
@@ -339,6 +374,11 @@ class CollectService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(appended.wait(), poll_seconds)
                 continue
+            if not_before_us is not None:
+                first = next((i for i, e in enumerate(stored) if e.received_at_us >= not_before_us), None)
+                if first is None:
+                    continue  # all received before the start; ``after`` has moved past them
+                stored, not_before_us = stored[first:], None
             if remaining is not None:
                 remaining -= len(stored)
             yield stored, self.cursor(stored[-1].seq)
@@ -355,6 +395,7 @@ class CollectService:
     # -- statistics --------------------------------------------------------------------------------
 
     async def stats(self, start_us: int | None, end_us: int | None, event_types: Sequence[str]) -> IngestStats:
+        refuse_nul_in("event_types", event_types)
         now = now_micros()
         end = end_us if end_us is not None else now + 60_000_000
         start = start_us if start_us is not None else end - 3_600_000_000
@@ -367,7 +408,7 @@ class CollectService:
                 bucket[1] += r.duplicate
                 bucket[2] += r.rejected
         head = await asyncio.to_thread(self._log.head)
-        lag = (now - head.last_received_us) // 1000 if head.last_seq else 0
+        lag = (now - head.last_received_us) // 1000 if head.last_seq and head.last_received_us else 0
         delays = sorted(await asyncio.to_thread(self._log.delivery_delays_us, start, end, _DELAY_SAMPLE))
         p50 = int(statistics.median(delays)) // 1000 if delays else 0
         p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))] // 1000 if delays else 0
@@ -394,7 +435,8 @@ class CollectService:
         now_us = now_micros()
         live = [r for r in records if r.released_seq is None]
         events = [self.open_quarantined(r) for r in live]
-        batch, pending = self._prepare(events, now_us)
+        # On time when it arrived is on time: a replay days later must not find it too old.
+        batch, pending = self._prepare(events, now_us, [r.quarantined_at_us for r in live])
         # A replay must not quarantine the same event a second time: failures only update the old record.
         batch.quarantined = []
         for record, item in zip(live, pending, strict=True):
@@ -434,6 +476,7 @@ def _rejected(index: int, event_id: str, rejection: Rejection, quarantine_id: st
 def _log_user(user: types_pb2.UserRef) -> tuple[str | None, str | None]:
     if not user.value:
         raise InvalidArgument("user.value is required", violations=[FieldViolation("user.value", "required")])
+    refuse_nul("user.value", user.value)
     if user.type == types_pb2.ID_TYPE_CUSTOMER:
         return user.value, None
     if user.type == types_pb2.ID_TYPE_ANONYMOUS:

@@ -39,6 +39,7 @@ RESERVED_EVENT_TYPES = frozenset(
     }
 )
 MAX_ID_CHARS = 128
+NUL_MESSAGE = "must not contain the NUL character (U+0000)"
 MAX_LIST_ITEMS = 1000
 # protobuf Timestamp's valid range: 0001-01-01 .. 9999-12-31.
 _MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
@@ -127,9 +128,23 @@ def _valid_timestamp(ts: object) -> bool:
     return _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS and 0 <= ts.nanos < 1_000_000_000  # type: ignore[attr-defined]
 
 
+def timestamp_micros(ts: object, field: str) -> int:
+    """A request's Timestamp in microseconds; INVALID_ARGUMENT naming ``field`` when it is not a valid one (beyond
+    year 9999 it would not even fit the databases' 64-bit integers)."""
+    if not _valid_timestamp(ts):
+        raise InvalidArgument(
+            f"{field} is not a valid timestamp",
+            reason="TIMESTAMP_OUT_OF_RANGE",
+            violations=[FieldViolation(field, "between 0001-01-01 and 9999-12-31, nanos in [0, 1e9)")],
+        )
+    return ts.ToMicroseconds()  # type: ignore[attr-defined]
+
+
 def compile_schema(schema: collect_pb2.EventSchema, max_properties: int) -> CompiledSchema:
     """Check a schema for registration and compile it; INVALID_ARGUMENT names every bad field."""
-    problems: list[FieldViolation] = []
+    problems: list[FieldViolation] = [
+        FieldViolation(where, NUL_MESSAGE) for where, text in _schema_strings(schema, "schema") if "\x00" in text
+    ]
     if not EVENT_TYPE_RE.fullmatch(schema.event_type):
         problems.append(FieldViolation("schema.event_type", "letters first, then letters, digits, _ . : - (max 127)"))
     elif schema.event_type.startswith("$") and schema.event_type not in RESERVED_EVENT_TYPES:
@@ -251,8 +266,13 @@ class EventValidator:
         if len(user_id) > MAX_ID_CHARS or len(anonymous_id) > MAX_ID_CHARS:
             which = "user_id" if len(user_id) > MAX_ID_CHARS else "anonymous_id"
             return Rejection(R.ERROR_REASON_STRING_TOO_LONG, which, f"{which} is longer than {MAX_ID_CHARS}"), 0, b"", 0
-        if len(event.session_id) > MAX_ID_CHARS:
+        session_id = event.session_id
+        if len(session_id) > MAX_ID_CHARS:
             return Rejection(R.ERROR_REASON_STRING_TOO_LONG, "session_id", f"longer than {MAX_ID_CHARS}"), 0, b"", 0
+        if "\x00" in user_id or "\x00" in anonymous_id or "\x00" in session_id:
+            # Ids go to text columns here and in every consumer; PostgreSQL's text cannot hold U+0000.
+            which = "user_id" if "\x00" in user_id else "anonymous_id" if "\x00" in anonymous_id else "session_id"
+            return Rejection(R.ERROR_REASON_VALUE_NOT_ALLOWED, which, NUL_MESSAGE), 0, b"", 0
         if event.channel not in _CHANNELS:
             return (
                 Rejection(R.ERROR_REASON_VALUE_NOT_ALLOWED, "channel", f"unknown channel {event.channel}"),
@@ -333,6 +353,8 @@ class EventValidator:
                     f"identities[{i}].value",
                     f"an id value must have 1 to {MAX_ID_CHARS} characters",
                 )
+            if "\x00" in identity.value:
+                return Rejection(R.ERROR_REASON_VALUE_NOT_ALLOWED, f"identities[{i}].value", NUL_MESSAGE)
         return None
 
     def _check_context(self, context: event_pb2.EventContext) -> Rejection | None:
@@ -362,13 +384,15 @@ class EventValidator:
             if kind is None:
                 return Rejection(
                     R.ERROR_REASON_PROPERTY_TYPE_MISMATCH,
-                    f"properties.{name}",
+                    f"properties.{storable_text(name[:128])}",
                     "the value is empty, or of a kind this server does not know",
                 )
             if name not in good_names:
                 if len(name) > 128 or not PROPERTY_NAME_RE.fullmatch(name):
                     return Rejection(
-                        R.ERROR_REASON_INVALID_NAME, f"properties.{name[:128]}", "not a valid property name"
+                        R.ERROR_REASON_INVALID_NAME,
+                        f"properties.{storable_text(name[:128])}",
+                        "not a valid property name",
                     )
                 if len(good_names) < _NAME_CACHE_LIMIT:
                     good_names.add(name)
@@ -444,3 +468,37 @@ def _check_event_type(event_type: str) -> Rejection | None:
 
 def flag_names(flags: int) -> Iterable[str]:
     return (name for bit, name in FLAG_NAMES.items() if flags & bit)
+
+
+def storable_text(text: str) -> str:
+    """``text`` with NUL written as ``\\x00``: quarantine records, counts and field paths name what a client
+    sent, and PostgreSQL's text columns cannot hold U+0000 (a failed insert would fail the whole group)."""
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
+
+
+def refuse_nul(field: str, text: str) -> None:
+    """INVALID_ARGUMENT naming ``field`` when ``text`` holds NUL (read and list filters, schemas): such a value can
+    match nothing stored, and PostgreSQL refuses it as a parameter."""
+    if "\x00" in text:
+        raise InvalidArgument(
+            f"{field} {NUL_MESSAGE}", reason="INVALID_ARGUMENT", violations=[FieldViolation(field, NUL_MESSAGE)]
+        )
+
+
+def refuse_nul_in(field: str, texts: Iterable[str]) -> None:
+    """:func:`refuse_nul` for each item of a repeated field (``field[i]``)."""
+    for i, text in enumerate(texts):
+        refuse_nul(f"{field}[{i}]", text)
+
+
+def _schema_strings(message: object, path: str) -> Iterable[tuple[str, str]]:
+    """Every string of a schema message with its path (descriptions, names, allowed values)."""
+    for descriptor, value in message.ListFields():  # type: ignore[attr-defined]
+        where = f"{path}.{descriptor.name}"
+        repeated = descriptor.is_repeated
+        for i, item in enumerate(value if repeated else [value]):
+            at = f"{where}[{i}]" if repeated else where
+            if isinstance(item, str):
+                yield at, item
+            elif hasattr(item, "ListFields"):
+                yield from _schema_strings(item, at)

@@ -18,9 +18,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
+from google.rpc import error_details_pb2
 from grpc import aio
+from grpc_status import rpc_status
 
-from svc_common.errors import Unavailable
+from svc_common.errors import ResourceExhausted, Unavailable
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_common.server import insecure_channel
@@ -80,8 +82,10 @@ class CollectClient:
     async def publish(self, events: Sequence[event_pb2.Event]) -> collect_pb2.IngestResponse:
         """Ingest ``events`` (ids must be deterministic for retries to be safe); per-event results as sent.
 
-        Raises ``Unavailable`` when the collector did not answer within the retry policy. A rejected event
-        is not an exception: look at the results (the log keeps it in quarantine).
+        Raises ``Unavailable`` when the collector did not answer within the retry policy, and
+        ``ResourceExhausted`` (reason ``BATCH_TOO_LARGE``, the collector's ``max_batch_events`` in its metadata
+        when it named one) at once for a batch above the collector's limits: sending it again cannot help, so
+        split it. A rejected event is not an exception: look at the results (the log keeps it in quarantine).
         """
         request = collect_pb2.IngestRequest(events=events)
         attempt = 0
@@ -91,6 +95,8 @@ class CollectClient:
                 return await self._stub.Ingest(request, timeout=self.timeout_seconds, wait_for_ready=True)
             except aio.AioRpcError as exc:
                 attempt += 1
+                if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    _refuse_too_large(exc, len(events), self.address)
                 if exc.code() not in _RETRYABLE or (self.retry.attempts and attempt >= self.retry.attempts):
                     raise Unavailable(
                         f"svc_collect at {self.address} did not take {len(events)} events: "
@@ -119,6 +125,33 @@ class CollectClient:
                 yield list(response.events), response.cursor
         finally:
             call.cancel()  # a consumer that stops early (or fails) must not leave the stream open
+
+
+def _error_info(exc: aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
+    """The ``google.rpc.ErrorInfo`` a Qiming server put in the status, if any."""
+    try:
+        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    except ValueError:  # details that do not match the status: not a Qiming server's
+        return None
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info
+    return None
+
+
+def _refuse_too_large(exc: aio.AioRpcError, count: int, address: str) -> None:
+    """RESOURCE_EXHAUSTED is retried when the collector is busy, but a batch above its limits stays above them:
+    raise at once (with the limit the collector named) instead of sending the same batch again."""
+    info = _error_info(exc)
+    too_many = info is not None and info.reason == "BATCH_TOO_LARGE"
+    if too_many or "larger than max" in (exc.details() or ""):  # gRPC's own message size limit
+        raise ResourceExhausted(
+            f"svc_collect at {address} refused {count} events as too large: {exc.details()}",
+            reason="BATCH_TOO_LARGE",
+            metadata=dict(info.metadata) if too_many and info is not None else {},
+        ) from exc
 
 
 Handler = Callable[[list[event_pb2.Event], str], Awaitable[None]]

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Table, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from svc_collect.validation import storable_text
 from svc_common.db import Database
 from svc_common.errors import Aborted
 
@@ -169,7 +170,12 @@ class SqlCatalog:
             conn.execute(
                 update(self._quarantine)
                 .where(c.quarantine_id == quarantine_id)
-                .values(replay_count=c.replay_count + 1, reason=reason, field_path=field_path[:256], message=message)
+                .values(
+                    replay_count=c.replay_count + 1,
+                    reason=reason,
+                    field_path=storable_text(field_path)[:256],
+                    message=storable_text(message),
+                )
             )
 
     # -- statistics --------------------------------------------------------------------------------

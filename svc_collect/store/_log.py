@@ -22,6 +22,7 @@ from psycopg.errors import UniqueViolation
 from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from svc_collect.validation import storable_text
 from svc_common.db import Database, DriverQuery, copy_span
 
 _HEAD_ID = 1
@@ -363,11 +364,11 @@ class SqlEventLog:
         rows = [
             {
                 "quarantine_id": q.quarantine_id,
-                "event_id": q.event_id[:64],
-                "event_type": q.event_type[:128],
+                "event_id": storable_text(q.event_id)[:64],
+                "event_type": storable_text(q.event_type)[:128],
                 "reason": q.reason,
-                "field_path": q.field_path[:256],
-                "message": q.message,
+                "field_path": storable_text(q.field_path)[:256],
+                "message": storable_text(q.message),
                 "quarantined_at_us": now_us,
                 "replay_count": 0,
                 "sealed_event": q.sealed_event,
@@ -390,7 +391,7 @@ class SqlEventLog:
         # Update-then-insert is race-free here: every writer holds the head lock.
         minute = now_us - now_us % 60_000_000
         for event_type, (accepted, duplicate, rejected) in counts.items():
-            event_type = event_type[:128]
+            event_type = storable_text(event_type)[:128]
             changed = conn.execute(
                 self._count_update_sql,
                 {

@@ -61,6 +61,10 @@ _HEADER_ROOM_BYTES = 4096
 _READ_AHEAD_PACKS = 8
 _CACHED_PACKS = 64
 _CACHED_EVENTS = 32_768
+# How far receive stamps may run out of order in the stream (clock skew between collectors, re-published packs).
+_STAMP_SLACK_US = 60_000_000
+# What NATS raises while it is down or reconnecting (nats.errors.TimeoutError is also a TimeoutError).
+_NATS_DOWN = (TimeoutError, nats.errors.Error)
 
 
 async def _log_error(exc: Exception) -> None:
@@ -168,11 +172,13 @@ class JetStreamEventLog:
     async def _head(self) -> LogHead:
         info = await self._js.stream_info(self._config.stream)
         last_seq = info.state.last_seq
-        if not last_seq or not info.state.messages:
+        if not last_seq:
             return LogHead(self._log_id, 0, self._last_received_us)
-        pack = await self._pack_at(last_seq)
+        pack = await self._pack_at(last_seq) if info.state.messages else None
         if pack is None:
-            return LogHead(self._log_id, 0, self._last_received_us)
+            # The last pack aged out (max_age) or was deleted: the end is still after it, and cursors handed out
+            # before stay valid.
+            return LogHead(self._log_id, position(last_seq, MAX_PACK_EVENTS - 1), self._last_received_us)
         return LogHead(self._log_id, position(last_seq, len(pack) - 1), pack.received_at_us)
 
     def append(self, batches: Sequence[WriteBatch], now_us: int) -> list[list[Appended]]:
@@ -197,8 +203,11 @@ class JetStreamEventLog:
             fb, fr = first[row.event_id]
             original = results[fb][fr]
             assert original is not None
-            mismatch = batches[fb].rows[fr].fingerprint != row.fingerprint
-            results[b][r] = Appended(original.seq, True, mismatch)
+            # Compared with the copy the log keeps: the group's first copy may itself be a duplicate of an
+            # older event with another payload (the index holds the kept copy's fingerprint either way).
+            kept = self._index.get(row.event_id)
+            kept_fingerprint = kept[1] if kept is not None else batches[fb].rows[fr].fingerprint
+            results[b][r] = Appended(original.seq, True, kept_fingerprint != row.fingerprint)
         done: list[list[Appended]] = results  # type: ignore[assignment]
         self._side.record_side(batches, done, received_us)
         return done
@@ -313,9 +322,17 @@ class JetStreamEventLog:
                 if exc.err_code == _WRONG_LAST_SEQUENCE:
                     raise _ShardMoved from exc
                 raise Unavailable(f"JetStream refused the write: {exc.description}", reason="LOG_UNAVAILABLE") from exc
-            except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
+            except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
                 # The outcome is unknown: if the pack was stored, catching up finds it by its id.
-                found = await self._catch_up(shard, msg_id)
+                try:
+                    found = await self._catch_up(shard, msg_id)
+                except _NATS_DOWN as down:
+                    # NATS answers nothing (down, or reconnecting): the client retries the batch, and a pack
+                    # stored after all is found by that retry's catch-up (the shard moved), so nothing doubles.
+                    raise Unavailable(
+                        f"JetStream did not answer within {self._timeout:g} s: {down or exc!r}; retry the batch",
+                        reason="LOG_UNAVAILABLE",
+                    ) from down
                 if found:
                     return found
                 await asyncio.sleep(0.2)
@@ -334,13 +351,24 @@ class JetStreamEventLog:
         """Index the shard's packs written by others since ours; the sequence of ``msg_id`` if seen."""
         subject = self._subject.format(shard)
         found = 0
+        read = 0
         while (msg := await self._next_msg(self._shard_last[shard] + 1, subject)) is not None:
             pack = self._decode(msg.seq, msg.data)
             self._apply(msg.seq, pack)
             self._shard_last[shard] = msg.seq
             self._last_received_us = max(self._last_received_us, pack.received_at_us)
+            read += 1
             if msg_id and (msg.headers or {}).get("Nats-Msg-Id") == msg_id:
                 found = msg.seq
+        if not read:
+            # Nothing new, yet the write was refused (or its outcome is unknown): the shard's last packs may have
+            # aged out (max_age) or been deleted, and JetStream then expects the last one left, or 0 for none.
+            # Only ever lowered here: a pack written since the loop above is read by the next catch-up.
+            try:
+                last = await self._js.get_msg(self._config.stream, subject=subject, direct=True)
+                self._shard_last[shard] = min(self._shard_last[shard], last.seq)
+            except NotFoundError:
+                self._shard_last[shard] = 0
         return found
 
     # -- reading -----------------------------------------------------------------------------------
@@ -360,9 +388,11 @@ class JetStreamEventLog:
         self, after: int, limit: int, types: frozenset[str], user_id: str | None, anonymous_id: str | None
     ) -> list[StoredEvent]:
         subject = self._all_subjects
-        user_key = user_id or anonymous_id
-        if user_key is not None:
-            subject = self._subject.format(shard_of(user_key, self._config.shards))
+        if user_id is not None:
+            # A customer's events are all on the shard of their customer number. Not so an anonymous id's:
+            # once the customer logged in, the device's events carry both ids and go to the customer's shard,
+            # so a read by anonymous id reads every shard (as the embedded log scans every position).
+            subject = self._subject.format(shard_of(user_id, self._config.shards))
         stream_seq, skip = after >> PACK_BITS, after & (MAX_PACK_EVENTS - 1)
         if after == 0:
             stream_seq, skip = 1, -1
@@ -370,7 +400,7 @@ class JetStreamEventLog:
         ahead: list[tuple[int, Pack]] = []
         while len(out) < limit:
             if not ahead:
-                ahead = await self._next_packs(stream_seq, subject, user_key is None, limit - len(out))
+                ahead = await self._next_packs(stream_seq, subject, subject == self._all_subjects, limit - len(out))
             if not ahead:
                 break
             seq, pack = ahead.pop(0)
@@ -401,7 +431,10 @@ class JetStreamEventLog:
         return self._run(self._seq_before_time(received_us))
 
     async def _seq_before_time(self, received_us: int) -> int:
-        stream_seq = await self._first_seq_received_since(received_us)
+        # Receive times rise with the sequence only roughly: each collector stamps with its own clock before it
+        # publishes, and a refused pack is re-published after others. Start early by _STAMP_SLACK_US: the
+        # reader (CollectService) skips what was received before ``received_us`` until the first event after.
+        stream_seq = await self._first_seq_received_since(received_us - _STAMP_SLACK_US)
         msg = await self._next_msg(stream_seq, self._all_subjects)
         if msg is None:
             return (await self._head()).last_seq
@@ -447,7 +480,14 @@ class JetStreamEventLog:
         if self._loop is None:
             coro.close()
             raise Unavailable("the JetStream log is not open", reason="LOG_UNAVAILABLE")
-        return self._loop.run(coro)
+        try:
+            return self._loop.run(coro)
+        except _NATS_DOWN as exc:
+            # Every read of the stream (get_msg, stream_info) times out or fails while NATS is down or
+            # reconnecting: that is UNAVAILABLE, which clients retry, not an internal error.
+            raise Unavailable(
+                f"JetStream is unavailable: {exc or type(exc).__name__}", reason="LOG_UNAVAILABLE"
+            ) from exc
 
     async def _next_packs(
         self, stream_seq: int, subject: str, whole_stream: bool, wanted: int
