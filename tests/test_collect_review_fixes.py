@@ -1,6 +1,6 @@
 """Defects found by a review of svc_collect and the log client (December 2026, numbered as in that review), each
-pinned by a test that failed before its fix: NUL characters on PostgreSQL, cursors beyond the head, a NATS outage, replay times,
-JetStream shards, bad read input and the log client's retries."""
+pinned by a test that failed before its fix: NUL characters on PostgreSQL, cursors beyond the head, a NATS outage,
+replay times, JetStream shards, bad read input and the log client's retries."""
 
 from __future__ import annotations
 
