@@ -7,16 +7,23 @@ reaches a customer after the erasure is in the log. The rendered text of every m
 (it may hold their name or other profile fields); the record that a touch happened (channel, template,
 times, status) stays in the contact history, which brokers must keep for their regulators. Consent records
 stay as they are: a withdrawal must stay provable.
+
+Nothing brings them back: they leave the member lists of scheduled runs still entering, and the customer id goes
+on a suppression list (``campaign_erased``, with the time) so that an event of theirs from before the erasure that
+reaches the log later (an app uploading its backlog, the rest of the same batch) enters no journey. An event that
+happened after the erasure is a new relationship (a re-opened account) and is handled as any other.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
-from sqlalchemy import Table, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.engine import Connection
 
 from svc_campaign.exits import exit_in_flight
+from svc_common.db import upsert
 
 ERASED = "$profile_erased"
 REASON = "customer_erased"
@@ -27,7 +34,24 @@ def erase_customer(conn: Connection, t: dict[str, Table], user_id: str, now: dt.
     left = exit_in_flight(conn, t, "user_id", user_id, exit_reason=REASON, suppression=REASON, now=now)
     m = t["message"]
     conn.execute(update(m).where(m.c.user_id == user_id).values(title="", body="", link=""))
+    members = t["scheduled_member"]
+    conn.execute(delete(members).where(members.c.user_id == user_id))
+    upsert(conn, t["erased"], [{"user_id": user_id, "erased_at": now}], keys=["user_id"], updates=["erased_at"])
     return left
 
 
-__all__ = ["ERASED", "REASON", "erase_customer"]
+def erased_at(conn: Connection, t: dict[str, Table], users: Iterable[str]) -> dict[str, dt.datetime]:
+    """When each of ``users`` that was erased was erased (absent: never)."""
+    e = t["erased"].c
+    found: dict[str, dt.datetime] = {}
+    users = list(users)
+    for start in range(0, len(users), 500):
+        chunk = users[start : start + 500]
+        found.update(
+            (row.user_id, row.erased_at)
+            for row in conn.execute(select(e.user_id, e.erased_at).where(e.user_id.in_(chunk)))
+        )
+    return found
+
+
+__all__ = ["ERASED", "REASON", "erase_customer", "erased_at"]

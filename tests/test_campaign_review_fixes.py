@@ -9,7 +9,19 @@ import datetime as dt
 import threading
 
 import pytest
-from campaign_helpers import PUSH, SMS, T0, add_template, campaign_service, event, profile, statuses
+import sqlalchemy as sa
+from campaign_helpers import (
+    PUSH,
+    SMS,
+    T0,
+    add_template,
+    campaign_service,
+    event,
+    profile,
+    run_journey,
+    simple_graph,
+    statuses,
+)
 
 from svc_campaign import stats
 from svc_campaign.clock import ManualClock
@@ -176,3 +188,30 @@ def test_a_message_held_for_quiet_hours_counts_on_the_day_it_goes_out(tmp_path) 
         assert _send(service, "c1", "k2", "t2", PUSH).status == pb.MESSAGE_STATUS_QUEUED
         third = _send(service, "c1", "k3", "t3", pb.CHANNEL_TYPE_EMAIL)  # a third touch on Tuesday: was QUEUED
         assert (third.status, third.suppression_reason) == (pb.MESSAGE_STATUS_SUPPRESSED, "frequency_cap_day")
+
+
+class _Members:
+    """A segment's members as svc_profile exports them: (profile id, customer id) pages."""
+
+    def __init__(self, members: list[tuple[str, str]]) -> None:
+        self.members = members
+
+    def export(self, segment_id: str, after: str = ""):  # type: ignore[no-untyped-def]
+        yield [(p, u) for p, u in self.members if p > after]
+
+
+def test_a_customer_erased_during_a_scheduled_run_does_not_enter_it(tmp_path, database_url) -> None:
+    members = _Members([("p1", "c1"), ("p2", "c2")])
+    with campaign_service(tmp_path, database_url, members=members) as service:
+        add_template(service, "t1", body="新基金开售")
+        run_journey(service, simple_graph(pb.Trigger(scheduled=pb.ScheduledTrigger(segment_id="s1"))))
+        service.scheduler.run_once()  # planned and exported: both members stored, none entered yet
+        service.engine.handle([event("$profile_erased", "c1")])  # the PIPL erasure of c1 arrives meanwhile
+        for _ in range(3):
+            service.scheduler.run_once()
+        assert statuses(service, "c1") == [] and statuses(service, "c2") == [("QUEUED", "")]
+        with service.db.connection() as conn:
+            member_ids = conn.execute(sa.select(service.t["scheduled_member"].c.user_id)).scalars().all()
+            erased = conn.execute(sa.select(service.t["erased"])).all()
+        assert "c1" not in member_ids
+        assert [(row.user_id, row.erased_at) for row in erased] == [("c1", T0)]  # the suppression list

@@ -246,7 +246,16 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         # CRC-32 lock key mod 65,536, and the gate locks its customers' rows (SELECT ... FOR UPDATE) until it commits.
         Column("bucket", Integer, primary_key=True, autoincrement=False),
     )
+    erased = Table(
+        "campaign_erased",
+        metadata,
+        # Customers erased ($profile_erased), kept as a suppression list: an event of theirs from before the erasure
+        # that arrives later does not enter them again (svc_campaign/erasure.py).
+        Column("user_id", String(128), primary_key=True),
+        Column("erased_at", UtcDateTime(), nullable=False),
+    )
     return {
+        "erased": erased,
         "gate_lock": gate_lock,
         "scheduled_run": scheduled_run,
         "scheduled_member": scheduled_member,

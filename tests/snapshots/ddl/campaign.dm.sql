@@ -32,6 +32,12 @@ CREATE TABLE campaign_consumer (
 	PRIMARY KEY (consumer_name)
 );
 
+CREATE TABLE campaign_erased (
+	user_id VARCHAR2(128 CHAR) NOT NULL,
+	erased_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (user_id)
+);
+
 CREATE TABLE campaign_experiment (
 	experiment_id VARCHAR2(64 CHAR) NOT NULL,
 	document TEXT NOT NULL,
