@@ -217,7 +217,7 @@ class Walker(BatchedWrites, Sender):
                 )
                 node_id = node.branch.arms[chosen].next_node_id if chosen is not None else node.branch.default_node_id
             elif kind == "split":
-                variant = self._split(conn, instance, node.split, now)
+                variant = self._split(conn, instance, node_id, node.split, now)
                 context = {**context, "experiment_id": node.split.experiment_id, "variant": variant}
                 changes["entry_event"] = context
                 self._visit(conn, instance, node_id, f"split:{variant}", now)
@@ -281,12 +281,16 @@ class Walker(BatchedWrites, Sender):
         until = wait.until_event
         return now + dt.timedelta(seconds=until.timeout_seconds), {"event_type": until.event.event_type}
 
-    def _split(self, conn: Connection, instance: dict[str, Any], split: pb.SplitNode, now: dt.datetime) -> str:
+    def _split(
+        self, conn: Connection, instance: dict[str, Any], node_id: str, split: pb.SplitNode, now: dt.datetime
+    ) -> str:
         if split.experiment_id:
             experiment = self.experiments.get(conn, split.experiment_id, missing_ok=True)
             if experiment is not None:
                 return self.experiments.assign(conn, experiment, instance["user_id"], now, expose=True)
-        point, edge = bucket(f"{instance['journey_id']}:{instance['version_no']}", instance["user_id"]), 0
+        # Salted with the node: two splits of one journey are independent coins. Not with the version: a customer
+        # keeps their arm of a split node across republished versions (a republish does not reshuffle anyone).
+        point, edge = bucket(f"{instance['journey_id']}:{node_id}", instance["user_id"]), 0
         for arm in split.arms:
             edge += arm.weight_bps
             if point < edge:
