@@ -147,7 +147,7 @@ class Walker(BatchedWrites, Sender):
             "exit_reason": "",
         }
         graph = self.engine.graph(conn, journey.journey_id, journey.version)
-        self.walk(conn, instance, graph.entry, now, batch, profile, new=True)
+        self.walk(conn, instance, graph.entry, now, batch, profile, new=True, cause=f"enter:{entry_key}")
         return True
 
     # -- the walk -------------------------------------------------------------------------------------
@@ -173,9 +173,12 @@ class Walker(BatchedWrites, Sender):
         profile: Any = _UNSET,
         *,
         new: bool = False,
+        cause: str = "",
     ) -> None:
         """Walk from ``node_id`` until a wait, a goal or an exit; ``new``: the participant row is inserted (with
-        its state after the walk: one statement instead of two)."""
+        its state after the walk: one statement instead of two). ``cause``: what moves the participant now
+        (``enter:<entry key>``, ``event:<id>`` of an awaited event, ``timer:<due>``); a wait for an event records
+        it, and the walk's message ids hold it (see journey_message_id)."""
         graph = self.engine.graph(conn, instance["journey_id"], instance["version_no"])
         changes: dict[str, Any] = {"status": "active", "waiting_for": None, "next_action_at": None}
         context = instance["entry_event"]
@@ -195,7 +198,7 @@ class Walker(BatchedWrites, Sender):
                 self._visit(conn, instance, node_id, "entered", now)
                 node_id = node.trigger.next_node_id
             elif kind == "wait":
-                due, waiting_for = self._wait_until(node.wait, now)
+                due, waiting_for = self._wait_until(node.wait, now, cause)
                 self.engine.arm(
                     conn,
                     instance_timer_id(instance["instance_id"]),
@@ -223,7 +226,7 @@ class Walker(BatchedWrites, Sender):
                 self._visit(conn, instance, node_id, f"split:{variant}", now)
                 node_id = next(a.next_node_id for a in node.split.arms if a.variant == variant)
             elif kind == "send":
-                outcome = self._send(conn, instance, node_id, node.send, context, person(), now)
+                outcome = self._send(conn, instance, node_id, node.send, context, person(), now, cause)
                 self._visit(conn, instance, node_id, outcome, now)
                 if outcome in ("sent", "deferred"):
                     changes["last_send_at"] = now
@@ -264,7 +267,7 @@ class Walker(BatchedWrites, Sender):
             self.update_participant(instance["instance_id"], changes)
             self._writes().dropped.add((instance["user_id"], instance["journey_id"]))
 
-    def _wait_until(self, wait: pb.WaitNode, now: dt.datetime) -> tuple[dt.datetime, dict[str, Any] | None]:
+    def _wait_until(self, wait: pb.WaitNode, now: dt.datetime, cause: str) -> tuple[dt.datetime, dict[str, Any] | None]:
         which = wait.WhichOneof("kind")
         if which == "duration_seconds":
             return now + dt.timedelta(seconds=wait.duration_seconds), None
@@ -279,7 +282,12 @@ class Walker(BatchedWrites, Sender):
                 )
             return target.astimezone(dt.UTC), None
         until = wait.until_event
-        return now + dt.timedelta(seconds=until.timeout_seconds), {"event_type": until.event.event_type}
+        # ``begun_by``: what moved the customer here (``event:<id>`` for the event that entered them or ended their
+        # previous wait): that event did not come after the wait began, so it does not end it.
+        return now + dt.timedelta(seconds=until.timeout_seconds), {
+            "event_type": until.event.event_type,
+            "begun_by": cause.removeprefix("enter:"),
+        }
 
     def _split(
         self, conn: Connection, instance: dict[str, Any], node_id: str, split: pb.SplitNode, now: dt.datetime
@@ -328,11 +336,12 @@ class Walker(BatchedWrites, Sender):
             self.update_participant(instance["instance_id"], changes)
             self._writes().dropped.add((instance["user_id"], instance["journey_id"]))
             return
+        cause = f"timer:{timer['due_at'].isoformat()}"
         if node.wait.WhichOneof("kind") == "until_event":
             self._visit(conn, instance, node_id, "timeout", now)
-            self.walk(conn, instance, node.wait.timeout_node_id, now, batch)
+            self.walk(conn, instance, node.wait.timeout_node_id, now, batch, cause=cause)
         else:
-            self.walk(conn, instance, node.wait.next_node_id, now, batch)
+            self.walk(conn, instance, node.wait.next_node_id, now, batch, cause=cause)
 
     def on_awaited_event(self, conn: Connection, event: event_pb2.Event, now: dt.datetime, batch: BatchStats) -> None:
         self.flush(conn)  # customers who entered earlier in this batch may be the ones waiting
@@ -346,10 +355,12 @@ class Walker(BatchedWrites, Sender):
             .mappings()
             .all()
         )
+        cause = f"event:{event.event_id}"
         for row in rows:
             instance = dict(row)
-            if (instance["waiting_for"] or {}).get("event_type") != event.event_type:
-                continue
+            waiting_for = instance["waiting_for"] or {}
+            if waiting_for.get("event_type") != event.event_type or waiting_for.get("begun_by") == cause:
+                continue  # another event, or the one whose walk began this wait (it did not come after it)
             graph = self.engine.graph(conn, instance["journey_id"], instance["version_no"])
             compiled = graph.nodes[instance["current_node"]]
             if compiled.wait_event is None or not compiled.wait_event(event):
@@ -358,7 +369,7 @@ class Walker(BatchedWrites, Sender):
                 delete(self.t["timer"]).where(self.t["timer"].c.timer_id == instance_timer_id(instance["instance_id"]))
             )
             self._visit(conn, instance, instance["current_node"], "event", now)
-            self.walk(conn, instance, compiled.node.wait.next_node_id, now, batch)
+            self.walk(conn, instance, compiled.node.wait.next_node_id, now, batch, cause=cause)
 
     def on_goal_event(self, conn: Connection, event: event_pb2.Event, now: dt.datetime) -> None:
         """A goal event converts a customer in the journey, or one who left within the window after a send."""
@@ -371,6 +382,8 @@ class Walker(BatchedWrites, Sender):
         )
         at = event_time(event)
         for row in rows:
+            if (row["entry_event"] or {}).get("event_id") == event.event_id:
+                continue  # the event that entered the customer is not a conversion of that participation
             graph = self.engine.graph(conn, row["journey_id"], row["version_no"])
             for goal in graph.goals():
                 if goal.goal_event is None or not goal.goal_event(event):

@@ -11,15 +11,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from pathlib import Path
 
 import sqlalchemy as sa
 from campaign_helpers import (
+    EMAIL,
+    PUSH,
     T0,
     add_template,
     campaign_service,
     event,
+    messages,
     node,
     on_event,
     run_journey,
@@ -109,3 +113,92 @@ def test_a_customer_keeps_their_arm_of_a_split_across_versions(tmp_path) -> None
             for version in (1, 2)
         }
     assert arms[1] == arms[2] and set(arms[1]) == {"A", "B"}
+
+
+# -- H1: the entering event and the wait after it -------------------------------------------------------------
+
+
+def _view_then_wait(*, loop: bool) -> pb.JourneyGraph:
+    """fund_view → push → wait for the next fund_view (a day) → e-mail "welcome back" (``loop``: back to the push,
+    the timeout to the e-mail)."""
+    wait_for = pb.WaitForEvent(event=pb.SingleEventTrigger(event_type="fund_view"), timeout_seconds=86400)
+    return pb.JourneyGraph(
+        entry_node_id="start",
+        nodes=[
+            node("start", trigger=pb.TriggerNode(trigger=on_event("fund_view"), next_node_id="push")),
+            node("push", send=pb.SendNode(channel=PUSH, template_id="t1", next_node_id="wait", is_marketing=True)),
+            node(
+                "wait",
+                wait=pb.WaitNode(
+                    until_event=wait_for,
+                    next_node_id="push" if loop else "again",
+                    timeout_node_id="again" if loop else "end",
+                ),
+            ),
+            node("again", send=pb.SendNode(channel=EMAIL, template_id="t2", next_node_id="end", is_marketing=True)),
+            node("end", exit=pb.ExitNode(reason="done")),
+        ],
+    )
+
+
+def _two_templates(service) -> None:
+    add_template(service, "t1", body="看看这只基金")
+    add_template(service, "t2", body="欢迎回来")
+
+
+def test_the_entry_event_does_not_also_end_the_wait_after_it(tmp_path, database_url) -> None:
+    with campaign_service(tmp_path, database_url) as service:
+        _two_templates(service)
+        run_journey(service, _view_then_wait(loop=False))
+        service.engine.handle([event("fund_view", "c1")])
+        assert [m.node_id for m in messages(service, "c1")] == ["push"]
+        assert visits(service) == [("start", "entered"), ("push", "sent"), ("wait", "waiting")]
+        service.clock.advance(hours=1)
+        service.engine.handle([event("fund_view", "c1", T0 + dt.timedelta(hours=1))])  # came back: the e-mail
+        assert [m.node_id for m in messages(service, "c1")] == ["push", "again"]
+        assert visits(service)[3:] == [("wait", "event"), ("again", "sent"), ("end", "exited")]
+
+
+def test_a_loop_back_to_a_send_gives_each_send_its_own_message_id(tmp_path, database_url) -> None:
+    """Two fund_views in one batch: the first enters (push, wait), the second ends the wait and loops back to the
+    push; a third in the next batch at the same clock reading does it again. Each send is a message of its own
+    (one id twice failed the batch, and the follower retried it for ever: the whole log stalled)."""
+    with campaign_service(tmp_path, database_url) as service:
+        _two_templates(service)
+        run_journey(service, _view_then_wait(loop=True))
+        service.engine.handle([event("fund_view", "c1"), event("fund_view", "c1")], "cursor-1")
+        service.engine.handle([event("fund_view", "c1")], "cursor-2")
+        assert service.engine.load_cursor() == "cursor-2"
+        sent = messages(service, "c1")
+        assert [m.node_id for m in sent] == ["push"] * 3 and len({m.message_id for m in sent}) == 3
+        assert len({m.idempotency_key for m in sent}) == 3
+        # The gate refuses the loop's later pushes (the same content again, one push a day): refused, not lost.
+        assert sorted(status for status, _ in statuses(service, "c1")) == ["QUEUED", "SUPPRESSED", "SUPPRESSED"]
+
+
+def _subscribe_then_goal() -> pb.JourneyGraph:
+    goal = pb.GoalNode(event=pb.SingleEventTrigger(event_type="fund_subscribe"), attribution_window_seconds=86400)
+    return pb.JourneyGraph(
+        entry_node_id="start",
+        nodes=[
+            node("start", trigger=pb.TriggerNode(trigger=on_event("fund_subscribe"), next_node_id="push")),
+            node("push", send=pb.SendNode(channel=PUSH, template_id="t1", next_node_id="goal", is_marketing=True)),
+            node("goal", goal=goal),
+        ],
+    )
+
+
+def test_the_entry_event_does_not_convert_the_customer_it_entered(tmp_path, database_url) -> None:
+    with campaign_service(tmp_path, database_url) as service:
+        add_template(service)
+        run_journey(service, _subscribe_then_goal())
+        service.engine.handle([event("fund_subscribe", "c1")])
+        assert visits(service)[-1] == ("goal", "waiting_for_goal")
+        service.clock.advance(hours=1)
+        service.engine.handle([event("fund_subscribe", "c1", T0 + dt.timedelta(hours=1))])  # a second subscription
+        assert visits(service)[-1] == ("goal", "converted")
+        i = service.t["instance"].c
+        with service.db.connection() as conn:
+            row = conn.execute(sa.select(i.status, i.exit_reason, i.converted_at)).one()
+        assert (row.status, row.exit_reason) == ("done", "converted")
+        assert row.converted_at.replace(tzinfo=dt.UTC) == T0 + dt.timedelta(hours=1)
