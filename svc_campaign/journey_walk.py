@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import zoneinfo
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, bindparam, delete, func, select, update
@@ -75,6 +76,8 @@ class Walker(BatchedWrites, Sender):
         self._update_participant = DriverUpdates(tables["instance"], "instance_id")
         self._insert_visit = DriverWrite(tables["visit"], [c.key for c in tables["visit"].c if c.key != "visit_id"])
         self._insert_message = DriverWrite(tables["message"], list(tables["message"].c.keys()))
+        timer = tables["timer"]
+        self._delete_timer = delete(timer).where(timer.c.timer_id == bindparam("b_timer"))
 
     def enter(
         self,
@@ -365,9 +368,13 @@ class Walker(BatchedWrites, Sender):
             compiled = graph.nodes[instance["current_node"]]
             if compiled.wait_event is None or not compiled.wait_event(event):
                 continue
-            conn.execute(
-                delete(self.t["timer"]).where(self.t["timer"].c.timer_id == instance_timer_id(instance["instance_id"]))
+            at_wait = ("waiting", instance["current_node"], instance["waiting_for"])
+            found, claimed = self._claim(
+                conn, instance, lambda r, at_wait=at_wait: (r["status"], r["current_node"], r["waiting_for"]) == at_wait
             )
+            if found is None or not claimed:
+                continue  # the wait's timeout fired meanwhile, in another transaction: it took the other exit
+            instance = found
             self._visit(conn, instance, instance["current_node"], "event", now)
             self.walk(conn, instance, compiled.node.wait.next_node_id, now, batch, cause=cause)
 
@@ -385,24 +392,46 @@ class Walker(BatchedWrites, Sender):
             if (row["entry_event"] or {}).get("event_id") == event.event_id:
                 continue  # the event that entered the customer is not a conversion of that participation
             graph = self.engine.graph(conn, row["journey_id"], row["version_no"])
-            for goal in graph.goals():
-                if goal.goal_event is None or not goal.goal_event(event):
+            goals = [g for g in graph.goals() if g.goal_event is not None and g.goal_event(event)]
+            if not goals:
+                continue
+            instance, in_journey = dict(row), False
+            if row["status"] != "done":
+                # Converting ends the participation: a move, claimed as the timer loop claims one (its goal
+                # window, or a wait's timer, may be firing in another transaction right now).
+                found, in_journey = self._claim(conn, instance, lambda r: r["status"] != "done")
+                if found is None or found["converted_at"] is not None:
                     continue
+                instance = found
+            for goal in goals:
                 window = dt.timedelta(seconds=goal.node.goal.attribution_window_seconds)
-                in_journey = row["status"] != "done"
-                recent_send = row["last_send_at"] is not None and row["last_send_at"] >= at - window
+                recent_send = instance["last_send_at"] is not None and instance["last_send_at"] >= at - window
                 if not (in_journey or recent_send):
                     continue
-                self._visit(conn, row, goal.node.node_id, "converted", now)
+                self._visit(conn, instance, goal.node.node_id, "converted", now)
                 changes: dict[str, Any] = {"converted_at": at, "updated_at": now}
                 if in_journey:
                     changes.update(
                         status="done", exit_reason="converted", next_action_at=None, current_node=goal.node.node_id
                     )
-                    conn.execute(
-                        delete(self.t["timer"]).where(
-                            self.t["timer"].c.timer_id == instance_timer_id(row["instance_id"])
-                        )
-                    )
                 conn.execute(update(self.t["instance"]).where(i.instance_id == row["instance_id"]).values(**changes))
                 break
+
+    def _claim(
+        self, conn: Connection, instance: dict[str, Any], still: Callable[[dict[str, Any]], bool]
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Claim the right to move a participant on by deleting its timer, as the timer loop claims a timer that
+        fires (PostgreSQL: while another transaction fires it, this delete waits for that one to end, then finds
+        nothing; without the check both moved the customer, e.g. down a wait's event exit and its timeout exit).
+        Returns the participant and True when claimed. Not claimed: the participant is read again (the other
+        transaction has committed) and claimed again while ``still`` holds of it (a paused journey's timer
+        re-armed, or a wait moved on to the next); else it is returned with False (None: gone, or still contended
+        after a few tries)."""
+        for _ in range(3):
+            if conn.execute(self._delete_timer, {"b_timer": instance_timer_id(instance["instance_id"])}).rowcount == 1:
+                return instance, True
+            found = self._load(conn, instance["instance_id"])
+            if found is None or not still(found):
+                return found, False
+            instance = found
+        return None, False

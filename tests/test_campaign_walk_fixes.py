@@ -11,8 +11,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import threading
+import time
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -202,3 +207,111 @@ def test_the_entry_event_does_not_convert_the_customer_it_entered(tmp_path, data
             row = conn.execute(sa.select(i.status, i.exit_reason, i.converted_at)).one()
         assert (row.status, row.exit_reason) == ("done", "converted")
         assert row.converted_at.replace(tzinfo=dt.UTC) == T0 + dt.timedelta(hours=1)
+
+
+# -- H3, M8: transactions that meet on PostgreSQL ----------------------------------------------------------------
+
+
+def _until_one_waits_for_a_lock(service, other: Future) -> None:
+    """Return once a transaction of this database waits for a row lock (or ``other`` ended without waiting)."""
+    deadline = time.monotonic() + 30
+    query = sa.text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    while not other.done():
+        with service.db.connection() as conn:
+            if conn.execute(query).scalar_one():
+                return
+        assert time.monotonic() < deadline, "nothing waited for a lock"
+        time.sleep(0.005)
+
+
+@contextlib.contextmanager
+def _held(target: object, name: str) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """Hold every call of ``target.name`` until told: yields (reached, go)."""
+    real, reached, go = getattr(target, name), threading.Event(), threading.Event()
+
+    def held(*args, **kwargs):
+        reached.set()
+        assert go.wait(30)
+        return real(*args, **kwargs)
+
+    setattr(target, name, held)
+    try:
+        yield reached, go
+    finally:
+        go.set()
+        setattr(target, name, real)
+
+
+def _wait_for_deposit(*, goal: bool) -> pb.JourneyGraph:
+    """signup → wait for a deposit (an hour; thanks, or a nudge at the timeout) → exit; ``goal``: signup → push →
+    goal (a deposit within the hour)."""
+    deposit = pb.SingleEventTrigger(event_type="deposit")
+    start = node("start", trigger=pb.TriggerNode(trigger=on_event("signup"), next_node_id="push" if goal else "wait"))
+    if goal:
+        return pb.JourneyGraph(
+            entry_node_id="start",
+            nodes=[
+                start,
+                node(
+                    "push", send=pb.SendNode(channel=PUSH, template_id="nudge", next_node_id="goal", is_marketing=True)
+                ),
+                node("goal", goal=pb.GoalNode(event=deposit, attribution_window_seconds=3600)),
+            ],
+        )
+    wait = pb.WaitForEvent(event=deposit, timeout_seconds=3600)
+    return pb.JourneyGraph(
+        entry_node_id="start",
+        nodes=[
+            start,
+            node("wait", wait=pb.WaitNode(until_event=wait, next_node_id="thanks", timeout_node_id="nudge")),
+            node("thanks", send=pb.SendNode(channel=PUSH, template_id="thanks", next_node_id="end", is_marketing=True)),
+            node("nudge", send=pb.SendNode(channel=EMAIL, template_id="nudge", next_node_id="end", is_marketing=True)),
+            node("end", exit=pb.ExitNode(reason="done")),
+        ],
+    )
+
+
+def _deposit_as_the_timer_fires(service) -> None:
+    """The timer loop claims the due timer and is held there (its transaction open) while the deposit's batch
+    runs; let go once that batch waits for the timer's row lock: an event and the timeout at the same moment."""
+    service.clock.advance(seconds=3600)
+    with _held(service.engine, "_fire") as (claimed, go), ThreadPoolExecutor(2) as pool:
+        timers = pool.submit(service.engine.fire_due_timers)
+        assert claimed.wait(30)
+        batch = pool.submit(service.engine.handle, [event("deposit", "c1", service.clock.now())])
+        _until_one_waits_for_a_lock(service, batch)
+        go.set()
+        assert timers.result(30).timers_fired == 1
+        batch.result(30)
+
+
+def test_an_event_and_the_timeout_of_its_wait_at_once_take_one_exit(tmp_path, database_url_postgresql) -> None:
+    with campaign_service(tmp_path, database_url_postgresql) as service:
+        add_template(service, "thanks")
+        add_template(service, "nudge")
+        run_journey(service, _wait_for_deposit(goal=False))
+        service.engine.handle([event("signup", "c1")])
+        _deposit_as_the_timer_fires(service)
+        # The timer claimed the wait first: the timeout exit, and nothing of the event exit.
+        assert [m.template_id for m in messages(service, "c1")] == ["nudge"]
+        assert ("wait", "event") not in visits(service)
+
+
+def test_a_goal_event_as_the_goal_window_ends_exits_once(tmp_path, database_url_postgresql) -> None:
+    with campaign_service(tmp_path, database_url_postgresql) as service:
+        add_template(service, "nudge")
+        run_journey(service, _wait_for_deposit(goal=True))
+        service.engine.handle([event("signup", "c1")])
+        _deposit_as_the_timer_fires(service)
+        i = service.t["instance"].c
+        with service.db.connection() as conn:
+            row = conn.execute(sa.select(i.status, i.exit_reason, i.converted_at)).one()
+        # The window ended first (that exit stands); the deposit still counts: within the hour after the push.
+        assert (row.status, row.exit_reason) == ("done", "goal_window_ended") and row.converted_at is not None
+        assert [o for n, o in visits(service) if n == "goal"] == [
+            "waiting_for_goal",
+            "exited:goal_window_ended",
+            "converted",
+        ]
