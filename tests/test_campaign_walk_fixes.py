@@ -315,3 +315,35 @@ def test_a_goal_event_as_the_goal_window_ends_exits_once(tmp_path, database_url_
             "exited:goal_window_ended",
             "converted",
         ]
+
+
+def test_stop_during_an_event_batch_leaves_nothing_to_send(tmp_path, database_url_postgresql) -> None:
+    with campaign_service(tmp_path, database_url_postgresql) as service:
+        add_template(service)
+        run_journey(service, simple_graph(on_event("signup")))
+        with _held(service.walker, "enter") as (entering, go), ThreadPoolExecutor(2) as pool:
+            batch = pool.submit(service.engine.handle, [event("signup", "c1")])
+            assert entering.wait(30)
+
+            def stop() -> None:
+                with service.db.connection(write=True) as conn:
+                    service.journeys.transition(conn, "j1", "stop", service.clock.now())
+
+            stopped = pool.submit(stop)
+            _until_one_waits_for_a_lock(service, stopped)  # the stop waits for the batch (it ends without)
+            go.set()
+            batch.result(30)
+            stopped.result(30)
+        assert statuses(service, "c1") == [("SUPPRESSED", "journey_stopped")]
+
+
+def test_a_journey_stopped_by_another_process_takes_no_entry_from_a_stale_cache(tmp_path, database_url) -> None:
+    settings = {"journey_refresh_seconds": 3600}
+    with campaign_service(tmp_path / "a", database_url, settings=settings) as service:
+        add_template(service)
+        run_journey(service, simple_graph(on_event("signup")))
+        service.engine.handle([event("signup", "c1")])  # the journeys are cached for an hour
+        with campaign_service(tmp_path / "b", database_url) as other, other.db.connection(write=True) as conn:
+            other.journeys.transition(conn, "j1", "stop", other.clock.now())
+        service.engine.handle([event("signup", "c2")])
+        assert statuses(service, "c2") == []
