@@ -44,9 +44,9 @@ NEVER = -math.inf
 """``_loaded_at`` of journeys not loaded (0.0 was "loaded" while the monotonic clock was below the refresh period)."""
 BULK_RETURNING = ("sqlite", "postgresql", "opengauss")
 TIMER_SHARE_DIALECTS = ("postgresql",)
+"""Where ``timer_workers`` loops fire timers at once, each for its share of the customers (see ``timer_share``)."""
 SHARE_LOCK_DIALECTS = ("postgresql",)
 """Where an event batch reads the state of the journeys it may enter ``FOR SHARE`` (see Engine._entry_states)."""
-"""Where ``timer_workers`` loops fire timers at once, each for its share of the customers (see ``timer_share``)."""
 
 
 @dataclass
@@ -225,12 +225,10 @@ class Engine:
         return batch
 
     def _entry_states(self, conn: Connection, events: list[event_pb2.Event]) -> dict[str, str]:
-        """The states of the journeys these events may enter, read now rather than from the cache, and on
-        PostgreSQL ``FOR SHARE`` until the batch commits (in one order: no deadlock between batches): a stop or
-        pause (``Journeys.transition`` locks the row ``FOR UPDATE``) waits for the batch and then finds its
-        entries and messages to end, or the batch waits for the stop and then sees STOPPED. With the cached state
-        alone, a journey stopped during a batch (or by another process within ``journey_refresh_seconds``) got
-        entries and QUEUED messages after its stop had suppressed the rest."""
+        """The states of the journeys these events may enter, read now (not from the cache), on PostgreSQL
+        ``FOR SHARE`` until the batch commits: a stop (``Journeys.transition`` locks the row ``FOR UPDATE``) waits
+        for the batch and then ends what it entered, or the batch waits for the stop and sees STOPPED. With the
+        cached state a stop during a batch, or by another process, left entries and QUEUED messages behind."""
         ids = {j for e in events if e.user_id for j in self._by_type.get(e.event_type, ())}
         if any(e.user_id for e in events):
             ids.update(self._by_type.get(ALL_EVENTS, ()))
@@ -240,7 +238,7 @@ class Engine:
         query = select(j.journey_id, j.journey_state).where(j.journey_id.in_(sorted(ids))).order_by(j.journey_id)
         if conn.dialect.name in SHARE_LOCK_DIALECTS:
             query = query.with_for_update(read=True)
-        return {journey_id: state for journey_id, state in conn.execute(query)}
+        return dict(conn.execute(query).tuples().all())
 
     def _on_event(
         self, conn: Connection, event: event_pb2.Event, now: dt.datetime, batch: BatchStats, states: dict[str, str]
