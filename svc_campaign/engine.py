@@ -46,7 +46,7 @@ BULK_RETURNING = ("sqlite", "postgresql", "opengauss")
 TIMER_SHARE_DIALECTS = ("postgresql",)
 """Where ``timer_workers`` loops fire timers at once, each for its share of the customers (see ``timer_share``)."""
 SHARE_LOCK_DIALECTS = ("postgresql",)
-"""Where an event batch reads the state of the journeys it may enter ``FOR SHARE`` (see Engine._entry_states)."""
+"""Where an event batch reads the state of the journeys it may enter ``FOR SHARE`` (see Engine.entry_states)."""
 
 
 @dataclass
@@ -225,19 +225,23 @@ class Engine:
         return batch
 
     def _entry_states(self, conn: Connection, events: list[event_pb2.Event]) -> dict[str, str]:
-        """The states of the journeys these events may enter, read now (not from the cache), on PostgreSQL
-        ``FOR SHARE`` until the batch commits: a stop (``Journeys.transition`` locks the row ``FOR UPDATE``) waits
-        for the batch and then ends what it entered, or the batch waits for the stop and sees STOPPED. With the
-        cached state a stop during a batch, or by another process, left entries and QUEUED messages behind."""
+        """The states of the journeys these events may enter (see entry_states)."""
         ids = {j for e in events if e.user_id for j in self._by_type.get(e.event_type, ())}
         if any(e.user_id for e in events):
             ids.update(self._by_type.get(ALL_EVENTS, ()))
-        if not ids:
+        return self.entry_states(conn, ids)
+
+    def entry_states(self, conn: Connection, journey_ids: set[str]) -> dict[str, str]:
+        """The states of journeys about to take entries, read now (not from the cache), on PostgreSQL ``FOR
+        SHARE`` until the transaction ends: a stop (``Journeys.transition`` locks the row ``FOR UPDATE``) waits
+        for the entries and then ends them, or the entries wait for the stop and see STOPPED. With the cached
+        state a stop during a batch, or by another process, left entries and QUEUED messages behind."""
+        if not journey_ids:
             return {}
         j = self.t["journey"].c
-        query = select(j.journey_id, j.journey_state).where(j.journey_id.in_(sorted(ids))).order_by(j.journey_id)
+        query = select(j.journey_id, j.journey_state).where(j.journey_id.in_(sorted(journey_ids)))
         if conn.dialect.name in SHARE_LOCK_DIALECTS:
-            query = query.with_for_update(read=True)
+            query = query.order_by(j.journey_id).with_for_update(read=True)  # one order: no deadlock between batches
         return dict(conn.execute(query).tuples().all())
 
     def _on_event(

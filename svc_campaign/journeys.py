@@ -185,7 +185,7 @@ class Journeys:
         self, conn: Connection, journey_id: str, action: str, now: dt.datetime, reason: str = ""
     ) -> pb.Journey:
         # Locked until this transaction ends: the state checked is the state changed, and an event batch entering
-        # customers into this journey (it reads the state FOR SHARE, see Engine._entry_states) finishes first.
+        # customers into this journey (it reads the state FOR SHARE, see Engine.entry_states) finishes first.
         row = self._row(conn, journey_id, lock=True)
         self._check(row, action)
         target = {"start": "RUNNING", "pause": "PAUSED", "stop": "STOPPED"}[action]
