@@ -343,6 +343,7 @@ def test_a_journey_stopped_by_another_process_takes_no_entry_from_a_stale_cache(
         add_template(service)
         run_journey(service, simple_graph(on_event("signup")))
         service.engine.handle([event("signup", "c1")])  # the journeys are cached for an hour
+        assert statuses(service, "c1") == [("QUEUED", "")]
         with campaign_service(tmp_path / "b", database_url) as other, other.db.connection(write=True) as conn:
             other.journeys.transition(conn, "j1", "stop", other.clock.now())
         service.engine.handle([event("signup", "c2")])
