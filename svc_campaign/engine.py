@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 import time
 import zoneinfo
@@ -39,9 +40,13 @@ from svc_common.pb.qiming.common.v1 import event_pb2
 
 log = logging.getLogger("qiming.campaign.engine")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+NEVER = -math.inf
+"""``_loaded_at`` of journeys not loaded (0.0 was "loaded" while the monotonic clock was below the refresh period)."""
 BULK_RETURNING = ("sqlite", "postgresql", "opengauss")
 TIMER_SHARE_DIALECTS = ("postgresql",)
 """Where ``timer_workers`` loops fire timers at once, each for its share of the customers (see ``timer_share``)."""
+SHARE_LOCK_DIALECTS = ("postgresql",)
+"""Where an event batch reads the state of the journeys it may enter ``FOR SHARE`` (see Engine.entry_states)."""
 
 
 @dataclass
@@ -90,7 +95,7 @@ class Engine:
         self._waits: set[str] = set()
         self._goals: set[str] = set()
         self._scheduled: list[str] = []
-        self._loaded_at = 0.0
+        self._loaded_at = NEVER
         self._lock = threading.Lock()
         self.walker = Walker(self, tables, profiles, gate, experiments, settings)
         timer = tables["timer"]
@@ -109,7 +114,7 @@ class Engine:
     # -- journeys in memory ---------------------------------------------------------------------------
 
     def invalidate(self) -> None:
-        self._loaded_at = 0.0
+        self._loaded_at = NEVER
 
     def graph(self, conn: Connection, journey_id: str, version: int) -> CompiledGraph:
         key = (journey_id, version)
@@ -195,6 +200,7 @@ class Engine:
             self.refresh(conn)
             now = self.clock.now()
             try:
+                states = self._entry_states(conn, events)
                 entering = {e.user_id for e in events if e.user_id and e.event_type in self._by_type}
                 if ALL_EVENTS in self._by_type:
                     entering = {e.user_id for e in events if e.user_id}
@@ -202,7 +208,7 @@ class Engine:
                     self.walker.prefetch(conn, entering, now)
                 for event in events:
                     if event.user_id:
-                        self._on_event(conn, event, now, batch)
+                        self._on_event(conn, event, now, batch, states)
                 self.walker.flush(conn)
             except BaseException:
                 self.walker.discard()
@@ -218,7 +224,29 @@ class Engine:
         batch.seconds = time.perf_counter() - started
         return batch
 
-    def _on_event(self, conn: Connection, event: event_pb2.Event, now: dt.datetime, batch: BatchStats) -> None:
+    def _entry_states(self, conn: Connection, events: list[event_pb2.Event]) -> dict[str, str]:
+        """The states of the journeys these events may enter (see entry_states)."""
+        ids = {j for e in events if e.user_id for j in self._by_type.get(e.event_type, ())}
+        if any(e.user_id for e in events):
+            ids.update(self._by_type.get(ALL_EVENTS, ()))
+        return self.entry_states(conn, ids)
+
+    def entry_states(self, conn: Connection, journey_ids: set[str]) -> dict[str, str]:
+        """The states of journeys about to take entries, read now (not from the cache), on PostgreSQL ``FOR
+        SHARE`` until the transaction ends: a stop (``Journeys.transition`` locks the row ``FOR UPDATE``) waits
+        for the entries and then ends them, or the entries wait for the stop and see STOPPED. With the cached
+        state a stop during a batch, or by another process, left entries and QUEUED messages behind."""
+        if not journey_ids:
+            return {}
+        j = self.t["journey"].c
+        query = select(j.journey_id, j.journey_state).where(j.journey_id.in_(sorted(journey_ids)))
+        if conn.dialect.name in SHARE_LOCK_DIALECTS:
+            query = query.order_by(j.journey_id).with_for_update(read=True)  # one order: no deadlock between batches
+        return dict(conn.execute(query).tuples().all())
+
+    def _on_event(
+        self, conn: Connection, event: event_pb2.Event, now: dt.datetime, batch: BatchStats, states: dict[str, str]
+    ) -> None:
         user = event.user_id
         if event.event_type == ERASED:
             self.walker.flush(conn)  # entries earlier in this batch are erased too
@@ -227,7 +255,7 @@ class Engine:
             return
         for journey_id in (*self._by_type.get(event.event_type, ()), *self._by_type.get(ALL_EVENTS, ())):
             journey = self._journeys[journey_id]
-            if journey.state != "RUNNING":
+            if states.get(journey_id) != "RUNNING":
                 continue
             trigger = self.graph(conn, journey_id, journey.version).trigger
             state = self._load_state(conn, journey, user) if trigger.stateful else {}

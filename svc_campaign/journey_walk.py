@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import zoneinfo
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, bindparam, delete, func, select, update
@@ -75,6 +76,8 @@ class Walker(BatchedWrites, Sender):
         self._update_participant = DriverUpdates(tables["instance"], "instance_id")
         self._insert_visit = DriverWrite(tables["visit"], [c.key for c in tables["visit"].c if c.key != "visit_id"])
         self._insert_message = DriverWrite(tables["message"], list(tables["message"].c.keys()))
+        timer = tables["timer"]
+        self._delete_timer = delete(timer).where(timer.c.timer_id == bindparam("b_timer"))
 
     def enter(
         self,
@@ -147,7 +150,7 @@ class Walker(BatchedWrites, Sender):
             "exit_reason": "",
         }
         graph = self.engine.graph(conn, journey.journey_id, journey.version)
-        self.walk(conn, instance, graph.entry, now, batch, profile, new=True)
+        self.walk(conn, instance, graph.entry, now, batch, profile, new=True, cause=f"enter:{entry_key}")
         return True
 
     # -- the walk -------------------------------------------------------------------------------------
@@ -173,9 +176,12 @@ class Walker(BatchedWrites, Sender):
         profile: Any = _UNSET,
         *,
         new: bool = False,
+        cause: str = "",
     ) -> None:
         """Walk from ``node_id`` until a wait, a goal or an exit; ``new``: the participant row is inserted (with
-        its state after the walk: one statement instead of two)."""
+        its state after the walk: one statement instead of two). ``cause``: what moves the participant now
+        (``enter:<entry key>``, ``event:<id>`` of an awaited event, ``timer:<due>``); a wait for an event records
+        it, and the walk's message ids hold it (see journey_message_id)."""
         graph = self.engine.graph(conn, instance["journey_id"], instance["version_no"])
         changes: dict[str, Any] = {"status": "active", "waiting_for": None, "next_action_at": None}
         context = instance["entry_event"]
@@ -195,7 +201,7 @@ class Walker(BatchedWrites, Sender):
                 self._visit(conn, instance, node_id, "entered", now)
                 node_id = node.trigger.next_node_id
             elif kind == "wait":
-                due, waiting_for = self._wait_until(node.wait, now)
+                due, waiting_for = self._wait_until(node.wait, now, cause)
                 self.engine.arm(
                     conn,
                     instance_timer_id(instance["instance_id"]),
@@ -217,13 +223,13 @@ class Walker(BatchedWrites, Sender):
                 )
                 node_id = node.branch.arms[chosen].next_node_id if chosen is not None else node.branch.default_node_id
             elif kind == "split":
-                variant = self._split(conn, instance, node.split, now)
+                variant = self._split(conn, instance, node_id, node.split, now)
                 context = {**context, "experiment_id": node.split.experiment_id, "variant": variant}
                 changes["entry_event"] = context
                 self._visit(conn, instance, node_id, f"split:{variant}", now)
                 node_id = next(a.next_node_id for a in node.split.arms if a.variant == variant)
             elif kind == "send":
-                outcome = self._send(conn, instance, node_id, node.send, context, person(), now)
+                outcome = self._send(conn, instance, node_id, node.send, context, person(), now, cause)
                 self._visit(conn, instance, node_id, outcome, now)
                 if outcome in ("sent", "deferred"):
                     changes["last_send_at"] = now
@@ -264,7 +270,7 @@ class Walker(BatchedWrites, Sender):
             self.update_participant(instance["instance_id"], changes)
             self._writes().dropped.add((instance["user_id"], instance["journey_id"]))
 
-    def _wait_until(self, wait: pb.WaitNode, now: dt.datetime) -> tuple[dt.datetime, dict[str, Any] | None]:
+    def _wait_until(self, wait: pb.WaitNode, now: dt.datetime, cause: str) -> tuple[dt.datetime, dict[str, Any] | None]:
         which = wait.WhichOneof("kind")
         if which == "duration_seconds":
             return now + dt.timedelta(seconds=wait.duration_seconds), None
@@ -279,14 +285,23 @@ class Walker(BatchedWrites, Sender):
                 )
             return target.astimezone(dt.UTC), None
         until = wait.until_event
-        return now + dt.timedelta(seconds=until.timeout_seconds), {"event_type": until.event.event_type}
+        # ``begun_by``: what moved the customer here (``event:<id>`` for the event that entered them or ended their
+        # previous wait): that event did not come after the wait began, so it does not end it.
+        return now + dt.timedelta(seconds=until.timeout_seconds), {
+            "event_type": until.event.event_type,
+            "begun_by": cause.removeprefix("enter:"),
+        }
 
-    def _split(self, conn: Connection, instance: dict[str, Any], split: pb.SplitNode, now: dt.datetime) -> str:
+    def _split(
+        self, conn: Connection, instance: dict[str, Any], node_id: str, split: pb.SplitNode, now: dt.datetime
+    ) -> str:
         if split.experiment_id:
             experiment = self.experiments.get(conn, split.experiment_id, missing_ok=True)
             if experiment is not None:
                 return self.experiments.assign(conn, experiment, instance["user_id"], now, expose=True)
-        point, edge = bucket(f"{instance['journey_id']}:{instance['version_no']}", instance["user_id"]), 0
+        # Salted with the node: two splits of one journey are independent coins. Not with the version: a customer
+        # keeps their arm of a split node across republished versions (a republish does not reshuffle anyone).
+        point, edge = bucket(f"{instance['journey_id']}:{node_id}", instance["user_id"]), 0
         for arm in split.arms:
             edge += arm.weight_bps
             if point < edge:
@@ -324,11 +339,12 @@ class Walker(BatchedWrites, Sender):
             self.update_participant(instance["instance_id"], changes)
             self._writes().dropped.add((instance["user_id"], instance["journey_id"]))
             return
+        cause = f"timer:{timer['due_at'].isoformat()}"
         if node.wait.WhichOneof("kind") == "until_event":
             self._visit(conn, instance, node_id, "timeout", now)
-            self.walk(conn, instance, node.wait.timeout_node_id, now, batch)
+            self.walk(conn, instance, node.wait.timeout_node_id, now, batch, cause=cause)
         else:
-            self.walk(conn, instance, node.wait.next_node_id, now, batch)
+            self.walk(conn, instance, node.wait.next_node_id, now, batch, cause=cause)
 
     def on_awaited_event(self, conn: Connection, event: event_pb2.Event, now: dt.datetime, batch: BatchStats) -> None:
         self.flush(conn)  # customers who entered earlier in this batch may be the ones waiting
@@ -342,19 +358,25 @@ class Walker(BatchedWrites, Sender):
             .mappings()
             .all()
         )
+        cause = f"event:{event.event_id}"
         for row in rows:
             instance = dict(row)
-            if (instance["waiting_for"] or {}).get("event_type") != event.event_type:
-                continue
+            waiting_for = instance["waiting_for"] or {}
+            if waiting_for.get("event_type") != event.event_type or waiting_for.get("begun_by") == cause:
+                continue  # another event, or the one whose walk began this wait (it did not come after it)
             graph = self.engine.graph(conn, instance["journey_id"], instance["version_no"])
             compiled = graph.nodes[instance["current_node"]]
             if compiled.wait_event is None or not compiled.wait_event(event):
                 continue
-            conn.execute(
-                delete(self.t["timer"]).where(self.t["timer"].c.timer_id == instance_timer_id(instance["instance_id"]))
+            at_wait = ("waiting", instance["current_node"], instance["waiting_for"])
+            found, claimed = self._claim(
+                conn, instance, lambda r, at_wait=at_wait: (r["status"], r["current_node"], r["waiting_for"]) == at_wait
             )
+            if found is None or not claimed:
+                continue  # the wait's timeout fired meanwhile, in another transaction: it took the other exit
+            instance = found
             self._visit(conn, instance, instance["current_node"], "event", now)
-            self.walk(conn, instance, compiled.node.wait.next_node_id, now, batch)
+            self.walk(conn, instance, compiled.node.wait.next_node_id, now, batch, cause=cause)
 
     def on_goal_event(self, conn: Connection, event: event_pb2.Event, now: dt.datetime) -> None:
         """A goal event converts a customer in the journey, or one who left within the window after a send."""
@@ -367,25 +389,49 @@ class Walker(BatchedWrites, Sender):
         )
         at = event_time(event)
         for row in rows:
+            if (row["entry_event"] or {}).get("event_id") == event.event_id:
+                continue  # the event that entered the customer is not a conversion of that participation
             graph = self.engine.graph(conn, row["journey_id"], row["version_no"])
-            for goal in graph.goals():
-                if goal.goal_event is None or not goal.goal_event(event):
+            goals = [g for g in graph.goals() if g.goal_event is not None and g.goal_event(event)]
+            if not goals:
+                continue
+            instance, in_journey = dict(row), False
+            if row["status"] != "done":
+                # Converting ends the participation: a move, claimed as the timer loop claims one (its goal
+                # window, or a wait's timer, may be firing in another transaction right now).
+                found, in_journey = self._claim(conn, instance, lambda r: r["status"] != "done")
+                if found is None or found["converted_at"] is not None:
                     continue
+                instance = found
+            for goal in goals:
                 window = dt.timedelta(seconds=goal.node.goal.attribution_window_seconds)
-                in_journey = row["status"] != "done"
-                recent_send = row["last_send_at"] is not None and row["last_send_at"] >= at - window
+                recent_send = instance["last_send_at"] is not None and instance["last_send_at"] >= at - window
                 if not (in_journey or recent_send):
                     continue
-                self._visit(conn, row, goal.node.node_id, "converted", now)
+                self._visit(conn, instance, goal.node.node_id, "converted", now)
                 changes: dict[str, Any] = {"converted_at": at, "updated_at": now}
                 if in_journey:
                     changes.update(
                         status="done", exit_reason="converted", next_action_at=None, current_node=goal.node.node_id
                     )
-                    conn.execute(
-                        delete(self.t["timer"]).where(
-                            self.t["timer"].c.timer_id == instance_timer_id(row["instance_id"])
-                        )
-                    )
                 conn.execute(update(self.t["instance"]).where(i.instance_id == row["instance_id"]).values(**changes))
                 break
+
+    def _claim(
+        self, conn: Connection, instance: dict[str, Any], still: Callable[[dict[str, Any]], bool]
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Claim the right to move a participant on by deleting its timer, as the timer loop claims a timer that
+        fires (PostgreSQL: while another transaction fires it, this delete waits for that one to end, then finds
+        nothing; without the check both moved the customer, e.g. down a wait's event exit and its timeout exit).
+        Returns the participant and True when claimed. Not claimed: the participant is read again (the other
+        transaction has committed) and claimed again while ``still`` holds of it (a paused journey's timer
+        re-armed, or a wait moved on to the next); else it is returned with False (None: gone, or still contended
+        after a few tries)."""
+        for _ in range(3):
+            if conn.execute(self._delete_timer, {"b_timer": instance_timer_id(instance["instance_id"])}).rowcount == 1:
+                return instance, True
+            found = self._load(conn, instance["instance_id"])
+            if found is None or not still(found):
+                return found, False
+            instance = found
+        return None, False

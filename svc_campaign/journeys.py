@@ -59,12 +59,9 @@ class Journeys:
         self.engine = engine
         self.experiments = experiments
 
-    def _row(self, conn: Connection, journey_id: str) -> dict[str, Any]:
-        row = (
-            conn.execute(select(self.t["journey"]).where(self.t["journey"].c.journey_id == journey_id))
-            .mappings()
-            .first()
-        )
+    def _row(self, conn: Connection, journey_id: str, *, lock: bool = False) -> dict[str, Any]:
+        query = select(self.t["journey"]).where(self.t["journey"].c.journey_id == journey_id)
+        row = conn.execute(query.with_for_update() if lock else query).mappings().first()
         if row is None:
             raise NotFound(f"no journey {journey_id!r}", metadata={"journey_id": journey_id})
         return dict(row)
@@ -187,7 +184,9 @@ class Journeys:
     def transition(
         self, conn: Connection, journey_id: str, action: str, now: dt.datetime, reason: str = ""
     ) -> pb.Journey:
-        row = self._row(conn, journey_id)
+        # Locked until this transaction ends: the state checked is the state changed, and an event batch entering
+        # customers into this journey (it reads the state FOR SHARE, see Engine.entry_states) finishes first.
+        row = self._row(conn, journey_id, lock=True)
         self._check(row, action)
         target = {"start": "RUNNING", "pause": "PAUSED", "stop": "STOPPED"}[action]
         conn.execute(

@@ -58,13 +58,13 @@ class Sender:
         context: dict[str, Any],
         profile: profile_pb2.Profile | None,
         now: dt.datetime,
+        cause: str = "",
     ) -> str:
         journey = self.engine.journey(instance["journey_id"])
         priority = journey.priority if journey else 0
         purpose = (journey.purpose if journey else "") or "marketing"
         template = self.template(conn, send.template_id)
-        # Time-ordered: a batch's messages are appended to the outbox's key and idempotency index (see ordered_id).
-        message_id = ordered_id(now, instance["instance_id"], node_id)
+        message_id = journey_message_id(now, instance["instance_id"], node_id, cause)
         fields = {
             "journey_id": instance["journey_id"],
             "node_id": node_id,
@@ -219,6 +219,15 @@ class Sender:
         return row
 
     # -- events and timers for customers already in ---------------------------------------------------
+
+
+def journey_message_id(at: dt.datetime, instance_id: str, node_id: str, cause: str) -> str:
+    """The id of a journey's message (its idempotency key is made from it): time-ordered, so a batch's messages are
+    appended to the outbox's key and idempotency index (see ordered_id); of the participant, the node and the cause
+    of the walk that reached it (the entry, an awaited event, a timer). One walk passes a node once (every cycle
+    has a wait), so a participant sent from one node twice in one batch (a wait looping back to its send, ended by
+    a second event) gets two ids: one id twice failed the batch's insert, and the log stalled on it for ever."""
+    return ordered_id(at, instance_id, node_id, cause)
 
 
 def _event_values(context: dict[str, Any]) -> dict[str, Any]:
