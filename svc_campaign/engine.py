@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from svc_campaign.clock import Clock
 from svc_campaign.config import CampaignSettings
-from svc_campaign.erasure import ERASED, erase_customer
+from svc_campaign.erasure import ERASED, erase_customer, erased_at
 from svc_campaign.exits import exit_in_flight
 from svc_campaign.experiments import Experiments, bucket
 from svc_campaign.graph import CompiledGraph, validate
@@ -206,9 +206,10 @@ class Engine:
                     entering = {e.user_id for e in events if e.user_id}
                 if len(entering) > 1:
                     self.walker.prefetch(conn, entering, now)
+                erased = erased_at(conn, self.t, entering) if entering else {}
                 for event in events:
                     if event.user_id:
-                        self._on_event(conn, event, now, batch, states)
+                        self._on_event(conn, event, now, batch, states, erased)
                 self.walker.flush(conn)
             except BaseException:
                 self.walker.discard()
@@ -245,14 +246,23 @@ class Engine:
         return dict(conn.execute(query).tuples().all())
 
     def _on_event(
-        self, conn: Connection, event: event_pb2.Event, now: dt.datetime, batch: BatchStats, states: dict[str, str]
+        self,
+        conn: Connection,
+        event: event_pb2.Event,
+        now: dt.datetime,
+        batch: BatchStats,
+        states: dict[str, str],
+        erased: dict[str, dt.datetime],
     ) -> None:
         user = event.user_id
         if event.event_type == ERASED:
             self.walker.flush(conn)  # entries earlier in this batch are erased too
             left = erase_customer(conn, self.t, user, now)
+            erased[user] = now
             log.info("customer erased", extra={"journeys_left": left})
             return
+        if user in erased and event_time(event) <= erased[user]:
+            return  # from before the customer's erasure, arriving late: it brings nobody back (erasure.py)
         for journey_id in (*self._by_type.get(event.event_type, ()), *self._by_type.get(ALL_EVENTS, ())):
             journey = self._journeys[journey_id]
             if states.get(journey_id) != "RUNNING":

@@ -17,6 +17,7 @@ from campaign_helpers import (
     add_template,
     campaign_service,
     event,
+    on_event,
     profile,
     run_journey,
     simple_graph,
@@ -215,3 +216,30 @@ def test_a_customer_erased_during_a_scheduled_run_does_not_enter_it(tmp_path, da
             erased = conn.execute(sa.select(service.t["erased"])).all()
         assert "c1" not in member_ids
         assert [(row.user_id, row.erased_at) for row in erased] == [("c1", T0)]  # the suppression list
+
+
+def test_an_event_from_before_an_erasure_brings_nobody_back(tmp_path, database_url) -> None:
+    with campaign_service(tmp_path, database_url) as service:
+        add_template(service, "t1", body="新基金开售")
+        run_journey(service, simple_graph(on_event("app_open")))
+        # In one batch: the erasure, then an event of c1 from before it (an app uploading its backlog).
+        service.engine.handle([event("$profile_erased", "c1"), event("app_open", "c1"), event("app_open", "c2")])
+        service.clock.advance(hours=1)
+        service.engine.handle([event("app_open", "c1", T0 - dt.timedelta(minutes=5))])  # a later batch, as late
+        assert statuses(service, "c1") == [] and statuses(service, "c2") == [("QUEUED", "")]
+        service.engine.handle([event("app_open", "c1", T0 + dt.timedelta(hours=1))])  # after it: a new start
+        assert statuses(service, "c1") == [("QUEUED", "")]
+
+
+def test_a_scheduled_run_enters_nobody_once_another_process_stopped_its_journey(tmp_path) -> None:
+    members = _Members([("p1", "c1"), ("p2", "c2")])
+    with campaign_service(tmp_path, members=members) as service:
+        add_template(service, "t1", body="新基金开售")
+        run_journey(service, simple_graph(pb.Trigger(scheduled=pb.ScheduledTrigger(segment_id="s1"))), "j1")
+        service.scheduler.run_once()  # planned and exported
+        with service.db.connection(write=True) as conn:  # stopped by another process: this one's cache says RUNNING
+            j = service.t["journey"]
+            conn.execute(sa.update(j).where(j.c.journey_id == "j1").values(journey_state="STOPPED"))
+        assert service.engine.journey("j1").state == "RUNNING"
+        service.scheduler.run_once()
+        assert statuses(service) == []
