@@ -204,6 +204,10 @@ class Scheduler:
         walker = self.engine.walker
         with self.db.connection(write=True) as conn:
             now = self.engine.clock.now()
+            # The journey's state read now (FOR SHARE on PostgreSQL) and first: a stop waits for these entries and
+            # ends them, or they wait for the stop and see it (the cached state would let them race it).
+            if self.engine.entry_states(conn, {run["journey_id"]}).get(run["journey_id"]) != "RUNNING":
+                return 0
             if not self._still(conn, run["run_id"], "entering"):
                 return 0
             cursor = conn.execute(select(r.c.entry_after).where(r.c.run_id == run["run_id"])).scalar_one()

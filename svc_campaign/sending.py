@@ -207,7 +207,7 @@ class Sender:
                     pending.update(
                         status="SUPPRESSED", suppression_reason="preempted_by_priority", next_attempt_at=None
                     )
-            insert_message(conn, self.t, None, decision.preempt)
+            insert_message(conn, self.t, None, decision.preempt, now)
             recent = self._writes().recent.get(user)
             if recent:
                 self._writes().recent[user] = [
