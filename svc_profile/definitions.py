@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from svc_common.conditions import PROFILE_SCOPE, InSegment, compile_condition, references, walk
+from svc_common.conditions import from_proto as value_from_proto
 from svc_common.errors import (
     Aborted,
     AlreadyExists,
@@ -122,9 +123,11 @@ class Definitions:
                 raise _bad(
                     f"{field}.builtin.formula", f"unknown formula {formula!r}; one of {sorted(finance.DEFAULTS)}"
                 )
-            unknown = sorted(set(definition.builtin.parameters) - set(finance.DEFAULTS[formula]))
-            if unknown:
-                raise _bad(f"{field}.builtin.parameters", f"unknown parameter(s) {unknown} of {formula}")
+            for name, value in sorted(definition.builtin.parameters.items()):
+                problem = finance.parameter_problem(formula, name, value_from_proto(value))
+                if problem:
+                    path = f"{field}.builtin.parameters[{name}]"
+                    raise _bad(path, f"{path}: {problem}")
         rule = tag_rule_from_proto(definition, lambda c, p: compile_for(TAG_SCOPE, c, p.replace("definition", field)))
         self._check_tag_cycles(rule, field)
         return rule

@@ -3,12 +3,14 @@ each test fails on the code before its fix."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 from profile_helpers import CUSTOMER, event, profile_app, profile_settings, ref
 
-from svc_common.errors import NotFound
+from svc_common.conditions import to_proto
+from svc_common.errors import InvalidArgument, NotFound
 
 
 # 1. The log never links a second customer number to a customer's profile.
@@ -32,7 +34,9 @@ def test_an_event_carrying_a_second_customer_number_is_refused_and_counted(
         assert [i.identity.value for i in c1.identities if i.identity.type == CUSTOMER] == ["C1"]
 
 
-def test_a_new_person_whose_event_carries_two_customer_numbers_keeps_the_first(tmp_path: Path, database_url: str) -> None:
+def test_a_new_person_whose_event_carries_two_customer_numbers_keeps_the_first(
+    tmp_path: Path, database_url: str
+) -> None:
     with profile_app(profile_settings(tmp_path, database_url)) as app:
         carrier = event("$alias", anonymous_id="dev-5")
         carrier.identities.add(type=CUSTOMER, value="C5")
@@ -42,3 +46,64 @@ def test_a_new_person_whose_event_carries_two_customer_numbers_keeps_the_first(t
         assert app.profiles.get(ref("C5"), [], frozenset()).profile_id
         with pytest.raises(NotFound):
             app.profiles.get(ref("C6"), [], frozenset())
+
+
+# 2. A builtin parameter of the wrong type or range is refused at definition time and never stops the consumer.
+@pytest.mark.parametrize(
+    ("tag", "name", "value"),
+    [
+        ("fin_trading_frequency", "window_days", "thirty"),
+        ("fin_trading_frequency", "window_days", 0),
+        ("fin_trading_frequency", "window_days", 401),
+        ("fin_trading_frequency", "high", "20"),
+        ("fin_trading_frequency", "medium", 4.5),
+        ("lifecycle_stage", "new_days", "x"),
+        ("fin_dormant_activation", "quote_event", ""),
+        ("fin_dormant_activation", "fund_event", 7),
+        ("fin_dormant_activation", "login_weight", True),
+        ("fin_dormant_activation", "quote_cap", 0),
+        ("fin_risk_mismatch", "view_share", 1.5),
+        ("fin_fund_preference", "holding_weight", "half"),
+    ],
+)
+def test_a_builtin_parameter_of_the_wrong_type_or_range_is_refused_naming_it(
+    tmp_path: Path, tag: str, name: str, value: object
+) -> None:
+    with profile_app(profile_settings(tmp_path, f"sqlite:///{tmp_path / 't.db'}")) as app:
+        definition = app.definitions.get_tag(tag)
+        definition.builtin.parameters[name].CopyFrom(to_proto(value))
+        with pytest.raises(InvalidArgument) as refused:
+            app.definitions.update_tag(definition, 0)
+        assert [v.field for v in refused.value.violations] == [f"definition.builtin.parameters[{name}]"]
+        assert app.definitions.get_tag(tag).version == 1  # nothing stored
+        app.consumer.handle([event("trade_filled", user_id="C1", amount_fen=100)], "c1")
+        assert app.consumer.load_cursor() == "c1"
+
+
+def test_good_builtin_parameters_are_still_accepted(tmp_path: Path) -> None:
+    with profile_app(profile_settings(tmp_path, f"sqlite:///{tmp_path / 't.db'}")) as app:
+        definition = app.definitions.get_tag("fin_dormant_activation")
+        for name, value in {"window_days": 60, "quote_event": "stock_quote", "quote_cap": 5, "login_weight": 0}.items():
+            definition.builtin.parameters[name].CopyFrom(to_proto(value))
+        assert app.definitions.update_tag(definition, 0).version == 2
+        definition = app.definitions.get_tag("fin_risk_mismatch")
+        definition.builtin.parameters["view_share"].CopyFrom(to_proto(1))  # an int where the default is a float
+        assert app.definitions.update_tag(definition, 0).version == 2
+
+
+def test_a_bad_parameter_stored_before_validation_is_left_at_its_default(tmp_path: Path, database_url: str) -> None:
+    """A version stored by an older release: loading it uses the default for the bad parameter, so the log
+    consumer keeps going."""
+    with profile_app(profile_settings(tmp_path, database_url)) as app:
+        definition = app.definitions.get_tag("fin_trading_frequency")
+        definition.builtin.parameters["window_days"].CopyFrom(to_proto("thirty"))
+        definition.builtin.parameters["high"].CopyFrom(to_proto(10))
+        with app.core.writing() as conn:  # past validation, as an older release stored it
+            app.definitions._insert_tag(conn, definition, 2, dt.datetime.now(dt.UTC), dt.datetime.now(dt.UTC))
+        app.definitions.load()
+        rule = app.core.engine.tags["fin_trading_frequency"]
+        assert rule.version == 2 and rule.params["window_days"] == 30 and rule.params["high"] == 10
+        app.consumer.handle([event("trade_filled", user_id="C1", amount_fen=100)], "c1")
+        assert app.consumer.load_cursor() == "c1"
+        tags = app.profiles.get(ref("C1"), ["tags"], frozenset()).tags
+        assert {t.name for t in tags} >= {"fin_trading_frequency"}
