@@ -4,12 +4,14 @@ each test fails on the code before its fix."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from profile_helpers import CUSTOMER, event, profile_app, profile_settings, ref
+from profile_helpers import CUSTOMER, DAY, event, profile_app, profile_settings, ref
 
-from svc_common.conditions import to_proto
+from svc_common.conditions import from_proto, to_proto
 from svc_common.errors import InvalidArgument, NotFound
 
 
@@ -107,3 +109,35 @@ def test_a_bad_parameter_stored_before_validation_is_left_at_its_default(tmp_pat
         assert app.consumer.load_cursor() == "c1"
         tags = app.profiles.get(ref("C1"), ["tags"], frozenset()).tags
         assert {t.name for t in tags} >= {"fin_trading_frequency"}
+
+
+def _tag(app: Any, user: str, name: str) -> object:
+    profile = app.profiles.get(ref(user), ["tags"], frozenset())
+    return {t.name: from_proto(t.value) for t in profile.tags}.get(name)
+
+
+def _set_parameters(app: Any, tag: str, **values: object) -> None:
+    definition = app.definitions.get_tag(tag)
+    for name, value in values.items():
+        definition.builtin.parameters[name].CopyFrom(to_proto(value))
+    app.definitions.update_tag(definition, 0)
+
+
+# 8. The builtin formulas read the event types and windows their parameters name.
+def test_dormant_activation_reads_the_event_type_its_parameter_names(tmp_path: Path, database_url: str) -> None:
+    with profile_app(profile_settings(tmp_path, database_url)) as app:
+        _set_parameters(app, "fin_dormant_activation", quote_event="stock_quote")
+        app.consumer.handle([event("stock_quote", user_id="C1") for _ in range(20)], "c1")
+        assert _tag(app, "C1", "fin_dormant_activation") == 25  # 25 × min(20 / 20, 1), in the consumer
+        app.segments.refresh_everyone("recompute")
+        assert _tag(app, "C1", "fin_dormant_activation") == 25  # and in a recompute of everyone
+
+
+def test_trading_frequency_counts_trades_over_a_window_longer_than_90_days(tmp_path: Path, database_url: str) -> None:
+    with profile_app(profile_settings(tmp_path, database_url)) as app:
+        _set_parameters(app, "fin_trading_frequency", window_days=120)
+        now = time.time_ns() // 1000
+        app.consumer.handle([event("trade_filled", user_id="C1", at_us=now - 100 * DAY) for _ in range(5)], "c1")
+        assert _tag(app, "C1", "fin_trading_frequency") == "medium"  # 5 trades ≥ 4 within 120 days
+        app.segments.refresh_everyone("recompute")
+        assert _tag(app, "C1", "fin_trading_frequency") == "medium"
