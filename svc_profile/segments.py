@@ -26,6 +26,9 @@ from svc_profile.sqlseg import segment_where
 
 log = logging.getLogger("qiming.profile")
 RECOMPUTE_CHUNK = 20_000
+SWEEP_CATCH_UP_DAYS = 31
+"""A sweep covers every day boundary since the last one up to this many days; after a longer downtime it
+evaluates everyone once instead (bounded work either way)."""
 
 
 def _quiet(percent: float, message: str) -> None:
@@ -91,14 +94,18 @@ class Segments:
         return {"persons": self.core.store.count_persons(conn), "entered": entered, "exited": exited}
 
     def refresh_everyone(
-        self, cause: str, progress: Progress | None = None, stop: Callable[[], str] | None = None
+        self,
+        cause: str,
+        progress: Progress | None = None,
+        stop: Callable[[], str] | None = None,
+        now: int | None = None,
     ) -> int:
         """Tags, lifecycle and every segment for everyone (after a tag definition changes), one transaction
         per ``RECOMPUTE_CHUNK`` profiles with the rules in force when the chunk starts. ``stop`` (checked
         before each chunk) returns why to stop early, or ""; returns the profiles evaluated."""
         report = progress or _quiet
         pids = self.all_pids()
-        now = now_us()
+        now = now if now is not None else now_us()
         for start in range(0, len(pids), RECOMPUTE_CHUNK):
             why = stop() if stop is not None else ""
             if why:
@@ -284,17 +291,79 @@ class Segments:
                 )
                 for (pid,) in rows:
                     found.setdefault(pid, set()).update(ageing)
+                # AT_RISK with no activity in the churned window: CHURNED comes with the account's age (no
+                # bucket leaves a window for one never active), so they age like NEW persons.
+                churned = engine.lifecycle_params["churned_days"] * 86_400
+                active = (
+                    select(d.c.profile_id)
+                    .where(
+                        d.c.profile_id == p.c.profile_id,
+                        d.c.event_type.in_(sorted(engine.context.active_types)),
+                        d.c.day >= clock.first_of_window(now, churned),
+                        d.c.n > 0,
+                    )
+                    .exists()
+                )
+                rows = conn.execute(select(p.c.profile_id).where(p.c.lifecycle_stage == "AT_RISK", ~active))
+                for (pid,) in rows:
+                    found.setdefault(pid, set()).update(ageing)
         pids = sorted(found)
         # As for a log batch, each person is evaluated only for the rules those event types can change.
         for start in range(0, len(pids), RECOMPUTE_CHUNK):
             chunk = pids[start : start + RECOMPUTE_CHUNK]
             with core.writing() as conn:
                 core.engine.refresh(conn, chunk, now, cause="time", person_types=found)
-        retention = core.settings.event_retention_days
-        if retention and last > first:
-            with core.writing() as conn:
-                core.store.purge_events(conn, now - retention * 86_400_000_000)
+        if last > first:
+            self.purge_retained(now)
         return {"candidates": len(pids), "by_window": by_window}
+
+    def purge_retained(self, now: int) -> None:
+        retention = self.core.settings.event_retention_days
+        if retention:
+            with self.core.writing() as conn:
+                self.core.store.purge_events(conn, now - retention * 86_400_000_000)
+
+    def catch_up(self, now: int) -> dict[str, int]:
+        """The time sweep since the last one, wherever it ran (``catch_up``): what ``Sweeper`` calls."""
+        return catch_up(self, now)
+
+
+class SweepWatermark:
+    """Up to when the time sweep has run, kept in ``profile_consumer`` (a row of its own), so that the first
+    sweep after a restart covers every day boundary passed while the service was down."""
+
+    def __init__(self, segments: Segments) -> None:
+        self.segments = segments
+        self.name = f"sweep:{segments.core.settings.consumer_name}"[:64]
+
+    def load(self) -> int | None:
+        with self.segments.core.database.connection() as conn:
+            stored = self.segments.core.store.load_cursor(conn, self.name)
+        return int(stored) if stored else None
+
+    def save(self, at_us: int, persons: int) -> None:
+        with self.segments.core.writing() as conn:
+            self.segments.core.store.save_cursor(conn, self.name, str(at_us), persons, at_us)
+
+
+def catch_up(segments: Segments, now: int) -> dict[str, int]:
+    """The sweep from the stored watermark to ``now`` (one day back when none is stored: a new database, or
+    the first start of a release that stores it); a gap of more than ``SWEEP_CATCH_UP_DAYS`` evaluates
+    everyone once instead (cause ``time``). The watermark is saved after the sweep: a sweep that fails is
+    done again from the same point (re-evaluating writes only differences)."""
+    watermark = SweepWatermark(segments)
+    previous = watermark.load()
+    if previous is None:
+        previous = now - 86_400_000_000
+    clock = segments.core.engine.clock
+    if clock.of(now) - clock.of(previous) > SWEEP_CATCH_UP_DAYS:
+        log.warning("time sweep: last run %d days ago; evaluating everyone", clock.of(now) - clock.of(previous))
+        result = {"candidates": segments.refresh_everyone("time", now=now), "by_window": 0, "everyone": 1}
+        segments.purge_retained(now)
+    else:
+        result = segments.sweep(previous, now)
+    watermark.save(now, result["candidates"])
+    return result
 
 
 class OutboxPublisher:
@@ -348,15 +417,13 @@ class Sweeper:
     def __init__(self, segments: Segments, interval: float) -> None:
         self.segments = segments
         self.interval = interval
-        self.last_us = now_us() - 86_400_000_000  # at start: catch the day boundary that passed while down
 
     async def run(self) -> None:
         while True:
             now = now_us()
             try:
                 started = time.monotonic()
-                result = await asyncio.to_thread(self.segments.sweep, self.last_us, now)
-                self.last_us = now
+                result = await asyncio.to_thread(self.segments.catch_up, now)
                 log.debug("sweep: %s in %.2fs", result, time.monotonic() - started)
             except asyncio.CancelledError:
                 raise

@@ -13,6 +13,9 @@ from profile_helpers import CUSTOMER, DAY, event, profile_app, profile_settings,
 
 from svc_common.conditions import from_proto, to_proto
 from svc_common.errors import InvalidArgument, NotFound
+from svc_common.pb.qiming.common.v1 import condition_pb2 as C
+from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
+from svc_profile.model import from_us
 
 
 # 1. The log never links a second customer number to a customer's profile.
@@ -141,3 +144,67 @@ def test_trading_frequency_counts_trades_over_a_window_longer_than_90_days(tmp_p
         assert _tag(app, "C1", "fin_trading_frequency") == "medium"  # 5 trades ≥ 4 within 120 days
         app.segments.refresh_everyone("recompute")
         assert _tag(app, "C1", "fin_trading_frequency") == "medium"
+
+
+def _opened(app: Any, user: str, days_ago: int, now: int) -> None:
+    opened = to_proto(from_us(now - days_ago * DAY))
+    app.profiles.upsert_attributes(ref(user), {"account_opened_at": opened}, [], "crm", frozenset())
+
+
+def _stage(app: Any, user: str) -> int:
+    return app.profiles.get(ref(user), [], frozenset()).lifecycle_stage
+
+
+# 6. AT_RISK → CHURNED happens in the sweep for a customer who was never active.
+def test_the_sweep_churns_an_account_never_active_when_it_ages_past_churned_days(
+    tmp_path: Path, database_url: str
+) -> None:
+    with profile_app(profile_settings(tmp_path, database_url)) as app:
+        now = time.time_ns() // 1000
+        _opened(app, "C1", 80, now)  # never active: AT_RISK until 90 days after opening
+        _opened(app, "C2", 200, now)
+        app.consumer.handle([event("login", user_id="C2", at_us=now - 40 * DAY)], "c1")  # AT_RISK by its login
+        assert _stage(app, "C1") == _stage(app, "C2") == pb.LIFECYCLE_STAGE_AT_RISK
+        result = app.segments.sweep(now, now + DAY)  # day 81: C1 still AT_RISK, C2 has a login in the window
+        assert result["candidates"] == 1  # only C1 ages; C2 is left to its login's bucket
+        for k in range(2, 12):
+            app.segments.sweep(now + (k - 1) * DAY, now + k * DAY)
+        assert _stage(app, "C1") == pb.LIFECYCLE_STAGE_CHURNED
+        assert _stage(app, "C2") == pb.LIFECYCLE_STAGE_AT_RISK
+        with app.core.writing() as conn:  # the sweep missed nothing
+            assert app.core.engine.refresh(conn, None, now + 11 * DAY, cause="test")["lifecycle"] == 0
+
+
+# 7. The first sweep after a downtime covers every day boundary since the last sweep (kept in the database).
+def test_the_first_sweep_after_a_downtime_covers_every_boundary_since_the_last(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = profile_settings(tmp_path, database_url)
+    login_7d = C.Condition(event_count=C.EventCount(event_type="login", min_count=1, window_seconds=7 * 86_400))
+    now = time.time_ns() // 1000
+    with profile_app(settings) as app:
+        app.definitions.create_segment(pb.Segment(segment_id="login_7d", condition=login_7d))
+        _opened(app, "C1", 60, now)
+        app.consumer.handle([event("login", user_id="C1", at_us=now)], "c1")
+        assert app.segments.check("login_7d", (CUSTOMER, "C1"))[0]
+        app.segments.catch_up(now)  # the last sweep before the service stops
+    with profile_app(settings) as app:  # a new process, ten days later
+        result = app.segments.catch_up(now + 10 * DAY)
+        assert result["candidates"] >= 1 and "everyone" not in result
+        assert not app.segments.check("login_7d", (CUSTOMER, "C1"))[0]
+        with app.core.writing() as conn:  # the sweep missed nothing
+            changes = app.core.engine.refresh(conn, None, now + 10 * DAY, cause="test")
+        assert changes["exited"] == changes["entered"] == changes["lifecycle"] == 0
+        # The next sweep starts from there.
+        assert app.segments.catch_up(now + 10 * DAY + 60_000_000)["candidates"] == 0
+
+
+def test_a_sweep_after_more_than_a_month_down_evaluates_everyone_once(tmp_path: Path) -> None:
+    with profile_app(profile_settings(tmp_path, f"sqlite:///{tmp_path / 't.db'}")) as app:
+        now = time.time_ns() // 1000
+        _opened(app, "C1", 10, now)
+        app.segments.catch_up(now)
+        assert _stage(app, "C1") == pb.LIFECYCLE_STAGE_NEW
+        result = app.segments.catch_up(now + 100 * DAY)
+        assert result["everyone"] == 1 and result["candidates"] == 1
+        assert _stage(app, "C1") != pb.LIFECYCLE_STAGE_NEW
