@@ -35,6 +35,8 @@ from svc_profile.model import now_us
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 TAG_SCOPE = replace(PROFILE_SCOPE, segments=False)
 """Tags read the person (no segments: segments read tags, and the graph stays acyclic)."""
+MAX_BANDS = 64
+"""Bands of one tag (each runs in order for every evaluated person); their nodes count together."""
 
 
 def _bad(field: str, message: str, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:
@@ -112,6 +114,9 @@ class Definitions:
         if kind == "bands":
             if not definition.bands.bands:
                 raise _bad(f"{field}.bands", "bands needs at least one band")
+            if len(definition.bands.bands) > MAX_BANDS:
+                path = f"{field}.bands.bands[{MAX_BANDS}]"
+                raise _bad(path, f"{path}: a tag has at most {MAX_BANDS} bands")
             for i, band in enumerate(definition.bands.bands):
                 if band.value.WhichOneof("kind") is None:
                     raise _bad(f"{field}.bands.bands[{i}].value", "each band needs a value")
@@ -129,6 +134,17 @@ class Definitions:
                     path = f"{field}.builtin.parameters[{name}]"
                     raise _bad(path, f"{path}: {problem}")
         rule = tag_rule_from_proto(definition, lambda c, p: compile_for(TAG_SCOPE, c, p.replace("definition", field)))
+        nodes = 0
+        for i, (_, node) in enumerate(rule.bands):  # the node limit holds for the whole definition
+            nodes += sum(1 for _ in walk(node))
+            if nodes > TAG_SCOPE.max_nodes:
+                path = f"{field}.bands.bands[{i}].condition"
+                raise _bad(
+                    path,
+                    f"condition node {path}: the bands together have more than {TAG_SCOPE.max_nodes} nodes "
+                    "(the limit is per tag definition)",
+                    "INVALID_CONDITION",
+                )
         self._check_tag_cycles(rule, field)
         return rule
 

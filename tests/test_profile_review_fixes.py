@@ -208,3 +208,35 @@ def test_a_sweep_after_more_than_a_month_down_evaluates_everyone_once(tmp_path: 
         result = app.segments.catch_up(now + 100 * DAY)
         assert result["everyone"] == 1 and result["candidates"] == 1
         assert _stage(app, "C1") != pb.LIFECYCLE_STAGE_NEW
+
+
+def _wide(n: int) -> C.Condition:
+    """A condition of ``n`` nodes: any_of over n - 1 attribute comparisons."""
+    leaves = [
+        C.Condition(
+            comparison=C.Comparison(
+                field=C.FieldRef(source=C.FieldRef.SOURCE_ATTRIBUTE, name=f"a{i}"),
+                operator=C.OPERATOR_EQ,
+                value=to_proto(i),
+            )
+        )
+        for i in range(n - 1)
+    ]
+    return C.Condition(any_of=C.ConditionList(conditions=leaves))
+
+
+def _bands(*sizes: int) -> pb.TagDefinition:
+    bands = [pb.TagBand(value=to_proto(f"b{i}"), condition=_wide(n)) for i, n in enumerate(sizes)]
+    return pb.TagDefinition(name="banded", bands=pb.TagBands(bands=bands))
+
+
+# 16. The 256-node limit holds for a whole bands definition, and the bands are bounded.
+def test_the_node_limit_counts_every_band_of_a_tag(tmp_path: Path) -> None:
+    with profile_app(profile_settings(tmp_path, f"sqlite:///{tmp_path / 't.db'}", finance_pack=False)) as app:
+        with pytest.raises(InvalidArgument) as refused:
+            app.definitions.create_tag(_bands(200, 200))  # each band alone is within the limit
+        assert [v.field for v in refused.value.violations] == ["definition.bands.bands[1].condition"]
+        with pytest.raises(InvalidArgument) as refused:
+            app.definitions.create_tag(_bands(*[2] * 65))
+        assert [v.field for v in refused.value.violations] == ["definition.bands.bands[64]"]
+        assert app.definitions.create_tag(_bands(128, 128)).version == 1  # 256 in all: accepted
