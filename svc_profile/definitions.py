@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from svc_common.conditions import PROFILE_SCOPE, InSegment, compile_condition, references, walk
+from svc_common.conditions import PROFILE_SCOPE, InSegment, compile_condition, walk
 from svc_common.conditions import from_proto as value_from_proto
 from svc_common.errors import (
     Aborted,
@@ -29,7 +29,7 @@ from svc_common.pb.qiming.common.v1 import condition_pb2, types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_profile import finance
 from svc_profile.core import Core
-from svc_profile.engine import SegmentRule, TagRule, tag_rule_from_proto
+from svc_profile.engine import SegmentRule, TagRule, references, tag_rule_from_proto
 from svc_profile.model import now_us
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -20,9 +20,9 @@ from svc_common.conditions import (
     References,
     Source,
     evaluate,
-    references,
 )
 from svc_common.conditions import from_proto as value_from_proto
+from svc_common.conditions import references as condition_references
 from svc_common.protection import Sealer
 from svc_profile import finance
 from svc_profile.config import ProfileSettings
@@ -54,6 +54,14 @@ class SegmentRule:
     version: int
     node: Node | None  # None: a static list
     refs: References | None
+
+
+def references(node: Node) -> References:
+    """What a rule reads, a score (``SOURCE_SCORE``: a written tag's value) counted as a read of that tag, so
+    that a write of the score, the rule order and the cycle checks all see it."""
+    refs = condition_references(node)
+    scores = {name for source, name in refs.fields if source is Source.SCORE}
+    return replace(refs, tags=refs.tags | scores) if scores - refs.tags else refs
 
 
 def tag_rule_from_proto(definition: Any, node_of: Any) -> TagRule:

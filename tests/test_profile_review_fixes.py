@@ -14,6 +14,7 @@ from profile_helpers import CUSTOMER, DAY, event, profile_app, profile_settings,
 from svc_common.conditions import from_proto, to_proto
 from svc_common.errors import InvalidArgument, NotFound
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
+from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_profile.model import from_us
 
@@ -240,3 +241,32 @@ def test_the_node_limit_counts_every_band_of_a_tag(tmp_path: Path) -> None:
             app.definitions.create_tag(_bands(*[2] * 65))
         assert [v.field for v in refused.value.violations] == ["definition.bands.bands[64]"]
         assert app.definitions.create_tag(_bands(128, 128)).version == 1  # 256 in all: accepted
+
+
+def _compare(source: int, name: str, operator: int, value: object) -> C.Condition:
+    field = C.FieldRef(source=source, name=name)
+    return C.Condition(comparison=C.Comparison(field=field, operator=operator, value=to_proto(value)))
+
+
+def _model_write(app: Any, user: str, tag: str, value: object, **fields: Any) -> None:
+    provenance = types_pb2.Provenance(source=types_pb2.Provenance.SOURCE_MODEL, writer="svc_modeling")
+    written, errors = app.tags.write(
+        [pb.TagWrite(user=ref(user), tag_name=tag, value=to_proto(value), **fields)], provenance, ""
+    )
+    assert written == 1 and not errors
+
+
+# 4. WriteTags re-evaluates the segments and rule tags that read the written value as a score.
+def test_a_score_write_re_evaluates_segments_and_tags_reading_it_as_a_score(tmp_path: Path, database_url: str) -> None:
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        external = pb.ExternalTag(writer="svc_modeling")
+        app.definitions.create_tag(pb.TagDefinition(name="churn_score", external=external))
+        likely = _compare(C.FieldRef.SOURCE_SCORE, "churn_score", C.OPERATOR_GT, 0.8)
+        app.definitions.create_segment(pb.Segment(segment_id="likely_churn", condition=likely))
+        app.definitions.create_tag(pb.TagDefinition(name="churn_risk", condition=likely))
+        app.profiles.upsert_attributes(ref("C1"), {"branch": to_proto("SH")}, [], "crm", frozenset())
+        _model_write(app, "C1", "churn_score", 0.93)
+        assert app.segments.check("likely_churn", (CUSTOMER, "C1"))[0]
+        assert _tag(app, "C1", "churn_risk") is True
+        _model_write(app, "C1", "churn_score", 0.2)
+        assert not app.segments.check("likely_churn", (CUSTOMER, "C1"))[0]
