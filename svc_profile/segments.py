@@ -71,10 +71,13 @@ class Segments:
             where = segment_where(
                 rule.node, self.t, conn.dialect.name, now, self.core.engine.clock, self.core.is_sensitive
             )
+            before = self._members(conn, segment_id)
             if where is not None:
                 counts = self._recompute_sql(conn, rule, where, now, cause, report)
             else:
                 counts = self.core.engine.refresh(conn, None, now, cause=cause, only_segments=[rule], tags=False)
+            if counts["entered"] or counts["exited"]:
+                self.follow(conn, segment_id, before ^ self._members(conn, segment_id), now, cause)
             report(90.0, f"entered {counts['entered']}, exited {counts['exited']}: committing")
         self._stamp(segment_id, now)
         return {key: counts[key] for key in ("persons", "entered", "exited")}
@@ -92,6 +95,36 @@ class Segments:
         report(50.0, f"{len(wanted)} members, {len(changes)} changes: writing")
         entered, exited = self.core.engine.write_changes(conn, changes, now, cause, {}, members)
         return {"persons": self.core.store.count_persons(conn), "entered": entered, "exited": exited}
+
+    def _members(self, conn: Any, segment_id: str) -> set[str]:
+        members = self.core.store.load_members(conn, None, [segment_id])
+        return {pid for pid, rows in members.items() if rows[segment_id].is_member}
+
+    def readers(self, segment_id: str) -> list[SegmentRule]:
+        """The active dynamic segments reading ``segment_id`` through ``in_segment``, directly or through another
+        reader, in dependency order (the engine keeps segments in that order)."""
+        reached, out = {segment_id}, []
+        for sid, rule in self.core.engine.segments.items():
+            if rule.node is not None and rule.refs is not None and rule.refs.segments & reached:
+                reached.add(sid)
+                out.append(rule)
+        return out
+
+    def follow(self, conn: Any, segment_id: str, changed: set[str], now: int, cause: str) -> dict[str, int]:
+        """After the memberships of ``segment_id`` changed outside the engine's own evaluation (a static list
+        set, a recompute), its readers are evaluated for the persons that changed, in the same transaction:
+        no reader is left stale until its own recompute. Returns the readers' total changes."""
+        totals = {"entered": 0, "exited": 0}
+        readers = self.readers(segment_id)
+        if not readers or not changed:
+            return totals
+        pids = sorted(changed)
+        for start in range(0, len(pids), RECOMPUTE_CHUNK):
+            chunk = pids[start : start + RECOMPUTE_CHUNK]
+            counts = self.core.engine.refresh(conn, chunk, now, cause=cause, only_segments=readers, tags=False)
+            totals["entered"] += counts["entered"]
+            totals["exited"] += counts["exited"]
+        return totals
 
     def refresh_everyone(
         self,
@@ -199,6 +232,7 @@ class Segments:
             if replace_all:
                 changes += [(pid, segment_id, False) for pid in sorted(current - wanted)]
             core.engine.write_changes(conn, changes, now, "static", {}, members)
+            self.follow(conn, segment_id, {pid for pid, _, _ in changes}, now, "static")
         self._stamp(segment_id, now)
         with core.database.connection() as conn:
             return self.definitions.size(conn, segment_id), missing

@@ -270,3 +270,53 @@ def test_a_score_write_re_evaluates_segments_and_tags_reading_it_as_a_score(tmp_
         assert _tag(app, "C1", "churn_risk") is True
         _model_write(app, "C1", "churn_score", 0.2)
         assert not app.segments.check("likely_churn", (CUSTOMER, "C1"))[0]
+
+
+def _in(segment_id: str) -> C.Condition:
+    return C.Condition(in_segment=C.SegmentMembership(segment_id=segment_id))
+
+
+def _all(*conditions: C.Condition) -> C.Condition:
+    return C.Condition(all_of=C.ConditionList(conditions=list(conditions)))
+
+
+def _member(app: Any, segment_id: str, user: str) -> bool:
+    return app.segments.check(segment_id, (CUSTOMER, user))[0]
+
+
+# 3. Segments reading in_segment of a static list or of a recomputed segment follow its changes.
+def test_readers_of_a_static_list_follow_set_static_members(tmp_path: Path, database_url: str) -> None:
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        defs = app.definitions
+        defs.create_segment(pb.Segment(segment_id="uplift", static_list=pb.StaticSegment(source="svc_modeling")))
+        in_sh = _compare(C.FieldRef.SOURCE_ATTRIBUTE, "branch", C.OPERATOR_EQ, "SH")
+        defs.create_segment(pb.Segment(segment_id="uplift_sh", condition=_all(_in("uplift"), in_sh)))
+        defs.create_segment(pb.Segment(segment_id="uplift_sh_copy", condition=_in("uplift_sh")))  # a reader's reader
+        for user, branch in (("C1", "SH"), ("C2", "BJ")):
+            app.profiles.upsert_attributes(ref(user), {"branch": to_proto(branch)}, [], "crm", frozenset())
+        app.segments.set_static("uplift", [(CUSTOMER, "C1"), (CUSTOMER, "C2")], True)
+        assert _member(app, "uplift_sh", "C1") and _member(app, "uplift_sh_copy", "C1")
+        assert not _member(app, "uplift_sh", "C2")
+        app.segments.set_static("uplift", [(CUSTOMER, "C2")], True)  # C1 leaves the list
+        assert not _member(app, "uplift_sh", "C1") and not _member(app, "uplift_sh_copy", "C1")
+        with app.core.writing() as conn:  # nothing left stale
+            changes = app.core.engine.refresh(conn, None, time.time_ns() // 1000, cause="test")
+        assert changes["entered"] == changes["exited"] == 0
+
+
+@pytest.mark.parametrize("source", [C.FieldRef.SOURCE_ATTRIBUTE, C.FieldRef.SOURCE_TAG])  # SQL / evaluator recompute
+def test_readers_of_a_segment_follow_its_recompute(tmp_path: Path, database_url: str, source: int) -> None:
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        defs = app.definitions
+        defs.create_tag(pb.TagDefinition(name="tier", external=pb.ExternalTag(writer="svc_modeling")))
+        gold = _compare(source, "tier", C.OPERATOR_EQ, "gold")
+        defs.create_segment(pb.Segment(segment_id="premium", condition=gold))
+        defs.create_segment(pb.Segment(segment_id="premium_readers", condition=_in("premium")))
+        app.profiles.upsert_attributes(ref("C1"), {"tier": to_proto("gold")}, [], "crm", frozenset())
+        _model_write(app, "C1", "tier", "gold")
+        assert _member(app, "premium", "C1") and _member(app, "premium_readers", "C1")
+        silver = _compare(source, "tier", C.OPERATOR_EQ, "silver")
+        defs.update_segment(pb.Segment(segment_id="premium", condition=silver), 0)
+        app.segments.recompute("premium")  # what UpdateSegment's job runs
+        assert not _member(app, "premium", "C1")
+        assert not _member(app, "premium_readers", "C1")
