@@ -56,6 +56,12 @@ class SegmentRule:
     refs: References | None
 
 
+def expiry_type(tag_name: str) -> str:
+    """The pseudo event type of a written tag's value expiring: the readers of an external tag depend on it, and
+    the time sweep gives it to the persons whose value of that tag just expired (no event carries it)."""
+    return f"~tag:{tag_name}"
+
+
 def references(node: Node) -> References:
     """What a rule reads, a score (``SOURCE_SCORE``: a written tag's value) counted as a read of that tag, so
     that a write of the score, the rule order and the cycle checks all see it."""
@@ -147,7 +153,7 @@ class Engine(Loading):
             if rule.kind == "builtin":
                 self.tag_deps[rule.name] = self._builtin_deps(rule)
             elif rule.kind == "external":
-                self.tag_deps[rule.name] = frozenset()
+                self.tag_deps[rule.name] = frozenset({expiry_type(rule.name)})  # no event writes it
             else:
                 self.tag_deps[rule.name] = self.refs_deps(rule.refs)
         life = by_name.get("lifecycle_stage")

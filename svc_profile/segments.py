@@ -19,7 +19,7 @@ from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_profile import timewindows
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
-from svc_profile.engine import SegmentRule
+from svc_profile.engine import SegmentRule, expiry_type
 from svc_profile.jobs import JobFunction, Jobs, Progress, Superseded
 from svc_profile.model import now_us
 from svc_profile.sqlseg import segment_where
@@ -341,6 +341,7 @@ class Segments:
                 rows = conn.execute(select(p.c.profile_id).where(p.c.lifecycle_stage == "AT_RISK", ~active))
                 for (pid,) in rows:
                     found.setdefault(pid, set()).update(ageing)
+            self._expired_tags(conn, previous_us, now, found)
         pids = sorted(found)
         # As for a log batch, each person is evaluated only for the rules those event types can change.
         for start in range(0, len(pids), RECOMPUTE_CHUNK):
@@ -350,6 +351,25 @@ class Segments:
         if last > first:
             self.purge_retained(now)
         return {"candidates": len(pids), "by_window": by_window}
+
+    def _expired_tags(self, conn: Any, previous_us: int, now: int, found: dict[str, set[str]]) -> None:
+        """Persons whose written value of a tag some rule reads expired since ``previous_us`` (a value is hidden
+        from its ``expires_us`` on): their readers are re-evaluated through the tag's expiry type."""
+        engine = self.core.engine
+        refs = [r for rule in engine.tags.values() for r in rule.refs]
+        refs += [s.refs for s in engine.segments.values() if s.refs is not None]
+        read = {name for r in refs for name in r.tags}
+        names = sorted(n for n in read if (rule := engine.tags.get(n)) is not None and rule.kind == "external")
+        if not names:
+            return
+        t = self.t["tag"]
+        rows = conn.execute(
+            select(t.c.profile_id, t.c.name).where(
+                t.c.name.in_(names), t.c.expires_us > previous_us, t.c.expires_us <= now
+            )
+        )
+        for pid, name in rows:
+            found.setdefault(pid, set()).add(expiry_type(name))
 
     def purge_retained(self, now: int) -> None:
         retention = self.core.settings.event_retention_days

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from profile_helpers import CUSTOMER, DAY, event, profile_app, profile_settings, ref
 
 from svc_common.conditions import from_proto, to_proto
@@ -320,3 +321,34 @@ def test_readers_of_a_segment_follow_its_recompute(tmp_path: Path, database_url:
         app.segments.recompute("premium")  # what UpdateSegment's job runs
         assert not _member(app, "premium", "C1")
         assert not _member(app, "premium_readers", "C1")
+
+
+# 5. When a written tag's value expires, the sweep re-evaluates the segments and rule tags that read it.
+def test_the_sweep_re_evaluates_readers_of_a_written_tag_when_it_expires(tmp_path: Path, database_url: str) -> None:
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        defs = app.definitions
+        defs.create_tag(pb.TagDefinition(name="vip_campaign", external=pb.ExternalTag(writer="svc_modeling")))
+        defs.create_tag(pb.TagDefinition(name="unread", external=pb.ExternalTag(writer="svc_modeling")))
+        has_vip = C.Condition(has_tag=C.TagPresence(tag_name="vip_campaign"))
+        defs.create_segment(pb.Segment(segment_id="vip", condition=has_vip))
+        defs.create_tag(pb.TagDefinition(name="vip_rule", condition=has_vip))
+        for user in ("C1", "C2"):
+            app.profiles.upsert_attributes(ref(user), {"branch": to_proto("SH")}, [], "crm", frozenset())
+        clock, hour = app.core.engine.clock, 3_600_000_000
+        # Sweeps within one day from 01:00 tomorrow (a day boundary would select persons for other reasons).
+        now = (clock.of(time.time_ns() // 1000) + 1) * DAY - clock.offset_us + hour
+        expiry = Timestamp()
+        expiry.FromMicroseconds(now + hour)
+        _model_write(app, "C1", "vip_campaign", True, expires_at=expiry)
+        _model_write(app, "C2", "unread", True, expires_at=expiry)  # no rule reads it: selects no one
+        assert _member(app, "vip", "C1") and _tag(app, "C1", "vip_rule") is True
+        assert app.segments.sweep(now, now + hour // 2)["candidates"] == 0  # not expired yet
+        result = app.segments.sweep(now + hour // 2, now + 2 * hour)  # expired within this interval
+        assert result["candidates"] == 1
+        assert not _member(app, "vip", "C1")
+        with app.core.database.connection() as conn:
+            tags = app.core.store.load_tags(conn, None)
+        assert "vip_rule" not in tags.get(app.profiles.get(ref("C1"), [], frozenset()).profile_id, {})
+        with app.core.writing() as conn:  # the sweep missed nothing
+            changes = app.core.engine.refresh(conn, None, now + 2 * hour, cause="test")
+        assert changes["exited"] == changes["tag_writes"] == 0
