@@ -124,6 +124,7 @@ class Engine(Loading):
         self.tags: dict[str, TagRule] = {}
         self.segments: dict[str, SegmentRule] = {}
         self.lifecycle_params = dict(finance.DEFAULTS["lifecycle_stage"])
+        self.fund_params = dict(finance.DEFAULTS["fund_preference"])
         self.tag_deps: dict[str, frozenset[str] | None] = {}
         self._local = threading.local()
         self.segment_deps: dict[str, frozenset[str] | None] = {}
@@ -156,6 +157,10 @@ class Engine(Loading):
                 self.tag_deps[rule.name] = frozenset({expiry_type(rule.name)})  # no event writes it
             else:
                 self.tag_deps[rule.name] = self.refs_deps(rule.refs)
+        # fund_pref.<type> features: the pack's fund preference tag's weights (else another tag of that formula).
+        funds = [r for r in ordered if r.kind == "builtin" and r.formula == "fund_preference"]
+        funds.sort(key=lambda r: r.name != "fin_fund_preference")
+        self.fund_params = dict(funds[0].params) if funds else dict(finance.DEFAULTS["fund_preference"])
         life = by_name.get("lifecycle_stage")
         self.lifecycle_params = (
             dict(life.params) if life and life.kind == "builtin" else dict(finance.DEFAULTS["lifecycle_stage"])

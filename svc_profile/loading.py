@@ -25,6 +25,7 @@ class Loading:
     segments: dict[str, Any]
     tag_deps: dict[str, frozenset[str] | None]
     lifecycle_params: dict[str, Any]
+    fund_params: dict[str, Any]
     context: Any
     clock: Any
     store: Any
@@ -171,7 +172,7 @@ class Loading:
         # The log consumer's persons (rows from its hot cache, evaluated for a few rules, then dropped): features
         # decoded as they are read.
         consumer, lazy = hot is not None, LazyFeatures
-        clock = self.clock
+        clock, fund_params = self.clock, self.fund_params
         for pid, row in rows.items():
             attributes = decode_map(row.attributes)
             if row.sealed_attributes is not None:
@@ -188,6 +189,7 @@ class Loading:
                 clock=clock,
                 now=now,
                 trade_types=trade_types,
+                fund_params=fund_params,
             )
             if sums is not None:
                 person.sums = {key: totals.get(pid, 0) for key, totals in sums.items()}

@@ -119,9 +119,9 @@ class ProfileDomain:
                 self._fill(profile.attributes, person.attributes, unmask, masked)
             if "features" in want:
                 features = {**person.features, **person.window_features()}
-                from svc_profile.finance import DEFAULTS, fund_preference_index
+                from svc_profile.finance import fund_preference_index
 
-                for fund_type, share in fund_preference_index(person, DEFAULTS["fund_preference"]).items():
+                for fund_type, share in fund_preference_index(person, core.engine.fund_params).items():
                     features[f"fund_pref.{fund_type}"] = share
                 self._fill(profile.features, features, unmask, masked)
             if "identities" in want:

@@ -352,3 +352,22 @@ def test_the_sweep_re_evaluates_readers_of_a_written_tag_when_it_expires(tmp_pat
         with app.core.writing() as conn:  # the sweep missed nothing
             changes = app.core.engine.refresh(conn, None, now + 2 * hour, cause="test")
         assert changes["exited"] == changes["tag_writes"] == 0
+
+
+# 10. A condition on fund_pref.<type> reads the share GetProfile shows (with the pack tag's weights).
+def test_a_condition_on_fund_preference_matches_the_share_the_profile_shows(tmp_path: Path, database_url: str) -> None:
+    with profile_app(profile_settings(tmp_path, database_url)) as app:
+        fans = _compare(C.FieldRef.SOURCE_FEATURE, "fund_pref.equity", C.OPERATOR_GTE, 0.5)
+        app.definitions.create_segment(pb.Segment(segment_id="equity_fans", condition=fans))
+        views = [event("fund_view", user_id="C1", product_category="fund", fund_type="equity") for _ in range(3)]
+        app.consumer.handle(views, "c1")
+        features = app.profiles.get(ref("C1"), ["features"], frozenset()).features
+        assert from_proto(features["fund_pref.equity"]) == 1.0
+        assert _member(app, "equity_fans", "C1")
+        # Holdings only count now (the tag's weights): all in bonds, so equity's share drops to 0.
+        _set_parameters(app, "fin_fund_preference", attention_weight=0, holding_weight=1)
+        holding = {"fund_holding_bond_fen": to_proto(1_000_000)}
+        app.profiles.upsert_attributes(ref("C1"), holding, [], "crm", frozenset())
+        features = app.profiles.get(ref("C1"), ["features"], frozenset()).features
+        assert from_proto(features["fund_pref.equity"]) == 0.0 and from_proto(features["fund_pref.bond"]) == 1.0
+        assert not _member(app, "equity_fans", "C1")
