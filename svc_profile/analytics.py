@@ -16,6 +16,7 @@ from svc_common.errors import FieldViolation, InvalidArgument
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
 from svc_profile.model import StoredEvent, decode
+from svc_profile.retained import check_retained
 
 MAX_STEPS = 20
 MAX_DEPTH = 10
@@ -67,6 +68,7 @@ class Analytics:
             node = None
             if step.HasField("filter"):
                 node = compile_condition(step.filter, EVENT_FILTER_SCOPE, field=f"steps[{i}].filter")
+                check_retained(step.filter, f"steps[{i}].filter", in_filter=True)
             compiled.append((step.name or step.event_type, step.event_type, node))
         for sid in [*split_segments, *([segment_id] if segment_id else [])]:
             self.definitions.get_segment(sid)  # NOT_FOUND for an unknown segment

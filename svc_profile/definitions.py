@@ -31,6 +31,7 @@ from svc_profile import finance
 from svc_profile.core import Core
 from svc_profile.engine import SegmentRule, TagRule, references, tag_rule_from_proto
 from svc_profile.model import now_us
+from svc_profile.retained import check_retained
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 TAG_SCOPE = replace(PROFILE_SCOPE, segments=False)
@@ -134,6 +135,10 @@ class Definitions:
                     path = f"{field}.builtin.parameters[{name}]"
                     raise _bad(path, f"{path}: {problem}")
         rule = tag_rule_from_proto(definition, lambda c, p: compile_for(TAG_SCOPE, c, p.replace("definition", field)))
+        if kind == "condition":
+            check_retained(definition.condition, f"{field}.condition")
+        for i, band in enumerate(definition.bands.bands if kind == "bands" else ()):
+            check_retained(band.condition, f"{field}.bands.bands[{i}].condition")
         nodes = 0
         for i, (_, node) in enumerate(rule.bands):  # the node limit holds for the whole definition
             nodes += sum(1 for _ in walk(node))
@@ -246,6 +251,7 @@ class Definitions:
         rule = self.segment_rule(segment)
         if rule.node is None:
             return rule
+        check_retained(segment.condition, "segment.condition")
         known = self.core.engine.segments
         graph = {sid: set(r.refs.segments) if r.refs else set() for sid, r in known.items()}
         graph[rule.segment_id] = set(rule.refs.segments) if rule.refs else set()

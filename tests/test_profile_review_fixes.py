@@ -371,3 +371,48 @@ def test_a_condition_on_fund_preference_matches_the_share_the_profile_shows(tmp_
         features = app.profiles.get(ref("C1"), ["features"], frozenset()).features
         assert from_proto(features["fund_pref.equity"]) == 0.0 and from_proto(features["fund_pref.bond"]) == 1.0
         assert not _member(app, "equity_fans", "C1")
+
+
+def _within(event_type: str, event_filter: C.Condition, days: int = 7) -> C.Condition:
+    spec = C.EventCount(event_type=event_type, min_count=1, window_seconds=days * 86_400, filter=event_filter)
+    return C.Condition(event_count=spec)
+
+
+# 9. Event filters answered from the retained events may only read what those keep: the others are refused.
+def test_event_filters_on_fields_the_retained_events_do_not_keep_are_refused(tmp_path: Path) -> None:
+    with profile_app(profile_settings(tmp_path, f"sqlite:///{tmp_path / 't.db'}", finance_pack=False)) as app:
+        defs = app.definitions
+        from_app = _compare(C.FieldRef.SOURCE_EVENT, "channel", C.OPERATOR_EQ, "app")
+        with pytest.raises(InvalidArgument) as refused:
+            defs.create_segment(pb.Segment(segment_id="app_logins", condition=_within("login", from_app)))
+        field = "segment.condition.event_count.filter.comparison.field.name"
+        assert [v.field for v in refused.value.violations] == [field]
+        version = _compare(C.FieldRef.SOURCE_CONTEXT, "app_version", C.OPERATOR_EQ, "9.1")
+        nested = _all(_within("login", C.Condition(any_of=C.ConditionList(conditions=[version]))))
+        with pytest.raises(InvalidArgument) as refused:
+            defs.create_tag(pb.TagDefinition(name="new_app", condition=nested))
+        field = (
+            "definition.condition.all_of.conditions[0].event_count.filter.any_of.conditions[0].comparison.field.name"
+        )
+        assert [v.field for v in refused.value.violations] == [field]
+        by_user = _compare(C.FieldRef.SOURCE_EVENT, "user_id", C.OPERATOR_EXISTS, None)
+        bands = pb.TagBands(bands=[pb.TagBand(value=to_proto("x"), condition=_within("login", by_user))])
+        with pytest.raises(InvalidArgument) as refused:
+            defs.create_tag(pb.TagDefinition(name="banded", bands=bands))
+        assert refused.value.violations[0].field.startswith("definition.bands.bands[0].condition.event_count.filter")
+        step = pb.FunnelStep(event_type="login", filter=from_app)
+        with pytest.raises(InvalidArgument) as refused:
+            app.analytics.funnel([pb.FunnelStep(event_type="app_start"), step], 3600, None, None)
+        assert [v.field for v in refused.value.violations] == ["steps[1].filter.comparison.field.name"]
+
+
+def test_event_filters_on_kept_fields_are_accepted_and_match(tmp_path: Path, database_url: str) -> None:
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        on_home = _compare(C.FieldRef.SOURCE_CONTEXT, "screen", C.OPERATOR_EQ, "Home")
+        by_card = _compare(C.FieldRef.SOURCE_EVENT_PROPERTY, "method", C.OPERATOR_EQ, "card")
+        typed = _compare(C.FieldRef.SOURCE_EVENT, "event_type", C.OPERATOR_EQ, "login")
+        condition = _all(_within("login", on_home), _within("login", typed), _within("deposit", by_card))
+        app.definitions.create_segment(pb.Segment(segment_id="home_card", condition=condition))
+        batch = [event("login", user_id="C1", screen="Home"), event("deposit", user_id="C1", method="card")]
+        app.consumer.handle(batch, "c1")
+        assert _member(app, "home_card", "C1")
