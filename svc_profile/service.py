@@ -20,6 +20,7 @@ from svc_profile.store._sql import CANONICAL, CUSTOMER
 log = logging.getLogger("qiming.profile")
 PARTS = frozenset({"attributes", "features", "tags", "identities", "segments"})
 MAX_BATCH_REFS = 1000
+MAX_LINKED_BY = 32
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.")
 
 
@@ -242,6 +243,11 @@ class ProfileDomain:
                 "a canonical id is assigned by svc_profile and cannot be linked",
                 violations=[FieldViolation("identity.type", "link a broker id, not ID_TYPE_CANONICAL")],
             )
+        if len(linked_by) > MAX_LINKED_BY:  # the column's size (profile_identity.linked_by)
+            raise InvalidArgument(
+                f"linked_by is at most {MAX_LINKED_BY} characters",
+                violations=[FieldViolation("linked_by", f"at most {MAX_LINKED_BY} characters, e.g. alias_call")],
+            )
         now = now_us()
         merged = ""
         with core.writing() as conn:
@@ -272,10 +278,11 @@ class ProfileDomain:
             )
         now = now_us()
         with core.writing() as conn:
-            core.find(conn, key, "identity")
+            previous = core.find(conn, key, "identity")
             core.store.delete_link(conn, *key)
             pid, _ = self._ensure(conn, key, "unlink", "UnlinkIdentity", now)
-            core.engine.refresh(conn, [pid], now, cause="event")
+            # The profile left behind changes too (e.g. it no longer holds a customer number).
+            core.engine.refresh(conn, sorted({previous, pid}), now, cause="event")
         return pid
 
     def identities(self, ref: Any) -> tuple[str, list[Any]]:

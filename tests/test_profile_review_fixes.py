@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from profile_helpers import CUSTOMER, DAY, event, profile_app, profile_settings, ref
+from profile_helpers import ANONYMOUS, CUSTOMER, DAY, event, profile_app, profile_settings, ref
 
 from svc_common.conditions import from_proto, to_proto
 from svc_common.errors import InvalidArgument, NotFound
@@ -416,3 +416,28 @@ def test_event_filters_on_kept_fields_are_accepted_and_match(tmp_path: Path, dat
         batch = [event("login", user_id="C1", screen="Home"), event("deposit", user_id="C1", method="card")]
         app.consumer.handle(batch, "c1")
         assert _member(app, "home_card", "C1")
+
+
+# 13. UnlinkIdentity re-evaluates the profile the id was taken from.
+def test_unlinking_a_customer_number_re_evaluates_the_profile_left_behind(tmp_path: Path, database_url: str) -> None:
+    with profile_app(profile_settings(tmp_path, database_url)) as app:
+        app.consumer.handle([event("login", user_id="C1", anonymous_id="dev-1")], "c1")
+        assert app.profiles.get(ref("dev-1", ANONYMOUS), [], frozenset()).lifecycle_stage == pb.LIFECYCLE_STAGE_NEW
+        app.profiles.unlink(types_pb2.Identity(type=CUSTOMER, value="C1"))  # a mistaken link
+        left = app.profiles.get(ref("dev-1", ANONYMOUS), ["tags"], frozenset())
+        assert left.lifecycle_stage == pb.LIFECYCLE_STAGE_PROSPECT  # no account any more
+        assert {t.name: from_proto(t.value) for t in left.tags}.get("lifecycle_stage") == "prospect"
+        assert "fin_dormant_activation" not in {t.name for t in left.tags}
+        assert app.profiles.get(ref("C1"), [], frozenset()).lifecycle_stage == pb.LIFECYCLE_STAGE_NEW
+
+
+# 14. A linked_by longer than its column is INVALID_ARGUMENT (PostgreSQL answered INTERNAL).
+def test_a_too_long_linked_by_is_invalid_argument(tmp_path: Path, database_url: str) -> None:
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        app.profiles.upsert_attributes(ref("C1"), {"branch": to_proto("SH")}, [], "crm", frozenset())
+        device = types_pb2.Identity(type=ANONYMOUS, value="dev-1")
+        with pytest.raises(InvalidArgument) as refused:
+            app.profiles.link(ref("C1"), device, "crm_manual_merge_ticket_2026_12_05_x", frozenset())
+        assert [v.field for v in refused.value.violations] == ["linked_by"]
+        profile, _ = app.profiles.link(ref("C1"), device, "crm_manual_merge", frozenset())
+        assert {i.identity.value: i.linked_by for i in profile.identities}.get("dev-1") == "crm_manual_merge"
