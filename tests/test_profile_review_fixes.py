@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from google.protobuf.timestamp_pb2 import Timestamp
 from profile_helpers import ANONYMOUS, CUSTOMER, DAY, event, profile_app, profile_settings, ref
 
 from svc_common.conditions import from_proto, to_proto
 from svc_common.errors import InvalidArgument, NotFound
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
-from svc_common.pb.qiming.common.v1 import types_pb2
+from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_profile.model import from_us
 
@@ -441,3 +442,22 @@ def test_a_too_long_linked_by_is_invalid_argument(tmp_path: Path, database_url: 
         assert [v.field for v in refused.value.violations] == ["linked_by"]
         profile, _ = app.profiles.link(ref("C1"), device, "crm_manual_merge", frozenset())
         assert {i.identity.value: i.linked_by for i in profile.identities}.get("dev-1") == "crm_manual_merge"
+
+
+# 11. A merge loser's $segment_exited names the ids its $segment_entered named.
+def test_a_merged_profiles_exit_names_its_own_device(tmp_path: Path, database_url: str) -> None:
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        viewed = C.Condition(event_count=C.EventCount(event_type="page_view", min_count=1, window_seconds=7 * 86_400))
+        app.definitions.create_segment(pb.Segment(segment_id="viewers", condition=viewed))
+        app.consumer.handle([event("app_start", user_id="C1")], "c1")
+        app.consumer.handle([event("page_view", anonymous_id="dev-1")], "c2")  # the visitor enters
+        app.consumer.handle([event("login", user_id="C1", anonymous_id="dev-1")], "c3")  # merged into C1's profile
+        outbox = app.core.store.t["outbox"]
+        with app.core.database.connection() as conn:
+            bodies = [r[0] for r in conn.execute(sa.select(outbox.c.body).order_by(outbox.c.outbox_id))]
+        sent = [event_pb2.Event.FromString(b) for b in bodies]
+        entered, exited = (
+            [(e.user_id, e.anonymous_id) for e in sent if e.event_type == kind]
+            for kind in ("$segment_entered", "$segment_exited")
+        )
+        assert ("", "dev-1") in entered and exited == [("", "dev-1")]
