@@ -169,16 +169,19 @@ class Analytics:
         counts: Counter[tuple[str, ...]] = Counter()
         sessions = 0
         with self.core.database.connection() as conn:
+            # Rows come by person, then time: a person's sessions may interleave (app and web at once), so the
+            # screens are gathered per session of the person at hand.
             rows = self.core.store.scan_events(conn, start_us, end_us)
-            current, screens = None, []
+            person: str | None = None
+            by_session: dict[str, list[str]] = {}
             for row in rows:
-                key = (row.profile_id, row.session_id)
-                if key != current:
-                    sessions += _path(screens, screen, depth, forward, counts)
-                    current, screens = key, []
+                if row.profile_id != person:
+                    sessions += sum(_path(s, screen, depth, forward, counts) for s in by_session.values())
+                    person, by_session = row.profile_id, {}
+                screens = by_session.setdefault(row.session_id, [])
                 if row.screen and (not screens or screens[-1] != row.screen):
                     screens.append(row.screen)
-            sessions += _path(screens, screen, depth, forward, counts)
+            sessions += sum(_path(s, screen, depth, forward, counts) for s in by_session.values())
         return counts.most_common(top_n or 10), sessions
 
     # -- lifecycle -----------------------------------------------------------------------------------

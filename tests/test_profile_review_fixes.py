@@ -461,3 +461,21 @@ def test_a_merged_profiles_exit_names_its_own_device(tmp_path: Path, database_ur
             for kind in ("$segment_entered", "$segment_exited")
         )
         assert ("", "dev-1") in entered and exited == [("", "dev-1")]
+
+
+# 12. ComputePaths keeps a session whole when another session of the same person interleaves with it.
+def test_paths_of_two_interleaved_sessions_of_one_person(tmp_path: Path, database_url: str) -> None:
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        t = time.time_ns() // 1000 - 3_600_000_000
+        second = 1_000_000
+        batch = [  # app and web at once: s1 Home → Fund, s2 Home → Quote
+            event("page_view", user_id="C1", session_id="s1", screen="Home", at_us=t),
+            event("page_view", user_id="C1", session_id="s2", screen="Home", at_us=t + second),
+            event("page_view", user_id="C1", session_id="s1", screen="Fund", at_us=t + 2 * second),
+            event("page_view", user_id="C1", session_id="s2", screen="Quote", at_us=t + 3 * second),
+            event("page_view", user_id="C2", session_id="s3", screen="Home", at_us=t),
+            event("page_view", user_id="C2", session_id="s3", screen="Fund", at_us=t + second),
+        ]
+        app.consumer.handle(batch, "c1")
+        paths, sessions = app.analytics.paths("Home", 1, True, None, None, 10)
+        assert sorted(paths) == [(("Fund",), 2), (("Quote",), 1)] and sessions == 3
