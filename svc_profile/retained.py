@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.pb.qiming.common.v1 import condition_pb2
+from svc_profile.condpaths import label, nodes
 
 EVENT_FIELDS = frozenset({"event_type", "session_id", "occurred_at"})
 """``SOURCE_EVENT`` fields a retained event keeps (``channel``, ``user_id``, ``anonymous_id`` are not kept)."""
@@ -24,26 +25,19 @@ _KEPT = {
 def check_retained(condition: condition_pb2.Condition, path: str, in_filter: bool = False) -> None:
     """Refuse an event filter (inside ``condition``, or ``condition`` itself when ``in_filter``) that reads a
     field the retained events do not keep. Call it on a condition that compiled."""
-    kind = condition.WhichOneof("node")
-    if kind in ("all_of", "any_of"):
-        for i, child in enumerate(getattr(condition, kind).conditions):
-            check_retained(child, f"{path}.{kind}.conditions[{i}]", in_filter)
-    elif kind == "not":
-        check_retained(getattr(condition, "not"), f"{path}.not", in_filter)
-    elif kind in ("event_count", "event_absence"):
-        spec = getattr(condition, kind)
-        if spec.HasField("filter"):
-            check_retained(spec.filter, f"{path}.{kind}.filter", True)
-    elif kind == "comparison" and in_filter:
-        field = condition.comparison.field
+    for where, node, filtered in nodes(condition, path, in_filter):
+        if not filtered or node.WhichOneof("node") != "comparison":
+            continue
+        field = node.comparison.field
         kept = _KEPT.get(field.source)
         if kept is not None and field.name not in kept[1]:
-            label = f"{condition.node_id!r} ({path})" if condition.node_id else path
             message = (
-                f"condition node {label}: {kept[0]} field {field.name!r} is not kept with the retained events, "
-                f"so this filter could never match here (kept: {', '.join(sorted(kept[1]))}, and event properties)"
+                f"condition node {label(node, where)}: {kept[0]} field {field.name!r} is not kept with the retained "
+                f"events, so this filter could never match here (kept: {', '.join(sorted(kept[1]))}, and event "
+                "properties)"
             )
-            where = f"{path}.comparison.field.name"
             raise InvalidArgument(
-                message, reason="INVALID_CONDITION", violations=[FieldViolation(where, message, "INVALID_CONDITION")]
+                message,
+                reason="INVALID_CONDITION",
+                violations=[FieldViolation(f"{where}.comparison.field.name", message, "INVALID_CONDITION")],
             )

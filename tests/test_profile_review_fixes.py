@@ -479,3 +479,40 @@ def test_paths_of_two_interleaved_sessions_of_one_person(tmp_path: Path, databas
         app.consumer.handle(batch, "c1")
         paths, sessions = app.analytics.paths("Home", 1, True, None, None, 10)
         assert sorted(paths) == [(("Fund",), 2), (("Quote",), 1)] and sessions == 3
+
+
+def _has(tag: str, node_id: str = "") -> C.Condition:
+    return C.Condition(node_id=node_id, has_tag=C.TagPresence(tag_name=tag))
+
+
+def _any(*conditions: C.Condition) -> C.Condition:
+    return C.Condition(any_of=C.ConditionList(conditions=list(conditions)))
+
+
+# 17. Cycle and unknown-segment errors name the request path of the node, not only its node_id.
+def test_cycle_and_unknown_segment_errors_name_the_request_path(tmp_path: Path) -> None:
+    with profile_app(profile_settings(tmp_path, f"sqlite:///{tmp_path / 't.db'}", finance_pack=False)) as app:
+        defs = app.definitions
+        defs.create_tag(pb.TagDefinition(name="a", condition=_any(_has("x"))))
+        defs.create_tag(pb.TagDefinition(name="b", condition=_has("a")))
+        with pytest.raises(InvalidArgument, match=r"'box-7'.*cycle") as refused:
+            defs.update_tag(pb.TagDefinition(name="a", condition=_any(_has("x"), _has("b", "box-7"))), 0)
+        assert [v.field for v in refused.value.violations] == [
+            "definition.condition.any_of.conditions[1].has_tag.tag_name"
+        ]
+        bands = pb.TagBands(bands=[pb.TagBand(value=to_proto("y"), condition=_has("b"))])
+        with pytest.raises(InvalidArgument, match="cycle") as refused:
+            defs.update_tag(pb.TagDefinition(name="a", bands=bands), 0)
+        assert [v.field for v in refused.value.violations] == ["definition.bands.bands[0].condition.has_tag.tag_name"]
+
+        defs.create_segment(pb.Segment(segment_id="s1", condition=_has("a")))
+        loop = C.Condition(node_id="box-9", in_segment=C.SegmentMembership(segment_id="s1"))
+        with pytest.raises(InvalidArgument, match=r"'box-9'.*cycle") as refused:
+            defs.update_segment(pb.Segment(segment_id="s1", condition=_any(_has("a"), loop)), 0)
+        field = "segment.condition.any_of.conditions[1].in_segment.segment_id"
+        assert [v.field for v in refused.value.violations] == [field]
+        unknown = C.Condition(node_id="box-3", in_segment=C.SegmentMembership(segment_id="nope"))
+        with pytest.raises(InvalidArgument, match="unknown segment") as refused:
+            defs.create_segment(pb.Segment(segment_id="s2", condition=_all(_has("a"), unknown)))
+        field = "segment.condition.all_of.conditions[1].in_segment.segment_id"
+        assert [v.field for v in refused.value.violations] == [field]
