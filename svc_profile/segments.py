@@ -71,12 +71,13 @@ class Segments:
             where = segment_where(
                 rule.node, self.t, conn.dialect.name, now, self.core.engine.clock, self.core.is_sensitive
             )
-            before = self._members(conn, segment_id)
+            readers = self.readers(segment_id)  # members read before and after only when someone reads them
+            before = self._members(conn, segment_id) if readers else set()
             if where is not None:
                 counts = self._recompute_sql(conn, rule, where, now, cause, report)
             else:
                 counts = self.core.engine.refresh(conn, None, now, cause=cause, only_segments=[rule], tags=False)
-            if counts["entered"] or counts["exited"]:
+            if readers and (counts["entered"] or counts["exited"]):
                 self.follow(conn, segment_id, before ^ self._members(conn, segment_id), now, cause)
             report(90.0, f"entered {counts['entered']}, exited {counts['exited']}: committing")
         self._stamp(segment_id, now)
