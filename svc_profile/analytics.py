@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from svc_common.conditions import EVENT_FILTER_SCOPE, compile_condition, matches_event
-from svc_common.errors import FieldViolation, InvalidArgument
+from svc_common.errors import FieldViolation, InvalidArgument, PermissionDenied
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
 from svc_profile.model import StoredEvent, decode
@@ -56,11 +56,16 @@ class Analytics:
         split_tag: str = "",
         split_segments: Sequence[str] = (),
         segment_id: str = "",
+        roles: frozenset[str] = frozenset(),
     ) -> list[FunnelResult]:
         if not 2 <= len(steps) <= MAX_STEPS:
             raise _bad("steps", f"a funnel has 2 to {MAX_STEPS} steps")
         if not 0 < window_seconds <= MAX_WINDOW_SECONDS:
             raise _bad("conversion_window_seconds", "the conversion window must be 1 s to 400 days")
+        if split_tag in self.core.sensitive_tags and not roles & frozenset(self.core.settings.unmask_roles):
+            raise PermissionDenied(  # its values would be shown as split labels
+                f"split_by_tag {split_tag!r} is a sensitive (level 3+) tag: splitting by it needs an unmask role"
+            )
         compiled = []
         for i, step in enumerate(steps):
             if not step.event_type:

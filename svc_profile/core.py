@@ -37,6 +37,8 @@ class Core:
         self.write_lock = threading.RLock()
         self.hot = HotPersons(settings.hot_persons, settings.hot_day_buckets)
         self._sensitive = frozenset(settings.sensitive_attributes)
+        self.sensitive_tags: frozenset[str] = frozenset()
+        """Tags defined at sensitivity level 3 or 4: their values are masked on read (Definitions.load)."""
         self.on_commit: list[Any] = []
         """Called (no arguments) after a write transaction that may have queued outbox events."""
 

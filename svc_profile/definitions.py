@@ -64,6 +64,7 @@ class Definitions:
             tag_rule_from_proto(d, lambda c, p: compile_for(TAG_SCOPE, c, p)) for d in tags if not d.archived
         )
         self.core.engine.set_segments(self.segment_rule(s) for s in segments if not s.archived)
+        self.core.sensitive_tags = frozenset(d.name for d in tags if d.sensitivity >= types_pb2.SENSITIVITY_LEVEL_3)
 
     def segment_rule(self, segment: pb.Segment) -> SegmentRule:
         if segment.WhichOneof("definition") == "condition":

@@ -131,8 +131,11 @@ class ProfileDomain:
                     linked.identity.type, linked.identity.value = i.id_type, i.id_value
                     _ts(linked.linked_at, i.linked_us)
             if "tags" in want:
-                for _name, tag in sorted(tags.get(pid, {}).items()):
+                for tag_name, tag in sorted(tags.get(pid, {}).items()):
                     if tag.expires_us is not None and tag.expires_us <= now:
+                        continue
+                    if not unmask and tag_name in core.sensitive_tags:  # a level 3+ tag: listed, not shown
+                        masked.append(f"tags.{tag_name}")
                         continue
                     profile.tags.append(tag_value_proto(tag))
             if "segments" in want:

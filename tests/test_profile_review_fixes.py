@@ -14,7 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from profile_helpers import ANONYMOUS, CUSTOMER, DAY, event, profile_app, profile_settings, ref
 
 from svc_common.conditions import from_proto, to_proto
-from svc_common.errors import InvalidArgument, NotFound
+from svc_common.errors import InvalidArgument, NotFound, PermissionDenied
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
@@ -516,3 +516,26 @@ def test_cycle_and_unknown_segment_errors_name_the_request_path(tmp_path: Path) 
             defs.create_segment(pb.Segment(segment_id="s2", condition=_all(_has("a"), unknown)))
         field = "segment.condition.all_of.conditions[1].in_segment.segment_id"
         assert [v.field for v in refused.value.violations] == [field]
+
+
+# 15. A tag defined at sensitivity level 3 is masked on read for callers without an unmask role.
+def test_a_level_3_tag_is_masked_for_callers_without_an_unmask_role(tmp_path: Path, database_url: str) -> None:
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        band = pb.TagDefinition(
+            name="aum_band", external=pb.ExternalTag(writer="svc_modeling"), sensitivity=types_pb2.SENSITIVITY_LEVEL_3
+        )
+        app.definitions.create_tag(band)
+        app.definitions.create_tag(pb.TagDefinition(name="churn", external=pb.ExternalTag(writer="svc_modeling")))
+        app.profiles.upsert_attributes(ref("C1"), {"branch": to_proto("SH")}, [], "crm", frozenset())
+        _model_write(app, "C1", "aum_band", "5M-10M CNY")
+        _model_write(app, "C1", "churn", 0.4)
+        plain = app.profiles.get(ref("C1"), ["tags"], frozenset())
+        assert [t.name for t in plain.tags] == ["churn"] and "tags.aum_band" in plain.masked_fields
+        unmasked = app.profiles.get(ref("C1"), ["tags"], frozenset({"unmask"}))
+        assert {t.name for t in unmasked.tags} == {"aum_band", "churn"} and not unmasked.masked_fields
+        assert [t.name for t in app.tags.list_user_tags(ref("C1"))] == ["churn"]
+        assert [t.name for t in app.tags.list_user_tags(ref("C1"), frozenset({"admin"}))] == ["aum_band", "churn"]
+        steps = [pb.FunnelStep(event_type="a"), pb.FunnelStep(event_type="b")]
+        with pytest.raises(PermissionDenied):
+            app.analytics.funnel(steps, 3600, None, None, split_tag="aum_band")
+        assert app.analytics.funnel(steps, 3600, None, None, split_tag="aum_band", roles=frozenset({"unmask"}))
