@@ -90,7 +90,9 @@ def _range(name: str) -> tuple[float, float]:
         return 0, 1
     if name.endswith("_fen"):
         return 0, 10**16
-    return 0, 1_000_000  # counts: low / medium / high, min_views
+    if name == "min_views":  # risk_mismatch divides by the views counted once there are this many
+        return 1, 1_000_000
+    return 0, 1_000_000  # counts: low / medium / high
 
 
 def parameter_problem(formula: str, name: str, value: Any) -> str | None:

@@ -71,6 +71,7 @@ def test_a_new_person_whose_event_carries_two_customer_numbers_keeps_the_first(
         ("fin_dormant_activation", "login_weight", True),
         ("fin_dormant_activation", "quote_cap", 0),
         ("fin_risk_mismatch", "view_share", 1.5),
+        ("fin_risk_mismatch", "min_views", 0),  # would divide by zero views
         ("fin_fund_preference", "holding_weight", "half"),
     ],
 )
