@@ -3,6 +3,8 @@ each test fails on the code before its fix."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import time
 from pathlib import Path
@@ -19,6 +21,7 @@ from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_profile.model import from_us
+from svc_profile.segments import Sweeper, SweepWatermark
 
 
 # 1. The log never links a second customer number to a customer's profile.
@@ -212,6 +215,24 @@ def test_a_sweep_after_more_than_a_month_down_evaluates_everyone_once(tmp_path: 
         result = app.segments.catch_up(now + 100 * DAY)
         assert result["everyone"] == 1 and result["candidates"] == 1
         assert _stage(app, "C1") != pb.LIFECYCLE_STAGE_NEW
+
+
+def test_the_sweeper_task_sweeps_from_the_stored_watermark(tmp_path: Path) -> None:
+    with profile_app(profile_settings(tmp_path, f"sqlite:///{tmp_path / 't.db'}", finance_pack=False)) as app:
+        watermark = SweepWatermark(app.segments)
+        assert watermark.load() is None
+        before = time.time_ns() // 1000
+
+        async def one_sweep() -> None:
+            task = asyncio.create_task(Sweeper(app.segments, 3600).run())
+            while watermark.load() is None:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        asyncio.run(asyncio.wait_for(one_sweep(), 30))
+        assert watermark.load() >= before
 
 
 def _wide(n: int) -> C.Condition:
