@@ -397,7 +397,8 @@ class SweepWatermark:
         return int(stored) if stored else None
 
     def save(self, at_us: int, persons: int) -> None:
-        with self.segments.core.writing() as conn:
+        # keep_hot: this row changes no person, so the consumer's cache of hot persons stays (each sweep saves it)
+        with self.segments.core.writing(keep_hot=True) as conn:
             self.segments.core.store.save_cursor(conn, self.name, str(at_us), persons, at_us)
 
 

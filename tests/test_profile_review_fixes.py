@@ -217,6 +217,16 @@ def test_a_sweep_after_more_than_a_month_down_evaluates_everyone_once(tmp_path: 
         assert _stage(app, "C1") != pb.LIFECYCLE_STAGE_NEW
 
 
+def test_a_sweep_with_nothing_to_do_keeps_the_consumers_hot_persons(tmp_path: Path) -> None:
+    with profile_app(profile_settings(tmp_path, f"sqlite:///{tmp_path / 't.db'}", finance_pack=False)) as app:
+        now = time.time_ns() // 1000
+        app.segments.catch_up(now)
+        app.consumer.handle([event("page_view", user_id="C1")], "c1")
+        assert app.core.hot.rows
+        assert app.segments.catch_up(now + 1)["candidates"] == 0  # saving the watermark changes no person
+        assert app.core.hot.rows
+
+
 def test_the_sweeper_task_sweeps_from_the_stored_watermark(tmp_path: Path) -> None:
     with profile_app(profile_settings(tmp_path, f"sqlite:///{tmp_path / 't.db'}", finance_pack=False)) as app:
         watermark = SweepWatermark(app.segments)
