@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import func, select
 
 from svc_common.conditions import EVENT_FILTER_SCOPE, compile_condition, matches_event
-from svc_common.errors import FieldViolation, InvalidArgument
+from svc_common.errors import FieldViolation, InvalidArgument, PermissionDenied
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
 from svc_profile.model import StoredEvent, decode
+from svc_profile.retained import check_retained
 
 MAX_STEPS = 20
 MAX_DEPTH = 10
@@ -55,11 +56,16 @@ class Analytics:
         split_tag: str = "",
         split_segments: Sequence[str] = (),
         segment_id: str = "",
+        roles: frozenset[str] = frozenset(),
     ) -> list[FunnelResult]:
         if not 2 <= len(steps) <= MAX_STEPS:
             raise _bad("steps", f"a funnel has 2 to {MAX_STEPS} steps")
         if not 0 < window_seconds <= MAX_WINDOW_SECONDS:
             raise _bad("conversion_window_seconds", "the conversion window must be 1 s to 400 days")
+        if split_tag in self.core.sensitive_tags and not roles & frozenset(self.core.settings.unmask_roles):
+            raise PermissionDenied(  # its values would be shown as split labels
+                f"split_by_tag {split_tag!r} is a sensitive (level 3+) tag: splitting by it needs an unmask role"
+            )
         compiled = []
         for i, step in enumerate(steps):
             if not step.event_type:
@@ -67,6 +73,7 @@ class Analytics:
             node = None
             if step.HasField("filter"):
                 node = compile_condition(step.filter, EVENT_FILTER_SCOPE, field=f"steps[{i}].filter")
+                check_retained(step.filter, f"steps[{i}].filter", in_filter=True)
             compiled.append((step.name or step.event_type, step.event_type, node))
         for sid in [*split_segments, *([segment_id] if segment_id else [])]:
             self.definitions.get_segment(sid)  # NOT_FOUND for an unknown segment
@@ -167,16 +174,19 @@ class Analytics:
         counts: Counter[tuple[str, ...]] = Counter()
         sessions = 0
         with self.core.database.connection() as conn:
+            # Rows come by person, then time: a person's sessions may interleave (app and web at once), so the
+            # screens are gathered per session of the person at hand.
             rows = self.core.store.scan_events(conn, start_us, end_us)
-            current, screens = None, []
+            person: str | None = None
+            by_session: dict[str, list[str]] = {}
             for row in rows:
-                key = (row.profile_id, row.session_id)
-                if key != current:
-                    sessions += _path(screens, screen, depth, forward, counts)
-                    current, screens = key, []
+                if row.profile_id != person:
+                    sessions += sum(_path(s, screen, depth, forward, counts) for s in by_session.values())
+                    person, by_session = row.profile_id, {}
+                screens = by_session.setdefault(row.session_id, [])
                 if row.screen and (not screens or screens[-1] != row.screen):
                     screens.append(row.screen)
-            sessions += _path(screens, screen, depth, forward, counts)
+            sessions += sum(_path(s, screen, depth, forward, counts) for s in by_session.values())
         return counts.most_common(top_n or 10), sessions
 
     # -- lifecycle -----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
+from svc_common.server import current_call
 from svc_profile.analytics import median
 
 
@@ -31,6 +32,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
             request.split_by_tag,
             list(request.split_by_segments.segment_ids),
             request.segment_id,
+            call.principal.roles if (call := current_call()) is not None else frozenset(),
         )
         response = pb.ComputeFunnelResponse()
         for result in results:

@@ -37,6 +37,8 @@ class Core:
         self.write_lock = threading.RLock()
         self.hot = HotPersons(settings.hot_persons, settings.hot_day_buckets)
         self._sensitive = frozenset(settings.sensitive_attributes)
+        self.sensitive_tags: frozenset[str] = frozenset()
+        """Tags defined at sensitivity level 3 or 4: their values are masked on read (Definitions.load)."""
         self.on_commit: list[Any] = []
         """Called (no arguments) after a write transaction that may have queued outbox events."""
 
@@ -101,6 +103,11 @@ class Core:
             ],
             ("features", "attributes", "sealed_attributes", "updated_us"),
         )
+        # The loser's memberships end first, while it still holds its ids: its $segment_exited names the
+        # device or customer its $segment_entered named.
+        members = store.load_members(conn, [loser])
+        changes = [(loser, sid, False) for sid, m in members.get(loser, {}).items() if m.is_member]
+        self.engine.write_changes(conn, changes, now, "event", {}, members)
         store.move_rows(conn, loser, winner)
         tags = store.load_tags(conn, [loser, winner])
         kept = [
@@ -124,9 +131,6 @@ class Core:
             if r.source != "RULE" and name not in tags.get(winner, {})
         ]
         store.upsert_tags(conn, kept)
-        members = store.load_members(conn, [loser])
-        changes = [(loser, sid, False) for sid, m in members.get(loser, {}).items() if m.is_member]
-        self.engine.write_changes(conn, changes, now, "event", {}, members)
         store.delete_person(conn, loser)
 
 

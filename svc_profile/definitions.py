@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from svc_common.conditions import PROFILE_SCOPE, InSegment, compile_condition, references, walk
+from svc_common.conditions import PROFILE_SCOPE, compile_condition, walk
+from svc_common.conditions import from_proto as value_from_proto
 from svc_common.errors import (
     Aborted,
     AlreadyExists,
@@ -27,13 +28,18 @@ from svc_common.errors import (
 from svc_common.pb.qiming.common.v1 import condition_pb2, types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_profile import finance
+from svc_profile.condpaths import label, tag_reads
+from svc_profile.condpaths import nodes as condition_nodes
 from svc_profile.core import Core
-from svc_profile.engine import SegmentRule, TagRule, tag_rule_from_proto
+from svc_profile.engine import SegmentRule, TagRule, references, tag_rule_from_proto
 from svc_profile.model import now_us
+from svc_profile.retained import check_retained
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 TAG_SCOPE = replace(PROFILE_SCOPE, segments=False)
 """Tags read the person (no segments: segments read tags, and the graph stays acyclic)."""
+MAX_BANDS = 64
+"""Bands of one tag (each runs in order for every evaluated person); their nodes count together."""
 
 
 def _bad(field: str, message: str, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:
@@ -58,6 +64,7 @@ class Definitions:
             tag_rule_from_proto(d, lambda c, p: compile_for(TAG_SCOPE, c, p)) for d in tags if not d.archived
         )
         self.core.engine.set_segments(self.segment_rule(s) for s in segments if not s.archived)
+        self.core.sensitive_tags = frozenset(d.name for d in tags if d.sensitivity >= types_pb2.SENSITIVITY_LEVEL_3)
 
     def segment_rule(self, segment: pb.Segment) -> SegmentRule:
         if segment.WhichOneof("definition") == "condition":
@@ -111,6 +118,9 @@ class Definitions:
         if kind == "bands":
             if not definition.bands.bands:
                 raise _bad(f"{field}.bands", "bands needs at least one band")
+            if len(definition.bands.bands) > MAX_BANDS:
+                path = f"{field}.bands.bands[{MAX_BANDS}]"
+                raise _bad(path, f"{path}: a tag has at most {MAX_BANDS} bands")
             for i, band in enumerate(definition.bands.bands):
                 if band.value.WhichOneof("kind") is None:
                     raise _bad(f"{field}.bands.bands[{i}].value", "each band needs a value")
@@ -122,27 +132,49 @@ class Definitions:
                 raise _bad(
                     f"{field}.builtin.formula", f"unknown formula {formula!r}; one of {sorted(finance.DEFAULTS)}"
                 )
-            unknown = sorted(set(definition.builtin.parameters) - set(finance.DEFAULTS[formula]))
-            if unknown:
-                raise _bad(f"{field}.builtin.parameters", f"unknown parameter(s) {unknown} of {formula}")
+            for name, value in sorted(definition.builtin.parameters.items()):
+                problem = finance.parameter_problem(formula, name, value_from_proto(value))
+                if problem:
+                    path = f"{field}.builtin.parameters[{name}]"
+                    raise _bad(path, f"{path}: {problem}")
         rule = tag_rule_from_proto(definition, lambda c, p: compile_for(TAG_SCOPE, c, p.replace("definition", field)))
-        self._check_tag_cycles(rule, field)
+        if kind == "condition":
+            check_retained(definition.condition, f"{field}.condition")
+        for i, band in enumerate(definition.bands.bands if kind == "bands" else ()):
+            check_retained(band.condition, f"{field}.bands.bands[{i}].condition")
+        nodes = 0
+        for i, (_, node) in enumerate(rule.bands):  # the node limit holds for the whole definition
+            nodes += sum(1 for _ in walk(node))
+            if nodes > TAG_SCOPE.max_nodes:
+                path = f"{field}.bands.bands[{i}].condition"
+                raise _bad(
+                    path,
+                    f"condition node {path}: the bands together have more than {TAG_SCOPE.max_nodes} nodes "
+                    "(the limit is per tag definition)",
+                    "INVALID_CONDITION",
+                )
+        self._check_tag_cycles(definition, rule, field)
         return rule
 
-    def _check_tag_cycles(self, rule: TagRule, field: str) -> None:
+    def _check_tag_cycles(self, definition: pb.TagDefinition, rule: TagRule, field: str) -> None:
+        """Refuse a tag that reads itself, directly or through other tags, naming the node that closes the
+        cycle by its request path."""
         graph = {name: {d for r in t.refs for d in r.tags} for name, t in self.core.engine.tags.items()}
         graph[rule.name] = {d for r in rule.refs for d in r.tags}
-        seen: set[str] = set()
-        stack = list(graph[rule.name])
-        while stack:
-            name = stack.pop()
-            if name == rule.name:
-                raise _bad(
-                    f"{field}", f"tag {rule.name!r} depends on itself through has_tag (a cycle)", "INVALID_CONDITION"
-                )
-            if name not in seen:
-                seen.add(name)
-                stack.extend(graph.get(name, ()))
+        kind = definition.WhichOneof("rule")
+        conditions = [(definition.condition, f"{field}.condition")] if kind == "condition" else []
+        if kind == "bands":
+            conditions = [
+                (b.condition, f"{field}.bands.bands[{i}].condition") for i, b in enumerate(definition.bands.bands)
+            ]
+        for condition, path in conditions:
+            for tag, where, name in tag_reads(condition, path):
+                if self._reaches(graph, tag, rule.name):
+                    raise _bad(
+                        where,
+                        f"condition node {name}: tag {rule.name!r} depends on itself through {tag!r} (a cycle)",
+                        "INVALID_CONDITION",
+                    )
 
     def create_tag(self, definition: pb.TagDefinition, *, builtin_ok: bool = False) -> pb.TagDefinition:
         if definition.name.startswith("fin_") and not builtin_ok:
@@ -227,24 +259,22 @@ class Definitions:
         rule = self.segment_rule(segment)
         if rule.node is None:
             return rule
+        check_retained(segment.condition, "segment.condition")
         known = self.core.engine.segments
         graph = {sid: set(r.refs.segments) if r.refs else set() for sid, r in known.items()}
         graph[rule.segment_id] = set(rule.refs.segments) if rule.refs else set()
-        for node in walk(rule.node):
-            if isinstance(node, InSegment):
-                if node.segment_id != rule.segment_id and node.segment_id not in known:
-                    raise _bad(
-                        node.path,
-                        f"condition node {node.path}: unknown segment {node.segment_id!r}",
-                        "INVALID_CONDITION",
-                    )
-                if self._reaches(graph, node.segment_id, rule.segment_id):
-                    raise _bad(
-                        node.path,
-                        f"condition node {node.path}: in_segment {node.segment_id!r} makes a cycle back to "
-                        f"{rule.segment_id!r}",
-                        "INVALID_CONDITION",
-                    )
+        for path, node, _ in condition_nodes(segment.condition, "segment.condition"):
+            if node.WhichOneof("node") != "in_segment":
+                continue
+            target, where, name = node.in_segment.segment_id, f"{path}.in_segment.segment_id", label(node, path)
+            if target != rule.segment_id and target not in known:
+                raise _bad(where, f"condition node {name}: unknown segment {target!r}", "INVALID_CONDITION")
+            if self._reaches(graph, target, rule.segment_id):
+                raise _bad(
+                    where,
+                    f"condition node {name}: in_segment {target!r} makes a cycle back to {rule.segment_id!r}",
+                    "INVALID_CONDITION",
+                )
         return rule
 
     @staticmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -20,9 +20,9 @@ from svc_common.conditions import (
     References,
     Source,
     evaluate,
-    references,
 )
 from svc_common.conditions import from_proto as value_from_proto
+from svc_common.conditions import references as condition_references
 from svc_common.protection import Sealer
 from svc_profile import finance
 from svc_profile.config import ProfileSettings
@@ -54,6 +54,20 @@ class SegmentRule:
     version: int
     node: Node | None  # None: a static list
     refs: References | None
+
+
+def expiry_type(tag_name: str) -> str:
+    """The pseudo event type of a written tag's value expiring: the readers of an external tag depend on it, and
+    the time sweep gives it to the persons whose value of that tag just expired (no event carries it)."""
+    return f"~tag:{tag_name}"
+
+
+def references(node: Node) -> References:
+    """What a rule reads, a score (``SOURCE_SCORE``: a written tag's value) counted as a read of that tag, so
+    that a write of the score, the rule order and the cycle checks all see it."""
+    refs = condition_references(node)
+    scores = {name for source, name in refs.fields if source is Source.SCORE}
+    return replace(refs, tags=refs.tags | scores) if scores - refs.tags else refs
 
 
 def tag_rule_from_proto(definition: Any, node_of: Any) -> TagRule:
@@ -110,6 +124,7 @@ class Engine(Loading):
         self.tags: dict[str, TagRule] = {}
         self.segments: dict[str, SegmentRule] = {}
         self.lifecycle_params = dict(finance.DEFAULTS["lifecycle_stage"])
+        self.fund_params = dict(finance.DEFAULTS["fund_preference"])
         self.tag_deps: dict[str, frozenset[str] | None] = {}
         self._local = threading.local()
         self.segment_deps: dict[str, frozenset[str] | None] = {}
@@ -139,9 +154,13 @@ class Engine(Loading):
             if rule.kind == "builtin":
                 self.tag_deps[rule.name] = self._builtin_deps(rule)
             elif rule.kind == "external":
-                self.tag_deps[rule.name] = frozenset()
+                self.tag_deps[rule.name] = frozenset({expiry_type(rule.name)})  # no event writes it
             else:
                 self.tag_deps[rule.name] = self.refs_deps(rule.refs)
+        # fund_pref.<type> features: the pack's fund preference tag's weights (else another tag of that formula).
+        funds = [r for r in ordered if r.kind == "builtin" and r.formula == "fund_preference"]
+        funds.sort(key=lambda r: r.name != "fin_fund_preference")
+        self.fund_params = dict(funds[0].params) if funds else dict(finance.DEFAULTS["fund_preference"])
         life = by_name.get("lifecycle_stage")
         self.lifecycle_params = (
             dict(life.params) if life and life.kind == "builtin" else dict(finance.DEFAULTS["lifecycle_stage"])

@@ -5,10 +5,13 @@ Thresholds cite the regulations they come from (docs/profile.md, "Finance tag pa
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 from svc_profile.model import DAY_US, Person
 
+log = logging.getLogger("qiming.profile")
 FUND_TYPES = ("equity", "bond", "money_market", "index", "qdii", "hybrid")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -69,11 +72,58 @@ PACK = {
 """Tag name → (formula, description, value type) of the pack installed at start."""
 
 
+EVENT_TYPE = re.compile(r"\$?[A-Za-z][A-Za-z0-9_.:\-]{0,126}")
+"""An event type as svc_collect accepts it (svc_collect/validation.py, EVENT_TYPE_RE)."""
+MAX_DAYS = 400
+"""The longest window a parameter may name: the conditions' limit (day buckets are kept that long)."""
+
+
+def _range(name: str) -> tuple[float, float]:
+    """The accepted range of a numeric parameter, by its name (docs/profile.md, "Finance tag pack")."""
+    if name.endswith("_days"):
+        return 1, MAX_DAYS
+    if name.endswith("_cap"):
+        return 1, 1_000_000
+    if name.endswith("_weight"):
+        return 0, 100
+    if name.endswith("_share"):
+        return 0, 1
+    if name.endswith("_fen"):
+        return 0, 10**16
+    if name == "min_views":  # risk_mismatch divides by the views counted once there are this many
+        return 1, 1_000_000
+    return 0, 1_000_000  # counts: low / medium / high
+
+
+def parameter_problem(formula: str, name: str, value: Any) -> str | None:
+    """Why an override cannot be used (None: it can): it must have its default's type and lie in its range,
+    so a formula never fails on it (a failing formula would stop the log consumer on every batch)."""
+    default = DEFAULTS[formula].get(name)
+    if default is None:
+        return f"unknown parameter of {formula}; one of {sorted(DEFAULTS[formula])}"
+    if isinstance(default, str):
+        if not isinstance(value, str) or not EVENT_TYPE.fullmatch(value):
+            return f"must be an event type (a string like {default!r}), not {value!r}"
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be a number like {default!r}, not {value!r}"
+    if isinstance(default, int) and not isinstance(value, int):
+        return f"must be an integer like {default!r}, not {value!r}"
+    low, high = _range(name)
+    if not low <= value <= high:  # NaN fails this too
+        return f"must lie in [{low:g}, {high:g}], not {value!r}"
+    return None
+
+
 def params(formula: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The defaults with the overrides that can be used; one that cannot (stored before it was validated) is
+    left at its default and logged, so a bad stored version never stops evaluation."""
     merged = dict(DEFAULTS[formula])
     for name, value in overrides.items():
-        if name not in merged:
-            raise KeyError(name)
+        problem = parameter_problem(formula, name, value)
+        if problem:
+            log.error("builtin %s: parameter %s ignored (default used): %s", formula, name, problem)
+            continue
         merged[name] = value
     return merged
 

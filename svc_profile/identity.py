@@ -212,6 +212,14 @@ class BatchResolver:
                 if holder == pid:
                     continue
                 if holder is None:
+                    if other[0] == CUSTOMER and customers.get(pid, other[1]) != other[1]:
+                        # A second customer number on this profile would make two customers one person.
+                        res.refused += 1
+                        log.warning(
+                            "refused to link a second customer number to a customer's profile (event %s)",
+                            e.event_id,
+                        )
+                        continue
                     res.links.append(link_row(pid, other, linked_by.get(kind, "event"), e.event_id, now))
                     owner[other] = pid
                     if other[0] == CUSTOMER:

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Connection
 
 from svc_common.conditions import EventAbsence, EventCount, Source, walk
-from svc_profile.features import LazyFeatures, decoded_features
+from svc_profile.features import VIEWS_CHANGED, LazyFeatures, decoded_features
 from svc_profile.model import Person, StoredEvent, decode, decode_map
+from svc_profile.timewindows import formula_windows
 
 if TYPE_CHECKING:
     from svc_profile.engine import SegmentRule
@@ -22,7 +23,9 @@ class Loading:
 
     tags: dict[str, Any]
     segments: dict[str, Any]
+    tag_deps: dict[str, frozenset[str] | None]
     lifecycle_params: dict[str, Any]
+    fund_params: dict[str, Any]
     context: Any
     clock: Any
     store: Any
@@ -42,6 +45,13 @@ class Loading:
             days = {*self.context.login_types, *self.context.trade_types, *self.context.active_types, "quote_view"}
             days |= {"fund_view", "deposit_attempt"}
             horizon = max(self.lifecycle_params["churned_days"], 90) * 86_400
+            # The builtin formulas read the event types and windows their parameters name (quote_event,
+            # window_days ...): the same lists the sweep uses (tag_deps, timewindows.formula_windows).
+            for rule in tag_rules:
+                if rule.kind != "builtin":
+                    continue
+                days |= (self.tag_deps.get(rule.name) or frozenset()) - {VIEWS_CHANGED}
+                horizon = max([horizon, *(d * 86_400 for d in formula_windows(rule.formula, rule.params))])
         event_types: set[str] = set()
         event_horizon = 0
         for ref in refs:
@@ -162,7 +172,7 @@ class Loading:
         # The log consumer's persons (rows from its hot cache, evaluated for a few rules, then dropped): features
         # decoded as they are read.
         consumer, lazy = hot is not None, LazyFeatures
-        clock = self.clock
+        clock, fund_params = self.clock, self.fund_params
         for pid, row in rows.items():
             attributes = decode_map(row.attributes)
             if row.sealed_attributes is not None:
@@ -179,6 +189,7 @@ class Loading:
                 clock=clock,
                 now=now,
                 trade_types=trade_types,
+                fund_params=fund_params,
             )
             if sums is not None:
                 person.sums = {key: totals.get(pid, 0) for key, totals in sums.items()}

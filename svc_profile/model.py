@@ -154,6 +154,8 @@ class Person:
     trade_types: tuple[str, ...] = ()
     sums: dict[tuple[str, int, int], int] | None = None
     """Window totals aggregated by the database, (event_type, first_day, column) → total (a full recompute)."""
+    fund_params: dict[str, Any] | None = None
+    """The fund preference formula's parameters (``fund_pref.<type>``); None: its defaults."""
 
     # -- Subject -----------------------------------------------------------------------------------
     def value(self, source: Source, name: str) -> object:
@@ -205,8 +207,13 @@ class Person:
         return total
 
     def derived(self, name: str) -> object:
-        """``count.<type>.<N>d`` and ``turnover_fen.<N>d`` for any N of days, from the day buckets."""
+        """``count.<type>.<N>d`` and ``turnover_fen.<N>d`` for any N of days, from the day buckets;
+        ``fund_pref.<type>``, the fund preference index."""
         head, _, window = name.rpartition(".")
+        if head == "fund_pref":  # the share GetProfile shows, from views and holdings
+            from svc_profile.finance import DEFAULTS, fund_preference_index  # finance imports this module
+
+            return fund_preference_index(self, self.fund_params or DEFAULTS["fund_preference"]).get(window)
         if not window.endswith("d") or not window[:-1].isdigit() or self.clock is None:
             return None
         days = int(window[:-1])

@@ -19,13 +19,16 @@ from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_profile import timewindows
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
-from svc_profile.engine import SegmentRule
+from svc_profile.engine import SegmentRule, expiry_type
 from svc_profile.jobs import JobFunction, Jobs, Progress, Superseded
 from svc_profile.model import now_us
 from svc_profile.sqlseg import segment_where
 
 log = logging.getLogger("qiming.profile")
 RECOMPUTE_CHUNK = 20_000
+SWEEP_CATCH_UP_DAYS = 31
+"""A sweep covers every day boundary since the last one up to this many days; after a longer downtime it
+evaluates everyone once instead (bounded work either way)."""
 
 
 def _quiet(percent: float, message: str) -> None:
@@ -68,10 +71,14 @@ class Segments:
             where = segment_where(
                 rule.node, self.t, conn.dialect.name, now, self.core.engine.clock, self.core.is_sensitive
             )
+            readers = self.readers(segment_id)  # members read before and after only when someone reads them
+            before = self._members(conn, segment_id) if readers else set()
             if where is not None:
                 counts = self._recompute_sql(conn, rule, where, now, cause, report)
             else:
                 counts = self.core.engine.refresh(conn, None, now, cause=cause, only_segments=[rule], tags=False)
+            if readers and (counts["entered"] or counts["exited"]):
+                self.follow(conn, segment_id, before ^ self._members(conn, segment_id), now, cause)
             report(90.0, f"entered {counts['entered']}, exited {counts['exited']}: committing")
         self._stamp(segment_id, now)
         return {key: counts[key] for key in ("persons", "entered", "exited")}
@@ -90,15 +97,49 @@ class Segments:
         entered, exited = self.core.engine.write_changes(conn, changes, now, cause, {}, members)
         return {"persons": self.core.store.count_persons(conn), "entered": entered, "exited": exited}
 
+    def _members(self, conn: Any, segment_id: str) -> set[str]:
+        members = self.core.store.load_members(conn, None, [segment_id])
+        return {pid for pid, rows in members.items() if rows[segment_id].is_member}
+
+    def readers(self, segment_id: str) -> list[SegmentRule]:
+        """The active dynamic segments reading ``segment_id`` through ``in_segment``, directly or through another
+        reader, in dependency order (the engine keeps segments in that order)."""
+        reached, out = {segment_id}, []
+        for sid, rule in self.core.engine.segments.items():
+            if rule.node is not None and rule.refs is not None and rule.refs.segments & reached:
+                reached.add(sid)
+                out.append(rule)
+        return out
+
+    def follow(self, conn: Any, segment_id: str, changed: set[str], now: int, cause: str) -> dict[str, int]:
+        """After the memberships of ``segment_id`` changed outside the engine's own evaluation (a static list
+        set, a recompute), its readers are evaluated for the persons that changed, in the same transaction:
+        no reader is left stale until its own recompute. Returns the readers' total changes."""
+        totals = {"entered": 0, "exited": 0}
+        readers = self.readers(segment_id)
+        if not readers or not changed:
+            return totals
+        pids = sorted(changed)
+        for start in range(0, len(pids), RECOMPUTE_CHUNK):
+            chunk = pids[start : start + RECOMPUTE_CHUNK]
+            counts = self.core.engine.refresh(conn, chunk, now, cause=cause, only_segments=readers, tags=False)
+            totals["entered"] += counts["entered"]
+            totals["exited"] += counts["exited"]
+        return totals
+
     def refresh_everyone(
-        self, cause: str, progress: Progress | None = None, stop: Callable[[], str] | None = None
+        self,
+        cause: str,
+        progress: Progress | None = None,
+        stop: Callable[[], str] | None = None,
+        now: int | None = None,
     ) -> int:
         """Tags, lifecycle and every segment for everyone (after a tag definition changes), one transaction
         per ``RECOMPUTE_CHUNK`` profiles with the rules in force when the chunk starts. ``stop`` (checked
         before each chunk) returns why to stop early, or ""; returns the profiles evaluated."""
         report = progress or _quiet
         pids = self.all_pids()
-        now = now_us()
+        now = now if now is not None else now_us()
         for start in range(0, len(pids), RECOMPUTE_CHUNK):
             why = stop() if stop is not None else ""
             if why:
@@ -192,6 +233,7 @@ class Segments:
             if replace_all:
                 changes += [(pid, segment_id, False) for pid in sorted(current - wanted)]
             core.engine.write_changes(conn, changes, now, "static", {}, members)
+            self.follow(conn, segment_id, {pid for pid, _, _ in changes}, now, "static")
         self._stamp(segment_id, now)
         with core.database.connection() as conn:
             return self.definitions.size(conn, segment_id), missing
@@ -284,17 +326,100 @@ class Segments:
                 )
                 for (pid,) in rows:
                     found.setdefault(pid, set()).update(ageing)
+                # AT_RISK with no activity in the churned window: CHURNED comes with the account's age (no
+                # bucket leaves a window for one never active), so they age like NEW persons.
+                churned = engine.lifecycle_params["churned_days"] * 86_400
+                active = (
+                    select(d.c.profile_id)
+                    .where(
+                        d.c.profile_id == p.c.profile_id,
+                        d.c.event_type.in_(sorted(engine.context.active_types)),
+                        d.c.day >= clock.first_of_window(now, churned),
+                        d.c.n > 0,
+                    )
+                    .exists()
+                )
+                rows = conn.execute(select(p.c.profile_id).where(p.c.lifecycle_stage == "AT_RISK", ~active))
+                for (pid,) in rows:
+                    found.setdefault(pid, set()).update(ageing)
+            self._expired_tags(conn, previous_us, now, found)
         pids = sorted(found)
         # As for a log batch, each person is evaluated only for the rules those event types can change.
         for start in range(0, len(pids), RECOMPUTE_CHUNK):
             chunk = pids[start : start + RECOMPUTE_CHUNK]
             with core.writing() as conn:
                 core.engine.refresh(conn, chunk, now, cause="time", person_types=found)
-        retention = core.settings.event_retention_days
-        if retention and last > first:
-            with core.writing() as conn:
-                core.store.purge_events(conn, now - retention * 86_400_000_000)
+        if last > first:
+            self.purge_retained(now)
         return {"candidates": len(pids), "by_window": by_window}
+
+    def _expired_tags(self, conn: Any, previous_us: int, now: int, found: dict[str, set[str]]) -> None:
+        """Persons whose written value of a tag some rule reads expired since ``previous_us`` (a value is hidden
+        from its ``expires_us`` on): their readers are re-evaluated through the tag's expiry type."""
+        engine = self.core.engine
+        refs = [r for rule in engine.tags.values() for r in rule.refs]
+        refs += [s.refs for s in engine.segments.values() if s.refs is not None]
+        read = {name for r in refs for name in r.tags}
+        names = sorted(n for n in read if (rule := engine.tags.get(n)) is not None and rule.kind == "external")
+        if not names:
+            return
+        t = self.t["tag"]
+        rows = conn.execute(
+            select(t.c.profile_id, t.c.name).where(
+                t.c.name.in_(names), t.c.expires_us > previous_us, t.c.expires_us <= now
+            )
+        )
+        for pid, name in rows:
+            found.setdefault(pid, set()).add(expiry_type(name))
+
+    def purge_retained(self, now: int) -> None:
+        retention = self.core.settings.event_retention_days
+        if retention:
+            with self.core.writing() as conn:
+                self.core.store.purge_events(conn, now - retention * 86_400_000_000)
+
+    def catch_up(self, now: int) -> dict[str, int]:
+        """The time sweep since the last one, wherever it ran (``catch_up``): what ``Sweeper`` calls."""
+        return catch_up(self, now)
+
+
+class SweepWatermark:
+    """Up to when the time sweep has run, kept in ``profile_consumer`` (a row of its own), so that the first
+    sweep after a restart covers every day boundary passed while the service was down."""
+
+    def __init__(self, segments: Segments) -> None:
+        self.segments = segments
+        self.name = f"sweep:{segments.core.settings.consumer_name}"[:64]
+
+    def load(self) -> int | None:
+        with self.segments.core.database.connection() as conn:
+            stored = self.segments.core.store.load_cursor(conn, self.name)
+        return int(stored) if stored else None
+
+    def save(self, at_us: int, persons: int) -> None:
+        # keep_hot: this row changes no person, so the consumer's cache of hot persons stays (each sweep saves it)
+        with self.segments.core.writing(keep_hot=True) as conn:
+            self.segments.core.store.save_cursor(conn, self.name, str(at_us), persons, at_us)
+
+
+def catch_up(segments: Segments, now: int) -> dict[str, int]:
+    """The sweep from the stored watermark to ``now`` (one day back when none is stored: a new database, or
+    the first start of a release that stores it); a gap of more than ``SWEEP_CATCH_UP_DAYS`` evaluates
+    everyone once instead (cause ``time``). The watermark is saved after the sweep: a sweep that fails is
+    done again from the same point (re-evaluating writes only differences)."""
+    watermark = SweepWatermark(segments)
+    previous = watermark.load()
+    if previous is None:
+        previous = now - 86_400_000_000
+    clock = segments.core.engine.clock
+    if clock.of(now) - clock.of(previous) > SWEEP_CATCH_UP_DAYS:
+        log.warning("time sweep: last run %d days ago; evaluating everyone", clock.of(now) - clock.of(previous))
+        result = {"candidates": segments.refresh_everyone("time", now=now), "by_window": 0, "everyone": 1}
+        segments.purge_retained(now)
+    else:
+        result = segments.sweep(previous, now)
+    watermark.save(now, result["candidates"])
+    return result
 
 
 class OutboxPublisher:
@@ -348,15 +473,13 @@ class Sweeper:
     def __init__(self, segments: Segments, interval: float) -> None:
         self.segments = segments
         self.interval = interval
-        self.last_us = now_us() - 86_400_000_000  # at start: catch the day boundary that passed while down
 
     async def run(self) -> None:
         while True:
             now = now_us()
             try:
                 started = time.monotonic()
-                result = await asyncio.to_thread(self.segments.sweep, self.last_us, now)
-                self.last_us = now
+                result = await asyncio.to_thread(self.segments.catch_up, now)
                 log.debug("sweep: %s in %.2fs", result, time.monotonic() - started)
             except asyncio.CancelledError:
                 raise

@@ -200,7 +200,7 @@ class TagServicer(pb_grpc.TagServiceServicer):
         return response
 
     async def ListUserTags(self, request: pb.ListUserTagsRequest, context: Any) -> pb.ListUserTagsResponse:
-        rows = await _run(self.app.tags.list_user_tags, request.user)
+        rows = await _run(self.app.tags.list_user_tags, request.user, _roles())
         return pb.ListUserTagsResponse(tags=[tag_value_proto(r) for r in rows])
 
     async def RecomputeTag(self, request: pb.RecomputeTagRequest, context: Any) -> pb.RecomputeTagResponse:

@@ -20,6 +20,7 @@ from svc_profile.store._sql import CANONICAL, CUSTOMER
 log = logging.getLogger("qiming.profile")
 PARTS = frozenset({"attributes", "features", "tags", "identities", "segments"})
 MAX_BATCH_REFS = 1000
+MAX_LINKED_BY = 32
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.")
 
 
@@ -119,9 +120,9 @@ class ProfileDomain:
                 self._fill(profile.attributes, person.attributes, unmask, masked)
             if "features" in want:
                 features = {**person.features, **person.window_features()}
-                from svc_profile.finance import DEFAULTS, fund_preference_index
+                from svc_profile.finance import fund_preference_index
 
-                for fund_type, share in fund_preference_index(person, DEFAULTS["fund_preference"]).items():
+                for fund_type, share in fund_preference_index(person, core.engine.fund_params).items():
                     features[f"fund_pref.{fund_type}"] = share
                 self._fill(profile.features, features, unmask, masked)
             if "identities" in want:
@@ -130,8 +131,11 @@ class ProfileDomain:
                     linked.identity.type, linked.identity.value = i.id_type, i.id_value
                     _ts(linked.linked_at, i.linked_us)
             if "tags" in want:
-                for _name, tag in sorted(tags.get(pid, {}).items()):
+                for tag_name, tag in sorted(tags.get(pid, {}).items()):
                     if tag.expires_us is not None and tag.expires_us <= now:
+                        continue
+                    if not unmask and tag_name in core.sensitive_tags:  # a level 3+ tag: listed, not shown
+                        masked.append(f"tags.{tag_name}")
                         continue
                     profile.tags.append(tag_value_proto(tag))
             if "segments" in want:
@@ -242,6 +246,11 @@ class ProfileDomain:
                 "a canonical id is assigned by svc_profile and cannot be linked",
                 violations=[FieldViolation("identity.type", "link a broker id, not ID_TYPE_CANONICAL")],
             )
+        if len(linked_by) > MAX_LINKED_BY:  # the column's size (profile_identity.linked_by)
+            raise InvalidArgument(
+                f"linked_by is at most {MAX_LINKED_BY} characters",
+                violations=[FieldViolation("linked_by", f"at most {MAX_LINKED_BY} characters, e.g. alias_call")],
+            )
         now = now_us()
         merged = ""
         with core.writing() as conn:
@@ -272,10 +281,11 @@ class ProfileDomain:
             )
         now = now_us()
         with core.writing() as conn:
-            core.find(conn, key, "identity")
+            previous = core.find(conn, key, "identity")
             core.store.delete_link(conn, *key)
             pid, _ = self._ensure(conn, key, "unlink", "UnlinkIdentity", now)
-            core.engine.refresh(conn, [pid], now, cause="event")
+            # The profile left behind changes too (e.g. it no longer holds a customer number).
+            core.engine.refresh(conn, sorted({previous, pid}), now, cause="event")
         return pid
 
     def identities(self, ref: Any) -> tuple[str, list[Any]]:

@@ -94,13 +94,17 @@ class TagWriter:
         written = len(accepted) - len(missing)
         return written, sorted(errors)
 
-    def list_user_tags(self, ref: Any) -> list[Any]:
+    def list_user_tags(self, ref: Any, roles: frozenset[str] = frozenset()) -> list[Any]:
+        """The person's tags in force; those of level 3+ only for a caller holding an unmask role."""
         key = self.core.policy.ref(ref.type, ref.value, "user")
         now = now_us()
+        hidden = frozenset() if roles & frozenset(self.core.settings.unmask_roles) else self.core.sensitive_tags
         with self.core.database.connection() as conn:
             pid = self.core.find(conn, key)
             tags = self.core.store.load_tags(conn, [pid]).get(pid, {})
-        return [t for _, t in sorted(tags.items()) if t.expires_us is None or t.expires_us > now]
+        return [
+            t for name, t in sorted(tags.items()) if (t.expires_us is None or t.expires_us > now) and name not in hidden
+        ]
 
 
 def _refusal(rule: Any, name: str) -> tuple[type[QimingError], str, str] | None:
