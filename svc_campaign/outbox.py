@@ -11,7 +11,7 @@ import hashlib
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, case, insert, update
+from sqlalchemy import ColumnElement, Table, and_, case, func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
@@ -130,16 +130,22 @@ def insert_message(
     row: dict[str, Any] | None,
     preempt: list[str],
     now: dt.datetime | None = None,
-) -> None:
+) -> bool:
     """Suppress the ``preempt``-ed unsent messages (one already at the gateway only takes the reason: see
     :data:`CANCEL_REASONS`), then insert ``row`` (None: only the first part). ``now``: the row's ``created_at``
-    when not given; with neither, any leased message counts as at the gateway."""
+    when not given; with neither, any leased message counts as at the gateway. False when a stored message of
+    ``preempt`` was not suppressed (a delivery round claimed or sent it since the gate read it): it may reach the
+    customer, so the touch that wanted its room must not go too."""
+    kept = 0
     if preempt:
         at = now or (row["created_at"] if row is not None else None)
         m = tables["message"]
         conn.execute(withdraw(m, [m.c.message_id.in_(preempt)], "preempted_by_priority", at))
+        left = select(func.count()).where(m.c.message_id.in_(preempt), m.c.status != "SUPPRESSED")
+        kept = conn.execute(left).scalar_one()
     if row is not None:
         conn.execute(insert(tables["message"]), row)
+    return kept == 0
 
 
 def message_event(row: RowMapping | dict[str, Any], status: str, at: dt.datetime) -> event_pb2.Event:

@@ -79,6 +79,8 @@ class Decision:
     deferred_until: dt.datetime | None = None
     preempt: list[str] = field(default_factory=list)
     """Unsent lower-priority messages to suppress (reason ``preempted_by_priority``) to make room."""
+    preempt_reason: str = ""
+    """The cap that needs the room: this touch's reason if a message to preempt turns out to be at the gateway."""
     rendered: tuple[str, str, str] = ("", "", "")
 
 
@@ -353,6 +355,7 @@ class PolicyGate:
         day_from, week_from = cap_windows(policy, now, self.default_zone)
         marketing = [r for r in rows if r.is_marketing]
         preempt: list[str] = []
+        preempt_reason = ""
         checks = (
             (
                 "channel_cap",
@@ -377,7 +380,8 @@ class PolicyGate:
                 return Decision(False, reason)
             need = len(counted) - limit + 1
             preempt += [v.message_id for v in victims[:need]]
-        return Decision(True, preempt=preempt)
+            preempt_reason = preempt_reason or reason
+        return Decision(True, preempt=preempt, preempt_reason=preempt_reason)
 
 
 def gate_bucket(user_id: str) -> int:

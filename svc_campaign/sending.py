@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from svc_campaign.outbox import insert_message, new_message, ordered_id
-from svc_campaign.policy import Touch, default_policy, policy_from_json
+from svc_campaign.policy import Decision, Touch, default_policy, policy_from_json
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2
 
@@ -143,7 +143,7 @@ class Sender:
             )
             first = first or (channel, decision)
             if decision.allowed and decision.deferred_until is None:
-                return self._write(
+                row = self._write(
                     conn,
                     user,
                     channel,
@@ -156,7 +156,8 @@ class Sender:
                     fields,
                     decision,
                     idempotency_key,
-                ), ""
+                )
+                return row, row["suppression_reason"] if row["status"] == "SUPPRESSED" else ""
             if decision.allowed and deferred is None:
                 deferred = (channel, decision)
         channel, decision = deferred or first  # type: ignore[misc]
@@ -192,6 +193,9 @@ class Sender:
             **fields,
         )
         row["title"], row["body"], row["link"] = decision.rendered
+        if decision.allowed and decision.preempt and not self._preempt(conn, user, decision.preempt, now):
+            # A message it would take the room of was claimed by a delivery round meanwhile: the cap holds.
+            decision = Decision(False, decision.preempt_reason, rendered=decision.rendered)
         if not decision.allowed:
             row.update(status="SUPPRESSED", suppression_reason=decision.reason, next_attempt_at=None)
         elif decision.deferred_until is not None:
@@ -201,22 +205,23 @@ class Sender:
                 next_attempt_at=decision.deferred_until,
                 suppression_reason=decision.reason,
             )
-        if decision.allowed and decision.preempt:
-            for pending in self._writes().messages:
-                if pending["message_id"] in decision.preempt and pending["status"] in ("QUEUED", "DEFERRED"):
-                    pending.update(
-                        status="SUPPRESSED", suppression_reason="preempted_by_priority", next_attempt_at=None
-                    )
-            insert_message(conn, self.t, None, decision.preempt, now)
-            recent = self._writes().recent.get(user)
-            if recent:
-                self._writes().recent[user] = [
-                    r._replace(status="SUPPRESSED") if r.message_id in decision.preempt else r for r in recent
-                ]
         writes = self._writes()
         writes.messages.append(row)
         writes.messages_by_user.setdefault(user, []).append(row)
         return row
+
+    def _preempt(self, conn: Connection, user: str, preempt: list[str], now: dt.datetime) -> bool:
+        """Suppress the messages ``preempt`` names, this batch's and stored ones; False when a stored one could not
+        be (see ``insert_message``)."""
+        writes = self._writes()
+        for pending in writes.messages:
+            if pending["message_id"] in preempt and pending["status"] in ("QUEUED", "DEFERRED"):
+                pending.update(status="SUPPRESSED", suppression_reason="preempted_by_priority", next_attempt_at=None)
+        done = insert_message(conn, self.t, None, preempt, now)
+        recent = writes.recent.get(user)
+        if recent:
+            writes.recent[user] = [r._replace(status="SUPPRESSED") if r.message_id in preempt else r for r in recent]
+        return done
 
     # -- events and timers for customers already in ---------------------------------------------------
 
