@@ -257,9 +257,11 @@ class Engine:
         user = event.user_id
         if event.event_type == ERASED:
             self.walker.flush(conn)  # entries earlier in this batch are erased too
-            left = erase_customer(conn, self.t, user, now)
-            erased[user] = now
-            log.info("customer erased", extra={"journeys_left": left})
+            # The customer's gate lock first: a scheduled run entering them in another transaction either entered
+            # them before (and they leave now) or waits and then sees them on the suppression list.
+            self.walker.gate.lock_customers(conn, [user])
+            erased[user] = erase_customer(conn, self.t, user, now, event_time(event))
+            log.info("customer erased")
             return
         if user in erased and event_time(event) <= erased[user]:
             return  # from before the customer's erasure, arriving late: it brings nobody back (erasure.py)

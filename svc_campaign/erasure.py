@@ -29,15 +29,23 @@ ERASED = "$profile_erased"
 REASON = "customer_erased"
 
 
-def erase_customer(conn: Connection, t: dict[str, Table], user_id: str, now: dt.datetime) -> int:
-    """Everything in flight for ``user_id`` stops; returns how many journeys they left."""
-    left = exit_in_flight(conn, t, "user_id", user_id, exit_reason=REASON, suppression=REASON, now=now)
+def erase_customer(
+    conn: Connection, t: dict[str, Table], user_id: str, now: dt.datetime, erased: dt.datetime | None = None
+) -> dt.datetime:
+    """Everything in flight for ``user_id`` stops. ``erased``: when the erasure happened (the ``$profile_erased``
+    event's time; default ``now``), kept on the suppression list — the later one when the customer was erased
+    before — so that a log read late or replayed judges events against the erasure, not against when it was
+    read. Returns the time kept."""
+    exit_in_flight(conn, t, "user_id", user_id, exit_reason=REASON, suppression=REASON, now=now)
     m = t["message"]
     conn.execute(update(m).where(m.c.user_id == user_id).values(title="", body="", link=""))
     members = t["scheduled_member"]
     conn.execute(delete(members).where(members.c.user_id == user_id))
-    upsert(conn, t["erased"], [{"user_id": user_id, "erased_at": now}], keys=["user_id"], updates=["erased_at"])
-    return left
+    at = erased or now
+    before = erased_at(conn, t, [user_id]).get(user_id)
+    if before is None or before < at:
+        upsert(conn, t["erased"], [{"user_id": user_id, "erased_at": at}], keys=["user_id"], updates=["erased_at"])
+    return max(at, before) if before is not None else at
 
 
 def erased_at(conn: Connection, t: dict[str, Table], users: Iterable[str]) -> dict[str, dt.datetime]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from svc_campaign.erasure import erased_at
 from svc_campaign.outbox import stable_id
 from svc_campaign.profiles import ExportFailed, SegmentMembers
 from svc_campaign.triggers import ScheduledEntry
@@ -232,11 +233,13 @@ class Scheduler:
                 "event_id": "",
                 "event_type": SCHEDULED_EVENT,
             }
-            entered = 0
+            entered, key = 0, f"run:{run['run_id']}"
             try:
-                walker.prefetch(conn, {u for _, u in rows if u}, now)
+                users = {u for _, u in rows if u}
+                walker.prefetch(conn, users, now)  # their gate locks: an erasure in another transaction waits, or
+                gone = erased_at(conn, self.t, users)  # committed first and its suppression row is seen here
                 for _, user in rows:
-                    if user and walker.enter(conn, journey, user, context, f"run:{run['run_id']}", now, batch):
+                    if user and user not in gone and walker.enter(conn, journey, user, context, key, now, batch):
                         entered += 1
                 walker.flush(conn)
             except BaseException:
