@@ -82,11 +82,32 @@ class CollectClient:
     async def publish(self, events: Sequence[event_pb2.Event]) -> collect_pb2.IngestResponse:
         """Ingest ``events`` (ids must be deterministic for retries to be safe); per-event results as sent.
 
-        Raises ``Unavailable`` when the collector did not answer within the retry policy, and
-        ``ResourceExhausted`` (reason ``BATCH_TOO_LARGE``, the collector's ``max_batch_events`` in its metadata
-        when it named one) at once for a batch above the collector's limits: sending it again cannot help, so
-        split it. A rejected event is not an exception: look at the results (the log keeps it in quarantine).
+        Raises ``Unavailable`` when the collector did not answer within the retry policy. A batch above the
+        collector's limits (``BATCH_TOO_LARGE``: more events than its ``max_batch_events``, or more bytes than its
+        message limit) is split — into batches of the limit the collector named, else in halves — and sent again;
+        the results come back as one answer, indexed as in ``events``. ``ResourceExhausted`` only when a single
+        event is too large. A rejected event is not an exception: look at the results (the log keeps it in
+        quarantine).
         """
+        try:
+            return await self._publish_once(events)
+        except ResourceExhausted as exc:
+            if len(events) < 2:
+                raise
+            limit = int(exc.metadata.get("max_batch_events", "0") or 0)
+            size = limit if 0 < limit < len(events) else (len(events) + 1) // 2
+            answer = collect_pb2.IngestResponse()
+            for start in range(0, len(events), size):
+                part = await self.publish(events[start : start + size])
+                for result in part.results:
+                    answer.results.add().CopyFrom(result)
+                    answer.results[-1].index = start + result.index
+                answer.accepted_count += part.accepted_count
+                answer.duplicate_count += part.duplicate_count
+                answer.rejected_count += part.rejected_count
+            return answer
+
+    async def _publish_once(self, events: Sequence[event_pb2.Event]) -> collect_pb2.IngestResponse:
         request = collect_pb2.IngestRequest(events=events)
         attempt = 0
         while True:

@@ -199,22 +199,6 @@ def test_an_unavailable_store_fails_the_group_without_writing_batch_by_batch() -
 # -- #5 and #9: cursors beyond the head ---------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "jetstream"])
-def log_backend(request: pytest.FixtureRequest) -> dict[str, str]:
-    if request.param == "sqlite":
-        return {}
-    if request.param == "postgresql":
-        return {"database_url": request.getfixturevalue("database_url_postgresql")}
-    server = request.getfixturevalue("jetstream_server")
-    name = f"t{uuid.uuid4().hex[:12]}"
-    return {
-        "log_backend": "jetstream",
-        "nats_url": server.url,
-        "jetstream_stream": name,
-        "jetstream_subject_prefix": f"{name}.events",
-    }
-
-
 async def _read_ids(service, **request) -> list[str]:
     out: list[str] = []
     async for events, _ in service.read(collect_pb2.ReadEventsRequest(**request), frozenset()):
@@ -312,22 +296,35 @@ def test_a_nats_outage_is_unavailable_not_internal(tmp_path: Path) -> None:
 
 
 class _ScriptedCollector(collect_pb2_grpc.CollectServiceServicer):
-    """Answers each Ingest with the next scripted error, then with success."""
+    """Answers each Ingest with the next scripted error, then with success; refuses batches above ``limit``."""
 
-    def __init__(self, errors: list[QimingError]) -> None:
+    def __init__(self, errors: list[QimingError], limit: int = 0) -> None:
         self.errors = errors
+        self.limit = limit
         self.calls = 0
 
     async def Ingest(self, request, context):
         self.calls += 1
         if self.errors:
             await context.abort_with_status(to_status(self.errors.pop(0)))
-        return collect_pb2.IngestResponse(accepted_count=len(request.events))
+        if self.limit and len(request.events) > self.limit:
+            refusal = ResourceExhausted(
+                f"batch has {len(request.events)} events; the limit is {self.limit}",
+                reason="BATCH_TOO_LARGE",
+                metadata={"max_batch_events": str(self.limit)},
+            )
+            await context.abort_with_status(to_status(refusal))
+        results = [
+            collect_pb2.EventResult(index=i, event_id=e.event_id, status=ACCEPTED) for i, e in enumerate(request.events)
+        ]
+        return collect_pb2.IngestResponse(results=results, accepted_count=len(request.events))
 
 
 @contextlib.asynccontextmanager
-async def _scripted_client(errors: list[QimingError]) -> AsyncIterator[tuple[CollectClient, _ScriptedCollector]]:
-    collector = _ScriptedCollector(errors)
+async def _scripted_client(
+    errors: list[QimingError], limit: int = 0
+) -> AsyncIterator[tuple[CollectClient, _ScriptedCollector]]:
+    collector = _ScriptedCollector(errors, limit)
     server = aio.server()
     collect_pb2_grpc.add_CollectServiceServicer_to_server(collector, server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -340,17 +337,21 @@ async def _scripted_client(errors: list[QimingError]) -> AsyncIterator[tuple[Col
         await server.stop(None)
 
 
-def test_publish_fails_at_once_on_a_batch_too_large_and_retries_the_rest() -> None:
-    too_large = ResourceExhausted(
-        "batch has 6 events; the limit is 5", reason="BATCH_TOO_LARGE", metadata={"max_batch_events": "5"}
-    )
-
+def test_publish_splits_a_batch_too_large_and_retries_the_rest() -> None:
     async def scenario() -> None:
+        events = [make_event() for _ in range(12)]
+        async with _scripted_client([], limit=5) as (client, collector):
+            answer = await client.publish(events)  # refused once, then sent as 5 + 5 + 2: never the same batch again
+            assert collector.calls == 4 and answer.accepted_count == 12
+            assert [(r.index, r.event_id) for r in answer.results] == [(i, e.event_id) for i, e in enumerate(events)]
+        too_large = ResourceExhausted("one event over the message limit", reason="BATCH_TOO_LARGE")
         async with _scripted_client([too_large]) as (client, collector):
-            with pytest.raises(ResourceExhausted) as caught:
-                await client.publish([make_event() for _ in range(6)])
-            assert collector.calls == 1
-            assert caught.value.reason == "BATCH_TOO_LARGE" and caught.value.metadata["max_batch_events"] == "5"
+            with pytest.raises(ResourceExhausted) as caught:  # a single event: nothing left to split
+                await client.publish([make_event()])
+            assert collector.calls == 1 and caught.value.reason == "BATCH_TOO_LARGE"
+        async with _scripted_client([], limit=3) as (client, collector):  # no limit named: halves
+            collector.limit, collector.errors = 3, [ResourceExhausted("too large", reason="BATCH_TOO_LARGE")]
+            assert (await client.publish(events[:8])).accepted_count == 8
         # Busy, or the log unavailable (a NATS outage): retried until the collector takes the batch.
         busy = ResourceExhausted("too many requests", reason="RATE_LIMITED")
         down = Unavailable("JetStream is unavailable", reason="LOG_UNAVAILABLE")
