@@ -110,3 +110,21 @@ def jetstream_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsS
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "jetstream"])
+def log_backend(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings for each backend of the log: the embedded one on SQLite and on PostgreSQL, and JetStream
+    (a stream of the test's own on the run's nats-server, schemas and quarantine on SQLite)."""
+    if request.param == "sqlite":
+        return {}
+    if request.param == "postgresql":
+        return {"database_url": request.getfixturevalue("database_url_postgresql")}
+    server = request.getfixturevalue("jetstream_server")
+    name = f"t{uuid.uuid4().hex[:12]}"
+    return {
+        "log_backend": "jetstream",
+        "nats_url": server.url,
+        "jetstream_stream": name,
+        "jetstream_subject_prefix": f"{name}.events",
+    }

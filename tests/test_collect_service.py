@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -18,24 +17,6 @@ from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
 
 R = errors_pb2.ErrorReason
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "jetstream"])
-def log_backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    """Settings for each backend of the log: the embedded one on SQLite and on PostgreSQL, and JetStream
-    (a stream of the test's own on the run's nats-server, schemas and quarantine on SQLite)."""
-    if request.param == "sqlite":
-        return {}
-    if request.param == "postgresql":
-        return {"database_url": request.getfixturevalue("database_url_postgresql")}
-    server = request.getfixturevalue("jetstream_server")
-    name = f"t{uuid.uuid4().hex[:12]}"
-    return {
-        "log_backend": "jetstream",
-        "nats_url": server.url,
-        "jetstream_stream": name,
-        "jetstream_subject_prefix": f"{name}.events",
-    }
 
 
 async def _read_all(service, **request) -> list[event_pb2.Event]:

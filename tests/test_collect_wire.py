@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from collect_helpers import collect_settings, make_event, running_service
-from test_collect_service import log_backend  # noqa: F401  (the fixture: SQLite, PostgreSQL, JetStream)
 
 from svc_collect.store import StoredEvent
 from svc_collect.wire import encode_read_response, timestamp_field, varint
@@ -32,7 +31,7 @@ def _varied_events() -> list[event_pb2.Event]:
     return events
 
 
-def test_encoded_pages_decode_to_the_built_messages(log_backend: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
+def test_encoded_pages_decode_to_the_built_messages(log_backend: dict[str, str], tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running_service(collect_settings(tmp_path, **log_backend)) as (service, _catalog):
             for _ in range(3):  # three appends: three receive times in the log
