@@ -19,7 +19,6 @@ import asyncio
 import datetime as dt
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,7 +29,7 @@ from sqlalchemy import Table, delete, or_, select, update
 from svc_campaign.clock import Clock
 from svc_campaign.config import CampaignSettings
 from svc_campaign.outbox import CANCEL_REASONS, UNSENT, message_event, queue_event
-from svc_campaign.policy import consent_allows, default_policy, policy_from_json, quiet_until
+from svc_campaign.policy import PolicyCache, consent_allows, quiet_until
 from svc_common.db import Database
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import event_pb2
@@ -119,7 +118,7 @@ class Dispatcher:
         self.adapter = adapter
         self.settings = settings
         self._held = held  # () -> set of paused journey ids
-        self._policy_cache: tuple[float, Any] | None = None
+        self._policies = PolicyCache(tables["policy"], settings.journey_refresh_seconds)
         self.delivered = 0
 
     def claim(self) -> list[dict[str, Any]]:
@@ -192,7 +191,7 @@ class Dispatcher:
         after an outage, the end of one rule inside another) is DEFERRED to their end, not sent, not lost."""
         if not any(r["is_marketing"] for r in rows):
             return rows
-        policy = self._policy(conn)
+        policy = self._policies.get(conn)
         if not policy.quiet_hours:
             return rows
         deferred: dict[dt.datetime, list[str]] = {}
@@ -216,16 +215,6 @@ class Dispatcher:
             )
         held = {i for ids in deferred.values() for i in ids}
         return [r for r in rows if r["message_id"] not in held]
-
-    def _policy(self, conn: Any) -> Any:
-        """The contact policy, read again at most every ``journey_refresh_seconds`` (as the gate's walker does)."""
-        if self._policy_cache is not None and self._policy_cache[0] > time.monotonic():
-            return self._policy_cache[1]
-        p = self.t["policy"].c
-        row = conn.execute(select(p.document, p.version_no).where(p.policy_id == "default")).first()
-        policy = policy_from_json(row.document) if row is not None else default_policy()
-        self._policy_cache = (time.monotonic() + self.settings.journey_refresh_seconds, policy)
-        return policy
 
     def _drop_withdrawn(self, conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Consent is checked again at delivery: a customer who opted out while a marketing message waited (quiet

@@ -20,7 +20,7 @@ from svc_campaign.batch import BatchedWrites, Previous
 from svc_campaign.config import CampaignSettings
 from svc_campaign.experiments import Experiments, bucket
 from svc_campaign.outbox import ordered_id
-from svc_campaign.policy import PolicyGate
+from svc_campaign.policy import PolicyCache, PolicyGate
 from svc_campaign.profiles import PersonSubject, ProfileDirectory
 from svc_campaign.sending import Sender, _event_values
 from svc_campaign.store._bulk import DriverUpdates, DriverWrite
@@ -58,7 +58,7 @@ class Walker(BatchedWrites, Sender):
         self.experiments = experiments
         self.settings = settings
         self._templates: dict[str, tuple[float, pb.Template | None]] = {}
-        self._policy: tuple[float, pb.ContactPolicy] | None = None
+        self._policies = PolicyCache(tables["policy"], settings.journey_refresh_seconds)
         # Visits wait here (per thread: the follower and the timer loop each have their transaction) and are
         # written in one statement before the transaction commits.
         self._local = threading.local()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import time
 import zlib
 import zoneinfo
 from collections.abc import Iterable
@@ -22,12 +23,12 @@ from sqlalchemy import Integer, Select, Table, bindparam, cast, func, literal_co
 from sqlalchemy.engine import Connection
 
 from svc_campaign.content import RenderRefused, check_template, prohibited_claim, render, risk_rating
+from svc_campaign.outbox import UNSENT
 from svc_campaign.store._bulk import among, json_texts
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2
 
 COUNTED = ("QUEUED", "DEFERRED", "SENT", "DELIVERED", "CLICKED")
-UNSENT = ("QUEUED", "DEFERRED")
 ALL_CHANNELS = 0
 ALL_PURPOSES = "*"
 
@@ -52,6 +53,30 @@ def default_policy() -> pb.ContactPolicy:
 
 def policy_from_json(document: dict) -> pb.ContactPolicy:
     return json_format.ParseDict(document, pb.ContactPolicy())
+
+
+class PolicyCache:
+    """The stored contact policy (the default until one is stored), read again at most every ``refresh_seconds``:
+    the gate's sends and the dispatcher's claims judge by the same policy."""
+
+    def __init__(self, table: Table, refresh_seconds: float) -> None:
+        self._table = table
+        self._refresh_seconds = refresh_seconds
+        self._held: tuple[float, pb.ContactPolicy] | None = None
+
+    def get(self, conn: Connection) -> pb.ContactPolicy:
+        if self._held is not None and self._held[0] > time.monotonic():
+            return self._held[1]
+        p = self._table.c
+        row = conn.execute(select(p.document, p.version_no).where(p.policy_id == "default")).first()
+        policy = policy_from_json(row.document) if row is not None else default_policy()
+        if row is not None:
+            policy.version = row.version_no
+        self._held = (time.monotonic() + self._refresh_seconds, policy)
+        return policy
+
+    def forget(self) -> None:
+        self._held = None
 
 
 @dataclass

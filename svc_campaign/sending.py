@@ -12,19 +12,19 @@ from google.protobuf import json_format
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from svc_campaign.outbox import insert_message, new_message, ordered_id
-from svc_campaign.policy import Decision, Touch, default_policy, policy_from_json
+from svc_campaign.outbox import UNSENT, insert_message, new_message, ordered_id
+from svc_campaign.policy import Decision, Touch
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2
 
 
 class Sender:
-    """Needs ``self.t``, ``self.gate``, ``self.settings``, ``self.engine``, ``self._templates``, ``self._policy``
+    """Needs ``self.t``, ``self.gate``, ``self.settings``, ``self.engine``, ``self._templates``, ``self._policies``
     and the batched writes (``self._writes()``, ``self.pending_messages()``, ``self._known()``)."""
 
     def invalidate(self) -> None:
         self._templates.clear()
-        self._policy = None
+        self._policies.forget()
 
     def template(self, conn: Connection, template_id: str) -> pb.Template | None:
         hit = self._templates.get(template_id)
@@ -37,15 +37,7 @@ class Sender:
         return found
 
     def policy(self, conn: Connection) -> pb.ContactPolicy:
-        if self._policy is not None and self._policy[0] > time.monotonic():
-            return self._policy[1]
-        p = self.t["policy"].c
-        row = conn.execute(select(p.document, p.version_no).where(p.policy_id == "default")).first()
-        policy = policy_from_json(row.document) if row is not None else default_policy()
-        if row is not None:
-            policy.version = row.version_no
-        self._policy = (time.monotonic() + self.settings.journey_refresh_seconds, policy)
-        return policy
+        return self._policies.get(conn)
 
     # -- entry ----------------------------------------------------------------------------------------
 
@@ -215,7 +207,7 @@ class Sender:
         be (see ``insert_message``)."""
         writes = self._writes()
         for pending in writes.messages:
-            if pending["message_id"] in preempt and pending["status"] in ("QUEUED", "DEFERRED"):
+            if pending["message_id"] in preempt and pending["status"] in UNSENT:
                 pending.update(status="SUPPRESSED", suppression_reason="preempted_by_priority", next_attempt_at=None)
         done = insert_message(conn, self.t, None, preempt, now)
         recent = writes.recent.get(user)
