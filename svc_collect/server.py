@@ -21,7 +21,7 @@ from svc_collect.service import (
 from svc_collect.store import SqlCatalog, SqlEventLog, tables
 from svc_collect.validation import reason_name, reason_value, refuse_nul_in, timestamp_micros
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound
-from svc_common.paging import decode_token, encode_token, page_size
+from svc_common.paging import decode_token, encode_token, invalid_page_token, page_size
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import errors_pb2
 from svc_common.runtime import ServiceRuntime
@@ -124,11 +124,7 @@ def _quarantine_position(position: dict | None) -> tuple[int, str] | None:
         or not -(2**63) <= at < 2**63
         or "\x00" in quarantine_id
     ):
-        raise InvalidArgument(
-            "page.page_token is not a token returned by this listing",
-            reason="INVALID_PAGE_TOKEN",
-            violations=[FieldViolation("page.page_token", "pass next_page_token from the previous response unchanged")],
-        )
+        raise invalid_page_token()
     return at, quarantine_id
 
 
@@ -202,11 +198,7 @@ class EventSchemaServicer(collect_pb2_grpc.EventSchemaServiceServicer):
         position = decode_token(request.page.page_token, "event_schemas") or {}
         after = position.get("after", "")
         if not isinstance(after, str) or "\x00" in after:
-            raise InvalidArgument(
-                "page.page_token is not a token returned by this listing",
-                reason="INVALID_PAGE_TOKEN",
-                violations=[FieldViolation("page.page_token", "pass next_page_token from the previous response")],
-            )
+            raise invalid_page_token()
         schemas = await self._schemas.list(after, size + 1)
         response = collect_pb2.ListEventSchemasResponse(schemas=schemas[:size])
         if len(schemas) > size:

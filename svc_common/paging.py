@@ -37,8 +37,13 @@ def decode_token(token: str, kind: str, field: str = "page.page_token") -> dict[
             raise ValueError(kind)
         return data["p"]
     except (ValueError, TypeError, UnicodeDecodeError, AttributeError):
-        raise InvalidArgument(
-            f"{field} is not a token returned by this listing",
-            reason="INVALID_PAGE_TOKEN",
-            violations=[FieldViolation(field, "pass next_page_token from the previous response unchanged")],
-        ) from None
+        raise invalid_page_token(field) from None
+
+
+def invalid_page_token(field: str = "page.page_token") -> InvalidArgument:
+    """The error for a token this listing did not make (also for a well-formed one whose position is not)."""
+    return InvalidArgument(
+        f"{field} is not a token returned by this listing",
+        reason="INVALID_PAGE_TOKEN",
+        violations=[FieldViolation(field, "pass next_page_token from the previous response unchanged")],
+    )
