@@ -38,6 +38,13 @@ from typing import Any, TypeVar
 import nats
 from nats.js.errors import APIError, NotFoundError
 
+from svc_collect.store._jetstream_errors import (
+    NATS_ERRORS,
+    NO_ANSWER,
+    WRONG_LAST_SEQUENCE,
+    serving_error,
+    startup_error,
+)
 from svc_collect.store._jetstream_parts import (
     MAX_PACK_EVENTS,
     PACK_BITS,
@@ -51,11 +58,10 @@ from svc_collect.store._jetstream_parts import (
 )
 from svc_collect.store._jetstream_stream import ensure_stream, writes_columns
 from svc_collect.store._log import Appended, LogHead, LogPage, LogRow, SqlEventLog, StoredEvent, WriteBatch
-from svc_common.errors import StartupError, Unavailable
+from svc_common.errors import FailedPrecondition, QimingError, StartupError, Unavailable
 
 log = logging.getLogger("qiming.collect.jetstream")
 T = TypeVar("T")
-_WRONG_LAST_SEQUENCE = 10071
 _MAX_ATTEMPTS = 8
 _HEADER_ROOM_BYTES = 4096
 _READ_AHEAD_PACKS = 8
@@ -63,8 +69,6 @@ _CACHED_PACKS = 64
 _CACHED_EVENTS = 32_768
 # How far receive stamps may run out of order in the stream (clock skew between collectors, re-published packs).
 _STAMP_SLACK_US = 60_000_000
-# What NATS raises while it is down or reconnecting (nats.errors.TimeoutError is also a TimeoutError).
-_NATS_DOWN = (TimeoutError, nats.errors.Error)
 
 
 async def _log_error(exc: Exception) -> None:
@@ -142,12 +146,30 @@ class JetStreamEventLog:
                 self._timeout,
             )
         except Exception as exc:
-            raise StartupError(f"cannot reach NATS at {config.nats_url}: {exc}") from exc
+            raise StartupError(
+                f"cannot reach NATS at {config.nats_url} within {self._timeout:g} s: {exc or type(exc).__name__}; "
+                f"start nats-server there, or fix nats_url (the wait is jetstream_publish_timeout_millis)"
+            ) from exc
         self._js = self._nc.jetstream(timeout=self._timeout)
+        try:
+            await self._open_stream()
+        except NATS_ERRORS as exc:
+            raise startup_error(exc, config) from exc
+
+    async def _open_stream(self) -> None:
+        config = self._config
         info = await ensure_stream(self._js, config, self._subject)
         self._columns = await writes_columns(self._js, config, info)
         self._log_id = hashlib.sha256(f"{config.stream}|{info.created}".encode()).hexdigest()[:32]
-        self._max_message_bytes = self._nc.max_payload - _HEADER_ROOM_BYTES
+        largest = self._nc.max_payload
+        if info.config.max_msg_size and info.config.max_msg_size > 0:  # a stream's own limit (headers included)
+            largest = min(largest, info.config.max_msg_size)
+        self._max_message_bytes = largest - _HEADER_ROOM_BYTES
+        if self._max_message_bytes < _HEADER_ROOM_BYTES:
+            raise StartupError(
+                f"JetStream stream {config.stream} takes messages of at most {largest} bytes (max_msg_size), too few "
+                f"for packs of events: raise it to at least 1 MiB (nats stream edit --max-msg-size)"
+            )
         self._max_pack_bytes = min(config.max_pack_bytes, self._max_message_bytes)
         for shard in range(config.shards):
             try:
@@ -277,7 +299,11 @@ class JetStreamEventLog:
         pack = Pack.of_rows(received_us, [row for _, _, row in items[:taken]])
         data = pack.encode() if self._columns else pack.encode_rows()
         if len(data) > self._max_message_bytes:  # one event alone above what the server takes
-            raise Unavailable("one event does not fit in a JetStream message; lower max_event_bytes")
+            raise FailedPrecondition(
+                f"one event ({len(data)} bytes packed) does not fit in a JetStream message of {self._max_message_bytes}"
+                f" bytes: lower max_event_bytes, or raise the server's max_payload or the stream's max_msg_size",
+                reason="LOG_MISCONFIGURED",
+            )
         stream_seq = await self._publish_unchanged(shard, data, items[:taken])
         self._index.add(stream_seq, pack)
         self._packs.put(stream_seq, pack)
@@ -319,26 +345,17 @@ class JetStreamEventLog:
                     subject, data, timeout=self._timeout, stream=self._config.stream, headers=headers
                 )
             except APIError as exc:
-                if exc.err_code == _WRONG_LAST_SEQUENCE:
+                if exc.err_code == WRONG_LAST_SEQUENCE:
                     raise _ShardMoved from exc
-                raise Unavailable(f"JetStream refused the write: {exc.description}", reason="LOG_UNAVAILABLE") from exc
-            except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
-                # The outcome is unknown: if the pack was stored, catching up finds it by its id.
-                try:
-                    found = await self._catch_up(shard, msg_id)
-                except _NATS_DOWN as down:
-                    # NATS answers nothing (down, or reconnecting): the client retries the batch, and a pack
-                    # stored after all is found by that retry's catch-up (the shard moved), so nothing doubles.
-                    raise Unavailable(
-                        f"JetStream did not answer within {self._timeout:g} s: {down or exc!r}; retry the batch",
-                        reason="LOG_UNAVAILABLE",
-                    ) from down
-                if found:
+                raise  # _run maps it (a full stream, a deleted one …)
+            except TimeoutError:  # nats.errors.TimeoutError is one too
+                # The outcome is unknown: if the pack was stored, catching up finds it by its id. If NATS answers
+                # nothing (down, or reconnecting), _run makes that UNAVAILABLE: the client retries the batch, and a
+                # pack stored after all is found by that retry's catch-up (the shard moved), so nothing doubles.
+                if found := await self._catch_up(shard, msg_id):
                     return found
                 await asyncio.sleep(0.2)
                 continue
-            except nats.errors.Error as exc:
-                raise Unavailable(f"JetStream is unreachable: {exc}", reason="LOG_UNAVAILABLE") from exc
             self._shard_last[shard] = max(self._shard_last[shard], ack.seq)
             return ack.seq
         raise Unavailable("JetStream did not acknowledge the write; retry the batch", reason="LOG_UNAVAILABLE")
@@ -482,12 +499,23 @@ class JetStreamEventLog:
             raise Unavailable("the JetStream log is not open", reason="LOG_UNAVAILABLE")
         try:
             return self._loop.run(coro)
-        except _NATS_DOWN as exc:
-            # Every read of the stream (get_msg, stream_info) times out or fails while NATS is down or
-            # reconnecting: that is UNAVAILABLE, which clients retry, not an internal error.
-            raise Unavailable(
-                f"JetStream is unavailable: {exc or type(exc).__name__}", reason="LOG_UNAVAILABLE"
-            ) from exc
+        except NATS_ERRORS as exc:
+            # Every call into nats-py ends here: a status the caller can act on (UNAVAILABLE while NATS is down or
+            # reconnecting, which clients retry), never an internal error.
+            raise self._loop.run(self._serving_error(exc)) from exc
+
+    async def _serving_error(self, exc: BaseException) -> QimingError:
+        exists = None
+        if isinstance(exc, NO_ANSWER) and self._nc is not None and self._nc.is_connected:
+            # Nothing served the stream's subjects or direct gets: JetStream is off, or the stream is gone.
+            try:
+                await self._js.stream_info(self._config.stream)
+                exists = True
+            except NotFoundError:
+                exists = False
+            except NATS_ERRORS:
+                pass
+        return serving_error(exc, self._config.stream, exists)
 
     async def _next_packs(
         self, stream_seq: int, subject: str, whole_stream: bool, wanted: int
