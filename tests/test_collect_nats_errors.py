@@ -92,6 +92,17 @@ def test_an_account_without_jetstream_is_refused_at_start(
         _start(settings)
 
 
+def test_a_refused_login_is_named_at_start_without_the_password(accounts_server: NatsServer, tmp_path: Path) -> None:
+    """It said "cannot reach NATS" (after the timeout, the client retrying the login) and printed nats_url whole."""
+    url = accounts_server.url.replace("nats://", "nats://writer:secret-pw@")
+    settings = _settings(tmp_path, url, "LOGIN", jetstream_publish_timeout_millis=1500)
+    with pytest.raises(
+        StartupError, match=r"writer:\*\*\*@.* refused the collector's login .*Authorization Viol"
+    ) as caught:
+        _start(settings)
+    assert "secret-pw" not in str(caught.value)
+
+
 def test_subjects_overlapping_another_stream_are_refused_at_start(jetstream_server: NatsServer, tmp_path: Path) -> None:
     name = f"o{uuid.uuid4().hex[:10]}"
     other = f"{name}_OTHER"

@@ -4,6 +4,8 @@ longer fits; RESOURCE_EXHAUSTED for a full one). No nats-py exception leaves the
 
 from __future__ import annotations
 
+import re
+
 import nats
 from nats.js.errors import APIError
 
@@ -40,9 +42,29 @@ def _api(exc: BaseException) -> str:
     return f"{exc.description} (JetStream error {exc.err_code})" if isinstance(exc, APIError) else repr(exc)
 
 
+def redacted(url: str) -> str:
+    """``nats_url`` for messages and logs: a password, or a token (userinfo without a colon), replaced by ``***``."""
+    return re.sub(r"//([^/@:,]*)(:[^/@,]*)?@", lambda m: f"//{m[1]}:***@" if m[2] else "//***@", url)
+
+
+def connect_error(exc: BaseException, last: BaseException | None, config: JetStreamConfig) -> StartupError:
+    """Why the first connection failed: what the client last reported (a refused login …), else the timeout."""
+    url, timeout = redacted(config.nats_url), config.publish_timeout_millis / 1000
+    reported = str(last or "")
+    if "authorization" in reported.lower() or "authentication" in reported.lower():
+        return StartupError(
+            f"NATS at {url} refused the collector's login ({reported}): fix the user and password (or token) in "
+            f"nats_url, or the server's authorization"
+        )
+    return StartupError(
+        f"cannot reach NATS at {url} within {timeout:g} s ({reported or str(exc) or type(exc).__name__}): start "
+        f"nats-server there, or fix nats_url (the wait is jetstream_publish_timeout_millis)"
+    )
+
+
 def startup_error(exc: BaseException, config: JetStreamConfig) -> StartupError:
     """The operator's message for a nats-py exception raised while the collector starts."""
-    url, stream, replicas = config.nats_url, config.stream, config.replicas
+    url, stream, replicas = redacted(config.nats_url), config.stream, config.replicas
     timeout = config.publish_timeout_millis / 1000
     if isinstance(exc, APIError) and exc.err_code == _NOT_ENABLED_FOR_ACCOUNT:
         return StartupError(

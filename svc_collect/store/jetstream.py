@@ -42,6 +42,7 @@ from svc_collect.store._jetstream_errors import (
     NATS_ERRORS,
     NO_ANSWER,
     WRONG_LAST_SEQUENCE,
+    connect_error,
     serving_error,
     startup_error,
 )
@@ -69,10 +70,6 @@ _CACHED_PACKS = 64
 _CACHED_EVENTS = 32_768
 # How far receive stamps may run out of order in the stream (clock skew between collectors, re-published packs).
 _STAMP_SLACK_US = 60_000_000
-
-
-async def _log_error(exc: Exception) -> None:
-    log.warning("NATS connection error: %s", exc)
 
 
 async def _log_disconnected() -> None:
@@ -106,6 +103,11 @@ class JetStreamEventLog:
         self._max_message_bytes = config.max_pack_bytes
         self._timeout = config.publish_timeout_millis / 1000
         self._columns = True  # packs written in columns (see CollectSettings.jetstream_pack_format)
+        self._last_error: Exception | None = None  # the client's last error: why a first connection fails
+
+    async def _on_error(self, exc: Exception) -> None:
+        self._last_error = exc
+        log.warning("NATS connection error: %s", exc)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -139,17 +141,14 @@ class JetStreamEventLog:
                     connect_timeout=min(5, self._timeout),
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=1,
-                    error_cb=_log_error,
+                    error_cb=self._on_error,
                     disconnected_cb=_log_disconnected,
                     reconnected_cb=_log_reconnected,
                 ),
                 self._timeout,
             )
         except Exception as exc:
-            raise StartupError(
-                f"cannot reach NATS at {config.nats_url} within {self._timeout:g} s: {exc or type(exc).__name__}; "
-                f"start nats-server there, or fix nats_url (the wait is jetstream_publish_timeout_millis)"
-            ) from exc
+            raise connect_error(exc, self._last_error, config) from exc
         self._js = self._nc.jetstream(timeout=self._timeout)
         try:
             await self._open_stream()
