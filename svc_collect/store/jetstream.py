@@ -48,7 +48,6 @@ from svc_collect.store._jetstream_errors import (
 )
 from svc_collect.store._jetstream_parts import (
     MAX_PACK_EVENTS,
-    PACK_BITS,
     DedupIndex,
     JetStreamConfig,
     LoopThread,
@@ -57,19 +56,17 @@ from svc_collect.store._jetstream_parts import (
     position,
     shard_of,
 )
+from svc_collect.store._jetstream_read import StreamReads
 from svc_collect.store._jetstream_stream import ensure_stream, writes_columns
-from svc_collect.store._log import Appended, LogHead, LogPage, LogRow, SqlEventLog, StoredEvent, WriteBatch
+from svc_collect.store._log import Appended, LogHead, LogPage, LogRow, SqlEventLog, WriteBatch
 from svc_common.errors import FailedPrecondition, QimingError, StartupError, Unavailable
 
 log = logging.getLogger("qiming.collect.jetstream")
 T = TypeVar("T")
 _MAX_ATTEMPTS = 8
 _HEADER_ROOM_BYTES = 4096
-_READ_AHEAD_PACKS = 8
 _CACHED_PACKS = 64
 _CACHED_EVENTS = 32_768
-# How far receive stamps may run out of order in the stream (clock skew between collectors, re-published packs).
-_STAMP_SLACK_US = 60_000_000
 
 
 async def _log_disconnected() -> None:
@@ -84,7 +81,7 @@ class _ShardMoved(Exception):
     """Another collector appended to the shard since this one last indexed it."""
 
 
-class JetStreamEventLog:
+class JetStreamEventLog(StreamReads):
     def __init__(self, config: JetStreamConfig, side: SqlEventLog) -> None:
         self._config = config
         self._side = side  # quarantine, releases and statistics stay in the service database
@@ -400,95 +397,11 @@ class JetStreamEventLog:
         events = self._run(self._read(after_seq, limit, frozenset(event_types), user_id, anonymous_id))
         return LogPage(events, events[-1].seq if events else after_seq)
 
-    async def _read(
-        self, after: int, limit: int, types: frozenset[str], user_id: str | None, anonymous_id: str | None
-    ) -> list[StoredEvent]:
-        subject = self._all_subjects
-        if user_id is not None:
-            # A customer's events are all on the shard of their customer number. Not so an anonymous id's:
-            # once the customer logged in, the device's events carry both ids and go to the customer's shard,
-            # so a read by anonymous id reads every shard (as the embedded log scans every position).
-            subject = self._subject.format(shard_of(user_id, self._config.shards))
-        stream_seq, skip = after >> PACK_BITS, after & (MAX_PACK_EVENTS - 1)
-        if after == 0:
-            stream_seq, skip = 1, -1
-        out: list[StoredEvent] = []
-        ahead: list[tuple[int, Pack]] = []
-        while len(out) < limit:
-            if not ahead:
-                ahead = await self._next_packs(stream_seq, subject, subject == self._all_subjects, limit - len(out))
-            if not ahead:
-                break
-            seq, pack = ahead.pop(0)
-            start = skip + 1 if seq == stream_seq else 0
-            for index in range(start, len(pack)):
-                if types and pack.event_types[index] not in types:
-                    continue
-                if user_id is not None and pack.user_ids[index] != user_id:
-                    continue
-                if anonymous_id is not None and pack.anonymous_ids[index] != anonymous_id:
-                    continue
-                out.append(
-                    StoredEvent(
-                        position(seq, index),
-                        pack.received_at_us,
-                        pack.fingerprints[index],
-                        pack.flags[index],
-                        pack.payloads[index],
-                        pack.sealed_values[index] or None,
-                    )
-                )
-                if len(out) == limit:
-                    break
-            stream_seq, skip = seq + 1, -1
-        return out
-
     def seq_before_time(self, received_us: int) -> int:
         return self._run(self._seq_before_time(received_us))
 
-    async def _seq_before_time(self, received_us: int) -> int:
-        # Receive times rise with the sequence only roughly: each collector stamps with its own clock before it
-        # publishes, and a refused pack is re-published after others. Start early by _STAMP_SLACK_US: the
-        # reader (CollectService) skips what was received before ``received_us`` until the first event after.
-        stream_seq = await self._first_seq_received_since(received_us - _STAMP_SLACK_US)
-        msg = await self._next_msg(stream_seq, self._all_subjects)
-        if msg is None:
-            return (await self._head()).last_seq
-        return position(msg.seq, 0) - 1
-
-    async def _first_seq_received_since(self, received_us: int) -> int:
-        """Binary search over packs by their receive time (rising with the sequence, per collector)."""
-        info = await self._js.stream_info(self._config.stream)
-        low, high = max(info.state.first_seq, 1), info.state.last_seq + 1
-        while low < high:
-            middle = (low + high) // 2
-            msg = await self._next_msg(middle, self._all_subjects)
-            if msg is None or msg.seq >= high:
-                high = middle
-                continue
-            if self._decode(msg.seq, msg.data).received_at_us >= received_us:
-                high = middle
-            else:
-                low = msg.seq + 1
-        return low
-
     def delivery_delays_us(self, start_us: int, end_us: int, limit: int) -> list[int]:
         return self._run(self._delivery_delays_us(start_us, end_us, limit))
-
-    async def _delivery_delays_us(self, start_us: int, end_us: int, limit: int, max_packs: int = 256) -> list[int]:
-        info = await self._js.stream_info(self._config.stream)
-        delays: list[int] = []
-        stream_seq = info.state.last_seq
-        while stream_seq >= max(info.state.first_seq, 1) and max_packs and len(delays) < limit:
-            pack = await self._pack_at(stream_seq)
-            stream_seq -= 1
-            max_packs -= 1
-            if pack is None or pack.received_at_us >= end_us:
-                continue
-            if pack.received_at_us < start_us:
-                break
-            delays.extend(pack.received_at_us - occurred for occurred in pack.occurred_at_us)
-        return delays[:limit]
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -515,50 +428,3 @@ class JetStreamEventLog:
             except NATS_ERRORS:
                 pass
         return serving_error(exc, self._config.stream, exists)
-
-    async def _next_packs(
-        self, stream_seq: int, subject: str, whole_stream: bool, wanted: int
-    ) -> list[tuple[int, Pack]]:
-        """The next pack at or after ``stream_seq``. Reading the whole stream: a pack still in memory (a page that
-        ended inside it) without asking the server, else as many of the next packs as ``wanted`` events need, up to
-        eight, asked for at once — a pack holds one group commit's share of one shard, often a few dozen events,
-        and one round trip per pack was most of a reader's time."""
-        if whole_stream and (cached := self._packs.get(stream_seq)) is not None:
-            return [(stream_seq, cached)]
-        count = 1
-        if whole_stream and self._pack_events:
-            count = min(_READ_AHEAD_PACKS, max(1, -(-wanted // self._pack_events)))
-        found = await asyncio.gather(*(self._next_msg(stream_seq + i, subject) for i in range(count)))
-        packs: list[tuple[int, Pack]] = []
-        for msg in found:
-            if msg is None:
-                break  # nothing at or after this sequence: nothing after it either
-            if not packs or msg.seq > packs[-1][0]:  # past a gap, two asks find the same message
-                packs.append((msg.seq, self._decode(msg.seq, msg.data)))
-        if packs:
-            self._pack_events = max(1, len(packs[-1][1]))
-        return packs
-
-    async def _next_msg(self, stream_seq: int, subject: str) -> Any:
-        try:
-            return await self._js.get_msg(
-                self._config.stream, seq=max(stream_seq, 1), subject=subject, direct=True, next=True
-            )
-        except NotFoundError:
-            return None
-
-    async def _pack_at(self, stream_seq: int) -> Pack | None:
-        if (pack := self._packs.get(stream_seq)) is not None:
-            return pack
-        try:
-            msg = await self._js.get_msg(self._config.stream, seq=stream_seq, direct=True)
-        except NotFoundError:
-            return None
-        return self._decode(msg.seq, msg.data)
-
-    def _decode(self, stream_seq: int, data: bytes) -> Pack:
-        pack = self._packs.get(stream_seq)
-        if pack is None:
-            pack = Pack.decode(data or b"")
-            self._packs.put(stream_seq, pack)
-        return pack
