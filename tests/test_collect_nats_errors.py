@@ -246,3 +246,26 @@ def test_jetstream_switched_off_while_serving_is_unavailable(tmp_path: Path) -> 
         asyncio.run(scenario())
     finally:
         server.stop()
+
+
+def test_a_message_that_is_not_a_pack_is_named_with_its_removal(jetstream_server: NatsServer, tmp_path: Path) -> None:
+    """Someone published on the log's subjects: reads and writes of that shard failed INTERNAL (a protobuf
+    DecodeError), and the next start failed with its traceback."""
+    name = f"j{uuid.uuid4().hex[:10]}"
+    settings = _settings(tmp_path, jetstream_server.url, name, jetstream_shards=1)
+    fix = rf"message 2 of JetStream stream {name} is not a pack of events.*nats stream rmm {name} 2"
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, _):
+            await service.ingest([make_event()])
+            await _js_call(jetstream_server.url, lambda js: js.publish(f"{name}.events.0", b'{"not": "a pack"}'))
+            with pytest.raises(FailedPrecondition, match=fix) as caught:
+                async for _ in service.read(collect_pb2.ReadEventsRequest(), frozenset()):
+                    pass
+            assert caught.value.reason == "LOG_MISCONFIGURED"
+            with pytest.raises(FailedPrecondition, match=fix):
+                await service.ingest([make_event()])
+
+    asyncio.run(scenario())
+    with pytest.raises(StartupError, match=fix):
+        _start(settings)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from google.protobuf.message import DecodeError
 from nats.js.errors import NotFoundError
 
 from svc_collect.store._jetstream_parts import (
@@ -18,6 +19,7 @@ from svc_collect.store._jetstream_parts import (
     shard_of,
 )
 from svc_collect.store._log import LogHead, StoredEvent
+from svc_common.errors import FailedPrecondition
 
 _READ_AHEAD_PACKS = 8
 # How far receive stamps may run out of order in the stream (clock skew between collectors, re-published packs).
@@ -164,6 +166,16 @@ class StreamReads:
     def _decode(self, stream_seq: int, data: bytes) -> Pack:
         pack = self._packs.get(stream_seq)
         if pack is None:
-            pack = Pack.decode(data or b"")
+            try:
+                pack = Pack.decode(data or b"")
+            except DecodeError as exc:
+                # Not written by a collector (someone published on the log's subjects) or damaged: failing loudly
+                # beats skipping it, which would lose the events of a damaged pack without a word.
+                raise FailedPrecondition(
+                    f"message {stream_seq} of JetStream stream {self._config.stream} is not a pack of events: only "
+                    f"collectors may publish to {self._all_subjects}; remove it (nats stream rmm "
+                    f"{self._config.stream} {stream_seq}) and keep other publishers off those subjects",
+                    reason="LOG_MISCONFIGURED",
+                ) from exc
             self._packs.put(stream_seq, pack)
         return pack

@@ -151,6 +151,8 @@ class JetStreamEventLog(StreamReads):
             await self._open_stream()
         except NATS_ERRORS as exc:
             raise startup_error(exc, config) from exc
+        except QimingError as exc:  # a stream the collector cannot read (a message that is not a pack)
+            raise StartupError(str(exc)) from exc
 
     async def _open_stream(self) -> None:
         config = self._config
