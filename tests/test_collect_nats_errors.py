@@ -167,22 +167,33 @@ def test_packs_fit_the_max_msg_size_of_the_stream(jetstream_server: NatsServer, 
 
 
 def test_a_stream_deleted_while_serving_is_failed_precondition(jetstream_server: NatsServer, tmp_path: Path) -> None:
+    """Ingest, reads, stats and a quarantine replay (the calls that touch the log): all were UNAVAILABLE with
+    nats-py's "no responders", which clients retry for ever."""
     name = f"d{uuid.uuid4().hex[:10]}"
+    settings = _settings(tmp_path, jetstream_server.url, name, unknown_event_type_policy="quarantine")
 
     async def scenario() -> None:
-        async with running_service(_settings(tmp_path, jetstream_server.url, name)) as (service, _):
-            (first,) = await service.ingest([make_event()])
-            assert first.status == ACCEPTED
+        async with running_service(settings) as (service, catalog):
+            (held,) = await service.ingest([make_event("mystery")])
+            assert held.quarantine_id
+            await service.schemas.register(collect_pb2.EventSchema(event_type="mystery"), 0, "test")
             await _js_call(jetstream_server.url, lambda js: js.delete_stream(name))
 
             async def read() -> None:
                 async for _ in service.read(collect_pb2.ReadEventsRequest(), frozenset()):
                     pass
 
-            for call in (lambda: service.ingest([make_event()]), read, lambda: service.stats(None, None, [])):
+            calls = {
+                "ingest": lambda: service.ingest([make_event("mystery")]),
+                "read": read,
+                "stats": lambda: service.stats(None, None, []),
+                "replay": lambda: service.replay(catalog.get_quarantined([held.quarantine_id])),
+            }
+            for call in calls.values():
                 with pytest.raises(FailedPrecondition, match=rf"stream {name} no longer exists") as caught:
                     await call()
                 assert caught.value.reason == "LOG_MISCONFIGURED"
+            assert catalog.get_quarantined([held.quarantine_id])[0].released_seq is None  # still held
 
     asyncio.run(scenario())
 
