@@ -100,10 +100,15 @@ class JetStreamEventLog(StreamReads):
         self._max_message_bytes = config.max_pack_bytes
         self._timeout = config.publish_timeout_millis / 1000
         self._columns = True  # packs written in columns (see CollectSettings.jetstream_pack_format)
-        self._last_error: Exception | None = None  # the client's last error: why a first connection fails
+        # What the client reported while connecting: why a first connection fails (a refused login is followed by
+        # the server closing the socket, so it is kept apart from the last error).
+        self._last_error: Exception | None = None
+        self._login_refused: Exception | None = None
 
     async def _on_error(self, exc: Exception) -> None:
         self._last_error = exc
+        if "authorization" in str(exc).lower() or "authentication" in str(exc).lower():
+            self._login_refused = exc
         log.warning("NATS connection error: %s", exc)
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -145,7 +150,7 @@ class JetStreamEventLog(StreamReads):
                 self._timeout,
             )
         except Exception as exc:
-            raise connect_error(exc, self._last_error, config) from exc
+            raise connect_error(exc, self._login_refused or self._last_error, config) from exc
         self._js = self._nc.jetstream(timeout=self._timeout)
         try:
             await self._open_stream()
