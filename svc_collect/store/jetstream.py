@@ -425,10 +425,11 @@ class JetStreamEventLog(StreamReads):
 
     async def _serving_error(self, exc: BaseException) -> QimingError:
         exists = None
-        if isinstance(exc, NO_ANSWER) and self._nc is not None and self._nc.is_connected:
-            # Nothing served the stream's subjects or direct gets: JetStream is off, or the stream is gone.
+        if isinstance(exc, (*NO_ANSWER, TimeoutError)) and self._nc is not None and self._nc.is_connected:
+            # Nothing served the stream's subjects or direct gets (nats-server 2.9 lets a direct get of a deleted
+            # stream time out): JetStream is off, or the stream is gone. Asked briefly: the server may be hung.
             try:
-                await self._js.stream_info(self._config.stream)
+                await asyncio.wait_for(self._js.stream_info(self._config.stream), min(1.0, self._timeout))
                 exists = True
             except NotFoundError:
                 exists = False
