@@ -27,6 +27,7 @@ accounts {
     { user: nojsapi, password: n, permissions: { publish: { deny: ["$JS.API.>"] } } }
   ] }
   WITHOUT_JS: { users: [ { user: plain, password: p } ] }
+  SMALL: { jetstream: { max_file: 300000 }, users: [ { user: small, password: s } ] }
 }
 """
 
@@ -219,6 +220,54 @@ def test_a_full_stream_is_resource_exhausted_and_reads_go_on(jetstream_server: N
                 e.event_id async for page, _ in service.read(collect_pb2.ReadEventsRequest(), frozenset()) for e in page
             ]
             assert read == [first.event_id]
+
+    asyncio.run(scenario())
+
+
+def test_an_account_out_of_storage_is_resource_exhausted(accounts_server: NatsServer, tmp_path: Path) -> None:
+    """The account's max_file reached: JetStream's 10002 was UNAVAILABLE ("refused the write")."""
+    url = accounts_server.url.replace("nats://", "nats://small:s@")
+    settings = _settings(tmp_path, url, f"s{uuid.uuid4().hex[:10]}", jetstream_shards=1)
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, _):
+            with pytest.raises(ResourceExhausted, match=r"no storage left .*raise the account's") as caught:
+                for n in range(40):
+                    await service.ingest([make_event(note="x" * 1500, n=n * 100 + i) for i in range(100)])
+            assert caught.value.reason == "LOG_FULL"
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("change", ["max_msg_size", "subjects"])
+def test_a_stream_changed_while_serving_is_failed_precondition(
+    change: str, jetstream_server: NatsServer, tmp_path: Path
+) -> None:
+    """Its max_msg_size lowered below the packs, or its subjects given to another stream: both were UNAVAILABLE,
+    which clients retry for ever; the message now names what changed."""
+    name = f"c{uuid.uuid4().hex[:10]}"
+
+    async def edit(js) -> None:
+        config = (await js.stream_info(name)).config
+        if change == "max_msg_size":
+            config.max_msg_size = 20_000
+            await js.update_stream(config)
+        else:
+            config.subjects = [f"{name}.moved.*"]
+            await js.update_stream(config)
+            await js.add_stream(name=f"{name}_OTHER", subjects=[f"{name}.events.*"])
+
+    async def scenario() -> None:
+        async with running_service(_settings(tmp_path, jetstream_server.url, name, jetstream_shards=1)) as (
+            service,
+            _,
+        ):
+            await service.ingest([make_event()])
+            await _js_call(jetstream_server.url, edit)
+            expected = r"refuses a pack as too large" if change == "max_msg_size" else r"no longer stored by JetStream"
+            with pytest.raises(FailedPrecondition, match=expected) as caught:
+                await service.ingest([make_event(note="x" * 1500, n=i) for i in range(40)])
+            assert caught.value.reason == "LOG_MISCONFIGURED"
 
     asyncio.run(scenario())
 

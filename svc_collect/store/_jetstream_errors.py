@@ -19,7 +19,8 @@ _NOT_ENABLED = 10076
 _NOT_ENABLED_FOR_ACCOUNT = 10039
 SUBJECTS_OVERLAP = 10065
 _REPLICAS_NOT_SUPPORTED = 10074
-_INSUFFICIENT_RESOURCES = {10023, 10028, 10047}
+# Out of storage: the server (insufficient resources) or the account (its limits exceeded).
+_INSUFFICIENT_RESOURCES = {10002, 10023, 10028, 10047}
 _STREAM_FULL = {10077, 10078}
 _MESSAGE_TOO_LARGE = 10054
 _WRONG_STREAM = 10060
@@ -81,11 +82,6 @@ def startup_error(exc: BaseException, config: JetStreamConfig) -> StartupError:
             f"jetstream_replicas={replicas} but the nats-server at {url} is not clustered: set jetstream_replicas=1, "
             f"or run a JetStream cluster of at least {replicas} servers"
         )
-    if isinstance(exc, APIError) and exc.err_code in _INSUFFICIENT_RESOURCES:
-        return StartupError(
-            f"nats-server at {url} has not enough JetStream storage for stream {stream}: {_api(exc)}; raise "
-            f"jetstream max_file_store (or the account's limits) or free disk space"
-        )
     if isinstance(exc, TimeoutError):  # nats.errors.TimeoutError is one too
         return StartupError(
             f"NATS at {url} did not answer the JetStream API within {timeout:g} s while the collector started: "
@@ -120,8 +116,8 @@ def serving_error(exc: BaseException, stream: str, stream_exists: bool | None) -
         )
     if isinstance(exc, APIError) and exc.err_code in _INSUFFICIENT_RESOURCES:
         return ResourceExhausted(
-            f"JetStream has no storage left for stream {stream} ({exc.description}): free disk space or raise "
-            f"the server's or account's JetStream limits; retry later",
+            f"JetStream has no storage left for stream {stream} ({exc.description}): raise the account's or the "
+            f"server's JetStream limits (max_file, max_file_store) or free disk space; retry later",
             reason="LOG_FULL",
         )
     if isinstance(exc, APIError) and exc.err_code == _MESSAGE_TOO_LARGE:
