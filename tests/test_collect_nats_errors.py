@@ -167,6 +167,29 @@ def test_packs_fit_the_max_msg_size_of_the_stream(jetstream_server: NatsServer, 
     asyncio.run(scenario())
 
 
+def test_an_event_too_large_for_the_stream_is_failed_precondition(jetstream_server: NatsServer, tmp_path: Path) -> None:
+    """max_event_bytes above what the stream takes in one message: it was UNAVAILABLE, retried for ever."""
+    name = f"e{uuid.uuid4().hex[:10]}"
+    settings = _settings(tmp_path, jetstream_server.url, name, jetstream_shards=1)
+    _start(settings)
+
+    async def limit(js) -> None:
+        config = (await js.stream_info(name)).config
+        config.max_msg_size = 9_000
+        await js.update_stream(config)
+
+    asyncio.run(_js_call(jetstream_server.url, limit))
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, _):
+            (small,) = await service.ingest([make_event(note="x" * 1000)])
+            assert small.status == ACCEPTED
+            with pytest.raises(FailedPrecondition, match=r"does not fit in a JetStream message.*max_event_bytes"):
+                await service.ingest([make_event(note="x" * 8000, more="y" * 3000)])
+
+    asyncio.run(scenario())
+
+
 def test_a_stream_deleted_while_serving_is_failed_precondition(jetstream_server: NatsServer, tmp_path: Path) -> None:
     """Ingest, reads, stats and a quarantine replay (the calls that touch the log): all were UNAVAILABLE with
     nats-py's "no responders", which clients retry for ever."""
