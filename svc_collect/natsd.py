@@ -43,6 +43,10 @@ class NatsServer:
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     startup_timeout_seconds: float = 15.0
+    jetstream: bool = True
+    """False: a server without JetStream (what a collector must refuse to start on)."""
+    extra_config: str = ""
+    """Appended to the config file (accounts, limits …)."""
 
     @property
     def url(self) -> str:
@@ -60,9 +64,9 @@ class NatsServer:
             self.port = free_port()
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "nats.conf"
+        jetstream = f'jetstream {{\n  store_dir: "{self.root / "js"}"\n  sync_interval: always\n}}\n'
         config.write_text(
-            f'listen: "127.0.0.1:{self.port}"\n'
-            f'jetstream {{\n  store_dir: "{self.root / "js"}"\n  sync_interval: always\n}}\n'
+            f'listen: "127.0.0.1:{self.port}"\n' + (jetstream if self.jetstream else "") + self.extra_config
         )
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen([binary, "-c", str(config)], stdout=log_file, stderr=subprocess.STDOUT)

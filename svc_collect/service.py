@@ -38,7 +38,14 @@ from svc_collect.validation import (
     timestamp_micros,
 )
 from svc_collect.wire import encode_read_response
-from svc_common.errors import FieldViolation, InvalidArgument, PermissionDenied, ResourceExhausted
+from svc_common.errors import (
+    FieldViolation,
+    InvalidArgument,
+    PermissionDenied,
+    QimingError,
+    ResourceExhausted,
+    StartupError,
+)
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
 from svc_common.protection import Fingerprinter, KeyProvider
@@ -177,7 +184,10 @@ class CollectService:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._log.open)
-        head = await asyncio.to_thread(self._log.head)
+        try:
+            head = await asyncio.to_thread(self._log.head)
+        except QimingError as exc:  # the log went away right after it opened: the start fails, not a call
+            raise StartupError(f"the event log did not answer at start: {exc}") from exc
         self._log_tag = head.log_id.replace("-", "")[:8] or "00000000"
         await self.schemas.start()
         self._committer.start()

@@ -10,36 +10,27 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from svc_collect._schema_rules import (  # re-exported: the names svc_collect.validation always had
+    EVENT_TYPE_RE,
+    KINDS_FOR_TYPE,
+    NUL_MESSAGE,
+    PROPERTY_NAME_RE,
+    RESERVED_EVENT_TYPES,
+    CompiledSchema,
+    PropertyRule,
+    compile_schema,
+    value_of,
+)
 from svc_collect.config import CollectSettings
 from svc_common.errors import FieldViolation, InvalidArgument
-from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
 
 R = errors_pb2.ErrorReason
 
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-# Letters first; then letters, digits, _ . : -. A leading "$" marks Qiming's own types.
-EVENT_TYPE_RE = re.compile(r"\$?[A-Za-z][A-Za-z0-9_.:\-]{0,126}")
-PROPERTY_NAME_RE = re.compile(r"[A-Za-z_$][A-Za-z0-9_.:\-$]{0,127}")
-RESERVED_EVENT_TYPES = frozenset(
-    {
-        "$identify",
-        "$alias",
-        "$segment_entered",
-        "$segment_exited",
-        "$message_sent",
-        "$message_delivered",
-        "$message_failed",
-        "$message_clicked",
-        "$score_written",
-        "$lifecycle_changed",
-        "$profile_erased",
-    }
-)
 MAX_ID_CHARS = 128
-NUL_MESSAGE = "must not contain the NUL character (U+0000)"
 MAX_LIST_ITEMS = 1000
 # protobuf Timestamp's valid range: 0001-01-01 .. 9999-12-31.
 _MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
@@ -55,17 +46,6 @@ _ID_TYPES = frozenset(types_pb2.IdType.values()) - {types_pb2.ID_TYPE_UNSPECIFIE
 _NAME_CACHE_LIMIT = 10_000
 # Kinds checked even when the event is too small to hold an over-long string (NaN, timestamps, list length).
 _KINDS_TO_CHECK = frozenset({"double_value", "timestamp_value", "string_list_value"})
-
-# Which Value kinds a declared type accepts (an int is a fine double or amount).
-KINDS_FOR_TYPE: dict[int, frozenset[str]] = {
-    types_pb2.VALUE_TYPE_STRING: frozenset({"string_value"}),
-    types_pb2.VALUE_TYPE_INT: frozenset({"int_value"}),
-    types_pb2.VALUE_TYPE_DOUBLE: frozenset({"double_value", "int_value"}),
-    types_pb2.VALUE_TYPE_BOOL: frozenset({"bool_value"}),
-    types_pb2.VALUE_TYPE_TIMESTAMP: frozenset({"timestamp_value"}),
-    types_pb2.VALUE_TYPE_STRING_LIST: frozenset({"string_list_value"}),
-    types_pb2.VALUE_TYPE_MONEY_FEN: frozenset({"money_fen_value", "int_value"}),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,36 +74,6 @@ def reason_value(name: str) -> int:
         return R.ERROR_REASON_UNSPECIFIED
 
 
-@dataclass(frozen=True)
-class PropertyRule:
-    name: str
-    value_type: int
-    kinds: frozenset[str]
-    required: bool
-    allowed: frozenset[object] | None
-    max_length: int
-    sensitivity: int
-    protection: int
-
-
-@dataclass(frozen=True)
-class CompiledSchema:
-    """One version of an event type's schema, ready to check events against."""
-
-    event_type: str
-    version: int
-    rules: dict[str, PropertyRule]
-    required: tuple[str, ...]
-    reject_unknown: bool
-    proto: collect_pb2.EventSchema = field(compare=False)
-
-
-def value_of(value: types_pb2.Value) -> object:
-    """The plain Python value of a Value (for allowed-value checks)."""
-    kind = value.WhichOneof("kind")
-    return None if kind is None else getattr(value, kind)
-
-
 def _valid_timestamp(ts: object) -> bool:
     return _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS and 0 <= ts.nanos < 1_000_000_000  # type: ignore[attr-defined]
 
@@ -138,76 +88,6 @@ def timestamp_micros(ts: object, field: str) -> int:
             violations=[FieldViolation(field, "between 0001-01-01 and 9999-12-31, nanos in [0, 1e9)")],
         )
     return ts.ToMicroseconds()  # type: ignore[attr-defined]
-
-
-def compile_schema(schema: collect_pb2.EventSchema, max_properties: int) -> CompiledSchema:
-    """Check a schema for registration and compile it; INVALID_ARGUMENT names every bad field."""
-    problems: list[FieldViolation] = [
-        FieldViolation(where, NUL_MESSAGE) for where, text in _schema_strings(schema, "schema") if "\x00" in text
-    ]
-    if not EVENT_TYPE_RE.fullmatch(schema.event_type):
-        problems.append(FieldViolation("schema.event_type", "letters first, then letters, digits, _ . : - (max 127)"))
-    elif schema.event_type.startswith("$") and schema.event_type not in RESERVED_EVENT_TYPES:
-        problems.append(FieldViolation("schema.event_type", f"{schema.event_type!r} is not a reserved $ type"))
-    if len(schema.properties) > max_properties:
-        problems.append(FieldViolation("schema.properties", f"at most {max_properties} properties"))
-    rules: dict[str, PropertyRule] = {}
-    names: set[str] = set()
-    for i, spec in enumerate(schema.properties):
-        where = f"schema.properties[{i}]"
-        if not PROPERTY_NAME_RE.fullmatch(spec.name):
-            problems.append(FieldViolation(f"{where}.name", f"{spec.name!r} is not a valid property name"))
-            continue
-        if spec.name in names:
-            problems.append(FieldViolation(f"{where}.name", f"property {spec.name!r} is listed twice"))
-            continue
-        names.add(spec.name)
-        kinds = KINDS_FOR_TYPE.get(spec.type)
-        if kinds is None:
-            problems.append(FieldViolation(f"{where}.type", f"property {spec.name!r} needs a value type"))
-            continue
-        level = spec.sensitivity or types_pb2.SENSITIVITY_LEVEL_1
-        if level not in types_pb2.SensitivityLevel.values():
-            problems.append(FieldViolation(f"{where}.sensitivity", f"unknown sensitivity level {level}"))
-            continue
-        protection = spec.protection
-        if protection == types_pb2.PROTECTION_MODE_UNSPECIFIED:
-            protection = (
-                types_pb2.PROTECTION_MODE_ENCRYPT
-                if level >= types_pb2.SENSITIVITY_LEVEL_3
-                else types_pb2.PROTECTION_MODE_NONE
-            )
-        if protection not in types_pb2.ProtectionMode.values():
-            problems.append(FieldViolation(f"{where}.protection", f"unknown protection mode {protection}"))
-            continue
-        if level >= types_pb2.SENSITIVITY_LEVEL_3 and protection == types_pb2.PROTECTION_MODE_NONE:
-            problems.append(
-                FieldViolation(f"{where}.protection", f"{spec.name!r} is level {level}: it must be protected at rest")
-            )
-            continue
-        if protection == types_pb2.PROTECTION_MODE_PSEUDONYMIZE and spec.type != types_pb2.VALUE_TYPE_STRING:
-            problems.append(FieldViolation(f"{where}.protection", "only string properties can be pseudonymized"))
-            continue
-        allowed: frozenset[object] | None = None
-        if spec.allowed_values:
-            bad = [j for j, v in enumerate(spec.allowed_values) if v.WhichOneof("kind") not in kinds]
-            if bad:
-                problems.append(
-                    FieldViolation(f"{where}.allowed_values[{bad[0]}]", "an allowed value does not match the type")
-                )
-                continue
-            allowed = frozenset(value_of(v) for v in spec.allowed_values)
-        rules[spec.name] = PropertyRule(
-            spec.name, spec.type, kinds, spec.required, allowed, spec.max_length, level, protection
-        )
-    if problems:
-        raise InvalidArgument(
-            f"event schema for {schema.event_type!r} is invalid: {problems[0].field}: {problems[0].description}",
-            reason="INVALID_ARGUMENT",
-            violations=problems,
-        )
-    required = tuple(name for name, rule in rules.items() if rule.required)
-    return CompiledSchema(schema.event_type, schema.version, rules, required, schema.reject_unknown_properties, schema)
 
 
 class EventValidator:
@@ -491,14 +371,14 @@ def refuse_nul_in(field: str, texts: Iterable[str]) -> None:
         refuse_nul(f"{field}[{i}]", text)
 
 
-def _schema_strings(message: object, path: str) -> Iterable[tuple[str, str]]:
-    """Every string of a schema message with its path (descriptions, names, allowed values)."""
-    for descriptor, value in message.ListFields():  # type: ignore[attr-defined]
-        where = f"{path}.{descriptor.name}"
-        repeated = descriptor.is_repeated
-        for i, item in enumerate(value if repeated else [value]):
-            at = f"{where}[{i}]" if repeated else where
-            if isinstance(item, str):
-                yield at, item
-            elif hasattr(item, "ListFields"):
-                yield from _schema_strings(item, at)
+__all__ = [
+    "EVENT_TYPE_RE",
+    "KINDS_FOR_TYPE",
+    "NUL_MESSAGE",
+    "PROPERTY_NAME_RE",
+    "RESERVED_EVENT_TYPES",
+    "CompiledSchema",
+    "PropertyRule",
+    "compile_schema",
+    "value_of",
+]

@@ -7,8 +7,9 @@ import re
 from typing import Any
 
 from nats.js import api as js_api
-from nats.js.errors import NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError
 
+from svc_collect.store._jetstream_errors import SUBJECTS_OVERLAP
 from svc_collect.store._jetstream_parts import JetStreamConfig
 from svc_common.errors import StartupError
 
@@ -49,19 +50,29 @@ async def ensure_stream(js: Any, config: JetStreamConfig, subject: str) -> Any:
     try:
         info = await js.stream_info(config.stream)
     except NotFoundError:
-        await js.add_stream(
-            js_api.StreamConfig(
-                name=config.stream,
-                description=f"Qiming event log (svc_collect); packs of events, see docs/collect.md; "
-                f"{SHARDS_MARK}{config.shards}; {COLUMNS_MARK}",
-                subjects=[all_subjects],
-                storage=js_api.StorageType.FILE,
-                num_replicas=config.replicas,
-                max_age=config.max_age_days * 86_400 if config.max_age_days else None,
-                duplicate_window=120,
-                allow_direct=True,
+        try:
+            await js.add_stream(
+                js_api.StreamConfig(
+                    name=config.stream,
+                    description=f"Qiming event log (svc_collect); packs of events, see docs/collect.md; "
+                    f"{SHARDS_MARK}{config.shards}; {COLUMNS_MARK}",
+                    subjects=[all_subjects],
+                    storage=js_api.StorageType.FILE,
+                    num_replicas=config.replicas,
+                    max_age=config.max_age_days * 86_400 if config.max_age_days else None,
+                    duplicate_window=120,
+                    allow_direct=True,
+                )
             )
-        )
+        except BadRequestError as exc:
+            if exc.err_code == SUBJECTS_OVERLAP:
+                other = await _stream_holding(js, all_subjects)
+                raise StartupError(
+                    f"cannot create JetStream stream {config.stream}: its subjects {all_subjects} overlap with those "
+                    f"of stream {other}; set jetstream_subject_prefix to subjects no other stream holds (or "
+                    f"jetstream_stream={other} if that stream is the log)"
+                ) from exc
+            raise
         info = await js.stream_info(config.stream)
     if all_subjects not in (info.config.subjects or []):
         raise StartupError(
@@ -81,7 +92,42 @@ async def ensure_stream(js: Any, config: JetStreamConfig, subject: str) -> Any:
         raise StartupError(
             f"JetStream stream {config.stream} needs allow_direct: true (nats stream edit --allow-direct)"
         )
+    _check_keeps_events(config, info.config)
     return info
+
+
+async def _stream_holding(js: Any, subjects: str) -> str:
+    try:
+        return str(await js.find_stream_name_by_subject(subjects))
+    except Exception:  # only to name it in the message
+        return "(another one)"
+
+
+def _check_keeps_events(config: JetStreamConfig, stream: Any) -> None:
+    """A stream made by hand may keep, or acknowledge, less than the log needs; these cannot be edited on a stream,
+    so the fix is another stream (``jetstream_stream``) or one made again."""
+    name = config.stream
+    retention = getattr(stream.retention, "value", stream.retention)
+    if retention not in (None, "limits"):
+        raise StartupError(
+            f"JetStream stream {name} has retention={retention}, which deletes events once consumed or unwatched; "
+            f"the log needs retention=limits: set jetstream_stream to a new name (the collector creates it) or make "
+            f"the stream again with limits retention"
+        )
+    storage = getattr(stream.storage, "value", stream.storage)
+    if storage not in (None, "file"):
+        raise StartupError(
+            f"JetStream stream {name} has storage={storage}: its events (and every acknowledgement) would be lost "
+            f"when nats-server restarts; the log needs file storage: set jetstream_stream to a new name or make the "
+            f"stream again with file storage"
+        )
+    if stream.no_ack:
+        raise StartupError(
+            f"JetStream stream {name} has no_ack: true, so no write of the collector would be acknowledged: "
+            f"set no_ack: false (nats stream edit), or use another stream"
+        )
+    if getattr(stream, "sealed", False):
+        raise StartupError(f"JetStream stream {name} is sealed and takes no new messages: use another stream")
 
 
 async def _check_unrecorded_shards(js: Any, config: JetStreamConfig, subject: str, info: Any) -> None:

@@ -38,9 +38,16 @@ from typing import Any, TypeVar
 import nats
 from nats.js.errors import APIError, NotFoundError
 
+from svc_collect.store._jetstream_errors import (
+    NATS_ERRORS,
+    NO_ANSWER,
+    WRONG_LAST_SEQUENCE,
+    connect_error,
+    serving_error,
+    startup_error,
+)
 from svc_collect.store._jetstream_parts import (
     MAX_PACK_EVENTS,
-    PACK_BITS,
     DedupIndex,
     JetStreamConfig,
     LoopThread,
@@ -49,26 +56,17 @@ from svc_collect.store._jetstream_parts import (
     position,
     shard_of,
 )
+from svc_collect.store._jetstream_read import StreamReads
 from svc_collect.store._jetstream_stream import ensure_stream, writes_columns
-from svc_collect.store._log import Appended, LogHead, LogPage, LogRow, SqlEventLog, StoredEvent, WriteBatch
-from svc_common.errors import StartupError, Unavailable
+from svc_collect.store._log import Appended, LogHead, LogPage, LogRow, SqlEventLog, WriteBatch
+from svc_common.errors import FailedPrecondition, QimingError, StartupError, Unavailable
 
 log = logging.getLogger("qiming.collect.jetstream")
 T = TypeVar("T")
-_WRONG_LAST_SEQUENCE = 10071
 _MAX_ATTEMPTS = 8
 _HEADER_ROOM_BYTES = 4096
-_READ_AHEAD_PACKS = 8
 _CACHED_PACKS = 64
 _CACHED_EVENTS = 32_768
-# How far receive stamps may run out of order in the stream (clock skew between collectors, re-published packs).
-_STAMP_SLACK_US = 60_000_000
-# What NATS raises while it is down or reconnecting (nats.errors.TimeoutError is also a TimeoutError).
-_NATS_DOWN = (TimeoutError, nats.errors.Error)
-
-
-async def _log_error(exc: Exception) -> None:
-    log.warning("NATS connection error: %s", exc)
 
 
 async def _log_disconnected() -> None:
@@ -83,7 +81,7 @@ class _ShardMoved(Exception):
     """Another collector appended to the shard since this one last indexed it."""
 
 
-class JetStreamEventLog:
+class JetStreamEventLog(StreamReads):
     def __init__(self, config: JetStreamConfig, side: SqlEventLog) -> None:
         self._config = config
         self._side = side  # quarantine, releases and statistics stay in the service database
@@ -102,6 +100,16 @@ class JetStreamEventLog:
         self._max_message_bytes = config.max_pack_bytes
         self._timeout = config.publish_timeout_millis / 1000
         self._columns = True  # packs written in columns (see CollectSettings.jetstream_pack_format)
+        # What the client reported while connecting: why a first connection fails (a refused login is followed by
+        # the server closing the socket, so it is kept apart from the last error).
+        self._last_error: Exception | None = None
+        self._login_refused: Exception | None = None
+
+    async def _on_error(self, exc: Exception) -> None:
+        self._last_error = exc
+        if "authorization" in str(exc).lower() or "authentication" in str(exc).lower():
+            self._login_refused = exc
+        log.warning("NATS connection error: %s", exc)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -135,19 +143,36 @@ class JetStreamEventLog:
                     connect_timeout=min(5, self._timeout),
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=1,
-                    error_cb=_log_error,
+                    error_cb=self._on_error,
                     disconnected_cb=_log_disconnected,
                     reconnected_cb=_log_reconnected,
                 ),
                 self._timeout,
             )
         except Exception as exc:
-            raise StartupError(f"cannot reach NATS at {config.nats_url}: {exc}") from exc
+            raise connect_error(exc, self._login_refused or self._last_error, config) from exc
         self._js = self._nc.jetstream(timeout=self._timeout)
+        try:
+            await self._open_stream()
+        except NATS_ERRORS as exc:
+            raise startup_error(exc, config) from exc
+        except QimingError as exc:  # a stream the collector cannot read (a message that is not a pack)
+            raise StartupError(str(exc)) from exc
+
+    async def _open_stream(self) -> None:
+        config = self._config
         info = await ensure_stream(self._js, config, self._subject)
         self._columns = await writes_columns(self._js, config, info)
         self._log_id = hashlib.sha256(f"{config.stream}|{info.created}".encode()).hexdigest()[:32]
-        self._max_message_bytes = self._nc.max_payload - _HEADER_ROOM_BYTES
+        largest = self._nc.max_payload
+        if info.config.max_msg_size and info.config.max_msg_size > 0:  # a stream's own limit (headers included)
+            largest = min(largest, info.config.max_msg_size)
+        self._max_message_bytes = largest - _HEADER_ROOM_BYTES
+        if self._max_message_bytes < _HEADER_ROOM_BYTES:
+            raise StartupError(
+                f"JetStream stream {config.stream} takes messages of at most {largest} bytes (max_msg_size), too few "
+                f"for packs of events: raise it to at least 1 MiB (nats stream edit --max-msg-size)"
+            )
         self._max_pack_bytes = min(config.max_pack_bytes, self._max_message_bytes)
         for shard in range(config.shards):
             try:
@@ -277,7 +302,11 @@ class JetStreamEventLog:
         pack = Pack.of_rows(received_us, [row for _, _, row in items[:taken]])
         data = pack.encode() if self._columns else pack.encode_rows()
         if len(data) > self._max_message_bytes:  # one event alone above what the server takes
-            raise Unavailable("one event does not fit in a JetStream message; lower max_event_bytes")
+            raise FailedPrecondition(
+                f"one event ({len(data)} bytes packed) does not fit in a JetStream message of {self._max_message_bytes}"
+                f" bytes: lower max_event_bytes, or raise the server's max_payload or the stream's max_msg_size",
+                reason="LOG_MISCONFIGURED",
+            )
         stream_seq = await self._publish_unchanged(shard, data, items[:taken])
         self._index.add(stream_seq, pack)
         self._packs.put(stream_seq, pack)
@@ -319,26 +348,17 @@ class JetStreamEventLog:
                     subject, data, timeout=self._timeout, stream=self._config.stream, headers=headers
                 )
             except APIError as exc:
-                if exc.err_code == _WRONG_LAST_SEQUENCE:
+                if exc.err_code == WRONG_LAST_SEQUENCE:
                     raise _ShardMoved from exc
-                raise Unavailable(f"JetStream refused the write: {exc.description}", reason="LOG_UNAVAILABLE") from exc
-            except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
-                # The outcome is unknown: if the pack was stored, catching up finds it by its id.
-                try:
-                    found = await self._catch_up(shard, msg_id)
-                except _NATS_DOWN as down:
-                    # NATS answers nothing (down, or reconnecting): the client retries the batch, and a pack
-                    # stored after all is found by that retry's catch-up (the shard moved), so nothing doubles.
-                    raise Unavailable(
-                        f"JetStream did not answer within {self._timeout:g} s: {down or exc!r}; retry the batch",
-                        reason="LOG_UNAVAILABLE",
-                    ) from down
-                if found:
+                raise  # _run maps it (a full stream, a deleted one …)
+            except TimeoutError:  # nats.errors.TimeoutError is one too
+                # The outcome is unknown: if the pack was stored, catching up finds it by its id. If NATS answers
+                # nothing (down, or reconnecting), _run makes that UNAVAILABLE: the client retries the batch, and a
+                # pack stored after all is found by that retry's catch-up (the shard moved), so nothing doubles.
+                if found := await self._catch_up(shard, msg_id):
                     return found
                 await asyncio.sleep(0.2)
                 continue
-            except nats.errors.Error as exc:
-                raise Unavailable(f"JetStream is unreachable: {exc}", reason="LOG_UNAVAILABLE") from exc
             self._shard_last[shard] = max(self._shard_last[shard], ack.seq)
             return ack.seq
         raise Unavailable("JetStream did not acknowledge the write; retry the batch", reason="LOG_UNAVAILABLE")
@@ -384,95 +404,11 @@ class JetStreamEventLog:
         events = self._run(self._read(after_seq, limit, frozenset(event_types), user_id, anonymous_id))
         return LogPage(events, events[-1].seq if events else after_seq)
 
-    async def _read(
-        self, after: int, limit: int, types: frozenset[str], user_id: str | None, anonymous_id: str | None
-    ) -> list[StoredEvent]:
-        subject = self._all_subjects
-        if user_id is not None:
-            # A customer's events are all on the shard of their customer number. Not so an anonymous id's:
-            # once the customer logged in, the device's events carry both ids and go to the customer's shard,
-            # so a read by anonymous id reads every shard (as the embedded log scans every position).
-            subject = self._subject.format(shard_of(user_id, self._config.shards))
-        stream_seq, skip = after >> PACK_BITS, after & (MAX_PACK_EVENTS - 1)
-        if after == 0:
-            stream_seq, skip = 1, -1
-        out: list[StoredEvent] = []
-        ahead: list[tuple[int, Pack]] = []
-        while len(out) < limit:
-            if not ahead:
-                ahead = await self._next_packs(stream_seq, subject, subject == self._all_subjects, limit - len(out))
-            if not ahead:
-                break
-            seq, pack = ahead.pop(0)
-            start = skip + 1 if seq == stream_seq else 0
-            for index in range(start, len(pack)):
-                if types and pack.event_types[index] not in types:
-                    continue
-                if user_id is not None and pack.user_ids[index] != user_id:
-                    continue
-                if anonymous_id is not None and pack.anonymous_ids[index] != anonymous_id:
-                    continue
-                out.append(
-                    StoredEvent(
-                        position(seq, index),
-                        pack.received_at_us,
-                        pack.fingerprints[index],
-                        pack.flags[index],
-                        pack.payloads[index],
-                        pack.sealed_values[index] or None,
-                    )
-                )
-                if len(out) == limit:
-                    break
-            stream_seq, skip = seq + 1, -1
-        return out
-
     def seq_before_time(self, received_us: int) -> int:
         return self._run(self._seq_before_time(received_us))
 
-    async def _seq_before_time(self, received_us: int) -> int:
-        # Receive times rise with the sequence only roughly: each collector stamps with its own clock before it
-        # publishes, and a refused pack is re-published after others. Start early by _STAMP_SLACK_US: the
-        # reader (CollectService) skips what was received before ``received_us`` until the first event after.
-        stream_seq = await self._first_seq_received_since(received_us - _STAMP_SLACK_US)
-        msg = await self._next_msg(stream_seq, self._all_subjects)
-        if msg is None:
-            return (await self._head()).last_seq
-        return position(msg.seq, 0) - 1
-
-    async def _first_seq_received_since(self, received_us: int) -> int:
-        """Binary search over packs by their receive time (rising with the sequence, per collector)."""
-        info = await self._js.stream_info(self._config.stream)
-        low, high = max(info.state.first_seq, 1), info.state.last_seq + 1
-        while low < high:
-            middle = (low + high) // 2
-            msg = await self._next_msg(middle, self._all_subjects)
-            if msg is None or msg.seq >= high:
-                high = middle
-                continue
-            if self._decode(msg.seq, msg.data).received_at_us >= received_us:
-                high = middle
-            else:
-                low = msg.seq + 1
-        return low
-
     def delivery_delays_us(self, start_us: int, end_us: int, limit: int) -> list[int]:
         return self._run(self._delivery_delays_us(start_us, end_us, limit))
-
-    async def _delivery_delays_us(self, start_us: int, end_us: int, limit: int, max_packs: int = 256) -> list[int]:
-        info = await self._js.stream_info(self._config.stream)
-        delays: list[int] = []
-        stream_seq = info.state.last_seq
-        while stream_seq >= max(info.state.first_seq, 1) and max_packs and len(delays) < limit:
-            pack = await self._pack_at(stream_seq)
-            stream_seq -= 1
-            max_packs -= 1
-            if pack is None or pack.received_at_us >= end_us:
-                continue
-            if pack.received_at_us < start_us:
-                break
-            delays.extend(pack.received_at_us - occurred for occurred in pack.occurred_at_us)
-        return delays[:limit]
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -482,56 +418,21 @@ class JetStreamEventLog:
             raise Unavailable("the JetStream log is not open", reason="LOG_UNAVAILABLE")
         try:
             return self._loop.run(coro)
-        except _NATS_DOWN as exc:
-            # Every read of the stream (get_msg, stream_info) times out or fails while NATS is down or
-            # reconnecting: that is UNAVAILABLE, which clients retry, not an internal error.
-            raise Unavailable(
-                f"JetStream is unavailable: {exc or type(exc).__name__}", reason="LOG_UNAVAILABLE"
-            ) from exc
+        except NATS_ERRORS as exc:
+            # Every call into nats-py ends here: a status the caller can act on (UNAVAILABLE while NATS is down or
+            # reconnecting, which clients retry), never an internal error.
+            raise self._loop.run(self._serving_error(exc)) from exc
 
-    async def _next_packs(
-        self, stream_seq: int, subject: str, whole_stream: bool, wanted: int
-    ) -> list[tuple[int, Pack]]:
-        """The next pack at or after ``stream_seq``. Reading the whole stream: a pack still in memory (a page that
-        ended inside it) without asking the server, else as many of the next packs as ``wanted`` events need, up to
-        eight, asked for at once — a pack holds one group commit's share of one shard, often a few dozen events,
-        and one round trip per pack was most of a reader's time."""
-        if whole_stream and (cached := self._packs.get(stream_seq)) is not None:
-            return [(stream_seq, cached)]
-        count = 1
-        if whole_stream and self._pack_events:
-            count = min(_READ_AHEAD_PACKS, max(1, -(-wanted // self._pack_events)))
-        found = await asyncio.gather(*(self._next_msg(stream_seq + i, subject) for i in range(count)))
-        packs: list[tuple[int, Pack]] = []
-        for msg in found:
-            if msg is None:
-                break  # nothing at or after this sequence: nothing after it either
-            if not packs or msg.seq > packs[-1][0]:  # past a gap, two asks find the same message
-                packs.append((msg.seq, self._decode(msg.seq, msg.data)))
-        if packs:
-            self._pack_events = max(1, len(packs[-1][1]))
-        return packs
-
-    async def _next_msg(self, stream_seq: int, subject: str) -> Any:
-        try:
-            return await self._js.get_msg(
-                self._config.stream, seq=max(stream_seq, 1), subject=subject, direct=True, next=True
-            )
-        except NotFoundError:
-            return None
-
-    async def _pack_at(self, stream_seq: int) -> Pack | None:
-        if (pack := self._packs.get(stream_seq)) is not None:
-            return pack
-        try:
-            msg = await self._js.get_msg(self._config.stream, seq=stream_seq, direct=True)
-        except NotFoundError:
-            return None
-        return self._decode(msg.seq, msg.data)
-
-    def _decode(self, stream_seq: int, data: bytes) -> Pack:
-        pack = self._packs.get(stream_seq)
-        if pack is None:
-            pack = Pack.decode(data or b"")
-            self._packs.put(stream_seq, pack)
-        return pack
+    async def _serving_error(self, exc: BaseException) -> QimingError:
+        exists = None
+        if isinstance(exc, (*NO_ANSWER, TimeoutError)) and self._nc is not None and self._nc.is_connected:
+            # Nothing served the stream's subjects or direct gets (nats-server 2.9 lets a direct get of a deleted
+            # stream time out): JetStream is off, or the stream is gone. Asked briefly: the server may be hung.
+            try:
+                await asyncio.wait_for(self._js.stream_info(self._config.stream), min(1.0, self._timeout))
+                exists = True
+            except NotFoundError:
+                exists = False
+            except NATS_ERRORS:
+                pass
+        return serving_error(exc, self._config.stream, exists)
