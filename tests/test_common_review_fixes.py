@@ -1,0 +1,132 @@
+"""Fixes from the review of svc_common (report revcommon): each test failed before its fix."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from collect_helpers import KEYRING, make_event
+
+from svc_common.logclient import CollectClient, LogFollower, RetryPolicy
+from svc_common.process import ServerProcess
+
+
+class _Proxy:
+    """A TCP proxy that can 'black-hole' its existing connections (bytes dropped both ways, sockets kept open, as
+    when a firewall forgot an idle session or the peer lost power) while new connections still pass."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.connections = 0
+        self.blackholed: set[int] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        number = self.connections
+        self.connections += 1
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers += [writer, up_writer]
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    if number not in self.blackholed:
+                        sink.write(data)
+                        await sink.drain()
+            except ConnectionError:
+                pass
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    def blackhole_existing(self) -> None:
+        self.blackholed.update(range(self.connections))
+
+    async def close(self) -> None:
+        self.server.close()
+        for writer in self._writers:
+            writer.close()
+        await self.server.wait_closed()
+
+
+async def _wait_for(predicate, timeout: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+# F0: a follower on a silently dead connection waited forever; keepalive pings now close the connection and the
+# follower resumes from its stored cursor on a new one.
+def test_follower_reconnects_after_the_connection_dies_silently(tmp_path: Path) -> None:
+    env = {
+        "QIMING_COLLECT_KEYRING_JSON": KEYRING,
+        "QIMING_COLLECT_GRPC_KEEPALIVE_TIME_SECONDS": "1",
+        "QIMING_COLLECT_GRPC_KEEPALIVE_TIMEOUT_SECONDS": "1",
+        "QIMING_COLLECT_GRPC_MIN_CLIENT_PING_INTERVAL_SECONDS": "0.2",
+    }
+    server = ServerProcess("collect", work_dir=tmp_path, env=env).start()
+
+    async def scenario() -> None:
+        proxy = _Proxy(server.port)
+        proxy_port = await proxy.start()
+        direct = CollectClient(server.address)
+        via_proxy = CollectClient(f"127.0.0.1:{proxy_port}", keepalive_time_seconds=0.3, keepalive_timeout_seconds=1)
+        got: list[str] = []
+        state = {"cursor": ""}
+
+        async def load() -> str:
+            return state["cursor"]
+
+        async def handle(events, cursor: str) -> None:  # effects and cursor in one "transaction"
+            got.extend(e.event_id for e in events)
+            state["cursor"] = cursor
+
+        fast = RetryPolicy(attempts=0, initial_backoff_millis=50, max_backoff_millis=200)
+        follower = LogFollower(via_proxy, name="t", load_cursor=load, handle=handle, retry=fast)
+        follower.start()
+        try:
+            first = make_event()
+            await direct.publish([first])
+            assert await _wait_for(lambda: got, 20)
+            # Idle but healthy: the client's frequent pings are accepted (no GOAWAY too_many_pings, no reconnect).
+            await asyncio.sleep(6)
+            assert proxy.connections == 1, "the server closed a healthy connection over the client's pings"
+
+            proxy.blackhole_existing()
+            later = [make_event(), make_event()]
+            await direct.publish(later[:1])
+            await asyncio.sleep(1)
+            await direct.publish(later[1:])
+            arrived = await _wait_for(lambda: len(got) >= 3, 15)
+            assert arrived, f"follower still waits on the dead connection ({proxy.connections} connection(s))"
+            await asyncio.sleep(0.5)
+            assert got == [first.event_id, *(e.event_id for e in later)]  # nothing lost, nothing twice
+            assert proxy.connections >= 2
+        finally:
+            await follower.stop()
+            await direct.close()
+            await via_proxy.close()
+            await proxy.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.terminate()
+
+
+def test_keepalive_settings_reach_the_server_options() -> None:
+    from svc_common.config import ServerSettings
+    from svc_common.server._app import server_keepalive_options
+
+    options = server_keepalive_options(ServerSettings())
+    assert options["grpc.keepalive_time_ms"] == 30_000
+    assert options["grpc.http2.ping_timeout_ms"] == 10_000
+    assert options["grpc.keepalive_permit_without_calls"] == 1
+    # Below the clients' default keepalive, or their pings get GOAWAY too_many_pings.
+    assert options["grpc.http2.min_ping_interval_without_data_ms"] <= options["grpc.keepalive_time_ms"]
