@@ -130,3 +130,51 @@ def test_keepalive_settings_reach_the_server_options() -> None:
     assert options["grpc.keepalive_permit_without_calls"] == 1
     # Below the clients' default keepalive, or their pings get GOAWAY too_many_pings.
     assert options["grpc.http2.min_ping_interval_without_data_ms"] <= options["grpc.keepalive_time_ms"]
+
+
+# F11: one normalisation inside Pseudonymizer, so svc_collect (raw value) and svc_profile (stripped) agree.
+def test_same_phone_gets_the_same_pseudonym_in_collect_and_profile() -> None:
+    from svc_collect.protect import EventProtector
+    from svc_common.config import load_settings
+    from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
+    from svc_common.protection import JsonKeyProvider
+    from svc_profile.config import ProfileSettings
+    from svc_profile.identity import IdPolicy
+
+    keys = JsonKeyProvider(KEYRING)
+    phone = types_pb2.ID_TYPE_PHONE_PSEUDONYM
+    event = event_pb2.Event(event_id="e1", event_type="login")
+    event.identities.add(type=phone, value=" 13800138000 ")
+    EventProtector(keys, ()).protect(event, None)
+    via_profile_api = IdPolicy(load_settings(ProfileSettings), keys).ref(phone, " 13800138000 ", "user")[1]
+    assert event.identities[0].value == via_profile_api
+
+
+def test_pseudonym_normalisation_keeps_clean_values_and_merges_spellings() -> None:
+    from cryptography.hazmat.primitives import hashes, hmac
+
+    from svc_common.protection import JsonKeyProvider, Pseudonymizer
+
+    keys = JsonKeyProvider(KEYRING)
+    pseudonyms = Pseudonymizer(keys)
+
+    def before_the_fix(kind: str, value: str) -> str:  # HMAC-SM3 over the value as given
+        derive = hmac.HMAC(keys.keyring().pseudonym_key, hashes.SM3())
+        derive.update(b"qiming/pseudonym")
+        mac = hmac.HMAC(derive.finalize(), hashes.SM3())
+        mac.update(kind.encode() + b"\x00" + value.encode())
+        return "ps1:" + mac.finalize()[:16].hex()
+
+    for kind, clean in (("phone", "13800138000"), ("fund_account", "310000123456"), ("email", "a@b.c")):
+        assert pseudonyms.pseudonymize(kind, clean) == before_the_fix(kind, clean)  # stored pseudonyms stay valid
+    clean = pseudonyms.pseudonymize("phone", "13800138000")
+    for spelling in (" 13800138000\t", "+86 138-0013-8000", "0086 13800138000", "008613800138000", "(138) 0013.8000",
+                     "１３８００１３８０００", "＋８６１３８００１３８０００"):  # fmt: skip
+        assert pseudonyms.pseudonymize("phone", spelling) == clean, spelling
+    # Not a number after the separators go: kept as typed (stripped), so distinct junk stays distinct.
+    assert pseudonyms.pseudonymize("phone", "n/a x") != pseudonyms.pseudonymize("phone", "n/a y")
+    assert pseudonyms.pseudonymize("phone", "+86") == before_the_fix("phone", "+86")
+    # Other kinds are only stripped: separators may be meaningful there.
+    assert pseudonyms.pseudonymize("fund_account", " 3100-01 ") == before_the_fix("fund_account", "3100-01")
+    # A pseudonym with blanks around it is the pseudonym, not a value to hash again.
+    assert pseudonyms.pseudonymize("phone", f" {clean} ") == clean

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+import unicodedata
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
@@ -104,6 +105,28 @@ class Sealer:
             ) from None
 
 
+_PHONE_SEPARATORS = str.maketrans("", "", " \t-.()")
+_PHONE_COUNTRY_PREFIXES = ("+86", "0086")
+
+
+def normalize_pseudonym_input(kind: str, value: str) -> str:
+    """The one normalisation applied before pseudonymizing, so that every service derives the same pseudonym from
+    the same id however it was typed. Every kind: surrounding whitespace removed. ``phone``: also full-width
+    characters made ASCII (NFKC), the separators `` -.()`` removed and a leading ``+86`` / ``0086`` dropped, but
+    only when what is left is all digits (anything else keeps its stripped form, so that distinct malformed values
+    stay distinct). A value that is already clean (digits only, no surrounding blanks) is unchanged and keeps the
+    pseudonym it always had."""
+    value = value.strip()
+    if kind != "phone" or (value.isascii() and value.isdigit() and not value.startswith("0086")):
+        return value
+    compact = unicodedata.normalize("NFKC", value).translate(_PHONE_SEPARATORS)
+    for prefix in _PHONE_COUNTRY_PREFIXES:
+        if compact.startswith(prefix):
+            compact = compact[len(prefix) :]
+            break
+    return compact if compact.isascii() and compact.isdigit() else value
+
+
 class Pseudonymizer:
     """Keyed HMAC-SM3 pseudonyms: the same input gives the same pseudonym in every service (equality and
     joins work); without the key it can be neither reversed nor brute-forced from a phone-number list."""
@@ -112,7 +135,12 @@ class Pseudonymizer:
         self._mac = _hmac(_derive(keys.keyring().pseudonym_key, b"pseudonym"))
 
     def pseudonymize(self, kind: str, value: str) -> str:
-        """``kind`` separates namespaces: the same digits as a phone and as an account differ."""
+        """``kind`` separates namespaces: the same digits as a phone and as an account differ. ``value`` is first
+        normalised (:func:`normalize_pseudonym_input`); one that then already is a pseudonym is returned as it is
+        (callers skip pseudonyms, and with blanks around one they would otherwise disagree)."""
+        value = normalize_pseudonym_input(kind, value)
+        if self.is_pseudonym(value):
+            return value
         mac = self._mac.copy()
         mac.update(kind.encode() + b"\x00" + value.encode())
         return PSEUDONYM_PREFIX + mac.finalize()[:16].hex()
