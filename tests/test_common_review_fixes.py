@@ -5,10 +5,19 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import grpc
+import pytest
 from collect_helpers import KEYRING, make_event
+from google.rpc import error_details_pb2
+from grpc import aio
+from grpc_status import rpc_status
 
+from svc_common.config import ServerSettings
+from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.logclient import CollectClient, LogFollower, RetryPolicy
 from svc_common.process import ServerProcess
+from svc_common.server import ServiceSpec, build_server
+from svc_common.server._errors import MAX_VIOLATIONS
 
 
 class _Proxy:
@@ -178,3 +187,52 @@ def test_pseudonym_normalisation_keeps_clean_values_and_merges_spellings() -> No
     assert pseudonyms.pseudonymize("fund_account", " 3100-01 ") == before_the_fix("fund_account", "3100-01")
     # A pseudonym with blanks around it is the pseudonym, not a value to hash again.
     assert pseudonyms.pseudonymize("phone", f" {clean} ") == clean
+
+
+# F7: a status with many violations (or long texts) must stay below the client's trailer limit and keep its code.
+@pytest.mark.parametrize(
+    ("count", "message", "description"),
+    [
+        (10, "bad dataset definition", "not in the file"),
+        (400, "bad dataset definition", "not in the file"),
+        (3, "坏的数据集定义 " * 2000, "列" * 5000),
+    ],
+)
+def test_many_field_violations_keep_their_status(count: int, message: str, description: str) -> None:
+    violations = [FieldViolation(f"dataset.columns[{i}]", f"'column_{i}' {description}") for i in range(count)]
+
+    async def bad(request: bytes, context) -> bytes:
+        raise InvalidArgument(message, violations=violations, metadata={"dataset_id": "d1"})
+
+    def register(server: aio.Server) -> None:
+        handler = grpc.unary_unary_rpc_method_handler(bad)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.T", {"Bad": handler}),))
+
+    async def scenario() -> aio.AioRpcError:
+        running = build_server([ServiceSpec("t", ("t.T",), register)], ServerSettings(grpc_port=0))
+        await running.server.start()
+        try:
+            async with aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                with pytest.raises(aio.AioRpcError) as raised:
+                    await channel.unary_unary("/t.T/Bad")(b"", timeout=10)
+                return raised.value
+        finally:
+            await running.server.stop(0)
+
+    error = asyncio.run(scenario())
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT, (error.code(), error.details())
+    status = rpc_status.from_call(error)
+    info, bad_request = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+    status.details[0].Unpack(info)
+    status.details[1].Unpack(bad_request)
+    listed = [v.field for v in bad_request.field_violations]
+    assert listed == [f"dataset.columns[{i}]" for i in range(len(listed))]  # the first ones, in order
+    assert info.metadata["dataset_id"] == "d1"
+    if count == 400:
+        assert 10 <= len(listed) <= MAX_VIOLATIONS
+        assert info.metadata["violations_total"] == "400"
+        assert info.metadata["violations_omitted"] == str(400 - len(listed))
+        assert error.details().startswith("bad dataset definition (400 field violations; the first")
+    else:
+        assert len(listed) == count and "violations_total" not in info.metadata
+    assert len(error.details().encode()) <= 1024
