@@ -172,17 +172,15 @@ def _migrate(services: list[str], config_file: Path | None) -> None:
 
 
 def _show_config(service: str, config_file: Path | None) -> None:
-    from svc_common.config import ServerSettings, describe_fields, load_settings
+    from svc_common.config import ServerSettings, describe_fields, load_settings, redact_url
 
     cls = ServerSettings if service == "suite" else next(e.settings_class for e in entries([service]))
     current = load_settings(cls, config_file)
     print(f"# settings of {service}: environment variable, TOML key in [{cls.section}], current value")
     for env, key, _default, doc in describe_fields(cls):
         value = getattr(current, key)
-        if key == "database_url" and value:
-            from sqlalchemy.engine import make_url
-
-            value = make_url(value).render_as_string(hide_password=True)  # never print a password
+        if key.endswith("_url") and isinstance(value, str):
+            value = redact_url(value)  # database_url, nats_url, gateway_url: never print a password
         print(f"{env}\n    [{cls.section}] {key} = {value!r}\n    {doc}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
@@ -30,6 +31,22 @@ DEFAULT_KEEPALIVE_TIME_SECONDS = 30.0
 """Default of ``grpc_keepalive_time_seconds`` (also the log client's default)."""
 DEFAULT_KEEPALIVE_TIMEOUT_SECONDS = 10.0
 """Default of ``grpc_keepalive_timeout_seconds`` (also the log client's default)."""
+
+
+_URL_PASSWORD = re.compile(r"(//[^:/@\s]*:)[^@\s]*@")
+_QUERY_PASSWORD = re.compile(r"(?i)([?&;](?:password|pass|pwd|token)=)[^&;\s]*")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of every URL in it (``scheme://user:password@host``, also a malformed or a
+    comma-separated list of URLs, and ``password=`` query parameters) replaced by ``***``: for errors and listings."""
+    return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
+
+
+def is_secret_setting(cls: type[BaseSettings], field_name: str) -> bool:
+    """A setting whose value is never shown: declared as ``SecretStr``."""
+    field = cls.model_fields.get(field_name)
+    return field is not None and "SecretStr" in str(field.annotation)
 
 
 class _TomlTableSource(PydanticBaseSettingsSource):
@@ -274,8 +291,8 @@ def _describe(
             message = "unknown setting"
         elif error["type"] == "value_error":
             message = message.removeprefix("Value error, ")
-        elif "input" in error and error["type"] != "missing":
-            message = f"{message} (got {error['input']!r})"
+        elif "input" in error and error["type"] != "missing" and not is_secret_setting(cls, field_name):
+            message = f"{message} (got {redact_url(repr(error['input']))})"  # a secret's input is never echoed
         parts.append(f"{where}: {message}")
     return "; ".join(parts)
 

@@ -11,9 +11,12 @@ from collect_helpers import KEYRING, make_event
 from google.rpc import error_details_pb2
 from grpc import aio
 from grpc_status import rpc_status
+from sqlalchemy.engine import make_url
 
-from svc_common.config import ServerSettings
-from svc_common.errors import FieldViolation, InvalidArgument
+from svc_common.cli import main as cli_main
+from svc_common.config import ServerSettings, ServiceSettings, load_settings, redact_url
+from svc_common.db import Database
+from svc_common.errors import ConfigError, FieldViolation, InvalidArgument, Unavailable
 from svc_common.logclient import CollectClient, LogFollower, RetryPolicy
 from svc_common.process import ServerProcess
 from svc_common.server import ServiceSpec, build_server
@@ -236,3 +239,71 @@ def test_many_field_violations_keep_their_status(count: int, message: str, descr
     else:
         assert len(listed) == count and "violations_total" not in info.metadata
     assert len(error.details().encode()) <= 1024
+
+
+# F1: a keyring given as a TOML table (not a JSON string) fails validation; its keys must not be echoed.
+def test_config_error_does_not_echo_a_secret_setting(tmp_path: Path) -> None:
+    from svc_collect.config import CollectSettings
+
+    config = tmp_path / "q.toml"
+    config.write_text(
+        '[collect]\nkeyring_json = { format = 1, active_key_id = "k1", '
+        'encryption_keys = { k1 = "U0VDUkVULVNNNC1LRVkhIQ==" }, pseudonym_key = "VERY-SECRET-PSEUDONYM-KEY" }\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_settings(CollectSettings, config)
+    message = str(raised.value)
+    assert "keyring_json: Input should be a valid string" in message
+    assert "VERY-SECRET" not in message and "U0VDUkVU" not in message
+
+
+# F2: an unparsable database URL is named without its password.
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql+psycopg//qiming:s3cr3t-pw@db:5432/qiming", "postgresql+psycopg://qiming:s3cr3t-pw@db:port/qiming"],
+)
+def test_unparsable_database_url_does_not_echo_its_password(url: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(ServiceSettings, database_url=url)
+    assert "s3cr3t-pw" not in str(raised.value)
+    assert "qiming:***@db" in str(raised.value)
+
+
+def test_redact_url() -> None:
+    assert redact_url("nats://u:p@h1:4222,nats://u:q@h2:4222") == "nats://u:***@h1:4222,nats://u:***@h2:4222"
+    assert redact_url("postgresql://db/x?user=a&password=secret&sslmode=require").endswith(
+        "password=***&sslmode=require"
+    )
+    assert redact_url("sqlite:///data/collect.db") == "sqlite:///data/collect.db"
+    assert redact_url("nats://h:4222") == "nats://h:4222"
+
+
+# F2b: `qiming config` masks the password of every URL setting, not only database_url's.
+def test_config_listing_hides_url_passwords(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("QIMING_COLLECT_NATS_URL", "nats://qiming:n4ts-s3cret@nats1:4222")
+    monkeypatch.setenv("QIMING_COLLECT_DATABASE_URL", "postgresql+psycopg://qiming:pg-s3cret@db:5432/qiming")
+    cli_main(["config", "collect"])
+    out = capsys.readouterr().out
+    assert "n4ts-s3cret" not in out and "pg-s3cret" not in out
+    assert "'nats://qiming:***@nats1:4222'" in out
+
+
+# F9: UNAVAILABLE tells callers nothing about the database server; the detail is in the server's log.
+def test_unavailable_does_not_name_the_database_server(
+    tmp_path: Path, postgres_server_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = make_url(postgres_server_url).set(username="commonfix_no_such_role", password=None, database="commonfix_x")
+    settings = ServiceSettings(
+        data_dir=tmp_path, database_url=url.render_as_string(hide_password=False), database_connect_timeout_seconds=2
+    )
+    database = Database.from_settings(settings, wait=False)
+    try:
+        with pytest.raises(Unavailable) as raised, database.connection() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    finally:
+        database.dispose()
+    message = str(raised.value)
+    for internal in (url.host, str(url.port), "commonfix_no_such_role", "commonfix_x"):
+        assert internal not in message, message
+    assert "retry" in message
+    assert any("commonfix_no_such_role" in r.getMessage() for r in caplog.records)  # for the operators

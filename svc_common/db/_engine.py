@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
+from svc_common.config import redact_url
 from svc_common.errors import ConfigError, StartupError, Unavailable
 
 if TYPE_CHECKING:
@@ -36,9 +37,10 @@ def normalize_database_url(url: str) -> URL:
     """Parse ``url`` and pin the driver; raise :class:`ConfigError` for anything we do not support."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError(
-            f"database URL {url!r} is not a valid SQLAlchemy URL (expected e.g. sqlite:///qiming.db)"
+            f"database URL {redact_url(repr(url))} is not a valid SQLAlchemy URL (expected e.g. sqlite:///qiming.db "
+            "or postgresql+psycopg://user:password@host:5432/name)"
         ) from None
     backend, _, driver = parsed.drivername.partition("+")
     if backend not in SUPPORTED_DRIVERS:
@@ -199,7 +201,7 @@ class Database:
         except DBAPIError as exc:
             session.rollback()
             if exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.OperationalError):
-                raise Unavailable(f"database unavailable: {str(exc.orig).splitlines()[0]}") from exc
+                raise _unavailable(exc) from exc
             raise
         except sqlalchemy.exc.TimeoutError as exc:
             session.rollback()
@@ -221,10 +223,17 @@ class Database:
                     yield conn
         except DBAPIError as exc:
             if exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.OperationalError):
-                raise Unavailable(f"database unavailable: {str(exc.orig).splitlines()[0]}") from exc
+                raise _unavailable(exc) from exc
             raise
         except sqlalchemy.exc.TimeoutError as exc:
             raise Unavailable(f"no free database connection: {exc}".splitlines()[0]) from exc
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _unavailable(exc: DBAPIError) -> Unavailable:
+    """UNAVAILABLE with a fixed text: the driver's message names the database's host, port, user and name, which
+    callers must not learn. It goes to the server's log instead (the trace id ties the two together)."""
+    log.warning("database unavailable: %s", redact_url(str(exc.orig).splitlines()[0] if str(exc.orig) else repr(exc)))
+    return Unavailable("the service's database is unavailable; retry with backoff")
