@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -307,3 +310,43 @@ def test_unavailable_does_not_name_the_database_server(
         assert internal not in message, message
     assert "retry" in message
     assert any("commonfix_no_such_role" in r.getMessage() for r in caplog.records)  # for the operators
+
+
+# F3: the default offline bundle is the full product; a bundle or install without an extra says what will not work.
+def _offline_install(tmp_path: Path, *args: str, extras_file: str | None = None) -> subprocess.CompletedProcess:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(Path(__file__).parents[1] / "deploy", bundle / "deploy")
+    (bundle / "wheelhouse").mkdir()
+    if extras_file is not None:
+        (bundle / "EXTRAS").write_text(extras_file + "\n")
+    python = tmp_path / "python"  # passes the version check, then stops before a virtual environment is made
+    python.write_text(f'#!/bin/sh\n[ "$1" = -c ] && exec {sys.executable} "$@"\necho "stub python: $*" >&2\nexit 7\n')
+    python.chmod(0o755)
+    return subprocess.run(
+        ["bash", str(bundle / "deploy" / "offline-install.sh"), *args, "--python", str(python)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_offline_install_defaults_to_the_full_product(tmp_path: Path) -> None:
+    script = (Path(__file__).parents[1] / "deploy" / "offline-install.sh").read_text()
+    assert 'EXTRAS_DEFAULT="dm,opengauss,modeling,nats"' in script
+    run = _offline_install(tmp_path, "install", "--prefix", str(tmp_path / "opt"))
+    assert run.returncode == 7, run.stderr  # reached `python -m venv`
+    assert "extras: dm,opengauss,modeling,nats" in run.stdout
+    assert "warning" not in run.stdout
+
+
+def test_offline_install_names_what_a_bundle_without_modeling_cannot_do(tmp_path: Path) -> None:
+    run = _offline_install(tmp_path, "install", "--prefix", str(tmp_path / "opt"), extras_file="dm,opengauss")
+    assert "extras: dm,opengauss" in run.stdout
+    assert "without the 'modeling' extra, qiming@modeling starts but answers every call UNIMPLEMENTED" in run.stdout
+    assert "without the 'nats' extra" in run.stdout
+
+
+def test_offline_install_refuses_an_unknown_extra(tmp_path: Path) -> None:
+    run = _offline_install(tmp_path, "install", "--extras", "dm,modelling")
+    assert run.returncode == 2
+    assert "unknown extra 'modelling'" in run.stderr
