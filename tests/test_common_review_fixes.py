@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+import sqlalchemy as sa
 from collect_helpers import KEYRING, make_event
 from google.rpc import error_details_pb2
 from grpc import aio
@@ -21,6 +24,8 @@ from svc_common.config import ServerSettings, ServiceSettings, load_settings, re
 from svc_common.db import Database
 from svc_common.errors import ConfigError, FieldViolation, InvalidArgument, Unavailable
 from svc_common.logclient import CollectClient, LogFollower, RetryPolicy
+from svc_common.ops._instances import InstanceRegistry, instance_table
+from svc_common.paging import decode_token, encode_token
 from svc_common.process import ServerProcess
 from svc_common.server import ServiceSpec, build_server
 from svc_common.server._errors import MAX_VIOLATIONS
@@ -350,3 +355,47 @@ def test_offline_install_refuses_an_unknown_extra(tmp_path: Path) -> None:
     run = _offline_install(tmp_path, "install", "--extras", "dm,modelling")
     assert run.returncode == 2
     assert "unknown extra 'modelling'" in run.stderr
+
+
+# F4: a page token whose position this listing did not write is INVALID_ARGUMENT, not INTERNAL.
+@pytest.fixture
+def instances(tmp_path: Path) -> Iterator[InstanceRegistry]:
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/ops.db")
+    metadata = sa.MetaData()
+    table = instance_table(metadata, "collect")
+    metadata.create_all(engine)
+    registry = InstanceRegistry(Database(engine), table, "collect", "0.1.0")
+    registry.record_start()
+    yield registry
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "position",
+    [
+        {"instance_id": "x"},
+        {"started_at": 5, "instance_id": "x"},
+        {"started_at": "yesterday", "instance_id": "x"},
+        {"started_at": "2026-01-01T00:00:00", "instance_id": "x"},  # naive
+        {"started_at": "2026-01-01T00:00:00+00:00", "instance_id": ["x"]},
+    ],
+)
+def test_instances_refuse_a_foreign_position(instances: InstanceRegistry, position: dict) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        instances.list(10, encode_token("instances:collect", position))
+    assert raised.value.reason == "INVALID_PAGE_TOKEN"
+
+
+def test_instances_pages_still_work(instances: InstanceRegistry) -> None:
+    InstanceRegistry(instances._db, instances._table, "collect", "0.1.0").record_start()  # a second instance
+    rows, token = instances.list(1, "")
+    assert len(rows) == 1 and token
+    more, _ = instances.list(1, token)
+    assert more and more[0].instance_id != rows[0].instance_id
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"k":"jobs","p":' + b"[" * 3000 + b"]" * 3000 + b"}"])
+def test_deep_or_long_page_token_is_invalid_argument(raw: bytes) -> None:
+    token = base64.urlsafe_b64encode(raw).decode()
+    with pytest.raises(InvalidArgument):
+        decode_token(token, "jobs")
