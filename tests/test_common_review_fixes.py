@@ -27,6 +27,8 @@ from svc_common.logclient import CollectClient, LogFollower, RetryPolicy
 from svc_common.ops._instances import InstanceRegistry, instance_table
 from svc_common.paging import decode_token, encode_token
 from svc_common.process import ServerProcess
+from svc_common.protection import JsonKeyProvider, Pseudonymizer, Sealer
+from svc_common.protection._sm import SealError
 from svc_common.server import ServiceSpec, build_server
 from svc_common.server._errors import MAX_VIOLATIONS
 
@@ -399,3 +401,34 @@ def test_deep_or_long_page_token_is_invalid_argument(raw: bytes) -> None:
     token = base64.urlsafe_b64encode(raw).decode()
     with pytest.raises(InvalidArgument):
         decode_token(token, "jobs")
+
+
+# F5: anything that cannot be opened is a SealError, truncated values included.
+@pytest.mark.parametrize("keep", [0, 1, 3, 6, 10, 20, -1])
+def test_truncated_sealed_value_is_a_seal_error(keep: int) -> None:
+    sealer = Sealer(JsonKeyProvider(KEYRING))
+    sealed = sealer.seal(b"13800138000", b"ctx")
+    with pytest.raises(SealError):
+        sealer.open(sealed[:keep], b"ctx")
+    corrupt = bytearray(sealed)
+    corrupt[1] = 200  # a key id length beyond the value
+    with pytest.raises(SealError):
+        sealer.open(bytes(corrupt), b"ctx")
+    assert sealer.open(sealer.seal(b"", b"ctx"), b"ctx") == b""  # the shortest valid value still opens
+
+
+# F12: only "ps1:" + 32 lowercase hex digits is a pseudonym; other values starting with "ps1:" get pseudonymized.
+def test_only_real_pseudonyms_are_taken_as_pseudonyms() -> None:
+    from svc_collect.protect import EventProtector
+    from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
+
+    clear = "ps1:13800138000/11010119900307451X00"
+    assert len(clear) == 36
+    assert not Pseudonymizer.is_pseudonym(clear)
+    assert not Pseudonymizer.is_pseudonym("ps1:" + "A" * 32)
+    real = Pseudonymizer(JsonKeyProvider(KEYRING)).pseudonymize("phone", "13800138000")
+    assert Pseudonymizer.is_pseudonym(real)
+    event = event_pb2.Event(event_id="e1", event_type="login")
+    event.identities.add(type=types_pb2.ID_TYPE_PHONE_PSEUDONYM, value=clear)
+    EventProtector(JsonKeyProvider(KEYRING), ()).protect(event, None)
+    assert Pseudonymizer.is_pseudonym(event.identities[0].value)

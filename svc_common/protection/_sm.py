@@ -6,6 +6,7 @@ Hot paths copy a prepared HMAC object instead of building one per value (about h
 from __future__ import annotations
 
 import os
+import re
 import threading
 import unicodedata
 
@@ -83,6 +84,8 @@ class Sealer:
     def key_id_of(self, sealed: bytes) -> str:
         if len(sealed) < 2 or sealed[0] != _SEALED_VERSION:
             raise SealError("not a sealed value (unknown format version)")
+        if len(sealed) < 2 + sealed[1] + _NONCE_BYTES + _TAG_BYTES:
+            raise SealError(f"sealed value of {len(sealed)} bytes is too short for its header (truncated?)")
         return sealed[2 : 2 + sealed[1]].decode("ascii", "replace")
 
     def open(self, sealed: bytes, context: bytes = b"") -> bytes:
@@ -105,6 +108,7 @@ class Sealer:
             ) from None
 
 
+_PSEUDONYM = re.compile(PSEUDONYM_PREFIX + "[0-9a-f]{32}")
 _PHONE_SEPARATORS = str.maketrans("", "", " \t-.()")
 _PHONE_COUNTRY_PREFIXES = ("+86", "0086")
 
@@ -147,7 +151,9 @@ class Pseudonymizer:
 
     @staticmethod
     def is_pseudonym(value: str) -> bool:
-        return value.startswith(PSEUDONYM_PREFIX) and len(value) == len(PSEUDONYM_PREFIX) + 32
+        """Exactly ``ps1:`` and 32 lowercase hex digits: anything else (e.g. clear text that happens to start with
+        ``ps1:``) is pseudonymized, never stored as sent."""
+        return _PSEUDONYM.fullmatch(value) is not None
 
 
 class Fingerprinter:
