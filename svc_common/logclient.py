@@ -236,6 +236,7 @@ class LogFollower:
     async def _run(self) -> None:
         failures = 0
         while True:
+            handled_before = self.events_handled
             try:
                 self.cursor = await self._load_cursor()
                 # First drain what is there (so caught_up means something), then follow.
@@ -246,7 +247,7 @@ class LogFollower:
             except asyncio.CancelledError:
                 raise
             except aio.AioRpcError as exc:
-                failures += 1
+                failures = _failures_after(failures, progressed=self.events_handled > handled_before)
                 log.warning(
                     "log follower %s lost svc_collect (%s: %s); retrying",
                     self.name,
@@ -255,7 +256,7 @@ class LogFollower:
                     extra={"consumer": self.name},
                 )
             except Exception:
-                failures += 1
+                failures = _failures_after(failures, progressed=self.events_handled > handled_before)
                 log.exception("log follower %s: handling a batch failed; retrying it", self.name)
             self.caught_up.clear()
             await asyncio.sleep(self._retry.delay_seconds(min(failures, 16)))
@@ -299,6 +300,12 @@ class LogFollower:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+
+
+def _failures_after(failures: int, *, progressed: bool) -> int:
+    """Failures in a row: a stream that handed over events before it broke starts the backoff over (a follow
+    stream practically never ends without an error, so only counting clean ends would ratchet it up for good)."""
+    return 1 if progressed else failures + 1
 
 
 class _EndOfStream(Exception):

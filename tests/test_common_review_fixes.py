@@ -26,6 +26,7 @@ from svc_common.errors import ConfigError, FieldViolation, InvalidArgument, Unav
 from svc_common.logclient import CollectClient, LogFollower, RetryPolicy
 from svc_common.ops._instances import InstanceRegistry, instance_table
 from svc_common.paging import decode_token, encode_token
+from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_common.process import ServerProcess
 from svc_common.protection import JsonKeyProvider, Pseudonymizer, Sealer
 from svc_common.protection._sm import SealError
@@ -432,3 +433,53 @@ def test_only_real_pseudonyms_are_taken_as_pseudonyms() -> None:
     event.identities.add(type=types_pb2.ID_TYPE_PHONE_PSEUDONYM, value=clear)
     EventProtector(JsonKeyProvider(KEYRING), ()).protect(event, None)
     assert Pseudonymizer.is_pseudonym(event.identities[0].value)
+
+
+# F6: the reconnect backoff starts over after a stream that handed over events (it used to ratchet up for good).
+class _RecordingRetry(RetryPolicy):
+    def __init__(self) -> None:
+        super().__init__(attempts=0, initial_backoff_millis=1, max_backoff_millis=2)
+        object.__setattr__(self, "attempts_seen", [])
+
+    def delay_seconds(self, attempt: int) -> float:
+        self.attempts_seen.append(attempt)  # type: ignore[attr-defined]
+        return 0.001
+
+
+class _BreakingClient:
+    """Each follow stream delivers one new event and then breaks (a collector restart); after ``progress_until``
+    streams it breaks at once, without progress."""
+
+    def __init__(self, progress_until: int) -> None:
+        self.streams = 0
+        self.progress_until = progress_until
+
+    async def read(self, after_cursor, *, event_types=(), follow=False, batch_size=0, max_events=0):
+        if not follow:
+            return
+        self.streams += 1
+        if self.streams <= self.progress_until:
+            yield [event_pb2.Event(event_id=f"e{self.streams}")], str(self.streams)
+        raise RuntimeError("collector restarted")
+
+
+def test_follower_backoff_starts_over_after_progress() -> None:
+    retry = _RecordingRetry()
+    state = {"cursor": ""}
+
+    async def load() -> str:
+        return state["cursor"]
+
+    async def handle(events, cursor: str) -> None:
+        state["cursor"] = cursor
+
+    async def scenario() -> None:
+        client = _BreakingClient(progress_until=4)
+        follower = LogFollower(client, name="t", load_cursor=load, handle=handle, retry=retry)  # type: ignore[arg-type]
+        follower.start()
+        assert await _wait_for(lambda: len(retry.attempts_seen) >= 7, 10)
+        await follower.stop()
+
+    asyncio.run(scenario())
+    # Four streams with progress: each break is a first failure; then breaks without progress count up.
+    assert retry.attempts_seen[:7] == [1, 1, 1, 1, 2, 3, 4], retry.attempts_seen
