@@ -142,12 +142,14 @@ def _serve(service: str, config_file: Path | None) -> None:
 
 
 def _keyring_init(path: Path, key_id: str) -> None:
-    from svc_common.protection import FileKeyProvider, generate_keyring
+    from svc_common.protection import FileKeyProvider, Keyring, generate_keyring
     from svc_common.protection._keys import write_keyring_file
 
     if path.exists():
         raise ConfigError(f"keyring file {path} already exists; refusing to overwrite keys")
-    if not write_keyring_file(path, generate_keyring(key_id)):
+    keyring = generate_keyring(key_id)
+    Keyring.from_json(keyring.to_json(), "--key-id")  # a bad key id is refused before a file exists
+    if not write_keyring_file(path, keyring):
         raise ConfigError(f"keyring file {path} already exists; refusing to overwrite keys")
     FileKeyProvider(path)  # read it back: proves the file is valid and private
     print(f"created keyring {path} (mode 0600, active key {key_id}); back it up somewhere safe")

@@ -483,3 +483,16 @@ def test_follower_backoff_starts_over_after_progress() -> None:
     asyncio.run(scenario())
     # Four streams with progress: each break is a first failure; then breaks without progress count up.
     assert retry.attempts_seen[:7] == [1, 1, 1, 1, 2, 3, 4], retry.attempts_seen
+
+
+# F8: `qiming keyring init` refuses a bad key id before it writes a file, so a corrected retry works.
+def test_keyring_init_with_a_bad_key_id_leaves_no_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "keyring.json"
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["keyring", "init", str(path), "--key-id", "bad id"])
+    assert exited.value.code == 2
+    assert "key id 'bad id' must be 1-32 ASCII letters" in capsys.readouterr().err
+    assert not path.exists()
+    cli_main(["keyring", "init", str(path), "--key-id", "k2"])
+    assert path.exists()
+
