@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from svc_common.cli import main as cli_main
 from svc_common.config import ServerSettings, ServiceSettings, load_settings, redact_url
-from svc_common.db import Database
+from svc_common.db import Database, create_engine_from_settings
 from svc_common.errors import ConfigError, FieldViolation, InvalidArgument, Unavailable
 from svc_common.logclient import CollectClient, LogFollower, RetryPolicy
 from svc_common.ops._instances import InstanceRegistry, instance_table
@@ -496,3 +496,25 @@ def test_keyring_init_with_a_bad_key_id_leaves_no_file(tmp_path: Path, capsys: p
     cli_main(["keyring", "init", str(path), "--key-id", "k2"])
     assert path.exists()
 
+
+# F10: database_connect_timeout_seconds reaches dmPython (as login_timeout) like it reaches psycopg.
+def test_dameng_gets_the_connect_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("dmPython")
+    settings = ServiceSettings(
+        data_dir=tmp_path, database_url="dm+dmPython://QIMING:pw@192.0.2.1:5236", database_connect_timeout_seconds=3
+    )
+    engine = create_engine_from_settings(settings)
+    seen: dict = {}
+
+    def connect(*args, **kwargs):  # stands in for dmPython.connect: no DM server here
+        seen.update(kwargs)
+        raise engine.dialect.dbapi.OperationalError("stop here")
+
+    monkeypatch.setattr(engine.dialect.dbapi, "connect", connect)
+    try:
+        with pytest.raises(sa.exc.DBAPIError):
+            engine.connect()
+    finally:
+        engine.dispose()
+    assert seen["login_timeout"] == 3
+    assert seen.get("connection_timeout", 0) == 0  # that one would bound every statement

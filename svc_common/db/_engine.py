@@ -113,6 +113,10 @@ def create_engine_from_settings(settings: ServiceSettings) -> Engine:
         )
         if backend in ("postgresql", "opengauss"):
             kwargs["connect_args"] = {"connect_timeout": settings.database_connect_timeout_seconds}
+        elif backend == "dm":
+            # DSQL_ATTR_LOGIN_TIMEOUT bounds connect + login; dmPython's connection_timeout would bound every
+            # statement instead, so it is left alone.
+            kwargs["connect_args"] = {"login_timeout": settings.database_connect_timeout_seconds}
     try:
         # Looked up on the module at call time so that OpenTelemetry's wrapper (DB spans) applies.
         engine = sqlalchemy.create_engine(url, **kwargs)
