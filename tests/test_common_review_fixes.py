@@ -518,3 +518,21 @@ def test_dameng_gets_the_connect_timeout(tmp_path: Path, monkeypatch: pytest.Mon
         engine.dispose()
     assert seen["login_timeout"] == 3
     assert seen.get("connection_timeout", 0) == 0  # that one would bound every statement
+
+
+# Review note: Database.session(write=True) took SQLite's write lock outside its error mapping.
+def test_busy_write_session_is_unavailable_and_gives_its_connection_back(tmp_path: Path) -> None:
+    database = Database.from_settings(ServiceSettings(data_dir=tmp_path, sqlite_busy_timeout_millis=50))
+    with database.engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (x int)"))
+    holder = database.engine.connect().execution_options(sqlite_write=True)
+    holder.begin()  # BEGIN IMMEDIATE: holds the write lock
+    try:
+        before = database.engine.pool.checkedout()
+        with pytest.raises(Unavailable), database.session(write=True) as session:
+            session.execute(sa.text("INSERT INTO t VALUES (2)"))
+        assert database.engine.pool.checkedout() == before
+    finally:
+        holder.rollback()
+        holder.close()
+        database.dispose()

@@ -197,9 +197,9 @@ class Database:
         connection surfaces as :class:`Unavailable`, which callers see as gRPC UNAVAILABLE.
         """
         session = self._sessions()
-        if write:
-            session.connection(execution_options={"sqlite_write": True})
         try:
+            if write:  # inside the try: a busy SQLite write lock at BEGIN is UNAVAILABLE too, and the session closed
+                session.connection(execution_options={"sqlite_write": True})
             yield session
             session.commit()
         except DBAPIError as exc:
