@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import shutil
 import subprocess
 import sys
@@ -536,3 +537,24 @@ def test_busy_write_session_is_unavailable_and_gives_its_connection_back(tmp_pat
         holder.rollback()
         holder.close()
         database.dispose()
+
+
+# Review note: keyring problems a restart cannot fix exit 2 (systemd's RestartPreventExitStatus), not 3.
+@pytest.mark.parametrize("mode", [None, 0o640])
+def test_unusable_keyring_file_exits_2(tmp_path: Path, mode: int | None) -> None:
+    keyring = tmp_path / "keyring.json"
+    if mode is not None:
+        keyring.write_text(KEYRING)
+        keyring.chmod(mode)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QIMING_")}
+    env |= {"QIMING_MODELING_KEYRING_FILE": str(keyring), "QIMING_MODELING_GRPC_PORT": "0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "svc_common.cli", "serve", "modeling"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"qiming: error: keyring file {keyring}" in result.stderr
