@@ -2,10 +2,10 @@
 # Offline installation of Qiming (启明) from a wheelhouse, for air-gapped hosts (e.g. Kylin OS).
 #
 #   On a connected machine, in the source tree:
-#     deploy/offline-install.sh download [--extras dm,opengauss] [--arch aarch64|x86_64]
+#     deploy/offline-install.sh download [--extras LIST] [--arch aarch64|x86_64]
 #                                        [--python-version 3.11] [--glibc 2.28] [--out DIR] [--wheels DIR]
-#     (defaults: this machine's architecture and Python version, glibc 2.28 as on Kylin V10;
-#      --wheels: a directory of extra wheels searched too, e.g. a vendor's driver build)
+#     (defaults: extras dm,opengauss,modeling,nats (the full product), this machine's architecture and
+#      Python version, glibc 2.28 as on Kylin V10; --wheels: a directory of extra wheels searched too)
 #     -> DIR/ (default dist/qiming-offline-<version>-<arch>) and DIR.tar.gz:
 #        wheelhouse/ (every wheel), deploy/ (this script, the systemd unit, the example config), SHA256SUMS
 #
@@ -20,7 +20,9 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT_DIR="$(dirname "$SCRIPT_DIR")"
 
-EXTRAS_DEFAULT="dm,opengauss"
+# The full product: both server databases' drivers, svc_modeling's libraries and the JetStream log client.
+EXTRAS_DEFAULT="dm,opengauss,modeling,nats"
+EXTRAS_KNOWN="dm opengauss modeling nats load"
 EXTRAS=""
 EXTRAS_SET=0
 PYTHON="${PYTHON:-python3}"
@@ -66,6 +68,24 @@ parse_options() {
     esac
   done
   [[ "$EXTRAS" =~ ^[a-z,]*$ ]] || die "--extras: comma-separated extra names, e.g. dm,opengauss"
+  local extra
+  for extra in ${EXTRAS//,/ }; do
+    [[ " $EXTRAS_KNOWN " == *" $extra "* ]] || die "--extras: unknown extra '$extra' (known: ${EXTRAS_KNOWN// /, })"
+  done
+}
+
+warn_missing_extras() {
+  # What a bundle or an install without some extra cannot do: found now, not on the air-gapped host later.
+  local extra
+  for extra in ${EXTRAS_DEFAULT//,/ }; do
+    [[ ",$EXTRAS," == *",$extra,"* ]] && continue
+    case "$extra" in
+      modeling) info "warning: without the 'modeling' extra, qiming@modeling starts but answers every call UNIMPLEMENTED" ;;
+      nats) info "warning: without the 'nats' extra, svc_collect cannot use log_backend = \"jetstream\"" ;;
+      dm) info "warning: without the 'dm' extra, no service can use a Dameng (dm+dmPython://) database" ;;
+      opengauss) info "warning: without the 'opengauss' extra, no service can use an openGauss database" ;;
+    esac
+  done
 }
 
 check_python() {
@@ -96,6 +116,8 @@ cmd_download() {
   OUT="${OUT:-$ROOT_DIR/dist/qiming-offline-$version-$ARCH}"
 
   [[ "$EXTRAS_SET" -eq 1 ]] || EXTRAS="$EXTRAS_DEFAULT"
+  info "extras: ${EXTRAS:-none}"
+  warn_missing_extras
   BUILD_VENV="$(mktemp -d)"
   trap 'rm -rf "$BUILD_VENV"' EXIT
   info "using a throw-away virtual environment for the build: $BUILD_VENV"
@@ -152,6 +174,8 @@ cmd_install() {
     EXTRAS="$EXTRAS_DEFAULT"
     [[ -f "$bundle/EXTRAS" ]] && EXTRAS="$(<"$bundle/EXTRAS")"
   fi
+  info "extras: ${EXTRAS:-none}"
+  warn_missing_extras
   if [[ -f "$bundle/SHA256SUMS" ]]; then
     info "checking SHA256SUMS"
     (cd "$bundle" && sha256sum --quiet --check SHA256SUMS) || die "the bundle is damaged or was changed"

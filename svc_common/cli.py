@@ -142,12 +142,14 @@ def _serve(service: str, config_file: Path | None) -> None:
 
 
 def _keyring_init(path: Path, key_id: str) -> None:
-    from svc_common.protection import FileKeyProvider, generate_keyring
+    from svc_common.protection import FileKeyProvider, Keyring, generate_keyring
     from svc_common.protection._keys import write_keyring_file
 
     if path.exists():
         raise ConfigError(f"keyring file {path} already exists; refusing to overwrite keys")
-    if not write_keyring_file(path, generate_keyring(key_id)):
+    keyring = generate_keyring(key_id)
+    Keyring.from_json(keyring.to_json(), "--key-id")  # a bad key id is refused before a file exists
+    if not write_keyring_file(path, keyring):
         raise ConfigError(f"keyring file {path} already exists; refusing to overwrite keys")
     FileKeyProvider(path)  # read it back: proves the file is valid and private
     print(f"created keyring {path} (mode 0600, active key {key_id}); back it up somewhere safe")
@@ -172,17 +174,15 @@ def _migrate(services: list[str], config_file: Path | None) -> None:
 
 
 def _show_config(service: str, config_file: Path | None) -> None:
-    from svc_common.config import ServerSettings, describe_fields, load_settings
+    from svc_common.config import ServerSettings, describe_fields, load_settings, redact_url
 
     cls = ServerSettings if service == "suite" else next(e.settings_class for e in entries([service]))
     current = load_settings(cls, config_file)
     print(f"# settings of {service}: environment variable, TOML key in [{cls.section}], current value")
     for env, key, _default, doc in describe_fields(cls):
         value = getattr(current, key)
-        if key == "database_url" and value:
-            from sqlalchemy.engine import make_url
-
-            value = make_url(value).render_as_string(hide_password=True)  # never print a password
+        if key.endswith("_url") and isinstance(value, str):
+            value = redact_url(value)  # database_url, nats_url, gateway_url: never print a password
         print(f"{env}\n    [{cls.section}] {key} = {value!r}\n    {doc}")
 
 

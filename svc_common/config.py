@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
@@ -24,6 +25,28 @@ CONFIG_FILE_ENV = "QIMING_CONFIG_FILE"
 """Environment variable naming the TOML file, when ``--config`` is not given."""
 
 _toml_values: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("qiming_toml", default=None)
+
+
+DEFAULT_KEEPALIVE_TIME_SECONDS = 30.0
+"""Default of ``grpc_keepalive_time_seconds`` (also the log client's default)."""
+DEFAULT_KEEPALIVE_TIMEOUT_SECONDS = 10.0
+"""Default of ``grpc_keepalive_timeout_seconds`` (also the log client's default)."""
+
+
+_URL_PASSWORD = re.compile(r"(//[^:/@\s]*:)[^@\s]*@")
+_QUERY_PASSWORD = re.compile(r"(?i)([?&;](?:password|pass|pwd|token)=)[^&;\s]*")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of every URL in it (``scheme://user:password@host``, also a malformed or a
+    comma-separated list of URLs, and ``password=`` query parameters) replaced by ``***``: for errors and listings."""
+    return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
+
+
+def is_secret_setting(cls: type[BaseSettings], field_name: str) -> bool:
+    """A setting whose value is never shown: declared as ``SecretStr``."""
+    field = cls.model_fields.get(field_name)
+    return field is not None and "SecretStr" in str(field.annotation)
 
 
 class _TomlTableSource(PydanticBaseSettingsSource):
@@ -58,6 +81,17 @@ class ServerSettings(BaseSettings):
     ``workers``; off, a second process on the port fails to start instead."""
     grpc_max_concurrent_rpcs: int = Field(default=1000, ge=1)
     """Calls served at once; further calls are refused with RESOURCE_EXHAUSTED instead of queuing without bound."""
+    grpc_keepalive_time_seconds: float = Field(default=DEFAULT_KEEPALIVE_TIME_SECONDS, ge=0.1, le=86_400)
+    """How often a connection that carries a call but no data is checked with an HTTP/2 ping: by the server (towards
+    its callers) and by the log followers of svc_profile/svc_campaign (towards svc_collect, whose follow stream is
+    silent while the log is idle). A peer lost without FIN/RST (power loss, a firewall dropping an idle session) is
+    then noticed and the call fails (a follower reconnects) instead of waiting forever."""
+    grpc_keepalive_timeout_seconds: float = Field(default=DEFAULT_KEEPALIVE_TIMEOUT_SECONDS, ge=0.1, le=3_600)
+    """How long a keepalive ping may stay unanswered before the connection is closed as dead."""
+    grpc_min_client_ping_interval_seconds: float = Field(default=10.0, ge=0.1, le=86_400)
+    """Shortest interval between a caller's pings that the server accepts (also on connections without calls).
+    Keep it at or below every caller's ``grpc_keepalive_time_seconds``: a caller pinging more often gets its
+    connection closed (GOAWAY ``too_many_pings``)."""
     shutdown_grace_seconds: float = Field(default=15.0, ge=0)
     """On SIGTERM/SIGINT: how long in-flight calls may run before they are cancelled."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -257,8 +291,8 @@ def _describe(
             message = "unknown setting"
         elif error["type"] == "value_error":
             message = message.removeprefix("Value error, ")
-        elif "input" in error and error["type"] != "missing":
-            message = f"{message} (got {error['input']!r})"
+        elif "input" in error and error["type"] != "missing" and not is_secret_setting(cls, field_name):
+            message = f"{message} (got {redact_url(repr(error['input']))})"  # a secret's input is never echoed
         parts.append(f"{where}: {message}")
     return "; ".join(parts)
 

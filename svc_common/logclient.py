@@ -22,10 +22,11 @@ from google.rpc import error_details_pb2
 from grpc import aio
 from grpc_status import rpc_status
 
+from svc_common.config import DEFAULT_KEEPALIVE_TIME_SECONDS, DEFAULT_KEEPALIVE_TIMEOUT_SECONDS
 from svc_common.errors import ResourceExhausted, Unavailable
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import event_pb2
-from svc_common.server import insecure_channel
+from svc_common.server import insecure_channel, keepalive_options
 
 log = logging.getLogger("qiming.logclient")
 
@@ -52,7 +53,11 @@ class RetryPolicy:
 
 
 class CollectClient:
-    """A client of ``CollectService`` at ``address`` (``host:port``)."""
+    """A client of ``CollectService`` at ``address`` (``host:port``).
+
+    ``keepalive_time_seconds`` / ``keepalive_timeout_seconds``: a connection whose calls are quiet is pinged that
+    often and closed when a ping is not answered in time (see ``grpc_keepalive_*`` in docs/configuration.md); the
+    collector must accept pings that often (its ``grpc_min_client_ping_interval_seconds``)."""
 
     def __init__(
         self,
@@ -61,6 +66,8 @@ class CollectClient:
         timeout_seconds: float = 10.0,
         retry: RetryPolicy | None = None,
         max_message_bytes: int = 64 * 1024 * 1024,
+        keepalive_time_seconds: float = DEFAULT_KEEPALIVE_TIME_SECONDS,
+        keepalive_timeout_seconds: float = DEFAULT_KEEPALIVE_TIMEOUT_SECONDS,
     ) -> None:
         self.address = address
         self.timeout_seconds = timeout_seconds
@@ -73,6 +80,9 @@ class CollectClient:
             initial_reconnect_backoff_ms=200,
             min_reconnect_backoff_ms=200,
             max_reconnect_backoff_ms=self.retry.max_backoff_millis,
+            # A follow stream is silent while the log is idle: without pings a silently dead connection (no
+            # FIN/RST) would be waited on forever. Pass the service's grpc_keepalive_* settings here.
+            **keepalive_options(keepalive_time_seconds, keepalive_timeout_seconds),
         )
         self._stub = collect_pb2_grpc.CollectServiceStub(self._channel)
 
@@ -226,6 +236,7 @@ class LogFollower:
     async def _run(self) -> None:
         failures = 0
         while True:
+            handled_before = self.events_handled
             try:
                 self.cursor = await self._load_cursor()
                 # First drain what is there (so caught_up means something), then follow.
@@ -236,7 +247,7 @@ class LogFollower:
             except asyncio.CancelledError:
                 raise
             except aio.AioRpcError as exc:
-                failures += 1
+                failures = _failures_after(failures, progressed=self.events_handled > handled_before)
                 log.warning(
                     "log follower %s lost svc_collect (%s: %s); retrying",
                     self.name,
@@ -245,7 +256,7 @@ class LogFollower:
                     extra={"consumer": self.name},
                 )
             except Exception:
-                failures += 1
+                failures = _failures_after(failures, progressed=self.events_handled > handled_before)
                 log.exception("log follower %s: handling a batch failed; retrying it", self.name)
             self.caught_up.clear()
             await asyncio.sleep(self._retry.delay_seconds(min(failures, 16)))
@@ -289,6 +300,12 @@ class LogFollower:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+
+
+def _failures_after(failures: int, *, progressed: bool) -> int:
+    """Failures in a row: a stream that handed over events before it broke starts the backoff over (a follow
+    stream practically never ends without an error, so only counting clean ends would ratchet it up for good)."""
+    return 1 if progressed else failures + 1
 
 
 class _EndOfStream(Exception):

@@ -10,6 +10,8 @@ from svc_common.errors import FieldViolation, InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+MAX_TOKEN_CHARS = 4096
+"""Longest page token accepted (the positions Qiming's listings encode are far shorter)."""
 
 
 def page_size(requested: int, field: str = "page.page_size") -> int:
@@ -31,12 +33,14 @@ def decode_token(token: str, kind: str, field: str = "page.page_token") -> dict[
     """The position in ``token`` (None for the first page); a token of another listing is INVALID_ARGUMENT."""
     if not token:
         return None
+    if len(token) > MAX_TOKEN_CHARS:  # no listing makes one this long; bounds the decoding work too
+        raise invalid_page_token(field)
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         if data.get("k") != kind or not isinstance(data.get("p"), dict):
             raise ValueError(kind)
         return data["p"]
-    except (ValueError, TypeError, UnicodeDecodeError, AttributeError):
+    except (ValueError, TypeError, UnicodeDecodeError, AttributeError, RecursionError):
         raise invalid_page_token(field) from None
 
 

@@ -111,5 +111,5 @@ def test_service_refuses_a_world_readable_keyring(tmp_path: Path) -> None:
     path.chmod(0o644)
     env = {"QIMING_COLLECT_KEYRING_FILE": str(path), "QIMING_COLLECT_DATA_DIR": str(tmp_path)}
     result = qiming("serve", "collect", env=env, cwd=tmp_path)
-    assert result.returncode == 3
+    assert result.returncode == 2  # a restart cannot fix it: systemd must not loop
     assert "chmod 600" in _one_error_line(result)

@@ -11,7 +11,7 @@ import pytest
 
 from svc_collect.config import CollectSettings
 from svc_common.config import load_settings
-from svc_common.errors import ConfigError, StartupError
+from svc_common.errors import ConfigError
 from svc_common.protection import (
     FileKeyProvider,
     Fingerprinter,
@@ -82,13 +82,13 @@ def test_keyring_json_errors_name_the_problem() -> None:
 
 def test_keyring_file_is_created_private_and_refused_when_readable(tmp_path: Path) -> None:
     path = tmp_path / "keys" / "keyring.json"
-    with pytest.raises(StartupError, match="does not exist"):
+    with pytest.raises(ConfigError, match="does not exist"):  # exit 2: systemd must not loop on it
         FileKeyProvider(path)
     created = FileKeyProvider(path, create=True).keyring()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert FileKeyProvider(path).keyring() == created
     path.chmod(0o644)
-    with pytest.raises(StartupError, match="chmod 600"):
+    with pytest.raises(ConfigError, match="chmod 600"):
         FileKeyProvider(path)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
+from svc_common.config import redact_url
 from svc_common.errors import ConfigError, StartupError, Unavailable
 
 if TYPE_CHECKING:
@@ -36,9 +37,10 @@ def normalize_database_url(url: str) -> URL:
     """Parse ``url`` and pin the driver; raise :class:`ConfigError` for anything we do not support."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError(
-            f"database URL {url!r} is not a valid SQLAlchemy URL (expected e.g. sqlite:///qiming.db)"
+            f"database URL {redact_url(repr(url))} is not a valid SQLAlchemy URL (expected e.g. sqlite:///qiming.db "
+            "or postgresql+psycopg://user:password@host:5432/name)"
         ) from None
     backend, _, driver = parsed.drivername.partition("+")
     if backend not in SUPPORTED_DRIVERS:
@@ -111,6 +113,10 @@ def create_engine_from_settings(settings: ServiceSettings) -> Engine:
         )
         if backend in ("postgresql", "opengauss"):
             kwargs["connect_args"] = {"connect_timeout": settings.database_connect_timeout_seconds}
+        elif backend == "dm":
+            # DSQL_ATTR_LOGIN_TIMEOUT bounds connect + login; dmPython's connection_timeout would bound every
+            # statement instead, so it is left alone.
+            kwargs["connect_args"] = {"login_timeout": settings.database_connect_timeout_seconds}
     try:
         # Looked up on the module at call time so that OpenTelemetry's wrapper (DB spans) applies.
         engine = sqlalchemy.create_engine(url, **kwargs)
@@ -191,15 +197,15 @@ class Database:
         connection surfaces as :class:`Unavailable`, which callers see as gRPC UNAVAILABLE.
         """
         session = self._sessions()
-        if write:
-            session.connection(execution_options={"sqlite_write": True})
         try:
+            if write:  # inside the try: a busy SQLite write lock at BEGIN is UNAVAILABLE too, and the session closed
+                session.connection(execution_options={"sqlite_write": True})
             yield session
             session.commit()
         except DBAPIError as exc:
             session.rollback()
             if exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.OperationalError):
-                raise Unavailable(f"database unavailable: {str(exc.orig).splitlines()[0]}") from exc
+                raise _unavailable(exc) from exc
             raise
         except sqlalchemy.exc.TimeoutError as exc:
             session.rollback()
@@ -221,10 +227,17 @@ class Database:
                     yield conn
         except DBAPIError as exc:
             if exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.OperationalError):
-                raise Unavailable(f"database unavailable: {str(exc.orig).splitlines()[0]}") from exc
+                raise _unavailable(exc) from exc
             raise
         except sqlalchemy.exc.TimeoutError as exc:
             raise Unavailable(f"no free database connection: {exc}".splitlines()[0]) from exc
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _unavailable(exc: DBAPIError) -> Unavailable:
+    """UNAVAILABLE with a fixed text: the driver's message names the database's host, port, user and name, which
+    callers must not learn. It goes to the server's log instead (the trace id ties the two together)."""
+    log.warning("database unavailable: %s", redact_url(str(exc.orig).splitlines()[0] if str(exc.orig) else repr(exc)))
+    return Unavailable("the service's database is unavailable; retry with backoff")

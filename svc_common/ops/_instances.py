@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, and_, or_, select, update
 
 from svc_common.db import Database, UtcDateTime
-from svc_common.paging import decode_token, encode_token
+from svc_common.paging import decode_token, encode_token, invalid_page_token
 
 
 def instance_table(metadata: MetaData, service: str) -> Table:
@@ -75,11 +75,11 @@ class InstanceRegistry:
         query = select(t).order_by(t.c.started_at.desc(), t.c.instance_id.desc()).limit(size + 1)
         position = decode_token(token, f"instances:{self.service}")
         if position:
-            after = dt.datetime.fromisoformat(position["started_at"])
+            after, last_id = _instance_position(position)
             query = query.where(
                 or_(
                     t.c.started_at < after,
-                    and_(t.c.started_at == after, t.c.instance_id < position["instance_id"]),
+                    and_(t.c.started_at == after, t.c.instance_id < last_id),
                 )
             )
         with self._db.connection() as conn:
@@ -93,6 +93,21 @@ class InstanceRegistry:
                 {"started_at": last.started_at.isoformat(), "instance_id": last.instance_id},
             )
         return rows, next_token
+
+
+def _instance_position(position: dict) -> tuple[dt.datetime, str]:
+    """(started_at, instance_id) of a token's position; a position this listing did not write is INVALID_ARGUMENT
+    (not a KeyError or a naive time that would become INTERNAL)."""
+    started_at, instance_id = position.get("started_at"), position.get("instance_id")
+    if not isinstance(started_at, str) or not isinstance(instance_id, str):
+        raise invalid_page_token()
+    try:
+        after = dt.datetime.fromisoformat(started_at)
+    except ValueError:
+        raise invalid_page_token() from None
+    if after.tzinfo is None:
+        raise invalid_page_token()
+    return after, instance_id
 
 
 def create_instance_table_op(op: object, service: str) -> None:

@@ -9,7 +9,7 @@ from svc_common.protection._keys import (
     generate_keyring,
     key_provider_from_settings,
 )
-from svc_common.protection._sm import Fingerprinter, Pseudonymizer, Sealer
+from svc_common.protection._sm import Fingerprinter, Pseudonymizer, Sealer, normalize_pseudonym_input
 
 __all__ = [
     "FileKeyProvider",
@@ -21,4 +21,5 @@ __all__ = [
     "Sealer",
     "generate_keyring",
     "key_provider_from_settings",
+    "normalize_pseudonym_input",
 ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from svc_common.errors import ConfigError, StartupError
+from svc_common.errors import ConfigError
 
 if TYPE_CHECKING:
     from svc_common.config import ServiceSettings
@@ -102,7 +102,8 @@ class FileKeyProvider:
         self.path = path
         if not path.exists():
             if not create:
-                raise StartupError(f"keyring file {path} does not exist (create one with `qiming keyring init {path}`)")
+                # ConfigError (exit 2): systemd does not restart it, a restart would not find the file either.
+                raise ConfigError(f"keyring file {path} does not exist (create one with `qiming keyring init {path}`)")
             write_keyring_file(path, generate_keyring())
             log.warning(
                 "generated a new keyring",
@@ -113,7 +114,7 @@ class FileKeyProvider:
             )
         mode = path.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise StartupError(
+            raise ConfigError(
                 f"keyring file {path} is readable by group or others (mode {stat.filemode(mode)}); chmod 600 it"
             )
         self._keyring = Keyring.from_json(path.read_text(encoding="utf-8"), str(path))

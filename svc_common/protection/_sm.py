@@ -6,7 +6,9 @@ Hot paths copy a prepared HMAC object instead of building one per value (about h
 from __future__ import annotations
 
 import os
+import re
 import threading
+import unicodedata
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
@@ -82,6 +84,8 @@ class Sealer:
     def key_id_of(self, sealed: bytes) -> str:
         if len(sealed) < 2 or sealed[0] != _SEALED_VERSION:
             raise SealError("not a sealed value (unknown format version)")
+        if len(sealed) < 2 + sealed[1] + _NONCE_BYTES + _TAG_BYTES:
+            raise SealError(f"sealed value of {len(sealed)} bytes is too short for its header (truncated?)")
         return sealed[2 : 2 + sealed[1]].decode("ascii", "replace")
 
     def open(self, sealed: bytes, context: bytes = b"") -> bytes:
@@ -104,6 +108,29 @@ class Sealer:
             ) from None
 
 
+_PSEUDONYM = re.compile(PSEUDONYM_PREFIX + "[0-9a-f]{32}")
+_PHONE_SEPARATORS = str.maketrans("", "", " \t-.()")
+_PHONE_COUNTRY_PREFIXES = ("+86", "0086")
+
+
+def normalize_pseudonym_input(kind: str, value: str) -> str:
+    """The one normalisation applied before pseudonymizing, so that every service derives the same pseudonym from
+    the same id however it was typed. Every kind: surrounding whitespace removed. ``phone``: also full-width
+    characters made ASCII (NFKC), the separators `` -.()`` removed and a leading ``+86`` / ``0086`` dropped, but
+    only when what is left is all digits (anything else keeps its stripped form, so that distinct malformed values
+    stay distinct). A value that is already clean (digits only, no surrounding blanks) is unchanged and keeps the
+    pseudonym it always had."""
+    value = value.strip()
+    if kind != "phone" or (value.isascii() and value.isdigit() and not value.startswith("0086")):
+        return value
+    compact = unicodedata.normalize("NFKC", value).translate(_PHONE_SEPARATORS)
+    for prefix in _PHONE_COUNTRY_PREFIXES:
+        if compact.startswith(prefix):
+            compact = compact[len(prefix) :]
+            break
+    return compact if compact.isascii() and compact.isdigit() else value
+
+
 class Pseudonymizer:
     """Keyed HMAC-SM3 pseudonyms: the same input gives the same pseudonym in every service (equality and
     joins work); without the key it can be neither reversed nor brute-forced from a phone-number list."""
@@ -112,14 +139,21 @@ class Pseudonymizer:
         self._mac = _hmac(_derive(keys.keyring().pseudonym_key, b"pseudonym"))
 
     def pseudonymize(self, kind: str, value: str) -> str:
-        """``kind`` separates namespaces: the same digits as a phone and as an account differ."""
+        """``kind`` separates namespaces: the same digits as a phone and as an account differ. ``value`` is first
+        normalised (:func:`normalize_pseudonym_input`); one that then already is a pseudonym is returned as it is
+        (callers skip pseudonyms, and with blanks around one they would otherwise disagree)."""
+        value = normalize_pseudonym_input(kind, value)
+        if self.is_pseudonym(value):
+            return value
         mac = self._mac.copy()
         mac.update(kind.encode() + b"\x00" + value.encode())
         return PSEUDONYM_PREFIX + mac.finalize()[:16].hex()
 
     @staticmethod
     def is_pseudonym(value: str) -> bool:
-        return value.startswith(PSEUDONYM_PREFIX) and len(value) == len(PSEUDONYM_PREFIX) + 32
+        """Exactly ``ps1:`` and 32 lowercase hex digits: anything else (e.g. clear text that happens to start with
+        ``ps1:``) is pseudonymized, never stored as sent."""
+        return _PSEUDONYM.fullmatch(value) is not None
 
 
 class Fingerprinter:

@@ -1,7 +1,14 @@
 """The gRPC server kit: one ``build_server()`` for every service."""
 
 from svc_common.peers import peer_address
-from svc_common.server._app import RunningServer, ServiceSpec, build_server, insecure_channel, serve
+from svc_common.server._app import (
+    RunningServer,
+    ServiceSpec,
+    build_server,
+    insecure_channel,
+    keepalive_options,
+    serve,
+)
 from svc_common.server._call import (
     ANONYMOUS,
     CallInfo,
@@ -39,6 +46,7 @@ __all__ = [
     "contract_services",
     "current_call",
     "insecure_channel",
+    "keepalive_options",
     "note_customers",
     "peer_address",
     "register_not_yet_built",

@@ -89,6 +89,7 @@ def build_server(
             ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
             ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
             ("grpc.so_reuseport", 1 if settings.grpc_reuse_port else 0),
+            *server_keepalive_options(settings).items(),
         ],
         maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
     )
@@ -171,6 +172,36 @@ def _write_port_file(settings: ServerSettings, port: int) -> None:
     tmp.replace(path)  # readers never see a half-written file
 
 
+def server_keepalive_options(settings: ServerSettings) -> dict[str, int]:
+    """Ping callers whose calls went quiet (a dead peer's stream is cancelled, not kept forever), and accept the
+    callers' own keepalive pings down to ``grpc_min_client_ping_interval_seconds``, also between calls: gRPC's
+    default (one per 5 minutes) answers more frequent pings with GOAWAY ``too_many_pings``."""
+    options = {
+        **keepalive_options(settings.grpc_keepalive_time_seconds, settings.grpc_keepalive_timeout_seconds),
+        "keepalive_permit_without_calls": 1,
+        "http2.min_ping_interval_without_data_ms": _millis(settings.grpc_min_client_ping_interval_seconds),
+    }
+    return {f"grpc.{name}": value for name, value in options.items()}
+
+
+def keepalive_options(time_seconds: float, timeout_seconds: float) -> dict[str, int]:
+    """Options (without the ``grpc.`` prefix, as :func:`insecure_channel` takes them) that ping a connection
+    carrying calls after ``time_seconds`` of silence and close it when a ping stays unanswered for
+    ``timeout_seconds``. ``http2.ping_timeout_ms`` is what bounds the wait on grpcio 1.85 (``keepalive_timeout_ms``
+    alone did not notice a black-holed connection); ``max_pings_without_data`` 0 keeps pinging a stream that is
+    silent for hours (the default stops after 2 pings)."""
+    return {
+        "keepalive_time_ms": _millis(time_seconds),
+        "keepalive_timeout_ms": _millis(timeout_seconds),
+        "http2.ping_timeout_ms": _millis(timeout_seconds),
+        "http2.max_pings_without_data": 0,
+    }
+
+
+def _millis(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
 def insecure_channel(target: str, **options: int) -> aio.Channel:
     """A client channel with the same message limits and OpenTelemetry propagation as the server."""
     from opentelemetry.instrumentation.grpc import aio_client_interceptors
@@ -182,4 +213,4 @@ def insecure_channel(target: str, **options: int) -> aio.Channel:
     )
 
 
-__all__ = ["RunningServer", "ServiceSpec", "build_server", "insecure_channel", "serve"]
+__all__ = ["RunningServer", "ServiceSpec", "build_server", "insecure_channel", "keepalive_options", "serve"]

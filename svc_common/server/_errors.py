@@ -33,34 +33,71 @@ class MalformedRequest:
         self.error = error
 
 
+# Bounds of what a status carries. It travels in trailers (grpc-message, and grpc-status-details-bin in base64),
+# which a gRPC client refuses above 8 KiB (soft) / 16 KiB (hard): past that the caller would get RESOURCE_EXHAUSTED
+# with no details instead of the real status. These bounds keep a status well below 8 KiB.
+MAX_VIOLATIONS = 50
+"""Most field violations listed; the others are counted in the message and in ErrorInfo.metadata."""
+_MAX_VIOLATION_BYTES = 2048
+_MAX_MESSAGE_BYTES = 1024
+_MAX_METADATA_BYTES = 2048
+_MAX_TEXT_BYTES = 200  # one violation's field or description
+
+
+def _cut(text: str, limit_bytes: int) -> str:
+    data = text.encode()
+    if len(data) <= limit_bytes:
+        return text
+    return data[: limit_bytes - 20].decode("utf-8", "ignore") + " … (truncated)"
+
+
 def to_status(error: QimingError, trace_id: str = "", traceresponse: str = "") -> grpc.Status:
-    """A QimingError as a ``grpc.Status`` carrying ErrorInfo and BadRequest details."""
+    """A QimingError as a ``grpc.Status`` carrying ErrorInfo and BadRequest details, bounded in size: at most
+    ``MAX_VIOLATIONS`` violations (and about 2 KiB of them), each text and the message cut; how many were left out
+    is said in the message and in ErrorInfo.metadata (``violations_total``, ``violations_omitted``)."""
     code = grpc.StatusCode[error.status_code]
     details = []
     info = error_details_pb2.ErrorInfo(reason=error.reason or error.status_code, domain=ERROR_DOMAIN)
-    info.metadata.update(error.metadata)
+    budget = _MAX_METADATA_BYTES
+    for key, value in error.metadata.items():
+        key, value = _cut(key, 64), _cut(str(value), _MAX_METADATA_BYTES // 2)
+        budget -= len(key.encode()) + len(value.encode())
+        if budget < 0:
+            break
+        info.metadata[key] = value
     if trace_id:
         info.metadata["trace_id"] = trace_id
     details.append(info)
+    message = error.message
     if error.violations:
-        details.append(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field=v.field, description=v.description, reason=v.reason
-                    )
-                    for v in error.violations
-                ]
+        bad_request = error_details_pb2.BadRequest()
+        size = 0
+        for v in error.violations[:MAX_VIOLATIONS]:
+            violation = error_details_pb2.BadRequest.FieldViolation(
+                field=_cut(v.field, _MAX_TEXT_BYTES),
+                description=_cut(v.description, _MAX_TEXT_BYTES),
+                reason=_cut(v.reason, 64),
             )
-        )
+            size += violation.ByteSize() + 3
+            if size > _MAX_VIOLATION_BYTES and bad_request.field_violations:
+                break
+            bad_request.field_violations.append(violation)
+        details.append(bad_request)
+        omitted = len(error.violations) - len(bad_request.field_violations)
+        if omitted:
+            info.metadata["violations_total"] = str(len(error.violations))
+            info.metadata["violations_omitted"] = str(omitted)
+            message = (
+                f"{_cut(message, _MAX_MESSAGE_BYTES - 80)} ({len(error.violations)} field violations; "
+                f"the first {len(bad_request.field_violations)} are listed)"
+            )
+    message = _cut(message, _MAX_MESSAGE_BYTES)
     packed = []
     for detail in details:
         item = any_pb2.Any()
         item.Pack(detail)
         packed.append(item)
-    status = rpc_status.to_status(
-        status_pb2.Status(code=getattr(code_pb2, code.name), message=error.message, details=packed)
-    )
+    status = rpc_status.to_status(status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=packed))
     if not trace_id:
         return status
     return _Status(
