@@ -10,6 +10,7 @@ import nats
 from nats.js.errors import APIError
 
 from svc_collect.store._jetstream_parts import JetStreamConfig
+from svc_common.config import redact_url
 from svc_common.errors import FailedPrecondition, QimingError, ResourceExhausted, StartupError, Unavailable
 
 # JetStream's error codes (nats-server's errors.json) that the collector tells apart.
@@ -44,8 +45,9 @@ def _api(exc: BaseException) -> str:
 
 
 def redacted(url: str) -> str:
-    """``nats_url`` for messages and logs: a password, or a token (userinfo without a colon), replaced by ``***``."""
-    return re.sub(r"//([^/@:,]*)(:[^/@,]*)?@", lambda m: f"//{m[1]}:***@" if m[2] else "//***@", url)
+    """``nats_url`` for messages and logs: a password (``redact_url``), or a NATS token (userinfo without a colon),
+    replaced by ``***``."""
+    return re.sub(r"//[^/@:,\s]+@", "//***@", redact_url(url))
 
 
 def connect_error(exc: BaseException, last: BaseException | None, config: JetStreamConfig) -> StartupError:
