@@ -97,6 +97,9 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("profile_id", String(36), primary_key=True),
         Column("name", String(64), primary_key=True),
         Column("tag_value", JsonText, nullable=False),
+        # Tags of sensitivity level 3+: the value's JSON sealed with SM4-GCM bound to (profile, name); tag_value
+        # then holds the marker ["sealed"] (profile_0005, store/_tagsql.py).
+        Column("sealed_value", LargeBinary, nullable=True),
         # RULE, MODEL, IMPORT, MANUAL (Provenance.Source names).
         Column("source", String(16), nullable=False),
         Column("writer", String(128), nullable=False),

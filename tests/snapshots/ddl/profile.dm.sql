@@ -149,6 +149,7 @@ CREATE TABLE profile_tag (
 	profile_id VARCHAR2(36 CHAR) NOT NULL,
 	name VARCHAR2(64 CHAR) NOT NULL,
 	tag_value TEXT NOT NULL,
+	sealed_value BLOB,
 	source VARCHAR2(16 CHAR) NOT NULL,
 	writer VARCHAR2(128 CHAR) NOT NULL,
 	writer_version VARCHAR2(64 CHAR) NOT NULL,

@@ -149,6 +149,7 @@ CREATE TABLE profile_tag (
 	profile_id VARCHAR(36) NOT NULL,
 	name VARCHAR(64) NOT NULL,
 	tag_value TEXT NOT NULL,
+	sealed_value BYTEA,
 	source VARCHAR(16) NOT NULL,
 	writer VARCHAR(128) NOT NULL,
 	writer_version VARCHAR(64) NOT NULL,
