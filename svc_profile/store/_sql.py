@@ -26,6 +26,19 @@ CANONICAL = types_pb2.ID_TYPE_CANONICAL
 ANONYMOUS = types_pb2.ID_TYPE_ANONYMOUS
 EVENT_KEY = ("profile_id", "occurred_us", "event_id")
 """The retained events' primary key (``pk_profile_event``)."""
+_EVENT_READ = (
+    "profile_id",
+    "occurred_us",
+    "event_type",
+    "session_id",
+    "screen",
+    "properties",
+    "channel",
+    "user_id",
+    "anonymous_id",
+    "context_fields",
+)
+"""What reads of the retained events select (``StoredEvent.of``)."""
 __all__ = ["ANONYMOUS", "CANONICAL", "CUSTOMER", "EVENT_KEY", "ProfileStore", "TagRow", "bulk", "chunks"]
 
 
@@ -243,21 +256,34 @@ class ProfileStore(TagStatements):
             columns,
         )
 
-    EVENT_COLUMNS = ("event_id", "profile_id", "occurred_us", "event_type", "session_id", "screen", "properties")
+    EVENT_COLUMNS = (
+        "event_id",
+        "profile_id",
+        "occurred_us",
+        "event_type",
+        "session_id",
+        "screen",
+        "properties",
+        "channel",
+        "user_id",
+        "anonymous_id",
+        "context_fields",
+    )
 
     def insert_events(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        """Retained events as tuples in ``EVENT_COLUMNS`` order, ``properties`` as JSON text already; an event
-        stored before (the same person, time and ``event_id``: a replay) is kept."""
+        """Retained events as tuples in ``EVENT_COLUMNS`` order (or its first seven), ``properties`` and
+        ``context_fields`` as JSON text already; an event stored before (the same person, time and ``event_id``: a
+        replay) is kept."""
         if rows:
             t = self.t["event"]
-            columns = self.EVENT_COLUMNS
+            columns = self.EVENT_COLUMNS[: len(rows[0])]
             bulk(
                 conn,
                 ("insert_events", columns),
                 lambda: upsert_statement(conn.dialect.name, t, columns, EVENT_KEY),
                 rows,
                 columns,
-                encoded=("properties",),
+                encoded=("properties", "context_fields"),
             )
 
     def load_events(
@@ -269,7 +295,7 @@ class ProfileStore(TagStatements):
         if not types:
             return out
         base = (
-            select(t.c.profile_id, t.c.occurred_us, t.c.event_type, t.c.session_id, t.c.screen, t.c.properties)
+            select(*(t.c[c] for c in _EVENT_READ))
             .where(t.c.event_type.in_(types), t.c.occurred_us >= since_us)
             .order_by(t.c.occurred_us)
         )
@@ -281,11 +307,17 @@ class ProfileStore(TagStatements):
         return out
 
     def scan_events(
-        self, conn: Connection, start_us: int | None, end_us: int | None, types: Sequence[str] | None = None
+        self,
+        conn: Connection,
+        start_us: int | None,
+        end_us: int | None,
+        types: Sequence[str] | None = None,
+        filters: bool = True,
     ) -> Iterator[Any]:
-        """Retained events in [start, end) ordered by person then time (funnels, paths)."""
+        """Retained events in [start, end) ordered by person then time (funnels, paths). ``filters``: with what
+        an event filter reads (``StoredEvent.of``); else only the columns of a path."""
         t = self.t["event"]
-        stmt = select(t.c.profile_id, t.c.occurred_us, t.c.event_type, t.c.session_id, t.c.screen, t.c.properties)
+        stmt = select(*(t.c[c] for c in (_EVENT_READ if filters else _EVENT_READ[:5])))
         if start_us is not None:
             stmt = stmt.where(t.c.occurred_us >= start_us)
         if end_us is not None:

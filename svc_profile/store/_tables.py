@@ -13,6 +13,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -76,6 +77,12 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("screen", String(256), nullable=False),
         # Level 1-2 scalar properties ({name: [kind, value]}).
         Column("properties", JsonText, nullable=False),
+        # What event filters read besides (profile_0006), NULL when the event had none and in rows stored before:
+        # the Channel number, the event's ids, its context fields but screen and ip ({name: text}).
+        Column("channel", SmallInteger, nullable=True),
+        Column("user_id", String(256), nullable=True),
+        Column("anonymous_id", String(256), nullable=True),
+        Column("context_fields", JsonText, nullable=True),
         PrimaryKeyConstraint("profile_id", "occurred_us", "event_id", name="pk_profile_event"),
         Index("ix_profile_event_type", "event_type", "occurred_us"),
         Index("ix_profile_event_time", "occurred_us"),

@@ -28,6 +28,10 @@ CREATE TABLE profile_event (
 	session_id VARCHAR2(128 CHAR) NOT NULL,
 	screen VARCHAR2(256 CHAR) NOT NULL,
 	properties TEXT NOT NULL,
+	channel SMALLINT,
+	user_id VARCHAR2(256 CHAR),
+	anonymous_id VARCHAR2(256 CHAR),
+	context_fields TEXT,
 	CONSTRAINT pk_profile_event PRIMARY KEY (profile_id, occurred_us, event_id)
 );
 

@@ -28,6 +28,10 @@ CREATE TABLE profile_event (
 	session_id VARCHAR(128) NOT NULL,
 	screen VARCHAR(256) NOT NULL,
 	properties TEXT NOT NULL,
+	channel SMALLINT,
+	user_id VARCHAR(256),
+	anonymous_id VARCHAR(256),
+	context_fields TEXT,
 	CONSTRAINT pk_profile_event PRIMARY KEY (profile_id, occurred_us, event_id)
 );
 
