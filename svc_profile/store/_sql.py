@@ -99,12 +99,22 @@ class ProfileStore(TagStatements):
         return out
 
     def insert_links(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Identity rows; a customer number goes into ``profile_customer`` too, whose key refuses a second one on a
+        profile (the database's guard behind the resolver's check)."""
         if rows:
             conn.execute(insert(self.t["identity"]), rows)
+            customers = [
+                {"profile_id": r["profile_id"], "customer_id": r["id_value"]} for r in rows if r["id_type"] == CUSTOMER
+            ]
+            if customers:
+                conn.execute(insert(self.t["customer"]), customers)
 
     def delete_link(self, conn: Connection, id_type: int, id_value: str) -> None:
         t = self.t["identity"]
         conn.execute(delete(t).where(t.c.id_type == id_type, t.c.id_value == id_value))
+        if id_type == CUSTOMER:
+            c = self.t["customer"]
+            conn.execute(delete(c).where(c.c.customer_id == id_value))
 
     # -- persons -------------------------------------------------------------------------------------
     def insert_persons(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -186,7 +196,7 @@ class ProfileStore(TagStatements):
         )
 
     def delete_person(self, conn: Connection, pid: str) -> None:
-        for name in ("identity", "day", "event", "tag", "member", "lifecycle", "person"):
+        for name in ("identity", "customer", "day", "event", "tag", "member", "lifecycle", "person"):
             t = self.t[name]
             conn.execute(delete(t).where(t.c.profile_id == pid))
 
@@ -421,9 +431,11 @@ class ProfileStore(TagStatements):
         return delete(events).where(events.c.profile_id == loser, same)
 
     def move_rows(self, conn: Connection, loser: str, winner: str) -> None:
-        """Everything of ``loser`` that simply changes owner (ids, events, lifecycle history)."""
+        """Everything of ``loser`` that simply changes owner (ids and its customer number, events, lifecycle
+        history)."""
         conn.execute(self.copies_held_by(winner, loser))
-        for name in ("identity", "event", "lifecycle"):
+        # profile_customer first: a winner holding a customer number already fails here, before anything moved.
+        for name in ("customer", "identity", "event", "lifecycle"):
             t = self.t[name]
             conn.execute(update(t).where(t.c.profile_id == loser).values(profile_id=winner))
         days = self.load_days(conn, [loser], None, -(10**9)).get(loser, {})

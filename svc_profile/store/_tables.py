@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from svc_common.db import JsonText, UtcDateTime
@@ -51,6 +52,16 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("linked_us", BigInteger, nullable=False),
         Column("source_ref", String(128), nullable=False),
         Index("ix_profile_identity_profile", "profile_id"),
+    )
+    customer = Table(
+        "profile_customer",
+        metadata,
+        # The customer number (ID_TYPE_CUSTOMER) of each profile holding one, written with its identity link in the
+        # same transaction (profile_0007): the key makes a second customer number on one profile fail in the
+        # database too, on every database (no partial index needed); customer_id is unique as in profile_identity.
+        Column("profile_id", String(36), primary_key=True),
+        Column("customer_id", String(256), nullable=False),
+        UniqueConstraint("customer_id", name="uq_profile_customer_id"),
     )
     day = Table(
         "profile_day",
@@ -114,7 +125,9 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("written_us", BigInteger, nullable=False),
         Column("expires_us", BigInteger, nullable=True),
         Column("trace_id", String(32), nullable=False),
-        Index("ix_profile_tag_name", "name"),
+        # By tag, then expiry: the time sweep's "values of these tags that expired since the last sweep" is a range
+        # of this index (profile_0007); reads by tag alone use its prefix.
+        Index("ix_profile_tag_name_expiry", "name", "expires_us"),
     )
     segment = Table(
         "profile_segment",
@@ -204,6 +217,7 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         "job": job,
         "person": person,
         "identity": identity,
+        "customer": customer,
         "day": day,
         "event": event,
         "tag_definition": tag_definition,

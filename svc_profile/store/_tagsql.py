@@ -178,6 +178,14 @@ class TagStatements:
         stmt = delete(t).where(and_(t.c.profile_id == bindparam("p"), t.c.name == bindparam("n")))
         conn.execute(stmt, [{"p": p, "n": n} for p, n in keys])
 
+    def expired_tags_statement(self, names: Sequence[str], after_us: int, until_us: int) -> Any:
+        """(profile_id, name) of the values of ``names`` that expired in (after, until]: the time sweep's query, a
+        range of ``ix_profile_tag_name_expiry`` per name."""
+        t = self.t["tag"]
+        return select(t.c.profile_id, t.c.name).where(
+            t.c.name.in_(list(names)), t.c.expires_us > after_us, t.c.expires_us <= until_us
+        )
+
     def seal_plaintext(self, conn: Connection, names: Sequence[str], limit: int) -> int:
         """Seal up to ``limit`` rows of the tags ``names`` still stored in clear; returns how many it sealed (fewer
         than ``limit``: none is left)."""
