@@ -4,18 +4,25 @@ On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
 from profile_helpers import ANONYMOUS, event, profile_app, profile_settings, ref
+from test_ddl_snapshots import make_dialect
 
 from svc_common.conditions import to_proto
+from svc_common.db import Database
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.protection._sm import SealError
+from svc_profile.store import SCHEMA
 
 LEVEL_3 = types_pb2.SENSITIVITY_LEVEL_3
 MODEL = types_pb2.Provenance(source=types_pb2.Provenance.SOURCE_MODEL, writer="svc_modeling")
@@ -221,3 +228,55 @@ def test_one_call_writing_sealed_and_clear_tags_reports_unknown_ids_by_position(
         raw = _raw(app)
         assert raw[(c1, "churn")] == ('["d",0.1]', None) and raw[(c1, "aum_band")][0] == '["sealed"]'
         assert _values(app.profiles.get(ref("C1"), ["tags"], UNMASK)) == {"aum_band": SECRET, "churn": 0.1}
+
+
+def _offline_sql(dialect_name: str, step: str) -> str:
+    namespace: dict = {}
+    path = Path(__file__).resolve().parent.parent / "svc_profile/store/migrations/versions/profile_0005_sealed_tags.py"
+    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
+    buffer = io.StringIO()
+    context = MigrationContext.configure(
+        dialect=make_dialect(dialect_name), opts={"as_sql": True, "output_buffer": buffer}
+    )
+    with Operations.context(context):
+        namespace[step]()
+    return " ".join(buffer.getvalue().split()).upper()
+
+
+@pytest.mark.parametrize("dialect_name", ["opengauss", "dm", "postgresql", "sqlite"])
+def test_the_migration_compiles_for_every_database(dialect_name: str) -> None:
+    assert "ALTER TABLE PROFILE_TAG ADD" in _offline_sql(dialect_name, "upgrade")
+    assert " SEALED_VALUE " in _offline_sql(dialect_name, "upgrade") + " "
+    downgrade = _offline_sql(dialect_name, "downgrade")
+    assert "DELETE FROM PROFILE_TAG WHERE SEALED_VALUE IS NOT NULL" in downgrade and "DROP" in downgrade
+
+
+def test_the_migration_adds_the_column_and_the_way_back_drops_sealed_rows(tmp_path: Path, database_url: str) -> None:
+    db = Database.from_settings(profile_settings(tmp_path, database_url))
+    migrations = SCHEMA.migrations
+    columns = "profile_id, name, tag_value, source, writer, writer_version, written_us, trace_id"
+    insert = sa.text(f"INSERT INTO profile_tag ({columns}) VALUES (:p, :n, :v, 'MODEL', 'm', '', 1, '')")
+    try:
+        assert migrations.upgrade(db.engine, "profile_0004") == "profile_0004"
+        with db.connection(write=True) as conn:
+            conn.execute(insert, {"p": "p1", "n": "churn", "v": '["d",0.4]'})
+        assert migrations.upgrade(db.engine, "profile_0005") == "profile_0005"
+        with db.connection(write=True) as conn:
+            assert conn.execute(sa.text("SELECT tag_value, sealed_value FROM profile_tag")).all() == [
+                ('["d",0.4]', None)
+            ]
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO profile_tag ({columns}, sealed_value)"
+                    " VALUES (:p, 'aum', :v, 'MODEL', 'm', '', 1, '', :s)"
+                ),
+                {"p": "p1", "v": '["sealed"]', "s": b"\x01sealed"},
+            )
+        with db.engine.connect() as conn:
+            command.downgrade(migrations._config(conn), "profile_0004")
+            conn.commit()
+        with db.connection() as conn:
+            assert conn.execute(sa.text("SELECT name, tag_value FROM profile_tag")).all() == [("churn", '["d",0.4]')]
+        assert migrations.upgrade(db.engine) == migrations.head()
+    finally:
+        db.dispose()
