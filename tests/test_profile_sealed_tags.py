@@ -280,3 +280,36 @@ def test_the_migration_adds_the_column_and_the_way_back_drops_sealed_rows(tmp_pa
         assert migrations.upgrade(db.engine) == migrations.head()
     finally:
         db.dispose()
+
+
+def test_sealed_rows_in_bulk_read_the_same_lean_and_full(tmp_path: Path, database_url: str) -> None:
+    """Many sealed rows in one upsert (PostgreSQL: one statement of arrays, the bytes included), read back by the
+    consumer's lean read and by load_tags."""
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        store = app.core.store
+        pids = [f"p{i:03d}" for i in range(50)]
+        rows = [
+            {
+                "profile_id": pid,
+                "name": name,
+                "tag_value": ["s", f"{pid}-{name}"],
+                "source": "MODEL",
+                "writer": "m",
+                "writer_version": "1",
+                "written_us": 5,
+                "expires_us": None,
+                "trace_id": "",
+            }
+            for pid in pids
+            for name in ("aum_band", "churn")
+        ]
+        with app.core.writing() as conn:
+            store.upsert_tags(conn, rows, sensitive={"aum_band"})
+        raw = _raw(app)
+        assert all(raw[(p, "aum_band")][0] == '["sealed"]' for p in pids)
+        assert all(raw[(p, "churn")] == (f'["s","{p}-churn"]', None) for p in pids)
+        with app.core.database.connection() as conn:
+            lean, full = store.tag_rows(conn, pids), store.load_tags(conn, pids)
+        for pid in pids:
+            for name in ("aum_band", "churn"):
+                assert lean[pid][name].tag_value == full[pid][name].tag_value == ["s", f"{pid}-{name}"]
