@@ -153,12 +153,14 @@ class TagStatements:
             rows = [self._at_rest(r, value_text, sensitive) for r in rows]
         t = self.t["tag"]
         columns = tuple(rows[0])
+        # sealed_value is bytes or None, which sqlite3 and psycopg take as they are: no bind processor per row.
+        raw = ("sealed_value",) if conn.dialect.name in ("sqlite", "postgresql") else ()
         bulk(
             conn,
             ("upsert_tags", columns),
             lambda: upsert_statement(conn.dialect.name, t, columns, ("profile_id", "name"), TAG_UPDATES),
             rows,
-            encoded=("tag_value",) if value_text else (),
+            encoded=(*raw, "tag_value") if value_text else raw,
         )
 
     def _at_rest(self, row: dict[str, Any], value_text: bool, sensitive: frozenset[str] | set[str]) -> dict[str, Any]:
