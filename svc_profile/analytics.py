@@ -116,7 +116,7 @@ class Analytics:
     @staticmethod
     def _walk(pid: str, rows: list[Any], steps: list, start_us: Any, end_us: Any, window_us: int, out: dict) -> None:
         """The furthest this person got: times of the steps reached from the best first-step occurrence."""
-        events = [StoredEvent(r.occurred_us, r.event_type, r.session_id, r.screen, r.properties) for r in rows]
+        events = [StoredEvent.of(r) for r in rows]
 
         def matches(event: StoredEvent, index: int) -> bool:
             _, event_type, node = steps[index]
@@ -176,7 +176,7 @@ class Analytics:
         with self.core.database.connection() as conn:
             # Rows come by person, then time: a person's sessions may interleave (app and web at once), so the
             # screens are gathered per session of the person at hand.
-            rows = self.core.store.scan_events(conn, start_us, end_us)
+            rows = self.core.store.scan_events(conn, start_us, end_us, filters=False)  # screens only
             person: str | None = None
             by_session: dict[str, list[str]] = {}
             for row in rows:

@@ -54,6 +54,7 @@ class ProfileApp:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.definitions.load)
+        await asyncio.to_thread(self.definitions.seal_sensitive_tags)  # clear rows of level-3 tags (profile_0005)
         if self.settings.finance_pack:
             await asyncio.to_thread(self.definitions.install_pack)
         await asyncio.to_thread(self.jobs.start)  # jobs whose process is gone run again, with the rules loaded

@@ -30,8 +30,8 @@ class Core:
     def __init__(self, settings: ProfileSettings, database: Database, tables: dict[str, Any], keys: KeyProvider):
         self.settings = settings
         self.database = database
-        self.store = ProfileStore(database, tables)
         self.sealer = Sealer(keys)
+        self.store = ProfileStore(database, tables, self.sealer)
         self.policy = IdPolicy(settings, keys)
         self.engine = Engine(settings, self.store, self.sealer)
         self.write_lock = threading.RLock()
@@ -130,7 +130,7 @@ class Core:
             for name, r in tags.get(loser, {}).items()
             if r.source != "RULE" and name not in tags.get(winner, {})
         ]
-        store.upsert_tags(conn, kept)
+        store.upsert_tags(conn, kept, sensitive=self.sensitive_tags)  # sealed again, bound to the winner
         store.delete_person(conn, loser)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import re
 from dataclasses import replace
 from typing import Any
@@ -40,6 +41,9 @@ TAG_SCOPE = replace(PROFILE_SCOPE, segments=False)
 """Tags read the person (no segments: segments read tags, and the graph stays acyclic)."""
 MAX_BANDS = 64
 """Bands of one tag (each runs in order for every evaluated person); their nodes count together."""
+SEAL_CHUNK = 10_000
+"""Clear rows of level-3 tags sealed per transaction by ``seal_sensitive_tags`` (the writer waits that long)."""
+log = logging.getLogger("qiming.profile")
 
 
 def _bad(field: str, message: str, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:
@@ -65,6 +69,22 @@ class Definitions:
         )
         self.core.engine.set_segments(self.segment_rule(s) for s in segments if not s.archived)
         self.core.sensitive_tags = frozenset(d.name for d in tags if d.sensitivity >= types_pb2.SENSITIVITY_LEVEL_3)
+
+    def seal_sensitive_tags(self, names: Any = None) -> int:
+        """Seal the values of level-3 tags (all of them, or ``names``) still stored in clear: rows written before
+        profile_0005, or while the tag's definition was below level 3. Reads take both forms meanwhile. Runs at
+        start and when a definition is raised to level 3; returns the rows sealed."""
+        wanted = sorted(self.core.sensitive_tags if names is None else names)
+        total = 0
+        while wanted:
+            with self.core.writing() as conn:
+                sealed = self.core.store.seal_plaintext(conn, wanted, SEAL_CHUNK)
+            total += sealed
+            if sealed < SEAL_CHUNK:
+                break
+        if total:
+            log.info("level-3 tag values sealed at rest", extra={"rows": total, "tags": wanted})
+        return total
 
     def segment_rule(self, segment: pb.Segment) -> SegmentRule:
         if segment.WhichOneof("definition") == "condition":
@@ -221,6 +241,9 @@ class Definitions:
                 raise _bad("definition.rule", "an external tag stays external")
             self._insert_tag(conn, definition, current.version + 1, current.created_at.ToDatetime(dt.UTC), now)
         self.load()
+        level3 = types_pb2.SENSITIVITY_LEVEL_3
+        if definition.sensitivity >= level3 > current.sensitivity:  # its values stored so far go under seal
+            self.seal_sensitive_tags([definition.name])
         return self.get_tag(definition.name)
 
     def get_tag(self, name: str, version: int = 0) -> pb.TagDefinition:

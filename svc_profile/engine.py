@@ -9,20 +9,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from svc_common.conditions import (
-    Money,
-    Node,
-    References,
-    Source,
-    evaluate,
-)
-from svc_common.conditions import from_proto as value_from_proto
-from svc_common.conditions import references as condition_references
+from svc_common.conditions import Money, References, Source, evaluate
 from svc_common.protection import Sealer
 from svc_profile import finance
 from svc_profile.config import ProfileSettings
@@ -31,87 +22,10 @@ from svc_profile.hot import MemberRow
 from svc_profile.hot import encode_doc as value_text
 from svc_profile.loading import Loading
 from svc_profile.model import Days, Person, encode
+from svc_profile.rules import Context, SegmentRule, TagRule, expiry_type, references, tag_rule_from_proto
 from svc_profile.segevents import ENTERED, EXITED, SEGMENT_EVENT_NAMESPACE, segment_event
 from svc_profile.store._sql import ProfileStore, TagRow
-
-
-@dataclass(frozen=True)
-class TagRule:
-    name: str
-    version: int
-    kind: str  # condition | bands | external | builtin
-    node: Node | None = None
-    bands: tuple[tuple[object, Node], ...] = ()
-    default: object = None
-    formula: str = ""
-    params: dict[str, Any] = field(default_factory=dict)
-    refs: tuple[References, ...] = ()
-
-
-@dataclass(frozen=True)
-class SegmentRule:
-    segment_id: str
-    version: int
-    node: Node | None  # None: a static list
-    refs: References | None
-
-
-def expiry_type(tag_name: str) -> str:
-    """The pseudo event type of a written tag's value expiring: the readers of an external tag depend on it, and
-    the time sweep gives it to the persons whose value of that tag just expired (no event carries it)."""
-    return f"~tag:{tag_name}"
-
-
-def references(node: Node) -> References:
-    """What a rule reads, a score (``SOURCE_SCORE``: a written tag's value) counted as a read of that tag, so
-    that a write of the score, the rule order and the cycle checks all see it."""
-    refs = condition_references(node)
-    scores = {name for source, name in refs.fields if source is Source.SCORE}
-    return replace(refs, tags=refs.tags | scores) if scores - refs.tags else refs
-
-
-def tag_rule_from_proto(definition: Any, node_of: Any) -> TagRule:
-    """A TagRule from a stored TagDefinition; ``node_of(condition, path)`` compiles a condition."""
-    kind = definition.WhichOneof("rule")
-    if kind == "condition":
-        node = node_of(definition.condition, "definition.condition")
-        return TagRule(definition.name, definition.version, kind, node=node, refs=(references(node),))
-    if kind == "bands":
-        bands = tuple(
-            (value_from_proto(b.value), node_of(b.condition, f"definition.bands.bands[{i}].condition"))
-            for i, b in enumerate(definition.bands.bands)
-        )
-        default = (
-            value_from_proto(definition.bands.default_value) if definition.bands.HasField("default_value") else None
-        )
-        return TagRule(
-            definition.name,
-            definition.version,
-            kind,
-            bands=bands,
-            default=default,
-            refs=tuple(references(n) for _, n in bands),
-        )
-    if kind == "builtin":
-        formula = definition.builtin.formula
-        overrides = {k: value_from_proto(v) for k, v in definition.builtin.parameters.items()}
-        return TagRule(
-            definition.name, definition.version, kind, formula=formula, params=finance.params(formula, overrides)
-        )
-    return TagRule(definition.name, definition.version, "external")
-
-
-class Context:
-    """What formulas need beyond the person: configured event types."""
-
-    def __init__(self, settings: ProfileSettings) -> None:
-        self.login_types = tuple(settings.login_event_types)
-        self.trade_types = tuple(settings.trade_event_types)
-        self.active_types = tuple(settings.active_event_types)
-        self._created: dict[str, int] = {}
-
-    def created_us(self, person: Person) -> int:
-        return self._created.get(person.profile_id, person.now)
+from svc_profile.store._tagsql import SEALED_TEXT
 
 
 class Engine(Loading):
@@ -375,8 +289,10 @@ class Engine(Loading):
         writes, deletes = [], []
         stored = self._local.tag_rows
         track = getattr(self._local, "tracked", None) is not None
+        sealer = self.store.tag_sealer
         for rule in rules:
             writer, version = f"tag:{rule.name}", str(rule.version)
+            seal = rule.sensitive  # level 3+: sealed at rest (store/_tagsql.py)
             for pid, person in people.items():
                 if plan is not None and rule.name not in plan[pid][1]:
                     continue
@@ -395,11 +311,13 @@ class Engine(Loading):
                 encoded = encode(value)
                 if old is not None and old.tag_value == encoded and old.writer_version == version:
                     continue
+                text = value_text(encoded)  # a short list: the same text as JsonText writes
                 writes.append(
                     {
                         "profile_id": pid,
                         "name": rule.name,
-                        "tag_value": value_text(encoded),  # a short list: the same text as JsonText writes
+                        "tag_value": SEALED_TEXT if seal else text,
+                        "sealed_value": sealer.seal(pid, rule.name, text) if seal else None,
                         "source": "RULE",
                         "writer": writer,
                         "writer_version": version,
@@ -514,10 +432,13 @@ __all__ = [
     "ENTERED",
     "EXITED",
     "SEGMENT_EVENT_NAMESPACE",
+    "Context",
     "Engine",
     "Money",
     "SegmentRule",
     "TagRule",
+    "expiry_type",
+    "references",
     "segment_event",
     "tag_rule_from_proto",
 ]

@@ -116,6 +116,10 @@ class FeatureUpdater:
                 slot[0] += 1
                 slot[1] += amount
             if keep:
+                context = e.context
+                screen = context.screen
+                fields = context.ListFields()  # the set fields only: usually screen alone, or nothing
+                user, anonymous = e.user_id, e.anonymous_id
                 rows.append(
                     (
                         event_id,
@@ -123,8 +127,12 @@ class FeatureUpdater:
                         us,
                         event_type,
                         session[:128],
-                        e.context.screen[:256],
+                        screen[:256],
                         _json(_scalar_properties(properties)) if properties else "{}",
+                        e.channel or None,
+                        user[:256] if user else None,
+                        anonymous[:256] if anonymous else None,
+                        _context(fields) if len(fields) > (1 if screen else 0) else None,
                     )
                 )
         for pid, marks in self.changed.items():
@@ -167,6 +175,16 @@ class FeatureUpdater:
 
 
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+_NOT_KEPT = frozenset({"screen", "ip"})
+"""Context fields a retained event does not keep in ``context_fields``: screen has its column, ip is level 3."""
+
+
+def _context(fields: list[tuple[Any, str]]) -> str | None:
+    """The retained event's ``context_fields``: its set context fields but screen and ip, up to 256 chars each."""
+    kept = {f.name: value[:256] for f, value in fields if f.name not in _NOT_KEPT}
+    return _json(kept) if kept else None
 
 
 def _get(doc: dict[str, Any], name: str) -> int:

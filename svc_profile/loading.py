@@ -195,9 +195,7 @@ class Loading:
                 person.sums = {key: totals.get(pid, 0) for key, totals in sums.items()}
             stored = events.get(pid)
             if stored:
-                person.events = [
-                    StoredEvent(e.occurred_us, e.event_type, e.session_id, e.screen, e.properties) for e in stored
-                ]
+                person.events = [StoredEvent.of(e) for e in stored]
             for name, tag in tags.get(pid, {}).items():
                 if tag.expires_us is not None and tag.expires_us <= now:
                     continue

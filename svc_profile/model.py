@@ -110,21 +110,54 @@ class Days:
 
 @dataclass(slots=True)
 class StoredEvent:
-    """A row of the compact event table, enough to answer filtered event conditions, funnels and paths."""
+    """A row of the compact event table, enough to answer filtered event conditions, funnels and paths. Rows
+    stored before profile_0006 have no channel, ids or context (None): they read as an event without them."""
 
     occurred_us: int
     event_type: str
     session_id: str
     screen: str
     properties: dict[str, Any]
+    channel: int | None = None
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    context: dict[str, str] | None = None
+
+    @classmethod
+    def of(cls, row: Any) -> StoredEvent:
+        """From a row of ``ProfileStore.load_events`` / ``scan_events``."""
+        return cls(
+            row.occurred_us,
+            row.event_type,
+            row.session_id,
+            row.screen,
+            row.properties,
+            row.channel,
+            row.user_id,
+            row.anonymous_id,
+            row.context_fields,
+        )
 
     def as_event(self) -> event_pb2.Event:
         event = event_pb2.Event(event_type=self.event_type, session_id=self.session_id)
         event.occurred_at.FromMicroseconds(self.occurred_us)
-        event.context.screen = self.screen
+        if self.channel:
+            event.channel = self.channel
+        if self.user_id:
+            event.user_id = self.user_id
+        if self.anonymous_id:
+            event.anonymous_id = self.anonymous_id
+        context = event.context
+        context.screen = self.screen
+        for name, text in (self.context or {}).items():
+            if name in _CONTEXT_FIELDS:
+                setattr(context, name, text)
         for name, item in self.properties.items():
             event.properties[name].CopyFrom(_to_proto(decode(item)))
         return event
+
+
+_CONTEXT_FIELDS = frozenset(f.name for f in event_pb2.EventContext.DESCRIPTOR.fields)
 
 
 def _to_proto(value: object) -> types_pb2.Value:

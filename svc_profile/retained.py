@@ -1,21 +1,23 @@
 """What an event filter can read when svc_profile answers it from the retained events (``profile_event``).
 
 Filtered ``event_count`` / ``event_absence`` conditions and funnel step filters are answered from the compact
-event rows, which keep the type, time, session, screen and scalar properties of an event, not its channel,
-ids or other context fields. A filter on a field that is not kept would silently never match, so it is
-refused at definition time instead (INVALID_ARGUMENT naming the node), see docs/profile.md, "Tags".
+event rows, which keep the type, time, session, channel, ids, screen, context fields (since profile_0006) and
+scalar properties of an event; not the client's IP (level 3, withheld by svc_collect). A filter on a field that
+is not kept would silently never match, so it is refused at definition time instead (INVALID_ARGUMENT naming the
+node), see docs/profile.md, "Event filters".
 """
 
 from __future__ import annotations
 
+from svc_common.conditions import EVENT_FIELDS as ALL_EVENT_FIELDS
 from svc_common.errors import FieldViolation, InvalidArgument
-from svc_common.pb.qiming.common.v1 import condition_pb2
+from svc_common.pb.qiming.common.v1 import condition_pb2, event_pb2
 from svc_profile.condpaths import label, nodes
 
-EVENT_FIELDS = frozenset({"event_type", "session_id", "occurred_at"})
-"""``SOURCE_EVENT`` fields a retained event keeps (``channel``, ``user_id``, ``anonymous_id`` are not kept)."""
-CONTEXT_FIELDS = frozenset({"screen"})
-"""``SOURCE_CONTEXT`` fields a retained event keeps."""
+EVENT_FIELDS = frozenset(ALL_EVENT_FIELDS)
+"""``SOURCE_EVENT`` fields a retained event keeps: all that a filter can read (type, channel, ids, session, time)."""
+CONTEXT_FIELDS = frozenset(f.name for f in event_pb2.EventContext.DESCRIPTOR.fields) - {"ip"}
+"""``SOURCE_CONTEXT`` fields a retained event keeps: all but ``ip`` (level 3)."""
 _KEPT = {
     condition_pb2.FieldRef.SOURCE_EVENT: ("event", EVENT_FIELDS),
     condition_pb2.FieldRef.SOURCE_CONTEXT: ("context", CONTEXT_FIELDS),
@@ -31,9 +33,10 @@ def check_retained(condition: condition_pb2.Condition, path: str, in_filter: boo
         field = node.comparison.field
         kept = _KEPT.get(field.source)
         if kept is not None and field.name not in kept[1]:
+            why = " (level 3: svc_collect withholds it)" if (kept[0], field.name) == ("context", "ip") else ""
             message = (
                 f"condition node {label(node, where)}: {kept[0]} field {field.name!r} is not kept with the retained "
-                f"events, so this filter could never match here (kept: {', '.join(sorted(kept[1]))}, and event "
+                f"events{why}, so this filter could never match here (kept: {', '.join(sorted(kept[1]))}, and event "
                 "properties)"
             )
             raise InvalidArgument(

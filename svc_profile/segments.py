@@ -363,12 +363,7 @@ class Segments:
         names = sorted(n for n in read if (rule := engine.tags.get(n)) is not None and rule.kind == "external")
         if not names:
             return
-        t = self.t["tag"]
-        rows = conn.execute(
-            select(t.c.profile_id, t.c.name).where(
-                t.c.name.in_(names), t.c.expires_us > previous_us, t.c.expires_us <= now
-            )
-        )
+        rows = conn.execute(self.core.store.expired_tags_statement(names, previous_us, now))
         for pid, name in rows:
             found.setdefault(pid, set()).add(expiry_type(name))
 

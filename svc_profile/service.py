@@ -50,7 +50,8 @@ class ProfileDomain:
             if conn.dialect.name not in BUNDLE_DIALECTS:
                 pid = core.find(conn, key, field)
                 return self._profile(conn, [pid], parts, roles)[pid]
-            bundle = load_bundle(conn, core.store.t, key, core.engine.profile_first_day(now_us()))
+            first_day = core.engine.profile_first_day(now_us())
+            bundle = load_bundle(conn, core.store.t, key, first_day, core.store.open_tag)
             if bundle is None:
                 raise NotFound(f"no profile has the id given in {field}", reason="PROFILE_NOT_FOUND")
             return self._profile(conn, [bundle.profile_id], parts, roles, bundle)[bundle.profile_id]

@@ -85,7 +85,9 @@ class TagWriter:
         with self.core.writing() as conn:
             rule_tags, segments = readers_of(self.core.engine, {w[2] for w in accepted})
             refresh = bool(rule_tags or segments)
-            missing, touched = _tagwrite.write_values(self.core.store, conn, accepted, shared, persons=refresh)
+            missing, touched = _tagwrite.write_values(
+                self.core.store, conn, accepted, shared, persons=refresh, sensitive=self.core.sensitive_tags
+            )
             for k in missing:
                 i = at[k]
                 errors.append((offset + i, "PROFILE_NOT_FOUND", f"writes[{i}].user", "no profile has this id"))

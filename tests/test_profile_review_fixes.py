@@ -411,29 +411,29 @@ def _within(event_type: str, event_filter: C.Condition, days: int = 7) -> C.Cond
     return C.Condition(event_count=spec)
 
 
-# 9. Event filters answered from the retained events may only read what those keep: the others are refused.
+# 9. Event filters answered from the retained events may only read what those keep: the others are refused. Since
+# profile_0006 they keep the channel, ids and context fields (tests/test_profile_event_fields.py); not the IP.
 def test_event_filters_on_fields_the_retained_events_do_not_keep_are_refused(tmp_path: Path) -> None:
     with profile_app(profile_settings(tmp_path, f"sqlite:///{tmp_path / 't.db'}", finance_pack=False)) as app:
         defs = app.definitions
-        from_app = _compare(C.FieldRef.SOURCE_EVENT, "channel", C.OPERATOR_EQ, "app")
-        with pytest.raises(InvalidArgument) as refused:
-            defs.create_segment(pb.Segment(segment_id="app_logins", condition=_within("login", from_app)))
+        by_ip = _compare(C.FieldRef.SOURCE_CONTEXT, "ip", C.OPERATOR_EQ, "10.0.0.1")
+        with pytest.raises(InvalidArgument, match=r"context field 'ip' is not kept .*level 3") as refused:
+            defs.create_segment(pb.Segment(segment_id="office_logins", condition=_within("login", by_ip)))
         field = "segment.condition.event_count.filter.comparison.field.name"
         assert [v.field for v in refused.value.violations] == [field]
-        version = _compare(C.FieldRef.SOURCE_CONTEXT, "app_version", C.OPERATOR_EQ, "9.1")
-        nested = _all(_within("login", C.Condition(any_of=C.ConditionList(conditions=[version]))))
+        nested = _all(_within("login", C.Condition(any_of=C.ConditionList(conditions=[by_ip]))))
         with pytest.raises(InvalidArgument) as refused:
-            defs.create_tag(pb.TagDefinition(name="new_app", condition=nested))
+            defs.create_tag(pb.TagDefinition(name="office", condition=nested))
         field = (
             "definition.condition.all_of.conditions[0].event_count.filter.any_of.conditions[0].comparison.field.name"
         )
         assert [v.field for v in refused.value.violations] == [field]
-        by_user = _compare(C.FieldRef.SOURCE_EVENT, "user_id", C.OPERATOR_EXISTS, None)
-        bands = pb.TagBands(bands=[pb.TagBand(value=to_proto("x"), condition=_within("login", by_user))])
-        with pytest.raises(InvalidArgument) as refused:
+        by_receipt = _compare(C.FieldRef.SOURCE_EVENT, "received_at", C.OPERATOR_EXISTS, None)
+        bands = pb.TagBands(bands=[pb.TagBand(value=to_proto("x"), condition=_within("login", by_receipt))])
+        with pytest.raises(InvalidArgument, match="event field 'received_at' is not kept") as refused:
             defs.create_tag(pb.TagDefinition(name="banded", bands=bands))
         assert refused.value.violations[0].field.startswith("definition.bands.bands[0].condition.event_count.filter")
-        step = pb.FunnelStep(event_type="login", filter=from_app)
+        step = pb.FunnelStep(event_type="login", filter=by_ip)
         with pytest.raises(InvalidArgument) as refused:
             app.analytics.funnel([pb.FunnelStep(event_type="app_start"), step], 3600, None, None)
         assert [v.field for v in refused.value.violations] == ["steps[1].filter.comparison.field.name"]

@@ -77,6 +77,7 @@ def _statement(t: dict[str, Any]) -> Any:
                 tag.c.trace_id,
             ],
             [tag.c.written_us, tag.c.expires_us],
+            tag.c.sealed_value,
         ),
         _branch(
             "m",
@@ -98,8 +99,11 @@ def _statement(t: dict[str, Any]) -> Any:
     )
 
 
-def load_bundle(conn: Connection, tables: dict[str, Any], key: tuple[int, str], first_day: int) -> Bundle | None:
-    """The profile holding ``key`` (id type, value) with its rows, or None when no profile holds it."""
+def load_bundle(
+    conn: Connection, tables: dict[str, Any], key: tuple[int, str], first_day: int, open_tag: Any = None
+) -> Bundle | None:
+    """The profile holding ``key`` (id type, value) with its rows, or None when no profile holds it.
+    ``open_tag(profile_id, name, sealed)``: the encoded value of a sealed (level 3) tag row."""
     dialect = conn.dialect
     cache_key = (dialect.name, dialect.paramstyle)
     entry = _CACHE.get(cache_key)
@@ -142,10 +146,13 @@ def load_bundle(conn: Connection, tables: dict[str, Any], key: tuple[int, str], 
                 )
             )
         elif kind == "t":
+            sealed = row[11]
+            if sealed is not None and open_tag is None:
+                raise RuntimeError(f"tag {s[0]!r} of profile {pid} is sealed: load_bundle needs open_tag")
             bundle.tags[s[0]] = SimpleNamespace(
                 profile_id=pid,
                 name=s[0],
-                tag_value=json.loads(s[1]),
+                tag_value=json.loads(s[1]) if sealed is None else open_tag(pid, s[0], bytes(sealed)),
                 source=s[2],
                 writer=s[3],
                 writer_version=s[4],

@@ -6,151 +6,48 @@ Bulk by construction: lookups take lists of keys (chunked ``IN``), writes take l
 
 from __future__ import annotations
 
-import json
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import Text, and_, bindparam, delete, func, insert, select, type_coerce, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Delete
 
 from svc_common.db import Database, upsert_statement
 from svc_common.pb.qiming.common.v1 import types_pb2
+from svc_common.protection import Sealer
+from svc_profile.store._bulk import _CHUNK, bulk, chunks
 from svc_profile.store._raw import days_sqlite
+from svc_profile.store._tagsql import TagRow, TagSealer, TagStatements
 
 CUSTOMER = types_pb2.ID_TYPE_CUSTOMER
 CANONICAL = types_pb2.ID_TYPE_CANONICAL
 ANONYMOUS = types_pb2.ID_TYPE_ANONYMOUS
-_CHUNK = 500
 EVENT_KEY = ("profile_id", "occurred_us", "event_id")
 """The retained events' primary key (``pk_profile_event``)."""
+_EVENT_READ = (
+    "profile_id",
+    "occurred_us",
+    "event_type",
+    "session_id",
+    "screen",
+    "properties",
+    "channel",
+    "user_id",
+    "anonymous_id",
+    "context_fields",
+)
+"""What reads of the retained events select (``StoredEvent.of``)."""
+__all__ = ["ANONYMOUS", "CANONICAL", "CUSTOMER", "EVENT_KEY", "ProfileStore", "TagRow", "bulk", "chunks"]
 
 
-def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-_COMPILED: dict[tuple[Any, ...], tuple[str, list[str] | None, list[tuple[str, Any]], str | None]] = {}
-_BIND = re.compile(r"%\((\w+)\)s")
-
-
-def bulk(
-    conn: Connection,
-    key: tuple[Any, ...],
-    make: Any,
-    rows: Sequence[Any],
-    names: Sequence[str] | None = None,
-    encoded: Iterable[str] = (),
-) -> None:
-    """``executemany`` of a Core statement over ``rows`` (dicts keyed by its bind names, or tuples in the order
-    of ``names``), compiled once per dialect and handed to the driver as plain tuples/dicts: SQLAlchemy's
-    per-row parameter processing (the largest cost of a log batch's writes) is skipped, the columns' own bind
-    processors (JSON …) kept except for the binds in ``encoded`` (values the caller encoded already).
-    On PostgreSQL the rows go as one array per column in one statement (``unnest``): one execution on the
-    server instead of one per row. ``make()`` builds the statement the first time ``key`` is seen."""
-    if not rows:
-        return
-    sql, positional, processors, arrays = _compiled(conn, key, make)
-    skip = set(encoded)
-    if names is None:  # dict rows
-        names = list(rows[0])
-        pick = itemgetter(*names)
-        rows = [pick(r) for r in rows] if len(names) > 1 else [(pick(r),) for r in rows]
-    index = {n: i for i, n in enumerate(names)}
-    procs = [(index[n], proc) for n, proc in processors if n not in skip]
-    if procs:
-        listed = [list(r) for r in rows]
-        for i, proc in procs:
-            for r in listed:
-                r[i] = proc(r[i])
-        rows = [tuple(r) for r in listed]  # the driver takes tuples
-    if arrays is not None and len(rows) > 1 and _distinct_keys(arrays, index, rows):
-        columns = zip(*rows, strict=True)
-        conn.exec_driver_sql(arrays, {n: list(column) for n, column in zip(names, columns, strict=True)})
-        return
-    if positional is not None:
-        if list(positional) != list(names):
-            pick = itemgetter(*(index[n] for n in positional))
-            rows = [pick(r) for r in rows] if len(positional) > 1 else [(pick(r),) for r in rows]
-        params: list[Any] = rows if isinstance(rows, list) else list(rows)
-    else:
-        params = [dict(zip(names, r, strict=True)) for r in rows]
-    conn.exec_driver_sql(sql, params)
-
-
-def _compiled(conn: Connection, key: tuple[Any, ...], make: Any) -> tuple[str, Any, list[tuple[str, Any]], Any]:
-    dialect = conn.dialect
-    cache_key = (dialect.name, dialect.paramstyle, *key)
-    entry = _COMPILED.get(cache_key)
-    if entry is None:
-        compiled = make().compile(dialect=dialect)
-        names = list(compiled.binds)
-        processors = []
-        for name in names:
-            bind = compiled.binds[name]
-            proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if proc is not None:
-                processors.append((name, proc))
-        positional = list(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-        arrays = _unnest_form(compiled) if dialect.name == "postgresql" and positional is None else None
-        entry = (compiled.string, positional, processors, arrays)
-        _COMPILED[cache_key] = entry
-    return entry
-
-
-def _unnest_form(compiled: Any) -> str | None:
-    """The PostgreSQL statement taking one array per bind (``%(name)s``) instead of one row of values:
-    ``INSERT … VALUES (…)`` becomes ``INSERT … SELECT * FROM unnest(…)``; ``UPDATE … SET … WHERE`` and
-    ``DELETE … WHERE`` read the rows from ``unnest(…) AS v`` (FROM / USING). None: keep ``executemany``."""
-    sql: str = compiled.string
-    names = list(dict.fromkeys(_BIND.findall(sql)))
-    if not names or set(names) != set(compiled.binds):
-        return None
-    types = {n: compiled.binds[n].type.dialect_impl(compiled.dialect).compile(dialect=compiled.dialect) for n in names}
-    arrays = ", ".join(f"%({n})b::{types[n]}[]" for n in names)  # binary: no text escaping
-    if sql.startswith("INSERT INTO"):
-        sql = sql.partition(" RETURNING ")[0]  # the generated key of one row: nothing a bulk insert reads
-        values = re.search(r"VALUES \((.*?)\)(?= ON CONFLICT |$)", sql)
-        if values is None or _BIND.findall(values.group(1)) != names:
-            return None
-        return sql[: values.start()] + f"SELECT * FROM unnest({arrays})" + sql[values.end() :]
-    head, sep, where = sql.partition(" WHERE ")
-    if not sep or " FROM " in where or " RETURNING " in where:
-        return None
-    source = f"unnest({arrays}) AS __v({', '.join(names)})"
-    if sql.startswith("UPDATE "):
-        return _BIND.sub(r"__v.\1", head) + f" FROM {source} WHERE " + _BIND.sub(r"__v.\1", where)
-    if sql.startswith("DELETE FROM "):
-        return head + f" USING {source} WHERE " + _BIND.sub(r"__v.\1", where)
-    return None
-
-
-def _distinct_keys(sql: str, index: dict[str, int], rows: Sequence[Sequence[Any]]) -> bool:
-    """``ON CONFLICT … DO UPDATE`` may not meet one key twice in one statement (``executemany`` may)."""
-    conflict = re.search(r"ON CONFLICT \(([^()]*)\) DO UPDATE", sql)
-    if conflict is None:
-        return True
-    pick = itemgetter(*(index[k.strip().strip('"')] for k in conflict.group(1).split(",")))
-    return len({pick(r) for r in rows}) == len(rows)
-
-
-class TagRow(NamedTuple):
-    """A stored tag as evaluation reads it (``tag_value`` decoded JSON, shared between equal values: read-only)."""
-
-    tag_value: Any
-    source: str
-    writer_version: str
-    expires_us: int | None
-
-
-class ProfileStore:
-    def __init__(self, database: Database, tables: dict[str, Any]) -> None:
+class ProfileStore(TagStatements):
+    def __init__(self, database: Database, tables: dict[str, Any], sealer: Sealer | None = None) -> None:
         self.database = database
         self.t = tables
+        self.tag_sealer = TagSealer(sealer) if sealer is not None else None
+        """Seals and opens level-3 tag values (``_tagsql``); None: a store that never meets one (tools, tests)."""
 
     # -- identities ----------------------------------------------------------------------------------
     def lookup_ids(self, conn: Connection, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], str]:
@@ -202,12 +99,22 @@ class ProfileStore:
         return out
 
     def insert_links(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Identity rows; a customer number goes into ``profile_customer`` too, whose key refuses a second one on a
+        profile (the database's guard behind the resolver's check)."""
         if rows:
             conn.execute(insert(self.t["identity"]), rows)
+            customers = [
+                {"profile_id": r["profile_id"], "customer_id": r["id_value"]} for r in rows if r["id_type"] == CUSTOMER
+            ]
+            if customers:
+                conn.execute(insert(self.t["customer"]), customers)
 
     def delete_link(self, conn: Connection, id_type: int, id_value: str) -> None:
         t = self.t["identity"]
         conn.execute(delete(t).where(t.c.id_type == id_type, t.c.id_value == id_value))
+        if id_type == CUSTOMER:
+            c = self.t["customer"]
+            conn.execute(delete(c).where(c.c.customer_id == id_value))
 
     # -- persons -------------------------------------------------------------------------------------
     def insert_persons(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -289,7 +196,7 @@ class ProfileStore:
         )
 
     def delete_person(self, conn: Connection, pid: str) -> None:
-        for name in ("identity", "day", "event", "tag", "member", "lifecycle", "person"):
+        for name in ("identity", "customer", "day", "event", "tag", "member", "lifecycle", "person"):
             t = self.t[name]
             conn.execute(delete(t).where(t.c.profile_id == pid))
 
@@ -359,21 +266,34 @@ class ProfileStore:
             columns,
         )
 
-    EVENT_COLUMNS = ("event_id", "profile_id", "occurred_us", "event_type", "session_id", "screen", "properties")
+    EVENT_COLUMNS = (
+        "event_id",
+        "profile_id",
+        "occurred_us",
+        "event_type",
+        "session_id",
+        "screen",
+        "properties",
+        "channel",
+        "user_id",
+        "anonymous_id",
+        "context_fields",
+    )
 
     def insert_events(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        """Retained events as tuples in ``EVENT_COLUMNS`` order, ``properties`` as JSON text already; an event
-        stored before (the same person, time and ``event_id``: a replay) is kept."""
+        """Retained events as tuples in ``EVENT_COLUMNS`` order (or its first seven), ``properties`` and
+        ``context_fields`` as JSON text already; an event stored before (the same person, time and ``event_id``: a
+        replay) is kept."""
         if rows:
             t = self.t["event"]
-            columns = self.EVENT_COLUMNS
+            columns = self.EVENT_COLUMNS[: len(rows[0])]
             bulk(
                 conn,
                 ("insert_events", columns),
                 lambda: upsert_statement(conn.dialect.name, t, columns, EVENT_KEY),
                 rows,
                 columns,
-                encoded=("properties",),
+                encoded=("properties", "context_fields"),
             )
 
     def load_events(
@@ -385,7 +305,7 @@ class ProfileStore:
         if not types:
             return out
         base = (
-            select(t.c.profile_id, t.c.occurred_us, t.c.event_type, t.c.session_id, t.c.screen, t.c.properties)
+            select(*(t.c[c] for c in _EVENT_READ))
             .where(t.c.event_type.in_(types), t.c.occurred_us >= since_us)
             .order_by(t.c.occurred_us)
         )
@@ -397,11 +317,17 @@ class ProfileStore:
         return out
 
     def scan_events(
-        self, conn: Connection, start_us: int | None, end_us: int | None, types: Sequence[str] | None = None
+        self,
+        conn: Connection,
+        start_us: int | None,
+        end_us: int | None,
+        types: Sequence[str] | None = None,
+        filters: bool = True,
     ) -> Iterator[Any]:
-        """Retained events in [start, end) ordered by person then time (funnels, paths)."""
+        """Retained events in [start, end) ordered by person then time (funnels, paths). ``filters``: with what
+        an event filter reads (``StoredEvent.of``); else only the columns of a path."""
         t = self.t["event"]
-        stmt = select(t.c.profile_id, t.c.occurred_us, t.c.event_type, t.c.session_id, t.c.screen, t.c.properties)
+        stmt = select(*(t.c[c] for c in (_EVENT_READ if filters else _EVENT_READ[:5])))
         if start_us is not None:
             stmt = stmt.where(t.c.occurred_us >= start_us)
         if end_us is not None:
@@ -413,77 +339,6 @@ class ProfileStore:
     def purge_events(self, conn: Connection, before_us: int) -> int:
         t = self.t["event"]
         return conn.execute(delete(t).where(t.c.occurred_us < before_us)).rowcount or 0
-
-    # -- tags ----------------------------------------------------------------------------------------
-    def load_tags(self, conn: Connection, pids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
-        t = self.t["tag"]
-        out: dict[str, dict[str, Any]] = defaultdict(dict)
-        parts: Iterable[Sequence[str] | None] = chunks(list(pids)) if pids is not None else (None,)
-        for part in parts:
-            stmt = select(t) if part is None else select(t).where(t.c.profile_id.in_(part))
-            for row in conn.execute(stmt):
-                out[row.profile_id][row.name] = row
-        return out
-
-    def tag_rows(self, conn: Connection, pids: Sequence[str]) -> dict[str, dict[str, TagRow]]:
-        """The tags of ``pids`` as evaluation reads them (``load_tags``' rows, lean: the JSON of the values
-        decoded once per distinct text, which repeat across persons)."""
-        t = self.t["tag"]
-        stmt = self.tag_rows_statement()
-        out: dict[str, dict[str, TagRow]] = {}
-        decoded: dict[str, Any] = {}
-        postgres = conn.dialect.name == "postgresql"
-        for part in chunks(list(pids)):
-            if postgres:  # through the primary key (see _days_by_key)
-                result = conn.exec_driver_sql(
-                    "SELECT g.profile_id, g.name, g.tag_value, g.source, g.writer_version, g.expires_us"
-                    f" FROM unnest(%(ids)s::varchar[]) AS v(pid) JOIN {t.name} g ON g.profile_id = v.pid",
-                    {"ids": list(part)},
-                )
-            else:
-                result = conn.execute(stmt, {"ids": list(part)})
-            for pid, name, text, source, version, expires in result.tuples():
-                value = decoded.get(text)
-                if value is None:
-                    value = decoded[text] = json.loads(text)
-                mine = out.get(pid)
-                if mine is None:
-                    mine = out[pid] = {}
-                mine[name] = TagRow(value, source, version, expires)
-        return out
-
-    def tag_rows_statement(self) -> Any:
-        t = self.t["tag"]
-        return select(
-            t.c.profile_id,
-            t.c.name,
-            type_coerce(t.c.tag_value, Text),
-            t.c.source,
-            t.c.writer_version,
-            t.c.expires_us,
-        ).where(t.c.profile_id.in_(bindparam("ids", expanding=True)))
-
-    def upsert_tags(self, conn: Connection, rows: list[dict[str, Any]], value_text: bool = False) -> None:
-        """``value_text``: each row's ``tag_value`` is its JSON text already (compact, as ``JsonText`` writes it)."""
-        if not rows:
-            return
-        t = self.t["tag"]
-        columns = tuple(rows[0])
-        updates = ("tag_value", "source", "writer", "writer_version", "written_us", "expires_us", "trace_id")
-        bulk(
-            conn,
-            ("upsert_tags", columns),
-            lambda: upsert_statement(conn.dialect.name, t, columns, ("profile_id", "name"), updates),
-            rows,
-            encoded=("tag_value",) if value_text else (),
-        )
-
-    def delete_tags(self, conn: Connection, keys: list[tuple[str, str]]) -> None:
-        if not keys:
-            return
-        t = self.t["tag"]
-        stmt = delete(t).where(and_(t.c.profile_id == bindparam("p"), t.c.name == bindparam("n")))
-        conn.execute(stmt, [{"p": p, "n": n} for p, n in keys])
 
     # -- memberships ---------------------------------------------------------------------------------
     def load_members(
@@ -576,9 +431,11 @@ class ProfileStore:
         return delete(events).where(events.c.profile_id == loser, same)
 
     def move_rows(self, conn: Connection, loser: str, winner: str) -> None:
-        """Everything of ``loser`` that simply changes owner (ids, events, lifecycle history)."""
+        """Everything of ``loser`` that simply changes owner (ids and its customer number, events, lifecycle
+        history)."""
         conn.execute(self.copies_held_by(winner, loser))
-        for name in ("identity", "event", "lifecycle"):
+        # profile_customer first: a winner holding a customer number already fails here, before anything moved.
+        for name in ("customer", "identity", "event", "lifecycle"):
             t = self.t[name]
             conn.execute(update(t).where(t.c.profile_id == loser).values(profile_id=winner))
         days = self.load_days(conn, [loser], None, -(10**9)).get(loser, {})

@@ -13,9 +13,11 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from svc_common.db import JsonText, UtcDateTime
@@ -51,6 +53,16 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("source_ref", String(128), nullable=False),
         Index("ix_profile_identity_profile", "profile_id"),
     )
+    customer = Table(
+        "profile_customer",
+        metadata,
+        # The customer number (ID_TYPE_CUSTOMER) of each profile holding one, written with its identity link in the
+        # same transaction (profile_0007): the key makes a second customer number on one profile fail in the
+        # database too, on every database (no partial index needed); customer_id is unique as in profile_identity.
+        Column("profile_id", String(36), primary_key=True),
+        Column("customer_id", String(256), nullable=False),
+        UniqueConstraint("customer_id", name="uq_profile_customer_id"),
+    )
     day = Table(
         "profile_day",
         metadata,
@@ -76,6 +88,12 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("screen", String(256), nullable=False),
         # Level 1-2 scalar properties ({name: [kind, value]}).
         Column("properties", JsonText, nullable=False),
+        # What event filters read besides (profile_0006), NULL when the event had none and in rows stored before:
+        # the Channel number, the event's ids, its context fields but screen and ip ({name: text}).
+        Column("channel", SmallInteger, nullable=True),
+        Column("user_id", String(256), nullable=True),
+        Column("anonymous_id", String(256), nullable=True),
+        Column("context_fields", JsonText, nullable=True),
         PrimaryKeyConstraint("profile_id", "occurred_us", "event_id", name="pk_profile_event"),
         Index("ix_profile_event_type", "event_type", "occurred_us"),
         Index("ix_profile_event_time", "occurred_us"),
@@ -97,6 +115,9 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("profile_id", String(36), primary_key=True),
         Column("name", String(64), primary_key=True),
         Column("tag_value", JsonText, nullable=False),
+        # Tags of sensitivity level 3+: the value's JSON sealed with SM4-GCM bound to (profile, name); tag_value
+        # then holds the marker ["sealed"] (profile_0005, store/_tagsql.py).
+        Column("sealed_value", LargeBinary, nullable=True),
         # RULE, MODEL, IMPORT, MANUAL (Provenance.Source names).
         Column("source", String(16), nullable=False),
         Column("writer", String(128), nullable=False),
@@ -104,7 +125,9 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("written_us", BigInteger, nullable=False),
         Column("expires_us", BigInteger, nullable=True),
         Column("trace_id", String(32), nullable=False),
-        Index("ix_profile_tag_name", "name"),
+        # By tag, then expiry: the time sweep's "values of these tags that expired since the last sweep" is a range
+        # of this index (profile_0007); reads by tag alone use its prefix.
+        Index("ix_profile_tag_name_expiry", "name", "expires_us"),
     )
     segment = Table(
         "profile_segment",
@@ -194,6 +217,7 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         "job": job,
         "person": person,
         "identity": identity,
+        "customer": customer,
         "day": day,
         "event": event,
         "tag_definition": tag_definition,

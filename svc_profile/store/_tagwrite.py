@@ -7,7 +7,8 @@ Python; a million model scores then cost more in Python than in the database. He
 one JSON array (SQLite, read with ``json_each``) or one binary array per column (PostgreSQL, ``unnest``),
 joined with the identities inside the ``INSERT … SELECT``; the columns every write of a group shares
 (provenance, time, trace) are single parameters. Other databases (Dameng, openGauss) keep the store's portable
-statements (``lookup_ids`` then ``upsert_tags``).
+statements (``lookup_ids`` then ``upsert_tags``). Writes of level-3 tags take that portable path on every database:
+their values are sealed bound to the person, who is known only after the id lookup.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from svc_profile.store._sql import ProfileStore
+from svc_profile.store._tagsql import TAG_UPDATES
 
-_UPDATES = ("tag_value", "source", "writer", "writer_version", "written_us", "expires_us", "trace_id")
-_SET = ", ".join(f"{c} = excluded.{c}" for c in _UPDATES)
-_COLUMNS = "profile_id, name, tag_value, source, writer, writer_version, written_us, expires_us, trace_id"
+_SET = ", ".join(f"{c} = excluded.{c}" for c in TAG_UPDATES)  # sealed_value too: a clear write replaces a sealed value
+_COLUMNS = "profile_id, name, tag_value, sealed_value, source, writer, writer_version, written_us, expires_us, trace_id"
 
 # SQLite: each write is the JSON array [id type, id value, tag name, value JSON text, expiry or null, position].
 _J = "json_extract(j.value, '$[{}]')".format
@@ -31,7 +32,7 @@ _SQLITE_JOIN = (  # CROSS JOIN keeps the writes outermost: one primary-key probe
     f"FROM json_each(?) AS j CROSS JOIN {{identity}} AS i ON i.id_value = {_J(1)} AND i.id_type = {_J(0)}"
 )
 _SQLITE_UPSERT = (
-    f"INSERT INTO {{tag}} ({_COLUMNS}) SELECT i.profile_id, {_J(2)}, {_J(3)}, ?, ?, ?, ?, {_J(4)}, ? "
+    f"INSERT INTO {{tag}} ({_COLUMNS}) SELECT i.profile_id, {_J(2)}, {_J(3)}, NULL, ?, ?, ?, ?, {_J(4)}, ? "
     # By person, then in write order: inserts walk the (profile_id, name) key in order, and of two writes
     # of one person's tag the later is applied last (wins), as in a sequence of single upserts.
     f"{_SQLITE_JOIN} WHERE true ORDER BY i.profile_id, {_J(5)} "  # WHERE true: SQLite's upsert parse
@@ -51,7 +52,7 @@ _PG_WRITES = (
 _PG_JOIN = f"FROM {_PG_WRITES} JOIN {{identity}} AS i ON i.id_value = v.id AND i.id_type = v.ty"
 _PG_UPSERT = (
     # One row per person and tag, the last write of it (ON CONFLICT may not meet a key twice in one statement).
-    f"INSERT INTO {{tag}} ({_COLUMNS}) SELECT DISTINCT ON (i.profile_id, v.n) i.profile_id, v.n, v.t, "
+    f"INSERT INTO {{tag}} ({_COLUMNS}) SELECT DISTINCT ON (i.profile_id, v.n) i.profile_id, v.n, v.t, NULL, "
     f"%(source)s, %(writer)s, %(version)s, %(at)s, v.e, %(trace)s {_PG_JOIN} "
     f"ORDER BY i.profile_id, v.n, v.k DESC ON CONFLICT (profile_id, name) DO UPDATE SET {_SET}"
 )
@@ -80,12 +81,20 @@ def write_values(
     provenance: Provenance,
     *,
     persons: bool = False,
+    sensitive: frozenset[str] | set[str] = frozenset(),
 ) -> tuple[list[int], list[str]]:
     """Upsert each write (id type, stored id value, tag name, value as the column's JSON text, expiry or None)
     on the person holding that id. Returns the positions of the writes whose id no person holds (not written)
-    and, with ``persons``, the persons written (sorted)."""
+    and, with ``persons``, the persons written (sorted). Values of the tags in ``sensitive`` are sealed."""
     if not writes:
         return [], []
+    sealed = [k for k, w in enumerate(writes) if w[2] in sensitive] if sensitive else []
+    if sealed:  # all the writes of one tag go one way: of two writes of one value the later still wins
+        clear = [k for k, w in enumerate(writes) if w[2] not in sensitive]
+        missing, pids = _portable(store, conn, [writes[k] for k in sealed], provenance, sensitive)
+        more, others = write_values(store, conn, [writes[k] for k in clear], provenance, persons=persons)
+        positions = sorted([sealed[k] for k in missing] + [clear[k] for k in more])
+        return positions, sorted(set(pids) | set(others)) if persons else []
     dialect = conn.dialect.name
     tables = {"identity": store.t["identity"].name, "tag": store.t["tag"].name}
     shared = (provenance.source, provenance.writer, provenance.writer_version, provenance.written_us)
@@ -127,6 +136,7 @@ def _portable(
     conn: Connection,
     writes: Sequence[tuple[int, str, str, str, int | None]],
     provenance: Provenance,
+    sensitive: frozenset[str] | set[str] = frozenset(),
 ) -> tuple[list[int], list[str]]:
     owners = store.lookup_ids(conn, {(w[0], w[1]) for w in writes})
     missing: list[int] = []
@@ -147,7 +157,7 @@ def _portable(
             "expires_us": expires,
             "trace_id": provenance.trace_id,
         }
-    store.upsert_tags(conn, [rows[key] for key in sorted(rows)])
+    store.upsert_tags(conn, [rows[key] for key in sorted(rows)], sensitive=sensitive)
     return missing, sorted({pid for pid, _ in rows})
 
 

@@ -9,6 +9,13 @@ CREATE TABLE profile_consumer (
 	PRIMARY KEY (name)
 );
 
+CREATE TABLE profile_customer (
+	profile_id VARCHAR2(36 CHAR) NOT NULL,
+	customer_id VARCHAR2(256 CHAR) NOT NULL,
+	PRIMARY KEY (profile_id),
+	CONSTRAINT uq_profile_customer_id UNIQUE (customer_id)
+);
+
 CREATE TABLE profile_day (
 	profile_id VARCHAR2(36 CHAR) NOT NULL,
 	event_type VARCHAR2(128 CHAR) NOT NULL,
@@ -28,6 +35,10 @@ CREATE TABLE profile_event (
 	session_id VARCHAR2(128 CHAR) NOT NULL,
 	screen VARCHAR2(256 CHAR) NOT NULL,
 	properties TEXT NOT NULL,
+	channel SMALLINT,
+	user_id VARCHAR2(256 CHAR),
+	anonymous_id VARCHAR2(256 CHAR),
+	context_fields TEXT,
 	CONSTRAINT pk_profile_event PRIMARY KEY (profile_id, occurred_us, event_id)
 );
 
@@ -149,6 +160,7 @@ CREATE TABLE profile_tag (
 	profile_id VARCHAR2(36 CHAR) NOT NULL,
 	name VARCHAR2(64 CHAR) NOT NULL,
 	tag_value TEXT NOT NULL,
+	sealed_value BLOB,
 	source VARCHAR2(16 CHAR) NOT NULL,
 	writer VARCHAR2(128 CHAR) NOT NULL,
 	writer_version VARCHAR2(64 CHAR) NOT NULL,
@@ -158,7 +170,7 @@ CREATE TABLE profile_tag (
 	PRIMARY KEY (profile_id, name)
 );
 
-CREATE INDEX ix_profile_tag_name ON profile_tag (name);
+CREATE INDEX ix_profile_tag_name_expiry ON profile_tag (name, expires_us);
 
 CREATE TABLE profile_tag_definition (
 	name VARCHAR2(64 CHAR) NOT NULL,

@@ -9,6 +9,13 @@ CREATE TABLE profile_consumer (
 	PRIMARY KEY (name)
 );
 
+CREATE TABLE profile_customer (
+	profile_id VARCHAR(36) NOT NULL,
+	customer_id VARCHAR(256) NOT NULL,
+	PRIMARY KEY (profile_id),
+	CONSTRAINT uq_profile_customer_id UNIQUE (customer_id)
+);
+
 CREATE TABLE profile_day (
 	profile_id VARCHAR(36) NOT NULL,
 	event_type VARCHAR(128) NOT NULL,
@@ -28,6 +35,10 @@ CREATE TABLE profile_event (
 	session_id VARCHAR(128) NOT NULL,
 	screen VARCHAR(256) NOT NULL,
 	properties TEXT NOT NULL,
+	channel SMALLINT,
+	user_id VARCHAR(256),
+	anonymous_id VARCHAR(256),
+	context_fields TEXT,
 	CONSTRAINT pk_profile_event PRIMARY KEY (profile_id, occurred_us, event_id)
 );
 
@@ -149,6 +160,7 @@ CREATE TABLE profile_tag (
 	profile_id VARCHAR(36) NOT NULL,
 	name VARCHAR(64) NOT NULL,
 	tag_value TEXT NOT NULL,
+	sealed_value BYTEA,
 	source VARCHAR(16) NOT NULL,
 	writer VARCHAR(128) NOT NULL,
 	writer_version VARCHAR(64) NOT NULL,
@@ -158,7 +170,7 @@ CREATE TABLE profile_tag (
 	PRIMARY KEY (profile_id, name)
 );
 
-CREATE INDEX ix_profile_tag_name ON profile_tag (name);
+CREATE INDEX ix_profile_tag_name_expiry ON profile_tag (name, expires_us);
 
 CREATE TABLE profile_tag_definition (
 	name VARCHAR(64) NOT NULL,

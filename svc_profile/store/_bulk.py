@@ -1,0 +1,122 @@
+"""The bulk seam of svc_profile's store: chunked key lists, and ``executemany`` of statements compiled once per
+dialect (on PostgreSQL one array per column, ``unnest``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+_CHUNK = 500
+
+
+def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+_COMPILED: dict[tuple[Any, ...], tuple[str, list[str] | None, list[tuple[str, Any]], str | None]] = {}
+_BIND = re.compile(r"%\((\w+)\)s")
+
+
+def bulk(
+    conn: Connection,
+    key: tuple[Any, ...],
+    make: Any,
+    rows: Sequence[Any],
+    names: Sequence[str] | None = None,
+    encoded: Iterable[str] = (),
+) -> None:
+    """``executemany`` of a Core statement over ``rows`` (dicts keyed by its bind names, or tuples in the order
+    of ``names``), compiled once per dialect and handed to the driver as plain tuples/dicts: SQLAlchemy's
+    per-row parameter processing (the largest cost of a log batch's writes) is skipped, the columns' own bind
+    processors (JSON …) kept except for the binds in ``encoded`` (values the caller encoded already).
+    On PostgreSQL the rows go as one array per column in one statement (``unnest``): one execution on the
+    server instead of one per row. ``make()`` builds the statement the first time ``key`` is seen."""
+    if not rows:
+        return
+    sql, positional, processors, arrays = _compiled(conn, key, make)
+    skip = set(encoded)
+    if names is None:  # dict rows
+        names = list(rows[0])
+        pick = itemgetter(*names)
+        rows = [pick(r) for r in rows] if len(names) > 1 else [(pick(r),) for r in rows]
+    index = {n: i for i, n in enumerate(names)}
+    procs = [(index[n], proc) for n, proc in processors if n not in skip]
+    if procs:
+        listed = [list(r) for r in rows]
+        for i, proc in procs:
+            for r in listed:
+                r[i] = proc(r[i])
+        rows = [tuple(r) for r in listed]  # the driver takes tuples
+    if arrays is not None and len(rows) > 1 and _distinct_keys(arrays, index, rows):
+        columns = zip(*rows, strict=True)
+        conn.exec_driver_sql(arrays, {n: list(column) for n, column in zip(names, columns, strict=True)})
+        return
+    if positional is not None:
+        if list(positional) != list(names):
+            pick = itemgetter(*(index[n] for n in positional))
+            rows = [pick(r) for r in rows] if len(positional) > 1 else [(pick(r),) for r in rows]
+        params: list[Any] = rows if isinstance(rows, list) else list(rows)
+    else:
+        params = [dict(zip(names, r, strict=True)) for r in rows]
+    conn.exec_driver_sql(sql, params)
+
+
+def _compiled(conn: Connection, key: tuple[Any, ...], make: Any) -> tuple[str, Any, list[tuple[str, Any]], Any]:
+    dialect = conn.dialect
+    cache_key = (dialect.name, dialect.paramstyle, *key)
+    entry = _COMPILED.get(cache_key)
+    if entry is None:
+        compiled = make().compile(dialect=dialect)
+        names = list(compiled.binds)
+        processors = []
+        for name in names:
+            bind = compiled.binds[name]
+            proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                processors.append((name, proc))
+        positional = list(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+        arrays = _unnest_form(compiled) if dialect.name == "postgresql" and positional is None else None
+        entry = (compiled.string, positional, processors, arrays)
+        _COMPILED[cache_key] = entry
+    return entry
+
+
+def _unnest_form(compiled: Any) -> str | None:
+    """The PostgreSQL statement taking one array per bind (``%(name)s``) instead of one row of values:
+    ``INSERT … VALUES (…)`` becomes ``INSERT … SELECT * FROM unnest(…)``; ``UPDATE … SET … WHERE`` and
+    ``DELETE … WHERE`` read the rows from ``unnest(…) AS v`` (FROM / USING). None: keep ``executemany``."""
+    sql: str = compiled.string
+    names = list(dict.fromkeys(_BIND.findall(sql)))
+    if not names or set(names) != set(compiled.binds):
+        return None
+    types = {n: compiled.binds[n].type.dialect_impl(compiled.dialect).compile(dialect=compiled.dialect) for n in names}
+    arrays = ", ".join(f"%({n})b::{types[n]}[]" for n in names)  # binary: no text escaping
+    if sql.startswith("INSERT INTO"):
+        sql = sql.partition(" RETURNING ")[0]  # the generated key of one row: nothing a bulk insert reads
+        values = re.search(r"VALUES \((.*?)\)(?= ON CONFLICT |$)", sql)
+        if values is None or _BIND.findall(values.group(1)) != names:
+            return None
+        return sql[: values.start()] + f"SELECT * FROM unnest({arrays})" + sql[values.end() :]
+    head, sep, where = sql.partition(" WHERE ")
+    if not sep or " FROM " in where or " RETURNING " in where:
+        return None
+    source = f"unnest({arrays}) AS __v({', '.join(names)})"
+    if sql.startswith("UPDATE "):
+        return _BIND.sub(r"__v.\1", head) + f" FROM {source} WHERE " + _BIND.sub(r"__v.\1", where)
+    if sql.startswith("DELETE FROM "):
+        return head + f" USING {source} WHERE " + _BIND.sub(r"__v.\1", where)
+    return None
+
+
+def _distinct_keys(sql: str, index: dict[str, int], rows: Sequence[Sequence[Any]]) -> bool:
+    """``ON CONFLICT … DO UPDATE`` may not meet one key twice in one statement (``executemany`` may)."""
+    conflict = re.search(r"ON CONFLICT \(([^()]*)\) DO UPDATE", sql)
+    if conflict is None:
+        return True
+    pick = itemgetter(*(index[k.strip().strip('"')] for k in conflict.group(1).split(",")))
+    return len({pick(r) for r in rows}) == len(rows)
