@@ -62,7 +62,7 @@ def generate(app, n: int, history_days: int = 30, created_days_ago: int = 0) -> 
     rng = random.Random(7)
     with app.core.database.connection(write=True) as conn:
         for start in range(0, n, 20_000):
-            persons, ids, buckets = [], [], []
+            persons, ids, customers, buckets = [], [], [], []
             for i in range(start, min(n, start + 20_000)):
                 pid = str(uuid.UUID(int=rng.getrandbits(128)))
                 customer, device = f"C{i:08d}", f"dev-{i:08d}"
@@ -93,6 +93,7 @@ def generate(app, n: int, history_days: int = 30, created_days_ago: int = 0) -> 
                             "source_ref": "",
                         }
                     )
+                customers.append({"profile_id": pid, "customer_id": customer})  # as a link writes it (profile_0007)
                 for d in range(i % 3, history_days, 3):
                     buckets.append(
                         {
@@ -107,10 +108,12 @@ def generate(app, n: int, history_days: int = 30, created_days_ago: int = 0) -> 
             if conn.dialect.name == "postgresql":  # COPY: a million profiles in minutes, not hours
                 _copy(conn, t["person"], persons)
                 _copy(conn, t["identity"], ids)
+                _copy(conn, t["customer"], customers)
                 _copy(conn, t["day"], buckets)
             else:
                 conn.execute(t["person"].insert(), persons)
                 conn.execute(t["identity"].insert(), ids)
+                conn.execute(t["customer"].insert(), customers)
                 conn.execute(t["day"].insert(), buckets)
     return out
 
