@@ -370,6 +370,10 @@ class Engine:
                 others = {f"other_{at}": j for at, j in enumerate(j for j in range(n) if j != k)}
                 rows = due.fetch(conn, now=now, limit=size, shares=n, **others)
             try:
+                # The journeys' states as they are now, not as cached: another process may have stopped or paused
+                # one. Timers of a journey a transition holds right now wait for a later batch (see timer_states).
+                states = self.timer_states(conn, {r["journey_id"] for r in rows})
+                rows = [r for r in rows if r["journey_id"] in states]
                 # The timers of participants (wait, goal) are deleted together up front: nothing in the batch can
                 # re-arm or cancel one before it fires (a participant has one timer, and only its own walk arms
                 # it). Trigger timers stay one by one: firing one may cancel or re-arm another of the batch.
@@ -394,13 +398,45 @@ class Engine:
                     elif row["timer_id"] not in claimed:
                         continue  # another worker fired it
                     batch.timers_fired += 1
-                    self._fire(conn, row, now, batch, waiting)
+                    self._fire(conn, row, now, batch, states[row["journey_id"]], waiting)
                 self.walker.flush(conn)
             except BaseException:
                 self.walker.discard()
                 raise
         batch.seconds = time.perf_counter() - started
         return batch
+
+    def journey_states(self, conn: Connection, journey_ids: set[str]) -> dict[str, str]:
+        """The states of these journeys as committed now (no lock), not as cached."""
+        if not journey_ids:
+            return {}
+        j = self.t["journey"].c
+        query = select(j.journey_id, j.journey_state).where(j.journey_id.in_(sorted(journey_ids)))
+        return dict(conn.execute(query).tuples().all())
+
+    def timer_states(self, conn: Connection, journey_ids: set[str]) -> dict[str, str]:
+        """The states of the journeys of a batch of due timers, read now, in one statement; on PostgreSQL ``FOR
+        SHARE SKIP LOCKED``: a journey a transition holds (``FOR UPDATE``: a stop, perhaps waiting for this batch's
+        timer rows to delete them) is left out, and its timers wait for a later batch, after the stop has deleted
+        them or the pause is visible (waiting for the row instead could deadlock with that stop). The cache is
+        reloaded when it disagrees on a running journey (started or republished by another process)."""
+        if not journey_ids:
+            return {}
+        j = self.t["journey"].c
+        query = select(j.journey_id, j.journey_state, j.published_version).where(j.journey_id.in_(sorted(journey_ids)))
+        locking = conn.dialect.name in SHARE_LOCK_DIALECTS
+        found = conn.execute(query.with_for_update(read=True, skip_locked=True) if locking else query).all()
+        if locking and len(found) < len(journey_ids):
+            # Left out: held by a transition (its timers wait), or no such journey (they lapse, as STOPPED).
+            exist = set(conn.execute(select(j.journey_id).where(j.journey_id.in_(sorted(journey_ids)))).scalars())
+            found += [(gone, "STOPPED", 0) for gone in journey_ids - exist]
+        if any(
+            state in ("RUNNING", "PAUSED")
+            and (journey_id not in self._journeys or self._journeys[journey_id].version != version)
+            for journey_id, state, version in found
+        ):
+            self.refresh(conn, force=True)
+        return {journey_id: state for journey_id, state, _ in found}
 
     def _claim(self, conn: Connection, timer_ids: list[str]) -> set[str]:
         """Delete these timers; return those this transaction deleted (another worker may have fired some). One
@@ -423,10 +459,10 @@ class Engine:
         row: dict[str, Any],
         now: dt.datetime,
         batch: BatchStats,
+        state: str,
         waiting: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        journey = self._journeys.get(row["journey_id"])
-        if journey is not None and journey.state == "PAUSED":
+        if state == "PAUSED":
             # Paused: waiting customers keep waiting; look again later.
             self.arm(
                 conn,
@@ -439,7 +475,8 @@ class Engine:
                 row["payload"],
             )
             return
-        if journey is None:
+        journey = self._journeys.get(row["journey_id"])
+        if state != "RUNNING" or journey is None:
             return  # stopped (or no longer running): the timer lapses
         if row["kind"] == "trigger":
             payload = row["payload"]

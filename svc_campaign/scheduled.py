@@ -56,21 +56,25 @@ class Scheduler:
         entries). Returns how much was done (0: nothing to do now)."""
         with self.db.connection(write=True) as conn:
             self.engine.refresh(conn)
-            created = self.plan(conn, self.engine.clock.now())
+            # The journeys' states as they are now: the cache may not have seen another process start, pause or stop
+            # one (it cancelled the runs of a journey started elsewhere a moment ago).
+            states = self.engine.journey_states(conn, set(self.engine.scheduled_journeys()))
+            created = self.plan(conn, self.engine.clock.now(), states)
             runs = conn.execute(
                 select(self.t["scheduled_run"])
                 .where(self.t["scheduled_run"].c.run_state.in_(ACTIVE))
                 .order_by(self.t["scheduled_run"].c.scheduled_for, self.t["scheduled_run"].c.run_id)
             ).mappings()
             runs = [dict(r) for r in runs]
+            states.update(self.engine.journey_states(conn, {r["journey_id"] for r in runs} - states.keys()))
             for run in runs:
-                if self.engine.journey(run["journey_id"]) is None:
+                if states.get(run["journey_id"]) not in ("RUNNING", "PAUSED"):
                     self._cancel(conn, [run["run_id"]])
         now = self.engine.clock.now()
         for run in runs:
             journey = self.engine.journey(run["journey_id"])
-            if journey is None or journey.state != "RUNNING":
-                continue  # stopped (cancelled above) or paused: the run waits
+            if journey is None or states.get(run["journey_id"]) != "RUNNING":
+                continue  # stopped (cancelled above), paused (the run waits), or not in the cache yet (next time)
             if run["last_error"] and now - run["updated_at"] < RETRY_AFTER:
                 continue  # its export failed a moment ago: the other runs go first
             done = self._export(run) if run["run_state"] == "exporting" else self._enter(run, journey)
@@ -80,12 +84,13 @@ class Scheduler:
 
     # -- planning -------------------------------------------------------------------------------------
 
-    def plan(self, conn: Connection, now: dt.datetime) -> int:
-        """Create a run for each running scheduled journey whose time came (idempotent)."""
+    def plan(self, conn: Connection, now: dt.datetime, states: dict[str, str]) -> int:
+        """Create a run for each running scheduled journey whose time came (idempotent); ``states``: the journeys'
+        states read in this transaction."""
         created = 0
         for journey_id in self.engine.scheduled_journeys():
             journey = self.engine.journey(journey_id)
-            if journey is None or journey.state != "RUNNING":
+            if journey is None or states.get(journey_id) != "RUNNING":
                 continue
             trigger = self.engine.graph(conn, journey_id, journey.version).trigger
             assert isinstance(trigger, ScheduledEntry)
