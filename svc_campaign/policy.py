@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from svc_campaign.content import RenderRefused, check_template, prohibited_claim, render, risk_rating
 from svc_campaign.outbox import UNSENT
-from svc_campaign.store._bulk import among, json_texts
+from svc_campaign.store._bulk import ARRAY_DIALECTS, among, json_texts
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2
 
@@ -199,10 +199,6 @@ GATE_LOCK_BUCKETS = 65_536
 """The rows of ``campaign_gate_lock`` (written by campaign_0004): a customer's bucket is its lock key mod this."""
 _ROW_LOCK_CHUNK = 500  # buckets per statement (an IN list of binds); chunks in ascending order, as within each
 _GATE_LOCKS = 0x5147  # the first key of the gate's advisory locks ("QG"): apart from any other advisory lock user
-
-ARRAY_DIALECTS = ["postgresql"]
-"""Where a batch's reads and claims take their customers or ids as one array parameter (``= ANY``, and the recent
-messages through :func:`recent_lateral`); elsewhere ``IN (...)``. Tests empty it to check that path."""
 
 
 def recent_lateral(message: Table) -> Select[Any]:

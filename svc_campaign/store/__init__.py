@@ -1,10 +1,13 @@
-"""svc_campaign's storage: tables (one SQLAlchemy schema for every database) and their migrations."""
+"""svc_campaign's storage: tables (one SQLAlchemy schema for every database), their migrations, and the stores
+whose methods are the statements the domain modules run (by area: journeys, timers and trigger state, ...)."""
 
 from pathlib import Path
 
 from sqlalchemy import MetaData
 
+from svc_campaign.store._journeys import JourneyStore
 from svc_campaign.store._tables import define_tables
+from svc_campaign.store._timers import TimerStore
 from svc_common.db import StoreSchema
 from svc_common.ops import instance_table
 
@@ -19,4 +22,4 @@ SCHEMA = StoreSchema(
     migrations_dir=Path(__file__).parent / "migrations",
 )
 
-__all__ = ["SCHEMA", "metadata", "tables"]
+__all__ = ["SCHEMA", "JourneyStore", "TimerStore", "metadata", "tables"]
