@@ -29,6 +29,7 @@ from svc_campaign.outbox import message_event, queue_event, stable_id, to_proto
 from svc_campaign.policy import PolicyGate, Touch, default_policy, policy_from_json
 from svc_campaign.profiles import GrpcProfileDirectory, GrpcSegmentMembers, ProfileDirectory, SegmentMembers
 from svc_campaign.scheduled import Scheduler
+from svc_campaign.store._templates import TemplateStore
 from svc_campaign.templates import TemplateBook
 from svc_campaign.threads import LoopThreads
 from svc_campaign.triggers import json_properties
@@ -59,6 +60,7 @@ class CampaignService(TemplateBook):
         self.settings = settings
         self.db = database
         self.t = tables
+        self.template_store = TemplateStore(tables)
         self.clock = clock or SystemClock()
         if profiles is None:
             # Resolved at each call: the configured address, else svc_profile in this same process.

@@ -6,7 +6,9 @@ from pathlib import Path
 from sqlalchemy import MetaData
 
 from svc_campaign.store._journeys import JourneyStore
+from svc_campaign.store._participants import ParticipantStore
 from svc_campaign.store._tables import define_tables
+from svc_campaign.store._templates import TemplateStore
 from svc_campaign.store._timers import TimerStore
 from svc_common.db import StoreSchema
 from svc_common.ops import instance_table
@@ -22,4 +24,4 @@ SCHEMA = StoreSchema(
     migrations_dir=Path(__file__).parent / "migrations",
 )
 
-__all__ = ["SCHEMA", "JourneyStore", "TimerStore", "metadata", "tables"]
+__all__ = ["SCHEMA", "JourneyStore", "ParticipantStore", "TemplateStore", "TimerStore", "metadata", "tables"]
