@@ -30,6 +30,7 @@ from svc_campaign.policy import PolicyGate
 from svc_campaign.profiles import ProfileDirectory
 from svc_campaign.running import EPOCH, BatchStats, RunningJourney
 from svc_campaign.store._journeys import SHARE_LOCK_DIALECTS, JourneyStore
+from svc_campaign.store._scheduled import ScheduleStore
 from svc_campaign.store._timers import (
     PARTICIPANT_COLUMNS,
     TIMER_COLUMNS,
@@ -75,6 +76,7 @@ class Engine(TimerFiring):
         self._lock = threading.Lock()
         self.journey_store = JourneyStore(tables)
         self.timer_store = TimerStore(tables)
+        self.schedule_store = ScheduleStore(tables)
         self.walker = Walker(self, tables, profiles, gate, experiments, settings)
 
     # -- journeys in memory ---------------------------------------------------------------------------
@@ -242,7 +244,7 @@ class Engine(TimerFiring):
             suppression="journey_stopped",
             now=now,
         )
-        self.journey_store.cancel_runs(conn, journey_id, now)
+        self.schedule_store.cancel_journey(conn, journey_id, now)
         self.invalidate()
         return left
 

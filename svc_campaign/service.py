@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Table, select
+from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 
 from svc_campaign.checks import bad, channel_ok, customer_id
@@ -188,15 +188,7 @@ class CampaignService(TemplateBook):
     async def _promote_all(self) -> int:
         def promote() -> int:
             with self.db.connection(write=True) as conn:
-                running = (
-                    conn.execute(
-                        select(self.t["experiment"].c.experiment_id).where(
-                            self.t["experiment"].c.experiment_state == "RUNNING"
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
+                running = self.experiments.store.running_ids(conn)
                 return sum(self.experiments.maybe_promote(conn, e, self.clock.now()) is not None for e in running)
 
         await self.threads.run(promote)

@@ -6,14 +6,13 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from svc_common.db import upsert
 
 SHARE_LOCK_DIALECTS = ("postgresql",)
 """Where an event batch reads the state of the journeys it may enter ``FOR SHARE`` (see ``entry_states``)."""
-ACTIVE_RUNS = ("exporting", "entering")
 
 
 class JourneyStore:
@@ -75,16 +74,51 @@ class JourneyStore:
             found += [(gone, "STOPPED", 0) for gone in journey_ids - exist]
         return found  # type: ignore[return-value]
 
-    def cancel_runs(self, conn: Connection, journey_id: str, now: dt.datetime) -> None:
-        """The journey's unfinished scheduled runs are cancelled and their member lists deleted."""
-        r = self.t["scheduled_run"]
-        runs = select(r.c.run_id).where(r.c.journey_id == journey_id, r.c.run_state.in_(ACTIVE_RUNS))
-        conn.execute(delete(self.t["scheduled_member"]).where(self.t["scheduled_member"].c.run_id.in_(runs)))
+    # -- definitions (drafts, versions, states) -------------------------------------------------------
+
+    def row(self, conn: Connection, journey_id: str, *, lock: bool = False) -> RowMapping | None:
+        """The journey's row; ``lock``: ``FOR UPDATE`` until the transaction ends (a transition)."""
+        query = select(self.t["journey"]).where(self.t["journey"].c.journey_id == journey_id)
+        return conn.execute(query.with_for_update() if lock else query).mappings().first()
+
+    def exists(self, conn: Connection, journey_id: str) -> bool:
+        j = self.t["journey"].c
+        return conn.execute(select(j.journey_id).where(j.journey_id == journey_id)).first() is not None
+
+    def add(self, conn: Connection, row: dict[str, Any]) -> None:
+        conn.execute(insert(self.t["journey"]).values(**row))
+
+    def update(self, conn: Connection, journey_id: str, changes: dict[str, Any]) -> None:
+        conn.execute(update(self.t["journey"]).where(self.t["journey"].c.journey_id == journey_id).values(**changes))
+
+    def published(self, conn: Connection, journey_id: str, version: int) -> dict[str, Any] | None:
+        """The graph of a published version (protobuf JSON); None when there is no such version."""
+        v = self.t["journey_version"].c
+        row = conn.execute(select(v.graph).where(v.journey_id == journey_id, v.version_no == version)).first()
+        return row.graph if row is not None else None
+
+    def add_version(
+        self,
+        conn: Connection,
+        journey_id: str,
+        version: int,
+        graph: dict[str, Any],
+        entry_rules: dict[str, Any],
+        now: dt.datetime,
+    ) -> None:
         conn.execute(
-            update(r)
-            .where(r.c.journey_id == journey_id, r.c.run_state.in_(ACTIVE_RUNS))
-            .values(run_state="cancelled", finished_at=now, updated_at=now)
+            insert(self.t["journey_version"]).values(
+                journey_id=journey_id, version_no=version, graph=graph, entry_rules=entry_rules, published_at=now
+            )
         )
+
+    def rows(self, conn: Connection, states: list[str], after: str, limit: int) -> list[RowMapping]:
+        """Journeys after ``after`` in id order (in ``states`` when given)."""
+        j = self.t["journey"].c
+        query = select(self.t["journey"]).where(j.journey_id > after).order_by(j.journey_id).limit(limit)
+        if states:
+            query = query.where(j.journey_state.in_(states))
+        return list(conn.execute(query).mappings())
 
     # -- the log cursor -------------------------------------------------------------------------------
 

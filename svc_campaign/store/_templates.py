@@ -54,6 +54,12 @@ class TemplateStore:
         row = conn.execute(select(t.document).where(t.template_id == template_id)).first()
         return row.document if row is not None else None
 
+    def channel(self, conn: Connection, template_id: str) -> int | None:
+        """The template's channel (0: every channel); None when there is no such template."""
+        t = self.t["template"].c
+        row = conn.execute(select(t.channel).where(t.template_id == template_id)).first()
+        return None if row is None else row.channel
+
     def documents(self, conn: Connection, channel: int, after: str, limit: int) -> list[dict[str, Any]]:
         """Templates after ``after`` in id order (of ``channel`` when set)."""
         t = self.t["template"].c
