@@ -7,13 +7,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 
 class BatchedWrites:
-    """Needs ``self._local`` (a ``threading.local``), ``self.t``, ``self.gate``, ``self.policy()`` and the
-    ``_insert_message`` / ``_insert_participant`` / ``_update_participant`` / ``_insert_visit`` statements."""
+    """Needs ``self._local`` (a ``threading.local``), ``self.gate``, ``self.policy()`` and ``self.store`` (a
+    :class:`svc_campaign.store.ParticipantStore`: the batch's writers and the participations read ahead)."""
 
     def _writes(self) -> Writes:
         writes = getattr(self._local, "writes", None)
@@ -32,10 +31,10 @@ class BatchedWrites:
         """Write the messages, new participants, participant changes and visits recorded since the last flush, in
         one statement each (in the caller's transaction)."""
         writes = self._writes()
-        self._insert_message.executemany(conn, writes.messages)
-        self._insert_participant.executemany(conn, writes.participants)
+        self.store.insert_messages.executemany(conn, writes.messages)
+        self.store.insert_participants.executemany(conn, writes.participants)
         self.flush_updates(conn)
-        self._insert_visit.executemany(conn, writes.visits)
+        self.store.insert_visits.executemany(conn, writes.visits)
         self._local.writes = Writes()
 
     def update_participant(self, instance_id: str, changes: dict[str, Any]) -> None:
@@ -56,7 +55,7 @@ class BatchedWrites:
             changes = writes.updates[instance_id]
             groups.setdefault(tuple(sorted(changes)), []).append({"instance_id": instance_id, **changes})
         for columns, rows in groups.items():
-            self._update_participant.write(columns).executemany(conn, rows)
+            self.store.update_participants.write(columns).executemany(conn, rows)
         writes.updates = {}
 
     def discard(self) -> None:
@@ -86,16 +85,10 @@ class BatchedWrites:
 
     def _prefetch_participations(self, conn: Connection, todo: list[str]) -> None:
         writes = self._writes()
-        i = self.t["instance"].c
         for start in range(0, len(todo), 500):
             chunk = todo[start : start + 500]
             writes.known_users.update(chunk)
-            rows = conn.execute(
-                select(i.user_id, i.journey_id, i.status, i.entered_at)
-                .where(i.user_id.in_(chunk))
-                .order_by(i.entered_at)
-            )
-            for row in rows:
+            for row in self.store.participations(conn, chunk):
                 writes.previous[(row.user_id, row.journey_id)] = Previous(row.status, row.entered_at)
 
     # -- cached reference data ------------------------------------------------------------------------

@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import Table, delete, or_, select, update
+from sqlalchemy import Table
 
 from svc_campaign.clock import Clock
 from svc_campaign.config import CampaignSettings
 from svc_campaign.outbox import CANCEL_REASONS, UNSENT, message_event, queue_event
 from svc_campaign.policy import PolicyCache, consent_allows, quiet_until
+from svc_campaign.store._journeys import JourneyStore
+from svc_campaign.store._messages import MessageStore
 from svc_common.db import Database
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import event_pb2
@@ -118,42 +120,25 @@ class Dispatcher:
         self.adapter = adapter
         self.settings = settings
         self._held = held  # () -> set of paused journey ids
+        self.store = MessageStore(tables)
+        self.journey_store = JourneyStore(tables)
         self._policies = PolicyCache(tables["policy"], settings.journey_refresh_seconds)
         self.delivered = 0
 
     def claim(self) -> list[dict[str, Any]]:
-        m = self.t["message"]
         now = self.clock.now()
         paused = self._held()
         served = getattr(self.adapter, "channels", None)
         if served is not None and not served:
             return []
         with self.db.connection(write=True) as conn:
-            query = (
-                select(m)
-                .where(
-                    m.c.status.in_(UNSENT),
-                    m.c.next_attempt_at <= now,
-                    or_(m.c.lease_until.is_(None), m.c.lease_until < now),
-                )
-                .order_by(m.c.next_attempt_at)
-                .limit(self.settings.delivery_batch_size)
-            )
-            if paused:
-                query = query.where(m.c.journey_id.not_in(paused))
-            if served is not None:  # a channel no gateway serves stays QUEUED, its attempts untouched
-                query = query.where(m.c.channel.in_(sorted(served)))
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = [dict(r) for r in conn.execute(query).mappings()]
+            rows = self.store.due(conn, now, self.settings.delivery_batch_size, paused, served)
             rows = self._drop_cancelled(conn, rows)
             rows = self._drop_withdrawn(conn, rows)
             rows = self._defer_quiet(conn, rows, now)
             if rows:
                 lease = now + dt.timedelta(seconds=self.settings.delivery_lease_seconds)
-                conn.execute(
-                    update(m).where(m.c.message_id.in_([r["message_id"] for r in rows])).values(lease_until=lease)
-                )
+                self.store.lease(conn, [r["message_id"] for r in rows], lease)
         return rows
 
     def _drop_cancelled(self, conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -161,11 +146,7 @@ class Dispatcher:
         SUPPRESSED ``journey_stopped``; one whose cancel was requested while it was leased (its round crashed, or
         the lease ran out) is SUPPRESSED with that reason; one of a journey paused meanwhile is left for later."""
         journeys = sorted({r["journey_id"] for r in rows if r["journey_id"]})
-        states: dict[str, str] = {}
-        if journeys:
-            j = self.t["journey"].c
-            query = select(j.journey_id, j.journey_state).where(j.journey_id.in_(journeys))
-            states = {row.journey_id: row.journey_state for row in conn.execute(query)}
+        states = self.journey_store.states(conn, set(journeys))
         cancelled: dict[str, list[str]] = {}
         kept = []
         for row in rows:
@@ -176,13 +157,8 @@ class Dispatcher:
                 cancelled.setdefault("journey_stopped", []).append(row["message_id"])
             elif state != "PAUSED":
                 kept.append(row)
-        m = self.t["message"]
         for reason, ids in cancelled.items():
-            conn.execute(
-                update(m)
-                .where(m.c.message_id.in_(ids))
-                .values(status="SUPPRESSED", suppression_reason=reason, next_attempt_at=None, lease_until=None)
-            )
+            self.store.cancel(conn, ids, reason)
         return kept
 
     def _defer_quiet(self, conn: Any, rows: list[dict[str, Any]], now: dt.datetime) -> list[dict[str, Any]]:
@@ -201,18 +177,8 @@ class Dispatcher:
                 deferred.setdefault(until, []).append(row["message_id"])
         if not deferred:
             return rows
-        m = self.t["message"]
         for until, ids in deferred.items():
-            conn.execute(
-                update(m)
-                .where(m.c.message_id.in_(ids))
-                .values(
-                    status="DEFERRED",
-                    scheduled_at=until,
-                    next_attempt_at=until,
-                    suppression_reason="quiet_hours_deferred",
-                )
-            )
+            self.store.defer(conn, ids, until)
         held = {i for ids in deferred.values() for i in ids}
         return [r for r in rows if r["message_id"] not in held]
 
@@ -222,10 +188,8 @@ class Dispatcher:
         marketing = {r["user_id"] for r in rows if r["is_marketing"]}
         if not marketing:
             return rows
-        c = self.t["consent"].c
         found: dict[str, list[tuple[int, str, bool]]] = {}
-        query = select(c.user_id, c.channel, c.purpose, c.granted).where(c.user_id.in_(sorted(marketing)))
-        for row in conn.execute(query):
+        for row in self.store.consents_of(conn, sorted(marketing)):
             found.setdefault(row.user_id, []).append((row.channel, row.purpose, row.granted))
         withdrawn = [
             r["message_id"]
@@ -237,12 +201,7 @@ class Dispatcher:
         ]
         if not withdrawn:
             return rows
-        m = self.t["message"]
-        conn.execute(
-            update(m)
-            .where(m.c.message_id.in_(withdrawn))
-            .values(status="SUPPRESSED", suppression_reason="consent_withdrawn", next_attempt_at=None)
-        )
+        self.store.suppress(conn, withdrawn, "consent_withdrawn")
         return [r for r in rows if r["message_id"] not in withdrawn]
 
     def _backoff(self, attempts: int) -> dt.timedelta:
@@ -257,17 +216,14 @@ class Dispatcher:
 
     def record_many(self, results: list[tuple[dict[str, Any], Outcome]]) -> None:
         """The outcomes of one round of deliveries, in one transaction (not one commit per message)."""
-        m = self.t["message"]
         now = self.clock.now()
         with self.db.connection(write=True) as conn:
             for row, outcome in results:
-                self._record(conn, m, row, outcome, now)
+                self._record(conn, row, outcome, now)
 
-    def _record(self, conn: Any, m: Table, row: dict[str, Any], outcome: Outcome, now: dt.datetime) -> None:
+    def _record(self, conn: Any, row: dict[str, Any], outcome: Outcome, now: dt.datetime) -> None:
         attempts = row["attempts"] + 1
-        current = conn.execute(
-            select(m.c.status, m.c.suppression_reason).where(m.c.message_id == row["message_id"])
-        ).one()
+        current = self.store.status(conn, row["message_id"])
         # A cancel (journey stopped, customer erased, preempted) that came while the gateway had the message: if the
         # gateway took it the customer has it, so it is SENT (the reason kept as a note) and counts toward caps.
         cancel = current.suppression_reason if current.suppression_reason in CANCEL_REASONS else ""
@@ -320,7 +276,7 @@ class Dispatcher:
                 "failure_reason": outcome.error,
             }
             queue_event(conn, self.t, message_event(row, "FAILED", now), now)
-        conn.execute(update(m).where(m.c.message_id == row["message_id"]).values(**values))
+        self.store.update(conn, row["message_id"], values)
 
     async def run_once(self) -> int:
         rows = await self._offload(self.claim)
@@ -354,19 +310,15 @@ class EventPublisher:
         self.db = database
         self.t = tables
         self.client = client
+        self.store = MessageStore(tables)
 
     def _pending(self, limit: int = 500) -> list[tuple[str, bytes]]:
-        p = self.t["pending_event"].c
         with self.db.connection() as conn:
-            return [
-                (r.event_id, bytes(r.payload))
-                for r in conn.execute(select(p.event_id, p.payload).order_by(p.created_at).limit(limit))
-            ]
+            return self.store.pending_events(conn, limit)
 
     def _done(self, ids: list[str]) -> None:
-        p = self.t["pending_event"]
         with self.db.connection(write=True) as conn:
-            conn.execute(delete(p).where(p.c.event_id.in_(ids)))
+            self.store.published(conn, ids)
 
     async def run_once(self) -> int:
         pending = await self._offload(self._pending)

@@ -17,13 +17,13 @@ happened after the erasure is a new relationship (a re-opened account) and is ha
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from svc_campaign.exits import exit_in_flight
-from svc_common.db import upsert
+from svc_campaign.store._outbox import blank_messages
+from svc_campaign.store._participants import erased_at, leave_scheduled_runs, mark_erased
 
 ERASED = "$profile_erased"
 REASON = "customer_erased"
@@ -37,29 +37,13 @@ def erase_customer(
     before — so that a log read late or replayed judges events against the erasure, not against when it was
     read. Returns the time kept."""
     exit_in_flight(conn, t, "user_id", user_id, exit_reason=REASON, suppression=REASON, now=now)
-    m = t["message"]
-    conn.execute(update(m).where(m.c.user_id == user_id).values(title="", body="", link=""))
-    members = t["scheduled_member"]
-    conn.execute(delete(members).where(members.c.user_id == user_id))
+    blank_messages(conn, t, user_id)
+    leave_scheduled_runs(conn, t, user_id)
     at = erased or now
     before = erased_at(conn, t, [user_id]).get(user_id)
     if before is None or before < at:
-        upsert(conn, t["erased"], [{"user_id": user_id, "erased_at": at}], keys=["user_id"], updates=["erased_at"])
+        mark_erased(conn, t, user_id, at)
     return max(at, before) if before is not None else at
-
-
-def erased_at(conn: Connection, t: dict[str, Table], users: Iterable[str]) -> dict[str, dt.datetime]:
-    """When each of ``users`` that was erased was erased (absent: never)."""
-    e = t["erased"].c
-    found: dict[str, dt.datetime] = {}
-    users = list(users)
-    for start in range(0, len(users), 500):
-        chunk = users[start : start + 500]
-        found.update(
-            (row.user_id, row.erased_at)
-            for row in conn.execute(select(e.user_id, e.erased_at).where(e.user_id.in_(chunk)))
-        )
-    return found
 
 
 __all__ = ["ERASED", "REASON", "erase_customer", "erased_at"]

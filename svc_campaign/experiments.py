@@ -17,10 +17,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Table, and_, case, func, insert, select, update
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from svc_campaign import stats
+from svc_campaign.store._experiments import ExperimentStore
 from svc_campaign.triggers import event_time
 from svc_common.conditions import EVENT_FILTER_SCOPE, compile_condition, matches_event
 from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
@@ -77,8 +78,7 @@ def validate_experiment(experiment: pb.Experiment) -> None:
 
 class Experiments:
     def __init__(self, tables: dict[str, Table]) -> None:
-        self._t = tables["experiment"]
-        self._a = tables["assignment"]
+        self.store = ExperimentStore(tables)
         self._by_goal: dict[str, list[pb.Experiment]] = {}
         self._cache: dict[str, pb.Experiment] = {}
         self._rng = random.Random()
@@ -101,45 +101,44 @@ class Experiments:
             from svc_common.errors import AlreadyExists
 
             raise AlreadyExists(f"experiment {created.experiment_id!r} already exists")
-        conn.execute(
-            insert(self._t).values(
-                experiment_id=created.experiment_id,
-                document=json_format.MessageToDict(created),
-                experiment_state="RUNNING",
-                goal_event_type=created.goal_event_type,
-                winner_variant="",
-                created_at=now,
-                concluded_at=None,
-            )
+        self.store.add(
+            conn,
+            {
+                "experiment_id": created.experiment_id,
+                "document": json_format.MessageToDict(created),
+                "experiment_state": "RUNNING",
+                "goal_event_type": created.goal_event_type,
+                "winner_variant": "",
+                "created_at": now,
+                "concluded_at": None,
+            },
         )
         self._by_goal.clear()
         return created
 
     def get(self, conn: Connection, experiment_id: str, *, missing_ok: bool = False) -> pb.Experiment | None:
-        row = conn.execute(select(self._t.c.document).where(self._t.c.experiment_id == experiment_id)).first()
-        if row is None:
+        document = self.store.document(conn, experiment_id)
+        if document is None:
             if missing_ok:
                 return None
             raise NotFound(f"no experiment {experiment_id!r}", metadata={"experiment_id": experiment_id})
-        return json_format.ParseDict(row.document, pb.Experiment())
+        return json_format.ParseDict(document, pb.Experiment())
 
     def list(self, conn: Connection, after: str, limit: int) -> list[pb.Experiment]:
-        query = select(self._t.c.document).where(self._t.c.experiment_id > after)
-        rows = conn.execute(query.order_by(self._t.c.experiment_id).limit(limit)).all()
-        return [json_format.ParseDict(r.document, pb.Experiment()) for r in rows]
+        return [json_format.ParseDict(d, pb.Experiment()) for d in self.store.documents(conn, after, limit)]
 
     def _save(self, conn: Connection, experiment: pb.Experiment) -> None:
-        conn.execute(
-            update(self._t)
-            .where(self._t.c.experiment_id == experiment.experiment_id)
-            .values(
-                document=json_format.MessageToDict(experiment),
-                experiment_state=pb.ExperimentState.Name(experiment.state).removeprefix("EXPERIMENT_STATE_"),
-                winner_variant=experiment.winner_variant,
-                concluded_at=experiment.concluded_at.ToDatetime(tzinfo=dt.UTC)
+        self.store.save(
+            conn,
+            experiment.experiment_id,
+            {
+                "document": json_format.MessageToDict(experiment),
+                "experiment_state": pb.ExperimentState.Name(experiment.state).removeprefix("EXPERIMENT_STATE_"),
+                "winner_variant": experiment.winner_variant,
+                "concluded_at": experiment.concluded_at.ToDatetime(tzinfo=dt.UTC)
                 if experiment.HasField("concluded_at")
                 else None,
-            )
+            },
         )
         self._by_goal.clear()
 
@@ -164,17 +163,10 @@ class Experiments:
         self, conn: Connection, experiment: pb.Experiment, user_id: str, now: dt.datetime, *, expose: bool
     ) -> str:
         """The customer's variant (the winner once concluded); stored on first use."""
-        a = self._a.c
-        row = conn.execute(
-            select(a.variant, a.exposed_at).where(a.experiment_id == experiment.experiment_id, a.user_id == user_id)
-        ).first()
+        row = self.store.assignment(conn, experiment.experiment_id, user_id)
         if row is not None:
             if expose and row.exposed_at is None:
-                conn.execute(
-                    update(self._a)
-                    .where(a.experiment_id == experiment.experiment_id, a.user_id == user_id)
-                    .values(exposed_at=now)
-                )
+                self.store.expose(conn, experiment.experiment_id, user_id, now)
             return experiment.winner_variant or row.variant
         if experiment.state != pb.EXPERIMENT_STATE_RUNNING:
             return experiment.winner_variant or pick_fixed(experiment, user_id)
@@ -186,42 +178,31 @@ class Experiments:
             variant = keys[index]
         else:
             variant = pick_fixed(experiment, user_id)
-        conn.execute(
-            insert(self._a).values(
-                experiment_id=experiment.experiment_id,
-                user_id=user_id,
-                variant=variant,
-                assigned_at=now,
-                exposed_at=now if expose else None,
-                clicked_at=None,
-                converted_at=None,
-                value_fen=0,
-            )
+        self.store.assign(
+            conn,
+            {
+                "experiment_id": experiment.experiment_id,
+                "user_id": user_id,
+                "variant": variant,
+                "assigned_at": now,
+                "exposed_at": now if expose else None,
+                "clicked_at": None,
+                "converted_at": None,
+                "value_fen": 0,
+            },
         )
         return variant
 
     def record(
         self, conn: Connection, experiment_id: str, user_id: str, kind: str, at: dt.datetime, value_fen: int = 0
     ) -> None:
-        a = self._a.c
-        where = and_(a.experiment_id == experiment_id, a.user_id == user_id)
-        if kind == "exposure":
-            conn.execute(update(self._a).where(where, a.exposed_at.is_(None)).values(exposed_at=at))
-        elif kind == "click":
-            conn.execute(update(self._a).where(where, a.clicked_at.is_(None)).values(clicked_at=at))
-        elif kind == "conversion":
-            conn.execute(
-                update(self._a)
-                .where(where, a.converted_at.is_(None))
-                .values(converted_at=at, value_fen=a.value_fen + value_fen)
-            )
+        self.store.record(conn, experiment_id, user_id, kind, at, value_fen)
 
     def goal_experiments(self, conn: Connection, event_type: str) -> list[pb.Experiment]:
         if not self._by_goal:
-            rows = conn.execute(select(self._t.c.document).where(self._t.c.experiment_state == "RUNNING")).all()
             index: dict[str, list[pb.Experiment]] = {"": []}
-            for row in rows:
-                experiment = json_format.ParseDict(row.document, pb.Experiment())
+            for document in self.store.running(conn):
+                experiment = json_format.ParseDict(document, pb.Experiment())
                 index.setdefault(experiment.goal_event_type, []).append(experiment)
             self._by_goal = index
         return self._by_goal.get(event_type, [])
@@ -235,25 +216,14 @@ class Experiments:
                     continue
             at = event_time(event)
             fen = goal_value_fen(event)
-            a = self._a.c
-            conn.execute(
-                update(self._a)
-                .where(
-                    a.experiment_id == experiment.experiment_id,
-                    a.user_id == event.user_id,
-                    a.converted_at.is_(None),
-                    a.exposed_at.is_not(None),
-                    a.exposed_at <= at,
-                    a.exposed_at >= at - dt.timedelta(seconds=experiment.attribution_window_seconds),
-                )
-                .values(converted_at=at, value_fen=fen)
-            )
+            window = dt.timedelta(seconds=experiment.attribution_window_seconds)
+            self.store.convert(conn, experiment.experiment_id, event.user_id, at, window, fen)
 
     def bulk_record(self, conn: Connection, experiment_id: str, rows: Iterable[dict[str, Any]]) -> int:
         """Insert finished assignments at once (replays of past experiments, simulations)."""
         batch = [{"experiment_id": experiment_id, **r} for r in rows]
         if batch:
-            conn.execute(insert(self._a), batch)
+            self.store.assign_many(conn, batch)
         return len(batch)
 
     # -- results --------------------------------------------------------------------------------------
@@ -262,20 +232,7 @@ class Experiments:
         self, conn: Connection, experiment: pb.Experiment, metric: int
     ) -> dict[str, tuple[int, int, float, float]]:
         """variant → (trials, successes, value sum, value sum of squares) for ``metric``."""
-        a = self._a.c
-        success = a.clicked_at if metric == pb.METRIC_CTR else a.converted_at
-        value = a.value_fen.cast(_float())
-        rows = conn.execute(
-            select(
-                a.variant,
-                func.count(),
-                func.sum(case((success.is_not(None), 1), else_=0)),
-                func.sum(value),
-                func.sum(value * value),
-            )
-            .where(a.experiment_id == experiment.experiment_id, a.exposed_at.is_not(None))
-            .group_by(a.variant)
-        ).all()
+        rows = self.store.counts(conn, experiment.experiment_id, metric == pb.METRIC_CTR)
         found = {r[0]: (int(r[1]), int(r[2] or 0), float(r[3] or 0), float(r[4] or 0)) for r in rows}
         return {v.key: found.get(v.key, (0, 0, 0.0, 0.0)) for v in experiment.variants}
 
@@ -287,14 +244,7 @@ class Experiments:
         metric = metric or experiment.auto_promotion.metric or pb.METRIC_CONVERSION
         counts = self.counts(conn, experiment, metric)
         result = analyse(experiment, counts, metric)
-        a = self._a.c
-        clicks = dict(
-            conn.execute(
-                select(a.variant, func.count())
-                .where(a.experiment_id == experiment_id, a.exposed_at.is_not(None), a.clicked_at.is_not(None))
-                .group_by(a.variant)
-            ).all()
-        )
+        clicks = self.store.clicks(conn, experiment_id)
         for item in result.variants:
             item.clicks = int(clicks.get(item.variant, 0))
         return experiment, result
@@ -307,12 +257,6 @@ class Experiments:
         if not result.leading_variant or result.sample_ratio_mismatch:
             return None
         return self.conclude(conn, experiment_id, result.leading_variant, now)
-
-
-def _float() -> Any:
-    from sqlalchemy import Float
-
-    return Float()
 
 
 def analyse(

@@ -13,7 +13,7 @@ import zoneinfo
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from svc_campaign.batch import BatchedWrites, Previous
@@ -23,7 +23,9 @@ from svc_campaign.outbox import ordered_id
 from svc_campaign.policy import PolicyCache, PolicyGate
 from svc_campaign.profiles import PersonSubject, ProfileDirectory
 from svc_campaign.sending import Sender, _event_values
-from svc_campaign.store._bulk import DriverUpdates, DriverWrite
+from svc_campaign.store._participants import ParticipantStore
+from svc_campaign.store._templates import TemplateStore
+from svc_campaign.store._timers import TimerStore
 from svc_campaign.triggers import event_time
 from svc_common.conditions import evaluate
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
@@ -62,22 +64,9 @@ class Walker(BatchedWrites, Sender):
         # Visits wait here (per thread: the follower and the timer loop each have their transaction) and are
         # written in one statement before the transaction commits.
         self._local = threading.local()
-        # Hot-path statements, built once (their compiled form is cached; values travel as parameters).
-        i = tables["instance"].c
-        self._previous = (
-            select(i.status, i.entered_at)
-            .where(i.user_id == bindparam("b_user"), i.journey_id == bindparam("b_journey"))
-            .order_by(i.entered_at.desc())
-            .limit(1)
-        )
-        # A batch's rows go to the driver with executemany (see svc_campaign.store._bulk): every column of the
-        # participant and outbox rows; visits without their id (the database numbers them).
-        self._insert_participant = DriverWrite(tables["instance"], list(tables["instance"].c.keys()))
-        self._update_participant = DriverUpdates(tables["instance"], "instance_id")
-        self._insert_visit = DriverWrite(tables["visit"], [c.key for c in tables["visit"].c if c.key != "visit_id"])
-        self._insert_message = DriverWrite(tables["message"], list(tables["message"].c.keys()))
-        timer = tables["timer"]
-        self._delete_timer = delete(timer).where(timer.c.timer_id == bindparam("b_timer"))
+        self.store = ParticipantStore(tables)
+        self.template_store = TemplateStore(tables)
+        self.timer_store = TimerStore(tables)
 
     def enter(
         self,
@@ -91,7 +80,6 @@ class Walker(BatchedWrites, Sender):
     ) -> bool:
         if (journey.start_at and now < journey.start_at) or (journey.end_at and now >= journey.end_at):
             return False
-        i = self.t["instance"].c
         rules = journey.entry_rules
         writes = self._writes()
         previous = next(
@@ -107,7 +95,7 @@ class Walker(BatchedWrites, Sender):
                 previous = writes.previous.get((user, journey.journey_id))
             else:
                 self.flush_updates(conn)  # the query sees participants changed earlier in this transaction
-                previous = conn.execute(self._previous, {"b_user": user, "b_journey": journey.journey_id}).first()
+                previous = self.store.previous(conn, user, journey.journey_id)
         if previous is not None:
             if previous.status != "done" or not rules.allow_reentry:
                 return False
@@ -117,13 +105,12 @@ class Walker(BatchedWrites, Sender):
                 return False
         if rules.max_entries or rules.max_entries_per_day:
             self.flush(conn)  # entries earlier in this batch count
-            count = select(func.count()).select_from(self.t["instance"]).where(i.journey_id == journey.journey_id)
-            if rules.max_entries and conn.execute(count).scalar_one() >= rules.max_entries:
+            if rules.max_entries and self.store.entries(conn, journey.journey_id) >= rules.max_entries:
                 return False
             if rules.max_entries_per_day:
                 zone = zoneinfo.ZoneInfo(self.settings.timezone)
                 day = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
-                if conn.execute(count.where(i.entered_at >= day)).scalar_one() >= rules.max_entries_per_day:
+                if self.store.entries(conn, journey.journey_id, day) >= rules.max_entries_per_day:
                     return False
         profile: Any = _UNSET
         if rules.audience_segment_id:
@@ -310,12 +297,7 @@ class Walker(BatchedWrites, Sender):
 
     def _load(self, conn: Connection, instance_id: str) -> dict[str, Any] | None:
         self.flush(conn)
-        row = (
-            conn.execute(select(self.t["instance"]).where(self.t["instance"].c.instance_id == instance_id))
-            .mappings()
-            .first()
-        )
-        return dict(row) if row is not None else None
+        return self.store.load(conn, instance_id)
 
     def on_timer(
         self,
@@ -348,16 +330,7 @@ class Walker(BatchedWrites, Sender):
 
     def on_awaited_event(self, conn: Connection, event: event_pb2.Event, now: dt.datetime, batch: BatchStats) -> None:
         self.flush(conn)  # customers who entered earlier in this batch may be the ones waiting
-        i = self.t["instance"].c
-        rows = (
-            conn.execute(
-                select(self.t["instance"]).where(
-                    i.user_id == event.user_id, i.status == "waiting", i.waiting_for.is_not(None)
-                )
-            )
-            .mappings()
-            .all()
-        )
+        rows = self.store.waiting_for_events(conn, event.user_id)
         cause = f"event:{event.event_id}"
         for row in rows:
             instance = dict(row)
@@ -381,12 +354,7 @@ class Walker(BatchedWrites, Sender):
     def on_goal_event(self, conn: Connection, event: event_pb2.Event, now: dt.datetime) -> None:
         """A goal event converts a customer in the journey, or one who left within the window after a send."""
         self.flush(conn)
-        i = self.t["instance"].c
-        rows = (
-            conn.execute(select(self.t["instance"]).where(i.user_id == event.user_id, i.converted_at.is_(None)))
-            .mappings()
-            .all()
-        )
+        rows = self.store.unconverted(conn, event.user_id)
         at = event_time(event)
         for row in rows:
             if (row["entry_event"] or {}).get("event_id") == event.event_id:
@@ -414,7 +382,7 @@ class Walker(BatchedWrites, Sender):
                     changes.update(
                         status="done", exit_reason="converted", next_action_at=None, current_node=goal.node.node_id
                     )
-                conn.execute(update(self.t["instance"]).where(i.instance_id == row["instance_id"]).values(**changes))
+                self.store.update(conn, row["instance_id"], changes)
                 break
 
     def _claim(
@@ -428,7 +396,7 @@ class Walker(BatchedWrites, Sender):
         re-armed, or a wait moved on to the next); else it is returned with False (None: gone, or still contended
         after a few tries)."""
         for _ in range(3):
-            if conn.execute(self._delete_timer, {"b_timer": instance_timer_id(instance["instance_id"])}).rowcount == 1:
+            if self.timer_store.delete(conn, instance_timer_id(instance["instance_id"])):
                 return instance, True
             found = self._load(conn, instance["instance_id"])
             if found is None or not still(found):

@@ -9,12 +9,15 @@ import uuid
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import and_, or_
 from sqlalchemy.engine import Connection, RowMapping
 
 from svc_campaign.engine import Engine
 from svc_campaign.experiments import Experiments
 from svc_campaign.graph import Problem, raise_problems, validate
+from svc_campaign.store._journeys import JourneyStore
+from svc_campaign.store._reports import ReportStore
+from svc_campaign.store._templates import TemplateStore
 from svc_common.errors import Aborted, AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 
@@ -58,10 +61,12 @@ class Journeys:
         self.t = tables
         self.engine = engine
         self.experiments = experiments
+        self.store = JourneyStore(tables)
+        self.reports = ReportStore(tables)
+        self.templates = TemplateStore(tables)
 
     def _row(self, conn: Connection, journey_id: str, *, lock: bool = False) -> dict[str, Any]:
-        query = select(self.t["journey"]).where(self.t["journey"].c.journey_id == journey_id)
-        row = conn.execute(query.with_for_update() if lock else query).mappings().first()
+        row = self.store.row(conn, journey_id, lock=lock)
         if row is None:
             raise NotFound(f"no journey {journey_id!r}", metadata={"journey_id": journey_id})
         return dict(row)
@@ -69,18 +74,14 @@ class Journeys:
     def _published(self, conn: Connection, journey_id: str, version: int) -> pb.JourneyGraph | None:
         if not version:
             return None
-        v = self.t["journey_version"].c
-        row = conn.execute(select(v.graph).where(v.journey_id == journey_id, v.version_no == version)).first()
-        if row is None:
+        graph = self.store.published(conn, journey_id, version)
+        if graph is None:
             raise NotFound(f"journey {journey_id!r} has no version {version}")
-        return json_format.ParseDict(row.graph, pb.JourneyGraph())
+        return json_format.ParseDict(graph, pb.JourneyGraph())
 
     def problems(self, conn: Connection, graph: pb.JourneyGraph) -> list[Problem]:
-        t = self.t["template"].c
-
         def template_channel(template_id: str) -> int | None:
-            row = conn.execute(select(t.channel).where(t.template_id == template_id)).first()
-            return None if row is None else row.channel
+            return self.templates.channel(conn, template_id)
 
         def variants(experiment_id: str) -> list[str] | None:
             experiment = self.experiments.get(conn, experiment_id, missing_ok=True)
@@ -99,9 +100,7 @@ class Journeys:
                 f"journey.journey_id {journey_id!r}: letters, digits, '_', '.', '-' (at most 64)",
                 violations=[FieldViolation("journey.journey_id", "bad id")],
             )
-        if conn.execute(
-            select(self.t["journey"].c.journey_id).where(self.t["journey"].c.journey_id == journey_id)
-        ).first():
+        if self.store.exists(conn, journey_id):
             raise AlreadyExists(f"journey {journey_id!r} already exists")
         row = {
             "journey_id": journey_id,
@@ -119,7 +118,7 @@ class Journeys:
             "created_at": now,
             "updated_at": now,
         }
-        conn.execute(insert(self.t["journey"]).values(**row))
+        self.store.add(conn, row)
         return to_proto(row)
 
     def update_draft(
@@ -138,9 +137,7 @@ class Journeys:
         }
         if request.HasField("entry_rules"):
             changes["entry_rules"] = json_format.MessageToDict(request.entry_rules)
-        conn.execute(
-            update(self.t["journey"]).where(self.t["journey"].c.journey_id == request.journey_id).values(**changes)
-        )
+        self.store.update(conn, request.journey_id, changes)
         row.update(changes)
         return to_proto(row, self._published(conn, row["journey_id"], row["published_version"])), self.problems(
             conn, request.draft
@@ -156,18 +153,10 @@ class Journeys:
         graph = json_format.ParseDict(row["draft"], pb.JourneyGraph())
         raise_problems(self.problems(conn, graph))
         version = row["published_version"] + 1
-        conn.execute(
-            insert(self.t["journey_version"]).values(
-                journey_id=journey_id,
-                version_no=version,
-                graph=row["draft"],
-                entry_rules=row["entry_rules"],
-                published_at=now,
-            )
-        )
+        self.store.add_version(conn, journey_id, version, row["draft"], row["entry_rules"], now)
         state = "PUBLISHED" if row["journey_state"] == "DRAFT" else row["journey_state"]
         changes = {"published_version": version, "journey_state": state, "updated_at": now}
-        conn.execute(update(self.t["journey"]).where(self.t["journey"].c.journey_id == journey_id).values(**changes))
+        self.store.update(conn, journey_id, changes)
         row.update(changes)
         self.engine.invalidate()
         return to_proto(row, graph)
@@ -189,11 +178,7 @@ class Journeys:
         row = self._row(conn, journey_id, lock=True)
         self._check(row, action)
         target = {"start": "RUNNING", "pause": "PAUSED", "stop": "STOPPED"}[action]
-        conn.execute(
-            update(self.t["journey"])
-            .where(self.t["journey"].c.journey_id == journey_id)
-            .values(journey_state=target, updated_at=now)
-        )
+        self.store.update(conn, journey_id, {"journey_state": target, "updated_at": now})
         if action == "stop":
             self.engine.stop_journey(conn, journey_id, reason or "stopped", now)
         row.update(journey_state=target, updated_at=now)
@@ -205,11 +190,7 @@ class Journeys:
         return to_proto(row, self._published(conn, journey_id, version or row["published_version"]))
 
     def list(self, conn: Connection, states: list[str], after: str, limit: int) -> list[pb.Journey]:
-        j = self.t["journey"].c
-        query = select(self.t["journey"]).where(j.journey_id > after).order_by(j.journey_id).limit(limit)
-        if states:
-            query = query.where(j.journey_state.in_(states))
-        return [to_proto(r) for r in conn.execute(query).mappings()]
+        return [to_proto(r) for r in self.store.rows(conn, states, after, limit)]
 
     # -- reports --------------------------------------------------------------------------------------
 
@@ -217,22 +198,9 @@ class Journeys:
         self, conn: Connection, journey_id: str, start: dt.datetime | None, end: dt.datetime | None
     ) -> pb.GetJourneyReportResponse:
         self._row(conn, journey_id)
-        v = self.t["visit"].c
-        where = [v.journey_id == journey_id]
-        if start:
-            where.append(v.at >= start)
-        if end:
-            where.append(v.at < end)
-        rows = conn.execute(
-            select(v.node_id, v.outcome, func.count(), func.count(v.instance_id.distinct()))
-            .where(*where)
-            .group_by(v.node_id, v.outcome)
-        ).all()
+        rows, distinct = self.reports.visits(conn, journey_id, start, end)
         nodes: dict[str, pb.NodeReport] = {}
         entered: dict[str, set[str]] = {}
-        distinct = conn.execute(
-            select(v.node_id, func.count(v.instance_id.distinct())).where(*where).group_by(v.node_id)
-        ).all()
         for node_id, n in distinct:
             nodes[node_id] = pb.NodeReport(node_id=node_id, entered=n)
         for node_id, outcome, n, _ in rows:
@@ -246,44 +214,12 @@ class Journeys:
             elif outcome.startswith("exited"):
                 report.exited += n
         entered.clear()
-        i = self.t["instance"].c
-        waiting = conn.execute(
-            select(i.current_node, func.count())
-            .where(i.journey_id == journey_id, i.status == "waiting")
-            .group_by(i.current_node)
-        ).all()
-        for node_id, n in waiting:
+        for node_id, n in self.reports.waiting(conn, journey_id):
             nodes.setdefault(node_id, pb.NodeReport(node_id=node_id)).waiting = n
-        m = self.t["message"].c
-        mwhere = [m.journey_id == journey_id]
-        if start:
-            mwhere.append(m.created_at >= start)
-        if end:
-            mwhere.append(m.created_at < end)
-        receipts = conn.execute(
-            select(
-                m.node_id,
-                func.sum(case((m.delivered_at.is_not(None), 1), else_=0)),
-                func.sum(case((m.clicked_at.is_not(None), 1), else_=0)),
-            )
-            .where(*mwhere)
-            .group_by(m.node_id)
-        ).all()
-        for node_id, delivered, clicked in receipts:
+        for node_id, delivered, clicked in self.reports.receipts(conn, journey_id, start, end):
             report = nodes.setdefault(node_id, pb.NodeReport(node_id=node_id))
             report.delivered, report.clicked = int(delivered or 0), int(clicked or 0)
-        iwhere = [i.journey_id == journey_id]
-        if start:
-            iwhere.append(i.entered_at >= start)
-        if end:
-            iwhere.append(i.entered_at < end)
-        totals = conn.execute(
-            select(
-                func.count(),
-                func.sum(case((i.converted_at.is_not(None), 1), else_=0)),
-                func.sum(case((i.status != "done", 1), else_=0)),
-            ).where(*iwhere)
-        ).one()
+        totals = self.reports.totals(conn, journey_id, start, end)
         response = pb.GetJourneyReportResponse(
             entered=totals[0], converted=int(totals[1] or 0), in_progress=int(totals[2] or 0)
         )
@@ -292,26 +228,13 @@ class Journeys:
 
     def progress(self, conn: Connection, journey_id: str, user_id: str) -> pb.GetJourneyProgressResponse:
         self._row(conn, journey_id)
-        i = self.t["instance"].c
-        row = (
-            conn.execute(
-                select(self.t["instance"])
-                .where(i.journey_id == journey_id, i.user_id == user_id)
-                .order_by(i.entered_at.desc())
-                .limit(1)
-            )
-            .mappings()
-            .first()
-        )
+        row = self.reports.latest(conn, journey_id, user_id)
         if row is None:
             raise NotFound(f"customer {user_id!r} has not entered journey {journey_id!r}")
         response = pb.GetJourneyProgressResponse(current_node_id=row["current_node"] if row["status"] != "done" else "")
         if row["next_action_at"] is not None and row["status"] != "done":
             response.next_action_at.FromDatetime(row["next_action_at"])
-        v = self.t["visit"].c
-        for visit in conn.execute(
-            select(v.node_id, v.at, v.outcome).where(v.instance_id == row["instance_id"]).order_by(v.visit_id)
-        ):
+        for visit in self.reports.path(conn, row["instance_id"]):
             item = response.path.add(node_id=visit.node_id, outcome=visit.outcome)
             item.entered_at.FromDatetime(visit.at)
         return response

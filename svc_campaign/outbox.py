@@ -11,9 +11,13 @@ import hashlib
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, case, func, insert, select, update
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection, RowMapping
 
+from svc_campaign.store._outbox import UNSENT as UNSENT
+from svc_campaign.store._outbox import add_message, add_pending_event, preempt_messages
+from svc_campaign.store._outbox import in_flight as in_flight
+from svc_campaign.store._outbox import withdraw as withdraw
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 
@@ -25,37 +29,10 @@ STATUS_EVENT = {
 }
 
 
-UNSENT = ("QUEUED", "DEFERRED")
 CANCEL_REASONS = frozenset({"journey_stopped", "customer_erased", "preempted_by_priority"})
 """Why an unsent message is withdrawn. A message at the gateway at that moment (its lease live) keeps its status
 and only takes the reason, as a cancel request: the gateway's answer decides (accepted: SENT, the reason kept as
 a note; not accepted: SUPPRESSED with the reason, never retried)."""
-
-
-def in_flight(message: Table, now: dt.datetime | None) -> ColumnElement[bool]:
-    """The message is leased to a dispatcher round now: at the gateway, or about to be. Without ``now``, any lease
-    counts, an expired one too (a round that crashed: whether the gateway took it is unknown)."""
-    m = message.c
-    if now is None:
-        return m.lease_until.is_not(None)
-    return and_(m.lease_until.is_not(None), m.lease_until > now)
-
-
-def withdraw(message: Table, where: list[ColumnElement[bool]], reason: str, now: dt.datetime | None) -> Any:
-    """The UPDATE that suppresses the unsent messages ``where`` with ``reason``, except those in flight, which
-    only take the reason (a cancel request, see :data:`CANCEL_REASONS`). One statement, so that on PostgreSQL a
-    row whose lease a concurrent claim commits meanwhile is judged once, on the row as that claim left it."""
-    m = message.c
-    live = in_flight(message, now)
-    return (
-        update(message)
-        .where(*where, m.status.in_(UNSENT))
-        .values(
-            status=case((live, m.status), else_="SUPPRESSED"),
-            suppression_reason=reason,
-            next_attempt_at=case((live, m.next_attempt_at), else_=None),
-        )
-    )
 
 
 def stable_id(*parts: object) -> str:
@@ -138,13 +115,9 @@ def insert_message(
     customer, so the touch that wanted its room must not go too."""
     kept = 0
     if preempt:
-        at = now or (row["created_at"] if row is not None else None)
-        m = tables["message"]
-        conn.execute(withdraw(m, [m.c.message_id.in_(preempt)], "preempted_by_priority", at))
-        left = select(func.count()).where(m.c.message_id.in_(preempt), m.c.status != "SUPPRESSED")
-        kept = conn.execute(left).scalar_one()
+        kept = preempt_messages(conn, tables, preempt, now or (row["created_at"] if row is not None else None))
     if row is not None:
-        conn.execute(insert(tables["message"]), row)
+        add_message(conn, tables, row)
     return kept == 0
 
 
@@ -173,14 +146,7 @@ def message_event(row: RowMapping | dict[str, Any], status: str, at: dt.datetime
 
 
 def queue_event(conn: Connection, tables: dict[str, Table], event: event_pb2.Event, now: dt.datetime) -> None:
-    from svc_common.db import upsert
-
-    upsert(
-        conn,
-        tables["pending_event"],
-        [{"event_id": event.event_id, "payload": event.SerializeToString(), "created_at": now}],
-        keys=["event_id"],
-    )
+    add_pending_event(conn, tables, event.event_id, event.SerializeToString(), now)
 
 
 def to_proto(row: RowMapping | dict[str, Any]) -> pb.Message:

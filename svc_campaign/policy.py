@@ -16,15 +16,18 @@ import zlib
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Integer, Select, Table, bindparam, cast, func, literal_column, select, true
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from svc_campaign.content import RenderRefused, check_template, prohibited_claim, render, risk_rating
 from svc_campaign.outbox import UNSENT
-from svc_campaign.store._bulk import among, json_texts
+from svc_campaign.store._bulk import ARRAY_DIALECTS
+from svc_campaign.store._policy import GateStore, PolicyStore
+from svc_campaign.store._policy import Sent as _Sent
+from svc_campaign.store._policy import recent_lateral as recent_lateral
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2
 
@@ -60,15 +63,14 @@ class PolicyCache:
     the gate's sends and the dispatcher's claims judge by the same policy."""
 
     def __init__(self, table: Table, refresh_seconds: float) -> None:
-        self._table = table
+        self._store = PolicyStore({"policy": table})
         self._refresh_seconds = refresh_seconds
         self._held: tuple[float, pb.ContactPolicy] | None = None
 
     def get(self, conn: Connection) -> pb.ContactPolicy:
         if self._held is not None and self._held[0] > time.monotonic():
             return self._held[1]
-        p = self._table.c
-        row = conn.execute(select(p.document, p.version_no).where(p.policy_id == "default")).first()
+        row = self._store.policy(conn)
         policy = policy_from_json(row.document) if row is not None else default_policy()
         if row is not None:
             policy.version = row.version_no
@@ -165,23 +167,6 @@ def quiet_until(policy: pb.ContactPolicy, channel: int, now: dt.datetime, defaul
     return latest
 
 
-class _Sent(NamedTuple):
-    message_id: str
-    channel: int
-    template_id: str
-    priority: int
-    status: str
-    created_at: dt.datetime
-    is_marketing: bool
-    scheduled_at: dt.datetime | None
-    lease_until: dt.datetime | None  # set while a delivery round holds it: at the gateway, not to be preempted
-
-    @property
-    def at(self) -> dt.datetime:
-        """When it reaches the customer: a message held for quiet hours counts on the day it goes out."""
-        return self.scheduled_at or self.created_at
-
-
 # Messages are read back this much further than the caps' windows: one created before a window and held for quiet
 # hours into it counts in it (quiet hours last under a day).
 _HELD_SLACK = dt.timedelta(days=1)
@@ -198,67 +183,15 @@ list, has one writer at a time. Tests put PostgreSQL here (and empty the list ab
 GATE_LOCK_BUCKETS = 65_536
 """The rows of ``campaign_gate_lock`` (written by campaign_0004): a customer's bucket is its lock key mod this."""
 _ROW_LOCK_CHUNK = 500  # buckets per statement (an IN list of binds); chunks in ascending order, as within each
-_GATE_LOCKS = 0x5147  # the first key of the gate's advisory locks ("QG"): apart from any other advisory lock user
-
-ARRAY_DIALECTS = ["postgresql"]
-"""Where a batch's reads and claims take their customers or ids as one array parameter (``= ANY``, and the recent
-messages through :func:`recent_lateral`); elsewhere ``IN (...)``. Tests empty it to check that path."""
-
-
-def recent_lateral(message: Table) -> Select[Any]:
-    """The counted messages since ``b_since`` of the customers in the list ``b_users``, one index probe per
-    customer: ``FROM json_array_elements_text(:users) AS u CROSS JOIN LATERAL (SELECT ... WHERE user_id =
-    u.user_id ... OFFSET 0)``.
-    With ``user_id IN (...)`` PostgreSQL scans the whole outbox whenever its statistics are missing or old (a new
-    or fast-growing table: it assumes a customer has 1/200 of the rows), a scan per batch that grows with the
-    table; ``OFFSET 0`` keeps the subquery a per-customer probe of ``ix_campaign_message_user`` whatever the
-    statistics say (PostgreSQL does not merge such a subquery into a join it could hash)."""
-    m = message.c
-    users = json_texts("b_users").table_valued("user_id").render_derived(name="u")
-    sent = (
-        select(*(m[f] for f in _Sent._fields))
-        .where(
-            m.user_id == users.c.user_id,
-            m.created_at >= bindparam("b_since", type_=m.created_at.type),
-            m.status != "SUPPRESSED",
-            m.status != "FAILED",
-        )
-        .offset(0)
-        .lateral("r")
-    )
-    return select(users.c.user_id, *sent.c).select_from(users).join(sent, true())
 
 
 class PolicyGate:
     def __init__(self, tables: dict[str, Table], *, default_zone: str, requires_opt_in: bool, sensitive: list[str]):
-        self._message = tables["message"]
-        gate_lock = tables["gate_lock"].c
-        self._consent = tables["consent"]
+        self.store = GateStore(tables)
         self.default_zone = default_zone
         self.requires_opt_in = requires_opt_in
         self.sensitive = sensitive
         self._checked: dict[tuple, bool] = {}
-        c, m = self._consent.c, self._message.c
-        self._consents = select(c.channel, c.purpose, c.granted).where(c.user_id == bindparam("b_user"))
-        self._recent = select(*(m[f] for f in _Sent._fields)).where(
-            m.user_id == bindparam("b_user"),
-            m.created_at >= bindparam("b_since"),
-            # Two plain comparisons rather than IN (...): a statement with no expanding parameter stays cached.
-            m.status != "SUPPRESSED",
-            m.status != "FAILED",
-        )
-        self._recent_lateral = recent_lateral(self._message)
-        self._consents_of = select(c.user_id, c.channel, c.purpose, c.granted).where(among(c.user_id, "b_users"))
-        keys = json_texts("b_keys").table_valued("value").render_derived(name="k")
-        key = cast(keys.c.value, Integer)
-        ordered = select(key.label("key")).order_by(key).subquery("ordered")  # ascending: waits, not deadlocks
-        self._lock = select(func.count(func.pg_advisory_xact_lock(literal_column(str(_GATE_LOCKS)), ordered.c.key)))
-        self._lock_rows = (
-            select(gate_lock.bucket)
-            .where(gate_lock.bucket.in_(bindparam("b_buckets", expanding=True)))
-            .order_by(gate_lock.bucket)  # ascending, as the advisory keys: overlapping batches wait, not deadlock
-            .with_for_update()
-        )
 
     def lock_customers(self, conn: Connection, users: Iterable[str]) -> None:
         """Serialise the gate per customer until this transaction ends: the event follower, a scheduled run, the
@@ -274,14 +207,14 @@ class PolicyGate:
         if dialect in ADVISORY_LOCK_DIALECTS:
             keys = list({_lock_key(user) for user in users})
             if keys:
-                conn.execute(self._lock, {"b_keys": keys})
+                self.store.lock_keys(conn, keys)
         elif dialect in ROW_LOCK_DIALECTS:
             buckets = sorted({gate_bucket(user) for user in users})
             for start in range(0, len(buckets), _ROW_LOCK_CHUNK):
                 chunk = buckets[start : start + _ROW_LOCK_CHUNK]
-                locked = conn.execute(self._lock_rows, {"b_buckets": chunk}).all()
+                locked = self.store.lock_buckets(conn, chunk)
                 if len(locked) != len(chunk):
-                    missing = sorted(set(chunk) - {row.bucket for row in locked})
+                    missing = sorted(set(chunk) - locked)
                     raise RuntimeError(
                         f"campaign_gate_lock lacks the buckets {missing[:10]} (of {GATE_LOCK_BUCKETS}): the policy "
                         "gate cannot serialise those customers; its rows are written by the migration campaign_0004"
@@ -289,22 +222,12 @@ class PolicyGate:
 
     def consents_for(self, conn: Connection, users: list[str]) -> Iterable[Any]:
         """The consent rows (user_id, channel, purpose, granted) of several customers at once."""
-        if conn.dialect.name in ARRAY_DIALECTS:
-            return conn.execute(self._consents_of, {"b_users": users})
-        c = self._consent.c
-        return conn.execute(select(c.user_id, c.channel, c.purpose, c.granted).where(c.user_id.in_(users)))
+        return self.store.consents_of(conn, users, array=conn.dialect.name in ARRAY_DIALECTS)
 
     def recent_for(self, conn: Connection, users: list[str], since: dt.datetime) -> dict[str, list[_Sent]]:
         """Counted messages since ``since`` of several customers at once."""
-        m = self._message.c
         since -= _HELD_SLACK
-        if conn.dialect.name in ARRAY_DIALECTS:
-            rows = conn.execute(self._recent_lateral, {"b_users": users, "b_since": since})
-        else:
-            query = select(m.user_id, *(m[f] for f in _Sent._fields)).where(
-                m.user_id.in_(users), m.created_at >= since, m.status != "SUPPRESSED", m.status != "FAILED"
-            )
-            rows = conn.execute(query)
+        rows = self.store.recent_of(conn, users, since, array=conn.dialect.name in ARRAY_DIALECTS)
         found: dict[str, list[_Sent]] = {}
         for row in rows:
             found.setdefault(row.user_id, []).append(_Sent(*row[1:]))
@@ -323,11 +246,7 @@ class PolicyGate:
         if touch.is_marketing and touch.recent is None:  # not read ahead (and locked) with its batch
             self.lock_customers(conn, [touch.user_id])
         if touch.is_marketing:
-            rows = (
-                touch.consents
-                if touch.consents is not None
-                else conn.execute(self._consents, {"b_user": touch.user_id}).all()
-            )
+            rows = touch.consents if touch.consents is not None else self.store.consents(conn, touch.user_id)
             if not consent_allows(rows, touch.channel, touch.purpose or "marketing", self.requires_opt_in):
                 return Decision(False, "no_consent")
         product = touch.template.product
@@ -365,8 +284,7 @@ class PolicyGate:
         if touch.recent is not None:
             rows = [r for r in touch.recent if r.status not in ("SUPPRESSED", "FAILED")]
         else:
-            read = {"b_user": touch.user_id, "b_since": since - _HELD_SLACK}
-            rows = [_Sent(**r._mapping) for r in conn.execute(self._recent, read)]
+            rows = self.store.recent(conn, touch.user_id, since - _HELD_SLACK)
         counted = (p for p in touch.pending if p["status"] not in ("SUPPRESSED", "FAILED"))
         rows += [_Sent(**{k: p[k] for k in _Sent._fields}) for p in counted]
         rows = [r for r in rows if r.at >= since]

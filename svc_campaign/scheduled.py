@@ -23,21 +23,23 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from svc_campaign.erasure import erased_at
 from svc_campaign.outbox import stable_id
 from svc_campaign.profiles import ExportFailed, SegmentMembers
+from svc_campaign.running import BatchStats
+from svc_campaign.store._scheduled import ACTIVE as ACTIVE
+from svc_campaign.store._scheduled import ScheduleStore
 from svc_campaign.triggers import ScheduledEntry
 from svc_common.errors import InvalidArgument
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 
 if TYPE_CHECKING:
-    from svc_campaign.engine import BatchStats, Engine, RunningJourney
+    from svc_campaign.engine import Engine, RunningJourney
 
 log = logging.getLogger("qiming.campaign.scheduled")
-ACTIVE = ("exporting", "entering")
 SCHEDULED_EVENT = "$scheduled"
 RETRY_AFTER = dt.timedelta(seconds=10)
 """A run whose export failed is tried again after this long."""
@@ -49,6 +51,7 @@ class Scheduler:
         self.db = engine.db
         self.t = tables
         self.members = members
+        self.store = ScheduleStore(tables)
         self.settings = engine.settings
 
     def run_once(self) -> int:
@@ -56,21 +59,20 @@ class Scheduler:
         entries). Returns how much was done (0: nothing to do now)."""
         with self.db.connection(write=True) as conn:
             self.engine.refresh(conn)
-            created = self.plan(conn, self.engine.clock.now())
-            runs = conn.execute(
-                select(self.t["scheduled_run"])
-                .where(self.t["scheduled_run"].c.run_state.in_(ACTIVE))
-                .order_by(self.t["scheduled_run"].c.scheduled_for, self.t["scheduled_run"].c.run_id)
-            ).mappings()
-            runs = [dict(r) for r in runs]
+            # The journeys' states as they are now: the cache may not have seen another process start, pause or stop
+            # one (it cancelled the runs of a journey started elsewhere a moment ago).
+            states = self.engine.journey_states(conn, set(self.engine.scheduled_journeys()))
+            created = self.plan(conn, self.engine.clock.now(), states)
+            runs = self.store.active(conn)
+            states.update(self.engine.journey_states(conn, {r["journey_id"] for r in runs} - states.keys()))
             for run in runs:
-                if self.engine.journey(run["journey_id"]) is None:
+                if states.get(run["journey_id"]) not in ("RUNNING", "PAUSED"):
                     self._cancel(conn, [run["run_id"]])
         now = self.engine.clock.now()
         for run in runs:
             journey = self.engine.journey(run["journey_id"])
-            if journey is None or journey.state != "RUNNING":
-                continue  # stopped (cancelled above) or paused: the run waits
+            if journey is None or states.get(run["journey_id"]) != "RUNNING":
+                continue  # stopped (cancelled above), paused (the run waits), or not in the cache yet (next time)
             if run["last_error"] and now - run["updated_at"] < RETRY_AFTER:
                 continue  # its export failed a moment ago: the other runs go first
             done = self._export(run) if run["run_state"] == "exporting" else self._enter(run, journey)
@@ -80,12 +82,13 @@ class Scheduler:
 
     # -- planning -------------------------------------------------------------------------------------
 
-    def plan(self, conn: Connection, now: dt.datetime) -> int:
-        """Create a run for each running scheduled journey whose time came (idempotent)."""
+    def plan(self, conn: Connection, now: dt.datetime, states: dict[str, str]) -> int:
+        """Create a run for each running scheduled journey whose time came (idempotent); ``states``: the journeys'
+        states read in this transaction."""
         created = 0
         for journey_id in self.engine.scheduled_journeys():
             journey = self.engine.journey(journey_id)
-            if journey is None or journey.state != "RUNNING":
+            if journey is None or states.get(journey_id) != "RUNNING":
                 continue
             trigger = self.engine.graph(conn, journey_id, journey.version).trigger
             assert isinstance(trigger, ScheduledEntry)
@@ -96,27 +99,27 @@ class Scheduler:
                 run_id = stable_id(journey_id, "cron", due.isoformat())
             else:  # once per run_at (per journey when it has none), however often the journey is republished
                 run_id = stable_id(journey_id, "once", trigger.run_at.isoformat() if trigger.run_at else "")
-            r = self.t["scheduled_run"]
-            if conn.execute(select(r.c.run_id).where(r.c.run_id == run_id)).first() is not None:
+            if self.store.exists(conn, run_id):
                 continue
-            conn.execute(
-                insert(r).values(
-                    run_id=run_id,
-                    journey_id=journey_id,
-                    segment_id=trigger.segment_id,
-                    scheduled_for=due,
-                    run_state="exporting",
-                    members=0,
-                    processed=0,
-                    entered=0,
-                    without_customer_id=0,
-                    export_after="",
-                    entry_after="",
-                    last_error="",
-                    started_at=now,
-                    updated_at=now,
-                    finished_at=None,
-                )
+            self.store.add(
+                conn,
+                {
+                    "run_id": run_id,
+                    "journey_id": journey_id,
+                    "segment_id": trigger.segment_id,
+                    "scheduled_for": due,
+                    "run_state": "exporting",
+                    "members": 0,
+                    "processed": 0,
+                    "entered": 0,
+                    "without_customer_id": 0,
+                    "export_after": "",
+                    "entry_after": "",
+                    "last_error": "",
+                    "started_at": now,
+                    "updated_at": now,
+                    "finished_at": None,
+                },
             )
             log.info("scheduled run %s of journey %s (segment %s) for %s", run_id, journey_id, trigger.segment_id, due)
             created += 1
@@ -128,8 +131,7 @@ class Scheduler:
         if trigger.cron is None:
             due = trigger.run_at or journey.since
             return due if due <= now else None
-        r = self.t["scheduled_run"].c
-        last = conn.execute(select(func.max(r.scheduled_for)).where(r.journey_id == journey.journey_id)).scalar()
+        last = self.store.last_time(conn, journey.journey_id)
         catch_up = now - dt.timedelta(seconds=self.settings.schedule_catch_up_seconds)
         anchor = max(t for t in (last, journey.since, catch_up - dt.timedelta(microseconds=1)) if t is not None)
         return trigger.cron.latest_until(anchor, now)
@@ -137,7 +139,6 @@ class Scheduler:
     # -- exporting ------------------------------------------------------------------------------------
 
     def _export(self, run: dict[str, Any]) -> int:
-        r, m = self.t["scheduled_run"], self.t["scheduled_member"]
         pages = 0
         try:
             # Resume after the last member stored (svc_profile's order): a restart does not stream the pages again.
@@ -149,59 +150,36 @@ class Scheduler:
                         return pages
                     # After a restart the stream starts again: skip what is stored (by id, not by comparing ids:
                     # svc_profile's database may collate them differently from this one).
-                    stored = set(
-                        conn.execute(
-                            select(m.c.profile_id).where(
-                                m.c.run_id == run["run_id"], m.c.profile_id.in_([p for p, _ in page])
-                            )
-                        ).scalars()
-                    )
+                    stored = self.store.stored(conn, run["run_id"], [p for p, _ in page])
                     fresh = [(pid, user) for pid, user in page if pid not in stored]
                     if not fresh:
                         continue
                     # Members without a customer id are kept too (user id ""), so a restart does not count them twice.
                     rows = [{"run_id": run["run_id"], "profile_id": p, "user_id": u} for p, u in fresh]
-                    conn.execute(insert(m), rows)
+                    self.store.add_members(conn, rows)
                     with_id = sum(1 for _, u in fresh if u)
-                    conn.execute(
-                        update(r)
-                        .where(r.c.run_id == run["run_id"])
-                        .values(
-                            export_after=fresh[-1][0],
-                            members=r.c.members + with_id,
-                            without_customer_id=r.c.without_customer_id + (len(fresh) - with_id),
-                            updated_at=self.engine.clock.now(),
-                        )
-                    )
+                    now = self.engine.clock.now()
+                    self.store.exported(conn, run["run_id"], fresh[-1][0], with_id, len(fresh) - with_id, now)
                 pages += 1
         except (ExportFailed, InvalidArgument) as exc:
             log.warning("scheduled run %s: export of segment %s failed: %s", run["run_id"], run["segment_id"], exc)
             with self.db.connection(write=True) as conn:
-                conn.execute(
-                    update(r)
-                    .where(r.c.run_id == run["run_id"])
-                    .values(last_error=str(exc)[:1000], updated_at=self.engine.clock.now())
+                self.store.update(
+                    conn, run["run_id"], {"last_error": str(exc)[:1000], "updated_at": self.engine.clock.now()}
                 )
             return 0
         with self.db.connection(write=True) as conn:
             if self._still(conn, run["run_id"], "exporting"):
-                conn.execute(
-                    update(r)
-                    .where(r.c.run_id == run["run_id"])
-                    .values(run_state="entering", last_error="", updated_at=self.engine.clock.now())
-                )
+                values = {"run_state": "entering", "last_error": "", "updated_at": self.engine.clock.now()}
+                self.store.update(conn, run["run_id"], values)
         return pages + 1
 
     def _still(self, conn: Connection, run_id: str, state: str) -> bool:
-        r = self.t["scheduled_run"].c
-        return conn.execute(select(r.run_state).where(r.run_id == run_id)).scalar() == state
+        return self.store.state(conn, run_id) == state
 
     # -- entering -------------------------------------------------------------------------------------
 
     def _enter(self, run: dict[str, Any], journey: RunningJourney) -> int:
-        from svc_campaign.engine import BatchStats
-
-        r, m = self.t["scheduled_run"], self.t["scheduled_member"]
         walker = self.engine.walker
         with self.db.connection(write=True) as conn:
             now = self.engine.clock.now()
@@ -211,20 +189,10 @@ class Scheduler:
                 return 0
             if not self._still(conn, run["run_id"], "entering"):
                 return 0
-            cursor = conn.execute(select(r.c.entry_after).where(r.c.run_id == run["run_id"])).scalar_one()
-            rows = conn.execute(
-                select(m.c.profile_id, m.c.user_id)
-                .where(m.c.run_id == run["run_id"], m.c.profile_id > cursor)
-                .order_by(m.c.profile_id)
-                .limit(self.settings.schedule_batch_size)
-            ).all()
+            cursor = self.store.entry_after(conn, run["run_id"])
+            rows = self.store.members_after(conn, run["run_id"], cursor, self.settings.schedule_batch_size)
             if not rows:
-                conn.execute(delete(m).where(m.c.run_id == run["run_id"]))
-                conn.execute(
-                    update(r)
-                    .where(r.c.run_id == run["run_id"])
-                    .values(run_state="done", finished_at=now, updated_at=now)
-                )
+                self.store.finish(conn, run["run_id"], now)
                 log.info("scheduled run %s of journey %s done", run["run_id"], run["journey_id"])
                 return 1
             batch: BatchStats = BatchStats(events=len(rows))
@@ -245,39 +213,17 @@ class Scheduler:
             except BaseException:
                 walker.discard()
                 raise
-            conn.execute(
-                update(r)
-                .where(r.c.run_id == run["run_id"])
-                .values(
-                    entry_after=rows[-1].profile_id,
-                    processed=r.c.processed + sum(1 for _, u in rows if u),
-                    entered=r.c.entered + entered,
-                    updated_at=now,
-                )
-            )
+            processed = sum(1 for _, u in rows if u)
+            self.store.entered(conn, run["run_id"], rows[-1].profile_id, processed, entered, now)
         return len(rows)
 
     def _cancel(self, conn: Connection, run_ids: list[str]) -> None:
-        r, m = self.t["scheduled_run"], self.t["scheduled_member"]
-        now = self.engine.clock.now()
-        conn.execute(delete(m).where(m.c.run_id.in_(run_ids)))
-        conn.execute(
-            update(r)
-            .where(r.c.run_id.in_(run_ids), r.c.run_state.in_(ACTIVE))
-            .values(run_state="cancelled", finished_at=now, updated_at=now)
-        )
+        self.store.cancel(conn, run_ids, self.engine.clock.now())
 
     # -- reading --------------------------------------------------------------------------------------
 
     def list_runs(self, conn: Connection, journey_id: str, limit: int) -> list[pb.ScheduledRun]:
-        r = self.t["scheduled_run"]
-        rows = conn.execute(
-            select(r)
-            .where(r.c.journey_id == journey_id)
-            .order_by(r.c.scheduled_for.desc(), r.c.run_id)
-            .limit(limit or 50)
-        ).mappings()
-        return [run_to_proto(row) for row in rows]
+        return [run_to_proto(row) for row in self.store.runs(conn, journey_id, limit or 50)]
 
 
 _STATES = {

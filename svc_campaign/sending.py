@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from svc_campaign.outbox import UNSENT, insert_message, new_message, ordered_id
@@ -30,9 +29,8 @@ class Sender:
         hit = self._templates.get(template_id)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        t = self.t["template"].c
-        row = conn.execute(select(t.document).where(t.template_id == template_id)).first()
-        found = json_format.ParseDict(row.document, pb.Template()) if row is not None else None
+        document = self.template_store.document(conn, template_id)
+        found = json_format.ParseDict(document, pb.Template()) if document is not None else None
         self._templates[template_id] = (time.monotonic() + self.settings.journey_refresh_seconds, found)
         return found
 

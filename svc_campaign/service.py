@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 
 from svc_campaign.checks import bad, channel_ok, customer_id
@@ -29,11 +29,14 @@ from svc_campaign.outbox import message_event, queue_event, stable_id, to_proto
 from svc_campaign.policy import PolicyGate, Touch, default_policy, policy_from_json
 from svc_campaign.profiles import GrpcProfileDirectory, GrpcSegmentMembers, ProfileDirectory, SegmentMembers
 from svc_campaign.scheduled import Scheduler
+from svc_campaign.store._messages import MessageStore
+from svc_campaign.store._policy import PolicyStore
+from svc_campaign.store._templates import TemplateStore
 from svc_campaign.templates import TemplateBook
 from svc_campaign.threads import LoopThreads
 from svc_campaign.triggers import json_properties
 from svc_common.conditions import from_proto
-from svc_common.db import Database, upsert
+from svc_common.db import Database
 from svc_common.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import types_pb2
@@ -59,6 +62,9 @@ class CampaignService(TemplateBook):
         self.settings = settings
         self.db = database
         self.t = tables
+        self.template_store = TemplateStore(tables)
+        self.policy_store = PolicyStore(tables)
+        self.message_store = MessageStore(tables)
         self.clock = clock or SystemClock()
         if profiles is None:
             # Resolved at each call: the configured address, else svc_profile in this same process.
@@ -182,15 +188,7 @@ class CampaignService(TemplateBook):
     async def _promote_all(self) -> int:
         def promote() -> int:
             with self.db.connection(write=True) as conn:
-                running = (
-                    conn.execute(
-                        select(self.t["experiment"].c.experiment_id).where(
-                            self.t["experiment"].c.experiment_state == "RUNNING"
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
+                running = self.experiments.store.running_ids(conn)
                 return sum(self.experiments.maybe_promote(conn, e, self.clock.now()) is not None for e in running)
 
         await self.threads.run(promote)
@@ -205,22 +203,15 @@ class CampaignService(TemplateBook):
         purpose = consent.purpose or "*"
         now = self.clock.now()
         with self.db.connection(write=True) as conn:
-            upsert(
-                conn,
-                self.t["consent"],
-                [
-                    {
-                        "user_id": user,
-                        "channel": consent.channel,
-                        "purpose": purpose,
-                        "granted": consent.granted,
-                        "source": consent.source,
-                        "updated_at": now,
-                    }
-                ],
-                keys=["user_id", "channel", "purpose"],
-                updates=["granted", "source", "updated_at"],
-            )
+            row = {
+                "user_id": user,
+                "channel": consent.channel,
+                "purpose": purpose,
+                "granted": consent.granted,
+                "source": consent.source,
+                "updated_at": now,
+            }
+            self.policy_store.set_consent(conn, row)
         saved = pb.Consent()
         saved.CopyFrom(consent)
         saved.purpose = purpose
@@ -229,13 +220,8 @@ class CampaignService(TemplateBook):
 
     def get_consent(self, ref: types_pb2.UserRef) -> list[pb.Consent]:
         user = customer_id(ref)
-        c = self.t["consent"].c
         with self.db.connection() as conn:
-            rows = (
-                conn.execute(select(self.t["consent"]).where(c.user_id == user).order_by(c.channel, c.purpose))
-                .mappings()
-                .all()
-            )
+            rows = self.policy_store.consents(conn, user)
         out = []
         for r in rows:
             consent = pb.Consent(
@@ -271,28 +257,13 @@ class CampaignService(TemplateBook):
         if policy.dedupe_window_seconds < 0:
             raise bad("policy.dedupe_window_seconds", "must not be negative")
         with self.db.connection(write=True) as conn:
-            p = self.t["policy"]
-            row = conn.execute(select(p.c.version_no).where(p.c.policy_id == "default")).first()
-            current = row.version_no if row is not None else 0
+            current = self.policy_store.policy_version(conn)
             if expected_version and expected_version != current:
                 raise Aborted(f"the contact policy is at version {current}, not {expected_version}")
             saved = pb.ContactPolicy()
             saved.CopyFrom(policy)
             saved.version = current + 1
-            upsert(
-                conn,
-                p,
-                [
-                    {
-                        "policy_id": "default",
-                        "document": json_format.MessageToDict(saved),
-                        "version_no": saved.version,
-                        "updated_at": self.clock.now(),
-                    }
-                ],
-                keys=["policy_id"],
-                updates=["document", "version_no", "updated_at"],
-            )
+            self.policy_store.save_policy(conn, json_format.MessageToDict(saved), saved.version, self.clock.now())
         self.walker.invalidate()
         return saved
 
@@ -350,12 +321,8 @@ class CampaignService(TemplateBook):
     def _sent_with_key(self, user: str, key: str, message_id: str, request: pb.SendMessageRequest) -> pb.Message | None:
         """The message already sent for ``key`` to ``user``, if any (ids made before keys were per customer
         included); ALREADY_EXISTS when the key was used for another channel or template."""
-        m = self.t["message"]
         with self.db.connection() as conn:
-            rows = conn.execute(
-                select(m).where(m.c.message_id.in_([message_id, stable_id("send", key)]), m.c.user_id == user)
-            ).mappings()
-            row = next(iter(rows), None)
+            row = self.message_store.first_of(conn, [message_id, stable_id("send", key)], user)
         if row is None:
             return None
         if row["channel"] != request.channel or row["template_id"] != request.template_id:
@@ -396,9 +363,8 @@ class CampaignService(TemplateBook):
         return to_proto(row)
 
     def get_message(self, message_id: str) -> pb.Message:
-        m = self.t["message"]
         with self.db.connection() as conn:
-            row = conn.execute(select(m).where(m.c.message_id == message_id)).mappings().first()
+            row = self.message_store.get(conn, message_id)
         if row is None:
             raise NotFound(f"no message {message_id!r}", metadata={"message_id": message_id})
         return to_proto(row)
@@ -408,9 +374,8 @@ class CampaignService(TemplateBook):
         if status not in ("DELIVERED", "FAILED", "CLICKED", "SENT"):
             raise bad("status", "a receipt is SENT, DELIVERED, FAILED or CLICKED")
         at = request.at.ToDatetime(tzinfo=dt.UTC) if request.HasField("at") else self.clock.now()
-        m = self.t["message"]
         with self.db.connection(write=True) as conn:
-            row = conn.execute(select(m).where(m.c.message_id == request.message_id)).mappings().first()
+            row = self.message_store.get(conn, request.message_id)
             if row is None:
                 raise NotFound(f"no message {request.message_id!r}", metadata={"message_id": request.message_id})
             row = dict(row)
@@ -438,7 +403,7 @@ class CampaignService(TemplateBook):
             if request.gateway_message_id:
                 values["gateway_message_id"] = request.gateway_message_id
             if values:
-                conn.execute(update(m).where(m.c.message_id == request.message_id).values(**values))
+                self.message_store.update(conn, request.message_id, values)
                 row.update(values)
         return to_proto(row)
 
@@ -455,27 +420,20 @@ class CampaignService(TemplateBook):
         after: tuple[dt.datetime, str] | None,
         limit: int,
     ) -> list[pb.Message]:
-        m = self.t["message"].c
-        query = select(self.t["message"])
-        if user:
-            query = query.where(m.user_id == user)
-        if journey_id:
-            query = query.where(m.journey_id == journey_id)
-        if channels:
-            query = query.where(m.channel.in_(channels))
-        if start:
-            query = query.where(m.created_at >= start)
-        if end:
-            query = query.where(m.created_at < end)
-        if suppressed:
-            query = query.where(m.status == "SUPPRESSED")
-            if reasons:
-                query = query.where(m.suppression_reason.in_(reasons))
-        if after is not None:
-            query = query.where((m.created_at < after[0]) | ((m.created_at == after[0]) & (m.message_id < after[1])))
-        query = query.order_by(m.created_at.desc(), m.message_id.desc()).limit(limit)
         with self.db.connection() as conn:
-            return [to_proto(r) for r in conn.execute(query).mappings()]
+            rows = self.message_store.history(
+                conn,
+                user=user,
+                journey_id=journey_id,
+                channels=channels,
+                start=start,
+                end=end,
+                suppressed=suppressed,
+                reasons=reasons,
+                after=after,
+                limit=limit,
+            )
+        return [to_proto(r) for r in rows]
 
 
 __all__ = [

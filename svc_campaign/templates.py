@@ -8,7 +8,6 @@ import uuid
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import select, update
 
 from svc_campaign.checks import ID_PATTERN, bad, customer_id
 from svc_campaign.content import RenderRefused, check_template, render
@@ -18,7 +17,8 @@ from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 
 
 class TemplateBook:
-    """Needs ``self.db``, ``self.t``, ``self.clock``, ``self.settings``, ``self.walker`` and ``self.profiles``."""
+    """Needs ``self.db``, ``self.template_store`` (a :class:`svc_campaign.store.TemplateStore`), ``self.clock``,
+    ``self.settings``, ``self.walker`` and ``self.profiles``."""
 
     # -- templates ------------------------------------------------------------------------------------
 
@@ -64,19 +64,9 @@ class TemplateBook:
         saved.created_at.FromDatetime(now)
         saved.updated_at.FromDatetime(now)
         with self.db.connection(write=True) as conn:
-            t = self.t["template"]
-            if conn.execute(select(t.c.template_id).where(t.c.template_id == template_id)).first():
+            if self.template_store.exists(conn, template_id):
                 raise AlreadyExists(f"template {template_id!r} already exists")
-            conn.execute(
-                t.insert().values(
-                    template_id=template_id,
-                    document=json_format.MessageToDict(saved),
-                    channel=saved.channel,
-                    version_no=1,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            self.template_store.add(conn, template_id, json_format.MessageToDict(saved), saved.channel, now)
         return saved
 
     def update_template(self, template: pb.Template, expected_version: int) -> pb.Template:
@@ -92,35 +82,26 @@ class TemplateBook:
         saved.created_at.CopyFrom(current.created_at)
         saved.updated_at.FromDatetime(now)
         with self.db.connection(write=True) as conn:
-            t = self.t["template"]
-            conn.execute(
-                update(t)
-                .where(t.c.template_id == template.template_id, t.c.version_no == current.version)
-                .values(
-                    document=json_format.MessageToDict(saved),
-                    channel=saved.channel,
-                    version_no=saved.version,
-                    updated_at=now,
-                )
+            document = json_format.MessageToDict(saved)
+            self.template_store.replace(
+                conn, template.template_id, current.version, document, saved.channel, saved.version, now
             )
         self.walker.invalidate()
         return saved
 
     def get_template(self, template_id: str) -> pb.Template:
         with self.db.connection() as conn:
-            t = self.t["template"].c
-            row = conn.execute(select(t.document).where(t.template_id == template_id)).first()
-        if row is None:
+            document = self.template_store.document(conn, template_id)
+        if document is None:
             raise NotFound(f"no template {template_id!r}", metadata={"template_id": template_id})
-        return json_format.ParseDict(row.document, pb.Template())
+        return json_format.ParseDict(document, pb.Template())
 
     def list_templates(self, channel: int, after: str, limit: int) -> list[pb.Template]:
-        t = self.t["template"].c
-        query = select(t.document).where(t.template_id > after).order_by(t.template_id).limit(limit)
-        if channel:
-            query = query.where(t.channel == channel)
         with self.db.connection() as conn:
-            return [json_format.ParseDict(r.document, pb.Template()) for r in conn.execute(query)]
+            return [
+                json_format.ParseDict(d, pb.Template())
+                for d in self.template_store.documents(conn, channel, after, limit)
+            ]
 
     def check_content(self, template: pb.Template) -> pb.CheckContentResponse:
         findings = self._template_findings(template)

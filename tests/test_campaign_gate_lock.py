@@ -171,7 +171,7 @@ def test_a_missing_bucket_row_is_an_error_not_a_silent_gap(tmp_path, database_ur
 @pytest.mark.parametrize("dialect_name", ["opengauss", "dm"])
 def test_opengauss_and_dameng_lock_bucket_rows_in_ascending_order(dialect_name: str) -> None:
     assert dialect_name in policy.ROW_LOCK_DIALECTS and dialect_name not in policy.ADVISORY_LOCK_DIALECTS
-    statement = _gate()._lock_rows.params(b_buckets=[3, 17, 65_535])
+    statement = _gate().store._lock_rows.params(b_buckets=[3, 17, 65_535])
     compiled = statement.compile(dialect=make_dialect(dialect_name), compile_kwargs={"render_postcompile": True})
     flat = " ".join(str(compiled).split())
     assert flat.startswith(
@@ -189,7 +189,7 @@ def test_every_database_but_sqlite_serialises_the_gate() -> None:
 def test_the_advisory_statement_also_compiles_for_opengauss() -> None:
     """openGauss has pg_advisory_xact_lock and json_array_elements_text (docs/campaign.md): moving it to the advisory
     lock after a check on a live server is one line (ADVISORY_LOCK_DIALECTS); the statement is ready."""
-    flat = " ".join(str(_gate()._lock.compile(dialect=make_dialect("opengauss"))).split())
+    flat = " ".join(str(_gate().store._lock.compile(dialect=make_dialect("opengauss"))).split())
     assert flat.startswith("SELECT count(pg_advisory_xact_lock(20807, ordered.key))")
     assert "FROM json_array_elements_text(CAST(%(b_keys)s::VARCHAR AS JSON)) AS k(value)" in flat
     assert flat.endswith("ORDER BY CAST(k.value AS INTEGER)) AS ordered")

@@ -224,6 +224,11 @@ def among(column: Any, name: str) -> Any:
     return column == any_(func.array(select(json_texts(name)).scalar_subquery()))
 
 
+ARRAY_DIALECTS = ["postgresql"]
+"""Where a batch's reads and claims take their customers or ids as one array parameter (``= ANY``, and the recent
+messages through ``policy.recent_lateral``); elsewhere ``IN (...)``. Tests empty ``policy.ARRAY_DIALECTS`` (the
+gate's reads) to check that path."""
+
 BULK_DIALECTS = ("postgresql",)
 """Where a batch's INSERT is one ``COPY`` and its UPDATE one statement over a JSON array of rows (psycopg's
 executemany costs ~15 µs of client CPU a row, and the server runs a statement per row). Tests empty it to check
