@@ -118,7 +118,11 @@ class CampaignService(TemplateBook):
             from svc_common.logclient import CollectClient
 
             # Made here, on the server's event loop (a gRPC aio channel belongs to the loop it was made on).
-            self.collect = CollectClient(collect_address)
+            self.collect = CollectClient(
+                collect_address,
+                keepalive_time_seconds=self.settings.grpc_keepalive_time_seconds,
+                keepalive_timeout_seconds=self.settings.grpc_keepalive_timeout_seconds,
+            )
             self.publisher = EventPublisher(self.db, self.t, self.collect, offload=self.threads.run)
         if self.collect is not None:
             from svc_common.logclient import LogFollower
