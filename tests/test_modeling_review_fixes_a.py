@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 from modeling_helpers import finished, modeling_settings, running_service, upload_frame
 
+from svc_common.errors import InvalidArgument
+from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 
 
@@ -54,3 +56,55 @@ def test_an_ops_column_whose_suffixed_name_is_taken_gets_a_free_name(service) ->
         "x_ops": [3.0, 4.0],
         "x_ops2": [5.0, 6.0],
     }
+
+
+# -- F5, F13: customer ids keep their exact text ----------------------------------------------------------
+
+IDS_CSV = b"customer_id,x\n000123,1\n000124,2\n9007199254740993,3\n"
+EXACT_IDS = ["000123", "000124", "9007199254740993"]
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_csv_customer_ids_keep_leading_zeros_and_every_digit(service, declared: bool) -> None:
+    columns = [pb.Column(name="customer_id", type=types_pb2.VALUE_TYPE_STRING)] if declared else []
+    definition = pb.Dataset(name="ids", customer_id_column="customer_id", columns=columns)
+    dataset = service.upload_file(definition, pb.FILE_FORMAT_CSV, IDS_CSV).dataset
+    frame = service.catalog.load(dataset.dataset_id)[1]
+    assert frame.data["customer_id"].tolist() == EXACT_IDS
+    assert frame.spec("customer_id").type == types_pb2.VALUE_TYPE_STRING
+    assert frame.data["x"].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_a_numeric_id_column_that_float64_would_round_is_refused(service) -> None:
+    definition = pb.Dataset(
+        name="ids",
+        customer_id_column="customer_id",
+        columns=[pb.Column(name="customer_id", type=types_pb2.VALUE_TYPE_INT)],
+    )
+    with pytest.raises(InvalidArgument, match="'customer_id'.*declare it STRING") as raised:
+        service.upload_file(definition, pb.FILE_FORMAT_CSV, IDS_CSV)
+    assert raised.value.violations[0].field == "dataset.columns"
+
+
+def _parquet(table) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def test_parquet_int64_ids_beyond_two_to_the_53_are_kept_exactly(service) -> None:
+    import pyarrow as pa
+
+    ids = [9007199254740993, 123, 9223372036854775807]
+    content = _parquet(pa.table({"customer_id": pa.array(ids, pa.int64()), "x": [1.0, 2.0, 3.0]}))
+    dataset = service.upload_file(
+        pb.Dataset(name="ids", customer_id_column="customer_id"), pb.FILE_FORMAT_PARQUET, content
+    ).dataset
+    assert service.catalog.load(dataset.dataset_id)[1].data["customer_id"].tolist() == [str(i) for i in ids]
+    other = _parquet(pa.table({"account": pa.array(ids, pa.int64()), "x": [1.0, 2.0, 3.0]}))
+    with pytest.raises(InvalidArgument, match="column 'account' holds integers beyond") as raised:
+        service.upload_file(pb.Dataset(name="accounts"), pb.FILE_FORMAT_PARQUET, other)
+    assert raised.value.violations[0].field == "dataset.columns"
