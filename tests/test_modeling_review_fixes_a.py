@@ -108,3 +108,38 @@ def test_parquet_int64_ids_beyond_two_to_the_53_are_kept_exactly(service) -> Non
     with pytest.raises(InvalidArgument, match="column 'account' holds integers beyond") as raised:
         service.upload_file(pb.Dataset(name="accounts"), pb.FILE_FORMAT_PARQUET, other)
     assert raised.value.violations[0].field == "dataset.columns"
+
+
+# -- F14: AIPW adjusts only for named, non-leaky covariates ------------------------------------------------
+
+
+def test_aipw_recovers_a_randomised_effect_and_refuses_unnamed_or_post_treatment_covariates(service) -> None:
+    rng = np.random.default_rng(2)
+    n = 6000
+    arm = rng.choice(["email", "none"], n)
+    age = rng.normal(40, 10, n)
+    conversion = (rng.random(n) < np.where(arm == "email", 0.20, 0.10)).astype(int)  # true effect 0.10
+    spend = conversion * rng.gamma(2.0, 50.0, n)  # another outcome of the same experiment: post-treatment
+    dataset = upload_frame(
+        service, "exp", pd.DataFrame({"arm": arm, "age": age, "conversion": conversion, "spend": spend})
+    )
+
+    def aipw(covariates):
+        request = pb.EstimateAverageEffectsRequest(
+            dataset_id=dataset.dataset_id,
+            treatment_column="arm",
+            control_value="none",
+            outcome_columns=["conversion"],
+            method="aipw",
+            covariates=covariates,
+        )
+        return service.average_effects(request).effects[0].effect
+
+    effect = aipw(["age"])
+    assert effect.ci_low <= 0.10 <= effect.ci_high and effect.ci_low > 0.05, effect
+    with pytest.raises(InvalidArgument, match="aipw needs its covariates named") as raised:
+        aipw([])  # the default would have been age and spend: a confident zero
+    assert raised.value.violations[0].field == "covariates"
+    with pytest.raises(InvalidArgument, match="'spend' looks like the outcome in disguise") as raised:
+        aipw(["age", "spend"])
+    assert raised.value.violations[0].field == "covariates"

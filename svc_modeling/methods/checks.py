@@ -120,6 +120,27 @@ class FeatureEncoder:
         return out
 
 
+def effect_covariates(
+    frame: Frame, requested: Sequence[str], exclude: Sequence[str], outcomes: dict[str, np.ndarray], threshold: float
+) -> np.ndarray:
+    """The covariates AIPW adjusts for, encoded. They must be named: only the analyst knows which columns were
+    measured before assignment, and adjusting for a post-treatment column (another outcome of the experiment,
+    e.g. spend when asking for conversion) drives the effect to a confident zero. A named covariate that alone
+    predicts an outcome is refused as leaky."""
+    if not requested:
+        raise _bad(
+            "covariates",
+            "method aipw needs its covariates named: columns measured before the treatment was assigned "
+            "(never another outcome of the experiment)",
+            "MISSING_FIELD",
+        )
+    names = feature_columns(frame, requested, exclude, "covariates")
+    x = FeatureEncoder.fit(frame, names).transform(frame.data)
+    for y in outcomes.values():
+        check_leakage(x, names, y, threshold, "covariates")
+    return x
+
+
 def check_leakage(
     x: np.ndarray, names: Sequence[str], y: np.ndarray, threshold: float, field_path: str = "feature_columns"
 ) -> None:
