@@ -106,7 +106,7 @@ class DriverService:
                 adjust = [
                     names.index(c) for c in methods.graph_adjustment(factor, request.outcome_column, names, edges)
                 ]
-                w, t = x[:, adjust], x[:, column]
+                w, t = methods.adjustment(x, adjust, encoder.categorical_indices, method), x[:, column]
                 effects[factor] = methods.dml_effect(y, t, w, method, seed)
                 if request.refute:
                     ctx.progress(100 * (i + 0.5) / steps, f"refuting the effect of {factor}")

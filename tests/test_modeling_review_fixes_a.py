@@ -143,3 +143,29 @@ def test_aipw_recovers_a_randomised_effect_and_refuses_unnamed_or_post_treatment
     with pytest.raises(InvalidArgument, match="'spend' looks like the outcome in disguise") as raised:
         aipw(["age", "spend"])
     assert raised.value.violations[0].field == "covariates"
+
+
+# -- F8: linear_dml adjusts for a text confounder ----------------------------------------------------------
+
+
+def _calls_data(n: int = 3000, seed: int = 1) -> pd.DataFrame:
+    """True effect of calls on y: 1.0; region 'north' (in the middle of the sort order) raises both."""
+    rng = np.random.default_rng(seed)
+    region = rng.choice(["east", "north", "west"], n)
+    bump = np.where(region == "north", 3.0, 0.0)
+    calls = bump + rng.normal(size=n)
+    y = 1.0 * calls + 3.0 * bump + rng.normal(size=n)
+    return pd.DataFrame({"customer_id": np.arange(1000, 1000 + n), "region": region, "calls": calls, "y": y})
+
+
+def _analysis(service, dataset_id: str, method: str) -> str:
+    request = pb.EstimateDriversRequest(
+        dataset_id=dataset_id, outcome_column="y", factors=["calls"], confounders=["region"], method=method
+    )
+    return finished(service, service.drivers.estimate(request)).result_name
+
+
+def test_linear_dml_adjusts_for_a_text_confounder(service) -> None:
+    dataset = upload_frame(service, "calls", _calls_data(), customer_id_column="customer_id")
+    effect = service.drivers.get(_analysis(service, dataset.dataset_id, "linear_dml")).drivers[0].effect
+    assert effect.ci_low <= 1.0 <= effect.ci_high, (effect.value, effect.ci_low, effect.ci_high)
