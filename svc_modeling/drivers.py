@@ -148,17 +148,21 @@ class DriverService:
 
         return self._jobs.submit("estimate_drivers", run, created_by)
 
+    def artifact(self, analysis_id: str) -> tuple[pb.DriverAnalysis, methods.OutcomeModel]:
+        """The analysis and its outcome model (encoder: features and text categories; seed), without its data."""
+        row = self._store.get_analysis(analysis_id) if analysis_id else None
+        if row is None:
+            raise NotFound(f"no driver analysis {analysis_id!r}", metadata={"analysis_id": analysis_id})
+        analysis = json_format.ParseDict(row["body"], pb.DriverAnalysis())
+        return analysis, pickle.loads(self._store.get_blob(row["artifact_blob_id"]))
+
     def _load(self, analysis_id: str) -> tuple[Any, ...]:
         with self._lock:
             if analysis_id in self._cache:
                 self._cache.move_to_end(analysis_id)
                 return self._cache[analysis_id]
-        row = self._store.get_analysis(analysis_id) if analysis_id else None
-        if row is None:
-            raise NotFound(f"no driver analysis {analysis_id!r}", metadata={"analysis_id": analysis_id})
-        analysis = json_format.ParseDict(row["body"], pb.DriverAnalysis())
-        model: methods.OutcomeModel = pickle.loads(self._store.get_blob(row["artifact_blob_id"]))
-        dataset, frame = self._catalog.load(row["dataset_id"])
+        analysis, model = self.artifact(analysis_id)
+        dataset, frame = self._catalog.load(analysis.dataset_id)
         x = model.encoder.transform(frame.data)  # type: ignore[attr-defined]
         ids = (
             frame.data[dataset.customer_id_column].astype(object).map(str).to_numpy()

@@ -169,3 +169,31 @@ def test_linear_dml_adjusts_for_a_text_confounder(service) -> None:
     dataset = upload_frame(service, "calls", _calls_data(), customer_id_column="customer_id")
     effect = service.drivers.get(_analysis(service, dataset.dataset_id, "linear_dml")).drivers[0].effect
     assert effect.ci_low <= 1.0 <= effect.ci_high, (effect.value, effect.ci_low, effect.ci_high)
+
+
+# -- F12: a review re-estimates drivers with the analysis's text confounders -------------------------------
+
+
+@pytest.mark.parametrize("method", ["dml", "linear_dml"])
+def test_review_reestimates_drivers_with_the_text_confounders(service, method: str) -> None:
+    data = _calls_data()
+    original = upload_frame(service, "base", data)
+    same = upload_frame(service, "same", data)  # the same rows: nothing moved
+    analysis_id = _analysis(service, original.dataset_id, method)
+    schedule = service.review.create_schedule(
+        pb.ReviewSchedule(analysis_ids=[analysis_id], cron="0 3 * * *", refresh_dataset_ids=[same.dataset_id])
+    )
+    report = service.review.get_report(finished(service, service.review.run(schedule.schedule_id)).result_name)
+    assert not report.driver_changes, [
+        (c.factor, c.old_effect.value, c.new_effect.value) for c in report.driver_changes
+    ]
+    assert "driver effects unchanged" in report.summary
+
+    doubled = data.assign(y=data["y"] + data["calls"])  # the effect of calls is now 2.0
+    fresh = upload_frame(service, "doubled", doubled)
+    schedule = service.review.create_schedule(
+        pb.ReviewSchedule(analysis_ids=[analysis_id], cron="0 3 * * *", refresh_dataset_ids=[fresh.dataset_id])
+    )
+    report = service.review.get_report(finished(service, service.review.run(schedule.schedule_id)).result_name)
+    [change] = report.driver_changes
+    assert change.new_effect.ci_low <= 2.0 <= change.new_effect.ci_high, change.new_effect

@@ -137,6 +137,7 @@ class OutcomeModel:
     models: list = field(default_factory=list)
     factor_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     outcome_std: float = 0.0
+    seed: int = 0  # the analysis's random_seed: a review re-estimates with it (older pickles: 0)
 
     @classmethod
     def fit(
@@ -150,7 +151,7 @@ class OutcomeModel:
         members: int = 5,
     ) -> OutcomeModel:
         rng = np.random.default_rng(seed)
-        model = cls(encoder, outcome_std=float(np.std(y)))
+        model = cls(encoder, outcome_std=float(np.std(y)), seed=seed)
         for b in range(members):
             idx = rng.integers(0, y.size, y.size)
             model.models.append(regressor(seed + b, n_estimators=120, min_child_samples=50).fit(x[idx], y[idx]))
