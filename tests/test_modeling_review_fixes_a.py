@@ -3,14 +3,17 @@ data with a known answer, or a bad input that must be refused with a status nami
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
-from modeling_helpers import finished, modeling_settings, running_service, upload_frame
+from modeling_helpers import finished, modeling_settings, planted_uplift, running_service, upload_frame
 
 from svc_common.errors import InvalidArgument
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
+from svc_modeling.profiles import segment_name, segment_names
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +84,7 @@ def test_a_numeric_id_column_that_float64_would_round_is_refused(service) -> Non
         customer_id_column="customer_id",
         columns=[pb.Column(name="customer_id", type=types_pb2.VALUE_TYPE_INT)],
     )
-    with pytest.raises(InvalidArgument, match="'customer_id'.*declare it STRING") as raised:
+    with pytest.raises(InvalidArgument, match=r"'customer_id'.*declare it STRING") as raised:
         service.upload_file(definition, pb.FILE_FORMAT_CSV, IDS_CSV)
     assert raised.value.violations[0].field == "dataset.columns"
 
@@ -197,3 +200,41 @@ def test_review_reestimates_drivers_with_the_text_confounders(service, method: s
     report = service.review.get_report(finished(service, service.review.run(schedule.schedule_id)).result_name)
     [change] = report.driver_changes
     assert change.new_effect.ci_low <= 2.0 <= change.new_effect.ci_high, change.new_effect
+
+
+# -- F10, F11: different intervention names stay apart -----------------------------------------------------
+
+
+def test_different_intervention_names_get_different_segments() -> None:
+    lower_snake = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+    names = ["优惠券", "红包券", "Coupon", "coupon", "Mens E-Mail", "mens_e_mail", "a" * 70, "a" * 69 + "b"]
+    ids = [segment_name("spring", name) for name in names]
+    assert len(set(ids)) == len(ids), ids
+    assert all(lower_snake.match(i) for i in ids), ids
+    assert segment_name("spring", "coupon") == "spring_coupon"  # lower_snake names are kept as they are
+    assert segment_name("spring", "优惠券") == segment_name("spring", "优惠券")  # stable across plans
+    assert segment_names("spring", ["coupon", "push"]) == ["spring_coupon", "spring_push"]
+
+
+def test_a_plan_keeps_one_effect_column_per_intervention(service) -> None:
+    data = planted_uplift(3000)
+    data["arm"] = data["arm"].map({"control": "control", "coupon": "Coupon", "push": "coupon"})
+    dataset = upload_frame(service, "u", data, customer_id_column="customer_id")
+    request = pb.TrainUpliftRequest(
+        dataset_id=dataset.dataset_id,
+        model_name="case_arms",
+        outcome_column="y",
+        treatment_column="arm",
+        control_value="control",
+        bootstrap_rounds=10,
+        feature_columns=["x0", "x1", "x2", "x3"],
+    )
+    finished(service, service.uplift.train(request))
+    job = service.uplift.plan(pb.PlanInterventionsRequest(model_name="case_arms", dataset_id=dataset.dataset_id))
+    plan = service.catalog.load(finished(service, job).result_name)[1]
+    effects = {c.name: c.description for c in plan.columns if c.name.startswith("effect_")}
+    assert effects == {"effect_coupon": "predicted effect of Coupon", "effect_coupon_2": "predicted effect of coupon"}
+    # Coupon's effect is max(x0, 0), the other arm's (push in the simulation) depends on x3 only
+    x0 = data["x0"].to_numpy()
+    assert np.corrcoef(plan.data["effect_coupon"], x0)[0, 1] > 0.5
+    assert abs(np.corrcoef(plan.data["effect_coupon_2"], x0)[0, 1]) < 0.3
