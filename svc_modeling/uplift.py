@@ -23,7 +23,7 @@ from svc_modeling.frame import Frame
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks
 from svc_modeling.methods import uplift as methods
-from svc_modeling.models import ModelRegistry, check_model_name, library_versions, rows_to_frame
+from svc_modeling.models import ModelRegistry, check_model_name, customer_text, library_versions, rows_to_frame
 from svc_modeling.profiles import ProfileSnapshots, check_export_prefix, restrict, segment_names
 from svc_modeling.snapshot import ID_COLUMN
 
@@ -231,6 +231,11 @@ class UpliftService:
 
         def run(ctx: JobContext) -> str:
             rows, id_column, source = population(ctx)
+            # A row without a customer id cannot be sent anything: it must not take budget.
+            known = pd.notna(customer_text(rows.data[id_column]))
+            if not known.all():
+                source = {**source, "rows_without_customer_id": str(int((~known).sum()))}
+                rows = Frame(rows.data.loc[known].reset_index(drop=True), rows.columns)
             ctx.progress(5, f"predicting effects for {len(rows.data)} customers")
             effects = model.effects(model.encoder.transform(rows.data))
             ctx.progress(50, "choosing interventions under the budget")
@@ -285,7 +290,7 @@ def _stratified_mask(treatment: np.ndarray, fraction: float, seed: int) -> np.nd
 
 
 def _plan_frame(ids: pd.Series, names: list[str], effects: np.ndarray, plan: methods.Plan) -> Frame:
-    text = ids.astype(object).map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+    text = pd.Series(customer_text(ids), dtype=object)
     chosen = np.array([names[j] if j >= 0 else None for j in plan.choice], dtype=object)
     data: dict[str, Any] = {
         "customer_id": text.to_numpy(),

@@ -238,3 +238,30 @@ def test_a_plan_keeps_one_effect_column_per_intervention(service) -> None:
     x0 = data["x0"].to_numpy()
     assert np.corrcoef(plan.data["effect_coupon"], x0)[0, 1] > 0.5
     assert abs(np.corrcoef(plan.data["effect_coupon_2"], x0)[0, 1]) < 0.3
+
+
+# -- F20: plan rows without a customer id take no budget and are not stored --------------------------------
+
+
+def test_plan_rows_without_a_customer_id_take_no_budget(service) -> None:
+    data = planted_uplift(3000, seed=3)
+    best = data["x0"].nlargest(5).index  # the coupon's largest effects: first in line for the budget
+    data.loc[best, "customer_id"] = None
+    dataset = upload_frame(service, "u_missing", data, customer_id_column="customer_id")
+    request = pb.TrainUpliftRequest(
+        dataset_id=dataset.dataset_id,
+        model_name="missing_ids",
+        outcome_column="y",
+        treatment_column="arm",
+        control_value="control",
+        interventions=[pb.Intervention(name="coupon", cost_fen=100)],
+        bootstrap_rounds=10,
+        feature_columns=["x0", "x1", "x2", "x3"],
+    )
+    finished(service, service.uplift.train(request))
+    plan_request = pb.PlanInterventionsRequest(model_name="missing_ids", dataset_id=dataset.dataset_id, budget_fen=500)
+    stored, plan = service.catalog.load(finished(service, service.uplift.plan(plan_request)).result_name)
+    ids = plan.data["customer_id"]
+    assert len(plan.data) == 3000 - 5 and ids.notna().all() and not ids.isin(["None", "nan", ""]).any()
+    assert (plan.data["intervention"] == "coupon").sum() == 5  # the budget went to reachable customers
+    assert stored.lineage["rows_without_customer_id"] == "5"
