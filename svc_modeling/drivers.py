@@ -23,6 +23,7 @@ from svc_modeling.config import ModelingSettings
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks
 from svc_modeling.methods import drivers as methods
+from svc_modeling.models import customer_text
 from svc_modeling.profiles import ProfileSnapshots
 from svc_modeling.store import SqlModelingStore, utcnow
 
@@ -164,11 +165,8 @@ class DriverService:
         analysis, model = self.artifact(analysis_id)
         dataset, frame = self._catalog.load(analysis.dataset_id)
         x = model.encoder.transform(frame.data)  # type: ignore[attr-defined]
-        ids = (
-            frame.data[dataset.customer_id_column].astype(object).map(str).to_numpy()
-            if dataset.customer_id_column
-            else None
-        )
+        # the shared id text: a numeric id 1005 is "1005", as svc_profile and the other RPCs write it
+        ids = customer_text(frame.data[dataset.customer_id_column]) if dataset.customer_id_column else None
         # What-if for everyone runs on a fixed random sample (its sampling error is in the interval); the
         # members' predictions for it as it is are computed once here.
         sample = _sample(x, self.settings.what_if_max_rows, 7)

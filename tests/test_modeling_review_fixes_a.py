@@ -265,3 +265,18 @@ def test_plan_rows_without_a_customer_id_take_no_budget(service) -> None:
     assert len(plan.data) == 3000 - 5 and ids.notna().all() and not ids.isin(["None", "nan", ""]).any()
     assert (plan.data["intervention"] == "coupon").sum() == 5  # the budget went to reachable customers
     assert stored.lineage["rows_without_customer_id"] == "5"
+
+
+# -- F7: what-if for one customer of a numeric id column ---------------------------------------------------
+
+
+def test_what_if_finds_a_customer_of_a_numeric_id_column(service) -> None:
+    int_id = pb.Column(name="customer_id", type=types_pb2.VALUE_TYPE_INT)
+    dataset = upload_frame(service, "numeric_ids", _calls_data(), customer_id_column="customer_id", columns=[int_id])
+    assert service.catalog.load(dataset.dataset_id)[1].data["customer_id"].dtype == np.float64
+    analysis_id = _analysis(service, dataset.dataset_id, "linear_dml")
+    customer = pb.Population(user=types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value="1005"))
+    answer = service.drivers.what_if(
+        pb.WhatIfRequest(analysis_id=analysis_id, factor="calls", shift_by=1.0, population=customer)
+    )
+    assert answer.population_size == 1
