@@ -158,12 +158,20 @@ class ReviewService:
             fresh_ids = [self._refreshed(ctx, dataset_id, notes) for dataset_id in schedule.refresh_dataset_ids]
             del schedule.refresh_dataset_ids[:]
             schedule.refresh_dataset_ids.extend(fresh_ids)
+            # One model or analysis that cannot be reviewed (its training dataset deleted, say) is reported as
+            # such; the others are still reviewed.
             for i, name in enumerate(schedule.model_names):
                 ctx.progress(100 * i / steps, f"reviewing model {name}")
-                notes.append(self._review_model(ctx, schedule, name, report))
+                try:
+                    notes.append(self._review_model(ctx, schedule, name, report))
+                except QimingError as exc:
+                    notes.append(f"{name}: not reviewed ({exc.message}).")
             for j, analysis_id in enumerate(schedule.analysis_ids):
                 ctx.progress(100 * (len(schedule.model_names) + j) / steps, f"re-estimating analysis {analysis_id}")
-                notes.append(self._review_analysis(schedule, analysis_id, report))
+                try:
+                    notes.append(self._review_analysis(schedule, analysis_id, report))
+                except QimingError as exc:
+                    notes.append(f"analysis {analysis_id}: not reviewed ({exc.message}).")
             report.summary = " ".join(n for n in notes if n)
             body = json_format.MessageToDict(report, preserving_proto_field_name=True)
             self._store.add_report(report.report_id, schedule_id, body, created_at)

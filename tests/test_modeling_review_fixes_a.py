@@ -280,3 +280,24 @@ def test_what_if_finds_a_customer_of_a_numeric_id_column(service) -> None:
         pb.WhatIfRequest(analysis_id=analysis_id, factor="calls", shift_by=1.0, population=customer)
     )
     assert answer.population_size == 1
+
+
+# -- F18: a deleted training dataset fails only its own model's review ------------------------------------
+
+
+def test_review_goes_on_when_a_training_dataset_was_deleted(service) -> None:
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"x": rng.normal(size=400)})
+    data["y"] = (rng.random(400) < 1 / (1 + np.exp(-data["x"]))).astype(int)
+    gone = upload_frame(service, "gone", data)
+    kept = upload_frame(service, "kept", data)
+    for name, dataset in (("f18_gone", gone), ("f18_kept", kept)):
+        request = pb.TrainModelRequest(
+            dataset_id=dataset.dataset_id, model_name=name, label_column="y", feature_columns=["x"]
+        )
+        finished(service, service.models.train(request))
+    service.catalog.delete(gone.dataset_id)
+    schedule = service.review.create_schedule(pb.ReviewSchedule(model_names=["f18_gone", "f18_kept"], cron="0 3 * * *"))
+    report = service.review.get_report(finished(service, service.review.run(schedule.schedule_id)).result_name)
+    assert f"f18_gone: not reviewed (no dataset '{gone.dataset_id}')" in report.summary, report.summary
+    assert "f18_kept v1: stable" in report.summary, report.summary
