@@ -223,6 +223,10 @@ class DriverService:
             rows, current, population = x[match], None, int(match.sum())
         after = rows.copy()
         value = getattr(request, change)
+        if not np.isfinite(value):
+            raise InvalidArgument(
+                f"{change} is {value}: give a finite number", violations=[FieldViolation(change, "a finite number")]
+            )
         if change == "set_to":
             after[:, column] = value
         elif change == "shift_by":

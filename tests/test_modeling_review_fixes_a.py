@@ -301,3 +301,101 @@ def test_review_goes_on_when_a_training_dataset_was_deleted(service) -> None:
     report = service.review.get_report(finished(service, service.review.run(schedule.schedule_id)).result_name)
     assert f"f18_gone: not reviewed (no dataset '{gone.dataset_id}')" in report.summary, report.summary
     assert "f18_kept v1: stable" in report.summary, report.summary
+
+
+# -- F9: bad input gets a status naming the field, never INTERNAL or a silent number ----------------------
+
+
+def _propensity_data(n: int = 2000, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    cat = np.array([f"k{i}" for i in rng.integers(0, 300, n)])  # ~290 categories: not free text
+    y = (rng.random(n) < 1 / (1 + np.exp(-x))).astype(int)
+    return pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)], "x": x, "cat": cat, "y": y})
+
+
+def test_text_in_a_numeric_feature_is_refused_not_scored_as_missing(service) -> None:
+    dataset = upload_frame(service, "f9_p", _propensity_data(), customer_id_column="customer_id")
+    request = pb.TrainModelRequest(
+        dataset_id=dataset.dataset_id, model_name="f9_prop", label_column="y", feature_columns=["x"]
+    )
+    finished(service, service.models.train(request))
+    unset = service.models.predict(
+        pb.PredictRequest(model_name="f9_prop", columns=["x"], rows=[pb.Row(values=[types_pb2.Value()])])
+    )
+    assert len(unset.scores) == 1  # an unset value is missing: still scored
+    text = pb.Row(values=[types_pb2.Value(string_value="twelve")])
+    with pytest.raises(InvalidArgument, match="column 'x' is numeric but row 0 holds 'twelve'") as raised:
+        service.models.predict(pb.PredictRequest(model_name="f9_prop", columns=["x"], rows=[text]))
+    assert raised.value.violations[0].field == "rows"
+
+
+def test_hist_gbm_with_more_than_255_categories_is_refused_before_the_job(service) -> None:
+    dataset = upload_frame(service, "f9_p2", _propensity_data(), customer_id_column="customer_id")
+    request = pb.TrainModelRequest(
+        dataset_id=dataset.dataset_id,
+        model_name="f9_hist",
+        label_column="y",
+        feature_columns=["x", "cat"],
+        algorithm="sklearn_hist_gbm",
+    )
+    with pytest.raises(
+        InvalidArgument, match=r"text feature 'cat' has \d+ categories: sklearn_hist_gbm takes at most 255"
+    ) as raised:
+        service.models.train(request)
+    assert raised.value.violations[0].field == "feature_columns"
+
+
+@pytest.mark.parametrize(
+    ("names", "field", "message"),
+    [
+        (["control", "coupon"], "interventions[0].name", "'control' is the control value"),
+        (["coupon", "coupon"], "interventions[1].name", "intervention 'coupon' is named twice"),
+    ],
+)
+def test_uplift_interventions_must_be_distinct_non_control_arms(service, names, field, message) -> None:
+    dataset = upload_frame(service, "f9_u", planted_uplift(3000), customer_id_column="customer_id")
+    request = pb.TrainUpliftRequest(
+        dataset_id=dataset.dataset_id,
+        model_name="f9_up",
+        outcome_column="y",
+        treatment_column="arm",
+        control_value="control",
+        interventions=[pb.Intervention(name=n) for n in names],
+        bootstrap_rounds=10,
+    )
+    with pytest.raises(InvalidArgument, match=message) as raised:
+        service.uplift.train(request)
+    assert raised.value.violations[0].field == field
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[types_pb2.Value(), types_pb2.Value()], [types_pb2.Value(string_value="a"), types_pb2.Value(double_value=1)]],
+)
+def test_funnel_between_needs_two_numbers(service, values) -> None:
+    from svc_common.pb.qiming.common.v1 import condition_pb2 as cond
+    from svc_modeling.funnel import compute_funnel
+
+    data = pd.DataFrame(
+        {"awareness": [1.0, 1, 1, 0], "interest": [1.0, 1, 0, 0], "purchase": [1.0, 0, 0, 0], "loyalty": [0.0] * 4}
+    )
+    dataset = upload_frame(service, "f9_f", data)
+    between = cond.Condition(
+        comparison=cond.Comparison(field=cond.FieldRef(name="interest"), operator=cond.OPERATOR_BETWEEN, values=values)
+    )
+    stages = (pb.AIPL_STAGE_AWARENESS, pb.AIPL_STAGE_INTEREST, pb.AIPL_STAGE_PURCHASE, pb.AIPL_STAGE_LOYALTY)
+    rules = [pb.AiplStageRule(stage=s, condition=between) for s in stages]
+    with pytest.raises(InvalidArgument, match="BETWEEN needs two numbers") as raised:
+        compute_funnel(pb.ComputeAiplFunnelRequest(driver_dataset_id=dataset.dataset_id, rules=rules), service.catalog)
+    assert raised.value.violations[0].field.endswith("comparison.values")
+
+
+@pytest.mark.parametrize("change", ["set_to", "shift_by", "scale_by"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_what_if_with_a_non_finite_change_is_refused(service, change: str, value: float) -> None:
+    dataset = upload_frame(service, "calls_w", _calls_data())
+    analysis_id = _analysis(service, dataset.dataset_id, "linear_dml")
+    with pytest.raises(InvalidArgument, match=f"{change} is {value}: give a finite number") as raised:
+        service.drivers.what_if(pb.WhatIfRequest(analysis_id=analysis_id, factor="calls", **{change: value}))
+    assert raised.value.violations[0].field == change
