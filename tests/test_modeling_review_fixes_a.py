@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from modeling_helpers import finished, modeling_settings, planted_uplift, running_service, upload_frame
+from test_modeling_profiles import modeling, suite  # noqa: F401  (module fixtures: real svc_collect + svc_profile)
 
 from svc_common.errors import InvalidArgument
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
+from svc_modeling.funnel_profiles import feature_event_types
 from svc_modeling.profiles import segment_name, segment_names
 
 
@@ -399,3 +401,23 @@ def test_what_if_with_a_non_finite_change_is_refused(service, change: str, value
     with pytest.raises(InvalidArgument, match=f"{change} is {value}: give a finite number") as raised:
         service.drivers.what_if(pb.WhatIfRequest(analysis_id=analysis_id, factor="calls", **{change: value}))
     assert raised.value.violations[0].field == change
+
+
+# -- F6: the funnel over profiles never reports a stage's own definition as its driver ---------------------
+
+
+def test_profile_funnel_drivers_exclude_the_next_stages_defining_features(modeling) -> None:  # noqa: F811
+    from svc_modeling.funnel import compute_funnel
+
+    settings = modeling.snapshots.settings
+    trade, views = tuple(settings.trade_event_types), tuple(settings.view_event_types)
+    answer = compute_funnel(pb.ComputeAiplFunnelRequest(), modeling.catalog, 0, modeling.snapshots)
+    drivers = {t.to_stage: [d.factor for d in t.drivers] for t in answer.transitions}
+    to_interest, to_purchase = drivers[pb.AIPL_STAGE_INTEREST], drivers[pb.AIPL_STAGE_PURCHASE]
+    assert to_interest and to_purchase, drivers  # other features (logins, attributes) are still candidates
+    for factor in to_interest:  # interest is "a view": no view feature, nothing counting every event
+        assert feature_event_types(factor, trade, views) is not None, factor
+        assert not set(feature_event_types(factor, trade, views)) & set(views), factor
+    for factor in to_purchase:  # purchase is "a trade"
+        assert feature_event_types(factor, trade, views) is not None, factor
+        assert "trade" not in factor and not factor.startswith("turnover_fen"), factor
