@@ -67,6 +67,15 @@ def check_definition(dataset: modeling_pb2.Dataset, *, max_columns: int, need_ty
             )
         if column.name in seen:
             violations.append(FieldViolation(f"{where}.name", f"column {column.name!r} is declared twice"))
+        if column.role == modeling_pb2.COLUMN_ROLE_WEIGHT:
+            # No estimate uses sample weights yet: accepting the role would give unweighted results silently.
+            violations.append(
+                FieldViolation(
+                    f"{where}.role",
+                    f"column {column.name!r}: role WEIGHT is not supported yet (no estimate applies sample "
+                    "weights); give it role FEATURE or IGNORED",
+                )
+            )
         seen.add(column.name)
         if need_types and column.type not in SUPPORTED_TYPES:
             violations.append(

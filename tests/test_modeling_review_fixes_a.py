@@ -421,3 +421,26 @@ def test_profile_funnel_drivers_exclude_the_next_stages_defining_features(modeli
     for factor in to_purchase:  # purchase is "a trade"
         assert feature_event_types(factor, trade, views) is not None, factor
         assert "trade" not in factor and not factor.startswith("turnover_fen"), factor
+
+
+# -- F19: the WEIGHT role is refused until estimates apply sample weights -----------------------------------
+
+
+def test_a_weight_column_is_refused_not_silently_ignored(service) -> None:
+    weight = pb.Column(name="w", type=types_pb2.VALUE_TYPE_DOUBLE, role=pb.COLUMN_ROLE_WEIGHT)
+    definition = pb.Dataset(name="weighted", columns=[weight])
+    with pytest.raises(InvalidArgument, match="role WEIGHT is not supported yet") as raised:
+        service.upload_file(definition, pb.FILE_FORMAT_CSV, b"x,w\n1,0.5\n2,2.0\n")
+    assert raised.value.violations[0].field == "dataset.columns[0].role"
+    x = pb.Column(name="x", type=types_pb2.VALUE_TYPE_DOUBLE)
+    rows = [pb.Row(values=[types_pb2.Value(double_value=1.0), types_pb2.Value(double_value=0.5)])]
+    with pytest.raises(InvalidArgument, match="'w': role WEIGHT") as raised:
+        service.import_rows(
+            iter(
+                [
+                    pb.ImportRowsRequest(dataset=pb.Dataset(name="weighted", columns=[x, weight])),
+                    pb.ImportRowsRequest(rows=rows),
+                ]
+            )
+        )
+    assert raised.value.violations[0].field == "dataset.columns[1].role"
