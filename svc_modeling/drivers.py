@@ -23,6 +23,7 @@ from svc_modeling.config import ModelingSettings
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks
 from svc_modeling.methods import drivers as methods
+from svc_modeling.models import customer_text
 from svc_modeling.profiles import ProfileSnapshots
 from svc_modeling.store import SqlModelingStore, utcnow
 
@@ -106,7 +107,7 @@ class DriverService:
                 adjust = [
                     names.index(c) for c in methods.graph_adjustment(factor, request.outcome_column, names, edges)
                 ]
-                w, t = x[:, adjust], x[:, column]
+                w, t = methods.adjustment(x, adjust, encoder.categorical_indices, method), x[:, column]
                 effects[factor] = methods.dml_effect(y, t, w, method, seed)
                 if request.refute:
                     ctx.progress(100 * (i + 0.5) / steps, f"refuting the effect of {factor}")
@@ -148,23 +149,24 @@ class DriverService:
 
         return self._jobs.submit("estimate_drivers", run, created_by)
 
+    def artifact(self, analysis_id: str) -> tuple[pb.DriverAnalysis, methods.OutcomeModel]:
+        """The analysis and its outcome model (encoder: features and text categories; seed), without its data."""
+        row = self._store.get_analysis(analysis_id) if analysis_id else None
+        if row is None:
+            raise NotFound(f"no driver analysis {analysis_id!r}", metadata={"analysis_id": analysis_id})
+        analysis = json_format.ParseDict(row["body"], pb.DriverAnalysis())
+        return analysis, pickle.loads(self._store.get_blob(row["artifact_blob_id"]))
+
     def _load(self, analysis_id: str) -> tuple[Any, ...]:
         with self._lock:
             if analysis_id in self._cache:
                 self._cache.move_to_end(analysis_id)
                 return self._cache[analysis_id]
-        row = self._store.get_analysis(analysis_id) if analysis_id else None
-        if row is None:
-            raise NotFound(f"no driver analysis {analysis_id!r}", metadata={"analysis_id": analysis_id})
-        analysis = json_format.ParseDict(row["body"], pb.DriverAnalysis())
-        model: methods.OutcomeModel = pickle.loads(self._store.get_blob(row["artifact_blob_id"]))
-        dataset, frame = self._catalog.load(row["dataset_id"])
+        analysis, model = self.artifact(analysis_id)
+        dataset, frame = self._catalog.load(analysis.dataset_id)
         x = model.encoder.transform(frame.data)  # type: ignore[attr-defined]
-        ids = (
-            frame.data[dataset.customer_id_column].astype(object).map(str).to_numpy()
-            if dataset.customer_id_column
-            else None
-        )
+        # the shared id text: a numeric id 1005 is "1005", as svc_profile and the other RPCs write it
+        ids = customer_text(frame.data[dataset.customer_id_column]) if dataset.customer_id_column else None
         # What-if for everyone runs on a fixed random sample (its sampling error is in the interval); the
         # members' predictions for it as it is are computed once here.
         sample = _sample(x, self.settings.what_if_max_rows, 7)
@@ -221,6 +223,10 @@ class DriverService:
             rows, current, population = x[match], None, int(match.sum())
         after = rows.copy()
         value = getattr(request, change)
+        if not np.isfinite(value):
+            raise InvalidArgument(
+                f"{change} is {value}: give a finite number", violations=[FieldViolation(change, "a finite number")]
+            )
         if change == "set_to":
             after[:, column] = value
         elif change == "shift_by":

@@ -132,7 +132,7 @@ def evaluate(condition: condition_pb2.Condition, frame: Frame, where: str, used:
         inside = column.isin(values).to_numpy()
         return inside if op == Op.OPERATOR_IN else ~inside & present
     if op == Op.OPERATOR_BETWEEN:
-        if len(values) != 2 or text:
+        if len(values) != 2 or text or not all(isinstance(v, float) for v in values):
             raise _bad(f"{where}.comparison.values", "BETWEEN needs two numbers on a numeric column")
         numbers = column.to_numpy(dtype=np.float64)
         return (numbers >= values[0]) & (numbers <= values[1])

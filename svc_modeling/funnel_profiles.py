@@ -7,6 +7,12 @@ Features and event conditions come from the event log (``svc_modeling.snapshot``
 membership are svc_profile's current values. Without rules the defaults are: awareness — any event
 (``events_total`` ≥ 1); interest — a view event (``count.<view type>.400d`` ≥ 1 for any of
 ``view_event_types``); purchase — a trade (``trade_count`` ≥ 1); loyalty — a repeat trade (``trade_count`` ≥ 2).
+
+Drivers of a transition are the numeric snapshot features except those the next stage is defined by: every
+feature built from an event type its rule reads (a trade rule drops ``turnover_fen``, ``count.trade_filled.*``,
+...; a view rule drops ``views.*``, ``risk_views.*``, ``count.<view type>.*``; any of them drops the any-event
+features ``events_total``, ``sessions``, ``first_seen_at``, ``last_seen_at``), so a stage is never reported as
+its own driver.
 """
 
 from __future__ import annotations
@@ -45,6 +51,46 @@ def default_rules(view_event_types: tuple[str, ...]) -> dict[int, C.Condition]:
         pb.AIPL_STAGE_PURCHASE: _at_least("trade_count", 1),
         pb.AIPL_STAGE_LOYALTY: _at_least("trade_count", 2),
     }
+
+
+_ANY_EVENT = ("events_total", "sessions", "first_seen_at", "last_seen_at")
+_TRADE = ("trade_count", "first_trade_at", "last_trade_at", "trade_amount_masked", "risk.max_traded_level")
+EVERY = None  # "every event type"
+
+
+def feature_event_types(name: str, trade: tuple[str, ...], views: tuple[str, ...]) -> set[str] | None:
+    """The event types svc_profile builds feature ``name`` from (``EVERY``: all; empty: none, an attribute)."""
+    if name in _ANY_EVENT:
+        return EVERY
+    if name.startswith("count.") and name.count(".") >= 2:
+        return {name[len("count.") :].rsplit(".", 1)[0]}
+    if name in _TRADE or name == "turnover_fen" or name.startswith("turnover_fen."):
+        return set(trade)
+    if name.startswith(("views.", "risk_views.")):
+        return set(views)
+    return set()
+
+
+def rule_event_types(node: object, trade: tuple[str, ...], views: tuple[str, ...]) -> set[str] | None:
+    """The event types a compiled stage rule reads (``EVERY`` when it reads an any-event feature)."""
+    types: set[str] = set()
+    for n in walk_tree(node):
+        if isinstance(n, EventCount | EventAbsence):
+            types.add(n.event_type)
+        elif isinstance(n, Compare) and n.source == Source.FEATURE:
+            read = feature_event_types(n.name, trade, views)
+            if read is EVERY:
+                return EVERY
+            types |= read
+    return types
+
+
+def defined_by(name: str, types: set[str] | None, trade: tuple[str, ...], views: tuple[str, ...]) -> bool:
+    """Whether feature ``name`` is built from events of ``types``: then it restates a stage read from them."""
+    source = feature_event_types(name, trade, views)
+    if types is EVERY:
+        return source is EVERY or bool(source)
+    return bool(types) and (source is EVERY or bool(source & types))
 
 
 def _rules(request: pb.ComputeAiplFunnelRequest, view_event_types: tuple[str, ...]) -> dict[int, C.Condition]:
@@ -105,6 +151,8 @@ def profile_funnel(
     attributes = {c: dict(s.attributes) for c, s in zip(customers, subjects, strict=True)}
     frame = snapshot_frame(builder, customers, attributes) if customers else None
     factors = driver_factors(frame, used) if frame is not None else []
+    trade, views = tuple(snapshots.settings.trade_event_types), tuple(snapshots.settings.view_event_types)
+    reads = {stage: rule_event_types(node, trade, views) for stage, node in nodes.items()}
     lowest, break_from = 2.0, pb.AIPL_STAGE_UNSPECIFIED
     for k in range(3):
         base, nxt = masks[k], masks[k + 1]
@@ -113,6 +161,8 @@ def profile_funnel(
         if base.sum() and conversion < lowest:
             lowest, break_from = conversion, STAGES[k]
         if frame is not None:
-            add_drivers(transition, frame.data.loc[base], nxt[base], factors, seed + k)
+            target = reads[STAGES[k + 1]]
+            candidates = [f for f in factors if not defined_by(f, target, trade, views)]
+            add_drivers(transition, frame.data.loc[base], nxt[base], candidates, seed + k)
     response.break_point_from = break_from
     return response

@@ -12,8 +12,10 @@ from svc_modeling.frame import Frame
 def fuse(survey: Frame, survey_id: str, operations: Frame, operations_id: str, join: str) -> Frame:
     """One row per survey answer with the customer's operational columns beside it.
 
-    A column name both sides use is kept from the survey and suffixed ``_ops`` from operations. Operations
-    rows must be unique per customer (a survey answer must not be duplicated by the join).
+    A column name both sides use is kept from the survey and suffixed ``_ops`` (``_ops2``, ... when that is
+    taken too) from operations. Operations rows must be unique per customer (a survey answer must not be
+    duplicated by the join). A missing customer id matches nothing: an operations row without one is left
+    out, and a survey answer without one gets empty operational columns (``left``) or is left out (``inner``).
     """
     ops_ids = operations.data[operations_id]
     duplicated = ops_ids[ops_ids.duplicated()].dropna()
@@ -33,7 +35,12 @@ def fuse(survey: Frame, survey_id: str, operations: Frame, operations_id: str, j
     for spec in operations.columns:
         if spec.name == operations_id:
             continue
-        name = spec.name if spec.name not in taken else f"{spec.name}_ops"
+        name = spec.name
+        suffix = 1
+        while name in taken:
+            name = f"{spec.name}_ops" + (str(suffix) if suffix > 1 else "")
+            suffix += 1
+        taken.add(name)
         rename[spec.name] = name
         column = modeling_pb2.Column()
         column.CopyFrom(spec)
@@ -42,11 +49,17 @@ def fuse(survey: Frame, survey_id: str, operations: Frame, operations_id: str, j
     left = survey.data.assign(__key=survey.data[survey_id].astype(object).map(_key))
     right = operations.data.rename(columns=rename).drop(columns=[operations_id])
     right = right.assign(__key=operations.data[operations_id].astype(object).map(_key))
+    # pandas matches a missing key with a missing key: an anonymous answer would be glued to other people's rows
+    right = right[right["__key"].notna()]
+    left = left.assign(__key=left["__key"].map(lambda k: _NO_MATCH if k is None else k))
     merged = left.merge(right, on="__key", how=join, sort=False).drop(columns=["__key"]).reset_index(drop=True)
     for column in columns:
         if merged[column.name].dtype != object and column.type == 1:
             merged[column.name] = merged[column.name].astype(object)
     return Frame(pd.DataFrame({c.name: merged[c.name] for c in columns}), columns)
+
+
+_NO_MATCH = object()  # equal only to itself: a missing survey id that joins no operations row
 
 
 def _key(value: object) -> object:

@@ -67,6 +67,15 @@ def check_definition(dataset: modeling_pb2.Dataset, *, max_columns: int, need_ty
             )
         if column.name in seen:
             violations.append(FieldViolation(f"{where}.name", f"column {column.name!r} is declared twice"))
+        if column.role == modeling_pb2.COLUMN_ROLE_WEIGHT:
+            # No estimate uses sample weights yet: accepting the role would give unweighted results silently.
+            violations.append(
+                FieldViolation(
+                    f"{where}.role",
+                    f"column {column.name!r}: role WEIGHT is not supported yet (no estimate applies sample "
+                    "weights); give it role FEATURE or IGNORED",
+                )
+            )
         seen.add(column.name)
         if need_types and column.type not in SUPPORTED_TYPES:
             violations.append(
@@ -157,9 +166,12 @@ class RowCollector:
         return Frame(pd.DataFrame(data), self.columns)
 
 
-def _read_csv(content: bytes) -> tuple[pd.DataFrame, dict[str, int]]:
+def _read_csv(content: bytes, text: set[str]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """``text`` columns (declared STRING, and the customer id) are read as written: "000123" stays "000123"."""
     try:
-        return pd.read_csv(io.BytesIO(content), low_memory=False), {}
+        header = pd.read_csv(io.BytesIO(content), nrows=0).columns
+        dtype = {name: str for name in header if name in text}
+        return pd.read_csv(io.BytesIO(content), low_memory=False, dtype=dtype), {n: VT.VALUE_TYPE_STRING for n in dtype}
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InvalidArgument(
             f"not a readable CSV file: {str(exc).splitlines()[0]}",
@@ -168,8 +180,9 @@ def _read_csv(content: bytes) -> tuple[pd.DataFrame, dict[str, int]]:
         ) from None
 
 
-def _read_arrow(content: bytes, file_format: int) -> tuple[pd.DataFrame, dict[str, int]]:
-    """An Arrow IPC (file or stream) or Parquet file; timestamps and dates become epoch microseconds."""
+def _read_arrow(content: bytes, file_format: int, text: set[str]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """An Arrow IPC (file or stream) or Parquet file; timestamps and dates become epoch microseconds, ``text``
+    columns (declared STRING, and the customer id) keep integers exactly as text."""
     import pyarrow as pa
     import pyarrow.ipc
     import pyarrow.parquet as pq
@@ -207,9 +220,19 @@ def _read_arrow(content: bytes, file_format: int) -> tuple[pd.DataFrame, dict[st
         elif pa.types.is_decimal(kind) or pa.types.is_floating(kind):
             column = column.cast(pa.float64())
             types[field.name] = VT.VALUE_TYPE_DOUBLE
+        elif pa.types.is_integer(kind) and field.name in text:
+            column = column.cast(pa.string())
+            types[field.name] = VT.VALUE_TYPE_STRING
         elif pa.types.is_integer(kind):
             # The file's type, not pandas' guess: a nullable int column arrives as float64.
-            column = column.cast(pa.float64())
+            try:
+                column = column.cast(pa.float64())
+            except pa.ArrowInvalid:
+                raise InvalidArgument(
+                    f"column {field.name!r} holds integers beyond ±2^53, which a number column cannot keep exactly: "
+                    "declare it STRING (an id) or scale it",
+                    violations=[FieldViolation("dataset.columns", f"declare {field.name!r} with type STRING")],
+                ) from None
             types[field.name] = VT.VALUE_TYPE_INT
         elif pa.types.is_boolean(kind):
             column = column.cast(pa.float64())
@@ -231,10 +254,14 @@ def read_file(
     sensitivity of those columns."""
     if not content:
         raise InvalidArgument("the uploaded file is empty", violations=[FieldViolation("chunk", "send the file")])
+    # Ids are text unless declared otherwise: read as numbers they lose leading zeros and, past 2^53, digits.
+    text = {c.name for c in dataset.columns if c.type in STRING_TYPES}
+    if dataset.customer_id_column and not any(c.name == dataset.customer_id_column and c.type for c in dataset.columns):
+        text.add(dataset.customer_id_column)
     if file_format in (modeling_pb2.FILE_FORMAT_CSV, modeling_pb2.FILE_FORMAT_UNSPECIFIED):
-        table, inferred = _read_csv(content)
+        table, inferred = _read_csv(content, text)
     elif file_format in (modeling_pb2.FILE_FORMAT_ARROW_IPC, modeling_pb2.FILE_FORMAT_PARQUET):
-        table, inferred = _read_arrow(content, file_format)
+        table, inferred = _read_arrow(content, file_format, text)
     else:
         raise InvalidArgument(
             f"unknown file format {file_format}", violations=[FieldViolation("format", "CSV, ARROW_IPC or PARQUET")]
@@ -261,6 +288,8 @@ def read_file(
             spec.role = ROLE.COLUMN_ROLE_ID if name == dataset.customer_id_column else ROLE.COLUMN_ROLE_FEATURE
         columns.append(spec)
         data[spec.name] = to_storage(table[name], spec.type)
+        if spec.role == ROLE.COLUMN_ROLE_ID and spec.type in NUMERIC_TYPES:
+            _exact_ids(spec.name, data[spec.name])
     check_definition(
         modeling_pb2.Dataset(name=dataset.name, columns=columns, customer_id_column=dataset.customer_id_column),
         max_columns=10_000,
@@ -282,6 +311,18 @@ def read_file(
     if rejected:
         frame = frame.loc[~bad].reset_index(drop=True)
     return Frame(frame, columns), problems, rejected
+
+
+def _exact_ids(name: str, values: pd.Series) -> None:
+    """A numeric id column must hold integers a float64 keeps exactly (ids are keys: a rounded one is
+    somebody else)."""
+    numbers = values.to_numpy(dtype=np.float64)
+    known = numbers[np.isfinite(numbers)]
+    if (np.abs(known) >= 2**53).any() or (known != np.round(known)).any():
+        raise InvalidArgument(
+            f"id column {name!r} holds numbers that are not exact integers below 2^53: declare it STRING",
+            violations=[FieldViolation("dataset.columns", f"declare {name!r} with type STRING")],
+        )
 
 
 def problem_messages(problems: Sequence[RowProblem]) -> list[modeling_pb2.RowProblem]:

@@ -212,6 +212,7 @@ class ModelRegistry:
         features = checks.feature_columns(frame, request.feature_columns, [label], "feature_columns")
         features = [f for f in features if request.feature_columns or f not in exclude]
         encoder = checks.FeatureEncoder.fit(frame, features)
+        propensity.check_categories(algorithm, encoder, "feature_columns")
         x = encoder.transform(frame.data)
         checks.check_leakage(x, features, y, self.settings.leakage_auc_threshold)
         parent = self._store.get_model(request.model_name, 0)

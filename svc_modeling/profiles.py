@@ -22,7 +22,7 @@ from svc_common.pb.qiming.common.v1 import job_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_modeling.catalog import DatasetCatalog
 from svc_modeling.config import ModelingSettings
-from svc_modeling.frame import Frame
+from svc_modeling.frame import Frame, digest
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.remote import LogClient, ProfileClient
 from svc_modeling.snapshot import ID_COLUMN, LabelSpec, SnapshotBuilder, snapshot_frame
@@ -231,8 +231,7 @@ class ProfileSnapshots:
         """One static segment per intervention, members replaced by the planned customers; lineage entries."""
         lineage: dict[str, str] = {}
         segment_ids = []
-        for j, name in enumerate(names):
-            segment_id = segment_name(prefix, name)
+        for j, (name, segment_id) in enumerate(zip(names, segment_names(prefix, names), strict=True)):
             members = [str(i) for i in ids[choice == j]]
             size, missing = self.profile.replace_static_members(segment_id, f"{prefix} {name}", source, members)
             segment_ids.append(segment_id)
@@ -245,10 +244,29 @@ class ProfileSnapshots:
 
 
 def segment_name(prefix: str, intervention: str) -> str:
-    """``<prefix>_<intervention>`` as a svc_profile segment id (lower_snake_case, at most 64 characters)."""
-    text = f"{prefix}_{intervention}".lower()
-    cleaned = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in text)
-    return cleaned[:64]
+    """``<prefix>_<intervention>`` as a svc_profile segment id (lower_snake_case, at most 64 characters).
+
+    A name that is already lower_snake ASCII and short enough is used as it is; any other (Chinese, upper case,
+    punctuation, too long) is cleaned and gets ``_`` + the first 8 hex digits of the SM3 of the raw name, so
+    that different names ("优惠券", "红包券"; "Coupon", "coupon") never share a segment."""
+    raw = f"{prefix}_{intervention}"
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in raw.lower())
+    if cleaned == raw and len(raw) <= 64:
+        return raw
+    return f"{cleaned[:55]}_{digest(raw.encode())[:8]}"
+
+
+def segment_names(prefix: str, names: Sequence[str]) -> list[str]:
+    """The segment id of each intervention; INVALID_ARGUMENT when two would share one."""
+    ids = [segment_name(prefix, name) for name in names]
+    for j, segment_id in enumerate(ids):
+        if segment_id in ids[:j]:
+            other = names[ids.index(segment_id)]
+            raise InvalidArgument(
+                f"interventions {other!r} and {names[j]!r} would both be exported as segment {segment_id!r}",
+                violations=[FieldViolation("export_segment_prefix", "rename one of the interventions")],
+            )
+    return ids
 
 
 def check_export_prefix(prefix: str) -> None:

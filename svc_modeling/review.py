@@ -158,12 +158,20 @@ class ReviewService:
             fresh_ids = [self._refreshed(ctx, dataset_id, notes) for dataset_id in schedule.refresh_dataset_ids]
             del schedule.refresh_dataset_ids[:]
             schedule.refresh_dataset_ids.extend(fresh_ids)
+            # One model or analysis that cannot be reviewed (its training dataset deleted, say) is reported as
+            # such; the others are still reviewed.
             for i, name in enumerate(schedule.model_names):
                 ctx.progress(100 * i / steps, f"reviewing model {name}")
-                notes.append(self._review_model(ctx, schedule, name, report))
+                try:
+                    notes.append(self._review_model(ctx, schedule, name, report))
+                except QimingError as exc:
+                    notes.append(f"{name}: not reviewed ({exc.message}).")
             for j, analysis_id in enumerate(schedule.analysis_ids):
                 ctx.progress(100 * (len(schedule.model_names) + j) / steps, f"re-estimating analysis {analysis_id}")
-                notes.append(self._review_analysis(schedule, analysis_id, report))
+                try:
+                    notes.append(self._review_analysis(schedule, analysis_id, report))
+                except QimingError as exc:
+                    notes.append(f"analysis {analysis_id}: not reviewed ({exc.message}).")
             report.summary = " ".join(n for n in notes if n)
             body = json_format.MessageToDict(report, preserving_proto_field_name=True)
             self._store.add_report(report.report_id, schedule_id, body, created_at)
@@ -253,22 +261,26 @@ class ReviewService:
         )
 
     def _review_analysis(self, schedule: pb.ReviewSchedule, analysis_id: str, report: pb.ReviewReport) -> str:
-        analysis = self._drivers.get(analysis_id)
+        analysis, model = self._drivers.artifact(analysis_id)
+        encoder = model.encoder
+        names = list(encoder.features)  # type: ignore[attr-defined]
         edges = [(e.cause, e.effect) for e in analysis.graph]
-        names = sorted({c for c, _ in edges} | {e for _, e in edges} - {analysis.outcome_column})
         fresh_id, fresh = self._fresh(schedule, [*names, analysis.outcome_column], analysis.dataset_id)
         if fresh_id == analysis.dataset_id:
             return f"analysis {analysis_id}: no fresh dataset holds its columns; not re-estimated."
         y = fresh.data[analysis.outcome_column].to_numpy(dtype=float)
-        numeric = [n for n in names if not fresh.is_string(n)]
-        x = {n: fresh.data[n].to_numpy(dtype=float) for n in numeric}
+        # The analysis's own encoding (text confounders by its categories) and adjustment sets, and its seed:
+        # on the same data the same estimate comes back.
+        x = encoder.transform(fresh.data)  # type: ignore[attr-defined]
+        categorical = encoder.categorical_indices  # type: ignore[attr-defined]
         moved = []
         for driver in analysis.drivers:
             adjust = [
-                c for c in driver_methods.graph_adjustment(driver.factor, analysis.outcome_column, numeric, edges)
+                names.index(c)
+                for c in driver_methods.graph_adjustment(driver.factor, analysis.outcome_column, names, edges)
             ]
-            w = np.column_stack([x[c] for c in adjust]) if adjust else np.zeros((y.size, 0))
-            new = driver_methods.dml_effect(y, x[driver.factor], w, analysis.method, 0)
+            w = driver_methods.adjustment(x, adjust, categorical, analysis.method)
+            new = driver_methods.dml_effect(y, x[:, names.index(driver.factor)], w, analysis.method, model.seed)
             spread = float(np.hypot(driver.effect.std_error, new.std_error)) or 1e-12
             if abs(new.value - driver.effect.value) > 2 * spread:
                 moved.append(driver.factor)

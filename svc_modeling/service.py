@@ -199,8 +199,9 @@ class ModelingService:
         x = None
         if method == "aipw":
             exclude = [request.treatment_column, *request.outcome_columns]
-            names = checks.feature_columns(frame, request.covariates, exclude, "covariates")
-            x = checks.FeatureEncoder.fit(frame, names).transform(frame.data)
+            x = checks.effect_covariates(
+                frame, request.covariates, exclude, outcomes, self.settings.leakage_auc_threshold
+            )
         results = effects.average_effects(
             treatment,
             request.control_value,

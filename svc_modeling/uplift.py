@@ -23,8 +23,8 @@ from svc_modeling.frame import Frame
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks
 from svc_modeling.methods import uplift as methods
-from svc_modeling.models import ModelRegistry, check_model_name, library_versions, rows_to_frame
-from svc_modeling.profiles import ProfileSnapshots, check_export_prefix, restrict
+from svc_modeling.models import ModelRegistry, check_model_name, customer_text, library_versions, rows_to_frame
+from svc_modeling.profiles import ProfileSnapshots, check_export_prefix, restrict, segment_names
 from svc_modeling.snapshot import ID_COLUMN
 
 
@@ -198,6 +198,8 @@ class UpliftService:
                 "budget_fen is negative", violations=[FieldViolation("budget_fen", "0 (no budget) or more")]
             )
         check_export_prefix(request.export_segment_prefix)
+        if request.export_segment_prefix:
+            segment_names(request.export_segment_prefix, [name for name, _ in model.interventions])
         snapshots = self._snapshots
         needs_profile = bool(request.segment_id or not request.dataset_id or request.export_segment_prefix)
         if needs_profile and snapshots is None:
@@ -229,6 +231,11 @@ class UpliftService:
 
         def run(ctx: JobContext) -> str:
             rows, id_column, source = population(ctx)
+            # A row without a customer id cannot be sent anything: it must not take budget.
+            known = pd.notna(customer_text(rows.data[id_column]))
+            if not known.all():
+                source = {**source, "rows_without_customer_id": str(int((~known).sum()))}
+                rows = Frame(rows.data.loc[known].reset_index(drop=True), rows.columns)
             ctx.progress(5, f"predicting effects for {len(rows.data)} customers")
             effects = model.effects(model.encoder.transform(rows.data))
             ctx.progress(50, "choosing interventions under the budget")
@@ -283,7 +290,7 @@ def _stratified_mask(treatment: np.ndarray, fraction: float, seed: int) -> np.nd
 
 
 def _plan_frame(ids: pd.Series, names: list[str], effects: np.ndarray, plan: methods.Plan) -> Frame:
-    text = ids.astype(object).map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+    text = pd.Series(customer_text(ids), dtype=object)
     chosen = np.array([names[j] if j >= 0 else None for j in plan.choice], dtype=object)
     data: dict[str, Any] = {
         "customer_id": text.to_numpy(),
@@ -297,8 +304,13 @@ def _plan_frame(ids: pd.Series, names: list[str], effects: np.ndarray, plan: met
         pb.Column(name="expected_effect", type=types_pb2.VALUE_TYPE_DOUBLE),
         pb.Column(name="cost_fen", type=types_pb2.VALUE_TYPE_MONEY_FEN),
     ]
+    taken = set(data)
     for j, name in enumerate(names):
-        column = f"effect_{checks.safe_name(name)}"
+        column = base = f"effect_{checks.safe_name(name)}"
+        suffix = 2
+        while column in taken:  # "Coupon" and "coupon" are two interventions: two columns
+            column, suffix = f"{base}_{suffix}", suffix + 1
+        taken.add(column)
         data[column] = effects[:, j]
         columns.append(
             pb.Column(name=column, type=types_pb2.VALUE_TYPE_DOUBLE, description=f"predicted effect of {name}")

@@ -112,12 +112,41 @@ class FeatureEncoder:
                 out[:, i] = np.where(codes < 0, np.nan, codes)
             else:
                 numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+                not_number = values.notna().to_numpy() & np.isnan(numbers)
+                if not_number.any():  # only an unset value is missing: text is an error, not a NaN
+                    row = int(np.argmax(not_number))
+                    raise _bad(
+                        "rows",
+                        f"column {name!r} is numeric but row {row} holds {values.iloc[row]!r}: send a number "
+                        "or leave it unset",
+                    )
                 if np.isinf(numbers).any():
                     raise _bad(
                         "rows", f"column {name!r} holds an infinite value: send finite numbers or leave it unset"
                     )
                 out[:, i] = numbers
         return out
+
+
+def effect_covariates(
+    frame: Frame, requested: Sequence[str], exclude: Sequence[str], outcomes: dict[str, np.ndarray], threshold: float
+) -> np.ndarray:
+    """The covariates AIPW adjusts for, encoded. They must be named: only the analyst knows which columns were
+    measured before assignment, and adjusting for a post-treatment column (another outcome of the experiment,
+    e.g. spend when asking for conversion) drives the effect to a confident zero. A named covariate that alone
+    predicts an outcome is refused as leaky."""
+    if not requested:
+        raise _bad(
+            "covariates",
+            "method aipw needs its covariates named: columns measured before the treatment was assigned "
+            "(never another outcome of the experiment)",
+            "MISSING_FIELD",
+        )
+    names = feature_columns(frame, requested, exclude, "covariates")
+    x = FeatureEncoder.fit(frame, names).transform(frame.data)
+    for y in outcomes.values():
+        check_leakage(x, names, y, threshold, "covariates")
+    return x
 
 
 def check_leakage(
@@ -150,6 +179,7 @@ def treatment_arms(
     frame: Frame, column: str, control: str, field_path: str, min_rows: int, arms: Sequence[str] = ()
 ) -> tuple[np.ndarray, list[str]]:
     """The treatment column as text, and the arms (values other than control) that have enough rows."""
+    arms = list(arms)
     require_column(frame, column, field_path)
     raw = frame.data[column]
     if raw.isna().any():
@@ -167,6 +197,11 @@ def treatment_arms(
     if control not in distinct:
         raise _bad("control_value", f"control value {control!r} is not in column {column!r} (values: {distinct[:20]})")
     chosen = list(arms) or [v for v in distinct if v != control]
+    for i, arm in enumerate(arms):
+        if arm == control:
+            raise _bad(f"interventions[{i}].name", f"{arm!r} is the control value: it is not an intervention")
+        if arm in arms[:i]:
+            raise _bad(f"interventions[{i}].name", f"intervention {arm!r} is named twice")
     for arm in [control, *chosen]:
         if arm not in distinct:
             raise _bad("interventions", f"intervention {arm!r} is not a value of column {column!r}")

@@ -5,7 +5,7 @@ Effect (``dml``, the partially linear model of Chernozhukov et al. 2018, fitted 
 with W the factor's adjustment set, cross-fitted (3 folds) LightGBM models give residuals ũ = Y − E[Y|W] and
 ṽ = T − E[T|W]; the effect of one unit of T is the regression of ũ on ṽ, θ = Σ ṽũ / Σ ṽ², with a
 heteroskedasticity-robust standard error. ``linear_dml``: the same with ridge nuisance models (fast; right
-when W acts linearly). ``dr``: for a 0/1 factor, the AIPW average
+when W acts linearly; text confounders enter one-hot). ``dr``: for a 0/1 factor, the AIPW average
 effect (cross-fitted propensity and outcome models).
 
 Importance: |θ| · sd(T), shared out so the factors sum to 1 (how much of the outcome's movement each factor
@@ -44,6 +44,23 @@ def _fill(w: np.ndarray) -> np.ndarray:
         return w
     medians = np.nanmedian(np.where(np.isnan(w).all(axis=0), 0.0, w), axis=0)
     return np.where(np.isnan(w), medians, w)
+
+
+def adjustment(x: np.ndarray, columns: Sequence[int], categorical: Sequence[int], method: str) -> np.ndarray:
+    """W, the adjustment set's columns of x. For ``linear_dml`` a text confounder's category codes are one-hot
+    (with a missing indicator): a ridge on the codes would treat their alphabetical order as a dose and leave
+    any non-monotone category unadjusted. The tree nuisances of the other methods split the codes."""
+    parts: list[np.ndarray] = []
+    for c in columns:
+        column = x[:, c]
+        if method == "linear_dml" and c in categorical:
+            missing = np.isnan(column)
+            parts.extend((column == code).astype(float) for code in np.unique(column[~missing]))
+            if missing.any():
+                parts.append(missing.astype(float))
+        else:
+            parts.append(column)
+    return np.column_stack(parts) if parts else np.zeros((x.shape[0], 0))
 
 
 def dml_effect(y: np.ndarray, t: np.ndarray, w: np.ndarray, method: str, seed: int, k: int = 3) -> Est:
@@ -120,6 +137,7 @@ class OutcomeModel:
     models: list = field(default_factory=list)
     factor_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     outcome_std: float = 0.0
+    seed: int = 0  # the analysis's random_seed: a review re-estimates with it (older pickles: 0)
 
     @classmethod
     def fit(
@@ -133,7 +151,7 @@ class OutcomeModel:
         members: int = 5,
     ) -> OutcomeModel:
         rng = np.random.default_rng(seed)
-        model = cls(encoder, outcome_std=float(np.std(y)))
+        model = cls(encoder, outcome_std=float(np.std(y)), seed=seed)
         for b in range(members):
             idx = rng.integers(0, y.size, y.size)
             model.models.append(regressor(seed + b, n_estimators=120, min_child_samples=50).fit(x[idx], y[idx]))

@@ -147,6 +147,22 @@ class FittedModel:
         return sorted(pairs, key=lambda p: -p[1])
 
 
+HIST_GBM_MAX_CATEGORIES = 255
+
+
+def check_categories(algorithm: str, encoder: FeatureEncoder, field_path: str) -> None:
+    """scikit-learn's histogram GBM takes at most 255 categories per text feature; LightGBM has no such limit."""
+    if algorithm != "sklearn_hist_gbm":
+        return
+    for name, categories in encoder.categories.items():
+        if len(categories) > HIST_GBM_MAX_CATEGORIES:
+            raise InvalidArgument(
+                f"text feature {name!r} has {len(categories)} categories: sklearn_hist_gbm takes at most "
+                f"{HIST_GBM_MAX_CATEGORIES}; use algorithm lightgbm or group the categories",
+                violations=[FieldViolation(field_path, f"{name!r}: at most {HIST_GBM_MAX_CATEGORIES} categories")],
+            )
+
+
 def fit_estimator(
     estimator: Any, x: np.ndarray, y: np.ndarray, categorical: list[int], tick: Callable[[int, int], None] | None = None
 ) -> Any:
