@@ -42,7 +42,12 @@ class ModelingService:
         stats.configure(settings.fit_threads)
         self.catalog = DatasetCatalog(store, settings.dataset_cache_entries)
         self.jobs = JobRunner(
-            store, settings.job_workers, settings.job_progress_interval_millis, settings.watch_poll_interval_millis
+            store,
+            settings.job_workers,
+            settings.job_progress_interval_millis,
+            settings.watch_poll_interval_millis,
+            heartbeat_seconds=settings.job_heartbeat_seconds,
+            orphan_seconds=settings.job_orphan_seconds,
         )
         self.snapshots = ProfileSnapshots(settings, self.catalog, self.jobs)
         self.models = ModelRegistry(
