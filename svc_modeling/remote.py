@@ -14,7 +14,14 @@ from collections.abc import Iterable, Iterator, Sequence
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from svc_common.errors import FailedPrecondition, NotFound, QimingError, Unavailable
+from svc_common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    QimingError,
+    Unavailable,
+)
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2, profile_pb2_grpc
@@ -75,13 +82,24 @@ class _Peer:
             ) from exc
 
     def error(self, exc: grpc.RpcError, doing: str) -> QimingError:
-        code, details = exc.code(), exc.details()
-        text = f"svc_{self.service} at {self.address} {doing}: {code.name}: {details}"
-        if code == grpc.StatusCode.NOT_FOUND:
-            return NotFound(text)
-        if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
-            return FailedPrecondition(text, reason="PEER_REFUSED")
-        return Unavailable(text, reason="PEER_UNAVAILABLE")
+        return peer_error(self.service, self.address, exc, doing)
+
+
+def peer_error(service: str, address: str, exc: grpc.RpcError, doing: str) -> QimingError:
+    """A peer's refusal keeps its status, so that clients do not retry it (reason PEER_REFUSED): INVALID_ARGUMENT
+    (e.g. a name the peer does not take), PERMISSION_DENIED (and UNAUTHENTICATED), FAILED_PRECONDITION (and
+    ALREADY_EXISTS, OUT_OF_RANGE); NOT_FOUND as it is. Only a peer that does not answer (or fails) is UNAVAILABLE."""
+    code, details = exc.code(), exc.details()
+    text = f"svc_{service} at {address} {doing}: {code.name}: {details}"
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(text)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument(text, reason="PEER_REFUSED")
+    if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+        return PermissionDenied(text, reason="PEER_REFUSED")
+    if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.OUT_OF_RANGE):
+        return FailedPrecondition(text, reason="PEER_REFUSED")
+    return Unavailable(text, reason="PEER_UNAVAILABLE")
 
 
 class ProfileClient(_Peer):

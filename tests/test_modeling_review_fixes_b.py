@@ -5,19 +5,33 @@ Replicas are two real services on one database (SQLite file or PostgreSQL), as d
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import io
+import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
+import numpy as np
+import pandas as pd
 import pytest
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 
+from svc_common.errors import InvalidArgument, PermissionDenied, Unavailable
 from svc_common.pb.qiming.common.v1 import job_pb2
-from tests.modeling_helpers import modeling_settings, running_service
+from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
+from svc_common.runtime import ServiceRuntime
+from svc_modeling import writeback
+from svc_modeling.server import build_service
+from svc_modeling.store import SCHEMA
+from svc_modeling.writeback import GrpcProfileTagWriter, ScoreBatch
+from tests.modeling_helpers import finished, modeling_settings, running_service, upload_frame
 from tests.test_ddl_snapshots import make_dialect
 
 SUCCEEDED, RUNNING = job_pb2.JOB_STATE_SUCCEEDED, job_pb2.JOB_STATE_RUNNING
@@ -139,3 +153,152 @@ def test_cancel_through_another_replica_stops_the_running_job(database_url: str,
         done = b.jobs.wait(job.job_id, 30)
         assert done.state == job_pb2.JOB_STATE_CANCELLED, (job_pb2.JobState.Name(done.state), len(steps))
         assert len(steps) < 500 and done.result_name == ""
+
+
+# -- F17 / F15: the score write-back when svc_profile is down, silent or refusing --------------------------------
+
+
+def _model(service) -> str:
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"customer_id": [f"C{i}" for i in range(300)], "x": rng.normal(size=300)})
+    data["y"] = (rng.random(300) < 1 / (1 + np.exp(-data["x"]))).astype(int)
+    dataset = upload_frame(service, "scored", data, customer_id_column="customer_id")
+    request = pb.TrainModelRequest(
+        dataset_id=dataset.dataset_id,
+        model_name="m",
+        label_column="y",
+        feature_columns=["x"],
+        hyperparameters={"n_estimators": "10", "min_child_samples": "5", "calibration": "none"},
+    )
+    finished(service, service.models.train(request))
+    return dataset.dataset_id
+
+
+@contextlib.contextmanager
+def _silent_peer() -> Iterator[str]:
+    """A TCP port that takes connections and never answers (a hung svc_profile)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def _closed_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"  # closed again: nothing listens there
+
+
+def test_scoring_with_svc_profile_down_is_unavailable_at_once(tmp_path) -> None:
+    address = _closed_port()
+    settings = modeling_settings(tmp_path, profile_address=address, remote_timeout_seconds=2)
+    with running_service(settings) as service:
+        dataset_id = _model(service)
+        request = pb.ScoreCustomersRequest(model_name="m", dataset_id=dataset_id)
+        with pytest.raises(Unavailable, match=address) as refused:
+            service.score_customers(request)
+        assert refused.value.reason == "PEER_UNAVAILABLE"
+        # svc_profile going down after the start RPC: the job fails fast, saying so (no 600 s wait for it).
+        done = service.jobs.wait(service.models.score_customers(request).job_id, 60)
+        assert (done.state, done.error_reason) == (job_pb2.JOB_STATE_FAILED, "PEER_UNAVAILABLE"), done.error_message
+        assert address in done.error_message
+
+
+def test_a_write_back_to_a_silent_svc_profile_is_cancelled_and_does_not_hold_the_stop(tmp_path) -> None:
+    with _silent_peer() as address:
+        settings = modeling_settings(tmp_path, profile_address=address, remote_timeout_seconds=300)
+        runtime = ServiceRuntime.open(SCHEMA, settings)
+        service = build_service(runtime)
+        asyncio.run(service.start())
+        try:
+            dataset_id = _model(service)
+            request = pb.ScoreCustomersRequest(model_name="m", dataset_id=dataset_id)
+            with pytest.raises(Unavailable, match="health"):
+                service.score_customers(request)  # the start RPC's probe gives up after 5 s
+            first = service.models.score_customers(request)
+            _until(lambda: "writing the scores" in service.jobs.get(first.job_id).progress_message)
+            service.jobs.cancel(first.job_id)
+            assert service.jobs.wait(first.job_id, 30).state == job_pb2.JOB_STATE_CANCELLED
+            second = service.models.score_customers(request)
+            _until(lambda: "writing the scores" in service.jobs.get(second.job_id).progress_message)
+        finally:
+            stopping = threading.Thread(target=asyncio.run, args=(service.stop(),), daemon=True)
+            stopping.start()
+            stopping.join(60)
+        assert not stopping.is_alive(), "the stop waited for the write-back"
+        assert service.jobs.get(second.job_id).state == job_pb2.JOB_STATE_CANCELLED
+        runtime.database.dispose()
+
+
+@pytest.fixture
+def profile_tags(tmp_path: Path) -> Iterator[str]:
+    """A real svc_profile TagService in this process, with customers C0..C9."""
+    from campaign_helpers import InProcessServer
+    from profile_helpers import profile_app, profile_settings, ref
+
+    from svc_common.conditions import to_proto
+    from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc
+    from svc_profile.server import TagServicer
+
+    with profile_app(profile_settings(tmp_path / "profile", finance_pack=False)) as app:
+        for i in range(10):
+            app.profiles.upsert_attributes(ref(f"C{i}"), {"branch": to_proto("SH")}, [], "crm", frozenset())
+        server = InProcessServer(lambda s: profile_pb2_grpc.add_TagServiceServicer_to_server(TagServicer(app), s))
+        try:
+            yield server.address
+        finally:
+            server.close()
+
+
+def test_a_tag_name_svc_profile_would_refuse_is_invalid_argument_from_the_start_rpc(tmp_path, profile_tags) -> None:
+    with running_service(modeling_settings(tmp_path, profile_address=profile_tags)) as service:
+        dataset_id = _model(service)
+        request = pb.ScoreCustomersRequest(model_name="m", dataset_id=dataset_id, tag_name="Score For Q4!")
+        with pytest.raises(InvalidArgument, match="lower_snake_case") as refused:
+            service.score_customers(request)
+        assert [v.field for v in refused.value.violations] == ["tag_name"]
+        # Past the start RPC (or a caller of the registry): the job fails INVALID_ARGUMENT, not UNAVAILABLE.
+        done = service.jobs.wait(service.models.score_customers(request).job_id, 60)
+        assert (done.state, done.error_reason) == (job_pb2.JOB_STATE_FAILED, "INVALID_NAME"), done.error_message
+        good = finished(
+            service, service.score_customers(pb.ScoreCustomersRequest(model_name="m", dataset_id=dataset_id))
+        )
+        assert good.result_name
+
+
+def test_svc_profiles_refusal_of_the_write_back_is_not_reported_as_unavailable(profile_tags, monkeypatch) -> None:
+    from svc_profile.tags import MAX_WRITES
+
+    monkeypatch.setattr(writeback, "WRITES_PER_MESSAGE", MAX_WRITES + 1)  # svc_profile refuses such a message
+    writer = GrpcProfileTagWriter(profile_tags)
+    ids = np.array([f"C{i % 10}" for i in range(MAX_WRITES + 1)], dtype=object)
+    try:
+        with pytest.raises(InvalidArgument, match="INVALID_ARGUMENT: at most") as refused:
+            writer.write_scores("churn_score", "churn", 1, iter([ScoreBatch(ids, np.zeros(len(ids)))]))
+        assert refused.value.reason == "PEER_REFUSED"
+    finally:
+        writer.close()
+
+
+class _DenyingPeer(grpc.GenericRpcHandler):
+    """A gRPC peer that refuses every call with PERMISSION_DENIED, as svc_profile behind an authorising proxy."""
+
+    def service(self, handler_call_details):
+        async def deny(request, context):
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "svc_modeling may not write tags")
+
+        return grpc.unary_unary_rpc_method_handler(deny)
+
+
+def test_svc_profile_denying_permission_is_permission_denied() -> None:
+    from campaign_helpers import InProcessServer
+
+    server = InProcessServer(lambda s: s.add_generic_rpc_handlers((_DenyingPeer(),)))
+    writer = GrpcProfileTagWriter(server.address)
+    try:
+        with pytest.raises(PermissionDenied, match="may not write tags") as refused:
+            writer.write_scores("churn_score", "churn", 1, iter([ScoreBatch(np.array(["C1"]), np.ones(1))]))
+        assert refused.value.reason == "PEER_REFUSED"
+    finally:
+        writer.close()
+        server.close()
