@@ -28,11 +28,14 @@ from svc_common.pb.qiming.common.v1 import job_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_common.runtime import ServiceRuntime
 from svc_modeling import writeback
+from svc_modeling.config import ModelingSettings
 from svc_modeling.server import build_service
+from svc_modeling.snapshot import SnapshotBuilder, snapshot_frame
 from svc_modeling.store import SCHEMA
 from svc_modeling.writeback import GrpcProfileTagWriter, ScoreBatch
 from tests.modeling_helpers import finished, modeling_settings, running_service, upload_frame
 from tests.test_ddl_snapshots import make_dialect
+from tests.test_modeling_profiles import modeling, suite  # noqa: F401 (fixtures: real svc_collect and svc_profile)
 
 SUCCEEDED, RUNNING = job_pb2.JOB_STATE_SUCCEEDED, job_pb2.JOB_STATE_RUNNING
 MIGRATION = (
@@ -302,3 +305,80 @@ def test_svc_profile_denying_permission_is_permission_denied() -> None:
     finally:
         writer.close()
         server.close()
+
+
+# -- F16: a fresh snapshot of a population that lacks a model's event feature -------------------------------------
+
+NOW_US = 1_780_000_000_000_000
+DAY_US = 86_400_000_000
+
+
+def _builder() -> SnapshotBuilder:
+    from collect_helpers import make_event
+
+    builder = SnapshotBuilder(ModelingSettings(), NOW_US)
+    builder.add(
+        [
+            make_event("fund_view", "viewer", occurred_at_us=NOW_US - DAY_US, product_category="fund"),
+            make_event("login", "viewer", occurred_at_us=NOW_US - 2 * DAY_US),
+            make_event("login", "late", occurred_at_us=NOW_US - DAY_US),
+        ]
+    )
+    return builder
+
+
+def test_a_population_without_a_models_event_feature_gets_what_training_saw() -> None:
+    wanted = ["views.fund", "count.login.90d", "trade_count", "first_trade_at"]
+    frame = snapshot_frame(_builder(), ["late"], {}, wanted)
+    row = frame.data.iloc[0]
+    assert (row["views.fund"], row["count.login.90d"], row["trade_count"]) == (0, 1, 0)
+    assert pd.isna(row["first_trade_at"])  # a time nobody has: missing, as in a training snapshot
+    # The same customers as part of a larger population: the same values.
+    both = snapshot_frame(_builder(), ["late", "viewer"], {}, wanted).data.set_index("customer_id")
+    assert list(both.loc["late", ["views.fund", "count.login.90d", "trade_count"]]) == [0, 1, 0]
+    assert both.loc["viewer", "views.fund"] == 1
+
+
+def test_a_feature_nobody_in_the_log_has_is_still_refused() -> None:
+    with pytest.raises(InvalidArgument, match=r"views\.fnud") as refused:
+        snapshot_frame(_builder(), ["late"], {}, ["views.fund", "views.fnud"], field_name="features")
+    assert [v.field for v in refused.value.violations] == ["features"]
+
+
+def test_scoring_a_segment_whose_customers_lack_a_feature_through_real_services(modeling, suite) -> None:  # noqa: F811
+    """svc_collect and svc_profile processes (the fixtures of test_modeling_profiles): segment only_late holds the
+    one customer who never viewed a fund; the model uses views.fund."""
+    from svc_common.pb.qiming.common.v1 import types_pb2
+    from svc_common.pb.qiming.profile.v1 import profile_pb2 as ppb
+    from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pgrpc
+
+    _, profile = suite
+    with grpc.insecure_channel(profile.address) as channel:
+        segments = pgrpc.SegmentServiceStub(channel)
+        segment = ppb.Segment(segment_id="only_late", static_list=ppb.StaticSegment(source="test"))
+        segments.CreateSegment(ppb.CreateSegmentRequest(segment=segment), timeout=10)
+        late = types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value="late")
+        members = ppb.SetStaticMembersRequest(segment_id="only_late", replace=True, users=[late])
+        segments.SetStaticMembers(iter([members]), timeout=30)
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame(
+        {
+            "customer_id": [f"u{i}" for i in range(400)],
+            "views.fund": rng.integers(0, 4, 400),
+            "count.login.90d": rng.integers(0, 9, 400),
+        }
+    )
+    data["y"] = (rng.random(400) < 0.2 + 0.1 * data["views.fund"]).astype(int)
+    dataset = upload_frame(modeling, "viewers", data, customer_id_column="customer_id")
+    request = pb.TrainModelRequest(
+        model_name="viewer",
+        dataset_id=dataset.dataset_id,
+        label_column="y",
+        feature_columns=["views.fund", "count.login.90d"],
+        hyperparameters={"n_estimators": "20", "min_child_samples": "5", "calibration": "none"},
+    )
+    finished(modeling, modeling.models.train(request))
+    job = modeling.score_customers(pb.ScoreCustomersRequest(model_name="viewer", segment_id="only_late"))
+    done = finished(modeling, job, 120)
+    _, scores = modeling.catalog.load(done.result_name)
+    assert list(scores.data["customer_id"]) == ["late"]
