@@ -23,7 +23,7 @@ import pytest
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 
-from svc_common.errors import InvalidArgument, PermissionDenied, Unavailable
+from svc_common.errors import ConfigError, InvalidArgument, PermissionDenied, Unavailable
 from svc_common.pb.qiming.common.v1 import job_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_common.runtime import ServiceRuntime
@@ -382,3 +382,28 @@ def test_scoring_a_segment_whose_customers_lack_a_feature_through_real_services(
     done = finished(modeling, job, 120)
     _, scores = modeling.catalog.load(done.result_name)
     assert list(scores.data["customer_id"]) == ["late"]
+
+
+def test_a_read_of_a_silent_event_log_is_cancelled_with_its_job(tmp_path) -> None:
+    from svc_modeling.remote import LogClient
+
+    with _silent_peer() as address, running_service(modeling_settings(tmp_path)) as service:
+        log = LogClient(address, timeout_seconds=300)
+        started = threading.Event()
+
+        def read(ctx) -> str:
+            started.set()
+            return str(sum(len(batch) for batch in log.events()))
+
+        job = service.jobs.submit("build_from_profiles", read)
+        assert started.wait(10)
+        time.sleep(0.5)  # inside the call
+        service.jobs.cancel(job.job_id)
+        # At once, not when gRPC gives up connecting (about 20 s) or at remote_timeout_seconds.
+        assert service.jobs.wait(job.job_id, 10).state == job_pb2.JOB_STATE_CANCELLED
+        log.close()
+
+
+def test_orphan_time_shorter_than_three_heartbeats_is_refused(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="job_orphan_seconds"):
+        modeling_settings(tmp_path, job_heartbeat_seconds=30, job_orphan_seconds=60)
