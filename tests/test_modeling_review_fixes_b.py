@@ -267,6 +267,20 @@ def test_a_tag_name_svc_profile_would_refuse_is_invalid_argument_from_the_start_
             service, service.score_customers(pb.ScoreCustomersRequest(model_name="m", dataset_id=dataset_id))
         )
         assert good.result_name
+        # Over gRPC: the ScoreCustomers RPC answers INVALID_ARGUMENT itself.
+        from campaign_helpers import InProcessServer
+
+        from svc_common.pb.qiming.modeling.v1 import modeling_pb2_grpc as pb_grpc
+        from svc_modeling.server import ModelServicer
+
+        server = InProcessServer(lambda s: pb_grpc.add_ModelServiceServicer_to_server(ModelServicer(service), s))
+        try:
+            with grpc.insecure_channel(server.address) as channel, pytest.raises(grpc.RpcError) as answered:
+                pb_grpc.ModelServiceStub(channel).ScoreCustomers(request, timeout=30)
+            assert answered.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "lower_snake_case" in answered.value.details()
+        finally:
+            server.close()
 
 
 def test_svc_profiles_refusal_of_the_write_back_is_not_reported_as_unavailable(profile_tags, monkeypatch) -> None:
