@@ -268,8 +268,13 @@ class JobRunner:
             "owner_id": self.owner,
             "heartbeat_at": now,
         }
-        self._cancel_flag(job_id)
-        self.store.add_job(record)
+        self._cancel_flag(job_id)  # before the row: the keeper beats for every job with a flag
+        try:
+            self.store.add_job(record)
+        except BaseException:
+            with self._lock:
+                self._flags.pop(job_id, None)
+            raise
         self._executor.submit(self._run, job_id, function)
         return job_message(record)
 
@@ -333,7 +338,8 @@ class JobRunner:
         return job_message(row)
 
     def cancel(self, job_id: str) -> job_pb2.Job:
-        """PENDING: cancelled at once. RUNNING: cancelled at its next progress step. Finished: unchanged."""
+        """PENDING: cancelled at once. RUNNING: cancelled at its next progress step (a call it registered is
+        cancelled), here at once, on another replica when its keeper reads ``cancel_requested``. Finished: unchanged."""
         self.get(job_id)
         self.store.update_job(job_id, only_if_state=("PENDING", "RUNNING"), cancel_requested=True)
         self.store.update_job(
