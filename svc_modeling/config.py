@@ -2,7 +2,7 @@
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from svc_common.config import ServiceSettings
@@ -19,7 +19,13 @@ class ModelingSettings(ServiceSettings):
     job_progress_interval_millis: int = Field(default=250, ge=0)
     """A running job writes its progress to the database at most this often."""
     watch_poll_interval_millis: int = Field(default=200, ge=10)
-    """WatchJob: how often the job's state is re-read."""
+    """WatchJob: how often the job's state is re-read; also how often a process looks for cancels of its running
+    jobs asked through another replica."""
+    job_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    """A process renews the heartbeat of the jobs it runs this often (several replicas share the job table)."""
+    job_orphan_seconds: float = Field(default=60.0, gt=0)
+    """A pending or running job whose heartbeat is older than this belongs to a process that died: it is failed
+    (ABORTED, "start it again"). Keep it several heartbeats long, and the replicas' clocks in sync (NTP)."""
     max_dataset_rows: int = Field(default=5_000_000, ge=1)
     """Rows in one dataset; a larger import fails with RESOURCE_EXHAUSTED."""
     max_dataset_columns: int = Field(default=1_000, ge=1)
@@ -66,3 +72,12 @@ class ModelingSettings(ServiceSettings):
     """Snapshot features: a trade's amount properties, first present wins (as svc_profile's)."""
     view_event_types: tuple[str, ...] = ("product_view", "fund_view", "quote_view", "page_view")
     """Snapshot features: events that count as product views (as svc_profile's ``view_event_types``)."""
+
+    @model_validator(mode="after")
+    def _orphans_after_heartbeats(self) -> "ModelingSettings":
+        if self.job_orphan_seconds < 3 * self.job_heartbeat_seconds:
+            raise ValueError(
+                "job_orphan_seconds must be at least 3 x job_heartbeat_seconds, or a live replica's jobs may be "
+                "failed as orphans"
+            )
+        return self

@@ -1,14 +1,21 @@
 """Long jobs: started at once, run on a small thread pool, persisted with their progress, cancellable.
 
 A job's function gets a :class:`JobContext`; it calls ``ctx.progress(percent, message)`` between steps,
-which also raises :class:`JobCancelled` once someone asked to cancel. A process that stops with jobs still
-PENDING or RUNNING marks them FAILED (reason ABORTED) at its next start: they are never left hanging.
+which also raises :class:`JobCancelled` once someone asked to cancel. Blocking calls (a gRPC call to
+svc_profile) register ``ctx.on_cancel`` to be interrupted by a cancel or a stop.
+
+Several processes (replicas) may share one database. Each :class:`JobRunner` owns the jobs it started
+(``modeling_job.owner_id``) and renews their ``heartbeat_at`` every ``heartbeat_seconds`` from a keeper thread,
+which also picks up cancels asked through another replica (``cancel_requested``). A pending or running job whose
+heartbeat is older than ``orphan_seconds`` belongs to a process that died: any replica marks it FAILED (reason
+ABORTED, "start it again") with one conditional UPDATE. A stopping process fails only its own unfinished jobs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import datetime as dt
 import logging
 import threading
 import time
@@ -21,10 +28,58 @@ from svc_common.pb.qiming.common.v1 import job_pb2
 from svc_modeling.store import TERMINAL_STATES, SqlModelingStore, utcnow
 
 log = logging.getLogger("qiming.modeling.jobs")
+ORPHANED = "the service process running this job stopped or lost its database: start it again"
+_current = threading.local()
 
 
 class JobCancelled(Exception):
     """Raised inside a job's function when a cancel was requested."""
+
+
+class _Flag:
+    """A job's cancel flag; setting it runs the callbacks registered by the job (e.g. cancelling a gRPC call)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._callbacks: list[Callable[[], Any]] = []
+        self._lock = threading.Lock()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        with self._lock:
+            if self._event.is_set():
+                return
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            _quietly(callback)
+
+    def add(self, callback: Callable[[], Any]) -> Callable[[], None]:
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+                return lambda: self._remove(callback)
+        _quietly(callback)
+        return lambda: None
+
+    def _remove(self, callback: Callable[[], Any]) -> None:
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+
+def _quietly(step: Callable[[], Any]) -> None:
+    try:
+        step()
+    except Exception:  # a callback's failure must not stop a cancel or the keeper
+        log.warning("job step %s failed", getattr(step, "__name__", "a step"), exc_info=True)
+
+
+def current_job() -> JobContext | None:
+    """The job this thread runs now, if any."""
+    return getattr(_current, "ctx", None)
 
 
 class JobContext:
@@ -37,6 +92,10 @@ class JobContext:
     def cancelled(self) -> bool:
         return self._runner._cancel_flag(self.job_id).is_set()
 
+    def on_cancel(self, callback: Callable[[], Any]) -> Callable[[], None]:
+        """Run ``callback`` when the job is cancelled (at once if it already is); returns the unregistering."""
+        return self._runner._cancel_flag(self.job_id).add(callback)
+
     def progress(self, percent: float, message: str = "") -> None:
         """Record progress (0-100); raises JobCancelled when a cancel was requested."""
         if self.cancelled:
@@ -47,6 +106,7 @@ class JobContext:
             self._runner.store.update_job(
                 self.job_id,
                 only_if_state=("RUNNING",),
+                only_if_owner=self._runner.owner,
                 progress_percent=max(0.0, min(100.0, float(percent))),
                 progress_message=message,
             )
@@ -80,16 +140,31 @@ def job_message(row: dict[str, Any]) -> job_pb2.Job:
 
 
 class JobRunner:
-    def __init__(self, store: SqlModelingStore, workers: int, progress_interval_millis: int, poll_millis: int) -> None:
+    def __init__(
+        self,
+        store: SqlModelingStore,
+        workers: int,
+        progress_interval_millis: int,
+        poll_millis: int,
+        *,
+        heartbeat_seconds: float = 5.0,
+        orphan_seconds: float = 60.0,
+    ) -> None:
         self.store = store
+        self.owner = str(uuid.uuid4())
+        """This process's id as a job owner (``modeling_job.owner_id``)."""
         self.progress_interval_seconds = progress_interval_millis / 1000
         self._poll_seconds = poll_millis / 1000
+        self.heartbeat_seconds = heartbeat_seconds
+        self.orphan_seconds = orphan_seconds
         self._workers = workers
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._flags: dict[str, threading.Event] = {}
+        self._flags: dict[str, _Flag] = {}
         self._lock = threading.Lock()
         # Bumped whenever this process changes a job, so that WatchJob answers at once instead of at its next poll.
         self._changes: dict[str, int] = {}
+        self._stopping = threading.Event()
+        self._keeper: threading.Thread | None = None
 
     def _changed(self, job_id: str) -> None:
         with self._lock:
@@ -100,33 +175,82 @@ class JobRunner:
             return self._changes.get(job_id, 0)
 
     async def start(self) -> None:
-        failed = await asyncio.to_thread(
-            self.store.fail_unfinished_jobs, "the service stopped while this job was pending or running: start it again"
-        )
-        if failed:
-            log.warning("marked unfinished jobs of a previous run as failed", extra={"jobs": failed})
+        await asyncio.to_thread(self.fail_orphans)
         self._executor = concurrent.futures.ThreadPoolExecutor(self._workers, thread_name_prefix="modeling-job")
+        self._stopping.clear()
+        self._keeper = threading.Thread(target=self._keep, name="modeling-job-keeper", daemon=True)
+        self._keeper.start()
 
     async def stop(self) -> None:
         if self._executor is None:
             return
         with self._lock:
-            for flag in self._flags.values():
-                flag.set()
+            flags = list(self._flags.values())
+        for flag in flags:
+            flag.set()  # running jobs stop at their next step; blocking calls they registered are cancelled
         executor, self._executor = self._executor, None
         await asyncio.to_thread(executor.shutdown, True, cancel_futures=True)
+        self._stopping.set()
+        if self._keeper is not None:
+            await asyncio.to_thread(self._keeper.join, 10.0)
+            self._keeper = None
         self._changes.clear()
-        # Jobs that never started were cancelled with their futures: do not leave them PENDING.
-        await asyncio.to_thread(self.store.fail_unfinished_jobs, "the service stopped before this job finished")
+        # Jobs that never started were cancelled with their futures: do not leave them PENDING. Only this
+        # process's: other replicas' jobs are theirs.
+        await asyncio.to_thread(self.store.fail_owned_jobs, self.owner, "the service stopped before this job finished")
 
-    def _cancel_flag(self, job_id: str) -> threading.Event:
+    # -- the keeper: heartbeats, cancels asked through other replicas, orphans -----------------------------
+
+    def fail_orphans(self) -> int:
+        """Fail the unfinished jobs whose owner's heartbeat is older than ``orphan_seconds``."""
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.orphan_seconds)
+        failed = self.store.fail_orphaned_jobs(cutoff, ORPHANED)
+        if failed:
+            log.warning("marked jobs of a stopped process as failed", extra={"jobs": failed})
+        return failed
+
+    def beat(self) -> None:
+        """Renew this process's jobs' heartbeat."""
         with self._lock:
-            return self._flags.setdefault(job_id, threading.Event())
+            active = bool(self._flags)
+        if active:
+            self.store.heartbeat(self.owner, dt.datetime.now(dt.UTC))
+
+    def poll_cancels(self) -> None:
+        """Set the flags of this process's jobs that were cancelled through another replica."""
+        with self._lock:
+            active = bool(self._flags)
+        if not active:
+            return
+        for job_id in self.store.cancel_requested(self.owner):
+            with self._lock:
+                flag = self._flags.get(job_id)
+            if flag is not None and not flag.is_set():
+                log.info("job cancelled through another replica", extra={"job_id": job_id})
+                flag.set()
+
+    def _keep(self) -> None:
+        tick = max(0.05, min(self.heartbeat_seconds, self._poll_seconds))
+        next_beat = next_scan = time.monotonic() + self.heartbeat_seconds
+        while not self._stopping.wait(tick):
+            _quietly(self.poll_cancels)
+            now = time.monotonic()
+            if now >= next_beat:
+                next_beat = now + self.heartbeat_seconds
+                _quietly(self.beat)
+            if now >= next_scan:
+                next_scan = now + self.heartbeat_seconds
+                _quietly(self.fail_orphans)
+
+    def _cancel_flag(self, job_id: str) -> _Flag:
+        with self._lock:
+            return self._flags.setdefault(job_id, _Flag())
 
     def submit(self, kind: str, function: JobFunction, created_by: str = "") -> job_pb2.Job:
         if self._executor is None:
             raise FailedPrecondition("the job runner is not started", reason="WRONG_STATE")
         job_id = str(uuid.uuid4())
+        now = utcnow()
         record = {
             "job_id": job_id,
             "kind": kind,
@@ -138,12 +262,19 @@ class JobRunner:
             "error_message": "",
             "result_name": "",
             "created_by": created_by,
-            "created_at": utcnow(),
+            "created_at": now,
             "started_at": None,
             "finished_at": None,
+            "owner_id": self.owner,
+            "heartbeat_at": now,
         }
-        self.store.add_job(record)
-        self._cancel_flag(job_id)
+        self._cancel_flag(job_id)  # before the row: the keeper beats for every job with a flag
+        try:
+            self.store.add_job(record)
+        except BaseException:
+            with self._lock:
+                self._flags.pop(job_id, None)
+            raise
         self._executor.submit(self._run, job_id, function)
         return job_message(record)
 
@@ -151,27 +282,52 @@ class JobRunner:
         flag = self._cancel_flag(job_id)
         try:
             if flag.is_set() or not self.store.update_job(
-                job_id, only_if_state=("PENDING",), job_state="RUNNING", started_at=utcnow(), progress_message="started"
+                job_id,
+                only_if_state=("PENDING",),
+                only_if_owner=self.owner,
+                job_state="RUNNING",
+                started_at=utcnow(),
+                progress_message="started",
             ):
                 return  # cancelled while pending
+            ctx = JobContext(self, job_id)
+            _current.ctx = ctx
             try:
-                result = function(JobContext(self, job_id))
+                result = function(ctx)
             except JobCancelled:
                 self._finish(job_id, "CANCELLED", progress_message="cancelled")
             except QimingError as exc:
-                self._finish(job_id, "FAILED", error_reason=exc.reason, error_message=exc.message)
+                if flag.is_set():  # the error is the cancel's doing (an interrupted call): say cancelled
+                    self._finish(job_id, "CANCELLED", progress_message="cancelled")
+                else:
+                    self._finish(job_id, "FAILED", error_reason=exc.reason, error_message=exc.message)
             except Exception as exc:  # a bug or a library failure: the client gets a message, the log the trace
                 log.exception("job failed", extra={"job_id": job_id})
                 self._finish(job_id, "FAILED", error_reason="INTERNAL", error_message=f"internal error: {exc!r}"[:2000])
             else:
                 self._finish(job_id, "SUCCEEDED", result_name=result, progress_percent=100.0, progress_message="done")
         finally:
+            _current.ctx = None
             with self._lock:
                 self._flags.pop(job_id, None)
             self._changed(job_id)
 
     def _finish(self, job_id: str, state: str, **values: Any) -> None:
-        self.store.update_job(job_id, only_if_state=("RUNNING",), job_state=state, finished_at=utcnow(), **values)
+        recorded = self.store.update_job(
+            job_id,
+            only_if_state=("RUNNING",),
+            only_if_owner=self.owner,
+            job_state=state,
+            finished_at=utcnow(),
+            **values,
+        )
+        if not recorded:
+            # Its heartbeat went stale (the database was unreachable for orphan_seconds) and another replica
+            # failed it, or it was cancelled meanwhile: what it made is not linked to the job.
+            log.warning(
+                "the end of a job could not be recorded: it is no longer running under this process",
+                extra={"job_id": job_id, "state": state, "result_name": values.get("result_name", "")},
+            )
 
     # -- reading and cancelling -----------------------------------------------------------------------
 
@@ -182,7 +338,8 @@ class JobRunner:
         return job_message(row)
 
     def cancel(self, job_id: str) -> job_pb2.Job:
-        """PENDING: cancelled at once. RUNNING: cancelled at its next progress step. Finished: unchanged."""
+        """PENDING: cancelled at once. RUNNING: cancelled at its next progress step (a call it registered is
+        cancelled), here at once, on another replica when its keeper reads ``cancel_requested``. Finished: unchanged."""
         self.get(job_id)
         self.store.update_job(job_id, only_if_state=("PENDING", "RUNNING"), cancel_requested=True)
         self.store.update_job(

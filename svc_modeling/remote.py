@@ -9,16 +9,24 @@ address; an unknown segment is ``NOT_FOUND``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from svc_common.errors import FailedPrecondition, NotFound, QimingError, Unavailable
+from svc_common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    QimingError,
+    Unavailable,
+)
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2, profile_pb2_grpc
 from svc_common.peers import peer_address
+from svc_modeling.jobs import current_job
 
 CUSTOMER = types_pb2.ID_TYPE_CUSTOMER
 BATCH_GET = 1000
@@ -75,13 +83,24 @@ class _Peer:
             ) from exc
 
     def error(self, exc: grpc.RpcError, doing: str) -> QimingError:
-        code, details = exc.code(), exc.details()
-        text = f"svc_{self.service} at {self.address} {doing}: {code.name}: {details}"
-        if code == grpc.StatusCode.NOT_FOUND:
-            return NotFound(text)
-        if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
-            return FailedPrecondition(text, reason="PEER_REFUSED")
-        return Unavailable(text, reason="PEER_UNAVAILABLE")
+        return peer_error(self.service, self.address, exc, doing)
+
+
+def peer_error(service: str, address: str, exc: grpc.RpcError, doing: str) -> QimingError:
+    """A peer's refusal keeps its status, so that clients do not retry it (reason PEER_REFUSED): INVALID_ARGUMENT
+    (e.g. a name the peer does not take), PERMISSION_DENIED (and UNAUTHENTICATED), FAILED_PRECONDITION (and
+    ALREADY_EXISTS, OUT_OF_RANGE); NOT_FOUND as it is. Only a peer that does not answer (or fails) is UNAVAILABLE."""
+    code, details = exc.code(), exc.details()
+    text = f"svc_{service} at {address} {doing}: {code.name}: {details}"
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(text)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument(text, reason="PEER_REFUSED")
+    if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+        return PermissionDenied(text, reason="PEER_REFUSED")
+    if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.OUT_OF_RANGE):
+        return FailedPrecondition(text, reason="PEER_REFUSED")
+    return Unavailable(text, reason="PEER_UNAVAILABLE")
 
 
 class ProfileClient(_Peer):
@@ -105,8 +124,10 @@ class ProfileClient(_Peer):
         request = profile_pb2.ExportMembersRequest(segment_id=segment_id, batch_size=5000, id_types=[CUSTOMER])
         customers: list[str] = []
         without = 0
+        call = self._segments().ExportMembers(request, timeout=self.timeout_seconds)
+        forget = _cancelled_with_job(call)
         try:
-            for page in self._segments().ExportMembers(request, timeout=self.timeout_seconds):
+            for page in call:
                 for member in page.members:
                     ids = [i.value for i in member.identities if i.type == CUSTOMER]
                     if ids:
@@ -117,6 +138,8 @@ class ProfileClient(_Peer):
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 raise NotFound(f"segment {segment_id!r} is not in svc_profile at {self.address}") from exc
             raise self.error(exc, f"did not export segment {segment_id!r}") from exc
+        finally:
+            forget()
         return customers, without
 
     def profiles(self, customer_ids: Sequence[str], parts: Sequence[str]) -> dict[str, profile_pb2.Profile]:
@@ -183,6 +206,7 @@ class LogClient(_Peer):
         stub = collect_pb2_grpc.CollectServiceStub(self.channel())
         request = collect_pb2.ReadEventsRequest(event_types=list(event_types), batch_size=batch_size)
         call = stub.ReadEvents(request, timeout=self.timeout_seconds)
+        forget = _cancelled_with_job(call)
         try:
             for response in call:
                 if response.events:
@@ -190,4 +214,12 @@ class LogClient(_Peer):
         except grpc.RpcError as exc:
             raise self.error(exc, "did not return the event log") from exc
         finally:
+            forget()
             call.cancel()
+
+
+def _cancelled_with_job(call: grpc.Call) -> Callable[[], None]:
+    """A cancel of the job running this call (CancelJob, the service's stop) cancels the call: a silent peer does
+    not hold the job until remote_timeout_seconds. Returns the unregistering."""
+    ctx = current_job()
+    return ctx.on_cancel(call.cancel) if ctx is not None else (lambda: None)

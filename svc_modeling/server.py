@@ -193,6 +193,7 @@ class CausalServicer(pb_grpc.CausalServiceServicer):
 
 class ModelServicer(pb_grpc.ModelServiceServicer):
     def __init__(self, service: ModelingService) -> None:
+        self._service = service
         self._models = service.models
 
     async def TrainModel(self, request: pb.TrainModelRequest, context: aio.ServicerContext) -> pb.TrainModelResponse:
@@ -224,7 +225,7 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
     async def ScoreCustomers(
         self, request: pb.ScoreCustomersRequest, context: aio.ServicerContext
     ) -> pb.ScoreCustomersResponse:
-        return pb.ScoreCustomersResponse(job=await _run(self._models.score_customers, request, _caller()))
+        return pb.ScoreCustomersResponse(job=await _run(self._service.score_customers, request, _caller()))
 
 
 class UpliftServicer(pb_grpc.UpliftServiceServicer):

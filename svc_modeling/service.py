@@ -26,7 +26,7 @@ from svc_modeling.profiles import ProfileSnapshots
 from svc_modeling.review import ReviewService
 from svc_modeling.store import SqlModelingStore
 from svc_modeling.uplift import UpliftService
-from svc_modeling.writeback import GrpcProfileTagWriter
+from svc_modeling.writeback import GrpcProfileTagWriter, check_tag_name
 
 EFFECT_METHODS = ("difference_in_means", "aipw")
 
@@ -42,16 +42,17 @@ class ModelingService:
         stats.configure(settings.fit_threads)
         self.catalog = DatasetCatalog(store, settings.dataset_cache_entries)
         self.jobs = JobRunner(
-            store, settings.job_workers, settings.job_progress_interval_millis, settings.watch_poll_interval_millis
+            store,
+            settings.job_workers,
+            settings.job_progress_interval_millis,
+            settings.watch_poll_interval_millis,
+            heartbeat_seconds=settings.job_heartbeat_seconds,
+            orphan_seconds=settings.job_orphan_seconds,
         )
         self.snapshots = ProfileSnapshots(settings, self.catalog, self.jobs)
+        self.writer = GrpcProfileTagWriter(settings.profile_address, timeout_seconds=settings.remote_timeout_seconds)
         self.models = ModelRegistry(
-            settings,
-            store,
-            self.catalog,
-            self.jobs,
-            writer=GrpcProfileTagWriter(settings.profile_address),
-            snapshots=self.snapshots,
+            settings, store, self.catalog, self.jobs, writer=self.writer, snapshots=self.snapshots
         )
         self.uplift = UpliftService(settings, self.catalog, self.jobs, self.models, self.snapshots)
         self.drivers = DriverService(settings, store, self.catalog, self.jobs, self.snapshots)
@@ -65,6 +66,16 @@ class ModelingService:
         await self.review.stop()
         await self.jobs.stop()
         self.snapshots.close()
+        self.writer.close()
+
+    def score_customers(self, request: modeling_pb2.ScoreCustomersRequest, created_by: str = "") -> job_pb2.Job:
+        """ScoreCustomers with the write-back's cheap checks first: a tag name svc_profile would refuse is
+        INVALID_ARGUMENT, and a configured svc_profile that does not answer a health check is UNAVAILABLE, from
+        the start RPC rather than from the job."""
+        check_tag_name(request.tag_name or f"score_{request.model_name}")
+        if self.writer.connected:
+            self.writer.require()
+        return self.models.score_customers(request, created_by)
 
     # -- datasets -------------------------------------------------------------------------------------
 

@@ -37,6 +37,12 @@ VT = types_pb2.ValueType
 SEGMENT_EVENTS = "$segment_"
 """svc_profile's own events, which it does not count (nor does a snapshot)."""
 MESSAGE_SENT = "$message_sent"
+COUNTERS = frozenset(
+    {"events_total", "sessions", "trade_count", "turnover_fen", "trade_amount_masked", "risk.max_traded_level"}
+    | {"first_seen_at", "last_seen_at", "first_trade_at", "last_trade_at"}
+    | {f"risk_views.R{level}" for level in range(1, 6)}
+)
+"""svc_profile's fixed features (a counter is 0, a time missing, until an event sets it): never an unknown name."""
 ID_COLUMN = "customer_id"
 TREATMENT_COLUMN = "treatment"
 CONTROL = "control"
@@ -94,6 +100,7 @@ class SnapshotBuilder:
         self.treated: set[str] = set()
         self.events_read = 0
         self.events_after = 0
+        self._log_features: set[str] | None = None
 
     def add(self, events: Sequence[event_pb2.Event]) -> None:
         mine: list[event_pb2.Event] = []
@@ -162,6 +169,15 @@ class SnapshotBuilder:
         for n in WINDOW_DAYS:
             out[f"turnover_fen.{n}d"] = self.window(customer, f"turnover_fen.{n}d")
         return out
+
+    def known_features(self, names: Iterable[str]) -> set[str]:
+        """Of ``names``, the event features: svc_profile's counters, and any name some customer of the log has
+        at the snapshot (read once: the rare path of a population lacking a model's feature)."""
+        wanted = set(names)
+        known = wanted & COUNTERS
+        if self._log_features is None and wanted - known:
+            self._log_features = {name for user in self.customers for name in self.features(user)}
+        return known | (wanted & (self._log_features or set()))
 
     def label_of(self, user: str) -> int:
         assert self.label is not None
@@ -296,8 +312,13 @@ def snapshot_frame(
     feature_names = sorted({name for f in per_customer for name in f})
     attribute_names = sorted({name for a in attributes.values() for name in a} - set(feature_names))
     names = feature_names + attribute_names
+    from_log: set[str] = set()
     if wanted:
-        unknown = [w for w in wanted if w not in names and not is_window(w)]
+        # A model's feature that no customer of this population has (no fund view in a small segment) is what
+        # training saw for such customers: 0 (missing for a time). Refused only when nobody in the log has it.
+        absent = [w for w in wanted if w not in names and not is_window(w)]
+        from_log = builder.known_features(absent) if absent else set()
+        unknown = [w for w in absent if w not in from_log]
         if unknown:
             raise InvalidArgument(
                 f"no customer of the population has {unknown[0]!r}",
@@ -309,7 +330,7 @@ def snapshot_frame(
     data: dict[str, Any] = {ID_COLUMN: np.array(list(customers), dtype=object)}
     columns = [pb.Column(name=ID_COLUMN, type=VT.VALUE_TYPE_STRING, role=pb.COLUMN_ROLE_ID)]
     for name in names:
-        if name in attribute_names or (name not in feature_names and not is_window(name)):
+        if name in attribute_names or (name not in feature_names and name not in from_log and not is_window(name)):
             values = [attributes.get(c, {}).get(name) for c in customers]
             description = "declared attribute (svc_profile, as of the build)"
         else:

@@ -13,20 +13,36 @@ scores the next (the two overlap instead of adding up).
 from __future__ import annotations
 
 import queue
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import grpc
 import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from svc_common.errors import FailedPrecondition, Unavailable
+from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, QimingError, Unavailable
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2, profile_pb2_grpc
 from svc_common.peers import peer_address
+from svc_modeling.jobs import JobCancelled, current_job
+from svc_modeling.remote import PROBE_SECONDS, peer_error
 
 WRITER = "svc_modeling"
 WRITES_PER_MESSAGE = 5_000
+TAG_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+"""svc_profile's rule for tag names."""
+
+
+def check_tag_name(tag_name: str, field: str = "tag_name") -> None:
+    """INVALID_ARGUMENT for a tag name svc_profile would refuse, before any work is done."""
+    if not TAG_NAME.match(tag_name):
+        raise InvalidArgument(
+            f"score tag name {tag_name!r} is not one svc_profile takes: lower_snake_case, 1-64 characters",
+            reason="INVALID_NAME",
+            violations=[FieldViolation(field, "e.g. score_churn_q4 (set tag_name when the model name does not fit)")],
+        )
 
 
 @dataclass(frozen=True)
@@ -101,25 +117,69 @@ class GrpcProfileTagWriter:
         )
         tags = self._connect()
         try:
-            tags.CreateTagDefinition(
-                profile_pb2.CreateTagDefinitionRequest(definition=definition),
-                timeout=self.timeout_seconds,  # a busy svc_profile (a recompute holding its writer) answers late
-                wait_for_ready=True,
+            # No wait_for_ready: a peer that is down fails the call at once instead of holding the job.
+            self._wait(
+                tags.CreateTagDefinition.future(
+                    profile_pb2.CreateTagDefinitionRequest(definition=definition), timeout=self.timeout_seconds
+                ),
+                f"did not define tag {tag_name!r}",
             )
             return
-        except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
-                raise self._error(exc) from exc
-        existing = tags.GetTagDefinition(profile_pb2.GetTagDefinitionRequest(name=tag_name), timeout=60)
+        except _PeerCode as exc:
+            if exc.code != grpc.StatusCode.ALREADY_EXISTS:
+                raise exc.error from None
+        try:
+            existing = self._wait(
+                tags.GetTagDefinition.future(
+                    profile_pb2.GetTagDefinitionRequest(name=tag_name), timeout=min(60.0, self.timeout_seconds)
+                ),
+                f"did not return tag {tag_name!r}",
+            )
+        except _PeerCode as exc:
+            raise exc.error from None
         if existing.definition.WhichOneof("rule") != "external":
             raise FailedPrecondition(
                 f"tag {tag_name!r} exists in svc_profile with a rule of its own: choose another score_tag_name",
                 reason="TAG_NOT_EXTERNAL",
             )
 
+    def require(self) -> None:
+        """Fail fast (UNAVAILABLE naming the address) when svc_profile does not answer a health check."""
+        if not self.connected:
+            return
+        self._connect()
+        assert self._channel is not None
+        seconds = min(PROBE_SECONDS, self.timeout_seconds)
+        try:
+            health_pb2_grpc.HealthStub(self._channel).Check(health_pb2.HealthCheckRequest(), timeout=seconds)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return  # it answered: a server without the health service
+            raise Unavailable(
+                f"svc_profile at {self.address} (profile_address) did not answer a health check within {seconds:g} s, "
+                f"and the score write-back needs it: {exc.code().name}: {exc.details()}",
+                reason="PEER_UNAVAILABLE",
+            ) from exc
+
+    def _wait(self, future: grpc.Future, doing: str) -> object:
+        """The call's reply; a cancel of the running job (or the service's stop) cancels the call."""
+        ctx = current_job()
+        forget = ctx.on_cancel(future.cancel) if ctx is not None else (lambda: None)
+        try:
+            return future.result()
+        except grpc.FutureCancelledError as exc:
+            raise JobCancelled(ctx.job_id if ctx is not None else "") from exc
+        except grpc.RpcError as exc:
+            if ctx is not None and ctx.cancelled:
+                raise JobCancelled(ctx.job_id) from exc
+            raise _PeerCode(exc.code(), self._error(exc, doing)) from exc
+        finally:
+            forget()
+
     def write_scores(self, tag_name: str, model_name: str, model_version: int, batches: Iterable[ScoreBatch]) -> int:
         if not self.connected:
             return NotConnectedTagWriter().write_scores(tag_name, model_name, model_version, batches)
+        check_tag_name(tag_name)
         self.ensure_definition(tag_name, model_name)
         provenance = types_pb2.Provenance(
             source=types_pb2.Provenance.SOURCE_MODEL, writer=f"model:{model_name}", writer_version=str(model_version)
@@ -129,8 +189,10 @@ class GrpcProfileTagWriter:
         # arrays, no copies) and sends them while the next batch scores.
         pending: queue.SimpleQueue[tuple[Sequence[str], np.ndarray] | None] = queue.SimpleQueue()
         call = self._connect().WriteTagsStream.future(
-            _messages(tag_name, provenance, pending), timeout=self.timeout_seconds, wait_for_ready=True
+            _messages(tag_name, provenance, pending), timeout=self.timeout_seconds
         )
+        ctx = current_job()
+        forget = ctx.on_cancel(call.cancel) if ctx is not None else (lambda: None)
         try:
             for batch in batches:
                 if call.done():
@@ -144,15 +206,26 @@ class GrpcProfileTagWriter:
         finally:
             pending.put(None)  # the end of the stream (of a cancelled one: only ends the message thread)
         try:
-            reply = call.result()
-        except grpc.RpcError as exc:
-            raise self._error(exc) from exc
-        return int(reply.written_count)
+            reply = self._wait(call, "refused the score write-back")
+        except _PeerCode as exc:
+            raise exc.error from None
+        finally:
+            forget()
+        return int(reply.written_count)  # type: ignore[attr-defined]
 
-    def _error(self, exc: grpc.RpcError) -> Exception:
-        return Unavailable(
-            f"svc_profile at {self.address} refused the score write-back: {exc.code().name}: {exc.details()}"
-        )
+    def _error(self, exc: grpc.RpcError, doing: str) -> QimingError:
+        """svc_profile's refusals keep their meaning (not retryable); only transport failures are UNAVAILABLE."""
+        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            doing += f" within remote_timeout_seconds ({self.timeout_seconds:g} s)"
+        return peer_error("profile", self.address, exc, doing)
+
+
+class _PeerCode(Exception):
+    """A failed call to svc_profile: its status code and the error to raise."""
+
+    def __init__(self, code: grpc.StatusCode, error: QimingError) -> None:
+        super().__init__(error.message)
+        self.code, self.error = code, error
 
 
 def _messages(

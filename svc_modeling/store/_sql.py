@@ -93,12 +93,17 @@ class SqlModelingStore:
             row = conn.execute(select(self._job).where(self._job.c.job_id == job_id)).one_or_none()
         return dict(row._mapping) if row is not None else None
 
-    def update_job(self, job_id: str, only_if_state: Sequence[str] = (), **values: Any) -> bool:
-        """Update a job; with ``only_if_state``, only while it is in one of those states. True if it changed."""
+    def update_job(
+        self, job_id: str, only_if_state: Sequence[str] = (), only_if_owner: str = "", **values: Any
+    ) -> bool:
+        """Update a job; with ``only_if_state``, only while it is in one of those states, with ``only_if_owner``
+        only while that process owns it. True if it changed."""
         c = self._job.c
         query = update(self._job).where(c.job_id == job_id).values(**values)
         if only_if_state:
             query = query.where(c.job_state.in_(list(only_if_state)))
+        if only_if_owner:
+            query = query.where(c.owner_id == only_if_owner)
         with self._db.connection(write=True) as conn:
             return conn.execute(query).rowcount > 0
 
@@ -116,13 +121,48 @@ class SqlModelingStore:
         with self._db.connection() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
-    def fail_unfinished_jobs(self, message: str) -> int:
-        """At start: jobs a previous process left PENDING or RUNNING can never finish; say so."""
+    def heartbeat(self, owner: str, now: dt.datetime) -> None:
+        """This process still runs its pending and running jobs."""
+        c = self._job.c
+        with self._db.connection(write=True) as conn:
+            conn.execute(
+                update(self._job)
+                .where(c.owner_id == owner, c.job_state.in_(["PENDING", "RUNNING"]))
+                .values(heartbeat_at=now)
+            )
+
+    def cancel_requested(self, owner: str) -> list[str]:
+        """This owner's unfinished jobs that someone (any process) asked to cancel."""
+        c = self._job.c
+        query = select(c.job_id).where(
+            c.owner_id == owner,
+            c.job_state.in_(["PENDING", "RUNNING"]),
+            c.cancel_requested == True,  # noqa: E712 (= compiles on every dialect; IS TRUE does not on Dameng)
+        )
+        with self._db.connection() as conn:
+            return list(conn.execute(query).scalars())
+
+    def fail_orphaned_jobs(self, cutoff: dt.datetime, message: str) -> int:
+        """Fail the pending and running jobs whose owner's heartbeat is older than ``cutoff`` (its process died):
+        one conditional UPDATE, so a job another process keeps alive is never touched."""
         c = self._job.c
         with self._db.connection(write=True) as conn:
             return conn.execute(
                 update(self._job)
-                .where(c.job_state.in_(["PENDING", "RUNNING"]))
+                .where(
+                    c.job_state.in_(["PENDING", "RUNNING"]),
+                    or_(c.heartbeat_at.is_(None), c.heartbeat_at < cutoff),
+                )
+                .values(job_state="FAILED", error_reason="ABORTED", error_message=message, finished_at=utcnow())
+            ).rowcount
+
+    def fail_owned_jobs(self, owner: str, message: str) -> int:
+        """At stop: this owner's jobs that did not finish (never started, or could not record their end)."""
+        c = self._job.c
+        with self._db.connection(write=True) as conn:
+            return conn.execute(
+                update(self._job)
+                .where(c.owner_id == owner, c.job_state.in_(["PENDING", "RUNNING"]))
                 .values(job_state="FAILED", error_reason="ABORTED", error_message=message, finished_at=utcnow())
             ).rowcount
 

@@ -51,7 +51,12 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("created_at", UtcDateTime(), nullable=False),
         Column("started_at", UtcDateTime(), nullable=True),
         Column("finished_at", UtcDateTime(), nullable=True),
+        # The JobRunner (one per process) running the job, and when it last said it still does: a job whose
+        # heartbeat is stale belongs to a process that died, and only such a job is failed by another.
+        Column("owner_id", String(36), nullable=False, default=""),
+        Column("heartbeat_at", UtcDateTime(), nullable=True),
         Index("ix_modeling_job_created", "created_at", "job_id"),
+        Index("ix_modeling_job_state", "job_state", "owner_id"),
     )
     model = Table(
         "modeling_model",

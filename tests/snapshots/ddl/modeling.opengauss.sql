@@ -62,10 +62,14 @@ CREATE TABLE modeling_job (
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
 	started_at TIMESTAMP WITH TIME ZONE,
 	finished_at TIMESTAMP WITH TIME ZONE,
+	owner_id VARCHAR(36) NOT NULL,
+	heartbeat_at TIMESTAMP WITH TIME ZONE,
 	PRIMARY KEY (job_id)
 );
 
 CREATE INDEX ix_modeling_job_created ON modeling_job (created_at, job_id);
+
+CREATE INDEX ix_modeling_job_state ON modeling_job (job_state, owner_id);
 
 CREATE TABLE modeling_model (
 	model_name VARCHAR(128) NOT NULL,
