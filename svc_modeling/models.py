@@ -33,7 +33,7 @@ from svc_modeling.methods import checks, propensity
 from svc_modeling.profiles import ProfileSnapshots, restrict
 from svc_modeling.snapshot import ID_COLUMN
 from svc_modeling.store import SqlModelingStore
-from svc_modeling.writeback import NotConnectedTagWriter, ProfileTagWriter, ScoreBatch
+from svc_modeling.writeback import NotConnectedTagWriter, ProfileTagWriter, ScoreBatch, check_tag_name
 
 _MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,127}$")
 STAGES = {
@@ -272,6 +272,7 @@ class ModelRegistry:
         else:
             snapshots.require(segment_id=request.segment_id)  # type: ignore[union-attr]
         tag = request.tag_name or f"score_{version.model_name}"
+        check_tag_name(tag)  # before the job: svc_profile would refuse the name after the scoring
 
         def run(ctx: JobContext) -> str:
             source: dict[str, str]
