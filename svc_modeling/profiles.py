@@ -246,13 +246,15 @@ class ProfileSnapshots:
 def segment_name(prefix: str, intervention: str) -> str:
     """``<prefix>_<intervention>`` as a svc_profile segment id (lower_snake_case, at most 64 characters).
 
-    A name that is already lower_snake ASCII and short enough is used as it is; any other (Chinese, upper case,
-    punctuation, too long) is cleaned and gets ``_`` + the first 8 hex digits of the SM3 of the raw name, so
-    that different names ("优惠券", "红包券"; "Coupon", "coupon") never share a segment."""
+    An ASCII name of at most 64 characters is lower-cased with other characters as ``_`` ("Cash-Back" →
+    ``plan_cash_back``), the id earlier releases exported, so journeys targeting it keep being refreshed; two
+    such names of one plan that clean to the same id are refused (``segment_names``). A name that cleaning would
+    erase (Chinese) or cut (too long) is cleaned and gets ``_`` + the first 8 hex digits of the SM3 of the raw
+    name, so that different names ("优惠券", "红包券") never share a segment, in one plan or across plans."""
     raw = f"{prefix}_{intervention}"
     cleaned = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in raw.lower())
-    if cleaned == raw and len(raw) <= 64:
-        return raw
+    if raw.isascii() and len(raw) <= 64:
+        return cleaned
     return f"{cleaned[:55]}_{digest(raw.encode())[:8]}"
 
 
