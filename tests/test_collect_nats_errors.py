@@ -352,3 +352,23 @@ def test_a_message_that_is_not_a_pack_is_named_with_its_removal(jetstream_server
     asyncio.run(scenario())
     with pytest.raises(StartupError, match=fix):
         _start(settings)
+
+
+@pytest.mark.parametrize(
+    ("description", "expected"),
+    [
+        ("maximum messages exceeded", ResourceExhausted),
+        ("maximum bytes exceeded", ResourceExhausted),
+        ("write /data/jetstream/msgs/1.blk: input/output error", Unavailable),
+    ],
+)
+def test_a_store_failure_is_called_full_only_when_a_limit_was_reached(description: str, expected: type) -> None:
+    """JetStream's 10077 is any store failure: a stream limit reached (full, RESOURCE_EXHAUSTED) or the server's
+    storage failing, which is no reason to tell the operator to raise limits (it was all LOG_FULL)."""
+    from nats.js.errors import APIError
+
+    from svc_collect.store._jetstream_errors import serving_error
+
+    error = serving_error(APIError(code=503, description=description, err_code=10077), "log", None)
+    assert type(error) is expected
+    assert description in error.message if expected is Unavailable else "limits" in error.message

@@ -22,7 +22,9 @@ SUBJECTS_OVERLAP = 10065
 _REPLICAS_NOT_SUPPORTED = 10074
 # Out of storage: the server (insufficient resources) or the account (its limits exceeded).
 _INSUFFICIENT_RESOURCES = {10002, 10023, 10028, 10047}
-_STREAM_FULL = {10077, 10078}
+# A store failure (JSStreamStoreFailedF): a limit reached with discard=new ("maximum messages/bytes exceeded"),
+# or the server's own storage failing (disk errors), told apart by the description.
+_STORE_FAILED = 10077
 _MESSAGE_TOO_LARGE = 10054
 _WRONG_STREAM = 10060
 # No JetStream answered a request: the server runs without it, or nothing serves the stream (deleted).
@@ -110,7 +112,7 @@ def serving_error(exc: BaseException, stream: str, stream_exists: bool | None) -
             "retry with backoff",
             reason="LOG_UNAVAILABLE",
         )
-    if isinstance(exc, APIError) and exc.err_code in _STREAM_FULL:
+    if isinstance(exc, APIError) and exc.err_code == _STORE_FAILED and "maximum" in (exc.description or ""):
         return ResourceExhausted(
             f"JetStream stream {stream} is full and refuses new messages ({exc.description}: its max_msgs or "
             f"max_bytes with discard=new): raise the stream's limits, or let max_age make room; retry later",

@@ -118,8 +118,9 @@ def normalize_pseudonym_input(kind: str, value: str) -> str:
     the same id however it was typed. Every kind: surrounding whitespace removed. ``phone``: also full-width
     characters made ASCII (NFKC), the separators `` -.()`` removed and a leading ``+86`` / ``0086`` dropped, but
     only when what is left is all digits (anything else keeps its stripped form, so that distinct malformed values
-    stay distinct). A value that is already clean (digits only, no surrounding blanks) is unchanged and keeps the
-    pseudonym it always had."""
+    stay distinct). A value that is already clean (digits only, no surrounding blanks, not starting with ``0086``)
+    is unchanged and keeps the pseudonym it always had; a digits-only ``0086…`` loses the prefix, so it gets the
+    pseudonym of the number without it (docs/configuration.md)."""
     value = value.strip()
     if kind != "phone" or (value.isascii() and value.isdigit() and not value.startswith("0086")):
         return value
