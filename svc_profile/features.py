@@ -132,7 +132,7 @@ class FeatureUpdater:
                         e.channel or None,
                         user[:256] if user else None,
                         anonymous[:256] if anonymous else None,
-                        _context(fields) if len(fields) > (1 if screen else 0) else None,
+                        _context(fields, screen) if len(fields) > (1 if screen else 0) or len(screen) > 256 else None,
                     )
                 )
         for pid, marks in self.changed.items():
@@ -181,9 +181,13 @@ _NOT_KEPT = frozenset({"screen", "ip"})
 """Context fields a retained event does not keep in ``context_fields``: screen has its column, ip is level 3."""
 
 
-def _context(fields: list[tuple[Any, str]]) -> str | None:
-    """The retained event's ``context_fields``: its set context fields but screen and ip, up to 256 chars each."""
-    kept = {f.name: value[:256] for f, value in fields if f.name not in _NOT_KEPT}
+def _context(fields: list[tuple[Any, str]], screen: str) -> str | None:
+    """The retained event's ``context_fields``: its set context fields but ip, whole (svc_collect bounds them by
+    its ``max_string_chars``), so that a filter sees what the event carried (a cut page_url would miss a
+    ``utm_`` parameter past the cut, or equal a shorter URL). Screen is there only when longer than its column."""
+    kept = {f.name: value for f, value in fields if f.name not in _NOT_KEPT}
+    if len(screen) > 256:
+        kept["screen"] = screen
     return _json(kept) if kept else None
 
 
@@ -211,7 +215,7 @@ def _scalar_properties(properties: Any) -> dict[str, Any]:
     for name, value in properties.items():
         kind = value.WhichOneof("kind")
         if kind == "string_value":
-            out[name] = ["s", value.string_value[:256]]
+            out[name] = ["s", value.string_value]  # whole, as context fields: filters compare what was sent
         elif kind == "int_value":
             out[name] = ["i", value.int_value]
         elif kind == "double_value":

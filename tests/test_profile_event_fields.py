@@ -100,6 +100,31 @@ def test_filters_on_channel_ids_and_context_match_only_such_events(tmp_path: Pat
         assert context == '{"app_version":"9.1.0","os":"iOS","device_model":"iPhone15"}'
 
 
+LONG_URL = "https://example.com/fund/detail?" + "x" * 280 + "&utm_campaign=spring"  # 330 characters
+
+
+@pytest.mark.parametrize(
+    ("condition", "matches"),
+    [
+        (_compare(C.FieldRef.SOURCE_CONTEXT, "page_url", C.OPERATOR_CONTAINS, "utm_campaign=spring"), True),
+        (_compare(C.FieldRef.SOURCE_CONTEXT, "page_url", C.OPERATOR_EQ, LONG_URL), True),
+        (_compare(C.FieldRef.SOURCE_CONTEXT, "page_url", C.OPERATOR_EQ, LONG_URL[:256]), False),
+        (_compare(C.FieldRef.SOURCE_CONTEXT, "screen", C.OPERATOR_EQ, "s" * 300), True),
+        (_compare(C.FieldRef.SOURCE_CONTEXT, "screen", C.OPERATOR_EQ, "s" * 256), False),
+        (_compare(C.FieldRef.SOURCE_EVENT_PROPERTY, "note", C.OPERATOR_CONTAINS, "tail"), True),
+    ],
+)
+def test_filters_compare_long_values_whole(tmp_path: Path, condition: C.Condition, matches: bool) -> None:
+    """svc_collect accepts strings up to its max_string_chars: a retained event keeps them whole (it cut context
+    fields and string properties to 256 characters, so a filter missed what lay past the cut, or matched a prefix)."""
+    with profile_app(profile_settings(tmp_path, finance_pack=False)) as app:
+        app.definitions.create_segment(pb.Segment(segment_id="long", condition=_within("page_view", condition)))
+        e = event("page_view", user_id="C1", screen="s" * 300, note="n" * 300 + "tail")
+        e.context.page_url = LONG_URL
+        app.consumer.handle([e], "c1")
+        assert _member(app, "long", "C1") is matches
+
+
 def test_a_funnel_step_filter_on_the_channel(tmp_path: Path, database_url: str) -> None:
     with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
         batch = []
