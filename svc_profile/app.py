@@ -60,7 +60,12 @@ class ProfileApp:
         await asyncio.to_thread(self.jobs.start)  # jobs whose process is gone run again, with the rules loaded
         collect_address = peer_address("collect", self.settings.collect_address)
         if collect_address:
-            self.client = CollectClient(collect_address)
+            # The follow stream is silent while the log is idle: the same keepalive as the server's own.
+            self.client = CollectClient(
+                collect_address,
+                keepalive_time_seconds=self.settings.grpc_keepalive_time_seconds,
+                keepalive_timeout_seconds=self.settings.grpc_keepalive_timeout_seconds,
+            )
             self.publisher = OutboxPublisher(self.core, self.client)
             self.core.on_commit.append(self.publisher.notify)
             self.follower = LogFollower(

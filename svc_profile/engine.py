@@ -172,6 +172,7 @@ class Engine(Loading):
         rows: dict[str, Any] | None = None,
         customers: dict[str, str] | None = None,
         hot: Any = None,
+        lifecycle_for: set[str] | None = None,
     ) -> dict[str, int]:
         """Re-evaluate lifecycle, rule tags and segments for ``pids``; write the changes.
 
@@ -179,6 +180,9 @@ class Engine(Loading):
         can change are evaluated, and only for the persons they concern (``fresh`` persons get everything).
         ``hot`` (the log consumer's ``HotPersons``): tag and membership rows of the persons it holds are taken
         from it, and the rows as this refresh leaves them are kept for ``last_rows`` (to cache after commit).
+        ``lifecycle_for`` (the time sweep, with ``person_types``): the persons whose stage can change; the others
+        get neither lifecycle nor a ``lifecycle_stage`` formula tag, and when none of ``pids`` is among them only
+        the day buckets the planned rules read are loaded.
         """
         segments = (
             list(only_segments)
@@ -191,22 +195,27 @@ class Engine(Loading):
             plan = {}
             life_deps = self.tag_deps.get("lifecycle_stage") or frozenset(self.context.active_types)
             everything = (True, {r.name for r in tag_rules}, {s.segment_id for s in segments})
-            by_types: dict[frozenset[str], tuple[bool, set[str], set[str]] | None] = {}
+            by_types: dict[tuple[frozenset[str], bool], tuple[bool, set[str], set[str]] | None] = {}
             for pid in pids:
                 if pid in fresh:
                     plan[pid] = everything
                     continue
-                types = frozenset(person_types.get(pid, ()))
-                if types not in by_types:  # persons with the same event types share one (read-only) plan
-                    life = tags and bool(life_deps & types)
-                    chosen_tags = {r.name for r in tag_rules if _hit(self.tag_deps.get(r.name), types)}
+                key = (frozenset(person_types.get(pid, ())), lifecycle_for is None or pid in lifecycle_for)
+                if key not in by_types:  # persons with the same event types share one (read-only) plan
+                    types, ages = key
+                    life = tags and ages and bool(life_deps & types)
+                    chosen_tags = {
+                        r.name
+                        for r in tag_rules
+                        if (ages or r.formula != "lifecycle_stage") and _hit(self.tag_deps.get(r.name), types)
+                    }
                     chosen_segments = {
                         s.segment_id for s in segments if _hit(self.segment_deps.get(s.segment_id), types)
                     }
-                    by_types[types] = (
+                    by_types[key] = (
                         (life, chosen_tags, chosen_segments) if life or chosen_tags or chosen_segments else None
                     )
-                chosen = by_types[types]
+                chosen = by_types[key]
                 if chosen is not None:
                     plan[pid] = chosen
             pids = sorted(plan)
@@ -218,11 +227,22 @@ class Engine(Loading):
         self._local.day_rows = None
         if pids is not None and not pids:
             return counts
+        narrow: dict[str, Any] = {}
+        if plan is not None and lifecycle_for is not None and not any(plan[pid][0] for pid in plan):
+            # Nobody's stage is evaluated: load only what the planned rules read (not lifecycle's 90 days).
+            names = set().union(*(plan[pid][1] for pid in plan))
+            ids = set().union(*(plan[pid][2] for pid in plan))
+            narrow = {
+                "segments": [s for s in segments if s.segment_id in ids],
+                "tag_rules": [r for r in tag_rules if r.name in names],
+                "lifecycle": False,
+            }
         people = self.people(
             conn,
             pids,
             now,
-            segments=segments,
+            segments=narrow.pop("segments", segments),
+            narrow=narrow or None,
             with_tags=tags,
             rows=rows,
             customers=customers,

@@ -43,6 +43,7 @@ class IdPolicy:
         """The stored key of an id from an event, None when it is not an id (empty or a placeholder)."""
         if self.is_placeholder(value) or id_type in (types_pb2.ID_TYPE_UNSPECIFIED, CANONICAL):
             return None
+        # Strip before the cut (Pseudonymizer strips again, harmlessly): blanks must not count towards 256.
         value = value.strip()[:256]
         namespace = _PSEUDONYMIZED.get(id_type)
         if namespace and not Pseudonymizer.is_pseudonym(value):

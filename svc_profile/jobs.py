@@ -97,6 +97,10 @@ class Jobs:
         """Running jobs whose progress changed since their row was last written."""
         self._lost: set[str] = set()
         """Jobs another process took over while a thread here still runs them: stopped at their next report."""
+        self._workers: dict[str, threading.Thread] = {}
+        """Background jobs → their thread, until their end is recorded: only a live thread's job gets heartbeats."""
+        self._closing = threading.Event()
+        """Set when a stop begins: no more orphans are claimed (the stop would neither wait for nor release them)."""
         self._stopping = threading.Event()
         self._loop_thread: threading.Thread | None = None
 
@@ -170,6 +174,7 @@ class Jobs:
         self._safely(lambda: resumed.extend(self.resume_orphans()))
         self._safely(self.prune)
         self._stopping.clear()
+        self._closing.clear()
         self._loop_thread = threading.Thread(target=self._loop, name="profile-jobs", daemon=True)
         self._loop_thread.start()
         return resumed
@@ -177,6 +182,7 @@ class Jobs:
     def stop(self, timeout_seconds: float) -> None:
         """At stop: wait for running jobs (at most ``timeout_seconds``); those still running are released, so
         the next process to look resumes them without waiting for their heartbeat to go stale."""
+        self._closing.set()  # the keeper keeps writing progress and heartbeats while we wait, but claims nothing
         self.wait(timeout_seconds)
         self._stopping.set()
         if self._loop_thread is not None:
@@ -215,6 +221,7 @@ class Jobs:
         A job whose row another process has taken over is dropped from memory (GetJob then reads the table)."""
         if self.store is None:
             return 0
+        self._end_dead_workers()
         now = time.monotonic()
         with self._lock:
             due = [
@@ -234,8 +241,23 @@ class Jobs:
                     log.warning("job %s is no longer this process's (another took it over); stopping it", job_id)
                     self._written.pop(job_id, None)
                     self._jobs.pop(job_id, None)
+                    self._workers.pop(job_id, None)
                     self._lost.add(job_id)  # its thread stops at its next progress report
         return len(due)
+
+    def _end_dead_workers(self) -> None:
+        """A job whose thread is gone without its end recorded (it died of a BaseException) would otherwise get
+        heartbeats until a restart and never look orphaned: it ends FAILED (INTERNAL) instead."""
+        with self._lock:
+            dead = [
+                job_id
+                for job_id, thread in self._workers.items()
+                if job_id in self._written and thread.ident is not None and not thread.is_alive()
+            ]
+        for job_id in dead:
+            log.error("job %s: its thread ended without recording an end; the job ends FAILED", job_id)
+            error = "the thread running the job ended without recording an end (see the service log); run it again"
+            self._finish(job_id, job_pb2.JOB_STATE_FAILED, reason="INTERNAL", error=error)
 
     def resume_orphans(self) -> list[str]:
         """Claim and run again the RUNNING jobs whose heartbeat is older than ``orphan_seconds`` and that no thread
@@ -247,12 +269,16 @@ class Jobs:
             return []
         now = dt.datetime.now(dt.UTC)
         cutoff = now - dt.timedelta(seconds=self.orphan_seconds)
+        if self._closing.is_set():
+            return []
         with self._lock:
             running = set(self._written)
         rows = [r for r in self.store.orphans(cutoff) if not (r.owner_id == self.owner and r.job_id in running)]
         newest = {(r.kind, r.result_name): r.job_id for r in rows}  # oldest first: the last of each wins
         resumed = []
         for row in rows:
+            if self._closing.is_set():
+                break  # a stop began meanwhile
             if not self.store.claim(row.job_id, row.owner_id, self.owner, cutoff, now, RESUMED):
                 continue  # another process claimed it first
             job = job_of_row(row)
@@ -295,6 +321,7 @@ class Jobs:
         thread = threading.Thread(target=self._run, args=(job_id, function), name=job_id, daemon=True)
         with self._lock:
             self._threads.add(thread)
+            self._workers[job_id] = thread  # not yet started (ident None): counts as alive
         thread.start()
 
     def _run(self, job_id: str, function: JobFunction) -> None:
@@ -336,6 +363,7 @@ class Jobs:
             job = self._jobs.get(job_id)
             mine = self._written.pop(job_id, None) is not None
             self._dirty.discard(job_id)
+            self._workers.pop(job_id, None)
             if job is not None:
                 job.state = state
                 job.finished_at.FromMicroseconds(time.time_ns() // 1000)

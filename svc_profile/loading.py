@@ -33,18 +33,24 @@ class Loading:
     _local: Any
 
     def needs(
-        self, segments: Sequence[SegmentRule] | None = None, with_tags: bool = True
+        self,
+        segments: Sequence[SegmentRule] | None = None,
+        with_tags: bool = True,
+        tag_rules: Sequence[Any] | None = None,
+        lifecycle: bool = True,
     ) -> tuple[set[str], int, set[str], int]:
-        """Day-bucket types and horizon, filtered-event types and horizon, for the definitions evaluated."""
+        """Day-bucket types and horizon, filtered-event types and horizon, for the definitions evaluated
+        (``tag_rules``: only those of the tags; ``lifecycle`` false: the stage is not evaluated)."""
         segments = list(segments) if segments is not None else list(self.segments.values())
-        tag_rules = list(self.tags.values()) if with_tags else []
+        tag_rules = (list(tag_rules) if tag_rules is not None else list(self.tags.values())) if with_tags else []
         refs = [r for t in tag_rules for r in t.refs] + [s.refs for s in segments if s.refs]
         days: set[str] = set()
         horizon = 0
-        if with_tags:
+        if with_tags and lifecycle:
             days = {*self.context.login_types, *self.context.trade_types, *self.context.active_types, "quote_view"}
             days |= {"fund_view", "deposit_attempt"}
             horizon = max(self.lifecycle_params["churned_days"], 90) * 86_400
+        if with_tags:
             # The builtin formulas read the event types and windows their parameters name (quote_event,
             # window_days ...): the same lists the sweep uses (tag_deps, timewindows.formula_windows).
             for rule in tag_rules:
@@ -91,14 +97,16 @@ class Loading:
         preloaded: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None = None,
         lean_tags: bool = False,
         hot: Any = None,
+        narrow: dict[str, Any] | None = None,
     ) -> dict[str, Person]:
         """Persons ready for evaluation, bulk-loaded (one query per table and chunk of ids), loading only
         what the definitions evaluated read. ``preloaded``: (days, tags, memberships) read already (one
         person's profile, ``store.load_bundle``; retained events are then not read). ``lean_tags``: tag rows
         with only what evaluation reads (``store.tag_rows``: the log consumer). ``hot``: the consumer's
-        ``HotPersons``, whose tag and membership rows are used for the persons it holds (only the others read)."""
+        ``HotPersons``, whose tag and membership rows are used for the persons it holds (only the others read).
+        ``narrow``: ``tag_rules`` and ``lifecycle`` for ``needs`` (the time sweep: only what its plan evaluates)."""
         segments = list(segments) if segments is not None else list(self.segments.values())
-        day_types, horizon, event_types, event_horizon = self.needs(segments, with_tags)
+        day_types, horizon, event_types, event_horizon = self.needs(segments, with_tags, **(narrow or {}))
         if all_day_types:
             horizon = max(horizon, 90 * 86_400)
         first_day = self.clock.first_of_window(now, horizon or 86_400)

@@ -1,5 +1,5 @@
-"""Segment membership: recompute, static lists, checks, size and sample, export; the outbox publisher and
-the time sweep (docs/profile.md, "Segments")."""
+"""Segment membership: recompute, static lists, checks, size and sample, export; the outbox publisher; the time sweep is
+svc_profile/timesweep.py (docs/profile.md, "Segments")."""
 
 from __future__ import annotations
 
@@ -8,27 +8,23 @@ import contextlib
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import distinct, select, update
+from sqlalchemy import select, update
 
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound
 from svc_common.pb.qiming.common.v1 import event_pb2
-from svc_profile import timewindows
+from svc_profile import timesweep
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
-from svc_profile.engine import SegmentRule, expiry_type
+from svc_profile.engine import SegmentRule
 from svc_profile.jobs import JobFunction, Jobs, Progress, Superseded
 from svc_profile.model import now_us
 from svc_profile.sqlseg import segment_where
 
 log = logging.getLogger("qiming.profile")
 RECOMPUTE_CHUNK = 20_000
-SWEEP_CATCH_UP_DAYS = 31
-"""A sweep covers every day boundary since the last one up to this many days; after a longer downtime it
-evaluates everyone once instead (bounded work either way)."""
 
 
 def _quiet(percent: float, message: str) -> None:
@@ -289,83 +285,8 @@ class Segments:
 
     # -- time --------------------------------------------------------------------------------------------
     def sweep(self, previous_us: int, now: int) -> dict[str, int]:
-        """Persons whose conditions can change with time alone since ``previous_us``: a bucket of a type some
-        rule reads that left a window that rule reads (at a day boundary), a retained event that left a
-        sub-day or filtered window, lifecycle stages that age."""
-        core, clock = self.core, self.core.engine.clock
-        engine = core.engine
-        windows = timewindows.day_windows(engine)
-        _, _, event_types, _ = engine.needs()
-        exact = timewindows.exact_windows(engine, event_types)
-        first, last = clock.of(previous_us), clock.of(now)
-        found: dict[str, set[str]] = {}  # person → the event types whose window crossed (what can change)
-        d, e, p = self.t["day"], self.t["event"], self.t["person"]
-        with core.database.connection() as conn:
-            for types, edges in timewindows.edge_groups(windows, first, last):
-                for part in range(0, len(edges), 500):
-                    where = d.c.day.in_(edges[part : part + 500])
-                    if types is not None:
-                        where = where & d.c.event_type.in_(types)
-                    for pid, event_type in conn.execute(select(d.c.profile_id, d.c.event_type).where(where).distinct()):
-                        found.setdefault(pid, set()).add(event_type)
-            by_window = len(found)
-            for event_type, seconds in sorted(exact):
-                rows = conn.execute(
-                    select(distinct(e.c.profile_id)).where(
-                        e.c.event_type == event_type,
-                        e.c.occurred_us >= previous_us - seconds * 1_000_000 - 1,
-                        e.c.occurred_us < now - seconds * 1_000_000 + 1,
-                    )
-                )
-                for (pid,) in rows:
-                    found.setdefault(pid, set()).add(event_type)
-            if last > first:
-                ageing = {*engine.context.active_types, *engine.context.trade_types}  # what lifecycle reads
-                rows = conn.execute(
-                    select(p.c.profile_id).where(p.c.lifecycle_stage.in_(("NEW", "REACTIVATED", "PROSPECT")))
-                )
-                for (pid,) in rows:
-                    found.setdefault(pid, set()).update(ageing)
-                # AT_RISK with no activity in the churned window: CHURNED comes with the account's age (no
-                # bucket leaves a window for one never active), so they age like NEW persons.
-                churned = engine.lifecycle_params["churned_days"] * 86_400
-                active = (
-                    select(d.c.profile_id)
-                    .where(
-                        d.c.profile_id == p.c.profile_id,
-                        d.c.event_type.in_(sorted(engine.context.active_types)),
-                        d.c.day >= clock.first_of_window(now, churned),
-                        d.c.n > 0,
-                    )
-                    .exists()
-                )
-                rows = conn.execute(select(p.c.profile_id).where(p.c.lifecycle_stage == "AT_RISK", ~active))
-                for (pid,) in rows:
-                    found.setdefault(pid, set()).update(ageing)
-            self._expired_tags(conn, previous_us, now, found)
-        pids = sorted(found)
-        # As for a log batch, each person is evaluated only for the rules those event types can change.
-        for start in range(0, len(pids), RECOMPUTE_CHUNK):
-            chunk = pids[start : start + RECOMPUTE_CHUNK]
-            with core.writing() as conn:
-                core.engine.refresh(conn, chunk, now, cause="time", person_types=found)
-        if last > first:
-            self.purge_retained(now)
-        return {"candidates": len(pids), "by_window": by_window}
-
-    def _expired_tags(self, conn: Any, previous_us: int, now: int, found: dict[str, set[str]]) -> None:
-        """Persons whose written value of a tag some rule reads expired since ``previous_us`` (a value is hidden
-        from its ``expires_us`` on): their readers are re-evaluated through the tag's expiry type."""
-        engine = self.core.engine
-        refs = [r for rule in engine.tags.values() for r in rule.refs]
-        refs += [s.refs for s in engine.segments.values() if s.refs is not None]
-        read = {name for r in refs for name in r.tags}
-        names = sorted(n for n in read if (rule := engine.tags.get(n)) is not None and rule.kind == "external")
-        if not names:
-            return
-        rows = conn.execute(self.core.store.expired_tags_statement(names, previous_us, now))
-        for pid, name in rows:
-            found.setdefault(pid, set()).add(expiry_type(name))
+        """The time sweep across the day boundaries since ``previous_us`` (svc_profile/timesweep.py)."""
+        return timesweep.sweep(self, previous_us, now)
 
     def purge_retained(self, now: int) -> None:
         retention = self.core.settings.event_retention_days
@@ -375,46 +296,7 @@ class Segments:
 
     def catch_up(self, now: int) -> dict[str, int]:
         """The time sweep since the last one, wherever it ran (``catch_up``): what ``Sweeper`` calls."""
-        return catch_up(self, now)
-
-
-class SweepWatermark:
-    """Up to when the time sweep has run, kept in ``profile_consumer`` (a row of its own), so that the first
-    sweep after a restart covers every day boundary passed while the service was down."""
-
-    def __init__(self, segments: Segments) -> None:
-        self.segments = segments
-        self.name = f"sweep:{segments.core.settings.consumer_name}"[:64]
-
-    def load(self) -> int | None:
-        with self.segments.core.database.connection() as conn:
-            stored = self.segments.core.store.load_cursor(conn, self.name)
-        return int(stored) if stored else None
-
-    def save(self, at_us: int, persons: int) -> None:
-        # keep_hot: this row changes no person, so the consumer's cache of hot persons stays (each sweep saves it)
-        with self.segments.core.writing(keep_hot=True) as conn:
-            self.segments.core.store.save_cursor(conn, self.name, str(at_us), persons, at_us)
-
-
-def catch_up(segments: Segments, now: int) -> dict[str, int]:
-    """The sweep from the stored watermark to ``now`` (one day back when none is stored: a new database, or
-    the first start of a release that stores it); a gap of more than ``SWEEP_CATCH_UP_DAYS`` evaluates
-    everyone once instead (cause ``time``). The watermark is saved after the sweep: a sweep that fails is
-    done again from the same point (re-evaluating writes only differences)."""
-    watermark = SweepWatermark(segments)
-    previous = watermark.load()
-    if previous is None:
-        previous = now - 86_400_000_000
-    clock = segments.core.engine.clock
-    if clock.of(now) - clock.of(previous) > SWEEP_CATCH_UP_DAYS:
-        log.warning("time sweep: last run %d days ago; evaluating everyone", clock.of(now) - clock.of(previous))
-        result = {"candidates": segments.refresh_everyone("time", now=now), "by_window": 0, "everyone": 1}
-        segments.purge_retained(now)
-    else:
-        result = segments.sweep(previous, now)
-    watermark.save(now, result["candidates"])
-    return result
+        return timesweep.catch_up(self, now)
 
 
 class OutboxPublisher:
@@ -464,20 +346,6 @@ class OutboxPublisher:
         return len(rows)
 
 
-class Sweeper:
-    def __init__(self, segments: Segments, interval: float) -> None:
-        self.segments = segments
-        self.interval = interval
-
-    async def run(self) -> None:
-        while True:
-            now = now_us()
-            try:
-                started = time.monotonic()
-                result = await asyncio.to_thread(self.segments.catch_up, now)
-                log.debug("sweep: %s in %.2fs", result, time.monotonic() - started)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("time sweep failed; retrying at the next interval")
-            await asyncio.sleep(self.interval)
+# The time sweep lives in svc_profile/timesweep.py; these names stay importable from here.
+SweepWatermark, Sweeper, catch_up = timesweep.SweepWatermark, timesweep.Sweeper, timesweep.catch_up
+SWEEP_CATCH_UP_DAYS = timesweep.SWEEP_CATCH_UP_DAYS
