@@ -24,6 +24,7 @@ from svc_profile.hot import HotPersons
 from svc_profile.identity import IdKey, IdPolicy
 from svc_profile.model import decode_map, encode
 from svc_profile.store._sql import ProfileStore
+from svc_profile.store._tagsql import TAG_UPDATES
 
 
 class Core:
@@ -112,19 +113,7 @@ class Core:
         tags = store.load_tags(conn, [loser, winner])
         kept = [
             {
-                **{
-                    c: getattr(r, c)
-                    for c in (
-                        "name",
-                        "tag_value",
-                        "source",
-                        "writer",
-                        "writer_version",
-                        "written_us",
-                        "expires_us",
-                        "trace_id",
-                    )
-                },
+                **{c: getattr(r, c) for c in ("name", *TAG_UPDATES) if c != "sealed_value"},  # re-sealed below
                 "profile_id": winner,
             }
             for name, r in tags.get(loser, {}).items()

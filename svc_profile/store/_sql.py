@@ -266,19 +266,7 @@ class ProfileStore(TagStatements):
             columns,
         )
 
-    EVENT_COLUMNS = (
-        "event_id",
-        "profile_id",
-        "occurred_us",
-        "event_type",
-        "session_id",
-        "screen",
-        "properties",
-        "channel",
-        "user_id",
-        "anonymous_id",
-        "context_fields",
-    )
+    EVENT_COLUMNS = ("event_id", *_EVENT_READ)
 
     def insert_events(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         """Retained events as tuples in ``EVENT_COLUMNS`` order (or its first seven), ``properties`` and
