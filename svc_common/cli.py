@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -101,6 +103,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_STARTUP)
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`qiming config collect | head`): stop quietly, as other command-line tools do;
+        # stdout goes to /dev/null so that the interpreter's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(128 + signal.SIGPIPE)
 
 
 def _serve(service: str, config_file: Path | None) -> None:

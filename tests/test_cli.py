@@ -113,3 +113,21 @@ def test_service_refuses_a_world_readable_keyring(tmp_path: Path) -> None:
     result = qiming("serve", "collect", env=env, cwd=tmp_path)
     assert result.returncode == 2  # a restart cannot fix it: systemd must not loop
     assert "chmod 600" in _one_error_line(result)
+
+
+def test_config_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> None:
+    """`qiming config collect | head -1`: the reader closes the pipe; no BrokenPipeError traceback on stderr."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QIMING_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "svc_common.cli", "config", "collect"],
+        env={**clean, "QIMING_COMMON_DATA_DIR": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith(b"# settings of collect")
+    process.stdout.close()  # as `head -1` does after its line
+    with process.stderr:
+        stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) in (0, 141), stderr  # 0: everything fitted in the pipe before it closed
+    assert "Traceback" not in stderr, stderr
