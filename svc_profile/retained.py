@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from svc_common.conditions import EVENT_FIELDS as ALL_EVENT_FIELDS
 from svc_common.errors import FieldViolation, InvalidArgument
-from svc_common.pb.qiming.common.v1 import condition_pb2, event_pb2
+from svc_common.pb.qiming.common.v1 import condition_pb2, event_pb2, types_pb2
 from svc_profile.condpaths import label, nodes
 
 EVENT_FIELDS = frozenset(ALL_EVENT_FIELDS)
 """``SOURCE_EVENT`` fields a retained event keeps: all that a filter can read (type, channel, ids, session, time)."""
 CONTEXT_FIELDS = frozenset(f.name for f in event_pb2.EventContext.DESCRIPTOR.fields) - {"ip"}
 """``SOURCE_CONTEXT`` fields a retained event keeps: all but ``ip`` (level 3)."""
+CHANNELS = frozenset(
+    types_pb2.Channel.Name(number).removeprefix("CHANNEL_").lower() for number in types_pb2.Channel.values() if number
+)
+"""What a filter on ``channel`` compares with: the Channel names, lower case, without the prefix."""
 _KEPT = {
     condition_pb2.FieldRef.SOURCE_EVENT: ("event", EVENT_FIELDS),
     condition_pb2.FieldRef.SOURCE_CONTEXT: ("context", CONTEXT_FIELDS),
@@ -31,6 +35,8 @@ def check_retained(condition: condition_pb2.Condition, path: str, in_filter: boo
         if not filtered or node.WhichOneof("node") != "comparison":
             continue
         field = node.comparison.field
+        if field.source == condition_pb2.FieldRef.SOURCE_EVENT and field.name == "channel":
+            _check_channels(node, where)
         kept = _KEPT.get(field.source)
         if kept is not None and field.name not in kept[1]:
             why = " (level 3: svc_collect withholds it)" if (kept[0], field.name) == ("context", "ip") else ""
@@ -43,4 +49,22 @@ def check_retained(condition: condition_pb2.Condition, path: str, in_filter: boo
                 message,
                 reason="INVALID_CONDITION",
                 violations=[FieldViolation(f"{where}.comparison.field.name", message, "INVALID_CONDITION")],
+            )
+
+
+def _check_channels(node: condition_pb2.Condition, where: str) -> None:
+    """A filter comparing ``channel`` with a name no channel has ("wechat") could never match: refused."""
+    comparison = node.comparison
+    given = [(f"{where}.comparison.value", comparison.value)] if comparison.HasField("value") else []
+    given += [(f"{where}.comparison.values[{i}]", v) for i, v in enumerate(comparison.values)]
+    for field_path, value in given:
+        if value.WhichOneof("kind") == "string_value" and value.string_value not in CHANNELS:
+            message = (
+                f"condition node {label(node, where)}: {value.string_value!r} is not a channel, so this filter could "
+                f"never match (channels: {', '.join(sorted(CHANNELS))})"
+            )
+            raise InvalidArgument(
+                message,
+                reason="INVALID_CONDITION",
+                violations=[FieldViolation(field_path, message, "INVALID_CONDITION")],
             )

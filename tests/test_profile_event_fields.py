@@ -18,6 +18,7 @@ from test_ddl_snapshots import make_dialect
 
 from svc_common.conditions import to_proto
 from svc_common.db import Database
+from svc_common.errors import InvalidArgument
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
@@ -203,3 +204,18 @@ def test_the_migration_keeps_the_stored_events_and_back(tmp_path: Path, database
         assert migrations.upgrade(db.engine) == migrations.head()
     finally:
         db.dispose()
+
+
+def test_a_filter_on_a_channel_name_no_channel_has_is_refused(tmp_path: Path) -> None:
+    """channel reads as the Channel name (app, wechat_mini_program …): "wechat" could never match, so a definition
+    comparing with it is refused naming the value; real names are accepted."""
+    with profile_app(profile_settings(tmp_path, finance_pack=False)) as app:
+        wrong = C.Comparison(field=C.FieldRef(source=C.FieldRef.SOURCE_EVENT, name="channel"), operator=C.OPERATOR_IN)
+        wrong.values.extend([to_proto("wechat_mini_program"), to_proto("wechat")])
+        segment = pb.Segment(segment_id="wechat", condition=_within("fund_view", C.Condition(comparison=wrong)))
+        with pytest.raises(InvalidArgument, match="'wechat' is not a channel") as refused:
+            app.definitions.create_segment(segment)
+        assert refused.value.violations[0].field.endswith("filter.comparison.values[1]")
+        del wrong.values[1]
+        segment.condition.CopyFrom(_within("fund_view", C.Condition(comparison=wrong)))
+        assert app.definitions.create_segment(segment).version == 1
