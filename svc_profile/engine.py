@@ -207,7 +207,7 @@ class Engine(Loading):
                     chosen_tags = {
                         r.name
                         for r in tag_rules
-                        if (ages or r.formula != "lifecycle_stage") and _hit(self.tag_deps.get(r.name), types)
+                        if (ages or r.name != "lifecycle_stage") and _hit(self.tag_deps.get(r.name), types)
                     }
                     chosen_segments = {
                         s.segment_id for s in segments if _hit(self.segment_deps.get(s.segment_id), types)
@@ -235,7 +235,8 @@ class Engine(Loading):
             narrow = {
                 "segments": [s for s in segments if s.segment_id in ids],
                 "tag_rules": [r for r in tag_rules if r.name in names],
-                "lifecycle": False,
+                # another tag of the lifecycle formula (its own *_days) reads the last active day over the horizon
+                "lifecycle": any(r.formula == "lifecycle_stage" for r in tag_rules if r.name in names),
             }
         people = self.people(
             conn,

@@ -95,3 +95,39 @@ def test_after_the_sweep_evaluating_everyone_changes_nothing(
 
         app.segments.refresh_everyone("recompute", now=now)
         assert state(app) == swept
+
+
+def test_a_tag_of_the_lifecycle_formula_with_its_own_days_is_swept(tmp_path: Path, database_url: str) -> None:
+    """A tag of builtin formula lifecycle_stage with active_days=7: at the 7-day edge its value changes although
+    the service's own stage (30 days) cannot; the sweep skipped every tag of that formula for such persons."""
+
+    def short_life() -> str:
+        with app.core.database.connection() as conn:
+            return conn.execute(sa.text("SELECT tag_value FROM profile_tag WHERE name = 'short_life'")).scalar_one()
+
+    with profile_app(profile_settings(tmp_path, database_url)) as app:
+        parameters = {"active_days": to_proto(7)}
+        tag = pb.TagDefinition(
+            name="short_life", builtin=pb.BuiltinTag(formula="lifecycle_stage", parameters=parameters)
+        )
+        app.definitions.create_tag(tag)
+        now = time.time_ns() // 1000
+        before = now - DAY
+        opened = to_proto(dt.datetime.now(dt.UTC) - dt.timedelta(days=400))
+        app.profiles.upsert_attributes(ref("U1"), {"account_opened_at": opened}, [], "crm", frozenset())
+        app.consumer.handle(
+            [
+                event("trade_filled", user_id="U1", at_us=now - 20 * DAY, amount_fen=100),
+                event("login", user_id="U1", at_us=now - 7 * DAY),
+            ],
+            "c1",
+        )
+        with app.core.writing() as conn:
+            conn.execute(sa.text("UPDATE profile_person SET lifecycle_stage = 'ACTIVE'"))
+            app.core.engine.refresh(conn, None, before, cause="test")
+        assert "active" in short_life()
+        app.segments.sweep(before, now)
+        swept = short_life()
+        app.segments.refresh_everyone("recompute", now=now)
+        assert "at_risk" in short_life()
+        assert swept == short_life()
