@@ -29,6 +29,7 @@ from svc_modeling.store import TERMINAL_STATES, SqlModelingStore, utcnow
 
 log = logging.getLogger("qiming.modeling.jobs")
 ORPHANED = "the service process running this job stopped or lost its database: start it again"
+LOST_END = "the job's run ended but its end could not be recorded (see the service log): start it again"
 _current = threading.local()
 
 
@@ -204,17 +205,42 @@ class JobRunner:
     def fail_orphans(self) -> int:
         """Fail the unfinished jobs whose owner's heartbeat is older than ``orphan_seconds``."""
         cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.orphan_seconds)
-        failed = self.store.fail_orphaned_jobs(cutoff, ORPHANED)
+        # Never this process's own: a heartbeat write that waited long (a busy database) is no sign of death.
+        failed = self.store.fail_orphaned_jobs(cutoff, ORPHANED, not_owner=self.owner)
+        failed += self.fail_lost()
         if failed:
             log.warning("marked jobs of a stopped process as failed", extra={"jobs": failed})
         return failed
 
-    def beat(self) -> None:
-        """Renew this process's jobs' heartbeat."""
+    def fail_lost(self) -> int:
+        """Fail this process's unfinished rows whose run has ended (no flag: the end could not be written). The rows
+        are read before the flags: a job's flag is set before its row is added and dropped after its end is written,
+        so a row read here without a flag afterwards has no run left."""
+        unfinished = self.store.unfinished_jobs(self.owner)
         with self._lock:
-            active = bool(self._flags)
-        if active:
-            self.store.heartbeat(self.owner, dt.datetime.now(dt.UTC))
+            held = set(self._flags)
+        lost = 0
+        for job_id in unfinished:
+            if job_id not in held and self.store.update_job(
+                job_id,
+                only_if_state=("PENDING", "RUNNING"),
+                only_if_owner=self.owner,
+                job_state="FAILED",
+                error_reason="ABORTED",
+                error_message=LOST_END,
+                finished_at=utcnow(),
+            ):
+                lost += 1
+                self._changed(job_id)
+        return lost
+
+    def beat(self) -> None:
+        """Renew the heartbeat of the jobs this process still holds (a flag from submit to the end of its run):
+        not of a row whose run ended without recording its end, which then looks orphaned to other replicas."""
+        with self._lock:
+            job_ids = sorted(self._flags)
+        if job_ids:
+            self.store.heartbeat(self.owner, dt.datetime.now(dt.UTC), job_ids)
 
     def poll_cancels(self) -> None:
         """Set the flags of this process's jobs that were cancelled through another replica."""

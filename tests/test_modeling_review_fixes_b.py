@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import io
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -421,3 +422,63 @@ def test_a_read_of_a_silent_event_log_is_cancelled_with_its_job(tmp_path) -> Non
 def test_orphan_time_shorter_than_three_heartbeats_is_refused(tmp_path) -> None:
     with pytest.raises(ConfigError, match="job_orphan_seconds"):
         modeling_settings(tmp_path, job_heartbeat_seconds=30, job_orphan_seconds=60)
+
+
+def test_a_process_never_fails_its_own_running_job_as_orphaned(tmp_path) -> None:
+    """A heartbeat write that waited on a busy database longer than job_orphan_seconds made the process's own orphan
+    scan fail its live job (ABORTED), whose real end was then dropped."""
+    settings = modeling_settings(tmp_path, job_heartbeat_seconds=0.2, job_orphan_seconds=0.7)
+    with running_service(settings) as service:
+        started = threading.Event()
+
+        def work(ctx):
+            started.set()
+            end = time.monotonic() + 3.0
+            while time.monotonic() < end:
+                ctx.progress(10, "working")
+                time.sleep(0.02)
+            return "made/1"
+
+        job = service.jobs.submit("train_model", work)
+        assert started.wait(10)
+        time.sleep(0.3)
+        # Another writer (a long transaction: a big dataset stored, another process on the file) holds the lock.
+        path = settings.resolved_database_url().split("sqlite:///", 1)[1]
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        time.sleep(1.2)
+        other.execute("COMMIT")
+        other.close()
+        done = service.jobs.wait(job.job_id, 30)
+        assert job_pb2.JobState.Name(done.state) == "JOB_STATE_SUCCEEDED", (done.error_reason, done.error_message)
+
+
+def test_a_job_whose_end_could_not_be_written_is_failed_while_others_run(tmp_path) -> None:
+    """Heartbeats renewed every unfinished row of the process, so a job whose end could not be written stayed RUNNING
+    as long as another job of the process ran; the keeper now fails such a row (its run has no flag left)."""
+    settings = modeling_settings(
+        tmp_path, job_heartbeat_seconds=0.1, job_orphan_seconds=0.4, job_workers=2, sqlite_busy_timeout_millis=50
+    )
+    with running_service(settings) as service:
+        go, b_running = threading.Event(), threading.Event()
+        a = service.jobs.submit("train_model", lambda ctx: "made/a" if go.wait(30) else "")
+
+        def long_b(ctx):
+            b_running.set()
+            time.sleep(6)
+            return "made/b"
+
+        b = service.jobs.submit("train_model", long_b)
+        assert b_running.wait(10)
+        time.sleep(0.3)
+        path = settings.resolved_database_url().split("sqlite:///", 1)[1]
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        go.set()  # A ends now: its end cannot be written (database is locked)
+        time.sleep(0.3)
+        other.execute("COMMIT")
+        other.close()
+        time.sleep(2.0)  # 5 x job_orphan_seconds; B still runs
+        assert service.jobs.get(b.job_id).state == job_pb2.JOB_STATE_RUNNING
+        state = job_pb2.JobState.Name(service.jobs.get(a.job_id).state)
+        assert state != "JOB_STATE_RUNNING", "job A's thread is gone, yet its row is kept RUNNING by B's heartbeats"

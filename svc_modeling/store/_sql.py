@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, case, delete, func, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -121,14 +121,29 @@ class SqlModelingStore:
         with self._db.connection() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
-    def heartbeat(self, owner: str, now: dt.datetime) -> None:
-        """This process still runs its pending and running jobs."""
+    def heartbeat(self, owner: str, now: dt.datetime, job_ids: Sequence[str]) -> None:
+        """This process still holds these of its pending and running jobs."""
         c = self._job.c
         with self._db.connection(write=True) as conn:
-            conn.execute(
-                update(self._job)
-                .where(c.owner_id == owner, c.job_state.in_(["PENDING", "RUNNING"]))
-                .values(heartbeat_at=now)
+            for start in range(0, len(job_ids), 500):
+                conn.execute(
+                    update(self._job)
+                    .where(
+                        c.owner_id == owner,
+                        c.job_id.in_(list(job_ids[start : start + 500])),
+                        c.job_state.in_(["PENDING", "RUNNING"]),
+                    )
+                    .values(heartbeat_at=now)
+                )
+
+    def unfinished_jobs(self, owner: str) -> list[str]:
+        """This owner's pending and running jobs."""
+        c = self._job.c
+        with self._db.connection() as conn:
+            return list(
+                conn.execute(
+                    select(c.job_id).where(c.owner_id == owner, c.job_state.in_(["PENDING", "RUNNING"]))
+                ).scalars()
             )
 
     def cancel_requested(self, owner: str) -> list[str]:
@@ -142,9 +157,10 @@ class SqlModelingStore:
         with self._db.connection() as conn:
             return list(conn.execute(query).scalars())
 
-    def fail_orphaned_jobs(self, cutoff: dt.datetime, message: str) -> int:
-        """Fail the pending and running jobs whose owner's heartbeat is older than ``cutoff`` (its process died):
-        one conditional UPDATE, so a job another process keeps alive is never touched."""
+    def fail_orphaned_jobs(self, cutoff: dt.datetime, message: str, not_owner: str = "") -> int:
+        """Fail the pending and running jobs whose owner's heartbeat is older than ``cutoff`` (its process died),
+        except ``not_owner``'s (the caller's own): one conditional UPDATE, so a job another process keeps alive is
+        never touched."""
         c = self._job.c
         with self._db.connection(write=True) as conn:
             return conn.execute(
@@ -152,6 +168,7 @@ class SqlModelingStore:
                 .where(
                     c.job_state.in_(["PENDING", "RUNNING"]),
                     or_(c.heartbeat_at.is_(None), c.heartbeat_at < cutoff),
+                    c.owner_id != not_owner if not_owner else true(),
                 )
                 .values(job_state="FAILED", error_reason="ABORTED", error_message=message, finished_at=utcnow())
             ).rowcount
