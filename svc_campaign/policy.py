@@ -282,6 +282,8 @@ class PolicyGate:
     def _quiet_until(self, policy: pb.ContactPolicy, channel: int, now: dt.datetime) -> dt.datetime | None:
         """:func:`quiet_until`, remembered for the last few (policy, channel, now): every send of a batch asks with
         the same ones. By the policy object itself (the cache hands out one per version; a new one misses)."""
+        if now.tzinfo is not dt.UTC:  # equal times at a fold of another zone are different instants
+            return quiet_until(policy, channel, now, self.default_zone)
         key = (id(policy), channel, now)
         found = self._quiet.get(key)
         if found is None or found[0] is not policy:
