@@ -39,3 +39,20 @@ class ManualClock:
     def set(self, moment: dt.datetime) -> None:
         with self._lock:
             self._now = moment.astimezone(dt.UTC)
+
+
+_ISO: dict[dt.datetime, str] = {}
+
+
+def utc_iso(at: dt.datetime) -> str:
+    """``at.isoformat()``, remembered for UTC datetimes: a batch of timers or events formats the same few instants
+    (its ``now``, the due times its timers share) for every customer. Only ``tzinfo is UTC`` is remembered (equal
+    instants in other zones, or at a fold, compare equal but print differently)."""
+    if at.tzinfo is not dt.UTC:
+        return at.isoformat()
+    found = _ISO.get(at)
+    if found is None:
+        if len(_ISO) >= 4096:
+            _ISO.clear()
+        found = _ISO[at] = at.isoformat()
+    return found

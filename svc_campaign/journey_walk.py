@@ -17,6 +17,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from svc_campaign.batch import BatchedWrites, Previous
+from svc_campaign.clock import utc_iso
 from svc_campaign.config import CampaignSettings
 from svc_campaign.experiments import Experiments, bucket
 from svc_campaign.outbox import ordered_id
@@ -321,7 +322,7 @@ class Walker(BatchedWrites, Sender):
             self.update_participant(instance["instance_id"], changes)
             self._writes().dropped.add((instance["user_id"], instance["journey_id"]))
             return
-        cause = f"timer:{timer['due_at'].isoformat()}"
+        cause = f"timer:{utc_iso(timer['due_at'])}"
         if node.wait.WhichOneof("kind") == "until_event":
             self._visit(conn, instance, node_id, "timeout", now)
             self.walk(conn, instance, node.wait.timeout_node_id, now, batch, cause=cause)

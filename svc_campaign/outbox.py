@@ -36,15 +36,25 @@ a note; not accepted: SUPPRESSED with the reason, never retried)."""
 
 
 def stable_id(*parts: object) -> str:
-    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:32]
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:32]
 
 
 def ordered_id(at: dt.datetime, *parts: object) -> str:
     """32 hex digits like :func:`stable_id` (the same parts and time give the same id), led by the time in
     milliseconds (48 bits, as in UUIDv7): rows written together sit together in the primary key and in indexes
     made from the id (the outbox's idempotency key), instead of one random page of each per row."""
-    millis = (at - _EPOCH) // _MILLI
-    return f"{millis & 0xFFFFFFFFFFFF:012x}" + stable_id(*parts, at.astimezone(dt.UTC).isoformat())[:20]
+    stamp = _STAMPS.get(at) if at.tzinfo is dt.UTC else None
+    if stamp is None:
+        millis = (at - _EPOCH) // _MILLI
+        stamp = (f"{millis & 0xFFFFFFFFFFFF:012x}", at.astimezone(dt.UTC).isoformat())
+        if at.tzinfo is dt.UTC:  # a batch's messages share their time: worked out once (see clock.utc_iso)
+            if len(_STAMPS) >= 4096:
+                _STAMPS.clear()
+            _STAMPS[at] = stamp
+    return stamp[0] + stable_id(*parts, stamp[1])[:20]
+
+
+_STAMPS: dict[dt.datetime, tuple[str, str]] = {}
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

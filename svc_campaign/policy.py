@@ -192,6 +192,7 @@ class PolicyGate:
         self.requires_opt_in = requires_opt_in
         self.sensitive = sensitive
         self._checked: dict[tuple, bool] = {}
+        self._quiet: dict[tuple[int, int, dt.datetime], tuple[pb.ContactPolicy, dt.datetime | None]] = {}
 
     def lock_customers(self, conn: Connection, users: Iterable[str]) -> None:
         """Serialise the gate per customer until this transaction ends: the event follower, a scheduled run, the
@@ -273,12 +274,27 @@ class PolicyGate:
         if not decision.allowed:
             return decision
         decision.rendered = rendered
-        until = quiet_until(policy, touch.channel, now, self.default_zone)
+        until = self._quiet_until(policy, touch.channel, now)
         if until is not None:
             decision.reason, decision.deferred_until = "quiet_hours_deferred", until
         return decision
 
+    def _quiet_until(self, policy: pb.ContactPolicy, channel: int, now: dt.datetime) -> dt.datetime | None:
+        """:func:`quiet_until`, remembered for the last few (policy, channel, now): every send of a batch asks with
+        the same ones. By the policy object itself (the cache hands out one per version; a new one misses)."""
+        if now.tzinfo is not dt.UTC:  # equal times at a fold of another zone are different instants
+            return quiet_until(policy, channel, now, self.default_zone)
+        key = (id(policy), channel, now)
+        found = self._quiet.get(key)
+        if found is None or found[0] is not policy:
+            if len(self._quiet) >= 64:
+                self._quiet.clear()
+            found = self._quiet[key] = (policy, quiet_until(policy, channel, now, self.default_zone))
+        return found[1]
+
     def _caps(self, conn: Connection, policy: pb.ContactPolicy, touch: Touch, now: dt.datetime) -> Decision:
+        if touch.recent is not None and not touch.recent and not touch.pending:
+            return Decision(True)  # read ahead, nothing sent lately, nothing earlier in this batch: every cap has room
         horizon = max(7 * 86_400, policy.dedupe_window_seconds)
         since = now - dt.timedelta(seconds=horizon)
         if touch.recent is not None:

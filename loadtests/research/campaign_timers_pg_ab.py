@@ -1,11 +1,12 @@
 """The 100,000-timer drain on PostgreSQL, A/B between checkouts, from one prepared template database.
 
-    # once: N customers waiting on due timers, kept as a template database (camp_tpl_<N>)
+    # once: N customers waiting on due timers, kept as a template database (<prefix>_tpl_<N>; --prefix, default
+    # camp: give each checkout's runs its own)
     PYTHONPATH=$PWD .venv/bin/python loadtests/research/campaign_timers_pg_ab.py prepare --timers 100000
     # per run: a copy of the template (CREATE DATABASE ... TEMPLATE), `qiming serve campaign` from TREE on it
     PYTHONPATH=$PWD .venv/bin/python loadtests/research/campaign_timers_pg_ab.py restart --timers 100000 --tree TREE
-    # per run: the same engine fires the copy in-process; --statements times every statement by its SQL
-    PYTHONPATH=$PWD .venv/bin/python loadtests/research/campaign_timers_pg_ab.py inprocess --timers 100000 [--statements]
+    # per run: the same engine fires the copy in-process (add --statements: time every statement by its SQL)
+    PYTHONPATH=$PWD .venv/bin/python loadtests/research/campaign_timers_pg_ab.py inprocess --timers 100000
     PYTHONPATH=$PWD .venv/bin/python loadtests/research/campaign_timers_pg_ab.py drop --timers 100000
 
 The prepare runs the bench's own (``bench_campaign_timers.prepare``) with ``database_url`` set; the restart is the
@@ -38,6 +39,8 @@ from cpu_account import cpu_seconds
 from svc_common.process import ServerProcess
 
 ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+# Prefix of this script's database names (--prefix): runs of two checkouts at once must not share a template.
+PREFIX = "camp"
 
 
 def url_of(name: str) -> str:
@@ -54,7 +57,7 @@ def admin(sql: str) -> None:
 
 
 def prepare(count: int) -> None:
-    name = f"camp_tpl_{count}"
+    name = f"{PREFIX}_tpl_{count}"
     admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin(f'CREATE DATABASE "{name}"')
     url = url_of(name)
@@ -69,9 +72,9 @@ def prepare(count: int) -> None:
 
 
 def copy(count: int) -> tuple[str, str]:
-    name = f"camp_run_{os.getpid()}"
+    name = f"{PREFIX}_run_{os.getpid()}"
     admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin(f'CREATE DATABASE "{name}" TEMPLATE "camp_tpl_{count}"')
+    admin(f'CREATE DATABASE "{name}" TEMPLATE "{PREFIX}_tpl_{count}"')
     return name, url_of(name)
 
 
@@ -264,8 +267,17 @@ def inprocess(count: int, batch: int, statements: bool, activity: bool, shares: 
         runtime.database.dispose()
         if sampler:
             sampler.report()
-        print(json.dumps({"fired": fired, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "database_cpu_s": round(db_cpu, 2),
-                          "load": f"{load_before} -> {loadavg()}"}))
+        print(
+            json.dumps(
+                {
+                    "fired": fired,
+                    "wall_s": round(wall, 2),
+                    "cpu_s": round(cpu, 2),
+                    "database_cpu_s": round(db_cpu, 2),
+                    "load": f"{load_before} -> {loadavg()}",
+                }
+            )
+        )
         for key, seconds in spent.most_common(20):
             print(f"  {seconds:7.2f} s {calls[key]:6d} x  {key}")
     finally:
@@ -283,7 +295,9 @@ def main() -> None:
     parser.add_argument("--statements", action="store_true")
     parser.add_argument("--shares", type=int, default=1, help="inprocess: timer loops at once (timer_workers)")
     parser.add_argument("--timer-workers", type=int, default=None, help="restart: the service's timer_workers")
+    parser.add_argument("--prefix", default=PREFIX, help="prefix of the template's and the runs' database names")
     args = parser.parse_args()
+    globals()["PREFIX"] = args.prefix
     if args.action == "prepare":
         prepare(args.timers)
     elif args.action == "restart":
@@ -291,7 +305,7 @@ def main() -> None:
     elif args.action == "inprocess":
         inprocess(args.timers, args.timer_batch, args.statements, args.activity, args.shares)
     else:
-        admin(f'DROP DATABASE IF EXISTS "camp_tpl_{args.timers}" WITH (FORCE)')
+        admin(f'DROP DATABASE IF EXISTS "{PREFIX}_tpl_{args.timers}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

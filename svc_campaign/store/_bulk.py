@@ -189,10 +189,20 @@ class DriverWrite:
         if sql is None:
             sql = self._json_sql[dialect.name] = str(self.json_update(dialect).compile(dialect=dialect))
         fields = self.fields(dialect)
+        times: dict[dt.datetime, str] = {}  # a batch's rows share their times (its now): each formatted once
+
+        def default(value: Any) -> str:
+            found = times.get(value) if type(value) is dt.datetime and value.tzinfo is dt.UTC else None
+            if found is None:
+                found = _json_time(value)
+                if type(value) is dt.datetime and value.tzinfo is dt.UTC:
+                    times[value] = found
+            return found
+
         document = json.dumps(
             [dict(zip(fields, values, strict=True)) for values in self.values(dialect, rows)],
             ensure_ascii=False,
-            default=_json_time,
+            default=default,
         )
         conn.exec_driver_sql(sql, {"rows": document})
 
