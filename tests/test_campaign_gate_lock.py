@@ -10,7 +10,6 @@ the openGauss and Dameng dialects."""
 from __future__ import annotations
 
 import contextlib
-import io
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,8 +17,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
 from campaign_helpers import (
     add_template,
     campaign_service,
@@ -31,7 +28,7 @@ from campaign_helpers import (
     statuses,
     wait_then_send,
 )
-from test_ddl_snapshots import make_dialect
+from test_ddl_snapshots import make_dialect, offline_migration_sql
 
 from svc_campaign import policy
 from svc_campaign.policy import GATE_LOCK_BUCKETS, PolicyGate, _lock_key, gate_bucket
@@ -196,16 +193,8 @@ def test_the_advisory_statement_also_compiles_for_opengauss() -> None:
 
 
 def _offline_sql(dialect_name: str, step: str) -> str:
-    """What campaign_0004's upgrade or downgrade sends to ``dialect_name``, rendered by Alembic without a server."""
-    namespace: dict = {}
-    exec(compile(MIGRATION.read_text(encoding="utf-8"), str(MIGRATION), "exec"), namespace)
-    buffer = io.StringIO()
-    context = MigrationContext.configure(
-        dialect=make_dialect(dialect_name), opts={"as_sql": True, "output_buffer": buffer}
-    )
-    with Operations.context(context):
-        namespace[step]()
-    return " ".join(buffer.getvalue().split())
+    """What campaign_0004's upgrade or downgrade sends to ``dialect_name``."""
+    return offline_migration_sql(MIGRATION, dialect_name, step)
 
 
 @pytest.mark.parametrize("dialect_name", ["opengauss", "dm", "postgresql", "sqlite"])

@@ -13,6 +13,7 @@ datetime column keeps its zone on Dameng, and no identifier needs quoting (mixed
 from __future__ import annotations
 
 import difflib
+import io
 import os
 from pathlib import Path
 
@@ -46,6 +47,23 @@ def make_dialect(name: str) -> Dialect:
     if name == "sqlite":
         return sqlite.dialect()
     raise AssertionError(name)
+
+
+def offline_migration_sql(path: Path, dialect_name: str, step: str = "upgrade") -> str:
+    """What a migration file's ``upgrade`` or ``downgrade`` sends to ``dialect_name``, rendered by Alembic
+    without a server (``as_sql``), whitespace collapsed."""
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    namespace: dict = {}
+    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
+    buffer = io.StringIO()
+    context = MigrationContext.configure(
+        dialect=make_dialect(dialect_name), opts={"as_sql": True, "output_buffer": buffer}
+    )
+    with Operations.context(context):
+        namespace[step]()
+    return " ".join(buffer.getvalue().split())
 
 
 def schema_of(service: str) -> StoreSchema:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import io
 import socket
 import sqlite3
 import threading
@@ -21,8 +20,6 @@ import grpc
 import numpy as np
 import pandas as pd
 import pytest
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
 
 from svc_common.errors import ConfigError, InvalidArgument, PermissionDenied, Unavailable
 from svc_common.pb.qiming.common.v1 import job_pb2
@@ -35,7 +32,7 @@ from svc_modeling.snapshot import SnapshotBuilder, snapshot_frame
 from svc_modeling.store import SCHEMA
 from svc_modeling.writeback import GrpcProfileTagWriter, ScoreBatch
 from tests.modeling_helpers import finished, modeling_settings, running_service, upload_frame
-from tests.test_ddl_snapshots import make_dialect
+from tests.test_ddl_snapshots import offline_migration_sql
 from tests.test_modeling_profiles import modeling, suite  # noqa: F401 (fixtures: real svc_collect and svc_profile)
 
 SUCCEEDED, RUNNING = job_pb2.JOB_STATE_SUCCEEDED, job_pb2.JOB_STATE_RUNNING
@@ -123,15 +120,7 @@ def test_a_job_whose_end_cannot_be_recorded_is_logged(tmp_path, caplog) -> None:
 
 @pytest.mark.parametrize("dialect_name", ["opengauss", "dm", "postgresql", "sqlite"])
 def test_the_job_owner_migration_compiles_for_every_database(dialect_name: str) -> None:
-    namespace: dict = {}
-    exec(compile(MIGRATION.read_text(encoding="utf-8"), str(MIGRATION), "exec"), namespace)
-    buffer = io.StringIO()
-    context = MigrationContext.configure(
-        dialect=make_dialect(dialect_name), opts={"as_sql": True, "output_buffer": buffer}
-    )
-    with Operations.context(context):
-        namespace["upgrade"]()
-    sql = " ".join(buffer.getvalue().split())
+    sql = offline_migration_sql(MIGRATION, dialect_name)
     assert "ALTER TABLE modeling_job ADD" in sql and "owner_id" in sql and "heartbeat_at" in sql
     assert "CREATE INDEX ix_modeling_job_state ON modeling_job (job_state, owner_id)" in sql
 

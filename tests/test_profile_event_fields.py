@@ -4,17 +4,14 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
 from profile_helpers import ANONYMOUS, CUSTOMER, event, profile_app, profile_settings, ref
-from test_ddl_snapshots import make_dialect
+from test_ddl_snapshots import offline_migration_sql
 
 from svc_common.conditions import to_proto
 from svc_common.db import Database
@@ -158,16 +155,7 @@ def test_rows_stored_before_the_migration_read_as_events_without_those_fields(
 
 
 def _offline_sql(dialect_name: str, step: str) -> str:
-    namespace: dict = {}
-    path = VERSIONS / "profile_0006_event_fields.py"
-    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
-    buffer = io.StringIO()
-    context = MigrationContext.configure(
-        dialect=make_dialect(dialect_name), opts={"as_sql": True, "output_buffer": buffer}
-    )
-    with Operations.context(context):
-        namespace[step]()
-    return " ".join(buffer.getvalue().split())
+    return offline_migration_sql(VERSIONS / "profile_0006_event_fields.py", dialect_name, step)
 
 
 @pytest.mark.parametrize("dialect_name", ["opengauss", "dm", "postgresql", "sqlite"])

@@ -4,17 +4,14 @@ On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
 from profile_helpers import ANONYMOUS, event, profile_app, profile_settings, ref
-from test_ddl_snapshots import make_dialect
+from test_ddl_snapshots import offline_migration_sql
 
 from svc_common.conditions import to_proto
 from svc_common.db import Database
@@ -231,16 +228,8 @@ def test_one_call_writing_sealed_and_clear_tags_reports_unknown_ids_by_position(
 
 
 def _offline_sql(dialect_name: str, step: str) -> str:
-    namespace: dict = {}
     path = Path(__file__).resolve().parent.parent / "svc_profile/store/migrations/versions/profile_0005_sealed_tags.py"
-    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
-    buffer = io.StringIO()
-    context = MigrationContext.configure(
-        dialect=make_dialect(dialect_name), opts={"as_sql": True, "output_buffer": buffer}
-    )
-    with Operations.context(context):
-        namespace[step]()
-    return " ".join(buffer.getvalue().split()).upper()
+    return offline_migration_sql(path, dialect_name, step).upper()
 
 
 @pytest.mark.parametrize("dialect_name", ["opengauss", "dm", "postgresql", "sqlite"])
