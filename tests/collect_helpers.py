@@ -67,3 +67,18 @@ async def running_service(settings: CollectSettings) -> AsyncIterator[tuple[Coll
     finally:
         await service.stop()
         runtime.database.dispose()
+
+
+async def ingest_when_back(service: CollectService, attempts: int = 60) -> Any:
+    """One new event ingested once the log answers again (after an outage the collector reconnects by itself):
+    retried on UNAVAILABLE every 0.25 s, at most ``attempts`` times; its result."""
+    from svc_common.errors import Unavailable
+
+    for _ in range(attempts - 1):
+        try:
+            (result,) = await service.ingest([make_event()])
+            return result
+        except Unavailable:
+            await asyncio.sleep(0.25)
+    (result,) = await service.ingest([make_event()])
+    return result

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import nats
 import pytest
-from collect_helpers import collect_settings, make_event, running_service
+from collect_helpers import collect_settings, ingest_when_back, make_event, running_service
 from conftest import NatsServer, free_port
 from nats.js import api as js_api
 
@@ -317,13 +317,7 @@ def test_jetstream_switched_off_while_serving_is_unavailable(tmp_path: Path) -> 
             server.stop()
             server.jetstream = True
             server.start()
-            for _ in range(60):
-                try:
-                    (after,) = await service.ingest([make_event()])
-                    break
-                except Unavailable:
-                    await asyncio.sleep(0.25)
-            assert after.status == ACCEPTED
+            assert (await ingest_when_back(service)).status == ACCEPTED
 
     try:
         asyncio.run(scenario())

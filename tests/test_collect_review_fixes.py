@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nats
 import pytest
-from collect_helpers import collect_settings, make_event, running_service
+from collect_helpers import collect_settings, ingest_when_back, make_event, running_service
 from conftest import NatsServer, free_port
 from google.protobuf import timestamp_pb2
 from grpc import aio
@@ -278,13 +278,7 @@ def test_a_nats_outage_is_unavailable_not_internal(tmp_path: Path) -> None:
             finally:
                 server.start()
             # The collector reconnects by itself: the client's retry goes through.
-            for _ in range(60):
-                try:
-                    (after,) = await service.ingest([make_event()])
-                    break
-                except Unavailable:
-                    await asyncio.sleep(0.25)
-            assert after.status == ACCEPTED
+            assert (await ingest_when_back(service)).status == ACCEPTED
 
     try:
         asyncio.run(scenario())
