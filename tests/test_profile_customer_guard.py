@@ -3,17 +3,20 @@ index on profile_tag (name, expires_us). On SQLite and PostgreSQL; the migration
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from profile_helpers import ANONYMOUS, CUSTOMER, profile_app, profile_settings, ref
+from profile_helpers import ANONYMOUS, CUSTOMER, KEYRING, profile_app, profile_settings, ref
+from test_cli import _one_error_line, qiming
 from test_ddl_snapshots import offline_migration_sql
 
 from svc_common.conditions import to_proto
 from svc_common.db import Database
+from svc_common.errors import ConfigError
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_profile.identity import link_row
 from svc_profile.model import now_us
@@ -98,23 +101,53 @@ def test_the_migration_fills_the_guard_from_the_identities_and_back(tmp_path: Pa
         db.dispose()
 
 
-def test_the_upgrade_fails_where_a_profile_holds_two_customer_numbers(tmp_path: Path, database_url: str) -> None:
+def _profile_with_two_customers_at_0006(db: Database) -> None:
+    SCHEMA.migrations.upgrade(db.engine, "profile_0006")
+    with db.connection(write=True) as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO profile_identity (id_value, id_type, profile_id, linked_by, linked_us, source_ref)"
+                " VALUES (:v, 2, 'p1', 'event', 1, '')"
+            ),
+            [{"v": "C1"}, {"v": "C2"}],
+        )
+
+
+def test_the_upgrade_refuses_a_profile_with_two_customer_numbers_before_any_change(
+    tmp_path: Path, database_url: str
+) -> None:
     db = Database.from_settings(profile_settings(tmp_path, database_url))
     migrations = SCHEMA.migrations
     try:
-        migrations.upgrade(db.engine, "profile_0006")
-        with db.connection(write=True) as conn:
-            conn.execute(
-                sa.text(
-                    "INSERT INTO profile_identity (id_value, id_type, profile_id, linked_by, linked_us, source_ref)"
-                    " VALUES (:v, 2, 'p1', 'event', 1, '')"
-                ),
-                [{"v": "C1"}, {"v": "C2"}],
-            )
-        with pytest.raises(sa.exc.IntegrityError):
+        _profile_with_two_customers_at_0006(db)
+        with pytest.raises(ConfigError, match=r"1 profile\(s\) hold more than one customer number \(e.g. p1\)"):
             migrations.upgrade(db.engine)
+        with db.connection() as conn:
+            assert migrations.current(conn) == "profile_0006"
+            tables = sa.inspect(conn).get_table_names()
+            indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("profile_tag")}
+        # Checked before the DDL (Dameng does not roll DDL back): nothing of profile_0007 is there.
+        assert "profile_customer" not in tables
+        assert "ix_profile_tag_name" in indexes and "ix_profile_tag_name_expiry" not in indexes
+        with db.connection(write=True) as conn:
+            conn.execute(sa.text("DELETE FROM profile_identity WHERE id_value = 'C2'"))
+        assert migrations.upgrade(db.engine) == migrations.head()
+        assert _customers(db) == {("p1", "C1")}
     finally:
         db.dispose()
+
+
+def test_qiming_migrate_stops_with_one_line_and_exit_2_on_such_a_profile(tmp_path: Path) -> None:
+    db = Database.from_settings(profile_settings(tmp_path))
+    try:
+        _profile_with_two_customers_at_0006(db)
+    finally:
+        db.dispose()
+    env = {"QIMING_PROFILE_DATA_DIR": str(tmp_path), "QIMING_PROFILE_KEYRING_JSON": json.dumps(KEYRING)}
+    result = qiming("migrate", "profile", env=env)
+    assert result.returncode == 2, result.stderr
+    line = _one_error_line(result)
+    assert "UnlinkIdentity" in line and "HAVING COUNT(*) > 1" in line
 
 
 def test_the_expiry_sweep_reads_the_name_and_expiry_index(tmp_path: Path, database_url: str) -> None:

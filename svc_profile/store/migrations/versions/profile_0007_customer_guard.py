@@ -21,6 +21,8 @@ Create Date: 2026-12-06
 import sqlalchemy as sa
 from alembic import op
 
+from svc_common.errors import ConfigError
+
 revision = "profile_0007"
 down_revision = "profile_0006"
 branch_labels = None
@@ -29,7 +31,30 @@ depends_on = None
 ID_TYPE_CUSTOMER = 2  # qiming.common.v1.IdType, as of this revision
 
 
+DUPLICATE_CUSTOMERS_SQL = (
+    f"SELECT profile_id FROM profile_identity WHERE id_type = {ID_TYPE_CUSTOMER} "
+    "GROUP BY profile_id HAVING COUNT(*) > 1"
+)
+
+
+def _refuse_profiles_with_two_customers() -> None:
+    # Checked before any DDL: Dameng does not roll DDL back, so a failure later would leave the index dropped and
+    # the table created, and the retry after the data fix would fail on "already exists". A ConfigError stops the
+    # process with one line and exit 2 (not restarted by the systemd unit: a restart cannot fix data).
+    if op.get_context().as_sql:
+        return
+    found = op.get_bind().execute(sa.text(DUPLICATE_CUSTOMERS_SQL)).scalars().all()
+    if found:
+        shown = ", ".join(sorted(found)[:5])
+        raise ConfigError(
+            f"svc_profile cannot upgrade to profile_0007: {len(found)} profile(s) hold more than one customer number "
+            f"(e.g. {shown}); UnlinkIdentity all but one customer number of each (list them with: "
+            f"{DUPLICATE_CUSTOMERS_SQL}), then start again"
+        )
+
+
 def upgrade() -> None:
+    _refuse_profiles_with_two_customers()
     op.create_index("ix_profile_tag_name_expiry", "profile_tag", ["name", "expires_us"], unique=False)
     op.drop_index("ix_profile_tag_name", table_name="profile_tag")
     op.create_table(
