@@ -9,6 +9,7 @@ A bad value raises :class:`ConfigError` whose one-line message names the key whe
 from __future__ import annotations
 
 import contextvars
+import json
 import os
 import re
 import tomllib
@@ -17,7 +18,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from svc_common.errors import ConfigError
 
@@ -33,7 +34,9 @@ DEFAULT_KEEPALIVE_TIMEOUT_SECONDS = 10.0
 """Default of ``grpc_keepalive_timeout_seconds`` (also the log client's default)."""
 
 
-_URL_PASSWORD = re.compile(r"(//[^:/@\s]*:)[^@\s]*@")
+# The password runs to the last "@" before the next "//": a password with an unencoded "@" is masked whole,
+# and each URL of a comma-separated list keeps its own host.
+_URL_PASSWORD = re.compile(r"(//[^:/@\s]*:)(?:(?!//)\S)*@")
 _QUERY_PASSWORD = re.compile(r"(?i)([?&;](?:password|pass|pwd|token)=)[^&;\s]*")
 
 
@@ -57,6 +60,34 @@ class _TomlTableSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return dict(_toml_values.get() or {})
+
+
+class _EnvSource(EnvSettingsSource):
+    """Environment variables, with lists also written as ``a,b,c`` (JSON ``["a","b"]`` works too) and an empty
+    value read as unset; a value that cannot be read stops start-up naming the variable (pydantic-settings would
+    raise a traceback naming neither)."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text == "":
+                return None  # skipped: the TOML value or the default applies, as for other empty variables
+            if not text.startswith(("[", "{")) and _is_list_of_scalars(field.annotation):
+                return [part.strip() for part in text.split(",") if part.strip()]
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ConfigError(
+                f"{env_name(self.settings_cls, field_name)}: not valid JSON (got {redact_url(repr(value))}); "
+                'write a list as a,b or as JSON ["a", "b"]'
+            ) from None
+
+
+def _is_list_of_scalars(annotation: Any) -> bool:
+    origin = getattr(annotation, "__origin__", None)
+    if origin not in (list, tuple, set, frozenset):
+        return False
+    return all(arg in (str, int, float, Ellipsis) for arg in getattr(annotation, "__args__", ()))
 
 
 class ServerSettings(BaseSettings):
@@ -92,8 +123,12 @@ class ServerSettings(BaseSettings):
     """Shortest interval between a caller's pings that the server accepts (also on connections without calls).
     Keep it at or below every caller's ``grpc_keepalive_time_seconds``: a caller pinging more often gets its
     connection closed (GOAWAY ``too_many_pings``)."""
+    shutdown_drain_seconds: float = Field(default=0.0, ge=0, le=300)
+    """On SIGTERM/SIGINT: how long the server keeps listening and answering, health already ``NOT_SERVING``, so
+    that a load balancer probing health takes it out of rotation before the listener closes (set it above the
+    probe interval). 0: the listener closes at once and probes see the connection refused."""
     shutdown_grace_seconds: float = Field(default=15.0, ge=0)
-    """On SIGTERM/SIGINT: how long in-flight calls may run before they are cancelled."""
+    """On SIGTERM/SIGINT, after the drain: how long in-flight calls may run before they are cancelled."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Lowest level written to the log."""
     log_format: Literal["json", "text"] = "json"
@@ -119,7 +154,7 @@ class ServerSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _TomlTableSource(settings_cls))
+        return (init_settings, _EnvSource(settings_cls), _TomlTableSource(settings_cls))
 
     @field_validator("grpc_port_file", "telemetry_file_path", mode="before")
     @classmethod

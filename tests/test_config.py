@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +134,59 @@ def test_a_rule_across_settings_names_them() -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(ProfileSettings, job_heartbeat_seconds=40, job_orphan_seconds=60)
     assert str(err.value).startswith("[profile] settings: job_orphan_seconds (60) must be at least twice")
+
+
+def test_lists_in_the_environment_as_commas_or_json_and_empty_as_unset(monkeypatch) -> None:
+    from svc_campaign.config import CampaignSettings
+
+    monkeypatch.setenv("QIMING_COLLECT_UNMASK_ROLES", " admin, auditor ")
+    assert load_settings(CollectSettings).unmask_roles == ("admin", "auditor")
+    monkeypatch.setenv("QIMING_COLLECT_UNMASK_ROLES", '["admin"]')
+    assert load_settings(CollectSettings).unmask_roles == ("admin",)
+    monkeypatch.setenv("QIMING_COLLECT_UNMASK_ROLES", "[]")
+    assert load_settings(CollectSettings).unmask_roles == ()
+    monkeypatch.setenv("QIMING_CAMPAIGN_GRPC_CHANNELS", "sms,email")
+    assert load_settings(CampaignSettings).grpc_channels == ["sms", "email"]
+    default = load_settings(ProfileSettings).placeholder_ids
+    monkeypatch.setenv("QIMING_PROFILE_PLACEHOLDER_IDS", "")
+    assert load_settings(ProfileSettings).placeholder_ids == default
+    monkeypatch.setenv("QIMING_COLLECT_UNMASK_ROLES", '["admin"')
+    with pytest.raises(ConfigError, match=r"^QIMING_COLLECT_UNMASK_ROLES: not valid JSON \(got '\[\"admin\"'\)"):
+        load_settings(CollectSettings)
+
+
+def test_an_unencoded_at_sign_in_a_database_password_is_refused_without_echoing_it(monkeypatch) -> None:
+    monkeypatch.setenv("QIMING_COLLECT_DATABASE_URL", "postgresql+psycopg://qiming:SEC@RET@db1:5432/qiming")
+    with pytest.raises(ConfigError, match="contains '@'; write it URL-encoded as %40") as caught:
+        load_settings(CollectSettings)
+    assert "SEC" not in str(caught.value) and "RET" not in str(caught.value)
+    monkeypatch.setenv("QIMING_COLLECT_DATABASE_URL", "postgresql+psycopg://qiming:SEC%40RET@db1:5432/qiming")
+    assert load_settings(CollectSettings).database_url.endswith("SEC%40RET@db1:5432/qiming")
+
+
+def test_an_unknown_campaign_time_zone_is_refused_at_start(monkeypatch) -> None:
+    from svc_campaign.config import CampaignSettings
+
+    monkeypatch.setenv("QIMING_CAMPAIGN_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(ConfigError, match=r"QIMING_CAMPAIGN_TIMEZONE: unknown time zone 'Mars/Olympus'"):
+        load_settings(CampaignSettings)
+
+
+def test_the_jetstream_log_without_the_nats_extra_is_a_config_error(tmp_path: Path) -> None:
+    # A process whose import system cannot find nats-py, as in an install without the extra.
+    code = (
+        "import importlib.util, sys\n"
+        "real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda name, *a: None if name == 'nats' else real(name, *a)\n"
+        "from svc_common.cli import main\n"
+        "sys.argv = ['qiming', 'config', 'collect']\n"
+        "main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QIMING_")}
+    env["QIMING_COLLECT_LOG_BACKEND"] = "jetstream"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        "qiming: error: QIMING_COLLECT_LOG_BACKEND: the jetstream log needs the nats extra, not installed here: "
+        "pip install 'qiming[nats]'"
+    )

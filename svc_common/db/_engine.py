@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,13 @@ _EXTRA_FOR_BACKEND = {"opengauss": "opengauss", "dm": "dm"}
 
 def normalize_database_url(url: str) -> URL:
     """Parse ``url`` and pin the driver; raise :class:`ConfigError` for anything we do not support."""
+    _, scheme_sep, rest = url.partition("://")
+    if scheme_sep and re.split(r"[/?]", rest, maxsplit=1)[0].count("@") > 1:
+        # SQLAlchemy would split the password at its first "@" and take the rest for the host.
+        raise ConfigError(
+            "database URL: the user or password contains '@'; write it URL-encoded as %40 "
+            "(e.g. postgresql+psycopg://qiming:p%40ss@db1:5432/qiming)"
+        )
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
