@@ -1,5 +1,6 @@
 """Settings of svc_campaign: environment ``QIMING_CAMPAIGN_*`` or TOML table ``[campaign]``."""
 
+import zoneinfo
 from typing import ClassVar
 
 from pydantic import Field, field_validator
@@ -110,6 +111,16 @@ class CampaignSettings(ServiceSettings):
     """How often the outbox is looked at when it was empty."""
     delivery_lease_seconds: int = Field(default=60, ge=1)
     """A claimed message is not claimed again for this long (a crashed dispatcher's claims expire)."""
+
+    @field_validator("timezone", mode="after")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        # Checked at start: an unknown zone used to fail every capped marketing send with INTERNAL.
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Asia/Shanghai'") from None
+        return value
 
     @field_validator("grpc_channels", mode="after")
     @classmethod
