@@ -358,7 +358,7 @@ def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
             "its RPCs answer UNIMPLEMENTED",
             exc.name,
         )
-        names, register_all = register_not_yet_built("modeling")
+        names, register_all = register_not_yet_built("modeling", missing_extra="modeling")
         return runtime.spec(names, register_all)
     built = {
         "qiming.modeling.v1.DatasetService": (pb_grpc.add_DatasetServiceServicer_to_server, DatasetServicer),

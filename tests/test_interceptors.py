@@ -135,13 +135,15 @@ class Harness:
 
 
 @asynccontextmanager
-async def serving(tmp_path: Path, authenticator: Authenticator | None = None) -> AsyncIterator[Harness]:
+async def serving(
+    tmp_path: Path, authenticator: Authenticator | None = None, missing_extra: str | None = None
+) -> AsyncIterator[Harness]:
     """collect's runtime (migrated SQLite, instance recorded), modeling's pending contract, OpsService, the probe."""
     settings = CollectSettings(
         database_url=f"sqlite:///{(tmp_path / 'collect.db').as_posix()}", grpc_host="127.0.0.1", grpc_port=0
     )
     runtime = await asyncio.to_thread(ServiceRuntime.open, COLLECT_SCHEMA, settings)
-    pending, register_pending = register_not_yet_built("modeling")
+    pending, register_pending = register_not_yet_built("modeling", missing_extra=missing_extra)
     specs = [runtime.spec(pending, register_pending), ops_spec([runtime]), _probe_spec()]
     audit = ListAuditSink()
     running = build_server(specs, settings, authenticator=authenticator or AnonymousAuthenticator(), audit_sink=audit)
@@ -514,6 +516,21 @@ def test_auth_hook_refuses_calls_and_audit_records_them(tmp_path, span_exporter)
 
 
 # --- services not built yet --------------------------------------------------------------------------
+
+
+def test_services_of_a_missing_extra_answer_unimplemented_naming_what_to_install(tmp_path) -> None:
+    async def scenario() -> grpc.aio.AioRpcError:
+        async with serving(tmp_path, missing_extra="modeling") as h:
+            return await _call_raw(h.channel, "/qiming.modeling.v1.DatasetService/GetDataset", False, False)
+
+    error = asyncio.run(scenario())
+    assert error.code() is grpc.StatusCode.UNIMPLEMENTED
+    assert error.details() == (
+        "qiming.modeling.v1.DatasetService/GetDataset needs the 'modeling' extra on the server, not installed there: "
+        "pip install 'qiming[modeling]'"
+    )
+    _, details = details_of(error)
+    assert details[error_details_pb2.ErrorInfo].reason == "EXTRA_NOT_INSTALLED"
 
 
 def test_not_yet_built_services_answer_unimplemented_naming_the_method(tmp_path) -> None:

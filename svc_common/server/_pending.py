@@ -15,14 +15,21 @@ from svc_common.errors import Unimplemented
 
 
 class _NotYetBuilt:
-    def __init__(self, full_name: str) -> None:
+    def __init__(self, full_name: str, missing_extra: str | None = None) -> None:
         self._full_name = full_name
+        self._missing_extra = missing_extra
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
         if method.startswith("_"):
             raise AttributeError(method)
 
         def handler(request: Any, context: aio.ServicerContext) -> Any:
+            if self._missing_extra:  # built, but this install left out what it needs: the caller asks the operator
+                raise Unimplemented(
+                    f"{self._full_name}/{method} needs the '{self._missing_extra}' extra on the server, not installed "
+                    f"there: pip install 'qiming[{self._missing_extra}]'",
+                    reason="EXTRA_NOT_INSTALLED",
+                )
             raise Unimplemented(
                 f"{self._full_name}/{method} is part of the v1 contract but not available in qiming {__version__}",
                 reason="NOT_YET_AVAILABLE",
@@ -46,13 +53,14 @@ def contract_services(package: str) -> dict[str, Callable[[Any, aio.Server], Non
 
 
 def register_not_yet_built(
-    package: str, built: set[str] | frozenset[str] = frozenset()
+    package: str, built: set[str] | frozenset[str] = frozenset(), *, missing_extra: str | None = None
 ) -> tuple[list[str], Callable[[aio.Server], None]]:
-    """Names and a register function for the services of ``package`` not in ``built``."""
+    """Names and a register function for the services of ``package`` not in ``built``; with ``missing_extra``
+    their calls name the extra to install instead."""
     pending = {name: add for name, add in contract_services(package).items() if name not in built}
 
     def register(server: aio.Server) -> None:
         for name, add in pending.items():
-            add(_NotYetBuilt(name), server)
+            add(_NotYetBuilt(name, missing_extra), server)
 
     return list(pending), register
