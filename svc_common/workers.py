@@ -113,7 +113,7 @@ class _Workers:
         for child in self.children:
             if child.poll() is None:
                 child.send_signal(sig)
-        deadline = time.monotonic() + self.settings.shutdown_grace_seconds + 10
+        deadline = time.monotonic() + self.settings.shutdown_drain_seconds + self.settings.shutdown_grace_seconds + 10
         for child in self.children:
             try:
                 child.wait(timeout=max(deadline - time.monotonic(), 0.1))

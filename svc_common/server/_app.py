@@ -119,8 +119,9 @@ async def serve(
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop`` is set), then shut down gracefully.
 
-    Shutdown: health turns NOT_SERVING (load balancers drain), new calls are refused, in-flight
-    calls get ``shutdown_grace_seconds`` to finish, then each service's ``on_stop`` runs.
+    Shutdown: health turns NOT_SERVING; for ``shutdown_drain_seconds`` the server still answers (load balancers
+    probing health see NOT_SERVING and drain it); then new calls are refused, in-flight calls get
+    ``shutdown_grace_seconds`` to finish, and each service's ``on_stop`` runs.
     """
     running = build_server(specs, settings, **build_kwargs)  # type: ignore[arg-type]
     stop = stop or asyncio.Event()
@@ -145,8 +146,16 @@ async def serve(
             },
         )
         await stop.wait()
-        log.info("shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds})
+        log.info(
+            "shutting down",
+            extra={
+                "drain_seconds": settings.shutdown_drain_seconds,
+                "grace_seconds": settings.shutdown_grace_seconds,
+            },
+        )
         await running.health.enter_graceful_shutdown()
+        if settings.shutdown_drain_seconds > 0:
+            await asyncio.sleep(settings.shutdown_drain_seconds)
         await running.server.stop(settings.shutdown_grace_seconds)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
