@@ -68,6 +68,10 @@ parse_options() {
     esac
   done
   [[ "$EXTRAS" =~ ^[a-z,]*$ ]] || die "--extras: comma-separated extra names, e.g. dm,opengauss"
+  # Checked before anything is built or removed: a typo must not cost the bundle built earlier.
+  [[ "$GLIBC" =~ ^2\.[0-9]+$ ]] || die "--glibc: a version such as 2.28"
+  [[ -z "$ARCH" || "$ARCH" =~ ^(x86_64|aarch64)$ ]] || die "--arch: x86_64 or aarch64"
+  [[ -z "$PY_VERSION" || "$PY_VERSION" =~ ^3\.[0-9]+$ ]] || die "--python-version: a version such as 3.11"
   local extra
   for extra in ${EXTRAS//,/ }; do
     [[ " $EXTRAS_KNOWN " == *" $extra "* ]] || die "--extras: unknown extra '$extra' (known: ${EXTRAS_KNOWN// /, })"
@@ -136,7 +140,6 @@ cmd_download() {
   # Only wheels (the target has no compiler), and only wheels for the target's glibc: the connected
   # machine is often newer, and pip would otherwise pick wheels that need its newer glibc. The Qiming
   # wheel is named by path, so no package of the same name on an index can stand in for it.
-  [[ "$GLIBC" =~ ^2\.[0-9]+$ ]] || die "--glibc: a version such as 2.28"
   local -a target=(--only-binary=:all: --python-version "$py_version" --implementation cp
     --abi "cp${py_version//./}" --platform "manylinux2014_$ARCH")
   local glibc_minor
@@ -152,10 +155,12 @@ cmd_download() {
   wanted="$(requirement "$wheel")"
   "$BUILD_VENV/bin/python" -m pip download --quiet --dest "$OUT/wheelhouse" "${target[@]}" "$wanted"
 
-  cp "$SCRIPT_DIR/offline-install.sh" "$SCRIPT_DIR/qiming.toml.example" "$SCRIPT_DIR/README.md" "$OUT/deploy/"
-  cp -r "$SCRIPT_DIR/systemd" "$OUT/deploy/"
+  # The whole of deploy/ (its README links the config examples) and the docs it links to: the target is offline.
+  cp -r "$SCRIPT_DIR/." "$OUT/deploy/"
+  mkdir -p "$OUT/docs"
+  cp "$ROOT_DIR"/docs/*.md "$OUT/docs/"
   printf '%s\n' "$EXTRAS" >"$OUT/EXTRAS"
-  (cd "$OUT" && find wheelhouse deploy EXTRAS -type f -print0 | sort -z | xargs -0 sha256sum >SHA256SUMS)
+  (cd "$OUT" && find wheelhouse deploy docs EXTRAS -type f -print0 | sort -z | xargs -0 sha256sum >SHA256SUMS)
 
   tar -C "$(dirname "$OUT")" -czf "$OUT.tar.gz" "$(basename "$OUT")"
   local count

@@ -287,6 +287,8 @@ def test_redact_url() -> None:
         "password=***&sslmode=require"
     )
     assert redact_url("sqlite:///data/collect.db") == "sqlite:///data/collect.db"
+    # An unencoded "@" in the password: masked whole, not up to its first "@".
+    assert redact_url("x postgresql://q:SEC@RET@h:1/d y") == "x postgresql://q:***@h:1/d y"
     assert redact_url("nats://h:4222") == "nats://h:4222"
 
 
@@ -558,3 +560,20 @@ def test_unusable_keyring_file_exits_2(tmp_path: Path, mode: int | None) -> None
     )
     assert result.returncode == 2, result.stderr
     assert f"qiming: error: keyring file {keyring}" in result.stderr
+
+
+def test_offline_download_checks_its_options_before_removing_the_earlier_bundle(tmp_path: Path) -> None:
+    earlier = tmp_path / "earlier-bundle"
+    earlier.mkdir()
+    (earlier / "EXTRAS").write_text("dm\n")
+    for n, (option, value, message) in enumerate(
+        (
+            ("--glibc", "2.x", "--glibc: a version such as 2.28"),
+            ("--arch", "sparc", "--arch: x86_64 or aarch64"),
+            ("--python-version", "3", "--python-version: a version such as 3.11"),
+        )
+    ):
+        run = _offline_install(tmp_path / str(n), "download", "--out", str(earlier), option, value)
+        assert run.returncode == 2, run.stderr
+        assert message in run.stderr
+        assert (earlier / "EXTRAS").read_text() == "dm\n"
