@@ -1,8 +1,9 @@
 """Settings of svc_collect: environment ``QIMING_COLLECT_*`` or TOML table ``[collect]``."""
 
+import importlib.util
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from svc_common.config import ServiceSettings
@@ -109,3 +110,12 @@ class CollectSettings(ServiceSettings):
     stream runs this release: the stream is marked, and earlier releases can no longer read what is written."""
     jetstream_max_pack_bytes: int = Field(default=900_000, ge=10_000)
     """Upper bound of one JetStream message (a pack of events); kept under the server's max_payload."""
+
+    @field_validator("log_backend", mode="after")
+    @classmethod
+    def _backend_installed(cls, value: str) -> str:
+        # Checked with the settings (also by `qiming config`): a missing extra is a configuration problem (exit 2),
+        # not a traceback that systemd restarts for ever.
+        if value == "jetstream" and importlib.util.find_spec("nats") is None:
+            raise ValueError("the jetstream log needs the nats extra, not installed here: pip install 'qiming[nats]'")
+        return value
