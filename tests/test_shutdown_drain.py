@@ -4,6 +4,9 @@ probing health sees it (without a drain the listener closes at once and probes s
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -63,3 +66,24 @@ def test_without_a_drain_probes_find_the_listener_closed() -> None:
     assert seen[0] == "SERVING"
     assert seen[1:].count("NOT_SERVING") <= 1, seen
     assert seen[-1] == "UNAVAILABLE", seen
+
+
+def test_a_failed_start_closes_the_listener_and_prints_nothing_after_the_error() -> None:
+    code = (
+        "import asyncio, sys\n"
+        "from svc_common.config import ServerSettings, load_settings\n"
+        "from svc_common.errors import ConfigError\n"
+        "from svc_common.server import ServiceSpec, serve\n"
+        "async def on_start():\n"
+        "    raise ConfigError('bad stream')\n"
+        "spec = ServiceSpec(name='collect', grpc_services=(), register=lambda server: None, on_start=[on_start])\n"
+        "try:\n"
+        "    asyncio.run(serve([spec], load_settings(ServerSettings, grpc_port=0)))\n"
+        "except ConfigError as exc:\n"
+        "    print('qiming: error:', exc, file=sys.stderr)\n"
+        "    sys.exit(2)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QIMING_")}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "qiming: error: bad stream", result.stderr

@@ -129,6 +129,7 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await running.server.start()
+    stopped = False
     host = "127.0.0.1" if settings.grpc_host in ("0.0.0.0", "::", "[::]", "") else settings.grpc_host
     register_local([spec.name for spec in specs], f"{host}:{running.port}")
     try:
@@ -157,7 +158,10 @@ async def serve(
         if settings.shutdown_drain_seconds > 0:
             await asyncio.sleep(settings.shutdown_drain_seconds)
         await running.server.stop(settings.shutdown_grace_seconds)
+        stopped = True
     finally:
+        if not stopped:  # a start hook failed: close the listener in this loop (else grpc complains at exit)
+            await running.server.stop(None)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         for spec in reversed(specs):
