@@ -113,7 +113,9 @@ class ModelRegistry:
         """Store the next version; ``extra`` is kept beside the message (e.g. per-intervention summaries)."""
         body = {**json_format.MessageToDict(version, preserving_proto_field_name=True), **(extra or {})}
         task = pb.ModelTask.Name(version.task).removeprefix("MODEL_TASK_")
-        number = self._store.add_model(version.model_name, task, body, pickle.dumps(artifact, protocol=5))
+        number = self._store.add_model(
+            version.model_name, task, body, pickle.dumps(artifact, protocol=5), dataset_id=version.dataset_id
+        )
         with self._lock:
             self._artifacts[(version.model_name, number)] = artifact
             self._trim()
@@ -143,6 +145,19 @@ class ModelRegistry:
 
     def list(self, name: str, after: tuple[str, int] | None, limit: int) -> list[pb.ModelVersion]:
         return [self._message(r) for r in self._store.list_models(name, after, limit)]
+
+    def delete(self, name: str, version: int = 0) -> list[int]:
+        """Delete a version (0: every version) with its artifacts; NOT_FOUND when there is none."""
+        if version < 0:
+            raise InvalidArgument("version out of range", violations=[FieldViolation("version", "0 (all) or above")])
+        deleted = self._store.delete_model(name, version) if name else []
+        if not deleted:
+            what = f"version {version} of model {name!r}" if version else f"model {name!r}"
+            raise NotFound(f"no {what}", metadata={"model_name": name, "version": str(version)})
+        with self._lock:
+            for number in deleted:
+                self._artifacts.pop((name, number), None)
+        return deleted
 
     def set_stage(self, name: str, version: int, stage: int) -> pb.ModelVersion:
         if stage not in STAGES:
@@ -178,7 +193,8 @@ class ModelRegistry:
     # -- propensity / regression ----------------------------------------------------------------------
 
     def train(self, request: pb.TrainModelRequest, created_by: str = "") -> job_pb2.Job:
-        return self._jobs.submit("train_model", self.prepare_training(request, created_by), created_by)
+        run = self.prepare_training(request, created_by)
+        return self._jobs.submit("train_model", run, created_by, [request.dataset_id])
 
     def prepare_training(self, request: pb.TrainModelRequest, created_by: str = "") -> Callable[[JobContext], str]:
         """Check the request (raising the precise error) and return the job function that trains and registers
@@ -335,7 +351,7 @@ class ModelRegistry:
             )
             return table.dataset_id
 
-        return self._jobs.submit("score_customers", run, created_by)
+        return self._jobs.submit("score_customers", run, created_by, [request.dataset_id])
 
 
 def customer_text(ids: pd.Series) -> np.ndarray:
