@@ -180,7 +180,8 @@ class DatasetCatalog:
 
 
 def in_use_message(dataset_id: str, users: Mapping) -> str:
-    """ "dataset 'd' is in use by 2 models (churn v1, churn v2), 1 running or pending job (j1 train_model): ..."."""
+    """What uses the dataset and what to do, e.g. "dataset 'd' is in use by 2 model versions (churn v1, churn v2);
+    1 pending or running job (j1 train_model running): delete the models ..."."""
     counts, parts = users["counts"], []
 
     def listed(count: int, names: list[str], one: str, many: str) -> None:

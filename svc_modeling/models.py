@@ -102,7 +102,9 @@ class ModelRegistry:
         self._catalog = catalog
         self._jobs = jobs
         self._writer = writer or NotConnectedTagWriter()
-        self._artifacts: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        # Keyed by the artifact's blob too: a deleted latest version's number is given again to the next one, and
+        # another replica may still hold the deleted one.
+        self._artifacts: OrderedDict[tuple[str, int, str], Any] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- registry -------------------------------------------------------------------------------------
@@ -116,10 +118,11 @@ class ModelRegistry:
         number = self._store.add_model(
             version.model_name, task, body, pickle.dumps(artifact, protocol=5), dataset_id=version.dataset_id
         )
+        row = self._row(version.model_name, number)
         with self._lock:
-            self._artifacts[(version.model_name, number)] = artifact
+            self._artifacts[(version.model_name, number, row["artifact_blob_id"])] = artifact
             self._trim()
-        return self.get(version.model_name, number)
+        return self._message(row)
 
     def _row(self, name: str, version: int) -> dict[str, Any]:
         row = self._store.get_model(name, version) if name else None
@@ -155,8 +158,8 @@ class ModelRegistry:
             what = f"version {version} of model {name!r}" if version else f"model {name!r}"
             raise NotFound(f"no {what}", metadata={"model_name": name, "version": str(version)})
         with self._lock:
-            for number in deleted:
-                self._artifacts.pop((name, number), None)
+            for key in [k for k in self._artifacts if k[0] == name and k[1] in deleted]:
+                self._artifacts.pop(key, None)
         return deleted
 
     def set_stage(self, name: str, version: int, stage: int) -> pb.ModelVersion:
@@ -174,7 +177,7 @@ class ModelRegistry:
 
     def artifact(self, name: str, version: int = 0) -> tuple[pb.ModelVersion, Any]:
         row = self._row(name, version)
-        key = (row["model_name"], row["version"])
+        key = (row["model_name"], row["version"], row["artifact_blob_id"])
         with self._lock:
             cached = self._artifacts.get(key)
             if cached is not None:

@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from modeling_helpers import modeling_settings, running_service, upload_frame
+from modeling_helpers import finished, modeling_settings, running_service, upload_frame
 from test_ddl_snapshots import offline_migration_sql
 from test_modeling_grpc import upload, watch_to_end
 
 from svc_common.db import Database
 from svc_common.errors import FailedPrecondition, NotFound
-from svc_common.pb.qiming.common.v1 import job_pb2
+from svc_common.pb.qiming.common.v1 import job_pb2, types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2_grpc as pb_grpc
 from svc_common.process import ServerProcess
@@ -262,3 +262,30 @@ def test_the_migration_fills_in_the_dataset_of_models_of_before(database_url: st
         assert [tuple(r) for r in rows] == [(1, "d-old"), (2, "")]
     finally:
         db.dispose()
+
+
+def test_a_version_number_given_again_after_a_delete_is_never_the_deleted_model(tmp_path: Path) -> None:
+    """Deleting the latest version frees its number for the next one: a replica that still holds the deleted model in
+    its cache must not answer with it."""
+    settings = modeling_settings(tmp_path)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=800)
+
+    def train_on(service, sign: float) -> None:
+        data = pd.DataFrame({"x": x, "y": (rng.random(800) < 1 / (1 + np.exp(-3 * sign * x))).astype(int)})
+        dataset = upload_frame(service, f"sign{sign}", data)
+        request = pb.TrainModelRequest(dataset_id=dataset.dataset_id, model_name="flip", label_column="y")
+        finished(service, service.models.train(request))
+
+    def leans_up(service) -> bool:
+        rows = [pb.Row(values=[types_pb2.Value(double_value=v)]) for v in (-2.0, 2.0)]
+        scores = service.models.predict(pb.PredictRequest(model_name="flip", version=1, columns=["x"], rows=rows))
+        return scores.scores[1] > scores.scores[0]
+
+    with running_service(settings) as a, running_service(settings) as b:
+        train_on(a, 1.0)
+        assert leans_up(a)  # replica A now holds version 1 in its cache
+        assert b.models.delete("flip", 1) == [1]
+        train_on(b, -1.0)
+        assert b.models.get("flip").version == 1  # the number is given again
+        assert not leans_up(a) and not leans_up(b)
