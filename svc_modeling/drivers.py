@@ -147,7 +147,7 @@ class DriverService:
             )
             return analysis.analysis_id
 
-        return self._jobs.submit("estimate_drivers", run, created_by)
+        return self._jobs.submit("estimate_drivers", run, created_by, [dataset.dataset_id])
 
     def artifact(self, analysis_id: str) -> tuple[pb.DriverAnalysis, methods.OutcomeModel]:
         """The analysis and its outcome model (encoder: features and text categories; seed), without its data."""
@@ -179,6 +179,12 @@ class DriverService:
 
     def get(self, analysis_id: str) -> pb.DriverAnalysis:
         return self._load(analysis_id)[0]  # type: ignore[no-any-return]
+
+    def delete(self, analysis_id: str) -> None:
+        if not analysis_id or not self._store.delete_analysis(analysis_id):
+            raise NotFound(f"no driver analysis {analysis_id!r}", metadata={"analysis_id": analysis_id})
+        with self._lock:
+            self._cache.pop(analysis_id, None)
 
     def _factor_column(self, model: methods.OutcomeModel, factor: str) -> int:
         features = model.encoder.features  # type: ignore[attr-defined]

@@ -181,9 +181,10 @@ def compute_funnel(
         from svc_modeling.funnel_profiles import profile_funnel
 
         return profile_funnel(request, snapshots, seed)
-    if request.HasField("time_range"):
+    if request.HasField("time_range") or request.HasField("driver_cutoff"):
+        field = "time range" if request.HasField("time_range") else "driver cut-off"
         raise FailedPrecondition(
-            "a dataset is one snapshot, it has no time range: leave driver_dataset_id empty for the funnel over "
+            f"a dataset is one snapshot, it has no {field}: leave driver_dataset_id empty for the funnel over "
             "profiles and the event log",
             reason="NOT_A_DATASET_CONDITION",
         )
@@ -248,10 +249,17 @@ def add_drivers(
         pick = np.random.default_rng(seed).choice(y.size, DRIVER_ROWS, replace=False)
         rows, y = rows.iloc[pick], y[pick]
     x = rows[factors].to_numpy(dtype=np.float64)
+    # Constant columns say nothing; a column equal to an earlier one (a 30- and a 90-day count of events that all
+    # fell within 30 days) would leave its twin no variation of its own: each is kept once.
+    kept, seen = [], set()
+    for i in range(len(factors)):
+        key = x[:, i].tobytes()
+        if np.ptp(x[:, i]) > 0 and key not in seen:
+            seen.add(key)
+            kept.append(i)
+    factors, x = [factors[i] for i in kept], x[:, kept]
     effects, spreads = {}, {}
     for i, name in enumerate(factors):
-        if np.ptp(x[:, i]) == 0:
-            continue
         w = np.delete(x, i, axis=1)
         effects[name] = driver_methods.dml_effect(y, x[:, i], w, "linear_dml", seed)
         spreads[name] = float(np.std(x[:, i]))

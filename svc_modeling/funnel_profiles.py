@@ -13,15 +13,22 @@ feature built from an event type its rule reads (a trade rule drops ``turnover_f
 ...; a view rule drops ``views.*``, ``risk_views.*``, ``count.<view type>.*``; any of them drops the any-event
 features ``events_total``, ``sessions``, ``first_seen_at``, ``last_seen_at``), so a stage is never reported as
 its own driver.
+
+Drivers are prospective: a cut-off (``driver_cutoff``; default 30 days before the range's end, or the range's midpoint
+when that is later) splits the range. The features are built from the events before it only, and a transition's
+outcome is whether a customer in the earlier stage and not yet in the next at the cut-off (stages evaluated on the
+events before it) reaches the next stage by the range's end. A feature that only follows the conversion (a receipt
+viewed after a purchase) therefore cannot come out as a driver, as it did when features were measured at the end.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from svc_common.conditions import PROFILE_SCOPE, Compare, EventAbsence, EventCount, Source, compile_condition, evaluate
 from svc_common.conditions import walk as walk_tree
-from svc_common.errors import FieldViolation, InvalidArgument
+from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
@@ -107,9 +114,49 @@ def _rules(request: pb.ComputeAiplFunnelRequest, view_event_types: tuple[str, ..
     return rules
 
 
+DAY_US = 86_400_000_000
+OUTCOME_DAYS = 30
+"""Without ``driver_cutoff``: the last 30 days of the range are the conversion window (half a shorter range)."""
+MIN_AT_CUTOFF = 50
+"""Customers in a transition's earlier stage at the cut-off needed for its drivers."""
+
+
+def driver_cutoff(request: pb.ComputeAiplFunnelRequest, since: int | None, until: int) -> int:
+    """The cut-off in microseconds: the request's (inside the range, else INVALID_ARGUMENT) or the default."""
+    if request.HasField("driver_cutoff"):
+        cut = request.driver_cutoff.ToMicroseconds()
+        if cut >= until or (since is not None and cut <= since):
+            raise InvalidArgument(
+                "driver_cutoff must lie inside the time range: features come from before it, conversions after it",
+                violations=[
+                    FieldViolation("driver_cutoff", "after time_range.start and before time_range.end (and now)")
+                ],
+            )
+        return cut
+    cut = until - OUTCOME_DAYS * DAY_US
+    return cut if since is None else max(cut, since + (until - since) // 2)
+
+
+def _stage_masks(nodes: dict[int, object], subjects: list[SnapshotSubject]) -> list[np.ndarray]:
+    reached = np.ones(len(subjects), dtype=bool)
+    masks = []
+    for stage in STAGES:
+        holds = np.array([evaluate(nodes[stage], s) for s in subjects], dtype=bool)
+        reached = reached & holds
+        masks.append(reached.copy())
+    return masks
+
+
+def _stamp(us: int) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromMicroseconds(us)
+    return stamp
+
+
 def profile_funnel(
     request: pb.ComputeAiplFunnelRequest, snapshots: ProfileSnapshots, seed: int = 0
 ) -> pb.ComputeAiplFunnelResponse:
+    """Stage counts at the range's end; drivers prospective: features before the cut-off, conversion after it."""
     from svc_modeling.funnel import add_drivers, driver_factors
 
     rules = _rules(request, tuple(snapshots.settings.view_event_types))
@@ -125,6 +172,7 @@ def profile_funnel(
             raise InvalidArgument(
                 "the time range is empty", violations=[FieldViolation("time_range", "start before end (and now)")]
             )
+    cutoff = driver_cutoff(request, since, until)
     event_types, used = set(), set()
     for node in nodes.values():
         for n in walk_tree(node):
@@ -135,34 +183,61 @@ def profile_funnel(
     snapshots.require(segment_id=request.segment_id)
     population = snapshots.population(request.segment_id)
     builder = SnapshotBuilder(snapshots.settings, until, since_us=since, keep_event_types=event_types)
-    snapshots.read(builder, None, 0, 0)
+    before = SnapshotBuilder(snapshots.settings, cutoff, since_us=since, keep_event_types=event_types)
+    for batch in snapshots.log.events():  # one read of the log for both moments
+        builder.add(batch)
+        before.add(batch)
     customers = population.customers if population.customers is not None else builder.seen()
     profiles = snapshots.profile.profiles(customers, ["attributes", "tags", "segments"])
-    reached = np.ones(len(customers), dtype=bool)
-    masks = []
     subjects = [SnapshotSubject(builder, c, profiles.get(c)) for c in customers]
-    for stage in STAGES:
-        holds = np.array([evaluate(nodes[stage], s) for s in subjects], dtype=bool)
-        reached = reached & holds
-        masks.append(reached.copy())
-    response = pb.ComputeAiplFunnelResponse()
+    masks = _stage_masks(nodes, subjects)
+    at_cutoff = _stage_masks(nodes, [SnapshotSubject(before, c, profiles.get(c)) for c in customers])
+    response = pb.ComputeAiplFunnelResponse(driver_cutoff=_stamp(cutoff))
     for stage, mask in zip(STAGES, masks, strict=True):
         response.stages.add(stage=stage, customers=int(mask.sum()))
     attributes = {c: dict(s.attributes) for c, s in zip(customers, subjects, strict=True)}
-    frame = snapshot_frame(builder, customers, attributes) if customers else None
+    # The drivers' features: the events before the cut-off only (attributes are svc_profile's current values).
+    frame = snapshot_frame(before, customers, attributes) if customers else None
     factors = driver_factors(frame, used) if frame is not None else []
     trade, views = tuple(snapshots.settings.trade_event_types), tuple(snapshots.settings.view_event_types)
     reads = {stage: rule_event_types(node, trade, views) for stage, node in nodes.items()}
     lowest, break_from = 2.0, pb.AIPL_STAGE_UNSPECIFIED
+    enough = False
     for k in range(3):
         base, nxt = masks[k], masks[k + 1]
         conversion = float(nxt.sum() / base.sum()) if base.sum() else 0.0
         transition = response.transitions.add(from_stage=STAGES[k], to_stage=STAGES[k + 1], conversion=conversion)
         if base.sum() and conversion < lowest:
             lowest, break_from = conversion, STAGES[k]
-        if frame is not None:
-            target = reads[STAGES[k + 1]]
-            candidates = [f for f in factors if not defined_by(f, target, trade, views)]
-            add_drivers(transition, frame.data.loc[base], nxt[base], candidates, seed + k)
+        # At risk: in the earlier stage at the cut-off, not yet in the next; converted: in the next at the end.
+        at_risk = at_cutoff[k] & ~at_cutoff[k + 1]
+        converted = nxt[at_risk]
+        transition.at_cutoff, transition.converted_after_cutoff = int(at_risk.sum()), int(converted.sum())
+        enough = enough or transition.at_cutoff >= MIN_AT_CUTOFF
+        target = reads[STAGES[k + 1]]
+        candidates = [f for f in factors if not defined_by(f, target, trade, views)]
+        transition.drivers_note = _drivers_note(transition, candidates)
+        if not transition.drivers_note and frame is not None:
+            add_drivers(transition, frame.data.loc[at_risk], converted, candidates, seed + k)
+    if request.HasField("driver_cutoff") and not enough:
+        counts = ", ".join(f"{t.at_cutoff} in {pb.AiplStage.Name(t.from_stage)}" for t in response.transitions)
+        raise FailedPrecondition(
+            f"too few customers in a stage at the driver cut-off to estimate drivers ({counts}, not yet in the next "
+            f"stage; at least {MIN_AT_CUTOFF} are needed in one): move driver_cutoff later, or leave it unset",
+            reason="TOO_FEW_AT_CUTOFF",
+        )
     response.break_point_from = break_from
     return response
+
+
+def _drivers_note(transition: pb.AiplTransition, candidates: list[str]) -> str:
+    stage = pb.AiplStage.Name(transition.from_stage).removeprefix("AIPL_STAGE_")
+    nxt = pb.AiplStage.Name(transition.to_stage).removeprefix("AIPL_STAGE_")
+    n, converted = transition.at_cutoff, transition.converted_after_cutoff
+    if n < MIN_AT_CUTOFF:
+        return f"{n} customers in {stage} and not yet in {nxt} at the cut-off: at least {MIN_AT_CUTOFF} are needed"
+    if converted in (0, n):
+        return f"{'none' if not converted else 'all'} of the {n} customers in {stage} at the cut-off reached {nxt}"
+    if not candidates:
+        return "no numeric feature with values for everyone that the next stage's rule does not read"
+    return ""

@@ -272,7 +272,12 @@ class JobRunner:
         with self._lock:
             return self._flags.setdefault(job_id, _Flag())
 
-    def submit(self, kind: str, function: JobFunction, created_by: str = "") -> job_pb2.Job:
+    def submit(
+        self, kind: str, function: JobFunction, created_by: str = "", dataset_ids: Sequence[str] = ()
+    ) -> job_pb2.Job:
+        """Start a job that reads ``dataset_ids``: stored with it, in the transaction that checks they still exist
+        (NOT_FOUND naming one that was deleted meanwhile), so that none of them is deleted while the job is pending
+        or running."""
         if self._executor is None:
             raise FailedPrecondition("the job runner is not started", reason="WRONG_STATE")
         job_id = str(uuid.uuid4())
@@ -296,7 +301,9 @@ class JobRunner:
         }
         self._cancel_flag(job_id)  # before the row: the keeper beats for every job with a flag
         try:
-            self.store.add_job(record)
+            missing = self.store.add_job(record, [d for d in dataset_ids if d])
+            if missing:
+                raise NotFound(f"no dataset {missing[0]!r}", metadata={"dataset_id": missing[0]})
         except BaseException:
             with self._lock:
                 self._flags.pop(job_id, None)

@@ -102,7 +102,9 @@ class ModelRegistry:
         self._catalog = catalog
         self._jobs = jobs
         self._writer = writer or NotConnectedTagWriter()
-        self._artifacts: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        # Keyed by the artifact's blob too: a deleted latest version's number is given again to the next one, and
+        # another replica may still hold the deleted one.
+        self._artifacts: OrderedDict[tuple[str, int, str], Any] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- registry -------------------------------------------------------------------------------------
@@ -113,11 +115,14 @@ class ModelRegistry:
         """Store the next version; ``extra`` is kept beside the message (e.g. per-intervention summaries)."""
         body = {**json_format.MessageToDict(version, preserving_proto_field_name=True), **(extra or {})}
         task = pb.ModelTask.Name(version.task).removeprefix("MODEL_TASK_")
-        number = self._store.add_model(version.model_name, task, body, pickle.dumps(artifact, protocol=5))
+        number = self._store.add_model(
+            version.model_name, task, body, pickle.dumps(artifact, protocol=5), dataset_id=version.dataset_id
+        )
+        row = self._row(version.model_name, number)
         with self._lock:
-            self._artifacts[(version.model_name, number)] = artifact
+            self._artifacts[(version.model_name, number, row["artifact_blob_id"])] = artifact
             self._trim()
-        return self.get(version.model_name, number)
+        return self._message(row)
 
     def _row(self, name: str, version: int) -> dict[str, Any]:
         row = self._store.get_model(name, version) if name else None
@@ -144,6 +149,19 @@ class ModelRegistry:
     def list(self, name: str, after: tuple[str, int] | None, limit: int) -> list[pb.ModelVersion]:
         return [self._message(r) for r in self._store.list_models(name, after, limit)]
 
+    def delete(self, name: str, version: int = 0) -> list[int]:
+        """Delete a version (0: every version) with its artifacts; NOT_FOUND when there is none."""
+        if version < 0:
+            raise InvalidArgument("version out of range", violations=[FieldViolation("version", "0 (all) or above")])
+        deleted = self._store.delete_model(name, version) if name else []
+        if not deleted:
+            what = f"version {version} of model {name!r}" if version else f"model {name!r}"
+            raise NotFound(f"no {what}", metadata={"model_name": name, "version": str(version)})
+        with self._lock:
+            for key in [k for k in self._artifacts if k[0] == name and k[1] in deleted]:
+                self._artifacts.pop(key, None)
+        return deleted
+
     def set_stage(self, name: str, version: int, stage: int) -> pb.ModelVersion:
         if stage not in STAGES:
             raise InvalidArgument(
@@ -159,7 +177,7 @@ class ModelRegistry:
 
     def artifact(self, name: str, version: int = 0) -> tuple[pb.ModelVersion, Any]:
         row = self._row(name, version)
-        key = (row["model_name"], row["version"])
+        key = (row["model_name"], row["version"], row["artifact_blob_id"])
         with self._lock:
             cached = self._artifacts.get(key)
             if cached is not None:
@@ -178,7 +196,8 @@ class ModelRegistry:
     # -- propensity / regression ----------------------------------------------------------------------
 
     def train(self, request: pb.TrainModelRequest, created_by: str = "") -> job_pb2.Job:
-        return self._jobs.submit("train_model", self.prepare_training(request, created_by), created_by)
+        run = self.prepare_training(request, created_by)
+        return self._jobs.submit("train_model", run, created_by, [request.dataset_id])
 
     def prepare_training(self, request: pb.TrainModelRequest, created_by: str = "") -> Callable[[JobContext], str]:
         """Check the request (raising the precise error) and return the job function that trains and registers
@@ -335,7 +354,7 @@ class ModelRegistry:
             )
             return table.dataset_id
 
-        return self._jobs.submit("score_customers", run, created_by)
+        return self._jobs.submit("score_customers", run, created_by, [request.dataset_id])
 
 
 def customer_text(ids: pd.Series) -> np.ndarray:

@@ -140,7 +140,13 @@ class ReviewService:
             schedule = _schedule_message(row)
             following = Cron.parse(schedule.cron, schedule.timezone).next_after(now)
             if self._store.advance_schedule(row["schedule_id"], row["next_run_at"], following):
-                started.append(self.run(row["schedule_id"], "scheduler"))
+                try:
+                    started.append(self.run(row["schedule_id"], "scheduler"))
+                except QimingError as exc:  # a fresh dataset deleted: this review cannot start, the others still do
+                    log.warning(
+                        "a scheduled review could not start",
+                        extra={"schedule_id": row["schedule_id"], "error": exc.message},
+                    )
         return started
 
     # -- running a review -----------------------------------------------------------------------------
@@ -177,7 +183,7 @@ class ReviewService:
             self._store.add_report(report.report_id, schedule_id, body, created_at)
             return report.report_id
 
-        return self._jobs.submit("run_review", job, created_by)
+        return self._jobs.submit("run_review", job, created_by, list(schedule.refresh_dataset_ids))
 
     def _refreshed(self, ctx: JobContext, dataset_id: str, notes: list[str]) -> str:
         """``dataset_id`` rebuilt at a fresh snapshot when it is a profile snapshot; else itself."""

@@ -190,6 +190,12 @@ class CausalServicer(pb_grpc.CausalServiceServicer):
     ) -> pb.ResponseCurveResponse:
         return await _run(self._service.drivers.response_curve, request)
 
+    async def DeleteDriverAnalysis(
+        self, request: pb.DeleteDriverAnalysisRequest, context: aio.ServicerContext
+    ) -> pb.DeleteDriverAnalysisResponse:
+        await _run(self._service.drivers.delete, request.analysis_id)
+        return pb.DeleteDriverAnalysisResponse()
+
 
 class ModelServicer(pb_grpc.ModelServiceServicer):
     def __init__(self, service: ModelingService) -> None:
@@ -226,6 +232,9 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
         self, request: pb.ScoreCustomersRequest, context: aio.ServicerContext
     ) -> pb.ScoreCustomersResponse:
         return pb.ScoreCustomersResponse(job=await _run(self._service.score_customers, request, _caller()))
+
+    async def DeleteModel(self, request: pb.DeleteModelRequest, context: aio.ServicerContext) -> pb.DeleteModelResponse:
+        return pb.DeleteModelResponse(versions=await _run(self._models.delete, request.model_name, request.version))
 
 
 class UpliftServicer(pb_grpc.UpliftServiceServicer):

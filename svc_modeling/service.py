@@ -176,7 +176,7 @@ class ModelingService:
             )
             return result.dataset_id
 
-        return self.jobs.submit("fuse_survey", run, created_by)
+        return self.jobs.submit("fuse_survey", run, created_by, [survey.dataset_id, operations.dataset_id])
 
     # -- average effects ------------------------------------------------------------------------------
 

@@ -157,7 +157,7 @@ class UpliftService:
             registered = self._models.register(version, model, {"interventions": summaries})
             return f"{registered.model_name}/{registered.version}"
 
-        return self._jobs.submit("train_uplift", run, created_by)
+        return self._jobs.submit("train_uplift", run, created_by, [dataset.dataset_id])
 
     def _uplift_model(self, name: str, version: int) -> tuple[pb.ModelVersion, methods.UpliftModel]:
         found, model = self._models.artifact(name, version)
@@ -276,7 +276,7 @@ class UpliftService:
             )
             return stored.dataset_id
 
-        return self._jobs.submit("plan_interventions", run, created_by)
+        return self._jobs.submit("plan_interventions", run, created_by, [request.dataset_id])
 
 
 def _stratified_mask(treatment: np.ndarray, fraction: float, seed: int) -> np.ndarray:

@@ -8,10 +8,12 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
+from google.protobuf.timestamp_pb2 import Timestamp
 from modeling_helpers import finished, modeling_settings, planted_uplift, running_service, upload_frame
-from test_modeling_profiles import modeling, suite  # noqa: F401  (module fixtures: real svc_collect + svc_profile)
+from test_modeling_profiles import SNAPSHOT_US, modeling, suite  # noqa: F401  (module fixtures: real svc_collect + svc_profile)
 
-from svc_common.errors import InvalidArgument
+from svc_common.errors import FailedPrecondition, InvalidArgument
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_modeling.funnel_profiles import feature_event_types
@@ -304,7 +306,11 @@ def test_review_goes_on_when_a_training_dataset_was_deleted(service) -> None:
             dataset_id=dataset.dataset_id, model_name=name, label_column="y", feature_columns=["x"]
         )
         finished(service, service.models.train(request))
-    service.catalog.delete(gone.dataset_id)
+    # DeleteDataset refuses while a model uses the dataset: this is one deleted before that check existed (or by hand)
+    with pytest.raises(FailedPrecondition, match="f18_gone v1"):
+        service.catalog.delete(gone.dataset_id)
+    with service.store._db.connection(write=True) as conn:
+        conn.execute(sa.text("DELETE FROM modeling_dataset WHERE dataset_id = :d"), {"d": gone.dataset_id})
     schedule = service.review.create_schedule(pb.ReviewSchedule(model_names=["f18_gone", "f18_kept"], cron="0 3 * * *"))
     report = service.review.get_report(finished(service, service.review.run(schedule.schedule_id)).result_name)
     assert f"f18_gone: not reviewed (no dataset '{gone.dataset_id}')" in report.summary, report.summary
@@ -417,10 +423,16 @@ def test_profile_funnel_drivers_exclude_the_next_stages_defining_features(modeli
 
     settings = modeling.snapshots.settings
     trade, views = tuple(settings.trade_event_types), tuple(settings.view_event_types)
-    answer = compute_funnel(pb.ComputeAiplFunnelRequest(), modeling.catalog, 0, modeling.snapshots)
+    # Drivers are prospective: at a cut-off the day before the log's snapshot everyone has viewed a fund (interest)
+    # and nobody has traded yet, so the 80 customers are at risk of buying; some do afterwards.
+    request = pb.ComputeAiplFunnelRequest(driver_cutoff=Timestamp(seconds=(SNAPSHOT_US - 86_400_000_000) // 10**6))
+    answer = compute_funnel(request, modeling.catalog, 0, modeling.snapshots)
     drivers = {t.to_stage: [d.factor for d in t.drivers] for t in answer.transitions}
     to_interest, to_purchase = drivers[pb.AIPL_STAGE_INTEREST], drivers[pb.AIPL_STAGE_PURCHASE]
-    assert to_interest and to_purchase, drivers  # other features (logins, attributes) are still candidates
+    assert to_purchase, drivers  # other features (logins, attributes) are still candidates
+    assert answer.transitions[1].at_cutoff == 80 and not answer.transitions[1].drivers_note
+    # nobody is aware and not yet interested at the cut-off: no drivers, and the note says why
+    assert answer.transitions[0].at_cutoff == 0 and "at least 50 are needed" in answer.transitions[0].drivers_note
     for factor in to_interest:  # interest is "a view": no view feature, nothing counting every event
         assert feature_event_types(factor, trade, views) is not None, factor
         assert not set(feature_event_types(factor, trade, views)) & set(views), factor

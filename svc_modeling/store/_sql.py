@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from svc_common.db import Database
-from svc_common.errors import Aborted
+from svc_common.errors import Aborted, NotFound
 
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
 
@@ -34,6 +34,7 @@ class SqlModelingStore:
         self._analysis = tables["analysis"]
         self._schedule = tables["schedule"]
         self._report = tables["report"]
+        self._job_dataset = tables["job_dataset"]
         self._chunk = chunk_bytes
 
     # -- blobs ----------------------------------------------------------------------------------------
@@ -71,22 +72,81 @@ class SqlModelingStore:
         with self._db.connection() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
-    def delete_dataset(self, dataset_id: str) -> bool:
+    def _hold_datasets(self, conn: Connection, dataset_ids: Sequence[str]) -> list[str]:
+        """Lock these datasets' rows against a delete until the transaction ends (FOR SHARE; SQLite's writer lock
+        does it there); returns those that do not exist."""
+        wanted = sorted(set(dataset_ids))
+        if not wanted:
+            return []
+        c = self._dataset.c
+        found = set(
+            conn.execute(select(c.dataset_id).where(c.dataset_id.in_(wanted)).with_for_update(read=True)).scalars()
+        )
+        return [d for d in wanted if d not in found]
+
+    def _require_dataset(self, conn: Connection, dataset_id: str, what: str) -> None:
+        if dataset_id and self._hold_datasets(conn, [dataset_id]):
+            raise NotFound(
+                f"no dataset {dataset_id!r}: it was deleted before the {what} could be stored",
+                metadata={"dataset_id": dataset_id},
+            )
+
+    def delete_dataset(self, dataset_id: str, sample: int = 5) -> dict[str, Any] | None:
+        """Delete a dataset unless a model, a driver analysis or a pending or running job uses it, in one
+        transaction that locks the dataset's row first (a job, model or analysis being stored meanwhile holds the row
+        until it commits, and one that comes after the lock finds the dataset gone). None: no such dataset. Else
+        what uses it (:meth:`_dataset_users`); nothing counted: deleted."""
+        d = self._dataset.c
         with self._db.connection(write=True) as conn:
             blob_id = conn.execute(
-                select(self._dataset.c.blob_id).where(self._dataset.c.dataset_id == dataset_id)
+                select(d.blob_id).where(d.dataset_id == dataset_id).with_for_update()
             ).scalar_one_or_none()
             if blob_id is None:
-                return False
-            conn.execute(delete(self._dataset).where(self._dataset.c.dataset_id == dataset_id))
-            conn.execute(delete(self._blob).where(self._blob.c.blob_id == blob_id))
-            return True
+                return None
+            users = self._dataset_users(conn, dataset_id, sample)
+            if not any(users["counts"].values()):
+                conn.execute(delete(self._dataset).where(d.dataset_id == dataset_id))
+                conn.execute(delete(self._blob).where(self._blob.c.blob_id == blob_id))
+            return users
+
+    def _dataset_users(self, conn: Connection, dataset_id: str, sample: int) -> dict[str, Any]:
+        """``counts`` of the model versions, driver analyses and pending or running jobs that use the dataset, and up
+        to ``sample`` of each: ``models`` (name, version), ``analyses`` (ids), ``jobs`` (id, kind, state)."""
+        m, a, j, jd = self._model.c, self._analysis.c, self._job.c, self._job_dataset.c
+        running = and_(jd.dataset_id == dataset_id, j.job_state.in_(["PENDING", "RUNNING"]))
+        job_join = self._job_dataset.join(self._job, j.job_id == jd.job_id)
+        counts = {
+            "models": conn.execute(select(func.count()).where(m.dataset_id == dataset_id)).scalar_one(),
+            "analyses": conn.execute(select(func.count()).where(a.dataset_id == dataset_id)).scalar_one(),
+            "jobs": conn.execute(select(func.count()).select_from(job_join).where(running)).scalar_one(),
+        }
+        users: dict[str, Any] = {"counts": counts, "models": [], "analyses": [], "jobs": []}
+        if counts["models"]:
+            query = select(m.model_name, m.version).where(m.dataset_id == dataset_id)
+            rows = conn.execute(query.order_by(m.model_name, m.version).limit(sample))
+            users["models"] = [(r.model_name, int(r.version)) for r in rows]
+        if counts["analyses"]:
+            query = select(a.analysis_id).where(a.dataset_id == dataset_id).order_by(a.analysis_id).limit(sample)
+            users["analyses"] = list(conn.execute(query).scalars())
+        if counts["jobs"]:
+            query = select(j.job_id, j.kind, j.job_state).select_from(job_join).where(running)
+            rows = conn.execute(query.order_by(j.created_at, j.job_id).limit(sample))
+            users["jobs"] = [(r.job_id, r.kind, r.job_state) for r in rows]
+        return users
 
     # -- jobs -----------------------------------------------------------------------------------------
 
-    def add_job(self, record: dict[str, Any]) -> None:
+    def add_job(self, record: dict[str, Any], dataset_ids: Sequence[str] = ()) -> list[str]:
+        """Store a job and the datasets it uses, in one transaction that first locks those datasets against a
+        delete. Returns the datasets that do not exist: then nothing is stored."""
         with self._db.connection(write=True) as conn:
+            missing = self._hold_datasets(conn, dataset_ids)
+            if missing:
+                return missing
             conn.execute(insert(self._job).values(**record))
+            for dataset_id in sorted(set(dataset_ids)):
+                conn.execute(insert(self._job_dataset).values(job_id=record["job_id"], dataset_id=dataset_id))
+            return []
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         with self._db.connection() as conn:
@@ -185,12 +245,14 @@ class SqlModelingStore:
 
     # -- models ---------------------------------------------------------------------------------------
 
-    def add_model(self, model_name: str, task: str, body: dict[str, Any], artifact: bytes) -> int:
-        """Store the next version of ``model_name``; returns the version number."""
+    def add_model(self, model_name: str, task: str, body: dict[str, Any], artifact: bytes, dataset_id: str = "") -> int:
+        """Store the next version of ``model_name`` trained on ``dataset_id`` (NOT_FOUND if that was deleted
+        meanwhile); returns the version number."""
         c = self._model.c
         for _attempt in range(5):
             try:
                 with self._db.connection(write=True) as conn:
+                    self._require_dataset(conn, dataset_id, f"model {model_name!r}")
                     latest = conn.execute(select(func.max(c.version)).where(c.model_name == model_name)).scalar()
                     version = int(latest or 0) + 1
                     blob_id = self._put_blob(conn, artifact)
@@ -203,6 +265,7 @@ class SqlModelingStore:
                             stage="CANDIDATE",
                             body=body,
                             artifact_blob_id=blob_id,
+                            dataset_id=dataset_id,
                             created_at=utcnow(),
                         )
                     )
@@ -250,10 +313,24 @@ class SqlModelingStore:
                 update(self._model).where(c.model_name == model_name, c.version == version).values(stage=stage)
             )
 
+    def delete_model(self, model_name: str, version: int = 0) -> list[int]:
+        """Delete one version of a model (``version`` 0: every version) with its artifacts; the versions deleted."""
+        c = self._model.c
+        query = select(c.version, c.artifact_blob_id).where(c.model_name == model_name)
+        if version:
+            query = query.where(c.version == version)
+        with self._db.connection(write=True) as conn:
+            rows = conn.execute(query.with_for_update()).all()
+            for row in rows:
+                conn.execute(delete(self._model).where(c.model_name == model_name, c.version == row.version))
+                conn.execute(delete(self._blob).where(self._blob.c.blob_id == row.artifact_blob_id))
+            return sorted(int(r.version) for r in rows)
+
     # -- analyses -------------------------------------------------------------------------------------
 
     def add_analysis(self, analysis_id: str, dataset_id: str, body: dict[str, Any], artifact: bytes) -> None:
         with self._db.connection(write=True) as conn:
+            self._require_dataset(conn, dataset_id, f"analysis {analysis_id!r}")
             blob_id = self._put_blob(conn, artifact)
             conn.execute(
                 insert(self._analysis).values(
@@ -269,6 +346,18 @@ class SqlModelingStore:
         with self._db.connection() as conn:
             row = conn.execute(select(self._analysis).where(self._analysis.c.analysis_id == analysis_id)).one_or_none()
         return dict(row._mapping) if row is not None else None
+
+    def delete_analysis(self, analysis_id: str) -> bool:
+        c = self._analysis.c
+        with self._db.connection(write=True) as conn:
+            blob_id = conn.execute(
+                select(c.artifact_blob_id).where(c.analysis_id == analysis_id).with_for_update()
+            ).scalar_one_or_none()
+            if blob_id is None:
+                return False
+            conn.execute(delete(self._analysis).where(c.analysis_id == analysis_id))
+            conn.execute(delete(self._blob).where(self._blob.c.blob_id == blob_id))
+            return True
 
     # -- reviews --------------------------------------------------------------------------------------
 

@@ -70,6 +70,9 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("body", JsonText, nullable=False),
         Column("artifact_blob_id", String(36), nullable=False),
         Column("created_at", UtcDateTime(), nullable=False),
+        # The dataset it was trained on: a dataset a model uses is not deleted.
+        Column("dataset_id", String(36), nullable=False, default=""),
+        Index("ix_modeling_model_dataset", "dataset_id"),
     )
     analysis = Table(
         "modeling_analysis",
@@ -81,6 +84,15 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         # The outcome models used by what-if and response curves.
         Column("artifact_blob_id", String(36), nullable=False),
         Column("created_at", UtcDateTime(), nullable=False),
+        Index("ix_modeling_analysis_dataset", "dataset_id"),
+    )
+    # The datasets each job reads, stored with the job: a dataset a pending or running job uses is not deleted.
+    job_dataset = Table(
+        "modeling_job_dataset",
+        metadata,
+        Column("job_id", String(36), primary_key=True),
+        Column("dataset_id", String(36), primary_key=True),
+        Index("ix_modeling_job_dataset_dataset", "dataset_id", "job_id"),
     )
     schedule = Table(
         "modeling_review_schedule",
@@ -110,4 +122,5 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         "analysis": analysis,
         "schedule": schedule,
         "report": report,
+        "job_dataset": job_dataset,
     }

@@ -10,6 +10,8 @@ CREATE TABLE modeling_analysis (
 	PRIMARY KEY (analysis_id)
 );
 
+CREATE INDEX ix_modeling_analysis_dataset ON modeling_analysis (dataset_id);
+
 CREATE TABLE modeling_blob (
 	blob_id VARCHAR2(36 CHAR) NOT NULL,
 	part_no INTEGER NOT NULL,
@@ -71,6 +73,14 @@ CREATE INDEX ix_modeling_job_created ON modeling_job (created_at, job_id);
 
 CREATE INDEX ix_modeling_job_state ON modeling_job (job_state, owner_id);
 
+CREATE TABLE modeling_job_dataset (
+	job_id VARCHAR2(36 CHAR) NOT NULL,
+	dataset_id VARCHAR2(36 CHAR) NOT NULL,
+	PRIMARY KEY (job_id, dataset_id)
+);
+
+CREATE INDEX ix_modeling_job_dataset_dataset ON modeling_job_dataset (dataset_id, job_id);
+
 CREATE TABLE modeling_model (
 	model_name VARCHAR2(128 CHAR) NOT NULL,
 	version BIGINT NOT NULL,
@@ -79,8 +89,11 @@ CREATE TABLE modeling_model (
 	body TEXT NOT NULL,
 	artifact_blob_id VARCHAR2(36 CHAR) NOT NULL,
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	dataset_id VARCHAR2(36 CHAR) NOT NULL,
 	PRIMARY KEY (model_name, version)
 );
+
+CREATE INDEX ix_modeling_model_dataset ON modeling_model (dataset_id);
 
 CREATE TABLE modeling_review_report (
 	report_id VARCHAR2(36 CHAR) NOT NULL,

@@ -517,6 +517,20 @@ class SetModelStageResponse(_message.Message):
     model: ModelVersion
     def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ...) -> None: ...
 
+class DeleteModelRequest(_message.Message):
+    __slots__ = ("model_name", "version")
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    version: int
+    def __init__(self, model_name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class DeleteModelResponse(_message.Message):
+    __slots__ = ("versions",)
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, versions: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class PredictRequest(_message.Message):
     __slots__ = ("model_name", "version", "columns", "rows")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -594,6 +608,16 @@ class GetDriverAnalysisResponse(_message.Message):
     ANALYSIS_FIELD_NUMBER: _ClassVar[int]
     analysis: DriverAnalysis
     def __init__(self, analysis: _Optional[_Union[DriverAnalysis, _Mapping]] = ...) -> None: ...
+
+class DeleteDriverAnalysisRequest(_message.Message):
+    __slots__ = ("analysis_id",)
+    ANALYSIS_ID_FIELD_NUMBER: _ClassVar[int]
+    analysis_id: str
+    def __init__(self, analysis_id: _Optional[str] = ...) -> None: ...
+
+class DeleteDriverAnalysisResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class DriverAnalysis(_message.Message):
     __slots__ = ("analysis_id", "dataset_id", "outcome_column", "method", "drivers", "graph", "created_at")
@@ -903,26 +927,30 @@ class AiplStageRule(_message.Message):
     def __init__(self, stage: _Optional[_Union[AiplStage, str]] = ..., condition: _Optional[_Union[_condition_pb2.Condition, _Mapping]] = ...) -> None: ...
 
 class ComputeAiplFunnelRequest(_message.Message):
-    __slots__ = ("rules", "time_range", "segment_id", "driver_dataset_id")
+    __slots__ = ("rules", "time_range", "segment_id", "driver_dataset_id", "driver_cutoff")
     RULES_FIELD_NUMBER: _ClassVar[int]
     TIME_RANGE_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     DRIVER_DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_CUTOFF_FIELD_NUMBER: _ClassVar[int]
     rules: _containers.RepeatedCompositeFieldContainer[AiplStageRule]
     time_range: _types_pb2.TimeRange
     segment_id: str
     driver_dataset_id: str
-    def __init__(self, rules: _Optional[_Iterable[_Union[AiplStageRule, _Mapping]]] = ..., time_range: _Optional[_Union[_types_pb2.TimeRange, _Mapping]] = ..., segment_id: _Optional[str] = ..., driver_dataset_id: _Optional[str] = ...) -> None: ...
+    driver_cutoff: _timestamp_pb2.Timestamp
+    def __init__(self, rules: _Optional[_Iterable[_Union[AiplStageRule, _Mapping]]] = ..., time_range: _Optional[_Union[_types_pb2.TimeRange, _Mapping]] = ..., segment_id: _Optional[str] = ..., driver_dataset_id: _Optional[str] = ..., driver_cutoff: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ComputeAiplFunnelResponse(_message.Message):
-    __slots__ = ("stages", "transitions", "break_point_from")
+    __slots__ = ("stages", "transitions", "break_point_from", "driver_cutoff")
     STAGES_FIELD_NUMBER: _ClassVar[int]
     TRANSITIONS_FIELD_NUMBER: _ClassVar[int]
     BREAK_POINT_FROM_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_CUTOFF_FIELD_NUMBER: _ClassVar[int]
     stages: _containers.RepeatedCompositeFieldContainer[AiplStageCount]
     transitions: _containers.RepeatedCompositeFieldContainer[AiplTransition]
     break_point_from: AiplStage
-    def __init__(self, stages: _Optional[_Iterable[_Union[AiplStageCount, _Mapping]]] = ..., transitions: _Optional[_Iterable[_Union[AiplTransition, _Mapping]]] = ..., break_point_from: _Optional[_Union[AiplStage, str]] = ...) -> None: ...
+    driver_cutoff: _timestamp_pb2.Timestamp
+    def __init__(self, stages: _Optional[_Iterable[_Union[AiplStageCount, _Mapping]]] = ..., transitions: _Optional[_Iterable[_Union[AiplTransition, _Mapping]]] = ..., break_point_from: _Optional[_Union[AiplStage, str]] = ..., driver_cutoff: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class AiplStageCount(_message.Message):
     __slots__ = ("stage", "customers")
@@ -933,16 +961,22 @@ class AiplStageCount(_message.Message):
     def __init__(self, stage: _Optional[_Union[AiplStage, str]] = ..., customers: _Optional[int] = ...) -> None: ...
 
 class AiplTransition(_message.Message):
-    __slots__ = ("from_stage", "to_stage", "conversion", "drivers")
+    __slots__ = ("from_stage", "to_stage", "conversion", "drivers", "at_cutoff", "converted_after_cutoff", "drivers_note")
     FROM_STAGE_FIELD_NUMBER: _ClassVar[int]
     TO_STAGE_FIELD_NUMBER: _ClassVar[int]
     CONVERSION_FIELD_NUMBER: _ClassVar[int]
     DRIVERS_FIELD_NUMBER: _ClassVar[int]
+    AT_CUTOFF_FIELD_NUMBER: _ClassVar[int]
+    CONVERTED_AFTER_CUTOFF_FIELD_NUMBER: _ClassVar[int]
+    DRIVERS_NOTE_FIELD_NUMBER: _ClassVar[int]
     from_stage: AiplStage
     to_stage: AiplStage
     conversion: float
     drivers: _containers.RepeatedCompositeFieldContainer[Driver]
-    def __init__(self, from_stage: _Optional[_Union[AiplStage, str]] = ..., to_stage: _Optional[_Union[AiplStage, str]] = ..., conversion: _Optional[float] = ..., drivers: _Optional[_Iterable[_Union[Driver, _Mapping]]] = ...) -> None: ...
+    at_cutoff: int
+    converted_after_cutoff: int
+    drivers_note: str
+    def __init__(self, from_stage: _Optional[_Union[AiplStage, str]] = ..., to_stage: _Optional[_Union[AiplStage, str]] = ..., conversion: _Optional[float] = ..., drivers: _Optional[_Iterable[_Union[Driver, _Mapping]]] = ..., at_cutoff: _Optional[int] = ..., converted_after_cutoff: _Optional[int] = ..., drivers_note: _Optional[str] = ...) -> None: ...
 
 class ReviewSchedule(_message.Message):
     __slots__ = ("schedule_id", "model_names", "analysis_ids", "cron", "timezone", "retrain_psi_threshold", "refresh_dataset_ids", "next_run_at")

@@ -494,6 +494,11 @@ class ModelServiceStub:
                 request_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.ScoreCustomersRequest.SerializeToString,
                 response_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.ScoreCustomersResponse.FromString,
                 _registered_method=True)
+        self.DeleteModel = channel.unary_unary(
+                '/qiming.modeling.v1.ModelService/DeleteModel',
+                request_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteModelRequest.SerializeToString,
+                response_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteModelResponse.FromString,
+                _registered_method=True)
 
 
 class ModelServiceServicer:
@@ -540,6 +545,14 @@ class ModelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteModel(self, request, context):
+        """Delete a model version, or every version of a model, with its artifacts (added: lets the dataset it was
+        trained on be deleted).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -572,6 +585,11 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.ScoreCustomers,
                     request_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.ScoreCustomersRequest.FromString,
                     response_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.ScoreCustomersResponse.SerializeToString,
+            ),
+            'DeleteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModel,
+                    request_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteModelRequest.FromString,
+                    response_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -748,6 +766,33 @@ class ModelService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def DeleteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qiming.modeling.v1.ModelService/DeleteModel',
+            qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteModelRequest.SerializeToString,
+            qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class CausalServiceStub:
     """Causal drivers and what-if simulation.
@@ -783,6 +828,11 @@ class CausalServiceStub:
                 '/qiming.modeling.v1.CausalService/EstimateAverageEffects',
                 request_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.EstimateAverageEffectsRequest.SerializeToString,
                 response_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.EstimateAverageEffectsResponse.FromString,
+                _registered_method=True)
+        self.DeleteDriverAnalysis = channel.unary_unary(
+                '/qiming.modeling.v1.CausalService/DeleteDriverAnalysis',
+                request_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteDriverAnalysisRequest.SerializeToString,
+                response_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteDriverAnalysisResponse.FromString,
                 _registered_method=True)
 
 
@@ -825,6 +875,13 @@ class CausalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteDriverAnalysis(self, request, context):
+        """Delete a driver analysis with its outcome model (added: lets the dataset it was estimated on be deleted).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CausalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -852,6 +909,11 @@ def add_CausalServiceServicer_to_server(servicer, server):
                     servicer.EstimateAverageEffects,
                     request_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.EstimateAverageEffectsRequest.FromString,
                     response_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.EstimateAverageEffectsResponse.SerializeToString,
+            ),
+            'DeleteDriverAnalysis': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDriverAnalysis,
+                    request_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteDriverAnalysisRequest.FromString,
+                    response_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteDriverAnalysisResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -990,6 +1052,33 @@ class CausalService:
             '/qiming.modeling.v1.CausalService/EstimateAverageEffects',
             qiming_dot_modeling_dot_v1_dot_modeling__pb2.EstimateAverageEffectsRequest.SerializeToString,
             qiming_dot_modeling_dot_v1_dot_modeling__pb2.EstimateAverageEffectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDriverAnalysis(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qiming.modeling.v1.CausalService/DeleteDriverAnalysis',
+            qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteDriverAnalysisRequest.SerializeToString,
+            qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteDriverAnalysisResponse.FromString,
             options,
             channel_credentials,
             insecure,

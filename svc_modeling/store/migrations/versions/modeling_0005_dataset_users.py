@@ -1,0 +1,58 @@
+"""modeling: what uses a dataset (a model's training dataset, the datasets of each job), so that a dataset in use is
+not deleted.
+
+Revision ID: modeling_0005
+Revises: modeling_0004
+Create Date: 2026-12-06
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from svc_common.db import JsonText
+
+revision = "modeling_0005"
+down_revision = "modeling_0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("modeling_model", sa.Column("dataset_id", sa.String(36), nullable=False, server_default=""))
+    op.create_index("ix_modeling_model_dataset", "modeling_model", ["dataset_id"])
+    op.create_index("ix_modeling_analysis_dataset", "modeling_analysis", ["dataset_id"])
+    op.create_table(
+        "modeling_job_dataset",
+        sa.Column("job_id", sa.String(36), primary_key=True),
+        sa.Column("dataset_id", sa.String(36), primary_key=True),
+    )
+    op.create_index("ix_modeling_job_dataset_dataset", "modeling_job_dataset", ["dataset_id", "job_id"])
+    if op.get_context().as_sql:
+        return  # offline SQL (a review of the DDL): no rows to read
+    # Models of before: their training dataset is in the stored ModelVersion (JSON, read here on every database).
+    # Jobs of before name no datasets: those still pending or running when this runs are not protected.
+    model = sa.table(
+        "modeling_model",
+        sa.column("model_name", sa.String),
+        sa.column("version", sa.BigInteger),
+        sa.column("body", JsonText),
+        sa.column("dataset_id", sa.String),
+    )
+    bind = op.get_bind()
+    rows = bind.execute(sa.select(model.c.model_name, model.c.version, model.c.body)).all()
+    for row in rows:
+        dataset_id = str((row.body or {}).get("dataset_id") or "")[:36]
+        if dataset_id:
+            bind.execute(
+                sa.update(model)
+                .where(model.c.model_name == row.model_name, model.c.version == row.version)
+                .values(dataset_id=dataset_id)
+            )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_modeling_job_dataset_dataset", table_name="modeling_job_dataset")
+    op.drop_table("modeling_job_dataset")
+    op.drop_index("ix_modeling_analysis_dataset", table_name="modeling_analysis")
+    op.drop_index("ix_modeling_model_dataset", table_name="modeling_model")
+    op.drop_column("modeling_model", "dataset_id")
