@@ -118,7 +118,7 @@ class CampaignSettings(ServiceSettings):
         # Checked at start: an unknown zone used to fail every capped marketing send with INTERNAL.
         try:
             zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory such as 'Asia'
             raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Asia/Shanghai'") from None
         return value
 

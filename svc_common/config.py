@@ -34,9 +34,9 @@ DEFAULT_KEEPALIVE_TIMEOUT_SECONDS = 10.0
 """Default of ``grpc_keepalive_timeout_seconds`` (also the log client's default)."""
 
 
-# The password runs to the last "@" before the next "//": a password with an unencoded "@" is masked whole,
-# and each URL of a comma-separated list keeps its own host.
-_URL_PASSWORD = re.compile(r"(//[^:/@\s]*:)(?:(?!//)\S)*@")
+# The password runs to the last "@" before the next URL (a scheme and "://"): a password with an unencoded "@" or
+# "//" is masked whole, and each URL of a comma-separated list keeps its own host.
+_URL_PASSWORD = re.compile(r"(//[^:/@\s]*:)(?:(?![A-Za-z][A-Za-z0-9+.-]*://)\S)*@")
 _QUERY_PASSWORD = re.compile(r"(?i)([?&;](?:password|pass|pwd|token)=)[^&;\s]*")
 
 
@@ -64,8 +64,14 @@ class _TomlTableSource(PydanticBaseSettingsSource):
 
 class _EnvSource(EnvSettingsSource):
     """Environment variables, with lists also written as ``a,b,c`` (JSON ``["a","b"]`` works too) and an empty
-    value read as unset; a value that cannot be read stops start-up naming the variable (pydantic-settings would
-    raise a traceback naming neither)."""
+    value read as unset (the TOML file's value or the default applies); a value that cannot be read stops start-up
+    naming the variable (pydantic-settings would raise a traceback naming neither)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        value, key, is_complex = super().get_field_value(field, field_name)
+        if isinstance(value, str) and not value.strip():
+            value = None  # an empty variable (a blank line of a .env file) is unset: the file's value applies
+        return value, key, is_complex
 
     def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
         if isinstance(value, str):
@@ -73,7 +79,15 @@ class _EnvSource(EnvSettingsSource):
             if text == "":
                 return None  # skipped: the TOML value or the default applies, as for other empty variables
             if not text.startswith(("[", "{")) and _is_list_of_scalars(field.annotation):
-                return [part.strip() for part in text.split(",") if part.strip()]
+                items = [part.strip() for part in text.split(",") if part.strip()]
+                # Names and roles never hold blanks or quotes: "a b" or '"a"' is a mistyped list, and taking it
+                # as one name would silently drop, say, every default sensitive property.
+                if any(any(c.isspace() or c in "\"'" for c in item) for item in items):
+                    raise ConfigError(
+                        f"{env_name(self.settings_cls, field_name)}: a list item holds a blank or a quote (got "
+                        f'{redact_url(repr(value))}); write a list as a,b or as JSON ["a", "b"]'
+                    )
+                return items
         try:
             return json.loads(value)
         except ValueError:
@@ -315,7 +329,7 @@ def _describe(
         env = env_name(cls, field_name)
         if field_name in overrides:
             where = f"{field_name} (argument)"
-        elif env in os.environ or env.lower() in os.environ:
+        elif (os.environ.get(env) or os.environ.get(env.lower()) or "").strip():  # an empty one is unset
             where = env
         elif field_name in toml:
             where = f"{path} [{cls.section}] {field_name}"

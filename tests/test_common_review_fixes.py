@@ -289,6 +289,7 @@ def test_redact_url() -> None:
     assert redact_url("sqlite:///data/collect.db") == "sqlite:///data/collect.db"
     # An unencoded "@" in the password: masked whole, not up to its first "@".
     assert redact_url("x postgresql://q:SEC@RET@h:1/d y") == "x postgresql://q:***@h:1/d y"
+    assert redact_url("postgresql://q:ab//cd@db1:5432/q") == "postgresql://q:***@db1:5432/q"
     assert redact_url("nats://h:4222") == "nats://h:4222"
 
 

@@ -50,6 +50,10 @@ def normalize_database_url(url: str) -> URL:
             f"database URL {redact_url(repr(url))} is not a valid SQLAlchemy URL (expected e.g. sqlite:///qiming.db "
             "or postgresql+psycopg://user:password@host:5432/name)"
         ) from None
+    if parsed.host and "@" in parsed.host:  # a "/" or "?" in the password hid its "@" from the check above
+        raise ConfigError(
+            "database URL: the user or password contains '@' (and '/' or '?'); write them URL-encoded (%40, %2F, %3F)"
+        )
     backend, _, driver = parsed.drivername.partition("+")
     if backend not in SUPPORTED_DRIVERS:
         raise ConfigError(
