@@ -7,7 +7,8 @@
 #     (defaults: extras dm,opengauss,modeling,nats (the full product), this machine's architecture and
 #      Python version, glibc 2.28 as on Kylin V10; --wheels: a directory of extra wheels searched too)
 #     -> DIR/ (default dist/qiming-offline-<version>-<arch>) and DIR.tar.gz:
-#        wheelhouse/ (every wheel), deploy/ (this script, the systemd unit, the example config), SHA256SUMS
+#        wheelhouse/ (every wheel), deploy/ (all of it: this script, the systemd unit, the example configs),
+#        docs/ (the manuals), EXTRAS, SHA256SUMS
 #
 #   On the target, in the unpacked bundle:
 #     deploy/offline-install.sh install [--prefix /opt/qiming] [--python python3.11] [--extras LIST]
@@ -158,7 +159,7 @@ cmd_download() {
   # The whole of deploy/ (its README links the config examples) and the docs it links to: the target is offline.
   cp -r "$SCRIPT_DIR/." "$OUT/deploy/"
   mkdir -p "$OUT/docs"
-  cp "$ROOT_DIR"/docs/*.md "$OUT/docs/"
+  cp -r "$ROOT_DIR/docs/." "$OUT/docs/"
   printf '%s\n' "$EXTRAS" >"$OUT/EXTRAS"
   (cd "$OUT" && find wheelhouse deploy docs EXTRAS -type f -print0 | sort -z | xargs -0 sha256sum >SHA256SUMS)
 
