@@ -15,10 +15,11 @@ features ``events_total``, ``sessions``, ``first_seen_at``, ``last_seen_at``), s
 its own driver.
 
 Drivers are prospective: a cut-off (``driver_cutoff``; default 30 days before the range's end, or the range's midpoint
-when that is later) splits the range. The features are built from the events before it only, and a transition's
-outcome is whether a customer in the earlier stage and not yet in the next at the cut-off (stages evaluated on the
-events before it) reaches the next stage by the range's end. A feature that only follows the conversion (a receipt
-viewed after a purchase) therefore cannot come out as a driver, as it did when features were measured at the end.
+when that is later; a range without a start begins at the log's first event) splits the range. The features are
+built from the events before it only, and a transition's outcome is whether a customer in the earlier stage and not
+yet in the next at the cut-off (stages evaluated on the events before it) reaches the next stage by the range's end.
+A feature that only follows the conversion (a receipt viewed after a purchase) therefore cannot come out as a driver,
+as it did when features were measured at the end.
 """
 
 from __future__ import annotations
@@ -121,16 +122,19 @@ MIN_AT_CUTOFF = 50
 """Customers in a transition's earlier stage at the cut-off needed for its drivers."""
 
 
-def driver_cutoff(request: pb.ComputeAiplFunnelRequest, since: int | None, until: int) -> int:
-    """The cut-off in microseconds: the request's (inside the range, else INVALID_ARGUMENT) or the default."""
+def driver_cutoff(
+    request: pb.ComputeAiplFunnelRequest, since: int | None, until: int, *, start_is_log: bool = False
+) -> int:
+    """The cut-off in microseconds: the request's (inside the range, else INVALID_ARGUMENT) or the default.
+    ``since``: the range's start (``start_is_log``: the log's first event, the range having no start); None: not
+    known yet (the default is then the one for a range of at least twice the outcome window)."""
     if request.HasField("driver_cutoff"):
         cut = request.driver_cutoff.ToMicroseconds()
         if cut >= until or (since is not None and cut <= since):
+            start = "the log's first event (time_range has no start)" if start_is_log else "time_range.start"
             raise InvalidArgument(
                 "driver_cutoff must lie inside the time range: features come from before it, conversions after it",
-                violations=[
-                    FieldViolation("driver_cutoff", "after time_range.start and before time_range.end (and now)")
-                ],
+                violations=[FieldViolation("driver_cutoff", f"after {start} and before time_range.end (and now)")],
             )
         return cut
     cut = until - OUTCOME_DAYS * DAY_US
@@ -187,6 +191,16 @@ def profile_funnel(
     for batch in snapshots.log.events():  # one read of the log for both moments
         builder.add(batch)
         before.add(batch)
+    if since is None and builder.first_event_us is not None:
+        # Without a start the range begins at the log's first event: a given cut-off must come after it, and the
+        # default's midpoint rule counts from it. Only a log younger than twice the outcome window moves the
+        # default cut-off away from the one assumed above; then the log is read once more for the cut-off's snapshot.
+        moved = driver_cutoff(request, builder.first_event_us, until, start_is_log=True)
+        if moved != cutoff:
+            cutoff = moved
+            before = SnapshotBuilder(snapshots.settings, cutoff, keep_event_types=event_types)
+            for batch in snapshots.log.events():
+                before.add(batch)
     customers = population.customers if population.customers is not None else builder.seen()
     profiles = snapshots.profile.profiles(customers, ["attributes", "tags", "segments"])
     subjects = [SnapshotSubject(builder, c, profiles.get(c)) for c in customers]

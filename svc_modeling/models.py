@@ -102,8 +102,8 @@ class ModelRegistry:
         self._catalog = catalog
         self._jobs = jobs
         self._writer = writer or NotConnectedTagWriter()
-        # Keyed by the artifact's blob too: a deleted latest version's number is given again to the next one, and
-        # another replica may still hold the deleted one.
+        # Keyed by the artifact's blob too: version numbers are never given again (modeling_model_name), but a number
+        # deleted before modeling_0006 above every stored one was, and another replica may still hold that model.
         self._artifacts: OrderedDict[tuple[str, int, str], Any] = OrderedDict()
         self._lock = threading.Lock()
 

@@ -100,6 +100,8 @@ class SnapshotBuilder:
         self.treated: set[str] = set()
         self.events_read = 0
         self.events_after = 0
+        self.first_event_us: int | None = None
+        """The earliest time of a customer's event the snapshot counts (None: none yet)."""
         self._log_features: set[str] | None = None
 
     def add(self, events: Sequence[event_pb2.Event]) -> None:
@@ -122,6 +124,8 @@ class SnapshotBuilder:
                 continue
             if self.since_us is not None and us < self.since_us:
                 continue
+            if self.first_event_us is None or us < self.first_event_us:
+                self.first_event_us = us
             if self.journey and e.event_type == MESSAGE_SENT:
                 journey = e.properties.get("journey_id")
                 if journey is not None and journey.string_value == self.journey:

@@ -264,9 +264,9 @@ def test_the_migration_fills_in_the_dataset_of_models_of_before(database_url: st
         db.dispose()
 
 
-def test_a_version_number_given_again_after_a_delete_is_never_the_deleted_model(tmp_path: Path) -> None:
-    """Deleting the latest version frees its number for the next one: a replica that still holds the deleted model in
-    its cache must not answer with it."""
+def test_a_deleted_version_number_is_not_given_again_nor_served_from_a_cache(tmp_path: Path) -> None:
+    """Deleting the latest version does not free its number: the next training gets the next one, and a replica that
+    still holds the deleted model in its cache does not answer with it."""
     settings = modeling_settings(tmp_path)
     rng = np.random.default_rng(4)
     x = rng.normal(size=800)
@@ -277,15 +277,19 @@ def test_a_version_number_given_again_after_a_delete_is_never_the_deleted_model(
         request = pb.TrainModelRequest(dataset_id=dataset.dataset_id, model_name="flip", label_column="y")
         finished(service, service.models.train(request))
 
-    def leans_up(service) -> bool:
+    def leans_up(service, version: int) -> bool:
         rows = [pb.Row(values=[types_pb2.Value(double_value=v)]) for v in (-2.0, 2.0)]
-        scores = service.models.predict(pb.PredictRequest(model_name="flip", version=1, columns=["x"], rows=rows))
+        request = pb.PredictRequest(model_name="flip", version=version, columns=["x"], rows=rows)
+        scores = service.models.predict(request)
         return scores.scores[1] > scores.scores[0]
 
     with running_service(settings) as a, running_service(settings) as b:
         train_on(a, 1.0)
-        assert leans_up(a)  # replica A now holds version 1 in its cache
+        assert leans_up(a, 1)  # replica A now holds version 1 in its cache
         assert b.models.delete("flip", 1) == [1]
         train_on(b, -1.0)
-        assert b.models.get("flip").version == 1  # the number is given again
-        assert not leans_up(a) and not leans_up(b)
+        assert b.models.get("flip").version == 2  # the number is not given again
+        for replica in (a, b):
+            with pytest.raises(NotFound, match="version 1 of model 'flip'"):
+                leans_up(replica, 1)
+            assert not leans_up(replica, 2) and not leans_up(replica, 0)

@@ -14,7 +14,7 @@ from sqlalchemy import Table, and_, case, delete, func, insert, or_, select, tru
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from svc_common.db import Database
+from svc_common.db import Database, upsert_statement
 from svc_common.errors import Aborted, NotFound
 
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
@@ -31,6 +31,7 @@ class SqlModelingStore:
         self._dataset = tables["dataset"]
         self._job = tables["job"]
         self._model = tables["model"]
+        self._model_name = tables["model_name"]
         self._analysis = tables["analysis"]
         self._schedule = tables["schedule"]
         self._report = tables["report"]
@@ -247,15 +248,16 @@ class SqlModelingStore:
 
     def add_model(self, model_name: str, task: str, body: dict[str, Any], artifact: bytes, dataset_id: str = "") -> int:
         """Store the next version of ``model_name`` trained on ``dataset_id`` (NOT_FOUND if that was deleted
-        meanwhile); returns the version number."""
-        c = self._model.c
+        meanwhile); returns the version number, one never given to this name before (even to a deleted version).
+
+        The artifact is written first; the dataset's row (shared, exclusive on Dameng) and the name's mark are
+        locked only for the row's insert."""
         for _attempt in range(5):
             try:
                 with self._db.connection(write=True) as conn:
-                    self._require_dataset(conn, dataset_id, f"model {model_name!r}")
-                    latest = conn.execute(select(func.max(c.version)).where(c.model_name == model_name)).scalar()
-                    version = int(latest or 0) + 1
                     blob_id = self._put_blob(conn, artifact)
+                    self._require_dataset(conn, dataset_id, f"model {model_name!r}")
+                    version = self._next_version(conn, model_name)
                     body = {**body, "version": str(version)}
                     conn.execute(
                         insert(self._model).values(
@@ -270,11 +272,25 @@ class SqlModelingStore:
                         )
                     )
                     return version
-            except IntegrityError:  # a concurrent training registered the same version: take the next
+            except IntegrityError:  # a concurrent first training of the name on Dameng (MERGE): take the next
                 continue
         raise Aborted(
             f"model {model_name!r}: could not register a new version, retry", reason="CONCURRENT_MODIFICATION"
         )
+
+    def _next_version(self, conn: Connection, model_name: str) -> int:
+        """Take the name's next number: its mark (the highest number it was ever given) is locked until the
+        transaction ends, so two registrations of one name at once get different numbers, and a deleted version's
+        number is never given again. A version stored without the mark (a replica of before modeling_0006 during a
+        rolling upgrade) is above it: the higher of the two counts."""
+        n, c = self._model_name.c, self._model.c
+        first = upsert_statement(conn.dialect.name, self._model_name, ["model_name", "last_version"], ["model_name"])
+        conn.execute(first, {"model_name": model_name, "last_version": 0})  # the name's row, if it had none
+        mark = conn.execute(select(n.last_version).where(n.model_name == model_name).with_for_update()).scalar_one()
+        latest = conn.execute(select(func.max(c.version)).where(c.model_name == model_name)).scalar()
+        version = max(int(mark), int(latest or 0)) + 1
+        conn.execute(update(self._model_name).where(n.model_name == model_name).values(last_version=version))
+        return version
 
     def get_model(self, model_name: str, version: int = 0) -> dict[str, Any] | None:
         """``version`` 0: the production version, else the latest."""
@@ -314,7 +330,8 @@ class SqlModelingStore:
             )
 
     def delete_model(self, model_name: str, version: int = 0) -> list[int]:
-        """Delete one version of a model (``version`` 0: every version) with its artifacts; the versions deleted."""
+        """Delete one version of a model (``version`` 0: every version) with its artifacts; the versions deleted.
+        The name's mark stays: the numbers are not given again."""
         c = self._model.c
         query = select(c.version, c.artifact_blob_id).where(c.model_name == model_name)
         if version:
@@ -330,8 +347,8 @@ class SqlModelingStore:
 
     def add_analysis(self, analysis_id: str, dataset_id: str, body: dict[str, Any], artifact: bytes) -> None:
         with self._db.connection(write=True) as conn:
+            blob_id = self._put_blob(conn, artifact)  # first: the dataset's row is locked only for the insert
             self._require_dataset(conn, dataset_id, f"analysis {analysis_id!r}")
-            blob_id = self._put_blob(conn, artifact)
             conn.execute(
                 insert(self._analysis).values(
                     analysis_id=analysis_id,

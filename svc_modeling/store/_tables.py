@@ -74,6 +74,14 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("dataset_id", String(36), nullable=False, default=""),
         Index("ix_modeling_model_dataset", "dataset_id"),
     )
+    # The highest version number each model name was ever given: numbers are never given again, even after
+    # DeleteModel (a tag's writer_version and a score table's lineage name one model for good).
+    model_name = Table(
+        "modeling_model_name",
+        metadata,
+        Column("model_name", String(128), primary_key=True),
+        Column("last_version", BigInteger, nullable=False),
+    )
     analysis = Table(
         "modeling_analysis",
         metadata,
@@ -119,6 +127,7 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         "dataset": dataset,
         "job": job,
         "model": model,
+        "model_name": model_name,
         "analysis": analysis,
         "schedule": schedule,
         "report": report,

@@ -95,6 +95,12 @@ CREATE TABLE modeling_model (
 
 CREATE INDEX ix_modeling_model_dataset ON modeling_model (dataset_id);
 
+CREATE TABLE modeling_model_name (
+	model_name VARCHAR2(128 CHAR) NOT NULL,
+	last_version BIGINT NOT NULL,
+	PRIMARY KEY (model_name)
+);
+
 CREATE TABLE modeling_review_report (
 	report_id VARCHAR2(36 CHAR) NOT NULL,
 	schedule_id VARCHAR2(36 CHAR) NOT NULL,

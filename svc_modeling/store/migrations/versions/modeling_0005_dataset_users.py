@@ -17,16 +17,53 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
-    op.add_column("modeling_model", sa.Column("dataset_id", sa.String(36), nullable=False, server_default=""))
-    op.create_index("ix_modeling_model_dataset", "modeling_model", ["dataset_id"])
-    op.create_index("ix_modeling_analysis_dataset", "modeling_analysis", ["dataset_id"])
-    op.create_table(
-        "modeling_job_dataset",
-        sa.Column("job_id", sa.String(36), primary_key=True),
-        sa.Column("dataset_id", sa.String(36), primary_key=True),
+def _inspector() -> sa.Inspector | None:
+    """Online only (offline SQL has nothing to ask), and fresh for each question (an inspector caches)."""
+    return None if op.get_context().as_sql else sa.inspect(op.get_bind())
+
+
+def _has_column(table: str, column: str) -> bool:
+    inspector = _inspector()
+    return inspector is not None and column in {c["name"].lower() for c in inspector.get_columns(table)}
+
+
+def _has_table(table: str) -> bool:
+    inspector = _inspector()
+    return inspector is not None and inspector.has_table(table)
+
+
+def _has_index(table: str, index: str) -> bool:
+    inspector = _inspector()
+    return (
+        inspector is not None
+        and inspector.has_table(table)
+        and index in {str(i["name"]).lower() for i in inspector.get_indexes(table)}
     )
-    op.create_index("ix_modeling_job_dataset_dataset", "modeling_job_dataset", ["dataset_id", "job_id"])
+
+
+def _create_index(index: str, table: str, columns: list[str]) -> None:
+    if not _has_index(table, index):
+        op.create_index(index, table, columns)
+
+
+def upgrade() -> None:
+    # Re-runnable: Dameng commits each DDL statement, so a run that failed part way (alembic_version still at 0004)
+    # must be able to run again. Each step is skipped when an earlier run did it; the fill only sets empty values.
+    if not _has_column("modeling_model", "dataset_id"):
+        op.add_column("modeling_model", sa.Column("dataset_id", sa.String(36), nullable=False, server_default=""))
+    _fill_model_datasets()
+    _create_index("ix_modeling_model_dataset", "modeling_model", ["dataset_id"])
+    _create_index("ix_modeling_analysis_dataset", "modeling_analysis", ["dataset_id"])
+    if not _has_table("modeling_job_dataset"):
+        op.create_table(
+            "modeling_job_dataset",
+            sa.Column("job_id", sa.String(36), primary_key=True),
+            sa.Column("dataset_id", sa.String(36), primary_key=True),
+        )
+    _create_index("ix_modeling_job_dataset_dataset", "modeling_job_dataset", ["dataset_id", "job_id"])
+
+
+def _fill_model_datasets() -> None:
     if op.get_context().as_sql:
         return  # offline SQL (a review of the DDL): no rows to read
     # Models of before: their training dataset is in the stored ModelVersion (JSON, read here on every database).
@@ -39,8 +76,8 @@ def upgrade() -> None:
         sa.column("dataset_id", sa.String),
     )
     bind = op.get_bind()
-    rows = bind.execute(sa.select(model.c.model_name, model.c.version, model.c.body)).all()
-    for row in rows:
+    rows = bind.execute(sa.select(model.c.model_name, model.c.version, model.c.body).where(model.c.dataset_id == ""))
+    for row in rows.all():
         dataset_id = str((row.body or {}).get("dataset_id") or "")[:36]
         if dataset_id:
             bind.execute(
