@@ -114,7 +114,7 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Index("ix_campaign_participant_user", "user_id", "journey_id"),
         # No column a step changes (status, current_node, times) is in an index: PostgreSQL then updates the row in
         # place on its page ("HOT", no index entry written), with the room the table's fillfactor keeps there
-        # (campaign_0006: 70 on PostgreSQL). Reads by journey start from this index.
+        # (campaign_0006: 50 on PostgreSQL). Reads by journey start from this index.
         Index("ix_campaign_participant_journey", "journey_id", "entered_at"),
     )
     visit = Table(
