@@ -15,6 +15,7 @@ from campaign_helpers import add_template, campaign_service, campaign_settings, 
 from test_ddl_snapshots import offline_migration_sql
 
 from svc_campaign.store import SCHEMA, tables
+from svc_campaign.store._participants import ParticipantStore
 from svc_common.db import Database
 
 VERSIONS = Path(__file__).parents[1] / "svc_campaign" / "store" / "migrations" / "versions"
@@ -29,7 +30,27 @@ def test_no_index_of_the_participants_holds_a_column_a_step_changes() -> None:
     participant = tables["instance"]
     indexed = {c.name for index in participant.indexes for c in index.columns}
     assert indexed & STEP_COLUMNS == set()
-    assert {i.name for i in participant.indexes} == {"ix_campaign_participant_user", "ix_campaign_participant_journey"}
+    columns = {i.name: [c.name for c in i.columns] for i in participant.indexes}
+    assert columns == {
+        "ix_campaign_participant_user": ["user_id", "journey_id", "entered_at"],
+        "ix_campaign_participant_journey": ["journey_id", "entered_at"],
+    }
+
+
+def test_a_customers_latest_participation_is_read_from_the_customers_index_on_sqlite(tmp_path) -> None:
+    """SQLite without statistics: (journey_id, entered_at) orders the latest participation too, but reads every
+    participant of the journey to find the customer's; (user_id, journey_id, entered_at) is one probe."""
+    db = Database.from_settings(campaign_settings(tmp_path))
+    try:
+        SCHEMA.migrations.upgrade(db.engine)
+        store = ParticipantStore(tables)
+        with db.engine.connect() as conn:
+            sql = str(store._previous.compile(dialect=conn.dialect))
+            plan = " ".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", ("c1", "j1", 1, 0)))
+        assert "USING INDEX ix_campaign_participant_user (user_id=? AND journey_id=?)" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+    finally:
+        db.dispose()
 
 
 def _stats(url: str, schema: str) -> tuple[int, int]:
@@ -85,9 +106,13 @@ def test_the_migration_compiles_for_every_database(dialect_name: str) -> None:
     assert "DROP INDEX" in upgrade and "ix_campaign_participant_node" in upgrade
     assert "CREATE INDEX ix_campaign_participant_journey ON campaign_participant (journey_id, entered_at)" in upgrade
     assert (
+        "CREATE INDEX ix_campaign_participant_user ON campaign_participant (user_id, journey_id, entered_at)" in upgrade
+    )
+    assert (
         "CREATE INDEX ix_campaign_participant_node ON campaign_participant (journey_id, current_node, status)"
         in downgrade
     )
+    assert "CREATE INDEX ix_campaign_participant_user ON campaign_participant (user_id, journey_id)" in downgrade
     # The fillfactor is PostgreSQL's alone (openGauss has it too, but nothing unproven there changes).
     assert ("SET (fillfactor = 50)" in upgrade) == (dialect_name == "postgresql")
     assert ("RESET (fillfactor)" in downgrade) == (dialect_name == "postgresql")

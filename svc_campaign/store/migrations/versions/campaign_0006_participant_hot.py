@@ -1,5 +1,5 @@
 """campaign: the participants' index by journey no longer holds the columns every step changes; PostgreSQL keeps room
-on each page of campaign_participant for the new version of a row.
+on each page of campaign_participant for the new version of a row; the index by customer gains the entry time.
 
 A participant row changes at every step of its customer (``status``, ``current_node``, ``next_action_at``, ...). The
 index ``ix_campaign_participant_node`` on (journey_id, current_node, status) made each such UPDATE write a new
@@ -36,6 +36,11 @@ PARTICIPANT_FILLFACTOR = 50
 def upgrade() -> None:
     op.drop_index("ix_campaign_participant_node", table_name="campaign_participant")
     op.create_index("ix_campaign_participant_journey", "campaign_participant", ["journey_id", "entered_at"])
+    # The customer's index gains the entry time: "the latest participation of a customer in a journey" (ORDER BY
+    # entered_at DESC LIMIT 1) is then one probe in order. Without it SQLite read that from the journey index above
+    # (ordered by entry time, every participant of the journey), not from (user_id, journey_id) and a sort.
+    op.drop_index("ix_campaign_participant_user", table_name="campaign_participant")
+    op.create_index("ix_campaign_participant_user", "campaign_participant", ["user_id", "journey_id", "entered_at"])
     if op.get_context().dialect.name == "postgresql":
         op.execute(f"ALTER TABLE campaign_participant SET (fillfactor = {PARTICIPANT_FILLFACTOR})")
 
@@ -43,6 +48,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
         op.execute("ALTER TABLE campaign_participant RESET (fillfactor)")
+    op.drop_index("ix_campaign_participant_user", table_name="campaign_participant")
+    op.create_index("ix_campaign_participant_user", "campaign_participant", ["user_id", "journey_id"])
     op.drop_index("ix_campaign_participant_journey", table_name="campaign_participant")
     op.create_index(
         "ix_campaign_participant_node", "campaign_participant", ["journey_id", "current_node", "status"]
