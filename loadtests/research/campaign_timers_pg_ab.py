@@ -11,7 +11,9 @@
 
 The prepare runs the bench's own (``bench_campaign_timers.prepare``) with ``database_url`` set; the restart is the
 one of ``campaign_timers_postgres.py`` (poll of the timer table every 100 ms), with the serving process's CPU
-seconds and the load average before and after. ``--py-spy FILE`` records the serving process (speedscope JSON);
+seconds, the database's (``database_cpu_s``: every ``postgres`` process of the machine, other users included;
+``service_backends_cpu_s``: the backends of the service's own connections, read before it stops) and the load average
+before and after. ``--py-spy FILE`` records the serving process (speedscope JSON);
 ``--activity`` samples ``pg_stat_activity`` of the service every 50 ms and prints the most frequent active
 statements (what the server is busy with). Times before the prepare's clock are still due: every timer fires.
 """
@@ -93,6 +95,29 @@ def database_cpu() -> float:
     return total / tick
 
 
+def backends_cpu(url: str) -> float:
+    """CPU seconds so far of the backends connected to ``url``'s database (the service's connections alone, unlike
+    :func:`database_cpu`: other users of the server do not count)."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            pids = conn.execute(
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalars()
+            tick, total = os.sysconf("SC_CLK_TCK"), 0
+            for pid in pids:
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+            return total / tick
+    finally:
+        engine.dispose()
+
+
 def loadavg() -> str:
     return Path("/proc/loadavg").read_text().split(" ", 1)[0]
 
@@ -168,6 +193,7 @@ def restart(count: int, tree: Path, batch: int, spy: str | None, activity: bool,
             time.sleep(0.1)
         fired = time.perf_counter() - spawned
         cpu, db_cpu = cpu_seconds(server.process.pid) - cpu_start, database_cpu() - db_start
+        backends = backends_cpu(url)  # before the service goes: its connections' backends are still there
         if recorder:
             recorder.send_signal(signal.SIGINT)
             recorder.wait()
@@ -185,6 +211,7 @@ def restart(count: int, tree: Path, batch: int, spy: str | None, activity: bool,
             "all_fired_s": round(fired, 2),
             "server_cpu_s": round(cpu, 2),
             "database_cpu_s": round(db_cpu, 2),
+            "service_backends_cpu_s": round(backends, 2),
             "messages": messages,
             "users": users,
             "load": f"{load_before} -> {loadavg()}",

@@ -49,6 +49,8 @@ class DriverWrite:
         self.table, self.columns, self.key = table, tuple(columns), key
         self._compiled: dict[tuple[str, str], _Compiled] = {}
         self._json_sql: dict[str, str] = {}
+        self._copy_types: dict[str, list[int] | None] = {}
+        """By database (URL): the type of each column a COPY writes, as the table has it there (None: text COPY)."""
 
     def statement(self) -> ClauseElement:
         values = {c: bindparam(f"v_{c}", type_=self.table.c[c].type) for c in self.columns}
@@ -136,20 +138,49 @@ class DriverWrite:
 
     # -- PostgreSQL: a batch in one statement -------------------------------------------------------------
 
-    def copy_sql(self, dialect: Any) -> str:
+    def copy_sql(self, dialect: Any, *, binary: bool = False) -> str:
         quote = dialect.identifier_preparer.quote
         columns = ", ".join(quote(c) for c in self.fields(dialect))
-        return f"COPY {dialect.identifier_preparer.format_table(self.table)} ({columns}) FROM STDIN"
+        sql = f"COPY {dialect.identifier_preparer.format_table(self.table)} ({columns}) FROM STDIN"
+        return f"{sql} (FORMAT BINARY)" if binary else sql
+
+    def copy_types(self, conn: Connection) -> list[int] | None:
+        """The type (oid) of each column of :meth:`fields` as the table has it in ``conn``'s database, read from the
+        catalogue once per database; None when one is not in :data:`BINARY_COPY_TYPES` (the COPY is then text)."""
+        key = str(conn.engine.url)
+        if key not in self._copy_types:
+            found = {
+                name: (oid, type_name)
+                for name, oid, type_name in conn.exec_driver_sql(
+                    "SELECT a.attname, a.atttypid::int, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = "
+                    "a.atttypid WHERE a.attrelid = to_regclass(%(table)s) AND a.attnum > 0 AND NOT a.attisdropped",
+                    {"table": conn.dialect.identifier_preparer.format_table(self.table)},
+                )
+            }
+            types = [found.get(name) for name in self.fields(conn.dialect)]
+            self._copy_types[key] = (
+                [t[0] for t in types if t is not None]
+                if all(t is not None and t[1] in BINARY_COPY_TYPES for t in types)
+                else None
+            )
+        return self._copy_types[key]
 
     def _copy(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """INSERT as ``COPY ... FROM STDIN`` (psycopg's ``Cursor.copy``): the rows go as one stream, formatted by
-        psycopg's C dumpers, and the server inserts them without a statement per row."""
-        sql, values = self.copy_sql(conn.dialect), self.values(conn.dialect, rows)
+        psycopg's C dumpers, and the server inserts them without a statement per row. In PostgreSQL's binary format
+        where every column's type allows (:meth:`copy_types`: the values as the bind processors give them, str, int,
+        bool, bytes, an aware datetime, dumped by the column's own type): about 1 µs a 29-column outbox row on the
+        client against 5 µs as text, and the server parses no text (times). A value the column refuses (a text too
+        long for a VARCHAR(n)) is refused as in text."""
+        types = self.copy_types(conn)
+        sql, values = self.copy_sql(conn.dialect, binary=types is not None), self.values(conn.dialect, rows)
         raw = conn.connection.dbapi_connection
         assert raw is not None
         cursor = raw.cursor()
         try:
             with copy_span(conn, sql, len(values)), cursor.copy(sql) as stream:
+                if types is not None:
+                    stream.set_types(types)
                 for row in values:
                     stream.write_row(row)
         except conn.dialect.loaded_dbapi.Error as error:
@@ -238,6 +269,9 @@ ARRAY_DIALECTS = ["postgresql"]
 """Where a batch's reads and claims take their customers or ids as one array parameter (``= ANY``, and the recent
 messages through ``policy.recent_lateral``); elsewhere ``IN (...)``. Tests empty ``policy.ARRAY_DIALECTS`` (the
 gate's reads) to check that path."""
+
+BINARY_COPY_TYPES = frozenset({"text", "varchar", "int2", "int4", "int8", "bool", "timestamptz", "bytea"})
+"""PostgreSQL column types a COPY writes in binary (psycopg dumps the bind processors' values by these types)."""
 
 BULK_DIALECTS = ("postgresql",)
 """Where a batch's INSERT is one ``COPY`` and its UPDATE one statement over a JSON array of rows (psycopg's

@@ -111,8 +111,13 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("last_send_at", UtcDateTime(), nullable=True),
         Column("converted_at", UtcDateTime(), nullable=True),
         Column("exit_reason", String(64), nullable=False),
-        Index("ix_campaign_participant_user", "user_id", "journey_id"),
-        Index("ix_campaign_participant_node", "journey_id", "current_node", "status"),
+        # With the entry time: a customer's latest participation in a journey is one probe in order (without it,
+        # SQLite took the journey's index below, ordered by entry time, and read every participant of the journey).
+        Index("ix_campaign_participant_user", "user_id", "journey_id", "entered_at"),
+        # No column a step changes (status, current_node, times) is in an index: PostgreSQL then updates the row in
+        # place on its page ("HOT", no index entry written), with the room the table's fillfactor keeps there
+        # (campaign_0006: 50 on PostgreSQL). Reads by journey start from this index.
+        Index("ix_campaign_participant_journey", "journey_id", "entered_at"),
     )
     visit = Table(
         "campaign_visit",

@@ -156,9 +156,9 @@ CREATE TABLE campaign_participant (
 	PRIMARY KEY (instance_id)
 );
 
-CREATE INDEX ix_campaign_participant_node ON campaign_participant (journey_id, current_node, status);
+CREATE INDEX ix_campaign_participant_journey ON campaign_participant (journey_id, entered_at);
 
-CREATE INDEX ix_campaign_participant_user ON campaign_participant (user_id, journey_id);
+CREATE INDEX ix_campaign_participant_user ON campaign_participant (user_id, journey_id, entered_at);
 
 CREATE TABLE campaign_pending_event (
 	event_id VARCHAR2(64 CHAR) NOT NULL,
