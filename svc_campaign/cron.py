@@ -13,6 +13,16 @@ import zoneinfo
 
 from svc_common.errors import InvalidArgument
 
+
+def known_zone(name: str) -> zoneinfo.ZoneInfo | None:
+    """The IANA zone of that name, or None for a name that is none (including a directory such as ``Asia``, which
+    ``ZoneInfo`` answers with ``IsADirectoryError``, and a path-like name, ``ValueError``)."""
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
 _MONTH_NAMES = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 _MONTHS = {m: n for n, m in enumerate(_MONTH_NAMES, start=1)}
 _DAYS = {d: n for n, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
@@ -57,10 +67,10 @@ class Cron:
                 f"{where}: a cron expression has five fields (minute hour day-of-month month day-of-week), "
                 f"got {len(parts)} in {expression!r}"
             )
-        try:
-            self.zone = zoneinfo.ZoneInfo(zone or "Asia/Shanghai")
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise InvalidArgument(f"{where}: unknown time zone {zone!r}") from None
+        found = known_zone(zone or "Asia/Shanghai")
+        if found is None:
+            raise InvalidArgument(f"{where}: unknown time zone {zone!r}")
+        self.zone = found
         self.expression = expression
         fields = zip(parts[:4], _FIELDS, strict=True)
         self.minutes, self.hours, self.days, self.months = (

@@ -8,10 +8,10 @@ well formed; templates and experiments exist and match the channel and the split
 
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from svc_campaign.cron import known_zone
 from svc_campaign.triggers import EventMatcher, Trigger, compile_trigger
 from svc_common.conditions import Node, Scope, compile_condition
 from svc_common.errors import FieldViolation, InvalidArgument
@@ -144,11 +144,8 @@ def _check_node(
 
 
 def _check_zone(zone: str, bad: Callable[[str, str], None]) -> None:
-    if zone:
-        try:
-            zoneinfo.ZoneInfo(zone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            bad("invalid_timezone", f"unknown time zone {zone!r}")
+    if zone and known_zone(zone) is None:
+        bad("invalid_timezone", f"unknown time zone {zone!r}")
 
 
 def _check_split(node: pb.JourneyNode, experiments: ExperimentLookup, bad: Callable[[str, str], None]) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from svc_campaign.checks import bad, channel_ok, customer_id
 from svc_campaign.clock import Clock, SystemClock
 from svc_campaign.config import CampaignSettings
+from svc_campaign.cron import known_zone
 from svc_campaign.delivery import ChannelAdapter, Dispatcher, EventPublisher
 from svc_campaign.engine import TIMER_SHARE_DIALECTS, Engine
 from svc_campaign.experiments import Experiments
@@ -249,13 +250,8 @@ class CampaignService(TemplateBook):
                     raise bad(f"policy.quiet_hours[{n}].{end}", "not a time of day")
                 zones.append((f"policy.quiet_hours[{n}].{end}.timezone", tod.timezone))
         for where, zone in zones:
-            if zone:
-                import zoneinfo
-
-                try:
-                    zoneinfo.ZoneInfo(zone)
-                except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                    raise bad(where, f"unknown time zone {zone!r}") from None
+            if zone and known_zone(zone) is None:
+                raise bad(where, f"unknown time zone {zone!r}")
         if policy.cap_window not in pb.CapWindow.values():
             raise bad("policy.cap_window", "CAP_WINDOW_CALENDAR or CAP_WINDOW_ROLLING")
         if policy.dedupe_window_seconds < 0:

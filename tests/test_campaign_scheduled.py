@@ -221,6 +221,7 @@ def test_publishing_checks_the_schedule(tmp_path) -> None:
         bad = {
             "cron": (scheduled(cron="0 9 * *"), "five fields"),
             "zone": (scheduled(cron="0 9 * * *", zone="Mars/Base"), "Mars/Base"),
+            "zone_directory": (scheduled(cron="0 9 * * *", zone="Asia"), "unknown time zone 'Asia'"),
             "both": (scheduled(run_at=T0, cron="0 9 * * *"), "not both"),
             "segment": (scheduled(""), "segment_id"),
             "hour": (scheduled(cron="0 24 * * *"), "hour '24'"),
@@ -350,3 +351,11 @@ def test_an_interrupted_export_resumes_without_doubling_members(tmp_path, databa
         assert members.afters[0] == "" and members.afters[1] == members.delivered[19]
         assert len(members.delivered) == len(set(members.delivered)) == CUSTOMERS // 2
         assert sorted(participants(service)) == [f"K{i:03d}" for i in range(0, CUSTOMERS, 2)]
+
+
+def test_known_zone_refuses_names_that_are_no_zone() -> None:
+    from svc_campaign.cron import known_zone
+
+    assert str(known_zone("Asia/Shanghai")) == "Asia/Shanghai"
+    for name in ("Asia", "Mars/Base", "../etc/passwd", ""):  # a directory, unknown, a path, empty
+        assert known_zone(name) is None, name
