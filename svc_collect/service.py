@@ -275,14 +275,9 @@ class CollectService:
         protect = self._protector.protect
         append_row = rows.append
         append_pending = pending.append
+        has = has_field
         for index, event in enumerate(events):
-            if (
-                event.cursor
-                or event.fingerprint
-                or event.masked_fields
-                or event.flags
-                or has_field(event, "received_at")
-            ):
+            if event.cursor or event.fingerprint or event.masked_fields or event.flags or has(event, "received_at"):
                 _clear_output_only(event)
             verdict = check(event, now_us if received_us is None else received_us[index])
             if verdict.__class__ is Rejection:
