@@ -8,7 +8,9 @@ IP in the context is always sealed; fund-account and phone ids are pseudonymized
 
 from __future__ import annotations
 
-from svc_collect.validation import CompiledSchema
+from collections.abc import Sequence
+
+from svc_collect.validation import CONTEXT_IP_TAG, CompiledSchema, has_field
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.protection import KeyProvider, Pseudonymizer, Sealer
 
@@ -62,21 +64,31 @@ class EventProtector:
             self._modes_by_schema[key] = modes
         return modes
 
-    def protect(self, event: event_pb2.Event, schema: CompiledSchema | None) -> tuple[bytes | None, bool]:
+    def protect(
+        self,
+        event: event_pb2.Event,
+        schema: CompiledSchema | None,
+        names: Sequence[str] | None = None,
+        identities: bool | None = None,
+        encoded: bytes | None = None,
+    ) -> tuple[bytes | None, bool]:
         """Protect ``event`` in place. Returns the sealed blob of its encrypted values (or None) and whether
-        the event changed."""
-        changed = self._pseudonymize_ids(event) if event.identities else False
-        modes = self.modes_for(schema)
-        properties = event.properties
+        the event changed. ``names`` (its property names), ``identities`` (whether it has any) and ``encoded`` (its
+        encoding), when the caller already has them, spare reading the message again."""
+        if identities is None:
+            identities = bool(event.identities)
+        changed = self._pseudonymize_ids(event) if identities else False
+        modes = self._default_modes if schema is None else self.modes_for(schema)
+        if names is None:
+            names = list(event.properties)
         # Most events carry nothing sensitive: one C-level pass over the names says so.
-        hits = (
-            [name for name in properties if name in modes]
-            if properties and not modes.keys().isdisjoint(properties)
-            else ()
+        hits = [name for name in names if name in modes] if not modes.keys().isdisjoint(names) else ()
+        has_ip = (
+            (encoded is None or CONTEXT_IP_TAG in encoded) and has_field(event, "context") and bool(event.context.ip)
         )
-        has_ip = event.HasField("context") and bool(event.context.ip)
         if not hits and not has_ip:
             return None, changed
+        properties = event.properties
         vault = event_pb2.Event()
         for name in hits:
             mode = modes[name]

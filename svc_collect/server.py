@@ -20,6 +20,7 @@ from svc_collect.service import (
 )
 from svc_collect.store import SqlCatalog, SqlEventLog, tables
 from svc_collect.validation import reason_name, reason_value, refuse_nul_in, timestamp_micros
+from svc_collect.wire import varint
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound
 from svc_common.paging import decode_token, encode_token, invalid_page_token, page_size
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
@@ -93,6 +94,98 @@ def _fill_compact(add: Callable[..., object], outcomes: IngestOutcomes) -> tuple
     return accepted, duplicate, rejected
 
 
+# The wire form of IngestResponse / IngestStreamResponse without an EventResult object per event. Each result is
+# written as text and the whole encoded once as Latin-1, which maps code points 0-255 to the same bytes: event ids
+# (validated UUIDs) and cursors are ASCII, and every length and index byte is below 256 (docs/collect.md).
+_INGEST_RESULTS = "\x0a"  # IngestResponse.results = 1
+_STREAM_RESULTS = "\x12"  # IngestStreamResponse.results = 2
+_ACCEPTED_CURSOR = f"\x18{chr(ACCEPTED)}\x3a"  # EventResult.status = 3, then the tag of .cursor = 7
+_DUPLICATE_CURSOR = f"\x18{chr(DUPLICATE)}\x3a"
+_index_fields: list[str] = [""]  # "EventResult.index = 1" for 0, 1, 2, ... (0 is not written)
+
+
+def _index_field(index: int) -> str:
+    while len(_index_fields) <= index:
+        _index_fields.append("\x08" + varint(len(_index_fields)).decode("latin-1"))
+    return _index_fields[index]
+
+
+def _encode_results(tag: str, outcomes: IngestOutcomes) -> tuple[bytes, int, int, int]:
+    """``outcomes`` as the repeated EventResult field ``tag``, byte for byte as ``_fill_results`` and
+    ``SerializeToString`` encode them; with the accepted, duplicate and rejected counts."""
+    _index_field(len(outcomes.items))
+    index_fields = _index_fields
+    rows = outcomes.rows
+    appended = outcomes.appended
+    prefix = outcomes.log_tag + "."
+    parts: list[str] = []
+    append = parts.append
+
+    def add(**fields: object) -> None:  # results with a reason, and anything unusual: through the message
+        data = collect_pb2.EventResult(**fields).SerializeToString()
+        append((tag.encode() + varint(len(data)) + data).decode("latin-1"))
+
+    accepted = duplicate = rejected = 0
+    for index, item in enumerate(outcomes.items):
+        if item.__class__ is not int:
+            rejected += 1
+            _add_outcome(add, item)  # type: ignore[arg-type]
+            continue
+        result = appended[item]
+        cursor = f"{prefix}{result.seq:x}"
+        event_id = rows[item].event_id
+        if result.duplicate:
+            duplicate += 1
+            status_cursor = _DUPLICATE_CURSOR
+        else:
+            accepted += 1
+            status_cursor = _ACCEPTED_CURSOR
+        index_field = index_fields[index]
+        size = len(index_field) + len(event_id) + len(cursor) + 6
+        if result.payload_mismatch or size > 127 or len(event_id) > 127 or not event_id.isascii():
+            status = DUPLICATE if result.duplicate else ACCEPTED
+            reason = errors_pb2.ERROR_REASON_PAYLOAD_MISMATCH if result.payload_mismatch else 0
+            message = PAYLOAD_MISMATCH_MESSAGE if result.payload_mismatch else ""
+            add(index=index, event_id=event_id, status=status, reason=reason, message=message, cursor=cursor)
+            continue
+        append(
+            f"{tag}{chr(size)}{index_field}\x12{chr(len(event_id))}{event_id}{status_cursor}{chr(len(cursor))}{cursor}"
+        )
+    return "".join(parts).encode("latin-1"), accepted, duplicate, rejected
+
+
+def _uint_field(tag: int, value: int) -> bytes:
+    return bytes((tag,)) + varint(value) if value else b""
+
+
+def encode_ingest_response(outcomes: Sequence[EventOutcome]) -> bytes:
+    """The encoding of the IngestResponse of ``outcomes``."""
+    if not isinstance(outcomes, IngestOutcomes):
+        response = collect_pb2.IngestResponse()
+        response.accepted_count, response.duplicate_count, response.rejected_count = _fill_results(response, outcomes)
+        return response.SerializeToString()
+    results, accepted, duplicate, rejected = _encode_results(_INGEST_RESULTS, outcomes)
+    return results + _uint_field(0x10, accepted) + _uint_field(0x18, duplicate) + _uint_field(0x20, rejected)
+
+
+def encode_ingest_stream_response(batch_id: int, outcomes: Sequence[EventOutcome]) -> bytes:
+    """The encoding of the IngestStreamResponse of ``outcomes``."""
+    if not isinstance(outcomes, IngestOutcomes):
+        response = collect_pb2.IngestStreamResponse(batch_id=batch_id)
+        response.accepted_count, response.duplicate_count, response.rejected_count = _fill_results(response, outcomes)
+        return response.SerializeToString()
+    results, accepted, duplicate, rejected = _encode_results(_STREAM_RESULTS, outcomes)
+    return b"".join(
+        (
+            _uint_field(0x08, batch_id),
+            results,
+            _uint_field(0x18, accepted),
+            _uint_field(0x20, duplicate),
+            _uint_field(0x28, rejected),
+        )
+    )
+
+
 def _range_micros(span: object) -> tuple[int | None, int | None]:
     """A TimeRange as (start, end) microseconds, None for an open bound."""
     start = timestamp_micros(span.start, "time_range.start") if span.HasField("start") else None  # type: ignore[attr-defined]
@@ -132,24 +225,15 @@ class CollectServicer(collect_pb2_grpc.CollectServiceServicer):
     def __init__(self, service: CollectService) -> None:
         self._service = service
 
-    async def Ingest(
-        self, request: collect_pb2.IngestRequest, context: aio.ServicerContext
-    ) -> collect_pb2.IngestResponse:
-        outcomes = await self._service.ingest(request.events)
-        response = collect_pb2.IngestResponse()
-        response.accepted_count, response.duplicate_count, response.rejected_count = _fill_results(response, outcomes)
-        return response
+    async def Ingest(self, request: collect_pb2.IngestRequest, context: aio.ServicerContext) -> Encoded:
+        return Encoded(encode_ingest_response(await self._service.ingest(request.events)))
 
     async def IngestStream(
         self, request_iterator: AsyncIterator[collect_pb2.IngestStreamRequest], context: aio.ServicerContext
-    ) -> AsyncIterator[collect_pb2.IngestStreamResponse]:
+    ) -> AsyncIterator[Encoded]:
         async for request in request_iterator:
             outcomes = await self._service.ingest(request.events)
-            response = collect_pb2.IngestStreamResponse(batch_id=request.batch_id)
-            response.accepted_count, response.duplicate_count, response.rejected_count = _fill_results(
-                response, outcomes
-            )
-            yield response
+            yield Encoded(encode_ingest_stream_response(request.batch_id, outcomes))
 
     async def ReadEvents(
         self, request: collect_pb2.ReadEventsRequest, context: aio.ServicerContext

@@ -32,6 +32,7 @@ from svc_collect.validation import (
     EventValidator,
     Rejection,
     flag_names,
+    has_field,
     reason_name,
     refuse_nul,
     refuse_nul_in,
@@ -272,29 +273,29 @@ class CollectService:
         check = self._validator.check
         fingerprint = self._fingerprints.fingerprint
         protect = self._protector.protect
-        schema_for = self.schemas.schema_for
         append_row = rows.append
         append_pending = pending.append
+        has = has_field
         for index, event in enumerate(events):
-            if event.cursor or event.fingerprint or event.masked_fields or event.flags or event.HasField("received_at"):
+            if event.cursor or event.fingerprint or event.masked_fields or event.flags or has(event, "received_at"):
                 _clear_output_only(event)
-            rejection, flags, data, occurred_us = check(event, now_us if received_us is None else received_us[index])
-            if rejection is not None:
-                q = self._quarantine_row(event, rejection)
+            verdict = check(event, now_us if received_us is None else received_us[index])
+            if verdict.__class__ is Rejection:
+                q = self._quarantine_row(event, verdict)  # type: ignore[arg-type]
                 quarantined.append(q)
-                append_pending(_rejected(index, event.event_id, rejection, q.quarantine_id))
+                append_pending(_rejected(index, event.event_id, verdict, q.quarantine_id))  # type: ignore[arg-type]
                 continue
-            event_type = event.event_type
-            sealed, changed = protect(event, schema_for(event_type))
+            flags, data, occurred_us, schema, names, identities, event_id, event_type, user_id, anonymous_id = verdict  # type: ignore[misc]
+            sealed, changed = protect(event, schema, names, identities, data)
             if flags:
                 event.flags.extend(flag_names(flags))
             append_pending(len(rows))
             append_row(
                 LogRow(
-                    event.event_id,
+                    event_id,
                     event_type,
-                    event.user_id or None,
-                    event.anonymous_id or None,
+                    user_id or None,
+                    anonymous_id or None,
                     occurred_us,
                     fingerprint(data),
                     flags,

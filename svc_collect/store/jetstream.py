@@ -215,14 +215,23 @@ class JetStreamEventLog(StreamReads):
         repeats: list[tuple[int, int, LogRow]] = []
         by_shard: dict[int, list[tuple[int, int, LogRow]]] = {}
         shards = self._config.shards
+        only: list[tuple[int, int, LogRow]] | None = None
+        if shards == 1:  # one shard (the default): no key to hash per event
+            only = by_shard[0] = []
         for b, batch in enumerate(batches):
             for r, row in enumerate(batch.rows):
-                if row.event_id in first:  # the same id twice in one group: the first one decides
+                event_id = row.event_id
+                if event_id in first:  # the same id twice in one group: the first one decides
                     repeats.append((b, r, row))
                     continue
-                first[row.event_id] = (b, r)
-                key = row.user_id or row.anonymous_id or row.event_id
+                first[event_id] = (b, r)
+                if only is not None:
+                    only.append((b, r, row))
+                    continue
+                key = row.user_id or row.anonymous_id or event_id
                 by_shard.setdefault(shard_of(key, shards), []).append((b, r, row))
+        if only is not None and not only:
+            del by_shard[0]
         self._run(self._publish(by_shard, received_us, results))
         for b, r, row in repeats:
             fb, fr = first[row.event_id]

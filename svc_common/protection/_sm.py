@@ -5,9 +5,9 @@ Hot paths copy a prepared HMAC object instead of building one per value (about h
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
-import threading
 import unicodedata
 
 from cryptography.exceptions import InvalidTag
@@ -20,26 +20,56 @@ _SEALED_VERSION = 1
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
 PSEUDONYM_PREFIX = "ps1:"
-_NONCES_PER_DRAW = 1024
+# A GCM nonce is a random 8-byte prefix drawn once per sealer (and again in a forked child, and after 2**32
+# values) followed by a 4-byte counter: NIST SP 800-38D §8.2.1's deterministic construction (fixed field +
+# invocation field), with the fixed field drawn from the OS's CSPRNG (docs/collect.md, "Nonces").
+_NONCE_PREFIX_BYTES = 8
+_NONCE_COUNTER_LIMIT = 1 << (8 * (_NONCE_BYTES - _NONCE_PREFIX_BYTES))
+# Bumped in a child after fork(): a sealer inherited from the parent must not go on with the parent's prefix and
+# counter (both processes would hand out the same nonces).
+_fork_generation = 0
 
 
-class _NoncePool:
-    """Random GCM nonces drawn from the OS 1,024 at a time: one system call instead of one per sealed value
-    (it was half the cost of sealing). Each nonce is handed out once, under a lock, so threads never share one."""
+def _after_fork_in_child() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _NonceRun:
+    """One prefix and its counter. Prefix and counter live and are replaced together, so a thread never pairs a
+    counter value with another run's prefix; ``next()`` on an ``itertools.count`` is atomic under the GIL."""
+
+    __slots__ = ("count", "generation", "prefix")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pool = b""
-        self._next = 0
+        self.prefix = os.urandom(_NONCE_PREFIX_BYTES)
+        self.count = itertools.count()
+        self.generation = _fork_generation
+
+
+class _NonceSource:
+    """Unique 12-byte GCM nonces without a system call or a lock per value (an ``os.urandom`` per nonce was half
+    the cost of sealing). A nonce repeats under one key only if two runs (sealers, processes, or 2**32 values of
+    one) draw the same random 8-byte prefix: for P runs in a key's life, at most P²/2**65."""
+
+    def __init__(self) -> None:
+        self._run = _NonceRun()
 
     def take(self) -> bytes:
-        with self._lock:
-            if self._next >= len(self._pool):
-                self._pool = os.urandom(_NONCE_BYTES * _NONCES_PER_DRAW)
-                self._next = 0
-            start = self._next
-            self._next = start + _NONCE_BYTES
-            return self._pool[start : self._next]
+        run = self._run
+        number = next(run.count)
+        if number < _NONCE_COUNTER_LIMIT and run.generation == _fork_generation:
+            return run.prefix + number.to_bytes(_NONCE_BYTES - _NONCE_PREFIX_BYTES, "big")
+        return self._take_from_new_run(run)
+
+    def _take_from_new_run(self, spent: _NonceRun) -> bytes:
+        # No lock: two threads replacing the same spent run at once only waste a prefix (each run's is its own).
+        if self._run is spent:
+            self._run = _NonceRun()
+        return self.take()
 
 
 class SealError(ValueError):
@@ -67,7 +97,7 @@ class Sealer:
         self._active = ring.active_key_id
         self._header = bytes([_SEALED_VERSION, len(self._active)]) + self._active.encode()
         self._algorithm = algorithms.SM4(self._keys[self._active])
-        self._nonces = _NoncePool()
+        self._nonces = _NonceSource()
 
     @property
     def active_key_id(self) -> str:
