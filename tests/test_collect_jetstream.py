@@ -17,7 +17,7 @@ from nats.js.errors import APIError
 
 from svc_collect.service import ACCEPTED, DUPLICATE
 from svc_collect.store._jetstream_parts import PACK_BITS, DedupIndex, Pack, shard_of
-from svc_common.errors import StartupError
+from svc_common.errors import ConfigError, StartupError
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.collect.v1.log_pack_pb2 import LogPack
 from svc_common.pb.qiming.common.v1 import types_pb2
@@ -311,7 +311,7 @@ def test_a_stream_that_does_not_fit_is_refused_at_start(jetstream_server: NatsSe
         async with running_service(_settings(tmp_path, jetstream_server, name)):
             pass
 
-    with pytest.raises(StartupError, match=rf"does not hold {name}\.events\.\*"):
+    with pytest.raises(ConfigError, match=rf"does not hold {name}\.events\.\*"):
         asyncio.run(start())
     nowhere = collect_settings(
         tmp_path / "n", log_backend="jetstream", nats_url="nats://127.0.0.1:1", jetstream_publish_timeout_millis=1000
@@ -340,7 +340,7 @@ def test_a_stream_keeps_its_shard_count(jetstream_server: NatsServer, tmp_path: 
             return [e.user_id async for events, _ in service.read(request, frozenset()) for e in events]
 
     assert asyncio.run(start(4, "a")) == ["c7"]
-    with pytest.raises(StartupError, match=r"written with 4 shards, not jetstream_shards=2: set jetstream_shards=4"):
+    with pytest.raises(ConfigError, match=r"written with 4 shards, not jetstream_shards=2: set jetstream_shards=4"):
         asyncio.run(start(2, "b"))
     assert asyncio.run(start(4, "c")) == ["c7", "c7"]  # the same count starts again and finds both
 
@@ -371,7 +371,7 @@ def test_a_stream_of_an_earlier_release_is_checked_by_its_subjects(
 
     asyncio.run(write(16, "a"))
     asyncio.run(forget_the_count())
-    with pytest.raises(StartupError, match=r"holds shard subjects up to .*written with more than jetstream_shards=1"):
+    with pytest.raises(ConfigError, match=r"holds shard subjects up to .*written with more than jetstream_shards=1"):
         asyncio.run(write(1, "b"))
     asyncio.run(write(16, "c"))  # the count it was written with starts (with a warning)
 

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import nats
 import pytest
-from collect_helpers import collect_settings, ingest_when_back, make_event, running_service
+from collect_helpers import KEYRING, collect_settings, ingest_when_back, make_event, running_service
 from conftest import NatsServer, free_port
 from nats.js import api as js_api
+from test_cli import _one_error_line, qiming
 
 from svc_collect.service import ACCEPTED
-from svc_common.errors import FailedPrecondition, ResourceExhausted, StartupError, Unavailable
+from svc_common.errors import ConfigError, FailedPrecondition, ResourceExhausted, StartupError, Unavailable
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 
 pytestmark = pytest.mark.nats
@@ -98,7 +99,7 @@ def test_a_refused_login_is_named_at_start_without_the_password(accounts_server:
     url = accounts_server.url.replace("nats://", "nats://writer:secret-pw@")
     settings = _settings(tmp_path, url, "LOGIN", jetstream_publish_timeout_millis=1500)
     with pytest.raises(
-        StartupError, match=r"writer:\*\*\*@.* refused the collector's login .*Authorization Viol"
+        ConfigError, match=r"writer:\*\*\*@.* refused the collector's login .*Authorization Viol"
     ) as caught:
         _start(settings)
     assert "secret-pw" not in str(caught.value)
@@ -108,14 +109,37 @@ def test_subjects_overlapping_another_stream_are_refused_at_start(jetstream_serv
     name = f"o{uuid.uuid4().hex[:10]}"
     other = f"{name}_OTHER"
     asyncio.run(_js_call(jetstream_server.url, lambda js: js.add_stream(name=other, subjects=[f"{name}.>"])))
-    with pytest.raises(StartupError, match=rf"overlap with those of stream {other}; set jetstream_subject_prefix"):
+    with pytest.raises(ConfigError, match=rf"overlap with those of stream {other}; set jetstream_subject_prefix"):
         _start(_settings(tmp_path, jetstream_server.url, name))
 
 
 def test_replicas_on_a_single_server_are_refused_at_start(jetstream_server: NatsServer, tmp_path: Path) -> None:
     settings = _settings(tmp_path, jetstream_server.url, f"r{uuid.uuid4().hex[:10]}", jetstream_replicas=3)
-    with pytest.raises(StartupError, match=r"jetstream_replicas=3 but the nats-server at .* is not clustered"):
+    with pytest.raises(ConfigError, match=r"jetstream_replicas=3 but the nats-server at .* is not clustered"):
         _start(settings)
+
+
+def test_qiming_serve_collect_refused_by_its_stream_prints_one_line_and_exits_2(
+    jetstream_server: NatsServer, tmp_path: Path
+) -> None:
+    """A restart cannot fix a setting: exit 2, which the systemd unit does not restart (it was 3, restarted every
+    10 s for ever, with a grpc traceback after the message)."""
+    name = f"r{uuid.uuid4().hex[:10]}"
+    env = {
+        "QIMING_COLLECT_DATA_DIR": str(tmp_path),
+        "QIMING_COLLECT_GRPC_PORT": "0",
+        "QIMING_COLLECT_LOG_BACKEND": "jetstream",
+        "QIMING_COLLECT_NATS_URL": jetstream_server.url,
+        "QIMING_COLLECT_JETSTREAM_STREAM": name,
+        "QIMING_COLLECT_JETSTREAM_SUBJECT_PREFIX": f"{name}.events",
+        "QIMING_COLLECT_JETSTREAM_REPLICAS": "3",
+        "QIMING_COLLECT_LOG_LEVEL": "WARNING",  # a warning of a NATS outage would be wrong: we closed the connection
+        "QIMING_COLLECT_KEYRING_JSON": KEYRING,
+    }
+    result = qiming("serve", "collect", env=env)
+    assert result.returncode == 2, result.stderr
+    line = _one_error_line(result)
+    assert "jetstream_replicas=3 but the nats-server at" in line and "set jetstream_replicas=1" in line
 
 
 @pytest.mark.parametrize(
@@ -138,7 +162,7 @@ def test_a_stream_that_would_not_keep_the_events_is_refused_at_start(
         await js.add_stream(name=name, subjects=[f"{name}.events.*"], allow_direct=True, **config)
 
     asyncio.run(_js_call(jetstream_server.url, make))
-    with pytest.raises(StartupError, match=message):
+    with pytest.raises(ConfigError, match=message):
         _start(_settings(tmp_path, jetstream_server.url, name))
 
 
@@ -344,7 +368,7 @@ def test_a_message_that_is_not_a_pack_is_named_with_its_removal(jetstream_server
                 await service.ingest([make_event()])
 
     asyncio.run(scenario())
-    with pytest.raises(StartupError, match=fix):
+    with pytest.raises(ConfigError, match=fix):
         _start(settings)
 
 

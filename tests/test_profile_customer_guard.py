@@ -3,7 +3,6 @@ index on profile_tag (name, expires_us). On SQLite and PostgreSQL; the migration
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +142,7 @@ def test_qiming_migrate_stops_with_one_line_and_exit_2_on_such_a_profile(tmp_pat
         _profile_with_two_customers_at_0006(db)
     finally:
         db.dispose()
-    env = {"QIMING_PROFILE_DATA_DIR": str(tmp_path), "QIMING_PROFILE_KEYRING_JSON": json.dumps(KEYRING)}
+    env = {"QIMING_PROFILE_DATA_DIR": str(tmp_path), "QIMING_PROFILE_KEYRING_JSON": KEYRING}
     result = qiming("migrate", "profile", env=env)
     assert result.returncode == 2, result.stderr
     line = _one_error_line(result)

@@ -1,4 +1,5 @@
-"""What a nats-py exception means for the collector: at start, a StartupError saying what to change; while
+"""What a nats-py exception means for the collector: at start, what to change, as a StartupError (exit 3, restarted:
+NATS may yet come) or a ConfigError (exit 2: only a change of settings or stream helps); while
 serving, a gRPC status (UNAVAILABLE for an outage, which clients retry; FAILED_PRECONDITION for a stream that no
 longer fits; RESOURCE_EXHAUSTED for a full one). No nats-py exception leaves the JetStream log un-mapped."""
 
@@ -11,7 +12,7 @@ from nats.js.errors import APIError
 
 from svc_collect.store._jetstream_parts import JetStreamConfig
 from svc_common.config import redact_url
-from svc_common.errors import FailedPrecondition, QimingError, ResourceExhausted, StartupError, Unavailable
+from svc_common.errors import ConfigError, FailedPrecondition, QimingError, ResourceExhausted, StartupError, Unavailable
 
 # JetStream's error codes (nats-server's errors.json) that the collector tells apart.
 STREAM_NOT_FOUND = 10059
@@ -52,12 +53,14 @@ def redacted(url: str) -> str:
     return re.sub(r"//[^/@:,\s]+@", "//***@", redact_url(url))
 
 
-def connect_error(exc: BaseException, last: BaseException | None, config: JetStreamConfig) -> StartupError:
+def connect_error(
+    exc: BaseException, last: BaseException | None, config: JetStreamConfig
+) -> StartupError | ConfigError:
     """Why the first connection failed: what the client last reported (a refused login …), else the timeout."""
     url, timeout = redacted(config.nats_url), config.publish_timeout_millis / 1000
     reported = str(last or "")
     if "authorization" in reported.lower() or "authentication" in reported.lower():
-        return StartupError(
+        return ConfigError(
             f"NATS at {url} refused the collector's login ({reported}): fix the user and password (or token) in "
             f"nats_url, or the server's authorization"
         )
@@ -67,7 +70,7 @@ def connect_error(exc: BaseException, last: BaseException | None, config: JetStr
     )
 
 
-def startup_error(exc: BaseException, config: JetStreamConfig) -> StartupError:
+def startup_error(exc: BaseException, config: JetStreamConfig) -> StartupError | ConfigError:
     """The operator's message for a nats-py exception raised while the collector starts."""
     url, stream, replicas = redacted(config.nats_url), config.stream, config.replicas
     timeout = config.publish_timeout_millis / 1000
@@ -82,7 +85,7 @@ def startup_error(exc: BaseException, config: JetStreamConfig) -> StartupError:
             f"with store_dir), for the account nats_url logs in to"
         )
     if isinstance(exc, APIError) and exc.err_code == _REPLICAS_NOT_SUPPORTED:
-        return StartupError(
+        return ConfigError(
             f"jetstream_replicas={replicas} but the nats-server at {url} is not clustered: set jetstream_replicas=1, "
             f"or run a JetStream cluster of at least {replicas} servers"
         )

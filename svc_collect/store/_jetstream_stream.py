@@ -11,7 +11,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 
 from svc_collect.store._jetstream_errors import SUBJECTS_OVERLAP
 from svc_collect.store._jetstream_parts import JetStreamConfig
-from svc_common.errors import StartupError
+from svc_common.errors import ConfigError
 
 log = logging.getLogger("qiming.collect.jetstream")
 SHARDS_MARK = "shards="
@@ -67,7 +67,7 @@ async def ensure_stream(js: Any, config: JetStreamConfig, subject: str) -> Any:
         except BadRequestError as exc:
             if exc.err_code == SUBJECTS_OVERLAP:
                 other = await _stream_holding(js, all_subjects)
-                raise StartupError(
+                raise ConfigError(
                     f"cannot create JetStream stream {config.stream}: its subjects {all_subjects} overlap with those "
                     f"of stream {other}; set jetstream_subject_prefix to subjects no other stream holds (or "
                     f"jetstream_stream={other} if that stream is the log)"
@@ -75,7 +75,7 @@ async def ensure_stream(js: Any, config: JetStreamConfig, subject: str) -> Any:
             raise
         info = await js.stream_info(config.stream)
     if all_subjects not in (info.config.subjects or []):
-        raise StartupError(
+        raise ConfigError(
             f"JetStream stream {config.stream} does not hold {all_subjects} "
             f"(it has {info.config.subjects}); fix jetstream_subject_prefix or the stream"
         )
@@ -83,13 +83,13 @@ async def ensure_stream(js: Any, config: JetStreamConfig, subject: str) -> Any:
     if marked is None:
         await _check_unrecorded_shards(js, config, subject, info)
     elif int(marked.group(1)) != config.shards:
-        raise StartupError(
+        raise ConfigError(
             f"JetStream stream {config.stream} was written with {marked.group(1)} shards, not "
             f"jetstream_shards={config.shards}: set jetstream_shards={marked.group(1)} (a stream keeps its "
             f"shard count; a new count needs a new stream)"
         )
     if not info.config.allow_direct:
-        raise StartupError(
+        raise ConfigError(
             f"JetStream stream {config.stream} needs allow_direct: true (nats stream edit --allow-direct)"
         )
     _check_keeps_events(config, info.config)
@@ -109,25 +109,25 @@ def _check_keeps_events(config: JetStreamConfig, stream: Any) -> None:
     name = config.stream
     retention = getattr(stream.retention, "value", stream.retention)
     if retention not in (None, "limits"):
-        raise StartupError(
+        raise ConfigError(
             f"JetStream stream {name} has retention={retention}, which deletes events once consumed or unwatched; "
             f"the log needs retention=limits: set jetstream_stream to a new name (the collector creates it) or make "
             f"the stream again with limits retention"
         )
     storage = getattr(stream.storage, "value", stream.storage)
     if storage not in (None, "file"):
-        raise StartupError(
+        raise ConfigError(
             f"JetStream stream {name} has storage={storage}: its events (and every acknowledgement) would be lost "
             f"when nats-server restarts; the log needs file storage: set jetstream_stream to a new name or make the "
             f"stream again with file storage"
         )
     if stream.no_ack:
-        raise StartupError(
+        raise ConfigError(
             f"JetStream stream {name} has no_ack: true, so no write of the collector would be acknowledged: "
             f"set no_ack: false (nats stream edit), or use another stream"
         )
     if getattr(stream, "sealed", False):
-        raise StartupError(f"JetStream stream {name} is sealed and takes no new messages: use another stream")
+        raise ConfigError(f"JetStream stream {name} is sealed and takes no new messages: use another stream")
 
 
 async def _check_unrecorded_shards(js: Any, config: JetStreamConfig, subject: str, info: Any) -> None:
@@ -138,7 +138,7 @@ async def _check_unrecorded_shards(js: Any, config: JetStreamConfig, subject: st
         listed = await js.stream_info(config.stream, subjects_filter=all_subjects)
         shards = [int(s.rsplit(".", 1)[1]) for s in (listed.state.subjects or {}) if s.rsplit(".", 1)[1].isdigit()]
         if shards and max(shards) >= config.shards:
-            raise StartupError(
+            raise ConfigError(
                 f"JetStream stream {config.stream} holds shard subjects up to {subject.format(max(shards))}: "
                 f"it was written with more than jetstream_shards={config.shards} shards; set jetstream_shards "
                 f"to the count it was written with (16, the default of earlier releases, unless configured)"

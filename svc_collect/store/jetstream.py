@@ -59,7 +59,7 @@ from svc_collect.store._jetstream_parts import (
 from svc_collect.store._jetstream_read import StreamReads
 from svc_collect.store._jetstream_stream import ensure_stream, writes_columns
 from svc_collect.store._log import Appended, LogHead, LogPage, LogRow, SqlEventLog, WriteBatch
-from svc_common.errors import FailedPrecondition, QimingError, StartupError, Unavailable
+from svc_common.errors import ConfigError, FailedPrecondition, QimingError, Unavailable
 
 log = logging.getLogger("qiming.collect.jetstream")
 T = TypeVar("T")
@@ -67,10 +67,6 @@ _MAX_ATTEMPTS = 8
 _HEADER_ROOM_BYTES = 4096
 _CACHED_PACKS = 64
 _CACHED_EVENTS = 32_768
-
-
-async def _log_disconnected() -> None:
-    log.warning("disconnected from NATS; writes wait for the reconnect (up to the publish timeout)")
 
 
 async def _log_reconnected() -> None:
@@ -93,6 +89,7 @@ class JetStreamEventLog(StreamReads):
         self._pack_events = 0  # events in the last pack read: how many packs a page asks for at once
         self._loop: LoopThread | None = None
         self._nc: Any = None
+        self._closing = False  # a disconnection we asked for is no outage to warn about
         self._js: Any = None
         self._log_id = ""
         self._last_received_us = 0
@@ -125,11 +122,16 @@ class JetStreamEventLog(StreamReads):
         if self._loop is None:
             return
         if self._nc is not None:
+            self._closing = True
             with contextlib.suppress(Exception):
                 self._loop.run(self._nc.close())
             self._nc = None
         self._loop.stop()
         self._loop = None
+
+    async def _on_disconnected(self) -> None:
+        if not self._closing:
+            log.warning("disconnected from NATS; writes wait for the reconnect (up to the publish timeout)")
 
     async def _open(self) -> None:
         config = self._config
@@ -144,7 +146,7 @@ class JetStreamEventLog(StreamReads):
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=1,
                     error_cb=self._on_error,
-                    disconnected_cb=_log_disconnected,
+                    disconnected_cb=self._on_disconnected,
                     reconnected_cb=_log_reconnected,
                 ),
                 self._timeout,
@@ -156,8 +158,8 @@ class JetStreamEventLog(StreamReads):
             await self._open_stream()
         except NATS_ERRORS as exc:
             raise startup_error(exc, config) from exc
-        except QimingError as exc:  # a stream the collector cannot read (a message that is not a pack)
-            raise StartupError(str(exc)) from exc
+        except QimingError as exc:  # a stream the collector cannot read (a message that is not a pack): no restart
+            raise ConfigError(str(exc)) from exc  # fixes it, so exit 2 (the unit does not restart it)
 
     async def _open_stream(self) -> None:
         config = self._config
@@ -169,7 +171,7 @@ class JetStreamEventLog(StreamReads):
             largest = min(largest, info.config.max_msg_size)
         self._max_message_bytes = largest - _HEADER_ROOM_BYTES
         if self._max_message_bytes < _HEADER_ROOM_BYTES:
-            raise StartupError(
+            raise ConfigError(
                 f"JetStream stream {config.stream} takes messages of at most {largest} bytes (max_msg_size), too few "
                 f"for packs of events: raise it to at least 1 MiB (nats stream edit --max-msg-size)"
             )
