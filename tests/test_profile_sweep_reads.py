@@ -73,3 +73,60 @@ def test_segment_events_name_the_first_linked_ids_however_many_persons_change(
             few = store.event_ids_of(conn, pids[:40])
     assert many == expected and len(many) > 1_500
     assert few == {p: v for p, v in expected.items() if p in pids[:40]}
+
+
+def test_persons_whose_last_active_day_left_a_window(tmp_path: Path, database_url: str) -> None:
+    """``_last_active_on_edge``: an active bucket with a count on an edge and no later active one with a count,
+    whichever active type is later (the edge's own type is asked first on SQLite: the same persons)."""
+    from svc_profile import timesweep
+
+    with profile_app(profile_settings(tmp_path, database_url)) as app:
+        first, last = 20_000, 20_001
+        edge = last - int(app.core.engine.lifecycle_params["active_days"])
+        days = {
+            ("p1", "login", edge): [1, 0],  # nothing later: selected
+            ("p2", "login", edge): [1, 0],
+            ("p2", "login", edge + 3): [2, 0],  # a later bucket of its type
+            ("p3", "login", edge): [1, 0],
+            ("p3", "app_start", edge + 1): [1, 0],  # a later bucket of another active type
+            ("p4", "login", edge): [1, 0],
+            ("p4", "login", edge + 2): [0, 5],  # later, but no count: selected
+            ("p5", "login", edge): [0, 0],  # no count on the edge
+            ("p6", "page_view", edge): [1, 0],  # not an active type
+            ("p7", "login", edge): [1, 0],
+            ("p7", "page_view", edge + 1): [1, 0],  # later, not active: selected
+            ("p8", "login", edge): [1, 0],
+            ("p8", "app_start", edge): [2, 0],  # two types on the edge: selected once
+            ("p9", "login", edge - 1): [1, 0],  # before the edge
+        }
+        with app.core.writing() as conn:
+            app.core.store.add_days(conn, days)
+        with app.core.database.connection() as conn:
+            found = timesweep._last_active_on_edge(app.segments, conn, first, last)
+    assert found == ["p1", "p4", "p7", "p8"]
+
+
+def test_documents_are_decoded_as_json_loads_decodes_them() -> None:
+    import json
+
+    import pytest
+
+    from svc_profile.store._raw import loads
+
+    texts = [
+        '{"a":["s","低风险 \\"q\\""],"b":["i",12345678901234567890],"c":["d",2.5e-3],"d":["b",true],"e":null}',
+        '{"x":[]}',
+        "[]",
+        '"text"',
+        "12",
+        ' {"a": 1} ',
+        '{"a":1} ',
+        "NaN",
+        '{"a":{"b":[1,2,{"c":"d"}]}}',
+    ]
+    for text in texts:
+        assert repr(loads(text)) == repr(json.loads(text))  # NaN: not equal to itself
+    for bad in ["", "{", '{"a":1}x', "[1,]", '{"a" 1}']:
+        with pytest.raises(json.JSONDecodeError):
+            loads(bad)
+    assert loads(b'{"a":1}') == {"a": 1}
