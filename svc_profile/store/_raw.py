@@ -7,7 +7,7 @@ import json
 import json.decoder
 import json.scanner
 from collections import namedtuple
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -84,3 +84,18 @@ def persons_sqlite(
     finally:
         cursor.close()
     return out
+
+
+def rows_by_person(
+    conn: Connection, head: str, params: tuple[Any, ...], pids: Sequence[str]
+) -> Iterator[tuple[Any, ...]]:
+    """The driver's rows of ``head`` (a statement ending in ``WHERE`` or ``AND``, its ``?`` bound to ``params``)
+    and ``profile_id IN`` each chunk of ``pids``: evaluation's per-person reads without a SQLAlchemy row apiece."""
+    cursor = conn.connection.cursor()
+    try:
+        for start in range(0, len(pids), _CHUNK):
+            part = tuple(pids[start : start + _CHUNK])
+            cursor.execute(f"{head} profile_id IN ({', '.join('?' * len(part))})", (*params, *part))
+            yield from cursor.fetchall()
+    finally:
+        cursor.close()

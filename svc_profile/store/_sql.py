@@ -18,7 +18,7 @@ from svc_common.db import Database, JsonText, upsert_statement
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.protection import Sealer
 from svc_profile.store._bulk import bulk, chunks
-from svc_profile.store._raw import days_sqlite, persons_sqlite
+from svc_profile.store._raw import days_sqlite, persons_sqlite, rows_by_person
 from svc_profile.store._tagsql import TagRow, TagSealer, TagStatements
 
 CUSTOMER = types_pb2.ID_TYPE_CUSTOMER
@@ -92,6 +92,9 @@ class ProfileStore(TagStatements):
 
     def customers_of(self, conn: Connection, pids: Sequence[str]) -> dict[str, str]:
         t = self.t["identity"]
+        if conn.dialect.name == "sqlite":
+            head = f"SELECT profile_id, id_value FROM {t.name} WHERE id_type = ? AND"
+            return dict(rows_by_person(conn, head, (CUSTOMER,), list(pids)))
         out: dict[str, str] = {}
         stmt = select(t.c.profile_id, t.c.id_value).where(
             t.c.profile_id.in_(bindparam("ids", expanding=True)), t.c.id_type == CUSTOMER
