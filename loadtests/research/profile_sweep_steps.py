@@ -75,6 +75,9 @@ def main() -> None:
     parser.add_argument("--profiles", type=int, default=100_000)
     parser.add_argument("--sweeps", type=int, default=3)
     parser.add_argument("--dump", action="store_true", help="print a digest of the tables the sweeps write")
+    parser.add_argument(
+        "--serving-gc", type=int, default=0, help="tune the collector as a served process does (gc_young_threshold)"
+    )
     args = parser.parse_args()
     base = args.dir / "base"
     if not base.exists():
@@ -85,6 +88,10 @@ def main() -> None:
     bench_profile.KEYRING = (run / "keyring.json").read_text()
     now = int((run / "now").read_text())
     app = bench_profile.open_app("", run)
+    if args.serving_gc:
+        from svc_common.gctune import tune_for_serving
+
+        tune_for_serving(args.serving_gc)
     out = []
     for _ in range(args.sweeps):
         started, cpu = time.perf_counter(), time.process_time()

@@ -214,10 +214,10 @@ class ProfileStore(TagStatements):
     # -- day buckets and events ------------------------------------------------------------------------
     def load_days(
         self, conn: Connection, pids: Sequence[str] | None, types: Iterable[str] | None, first_day: int
-    ) -> dict[str, dict[str, dict[int, list[int]]]]:
-        """{profile: {event_type: {day: [count, amount_fen]}}} from ``first_day`` on; ``pids`` None: everyone."""
+    ) -> dict[str, dict[str, dict[int, tuple[int, int]]]]:
+        """{profile: {event_type: {day: (count, amount_fen)}}} from ``first_day`` on; ``pids`` None: everyone."""
         t = self.t["day"]
-        out: dict[str, dict[str, dict[int, list[int]]]] = {}
+        out: dict[str, dict[str, dict[int, tuple[int, int]]]] = {}
         base = select(t.c.profile_id, t.c.event_type, t.c.day, t.c.n, t.c.amount_fen).where(t.c.day >= first_day)
         if types is not None:
             types = sorted(set(types))
@@ -250,7 +250,7 @@ class ProfileStore(TagStatements):
                     if buckets is None:
                         buckets = by_type[event_type] = {}
                     last_pid, last_type = pid, event_type
-                buckets[day] = [n, amount]
+                buckets[day] = (n, amount)  # ints only: the cyclic collector stops tracking it once seen
         return out
 
     def _days_by_key(self) -> str:
