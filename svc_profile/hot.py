@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from svc_profile.store._raw import loads as _loads
 from svc_profile.store._sql import TagRow
 
 IdKey = tuple[int, str]
@@ -66,7 +67,7 @@ class PersonRow:
     @property
     def attributes(self) -> dict[str, Any]:
         if self._attributes is None:
-            self._attributes = json.loads(self.attributes_text or "{}")
+            self._attributes = _loads(self.attributes_text or "{}")
         return self._attributes
 
     @classmethod
@@ -153,7 +154,7 @@ class HotPersons:
     def person_rows(self, pids: Iterable[str]) -> tuple[dict[str, PersonRow], list[str]]:
         found, missing = {}, []
         rows = self.rows
-        loads = json.loads
+        loads = _loads  # json.loads' answer: the cached texts are as the consumer wrote them (compact)
         for pid in pids:
             row = rows.get(pid)
             if row is None:

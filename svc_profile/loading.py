@@ -177,9 +177,9 @@ class Loading:
                 customers = store.customers_of(conn, ids) if ids is not None else store.all_customers(conn)
         out: dict[str, Person] = {}
         trade_types = self.context.trade_types
-        # The log consumer's persons (rows from its hot cache, evaluated for a few rules, then dropped): features
-        # decoded as they are read.
-        consumer, lazy = hot is not None, LazyFeatures
+        # The log consumer's and the time sweep's persons (evaluated for the few rules their event types can change,
+        # then dropped): features decoded as they are read.
+        consumer, lazy = hot is not None or lean_tags, LazyFeatures
         clock, fund_params = self.clock, self.fund_params
         for pid, row in rows.items():
             attributes = decode_map(row.attributes)

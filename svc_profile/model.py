@@ -7,7 +7,7 @@ batch touched or bulk-loaded for a full recompute, so both paths answer a condit
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,15 +168,16 @@ def _to_proto(value: object) -> types_pb2.Value:
 
 @dataclass
 class Person:
-    """One profile as conditions see it. ``days`` holds {event_type: {day: [count, amount_fen]}} for the types
-    the evaluated definitions read; ``events`` the retained events of types read through a filter."""
+    """One profile as conditions see it. ``days`` holds {event_type: {day: (count, amount_fen)}} for the types
+    the evaluated definitions read (a tuple or a list); ``events`` the retained events of types read through a
+    filter."""
 
     profile_id: str
     attributes: dict[str, object] = field(default_factory=dict)
     features: Mapping[str, object] = field(default_factory=dict)
     tags: dict[str, object] = field(default_factory=dict)
     scores: dict[str, object] = field(default_factory=dict)
-    days: dict[str, dict[int, list[int]]] = field(default_factory=dict)
+    days: dict[str, dict[int, Sequence[int]]] = field(default_factory=dict)
     events: list[StoredEvent] = field(default_factory=list)
     segments: set[str] = field(default_factory=set)
     has_customer: bool = False

@@ -123,6 +123,20 @@ def _last_active_on_edge(segments: Segments, conn: Any, first: int, last: int) -
         )
         .exists()
     )
+    if conn.dialect.name == "sqlite":
+        # A later bucket of the edge's own type first (one probe of the key, where the IN list costs one per type): it
+        # settles most persons, and the same type is one of the active ones, so the answer is the same.
+        same = d.alias("same")
+        newer = (
+            select(same.c.profile_id)
+            .where(
+                same.c.profile_id == d.c.profile_id,
+                same.c.event_type == d.c.event_type,
+                same.c.day > d.c.day,
+                same.c.n > 0,
+            )
+            .exists()
+        ) | newer
     out: set[str] = set()
     for part in range(0, len(edges), 500):
         where = d.c.day.in_(edges[part : part + 500]) & d.c.event_type.in_(active) & (d.c.n > 0) & ~newer

@@ -14,11 +14,11 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Delete
 
-from svc_common.db import Database, upsert_statement
+from svc_common.db import Database, JsonText, upsert_statement
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.protection import Sealer
-from svc_profile.store._bulk import _CHUNK, bulk, chunks
-from svc_profile.store._raw import days_sqlite
+from svc_profile.store._bulk import bulk, chunks
+from svc_profile.store._raw import days_sqlite, persons_sqlite, rows_by_person
 from svc_profile.store._tagsql import TagRow, TagSealer, TagStatements
 
 CUSTOMER = types_pb2.ID_TYPE_CUSTOMER
@@ -73,29 +73,34 @@ class ProfileStore(TagStatements):
 
     def event_ids_of(self, conn: Connection, pids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """(customer id, anonymous id) of each person, the first linked of each type ("" when none): what a
-        ``$segment_*`` event names. Many persons (a recompute): one scan of those two types, no IN lists."""
+        ``$segment_*`` event names. Through the index by person, one chunk of ids at a time, however many (a scan of
+        every identity per call made a sweep or recompute whose chunks change many persons quadratic: each chunk read
+        the whole table)."""
         t = self.t["identity"]
-        wanted = set(pids)
-        base = select(t.c.profile_id, t.c.id_type, t.c.id_value).where(t.c.id_type.in_([CUSTOMER, ANONYMOUS]))
+        base = select(t.c.profile_id, t.c.id_type, t.c.id_value).where(
+            t.c.id_type.in_([CUSTOMER, ANONYMOUS]), t.c.profile_id.in_(bindparam("ids", expanding=True))
+        )
         base = base.order_by(t.c.linked_us.desc())  # the earliest linked comes last and wins
         out: dict[str, list[str]] = {}
-        parts: Iterable[Sequence[str] | None] = (None,) if len(wanted) > 5 * _CHUNK else chunks(sorted(wanted))
-        for part in parts:
-            stmt = base if part is None else base.where(t.c.profile_id.in_(part))
-            for pid, id_type, value in conn.execute(stmt):
-                if pid in wanted:
-                    slot = out.setdefault(pid, ["", ""])
-                    slot[0 if id_type == CUSTOMER else 1] = value
+        for part in chunks(sorted(set(pids))):
+            for pid, id_type, value in conn.execute(base, {"ids": list(part)}).tuples():
+                slot = out.get(pid)
+                if slot is None:
+                    slot = out[pid] = ["", ""]
+                slot[0 if id_type == CUSTOMER else 1] = value
         return {pid: (v[0], v[1]) for pid, v in out.items()}
 
     def customers_of(self, conn: Connection, pids: Sequence[str]) -> dict[str, str]:
         t = self.t["identity"]
+        if conn.dialect.name == "sqlite":
+            head = f"SELECT profile_id, id_value FROM {t.name} WHERE id_type = ? AND"
+            return dict(rows_by_person(conn, head, (CUSTOMER,), list(pids)))
         out: dict[str, str] = {}
+        stmt = select(t.c.profile_id, t.c.id_value).where(
+            t.c.profile_id.in_(bindparam("ids", expanding=True)), t.c.id_type == CUSTOMER
+        )
         for part in chunks(list(pids)):
-            rows = conn.execute(
-                select(t.c.profile_id, t.c.id_value).where(t.c.profile_id.in_(part), t.c.id_type == CUSTOMER)
-            )
-            out.update({pid: value for pid, value in rows})
+            out.update(conn.execute(stmt, {"ids": list(part)}).tuples().all())
         return out
 
     def insert_links(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -125,6 +130,9 @@ class ProfileStore(TagStatements):
         self, conn: Connection, pids: Sequence[str], columns: Sequence[str] | None = None
     ) -> dict[str, Any]:
         t = self.t["person"]
+        if columns is not None and conn.dialect.name == "sqlite":
+            json_columns = frozenset(c.name for c in t.c if isinstance(c.type, JsonText))
+            return persons_sqlite(conn, t.name, list(pids), ("profile_id", *columns), json_columns)
         base = select(t) if columns is None else select(*(t.c[c] for c in ("profile_id", *columns)))
         out: dict[str, Any] = {}
         for part in chunks(list(pids)):
@@ -206,10 +214,10 @@ class ProfileStore(TagStatements):
     # -- day buckets and events ------------------------------------------------------------------------
     def load_days(
         self, conn: Connection, pids: Sequence[str] | None, types: Iterable[str] | None, first_day: int
-    ) -> dict[str, dict[str, dict[int, list[int]]]]:
-        """{profile: {event_type: {day: [count, amount_fen]}}} from ``first_day`` on; ``pids`` None: everyone."""
+    ) -> dict[str, dict[str, dict[int, tuple[int, int]]]]:
+        """{profile: {event_type: {day: (count, amount_fen)}}} from ``first_day`` on; ``pids`` None: everyone."""
         t = self.t["day"]
-        out: dict[str, dict[str, dict[int, list[int]]]] = {}
+        out: dict[str, dict[str, dict[int, tuple[int, int]]]] = {}
         base = select(t.c.profile_id, t.c.event_type, t.c.day, t.c.n, t.c.amount_fen).where(t.c.day >= first_day)
         if types is not None:
             types = sorted(set(types))
@@ -230,14 +238,19 @@ class ProfileStore(TagStatements):
                 result = days_sqlite(conn, self.t["day"].name, part, types, first_day)
             else:
                 result = conn.execute(base, {"ids": list(part)}).tuples()
+            # The rows of one person and type mostly come together (read through the key): their dict is looked up
+            # once per run of them, not per row.
+            last_pid = last_type = buckets = None
             for pid, event_type, day, n, amount in result:
-                by_type = out.get(pid)
-                if by_type is None:
-                    by_type = out[pid] = {}
-                buckets = by_type.get(event_type)
-                if buckets is None:
-                    buckets = by_type[event_type] = {}
-                buckets[day] = [n, amount]
+                if event_type != last_type or pid != last_pid:
+                    by_type = out.get(pid)
+                    if by_type is None:
+                        by_type = out[pid] = {}
+                    buckets = by_type.get(event_type)
+                    if buckets is None:
+                        buckets = by_type[event_type] = {}
+                    last_pid, last_type = pid, event_type
+                buckets[day] = (n, amount)  # ints only: the cyclic collector stops tracking it once seen
         return out
 
     def _days_by_key(self) -> str:
@@ -341,6 +354,7 @@ class ProfileStore(TagStatements):
         parts: Iterable[Sequence[str] | None] = chunks(list(pids)) if pids is not None else (None,)
         by_key = pids is not None and segment_ids is None and conn.dialect.name == "postgresql"
         columns = ", ".join(f"m.{c.name}" for c in t.c)
+        keyed = base.where(t.c.profile_id.in_(bindparam("ids", expanding=True)))
         for part in parts:
             if by_key:  # through the primary key's profile index (see _days_by_key)
                 result = conn.exec_driver_sql(
@@ -348,8 +362,10 @@ class ProfileStore(TagStatements):
                     " ON m.profile_id = v.pid",
                     {"ids": list(part or ())},
                 )
-            else:
-                result = conn.execute(base if part is None else base.where(t.c.profile_id.in_(part)))
+            elif part is None:
+                result = conn.execute(base)
+            else:  # one statement, compiled once, run per chunk of ids
+                result = conn.execute(keyed, {"ids": list(part)})
             for row in result:
                 out[row.profile_id][row.segment_id] = row
         return out

@@ -21,10 +21,13 @@ from sqlalchemy.engine import Connection
 from svc_common.db import upsert_statement
 from svc_common.protection import Sealer
 from svc_profile.store._bulk import bulk, chunks
+from svc_profile.store._raw import rows_by_person
 
 SEALED = ["sealed"]
 """``tag_value`` of a sealed row (the value is in ``sealed_value``)."""
 SEALED_TEXT = '["sealed"]'
+TAG_ROW_COLUMNS = ("profile_id", "name", "tag_value", "source", "writer_version", "expires_us", "sealed_value")
+"""What ``tag_rows`` reads of each tag (the value as its JSON text)."""
 TAG_UPDATES = (
     "tag_value",
     "sealed_value",
@@ -103,16 +106,23 @@ class TagStatements:
         out: dict[str, dict[str, TagRow]] = {}
         decoded: dict[str, Any] = {}
         postgres = conn.dialect.name == "postgresql"
-        for part in chunks(list(pids)):
+        if conn.dialect.name == "sqlite":  # the driver's tuples, one chunk of ids after the other
+            head = f"SELECT {', '.join(TAG_ROW_COLUMNS)} FROM {t.name} WHERE"
+            parts: Iterable[Any] = [rows_by_person(conn, head, (), list(pids))]
+        else:
+            parts = chunks(list(pids))
+        for part in parts:
             if postgres:  # through the primary key (see ProfileStore._days_by_key)
                 result = conn.exec_driver_sql(
                     "SELECT g.profile_id, g.name, g.tag_value, g.source, g.writer_version, g.expires_us, g.sealed_value"
                     f" FROM unnest(%(ids)s::varchar[]) AS v(pid) JOIN {t.name} g ON g.profile_id = v.pid",
                     {"ids": list(part)},
-                )
+                ).tuples()
+            elif conn.dialect.name == "sqlite":
+                result = part
             else:
-                result = conn.execute(stmt, {"ids": list(part)})
-            for pid, name, text, source, version, expires, sealed in result.tuples():
+                result = conn.execute(stmt, {"ids": list(part)}).tuples()
+            for pid, name, text, source, version, expires, sealed in result:
                 if sealed is not None:
                     value = self.open_tag(pid, name, sealed)
                 else:
@@ -125,7 +135,7 @@ class TagStatements:
                 mine[name] = TagRow(value, source, version, expires)
         return out
 
-    def tag_rows_statement(self) -> Any:
+    def tag_rows_statement(self) -> Any:  # the columns of TAG_ROW_COLUMNS
         t = self.t["tag"]
         return select(
             t.c.profile_id,
