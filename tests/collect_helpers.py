@@ -82,3 +82,18 @@ async def ingest_when_back(service: CollectService, attempts: int = 60) -> Any:
             await asyncio.sleep(0.25)
     (result,) = await service.ingest([make_event()])
     return result
+
+
+async def resent_changed_and_bad(service: CollectService) -> tuple[event_pb2.Event, event_pb2.Event, event_pb2.Event]:
+    """After ingesting one event: the same event again (a duplicate), the same id with another payload (a duplicate
+    flagged as a mismatch), and an event without ``occurred_at`` (rejected)."""
+    first = make_event(label="one")
+    await service.ingest([first])
+    same = event_pb2.Event()
+    same.CopyFrom(first)
+    other = event_pb2.Event()
+    other.CopyFrom(first)
+    other.properties["label"].string_value = "two"
+    bad = make_event()
+    bad.ClearField("occurred_at")
+    return same, other, bad

@@ -138,6 +138,23 @@ def profile_process(tmp_path: Path, collect_address: str = "", database_url: str
     return ServerProcess("profile", work_dir=tmp_path / "profile", env=values)
 
 
+@contextlib.contextmanager
+def collect_and_profile(work: Path, events: list[event_pb2.Event]) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """svc_collect and svc_profile processes, the collector's log holding ``events`` (up to 400 days old)."""
+    env = {
+        "QIMING_COLLECT_KEYRING_JSON": KEYRING,
+        "QIMING_COLLECT_GRPC_PORT": str(free_port()),
+        "QIMING_COLLECT_MAX_EVENT_AGE_SECONDS": str(400 * 86_400),
+    }
+    with (
+        ServerProcess("collect", work_dir=work / "collect", env=env) as collect,
+        profile_process(work, collect.address) as profile,
+    ):
+        for start in range(0, len(events), 500):
+            publish(collect.address, events[start : start + 500])
+        yield collect, profile
+
+
 def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
     deadline = time.monotonic() + timeout
     while True:

@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from pathlib import Path
 
-from collect_helpers import collect_settings, make_event, running_service
+from collect_helpers import collect_settings, make_event, resent_changed_and_bad, running_service
 
 from svc_collect import server
 from svc_collect.service import ACCEPTED, DUPLICATE, REJECTED, IngestOutcomes
@@ -90,15 +90,7 @@ def test_compact_results_equal_the_outcomes_one_by_one(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with running_service(collect_settings(tmp_path)) as (service, _):
-            first = make_event(label="one")
-            await service.ingest([first])
-            same = event_pb2.Event()
-            same.CopyFrom(first)
-            other = event_pb2.Event()
-            other.CopyFrom(first)
-            other.properties["label"].string_value = "two"
-            bad = make_event()
-            bad.ClearField("occurred_at")
+            same, other, bad = await resent_changed_and_bad(service)
             outcomes = await service.ingest([make_event(), same, other, bad, make_event(amount_fen=5)])
             assert isinstance(outcomes, IngestOutcomes)
             compact = collect_pb2.IngestResponse()

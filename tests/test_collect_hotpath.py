@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from collect_helpers import collect_settings, make_event, running_service
+from collect_helpers import collect_settings, make_event, resent_changed_and_bad, running_service
 
 from svc_collect import server, validation
 from svc_collect.service import ACCEPTED, REJECTED, IngestOutcomes
@@ -32,15 +32,7 @@ def test_ingest_responses_written_as_bytes_equal_the_messages(tmp_path: Path) ->
 
     async def scenario() -> None:
         async with running_service(collect_settings(tmp_path)) as (service, _):
-            first = make_event(label="one")
-            await service.ingest([first])
-            same = event_pb2.Event()
-            same.CopyFrom(first)
-            other = event_pb2.Event()
-            other.CopyFrom(first)
-            other.properties["label"].string_value = "two"
-            bad = make_event()
-            bad.ClearField("occurred_at")
+            same, other, bad = await resent_changed_and_bad(service)
             batch = [make_event() for _ in range(150)] + [same, other, bad, make_event(amount_fen=5)]
             for events in (batch, [bad], [same], []):
                 outcomes = await service.ingest(events)

@@ -13,10 +13,9 @@ import time
 import grpc
 import numpy as np
 import pytest
-from collect_helpers import KEYRING, make_event
-from conftest import free_port
+from collect_helpers import make_event
 from google.protobuf.timestamp_pb2 import Timestamp
-from profile_helpers import profile_process, publish
+from profile_helpers import collect_and_profile
 
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
@@ -70,18 +69,7 @@ def the_log(seed: int = 11) -> list:
 @pytest.fixture(scope="module")
 def funnels(tmp_path_factory):
     work = tmp_path_factory.mktemp("funnel_cutoff")
-    env = {
-        "QIMING_COLLECT_KEYRING_JSON": KEYRING,
-        "QIMING_COLLECT_GRPC_PORT": str(free_port()),
-        "QIMING_COLLECT_MAX_EVENT_AGE_SECONDS": str(400 * 86_400),
-    }
-    with (
-        ServerProcess("collect", work_dir=work / "collect", env=env) as collect,
-        profile_process(work, collect.address) as profile,
-    ):
-        events = the_log()
-        for start in range(0, len(events), 500):
-            publish(collect.address, events[start : start + 500])
+    with collect_and_profile(work, the_log()) as (collect, profile):
         modeling_env = {
             "QIMING_MODELING_PROFILE_ADDRESS": profile.address,
             "QIMING_MODELING_COLLECT_ADDRESS": collect.address,

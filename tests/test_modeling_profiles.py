@@ -12,10 +12,10 @@ import grpc
 import numpy as np
 import pandas as pd
 import pytest
-from collect_helpers import KEYRING, make_event
+from collect_helpers import make_event
 from conftest import free_port
 from modeling_helpers import finished, modeling_settings, running_service
-from profile_helpers import profile_process, publish, wait_for
+from profile_helpers import collect_and_profile, wait_for
 
 from svc_common.conditions import to_proto
 from svc_common.errors import FailedPrecondition, NotFound, Unavailable
@@ -24,7 +24,6 @@ from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as ppb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pgrpc
-from svc_common.process import ServerProcess
 from svc_modeling.frame import Frame
 from svc_modeling.service import ModelingService
 
@@ -80,18 +79,8 @@ def the_log() -> list:
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory):
     work = tmp_path_factory.mktemp("modeling_profiles")
-    env = {
-        "QIMING_COLLECT_KEYRING_JSON": KEYRING,
-        "QIMING_COLLECT_GRPC_PORT": str(free_port()),
-        "QIMING_COLLECT_MAX_EVENT_AGE_SECONDS": str(400 * 86_400),
-    }
-    with (
-        ServerProcess("collect", work_dir=work / "collect", env=env) as collect,
-        profile_process(work, collect.address) as profile,
-    ):
-        events = the_log()
-        for start in range(0, len(events), 500):
-            publish(collect.address, events[start : start + 500])
+    events = the_log()
+    with collect_and_profile(work, events) as (collect, profile):
         with grpc.insecure_channel(profile.address) as channel:
             profiles = pgrpc.ProfileServiceStub(channel)
             rows = [
