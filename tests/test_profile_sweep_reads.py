@@ -130,3 +130,24 @@ def test_documents_are_decoded_as_json_loads_decodes_them() -> None:
         with pytest.raises(json.JSONDecodeError):
             loads(bad)
     assert loads(b'{"a":1}') == {"a": 1}
+
+
+def test_the_driver_reads_fail_as_sqlalchemy_errors(tmp_path: Path) -> None:
+    """A driver error of the raw reads (``database is locked``, a missing table) comes out as SQLAlchemy's, which the
+    service maps to UNAVAILABLE like its other statements; a bare sqlite3 error would have been INTERNAL."""
+    import pytest
+    import sqlalchemy as sa
+
+    from svc_profile.store import _raw
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'raw.db'}")
+    try:
+        with engine.connect() as conn:
+            with pytest.raises(sa.exc.OperationalError, match="no such table"):
+                _raw.days_sqlite(conn, "profile_nothing", ["p1"], ["login"], 0)
+            with pytest.raises(sa.exc.OperationalError, match="no such table"):
+                _raw.persons_sqlite(conn, "profile_nothing", ["p1"], ["profile_id"], frozenset())
+            with pytest.raises(sa.exc.OperationalError, match="no such table"):
+                list(_raw.rows_by_person(conn, "SELECT profile_id FROM profile_nothing WHERE", (), ["p1"]))
+    finally:
+        engine.dispose()

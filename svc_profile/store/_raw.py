@@ -3,6 +3,7 @@ reads some 10^4 day buckets; SQLAlchemy's per-row work cost more than SQLite's).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import json.decoder
 import json.scanner
@@ -10,6 +11,7 @@ from collections import namedtuple
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
 _SCAN = json.scanner.make_scanner(json.decoder.JSONDecoder())
@@ -24,6 +26,21 @@ def loads(text: str) -> Any:
     except (StopIteration, TypeError):
         return json.loads(text)
     return value if end == len(text) else json.loads(text)
+
+
+@contextlib.contextmanager
+def _driver_cursor(conn: Connection) -> Iterator[Any]:
+    """A cursor of the driver whose errors come out as SQLAlchemy's (``database is locked`` an OperationalError),
+    which the service maps to UNAVAILABLE as for its other statements; a bare sqlite3 error would be INTERNAL."""
+    cursor = conn.connection.cursor()
+    try:
+        yield cursor
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise exc.DBAPIError.instance(
+            "(a read of svc_profile.store._raw)", None, error, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+        ) from error
+    finally:
+        cursor.close()
 
 
 _SQL: dict[tuple[str, int, int], str] = {}
@@ -45,12 +62,9 @@ def days_sqlite(
             f" WHERE day >= ? AND event_type IN ({', '.join('?' * len(types))})"
             f" AND profile_id IN ({', '.join('?' * len(pids))})"
         )
-    cursor = conn.connection.cursor()
-    try:
+    with _driver_cursor(conn) as cursor:
         cursor.execute(sql, (first_day, *types, *pids))
         return cursor.fetchall()
-    finally:
-        cursor.close()
 
 
 _ROW_TYPES: dict[tuple[str, ...], Any] = {}
@@ -69,8 +83,7 @@ def persons_sqlite(
     decoded = [i for i, c in enumerate(columns) if c in json_columns]
     make = row_type._make
     out: dict[str, Any] = {}
-    cursor = conn.connection.cursor()
-    try:
+    with _driver_cursor(conn) as cursor:
         for start in range(0, len(pids), _CHUNK):
             part = pids[start : start + _CHUNK]
             sql = f"SELECT {', '.join(columns)} FROM {table} WHERE profile_id IN ({', '.join('?' * len(part))})"
@@ -81,8 +94,6 @@ def persons_sqlite(
                     if row[i] is not None:
                         row[i] = loads(row[i])
                 out[row[0]] = make(row)
-    finally:
-        cursor.close()
     return out
 
 
@@ -91,11 +102,8 @@ def rows_by_person(
 ) -> Iterator[tuple[Any, ...]]:
     """The driver's rows of ``head`` (a statement ending in ``WHERE`` or ``AND``, its ``?`` bound to ``params``)
     and ``profile_id IN`` each chunk of ``pids``: evaluation's per-person reads without a SQLAlchemy row apiece."""
-    cursor = conn.connection.cursor()
-    try:
+    with _driver_cursor(conn) as cursor:
         for start in range(0, len(pids), _CHUNK):
             part = tuple(pids[start : start + _CHUNK])
             cursor.execute(f"{head} profile_id IN ({', '.join('?' * len(part))})", (*params, *part))
             yield from cursor.fetchall()
-    finally:
-        cursor.close()
