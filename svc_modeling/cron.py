@@ -61,7 +61,7 @@ class Cron:
             raise _bad(f"cron {expression!r} must have five fields: minute hour day-of-month month day-of-week")
         try:
             zone = ZoneInfo(timezone or "Asia/Shanghai")
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a zone directory such as 'Asia'
             raise _bad(f"unknown time zone {timezone!r}", "schedule.timezone") from None
         parsed = [_field(text, i) for i, text in enumerate(fields)]
         return cls(

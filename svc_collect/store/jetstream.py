@@ -135,6 +135,7 @@ class JetStreamEventLog(StreamReads):
 
     async def _open(self) -> None:
         config = self._config
+        self._closing = False
         try:
             # Reconnect forever once up (a NATS restart must not need a collector restart), but give up on
             # the first connection after the publish timeout: a start against nothing must fail loudly.
