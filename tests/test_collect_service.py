@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from collect_helpers import collect_settings, make_event, running_service
+from collect_helpers import collect_settings, make_event, resent_changed_and_bad, running_service
 
 from svc_collect.service import ACCEPTED, DUPLICATE, REJECTED
 from svc_common.errors import Aborted, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
@@ -80,18 +80,12 @@ def test_exactly_once_across_batches_restarts_and_concurrent_writers(
 def test_same_id_with_other_payload_is_flagged_and_first_copy_kept(log_backend: dict[str, str], tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running_service(collect_settings(tmp_path, **log_backend)) as (service, _):
-            original = make_event(amount_label="one")
-            await service.ingest([original])
-            same = event_pb2.Event()
-            same.CopyFrom(original)
-            changed = event_pb2.Event()
-            changed.CopyFrom(original)
-            changed.properties["amount_label"].string_value = "two"
+            same, changed, _ = await resent_changed_and_bad(service)
             plain, mismatch = await service.ingest([same, changed])
             assert (plain.status, plain.reason) == (DUPLICATE, 0)
             assert (mismatch.status, mismatch.reason) == (DUPLICATE, R.ERROR_REASON_PAYLOAD_MISMATCH)
             (stored,) = await _read_all(service)
-            assert stored.properties["amount_label"].string_value == "one"
+            assert stored.properties["label"].string_value == "one"
 
     asyncio.run(scenario())
 
