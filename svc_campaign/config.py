@@ -5,6 +5,7 @@ from typing import ClassVar
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from svc_campaign.cron import known_zone
 from svc_common.config import ServiceSettings
 
 
@@ -115,8 +116,6 @@ class CampaignSettings(ServiceSettings):
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         # Checked at start: an unknown zone used to fail every capped marketing send with INTERNAL.
-        from svc_campaign.cron import known_zone
-
         if known_zone(value) is None:
             raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Asia/Shanghai'")
         return value

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from svc_campaign.config import CampaignSettings
 from svc_collect.config import CollectSettings
 from svc_common.config import ServerSettings, describe_fields, load_settings
 from svc_common.errors import ConfigError
@@ -128,8 +129,6 @@ def test_an_empty_environment_variable_lets_the_files_value_apply(tmp_path: Path
     assert settings.data_dir == Path("/srv/qiming")
     assert settings.unmask_roles == ("unmask", "admin")
     # A bad value from the file is blamed on the file, not on the empty variable.
-    from svc_campaign.config import CampaignSettings
-
     monkeypatch.setenv("QIMING_CAMPAIGN_GRPC_CHANNELS", "")
     with pytest.raises(ConfigError, match=r"qiming.toml \[campaign\] grpc_channels: unknown channel 'fax'"):
         load_settings(CampaignSettings, config)
@@ -157,8 +156,6 @@ def test_a_rule_across_settings_names_them() -> None:
 
 
 def test_lists_in_the_environment_as_commas_or_json_and_empty_as_unset(monkeypatch) -> None:
-    from svc_campaign.config import CampaignSettings
-
     monkeypatch.setenv("QIMING_COLLECT_UNMASK_ROLES", " admin, auditor ")
     assert load_settings(CollectSettings).unmask_roles == ("admin", "auditor")
     monkeypatch.setenv("QIMING_COLLECT_UNMASK_ROLES", '["admin"]')
@@ -194,8 +191,6 @@ def test_an_unencoded_at_sign_in_a_database_password_is_refused_without_echoing_
 
 
 def test_an_unknown_campaign_time_zone_is_refused_at_start(monkeypatch) -> None:
-    from svc_campaign.config import CampaignSettings
-
     for zone in ("Mars/Olympus", "Asia"):  # "Asia" is a directory of the zone database
         monkeypatch.setenv("QIMING_CAMPAIGN_TIMEZONE", zone)
         with pytest.raises(ConfigError, match=rf"QIMING_CAMPAIGN_TIMEZONE: unknown time zone '{zone}'"):

@@ -413,6 +413,19 @@ def test_orphan_time_shorter_than_three_heartbeats_is_refused(tmp_path) -> None:
         modeling_settings(tmp_path, job_heartbeat_seconds=30, job_orphan_seconds=60)
 
 
+@contextlib.contextmanager
+def _another_writer(settings) -> Iterator[None]:
+    """Another connection holding the SQLite file's write lock (a long transaction elsewhere) while the block runs."""
+    path = settings.resolved_database_url().split("sqlite:///", 1)[1]
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("COMMIT")
+        other.close()
+
+
 def test_a_process_never_fails_its_own_running_job_as_orphaned(tmp_path) -> None:
     """A heartbeat write that waited on a busy database longer than job_orphan_seconds made the process's own orphan
     scan fail its live job (ABORTED), whose real end was then dropped."""
@@ -432,12 +445,8 @@ def test_a_process_never_fails_its_own_running_job_as_orphaned(tmp_path) -> None
         assert started.wait(10)
         time.sleep(0.3)
         # Another writer (a long transaction: a big dataset stored, another process on the file) holds the lock.
-        path = settings.resolved_database_url().split("sqlite:///", 1)[1]
-        other = sqlite3.connect(path, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
-        time.sleep(1.2)
-        other.execute("COMMIT")
-        other.close()
+        with _another_writer(settings):
+            time.sleep(1.2)
         done = service.jobs.wait(job.job_id, 30)
         assert job_pb2.JobState.Name(done.state) == "JOB_STATE_SUCCEEDED", (done.error_reason, done.error_message)
 
@@ -460,13 +469,9 @@ def test_a_job_whose_end_could_not_be_written_is_failed_while_others_run(tmp_pat
         b = service.jobs.submit("train_model", long_b)
         assert b_running.wait(10)
         time.sleep(0.3)
-        path = settings.resolved_database_url().split("sqlite:///", 1)[1]
-        other = sqlite3.connect(path, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
-        go.set()  # A ends now: its end cannot be written (database is locked)
-        time.sleep(0.3)
-        other.execute("COMMIT")
-        other.close()
+        with _another_writer(settings):
+            go.set()  # A ends now: its end cannot be written (database is locked)
+            time.sleep(0.3)
         time.sleep(2.0)  # 5 x job_orphan_seconds; B still runs
         assert service.jobs.get(b.job_id).state == job_pb2.JOB_STATE_RUNNING
         state = job_pb2.JobState.Name(service.jobs.get(a.job_id).state)

@@ -47,6 +47,11 @@ class SqlModelingStore:
             conn.execute(insert(self._blob).values(blob_id=blob_id, part_no=part_no, chunk=chunk))
         return blob_id
 
+    def _delete_owner(self, conn: Connection, table: Any, where: Any, blob_id: str) -> None:
+        """Delete the row(s) of ``table`` matching ``where`` and the blob they own, in ``conn``'s transaction."""
+        conn.execute(delete(table).where(where))
+        conn.execute(delete(self._blob).where(self._blob.c.blob_id == blob_id))
+
     def get_blob(self, blob_id: str) -> bytes:
         c = self._blob.c
         with self._db.connection() as conn:
@@ -106,8 +111,7 @@ class SqlModelingStore:
                 return None
             users = self._dataset_users(conn, dataset_id, sample)
             if not any(users["counts"].values()):
-                conn.execute(delete(self._dataset).where(d.dataset_id == dataset_id))
-                conn.execute(delete(self._blob).where(self._blob.c.blob_id == blob_id))
+                self._delete_owner(conn, self._dataset, d.dataset_id == dataset_id, blob_id)
             return users
 
     def _dataset_users(self, conn: Connection, dataset_id: str, sample: int) -> dict[str, Any]:
@@ -339,8 +343,8 @@ class SqlModelingStore:
         with self._db.connection(write=True) as conn:
             rows = conn.execute(query.with_for_update()).all()
             for row in rows:
-                conn.execute(delete(self._model).where(c.model_name == model_name, c.version == row.version))
-                conn.execute(delete(self._blob).where(self._blob.c.blob_id == row.artifact_blob_id))
+                where = and_(c.model_name == model_name, c.version == row.version)
+                self._delete_owner(conn, self._model, where, row.artifact_blob_id)
             return sorted(int(r.version) for r in rows)
 
     # -- analyses -------------------------------------------------------------------------------------
@@ -372,8 +376,7 @@ class SqlModelingStore:
             ).scalar_one_or_none()
             if blob_id is None:
                 return False
-            conn.execute(delete(self._analysis).where(c.analysis_id == analysis_id))
-            conn.execute(delete(self._blob).where(self._blob.c.blob_id == blob_id))
+            self._delete_owner(conn, self._analysis, c.analysis_id == analysis_id, blob_id)
             return True
 
     # -- reviews --------------------------------------------------------------------------------------
