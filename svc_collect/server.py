@@ -395,4 +395,8 @@ def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
         collect_pb2_grpc.add_QuarantineServiceServicer_to_server(QuarantineServicer(service, catalog), server)
 
     names = [s.full_name for s in collect_pb2.DESCRIPTOR.services_by_name.values()]
-    return runtime.spec(names, register, on_start=[service.start], on_stop=[service.stop])
+    ingest = [
+        f"/{collect_pb2.DESCRIPTOR.services_by_name['CollectService'].full_name}/{m}"
+        for m in ("Ingest", "IngestStream")
+    ]
+    return runtime.spec(names, register, on_start=[service.start], on_stop=[service.stop], self_checked_methods=ingest)

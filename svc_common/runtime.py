@@ -63,9 +63,10 @@ class ServiceRuntime:
         register: Callable[[aio.Server], None],
         on_start: Sequence[Callable[[], Awaitable[None]]] = (),
         on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
+        self_checked_methods: Sequence[str] = (),
     ) -> ServiceSpec:
         """The service's spec; its own ``on_start`` hooks run after the start is recorded, its ``on_stop``
-        hooks before the stop is recorded and the database closed."""
+        hooks before the stop is recorded and the database closed. ``self_checked_methods``: see ServiceSpec."""
         self.grpc_services = tuple(grpc_services)
 
         async def start() -> None:
@@ -87,4 +88,5 @@ class ServiceRuntime:
             register=register,
             on_start=[start],
             on_stop=[stop],
+            self_checked_methods=tuple(self_checked_methods),
         )

@@ -216,7 +216,7 @@ class Database:
             session.commit()
         except DBAPIError as exc:
             session.rollback()
-            if exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.OperationalError):
+            if _transient(exc):
                 raise _unavailable(exc) from exc
             raise
         except sqlalchemy.exc.TimeoutError as exc:
@@ -238,7 +238,7 @@ class Database:
                 with conn.begin():
                     yield conn
         except DBAPIError as exc:
-            if exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.OperationalError):
+            if _transient(exc):
                 raise _unavailable(exc) from exc
             raise
         except sqlalchemy.exc.TimeoutError as exc:
@@ -246,6 +246,21 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# SQLite reports a statement that can never succeed as OperationalError too; retrying those is futile, so they stay
+# errors (INTERNAL, quoting the trace id) instead of UNAVAILABLE "retry with backoff".
+_NOT_TRANSIENT = ("malformed json", "json cannot hold", "no such table", "no such column", "syntax error")
+
+
+def _transient(exc: DBAPIError) -> bool:
+    """A lost connection, a busy lock, a database that does not answer: worth a retry by the caller."""
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, sqlalchemy.exc.OperationalError):
+        return False
+    text = str(exc.orig).lower()
+    return not any(marker in text for marker in _NOT_TRANSIENT)
 
 
 def _unavailable(exc: DBAPIError) -> Unavailable:

@@ -45,6 +45,9 @@ class ServiceSpec:
     """Run after the port is bound and before SERVING (background consumers start here)."""
     on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run after in-flight calls finished (flush, record the stop, close the database)."""
+    self_checked_methods: tuple[str, ...] = ()
+    """Full method names whose handlers check their request text themselves: the server's generic refusal of
+    U+0000 in request strings skips them (svc_collect's ingest, whose hot path checks its own fields)."""
 
 
 @dataclass
@@ -78,7 +81,7 @@ def build_server(
     interceptors = [
         aio_server_interceptor(),
         AccessLogInterceptor(),
-        ErrorInterceptor(),
+        ErrorInterceptor(method for spec in specs for method in spec.self_checked_methods),
         AuditInterceptor(audit_sink or LogAuditSink()),
         AuthInterceptor(authenticator or AnonymousAuthenticator()),
         *extra_interceptors,

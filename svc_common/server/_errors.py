@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import grpc
@@ -21,6 +21,7 @@ from grpc_status import rpc_status
 from svc_common.errors import FieldViolation, InvalidArgument, QimingError
 from svc_common.server._call import CallInfo, CallInterceptor
 from svc_common.server._encoded import accepting_encoded
+from svc_common.server._text import refuse_nul
 
 log = logging.getLogger("qiming.server")
 ERROR_DOMAIN = "qiming"
@@ -134,14 +135,22 @@ def _refuse_malformed(request: Any) -> None:
         )
 
 
-async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+async def _checked_stream(requests: AsyncIterator[Any], text: bool) -> AsyncIterator[Any]:
     async for request in requests:
         _refuse_malformed(request)
+        if text:
+            refuse_nul(request)
         yield request
 
 
 class ErrorInterceptor(CallInterceptor):
-    """Turns domain errors into precise statuses; unexpected ones are logged and become INTERNAL."""
+    """Turns domain errors into precise statuses; unexpected ones are logged and become INTERNAL.
+
+    It also refuses, before the handler, requests that do not parse and request text holding U+0000 (except in
+    ``self_checked_methods``: full method names whose handlers check their own text, svc_collect's ingest)."""
+
+    def __init__(self, self_checked_methods: Iterable[str] = ()) -> None:
+        self._self_checked = frozenset(self_checked_methods)
 
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         async def parsing_continuation(d: grpc.HandlerCallDetails) -> Any:
@@ -156,10 +165,10 @@ class ErrorInterceptor(CallInterceptor):
         return await super().intercept_service(parsing_continuation, details)
 
     def _wrap_unary(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
-        return super()._wrap_unary(_guarded(behavior), method)
+        return super()._wrap_unary(_guarded(behavior, method not in self._self_checked), method)
 
     def _wrap_stream(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
-        return super()._wrap_stream(_guarded(behavior), method)
+        return super()._wrap_stream(_guarded(behavior, method not in self._self_checked), method)
 
     async def exit(self, call: CallInfo, context: aio.ServicerContext, exc: BaseException | None) -> None:
         if exc is None or isinstance(exc, (asyncio.CancelledError, aio.AbortError)):
@@ -177,13 +186,15 @@ class ErrorInterceptor(CallInterceptor):
         )
 
 
-def _guarded(behavior: Callable[..., Any]) -> Callable[..., Any]:
-    """Refuse unparsable requests before the handler sees them."""
+def _guarded(behavior: Callable[..., Any], text: bool) -> Callable[..., Any]:
+    """Refuse unparsable requests (and, where ``text``, U+0000 in request text) before the handler sees them."""
 
     def guarded(request: Any, context: aio.ServicerContext) -> Any:
         if hasattr(request, "__aiter__"):
-            return behavior(_checked_stream(request), context)
+            return behavior(_checked_stream(request, text), context)
         _refuse_malformed(request)
+        if text:
+            refuse_nul(request)
         return behavior(request, context)
 
     return guarded
