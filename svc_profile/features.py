@@ -80,6 +80,9 @@ class FeatureUpdater:
             doc = docs[pid]
             at = e.occurred_at
             us = at.seconds * 1_000_000 + at.nanos // 1000
+            received = e.received_at  # a device clock ahead: the event counts when svc_collect received it
+            if received.seconds and us > received.seconds * 1_000_000:
+                us = min(us, received.seconds * 1_000_000 + received.nanos // 1000)
             event_type, event_id = e.event_type, e.event_id
             triggers[pid] = event_id
             mine = types.get(pid)
