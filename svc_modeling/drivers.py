@@ -160,9 +160,15 @@ class DriverService:
 
     def _load(self, analysis_id: str) -> tuple[Any, ...]:
         with self._lock:
-            if analysis_id in self._cache:
+            cached = self._cache.get(analysis_id)
+            if cached is not None:
                 self._cache.move_to_end(analysis_id)
-                return self._cache[analysis_id]
+        # A cached analysis is served only while it exists: another replica may have deleted it.
+        if cached is not None and self._store.analysis_exists(analysis_id):
+            return cached
+        if cached is not None:
+            with self._lock:
+                self._cache.pop(analysis_id, None)
         analysis, model = self.artifact(analysis_id)
         dataset, frame = self._catalog.load(analysis.dataset_id)
         x = model.encoder.transform(frame.data)  # type: ignore[attr-defined]

@@ -226,6 +226,19 @@ def test_a_dataset_a_job_makes_is_held_until_the_job_ends(tmp_path) -> None:
         service.catalog.delete(made["id"])
 
 
+def test_an_analysis_deleted_through_another_replica_is_not_served_from_a_cache(tmp_path) -> None:
+    settings = modeling_settings(tmp_path)
+    with running_service(settings) as a, running_service(settings) as b:
+        analysis_id = _analysis(a)
+        what_if = pb.WhatIfRequest(analysis_id=analysis_id, factor="advisor_calls", shift_by=1.0)
+        assert a.drivers.get(analysis_id).analysis_id == analysis_id  # replica A now holds it in its cache
+        a.drivers.what_if(what_if)
+        b.drivers.delete(analysis_id)
+        for call, argument in ((a.drivers.get, analysis_id), (a.drivers.what_if, what_if)):
+            with pytest.raises(NotFound, match=f"no driver analysis '{analysis_id}'"):
+                call(argument)
+
+
 # -- over real gRPC --------------------------------------------------------------------------------------------
 
 

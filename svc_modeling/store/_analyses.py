@@ -31,6 +31,11 @@ class AnalysisRows:
                 )
             )
 
+    def analysis_exists(self, analysis_id: str) -> bool:
+        c = self._analysis.c
+        with self._db.connection() as conn:
+            return conn.execute(select(c.analysis_id).where(c.analysis_id == analysis_id)).first() is not None
+
     def get_analysis(self, analysis_id: str) -> dict[str, Any] | None:
         with self._db.connection() as conn:
             row = conn.execute(select(self._analysis).where(self._analysis.c.analysis_id == analysis_id)).one_or_none()
