@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 from google.protobuf import json_format
 
-from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from svc_common.errors import FieldViolation, InvalidArgument, NotFound
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2
 from svc_modeling import frame as frames
 from svc_modeling.frame import STRING_TYPES, VT, Frame
+from svc_modeling.in_use import refuse_if_in_use
 from svc_modeling.store import SqlModelingStore, utcnow
 
 
@@ -55,6 +56,7 @@ class DatasetCatalog:
         self,
         frame: Frame,
         *,
+        held_by_job: str = "",
         name: str,
         origin: str,
         description: str = "",
@@ -76,7 +78,7 @@ class DatasetCatalog:
             "created_at": utcnow(),
             "created_by": created_by,
         }
-        self._store.add_dataset(record, data)
+        self._store.add_dataset(record, data, held_by_job)
         # Cache what a later load would decode (same dtypes, None for missing text).
         self._remember(record["dataset_id"], frames.decode(data, frame.columns))
         return dataset_message(record)
@@ -130,18 +132,12 @@ class DatasetCatalog:
         return [dataset_message(r) for r in self._store.list_datasets(after, limit)]
 
     def delete(self, dataset_id: str) -> None:
-        """NOT_FOUND, or FAILED_PRECONDITION naming what uses the dataset (models, driver analyses, pending or
-        running jobs) so that the caller knows what to delete or wait for first."""
+        """NOT_FOUND, or FAILED_PRECONDITION (``DATASET_IN_USE``) naming what uses the dataset (models, driver
+        analyses, review schedules, pending or running jobs) so that the caller knows what to delete or wait for."""
         users = self._store.delete_dataset(dataset_id) if dataset_id else None
         if users is None:
             raise NotFound(f"no dataset {dataset_id!r}", metadata={"dataset_id": dataset_id})
-        counts = users["counts"]
-        if any(counts.values()):
-            raise FailedPrecondition(
-                in_use_message(dataset_id, users),
-                reason="DATASET_IN_USE",
-                metadata={"dataset_id": dataset_id, **{k: str(v) for k, v in counts.items()}},
-            )
+        refuse_if_in_use(f"dataset {dataset_id!r}", users, "DATASET_IN_USE", {"dataset_id": dataset_id})
         with self._lock:
             self._cache.pop(dataset_id, None)
 
@@ -177,28 +173,6 @@ class DatasetCatalog:
                 first = False
             yield response
             start = stop
-
-
-def in_use_message(dataset_id: str, users: Mapping) -> str:
-    """What uses the dataset and what to do, e.g. "dataset 'd' is in use by 2 model versions (churn v1, churn v2);
-    1 pending or running job (j1 train_model running): delete the models ..."."""
-    counts, parts = users["counts"], []
-
-    def listed(count: int, names: list[str], one: str, many: str) -> None:
-        if count:
-            more = f", and {count - len(names)} more" if count > len(names) else ""
-            parts.append(f"{count} {one if count == 1 else many} ({', '.join(names)}{more})")
-
-    listed(counts["models"], [f"{n} v{v}" for n, v in users["models"]], "model version", "model versions")
-    listed(counts["analyses"], list(users["analyses"]), "driver analysis", "driver analyses")
-    listed(
-        counts["jobs"], [f"{j} {kind} {state.lower()}" for j, kind, state in users["jobs"]],
-        "pending or running job", "pending or running jobs",
-    )  # fmt: skip
-    return (
-        f"dataset {dataset_id!r} is in use by {'; '.join(parts)}: delete the models (ModelService.DeleteModel) and "
-        "analyses (CausalService.DeleteDriverAnalysis), and let the jobs end or cancel them, then delete it"
-    )
 
 
 def rows_of(frame: Frame, start: int, count: int) -> list[modeling_pb2.Row]:

@@ -20,6 +20,7 @@ from svc_common.pb.qiming.common.v1 import job_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_modeling.catalog import DatasetCatalog
 from svc_modeling.config import ModelingSettings
+from svc_modeling.in_use import refuse_if_in_use
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks
 from svc_modeling.methods import drivers as methods
@@ -159,9 +160,15 @@ class DriverService:
 
     def _load(self, analysis_id: str) -> tuple[Any, ...]:
         with self._lock:
-            if analysis_id in self._cache:
+            cached = self._cache.get(analysis_id)
+            if cached is not None:
                 self._cache.move_to_end(analysis_id)
-                return self._cache[analysis_id]
+        # A cached analysis is served only while it exists: another replica may have deleted it.
+        if cached is not None and self._store.analysis_exists(analysis_id):
+            return cached
+        if cached is not None:
+            with self._lock:
+                self._cache.pop(analysis_id, None)
         analysis, model = self.artifact(analysis_id)
         dataset, frame = self._catalog.load(analysis.dataset_id)
         x = model.encoder.transform(frame.data)  # type: ignore[attr-defined]
@@ -181,8 +188,12 @@ class DriverService:
         return self._load(analysis_id)[0]  # type: ignore[no-any-return]
 
     def delete(self, analysis_id: str) -> None:
-        if not analysis_id or not self._store.delete_analysis(analysis_id):
+        """NOT_FOUND, or FAILED_PRECONDITION (``ANALYSIS_IN_USE``) naming the review schedules and pending or running
+        reviews that use it."""
+        users = self._store.delete_analysis(analysis_id) if analysis_id else None
+        if users is None:
             raise NotFound(f"no driver analysis {analysis_id!r}", metadata={"analysis_id": analysis_id})
+        refuse_if_in_use(f"driver analysis {analysis_id!r}", users, "ANALYSIS_IN_USE", {"analysis_id": analysis_id})
         with self._lock:
             self._cache.pop(analysis_id, None)
 

@@ -273,11 +273,18 @@ class JobRunner:
             return self._flags.setdefault(job_id, _Flag())
 
     def submit(
-        self, kind: str, function: JobFunction, created_by: str = "", dataset_ids: Sequence[str] = ()
+        self,
+        kind: str,
+        function: JobFunction,
+        created_by: str = "",
+        dataset_ids: Sequence[str] = (),
+        *,
+        models: Sequence[tuple[str, int]] = (),
+        analysis_ids: Sequence[str] = (),
     ) -> job_pb2.Job:
-        """Start a job that reads ``dataset_ids``: stored with it, in the transaction that checks they still exist
-        (NOT_FOUND naming one that was deleted meanwhile), so that none of them is deleted while the job is pending
-        or running."""
+        """Start a job that reads ``dataset_ids``, ``models`` (name, version) and ``analysis_ids``: stored with it, in
+        the transaction that checks they still exist (NOT_FOUND naming one that was deleted meanwhile), so that none
+        of them is deleted while the job is pending or running."""
         if self._executor is None:
             raise FailedPrecondition("the job runner is not started", reason="WRONG_STATE")
         job_id = str(uuid.uuid4())
@@ -301,9 +308,10 @@ class JobRunner:
         }
         self._cancel_flag(job_id)  # before the row: the keeper beats for every job with a flag
         try:
-            missing = self.store.add_job(record, [d for d in dataset_ids if d])
+            missing = self.store.add_job(record, [d for d in dataset_ids if d], models, analysis_ids)
             if missing:
-                raise NotFound(f"no dataset {missing[0]!r}", metadata={"dataset_id": missing[0]})
+                what, metadata = missing[0]
+                raise NotFound(f"no {what}: it was deleted before the job could start", metadata=metadata)
         except BaseException:
             with self._lock:
                 self._flags.pop(job_id, None)

@@ -28,6 +28,7 @@ from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_modeling.catalog import DatasetCatalog
 from svc_modeling.config import ModelingSettings
 from svc_modeling.frame import Frame
+from svc_modeling.in_use import refuse_if_in_use
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks, propensity
 from svc_modeling.profiles import ProfileSnapshots, restrict
@@ -150,13 +151,26 @@ class ModelRegistry:
         return [self._message(r) for r in self._store.list_models(name, after, limit)]
 
     def delete(self, name: str, version: int = 0) -> list[int]:
-        """Delete a version (0: every version) with its artifacts; NOT_FOUND when there is none."""
+        """Delete a version (0: every version) with its artifacts; NOT_FOUND when there is none, FAILED_PRECONDITION
+        (``MODEL_IN_USE``) naming the pending or running jobs that use it and the review schedules that review it."""
         if version < 0:
             raise InvalidArgument("version out of range", violations=[FieldViolation("version", "0 (all) or above")])
-        deleted = self._store.delete_model(name, version) if name else []
-        if not deleted:
-            what = f"version {version} of model {name!r}" if version else f"model {name!r}"
+        users = self._store.delete_model(name, version) if name else None
+        what = f"version {version} of model {name!r}" if version else f"model {name!r}"
+        if users is None:
             raise NotFound(f"no {what}", metadata={"model_name": name, "version": str(version)})
+        reviewed = users["reviewed"]
+        refuse_if_in_use(
+            what,
+            users,
+            "MODEL_IN_USE",
+            {"model_name": name, "version": str(version), "reviewed_version": str(reviewed)},
+            schedules_advice=(
+                "promote another version (ModelService.SetModelStage: a review takes the production version, else "
+                f"the latest, now v{reviewed}) or delete the review schedules (ReviewService.DeleteReviewSchedule)"
+            ),
+        )
+        deleted = users["deleted"]
         with self._lock:
             for key in [k for k in self._artifacts if k[0] == name and k[1] in deleted]:
                 self._artifacts.pop(key, None)
@@ -354,7 +368,8 @@ class ModelRegistry:
             )
             return table.dataset_id
 
-        return self._jobs.submit("score_customers", run, created_by, [request.dataset_id])
+        model_used = [(version.model_name, int(version.version))]
+        return self._jobs.submit("score_customers", run, created_by, [request.dataset_id], models=model_used)
 
 
 def customer_text(ids: pd.Series) -> np.ndarray:

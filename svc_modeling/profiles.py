@@ -202,6 +202,7 @@ class ProfileSnapshots:
         lineage.update(extra_lineage or {})
         dataset = self.catalog.create(
             frame,
+            held_by_job=ctx.job_id,  # a review goes on using a rebuilt dataset: not deleted before the job ends
             name=request.name,
             origin="profile_snapshot",
             description=f"profile features at {_iso(at)}" + (f", label {label.name!r}" if label else ""),

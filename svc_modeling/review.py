@@ -100,8 +100,22 @@ class ReviewService:
         stored.ClearField("next_run_at")
         next_run = cron.next_after(now or utcnow())
         body = json_format.MessageToDict(stored, preserving_proto_field_name=True)
-        self._store.add_schedule(stored.schedule_id, body, next_run)
+        # Stored with what it names, held until the schedule is deleted: none of them is deleted meanwhile.
+        self._store.add_schedule(
+            stored.schedule_id,
+            body,
+            next_run,
+            dataset_ids=list(stored.refresh_dataset_ids),
+            model_names=list(stored.model_names),
+            analysis_ids=list(stored.analysis_ids),
+        )
         return self.get_schedule(stored.schedule_id)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        """Delete a schedule (its reports stay) and release the datasets, models and analyses it names; a review of it
+        that is pending or running goes on and holds what it uses until it ends."""
+        if not schedule_id or not self._store.delete_schedule(schedule_id):
+            raise NotFound(f"no review schedule {schedule_id!r}", metadata={"schedule_id": schedule_id})
 
     def get_schedule(self, schedule_id: str) -> pb.ReviewSchedule:
         row = self._store.get_schedule(schedule_id) if schedule_id else None
@@ -152,7 +166,16 @@ class ReviewService:
     # -- running a review -----------------------------------------------------------------------------
 
     def run(self, schedule_id: str, created_by: str = "") -> job_pb2.Job:
+        """Start a review (a job). The job holds what it uses until it ends, also if the schedule is deleted
+        meanwhile: the refresh datasets, each model's version that it reviews (production, else latest: chosen
+        here), the analyses, and the datasets it rebuilds."""
         schedule = self.get_schedule(schedule_id)
+        reviewed: dict[str, int] = {}
+        for name in schedule.model_names:
+            row = self._store.get_model(name, 0)
+            if row is not None:  # none: the review reports the model as not reviewed
+                reviewed[name] = int(row["version"])
+        analysis_ids = [a for a in schedule.analysis_ids if self._store.get_analysis(a) is not None]
 
         def job(ctx: JobContext) -> str:
             report = pb.ReviewReport(report_id=str(uuid.uuid4()), schedule_id=schedule_id)
@@ -161,6 +184,8 @@ class ReviewService:
             report.created_at.FromDatetime(created_at)
             steps = max(1, len(schedule.model_names) + len(schedule.analysis_ids))
             notes: list[str] = []
+            # The rebuilt datasets replace the stored ones in this run only (the job holds both); the schedule keeps
+            # naming the datasets it was created with, which it holds.
             fresh_ids = [self._refreshed(ctx, dataset_id, notes) for dataset_id in schedule.refresh_dataset_ids]
             del schedule.refresh_dataset_ids[:]
             schedule.refresh_dataset_ids.extend(fresh_ids)
@@ -169,7 +194,7 @@ class ReviewService:
             for i, name in enumerate(schedule.model_names):
                 ctx.progress(100 * i / steps, f"reviewing model {name}")
                 try:
-                    notes.append(self._review_model(ctx, schedule, name, report))
+                    notes.append(self._review_model(ctx, schedule, name, reviewed.get(name, 0), report))
                 except QimingError as exc:
                     notes.append(f"{name}: not reviewed ({exc.message}).")
             for j, analysis_id in enumerate(schedule.analysis_ids):
@@ -183,14 +208,21 @@ class ReviewService:
             self._store.add_report(report.report_id, schedule_id, body, created_at)
             return report.report_id
 
-        return self._jobs.submit("run_review", job, created_by, list(schedule.refresh_dataset_ids))
+        return self._jobs.submit(
+            "run_review",
+            job,
+            created_by,
+            list(schedule.refresh_dataset_ids),
+            models=sorted(reviewed.items()),
+            analysis_ids=analysis_ids,
+        )
 
     def _refreshed(self, ctx: JobContext, dataset_id: str, notes: list[str]) -> str:
         """``dataset_id`` rebuilt at a fresh snapshot when it is a profile snapshot; else itself."""
         if self._snapshots is None:
             return dataset_id
         dataset = self._catalog.get(dataset_id)  # metadata only: the rows are not needed to rebuild
-        fresh = self._snapshots.refresh(dataset, ctx, "review")
+        fresh = self._snapshots.refresh(dataset, ctx, "review")  # held by this job from its insert (held_by_job)
         if fresh is None:
             return dataset_id
         rebuilt = self._catalog.get(fresh)
@@ -206,8 +238,10 @@ class ReviewService:
                 return dataset_id, frame
         return reference_id, self._catalog.load(reference_id)[1]
 
-    def _review_model(self, ctx: JobContext, schedule: pb.ReviewSchedule, name: str, report: pb.ReviewReport) -> str:
-        version, model = self._models.artifact(name)
+    def _review_model(
+        self, ctx: JobContext, schedule: pb.ReviewSchedule, name: str, number: int, report: pb.ReviewReport
+    ) -> str:
+        version, model = self._models.artifact(name, number)
         features = list(model.encoder.features)
         columns = [*features, version.label_column] if isinstance(model, FittedModel) else features
         _ref_dataset, reference = self._catalog.load(version.dataset_id)

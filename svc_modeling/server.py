@@ -292,6 +292,12 @@ class ReviewServicer(pb_grpc.ReviewServiceServicer):
             response.next_page_token = encode_token("review_schedules", {"after": found[size - 1].schedule_id})
         return response
 
+    async def DeleteReviewSchedule(
+        self, request: pb.DeleteReviewScheduleRequest, context: aio.ServicerContext
+    ) -> pb.DeleteReviewScheduleResponse:
+        await _run(self._review.delete_schedule, request.schedule_id)
+        return pb.DeleteReviewScheduleResponse()
+
     async def RunReview(self, request: pb.RunReviewRequest, context: aio.ServicerContext) -> pb.RunReviewResponse:
         return pb.RunReviewResponse(job=await _run(self._review.run, request.schedule_id, _caller()))
 

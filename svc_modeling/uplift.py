@@ -276,7 +276,8 @@ class UpliftService:
             )
             return stored.dataset_id
 
-        return self._jobs.submit("plan_interventions", run, created_by, [request.dataset_id])
+        model_used = [(version.model_name, int(version.version))]
+        return self._jobs.submit("plan_interventions", run, created_by, [request.dataset_id], models=model_used)
 
 
 def _stratified_mask(treatment: np.ndarray, fraction: float, seed: int) -> np.ndarray:

@@ -42,9 +42,9 @@ def test_a_deleted_versions_number_is_never_given_again(database_url: str, tmp_p
     with running_service(modeling_settings(tmp_path, database_url)) as service:
         store = service.store
         assert [_add(store) for _ in range(3)] == [1, 2, 3]
-        assert store.delete_model("churn", 3) == [3]
+        assert store.delete_model("churn", 3)["deleted"] == [3]
         assert _add(store) == 4  # not 3 again
-        assert store.delete_model("churn") == [1, 2, 4]
+        assert store.delete_model("churn")["deleted"] == [1, 2, 4]
         assert store.list_models("churn", None, 10) == []
         assert _add(store) == 5  # a name deleted whole and trained again goes on from its last number
         assert _add(store, "other") == 1 and _mark(store, "churn") == 5
@@ -182,7 +182,7 @@ def test_the_lock_statements_compile_on_every_server_database(dialect_name: str)
     assert forms == [
         ("modeling_dataset", shared),  # a job holds its datasets against a delete
         ("modeling_dataset", "UPDATE"),  # the delete of a dataset
-        ("modeling_model", "UPDATE"),  # the delete of a model version
+        ("modeling_model", "UPDATE"),  # the delete of a model version (every version of the name)
         ("modeling_dataset", shared),  # a model being stored holds its dataset ...
         ("modeling_model_name", "UPDATE"),  # ... and takes the name's next number
     ], locks

@@ -16,15 +16,18 @@ from sqlalchemy.exc import IntegrityError
 
 from svc_common.db import Database, upsert_statement
 from svc_common.errors import Aborted, NotFound
+from svc_modeling.store._analyses import AnalysisRows
+from svc_modeling.store._reviews import ReviewRows
 
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
+UNFINISHED = ("PENDING", "RUNNING")
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class SqlModelingStore:
+class SqlModelingStore(AnalysisRows, ReviewRows):
     def __init__(self, database: Database, tables: dict[str, Table], chunk_bytes: int = 8 * 1024 * 1024) -> None:
         self._db = database
         self._blob = tables["blob"]
@@ -36,6 +39,11 @@ class SqlModelingStore:
         self._schedule = tables["schedule"]
         self._report = tables["report"]
         self._job_dataset = tables["job_dataset"]
+        self._job_model = tables["job_model"]
+        self._job_analysis = tables["job_analysis"]
+        self._schedule_dataset = tables["schedule_dataset"]
+        self._schedule_model = tables["schedule_model"]
+        self._schedule_analysis = tables["schedule_analysis"]
         self._chunk = chunk_bytes
 
     # -- blobs ----------------------------------------------------------------------------------------
@@ -60,10 +68,14 @@ class SqlModelingStore:
 
     # -- datasets -------------------------------------------------------------------------------------
 
-    def add_dataset(self, record: dict[str, Any], data: bytes) -> None:
+    def add_dataset(self, record: dict[str, Any], data: bytes, held_by_job: str = "") -> None:
+        """Store a dataset; ``held_by_job``: a job that made it and goes on using it holds it, in the same
+        transaction, so it is not deleted before that job ends (a review's rebuilt refresh dataset)."""
         with self._db.connection(write=True) as conn:
             blob_id = self._put_blob(conn, data)
             conn.execute(insert(self._dataset).values(**record, blob_id=blob_id))
+            if held_by_job:
+                conn.execute(insert(self._job_dataset).values(job_id=held_by_job, dataset_id=record["dataset_id"]))
 
     def get_dataset(self, dataset_id: str) -> dict[str, Any] | None:
         with self._db.connection() as conn:
@@ -90,6 +102,53 @@ class SqlModelingStore:
         )
         return [d for d in wanted if d not in found]
 
+    def _hold_models(self, conn: Connection, versions: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Lock these model versions' rows against a delete until the transaction ends (as :meth:`_hold_datasets`);
+        returns those that do not exist."""
+        wanted = sorted(set(versions))
+        if not wanted:
+            return []
+        c = self._model.c
+        which = or_(*(and_(c.model_name == name, c.version == version) for name, version in wanted))
+        query = select(c.model_name, c.version).where(which).order_by(c.model_name, c.version)
+        found = {(r.model_name, int(r.version)) for r in conn.execute(query.with_for_update(read=True))}
+        return [v for v in wanted if v not in found]
+
+    def _hold_model_names(self, conn: Connection, names: Sequence[str]) -> list[str]:
+        """Lock every version of these models against a delete until the transaction ends; returns the names that
+        have no version."""
+        wanted = sorted(set(names))
+        if not wanted:
+            return []
+        c = self._model.c
+        query = select(c.model_name, c.version).where(c.model_name.in_(wanted)).order_by(c.model_name, c.version)
+        found = {r.model_name for r in conn.execute(query.with_for_update(read=True))}
+        return [n for n in wanted if n not in found]
+
+    def _hold_analyses(self, conn: Connection, analysis_ids: Sequence[str]) -> list[str]:
+        """Lock these driver analyses' rows against a delete until the transaction ends; returns those that do not
+        exist."""
+        wanted = sorted(set(analysis_ids))
+        if not wanted:
+            return []
+        c = self._analysis.c
+        query = select(c.analysis_id).where(c.analysis_id.in_(wanted)).order_by(c.analysis_id)
+        found = set(conn.execute(query.with_for_update(read=True)).scalars())
+        return [a for a in wanted if a not in found]
+
+    def _running_jobs(self, conn: Connection, link: Any, where: Any, sample: int) -> tuple[int, list[tuple[str, ...]]]:
+        """How many pending or running jobs ``link`` (a job→use table) ties to what ``where`` names, and up to
+        ``sample`` of them (id, kind, state), oldest first."""
+        j = self._job.c
+        joined = link.join(self._job, j.job_id == link.c.job_id)
+        running = and_(where, j.job_state.in_(list(UNFINISHED)))
+        count = conn.execute(select(func.count(j.job_id.distinct())).select_from(joined).where(running)).scalar_one()
+        if not count:
+            return 0, []
+        query = select(j.job_id, j.kind, j.job_state, j.created_at).distinct().select_from(joined).where(running)
+        rows = conn.execute(query.order_by(j.created_at, j.job_id).limit(sample))
+        return int(count), [(r.job_id, r.kind, r.job_state) for r in rows]
+
     def _require_dataset(self, conn: Connection, dataset_id: str, what: str) -> None:
         if dataset_id and self._hold_datasets(conn, [dataset_id]):
             raise NotFound(
@@ -98,7 +157,8 @@ class SqlModelingStore:
             )
 
     def delete_dataset(self, dataset_id: str, sample: int = 5) -> dict[str, Any] | None:
-        """Delete a dataset unless a model, a driver analysis or a pending or running job uses it, in one
+        """Delete a dataset unless a model, a driver analysis, a review schedule or a pending or running job uses it,
+        in one
         transaction that locks the dataset's row first (a job, model or analysis being stored meanwhile holds the row
         until it commits, and one that comes after the lock finds the dataset gone). None: no such dataset. Else
         what uses it (:meth:`_dataset_users`); nothing counted: deleted."""
@@ -115,17 +175,21 @@ class SqlModelingStore:
             return users
 
     def _dataset_users(self, conn: Connection, dataset_id: str, sample: int) -> dict[str, Any]:
-        """``counts`` of the model versions, driver analyses and pending or running jobs that use the dataset, and up
-        to ``sample`` of each: ``models`` (name, version), ``analyses`` (ids), ``jobs`` (id, kind, state)."""
-        m, a, j, jd = self._model.c, self._analysis.c, self._job.c, self._job_dataset.c
-        running = and_(jd.dataset_id == dataset_id, j.job_state.in_(["PENDING", "RUNNING"]))
-        job_join = self._job_dataset.join(self._job, j.job_id == jd.job_id)
+        """``counts`` of the model versions, driver analyses, review schedules and pending or running jobs that use the
+        dataset, and up to ``sample`` of each: ``models`` (name, version), ``analyses`` (ids), ``schedules`` (ids),
+        ``jobs`` (id, kind, state)."""
+        m, a = self._model.c, self._analysis.c
+        jobs = self._running_jobs(conn, self._job_dataset, self._job_dataset.c.dataset_id == dataset_id, sample)
+        link = self._schedule_dataset
+        schedules = self._schedules_naming(conn, link, link.c.dataset_id == dataset_id, sample)
         counts = {
             "models": conn.execute(select(func.count()).where(m.dataset_id == dataset_id)).scalar_one(),
             "analyses": conn.execute(select(func.count()).where(a.dataset_id == dataset_id)).scalar_one(),
-            "jobs": conn.execute(select(func.count()).select_from(job_join).where(running)).scalar_one(),
+            "schedules": schedules[0],
+            "jobs": jobs[0],
         }
-        users: dict[str, Any] = {"counts": counts, "models": [], "analyses": [], "jobs": []}
+        users: dict[str, Any] = {"counts": counts, "models": [], "analyses": [], "schedules": schedules[1]}
+        users["jobs"] = jobs[1]
         if counts["models"]:
             query = select(m.model_name, m.version).where(m.dataset_id == dataset_id)
             rows = conn.execute(query.order_by(m.model_name, m.version).limit(sample))
@@ -133,24 +197,37 @@ class SqlModelingStore:
         if counts["analyses"]:
             query = select(a.analysis_id).where(a.dataset_id == dataset_id).order_by(a.analysis_id).limit(sample)
             users["analyses"] = list(conn.execute(query).scalars())
-        if counts["jobs"]:
-            query = select(j.job_id, j.kind, j.job_state).select_from(job_join).where(running)
-            rows = conn.execute(query.order_by(j.created_at, j.job_id).limit(sample))
-            users["jobs"] = [(r.job_id, r.kind, r.job_state) for r in rows]
         return users
 
     # -- jobs -----------------------------------------------------------------------------------------
 
-    def add_job(self, record: dict[str, Any], dataset_ids: Sequence[str] = ()) -> list[str]:
-        """Store a job and the datasets it uses, in one transaction that first locks those datasets against a
-        delete. Returns the datasets that do not exist: then nothing is stored."""
+    def add_job(
+        self,
+        record: dict[str, Any],
+        dataset_ids: Sequence[str] = (),
+        models: Sequence[tuple[str, int]] = (),
+        analysis_ids: Sequence[str] = (),
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Store a job and the datasets, model versions (name, version) and driver analyses it uses, in one
+        transaction that first locks those rows against a delete. Returns what does not exist (what, metadata),
+        e.g. ("dataset 'd1'", {"dataset_id": "d1"}): then nothing is stored."""
         with self._db.connection(write=True) as conn:
-            missing = self._hold_datasets(conn, dataset_ids)
+            missing = [(f"dataset {d!r}", {"dataset_id": d}) for d in self._hold_datasets(conn, dataset_ids)]
+            missing += [
+                (f"version {v} of model {n!r}", {"model_name": n, "version": str(v)})
+                for n, v in self._hold_models(conn, models)
+            ]
+            missing += [(f"driver analysis {a!r}", {"analysis_id": a}) for a in self._hold_analyses(conn, analysis_ids)]
             if missing:
                 return missing
             conn.execute(insert(self._job).values(**record))
+            job_id = record["job_id"]
             for dataset_id in sorted(set(dataset_ids)):
-                conn.execute(insert(self._job_dataset).values(job_id=record["job_id"], dataset_id=dataset_id))
+                conn.execute(insert(self._job_dataset).values(job_id=job_id, dataset_id=dataset_id))
+            for name, version in sorted(set(models)):
+                conn.execute(insert(self._job_model).values(job_id=job_id, model_name=name, version=version))
+            for analysis_id in sorted(set(analysis_ids)):
+                conn.execute(insert(self._job_analysis).values(job_id=job_id, analysis_id=analysis_id))
             return []
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
@@ -319,10 +396,19 @@ class SqlModelingStore:
         with self._db.connection() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def _lock_model(self, conn: Connection, model_name: str) -> list[Any]:
+        """Every version of the model (version, stage, artifact), locked until the transaction ends, in version
+        order: a stage change and a delete of one model wait for each other (a review's version is chosen by stage)
+        and take the rows in one order (no deadlock)."""
+        c = self._model.c
+        query = select(c.version, c.stage, c.artifact_blob_id).where(c.model_name == model_name).order_by(c.version)
+        return list(conn.execute(query.with_for_update()).all())
+
     def set_model_stage(self, model_name: str, version: int, stage: str) -> None:
         """One production version per model: promoting one archives the previous production version."""
         c = self._model.c
         with self._db.connection(write=True) as conn:
+            self._lock_model(conn, model_name)
             if stage == "PRODUCTION":
                 conn.execute(
                     update(self._model)
@@ -333,108 +419,46 @@ class SqlModelingStore:
                 update(self._model).where(c.model_name == model_name, c.version == version).values(stage=stage)
             )
 
-    def delete_model(self, model_name: str, version: int = 0) -> list[int]:
-        """Delete one version of a model (``version`` 0: every version) with its artifacts; the versions deleted.
-        The name's mark stays: the numbers are not given again."""
+    def delete_model(self, model_name: str, version: int = 0, sample: int = 5) -> dict[str, Any] | None:
+        """Delete one version of a model (``version`` 0: every version) with its artifacts, unless a pending or
+        running job uses one of them or a review schedule naming the model would review one (its production version,
+        else its latest), in one transaction that locks the model's rows first (a job or schedule being stored holds
+        its rows until it commits; one that comes after finds them gone). None: no such version. Else what uses them
+        (:meth:`_model_users`) and ``deleted``: the versions deleted (none when something uses them). The name's
+        mark stays: the numbers are not given again."""
         c = self._model.c
-        query = select(c.version, c.artifact_blob_id).where(c.model_name == model_name)
-        if version:
-            query = query.where(c.version == version)
         with self._db.connection(write=True) as conn:
-            rows = conn.execute(query.with_for_update()).all()
-            for row in rows:
-                where = and_(c.model_name == model_name, c.version == row.version)
-                self._delete_owner(conn, self._model, where, row.artifact_blob_id)
-            return sorted(int(r.version) for r in rows)
+            rows = self._lock_model(conn, model_name)
+            targets = [r for r in rows if not version or int(r.version) == version]
+            if not targets:
+                return None
+            users = self._model_users(conn, model_name, rows, [int(r.version) for r in targets], sample)
+            users["deleted"] = []
+            if not any(users["counts"].values()):
+                for row in targets:
+                    where = and_(c.model_name == model_name, c.version == row.version)
+                    self._delete_owner(conn, self._model, where, row.artifact_blob_id)
+                users["deleted"] = sorted(int(r.version) for r in targets)
+            return users
 
-    # -- analyses -------------------------------------------------------------------------------------
-
-    def add_analysis(self, analysis_id: str, dataset_id: str, body: dict[str, Any], artifact: bytes) -> None:
-        with self._db.connection(write=True) as conn:
-            blob_id = self._put_blob(conn, artifact)  # first: the dataset's row is locked only for the insert
-            self._require_dataset(conn, dataset_id, f"analysis {analysis_id!r}")
-            conn.execute(
-                insert(self._analysis).values(
-                    analysis_id=analysis_id,
-                    dataset_id=dataset_id,
-                    body=body,
-                    artifact_blob_id=blob_id,
-                    created_at=utcnow(),
-                )
-            )
-
-    def get_analysis(self, analysis_id: str) -> dict[str, Any] | None:
-        with self._db.connection() as conn:
-            row = conn.execute(select(self._analysis).where(self._analysis.c.analysis_id == analysis_id)).one_or_none()
-        return dict(row._mapping) if row is not None else None
-
-    def delete_analysis(self, analysis_id: str) -> bool:
-        c = self._analysis.c
-        with self._db.connection(write=True) as conn:
-            blob_id = conn.execute(
-                select(c.artifact_blob_id).where(c.analysis_id == analysis_id).with_for_update()
-            ).scalar_one_or_none()
-            if blob_id is None:
-                return False
-            self._delete_owner(conn, self._analysis, c.analysis_id == analysis_id, blob_id)
-            return True
-
-    # -- reviews --------------------------------------------------------------------------------------
-
-    def add_schedule(self, schedule_id: str, body: dict[str, Any], next_run_at: dt.datetime) -> None:
-        with self._db.connection(write=True) as conn:
-            conn.execute(
-                insert(self._schedule).values(
-                    schedule_id=schedule_id, body=body, next_run_at=next_run_at, created_at=utcnow()
-                )
-            )
-
-    def get_schedule(self, schedule_id: str) -> dict[str, Any] | None:
-        with self._db.connection() as conn:
-            row = conn.execute(select(self._schedule).where(self._schedule.c.schedule_id == schedule_id)).one_or_none()
-        return dict(row._mapping) if row is not None else None
-
-    def list_schedules(self, after: str, limit: int) -> list[dict[str, Any]]:
-        c = self._schedule.c
-        query = select(self._schedule).where(c.schedule_id > after).order_by(c.schedule_id).limit(limit)
-        with self._db.connection() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
-
-    def due_schedules(self, now: dt.datetime) -> list[dict[str, Any]]:
-        c = self._schedule.c
-        with self._db.connection() as conn:
-            return [dict(r._mapping) for r in conn.execute(select(self._schedule).where(c.next_run_at <= now))]
-
-    def advance_schedule(self, schedule_id: str, seen: dt.datetime, next_run_at: dt.datetime) -> bool:
-        """Move the next run on, only if nobody else did (one replica starts each due review)."""
-        c = self._schedule.c
-        with self._db.connection(write=True) as conn:
-            changed = conn.execute(
-                update(self._schedule)
-                .where(c.schedule_id == schedule_id, c.next_run_at == seen)
-                .values(next_run_at=next_run_at)
-            )
-            return changed.rowcount > 0
-
-    def add_report(self, report_id: str, schedule_id: str, body: dict[str, Any], created_at: dt.datetime) -> None:
-        with self._db.connection(write=True) as conn:
-            conn.execute(
-                insert(self._report).values(
-                    report_id=report_id, schedule_id=schedule_id, body=body, created_at=created_at
-                )
-            )
-
-    def get_report(self, report_id: str) -> dict[str, Any] | None:
-        with self._db.connection() as conn:
-            row = conn.execute(select(self._report).where(self._report.c.report_id == report_id)).one_or_none()
-        return dict(row._mapping) if row is not None else None
-
-    def list_reports(self, schedule_id: str, after: tuple[dt.datetime, str] | None, limit: int) -> list[dict[str, Any]]:
-        c = self._report.c
-        query = select(self._report).order_by(c.created_at.desc(), c.report_id.desc()).limit(limit)
-        if schedule_id:
-            query = query.where(c.schedule_id == schedule_id)
-        if after is not None:
-            query = query.where(or_(c.created_at < after[0], and_(c.created_at == after[0], c.report_id < after[1])))
-        with self._db.connection() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+    def _model_users(
+        self, conn: Connection, model_name: str, rows: Sequence[Any], targets: Sequence[int], sample: int
+    ) -> dict[str, Any]:
+        """``counts`` of the pending or running jobs using one of the ``targets`` versions and of the review
+        schedules that review one (``reviewed``: the version a review takes now, production else latest), and up to
+        ``sample`` of each: ``jobs`` (id, kind, state), ``schedules`` (ids)."""
+        jm = self._job_model.c
+        where = and_(jm.model_name == model_name, jm.version.in_(list(targets)))
+        jobs = self._running_jobs(conn, self._job_model, where, sample)
+        production = [int(r.version) for r in rows if r.stage == "PRODUCTION"]
+        reviewed = production[-1] if production else max(int(r.version) for r in rows)
+        schedules = (0, [])
+        if reviewed in targets:
+            link = self._schedule_model
+            schedules = self._schedules_naming(conn, link, link.c.model_name == model_name, sample)
+        return {
+            "counts": {"jobs": jobs[0], "schedules": schedules[0]},
+            "jobs": jobs[1],
+            "schedules": schedules[1],
+            "reviewed": reviewed,
+        }

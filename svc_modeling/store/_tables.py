@@ -102,6 +102,24 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("dataset_id", String(36), primary_key=True),
         Index("ix_modeling_job_dataset_dataset", "dataset_id", "job_id"),
     )
+    # The model versions each job uses (scoring, planning, a review's models), stored with the job: a version a
+    # pending or running job uses is not deleted.
+    job_model = Table(
+        "modeling_job_model",
+        metadata,
+        Column("job_id", String(36), primary_key=True),
+        Column("model_name", String(128), primary_key=True),
+        Column("version", BigInteger, primary_key=True, autoincrement=False),
+        Index("ix_modeling_job_model_model", "model_name", "version", "job_id"),
+    )
+    # The driver analyses each job uses (a review's): an analysis a pending or running job uses is not deleted.
+    job_analysis = Table(
+        "modeling_job_analysis",
+        metadata,
+        Column("job_id", String(36), primary_key=True),
+        Column("analysis_id", String(36), primary_key=True),
+        Index("ix_modeling_job_analysis_analysis", "analysis_id", "job_id"),
+    )
     schedule = Table(
         "modeling_review_schedule",
         metadata,
@@ -122,6 +140,30 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("created_at", UtcDateTime(), nullable=False),
         Index("ix_modeling_review_report_schedule", "schedule_id", "created_at"),
     )
+    # What each review schedule names, held between its runs (written with the schedule, deleted with it): its
+    # refresh datasets, its models (by name: the version a review takes, production else latest, is not deleted)
+    # and its driver analyses.
+    schedule_dataset = Table(
+        "modeling_schedule_dataset",
+        metadata,
+        Column("schedule_id", String(36), primary_key=True),
+        Column("dataset_id", String(36), primary_key=True),
+        Index("ix_modeling_schedule_dataset_dataset", "dataset_id", "schedule_id"),
+    )
+    schedule_model = Table(
+        "modeling_schedule_model",
+        metadata,
+        Column("schedule_id", String(36), primary_key=True),
+        Column("model_name", String(128), primary_key=True),
+        Index("ix_modeling_schedule_model_model", "model_name", "schedule_id"),
+    )
+    schedule_analysis = Table(
+        "modeling_schedule_analysis",
+        metadata,
+        Column("schedule_id", String(36), primary_key=True),
+        Column("analysis_id", String(36), primary_key=True),
+        Index("ix_modeling_schedule_analysis_analysis", "analysis_id", "schedule_id"),
+    )
     return {
         "blob": blob,
         "dataset": dataset,
@@ -132,4 +174,9 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         "schedule": schedule,
         "report": report,
         "job_dataset": job_dataset,
+        "job_model": job_model,
+        "job_analysis": job_analysis,
+        "schedule_dataset": schedule_dataset,
+        "schedule_model": schedule_model,
+        "schedule_analysis": schedule_analysis,
     }

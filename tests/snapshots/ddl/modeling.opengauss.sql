@@ -73,6 +73,14 @@ CREATE INDEX ix_modeling_job_created ON modeling_job (created_at, job_id);
 
 CREATE INDEX ix_modeling_job_state ON modeling_job (job_state, owner_id);
 
+CREATE TABLE modeling_job_analysis (
+	job_id VARCHAR(36) NOT NULL,
+	analysis_id VARCHAR(36) NOT NULL,
+	PRIMARY KEY (job_id, analysis_id)
+);
+
+CREATE INDEX ix_modeling_job_analysis_analysis ON modeling_job_analysis (analysis_id, job_id);
+
 CREATE TABLE modeling_job_dataset (
 	job_id VARCHAR(36) NOT NULL,
 	dataset_id VARCHAR(36) NOT NULL,
@@ -80,6 +88,15 @@ CREATE TABLE modeling_job_dataset (
 );
 
 CREATE INDEX ix_modeling_job_dataset_dataset ON modeling_job_dataset (dataset_id, job_id);
+
+CREATE TABLE modeling_job_model (
+	job_id VARCHAR(36) NOT NULL,
+	model_name VARCHAR(128) NOT NULL,
+	version BIGINT NOT NULL,
+	PRIMARY KEY (job_id, model_name, version)
+);
+
+CREATE INDEX ix_modeling_job_model_model ON modeling_job_model (model_name, version, job_id);
 
 CREATE TABLE modeling_model (
 	model_name VARCHAR(128) NOT NULL,
@@ -120,3 +137,27 @@ CREATE TABLE modeling_review_schedule (
 );
 
 CREATE INDEX ix_modeling_review_schedule_next ON modeling_review_schedule (next_run_at);
+
+CREATE TABLE modeling_schedule_analysis (
+	schedule_id VARCHAR(36) NOT NULL,
+	analysis_id VARCHAR(36) NOT NULL,
+	PRIMARY KEY (schedule_id, analysis_id)
+);
+
+CREATE INDEX ix_modeling_schedule_analysis_analysis ON modeling_schedule_analysis (analysis_id, schedule_id);
+
+CREATE TABLE modeling_schedule_dataset (
+	schedule_id VARCHAR(36) NOT NULL,
+	dataset_id VARCHAR(36) NOT NULL,
+	PRIMARY KEY (schedule_id, dataset_id)
+);
+
+CREATE INDEX ix_modeling_schedule_dataset_dataset ON modeling_schedule_dataset (dataset_id, schedule_id);
+
+CREATE TABLE modeling_schedule_model (
+	schedule_id VARCHAR(36) NOT NULL,
+	model_name VARCHAR(128) NOT NULL,
+	PRIMARY KEY (schedule_id, model_name)
+);
+
+CREATE INDEX ix_modeling_schedule_model_model ON modeling_schedule_model (model_name, schedule_id);

@@ -1024,6 +1024,16 @@ class ListReviewSchedulesResponse(_message.Message):
     next_page_token: str
     def __init__(self, schedules: _Optional[_Iterable[_Union[ReviewSchedule, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class DeleteReviewScheduleRequest(_message.Message):
+    __slots__ = ("schedule_id",)
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: str
+    def __init__(self, schedule_id: _Optional[str] = ...) -> None: ...
+
+class DeleteReviewScheduleResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class RunReviewRequest(_message.Message):
     __slots__ = ("schedule_id",)
     SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]

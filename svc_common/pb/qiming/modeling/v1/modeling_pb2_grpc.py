@@ -1393,6 +1393,11 @@ class ReviewServiceStub:
                 request_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.ListReviewSchedulesRequest.SerializeToString,
                 response_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.ListReviewSchedulesResponse.FromString,
                 _registered_method=True)
+        self.DeleteReviewSchedule = channel.unary_unary(
+                '/qiming.modeling.v1.ReviewService/DeleteReviewSchedule',
+                request_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteReviewScheduleRequest.SerializeToString,
+                response_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteReviewScheduleResponse.FromString,
+                _registered_method=True)
         self.RunReview = channel.unary_unary(
                 '/qiming.modeling.v1.ReviewService/RunReview',
                 request_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.RunReviewRequest.SerializeToString,
@@ -1422,6 +1427,14 @@ class ReviewServiceServicer:
 
     def ListReviewSchedules(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteReviewSchedule(self, request, context):
+        """Delete a schedule: it no longer holds its refresh datasets, models and analyses (its reports stay; a review of
+        it that is pending or running goes on). NOT_FOUND when there is none.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -1457,6 +1470,11 @@ def add_ReviewServiceServicer_to_server(servicer, server):
                     servicer.ListReviewSchedules,
                     request_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.ListReviewSchedulesRequest.FromString,
                     response_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.ListReviewSchedulesResponse.SerializeToString,
+            ),
+            'DeleteReviewSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteReviewSchedule,
+                    request_deserializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteReviewScheduleRequest.FromString,
+                    response_serializer=qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteReviewScheduleResponse.SerializeToString,
             ),
             'RunReview': grpc.unary_unary_rpc_method_handler(
                     servicer.RunReview,
@@ -1529,6 +1547,33 @@ class ReviewService:
             '/qiming.modeling.v1.ReviewService/ListReviewSchedules',
             qiming_dot_modeling_dot_v1_dot_modeling__pb2.ListReviewSchedulesRequest.SerializeToString,
             qiming_dot_modeling_dot_v1_dot_modeling__pb2.ListReviewSchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteReviewSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qiming.modeling.v1.ReviewService/DeleteReviewSchedule',
+            qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteReviewScheduleRequest.SerializeToString,
+            qiming_dot_modeling_dot_v1_dot_modeling__pb2.DeleteReviewScheduleResponse.FromString,
             options,
             channel_credentials,
             insecure,
