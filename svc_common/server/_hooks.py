@@ -45,25 +45,36 @@ class AnonymousAuthenticator:
         return ANONYMOUS
 
 
+AUDIT_CUSTOMERS_PER_LINE = 1000
+"""A call that touched more customers (a bulk tag write, an import) is written as several lines, each naming up to
+this many, with ``audit_part`` and ``audit_parts``: every customer is named, and no line grows to megabytes."""
+
+
 class LogAuditSink:
-    """Writes each audit record as a structured line on the ``qiming.audit`` logger."""
+    """Writes each audit record as a structured line on the ``qiming.audit`` logger (several for a bulk call)."""
 
     def __init__(self) -> None:
         self._log = logging.getLogger("qiming.audit")
 
     async def record(self, record: AuditRecord) -> None:
-        self._log.info(
-            "audit",
-            extra={
-                "audit_principal": record.principal,
-                "audit_roles": list(record.roles),
-                "rpc_method": record.method,
-                "rpc_status": record.status,
-                "peer": record.peer,
-                "audit_trace_id": record.trace_id,
-                "audit_customers": list(record.customers),
-            },
-        )
+        base = {
+            "audit_principal": record.principal,
+            "audit_roles": list(record.roles),
+            "rpc_method": record.method,
+            "rpc_status": record.status,
+            "peer": record.peer,
+            "audit_trace_id": record.trace_id,
+        }
+        customers, size = record.customers, AUDIT_CUSTOMERS_PER_LINE
+        if len(customers) <= size:
+            self._log.info("audit", extra={**base, "audit_customers": list(customers)})
+            return
+        parts = -(-len(customers) // size)
+        for part in range(parts):
+            chunk = list(customers[part * size : (part + 1) * size])
+            self._log.info(
+                "audit", extra={**base, "audit_customers": chunk, "audit_part": part + 1, "audit_parts": parts}
+            )
 
 
 class AuthInterceptor(CallInterceptor):
