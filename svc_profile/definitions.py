@@ -13,7 +13,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from svc_common.conditions import PROFILE_SCOPE, compile_condition, walk
 from svc_common.conditions import from_proto as value_from_proto
@@ -58,6 +58,8 @@ class Definitions:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.t = core.store.t
+        self.value_types: dict[str, int] = {}
+        """Active tag name → its ``value_type`` (``WriteTags`` refuses a value of another type)."""
 
     # -- loading -------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -69,6 +71,7 @@ class Definitions:
         )
         self.core.engine.set_segments(self.segment_rule(s) for s in segments if not s.archived)
         self.core.sensitive_tags = frozenset(d.name for d in tags if d.sensitivity >= types_pb2.SENSITIVITY_LEVEL_3)
+        self.value_types = {d.name: d.value_type for d in tags if not d.archived}
 
     def seal_sensitive_tags(self, names: Any = None) -> int:
         """Seal the values of level-3 tags (all of them, or ``names``) still stored in clear: rows written before
@@ -337,6 +340,19 @@ class Definitions:
         del rule
         self.load()
         return self.get_segment(segment.segment_id)
+
+    def discard_segment(self, segment_id: str) -> None:
+        """Undo ``create_segment`` when the segment's first computation failed within the call, so that the
+        caller's retry creates it again (not ALREADY_EXISTS). Memberships the log consumer gave it meanwhile end
+        with ``$segment_exited`` (cause ``archived``) before its rows go."""
+        t, m = self.t["segment"], self.t["member"]
+        with self.core.writing() as conn:
+            members = self.core.store.load_members(conn, None, [segment_id])
+            changes = sorted((pid, segment_id, False) for pid, rows in members.items() if rows[segment_id].is_member)
+            self.core.engine.write_changes(conn, changes, now_us(), "archived", {}, members)
+            conn.execute(delete(m).where(m.c.segment_id == segment_id))
+            conn.execute(delete(t).where(t.c.segment_id == segment_id))
+        self.load()
 
     def update_segment(self, segment: pb.Segment, expected_version: int) -> pb.Segment:
         self.validate_segment(segment)

@@ -17,6 +17,8 @@ from sqlalchemy.engine import Connection
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 
 ERASED = "$profile_erased"
+ERASED_CAUSE = "erased"
+"""The ``cause`` of the ``$segment_exited`` events of an erasure (docs/profile.md)."""
 ERASED_EVENT_NAMESPACE = uuid.UUID("3f0c2a5e-8d51-5b7a-a0e4-1c6b9d2f7e13")
 
 
@@ -43,4 +45,4 @@ def erasure_events(pid: str, customers: list[str], now_us: int) -> list[event_pb
     return out
 
 
-__all__ = ["ERASED", "customer_ids", "erasure_events"]
+__all__ = ["ERASED", "ERASED_CAUSE", "customer_ids", "erasure_events"]

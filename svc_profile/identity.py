@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.protection import KeyProvider, Pseudonymizer
+from svc_common.server import current_call, note_customers
 from svc_profile.config import ProfileSettings
 from svc_profile.store._sql import CANONICAL, CUSTOMER, ProfileStore
 
@@ -26,6 +27,8 @@ ANONYMOUS = types_pb2.ID_TYPE_ANONYMOUS
 _ID_TYPES = frozenset(types_pb2.IdType.values()) - {types_pb2.ID_TYPE_UNSPECIFIED}  # once: values() builds a list
 _PSEUDONYMIZED = {types_pb2.ID_TYPE_FUND_ACCOUNT: "fund_account", types_pb2.ID_TYPE_PHONE_PSEUDONYM: "phone"}
 IdKey = tuple[int, str]
+MAX_ID_CHARS = 128
+"""The longest id value a request may name (as svc_collect: the log refuses longer ones)."""
 
 
 class IdPolicy:
@@ -55,7 +58,14 @@ class IdPolicy:
         if id_type not in _ID_TYPES:
             raise InvalidArgument(
                 f"{field_name}.type must be set to an IdType",
+                reason="MISSING_FIELD" if id_type == types_pb2.ID_TYPE_UNSPECIFIED else "VALUE_NOT_ALLOWED",
                 violations=[FieldViolation(f"{field_name}.type", "set an IdType (CUSTOMER, ANONYMOUS, ...)")],
+            )
+        if len(value) > MAX_ID_CHARS:
+            raise InvalidArgument(
+                f"{field_name}.value is longer than {MAX_ID_CHARS} characters",
+                reason="STRING_TOO_LONG",
+                violations=[FieldViolation(f"{field_name}.value", f"at most {MAX_ID_CHARS} characters")],
             )
         if self.is_placeholder(value):
             raise InvalidArgument(
@@ -246,6 +256,13 @@ class BatchResolver:
             res.pids[i] = pid
         res.pids = [find(p) if p else None for p in res.pids]
         return res
+
+
+def note_customers_of(store: ProfileStore, conn: Connection, pids: Any) -> None:
+    """Record the customer numbers of the persons ``pids`` in the audit record of the RPC being served (nothing
+    outside an RPC): the audit trail names the customers a call read or changed."""
+    if pids and current_call() is not None:
+        note_customers(*store.customers_of(conn, sorted(set(pids))).values())
 
 
 def check_link(customers: dict[str, str], pid: str, other: str) -> None:

@@ -19,6 +19,7 @@ from svc_profile import timesweep
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
 from svc_profile.engine import SegmentRule
+from svc_profile.identity import note_customers_of
 from svc_profile.jobs import JobFunction, Jobs, Progress, Superseded
 from svc_profile.model import now_us
 from svc_profile.sqlseg import segment_where
@@ -229,6 +230,7 @@ class Segments:
             if replace_all:
                 changes += [(pid, segment_id, False) for pid in sorted(current - wanted)]
             core.engine.write_changes(conn, changes, now, "static", {}, members)
+            note_customers_of(core.store, conn, [pid for pid, _, _ in changes])  # whose membership changed
             self.follow(conn, segment_id, {pid for pid, _, _ in changes}, now, "static")
         self._stamp(segment_id, now)
         with core.database.connection() as conn:
@@ -238,6 +240,7 @@ class Segments:
         self.definitions.get_segment(segment_id)
         with self.core.database.connection() as conn:
             pid = self.core.find(conn, key)
+            note_customers_of(self.core.store, conn, [pid])
             row = self.core.store.load_members(conn, [pid], [segment_id]).get(pid, {}).get(segment_id)
         return (bool(row and row.is_member), row.entered_us if row and row.is_member else 0)
 

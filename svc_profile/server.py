@@ -12,9 +12,10 @@ from grpc import aio
 
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.paging import decode_token, encode_token, page_size
-from svc_common.pb.qiming.common.v1 import job_pb2
+from svc_common.pb.qiming.common.v1 import errors_pb2, job_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
+from svc_common.peers import peer_address
 from svc_common.runtime import ServiceRuntime
 from svc_common.server import ServiceSpec, current_call, register_not_yet_built
 from svc_profile.app import ProfileApp
@@ -46,9 +47,30 @@ def _principal() -> str:
     return call.principal.subject if call is not None else ""
 
 
+_ROW_REASONS = {
+    "PROFILE_NOT_FOUND": errors_pb2.ERROR_REASON_NOT_FOUND,
+    "TAG_NOT_FOUND": errors_pb2.ERROR_REASON_NOT_FOUND,
+    "TAG_NOT_WRITABLE": errors_pb2.ERROR_REASON_VALUE_NOT_ALLOWED,
+    # The one generic refusal of a row: a write with no value.
+    "INVALID_ARGUMENT": errors_pb2.ERROR_REASON_MISSING_FIELD,
+}
+
+
+def row_reason(reason: str) -> int:
+    """The ``ErrorReason`` of a row error from the refusal's reason (an ``ErrorReason`` name or one of svc_profile's
+    own, e.g. ``PROFILE_NOT_FOUND``)."""
+    known = _ROW_REASONS.get(reason)
+    if known is not None:
+        return known
+    try:
+        return errors_pb2.ErrorReason.Value(f"ERROR_REASON_{reason}")
+    except ValueError:
+        return errors_pb2.ERROR_REASON_UNSPECIFIED
+
+
 def _row_errors(target: Any, errors: list) -> None:
-    for index, _reason, field, message in errors:
-        target.add(row_index=index, field=field, message=message)
+    for index, reason, field, message in errors:
+        target.add(row_index=index, reason=row_reason(reason), field=field, message=message)
 
 
 class ProfileServicer(pb_grpc.ProfileServiceServicer):
@@ -218,7 +240,16 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
 
     async def CreateSegment(self, request: pb.CreateSegmentRequest, context: Any) -> pb.CreateSegmentResponse:
         segment = await _run(self.defs.create_segment, request.segment)
-        job = await self._recompute_job(segment)
+        try:
+            job = await self._recompute_job(segment)
+        except Exception:
+            # Its first computation failed within the call: no segment is left half-created (a retry would be
+            # ALREADY_EXISTS, the segment never computed).
+            try:
+                await _run(self.defs.discard_segment, segment.segment_id)
+            except Exception:
+                log.warning("could not undo segment %r after its computation failed", segment.segment_id, exc_info=True)
+            raise
         return pb.CreateSegmentResponse(segment=await _run(self.defs.get_segment, segment.segment_id), job=job)
 
     async def UpdateSegment(self, request: pb.UpdateSegmentRequest, context: Any) -> pb.UpdateSegmentResponse:
@@ -253,6 +284,12 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
                         "segment_id is required in the first message",
                         violations=[FieldViolation("segment_id", "required")],
                     )
+            elif request.segment_id and request.segment_id != segment_id:
+                raise InvalidArgument(
+                    f"one call sets one segment: a later message names {request.segment_id[:64]!r}, the first "
+                    f"{segment_id!r}",
+                    violations=[FieldViolation("segment_id", "the first message's segment_id, or empty")],
+                )
             refs.extend(request.users)
         policy = self.app.core.policy
         keys = [policy.ref(r.type, r.value, f"users[{i}]") for i, r in enumerate(refs)]
@@ -310,6 +347,7 @@ def build_app(runtime: ServiceRuntime) -> ProfileApp:
 
 def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
     app = build_app(runtime)
+    settings = app.settings
     built = {
         "qiming.profile.v1.ProfileService",
         "qiming.profile.v1.TagService",
@@ -331,8 +369,23 @@ def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
             pb_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(app), server)
         register_pending(server)
 
+    async def start() -> None:
+        warn_if_unconnected(settings)
+        await app.start()
+
     names = [*sorted(built), *pending]
-    return runtime.spec(names, register, on_start=[app.start], on_stop=[app.stop])
+    return runtime.spec(names, register, on_start=[start], on_stop=[app.stop])
+
+
+def warn_if_unconnected(settings: ProfileSettings) -> None:
+    """One WARNING at start when no svc_collect is to be followed (no ``collect_address``, none in this process):
+    the service answers, but nothing updates from events."""
+    if not peer_address("collect", settings.collect_address):
+        log.warning(
+            "no svc_collect to follow: profiles, tags and segments will not update from events and segment changes "
+            "stay in the outbox; set collect_address in [profile] (QIMING_PROFILE_COLLECT_ADDRESS) to svc_collect's "
+            "host:port"
+        )
 
 
 __all__ = ["build_app", "build_spec", "contextlib"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -10,9 +11,10 @@ from svc_common.conditions import from_proto, to_proto
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
+from svc_common.server import note_customers
 from svc_profile.core import Core
-from svc_profile.erasure import customer_ids, erasure_events
-from svc_profile.identity import check_link, link_row, new_profile_id, person_row
+from svc_profile.erasure import ERASED_CAUSE, customer_ids, erasure_events
+from svc_profile.identity import check_link, link_row, new_profile_id, note_customers_of, person_row
 from svc_profile.model import encode, from_us, now_us
 from svc_profile.store._bundle import BUNDLE_DIALECTS, load_bundle
 from svc_profile.store._sql import CANONICAL, CUSTOMER
@@ -21,6 +23,8 @@ log = logging.getLogger("qiming.profile")
 PARTS = frozenset({"attributes", "features", "tags", "identities", "segments"})
 MAX_BATCH_REFS = 1000
 MAX_LINKED_BY = 32
+MAX_STRING_CHARS = 8_192
+"""The longest string an attribute (or a written tag) may hold, as svc_collect's ``max_string_chars``."""
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.")
 
 
@@ -33,7 +37,41 @@ def check_attribute_name(name: str, field: str) -> None:
     if not name or len(name) > 64 or not set(name) <= _NAME_CHARS:
         raise InvalidArgument(
             f"{field}: attribute name {name!r} must be 1-64 chars of a-z, 0-9, '_' and '.'",
+            reason="INVALID_NAME",
             violations=[FieldViolation(field, "lower_snake_case attribute names")],
+        )
+
+
+def check_value(value: object, field: str) -> None:
+    """Refuse what no store can hold: NaN and infinity (JSON has neither: a stored NaN breaks every SQL-translated
+    segment), strings over ``MAX_STRING_CHARS``. INVALID_ARGUMENT naming ``field``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidArgument(
+            f"{field}: NaN and infinity are refused",
+            reason="VALUE_NOT_ALLOWED",
+            violations=[FieldViolation(field, "NaN and infinity are refused")],
+        )
+    strings = [value] if isinstance(value, str) else value if isinstance(value, tuple) else ()
+    if any(len(text) > MAX_STRING_CHARS for text in strings):
+        raise InvalidArgument(
+            f"{field}: a string is longer than {MAX_STRING_CHARS} characters",
+            reason="STRING_TOO_LONG",
+            violations=[FieldViolation(field, f"at most {MAX_STRING_CHARS} characters")],
+        )
+
+
+def check_attribute_value(name: str, value: object, field: str) -> None:
+    """``check_value``, and an amount (``*_fen``) is a number of fen (``money_fen_value``), never text."""
+    if value is None:
+        raise InvalidArgument(
+            f"{field} has no value", reason="MISSING_FIELD", violations=[FieldViolation(field, "set a value")]
+        )
+    check_value(value, field)
+    if name.endswith("_fen") and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise InvalidArgument(
+            f"{field}: an amount (*_fen) is a money_fen_value (fen), not {type(value).__name__}",
+            reason="PROPERTY_TYPE_MISMATCH",
+            violations=[FieldViolation(field, "send money_fen_value (fen)")],
         )
 
 
@@ -89,13 +127,15 @@ class ProfileDomain:
         else:
             rows = core.store.load_persons(conn, pids)
             ids = core.store.identities_of(conn, pids) if "identities" in want else {}
-        customers = None
-        if "identities" in want:  # the customer ids are among the identities: no query of their own
+        if "identities" in want or bundle is not None:  # the customer ids are among the identities
             customers = {}
             for pid, linked in ids.items():
                 for i in linked:
                     if i.id_type == CUSTOMER:
                         customers.setdefault(pid, i.id_value)
+        else:  # what people() would read itself
+            customers = core.store.customers_of(conn, pids)
+        note_customers(*customers.values())  # the audit record names the customers read
         people = core.engine.people(
             conn, pids, now, all_day_types=True, rows=rows, customers=customers, preloaded=preloaded
         )
@@ -166,15 +206,12 @@ class ProfileDomain:
         field: str = "user",
     ) -> tuple[pb.Profile, bool]:
         key = self.core.policy.ref(ref.type, ref.value, field)
+        prefix = field[: -len("user")]  # "" or "rows[3]." (ImportAttributes): every path names the row
         values = {}
         for name, value in attributes.items():
-            check_attribute_name(name, f"attributes[{name}]")
+            check_attribute_name(name, f"{prefix}attributes[{name}]")
             python = from_proto(value)
-            if python is None:
-                raise InvalidArgument(
-                    f"attributes[{name}] has no value",
-                    violations=[FieldViolation(f"attributes[{name}]", "set a value")],
-                )
+            check_attribute_value(name, python, f"{prefix}attributes[{name}]")
             values[name] = python
         now = now_us()
         with self.core.writing() as conn:
@@ -231,7 +268,8 @@ class ProfileDomain:
                         field=f"rows[{index}].user",
                     )
                 except (InvalidArgument, NotFound) as exc:
-                    errors.append((index, exc.reason, exc.violations[0].field if exc.violations else "", exc.message))
+                    field = exc.violations[0].field if exc.violations else f"rows[{index}].user"
+                    errors.append((index, exc.reason, field, exc.message))
                     continue
                 created += was_created
                 updated += not was_created
@@ -283,17 +321,21 @@ class ProfileDomain:
         now = now_us()
         with core.writing() as conn:
             previous = core.find(conn, key, "identity")
+            note_customers_of(core.store, conn, [previous])  # the customer the id is taken from
             core.store.delete_link(conn, *key)
             pid, _ = self._ensure(conn, key, "unlink", "UnlinkIdentity", now)
             # The profile left behind changes too (e.g. it no longer holds a customer number).
             core.engine.refresh(conn, sorted({previous, pid}), now, cause="event")
+            note_customers_of(core.store, conn, [pid])  # an unlinked customer number: its own profile now
         return pid
 
     def identities(self, ref: Any) -> tuple[str, list[Any]]:
         key = self.core.policy.ref(ref.type, ref.value, "user")
         with self.core.database.connection() as conn:
             pid = self.core.find(conn, key)
-            return pid, self.core.store.identities_of(conn, [pid]).get(pid, [])
+            rows = self.core.store.identities_of(conn, [pid]).get(pid, [])
+        note_customers(*(i.id_value for i in rows if i.id_type == CUSTOMER))
+        return pid, rows
 
     def lifecycle_history(self, ref: Any, after: int | None, limit: int) -> list[Any]:
         from sqlalchemy import select
@@ -302,6 +344,7 @@ class ProfileDomain:
         t = self.core.store.t["lifecycle"]
         with self.core.database.connection() as conn:
             pid = self.core.find(conn, key)
+            note_customers_of(self.core.store, conn, [pid])
             stmt = select(t).where(t.c.profile_id == pid)
             if after is not None:
                 stmt = stmt.where(t.c.transition_id < after)
@@ -316,10 +359,12 @@ class ProfileDomain:
         now = now_us()
         with self.core.writing() as conn:
             pid = self.core.find(conn, key)
+            customers = customer_ids(conn, self.core.store.t["identity"], pid)
+            note_customers(*customers)  # the audit record names whom the erasure was of
             members = self.core.store.load_members(conn, [pid])
             changes = [(pid, sid, False) for sid, m in members.get(pid, {}).items() if m.is_member]
-            self.core.engine.write_changes(conn, changes, now, "event", {}, members)
-            erased = erasure_events(pid, customer_ids(conn, self.core.store.t["identity"], pid), now)
+            self.core.engine.write_changes(conn, changes, now, ERASED_CAUSE, {}, members)
+            erased = erasure_events(pid, customers, now)
             self.core.store.add_outbox(
                 conn, [{"event_id": e.event_id, "body": e.SerializeToString(), "created_us": now} for e in erased]
             )

@@ -9,10 +9,14 @@ from typing import Any
 from svc_common.conditions import from_proto
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound, QimingError
 from svc_common.pb.qiming.common.v1 import types_pb2
+from svc_common.server import current_call, note_customers
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
+from svc_profile.identity import note_customers_of
 from svc_profile.model import encode, now_us
+from svc_profile.service import check_value
 from svc_profile.store import _tagwrite
+from svc_profile.store._sql import CUSTOMER
 from svc_profile.store._tagwrite import encode_value
 
 MAX_WRITES = 10_000
@@ -24,6 +28,15 @@ _SOURCES = {
     types_pb2.Provenance.SOURCE_MODEL: "MODEL",
     types_pb2.Provenance.SOURCE_IMPORT: "IMPORT",
     types_pb2.Provenance.SOURCE_MANUAL: "MANUAL",
+}
+_KINDS = {  # the Value kinds a tag of each value_type takes (a score may be sent as a whole number)
+    types_pb2.VALUE_TYPE_STRING: frozenset({"string_value"}),
+    types_pb2.VALUE_TYPE_INT: frozenset({"int_value"}),
+    types_pb2.VALUE_TYPE_DOUBLE: frozenset({"double_value", "int_value"}),
+    types_pb2.VALUE_TYPE_BOOL: frozenset({"bool_value"}),
+    types_pb2.VALUE_TYPE_TIMESTAMP: frozenset({"timestamp_value"}),
+    types_pb2.VALUE_TYPE_STRING_LIST: frozenset({"string_list_value"}),
+    types_pb2.VALUE_TYPE_MONEY_FEN: frozenset({"money_fen_value", "int_value"}),
 }
 
 
@@ -52,6 +65,7 @@ class TagWriter:
             )
         rules = self.core.engine.tags
         refused: dict[str, tuple[type[QimingError], str, str] | None] = {}  # tag name -> why writes to it are refused
+        value_types = self.definitions.value_types  # tag name -> its definition's value_type
         ref = self.core.policy.ref
         errors: list[tuple[int, str, str, str]] = []
         at: list[int] = []  # the index of each accepted write
@@ -63,8 +77,9 @@ class TagWriter:
                     refused[name] = _refusal(rules.get(name), name)
                 why = refused[name]
                 if why is not None:
-                    raise why[0](f"writes[{i}].tag_name: {why[2]}", reason=why[1])
-                value = _value_text(w.value, i)
+                    field = f"writes[{i}].tag_name"
+                    raise why[0](f"{field}: {why[2]}", reason=why[1], violations=[FieldViolation(field, why[2])])
+                value = _value_text(w.value, i, name, value_types.get(name, 0))
                 id_type, id_value = ref(w.user.type, w.user.value, f"writes[{i}].user")
                 accepted.append(
                     (
@@ -77,7 +92,7 @@ class TagWriter:
                 )
                 at.append(i)
             except QimingError as exc:
-                errors.append((offset + i, exc.reason, f"writes[{i}]", exc.message))
+                errors.append((offset + i, exc.reason, exc.violations[0].field if exc.violations else "", exc.message))
         now = now_us()
         shared = _tagwrite.Provenance(
             source, provenance.writer[:128], provenance.writer_version[:64], now, trace_id[:32]
@@ -91,6 +106,8 @@ class TagWriter:
             for k in missing:
                 i = at[k]
                 errors.append((offset + i, "PROFILE_NOT_FOUND", f"writes[{i}].user", "no profile has this id"))
+            if current_call() is not None:  # the audit record names the customers written
+                _note_written(self.core, conn, accepted, set(missing))
             if touched and refresh:  # persons are loaded with their tags only when tags=True
                 self.core.engine.refresh(conn, touched, now, cause="event", tags=True, only_segments=segments)
         written = len(accepted) - len(missing)
@@ -103,6 +120,7 @@ class TagWriter:
         hidden = frozenset() if roles & frozenset(self.core.settings.unmask_roles) else self.core.sensitive_tags
         with self.core.database.connection() as conn:
             pid = self.core.find(conn, key)
+            note_customers_of(self.core.store, conn, [pid])
             tags = self.core.store.load_tags(conn, [pid]).get(pid, {})
         return [
             t for name, t in sorted(tags.items()) if (t.expires_us is None or t.expires_us > now) and name not in hidden
@@ -118,15 +136,38 @@ def _refusal(rule: Any, name: str) -> tuple[type[QimingError], str, str] | None:
     return None
 
 
-def _value_text(value: Any, i: int) -> str:
-    """The stored JSON text of a written value (what the ``tag_value`` column's type makes of ``encode``)."""
-    if value.WhichOneof("kind") == "double_value":  # model scores: skip the generic path
+def _note_written(core: Core, conn: Any, accepted: Sequence[tuple], missing: set[int]) -> None:
+    """Note the customer numbers of the persons written: those addressed by customer number as given, the others
+    (device ids, phone pseudonyms ...) through their persons."""
+    written = [w for k, w in enumerate(accepted) if k not in missing]
+    note_customers(*{w[1] for w in written if w[0] == CUSTOMER})
+    others = {(w[0], w[1]) for w in written if w[0] != CUSTOMER}
+    if others:
+        note_customers_of(core.store, conn, core.store.lookup_ids(conn, others).values())
+
+
+def _value_text(value: Any, i: int, name: str = "", value_type: int = 0) -> str:
+    """The stored JSON text of a written value (what the ``tag_value`` column's type makes of ``encode``), of the
+    kind the tag's ``value_type`` takes (any when unspecified)."""
+    field = f"writes[{i}].value"
+    kind = value.WhichOneof("kind")
+    kinds = _KINDS.get(value_type)
+    if kinds is not None and kind is not None and kind not in kinds:
+        wanted = types_pb2.ValueType.Name(value_type)
+        raise InvalidArgument(
+            f"{field}: tag {name!r} holds {wanted} values, not {kind}",
+            reason="PROPERTY_TYPE_MISMATCH",
+            violations=[FieldViolation(field, f"a {wanted} value")],
+        )
+    if kind == "double_value":  # model scores: skip the generic path
         number = value.double_value
         if math.isfinite(number):
             return f'["d",{number!r}]'  # json.dumps writes a finite float as its repr
     decoded = from_proto(value)
     if decoded is None:
-        raise InvalidArgument(f"writes[{i}].value is not set")
+        raise InvalidArgument(f"{field} is not set", violations=[FieldViolation(field, "set a value")])
+    if kind in ("string_value", "string_list_value", "double_value"):
+        check_value(decoded, field)
     return encode_value(encode(decoded))
 
 
