@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from svc_campaign.checks import column_limit
 from svc_campaign.cron import known_zone
 from svc_campaign.triggers import EventMatcher, Trigger, compile_trigger
 from svc_common.conditions import Node, Scope, compile_condition
@@ -101,6 +102,7 @@ def _check_node(
     def bad(code: str, message: str) -> None:
         problems.append(Problem(nid, code, f"node {nid!r}: {message}"))
 
+    _check_lengths(node, bad)
     try:
         if kind == "trigger":
             compiled.trigger = compile_trigger(node.trigger.trigger, "trigger.trigger")
@@ -141,6 +143,26 @@ def _check_node(
         )
         bad(code, exc.message)
     return problems
+
+
+def _check_lengths(node: pb.JourneyNode, bad: Callable[[str, str], None]) -> None:
+    """The node's strings that the engine stores in a column of that width, and enum numbers this server knows."""
+    longer = [("node_id", node.node_id, column_limit("visit", "node_id"))]
+    kind = node.WhichOneof("kind")
+    trigger = node.trigger.trigger
+    if kind == "trigger" and trigger.WhichOneof("kind") == "scheduled":
+        longer.append(
+            ("scheduled.segment_id", trigger.scheduled.segment_id, column_limit("scheduled_run", "segment_id"))
+        )
+    segment = kind == "trigger" and trigger.WhichOneof("kind") == "segment"
+    if segment and trigger.segment.change not in pb.SegmentTrigger.Change.values():
+        bad("invalid_trigger", f"segment.change {trigger.segment.change} is not CHANGE_ENTERED or CHANGE_EXITED")
+    if kind == "split":
+        limit = column_limit("message", "variant")
+        longer += [(f"split.arms[{i}].variant", a.variant, limit) for i, a in enumerate(node.split.arms)]
+    for where, value, limit in longer:
+        if len(value) > limit:
+            bad("too_long", f"{where} has {len(value)} characters, at most {limit}")
 
 
 def _check_zone(zone: str, bad: Callable[[str, str], None]) -> None:

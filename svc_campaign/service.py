@@ -16,7 +16,7 @@ from google.protobuf import json_format
 from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 
-from svc_campaign.checks import bad, channel_ok, customer_id
+from svc_campaign.checks import bad, channel_ok, customer_id, known
 from svc_campaign.clock import Clock, SystemClock
 from svc_campaign.config import CampaignSettings
 from svc_campaign.cron import known_zone
@@ -244,6 +244,13 @@ class CampaignService(TemplateBook):
     def update_policy(self, policy: pb.ContactPolicy, expected_version: int) -> pb.ContactPolicy:
         zones = [("policy.cap_timezone", policy.cap_timezone)]
         for n, rule in enumerate(policy.quiet_hours):
+            known(rule.channels, pb.ChannelType, f"policy.quiet_hours[{n}].channels")
+            if rule.end.timezone and rule.end.timezone != rule.start.timezone:
+                raise bad(
+                    f"policy.quiet_hours[{n}].end.timezone",
+                    f"{rule.end.timezone!r} is not the start's zone {rule.start.timezone or 'of the service'!r}:"
+                    " quiet hours are one span of local time in the start's zone; leave the end's empty or the same",
+                )
             for end in ("start", "end"):
                 tod = getattr(rule, end)
                 if tod.hour > 23 or tod.minute > 59:
@@ -370,6 +377,7 @@ class CampaignService(TemplateBook):
         return to_proto(row)
 
     def report_receipt(self, request: pb.ReportDeliveryReceiptRequest) -> pb.Message:
+        known([request.status], pb.MessageStatus, "status")
         status = pb.MessageStatus.Name(request.status).removeprefix("MESSAGE_STATUS_")
         if status not in ("DELIVERED", "FAILED", "CLICKED", "SENT"):
             raise bad("status", "a receipt is SENT, DELIVERED, FAILED or CLICKED")
