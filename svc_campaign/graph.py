@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from svc_campaign.checks import column_limit
 from svc_campaign.cron import known_zone
 from svc_campaign.triggers import EventMatcher, Trigger, compile_trigger
-from svc_common.conditions import Node, Scope, compile_condition
+from svc_common.conditions import Compare, HasTag, Node, Scope, Source, compile_condition, walk
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 
@@ -299,6 +299,48 @@ def _cycles(nodes: dict[str, CompiledNode]) -> list[Problem]:
         if color[nid] == white and nodes[nid].kind != "wait":
             visit(nid)
     return found
+
+
+_PROFILE_SOURCES = {Source.ATTRIBUTE: "attribute", Source.FEATURE: "feature", Source.TAG: "tag", Source.SCORE: "tag"}
+WithheldLookup = Callable[[str, str], bool]
+"""(kind "attribute" | "feature" | "tag", name) → True when svc_profile withholds that field from svc_campaign."""
+
+
+def withheld_problems(graph: pb.JourneyGraph, withheld: WithheldLookup) -> list[Problem]:
+    """Branch conditions on profile fields svc_profile does not show svc_campaign (level 3): the branch would see
+    no value for anyone and send everyone down the default arm, silently."""
+    problems: list[Problem] = []
+    for node in graph.nodes:
+        if node.WhichOneof("kind") != "branch":
+            continue
+        for i, arm in enumerate(node.branch.arms):
+            where = f"branch.arms[{i}].condition"
+            try:
+                tree = compile_condition(arm.condition, BRANCH_SCOPE, field=where)
+            except InvalidArgument:
+                continue  # reported by validate()
+            seen: set[tuple[str, str]] = set()
+            for n in walk(tree):
+                if isinstance(n, Compare) and n.source in _PROFILE_SOURCES:
+                    field_ = (_PROFILE_SOURCES[n.source], n.name)
+                elif isinstance(n, HasTag):
+                    field_ = ("tag", n.tag_name)
+                else:
+                    continue
+                if field_ in seen or not withheld(*field_):
+                    continue
+                seen.add(field_)
+                problems.append(
+                    Problem(
+                        node.node_id,
+                        "withheld_field",
+                        f"node {node.node_id!r}: {where} reads {field_[0]} {field_[1]!r}, a level 3 field svc_profile "
+                        "does not show svc_campaign (amounts *_fen, sensitive fields, level 3 tags): every customer "
+                        "would take the default arm; branch on a tag derived from it instead, such as the finance "
+                        "pack's fin_investor_tier or fin_high_net_worth",
+                    )
+                )
+    return problems
 
 
 def raise_problems(problems: list[Problem], field: str = "draft") -> None:

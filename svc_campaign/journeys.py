@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from svc_campaign.engine import Engine
 from svc_campaign.experiments import Experiments
-from svc_campaign.graph import Problem, raise_problems, validate
+from svc_campaign.graph import Problem, raise_problems, validate, withheld_problems
 from svc_campaign.store._journeys import JourneyStore
 from svc_campaign.store._reports import ReportStore
 from svc_campaign.store._templates import TemplateStore
@@ -87,7 +87,23 @@ class Journeys:
             experiment = self.experiments.get(conn, experiment_id, missing_ok=True)
             return None if experiment is None else [v.key for v in experiment.variants]
 
-        return validate(graph, template_channel, variants)[0]
+        return validate(graph, template_channel, variants)[0] + withheld_problems(graph, self._withheld())
+
+    def _withheld(self) -> Any:
+        """What svc_profile withholds from svc_campaign (an anonymous caller): attributes and features named
+        ``*_fen`` (its rule for amounts), the configured ``sensitive_fields``, and the tags it defines as level 3
+        (asked of svc_profile; unknown when it does not answer)."""
+        sensitive = {s.lower() for s in self.engine.settings.sensitive_fields}
+        level3 = getattr(self.engine.walker.profiles, "withheld_tags", lambda: frozenset())() or frozenset()
+
+        def withheld(kind: str, name: str) -> bool:
+            if name.lower() in sensitive:
+                return True
+            if kind == "tag":
+                return name in level3
+            return name.endswith("_fen") or "_fen." in name
+
+        return withheld
 
     def create(self, conn: Connection, journey: pb.Journey, now: dt.datetime) -> pb.Journey:
         if not journey.name:
