@@ -20,9 +20,15 @@ from svc_common.peers import peer_address
 log = logging.getLogger("qiming.campaign.profiles")
 
 PROFILE_UNAVAILABLE = profile_pb2.Profile()
-"""What ``GrpcProfileDirectory.get`` answers when svc_profile did not answer (by identity; empty, so branches,
-segments and rendering treat the customer as unknown): the gate tells it apart (``profile_unavailable``) from a
-customer who has no risk rating (``risk_rating_unknown``)."""
+"""What :func:`lookup` answers when svc_profile did not answer (compared by identity; empty, so branches, segments
+and rendering treat the customer as unknown): the gate tells it apart (``profile_unavailable``) from a customer
+who has no risk rating (``risk_rating_unknown``)."""
+
+
+def lookup(directory: Any, user_id: str) -> profile_pb2.Profile | None:
+    """``directory.get(user_id)``, but ``PROFILE_UNAVAILABLE`` where the directory can tell an outage apart."""
+    fetch = getattr(directory, "fetch", None)
+    return fetch(user_id) if fetch is not None else directory.get(user_id)
 
 
 def traced_channel(address: str) -> grpc.Channel:
@@ -37,8 +43,7 @@ def traced_channel(address: str) -> grpc.Channel:
 
 class ProfileDirectory(Protocol):
     def get(self, user_id: str) -> profile_pb2.Profile | None:
-        """The customer's profile (customer number), None when unknown, ``PROFILE_UNAVAILABLE`` (or None) when
-        the profile service did not answer."""
+        """The customer's profile (customer number), None when unknown or unreachable."""
 
 
 class NoProfiles:
@@ -143,6 +148,11 @@ class GrpcProfileDirectory:
             return self._stub
 
     def get(self, user_id: str) -> profile_pb2.Profile | None:
+        found = self.fetch(user_id)
+        return None if found is PROFILE_UNAVAILABLE else found
+
+    def fetch(self, user_id: str) -> profile_pb2.Profile | None:
+        """As :meth:`get`, but ``PROFILE_UNAVAILABLE`` when svc_profile did not answer."""
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(user_id)

@@ -28,7 +28,7 @@ from svc_campaign.journey_walk import Walker
 from svc_campaign.journeys import Journeys
 from svc_campaign.outbox import message_event, queue_event, stable_id, to_proto
 from svc_campaign.policy import PolicyGate, Touch, default_policy, policy_from_json
-from svc_campaign.profiles import GrpcProfileDirectory, GrpcSegmentMembers, ProfileDirectory, SegmentMembers
+from svc_campaign.profiles import GrpcProfileDirectory, GrpcSegmentMembers, ProfileDirectory, SegmentMembers, lookup
 from svc_campaign.scheduled import Scheduler
 from svc_campaign.store._messages import MessageStore
 from svc_campaign.store._policy import PolicyStore
@@ -288,7 +288,7 @@ class CampaignService(TemplateBook):
                 request.purpose or "marketing",
                 request.is_marketing,
                 0,
-                self.profiles.get(user),
+                lookup(self.profiles, user),
             )
             decision = self.gate.check(conn, policy, touch, now)
         response = pb.CheckContactResponse(
@@ -356,7 +356,7 @@ class CampaignService(TemplateBook):
                     request.purpose or "marketing",
                     request.is_marketing,
                     0,
-                    self.profiles.get(user),
+                    lookup(self.profiles, user),
                     event,
                     now,
                     message_id,

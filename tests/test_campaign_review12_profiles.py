@@ -146,13 +146,14 @@ def test_an_unreachable_profile_service_is_its_own_suppression_reason(tmp_path) 
         pass  # stopped: nothing listens there now
     directory = GrpcProfileDirectory(address, timeout_seconds=0.5)
     try:
-        assert directory.get("c1") is PROFILE_UNAVAILABLE
+        assert directory.fetch("c1") is PROFILE_UNAVAILABLE
+        assert directory.get("c1") is None  # to journeys, branches and rendering: unknown, as before
         assert directory.withheld_tags() is None
     finally:
         directory.close()
 
     class Down(InMemoryProfiles):
-        def get(self, user_id: str) -> profile_pb2.Profile | None:
+        def fetch(self, user_id: str) -> profile_pb2.Profile | None:
             return PROFILE_UNAVAILABLE if user_id == "c-down" else super().get(user_id)
 
     with campaign_service(tmp_path, profiles=Down({"c-rated": profile("c-rated", risk="C5")})) as service:
