@@ -115,6 +115,7 @@ class CampaignService(TemplateBook):
 
     async def start(self) -> None:
         collect_address = peer_address("collect", self.settings.collect_address)
+        self._warn_unconnected(collect_address)
         if self.collect is None and collect_address:
             from svc_common.logclient import CollectClient
 
@@ -159,6 +160,27 @@ class CampaignService(TemplateBook):
         if self.publisher is not None:
             self._loop("publisher", self.publisher.run_once, 0.2)
         self._loop("auto-promotion", self._promote_all, 5.0)
+
+    def _warn_unconnected(self, collect_address: str) -> None:
+        """One WARNING per peer this process is not connected to (its own process, with the address unset)."""
+        if self.collect is None and not collect_address:
+            log.warning(
+                "collect_address is not set and this process does not serve svc_collect: svc_campaign reads no "
+                "events (no trigger fires, no goal or wait sees its event, no erasure arrives) and publishes none "
+                "($message_* events wait in campaign_pending_event); set [campaign] collect_address "
+                "(QIMING_CAMPAIGN_COLLECT_ADDRESS)",
+                extra={"setting": "collect_address"},
+            )
+        if isinstance(self.profiles, GrpcProfileDirectory) and not peer_address(
+            "profile", self.settings.profile_address
+        ):
+            log.warning(
+                "profile_address is not set and this process does not serve svc_profile: every customer is unknown "
+                "to svc_campaign (branches take their default arm, audience segments admit nobody, product "
+                "messages are suppressed risk_rating_unknown, scheduled runs cannot read their segment); set "
+                "[campaign] profile_address (QIMING_CAMPAIGN_PROFILE_ADDRESS)",
+                extra={"setting": "profile_address"},
+            )
 
     def _loop(self, name: str, once: Callable[[], Awaitable[int]], idle_seconds: float) -> None:
         async def run() -> None:
