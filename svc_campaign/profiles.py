@@ -31,6 +31,20 @@ def lookup(directory: Any, user_id: str) -> profile_pb2.Profile | None:
     return fetch(user_id) if fetch is not None else directory.get(user_id)
 
 
+class TellingOutages:
+    """``directory`` as the engine sees it: ``get`` answers ``PROFILE_UNAVAILABLE`` on an outage (see
+    :func:`lookup`), so a journey's product message says ``profile_unavailable`` too; the rest is the directory's."""
+
+    def __init__(self, directory: Any) -> None:
+        self.directory = directory
+
+    def get(self, user_id: str) -> profile_pb2.Profile | None:
+        return lookup(self.directory, user_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.directory, name)
+
+
 def traced_channel(address: str) -> grpc.Channel:
     """A blocking channel that sends the caller's trace on (``traceparent``), as ``svc_common.server.insecure_channel``
     does for asyncio channels: a call svc_campaign makes for an RPC shows in svc_profile under the same trace."""

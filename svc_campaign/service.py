@@ -28,7 +28,14 @@ from svc_campaign.journey_walk import Walker
 from svc_campaign.journeys import Journeys
 from svc_campaign.outbox import message_event, queue_event, stable_id, to_proto
 from svc_campaign.policy import PolicyGate, Touch, default_policy, policy_from_json
-from svc_campaign.profiles import GrpcProfileDirectory, GrpcSegmentMembers, ProfileDirectory, SegmentMembers, lookup
+from svc_campaign.profiles import (
+    GrpcProfileDirectory,
+    GrpcSegmentMembers,
+    ProfileDirectory,
+    SegmentMembers,
+    TellingOutages,
+    lookup,
+)
 from svc_campaign.scheduled import Scheduler
 from svc_campaign.store._messages import MessageStore
 from svc_campaign.store._policy import PolicyStore
@@ -82,7 +89,8 @@ class CampaignService(TemplateBook):
             sensitive=settings.sensitive_fields,
         )
         self.experiments = Experiments(tables)
-        self.engine = Engine(database, tables, self.clock, profiles, self.gate, self.experiments, settings)
+        outages = TellingOutages(profiles)
+        self.engine = Engine(database, tables, self.clock, outages, self.gate, self.experiments, settings)
         self.walker: Walker = self.engine.walker
         self.journeys = Journeys(tables, self.engine, self.experiments)
         if members is None:

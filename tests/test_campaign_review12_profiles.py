@@ -166,6 +166,12 @@ def test_an_unreachable_profile_service_is_its_own_suppression_reason(tmp_path) 
             )
             reasons[user] = service.send_message(request).suppression_reason
         assert reasons == {"c-down": "profile_unavailable", "c-unknown": "risk_rating_unknown", "c-rated": ""}
+        run_journey(service, simple_graph(on_event("signup"), "fund"))  # a journey's product message too
+        service.engine.handle([event("signup", "c-down"), event("signup", "c-unknown")])
+        with service.db.connection() as conn:
+            report = service.journeys.report(conn, "j1", None, None)
+        [send] = [n for n in report.nodes if n.node_id == "send"]
+        assert dict(send.suppressed_by_reason) == {"profile_unavailable": 1, "risk_rating_unknown": 1}
 
 
 def test_the_erasure_log_line_names_customer_profile_and_what_it_ended(tmp_path, caplog) -> None:
