@@ -1,9 +1,13 @@
-"""Request checks shared by the domain modules: INVALID_ARGUMENT naming the field, customer references, channels."""
+"""Request checks shared by the domain modules: INVALID_ARGUMENT naming the field, customer references, channels,
+enum numbers this server knows, and strings that must fit their column."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import Any
 
+from svc_campaign.store import tables
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import types_pb2
@@ -22,7 +26,55 @@ def customer_id(ref: types_pb2.UserRef, field: str = "user") -> str:
         raise bad(f"{field}.type", "campaigns address customers by customer number (ID_TYPE_CUSTOMER)")
     if not ref.value:
         raise bad(f"{field}.value", "give the customer number")
-    return ref.value
+    return bounded(ref.value, f"{field}.value", "message", "user_id")
+
+
+def column_limit(table: str, column: str) -> int:
+    """The characters ``table.column`` holds (its ``String(n)``): what every database stores alike."""
+    return int(tables[table].c[column].type.length)
+
+
+def bounded(value: str, field: str, table: str, column: str, *, spare: int = 0) -> str:
+    """``value`` when it fits the column ``table.column`` (less ``spare`` characters the service adds to it, a
+    prefix); INVALID_ARGUMENT naming the field and the limit otherwise. SQLite would store a longer string and
+    PostgreSQL refuse it: the same request gets the same answer on both."""
+    limit = column_limit(table, column) - spare
+    if len(value) > limit:
+        raise bad(field, f"at most {limit} characters (this one has {len(value)})", "STRING_TOO_LONG")
+    return value
+
+
+def known(values: Iterable[int], enum: Any, field: str) -> list[int]:
+    """``values`` when each is a number of ``enum`` (a protobuf enum wrapper); INVALID_ARGUMENT naming the field
+    otherwise (a client built against a newer proto, a typo in a JSON request)."""
+    out = list(values)
+    for value in out:
+        if value not in enum.values():
+            raise bad(field, f"{value} is not a {enum.DESCRIPTOR.name} this server knows")
+    return out
+
+
+SUPPRESSION_REASONS = frozenset(
+    {
+        "no_consent",
+        "consent_withdrawn",
+        "risk_rating_unknown",
+        "risk_rating_mismatch",
+        "profile_unavailable",
+        "content_noncompliant",
+        "sensitive_placeholder",
+        "unknown_template",
+        "channel_cap",
+        "frequency_cap_day",
+        "frequency_cap_week",
+        "duplicate_content",
+        "quiet_hours_deferred",
+        "preempted_by_priority",
+        "journey_stopped",
+        "customer_erased",
+    }
+)
+"""Every ``suppression_reason`` svc_campaign writes (docs/campaign.md, "The policy gate" and after)."""
 
 
 def channel_ok(channel: int, field: str) -> int:

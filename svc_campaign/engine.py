@@ -208,8 +208,11 @@ class Engine(TimerFiring):
             # The customer's gate lock first: a scheduled run entering them in another transaction either entered
             # them before (and they leave now) or waits and then sees them on the suppression list.
             self.walker.gate.lock_customers(conn, [user])
-            erased[user] = erase_customer(conn, self.t, user, now, event_time(event))
-            log.info("customer erased")
+            done = erase_customer(conn, self.t, user, now, event_time(event))
+            erased[user] = done.at
+            profile_id = event.properties["profile_id"].string_value if "profile_id" in event.properties else ""
+            what = {"journeys_ended": done.journeys, "messages_blanked": done.messages}
+            log.info("customer erased", extra={"customer_id": user, "profile_id": profile_id, **what})
             return
         if user in erased and event_time(event) <= erased[user]:
             return  # from before the customer's erasure, arriving late: it brings nobody back (erasure.py)

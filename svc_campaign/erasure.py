@@ -17,8 +17,9 @@ happened after the erasure is a new relationship (a re-opened account) and is ha
 from __future__ import annotations
 
 import datetime as dt
+from typing import NamedTuple
 
-from sqlalchemy import Table
+from sqlalchemy import Table, func, select
 from sqlalchemy.engine import Connection
 
 from svc_campaign.exits import exit_in_flight
@@ -29,21 +30,32 @@ ERASED = "$profile_erased"
 REASON = "customer_erased"
 
 
+class Erased(NamedTuple):
+    at: dt.datetime
+    """The erasure time kept on the suppression list."""
+    journeys: int
+    """Participations it ended."""
+    messages: int
+    """The customer's messages, their texts blanked."""
+
+
 def erase_customer(
     conn: Connection, t: dict[str, Table], user_id: str, now: dt.datetime, erased: dt.datetime | None = None
-) -> dt.datetime:
+) -> Erased:
     """Everything in flight for ``user_id`` stops. ``erased``: when the erasure happened (the ``$profile_erased``
     event's time; default ``now``), kept on the suppression list — the later one when the customer was erased
     before — so that a log read late or replayed judges events against the erasure, not against when it was
-    read. Returns the time kept."""
-    exit_in_flight(conn, t, "user_id", user_id, exit_reason=REASON, suppression=REASON, now=now)
+    read. Returns the time kept and what it ended and blanked (for the log line an auditor reads)."""
+    journeys = exit_in_flight(conn, t, "user_id", user_id, exit_reason=REASON, suppression=REASON, now=now)
+    m = t["message"].c
+    messages = conn.execute(select(func.count()).where(m.user_id == user_id)).scalar_one()
     blank_messages(conn, t, user_id)
     leave_scheduled_runs(conn, t, user_id)
     at = erased or now
     before = erased_at(conn, t, [user_id]).get(user_id)
     if before is None or before < at:
         mark_erased(conn, t, user_id, at)
-    return max(at, before) if before is not None else at
+    return Erased(max(at, before) if before is not None else at, journeys, int(messages))
 
 
-__all__ = ["ERASED", "REASON", "erase_customer", "erased_at"]
+__all__ = ["ERASED", "REASON", "Erased", "erase_customer", "erased_at"]

@@ -21,6 +21,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from svc_campaign import stats
+from svc_campaign.checks import known
 from svc_campaign.store._experiments import ExperimentStore
 from svc_campaign.triggers import event_time
 from svc_common.conditions import EVENT_FILTER_SCOPE, compile_condition, matches_event
@@ -68,7 +69,9 @@ def validate_experiment(experiment: pb.Experiment) -> None:
         raise _bad("experiment.attribution_window_seconds", "set the window in which a goal event counts")
     if experiment.HasField("goal_filter") and experiment.goal_filter.WhichOneof("node"):
         compile_condition(experiment.goal_filter, EVENT_FILTER_SCOPE, field="experiment.goal_filter")
+    known([experiment.allocation], pb.AllocationMode, "experiment.allocation")
     rule = experiment.auto_promotion
+    known([rule.metric], pb.Metric, "experiment.auto_promotion.metric")
     if rule.enabled:
         if not 0.5 <= rule.min_probability_best < 1:
             raise _bad("experiment.auto_promotion.min_probability_best", "between 0.5 and 1")

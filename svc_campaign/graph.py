@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from svc_campaign.checks import column_limit
 from svc_campaign.cron import known_zone
 from svc_campaign.triggers import EventMatcher, Trigger, compile_trigger
-from svc_common.conditions import Node, Scope, compile_condition
+from svc_common.conditions import Compare, HasTag, Node, Scope, Source, compile_condition, walk
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 
@@ -101,6 +102,7 @@ def _check_node(
     def bad(code: str, message: str) -> None:
         problems.append(Problem(nid, code, f"node {nid!r}: {message}"))
 
+    _check_lengths(node, bad)
     try:
         if kind == "trigger":
             compiled.trigger = compile_trigger(node.trigger.trigger, "trigger.trigger")
@@ -141,6 +143,26 @@ def _check_node(
         )
         bad(code, exc.message)
     return problems
+
+
+def _check_lengths(node: pb.JourneyNode, bad: Callable[[str, str], None]) -> None:
+    """The node's strings that the engine stores in a column of that width, and enum numbers this server knows."""
+    longer = [("node_id", node.node_id, column_limit("visit", "node_id"))]
+    kind = node.WhichOneof("kind")
+    trigger = node.trigger.trigger
+    if kind == "trigger" and trigger.WhichOneof("kind") == "scheduled":
+        longer.append(
+            ("scheduled.segment_id", trigger.scheduled.segment_id, column_limit("scheduled_run", "segment_id"))
+        )
+    segment = kind == "trigger" and trigger.WhichOneof("kind") == "segment"
+    if segment and trigger.segment.change not in pb.SegmentTrigger.Change.values():
+        bad("invalid_trigger", f"segment.change {trigger.segment.change} is not CHANGE_ENTERED or CHANGE_EXITED")
+    if kind == "split":
+        limit = column_limit("message", "variant")
+        longer += [(f"split.arms[{i}].variant", a.variant, limit) for i, a in enumerate(node.split.arms)]
+    for where, value, limit in longer:
+        if len(value) > limit:
+            bad("too_long", f"{where} has {len(value)} characters, at most {limit}")
 
 
 def _check_zone(zone: str, bad: Callable[[str, str], None]) -> None:
@@ -277,6 +299,48 @@ def _cycles(nodes: dict[str, CompiledNode]) -> list[Problem]:
         if color[nid] == white and nodes[nid].kind != "wait":
             visit(nid)
     return found
+
+
+_PROFILE_SOURCES = {Source.ATTRIBUTE: "attribute", Source.FEATURE: "feature", Source.TAG: "tag", Source.SCORE: "tag"}
+WithheldLookup = Callable[[str, str], bool]
+"""(kind "attribute" | "feature" | "tag", name) → True when svc_profile withholds that field from svc_campaign."""
+
+
+def withheld_problems(graph: pb.JourneyGraph, withheld: WithheldLookup) -> list[Problem]:
+    """Branch conditions on profile fields svc_profile does not show svc_campaign (level 3): the branch would see
+    no value for anyone and send everyone down the default arm, silently."""
+    problems: list[Problem] = []
+    for node in graph.nodes:
+        if node.WhichOneof("kind") != "branch":
+            continue
+        for i, arm in enumerate(node.branch.arms):
+            where = f"branch.arms[{i}].condition"
+            try:
+                tree = compile_condition(arm.condition, BRANCH_SCOPE, field=where)
+            except InvalidArgument:
+                continue  # reported by validate()
+            seen: set[tuple[str, str]] = set()
+            for n in walk(tree):
+                if isinstance(n, Compare) and n.source in _PROFILE_SOURCES:
+                    field_ = (_PROFILE_SOURCES[n.source], n.name)
+                elif isinstance(n, HasTag):
+                    field_ = ("tag", n.tag_name)
+                else:
+                    continue
+                if field_ in seen or not withheld(*field_):
+                    continue
+                seen.add(field_)
+                problems.append(
+                    Problem(
+                        node.node_id,
+                        "withheld_field",
+                        f"node {node.node_id!r}: {where} reads {field_[0]} {field_[1]!r}, a level 3 field svc_profile "
+                        "does not show svc_campaign (amounts *_fen, sensitive fields, level 3 tags): every customer "
+                        "would take the default arm; branch on a tag derived from it instead, such as the finance "
+                        "pack's fin_investor_tier or fin_high_net_worth",
+                    )
+                )
+    return problems
 
 
 def raise_problems(problems: list[Problem], field: str = "draft") -> None:

@@ -9,12 +9,12 @@ import uuid
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection, RowMapping
 
 from svc_campaign.engine import Engine
 from svc_campaign.experiments import Experiments
-from svc_campaign.graph import Problem, raise_problems, validate
+from svc_campaign.graph import Problem, raise_problems, validate, withheld_problems
 from svc_campaign.store._journeys import JourneyStore
 from svc_campaign.store._reports import ReportStore
 from svc_campaign.store._templates import TemplateStore
@@ -87,7 +87,23 @@ class Journeys:
             experiment = self.experiments.get(conn, experiment_id, missing_ok=True)
             return None if experiment is None else [v.key for v in experiment.variants]
 
-        return validate(graph, template_channel, variants)[0]
+        return validate(graph, template_channel, variants)[0] + withheld_problems(graph, self._withheld())
+
+    def _withheld(self) -> Any:
+        """What svc_profile withholds from svc_campaign (an anonymous caller): attributes and features named
+        ``*_fen`` (its rule for amounts), the configured ``sensitive_fields``, and the tags it defines as level 3
+        (asked of svc_profile; unknown when it does not answer)."""
+        sensitive = {s.lower() for s in self.engine.settings.sensitive_fields}
+        level3 = getattr(self.engine.walker.profiles, "withheld_tags", lambda: frozenset())() or frozenset()
+
+        def withheld(kind: str, name: str) -> bool:
+            if name.lower() in sensitive:
+                return True
+            if kind == "tag":
+                return name in level3
+            return name.endswith("_fen") or "_fen." in name
+
+        return withheld
 
     def create(self, conn: Connection, journey: pb.Journey, now: dt.datetime) -> pb.Journey:
         if not journey.name:
@@ -214,6 +230,11 @@ class Journeys:
             elif outcome.startswith("exited"):
                 report.exited += n
         entered.clear()
+        for (node_id, reason), n in self._suppressed_later(conn, journey_id, start, end, rows).items():
+            report = nodes.setdefault(node_id, pb.NodeReport(node_id=node_id))
+            moved = min(n, report.sent)
+            report.sent -= moved
+            report.suppressed_by_reason[reason] += moved
         for node_id, n in self.reports.waiting(conn, journey_id):
             nodes.setdefault(node_id, pb.NodeReport(node_id=node_id)).waiting = n
         for node_id, delivered, clicked in self.reports.receipts(conn, journey_id, start, end):
@@ -226,6 +247,40 @@ class Journeys:
         response.nodes.extend(nodes[k] for k in sorted(nodes))
         return response
 
+    def _suppressed_later(
+        self, conn: Connection, journey_id: str, start: dt.datetime | None, end: dt.datetime | None, visits: Any
+    ) -> dict[tuple[str, str], int]:
+        """(node, reason) → messages queued or deferred at the gate and suppressed afterwards (an erasure, a stop, a
+        consent withdrawal, a preemption ...): the journey's suppressed messages less the visits that were
+        suppressed at the gate (each send visit writes one message, created at the visit's time)."""
+        m = self.t["message"].c
+        where = [m.journey_id == journey_id, m.status == "SUPPRESSED"]
+        if start:
+            where.append(m.created_at >= start)
+        if end:
+            where.append(m.created_at < end)
+        query = select(m.node_id, m.suppression_reason, func.count()).where(*where)
+        counted = conn.execute(query.group_by(m.node_id, m.suppression_reason)).all()
+        at_gate = {
+            (node, outcome.split(":", 1)[1]): n for node, outcome, n, _ in visits if outcome[:11] == "suppressed:"
+        }
+        later = {(node, reason): n - at_gate.get((node, reason), 0) for node, reason, n in counted}
+        return {key: n for key, n in later.items() if n > 0}
+
+    def _message_outcomes(self, conn: Connection, journey_id: str, row: Any) -> dict[tuple[str, Any], list[str]]:
+        """(node, time) → the reasons of the participant's messages written there that are suppressed now."""
+        m = self.t["message"].c
+        query = select(m.node_id, m.created_at, m.suppression_reason).where(
+            m.user_id == row["user_id"],
+            m.journey_id == journey_id,
+            m.instance_id == row["instance_id"],
+            m.status == "SUPPRESSED",
+        )
+        found: dict[tuple[str, Any], list[str]] = {}
+        for node_id, at, reason in conn.execute(query.order_by(m.created_at, m.message_id)):
+            found.setdefault((node_id, at), []).append(reason)
+        return found
+
     def progress(self, conn: Connection, journey_id: str, user_id: str) -> pb.GetJourneyProgressResponse:
         self._row(conn, journey_id)
         row = self.reports.latest(conn, journey_id, user_id)
@@ -234,8 +289,16 @@ class Journeys:
         response = pb.GetJourneyProgressResponse(current_node_id=row["current_node"] if row["status"] != "done" else "")
         if row["next_action_at"] is not None and row["status"] != "done":
             response.next_action_at.FromDatetime(row["next_action_at"])
+        suppressed = self._message_outcomes(conn, journey_id, row)
         for visit in self.reports.path(conn, row["instance_id"]):
-            item = response.path.add(node_id=visit.node_id, outcome=visit.outcome)
+            outcome = visit.outcome
+            later = suppressed.get((visit.node_id, visit.at))
+            if later and outcome in ("sent", "deferred"):
+                # Queued or deferred at the gate, suppressed since (erasure, stop, consent withdrawn, preempted).
+                outcome = f"suppressed:{later.pop(0)}"
+            elif later and outcome.startswith("suppressed:"):
+                later.pop(0)
+            item = response.path.add(node_id=visit.node_id, outcome=outcome)
             item.entered_at.FromDatetime(visit.at)
         return response
 

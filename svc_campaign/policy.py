@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from svc_campaign.content import RenderRefused, check_template, prohibited_claim, render, risk_rating
 from svc_campaign.outbox import UNSENT
+from svc_campaign.profiles import PROFILE_UNAVAILABLE
 from svc_campaign.store._bulk import ARRAY_DIALECTS
 from svc_campaign.store._policy import GateStore, PolicyStore
 from svc_campaign.store._policy import Sent as _Sent
@@ -254,7 +255,8 @@ class PolicyGate:
         if product.product_id and product.risk_level:
             rating = risk_rating(touch.profile)
             if rating is None:
-                return Decision(False, "risk_rating_unknown")
+                unreachable = touch.profile is PROFILE_UNAVAILABLE
+                return Decision(False, "profile_unavailable" if unreachable else "risk_rating_unknown")
             if rating < product.risk_level:
                 return Decision(False, "risk_rating_mismatch")
         if not self._compliant(touch.template, policy):

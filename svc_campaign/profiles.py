@@ -19,6 +19,41 @@ from svc_common.peers import peer_address
 
 log = logging.getLogger("qiming.campaign.profiles")
 
+PROFILE_UNAVAILABLE = profile_pb2.Profile()
+"""What :func:`lookup` answers when svc_profile did not answer (compared by identity; empty, so branches, segments
+and rendering treat the customer as unknown): the gate tells it apart (``profile_unavailable``) from a customer
+who has no risk rating (``risk_rating_unknown``)."""
+
+
+def lookup(directory: Any, user_id: str) -> profile_pb2.Profile | None:
+    """``directory.get(user_id)``, but ``PROFILE_UNAVAILABLE`` where the directory can tell an outage apart."""
+    fetch = getattr(directory, "fetch", None)
+    return fetch(user_id) if fetch is not None else directory.get(user_id)
+
+
+class TellingOutages:
+    """``directory`` as the engine sees it: ``get`` answers ``PROFILE_UNAVAILABLE`` on an outage (see
+    :func:`lookup`), so a journey's product message says ``profile_unavailable`` too; the rest is the directory's."""
+
+    def __init__(self, directory: Any) -> None:
+        self.directory = directory
+
+    def get(self, user_id: str) -> profile_pb2.Profile | None:
+        return lookup(self.directory, user_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.directory, name)
+
+
+def traced_channel(address: str) -> grpc.Channel:
+    """A blocking channel that sends the caller's trace on (``traceparent``), as ``svc_common.server.insecure_channel``
+    does for asyncio channels: a call svc_campaign makes for an RPC shows in svc_profile under the same trace."""
+    from opentelemetry.instrumentation.grpc import client_interceptor
+    from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
+
+    channel: grpc.Channel = intercept_channel(grpc.insecure_channel(address), client_interceptor())
+    return channel
+
 
 class ProfileDirectory(Protocol):
     def get(self, user_id: str) -> profile_pb2.Profile | None:
@@ -107,6 +142,7 @@ class GrpcProfileDirectory:
         self._channel: grpc.Channel | None = None
         self._stub: profile_pb2_grpc.ProfileServiceStub | None = None
         self._cache: dict[str, tuple[float, profile_pb2.Profile | None]] = {}
+        self._tags: tuple[float, frozenset[str]] | None = None
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -121,11 +157,16 @@ class GrpcProfileDirectory:
                 if self._channel is not None:
                     self._channel.close()
                 self.address = address
-                self._channel = grpc.insecure_channel(address) if address else None
+                self._channel = traced_channel(address) if address else None
                 self._stub = profile_pb2_grpc.ProfileServiceStub(self._channel) if self._channel else None
             return self._stub
 
     def get(self, user_id: str) -> profile_pb2.Profile | None:
+        found = self.fetch(user_id)
+        return None if found is PROFILE_UNAVAILABLE else found
+
+    def fetch(self, user_id: str) -> profile_pb2.Profile | None:
+        """As :meth:`get`, but ``PROFILE_UNAVAILABLE`` when svc_profile did not answer."""
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(user_id)
@@ -140,13 +181,37 @@ class GrpcProfileDirectory:
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.NOT_FOUND:
                 log.warning("svc_profile at %s: %s %s", self.address, exc.code().name, exc.details())
-                return None  # not cached: the next touch asks again
+                return PROFILE_UNAVAILABLE  # not cached: the next touch asks again
             profile = None
         with self._lock:
             if len(self._cache) > 100_000:
                 self._cache.clear()
             self._cache[user_id] = (now + self._cache_seconds, profile)
         return profile
+
+    def withheld_tags(self) -> frozenset[str] | None:
+        """The tags svc_profile defines as level 3 or above (it does not show their values to svc_campaign); None
+        when it does not answer. Kept a minute."""
+        now = time.monotonic()
+        if self._tags is not None and self._tags[0] > now:
+            return self._tags[1]
+        if self._connect() is None or self._channel is None:
+            return None
+        stub = profile_pb2_grpc.TagServiceStub(self._channel)
+        names: set[str] = set()
+        request = profile_pb2.ListTagDefinitionsRequest(page=types_pb2.PageRequest(page_size=1000))
+        try:
+            while True:
+                page = stub.ListTagDefinitions(request, timeout=self._timeout)
+                names.update(d.name for d in page.definitions if d.sensitivity >= types_pb2.SENSITIVITY_LEVEL_3)
+                if not page.next_page_token:
+                    break
+                request.page.page_token = page.next_page_token
+        except grpc.RpcError as exc:
+            log.warning("svc_profile at %s: tag definitions: %s %s", self.address, exc.code().name, exc.details())
+            return None
+        self._tags = (now + 60.0, frozenset(names))
+        return self._tags[1]
 
 
 def profile_values(profile: profile_pb2.Profile | None) -> dict[str, dict[str, Any]]:

@@ -9,9 +9,11 @@ from typing import Any, TypeVar
 
 from grpc import aio
 
+from svc_campaign.checks import SUPPRESSION_REASONS, bounded, known
 from svc_campaign.config import CampaignSettings
 from svc_campaign.service import CampaignService, bad, customer_id
 from svc_campaign.store import tables
+from svc_common.errors import NotFound
 from svc_common.paging import decode_token, encode_token, page_size
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2_grpc as pb_grpc
@@ -39,6 +41,12 @@ def _customer(ref: types_pb2.UserRef, field: str = "user") -> str:
     return user
 
 
+def _noted(messages: list[pb.Message]) -> list[pb.Message]:
+    """``messages``, their customers recorded in the call's audit record (a listing or a read by message id)."""
+    note_customers(*{m.user.value for m in messages})
+    return messages
+
+
 def _required(value: str, field: str) -> str:
     if not value:
         raise bad(field, "required")
@@ -64,6 +72,8 @@ class JourneyServicer(_Transactional, pb_grpc.JourneyServiceServicer):
     async def CreateJourney(
         self, request: pb.CreateJourneyRequest, context: aio.ServicerContext
     ) -> pb.CreateJourneyResponse:
+        bounded(request.journey.name, "journey.name", "journey", "name")
+        bounded(request.journey.purpose, "journey.purpose", "journey", "purpose")
         journey = await _run(self._tx, self._s.journeys.create, request.journey, self._s.clock.now())
         return pb.CreateJourneyResponse(journey=journey)
 
@@ -100,7 +110,10 @@ class JourneyServicer(_Transactional, pb_grpc.JourneyServiceServicer):
     ) -> pb.ListJourneysResponse:
         size = page_size(request.page.page_size)
         position = decode_token(request.page.page_token, "journeys") or {}
-        states = [pb.JourneyState.Name(s).removeprefix("JOURNEY_STATE_") for s in request.states]
+        states = [
+            pb.JourneyState.Name(s).removeprefix("JOURNEY_STATE_")
+            for s in known(request.states, pb.JourneyState, "states")
+        ]
         found = await _run(self._tx, self._s.journeys.list, states, str(position.get("id", "")), size + 1)
         response = pb.ListJourneysResponse(journeys=found[:size])
         if len(found) > size:
@@ -122,6 +135,8 @@ class JourneyServicer(_Transactional, pb_grpc.JourneyServiceServicer):
         return pb.PauseJourneyResponse(journey=await self._transition(request.journey_id, "pause"))
 
     async def StopJourney(self, request: pb.StopJourneyRequest, context: aio.ServicerContext) -> pb.StopJourneyResponse:
+        # Kept as the participants' exit reason "stopped:<reason>".
+        bounded(request.reason, "reason", "instance", "exit_reason", spare=len("stopped:"))
         return pb.StopJourneyResponse(journey=await self._transition(request.journey_id, "stop", request.reason))
 
     async def GetJourneyReport(
@@ -142,7 +157,13 @@ class JourneyServicer(_Transactional, pb_grpc.JourneyServiceServicer):
         self, request: pb.ListScheduledRunsRequest, context: aio.ServicerContext
     ) -> pb.ListScheduledRunsResponse:
         _required(request.journey_id, "journey_id")
-        runs = await _run(self._read, self._s.scheduler.list_runs, request.journey_id, min(request.limit or 50, 1000))
+
+        def runs_of(conn: Any, journey_id: str, limit: int) -> list[pb.ScheduledRun]:
+            if not self._s.journeys.store.exists(conn, journey_id):
+                raise NotFound(f"no journey {journey_id!r}", metadata={"journey_id": journey_id})
+            return self._s.scheduler.list_runs(conn, journey_id, limit)
+
+        runs = await _run(self._read, runs_of, request.journey_id, min(request.limit or 50, 1000))
         return pb.ListScheduledRunsResponse(runs=runs)
 
 
@@ -172,6 +193,7 @@ class TemplateServicer(pb_grpc.TemplateServiceServicer):
     ) -> pb.ListTemplatesResponse:
         size = page_size(request.page.page_size)
         position = decode_token(request.page.page_token, "templates") or {}
+        known([request.channel], pb.ChannelType, "channel")
         found = await _run(self._s.list_templates, request.channel, str(position.get("id", "")), size + 1)
         response = pb.ListTemplatesResponse(templates=found[:size])
         if len(found) > size:
@@ -197,6 +219,8 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
 
     async def SetConsent(self, request: pb.SetConsentRequest, context: aio.ServicerContext) -> pb.SetConsentResponse:
         _customer(request.consent.user, "consent.user")
+        bounded(request.consent.purpose, "consent.purpose", "consent", "purpose")
+        bounded(request.consent.source, "consent.source", "consent", "source")
         return pb.SetConsentResponse(consent=await _run(self._s.set_consent, request.consent))
 
     async def GetConsent(self, request: pb.GetConsentRequest, context: aio.ServicerContext) -> pb.GetConsentResponse:
@@ -228,17 +252,21 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
 
     async def SendMessage(self, request: pb.SendMessageRequest, context: aio.ServicerContext) -> pb.SendMessageResponse:
         _customer(request.user)
+        bounded(request.purpose, "purpose", "message", "purpose")
         return pb.SendMessageResponse(message=await _run(self._s.send_message, request))
 
     async def GetMessage(self, request: pb.GetMessageRequest, context: aio.ServicerContext) -> pb.GetMessageResponse:
         _required(request.message_id, "message_id")
-        return pb.GetMessageResponse(message=await _run(self._s.get_message, request.message_id))
+        message = await _run(self._s.get_message, request.message_id)
+        return pb.GetMessageResponse(message=_noted([message])[0])
 
     async def ReportDeliveryReceipt(
         self, request: pb.ReportDeliveryReceiptRequest, context: aio.ServicerContext
     ) -> pb.ReportDeliveryReceiptResponse:
         _required(request.message_id, "message_id")
-        return pb.ReportDeliveryReceiptResponse(message=await _run(self._s.report_receipt, request))
+        bounded(request.gateway_message_id, "gateway_message_id", "message", "gateway_message_id")
+        message = await _run(self._s.report_receipt, request)
+        return pb.ReportDeliveryReceiptResponse(message=_noted([message])[0])
 
     async def _list(
         self, request: Any, kind: str, *, user: str, suppressed: bool, reasons: list[str], channels: list[int]
@@ -266,14 +294,19 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             token = encode_token(
                 kind, {"at": last.created_at.ToDatetime(tzinfo=dt.UTC).isoformat(), "id": last.message_id}
             )
-        return found[:size], token
+        return _noted(found[:size]), token
 
     async def ListContactHistory(
         self, request: pb.ListContactHistoryRequest, context: aio.ServicerContext
     ) -> pb.ListContactHistoryResponse:
         user = _customer(request.user)
         messages, token = await self._list(
-            request, "history", user=user, suppressed=False, reasons=[], channels=list(request.channels)
+            request,
+            "history",
+            user=user,
+            suppressed=False,
+            reasons=[],
+            channels=known(request.channels, pb.ChannelType, "channels"),
         )
         return pb.ListContactHistoryResponse(messages=messages, next_page_token=token)
 
@@ -281,6 +314,12 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         self, request: pb.ListSuppressionsRequest, context: aio.ServicerContext
     ) -> pb.ListSuppressionsResponse:
         user = _customer(request.user) if request.user.value else ""
+        for reason in request.reasons:
+            if reason not in SUPPRESSION_REASONS:
+                raise bad(
+                    "reasons",
+                    f"{reason!r} is not a suppression reason (one of {', '.join(sorted(SUPPRESSION_REASONS))})",
+                )
         messages, token = await self._list(
             request, "suppressions", user=user, suppressed=True, reasons=list(request.reasons), channels=[]
         )
@@ -291,6 +330,11 @@ class ExperimentServicer(_Transactional, pb_grpc.ExperimentServiceServicer):
     async def CreateExperiment(
         self, request: pb.CreateExperimentRequest, context: aio.ServicerContext
     ) -> pb.CreateExperimentResponse:
+        experiment = request.experiment
+        bounded(experiment.experiment_id, "experiment.experiment_id", "experiment", "experiment_id")
+        bounded(experiment.goal_event_type, "experiment.goal_event_type", "experiment", "goal_event_type")
+        for n, variant in enumerate(experiment.variants):
+            bounded(variant.key, f"experiment.variants[{n}].key", "assignment", "variant")
         created = await _run(self._tx, self._s.experiments.create, request.experiment, self._s.clock.now())
         return pb.CreateExperimentResponse(experiment=created)
 
@@ -353,6 +397,7 @@ class ExperimentServicer(_Transactional, pb_grpc.ExperimentServiceServicer):
         self, request: pb.GetExperimentResultsRequest, context: aio.ServicerContext
     ) -> pb.GetExperimentResultsResponse:
         _required(request.experiment_id, "experiment_id")
+        known([request.metric], pb.Metric, "metric")
         _, results = await _run(self._read, self._s.experiments.results, request.experiment_id, request.metric)
         return results
 

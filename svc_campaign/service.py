@@ -16,7 +16,7 @@ from google.protobuf import json_format
 from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 
-from svc_campaign.checks import bad, channel_ok, customer_id
+from svc_campaign.checks import bad, channel_ok, customer_id, known
 from svc_campaign.clock import Clock, SystemClock
 from svc_campaign.config import CampaignSettings
 from svc_campaign.cron import known_zone
@@ -28,7 +28,14 @@ from svc_campaign.journey_walk import Walker
 from svc_campaign.journeys import Journeys
 from svc_campaign.outbox import message_event, queue_event, stable_id, to_proto
 from svc_campaign.policy import PolicyGate, Touch, default_policy, policy_from_json
-from svc_campaign.profiles import GrpcProfileDirectory, GrpcSegmentMembers, ProfileDirectory, SegmentMembers
+from svc_campaign.profiles import (
+    GrpcProfileDirectory,
+    GrpcSegmentMembers,
+    ProfileDirectory,
+    SegmentMembers,
+    TellingOutages,
+    lookup,
+)
 from svc_campaign.scheduled import Scheduler
 from svc_campaign.store._messages import MessageStore
 from svc_campaign.store._policy import PolicyStore
@@ -82,7 +89,8 @@ class CampaignService(TemplateBook):
             sensitive=settings.sensitive_fields,
         )
         self.experiments = Experiments(tables)
-        self.engine = Engine(database, tables, self.clock, profiles, self.gate, self.experiments, settings)
+        outages = TellingOutages(profiles)
+        self.engine = Engine(database, tables, self.clock, outages, self.gate, self.experiments, settings)
         self.walker: Walker = self.engine.walker
         self.journeys = Journeys(tables, self.engine, self.experiments)
         if members is None:
@@ -115,6 +123,7 @@ class CampaignService(TemplateBook):
 
     async def start(self) -> None:
         collect_address = peer_address("collect", self.settings.collect_address)
+        self._warn_unconnected(collect_address)
         if self.collect is None and collect_address:
             from svc_common.logclient import CollectClient
 
@@ -159,6 +168,27 @@ class CampaignService(TemplateBook):
         if self.publisher is not None:
             self._loop("publisher", self.publisher.run_once, 0.2)
         self._loop("auto-promotion", self._promote_all, 5.0)
+
+    def _warn_unconnected(self, collect_address: str) -> None:
+        """One WARNING per peer this process is not connected to (its own process, with the address unset)."""
+        if self.collect is None and not collect_address:
+            log.warning(
+                "collect_address is not set and this process does not serve svc_collect: svc_campaign reads no "
+                "events (no trigger fires, no goal or wait sees its event, no erasure arrives) and publishes none "
+                "($message_* events wait in campaign_pending_event); set [campaign] collect_address "
+                "(QIMING_CAMPAIGN_COLLECT_ADDRESS)",
+                extra={"setting": "collect_address"},
+            )
+        if isinstance(self.profiles, GrpcProfileDirectory) and not peer_address(
+            "profile", self.settings.profile_address
+        ):
+            log.warning(
+                "profile_address is not set and this process does not serve svc_profile: every customer is unknown "
+                "to svc_campaign (branches take their default arm, audience segments admit nobody, product "
+                "messages are suppressed risk_rating_unknown, scheduled runs cannot read their segment); set "
+                "[campaign] profile_address (QIMING_CAMPAIGN_PROFILE_ADDRESS)",
+                extra={"setting": "profile_address"},
+            )
 
     def _loop(self, name: str, once: Callable[[], Awaitable[int]], idle_seconds: float) -> None:
         async def run() -> None:
@@ -244,6 +274,13 @@ class CampaignService(TemplateBook):
     def update_policy(self, policy: pb.ContactPolicy, expected_version: int) -> pb.ContactPolicy:
         zones = [("policy.cap_timezone", policy.cap_timezone)]
         for n, rule in enumerate(policy.quiet_hours):
+            known(rule.channels, pb.ChannelType, f"policy.quiet_hours[{n}].channels")
+            if rule.end.timezone and rule.end.timezone != rule.start.timezone:
+                raise bad(
+                    f"policy.quiet_hours[{n}].end.timezone",
+                    f"{rule.end.timezone!r} is not the start's zone {rule.start.timezone or 'of the service'!r}:"
+                    " quiet hours are one span of local time in the start's zone; leave the end's empty or the same",
+                )
             for end in ("start", "end"):
                 tod = getattr(rule, end)
                 if tod.hour > 23 or tod.minute > 59:
@@ -281,7 +318,7 @@ class CampaignService(TemplateBook):
                 request.purpose or "marketing",
                 request.is_marketing,
                 0,
-                self.profiles.get(user),
+                lookup(self.profiles, user),
             )
             decision = self.gate.check(conn, policy, touch, now)
         response = pb.CheckContactResponse(
@@ -349,7 +386,7 @@ class CampaignService(TemplateBook):
                     request.purpose or "marketing",
                     request.is_marketing,
                     0,
-                    self.profiles.get(user),
+                    lookup(self.profiles, user),
                     event,
                     now,
                     message_id,
@@ -370,6 +407,7 @@ class CampaignService(TemplateBook):
         return to_proto(row)
 
     def report_receipt(self, request: pb.ReportDeliveryReceiptRequest) -> pb.Message:
+        known([request.status], pb.MessageStatus, "status")
         status = pb.MessageStatus.Name(request.status).removeprefix("MESSAGE_STATUS_")
         if status not in ("DELIVERED", "FAILED", "CLICKED", "SENT"):
             raise bad("status", "a receipt is SENT, DELIVERED, FAILED or CLICKED")
