@@ -16,6 +16,7 @@ from svc_common.conditions import EventAbsence, EventCount, Source, from_proto
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2, profile_pb2_grpc
 from svc_common.peers import peer_address
+from svc_common.server import blocking_channel
 
 log = logging.getLogger("qiming.campaign.profiles")
 
@@ -43,16 +44,6 @@ class TellingOutages:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.directory, name)
-
-
-def traced_channel(address: str) -> grpc.Channel:
-    """A blocking channel that sends the caller's trace on (``traceparent``), as ``svc_common.server.insecure_channel``
-    does for asyncio channels: a call svc_campaign makes for an RPC shows in svc_profile under the same trace."""
-    from opentelemetry.instrumentation.grpc import client_interceptor
-    from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
-
-    channel: grpc.Channel = intercept_channel(grpc.insecure_channel(address), client_interceptor())
-    return channel
 
 
 class ProfileDirectory(Protocol):
@@ -157,7 +148,7 @@ class GrpcProfileDirectory:
                 if self._channel is not None:
                     self._channel.close()
                 self.address = address
-                self._channel = traced_channel(address) if address else None
+                self._channel = blocking_channel(address) if address else None
                 self._stub = profile_pb2_grpc.ProfileServiceStub(self._channel) if self._channel else None
             return self._stub
 

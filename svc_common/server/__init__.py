@@ -4,6 +4,7 @@ from svc_common.peers import peer_address
 from svc_common.server._app import (
     RunningServer,
     ServiceSpec,
+    blocking_channel,
     build_server,
     insecure_channel,
     keepalive_options,
@@ -42,6 +43,7 @@ __all__ = [
     "Principal",
     "RunningServer",
     "ServiceSpec",
+    "blocking_channel",
     "build_server",
     "contract_services",
     "current_call",
