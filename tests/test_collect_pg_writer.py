@@ -138,3 +138,24 @@ def test_a_connection_lost_during_an_append_is_unavailable_then_replaced(
             assert _writer(service).info.backend_pid != lost[0]
 
     asyncio.run(scenario())
+
+
+def test_a_database_that_refuses_connections_is_unavailable(
+    database_url_postgresql: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path, database_url_postgresql)) as (service, _):
+            engine = service._log._db.engine  # type: ignore[attr-defined]
+            refused = sa.exc.OperationalError("connect", {}, psycopg.OperationalError("connection refused"))
+
+            def refuse() -> None:
+                raise refused
+
+            monkeypatch.setattr(engine, "raw_connection", refuse)
+            with pytest.raises(Unavailable, match="unavailable; retry with backoff"):
+                await service.ingest([make_event()])
+            monkeypatch.undo()
+            (outcome,) = await service.ingest([make_event()])
+            assert outcome.status == ACCEPTED and _seq(outcome.cursor) == 1
+
+    asyncio.run(scenario())

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
+import sqlalchemy.exc
 from psycopg.errors import UniqueViolation
 
 from svc_collect.validation import storable_text
@@ -247,7 +248,12 @@ class PgAppender:
 
     def _connection(self) -> psycopg.Connection:
         if self._held is None:
-            held = self._engine.raw_connection()
+            try:
+                held = self._engine.raw_connection()
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.TimeoutError) as exc:
+                # The server is down or refuses connections, or the pool is exhausted: as every other statement.
+                log.warning("database unavailable: %s", redact_url(str(exc).splitlines()[0]))
+                raise Unavailable("the service's database is unavailable; retry with backoff") from exc
             try:
                 held.driver_connection.autocommit = True
             except BaseException:
