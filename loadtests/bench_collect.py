@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -61,6 +62,8 @@ INGEST = "/qiming.collect.v1.CollectService/Ingest"
 POSTGRES_ADMIN_URL = os.environ.get(
     "QIMING_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+# Databases the bench makes (and drops) are named <prefix><random>: on a shared server, a prefix of one's own.
+DATABASE_PREFIX = os.environ.get("QIMING_BENCH_DATABASE_PREFIX", "qiming_bench_")
 KEYRING = generate_keyring().to_json()
 # How producers make event ids: UUIDv7 (time-ordered, what docs/collect.md recommends) or UUIDv4 (random).
 EVENT_IDS = {"v7": new_event_id, "v4": lambda: str(uuid.uuid4())}
@@ -169,6 +172,19 @@ async def read_back(address: str, batch_size: int = 1000) -> tuple[float, int]:
 async def steady_latency(address: str, batches: list[bytes], rate_per_second: float) -> list[float]:
     """Send batches at a fixed rate, each on its own; acknowledgement latencies in milliseconds."""
     return [ms for _, ms in await steady_latency_timeline(address, batches, rate_per_second)]
+
+
+@contextlib.contextmanager
+def client_gc_frozen() -> Iterator[None]:
+    """The client's own objects (the batches, gRPC, SQLAlchemy, protobuf: ~200,000) out of its full collections
+    while it measures latencies: a full collection of this process took 40–80 ms, every acknowledgement pending
+    meanwhile counted it (``loadtests/research/collect_pg_ack_phases.py`` prints the client's pauses)."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 async def steady_latency_timeline(
@@ -315,7 +331,7 @@ DATABASE_SERVERS = {"SQLite": (), "PostgreSQL": ("postgres",), "JetStream": ("na
 @contextlib.contextmanager
 def postgres_database() -> Iterator[str]:
     admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"qiming_bench_{uuid.uuid4().hex[:8]}"
+    name = f"{DATABASE_PREFIX}{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
@@ -442,7 +458,8 @@ def run(events: int, parts: set[str]) -> dict[str, float]:
                 continue
             with backend_env(backend) as env, collector(env) as server:
                 batches = make_batches(rate // 10, 100)  # 10 s of 100-event batches
-                latencies = sorted(asyncio.run(steady_latency(server.address, batches, rate_per_second=rate / 100)))
+                with client_gc_frozen():
+                    latencies = sorted(asyncio.run(steady_latency(server.address, batches, rate / 100)))
             p50, p99 = statistics.median(latencies), latencies[int(len(latencies) * 0.99) - 1]
             key = f"latency_{backend.lower()}_{rate}"
             results[f"{key}_p50_ms"], results[f"{key}_p99_ms"] = p50, p99

@@ -11,7 +11,7 @@ import pytest
 from collect_helpers import collect_settings, make_event, running_service
 
 from svc_collect.service import ACCEPTED, DUPLICATE
-from svc_collect.store import _log
+from svc_collect.store import _log, _pg_append
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2
 
 
@@ -23,13 +23,13 @@ def test_a_resent_id_falls_back_to_the_lookup_and_positions_stay_gapless(
     database_url_postgresql: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lookups: list[int] = []
-    original = _log.SqlEventLog._existing
+    original = _pg_append.PgAppender._existing
 
-    def counting(self: _log.SqlEventLog, conn, ids):  # type: ignore[no-untyped-def]
+    def counting(self: _pg_append.PgAppender, conn, ids):  # type: ignore[no-untyped-def]
         lookups.append(len(ids))
         return original(self, conn, ids)
 
-    monkeypatch.setattr(_log.SqlEventLog, "_existing", counting)
+    monkeypatch.setattr(_pg_append.PgAppender, "_existing", counting)
     monkeypatch.setattr(_log, "_LOOKUPS_AFTER_MISS", 2)
 
     async def scenario() -> None:

@@ -9,8 +9,9 @@ service hands the writer every batch that arrived meanwhile, and one transaction
 De-duplication is exact, not windowed: under the lock, the ids of the group are looked up in the unique
 index, so a re-sent id is found across batches, restarts and concurrent collectors.
 
-The hot path talks to the driver directly (COPY on PostgreSQL and openGauss, ``executemany`` elsewhere);
-everything else goes through SQLAlchemy Core.
+The hot path talks to the driver directly: on PostgreSQL a writer with a connection of its own and four round
+trips per append (``_pg_append.py``), COPY on openGauss, ``executemany`` elsewhere; everything else goes through
+SQLAlchemy Core.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from psycopg.errors import UniqueViolation
 from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from svc_collect.store._pg_append import PgAppender
 from svc_collect.validation import storable_text
 from svc_common.db import Database, DriverQuery, copy_span
 
@@ -148,9 +150,6 @@ class SqlEventLog:
         self._quarantine = tables["quarantine"]
         self._stat = tables["stat"]
         self._use_copy = database.engine.dialect.driver == "psycopg"
-        # Binary COPY sends the payloads as they are (text COPY hex-escapes every byte) and costs the client
-        # about half the CPU per row. PostgreSQL only: openGauss keeps the text format its docs describe.
-        self._copy_types = _COPY_TYPES if database.engine.dialect.name == "postgresql" else None
         paramstyle = database.engine.dialect.paramstyle
         self._mark = "?" if paramstyle == "qmark" else "%s"
         self._lookup_cache: dict[int, str] = {}
@@ -166,9 +165,7 @@ class SqlEventLog:
         )
         marks = ", ".join([self._mark] * len(LOG_COLUMNS))
         self._insert_sql = f"INSERT INTO collect_event ({', '.join(LOG_COLUMNS)}) VALUES ({marks})"
-        self._copy_sql = f"COPY collect_event ({', '.join(LOG_COLUMNS)}) FROM STDIN"
-        if self._copy_types is not None:
-            self._copy_sql += " (FORMAT BINARY)"
+        self._copy_sql = f"COPY collect_event ({', '.join(LOG_COLUMNS)}) FROM STDIN"  # openGauss: text, as documented
         # Statements of every append, built once: building a Core statement (and its cache key) per
         # call costs more than running it, which shows in the latency of small batches.
         head = self._head.c
@@ -190,12 +187,21 @@ class SqlEventLog:
         )
         self._count_insert_sql = insert(self._stat)
         self._quarantine_insert_sql = insert(self._quarantine)
+        # PostgreSQL: four round trips on a connection of the writer's own, binary COPY (_pg_append.py).
+        self._pg = None
+        if database.engine.dialect.name == "postgresql":
+            binary_copy = f"{self._copy_sql} (FORMAT BINARY)"
+            self._pg = PgAppender(
+                database, binary_copy, _COPY_TYPES, self._assign, _side_counts, lambda: _LOOKUPS_AFTER_MISS
+            )
 
     def open(self) -> None:
         """Nothing to do: the service database is opened by the runtime."""
 
     def close(self) -> None:
-        """Nothing to do: the service database is closed by the runtime."""
+        """Gives the PostgreSQL writer's connection back; the service database is closed by the runtime."""
+        if self._pg is not None:
+            self._pg.close()
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -208,6 +214,8 @@ class SqlEventLog:
 
     def append(self, batches: Sequence[WriteBatch], now_us: int) -> list[list[Appended]]:
         """Make every batch durable in one transaction; per batch, per row: its position and fate."""
+        if self._pg is not None:
+            return self._pg.append(batches, now_us)
         with self._db.connection(write=True) as conn:
             head = self._lock_head(conn)
             received_us = max(now_us, head.last_received_us)  # positions and receive times rise together
@@ -295,14 +303,8 @@ class SqlEventLog:
     def _write_side_records(
         self, conn: Connection, batches: Sequence[WriteBatch], results: list[list[Appended]], received_us: int
     ) -> None:
-        counts: dict[str, list[int]] = {}
-        for batch, out in zip(batches, results, strict=True):
-            for row, appended in zip(batch.rows, out, strict=True):
-                counts.setdefault(row.event_type, [0, 0, 0])[1 if appended.duplicate else 0] += 1
-            for q in batch.quarantined:
-                counts.setdefault(q.event_type, [0, 0, 0])[2] += 1
         self._write_quarantine(conn, batches, results, received_us)
-        self._count(conn, counts, received_us)
+        self._count(conn, _side_counts(batches, results), received_us)
 
     def _lock_head(self, conn: Connection) -> LogHead:
         row = conn.execute(self._lock_head_sql).one_or_none()
@@ -313,11 +315,8 @@ class SqlEventLog:
     def _existing(self, conn: Connection, ids: list[str]) -> dict[str, tuple[int, str]]:
         found: dict[str, tuple[int, str]] = {}
         if self._use_copy:
-            # One parameter, planned for each call: psycopg prepares a statement after five runs,
-            # and a generic plan made while the table was small (a sequential scan) stays cached as the
-            # log grows to millions of rows — seconds per lookup instead of milliseconds. The ids go as
-            # one comma-joined string (they are validated UUIDs, so no commas): dumping a list of 1,000 strings as an
-            # array parameter cost the client 1.3 ms per batch, the join 0.2 ms.
+            # One comma-joined parameter, planned for each call (openGauss; PostgreSQL's is in _pg_append.py,
+            # which says why).
             raw = conn.connection.driver_connection
             with raw.cursor() as cursor:
                 cursor.execute(
@@ -351,8 +350,6 @@ class SqlEventLog:
             raw = conn.connection.driver_connection
             sql = self._copy_sql
             with copy_span(conn, sql, len(rows)), raw.cursor() as cursor, cursor.copy(sql) as copy:
-                if self._copy_types is not None:
-                    copy.set_types(self._copy_types)
                 for row in rows:
                     copy.write_row(row)
         else:
@@ -491,6 +488,17 @@ class SqlEventLog:
                 .limit(limit)
             )
             return [int(v) for v in conn.execute(query).scalars()]
+
+
+def _side_counts(batches: Sequence[WriteBatch], results: list[list[Appended]]) -> dict[str, list[int]]:
+    """Accepted, duplicate and rejected events of an append, by event type."""
+    counts: dict[str, list[int]] = {}
+    for batch, out in zip(batches, results, strict=True):
+        for row, appended in zip(batch.rows, out, strict=True):
+            counts.setdefault(row.event_type, [0, 0, 0])[1 if appended.duplicate else 0] += 1
+        for q in batch.quarantined:
+            counts.setdefault(q.event_type, [0, 0, 0])[2] += 1
+    return counts
 
 
 def _stored(rows: Sequence) -> list[StoredEvent]:
