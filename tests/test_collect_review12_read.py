@@ -33,9 +33,9 @@ async def _pages(service, **request) -> list[tuple[int, str]]:
     ]
 
 
-def test_a_read_that_matches_nothing_ends_with_its_position(tmp_path: Path) -> None:
+def test_a_read_that_matches_nothing_ends_with_its_position(tmp_path: Path, log_backend: dict[str, str]) -> None:
     async def scenario() -> None:
-        async with running_service(collect_settings(tmp_path)) as (service, _catalog):
+        async with running_service(collect_settings(tmp_path, **log_backend)) as (service, _catalog):
             outcomes = await service.ingest([make_event("page_view") for _ in range(5)])
             last = outcomes[-1].cursor
             assert await _pages(service, event_types=["trade"]) == [(0, last)]
