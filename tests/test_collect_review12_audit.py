@@ -18,6 +18,7 @@ from google.rpc import error_details_pb2
 from grpc import aio
 from grpc_status import rpc_status
 
+from svc_collect import reading
 from svc_collect.server import build_spec
 from svc_collect.store import SCHEMA
 from svc_common.errors import ResourceExhausted
@@ -185,5 +186,25 @@ def test_a_batch_above_the_message_limit_is_batch_too_large_naming_the_limit(tmp
                     await client.publish([make_event(blob="y" * (limit + 10))])
             finally:
                 await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_long_ingest_stream_names_a_bounded_number_of_customers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reading, "MAX_AUDIT_CUSTOMERS", 3)
+
+    async def scenario() -> None:
+        async with serving(tmp_path) as s:
+
+            async def batches() -> AsyncIterator[collect_pb2.IngestStreamRequest]:
+                for batch in range(4):
+                    events = [make_event(user_id=f"c{batch}{i}") for i in range(2)]
+                    yield collect_pb2.IngestStreamRequest(batch_id=batch + 1, events=events)
+
+            assert len([r async for r in s.collect.IngestStream(batches(), timeout=TIMEOUT)]) == 4
+            (named,) = s.audit.customers_of("IngestStream")
+            assert named == ("c00", "c01", "c10", "c11")  # full batches until the bound is reached
 
     asyncio.run(scenario())
