@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 
+import grpc
 from grpc import aio
 
 from svc_collect.config import CollectSettings
+from svc_collect.reading import customers_of
 from svc_collect.service import (
     ACCEPTED,
     DUPLICATE,
@@ -21,12 +23,12 @@ from svc_collect.service import (
 from svc_collect.store import SqlCatalog, SqlEventLog, tables
 from svc_collect.validation import reason_name, reason_value, refuse_nul_in, timestamp_micros
 from svc_collect.wire import varint
-from svc_common.errors import FieldViolation, InvalidArgument, NotFound
+from svc_common.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted
 from svc_common.paging import decode_token, encode_token, invalid_page_token, page_size
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import errors_pb2
 from svc_common.runtime import ServiceRuntime
-from svc_common.server import Encoded, ServiceSpec, current_call
+from svc_common.server import Encoded, ServiceSpec, current_call, note_customers
 
 _REPLAY_DEFAULT, _REPLAY_MAX = 100, 1000
 
@@ -193,16 +195,44 @@ def _range_micros(span: object) -> tuple[int | None, int | None]:
     return start, end
 
 
+# What a quarantine record's reason can be: the rejections of validation.py and _schema_rules.py.
+QUARANTINE_REASONS = frozenset(
+    {
+        "MISSING_FIELD",
+        "INVALID_EVENT_ID",
+        "STRING_TOO_LONG",
+        "VALUE_NOT_ALLOWED",
+        "TIMESTAMP_OUT_OF_RANGE",
+        "UNKNOWN_EVENT_TYPE",
+        "EVENT_TOO_LARGE",
+        "TOO_MANY_PROPERTIES",
+        "PROPERTY_TYPE_MISMATCH",
+        "INVALID_NAME",
+        "UNKNOWN_PROPERTY",
+        "MISSING_REQUIRED_PROPERTY",
+    }
+)
+
+
 def _reason_names(reasons: Sequence[int]) -> list[str]:
+    """The stored names of a quarantine filter's ``reasons``; INVALID_ARGUMENT naming the field for a value this
+    release does not know, or one no quarantined event can have (a filter on it would match nothing, silently)."""
     names = []
     for i, reason in enumerate(reasons):
         try:
-            names.append(reason_name(reason))
+            name = reason_name(reason)
         except ValueError:  # an enum value this release does not know
+            name = ""
+        if name not in QUARANTINE_REASONS:
             raise InvalidArgument(
-                f"reasons[{i}] = {reason} is not an ErrorReason",
-                violations=[FieldViolation(f"reasons[{i}]", "use a value of qiming.common.v1.ErrorReason")],
-            ) from None
+                f"reasons[{i}] = {reason} is not a reason the quarantine records",
+                violations=[
+                    FieldViolation(
+                        f"reasons[{i}]", "use one of ERROR_REASON_" + ", ERROR_REASON_".join(sorted(QUARANTINE_REASONS))
+                    )
+                ],
+            )
+        names.append(name)
     return names
 
 
@@ -222,16 +252,19 @@ def _quarantine_position(position: dict | None) -> tuple[int, str] | None:
 
 
 class CollectServicer(collect_pb2_grpc.CollectServiceServicer):
-    def __init__(self, service: CollectService) -> None:
+    def __init__(self, service: CollectService, max_message_bytes: int = 2**31 - 1) -> None:
         self._service = service
+        self._max_bytes = max_message_bytes
 
     async def Ingest(self, request: collect_pb2.IngestRequest, context: aio.ServicerContext) -> Encoded:
+        _refuse_too_large(request, self._max_bytes)
         return Encoded(encode_ingest_response(await self._service.ingest(request.events)))
 
     async def IngestStream(
         self, request_iterator: AsyncIterator[collect_pb2.IngestStreamRequest], context: aio.ServicerContext
     ) -> AsyncIterator[Encoded]:
         async for request in request_iterator:
+            _refuse_too_large(request, self._max_bytes)
             outcomes = await self._service.ingest(request.events)
             yield Encoded(encode_ingest_stream_response(request.batch_id, outcomes))
 
@@ -304,10 +337,11 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
         size = page_size(request.page.page_size)
         after = _quarantine_position(decode_token(request.page.page_token, "quarantine"))
         start_us, end_us = _range_micros(request.time_range)
+        reasons = _reason_names(request.reasons)
         records = await asyncio.to_thread(
             lambda: self._catalog.list_quarantine(
                 event_types=list(request.event_types),
-                reasons=_reason_names(request.reasons),
+                reasons=reasons,
                 start_us=start_us,
                 end_us=end_us,
                 include_released=request.include_released,
@@ -316,8 +350,9 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
             )
         )
         response = collect_pb2.ListQuarantinedEventsResponse()
-        for record in records[:size]:
-            event = self._service.open_quarantined(record)
+        events = [self._service.open_quarantined(record) for record in records[:size]]
+        note_customers(*customers_of(events))  # the audit record names whose events the page shows
+        for record, event in zip(records, events, strict=False):
             item = response.events.add(
                 quarantine_id=record.quarantine_id,
                 event=event if request.unmask else self._service.masked(event),
@@ -357,11 +392,10 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
                 )
         else:
             refuse_nul_in("event_types", request.event_types)
+            reasons = _reason_names(request.reasons)
             records = await asyncio.to_thread(
                 lambda: self._catalog.list_quarantine(
-                    event_types=list(request.event_types),
-                    reasons=_reason_names(request.reasons),
-                    limit=limit,
+                    event_types=list(request.event_types), reasons=reasons, limit=limit
                 )
             )
         outcomes = await self._service.replay(records)
@@ -386,11 +420,68 @@ def build_service(runtime: ServiceRuntime) -> tuple[CollectService, SqlCatalog]:
     return CollectService(settings, log, catalog, runtime.keys), catalog
 
 
+class _TooLarge:
+    """An ingest request above the message limit, in place of the request (its size is all that is looked at)."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+def _sized(parse: Callable[[bytes], object], limit: int) -> Callable[[bytes], object]:
+    def deserialize(data: bytes) -> object:
+        return parse(data) if len(data) <= limit else _TooLarge(len(data))
+
+    return deserialize
+
+
+def _refuse_too_large(request: object, limit: int) -> None:
+    if request.__class__ is _TooLarge:
+        raise ResourceExhausted(
+            f"the batch is {request.size} bytes; the message limit is {limit} (split it, or raise"  # type: ignore[attr-defined]
+            " grpc_max_message_bytes)",
+            reason="BATCH_TOO_LARGE",
+            metadata={"max_message_bytes": str(limit)},
+        )
+
+
+class _Handlers:
+    """Catches the method handlers the generated ``add_..._to_server`` registers."""
+
+    handlers: dict[str, grpc.RpcMethodHandler]
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass
+
+    def add_registered_method_handlers(self, name: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.handlers = handlers
+
+
+def add_collect_service(servicer: CollectServicer, server: aio.Server, limit: int) -> None:
+    """CollectService with the ingest requests' size checked in the handler (``_TooLarge``): a batch above
+    ``limit`` bytes gets RESOURCE_EXHAUSTED with reason BATCH_TOO_LARGE and the limit, as a batch of too many events
+    does; the server receives up to twice the limit for that (above it, gRPC's own refusal without a reason)."""
+    caught = _Handlers()
+    collect_pb2_grpc.add_CollectServiceServicer_to_server(servicer, caught)
+    handlers = dict(caught.handlers)
+    for name, message in (("Ingest", collect_pb2.IngestRequest), ("IngestStream", collect_pb2.IngestStreamRequest)):
+        handlers[name] = handlers[name]._replace(request_deserializer=_sized(message.FromString, limit))  # type: ignore[attr-defined]
+    name = collect_pb2.DESCRIPTOR.services_by_name["CollectService"].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+    server.add_registered_method_handlers(name, handlers)
+
+
+def receive_limit(limit: int) -> int:
+    return min(2 * limit, 2**31 - 1)
+
+
 def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
     service, catalog = build_service(runtime)
+    limit = runtime.settings.grpc_max_message_bytes
 
     def register(server: aio.Server) -> None:
-        collect_pb2_grpc.add_CollectServiceServicer_to_server(CollectServicer(service), server)
+        add_collect_service(CollectServicer(service, limit), server, limit)
         collect_pb2_grpc.add_EventSchemaServiceServicer_to_server(EventSchemaServicer(service), server)
         collect_pb2_grpc.add_QuarantineServiceServicer_to_server(QuarantineServicer(service, catalog), server)
 
@@ -399,4 +490,7 @@ def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
         f"/{collect_pb2.DESCRIPTOR.services_by_name['CollectService'].full_name}/{m}"
         for m in ("Ingest", "IngestStream")
     ]
-    return runtime.spec(names, register, on_start=[service.start], on_stop=[service.stop], self_checked_methods=ingest)
+    spec = runtime.spec(names, register, on_start=[service.start], on_stop=[service.stop], self_checked_methods=ingest)
+    spec.on_shutdown = [service.end_follows]  # following ReadEvents end at once, not at the grace deadline
+    spec.max_receive_message_bytes = receive_limit(limit)
+    return spec

@@ -4,7 +4,6 @@ statistics; quarantine. No gRPC here: the servicers in ``server.py`` translate."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import statistics
 import time
 import uuid
@@ -15,6 +14,7 @@ from typing import Protocol
 from svc_collect.committer import GroupCommitter
 from svc_collect.config import CollectSettings
 from svc_collect.protect import EventProtector
+from svc_collect.reading import Follows, customers_of, note_batch_customers, pages
 from svc_collect.schemas import SchemaRegistry
 from svc_collect.store import (
     Appended,
@@ -34,9 +34,7 @@ from svc_collect.validation import (
     flag_names,
     has_field,
     reason_name,
-    refuse_nul,
     refuse_nul_in,
-    timestamp_micros,
 )
 from svc_collect.wire import encode_read_response
 from svc_common.errors import (
@@ -48,8 +46,9 @@ from svc_common.errors import (
     StartupError,
 )
 from svc_common.pb.qiming.collect.v1 import collect_pb2
-from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
+from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2
 from svc_common.protection import Fingerprinter, KeyProvider
+from svc_common.server import note_customers
 
 ACCEPTED = collect_pb2.EVENT_STATUS_ACCEPTED
 DUPLICATE = collect_pb2.EVENT_STATUS_DUPLICATE
@@ -177,9 +176,7 @@ class CollectService:
         )
         self._unmask_roles = frozenset(settings.unmask_roles)
         self._log_tag = ""
-        # Set (and replaced) after every append of this process: following readers wake at once instead of at
-        # their next poll; the poll stays for what other collectors append to a shared log.
-        self._appended = asyncio.Event()
+        self.follows = Follows()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -190,13 +187,23 @@ class CollectService:
         except QimingError as exc:  # the log went away right after it opened: the start fails, not a call
             raise StartupError(f"the event log did not answer at start: {exc}") from exc
         self._log_tag = head.log_id.replace("-", "")[:8] or "00000000"
+        self.follows.reopen()
         await self.schemas.start()
         self._committer.start()
+
+    def end_follows(self) -> None:
+        """The server is stopping: every following ReadEvents sends its position and ends (the reader resumes
+        from its cursor elsewhere or after the restart) instead of holding the stop for the whole grace period."""
+        self.follows.end()
 
     async def stop(self) -> None:
         await self._committer.close()
         await self.schemas.stop()
         await asyncio.to_thread(self._log.close)
+
+    @property
+    def event_log(self) -> EventLog:
+        return self._log
 
     # -- cursors -----------------------------------------------------------------------------------
 
@@ -217,7 +224,7 @@ class CollectService:
             )
         return seq
 
-    async def _refuse_cursor_ahead(self, seq: int, cursor: str) -> None:
+    async def refuse_cursor_ahead(self, seq: int, cursor: str) -> None:
         """A cursor is handed out only after its event is committed, so one beyond the head was never this log's
         as it is now: a database restored from a backup (it keeps its log id) or a forged cursor. Resuming after
         it would skip, silently, every new event up to that position."""
@@ -247,13 +254,13 @@ class CollectService:
             return IngestOutcomes([], [], [], self._log_tag)
         now_us = now_micros()
         batch, pending = self._prepare(events, now_us)
+        note_batch_customers(batch.rows, pending, events)
         appended = await self._append(batch)
         return IngestOutcomes(pending, batch.rows, appended, self._log_tag)
 
     async def _append(self, batch: WriteBatch) -> list[Appended]:
         appended = await self._committer.submit(batch)
-        woken, self._appended = self._appended, asyncio.Event()
-        woken.set()
+        self.follows.appended()
         return appended
 
     def _prepare(
@@ -332,67 +339,21 @@ class CollectService:
         request: collect_pb2.ReadEventsRequest,
         roles: frozenset[str],
     ) -> AsyncIterator[tuple[list[event_pb2.Event], str]]:
-        """Batches of events in log order, each with the cursor of its last event."""
-        async for stored, cursor in self._pages(request, roles):
+        """Batches of events in log order, each with the cursor of its last event; a batch without events carries
+        the position a filtered read reached (see ``reading.pages``)."""
+        async for stored, cursor in pages(self, request, roles):
             yield [self._to_event(s, request.unmask) for s in stored], cursor
 
     async def read_encoded(self, request: collect_pb2.ReadEventsRequest, roles: frozenset[str]) -> AsyncIterator[bytes]:
         """The same batches as :meth:`read`, each already encoded as a ``ReadEventsResponse``.
 
         Masked reads (the usual case) frame the stored payloads without decoding them (``wire.py``)."""
-        async for stored, cursor in self._pages(request, roles):
+        async for stored, cursor in pages(self, request, roles):
             if request.unmask:
                 events = [self._to_event(s, True) for s in stored]
                 yield collect_pb2.ReadEventsResponse(events=events, cursor=cursor).SerializeToString()
             else:
                 yield encode_read_response(stored, self._log_tag, cursor)
-
-    async def _pages(
-        self, request: collect_pb2.ReadEventsRequest, roles: frozenset[str]
-    ) -> AsyncIterator[tuple[list[StoredEvent], str]]:
-        if request.unmask:
-            self.check_unmask(roles)
-        user_id = anonymous_id = None
-        if request.HasField("user"):
-            user_id, anonymous_id = _log_user(request.user)
-        start = request.WhichOneof("start")
-        # From a receive time: events received before it are skipped until the first one at or after it. The
-        # start position may be before such events: the head, when the time is still to come (a follower must
-        # not get what arrives until then), or a JetStream search that leaves room for stamps out of order.
-        not_before_us: int | None = None
-        if start == "after_cursor":
-            after = self.parse_cursor(request.after_cursor)
-            await self._refuse_cursor_ahead(after, request.after_cursor)
-        elif start == "from_received_at":
-            not_before_us = timestamp_micros(request.from_received_at, "from_received_at")
-            after = await asyncio.to_thread(self._log.seq_before_time, not_before_us)
-        else:
-            after = 0
-        batch_size = min(request.batch_size or self.settings.read_batch_events, 10_000)
-        remaining = request.max_events or None
-        poll_seconds = self.settings.follow_poll_interval_millis / 1000
-        types = tuple(request.event_types)
-        refuse_nul_in("event_types", types)
-        while remaining is None or remaining > 0:
-            limit = batch_size if remaining is None else min(batch_size, remaining)
-            appended = self._appended  # taken before reading: an append after the read still wakes us
-            page = await asyncio.to_thread(self._log.read, after, limit, types, user_id, anonymous_id)
-            stored = page.events
-            after = max(after, page.scanned_to)  # a filtered follow does not re-examine what matched nothing
-            if not stored:
-                if not request.follow:
-                    return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(appended.wait(), poll_seconds)
-                continue
-            if not_before_us is not None:
-                first = next((i for i, e in enumerate(stored) if e.received_at_us >= not_before_us), None)
-                if first is None:
-                    continue  # all received before the start; ``after`` has moved past them
-                stored, not_before_us = stored[first:], None
-            if remaining is not None:
-                remaining -= len(stored)
-            yield stored, self.cursor(stored[-1].seq)
 
     def _to_event(self, stored: StoredEvent, unmask: bool) -> event_pb2.Event:
         event = event_pb2.Event.FromString(stored.payload)
@@ -446,6 +407,7 @@ class CollectService:
         now_us = now_micros()
         live = [r for r in records if r.released_seq is None]
         events = [self.open_quarantined(r) for r in live]
+        note_customers(*customers_of(events))
         # On time when it arrived is on time: a replay days later must not find it too old.
         batch, pending = self._prepare(events, now_us, [r.quarantined_at_us for r in live])
         # A replay must not quarantine the same event a second time: failures only update the old record.
@@ -481,19 +443,4 @@ def _clear_output_only(event: event_pb2.Event) -> None:
 def _rejected(index: int, event_id: str, rejection: Rejection, quarantine_id: str) -> EventOutcome:
     return EventOutcome(
         index, event_id, REJECTED, rejection.reason, rejection.field, rejection.message, quarantine_id=quarantine_id
-    )
-
-
-def _log_user(user: types_pb2.UserRef) -> tuple[str | None, str | None]:
-    if not user.value:
-        raise InvalidArgument("user.value is required", violations=[FieldViolation("user.value", "required")])
-    refuse_nul("user.value", user.value)
-    if user.type == types_pb2.ID_TYPE_CUSTOMER:
-        return user.value, None
-    if user.type == types_pb2.ID_TYPE_ANONYMOUS:
-        return None, user.value
-    raise InvalidArgument(
-        "the log is indexed by customer number (ID_TYPE_CUSTOMER) and anonymous id (ID_TYPE_ANONYMOUS); "
-        "resolve other ids with svc_profile first",
-        violations=[FieldViolation("user.type", "use ID_TYPE_CUSTOMER or ID_TYPE_ANONYMOUS")],
     )

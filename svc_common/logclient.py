@@ -144,7 +144,9 @@ class CollectClient:
         batch_size: int = 0,
         max_events: int = 0,
     ) -> AsyncIterator[tuple[list[event_pb2.Event], str]]:
-        """Batches of the log after ``after_cursor`` (empty: from the start), each with its last cursor."""
+        """Batches of the log after ``after_cursor`` (empty: from the start), each with its last cursor; a batch
+        without events (a filtered read) carries the position past what the filter skipped. A follow stream ends
+        (without error) when the collector stops: read again from the last cursor."""
         request = collect_pb2.ReadEventsRequest(
             event_types=event_types, follow=follow, batch_size=batch_size, max_events=max_events
         )
@@ -192,7 +194,8 @@ class LogFollower:
     """Follows the log for one consumer; reconnects and resumes from the consumer's stored cursor.
 
     ``load_cursor`` returns the cursor stored with the consumer's last committed batch ("" for none);
-    ``handle(events, cursor)`` applies a batch and stores ``cursor`` in the same transaction. A handler
+    ``handle(events, cursor)`` applies a batch and stores ``cursor`` in the same transaction (``events`` may be
+    empty: with ``event_types``, the collector sends the position past events that did not match). A handler
     error is logged and the batch retried from the stored cursor after a backoff: nothing is skipped.
     """
 
@@ -318,10 +321,11 @@ _READ_AHEAD_EVENTS = 20_000
 
 
 async def _read_into(stream: AsyncIterator[tuple[list[event_pb2.Event], str]], ahead: asyncio.Queue[_Read]) -> None:
-    """Non-empty answers of ``stream`` into ``ahead``, then ``_END``, or the error that ended the stream."""
+    """The answers of ``stream`` into ``ahead``, then ``_END``, or the error that ended the stream. An answer
+    without events carries the position a filtered read reached: handed over too, so that it is stored."""
     try:
         async for events, cursor in stream:
-            if events:
+            if events or cursor:
                 await ahead.put((events, cursor))
     except asyncio.CancelledError:
         raise

@@ -20,6 +20,8 @@ CUSTOMER, ANONYMOUS = types_pb2.ID_TYPE_CUSTOMER, types_pb2.ID_TYPE_ANONYMOUS
 async def read(service, **request) -> list[tuple[str, str]]:
     out = []
     async for events, cursor in service.read(collect_pb2.ReadEventsRequest(**request), frozenset()):
+        if not events:  # the position past what matched nothing, at the end of the read
+            continue
         assert cursor == events[-1].cursor
         out.extend((e.event_type, e.cursor) for e in events)
     return out

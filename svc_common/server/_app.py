@@ -49,6 +49,11 @@ class ServiceSpec:
     self_checked_methods: tuple[str, ...] = ()
     """Full method names whose handlers check their request text themselves: the server's generic refusal of
     U+0000 in request strings skips them (svc_collect's ingest, whose hot path checks its own fields)."""
+    on_shutdown: Sequence[Callable[[], None]] = field(default_factory=list)
+    """Run when the stop begins, before in-flight calls get their grace (end streams that never end by themselves)."""
+    max_receive_message_bytes: int = 0
+    """Receive messages up to this size (0: ``grpc_max_message_bytes``): a service that checks the size itself, to
+    answer with its own reason."""
 
 
 @dataclass
@@ -90,7 +95,10 @@ def build_server(
     server = aio.server(
         interceptors=interceptors,
         options=[
-            ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
+            (
+                "grpc.max_receive_message_length",
+                max([settings.grpc_max_message_bytes] + [s.max_receive_message_bytes for s in specs]),
+            ),
             ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
             ("grpc.so_reuseport", 1 if settings.grpc_reuse_port else 0),
             *server_keepalive_options(settings).items(),
@@ -161,6 +169,8 @@ async def serve(
         await running.health.enter_graceful_shutdown()
         if settings.shutdown_drain_seconds > 0:
             await asyncio.sleep(settings.shutdown_drain_seconds)
+        for hook in [hook for spec in specs for hook in spec.on_shutdown]:
+            hook()
         await running.server.stop(settings.shutdown_grace_seconds)
         stopped = True
     finally:
