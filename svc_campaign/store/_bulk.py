@@ -438,9 +438,8 @@ class DriverRows:
                         hit = memo[value] = process(value)
                     converted.append(hit)
                 values[at] = converted
-            elif process is _JSON_RESULT:
-                loads = json.loads  # JsonText's own processing, without a call through TypeDecorator per value
-                values[at] = [None if value is None else loads(value) for value in column]
+            elif process is _JSON_RESULT:  # JsonText's own processing, without a call through TypeDecorator per value
+                values[at] = [None if value is None else _json_loads(value) for value in column]
             else:
                 values[at] = [process(value) for value in column]
         labels = [c[0] for c in columns]
@@ -449,6 +448,20 @@ class DriverRows:
 
 _JSON_RESULT = object()
 """A result column of :class:`svc_common.db.JsonText` read as text (see DriverRows.fetch)."""
+
+
+_SCAN = json.JSONDecoder().scan_once
+
+
+def _json_loads(text: str) -> Any:
+    """``json.loads(text)`` for the compact documents JsonText writes: the decoder's scanner straight away (json.loads
+    first matches whitespace on both sides in Python); anything else (whitespace, trailing text, an error) goes
+    through json.loads, which reads or refuses it as it always did."""
+    try:
+        value, end = _SCAN(text, 0)
+    except (StopIteration, ValueError):
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
 
 
 def _plain_json(type_: Any, dialect: Any) -> bool:
