@@ -205,12 +205,21 @@ def render(
     sensitive_fields: Iterable[str] = (),
 ) -> tuple[str, str, str]:
     """(title, body, link) for one customer; ``RenderRefused`` when a level 3+ value would be shown."""
-    title, body, link = template.title, template.body, template.link
-    if not (PLACEHOLDER.search(title) or PLACEHOLDER.search(body) or PLACEHOLDER.search(link)):
-        return title, body, link  # a fixed text (a send per customer: worth not gathering profile values)
+    texts = template.title, template.body, template.link
+    fixed = _FIXED.get(texts)
+    if fixed is None:
+        if len(_FIXED) >= 1024:
+            _FIXED.clear()
+        fixed = _FIXED[texts] = not any(PLACEHOLDER.search(text) for text in texts)
+    if fixed:
+        return texts  # a fixed text (a send per customer: worth not gathering profile values)
+    title, body, link = texts
     fill = _filler(profile, event, sensitive_fields)
     return fill(title), fill(body), fill(link)
 
+
+_FIXED: dict[tuple[str, str, str], bool] = {}
+"""Whether a template's (title, body, link) holds no placeholder, by the texts (every send of a batch renders one)."""
 
 _RATING = re.compile(r"^[cC]\s*([1-5])$")
 

@@ -82,7 +82,7 @@ class PolicyCache:
         self._held = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Touch:
     user_id: str
     channel: int
@@ -100,7 +100,7 @@ class Touch:
     """The customer's counted messages of the last week when already read (None: read them)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Decision:
     allowed: bool
     reason: str = ""
@@ -193,6 +193,7 @@ class PolicyGate:
         self.requires_opt_in = requires_opt_in
         self.sensitive = sensitive
         self._checked: dict[tuple, bool] = {}
+        self._last_checked: tuple[pb.Template, pb.ContactPolicy, bool] | None = None
         self._quiet: dict[tuple[int, int, dt.datetime], tuple[pb.ContactPolicy, dt.datetime | None]] = {}
 
     def lock_customers(self, conn: Connection, users: Iterable[str]) -> None:
@@ -236,6 +237,14 @@ class PolicyGate:
         return found
 
     def _compliant(self, template: pb.Template, policy: pb.ContactPolicy) -> bool:
+        last = self._last_checked
+        if last is not None and last[0] is template and last[1] is policy:
+            return last[2]  # the same cached template and policy as the send before (a batch's sends: one check)
+        known = self._check(template, policy)
+        self._last_checked = (template, policy, known)
+        return known
+
+    def _check(self, template: pb.Template, policy: pb.ContactPolicy) -> bool:
         key = (template.template_id, template.version, policy.version, tuple(policy.extra_prohibited_phrases))
         known = self._checked.get(key)
         if known is None:

@@ -155,7 +155,15 @@ class Activity(threading.Thread):
             print(f"  {n:6d}  {text}")
 
 
-def restart(count: int, tree: Path, batch: int, spy: str | None, activity: bool, workers: int | None = None) -> None:
+def restart(
+    count: int,
+    tree: Path,
+    batch: int,
+    spy: str | None,
+    activity: bool,
+    workers: int | None = None,
+    spy_gil: bool = False,
+) -> None:
     name, url = copy(count)
     engine = sa.create_engine(url)
     try:
@@ -182,7 +190,8 @@ def restart(count: int, tree: Path, batch: int, spy: str | None, activity: bool,
         if spy:
             py_spy = Path(sys.executable).parent / "py-spy"
             recorder = subprocess.Popen(
-                [str(py_spy), "record", "-p", str(server.process.pid), "-f", "speedscope", "-o", spy, "-r", "200"],
+                [str(py_spy), "record", "-p", str(server.process.pid), "-f", "speedscope", "-o", spy, "-r", "200"]
+                + (["--gil"] if spy_gil else []),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -318,6 +327,7 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, default=timers.REPO)
     parser.add_argument("--timer-batch", type=int, default=200)
     parser.add_argument("--py-spy", default=None)
+    parser.add_argument("--py-spy-gil", action="store_true", help="--py-spy: only the thread holding the GIL (CPU)")
     parser.add_argument("--activity", action="store_true")
     parser.add_argument("--statements", action="store_true")
     parser.add_argument("--shares", type=int, default=1, help="inprocess: timer loops at once (timer_workers)")
@@ -328,7 +338,9 @@ def main() -> None:
     if args.action == "prepare":
         prepare(args.timers)
     elif args.action == "restart":
-        restart(args.timers, args.tree, args.timer_batch, args.py_spy, args.activity, args.timer_workers)
+        restart(
+            args.timers, args.tree, args.timer_batch, args.py_spy, args.activity, args.timer_workers, args.py_spy_gil
+        )
     elif args.action == "inprocess":
         inprocess(args.timers, args.timer_batch, args.statements, args.activity, args.shares)
     else:

@@ -24,10 +24,16 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ClauseElement, Select
 from sqlalchemy.types import TypeDecorator
 
-from svc_common.db import UtcDateTime, copy_span
+from svc_common.db import JsonText, UtcDateTime, copy_span
 
 _KEY = "k_key"
 """The bind of an UPDATE's key (the WHERE); set-clause binds are ``v_<column>``."""
+_KEYS = "k_keys"
+"""The bind of the keys of a shared UPDATE (see DriverWrite.shared_update)."""
+SHARED_UPDATE_ROWS = 8
+"""Rows that share their new values and go in one ``shared_update`` (PostgreSQL; fewer: with the JSON rows)."""
+SHARED_UPDATES = 4
+"""At most this many ``shared_update`` statements per batch; the other rows go as JSON rows in one statement."""
 
 
 class _Compiled:
@@ -49,6 +55,7 @@ class DriverWrite:
         self.table, self.columns, self.key = table, tuple(columns), key
         self._compiled: dict[tuple[str, str], _Compiled] = {}
         self._json_sql: dict[str, str] = {}
+        self._shared_sql: dict[str, tuple[str, list[str]]] = {}
         self._copy_types: dict[str, tuple[list[int], list[tuple[int, str]]] | None] = {}
         """By database (URL): the type of each column a COPY writes, as the table has it there, and the columns whose
         values :func:`_fits_binary` checks (None: text COPY)."""
@@ -86,32 +93,40 @@ class DriverWrite:
 
     def values(self, dialect: Any, rows: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         """Each row's values of :meth:`fields`, converted by the columns' bind processors for ``dialect``."""
+        return _rows_of(self.columns_of(dialect, rows))
+
+    def columns_of(self, dialect: Any, rows: Iterable[Mapping[str, Any]]) -> list[Sequence[Any]]:
+        """:meth:`values` by column: one sequence per field, each as long as ``rows``. Converted a column at a time
+        (a batch's rows share most values: NULLs, its one ``now``), a time column's equal values once."""
         entry = self.compiled(dialect)
         fields = self.fields(dialect)
         get = itemgetter(*fields)
-        plans = []
-        for at, (name, convert) in enumerate(zip(fields, entry.converters, strict=True)):
-            if convert is not None:
-                memo: dict[Any, Any] | None = {} if isinstance(self.table.c[name].type, UtcDateTime) else None
-                plans.append((at, convert, memo))
-        converted: list[tuple[Any, ...]] = []
-        for row in rows:
-            picked = get(row)
-            values = list(picked) if len(fields) > 1 else [picked]
-            for at, convert, memo in plans:
-                value = values[at]
-                if value is None:
-                    continue
-                if memo is not None and type(value) is dt.datetime:
-                    hit = memo.get(value, _MISSING)
-                    if hit is _MISSING:
-                        # Equal instants in other zones share an entry: every zone converts to the same UTC.
-                        hit = memo[value] = convert(value)
-                    values[at] = hit
-                else:
-                    values[at] = convert(value)
-            converted.append(tuple(values))
-        return converted
+        picked = [get(row) for row in rows]
+        if len(fields) == 1:
+            columns: list[Sequence[Any]] = [picked]
+        else:
+            columns = list(zip(*picked, strict=True)) if picked else [() for _ in fields]
+        for at, convert in enumerate(entry.converters):
+            column = columns[at]
+            if convert is None or column.count(None) == len(column):
+                continue
+            if isinstance(self.table.c[fields[at]].type, UtcDateTime):
+                memo: dict[Any, Any] = {}
+                converted = []
+                for value in column:
+                    if value is not None and type(value) is dt.datetime:
+                        hit = memo.get(value, _MISSING)
+                        if hit is _MISSING:
+                            # Equal instants in other zones share an entry: every zone converts to the same UTC.
+                            hit = memo[value] = convert(value)
+                        value = hit
+                    elif value is not None:
+                        value = convert(value)
+                    converted.append(value)
+                columns[at] = converted
+            else:
+                columns[at] = [None if value is None else convert(value) for value in column]
+        return columns
 
     def executemany(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run for every row, in ``conn``'s transaction (nothing when ``rows`` is empty)."""
@@ -130,7 +145,7 @@ class DriverWrite:
             if self.key is None:
                 self._copy(conn, rows)
             else:
-                self._update_from_json(conn, rows)
+                self._update(conn, rows)
             return
         sql, params = self.rows(conn.dialect, rows)
         # On the driver with the parameters as they are, but through the connection: its errors are SQLAlchemy's
@@ -179,8 +194,9 @@ class DriverWrite:
         client against 5 µs as text, and the server parses no text (times). A value the column refuses (a text too
         long for a VARCHAR(n)) is refused as in text."""
         binary = self.copy_types(conn)
-        values = self.values(conn.dialect, rows)
-        if binary is not None and not _fits_binary(values, binary[1]):
+        columns = self.columns_of(conn.dialect, rows)
+        values = _rows_of(columns)
+        if binary is not None and not _fits_binary(columns, binary[1]):
             binary = None  # a value binary would wrap or fail on: text, where the server refuses it as it should
         types = binary[0] if binary is not None else None
         sql = self.copy_sql(conn.dialect, binary=types is not None)
@@ -224,7 +240,46 @@ class DriverWrite:
             .values({c: rows.c[c] for c in self.columns})
         )
 
-    def _update_from_json(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    def shared_update(self, dialect: Any) -> ClauseElement:
+        """``UPDATE table SET c = :v_c ... WHERE key = ANY (ARRAY(SELECT json_array_elements_text(:k_keys)))``: rows
+        that change the same columns to the same values in one statement (PostgreSQL), the keys as one JSON list."""
+        assert self.key is not None
+        values = {c: bindparam(f"v_{c}", type_=self.table.c[c].type) for c in self.columns}
+        return update(self.table).where(among(self.table.c[self.key], _KEYS)).values(values)
+
+    def _update(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """PostgreSQL: the rows that share their new values (a batch of timers moves its customers alike: the same
+        node, status and time) in one :meth:`shared_update` per set of values, at most :data:`SHARED_UPDATES` sets
+        of :data:`SHARED_UPDATE_ROWS` rows or more, biggest first; the others in one :meth:`json_update` (the
+        server parses no JSON row per customer where they share)."""
+        dialect = conn.dialect
+        values = self.values(dialect, rows)
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        try:
+            for row in values:
+                groups.setdefault(row[:-1], []).append(row[-1])
+        except TypeError:  # a value that does not hash (nothing the bind processors give): every row as JSON
+            groups = {}
+        shared = sorted((g for g in groups.items() if len(g[1]) >= SHARED_UPDATE_ROWS), key=lambda g: -len(g[1]))
+        shared = shared[:SHARED_UPDATES]
+        if shared:
+            sql, names = self._shared_sql.get(dialect.name, (None, None))
+            if sql is None or names is None:
+                compiled = self.shared_update(dialect).compile(dialect=dialect)
+                sql, names = compiled.string, list(compiled.binds)
+                self._shared_sql[dialect.name] = (sql, names)
+            fields = self.fields(dialect)[:-1]  # the order of values(): the key last
+            for set_values, keys in shared:
+                params = dict(zip((f"v_{c}" for c in fields), set_values, strict=True))
+                params[_KEYS] = json.dumps(keys, ensure_ascii=False)
+                conn.exec_driver_sql(sql, {n: params[n] for n in names})
+            done = {id(keys) for _, keys in shared}
+            values = [row for row in values if id(groups[row[:-1]]) not in done]  # the rest, in the caller's order
+        if values:
+            self._update_from_json(conn, values)
+
+    def _update_from_json(self, conn: Connection, values: Sequence[tuple[Any, ...]]) -> None:
+        """``values``: the rows as :meth:`values` gives them."""
         dialect = conn.dialect
         sql = self._json_sql.get(dialect.name)
         if sql is None:
@@ -241,9 +296,7 @@ class DriverWrite:
             return found
 
         document = json.dumps(
-            [dict(zip(fields, values, strict=True)) for values in self.values(dialect, rows)],
-            ensure_ascii=False,
-            default=default,
+            [dict(zip(fields, row, strict=True)) for row in values], ensure_ascii=False, default=default
         )
         conn.exec_driver_sql(sql, {"rows": document})
 
@@ -289,15 +342,27 @@ _UNCHECKED_IN_BINARY = frozenset({*_INT_RANGES, "text", "varchar"})
 as -2147483643), and an int for a text column raises a bare TypeError where text stores its digits."""
 
 
-def _fits_binary(values: Sequence[tuple[Any, ...]], checked: Sequence[tuple[int, str]]) -> bool:
+def _fits_binary(columns: Sequence[Sequence[Any]], checked: Sequence[tuple[int, str]]) -> bool:
     for at, type_name in checked:
+        column = columns[at]
+        kinds = set(map(type, column))
+        kinds.discard(type(None))
         bound = _INT_RANGES.get(type_name)
         if bound is None:
-            if not all(v is None or v.__class__ is str for v in (row[at] for row in values)):
+            if not kinds <= {str}:
                 return False
-        elif not all(v is None or (v.__class__ is int and -bound <= v < bound) for v in (row[at] for row in values)):
+        elif not kinds <= {int}:
             return False
+        elif kinds:
+            present = [v for v in column if v is not None] if None in column else column
+            if min(present) < -bound or max(present) >= bound:
+                return False
     return True
+
+
+def _rows_of(columns: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """Rows from columns (see DriverWrite.columns_of)."""
+    return list(zip(*columns, strict=True))
 
 
 BULK_DIALECTS = ("postgresql",)
@@ -338,7 +403,11 @@ class DriverRows:
                 default = _MISSING if bind.required else bind.effective_value
                 binds.append((name, bind.type._cached_bind_processor(dialect), default))
             columns = [
-                (c.key, c.type._cached_result_processor(dialect, None), isinstance(c.type, UtcDateTime))
+                (
+                    c.key,
+                    _JSON_RESULT if _plain_json(c.type, dialect) else c.type._cached_result_processor(dialect, None),
+                    isinstance(c.type, UtcDateTime),
+                )
                 for c in statement.selected_columns
             ]
             entry = self._compiled[key] = (compiled.string, binds, columns, bool(compiled.positional))
@@ -352,22 +421,52 @@ class DriverRows:
             params.append(convert(value) if convert is not None and value is not None else value)
         names = [b[0] for b in binds]
         raw = conn.exec_driver_sql(sql, tuple(params) if positional else dict(zip(names, params, strict=True)))
-        rows = [list(r) for r in raw]
+        fetched = raw.fetchall()  # one call to the driver, not one per row
+        if not fetched:
+            return []
+        values: list[Sequence[Any]] = list(zip(*fetched, strict=True))
         for at, (_, process, memoized) in enumerate(columns):
-            if process is None:
+            column = values[at]
+            if process is None or column.count(None) == len(column):
                 continue
-            memo: dict[Any, Any] = {}
-            for row in rows:
-                value = row[at]
-                if memoized:
+            if memoized:
+                memo: dict[Any, Any] = {}
+                converted = []
+                for value in column:
                     hit = memo.get(value, _MISSING)
                     if hit is _MISSING:
                         hit = memo[value] = process(value)
-                    row[at] = hit
-                else:
-                    row[at] = process(value)
+                    converted.append(hit)
+                values[at] = converted
+            elif process is _JSON_RESULT:  # JsonText's own processing, without a call through TypeDecorator per value
+                values[at] = [None if value is None else _json_loads(value) for value in column]
+            else:
+                values[at] = [process(value) for value in column]
         labels = [c[0] for c in columns]
-        return [dict(zip(labels, row, strict=True)) for row in rows]
+        return [dict(zip(labels, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+_JSON_RESULT = object()
+"""A result column of :class:`svc_common.db.JsonText` read as text (see DriverRows.fetch)."""
+
+
+_SCAN = json.JSONDecoder().scan_once
+
+
+def _json_loads(text: str) -> Any:
+    """``json.loads(text)`` for the compact documents JsonText writes: the decoder's scanner straight away (json.loads
+    first matches whitespace on both sides in Python); anything else (whitespace, trailing text, an error) goes
+    through json.loads, which reads or refuses it as it always did."""
+    try:
+        value, end = _SCAN(text, 0)
+    except (StopIteration, ValueError):
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
+
+
+def _plain_json(type_: Any, dialect: Any) -> bool:
+    """A JsonText column whose driver gives its text as it is (Text has no result processor there)."""
+    return isinstance(type_, JsonText) and type_.impl_instance._cached_result_processor(dialect, None) is None
 
 
 class DriverUpdates:
