@@ -141,14 +141,21 @@ class DatasetCatalog:
         with self._lock:
             self._cache.pop(dataset_id, None)
 
-    def preview(self, dataset_id: str, row_limit: int) -> modeling_pb2.PreviewDatasetResponse:
+    def preview(self, dataset_id: str, row_limit: int, unmask: bool = False) -> modeling_pb2.PreviewDatasetResponse:
+        """The first rows and a summary per column; level 3+ columns withheld unless ``unmask``."""
         _dataset, frame = self.load(dataset_id)
-        response = modeling_pb2.PreviewDatasetResponse(rows=rows_of(frame, 0, row_limit or 20))
+        hidden = set() if unmask else sensitive_columns(frame.columns)
+        response = modeling_pb2.PreviewDatasetResponse(
+            rows=rows_of(frame, 0, row_limit or 20, hidden),
+            masked_columns=[c.name for c in frame.columns if c.name in hidden],
+        )
         for spec in frame.columns:
             values = frame.data[spec.name]
             summary = response.summaries.add(
                 column=spec.name, missing=int(values.isna().sum()), distinct=int(values.nunique(dropna=True))
             )
+            if spec.name in hidden:
+                continue  # counts only: top values, minimum and maximum are one customer's values
             if spec.type in STRING_TYPES:
                 summary.top_values.extend(str(v) for v in values.value_counts().index[:5])
             elif values.notna().any():
@@ -159,25 +166,39 @@ class DatasetCatalog:
         return response
 
     def read(
-        self, dataset_id: str, offset: int, limit: int, batch_rows: int
+        self, dataset_id: str, offset: int, limit: int, batch_rows: int, unmask: bool = False
     ) -> Iterator[modeling_pb2.ReadRowsResponse]:
+        """Rows in pages; level 3+ columns' cells unset (named in the first page) unless ``unmask``."""
         _dataset, frame = self.load(dataset_id)
+        hidden = set() if unmask else sensitive_columns(frame.columns)
         end = len(frame.data) if not limit else min(len(frame.data), offset + limit)
         first = True
         start = offset
         while first or start < end:
             stop = min(end, start + batch_rows)
-            response = modeling_pb2.ReadRowsResponse(rows=rows_of(frame, start, max(0, stop - start)))
+            response = modeling_pb2.ReadRowsResponse(rows=rows_of(frame, start, max(0, stop - start), hidden))
             if first:
                 response.columns.extend(frame.columns)
+                response.masked_columns.extend(c.name for c in frame.columns if c.name in hidden)
                 first = False
             yield response
             start = stop
 
 
-def rows_of(frame: Frame, start: int, count: int) -> list[modeling_pb2.Row]:
+def sensitive_columns(columns: Sequence[modeling_pb2.Column]) -> set[str]:
+    """Columns declared level 3 or 4 (JR/T 0158): never shown to a caller without an unmask role."""
+    return {c.name for c in columns if c.sensitivity >= types_pb2.SENSITIVITY_LEVEL_3}
+
+
+def _withheld(target: types_pb2.Value, value: object) -> None:
+    """A masked cell: left unset."""
+
+
+def rows_of(
+    frame: Frame, start: int, count: int, hidden: set[str] | frozenset[str] = frozenset()
+) -> list[modeling_pb2.Row]:
     part = frame.data.iloc[start : start + count]
-    converters = [_to_value(spec) for spec in frame.columns]
+    converters = [_withheld if spec.name in hidden else _to_value(spec) for spec in frame.columns]
     columns = [part[spec.name].to_numpy() for spec in frame.columns]
     rows = []
     for i in range(len(part)):
