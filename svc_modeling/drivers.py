@@ -16,8 +16,9 @@ import numpy as np
 from google.protobuf import json_format
 
 from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from svc_common.pb.qiming.common.v1 import job_pb2
+from svc_common.pb.qiming.common.v1 import job_pb2, types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
+from svc_common.server import note_customers
 from svc_modeling.catalog import DatasetCatalog
 from svc_modeling.config import ModelingSettings
 from svc_modeling.in_use import refuse_if_in_use
@@ -232,9 +233,16 @@ class DriverService:
                 )
             rows, current, population = x[match], None, int(match.sum())
         if scope == "user":
+            user = request.population.user
+            if user.type not in (types_pb2.ID_TYPE_UNSPECIFIED, types_pb2.ID_TYPE_CUSTOMER):
+                raise InvalidArgument(
+                    "population.user: the analysis's dataset is keyed by customer id",
+                    violations=[FieldViolation("population.user.type", "ID_TYPE_CUSTOMER (or unset)")],
+                )
             if ids is None:
                 raise FailedPrecondition("the analysis's dataset has no customer id column: ask for everyone")
-            match = ids == request.population.user.value
+            note_customers(user.value)  # the audit line names the customer asked about
+            match = ids == user.value
             if not match.any():
                 raise NotFound(f"customer {request.population.user.value!r} is not in the analysis's dataset")
             rows, current, population = x[match], None, int(match.sum())
