@@ -7,6 +7,7 @@ field.
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 import re
@@ -169,6 +170,8 @@ def _cell(value: types_pb2.Value, column: modeling_pb2.Column) -> tuple[object, 
     if kind not in _ACCEPTS[column.type]:
         return None, f"{kind} given for a {types_pb2.ValueType.Name(column.type)} column"
     if kind == "string_value":
+        if "\x00" in value.string_value:
+            return None, "text must not contain the NUL character"
         return value.string_value, ""
     if kind == "double_value":
         if not math.isfinite(value.double_value):
@@ -237,6 +240,7 @@ class RowCollector:
 
 def _read_csv(content: bytes, text: set[str]) -> tuple[pd.DataFrame, dict[str, int]]:
     """``text`` columns (declared STRING, and the customer id) are read as written: "000123" stays "000123"."""
+    _check_header(content)
     try:
         header = pd.read_csv(io.BytesIO(content), nrows=0).columns
         dtype = {name: str for name in header if name in text}
@@ -247,6 +251,23 @@ def _read_csv(content: bytes, text: set[str]) -> tuple[pd.DataFrame, dict[str, i
             reason="MALFORMED_REQUEST",
             violations=[FieldViolation("chunk", "send a UTF-8 CSV file with a header row")],
         ) from None
+
+
+def _check_header(content: bytes) -> None:
+    """Every header cell names a column, once (pandas would invent 'Unnamed: 1' or rename a repeat to 'a.1')."""
+    first = content.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").rstrip("\r")
+    cells = next(csv.reader([first]), [])
+    for i, cell in enumerate(cells):
+        if not cell.strip():
+            raise InvalidArgument(
+                f"column {i + 1} of the CSV header has no name: name every column",
+                violations=[FieldViolation("chunk", f"header cell {i + 1} is empty")],
+            )
+        if cell in cells[:i]:
+            raise InvalidArgument(
+                f"column {cell!r} appears twice in the CSV header",
+                violations=[FieldViolation("chunk", f"header cells {cells.index(cell) + 1} and {i + 1}")],
+            )
 
 
 def _read_arrow(content: bytes, file_format: int, text: set[str]) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -371,7 +392,15 @@ def read_file(
     frame = pd.DataFrame(data)
     problems: list[RowProblem] = []
     bad = np.zeros(len(frame), dtype=bool)
+    maybe_nul = b"\x00" in content if file_format in (modeling_pb2.FILE_FORMAT_CSV, 0) else True
     for spec in columns:
+        if spec.type in STRING_TYPES and maybe_nul:
+            # NUL is refused in every request string; a file's cell with one is a bad row, as in ImportRows.
+            nul = frame[spec.name].map(lambda v: isinstance(v, str) and "\x00" in v).to_numpy(dtype=bool)
+            for index in np.flatnonzero(nul & ~bad)[: MAX_REPORTED_PROBLEMS - len(problems)]:
+                message = f"column {spec.name!r}: text must not contain the NUL character"
+                problems.append(RowProblem(int(index), spec.name, "VALUE_NOT_ALLOWED", message))
+            bad |= nul
         if spec.type in NUMERIC_TYPES:
             raw = table[spec.name]
             values = frame[spec.name].to_numpy()

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from svc_common.errors import FailedPrecondition, NotFound, QimingError
+from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, QimingError
 from svc_common.pb.qiming.common.v1 import job_pb2
 from svc_modeling.store import TERMINAL_STATES, SqlModelingStore, utcnow
 from svc_modeling.tracing import capture, job_span
@@ -382,7 +382,9 @@ class JobRunner:
     # -- reading and cancelling -----------------------------------------------------------------------
 
     def get(self, job_id: str) -> job_pb2.Job:
-        row = self.store.get_job(job_id) if job_id else None
+        if not job_id:
+            raise InvalidArgument("job_id is required", violations=[FieldViolation("job_id", "", "MISSING_FIELD")])
+        row = self.store.get_job(job_id)
         if row is None:
             raise NotFound(f"no job {job_id!r}", metadata={"job_id": job_id})
         return job_message(row)

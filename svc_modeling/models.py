@@ -36,6 +36,7 @@ from svc_modeling.snapshot import ID_COLUMN
 from svc_modeling.store import SqlModelingStore
 from svc_modeling.writeback import NotConnectedTagWriter, ProfileTagWriter, ScoreBatch, check_tag_name
 
+MODEL_NAME_MAX = 128
 _MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,127}$")
 STAGES = {
     pb.MODEL_STAGE_CANDIDATE: "CANDIDATE",
@@ -47,7 +48,8 @@ STAGES = {
 def check_model_name(name: str) -> None:
     if not _MODEL_NAME.match(name):
         raise InvalidArgument(
-            f"model_name {name!r} is not valid",
+            f"model_name {name!r} is not valid: lower-case letters, digits and _, starting with a letter (at most "
+            f"{MODEL_NAME_MAX} characters)",
             violations=[
                 FieldViolation("model_name", "lower-case letters, digits and _, starting with a letter", "INVALID_NAME")
             ],
@@ -154,7 +156,10 @@ class ModelRegistry:
         """Delete a version (0: every version) with its artifacts; NOT_FOUND when there is none, FAILED_PRECONDITION
         (``MODEL_IN_USE``) naming the pending or running jobs that use it and the review schedules that review it."""
         if version < 0:
-            raise InvalidArgument("version out of range", violations=[FieldViolation("version", "0 (all) or above")])
+            raise InvalidArgument(
+                f"version {version} is out of range: 0 (every version) or a version number",
+                violations=[FieldViolation("version", "0 (all) or above")],
+            )
         users = self._store.delete_model(name, version) if name else None
         what = f"version {version} of model {name!r}" if version else f"model {name!r}"
         if users is None:
@@ -232,7 +237,8 @@ class ModelRegistry:
         test_fraction = request.test_fraction or 0.25
         if not 0.05 <= test_fraction <= 0.5:
             raise InvalidArgument(
-                "test_fraction out of range", violations=[FieldViolation("test_fraction", "0.05 to 0.5")]
+                f"test_fraction {test_fraction:g} is out of range: 0.05 to 0.5 (0: 0.25)",
+                violations=[FieldViolation("test_fraction", "0.05 to 0.5")],
             )
         params, calibration = propensity.parse_hyperparameters(request.hyperparameters)
         dataset, frame = self._catalog.load(request.dataset_id)
@@ -300,6 +306,8 @@ class ModelRegistry:
             raise FailedPrecondition("scoring a segment or everyone needs svc_profile", reason="PEER_NOT_CONFIGURED")
         if request.dataset_id:
             dataset, frame = self._catalog.load_keyed(request.dataset_id, model.encoder.features, "scores")
+            if self._writer.connected:
+                _refuse_repeated_ids(dataset, frame)
             if request.segment_id:
                 snapshots.require(log=False, segment_id=request.segment_id)  # type: ignore[union-attr]
         else:
@@ -360,6 +368,8 @@ class ModelRegistry:
                     "tag_name": tag,
                     "scoring_job": ctx.job_id,
                     "profile_writeback": f"written {written}" if connected else "not connected",
+                    # Rows without an id are scored but cannot be written back (svc_profile refuses them).
+                    "rows_without_customer_id": str(int((wire_ids == "").sum())),
                     # The write-back runs from the start of scoring to svc_profile's reply: it overlaps scoring.
                     "seconds": f"scoring {scored - began:.2f}, write-back {wrote - began if connected else 0:.2f}",
                 },
@@ -370,6 +380,20 @@ class ModelRegistry:
 
         model_used = [(version.model_name, int(version.version))]
         return self._jobs.submit("score_customers", run, created_by, [request.dataset_id], models=model_used)
+
+
+def _refuse_repeated_ids(dataset: pb.Dataset, frame: Frame) -> None:
+    """A score written back is one tag per customer: two rows of one customer would leave whichever came last."""
+    ids = pd.Series(customer_text(frame.data[dataset.customer_id_column])).dropna()
+    ids = ids[ids != ""]
+    repeated = ids[ids.duplicated()]
+    if len(repeated):
+        example = checks.shown(frame, dataset.customer_id_column, repeated.iloc[0])
+        raise InvalidArgument(
+            f"dataset {dataset.name!r} has {repeated.nunique()} customer ids on more than one row (e.g. {example}): "
+            "svc_profile keeps one score per customer; keep one row per customer",
+            violations=[FieldViolation("dataset_id", "a dataset with one row per customer")],
+        )
 
 
 def customer_text(ids: pd.Series) -> np.ndarray:

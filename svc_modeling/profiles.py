@@ -27,7 +27,7 @@ from svc_modeling.guard import moment_us
 from svc_modeling.ingest import check_dataset_name
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.remote import LogClient, ProfileClient
-from svc_modeling.snapshot import ID_COLUMN, LabelSpec, SnapshotBuilder, snapshot_frame
+from svc_modeling.snapshot import ID_COLUMN, LabelSpec, SnapshotBuilder, check_window_names, snapshot_frame
 
 JOURNEY_PREFIX = "journey:"
 MAX_HORIZON_SECONDS = 3650 * 86_400  # a label's horizon: at most 10 years after the snapshot
@@ -124,7 +124,9 @@ class ProfileSnapshots:
             ctx.progress(65, f"reading the declared attributes of {len(customers)} customers from svc_profile")
         profiles = self.profile.profiles(customers, ["attributes"])
         attributes = {c: {k: from_proto(v) for k, v in p.attributes.items()} for c, p in profiles.items()}
-        frame = snapshot_frame(builder, customers, attributes, wanted, field_name=field_name)
+        # Level 3+ attributes svc_profile withholds from a caller without an unmask role: named, never guessed at.
+        withheld = {name for p in profiles.values() for name in p.masked_fields if not name.startswith("tags.")}
+        frame = snapshot_frame(builder, customers, attributes, wanted, field_name=field_name, withheld=withheld)
         lineage = {
             "snapshot_at": _iso(at_us),
             "population": population.describe(len(customers)),
@@ -132,6 +134,8 @@ class ProfileSnapshots:
             "attributes_from": f"svc_profile at {self.profile.address}, as of {_iso(now_us())} (no history kept)",
             "profiles_found": str(len(profiles)),
         }
+        if withheld:
+            lineage["attributes_withheld"] = ", ".join(sorted(withheld)) + " (level 3+, masked by svc_profile)"
         return frame, lineage
 
     def live(self, segment_id: str, wanted: Sequence[str], ctx: JobContext | None) -> tuple[Frame, dict[str, str]]:
@@ -142,6 +146,7 @@ class ProfileSnapshots:
 
     def build_from_profiles(self, request: pb.BuildFromProfilesRequest, created_by: str = "") -> job_pb2.Job:
         check_dataset_name(request.name)
+        check_window_names(request.features)
         now = now_us()
         at = moment_us(request.snapshot_at, "snapshot_at") if request.HasField("snapshot_at") else now
         label = _label(request.label) if request.HasField("label") else None

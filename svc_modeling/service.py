@@ -217,6 +217,12 @@ class ModelingService:
         treatment, arms = checks.treatment_arms(
             frame, request.treatment_column, request.control_value, "treatment_column", self.settings.min_rows_per_arm
         )
+        for i, name in enumerate(request.outcome_columns):
+            if name == request.treatment_column:
+                raise InvalidArgument(
+                    f"column {name!r} is the treatment: it cannot also be an outcome",
+                    violations=[FieldViolation(f"outcome_columns[{i}]", "a column other than treatment_column")],
+                )
         outcomes = {
             name: checks.numeric_column(frame, name, f"outcome_columns[{i}]")
             for i, name in enumerate(request.outcome_columns)

@@ -78,29 +78,45 @@ def binary_label(frame: Frame, name: str, field_path: str) -> np.ndarray:
 
 def feature_columns(frame: Frame, requested: Sequence[str], exclude: Sequence[str], field_path: str) -> list[str]:
     """The requested features (or the default ones but ``exclude``: FEATURE columns and numeric SURVEY answers),
-    each present, not all missing, not constant, and not free text."""
+    each present, not all missing, not constant, and not free text. A requested column that is none of these is
+    refused; a default one is left out (a profile snapshot has windows that are all zero at its moment), and only
+    when none is left is the request refused."""
     names = list(requested) or [n for n in frame.default_features() if n not in exclude]
     if not names:
         raise _bad(field_path, "no feature columns: name them, or mark columns with role FEATURE", "MISSING_FIELD")
+    usable, left_out = [], []
     for i, name in enumerate(names):
         where = f"{field_path}[{i}]" if requested else field_path
         require_column(frame, name, where)
         if name in exclude:
             raise _bad(where, f"column {name!r} is the outcome, the treatment or an id: it cannot also be a feature")
-        values = frame.data[name]
-        if values.isna().all():
-            raise _bad(where, f"column {name!r} has no values (every row is missing): drop it")
-        distinct = values.nunique(dropna=True)
-        if distinct < 2:
-            constant = shown(frame, name, values.dropna().iloc[0])
-            raise _bad(where, f"column {name!r} is constant ({constant} in every row): drop it")
-        if frame.is_string(name) and distinct > FREE_TEXT_DISTINCT and distinct > 0.5 * values.notna().sum():
-            raise _bad(
-                where,
-                f"column {name!r} looks like free text or an id ({distinct} distinct values): it cannot be a "
-                "feature; give it role IGNORED, or derive categories from it first",
-            )
-    return names
+        problem = _feature_problem(frame, name)
+        if problem and requested:
+            raise _bad(where, problem)
+        (left_out if problem else usable).append(name)
+    if not usable:
+        raise _bad(
+            field_path,
+            f"none of the {len(left_out)} FEATURE columns can be used (each is empty, constant or free text, e.g. "
+            f"{_feature_problem(frame, left_out[0])}): name the features",
+            "MISSING_FIELD",
+        )
+    return usable
+
+
+def _feature_problem(frame: Frame, name: str) -> str:
+    values = frame.data[name]
+    if values.isna().all():
+        return f"column {name!r} has no values (every row is missing): drop it"
+    distinct = values.nunique(dropna=True)
+    if distinct < 2:
+        return f"column {name!r} is constant ({shown(frame, name, values.dropna().iloc[0])} in every row): drop it"
+    if frame.is_string(name) and distinct > FREE_TEXT_DISTINCT and distinct > 0.5 * values.notna().sum():
+        return (
+            f"column {name!r} looks like free text or an id ({distinct} distinct values): it cannot be a "
+            "feature; give it role IGNORED, or derive categories from it first"
+        )
+    return ""
 
 
 FREE_TEXT_DISTINCT = 100
