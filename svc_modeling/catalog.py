@@ -18,6 +18,7 @@ from google.protobuf import json_format
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2
+from svc_common.protection import Sealer
 from svc_modeling import frame as frames
 from svc_modeling.frame import STRING_TYPES, VT, Frame
 from svc_modeling.in_use import refuse_if_in_use
@@ -46,8 +47,9 @@ def dataset_message(row: Mapping) -> modeling_pb2.Dataset:
 
 
 class DatasetCatalog:
-    def __init__(self, store: SqlModelingStore, cache_entries: int) -> None:
+    def __init__(self, store: SqlModelingStore, cache_entries: int, sealer: Sealer | None = None) -> None:
         self._store = store
+        self._sealer = sealer  # level 3+ columns are sealed at rest with it (none: kept as they are, tests only)
         self._cache: OrderedDict[str, Frame] = OrderedDict()
         self._cache_entries = cache_entries
         self._lock = threading.Lock()
@@ -64,9 +66,13 @@ class DatasetCatalog:
         customer_id_column: str = "",
         created_by: str = "",
     ) -> modeling_pb2.Dataset:
+        dataset_id = str(uuid.uuid4())
         data = frames.encode(frame)
+        content_digest = frames.digest(data)  # of the rows in clear: the same rows, the same digest
+        if self._sealer is not None and any(frames.is_sensitive(c) for c in frame.columns):
+            data = frames.encode(frame, self._sealer, dataset_id)
         record = {
-            "dataset_id": str(uuid.uuid4()),
+            "dataset_id": dataset_id,
             "name": name,
             "description": description,
             "column_specs": [_column_json(c) for c in frame.columns],
@@ -74,13 +80,13 @@ class DatasetCatalog:
             "origin": origin,
             "lineage": dict(lineage or {}),
             "customer_id_column": customer_id_column,
-            "content_digest": frames.digest(data),
+            "content_digest": content_digest,
             "created_at": utcnow(),
             "created_by": created_by,
         }
         self._store.add_dataset(record, data, held_by_job)
         # Cache what a later load would decode (same dtypes, None for missing text).
-        self._remember(record["dataset_id"], frames.decode(data, frame.columns))
+        self._remember(dataset_id, frames.decode(data, frame.columns, self._sealer, dataset_id))
         return dataset_message(record)
 
     def _row(self, dataset_id: str) -> dict:
@@ -116,7 +122,7 @@ class DatasetCatalog:
             if cached is not None:
                 self._cache.move_to_end(dataset_id)
                 return dataset, cached
-        frame = frames.decode(self._store.get_blob(row["blob_id"]), list(dataset.columns))
+        frame = frames.decode(self._store.get_blob(row["blob_id"]), list(dataset.columns), self._sealer, dataset_id)
         self._remember(dataset_id, frame)
         return dataset, frame
 

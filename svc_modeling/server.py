@@ -381,7 +381,7 @@ def build_service(runtime: ServiceRuntime) -> ModelingService:
     settings = runtime.settings
     assert isinstance(settings, ModelingSettings)
     store = SqlModelingStore(runtime.database, tables, settings.blob_chunk_bytes)
-    return ModelingService(settings, store)
+    return ModelingService(settings, store, runtime.keys)
 
 
 def build_spec(runtime: ServiceRuntime) -> ServiceSpec:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.pb.qiming.common.v1 import job_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2
+from svc_common.protection import KeyProvider, Sealer, key_provider_from_settings
 from svc_modeling.catalog import DatasetCatalog
 from svc_modeling.config import ModelingSettings
 from svc_modeling.drivers import DriverService
@@ -44,11 +45,13 @@ def estimate_message(est: object) -> modeling_pb2.Estimate:
 
 
 class ModelingService:
-    def __init__(self, settings: ModelingSettings, store: SqlModelingStore) -> None:
+    def __init__(self, settings: ModelingSettings, store: SqlModelingStore, keys: KeyProvider | None = None) -> None:
         self.settings = settings
         self.store = store
         stats.configure(settings.fit_threads)
-        self.catalog = DatasetCatalog(store, settings.dataset_cache_entries)
+        # Level 3+ dataset columns are sealed at rest with the keyring every service shares.
+        sealer = Sealer(keys if keys is not None else key_provider_from_settings(settings))
+        self.catalog = DatasetCatalog(store, settings.dataset_cache_entries, sealer)
         self.jobs = JobRunner(
             store,
             settings.job_workers,

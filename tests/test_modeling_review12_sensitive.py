@@ -118,3 +118,31 @@ def test_constant_columns_are_named_with_plain_values(service) -> None:
     with pytest.raises(InvalidArgument) as caught:
         service.models.train(request)
     assert "is constant (0 in every row)" in str(caught.value) and "np.float64" not in str(caught.value)
+
+
+def test_level_3_columns_are_sealed_at_rest(tmp_path, database_url) -> None:
+    import io
+
+    import numpy as np
+
+    settings = modeling_settings(tmp_path, database_url)
+    data = pd.DataFrame({"cid": ["c1", "c2", "c3"], "phone": PHONES[:3], "amount_fen": [100, 200, 300], "y": [0, 1, 0]})
+    secret = [
+        pb.Column(name="phone", type=types_pb2.VALUE_TYPE_STRING, sensitivity=LEVEL_3),
+        pb.Column(name="amount_fen", type=types_pb2.VALUE_TYPE_MONEY_FEN, sensitivity=types_pb2.SENSITIVITY_LEVEL_4),
+    ]
+    with running_service(settings) as service:
+        sealed = upload_frame(service, "sealed", data, columns=secret)
+        plain = upload_frame(
+            service, "plain", data, columns=[pb.Column(name="phone", type=types_pb2.VALUE_TYPE_STRING)]
+        )
+        assert sealed.content_digest == plain.content_digest  # the digest is of the rows, not of their sealing
+        row = service.store.get_dataset(sealed.dataset_id)
+        with np.load(io.BytesIO(service.store.get_blob(row["blob_id"])), allow_pickle=False) as archive:
+            stored = {name: archive[name] for name in archive.files}
+    assert {"s1", "s2"} <= set(stored) and "c1" not in stored and "c2" not in stored
+    assert not any(PHONES[0] in str(values.tolist()) for values in stored.values())
+    assert list(stored["c0"]) == ["c1", "c2", "c3"]  # other columns as they were
+    with running_service(settings) as again:  # a fresh process (no cache), the same keyring
+        _, frame = again.catalog.load(sealed.dataset_id)
+        assert list(frame.data["phone"]) == PHONES[:3] and list(frame.data["amount_fen"]) == [100.0, 200.0, 300.0]
