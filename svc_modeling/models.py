@@ -28,6 +28,7 @@ from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_modeling.catalog import DatasetCatalog
 from svc_modeling.config import ModelingSettings
 from svc_modeling.frame import Frame
+from svc_modeling.guard import timestamp_problem
 from svc_modeling.in_use import refuse_if_in_use
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks, propensity
@@ -78,7 +79,14 @@ def rows_to_frame(columns: list[str], rows: list[pb.Row]) -> pd.DataFrame:
             elif kind == "string_value":
                 data[name].append(value.string_value)
             elif kind == "timestamp_value":
-                data[name].append(float(value.timestamp_value.ToMicroseconds()))
+                stamp = value.timestamp_value
+                problem = timestamp_problem(stamp.seconds, stamp.nanos)
+                if problem:
+                    raise InvalidArgument(
+                        f"rows[{i}] column {name!r}: timestamp_value is not a valid moment: {problem}",
+                        violations=[FieldViolation(f"rows[{i}]", problem)],
+                    )
+                data[name].append(float(stamp.seconds * 1_000_000 + stamp.nanos // 1000))
             elif kind == "string_list_value":
                 raise InvalidArgument(
                     f"rows[{i}] column {name!r}: lists are not model inputs",

@@ -132,3 +132,15 @@ def test_an_out_of_range_timestamp_in_an_import_is_a_row_problem(service) -> Non
     assert [(p.row_index, p.column) for p in response.problems] == [(0, "ts"), (2, "ts")]
     assert "not a valid moment" in response.problems[0].message
     assert errors_pb2.ErrorReason.Name(response.problems[0].reason) == "ERROR_REASON_VALUE_NOT_ALLOWED"
+
+
+def test_a_bad_timestamp_in_predict_rows_names_the_row() -> None:
+    from svc_modeling.models import rows_to_frame
+
+    rows = [
+        pb.Row(values=[types_pb2.Value(timestamp_value=Timestamp(seconds=1_700_000_000))]),
+        pb.Row(values=[types_pb2.Value(timestamp_value=Timestamp(seconds=10**13))]),
+    ]
+    message = _refused(lambda: rows_to_frame(["t"], rows), "rows[1]")
+    assert "column 't'" in message and "not a valid moment" in message
+    assert rows_to_frame(["t"], rows[:1])["t"].iloc[0] == 1_700_000_000 * 1_000_000
