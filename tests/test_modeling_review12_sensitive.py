@@ -146,3 +146,23 @@ def test_level_3_columns_are_sealed_at_rest(tmp_path, database_url) -> None:
     with running_service(settings) as again:  # a fresh process (no cache), the same keyring
         _, frame = again.catalog.load(sealed.dataset_id)
         assert list(frame.data["phone"]) == PHONES[:3] and list(frame.data["amount_fen"]) == [100.0, 200.0, 300.0]
+
+
+def test_fusion_does_not_echo_a_level_3_customer_id(service) -> None:
+    from svc_modeling.fusion import fuse
+
+    phone_id = [pb.Column(name="phone", type=types_pb2.VALUE_TYPE_STRING, sensitivity=LEVEL_3, role=pb.COLUMN_ROLE_ID)]
+    survey = upload_frame(service, "x", pd.DataFrame({"phone": PHONES[:3], "nps": [1, 5, 9]}), columns=phone_id)
+    ops = upload_frame(
+        service, "o", pd.DataFrame({"phone": [PHONES[0]] * 2 + [PHONES[1]], "a": [1, 2, 3]}), columns=phone_id
+    )
+    with pytest.raises(FailedPrecondition) as caught:
+        fuse(
+            service.catalog.load(survey.dataset_id)[1],
+            "phone",
+            service.catalog.load(ops.dataset_id)[1],
+            "phone",
+            "inner",
+        )
+    assert "1 repeated customer ids (e.g. a level 3+ value, not shown)" in str(caught.value)
+    assert PHONES[0] not in str(caught.value)
