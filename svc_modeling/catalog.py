@@ -18,6 +18,7 @@ from google.protobuf import json_format
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2
+from svc_common.protection import Sealer
 from svc_modeling import frame as frames
 from svc_modeling.frame import STRING_TYPES, VT, Frame
 from svc_modeling.in_use import refuse_if_in_use
@@ -46,8 +47,9 @@ def dataset_message(row: Mapping) -> modeling_pb2.Dataset:
 
 
 class DatasetCatalog:
-    def __init__(self, store: SqlModelingStore, cache_entries: int) -> None:
+    def __init__(self, store: SqlModelingStore, cache_entries: int, sealer: Sealer | None = None) -> None:
         self._store = store
+        self._sealer = sealer  # level 3+ columns are sealed at rest with it (none: kept as they are, tests only)
         self._cache: OrderedDict[str, Frame] = OrderedDict()
         self._cache_entries = cache_entries
         self._lock = threading.Lock()
@@ -64,9 +66,13 @@ class DatasetCatalog:
         customer_id_column: str = "",
         created_by: str = "",
     ) -> modeling_pb2.Dataset:
+        dataset_id = str(uuid.uuid4())
         data = frames.encode(frame)
+        content_digest = frames.digest(data)  # of the rows in clear: the same rows, the same digest
+        if self._sealer is not None and any(frames.is_sensitive(c) for c in frame.columns):
+            data = frames.encode(frame, self._sealer, dataset_id)
         record = {
-            "dataset_id": str(uuid.uuid4()),
+            "dataset_id": dataset_id,
             "name": name,
             "description": description,
             "column_specs": [_column_json(c) for c in frame.columns],
@@ -74,13 +80,13 @@ class DatasetCatalog:
             "origin": origin,
             "lineage": dict(lineage or {}),
             "customer_id_column": customer_id_column,
-            "content_digest": frames.digest(data),
+            "content_digest": content_digest,
             "created_at": utcnow(),
             "created_by": created_by,
         }
         self._store.add_dataset(record, data, held_by_job)
         # Cache what a later load would decode (same dtypes, None for missing text).
-        self._remember(record["dataset_id"], frames.decode(data, frame.columns))
+        self._remember(dataset_id, frames.decode(data, frame.columns, self._sealer, dataset_id))
         return dataset_message(record)
 
     def _row(self, dataset_id: str) -> dict:
@@ -116,7 +122,7 @@ class DatasetCatalog:
             if cached is not None:
                 self._cache.move_to_end(dataset_id)
                 return dataset, cached
-        frame = frames.decode(self._store.get_blob(row["blob_id"]), list(dataset.columns))
+        frame = frames.decode(self._store.get_blob(row["blob_id"]), list(dataset.columns), self._sealer, dataset_id)
         self._remember(dataset_id, frame)
         return dataset, frame
 
@@ -141,14 +147,21 @@ class DatasetCatalog:
         with self._lock:
             self._cache.pop(dataset_id, None)
 
-    def preview(self, dataset_id: str, row_limit: int) -> modeling_pb2.PreviewDatasetResponse:
+    def preview(self, dataset_id: str, row_limit: int, unmask: bool = False) -> modeling_pb2.PreviewDatasetResponse:
+        """The first rows and a summary per column; level 3+ columns withheld unless ``unmask``."""
         _dataset, frame = self.load(dataset_id)
-        response = modeling_pb2.PreviewDatasetResponse(rows=rows_of(frame, 0, row_limit or 20))
+        hidden = set() if unmask else sensitive_columns(frame.columns)
+        response = modeling_pb2.PreviewDatasetResponse(
+            rows=rows_of(frame, 0, row_limit or 20, hidden),
+            masked_columns=[c.name for c in frame.columns if c.name in hidden],
+        )
         for spec in frame.columns:
             values = frame.data[spec.name]
             summary = response.summaries.add(
                 column=spec.name, missing=int(values.isna().sum()), distinct=int(values.nunique(dropna=True))
             )
+            if spec.name in hidden:
+                continue  # counts only: top values, minimum and maximum are one customer's values
             if spec.type in STRING_TYPES:
                 summary.top_values.extend(str(v) for v in values.value_counts().index[:5])
             elif values.notna().any():
@@ -159,25 +172,39 @@ class DatasetCatalog:
         return response
 
     def read(
-        self, dataset_id: str, offset: int, limit: int, batch_rows: int
+        self, dataset_id: str, offset: int, limit: int, batch_rows: int, unmask: bool = False
     ) -> Iterator[modeling_pb2.ReadRowsResponse]:
+        """Rows in pages; level 3+ columns' cells unset (named in the first page) unless ``unmask``."""
         _dataset, frame = self.load(dataset_id)
+        hidden = set() if unmask else sensitive_columns(frame.columns)
         end = len(frame.data) if not limit else min(len(frame.data), offset + limit)
         first = True
         start = offset
         while first or start < end:
             stop = min(end, start + batch_rows)
-            response = modeling_pb2.ReadRowsResponse(rows=rows_of(frame, start, max(0, stop - start)))
+            response = modeling_pb2.ReadRowsResponse(rows=rows_of(frame, start, max(0, stop - start), hidden))
             if first:
                 response.columns.extend(frame.columns)
+                response.masked_columns.extend(c.name for c in frame.columns if c.name in hidden)
                 first = False
             yield response
             start = stop
 
 
-def rows_of(frame: Frame, start: int, count: int) -> list[modeling_pb2.Row]:
+def sensitive_columns(columns: Sequence[modeling_pb2.Column]) -> set[str]:
+    """Columns declared level 3 or 4 (JR/T 0158): never shown to a caller without an unmask role."""
+    return {c.name for c in columns if c.sensitivity >= types_pb2.SENSITIVITY_LEVEL_3}
+
+
+def _withheld(target: types_pb2.Value, value: object) -> None:
+    """A masked cell: left unset."""
+
+
+def rows_of(
+    frame: Frame, start: int, count: int, hidden: set[str] | frozenset[str] = frozenset()
+) -> list[modeling_pb2.Row]:
     part = frame.data.iloc[start : start + count]
-    converters = [_to_value(spec) for spec in frame.columns]
+    converters = [_withheld if spec.name in hidden else _to_value(spec) for spec in frame.columns]
     columns = [part[spec.name].to_numpy() for spec in frame.columns]
     rows = []
     for i in range(len(part)):

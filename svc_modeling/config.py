@@ -34,6 +34,9 @@ class ModelingSettings(ServiceSettings):
     """Size of one uploaded file (all chunks together)."""
     blob_chunk_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     """Stored datasets and model artifacts are split into database rows of at most this size."""
+    unmask_roles: tuple[str, ...] = ("unmask", "admin")
+    """Roles whose callers read dataset columns of sensitivity level 3 or 4 in clear (PreviewDataset, ReadRows);
+    for other callers those columns' values are withheld (``masked_columns``). As svc_profile's and svc_collect's."""
     dataset_cache_entries: int = Field(default=8, ge=0)
     """Decoded datasets kept in memory (they never change once stored)."""
     min_rows_per_arm: int = Field(default=30, ge=2)

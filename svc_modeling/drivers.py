@@ -10,14 +10,16 @@ import pickle
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from google.protobuf import json_format
 
 from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from svc_common.pb.qiming.common.v1 import job_pb2
+from svc_common.pb.qiming.common.v1 import job_pb2, types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
+from svc_common.server import note_customers
 from svc_modeling.catalog import DatasetCatalog
 from svc_modeling.config import ModelingSettings
 from svc_modeling.in_use import refuse_if_in_use
@@ -57,7 +59,15 @@ class DriverService:
         dataset, frame = self._catalog.load(request.dataset_id)
         y = checks.numeric_column(frame, request.outcome_column, "outcome_column")
         exclude = [request.outcome_column, *frame.names(pb.COLUMN_ROLE_ID), *frame.names(pb.COLUMN_ROLE_TREATMENT)]
-        factors = checks.feature_columns(frame, request.factors, exclude, "factors")
+        for i, name in enumerate(request.confounders):
+            if name in request.factors:
+                raise InvalidArgument(
+                    f"column {name!r} is a factor: it cannot be its own confounder",
+                    violations=[FieldViolation(f"confounders[{i}]", "a column that is not among factors")],
+                )
+        # No factors named: every FEATURE column but the confounders the caller named (adjusted for, not ranked).
+        default_exclude = [*exclude, *request.confounders] if not request.factors else exclude
+        factors = checks.feature_columns(frame, request.factors, default_exclude, "factors")
         for i, name in enumerate(factors):
             where = f"factors[{i}]" if request.factors else "factors"
             if frame.is_string(name):
@@ -84,6 +94,7 @@ class DriverService:
                         f"graph edge {edge.cause!r} → {edge.effect!r}: {end!r} is not a factor, confounder or outcome",
                         violations=[FieldViolation(f"graph[{i}]", "name columns of the analysis")],
                     )
+        _check_acyclic(request.graph)
         edges = [(e.cause, e.effect) for e in request.graph] or methods.default_graph(
             factors, confounders, request.outcome_column
         )
@@ -232,9 +243,16 @@ class DriverService:
                 )
             rows, current, population = x[match], None, int(match.sum())
         if scope == "user":
+            user = request.population.user
+            if user.type not in (types_pb2.ID_TYPE_UNSPECIFIED, types_pb2.ID_TYPE_CUSTOMER):
+                raise InvalidArgument(
+                    "population.user: the analysis's dataset is keyed by customer id",
+                    violations=[FieldViolation("population.user.type", "ID_TYPE_CUSTOMER (or unset)")],
+                )
             if ids is None:
                 raise FailedPrecondition("the analysis's dataset has no customer id column: ask for everyone")
-            match = ids == request.population.user.value
+            note_customers(user.value)  # the audit line names the customer asked about
+            match = ids == user.value
             if not match.any():
                 raise NotFound(f"customer {request.population.user.value!r} is not in the analysis's dataset")
             rows, current, population = x[match], None, int(match.sum())
@@ -263,7 +281,10 @@ class DriverService:
         column = self._factor_column(model, request.factor)
         points = request.points or 20
         if not 3 <= points <= 200:
-            raise InvalidArgument("points out of range", violations=[FieldViolation("points", "3 to 200 (0: 20)")])
+            raise InvalidArgument(
+                f"points {points} is out of range: 3 to 200 (0: 20)",
+                violations=[FieldViolation("points", "3 to 200 (0: 20)")],
+            )
         values = x[:, column]
         low, high = float(np.nanmin(values)), float(np.nanmax(values))
         curve = methods.response_curve(model, _sample(x, CURVE_ROWS, 0), column, np.linspace(low, high, points))
@@ -278,3 +299,43 @@ def _sample(x: np.ndarray, rows: int, seed: int) -> np.ndarray:
     if len(x) <= rows:
         return x
     return x[np.random.default_rng(seed).choice(len(x), rows, replace=False)]
+
+
+def _check_acyclic(graph: Sequence[pb.GraphEdge]) -> None:
+    """A causal graph is a DAG: a self-loop or a cycle has no adjustment set (INVALID_ARGUMENT naming an edge)."""
+    children: dict[str, list[tuple[str, int]]] = {}
+    for i, edge in enumerate(graph):
+        if edge.cause == edge.effect:
+            raise InvalidArgument(
+                f"graph edge {edge.cause!r} → {edge.effect!r} is a loop: a column cannot cause itself",
+                violations=[FieldViolation(f"graph[{i}]", "remove the edge")],
+            )
+        children.setdefault(edge.cause, []).append((edge.effect, i))
+    state: dict[str, int] = {}  # 1: on the current path, 2: done (iterative: a graph may have 1,000s of nodes)
+    for root in list(children):
+        if root in state:
+            continue
+        state[root] = 1
+        stack, path = [(root, iter(children.get(root, [])))], []
+        while stack:
+            node, pending = stack[-1]
+            step = next(pending, None)
+            if step is None:
+                state[node] = 2
+                stack.pop()
+                if stack:
+                    path.pop()
+                continue
+            child, i = step
+            if state.get(child) == 1:
+                cycle = [*path, i]
+                first = next(k for k, j in enumerate(cycle) if graph[j].cause == child)
+                names = [graph[j].cause for j in cycle[first:]] + [child]
+                raise InvalidArgument(
+                    f"the graph has a cycle ({' → '.join(names)}): a causal graph must not have one",
+                    violations=[FieldViolation(f"graph[{i}]", "remove or reverse an edge of the cycle")],
+                )
+            if child not in state:
+                state[child] = 1
+                path.append(i)
+                stack.append((child, iter(children.get(child, []))))

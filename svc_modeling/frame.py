@@ -5,7 +5,9 @@ non-string type (INT, DOUBLE, BOOL, MONEY_FEN in fen, TIMESTAMP in epoch microse
 with NaN for missing; STRING is an object column with None for missing.
 
 At rest it is an ``.npz`` archive (numpy, no pickle: strings are fixed-width unicode arrays with a missing
-mask), compressed, and its SM3 digest identifies the rows.
+mask), compressed, and its SM3 digest identifies the rows. Columns of sensitivity level 3 or 4 are sealed
+(SM4-GCM with the service keyring's active key) inside that archive, one sealed archive per column; the digest
+is taken over the unsealed encoding, so the same rows keep the same digest.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from cryptography.hazmat.primitives import hashes
 
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2
+from svc_common.protection import Sealer
 
 VT = types_pb2.ValueType
 ROLE = modeling_pb2.ColumnRole
@@ -64,29 +67,61 @@ class Frame:
         return spec is not None and spec.type in STRING_TYPES
 
 
-def encode(frame: Frame) -> bytes:
-    arrays: dict[str, np.ndarray] = {}
-    for i, spec in enumerate(frame.columns):
-        values = frame.data[spec.name]
-        if spec.type in STRING_TYPES:
-            missing = values.isna().to_numpy()
-            arrays[f"m{i}"] = missing
-            arrays[f"c{i}"] = np.where(missing, "", values.astype(object).to_numpy()).astype(str)
-        else:
-            arrays[f"c{i}"] = values.to_numpy(dtype=np.float64)
+def _column_arrays(spec: modeling_pb2.Column, values: pd.Series) -> dict[str, np.ndarray]:
+    if spec.type in STRING_TYPES:
+        missing = values.isna().to_numpy()
+        return {"m": missing, "c": np.where(missing, "", values.astype(object).to_numpy()).astype(str)}
+    return {"c": values.to_numpy(dtype=np.float64)}
+
+
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
     out = io.BytesIO()
     np.savez_compressed(out, allow_pickle=False, **arrays)
     return out.getvalue()
 
 
-def decode(data: bytes, columns: Sequence[modeling_pb2.Column]) -> Frame:
+def _sealing_context(context: str, index: int, spec: modeling_pb2.Column) -> bytes:
+    """What a sealed column is bound to: its dataset, position and name (a copy elsewhere does not open)."""
+    return f"qiming.modeling.dataset/{context}/{index}/{spec.name}".encode()
+
+
+def is_sensitive(spec: modeling_pb2.Column) -> bool:
+    """Level 3 or 4 (JR/T 0158): sealed at rest, masked on read, never in messages."""
+    return spec.sensitivity >= types_pb2.SENSITIVITY_LEVEL_3
+
+
+def encode(frame: Frame, sealer: Sealer | None = None, context: str = "") -> bytes:
+    """The archive; with a ``sealer``, each level 3+ column is its own compressed archive sealed with SM4-GCM
+    (``s<i>``), bound to ``context`` (the dataset id), the column's position and name."""
+    arrays: dict[str, np.ndarray] = {}
+    for i, spec in enumerate(frame.columns):
+        parts = _column_arrays(spec, frame.data[spec.name])
+        if sealer is not None and is_sensitive(spec):
+            sealed = sealer.seal(_npz(parts), _sealing_context(context, i, spec))
+            arrays[f"s{i}"] = np.frombuffer(sealed, dtype=np.uint8)
+        else:
+            arrays.update({f"{k}{i}": v for k, v in parts.items()})
+    return _npz(arrays)
+
+
+def decode(
+    data: bytes, columns: Sequence[modeling_pb2.Column], sealer: Sealer | None = None, context: str = ""
+) -> Frame:
     with np.load(io.BytesIO(data), allow_pickle=False) as archive:
         series: dict[str, object] = {}
         for i, spec in enumerate(columns):
-            values = archive[f"c{i}"]
+            if f"s{i}" in archive.files:
+                if sealer is None:
+                    raise ValueError(f"column {spec.name!r} is sealed and no keyring was given")
+                clear = sealer.open(archive[f"s{i}"].tobytes(), _sealing_context(context, i, spec))
+                with np.load(io.BytesIO(clear), allow_pickle=False) as inner:
+                    parts = {k: inner[k] for k in inner.files}
+            else:
+                parts = {k: archive[f"{k}{i}"] for k in ("c", "m") if f"{k}{i}" in archive.files}
+            values = parts["c"]
             if spec.type in STRING_TYPES:
                 obj = values.astype(object)
-                obj[archive[f"m{i}"]] = None
+                obj[parts["m"]] = None
                 series[spec.name] = pd.Series(obj, dtype=object)
             else:
                 series[spec.name] = pd.Series(values, dtype=np.float64)

@@ -33,6 +33,7 @@ from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgumen
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
+from svc_modeling.guard import moment_us
 from svc_modeling.profiles import ProfileSnapshots, now_us
 from svc_modeling.snapshot import SnapshotBuilder, SnapshotSubject, snapshot_frame
 
@@ -129,7 +130,7 @@ def driver_cutoff(
     ``since``: the range's start (``start_is_log``: the log's first event, the range having no start); None: not
     known yet (the default is then the one for a range of at least twice the outcome window)."""
     if request.HasField("driver_cutoff"):
-        cut = request.driver_cutoff.ToMicroseconds()
+        cut = moment_us(request.driver_cutoff, "driver_cutoff")
         if cut >= until or (since is not None and cut <= since):
             start = "the log's first event (time_range has no start)" if start_is_log else "time_range.start"
             raise InvalidArgument(
@@ -169,9 +170,9 @@ def profile_funnel(
     since, until = None, now_us()
     if request.HasField("time_range"):
         if request.time_range.HasField("start"):
-            since = request.time_range.start.ToMicroseconds()
+            since = moment_us(request.time_range.start, "time_range.start")
         if request.time_range.HasField("end"):
-            until = min(until, request.time_range.end.ToMicroseconds())
+            until = min(until, moment_us(request.time_range.end, "time_range.end"))
         if since is not None and since >= until:
             raise InvalidArgument(
                 "the time range is empty", violations=[FieldViolation("time_range", "start before end (and now)")]

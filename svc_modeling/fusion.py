@@ -7,6 +7,7 @@ import pandas as pd
 from svc_common.errors import FailedPrecondition
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2
 from svc_modeling.frame import Frame
+from svc_modeling.methods.checks import shown
 
 
 def fuse(survey: Frame, survey_id: str, operations: Frame, operations_id: str, join: str) -> Frame:
@@ -20,8 +21,9 @@ def fuse(survey: Frame, survey_id: str, operations: Frame, operations_id: str, j
     ops_ids = operations.data[operations_id]
     duplicated = ops_ids[ops_ids.duplicated()].dropna()
     if len(duplicated):
+        example = shown(operations, operations_id, duplicated.iloc[0])
         raise FailedPrecondition(
-            f"operations data has {len(duplicated)} repeated customer ids (e.g. {duplicated.iloc[0]!r}): "
+            f"operations data has {len(duplicated)} repeated customer ids (e.g. {example}): "
             "keep one row per customer before fusing",
             reason="FAILED_PRECONDITION",
         )

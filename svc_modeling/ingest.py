@@ -7,10 +7,11 @@ field.
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,9 +21,17 @@ from svc_common.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2
 from svc_modeling.frame import NUMERIC_TYPES, ROLE, STRING_TYPES, SUPPORTED_TYPES, VT, Frame, infer_type, to_storage
+from svc_modeling.guard import enum_label, enum_violation, timestamp_problem
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 MAX_REPORTED_PROBLEMS = 1000
+# Free text a caller may store with a dataset (docs/modeling.md "Limits"): every listed dataset is sent whole, so
+# what one caller writes must not make a page of ListDatasets too large for the others.
+MAX_DATASET_NAME_CHARS = 256
+MAX_DESCRIPTION_CHARS = 4096
+MAX_COLUMN_DESCRIPTION_CHARS = 1024
+MAX_LINEAGE_ENTRIES, MAX_LINEAGE_KEY_CHARS, MAX_LINEAGE_VALUE_CHARS = 32, 128, 1024
+CALLER_LINEAGE_PREFIX = "caller."
 
 # Which Value kinds a column of each type accepts.
 _ACCEPTS = {
@@ -48,8 +57,17 @@ def check_definition(dataset: modeling_pb2.Dataset, *, max_columns: int, need_ty
     violations: list[FieldViolation] = []
     if not dataset.name.strip():
         violations.append(FieldViolation("dataset.name", "give the dataset a name", "MISSING_FIELD"))
-    elif len(dataset.name) > 256:
-        violations.append(FieldViolation("dataset.name", "at most 256 characters", "INVALID_NAME"))
+    else:
+        violations.extend(name_violations(dataset.name, "dataset.name"))
+    if len(dataset.description) > MAX_DESCRIPTION_CHARS:
+        violations.append(
+            FieldViolation(
+                "dataset.description",
+                f"{len(dataset.description)} characters: at most {MAX_DESCRIPTION_CHARS}",
+                "VALUE_NOT_ALLOWED",
+            )
+        )
+    violations.extend(_lineage_violations(dataset.lineage))
     if need_types and not dataset.columns:
         violations.append(FieldViolation("dataset.columns", "declare at least one column", "MISSING_FIELD"))
     if len(dataset.columns) > max_columns:
@@ -67,6 +85,14 @@ def check_definition(dataset: modeling_pb2.Dataset, *, max_columns: int, need_ty
             )
         if column.name in seen:
             violations.append(FieldViolation(f"{where}.name", f"column {column.name!r} is declared twice"))
+        if len(column.description) > MAX_COLUMN_DESCRIPTION_CHARS:
+            violations.append(
+                FieldViolation(
+                    f"{where}.description",
+                    f"{len(column.description)} characters: at most {MAX_COLUMN_DESCRIPTION_CHARS}",
+                    "VALUE_NOT_ALLOWED",
+                )
+            )
         if column.role == modeling_pb2.COLUMN_ROLE_WEIGHT:
             # No estimate uses sample weights yet: accepting the role would give unweighted results silently.
             violations.append(
@@ -77,11 +103,15 @@ def check_definition(dataset: modeling_pb2.Dataset, *, max_columns: int, need_ty
                 )
             )
         seen.add(column.name)
+        for attribute, enum_type in (("role", modeling_pb2.ColumnRole), ("sensitivity", types_pb2.SensitivityLevel)):
+            violation = enum_violation(f"{where}.{attribute}", enum_type, getattr(column, attribute))
+            if violation is not None:
+                violations.append(violation)
         if need_types and column.type not in SUPPORTED_TYPES:
             violations.append(
                 FieldViolation(
                     f"{where}.type",
-                    f"column {column.name!r}: type {types_pb2.ValueType.Name(column.type)} is not supported "
+                    f"column {column.name!r}: type {enum_label(types_pb2.ValueType, column.type)} is not supported "
                     "in datasets (use STRING, INT, DOUBLE, BOOL, MONEY_FEN or TIMESTAMP)",
                     "PROPERTY_TYPE_MISMATCH",
                 )
@@ -93,7 +123,43 @@ def check_definition(dataset: modeling_pb2.Dataset, *, max_columns: int, need_ty
             )
         )
     if violations:
-        raise InvalidArgument(f"bad dataset definition: {violations[0].description}", violations=violations)
+        first = violations[0]
+        raise InvalidArgument(f"bad dataset definition: {first.field}: {first.description}", violations=violations)
+
+
+def name_violations(name: str, field: str) -> list[FieldViolation]:
+    """A dataset name: at most 256 characters of printable text (no control characters)."""
+    if len(name) > MAX_DATASET_NAME_CHARS:
+        return [FieldViolation(field, f"{len(name)} characters: at most {MAX_DATASET_NAME_CHARS}", "INVALID_NAME")]
+    if any(not ch.isprintable() for ch in name):
+        return [FieldViolation(field, "no control characters (tabs, new lines)", "INVALID_NAME")]
+    return []
+
+
+def check_dataset_name(name: str, field: str = "name") -> None:
+    """INVALID_ARGUMENT for a missing or over-long name of a dataset a job will create (checked before the job)."""
+    if not name.strip():
+        raise InvalidArgument("name the dataset", violations=[FieldViolation(field, "", "MISSING_FIELD")])
+    violations = name_violations(name, field)
+    if violations:
+        raise InvalidArgument(f"{field}: {violations[0].description}", violations=violations)
+
+
+def _lineage_violations(lineage: Mapping[str, str]) -> list[FieldViolation]:
+    if len(lineage) > MAX_LINEAGE_ENTRIES:
+        return [FieldViolation("dataset.lineage", f"{len(lineage)} entries: at most {MAX_LINEAGE_ENTRIES}")]
+    out = []
+    for key, value in lineage.items():
+        if not key or len(key) > MAX_LINEAGE_KEY_CHARS:
+            out.append(FieldViolation("dataset.lineage", f"keys of 1 to {MAX_LINEAGE_KEY_CHARS} characters"))
+        elif len(value) > MAX_LINEAGE_VALUE_CHARS:
+            out.append(FieldViolation(f"dataset.lineage[{key}]", f"at most {MAX_LINEAGE_VALUE_CHARS} characters"))
+    return out
+
+
+def caller_lineage(lineage: Mapping[str, str]) -> dict[str, str]:
+    """The caller's own lineage entries, kept under ``caller.`` so that they never pass for the service's."""
+    return {f"{CALLER_LINEAGE_PREFIX}{key}": value for key, value in lineage.items()}
 
 
 def _cell(value: types_pb2.Value, column: modeling_pb2.Column) -> tuple[object, str]:
@@ -104,6 +170,8 @@ def _cell(value: types_pb2.Value, column: modeling_pb2.Column) -> tuple[object, 
     if kind not in _ACCEPTS[column.type]:
         return None, f"{kind} given for a {types_pb2.ValueType.Name(column.type)} column"
     if kind == "string_value":
+        if "\x00" in value.string_value:
+            return None, "text must not contain the NUL character"
         return value.string_value, ""
     if kind == "double_value":
         if not math.isfinite(value.double_value):
@@ -115,7 +183,11 @@ def _cell(value: types_pb2.Value, column: modeling_pb2.Column) -> tuple[object, 
         return float(value.money_fen_value), ""
     if kind == "bool_value":
         return 1.0 if value.bool_value else 0.0, ""
-    return float(value.timestamp_value.ToMicroseconds()), ""
+    stamp = value.timestamp_value
+    problem = timestamp_problem(stamp.seconds, stamp.nanos)
+    if problem:
+        return None, f"timestamp_value is not a valid moment: {problem}"
+    return float(stamp.seconds * 1_000_000 + stamp.nanos // 1000), ""
 
 
 class RowCollector:
@@ -141,7 +213,7 @@ class RowCollector:
             for value, column in zip(row.values, self.columns, strict=True):
                 cell, error = _cell(value, column)
                 if error:
-                    reason = "VALUE_NOT_ALLOWED" if "finite" in error else "PROPERTY_TYPE_MISMATCH"
+                    reason = "PROPERTY_TYPE_MISMATCH" if " given for a " in error else "VALUE_NOT_ALLOWED"
                     self._problem(index, column.name, reason, f"column {column.name!r}: {error}")
                     break
                 cells.append(cell)
@@ -168,6 +240,7 @@ class RowCollector:
 
 def _read_csv(content: bytes, text: set[str]) -> tuple[pd.DataFrame, dict[str, int]]:
     """``text`` columns (declared STRING, and the customer id) are read as written: "000123" stays "000123"."""
+    _check_header(content)
     try:
         header = pd.read_csv(io.BytesIO(content), nrows=0).columns
         dtype = {name: str for name in header if name in text}
@@ -178,6 +251,23 @@ def _read_csv(content: bytes, text: set[str]) -> tuple[pd.DataFrame, dict[str, i
             reason="MALFORMED_REQUEST",
             violations=[FieldViolation("chunk", "send a UTF-8 CSV file with a header row")],
         ) from None
+
+
+def _check_header(content: bytes) -> None:
+    """Every header cell names a column, once (pandas would invent 'Unnamed: 1' or rename a repeat to 'a.1')."""
+    first = content.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").rstrip("\r")
+    cells = next(csv.reader([first]), [])
+    for i, cell in enumerate(cells):
+        if not cell.strip():
+            raise InvalidArgument(
+                f"column {i + 1} of the CSV header has no name: name every column",
+                violations=[FieldViolation("chunk", f"header cell {i + 1} is empty")],
+            )
+        if cell in cells[:i]:
+            raise InvalidArgument(
+                f"column {cell!r} appears twice in the CSV header",
+                violations=[FieldViolation("chunk", f"header cells {cells.index(cell) + 1} and {i + 1}")],
+            )
 
 
 def _read_arrow(content: bytes, file_format: int, text: set[str]) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -248,7 +338,7 @@ def _read_arrow(content: bytes, file_format: int, text: set[str]) -> tuple[pd.Da
 
 
 def read_file(
-    dataset: modeling_pb2.Dataset, file_format: int, content: bytes, max_rows: int
+    dataset: modeling_pb2.Dataset, file_format: int, content: bytes, max_rows: int, max_columns: int = 1000
 ) -> tuple[Frame, list[RowProblem], int]:
     """A CSV, Arrow IPC or Parquet file as a Frame; declared columns (by name) fix the type, role and
     sensitivity of those columns."""
@@ -268,6 +358,11 @@ def read_file(
         )
     if len(table) > max_rows:
         raise ResourceExhausted(f"{len(table)} rows: more than {max_rows}, split the dataset")
+    if len(table.columns) > max_columns:
+        raise InvalidArgument(
+            f"the file has {len(table.columns)} columns: at most {max_columns} (the max_dataset_columns setting)",
+            violations=[FieldViolation("chunk", f"at most {max_columns} columns: split the file or drop columns")],
+        )
     declared = {c.name: c for c in dataset.columns}
     unknown = [name for name in declared if name not in table.columns]
     if unknown:
@@ -292,19 +387,29 @@ def read_file(
             _exact_ids(spec.name, data[spec.name])
     check_definition(
         modeling_pb2.Dataset(name=dataset.name, columns=columns, customer_id_column=dataset.customer_id_column),
-        max_columns=10_000,
+        max_columns=max_columns,
     )
     frame = pd.DataFrame(data)
     problems: list[RowProblem] = []
     bad = np.zeros(len(frame), dtype=bool)
+    maybe_nul = b"\x00" in content if file_format in (modeling_pb2.FILE_FORMAT_CSV, 0) else True
     for spec in columns:
+        if spec.type in STRING_TYPES and maybe_nul:
+            # NUL is refused in every request string; a file's cell with one is a bad row, as in ImportRows.
+            nul = frame[spec.name].map(lambda v: isinstance(v, str) and "\x00" in v).to_numpy(dtype=bool)
+            for index in np.flatnonzero(nul & ~bad)[: MAX_REPORTED_PROBLEMS - len(problems)]:
+                message = f"column {spec.name!r}: text must not contain the NUL character"
+                problems.append(RowProblem(int(index), spec.name, "VALUE_NOT_ALLOWED", message))
+            bad |= nul
         if spec.type in NUMERIC_TYPES:
             raw = table[spec.name]
             values = frame[spec.name].to_numpy()
             not_number = raw.notna().to_numpy() & np.isnan(values)
             infinite = np.isinf(values)
             for index in np.flatnonzero((not_number | infinite) & ~bad)[: MAX_REPORTED_PROBLEMS - len(problems)]:
-                what = "not a finite number" if infinite[index] else f"{raw.iloc[index]!r} is not a number"
+                secret = spec.sensitivity >= types_pb2.SENSITIVITY_LEVEL_3
+                shown = "a level 3+ value" if secret else repr(raw.iloc[index])
+                what = "not a finite number" if infinite[index] else f"{shown} is not a number"
                 problems.append(RowProblem(int(index), spec.name, "VALUE_NOT_ALLOWED", f"column {spec.name!r}: {what}"))
             bad |= not_number | infinite
     rejected = int(bad.sum())

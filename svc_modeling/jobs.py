@@ -20,17 +20,19 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from svc_common.errors import FailedPrecondition, NotFound, QimingError
+from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, QimingError
 from svc_common.pb.qiming.common.v1 import job_pb2
 from svc_modeling.store import TERMINAL_STATES, SqlModelingStore, utcnow
+from svc_modeling.tracing import capture, job_span
 
 log = logging.getLogger("qiming.modeling.jobs")
 ORPHANED = "the service process running this job stopped or lost its database: start it again"
 LOST_END = "the job's run ended but its end could not be recorded (see the service log): start it again"
 _current = threading.local()
+EMPTY: Mapping[str, str] = {}
 
 
 class JobCancelled(Exception):
@@ -316,10 +318,17 @@ class JobRunner:
             with self._lock:
                 self._flags.pop(job_id, None)
             raise
-        self._executor.submit(self._run, job_id, function)
+        # The caller's trace context goes with the job: its span is a child of the RPC that started it, and its
+        # calls to svc_profile / svc_collect carry that trace (jobs are never resumed by another process: a job
+        # whose process died is failed, so the context needs no column).
+        self._executor.submit(self._run, job_id, function, kind, capture())
         return job_message(record)
 
-    def _run(self, job_id: str, function: JobFunction) -> None:
+    def _run(self, job_id: str, function: JobFunction, kind: str = "", carrier: Mapping[str, str] = EMPTY) -> None:
+        with job_span(kind, job_id, carrier):
+            self._run_traced(job_id, function)
+
+    def _run_traced(self, job_id: str, function: JobFunction) -> None:
         flag = self._cancel_flag(job_id)
         try:
             if flag.is_set() or not self.store.update_job(
@@ -373,7 +382,9 @@ class JobRunner:
     # -- reading and cancelling -----------------------------------------------------------------------
 
     def get(self, job_id: str) -> job_pb2.Job:
-        row = self.store.get_job(job_id) if job_id else None
+        if not job_id:
+            raise InvalidArgument("job_id is required", violations=[FieldViolation("job_id", "", "MISSING_FIELD")])
+        row = self.store.get_job(job_id)
         if row is None:
             raise NotFound(f"no job {job_id!r}", metadata={"job_id": job_id})
         return job_message(row)

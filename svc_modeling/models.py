@@ -28,6 +28,7 @@ from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_modeling.catalog import DatasetCatalog
 from svc_modeling.config import ModelingSettings
 from svc_modeling.frame import Frame
+from svc_modeling.guard import timestamp_problem
 from svc_modeling.in_use import refuse_if_in_use
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks, propensity
@@ -36,6 +37,7 @@ from svc_modeling.snapshot import ID_COLUMN
 from svc_modeling.store import SqlModelingStore
 from svc_modeling.writeback import NotConnectedTagWriter, ProfileTagWriter, ScoreBatch, check_tag_name
 
+MODEL_NAME_MAX = 128
 _MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,127}$")
 STAGES = {
     pb.MODEL_STAGE_CANDIDATE: "CANDIDATE",
@@ -47,7 +49,8 @@ STAGES = {
 def check_model_name(name: str) -> None:
     if not _MODEL_NAME.match(name):
         raise InvalidArgument(
-            f"model_name {name!r} is not valid",
+            f"model_name {name!r} is not valid: lower-case letters, digits and _, starting with a letter (at most "
+            f"{MODEL_NAME_MAX} characters)",
             violations=[
                 FieldViolation("model_name", "lower-case letters, digits and _, starting with a letter", "INVALID_NAME")
             ],
@@ -76,7 +79,14 @@ def rows_to_frame(columns: list[str], rows: list[pb.Row]) -> pd.DataFrame:
             elif kind == "string_value":
                 data[name].append(value.string_value)
             elif kind == "timestamp_value":
-                data[name].append(float(value.timestamp_value.ToMicroseconds()))
+                stamp = value.timestamp_value
+                problem = timestamp_problem(stamp.seconds, stamp.nanos)
+                if problem:
+                    raise InvalidArgument(
+                        f"rows[{i}] column {name!r}: timestamp_value is not a valid moment: {problem}",
+                        violations=[FieldViolation(f"rows[{i}]", problem)],
+                    )
+                data[name].append(float(stamp.seconds * 1_000_000 + stamp.nanos // 1000))
             elif kind == "string_list_value":
                 raise InvalidArgument(
                     f"rows[{i}] column {name!r}: lists are not model inputs",
@@ -154,7 +164,10 @@ class ModelRegistry:
         """Delete a version (0: every version) with its artifacts; NOT_FOUND when there is none, FAILED_PRECONDITION
         (``MODEL_IN_USE``) naming the pending or running jobs that use it and the review schedules that review it."""
         if version < 0:
-            raise InvalidArgument("version out of range", violations=[FieldViolation("version", "0 (all) or above")])
+            raise InvalidArgument(
+                f"version {version} is out of range: 0 (every version) or a version number",
+                violations=[FieldViolation("version", "0 (all) or above")],
+            )
         users = self._store.delete_model(name, version) if name else None
         what = f"version {version} of model {name!r}" if version else f"model {name!r}"
         if users is None:
@@ -232,7 +245,8 @@ class ModelRegistry:
         test_fraction = request.test_fraction or 0.25
         if not 0.05 <= test_fraction <= 0.5:
             raise InvalidArgument(
-                "test_fraction out of range", violations=[FieldViolation("test_fraction", "0.05 to 0.5")]
+                f"test_fraction {test_fraction:g} is out of range: 0.05 to 0.5 (0: 0.25)",
+                violations=[FieldViolation("test_fraction", "0.05 to 0.5")],
             )
         params, calibration = propensity.parse_hyperparameters(request.hyperparameters)
         dataset, frame = self._catalog.load(request.dataset_id)
@@ -300,6 +314,8 @@ class ModelRegistry:
             raise FailedPrecondition("scoring a segment or everyone needs svc_profile", reason="PEER_NOT_CONFIGURED")
         if request.dataset_id:
             dataset, frame = self._catalog.load_keyed(request.dataset_id, model.encoder.features, "scores")
+            if self._writer.connected:
+                _refuse_repeated_ids(dataset, frame)
             if request.segment_id:
                 snapshots.require(log=False, segment_id=request.segment_id)  # type: ignore[union-attr]
         else:
@@ -360,6 +376,8 @@ class ModelRegistry:
                     "tag_name": tag,
                     "scoring_job": ctx.job_id,
                     "profile_writeback": f"written {written}" if connected else "not connected",
+                    # Rows without an id are scored but cannot be written back (svc_profile refuses them).
+                    "rows_without_customer_id": str(int((wire_ids == "").sum())),
                     # The write-back runs from the start of scoring to svc_profile's reply: it overlaps scoring.
                     "seconds": f"scoring {scored - began:.2f}, write-back {wrote - began if connected else 0:.2f}",
                 },
@@ -370,6 +388,20 @@ class ModelRegistry:
 
         model_used = [(version.model_name, int(version.version))]
         return self._jobs.submit("score_customers", run, created_by, [request.dataset_id], models=model_used)
+
+
+def _refuse_repeated_ids(dataset: pb.Dataset, frame: Frame) -> None:
+    """A score written back is one tag per customer: two rows of one customer would leave whichever came last."""
+    ids = pd.Series(customer_text(frame.data[dataset.customer_id_column])).dropna()
+    ids = ids[ids != ""]
+    repeated = ids[ids.duplicated()]
+    if len(repeated):
+        example = checks.shown(frame, dataset.customer_id_column, repeated.iloc[0])
+        raise InvalidArgument(
+            f"dataset {dataset.name!r} has {repeated.nunique()} customer ids on more than one row (e.g. {example}): "
+            "svc_profile keeps one score per customer; keep one row per customer",
+            violations=[FieldViolation("dataset_id", "a dataset with one row per customer")],
+        )
 
 
 def customer_text(ids: pd.Series) -> np.ndarray:

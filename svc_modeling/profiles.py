@@ -23,11 +23,14 @@ from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_modeling.catalog import DatasetCatalog
 from svc_modeling.config import ModelingSettings
 from svc_modeling.frame import Frame, digest
+from svc_modeling.guard import moment_us
+from svc_modeling.ingest import check_dataset_name
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.remote import LogClient, ProfileClient
-from svc_modeling.snapshot import ID_COLUMN, LabelSpec, SnapshotBuilder, snapshot_frame
+from svc_modeling.snapshot import ID_COLUMN, LabelSpec, SnapshotBuilder, check_window_names, snapshot_frame
 
 JOURNEY_PREFIX = "journey:"
+MAX_HORIZON_SECONDS = 3650 * 86_400  # a label's horizon: at most 10 years after the snapshot
 
 
 def _us(moment: dt.datetime) -> int:
@@ -121,7 +124,9 @@ class ProfileSnapshots:
             ctx.progress(65, f"reading the declared attributes of {len(customers)} customers from svc_profile")
         profiles = self.profile.profiles(customers, ["attributes"])
         attributes = {c: {k: from_proto(v) for k, v in p.attributes.items()} for c, p in profiles.items()}
-        frame = snapshot_frame(builder, customers, attributes, wanted, field_name=field_name)
+        # Level 3+ attributes svc_profile withholds from a caller without an unmask role: named, never guessed at.
+        withheld = {name for p in profiles.values() for name in p.masked_fields if not name.startswith("tags.")}
+        frame = snapshot_frame(builder, customers, attributes, wanted, field_name=field_name, withheld=withheld)
         lineage = {
             "snapshot_at": _iso(at_us),
             "population": population.describe(len(customers)),
@@ -129,6 +134,8 @@ class ProfileSnapshots:
             "attributes_from": f"svc_profile at {self.profile.address}, as of {_iso(now_us())} (no history kept)",
             "profiles_found": str(len(profiles)),
         }
+        if withheld:
+            lineage["attributes_withheld"] = ", ".join(sorted(withheld)) + " (level 3+, masked by svc_profile)"
         return frame, lineage
 
     def live(self, segment_id: str, wanted: Sequence[str], ctx: JobContext | None) -> tuple[Frame, dict[str, str]]:
@@ -138,10 +145,10 @@ class ProfileSnapshots:
     # -- BuildFromProfiles --------------------------------------------------------------------------
 
     def build_from_profiles(self, request: pb.BuildFromProfilesRequest, created_by: str = "") -> job_pb2.Job:
-        if not request.name.strip():
-            raise InvalidArgument("name the dataset", violations=[FieldViolation("name", "", "MISSING_FIELD")])
+        check_dataset_name(request.name)
+        check_window_names(request.features)
         now = now_us()
-        at = request.snapshot_at.ToMicroseconds() if request.HasField("snapshot_at") else now
+        at = moment_us(request.snapshot_at, "snapshot_at") if request.HasField("snapshot_at") else now
         label = _label(request.label) if request.HasField("label") else None
         if label is not None and at + label.horizon_us > now:
             ready = _iso(at + label.horizon_us)
@@ -298,10 +305,11 @@ def _label(rule: pb.LabelRule) -> LabelSpec:
         raise InvalidArgument(
             "the label needs an event type", violations=[FieldViolation("label.event_type", "", "MISSING_FIELD")]
         )
-    if rule.horizon_seconds <= 0:
+    if not 0 < rule.horizon_seconds <= MAX_HORIZON_SECONDS:
         raise InvalidArgument(
-            "the label needs a horizon after the snapshot",
-            violations=[FieldViolation("label.horizon_seconds", "e.g. 2592000 (30 days)")],
+            f"label.horizon_seconds {rule.horizon_seconds}: the label needs a horizon after the snapshot of 1 s to "
+            f"{MAX_HORIZON_SECONDS} s (10 years)",
+            violations=[FieldViolation("label.horizon_seconds", f"1..{MAX_HORIZON_SECONDS}, e.g. 2592000 (30 days)")],
         )
     name = rule.name or "label"
     node = compile_condition(rule.filter, EVENT_FILTER_SCOPE, field="label.filter") if rule.HasField("filter") else None

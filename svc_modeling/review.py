@@ -83,8 +83,8 @@ class ReviewService:
         threshold = schedule.retrain_psi_threshold or 0.25
         if not 0 < threshold <= 10:
             raise InvalidArgument(
-                "retrain_psi_threshold out of range",
-                violations=[FieldViolation("schedule.retrain_psi_threshold", "above 0, e.g. 0.25")],
+                f"schedule.retrain_psi_threshold {threshold:g} is out of range: above 0 and at most 10 (0: 0.25)",
+                violations=[FieldViolation("schedule.retrain_psi_threshold", "above 0 and at most 10, e.g. 0.25")],
             )
         for name in schedule.model_names:
             self._models.get(name)

@@ -20,6 +20,7 @@ from svc_common.pb.qiming.modeling.v1 import modeling_pb2_grpc as pb_grpc
 from svc_common.runtime import ServiceRuntime
 from svc_common.server import ServiceSpec, current_call, register_not_yet_built
 from svc_modeling.config import ModelingSettings
+from svc_modeling.guard import check_message, validated
 from svc_modeling.store import SqlModelingStore, tables
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ MODELING_EXTRA = frozenset({"numpy", "pandas", "scipy", "sklearn", "lightgbm"})
 
 T = TypeVar("T")
 _READ_BATCH_DEFAULT, _READ_BATCH_MAX = 1000, 10_000
+LIST_PAGE_BYTES = 1024 * 1024
 
 
 def _caller() -> str:
@@ -38,10 +40,16 @@ def _caller() -> str:
     return call.principal.subject if call is not None else ""
 
 
+def _roles() -> frozenset[str]:
+    call = current_call()
+    return call.principal.roles if call is not None else frozenset()
+
+
 async def _run(function: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(function, *args)
 
 
+@validated
 class DatasetServicer(pb_grpc.DatasetServiceServicer):
     def __init__(self, service: ModelingService) -> None:
         self._service = service
@@ -101,6 +109,7 @@ class DatasetServicer(pb_grpc.DatasetServiceServicer):
                         violations=[FieldViolation("dataset", "set it in the first message", "MISSING_FIELD")],
                     )
                 definition, file_format = request.dataset, request.format
+                check_message(request)
             size += len(request.chunk)
             if size > limit:
                 raise ResourceExhausted(f"the file is larger than {limit} bytes (max_upload_bytes)")
@@ -130,9 +139,17 @@ class DatasetServicer(pb_grpc.DatasetServiceServicer):
         position = decode_token(request.page.page_token, "datasets")
         after = (dt.datetime.fromisoformat(position["at"]), str(position["id"])) if position else None
         found = await _run(self._service.catalog.list, after, size + 1)
-        response = pb.ListDatasetsResponse(datasets=found[:size])
-        if len(found) > size:
-            last = found[size - 1]
+        # A page stays far below the 4 MiB a default client accepts, whatever the datasets hold: it ends early
+        # (with a next page token) once it passes LIST_PAGE_BYTES, and always holds at least one dataset.
+        taken, total = 0, 0
+        for dataset in found[:size]:
+            total += dataset.ByteSize() + 8
+            if taken and total > LIST_PAGE_BYTES:
+                break
+            taken += 1
+        response = pb.ListDatasetsResponse(datasets=found[:taken])
+        if len(found) > taken:
+            last = found[taken - 1]
             at = last.created_at.ToDatetime(tzinfo=dt.UTC).isoformat()
             response.next_page_token = encode_token("datasets", {"at": at, "id": last.dataset_id})
         return response
@@ -141,7 +158,7 @@ class DatasetServicer(pb_grpc.DatasetServiceServicer):
         self, request: pb.PreviewDatasetRequest, context: aio.ServicerContext
     ) -> pb.PreviewDatasetResponse:
         limit = min(request.row_limit or 20, 1000)
-        return await _run(self._service.catalog.preview, request.dataset_id, limit)
+        return await _run(self._service.catalog.preview, request.dataset_id, limit, self._service.may_unmask(_roles()))
 
     async def DeleteDataset(
         self, request: pb.DeleteDatasetRequest, context: aio.ServicerContext
@@ -153,8 +170,9 @@ class DatasetServicer(pb_grpc.DatasetServiceServicer):
         self, request: pb.ReadRowsRequest, context: aio.ServicerContext
     ) -> AsyncIterator[pb.ReadRowsResponse]:
         batch = min(request.batch_rows or _READ_BATCH_DEFAULT, _READ_BATCH_MAX)
+        unmask = self._service.may_unmask(_roles())
         pages = await _run(
-            lambda: iter(self._service.catalog.read(request.dataset_id, request.offset, request.limit, batch))
+            lambda: iter(self._service.catalog.read(request.dataset_id, request.offset, request.limit, batch, unmask))
         )
         while True:
             page = await _run(next, pages, None)
@@ -163,6 +181,7 @@ class DatasetServicer(pb_grpc.DatasetServiceServicer):
             yield page
 
 
+@validated
 class CausalServicer(pb_grpc.CausalServiceServicer):
     def __init__(self, service: ModelingService) -> None:
         self._service = service
@@ -197,6 +216,7 @@ class CausalServicer(pb_grpc.CausalServiceServicer):
         return pb.DeleteDriverAnalysisResponse()
 
 
+@validated
 class ModelServicer(pb_grpc.ModelServiceServicer):
     def __init__(self, service: ModelingService) -> None:
         self._service = service
@@ -237,6 +257,7 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
         return pb.DeleteModelResponse(versions=await _run(self._models.delete, request.model_name, request.version))
 
 
+@validated
 class UpliftServicer(pb_grpc.UpliftServiceServicer):
     def __init__(self, service: ModelingService) -> None:
         self._uplift = service.uplift
@@ -260,6 +281,7 @@ class UpliftServicer(pb_grpc.UpliftServiceServicer):
         return pb.PlanInterventionsResponse(job=await _run(self._uplift.plan, request, _caller()))
 
 
+@validated
 class FunnelServicer(pb_grpc.FunnelServiceServicer):
     def __init__(self, service: ModelingService) -> None:
         self._service = service
@@ -272,6 +294,7 @@ class FunnelServicer(pb_grpc.FunnelServiceServicer):
         return await _run(compute_funnel, request, self._service.catalog, 0, self._service.snapshots)
 
 
+@validated
 class ReviewServicer(pb_grpc.ReviewServiceServicer):
     def __init__(self, service: ModelingService) -> None:
         self._review = service.review
@@ -321,6 +344,7 @@ class ReviewServicer(pb_grpc.ReviewServiceServicer):
         return response
 
 
+@validated
 class JobServicer(pb_grpc.JobServiceServicer):
     def __init__(self, service: ModelingService) -> None:
         self._jobs = service.jobs
@@ -357,7 +381,7 @@ def build_service(runtime: ServiceRuntime) -> ModelingService:
     settings = runtime.settings
     assert isinstance(settings, ModelingSettings)
     store = SqlModelingStore(runtime.database, tables, settings.blob_chunk_bytes)
-    return ModelingService(settings, store)
+    return ModelingService(settings, store, runtime.keys)
 
 
 def build_spec(runtime: ServiceRuntime) -> ServiceSpec:

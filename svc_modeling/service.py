@@ -14,11 +14,20 @@ from collections.abc import Iterable
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.pb.qiming.common.v1 import job_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2
+from svc_common.protection import KeyProvider, Sealer, key_provider_from_settings
 from svc_modeling.catalog import DatasetCatalog
 from svc_modeling.config import ModelingSettings
 from svc_modeling.drivers import DriverService
 from svc_modeling.fusion import fuse
-from svc_modeling.ingest import RowCollector, check_definition, problem_messages, read_file
+from svc_modeling.guard import check_message
+from svc_modeling.ingest import (
+    RowCollector,
+    caller_lineage,
+    check_dataset_name,
+    check_definition,
+    problem_messages,
+    read_file,
+)
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks, effects, stats
 from svc_modeling.models import ModelRegistry
@@ -36,11 +45,13 @@ def estimate_message(est: object) -> modeling_pb2.Estimate:
 
 
 class ModelingService:
-    def __init__(self, settings: ModelingSettings, store: SqlModelingStore) -> None:
+    def __init__(self, settings: ModelingSettings, store: SqlModelingStore, keys: KeyProvider | None = None) -> None:
         self.settings = settings
         self.store = store
         stats.configure(settings.fit_threads)
-        self.catalog = DatasetCatalog(store, settings.dataset_cache_entries)
+        # Level 3+ dataset columns are sealed at rest with the keyring every service shares.
+        sealer = Sealer(keys if keys is not None else key_provider_from_settings(settings))
+        self.catalog = DatasetCatalog(store, settings.dataset_cache_entries, sealer)
         self.jobs = JobRunner(
             store,
             settings.job_workers,
@@ -57,6 +68,10 @@ class ModelingService:
         self.uplift = UpliftService(settings, self.catalog, self.jobs, self.models, self.snapshots)
         self.drivers = DriverService(settings, store, self.catalog, self.jobs, self.snapshots)
         self.review = ReviewService(settings, store, self.catalog, self.jobs, self.models, self.drivers, self.snapshots)
+
+    def may_unmask(self, roles: frozenset[str]) -> bool:
+        """Whether a caller holding ``roles`` reads level 3+ dataset columns in clear (``unmask_roles``)."""
+        return bool(roles & frozenset(self.settings.unmask_roles))
 
     async def start(self) -> None:
         await self.jobs.start()
@@ -92,6 +107,7 @@ class ModelingService:
                         violations=[FieldViolation("dataset", "set it in the first message", "MISSING_FIELD")],
                     )
                 definition.CopyFrom(request.dataset)
+                check_message(definition, "dataset.")
                 check_definition(definition, max_columns=self.settings.max_dataset_columns)
                 collector = RowCollector(definition, self.settings.max_dataset_rows)
             collector.add(request.rows)
@@ -111,7 +127,7 @@ class ModelingService:
             name=definition.name,
             origin="import",
             description=definition.description,
-            lineage={**definition.lineage, "rejected_rows": str(collector.rejected)},
+            lineage={**caller_lineage(definition.lineage), "rejected_rows": str(collector.rejected)},
             customer_id_column=definition.customer_id_column,
             created_by=created_by,
         )
@@ -121,7 +137,9 @@ class ModelingService:
         self, definition: modeling_pb2.Dataset, file_format: int, content: bytes, created_by: str = ""
     ) -> modeling_pb2.UploadFileResponse:
         check_definition(definition, max_columns=self.settings.max_dataset_columns, need_types=False)
-        frame, problems, rejected = read_file(definition, file_format, content, self.settings.max_dataset_rows)
+        frame, problems, rejected = read_file(
+            definition, file_format, content, self.settings.max_dataset_rows, self.settings.max_dataset_columns
+        )
         if frame.data.empty:
             raise InvalidArgument(
                 f"no valid rows to store ({rejected} rejected)", violations=[FieldViolation("chunk", "no valid rows")]
@@ -131,7 +149,7 @@ class ModelingService:
             name=definition.name,
             origin="upload",
             description=definition.description,
-            lineage={**definition.lineage, "rejected_rows": str(rejected), "file_sm3": _sm3(content)},
+            lineage={**caller_lineage(definition.lineage), "rejected_rows": str(rejected), "file_sm3": _sm3(content)},
             customer_id_column=definition.customer_id_column,
             created_by=created_by,
         )
@@ -142,8 +160,7 @@ class ModelingService:
         join = request.join or "inner"
         if join not in ("inner", "left"):
             raise InvalidArgument(f"unknown join {join!r}", violations=[FieldViolation("join", "inner or left")])
-        if not request.name.strip():
-            raise InvalidArgument("name the fused dataset", violations=[FieldViolation("name", "", "MISSING_FIELD")])
+        check_dataset_name(request.name)
         survey = self.catalog.get(request.survey_dataset_id)
         operations = self.catalog.get(request.operations_dataset_id)
         for where, dataset in (("survey_dataset_id", survey), ("operations_dataset_id", operations)):
@@ -203,6 +220,12 @@ class ModelingService:
         treatment, arms = checks.treatment_arms(
             frame, request.treatment_column, request.control_value, "treatment_column", self.settings.min_rows_per_arm
         )
+        for i, name in enumerate(request.outcome_columns):
+            if name == request.treatment_column:
+                raise InvalidArgument(
+                    f"column {name!r} is the treatment: it cannot also be an outcome",
+                    violations=[FieldViolation(f"outcome_columns[{i}]", "a column other than treatment_column")],
+                )
         outcomes = {
             name: checks.numeric_column(frame, name, f"outcome_columns[{i}]")
             for i, name in enumerate(request.outcome_columns)

@@ -288,6 +288,18 @@ def _column_values(values: list[object], value_type: int) -> np.ndarray:
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
+def check_window_names(names: Sequence[str], field_name: str = "features") -> None:
+    """A window feature's N must be 1 to 400 days: INVALID_ARGUMENT before a job reads the log."""
+    for i, name in enumerate(names):
+        head, _, span = name.rpartition(".")
+        windowed = (head.startswith("count.") or head == "turnover_fen") and span.endswith("d") and span[:-1].isdigit()
+        if windowed and not 1 <= int(span[:-1]) <= 400:
+            raise InvalidArgument(
+                f"{field_name}[{i}] {name!r}: a window is 1 to 400 days",
+                violations=[FieldViolation(f"{field_name}[{i}]", "N from 1 to 400 in <name>.<N>d")],
+            )
+
+
 def is_window(name: str) -> bool:
     head, _, span = name.rpartition(".")
     return (
@@ -305,6 +317,7 @@ def snapshot_frame(
     wanted: Sequence[str] = (),
     *,
     field_name: str = "features",
+    withheld: frozenset[str] | set[str] = frozenset(),
 ) -> Frame:
     """A row per customer: ``customer_id``, features (and declared attributes), then label and treatment.
 
@@ -323,9 +336,19 @@ def snapshot_frame(
         absent = [w for w in wanted if w not in names and not is_window(w)]
         from_log = builder.known_features(absent) if absent else set()
         unknown = [w for w in absent if w not in from_log]
-        if unknown:
+        masked = [w for w in unknown if w in withheld]
+        if masked:
             raise InvalidArgument(
-                f"no customer of the population has {unknown[0]!r}",
+                f"{masked[0]!r} is a level 3+ attribute that svc_profile withholds from svc_modeling (it reads "
+                "profiles without an unmask role): leave it out, or give svc_modeling's caller identity an unmask "
+                "role in svc_profile",
+                violations=[FieldViolation(field_name, f"withheld by svc_profile: {', '.join(masked)}")],
+            )
+        if unknown:
+            shown = ", ".join(names[:40]) + (f" and {len(names) - 40} more" if len(names) > 40 else "")
+            raise InvalidArgument(
+                f"no customer of the population has {unknown[0]!r}; known: {shown or 'none'} (and windows "
+                "count.<event_type>.<N>d / turnover_fen.<N>d, N from 1 to 400)",
                 violations=[
                     FieldViolation(field_name, f"unknown: {', '.join(unknown)}; known: {', '.join(names[:60])}")
                 ],

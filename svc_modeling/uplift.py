@@ -59,12 +59,14 @@ class UpliftService:
         test_fraction = request.test_fraction or 0.3
         if not 0.1 <= test_fraction <= 0.5:
             raise InvalidArgument(
-                "test_fraction out of range", violations=[FieldViolation("test_fraction", "0.1 to 0.5")]
+                f"test_fraction {test_fraction:g} is out of range: 0.1 to 0.5 (0: 0.3)",
+                violations=[FieldViolation("test_fraction", "0.1 to 0.5")],
             )
         rounds = request.bootstrap_rounds or self.settings.default_bootstrap_rounds
         if not 10 <= rounds <= 10_000:
             raise InvalidArgument(
-                "bootstrap_rounds out of range", violations=[FieldViolation("bootstrap_rounds", "10 to 10000")]
+                f"bootstrap_rounds {rounds} is out of range: 10 to 10000 (0: the service's default)",
+                violations=[FieldViolation("bootstrap_rounds", "10 to 10000")],
             )
         for i, intervention in enumerate(request.interventions):
             if intervention.cost_fen < 0:

@@ -28,11 +28,15 @@ from svc_common.pb.qiming.profile.v1 import profile_pb2, profile_pb2_grpc
 from svc_common.peers import peer_address
 from svc_modeling.jobs import JobCancelled, current_job
 from svc_modeling.remote import PROBE_SECONDS, peer_error
+from svc_modeling.tracing import traced
 
 WRITER = "svc_modeling"
 WRITES_PER_MESSAGE = 5_000
 TAG_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 """svc_profile's rule for tag names."""
+RESERVED_PREFIX = "fin_"
+"""svc_profile reserves tag names with this prefix for its finance pack."""
+_OWNER = re.compile(r"^score of model (\S+), written by svc_modeling$")
 
 
 def check_tag_name(tag_name: str, field: str = "tag_name") -> None:
@@ -42,6 +46,13 @@ def check_tag_name(tag_name: str, field: str = "tag_name") -> None:
             f"score tag name {tag_name!r} is not one svc_profile takes: lower_snake_case, 1-64 characters",
             reason="INVALID_NAME",
             violations=[FieldViolation(field, "e.g. score_churn_q4 (set tag_name when the model name does not fit)")],
+        )
+    if tag_name.startswith(RESERVED_PREFIX):
+        raise InvalidArgument(
+            f"score tag name {tag_name!r}: names starting with {RESERVED_PREFIX} are reserved by svc_profile for the "
+            "built-in finance pack",
+            reason="INVALID_NAME",
+            violations=[FieldViolation(field, f"a name not starting with {RESERVED_PREFIX}, e.g. score_trading")],
         )
 
 
@@ -97,7 +108,7 @@ class GrpcProfileTagWriter:
         if self._tags is None or address != self.address:
             self.close()
             self.address = address
-            self._channel = grpc.insecure_channel(address)
+            self._channel = traced(grpc.insecure_channel(address))
             self._tags = profile_pb2_grpc.TagServiceStub(self._channel)
         return self._tags
 
@@ -139,8 +150,17 @@ class GrpcProfileTagWriter:
             raise exc.error from None
         if existing.definition.WhichOneof("rule") != "external":
             raise FailedPrecondition(
-                f"tag {tag_name!r} exists in svc_profile with a rule of its own: choose another score_tag_name",
+                f"tag {tag_name!r} exists in svc_profile with a rule of its own: choose another tag_name",
                 reason="TAG_NOT_EXTERNAL",
+            )
+        owner = _OWNER.match(existing.definition.description)
+        if owner is not None and owner.group(1) != model_name:
+            # Another model's scores: overwriting them would silently change what segments on the tag mean.
+            raise FailedPrecondition(
+                f"tag {tag_name!r} holds the scores of model {owner.group(1)!r}: choose another tag_name for model "
+                f"{model_name!r} (or delete that tag in svc_profile first)",
+                reason="TAG_OF_ANOTHER_MODEL",
+                metadata={"tag_name": tag_name, "model_name": owner.group(1)},
             )
 
     def require(self) -> None:

@@ -201,7 +201,7 @@ def test_bad_driver_requests_name_the_problem(service, known) -> None:
         service.drivers.what_if(
             pb.WhatIfRequest(analysis_id=aid, factor="coupon", set_to=1, population=pb.Population(user=user))
         )
-    with pytest.raises(InvalidArgument, match="points out of range"):
+    with pytest.raises(InvalidArgument, match="points 1000 is out of range: 3 to 200"):
         service.drivers.response_curve(pb.ResponseCurveRequest(analysis_id=aid, factor="coupon", points=1000))
 
 

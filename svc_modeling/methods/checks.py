@@ -15,7 +15,30 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_modeling.frame import Frame
+
+HIDDEN = "a level 3+ value, not shown"
+
+
+def is_sensitive(frame: Frame, name: str) -> bool:
+    """A column declared level 3 or 4: its values never appear in a message."""
+    spec = frame.spec(name)
+    return spec is not None and spec.sensitivity >= types_pb2.SENSITIVITY_LEVEL_3
+
+
+def plain(value: object) -> str:
+    """A data value for a message as a caller wrote it: 0, 1.5, 'Mens E-Mail' (not np.float64(0.0))."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return repr(value)
+
+
+def shown(frame: Frame, name: str, value: object) -> str:
+    """``value`` of column ``name`` for a message, or a placeholder when the column is level 3+."""
+    return HIDDEN if is_sensitive(frame, name) else plain(value)
 
 
 def _bad(field_path: str, message: str, reason: str = "INVALID_ARGUMENT") -> InvalidArgument:
@@ -40,7 +63,9 @@ def numeric_column(frame: Frame, name: str, field_path: str) -> np.ndarray:
     if missing:
         raise _bad(field_path, f"column {name!r} has {missing} missing values: an outcome must be known for every row")
     if np.unique(values).size < 2:
-        raise _bad(field_path, f"column {name!r} is constant ({values[0]:g} in every row): nothing to learn")
+        raise _bad(
+            field_path, f"column {name!r} is constant ({shown(frame, name, values[0])} in every row): nothing to learn"
+        )
     return values
 
 
@@ -53,28 +78,45 @@ def binary_label(frame: Frame, name: str, field_path: str) -> np.ndarray:
 
 def feature_columns(frame: Frame, requested: Sequence[str], exclude: Sequence[str], field_path: str) -> list[str]:
     """The requested features (or the default ones but ``exclude``: FEATURE columns and numeric SURVEY answers),
-    each present, not all missing, not constant, and not free text."""
+    each present, not all missing, not constant, and not free text. A requested column that is none of these is
+    refused; a default one is left out (a profile snapshot has windows that are all zero at its moment), and only
+    when none is left is the request refused."""
     names = list(requested) or [n for n in frame.default_features() if n not in exclude]
     if not names:
         raise _bad(field_path, "no feature columns: name them, or mark columns with role FEATURE", "MISSING_FIELD")
+    usable, left_out = [], []
     for i, name in enumerate(names):
         where = f"{field_path}[{i}]" if requested else field_path
         require_column(frame, name, where)
         if name in exclude:
             raise _bad(where, f"column {name!r} is the outcome, the treatment or an id: it cannot also be a feature")
-        values = frame.data[name]
-        if values.isna().all():
-            raise _bad(where, f"column {name!r} has no values (every row is missing): drop it")
-        distinct = values.nunique(dropna=True)
-        if distinct < 2:
-            raise _bad(where, f"column {name!r} is constant ({values.dropna().iloc[0]!r} in every row): drop it")
-        if frame.is_string(name) and distinct > FREE_TEXT_DISTINCT and distinct > 0.5 * values.notna().sum():
-            raise _bad(
-                where,
-                f"column {name!r} looks like free text or an id ({distinct} distinct values): it cannot be a "
-                "feature; give it role IGNORED, or derive categories from it first",
-            )
-    return names
+        problem = _feature_problem(frame, name)
+        if problem and requested:
+            raise _bad(where, problem)
+        (left_out if problem else usable).append(name)
+    if not usable:
+        raise _bad(
+            field_path,
+            f"none of the {len(left_out)} FEATURE columns can be used (each is empty, constant or free text, e.g. "
+            f"{_feature_problem(frame, left_out[0])}): name the features",
+            "MISSING_FIELD",
+        )
+    return usable
+
+
+def _feature_problem(frame: Frame, name: str) -> str:
+    values = frame.data[name]
+    if values.isna().all():
+        return f"column {name!r} has no values (every row is missing): drop it"
+    distinct = values.nunique(dropna=True)
+    if distinct < 2:
+        return f"column {name!r} is constant ({shown(frame, name, values.dropna().iloc[0])} in every row): drop it"
+    if frame.is_string(name) and distinct > FREE_TEXT_DISTINCT and distinct > 0.5 * values.notna().sum():
+        return (
+            f"column {name!r} looks like free text or an id ({distinct} distinct values): it cannot be a "
+            "feature; give it role IGNORED, or derive categories from it first"
+        )
+    return ""
 
 
 FREE_TEXT_DISTINCT = 100
@@ -190,12 +232,15 @@ def treatment_arms(
         distinct_numbers, codes = np.unique(raw.to_numpy(dtype=np.float64), return_inverse=True)
         values = np.array([_text(float(v)) for v in distinct_numbers], dtype=object)[codes]
     distinct = sorted(set(values))
+    secret = is_sensitive(frame, column)
     if len(distinct) < 2:
-        raise _bad(field_path, f"treatment column {column!r} has a single value ({distinct[0]!r}): no comparison")
+        single = HIDDEN if secret else repr(distinct[0])
+        raise _bad(field_path, f"treatment column {column!r} has a single value ({single}): no comparison")
     if not control:
         raise _bad("control_value", "name the treatment value meaning 'no intervention'", "MISSING_FIELD")
     if control not in distinct:
-        raise _bad("control_value", f"control value {control!r} is not in column {column!r} (values: {distinct[:20]})")
+        listed = f"{len(distinct)} level 3+ values, not shown" if secret else f"values: {distinct[:20]}"
+        raise _bad("control_value", f"control value {control!r} is not in column {column!r} ({listed})")
     chosen = list(arms) or [v for v in distinct if v != control]
     for i, arm in enumerate(arms):
         if arm == control:
@@ -207,10 +252,11 @@ def treatment_arms(
             raise _bad("interventions", f"intervention {arm!r} is not a value of column {column!r}")
         count = int((values == arm).sum())
         if count < min_rows:
+            named = arm if not secret or arm == control or arm in arms else HIDDEN  # the caller's own names only
             raise FailedPrecondition(
-                f"too few rows in arm {arm!r} of {column!r}: {count}, at least {min_rows} needed",
+                f"too few rows in arm {named!r} of {column!r}: {count}, at least {min_rows} needed",
                 reason="FAILED_PRECONDITION",
-                metadata={"arm": arm, "rows": str(count)},
+                metadata={"arm": named, "rows": str(count)},
             )
     return values, chosen
 

@@ -47,7 +47,8 @@ def parse_hyperparameters(raw: Mapping[str, str]) -> tuple[dict[str, Any], str]:
         if key == "calibration":
             if text not in CALIBRATIONS:
                 raise InvalidArgument(
-                    f"{where}: {text!r}", violations=[FieldViolation(where, f"one of {CALIBRATIONS}")]
+                    f"{where}: {text!r} is not a calibration: one of {', '.join(CALIBRATIONS)}",
+                    violations=[FieldViolation(where, f"one of {', '.join(CALIBRATIONS)}")],
                 )
             calibration = text
             continue
@@ -66,7 +67,8 @@ def parse_hyperparameters(raw: Mapping[str, str]) -> tuple[dict[str, Any], str]:
             ) from None
         if not low <= value <= high:
             raise InvalidArgument(
-                f"{where}={text} is out of range", violations=[FieldViolation(where, f"between {low:g} and {high:g}")]
+                f"{where}={text} is out of range: between {low:g} and {high:g}",
+                violations=[FieldViolation(where, f"between {low:g} and {high:g}")],
             )
         params[key] = value
     return params, calibration

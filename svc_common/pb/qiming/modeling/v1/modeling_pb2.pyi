@@ -265,12 +265,14 @@ class PreviewDatasetRequest(_message.Message):
     def __init__(self, dataset_id: _Optional[str] = ..., row_limit: _Optional[int] = ...) -> None: ...
 
 class PreviewDatasetResponse(_message.Message):
-    __slots__ = ("rows", "summaries")
+    __slots__ = ("rows", "summaries", "masked_columns")
     ROWS_FIELD_NUMBER: _ClassVar[int]
     SUMMARIES_FIELD_NUMBER: _ClassVar[int]
+    MASKED_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     rows: _containers.RepeatedCompositeFieldContainer[Row]
     summaries: _containers.RepeatedCompositeFieldContainer[ColumnSummary]
-    def __init__(self, rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., summaries: _Optional[_Iterable[_Union[ColumnSummary, _Mapping]]] = ...) -> None: ...
+    masked_columns: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., summaries: _Optional[_Iterable[_Union[ColumnSummary, _Mapping]]] = ..., masked_columns: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ColumnSummary(_message.Message):
     __slots__ = ("column", "missing", "distinct", "mean", "stddev", "min", "max", "top_values")
@@ -315,12 +317,14 @@ class ReadRowsRequest(_message.Message):
     def __init__(self, dataset_id: _Optional[str] = ..., batch_rows: _Optional[int] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class ReadRowsResponse(_message.Message):
-    __slots__ = ("columns", "rows")
+    __slots__ = ("columns", "rows", "masked_columns")
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
+    MASKED_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     columns: _containers.RepeatedCompositeFieldContainer[Column]
     rows: _containers.RepeatedCompositeFieldContainer[Row]
-    def __init__(self, columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ...) -> None: ...
+    masked_columns: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., masked_columns: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
     __slots__ = ("model_name", "version", "task", "stage", "dataset_id", "label_column", "feature_columns", "algorithm", "hyperparameters", "metrics", "lineage", "created_at", "created_by", "feature_importance")
