@@ -72,11 +72,13 @@ def test_a_replica_starting_and_stopping_leaves_another_replicas_running_job_alo
 def test_only_jobs_whose_owner_stopped_beating_are_failed(database_url: str, tmp_path) -> None:
     """A dead replica's jobs are failed by a live one (at its start and while it runs); a live replica's job that
     runs far longer than ``job_orphan_seconds`` is not, its heartbeat being renewed."""
-    settings = modeling_settings(tmp_path, database_url, job_heartbeat_seconds=0.1, job_orphan_seconds=0.5)
+    settings = modeling_settings(tmp_path, database_url, job_heartbeat_seconds=0.1, job_orphan_seconds=1.5)
     with running_service(settings) as a:
         stale = _dead_replicas_job(a, heartbeat_age_seconds=120)
-        fresh = _dead_replicas_job(a, heartbeat_age_seconds=0)
-        long_job = a.jobs.submit("train_model", lambda ctx: time.sleep(2.0) or "made/2")
+        # Its last beat a little ahead: B's start may take seconds on a loaded machine, and the job must still be
+        # within orphan_seconds of its beat when B's start sweeps (it was flaky with a beat of "now").
+        fresh = _dead_replicas_job(a, heartbeat_age_seconds=-3)
+        long_job = a.jobs.submit("train_model", lambda ctx: time.sleep(4.0) or "made/2")
         with running_service(settings) as b:
             gone = b.jobs.get(stale)
             assert (gone.state, gone.error_reason) == (job_pb2.JOB_STATE_FAILED, "ABORTED")
