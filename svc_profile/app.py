@@ -87,11 +87,15 @@ class ProfileApp:
         return await asyncio.to_thread(self.consumer.load_cursor)
 
     async def _handle(self, events: list[Any], cursor: str) -> None:
-        await asyncio.to_thread(self.consumer.handle, events, cursor)
+        # Committed on the pipeline's thread while the next batch is read and computed; a failed commit fails the
+        # next batch (or the reload of the cursor), and the follower resumes from the stored cursor.
+        await asyncio.to_thread(self.consumer.submit, events, cursor)
 
     async def stop(self) -> None:
         if self.follower is not None:
             await self.follower.stop()
+            with contextlib.suppress(Exception):  # the last batch's commit (a failure: replayed at the next start)
+                await asyncio.to_thread(self.consumer.drain)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

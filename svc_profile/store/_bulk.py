@@ -54,7 +54,8 @@ def bulk(
         rows = [tuple(r) for r in listed]  # the driver takes tuples
     if arrays is not None and len(rows) > 1 and _distinct_keys(arrays, index, rows):
         columns = zip(*rows, strict=True)
-        conn.exec_driver_sql(arrays, {n: list(column) for n, column in zip(names, columns, strict=True)})
+        values = {n: list(column) for n, column in zip(names, columns, strict=True)}
+        write(conn, lambda c: c.exec_driver_sql(arrays, values))
         return
     if positional is not None:
         if list(positional) != list(names):
@@ -63,7 +64,17 @@ def bulk(
         params: list[Any] = rows if isinstance(rows, list) else list(rows)
     else:
         params = [dict(zip(names, r, strict=True)) for r in rows]
-    conn.exec_driver_sql(sql, params)
+    write(conn, lambda c: c.exec_driver_sql(sql, params))
+
+
+def write(conn: Any, statement: Any) -> None:
+    """``statement(conn)``, a write whose answer nobody reads: deferred on the log consumer's connection
+    (``pipeline.BatchConnection``: run before its next read or at the batch's end), at once on any other."""
+    defer = getattr(conn, "defer", None)
+    if defer is not None:
+        defer(statement)
+    else:
+        statement(conn)
 
 
 def _compiled(conn: Connection, key: tuple[Any, ...], make: Any) -> tuple[str, Any, list[tuple[str, Any]], Any]:

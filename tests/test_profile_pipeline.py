@@ -1,0 +1,147 @@
+"""The log consumer's commits on the pipeline's thread (``svc_profile.pipeline``): batches handed over with
+``submit`` (each committed while the next is computed) end exactly as batches committed one by one, a failed
+commit fails the next batch before it writes and the replay from the stored cursor is exact, and every other
+writer and a reload of the cursor wait for the commit in flight. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from profile_helpers import event, profile_app, profile_settings, second_database
+from sqlalchemy import func, select
+from test_profile_fastpath import _state, _stream
+
+from svc_common.errors import Unavailable
+from svc_common.pb.qiming.common.v1 import condition_pb2 as C
+from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
+
+
+def _batches(seed: int, persons: int, n: int) -> list[list[Any]]:
+    """``test_profile_fastpath._stream``'s events cut into many batches of 7 to 120 events."""
+    events = [e for batch in _stream(seed, persons, n) for e in batch]
+    out, sizes = [], [7, 50, 120, 31]
+    while events:
+        size = sizes[len(out) % len(sizes)]
+        out.append(events[:size])
+        events = events[size:]
+    return out
+
+
+QUOTERS = C.Condition(event_count=C.EventCount(event_type="quote_view", min_count=2, window_seconds=30 * 86_400))
+
+
+def _commits(app: Any, fail: set[int] | None = None, delay: float = 0.0) -> list[str]:
+    """Commits on the pipeline's thread are counted (1, 2, ...); those numbered in ``fail`` raise the driver's
+    OperationalError instead of committing, each waits ``delay`` seconds first. Returns the log of them."""
+    dialect = app.core.database.engine.dialect
+    original = dialect.do_commit
+    seen: list[str] = []
+
+    def do_commit(dbapi_connection: Any) -> None:
+        if threading.current_thread().name == "profile-commit":
+            seen.append("commit")
+            time.sleep(delay)
+            if fail and len(seen) in fail:
+                raise dialect.loaded_dbapi.OperationalError("injected: the disk is full")
+        original(dbapi_connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    return seen
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_pipelined_batches_equal_batches_committed_one_by_one(tmp_path: Path, database_url: str, seed: int) -> None:
+    """The same stream through ``submit`` (nothing waited for between batches; another writer in the middle, a crash
+    in mid-batch replayed) and through ``handle`` with no cache: identical features, buckets, retained events,
+    tags, memberships and outbox."""
+    batches = _batches(seed, persons=60, n=900)
+    states = []
+    with second_database(tmp_path, database_url) as second:
+        for pipelined, url in ((False, database_url), (True, second)):
+            settings = profile_settings(tmp_path / f"p{pipelined}", url, hot_persons=100_000 if pipelined else 0)
+            with profile_app(settings) as app:
+                app.definitions.create_segment(pb.Segment(segment_id="quoters", condition=QUOTERS))
+                commits = _commits(app)
+                for i, batch in enumerate(batches):
+                    if not pipelined:
+                        app.consumer.handle(batch, f"c{i}")
+                        continue
+                    if i == len(batches) // 3:
+                        app.consumer.fail_after_features = True
+                        with pytest.raises(RuntimeError):
+                            app.consumer.submit(batch, f"c{i}")
+                        app.consumer.fail_after_features = False
+                        assert app.consumer.load_cursor() == f"c{i - 1}"
+                    if i == len(batches) // 2:  # another writer: it waits for the commit in flight
+                        with app.core.writing() as conn:
+                            held = conn.execute(select(func.count()).select_from(app.core.store.t["consumer"]))
+                            assert held.scalar_one() == 1
+                    app.consumer.submit(batch, f"c{i}")
+                app.consumer.drain()
+                if pipelined:
+                    assert len(commits) == len(batches) and app.core.hot.hits > 0
+                    assert app.consumer.load_cursor() == f"c{len(batches) - 1}"
+                states.append(_state(app))
+    assert states[0] == states[1]
+    assert states[0]["outbox"] > 0 and states[0]["tags"] and states[0]["members"]
+
+
+def test_a_failed_commit_fails_the_next_batch_and_the_replay_is_exact(tmp_path: Path, database_url: str) -> None:
+    """Batch k's commit fails on the pipeline's thread after ``submit`` returned: batch k+1 raises before it writes
+    (the cache emptied), the stored cursor is batch k-1's, and replaying from it (as the log follower does) ends
+    exactly as a consumer that never failed."""
+    batches = _batches(5, persons=40, n=600)
+    k = len(batches) // 2
+    states = []
+    with second_database(tmp_path, database_url) as second:
+        for failing, url in ((False, database_url), (True, second)):
+            with profile_app(profile_settings(tmp_path / f"f{failing}", url)) as app:
+                app.definitions.create_segment(pb.Segment(segment_id="quoters", condition=QUOTERS))
+                commits = _commits(app, fail={k + 1} if failing else None)
+                i = 0
+                while i < len(batches):
+                    try:
+                        app.consumer.submit(batches[i], f"c{i}")
+                    except Unavailable:
+                        assert failing and i == k + 1 and not app.core.hot.rows  # batch k+1 wrote nothing
+                        cursor = app.consumer.load_cursor()
+                        assert cursor == f"c{k - 1}"
+                        i = int(cursor[1:]) + 1
+                        continue
+                    i += 1
+                app.consumer.drain()
+                assert len(commits) == len(batches) + (1 if failing else 0)  # batch k's failed commit counted too
+                states.append(_state(app))
+    assert states[0] == states[1]
+
+
+def test_drain_raises_the_last_commits_failure(tmp_path: Path) -> None:
+    with profile_app(profile_settings(tmp_path, None, finance_pack=False)) as app:
+        _commits(app, fail={2})
+        app.consumer.submit([event("login", user_id="U1")], "c1")
+        app.consumer.submit([event("login", user_id="U2")], "c2")
+        with pytest.raises(Unavailable):
+            app.consumer.drain()
+        assert not app.core.hot.rows and app.consumer.load_cursor() == "c1"
+        app.consumer.drain()  # taken once
+        with pytest.raises(Unavailable):
+            _commits(app, fail={1})
+            app.consumer.handle([event("login", user_id="U2")], "c2")  # handle: committed (or raised) on return
+        assert app.consumer.load_cursor() == "c1"
+
+
+def test_other_writers_and_the_cursor_wait_for_the_commit_in_flight(tmp_path: Path, database_url: str) -> None:
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        seen = _commits(app, delay=0.3)
+        person = app.core.store.t["person"]
+        app.consumer.submit([event("login", user_id=f"U{i}") for i in range(5)], "c1")
+        with app.core.writing() as conn:  # the batch's rows are there, and the cache is emptied
+            assert conn.execute(select(func.count()).select_from(person)).scalar_one() == 5
+            assert not app.core.hot.rows
+        app.consumer.submit([event("login", user_id="U9")], "c2")
+        assert app.consumer.load_cursor() == "c2"
+        assert seen == ["commit", "commit"]
