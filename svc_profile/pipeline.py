@@ -32,7 +32,7 @@ class Pipeline:
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._jobs: deque[Job] = deque()
+        self._jobs: deque[tuple[Job, bool]] = deque()
         self._busy = False
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -42,12 +42,14 @@ class Pipeline:
         """A batch's connection: nothing is opened until it is used."""
         return BatchConnection(self)
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job, opened: bool = False) -> None:
+        """Run ``job`` after those handed over before. While a failure is kept (not yet taken), jobs are skipped,
+        but for those of a batch whose transaction is ``opened`` already: they run (and roll it back)."""
         with self._cond:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="profile-commit", daemon=True)
                 self._thread.start()
-            self._jobs.append(job)
+            self._jobs.append((job, opened))
             self._cond.notify_all()
 
     def wait(self) -> None:
@@ -79,7 +81,9 @@ class Pipeline:
             with self._cond:
                 while not self._jobs:
                     self._cond.wait()
-                job = self._jobs.popleft()
+                job, opened = self._jobs.popleft()
+                if self._failure is not None and not opened:
+                    continue  # a batch after a failed one: it never writes
                 self._busy = True
             try:
                 job()
@@ -101,25 +105,33 @@ class BatchConnection:
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
         self._buffer: list[Callable[[Connection], Any]] = []
+        self._whole = True
+        """Every buffered write is one statement (not one driver step per row): they can run on the pipeline's
+        thread too, which holds the GIL only around each statement, not around each row."""
         self._cm: Any = None
         self._conn: Connection | None = None
         self.dialect = pipeline.database.engine.dialect
 
-    def defer(self, write: Callable[[Connection], Any]) -> None:
+    def defer(self, write: Callable[[Connection], Any], whole: bool = False) -> None:
         """Run ``write(connection)`` before the batch's next read, or at its end; what it is given must not change
-        meanwhile."""
+        meanwhile. ``whole``: it is one statement for all its rows (a JSON array or PostgreSQL's arrays)."""
         self._buffer.append(write)
+        self._whole = self._whole and whole
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.now(), name)
 
+    def _open(self) -> Connection:
+        if self._conn is None:
+            self._cm = self._pipeline.database.connection(write=True)
+            self._conn = self._cm.__enter__()
+        return self._conn
+
     def now(self) -> Connection:
         """The open connection, the buffered writes run: waits for the previous batch's commit (its failure raised)."""
-        conn = self._conn
-        if conn is None:
+        if self._conn is None:
             self._pipeline.check()
-            self._cm = self._pipeline.database.connection(write=True)
-            conn = self._conn = self._cm.__enter__()
+        conn = self._open()
         if self._buffer:
             buffer, self._buffer = self._buffer, []
             for write in buffer:
@@ -127,13 +139,29 @@ class BatchConnection:
         return conn
 
     def commit_later(self, after: Callable[[], None] | None = None) -> None:
-        """Run the buffered writes now, then commit on the pipeline's thread (``after`` called once committed)."""
+        """Commit on the pipeline's thread (``after`` called once committed), with the buffered writes when each is
+        one statement (else they run here first); a batch before that failed makes the whole job a no-op (and the
+        next batch raises its failure)."""
         if self._conn is None and not self._buffer:
             return
-        self.now()
-        cm, self._cm, self._conn = self._cm, None, None
+        if self._pipeline.failed:
+            self._pipeline.check()
+        if not self._whole:
+            self.now()
+        buffer, self._buffer = self._buffer, []
 
         def commit() -> None:
+            if self._pipeline.failed:  # not expected: a batch opens its transaction after the previous commit
+                self.abort(RuntimeError("a log batch before this one failed"))
+                return
+            conn = self._open()
+            try:
+                for write in buffer:
+                    write(conn)
+            except BaseException as exc:
+                self.abort(exc)
+                raise
+            cm, self._cm, self._conn = self._cm, None, None
             cm.__exit__(None, None, None)  # raises when the commit fails: kept as the pipeline's failure
             if after is not None:
                 try:
@@ -141,10 +169,12 @@ class BatchConnection:
                 except Exception:  # committed: a failing notification must not make the batch count as failed
                     log.exception("after a log batch's commit")
 
-        self._pipeline.submit(commit)
+        opened = self._conn is not None
+        self._pipeline.wait()  # one batch in flight at most: the consumer cannot run ahead of the database
+        self._pipeline.submit(commit, opened=opened)
 
     def abort(self, exc: BaseException) -> None:
-        """Roll back what this batch wrote (the batch failed in the consumer's thread)."""
+        """Roll back what this batch wrote."""
         self._buffer.clear()
         cm, self._cm, self._conn = self._cm, None, None
         if cm is not None:

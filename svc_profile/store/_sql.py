@@ -17,7 +17,7 @@ from sqlalchemy.sql.dml import Delete
 from svc_common.db import Database, JsonText, upsert_statement
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.protection import Sealer
-from svc_profile.store._bulk import bulk, chunks, write
+from svc_profile.store._bulk import FEW, bulk, chunks, write
 from svc_profile.store._raw import days_sqlite, persons_sqlite, rows_by_person
 from svc_profile.store._tagsql import TagRow, TagSealer, TagStatements
 
@@ -108,13 +108,13 @@ class ProfileStore(TagStatements):
         profile (the database's guard behind the resolver's check)."""
         if rows:
             identity = self.t["identity"]
-            write(conn, lambda c: c.execute(insert(identity), rows))
+            write(conn, lambda c: c.execute(insert(identity), rows), whole=len(rows) <= FEW)
             customers = [
                 {"profile_id": r["profile_id"], "customer_id": r["id_value"]} for r in rows if r["id_type"] == CUSTOMER
             ]
             if customers:
                 customer = self.t["customer"]
-                write(conn, lambda c: c.execute(insert(customer), customers))
+                write(conn, lambda c: c.execute(insert(customer), customers), whole=len(customers) <= FEW)
 
     def delete_link(self, conn: Connection, id_type: int, id_value: str) -> None:
         t = self.t["identity"]
@@ -127,7 +127,7 @@ class ProfileStore(TagStatements):
     def insert_persons(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if rows:
             person = self.t["person"]
-            write(conn, lambda c: c.execute(insert(person), rows))
+            write(conn, lambda c: c.execute(insert(person), rows), whole=len(rows) <= FEW)
 
     def load_persons(
         self, conn: Connection, pids: Sequence[str], columns: Sequence[str] | None = None
@@ -405,8 +405,10 @@ class ProfileStore(TagStatements):
     # -- lifecycle and cursor ------------------------------------------------------------------------
     def add_transitions(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if rows:
-            lifecycle = self.t["lifecycle"]
-            write(conn, lambda c: c.execute(insert(lifecycle), rows))
+            t = self.t["lifecycle"]
+            columns = tuple(rows[0])
+            make = lambda: insert(t).values({c: bindparam(c, type_=t.c[c].type) for c in columns})  # noqa: E731
+            bulk(conn, ("add_transitions", columns), make, rows)
 
     def load_cursor(self, conn: Connection, name: str) -> str:
         t = self.t["consumer"]
@@ -421,7 +423,7 @@ class ProfileStore(TagStatements):
             if not done:
                 c.execute(insert(t).values(name=name, log_cursor=cursor, events=events, updated_us=at_us))
 
-        write(conn, save)
+        write(conn, save, whole=True)  # two statements at most
 
     # -- merges --------------------------------------------------------------------------------------
     def copies_held_by(self, winner: str, loser: str) -> Delete:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from svc_common.db import upsert_statement
 from svc_common.protection import Sealer
-from svc_profile.store._bulk import bulk, chunks, write
+from svc_profile.store._bulk import bulk, chunks
 from svc_profile.store._raw import rows_by_person
 
 SEALED = ["sealed"]
@@ -187,9 +187,13 @@ class TagStatements:
         if not keys:
             return
         t = self.t["tag"]
-        stmt = delete(t).where(and_(t.c.profile_id == bindparam("p"), t.c.name == bindparam("n")))
-        params = [{"p": p, "n": n} for p, n in keys]
-        write(conn, lambda c: c.execute(stmt, params))
+        bulk(
+            conn,
+            ("delete_tags",),
+            lambda: delete(t).where(and_(t.c.profile_id == bindparam("p"), t.c.name == bindparam("n"))),
+            list(keys),
+            ("p", "n"),
+        )
 
     def expired_tags_statement(self, names: Sequence[str], after_us: int, until_us: int) -> Any:
         """(profile_id, name) of the values of ``names`` that expired in (after, until]: the time sweep's query, a
