@@ -5,6 +5,7 @@ writer and a reload of the cursor wait for the commit in flight. On SQLite and P
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -145,3 +146,33 @@ def test_other_writers_and_the_cursor_wait_for_the_commit_in_flight(tmp_path: Pa
         app.consumer.submit([event("login", user_id="U9")], "c2")
         assert app.consumer.load_cursor() == "c2"
         assert seen == ["commit", "commit"]
+
+
+def test_a_failed_commit_with_no_batch_after_it_restarts_the_follower(tmp_path: Path) -> None:
+    """The log goes idle after a batch whose commit fails: no next batch raises it, so the service restarts its
+    follower, which reloads the stored cursor (the batch is replayed); a commit that succeeds restarts nothing."""
+
+    class Follower:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        async def stop(self) -> None:
+            self.calls.append("stop")
+
+        def start(self) -> None:
+            self.calls.append("start")
+
+    with profile_app(profile_settings(tmp_path, None, finance_pack=False)) as app:
+        follower = app.follower = Follower()  # type: ignore[assignment]
+        _commits(app, fail={2})
+
+        async def batch(user: str, cursor: str) -> None:
+            await app._handle([event("login", user_id=user)], cursor)
+            if app._watch is not None:
+                await app._watch
+
+        asyncio.run(batch("U1", "c1"))
+        assert follower.calls == []
+        asyncio.run(batch("U2", "c2"))
+        assert follower.calls == ["stop", "start"]
+        assert app.consumer.load_cursor() == "c1"
