@@ -83,7 +83,8 @@ class Pipeline:
                     self._cond.wait()
                 job, opened = self._jobs.popleft()
                 if self._failure is not None and not opened:
-                    continue  # a batch after a failed one: it never writes
+                    self._cond.notify_all()  # a batch after a failed one never writes; wait() may return
+                    continue
                 self._busy = True
             try:
                 job()

@@ -176,3 +176,30 @@ def test_a_failed_commit_with_no_batch_after_it_restarts_the_follower(tmp_path: 
         asyncio.run(batch("U2", "c2"))
         assert follower.calls == ["stop", "start"]
         assert app.consumer.load_cursor() == "c1"
+
+
+def test_a_job_skipped_after_a_failure_wakes_those_waiting() -> None:
+    """A job handed over after a failed one (not taken yet) is skipped, and ``wait`` returns once it is."""
+    from svc_profile.pipeline import Pipeline
+
+    pipeline = Pipeline(None)  # type: ignore[arg-type]  # jobs only: no database
+    ran: list[str] = []
+
+    def fail() -> None:
+        raise RuntimeError("the commit failed")
+
+    pipeline.submit(fail)
+    pipeline.wait()
+    assert pipeline.failed
+
+    def hand_over_and_wait() -> None:
+        for _ in range(20):
+            pipeline.submit(lambda: ran.append("ran"))
+            pipeline.wait()
+
+    waiter = threading.Thread(target=hand_over_and_wait, daemon=True)
+    waiter.start()
+    waiter.join(timeout=10)
+    assert not waiter.is_alive() and ran == []
+    with pytest.raises(RuntimeError):
+        pipeline.check()
