@@ -203,3 +203,36 @@ def test_a_job_skipped_after_a_failure_wakes_those_waiting() -> None:
     assert not waiter.is_alive() and ran == []
     with pytest.raises(RuntimeError):
         pipeline.check()
+
+
+@pytest.mark.parametrize("dialect_name", ["sqlite", "postgresql", "dm", "opengauss"])
+def test_transitions_and_tag_deletions_go_through_bulk_for_every_dialect(dialect_name: str) -> None:
+    """The lifecycle transitions and tag deletions are bulk statements now (PostgreSQL: one statement of arrays, so
+    the pipeline's thread can run them): each compiles for every dialect and names every row's values."""
+    from test_profile_upsert import make_dialect
+
+    from svc_profile.store import tables
+    from svc_profile.store._sql import ProfileStore
+
+    class Recorder:
+        dialect = make_dialect(dialect_name)
+
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, Any]] = []
+
+        def exec_driver_sql(self, sql: str, params: Any) -> None:
+            self.seen.append((sql, params))
+
+    store, conn = ProfileStore(None, tables), Recorder()  # type: ignore[arg-type]  # compile only: no database
+    store.add_transitions(
+        conn,  # type: ignore[arg-type]
+        [{"profile_id": f"p{i}", "from_stage": "NEW", "to_stage": "ACTIVE", "at_us": i, "rule": "r"} for i in range(3)],
+    )
+    store.delete_tags(conn, [("p1", "a"), ("p2", "b")])  # type: ignore[arg-type]
+    (insert_sql, inserted), (delete_sql, deleted) = conn.seen
+    assert insert_sql.startswith("INSERT INTO profile_lifecycle") and delete_sql.startswith("DELETE FROM profile_tag")
+    if dialect_name == "postgresql":
+        assert "unnest" in insert_sql and "unnest" in delete_sql
+        assert inserted["profile_id"] == ["p0", "p1", "p2"] and deleted == {"p": ["p1", "p2"], "n": ["a", "b"]}
+    else:
+        assert len(inserted) == 3 and len(deleted) == 2
