@@ -24,6 +24,8 @@ from sqlalchemy.engine import Connection
 from svc_common.db import Database
 
 Job = Callable[[], None]
+IDLE_SECONDS = 5.0
+"""How long the pipeline's thread waits for a job before it ends (a process holds no idle thread per ``Core``)."""
 log = logging.getLogger("qiming.profile")
 
 
@@ -46,7 +48,7 @@ class Pipeline:
         """Run ``job`` after those handed over before. While a failure is kept (not yet taken), jobs are skipped,
         but for those of a batch whose transaction is ``opened`` already: they run (and roll it back)."""
         with self._cond:
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="profile-commit", daemon=True)
                 self._thread.start()
             self._jobs.append((job, opened))
@@ -80,7 +82,9 @@ class Pipeline:
         while True:
             with self._cond:
                 while not self._jobs:
-                    self._cond.wait()
+                    if not self._cond.wait(timeout=IDLE_SECONDS) and not self._jobs:
+                        self._thread = None  # idle: the next job starts a thread again (submit)
+                        return
                 job, opened = self._jobs.popleft()
                 if self._failure is not None and not opened:
                     self._cond.notify_all()  # a batch after a failed one never writes; wait() may return

@@ -236,3 +236,19 @@ def test_transitions_and_tag_deletions_go_through_bulk_for_every_dialect(dialect
         assert inserted["profile_id"] == ["p0", "p1", "p2"] and deleted == {"p": ["p1", "p2"], "n": ["a", "b"]}
     else:
         assert len(inserted) == 3 and len(deleted) == 2
+
+
+def test_the_pipelines_thread_ends_when_idle_and_starts_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from svc_profile import pipeline as module
+
+    monkeypatch.setattr(module, "IDLE_SECONDS", 0.05)
+    pipeline, ran = module.Pipeline(None), []  # type: ignore[arg-type]  # jobs only: no database
+    pipeline.submit(lambda: ran.append(1))
+    pipeline.wait()
+    first = pipeline._thread
+    assert first is not None
+    first.join(timeout=5)
+    assert not first.is_alive() and pipeline._thread is None
+    pipeline.submit(lambda: ran.append(2))
+    pipeline.check()
+    assert ran == [1, 2]
