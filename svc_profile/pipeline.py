@@ -145,8 +145,8 @@ class BatchConnection:
 
     def commit_later(self, after: Callable[[], None] | None = None) -> None:
         """Commit on the pipeline's thread (``after`` called once committed), with the buffered writes when each is
-        one statement (else they run here first); a batch before that failed makes the whole job a no-op (and the
-        next batch raises its failure)."""
+        one statement (else they run here first), once the batch before is done: its failure is raised here, and
+        nothing of this batch is written."""
         if self._conn is None and not self._buffer:
             return
         if self._pipeline.failed:
@@ -175,7 +175,7 @@ class BatchConnection:
                     log.exception("after a log batch's commit")
 
         opened = self._conn is not None
-        self._pipeline.wait()  # one batch in flight at most: the consumer cannot run ahead of the database
+        self._pipeline.check()  # one batch in flight at most; a failure of the one before is raised here
         self._pipeline.submit(commit, opened=opened)
 
     def abort(self, exc: BaseException) -> None:

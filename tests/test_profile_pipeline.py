@@ -102,7 +102,7 @@ def test_a_failed_commit_fails_the_next_batch_and_the_replay_is_exact(tmp_path: 
         for failing, url in ((False, database_url), (True, second)):
             with profile_app(profile_settings(tmp_path / f"f{failing}", url)) as app:
                 app.definitions.create_segment(pb.Segment(segment_id="quoters", condition=QUOTERS))
-                commits = _commits(app, fail={k + 1} if failing else None)
+                commits = _commits(app, fail={k + 1} if failing else None, delay=0.2 if failing else 0.0)
                 i = 0
                 while i < len(batches):
                     try:
@@ -252,3 +252,17 @@ def test_the_pipelines_thread_ends_when_idle_and_starts_again(monkeypatch: pytes
     pipeline.submit(lambda: ran.append(2))
     pipeline.check()
     assert ran == [1, 2]
+
+
+def test_the_batch_after_a_failed_commit_raises_even_when_it_reads_nothing(tmp_path: Path, database_url: str) -> None:
+    """Batch k+1 is all cache hits (no read waits for batch k's commit); it still raises k's failure before handing
+    its own job over (on PostgreSQL its writes would otherwise be skipped while it returned as if committed)."""
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        users = [f"U{i}" for i in range(5)]
+        app.consumer.handle([event("login", user_id=u) for u in users], "c0")
+        app.consumer.handle([event("page_view", user_id=u) for u in users], "c1")  # every person cached
+        _commits(app, fail={1}, delay=0.2)
+        app.consumer.submit([event("page_view", user_id=u) for u in users], "c2")  # its commit fails, slowly
+        with pytest.raises(Unavailable):
+            app.consumer.submit([event("page_view", user_id=u) for u in users], "c3")
+        assert app.consumer.load_cursor() == "c1" and not app.core.hot.rows
