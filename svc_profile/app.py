@@ -51,6 +51,8 @@ class ProfileApp:
         self.follower: LogFollower | None = None
         self.publisher: OutboxPublisher | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._handling = 0
+        self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(self.definitions.load)
@@ -87,11 +89,34 @@ class ProfileApp:
         return await asyncio.to_thread(self.consumer.load_cursor)
 
     async def _handle(self, events: list[Any], cursor: str) -> None:
-        await asyncio.to_thread(self.consumer.handle, events, cursor)
+        # Committed on the pipeline's thread while the next batch is read and computed; a failed commit fails the
+        # next batch (or the reload of the cursor), and the follower resumes from the stored cursor.
+        self._handling += 1
+        try:
+            await asyncio.to_thread(self.consumer.submit, events, cursor)
+        finally:
+            self._handling -= 1
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.create_task(self._watch_commits(), name="profile-commit-watch")
+
+    async def _watch_commits(self) -> None:
+        """A commit that fails while no batch follows (the log idle) would otherwise wait for the next event to be
+        replayed: the follower is restarted, which reloads the stored cursor."""
+        await asyncio.to_thread(self.core.pipeline.wait)
+        if self.core.pipeline.failed and not self._handling and self.follower is not None:
+            log.warning("a log batch's commit failed; resuming from the stored cursor")
+            await self.follower.stop()
+            self.follower.start()
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
         if self.follower is not None:
             await self.follower.stop()
+            with contextlib.suppress(Exception):  # the last batch's commit (a failure: replayed at the next start)
+                await asyncio.to_thread(self.consumer.drain)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

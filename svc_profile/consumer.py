@@ -53,69 +53,100 @@ class BatchConsumer:
         """Tests: raise after the features are written, before the cursor (a crash in mid-batch)."""
 
     def load_cursor(self) -> str:
+        """The stored cursor, once the commit in flight is done; a failed commit's batches are replayed from it."""
+        with self.core.write_lock:
+            self._settle()
         with self.core.database.connection() as conn:
             return self.core.store.load_cursor(conn, self.name)
 
     def handle(self, events: list[event_pb2.Event], cursor: str) -> dict[str, Any]:
-        """Apply one batch and store ``cursor`` with it (synchronous: run it on a worker thread)."""
+        """Apply one batch and store ``cursor`` with it, committed when this returns (synchronous: run it on a
+        worker thread)."""
+        counts = self.submit(events, cursor)
+        self.drain()
+        return counts
+
+    def submit(self, events: list[event_pb2.Event], cursor: str) -> dict[str, Any]:
+        """``handle`` whose commit runs on the pipeline's thread (``svc_profile.pipeline``) while the caller hands
+        over the next batch; that batch, ``drain`` or ``load_cursor`` raises a failed commit's error."""
         with _collector_paused():
             return self._handle(events, cursor)  # its objects are freed before the collector runs again
+
+    def drain(self) -> None:
+        """Wait for the commit in flight; raise its failure (the cache of hot persons emptied)."""
+        with self.core.write_lock:
+            failure = self._settle()
+        if failure is not None:
+            raise failure
+
+    def _settle(self) -> BaseException | None:
+        pipeline = self.core.pipeline
+        pipeline.wait()
+        failure = pipeline.take_failure()
+        if failure is not None:
+            self.core.hot.clear()  # it holds what the failed batches would have written
+        return failure
 
     def _handle(self, events: list[event_pb2.Event], cursor: str) -> dict[str, Any]:
         core, store, hot = self.core, self.core.store, self.core.hot
         now = now_us()
         mine = [e for e in events if not e.event_type.startswith(OWN_EVENTS)]
-        # The writer lock is held until the cache holds this batch's rows: a writer that took it between the commit
-        # and the store would empty the cache, commit, and then see rows read before its write put back.
+        # The writer lock is held until the cache holds this batch's rows. The cache takes them before the commit
+        # (done on the pipeline's thread): every other writer waits for that commit (``Core.writing``), and a failed
+        # commit empties the cache and fails the next batch before it writes anything (``BatchConnection.now``).
         with core.write_lock:
+            conn = core.pipeline.begin()
             try:
-                with core.writing(keep_hot=True) as conn:
-                    res = self.resolver.resolve(conn, mine, now, hot)
-                    store.insert_persons(conn, [person_row(pid, now) for pid in res.created])
-                    store.insert_links(conn, res.links)
-                    for loser, winner in res.merges:
-                        core.merge(conn, loser, winner, now)
-                    touched = sorted({p for p in res.pids if p})
-                    merged = {winner for _, winner in res.merges}
-                    rows, missing = hot.person_rows(p for p in touched if p not in merged)
-                    loaded = store.load_persons(conn, missing + sorted(merged & set(touched)))
-                    rows.update((p, PersonRow.of(r)) for p, r in loaded.items())
-                    deltas, event_rows = self.updater.apply({p: r.features for p, r in rows.items()}, res.pids, mine)
-                    texts = {p: encode_doc(r.features) for p, r in rows.items()}
-                    store.write_features(conn, [(p, text, now) for p, text in texts.items()])
-                    for row in rows.values():
-                        row.updated_us = now
-                    store.add_days(conn, deltas)
-                    if merged:
-                        hot.forget_merged(merged)  # a merge moved the loser's buckets and kept tags to them
-                    hot.add_days(deltas)
-                    store.insert_events(conn, event_rows)
-                    if self.fail_after_features:
-                        raise RuntimeError("injected crash in the middle of a batch")
-                    triggers, person_types = self.updater.triggers, self.updater.types
-                    fresh = set(res.created) | merged
-                    counts = core.engine.refresh(
-                        conn,
-                        touched,
-                        now,
-                        cause="event",
-                        triggers=triggers,
-                        person_types=person_types,
-                        fresh=fresh,
-                        rows=rows,
-                        customers=res.customers,  # the customer of every touched person, known from resolving
-                        hot=hot,
-                    )
-                    evaluated = core.engine.last_people()
-                    rules = core.engine.last_rows()  # their tag and membership rows, this batch's writes applied
-                    days = core.engine.last_days()  # the buckets read for those the cache did not hold
-                    for pid, person in evaluated.items():  # lifecycle as the refresh left it
-                        row = rows.get(pid)
-                        if row is not None:
-                            row.lifecycle_stage = person.lifecycle_stage
-                            row.lifecycle_since_us = person.lifecycle_since_us
-                    store.save_cursor(conn, self.name, cursor, len(events), now)
-            except BaseException:
+                if core.pipeline.failed:
+                    self.drain()
+                res = self.resolver.resolve(conn, mine, now, hot)
+                store.insert_persons(conn, [person_row(pid, now) for pid in res.created])
+                store.insert_links(conn, res.links)
+                for loser, winner in res.merges:
+                    core.merge(conn, loser, winner, now)
+                touched = sorted({p for p in res.pids if p})
+                merged = {winner for _, winner in res.merges}
+                rows, missing = hot.person_rows(p for p in touched if p not in merged)
+                loaded = store.load_persons(conn, missing + sorted(merged & set(touched)))
+                rows.update((p, PersonRow.of(r)) for p, r in loaded.items())
+                deltas, event_rows = self.updater.apply({p: r.features for p, r in rows.items()}, res.pids, mine)
+                texts = {p: encode_doc(r.features) for p, r in rows.items()}
+                store.write_features(conn, [(p, text, now) for p, text in texts.items()])
+                for row in rows.values():
+                    row.updated_us = now
+                store.add_days(conn, deltas)
+                if merged:
+                    hot.forget_merged(merged)  # a merge moved the loser's buckets and kept tags to them
+                hot.add_days(deltas)
+                store.insert_events(conn, event_rows)
+                if self.fail_after_features:
+                    raise RuntimeError("injected crash in the middle of a batch")
+                triggers, person_types = self.updater.triggers, self.updater.types
+                fresh = set(res.created) | merged
+                counts = core.engine.refresh(
+                    conn,
+                    touched,
+                    now,
+                    cause="event",
+                    triggers=triggers,
+                    person_types=person_types,
+                    fresh=fresh,
+                    rows=rows,
+                    customers=res.customers,  # the customer of every touched person, known from resolving
+                    hot=hot,
+                )
+                evaluated = core.engine.last_people()
+                rules = core.engine.last_rows()  # their tag and membership rows, this batch's writes applied
+                days = core.engine.last_days()  # the buckets read for those the cache did not hold
+                for pid, person in evaluated.items():  # lifecycle as the refresh left it
+                    row = rows.get(pid)
+                    if row is not None:
+                        row.lifecycle_stage = person.lifecycle_stage
+                        row.lifecycle_since_us = person.lifecycle_since_us
+                store.save_cursor(conn, self.name, cursor, len(events), now)
+                conn.commit_later(self._committed)
+            except BaseException as exc:
+                conn.abort(exc)
                 hot.clear()  # rolled back: what the cache holds may be what this batch changed
                 raise
             if res.merges:
@@ -129,3 +160,7 @@ class BatchConsumer:
             self.refused_merges += res.refused
         counts.update(events=len(events), created=len(res.created), merges=len(res.merges), refused=res.refused)
         return counts
+
+    def _committed(self) -> None:
+        for notify in self.core.on_commit:
+            notify()

@@ -23,6 +23,7 @@ from svc_profile.features import merge_features
 from svc_profile.hot import HotPersons
 from svc_profile.identity import IdKey, IdPolicy
 from svc_profile.model import decode_map, encode
+from svc_profile.pipeline import Pipeline
 from svc_profile.store._sql import ProfileStore
 from svc_profile.store._tagsql import TAG_UPDATES
 
@@ -37,6 +38,8 @@ class Core:
         self.engine = Engine(settings, self.store, self.sealer)
         self.write_lock = threading.RLock()
         self.hot = HotPersons(settings.hot_persons, settings.hot_day_buckets)
+        self.pipeline = Pipeline(database)
+        """The log consumer's commits, on a thread of their own (``svc_profile.pipeline``)."""
         self._sensitive = frozenset(settings.sensitive_attributes)
         self.sensitive_tags: frozenset[str] = frozenset()
         """Tags defined at sensitivity level 3 or 4: their values are masked on read (Definitions.load)."""
@@ -48,7 +51,8 @@ class Core:
         """The writer's transaction. Every writer but the log consumer (``keep_hot``) empties the consumer's
         cache of hot persons: what it writes may change them."""
         with self.write_lock:
-            if not keep_hot:
+            self.pipeline.wait()  # the log consumer's commit in flight (a failure is the consumer's to raise)
+            if not keep_hot or self.pipeline.failed:
                 self.hot.clear()
             with self.database.connection(write=True) as conn:
                 yield conn

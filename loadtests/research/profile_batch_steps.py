@@ -5,8 +5,12 @@ statements and the commit, per batch (wall ms and this thread's CPU ms), for the
         [--stored 0] [--database-url URL]
 
 ``--stored N``: N more events consumed first (untimed), so the retained-events table holds that many rows more
-(its insert grows with it). Step times are measured inside ``BatchConsumer.handle``; "other" is the rest of the
-batch (Python: resolving, folding, evaluating, caching).
+(its insert grows with it). Step times are measured inside ``BatchConsumer.handle`` (``submit`` where the tree has
+it); "other" is the rest of the batch (Python: resolving, folding, evaluating, caching). With the consumer's
+pipeline, the store's write methods only buffer their statements: "writes here" is where they run on the
+consumer's thread (with any wait for the batch before), and "pipeline job" the commit (with, on PostgreSQL, the
+writes) on the pipeline's thread, beside the next batch; "other" there is the batch less the steps listed but the
+commit.
 """
 
 from __future__ import annotations
@@ -76,20 +80,31 @@ def main() -> None:
             setattr(hot, name, timed(f"hot.{name}", getattr(hot, name)))
     dialect = app.core.database.engine.dialect
     dialect.do_commit = timed("commit", dialect.do_commit)
-    batch = timed("batch", app.consumer.handle)
-    app.consumer.handle = handle
+    pipeline = getattr(app.core, "pipeline", None)
+    if pipeline is not None:  # the commit (and on PostgreSQL the writes) on the pipeline's thread; the writes here
+        from svc_profile import pipeline as module
+
+        module.BatchConnection.now = timed("writes here", module.BatchConnection.now)
+        submit = pipeline.submit
+        pipeline.submit = lambda job, opened=False: submit(timed("pipeline job", job), opened)
+    entry = "submit" if hasattr(app.consumer, "submit") else "handle"  # submit: the commit on the pipeline's thread
+    batch = timed("batch", getattr(app.consumer, entry))
+    setattr(app.consumer, entry, handle)
     result = bench_profile.bench_consume(app, 20_000, args.events)
     batches = state["batches"]
     print(f"result {result}; per batch of {result['batch']} (ms wall / ms CPU), {batches} batches timed:")
-    steps = [*STEPS, "commit", *(n for n in wall if n.startswith("hot."))]
+    steps = [*STEPS, "commit", "writes here", *(n for n in wall if n.startswith("hot."))]
     share = 1 / batches * 1000
     for name in steps:
         if wall[name]:
             print(f"  {name:15s} {wall[name] * share:7.1f} / {cpu[name] * share:7.1f}")
-    other_w = wall["batch"] - sum(wall[n] for n in steps)
-    other_c = cpu["batch"] - sum(cpu[n] for n in steps)
+    inside = [n for n in steps if pipeline is None or n != "commit"]  # the commit: on the pipeline's thread
+    other_w = wall["batch"] - sum(wall[n] for n in inside)
+    other_c = cpu["batch"] - sum(cpu[n] for n in inside)
     print(f"  {'other':15s} {other_w * share:7.1f} / {other_c * share:7.1f}")
     print(f"  {'batch':15s} {wall['batch'] * share:7.1f} / {cpu['batch'] * share:7.1f}")
+    if wall["pipeline job"]:  # on its own thread, beside the next batch ("commit" above is part of it)
+        print(f"  {'pipeline job':15s} {wall['pipeline job'] * share:7.1f} / {cpu['pipeline job'] * share:7.1f}")
 
 
 if __name__ == "__main__":

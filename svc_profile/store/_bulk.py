@@ -11,6 +11,9 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 _CHUNK = 500
+FEW = 8
+"""Rows an ``executemany`` may have and still count as ``whole`` (``write``): a step per row, with the GIL taken
+again after each, costs the log consumer's pipeline thread little for so few."""
 
 
 def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -54,7 +57,8 @@ def bulk(
         rows = [tuple(r) for r in listed]  # the driver takes tuples
     if arrays is not None and len(rows) > 1 and _distinct_keys(arrays, index, rows):
         columns = zip(*rows, strict=True)
-        conn.exec_driver_sql(arrays, {n: list(column) for n, column in zip(names, columns, strict=True)})
+        values = {n: list(column) for n, column in zip(names, columns, strict=True)}
+        write(conn, lambda c: c.exec_driver_sql(arrays, values), whole=True)
         return
     if positional is not None:
         if list(positional) != list(names):
@@ -63,7 +67,18 @@ def bulk(
         params: list[Any] = rows if isinstance(rows, list) else list(rows)
     else:
         params = [dict(zip(names, r, strict=True)) for r in rows]
-    conn.exec_driver_sql(sql, params)
+    write(conn, lambda c: c.exec_driver_sql(sql, params), whole=len(params) <= FEW)
+
+
+def write(conn: Any, statement: Any, whole: bool = False) -> None:
+    """``statement(conn)``, a write whose answer nobody reads: deferred on the log consumer's connection
+    (``pipeline.BatchConnection``: run before its next read or at the batch's end; ``whole``: one statement for
+    all its rows), at once on any other."""
+    defer = getattr(conn, "defer", None)
+    if defer is not None:
+        defer(statement, whole)
+    else:
+        statement(conn)
 
 
 def _compiled(conn: Connection, key: tuple[Any, ...], make: Any) -> tuple[str, Any, list[tuple[str, Any]], Any]:

@@ -17,7 +17,7 @@ from sqlalchemy.sql.dml import Delete
 from svc_common.db import Database, JsonText, upsert_statement
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.protection import Sealer
-from svc_profile.store._bulk import bulk, chunks
+from svc_profile.store._bulk import FEW, bulk, chunks, write
 from svc_profile.store._raw import days_sqlite, persons_sqlite, rows_by_person
 from svc_profile.store._tagsql import TagRow, TagSealer, TagStatements
 
@@ -107,12 +107,14 @@ class ProfileStore(TagStatements):
         """Identity rows; a customer number goes into ``profile_customer`` too, whose key refuses a second one on a
         profile (the database's guard behind the resolver's check)."""
         if rows:
-            conn.execute(insert(self.t["identity"]), rows)
+            identity = self.t["identity"]
+            write(conn, lambda c: c.execute(insert(identity), rows), whole=len(rows) <= FEW)
             customers = [
                 {"profile_id": r["profile_id"], "customer_id": r["id_value"]} for r in rows if r["id_type"] == CUSTOMER
             ]
             if customers:
-                conn.execute(insert(self.t["customer"]), customers)
+                customer = self.t["customer"]
+                write(conn, lambda c: c.execute(insert(customer), customers), whole=len(customers) <= FEW)
 
     def delete_link(self, conn: Connection, id_type: int, id_value: str) -> None:
         t = self.t["identity"]
@@ -124,7 +126,8 @@ class ProfileStore(TagStatements):
     # -- persons -------------------------------------------------------------------------------------
     def insert_persons(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if rows:
-            conn.execute(insert(self.t["person"]), rows)
+            person = self.t["person"]
+            write(conn, lambda c: c.execute(insert(person), rows), whole=len(rows) <= FEW)
 
     def load_persons(
         self, conn: Connection, pids: Sequence[str], columns: Sequence[str] | None = None
@@ -402,7 +405,10 @@ class ProfileStore(TagStatements):
     # -- lifecycle and cursor ------------------------------------------------------------------------
     def add_transitions(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if rows:
-            conn.execute(insert(self.t["lifecycle"]), rows)
+            t = self.t["lifecycle"]
+            columns = tuple(rows[0])
+            make = lambda: insert(t).values({c: bindparam(c, type_=t.c[c].type) for c in columns})  # noqa: E731
+            bulk(conn, ("add_transitions", columns), make, rows)
 
     def load_cursor(self, conn: Connection, name: str) -> str:
         t = self.t["consumer"]
@@ -410,11 +416,14 @@ class ProfileStore(TagStatements):
 
     def save_cursor(self, conn: Connection, name: str, cursor: str, events: int, at_us: int) -> None:
         t = self.t["consumer"]
-        done = conn.execute(
-            update(t).where(t.c.name == name).values(log_cursor=cursor, events=t.c.events + events, updated_us=at_us)
-        ).rowcount
-        if not done:
-            conn.execute(insert(t).values(name=name, log_cursor=cursor, events=events, updated_us=at_us))
+
+        def save(c: Connection) -> None:
+            values = {"log_cursor": cursor, "events": t.c.events + events, "updated_us": at_us}
+            done = c.execute(update(t).where(t.c.name == name).values(values)).rowcount
+            if not done:
+                c.execute(insert(t).values(name=name, log_cursor=cursor, events=events, updated_us=at_us))
+
+        write(conn, save, whole=True)  # two statements at most
 
     # -- merges --------------------------------------------------------------------------------------
     def copies_held_by(self, winner: str, loser: str) -> Delete:

@@ -187,8 +187,13 @@ class TagStatements:
         if not keys:
             return
         t = self.t["tag"]
-        stmt = delete(t).where(and_(t.c.profile_id == bindparam("p"), t.c.name == bindparam("n")))
-        conn.execute(stmt, [{"p": p, "n": n} for p, n in keys])
+        bulk(
+            conn,
+            ("delete_tags",),
+            lambda: delete(t).where(and_(t.c.profile_id == bindparam("p"), t.c.name == bindparam("n"))),
+            list(keys),
+            ("p", "n"),
+        )
 
     def expired_tags_statement(self, names: Sequence[str], after_us: int, until_us: int) -> Any:
         """(profile_id, name) of the values of ``names`` that expired in (after, until]: the time sweep's query, a
