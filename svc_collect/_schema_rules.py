@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from svc_common.conditions import KINDS_FOR_TYPE
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import types_pb2
@@ -30,17 +31,6 @@ RESERVED_EVENT_TYPES = frozenset(
     }
 )
 NUL_MESSAGE = "must not contain the NUL character (U+0000)"
-
-# Which Value kinds a declared type accepts (an int is a fine double or amount).
-KINDS_FOR_TYPE: dict[int, frozenset[str]] = {
-    types_pb2.VALUE_TYPE_STRING: frozenset({"string_value"}),
-    types_pb2.VALUE_TYPE_INT: frozenset({"int_value"}),
-    types_pb2.VALUE_TYPE_DOUBLE: frozenset({"double_value", "int_value"}),
-    types_pb2.VALUE_TYPE_BOOL: frozenset({"bool_value"}),
-    types_pb2.VALUE_TYPE_TIMESTAMP: frozenset({"timestamp_value"}),
-    types_pb2.VALUE_TYPE_STRING_LIST: frozenset({"string_list_value"}),
-    types_pb2.VALUE_TYPE_MONEY_FEN: frozenset({"money_fen_value", "int_value"}),
-}
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from svc_common.conditions import from_proto
+from svc_common.conditions import KINDS_FOR_TYPE, from_proto
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound, QimingError
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.server import current_call, note_customers
@@ -28,15 +28,6 @@ _SOURCES = {
     types_pb2.Provenance.SOURCE_MODEL: "MODEL",
     types_pb2.Provenance.SOURCE_IMPORT: "IMPORT",
     types_pb2.Provenance.SOURCE_MANUAL: "MANUAL",
-}
-_KINDS = {  # the Value kinds a tag of each value_type takes (a score may be sent as a whole number)
-    types_pb2.VALUE_TYPE_STRING: frozenset({"string_value"}),
-    types_pb2.VALUE_TYPE_INT: frozenset({"int_value"}),
-    types_pb2.VALUE_TYPE_DOUBLE: frozenset({"double_value", "int_value"}),
-    types_pb2.VALUE_TYPE_BOOL: frozenset({"bool_value"}),
-    types_pb2.VALUE_TYPE_TIMESTAMP: frozenset({"timestamp_value"}),
-    types_pb2.VALUE_TYPE_STRING_LIST: frozenset({"string_list_value"}),
-    types_pb2.VALUE_TYPE_MONEY_FEN: frozenset({"money_fen_value", "int_value"}),
 }
 
 
@@ -151,7 +142,7 @@ def _value_text(value: Any, i: int, name: str = "", value_type: int = 0) -> str:
     kind the tag's ``value_type`` takes (any when unspecified)."""
     field = f"writes[{i}].value"
     kind = value.WhichOneof("kind")
-    kinds = _KINDS.get(value_type)
+    kinds = KINDS_FOR_TYPE.get(value_type)  # a score may be sent as a whole number
     if kinds is not None and kind is not None and kind not in kinds:
         wanted = types_pb2.ValueType.Name(value_type)
         raise InvalidArgument(

@@ -10,10 +10,11 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 import pytest
+from audit_helpers import ListAuditSink
 from campaign_helpers import PUSH, add_template, campaign_service, event, on_event, run_journey, simple_graph
 
 from svc_campaign.server import register_all
@@ -23,7 +24,6 @@ from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2_grpc as pb_grpc
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.server import ServiceSpec, build_server
-from svc_common.server._hooks import AuditRecord
 
 
 def ref(value: str) -> types_pb2.UserRef:
@@ -31,12 +31,7 @@ def ref(value: str) -> types_pb2.UserRef:
 
 
 @dataclass
-class ListAuditSink:
-    records: list[AuditRecord] = field(default_factory=list)
-
-    async def record(self, record: AuditRecord) -> None:
-        self.records.append(record)
-
+class WaitingAuditSink(ListAuditSink):
     def customers(self, method: str) -> tuple[str, ...]:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -48,9 +43,9 @@ class ListAuditSink:
 
 
 @contextlib.contextmanager
-def serving(service: CampaignService) -> Iterator[tuple[grpc.Channel, ListAuditSink]]:
+def serving(service: CampaignService) -> Iterator[tuple[grpc.Channel, WaitingAuditSink]]:
     """svc_campaign's servicers behind the project's server kit (errors, audit), on a loop in a thread."""
-    audit = ListAuditSink()
+    audit = WaitingAuditSink()
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from audit_helpers import ListAuditSink
 from collect_helpers import collect_settings, make_event
 from google.rpc import error_details_pb2
 from grpc import aio
@@ -26,20 +27,9 @@ from svc_common.logclient import CollectClient
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import errors_pb2, types_pb2
 from svc_common.runtime import ServiceRuntime
-from svc_common.server import AuditRecord, build_server
+from svc_common.server import build_server
 
 TIMEOUT = 10
-
-
-@dataclass
-class ListAuditSink:
-    records: list[AuditRecord] = field(default_factory=list)
-
-    async def record(self, record: AuditRecord) -> None:
-        self.records.append(record)
-
-    def customers_of(self, method: str) -> list[tuple[str, ...]]:
-        return [r.customers for r in self.records if r.method.endswith("/" + method)]
 
 
 @dataclass

@@ -16,12 +16,13 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from audit_helpers import ListAuditSink
 from google.protobuf import descriptor_pool
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc import aio
@@ -112,14 +113,6 @@ def trace_ids(values: list[str]) -> list[str]:
 
 
 # --- the server under test ---------------------------------------------------------------------------
-
-
-@dataclass
-class ListAuditSink:
-    records: list[AuditRecord] = field(default_factory=list)
-
-    async def record(self, record: AuditRecord) -> None:
-        self.records.append(record)
 
 
 @dataclass

@@ -11,12 +11,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from audit_helpers import ListAuditSink
 from google.rpc import error_details_pb2
 from grpc import aio
 from grpc_status import rpc_status
@@ -29,21 +30,13 @@ from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
 from svc_common.runtime import ServiceRuntime
-from svc_common.server import AuditRecord, build_server
+from svc_common.server import build_server
 from svc_profile.model import now_us
 from svc_profile.server import SegmentServicer, build_spec
 from svc_profile.store import SCHEMA
 
 MODEL = types_pb2.Provenance(source=types_pb2.Provenance.SOURCE_MODEL, writer="model:m", writer_version="1")
 R = errors_pb2
-
-
-@dataclass
-class ListAuditSink:
-    records: list[AuditRecord] = field(default_factory=list)
-
-    async def record(self, record: AuditRecord) -> None:
-        self.records.append(record)
 
 
 @dataclass
@@ -69,7 +62,7 @@ class Harness:
 
     def customers(self, method: str) -> list[tuple[str, ...]]:
         """The customers named by the audit records of ``method`` (e.g. ``GetProfile``), oldest first."""
-        return [r.customers for r in self.audit.records if r.method.endswith(f"/{method}")]
+        return self.audit.customers_of(method)
 
 
 @asynccontextmanager

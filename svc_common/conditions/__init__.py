@@ -29,12 +29,13 @@ from svc_common.conditions._tree import (
     references,
     walk,
 )
-from svc_common.conditions._values import Money, from_proto, to_proto
+from svc_common.conditions._values import KINDS_FOR_TYPE, Money, from_proto, to_proto
 
 __all__ = [
     "ANY_SCOPE",
     "EVENT_FIELDS",
     "EVENT_FILTER_SCOPE",
+    "KINDS_FOR_TYPE",
     "PROFILE_SCOPE",
     "REASON",
     "AllOf",

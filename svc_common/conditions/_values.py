@@ -9,6 +9,19 @@ from svc_common.pb.qiming.common.v1 import types_pb2
 UTC = dt.UTC
 
 
+# Which Value kinds a declared value type accepts (an int is a fine double or amount): event schemas in svc_collect,
+# tag values in svc_profile.
+KINDS_FOR_TYPE: dict[int, frozenset[str]] = {
+    types_pb2.VALUE_TYPE_STRING: frozenset({"string_value"}),
+    types_pb2.VALUE_TYPE_INT: frozenset({"int_value"}),
+    types_pb2.VALUE_TYPE_DOUBLE: frozenset({"double_value", "int_value"}),
+    types_pb2.VALUE_TYPE_BOOL: frozenset({"bool_value"}),
+    types_pb2.VALUE_TYPE_TIMESTAMP: frozenset({"timestamp_value"}),
+    types_pb2.VALUE_TYPE_STRING_LIST: frozenset({"string_list_value"}),
+    types_pb2.VALUE_TYPE_MONEY_FEN: frozenset({"money_fen_value", "int_value"}),
+}
+
+
 class Money(int):
     """An amount in fen (0.01 CNY). An ``int`` for every comparison; the type only survives a round trip."""
 
