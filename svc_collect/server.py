@@ -62,7 +62,14 @@ def _add_outcome(add: Callable[..., object], o: EventOutcome) -> None:
             quarantine_id=o.quarantine_id,
         )
     else:
-        add(index=o.index, event_id=o.event_id, status=o.status, cursor=o.cursor)
+        add(
+            index=o.index,
+            event_id=o.event_id,
+            status=o.status,
+            cursor=o.cursor,
+            message=o.message,
+            quarantine_id=o.quarantine_id,
+        )
 
 
 def _fill_compact(add: Callable[..., object], outcomes: IngestOutcomes) -> tuple[int, int, int]:
@@ -401,7 +408,8 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
         outcomes = await self._service.replay(records)
         response = collect_pb2.ReplayQuarantinedEventsResponse()
         accepted, duplicate, rejected = _fill_results(response, outcomes)
-        response.accepted_count = accepted + duplicate
+        released_before = sum(1 for r in records if r.released_seq is not None)  # named again: DUPLICATE, not counted
+        response.accepted_count = accepted + duplicate - released_before
         response.still_rejected_count = rejected
         return response
 

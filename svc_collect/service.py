@@ -95,6 +95,7 @@ class EventOutcome:
     quarantine_id: str = ""
 
 
+RELEASED_MESSAGE = "released by an earlier replay: the event is in the log at this cursor"
 PAYLOAD_MISMATCH_MESSAGE = "the same event_id was sent before with a different payload; the first one is kept"
 
 
@@ -426,12 +427,35 @@ class CollectService:
             )
         appended = await self._append(batch) if batch.rows else []
         outcomes = IngestOutcomes(pending, batch.rows, appended, self._log_tag)
-        return [
+        # Results in the order of ``records``; one released by an earlier replay is a DUPLICATE at its position in
+        # the log (asked for by id again: the caller learns where it went instead of getting no answer for it).
+        position = {id(r): i for i, r in enumerate(records)}
+        results = [
             EventOutcome(
-                o.index, o.event_id, o.status, o.reason, o.field, o.message, o.cursor, live[o.index].quarantine_id
+                released_index,
+                r.event_id,
+                DUPLICATE,
+                message=RELEASED_MESSAGE,
+                cursor=self.cursor(seq),
+                quarantine_id=r.quarantine_id,
+            )
+            for released_index, r in enumerate(records)
+            if (seq := r.released_seq) is not None
+        ]
+        results.extend(
+            EventOutcome(
+                position[id(live[o.index])],
+                o.event_id,
+                o.status,
+                o.reason,
+                o.field,
+                o.message,
+                o.cursor,
+                live[o.index].quarantine_id,
             )
             for o in outcomes
-        ]
+        )
+        return sorted(results, key=lambda o: o.index)
 
 
 def _clear_output_only(event: event_pb2.Event) -> None:

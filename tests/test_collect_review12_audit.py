@@ -198,3 +198,33 @@ def test_a_long_ingest_stream_names_a_bounded_number_of_customers(
             assert named == ("c00", "c01", "c10", "c11")  # full batches until the bound is reached
 
     asyncio.run(scenario())
+
+
+# R6: replaying, by id, an event an earlier replay released answered OK with no result for it; the caller could not
+# tell "already in the log" from "nothing matched". It is now a DUPLICATE at its position in the log.
+def test_replaying_a_released_event_again_says_where_it_is(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with serving(tmp_path, unknown_event_type_policy="quarantine") as s:
+            event = make_event(event_type="fund_view_v2", user_id="c7")
+            (result,) = (await s.collect.Ingest(collect_pb2.IngestRequest(events=[event]), timeout=TIMEOUT)).results
+            assert result.quarantine_id
+            schemas = collect_pb2_grpc.EventSchemaServiceStub(s.channel)
+            schema = collect_pb2.EventSchema(event_type="fund_view_v2")
+            await schemas.RegisterEventSchema(collect_pb2.RegisterEventSchemaRequest(schema=schema), timeout=TIMEOUT)
+            request = collect_pb2.ReplayQuarantinedEventsRequest(quarantine_ids=[result.quarantine_id])
+            first = await s.quarantine.ReplayQuarantinedEvents(request, timeout=TIMEOUT)
+            assert [r.status for r in first.results] == [collect_pb2.EVENT_STATUS_ACCEPTED]
+            assert first.accepted_count == 1
+            again = await s.quarantine.ReplayQuarantinedEvents(request, timeout=TIMEOUT)
+            (repeat,) = again.results
+            assert (repeat.status, repeat.event_id, repeat.quarantine_id) == (
+                collect_pb2.EVENT_STATUS_DUPLICATE,
+                event.event_id,
+                result.quarantine_id,
+            )
+            assert repeat.cursor == first.results[0].cursor and "earlier replay" in repeat.message
+            assert (again.accepted_count, again.still_rejected_count) == (0, 0)
+            read = s.collect.ReadEvents(collect_pb2.ReadEventsRequest(), timeout=TIMEOUT)
+            assert [e.event_id async for page in read for e in page.events] == [event.event_id]  # stored once
+
+    asyncio.run(scenario())

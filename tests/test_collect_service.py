@@ -287,7 +287,12 @@ def test_schema_versions_concurrency_and_errors(database_url: str, tmp_path: Pat
             assert replayed.status == ACCEPTED and replayed.quarantine_id == outcomes["allowed"].quarantine_id
             record = service_catalog(service).get_quarantined([outcomes["allowed"].quarantine_id])
             assert record[0].released_seq == service.parse_cursor(replayed.cursor)
-            assert await service.replay(record) == []  # released: nothing more to do
+            (repeat,) = await service.replay(record)  # released: nothing more to do, but the caller learns where it is
+            assert (repeat.status, repeat.cursor, repeat.quarantine_id) == (
+                DUPLICATE,
+                replayed.cursor,
+                outcomes["allowed"].quarantine_id,
+            )
             still = service_catalog(service).get_quarantined([outcomes["missing"].quarantine_id])
             (again,) = await service.replay(still)
             assert again.status == REJECTED
