@@ -225,7 +225,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
 
     async def GetConsent(self, request: pb.GetConsentRequest, context: aio.ServicerContext) -> pb.GetConsentResponse:
         _customer(request.user)
-        return pb.GetConsentResponse(consents=await _run(self._s.get_consent, request.user))
+        return pb.GetConsentResponse(consents=await _run(self._s.get_consent, request.user, request.include_history))
 
     async def GetContactPolicy(
         self, request: pb.GetContactPolicyRequest, context: aio.ServicerContext

@@ -253,10 +253,11 @@ class CampaignService(TemplateBook):
         saved.updated_at.FromDatetime(now)
         return saved
 
-    def get_consent(self, ref: types_pb2.UserRef) -> list[pb.Consent]:
+    def get_consent(self, ref: types_pb2.UserRef, history: bool = False) -> list[pb.Consent]:
+        """The customer's consent records in force, or with ``history`` every record ever set, oldest first."""
         user = customer_id(ref)
         with self.db.connection() as conn:
-            rows = self.policy_store.consents(conn, user)
+            rows = self.policy_store.consents(conn, user, history)
         out = []
         for r in rows:
             consent = pb.Consent(

@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Integer, Row, Select, Table, bindparam, cast, func, literal_column, select, true
+from sqlalchemy import Integer, Row, Select, Table, bindparam, cast, func, insert, literal_column, select, true
 from sqlalchemy.engine import Connection, RowMapping
 
 from svc_campaign.store._bulk import among, json_texts
@@ -142,7 +142,7 @@ class PolicyStore:
 
     def set_consent(self, conn: Connection, row: dict[str, Any]) -> None:
         """A consent record (user_id, channel, purpose, granted, source, updated_at), replacing the one of the same
-        customer, channel and purpose."""
+        customer, channel and purpose; the history keeps every record, in the same transaction."""
         upsert(
             conn,
             self.t["consent"],
@@ -150,8 +150,14 @@ class PolicyStore:
             keys=["user_id", "channel", "purpose"],
             updates=["granted", "source", "updated_at"],
         )
+        conn.execute(insert(self.t["consent_history"]), [row])
 
-    def consents(self, conn: Connection, user: str) -> Sequence[RowMapping]:
+    def consents(self, conn: Connection, user: str, history: bool = False) -> Sequence[RowMapping]:
+        """The records in force (by channel and purpose), or with ``history`` every record ever set, oldest first."""
+        if history:
+            h = self.t["consent_history"].c
+            query = select(self.t["consent_history"]).where(h.user_id == user).order_by(h.history_id)
+            return conn.execute(query).mappings().all()
         c = self.t["consent"].c
         query = select(self.t["consent"]).where(c.user_id == user).order_by(c.channel, c.purpose)
         return conn.execute(query).mappings().all()

@@ -61,6 +61,20 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("source", String(128), nullable=False),
         Column("updated_at", UtcDateTime(), nullable=False),
     )
+    # Every consent record ever set, oldest first (campaign_0007): campaign_consent holds the one in force, this the
+    # proof of when a customer granted or withdrew what, and through which source (PIPL). Kept on erasure.
+    consent_history = Table(
+        "campaign_consent_history",
+        metadata,
+        Column("history_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("user_id", String(128), nullable=False),
+        Column("channel", Integer, nullable=False),
+        Column("purpose", String(64), nullable=False),
+        Column("granted", Boolean, nullable=False),
+        Column("source", String(128), nullable=False),
+        Column("updated_at", UtcDateTime(), nullable=False),
+        Index("ix_campaign_consent_history_user", "user_id", "history_id"),
+    )
     policy = Table(
         "campaign_policy",
         metadata,
@@ -268,6 +282,7 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         "journey_version": journey_version,
         "template": template,
         "consent": consent,
+        "consent_history": consent_history,
         "policy": policy,
         "trigger_state": trigger_state,
         "timer": timer,

@@ -25,6 +25,19 @@ CREATE TABLE campaign_consent (
 	PRIMARY KEY (user_id, channel, purpose)
 );
 
+CREATE TABLE campaign_consent_history (
+	history_id BIGINT NOT NULL IDENTITY(1, 1),
+	user_id VARCHAR2(128 CHAR) NOT NULL,
+	channel INTEGER NOT NULL,
+	purpose VARCHAR2(64 CHAR) NOT NULL,
+	granted SMALLINT NOT NULL,
+	source VARCHAR2(128 CHAR) NOT NULL,
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (history_id)
+);
+
+CREATE INDEX ix_campaign_consent_history_user ON campaign_consent_history (user_id, history_id);
+
 CREATE TABLE campaign_consumer (
 	consumer_name VARCHAR2(64 CHAR) NOT NULL,
 	log_cursor TEXT NOT NULL,

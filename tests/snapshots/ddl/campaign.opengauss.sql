@@ -25,6 +25,19 @@ CREATE TABLE campaign_consent (
 	PRIMARY KEY (user_id, channel, purpose)
 );
 
+CREATE TABLE campaign_consent_history (
+	history_id BIGSERIAL NOT NULL,
+	user_id VARCHAR(128) NOT NULL,
+	channel INTEGER NOT NULL,
+	purpose VARCHAR(64) NOT NULL,
+	granted BOOLEAN NOT NULL,
+	source VARCHAR(128) NOT NULL,
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (history_id)
+);
+
+CREATE INDEX ix_campaign_consent_history_user ON campaign_consent_history (user_id, history_id);
+
 CREATE TABLE campaign_consumer (
 	consumer_name VARCHAR(64) NOT NULL,
 	log_cursor TEXT NOT NULL,

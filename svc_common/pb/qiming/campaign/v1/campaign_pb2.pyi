@@ -828,10 +828,12 @@ class SetConsentResponse(_message.Message):
     def __init__(self, consent: _Optional[_Union[Consent, _Mapping]] = ...) -> None: ...
 
 class GetConsentRequest(_message.Message):
-    __slots__ = ("user",)
+    __slots__ = ("user", "include_history")
     USER_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_HISTORY_FIELD_NUMBER: _ClassVar[int]
     user: _types_pb2.UserRef
-    def __init__(self, user: _Optional[_Union[_types_pb2.UserRef, _Mapping]] = ...) -> None: ...
+    include_history: bool
+    def __init__(self, user: _Optional[_Union[_types_pb2.UserRef, _Mapping]] = ..., include_history: _Optional[bool] = ...) -> None: ...
 
 class GetConsentResponse(_message.Message):
     __slots__ = ("consents",)
