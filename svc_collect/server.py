@@ -14,7 +14,6 @@ from svc_collect.service import (
     ACCEPTED,
     DUPLICATE,
     PAYLOAD_MISMATCH_MESSAGE,
-    REJECTED,
     CollectService,
     EventLog,
     EventOutcome,
@@ -50,26 +49,17 @@ def _fill_results(response: object, outcomes: Sequence[EventOutcome]) -> tuple[i
 
 
 def _add_outcome(add: Callable[..., object], o: EventOutcome) -> None:
-    if o.status == REJECTED or o.reason:
-        add(
-            index=o.index,
-            event_id=o.event_id,
-            status=o.status,
-            reason=o.reason,
-            field=o.field,
-            message=o.message,
-            cursor=o.cursor,
-            quarantine_id=o.quarantine_id,
-        )
-    else:
-        add(
-            index=o.index,
-            event_id=o.event_id,
-            status=o.status,
-            cursor=o.cursor,
-            message=o.message,
-            quarantine_id=o.quarantine_id,
-        )
+    # Unset fields (reason 0, empty strings) are not written: an accepted event's result stays index, id, cursor.
+    add(
+        index=o.index,
+        event_id=o.event_id,
+        status=o.status,
+        reason=o.reason,
+        field=o.field,
+        message=o.message,
+        cursor=o.cursor,
+        quarantine_id=o.quarantine_id,
+    )
 
 
 def _fill_compact(add: Callable[..., object], outcomes: IngestOutcomes) -> tuple[int, int, int]:
