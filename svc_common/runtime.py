@@ -64,9 +64,11 @@ class ServiceRuntime:
         on_start: Sequence[Callable[[], Awaitable[None]]] = (),
         on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
         self_checked_methods: Sequence[str] = (),
+        self_checked_messages: Sequence[str] = (),
     ) -> ServiceSpec:
         """The service's spec; its own ``on_start`` hooks run after the start is recorded, its ``on_stop``
-        hooks before the stop is recorded and the database closed. ``self_checked_methods``: see ServiceSpec."""
+        hooks before the stop is recorded and the database closed. ``self_checked_methods`` and
+        ``self_checked_messages``: see ServiceSpec."""
         self.grpc_services = tuple(grpc_services)
 
         async def start() -> None:
@@ -89,4 +91,5 @@ class ServiceRuntime:
             on_start=[start],
             on_stop=[stop],
             self_checked_methods=tuple(self_checked_methods),
+            self_checked_messages=tuple(self_checked_messages),
         )

@@ -29,7 +29,7 @@ MAX_LISTED_NAMES = 30
 _SPECIAL = ("google.protobuf.Timestamp", "google.protobuf.Duration")
 # Data rows (Predict, PredictUplift, ImportRows): walking 100,000s of Values here would hold the event loop for
 # seconds; their values are checked where they are converted (``rows_to_frame``, ImportRows' row problems).
-_DATA = ("qiming.modeling.v1.Row",)
+DATA_MESSAGES = ("qiming.modeling.v1.Row",)
 
 T = TypeVar("T")
 
@@ -114,7 +114,7 @@ def collect(message: Message, prefix: str = "", out: list[FieldViolation] | None
                 if violation is not None:
                     out.append(violation)
         elif field.type == FieldDescriptor.TYPE_MESSAGE:
-            if field.message_type.full_name in _DATA:
+            if field.message_type.full_name in DATA_MESSAGES:
                 continue
             if field.message_type.GetOptions().map_entry:
                 value_field = field.message_type.fields_by_name["value"]

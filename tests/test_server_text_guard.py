@@ -18,6 +18,7 @@ from svc_collect.store import SCHEMA as COLLECT_SCHEMA
 from svc_common.config import ServerSettings
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import ops_pb2, types_pb2
+from svc_common.pb.qiming.modeling.v1 import modeling_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2
 from svc_common.runtime import ServiceRuntime
 from svc_common.server import ServiceSpec, build_server
@@ -158,3 +159,56 @@ def test_collect_ingest_keeps_nul_inside_property_values_and_other_methods_refus
                 await hook()
 
     asyncio.run(scenario())
+
+
+def test_message_types_a_service_checks_itself_are_not_walked() -> None:
+    """svc_modeling's data rows: walking 200,000 values held the event loop for 0.2 s; their values are checked where
+    they are converted (a NUL in ImportRows is a row problem). The rest of the request is still checked."""
+    rows = "qiming.modeling.v1.Row"
+    seen: list[int] = []
+
+    async def predict(
+        request: modeling_pb2.PredictRequest, context: aio.ServicerContext
+    ) -> modeling_pb2.PredictResponse:
+        seen.append(len(request.rows))
+        return modeling_pb2.PredictResponse()
+
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Predict": grpc.unary_unary_rpc_method_handler(
+                predict,
+                request_deserializer=modeling_pb2.PredictRequest.FromString,
+                response_serializer=modeling_pb2.PredictResponse.SerializeToString,
+            )
+        },
+    )
+    spec = ServiceSpec(
+        "probe", (SERVICE,), lambda server: server.add_generic_rpc_handlers((handler,)), self_checked_messages=(rows,)
+    )
+    request = modeling_pb2.PredictRequest(
+        model_name="m", rows=[modeling_pb2.Row(values=[types_pb2.Value(string_value="a\x00")])]
+    )
+    assert nul_fields(request) == ["rows[0].values[0].string_value"]
+    assert nul_fields(request, skip=frozenset({rows})) == []
+
+    async def scenario() -> None:
+        running = build_server([spec], ServerSettings(grpc_port=0))
+        await running.server.start()
+        try:
+            async with aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                call = channel.unary_unary(
+                    f"/{SERVICE}/Predict",
+                    request_serializer=modeling_pb2.PredictRequest.SerializeToString,
+                    response_deserializer=modeling_pb2.PredictResponse.FromString,
+                )
+                await call(request, timeout=10)
+                request.model_name = "m\x00"
+                with pytest.raises(aio.AioRpcError) as raised:
+                    await call(request, timeout=10)
+                assert _violations(raised.value) == [("model_name", "VALUE_NOT_ALLOWED")]
+        finally:
+            await running.server.stop(0)
+
+    asyncio.run(scenario())
+    assert seen == [1]

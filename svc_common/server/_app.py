@@ -49,6 +49,9 @@ class ServiceSpec:
     self_checked_methods: tuple[str, ...] = ()
     """Full method names whose handlers check their request text themselves: the server's generic refusal of
     U+0000 in request strings skips them (svc_collect's ingest, whose hot path checks its own fields)."""
+    self_checked_messages: tuple[str, ...] = ()
+    """Full names of message types that refusal does not walk into: bulk data rows the service checks where it
+    converts them (svc_modeling's ``qiming.modeling.v1.Row``)."""
     on_shutdown: Sequence[Callable[[], None]] = field(default_factory=list)
     """Run when the stop begins, before in-flight calls get their grace (end streams that never end by themselves)."""
     max_receive_message_bytes: int = 0
@@ -87,7 +90,10 @@ def build_server(
     interceptors = [
         aio_server_interceptor(),
         AccessLogInterceptor(),
-        ErrorInterceptor(method for spec in specs for method in spec.self_checked_methods),
+        ErrorInterceptor(
+            (method for spec in specs for method in spec.self_checked_methods),
+            (name for spec in specs for name in spec.self_checked_messages),
+        ),
         AuditInterceptor(audit_sink or LogAuditSink()),
         AuthInterceptor(authenticator or AnonymousAuthenticator()),
         *extra_interceptors,

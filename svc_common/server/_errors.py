@@ -135,11 +135,11 @@ def _refuse_malformed(request: Any) -> None:
         )
 
 
-async def _checked_stream(requests: AsyncIterator[Any], text: bool) -> AsyncIterator[Any]:
+async def _checked_stream(requests: AsyncIterator[Any], text: frozenset[str] | None) -> AsyncIterator[Any]:
     async for request in requests:
         _refuse_malformed(request)
-        if text:
-            refuse_nul(request)
+        if text is not None:
+            refuse_nul(request, text)
         yield request
 
 
@@ -147,10 +147,15 @@ class ErrorInterceptor(CallInterceptor):
     """Turns domain errors into precise statuses; unexpected ones are logged and become INTERNAL.
 
     It also refuses, before the handler, requests that do not parse and request text holding U+0000 (except in
-    ``self_checked_methods``: full method names whose handlers check their own text, svc_collect's ingest)."""
+    ``self_checked_methods``: full method names whose handlers check their own text, svc_collect's ingest; and
+    inside messages of the types ``self_checked_messages`` names, bulk rows their services check)."""
 
-    def __init__(self, self_checked_methods: Iterable[str] = ()) -> None:
+    def __init__(self, self_checked_methods: Iterable[str] = (), self_checked_messages: Iterable[str] = ()) -> None:
         self._self_checked = frozenset(self_checked_methods)
+        self._skip = frozenset(self_checked_messages)
+
+    def _text(self, method: str) -> frozenset[str] | None:
+        return None if method in self._self_checked else self._skip
 
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         async def parsing_continuation(d: grpc.HandlerCallDetails) -> Any:
@@ -165,10 +170,10 @@ class ErrorInterceptor(CallInterceptor):
         return await super().intercept_service(parsing_continuation, details)
 
     def _wrap_unary(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
-        return super()._wrap_unary(_guarded(behavior, method not in self._self_checked), method)
+        return super()._wrap_unary(_guarded(behavior, self._text(method)), method)
 
     def _wrap_stream(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
-        return super()._wrap_stream(_guarded(behavior, method not in self._self_checked), method)
+        return super()._wrap_stream(_guarded(behavior, self._text(method)), method)
 
     async def exit(self, call: CallInfo, context: aio.ServicerContext, exc: BaseException | None) -> None:
         if exc is None or isinstance(exc, (asyncio.CancelledError, aio.AbortError)):
@@ -186,15 +191,16 @@ class ErrorInterceptor(CallInterceptor):
         )
 
 
-def _guarded(behavior: Callable[..., Any], text: bool) -> Callable[..., Any]:
-    """Refuse unparsable requests (and, where ``text``, U+0000 in request text) before the handler sees them."""
+def _guarded(behavior: Callable[..., Any], text: frozenset[str] | None) -> Callable[..., Any]:
+    """Refuse unparsable requests (and, unless ``text`` is None, U+0000 in request text outside the message types
+    it names) before the handler sees them."""
 
     def guarded(request: Any, context: aio.ServicerContext) -> Any:
         if hasattr(request, "__aiter__"):
             return behavior(_checked_stream(request, text), context)
         _refuse_malformed(request)
-        if text:
-            refuse_nul(request)
+        if text is not None:
+            refuse_nul(request, text)
         return behavior(request, context)
 
     return guarded
