@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from svc_common.db import JsonText
+from svc_common.db.rerunnable import create_index_once, has_column, has_table
 
 revision = "modeling_0005"
 down_revision = "modeling_0004"
@@ -17,50 +18,21 @@ branch_labels = None
 depends_on = None
 
 
-def _inspector() -> sa.Inspector | None:
-    """Online only (offline SQL has nothing to ask), and fresh for each question (an inspector caches)."""
-    return None if op.get_context().as_sql else sa.inspect(op.get_bind())
-
-
-def _has_column(table: str, column: str) -> bool:
-    inspector = _inspector()
-    return inspector is not None and column in {c["name"].lower() for c in inspector.get_columns(table)}
-
-
-def _has_table(table: str) -> bool:
-    inspector = _inspector()
-    return inspector is not None and inspector.has_table(table)
-
-
-def _has_index(table: str, index: str) -> bool:
-    inspector = _inspector()
-    return (
-        inspector is not None
-        and inspector.has_table(table)
-        and index in {str(i["name"]).lower() for i in inspector.get_indexes(table)}
-    )
-
-
-def _create_index(index: str, table: str, columns: list[str]) -> None:
-    if not _has_index(table, index):
-        op.create_index(index, table, columns)
-
-
 def upgrade() -> None:
     # Re-runnable: Dameng commits each DDL statement, so a run that failed part way (alembic_version still at 0004)
     # must be able to run again. Each step is skipped when an earlier run did it; the fill only sets empty values.
-    if not _has_column("modeling_model", "dataset_id"):
+    if not has_column("modeling_model", "dataset_id"):
         op.add_column("modeling_model", sa.Column("dataset_id", sa.String(36), nullable=False, server_default=""))
     _fill_model_datasets()
-    _create_index("ix_modeling_model_dataset", "modeling_model", ["dataset_id"])
-    _create_index("ix_modeling_analysis_dataset", "modeling_analysis", ["dataset_id"])
-    if not _has_table("modeling_job_dataset"):
+    create_index_once("ix_modeling_model_dataset", "modeling_model", ["dataset_id"])
+    create_index_once("ix_modeling_analysis_dataset", "modeling_analysis", ["dataset_id"])
+    if not has_table("modeling_job_dataset"):
         op.create_table(
             "modeling_job_dataset",
             sa.Column("job_id", sa.String(36), primary_key=True),
             sa.Column("dataset_id", sa.String(36), primary_key=True),
         )
-    _create_index("ix_modeling_job_dataset_dataset", "modeling_job_dataset", ["dataset_id", "job_id"])
+    create_index_once("ix_modeling_job_dataset_dataset", "modeling_job_dataset", ["dataset_id", "job_id"])
 
 
 def _fill_model_datasets() -> None:

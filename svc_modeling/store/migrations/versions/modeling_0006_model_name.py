@@ -8,21 +8,18 @@ Create Date: 2026-12-06
 import sqlalchemy as sa
 from alembic import op
 
+from svc_common.db.rerunnable import has_table
+
 revision = "modeling_0006"
 down_revision = "modeling_0005"
 branch_labels = None
 depends_on = None
 
 
-def _has_table(name: str) -> bool:
-    """Online only (offline SQL has nothing to ask): whether an earlier, interrupted run already created it."""
-    return not op.get_context().as_sql and sa.inspect(op.get_bind()).has_table(name)
-
-
 def upgrade() -> None:
     # Re-runnable: Dameng commits each DDL statement, so a run that failed after the table was created must be able
     # to run again; the fill adds only the names not there yet.
-    if not _has_table("modeling_model_name"):
+    if not has_table("modeling_model_name"):
         op.create_table(
             "modeling_model_name",
             sa.Column("model_name", sa.String(128), primary_key=True),

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from svc_common.db import JsonText
+from svc_common.db.rerunnable import has_index, has_table
 
 revision = "modeling_0007"
 down_revision = "modeling_0006"
@@ -47,35 +48,16 @@ NAMED = {
 }
 
 
-def _inspector() -> sa.Inspector | None:
-    """Online only (offline SQL has nothing to ask), and fresh for each question (an inspector caches)."""
-    return None if op.get_context().as_sql else sa.inspect(op.get_bind())
-
-
-def _has_table(table: str) -> bool:
-    inspector = _inspector()
-    return inspector is not None and inspector.has_table(table)
-
-
-def _has_index(table: str, index: str) -> bool:
-    inspector = _inspector()
-    return (
-        inspector is not None
-        and inspector.has_table(table)
-        and index in {str(i["name"]).lower() for i in inspector.get_indexes(table)}
-    )
-
-
 def upgrade() -> None:
     # Re-runnable: Dameng commits each DDL statement, so a run that failed part way (alembic_version still at 0006)
     # must be able to run again. Each step is skipped when an earlier run did it; the fill adds only missing rows.
     for table, (columns, (index, indexed)) in TABLES.items():
-        if not _has_table(table):
+        if not has_table(table):
             op.create_table(
                 table,
                 *(sa.Column(name, kind, primary_key=True, autoincrement=False) for name, kind in columns),
             )
-        if not _has_index(table, index):
+        if not has_index(table, index):
             op.create_index(index, table, indexed)
     _fill_schedules()
 
