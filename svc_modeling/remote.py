@@ -26,8 +26,8 @@ from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2, profile_pb2_grpc
 from svc_common.peers import peer_address
+from svc_common.server import blocking_channel
 from svc_modeling.jobs import current_job
-from svc_modeling.tracing import traced
 
 CUSTOMER = types_pb2.ID_TYPE_CUSTOMER
 BATCH_GET = 1000
@@ -58,14 +58,8 @@ class _Peer:
         if self._channel is None or address != self.address:
             self.close()
             self.address = address
-            self._channel = traced(
-                grpc.insecure_channel(
-                    address,
-                    options=[
-                        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                    ],
-                )
+            self._channel = blocking_channel(
+                address, max_receive_message_length=MAX_MESSAGE_BYTES, max_send_message_length=MAX_MESSAGE_BYTES
             )
         return self._channel
 

@@ -2,18 +2,16 @@
 
 A job runs on a pool thread, outside the RPC that started it: :func:`capture` takes the caller's W3C trace context
 (``traceparent``, ``tracestate``) when the job is submitted, and :func:`job_span` runs the job inside a span that is
-a child of that RPC's span. The synchronous channels to svc_profile and svc_collect carry the current context as
-``traceparent`` metadata (:func:`traced`), so a score write-back or a read of the log is found under the trace id
-of the call that asked for it, and a tag's ``provenance.trace_id`` leads back to that call.
+a child of that RPC's span. The channels to svc_profile and svc_collect (``svc_common.server.blocking_channel``)
+carry the current context as ``traceparent`` metadata, so a score write-back or a read of the log is found under
+the trace id of the call that asked for it, and a tag's ``provenance.trace_id`` leads back to that call.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 from collections.abc import Iterator, Mapping
 
-import grpc
 from opentelemetry import propagate, trace
 
 _tracer = trace.get_tracer("qiming.modeling.jobs")
@@ -33,54 +31,3 @@ def job_span(kind: str, job_id: str, carrier: Mapping[str, str]) -> Iterator[tra
     attributes = {"qiming.job_id": job_id, "qiming.job_kind": kind}
     with _tracer.start_as_current_span(f"modeling job {kind}", context=parent, attributes=attributes) as span:
         yield span
-
-
-class _Details(
-    collections.namedtuple(
-        "_Details", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")
-    ),
-    grpc.ClientCallDetails,
-):
-    pass
-
-
-class _Propagator(
-    grpc.UnaryUnaryClientInterceptor,
-    grpc.UnaryStreamClientInterceptor,
-    grpc.StreamUnaryClientInterceptor,
-    grpc.StreamStreamClientInterceptor,
-):
-    """Adds the current trace context to every call's metadata (the call objects stay grpc's own: cancellable)."""
-
-    @staticmethod
-    def _details(details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
-        carrier = capture()
-        if not carrier:
-            return details
-        metadata = [(k, v) for k, v in (details.metadata or ()) if k not in carrier]
-        metadata.extend(carrier.items())
-        return _Details(
-            details.method,
-            details.timeout,
-            metadata,
-            details.credentials,
-            getattr(details, "wait_for_ready", None),
-            getattr(details, "compression", None),
-        )
-
-    def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
-        return continuation(self._details(client_call_details), request)
-
-    def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
-        return continuation(self._details(client_call_details), request)
-
-    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
-        return continuation(self._details(client_call_details), request_iterator)
-
-    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
-        return continuation(self._details(client_call_details), request_iterator)
-
-
-def traced(channel: grpc.Channel) -> grpc.Channel:
-    """``channel`` sending the current trace context with every call."""
-    return grpc.intercept_channel(channel, _Propagator())

@@ -26,9 +26,9 @@ from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgumen
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2, profile_pb2_grpc
 from svc_common.peers import peer_address
+from svc_common.server import blocking_channel
 from svc_modeling.jobs import JobCancelled, current_job
 from svc_modeling.remote import PROBE_SECONDS, peer_error
-from svc_modeling.tracing import traced
 
 WRITER = "svc_modeling"
 WRITES_PER_MESSAGE = 5_000
@@ -108,7 +108,7 @@ class GrpcProfileTagWriter:
         if self._tags is None or address != self.address:
             self.close()
             self.address = address
-            self._channel = traced(grpc.insecure_channel(address))
+            self._channel = blocking_channel(address)
             self._tags = profile_pb2_grpc.TagServiceStub(self._channel)
         return self._tags
 

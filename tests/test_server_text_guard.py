@@ -4,6 +4,8 @@ F9: on PostgreSQL it reached the database and came back INTERNAL, on SQLite it w
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -84,46 +86,50 @@ def _violations(error: grpc.RpcError) -> list[tuple[str, str]]:
     return out
 
 
+@contextlib.asynccontextmanager
+async def _served(spec: ServiceSpec) -> AsyncIterator[aio.Channel]:
+    """``spec`` on a real server from ``build_server`` (a free port), and a channel to it."""
+    running = build_server([spec], ServerSettings(grpc_port=0))
+    await running.server.start()
+    try:
+        async with aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            yield channel
+    finally:
+        await running.server.stop(0)
+
+
 def test_nul_is_invalid_argument_before_the_handler_and_the_server_keeps_serving() -> None:
     seen: list[str] = []
 
     async def scenario() -> None:
-        spec = _spec(seen, self_checked=(f"/{SERVICE}/Trusted",))
-        running = build_server([spec], ServerSettings(grpc_port=0))
-        await running.server.start()
-        try:
-            async with aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-                echo = channel.unary_unary(
-                    f"/{SERVICE}/Echo",
-                    request_serializer=ops_pb2.PingRequest.SerializeToString,
-                    response_deserializer=ops_pb2.PingResponse.FromString,
-                )
-                with pytest.raises(aio.AioRpcError) as raised:
-                    await echo(ops_pb2.PingRequest(payload="a\x00b"), timeout=10)
-                assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-                assert "payload" in raised.value.details() and "U+0000" in raised.value.details()
-                assert _violations(raised.value) == [("payload", "VALUE_NOT_ALLOWED")]
+        async with _served(_spec(seen, self_checked=(f"/{SERVICE}/Trusted",))) as channel:
+            echo = channel.unary_unary(
+                f"/{SERVICE}/Echo",
+                request_serializer=ops_pb2.PingRequest.SerializeToString,
+                response_deserializer=ops_pb2.PingResponse.FromString,
+            )
+            with pytest.raises(aio.AioRpcError) as raised:
+                await echo(ops_pb2.PingRequest(payload="a\x00b"), timeout=10)
+            assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert "payload" in raised.value.details() and "U+0000" in raised.value.details()
+            assert _violations(raised.value) == [("payload", "VALUE_NOT_ALLOWED")]
 
-                gather = channel.stream_unary(
-                    f"/{SERVICE}/Gather",
-                    request_serializer=ops_pb2.PingRequest.SerializeToString,
-                    response_deserializer=ops_pb2.PingResponse.FromString,
-                )
-                with pytest.raises(aio.AioRpcError) as raised:
-                    await gather(
-                        iter([ops_pb2.PingRequest(payload="ok"), ops_pb2.PingRequest(payload="\x00")]), timeout=10
-                    )
-                assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            gather = channel.stream_unary(
+                f"/{SERVICE}/Gather",
+                request_serializer=ops_pb2.PingRequest.SerializeToString,
+                response_deserializer=ops_pb2.PingResponse.FromString,
+            )
+            with pytest.raises(aio.AioRpcError) as raised:
+                await gather(iter([ops_pb2.PingRequest(payload="ok"), ops_pb2.PingRequest(payload="\x00")]), timeout=10)
+            assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
 
-                trusted = channel.unary_unary(
-                    f"/{SERVICE}/Trusted",
-                    request_serializer=ops_pb2.PingRequest.SerializeToString,
-                    response_deserializer=ops_pb2.PingResponse.FromString,
-                )
-                assert (await trusted(ops_pb2.PingRequest(payload="x\x00y"), timeout=10)).payload == "x\x00y"
-                assert (await echo(ops_pb2.PingRequest(payload="fine"), timeout=10)).payload == "fine"
-        finally:
-            await running.server.stop(0)
+            trusted = channel.unary_unary(
+                f"/{SERVICE}/Trusted",
+                request_serializer=ops_pb2.PingRequest.SerializeToString,
+                response_deserializer=ops_pb2.PingResponse.FromString,
+            )
+            assert (await trusted(ops_pb2.PingRequest(payload="x\x00y"), timeout=10)).payload == "x\x00y"
+            assert (await echo(ops_pb2.PingRequest(payload="fine"), timeout=10)).payload == "fine"
 
     asyncio.run(scenario())
     # The handler never saw a refused request; the streamed "ok" before the bad one is the only partial read.
@@ -193,22 +199,17 @@ def test_message_types_a_service_checks_itself_are_not_walked() -> None:
     assert nul_fields(request, skip=frozenset({rows})) == []
 
     async def scenario() -> None:
-        running = build_server([spec], ServerSettings(grpc_port=0))
-        await running.server.start()
-        try:
-            async with aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-                call = channel.unary_unary(
-                    f"/{SERVICE}/Predict",
-                    request_serializer=modeling_pb2.PredictRequest.SerializeToString,
-                    response_deserializer=modeling_pb2.PredictResponse.FromString,
-                )
+        async with _served(spec) as channel:
+            call = channel.unary_unary(
+                f"/{SERVICE}/Predict",
+                request_serializer=modeling_pb2.PredictRequest.SerializeToString,
+                response_deserializer=modeling_pb2.PredictResponse.FromString,
+            )
+            await call(request, timeout=10)
+            request.model_name = "m\x00"
+            with pytest.raises(aio.AioRpcError) as raised:
                 await call(request, timeout=10)
-                request.model_name = "m\x00"
-                with pytest.raises(aio.AioRpcError) as raised:
-                    await call(request, timeout=10)
-                assert _violations(raised.value) == [("model_name", "VALUE_NOT_ALLOWED")]
-        finally:
-            await running.server.stop(0)
+            assert _violations(raised.value) == [("model_name", "VALUE_NOT_ALLOWED")]
 
     asyncio.run(scenario())
     assert seen == [1]

@@ -4,7 +4,6 @@ from svc_common.peers import peer_address
 from svc_common.server._app import (
     RunningServer,
     ServiceSpec,
-    blocking_channel,
     build_server,
     insecure_channel,
     keepalive_options,
@@ -18,6 +17,7 @@ from svc_common.server._call import (
     current_call,
     note_customers,
 )
+from svc_common.server._client import blocking_channel
 from svc_common.server._encoded import Encoded
 from svc_common.server._errors import ErrorInterceptor, to_status
 from svc_common.server._hooks import (

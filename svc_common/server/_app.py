@@ -8,7 +8,6 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
@@ -246,20 +245,9 @@ def insecure_channel(target: str, **options: int) -> aio.Channel:
     )
 
 
-def blocking_channel(target: str, **options: int) -> grpc.Channel:
-    """The blocking counterpart of :func:`insecure_channel`, for clients that call from worker threads: the caller's
-    trace goes on as ``traceparent``, so the call shows in the other service under the same trace."""
-    from opentelemetry.instrumentation.grpc import client_interceptor
-    from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
-
-    channel = grpc.insecure_channel(target, options=[(f"grpc.{k}", v) for k, v in options.items()])
-    return intercept_channel(channel, client_interceptor())  # type: ignore[no-any-return]
-
-
 __all__ = [
     "RunningServer",
     "ServiceSpec",
-    "blocking_channel",
     "build_server",
     "insecure_channel",
     "keepalive_options",
