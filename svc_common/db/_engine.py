@@ -136,6 +136,7 @@ def create_engine_from_settings(settings: ServiceSettings) -> Engine:
         extra = _EXTRA_FOR_BACKEND.get(backend)
         hint = f"; install it with: pip install 'qiming[{extra}]'" if extra else ""
         raise ConfigError(f"database driver for {backend} is not installed ({exc}){hint}") from None
+    event.listen(engine, "after_cursor_execute", _forget_ended_span)
     if backend == "sqlite":
         event.listen(
             engine,
@@ -148,6 +149,17 @@ def create_engine_from_settings(settings: ServiceSettings) -> Engine:
     elif backend == "postgresql":
         event.listen(engine, "connect", _custom_plans)
     return engine
+
+
+def _forget_ended_span(
+    _conn: Connection, _cursor: Any, _statement: str, _params: Any, context: Any, _executemany: bool
+) -> None:
+    """OpenTelemetry's SQLAlchemy instrumentation ends a statement's span once the cursor has run, and again when
+    the statement fails. SQLite reports a bad row (malformed JSON, say) only while the rows are read, after that first
+    end, and every such error then logged "Calling end() on an ended span". Registered after the instrumentation's own
+    listener (it registers when the engine is made), so the ended span is forgotten before an error can end it again."""
+    if context is not None and getattr(context, "_otel_span", None) is not None:
+        context._otel_span = None
 
 
 def _custom_plans(dbapi_connection: Any, _record: Any) -> None:
