@@ -24,6 +24,12 @@ from svc_modeling.frame import STRING_TYPES, VT, Frame
 from svc_modeling.in_use import refuse_if_in_use
 from svc_modeling.store import SqlModelingStore, utcnow
 
+#: Rows of a ReadRows page, past its first row, stay under this many bytes: a quarter of the 4 MiB a default gRPC
+#: client accepts.
+READ_PAGE_BYTES = 1024 * 1024
+#: Rows built at a time while a page fills (the most built and dropped when a page ends early).
+_PAGE_CHUNK_ROWS = 64
+
 
 def _column_json(column: modeling_pb2.Column) -> dict:
     return json_format.MessageToDict(column, preserving_proto_field_name=True)
@@ -172,17 +178,27 @@ class DatasetCatalog:
         return response
 
     def read(
-        self, dataset_id: str, offset: int, limit: int, batch_rows: int, unmask: bool = False
+        self,
+        dataset_id: str,
+        offset: int,
+        limit: int,
+        batch_rows: int,
+        unmask: bool = False,
+        page_bytes: int = READ_PAGE_BYTES,
     ) -> Iterator[modeling_pb2.ReadRowsResponse]:
-        """Rows in pages; level 3+ columns' cells unset (named in the first page) unless ``unmask``."""
+        """Rows in pages of at most ``batch_rows`` rows and, past its first row, ``page_bytes`` of rows: wide rows
+        (long strings, hundreds of columns) would otherwise pass the 4 MiB a default client accepts, or the server's
+        own send limit, in the middle of the stream. Level 3+ columns' cells unset (named in the first page) unless
+        ``unmask``."""
         _dataset, frame = self.load(dataset_id)
         hidden = set() if unmask else sensitive_columns(frame.columns)
         end = len(frame.data) if not limit else min(len(frame.data), offset + limit)
         first = True
         start = offset
         while first or start < end:
-            stop = min(end, start + batch_rows)
-            response = modeling_pb2.ReadRowsResponse(rows=rows_of(frame, start, max(0, stop - start), hidden))
+            rows = _page_of(frame, start, min(end, start + batch_rows), hidden, page_bytes)
+            stop = start + len(rows)
+            response = modeling_pb2.ReadRowsResponse(rows=rows)
             if first:
                 response.columns.extend(frame.columns)
                 response.masked_columns.extend(c.name for c in frame.columns if c.name in hidden)
@@ -198,6 +214,21 @@ def sensitive_columns(columns: Sequence[modeling_pb2.Column]) -> set[str]:
 
 def _withheld(target: types_pb2.Value, value: object) -> None:
     """A masked cell: left unset."""
+
+
+def _page_of(frame: Frame, start: int, stop: int, hidden: set[str], page_bytes: int) -> list[modeling_pb2.Row]:
+    """Rows from ``start`` up to ``stop``, ending early once they pass ``page_bytes`` (always one row at least)."""
+    rows: list[modeling_pb2.Row] = []
+    size = 0
+    at = start
+    while at < stop:
+        for row in rows_of(frame, at, min(_PAGE_CHUNK_ROWS, stop - at), hidden):
+            size += row.ByteSize() + 6  # the field's tag and length prefix
+            if rows and size > page_bytes:
+                return rows
+            rows.append(row)
+        at += _PAGE_CHUNK_ROWS
+    return rows
 
 
 def rows_of(

@@ -99,6 +99,18 @@ def test_datasets_and_effects_over_grpc(channel, hillstrom) -> None:
     assert mens_spend.effect.ci_low < 1.4226 - 0.6528 < mens_spend.effect.ci_high
 
 
+def test_wide_rows_come_in_pages_a_default_client_accepts(channel) -> None:
+    """600 rows of 10,000 characters (~6 MB) asked as one 1,000-row page: a page ends once its rows pass 1 MiB, so
+    the default client (4 MiB a message) reads them all; one page of them all failed the stream RESOURCE_EXHAUSTED."""
+    datasets = pb_grpc.DatasetServiceStub(channel)
+    content = "k,note\n" + "".join(f"c{i},{chr(97 + i % 26) * 10_000}\n" for i in range(600))
+    wide = upload(datasets, "wide", content.encode(), customer_id_column="k").dataset
+    pages = list(datasets.ReadRows(pb.ReadRowsRequest(dataset_id=wide.dataset_id, batch_rows=1000), timeout=60))
+    assert [r.values[0].string_value for p in pages for r in p.rows] == [f"c{i}" for i in range(600)]
+    assert pages[-1].rows[-1].values[1].string_value == "b" * 10_000  # row 599: 599 % 26 = 1
+    assert len(pages) >= 6 and all(sum(r.ByteSize() for r in p.rows) <= 1024 * 1024 for p in pages)
+
+
 def test_bad_requests_get_precise_statuses(channel, hillstrom) -> None:
     datasets = pb_grpc.DatasetServiceStub(channel)
     causal = pb_grpc.CausalServiceStub(channel)
