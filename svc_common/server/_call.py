@@ -95,7 +95,7 @@ def status_of(exc: BaseException | None, context: aio.ServicerContext) -> grpc.S
     code = context.code()
     if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK:
         return code
-    if isinstance(exc, BaseException) and type(exc).__name__ == "CancelledError":
+    if isinstance(exc, GeneratorExit) or type(exc).__name__ == "CancelledError":
         return grpc.StatusCode.CANCELLED
     return grpc.StatusCode.INTERNAL  # the error interceptor maps every unexpected exception to INTERNAL
 

@@ -176,7 +176,9 @@ class ErrorInterceptor(CallInterceptor):
         return super()._wrap_stream(_guarded(behavior, self._text(method)), method)
 
     async def exit(self, call: CallInfo, context: aio.ServicerContext, exc: BaseException | None) -> None:
-        if exc is None or isinstance(exc, (asyncio.CancelledError, aio.AbortError)):
+        # GeneratorExit: gRPC closed a server stream's generator at a yield because its caller went away (a
+        # reflection client that drops its stream, as grpcurl does); the call is over, there is nothing to answer.
+        if exc is None or isinstance(exc, (asyncio.CancelledError, aio.AbortError, GeneratorExit)):
             return
         if isinstance(exc, QimingError):
             status = to_status(exc, call.trace_id, call.traceresponse)
