@@ -176,6 +176,12 @@ class ServerSettings(BaseSettings):
         # An empty environment variable means "not set", not the current directory.
         return None if value == "" else value
 
+    @field_validator("grpc_port_file", "telemetry_file_path", mode="after")
+    @classmethod
+    def _server_paths_expanded(cls, value: Path | None) -> Path | None:
+        # "~/qiming" means the home directory, as in a shell; SQLite's URL would keep the "~" literally.
+        return value.expanduser() if value is not None else None
+
     def resolved_port(self) -> int:
         return self.default_grpc_port if self.grpc_port == -1 else self.grpc_port
 
@@ -224,6 +230,11 @@ class ServiceSettings(ServerSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    @field_validator("data_dir", "keyring_file", mode="after")
+    @classmethod
+    def _service_paths_expanded(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
     @field_validator("database_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
@@ -255,6 +266,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:  # a permission, or a directory where the file should be: no restart would help
+        raise ConfigError(
+            f"config file {path} cannot be read ({exc.strerror}); it must be readable by the service user"
+        ) from None
 
 
 def env_name(cls: type[ServerSettings], field_name: str) -> str:

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from svc_common.config import ServerSettings
+from svc_common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -33,8 +34,14 @@ class JsonLinesFileExporter(SpanExporter):
     """Appends each finished span as one JSON line (development and offline inspection)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("a", encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"telemetry_file_path {path} cannot be opened for appending ({exc.strerror}); the service user must "
+                "be able to write there"
+            ) from None
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:

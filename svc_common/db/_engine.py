@@ -113,7 +113,14 @@ def create_engine_from_settings(settings: ServiceSettings) -> Engine:
     backend = url.get_backend_name()
     kwargs: dict[str, Any] = {"future": True}
     if backend == "sqlite":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        directory = Path(url.database).expanduser().parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the directory {directory} of the SQLite database ({exc.strerror}); check data_dir "
+                "or database_url and that the service user may write there"
+            ) from None
         kwargs["connect_args"] = {"check_same_thread": False}
     else:
         kwargs.update(

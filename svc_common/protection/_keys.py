@@ -112,12 +112,19 @@ class FileKeyProvider:
                     "advice": "back it up: protected data cannot be read without it",
                 },
             )
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        try:
+            mode = path.stat().st_mode
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise ConfigError(
+                    f"keyring file {path} is readable by group or others (mode {stat.filemode(mode)}); chmod 600 it"
+                )
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:  # ConfigError (exit 2) too: a restart would not make it readable
             raise ConfigError(
-                f"keyring file {path} is readable by group or others (mode {stat.filemode(mode)}); chmod 600 it"
-            )
-        self._keyring = Keyring.from_json(path.read_text(encoding="utf-8"), str(path))
+                f"keyring file {path} cannot be read ({exc.strerror}); it must be owned by and readable by the "
+                "service user"
+            ) from None
+        self._keyring = Keyring.from_json(text, str(path))
 
     def keyring(self) -> Keyring:
         return self._keyring

@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from svc_common.config import ServerSettings
-from svc_common.errors import StartupError
+from svc_common.errors import ConfigError, StartupError
 from svc_common.peers import forget_local, register_local
 from svc_common.server._access_log import AccessLogInterceptor
 from svc_common.server._errors import ErrorInterceptor
@@ -198,10 +198,15 @@ async def serve(
 def _write_port_file(settings: ServerSettings, port: int) -> None:
     path = settings.grpc_port_file
     assert path is not None
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(f"{port}\n")
-    tmp.replace(path)  # readers never see a half-written file
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(f"{port}\n")
+        tmp.replace(path)  # readers never see a half-written file
+    except OSError as exc:
+        raise ConfigError(
+            f"grpc_port_file {path} cannot be written ({exc.strerror}); the service user must be able to write there"
+        ) from None
 
 
 def server_keepalive_options(settings: ServerSettings) -> dict[str, int]:
