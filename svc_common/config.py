@@ -37,12 +37,16 @@ DEFAULT_KEEPALIVE_TIMEOUT_SECONDS = 10.0
 # The password runs to the last "@" before the next URL (a scheme and "://"): a password with an unencoded "@" or
 # "//" is masked whole, and each URL of a comma-separated list keeps its own host.
 _URL_PASSWORD = re.compile(r"(//[^:/@\s]*:)(?:(?![A-Za-z][A-Za-z0-9+.-]*://)\S)*@")
-_QUERY_PASSWORD = re.compile(r"(?i)([?&;](?:password|pass|pwd|token)=)[^&;\s]*")
+# Any query parameter whose name holds one of these: libpq's sslpassword, access_token, client_secret, api_key, …
+_QUERY_PASSWORD = re.compile(
+    r"(?i)([?&;][\w.-]*?(?:pass|pwd|token|secret|api_?key|access_?key|credential)[\w.-]*=)[^&;\s]*"
+)
 
 
 def redact_url(text: str) -> str:
     """``text`` with the password of every URL in it (``scheme://user:password@host``, also a malformed or a
-    comma-separated list of URLs, and ``password=`` query parameters) replaced by ``***``: for errors and listings."""
+    comma-separated list of URLs, and query parameters named like a secret: ``password``, ``sslpassword``,
+    ``token``, ``access_token``, ``client_secret``, ``api_key``…) replaced by ``***``: for errors and listings."""
     return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
 
 

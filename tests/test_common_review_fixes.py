@@ -287,6 +287,15 @@ def test_redact_url() -> None:
         "password=***&sslmode=require"
     )
     assert redact_url("sqlite:///data/collect.db") == "sqlite:///data/collect.db"
+    # Other secrets a URL carries (the operator review): libpq's key passphrase, bearer tokens, API keys.
+    assert (
+        redact_url("postgresql://u:p@h/db?password=a&sslpassword=b&sslmode=require&sslkey=/etc/k.pem")
+        == "postgresql://u:***@h/db?password=***&sslpassword=***&sslmode=require&sslkey=/etc/k.pem"
+    )
+    assert (
+        redact_url("https://gw:p@gw.internal/x?token=a&access_token=b&client_secret=c&api_key=d&apiKey=e&page=2")
+        == "https://gw:***@gw.internal/x?token=***&access_token=***&client_secret=***&api_key=***&apiKey=***&page=2"
+    )
     # An unencoded "@" in the password: masked whole, not up to its first "@".
     assert redact_url("x postgresql://q:SEC@RET@h:1/d y") == "x postgresql://q:***@h:1/d y"
     assert redact_url("postgresql://q:ab//cd@db1:5432/q") == "postgresql://q:***@db1:5432/q"
