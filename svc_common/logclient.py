@@ -36,6 +36,22 @@ _RETRYABLE = frozenset(
 )
 
 
+# Codes a retry of the same read cannot fix: the follower says so at ERROR (it still retries, slowly).
+_REFUSALS = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.UNIMPLEMENTED,
+    }
+)
+#: A follower whose collector does not connect logs a warning this often.
+UNREACHABLE_WARNING_SECONDS = 15.0
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with jitter between attempts."""
@@ -88,6 +104,14 @@ class CollectClient:
 
     async def close(self) -> None:
         await self._channel.close()
+
+    async def wait_reachable(self, timeout_seconds: float) -> bool:
+        """Whether the collector's channel is connected within ``timeout_seconds`` (it starts connecting)."""
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), timeout_seconds)
+        except TimeoutError:
+            return False
+        return True
 
     async def publish(self, events: Sequence[event_pb2.Event]) -> collect_pb2.IngestResponse:
         """Ingest ``events`` (ids must be deterministic for retries to be safe); per-event results as sent.
@@ -241,6 +265,7 @@ class LogFollower:
         while True:
             handled_before = self.events_handled
             try:
+                await self._reachable()
                 self.cursor = await self._load_cursor()
                 # First drain what is there (so caught_up means something), then follow.
                 await self._consume(follow=False)
@@ -251,18 +276,51 @@ class LogFollower:
                 raise
             except aio.AioRpcError as exc:
                 failures = _failures_after(failures, progressed=self.events_handled > handled_before)
-                log.warning(
-                    "log follower %s lost svc_collect (%s: %s); retrying",
-                    self.name,
-                    exc.code().name,
-                    exc.details(),
-                    extra={"consumer": self.name},
-                )
+                if exc.code() in _REFUSALS:
+                    # A retry cannot fix it (a cursor of a restored log, a refused principal): say so loudly, and
+                    # retry at the slowest pace so that it resumes by itself once an operator has fixed it.
+                    failures = 16
+                    log.error(
+                        "log follower %s: svc_collect at %s refuses to read the log from cursor %r (%s: %s); a "
+                        'retry cannot fix this, see docs/operations.md "A log consumer refused by svc_collect"',
+                        self.name,
+                        self.client.address,
+                        self.cursor,
+                        exc.code().name,
+                        exc.details(),
+                        extra={"consumer": self.name},
+                    )
+                else:
+                    log.warning(
+                        "log follower %s lost svc_collect (%s: %s); retrying",
+                        self.name,
+                        exc.code().name,
+                        exc.details(),
+                        extra={"consumer": self.name},
+                    )
             except Exception:
                 failures = _failures_after(failures, progressed=self.events_handled > handled_before)
                 log.exception("log follower %s: handling a batch failed; retrying it", self.name)
             self.caught_up.clear()
             await asyncio.sleep(self._retry.delay_seconds(min(failures, 16)))
+
+    async def _reachable(self) -> None:
+        """Wait until the collector's channel connects, warning every ``UNREACHABLE_WARNING_SECONDS``: a stream
+        waits for a channel that never connects (a wrong ``collect_address``, a collector not started) without a
+        word, and the service would serve profiles that never change."""
+        waited = 0.0
+        while not await self.client.wait_reachable(UNREACHABLE_WARNING_SECONDS):
+            waited += UNREACHABLE_WARNING_SECONDS
+            log.warning(
+                "log follower %s cannot reach svc_collect at %s (waited %.0f s); check collect_address and that "
+                "svc_collect is running",
+                self.name,
+                self.client.address,
+                waited,
+                extra={"consumer": self.name},
+            )
+        if waited:
+            log.info("log follower %s reached svc_collect at %s", self.name, self.client.address)
 
     async def _consume(self, *, follow: bool) -> None:
         """Hand the log to the handler. A task reads answers ahead while the handler works, and what has

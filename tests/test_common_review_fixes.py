@@ -467,6 +467,9 @@ class _BreakingClient:
         self.streams = 0
         self.progress_until = progress_until
 
+    async def wait_reachable(self, timeout_seconds: float) -> bool:
+        return True
+
     async def read(self, after_cursor, *, event_types=(), follow=False, batch_size=0, max_events=0):
         if not follow:
             return

@@ -93,6 +93,9 @@ class _AnswersClient:
         self.fail_after = fail_after
         self.reads: list[str] = []
 
+    async def wait_reachable(self, timeout_seconds: float) -> bool:
+        return True
+
     async def read(self, after_cursor: str, *, event_types=(), follow=False, batch_size=0, max_events=0):
         self.reads.append(after_cursor)
         start = int(after_cursor or 0)

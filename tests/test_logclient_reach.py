@@ -1,0 +1,90 @@
+"""A log follower says why it is not following: svc_collect unreachable from the start (a wrong collect_address, a
+collector not started) is a WARNING every UNREACHABLE_WARNING_SECONDS (the stream waited for ready without a word,
+and the service served profiles that never changed); a read svc_collect refuses (a cursor of a restored log) is an
+ERROR naming the cursor, not a "lost svc_collect … retrying" warning every few seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+from collect_helpers import make_event
+from conftest import free_port
+from test_collect_review12_audit import serving
+
+from svc_common import logclient
+from svc_common.logclient import CollectClient, LogFollower, RetryPolicy
+
+TIMEOUT = 10
+
+
+async def _nothing(events: list, cursor: str) -> None:
+    return None
+
+
+async def _until(condition, timeout: float = TIMEOUT) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def _lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "qiming.logclient" and r.levelno == level]
+
+
+def test_a_collector_never_reached_is_warned_about_until_it_answers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logclient, "UNREACHABLE_WARNING_SECONDS", 0.3)
+    address = f"127.0.0.1:{free_port()}"
+
+    async def scenario() -> None:
+        client = CollectClient(address, retry=RetryPolicy(attempts=0, max_backoff_millis=200))
+        follower = LogFollower(client, name="wrong-address", load_cursor=lambda: _cursor(""), handle=_nothing)
+        follower.start()
+        try:
+            await _until(lambda: len(_lines(caplog, logging.WARNING)) >= 2)
+        finally:
+            await follower.stop()
+            await client.close()
+
+    with caplog.at_level(logging.INFO, logger="qiming.logclient"):
+        asyncio.run(scenario())
+    first = _lines(caplog, logging.WARNING)[0]
+    assert first.startswith(f"log follower wrong-address cannot reach svc_collect at {address} (waited 0 s)")
+    assert "check collect_address" in first
+
+
+def test_a_cursor_svc_collect_refuses_is_an_error_naming_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        async with serving(tmp_path) as s:
+            client = CollectClient(s.address, retry=RetryPolicy(attempts=0))
+            await client.publish([make_event()])
+            handled: list[str] = []
+
+            async def handle(events: list, cursor: str) -> None:
+                handled.append(cursor)
+
+            # A cursor of another log, as consumers hold after svc_collect's database is restored from a backup.
+            follower = LogFollower(client, name="restored", load_cursor=lambda: _cursor("0badc0de.5"), handle=handle)
+            follower.start()
+            try:
+                await _until(lambda: _lines(caplog, logging.ERROR))
+                await asyncio.sleep(0.5)  # no quick retries after it: the slowest pace
+            finally:
+                await follower.stop()
+                await client.close()
+            assert handled == []
+
+    with caplog.at_level(logging.INFO, logger="qiming.logclient"):
+        asyncio.run(scenario())
+    (error,) = _lines(caplog, logging.ERROR)
+    assert "refuses to read the log from cursor '0badc0de.5' (INVALID_ARGUMENT" in error
+    assert "a retry cannot fix this" in error and _lines(caplog, logging.WARNING) == []
+
+
+async def _cursor(value: str) -> str:
+    return value
