@@ -15,11 +15,27 @@ from grpc import aio
 from svc_common import __version__
 from svc_common.config import ServiceSettings
 from svc_common.db import Database, StoreSchema
+from svc_common.errors import StartupError
 from svc_common.ops._instances import InstanceRegistry
 from svc_common.protection import KeyProvider, key_provider_from_settings
 from svc_common.server import ServiceSpec
 
 log = logging.getLogger("qiming.runtime")
+
+
+def _refuse_a_schema_behind(schema: StoreSchema, database: Database) -> None:
+    """Without migrations at start, a schema behind this release would fail calls with INTERNAL (a missing table)
+    while health says SERVING. Exit 3 instead: systemd starts it again, and it serves once ``qiming migrate`` has
+    run (the rolling upgrade of docs/database.md)."""
+    behind = schema.migrations.pending(database.engine)
+    if behind is None:
+        return
+    current, head = behind
+    state = f"is at {current}" if current else "has never been migrated"
+    raise StartupError(
+        f"the database schema of {schema.service} {state}; this release needs {head}: run `qiming migrate "
+        f"{schema.service}` (migrate_on_start is off)"
+    )
 
 
 class ServiceRuntime:
@@ -49,8 +65,14 @@ class ServiceRuntime:
         except BaseException:
             database.dispose()
             raise
-        if settings.migrate_on_start:
-            schema.migrations.upgrade(database.engine)
+        try:
+            if settings.migrate_on_start:
+                schema.migrations.upgrade(database.engine)
+            else:
+                _refuse_a_schema_behind(schema, database)
+        except BaseException:
+            database.dispose()
+            raise
         return cls(schema, settings, database, keys)
 
     def schema_revision(self) -> str:

@@ -48,6 +48,21 @@ class Migrations:
         context = MigrationContext.configure(connection, opts={"version_table": self.version_table})
         return context.get_current_revision()
 
+    def pending(self, engine: Engine) -> tuple[str | None, str] | None:
+        """``(current, head)`` when the database's schema is behind this release's (never migrated: current None);
+        None when it is at the head or at a revision this release does not know (a newer release migrated it: an
+        older process keeps working on the additive schema during a rolling upgrade)."""
+        with engine.connect() as connection:
+            current = self.current(connection)
+        head = self.head()
+        if current == head:
+            return None
+        if current is None:
+            return None, head
+        scripts = ScriptDirectory.from_config(self._config())
+        known = {script.revision for script in scripts.walk_revisions()}
+        return (current, head) if current in known else None
+
     def upgrade(self, engine: Engine, revision: str = "head") -> str:
         """Apply pending migrations (serialised across processes on PostgreSQL); return the revision."""
         with engine.connect() as connection, _migration_lock(connection, self.service):
