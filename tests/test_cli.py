@@ -66,7 +66,23 @@ def test_port_in_use_exits_3(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         result = qiming("serve", "modeling", env={"QIMING_MODELING_GRPC_PORT": str(port)}, cwd=tmp_path)
     assert result.returncode == 3
-    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr.strip().splitlines()[-1]
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"cannot listen on 127.0.0.1:{port}" in last and f"(port {port} is in use by another process)" in last
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [
+        ("not a host", "grpc_host 'not a host' is not a host name or address this machine can resolve"),
+        ("192.0.2.1", "grpc_host 192.0.2.1 is not an address of this machine"),  # TEST-NET-1: never local
+    ],
+)
+def test_a_host_the_server_cannot_listen_on_is_named_as_such(tmp_path: Path, host: str, why: str) -> None:
+    env = {"QIMING_MODELING_GRPC_HOST": host, "QIMING_MODELING_GRPC_PORT": "0"}
+    result = qiming("serve", "modeling", env=env, cwd=tmp_path)
+    assert result.returncode == 3
+    last = result.stderr.strip().splitlines()[-1]
+    assert why in last and "in use" not in last
 
 
 def test_migrate_then_config(tmp_path: Path) -> None:

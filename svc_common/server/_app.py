@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -121,9 +123,12 @@ def build_server(
     try:
         port = server.add_insecure_port(address)
     except RuntimeError as exc:
-        raise StartupError(f"cannot listen on {address}: {exc} (is the port in use?)") from None
+        why = why_not_bound(settings.grpc_host, settings.resolved_port())
+        raise StartupError(f"cannot listen on {address}: {exc} ({why})") from None
     if port == 0:
-        raise StartupError(f"cannot listen on {address} (is the port in use?)")
+        raise StartupError(
+            f"cannot listen on {address} ({why_not_bound(settings.grpc_host, settings.resolved_port())})"
+        )
     return RunningServer(server=server, health=health, port=port, specs=specs)
 
 
@@ -193,6 +198,29 @@ async def serve(
             settings.grpc_port_file.unlink()
         forget_local()
     log.info("stopped")
+
+
+def why_not_bound(host: str, port: int) -> str:
+    """The reason gRPC could not bind ``host:port``, found by binding a plain socket the same way (gRPC's own
+    message says only "Failed to bind")."""
+    try:
+        addresses = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return f"grpc_host {host!r} is not a host name or address this machine can resolve: {exc.strerror}"
+    for family, kind, protocol, _name, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return f"port {port} is in use by another process"
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    return f"grpc_host {host} is not an address of this machine"
+                if exc.errno == errno.EACCES:
+                    return f"port {port} needs privileges the service user lacks; choose one above 1023"
+                return exc.strerror or str(exc)
+    return "is the port in use?"
 
 
 def _write_port_file(settings: ServerSettings, port: int) -> None:
