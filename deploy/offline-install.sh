@@ -182,10 +182,10 @@ cmd_install() {
   fi
   info "extras: ${EXTRAS:-none}"
   warn_missing_extras
-  if [[ -f "$bundle/SHA256SUMS" ]]; then
-    info "checking SHA256SUMS"
-    (cd "$bundle" && sha256sum --quiet --check SHA256SUMS) || die "the bundle is damaged or was changed"
-  fi
+  # Every bundle has the sums (download writes them): a missing file is a damaged copy or a tampered bundle.
+  [[ -f "$bundle/SHA256SUMS" ]] || die "no SHA256SUMS in $bundle: the bundle is incomplete or was changed; copy it again"
+  info "checking SHA256SUMS"
+  (cd "$bundle" && sha256sum --quiet --check SHA256SUMS) || die "the bundle is damaged or was changed"
 
   local venv="$PREFIX/venv"
   info "creating $venv"

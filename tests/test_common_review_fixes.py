@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import os
 import shutil
 import subprocess
@@ -334,12 +335,19 @@ def test_unavailable_does_not_name_the_database_server(
 
 
 # F3: the default offline bundle is the full product; a bundle or install without an extra says what will not work.
-def _offline_install(tmp_path: Path, *args: str, extras_file: str | None = None) -> subprocess.CompletedProcess:
+def _offline_install(
+    tmp_path: Path, *args: str, extras_file: str | None = None, sums: bool = True
+) -> subprocess.CompletedProcess:
     bundle = tmp_path / "bundle"
     shutil.copytree(Path(__file__).parents[1] / "deploy", bundle / "deploy")
     (bundle / "wheelhouse").mkdir()
+    (bundle / "wheelhouse" / "qiming-0-py3-none-any.whl").write_bytes(b"a wheel")
     if extras_file is not None:
         (bundle / "EXTRAS").write_text(extras_file + "\n")
+    if sums:  # as `download` writes them
+        files = sorted(p for p in bundle.rglob("*") if p.is_file())
+        lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(bundle)}" for p in files]
+        (bundle / "SHA256SUMS").write_text("\n".join(lines) + "\n")
     python = tmp_path / "python"  # passes the version check, then stops before a virtual environment is made
     python.write_text(f'#!/bin/sh\n[ "$1" = -c ] && exec {sys.executable} "$@"\necho "stub python: $*" >&2\nexit 7\n')
     python.chmod(0o755)
@@ -365,6 +373,26 @@ def test_offline_install_names_what_a_bundle_without_modeling_cannot_do(tmp_path
     assert "extras: dm,opengauss" in run.stdout
     assert "without the 'modeling' extra, qiming@modeling starts but answers every call UNIMPLEMENTED" in run.stdout
     assert "without the 'nats' extra" in run.stdout
+
+
+def test_offline_install_refuses_a_bundle_without_its_sums_or_with_a_changed_file(tmp_path: Path) -> None:
+    run = _offline_install(tmp_path / "a", "install", "--prefix", str(tmp_path / "opt"), sums=False)
+    assert run.returncode == 2  # stopped before a virtual environment is made
+    assert "no SHA256SUMS in" in run.stderr and "copy it again" in run.stderr
+
+    bundle = tmp_path / "b" / "bundle"
+    first = _offline_install(tmp_path / "b", "install", "--prefix", str(tmp_path / "opt"))
+    assert first.returncode == 7, first.stderr  # the sums match: it went on
+    (bundle / "wheelhouse" / "qiming-0-py3-none-any.whl").write_bytes(b"a swapped wheel")
+    python = tmp_path / "b" / "python"
+    script = str(bundle / "deploy" / "offline-install.sh")
+    run = subprocess.run(
+        ["bash", script, "install", "--prefix", str(tmp_path / "opt"), "--python", str(python)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "the bundle is damaged or was changed" in run.stderr and run.returncode == 2
 
 
 def test_offline_install_refuses_an_unknown_extra(tmp_path: Path) -> None:
