@@ -57,7 +57,8 @@ class ServiceSpec:
     """Run when the stop begins, before in-flight calls get their grace (end streams that never end by themselves)."""
     max_receive_message_bytes: int = 0
     """Receive messages up to this size (0: ``grpc_max_message_bytes``): a service that checks the size itself, to
-    answer with its own reason."""
+    answer with its own reason. Only its ``self_checked_methods`` get the larger size; every other method on the
+    port is refused above ``grpc_max_message_bytes`` (RESOURCE_EXHAUSTED, MESSAGE_TOO_LARGE)."""
 
 
 @dataclass
@@ -94,6 +95,7 @@ def build_server(
         ErrorInterceptor(
             (method for spec in specs for method in spec.self_checked_methods),
             (name for spec in specs for name in spec.self_checked_messages),
+            max_request_bytes=settings.grpc_max_message_bytes,
         ),
         AuditInterceptor(audit_sink or LogAuditSink()),
         AuthInterceptor(authenticator or AnonymousAuthenticator()),

@@ -18,7 +18,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc import aio
 from grpc_status import rpc_status
 
-from svc_common.errors import FieldViolation, InvalidArgument, QimingError
+from svc_common.errors import FieldViolation, InvalidArgument, QimingError, ResourceExhausted
 from svc_common.server._call import CallInfo, CallInterceptor
 from svc_common.server._encoded import accepting_encoded
 from svc_common.server._text import refuse_nul
@@ -32,6 +32,15 @@ class MalformedRequest:
 
     def __init__(self, error: Exception) -> None:
         self.error = error
+
+
+class OversizedRequest:
+    """Stands in for a request above ``grpc_max_message_bytes`` that the server received only because another
+    service on its port takes larger ones (svc_collect's ingest answers its own BATCH_TOO_LARGE)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
 
 
 # Bounds of what a status carries. It travels in trailers (grpc-message, and grpc-status-details-bin in base64),
@@ -113,11 +122,15 @@ class _Status(grpc.Status):
         self.trailing_metadata = trailing_metadata
 
 
-def _safe_deserializer(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+def _safe_deserializer(
+    deserializer: Callable[[bytes], Any] | None, limit_bytes: int | None = None
+) -> Callable[[bytes], Any] | None:
     if deserializer is None:
         return None
 
     def parse(data: bytes) -> Any:
+        if limit_bytes is not None and len(data) > limit_bytes:
+            return OversizedRequest(len(data), limit_bytes)
         try:
             return deserializer(data)
         except DecodeError as exc:
@@ -127,6 +140,13 @@ def _safe_deserializer(deserializer: Callable[[bytes], Any] | None) -> Callable[
 
 
 def _refuse_malformed(request: Any) -> None:
+    if isinstance(request, OversizedRequest):
+        raise ResourceExhausted(
+            f"request of {request.size} bytes is larger than this server accepts ({request.limit} bytes, "
+            "grpc_max_message_bytes)",
+            reason="MESSAGE_TOO_LARGE",
+            metadata={"limit_bytes": str(request.limit)},
+        )
     if isinstance(request, MalformedRequest):
         raise InvalidArgument(
             f"request body is not a valid protobuf message for this method: {request.error}",
@@ -150,9 +170,15 @@ class ErrorInterceptor(CallInterceptor):
     ``self_checked_methods``: full method names whose handlers check their own text, svc_collect's ingest; and
     inside messages of the types ``self_checked_messages`` names, bulk rows their services check)."""
 
-    def __init__(self, self_checked_methods: Iterable[str] = (), self_checked_messages: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        self_checked_methods: Iterable[str] = (),
+        self_checked_messages: Iterable[str] = (),
+        max_request_bytes: int | None = None,
+    ) -> None:
         self._self_checked = frozenset(self_checked_methods)
         self._skip = frozenset(self_checked_messages)
+        self._max_request_bytes = max_request_bytes
 
     def _text(self, method: str) -> frozenset[str] | None:
         return None if method in self._self_checked else self._skip
@@ -162,8 +188,10 @@ class ErrorInterceptor(CallInterceptor):
             handler = await continuation(d)
             if handler is None:
                 return None
+            # The server receives up to the largest limit of its services; the others' methods keep their own.
+            limit = None if d.method in self._self_checked else self._max_request_bytes
             return handler._replace(
-                request_deserializer=_safe_deserializer(handler.request_deserializer),
+                request_deserializer=_safe_deserializer(handler.request_deserializer, limit),
                 response_serializer=accepting_encoded(handler.response_serializer),
             )
 
