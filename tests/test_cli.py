@@ -42,6 +42,14 @@ def test_bad_database_url_exits_2(tmp_path: Path) -> None:
     assert "QIMING_PROFILE_DATABASE_URL" in line and "unsupported database 'oracle'" in line
 
 
+def test_a_database_url_whose_port_is_not_a_tcp_port_exits_2(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://qiming:hunter2@127.0.0.1:99999/qiming"
+    result = qiming("config", "profile", env={"QIMING_PROFILE_DATABASE_URL": url}, cwd=tmp_path)
+    assert result.returncode == 2  # was accepted, then retried for 31 s at start and exit 3
+    line = _one_error_line(result)
+    assert "port 99999 is not a TCP port (1 to 65535)" in line and "hunter2" not in line
+
+
 def test_unreachable_database_exits_3_naming_it(tmp_path: Path) -> None:
     result = qiming(
         "serve",

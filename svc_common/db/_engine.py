@@ -54,6 +54,11 @@ def normalize_database_url(url: str) -> URL:
         raise ConfigError(
             "database URL: the user or password contains '@' (and '/' or '?'); write them URL-encoded (%40, %2F, %3F)"
         )
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ConfigError(
+            f"database URL {parsed.render_as_string(hide_password=True)!r}: port {parsed.port} is not a TCP port "
+            "(1 to 65535)"
+        )
     backend, _, driver = parsed.drivername.partition("+")
     if backend not in SUPPORTED_DRIVERS:
         raise ConfigError(
