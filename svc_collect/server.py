@@ -133,7 +133,7 @@ def _encode_results(tag: str, outcomes: IngestOutcomes) -> tuple[bytes, int, int
             continue
         result = appended[item]
         cursor = f"{prefix}{result.seq:x}"
-        event_id = rows[item].event_id
+        event_id = rows[item][0]  # LogRow.event_id
         if result.duplicate:
             duplicate += 1
             status_cursor = _DUPLICATE_CURSOR
@@ -142,7 +142,7 @@ def _encode_results(tag: str, outcomes: IngestOutcomes) -> tuple[bytes, int, int
             status_cursor = _ACCEPTED_CURSOR
         index_field = index_fields[index]
         size = len(index_field) + len(event_id) + len(cursor) + 6
-        if result.payload_mismatch or size > 127 or len(event_id) > 127 or not event_id.isascii():
+        if result.payload_mismatch or size > 127 or not event_id.isascii():  # size > 127 covers a long id
             status = DUPLICATE if result.duplicate else ACCEPTED
             reason = errors_pb2.ERROR_REASON_PAYLOAD_MISMATCH if result.payload_mismatch else 0
             message = PAYLOAD_MISMATCH_MESSAGE if result.payload_mismatch else ""

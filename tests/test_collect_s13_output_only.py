@@ -62,3 +62,20 @@ def test_a_served_batch_keeps_and_fingerprints_no_client_output_only_field(tmp_p
                 assert got.fingerprint == service._fingerprints.fingerprint(want.SerializeToString(deterministic=True))
 
     asyncio.run(go())
+
+
+def test_sqlite_binds_bytes_and_none_as_they_are_with_the_identity_adapters() -> None:
+    import sqlite3
+
+    from svc_collect.store._log import bind_bytes_and_none_directly
+
+    bind_bytes_and_none_directly(sqlite3)
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("CREATE TABLE t (a BLOB, b BLOB, c TEXT)")
+        conn.execute("INSERT INTO t VALUES (?, ?, ?)", (b"\x00payload", None, "text"))
+        assert conn.execute("SELECT a, typeof(a), b IS NULL, c FROM t").fetchall() == [
+            (b"\x00payload", "blob", 1, "text")
+        ]
+    finally:
+        conn.close()
