@@ -430,9 +430,7 @@ class _TooLarge:
 
 
 def _sized(parse: Callable[[bytes], object], limit: int) -> Callable[[bytes], object]:
-    """The ingest requests' deserializer: the size check, and the events' output-only fields cleared, found from
-    the bytes at once (``output_only.py``) instead of event by event in ``CollectService._prepare``."""
-
+    # The size check, and the output-only fields cleared from the bytes at once (output_only.py), not per event.
     def deserialize(data: bytes) -> object:
         if len(data) > limit:
             return _TooLarge(len(data))

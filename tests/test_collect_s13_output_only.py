@@ -67,7 +67,7 @@ def test_a_served_batch_keeps_and_fingerprints_no_client_output_only_field(tmp_p
 def test_sqlite_binds_bytes_and_none_as_they_are_with_the_identity_adapters() -> None:
     import sqlite3
 
-    from svc_collect.store._log import bind_bytes_and_none_directly
+    from svc_collect.store._sqlite_binding import bind_bytes_and_none_directly
 
     bind_bytes_and_none_directly(sqlite3)
     conn = sqlite3.connect(":memory:")

@@ -25,6 +25,7 @@ from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from svc_collect.store._pg_append import PgAppender
+from svc_collect.store._sqlite_binding import bind_bytes_and_none_directly
 from svc_collect.validation import storable_text
 from svc_common.db import Database, DriverQuery, copy_span
 
@@ -54,8 +55,7 @@ _COPY_TYPES = ("text", "text", "text", "text", "int8", "text", "int4", "bytea", 
 
 
 class LogRow(NamedTuple):
-    """One validated, protected event ready for the log. A tuple (in WRITE_COLUMNS' order) because the collector
-    makes one per event: ``tuple.__new__(LogRow, values)`` costs half of a dataclass's ``__init__``."""
+    """One validated, protected event ready for the log; made as ``tuple.__new__(LogRow, values)`` (one per event)."""
 
     event_id: str
     event_type: str
@@ -94,8 +94,7 @@ class WriteBatch:
 
 
 class Appended(NamedTuple):
-    """Where an event of the batch is in the log, and whether it was there already. A tuple, made for a new event
-    as ``tuple.__new__(Appended, (seq, False, False))`` (one per event: a third of a dataclass's ``__init__``)."""
+    """Where an event of the batch is in the log, and whether it was there already (a tuple: one per event)."""
 
     seq: int
     duplicate: bool
@@ -144,21 +143,6 @@ def page_query(event: Table) -> DriverQuery:
             .limit(bindparam("limit"))
         )
     )
-
-
-# The stdlib sqlite3 binds only int, float, str and bytearray without "adapting" them: for each bytes or None
-# parameter (every payload, most sealed values) it looks ``__adapt__`` up on its protocol type, which raises an
-# AttributeError with a formatted message and clears it — ~0.3 µs each, two per event. With an adapter registered
-# for the type (the identity: nothing changes in what is bound) the lookup is a dict hit. Process-wide, and
-# harmless to any other sqlite3 user.
-_NONE_AS_IS = {None: None}.get  # a C callable that gives None back
-
-
-def bind_bytes_and_none_directly(dbapi: object) -> None:
-    register = getattr(dbapi, "register_adapter", None)
-    if register is not None:
-        register(bytes, bytes)  # bytes(b) is b itself for an exact bytes object
-        register(type(None), _NONE_AS_IS)
 
 
 class SqlEventLog:
