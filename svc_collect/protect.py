@@ -90,11 +90,13 @@ class EventProtector:
             return None, changed
         properties = event.properties
         vault = event_pb2.Event()
+        sealed_properties = vault.properties
+        masked: list[str] = []  # one extend of event.masked_fields at the end: each read of it builds a container
         for name in hits:
             mode = modes[name]
             if mode == ENCRYPT:
-                vault.properties[name].CopyFrom(properties[name])
-                event.masked_fields.append(name)
+                sealed_properties[name].CopyFrom(properties[name])
+                masked.append(name)
                 del properties[name]
             elif mode == PSEUDONYMIZE:
                 value = properties[name]
@@ -106,9 +108,10 @@ class EventProtector:
         if has_ip:
             vault.context.ip = event.context.ip
             event.context.ClearField("ip")
-            event.masked_fields.append(CONTEXT_IP)
-        if not vault.properties and not vault.HasField("context"):
+            masked.append(CONTEXT_IP)
+        if not masked:
             return None, True
+        event.masked_fields.extend(masked)
         return self._sealer.seal(vault.SerializeToString(), event.event_id.encode()), True
 
     def unmask(self, event: event_pb2.Event, sealed: bytes) -> None:

@@ -168,7 +168,7 @@ def note_batch_customers(rows: Sequence[LogRow], pending: Sequence[object], even
     call = current_call()
     if call is None or len(call.customers) >= MAX_AUDIT_CUSTOMERS:
         return
-    customers = {row.user_id for row in rows}
+    customers = {row[2] for row in rows}  # LogRow.user_id (a tuple's item: quicker than its name)
     customers.discard(None)
     if len(rows) < len(pending):
         customers.update(customers_of(events[o.index] for o in pending if o.__class__ is not int))  # type: ignore[attr-defined]

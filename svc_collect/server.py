@@ -9,6 +9,7 @@ import grpc
 from grpc import aio
 
 from svc_collect.config import CollectSettings
+from svc_collect.output_only import clear_output_only_in
 from svc_collect.reading import customers_of
 from svc_collect.service import (
     ACCEPTED,
@@ -132,7 +133,7 @@ def _encode_results(tag: str, outcomes: IngestOutcomes) -> tuple[bytes, int, int
             continue
         result = appended[item]
         cursor = f"{prefix}{result.seq:x}"
-        event_id = rows[item].event_id
+        event_id = rows[item][0]  # LogRow.event_id
         if result.duplicate:
             duplicate += 1
             status_cursor = _DUPLICATE_CURSOR
@@ -141,7 +142,7 @@ def _encode_results(tag: str, outcomes: IngestOutcomes) -> tuple[bytes, int, int
             status_cursor = _ACCEPTED_CURSOR
         index_field = index_fields[index]
         size = len(index_field) + len(event_id) + len(cursor) + 6
-        if result.payload_mismatch or size > 127 or len(event_id) > 127 or not event_id.isascii():
+        if result.payload_mismatch or size > 127 or not event_id.isascii():  # size > 127 covers a long id
             status = DUPLICATE if result.duplicate else ACCEPTED
             reason = errors_pb2.ERROR_REASON_PAYLOAD_MISMATCH if result.payload_mismatch else 0
             message = PAYLOAD_MISMATCH_MESSAGE if result.payload_mismatch else ""
@@ -255,14 +256,15 @@ class CollectServicer(collect_pb2_grpc.CollectServiceServicer):
 
     async def Ingest(self, request: collect_pb2.IngestRequest, context: aio.ServicerContext) -> Encoded:
         _refuse_too_large(request, self._max_bytes)
-        return Encoded(encode_ingest_response(await self._service.ingest(request.events)))
+        # The deserializer (_sized) cleared the events' output-only fields.
+        return Encoded(encode_ingest_response(await self._service.ingest(request.events, output_only_cleared=True)))
 
     async def IngestStream(
         self, request_iterator: AsyncIterator[collect_pb2.IngestStreamRequest], context: aio.ServicerContext
     ) -> AsyncIterator[Encoded]:
         async for request in request_iterator:
             _refuse_too_large(request, self._max_bytes)
-            outcomes = await self._service.ingest(request.events)
+            outcomes = await self._service.ingest(request.events, output_only_cleared=True)
             yield Encoded(encode_ingest_stream_response(request.batch_id, outcomes))
 
     async def ReadEvents(
@@ -428,8 +430,13 @@ class _TooLarge:
 
 
 def _sized(parse: Callable[[bytes], object], limit: int) -> Callable[[bytes], object]:
+    # The size check, and the output-only fields cleared from the bytes at once (output_only.py), not per event.
     def deserialize(data: bytes) -> object:
-        return parse(data) if len(data) <= limit else _TooLarge(len(data))
+        if len(data) > limit:
+            return _TooLarge(len(data))
+        request = parse(data)
+        clear_output_only_in(data, request.events)  # type: ignore[attr-defined]
+        return request
 
     return deserialize
 

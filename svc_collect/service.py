@@ -13,6 +13,7 @@ from typing import Protocol
 
 from svc_collect.committer import GroupCommitter
 from svc_collect.config import CollectSettings
+from svc_collect.output_only import clear_output_only, has_output_only
 from svc_collect.protect import EventProtector
 from svc_collect.reading import Follows, customers_of, note_batch_customers, pages
 from svc_collect.schemas import SchemaRegistry
@@ -32,7 +33,6 @@ from svc_collect.validation import (
     EventValidator,
     Rejection,
     flag_names,
-    has_field,
     reason_name,
     refuse_nul_in,
 )
@@ -242,8 +242,11 @@ class CollectService:
 
     # -- ingest ------------------------------------------------------------------------------------
 
-    async def ingest(self, events: Sequence[event_pb2.Event]) -> IngestOutcomes:
-        """Validate, protect and durably append ``events``; one outcome per event, in order."""
+    async def ingest(self, events: Sequence[event_pb2.Event], output_only_cleared: bool = False) -> IngestOutcomes:
+        """Validate, protect and durably append ``events``; one outcome per event, in order.
+
+        ``output_only_cleared``: the caller has cleared the events' output-only fields already (the servicer does,
+        from the request's bytes: ``output_only.clear_output_only_in``)."""
         limit = self.settings.max_batch_events
         if len(events) > limit:
             raise ResourceExhausted(
@@ -254,7 +257,7 @@ class CollectService:
         if not events:
             return IngestOutcomes([], [], [], self._log_tag)
         now_us = now_micros()
-        batch, pending = self._prepare(events, now_us)
+        batch, pending = self._prepare(events, now_us, output_only_cleared=output_only_cleared)
         note_batch_customers(batch.rows, pending, events)
         appended = await self._append(batch)
         return IngestOutcomes(pending, batch.rows, appended, self._log_tag)
@@ -265,7 +268,12 @@ class CollectService:
         return appended
 
     def _prepare(
-        self, events: Sequence[event_pb2.Event], now_us: int, received_us: Sequence[int] | None = None
+        self,
+        events: Sequence[event_pb2.Event],
+        now_us: int,
+        received_us: Sequence[int] | None = None,
+        *,
+        output_only_cleared: bool = False,
     ) -> tuple[WriteBatch, list[int | EventOutcome]]:
         """CPU work per event; ``pending[i]`` is the row index in the batch, or the event's outcome.
 
@@ -283,10 +291,10 @@ class CollectService:
         protect = self._protector.protect
         append_row = rows.append
         append_pending = pending.append
-        has = has_field
+        new_row = tuple.__new__
         for index, event in enumerate(events):
-            if event.cursor or event.fingerprint or event.masked_fields or event.flags or has(event, "received_at"):
-                _clear_output_only(event)
+            if not output_only_cleared and has_output_only(event):
+                clear_output_only(event)
             verdict = check(event, now_us if received_us is None else received_us[index])
             if verdict.__class__ is Rejection:
                 q = self._quarantine_row(event, verdict)  # type: ignore[arg-type]
@@ -299,16 +307,19 @@ class CollectService:
                 event.flags.extend(flag_names(flags))
             append_pending(len(rows))
             append_row(
-                LogRow(
-                    event_id,
-                    event_type,
-                    user_id or None,
-                    anonymous_id or None,
-                    occurred_us,
-                    fingerprint(data),
-                    flags,
-                    event.SerializeToString() if (changed or flags) else data,
-                    sealed,
+                new_row(  # LogRow(...) without its Python-level __new__
+                    LogRow,
+                    (
+                        event_id,
+                        event_type,
+                        user_id or None,
+                        anonymous_id or None,
+                        occurred_us,
+                        fingerprint(data),
+                        flags,
+                        event.SerializeToString() if (changed or flags) else data,
+                        sealed,
+                    ),
                 )
             )
         return WriteBatch(rows, quarantined, now_us), pending
@@ -456,12 +467,6 @@ class CollectService:
             for o in outcomes
         )
         return sorted(results, key=lambda o: o.index)
-
-
-def _clear_output_only(event: event_pb2.Event) -> None:
-    # Set by the server only; whatever a client put there must not reach the log or the fingerprint.
-    for name in ("received_at", "cursor", "fingerprint", "masked_fields", "flags"):
-        event.ClearField(name)
 
 
 def _rejected(index: int, event_id: str, rejection: Rejection, quarantine_id: str) -> EventOutcome:

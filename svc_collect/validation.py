@@ -165,11 +165,12 @@ class EventValidator:
             return Rejection(R.ERROR_REASON_VALUE_NOT_ALLOWED, which, NUL_MESSAGE)
         if event.channel not in _CHANNELS:
             return Rejection(R.ERROR_REASON_VALUE_NOT_ALLOWED, "channel", f"unknown channel {event.channel}")
-        if not has_field(event, "occurred_at"):
-            return Rejection(R.ERROR_REASON_MISSING_FIELD, "occurred_at", "occurred_at is required")
         occurred = event.occurred_at
         seconds = occurred.seconds
         nanos = occurred.nanos
+        # An unset occurred_at reads as 0 s 0 ns: only then is presence asked (a set one at the epoch is valid).
+        if not seconds and not nanos and not has_field(event, "occurred_at"):
+            return Rejection(R.ERROR_REASON_MISSING_FIELD, "occurred_at", "occurred_at is required")
         if not (_MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos < 1_000_000_000):
             return Rejection(R.ERROR_REASON_TIMESTAMP_OUT_OF_RANGE, "occurred_at", "not a valid timestamp")
         flags = 0

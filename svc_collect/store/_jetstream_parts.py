@@ -70,17 +70,22 @@ class Pack:
 
     @classmethod
     def of_rows(cls, received_at_us: int, rows: Sequence[LogRow]) -> Pack:
+        if not rows:
+            return cls(received_at_us, [], [], [], [], [], [], [], [], [])
+        # LogRows are tuples: zip transposes them into columns in C.
+        columns = zip(*rows, strict=True)
+        event_ids, event_types, user_ids, anonymous_ids, occurred, fingerprints, flags, payloads, sealed = columns
         return cls(
             received_at_us,
-            [r.event_id for r in rows],
-            [r.event_type for r in rows],
-            [r.user_id or "" for r in rows],
-            [r.anonymous_id or "" for r in rows],
-            [r.occurred_at_us for r in rows],
-            [r.fingerprint for r in rows],
-            [r.flags for r in rows],
-            [r.payload for r in rows],
-            [r.sealed or b"" for r in rows],
+            list(event_ids),
+            list(event_types),
+            [u or "" for u in user_ids],
+            [a or "" for a in anonymous_ids],
+            list(occurred),
+            list(fingerprints),
+            list(flags),
+            list(payloads),
+            [s or b"" for s in sealed],
         )
 
     @classmethod

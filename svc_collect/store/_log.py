@@ -18,12 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from psycopg.errors import UniqueViolation
 from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from svc_collect.store._pg_append import PgAppender
+from svc_collect.store._sqlite_binding import bind_bytes_and_none_directly
 from svc_collect.validation import storable_text
 from svc_common.db import Database, DriverQuery, copy_span
 
@@ -45,13 +47,15 @@ LOG_COLUMNS = (
     "sealed_values",
 )
 
-# The PostgreSQL types of LOG_COLUMNS, for binary COPY (varchar travels as text).
-_COPY_TYPES = ("int8", "text", "text", "text", "text", "int8", "int8", "text", "int4", "bytea", "bytea")
+# The order in which an append writes them: a LogRow's fields, then the position and the receive time, so that the
+# row written is ``log_row + (seq, received_us)`` (one tuple concatenation instead of reading nine attributes).
+WRITE_COLUMNS = (*LOG_COLUMNS[1:6], *LOG_COLUMNS[7:], LOG_COLUMNS[0], LOG_COLUMNS[6])
+# The PostgreSQL types of WRITE_COLUMNS, for binary COPY (varchar travels as text).
+_COPY_TYPES = ("text", "text", "text", "text", "int8", "text", "int4", "bytea", "bytea", "int8", "int8")
 
 
-@dataclass(slots=True)
-class LogRow:
-    """One validated, protected event ready for the log."""
+class LogRow(NamedTuple):
+    """One validated, protected event ready for the log; made as ``tuple.__new__(LogRow, values)`` (one per event)."""
 
     event_id: str
     event_type: str
@@ -89,9 +93,8 @@ class WriteBatch:
         return len(self.rows) + len(self.quarantined)
 
 
-@dataclass(slots=True)
-class Appended:
-    """Where an event of the batch is in the log, and whether it was there already."""
+class Appended(NamedTuple):
+    """Where an event of the batch is in the log, and whether it was there already (a tuple: one per event)."""
 
     seq: int
     duplicate: bool
@@ -145,6 +148,8 @@ def page_query(event: Table) -> DriverQuery:
 class SqlEventLog:
     def __init__(self, database: Database, tables: dict[str, Table]) -> None:
         self._db = database
+        if database.engine.dialect.name == "sqlite":
+            bind_bytes_and_none_directly(database.engine.dialect.dbapi)
         self._event = tables["event"]
         self._head = tables["head"]
         self._quarantine = tables["quarantine"]
@@ -163,9 +168,9 @@ class SqlEventLog:
                 .limit(bindparam("limit"))
             )
         )
-        marks = ", ".join([self._mark] * len(LOG_COLUMNS))
-        self._insert_sql = f"INSERT INTO collect_event ({', '.join(LOG_COLUMNS)}) VALUES ({marks})"
-        self._copy_sql = f"COPY collect_event ({', '.join(LOG_COLUMNS)}) FROM STDIN"  # openGauss: text, as documented
+        marks = ", ".join([self._mark] * len(WRITE_COLUMNS))
+        self._insert_sql = f"INSERT INTO collect_event ({', '.join(WRITE_COLUMNS)}) VALUES ({marks})"
+        self._copy_sql = f"COPY collect_event ({', '.join(WRITE_COLUMNS)}) FROM STDIN"  # openGauss: text, as documented
         # Statements of every append, built once: building a Core statement (and its cache key) per
         # call costs more than running it, which shows in the latency of small batches.
         head = self._head.c
@@ -264,31 +269,21 @@ class SqlEventLog:
         """Positions for the rows whose ids are not in ``seen`` (which grows with them); the rows to write."""
         results: list[list[Appended]] = []
         new_rows: list[tuple] = []
+        add_row = new_rows.append
+        new_tuple = tuple.__new__
         for batch in batches:
             out: list[Appended] = []
+            add = out.append
             for row in batch.rows:
-                earlier = seen.get(row.event_id)
+                event_id = row[0]
+                earlier = seen.get(event_id)
                 if earlier is not None:
-                    out.append(Appended(earlier[0], True, earlier[1] != row.fingerprint))
+                    add(Appended(earlier[0], True, earlier[1] != row.fingerprint))
                     continue
                 last_seq += 1
-                seen[row.event_id] = (last_seq, row.fingerprint)
-                new_rows.append(
-                    (
-                        last_seq,
-                        row.event_id,
-                        row.event_type,
-                        row.user_id,
-                        row.anonymous_id,
-                        row.occurred_at_us,
-                        received_us,
-                        row.fingerprint,
-                        row.flags,
-                        row.payload,
-                        row.sealed,
-                    )
-                )
-                out.append(Appended(last_seq, False))
+                seen[event_id] = (last_seq, row.fingerprint)
+                add_row(row + (last_seq, received_us))  # noqa: RUF005 (half the cost of unpacking); WRITE_COLUMNS
+                add(new_tuple(Appended, (last_seq, False, False)))
             results.append(out)
         return results, new_rows, last_seq
 

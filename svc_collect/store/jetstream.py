@@ -294,16 +294,17 @@ class JetStreamEventLog(StreamReads):
         taken = 0
         limit = self._max_pack_bytes
         for _, _, row in items:
-            user_id = row.user_id or ""
-            anonymous_id = row.anonymous_id or ""
+            event_id, event_type, user_id, anonymous_id, _, fingerprint, _, payload, sealed = row  # a LogRow
+            user_id = user_id or ""
+            anonymous_id = anonymous_id or ""
             # An upper bound of the event's encoded size without encoding it: the bytes of each column entry
             # plus 5 bytes of tag and length (11 for the two integers).
             size += (
-                len(row.payload)
-                + len(row.sealed or b"")
-                + len(row.event_id)
-                + len(row.event_type)
-                + len(row.fingerprint)
+                len(payload)
+                + len(sealed or b"")
+                + len(event_id)
+                + len(event_type)
+                + len(fingerprint)
                 + (len(user_id) if user_id.isascii() else len(user_id.encode()))
                 + (len(anonymous_id) if anonymous_id.isascii() else len(anonymous_id.encode()))
                 + 72
@@ -322,8 +323,10 @@ class JetStreamEventLog(StreamReads):
         stream_seq = await self._publish_unchanged(shard, data, items[:taken])
         self._index.add(stream_seq, pack)
         self._packs.put(stream_seq, pack)
+        first = position(stream_seq, 0)  # a pack's events are at consecutive positions
+        new_tuple = tuple.__new__
         for index, (b, r, _) in enumerate(items[:taken]):
-            results[b][r] = Appended(position(stream_seq, index), False)
+            results[b][r] = new_tuple(Appended, (first + index, False, False))
         if taken < len(items):
             await self._publish_packs(shard, items[taken:], received_us, results)
 
