@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,40 @@ def test_cached_features_are_the_stored_ones_after_crashes_and_replays(tmp_path:
             assert json.loads(encode_doc(features)) == stored[pid]
             assert all(type(item) is not list for item in features.values())
             assert not gc.is_tracked(features)
+
+
+def test_the_lifecycle_tag_takes_the_stage_just_evaluated_and_kept(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch evaluates a person's stage once: the ``lifecycle_stage`` tag (same formula, same parameters) takes
+    the stage when it stayed, and evaluates again when it changed (REACTIVATED after CHURNED, NEW to ACTIVE ...)."""
+    from profile_helpers import DAY, event
+
+    from svc_profile import finance
+
+    calls: list[str] = []
+    original = finance.lifecycle
+
+    def counted(person, p, ctx):  # type: ignore[no-untyped-def]
+        calls.append(person.profile_id)
+        return original(person, p, ctx)
+
+    monkeypatch.setattr(finance, "lifecycle", counted)
+    now = time.time_ns() // 1000
+    with profile_app(profile_settings(tmp_path, database_url)) as app:
+        app.consumer.handle([event("login", user_id=f"A{i}", at_us=now - DAY) for i in range(5)], "c1")
+        app.consumer.handle([event("login", user_id="R1", at_us=now - 100 * DAY)], "c2")
+        calls.clear()
+        app.consumer.handle([event("login", user_id=f"A{i}") for i in range(5)], "c3")  # all stay where they are
+        assert len(calls) == 5
+        calls.clear()
+        app.consumer.handle([event("login", user_id="R1")], "c4")  # CHURNED -> REACTIVATED: the tag asks again
+        assert len(calls) == 2
+        t, person = app.core.store.t["tag"], app.core.store.t["person"]
+        with app.core.database.connection() as conn:
+            stages = {r.profile_id: r.lifecycle_stage for r in conn.execute(select(person))}
+            tags = {r.profile_id: r.tag_value for r in conn.execute(select(t).where(t.c.name == "lifecycle_stage"))}
+        assert "REACTIVATED" in stages.values() and len(tags) == len(stages) == 6
+        assert {pid: json.loads(v) if isinstance(v, str) else v for pid, v in tags.items()} == {
+            pid: ["s", stage.lower()] for pid, stage in stages.items()
+        }
