@@ -5,7 +5,9 @@ PYTHONPATH; prints each run's per-batch lines and, at the end, the medians of th
 the thread's CPU time moves far less than the rate.
 
     PYTHONPATH=$PWD .venv/bin/python loadtests/research/profile_ab_steps.py --base /tmp/base-prof --new $PWD \
-        [--rounds 4] [--events 100000] [--database-url URL]
+        [--rounds 4] [--events 100000] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+
+``--postgres``: an admin URL; each run gets a fresh database (``prof_steps_*``), dropped after it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,15 @@ import re
 import statistics
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import sqlalchemy as sa
+
 SHOWN = ("batch", "writes here", "other", "hot.store")
-KEYS = ("batch", "writes here", "other", "py.resolve", "py.fold", "py.evaluate", "hot.person_rows", "hot.store")
+KEYS = (*SHOWN, "pipeline job", "py.resolve", "py.fold", "py.evaluate", "hot.person_rows")
 SCRIPT = Path(__file__).resolve().parent / "profile_batch_steps.py"
 LINE = re.compile(r"^\s+(\S.*?)\s+([\d.]+) /\s+([\d.]+)$")
 
@@ -33,20 +40,39 @@ def run(tree: str, events: int, database_url: str) -> tuple[dict[str, float], st
     return cpu, out
 
 
+@contextmanager
+def database(admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one run ("" for SQLite: the script makes its own file)."""
+    if not admin_url:
+        yield ""
+        return
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"prof_steps_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE {name}"))
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--base", required=True)
     parser.add_argument("--new", required=True)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--database-url", default="")
+    parser.add_argument("--postgres", default="", help="an admin URL: each run gets a fresh database")
     args = parser.parse_args()
     seen: dict[str, list[dict[str, float]]] = {"base": [], "new": []}
     for i in range(args.rounds):
         order = ("base", "new") if i % 2 == 0 else ("new", "base")
         for name in order:
             load = Path("/proc/loadavg").read_text().split()[0]
-            cpu, out = run(getattr(args, name), args.events, args.database_url)
+            with database(args.postgres) as url:
+                cpu, out = run(getattr(args, name), args.events, url)
             seen[name].append(cpu)
             result = next(line for line in out.splitlines() if line.startswith("result"))
             print(f"round {i + 1} {name:4s} load {load}: {result}")
