@@ -18,7 +18,7 @@ from typing import Any
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_profile.core import Core
 from svc_profile.features import FeatureUpdater
-from svc_profile.hot import PersonRow, encode_doc
+from svc_profile.hot import PersonRow, encode_doc, settled
 from svc_profile.identity import BatchResolver, person_row
 from svc_profile.model import now_us
 
@@ -108,10 +108,11 @@ class BatchConsumer:
                 merged = {winner for _, winner in res.merges}
                 rows, missing = hot.person_rows(p for p in touched if p not in merged)
                 loaded = store.load_persons(conn, missing + sorted(merged & set(touched)))
-                rows.update((p, PersonRow.of(r)) for p, r in loaded.items())
+                for p, r in loaded.items():
+                    row = rows[p] = PersonRow.of(r)
+                    row.features = settled(row.features)  # as the cache keeps them (the fold folds into them)
                 deltas, event_rows = self.updater.apply({p: r.features for p, r in rows.items()}, res.pids, mine)
-                texts = {p: encode_doc(r.features) for p, r in rows.items()}
-                store.write_features(conn, [(p, text, now) for p, text in texts.items()])
+                store.write_features(conn, [(p, encode_doc(r.features), now) for p, r in rows.items()])
                 for row in rows.values():
                     row.updated_us = now
                 store.add_days(conn, deltas)
@@ -155,7 +156,7 @@ class BatchConsumer:
                 tags, members = rules if rules is not None else (None, None)
                 owner = res.owner  # only the ids the cache did not hold are new to it
                 fresh = {k: owner[k] for k in res.looked_up if k in owner} if res.looked_up is not None else owner
-                hot.store(fresh, res.customers, rows, texts, evaluated, tags, members, days)
+                hot.store(fresh, res.customers, rows, evaluated, tags, members, days)
         if res.refused:
             self.refused_merges += res.refused
         counts.update(events=len(events), created=len(res.created), merges=len(res.merges), refused=res.refused)

@@ -255,8 +255,9 @@ class Engine(Loading):
             self._local.tracked = (self._local.tag_rows, self._local.member_rows)
         counts["persons"] = len(people)
         if tags:
-            counts["lifecycle"] = self._lifecycle(conn, people, now, plan)
-            counts["tag_writes"] = self._tags(conn, people, now, tag_rules, plan)
+            stages: dict[str, str] = {}
+            counts["lifecycle"] = self._lifecycle(conn, people, now, plan, stages)
+            counts["tag_writes"] = self._tags(conn, people, now, tag_rules, plan, stages)
         entered, exited = self.evaluate_segments(conn, people, segments, now, cause, triggers or {}, plan)
         counts["entered"], counts["exited"] = entered, exited
         return counts
@@ -282,13 +283,19 @@ class Engine(Loading):
         self._local.tracked = None
         return tracked
 
-    def _lifecycle(self, conn: Connection, people: dict[str, Person], now: int, plan: dict | None) -> int:
+    def _lifecycle(
+        self, conn: Connection, people: dict[str, Person], now: int, plan: dict | None, kept: dict[str, str]
+    ) -> int:
+        """Evaluate the persons' stages; ``kept`` gets those whose stage stayed (their person is as it was when
+        evaluated, so the ``lifecycle_stage`` tag of the same formula and parameters has that answer too)."""
         updates, history = [], []
         for pid, person in people.items():
             if plan is not None and not plan[pid][0]:
                 continue
             stage, rule = finance.lifecycle(person, self.lifecycle_params, self.context)
-            if stage != person.lifecycle_stage:
+            if stage == person.lifecycle_stage:
+                kept[pid] = stage
+            else:
                 history.append(
                     {
                         "profile_id": pid,
@@ -305,7 +312,13 @@ class Engine(Loading):
         return len(history)
 
     def _tags(
-        self, conn: Connection, people: dict[str, Person], now: int, rules: list[TagRule], plan: dict | None
+        self,
+        conn: Connection,
+        people: dict[str, Person],
+        now: int,
+        rules: list[TagRule],
+        plan: dict | None,
+        stages: dict[str, str] | None = None,
     ) -> int:
         writes, deletes = [], []
         stored = self._local.tag_rows
@@ -314,10 +327,14 @@ class Engine(Loading):
         for rule in rules:
             writer, version = f"tag:{rule.name}", str(rule.version)
             seal = rule.sensitive  # level 3+: sealed at rest (store/_tagsql.py)
+            # The lifecycle_stage tag: its parameters are the stage's (set_tags), so a stage just evaluated and kept
+            # is its answer (finance.lifecycle reads nothing a tag writes).
+            known = stages if rule.name == "lifecycle_stage" and rule.formula == "lifecycle_stage" else None
             for pid, person in people.items():
                 if plan is not None and rule.name not in plan[pid][1]:
                     continue
-                value = self.tag_value(rule, person)
+                stage = known.get(pid) if known else None
+                value = stage.lower() if stage is not None else self.tag_value(rule, person)
                 old = stored.get(pid, {}).get(rule.name)
                 if old is not None and old.source not in ("RULE",):
                     continue  # a manual or imported value wins over the rule until removed

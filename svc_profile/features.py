@@ -8,7 +8,6 @@ person per event type per day (``profile_day``): counts and amounts, from which 
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from svc_common.conditions import Money
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_profile.config import ProfileSettings
-from svc_profile.model import DAY_US, Days, decode, from_us
+from svc_profile.model import DAY_US, Days, compact_json, decode, from_us
 
 _COUNTERS_MAX = ("risk.max_traded_level",)
 VIEWS_CHANGED = "~views"
@@ -90,17 +89,16 @@ class FeatureUpdater:
                 types[pid] = {event_type}
             else:
                 mine.add(event_type)
+            # Items are replaced, never changed in place: tuples (a cached person's features are dicts of tuples of
+            # ints and strings, which the garbage collector stops tracking).
             item = doc.get("first_seen_at")
             if item is None or us < item[1]:
-                doc["first_seen_at"] = ["t", us]
+                doc["first_seen_at"] = ("t", us)
             item = doc.get("last_seen_at")
             if item is None or us > item[1]:
-                doc["last_seen_at"] = ["t", us]
+                doc["last_seen_at"] = ("t", us)
             item = doc.get("events_total")
-            if item is None:
-                doc["events_total"] = ["i", 1]
-            else:
-                item[1] += 1
+            doc["events_total"] = ("i", 1) if item is None else ("i", item[1] + 1)
             session = e.session_id
             if session and doc.get("_last_session") != session:
                 doc["_last_session"] = session
@@ -154,11 +152,11 @@ class FeatureUpdater:
             if any(n in e.masked_fields for n in self.amount_properties):
                 _add(doc, "trade_amount_masked", 1)
         if amount:
-            doc["turnover_fen"] = ["m", _get(doc, "turnover_fen") + amount]
+            doc["turnover_fen"] = ("m", _get(doc, "turnover_fen") + amount)
         if "product_risk_level" in properties:
             level = _risk_level(properties["product_risk_level"])
             if level and level > _get(doc, "risk.max_traded_level"):
-                doc["risk.max_traded_level"] = ["i", level]
+                doc["risk.max_traded_level"] = ("i", level)
         return amount
 
     def _view(self, doc: dict[str, Any], pid: str, properties: Any) -> None:
@@ -177,7 +175,7 @@ class FeatureUpdater:
                 self.changed[pid].add(VIEWS_CHANGED)
 
 
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_json = compact_json
 
 
 _NOT_KEPT = frozenset({"screen", "ip"})
@@ -201,16 +199,16 @@ def _get(doc: dict[str, Any], name: str) -> int:
 
 def _add(doc: dict[str, Any], name: str, n: int) -> None:
     item = doc.get(name)
-    doc[name] = ["i", (item[1] if item else 0) + n]
+    doc[name] = ("i", (item[1] if item else 0) + n)
 
 
 def _first_last(doc: dict[str, Any], first: str, last: str, us: int) -> None:
     item = doc.get(first)
     if item is None or us < item[1]:
-        doc[first] = ["t", us]
+        doc[first] = ("t", us)
     item = doc.get(last)
     if item is None or us > item[1]:
-        doc[last] = ["t", us]
+        doc[last] = ("t", us)
 
 
 def _scalar_properties(properties: Any) -> dict[str, Any]:
@@ -218,15 +216,15 @@ def _scalar_properties(properties: Any) -> dict[str, Any]:
     for name, value in properties.items():
         kind = value.WhichOneof("kind")
         if kind == "string_value":
-            out[name] = ["s", value.string_value]  # whole, as context fields: filters compare what was sent
+            out[name] = ("s", value.string_value)  # whole, as context fields: filters compare what was sent
         elif kind == "int_value":
-            out[name] = ["i", value.int_value]
+            out[name] = ("i", value.int_value)
         elif kind == "double_value":
-            out[name] = ["d", value.double_value]
+            out[name] = ("d", value.double_value)
         elif kind == "bool_value":
-            out[name] = ["b", value.bool_value]
+            out[name] = ("b", value.bool_value)
         elif kind == "money_fen_value":
-            out[name] = ["m", value.money_fen_value]
+            out[name] = ("m", value.money_fen_value)
         if len(out) >= MAX_STORED_PROPERTIES:
             break
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +130,7 @@ def link_row(pid: str, key: IdKey, linked_by: str, source_ref: str, at_us: int) 
 
 
 _UNSEEN: Any = object()
+_NO_IDS: tuple[IdKey, ...] = ()
 _MEMO = 200_000
 """Customer and device id values whose keys a resolver remembers (then it starts over)."""
 
@@ -144,7 +146,7 @@ class BatchResolver:
 
     def resolve(self, conn: Connection, events: list[event_pb2.Event], now: int, hot: Any = None) -> Resolution:
         key = self.policy.key
-        per_event: list[tuple[IdKey | None, IdKey | None, list[IdKey]]] = []
+        per_event: list[tuple[IdKey | None, IdKey | None, Sequence[IdKey]]] = []
         wanted: set[IdKey] = set()
         # Customer and device ids are stored as given (trimmed; never pseudonymized): their keys are remembered
         # across batches, as the same customers keep coming back.
@@ -163,7 +165,7 @@ class BatchResolver:
                 anonymous = devices.get(device, _UNSEEN)
                 if anonymous is _UNSEEN:
                     anonymous = devices[device] = key(ANONYMOUS, device)
-            extra = [k for i in identities if (k := key(i.type, i.value)) is not None] if identities else []
+            extra = [k for i in identities if (k := key(i.type, i.value)) is not None] if identities else _NO_IDS
             per_event.append((customer, anonymous, extra))
             if customer:
                 wanted.add(customer)
@@ -193,17 +195,18 @@ class BatchResolver:
                 pid = parent[pid]
             return pid
 
+        alias, identify, pids = self.alias, self.identify, res.pids
         for i, (e, (customer, anonymous, extra)) in enumerate(zip(events, per_event, strict=True)):
             primary = customer or anonymous or (extra[0] if extra else None)
             if primary is None:
                 continue
             event_type = e.event_type
-            kind = "alias" if event_type in self.alias else "identify" if event_type in self.identify else "plain"
             found = owner.get(primary)
-            pid = find(found) if found else None
-            if pid is not None and kind == "plain" and not extra:
-                res.pids[i] = pid  # most events: a known person, nothing to link
+            if found and not extra and event_type not in alias and event_type not in identify:
+                pids[i] = find(found) if parent else found  # most events: a known person, nothing to link
                 continue
+            kind = "alias" if event_type in alias else "identify" if event_type in identify else "plain"
+            pid = find(found) if found else None
             linked_by = {
                 "alias": "alias_event",
                 "identify": "signup_event" if "signup" in event_type else "login_event",
@@ -254,7 +257,8 @@ class BatchResolver:
                     customers[winner] = customers[loser]
                 pid = winner
             res.pids[i] = pid
-        res.pids = [find(p) if p else None for p in res.pids]
+        if parent:  # merged in this batch: every event of a loser goes to its winner
+            res.pids = [find(p) if p else None for p in pids]
         return res
 
 

@@ -288,22 +288,21 @@ def test_cached_day_buckets_are_bounded() -> None:
 
     hot = HotPersons(10, day_limit=3)
     rows = {p: PersonRow(p, 0, 0, "{}", None, {}, "NEW", 0) for p in ("p", "q")}
-    texts = {p: "{}" for p in rows}
     hot.day_rows([], ["login"], 100)
     days = {"p": {"login": {100: [1, 0], 101: [1, 0]}}, "q": {"login": {100: [1, 0], 102: [2, 0]}}}
-    hot.store({}, {}, rows, texts, days=days)
+    hot.store({}, {}, rows, days=days)
     assert hot.days == {"p": {"login": {100: (1, 0), 101: (1, 0)}}} and hot.day_buckets == 2
     hot.add_days({("p", "login", 102): [1, 0], ("p", "login", 100): [1, 0]})
     assert hot.day_buckets == 3
     hot.add_days({("p", "login", 103): [1, 0]})
     hot.forget_merged(["q"])
     assert hot.day_buckets == 4
-    hot.store({}, {}, rows, texts, days={"q": {}})
+    hot.store({}, {}, rows, days={"q": {}})
     assert hot.days == {"q": {}} and hot.day_buckets == 0
     hot.forget_merged(["q"])
     assert hot.days == {} and hot.day_buckets == 0
     none = HotPersons(10, day_limit=0)
-    none.store({}, {}, rows, texts, days={"q": {}})
+    none.store({}, {}, rows, days={"q": {}})
     assert none.days == {} and none.day_rows(["q"], ["login"], 100) == ({}, ["q"])
 
 
@@ -316,11 +315,11 @@ def test_a_day_cache_past_its_bound_drops_the_persons_cached_longest_ago() -> No
     hot.day_rows([], ["login"], 100)
     for pid in ("a", "b", "c"):
         rows = {pid: PersonRow(pid, 0, 0, "{}", None, {}, "NEW", 0)}
-        hot.store({}, {}, rows, {pid: "{}"}, days={pid: {"login": {100: [1, 0], 101: [1, 0], 102: [1, 0]}}})
+        hot.store({}, {}, rows, days={pid: {"login": {100: [1, 0], 101: [1, 0], 102: [1, 0]}}})
     assert list(hot.days) == ["a", "b", "c"] and hot.day_buckets == 9
     hot.add_days({("c", "login", 103): [1, 0], ("c", "login", 104): [1, 0]})
     assert hot.day_buckets == 11
-    hot.store({}, {}, {}, {})
+    hot.store({}, {}, {})
     assert list(hot.days) == ["b", "c"] and hot.day_buckets == 8
     assert hot.day_rows(["a", "b"], ["login"], 100)[1] == ["a"]
 

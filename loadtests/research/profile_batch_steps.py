@@ -10,7 +10,8 @@ it); "other" is the rest of the batch (Python: resolving, folding, evaluating, c
 pipeline, the store's write methods only buffer their statements: "writes here" is where they run on the
 consumer's thread (with any wait for the batch before), and "pipeline job" the commit (with, on PostgreSQL, the
 writes) on the pipeline's thread, beside the next batch; "other" there is the batch less the steps listed but the
-commit.
+commit. Under "other", the ``py.*`` lines time the consumer's Python steps: resolving ids, folding the events into the
+features, and evaluating lifecycle, tags and segments (``Engine.refresh``, its reads included).
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ def main() -> None:
     for name in ("add_days", "day_rows", "store", "person_rows"):  # the hot cache's own work (where it exists)
         if hasattr(hot, name):
             setattr(hot, name, timed(f"hot.{name}", getattr(hot, name)))
+    consumer = app.consumer  # the Python steps of the consumer's thread (inside "other" below)
+    for owner, name, label in (
+        (consumer.resolver, "resolve", "py.resolve"),
+        (consumer.updater, "apply", "py.fold"),
+        (app.core.engine, "refresh", "py.evaluate"),
+    ):
+        setattr(owner, name, timed(label, getattr(owner, name)))
     dialect = app.core.database.engine.dialect
     dialect.do_commit = timed("commit", dialect.do_commit)
     pipeline = getattr(app.core, "pipeline", None)
@@ -94,6 +102,7 @@ def main() -> None:
     batches = state["batches"]
     print(f"result {result}; per batch of {result['batch']} (ms wall / ms CPU), {batches} batches timed:")
     steps = [*STEPS, "commit", "writes here", *(n for n in wall if n.startswith("hot."))]
+    python = [n for n in wall if n.startswith("py.")]  # inside "other" (py.evaluate holds some of the steps above)
     share = 1 / batches * 1000
     for name in steps:
         if wall[name]:
@@ -102,6 +111,8 @@ def main() -> None:
     other_w = wall["batch"] - sum(wall[n] for n in inside)
     other_c = cpu["batch"] - sum(cpu[n] for n in inside)
     print(f"  {'other':15s} {other_w * share:7.1f} / {other_c * share:7.1f}")
+    for name in python:
+        print(f"    {name:13s} {wall[name] * share:7.1f} / {cpu[name] * share:7.1f}")
     print(f"  {'batch':15s} {wall['batch'] * share:7.1f} / {cpu['batch'] * share:7.1f}")
     if wall["pipeline job"]:  # on its own thread, beside the next batch ("commit" above is part of it)
         print(f"  {'pipeline job':15s} {wall['pipeline job'] * share:7.1f} / {cpu['pipeline job'] * share:7.1f}")

@@ -25,7 +25,7 @@ def main() -> None:
     hot.day_rows([], types, 20_400)
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    hot.store({}, {}, rows, {p: "{}" for p in persons}, days=days)
+    hot.store({}, {}, rows, days=days)
     after = tracemalloc.get_traced_memory()[0]
     print(f"{hot.day_buckets} buckets: {(after - before) / hot.day_buckets:.0f} bytes a bucket (person rows included)")
 
