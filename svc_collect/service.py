@@ -54,6 +54,10 @@ ACCEPTED = collect_pb2.EVENT_STATUS_ACCEPTED
 DUPLICATE = collect_pb2.EVENT_STATUS_DUPLICATE
 REJECTED = collect_pb2.EVENT_STATUS_REJECTED
 _DELAY_SAMPLE = 10_000
+#: A ReadEvents message holds at most this many bytes of events (one event at least): a quarter of the 4 MiB a
+#: default gRPC client accepts.
+READ_MESSAGE_BYTES = 1024 * 1024
+_EVENT_FRAMING_BYTES = 64  # received_at, cursor, fingerprint and the field's tag and length
 
 
 class EventLog(Protocol):
@@ -361,11 +365,28 @@ class CollectService:
 
         Masked reads (the usual case) frame the stored payloads without decoding them (``wire.py``)."""
         async for stored, cursor in pages(self, request, roles):
-            if request.unmask:
-                events = [self._to_event(s, True) for s in stored]
-                yield collect_pb2.ReadEventsResponse(events=events, cursor=cursor).SerializeToString()
-            else:
-                yield encode_read_response(stored, self._log_tag, cursor)
+            for part, part_cursor in self._parts_by_size(stored, cursor):
+                if request.unmask:
+                    events = [self._to_event(s, True) for s in part]
+                    yield collect_pb2.ReadEventsResponse(events=events, cursor=part_cursor).SerializeToString()
+                else:
+                    yield encode_read_response(part, self._log_tag, part_cursor)
+
+    def _parts_by_size(self, stored: list[StoredEvent], cursor: str) -> Iterator[tuple[list[StoredEvent], str]]:
+        """A page in messages of at most ``READ_MESSAGE_BYTES`` of events (one event at least), each with its last
+        event's cursor: 500 events of up to 64 KiB each (``max_event_bytes``) would pass the 4 MiB a default gRPC
+        client accepts, and the server's own send limit, failing the stream in the middle of the log."""
+        sizes = [len(s.payload) + (len(s.sealed) if s.sealed else 0) + _EVENT_FRAMING_BYTES for s in stored]
+        if sum(sizes) <= READ_MESSAGE_BYTES:
+            yield stored, cursor
+            return
+        start, total = 0, 0
+        for i, size in enumerate(sizes):
+            if i > start and total + size > READ_MESSAGE_BYTES:
+                yield stored[start:i], self.cursor(stored[i - 1].seq)
+                start, total = i, 0
+            total += size
+        yield stored[start:], cursor
 
     def _to_event(self, stored: StoredEvent, unmask: bool) -> event_pb2.Event:
         event = event_pb2.Event.FromString(stored.payload)
