@@ -112,24 +112,15 @@ class Sender:
     ) -> tuple[dict[str, Any], str]:
         """Run the gate over the channel and its fallbacks; write the message (queued, deferred or suppressed)."""
         policy = self.policy(conn)
+        # The customer's pending messages and what was read ahead, looked up once for every channel tried.
+        pending, known = self.pending_messages(user), self._known(user)
         first: tuple[int, Any] | None = None
         deferred: tuple[int, Any] | None = None
         for channel in channels:
             decision = self.gate.check(
                 conn,
                 policy,
-                Touch(
-                    user,
-                    channel,
-                    template,
-                    purpose,
-                    is_marketing,
-                    priority,
-                    profile,
-                    event,
-                    self.pending_messages(user),
-                    *self._known(user),
-                ),
+                Touch(user, channel, template, purpose, is_marketing, priority, profile, event, pending, *known),
                 now,
             )
             first = first or (channel, decision)
