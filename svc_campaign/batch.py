@@ -51,9 +51,14 @@ class BatchedWrites:
         if not writes.updates:
             return
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        sets: dict[tuple[str, ...], tuple[str, ...]] = {}  # the walks of a batch set their columns in one order
         for instance_id in sorted(writes.updates):  # one order for every writer: no lock-order deadlock
             changes = writes.updates[instance_id]
-            groups.setdefault(tuple(sorted(changes)), []).append({"instance_id": instance_id, **changes})
+            named = tuple(changes)
+            columns = sets.get(named)
+            if columns is None:
+                columns = sets[named] = tuple(sorted(named))
+            groups.setdefault(columns, []).append({"instance_id": instance_id, **changes})
         for columns, rows in groups.items():
             self.store.update_participants.write(columns).executemany(conn, rows)
         writes.updates = {}

@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from svc_campaign.profiles import profile_values
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
@@ -198,6 +198,43 @@ def _filler(
     return lambda text: PLACEHOLDER.sub(substitute, text)
 
 
+class TemplateFacts(NamedTuple):
+    """What a send reads of its template, as plain values (see :func:`template_facts`)."""
+
+    texts: tuple[str, str, str]
+    """(title, body, link) as written."""
+    fixed: bool
+    """No placeholder in any of the texts: every customer gets them as they are."""
+    template_id: str
+    version: int
+    product_id: str
+    risk_level: int
+
+
+def template_facts(template: pb.Template) -> TemplateFacts:
+    """The template's :class:`TemplateFacts`, remembered for the last template object asked about: the sends of a
+    batch ask about one cached template object (svc_campaign.sending) a few times each, and every protobuf field read
+    makes a new Python object (0.15-0.25 µs). By the object itself, as the gate's compliance verdict is: a cached
+    template is never changed in place (a new version is a new object)."""
+    global _last_facts
+    last = _last_facts
+    if last is not None and last[0] is template:
+        return last[1]
+    texts = template.title, template.body, template.link
+    fixed = _FIXED.get(texts)
+    if fixed is None:
+        if len(_FIXED) >= 1024:
+            _FIXED.clear()
+        fixed = _FIXED[texts] = not any(PLACEHOLDER.search(text) for text in texts)
+    product = template.product
+    found = TemplateFacts(texts, fixed, template.template_id, template.version, product.product_id, product.risk_level)
+    _last_facts = (template, found)
+    return found
+
+
+_last_facts: tuple[pb.Template, TemplateFacts] | None = None
+
+
 def render(
     template: pb.Template,
     profile: profile_pb2.Profile | None,
@@ -205,13 +242,9 @@ def render(
     sensitive_fields: Iterable[str] = (),
 ) -> tuple[str, str, str]:
     """(title, body, link) for one customer; ``RenderRefused`` when a level 3+ value would be shown."""
-    texts = template.title, template.body, template.link
-    fixed = _FIXED.get(texts)
-    if fixed is None:
-        if len(_FIXED) >= 1024:
-            _FIXED.clear()
-        fixed = _FIXED[texts] = not any(PLACEHOLDER.search(text) for text in texts)
-    if fixed:
+    facts = template_facts(template)
+    texts = facts.texts
+    if facts.fixed:
         return texts  # a fixed text (a send per customer: worth not gathering profile values)
     title, body, link = texts
     fill = _filler(profile, event, sensitive_fields)

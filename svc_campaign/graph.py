@@ -46,6 +46,39 @@ class CompiledNode:
     branch_conditions: list[Node] = field(default_factory=list)
     wait_event: EventMatcher | None = None
     goal_event: EventMatcher | None = None
+    # What the walk reads of the node at every pass, as plain values (see _plain): a protobuf field read makes a new
+    # Python object each time (0.15-0.25 µs; a repeated field's unpacking 1.7 µs), and a timer's walk read ~15.
+    next_node_id: str = field(init=False, default="")
+    """The next node of a trigger, wait (its time or event) or send."""
+    wait_kind: str | None = field(init=False, default=None)
+    timeout_node_id: str = field(init=False, default="")
+    suppressed_node_id: str = field(init=False, default="")
+    channels: tuple[int, ...] = field(init=False, default=())
+    """A send's channel and its fallbacks, in order."""
+    template_id: str = field(init=False, default="")
+    is_marketing: bool = field(init=False, default=False)
+    exit_reason: str = field(init=False, default="")
+    """An exit's reason as a participant's ``exit_reason`` holds it (``exit`` when unset; 64 characters)."""
+
+    def __post_init__(self) -> None:
+        _plain(self)
+
+
+def _plain(compiled: CompiledNode) -> None:
+    node, kind = compiled.node, compiled.kind
+    if kind == "trigger":
+        compiled.next_node_id = node.trigger.next_node_id
+    elif kind == "wait":
+        compiled.next_node_id = node.wait.next_node_id
+        compiled.wait_kind = node.wait.WhichOneof("kind")
+        compiled.timeout_node_id = node.wait.timeout_node_id
+    elif kind == "send":
+        send = node.send
+        compiled.next_node_id, compiled.suppressed_node_id = send.next_node_id, send.suppressed_node_id
+        compiled.channels = (send.channel, *send.fallback_channels)
+        compiled.template_id, compiled.is_marketing = send.template_id, send.is_marketing
+    elif kind == "exit":
+        compiled.exit_reason = (node.exit.reason or "exit")[:64]
 
 
 @dataclass

@@ -187,7 +187,7 @@ class Walker(BatchedWrites, Sender):
             kind = compiled.kind
             if kind == "trigger":
                 self._visit(conn, instance, node_id, "entered", now)
-                node_id = node.trigger.next_node_id
+                node_id = compiled.next_node_id
             elif kind == "wait":
                 due, waiting_for = self._wait_until(node.wait, now, cause)
                 self.engine.arm(
@@ -217,16 +217,14 @@ class Walker(BatchedWrites, Sender):
                 self._visit(conn, instance, node_id, f"split:{variant}", now)
                 node_id = next(a.next_node_id for a in node.split.arms if a.variant == variant)
             elif kind == "send":
-                outcome = self._send(conn, instance, node_id, node.send, context, person(), now, cause)
+                outcome = self._send(conn, instance, node_id, compiled, context, person(), now, cause)
                 self._visit(conn, instance, node_id, outcome, now)
                 if outcome in ("sent", "deferred"):
                     changes["last_send_at"] = now
                     batch.messages += 1
                 suppressed = outcome.startswith("suppressed")
                 node_id = (
-                    node.send.suppressed_node_id
-                    if suppressed and node.send.suppressed_node_id
-                    else node.send.next_node_id
+                    compiled.suppressed_node_id if suppressed and compiled.suppressed_node_id else compiled.next_node_id
                 )
             elif kind == "goal":
                 due = now + dt.timedelta(seconds=node.goal.attribution_window_seconds)
@@ -244,7 +242,7 @@ class Walker(BatchedWrites, Sender):
                 self._visit(conn, instance, node_id, "waiting_for_goal", now)
                 break
             else:  # exit
-                changes.update(status="done", exit_reason=(node.exit.reason or "exit")[:64])
+                changes.update(status="done", exit_reason=compiled.exit_reason)
                 self._visit(conn, instance, node_id, "exited", now)
                 break
         else:
@@ -315,7 +313,7 @@ class Walker(BatchedWrites, Sender):
         if instance is None or instance["status"] != "waiting" or instance["current_node"] != node_id:
             return
         graph = self.engine.graph(conn, instance["journey_id"], instance["version_no"])
-        node = graph.nodes[node_id].node
+        compiled = graph.nodes[node_id]
         if timer["kind"] == "goal":
             self._visit(conn, instance, node_id, "exited:goal_window_ended", now)
             changes = {"status": "done", "exit_reason": "goal_window_ended", "next_action_at": None, "updated_at": now}
@@ -323,11 +321,11 @@ class Walker(BatchedWrites, Sender):
             self._writes().dropped.add((instance["user_id"], instance["journey_id"]))
             return
         cause = f"timer:{utc_iso(timer['due_at'])}"
-        if node.wait.WhichOneof("kind") == "until_event":
+        if compiled.wait_kind == "until_event":
             self._visit(conn, instance, node_id, "timeout", now)
-            self.walk(conn, instance, node.wait.timeout_node_id, now, batch, cause=cause)
+            self.walk(conn, instance, compiled.timeout_node_id, now, batch, cause=cause)
         else:
-            self.walk(conn, instance, node.wait.next_node_id, now, batch, cause=cause)
+            self.walk(conn, instance, compiled.next_node_id, now, batch, cause=cause)
 
     def on_awaited_event(self, conn: Connection, event: event_pb2.Event, now: dt.datetime, batch: BatchStats) -> None:
         self.flush(conn)  # customers who entered earlier in this batch may be the ones waiting
@@ -350,7 +348,7 @@ class Walker(BatchedWrites, Sender):
                 continue  # the wait's timeout fired meanwhile, in another transaction: it took the other exit
             instance = found
             self._visit(conn, instance, instance["current_node"], "event", now)
-            self.walk(conn, instance, compiled.node.wait.next_node_id, now, batch, cause=cause)
+            self.walk(conn, instance, compiled.next_node_id, now, batch, cause=cause)
 
     def on_goal_event(self, conn: Connection, event: event_pb2.Event, now: dt.datetime) -> None:
         """A goal event converts a customer in the journey, or one who left within the window after a send."""

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection, RowMapping
 
+from svc_campaign.content import template_facts
 from svc_campaign.store._outbox import UNSENT as UNSENT
 from svc_campaign.store._outbox import add_message, add_pending_event, preempt_messages
 from svc_campaign.store._outbox import in_flight as in_flight
@@ -36,7 +37,12 @@ a note; not accepted: SUPPRESSED with the reason, never retried)."""
 
 
 def stable_id(*parts: object) -> str:
-    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:32]
+    digest = _SHA256.copy()  # a copy of an empty hash: OpenSSL 3 looks the algorithm up for every new one
+    digest.update("\x1f".join(map(str, parts)).encode())
+    return digest.hexdigest()[:32]
+
+
+_SHA256 = hashlib.sha256()
 
 
 def ordered_id(at: dt.datetime, *parts: object) -> str:
@@ -78,12 +84,13 @@ def new_message(
     variant: str = "",
     idempotency_key: str = "",
 ) -> dict[str, Any]:
+    facts = template_facts(template)
     return {
         "message_id": message_id,
         "user_id": user_id,
         "channel": channel,
-        "template_id": template.template_id,
-        "template_version": template.version,
+        "template_id": facts.template_id,
+        "template_version": facts.version,
         "journey_id": journey_id,
         "node_id": node_id,
         "instance_id": instance_id,

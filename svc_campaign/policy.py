@@ -22,7 +22,7 @@ from google.protobuf import json_format
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
-from svc_campaign.content import RenderRefused, check_template, prohibited_claim, render, risk_rating
+from svc_campaign.content import RenderRefused, check_template, prohibited_claim, render, risk_rating, template_facts
 from svc_campaign.outbox import UNSENT
 from svc_campaign.profiles import PROFILE_UNAVAILABLE
 from svc_campaign.store._bulk import ARRAY_DIALECTS
@@ -260,13 +260,13 @@ class PolicyGate:
             rows = touch.consents if touch.consents is not None else self.store.consents(conn, touch.user_id)
             if not consent_allows(rows, touch.channel, touch.purpose or "marketing", self.requires_opt_in):
                 return Decision(False, "no_consent")
-        product = touch.template.product
-        if product.product_id and product.risk_level:
+        facts = template_facts(touch.template)
+        if facts.product_id and facts.risk_level:
             rating = risk_rating(touch.profile)
             if rating is None:
                 unreachable = touch.profile is PROFILE_UNAVAILABLE
                 return Decision(False, "profile_unavailable" if unreachable else "risk_rating_unknown")
-            if rating < product.risk_level:
+            if rating < facts.risk_level:
                 return Decision(False, "risk_rating_mismatch")
         if not self._compliant(touch.template, policy):
             return Decision(False, "content_noncompliant")
@@ -274,7 +274,7 @@ class PolicyGate:
             rendered = render(touch.template, touch.profile, touch.event, self.sensitive)
         except RenderRefused:
             return Decision(False, "sensitive_placeholder")
-        if rendered != (touch.template.title, touch.template.body, touch.template.link) and any(
+        if rendered != facts.texts and any(
             prohibited_claim(text, policy.extra_prohibited_phrases) for text in rendered
         ):
             # Profile or event values can carry a claim the template's own text does not (a nickname "保本").
@@ -318,9 +318,8 @@ class PolicyGate:
         if not rows:
             return Decision(True)  # nothing counted: no duplicate, every cap has room
         dedupe_from = now - dt.timedelta(seconds=policy.dedupe_window_seconds)
-        if policy.dedupe_window_seconds and any(
-            r.template_id == touch.template.template_id and r.at >= dedupe_from for r in rows
-        ):
+        template_id = template_facts(touch.template).template_id
+        if policy.dedupe_window_seconds and any(r.template_id == template_id and r.at >= dedupe_from for r in rows):
             return Decision(False, "duplicate_content")
         day_from, week_from = cap_windows(policy, now, self.default_zone)
         marketing = [r for r in rows if r.is_marketing]

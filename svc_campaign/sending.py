@@ -11,6 +11,7 @@ from typing import Any
 from google.protobuf import json_format
 from sqlalchemy.engine import Connection
 
+from svc_campaign.graph import CompiledNode
 from svc_campaign.outbox import UNSENT, insert_message, new_message, ordered_id
 from svc_campaign.policy import Decision, Touch
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
@@ -44,7 +45,7 @@ class Sender:
         conn: Connection,
         instance: dict[str, Any],
         node_id: str,
-        send: pb.SendNode,
+        send: CompiledNode,
         context: dict[str, Any],
         profile: profile_pb2.Profile | None,
         now: dt.datetime,
@@ -66,7 +67,7 @@ class Sender:
             row = new_message(
                 message_id=message_id,
                 user_id=instance["user_id"],
-                channel=send.channel,
+                channel=send.channels[0],
                 template=pb.Template(template_id=send.template_id),
                 now=now,
                 purpose=purpose,
@@ -80,7 +81,7 @@ class Sender:
         row, reason = self.decide(
             conn,
             instance["user_id"],
-            [send.channel, *send.fallback_channels],
+            list(send.channels),
             template,
             purpose,
             send.is_marketing,
@@ -111,24 +112,15 @@ class Sender:
     ) -> tuple[dict[str, Any], str]:
         """Run the gate over the channel and its fallbacks; write the message (queued, deferred or suppressed)."""
         policy = self.policy(conn)
+        # The customer's pending messages and what was read ahead, looked up once for every channel tried.
+        pending, known = self.pending_messages(user), self._known(user)
         first: tuple[int, Any] | None = None
         deferred: tuple[int, Any] | None = None
         for channel in channels:
             decision = self.gate.check(
                 conn,
                 policy,
-                Touch(
-                    user,
-                    channel,
-                    template,
-                    purpose,
-                    is_marketing,
-                    priority,
-                    profile,
-                    event,
-                    self.pending_messages(user),
-                    *self._known(user),
-                ),
+                Touch(user, channel, template, purpose, is_marketing, priority, profile, event, pending, *known),
                 now,
             )
             first = first or (channel, decision)

@@ -101,7 +101,7 @@ class DriverWrite:
         entry = self.compiled(dialect)
         fields = self.fields(dialect)
         get = itemgetter(*fields)
-        picked = [get(row) for row in rows]
+        picked = list(map(get, rows))
         if len(fields) == 1:
             columns: list[Sequence[Any]] = [picked]
         else:
@@ -380,11 +380,12 @@ _MISSING = object()
 
 
 class DriverRows:
-    """A SELECT run on the driver (``exec_driver_sql``): compiled once per dialect from ``make(dialect)``, its bind
-    values converted by their types, its rows returned as dicts by column label with the columns' own result
-    processing (JSON, times), a time column's text parsed once per distinct value within one call."""
+    """A SELECT (or a statement with RETURNING) run on the driver (``exec_driver_sql``): compiled once per dialect
+    from ``make(dialect)``, its bind values converted by their types, its rows returned as dicts by column label with
+    the columns' own result processing (JSON, times), a time column's text parsed once per distinct value within one
+    call."""
 
-    def __init__(self, make: Callable[[Any], Select[Any]]) -> None:
+    def __init__(self, make: Callable[[Any], Any]) -> None:
         self._make = make
         self._compiled: dict[tuple[str, str], tuple[str, list[Any], list[Any], Any]] = {}
 
@@ -408,7 +409,7 @@ class DriverRows:
                     _JSON_RESULT if _plain_json(c.type, dialect) else c.type._cached_result_processor(dialect, None),
                     isinstance(c.type, UtcDateTime),
                 )
-                for c in statement.selected_columns
+                for c in (statement.selected_columns if isinstance(statement, Select) else statement.exported_columns)
             ]
             entry = self._compiled[key] = (compiled.string, binds, columns, bool(compiled.positional))
         return entry

@@ -63,6 +63,8 @@ class TimerStore:
         )
         # PostgreSQL: the ids as one array parameter (``= ANY``), not 200 binds to expand, convert and parse.
         self._delete_timers_array = delete(timer).where(among(timer.c.timer_id, "b_timers")).returning(timer.c.timer_id)
+        # On the driver: its rows in one fetch (through SQLAlchemy's result, a fetch and a row object per timer).
+        self._claim_array = DriverRows(lambda _dialect: self._delete_timers_array)
         self._due = DriverRows(lambda dialect: due_timers(tables, dialect))
         self._due_shares: dict[int, DriverRows] = {}
         """By the number of shares (see due_timers)."""
@@ -95,10 +97,13 @@ class TimerStore:
         if not (self.bulk_claim and conn.dialect.name in BULK_RETURNING and conn.dialect.delete_returning):
             return {t for t in timer_ids if self.delete(conn, t)}
         claimed: set[str] = set()
-        statement = self._delete_timers_array if conn.dialect.name in ARRAY_DIALECTS else self._delete_timers
+        array = conn.dialect.name in ARRAY_DIALECTS
         for start in range(0, len(timer_ids), 500):
             chunk = timer_ids[start : start + 500]
-            claimed.update(conn.execute(statement, {"b_timers": chunk}).scalars())
+            if array:
+                claimed.update(row["timer_id"] for row in self._claim_array.fetch(conn, b_timers=chunk))
+            else:
+                claimed.update(conn.execute(self._delete_timers, {"b_timers": chunk}).scalars())
         return claimed
 
     def cancel(self, conn: Connection, timer_id: str) -> None:
