@@ -7,6 +7,22 @@ from pydantic_settings import SettingsConfigDict
 
 from svc_campaign.cron import known_zone
 from svc_common.config import ServiceSettings
+from svc_common.protection import DEFAULT_SENSITIVE_ATTRIBUTES, DEFAULT_SENSITIVE_PROPERTIES
+
+# svc_campaign's own names on top of svc_profile's attributes and svc_collect's properties (so that the three stay in
+# line: a placeholder that names a field the other services protect is refused when the template is saved).
+DEFAULT_SENSITIVE_FIELDS = tuple(
+    dict.fromkeys(
+        (
+            *DEFAULT_SENSITIVE_ATTRIBUTES,
+            *DEFAULT_SENSITIVE_PROPERTIES,
+            "name",
+            "account_number",
+            "position",
+            "order",
+        )
+    )
+)
 
 
 class CampaignSettings(ServiceSettings):
@@ -58,26 +74,10 @@ class CampaignSettings(ServiceSettings):
     marketing_requires_opt_in: bool = False
     """True: marketing goes only to customers with a granted consent record (opt-in); False: to everyone who has
     not opted out of the channel or purpose."""
-    sensitive_fields: list[str] = Field(
-        default_factory=lambda: [
-            "id_number",
-            "phone",
-            "mobile",
-            "email",
-            "name",
-            "address",
-            "fund_account",
-            "bank_account",
-            "account_number",
-            "aum_fen",
-            "assets_fen",
-            "balance_fen",
-            "position",
-            "order",
-        ]
-    )
-    """Profile fields of level 3 or above (JR/T 0158): a template naming one is refused, and a field the profile
-    service masks is never rendered either."""
+    sensitive_fields: list[str] = Field(default_factory=lambda: list(DEFAULT_SENSITIVE_FIELDS))
+    """Profile and event fields of level 3 or above (JR/T 0158): a template or branch naming one is refused, and a
+    field the profile service masks is never rendered either. The default holds svc_profile's and svc_collect's
+    defaults (``sensitive_attributes``, ``sensitive_properties``) and a few more; add what you add there."""
     gateway_url: str = ""
     """HTTP webhook of the channel gateway: each message is POSTed as JSON with an ``Idempotency-Key`` header.
     Empty: messages stay QUEUED in the outbox until a gateway is configured."""

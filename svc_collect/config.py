@@ -7,38 +7,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from svc_common.config import ServiceSettings
-
-# Property names that are level 3 (JR/T 0158) when no schema says otherwise: protected by default, so an
-# event type nobody registered cannot leak an ID number or a phone into the log in clear text.
-DEFAULT_SENSITIVE_PROPERTIES = (
-    "id_number",
-    "id_card",
-    "identity_number",
-    "passport_number",
-    "phone",
-    "mobile",
-    "phone_number",
-    "email",
-    "bank_card",
-    "bank_account",
-    "card_number",
-    "fund_account",
-    "capital_account",
-    "securities_account",
-    "account_number",
-    "password",
-    "address",
-    "real_name",
-    "amount",
-    "amount_fen",
-    "balance",
-    "balance_fen",
-    "asset",
-    "assets_fen",
-    "aum_fen",
-    "order_price",
-    "order_quantity",
-)
+from svc_common.protection._levels import DEFAULT_SENSITIVE_PROPERTIES
 
 
 class CollectSettings(ServiceSettings):

@@ -6,6 +6,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from svc_common.config import ServiceSettings
+from svc_common.protection._levels import DEFAULT_SENSITIVE_ATTRIBUTES
 
 # Ids that apps send when they have none: never an identity, never a reason to merge two people.
 DEFAULT_PLACEHOLDER_IDS = (
@@ -25,7 +26,6 @@ DEFAULT_PLACEHOLDER_IDS = (
 )
 # Declared attributes at level 3 (JR/T 0158) besides every name ending in "_fen" (amounts): SM4-sealed at
 # rest, masked on read unless the caller's role allows.
-DEFAULT_SENSITIVE_ATTRIBUTES = ("phone", "mobile", "id_number", "real_name", "email", "address", "annual_income")
 
 
 class ProfileSettings(ServiceSettings):

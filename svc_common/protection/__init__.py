@@ -9,9 +9,12 @@ from svc_common.protection._keys import (
     generate_keyring,
     key_provider_from_settings,
 )
+from svc_common.protection._levels import DEFAULT_SENSITIVE_ATTRIBUTES, DEFAULT_SENSITIVE_PROPERTIES
 from svc_common.protection._sm import Fingerprinter, Pseudonymizer, Sealer, normalize_pseudonym_input
 
 __all__ = [
+    "DEFAULT_SENSITIVE_ATTRIBUTES",
+    "DEFAULT_SENSITIVE_PROPERTIES",
     "FileKeyProvider",
     "Fingerprinter",
     "JsonKeyProvider",
