@@ -127,6 +127,30 @@ def cap_windows(policy: pb.ContactPolicy, now: dt.datetime, default_zone: str) -
     return _cap_windows(policy.cap_window, policy.cap_timezone, now, default_zone)
 
 
+def cap_bounds(
+    policy: pb.ContactPolicy, send_at: dt.datetime, default_zone: str
+) -> tuple[dt.datetime, dt.datetime, dt.datetime, dt.datetime]:
+    """The day and week (from, to) whose caps a message sent at ``send_at`` counts against: its calendar day and week
+    in the cap zone, or (``CAP_WINDOW_ROLLING``) the 24 hours and 7 days either side of it (a message held for
+    later still counts near it)."""
+    day_from, week_from = _cap_windows(policy.cap_window, policy.cap_timezone, send_at, default_zone)
+    if policy.cap_window == pb.CAP_WINDOW_ROLLING:
+        return day_from, send_at + dt.timedelta(days=1), week_from, send_at + dt.timedelta(days=7)
+    return (
+        day_from,
+        _next_start(day_from, 1, policy, default_zone),
+        week_from,
+        _next_start(week_from, 7, policy, default_zone),
+    )
+
+
+def _next_start(start: dt.datetime, days: int, policy: pb.ContactPolicy, default_zone: str) -> dt.datetime:
+    # Through the local date: a day or week that spans a daylight-saving change is not a fixed number of hours.
+    zone = _zone(policy.cap_timezone, default_zone)
+    local = start.astimezone(zone).date() + dt.timedelta(days=days)
+    return dt.datetime.combine(local, dt.time(), tzinfo=zone).astimezone(dt.UTC)
+
+
 @functools.lru_cache(maxsize=64)
 def _cap_windows(window: int, zone: str, now: dt.datetime, default_zone: str) -> tuple[dt.datetime, dt.datetime]:
     # Cached: every send of a batch of timers or events asks with the same ``now``.
@@ -281,11 +305,13 @@ class PolicyGate:
             return Decision(False, "content_noncompliant")
         if not touch.is_marketing:
             return Decision(True, rendered=rendered)
-        decision = self._caps(conn, policy, touch, now)
+        # Quiet hours first: a message counts against the caps of the day (and week) it goes out in, so a touch
+        # that quiet hours push to tomorrow is judged by tomorrow's caps (docs/campaign.md, policy gate step 4).
+        until = self._quiet_until(policy, touch.channel, now)
+        decision = self._caps(conn, policy, touch, now, until or now)
         if not decision.allowed:
             return decision
         decision.rendered = rendered
-        until = self._quiet_until(policy, touch.channel, now)
         if until is not None:
             decision.reason, decision.deferred_until = "quiet_hours_deferred", until
         return decision
@@ -303,7 +329,11 @@ class PolicyGate:
             found = self._quiet[key] = (policy, quiet_until(policy, channel, now, self.default_zone))
         return found[1]
 
-    def _caps(self, conn: Connection, policy: pb.ContactPolicy, touch: Touch, now: dt.datetime) -> Decision:
+    def _caps(
+        self, conn: Connection, policy: pb.ContactPolicy, touch: Touch, now: dt.datetime, send_at: dt.datetime
+    ) -> Decision:
+        """Caps as of ``send_at`` (``now``, or the end of quiet hours): messages count in the day and week their
+        own send time (``scheduled_at`` when held) falls in, bounded on both sides."""
         if touch.recent is not None and not touch.recent and not touch.pending:
             return Decision(True)  # read ahead, nothing sent lately, nothing earlier in this batch: every cap has room
         horizon = max(7 * 86_400, policy.dedupe_window_seconds)
@@ -321,18 +351,23 @@ class PolicyGate:
         template_id = template_facts(touch.template).template_id
         if policy.dedupe_window_seconds and any(r.template_id == template_id and r.at >= dedupe_from for r in rows):
             return Decision(False, "duplicate_content")
-        day_from, week_from = cap_windows(policy, now, self.default_zone)
+        day_from, day_to, week_from, week_to = cap_bounds(policy, send_at, self.default_zone)
         marketing = [r for r in rows if r.is_marketing]
+        in_day = [r for r in marketing if day_from <= r.at < day_to]
         preempt: list[str] = []
         preempt_reason = ""
         checks = (
             (
                 "channel_cap",
                 policy.max_per_channel_per_day,
-                [r for r in marketing if r.at >= day_from and r.channel == touch.channel],
+                [r for r in in_day if r.channel == touch.channel],
             ),
-            ("frequency_cap_day", policy.max_marketing_per_day, [r for r in marketing if r.at >= day_from]),
-            ("frequency_cap_week", policy.max_marketing_per_week, [r for r in marketing if r.at >= week_from]),
+            ("frequency_cap_day", policy.max_marketing_per_day, in_day),
+            (
+                "frequency_cap_week",
+                policy.max_marketing_per_week,
+                [r for r in marketing if week_from <= r.at < week_to],
+            ),
         )
         for reason, limit, counted in checks:
             counted = [r for r in counted if r.message_id not in preempt]
