@@ -37,6 +37,18 @@ BUILT_IN_PROHIBITED = (
     "稳定收益",
     "绝对收益",
     "翻倍",
+    # Traditional forms (HK and TW customers); the phrases above that read the same are not repeated.
+    "保證收益",
+    "承諾收益",
+    "穩賺",
+    "穩賺不賠",
+    "只賺不賠",
+    "包賺",
+    "零風險",
+    "無風險",
+    "剛性兌付",
+    "本金無憂",
+    "絕對收益",
     "guaranteed return",
     "guaranteed returns",
     "guaranteed profit",
@@ -68,9 +80,23 @@ def prohibited_claim(text: str, extra_phrases: Iterable[str] = ()) -> str | None
 
 
 def _normalise(text: str) -> str:
-    # Full-width forms, case and spacing do not hide a phrase: "保 本", "ＧＵＡＲＡＮＴＥＥＤ return".
-    text = unicodedata.normalize("NFKC", text).lower()
-    return re.sub(r"[\s\u3000·•_\-]+", "", text)
+    # Full-width forms, case, spacing, punctuation, symbols and invisible format characters (category Cf: U+200B,
+    # U+200D, U+2060, U+FEFF ...) do not hide a phrase: "保 本", "保、本", "保*本", "保\u200b本",
+    # "ＧＵＡＲＡＮＴＥＥＤ return". Only letters and digits are compared.
+    return _NOT_LETTER_OR_DIGIT.sub("", unicodedata.normalize("NFKC", text).lower())
+
+
+_NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
+
+
+def discloses_risk(template: pb.Template, body: str | None = None) -> bool:
+    """Whether ``body`` (default: the template's body as written) carries the template's risk disclosure. As
+    written it must stand in literal text, whole between two placeholders: a placeholder's default
+    (``{{attribute.slogan|市场有风险，投资需谨慎}}``) is replaced for a customer who has the value."""
+    disclosure = _normalise(template.risk_disclosure.strip() or DEFAULT_RISK_DISCLOSURE)
+    if body is not None:
+        return disclosure in _normalise(body)
+    return any(disclosure in _normalise(piece) for piece in PLACEHOLDER.split(template.body)[:: PLACEHOLDER.groups + 1])
 
 
 @dataclass(frozen=True)
@@ -147,14 +173,15 @@ def check_template(
                 )
     if template.HasField("product") and template.product.product_id:
         disclosure = template.risk_disclosure.strip() or DEFAULT_RISK_DISCLOSURE
-        if _normalise(disclosure) not in _normalise(template.body):
+        if not discloses_risk(template):
             findings.append(
                 Finding(
                     "missing_risk_disclosure",
                     "body",
                     disclosure,
                     f"the template promotes product {template.product.product_id!r}: the body must carry the risk "
-                    f"disclosure {disclosure!r}",
+                    f"disclosure {disclosure!r} as literal text, outside any placeholder (a placeholder's default "
+                    "is replaced for a customer who has the value)",
                 )
             )
     return findings

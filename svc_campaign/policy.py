@@ -22,7 +22,15 @@ from google.protobuf import json_format
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
-from svc_campaign.content import RenderRefused, check_template, prohibited_claim, render, risk_rating, template_facts
+from svc_campaign.content import (
+    RenderRefused,
+    check_template,
+    discloses_risk,
+    prohibited_claim,
+    render,
+    risk_rating,
+    template_facts,
+)
 from svc_campaign.outbox import UNSENT
 from svc_campaign.profiles import PROFILE_UNAVAILABLE
 from svc_campaign.store._bulk import ARRAY_DIALECTS
@@ -298,10 +306,12 @@ class PolicyGate:
             rendered = render(touch.template, touch.profile, touch.event, self.sensitive)
         except RenderRefused:
             return Decision(False, "sensitive_placeholder")
-        if rendered != facts.texts and any(
-            prohibited_claim(text, policy.extra_prohibited_phrases) for text in rendered
+        if rendered != facts.texts and (
+            any(prohibited_claim(text, policy.extra_prohibited_phrases) for text in rendered)
+            or (facts.product_id and not discloses_risk(touch.template, rendered[1]))
         ):
-            # Profile or event values can carry a claim the template's own text does not (a nickname "保本").
+            # Profile or event values can carry a claim the template's own text does not (a nickname "保本"); and
+            # a product's promotion never goes out without its risk disclosure, whatever was saved.
             return Decision(False, "content_noncompliant")
         if not touch.is_marketing:
             return Decision(True, rendered=rendered)

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from campaign_helpers import EMAIL, PUSH, SMS, add_template, campaign_service, status
+import pytest
+from campaign_helpers import EMAIL, PUSH, SMS, add_template, campaign_service, profile, status
 
+from svc_campaign.content import check_template, prohibited_claim
 from svc_campaign.policy import default_policy
+from svc_campaign.profiles import InMemoryProfiles
+from svc_common.errors import InvalidArgument
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import types_pb2
 
@@ -103,3 +107,83 @@ def test_weekly_cap_across_a_sunday_to_monday_deferral(tmp_path, database_url) -
         service.clock.set(MONDAY_MORNING)
         assert outcome(send(service, "c2", "d", PUSH)) == QUEUED
         assert send(service, "c2", "e", EMAIL).suppression_reason == "frequency_cap_week"
+
+
+FUND = pb.ProductRef(product_id="F9", risk_level=2)
+SLOGAN_BODY = "新基金首发。{{attribute.slogan|市场有风险，投资需谨慎}}"
+
+
+def test_risk_disclosure_must_be_literal_text_outside_placeholders(tmp_path) -> None:
+    with campaign_service(tmp_path) as service:
+        with pytest.raises(InvalidArgument, match="outside any placeholder") as missing:
+            add_template(service, "fund", product=FUND, body=SLOGAN_BODY)
+        assert missing.value.reason == "MISSING_RISK_DISCLOSURE"
+        # Split by a placeholder: a customer with the value reads it with the value in the middle.
+        with pytest.raises(InvalidArgument, match="outside any placeholder"):
+            add_template(service, "fund", product=FUND, body="新基金首发。市场有风险{{attribute.slogan|}}，投资需谨慎")
+        add_template(
+            service, "ok", product=FUND, body="{{attribute.nickname|您好}}，新基金首发。市场有风险，投资需谨慎"
+        )
+
+
+def test_a_saved_promotion_without_its_disclosure_is_not_sent(tmp_path, database_url, monkeypatch) -> None:
+    """A template stored before the save check (or past it) is refused at send; and the rendered body is checked
+    for the disclosure on its own, as the second line of defence."""
+    profiles = InMemoryProfiles({c: profile(c, risk="C3", slogan="欢迎选购") for c in ("dp1", "dp2")})
+    profiles.put("dp3", profile("dp3", risk="C3"))
+    with campaign_service(tmp_path, database_url, profiles=profiles) as service:
+        with monkeypatch.context() as patch:
+            patch.setattr("svc_campaign.templates.check_template", lambda *a, **k: [])
+            add_template(service, "fund", product=FUND, body=SLOGAN_BODY)
+        assert send(service, "dp1", "fund", PUSH).suppression_reason == "content_noncompliant"
+        # Past the template check too: the rendered body of a customer with a slogan lacks the disclosure.
+        monkeypatch.setattr("svc_campaign.policy.PolicyGate._compliant", lambda *a: True)
+        message = send(service, "dp2", "fund", EMAIL)
+        assert outcome(message) == ("SUPPRESSED", "content_noncompliant")
+        assert outcome(send(service, "dp3", "fund", EMAIL)) == QUEUED  # the default carries it
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "本产品保\u200b本，欢迎咨询",
+        "本产品保\u200c本",
+        "本产品保\u200d本",
+        "本产品保\u2060本",
+        "本产品保\ufeff本",
+        "本产品保\u00ad本",
+        "本产品保、本",
+        "本产品保.本",
+        "本产品保*本",
+        "本产品保·本",
+        "本产品保★本",
+        "本基金穩賺不賠",
+        "保證收益 8%",
+        "本金無憂",
+        "零風險",
+        "guaranteed\u200b returns",
+    ],
+)
+def test_prohibited_claims_are_not_hidden_by_format_characters_punctuation_or_traditional_forms(body) -> None:
+    assert prohibited_claim(body) is not None
+    assert [f.code for f in check_template(pb.Template(body=body))] != []
+
+
+def test_hidden_claims_are_refused_at_save_and_on_rendered_text(tmp_path, database_url) -> None:
+    profiles = InMemoryProfiles(
+        {
+            "nk1": profile("nk1", nickname="保\u200b本王"),
+            "nk2": profile("nk2", nickname="穩賺哥"),
+            "nk3": profile("nk3", nickname="保、本"),
+            "nk4": profile("nk4", nickname="小王"),
+        }
+    )
+    with campaign_service(tmp_path, database_url, profiles=profiles) as service:
+        for body in ("本产品保\u200b本，欢迎咨询", "穩賺不賠", "保*本"):
+            with pytest.raises(InvalidArgument) as refused:
+                add_template(service, "bad", body=body)
+            assert refused.value.reason == "PROHIBITED_CONTENT", body
+        add_template(service, "care", body="{{attribute.nickname|您好}}，本周市场回顾已更新")
+        for customer in ("nk1", "nk2", "nk3"):
+            assert send(service, customer, "care", PUSH).suppression_reason == "content_noncompliant", customer
+        assert outcome(send(service, "nk4", "care", PUSH)) == QUEUED
