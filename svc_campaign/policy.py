@@ -22,6 +22,7 @@ from google.protobuf import json_format
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
+from svc_campaign.checks import bad
 from svc_campaign.content import (
     RenderRefused,
     check_template,
@@ -177,6 +178,18 @@ def _start(local: dt.datetime) -> dt.datetime:
 
 def _zone(name: str, default: str) -> zoneinfo.ZoneInfo:
     return zoneinfo.ZoneInfo(name or default)
+
+
+def check_quiet_hours(policy: pb.ContactPolicy) -> None:
+    """``INVALID_ARGUMENT`` naming the first quiet-hours rule that starts when it ends: such a span is empty (the
+    gate would skip it), and an operator who wrote it most likely meant all day."""
+    for n, rule in enumerate(policy.quiet_hours):
+        if (rule.start.hour, rule.start.minute) == (rule.end.hour, rule.end.minute):
+            raise bad(
+                f"policy.quiet_hours[{n}]",
+                f"starts when it ends ({rule.start.hour:02d}:{rule.start.minute:02d}): a quiet-hours rule is one span "
+                "of local time from start to end; for all day use 00:00-23:59",
+            )
 
 
 def quiet_until(policy: pb.ContactPolicy, channel: int, now: dt.datetime, default_zone: str) -> dt.datetime | None:

@@ -10,7 +10,7 @@ import pytest
 from campaign_helpers import EMAIL, PUSH, SMS, add_template, campaign_service, profile, status
 
 from svc_campaign.content import check_template, prohibited_claim
-from svc_campaign.policy import default_policy
+from svc_campaign.policy import check_quiet_hours, default_policy
 from svc_campaign.profiles import InMemoryProfiles
 from svc_common.errors import InvalidArgument
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
@@ -187,3 +187,17 @@ def test_hidden_claims_are_refused_at_save_and_on_rendered_text(tmp_path, databa
         for customer in ("nk1", "nk2", "nk3"):
             assert send(service, customer, "care", PUSH).suppression_reason == "content_noncompliant", customer
         assert outcome(send(service, "nk4", "care", PUSH)) == QUEUED
+
+
+def test_a_quiet_hours_rule_that_starts_when_it_ends_is_refused() -> None:
+    policy = default_policy()
+    policy.quiet_hours.add(
+        channels=[EMAIL],
+        start=pb.TimeOfDay(hour=9, minute=0, timezone="UTC"),
+        end=pb.TimeOfDay(hour=9, minute=0),
+    )
+    with pytest.raises(InvalidArgument, match=r"policy\.quiet_hours\[1\].*00:00-23:59"):
+        check_quiet_hours(policy)
+    policy.quiet_hours[1].end.hour = 8
+    check_quiet_hours(policy)  # 09:00-08:00: all but one hour
+    check_quiet_hours(default_policy())
