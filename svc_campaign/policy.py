@@ -142,22 +142,23 @@ def cap_bounds(
     """The day and week (from, to) whose caps a message sent at ``send_at`` counts against: its calendar day and week
     in the cap zone, or (``CAP_WINDOW_ROLLING``) the 24 hours and 7 days either side of it (a message held for
     later still counts near it)."""
-    day_from, week_from = _cap_windows(policy.cap_window, policy.cap_timezone, send_at, default_zone)
-    if policy.cap_window == pb.CAP_WINDOW_ROLLING:
+    return _cap_bounds(policy.cap_window, policy.cap_timezone, send_at, default_zone)
+
+
+@functools.lru_cache(maxsize=64)
+def _cap_bounds(
+    window: int, zone: str, send_at: dt.datetime, default_zone: str
+) -> tuple[dt.datetime, dt.datetime, dt.datetime, dt.datetime]:
+    # Cached as _cap_windows is: a batch's sends ask with the same ``now`` (or the same end of quiet hours).
+    day_from, week_from = _cap_windows(window, zone, send_at, default_zone)
+    if window == pb.CAP_WINDOW_ROLLING:
         return day_from, send_at + dt.timedelta(days=1), week_from, send_at + dt.timedelta(days=7)
-    return (
-        day_from,
-        _next_start(day_from, 1, policy, default_zone),
-        week_from,
-        _next_start(week_from, 7, policy, default_zone),
-    )
-
-
-def _next_start(start: dt.datetime, days: int, policy: pb.ContactPolicy, default_zone: str) -> dt.datetime:
     # Through the local date: a day or week that spans a daylight-saving change is not a fixed number of hours.
-    zone = _zone(policy.cap_timezone, default_zone)
-    local = start.astimezone(zone).date() + dt.timedelta(days=days)
-    return dt.datetime.combine(local, dt.time(), tzinfo=zone).astimezone(dt.UTC)
+    tz = _zone(zone, default_zone)
+    day, monday = day_from.astimezone(tz).date(), week_from.astimezone(tz).date()
+    day_to = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=tz).astimezone(dt.UTC)
+    week_to = dt.datetime.combine(monday + dt.timedelta(days=7), dt.time(), tzinfo=tz).astimezone(dt.UTC)
+    return day_from, day_to, week_from, week_to
 
 
 @functools.lru_cache(maxsize=64)

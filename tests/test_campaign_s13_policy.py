@@ -10,7 +10,7 @@ import pytest
 from campaign_helpers import EMAIL, PUSH, SMS, add_template, campaign_service, profile, status
 
 from svc_campaign.content import check_template, prohibited_claim
-from svc_campaign.policy import check_quiet_hours, default_policy
+from svc_campaign.policy import cap_bounds, check_quiet_hours, default_policy
 from svc_campaign.profiles import InMemoryProfiles
 from svc_common.errors import InvalidArgument
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
@@ -201,3 +201,14 @@ def test_a_quiet_hours_rule_that_starts_when_it_ends_is_refused() -> None:
     policy.quiet_hours[1].end.hour = 8
     check_quiet_hours(policy)  # 09:00-08:00: all but one hour
     check_quiet_hours(default_policy())
+
+
+def test_cap_day_and_week_end_at_the_next_local_midnight_across_a_clock_change() -> None:
+    policy = default_policy()
+    policy.cap_timezone = "America/New_York"  # 2026-11-01 is 25 hours long there
+    day_from, day_to, week_from, week_to = cap_bounds(policy, dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC), "UTC")
+    assert (day_from, day_to) == (
+        dt.datetime(2026, 11, 1, 4, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 2, 5, tzinfo=dt.UTC),
+    )
+    assert (week_from, week_to) == (dt.datetime(2026, 10, 26, 4, tzinfo=dt.UTC), day_to)
