@@ -212,3 +212,9 @@ def test_cap_day_and_week_end_at_the_next_local_midnight_across_a_clock_change()
         dt.datetime(2026, 11, 2, 5, tzinfo=dt.UTC),
     )
     assert (week_from, week_to) == (dt.datetime(2026, 10, 26, 4, tzinfo=dt.UTC), day_to)
+
+
+def test_an_extra_phrase_of_no_letters_or_digits_does_not_match_every_text() -> None:
+    assert prohibited_claim("新品首发", ["！！", "--"]) is None
+    assert check_template(pb.Template(body="新品首发"), ["！！"]) == []
+    assert prohibited_claim("新品·首发", ["新品首发"]) == "新品首发"
