@@ -7,11 +7,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from campaign_helpers import PUSH, T0, add_template, campaign_service, node, on_event, simple_graph
 
 from svc_campaign.experiments import analyse, validate_experiment
 from svc_common.errors import FailedPrecondition, InvalidArgument
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
-from tests.campaign_helpers import PUSH, T0, add_template, campaign_service, node, on_event, simple_graph
 
 MESSAGE = (
     "a send in a marketing journey must set is_marketing (consent, caps and quiet hours apply), "
