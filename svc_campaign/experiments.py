@@ -29,6 +29,10 @@ from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgumen
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import event_pb2
 
+DEFAULT_MIN_SAMPLE = 100
+"""Exposures per variant auto-promotion waits for when ``min_sample_per_variant`` is 0 (unset)."""
+TIE_MARGIN = 0.01
+"""P(best) closer than this to another variant's is a tie: the decision says "no leader"."""
 STATE_NAMES = {pb.EXPERIMENT_STATE_RUNNING: "RUNNING", pb.EXPERIMENT_STATE_CONCLUDED: "CONCLUDED"}
 
 
@@ -73,8 +77,9 @@ def validate_experiment(experiment: pb.Experiment) -> None:
     rule = experiment.auto_promotion
     known([rule.metric], pb.Metric, "experiment.auto_promotion.metric")
     if rule.enabled:
-        if not 0.5 <= rule.min_probability_best < 1:
-            raise _bad("experiment.auto_promotion.min_probability_best", "between 0.5 and 1")
+        if not 0.5 < rule.min_probability_best < 1:
+            # 0.5 with two variants promotes whichever the noise favours.
+            raise _bad("experiment.auto_promotion.min_probability_best", "above 0.5 and below 1")
         if rule.metric == pb.METRIC_UNSPECIFIED:
             raise _bad("experiment.auto_promotion.metric", "choose CTR, CONVERSION or VALUE")
 
@@ -199,7 +204,34 @@ class Experiments:
     def record(
         self, conn: Connection, experiment_id: str, user_id: str, kind: str, at: dt.datetime, value_fen: int = 0
     ) -> None:
-        self.store.record(conn, experiment_id, user_id, kind, at, value_fen)
+        """Record an outcome. A conversion follows the rule of goal events (``on_event``): it counts for an exposure
+        at or before ``at``, within ``attribution_window_seconds`` after it (0: any time after it); otherwise
+        FAILED_PRECONDITION says why, so a caller feeding offline conversions knows one was not counted."""
+        window = None
+        if kind == "conversion":
+            experiment = self.get(conn, experiment_id)
+            assert experiment is not None
+            found = self.store.assignment(conn, experiment_id, user_id)
+            if found is None or found.exposed_at is None:
+                raise FailedPrecondition(
+                    f"customer {user_id!r} was never exposed in experiment {experiment_id!r}: a conversion counts"
+                    " only after an exposure (a split node, AssignVariant with record_exposure, RecordOutcome"
+                    " KIND_EXPOSURE)",
+                    reason="NOT_EXPOSED",
+                    metadata={"experiment_id": experiment_id},
+                )
+            exposed = _aware(found.exposed_at)
+            seconds = experiment.attribution_window_seconds
+            window = dt.timedelta(seconds=seconds) if seconds else None
+            if at < exposed or (window is not None and at > exposed + window):
+                limit = f"within {seconds} s after it" if seconds else "after it"
+                raise FailedPrecondition(
+                    f"conversion of {user_id!r} at {at.isoformat()} is outside the attribution window of experiment"
+                    f" {experiment_id!r}: exposed at {exposed.isoformat()}, a conversion counts {limit}",
+                    reason="OUTSIDE_ATTRIBUTION_WINDOW",
+                    metadata={"experiment_id": experiment_id},
+                )
+        self.store.record(conn, experiment_id, user_id, kind, at, value_fen, window)
 
     def goal_experiments(self, conn: Connection, event_type: str) -> list[pb.Experiment]:
         if not self._by_goal:
@@ -262,6 +294,10 @@ class Experiments:
         return self.conclude(conn, experiment_id, result.leading_variant, now)
 
 
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)  # SQLite gives naive UTC times back
+
+
 def analyse(
     experiment: pb.Experiment, counts: dict[str, tuple[int, int, float, float]], metric: int
 ) -> pb.GetExperimentResultsResponse:
@@ -306,7 +342,13 @@ def analyse(
     else:
         response.srm_p_value = 1.0  # a bandit changes the split on purpose: no planned ratio to test
     rule = experiment.auto_promotion
+    min_sample = rule.min_sample_per_variant or DEFAULT_MIN_SAMPLE
     best = max(range(len(keys)), key=lambda i: p_best[i])
+    # Identical data differs in P(best) by Monte-Carlo noise (about 0.004 at 20,000 draws): not a lead.
+    tied = sum(p_best[best] - p < TIE_MARGIN for p in p_best) > 1
+    empty = [k for k, n in zip(keys, trials, strict=True) if n == 0]
+    evidence = sum(counts[k][2] for k in keys) if metric == pb.METRIC_VALUE else sum(successes)
+    off = "; auto-promotion is off" if not rule.enabled else ""
     if experiment.state == pb.EXPERIMENT_STATE_CONCLUDED:
         response.leading_variant = experiment.winner_variant
         response.decision = f"concluded: {experiment.winner_variant} won"
@@ -314,12 +356,19 @@ def analyse(
         response.decision = (
             f"sample ratio mismatch (p={response.srm_p_value:.2g}): check the assignment before deciding"
         )
+    elif len(empty) == len(keys):
+        response.decision = f"no data yet: no exposures{off}"
+    elif empty:
+        response.decision = f"no data yet for {', '.join(empty)}: no exposures{off}"
+    elif not evidence:
+        what = "value" if metric == pb.METRIC_VALUE else "clicks" if metric == pb.METRIC_CTR else "conversions"
+        response.decision = f"no leader: no {what} yet in any variant{off}"
+    elif tied:
+        response.decision = f"no leader: P(best) {p_best[best]:.3f} is within {TIE_MARGIN} of another variant's{off}"
     elif not rule.enabled:
         response.decision = f"{keys[best]} leads with P(best)={p_best[best]:.3f}; auto-promotion is off"
-    elif min(trials) < rule.min_sample_per_variant:
-        response.decision = (
-            f"waiting for {rule.min_sample_per_variant} exposures per variant (smallest has {min(trials)})"
-        )
+    elif min(trials) < min_sample:
+        response.decision = f"waiting for {min_sample} exposures per variant (smallest has {min(trials)})"
     elif p_best[best] < rule.min_probability_best:
         response.decision = f"{keys[best]} leads with P(best)={p_best[best]:.3f} < {rule.min_probability_best}"
     elif rule.max_expected_loss and loss[best] > rule.max_expected_loss:

@@ -3,7 +3,8 @@
 Checked: one entry trigger node; every node has an id and a kind; every exit a node needs is set and points
 at an existing node; every node is reachable from the entry (goal nodes excepted: they listen for their
 event wherever the customer is); no cycle without a wait; triggers, waits, branches, splits and sends are
-well formed; templates and experiments exist and match the channel and the split's arms.
+well formed; templates and experiments exist and match the channel and the split's arms; a journey whose purpose is
+marketing has no service send (``service_send_problems``).
 """
 
 from __future__ import annotations
@@ -237,6 +238,30 @@ def _check_send(send: pb.SendNode, templates: TemplateLookup, bad: Callable[[str
                 f"template {send.template_id!r} is for {pb.ChannelType.Name(channel)}, not {pb.ChannelType.Name(ch)}"
                 " (a template without a channel serves every channel)",
             )
+
+
+def is_service_purpose(purpose: str) -> bool:
+    """A journey purpose is a service purpose when it is ``service`` or starts with ``service_`` (``service_notice``);
+    every other purpose, the default ``marketing`` included, is marketing."""
+    purpose = purpose.strip().lower()
+    return purpose == "service" or purpose.startswith("service_")
+
+
+def service_send_problems(graph: pb.JourneyGraph, purpose: str) -> list[Problem]:
+    """A send left at ``is_marketing = false`` (the proto3 default) in a marketing journey: it would skip consent,
+    caps and quiet hours, and reach opted-out customers without anyone having chosen that."""
+    if is_service_purpose(purpose):
+        return []
+    return [
+        Problem(
+            node.node_id,
+            "service_send_in_marketing_journey",
+            f"node {node.node_id!r}: a send in a marketing journey must set is_marketing (consent, caps and quiet"
+            " hours apply), or give the journey a service purpose",
+        )
+        for node in graph.nodes
+        if node.WhichOneof("kind") == "send" and not node.send.is_marketing
+    ]
 
 
 def validate(

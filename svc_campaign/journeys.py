@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from svc_campaign.engine import Engine
 from svc_campaign.experiments import Experiments
-from svc_campaign.graph import Problem, raise_problems, validate, withheld_problems
+from svc_campaign.graph import Problem, raise_problems, service_send_problems, validate, withheld_problems
 from svc_campaign.store._journeys import JourneyStore
 from svc_campaign.store._reports import ReportStore
 from svc_campaign.store._templates import TemplateStore
@@ -56,6 +56,21 @@ def to_proto(row: RowMapping | dict[str, Any], published: pb.JourneyGraph | None
     return journey
 
 
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)  # SQLite gives naive UTC times back
+
+
+def _check_window(row: dict[str, Any]) -> None:
+    """A run window whose end is not after its start can never admit anyone."""
+    start, end = row.get("start_at"), row.get("end_at")
+    if start is not None and end is not None and _aware(end) <= _aware(start):
+        raise InvalidArgument(
+            f"journey.end_at {_aware(end).isoformat()} is not after journey.start_at {_aware(start).isoformat()}:"
+            " nobody could ever enter",
+            violations=[FieldViolation("journey.end_at", "must be after start_at")],
+        )
+
+
 class Journeys:
     def __init__(self, tables: dict[str, Any], engine: Engine, experiments: Experiments) -> None:
         self.t = tables
@@ -79,7 +94,10 @@ class Journeys:
             raise NotFound(f"journey {journey_id!r} has no version {version}")
         return json_format.ParseDict(graph, pb.JourneyGraph())
 
-    def problems(self, conn: Connection, graph: pb.JourneyGraph) -> list[Problem]:
+    def problems(self, conn: Connection, graph: pb.JourneyGraph, purpose: str = "marketing") -> list[Problem]:
+        """Every problem of ``graph`` in a journey of ``purpose`` (``ValidateJourney`` carries no purpose: it checks
+        the graph as a journey's default, marketing)."""
+
         def template_channel(template_id: str) -> int | None:
             return self.templates.channel(conn, template_id)
 
@@ -87,7 +105,11 @@ class Journeys:
             experiment = self.experiments.get(conn, experiment_id, missing_ok=True)
             return None if experiment is None else [v.key for v in experiment.variants]
 
-        return validate(graph, template_channel, variants)[0] + withheld_problems(graph, self._withheld())
+        return (
+            validate(graph, template_channel, variants)[0]
+            + withheld_problems(graph, self._withheld())
+            + service_send_problems(graph, purpose)
+        )
 
     def _withheld(self) -> Any:
         """What svc_profile withholds from svc_campaign (an anonymous caller): attributes and features named
@@ -116,6 +138,8 @@ class Journeys:
                 f"journey.journey_id {journey_id!r}: letters, digits, '_', '.', '-' (at most 64)",
                 violations=[FieldViolation("journey.journey_id", "bad id")],
             )
+        if journey.HasField("start_at") and journey.HasField("end_at"):
+            _check_window({"start_at": journey.start_at.ToDatetime(), "end_at": journey.end_at.ToDatetime()})
         if self.store.exists(conn, journey_id):
             raise AlreadyExists(f"journey {journey_id!r} already exists")
         row = {
@@ -156,7 +180,7 @@ class Journeys:
         self.store.update(conn, request.journey_id, changes)
         row.update(changes)
         return to_proto(row, self._published(conn, row["journey_id"], row["published_version"])), self.problems(
-            conn, request.draft
+            conn, request.draft, row["purpose"]
         )
 
     def publish(self, conn: Connection, journey_id: str, expected_revision: int, now: dt.datetime) -> pb.Journey:
@@ -167,7 +191,8 @@ class Journeys:
                 f"journey {journey_id!r} draft is at revision {row['draft_revision']}, not {expected_revision}"
             )
         graph = json_format.ParseDict(row["draft"], pb.JourneyGraph())
-        raise_problems(self.problems(conn, graph))
+        _check_window(row)
+        raise_problems(self.problems(conn, graph, row["purpose"]))
         version = row["published_version"] + 1
         self.store.add_version(conn, journey_id, version, row["draft"], row["entry_rules"], now)
         state = "PUBLISHED" if row["journey_state"] == "DRAFT" else row["journey_state"]
@@ -193,6 +218,13 @@ class Journeys:
         # customers into this journey (it reads the state FOR SHARE, see Engine.entry_states) finishes first.
         row = self._row(conn, journey_id, lock=True)
         self._check(row, action)
+        if action == "start" and row["end_at"] is not None and _aware(row["end_at"]) <= now:
+            raise FailedPrecondition(
+                f"journey {journey_id!r} ended at {_aware(row['end_at']).isoformat()}: its run window is over and"
+                " nobody could enter; create a new journey with a later end_at",
+                reason="RUN_WINDOW_OVER",
+                metadata={"end_at": _aware(row["end_at"]).isoformat()},
+            )
         target = {"start": "RUNNING", "pause": "PAUSED", "stop": "STOPPED"}[action]
         self.store.update(conn, journey_id, {"journey_state": target, "updated_at": now})
         if action == "stop":

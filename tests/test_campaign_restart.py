@@ -66,7 +66,7 @@ def test_killed_and_restarted_fires_each_timer_once(tmp_path, backend: str, requ
         nodes=[
             node("start", trigger=pb.TriggerNode(trigger=on_event("signup"), next_node_id="wait")),
             node("wait", wait=pb.WaitNode(duration_seconds=4, next_node_id="send")),
-            node("send", send=pb.SendNode(channel=PUSH, template_id="hello", next_node_id="end")),
+            node("send", send=pb.SendNode(channel=PUSH, template_id="hello", next_node_id="end", is_marketing=True)),
             node("end", exit=pb.ExitNode()),
         ],
     )

@@ -202,7 +202,7 @@ def test_waits_for_an_event_with_a_timeout_and_two_exits(tmp_path, database_url)
                     timeout_node_id="nudge",
                 ),
             ),
-            node("thanks", send=pb.SendNode(channel=PUSH, template_id="thanks", next_node_id="end")),
+            node("thanks", send=pb.SendNode(channel=PUSH, template_id="thanks", next_node_id="end", is_marketing=True)),
             node("nudge", send=pb.SendNode(channel=PUSH, template_id="nudge", next_node_id="end", is_marketing=True)),
             node("end", exit=pb.ExitNode()),
         ],

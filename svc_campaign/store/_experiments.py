@@ -63,11 +63,23 @@ class ExperimentStore:
         conn.execute(insert(self._a), rows)
 
     def record(
-        self, conn: Connection, experiment_id: str, user_id: str, kind: str, at: dt.datetime, value_fen: int = 0
+        self,
+        conn: Connection,
+        experiment_id: str,
+        user_id: str,
+        kind: str,
+        at: dt.datetime,
+        value_fen: int = 0,
+        window: dt.timedelta | None = None,
     ) -> None:
-        """The first exposure, click or conversion (with its value added) of an assignment."""
+        """The first exposure, click or conversion (with its value added) of an assignment. A conversion counts only
+        for an exposure at or before ``at`` and, with a ``window``, no longer than that before it (as ``convert``)."""
         a = self._a.c
         where = and_(a.experiment_id == experiment_id, a.user_id == user_id)
+        if kind == "conversion":
+            where = and_(where, a.exposed_at.is_not(None), a.exposed_at <= at)
+            if window is not None:
+                where = and_(where, a.exposed_at >= at - window)
         if kind == "exposure":
             conn.execute(update(self._a).where(where, a.exposed_at.is_(None)).values(exposed_at=at))
         elif kind == "click":

@@ -117,7 +117,8 @@ class JourneyServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ValidateJourney(self, request, context):
-        """Check a graph without saving it: every problem, each naming its node.
+        """Check a graph without saving it: every problem, each naming its node. The graph is checked as a journey of the
+        default purpose (marketing): a send without is_marketing is a problem.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -143,7 +144,8 @@ class JourneyServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StartJourney(self, request, context):
-        """Start a published journey: it begins admitting customers.
+        """Start a published journey: it begins admitting customers. FAILED_PRECONDITION (RUN_WINDOW_OVER) when its end_at
+        has passed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1454,7 +1456,9 @@ class ExperimentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RecordOutcome(self, request, context):
-        """Record an exposure or a conversion outside a journey.
+        """Record an exposure, a click or a conversion outside a journey. A conversion counts under the rule of goal
+        events: the customer was exposed at or before `at`, and `at` is within attribution_window_seconds after the
+        exposure (0: any time after it); otherwise FAILED_PRECONDITION (NOT_EXPOSED, OUTSIDE_ATTRIBUTION_WINDOW).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
