@@ -55,7 +55,10 @@ def run(channel: grpc.Channel, step: Callable[[str], None]) -> None:
         entry_node_id="start",
         nodes=[
             pb.JourneyNode(node_id="start", trigger=pb.TriggerNode(trigger=trigger, next_node_id="push")),
-            pb.JourneyNode(node_id="push", send=pb.SendNode(channel=PUSH, template_id="nope", next_node_id="end")),
+            pb.JourneyNode(
+                node_id="push",
+                send=pb.SendNode(channel=PUSH, template_id="nope", next_node_id="end", is_marketing=True),
+            ),
             pb.JourneyNode(node_id="end", exit=pb.ExitNode()),
         ],
     )
@@ -121,6 +124,7 @@ def run(channel: grpc.Channel, step: Callable[[str], None]) -> None:
     rng = random.Random(1)
     rates = {"A": 0.04, "B": 0.08}
     kind = pb.RecordOutcomeRequest
+    after_end = 0
     for n in range(2400):
         customer = _customer(f"x{n}")
         variant = experiments.AssignVariant(
@@ -128,9 +132,14 @@ def run(channel: grpc.Channel, step: Callable[[str], None]) -> None:
             timeout=10,
         ).variant
         if rng.random() < rates[variant]:
-            experiments.RecordOutcome(
-                kind(experiment_id=experiment.experiment_id, user=customer, kind=kind.KIND_CONVERSION), timeout=10
-            )
+            try:
+                experiments.RecordOutcome(
+                    kind(experiment_id=experiment.experiment_id, user=customer, kind=kind.KIND_CONVERSION), timeout=10
+                )
+            except grpc.RpcError as refused:  # once auto-promotion has concluded it, newcomers only get the winner
+                if refused.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise
+                after_end += 1
     results = experiments.GetExperimentResults(
         pb.GetExperimentResultsRequest(experiment_id=experiment.experiment_id, metric=pb.METRIC_CONVERSION), timeout=30
     )
@@ -140,3 +149,5 @@ def run(channel: grpc.Channel, step: Callable[[str], None]) -> None:
             f"lift {v.lift:+.4f} [{v.lift_ci_low:+.4f}, {v.lift_ci_high:+.4f}]"
         )
     print(f"  SRM p = {results.srm_p_value:.3f}; decision: {results.decision}")
+    if after_end:
+        print(f"  {after_end} conversions of customers who came after the winner was promoted were not counted")

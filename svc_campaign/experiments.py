@@ -212,6 +212,15 @@ class Experiments:
             experiment = self.get(conn, experiment_id)
             assert experiment is not None
             found = self.store.assignment(conn, experiment_id, user_id)
+            if found is None and experiment.state != pb.EXPERIMENT_STATE_RUNNING:
+                # Customers who came after the end get the winner (or a fixed pick) without taking part.
+                state = pb.ExperimentState.Name(experiment.state).removeprefix("EXPERIMENT_STATE_").lower()
+                raise FailedPrecondition(
+                    f"customer {user_id!r} did not take part in experiment {experiment_id!r}: it is {state} and"
+                    " customers who came after its end are not counted",
+                    reason="EXPERIMENT_NOT_RUNNING",
+                    metadata={"experiment_id": experiment_id},
+                )
             if found is None or found.exposed_at is None:
                 raise FailedPrecondition(
                     f"customer {user_id!r} was never exposed in experiment {experiment_id!r}: a conversion counts"

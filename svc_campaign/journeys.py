@@ -95,8 +95,7 @@ class Journeys:
         return json_format.ParseDict(graph, pb.JourneyGraph())
 
     def problems(self, conn: Connection, graph: pb.JourneyGraph, purpose: str = "marketing") -> list[Problem]:
-        """Every problem of ``graph`` in a journey of ``purpose`` (``ValidateJourney`` carries no purpose: it checks
-        the graph as a journey's default, marketing)."""
+        """Every problem of ``graph`` in a journey of ``purpose`` (``ValidateJourney``'s, by default marketing)."""
 
         def template_channel(template_id: str) -> int | None:
             return self.templates.channel(conn, template_id)

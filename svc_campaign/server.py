@@ -87,7 +87,7 @@ class JourneyServicer(_Transactional, pb_grpc.JourneyServiceServicer):
     async def ValidateJourney(
         self, request: pb.ValidateJourneyRequest, context: aio.ServicerContext
     ) -> pb.ValidateJourneyResponse:
-        problems = await _run(self._tx, self._s.journeys.problems, request.graph)
+        problems = await _run(self._tx, self._s.journeys.problems, request.graph, request.purpose or "marketing")
         return pb.ValidateJourneyResponse(problems=[p.to_proto() for p in problems])
 
     async def PublishJourney(

@@ -27,7 +27,7 @@ from svc_campaign.gateway_grpc import build_adapter
 from svc_campaign.journey_walk import Walker
 from svc_campaign.journeys import Journeys
 from svc_campaign.outbox import message_event, queue_event, stable_id, to_proto
-from svc_campaign.policy import PolicyGate, Touch, default_policy, policy_from_json
+from svc_campaign.policy import PolicyGate, Touch, check_quiet_hours, default_policy, policy_from_json
 from svc_campaign.profiles import (
     GrpcProfileDirectory,
     GrpcSegmentMembers,
@@ -290,6 +290,7 @@ class CampaignService(TemplateBook):
         for where, zone in zones:
             if zone and known_zone(zone) is None:
                 raise bad(where, f"unknown time zone {zone!r}")
+        check_quiet_hours(policy)
         if policy.cap_window not in pb.CapWindow.values():
             raise bad("policy.cap_window", "CAP_WINDOW_CALENDAR or CAP_WINDOW_ROLLING")
         if policy.dedupe_window_seconds < 0:

@@ -84,6 +84,12 @@ def test_record_outcome_refuses_a_conversion_it_would_not_count(tmp_path, databa
         assert sum(v.conversions for v in results.variants) == 1
         with service.db.connection() as conn:
             assert service.experiments.store.assignment(conn, "e1", "ot9") is None  # the refusal rolled back
+        # A customer who comes after the end only gets the winner: the refusal says so.
+        experiments.ConcludeExperiment(pb.ConcludeExperimentRequest(experiment_id="e1", winner_variant="A"))
+        with pytest.raises(grpc.RpcError) as after:
+            experiments.RecordOutcome(_outcome(kind.KIND_CONVERSION, "ot7", T0))
+        assert after.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "did not take part in experiment 'e1': it is concluded" in (after.value.details() or "")
 
 
 def test_validate_journey_names_a_service_send_of_a_marketing_graph(tmp_path) -> None:
@@ -100,6 +106,8 @@ def test_validate_journey_names_a_service_send_of_a_marketing_graph(tmp_path) ->
         journeys = pb_grpc.JourneyServiceStub(channel)
         problems = journeys.ValidateJourney(pb.ValidateJourneyRequest(graph=graph)).problems
         assert [(p.node_id, p.code) for p in problems] == [("promo", "service_send_in_marketing_journey")]
+        service_purpose = pb.ValidateJourneyRequest(graph=graph, purpose="service_notice")
+        assert list(journeys.ValidateJourney(service_purpose).problems) == []  # as PublishJourney would judge it
         journeys.CreateJourney(
             pb.CreateJourneyRequest(journey=pb.Journey(journey_id="n", name="n", purpose="service_notice", draft=graph))
         )

@@ -186,7 +186,10 @@ def test_an_event_moves_a_customer_into_a_segment_and_a_journey_sends_the_messag
                     cpb.JourneyNode(
                         node_id="push",
                         send=cpb.SendNode(
-                            channel=cpb.CHANNEL_TYPE_APP_PUSH, template_id="welcome_funds", next_node_id="end"
+                            channel=cpb.CHANNEL_TYPE_APP_PUSH,
+                            template_id="welcome_funds",
+                            next_node_id="end",
+                            is_marketing=True,
                         ),
                     ),
                     cpb.JourneyNode(node_id="end", exit=cpb.ExitNode()),
@@ -272,7 +275,9 @@ def test_a_customer_erased_in_profile_leaves_the_journey_they_wait_in(tmp_path_f
                 cpb.JourneyNode(node_id="wait", wait=cpb.WaitNode(duration_seconds=86_400, next_node_id="push")),
                 cpb.JourneyNode(
                     node_id="push",
-                    send=cpb.SendNode(channel=cpb.CHANNEL_TYPE_APP_PUSH, template_id="day2", next_node_id="end"),
+                    send=cpb.SendNode(
+                        channel=cpb.CHANNEL_TYPE_APP_PUSH, template_id="day2", next_node_id="end", is_marketing=True
+                    ),
                 ),
                 cpb.JourneyNode(node_id="end", exit=cpb.ExitNode()),
             ],

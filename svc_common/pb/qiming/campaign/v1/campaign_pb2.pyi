@@ -432,10 +432,12 @@ class UpdateJourneyDraftResponse(_message.Message):
     def __init__(self, journey: _Optional[_Union[Journey, _Mapping]] = ..., problems: _Optional[_Iterable[_Union[JourneyProblem, _Mapping]]] = ...) -> None: ...
 
 class ValidateJourneyRequest(_message.Message):
-    __slots__ = ("graph",)
+    __slots__ = ("graph", "purpose")
     GRAPH_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
     graph: JourneyGraph
-    def __init__(self, graph: _Optional[_Union[JourneyGraph, _Mapping]] = ...) -> None: ...
+    purpose: str
+    def __init__(self, graph: _Optional[_Union[JourneyGraph, _Mapping]] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class ValidateJourneyResponse(_message.Message):
     __slots__ = ("problems",)
