@@ -4,52 +4,20 @@ service send of a marketing graph."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
-import threading
-from collections.abc import Iterator
 
 import grpc
 import pytest
 from campaign_helpers import PUSH, T0, add_template, campaign_service, node, on_event
+from test_campaign_review12_grpc import serving  # the servicers behind the server kit, on a loop in a thread
 
-from svc_campaign.server import register_all
-from svc_campaign.service import CampaignService
-from svc_common.config import ServerSettings
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2_grpc as pb_grpc
 from svc_common.pb.qiming.common.v1 import types_pb2
-from svc_common.server import ServiceSpec, build_server
 
 
 def ref(value: str) -> types_pb2.UserRef:
     return types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=value)
-
-
-@contextlib.contextmanager
-def serving(service: CampaignService) -> Iterator[grpc.Channel]:
-    """svc_campaign's servicers behind the project's server kit, on a loop in a thread."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    names = tuple(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
-    spec = ServiceSpec("campaign", names, lambda server: register_all(service, server))
-
-    async def start():  # type: ignore[no-untyped-def]
-        running = build_server([spec], ServerSettings(grpc_host="127.0.0.1", grpc_port=0))
-        await running.server.start()
-        return running
-
-    running = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            yield channel
-    finally:
-        asyncio.run_coroutine_threadsafe(running.server.stop(None), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 def _outcome(kind: int, user: str, at: dt.datetime) -> pb.RecordOutcomeRequest:
@@ -66,7 +34,7 @@ def test_record_outcome_refuses_a_conversion_it_would_not_count(tmp_path, databa
         attribution_window_seconds=86_400,
         variants=[pb.Variant(key="A", weight_bps=5000), pb.Variant(key="B", weight_bps=5000)],
     )
-    with campaign_service(tmp_path, database_url) as service, serving(service) as channel:
+    with campaign_service(tmp_path, database_url) as service, serving(service) as (channel, _audit):
         experiments = pb_grpc.ExperimentServiceStub(channel)
         experiments.CreateExperiment(pb.CreateExperimentRequest(experiment=experiment))
         with pytest.raises(grpc.RpcError) as never:
@@ -101,7 +69,7 @@ def test_validate_journey_names_a_service_send_of_a_marketing_graph(tmp_path) ->
             node("end", exit=pb.ExitNode(reason="done")),
         ],
     )
-    with campaign_service(tmp_path) as service, serving(service) as channel:
+    with campaign_service(tmp_path) as service, serving(service) as (channel, _audit):
         add_template(service)
         journeys = pb_grpc.JourneyServiceStub(channel)
         problems = journeys.ValidateJourney(pb.ValidateJourneyRequest(graph=graph)).problems
