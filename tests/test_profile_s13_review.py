@@ -14,6 +14,7 @@ from profile_helpers import ANONYMOUS, DAY, event, profile_app, profile_settings
 
 from svc_common.conditions import to_proto
 from svc_common.errors import InvalidArgument, NotFound
+from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 
 S = 1_000_000
@@ -126,3 +127,36 @@ def test_first_lifecycle_stage_is_an_entry_not_a_move_out_of_prospect(tmp_path: 
             ("UNSPECIFIED", "NEW"): 1,
             ("PROSPECT", "NEW"): 1,
         }
+
+
+# 8. The documented contract of event windows: whole days without a filter are calendar days of the day_offset_hours
+# zone, today included; any other window is rolling (docs/conditions.md, "Event windows").
+def test_whole_day_windows_are_calendar_days_and_others_rolling(tmp_path: Path, database_url: str) -> None:
+    settings = profile_settings(tmp_path, database_url)
+    now = time.time_ns() // 1000
+    offset = settings.day_offset_hours * 3_600 * S
+    midnight = (now + offset) // DAY * DAY - offset  # today's local midnight, in UTC micros
+    with profile_app(settings) as app:
+        app.consumer.handle([event("login", user_id="y1", at_us=midnight - S)], "c1")  # 23:59:59 yesterday
+        windows = {"today": 86_400, "rolling": 86_401, "two_days": 172_800}
+        for name, seconds in windows.items():
+            count = C.EventCount(event_type="login", min_count=1, window_seconds=seconds)
+            app.definitions.create_segment(
+                pb.Segment(segment_id=f"in_{name}", condition=C.Condition(event_count=count))
+            )
+            absent = C.EventAbsence(event_type="login", window_seconds=seconds)
+            app.definitions.create_segment(
+                pb.Segment(segment_id=f"none_{name}", condition=C.Condition(event_absence=absent))
+            )
+        for name in windows:  # y1 by the recompute (SQL where it can)
+            app.segments.recompute(f"in_{name}")
+            app.segments.recompute(f"none_{name}")
+        app.consumer.handle([event("login", user_id="y2", at_us=midnight - S)], "c2")  # y2 by the log consumer
+        with app.core.database.connection() as conn:
+            members = {
+                sid: app.analytics._members(conn, sid) for name in windows for sid in (f"in_{name}", f"none_{name}")
+            }
+        both = {app.profiles.get(ref(u), [], frozenset()).profile_id for u in ("y1", "y2")}
+        assert members["in_today"] == set() and members["none_today"] == both  # since local midnight only
+        assert members["in_rolling"] == both and members["none_rolling"] == set()  # the last 86,401 s
+        assert members["in_two_days"] == both and members["none_two_days"] == set()  # today and yesterday
