@@ -77,7 +77,7 @@ class Loading:
             nodes += [n for _, n in getattr(rule, "bands", ())]
             for node in nodes:
                 for n in walk(node):
-                    if isinstance(n, EventCount | EventAbsence) and (n.filter is not None or n.window_seconds % 86_400):
+                    if isinstance(n, EventCount | EventAbsence):  # whole days too: their edge day (rolling)
                         event_types.add(n.event_type)
                         event_horizon = max(event_horizon, n.window_seconds)
         return days, horizon, event_types, event_horizon

@@ -129,16 +129,17 @@ def test_first_lifecycle_stage_is_an_entry_not_a_move_out_of_prospect(tmp_path: 
         }
 
 
-# 8. The documented contract of event windows: whole days without a filter are calendar days of the day_offset_hours
-# zone, today included; any other window is rolling (docs/conditions.md, "Event windows").
-def test_whole_day_windows_are_calendar_days_and_others_rolling(tmp_path: Path, database_url: str) -> None:
+# 8. An event window is rolling, whole days included: 86,400 s is the last 24 h, not "since local midnight".
+def test_whole_day_windows_are_rolling_not_calendar_days(tmp_path: Path, database_url: str) -> None:
     settings = profile_settings(tmp_path, database_url)
     now = time.time_ns() // 1000
     offset = settings.day_offset_hours * 3_600 * S
     midnight = (now + offset) // DAY * DAY - offset  # today's local midnight, in UTC micros
     with profile_app(settings) as app:
-        app.consumer.handle([event("login", user_id="y1", at_us=midnight - S)], "c1")  # 23:59:59 yesterday
-        windows = {"today": 86_400, "rolling": 86_401, "two_days": 172_800}
+        # yesterday 23:59:59 local (inside the last 24 h), and 25 h before now (outside it, inside 2 days)
+        app.consumer.handle([event("login", user_id="y1", at_us=midnight - S)], "c1")
+        app.consumer.handle([event("login", user_id="old", at_us=now - 25 * 3_600 * S)], "c2")
+        windows = {"day": 86_400, "almost": 86_399, "two_days": 172_800}
         for name, seconds in windows.items():
             count = C.EventCount(event_type="login", min_count=1, window_seconds=seconds)
             app.definitions.create_segment(
@@ -148,15 +149,16 @@ def test_whole_day_windows_are_calendar_days_and_others_rolling(tmp_path: Path, 
             app.definitions.create_segment(
                 pb.Segment(segment_id=f"none_{name}", condition=C.Condition(event_absence=absent))
             )
-        for name in windows:  # y1 by the recompute (SQL where it can)
+        for name in windows:  # y1 and old by the recompute (SQL where it can)
             app.segments.recompute(f"in_{name}")
             app.segments.recompute(f"none_{name}")
-        app.consumer.handle([event("login", user_id="y2", at_us=midnight - S)], "c2")  # y2 by the log consumer
+        app.consumer.handle([event("login", user_id="y2", at_us=midnight - S)], "c3")  # y2 by the log consumer
         with app.core.database.connection() as conn:
             members = {
                 sid: app.analytics._members(conn, sid) for name in windows for sid in (f"in_{name}", f"none_{name}")
             }
-        both = {app.profiles.get(ref(u), [], frozenset()).profile_id for u in ("y1", "y2")}
-        assert members["in_today"] == set() and members["none_today"] == both  # since local midnight only
-        assert members["in_rolling"] == both and members["none_rolling"] == set()  # the last 86,401 s
-        assert members["in_two_days"] == both and members["none_two_days"] == set()  # today and yesterday
+        pid = {u: app.profiles.get(ref(u), [], frozenset()).profile_id for u in ("y1", "y2", "old")}
+        recent = {pid["y1"], pid["y2"]}
+        assert members["in_day"] == recent and members["none_day"] == {pid["old"]}  # the last 86,400 s
+        assert members["in_almost"] == recent and members["none_almost"] == {pid["old"]}  # monotonic in the window
+        assert members["in_two_days"] == set(pid.values()) and members["none_two_days"] == set()
