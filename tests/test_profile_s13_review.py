@@ -162,3 +162,21 @@ def test_whole_day_windows_are_rolling_not_calendar_days(tmp_path: Path, databas
         assert members["in_day"] == recent and members["none_day"] == {pid["old"]}  # the last 86,400 s
         assert members["in_almost"] == recent and members["none_almost"] == {pid["old"]}  # monotonic in the window
         assert members["in_two_days"] == set(pid.values()) and members["none_two_days"] == set()
+
+
+def test_the_sweep_drops_a_rolling_whole_day_window_within_the_day(tmp_path: Path, database_url: str) -> None:
+    """An event leaves a rolling 1-day window at any hour, not at midnight: the sweep finds it between two sweeps
+    of the same day (no day boundary crossed)."""
+    settings = profile_settings(tmp_path, database_url)
+    now = time.time_ns() // 1000
+    hour = 3_600 * S
+    with profile_app(settings) as app:
+        count = C.EventCount(event_type="login", min_count=1, window_seconds=86_400)
+        app.definitions.create_segment(pb.Segment(segment_id="daily", condition=C.Condition(event_count=count)))
+        app.consumer.handle([event("login", user_id="w1", at_us=now - DAY - hour // 2)], "c1")
+        with app.core.writing() as conn:  # as of an hour ago the login is 23.5 h old
+            app.core.engine.refresh(conn, None, now - hour, cause="test")
+        assert app.segments.check("daily", (2, "w1"))[0]
+        result = app.segments.sweep(now - hour, now)  # now it is 24.5 h old
+        assert result["candidates"] >= 1
+        assert not app.segments.check("daily", (2, "w1"))[0]
