@@ -124,12 +124,14 @@ class SnapshotBuilder:
                 continue
             if self.since_us is not None and us < self.since_us:
                 continue
-            if self.first_event_us is None or us < self.first_event_us:
-                self.first_event_us = us
             if self.journey and e.event_type == MESSAGE_SENT:
                 journey = e.properties.get("journey_id")
                 if journey is not None and journey.string_value == self.journey:
                     self.treated.add(e.user_id)
+            if e.event_type.startswith("$message_"):  # svc_campaign's deliveries: not counted by svc_profile
+                continue
+            if self.first_event_us is None or us < self.first_event_us:
+                self.first_event_us = us
             if e.event_type in self.keep:
                 self.customers[e.user_id].events.append(e)
             mine.append(e)

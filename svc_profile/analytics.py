@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from svc_common.conditions import EVENT_FILTER_SCOPE, compile_condition, matches_event
-from svc_common.errors import FieldViolation, InvalidArgument, PermissionDenied
+from svc_common.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
 from svc_profile.model import StoredEvent, decode
@@ -77,6 +77,8 @@ class Analytics:
             compiled.append((step.name or step.event_type, step.event_type, node))
         for sid in [*split_segments, *([segment_id] if segment_id else [])]:
             self.definitions.get_segment(sid)  # NOT_FOUND for an unknown segment
+        if split_tag:
+            self._known_tag(split_tag)
         scan_end = end_us + window_seconds * 1_000_000 if end_us is not None else None
         window_us = window_seconds * 1_000_000
         reached: dict[str, list[int]] = {}
@@ -107,6 +109,14 @@ class Analytics:
                 groups.append((sid, self._members(conn, sid)))
         names = [n for n, _, _ in compiled]
         return [self._result(label, names, reached, members) for label, members in groups]
+
+    def _known_tag(self, name: str) -> None:
+        """NOT_FOUND naming split_by_tag for a tag with no definition: a typo must not split everyone into
+        "(none)"."""
+        try:
+            self.definitions.get_tag(name)
+        except NotFound:
+            raise NotFound(f"split_by_tag: no tag definition {name!r}", reason="TAG_NOT_FOUND") from None
 
     def _members(self, conn: Any, segment_id: str) -> set[str]:
         m = self.core.store.t["member"]

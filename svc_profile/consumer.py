@@ -23,8 +23,10 @@ from svc_profile.identity import BatchResolver, person_row
 from svc_profile.model import now_us
 
 log = logging.getLogger("qiming.profile")
-# What svc_profile publishes itself: segment changes, and erasures (which must not re-create the person).
-OWN_EVENTS = ("$segment_", "$profile_erased")
+# Not the customer's own behaviour, so skipped: what svc_profile publishes itself (segment changes, and erasures,
+# which must not re-create the person), and svc_campaign's deliveries ($message_sent/_delivered/_clicked), which
+# carry the customer id but must neither create a person nor make a dormant customer look active.
+OWN_EVENTS = ("$segment_", "$profile_erased", "$message_")
 
 
 @contextmanager
@@ -132,6 +134,7 @@ class BatchConsumer:
                     triggers=triggers,
                     person_types=person_types,
                     fresh=fresh,
+                    created=set(res.created),
                     rows=rows,
                     customers=res.customers,  # the customer of every touched person, known from resolving
                     hot=hot,

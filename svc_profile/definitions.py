@@ -160,6 +160,13 @@ class Definitions:
                 if problem:
                     path = f"{field}.builtin.parameters[{name}]"
                     raise _bad(path, f"{path}: {problem}")
+            merged = finance.DEFAULTS[formula] | {
+                n: value_from_proto(v) for n, v in definition.builtin.parameters.items()
+            }
+            ordered = finance.order_problem(formula, merged)
+            if ordered:
+                path = f"{field}.builtin.parameters"
+                raise _bad(path, f"{path}[{'/'.join(ordered[0])}]: {ordered[1]}")
         rule = tag_rule_from_proto(definition, lambda c, p: compile_for(TAG_SCOPE, c, p.replace("definition", field)))
         if kind == "condition":
             check_retained(definition.condition, f"{field}.condition")

@@ -173,6 +173,7 @@ class Engine(Loading):
         customers: dict[str, str] | None = None,
         hot: Any = None,
         lifecycle_for: set[str] | None = None,
+        created: frozenset[str] | set[str] = frozenset(),
     ) -> dict[str, int]:
         """Re-evaluate lifecycle, rule tags and segments for ``pids``; write the changes.
 
@@ -182,7 +183,8 @@ class Engine(Loading):
         from it, and the rows as this refresh leaves them are kept for ``last_rows`` (to cache after commit).
         ``lifecycle_for`` (the time sweep, with ``person_types``): the persons whose stage can change; the others
         get neither lifecycle nor a ``lifecycle_stage`` formula tag, and when none of ``pids`` is among them only
-        the day buckets the planned rules read are loaded.
+        the day buckets the planned rules read are loaded. ``created``: persons this transaction created, whose
+        first stage is recorded in the history as an entry (from UNSPECIFIED), not as a move out of PROSPECT.
         """
         segments = (
             list(only_segments)
@@ -256,7 +258,7 @@ class Engine(Loading):
         counts["persons"] = len(people)
         if tags:
             stages: dict[str, str] = {}
-            counts["lifecycle"] = self._lifecycle(conn, people, now, plan, stages)
+            counts["lifecycle"] = self._lifecycle(conn, people, now, plan, stages, created)
             counts["tag_writes"] = self._tags(conn, people, now, tag_rules, plan, stages)
         entered, exited = self.evaluate_segments(conn, people, segments, now, cause, triggers or {}, plan)
         counts["entered"], counts["exited"] = entered, exited
@@ -284,7 +286,13 @@ class Engine(Loading):
         return tracked
 
     def _lifecycle(
-        self, conn: Connection, people: dict[str, Person], now: int, plan: dict | None, kept: dict[str, str]
+        self,
+        conn: Connection,
+        people: dict[str, Person],
+        now: int,
+        plan: dict | None,
+        kept: dict[str, str],
+        created: frozenset[str] | set[str] = frozenset(),
     ) -> int:
         """Evaluate the persons' stages; ``kept`` gets those whose stage stayed (their person is as it was when
         evaluated, so the ``lifecycle_stage`` tag of the same formula and parameters has that answer too)."""
@@ -293,18 +301,13 @@ class Engine(Loading):
             if plan is not None and not plan[pid][0]:
                 continue
             stage, rule = finance.lifecycle(person, self.lifecycle_params, self.context)
+            first = pid in created  # PROSPECT is only the stored default: a new person's first stage is an entry
+            if first or stage != person.lifecycle_stage:
+                start = "UNSPECIFIED" if first else person.lifecycle_stage
+                history.append({"profile_id": pid, "from_stage": start, "to_stage": stage, "at_us": now, "rule": rule})
             if stage == person.lifecycle_stage:
                 kept[pid] = stage
             else:
-                history.append(
-                    {
-                        "profile_id": pid,
-                        "from_stage": person.lifecycle_stage,
-                        "to_stage": stage,
-                        "at_us": now,
-                        "rule": rule,
-                    }
-                )
                 person.lifecycle_stage, person.lifecycle_since_us = stage, now
                 updates.append({"profile_id": pid, "lifecycle_stage": stage, "lifecycle_since_us": now})
         self.store.update_persons(conn, updates, ("lifecycle_stage", "lifecycle_since_us"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+from itertools import pairwise
 from typing import Any
 
 from svc_profile.model import DAY_US, Person
@@ -115,6 +116,26 @@ def parameter_problem(formula: str, name: str, value: Any) -> str | None:
     return None
 
 
+ORDERED: dict[str, tuple[tuple[str, ...], ...]] = {
+    "trading_frequency_tier": (("low", "medium", "high"),),
+    "investor_tier": (("chinext_fen", "star_fen"), ("qualified_fen", "professional_fen")),
+    "high_net_worth": (("active_assets_fen", "assets_fen"),),
+    "lifecycle_stage": (("active_days", "churned_days"),),
+}
+"""Parameters that are thresholds of nested tiers, lowest first: each must be <= the next, or a tier can never be
+reached or tiers overlap (e.g. low=10, medium=2 makes 2 trades "medium" and 1..9 something else)."""
+
+
+def order_problem(formula: str, merged: dict[str, Any]) -> tuple[tuple[str, ...], str] | None:
+    """(the parameters, why) when the thresholds of ``merged`` (defaults with overrides) do not nest."""
+    for names in ORDERED.get(formula, ()):
+        values = [merged[n] for n in names]
+        if any(a > b for a, b in pairwise(values)):
+            shown = ", ".join(f"{n}={v!r}" for n, v in zip(names, values, strict=True))
+            return names, f"must satisfy {' <= '.join(names)}, not {shown}"
+    return None
+
+
 def params(formula: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """The defaults with the overrides that can be used; one that cannot (stored before it was validated) is
     left at its default and logged, so a bad stored version never stops evaluation."""
@@ -125,6 +146,10 @@ def params(formula: str, overrides: dict[str, Any]) -> dict[str, Any]:
             log.error("builtin %s: parameter %s ignored (default used): %s", formula, name, problem)
             continue
         merged[name] = value
+    ordered = order_problem(formula, merged)
+    if ordered:  # stored before the order was validated: the defaults, whose tiers nest
+        log.error("builtin %s: parameters %s ignored (defaults used): %s", formula, ", ".join(ordered[0]), ordered[1])
+        return dict(DEFAULTS[formula])
     return merged
 
 

@@ -60,6 +60,7 @@ class Loading:
                 horizon = max([horizon, *(d * 86_400 for d in formula_windows(rule.formula, rule.params))])
         event_types: set[str] = set()
         event_horizon = 0
+        edges: dict[str, set[int]] = {}
         for ref in refs:
             days.update(ref.event_windows)
             horizon = max([horizon, *ref.event_windows.values()])
@@ -77,10 +78,41 @@ class Loading:
             nodes += [n for _, n in getattr(rule, "bands", ())]
             for node in nodes:
                 for n in walk(node):
-                    if isinstance(n, EventCount | EventAbsence) and (n.filter is not None or n.window_seconds % 86_400):
+                    if not isinstance(n, EventCount | EventAbsence):
+                        continue
+                    if n.filter is None and n.window_seconds % 86_400 == 0:
+                        # Rolling whole days: the buckets, and the retained events of the window's first day only.
+                        edges.setdefault(n.event_type, set()).add(n.window_seconds)
+                    else:
                         event_types.add(n.event_type)
                         event_horizon = max(event_horizon, n.window_seconds)
-        return days, horizon, event_types, event_horizon
+        return days, horizon, event_types, event_horizon, edges
+
+    def _edge_events(
+        self,
+        conn: Connection,
+        ids: Sequence[str] | None,
+        now: int,
+        edges: dict[str, set[int]],
+        exact: set[str],
+        exact_horizon: int,
+        events: dict[str, list[Any]],
+    ) -> dict[str, list[Any]]:
+        """``events`` with the retained events of each whole-day window's first, partial day (what a rolling
+        whole-day window adds to its buckets): one narrow range per window, not the whole window; the ranges of
+        different windows are different days, and those ``exact`` already loaded are skipped."""
+        out = {pid: list(rows) for pid, rows in events.items()}
+        for event_type, windows in sorted(edges.items()):
+            for seconds in sorted(windows):
+                start = now - seconds * 1_000_000
+                if event_type in exact and seconds <= exact_horizon:
+                    continue  # inside what the exact conditions loaded
+                end = self.clock.start_of(self.clock.first_of_window(now, seconds))
+                if event_type in exact:
+                    end = min(end, now - exact_horizon * 1_000_000)
+                for pid, rows in self.store.load_events(conn, ids, [event_type], start, end).items():
+                    out.setdefault(pid, []).extend(rows)
+        return out
 
     # -- loading -------------------------------------------------------------------------------------
     def people(
@@ -106,7 +138,7 @@ class Loading:
         ``HotPersons``, whose tag and membership rows are used for the persons it holds (only the others read).
         ``narrow``: ``tag_rules`` and ``lifecycle`` for ``needs`` (the time sweep: only what its plan evaluates)."""
         segments = list(segments) if segments is not None else list(self.segments.values())
-        day_types, horizon, event_types, event_horizon = self.needs(segments, with_tags, **(narrow or {}))
+        day_types, horizon, event_types, event_horizon, edges = self.needs(segments, with_tags, **(narrow or {}))
         if all_day_types:
             horizon = max(horizon, 90 * 86_400)
         first_day = self.clock.first_of_window(now, horizon or 86_400)
@@ -150,6 +182,8 @@ class Loading:
         else:
             days = store.load_days(conn, ids, day_types, first_day) if day_types else {}
         events = store.load_events(conn, ids, event_types, now - event_horizon * 1_000_000) if event_types else {}
+        if edges and preloaded is None:
+            events = self._edge_events(conn, ids, now, edges, event_types, event_horizon, events)
         if preloaded is None:
             if not reads_tags:
                 tags = {}

@@ -118,6 +118,10 @@ class Days:
     def of(self, micros: int) -> int:
         return (micros + self.offset_us) // DAY_US
 
+    def start_of(self, day: int) -> int:
+        """The first microsecond of a day bucket."""
+        return day * DAY_US - self.offset_us
+
     def first_of_window(self, now: int, window_seconds: int) -> int:
         """The first day bucket of a window of ``window_seconds`` ending now: whole calendar days, today
         included (a 7-day window is today and the 6 days before)."""
@@ -228,9 +232,14 @@ class Person:
         return None
 
     def count_events(self, node: EventCount | EventAbsence) -> int:
-        if node.filter is None and node.window_seconds % 86_400 == 0:
-            return self.count_days(node.event_type, node.window_seconds)
         since = self.now - node.window_seconds * 1_000_000
+        if node.filter is None and node.window_seconds % 86_400 == 0:
+            # Rolling, not calendar: the buckets of the days wholly inside the window (today's included), plus the
+            # retained events of the edge day from ``since`` on (docs/conditions.md, "Event windows").
+            assert self.clock is not None
+            edge_end = self.clock.start_of(self.clock.first_of_window(self.now, node.window_seconds))
+            edge = sum(1 for e in self.events if e.event_type == node.event_type and since <= e.occurred_us < edge_end)
+            return self.count_days(node.event_type, node.window_seconds) + edge
         return sum(
             1
             for e in self.events

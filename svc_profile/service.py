@@ -217,7 +217,7 @@ class ProfileDomain:
         with self.core.writing() as conn:
             pid, created = self._ensure(conn, key, "import", source or "upsert_attributes", now)
             self._write_attributes(conn, pid, values, list(remove), source, now)
-            self.core.engine.refresh(conn, [pid], now, cause="event")
+            self.core.engine.refresh(conn, [pid], now, cause="event", created={pid} if created else frozenset())
         with self.core.database.connection() as conn:
             return self._profile(conn, [pid], (), roles)[pid], created
 
@@ -323,9 +323,11 @@ class ProfileDomain:
             previous = core.find(conn, key, "identity")
             note_customers_of(core.store, conn, [previous])  # the customer the id is taken from
             core.store.delete_link(conn, *key)
-            pid, _ = self._ensure(conn, key, "unlink", "UnlinkIdentity", now)
+            pid, created = self._ensure(conn, key, "unlink", "UnlinkIdentity", now)
             # The profile left behind changes too (e.g. it no longer holds a customer number).
-            core.engine.refresh(conn, sorted({previous, pid}), now, cause="event")
+            core.engine.refresh(
+                conn, sorted({previous, pid}), now, cause="event", created={pid} if created else frozenset()
+            )
             note_customers_of(core.store, conn, [pid])  # an unlinked customer number: its own profile now
         return pid
 

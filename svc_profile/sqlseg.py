@@ -7,8 +7,9 @@ persons in memory. Translated (docs/profile.md, "Recompute"):
 - a comparison of a clear (not level 3) declared attribute with a string or a number: EQ, NE, GT, GTE, LT,
   LTE, BETWEEN, EXISTS, NOT_EXISTS, read from the attribute document ``{name: [kind, value, …]}`` with the
   kind checked (values of another kind never compare, as in Python; strings in code-point order);
-- ``event_count`` / ``event_absence`` without a filter over whole days: the person's day buckets summed by a
-  correlated subquery on the primary key (profile, event type, day);
+- ``event_count`` / ``event_absence`` without a filter over whole days: the person's day buckets of the days wholly
+  inside the window summed by a correlated subquery on the primary key (profile, event type, day), plus a count
+  of the retained events of the window's first, partial day (rolling windows);
 - ``in_segment`` (the stored membership) and ``has_tag`` without a value test (an unexpired tag row);
 - ``all_of`` / ``any_of`` / ``not`` of those. Every leaf is a non-NULL boolean, so ``not`` is exact.
 
@@ -161,6 +162,20 @@ class _Translator:
             .scalar_subquery(),
             0,
         )
+        # Rolling, not calendar: the retained events of the edge day from the window's start on.
+        since = self.now - node.window_seconds * 1_000_000
+        e = self.t["event"]
+        edge = (
+            sa.select(sa.func.count())
+            .where(
+                e.c.profile_id == self.p.c.profile_id,
+                e.c.event_type == node.event_type,
+                e.c.occurred_us >= since,
+                e.c.occurred_us < self.clock.start_of(first),
+            )
+            .scalar_subquery()
+        )
+        total = total + edge
         if isinstance(node, EventAbsence):
             return total == 0
         test = total >= node.min_count

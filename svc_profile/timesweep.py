@@ -33,8 +33,8 @@ def sweep(segments: Segments, previous_us: int, now: int) -> dict[str, int]:
     core, clock = segments.core, segments.core.engine.clock
     engine = core.engine
     windows = timewindows.day_windows(engine)
-    _, _, event_types, _ = engine.needs()
-    exact = timewindows.exact_windows(engine, event_types)
+    _, _, event_types, _, edges = engine.needs()
+    exact = timewindows.exact_windows(engine, event_types | edges.keys())  # whole days are rolling too
     first, last = clock.of(previous_us), clock.of(now)
     found: dict[str, set[str]] = {}  # person → the event types whose window crossed (what can change)
     ageing_stage: set[str] = set()  # persons whose lifecycle stage can change (the others keep theirs)

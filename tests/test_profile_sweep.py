@@ -56,8 +56,9 @@ def test_the_sweep_evaluates_only_persons_whose_read_windows_crossed_and_misses_
         for user in ("P1", "P2", "P3", "P4", "P5"):  # long-standing customers: none NEW, all swept by their buckets
             app.profiles.upsert_attributes(ref(user), {"account_opened_at": opened}, [], "crm", frozenset())
         batch = [
-            event("transfer_in", user_id="P1", at_us=now - 14 * DAY),  # leaves the tag's 14-day window today
-            event("app_click", user_id="P2", at_us=now - 7 * DAY),  # leaves the segment's 7-day window today
+            # A second more than the window (windows are rolling): the event has just left it by ``now``.
+            event("transfer_in", user_id="P1", at_us=now - 14 * DAY - 10**6),  # leaves the tag's 14-day window
+            event("app_click", user_id="P2", at_us=now - 7 * DAY - 10**6),  # leaves the segment's 7-day window
             event("page_view", user_id="P3", at_us=now - 7 * DAY),  # no rule reads page views
             event("page_view", user_id="P3", at_us=now - DAY),
             event("transfer_in", user_id="P4", at_us=now - 3 * DAY),  # stays in every window

@@ -301,7 +301,7 @@ class ProfileStore(TagStatements):
             )
 
     def load_events(
-        self, conn: Connection, pids: Sequence[str] | None, types: Iterable[str], since_us: int
+        self, conn: Connection, pids: Sequence[str] | None, types: Iterable[str], since_us: int, until_us: int = 0
     ) -> dict[str, list[Any]]:
         t = self.t["event"]
         types = sorted(set(types))
@@ -313,6 +313,8 @@ class ProfileStore(TagStatements):
             .where(t.c.event_type.in_(types), t.c.occurred_us >= since_us)
             .order_by(t.c.occurred_us)
         )
+        if until_us:  # a range (the first day of a rolling whole-day window)
+            base = base.where(t.c.occurred_us < until_us)
         parts: Iterable[Sequence[str] | None] = chunks(list(pids)) if pids is not None else (None,)
         for part in parts:
             stmt = base if part is None else base.where(t.c.profile_id.in_(part))
