@@ -262,6 +262,7 @@ class LogFollower:
 
     async def _run(self) -> None:
         failures = 0
+        stopping = False  # the collector ended the follow stream: it is stopping (a restart, a deployment)
         while True:
             handled_before = self.events_handled
             try:
@@ -272,11 +273,21 @@ class LogFollower:
                 self.caught_up.set()
                 await self._consume(follow=True)
                 failures = 0
+                stopping = True
             except asyncio.CancelledError:
                 raise
             except aio.AioRpcError as exc:
                 failures = _failures_after(failures, progressed=self.events_handled > handled_before)
-                if exc.code() in _REFUSALS:
+                if stopping and exc.code() == grpc.StatusCode.UNAVAILABLE:
+                    # Its connection closing after the stream ended: expected. If it does not come back, waiting
+                    # for it warns every UNREACHABLE_WARNING_SECONDS (_reachable).
+                    log.info(
+                        "log follower %s: svc_collect at %s is stopping; waiting for it",
+                        self.name,
+                        self.client.address,
+                        extra={"consumer": self.name},
+                    )
+                elif exc.code() in _REFUSALS:
                     # A retry cannot fix it (a cursor of a restored log, a refused principal): say so loudly, and
                     # retry at the slowest pace so that it resumes by itself once an operator has fixed it.
                     failures = 16
@@ -298,9 +309,11 @@ class LogFollower:
                         exc.details(),
                         extra={"consumer": self.name},
                     )
+                stopping = False
             except Exception:
                 failures = _failures_after(failures, progressed=self.events_handled > handled_before)
                 log.exception("log follower %s: handling a batch failed; retrying it", self.name)
+                stopping = False
             self.caught_up.clear()
             await asyncio.sleep(self._retry.delay_seconds(min(failures, 16)))
 

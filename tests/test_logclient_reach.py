@@ -9,6 +9,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+import grpc
 import pytest
 from collect_helpers import make_event
 from conftest import free_port
@@ -88,3 +89,45 @@ def test_a_cursor_svc_collect_refuses_is_an_error_naming_it(tmp_path: Path, capl
 
 async def _cursor(value: str) -> str:
     return value
+
+
+class _StoppingCollector:
+    """A follow stream that ends cleanly (the collector stopping), then reads that fail UNAVAILABLE while its
+    connection closes, then the collector back."""
+
+    address = "127.0.0.1:1"
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def wait_reachable(self, timeout_seconds: float) -> bool:
+        return True  # the channel still says READY while the collector's connection closes
+
+    async def read(self, after_cursor, *, event_types=(), follow=False, batch_size=0, max_events=0):
+        self.reads += 1
+        if 3 <= self.reads <= 4:
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "Socket closed"
+            )
+        return
+        yield
+
+
+def test_a_collector_that_ends_its_stream_to_stop_is_not_a_lost_collector(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        collector = _StoppingCollector()
+        fast = RetryPolicy(attempts=0, initial_backoff_millis=1, max_backoff_millis=5)
+        follower = LogFollower(collector, name="t", load_cursor=lambda: _cursor(""), handle=_nothing, retry=fast)  # type: ignore[arg-type]
+        follower.start()
+        try:
+            await _until(lambda: collector.reads >= 6)
+        finally:
+            await follower.stop()
+
+    with caplog.at_level(logging.INFO, logger="qiming.logclient"):
+        asyncio.run(scenario())
+    # The first failure after the clean end is the collector stopping; a second one in a row is a lost collector.
+    assert _lines(caplog, logging.INFO)[0] == "log follower t: svc_collect at 127.0.0.1:1 is stopping; waiting for it"
+    assert [m.split(" (")[0] for m in _lines(caplog, logging.WARNING)] == ["log follower t lost svc_collect"]
