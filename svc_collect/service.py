@@ -45,6 +45,7 @@ from svc_common.errors import (
     ResourceExhausted,
     StartupError,
 )
+from svc_common.paging import PAGE_BYTES, fitting
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2
 from svc_common.protection import Fingerprinter, KeyProvider
@@ -54,9 +55,7 @@ ACCEPTED = collect_pb2.EVENT_STATUS_ACCEPTED
 DUPLICATE = collect_pb2.EVENT_STATUS_DUPLICATE
 REJECTED = collect_pb2.EVENT_STATUS_REJECTED
 _DELAY_SAMPLE = 10_000
-#: A ReadEvents message holds at most this many bytes of events (one event at least): a quarter of the 4 MiB a
-#: default gRPC client accepts.
-READ_MESSAGE_BYTES = 1024 * 1024
+READ_MESSAGE_BYTES = PAGE_BYTES  # a ReadEvents message's events (one event at least)
 _EVENT_FRAMING_BYTES = 64  # received_at, cursor, fingerprint and the field's tag and length
 
 
@@ -377,15 +376,10 @@ class CollectService:
         event's cursor: 500 events of up to 64 KiB each (``max_event_bytes``) would pass the 4 MiB a default gRPC
         client accepts, and the server's own send limit, failing the stream in the middle of the log."""
         sizes = [len(s.payload) + (len(s.sealed) if s.sealed else 0) + _EVENT_FRAMING_BYTES for s in stored]
-        if sum(sizes) <= READ_MESSAGE_BYTES:
-            yield stored, cursor
-            return
-        start, total = 0, 0
-        for i, size in enumerate(sizes):
-            if i > start and total + size > READ_MESSAGE_BYTES:
-                yield stored[start:i], self.cursor(stored[i - 1].seq)
-                start, total = i, 0
-            total += size
+        start = 0
+        while (end := start + fitting(sizes[start:], READ_MESSAGE_BYTES)) < len(stored):
+            yield stored[start:end], self.cursor(stored[end - 1].seq)
+            start = end
         yield stored[start:], cursor
 
     def _to_event(self, stored: StoredEvent, unmask: bool) -> event_pb2.Event:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from svc_common.errors import FieldViolation, InvalidArgument
@@ -12,6 +13,21 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 MAX_TOKEN_CHARS = 4096
 """Longest page token accepted (the positions Qiming's listings encode are far shorter)."""
+PAGE_BYTES = 1024 * 1024
+"""A listing's or stream's message ends once its items pass this many bytes (one item at least): a quarter of the
+4 MiB a default gRPC client accepts, whatever the items hold."""
+
+
+def fitting(sizes: Iterable[int], limit_bytes: int = PAGE_BYTES) -> int:
+    """How many leading items of these encoded ``sizes`` one message holds: as many as stay within
+    ``limit_bytes``, and always the first."""
+    taken, total = 0, 0
+    for size in sizes:
+        total += size
+        if taken and total > limit_bytes:
+            break
+        taken += 1
+    return taken
 
 
 def page_size(requested: int, field: str = "page.page_size") -> int:

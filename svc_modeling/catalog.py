@@ -16,6 +16,7 @@ import pandas as pd
 from google.protobuf import json_format
 
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound
+from svc_common.paging import PAGE_BYTES
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2
 from svc_common.protection import Sealer
@@ -24,9 +25,6 @@ from svc_modeling.frame import STRING_TYPES, VT, Frame
 from svc_modeling.in_use import refuse_if_in_use
 from svc_modeling.store import SqlModelingStore, utcnow
 
-#: Rows of a ReadRows page, past its first row, stay under this many bytes: a quarter of the 4 MiB a default gRPC
-#: client accepts.
-READ_PAGE_BYTES = 1024 * 1024
 #: Rows built at a time while a page fills (the most built and dropped when a page ends early).
 _PAGE_CHUNK_ROWS = 64
 
@@ -184,7 +182,7 @@ class DatasetCatalog:
         limit: int,
         batch_rows: int,
         unmask: bool = False,
-        page_bytes: int = READ_PAGE_BYTES,
+        page_bytes: int = PAGE_BYTES,
     ) -> Iterator[modeling_pb2.ReadRowsResponse]:
         """Rows in pages of at most ``batch_rows`` rows and, past its first row, ``page_bytes`` of rows: wide rows
         (long strings, hundreds of columns) would otherwise pass the 4 MiB a default client accepts, or the server's

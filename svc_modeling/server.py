@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from grpc import aio
 
 from svc_common.errors import FieldViolation, InvalidArgument, ResourceExhausted
-from svc_common.paging import decode_token, encode_token, page_size
+from svc_common.paging import PAGE_BYTES, decode_token, encode_token, fitting, page_size
 from svc_common.pb.qiming.common.v1 import job_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2_grpc as pb_grpc
@@ -32,7 +32,7 @@ MODELING_EXTRA = frozenset({"numpy", "pandas", "scipy", "sklearn", "lightgbm"})
 
 T = TypeVar("T")
 _READ_BATCH_DEFAULT, _READ_BATCH_MAX = 1000, 10_000
-LIST_PAGE_BYTES = 1024 * 1024
+LIST_PAGE_BYTES = PAGE_BYTES
 
 
 def _caller() -> str:
@@ -139,14 +139,8 @@ class DatasetServicer(pb_grpc.DatasetServiceServicer):
         position = decode_token(request.page.page_token, "datasets")
         after = (dt.datetime.fromisoformat(position["at"]), str(position["id"])) if position else None
         found = await _run(self._service.catalog.list, after, size + 1)
-        # A page stays far below the 4 MiB a default client accepts, whatever the datasets hold: it ends early
-        # (with a next page token) once it passes LIST_PAGE_BYTES, and always holds at least one dataset.
-        taken, total = 0, 0
-        for dataset in found[:size]:
-            total += dataset.ByteSize() + 8
-            if taken and total > LIST_PAGE_BYTES:
-                break
-            taken += 1
+        # A page ends early (with a next page token) once its datasets pass LIST_PAGE_BYTES.
+        taken = fitting((dataset.ByteSize() + 8 for dataset in found[:size]), LIST_PAGE_BYTES)
         response = pb.ListDatasetsResponse(datasets=found[:taken])
         if len(found) > taken:
             last = found[taken - 1]
