@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from svc_common.config import ServiceSettings
+from svc_common.config import ServiceSettings, check_nats_servers
 from svc_common.protection._levels import DEFAULT_SENSITIVE_PROPERTIES
 
 
@@ -79,6 +79,11 @@ class CollectSettings(ServiceSettings):
     stream runs this release: the stream is marked, and earlier releases can no longer read what is written."""
     jetstream_max_pack_bytes: int = Field(default=900_000, ge=10_000)
     """Upper bound of one JetStream message (a pack of events); kept under the server's max_payload."""
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_servers(cls, value: str) -> str:
+        return check_nats_servers(value)
 
     @field_validator("log_backend", mode="after")
     @classmethod

@@ -15,6 +15,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -48,6 +49,39 @@ def redact_url(text: str) -> str:
     comma-separated list of URLs, and query parameters named like a secret: ``password``, ``sslpassword``,
     ``token``, ``access_token``, ``client_secret``, ``api_key``…) replaced by ``***``: for errors and listings."""
     return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
+
+
+_NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def check_nats_servers(value: str) -> str:
+    """``value`` if it is a comma-separated list of NATS server URLs the client can connect to (``nats://``,
+    ``tls://``, ``ws://``, ``wss://`` or a bare ``host[:port]``, as nats-py reads them), else ``ValueError`` naming
+    the bad entry: a malformed URL otherwise passes ``qiming config`` and fails only at start."""
+    entries = [entry.strip() for entry in value.split(",")]
+    schemes = set()
+    for entry in entries:
+        if not entry:
+            raise ValueError("an empty server in the list (a stray comma?)")
+        shown = redact_url(repr(entry))
+        scheme, sep, _ = entry.partition("://")
+        if sep and scheme.lower() not in _NATS_SCHEMES:
+            raise ValueError(f"server {shown}: scheme {scheme!r} is not one of {', '.join(_NATS_SCHEMES)}")
+        try:
+            parsed = urlsplit(entry if sep else f"nats://{entry}")
+            port = parsed.port
+        except ValueError:
+            raise ValueError(f"server {shown}: the port is not a TCP port (1 to 65535)") from None
+        if not parsed.hostname:
+            raise ValueError(f"server {shown} names no host (expected e.g. nats://nats1:4222,nats://nats2:4222)")
+        if port == 0:
+            raise ValueError(f"server {shown}: the port is not a TCP port (1 to 65535)")
+        if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+            raise ValueError(f"server {shown}: a NATS server URL has no path or query")
+        schemes.add(parsed.scheme.lower() in ("ws", "wss"))
+    if len(schemes) > 1:
+        raise ValueError("websocket (ws://, wss://) and other servers cannot be mixed in one list")
+    return value
 
 
 def is_secret_setting(cls: type[BaseSettings], field_name: str) -> bool:

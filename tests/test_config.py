@@ -89,6 +89,33 @@ def test_bad_database_url_is_a_config_error(monkeypatch) -> None:
         load_settings(CollectSettings)
 
 
+@pytest.mark.parametrize(
+    ("nats_url", "message"),
+    [
+        ("nats://h:99999", "server 'nats://h:99999': the port is not a TCP port"),
+        ("nats://u:secret@h:0", r"server 'nats://u:\*\*\*@h:0': the port is not a TCP port"),
+        ("nats://h:x", "the port is not a TCP port"),
+        ("http://h:4222", "scheme 'http' is not one of nats, tls, ws, wss"),
+        ("nats://", "server 'nats://' names no host"),
+        ("nats://a:4222,", "an empty server in the list"),
+        ("nats://a:4222,ws://b:80", "cannot be mixed"),
+        ("nats://h:4222/stream", "has no path or query"),
+    ],
+)
+def test_a_malformed_nats_url_is_a_config_error(monkeypatch, nats_url: str, message: str) -> None:
+    # Checked with the settings (so by `qiming config` too), not first when the collector connects at start.
+    monkeypatch.setenv("QIMING_COLLECT_NATS_URL", nats_url)
+    with pytest.raises(ConfigError, match=f"QIMING_COLLECT_NATS_URL: .*{message}") as caught:
+        load_settings(CollectSettings)
+    assert "secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("nats_url", ["nats://127.0.0.1:4222", "nats://u:p@a:4222, tls://b", "a:4222,b", "wss://a"])
+def test_nats_urls_the_client_reads_are_accepted(monkeypatch, nats_url: str) -> None:
+    monkeypatch.setenv("QIMING_COLLECT_NATS_URL", nats_url)
+    assert load_settings(CollectSettings).nats_url == nats_url
+
+
 def test_missing_and_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(CollectSettings, tmp_path / "nope.toml")
