@@ -77,6 +77,30 @@ SUPPRESSION_REASONS = frozenset(
 """Every ``suppression_reason`` svc_campaign writes (docs/campaign.md, "The policy gate" and after)."""
 
 
+def is_service_purpose(purpose: str) -> bool:
+    """A purpose is a service purpose when it is ``service`` or starts with ``service_`` (``service_notice``); every
+    other purpose, the default ``marketing`` included, is marketing. The one rule for journeys and one-off sends."""
+    purpose = purpose.strip().lower()
+    return purpose == "service" or purpose.startswith("service_")
+
+
+def service_send_ok(is_marketing: bool, purpose: str) -> None:
+    """INVALID_ARGUMENT naming ``is_marketing`` for a service notice (``is_marketing = false``, the proto3 default)
+    whose purpose is marketing: it would skip consent, caps, de-duplication and quiet hours and reach customers who
+    opted out, though nobody chose that. ``SendMessage`` and ``CheckContact``; journeys have the same rule
+    (``graph.service_send_problems``)."""
+    if is_marketing or is_service_purpose(purpose):
+        return
+    shown = f"{purpose!r}" if purpose else "'' (the default, marketing)"
+    raise bad(
+        "is_marketing",
+        "false (the default) makes this a service notice, which skips consent, frequency caps, de-duplication and"
+        f" quiet hours and reaches customers who opted out, but its purpose {shown} is marketing: set"
+        " is_marketing = true for a marketing message, or purpose = 'service' (or 'service_...') for a service notice",
+        "SERVICE_SEND_IN_MARKETING_PURPOSE",
+    )
+
+
 def channel_ok(channel: int, field: str) -> int:
     if channel == pb.CHANNEL_TYPE_UNSPECIFIED or channel not in pb.ChannelType.values():
         raise bad(field, "choose a channel")

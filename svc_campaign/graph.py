@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from svc_campaign.checks import column_limit
+from svc_campaign.checks import column_limit, is_service_purpose
 from svc_campaign.cron import known_zone
 from svc_campaign.triggers import EventMatcher, Trigger, compile_trigger
 from svc_common.conditions import Compare, HasTag, Node, Scope, Source, compile_condition, walk
@@ -238,13 +238,6 @@ def _check_send(send: pb.SendNode, templates: TemplateLookup, bad: Callable[[str
                 f"template {send.template_id!r} is for {pb.ChannelType.Name(channel)}, not {pb.ChannelType.Name(ch)}"
                 " (a template without a channel serves every channel)",
             )
-
-
-def is_service_purpose(purpose: str) -> bool:
-    """A journey purpose is a service purpose when it is ``service`` or starts with ``service_`` (``service_notice``);
-    every other purpose, the default ``marketing`` included, is marketing."""
-    purpose = purpose.strip().lower()
-    return purpose == "service" or purpose.startswith("service_")
 
 
 def service_send_problems(graph: pb.JourneyGraph, purpose: str) -> list[Problem]:

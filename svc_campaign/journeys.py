@@ -224,6 +224,8 @@ class Journeys:
                 reason="RUN_WINDOW_OVER",
                 metadata={"end_at": _aware(row["end_at"]).isoformat()},
             )
+        if action == "start":
+            self._check_published(conn, row)
         target = {"start": "RUNNING", "pause": "PAUSED", "stop": "STOPPED"}[action]
         self.store.update(conn, journey_id, {"journey_state": target, "updated_at": now})
         if action == "stop":
@@ -231,6 +233,27 @@ class Journeys:
         row.update(journey_state=target, updated_at=now)
         self.engine.invalidate()
         return to_proto(row, self._published(conn, journey_id, row["published_version"]))
+
+    def _check_published(self, conn: Connection, row: dict[str, Any]) -> None:
+        """FAILED_PRECONDITION when the published version fails today's validation: one published by an older
+        release (a marketing journey's send without is_marketing), or whose templates have changed since. Starting
+        (or resuming) it would run what PublishJourney now refuses."""
+        journey_id, version = row["journey_id"], row["published_version"]
+        graph = self._published(conn, journey_id, version)
+        if graph is None:
+            return  # nothing published: _check has refused already
+        problems = self.problems(conn, graph, row["purpose"])
+        if not problems:
+            return
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise FailedPrecondition(
+            f"journey {journey_id!r} version {version} fails the current validation: {first.message} ({first.code})"
+            f"{more}; it stays {row['journey_state']}: fix the draft (ValidateJourney lists every problem), publish"
+            " it as a new version and start that",
+            reason="PUBLISHED_VERSION_INVALID",
+            metadata={"node_id": first.node_id, "code": first.code, "version": str(version)},
+        )
 
     def get(self, conn: Connection, journey_id: str, version: int) -> pb.Journey:
         row = self._row(conn, journey_id)

@@ -16,7 +16,7 @@ from google.protobuf import json_format
 from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 
-from svc_campaign.checks import bad, channel_ok, customer_id, known
+from svc_campaign.checks import bad, channel_ok, customer_id, known, service_send_ok
 from svc_campaign.clock import Clock, SystemClock
 from svc_campaign.config import CampaignSettings
 from svc_campaign.cron import known_zone
@@ -309,6 +309,7 @@ class CampaignService(TemplateBook):
     def check_contact(self, request: pb.CheckContactRequest) -> pb.CheckContactResponse:
         user = customer_id(request.user)
         channel_ok(request.channel, "channel")
+        service_send_ok(request.is_marketing, request.purpose)
         template = self.get_template(request.template_id) if request.template_id else pb.Template(body=".")
         now = self.clock.now()
         with self.db.connection() as conn:
@@ -335,6 +336,7 @@ class CampaignService(TemplateBook):
     def send_message(self, request: pb.SendMessageRequest) -> pb.Message:
         user = customer_id(request.user)
         channel_ok(request.channel, "channel")
+        service_send_ok(request.is_marketing, request.purpose)
         template = self.get_template(request.template_id) if request.template_id else None
         if template is None:
             raise bad("template_id", "name the template")

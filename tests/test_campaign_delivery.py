@@ -72,7 +72,9 @@ def test_4xx_fails_at_once_and_a_dead_gateway_fails_after_the_attempts(
         tmp_path, database_url, settings={"gateway_url": gateway.url, "delivery_max_attempts": 2}
     ) as service:
         add_template(service, "t1")
-        first = service.send_message(pb.SendMessageRequest(user=user("c1"), channel=PUSH, template_id="t1"))
+        first = service.send_message(
+            pb.SendMessageRequest(user=user("c1"), channel=PUSH, template_id="t1", purpose="service")
+        )
         gateway.script = [400]
         deliver(service)
         failed = service.get_message(first.message_id)
@@ -82,7 +84,9 @@ def test_4xx_fails_at_once_and_a_dead_gateway_fails_after_the_attempts(
         tmp_path / "dead", database_url, settings={"gateway_url": dead, "delivery_max_attempts": 2}
     ) as service:
         add_template(service, "t2")
-        second = service.send_message(pb.SendMessageRequest(user=user("c1"), channel=PUSH, template_id="t2"))
+        second = service.send_message(
+            pb.SendMessageRequest(user=user("c1"), channel=PUSH, template_id="t2", purpose="service")
+        )
         deliver(service)
         service.clock.advance(minutes=10)
         deliver(service)
@@ -125,7 +129,9 @@ def test_receipts_move_forward_only_and_are_published_as_events(tmp_path, databa
     collect = FakeCollect()
     with campaign_service(tmp_path, database_url, settings={"gateway_url": gateway.url}, collect=collect) as service:
         add_template(service, "t1")
-        sent = service.send_message(pb.SendMessageRequest(user=user("c1"), channel=PUSH, template_id="t1"))
+        sent = service.send_message(
+            pb.SendMessageRequest(user=user("c1"), channel=PUSH, template_id="t1", purpose="service")
+        )
         deliver(service)
         receipt = pb.ReportDeliveryReceiptRequest(message_id=sent.message_id, status=pb.MESSAGE_STATUS_DELIVERED)
         assert status(service.report_receipt(receipt)) == "DELIVERED"
@@ -140,11 +146,15 @@ def test_receipts_move_forward_only_and_are_published_as_events(tmp_path, databa
         assert {e.properties["message_id"].string_value for e in collect.events} == {sent.message_id}
         assert all(e.user_id == "c1" for e in collect.events)
         again = service.send_message(
-            pb.SendMessageRequest(user=user("c2"), channel=PUSH, template_id="t1", idempotency_key="crm-42")
+            pb.SendMessageRequest(
+                user=user("c2"), channel=PUSH, template_id="t1", purpose="service", idempotency_key="crm-42"
+            )
         )
         assert (
             service.send_message(
-                pb.SendMessageRequest(user=user("c2"), channel=PUSH, template_id="t1", idempotency_key="crm-42")
+                pb.SendMessageRequest(
+                    user=user("c2"), channel=PUSH, template_id="t1", purpose="service", idempotency_key="crm-42"
+                )
             ).message_id
             == again.message_id
         )
@@ -158,7 +168,9 @@ def test_consent_withdrawn_while_a_message_waits_suppresses_it(tmp_path, databas
         waiting = service.send_message(
             pb.SendMessageRequest(user=user("c1"), channel=SMS, template_id="t1", is_marketing=True)
         )
-        notice = service.send_message(pb.SendMessageRequest(user=user("c1"), channel=PUSH, template_id="t1"))
+        notice = service.send_message(
+            pb.SendMessageRequest(user=user("c1"), channel=PUSH, template_id="t1", purpose="service")
+        )
         assert status(waiting) == "DEFERRED"
         service.set_consent(pb.Consent(user=user("c1"), channel=0, purpose="*", granted=False, source="app_settings"))
         service.clock.set(dt.datetime(2026, 11, 24, 0, 1, tzinfo=dt.UTC))

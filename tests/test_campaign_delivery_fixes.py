@@ -69,7 +69,10 @@ def dispatch(service: CampaignService, gateway: Any) -> int:
 
 def send(service: CampaignService, channel: int = PUSH, template: str = "t1", marketing: bool = True) -> pb.Message:
     user = types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value="c1")
-    request = pb.SendMessageRequest(user=user, channel=channel, template_id=template, is_marketing=marketing)
+    purpose = "" if marketing else "service"  # a service notice needs a service purpose
+    request = pb.SendMessageRequest(
+        user=user, channel=channel, template_id=template, is_marketing=marketing, purpose=purpose
+    )
     return service.send_message(request)
 
 

@@ -105,7 +105,7 @@ def test_fails_hangs_then_succeeds_and_is_sent_exactly_once(tmp_path, database_u
     with campaign_service(tmp_path, database_url, settings=grpc_settings(address)) as service:
         add_template(service, "t1", title="{{attribute.nickname|您好}}")
         sent = service.send_message(
-            pb.SendMessageRequest(user=user("c1"), channel=SMS, template_id="t1", is_marketing=False)
+            pb.SendMessageRequest(user=user("c1"), channel=SMS, template_id="t1", purpose="service")
         )
         # Round 1: unavailable, then the gateway takes it but answers after the deadline, then rate limited.
         gateway.script = ["unavailable", "hang", "exhausted"]
@@ -132,8 +132,12 @@ def test_invalid_argument_and_refusals_fail_at_once(tmp_path, stand_in) -> None:
     with campaign_service(tmp_path, settings=grpc_settings(address)) as service:
         add_template(service, "t1")
         add_template(service, "t2", body="第二条消息")
-        first = service.send_message(pb.SendMessageRequest(user=user("c1"), channel=SMS, template_id="t1"))
-        second = service.send_message(pb.SendMessageRequest(user=user("c2"), channel=SMS, template_id="t2"))
+        first = service.send_message(
+            pb.SendMessageRequest(user=user("c1"), channel=SMS, template_id="t1", purpose="service")
+        )
+        second = service.send_message(
+            pb.SendMessageRequest(user=user("c2"), channel=SMS, template_id="t2", purpose="service")
+        )
         gateway.script = ["invalid", "refuse"]
         assert deliver(service) == 2
         failed = [service.get_message(m.message_id) for m in (first, second)]
@@ -148,7 +152,9 @@ def test_a_gateway_that_is_down_keeps_the_message_until_the_attempts_run_out(tmp
     settings = grpc_settings(f"127.0.0.1:{free_port()}", delivery_max_attempts=2, gateway_grpc_attempts=2)
     with campaign_service(tmp_path, settings=settings) as service:
         add_template(service, "t1")
-        sent = service.send_message(pb.SendMessageRequest(user=user("c1"), channel=SMS, template_id="t1"))
+        sent = service.send_message(
+            pb.SendMessageRequest(user=user("c1"), channel=SMS, template_id="t1", purpose="service")
+        )
         deliver(service)
         assert status(service.get_message(sent.message_id)) == "QUEUED"
         service.clock.advance(minutes=5)
@@ -169,8 +175,12 @@ def test_each_channel_goes_through_its_configured_gateway(tmp_path, stand_in) ->
             asyncio.run(router.close())
             add_template(service, "t1")
             add_template(service, "t2", body="另一条消息")
-            by_sms = service.send_message(pb.SendMessageRequest(user=user("c1"), channel=SMS, template_id="t1"))
-            by_push = service.send_message(pb.SendMessageRequest(user=user("c1"), channel=PUSH, template_id="t2"))
+            by_sms = service.send_message(
+                pb.SendMessageRequest(user=user("c1"), channel=SMS, template_id="t1", purpose="service")
+            )
+            by_push = service.send_message(
+                pb.SendMessageRequest(user=user("c1"), channel=PUSH, template_id="t2", purpose="service")
+            )
             assert deliver(service) == 2
             assert [r.message_id for r in gateway.requests] == [by_sms.message_id]
             assert [body["message_id"] for _, body in webhook.requests] == [by_push.message_id]

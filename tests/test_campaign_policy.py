@@ -54,7 +54,8 @@ def test_opt_out_per_channel_and_purpose_suppresses_marketing_only(tmp_path, dat
             pb.Consent(user=user("c1"), channel=0, purpose="fund_promotion", granted=False, source="app_settings")
         )
         assert (status(m := send(service, "c1", "promo", SMS)), m.suppression_reason) == ("SUPPRESSED", "no_consent")
-        assert status(send(service, "c1", "notice", SMS, marketing=False)) == "QUEUED"  # service notices still go
+        notice = send(service, "c1", "notice", SMS, marketing=False, purpose="service_notice")
+        assert status(notice) == "QUEUED"  # service notices still go
         assert status(send(service, "c1", "promo", PUSH, purpose="fund_promotion")).startswith("SUPP")
         assert status(send(service, "c1", "promo", PUSH, purpose="account_care")) == "QUEUED"
         # A more specific grant wins over the general opt-out.
@@ -129,7 +130,8 @@ def test_one_frequency_cap_across_channels_and_journeys(tmp_path, database_url) 
             send(service, "c1", "c", service_channel := pb.CHANNEL_TYPE_WECOM).suppression_reason == "frequency_cap_day"
         )
         assert service_channel
-        assert status(send(service, "c1", "d", PUSH, marketing=False)) == "QUEUED"  # service notices do not count
+        notice = send(service, "c1", "d", PUSH, marketing=False, purpose="service")
+        assert status(notice) == "QUEUED"  # service notices do not count
         for name in "efg":
             service.clock.advance(days=1, seconds=1)
             assert status(send(service, "c1", name, PUSH)) == "QUEUED", name

@@ -180,7 +180,9 @@ def test_strings_longer_than_their_column_are_invalid_argument_on_every_database
         assert "at most 64" in refused(lambda: journeys.PublishJourney(pb.PublishJourneyRequest(journey_id="j2")))
         # At the limit: stored on every database.
         delivery.SendMessage(
-            pb.SendMessageRequest(user=ref("c" * 128), channel=PUSH, template_id="t1", purpose="p" * 64)
+            pb.SendMessageRequest(
+                user=ref("c" * 128), channel=PUSH, template_id="t1", purpose="p" * 64, is_marketing=True
+            )
         )
         policy.SetConsent(pb.SetConsentRequest(consent=pb.Consent(user=ref("c1"), purpose="p" * 64, source="s" * 128)))
         journeys.StopJourney(pb.StopJourneyRequest(journey_id="j1", reason="r" * 56))

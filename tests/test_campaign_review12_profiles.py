@@ -162,7 +162,10 @@ def test_an_unreachable_profile_service_is_its_own_suppression_reason(tmp_path) 
         reasons = {}
         for user in ("c-down", "c-unknown", "c-rated"):
             request = pb.SendMessageRequest(
-                user=types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=user), channel=PUSH, template_id="fund"
+                user=types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value=user),
+                channel=PUSH,
+                template_id="fund",
+                purpose="service",
             )
             reasons[user] = service.send_message(request).suppression_reason
         assert reasons == {"c-down": "profile_unavailable", "c-unknown": "risk_rating_unknown", "c-rated": ""}

@@ -144,8 +144,10 @@ class JourneyServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StartJourney(self, request, context):
-        """Start a published journey: it begins admitting customers. FAILED_PRECONDITION (RUN_WINDOW_OVER) when its end_at
-        has passed.
+        """Start a published journey, or resume a paused one: it begins admitting customers. FAILED_PRECONDITION
+        (RUN_WINDOW_OVER) when its end_at has passed; FAILED_PRECONDITION (PUBLISHED_VERSION_INVALID), naming the node
+        and the problem, when its published version fails the current validation (one published by an older release:
+        publish a fixed version). Refused, the journey stays in its state.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -946,7 +948,8 @@ class PolicyServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CheckContact(self, request, context):
-        """Would a touch to this customer now be allowed? Which rule would suppress it?
+        """Would a touch to this customer now be allowed? Which rule would suppress it? is_marketing and purpose as for
+        SendMessage (a service notice needs a service purpose).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1170,7 +1173,8 @@ class DeliveryServiceServicer:
     """
 
     def SendMessage(self, request, context):
-        """Send one message outside any journey (a service notice, a test send); policies still apply.
+        """Send one message outside any journey (a service notice, a test send); policies still apply. A service notice
+        (is_marketing = false) needs a service purpose: INVALID_ARGUMENT (SERVICE_SEND_IN_MARKETING_PURPOSE) otherwise.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
