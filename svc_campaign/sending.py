@@ -11,6 +11,7 @@ from typing import Any
 from google.protobuf import json_format
 from sqlalchemy.engine import Connection
 
+from svc_campaign.checks import is_service_purpose
 from svc_campaign.graph import CompiledNode
 from svc_campaign.outbox import UNSENT, insert_message, new_message, ordered_id
 from svc_campaign.policy import Decision, Touch
@@ -54,6 +55,9 @@ class Sender:
         journey = self.engine.journey(instance["journey_id"])
         priority = journey.priority if journey else 0
         purpose = (journey.purpose if journey else "") or "marketing"
+        # A send of a marketing journey is marketing whatever its flag: a version published by an earlier release
+        # (before PublishJourney refused is_marketing = false there) may already be running; StartJourney refuses it.
+        is_marketing = send.is_marketing or not is_service_purpose(purpose)
         template = self.template(conn, send.template_id)
         message_id = journey_message_id(now, instance["instance_id"], node_id, cause)
         fields = {
@@ -71,7 +75,7 @@ class Sender:
                 template=pb.Template(template_id=send.template_id),
                 now=now,
                 purpose=purpose,
-                is_marketing=send.is_marketing,
+                is_marketing=is_marketing,
                 priority=priority,
                 **fields,
             )
@@ -84,7 +88,7 @@ class Sender:
             list(send.channels),
             template,
             purpose,
-            send.is_marketing,
+            is_marketing,
             priority,
             profile,
             _event_values(context),

@@ -16,6 +16,7 @@ from test_campaign_review12_grpc import serving  # the servicers behind the serv
 from svc_common.errors import FailedPrecondition
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2_grpc as pb_grpc
+from svc_common.pb.qiming.common.v1 import types_pb2
 
 PROBLEM = (
     "node 'promo': a send in a marketing journey must set is_marketing (consent, caps and quiet hours apply), or give"
@@ -121,3 +122,27 @@ def test_start_journey_over_grpc_is_failed_precondition_naming_the_node(tmp_path
         assert (info.reason, info.metadata["node_id"]) == ("PUBLISHED_VERSION_INVALID", "promo")
         journey = journeys.GetJourney(pb.GetJourneyRequest(journey_id="j1")).journey
         assert journey.state == pb.JOURNEY_STATE_PUBLISHED
+
+
+def test_a_running_version_of_an_earlier_release_gates_its_sends_as_marketing(tmp_path, database_url) -> None:
+    # Already RUNNING when this release is installed (StartJourney's check never ran): its send left at
+    # is_marketing = false must not reach a customer who opted out; a service journey's notice still goes.
+    with campaign_service(tmp_path, database_url) as service:
+        add_template(service)
+        service.set_consent(
+            pb.Consent(user=types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value="c1"), purpose="*", granted=False)
+        )
+        with service.db.connection(write=True) as conn:
+            service.journeys.create(conn, pb.Journey(journey_id="j1", name="j1", draft=_notice_graph()), T0)
+            notice = pb.Journey(journey_id="n1", name="n1", purpose="service_notice", draft=_notice_graph())
+            service.journeys.create(conn, notice, T0)
+        _publish_unchecked(service, "j1", _notice_graph(), "RUNNING")
+        _publish_unchecked(service, "n1", _notice_graph(), "RUNNING")
+        service.engine.handle([event("signup", "c1")])
+        sent = {m.journey_id: m for m in messages(service)}
+        assert (sent["j1"].is_marketing, sent["j1"].status, sent["j1"].suppression_reason) == (
+            True,
+            pb.MESSAGE_STATUS_SUPPRESSED,
+            "no_consent",
+        )
+        assert not sent["n1"].is_marketing and sent["n1"].status != pb.MESSAGE_STATUS_SUPPRESSED
