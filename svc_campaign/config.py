@@ -97,8 +97,10 @@ class CampaignSettings(ServiceSettings):
     """Wait before the second gRPC try of a round; doubles after each (with jitter)."""
     gateway_grpc_max_backoff_millis: int = Field(default=2000, ge=1)
     """Longest wait between two gRPC tries of a round."""
-    delivery_max_attempts: int = Field(default=6, ge=1)
-    """Tries of one message before it is FAILED."""
+    delivery_max_attempts: int = Field(default=20, ge=1)
+    """Tries of one message before it is FAILED when the gateway keeps failing retryably (no answer, 408, 429,
+    5xx). With the backoff defaults the 19 waits add up to 27-54 minutes, so a gateway's maintenance window or
+    failover of up to ~27 minutes loses no message (6, the earlier default, gave up after 8-17 seconds)."""
     delivery_initial_backoff_millis: int = Field(default=500, ge=1)
     """Wait before the second try; doubles after each failure."""
     delivery_max_backoff_millis: int = Field(default=300_000, ge=1)

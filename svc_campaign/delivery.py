@@ -19,6 +19,7 @@ import asyncio
 import datetime as dt
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,6 +41,7 @@ Offload = Callable[..., Awaitable[Any]]
 """Runs a blocking call off the event loop: ``asyncio.to_thread``, or the service's loop threads."""
 
 log = logging.getLogger("qiming.campaign.delivery")
+FAILING_WARNING_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,24 @@ class Dispatcher:
         self.journey_store = JourneyStore(tables)
         self._policies = PolicyCache(tables["policy"], settings.journey_refresh_seconds)
         self.delivered = 0
+        self._failing_warned_at = -FAILING_WARNING_SECONDS
+
+    def _warn_if_failing(self, results: list[tuple[dict[str, Any], Outcome]]) -> None:
+        """A WARNING at most every FAILING_WARNING_SECONDS while deliveries fail and are retried: a gateway that is
+        down is otherwise silent until messages start to fail for good, tens of minutes later."""
+        failed = [outcome for _, outcome in results if not outcome.ok and outcome.retryable]
+        now = time.monotonic()
+        if not failed or now - self._failing_warned_at < FAILING_WARNING_SECONDS:
+            return
+        self._failing_warned_at = now
+        log.warning(
+            "channel gateway failing: %d of %d deliveries of this round failed (last: %s); retried with backoff, "
+            "FAILED after delivery_max_attempts = %d",
+            len(failed),
+            len(results),
+            failed[-1].error[:200],
+            self.settings.delivery_max_attempts,
+        )
 
     def claim(self) -> list[dict[str, Any]]:
         now = self.clock.now()
@@ -268,6 +288,13 @@ class Dispatcher:
                 "failure_reason": outcome.error,
             }
         else:
+            # Operators learn of each lost message here (before, only the FAILED row and a $message_failed event).
+            log.warning(
+                "message %s FAILED after %d attempt(s): %s",
+                row["message_id"],
+                attempts,
+                outcome.error[:200] or "refused by the gateway",
+            )
             values = {
                 "status": "FAILED",
                 "attempts": attempts,
@@ -293,6 +320,7 @@ class Dispatcher:
                     return row, Outcome(False, retryable=True, error=f"{type(exc).__name__}: {exc}"[:500])
 
         results = await asyncio.gather(*(one(r) for r in rows))
+        self._warn_if_failing(results)
         # A crash before this commit re-delivers the round with the same idempotency keys (the gateway
         # de-duplicates): at least once to the gateway, once to the customer.
         await self._offload(self.record_many, list(results))
