@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from svc_common.config import redact_url
-from svc_common.errors import ConfigError, StartupError, Unavailable
+from svc_common.errors import ConfigError, ResourceExhausted, StartupError, Unavailable
 
 if TYPE_CHECKING:
     from svc_common.config import ServiceSettings
@@ -241,7 +241,7 @@ class Database:
         except DBAPIError as exc:
             session.rollback()
             if _transient(exc):
-                raise _unavailable(exc) from exc
+                raise _caller_error(exc) from exc
             raise
         except sqlalchemy.exc.TimeoutError as exc:
             session.rollback()
@@ -263,7 +263,7 @@ class Database:
                     yield conn
         except DBAPIError as exc:
             if _transient(exc):
-                raise _unavailable(exc) from exc
+                raise _caller_error(exc) from exc
             raise
         except sqlalchemy.exc.TimeoutError as exc:
             raise Unavailable(f"no free database connection: {exc}".splitlines()[0]) from exc
@@ -287,8 +287,25 @@ def _transient(exc: DBAPIError) -> bool:
     return not any(marker in text for marker in _NOT_TRANSIENT)
 
 
-def _unavailable(exc: DBAPIError) -> Unavailable:
+def _storage_full(exc: DBAPIError) -> bool:
+    """SQLite's SQLITE_FULL, PostgreSQL's (and openGauss's) disk_full, SQLSTATE 53100."""
+    if getattr(exc.orig, "sqlstate", None) == "53100":
+        return True
+    text = str(exc.orig).lower()
+    return "database or disk is full" in text or "no space left on device" in text
+
+
+def _caller_error(exc: DBAPIError) -> Unavailable | ResourceExhausted:
     """UNAVAILABLE with a fixed text: the driver's message names the database's host, port, user and name, which
-    callers must not learn. It goes to the server's log instead (the trace id ties the two together)."""
-    log.warning("database unavailable: %s", redact_url(str(exc.orig).splitlines()[0] if str(exc.orig) else repr(exc)))
+    callers must not learn. It goes to the server's log instead (the trace id ties the two together). A full disk
+    is RESOURCE_EXHAUSTED ``STORAGE_FULL`` and an ERROR: it needs an operator, not just a retry, and an alert on the
+    reason must tell it from a database that restarts."""
+    detail = redact_url(str(exc.orig).splitlines()[0] if str(exc.orig) else repr(exc))
+    if _storage_full(exc):
+        log.error("database storage full: %s", detail)
+        return ResourceExhausted(
+            "the service's database storage is full; the operators must free space (nothing was written), then retry",
+            reason="STORAGE_FULL",
+        )
+    log.warning("database unavailable: %s", detail)
     return Unavailable("the service's database is unavailable; retry with backoff")
