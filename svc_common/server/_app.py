@@ -29,6 +29,7 @@ from svc_common.server._hooks import (
     AuthInterceptor,
     LogAuditSink,
 )
+from svc_common.server._starting import StartingGate
 
 log = logging.getLogger("qiming.server")
 
@@ -67,6 +68,7 @@ class RunningServer:
     health: HealthServicer
     port: int
     specs: Sequence[ServiceSpec]
+    starting: StartingGate
 
     async def mark_serving(self) -> None:
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -99,6 +101,7 @@ def build_server(
         ),
         AuditInterceptor(audit_sink or LogAuditSink()),
         AuthInterceptor(authenticator or AnonymousAuthenticator()),
+        starting := StartingGate(),
         *extra_interceptors,
     ]
     server = aio.server(
@@ -131,7 +134,7 @@ def build_server(
         raise StartupError(
             f"cannot listen on {address} ({why_not_bound(settings.grpc_host, settings.resolved_port())})"
         )
-    return RunningServer(server=server, health=health, port=port, specs=specs)
+    return RunningServer(server=server, health=health, port=port, specs=specs, starting=starting)
 
 
 async def serve(
@@ -152,6 +155,10 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Until its start hooks are done a service answers UNAVAILABLE (STARTING), and health "" is NOT_SERVING:
+    # grpc's servicer starts it SERVING, and load balancers probe "".
+    running.starting.close(name for spec in specs for name in spec.grpc_services)
+    await running.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     await running.server.start()
     stopped = False
     host = "127.0.0.1" if settings.grpc_host in ("0.0.0.0", "::", "[::]", "") else settings.grpc_host
@@ -160,6 +167,7 @@ async def serve(
         for spec in specs:
             for hook in spec.on_start:
                 await hook()
+            running.starting.open(spec.grpc_services)
         await running.mark_serving()
         if settings.grpc_port_file:
             _write_port_file(settings, running.port)
