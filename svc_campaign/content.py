@@ -92,12 +92,22 @@ _TRADITIONAL = "虧產産債兌剛隻迴場對幣並併憂報損無漲確穩絕�
 _SIMPLIFIED = "亏产产债兑刚只回场对币并并忧报损无涨确稳绝绝证证诺谨财货资赔赚赢输银险须须预额风"
 _VARIANTS = {"夲": "本", "穏": "稳", "険": "险", "収": "收", "対": "对", "〇": "零"}
 # Combining marks left by NFKD ("rísk" → "ri\u0301sk"): accents do not hide a Latin phrase.
-_COMBINING = (*range(0x0300, 0x0370), *range(0x1AB0, 0x1B00), *range(0x1DC0, 0x1E00), *range(0x20D0, 0x2100))
+_COMBINING_RANGES = (
+    (0x0300, 0x036F),
+    (0x1AB0, 0x1AFF),
+    (0x1DC0, 0x1DFF),
+    (0x20D0, 0x20FF),
+    (0xFE20, 0xFE2F),
+    (0x3099, 0x309A),
+)
+_COMBINING = "".join(f"{chr(first)}-{chr(last)}" for first, last in _COMBINING_RANGES)
 _FOLD = {
-    **{cp: None for cp in (*_COMBINING, *range(0xFE20, 0xFE30), 0x3099, 0x309A)},
+    **{cp: None for first, last in _COMBINING_RANGES for cp in range(first, last + 1)},
     **str.maketrans(_TRADITIONAL, _SIMPLIFIED),
     **{ord(k): v for k, v in _VARIANTS.items()},
 }
+# Most texts hold none of these: str.translate (a dict lookup per character) runs only on one that does.
+_FOLDABLE = re.compile(f"[{_COMBINING}{_TRADITIONAL}{''.join(_VARIANTS)}]")
 DEFAULT_RISK_DISCLOSURE = "市场有风险，投资需谨慎"
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\.([A-Za-z0-9_.\-]+)\s*(?:\|([^}]*))?\}\}")
 PLACEHOLDER_SOURCES = frozenset({"attribute", "feature", "tag", "event"})
@@ -132,7 +142,10 @@ def _normalise(text: str) -> str:
     # format characters (category Cf: U+200B, U+200D, U+2060, U+FEFF ...) do not hide a phrase: "保 本", "保、本",
     # "保*本", "保\u200b本", "ＧＵＡＲＡＮＴＥＥＤ return", "rísk-free", "穩赚不赔", "保夲". Only letters and digits
     # are compared.
-    return _NOT_LETTER_OR_DIGIT.sub("", unicodedata.normalize("NFKD", text).lower().translate(_FOLD))
+    text = unicodedata.normalize("NFKD", text).lower()
+    if not text.isascii() and _FOLDABLE.search(text):
+        text = text.translate(_FOLD)
+    return _NOT_LETTER_OR_DIGIT.sub("", text)
 
 
 _NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
