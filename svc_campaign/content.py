@@ -21,6 +21,7 @@ from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2
 
 # Claims the CSRC/SAC rules on securities and fund marketing forbid (promising returns or safety of principal).
+# Traditional and mixed forms (穩賺不賠, 稳賺不赔, 零風险) are matched by folding the text to simplified first.
 BUILT_IN_PROHIBITED = (
     "保本",
     "保收益",
@@ -34,31 +35,79 @@ BUILT_IN_PROHIBITED = (
     "无风险",
     "刚性兑付",
     "收益有保障",
+    "收益有保证",
+    "保证回报",
+    "回报有保证",
+    "承诺回报",
+    "保证盈利",
+    "保障本金",
+    "本金保障",
+    "本金有保障",
+    "保证本金",
+    "本金保证",
+    "保证本息",
+    "本息保障",
     "本金无忧",
     "稳定收益",
     "绝对收益",
     "翻倍",
-    # Traditional forms (HK and TW customers); the phrases above that read the same are not repeated.
-    "保證收益",
-    "承諾收益",
-    "穩賺",
-    "穩賺不賠",
-    "只賺不賠",
-    "包賺",
-    "零風險",
-    "無風險",
-    "剛性兌付",
-    "本金無憂",
-    "絕對收益",
     "guaranteed return",
-    "guaranteed returns",
+    "guarantee return",
     "guaranteed profit",
+    "guarantee profit",
+    "guaranteed income",
+    "guaranteed yield",
+    "guaranteed principal",
     "risk-free",
-    "risk free",
+    "riskless",
     "no risk",
+    "zero risk",
     "principal guaranteed",
+    "principal protected",
     "capital guaranteed",
+    "capital protected",
 )
+# Risk disclosures that contain a prohibited phrase but deny it ("不保证收益" holds "保证收益"): they are required
+# wording, not claims, and are taken out of the text before matching, unless a negation precedes them ("并非不保本",
+# a double negation, claims principal protection). Only denials of a guarantee: "并非无风险" is still refused.
+DISCLOSURES = (
+    "不保证收益",
+    "不保证最低收益",
+    "不保证本金",
+    "不保证本息",
+    "不保证盈利",
+    "不保证一定盈利",
+    "不承诺收益",
+    "不承诺保本",
+    "不保本",
+    "非保本",
+)
+_NEGATIONS = frozenset("不非没无否未勿别莫")
+# Traditional characters of the phrases above (and of the default risk disclosure and common marketing words) with
+# their simplified forms, from OpenCC's TSCharacters table, plus variant characters used to get round the check
+# (夲 for 本, the Japanese forms 穏 険 証 収 対 絶, 〇 for 零). Only characters that occur in a phrase matter: text
+# and phrases are folded alike, so a character missing here can only miss a match on a phrase that contains it
+# (a policy's extra phrase in other characters: list its traditional form too).
+_TRADITIONAL = "虧產産債兌剛隻迴場對幣並併憂報損無漲確穩絕絶証證諾謹財貨資賠賺贏輸銀險須鬚預額風"
+_SIMPLIFIED = "亏产产债兑刚只回场对币并并忧报损无涨确稳绝绝证证诺谨财货资赔赚赢输银险须须预额风"
+_VARIANTS = {"夲": "本", "穏": "稳", "険": "险", "収": "收", "対": "对", "〇": "零"}
+# Combining marks left by NFKD ("rísk" → "ri\u0301sk"): accents do not hide a Latin phrase.
+_COMBINING_RANGES = (
+    (0x0300, 0x036F),
+    (0x1AB0, 0x1AFF),
+    (0x1DC0, 0x1DFF),
+    (0x20D0, 0x20FF),
+    (0xFE20, 0xFE2F),
+    (0x3099, 0x309A),
+)
+_COMBINING = "".join(f"{chr(first)}-{chr(last)}" for first, last in _COMBINING_RANGES)
+_FOLD = {
+    **{cp: None for first, last in _COMBINING_RANGES for cp in range(first, last + 1)},
+    **str.maketrans(_TRADITIONAL, _SIMPLIFIED),
+    **{ord(k): v for k, v in _VARIANTS.items()},
+}
+# Most texts hold none of these: str.translate (a dict lookup per character) runs only on one that does.
+_FOLDABLE = re.compile(f"[{_COMBINING}{_TRADITIONAL}{''.join(_VARIANTS)}]")
 DEFAULT_RISK_DISCLOSURE = "市场有风险，投资需谨慎"
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\.([A-Za-z0-9_.\-]+)\s*(?:\|([^}]*))?\}\}")
 PLACEHOLDER_SOURCES = frozenset({"attribute", "feature", "tag", "event"})
@@ -73,7 +122,7 @@ def _default(match: re.Match[str]) -> str:
 
 def prohibited_claim(text: str, extra_phrases: Iterable[str] = ()) -> str | None:
     """The first prohibited claim in ``text`` (a rendered message: profile and event values included), or None."""
-    plain = _normalise(text)
+    plain = _claim_reading(text)
     for phrase, normalised in _phrases(tuple(extra_phrases)):
         if normalised in plain:
             return phrase
@@ -89,13 +138,25 @@ def _phrases(extra_phrases: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 
 
 def _normalise(text: str) -> str:
-    # Full-width forms, case, spacing, punctuation, symbols and invisible format characters (category Cf: U+200B,
-    # U+200D, U+2060, U+FEFF ...) do not hide a phrase: "保 本", "保、本", "保*本", "保\u200b本",
-    # "ＧＵＡＲＡＮＴＥＥＤ return". Only letters and digits are compared.
-    return _NOT_LETTER_OR_DIGIT.sub("", unicodedata.normalize("NFKC", text).lower())
+    # Full-width forms, case, accents, traditional and variant characters, spacing, punctuation, symbols and invisible
+    # format characters (category Cf: U+200B, U+200D, U+2060, U+FEFF ...) do not hide a phrase: "保 本", "保、本",
+    # "保*本", "保\u200b本", "ＧＵＡＲＡＮＴＥＥＤ return", "rísk-free", "穩赚不赔", "保夲". Only letters and digits
+    # are compared.
+    text = unicodedata.normalize("NFKD", text).lower()
+    if not text.isascii() and _FOLDABLE.search(text):
+        text = text.translate(_FOLD)
+    return _NOT_LETTER_OR_DIGIT.sub("", text)
 
 
 _NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
+_DISCLOSURE = re.compile(
+    f"(?<![{''.join(sorted(_NEGATIONS))}])(?:{'|'.join(sorted(map(_normalise, DISCLOSURES), key=len, reverse=True))})"
+)
+
+
+def _claim_reading(text: str) -> str:
+    """``text`` normalised, its risk disclosures taken out (a space: no phrase is read across one)."""
+    return _DISCLOSURE.sub(" ", _normalise(text))
 
 
 def discloses_risk(template: pb.Template, body: str | None = None) -> bool:
@@ -133,9 +194,9 @@ def check_template(
         # As written, and as it reads with every placeholder empty or at its default: "保{{attribute.x|}}本"
         # renders "保本" for a customer without the attribute.
         readings = {
-            _normalise(text),
-            _normalise(PLACEHOLDER.sub("", text)),
-            _normalise(PLACEHOLDER.sub(_default, text)),
+            _claim_reading(text),
+            _claim_reading(PLACEHOLDER.sub("", text)),
+            _claim_reading(PLACEHOLDER.sub(_default, text)),
         }
         for phrase, normalised in phrases:
             # "无风险" inside the disclosure "并非无风险" is still a claim to avoid; a disclosure never needs it.
@@ -148,7 +209,11 @@ def check_template(
                         f"{field} contains the prohibited investment-marketing claim {phrase!r}",
                     )
                 )
-        stray = _STRAY_PLACEHOLDER.search(PLACEHOLDER.sub("", text))
+        # Empty and at their defaults: "{{{attribute.x|{}}" reads "{{" for a customer without the value. (A value's
+        # braces are made inert when filled in: see _INERT_BRACES.)
+        stray = _STRAY_PLACEHOLDER.search(PLACEHOLDER.sub("", text)) or _STRAY_PLACEHOLDER.search(
+            PLACEHOLDER.sub(_default, text)
+        )
         if stray:
             findings.append(
                 Finding(
@@ -226,12 +291,18 @@ def _filler(
         if found is None or found == "":
             return default
         if isinstance(found, tuple):
-            return ",".join(found)
+            return ",".join(found).translate(_INERT_BRACES)
         if isinstance(found, float):
             return f"{found:g}"
-        return str(found)
+        return str(found).translate(_INERT_BRACES)
 
     return lambda text: PLACEHOLDER.sub(substitute, text)
+
+
+# A customer's or an event's value is filled in once and never expanded here; its braces become full-width (｛ ｝,
+# read alike) so that a gateway or channel with templating of its own ({{x}}, {% %}, ${x}, {x}) cannot expand
+# them either: "{{attribute.phone}}" in a nickname reaches the customer as "｛｛attribute.phone｝｝".
+_INERT_BRACES = str.maketrans("{}", "｛｝")
 
 
 class TemplateFacts(NamedTuple):

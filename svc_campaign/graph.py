@@ -22,6 +22,10 @@ from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 BRANCH_SCOPE = Scope(event_conditions=False)
 """Branches look at the profile (attributes, features, tags, scores, segments) and the entry event."""
 MAX_NODES = 500
+"""Nodes of one journey graph (drafts are refused above it at CreateJourney and UpdateJourneyDraft)."""
+MAX_GRAPH_BYTES = 512 * 1024
+"""Encoded bytes of one journey graph: half a listing page (svc_common.paging.PAGE_BYTES), so that a page of
+ListJourneys always holds a journey with its other fields."""
 
 # What a validation needs to know about the world: template id → its channel (None: no such template);
 # experiment id → its variant keys (None: no such experiment).
@@ -266,7 +270,10 @@ def validate(
     if not graph.nodes:
         return [Problem("", "empty", "the journey has no nodes")], None
     if len(graph.nodes) > MAX_NODES:
-        return [Problem("", "too_many_nodes", f"at most {MAX_NODES} nodes")], None
+        return [Problem("", "too_many_nodes", f"{len(graph.nodes)} nodes, at most {MAX_NODES}")], None
+    if not trusted and (size := graph.ByteSize()) > MAX_GRAPH_BYTES:
+        # Not for a published version loaded again: one saved before this limit keeps running.
+        return [Problem("", "too_large", f"{size} bytes encoded, at most {MAX_GRAPH_BYTES}")], None
     nodes: dict[str, CompiledNode] = {}
     for i, node in enumerate(graph.nodes):
         if not node.node_id:

@@ -11,10 +11,11 @@ from grpc import aio
 
 from svc_campaign.checks import SUPPRESSION_REASONS, bounded, known
 from svc_campaign.config import CampaignSettings
+from svc_campaign.journeys import check_size
 from svc_campaign.service import CampaignService, bad, customer_id
 from svc_campaign.store import tables
 from svc_common.errors import NotFound
-from svc_common.paging import decode_token, encode_token, page_size
+from svc_common.paging import PAGE_BYTES, decode_token, encode_token, page_size
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2_grpc as pb_grpc
 from svc_common.pb.qiming.common.v1 import types_pb2
@@ -22,6 +23,7 @@ from svc_common.runtime import ServiceRuntime
 from svc_common.server import ServiceSpec, note_customers
 
 T = TypeVar("T")
+LIST_PAGE_BYTES = PAGE_BYTES
 
 
 async def _run(function: Callable[..., T], *args: Any) -> T:
@@ -74,6 +76,7 @@ class JourneyServicer(_Transactional, pb_grpc.JourneyServiceServicer):
     ) -> pb.CreateJourneyResponse:
         bounded(request.journey.name, "journey.name", "journey", "name")
         bounded(request.journey.purpose, "journey.purpose", "journey", "purpose")
+        check_size(request.journey.draft, "journey.draft", request.journey.description)  # before any other work
         journey = await _run(self._tx, self._s.journeys.create, request.journey, self._s.clock.now())
         return pb.CreateJourneyResponse(journey=journey)
 
@@ -81,6 +84,7 @@ class JourneyServicer(_Transactional, pb_grpc.JourneyServiceServicer):
         self, request: pb.UpdateJourneyDraftRequest, context: aio.ServicerContext
     ) -> pb.UpdateJourneyDraftResponse:
         _required(request.journey_id, "journey_id")
+        check_size(request.draft, "draft")  # before any other work
         journey, problems = await _run(self._tx, self._s.journeys.update_draft, request, self._s.clock.now())
         return pb.UpdateJourneyDraftResponse(journey=journey, problems=[p.to_proto() for p in problems])
 
@@ -114,10 +118,14 @@ class JourneyServicer(_Transactional, pb_grpc.JourneyServiceServicer):
             pb.JourneyState.Name(s).removeprefix("JOURNEY_STATE_")
             for s in known(request.states, pb.JourneyState, "states")
         ]
-        found = await _run(self._tx, self._s.journeys.list, states, str(position.get("id", "")), size + 1)
-        response = pb.ListJourneysResponse(journeys=found[:size])
-        if len(found) > size:
-            response.next_page_token = encode_token("journeys", {"id": found[size - 1].journey_id})
+        # A page ends early (with a next page token) once its journeys pass LIST_PAGE_BYTES: a default client takes
+        # 4 MiB at most, and drafts may be large.
+        found, more = await _run(
+            self._read, self._s.journeys.page, states, str(position.get("id", "")), size, LIST_PAGE_BYTES
+        )
+        response = pb.ListJourneysResponse(journeys=found)
+        if more:
+            response.next_page_token = encode_token("journeys", {"id": found[-1].journey_id})
         return response
 
     async def _transition(self, journey_id: str, action: str, reason: str = "") -> pb.Journey:
