@@ -124,6 +124,10 @@ def test_forged_system_events_are_rejected_at_ingest_and_kept_in_quarantine(tmp_
             collect_pb2.ListQuarantinedEventsRequest(reasons=[UNSIGNED]), timeout=10
         )
         assert sorted(q.event.event_id for q in listed.events) == sorted(e.event_id for e in forged)
+        replay = quarantine.ReplayQuarantinedEvents(
+            collect_pb2.ReplayQuarantinedEventsRequest(reasons=[UNSIGNED]), timeout=10
+        )
+        assert replay.accepted_count == 0 and replay.still_rejected_count == 4  # a signature cannot come later
         request = collect_pb2.ReadEventsRequest(event_types=["$profile_erased", "$segment_entered", "$segment_exited"])
         in_log = [e for r in stub.ReadEvents(request, timeout=10) for e in r.events]
         assert [e.user_id for e in in_log] == ["C1", "C1"] and all(SIGNER.verify(e) for e in in_log)
