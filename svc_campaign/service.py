@@ -37,6 +37,7 @@ from svc_campaign.profiles import (
     lookup,
 )
 from svc_campaign.scheduled import Scheduler
+from svc_campaign.signed_events import SignedEventGate
 from svc_campaign.store._messages import MessageStore
 from svc_campaign.store._policy import PolicyStore
 from svc_campaign.store._templates import TemplateStore
@@ -49,6 +50,7 @@ from svc_common.errors import Aborted, AlreadyExists, FailedPrecondition, NotFou
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.peers import peer_address
+from svc_common.protection import KeyProvider, key_provider_from_settings
 
 log = logging.getLogger("qiming.campaign")
 RECEIPT_ORDER = {"SENT": 1, "DELIVERED": 2, "CLICKED": 3, "FAILED": 2}
@@ -66,8 +68,11 @@ class CampaignService(TemplateBook):
         adapter: ChannelAdapter | None = None,
         collect: Any = None,
         members: SegmentMembers | None = None,
+        keys: KeyProvider | None = None,
     ) -> None:
         self.settings = settings
+        # $profile_erased / $segment_* from the log count only when svc_profile signed them (signed_events.py).
+        self.signed_events = SignedEventGate(lambda: keys or key_provider_from_settings(settings))
         self.db = database
         self.t = tables
         self.template_store = TemplateStore(tables)
@@ -137,9 +142,13 @@ class CampaignService(TemplateBook):
         if self.collect is not None:
             from svc_common.logclient import LogFollower
 
-            async def handle(events: list[Any], cursor: str) -> None:
-                await self.threads.run(self.engine.handle, events, cursor)
+            def verified_then_handle(events: list[Any], cursor: str) -> Any:
+                return self.engine.handle(self.signed_events.verified(events), cursor)
 
+            async def handle(events: list[Any], cursor: str) -> None:
+                await self.threads.run(verified_then_handle, events, cursor)
+
+            await self.threads.run(self.signed_events.open)
             self.follower = LogFollower(
                 self.collect,
                 name=self.settings.consumer_name,

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from svc_common.db import Database
 from svc_common.errors import NotFound
-from svc_common.protection import KeyProvider, Sealer
+from svc_common.protection import KeyProvider, Sealer, SystemEventSigner
 from svc_profile.config import ProfileSettings
 from svc_profile.engine import Engine
 from svc_profile.features import merge_features
@@ -35,7 +35,9 @@ class Core:
         self.sealer = Sealer(keys)
         self.store = ProfileStore(database, tables, self.sealer)
         self.policy = IdPolicy(settings, keys)
-        self.engine = Engine(settings, self.store, self.sealer)
+        self.signer = SystemEventSigner(keys)
+        """Signs the system events this service publishes ($profile_erased, $segment_*)."""
+        self.engine = Engine(settings, self.store, self.sealer, self.signer)
         self.write_lock = threading.RLock()
         self.hot = HotPersons(settings.hot_persons, settings.hot_day_buckets)
         self.pipeline = Pipeline(database)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from svc_common.conditions import Money, References, Source, evaluate
-from svc_common.protection import Sealer
+from svc_common.protection import Sealer, SystemEventSigner
 from svc_profile import finance
 from svc_profile.config import ProfileSettings
 from svc_profile.features import VIEWS_CHANGED
@@ -29,10 +29,13 @@ from svc_profile.store._tagsql import SEALED_TEXT
 
 
 class Engine(Loading):
-    def __init__(self, settings: ProfileSettings, store: ProfileStore, sealer: Sealer) -> None:
+    def __init__(
+        self, settings: ProfileSettings, store: ProfileStore, sealer: Sealer, signer: SystemEventSigner
+    ) -> None:
         self.settings = settings
         self.store = store
         self.sealer = sealer
+        self.signer = signer
         self.clock = Days(settings.day_offset_hours)
         self.context = Context(settings)
         self.tags: dict[str, TagRule] = {}
@@ -457,7 +460,16 @@ class Engine(Loading):
                     mine = members[pid] = {}
                 mine[sid] = MemberRow(member, seq, entered_us)
             event = segment_event(
-                pid, sid, versions.get(sid, 0), seq, member, now, cause, triggers.get(pid, ""), ids.get(pid, ("", ""))
+                pid,
+                sid,
+                versions.get(sid, 0),
+                seq,
+                member,
+                now,
+                cause,
+                triggers.get(pid, ""),
+                ids.get(pid, ("", "")),
+                self.signer,
             )
             outbox.append({"event_id": event.event_id, "body": event.SerializeToString(), "created_us": now})
         self.store.upsert_members(conn, rows)

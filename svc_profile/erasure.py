@@ -4,7 +4,9 @@ One event per customer id the person had (svc_campaign keys its journeys, timers
 written to the outbox in the deletion's transaction, so the other services learn of every erasure that
 happened even across a crash. The event carries no attribute or reason (the reason stays in the audit log):
 only the customer id and the erased profile id. svc_profile's own consumer ignores it (it would otherwise
-create a fresh profile for the id it just erased).
+create a fresh profile for the id it just erased). Each is signed (``$signature``, svc_common.protection) when it
+is made, so the outbox row replayed after a crash carries the same signature; svc_collect refuses, and svc_campaign
+ignores, one without a valid signature (docs/profile.md, "Signed system events").
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
+from svc_common.protection import SystemEventSigner
 
 ERASED = "$profile_erased"
 ERASED_CAUSE = "erased"
@@ -29,8 +32,8 @@ def customer_ids(conn: Connection, identity: Table, pid: str) -> list[str]:
     return sorted(conn.execute(stmt).scalars())
 
 
-def erasure_events(pid: str, customers: list[str], now_us: int) -> list[event_pb2.Event]:
-    """The events to publish; deterministic ids, so a retried deletion publishes nothing twice."""
+def erasure_events(pid: str, customers: list[str], now_us: int, signer: SystemEventSigner) -> list[event_pb2.Event]:
+    """The events to publish, signed; deterministic ids, so a retried deletion publishes nothing twice."""
     out = []
     for customer in customers:
         event = event_pb2.Event(
@@ -41,7 +44,7 @@ def erasure_events(pid: str, customers: list[str], now_us: int) -> list[event_pb
         )
         event.occurred_at.FromMicroseconds(now_us)
         event.properties["profile_id"].string_value = pid
-        out.append(event)
+        out.append(signer.sign(event))
     return out
 
 

@@ -1,10 +1,13 @@
-"""The ``$segment_entered`` / ``$segment_exited`` events svc_profile publishes (contract with svc_campaign)."""
+"""The ``$segment_entered`` / ``$segment_exited`` events svc_profile publishes (contract with svc_campaign), signed
+when they are made (``$signature``, svc_common.protection): svc_collect refuses, and svc_campaign ignores, one
+without a valid signature (docs/profile.md, "Signed system events")."""
 
 from __future__ import annotations
 
 import uuid
 
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
+from svc_common.protection import SystemEventSigner
 
 SEGMENT_EVENT_NAMESPACE = uuid.UUID("6d1f7c8e-2b43-5a0e-9f51-7b1c3c0a9e42")
 ENTERED, EXITED = "$segment_entered", "$segment_exited"
@@ -20,8 +23,9 @@ def segment_event(
     cause: str,
     trigger: str,
     ids: tuple[str, str],
+    signer: SystemEventSigner,
 ) -> event_pb2.Event:
-    """The ``$segment_entered`` / ``$segment_exited`` event of one transition (contract with svc_campaign);
+    """The ``$segment_entered`` / ``$segment_exited`` event of one transition (contract with svc_campaign), signed;
     ``ids``: the person's first customer id and first anonymous id ("" when none)."""
     event = event_pb2.Event(
         event_id=str(uuid.uuid5(SEGMENT_EVENT_NAMESPACE, f"{pid}/{sid}/{seq}")),
@@ -40,7 +44,7 @@ def segment_event(
     props["profile_id"].string_value = pid
     props["cause"].string_value = cause
     props["trigger_event_id"].string_value = trigger
-    return event
+    return signer.sign(event)
 
 
 __all__ = ["ENTERED", "EXITED", "SEGMENT_EVENT_NAMESPACE", "segment_event"]

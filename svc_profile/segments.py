@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound
 from svc_common.pb.qiming.common.v1 import event_pb2
+from svc_common.protection import SIGNED_EVENT_TYPES, is_signed
 from svc_profile import timesweep
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
@@ -342,6 +343,10 @@ class OutboxPublisher:
         if not rows:
             return 0
         events = [event_pb2.Event.FromString(body) for _, body in rows]
+        for event in events:
+            if event.event_type in SIGNED_EVENT_TYPES and not is_signed(event):
+                # Queued unsigned by the release before signing (rolling upgrade): svc_collect would refuse it.
+                self.core.signer.sign(event)
         await self.client.publish(events)
         with self.core.database.connection(write=True) as conn:
             self.core.store.mark_sent(conn, [r[0] for r in rows], now_us())

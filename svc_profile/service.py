@@ -366,7 +366,7 @@ class ProfileDomain:
             members = self.core.store.load_members(conn, [pid])
             changes = [(pid, sid, False) for sid, m in members.get(pid, {}).items() if m.is_member]
             self.core.engine.write_changes(conn, changes, now, ERASED_CAUSE, {}, members)
-            erased = erasure_events(pid, customers, now)
+            erased = erasure_events(pid, customers, now, self.core.signer)
             self.core.store.add_outbox(
                 conn, [{"event_id": e.event_id, "body": e.SerializeToString(), "created_us": now} for e in erased]
             )

@@ -32,7 +32,8 @@ def test_delete_publishes_profile_erased_and_the_consumer_ignores_it(tmp_path: P
         assert [(e.event_type, e.user_id, e.properties["profile_id"].string_value) for e in erased] == [
             ("$profile_erased", "C7", person.profile_id)
         ]
-        assert set(erased[0].properties) == {"profile_id"}  # no reason, no attribute leaves with it
+        # no reason, no attribute leaves with it; signed, so that svc_collect and svc_campaign take it
+        assert set(erased[0].properties) == {"profile_id", "$signature"}
         with pytest.raises(NotFound):
             profiles.get(ref("C7"), [], frozenset())
 

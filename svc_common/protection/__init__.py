@@ -1,5 +1,6 @@
 """Protection of sensitive values (JR/T 0158 level 3+): SM4-GCM encryption at rest, keyed HMAC-SM3
-pseudonyms where only equality is needed, and the keyring both draw their keys from."""
+pseudonyms where only equality is needed, HMAC-SM3 signatures on the system events svc_profile publishes, and
+the keyring they all draw their keys from."""
 
 from svc_common.protection._keys import (
     FileKeyProvider,
@@ -10,11 +11,21 @@ from svc_common.protection._keys import (
     key_provider_from_settings,
 )
 from svc_common.protection._levels import DEFAULT_SENSITIVE_ATTRIBUTES, DEFAULT_SENSITIVE_PROPERTIES
+from svc_common.protection._signing import (
+    SIGNATURE_PROPERTY,
+    SIGNED_EVENT_TYPES,
+    SIGNED_PROPERTIES,
+    SystemEventSigner,
+    is_signed,
+)
 from svc_common.protection._sm import Fingerprinter, Pseudonymizer, Sealer, normalize_pseudonym_input
 
 __all__ = [
     "DEFAULT_SENSITIVE_ATTRIBUTES",
     "DEFAULT_SENSITIVE_PROPERTIES",
+    "SIGNATURE_PROPERTY",
+    "SIGNED_EVENT_TYPES",
+    "SIGNED_PROPERTIES",
     "FileKeyProvider",
     "Fingerprinter",
     "JsonKeyProvider",
@@ -22,7 +33,9 @@ __all__ = [
     "Keyring",
     "Pseudonymizer",
     "Sealer",
+    "SystemEventSigner",
     "generate_keyring",
+    "is_signed",
     "key_provider_from_settings",
     "normalize_pseudonym_input",
 ]

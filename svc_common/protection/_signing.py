@@ -1,0 +1,99 @@
+"""Signed system events: svc_profile's ``$profile_erased``, ``$segment_entered`` and ``$segment_exited``.
+
+Any producer may call svc_collect's ``Ingest``, so an event's type says nothing about who made it. These three
+make svc_campaign erase a customer's contact history or move them through journeys; svc_profile signs them with
+HMAC-SM3 under a key derived from the keyring every service shares (``pseudonym_key``, label ``system-event``),
+svc_collect refuses one without a valid signature and svc_campaign acts only on one that verifies
+(docs/profile.md, "Signed system events").
+
+What is signed (version 1, stable: changing it needs a new version prefix) is the concatenation, each part as a
+4-byte big-endian length followed by its bytes, of: ``qiming/system-event/v1``, ``event_type``, ``event_id`` in
+lower case, ``user_id``, ``anonymous_id``, ``occurred_at`` seconds and nanos (decimal), and then per signed
+property of the type (:data:`SIGNED_PROPERTIES`, in that order) its name and either nothing (absent) or ``=``
+followed by the property's ``Value`` serialized deterministically. The signature travels as the string
+property ``$signature``: ``se1:`` and the MAC's 64 lowercase hex digits.
+"""
+
+from __future__ import annotations
+
+import hmac as std_hmac
+
+from svc_common.pb.qiming.common.v1 import event_pb2
+from svc_common.protection._keys import KeyProvider
+from svc_common.protection._sm import _derive, _hmac
+
+SIGNATURE_PROPERTY = "$signature"
+SIGNATURE_PREFIX = "se1:"
+_DOMAIN = b"qiming/system-event/v1"
+SIGNED_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "$profile_erased": ("profile_id",),
+    "$segment_entered": ("segment_id", "segment_version", "profile_id", "cause", "trigger_event_id"),
+    "$segment_exited": ("segment_id", "segment_version", "profile_id", "cause", "trigger_event_id"),
+}
+"""The types that must carry a valid signature, and the properties each signature covers (besides the ids and
+time): what a consumer acts on."""
+SIGNED_EVENT_TYPES = frozenset(SIGNED_PROPERTIES)
+
+
+def _part(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def signed_bytes(event: event_pb2.Event) -> bytes:
+    """The canonical encoding the signature covers (see the module's docstring)."""
+    occurred = event.occurred_at
+    parts = [
+        _DOMAIN,
+        event.event_type.encode(),
+        event.event_id.lower().encode(),
+        event.user_id.encode(),
+        event.anonymous_id.encode(),
+        str(occurred.seconds).encode(),
+        str(occurred.nanos).encode(),
+    ]
+    properties = event.properties
+    for name in SIGNED_PROPERTIES.get(event.event_type, ()):
+        parts.append(name.encode())
+        parts.append(b"=" + properties[name].SerializeToString(deterministic=True) if name in properties else b"")
+    return b"".join(_part(p) for p in parts)
+
+
+class SystemEventSigner:
+    """Signs and verifies system events with a key every service derives from the shared keyring."""
+
+    def __init__(self, keys: KeyProvider) -> None:
+        self._mac = _hmac(_derive(keys.keyring().pseudonym_key, b"system-event"))
+
+    def signature(self, event: event_pb2.Event) -> str:
+        mac = self._mac.copy()
+        mac.update(signed_bytes(event))
+        return SIGNATURE_PREFIX + mac.finalize().hex()
+
+    def sign(self, event: event_pb2.Event) -> event_pb2.Event:
+        """Sets ``$signature`` on ``event`` (after every signed field is set) and returns it."""
+        event.properties[SIGNATURE_PROPERTY].string_value = self.signature(event)
+        return event
+
+    def verify(self, event: event_pb2.Event) -> bool:
+        """True when ``event`` carries a ``$signature`` made with this keyring over its current content."""
+        if SIGNATURE_PROPERTY not in event.properties:
+            return False
+        given = event.properties[SIGNATURE_PROPERTY]
+        if given.WhichOneof("kind") != "string_value" or not given.string_value.isascii():
+            return False
+        return std_hmac.compare_digest(given.string_value.encode(), self.signature(event).encode())
+
+
+def is_signed(event: event_pb2.Event) -> bool:
+    """Whether ``event`` carries a ``$signature`` at all (valid or not): to tell unsigned from forged."""
+    return SIGNATURE_PROPERTY in event.properties
+
+
+__all__ = [
+    "SIGNATURE_PROPERTY",
+    "SIGNED_EVENT_TYPES",
+    "SIGNED_PROPERTIES",
+    "SystemEventSigner",
+    "is_signed",
+    "signed_bytes",
+]
