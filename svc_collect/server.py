@@ -208,6 +208,7 @@ QUARANTINE_REASONS = frozenset(
         "INVALID_NAME",
         "UNKNOWN_PROPERTY",
         "MISSING_REQUIRED_PROPERTY",
+        "UNSIGNED_SYSTEM_EVENT",
     }
 )
 

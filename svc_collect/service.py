@@ -48,7 +48,7 @@ from svc_common.errors import (
 from svc_common.paging import PAGE_BYTES, fitting
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2
-from svc_common.protection import Fingerprinter, KeyProvider
+from svc_common.protection import Fingerprinter, KeyProvider, SystemEventSigner
 from svc_common.server import note_customers
 
 ACCEPTED = collect_pb2.EVENT_STATUS_ACCEPTED
@@ -172,7 +172,7 @@ class CollectService:
         self._log = log
         self._catalog = catalog
         self.schemas = SchemaRegistry(catalog, settings.max_properties_per_event)
-        self._validator = EventValidator(settings, self.schemas.schema_for)
+        self._validator = EventValidator(settings, self.schemas.schema_for, SystemEventSigner(keys))
         self._protector = EventProtector(keys, settings.sensitive_properties)
         self._fingerprints = Fingerprinter(keys)
         self._committer: GroupCommitter[WriteBatch, list[Appended]] = GroupCommitter(

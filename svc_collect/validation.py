@@ -26,6 +26,7 @@ from svc_collect._schema_rules import (  # re-exported: the names svc_collect.va
 from svc_collect.config import CollectSettings
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
+from svc_common.protection import SIGNATURE_PROPERTY, SIGNED_EVENT_TYPES, SystemEventSigner, is_signed
 
 R = errors_pb2.ErrorReason
 
@@ -109,10 +110,17 @@ def timestamp_micros(ts: object, field: str) -> int:
 
 
 class EventValidator:
-    """Checks one event at a time. ``schema_for`` returns the current schema of a type, or None."""
+    """Checks one event at a time. ``schema_for`` returns the current schema of a type, or None; ``signer`` verifies
+    the system events only svc_profile may publish (:data:`SIGNED_EVENT_TYPES`)."""
 
-    def __init__(self, settings: CollectSettings, schema_for: Callable[[str], CompiledSchema | None]) -> None:
+    def __init__(
+        self,
+        settings: CollectSettings,
+        schema_for: Callable[[str], CompiledSchema | None],
+        signer: SystemEventSigner,
+    ) -> None:
         self._schema_for = schema_for
+        self._signer = signer
         self._max_chars = settings.max_string_chars
         self._max_bytes = settings.max_event_bytes
         self._max_props = settings.max_properties_per_event
@@ -213,6 +221,8 @@ class EventValidator:
             rejection = self._check_properties(event, schema, small, names, properties)
             if rejection:
                 return rejection
+        if event_type[0] == "$" and event_type in SIGNED_EVENT_TYPES and not self._signer.verify(event):
+            return _unsigned(event)
         if size > self._max_bytes:
             return Rejection(
                 R.ERROR_REASON_EVENT_TOO_LARGE, "", f"event is {size} bytes; the limit is {self._max_bytes}"
@@ -350,6 +360,24 @@ def _check_event_type(event_type: str) -> Rejection | None:
             R.ERROR_REASON_UNKNOWN_EVENT_TYPE, "event_type", f"{event_type!r}: types starting with $ are reserved"
         )
     return None
+
+
+def _unsigned(event: event_pb2.Event) -> Rejection:
+    """Why a system event without a valid signature is refused (any producer may call Ingest; svc_campaign would
+    erase a customer, or move them through journeys, on such an event)."""
+    where = f"properties.{SIGNATURE_PROPERTY}"
+    if is_signed(event):
+        message = (
+            f"the {SIGNATURE_PROPERTY} of this {event.event_type} event does not verify: a signed field was changed, "
+            "or it was signed with another keyring (every service needs the same keyring; docs/configuration.md)"
+        )
+    else:
+        message = (
+            f"{event.event_type} is published only by svc_profile, signed ({SIGNATURE_PROPERTY}); this one is "
+            "unsigned: another producer made it, or an svc_profile older than this release (upgrade svc_profile first; "
+            "docs/collect.md, Reserved event types)"
+        )
+    return Rejection(R.ERROR_REASON_UNSIGNED_SYSTEM_EVENT, where, message)
 
 
 def flag_names(flags: int) -> Iterable[str]:
