@@ -173,7 +173,7 @@ def test_a_chunk_stops_before_its_next_row_once_told_and_is_rolled_back(tmp_path
             app.profiles.import_chunk(chunk, 0, stop)
         app.profiles._write_attributes = write  # type: ignore[method-assign]
         with app.core.database.connection() as conn:
-            assert app.core.store.lookup_ids(conn, [app.core.policy.ref(1, "s0", "user")]) == {}
+            assert app.core.store.lookup_ids(conn, [app.core.policy.ref(ref("s0").type, "s0", "user")]) == {}
         assert app.profiles.import_chunk(chunk, 0, threading.Event())[:2] == (3, 0)
         assert app.profiles.import_chunk(chunk, 0, threading.Event())[:2] == (0, 3)  # a retry: the same upserts
 
