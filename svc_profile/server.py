@@ -119,7 +119,7 @@ class ProfileServicer(pb_grpc.ProfileServiceServicer):
                         f"an import is at most {settings.max_import_rows} rows per call (max_import_rows); the first "
                         f"{response.rows_received} rows were applied, the rows after them were not: send those in "
                         "another call (rows are upserts, so sending applied rows again is harmless)",
-                        reason="IMPORT_TOO_LARGE",
+                        reason="BATCH_TOO_LARGE",
                         violations=[FieldViolation("rows", f"at most {settings.max_import_rows} rows per call")],
                     )
                 pending.extend(request.rows)
@@ -331,7 +331,7 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
                 raise ResourceExhausted(
                     f"SetStaticMembers takes at most {limit} users per call (max_static_members); nothing was "
                     "changed: split the list, the first call with replace=true, the others with replace=false",
-                    reason="TOO_MANY_MEMBERS",
+                    reason="BATCH_TOO_LARGE",
                     violations=[FieldViolation("users", f"at most {limit} per call")],
                 )
             for r in request.users:
