@@ -106,8 +106,9 @@ def test_an_import_is_applied_chunk_by_chunk_while_the_stream_is_open(
     assert applied == [10, 10]  # what is held is at most a chunk and a message, never the whole stream
 
 
+@pytest.mark.parametrize("ending", ["cancel", "deadline"])
 def test_a_cancelled_import_applies_nothing_after_the_cancel(
-    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch, ending: str
 ) -> None:
     real = ProfileDomain.import_chunk
     second_started, outcomes = threading.Event(), []
@@ -137,11 +138,16 @@ def test_a_cancelled_import_applies_nothing_after_the_cancel(
                 yield rows("c", 5)  # less than a chunk: held until the stream ends
                 await never.wait()  # the client holds the stream open, then cancels
 
-            call = profiles.ImportAttributes(requests(), timeout=60)
+            call = profiles.ImportAttributes(requests(), timeout=60 if ending == "cancel" else 10)
             assert await asyncio.to_thread(second_started.wait, 30)
-            call.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await call
+            if ending == "cancel":
+                call.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await call
+            else:  # the client's deadline passes while the second chunk waits
+                with pytest.raises(aio.AioRpcError) as ended:
+                    await call
+                assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             await eventually(lambda: asyncio.sleep(0, len(outcomes) == 2))
             assert isinstance(outcomes[1], ImportStopped)
             # A later import is served (the cancelled one is over) and the cancelled one left only its first chunk.
