@@ -73,6 +73,15 @@ class ProfileSettings(ServiceSettings):
     """Time-driven changes (windows expiring, lifecycle ageing) are applied this often."""
     outbox_batch: int = Field(default=500, ge=1, le=10_000)
     """Segment-change events published per Ingest call."""
+    max_import_rows: int = Field(default=1_000_000, ge=1)
+    """Rows one ImportAttributes call may send; the row past it ends the call with RESOURCE_EXHAUSTED (the chunks
+    before it stay applied). Bounds how long one call holds the writer, not memory (see ``import_chunk_rows``)."""
+    import_chunk_rows: int = Field(default=1_000, ge=1, le=10_000)
+    """ImportAttributes applies its rows in chunks of this many as they arrive, each chunk one transaction with one
+    refresh of the persons it touched: the memory an import holds, and how long it holds the writer at a time."""
+    max_static_members: int = Field(default=1_000_000, ge=1)
+    """Users one SetStaticMembers call may send (kept in memory until the stream ends, about 200 bytes each); more is
+    RESOURCE_EXHAUSTED and nothing changes."""
     max_segment_definitions: int = Field(default=1_000, ge=1)
     """Active segments; more is RESOURCE_EXHAUSTED (each is evaluated on every batch that touches it)."""
     max_tag_definitions: int = Field(default=1_000, ge=1)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from grpc import aio
 
-from svc_common.errors import FieldViolation, InvalidArgument
+from svc_common.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from svc_common.paging import decode_token, encode_token, page_size
-from svc_common.pb.qiming.common.v1 import errors_pb2, job_pb2
+from svc_common.pb.qiming.common.v1 import errors_pb2, job_pb2, types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
 from svc_common.peers import peer_address
@@ -76,6 +77,7 @@ def _row_errors(target: Any, errors: list) -> None:
 class ProfileServicer(pb_grpc.ProfileServiceServicer):
     def __init__(self, app: ProfileApp) -> None:
         self.d = app.profiles
+        self.settings = app.settings
 
     async def GetProfile(self, request: pb.GetProfileRequest, context: aio.ServicerContext) -> pb.GetProfileResponse:
         return pb.GetProfileResponse(profile=await _run(self.d.get, request.user, list(request.parts), _roles()))
@@ -96,12 +98,42 @@ class ProfileServicer(pb_grpc.ProfileServiceServicer):
         return pb.UpsertAttributesResponse(profile=profile, created=created)
 
     async def ImportAttributes(self, request_iterator: AsyncIterator[pb.ImportAttributesRequest], context: Any) -> Any:
-        batches = [list(r.rows) async for r in request_iterator]
-        result = await _run(self.d.import_rows, batches)
-        response = pb.ImportAttributesResponse(
-            rows_received=result["received"], profiles_created=result["created"], profiles_updated=result["updated"]
-        )
-        _row_errors(response.errors, result["errors"])
+        # Applied in chunks of import_chunk_rows as the stream arrives, each chunk one transaction: what is held in
+        # memory is at most a chunk and one message, whatever the stream's length (docs/profile.md, "Imports").
+        settings = self.settings
+        response = pb.ImportAttributesResponse()
+        pending: list[Any] = []
+        stop = threading.Event()  # the call ended: the chunk being applied stops before its next row
+
+        async def apply(rows: list[Any]) -> None:
+            created, updated, errors = await _run(self.d.import_chunk, rows, response.rows_received, stop)
+            response.rows_received += len(rows)
+            response.profiles_created += created
+            response.profiles_updated += updated
+            _row_errors(response.errors, errors)
+
+        try:
+            async for request in request_iterator:
+                if response.rows_received + len(pending) + len(request.rows) > settings.max_import_rows:
+                    raise ResourceExhausted(
+                        f"an import is at most {settings.max_import_rows} rows per call (max_import_rows); the first "
+                        f"{response.rows_received} rows were applied, the rows after them were not: send those in "
+                        "another call (rows are upserts, so sending applied rows again is harmless)",
+                        reason="BATCH_TOO_LARGE",
+                        violations=[FieldViolation("rows", f"at most {settings.max_import_rows} rows per call")],
+                    )
+                pending.extend(request.rows)
+                while len(pending) >= settings.import_chunk_rows:
+                    chunk = pending[: settings.import_chunk_rows]
+                    del pending[: settings.import_chunk_rows]
+                    await apply(chunk)
+            if context.cancelled() or context.done():  # a cancelled stream may end like a complete one
+                raise asyncio.CancelledError
+            if pending:
+                await apply(pending)
+        except BaseException:
+            stop.set()
+            raise
         return response
 
     async def LinkIdentities(self, request: pb.LinkIdentitiesRequest, context: Any) -> pb.LinkIdentitiesResponse:
@@ -275,7 +307,12 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
         return pb.ArchiveSegmentResponse(segment=await _run(self.defs.archive_segment, request.segment_id))
 
     async def SetStaticMembers(self, request_iterator: AsyncIterator[pb.SetStaticMembersRequest], context: Any) -> Any:
-        segment_id, replace_all, refs = "", False, []
+        # One transaction after the stream (replace=true swaps the whole list): only the id keys are kept while it
+        # arrives, at most max_static_members of them.
+        segment_id, replace_all = "", False
+        policy, limit = self.app.core.policy, self.app.settings.max_static_members
+        keys: list[Any] = []
+        refs: list[tuple[int, str]] = []  # (type, value) as sent: what not_found answers with
         async for request in request_iterator:
             if not segment_id:
                 segment_id, replace_all = request.segment_id, request.replace
@@ -290,11 +327,22 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
                     f"{segment_id!r}",
                     violations=[FieldViolation("segment_id", "the first message's segment_id, or empty")],
                 )
-            refs.extend(request.users)
-        policy = self.app.core.policy
-        keys = [policy.ref(r.type, r.value, f"users[{i}]") for i, r in enumerate(refs)]
+            if len(keys) + len(request.users) > limit:
+                raise ResourceExhausted(
+                    f"SetStaticMembers takes at most {limit} users per call (max_static_members); nothing was "
+                    "changed: split the list, the first call with replace=true, the others with replace=false",
+                    reason="BATCH_TOO_LARGE",
+                    violations=[FieldViolation("users", f"at most {limit} per call")],
+                )
+            for r in request.users:
+                keys.append(policy.ref(r.type, r.value, f"users[{len(keys)}]"))
+                refs.append((r.type, r.value))
+        if context.cancelled() or context.done():  # a cancelled stream may end like a complete one
+            raise asyncio.CancelledError
         size, missing = await _run(self.segs.set_static, segment_id, keys, replace_all)
-        return pb.SetStaticMembersResponse(member_count=size, not_found=[refs[i] for i in missing])
+        return pb.SetStaticMembersResponse(
+            member_count=size, not_found=[types_pb2.UserRef(type=refs[i][0], value=refs[i][1]) for i in missing]
+        )
 
     async def RecomputeSegment(self, request: pb.RecomputeSegmentRequest, context: Any) -> Any:
         segment = await _run(self.defs.get_segment, request.segment_id)

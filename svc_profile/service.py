@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -73,6 +74,11 @@ def check_attribute_value(name: str, value: object, field: str) -> None:
             reason="PROPERTY_TYPE_MISMATCH",
             violations=[FieldViolation(field, "send money_fen_value (fen)")],
         )
+
+
+class ImportStopped(Exception):
+    """An ``ImportAttributes`` call ended (cancelled, past its deadline, the server stopping) while one of its
+    chunks was being applied: that chunk was rolled back."""
 
 
 class ProfileDomain:
@@ -206,13 +212,7 @@ class ProfileDomain:
         field: str = "user",
     ) -> tuple[pb.Profile, bool]:
         key = self.core.policy.ref(ref.type, ref.value, field)
-        prefix = field[: -len("user")]  # "" or "rows[3]." (ImportAttributes): every path names the row
-        values = {}
-        for name, value in attributes.items():
-            check_attribute_name(name, f"{prefix}attributes[{name}]")
-            python = from_proto(value)
-            check_attribute_value(name, python, f"{prefix}attributes[{name}]")
-            values[name] = python
+        values = self._checked_values(attributes, field[: -len("user")])
         now = now_us()
         with self.core.writing() as conn:
             pid, created = self._ensure(conn, key, "import", source or "upsert_attributes", now)
@@ -220,6 +220,18 @@ class ProfileDomain:
             self.core.engine.refresh(conn, [pid], now, cause="event", created={pid} if created else frozenset())
         with self.core.database.connection() as conn:
             return self._profile(conn, [pid], (), roles)[pid], created
+
+    @staticmethod
+    def _checked_values(attributes: dict[str, Any], prefix: str) -> dict[str, object]:
+        """The attributes as Python values; INVALID_ARGUMENT naming ``<prefix>attributes[<name>]`` (``prefix``: ""
+        or "rows[3]." in ImportAttributes, so every path names the row)."""
+        values = {}
+        for name, value in attributes.items():
+            check_attribute_name(name, f"{prefix}attributes[{name}]")
+            python = from_proto(value)
+            check_attribute_value(name, python, f"{prefix}attributes[{name}]")
+            values[name] = python
+        return values
 
     def _ensure(self, conn: Any, key: Any, linked_by: str, ref: str, now: int) -> tuple[str, bool]:
         store = self.core.store
@@ -251,29 +263,50 @@ class ProfileDomain:
             ("attributes", "sealed_attributes", "updated_us"),
         )
 
-    def import_rows(self, batches: Iterable[Sequence[Any]]) -> dict[str, Any]:
-        received = created = updated = 0
+    def import_chunk(self, rows: Sequence[Any], offset: int, stop: threading.Event) -> tuple[int, int, list]:
+        """One chunk of an ``ImportAttributes`` stream in one transaction: (created, updated, row errors). Rows are
+        numbered from ``offset`` (their position in the stream). The touched persons are refreshed together once.
+        ``stop`` (the call ended: cancelled, deadline, shutdown) is checked before each row: once set, the chunk is
+        rolled back and ``ImportStopped`` raised, so nothing of it is applied."""
         errors: list[tuple[int, str, str, str]] = []
-        for rows in batches:
-            for row in rows:
-                index = received
-                received += 1
+        valid: list[tuple[int, Any, dict[str, Any], list[str], str]] = []
+        for index, row in enumerate(rows, offset):
+            try:
+                key = self.core.policy.ref(row.user.type, row.user.value, f"rows[{index}].user")
+                values = self._checked_values(dict(row.attributes), f"rows[{index}].")
+            except InvalidArgument as exc:
+                errors.append(self._row_error(index, exc))
+                continue
+            valid.append((index, key, values, list(row.remove), row.source_system or "import"))
+        created: set[str] = set()
+        touched: set[str] = set()
+        updated = 0
+        now = now_us()
+        with self.core.writing() as conn:
+            for index, key, values, remove, source in valid:
+                if stop.is_set():
+                    raise ImportStopped(f"the call ended before row {index} was applied")
                 try:
-                    _, was_created = self.upsert_attributes(
-                        row.user,
-                        dict(row.attributes),
-                        row.remove,
-                        row.source_system or "import",
-                        frozenset(),
-                        field=f"rows[{index}].user",
-                    )
-                except (InvalidArgument, NotFound) as exc:
-                    field = exc.violations[0].field if exc.violations else f"rows[{index}].user"
-                    errors.append((index, exc.reason, field, exc.message))
+                    pid, was_created = self._ensure(conn, key, "import", source, now)
+                except NotFound as exc:
+                    errors.append(self._row_error(index, exc))
                     continue
-                created += was_created
-                updated += not was_created
-        return {"received": received, "created": created, "updated": updated, "errors": errors}
+                self._write_attributes(conn, pid, values, remove, source, now)
+                touched.add(pid)
+                if was_created:
+                    created.add(pid)
+                else:
+                    updated += 1
+            if touched:
+                self.core.engine.refresh(conn, sorted(touched), now, cause="event", created=created)
+                note_customers_of(self.core.store, conn, sorted(touched))  # the audit record names whom it wrote
+        errors.sort()
+        return len(created), updated, errors
+
+    @staticmethod
+    def _row_error(index: int, exc: InvalidArgument | NotFound) -> tuple[int, str, str, str]:
+        field = exc.violations[0].field if exc.violations else f"rows[{index}].user"
+        return index, exc.reason, field, exc.message
 
     # -- identities -----------------------------------------------------------------------------------
     def link(self, ref: Any, identity: Any, linked_by: str, roles: frozenset[str]) -> tuple[pb.Profile, str]:
@@ -388,4 +421,4 @@ def tag_value_proto(tag: Any) -> pb.TagValue:
     return out
 
 
-__all__ = ["ProfileDomain", "from_us", "tag_value_proto"]
+__all__ = ["ImportStopped", "ProfileDomain", "from_us", "tag_value_proto"]

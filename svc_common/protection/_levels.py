@@ -33,7 +33,17 @@ DEFAULT_SENSITIVE_PROPERTIES = (
     "aum_fen",
     "order_price",
     "order_quantity",
+    # Names Chinese brokers' back-office and CRM extracts commonly use for the same data.
+    "tel",
+    "mobile_no",
+    "phone_no",
+    "cert_no",
+    "id_no",
+    "idcard",
+    "acct",
+    "total_asset",
 )
 
-# Profile attribute names at level 3 besides every ``*_fen`` amount.
-DEFAULT_SENSITIVE_ATTRIBUTES = ("phone", "mobile", "id_number", "real_name", "email", "address", "annual_income")
+# Profile attribute names at level 3 besides every ``*_fen`` amount: the same names as event properties (an attribute
+# is often an event property's value, e.g. a KYC extract's ``bank_card``), and the declared income.
+DEFAULT_SENSITIVE_ATTRIBUTES = (*DEFAULT_SENSITIVE_PROPERTIES, "annual_income")
