@@ -22,7 +22,8 @@ from grpc_status import rpc_status
 from svc_common.errors import FieldViolation, InvalidArgument, QimingError, ResourceExhausted
 from svc_common.server._call import CallInfo, CallInterceptor
 from svc_common.server._encoded import accepting_encoded
-from svc_common.server._text import Unscanned, refuse_nul_unscanned
+from svc_common.server._ids import needs_id_check
+from svc_common.server._text import Unscanned, check_unscanned
 
 log = logging.getLogger("qiming.server")
 ERROR_DOMAIN = "qiming"
@@ -126,8 +127,9 @@ class _Status(grpc.Status):
 def _safe_deserializer(
     deserializer: Callable[[bytes], Any] | None, limit_bytes: int | None = None, text_checked: bool = False
 ) -> Callable[[bytes], Any] | None:
-    """Parse, standing in for a request too large or unparsable; with ``text_checked``, a request whose bytes hold a
-    0x00 byte (so maybe U+0000 in a string) comes as :class:`Unscanned`, one without comes as is: no walk needed."""
+    """Parse, standing in for a request too large or unparsable; with ``text_checked``, a request to check comes as
+    :class:`Unscanned`: one whose bytes hold a 0x00 byte (so maybe U+0000 in a string) or whose type can hold ids.
+    Any other comes as is: nothing to walk."""
     if deserializer is None:
         return None
 
@@ -138,8 +140,11 @@ def _safe_deserializer(
             message = deserializer(data)
         except DecodeError as exc:
             return MalformedRequest(exc)
-        if text_checked and b"\x00" in data:
-            return Unscanned(message, len(data))
+        if not text_checked:
+            return message
+        nul = b"\x00" in data
+        if nul or needs_id_check(message):
+            return Unscanned(message, len(data), nul)
         return message
 
     return parse
@@ -165,7 +170,7 @@ async def _checked(request: Any, text: frozenset[str] | None) -> Any:
     """The request the handler may see, or the error to refuse it with."""
     _refuse_malformed(request)
     if isinstance(request, Unscanned):  # only methods whose text is checked get one (``_safe_deserializer``)
-        return await refuse_nul_unscanned(request, text or frozenset())
+        return await check_unscanned(request, text or frozenset())
     return request
 
 
@@ -177,9 +182,10 @@ async def _checked_stream(requests: AsyncIterator[Any], text: frozenset[str] | N
 class ErrorInterceptor(CallInterceptor):
     """Turns domain errors into precise statuses; unexpected ones are logged and become INTERNAL.
 
-    It also refuses, before the handler, requests that do not parse and request text holding U+0000 (except in
-    ``self_checked_methods``: full method names whose handlers check their own text, svc_collect's ingest; and
-    inside messages of the types ``self_checked_messages`` names, bulk rows their services check)."""
+    It also refuses, before the handler, requests that do not parse, request text holding U+0000 and ids
+    (``UserRef``/``Identity`` values) holding control or format characters (except in ``self_checked_methods``: full
+    method names whose handlers check their own text, svc_collect's ingest; and inside messages of the types
+    ``self_checked_messages`` names, bulk rows their services check)."""
 
     def __init__(
         self,

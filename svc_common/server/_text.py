@@ -12,7 +12,7 @@ on the event loop, so health checks and every other caller waited (review 2026-1
 one request from stalling the loop: a string holding U+0000 serializes a 0x00 byte, so a request whose bytes hold
 none is not walked at all (the server's deserializer looks, at C speed); and a request that must be walked and is
 larger than ``OFF_LOOP_BYTES`` is walked on one worker thread (one, so that such requests cannot take more than a
-core between them), while the loop goes on serving.
+core between them), while the loop goes on serving. The id check (``_ids``) runs in the same place.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from svc_common.errors import FieldViolation, InvalidArgument
+from svc_common.server._ids import refuse_invisible_ids
 
 NUL_MESSAGE = "must not contain the NUL character (U+0000)"
 _MAX_LISTED = 20
@@ -103,29 +104,37 @@ def refuse_nul(message: object, skip: frozenset[str] = frozenset()) -> None:
 
 
 class Unscanned:
-    """A parsed request whose bytes hold a 0x00 byte, so it may hold U+0000 and must be walked before its handler
-    sees it (a request with no 0x00 byte is passed on as is: it cannot). ``size`` is its serialized size."""
+    """A parsed request to check before its handler sees it: its bytes hold a 0x00 byte (``nul``: it may hold U+0000;
+    a request with no 0x00 byte cannot), or its type can hold ids (``svc_common.server._ids``). ``size`` is its
+    serialized size."""
 
-    __slots__ = ("message", "size")
+    __slots__ = ("message", "nul", "size")
 
-    def __init__(self, message: Message, size: int) -> None:
+    def __init__(self, message: Message, size: int, nul: bool) -> None:
         self.message = message
         self.size = size
+        self.nul = nul
 
 
 def _executor() -> ThreadPoolExecutor:
     global _walker
     with _walker_lock:
         if _walker is None:
-            _walker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qiming-nul-check")
+            _walker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qiming-request-check")
         return _walker
 
 
-async def refuse_nul_unscanned(request: Unscanned, skip: frozenset[str] = frozenset()) -> Message:
-    """:func:`refuse_nul` for a request the deserializer could not clear; a large one is walked on the worker
-    thread, so that the event loop keeps serving meanwhile. Returns the message."""
-    if request.size <= OFF_LOOP_BYTES:
+def _check(request: Unscanned, skip: frozenset[str]) -> None:
+    if request.nul:
         refuse_nul(request.message, skip)
+    refuse_invisible_ids(request.message, skip)
+
+
+async def check_unscanned(request: Unscanned, skip: frozenset[str] = frozenset()) -> Message:
+    """:func:`refuse_nul` (when its bytes need it) and the id check for a request the deserializer could not clear; a
+    large one is checked on the worker thread, so that the event loop keeps serving meanwhile. Returns the message."""
+    if request.size <= OFF_LOOP_BYTES:
+        _check(request, skip)
     else:
-        await asyncio.get_running_loop().run_in_executor(_executor(), refuse_nul, request.message, skip)
+        await asyncio.get_running_loop().run_in_executor(_executor(), _check, request, skip)
     return request.message
