@@ -1,7 +1,13 @@
-"""Structured logging: JSON lines (or text) with the trace and span id of the current span on every line."""
+"""Structured logging: JSON lines (or text) with the trace and span id of the current span on every line.
+
+The audit trail (logger ``qiming.audit``) does not follow the operator's choices: it is written at INFO whatever
+``log_level`` says, and its fields (principal, method, status, peer, customers) are on the line in the text format
+too (review walk-sec 2026-12-06 F9: at WARNING there were no audit lines at all, and in text each was just ``audit``).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -11,6 +17,30 @@ from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [trace=%(trace_id)s] %(message)s"
+AUDIT_LOGGER = "qiming.audit"
+AUDIT_LEVEL = logging.INFO
+"""The audit logger's own level: its lines are written whatever ``log_level`` says (a compliance record, not
+diagnostics)."""
+# Attributes every LogRecord has; anything else on a record came from ``extra=`` and is the line's content.
+_RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "trace_id",
+    "span_id",
+    "taskName",
+}
+
+
+class TextFormatter(logging.Formatter):
+    """The text format, with the fields a call passed in ``extra=`` after the message as one JSON object (escaped
+    like the JSON format: a newline or a bidi control in a value cannot forge or hide a line)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        fields = {key: value for key, value in record.__dict__.items() if key not in _RECORD_ATTRIBUTES}
+        if not fields:
+            return line
+        return f"{line} {json.dumps(fields, default=str, ensure_ascii=True)}"
 
 
 class TraceContextFilter(logging.Filter):
@@ -36,7 +66,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | N
             timestamp=False,
         )
     else:
-        formatter = logging.Formatter(_TEXT_FORMAT)
+        formatter = TextFormatter(_TEXT_FORMAT)
     # ISO 8601 in UTC with milliseconds, whatever the host's zone: logs from many hosts must line up.
     formatter.converter = time.gmtime
     formatter.default_time_format = "%Y-%m-%dT%H:%M:%S"
@@ -47,6 +77,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | N
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    # Records propagate to the root's handler whatever the root's level: only the audit logger's own level counts.
+    logging.getLogger(AUDIT_LOGGER).setLevel(AUDIT_LEVEL)
     # Per-statement SQL and gRPC internals are noise at INFO.
     for noisy in ("sqlalchemy.engine", "alembic.runtime.migration", "grpc._cython"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

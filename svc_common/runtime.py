@@ -18,6 +18,7 @@ from svc_common.db import Database, StoreSchema
 from svc_common.errors import StartupError
 from svc_common.ops._instances import InstanceRegistry
 from svc_common.protection import KeyProvider, key_provider_from_settings
+from svc_common.protection._keys import check_keyring_against_record, key_check_path
 from svc_common.server import ServiceSpec
 
 log = logging.getLogger("qiming.runtime")
@@ -60,8 +61,10 @@ class ServiceRuntime:
         """Connect (with retry), load the keyring and, unless disabled, apply pending migrations."""
         database = Database.from_settings(settings)
         try:
-            # At start: a bad keyring must stop the process, not fail a later call.
+            # At start: a bad keyring must stop the process, not fail a later call; so must one whose keys are not
+            # those this service used before (a key id recorded with other bytes, another pseudonym key).
             keys = key_provider_from_settings(settings)
+            check_keyring_against_record(key_check_path(settings), keys.keyring(), schema.service)
         except BaseException:
             database.dispose()
             raise

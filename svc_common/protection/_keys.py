@@ -161,3 +161,88 @@ def key_provider_from_settings(settings: ServiceSettings) -> KeyProvider:
     if settings.keyring_file is not None:
         return FileKeyProvider(settings.keyring_file)
     return FileKeyProvider(settings.data_dir / "keyring.json", create=True)
+
+
+# Key check values (review walk-sec 2026-12-06 F11). Every keyring is created with key id ``k1``: a service started
+# with another keyring (a host that missed the shared file, a restored backup, a keyring regenerated in the data dir)
+# failed every call on sealed data with INTERNAL, sealed new data under a different key with the same id, or (another
+# pseudonym key) silently split every phone join. A key check value identifies a key without revealing it: the first
+# bytes of HMAC-SM3 of a fixed label under the key, as payment systems' KCVs do.
+KEY_CHECK_LABEL = b"qiming/key-check-value/v1"
+KEY_CHECK_FORMAT = 1
+PSEUDONYM_CHECK_NAME = "pseudonym_key"
+
+
+def key_check_value(key: bytes) -> str:
+    """16 hex digits that tell keys apart: equal for the same key, different (but for 2^-64) for another one."""
+    from cryptography.hazmat.primitives import hashes, hmac
+
+    mac = hmac.HMAC(key, hashes.SM3())
+    mac.update(KEY_CHECK_LABEL)
+    return mac.finalize()[:8].hex()
+
+
+def key_check_values(keyring: Keyring) -> dict[str, str]:
+    """The check value of each encryption key (by key id) and of the pseudonym key (``pseudonym_key``)."""
+    values = {f"encryption_keys.{key_id}": key_check_value(key) for key_id, key in keyring.encryption_keys.items()}
+    values[PSEUDONYM_CHECK_NAME] = key_check_value(keyring.pseudonym_key)
+    return values
+
+
+def key_check_path(settings: ServiceSettings) -> Path:
+    return settings.data_dir / f"{settings.service_name}.keycheck.json"
+
+
+def check_keyring_against_record(path: Path, keyring: Keyring, service: str) -> None:
+    """Compare ``keyring`` with the check values recorded in ``path`` when this service first used each key; refuse
+    (ConfigError, exit 2) a key whose id was recorded with other bytes. Keys seen for the first time (the first
+    start, a key added by a rotation) are recorded; a recorded key the keyring no longer has is kept in the record
+    (its data stays sealed under it)."""
+    current = key_check_values(keyring)
+    recorded: dict[str, str] = {}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(doc, dict) and doc.get("format") == KEY_CHECK_FORMAT and isinstance(doc.get("keys"), dict):
+            recorded = {str(k): str(v) for k, v in doc["keys"].items()}
+        else:
+            raise ConfigError(f"key check file {path} is not in the expected format; move it away to record anew")
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"key check file {path} cannot be read ({exc}); move it away to record the current keyring anew"
+        ) from None
+    for name, value in recorded.items():
+        if name in current and current[name] != value:
+            what = "the pseudonym key" if name == PSEUDONYM_CHECK_NAME else f"encryption key {name.split('.', 1)[1]!r}"
+            raise ConfigError(
+                f"the keyring's {what} is not the one {service} used before (key check value {current[name]}, "
+                f"recorded {value} in {path}): its data cannot be read or joined with this keyring; give this "
+                "service the broker's keyring file (keyring_file), or, only for a new, empty database, delete the "
+                "key check file"
+            )
+    if all(name in recorded for name in current):
+        return
+    try:
+        _write_private(path, json.dumps({"format": KEY_CHECK_FORMAT, "keys": {**recorded, **current}}, indent=2))
+    except OSError as exc:
+        # A data dir the service cannot write to (PostgreSQL deployments need none): the check is skipped, said once.
+        log.warning("cannot record key check values", extra={"key_check_file": str(path), "error": str(exc)})
+        return
+    added = sorted(name for name in current if name not in recorded)
+    log.info("recorded key check values", extra={"key_check_file": str(path), "keys": added})
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` whole (a reader sees the old file or the new one), mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

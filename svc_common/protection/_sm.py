@@ -146,15 +146,18 @@ _PHONE_COUNTRY_PREFIXES = ("+86", "0086")
 def normalize_pseudonym_input(kind: str, value: str) -> str:
     """The one normalisation applied before pseudonymizing, so that every service derives the same pseudonym from
     the same id however it was typed. Every kind: surrounding whitespace removed. ``phone``: also full-width
-    characters made ASCII (NFKC), the separators `` -.()`` removed and a leading ``+86`` / ``0086`` dropped, but
-    only when what is left is all digits (anything else keeps its stripped form, so that distinct malformed values
-    stay distinct). A value that is already clean (digits only, no surrounding blanks, not starting with ``0086``)
-    is unchanged and keeps the pseudonym it always had; a digits-only ``0086…`` loses the prefix, so it gets the
-    pseudonym of the number without it (docs/configuration.md)."""
+    characters made ASCII (NFKC), format characters (Unicode Cf: zero-width spaces, bidi marks, BOM) and the
+    separators `` -.()`` removed and a leading ``+86`` / ``0086`` dropped, but only when what is left is all digits
+    (anything else keeps its stripped form, so that distinct malformed values stay distinct). A value that is
+    already clean (digits only, no surrounding blanks, not starting with ``0086``) is unchanged and keeps the
+    pseudonym it always had; a digits-only ``0086…`` loses the prefix, so it gets the pseudonym of the number without
+    it (docs/configuration.md). ``139\u200b12345678`` had a pseudonym of its own, so a separate person (review
+    walk-sec 2026-12-06 F13)."""
     value = value.strip()
     if kind != "phone" or (value.isascii() and value.isdigit() and not value.startswith("0086")):
         return value
     compact = unicodedata.normalize("NFKC", value).translate(_PHONE_SEPARATORS)
+    compact = "".join(char for char in compact if unicodedata.category(char) != "Cf")
     for prefix in _PHONE_COUNTRY_PREFIXES:
         if compact.startswith(prefix):
             compact = compact[len(prefix) :]

@@ -7,6 +7,7 @@ problems, ``BadRequest`` — clients read them with ``grpc_status.rpc_status.fro
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
@@ -21,7 +22,8 @@ from grpc_status import rpc_status
 from svc_common.errors import FieldViolation, InvalidArgument, QimingError, ResourceExhausted
 from svc_common.server._call import CallInfo, CallInterceptor
 from svc_common.server._encoded import accepting_encoded
-from svc_common.server._text import refuse_nul
+from svc_common.server._ids import needs_id_check
+from svc_common.server._text import Unscanned, check_unscanned
 
 log = logging.getLogger("qiming.server")
 ERROR_DOMAIN = "qiming"
@@ -123,8 +125,11 @@ class _Status(grpc.Status):
 
 
 def _safe_deserializer(
-    deserializer: Callable[[bytes], Any] | None, limit_bytes: int | None = None
+    deserializer: Callable[[bytes], Any] | None, limit_bytes: int | None = None, text_checked: bool = False
 ) -> Callable[[bytes], Any] | None:
+    """Parse, standing in for a request too large or unparsable; with ``text_checked``, a request to check comes as
+    :class:`Unscanned`: one whose bytes hold a 0x00 byte (so maybe U+0000 in a string) or whose type can hold ids.
+    Any other comes as is: nothing to walk."""
     if deserializer is None:
         return None
 
@@ -132,9 +137,15 @@ def _safe_deserializer(
         if limit_bytes is not None and len(data) > limit_bytes:
             return OversizedRequest(len(data), limit_bytes)
         try:
-            return deserializer(data)
+            message = deserializer(data)
         except DecodeError as exc:
             return MalformedRequest(exc)
+        if not text_checked:
+            return message
+        nul = b"\x00" in data
+        if nul or needs_id_check(message):
+            return Unscanned(message, len(data), nul)
+        return message
 
     return parse
 
@@ -155,20 +166,26 @@ def _refuse_malformed(request: Any) -> None:
         )
 
 
+async def _checked(request: Any, text: frozenset[str] | None) -> Any:
+    """The request the handler may see, or the error to refuse it with."""
+    _refuse_malformed(request)
+    if isinstance(request, Unscanned):  # only methods whose text is checked get one (``_safe_deserializer``)
+        return await check_unscanned(request, text or frozenset())
+    return request
+
+
 async def _checked_stream(requests: AsyncIterator[Any], text: frozenset[str] | None) -> AsyncIterator[Any]:
     async for request in requests:
-        _refuse_malformed(request)
-        if text is not None:
-            refuse_nul(request, text)
-        yield request
+        yield await _checked(request, text)
 
 
 class ErrorInterceptor(CallInterceptor):
     """Turns domain errors into precise statuses; unexpected ones are logged and become INTERNAL.
 
-    It also refuses, before the handler, requests that do not parse and request text holding U+0000 (except in
-    ``self_checked_methods``: full method names whose handlers check their own text, svc_collect's ingest; and
-    inside messages of the types ``self_checked_messages`` names, bulk rows their services check)."""
+    It also refuses, before the handler, requests that do not parse, request text holding U+0000 and ids
+    (``UserRef``/``Identity`` values) holding control or format characters (except in ``self_checked_methods``: full
+    method names whose handlers check their own text, svc_collect's ingest; and inside messages of the types
+    ``self_checked_messages`` names, bulk rows their services check)."""
 
     def __init__(
         self,
@@ -191,17 +208,19 @@ class ErrorInterceptor(CallInterceptor):
             # The server receives up to the largest limit of its services; the others' methods keep their own.
             limit = None if d.method in self._self_checked else self._max_request_bytes
             return handler._replace(
-                request_deserializer=_safe_deserializer(handler.request_deserializer, limit),
+                request_deserializer=_safe_deserializer(
+                    handler.request_deserializer, limit, text_checked=self._text(d.method) is not None
+                ),
                 response_serializer=accepting_encoded(handler.response_serializer),
             )
 
         return await super().intercept_service(parsing_continuation, details)
 
     def _wrap_unary(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
-        return super()._wrap_unary(_guarded(behavior, self._text(method)), method)
+        return super()._wrap_unary(_guarded_unary(behavior, self._text(method)), method)
 
     def _wrap_stream(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
-        return super()._wrap_stream(_guarded(behavior, self._text(method)), method)
+        return super()._wrap_stream(_guarded_stream(behavior, self._text(method)), method)
 
     async def exit(self, call: CallInfo, context: aio.ServicerContext, exc: BaseException | None) -> None:
         # GeneratorExit: gRPC closed a server stream's generator at a yield because its caller went away (a
@@ -221,16 +240,31 @@ class ErrorInterceptor(CallInterceptor):
         )
 
 
-def _guarded(behavior: Callable[..., Any], text: frozenset[str] | None) -> Callable[..., Any]:
-    """Refuse unparsable requests (and, unless ``text`` is None, U+0000 in request text outside the message types
-    it names) before the handler sees them."""
+# Both refuse unparsable requests (and, unless ``text`` is None, U+0000 in request text outside the message types it
+# names) before the handler sees them; they are coroutines because a large request is walked off the event loop.
 
-    def guarded(request: Any, context: aio.ServicerContext) -> Any:
+
+def _guarded_unary(behavior: Callable[..., Any], text: frozenset[str] | None) -> Callable[..., Any]:
+    """For unary and client-streaming handlers."""
+
+    async def guarded(request: Any, context: aio.ServicerContext) -> Any:
         if hasattr(request, "__aiter__"):
-            return behavior(_checked_stream(request, text), context)
-        _refuse_malformed(request)
-        if text is not None:
-            refuse_nul(request, text)
-        return behavior(request, context)
+            return await behavior(_checked_stream(request, text), context)
+        return await behavior(await _checked(request, text), context)
+
+    return guarded
+
+
+def _guarded_stream(behavior: Callable[..., Any], text: frozenset[str] | None) -> Callable[..., Any]:
+    """For server-streaming and bidirectional handlers."""
+
+    async def guarded(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+        request = _checked_stream(request, text) if hasattr(request, "__aiter__") else await _checked(request, text)
+        result = behavior(request, context)
+        if inspect.isawaitable(result):  # a handler that writes with context.write()
+            await result
+            return
+        async for item in result:
+            yield item
 
     return guarded

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from grpc import aio
 
+from svc_common.logs import AUDIT_LOGGER
 from svc_common.server._call import ANONYMOUS, CallInfo, CallInterceptor, Principal, status_of
 
 
@@ -54,7 +55,7 @@ class LogAuditSink:
     """Writes each audit record as a structured line on the ``qiming.audit`` logger (several for a bulk call)."""
 
     def __init__(self) -> None:
-        self._log = logging.getLogger("qiming.audit")
+        self._log = logging.getLogger(AUDIT_LOGGER)
 
     async def record(self, record: AuditRecord) -> None:
         base = {
