@@ -25,6 +25,7 @@ from svc_collect._schema_rules import (  # re-exported: the names svc_collect.va
 )
 from svc_collect.config import CollectSettings
 from svc_common.errors import FieldViolation, InvalidArgument
+from svc_common.ids import invisible_violation
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
 from svc_common.protection import SIGNATURE_PROPERTY, SIGNED_EVENT_TYPES, SystemEventSigner, is_signed
 
@@ -171,6 +172,10 @@ class EventValidator:
             # Ids go to text columns here and in every consumer; PostgreSQL's text cannot hold U+0000.
             which = "user_id" if "\x00" in user_id else "anonymous_id" if "\x00" in anonymous_id else "session_id"
             return Rejection(R.ERROR_REASON_VALUE_NOT_ALLOWED, which, NUL_MESSAGE)
+        if not (user_id.isprintable() and anonymous_id.isprintable()):  # C speed; the precise check only then
+            rejection = _invisible(user_id, "user_id") or _invisible(anonymous_id, "anonymous_id")
+            if rejection:
+                return rejection
         if event.channel not in _CHANNELS:
             return Rejection(R.ERROR_REASON_VALUE_NOT_ALLOWED, "channel", f"unknown channel {event.channel}")
         occurred = event.occurred_at
@@ -245,6 +250,9 @@ class EventValidator:
                 )
             if "\x00" in identity.value:
                 return Rejection(R.ERROR_REASON_VALUE_NOT_ALLOWED, f"identities[{i}].value", NUL_MESSAGE)
+            rejection = _invisible(identity.value, f"identities[{i}].value")
+            if rejection:
+                return rejection
         return None
 
     def _check_context(self, context: event_pb2.EventContext) -> Rejection | None:
@@ -346,6 +354,14 @@ class EventValidator:
                     f"at most {MAX_LIST_ITEMS} items of at most {self._max_chars} characters",
                 )
         return None
+
+
+def _invisible(value: str, field: str) -> Rejection | None:
+    """A person's id holding a control or format character (``c3001\\u202e``, ``c3\\u200b001``) is a different
+    person that prints like another one (review walk-sec 2026-12-06 F13): the same refusal as every other service's
+    (``svc_common.ids``), as a rejection of the event."""
+    violation = invisible_violation(value, field)
+    return None if violation is None else Rejection(R.ERROR_REASON_VALUE_NOT_ALLOWED, field, violation.description)
 
 
 def _check_event_type(event_type: str) -> Rejection | None:
