@@ -26,6 +26,7 @@ from svc_campaign.experiments import Experiments
 from svc_campaign.gateway_grpc import build_adapter
 from svc_campaign.journey_walk import Walker
 from svc_campaign.journeys import Journeys
+from svc_campaign.loops import run_loop
 from svc_campaign.outbox import message_event, queue_event, stable_id, to_proto
 from svc_campaign.policy import PolicyGate, Touch, check_quiet_hours, default_policy, policy_from_json
 from svc_campaign.profiles import (
@@ -200,18 +201,7 @@ class CampaignService(TemplateBook):
             )
 
     def _loop(self, name: str, once: Callable[[], Awaitable[int]], idle_seconds: float) -> None:
-        async def run() -> None:
-            while True:
-                try:
-                    busy = await once()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("campaign %s loop failed; retrying", name)
-                    busy = 0
-                await asyncio.sleep(0 if busy else idle_seconds)
-
-        self._tasks.append(asyncio.create_task(run(), name=f"campaign-{name}"))
+        self._tasks.append(asyncio.create_task(run_loop(name, once, idle_seconds), name=f"campaign-{name}"))
 
     async def stop(self) -> None:
         if self.follower is not None:
