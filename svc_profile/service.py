@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -19,6 +20,15 @@ from svc_profile.identity import check_link, link_row, new_profile_id, note_cust
 from svc_profile.model import encode, from_us, now_us
 from svc_profile.store._bundle import BUNDLE_DIALECTS, load_bundle
 from svc_profile.store._sql import CANONICAL, CUSTOMER
+
+# A run of 11 or more digits (spaces or hyphens inside): a phone, ID or bank card number an operator pasted into an
+# erasure's free-text reason. A ticket number is shorter; the log must not carry level-3 values.
+_LONG_NUMBER = re.compile(r"\d(?:[ -]?\d){10,}[\dXx]?")
+
+
+def masked_numbers(text: str) -> str:
+    return _LONG_NUMBER.sub("***", text)
+
 
 log = logging.getLogger("qiming.profile")
 PARTS = frozenset({"attributes", "features", "tags", "identities", "segments"})
@@ -404,7 +414,7 @@ class ProfileDomain:
                 conn, [{"event_id": e.event_id, "body": e.SerializeToString(), "created_us": now} for e in erased]
             )
             self.core.store.delete_person(conn, pid)
-        log.info("profile erased", extra={"profile_id": pid, "reason": reason[:200]})
+        log.info("profile erased", extra={"profile_id": pid, "reason": masked_numbers(reason[:200])})
         return pid
 
 
