@@ -264,8 +264,8 @@ class ServiceSettings(ServerSettings):
     """The keyring itself as JSON (e.g. injected by a secrets manager); takes precedence over ``keyring_file``."""
     audit_chain_dir: Path | Literal["off"] | None = None
     """Directory of the tamper-evident audit files (one HMAC-SM3 chained JSON line per audited call, next to the
-    ``qiming.audit`` log line; check them with ``qiming audit verify``). Unset: ``<data_dir>/audit``; ``off``
-    (or an empty value in the TOML file) writes none. Must be writable by the service user."""
+    ``qiming.audit`` log line; check them with ``qiming audit verify``). Unset: ``<data_dir>/audit``; ``off`` writes
+    none. Must be writable by the service user."""
 
     @field_validator("keyring_file", "keyring_json", mode="before")
     @classmethod
@@ -275,8 +275,11 @@ class ServiceSettings(ServerSettings):
     @field_validator("audit_chain_dir", mode="before")
     @classmethod
     def _audit_off(cls, value: Any) -> Any:
-        # TOML has no null: an empty string turns the chain off, as "off" does (an empty variable is unset).
-        return "off" if isinstance(value, str) and value.strip().lower() in ("", "off") else value
+        # Only "off" turns it off: an empty value means the default, as for every path (an empty variable is unset),
+        # so a blank line in a .env file never stops the audit trail.
+        if isinstance(value, str) and value.strip().lower() in ("", "off"):
+            return "off" if value.strip() else None
+        return value
 
     @field_validator("data_dir", "keyring_file", "audit_chain_dir", mode="after")
     @classmethod

@@ -203,3 +203,19 @@ def test_verify_command_reports_each_file_and_exits_1_on_a_bad_one(
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("OK, 4 lines (seq 1 to 4)")
     assert out[1].startswith(f"{bad}: line 2: seq 3 where 2 was expected")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, "data/audit"), ("off", None), ("OFF", None), ("", "data/audit"), ("~/trail", "~/trail")],
+)
+def test_audit_chain_dir_defaults_under_data_dir_and_only_off_turns_it_off(
+    tmp_path: Path, value: str | None, expected: str | None
+) -> None:
+    from svc_collect.config import CollectSettings
+    from svc_common.config import load_settings
+
+    overrides = {} if value is None else {"audit_chain_dir": value}
+    settings = load_settings(CollectSettings, data_dir=tmp_path / "data", **overrides)
+    wanted = None if expected is None else Path(expected.replace("data/", f"{tmp_path}/data/")).expanduser()
+    assert settings.resolved_audit_chain_dir() == wanted

@@ -90,7 +90,8 @@ class ChainedAuditSink:
         path = directory / f"{prefix}{stamp}.jsonl"
         if path.exists():  # another process of this name started in the same second
             path = directory / f"{prefix}{stamp}-p{os.getpid()}.jsonl"
-        handle = path.open("xb")
+        # Owner and group only: the lines name customers and callers.
+        handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640), "ab")
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         log.info("audit chain opened", extra={"audit_file": str(path), "audit_seq": 0})
         return cls(path, handle, macs, 0, GENESIS)
