@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from svc_common.audit import GENESIS, ChainedAuditSink, ChainMac, chain_key, verify_file
+from svc_common.audit import GENESIS, ChainedAuditSink, ChainMac, chain_key, stream_prefix, verify_file
 from svc_common.audit.verify_cli import describe, verify_command
 from svc_common.errors import ConfigError
 from svc_common.protection import generate_keyring
@@ -219,3 +219,15 @@ def test_audit_chain_dir_defaults_under_data_dir_and_only_off_turns_it_off(
     settings = load_settings(CollectSettings, data_dir=tmp_path / "data", **overrides)
     wanted = None if expected is None else Path(expected.replace("data/", f"{tmp_path}/data/")).expanduser()
     assert settings.resolved_audit_chain_dir() == wanted
+
+
+def test_a_later_start_in_the_same_second_sorts_after_and_a_worker_has_its_own_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from svc_common.audit._sink import _files_of
+
+    for name in ("audit-collect-h1-0-20261206T120000Z-p7.jsonl", "audit-collect-h1-0-20261206T120000Z.jsonl"):
+        (tmp_path / name).touch()
+    assert [p.name for p in _files_of(tmp_path, "audit-collect-h1-0-")][-1].endswith("Z-p7.jsonl")
+    monkeypatch.setenv("QIMING_WORKER_INDEX", "3")
+    assert stream_prefix("collect", "db-1") == "audit-collect-db_1-3-"
