@@ -1,4 +1,4 @@
-"""The ``qiming`` command: serve, migrate, demo, config, version.
+"""The ``qiming`` command: serve, migrate, demo, config, keyring, audit, version.
 
 Errors that stop the process (bad setting, bad database URL, unreachable database, port in use)
 print one line ``qiming: error: …`` naming the problem and exit non-zero.
@@ -72,6 +72,18 @@ def _parser() -> argparse.ArgumentParser:
     keyring.add_argument("path", type=Path, help="where to write it (must not exist)")
     keyring.add_argument("--key-id", default="k1", help="id of the first SM4 key (default k1)")
 
+    audit = sub.add_parser(
+        "audit",
+        help="verify the tamper-evident audit files",
+        description="Recompute the HMAC-SM3 chain of each audit file with the keyring (the one the service uses: "
+        "--config, the environment, or --keyring) and print OK with the line count, or the first line that breaks "
+        "the chain and why. Exit 0 when every file holds, 1 otherwise.",
+    )
+    audit.add_argument("action", choices=["verify"], help="verify: check audit files")
+    audit.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audit files, or directories of them")
+    audit.add_argument("--config", type=Path, help="TOML settings file (for the keyring settings)")
+    audit.add_argument("--keyring", type=Path, help="keyring file (instead of the service's keyring settings)")
+
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -91,6 +103,10 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(run_demo(args.data_dir))
         elif args.command == "keyring":
             _keyring_init(args.path, args.key_id)
+        elif args.command == "audit":
+            from svc_common.audit.verify_cli import verify_command
+
+            sys.exit(verify_command(args.paths, args.config, args.keyring))
         elif args.command == "config":
             _show_config(args.service, args.config)
         elif args.command == "version":
@@ -111,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _serve(service: str, config_file: Path | None) -> None:
+    from svc_common.audit import open_audit_sinks
     from svc_common.config import ServerSettings, load_settings
     from svc_common.gctune import tune_for_serving
     from svc_common.logs import configure_logging
@@ -138,8 +155,13 @@ def _serve(service: str, config_file: Path | None) -> None:
             runtimes.append(ServiceRuntime.open(e.schema, settings))
         specs = [e.build_spec(rt) for e, rt in zip(chosen, runtimes, strict=True)]
         specs.append(ops_spec(runtimes))
+        audit_sink, chain = open_audit_sinks(service_settings[0], runtimes[0].keys, service)
         tune_for_serving(server_settings.gc_young_threshold)
-        asyncio.run(serve(specs, server_settings))
+        try:
+            asyncio.run(serve(specs, server_settings, audit_sink=audit_sink))
+        finally:
+            if chain is not None:
+                chain.close()  # the lines of the last calls, queued, are written and synced
     except BaseException:
         for rt in runtimes:
             rt.database.dispose()

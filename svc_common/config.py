@@ -262,16 +262,34 @@ class ServiceSettings(ServerSettings):
     created with random keys on first start. Every service must use the same keyring (pseudonyms must match)."""
     keyring_json: SecretStr | None = None
     """The keyring itself as JSON (e.g. injected by a secrets manager); takes precedence over ``keyring_file``."""
+    audit_chain_dir: Path | Literal["off"] | None = None
+    """Directory of the tamper-evident audit files (one HMAC-SM3 chained JSON line per audited call, next to the
+    ``qiming.audit`` log line; check them with ``qiming audit verify``). Unset: ``<data_dir>/audit``; ``off`` writes
+    none. Must be writable by the service user."""
 
     @field_validator("keyring_file", "keyring_json", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("data_dir", "keyring_file", mode="after")
+    @field_validator("audit_chain_dir", mode="before")
     @classmethod
-    def _service_paths_expanded(cls, value: Path | None) -> Path | None:
-        return value.expanduser() if value is not None else None
+    def _audit_off(cls, value: Any) -> Any:
+        # Only "off" turns it off: an empty value means the default, as for every path (an empty variable is unset),
+        # so a blank line in a .env file never stops the audit trail.
+        if isinstance(value, str) and value.strip().lower() in ("", "off"):
+            return "off" if value.strip() else None
+        return value
+
+    @field_validator("data_dir", "keyring_file", "audit_chain_dir", mode="after")
+    @classmethod
+    def _service_paths_expanded(cls, value: Any) -> Any:
+        return value.expanduser() if isinstance(value, Path) else value
+
+    def resolved_audit_chain_dir(self) -> Path | None:
+        if self.audit_chain_dir == "off":
+            return None
+        return self.audit_chain_dir if isinstance(self.audit_chain_dir, Path) else self.data_dir / "audit"
 
     @field_validator("database_url")
     @classmethod

@@ -87,6 +87,7 @@ class _Workers:
                     env_name(type(self.settings), "workers"): "1",
                     env_name(type(self.settings), "migrate_on_start"): "false",
                     PARENT_ENV: str(os.getpid()),
+                    "QIMING_WORKER_INDEX": str(index),  # names the worker's own audit file
                 }
             )
             self.children.append(subprocess.Popen(command, env=env))

@@ -1,0 +1,144 @@
+"""The audit chain's line format: each audited call is one JSON line carrying ``seq`` (from 1 in each file),
+``prev`` (the previous line's ``mac``; :data:`GENESIS` for the first line) and ``mac``, an HMAC-SM3 under a key
+derived from the keyring's pseudonym key. Editing, deleting, reordering or inserting a line breaks the chain at that
+line, and nobody without the keyring can forge a line."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from svc_common.protection import Keyring
+from svc_common.protection._sm import _derive, _hmac
+from svc_common.server import AuditRecord
+from svc_common.server._hooks import AUDIT_CUSTOMERS_PER_LINE
+
+GENESIS = "0" * 64
+"""``prev`` of a file's first line (an SM3 MAC is 64 hex digits)."""
+KEY_LABEL = b"audit-chain"
+
+
+def chain_key(keyring: Keyring) -> bytes:
+    """The chain's MAC key: derived from the pseudonym key, which never rotates silently (SM4 keys do)."""
+    return _derive(keyring.pseudonym_key, KEY_LABEL)
+
+
+def canonical(body: dict[str, Any]) -> bytes:
+    """The bytes a MAC covers: sorted keys, no blanks, UTF-8 (so a verifier re-encodes exactly)."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class ChainMac:
+    def __init__(self, key: bytes) -> None:
+        self._mac = _hmac(key)
+
+    def of(self, body: dict[str, Any]) -> str:
+        """MAC over (prev, the line without ``mac``); ``prev`` is also inside the line."""
+        mac = self._mac.copy()
+        mac.update(str(body.get("prev", "")).encode() + b"\n" + canonical(body))
+        return mac.finalize().hex()
+
+
+def record_bodies(record: AuditRecord) -> list[dict[str, Any]]:
+    """The lines of one record, without seq/prev/mac: one, or one per part of at most 1,000 customers (as the
+    ``qiming.audit`` log lines are split). Only customer ids are written, never values."""
+    base: dict[str, Any] = {
+        "at": record.at.isoformat(timespec="microseconds"),
+        "principal": record.principal,
+        "roles": list(record.roles),
+        "method": record.method,
+        "status": record.status,
+        "peer": record.peer,
+        "trace_id": record.trace_id,
+    }
+    customers, size = record.customers, AUDIT_CUSTOMERS_PER_LINE
+    if len(customers) <= size:
+        return [{**base, "customers": list(customers)}]
+    parts = -(-len(customers) // size)
+    return [
+        {**base, "customers": list(customers[i * size : (i + 1) * size]), "part": i + 1, "parts": parts}
+        for i in range(parts)
+    ]
+
+
+def seal(macs: ChainMac, body: dict[str, Any], seq: int, prev: str) -> tuple[bytes, str]:
+    """The finished line (with its newline) and its mac."""
+    full = {**body, "seq": seq, "prev": prev}
+    mac = macs.of(full)
+    full["mac"] = mac
+    return canonical(full) + b"\n", mac
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The result of checking one file: ``bad_line`` is None when the whole chain holds."""
+
+    path: Path
+    lines: int
+    bad_line: int | None = None
+    reason: str = ""
+    last_seq: int = 0
+    last_mac: str = GENESIS
+
+    @property
+    def ok(self) -> bool:
+        return self.bad_line is None
+
+
+def verify_lines(path: Path, lines: Iterable[bytes], macs: ChainMac) -> Verdict:
+    """Walk the chain from :data:`GENESIS`; stop at the first line that breaks it, saying why."""
+    seq, prev, count = 0, GENESIS, 0
+    for number, raw in enumerate(lines, start=1):
+        why, mac = _check_line(raw, seq, prev, macs)
+        if why is not None:
+            return Verdict(path, count, number, why, seq, prev)
+        seq, prev, count = seq + 1, mac, count + 1
+    return Verdict(path, count, None, "", seq, prev)
+
+
+def _check_line(raw: bytes, seq: int, prev: str, macs: ChainMac) -> tuple[str | None, str]:
+    """(why the line breaks the chain or None, its mac) for the line that should follow ``seq`` and ``prev``."""
+    if not raw.endswith(b"\n"):
+        return "the last line is incomplete (a write cut short by a crash, or the file was truncated)", ""
+    try:
+        line = json.loads(raw)
+        claimed = line.pop("mac")
+        line_seq, line_prev = line["seq"], line["prev"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "not an audit line (no JSON object with seq, prev and mac): edited or corrupted", ""
+    if macs.of(line) != claimed:
+        return "mac does not match: the line was edited, or it was written under another keyring", ""
+    if line_seq != seq + 1:
+        if isinstance(line_seq, int) and line_seq > seq + 1:
+            return f"seq {line_seq} where {seq + 1} was expected: line(s) deleted before it", ""
+        return f"seq {line_seq} where {seq + 1} was expected: lines reordered or repeated", ""
+    if line_prev != prev:
+        return "prev is not the mac of the line before it: lines deleted, reordered or spliced", ""
+    return None, claimed
+
+
+def verify_file(path: Path, macs: ChainMac) -> Verdict:
+    with path.open("rb") as handle:
+        return verify_lines(path, handle, macs)
+
+
+def read_last_line(path: Path, block: int = 65536) -> bytes:
+    """The file's last line with its newline (b"" for an empty file); a torn last line comes without one."""
+    with path.open("rb") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        tail = b""
+        position = end
+        while position > 0:
+            step = min(block, position)
+            position -= step
+            handle.seek(position)
+            tail = handle.read(step) + tail
+            # A newline before the final byte ends the line before the last one.
+            if b"\n" in tail[:-1]:
+                break
+        cut = tail[:-1].rfind(b"\n")
+        return tail[cut + 1 :]

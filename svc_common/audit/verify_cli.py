@@ -1,0 +1,71 @@
+"""``qiming audit verify PATH...``: check audit files against the keyring, one line of output per file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from svc_common.audit._chain import ChainMac, Verdict, chain_key, verify_file
+from svc_common.errors import ConfigError
+
+_SERVICE_OF_FILE = re.compile(r"audit-([a-z]+)-")
+
+
+def verify_command(paths: list[Path], config_file: Path | None, keyring_file: Path | None) -> int:
+    """Print OK or the first bad line of each file; 0 when all hold, 1 otherwise."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.glob("audit-*.jsonl"))
+            if not found:
+                raise ConfigError(f"{path}: no audit-*.jsonl files in this directory")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ConfigError(f"{path}: no such file or directory")
+    macs: dict[str, ChainMac] = {}
+    failed = False
+    for path in files:
+        service = _service_of(path)
+        if service not in macs:
+            macs[service] = ChainMac(_key(service, config_file, keyring_file))
+        try:
+            verdict = verify_file(path, macs[service])
+        except OSError as exc:
+            print(f"{path}: cannot be read ({exc.strerror})")
+            failed = True
+            continue
+        print(describe(verdict))
+        failed = failed or not verdict.ok
+    return 1 if failed else 0
+
+
+def describe(verdict: Verdict) -> str:
+    if verdict.ok:
+        return f"{verdict.path}: OK, {verdict.lines} lines (seq 1 to {verdict.last_seq})"
+    return f"{verdict.path}: line {verdict.bad_line}: {verdict.reason} (the {verdict.lines} lines before it hold)"
+
+
+def _service_of(path: Path) -> str:
+    """The service whose keyring settings apply: named in the file name (``all``: the suite reads collect's)."""
+    from svc_common.suite import SERVICE_NAMES
+
+    match = _SERVICE_OF_FILE.match(path.name)
+    service = match.group(1) if match else ""
+    return service if service in SERVICE_NAMES else SERVICE_NAMES[0]
+
+
+def _key(service: str, config_file: Path | None, keyring_file: Path | None) -> bytes:
+    from svc_common.config import load_settings
+    from svc_common.protection import FileKeyProvider, JsonKeyProvider
+    from svc_common.suite import entries
+
+    if keyring_file is not None:
+        return chain_key(FileKeyProvider(keyring_file).keyring())
+    settings = load_settings(entries([service])[0].settings_class, config_file)
+    if settings.keyring_json is not None:
+        keys = JsonKeyProvider(settings.keyring_json.get_secret_value())
+    else:  # never create a keyring here: a new one would only make every line fail
+        keys = FileKeyProvider(settings.keyring_file or settings.data_dir / "keyring.json")
+    return chain_key(keys.keyring())
