@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import zlib
+from bisect import bisect_left
 from collections import OrderedDict, deque
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate, repeat
 from typing import Any, TypeVar
 
 from svc_collect.store._log import LogRow
@@ -17,6 +19,7 @@ from svc_common.pb.qiming.collect.v1.log_pack_pb2 import LogPack
 T = TypeVar("T")
 PACK_BITS = 12
 MAX_PACK_EVENTS = 1 << PACK_BITS
+_INDEX_MASK = MAX_PACK_EVENTS - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,44 @@ class Pack:
             list(message.sealed_values),
         )
 
+    def part(self, start: int, end: int) -> Pack:
+        """Events ``start`` to ``end`` (exclusive) as a pack of their own."""
+        return Pack(
+            self.received_at_us,
+            self.event_ids[start:end],
+            self.event_types[start:end],
+            self.user_ids[start:end],
+            self.anonymous_ids[start:end],
+            self.occurred_at_us[start:end],
+            self.fingerprints[start:end],
+            self.flags[start:end],
+            self.payloads[start:end],
+            self.sealed_values[start:end],
+        )
+
+    def bounds(self, max_bytes: int) -> list[tuple[int, int]]:
+        """(start, end) of the parts to publish: at most MAX_PACK_EVENTS events each, and an upper bound of
+        their encoded size under ``max_bytes`` (one event alone may exceed it; the caller checks). Computed on
+        the columns without encoding: each entry's bytes plus 72 for tags, lengths and the two integers."""
+        count = len(self.event_ids)
+        byte_columns = (self.payloads, self.sealed_values, self.event_ids, self.event_types, self.fingerprints)
+        total = sum(sum(map(len, column)) for column in byte_columns)
+        total += _utf8_bytes(self.user_ids) + _utf8_bytes(self.anonymous_ids) + 72 * count
+        if total < max_bytes and count <= MAX_PACK_EVENTS:
+            return [(0, count)]  # the usual case: no per-event work
+        sizes = [map(len, column) for column in byte_columns]
+        sizes += [_utf8_sizes(self.user_ids), _utf8_sizes(self.anonymous_ids), repeat(72, count)]
+        ends = list(accumulate(map(sum, zip(*sizes, strict=True))))  # ends[i]: bytes of events 0..i
+        parts = []
+        start = 0
+        while start < count:
+            before = ends[start - 1] if start else 0
+            # The events after ``start`` whose running size stays under the limit; at least one.
+            end = min(max(bisect_left(ends, before + max_bytes, start), start + 1), start + MAX_PACK_EVENTS)
+            parts.append((start, end))
+            start = end
+        return parts
+
     def encode_rows(self) -> bytes:
         """The row form that earlier releases write and read (one LogRecord per event)."""
         pack = LogPack(received_at_us=self.received_at_us)
@@ -151,6 +192,15 @@ class Pack:
         ).SerializeToString()
 
 
+def _utf8_bytes(texts: list[str]) -> int:
+    joined = "".join(texts)
+    return len(joined) if joined.isascii() else len(joined.encode())
+
+
+def _utf8_sizes(texts: list[str]) -> Iterable[int]:
+    return map(len, texts) if "".join(texts).isascii() else map(len, map(str.encode, texts))
+
+
 def position(stream_seq: int, index: int) -> int:
     return stream_seq << PACK_BITS | index
 
@@ -161,34 +211,65 @@ def shard_of(user_key: str, shards: int) -> int:
 
 
 class DedupIndex:
-    """event_id -> (position, fingerprint) for the ids of the last ``window_us``."""
+    """event_id -> (position, fingerprint) for the ids of the last ``window_us``.
+
+    One dict of ids to positions (ints), and each pack's fingerprints as the one list they came in: adding a pack
+    of new ids is one ``dict.update`` in C that allocates nothing the cyclic garbage collector tracks (a tuple per
+    event made the collector run more often and walk the group's live tuples), and one access per id to a table
+    too large for the CPU's caches (a second dict of fingerprints was a second one)."""
 
     def __init__(self, window_us: int) -> None:
         self._window_us = window_us
-        self._ids: dict[str, tuple[int, str]] = {}
-        self._ages: deque[tuple[int, list[str]]] = deque()
+        self._positions: dict[str, int] = {}
+        self._fingerprints: dict[int, list[str]] = {}  # stream sequence -> its pack's fingerprints
+        self._ages: deque[tuple[int, int, list[str]]] = deque()  # received_at_us, stream sequence, ids it added
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._positions)
 
     def get(self, event_id: str) -> tuple[int, str] | None:
-        return self._ids.get(event_id)
+        seq = self._positions.get(event_id)
+        if seq is None:
+            return None
+        return seq, self._fingerprints[seq >> PACK_BITS][seq & _INDEX_MASK]
+
+    def holds_none_of(self, event_ids: list[str]) -> bool:
+        return self._positions.keys().isdisjoint(event_ids)
 
     def add(self, stream_seq: int, pack: Pack) -> None:
-        """Index the events of the pack at ``stream_seq``."""
-        ids = self._ids
+        """Index the events of the pack at ``stream_seq``; an id indexed already keeps its first position."""
+        ids = pack.event_ids
+        if len(set(ids)) == len(ids) and self.holds_none_of(ids):
+            self.add_new(stream_seq, pack)
+            return
+        positions = self._positions
         base = stream_seq << PACK_BITS
         added = []
-        for index, (event_id, fingerprint) in enumerate(zip(pack.event_ids, pack.fingerprints, strict=True)):
-            if event_id not in ids:
-                ids[event_id] = (base | index, fingerprint)
+        for index, event_id in enumerate(ids):
+            if event_id not in positions:
+                positions[event_id] = base | index
                 added.append(event_id)
+        self._aged(stream_seq, pack, added)
+
+    def add_new(self, stream_seq: int, pack: Pack) -> None:
+        """Index a pack none of whose ids is indexed yet, and none twice (the caller has checked)."""
+        ids = pack.event_ids
+        base = stream_seq << PACK_BITS
+        self._positions.update(zip(ids, range(base, base + len(ids)), strict=True))
+        self._aged(stream_seq, pack, ids)  # the pack's own list: nothing changes a pack's columns
+
+    def _aged(self, stream_seq: int, pack: Pack, added: list[str]) -> None:
+        # A pack indexed twice (found again by catching up) keeps its fingerprints until its first entry expires,
+        # which also drops every id it added.
+        self._fingerprints.setdefault(stream_seq, pack.fingerprints)
         received_us = pack.received_at_us
-        self._ages.append((received_us, added))
+        self._ages.append((received_us, stream_seq, added))
         horizon = received_us - self._window_us
+        positions = self._positions
         while self._ages and self._ages[0][0] < horizon:
-            for event_id in self._ages.popleft()[1]:
-                ids.pop(event_id, None)
+            _, expired_seq, expired = self._ages.popleft()
+            deque(map(positions.pop, expired, repeat(None)), maxlen=0)  # consumed in C
+            self._fingerprints.pop(expired_seq, None)
 
 
 class PackCache:

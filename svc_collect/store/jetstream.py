@@ -33,6 +33,7 @@ import logging
 import time
 import uuid
 from collections.abc import Coroutine, Sequence
+from itertools import chain, repeat
 from typing import Any, TypeVar
 
 import nats
@@ -67,6 +68,19 @@ _MAX_ATTEMPTS = 8
 _HEADER_ROOM_BYTES = 4096
 _CACHED_PACKS = 64
 _CACHED_EVENTS = 32_768
+
+
+def _per_batch(batches: Sequence[WriteBatch], stored: list[Appended], count: int) -> list[list[Appended | None]]:
+    """The group's results split by batch: ``stored`` for its first events, None for the rest of ``count``."""
+    if len(batches) == 1 and len(stored) == count:
+        return [stored]  # type: ignore[list-item]
+    flat: list[Appended | None] = [*stored, *repeat(None, count - len(stored))]
+    results = []
+    start = 0
+    for batch in batches:
+        results.append(flat[start : start + len(batch.rows)])
+        start += len(batch.rows)
+    return results
 
 
 async def _log_reconnected() -> None:
@@ -213,14 +227,54 @@ class JetStreamEventLog(StreamReads):
         """Publish the group's new events, one pack per shard, and record the rest in the database."""
         received_us = max(now_us, self._last_received_us)
         self._last_received_us = received_us
-        results: list[list[Appended | None]] = [[None] * len(batch.rows) for batch in batches]
+        results: list[list[Appended | None]]
+        if self._config.shards == 1:
+            # One shard (the default): first the usual case, a group of ids all new, in column operations.
+            rows = batches[0].rows if len(batches) == 1 else list(chain.from_iterable(b.rows for b in batches))
+            stored = self._run(self._append_new(rows, received_us)) if rows else []
+            results = _per_batch(batches, stored, len(rows))
+            if len(stored) < len(rows):
+                self._append_rest(batches, received_us, results)
+        else:
+            results = [[None] * len(batch.rows) for batch in batches]
+            self._append_rest(batches, received_us, results)
+        done: list[list[Appended]] = results  # type: ignore[assignment]
+        self._side.record_side(batches, done, received_us)
+        return done
+
+    async def _append_new(self, rows: list[LogRow], received_us: int) -> list[Appended]:
+        """Publish ``rows`` if all their ids are new (none twice, none in the index): their results. Stops with
+        the results of what it stored so far (none if the ids were not all new) when another collector wrote
+        some of the ids meanwhile; the rest is then ``_append_rest``'s."""
+        pack = Pack.of_rows(received_us, rows)
+        ids = pack.event_ids
+        if len(set(ids)) < len(ids) or not self._index.holds_none_of(ids):
+            return []
+        stored: list[Appended] = []
+        parts = pack.bounds(self._max_pack_bytes)
+        for start, end in parts:
+            part = pack if len(parts) == 1 else pack.part(start, end)
+            try:
+                stream_seq = await self._publish_unchanged(0, self._encoded(part), part.event_ids)
+            except _ShardMoved:
+                return stored
+            if self._packs.get(stream_seq) is None:  # else catching up found it by its message id, and indexed it
+                self._index.add_new(stream_seq, part)
+                self._packs.put(stream_seq, part)
+            first = position(stream_seq, 0)  # a pack's events are at consecutive positions
+            columns = range(first, first + end - start), repeat(False), repeat(False)  # seq, duplicate, mismatch
+            stored += map(tuple.__new__, repeat(Appended), zip(*columns, strict=False))
+        return stored
+
+    def _append_rest(
+        self, batches: Sequence[WriteBatch], received_us: int, results: list[list[Appended | None]]
+    ) -> None:
+        """Every event of ``batches`` without a result yet, one event at a time: ids seen before, the same id
+        twice in the group, several shards, or a shard another collector wrote to meanwhile."""
         first: dict[str, tuple[int, int]] = {}
         repeats: list[tuple[int, int, LogRow]] = []
         by_shard: dict[int, list[tuple[int, int, LogRow]]] = {}
         shards = self._config.shards
-        only: list[tuple[int, int, LogRow]] | None = None
-        if shards == 1:  # one shard (the default): no key to hash per event
-            only = by_shard[0] = []
         for b, batch in enumerate(batches):
             for r, row in enumerate(batch.rows):
                 event_id = row.event_id
@@ -228,14 +282,12 @@ class JetStreamEventLog(StreamReads):
                     repeats.append((b, r, row))
                     continue
                 first[event_id] = (b, r)
-                if only is not None:
-                    only.append((b, r, row))
-                    continue
+                if results[b][r] is not None:
+                    continue  # stored by _append_new
                 key = row.user_id or row.anonymous_id or event_id
-                by_shard.setdefault(shard_of(key, shards), []).append((b, r, row))
-        if only is not None and not only:
-            del by_shard[0]
-        self._run(self._publish(by_shard, received_us, results))
+                by_shard.setdefault(shard_of(key, shards) if shards > 1 else 0, []).append((b, r, row))
+        if by_shard:
+            self._run(self._publish(by_shard, received_us, results))
         for b, r, row in repeats:
             fb, fr = first[row.event_id]
             original = results[fb][fr]
@@ -245,9 +297,16 @@ class JetStreamEventLog(StreamReads):
             kept = self._index.get(row.event_id)
             kept_fingerprint = kept[1] if kept is not None else batches[fb].rows[fr].fingerprint
             results[b][r] = Appended(original.seq, True, kept_fingerprint != row.fingerprint)
-        done: list[list[Appended]] = results  # type: ignore[assignment]
-        self._side.record_side(batches, done, received_us)
-        return done
+
+    def _encoded(self, pack: Pack) -> bytes:
+        data = pack.encode() if self._columns else pack.encode_rows()
+        if len(data) > self._max_message_bytes:  # one event alone above what the server takes
+            raise FailedPrecondition(
+                f"one event ({len(data)} bytes packed) does not fit in a JetStream message of {self._max_message_bytes}"
+                f" bytes: lower max_event_bytes, or raise the server's max_payload or the stream's max_msg_size",
+                reason="LOG_MISCONFIGURED",
+            )
+        return data
 
     async def _publish(
         self,
@@ -313,14 +372,7 @@ class JetStreamEventLog(StreamReads):
                 break  # publish what fits, the rest in the next pack
             taken += 1
         pack = Pack.of_rows(received_us, [row for _, _, row in items[:taken]])
-        data = pack.encode() if self._columns else pack.encode_rows()
-        if len(data) > self._max_message_bytes:  # one event alone above what the server takes
-            raise FailedPrecondition(
-                f"one event ({len(data)} bytes packed) does not fit in a JetStream message of {self._max_message_bytes}"
-                f" bytes: lower max_event_bytes, or raise the server's max_payload or the stream's max_msg_size",
-                reason="LOG_MISCONFIGURED",
-            )
-        stream_seq = await self._publish_unchanged(shard, data, items[:taken])
+        stream_seq = await self._publish_unchanged(shard, self._encoded(pack), pack.event_ids)
         self._index.add(stream_seq, pack)
         self._packs.put(stream_seq, pack)
         first = position(stream_seq, 0)  # a pack's events are at consecutive positions
@@ -330,7 +382,7 @@ class JetStreamEventLog(StreamReads):
         if taken < len(items):
             await self._publish_packs(shard, items[taken:], received_us, results)
 
-    async def _publish_unchanged(self, shard: int, data: bytes, items: list[tuple[int, int, LogRow]]) -> int:
+    async def _publish_unchanged(self, shard: int, data: bytes, event_ids: list[str]) -> int:
         """Publish ``data``; when another collector wrote to the shard first, read what it wrote and publish
         the same bytes again if none of this pack's ids were among it (the usual case under concurrent
         collectors: building the pack again cost more than reading theirs). Raises _ShardMoved otherwise."""
@@ -346,7 +398,7 @@ class JetStreamEventLog(StreamReads):
                 # (2.9 did it after), so such a re-send is refused, not acked as a duplicate: the pack is ours.
                 if found := await self._catch_up(shard, msg_id):
                     return found
-                if any(self._index.get(row.event_id) is not None for _, _, row in items):
+                if not self._index.holds_none_of(event_ids):
                     raise
         raise _ShardMoved
 
