@@ -145,7 +145,7 @@ class Pack:
         total = sum(sum(map(len, column)) for column in byte_columns)
         total += _utf8_bytes(self.user_ids) + _utf8_bytes(self.anonymous_ids) + 72 * count
         if total < max_bytes and count <= MAX_PACK_EVENTS:
-            return [(0, count)]  # the usual case: no per-event work
+            return [(0, count)] if count else []  # the usual case: no per-event work
         sizes = [map(len, column) for column in byte_columns]
         sizes += [_utf8_sizes(self.user_ids), _utf8_sizes(self.anonymous_ids), repeat(72, count)]
         ends = list(accumulate(map(sum, zip(*sizes, strict=True))))  # ends[i]: bytes of events 0..i

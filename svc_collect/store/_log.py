@@ -498,9 +498,9 @@ def _side_counts(batches: Sequence[WriteBatch], results: list[list[Appended]]) -
         if not any(map(_DUPLICATE, out)):  # the usual case: counted in C
             for event_type, accepted in Counter(map(_EVENT_TYPE, batch.rows)).items():
                 counts.setdefault(event_type, [0, 0, 0])[0] += accepted
-            continue
-        for row, appended in zip(batch.rows, out, strict=True):
-            counts.setdefault(row.event_type, [0, 0, 0])[1 if appended.duplicate else 0] += 1
+        else:
+            for row, appended in zip(batch.rows, out, strict=True):
+                counts.setdefault(row.event_type, [0, 0, 0])[1 if appended.duplicate else 0] += 1
         for q in batch.quarantined:
             counts.setdefault(q.event_type, [0, 0, 0])[2] += 1
     return counts

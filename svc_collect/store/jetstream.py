@@ -99,6 +99,9 @@ class JetStreamEventLog(StreamReads):
         self._all_subjects = config.subject_prefix + ".*"
         self._index = DedupIndex(config.dedup_window_seconds * 1_000_000)
         self._shard_last = [0] * config.shards
+        # Packs of others read per shard: a group that needs several packs checks its ids again before the next
+        # pack when a catch-up (while publishing the one before) may have indexed some of them.
+        self._caught_up = [0] * config.shards
         self._packs = PackCache(_CACHED_PACKS, _CACHED_EVENTS)  # recently read or written packs
         self._pack_events = 0  # events in the last pack read: how many packs a page asks for at once
         self._loop: LoopThread | None = None
@@ -251,19 +254,34 @@ class JetStreamEventLog(StreamReads):
         if len(set(ids)) < len(ids) or not self._index.holds_none_of(ids):
             return []
         stored: list[Appended] = []
-        parts = pack.bounds(self._max_pack_bytes)
-        for start, end in parts:
-            part = pack if len(parts) == 1 else pack.part(start, end)
-            try:
-                stream_seq = await self._publish_unchanged(0, self._encoded(part), part.event_ids)
-            except _ShardMoved:
-                return stored
-            if self._packs.get(stream_seq) is None:  # else catching up found it by its message id, and indexed it
-                self._index.add_new(stream_seq, part)
-                self._packs.put(stream_seq, part)
+        for stream_seq, start, end in await self._publish_parts(0, pack, known_new=True):
             first = position(stream_seq, 0)  # a pack's events are at consecutive positions
             columns = range(first, first + end - start), repeat(False), repeat(False)  # seq, duplicate, mismatch
             stored += map(tuple.__new__, repeat(Appended), zip(*columns, strict=False))
+        return stored
+
+    async def _publish_parts(self, shard: int, pack: Pack, known_new: bool) -> list[tuple[int, int, int]]:
+        """Publish ``pack``, whose ids are not in the index, in parts of the size allowed: (stream sequence, start,
+        end) of each part stored. Stops early when catching up (another collector wrote to the shard) indexed ids
+        of a part still to publish: the caller sorts the rest out. ``known_new``: none of the ids can have been
+        indexed under another shard meanwhile (one shard), so the index takes them without looking."""
+        caught_up = self._caught_up[shard]
+        parts = pack.bounds(self._max_pack_bytes)
+        stored = []
+        for start, end in parts:
+            part = pack if len(parts) == 1 else pack.part(start, end)
+            if self._caught_up[shard] != caught_up and not self._index.holds_none_of(part.event_ids):
+                break
+            try:
+                stream_seq = await self._publish_unchanged(shard, self._encoded(part), part.event_ids)
+            except _ShardMoved:
+                break
+            if not known_new:
+                self._apply(stream_seq, part)
+            elif self._packs.get(stream_seq) is None:  # else catching up found it by its message id, and indexed it
+                self._index.add_new(stream_seq, part)
+                self._packs.put(stream_seq, part)
+            stored.append((stream_seq, start, end))
         return stored
 
     def _append_rest(
@@ -336,8 +354,7 @@ class JetStreamEventLog(StreamReads):
                 else:
                     fresh.append((b, r, row))
             try:
-                for start in range(0, len(fresh), MAX_PACK_EVENTS):
-                    await self._publish_packs(shard, fresh[start : start + MAX_PACK_EVENTS], received_us, results)
+                await self._publish_packs(shard, fresh, received_us, results)
                 return
             except _ShardMoved:
                 await self._catch_up(shard)
@@ -349,38 +366,18 @@ class JetStreamEventLog(StreamReads):
     async def _publish_packs(
         self, shard: int, items: list[tuple[int, int, LogRow]], received_us: int, results: list[list[Appended | None]]
     ) -> None:
-        size = 0
-        taken = 0
-        limit = self._max_pack_bytes
-        for _, _, row in items:
-            event_id, event_type, user_id, anonymous_id, _, fingerprint, _, payload, sealed = row  # a LogRow
-            user_id = user_id or ""
-            anonymous_id = anonymous_id or ""
-            # An upper bound of the event's encoded size without encoding it: the bytes of each column entry
-            # plus 5 bytes of tag and length (11 for the two integers).
-            size += (
-                len(payload)
-                + len(sealed or b"")
-                + len(event_id)
-                + len(event_type)
-                + len(fingerprint)
-                + (len(user_id) if user_id.isascii() else len(user_id.encode()))
-                + (len(anonymous_id) if anonymous_id.isascii() else len(anonymous_id.encode()))
-                + 72
-            )
-            if size >= limit and taken:
-                break  # publish what fits, the rest in the next pack
-            taken += 1
-        pack = Pack.of_rows(received_us, [row for _, _, row in items[:taken]])
-        stream_seq = await self._publish_unchanged(shard, self._encoded(pack), pack.event_ids)
-        self._index.add(stream_seq, pack)
-        self._packs.put(stream_seq, pack)
-        first = position(stream_seq, 0)  # a pack's events are at consecutive positions
+        """Publish ``items`` (ids not in the index) and fill in their results. Raises _ShardMoved, with the results of
+        what was stored filled in, when the shard moved with some of the ids."""
+        pack = Pack.of_rows(received_us, [row for _, _, row in items])
         new_tuple = tuple.__new__
-        for index, (b, r, _) in enumerate(items[:taken]):
-            results[b][r] = new_tuple(Appended, (first + index, False, False))
-        if taken < len(items):
-            await self._publish_packs(shard, items[taken:], received_us, results)
+        done = 0
+        for stream_seq, start, end in await self._publish_parts(shard, pack, known_new=False):
+            first = position(stream_seq, 0)  # a pack's events are at consecutive positions
+            for index, (b, r, _) in enumerate(items[start:end]):
+                results[b][r] = new_tuple(Appended, (first + index, False, False))
+            done = end
+        if done < len(items):
+            raise _ShardMoved
 
     async def _publish_unchanged(self, shard: int, data: bytes, event_ids: list[str]) -> int:
         """Publish ``data``; when another collector wrote to the shard first, read what it wrote and publish
@@ -445,6 +442,7 @@ class JetStreamEventLog(StreamReads):
             self._shard_last[shard] = msg.seq
             self._last_received_us = max(self._last_received_us, pack.received_at_us)
             read += 1
+            self._caught_up[shard] += 1
             if msg_id and (msg.headers or {}).get("Nats-Msg-Id") == msg_id:
                 found = msg.seq
         if not read:
