@@ -221,8 +221,11 @@ class DedupIndex:
     def __init__(self, window_us: int) -> None:
         self._window_us = window_us
         self._positions: dict[str, int] = {}
-        self._fingerprints: dict[int, list[str]] = {}  # stream sequence -> its pack's fingerprints
-        self._ages: deque[tuple[int, int, list[str]]] = deque()  # received_at_us, stream sequence, ids it added
+        # Tuples of strings, which the cyclic GC stops tracking: a full collection then visits one object per pack
+        # here instead of every id and fingerprint of the window (lists would be walked, millions per collection).
+        # The dict of positions holds only strings and ints, so CPython never tracks it at all.
+        self._fingerprints: dict[int, tuple[str, ...]] = {}  # stream sequence -> its pack's fingerprints
+        self._ages: deque[tuple[int, int, tuple[str, ...]]] = deque()  # received_at_us, stream sequence, ids added
 
     def __len__(self) -> int:
         return len(self._positions)
@@ -256,14 +259,15 @@ class DedupIndex:
         ids = pack.event_ids
         base = stream_seq << PACK_BITS
         self._positions.update(zip(ids, range(base, base + len(ids)), strict=True))
-        self._aged(stream_seq, pack, ids)  # the pack's own list: nothing changes a pack's columns
+        self._aged(stream_seq, pack, ids)
 
-    def _aged(self, stream_seq: int, pack: Pack, added: list[str]) -> None:
+    def _aged(self, stream_seq: int, pack: Pack, added: Sequence[str]) -> None:
         # A pack indexed twice (found again by catching up) keeps its fingerprints until its first entry expires,
         # which also drops every id it added.
-        self._fingerprints.setdefault(stream_seq, pack.fingerprints)
+        if stream_seq not in self._fingerprints:
+            self._fingerprints[stream_seq] = tuple(pack.fingerprints)
         received_us = pack.received_at_us
-        self._ages.append((received_us, stream_seq, added))
+        self._ages.append((received_us, stream_seq, tuple(added)))
         horizon = received_us - self._window_us
         positions = self._positions
         while self._ages and self._ages[0][0] < horizon:
