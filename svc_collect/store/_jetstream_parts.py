@@ -10,7 +10,8 @@ from bisect import bisect_left
 from collections import OrderedDict, deque
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, repeat
+from itertools import accumulate, compress, repeat
+from operator import eq
 from typing import Any, TypeVar
 
 from svc_collect.store._log import LogRow
@@ -55,18 +56,22 @@ class JetStreamConfig:
 
 @dataclass(slots=True)
 class Pack:
-    """One pack as columns (entry i of each list is the pack's event i), whichever form it was written in."""
+    """One pack as columns (entry i of each is the pack's event i), whichever form it was written in.
+
+    Tuples, not lists: a tuple of strings, bytes and ints stops being tracked by the cyclic GC at its first
+    collection, while a list of 1,000 is walked again by every collection that reaches its generation (the
+    packs a collector writes, reads or catches up on stay in its cache for a while)."""
 
     received_at_us: int
-    event_ids: list[str]
-    event_types: list[str]
-    user_ids: list[str]
-    anonymous_ids: list[str]
-    occurred_at_us: list[int]
-    fingerprints: list[str]
-    flags: list[int]
-    payloads: list[bytes]
-    sealed_values: list[bytes]
+    event_ids: tuple[str, ...]
+    event_types: tuple[str, ...]
+    user_ids: tuple[str, ...]
+    anonymous_ids: tuple[str, ...]
+    occurred_at_us: tuple[int, ...]
+    fingerprints: tuple[str, ...]
+    flags: tuple[int, ...]
+    payloads: tuple[bytes, ...]
+    sealed_values: tuple[bytes, ...]
 
     def __len__(self) -> int:
         return len(self.event_ids)
@@ -74,21 +79,21 @@ class Pack:
     @classmethod
     def of_rows(cls, received_at_us: int, rows: Sequence[LogRow]) -> Pack:
         if not rows:
-            return cls(received_at_us, [], [], [], [], [], [], [], [], [])
-        # LogRows are tuples: zip transposes them into columns in C.
+            return cls(received_at_us, (), (), (), (), (), (), (), (), ())
+        # LogRows are tuples: zip transposes them into columns (tuples) in C.
         columns = zip(*rows, strict=True)
         event_ids, event_types, user_ids, anonymous_ids, occurred, fingerprints, flags, payloads, sealed = columns
         return cls(
             received_at_us,
-            list(event_ids),
-            list(event_types),
-            [u or "" for u in user_ids],
-            [a or "" for a in anonymous_ids],
-            list(occurred),
-            list(fingerprints),
-            list(flags),
-            list(payloads),
-            [s or b"" for s in sealed],
+            event_ids,
+            event_types,
+            tuple([u or "" for u in user_ids]),
+            tuple([a or "" for a in anonymous_ids]),
+            occurred,
+            fingerprints,
+            flags,
+            payloads,
+            tuple([s or b"" for s in sealed]),
         )
 
     @classmethod
@@ -98,27 +103,27 @@ class Pack:
             rows = message.records
             return cls(
                 message.received_at_us,
-                [r.event_id for r in rows],
-                [r.event_type for r in rows],
-                [r.user_id for r in rows],
-                [r.anonymous_id for r in rows],
-                [r.occurred_at_us for r in rows],
-                [r.fingerprint for r in rows],
-                [r.flags for r in rows],
-                [r.payload for r in rows],
-                [r.sealed_values for r in rows],
+                tuple([r.event_id for r in rows]),
+                tuple([r.event_type for r in rows]),
+                tuple([r.user_id for r in rows]),
+                tuple([r.anonymous_id for r in rows]),
+                tuple([r.occurred_at_us for r in rows]),
+                tuple([r.fingerprint for r in rows]),
+                tuple([r.flags for r in rows]),
+                tuple([r.payload for r in rows]),
+                tuple([r.sealed_values for r in rows]),
             )
         return cls(
             message.received_at_us,
-            list(message.event_ids),
-            list(message.event_types),
-            list(message.user_ids),
-            list(message.anonymous_ids),
-            list(message.occurred_at_us),
-            list(message.fingerprints),
-            list(message.flags),
-            list(message.payloads),
-            list(message.sealed_values),
+            tuple(message.event_ids),
+            tuple(message.event_types),
+            tuple(message.user_ids),
+            tuple(message.anonymous_ids),
+            tuple(message.occurred_at_us),
+            tuple(message.fingerprints),
+            tuple(message.flags),
+            tuple(message.payloads),
+            tuple(message.sealed_values),
         )
 
     def part(self, start: int, end: int) -> Pack:
@@ -192,12 +197,12 @@ class Pack:
         ).SerializeToString()
 
 
-def _utf8_bytes(texts: list[str]) -> int:
+def _utf8_bytes(texts: Sequence[str]) -> int:
     joined = "".join(texts)
     return len(joined) if joined.isascii() else len(joined.encode())
 
 
-def _utf8_sizes(texts: list[str]) -> Iterable[int]:
+def _utf8_sizes(texts: Sequence[str]) -> Iterable[int]:
     return map(len, texts) if "".join(texts).isascii() else map(len, map(str.encode, texts))
 
 
@@ -213,10 +218,10 @@ def shard_of(user_key: str, shards: int) -> int:
 class DedupIndex:
     """event_id -> (position, fingerprint) for the ids of the last ``window_us``.
 
-    One dict of ids to positions (ints), and each pack's fingerprints as the one list they came in: adding a pack
-    of new ids is one ``dict.update`` in C that allocates nothing the cyclic garbage collector tracks (a tuple per
-    event made the collector run more often and walk the group's live tuples), and one access per id to a table
-    too large for the CPU's caches (a second dict of fingerprints was a second one)."""
+    One dict of ids to positions (ints), and each pack's fingerprints as the one column they came in: adding a
+    pack is one access per id, in C, to a table too large for the CPU's caches (a second dict of fingerprints was a
+    second one), and allocates nothing the cyclic garbage collector tracks (a tuple per event made it run more
+    often and walk the group's live tuples)."""
 
     def __init__(self, window_us: int) -> None:
         self._window_us = window_us
@@ -236,23 +241,17 @@ class DedupIndex:
             return None
         return seq, self._fingerprints[seq >> PACK_BITS][seq & _INDEX_MASK]
 
-    def holds_none_of(self, event_ids: list[str]) -> bool:
+    def holds_none_of(self, event_ids: Sequence[str]) -> bool:
         return self._positions.keys().isdisjoint(event_ids)
 
     def add(self, stream_seq: int, pack: Pack) -> None:
         """Index the events of the pack at ``stream_seq``; an id indexed already keeps its first position."""
         ids = pack.event_ids
-        if len(set(ids)) == len(ids) and self.holds_none_of(ids):
-            self.add_new(stream_seq, pack)
-            return
-        positions = self._positions
         base = stream_seq << PACK_BITS
-        added = []
-        for index, event_id in enumerate(ids):
-            if event_id not in positions:
-                positions[event_id] = base | index
-                added.append(event_id)
-        self._aged(stream_seq, pack, added)
+        own = range(base, base + len(ids))
+        # One look-up per id, in C: setdefault answers the position kept, which is this pack's for the ids it added.
+        took = list(map(eq, map(self._positions.setdefault, ids, own), own))
+        self._aged(stream_seq, pack, ids if all(took) else tuple(compress(ids, took)))
 
     def add_new(self, stream_seq: int, pack: Pack) -> None:
         """Index a pack none of whose ids is indexed yet, and none twice (the caller has checked)."""

@@ -379,7 +379,7 @@ class JetStreamEventLog(StreamReads):
         if done < len(items):
             raise _ShardMoved
 
-    async def _publish_unchanged(self, shard: int, data: bytes, event_ids: list[str]) -> int:
+    async def _publish_unchanged(self, shard: int, data: bytes, event_ids: Sequence[str]) -> int:
         """Publish ``data``; when another collector wrote to the shard first, read what it wrote and publish
         the same bytes again if none of this pack's ids were among it (the usual case under concurrent
         collectors: building the pack again cost more than reading theirs). Raises _ShardMoved otherwise."""
