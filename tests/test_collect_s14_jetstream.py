@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from collect_helpers import collect_settings, make_event, running_service
 from conftest import NatsServer
+from nats.js.errors import APIError
 
 from svc_collect.service import ACCEPTED, DUPLICATE
 from svc_collect.store._jetstream_parts import MAX_PACK_EVENTS, PACK_BITS, DedupIndex, Pack
@@ -174,5 +175,39 @@ def test_ids_written_by_another_collector_between_two_packs_are_answered_as_dupl
             assert len({p >> PACK_BITS for p in positions}) >= 2
             stored = await _stored_ids(a)
             assert sorted(stored) == sorted(e.event_id for e in events) and stored == await _stored_ids(b)
+
+    asyncio.run(scenario())
+
+
+def test_after_a_refusal_a_collector_reads_the_shard_before_it_publishes(
+    jetstream_server: NatsServer, tmp_path: Path
+) -> None:
+    """Once JetStream refused b's pack because a wrote first, b reads the shard's news before its next publishes:
+    a's later packs are indexed without sending b's pack to be refused again, and nothing is stored twice."""
+    name = f"a{uuid.uuid4().hex[:10]}"
+    one = _settings(tmp_path / "one", jetstream_server, name, jetstream_shards=1)
+    two = _settings(tmp_path / "two", jetstream_server, name, jetstream_shards=1)
+
+    async def scenario() -> None:
+        async with running_service(one) as (a, _), running_service(two) as (b, _):
+            refused: list[int] = []
+            real_publish = b._log._js.publish
+
+            async def recording(subject, data, **kwargs):
+                try:
+                    return await real_publish(subject, data, **kwargs)
+                except APIError as exc:
+                    refused.append(exc.err_code)
+                    raise
+
+            b._log._js.publish = recording
+            written = []
+            for round_ in range(3):
+                written += await a.ingest([make_event(user_id=f"a{round_}{i}") for i in range(5)])
+                written += await b.ingest([make_event(user_id=f"b{round_}{i}") for i in range(5)])
+            assert refused == [10071], "only the first write after a's was refused"
+            assert all(o.status == ACCEPTED for o in written)
+            stored = await _stored_ids(b)
+            assert stored == await _stored_ids(a) and sorted(stored) == sorted(o.event_id for o in written)
 
     asyncio.run(scenario())
