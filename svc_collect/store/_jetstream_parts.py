@@ -14,7 +14,7 @@ from itertools import accumulate, compress, repeat
 from operator import eq
 from typing import Any, TypeVar
 
-from svc_collect.store._log import LogRow
+from svc_collect.store._log import Appended, LogRow, WriteBatch
 from svc_common.pb.qiming.collect.v1.log_pack_pb2 import LogPack
 
 T = TypeVar("T")
@@ -204,6 +204,19 @@ def _utf8_bytes(texts: Sequence[str]) -> int:
 
 def _utf8_sizes(texts: Sequence[str]) -> Iterable[int]:
     return map(len, texts) if "".join(texts).isascii() else map(len, map(str.encode, texts))
+
+
+def results_per_batch(batches: Sequence[WriteBatch], stored: list[Appended], count: int) -> list[list[Appended | None]]:
+    """The group's results split by batch: ``stored`` for its first events, None for the rest of ``count``."""
+    if len(batches) == 1 and len(stored) == count:
+        return [stored]  # type: ignore[list-item]
+    flat: list[Appended | None] = [*stored, *repeat(None, count - len(stored))]
+    results = []
+    start = 0
+    for batch in batches:
+        results.append(flat[start : start + len(batch.rows)])
+        start += len(batch.rows)
+    return results
 
 
 def position(stream_seq: int, index: int) -> int:

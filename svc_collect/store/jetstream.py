@@ -55,6 +55,7 @@ from svc_collect.store._jetstream_parts import (
     Pack,
     PackCache,
     position,
+    results_per_batch,
     shard_of,
 )
 from svc_collect.store._jetstream_read import StreamReads
@@ -70,19 +71,6 @@ _CACHED_PACKS = 64
 _CACHED_EVENTS = 32_768
 # How long after a refusal (another collector wrote to the shard) each publish first reads the shard's news.
 _AHEAD_SECONDS = 30.0
-
-
-def _per_batch(batches: Sequence[WriteBatch], stored: list[Appended], count: int) -> list[list[Appended | None]]:
-    """The group's results split by batch: ``stored`` for its first events, None for the rest of ``count``."""
-    if len(batches) == 1 and len(stored) == count:
-        return [stored]  # type: ignore[list-item]
-    flat: list[Appended | None] = [*stored, *repeat(None, count - len(stored))]
-    results = []
-    start = 0
-    for batch in batches:
-        results.append(flat[start : start + len(batch.rows)])
-        start += len(batch.rows)
-    return results
 
 
 async def _log_reconnected() -> None:
@@ -240,7 +228,7 @@ class JetStreamEventLog(StreamReads):
             # One shard (the default): first the usual case, a group of ids all new, in column operations.
             rows = batches[0].rows if len(batches) == 1 else list(chain.from_iterable(b.rows for b in batches))
             stored = self._run(self._append_new(rows, received_us)) if rows else []
-            results = _per_batch(batches, stored, len(rows))
+            results = results_per_batch(batches, stored, len(rows))
             if len(stored) < len(rows):
                 self._append_rest(batches, received_us, results)
         else:
