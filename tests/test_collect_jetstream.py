@@ -111,15 +111,15 @@ def test_a_refused_pack_of_other_ids_is_published_again_as_it_was(jetstream_serv
                 published.append(data)
                 return await real_publish(subject, data, **kwargs)
 
-            real_build = b._log._publish_packs
+            real_build = b._log._encoded
             builds: list[int] = []
 
-            async def counting(shard, items, *args):
-                builds.append(len(items))
-                return await real_build(shard, items, *args)
+            def counting(pack):
+                builds.append(len(pack))
+                return real_build(pack)
 
             b._log._js.publish = recording
-            b._log._publish_packs = counting
+            b._log._encoded = counting
             second = await b.ingest([make_event(user_id=f"b{i}") for i in range(5)])
             assert [o.status for o in second] == [ACCEPTED] * 5
             assert len(published) == 2 and published[0] == published[1]  # refused once, then the same bytes

@@ -6,17 +6,21 @@ from __future__ import annotations
 import asyncio
 import threading
 import zlib
+from bisect import bisect_left
 from collections import OrderedDict, deque
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate, compress, repeat
+from operator import eq
 from typing import Any, TypeVar
 
-from svc_collect.store._log import LogRow
+from svc_collect.store._log import Appended, LogRow, WriteBatch
 from svc_common.pb.qiming.collect.v1.log_pack_pb2 import LogPack
 
 T = TypeVar("T")
 PACK_BITS = 12
 MAX_PACK_EVENTS = 1 << PACK_BITS
+_INDEX_MASK = MAX_PACK_EVENTS - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,18 +56,22 @@ class JetStreamConfig:
 
 @dataclass(slots=True)
 class Pack:
-    """One pack as columns (entry i of each list is the pack's event i), whichever form it was written in."""
+    """One pack as columns (entry i of each is the pack's event i), whichever form it was written in.
+
+    Tuples, not lists: a tuple of strings, bytes and ints stops being tracked by the cyclic GC at its first
+    collection, while a list of 1,000 is walked again by every collection that reaches its generation (the
+    packs a collector writes, reads or catches up on stay in its cache for a while)."""
 
     received_at_us: int
-    event_ids: list[str]
-    event_types: list[str]
-    user_ids: list[str]
-    anonymous_ids: list[str]
-    occurred_at_us: list[int]
-    fingerprints: list[str]
-    flags: list[int]
-    payloads: list[bytes]
-    sealed_values: list[bytes]
+    event_ids: tuple[str, ...]
+    event_types: tuple[str, ...]
+    user_ids: tuple[str, ...]
+    anonymous_ids: tuple[str, ...]
+    occurred_at_us: tuple[int, ...]
+    fingerprints: tuple[str, ...]
+    flags: tuple[int, ...]
+    payloads: tuple[bytes, ...]
+    sealed_values: tuple[bytes, ...]
 
     def __len__(self) -> int:
         return len(self.event_ids)
@@ -71,21 +79,21 @@ class Pack:
     @classmethod
     def of_rows(cls, received_at_us: int, rows: Sequence[LogRow]) -> Pack:
         if not rows:
-            return cls(received_at_us, [], [], [], [], [], [], [], [], [])
-        # LogRows are tuples: zip transposes them into columns in C.
+            return cls(received_at_us, (), (), (), (), (), (), (), (), ())
+        # LogRows are tuples: zip transposes them into columns (tuples) in C.
         columns = zip(*rows, strict=True)
         event_ids, event_types, user_ids, anonymous_ids, occurred, fingerprints, flags, payloads, sealed = columns
         return cls(
             received_at_us,
-            list(event_ids),
-            list(event_types),
-            [u or "" for u in user_ids],
-            [a or "" for a in anonymous_ids],
-            list(occurred),
-            list(fingerprints),
-            list(flags),
-            list(payloads),
-            [s or b"" for s in sealed],
+            event_ids,
+            event_types,
+            tuple([u or "" for u in user_ids]),
+            tuple([a or "" for a in anonymous_ids]),
+            occurred,
+            fingerprints,
+            flags,
+            payloads,
+            tuple([s or b"" for s in sealed]),
         )
 
     @classmethod
@@ -95,28 +103,66 @@ class Pack:
             rows = message.records
             return cls(
                 message.received_at_us,
-                [r.event_id for r in rows],
-                [r.event_type for r in rows],
-                [r.user_id for r in rows],
-                [r.anonymous_id for r in rows],
-                [r.occurred_at_us for r in rows],
-                [r.fingerprint for r in rows],
-                [r.flags for r in rows],
-                [r.payload for r in rows],
-                [r.sealed_values for r in rows],
+                tuple([r.event_id for r in rows]),
+                tuple([r.event_type for r in rows]),
+                tuple([r.user_id for r in rows]),
+                tuple([r.anonymous_id for r in rows]),
+                tuple([r.occurred_at_us for r in rows]),
+                tuple([r.fingerprint for r in rows]),
+                tuple([r.flags for r in rows]),
+                tuple([r.payload for r in rows]),
+                tuple([r.sealed_values for r in rows]),
             )
         return cls(
             message.received_at_us,
-            list(message.event_ids),
-            list(message.event_types),
-            list(message.user_ids),
-            list(message.anonymous_ids),
-            list(message.occurred_at_us),
-            list(message.fingerprints),
-            list(message.flags),
-            list(message.payloads),
-            list(message.sealed_values),
+            tuple(message.event_ids),
+            tuple(message.event_types),
+            tuple(message.user_ids),
+            tuple(message.anonymous_ids),
+            tuple(message.occurred_at_us),
+            tuple(message.fingerprints),
+            tuple(message.flags),
+            tuple(message.payloads),
+            tuple(message.sealed_values),
         )
+
+    def part(self, start: int, end: int) -> Pack:
+        """Events ``start`` to ``end`` (exclusive) as a pack of their own."""
+        return Pack(
+            self.received_at_us,
+            self.event_ids[start:end],
+            self.event_types[start:end],
+            self.user_ids[start:end],
+            self.anonymous_ids[start:end],
+            self.occurred_at_us[start:end],
+            self.fingerprints[start:end],
+            self.flags[start:end],
+            self.payloads[start:end],
+            self.sealed_values[start:end],
+        )
+
+    def bounds(self, max_bytes: int) -> list[tuple[int, int]]:
+        """(start, end) of the parts to publish: at most MAX_PACK_EVENTS events each, and an upper bound of
+        their encoded size under ``max_bytes`` (one event alone may exceed it; the caller checks). Computed on
+        the columns without encoding: each entry's bytes plus 72 for tags, lengths and the two integers."""
+        count = len(self.event_ids)
+        byte_columns = (self.payloads, self.sealed_values, self.event_ids, self.event_types, self.fingerprints)
+        total = sum(sum(map(len, column)) for column in byte_columns)
+        total += _utf8_bytes(self.user_ids) + _utf8_bytes(self.anonymous_ids) + 72 * count
+        if total < max_bytes and count <= MAX_PACK_EVENTS:
+            return [(0, count)] if count else []  # the usual case: no per-event work
+        sizes = [map(len, column) for column in byte_columns]
+        sizes += [_utf8_sizes(self.user_ids), _utf8_sizes(self.anonymous_ids), repeat(72, count)]
+        ends = list(accumulate(map(sum, zip(*sizes, strict=True))))  # ends[i]: bytes of events 0..i
+        parts = []
+        start = 0
+        while start < count:
+            before = ends[start - 1] if start else 0
+            # The events after ``start`` whose running size stays under the limit; at least one.
+            end = min(max(bisect_left(ends, before + max_bytes, start), start + 1), start + MAX_PACK_EVENTS)
+            parts.append((start, end))
+            start = end
+        return parts
 
     def encode_rows(self) -> bytes:
         """The row form that earlier releases write and read (one LogRecord per event)."""
@@ -151,6 +197,28 @@ class Pack:
         ).SerializeToString()
 
 
+def _utf8_bytes(texts: Sequence[str]) -> int:
+    joined = "".join(texts)
+    return len(joined) if joined.isascii() else len(joined.encode())
+
+
+def _utf8_sizes(texts: Sequence[str]) -> Iterable[int]:
+    return map(len, texts) if "".join(texts).isascii() else map(len, map(str.encode, texts))
+
+
+def results_per_batch(batches: Sequence[WriteBatch], stored: list[Appended], count: int) -> list[list[Appended | None]]:
+    """The group's results split by batch: ``stored`` for its first events, None for the rest of ``count``."""
+    if len(batches) == 1 and len(stored) == count:
+        return [stored]  # type: ignore[list-item]
+    flat: list[Appended | None] = [*stored, *repeat(None, count - len(stored))]
+    results = []
+    start = 0
+    for batch in batches:
+        results.append(flat[start : start + len(batch.rows)])
+        start += len(batch.rows)
+    return results
+
+
 def position(stream_seq: int, index: int) -> int:
     return stream_seq << PACK_BITS | index
 
@@ -161,34 +229,63 @@ def shard_of(user_key: str, shards: int) -> int:
 
 
 class DedupIndex:
-    """event_id -> (position, fingerprint) for the ids of the last ``window_us``."""
+    """event_id -> (position, fingerprint) for the ids of the last ``window_us``.
+
+    One dict of ids to positions (ints), and each pack's fingerprints as the one column they came in: adding a
+    pack is one access per id, in C, to a table too large for the CPU's caches (a second dict of fingerprints was a
+    second one), and allocates nothing the cyclic garbage collector tracks (a tuple per event made it run more
+    often and walk the group's live tuples)."""
 
     def __init__(self, window_us: int) -> None:
         self._window_us = window_us
-        self._ids: dict[str, tuple[int, str]] = {}
-        self._ages: deque[tuple[int, list[str]]] = deque()
+        self._positions: dict[str, int] = {}
+        # Tuples of strings, which the cyclic GC stops tracking: a full collection then visits one object per pack
+        # here instead of every id and fingerprint of the window (lists would be walked, millions per collection).
+        # The dict of positions holds only strings and ints, so CPython never tracks it at all.
+        self._fingerprints: dict[int, tuple[str, ...]] = {}  # stream sequence -> its pack's fingerprints
+        self._ages: deque[tuple[int, int, tuple[str, ...]]] = deque()  # received_at_us, stream sequence, ids added
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._positions)
 
     def get(self, event_id: str) -> tuple[int, str] | None:
-        return self._ids.get(event_id)
+        seq = self._positions.get(event_id)
+        if seq is None:
+            return None
+        return seq, self._fingerprints[seq >> PACK_BITS][seq & _INDEX_MASK]
+
+    def holds_none_of(self, event_ids: Sequence[str]) -> bool:
+        return self._positions.keys().isdisjoint(event_ids)
 
     def add(self, stream_seq: int, pack: Pack) -> None:
-        """Index the events of the pack at ``stream_seq``."""
-        ids = self._ids
+        """Index the events of the pack at ``stream_seq``; an id indexed already keeps its first position."""
+        ids = pack.event_ids
         base = stream_seq << PACK_BITS
-        added = []
-        for index, (event_id, fingerprint) in enumerate(zip(pack.event_ids, pack.fingerprints, strict=True)):
-            if event_id not in ids:
-                ids[event_id] = (base | index, fingerprint)
-                added.append(event_id)
+        own = range(base, base + len(ids))
+        # One look-up per id, in C: setdefault answers the position kept, which is this pack's for the ids it added.
+        took = list(map(eq, map(self._positions.setdefault, ids, own), own))
+        self._aged(stream_seq, pack, ids if all(took) else tuple(compress(ids, took)))
+
+    def add_new(self, stream_seq: int, pack: Pack) -> None:
+        """Index a pack none of whose ids is indexed yet, and none twice (the caller has checked)."""
+        ids = pack.event_ids
+        base = stream_seq << PACK_BITS
+        self._positions.update(zip(ids, range(base, base + len(ids)), strict=True))
+        self._aged(stream_seq, pack, ids)
+
+    def _aged(self, stream_seq: int, pack: Pack, added: Sequence[str]) -> None:
+        # A pack indexed twice (found again by catching up) keeps its fingerprints until its first entry expires,
+        # which also drops every id it added.
+        if stream_seq not in self._fingerprints:
+            self._fingerprints[stream_seq] = tuple(pack.fingerprints)
         received_us = pack.received_at_us
-        self._ages.append((received_us, added))
+        self._ages.append((received_us, stream_seq, tuple(added)))
         horizon = received_us - self._window_us
+        positions = self._positions
         while self._ages and self._ages[0][0] < horizon:
-            for event_id in self._ages.popleft()[1]:
-                ids.pop(event_id, None)
+            _, expired_seq, expired = self._ages.popleft()
+            deque(map(positions.pop, expired, repeat(None)), maxlen=0)  # consumed in C
+            self._fingerprints.pop(expired_seq, None)
 
 
 class PackCache:

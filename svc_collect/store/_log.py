@@ -16,8 +16,10 @@ SQLAlchemy Core.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import NamedTuple
 
 from psycopg.errors import UniqueViolation
@@ -180,17 +182,17 @@ class SqlEventLog:
             .where(head.head_id == _HEAD_ID)
             .values(last_seq=bindparam("new_seq"), last_received_us=bindparam("new_received_us"))
         )
-        stat = self._stat.c
+        # Counts straight to the driver: a Core statement costs ~30 µs more per run, five or so per group commit.
+        m = self._mark
         self._count_update_sql = (
-            update(self._stat)
-            .where(and_(stat.minute_us == bindparam("at_minute"), stat.event_type == bindparam("of_type")))
-            .values(
-                accepted_count=stat.accepted_count + bindparam("add_accepted"),
-                duplicate_count=stat.duplicate_count + bindparam("add_duplicate"),
-                rejected_count=stat.rejected_count + bindparam("add_rejected"),
-            )
+            f"UPDATE collect_ingest_stat SET accepted_count = accepted_count + {m},"
+            f" duplicate_count = duplicate_count + {m}, rejected_count = rejected_count + {m}"
+            f" WHERE minute_us = {m} AND event_type = {m}"
         )
-        self._count_insert_sql = insert(self._stat)
+        self._count_insert_sql = (
+            "INSERT INTO collect_ingest_stat (minute_us, event_type, accepted_count, duplicate_count, rejected_count)"
+            f" VALUES ({m}, {m}, {m}, {m}, {m})"
+        )
         self._quarantine_insert_sql = insert(self._quarantine)
         # PostgreSQL: four round trips on a connection of the writer's own, binary COPY (_pg_append.py).
         self._pg = None
@@ -384,27 +386,11 @@ class SqlEventLog:
         minute = now_us - now_us % 60_000_000
         for event_type, (accepted, duplicate, rejected) in counts.items():
             event_type = storable_text(event_type)[:128]
-            changed = conn.execute(
-                self._count_update_sql,
-                {
-                    "at_minute": minute,
-                    "of_type": event_type,
-                    "add_accepted": accepted,
-                    "add_duplicate": duplicate,
-                    "add_rejected": rejected,
-                },
+            changed = conn.exec_driver_sql(
+                self._count_update_sql, (accepted, duplicate, rejected, minute, event_type)
             ).rowcount
             if not changed:
-                conn.execute(
-                    self._count_insert_sql,
-                    {
-                        "minute_us": minute,
-                        "event_type": event_type,
-                        "accepted_count": accepted,
-                        "duplicate_count": duplicate,
-                        "rejected_count": rejected,
-                    },
-                )
+                conn.exec_driver_sql(self._count_insert_sql, (minute, event_type, accepted, duplicate, rejected))
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -485,12 +471,20 @@ class SqlEventLog:
             return [int(v) for v in conn.execute(query).scalars()]
 
 
+_EVENT_TYPE = itemgetter(1)  # of a LogRow
+_DUPLICATE = itemgetter(1)  # of an Appended
+
+
 def _side_counts(batches: Sequence[WriteBatch], results: list[list[Appended]]) -> dict[str, list[int]]:
     """Accepted, duplicate and rejected events of an append, by event type."""
     counts: dict[str, list[int]] = {}
     for batch, out in zip(batches, results, strict=True):
-        for row, appended in zip(batch.rows, out, strict=True):
-            counts.setdefault(row.event_type, [0, 0, 0])[1 if appended.duplicate else 0] += 1
+        if not any(map(_DUPLICATE, out)):  # the usual case: counted in C
+            for event_type, accepted in Counter(map(_EVENT_TYPE, batch.rows)).items():
+                counts.setdefault(event_type, [0, 0, 0])[0] += accepted
+        else:
+            for row, appended in zip(batch.rows, out, strict=True):
+                counts.setdefault(row.event_type, [0, 0, 0])[1 if appended.duplicate else 0] += 1
         for q in batch.quarantined:
             counts.setdefault(q.event_type, [0, 0, 0])[2] += 1
     return counts

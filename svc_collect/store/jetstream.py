@@ -33,6 +33,7 @@ import logging
 import time
 import uuid
 from collections.abc import Coroutine, Sequence
+from itertools import chain, repeat
 from typing import Any, TypeVar
 
 import nats
@@ -54,6 +55,7 @@ from svc_collect.store._jetstream_parts import (
     Pack,
     PackCache,
     position,
+    results_per_batch,
     shard_of,
 )
 from svc_collect.store._jetstream_read import StreamReads
@@ -67,6 +69,8 @@ _MAX_ATTEMPTS = 8
 _HEADER_ROOM_BYTES = 4096
 _CACHED_PACKS = 64
 _CACHED_EVENTS = 32_768
+# How long after a refusal (another collector wrote to the shard) each publish first reads the shard's news.
+_AHEAD_SECONDS = 30.0
 
 
 async def _log_reconnected() -> None:
@@ -85,6 +89,12 @@ class JetStreamEventLog(StreamReads):
         self._all_subjects = config.subject_prefix + ".*"
         self._index = DedupIndex(config.dedup_window_seconds * 1_000_000)
         self._shard_last = [0] * config.shards
+        # Packs of others read per shard: a group that needs several packs checks its ids again before the next
+        # pack when a catch-up (while publishing the one before) may have indexed some of them.
+        self._caught_up = [0] * config.shards
+        # When JetStream last refused a pack of the shard because another collector had written to it (monotonic
+        # seconds): while that is recent, the shard's news is read before each publish (see _publish_parts).
+        self._moved_at = [-_AHEAD_SECONDS] * config.shards
         self._packs = PackCache(_CACHED_PACKS, _CACHED_EVENTS)  # recently read or written packs
         self._pack_events = 0  # events in the last pack read: how many packs a page asks for at once
         self._loop: LoopThread | None = None
@@ -213,14 +223,74 @@ class JetStreamEventLog(StreamReads):
         """Publish the group's new events, one pack per shard, and record the rest in the database."""
         received_us = max(now_us, self._last_received_us)
         self._last_received_us = received_us
-        results: list[list[Appended | None]] = [[None] * len(batch.rows) for batch in batches]
+        results: list[list[Appended | None]]
+        if self._config.shards == 1:
+            # One shard (the default): first the usual case, a group of ids all new, in column operations.
+            rows = batches[0].rows if len(batches) == 1 else list(chain.from_iterable(b.rows for b in batches))
+            stored = self._run(self._append_new(rows, received_us)) if rows else []
+            results = results_per_batch(batches, stored, len(rows))
+            if len(stored) < len(rows):
+                self._append_rest(batches, received_us, results)
+        else:
+            results = [[None] * len(batch.rows) for batch in batches]
+            self._append_rest(batches, received_us, results)
+        done: list[list[Appended]] = results  # type: ignore[assignment]
+        self._side.record_side(batches, done, received_us)
+        return done
+
+    async def _append_new(self, rows: list[LogRow], received_us: int) -> list[Appended]:
+        """Publish ``rows`` if all their ids are new (none twice, none in the index): their results. Stops with
+        the results of what it stored so far (none if the ids were not all new) when another collector wrote
+        some of the ids meanwhile; the rest is then ``_append_rest``'s."""
+        pack = Pack.of_rows(received_us, rows)
+        ids = pack.event_ids
+        if len(set(ids)) < len(ids) or not self._index.holds_none_of(ids):
+            return []
+        stored: list[Appended] = []
+        for stream_seq, start, end in await self._publish_parts(0, pack, known_new=True):
+            first = position(stream_seq, 0)  # a pack's events are at consecutive positions
+            columns = range(first, first + end - start), repeat(False), repeat(False)  # seq, duplicate, mismatch
+            stored += map(tuple.__new__, repeat(Appended), zip(*columns, strict=False))
+        return stored
+
+    async def _publish_parts(self, shard: int, pack: Pack, known_new: bool) -> list[tuple[int, int, int]]:
+        """Publish ``pack``, whose ids are not in the index, in parts of the size allowed: (stream sequence, start,
+        end) of each part stored. Stops early when catching up (another collector wrote to the shard) indexed ids
+        of a part still to publish: the caller sorts the rest out. ``known_new``: none of the ids can have been
+        indexed under another shard meanwhile (one shard), so the index takes them without looking."""
+        caught_up = self._caught_up[shard]
+        parts = pack.bounds(self._max_pack_bytes)
+        stored = []
+        for start, end in parts:
+            part = pack if len(parts) == 1 else pack.part(start, end)
+            if time.monotonic() - self._moved_at[shard] < _AHEAD_SECONDS:
+                # Other collectors write to this shard: read what they wrote first (a small request when nothing,
+                # their packs otherwise, which a refusal would make us read anyway) rather than send the pack to
+                # have it refused. A refused pack cost a send of the whole pack (~1 µs of CPU per event) for nothing.
+                await self._read_news(shard)
+            if self._caught_up[shard] != caught_up and not self._index.holds_none_of(part.event_ids):
+                break
+            try:
+                stream_seq = await self._publish_unchanged(shard, self._encoded(part), part.event_ids)
+            except _ShardMoved:
+                break
+            if not known_new:
+                self._apply(stream_seq, part)
+            elif self._packs.get(stream_seq) is None:  # else catching up found it by its message id, and indexed it
+                self._index.add_new(stream_seq, part)
+                self._packs.put(stream_seq, part)
+            stored.append((stream_seq, start, end))
+        return stored
+
+    def _append_rest(
+        self, batches: Sequence[WriteBatch], received_us: int, results: list[list[Appended | None]]
+    ) -> None:
+        """Every event of ``batches`` without a result yet, one event at a time: ids seen before, the same id
+        twice in the group, several shards, or a shard another collector wrote to meanwhile."""
         first: dict[str, tuple[int, int]] = {}
         repeats: list[tuple[int, int, LogRow]] = []
         by_shard: dict[int, list[tuple[int, int, LogRow]]] = {}
         shards = self._config.shards
-        only: list[tuple[int, int, LogRow]] | None = None
-        if shards == 1:  # one shard (the default): no key to hash per event
-            only = by_shard[0] = []
         for b, batch in enumerate(batches):
             for r, row in enumerate(batch.rows):
                 event_id = row.event_id
@@ -228,14 +298,12 @@ class JetStreamEventLog(StreamReads):
                     repeats.append((b, r, row))
                     continue
                 first[event_id] = (b, r)
-                if only is not None:
-                    only.append((b, r, row))
-                    continue
+                if results[b][r] is not None:
+                    continue  # stored by _append_new
                 key = row.user_id or row.anonymous_id or event_id
-                by_shard.setdefault(shard_of(key, shards), []).append((b, r, row))
-        if only is not None and not only:
-            del by_shard[0]
-        self._run(self._publish(by_shard, received_us, results))
+                by_shard.setdefault(shard_of(key, shards) if shards > 1 else 0, []).append((b, r, row))
+        if by_shard:
+            self._run(self._publish(by_shard, received_us, results))
         for b, r, row in repeats:
             fb, fr = first[row.event_id]
             original = results[fb][fr]
@@ -245,9 +313,16 @@ class JetStreamEventLog(StreamReads):
             kept = self._index.get(row.event_id)
             kept_fingerprint = kept[1] if kept is not None else batches[fb].rows[fr].fingerprint
             results[b][r] = Appended(original.seq, True, kept_fingerprint != row.fingerprint)
-        done: list[list[Appended]] = results  # type: ignore[assignment]
-        self._side.record_side(batches, done, received_us)
-        return done
+
+    def _encoded(self, pack: Pack) -> bytes:
+        data = pack.encode() if self._columns else pack.encode_rows()
+        if len(data) > self._max_message_bytes:  # one event alone above what the server takes
+            raise FailedPrecondition(
+                f"one event ({len(data)} bytes packed) does not fit in a JetStream message of {self._max_message_bytes}"
+                f" bytes: lower max_event_bytes, or raise the server's max_payload or the stream's max_msg_size",
+                reason="LOG_MISCONFIGURED",
+            )
+        return data
 
     async def _publish(
         self,
@@ -277,8 +352,7 @@ class JetStreamEventLog(StreamReads):
                 else:
                     fresh.append((b, r, row))
             try:
-                for start in range(0, len(fresh), MAX_PACK_EVENTS):
-                    await self._publish_packs(shard, fresh[start : start + MAX_PACK_EVENTS], received_us, results)
+                await self._publish_packs(shard, fresh, received_us, results)
                 return
             except _ShardMoved:
                 await self._catch_up(shard)
@@ -290,47 +364,20 @@ class JetStreamEventLog(StreamReads):
     async def _publish_packs(
         self, shard: int, items: list[tuple[int, int, LogRow]], received_us: int, results: list[list[Appended | None]]
     ) -> None:
-        size = 0
-        taken = 0
-        limit = self._max_pack_bytes
-        for _, _, row in items:
-            event_id, event_type, user_id, anonymous_id, _, fingerprint, _, payload, sealed = row  # a LogRow
-            user_id = user_id or ""
-            anonymous_id = anonymous_id or ""
-            # An upper bound of the event's encoded size without encoding it: the bytes of each column entry
-            # plus 5 bytes of tag and length (11 for the two integers).
-            size += (
-                len(payload)
-                + len(sealed or b"")
-                + len(event_id)
-                + len(event_type)
-                + len(fingerprint)
-                + (len(user_id) if user_id.isascii() else len(user_id.encode()))
-                + (len(anonymous_id) if anonymous_id.isascii() else len(anonymous_id.encode()))
-                + 72
-            )
-            if size >= limit and taken:
-                break  # publish what fits, the rest in the next pack
-            taken += 1
-        pack = Pack.of_rows(received_us, [row for _, _, row in items[:taken]])
-        data = pack.encode() if self._columns else pack.encode_rows()
-        if len(data) > self._max_message_bytes:  # one event alone above what the server takes
-            raise FailedPrecondition(
-                f"one event ({len(data)} bytes packed) does not fit in a JetStream message of {self._max_message_bytes}"
-                f" bytes: lower max_event_bytes, or raise the server's max_payload or the stream's max_msg_size",
-                reason="LOG_MISCONFIGURED",
-            )
-        stream_seq = await self._publish_unchanged(shard, data, items[:taken])
-        self._index.add(stream_seq, pack)
-        self._packs.put(stream_seq, pack)
-        first = position(stream_seq, 0)  # a pack's events are at consecutive positions
+        """Publish ``items`` (ids not in the index) and fill in their results. Raises _ShardMoved, with the results of
+        what was stored filled in, when the shard moved with some of the ids."""
+        pack = Pack.of_rows(received_us, [row for _, _, row in items])
         new_tuple = tuple.__new__
-        for index, (b, r, _) in enumerate(items[:taken]):
-            results[b][r] = new_tuple(Appended, (first + index, False, False))
-        if taken < len(items):
-            await self._publish_packs(shard, items[taken:], received_us, results)
+        done = 0
+        for stream_seq, start, end in await self._publish_parts(shard, pack, known_new=False):
+            first = position(stream_seq, 0)  # a pack's events are at consecutive positions
+            for index, (b, r, _) in enumerate(items[start:end]):
+                results[b][r] = new_tuple(Appended, (first + index, False, False))
+            done = end
+        if done < len(items):
+            raise _ShardMoved
 
-    async def _publish_unchanged(self, shard: int, data: bytes, items: list[tuple[int, int, LogRow]]) -> int:
+    async def _publish_unchanged(self, shard: int, data: bytes, event_ids: Sequence[str]) -> int:
         """Publish ``data``; when another collector wrote to the shard first, read what it wrote and publish
         the same bytes again if none of this pack's ids were among it (the usual case under concurrent
         collectors: building the pack again cost more than reading theirs). Raises _ShardMoved otherwise."""
@@ -346,7 +393,7 @@ class JetStreamEventLog(StreamReads):
                 # (2.9 did it after), so such a re-send is refused, not acked as a duplicate: the pack is ours.
                 if found := await self._catch_up(shard, msg_id):
                     return found
-                if any(self._index.get(row.event_id) is not None for _, _, row in items):
+                if not self._index.holds_none_of(event_ids):
                     raise
         raise _ShardMoved
 
@@ -364,6 +411,7 @@ class JetStreamEventLog(StreamReads):
                 )
             except APIError as exc:
                 if exc.err_code == WRONG_LAST_SEQUENCE:
+                    self._moved_at[shard] = time.monotonic()
                     raise _ShardMoved from exc
                 raise  # _run maps it (a full stream, a deleted one …)
             except TimeoutError:  # nats.errors.TimeoutError is one too
@@ -385,16 +433,7 @@ class JetStreamEventLog(StreamReads):
     async def _catch_up(self, shard: int, msg_id: str = "") -> int:
         """Index the shard's packs written by others since ours; the sequence of ``msg_id`` if seen."""
         subject = self._subject.format(shard)
-        found = 0
-        read = 0
-        while (msg := await self._next_msg(self._shard_last[shard] + 1, subject)) is not None:
-            pack = self._decode(msg.seq, msg.data)
-            self._apply(msg.seq, pack)
-            self._shard_last[shard] = msg.seq
-            self._last_received_us = max(self._last_received_us, pack.received_at_us)
-            read += 1
-            if msg_id and (msg.headers or {}).get("Nats-Msg-Id") == msg_id:
-                found = msg.seq
+        read, found = await self._read_news(shard, msg_id)
         if not read:
             # Nothing new, yet the write was refused (or its outcome is unknown): the shard's last packs may have
             # aged out (max_age) or been deleted, and JetStream then expects the last one left, or 0 for none.
@@ -405,6 +444,22 @@ class JetStreamEventLog(StreamReads):
             except NotFoundError:
                 self._shard_last[shard] = 0
         return found
+
+    async def _read_news(self, shard: int, msg_id: str = "") -> tuple[int, int]:
+        """Index the shard's packs after the last one indexed: how many, and the sequence of ``msg_id`` if seen."""
+        subject = self._subject.format(shard)
+        found = 0
+        read = 0
+        while (msg := await self._next_msg(self._shard_last[shard] + 1, subject)) is not None:
+            pack = self._decode(msg.seq, msg.data)
+            self._apply(msg.seq, pack)
+            self._shard_last[shard] = msg.seq
+            self._last_received_us = max(self._last_received_us, pack.received_at_us)
+            read += 1
+            self._caught_up[shard] += 1
+            if msg_id and (msg.headers or {}).get("Nats-Msg-Id") == msg_id:
+                found = msg.seq
+        return read, found
 
     # -- reading -----------------------------------------------------------------------------------
 
