@@ -61,6 +61,8 @@ class ChainedAuditSink:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._failed = False
         self._closed = False
+        # "opened" is logged with the first record, not at start: a start that fails prints its one error line only.
+        self._announced = False
         self._thread = threading.Thread(target=self._write_loop, name="audit-chain", daemon=True)
         self._thread.start()
 
@@ -93,13 +95,15 @@ class ChainedAuditSink:
         # Owner and group only: the lines name customers and callers.
         handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640), "ab")
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        log.info("audit chain opened", extra={"audit_file": str(path), "audit_seq": 0})
         return cls(path, handle, macs, 0, GENESIS)
 
     async def record(self, record: AuditRecord) -> None:
         if self._closed:
             log.warning("audit record after the chain was closed", extra={"rpc_method": record.method})
             return
+        if not self._announced:
+            self._announced = True
+            log.info("audit chain opened", extra={"audit_file": str(self.path), "audit_seq": self._seq})
         for body in record_bodies(record):
             self._queue.put(body)
 
@@ -112,7 +116,11 @@ class ChainedAuditSink:
         self._thread.join()
         with contextlib.suppress(OSError):
             self._handle.close()
-        log.info("audit chain closed", extra={"audit_file": str(self.path), "audit_seq": self._seq})
+        if self._announced:
+            log.info("audit chain closed", extra={"audit_file": str(self.path), "audit_seq": self._seq})
+        elif self._seq == 0:  # nothing was ever written to it (a start that failed, an idle run)
+            with contextlib.suppress(OSError):
+                self.path.unlink()
 
     def _write_loop(self) -> None:
         synced_at, dirty = time.monotonic(), False
