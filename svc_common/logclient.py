@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -263,6 +264,7 @@ class LogFollower:
     async def _run(self) -> None:
         failures = 0
         stopping = False  # the collector ended the follow stream: it is stopping (a restart, a deployment)
+        stopped_at, said_stopping = 0.0, False
         while True:
             handled_before = self.events_handled
             try:
@@ -273,20 +275,28 @@ class LogFollower:
                 self.caught_up.set()
                 await self._consume(follow=True)
                 failures = 0
-                stopping = True
+                stopping, stopped_at, said_stopping = True, time.monotonic(), False
             except asyncio.CancelledError:
                 raise
             except aio.AioRpcError as exc:
                 failures = _failures_after(failures, progressed=self.events_handled > handled_before)
-                if stopping and exc.code() == grpc.StatusCode.UNAVAILABLE:
-                    # Its connection closing after the stream ended: expected. If it does not come back, waiting
-                    # for it warns every UNREACHABLE_WARNING_SECONDS (_reachable).
-                    log.info(
-                        "log follower %s: svc_collect at %s is stopping; waiting for it",
-                        self.name,
-                        self.client.address,
-                        extra={"consumer": self.name},
-                    )
+                # Its connection closing after the stream ended, or the collector starting again (a read can start
+                # on the closing connection before the channel sees it closed): expected, said once. Past
+                # UNREACHABLE_WARNING_SECONDS it is a lost collector; one that is down, _reachable warns about.
+                still_stopping = (
+                    stopping
+                    and exc.code() == grpc.StatusCode.UNAVAILABLE
+                    and time.monotonic() - stopped_at < UNREACHABLE_WARNING_SECONDS
+                )
+                if still_stopping:
+                    if not said_stopping:
+                        said_stopping = True
+                        log.info(
+                            "log follower %s: svc_collect at %s is stopping; waiting for it",
+                            self.name,
+                            self.client.address,
+                            extra={"consumer": self.name},
+                        )
                 elif exc.code() in _REFUSALS:
                     # A retry cannot fix it (a cursor of a restored log, a refused principal): say so loudly, and
                     # retry at the slowest pace so that it resumes by itself once an operator has fixed it.
@@ -309,7 +319,7 @@ class LogFollower:
                         exc.details(),
                         extra={"consumer": self.name},
                     )
-                stopping = False
+                stopping = still_stopping
             except Exception:
                 failures = _failures_after(failures, progressed=self.events_handled > handled_before)
                 log.exception("log follower %s: handling a batch failed; retrying it", self.name)
