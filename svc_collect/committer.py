@@ -74,7 +74,11 @@ class GroupCommitter(Generic[B, R]):
             try:
                 results = await asyncio.to_thread(self._write, [batch for batch, _ in group])
             except BaseException as exc:
-                if len(group) > 1 and isinstance(exc, Exception) and not isinstance(exc, (Unavailable, ResourceExhausted)):
+                if (
+                    len(group) > 1
+                    and isinstance(exc, Exception)
+                    and not isinstance(exc, (Unavailable, ResourceExhausted))
+                ):
                     # The class only: a database's message may quote a value of the batch.
                     log.warning(
                         "a group commit of %d batches failed (%s); writing them one by one",
