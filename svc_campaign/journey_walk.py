@@ -2,7 +2,8 @@
 
 A customer (an *instance*) stays on the version they entered; each node they pass is recorded as a visit
 with its outcome (``sent``, ``suppressed:no_consent``, ``branch:0``, ``split:B``, ``timeout`` ...), which is
-what reports and ``GetJourneyProgress`` read.
+what reports and ``GetJourneyProgress`` read; the plain exit at an exit node is the participant's ``exited_at``
+instead of a visit row (campaign_0008; svc_campaign.store._reports reads both).
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ class Walker(BatchedWrites, Sender):
             "last_send_at": None,
             "converted_at": None,
             "exit_reason": "",
+            "exited_at": None,
         }
         graph = self.engine.graph(conn, journey.journey_id, journey.version)
         self.walk(conn, instance, graph.entry, now, batch, profile, new=True, cause=f"enter:{entry_key}")
@@ -242,8 +244,8 @@ class Walker(BatchedWrites, Sender):
                 self._visit(conn, instance, node_id, "waiting_for_goal", now)
                 break
             else:  # exit
-                changes.update(status="done", exit_reason=compiled.exit_reason)
-                self._visit(conn, instance, node_id, "exited", now)
+                # The visit "exited" is the participant's exited_at (campaign_0008), not a visit row.
+                changes.update(status="done", exit_reason=compiled.exit_reason, exited_at=now)
                 break
         else:
             changes.update(status="done", exit_reason="step_limit")

@@ -38,6 +38,7 @@ def _participant(instance_id: str, **changes: object) -> dict[str, object]:
         "last_send_at": None,
         "converted_at": None,
         "exit_reason": "",
+        "exited_at": None,
     }
     return {**row, **changes}
 

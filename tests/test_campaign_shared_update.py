@@ -34,6 +34,7 @@ def _participant(n: int) -> dict[str, Any]:
         "last_send_at": None,
         "converted_at": None,
         "exit_reason": "",
+        "exited_at": None,
     }
 
 

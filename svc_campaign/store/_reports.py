@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, Table, case, func, select
+from sqlalchemy import Row, String, Subquery, Table, case, func, literal, select, union_all
 from sqlalchemy.engine import Connection, RowMapping
 
 
@@ -17,22 +17,32 @@ class ReportStore:
     def visits(
         self, conn: Connection, journey_id: str, start: dt.datetime | None, end: dt.datetime | None
     ) -> tuple[Sequence[Row[Any]], Sequence[Row[Any]]]:
-        """The journey's visits in [start, end): (node, outcome, visits, participants) and (node, participants)."""
-        v = self.t["visit"].c
-        where = [v.journey_id == journey_id]
-        if start:
-            where.append(v.at >= start)
-        if end:
-            where.append(v.at < end)
+        """The journey's visits in [start, end): (node, outcome, visits, participants) and (node, participants).
+        An exit node's visits are the participants' ``exited_at`` (campaign_0008), counted with the visit rows."""
+        visits = self._visits(journey_id, start, end)
         rows = conn.execute(
-            select(v.node_id, v.outcome, func.count(), func.count(v.instance_id.distinct()))
-            .where(*where)
-            .group_by(v.node_id, v.outcome)
+            select(
+                visits.c.node_id, visits.c.outcome, func.count(), func.count(visits.c.instance_id.distinct())
+            ).group_by(visits.c.node_id, visits.c.outcome)
         ).all()
         distinct = conn.execute(
-            select(v.node_id, func.count(v.instance_id.distinct())).where(*where).group_by(v.node_id)
+            select(visits.c.node_id, func.count(visits.c.instance_id.distinct())).group_by(visits.c.node_id)
         ).all()
         return rows, distinct
+
+    def _visits(self, journey_id: str, start: dt.datetime | None, end: dt.datetime | None) -> Subquery:
+        """(node_id, outcome, instance_id) of the journey's visit rows in [start, end) and of its participants who
+        left at an exit node in that time (outcome ``exited``)."""
+        v, i = self.t["visit"].c, self.t["instance"].c
+        rows = select(v.node_id, v.outcome, v.instance_id).where(v.journey_id == journey_id)
+        exits = select(i.current_node, literal("exited", String(96)), i.instance_id).where(
+            i.journey_id == journey_id, i.exited_at.is_not(None)
+        )
+        if start:
+            rows, exits = rows.where(v.at >= start), exits.where(i.exited_at >= start)
+        if end:
+            rows, exits = rows.where(v.at < end), exits.where(i.exited_at < end)
+        return union_all(rows, exits).subquery("visits")
 
     def waiting(self, conn: Connection, journey_id: str) -> Sequence[Row[Any]]:
         """(node, participants waiting there) now."""
@@ -93,12 +103,30 @@ class ReportStore:
             .first()
         )
 
-    def path(self, conn: Connection, instance_id: str) -> Sequence[Row[Any]]:
-        """(node, at, outcome) of a participant's visits in order."""
-        v = self.t["visit"].c
-        return conn.execute(
-            select(v.node_id, v.at, v.outcome).where(v.instance_id == instance_id).order_by(v.visit_id)
-        ).all()
+    def path(self, conn: Connection, instance_id: str) -> list[Visit]:
+        """(node, at, outcome) of a participant's visits in order. Its exit at an exit node (``exited_at``) comes
+        after every visit row but its conversions: nothing else is recorded of a participant once it has left, and
+        a conversion after it (within the goal's window after a send) is recorded later."""
+        v, i = self.t["visit"].c, self.t["instance"].c
+        path = [
+            Visit(*r)
+            for r in conn.execute(
+                select(v.node_id, v.at, v.outcome).where(v.instance_id == instance_id).order_by(v.visit_id)
+            )
+        ]
+        exited = conn.execute(select(i.current_node, i.exited_at).where(i.instance_id == instance_id)).first()
+        if exited is not None and exited.exited_at is not None:
+            at = next((n for n, visit in enumerate(path) if visit.outcome == "converted"), len(path))
+            path.insert(at, Visit(exited.current_node, exited.exited_at, "exited"))
+        return path
 
 
-__all__ = ["ReportStore"]
+class Visit(NamedTuple):
+    """A node a participant passed: when, and what happened there."""
+
+    node_id: str
+    at: dt.datetime
+    outcome: str
+
+
+__all__ = ["ReportStore", "Visit"]

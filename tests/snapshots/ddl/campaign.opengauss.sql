@@ -166,6 +166,7 @@ CREATE TABLE campaign_participant (
 	last_send_at TIMESTAMP WITH TIME ZONE,
 	converted_at TIMESTAMP WITH TIME ZONE,
 	exit_reason VARCHAR(64) NOT NULL,
+	exited_at TIMESTAMP WITH TIME ZONE,
 	PRIMARY KEY (instance_id)
 );
 
