@@ -138,6 +138,8 @@ class Walker(BatchedWrites, Sender):
             "converted_at": None,
             "exit_reason": "",
             "exited_at": None,
+            "final_send_node": None,
+            "final_send_outcome": None,
         }
         graph = self.engine.graph(conn, journey.journey_id, journey.version)
         self.walk(conn, instance, graph.entry, now, batch, profile, new=True, cause=f"enter:{entry_key}")
@@ -182,6 +184,7 @@ class Walker(BatchedWrites, Sender):
                 profile = self.profiles.get(instance["user_id"])
             return profile
 
+        sent: dict[str, Any] | None = None  # the visit of this walk's latest send (still the last visit: just before)
         for _ in range(MAX_STEPS):
             compiled = graph.nodes[node_id]
             node = compiled.node
@@ -221,6 +224,7 @@ class Walker(BatchedWrites, Sender):
             elif kind == "send":
                 outcome = self._send(conn, instance, node_id, compiled, context, person(), now, cause)
                 self._visit(conn, instance, node_id, outcome, now)
+                sent = self._pending()[-1]
                 if outcome in ("sent", "deferred"):
                     changes["last_send_at"] = now
                     batch.messages += 1
@@ -244,8 +248,13 @@ class Walker(BatchedWrites, Sender):
                 self._visit(conn, instance, node_id, "waiting_for_goal", now)
                 break
             else:  # exit
-                # The visit "exited" is the participant's exited_at (campaign_0008), not a visit row.
+                # The visit "exited" is the participant's exited_at (campaign_0008), not a visit row; so is the visit
+                # of a send just before it in this walk (a journey's usual end), in final_send_node and _outcome.
                 changes.update(status="done", exit_reason=compiled.exit_reason, exited_at=now)
+                pending = self._pending()
+                if sent is not None and pending and pending[-1] is sent:
+                    pending.pop()
+                    changes.update(final_send_node=sent["node_id"], final_send_outcome=sent["outcome"])
                 break
         else:
             changes.update(status="done", exit_reason="step_limit")

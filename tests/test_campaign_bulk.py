@@ -39,6 +39,8 @@ def _participant(instance_id: str, **changes: object) -> dict[str, object]:
         "converted_at": None,
         "exit_reason": "",
         "exited_at": None,
+        "final_send_node": None,
+        "final_send_outcome": None,
     }
     return {**row, **changes}
 

@@ -1,6 +1,7 @@
-"""campaign_0008: a participant's exit at an exit node is its row's ``exited_at``, not a visit row "exited"; the
-journey report and a customer's path read it with the visits and give the same answers; the migration moves
-stored exit visits into the participants (and back on downgrade)."""
+"""campaign_0008: a participant's exit at an exit node is its row's ``exited_at``, not a visit row "exited", and the
+visit of a send just before it is its ``final_send_node`` and ``final_send_outcome``; the journey report and a
+customer's path read them with the visits and give the same answers; the migration moves stored exit visits into
+the participants (and back on downgrade, with the sends)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,19 @@ import datetime as dt
 
 import sqlalchemy as sa
 from alembic import command
-from campaign_helpers import T0, add_template, campaign_service, event, node, run_journey, wait_then_send
+from campaign_helpers import (
+    ATTRIBUTE,
+    PUSH,
+    T0,
+    add_template,
+    campaign_service,
+    equals,
+    event,
+    node,
+    on_event,
+    run_journey,
+    wait_then_send,
+)
 
 from svc_campaign.store import SCHEMA
 from svc_campaign.store._reports import ReportStore
@@ -54,14 +67,25 @@ def test_an_exit_node_writes_no_visit_row_and_the_reports_count_it(tmp_path, dat
         service.clock.advance(hours=1)
         assert service.engine.fire_due_timers().timers_fired == 3
         service.engine.handle([event("signup", "c4", service.clock.now())])  # still waiting
-        assert ("end", "exited") not in [(n, o) for n, o in _rows(service, "visit", "node_id", "outcome")]
-        exits = _rows(service, "instance", "user_id", "status", "current_node", "exit_reason", "exited_at")
+        # The walk after the timer wrote no visit row: its send and its exit are in the participant's row.
+        assert sorted(set(_rows(service, "visit", "node_id", "outcome"))) == [("start", "entered"), ("wait", "waiting")]
+        exits = _rows(
+            service,
+            "instance",
+            "user_id",
+            "status",
+            "current_node",
+            "exit_reason",
+            "exited_at",
+            "final_send_node",
+            "final_send_outcome",
+        )
         later = T0 + dt.timedelta(hours=1)
         assert sorted(exits) == [
-            ("c1", "done", "end", "done", later),
-            ("c2", "done", "end", "done", later),
-            ("c3", "done", "end", "done", later),
-            ("c4", "waiting", "wait", "", None),
+            ("c1", "done", "end", "done", later, "send", "sent"),
+            ("c2", "done", "end", "done", later, "send", "sent"),
+            ("c3", "done", "end", "done", later, "send", "sent"),
+            ("c4", "waiting", "wait", "", None, None, None),
         ]
         assert _report(service) == {
             "start": (4, 0, 0, 0, 0),
@@ -77,9 +101,12 @@ def test_an_exit_node_writes_no_visit_row_and_the_reports_count_it(tmp_path, dat
                 later,
                 later,
             ]
-            # A window of the report that ends before the exits counts none of them.
+            # A window of the report that ends before the exits counts none of them, nor the sends before them.
             early = service.journeys.report(conn, "j1", T0, T0 + dt.timedelta(minutes=1))
-        assert {n.node_id: n.exited for n in early.nodes}.get("end", 0) == 0
+        assert {n.node_id: (n.entered, n.sent, n.exited) for n in early.nodes} == {
+            "start": (3, 0, 0),
+            "wait": (3, 0, 0),
+        }
 
 
 def _instance(conn, service, user: str) -> str:  # type: ignore[no-untyped-def]
@@ -191,3 +218,96 @@ def test_the_upgrade_moves_exit_visits_into_the_participants_and_the_downgrade_b
             command.upgrade(SCHEMA.migrations._config(conn), "head")
             conn.commit()
         assert _answers(service) == (rows, distinct, paths)
+
+
+def _sends(*steps: str, on: str = "signup") -> pb.JourneyGraph:
+    """``on`` → the steps (``send:<template>`` or ``branch``: a branch to the default, both ways to the next) →
+    exit."""
+    nodes = [node("start", trigger=pb.TriggerNode(trigger=on_event(on), next_node_id="n0"))]
+    for n, step in enumerate(steps):
+        after = f"n{n + 1}" if n + 1 < len(steps) else "end"
+        if step == "branch":
+            arm = pb.BranchArm(condition=equals(ATTRIBUTE, "risk_rating", "C4"), next_node_id=after)  # nobody's
+            nodes.append(node(f"n{n}", branch=pb.BranchNode(arms=[arm], default_node_id=after)))
+        else:
+            send = pb.SendNode(channel=PUSH, template_id=step.split(":")[1], next_node_id=after, is_marketing=True)
+            nodes.append(node(f"n{n}", send=send))
+    nodes.append(node("end", exit=pb.ExitNode(reason="done")))
+    return pb.JourneyGraph(entry_node_id="start", nodes=nodes)
+
+
+def test_only_a_send_just_before_the_exit_is_kept_in_the_participant(tmp_path, database_url) -> None:
+    with campaign_service(tmp_path, database_url) as service:
+        add_template(service, "a")
+        add_template(service, "b")
+        run_journey(service, _sends("send:a", "send:b"), "two")
+        run_journey(service, _sends("send:a", "branch", on="apply"), "branched")
+        service.engine.handle([event("signup", "c1"), event("apply", "c2")])
+        folded = _rows(service, "instance", "journey_id", "final_send_node", "final_send_outcome")
+        # The second push of the day is over the channel's cap: suppressed at the gate, kept so in the participant.
+        assert sorted(folded) == [("branched", None, None), ("two", "n1", "suppressed:channel_cap")]
+        assert _rows(service, "visit", "node_id", "outcome") == [
+            ("start", "entered"),
+            ("n0", "sent"),
+            ("start", "entered"),
+            ("n0", "sent"),
+            ("n1", "branch:default"),
+        ]
+        assert _path(service, "c1", "two") == [
+            ("start", "entered"),
+            ("n0", "sent"),
+            ("n1", "suppressed:channel_cap"),
+            ("end", "exited"),
+        ]
+        assert _path(service, "c2", "branched") == [
+            ("start", "entered"),
+            ("n0", "sent"),
+            ("n1", "branch:default"),
+            ("end", "exited"),
+        ]
+        with service.db.connection() as conn:
+            report = service.journeys.report(conn, "two", None, None)
+        nodes = {n.node_id: (n.entered, n.sent, dict(n.suppressed_by_reason), n.exited) for n in report.nodes}
+        assert nodes == {
+            "start": (1, 0, {}, 0),
+            "n0": (1, 1, {}, 0),
+            "n1": (1, 0, {"channel_cap": 1}, 0),
+            "end": (1, 0, {}, 1),
+        }
+
+
+def test_the_downgrade_writes_the_kept_visits_back_in_order(tmp_path, database_url) -> None:
+    with campaign_service(tmp_path, database_url) as service:
+        add_template(service)
+        run_journey(service, wait_then_send())
+        service.engine.handle([event("signup", "c1"), event("signup", "c2")])
+        service.clock.advance(hours=1)
+        service.engine.fire_due_timers()
+        before = _answers_of(service)
+        with service.db.engine.connect() as conn:
+            command.downgrade(SCHEMA.migrations._config(conn), "campaign_0007")
+            conn.commit()
+        v = service.t["visit"].c
+        with service.db.engine.connect() as conn:
+            rows = conn.execute(sa.select(v.instance_id, v.node_id, v.outcome).order_by(v.visit_id)).all()
+        by_instance: dict[str, list[tuple[str, str]]] = {}
+        for instance_id, node_id, outcome in rows:
+            by_instance.setdefault(instance_id, []).append((node_id, outcome))
+        assert (
+            list(by_instance.values())
+            == [[("start", "entered"), ("wait", "waiting"), ("send", "sent"), ("end", "exited")]] * 2
+        )
+        with service.db.engine.connect() as conn:
+            command.upgrade(SCHEMA.migrations._config(conn), "head")
+            conn.commit()
+        # Upgraded again, the exits are in the participants and the sends rows: the same answers.
+        assert _answers_of(service) == before
+
+
+def _answers_of(service) -> tuple:  # type: ignore[no-untyped-def]
+    reports, i = ReportStore(service.t), service.t["instance"].c
+    with service.db.connection() as conn:
+        rows, distinct = reports.visits(conn, "j1", None, None)
+        ids = conn.execute(sa.select(i.instance_id).order_by(i.instance_id)).scalars().all()
+        paths = [[tuple(v) for v in reports.path(conn, n)] for n in ids]
+    return sorted(tuple(r) for r in rows), sorted(tuple(r) for r in distinct), paths

@@ -35,6 +35,8 @@ def _participant(n: int) -> dict[str, Any]:
         "converted_at": None,
         "exit_reason": "",
         "exited_at": None,
+        "final_send_node": None,
+        "final_send_outcome": None,
     }
 
 

@@ -32,17 +32,22 @@ class ReportStore:
 
     def _visits(self, journey_id: str, start: dt.datetime | None, end: dt.datetime | None) -> Subquery:
         """(node_id, outcome, instance_id) of the journey's visit rows in [start, end) and of its participants who
-        left at an exit node in that time (outcome ``exited``)."""
+        left at an exit node in that time (outcome ``exited``), with the send just before that exit where the
+        participant row keeps it (``final_send_node``, ``final_send_outcome``)."""
         v, i = self.t["visit"].c, self.t["instance"].c
-        rows = select(v.node_id, v.outcome, v.instance_id).where(v.journey_id == journey_id)
-        exits = select(i.current_node, literal("exited", String(96)), i.instance_id).where(
-            i.journey_id == journey_id, i.exited_at.is_not(None)
-        )
+        visited, left = [v.journey_id == journey_id], [i.journey_id == journey_id, i.exited_at.is_not(None)]
         if start:
-            rows, exits = rows.where(v.at >= start), exits.where(i.exited_at >= start)
+            visited.append(v.at >= start)
+            left.append(i.exited_at >= start)
         if end:
-            rows, exits = rows.where(v.at < end), exits.where(i.exited_at < end)
-        return union_all(rows, exits).subquery("visits")
+            visited.append(v.at < end)
+            left.append(i.exited_at < end)
+        rows = select(v.node_id, v.outcome, v.instance_id).where(*visited)
+        exits = select(i.current_node, literal("exited", String(96)), i.instance_id).where(*left)
+        sends = select(i.final_send_node, i.final_send_outcome, i.instance_id).where(
+            *left, i.final_send_node.is_not(None)
+        )
+        return union_all(rows, exits, sends).subquery("visits")
 
     def waiting(self, conn: Connection, journey_id: str) -> Sequence[Row[Any]]:
         """(node, participants waiting there) now."""
@@ -104,9 +109,10 @@ class ReportStore:
         )
 
     def path(self, conn: Connection, instance_id: str) -> list[Visit]:
-        """(node, at, outcome) of a participant's visits in order. Its exit at an exit node (``exited_at``) comes
-        after every visit row but its conversions: nothing else is recorded of a participant once it has left, and
-        a conversion after it (within the goal's window after a send) is recorded later."""
+        """(node, at, outcome) of a participant's visits in order. Its exit at an exit node (``exited_at``, after the
+        send just before it where the row keeps that too) comes after every visit row but its conversions: nothing
+        else is recorded of a participant once it has left, and a conversion after it (within the goal's window
+        after a send) is recorded later."""
         v, i = self.t["visit"].c, self.t["instance"].c
         path = [
             Visit(*r)
@@ -114,10 +120,17 @@ class ReportStore:
                 select(v.node_id, v.at, v.outcome).where(v.instance_id == instance_id).order_by(v.visit_id)
             )
         ]
-        exited = conn.execute(select(i.current_node, i.exited_at).where(i.instance_id == instance_id)).first()
+        exited = conn.execute(
+            select(i.current_node, i.exited_at, i.final_send_node, i.final_send_outcome).where(
+                i.instance_id == instance_id
+            )
+        ).first()
         if exited is not None and exited.exited_at is not None:
             at = next((n for n, visit in enumerate(path) if visit.outcome == "converted"), len(path))
-            path.insert(at, Visit(exited.current_node, exited.exited_at, "exited"))
+            last = [Visit(exited.current_node, exited.exited_at, "exited")]
+            if exited.final_send_node is not None:
+                last.insert(0, Visit(exited.final_send_node, exited.exited_at, exited.final_send_outcome))
+            path[at:at] = last
         return path
 
 

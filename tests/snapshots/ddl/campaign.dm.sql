@@ -167,6 +167,8 @@ CREATE TABLE campaign_participant (
 	converted_at TIMESTAMP WITH TIME ZONE,
 	exit_reason VARCHAR2(64 CHAR) NOT NULL,
 	exited_at TIMESTAMP WITH TIME ZONE,
+	final_send_node VARCHAR2(64 CHAR),
+	final_send_outcome VARCHAR2(96 CHAR),
 	PRIMARY KEY (instance_id)
 );
 
