@@ -415,6 +415,11 @@ class DriverRows:
         return entry
 
     def fetch(self, conn: Connection, **values: Any) -> list[dict[str, Any]]:
+        labels = [c[0] for c in self.compiled(conn.dialect)[2]]
+        return [dict(zip(labels, row, strict=True)) for row in self.tuples(conn, **values)]
+
+    def tuples(self, conn: Connection, **values: Any) -> list[tuple[Any, ...]]:
+        """As :meth:`fetch`, each row a tuple of its columns in order."""
         sql, binds, columns, positional = self.compiled(conn.dialect)
         params = []
         for name, convert, default in binds:
@@ -443,8 +448,7 @@ class DriverRows:
                 values[at] = [None if value is None else _json_loads(value) for value in column]
             else:
                 values[at] = [process(value) for value in column]
-        labels = [c[0] for c in columns]
-        return [dict(zip(labels, row, strict=True)) for row in zip(*values, strict=True)]
+        return list(zip(*values, strict=True))
 
 
 _JSON_RESULT = object()
