@@ -415,11 +415,6 @@ class DriverRows:
         return entry
 
     def fetch(self, conn: Connection, **values: Any) -> list[dict[str, Any]]:
-        labels = [c[0] for c in self.compiled(conn.dialect)[2]]
-        return [dict(zip(labels, row, strict=True)) for row in self.tuples(conn, **values)]
-
-    def tuples(self, conn: Connection, **values: Any) -> list[tuple[Any, ...]]:
-        """As :meth:`fetch`, each row a tuple of its columns in order."""
         sql, binds, columns, positional = self.compiled(conn.dialect)
         params = []
         for name, convert, default in binds:
@@ -448,7 +443,8 @@ class DriverRows:
                 values[at] = [None if value is None else _json_loads(value) for value in column]
             else:
                 values[at] = [process(value) for value in column]
-        return list(zip(*values, strict=True))
+        labels = [c[0] for c in columns]
+        return [dict(zip(labels, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 _JSON_RESULT = object()

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Integer, Row, Select, Table, bindparam, cast, func, insert, literal_column, select, true
 from sqlalchemy.engine import Connection, RowMapping
 
-from svc_campaign.store._bulk import DriverRows, among, json_texts
+from svc_campaign.store._bulk import among, json_texts
 from svc_common.db import upsert
 
 GATE_LOCKS = 0x5147  # the first key of the gate's advisory locks ("QG"): apart from any other advisory lock user
@@ -34,30 +34,6 @@ class Sent(NamedTuple):
     def at(self) -> dt.datetime:
         """When it reaches the customer: a message held for quiet hours counts on the day it goes out."""
         return self.scheduled_at or self.created_at
-
-
-class Consent(NamedTuple):
-    """A consent row as the gate reads it for a batch's customers."""
-
-    user_id: str
-    channel: int
-    purpose: str
-    granted: bool
-
-
-class RecentSent(NamedTuple):
-    """A customer's counted message as the gate reads them for a batch's customers: the customer, then :class:`Sent`."""
-
-    user_id: str
-    message_id: str
-    channel: int
-    template_id: str
-    priority: int
-    status: str
-    created_at: dt.datetime
-    is_marketing: bool
-    scheduled_at: dt.datetime | None
-    lease_until: dt.datetime | None
 
 
 def recent_lateral(message: Table) -> Select[Any]:
@@ -104,11 +80,6 @@ class GateStore:
         key = cast(keys.c.value, Integer)
         ordered = select(key.label("key")).order_by(key).subquery("ordered")  # ascending: waits, not deadlocks
         self._lock = select(func.count(func.pg_advisory_xact_lock(literal_column(str(GATE_LOCKS)), ordered.c.key)))
-        # A batch's reads and locks with the customers as one array parameter (ARRAY_DIALECTS), on the driver: the
-        # same statements, without a SQLAlchemy execution and row object per row (once each per batch of timers).
-        self._consents_driver = DriverRows(lambda _dialect: self._consents_of)
-        self._recent_driver = DriverRows(lambda _dialect: self._recent_lateral)
-        self._lock_driver = DriverRows(lambda _dialect: self._lock)
         self._lock_rows = (
             select(gate_lock.bucket)
             .where(gate_lock.bucket.in_(bindparam("b_buckets", expanding=True)))
@@ -118,7 +89,7 @@ class GateStore:
 
     def lock_keys(self, conn: Connection, keys: list[int]) -> None:
         """Transaction advisory locks ``(GATE_LOCKS, key)``, in ascending key order, in one statement."""
-        self._lock_driver.tuples(conn, b_keys=keys)
+        conn.execute(self._lock, {"b_keys": keys})
 
     def lock_buckets(self, conn: Connection, buckets: list[int]) -> set[int]:
         """Lock these rows of ``campaign_gate_lock`` (``FOR UPDATE``, ascending); returns the buckets locked."""
@@ -128,14 +99,14 @@ class GateStore:
         """The consent rows (user_id, channel, purpose, granted) of several customers at once (``array``: the list
         as one parameter)."""
         if array:
-            return [Consent._make(row) for row in self._consents_driver.tuples(conn, b_users=users)]
+            return conn.execute(self._consents_of, {"b_users": users})
         c = self._consent.c
         return conn.execute(select(c.user_id, c.channel, c.purpose, c.granted).where(c.user_id.in_(users)))
 
-    def recent_of(self, conn: Connection, users: list[str], since: dt.datetime, *, array: bool) -> Iterable[Any]:
+    def recent_of(self, conn: Connection, users: list[str], since: dt.datetime, *, array: bool) -> Iterable[Row[Any]]:
         """(user_id, *Sent) of the counted messages since ``since`` of several customers at once."""
         if array:
-            return [RecentSent._make(row) for row in self._recent_driver.tuples(conn, b_users=users, b_since=since)]
+            return conn.execute(self._recent_lateral, {"b_users": users, "b_since": since})
         m = self._message.c
         query = select(m.user_id, *(m[f] for f in Sent._fields)).where(
             m.user_id.in_(users), m.created_at >= since, m.status != "SUPPRESSED", m.status != "FAILED"
