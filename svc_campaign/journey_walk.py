@@ -147,16 +147,19 @@ class Walker(BatchedWrites, Sender):
 
     # -- the walk -------------------------------------------------------------------------------------
 
-    def _visit(self, conn: Connection, instance: dict[str, Any], node_id: str, outcome: str, now: dt.datetime) -> None:
-        self._pending().append(
-            {
-                "instance_id": instance["instance_id"],
-                "journey_id": instance["journey_id"],
-                "node_id": node_id,
-                "outcome": outcome[:96],
-                "at": now,
-            }
-        )
+    def _visit(
+        self, conn: Connection, instance: dict[str, Any], node_id: str, outcome: str, now: dt.datetime
+    ) -> dict[str, Any]:
+        """Record a visit (written at the next flush); returns its row."""
+        row = {
+            "instance_id": instance["instance_id"],
+            "journey_id": instance["journey_id"],
+            "node_id": node_id,
+            "outcome": outcome[:96],
+            "at": now,
+        }
+        self._pending().append(row)
+        return row
 
     def walk(
         self,
@@ -223,8 +226,7 @@ class Walker(BatchedWrites, Sender):
                 node_id = next(a.next_node_id for a in node.split.arms if a.variant == variant)
             elif kind == "send":
                 outcome = self._send(conn, instance, node_id, compiled, context, person(), now, cause)
-                self._visit(conn, instance, node_id, outcome, now)
-                sent = self._pending()[-1]
+                sent = self._visit(conn, instance, node_id, outcome, now)
                 if outcome in ("sent", "deferred"):
                     changes["last_send_at"] = now
                     batch.messages += 1
