@@ -2,7 +2,8 @@
 
 A customer (an *instance*) stays on the version they entered; each node they pass is recorded as a visit
 with its outcome (``sent``, ``suppressed:no_consent``, ``branch:0``, ``split:B``, ``timeout`` ...), which is
-what reports and ``GetJourneyProgress`` read.
+what reports and ``GetJourneyProgress`` read; the plain exit at an exit node is the participant's ``exited_at``
+instead of a visit row (campaign_0008; svc_campaign.store._reports reads both).
 """
 
 from __future__ import annotations
@@ -136,6 +137,9 @@ class Walker(BatchedWrites, Sender):
             "last_send_at": None,
             "converted_at": None,
             "exit_reason": "",
+            "exited_at": None,
+            "final_send_node": None,
+            "final_send_outcome": None,
         }
         graph = self.engine.graph(conn, journey.journey_id, journey.version)
         self.walk(conn, instance, graph.entry, now, batch, profile, new=True, cause=f"enter:{entry_key}")
@@ -143,16 +147,19 @@ class Walker(BatchedWrites, Sender):
 
     # -- the walk -------------------------------------------------------------------------------------
 
-    def _visit(self, conn: Connection, instance: dict[str, Any], node_id: str, outcome: str, now: dt.datetime) -> None:
-        self._pending().append(
-            {
-                "instance_id": instance["instance_id"],
-                "journey_id": instance["journey_id"],
-                "node_id": node_id,
-                "outcome": outcome[:96],
-                "at": now,
-            }
-        )
+    def _visit(
+        self, conn: Connection, instance: dict[str, Any], node_id: str, outcome: str, now: dt.datetime
+    ) -> dict[str, Any]:
+        """Record a visit (written at the next flush); returns its row."""
+        row = {
+            "instance_id": instance["instance_id"],
+            "journey_id": instance["journey_id"],
+            "node_id": node_id,
+            "outcome": outcome[:96],
+            "at": now,
+        }
+        self._pending().append(row)
+        return row
 
     def walk(
         self,
@@ -180,6 +187,7 @@ class Walker(BatchedWrites, Sender):
                 profile = self.profiles.get(instance["user_id"])
             return profile
 
+        sent: dict[str, Any] | None = None  # the visit of this walk's latest send (still the last visit: just before)
         for _ in range(MAX_STEPS):
             compiled = graph.nodes[node_id]
             node = compiled.node
@@ -218,7 +226,7 @@ class Walker(BatchedWrites, Sender):
                 node_id = next(a.next_node_id for a in node.split.arms if a.variant == variant)
             elif kind == "send":
                 outcome = self._send(conn, instance, node_id, compiled, context, person(), now, cause)
-                self._visit(conn, instance, node_id, outcome, now)
+                sent = self._visit(conn, instance, node_id, outcome, now)
                 if outcome in ("sent", "deferred"):
                     changes["last_send_at"] = now
                     batch.messages += 1
@@ -242,8 +250,13 @@ class Walker(BatchedWrites, Sender):
                 self._visit(conn, instance, node_id, "waiting_for_goal", now)
                 break
             else:  # exit
-                changes.update(status="done", exit_reason=compiled.exit_reason)
-                self._visit(conn, instance, node_id, "exited", now)
+                # The visit "exited" is the participant's exited_at (campaign_0008), not a visit row; so is the visit
+                # of a send just before it in this walk (a journey's usual end), in final_send_node and _outcome.
+                changes.update(status="done", exit_reason=compiled.exit_reason, exited_at=now)
+                pending = self._pending()
+                if sent is not None and pending and pending[-1] is sent:
+                    pending.pop()
+                    changes.update(final_send_node=sent["node_id"], final_send_outcome=sent["outcome"])
                 break
         else:
             changes.update(status="done", exit_reason="step_limit")

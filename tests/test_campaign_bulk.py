@@ -38,6 +38,9 @@ def _participant(instance_id: str, **changes: object) -> dict[str, object]:
         "last_send_at": None,
         "converted_at": None,
         "exit_reason": "",
+        "exited_at": None,
+        "final_send_node": None,
+        "final_send_outcome": None,
     }
     return {**row, **changes}
 

@@ -34,6 +34,9 @@ def _participant(n: int) -> dict[str, Any]:
         "last_send_at": None,
         "converted_at": None,
         "exit_reason": "",
+        "exited_at": None,
+        "final_send_node": None,
+        "final_send_outcome": None,
     }
 
 

@@ -36,6 +36,7 @@ from campaign_helpers import (
     statuses,
 )
 
+from svc_campaign.store._reports import ReportStore
 from svc_campaign.triggers import DWELL_SCREEN_EVENTS
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 
@@ -43,9 +44,12 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "campaign.md"
 
 
 def visits(service) -> list[tuple[str, str]]:
-    v = service.t["visit"].c
+    """(node, outcome) of every participant's path, in order of entry (an exit node's visit is the participant's
+    ``exited_at`` since campaign_0008: the report store reads both)."""
+    i, paths = service.t["instance"].c, ReportStore(service.t)
     with service.db.connection() as conn:
-        return [tuple(r) for r in conn.execute(sa.select(v.node_id, v.outcome).order_by(v.visit_id))]
+        ids = conn.execute(sa.select(i.instance_id).order_by(i.entered_at, i.instance_id)).scalars().all()
+        return [(v.node_id, v.outcome) for instance_id in ids for v in paths.path(conn, instance_id)]
 
 
 # -- L1: dwell on page_enter ----------------------------------------------------------------------------------

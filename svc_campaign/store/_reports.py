@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, Table, case, func, select
+from sqlalchemy import Row, String, Subquery, Table, case, func, literal, select, union_all
 from sqlalchemy.engine import Connection, RowMapping
 
 
@@ -17,22 +17,37 @@ class ReportStore:
     def visits(
         self, conn: Connection, journey_id: str, start: dt.datetime | None, end: dt.datetime | None
     ) -> tuple[Sequence[Row[Any]], Sequence[Row[Any]]]:
-        """The journey's visits in [start, end): (node, outcome, visits, participants) and (node, participants)."""
-        v = self.t["visit"].c
-        where = [v.journey_id == journey_id]
-        if start:
-            where.append(v.at >= start)
-        if end:
-            where.append(v.at < end)
+        """The journey's visits in [start, end): (node, outcome, visits, participants) and (node, participants).
+        An exit node's visits are the participants' ``exited_at`` (campaign_0008), counted with the visit rows."""
+        visits = self._visits(journey_id, start, end)
         rows = conn.execute(
-            select(v.node_id, v.outcome, func.count(), func.count(v.instance_id.distinct()))
-            .where(*where)
-            .group_by(v.node_id, v.outcome)
+            select(
+                visits.c.node_id, visits.c.outcome, func.count(), func.count(visits.c.instance_id.distinct())
+            ).group_by(visits.c.node_id, visits.c.outcome)
         ).all()
         distinct = conn.execute(
-            select(v.node_id, func.count(v.instance_id.distinct())).where(*where).group_by(v.node_id)
+            select(visits.c.node_id, func.count(visits.c.instance_id.distinct())).group_by(visits.c.node_id)
         ).all()
         return rows, distinct
+
+    def _visits(self, journey_id: str, start: dt.datetime | None, end: dt.datetime | None) -> Subquery:
+        """(node_id, outcome, instance_id) of the journey's visit rows in [start, end) and of its participants who
+        left at an exit node in that time (outcome ``exited``), with the send just before that exit where the
+        participant row keeps it (``final_send_node``, ``final_send_outcome``)."""
+        v, i = self.t["visit"].c, self.t["instance"].c
+        visited, left = [v.journey_id == journey_id], [i.journey_id == journey_id, i.exited_at.is_not(None)]
+        if start:
+            visited.append(v.at >= start)
+            left.append(i.exited_at >= start)
+        if end:
+            visited.append(v.at < end)
+            left.append(i.exited_at < end)
+        rows = select(v.node_id, v.outcome, v.instance_id).where(*visited)
+        exits = select(i.current_node, literal("exited", String(96)), i.instance_id).where(*left)
+        sends = select(i.final_send_node, i.final_send_outcome, i.instance_id).where(
+            *left, i.final_send_node.is_not(None)
+        )
+        return union_all(rows, exits, sends).subquery("visits")
 
     def waiting(self, conn: Connection, journey_id: str) -> Sequence[Row[Any]]:
         """(node, participants waiting there) now."""
@@ -93,12 +108,38 @@ class ReportStore:
             .first()
         )
 
-    def path(self, conn: Connection, instance_id: str) -> Sequence[Row[Any]]:
-        """(node, at, outcome) of a participant's visits in order."""
-        v = self.t["visit"].c
-        return conn.execute(
-            select(v.node_id, v.at, v.outcome).where(v.instance_id == instance_id).order_by(v.visit_id)
-        ).all()
+    def path(self, conn: Connection, instance_id: str) -> list[Visit]:
+        """(node, at, outcome) of a participant's visits in order. Its exit at an exit node (``exited_at``, after the
+        send just before it where the row keeps that too) comes after every visit row but its conversions: nothing
+        else is recorded of a participant once it has left, and a conversion after it (within the goal's window
+        after a send) is recorded later."""
+        v, i = self.t["visit"].c, self.t["instance"].c
+        path = [
+            Visit(*r)
+            for r in conn.execute(
+                select(v.node_id, v.at, v.outcome).where(v.instance_id == instance_id).order_by(v.visit_id)
+            )
+        ]
+        exited = conn.execute(
+            select(i.current_node, i.exited_at, i.final_send_node, i.final_send_outcome).where(
+                i.instance_id == instance_id
+            )
+        ).first()
+        if exited is not None and exited.exited_at is not None:
+            at = next((n for n, visit in enumerate(path) if visit.outcome == "converted"), len(path))
+            last = [Visit(exited.current_node, exited.exited_at, "exited")]
+            if exited.final_send_node is not None:
+                last.insert(0, Visit(exited.final_send_node, exited.exited_at, exited.final_send_outcome))
+            path[at:at] = last
+        return path
 
 
-__all__ = ["ReportStore"]
+class Visit(NamedTuple):
+    """A node a participant passed: when, and what happened there."""
+
+    node_id: str
+    at: dt.datetime
+    outcome: str
+
+
+__all__ = ["ReportStore", "Visit"]

@@ -125,6 +125,15 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("last_send_at", UtcDateTime(), nullable=True),
         Column("converted_at", UtcDateTime(), nullable=True),
         Column("exit_reason", String(64), nullable=False),
+        # When the walk reached an exit node (the node is current_node): the visit "exited" of that node, kept here
+        # rather than as a visit row (campaign_0008: fewer rows for every customer who finishes a journey; the
+        # reports read it with the visits). Other exits (step limit, goal window, a stop, an erasure) stay visits.
+        Column("exited_at", UtcDateTime(), nullable=True),
+        # With exited_at: the visit of a send that came just before the exit in the same walk (a journey's usual end:
+        # send, then exit), also kept here rather than as a visit row: its node and outcome (sent, deferred,
+        # suppressed:<reason>), at exited_at. NULL: no such send, or its visit is a row.
+        Column("final_send_node", String(64), nullable=True),
+        Column("final_send_outcome", String(96), nullable=True),
         # With the entry time: a customer's latest participation in a journey is one probe in order (without it,
         # SQLite took the journey's index below, ordered by entry time, and read every participant of the journey).
         Index("ix_campaign_participant_user", "user_id", "journey_id", "entered_at"),
@@ -140,7 +149,8 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("instance_id", String(64), nullable=False),
         Column("journey_id", String(64), nullable=False),
         Column("node_id", String(64), nullable=False),
-        # entered, sent, suppressed:<reason>, deferred, timeout, event, branch:<n>, split:<variant>, converted, exited.
+        # entered, sent, suppressed:<reason>, deferred, timeout, event, branch:<n>, split:<variant>, converted,
+        # exited:<reason> (an exit node's plain "exited" is campaign_participant.exited_at).
         Column("outcome", String(96), nullable=False),
         Column("at", UtcDateTime(), nullable=False),
         Index("ix_campaign_visit_instance", "instance_id", "visit_id"),

@@ -166,6 +166,9 @@ CREATE TABLE campaign_participant (
 	last_send_at TIMESTAMP WITH TIME ZONE,
 	converted_at TIMESTAMP WITH TIME ZONE,
 	exit_reason VARCHAR2(64 CHAR) NOT NULL,
+	exited_at TIMESTAMP WITH TIME ZONE,
+	final_send_node VARCHAR2(64 CHAR),
+	final_send_outcome VARCHAR2(96 CHAR),
 	PRIMARY KEY (instance_id)
 );
 

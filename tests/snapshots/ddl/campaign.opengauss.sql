@@ -166,6 +166,9 @@ CREATE TABLE campaign_participant (
 	last_send_at TIMESTAMP WITH TIME ZONE,
 	converted_at TIMESTAMP WITH TIME ZONE,
 	exit_reason VARCHAR(64) NOT NULL,
+	exited_at TIMESTAMP WITH TIME ZONE,
+	final_send_node VARCHAR(64),
+	final_send_outcome VARCHAR(96),
 	PRIMARY KEY (instance_id)
 );
 
