@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -31,14 +30,8 @@ def _read_csv(content: bytes, text: set[str], numeric: set[str]) -> tuple[pd.Dat
         dtype = {name: str for name in header if name in text}
         table = pd.read_csv(io.BytesIO(content), low_memory=False, dtype=dtype)
         inferred = {n: VT.VALUE_TYPE_STRING for n in dtype}
-        numbers = [
-            name
-            for name in table.columns
-            if name not in dtype
-            and pd.api.types.is_numeric_dtype(table[name])
-            and not pd.api.types.is_bool_dtype(table[name])
-        ]
-        if numbers and _MAYBE_CODE_OR_LONG_INTEGER.search(content):  # the second reading only when it may matter
+        numbers = [name for name in table.columns if name not in dtype and _maybe_integers(table[name])]
+        if numbers:  # a second reading of those columns only, as text (cheap: the others are skipped)
             written = pd.read_csv(io.BytesIO(content), low_memory=False, dtype=str, usecols=numbers)
             for name in numbers:
                 codes, beyond = _integer_text(written[name])
@@ -60,8 +53,15 @@ def _read_csv(content: bytes, text: set[str], numeric: set[str]) -> tuple[pd.Dat
         ) from None
 
 
-# A cell that may be an integer with leading zeros or of 16+ digits (a cheap test of the whole file).
-_MAYBE_CODE_OR_LONG_INTEGER = re.compile(rb"(?<![\w.])[+-]?(?:0\d|\d{16})")
+def _maybe_integers(values: pd.Series) -> bool:
+    """A column read as numbers whose cells may all be integers as written (a float column is one with missing)."""
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return False
+    if pd.api.types.is_integer_dtype(values):
+        return True
+    known = values.to_numpy(dtype=np.float64)
+    known = known[np.isfinite(known)]
+    return bool(len(known)) and bool((known == np.round(known)).all())
 
 
 def _integer_text(written: pd.Series) -> tuple[bool, bool]:
@@ -97,7 +97,7 @@ class FileLimits:
 
     max_rows: int
     max_columns: int = 1000
-    max_decoded_bytes: int = 4 * 1024**3
+    max_decoded_bytes: int = 2 * 1024**3
 
     def check_rows(self, rows: int) -> None:
         if rows > self.max_rows:
@@ -118,7 +118,7 @@ class FileLimits:
     def check_decoded(self, size: int, what: str) -> None:
         if size > self.max_decoded_bytes:
             raise ResourceExhausted(
-                f"{what} takes more than {self.max_decoded_bytes} bytes decoded (max_decoded_bytes): split the "
+                f"{what} takes more than {self.max_decoded_bytes} bytes (max_decoded_bytes): split the "
                 "dataset or drop columns",
                 metadata={"limit": "max_decoded_bytes"},
             )
@@ -142,7 +142,7 @@ def _arrow_batches(content: bytes, file_format: int, limits: FileLimits):
         limits.check_columns(len(schema))
         limits.check_rows(metadata.num_rows)
         encoded = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
-        limits.check_decoded(encoded, "the file")
+        limits.check_decoded(encoded, "the file decoded")
         batches = source.iter_batches(batch_size=_BATCH_ROWS)
     else:
         try:
@@ -163,13 +163,13 @@ def _arrow_batches(content: bytes, file_format: int, limits: FileLimits):
         rows += batch.num_rows
         limits.check_rows(rows)
         decoded += batch.nbytes
-        limits.check_decoded(decoded, "the file")
+        limits.check_decoded(decoded, "the file decoded")
         if plain != schema:
             batch = pa.RecordBatch.from_arrays(
                 [column.cast(field.type) for column, field in zip(batch.columns, plain, strict=True)], schema=plain
             )
             decoded += batch.nbytes
-            limits.check_decoded(decoded, "the file")
+            limits.check_decoded(decoded, "the file decoded")
         for i, (column, field) in enumerate(zip(batch.columns, plain, strict=True)):
             if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
                 longest[i] = max(longest[i], pc.max(pc.utf8_length(column)).as_py() or 0)
@@ -341,8 +341,7 @@ def check_stored_size(frame: pd.DataFrame, columns: Sequence[modeling_pb2.Column
     widest, widest_chars = "", 0
     for spec in columns:
         if spec.type in STRING_TYPES:
-            lengths = frame[spec.name].dropna().map(len)
-            chars = int(lengths.max()) if len(lengths) else 0
+            chars = max((len(v) for v in frame[spec.name].to_numpy() if isinstance(v, str)), default=0)
             size += rows * (4 * chars + 1)
             if chars > widest_chars:
                 widest, widest_chars = spec.name, chars

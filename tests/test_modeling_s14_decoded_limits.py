@@ -52,7 +52,9 @@ def test_a_small_parquet_file_that_decodes_large_is_refused(tmp_path) -> None:
     content = _parquet(pa.table({"cid": pa.array(["c1"] * rows).dictionary_encode(), "s": values}))
     assert len(content) < 64 * 1024
     settings = modeling_settings(tmp_path, max_dataset_rows=1_000_000, max_decoded_bytes=MiB)
-    refused = pytest.raises(ResourceExhausted, match=r"more than 1048576 bytes decoded \(max_decoded_bytes\)")
+    refused = pytest.raises(
+        ResourceExhausted, match=r"the file decoded takes more than 1048576 bytes \(max_decoded_bytes\)"
+    )
     with running_service(settings) as service, refused:
         _upload(service, pb.FILE_FORMAT_PARQUET, content)
 
