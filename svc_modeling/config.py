@@ -6,6 +6,10 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from svc_common.config import ServiceSettings
+from svc_common.protection import DEFAULT_SENSITIVE_ATTRIBUTES, DEFAULT_SENSITIVE_PROPERTIES
+
+# What svc_collect protects as event properties and svc_profile as attributes: a dataset column so named is level 3.
+DEFAULT_SENSITIVE_COLUMNS = tuple(dict.fromkeys((*DEFAULT_SENSITIVE_PROPERTIES, *DEFAULT_SENSITIVE_ATTRIBUTES)))
 
 
 class ModelingSettings(ServiceSettings):
@@ -32,6 +36,16 @@ class ModelingSettings(ServiceSettings):
     """Columns in one dataset."""
     max_upload_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
     """Size of one uploaded file (all chunks together)."""
+    max_decoded_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1024)
+    """Memory one upload or import may take decoded: an Arrow/Parquet file's columns as read (checked against the
+    file's metadata first, then batch by batch), and the dataset as stored, where each text column takes rows x its
+    longest value x 4 bytes. More: RESOURCE_EXHAUSTED naming this setting, before the memory is taken. A compressed
+    file is bounded by this, not by ``max_upload_bytes``. The process needs about 3 times the stored size at peak
+    (2.3 GB for a file of 2 million 100-character values, 0.8 GB stored): lower it on a small server."""
+    sensitive_columns: tuple[str, ...] = DEFAULT_SENSITIVE_COLUMNS
+    """Column names (case-insensitive) that are level 3 (JR/T 0158) in an import or upload that does not declare the
+    column's ``sensitivity``: sealed at rest, withheld on read, never echoed. svc_collect's default
+    ``sensitive_properties`` and svc_profile's ``sensitive_attributes``; declare a lower level to store one in clear."""
     blob_chunk_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     """Stored datasets and model artifacts are split into database rows of at most this size."""
     unmask_roles: tuple[str, ...] = ("unmask", "admin")

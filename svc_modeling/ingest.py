@@ -1,4 +1,4 @@
-"""Turning imports into a :class:`~svc_modeling.frame.Frame`: streamed typed rows, or a CSV file.
+"""Turning imports into a :class:`~svc_modeling.frame.Frame`: streamed typed rows (files: ``svc_modeling.files``).
 
 A bad row (wrong number of values, a value of the wrong type, NaN or infinity) is left out and reported
 as a :class:`RowProblem`; a bad dataset definition fails the whole import with INVALID_ARGUMENT naming the
@@ -7,8 +7,6 @@ field.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,7 +18,7 @@ import pandas as pd
 from svc_common.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2
-from svc_modeling.frame import NUMERIC_TYPES, ROLE, STRING_TYPES, SUPPORTED_TYPES, VT, Frame, infer_type, to_storage
+from svc_modeling.frame import STRING_TYPES, SUPPORTED_TYPES, VT, Frame
 from svc_modeling.guard import enum_label, enum_violation, timestamp_problem
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
@@ -236,198 +234,6 @@ class RowCollector:
             else:
                 data[column.name] = pd.Series(np.array([np.nan if v is None else v for v in values], dtype=np.float64))
         return Frame(pd.DataFrame(data), self.columns)
-
-
-def _read_csv(content: bytes, text: set[str]) -> tuple[pd.DataFrame, dict[str, int]]:
-    """``text`` columns (declared STRING, and the customer id) are read as written: "000123" stays "000123"."""
-    _check_header(content)
-    try:
-        header = pd.read_csv(io.BytesIO(content), nrows=0).columns
-        dtype = {name: str for name in header if name in text}
-        return pd.read_csv(io.BytesIO(content), low_memory=False, dtype=dtype), {n: VT.VALUE_TYPE_STRING for n in dtype}
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(
-            f"not a readable CSV file: {str(exc).splitlines()[0]}",
-            reason="MALFORMED_REQUEST",
-            violations=[FieldViolation("chunk", "send a UTF-8 CSV file with a header row")],
-        ) from None
-
-
-def _check_header(content: bytes) -> None:
-    """Every header cell names a column, once (pandas would invent 'Unnamed: 1' or rename a repeat to 'a.1')."""
-    first = content.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").rstrip("\r")
-    cells = next(csv.reader([first]), [])
-    for i, cell in enumerate(cells):
-        if not cell.strip():
-            raise InvalidArgument(
-                f"column {i + 1} of the CSV header has no name: name every column",
-                violations=[FieldViolation("chunk", f"header cell {i + 1} is empty")],
-            )
-        if cell in cells[:i]:
-            raise InvalidArgument(
-                f"column {cell!r} appears twice in the CSV header",
-                violations=[FieldViolation("chunk", f"header cells {cells.index(cell) + 1} and {i + 1}")],
-            )
-
-
-def _read_arrow(content: bytes, file_format: int, text: set[str]) -> tuple[pd.DataFrame, dict[str, int]]:
-    """An Arrow IPC (file or stream) or Parquet file; timestamps and dates become epoch microseconds, ``text``
-    columns (declared STRING, and the customer id) keep integers exactly as text."""
-    import pyarrow as pa
-    import pyarrow.ipc
-    import pyarrow.parquet as pq
-
-    _FLAT_ARROW_TYPES = (
-        pa.types.is_string,
-        pa.types.is_large_string,
-        pa.types.is_null,
-    )
-
-    name = modeling_pb2.FileFormat.Name(file_format).removeprefix("FILE_FORMAT_")
-    try:
-        if file_format == modeling_pb2.FILE_FORMAT_PARQUET:
-            table = pq.read_table(pa.BufferReader(content))
-        else:
-            try:
-                table = pyarrow.ipc.open_file(pa.BufferReader(content)).read_all()
-            except pa.ArrowInvalid:
-                table = pyarrow.ipc.open_stream(pa.BufferReader(content)).read_all()
-    except (pa.ArrowException, OSError) as exc:
-        raise InvalidArgument(
-            f"not a readable {name} file: {str(exc).splitlines()[0]}",
-            reason="MALFORMED_REQUEST",
-            violations=[FieldViolation("chunk", f"send one {name} file")],
-        ) from None
-    types: dict[str, int] = {}
-    columns = []
-    for field, column in zip(table.schema, table.columns, strict=True):
-        kind = field.type
-        if pa.types.is_dictionary(kind):
-            column, kind = column.cast(kind.value_type), kind.value_type
-        if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
-            column = column.cast(pa.timestamp("us", tz=getattr(kind, "tz", None) or "UTC")).cast(pa.int64())
-            types[field.name] = VT.VALUE_TYPE_TIMESTAMP
-        elif pa.types.is_decimal(kind) or pa.types.is_floating(kind):
-            column = column.cast(pa.float64())
-            types[field.name] = VT.VALUE_TYPE_DOUBLE
-        elif pa.types.is_integer(kind) and field.name in text:
-            column = column.cast(pa.string())
-            types[field.name] = VT.VALUE_TYPE_STRING
-        elif pa.types.is_integer(kind):
-            # The file's type, not pandas' guess: a nullable int column arrives as float64.
-            try:
-                column = column.cast(pa.float64())
-            except pa.ArrowInvalid:
-                raise InvalidArgument(
-                    f"column {field.name!r} holds integers beyond ±2^53, which a number column cannot keep exactly: "
-                    "declare it STRING (an id) or scale it",
-                    violations=[FieldViolation("dataset.columns", f"declare {field.name!r} with type STRING")],
-                ) from None
-            types[field.name] = VT.VALUE_TYPE_INT
-        elif pa.types.is_boolean(kind):
-            column = column.cast(pa.float64())
-            types[field.name] = VT.VALUE_TYPE_BOOL
-        elif not any(check(kind) for check in _FLAT_ARROW_TYPES):
-            raise InvalidArgument(
-                f"column {field.name!r} is {kind}: only numbers, booleans, strings, dates and timestamps",
-                violations=[FieldViolation("chunk", f"convert column {field.name!r} to a flat type")],
-            )
-        columns.append(column)
-    frame = pa.table(columns, names=table.column_names).to_pandas()
-    return frame, types
-
-
-def read_file(
-    dataset: modeling_pb2.Dataset, file_format: int, content: bytes, max_rows: int, max_columns: int = 1000
-) -> tuple[Frame, list[RowProblem], int]:
-    """A CSV, Arrow IPC or Parquet file as a Frame; declared columns (by name) fix the type, role and
-    sensitivity of those columns."""
-    if not content:
-        raise InvalidArgument("the uploaded file is empty", violations=[FieldViolation("chunk", "send the file")])
-    # Ids are text unless declared otherwise: read as numbers they lose leading zeros and, past 2^53, digits.
-    text = {c.name for c in dataset.columns if c.type in STRING_TYPES}
-    if dataset.customer_id_column and not any(c.name == dataset.customer_id_column and c.type for c in dataset.columns):
-        text.add(dataset.customer_id_column)
-    if file_format in (modeling_pb2.FILE_FORMAT_CSV, modeling_pb2.FILE_FORMAT_UNSPECIFIED):
-        table, inferred = _read_csv(content, text)
-    elif file_format in (modeling_pb2.FILE_FORMAT_ARROW_IPC, modeling_pb2.FILE_FORMAT_PARQUET):
-        table, inferred = _read_arrow(content, file_format, text)
-    else:
-        raise InvalidArgument(
-            f"unknown file format {file_format}", violations=[FieldViolation("format", "CSV, ARROW_IPC or PARQUET")]
-        )
-    if len(table) > max_rows:
-        raise ResourceExhausted(f"{len(table)} rows: more than {max_rows}, split the dataset")
-    if len(table.columns) > max_columns:
-        raise InvalidArgument(
-            f"the file has {len(table.columns)} columns: at most {max_columns} (the max_dataset_columns setting)",
-            violations=[FieldViolation("chunk", f"at most {max_columns} columns: split the file or drop columns")],
-        )
-    declared = {c.name: c for c in dataset.columns}
-    unknown = [name for name in declared if name not in table.columns]
-    if unknown:
-        raise InvalidArgument(
-            f"declared column {unknown[0]!r} is not in the file's header",
-            violations=[FieldViolation("dataset.columns", f"{name!r} is not in the file") for name in unknown],
-        )
-    columns: list[modeling_pb2.Column] = []
-    data: dict[str, pd.Series] = {}
-    for name in table.columns:
-        spec = modeling_pb2.Column()
-        if name in declared:
-            spec.CopyFrom(declared[name])
-        spec.name = str(name)
-        if not spec.type:
-            spec.type = inferred.get(str(name)) or infer_type(table[name])
-        if not spec.role:
-            spec.role = ROLE.COLUMN_ROLE_ID if name == dataset.customer_id_column else ROLE.COLUMN_ROLE_FEATURE
-        columns.append(spec)
-        data[spec.name] = to_storage(table[name], spec.type)
-        if spec.role == ROLE.COLUMN_ROLE_ID and spec.type in NUMERIC_TYPES:
-            _exact_ids(spec.name, data[spec.name])
-    check_definition(
-        modeling_pb2.Dataset(name=dataset.name, columns=columns, customer_id_column=dataset.customer_id_column),
-        max_columns=max_columns,
-    )
-    frame = pd.DataFrame(data)
-    problems: list[RowProblem] = []
-    bad = np.zeros(len(frame), dtype=bool)
-    maybe_nul = b"\x00" in content if file_format in (modeling_pb2.FILE_FORMAT_CSV, 0) else True
-    for spec in columns:
-        if spec.type in STRING_TYPES and maybe_nul:
-            # NUL is refused in every request string; a file's cell with one is a bad row, as in ImportRows.
-            nul = frame[spec.name].map(lambda v: isinstance(v, str) and "\x00" in v).to_numpy(dtype=bool)
-            for index in np.flatnonzero(nul & ~bad)[: MAX_REPORTED_PROBLEMS - len(problems)]:
-                message = f"column {spec.name!r}: text must not contain the NUL character"
-                problems.append(RowProblem(int(index), spec.name, "VALUE_NOT_ALLOWED", message))
-            bad |= nul
-        if spec.type in NUMERIC_TYPES:
-            raw = table[spec.name]
-            values = frame[spec.name].to_numpy()
-            not_number = raw.notna().to_numpy() & np.isnan(values)
-            infinite = np.isinf(values)
-            for index in np.flatnonzero((not_number | infinite) & ~bad)[: MAX_REPORTED_PROBLEMS - len(problems)]:
-                secret = spec.sensitivity >= types_pb2.SENSITIVITY_LEVEL_3
-                shown = "a level 3+ value" if secret else repr(raw.iloc[index])
-                what = "not a finite number" if infinite[index] else f"{shown} is not a number"
-                problems.append(RowProblem(int(index), spec.name, "VALUE_NOT_ALLOWED", f"column {spec.name!r}: {what}"))
-            bad |= not_number | infinite
-    rejected = int(bad.sum())
-    if rejected:
-        frame = frame.loc[~bad].reset_index(drop=True)
-    return Frame(frame, columns), problems, rejected
-
-
-def _exact_ids(name: str, values: pd.Series) -> None:
-    """A numeric id column must hold integers a float64 keeps exactly (ids are keys: a rounded one is
-    somebody else)."""
-    numbers = values.to_numpy(dtype=np.float64)
-    known = numbers[np.isfinite(numbers)]
-    if (np.abs(known) >= 2**53).any() or (known != np.round(known)).any():
-        raise InvalidArgument(
-            f"id column {name!r} holds numbers that are not exact integers below 2^53: declare it STRING",
-            violations=[FieldViolation("dataset.columns", f"declare {name!r} with type STRING")],
-        )
 
 
 def problem_messages(problems: Sequence[RowProblem]) -> list[modeling_pb2.RowProblem]:

@@ -18,6 +18,7 @@ from svc_common.protection import KeyProvider, Sealer, key_provider_from_setting
 from svc_modeling.catalog import DatasetCatalog
 from svc_modeling.config import ModelingSettings
 from svc_modeling.drivers import DriverService
+from svc_modeling.files import FileLimits, check_stored_size, default_sensitivity, read_file
 from svc_modeling.fusion import fuse
 from svc_modeling.guard import check_message
 from svc_modeling.ingest import (
@@ -26,7 +27,6 @@ from svc_modeling.ingest import (
     check_dataset_name,
     check_definition,
     problem_messages,
-    read_file,
 )
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks, effects, stats
@@ -109,6 +109,7 @@ class ModelingService:
                 definition.CopyFrom(request.dataset)
                 check_message(definition, "dataset.")
                 check_definition(definition, max_columns=self.settings.max_dataset_columns)
+                default_sensitivity(definition.columns, self.settings.sensitive_columns)
                 collector = RowCollector(definition, self.settings.max_dataset_rows)
             collector.add(request.rows)
         if collector is None:
@@ -116,6 +117,7 @@ class ModelingService:
                 "no messages: send the dataset, then rows", violations=[FieldViolation("dataset", "")]
             )
         frame = collector.frame()
+        check_stored_size(frame.data, frame.columns, self.settings.max_decoded_bytes)
         if frame.data.empty:
             raise InvalidArgument(
                 f"no valid rows to store ({collector.rejected} rejected)",
@@ -137,9 +139,10 @@ class ModelingService:
         self, definition: modeling_pb2.Dataset, file_format: int, content: bytes, created_by: str = ""
     ) -> modeling_pb2.UploadFileResponse:
         check_definition(definition, max_columns=self.settings.max_dataset_columns, need_types=False)
-        frame, problems, rejected = read_file(
-            definition, file_format, content, self.settings.max_dataset_rows, self.settings.max_dataset_columns
+        limits = FileLimits(
+            self.settings.max_dataset_rows, self.settings.max_dataset_columns, self.settings.max_decoded_bytes
         )
+        frame, problems, rejected = read_file(definition, file_format, content, limits, self.settings.sensitive_columns)
         if frame.data.empty:
             raise InvalidArgument(
                 f"no valid rows to store ({rejected} rejected)", violations=[FieldViolation("chunk", "no valid rows")]

@@ -37,6 +37,9 @@ VT = types_pb2.ValueType
 SEGMENT_EVENTS = "$segment_"
 """svc_profile's own events, which it does not count (nor does a snapshot)."""
 MESSAGE_SENT = "$message_sent"
+PROFILE_ERASED = "$profile_erased"
+"""svc_profile's erasure of a customer (DeleteProfile): a snapshot forgets what it counted of them, and ignores their
+events from before the erasure read later, as svc_campaign does."""
 COUNTERS = frozenset(
     {"events_total", "sessions", "trade_count", "turnover_fen", "trade_amount_masked", "risk.max_traded_level"}
     | {"first_seen_at", "last_seen_at", "first_trade_at", "last_trade_at"}
@@ -102,6 +105,8 @@ class SnapshotBuilder:
         self.events_after = 0
         self.first_event_us: int | None = None
         """The earliest time of a customer's event the snapshot counts (None: none yet)."""
+        self.erased: dict[str, int] = {}
+        """Customers erased in svc_profile, and when (their events until then are not counted)."""
         self._log_features: set[str] | None = None
 
     def add(self, events: Sequence[event_pb2.Event]) -> None:
@@ -112,6 +117,11 @@ class SnapshotBuilder:
             if not e.user_id or e.event_type.startswith(SEGMENT_EVENTS):
                 continue
             us = e.occurred_at.seconds * 1_000_000 + e.occurred_at.nanos // 1000
+            if e.event_type == PROFILE_ERASED:
+                self._forget(e.user_id, us, mine)
+                continue
+            if us <= self.erased.get(e.user_id, -1):
+                continue
             if us > self.at_us:
                 self.events_after += 1
                 if (
@@ -143,6 +153,14 @@ class SnapshotBuilder:
             slot = self.customers[user].days[event_type].setdefault(day, [0, 0])
             slot[0] += count
             slot[1] += amount
+
+    def _forget(self, user: str, erased_us: int, pending: list[event_pb2.Event]) -> None:
+        """An erased customer: nothing counted of them so far (this batch's pending events included) stays."""
+        self.erased[user] = max(erased_us, self.erased.get(user, erased_us))
+        self.customers.pop(user, None)
+        self.labelled.discard(user)
+        self.treated.discard(user)
+        pending[:] = [e for e in pending if e.user_id != user]
 
     def seen(self) -> list[str]:
         """Every customer with an event up to the snapshot, sorted."""

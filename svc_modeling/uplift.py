@@ -96,9 +96,10 @@ class UpliftService:
         for arm in [request.control_value, *arms]:
             held = int(((treatment == arm) & test_mask).sum())
             if held < self.settings.min_rows_per_arm:
+                named = checks.shown(frame, request.treatment_column, arm)
                 raise FailedPrecondition(
-                    f"too few held-out rows in arm {arm!r}: {held}; raise test_fraction or add data",
-                    metadata={"arm": arm},
+                    f"too few held-out rows in arm {named}: {held}; raise test_fraction or add data",
+                    metadata={"arm": checks.HIDDEN if checks.is_sensitive(frame, request.treatment_column) else arm},
                 )
         parent = self._models._store.get_model(request.model_name, 0)
 

@@ -217,6 +217,24 @@ def check_leakage(
             raise InvalidArgument(message, reason="VALUE_NOT_ALLOWED", violations=[FieldViolation(field_path, message)])
 
 
+def _check_named_level_3_arms(
+    values: np.ndarray, column: str, control: str, arms: Sequence[str], min_rows: int
+) -> None:
+    """The caller's control value and interventions in a level 3+ column: one refusal, naming no value, whether a
+    value is absent or has too few rows (else the refusal would confirm that a phone number is in the dataset)."""
+    for field_path, value in [
+        ("control_value", control),
+        *((f"interventions[{i}].name", a) for i, a in enumerate(arms)),
+    ]:
+        if int((values == value).sum()) < min_rows:
+            raise FailedPrecondition(
+                f"{field_path} is not usable: column {column!r} is level 3+, so whether a value is in it and how many "
+                f"rows it has are not shown; an arm needs a value of the column with at least {min_rows} rows",
+                reason="FAILED_PRECONDITION",
+                metadata={"arm": HIDDEN},
+            )
+
+
 def treatment_arms(
     frame: Frame, column: str, control: str, field_path: str, min_rows: int, arms: Sequence[str] = ()
 ) -> tuple[np.ndarray, list[str]]:
@@ -238,21 +256,23 @@ def treatment_arms(
         raise _bad(field_path, f"treatment column {column!r} has a single value ({single}): no comparison")
     if not control:
         raise _bad("control_value", "name the treatment value meaning 'no intervention'", "MISSING_FIELD")
-    if control not in distinct:
-        listed = f"{len(distinct)} level 3+ values, not shown" if secret else f"values: {distinct[:20]}"
-        raise _bad("control_value", f"control value {control!r} is not in column {column!r} ({listed})")
+    if control not in distinct and not secret:
+        raise _bad("control_value", f"control value {control!r} is not in column {column!r} (values: {distinct[:20]})")
     chosen = list(arms) or [v for v in distinct if v != control]
     for i, arm in enumerate(arms):
+        said = "this intervention" if secret else repr(arm)  # never a level 3+ value, even the caller's own
         if arm == control:
-            raise _bad(f"interventions[{i}].name", f"{arm!r} is the control value: it is not an intervention")
+            raise _bad(f"interventions[{i}].name", f"{said} is the control value: it is not an intervention")
         if arm in arms[:i]:
-            raise _bad(f"interventions[{i}].name", f"intervention {arm!r} is named twice")
+            raise _bad(f"interventions[{i}].name", f"intervention {said} is named twice")
+    if secret:
+        _check_named_level_3_arms(values, column, control, arms, min_rows)
     for arm in [control, *chosen]:
         if arm not in distinct:
             raise _bad("interventions", f"intervention {arm!r} is not a value of column {column!r}")
         count = int((values == arm).sum())
         if count < min_rows:
-            named = arm if not secret or arm == control or arm in arms else HIDDEN  # the caller's own names only
+            named = HIDDEN if secret else arm
             raise FailedPrecondition(
                 f"too few rows in arm {named!r} of {column!r}: {count}, at least {min_rows} needed",
                 reason="FAILED_PRECONDITION",
