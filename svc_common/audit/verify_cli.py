@@ -44,7 +44,14 @@ def verify_command(paths: list[Path], config_file: Path | None, keyring_file: Pa
 def describe(verdict: Verdict) -> str:
     if verdict.ok:
         return f"{verdict.path}: OK, {verdict.lines} lines (seq 1 to {verdict.last_seq})"
-    return f"{verdict.path}: line {verdict.bad_line}: {verdict.reason} (the {verdict.lines} lines before it hold)"
+    held = (
+        "no line before it"
+        if verdict.lines == 0
+        else "the line before it holds"
+        if verdict.lines == 1
+        else (f"the {verdict.lines} lines before it hold")
+    )
+    return f"{verdict.path}: line {verdict.bad_line}: {verdict.reason} ({held})"
 
 
 def _service_of(path: Path) -> str:
