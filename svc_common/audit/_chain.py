@@ -15,7 +15,7 @@ from typing import Any
 from svc_common.protection import Keyring
 from svc_common.protection._sm import _derive, _hmac
 from svc_common.server import AuditRecord
-from svc_common.server._hooks import AUDIT_CUSTOMERS_PER_LINE
+from svc_common.server._hooks import customer_parts
 
 GENESIS = "0" * 64
 """``prev`` of a file's first line (an SM3 MAC is 64 hex digits)."""
@@ -55,13 +55,9 @@ def record_bodies(record: AuditRecord) -> list[dict[str, Any]]:
         "peer": record.peer,
         "trace_id": record.trace_id,
     }
-    customers, size = record.customers, AUDIT_CUSTOMERS_PER_LINE
-    if len(customers) <= size:
-        return [{**base, "customers": list(customers)}]
-    parts = -(-len(customers) // size)
     return [
-        {**base, "customers": list(customers[i * size : (i + 1) * size]), "part": i + 1, "parts": parts}
-        for i in range(parts)
+        {**base, "customers": chunk, **({"part": part, "parts": parts} if parts else {})}
+        for chunk, part, parts in customer_parts(record.customers)
     ]
 
 

@@ -4,7 +4,7 @@ the security issue replaces them with per-system credentials, roles and the SM3 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -47,6 +47,19 @@ class AnonymousAuthenticator:
 
 
 AUDIT_CUSTOMERS_PER_LINE = 1000
+
+
+def customer_parts(customers: Sequence[str]) -> list[tuple[list[str], int, int]]:
+    """The customers of one audit record as the lines that name them, ``(chunk, part, parts)``: one line with part
+    and parts 0 when they fit in one, else parts of at most ``AUDIT_CUSTOMERS_PER_LINE`` numbered from 1 (a bulk
+    tag write of a million scores is not one 15 MB line). The log lines and the chained file split alike."""
+    size = AUDIT_CUSTOMERS_PER_LINE
+    if len(customers) <= size:
+        return [(list(customers), 0, 0)]
+    parts = -(-len(customers) // size)
+    return [(list(customers[i * size : (i + 1) * size]), i + 1, parts) for i in range(parts)]
+
+
 """A call that touched more customers (a bulk tag write, an import) is written as several lines, each naming up to
 this many, with ``audit_part`` and ``audit_parts``: every customer is named, and no line grows to megabytes."""
 
@@ -66,16 +79,9 @@ class LogAuditSink:
             "peer": record.peer,
             "audit_trace_id": record.trace_id,
         }
-        customers, size = record.customers, AUDIT_CUSTOMERS_PER_LINE
-        if len(customers) <= size:
-            self._log.info("audit", extra={**base, "audit_customers": list(customers)})
-            return
-        parts = -(-len(customers) // size)
-        for part in range(parts):
-            chunk = list(customers[part * size : (part + 1) * size])
-            self._log.info(
-                "audit", extra={**base, "audit_customers": chunk, "audit_part": part + 1, "audit_parts": parts}
-            )
+        for chunk, part, parts in customer_parts(record.customers):
+            numbered = {"audit_part": part, "audit_parts": parts} if parts else {}
+            self._log.info("audit", extra={**base, "audit_customers": chunk, **numbered})
 
 
 class AuthInterceptor(CallInterceptor):
