@@ -73,6 +73,9 @@ class BatchedWrites:
         lists, rows changed are dropped from the read-ahead."""
         writes = self._writes()
         todo = sorted(users - writes.gate_users)
+        profiles = getattr(self.profiles, "prefetch", None)
+        if profiles is not None:  # svc_profile's directory: one BatchGetProfiles, not a GetProfile per send
+            profiles(users)
         if entries:
             self._prefetch_participations(conn, sorted(users - writes.known_users))
         if not todo:
