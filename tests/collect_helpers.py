@@ -57,6 +57,18 @@ def collect_settings(tmp_path: Path, database_url: str | None = None, **override
     return load_settings(CollectSettings, **values)
 
 
+def jetstream_settings(tmp_path: Path, server: Any, name: str, **overrides: Any) -> CollectSettings:
+    """svc_collect on JetStream at ``server`` (a test's nats-server), stream ``name`` with subjects of its own."""
+    return collect_settings(
+        tmp_path,
+        log_backend="jetstream",
+        nats_url=server.url,
+        jetstream_stream=name,
+        jetstream_subject_prefix=f"{name}.events",
+        **overrides,
+    )
+
+
 @contextlib.asynccontextmanager
 async def running_service(settings: CollectSettings) -> AsyncIterator[tuple[CollectService, SqlCatalog]]:
     runtime = await asyncio.to_thread(ServiceRuntime.open, SCHEMA, settings)

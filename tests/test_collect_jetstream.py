@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nats
 import pytest
-from collect_helpers import collect_settings, make_event, running_service
+from collect_helpers import collect_settings, jetstream_settings, make_event, running_service
 from conftest import NatsServer
 from nats.js.errors import APIError
 
@@ -25,17 +25,6 @@ from svc_common.pb.qiming.common.v1 import types_pb2
 pytestmark = pytest.mark.nats
 
 
-def _settings(tmp_path: Path, server: NatsServer, name: str, **overrides):
-    return collect_settings(
-        tmp_path,
-        log_backend="jetstream",
-        nats_url=server.url,
-        jetstream_stream=name,
-        jetstream_subject_prefix=f"{name}.events",
-        **overrides,
-    )
-
-
 async def _read(service, **request):
     out = []
     async for events, cursor in service.read(collect_pb2.ReadEventsRequest(**request), frozenset()):
@@ -47,7 +36,7 @@ def test_large_groups_split_into_packs_and_reads_resume_inside_a_pack(
     jetstream_server: NatsServer, tmp_path: Path
 ) -> None:
     name = f"p{uuid.uuid4().hex[:10]}"
-    settings = _settings(tmp_path, jetstream_server, name, jetstream_max_pack_bytes=10_000, jetstream_shards=1)
+    settings = jetstream_settings(tmp_path, jetstream_server, name, jetstream_max_pack_bytes=10_000, jetstream_shards=1)
 
     async def scenario() -> None:
         async with running_service(settings) as (service, _):
@@ -71,8 +60,8 @@ def test_large_groups_split_into_packs_and_reads_resume_inside_a_pack(
 def test_collectors_sharing_a_stream_stay_exactly_once(jetstream_server: NatsServer, tmp_path: Path) -> None:
     """Two collectors with databases of their own: one stream, one de-duplication, one cursor space."""
     name = f"s{uuid.uuid4().hex[:10]}"
-    one = _settings(tmp_path / "one", jetstream_server, name, jetstream_shards=4)
-    two = _settings(tmp_path / "two", jetstream_server, name, jetstream_shards=4)
+    one = jetstream_settings(tmp_path / "one", jetstream_server, name, jetstream_shards=4)
+    two = jetstream_settings(tmp_path / "two", jetstream_server, name, jetstream_shards=4)
 
     async def scenario() -> None:
         async with running_service(one) as (a, _), running_service(two) as (b, _):
@@ -98,8 +87,8 @@ def test_a_refused_pack_of_other_ids_is_published_again_as_it_was(jetstream_serv
     """b's view of the shard is stale (a wrote since): JetStream refuses b's pack, b reads a's pack, finds none
     of its own ids there and publishes the very same bytes again, placed after a's."""
     name = f"r{uuid.uuid4().hex[:10]}"
-    one = _settings(tmp_path / "one", jetstream_server, name, jetstream_shards=1)
-    two = _settings(tmp_path / "two", jetstream_server, name, jetstream_shards=1)
+    one = jetstream_settings(tmp_path / "one", jetstream_server, name, jetstream_shards=1)
+    two = jetstream_settings(tmp_path / "two", jetstream_server, name, jetstream_shards=1)
 
     async def scenario() -> None:
         async with running_service(one) as (a, _), running_service(two) as (b, _):
@@ -136,7 +125,7 @@ def test_packs_of_an_earlier_release_are_read_and_de_duplicated(jetstream_server
     """Packs were written row by row (LogPack.records) before they were written in columns: a stream holding
     such a pack is read, and its ids are known to the de-duplication index, after an upgrade."""
     name = f"o{uuid.uuid4().hex[:10]}"
-    settings = _settings(tmp_path, jetstream_server, name, jetstream_shards=1)
+    settings = jetstream_settings(tmp_path, jetstream_server, name, jetstream_shards=1)
     old_event = make_event(user_id="c1", n=1)
     old_event.event_id = str(uuid.uuid4())
 
@@ -179,7 +168,10 @@ def test_packs_are_written_as_rows_on_a_stream_of_an_earlier_release_until_colum
     name = f"p{uuid.uuid4().hex[:10]}"
 
     async def ingest(tag: str, **overrides) -> list[str]:
-        async with running_service(_settings(tmp_path / tag, jetstream_server, name, **overrides)) as (service, _):
+        async with running_service(jetstream_settings(tmp_path / tag, jetstream_server, name, **overrides)) as (
+            service,
+            _,
+        ):
             return [o.event_id for o in await service.ingest([make_event(user_id=f"{tag}{i}") for i in range(5)])]
 
     async def stream() -> tuple[str, list[LogPack]]:
@@ -224,7 +216,7 @@ def test_packs_are_written_as_rows_on_a_stream_of_an_earlier_release_until_colum
         description, packs = await stream()
         assert "packs=columns" in description
         assert [(len(p.records), len(p.event_ids)) for p in packs] == [(5, 0), (0, 5), (0, 5)]
-        async with running_service(_settings(tmp_path / "d", jetstream_server, name)) as (service, _):
+        async with running_service(jetstream_settings(tmp_path / "d", jetstream_server, name)) as (service, _):
             assert [i for ids, _ in await _read(service) for i in ids] == first + second + third
             again = await service.ingest([make_event(user_id="a0", event_id=first[0])])
             assert [o.status for o in again] == [DUPLICATE]
@@ -234,7 +226,7 @@ def test_packs_are_written_as_rows_on_a_stream_of_an_earlier_release_until_colum
 
 def test_users_land_on_their_shard_subject(jetstream_server: NatsServer, tmp_path: Path) -> None:
     name = f"u{uuid.uuid4().hex[:10]}"
-    settings = _settings(tmp_path, jetstream_server, name, jetstream_shards=8)
+    settings = jetstream_settings(tmp_path, jetstream_server, name, jetstream_shards=8)
 
     async def scenario() -> None:
         async with running_service(settings) as (service, _):
@@ -263,7 +255,7 @@ def test_users_land_on_their_shard_subject(jetstream_server: NatsServer, tmp_pat
 def test_packs_stay_within_max_pack_bytes_with_multibyte_text(jetstream_server: NatsServer, tmp_path: Path) -> None:
     """Pack sizes are bounded without encoding each record first: no message exceeds the limit."""
     name = f"m{uuid.uuid4().hex[:10]}"
-    settings = _settings(tmp_path, jetstream_server, name, jetstream_max_pack_bytes=10_000, jetstream_shards=1)
+    settings = jetstream_settings(tmp_path, jetstream_server, name, jetstream_max_pack_bytes=10_000, jetstream_shards=1)
 
     async def scenario() -> None:
         async with running_service(settings) as (service, _):
@@ -308,7 +300,7 @@ def test_a_stream_that_does_not_fit_is_refused_at_start(jetstream_server: NatsSe
     asyncio.run(make_foreign_stream())
 
     async def start() -> None:
-        async with running_service(_settings(tmp_path, jetstream_server, name)):
+        async with running_service(jetstream_settings(tmp_path, jetstream_server, name)):
             pass
 
     with pytest.raises(ConfigError, match=rf"does not hold {name}\.events\.\*"):
@@ -331,7 +323,9 @@ def test_a_stream_keeps_its_shard_count(jetstream_server: NatsServer, tmp_path: 
     name = f"s{uuid.uuid4().hex[:10]}"
 
     async def start(shards: int, tag: str) -> list[str]:
-        async with running_service(_settings(tmp_path / tag, jetstream_server, name, jetstream_shards=shards)) as (
+        async with running_service(
+            jetstream_settings(tmp_path / tag, jetstream_server, name, jetstream_shards=shards)
+        ) as (
             service,
             _,
         ):
@@ -353,7 +347,9 @@ def test_a_stream_of_an_earlier_release_is_checked_by_its_subjects(
     name = f"o{uuid.uuid4().hex[:10]}"
 
     async def write(shards: int, tag: str) -> None:
-        async with running_service(_settings(tmp_path / tag, jetstream_server, name, jetstream_shards=shards)) as (
+        async with running_service(
+            jetstream_settings(tmp_path / tag, jetstream_server, name, jetstream_shards=shards)
+        ) as (
             service,
             _,
         ):
@@ -399,7 +395,7 @@ def test_a_lost_publish_ack_stores_nothing_twice(found_by: str, jetstream_server
     duplicate window absorbs it, acking the first copy's sequence. Either way: the client's result is
     right, each event is stored once, and a blind retry of the batch is all duplicates."""
     name = f"l{uuid.uuid4().hex[:10]}"
-    settings = _settings(tmp_path, jetstream_server, name, jetstream_shards=2)
+    settings = jetstream_settings(tmp_path, jetstream_server, name, jetstream_shards=2)
 
     async def scenario() -> None:
         async with running_service(settings) as (service, _):
@@ -461,7 +457,7 @@ def test_a_re_send_refused_because_the_lost_publish_was_stored_meanwhile_is_answ
     last sequence) before looking at its Nats-Msg-Id. The collector must recognise the pack it finds as its
     own: the events are ACCEPTED at the stored positions, not answered DUPLICATE of themselves."""
     name = f"r{uuid.uuid4().hex[:10]}"
-    settings = _settings(tmp_path, jetstream_server, name, jetstream_shards=1)
+    settings = jetstream_settings(tmp_path, jetstream_server, name, jetstream_shards=1)
 
     async def scenario() -> None:
         async with running_service(settings) as (service, _):

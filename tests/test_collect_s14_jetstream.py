@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from collect_helpers import collect_settings, make_event, running_service
+from collect_helpers import jetstream_settings, make_event, running_service
 from conftest import NatsServer
 from nats.js.errors import APIError
 
@@ -19,17 +19,6 @@ from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import errors_pb2
 
 pytestmark = pytest.mark.nats
-
-
-def _settings(tmp_path: Path, server: NatsServer, name: str, **overrides):
-    return collect_settings(
-        tmp_path,
-        log_backend="jetstream",
-        nats_url=server.url,
-        jetstream_stream=name,
-        jetstream_subject_prefix=f"{name}.events",
-        **overrides,
-    )
 
 
 async def _stored_ids(service) -> list[str]:
@@ -114,7 +103,7 @@ def test_a_group_of_several_batches_splits_into_packs_on_one_shard(
     """Batches committed together are split into packs by size; each batch gets its own results, in order, at
     consecutive positions; a re-send is all duplicates (one with another payload flagged) at the same positions."""
     name = f"g{uuid.uuid4().hex[:10]}"
-    settings = _settings(tmp_path, jetstream_server, name, jetstream_max_pack_bytes=10_000, jetstream_shards=1)
+    settings = jetstream_settings(tmp_path, jetstream_server, name, jetstream_max_pack_bytes=10_000, jetstream_shards=1)
 
     async def scenario() -> None:
         async with running_service(settings) as (service, _):
@@ -147,8 +136,12 @@ def test_ids_written_by_another_collector_between_two_packs_are_answered_as_dupl
     is a duplicate at a's position, every other event is stored once. (Until session 14 b published its third
     pack unchecked: the id was stored twice.) One shard takes the column path, two the per-event path."""
     name = f"m{uuid.uuid4().hex[:10]}"
-    one = _settings(tmp_path / "one", jetstream_server, name, jetstream_max_pack_bytes=10_000, jetstream_shards=shards)
-    two = _settings(tmp_path / "two", jetstream_server, name, jetstream_max_pack_bytes=10_000, jetstream_shards=shards)
+    one = jetstream_settings(
+        tmp_path / "one", jetstream_server, name, jetstream_max_pack_bytes=10_000, jetstream_shards=shards
+    )
+    two = jetstream_settings(
+        tmp_path / "two", jetstream_server, name, jetstream_max_pack_bytes=10_000, jetstream_shards=shards
+    )
 
     async def scenario() -> None:
         async with running_service(one) as (a, _), running_service(two) as (b, _):
@@ -185,8 +178,8 @@ def test_after_a_refusal_a_collector_reads_the_shard_before_it_publishes(
     """Once JetStream refused b's pack because a wrote first, b reads the shard's news before its next publishes:
     a's later packs are indexed without sending b's pack to be refused again, and nothing is stored twice."""
     name = f"a{uuid.uuid4().hex[:10]}"
-    one = _settings(tmp_path / "one", jetstream_server, name, jetstream_shards=1)
-    two = _settings(tmp_path / "two", jetstream_server, name, jetstream_shards=1)
+    one = jetstream_settings(tmp_path / "one", jetstream_server, name, jetstream_shards=1)
+    two = jetstream_settings(tmp_path / "two", jetstream_server, name, jetstream_shards=1)
 
     async def scenario() -> None:
         async with running_service(one) as (a, _), running_service(two) as (b, _):

@@ -8,16 +8,12 @@ from pathlib import Path
 
 import pytest
 from collect_helpers import collect_settings, make_event
-from grpc import aio
+from test_collect_review12_audit import serving
 
-from svc_collect.server import build_spec
-from svc_collect.store import SCHEMA as COLLECT_SCHEMA
 from svc_collect.validation import EventValidator, Rejection
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import errors_pb2, types_pb2
 from svc_common.protection import JsonKeyProvider, SystemEventSigner, generate_keyring
-from svc_common.runtime import ServiceRuntime
-from svc_common.server import build_server
 
 R = errors_pb2.ErrorReason
 
@@ -56,23 +52,11 @@ def test_printable_ids_are_accepted(tmp_path: Path, value: str) -> None:
 
 def test_ingest_answers_each_such_event_rejected_and_keeps_the_others(tmp_path: Path) -> None:
     async def scenario() -> list[collect_pb2.EventResult]:
-        settings = collect_settings(tmp_path, grpc_host="127.0.0.1", grpc_port=0)
-        runtime = await asyncio.to_thread(ServiceRuntime.open, COLLECT_SCHEMA, settings)
-        spec = build_spec(runtime)
-        running = build_server([spec], settings)
-        await running.server.start()
-        for hook in spec.on_start:
-            await hook()
-        try:
-            async with aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-                stub = collect_pb2_grpc.CollectServiceStub(channel)
-                events = [make_event(user_id="c3001\u202e"), make_event(user_id="c3001")]
-                response = await stub.Ingest(collect_pb2.IngestRequest(events=events), timeout=10)
-                return list(response.results)
-        finally:
-            await running.server.stop(0)
-            for hook in spec.on_stop:
-                await hook()
+        async with serving(tmp_path) as served:
+            stub = collect_pb2_grpc.CollectServiceStub(served.channel)
+            events = [make_event(user_id="c3001\u202e"), make_event(user_id="c3001")]
+            response = await stub.Ingest(collect_pb2.IngestRequest(events=events), timeout=10)
+            return list(response.results)
 
     bad, good = asyncio.run(scenario())
     assert bad.status != collect_pb2.EVENT_STATUS_ACCEPTED

@@ -13,10 +13,9 @@ from typing import Any
 import grpc
 import pytest
 from campaign_helpers import campaign_settings
-from google.rpc import error_details_pb2
 from grpc import aio
-from grpc_status import rpc_status
 from profile_helpers import profile_settings
+from server_helpers import served, violations
 
 from svc_campaign.store import SCHEMA as CAMPAIGN_SCHEMA
 from svc_common.errors import InvalidArgument
@@ -26,7 +25,6 @@ from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2, profile_pb2_grpc
 from svc_common.protection import normalize_pseudonym_input
 from svc_common.runtime import ServiceRuntime
-from svc_common.server import build_server
 from svc_common.server._ids import refuse_invisible_ids
 from svc_profile.store import SCHEMA as PROFILE_SCHEMA
 
@@ -86,26 +84,11 @@ def test_a_phone_with_format_characters_gets_the_pseudonym_of_the_number() -> No
 async def _serving(schema: Any, settings: Any, build_spec: Any) -> AsyncIterator[aio.Channel]:
     """A real service's servicers on a server from ``build_server`` (no background consumers)."""
     runtime = await asyncio.to_thread(ServiceRuntime.open, schema, settings)
-    running = build_server([build_spec(runtime)], settings)
-    await running.server.start()
     try:
-        async with aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        async with served(build_spec(runtime), settings) as channel:
             yield channel
     finally:
-        await running.server.stop(0)
         runtime.database.dispose()
-
-
-def _violations(error: grpc.RpcError) -> list[tuple[str, str]]:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    out = []
-    for item in status.details:
-        if item.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            item.Unpack(bad)
-            out.extend((v.field, v.reason) for v in bad.field_violations)
-    return out
 
 
 @pytest.fixture
@@ -125,7 +108,7 @@ def test_profile_upsert_attributes_refuses_an_invisible_customer_number(tmp_path
                 with pytest.raises(aio.AioRpcError) as raised:
                     await stub.UpsertAttributes(request, timeout=10)
                 assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-                assert _violations(raised.value) == [("user.value", "VALUE_NOT_ALLOWED")]
+                assert violations(raised.value) == [("user.value", "VALUE_NOT_ALLOWED")]
             request = profile_pb2.UpsertAttributesRequest(user=types_pb2.UserRef(type=CUSTOMER, value="c3001"))
             request.attributes["nickname"].string_value = "x"
             await stub.UpsertAttributes(request, timeout=10)
@@ -149,7 +132,7 @@ def test_campaign_set_consent_refuses_an_invisible_customer_number(tmp_path: Pat
             with pytest.raises(aio.AioRpcError) as raised:
                 await stub.SetConsent(campaign_pb2.SetConsentRequest(consent=consent), timeout=10)
             assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-            assert _violations(raised.value) == [("consent.user.value", "VALUE_NOT_ALLOWED")]
+            assert violations(raised.value) == [("consent.user.value", "VALUE_NOT_ALLOWED")]
             assert "U+200B" in raised.value.details()
             consent.user.value = "c3001"
             await stub.SetConsent(campaign_pb2.SetConsentRequest(consent=consent), timeout=10)

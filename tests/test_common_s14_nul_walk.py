@@ -6,7 +6,6 @@ large one that must be walked is walked on a worker thread while the loop serves
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,11 +13,11 @@ from typing import Any
 import grpc
 import pytest
 from grpc import aio
+from server_helpers import served
 
-from svc_common.config import ServerSettings
 from svc_common.pb.qiming.common.v1 import ops_pb2, types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2
-from svc_common.server import ServiceSpec, _text, build_server
+from svc_common.server import ServiceSpec, _text
 
 SERVICE = "qiming.test.v1.NulWalkProbe"
 
@@ -54,17 +53,6 @@ def _spec() -> ServiceSpec:
     return ServiceSpec("probe", (SERVICE,), lambda server: server.add_generic_rpc_handlers((handler,)))
 
 
-@contextlib.asynccontextmanager
-async def _served() -> AsyncIterator[aio.Channel]:
-    running = build_server([_spec()], ServerSettings(grpc_port=0))
-    await running.server.start()
-    try:
-        async with aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            yield channel
-    finally:
-        await running.server.stop(0)
-
-
 def _method(channel: aio.Channel, name: str, request_type: Any, response_type: Any, stream: bool = False) -> Any:
     make = channel.unary_stream if stream else channel.unary_unary
     return make(
@@ -98,7 +86,7 @@ def _wide_upsert(entries: int) -> profile_pb2.UpsertAttributesRequest:
 
 def test_a_request_without_a_zero_byte_is_not_walked(walks: list[int]) -> None:
     async def scenario() -> None:
-        async with _served() as channel:
+        async with served(_spec()) as channel:
             echo = _method(channel, "Echo", ops_pb2.PingRequest, ops_pb2.PingResponse)
             big = ops_pb2.PingRequest(payload="x" * (2 * _text.OFF_LOOP_BYTES))
             assert (await echo(big, timeout=10)).payload == "x" * 10
@@ -118,7 +106,7 @@ def test_a_large_request_to_walk_is_walked_off_the_event_loop_and_nul_is_still_r
 
     async def scenario() -> int:
         loop_thread = threading.get_ident()
-        async with _served() as channel:
+        async with served(_spec()) as channel:
             upsert = _method(
                 channel, "Upsert", profile_pb2.UpsertAttributesRequest, profile_pb2.UpsertAttributesResponse
             )
@@ -159,7 +147,7 @@ def test_the_server_answers_a_small_call_while_a_large_request_is_being_walked(
     monkeypatch.setattr(_text, "nul_fields", slow_walk)
 
     async def scenario() -> None:
-        async with _served() as channel:
+        async with served(_spec()) as channel:
             upsert = _method(
                 channel, "Upsert", profile_pb2.UpsertAttributesRequest, profile_pb2.UpsertAttributesResponse
             )

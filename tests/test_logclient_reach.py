@@ -116,18 +116,7 @@ class _StoppingCollector:
 def test_a_collector_that_ends_its_stream_to_stop_is_not_a_lost_collector(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def scenario() -> None:
-        collector = _StoppingCollector()
-        fast = RetryPolicy(attempts=0, initial_backoff_millis=1, max_backoff_millis=5)
-        follower = LogFollower(collector, name="t", load_cursor=lambda: _cursor(""), handle=_nothing, retry=fast)  # type: ignore[arg-type]
-        follower.start()
-        try:
-            await _until(lambda: collector.reads >= 6)
-        finally:
-            await follower.stop()
-
-    with caplog.at_level(logging.INFO, logger="qiming.logclient"):
-        asyncio.run(scenario())
+    _follow_a_stopping_collector(caplog)
     # The failures right after the clean end are the collector stopping (said once); a CI machine under load saw a
     # second read start on the closing connection, which warned "lost svc_collect".
     assert _lines(caplog, logging.INFO) == ["log follower t: svc_collect at 127.0.0.1:1 is stopping; waiting for it"]
@@ -140,6 +129,13 @@ def test_a_collector_still_failing_after_it_stopped_is_a_lost_collector(
     # Past UNREACHABLE_WARNING_SECONDS after the stream ended (here 0), an UNAVAILABLE read is no longer "stopping".
     monkeypatch.setattr(logclient, "UNREACHABLE_WARNING_SECONDS", 0.0)
 
+    _follow_a_stopping_collector(caplog)
+    assert [m.split(" (")[0] for m in _lines(caplog, logging.WARNING)] == ["log follower t lost svc_collect"] * 2
+
+
+def _follow_a_stopping_collector(caplog: pytest.LogCaptureFixture) -> None:
+    """A follower over :class:`_StoppingCollector` until it has read six times, its log captured at INFO."""
+
     async def scenario() -> None:
         collector = _StoppingCollector()
         fast = RetryPolicy(attempts=0, initial_backoff_millis=1, max_backoff_millis=5)
@@ -152,4 +148,3 @@ def test_a_collector_still_failing_after_it_stopped_is_a_lost_collector(
 
     with caplog.at_level(logging.INFO, logger="qiming.logclient"):
         asyncio.run(scenario())
-    assert [m.split(" (")[0] for m in _lines(caplog, logging.WARNING)] == ["log follower t lost svc_collect"] * 2

@@ -16,12 +16,12 @@ import grpc
 import pytest
 from grpc import aio
 from profile_helpers import profile_app, profile_process, profile_settings, ref, wait_for
+from server_helpers import served
 
 from svc_common.conditions import to_proto
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
 from svc_common.runtime import ServiceRuntime
-from svc_common.server import build_server
 from svc_profile.server import build_spec
 from svc_profile.service import ImportStopped, ProfileDomain
 from svc_profile.store import SCHEMA
@@ -32,19 +32,10 @@ async def serving(tmp_path: Path, database_url: str, **settings: Any) -> AsyncIt
     """svc_profile in this process, as ``qiming serve profile`` builds it (no collector)."""
     config = profile_settings(tmp_path, database_url, grpc_host="127.0.0.1", grpc_port=0, **settings)
     runtime = await asyncio.to_thread(ServiceRuntime.open, SCHEMA, config)
-    spec = build_spec(runtime)
-    running = build_server([spec], config)
-    await running.server.start()
     try:
-        for hook in spec.on_start:
-            await hook()
-        await running.mark_serving()
-        async with aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        async with served(build_spec(runtime), config, hooks=True) as channel:
             yield channel
     finally:
-        await running.server.stop(None)
-        for hook in reversed(spec.on_stop):
-            await hook()
         runtime.database.dispose()
 
 

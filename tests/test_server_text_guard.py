@@ -4,20 +4,16 @@ F9: on PostgreSQL it reached the database and came back INTERNAL, on SQLite it w
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import pytest
 from collect_helpers import collect_settings, make_event
-from google.rpc import error_details_pb2
 from grpc import aio
-from grpc_status import rpc_status
+from server_helpers import served, violations
 
 from svc_collect.server import build_spec
 from svc_collect.store import SCHEMA as COLLECT_SCHEMA
-from svc_common.config import ServerSettings
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import ops_pb2, types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2
@@ -74,35 +70,11 @@ def _spec(seen: list[str], self_checked: tuple[str, ...] = ()) -> ServiceSpec:
     )
 
 
-def _violations(error: grpc.RpcError) -> list[tuple[str, str]]:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    out = []
-    for item in status.details:
-        if item.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            item.Unpack(bad)
-            out.extend((v.field, v.reason) for v in bad.field_violations)
-    return out
-
-
-@contextlib.asynccontextmanager
-async def _served(spec: ServiceSpec) -> AsyncIterator[aio.Channel]:
-    """``spec`` on a real server from ``build_server`` (a free port), and a channel to it."""
-    running = build_server([spec], ServerSettings(grpc_port=0))
-    await running.server.start()
-    try:
-        async with aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            yield channel
-    finally:
-        await running.server.stop(0)
-
-
 def test_nul_is_invalid_argument_before_the_handler_and_the_server_keeps_serving() -> None:
     seen: list[str] = []
 
     async def scenario() -> None:
-        async with _served(_spec(seen, self_checked=(f"/{SERVICE}/Trusted",))) as channel:
+        async with served(_spec(seen, self_checked=(f"/{SERVICE}/Trusted",))) as channel:
             echo = channel.unary_unary(
                 f"/{SERVICE}/Echo",
                 request_serializer=ops_pb2.PingRequest.SerializeToString,
@@ -112,7 +84,7 @@ def test_nul_is_invalid_argument_before_the_handler_and_the_server_keeps_serving
                 await echo(ops_pb2.PingRequest(payload="a\x00b"), timeout=10)
             assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
             assert "payload" in raised.value.details() and "U+0000" in raised.value.details()
-            assert _violations(raised.value) == [("payload", "VALUE_NOT_ALLOWED")]
+            assert violations(raised.value) == [("payload", "VALUE_NOT_ALLOWED")]
 
             gather = channel.stream_unary(
                 f"/{SERVICE}/Gather",
@@ -158,7 +130,7 @@ def test_collect_ingest_keeps_nul_inside_property_values_and_other_methods_refus
                 with pytest.raises(aio.AioRpcError) as raised:
                     await schemas.GetEventSchema(collect_pb2.GetEventSchemaRequest(event_type="t\x00"), timeout=10)
                 assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-                assert _violations(raised.value) == [("event_type", "VALUE_NOT_ALLOWED")]
+                assert violations(raised.value) == [("event_type", "VALUE_NOT_ALLOWED")]
         finally:
             await running.server.stop(0)
             for hook in spec.on_stop:
@@ -199,7 +171,7 @@ def test_message_types_a_service_checks_itself_are_not_walked() -> None:
     assert nul_fields(request, skip=frozenset({rows})) == []
 
     async def scenario() -> None:
-        async with _served(spec) as channel:
+        async with served(spec) as channel:
             call = channel.unary_unary(
                 f"/{SERVICE}/Predict",
                 request_serializer=modeling_pb2.PredictRequest.SerializeToString,
@@ -209,7 +181,7 @@ def test_message_types_a_service_checks_itself_are_not_walked() -> None:
             request.model_name = "m\x00"
             with pytest.raises(aio.AioRpcError) as raised:
                 await call(request, timeout=10)
-            assert _violations(raised.value) == [("model_name", "VALUE_NOT_ALLOWED")]
+            assert violations(raised.value) == [("model_name", "VALUE_NOT_ALLOWED")]
 
     asyncio.run(scenario())
     assert seen == [1]
