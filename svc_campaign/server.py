@@ -423,6 +423,8 @@ class ExperimentServicer(_Transactional, pb_grpc.ExperimentServiceServicer):
 def build_service(runtime: ServiceRuntime, **overrides: Any) -> CampaignService:
     settings = runtime.settings
     assert isinstance(settings, CampaignSettings)
+    # The keyring the runtime loaded and checked at start (not a second read of the file).
+    overrides.setdefault("keys", runtime.keys)
     return CampaignService(settings, runtime.database, tables, **overrides)
 
 
