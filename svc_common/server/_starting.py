@@ -11,7 +11,9 @@ every service before the port opens and opens each one once its own hooks are do
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+import grpc
 from grpc import aio
 
 from svc_common.errors import Unavailable
@@ -29,6 +31,11 @@ class StartingGate(CallInterceptor):
 
     def open(self, services: Iterable[str]) -> None:
         self._starting.difference_update(services)
+
+    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        if not self._starting:  # started (or built without serve): the call's handler is not wrapped at all
+            return await continuation(details)
+        return await super().intercept_service(continuation, details)
 
     async def enter(self, call: CallInfo, context: aio.ServicerContext) -> None:
         if self._starting and call.service in self._starting:
