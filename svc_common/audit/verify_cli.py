@@ -65,14 +65,11 @@ def _service_of(path: Path) -> str:
 
 def _key(service: str, config_file: Path | None, keyring_file: Path | None) -> bytes:
     from svc_common.config import load_settings
-    from svc_common.protection import FileKeyProvider, JsonKeyProvider
+    from svc_common.protection import FileKeyProvider, key_provider_from_settings
     from svc_common.suite import entries
 
     if keyring_file is not None:
         return chain_key(FileKeyProvider(keyring_file).keyring())
     settings = load_settings(entries([service])[0].settings_class, config_file)
-    if settings.keyring_json is not None:
-        keys = JsonKeyProvider(settings.keyring_json.get_secret_value())
-    else:  # never create a keyring here: a new one would only make every line fail
-        keys = FileKeyProvider(settings.keyring_file or settings.data_dir / "keyring.json")
-    return chain_key(keys.keyring())
+    # Never create a keyring here: a new one would only make every line fail.
+    return chain_key(key_provider_from_settings(settings, create=False).keyring())

@@ -154,13 +154,14 @@ def write_keyring_file(path: Path, keyring: Keyring) -> bool:
         temporary.unlink(missing_ok=True)
 
 
-def key_provider_from_settings(settings: ServiceSettings) -> KeyProvider:
-    """``keyring_json`` if set, else ``keyring_file`` (must exist), else ``<data_dir>/keyring.json`` (created)."""
+def key_provider_from_settings(settings: ServiceSettings, *, create: bool = True) -> KeyProvider:
+    """``keyring_json`` if set, else ``keyring_file`` (must exist), else ``<data_dir>/keyring.json`` (created unless
+    ``create`` is false: a reader of old data, such as ``qiming audit verify``, must never make a new keyring)."""
     if settings.keyring_json is not None:
         return JsonKeyProvider(settings.keyring_json.get_secret_value())
     if settings.keyring_file is not None:
         return FileKeyProvider(settings.keyring_file)
-    return FileKeyProvider(settings.data_dir / "keyring.json", create=True)
+    return FileKeyProvider(settings.data_dir / "keyring.json", create=create)
 
 
 # Key check values (review walk-sec 2026-12-06 F11). Every keyring is created with key id ``k1``: a service started
