@@ -96,18 +96,35 @@ def verify_lines(path: Path, lines: Iterable[bytes], macs: ChainMac) -> Verdict:
     return Verdict(path, count, None, "", seq, prev)
 
 
-def _check_line(raw: bytes, seq: int, prev: str, macs: ChainMac) -> tuple[str | None, str]:
-    """(why the line breaks the chain or None, its mac) for the line that should follow ``seq`` and ``prev``."""
+def open_line(raw: bytes, macs: ChainMac) -> tuple[dict[str, Any] | None, str]:
+    """A line whose mac holds, and its mac; else None and what is wrong with it: ``torn`` (no newline: a write cut
+    short), ``malformed`` (no JSON object with seq, prev and mac) or ``mac`` (edited, or another keyring's)."""
     if not raw.endswith(b"\n"):
-        return "the last line is incomplete (a write cut short by a crash, or the file was truncated)", ""
+        return None, "torn"
     try:
         line = json.loads(raw)
         claimed = line.pop("mac")
-        line_seq, line_prev = line["seq"], line["prev"]
+        line["seq"], line["prev"]
     except (ValueError, KeyError, TypeError, AttributeError):
-        return "not an audit line (no JSON object with seq, prev and mac): edited or corrupted", ""
+        return None, "malformed"
     if macs.of(line) != claimed:
-        return "mac does not match: the line was edited, or it was written under another keyring", ""
+        return None, "mac"
+    return line, claimed
+
+
+_LINE_PROBLEMS = {
+    "torn": "the last line is incomplete (a write cut short by a crash, or the file was truncated)",
+    "malformed": "not an audit line (no JSON object with seq, prev and mac): edited or corrupted",
+    "mac": "mac does not match: the line was edited, or it was written under another keyring",
+}
+
+
+def _check_line(raw: bytes, seq: int, prev: str, macs: ChainMac) -> tuple[str | None, str]:
+    """(why the line breaks the chain or None, its mac) for the line that should follow ``seq`` and ``prev``."""
+    line, claimed = open_line(raw, macs)
+    if line is None:
+        return _LINE_PROBLEMS[claimed], ""
+    line_seq, line_prev = line["seq"], line["prev"]
     if line_seq != seq + 1:
         if isinstance(line_seq, int) and line_seq > seq + 1:
             return f"seq {line_seq} where {seq + 1} was expected: line(s) deleted before it", ""

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from svc_common.audit._chain import GENESIS, ChainMac, read_last_line, record_bodies, seal
+from svc_common.audit._chain import GENESIS, ChainMac, open_line, read_last_line, record_bodies, seal
 from svc_common.errors import ConfigError
 from svc_common.server import AuditRecord, AuditSink
 
@@ -204,18 +204,16 @@ def _continue(path: Path, macs: ChainMac) -> tuple[IO[bytes], int, str] | None:
 
 
 def _why_not_continued(last: bytes, macs: ChainMac) -> str | None:
-    if not last.endswith(b"\n"):
-        return "its last line is incomplete (a crash during a write?)"
-    try:
-        line = json.loads(last)
-        claimed = line.pop("mac")
-        if not isinstance(line["seq"], int):
-            raise TypeError
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return "its last line is not an audit line"
-    if macs.of(line) != claimed:
-        return "its last line's mac does not match (edited, or written under another keyring)"
-    return None
+    line, problem = open_line(last, macs)
+    if line is not None and not isinstance(line["seq"], int):
+        problem = "malformed"
+    elif line is not None:
+        return None
+    return {
+        "torn": "its last line is incomplete (a crash during a write?)",
+        "malformed": "its last line is not an audit line",
+        "mac": "its last line's mac does not match (edited, or written under another keyring)",
+    }[problem]
 
 
 class TeeAuditSink:
