@@ -104,8 +104,9 @@ def open_line(raw: bytes, macs: ChainMac) -> tuple[dict[str, Any] | None, str]:
     try:
         line = json.loads(raw)
         claimed = line.pop("mac")
-        line["seq"], line["prev"]
     except (ValueError, KeyError, TypeError, AttributeError):
+        return None, "malformed"
+    if "seq" not in line or "prev" not in line:
         return None, "malformed"
     if macs.of(line) != claimed:
         return None, "mac"
