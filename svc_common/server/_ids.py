@@ -25,6 +25,7 @@ _reaches: dict[str, bool] = {}
 
 
 def _repeated(field: FieldDescriptor) -> bool:
+    # protobuf 7 dropped ``label``; ``is_repeated`` is newer than the oldest release pyproject allows.
     return field.is_repeated if hasattr(FieldDescriptor, "is_repeated") else field.label == field.LABEL_REPEATED
 
 

@@ -25,10 +25,9 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from svc_common.errors import FieldViolation, InvalidArgument
-from svc_common.server._ids import refuse_invisible_ids
+from svc_common.server._ids import _MAX_LISTED, _repeated, refuse_invisible_ids
 
 NUL_MESSAGE = "must not contain the NUL character (U+0000)"
-_MAX_LISTED = 20
 _STRING = FieldDescriptor.TYPE_STRING
 _MESSAGE = FieldDescriptor.TYPE_MESSAGE
 OFF_LOOP_BYTES = 256 * 1024
@@ -37,11 +36,6 @@ under a millisecond or two, less than handing them to a thread would."""
 
 _walker: ThreadPoolExecutor | None = None
 _walker_lock = threading.Lock()
-
-
-def _repeated(field: FieldDescriptor) -> bool:
-    # protobuf 7 dropped ``label``; ``is_repeated`` is newer than the oldest release pyproject allows.
-    return field.is_repeated if hasattr(FieldDescriptor, "is_repeated") else field.label == field.LABEL_REPEATED
 
 
 def nul_fields(message: Message, prefix: str = "", skip: frozenset[str] = frozenset()) -> list[str]:
