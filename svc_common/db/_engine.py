@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from svc_common.config import redact_url
+from svc_common.db._sqlite_turn import WriterTurn
 from svc_common.errors import ConfigError, ResourceExhausted, StartupError, Unavailable
 
 if TYPE_CHECKING:
@@ -211,10 +212,12 @@ def wait_for_database(engine: Engine, retries: int, first_interval_millis: int) 
 class Database:
     """An engine plus managed sessions. One per service process."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, sqlite_busy_timeout_millis: int = 5000) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._turn = _writer_turn(engine, sqlite_busy_timeout_millis)
+        """SQLite files only: the turn writers (``write=True``) take before BEGIN IMMEDIATE (``_sqlite_turn``)."""
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings, *, wait: bool = True) -> Database:
@@ -223,7 +226,19 @@ class Database:
             wait_for_database(
                 engine, settings.database_connect_retries, settings.database_connect_retry_interval_millis
             )
-        return cls(engine)
+        return cls(engine, sqlite_busy_timeout_millis=settings.sqlite_busy_timeout_millis)
+
+    @contextmanager
+    def _writing(self, write: bool) -> Iterator[None]:
+        turn = self._turn if write else None
+        if turn is None:
+            yield
+            return
+        turn.acquire()
+        try:
+            yield
+        finally:
+            turn.release()
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:
@@ -232,6 +247,10 @@ class Database:
         ``write=True`` takes SQLite's write lock at BEGIN (other databases ignore it). A lost
         connection surfaces as :class:`Unavailable`, which callers see as gRPC UNAVAILABLE.
         """
+        with self._writing(write):
+            yield from self._session(write)
+
+    def _session(self, write: bool) -> Iterator[Session]:
         session = self._sessions()
         try:
             if write:  # inside the try: a busy SQLite write lock at BEGIN is UNAVAILABLE too, and the session closed
@@ -255,6 +274,10 @@ class Database:
     @contextmanager
     def connection(self, *, write: bool = False) -> Iterator[Connection]:
         """A Core connection in one transaction (for bulk statements); errors as in :meth:`session`."""
+        with self._writing(write):
+            yield from self._connection(write)
+
+    def _connection(self, write: bool) -> Iterator[Connection]:
         try:
             with self.engine.connect() as conn:
                 if write:
@@ -270,6 +293,17 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._turn is not None:
+            self._turn.close()
+
+
+def _writer_turn(engine: Engine, timeout_millis: int) -> WriterTurn | None:
+    """The turn of a SQLite file's writers; None for other databases and in-memory SQLite (one connection)."""
+    url = engine.url
+    path = url.database or ""
+    if engine.dialect.name != "sqlite" or path in ("", ":memory:") or path.startswith("file:"):
+        return None
+    return WriterTurn(str(Path(path).expanduser().resolve()), timeout_millis)
 
 
 # SQLite reports a statement that can never succeed as OperationalError too; retrying those is futile, so they stay
