@@ -1,6 +1,7 @@
 """The dataset catalog: store, describe, load (cached), preview, page through and delete datasets.
 
-Datasets never change once stored, so decoded ones are kept in a small LRU cache.
+A dataset's rows change once stored only when customers in them are erased (``erase_customers``: stored again
+under a new blob), so decoded ones are kept in a small LRU cache by dataset and blob.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class DatasetCatalog:
     def __init__(self, store: SqlModelingStore, cache_entries: int, sealer: Sealer | None = None) -> None:
         self._store = store
         self._sealer = sealer  # level 3+ columns are sealed at rest with it (none: kept as they are, tests only)
-        self._cache: OrderedDict[str, Frame] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[str, Frame]] = OrderedDict()
+        """dataset id → (the blob its rows were decoded from, the rows)."""
         self._cache_entries = cache_entries
         self._lock = threading.Lock()
 
@@ -88,9 +90,9 @@ class DatasetCatalog:
             "created_at": utcnow(),
             "created_by": created_by,
         }
-        self._store.add_dataset(record, data, held_by_job)
+        blob_id = self._store.add_dataset(record, data, held_by_job)
         # Cache what a later load would decode (same dtypes, None for missing text).
-        self._remember(dataset_id, frames.decode(data, frame.columns, self._sealer, dataset_id))
+        self._remember(dataset_id, blob_id, frames.decode(data, frame.columns, self._sealer, dataset_id))
         return dataset_message(record)
 
     def _row(self, dataset_id: str) -> dict:
@@ -120,21 +122,25 @@ class DatasetCatalog:
 
     def load(self, dataset_id: str) -> tuple[modeling_pb2.Dataset, Frame]:
         row = self._row(dataset_id)
-        dataset = dataset_message(row)
         with self._lock:
             cached = self._cache.get(dataset_id)
-            if cached is not None:
+            if cached is not None and cached[0] == row["blob_id"]:
                 self._cache.move_to_end(dataset_id)
-                return dataset, cached
-        frame = frames.decode(self._store.get_blob(row["blob_id"]), list(dataset.columns), self._sealer, dataset_id)
-        self._remember(dataset_id, frame)
+                return dataset_message(row), cached[1]
+        data = self._store.get_blob(row["blob_id"])
+        if not data:  # its rows were stored again (an erasure) between reading its record and its blob
+            row = self._row(dataset_id)
+            data = self._store.get_blob(row["blob_id"])
+        dataset = dataset_message(row)
+        frame = frames.decode(data, list(dataset.columns), self._sealer, dataset_id)
+        self._remember(dataset_id, row["blob_id"], frame)
         return dataset, frame
 
-    def _remember(self, dataset_id: str, frame: Frame) -> None:
+    def _remember(self, dataset_id: str, blob_id: str, frame: Frame) -> None:
         if not self._cache_entries:
             return
         with self._lock:
-            self._cache[dataset_id] = frame
+            self._cache[dataset_id] = (blob_id, frame)
             while len(self._cache) > self._cache_entries:
                 self._cache.popitem(last=False)
 
@@ -150,6 +156,38 @@ class DatasetCatalog:
         refuse_if_in_use(f"dataset {dataset_id!r}", users, "DATASET_IN_USE", {"dataset_id": dataset_id})
         with self._lock:
             self._cache.pop(dataset_id, None)
+
+    def erase_customers(self, row: Mapping, customers: set[str]) -> int:
+        """Remove the rows of ``customers`` from the dataset of ``row`` (a stored dataset's record, naming its
+        customer id column): its rows are stored again without them, in place (same id, new digest), level 3+
+        columns sealed again. The number of rows removed (0: none of them was there, nothing written)."""
+        dataset_id, column = row["dataset_id"], row["customer_id_column"]
+        specs = list(dataset_message(row).columns)
+        data = self._store.get_blob(row["blob_id"])
+        if not data:  # deleted, or stored again, since ``row`` was read
+            return 0
+        frame = frames.decode(data, specs, self._sealer, dataset_id)
+        spec = frame.spec(column)
+        if spec is None or not customers:
+            return 0
+        values = frame.data[column]
+        wanted: set = set(customers)
+        if spec.type not in STRING_TYPES:  # a number column: the customers whose numbers are numbers
+            wanted = {float(c) for c in customers if _is_number(c)}
+        erased = values.isin(wanted).to_numpy()
+        removed = int(erased.sum())
+        if not removed:
+            return 0
+        kept = Frame(frame.data.loc[~erased].reset_index(drop=True), frame.columns)
+        data = frames.encode(kept)
+        content_digest = frames.digest(data)
+        if self._sealer is not None and any(frames.is_sensitive(c) for c in kept.columns):
+            data = frames.encode(kept, self._sealer, dataset_id)
+        if not self._store.replace_dataset_rows(dataset_id, row["blob_id"], data, len(kept.data), content_digest):
+            return 0  # deleted, or erased by another replica meanwhile
+        with self._lock:
+            self._cache.pop(dataset_id, None)
+        return removed
 
     def preview(self, dataset_id: str, row_limit: int, unmask: bool = False) -> modeling_pb2.PreviewDatasetResponse:
         """The first rows and a summary per column; level 3+ columns withheld unless ``unmask``."""
@@ -203,6 +241,14 @@ class DatasetCatalog:
                 first = False
             yield response
             start = stop
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def sensitive_columns(columns: Sequence[modeling_pb2.Column]) -> set[str]:

@@ -78,6 +78,12 @@ class ModelingSettings(ServiceSettings):
     """``host:port`` of svc_collect: the event log that point-in-time snapshots (``BuildFromProfiles``, scoring a
     segment or everyone, the AIPL funnel over profiles) are computed from. Empty: this process when it serves
     svc_collect too (``qiming serve all``); else those requests answer UNAVAILABLE."""
+    follow_erasures: bool = True
+    """Follow svc_collect's log (at ``collect_address``, or this process) for svc_profile's signed
+    ``$profile_erased`` events and remove the erased customers' rows from every stored dataset that names its
+    customer id column (docs/modeling.md, "Erasure"). Off: they stay until an operator removes them."""
+    erasure_batch_events: int = Field(default=1000, ge=1, le=10_000)
+    """Erasure events read from the log per batch (one pass over the keyed datasets per batch)."""
     remote_timeout_seconds: float = Field(default=600.0, gt=0)
     """Longest call to svc_profile or svc_collect (a whole read of the log, a segment export)."""
     day_offset_hours: int = Field(default=8, ge=-12, le=14)

@@ -18,6 +18,7 @@ from svc_common.protection import KeyProvider, Sealer, key_provider_from_setting
 from svc_modeling.catalog import DatasetCatalog
 from svc_modeling.config import ModelingSettings
 from svc_modeling.drivers import DriverService
+from svc_modeling.erasure import DatasetEraser, ErasureFollowing
 from svc_modeling.files import FileLimits, check_stored_size, default_sensitivity, read_file
 from svc_modeling.fusion import fuse
 from svc_modeling.guard import check_message
@@ -50,8 +51,9 @@ class ModelingService:
         self.store = store
         stats.configure(settings.fit_threads)
         # Level 3+ dataset columns are sealed at rest with the keyring every service shares.
-        sealer = Sealer(keys if keys is not None else key_provider_from_settings(settings))
-        self.catalog = DatasetCatalog(store, settings.dataset_cache_entries, sealer)
+        keyring = keys if keys is not None else key_provider_from_settings(settings)
+        self.catalog = DatasetCatalog(store, settings.dataset_cache_entries, Sealer(keyring))
+        self.erasures = ErasureFollowing(settings, DatasetEraser(store, self.catalog, lambda: keyring))
         self.jobs = JobRunner(
             store,
             settings.job_workers,
@@ -76,8 +78,10 @@ class ModelingService:
     async def start(self) -> None:
         await self.jobs.start()
         await self.review.start()
+        await self.erasures.start()
 
     async def stop(self) -> None:
+        await self.erasures.stop()
         await self.review.stop()
         await self.jobs.stop()
         self.snapshots.close()

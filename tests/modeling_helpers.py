@@ -24,7 +24,14 @@ SUCCEEDED = job_pb2.JOB_STATE_SUCCEEDED
 
 
 def modeling_settings(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> ModelingSettings:
-    values: dict[str, Any] = {"data_dir": tmp_path, "job_progress_interval_millis": 50, **overrides}
+    # follow_erasures off: running_service starts the service on an event loop that ends at once (the log
+    # follower is a task of the serving loop); tests/test_modeling_erasure.py follows the log in served processes.
+    values: dict[str, Any] = {
+        "data_dir": tmp_path,
+        "job_progress_interval_millis": 50,
+        "follow_erasures": False,
+        **overrides,
+    }
     if database_url:
         values["database_url"] = database_url
     return load_settings(ModelingSettings, **values)

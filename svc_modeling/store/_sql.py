@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from svc_common.db import Database, upsert_statement
 from svc_common.errors import Aborted, NotFound
 from svc_modeling.store._analyses import AnalysisRows
+from svc_modeling.store._erasure import ErasureRows
 from svc_modeling.store._reviews import ReviewRows
 
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
@@ -27,7 +28,7 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class SqlModelingStore(AnalysisRows, ReviewRows):
+class SqlModelingStore(AnalysisRows, ReviewRows, ErasureRows):
     def __init__(self, database: Database, tables: dict[str, Table], chunk_bytes: int = 8 * 1024 * 1024) -> None:
         self._db = database
         self._blob = tables["blob"]
@@ -44,6 +45,7 @@ class SqlModelingStore(AnalysisRows, ReviewRows):
         self._schedule_dataset = tables["schedule_dataset"]
         self._schedule_model = tables["schedule_model"]
         self._schedule_analysis = tables["schedule_analysis"]
+        self._log_cursor = tables["log_cursor"]
         self._chunk = chunk_bytes
 
     # -- blobs ----------------------------------------------------------------------------------------
@@ -68,14 +70,16 @@ class SqlModelingStore(AnalysisRows, ReviewRows):
 
     # -- datasets -------------------------------------------------------------------------------------
 
-    def add_dataset(self, record: dict[str, Any], data: bytes, held_by_job: str = "") -> None:
-        """Store a dataset; ``held_by_job``: a job that made it and goes on using it holds it, in the same
-        transaction, so it is not deleted before that job ends (a review's rebuilt refresh dataset)."""
+    def add_dataset(self, record: dict[str, Any], data: bytes, held_by_job: str = "") -> str:
+        """Store a dataset (returns the id of its rows' blob); ``held_by_job``: a job that made it and goes on using
+        it holds it, in the same transaction, so it is not deleted before that job ends (a review's rebuilt refresh
+        dataset)."""
         with self._db.connection(write=True) as conn:
             blob_id = self._put_blob(conn, data)
             conn.execute(insert(self._dataset).values(**record, blob_id=blob_id))
             if held_by_job:
                 conn.execute(insert(self._job_dataset).values(job_id=held_by_job, dataset_id=record["dataset_id"]))
+        return blob_id
 
     def get_dataset(self, dataset_id: str) -> dict[str, Any] | None:
         with self._db.connection() as conn:

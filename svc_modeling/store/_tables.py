@@ -164,6 +164,14 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("analysis_id", String(36), primary_key=True),
         Index("ix_modeling_schedule_analysis_analysis", "analysis_id", "schedule_id"),
     )
+    # The log follower's position (svc_modeling.erasure): the last batch of svc_profile's erasures applied.
+    log_cursor = Table(
+        "modeling_log_cursor",
+        metadata,
+        Column("consumer_name", String(64), primary_key=True),
+        Column("log_cursor", Text, nullable=False),
+        Column("updated_at", UtcDateTime(), nullable=False),
+    )
     return {
         "blob": blob,
         "dataset": dataset,
@@ -179,4 +187,5 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         "schedule_dataset": schedule_dataset,
         "schedule_model": schedule_model,
         "schedule_analysis": schedule_analysis,
+        "log_cursor": log_cursor,
     }

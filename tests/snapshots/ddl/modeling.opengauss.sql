@@ -98,6 +98,13 @@ CREATE TABLE modeling_job_model (
 
 CREATE INDEX ix_modeling_job_model_model ON modeling_job_model (model_name, version, job_id);
 
+CREATE TABLE modeling_log_cursor (
+	consumer_name VARCHAR(64) NOT NULL,
+	log_cursor TEXT NOT NULL,
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (consumer_name)
+);
+
 CREATE TABLE modeling_model (
 	model_name VARCHAR(128) NOT NULL,
 	version BIGINT NOT NULL,
