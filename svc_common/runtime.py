@@ -17,6 +17,7 @@ from svc_common.config import ServiceSettings
 from svc_common.db import Database, StoreSchema
 from svc_common.errors import StartupError
 from svc_common.ops._instances import InstanceRegistry
+from svc_common.ops._key_check import check_keyring_in_database
 from svc_common.protection import KeyProvider, key_provider_from_settings
 from svc_common.protection._keys import check_keyring_against_record, key_check_path
 from svc_common.server import ServiceSpec
@@ -73,6 +74,8 @@ class ServiceRuntime:
                 schema.migrations.upgrade(database.engine)
             else:
                 _refuse_a_schema_behind(schema, database)
+            if schema.key_check_table is not None:  # another host's keyring on the same database
+                check_keyring_in_database(database, schema.key_check_table, keys.keyring(), schema.service)
         except BaseException:
             database.dispose()
             raise

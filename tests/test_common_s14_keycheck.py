@@ -98,3 +98,28 @@ def test_qiming_serve_exits_2_with_one_error_line(tmp_path: Path) -> None:
     errors = [line for line in result.stderr.splitlines() if line.startswith("qiming: error: ")]
     assert len(errors) == 1 and "'k1'" in errors[0], result.stderr
     assert "serving" not in result.stderr
+
+
+def test_a_second_host_with_another_keyring_on_the_same_database_is_refused(tmp_path: Path, database_url) -> None:
+    """Each host has its own data_dir (and key check file); the database records the keys too (``profile_key_check``):
+    a fail-over node installed with another keyring must not seal new data beside the first host's."""
+    keyring = generate_keyring()
+    runtime = ServiceRuntime.open(
+        SCHEMA, profile_settings(tmp_path / "host-a", database_url, keyring_json=keyring.to_json())
+    )
+    runtime.database.dispose()
+    other = generate_keyring()
+    with pytest.raises(ConfigError) as raised:
+        ServiceRuntime.open(SCHEMA, profile_settings(tmp_path / "host-b", database_url, keyring_json=other.to_json()))
+    message = str(raised.value)
+    assert "profile's database" in message and "profile_key_check" in message and "keyring_file" in message
+    assert key_check_value(other.encryption_keys["k1"]) in message  # the check value, never the key
+    # The first host's keyring on a new host starts; a rotation's new key is recorded beside the old ones.
+    rotated = Keyring("k2", {**keyring.encryption_keys, "k2": os.urandom(16)}, keyring.pseudonym_key)
+    runtime = ServiceRuntime.open(
+        SCHEMA, profile_settings(tmp_path / "host-c", database_url, keyring_json=rotated.to_json())
+    )
+    with runtime.database.connection() as conn:
+        names = {r.key_name for r in conn.execute(SCHEMA.key_check_table.select())}
+    runtime.database.dispose()
+    assert names == {"encryption_keys.k1", "encryption_keys.k2", "pseudonym_key"}

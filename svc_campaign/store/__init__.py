@@ -19,10 +19,11 @@ from svc_campaign.store._tables import define_tables
 from svc_campaign.store._templates import TemplateStore
 from svc_campaign.store._timers import TimerStore
 from svc_common.db import StoreSchema
-from svc_common.ops import instance_table
+from svc_common.ops import instance_table, key_check_table
 
 metadata = MetaData()
 instances = instance_table(metadata, "campaign")
+key_checks = key_check_table(metadata, "campaign")
 tables = define_tables(metadata)
 
 SCHEMA = StoreSchema(
@@ -30,6 +31,7 @@ SCHEMA = StoreSchema(
     metadata=metadata,
     instance_table=instances,
     migrations_dir=Path(__file__).parent / "migrations",
+    key_check_table=key_checks,
 )
 
 __all__ = [

@@ -18,10 +18,11 @@ from svc_collect.store._log import (
 )
 from svc_collect.store._tables import define_tables
 from svc_common.db import StoreSchema
-from svc_common.ops import instance_table
+from svc_common.ops import instance_table, key_check_table
 
 metadata = MetaData()
 instances = instance_table(metadata, "collect")
+key_checks = key_check_table(metadata, "collect")
 tables = define_tables(metadata)
 
 SCHEMA = StoreSchema(
@@ -29,6 +30,7 @@ SCHEMA = StoreSchema(
     metadata=metadata,
     instance_table=instances,
     migrations_dir=Path(__file__).parent / "migrations",
+    key_check_table=key_checks,
 )
 
 __all__ = [

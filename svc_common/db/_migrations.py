@@ -81,6 +81,9 @@ class StoreSchema:
     metadata: MetaData
     instance_table: Table
     migrations_dir: Path
+    key_check_table: Table | None = None
+    """``<service>_key_check``: the check values of the keys the service's data is protected with
+    (``svc_common.ops.check_keyring_in_database``)."""
 
     @property
     def migrations(self) -> Migrations:

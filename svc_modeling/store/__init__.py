@@ -5,12 +5,13 @@ from pathlib import Path
 from sqlalchemy import MetaData
 
 from svc_common.db import StoreSchema
-from svc_common.ops import instance_table
+from svc_common.ops import instance_table, key_check_table
 from svc_modeling.store._sql import TERMINAL_STATES, SqlModelingStore, utcnow
 from svc_modeling.store._tables import define_tables
 
 metadata = MetaData()
 instances = instance_table(metadata, "modeling")
+key_checks = key_check_table(metadata, "modeling")
 tables = define_tables(metadata)
 
 SCHEMA = StoreSchema(
@@ -18,6 +19,7 @@ SCHEMA = StoreSchema(
     metadata=metadata,
     instance_table=instances,
     migrations_dir=Path(__file__).parent / "migrations",
+    key_check_table=key_checks,
 )
 
 __all__ = ["SCHEMA", "TERMINAL_STATES", "SqlModelingStore", "metadata", "tables", "utcnow"]

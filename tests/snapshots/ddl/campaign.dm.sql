@@ -111,6 +111,14 @@ CREATE TABLE campaign_journey_version (
 	PRIMARY KEY (journey_id, version_no)
 );
 
+CREATE TABLE campaign_key_check (
+	key_name VARCHAR2(128 CHAR) NOT NULL,
+	check_value VARCHAR2(32 CHAR) NOT NULL,
+	host_name VARCHAR2(255 CHAR) NOT NULL,
+	recorded_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (key_name)
+);
+
 CREATE TABLE campaign_message (
 	message_id VARCHAR2(64 CHAR) NOT NULL,
 	user_id VARCHAR2(128 CHAR) NOT NULL,

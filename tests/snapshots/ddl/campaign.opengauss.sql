@@ -111,6 +111,14 @@ CREATE TABLE campaign_journey_version (
 	PRIMARY KEY (journey_id, version_no)
 );
 
+CREATE TABLE campaign_key_check (
+	key_name VARCHAR(128) NOT NULL,
+	check_value VARCHAR(32) NOT NULL,
+	host_name VARCHAR(255) NOT NULL,
+	recorded_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (key_name)
+);
+
 CREATE TABLE campaign_message (
 	message_id VARCHAR(64) NOT NULL,
 	user_id VARCHAR(128) NOT NULL,

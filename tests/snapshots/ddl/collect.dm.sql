@@ -53,6 +53,14 @@ CREATE TABLE collect_instance (
 
 CREATE INDEX ix_collect_instance_started ON collect_instance (started_at);
 
+CREATE TABLE collect_key_check (
+	key_name VARCHAR2(128 CHAR) NOT NULL,
+	check_value VARCHAR2(32 CHAR) NOT NULL,
+	host_name VARCHAR2(255 CHAR) NOT NULL,
+	recorded_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (key_name)
+);
+
 CREATE TABLE collect_log_head (
 	head_id INTEGER NOT NULL,
 	log_id VARCHAR2(36 CHAR) NOT NULL,

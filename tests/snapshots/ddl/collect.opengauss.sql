@@ -53,6 +53,14 @@ CREATE TABLE collect_instance (
 
 CREATE INDEX ix_collect_instance_started ON collect_instance (started_at);
 
+CREATE TABLE collect_key_check (
+	key_name VARCHAR(128) NOT NULL,
+	check_value VARCHAR(32) NOT NULL,
+	host_name VARCHAR(255) NOT NULL,
+	recorded_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (key_name)
+);
+
 CREATE TABLE collect_log_head (
 	head_id INTEGER NOT NULL,
 	log_id VARCHAR(36) NOT NULL,

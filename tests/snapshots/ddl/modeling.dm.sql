@@ -98,6 +98,14 @@ CREATE TABLE modeling_job_model (
 
 CREATE INDEX ix_modeling_job_model_model ON modeling_job_model (model_name, version, job_id);
 
+CREATE TABLE modeling_key_check (
+	key_name VARCHAR2(128 CHAR) NOT NULL,
+	check_value VARCHAR2(32 CHAR) NOT NULL,
+	host_name VARCHAR2(255 CHAR) NOT NULL,
+	recorded_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (key_name)
+);
+
 CREATE TABLE modeling_log_cursor (
 	consumer_name VARCHAR2(64 CHAR) NOT NULL,
 	log_cursor TEXT NOT NULL,

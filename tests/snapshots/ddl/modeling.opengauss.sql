@@ -98,6 +98,14 @@ CREATE TABLE modeling_job_model (
 
 CREATE INDEX ix_modeling_job_model_model ON modeling_job_model (model_name, version, job_id);
 
+CREATE TABLE modeling_key_check (
+	key_name VARCHAR(128) NOT NULL,
+	check_value VARCHAR(32) NOT NULL,
+	host_name VARCHAR(255) NOT NULL,
+	recorded_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (key_name)
+);
+
 CREATE TABLE modeling_log_cursor (
 	consumer_name VARCHAR(64) NOT NULL,
 	log_cursor TEXT NOT NULL,

@@ -93,6 +93,14 @@ CREATE INDEX ix_profile_job_finished ON profile_job (finished_at);
 
 CREATE INDEX ix_profile_job_state ON profile_job (state, heartbeat_at);
 
+CREATE TABLE profile_key_check (
+	key_name VARCHAR2(128 CHAR) NOT NULL,
+	check_value VARCHAR2(32 CHAR) NOT NULL,
+	host_name VARCHAR2(255 CHAR) NOT NULL,
+	recorded_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (key_name)
+);
+
 CREATE TABLE profile_lifecycle (
 	transition_id BIGINT NOT NULL IDENTITY(1, 1),
 	profile_id VARCHAR2(36 CHAR) NOT NULL,

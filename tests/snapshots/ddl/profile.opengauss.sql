@@ -93,6 +93,14 @@ CREATE INDEX ix_profile_job_finished ON profile_job (finished_at);
 
 CREATE INDEX ix_profile_job_state ON profile_job (state, heartbeat_at);
 
+CREATE TABLE profile_key_check (
+	key_name VARCHAR(128) NOT NULL,
+	check_value VARCHAR(32) NOT NULL,
+	host_name VARCHAR(255) NOT NULL,
+	recorded_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (key_name)
+);
+
 CREATE TABLE profile_lifecycle (
 	transition_id BIGSERIAL NOT NULL,
 	profile_id VARCHAR(36) NOT NULL,

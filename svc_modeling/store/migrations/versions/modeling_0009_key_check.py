@@ -1,0 +1,24 @@
+"""modeling: ``modeling_key_check``, the check values of the keys this service's data is protected with, so that a second
+host given another keyring for the same database refuses to start (svc_common/ops/_key_check.py).
+
+Revision ID: modeling_0009
+Revises: modeling_0008
+Create Date: 2026-12-06
+"""
+
+from alembic import op
+
+from svc_common.ops import create_key_check_table_op
+
+revision = "modeling_0009"
+down_revision = "modeling_0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_key_check_table_op(op, "modeling")
+
+
+def downgrade() -> None:
+    op.drop_table("modeling_key_check")
