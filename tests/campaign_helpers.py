@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from collect_helpers import KEYRING
+
 from svc_campaign.clock import ManualClock
 from svc_campaign.config import CampaignSettings
 from svc_campaign.profiles import InMemoryProfiles
@@ -38,7 +40,14 @@ PUSH, SMS, EMAIL, IN_APP, WECOM, CALL = (
 
 
 def campaign_settings(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> CampaignSettings:
-    values: dict[str, Any] = {"data_dir": tmp_path, "journey_refresh_seconds": 0.01, **overrides}
+    # One keyring for every instance a test opens: two data dirs on one database are two hosts, and another keyring
+    # there is refused (<service>_key_check).
+    values: dict[str, Any] = {
+        "data_dir": tmp_path,
+        "journey_refresh_seconds": 0.01,
+        "keyring_json": KEYRING,
+        **overrides,
+    }
     if database_url:
         values["database_url"] = database_url
     return load_settings(CampaignSettings, **values)

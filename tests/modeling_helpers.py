@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from collect_helpers import KEYRING
 
 from svc_common.config import load_settings
 from svc_common.pb.qiming.common.v1 import job_pb2
@@ -30,6 +31,7 @@ def modeling_settings(tmp_path: Path, database_url: str | None = None, **overrid
         "data_dir": tmp_path,
         "job_progress_interval_millis": 50,
         "follow_erasures": False,
+        "keyring_json": KEYRING,  # one for every instance a test opens on a database (<service>_key_check)
         **overrides,
     }
     if database_url:
