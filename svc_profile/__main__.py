@@ -1,6 +1,8 @@
-"""``python -m svc_profile``: run the profile service (same as ``qiming serve profile``)."""
+"""``python -m svc_profile [--config FILE]``: the same as ``qiming serve profile [--config FILE]``."""
+
+import sys
 
 from svc_common.cli import main
 
 if __name__ == "__main__":
-    main(["serve", "profile"])
+    main(["serve", "profile", *sys.argv[1:]])
