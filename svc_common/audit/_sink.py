@@ -50,6 +50,7 @@ DEFAULT_ROTATE_BYTES = 256 * 1024 * 1024
 DEFAULT_QUEUE_LINES = 20_000
 DEFAULT_QUEUE_WAIT_SECONDS = 1.0
 _POLL_SECONDS = 0.01
+_BATCH_LINES = 1024
 _STOP = object()
 _STAMP = "%Y%m%dT%H%M%S.%fZ"
 
@@ -225,6 +226,9 @@ class ChainedAuditSink:
             batch = []
             while item is not None and item is not _STOP:
                 batch.append(item)
+                if len(batch) >= _BATCH_LINES:  # write in steps: a waiting caller sees room as each one is written
+                    item = None
+                    break
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
