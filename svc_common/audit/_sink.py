@@ -321,6 +321,7 @@ def _create(
             break
         started += timedelta(microseconds=1)  # another process of this name started in the same microsecond
     anchors.write(anchor_path(path), Anchor(path.name, 0, prev, now_text(), None, **link))
+    sync_directory(directory)  # the anchor is on disk before its file can be: a file without one is a finding
     # Owner and group only: the lines name customers and callers.
     handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640), "ab")
     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
