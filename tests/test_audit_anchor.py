@@ -216,10 +216,15 @@ def test_a_file_from_before_anchors_verifies_with_a_note_and_its_chain_goes_on_i
     assert new != old and old.read_bytes() == b"".join(lines)
     first = json.loads(new.read_bytes().splitlines()[0])
     assert (first["prev_file"], first["prev_seq"], first["prev"]) == (old.name, 2, prev)
+    (directory / "audit-profile-h1-0-20261205T070000Z.jsonl").touch()  # a crash before its first line
     code, out = _verify([directory], keyring_file, capsys)
     assert code == 0, out
+    note = (
+        "no anchor (written before anchors): lines cut from its end cannot be found here; compare its last seq with "
+        "the `audit chain closed` log line"
+    )
     assert out.splitlines() == [
-        f"{old}: OK, 2 lines (seq 1 to 2); no anchor (written before anchors): lines cut from its end cannot be found "
-        "here; compare its last seq with the `audit chain closed` log line",
+        f"{directory}/audit-profile-h1-0-20261205T070000Z.jsonl: OK, empty; {note}",
+        f"{old}: OK, 2 lines (seq 1 to 2); {note}",
         f"{new}: OK, 2 lines (seq 1 to 2)",
     ]
