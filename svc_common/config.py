@@ -266,6 +266,14 @@ class ServiceSettings(ServerSettings):
     """Directory of the tamper-evident audit files (one HMAC-SM3 chained JSON line per audited call, next to the
     ``qiming.audit`` log line; check them with ``qiming audit verify``). Unset: ``<data_dir>/audit``; ``off`` writes
     none. Must be writable by the service user."""
+    audit_chain_rotate_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    """An audit file is closed and the chain goes on in a new one before it would grow past this size, bytes (0: no
+    size limit). Files are also rotated when the UTC date changes."""
+    audit_chain_queue_lines: int = Field(default=20_000, ge=1)
+    """Most audit lines waiting in memory for the disk, lines. A call that finds the queue full waits (see
+    ``audit_chain_queue_wait_seconds``), then fails with UNAVAILABLE, reason ``AUDIT_BACKLOG``."""
+    audit_chain_queue_wait_seconds: float = Field(default=1.0, ge=0, le=60)
+    """How long a call waits for room in a full audit queue before it fails with UNAVAILABLE, seconds."""
 
     @field_validator("keyring_file", "keyring_json", mode="before")
     @classmethod

@@ -1,5 +1,6 @@
 """A real ``qiming serve collect``: a call leaves a chained audit line that ``qiming audit verify`` accepts, naming
-the customer and never a level-3 value; ``audit_chain_dir = off`` writes none; an unwritable one stops the start."""
+the customer and never a level-3 value (and lines cut from the end are found against the file's anchor);
+``audit_chain_dir = off`` writes none; an unwritable one stops the start."""
 
 from __future__ import annotations
 
@@ -78,6 +79,14 @@ def test_a_served_call_leaves_a_verifiable_chained_line(tmp_path: Path) -> None:
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.strip() == f"{files[0]}: OK, {len(lines)} lines (seq 1 to {len(lines)})"
     assert b'"audit chain closed"' in served.stdout  # the log records where the chain ended
+
+    files[0].write_text("".join(text.splitlines(keepends=True)[:-1]))  # the last line cut off: its anchor says so
+    cut = _qiming("audit", "verify", str(tmp_path / "data" / "audit"), env=env)
+    assert cut.returncode == 1
+    assert cut.stdout.strip() == (
+        f"{files[0]}: the file ends at line {len(lines) - 1} but its anchor names line {len(lines)}: "
+        "1 line was cut from the end"
+    )
 
     files[0].write_text(text.replace('"c42"', '"c43"'))
     tampered = _qiming("audit", "verify", str(files[0]), env=env)

@@ -35,5 +35,13 @@ def open_audit_sinks(
     directory = settings.resolved_audit_chain_dir()
     if directory is None:
         return LogAuditSink(), None
-    chain = ChainedAuditSink.open(directory, chain_key(keys.keyring()), service)
-    return TeeAuditSink(LogAuditSink(), chain), chain
+    chain = ChainedAuditSink.open(
+        directory,
+        chain_key(keys.keyring()),
+        service,
+        rotate_bytes=settings.audit_chain_rotate_bytes,
+        queue_lines=settings.audit_chain_queue_lines,
+        queue_wait_seconds=settings.audit_chain_queue_wait_seconds,
+    )
+    # The chain first: when its backlog refuses the call, the log line records the status the caller gets.
+    return TeeAuditSink(chain, LogAuditSink()), chain

@@ -1,7 +1,11 @@
 """The audit chain's line format: each audited call is one JSON line carrying ``seq`` (from 1 in each file),
-``prev`` (the previous line's ``mac``; :data:`GENESIS` for the first line) and ``mac``, an HMAC-SM3 under a key
-derived from the keyring's pseudonym key. Editing, deleting, reordering or inserting a line breaks the chain at that
-line, and nobody without the keyring can forge a line."""
+``prev`` (the previous line's ``mac``; :data:`GENESIS` for the first line of a chain) and ``mac``, an HMAC-SM3 under a
+key derived from the keyring's pseudonym key. Editing, deleting, reordering or inserting a line breaks the chain at
+that line, and nobody without the keyring can forge a line.
+
+The first line of a file also names the file (``file``) and, when the file continues another one (rotation), that
+file and its last seq (``prev_file``, ``prev_seq``; ``prev`` is then that file's last mac): a renamed, missing or
+reordered file breaks the chain between files. Files written before this (session 14) have no ``file``."""
 
 from __future__ import annotations
 
@@ -79,21 +83,48 @@ class Verdict:
     reason: str = ""
     last_seq: int = 0
     last_mac: str = GENESIS
+    head: dict[str, Any] | None = None
+    """Line 1's ``file``, ``prev_file``, ``prev_seq`` and ``prev`` when it holds (no ``file``: an older file)."""
+    mark_mac: str | None = None
+    """The mac of line ``mark`` (asked of :func:`verify_lines`), when the file reaches it."""
 
     @property
     def ok(self) -> bool:
         return self.bad_line is None
 
 
-def verify_lines(path: Path, lines: Iterable[bytes], macs: ChainMac) -> Verdict:
-    """Walk the chain from :data:`GENESIS`; stop at the first line that breaks it, saying why."""
-    seq, prev, count = 0, GENESIS, 0
+HEAD_FIELDS = ("file", "prev_file", "prev_seq")
+"""Fields only the first line of a file has (see the module's doc)."""
+
+
+def verify_lines(path: Path, lines: Iterable[bytes], macs: ChainMac, mark: int = 0) -> Verdict:
+    """Walk the chain from :data:`GENESIS` (or from the file line 1 continues); stop at the first line that breaks
+    it, saying why. ``mark``: also return the mac of that line (an anchor's)."""
+    seq, prev, count, head, mark_mac = 0, GENESIS, 0, None, None
     for number, raw in enumerate(lines, start=1):
-        why, mac = _check_line(raw, seq, prev, macs)
+        if number == 1:
+            prev = _continued_from(raw)
+        why, mac, line = _check_line(raw, seq, prev, macs)
         if why is not None:
-            return Verdict(path, count, number, why, seq, prev)
+            return Verdict(path, count, number, why, seq, prev, head, mark_mac)
+        if number == 1:
+            head = {key: line[key] for key in (*HEAD_FIELDS, "prev") if key in line}
+        if number == mark:
+            mark_mac = mac
         seq, prev, count = seq + 1, mac, count + 1
-    return Verdict(path, count, None, "", seq, prev)
+    return Verdict(path, count, None, "", seq, prev, head, mark_mac)
+
+
+def _continued_from(raw: bytes) -> str:
+    """The ``prev`` line 1 may have: the mac it names when it continues another file (checked against that file by
+    the directory's verification), else :data:`GENESIS`."""
+    try:
+        line = json.loads(raw)
+    except ValueError:
+        return GENESIS
+    if isinstance(line, dict) and isinstance(line.get("prev_file"), str) and isinstance(line.get("prev"), str):
+        return line["prev"]
+    return GENESIS
 
 
 def open_line(raw: bytes, macs: ChainMac) -> tuple[dict[str, Any] | None, str]:
@@ -120,24 +151,27 @@ _LINE_PROBLEMS = {
 }
 
 
-def _check_line(raw: bytes, seq: int, prev: str, macs: ChainMac) -> tuple[str | None, str]:
-    """(why the line breaks the chain or None, its mac) for the line that should follow ``seq`` and ``prev``."""
+def _check_line(raw: bytes, seq: int, prev: str, macs: ChainMac) -> tuple[str | None, str, dict[str, Any]]:
+    """(why the line breaks the chain or None, its mac, the line) for the line that should follow ``seq`` and
+    ``prev``."""
     line, claimed = open_line(raw, macs)
     if line is None:
-        return _LINE_PROBLEMS[claimed], ""
+        return _LINE_PROBLEMS[claimed], "", {}
     line_seq, line_prev = line["seq"], line["prev"]
     if line_seq != seq + 1:
         if isinstance(line_seq, int) and line_seq > seq + 1:
-            return f"seq {line_seq} where {seq + 1} was expected: line(s) deleted before it", ""
-        return f"seq {line_seq} where {seq + 1} was expected: lines reordered or repeated", ""
+            return f"seq {line_seq} where {seq + 1} was expected: line(s) deleted before it", "", line
+        return f"seq {line_seq} where {seq + 1} was expected: lines reordered or repeated", "", line
     if line_prev != prev:
-        return "prev is not the mac of the line before it: lines deleted, reordered or spliced", ""
-    return None, claimed
+        return "prev is not the mac of the line before it: lines deleted, reordered or spliced", "", line
+    if seq > 0 and any(key in line for key in HEAD_FIELDS):
+        return "a first line (it names a file) in the middle of the file: files spliced", "", line
+    return None, claimed, line
 
 
-def verify_file(path: Path, macs: ChainMac) -> Verdict:
+def verify_file(path: Path, macs: ChainMac, mark: int = 0) -> Verdict:
     with path.open("rb") as handle:
-        return verify_lines(path, handle, macs)
+        return verify_lines(path, handle, macs, mark)
 
 
 def read_last_line(path: Path, block: int = 65536) -> bytes:

@@ -1,47 +1,52 @@
-"""``qiming audit verify PATH...``: check audit files against the keyring, one line of output per file."""
+"""``qiming audit verify PATH...``: check audit files against the keyring, one line of output per file: its lines,
+its anchor, and the links between a process's files (``_verify``)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from svc_common.audit._chain import ChainMac, Verdict, chain_key, verify_file
+from svc_common.audit._anchor import AnchorSeal
+from svc_common.audit._chain import ChainMac, Verdict, chain_key
+from svc_common.audit._verify import verify_paths
 from svc_common.errors import ConfigError
 
 _SERVICE_OF_FILE = re.compile(r"audit-([a-z]+)-")
 
 
 def verify_command(paths: list[Path], config_file: Path | None, keyring_file: Path | None) -> int:
-    """Print OK or the first bad line of each file; 0 when all hold, 1 otherwise."""
+    """Print OK or what is wrong for each file; 0 when all hold, 1 otherwise. A directory's files are checked as
+    the sequences their processes wrote (each file continues the one before it)."""
     files: list[Path] = []
+    directories: list[Path] = []
     for path in paths:
         if path.is_dir():
             found = sorted(path.glob("audit-*.jsonl"))
-            if not found:
+            if not found and not any(path.glob("audit-*.anchor")):
                 raise ConfigError(f"{path}: no audit-*.jsonl files in this directory")
             files.extend(found)
+            directories.append(path)
         elif path.is_file():
             files.append(path)
         else:
             raise ConfigError(f"{path}: no such file or directory")
-    macs: dict[str, ChainMac] = {}
-    failed = False
-    for path in files:
+    keys: dict[str, tuple[ChainMac, AnchorSeal]] = {}
+
+    def keys_of(path: Path) -> tuple[ChainMac, AnchorSeal]:
         service = _service_of(path)
-        if service not in macs:
-            macs[service] = ChainMac(_key(service, config_file, keyring_file))
-        try:
-            verdict = verify_file(path, macs[service])
-        except OSError as exc:
-            print(f"{path}: cannot be read ({exc.strerror})")
-            failed = True
-            continue
-        print(describe(verdict))
-        failed = failed or not verdict.ok
-    return 1 if failed else 0
+        if service not in keys:
+            key = _key(service, config_file, keyring_file)
+            keys[service] = (ChainMac(key), AnchorSeal(key))
+        return keys[service]
+
+    out, ok = verify_paths(list(dict.fromkeys(files)), directories, keys_of)
+    for line in out:
+        print(line)
+    return 0 if ok else 1
 
 
 def describe(verdict: Verdict) -> str:
+    """One file's lines alone (without its anchor or neighbours)."""
     if verdict.ok:
         return f"{verdict.path}: OK, {verdict.lines} lines (seq 1 to {verdict.last_seq})"
     held = (
