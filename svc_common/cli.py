@@ -76,8 +76,9 @@ def _parser() -> argparse.ArgumentParser:
         "audit",
         help="verify the tamper-evident audit files",
         description="Recompute the HMAC-SM3 chain of each audit file with the keyring (the one the service uses: "
-        "--config, the environment, or --keyring) and print OK with the line count, or the first line that breaks "
-        "the chain and why. Exit 0 when every file holds, 1 otherwise.",
+        "--config, the environment, or --keyring), check it against its sealed anchor (lines cut from the end) and, "
+        "for a directory, check each process's files as one sequence (a missing, renamed or reordered file). Print "
+        "OK with the line count, or what is wrong and where. Exit 0 when every file holds, 1 otherwise.",
     )
     audit.add_argument("action", choices=["verify"], help="verify: check audit files")
     audit.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audit files, or directories of them")
