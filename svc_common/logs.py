@@ -53,6 +53,34 @@ class TraceContextFilter(logging.Filter):
         return True
 
 
+class ClientGoneFilter(logging.Filter):
+    """A client that goes away in the middle of a streamed reply (a log consumer killed or restarted, a network drop)
+    is ordinary: the call ends CANCELLED. gRPC's core logs the write it could not do (``ExecuteBatchError raised in
+    core``), and OpenTelemetry's gRPC server instrumentation, whose span is open across the stream's ``yield``, logs
+    ``Failed to detach context`` when the abandoned stream is closed from another context
+    (open-telemetry/opentelemetry-python-contrib#2357), each at ERROR with a traceback: error alerts for a disconnect.
+    Those two records are made DEBUG; every other record of these loggers is left as it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and _client_gone(record):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+def _client_gone(record: logging.LogRecord) -> bool:
+    message = str(record.msg)
+    if record.name.startswith("grpc._cython") and message.startswith("ExecuteBatchError raised in core"):
+        return True
+    if record.name == "opentelemetry.context" and message == "Failed to detach context":
+        error = record.exc_info[1] if record.exc_info else None
+        return isinstance(error, ValueError) and "was created in a different Context" in str(error)
+    return False
+
+
+CLIENT_GONE_LOGGERS = ("grpc._cython.cygrpc", "opentelemetry.context")
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | None = None) -> None:
     """Replace the root handlers with one that writes to ``stream`` (stderr by default)."""
     handler = logging.StreamHandler(stream or sys.stderr)
@@ -82,6 +110,10 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | N
     # Per-statement SQL and gRPC internals are noise at INFO.
     for noisy in ("sqlalchemy.engine", "alembic.runtime.migration", "grpc._cython"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    for name in CLIENT_GONE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ClientGoneFilter) for f in logger.filters):
+            logger.addFilter(ClientGoneFilter())
 
 
 def bind(**fields: Any) -> dict[str, Any]:
