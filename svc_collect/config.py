@@ -22,7 +22,7 @@ class CollectSettings(ServiceSettings):
     max_batch_events: int = Field(default=10_000, ge=1, le=1_000_000)
     """Events in one Ingest request or stream message; a larger batch fails whole with RESOURCE_EXHAUSTED."""
     max_event_bytes: int = Field(default=65_536, ge=1024)
-    """Serialized size of one event; a larger one is rejected (STRING_TOO_LONG) and quarantined."""
+    """Serialized size of one event; a larger one is rejected (EVENT_TOO_LARGE) and quarantined."""
     max_string_chars: int = Field(default=8_192, ge=16)
     """Characters in one string property or context field; longer ones are rejected (STRING_TOO_LONG)."""
     max_properties_per_event: int = Field(default=256, ge=1)

@@ -30,6 +30,7 @@ from svc_collect.store import (
     WriteBatch,
 )
 from svc_collect.validation import (
+    EVENT_TYPE_RE,
     EventValidator,
     Rejection,
     flag_names,
@@ -395,6 +396,7 @@ class CollectService:
 
     async def stats(self, start_us: int | None, end_us: int | None, event_types: Sequence[str]) -> IngestStats:
         refuse_nul_in("event_types", event_types)
+        _check_stats_request(start_us, end_us, event_types)
         now = now_micros()
         end = end_us if end_us is not None else now + 60_000_000
         start = start_us if start_us is not None else end - 3_600_000_000
@@ -408,7 +410,14 @@ class CollectService:
                 bucket[2] += r.rejected
         head = await asyncio.to_thread(self._log.head)
         lag = (now - head.last_received_us) // 1000 if head.last_seq and head.last_received_us else 0
-        delays = sorted(await asyncio.to_thread(self._log.delivery_delays_us, start, end, _DELAY_SAMPLE))
+        # Events flagged occurred_at_in_future / _too_old are left out: one event stamped five years ago made the
+        # p99 five years (their time is the client's clock, not a delivery).
+        future_us, age_us = (
+            self.settings.max_future_skew_seconds * 1_000_000,
+            self.settings.max_event_age_seconds * 1_000_000,
+        )
+        sample = await asyncio.to_thread(self._log.delivery_delays_us, start, end, _DELAY_SAMPLE)
+        delays = sorted(d for d in sample if -future_us <= d <= age_us)
         p50 = int(statistics.median(delays)) // 1000 if delays else 0
         p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))] // 1000 if delays else 0
         return IngestStats(
@@ -488,3 +497,19 @@ def _rejected(index: int, event_id: str, rejection: Rejection, quarantine_id: st
     return EventOutcome(
         index, event_id, REJECTED, rejection.reason, rejection.field, rejection.message, quarantine_id=quarantine_id
     )
+
+
+def _check_stats_request(start_us: int | None, end_us: int | None, event_types: Sequence[str]) -> None:
+    """GetIngestStats: a range that ends before it starts, or a name no event type can have, is INVALID_ARGUMENT
+    (both answered OK and empty: a caller's swapped bounds or typo looked like no traffic)."""
+    if start_us is not None and end_us is not None and end_us < start_us:
+        raise InvalidArgument(
+            "time_range.end is before time_range.start",
+            violations=[FieldViolation("time_range.end", "not before time_range.start")],
+        )
+    for i, name in enumerate(event_types):
+        if not EVENT_TYPE_RE.fullmatch(name):
+            raise InvalidArgument(
+                f"event_types[{i}] is not an event type name",
+                violations=[FieldViolation(f"event_types[{i}]", f"an event type name ({EVENT_TYPE_RE.pattern})")],
+            )
