@@ -56,7 +56,11 @@ class DependencyProbe:
         if self._running is not None and not self._running.done():
             self._mark(False, f"its last check has not answered for over {self.interval:g} s")
             return
-        self._running = running = asyncio.ensure_future(self.check())
+        try:
+            self._running = running = asyncio.ensure_future(self.check())
+        except Exception as exc:  # a check that fails before it awaits anything
+            self._mark(False, str(exc) or type(exc).__name__)
+            return
         done, _ = await asyncio.wait((running,), timeout=self.interval)
         if not done:
             self._mark(False, f"no answer within {self.interval:g} s")
@@ -107,7 +111,9 @@ class DependencyWatch:
         while True:
             now = time.monotonic()
             due = [p for p in self._probes if p.next_at <= now]
-            await asyncio.gather(*(p.probe() for p in due))
+            for failure in await asyncio.gather(*(p.probe() for p in due), return_exceptions=True):
+                if isinstance(failure, Exception):  # a bug of the watch itself: logged, and the watch goes on
+                    log.error("a dependency probe failed to run", exc_info=failure)
             for probe in due:
                 probe.next_at = time.monotonic() + probe.interval
             await self.apply()
