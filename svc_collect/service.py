@@ -7,7 +7,7 @@ import asyncio
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,6 +44,7 @@ from svc_common.errors import (
     QimingError,
     ResourceExhausted,
     StartupError,
+    Unavailable,
 )
 from svc_common.paging import PAGE_BYTES, fitting
 from svc_common.pb.qiming.collect.v1 import collect_pb2
@@ -181,6 +182,8 @@ class CollectService:
         self._unmask_roles = frozenset(settings.unmask_roles)
         self._log_tag = ""
         self.follows = Follows()
+        self.log_unavailable: Callable[[str], None] | None = None
+        """Told when an append finds the log (or its database) unavailable: the log's health probe's ``failed``."""
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -266,7 +269,12 @@ class CollectService:
         return IngestOutcomes(pending, batch.rows, appended, self._log_tag)
 
     async def _append(self, batch: WriteBatch) -> list[Appended]:
-        appended = await self._committer.submit(batch)
+        try:
+            appended = await self._committer.submit(batch)
+        except Unavailable as exc:
+            if self.log_unavailable is not None:  # health turns NOT_SERVING now, not at the next probe
+                self.log_unavailable(exc.message)
+            raise
         self.follows.appended()
         return appended
 
