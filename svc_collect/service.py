@@ -57,6 +57,7 @@ DUPLICATE = collect_pb2.EVENT_STATUS_DUPLICATE
 REJECTED = collect_pb2.EVENT_STATUS_REJECTED
 _DELAY_SAMPLE = 10_000
 READ_MESSAGE_BYTES = PAGE_BYTES  # a ReadEvents message's events (one event at least)
+_STORE_DOWN = frozenset({"DEPENDENCY_UNAVAILABLE", "LOG_UNAVAILABLE"})  # Unavailable reasons of a store that is down
 _EVENT_FRAMING_BYTES = 64  # received_at, cursor, fingerprint and the field's tag and length
 
 
@@ -272,7 +273,9 @@ class CollectService:
         try:
             appended = await self._committer.submit(batch)
         except Unavailable as exc:
-            if self.log_unavailable is not None:  # health turns NOT_SERVING now, not at the next probe
+            # The store is down (not a write that lost a race, LOG_CONTENDED): health turns NOT_SERVING now, not at
+            # the next probe.
+            if self.log_unavailable is not None and exc.reason in _STORE_DOWN:
                 self.log_unavailable(exc.message)
             raise
         self.follows.appended()
