@@ -12,14 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 import sqlalchemy as sa
-from collect_helpers import collect_settings, make_event
+from collect_helpers import collect_settings, make_event, running_service
 from conftest import POSTGRES_ADMIN_URL, free_port
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from test_sre15_nats_outage import COLLECT, NOT_SERVING, SERVING, collector, next_status, reason_of
 
 from svc_common.config import ServerSettings
+from svc_common.errors import Unavailable
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.server import DependencyProbe, ServiceSpec, serve
 
@@ -238,3 +240,23 @@ def test_health_follows_postgresql(database_url_postgresql: str, tmp_path: Path)
     finally:
         with contextlib.suppress(AssertionError):
             proxy.stop()
+
+
+def test_only_a_store_that_is_down_turns_health_at_once(tmp_path: Path) -> None:
+    """A write that lost a race with other collectors (LOG_CONTENDED) is retried by the client; the store is up."""
+    told: list[str] = []
+
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path)) as (service, _):
+            service.log_unavailable = told.append
+            for reason in ("LOG_CONTENDED", "DEPENDENCY_UNAVAILABLE", "LOG_UNAVAILABLE"):
+
+                async def refuse(batch: Any, reason: str = reason) -> Any:
+                    raise Unavailable(f"refused: {reason}", reason=reason)
+
+                service._committer.submit = refuse  # type: ignore[method-assign]
+                with pytest.raises(Unavailable):
+                    await service.ingest([make_event()])
+
+    asyncio.run(scenario())
+    assert told == ["refused: DEPENDENCY_UNAVAILABLE", "refused: LOG_UNAVAILABLE"]
