@@ -32,20 +32,18 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from itertools import chain, repeat
-from typing import Any, TypeVar
+from typing import Any
 
 import nats
 from nats.js.errors import APIError, NotFoundError
 
+from svc_collect.store._jetstream_calls import NatsCalls
 from svc_collect.store._jetstream_errors import (
     NATS_ERRORS,
-    NO_ANSWER,
     WRONG_LAST_SEQUENCE,
     connect_error,
-    connection_lost,
-    serving_error,
     startup_error,
 )
 from svc_collect.store._jetstream_parts import (
@@ -65,7 +63,6 @@ from svc_collect.store._log import Appended, LogHead, LogPage, LogRow, SqlEventL
 from svc_common.errors import ConfigError, FailedPrecondition, QimingError, Unavailable
 
 log = logging.getLogger("qiming.collect.jetstream")
-T = TypeVar("T")
 _MAX_ATTEMPTS = 8
 _HEADER_ROOM_BYTES = 4096
 _CACHED_PACKS = 64
@@ -82,7 +79,7 @@ class _ShardMoved(Exception):
     """Another collector appended to the shard since this one last indexed it."""
 
 
-class JetStreamEventLog(StreamReads):
+class JetStreamEventLog(StreamReads, NatsCalls):
     def __init__(self, config: JetStreamConfig, side: SqlEventLog) -> None:
         self._config = config
         self._side = side  # quarantine, releases and statistics stay in the service database
@@ -112,9 +109,7 @@ class JetStreamEventLog(StreamReads):
         # the server closing the socket, so it is kept apart from the last error).
         self._last_error: Exception | None = None
         self._login_refused: Exception | None = None
-        # Calls running on the NATS loop (``_run``), and those of them a lost connection ended (see _unless_lost).
-        self._calls: set[asyncio.Task[Any]] = set()
-        self._lost_calls: set[asyncio.Task[Any]] = set()
+        NatsCalls.__init__(self)
 
     async def _on_error(self, exc: Exception) -> None:
         self._last_error = exc
@@ -142,14 +137,6 @@ class JetStreamEventLog(StreamReads):
             self._nc = None
         self._loop.stop()
         self._loop = None
-
-    async def _on_disconnected(self) -> None:
-        # Every call waiting on NATS ends now (UNAVAILABLE, see _unless_lost) instead of at the publish timeout.
-        for task in self._calls:
-            self._lost_calls.add(task)
-            task.cancel()
-        if not self._closing:
-            log.warning("disconnected from NATS; calls are answered UNAVAILABLE until the client reconnects")
 
     async def _open(self) -> None:
         config = self._config
@@ -487,71 +474,3 @@ class JetStreamEventLog(StreamReads):
 
     def delivery_delays_us(self, start_us: int, end_us: int, limit: int) -> list[int]:
         return self._run(self._delivery_delays_us(start_us, end_us, limit))
-
-    # -- plumbing ----------------------------------------------------------------------------------
-
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        if self._loop is None:
-            coro.close()
-            raise Unavailable("the JetStream log is not open", reason="LOG_UNAVAILABLE")
-        nc = self._nc
-        if nc is None or not nc.is_connected:  # known down: at once, not after the publish timeout (nothing was sent)
-            coro.close()
-            raise connection_lost()
-        try:
-            return self._loop.run(self._unless_lost(coro))
-        except NATS_ERRORS as exc:
-            # Every call into nats-py ends here: a status the caller can act on (UNAVAILABLE while NATS is down or
-            # reconnecting, which clients retry), never an internal error.
-            raise self._loop.run(self._serving_error(exc)) from exc
-
-    async def _unless_lost(self, coro: Coroutine[Any, Any, T]) -> T:
-        """``coro``, ended with UNAVAILABLE when the connection to NATS is lost meanwhile (``_on_disconnected`` cancels
-        it) instead of waiting out the publish timeout. Safe for a write: a pack whose ack did not come is either
-        not stored, or stored (it left before the loss, or nats-py sends it after the reconnect) with ids the log
-        does not know yet. The client's retry then finds the shard moved (every publish names the shard's last
-        sequence), reads that pack and answers its ids DUPLICATE: stored once, as after a publish timeout."""
-        task = asyncio.current_task()
-        assert task is not None
-        if self._nc is None or not self._nc.is_connected:  # lost since _run looked: _on_disconnected has run
-            coro.close()
-            raise connection_lost()
-        self._calls.add(task)
-        try:
-            return await coro
-        except asyncio.CancelledError:
-            if task not in self._lost_calls:
-                raise
-            task.uncancel()
-            raise connection_lost() from None
-        finally:
-            self._calls.discard(task)
-            self._lost_calls.discard(task)
-
-    async def probe(self) -> None:
-        """Health's probe (svc_common.server.DependencyProbe): returns when JetStream answers for the stream, raises
-        Unavailable when it does not (not connected: at once)."""
-        loop = self._loop
-        if loop is None or self._nc is None or not self._nc.is_connected:
-            raise connection_lost()
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._probe(), loop.loop))
-
-    async def _probe(self) -> None:
-        try:
-            await asyncio.wait_for(self._js.stream_info(self._config.stream), min(self._timeout, 5.0))
-        except NATS_ERRORS as exc:
-            raise await self._serving_error(exc) from exc
-
-    async def _serving_error(self, exc: BaseException) -> QimingError:
-        exists = None
-        if isinstance(exc, (*NO_ANSWER, TimeoutError)) and self._nc is not None and self._nc.is_connected:
-            # Nothing served the stream's subjects or direct gets (nats-server 2.9 lets a direct get of a deleted
-            # stream time out): JetStream is off, or the stream is gone. Asked briefly: the server may be hung.
-            try:
-                await asyncio.wait_for(self._js.stream_info(self._config.stream), min(1.0, self._timeout))
-                exists = True
-            except NotFoundError:
-                exists = False
-            except NATS_ERRORS:
-                pass
-        return serving_error(exc, self._config.stream, exists)
