@@ -47,6 +47,11 @@ class CollectSettings(ServiceSettings):
     """ReadEvents ``follow``: how often to look for events other collectors appended to a shared log (an append
     of this process wakes its followers at once)."""
 
+    dependency_probe_interval_millis: int = Field(default=2_000, ge=0, le=600_000)
+    """How often health asks the service database (and, on the JetStream backend, NATS) whether it answers; the
+    gRPC health status is NOT_SERVING while one does not (an answer slower than the interval counts as none).
+    0: health does not follow them."""
+
     log_backend: Literal["sql", "jetstream"] = "sql"
     """Where accepted events go: ``sql``, the embedded log in the service database (default), or
     ``jetstream``, a NATS JetStream stream (scale-out; schemas, quarantine and statistics stay in the

@@ -9,7 +9,10 @@ import grpc
 from grpc import aio
 
 from svc_collect.config import CollectSettings
+from svc_collect.health import dependency_probes
+from svc_collect.ingest_streams import OpenStreams, stopping_error
 from svc_collect.output_only import clear_output_only_in
+from svc_collect.quarantine_args import quarantine_position, range_micros, reason_names
 from svc_collect.reading import customers_of
 from svc_collect.service import (
     ACCEPTED,
@@ -21,7 +24,7 @@ from svc_collect.service import (
     IngestOutcomes,
 )
 from svc_collect.store import SqlCatalog, SqlEventLog, tables
-from svc_collect.validation import reason_name, reason_value, refuse_nul_in, timestamp_micros
+from svc_collect.validation import reason_value, refuse_nul_in
 from svc_collect.wire import varint
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted
 from svc_common.paging import decode_token, encode_token, invalid_page_token, page_size
@@ -186,74 +189,11 @@ def encode_ingest_stream_response(batch_id: int, outcomes: Sequence[EventOutcome
     )
 
 
-def _range_micros(span: object) -> tuple[int | None, int | None]:
-    """A TimeRange as (start, end) microseconds, None for an open bound."""
-    start = timestamp_micros(span.start, "time_range.start") if span.HasField("start") else None  # type: ignore[attr-defined]
-    end = timestamp_micros(span.end, "time_range.end") if span.HasField("end") else None  # type: ignore[attr-defined]
-    return start, end
-
-
-# What a quarantine record's reason can be: the rejections of validation.py and _schema_rules.py.
-QUARANTINE_REASONS = frozenset(
-    {
-        "MISSING_FIELD",
-        "INVALID_EVENT_ID",
-        "STRING_TOO_LONG",
-        "VALUE_NOT_ALLOWED",
-        "TIMESTAMP_OUT_OF_RANGE",
-        "UNKNOWN_EVENT_TYPE",
-        "EVENT_TOO_LARGE",
-        "TOO_MANY_PROPERTIES",
-        "PROPERTY_TYPE_MISMATCH",
-        "INVALID_NAME",
-        "UNKNOWN_PROPERTY",
-        "MISSING_REQUIRED_PROPERTY",
-        "UNSIGNED_SYSTEM_EVENT",
-    }
-)
-
-
-def _reason_names(reasons: Sequence[int]) -> list[str]:
-    """The stored names of a quarantine filter's ``reasons``; INVALID_ARGUMENT naming the field for a value this
-    release does not know, or one no quarantined event can have (a filter on it would match nothing, silently)."""
-    names = []
-    for i, reason in enumerate(reasons):
-        try:
-            name = reason_name(reason)
-        except ValueError:  # an enum value this release does not know
-            name = ""
-        if name not in QUARANTINE_REASONS:
-            raise InvalidArgument(
-                f"reasons[{i}] = {reason} is not a reason the quarantine records",
-                violations=[
-                    FieldViolation(
-                        f"reasons[{i}]", "use one of ERROR_REASON_" + ", ERROR_REASON_".join(sorted(QUARANTINE_REASONS))
-                    )
-                ],
-            )
-        names.append(name)
-    return names
-
-
-def _quarantine_position(position: dict | None) -> tuple[int, str] | None:
-    """Where a quarantine page token says the next page starts; INVALID_PAGE_TOKEN for a token not made here."""
-    if position is None:
-        return None
-    at, quarantine_id = position.get("at"), position.get("id")
-    if (
-        type(at) is not int
-        or not isinstance(quarantine_id, str)
-        or not -(2**63) <= at < 2**63
-        or "\x00" in quarantine_id
-    ):
-        raise invalid_page_token()
-    return at, quarantine_id
-
-
 class CollectServicer(collect_pb2_grpc.CollectServiceServicer):
     def __init__(self, service: CollectService, max_message_bytes: int = 2**31 - 1) -> None:
         self._service = service
         self._max_bytes = max_message_bytes
+        self.streams = OpenStreams()
 
     async def Ingest(self, request: collect_pb2.IngestRequest, context: aio.ServicerContext) -> Encoded:
         _refuse_too_large(request, self._max_bytes)
@@ -263,10 +203,28 @@ class CollectServicer(collect_pb2_grpc.CollectServiceServicer):
     async def IngestStream(
         self, request_iterator: AsyncIterator[collect_pb2.IngestStreamRequest], context: aio.ServicerContext
     ) -> AsyncIterator[Encoded]:
-        async for request in request_iterator:
-            _refuse_too_large(request, self._max_bytes)
-            outcomes = await self._service.ingest(request.events, output_only_cleared=True)
-            yield Encoded(encode_ingest_stream_response(request.batch_id, outcomes))
+        task, stream = self.streams.open()
+        requests = aiter(request_iterator)
+        try:
+            while True:
+                stream.waiting = True  # a graceful stop may end the stream here (ingest_streams.py)
+                try:
+                    request = await anext(requests)
+                except StopAsyncIteration:
+                    return
+                except asyncio.CancelledError:
+                    if not stream.ended:
+                        raise
+                    task.uncancel()
+                    raise stopping_error() from None
+                stream.waiting = False
+                _refuse_too_large(request, self._max_bytes)
+                outcomes = await self._service.ingest(request.events, output_only_cleared=True)
+                yield Encoded(encode_ingest_stream_response(request.batch_id, outcomes))
+                if self.streams.stopping:  # acknowledged; the next batches go to another collector
+                    raise stopping_error()
+        finally:
+            self.streams.close(task)
 
     async def ReadEvents(
         self, request: collect_pb2.ReadEventsRequest, context: aio.ServicerContext
@@ -277,7 +235,7 @@ class CollectServicer(collect_pb2_grpc.CollectServiceServicer):
     async def GetIngestStats(
         self, request: collect_pb2.GetIngestStatsRequest, context: aio.ServicerContext
     ) -> collect_pb2.GetIngestStatsResponse:
-        stats = await self._service.stats(*_range_micros(request.time_range), request.event_types)
+        stats = await self._service.stats(*range_micros(request.time_range), request.event_types)
         response = collect_pb2.GetIngestStatsResponse(
             ingest_lag_millis=stats.ingest_lag_millis,
             delivery_delay_p50_millis=stats.delay_p50_millis,
@@ -335,9 +293,9 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
             self._service.check_unmask(_roles())
         refuse_nul_in("event_types", request.event_types)
         size = page_size(request.page.page_size)
-        after = _quarantine_position(decode_token(request.page.page_token, "quarantine"))
-        start_us, end_us = _range_micros(request.time_range)
-        reasons = _reason_names(request.reasons)
+        after = quarantine_position(decode_token(request.page.page_token, "quarantine"))
+        start_us, end_us = range_micros(request.time_range)
+        reasons = reason_names(request.reasons)
         records = await asyncio.to_thread(
             lambda: self._catalog.list_quarantine(
                 event_types=list(request.event_types),
@@ -392,7 +350,7 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
                 )
         else:
             refuse_nul_in("event_types", request.event_types)
-            reasons = _reason_names(request.reasons)
+            reasons = reason_names(request.reasons)
             records = await asyncio.to_thread(
                 lambda: self._catalog.list_quarantine(
                     event_types=list(request.event_types), reasons=reasons, limit=limit
@@ -486,8 +444,10 @@ def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
     service, catalog = build_service(runtime)
     limit = runtime.settings.grpc_max_message_bytes
 
+    collect = CollectServicer(service, limit)
+
     def register(server: aio.Server) -> None:
-        add_collect_service(CollectServicer(service, limit), server, limit)
+        add_collect_service(collect, server, limit)
         collect_pb2_grpc.add_EventSchemaServiceServicer_to_server(EventSchemaServicer(service), server)
         collect_pb2_grpc.add_QuarantineServiceServicer_to_server(QuarantineServicer(service, catalog), server)
 
@@ -496,7 +456,15 @@ def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
         f"/{collect_pb2.DESCRIPTOR.services_by_name['CollectService'].full_name}/{m}"
         for m in ("Ingest", "IngestStream")
     ]
-    spec = runtime.spec(names, register, on_start=[service.start], on_stop=[service.stop], self_checked_methods=ingest)
-    spec.on_shutdown = [service.end_follows]  # following ReadEvents end at once, not at the grace deadline
+    spec = runtime.spec(
+        names,
+        register,
+        on_start=[service.start],
+        on_stop=[service.stop],
+        self_checked_methods=ingest,
+        dependency_probes=dependency_probes(runtime, service),
+    )
+    # Following ReadEvents and open IngestStreams end at once, not at the grace deadline.
+    spec.on_shutdown = [service.end_follows, collect.streams.end]
     spec.max_receive_message_bytes = receive_limit(limit)
     return spec

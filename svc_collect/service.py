@@ -7,7 +7,7 @@ import asyncio
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,6 +45,7 @@ from svc_common.errors import (
     QimingError,
     ResourceExhausted,
     StartupError,
+    Unavailable,
 )
 from svc_common.paging import PAGE_BYTES, fitting
 from svc_common.pb.qiming.collect.v1 import collect_pb2
@@ -57,6 +58,7 @@ DUPLICATE = collect_pb2.EVENT_STATUS_DUPLICATE
 REJECTED = collect_pb2.EVENT_STATUS_REJECTED
 _DELAY_SAMPLE = 10_000
 READ_MESSAGE_BYTES = PAGE_BYTES  # a ReadEvents message's events (one event at least)
+_STORE_DOWN = frozenset({"DEPENDENCY_UNAVAILABLE", "LOG_UNAVAILABLE"})  # Unavailable reasons of a store that is down
 _EVENT_FRAMING_BYTES = 64  # received_at, cursor, fingerprint and the field's tag and length
 
 
@@ -182,6 +184,8 @@ class CollectService:
         self._unmask_roles = frozenset(settings.unmask_roles)
         self._log_tag = ""
         self.follows = Follows()
+        self.log_unavailable: Callable[[str], None] | None = None
+        """Told when an append finds the log (or its database) unavailable: the log's health probe's ``failed``."""
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -267,7 +271,14 @@ class CollectService:
         return IngestOutcomes(pending, batch.rows, appended, self._log_tag)
 
     async def _append(self, batch: WriteBatch) -> list[Appended]:
-        appended = await self._committer.submit(batch)
+        try:
+            appended = await self._committer.submit(batch)
+        except Unavailable as exc:
+            # The store is down (not a write that lost a race, LOG_CONTENDED): health turns NOT_SERVING now, not at
+            # the next probe.
+            if self.log_unavailable is not None and exc.reason in _STORE_DOWN:
+                self.log_unavailable(exc.message)
+            raise
         self.follows.appended()
         return appended
 

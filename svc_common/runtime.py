@@ -20,7 +20,7 @@ from svc_common.ops._instances import InstanceRegistry
 from svc_common.ops._key_check import check_keyring_in_database
 from svc_common.protection import KeyProvider, key_provider_from_settings
 from svc_common.protection._keys import check_keyring_against_record, key_check_path
-from svc_common.server import ServiceSpec
+from svc_common.server import DEFAULT_PROBE_INTERVAL_MILLIS, DependencyProbe, ServiceSpec
 
 log = logging.getLogger("qiming.runtime")
 
@@ -81,6 +81,16 @@ class ServiceRuntime:
             raise
         return cls(schema, settings, database, keys)
 
+    def database_probe(self, interval_millis: int = DEFAULT_PROBE_INTERVAL_MILLIS) -> DependencyProbe:
+        """A probe of the service database (``SELECT 1`` on a pooled connection) for ``ServiceSpec.dependency_probes``:
+        health is NOT_SERVING while the database does not answer."""
+        return DependencyProbe("database", lambda: asyncio.to_thread(self._ping_database), interval_millis)
+
+    def _ping_database(self) -> None:
+        # The engine, not Database.connection(): that one logs each failure, and the probe logs the outage once.
+        with self.database.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
     def schema_revision(self) -> str:
         with self.database.engine.connect() as conn:
             return self.schema.migrations.current(conn) or ""
@@ -93,10 +103,11 @@ class ServiceRuntime:
         on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
         self_checked_methods: Sequence[str] = (),
         self_checked_messages: Sequence[str] = (),
+        dependency_probes: Sequence[DependencyProbe] = (),
     ) -> ServiceSpec:
         """The service's spec; its own ``on_start`` hooks run after the start is recorded, its ``on_stop``
-        hooks before the stop is recorded and the database closed. ``self_checked_methods`` and
-        ``self_checked_messages``: see ServiceSpec."""
+        hooks before the stop is recorded and the database closed. ``self_checked_methods``,
+        ``self_checked_messages`` and ``dependency_probes`` (e.g. :meth:`database_probe`): see ServiceSpec."""
         self.grpc_services = tuple(grpc_services)
 
         async def start() -> None:
@@ -120,4 +131,5 @@ class ServiceRuntime:
             on_stop=[stop],
             self_checked_methods=tuple(self_checked_methods),
             self_checked_messages=tuple(self_checked_messages),
+            dependency_probes=list(dependency_probes),
         )

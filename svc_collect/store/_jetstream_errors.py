@@ -70,6 +70,15 @@ def connect_error(
     )
 
 
+def connection_lost() -> Unavailable:
+    """The call's status while the collector's connection to NATS is down (nats-py reconnects by itself)."""
+    return Unavailable(
+        "the collector's connection to NATS is down (it reconnects by itself); nothing of this call was acknowledged:"
+        " retry it with backoff (event ids make a retried batch exactly-once)",
+        reason="LOG_UNAVAILABLE",
+    )
+
+
 def startup_error(exc: BaseException, config: JetStreamConfig) -> StartupError | ConfigError:
     """The operator's message for a nats-py exception raised while the collector starts."""
     url, stream, replicas = redacted(config.nats_url), config.stream, config.replicas

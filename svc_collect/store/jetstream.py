@@ -32,19 +32,18 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from itertools import chain, repeat
-from typing import Any, TypeVar
+from typing import Any
 
 import nats
 from nats.js.errors import APIError, NotFoundError
 
+from svc_collect.store._jetstream_calls import NatsCalls
 from svc_collect.store._jetstream_errors import (
     NATS_ERRORS,
-    NO_ANSWER,
     WRONG_LAST_SEQUENCE,
     connect_error,
-    serving_error,
     startup_error,
 )
 from svc_collect.store._jetstream_parts import (
@@ -64,7 +63,6 @@ from svc_collect.store._log import Appended, LogHead, LogPage, LogRow, SqlEventL
 from svc_common.errors import ConfigError, FailedPrecondition, QimingError, Unavailable
 
 log = logging.getLogger("qiming.collect.jetstream")
-T = TypeVar("T")
 _MAX_ATTEMPTS = 8
 _HEADER_ROOM_BYTES = 4096
 _CACHED_PACKS = 64
@@ -81,7 +79,7 @@ class _ShardMoved(Exception):
     """Another collector appended to the shard since this one last indexed it."""
 
 
-class JetStreamEventLog(StreamReads):
+class JetStreamEventLog(StreamReads, NatsCalls):
     def __init__(self, config: JetStreamConfig, side: SqlEventLog) -> None:
         self._config = config
         self._side = side  # quarantine, releases and statistics stay in the service database
@@ -111,6 +109,7 @@ class JetStreamEventLog(StreamReads):
         # the server closing the socket, so it is kept apart from the last error).
         self._last_error: Exception | None = None
         self._login_refused: Exception | None = None
+        NatsCalls.__init__(self)
 
     async def _on_error(self, exc: Exception) -> None:
         self._last_error = exc
@@ -138,10 +137,6 @@ class JetStreamEventLog(StreamReads):
             self._nc = None
         self._loop.stop()
         self._loop = None
-
-    async def _on_disconnected(self) -> None:
-        if not self._closing:
-            log.warning("disconnected from NATS; writes wait for the reconnect (up to the publish timeout)")
 
     async def _open(self) -> None:
         config = self._config
@@ -479,30 +474,3 @@ class JetStreamEventLog(StreamReads):
 
     def delivery_delays_us(self, start_us: int, end_us: int, limit: int) -> list[int]:
         return self._run(self._delivery_delays_us(start_us, end_us, limit))
-
-    # -- plumbing ----------------------------------------------------------------------------------
-
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        if self._loop is None:
-            coro.close()
-            raise Unavailable("the JetStream log is not open", reason="LOG_UNAVAILABLE")
-        try:
-            return self._loop.run(coro)
-        except NATS_ERRORS as exc:
-            # Every call into nats-py ends here: a status the caller can act on (UNAVAILABLE while NATS is down or
-            # reconnecting, which clients retry), never an internal error.
-            raise self._loop.run(self._serving_error(exc)) from exc
-
-    async def _serving_error(self, exc: BaseException) -> QimingError:
-        exists = None
-        if isinstance(exc, (*NO_ANSWER, TimeoutError)) and self._nc is not None and self._nc.is_connected:
-            # Nothing served the stream's subjects or direct gets (nats-server 2.9 lets a direct get of a deleted
-            # stream time out): JetStream is off, or the stream is gone. Asked briefly: the server may be hung.
-            try:
-                await asyncio.wait_for(self._js.stream_info(self._config.stream), min(1.0, self._timeout))
-                exists = True
-            except NotFoundError:
-                exists = False
-            except NATS_ERRORS:
-                pass
-        return serving_error(exc, self._config.stream, exists)

@@ -18,6 +18,7 @@ from svc_common.server._call import (
     note_customers,
 )
 from svc_common.server._client import blocking_channel
+from svc_common.server._dependencies import DEFAULT_PROBE_INTERVAL_MILLIS, DependencyProbe
 from svc_common.server._encoded import Encoded
 from svc_common.server._errors import ErrorInterceptor, to_status
 from svc_common.server._hooks import (
@@ -31,12 +32,14 @@ from svc_common.server._pending import contract_services, register_not_yet_built
 
 __all__ = [
     "ANONYMOUS",
+    "DEFAULT_PROBE_INTERVAL_MILLIS",
     "AnonymousAuthenticator",
     "AuditRecord",
     "AuditSink",
     "Authenticator",
     "CallInfo",
     "CallInterceptor",
+    "DependencyProbe",
     "Encoded",
     "ErrorInterceptor",
     "LogAuditSink",

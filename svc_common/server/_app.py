@@ -20,6 +20,7 @@ from svc_common.config import ServerSettings
 from svc_common.errors import ConfigError, StartupError
 from svc_common.peers import forget_local, register_local
 from svc_common.server._access_log import AccessLogInterceptor
+from svc_common.server._dependencies import DependencyProbe, DependencyWatch
 from svc_common.server._errors import ErrorInterceptor
 from svc_common.server._hooks import (
     AnonymousAuthenticator,
@@ -60,6 +61,9 @@ class ServiceSpec:
     """Receive messages up to this size (0: ``grpc_max_message_bytes``): a service that checks the size itself, to
     answer with its own reason. Only its ``self_checked_methods`` get the larger size; every other method on the
     port is refused above ``grpc_max_message_bytes`` (RESOURCE_EXHAUSTED, MESSAGE_TOO_LARGE)."""
+    dependency_probes: Sequence[DependencyProbe] = field(default_factory=list)
+    """What the service needs to answer (its database, its NATS): while one of them does not answer its probe, the
+    service's health names (and ``""``) are NOT_SERVING (see ``_dependencies.py``)."""
 
 
 @dataclass
@@ -161,6 +165,8 @@ async def serve(
     await running.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     await running.server.start()
     stopped = False
+    watch = DependencyWatch(running.health, [(spec.grpc_services, spec.dependency_probes) for spec in specs])
+    watching: asyncio.Task[None] | None = None
     host = "127.0.0.1" if settings.grpc_host in ("0.0.0.0", "::", "[::]", "") else settings.grpc_host
     register_local([spec.name for spec in specs], f"{host}:{running.port}")
     try:
@@ -169,6 +175,8 @@ async def serve(
                 await hook()
             running.starting.open(spec.grpc_services)
         await running.mark_serving()
+        if watch:  # from SERVING on, health follows the services' dependencies
+            watching = asyncio.create_task(watch.run(), name="dependency-probes")
         if settings.grpc_port_file:
             _write_port_file(settings, running.port)
         log.info(
@@ -179,6 +187,7 @@ async def serve(
             },
         )
         await stop.wait()
+        _stop_watching(watch, watching)
         log.info(
             "shutting down",
             extra={
@@ -194,6 +203,7 @@ async def serve(
         await running.server.stop(settings.shutdown_grace_seconds)
         stopped = True
     finally:
+        _stop_watching(watch, watching)
         if not stopped:  # a start hook failed: close the listener in this loop (else grpc complains at exit)
             await running.server.stop(None)
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -208,6 +218,13 @@ async def serve(
             settings.grpc_port_file.unlink()
         forget_local()
     log.info("stopped")
+
+
+def _stop_watching(watch: DependencyWatch, watching: asyncio.Task[None] | None) -> None:
+    # Health turns NOT_SERVING for the stop next, and stays so: no probe may turn it back.
+    if watching is not None:
+        watching.cancel()
+        watch.stop()
 
 
 def why_not_bound(host: str, port: int) -> str:

@@ -1,0 +1,73 @@
+"""The checks of QuarantineService's (and GetIngestStats') request arguments: reasons, page positions, time ranges."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from svc_collect.validation import reason_name, timestamp_micros
+from svc_common.errors import FieldViolation, InvalidArgument
+from svc_common.paging import invalid_page_token
+
+
+def range_micros(span: object) -> tuple[int | None, int | None]:
+    """A TimeRange as (start, end) microseconds, None for an open bound."""
+    start = timestamp_micros(span.start, "time_range.start") if span.HasField("start") else None  # type: ignore[attr-defined]
+    end = timestamp_micros(span.end, "time_range.end") if span.HasField("end") else None  # type: ignore[attr-defined]
+    return start, end
+
+
+# What a quarantine record's reason can be: the rejections of validation.py and _schema_rules.py.
+QUARANTINE_REASONS = frozenset(
+    {
+        "MISSING_FIELD",
+        "INVALID_EVENT_ID",
+        "STRING_TOO_LONG",
+        "VALUE_NOT_ALLOWED",
+        "TIMESTAMP_OUT_OF_RANGE",
+        "UNKNOWN_EVENT_TYPE",
+        "EVENT_TOO_LARGE",
+        "TOO_MANY_PROPERTIES",
+        "PROPERTY_TYPE_MISMATCH",
+        "INVALID_NAME",
+        "UNKNOWN_PROPERTY",
+        "MISSING_REQUIRED_PROPERTY",
+        "UNSIGNED_SYSTEM_EVENT",
+    }
+)
+
+
+def reason_names(reasons: Sequence[int]) -> list[str]:
+    """The stored names of a quarantine filter's ``reasons``; INVALID_ARGUMENT naming the field for a value this
+    release does not know, or one no quarantined event can have (a filter on it would match nothing, silently)."""
+    names = []
+    for i, reason in enumerate(reasons):
+        try:
+            name = reason_name(reason)
+        except ValueError:  # an enum value this release does not know
+            name = ""
+        if name not in QUARANTINE_REASONS:
+            raise InvalidArgument(
+                f"reasons[{i}] = {reason} is not a reason the quarantine records",
+                violations=[
+                    FieldViolation(
+                        f"reasons[{i}]", "use one of ERROR_REASON_" + ", ERROR_REASON_".join(sorted(QUARANTINE_REASONS))
+                    )
+                ],
+            )
+        names.append(name)
+    return names
+
+
+def quarantine_position(position: dict | None) -> tuple[int, str] | None:
+    """Where a quarantine page token says the next page starts; INVALID_PAGE_TOKEN for a token not made here."""
+    if position is None:
+        return None
+    at, quarantine_id = position.get("at"), position.get("id")
+    if (
+        type(at) is not int
+        or not isinstance(quarantine_id, str)
+        or not -(2**63) <= at < 2**63
+        or "\x00" in quarantine_id
+    ):
+        raise invalid_page_token()
+    return at, quarantine_id
