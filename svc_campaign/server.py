@@ -439,6 +439,11 @@ def register_all(service: CampaignService, server: aio.Server) -> None:
 def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
     service = build_service(runtime)
     names = [s.full_name for s in pb.DESCRIPTOR.services_by_name.values()]
+    # Health follows the service database (NOT_SERVING while it does not answer; docs/operations.md).
     return runtime.spec(
-        names, lambda server: register_all(service, server), on_start=[service.start], on_stop=[service.stop]
+        names,
+        lambda server: register_all(service, server),
+        on_start=[service.start],
+        on_stop=[service.stop],
+        dependency_probes=[runtime.database_probe()],
     )

@@ -417,4 +417,6 @@ def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
         on_start=[service.start],
         on_stop=[service.stop],
         self_checked_messages=DATA_MESSAGES,
+        # Health follows the service database (NOT_SERVING while it does not answer; docs/operations.md).
+        dependency_probes=[runtime.database_probe()],
     )

@@ -422,7 +422,10 @@ def build_spec(runtime: ServiceRuntime) -> ServiceSpec:
         await app.start()
 
     names = [*sorted(built), *pending]
-    return runtime.spec(names, register, on_start=[start], on_stop=[app.stop])
+    # Health follows the service database (NOT_SERVING while it does not answer; docs/operations.md).
+    return runtime.spec(
+        names, register, on_start=[start], on_stop=[app.stop], dependency_probes=[runtime.database_probe()]
+    )
 
 
 def warn_if_unconnected(settings: ProfileSettings) -> None:

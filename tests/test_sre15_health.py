@@ -14,16 +14,18 @@ from typing import Any
 import grpc
 import pytest
 import sqlalchemy as sa
-from collect_helpers import collect_settings, make_event, running_service
+from collect_helpers import KEYRING, collect_settings, make_event, running_service
 from conftest import POSTGRES_ADMIN_URL, free_port
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from test_sre15_nats_outage import COLLECT, NOT_SERVING, SERVING, collector, next_status, reason_of
 
-from svc_common.config import ServerSettings
+from svc_common.config import ServerSettings, load_settings
 from svc_common.errors import Unavailable
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
+from svc_common.runtime import ServiceRuntime
 from svc_common.server import DependencyProbe, ServiceSpec, serve
+from svc_common.suite import entry as suite_entry
 
 
 def _spec(name: str, *probes: DependencyProbe) -> ServiceSpec:
@@ -260,3 +262,16 @@ def test_only_a_store_that_is_down_turns_health_at_once(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert told == ["refused: DEPENDENCY_UNAVAILABLE", "refused: LOG_UNAVAILABLE"]
+
+
+@pytest.mark.parametrize("service", ["profile", "campaign", "modeling"])
+def test_every_service_registers_a_probe_of_its_database(service: str, tmp_path: Path) -> None:
+    """svc_profile's, svc_campaign's and svc_modeling's health follow their database too (one probe each)."""
+    entry = suite_entry(service)
+    settings = load_settings(entry.settings_class, data_dir=tmp_path, keyring_json=KEYRING)
+    runtime = ServiceRuntime.open(entry.schema, settings)
+    try:
+        spec = entry.build_spec(runtime)
+        assert [probe.name for probe in spec.dependency_probes] == ["database"]
+    finally:
+        runtime.database.dispose()
