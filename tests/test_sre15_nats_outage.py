@@ -269,3 +269,42 @@ def test_an_ingest_that_finds_nats_down_turns_health_at_once(tmp_path: Path) -> 
         asyncio.run(scenario())
     finally:
         nats.stop()
+
+
+def test_a_hung_nats_is_dropped_after_two_unanswered_pings_and_ingest_answers_within_the_deadline(
+    tmp_path: Path,
+) -> None:
+    """NATS stops answering without closing the socket (SIGSTOP: a hung process, a black-holed network): the
+    collector's pings (``nats_ping_interval_seconds``) find it, the batch in flight is answered UNAVAILABLE within the
+    call's deadline instead of after twice the 30 s publish timeout, and once NATS answers the retry lands once."""
+    nats = NatsServer(tmp_path / "nats", free_port()).start()
+    settings = settings_for(tmp_path, nats, "sre15hung", nats_ping_interval_seconds=0.5)
+
+    async def scenario() -> None:
+        async with collector(settings) as channel:
+            stub = collect_pb2_grpc.CollectServiceStub(channel)
+            first = [make_event() for _ in range(10)]
+            assert (await ingest(stub, first)).accepted_count == 10
+            assert nats.process is not None
+            nats.process.send_signal(signal.SIGSTOP)
+            batch = [make_event(user_id=f"h{i}") for i in range(20)]
+            started = time.monotonic()
+            try:
+                await ingest(stub, batch)
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAVAILABLE, (exc.code(), exc.details())
+                assert reason_of(exc) == "LOG_UNAVAILABLE"
+            else:
+                raise AssertionError("acknowledged although NATS never answered")
+            assert time.monotonic() - started < CALL_DEADLINE
+            nats.process.send_signal(signal.SIGCONT)
+            again = await ingest_until_answered(stub, batch)
+            assert {r.status for r in again.results} <= {ACCEPTED, DUPLICATE}
+            assert await logged_ids(stub) == [e.event_id for e in first + batch]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        if nats.process is not None:
+            nats.process.send_signal(signal.SIGCONT)
+        nats.stop()

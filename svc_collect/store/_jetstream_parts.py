@@ -37,6 +37,7 @@ class JetStreamConfig:
     publish_timeout_millis: int
     max_pack_bytes: int
     pack_format: str = "auto"
+    ping_interval_seconds: float = 5.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> JetStreamConfig:
@@ -51,6 +52,7 @@ class JetStreamConfig:
             publish_timeout_millis=settings.jetstream_publish_timeout_millis,
             max_pack_bytes=settings.jetstream_max_pack_bytes,
             pack_format=settings.jetstream_pack_format,
+            ping_interval_seconds=settings.nats_ping_interval_seconds,
         )
 
 

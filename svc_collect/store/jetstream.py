@@ -151,6 +151,8 @@ class JetStreamEventLog(StreamReads, NatsCalls):
                     connect_timeout=min(5, self._timeout),
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=1,
+                    ping_interval=config.ping_interval_seconds,  # a hung server is dropped after 2 unanswered pings
+                    max_outstanding_pings=2,
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=_log_reconnected,
