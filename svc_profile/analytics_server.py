@@ -11,6 +11,8 @@ from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
 from svc_common.server import current_call
 from svc_profile.analytics import median
 
+_DIRECTIONS = frozenset(pb.ComputePathsRequest.Direction.values())
+
 
 def _range(span: Any) -> tuple[int | None, int | None]:
     start = span.start.ToMicroseconds() if span.HasField("start") else None
@@ -58,6 +60,12 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
 
     async def ComputePaths(self, request: pb.ComputePathsRequest, context: Any) -> pb.ComputePathsResponse:
         start, end = _range(request.time_range)
+        if request.direction not in _DIRECTIONS:  # unset (0) is NEXT; an unknown number is refused
+            raise InvalidArgument(
+                f"direction {request.direction} is not a Direction this server knows (NEXT, PREVIOUS)",
+                reason="VALUE_NOT_ALLOWED",
+                violations=[FieldViolation("direction", "DIRECTION_NEXT or DIRECTION_PREVIOUS", "VALUE_NOT_ALLOWED")],
+            )
         forward = request.direction != pb.ComputePathsRequest.DIRECTION_PREVIOUS
         paths, sessions = await asyncio.to_thread(
             self.analytics.paths, request.screen, request.depth, forward, start, end, request.top_n

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from svc_common.conditions import PROFILE_SCOPE, compile_condition, walk
+from svc_common.conditions import PROFILE_SCOPE, Source, compile_condition, walk
 from svc_common.conditions import from_proto as value_from_proto
 from svc_common.errors import (
     Aborted,
@@ -29,10 +29,11 @@ from svc_common.errors import (
 from svc_common.pb.qiming.common.v1 import condition_pb2, types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_profile import finance
-from svc_profile.condpaths import label, tag_reads
+from svc_profile.condpaths import check_channel_numbers, label, tag_reads
 from svc_profile.condpaths import nodes as condition_nodes
 from svc_profile.core import Core
 from svc_profile.engine import SegmentRule, TagRule, references, tag_rule_from_proto
+from svc_profile.known import FEATURES, Names
 from svc_profile.model import now_us
 from svc_profile.retained import check_retained
 
@@ -41,6 +42,8 @@ TAG_SCOPE = replace(PROFILE_SCOPE, segments=False)
 """Tags read the person (no segments: segments read tags, and the graph stays acyclic)."""
 MAX_BANDS = 64
 """Bands of one tag (each runs in order for every evaluated person); their nodes count together."""
+_VALUE_TYPES = frozenset(types_pb2.ValueType.values())
+_SENSITIVITY = frozenset(types_pb2.SensitivityLevel.values())
 SEAL_CHUNK = 10_000
 """Clear rows of level-3 tags sealed per transaction by ``seal_sensitive_tags`` (the writer waits that long)."""
 log = logging.getLogger("qiming.profile")
@@ -89,9 +92,15 @@ class Definitions:
             log.info("level-3 tag values sealed at rest", extra={"rows": total, "tags": wanted})
         return total
 
-    def segment_rule(self, segment: pb.Segment) -> SegmentRule:
+    def strict(self, scope: Any, tag: str = "") -> Any:
+        """``scope`` knowing the features svc_profile computes and the tags defined (plus ``tag``, the one being
+        defined: reading itself is reported as a cycle): for new definitions, not for loading stored ones."""
+        tags = Names({*self.value_types, *([tag] if tag else [])})
+        return replace(scope, names={Source.FEATURE: FEATURES, Source.TAG: tags, Source.SCORE: tags})
+
+    def segment_rule(self, segment: pb.Segment, scope: Any = PROFILE_SCOPE) -> SegmentRule:
         if segment.WhichOneof("definition") == "condition":
-            node = compile_for(PROFILE_SCOPE, segment.condition, "segment.condition")
+            node = compile_for(scope, segment.condition, "segment.condition")
             return SegmentRule(segment.segment_id, segment.version, node, references(node))
         return SegmentRule(segment.segment_id, segment.version, None, None)
 
@@ -133,6 +142,11 @@ class Definitions:
     def validate_tag(self, definition: pb.TagDefinition, field: str = "definition") -> TagRule:
         if not NAME.match(definition.name):
             raise _bad(f"{field}.name", f"tag name {definition.name!r} must be lower_snake_case, 1-64 chars")
+        for name, known in (("value_type", _VALUE_TYPES), ("sensitivity", _SENSITIVITY)):
+            number = getattr(definition, name)
+            if number not in known:  # a later release may give the number a meaning: never store it unknown
+                problem = f"{field}.{name} {number} is not one this server knows"
+                raise _bad(f"{field}.{name}", problem, "VALUE_NOT_ALLOWED")
         kind = definition.WhichOneof("rule")
         if kind is None:
             raise _bad(f"{field}.rule", "set one of condition, bands, external, builtin")
@@ -167,11 +181,14 @@ class Definitions:
             if ordered:
                 path = f"{field}.builtin.parameters"
                 raise _bad(path, f"{path}[{'/'.join(ordered[0])}]: {ordered[1]}")
-        rule = tag_rule_from_proto(definition, lambda c, p: compile_for(TAG_SCOPE, c, p.replace("definition", field)))
+        scope = self.strict(TAG_SCOPE, definition.name)
+        rule = tag_rule_from_proto(definition, lambda c, p: compile_for(scope, c, p.replace("definition", field)))
         if kind == "condition":
             check_retained(definition.condition, f"{field}.condition")
+            check_channel_numbers(definition.condition, f"{field}.condition")
         for i, band in enumerate(definition.bands.bands if kind == "bands" else ()):
             check_retained(band.condition, f"{field}.bands.bands[{i}].condition")
+            check_channel_numbers(band.condition, f"{field}.bands.bands[{i}].condition")
         nodes = 0
         for i, (_, node) in enumerate(rule.bands):  # the node limit holds for the whole definition
             nodes += sum(1 for _ in walk(node))
@@ -289,10 +306,11 @@ class Definitions:
         kind = segment.WhichOneof("definition")
         if kind is None:
             raise _bad("segment.definition", "set condition (dynamic) or static_list")
-        rule = self.segment_rule(segment)
+        rule = self.segment_rule(segment, self.strict(PROFILE_SCOPE))
         if rule.node is None:
             return rule
         check_retained(segment.condition, "segment.condition")
+        check_channel_numbers(segment.condition, "segment.condition")
         known = self.core.engine.segments
         graph = {sid: set(r.refs.segments) if r.refs else set() for sid, r in known.items()}
         graph[rule.segment_id] = set(rule.refs.segments) if rule.refs else set()

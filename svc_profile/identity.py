@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument
@@ -260,6 +261,46 @@ class BatchResolver:
         if parent:  # merged in this batch: every event of a loser goes to its winner
             res.pids = [find(p) if p else None for p in pids]
         return res
+
+
+def fold_lifecycle(conn: Connection, store: ProfileStore, loser: str, winner: str) -> bool:
+    """Make the lifecycle history of ``loser`` one story with ``winner``'s before a merge moves it over (call it
+    before ``Core.merge``). The winner's track is the person's: the loser's entries from the winner's first entry on
+    (a prospect's device seen while the customer was already NEW) are dropped; those before it are the person's
+    earlier past, and the winner's first entry then moves on from the stage they reached (``PROSPECT → NEW``, not a
+    second ``UNSPECIFIED → NEW``; dropped when the stage is the same). A winner without history (created by this
+    transaction) takes the loser's stage and history: True, so that its first stage is not recorded as an entry."""
+    h, p = store.t["lifecycle"], store.t["person"]
+    rows = conn.execute(
+        select(h.c.transition_id, h.c.profile_id, h.c.from_stage, h.c.to_stage, h.c.at_us)
+        .where(h.c.profile_id.in_([loser, winner]))
+        .order_by(h.c.at_us, h.c.transition_id)
+    ).all()
+    theirs = [r for r in rows if r.profile_id == loser]
+    mine = [r for r in rows if r.profile_id == winner]
+    if not theirs:
+        return False
+    if not mine:
+        stage = conn.execute(select(p.c.lifecycle_stage, p.c.lifecycle_since_us).where(p.c.profile_id == loser)).first()
+        if stage is not None:
+            conn.execute(
+                update(p)
+                .where(p.c.profile_id == winner)
+                .values(lifecycle_stage=stage.lifecycle_stage, lifecycle_since_us=stage.lifecycle_since_us)
+            )
+        return True
+    first = mine[0]
+    later = [r.transition_id for r in theirs if r.at_us >= first.at_us]
+    if later:
+        conn.execute(delete(h).where(h.c.transition_id.in_(later)))
+    past = [r for r in theirs if r.at_us < first.at_us]
+    if past and first.from_stage == "UNSPECIFIED":
+        reached = past[-1].to_stage
+        if reached == first.to_stage:
+            conn.execute(delete(h).where(h.c.transition_id == first.transition_id))
+        else:
+            conn.execute(update(h).where(h.c.transition_id == first.transition_id).values(from_stage=reached))
+    return False
 
 
 def note_customers_of(store: ProfileStore, conn: Connection, pids: Any) -> None:

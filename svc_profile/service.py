@@ -16,7 +16,14 @@ from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.server import note_customers
 from svc_profile.core import Core
 from svc_profile.erasure import ERASED_CAUSE, customer_ids, erasure_events
-from svc_profile.identity import check_link, link_row, new_profile_id, note_customers_of, person_row
+from svc_profile.identity import (
+    check_link,
+    fold_lifecycle,
+    link_row,
+    new_profile_id,
+    note_customers_of,
+    person_row,
+)
 from svc_profile.model import encode, from_us, now_us
 from svc_profile.store._bundle import BUNDLE_DIALECTS, load_bundle
 from svc_profile.store._sql import CANONICAL, CUSTOMER
@@ -36,6 +43,9 @@ MAX_BATCH_REFS = 1000
 MAX_LINKED_BY = 32
 MAX_STRING_CHARS = 8_192
 """The longest string an attribute (or a written tag) may hold, as svc_collect's ``max_string_chars``."""
+RISK_RATING = "risk_rating"
+RATING = re.compile(r"[Cc][1-5]")
+"""A ``risk_rating`` as the finance pack reads it (finance._rating): anything else would never be compared."""
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.")
 
 
@@ -78,6 +88,12 @@ def check_attribute_value(name: str, value: object, field: str) -> None:
             f"{field} has no value", reason="MISSING_FIELD", violations=[FieldViolation(field, "set a value")]
         )
     check_value(value, field)
+    if name == RISK_RATING and not (isinstance(value, str) and RATING.fullmatch(value)):
+        raise InvalidArgument(
+            f"{field}: a risk rating is C1 to C5 (C or c and one digit, nothing around it), not {value!r}",
+            reason="VALUE_NOT_ALLOWED" if isinstance(value, str) else "PROPERTY_TYPE_MISMATCH",
+            violations=[FieldViolation(field, "C1, C2, C3, C4 or C5")],
+        )
     if name.endswith("_fen") and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise InvalidArgument(
             f"{field}: an amount (*_fen) is a money_fen_value (fen), not {type(value).__name__}",
@@ -240,7 +256,8 @@ class ProfileDomain:
             check_attribute_name(name, f"{prefix}attributes[{name}]")
             python = from_proto(value)
             check_attribute_value(name, python, f"{prefix}attributes[{name}]")
-            values[name] = python
+            # "c3" is stored "C3": conditions compare the text ("risk_rating GTE 'C3'" would take "c1").
+            values[name] = python.upper() if name == RISK_RATING else python  # type: ignore[union-attr]
         return values
 
     def _ensure(self, conn: Any, key: Any, linked_by: str, ref: str, now: int) -> tuple[str, bool]:
@@ -348,6 +365,7 @@ class ProfileDomain:
                 customers = core.store.customers_of(conn, [pid, holder])
                 check_link(customers, pid, holder)
                 winner, loser = (holder, pid) if customers.get(holder) and not customers.get(pid) else (pid, holder)
+                fold_lifecycle(conn, core.store, loser, winner)  # both existed: each has its history
                 core.merge(conn, loser, winner, now)
                 pid, merged = winner, loser
             core.engine.refresh(conn, [pid], now, cause="event")

@@ -8,6 +8,7 @@ can point at the box on the canvas. Nothing of the condition is ever executed as
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 from svc_common.conditions import _values
@@ -53,8 +54,10 @@ class Scope:
     """Operands of one IN / NOT_IN."""
     max_window_seconds: int = 400 * 86_400
     """The longest window an event condition may ask for."""
-    names: dict[Source, frozenset[str]] = field(default_factory=dict)
-    """When a source is listed here, only these names of it are known (e.g. the features a profile keeps)."""
+    names: dict[Source, Container[str]] = field(default_factory=dict)
+    """When a source is listed here, only the names ``in`` it are known (e.g. the features a profile keeps): a
+    frozenset, or an object that answers ``in`` for families of names (``count.<type>.<N>d``) and may explain a
+    refusal with ``hint(name) -> str``. ``Source.TAG`` also bounds the tags ``has_tag`` may name."""
 
 
 PROFILE_SCOPE = Scope(sources=_PERSON_SOURCES)
@@ -127,7 +130,7 @@ class _Compiler:
             raise self.fail(condition, path, f"{where}.field.name", "the field name is empty")
         known = scope.names.get(source)
         if known is not None and name not in known:
-            raise self.fail(condition, path, f"{where}.field.name", f"unknown {source.name.lower()} {name!r}")
+            raise self.fail(condition, path, f"{where}.field.name", _unknown(known, source, name))
         op = self._op(condition, comparison.operator, path, f"{where}.operator")
         operand, operands = self._operands(condition, op, comparison.value, comparison.values, path, where)
         return Compare(source, name, op, operand, operands, label)
@@ -202,6 +205,9 @@ class _Compiler:
             raise self.fail(condition, path, where, "tag conditions are not allowed here")
         if not spec.tag_name:
             raise self.fail(condition, path, f"{where}.tag_name", "tag_name is empty")
+        known = scope.names.get(Source.TAG)
+        if known is not None and spec.tag_name not in known:
+            raise self.fail(condition, path, f"{where}.tag_name", _unknown(known, Source.TAG, spec.tag_name))
         if spec.operator == condition_pb2.OPERATOR_UNSPECIFIED:
             if spec.HasField("value"):
                 raise self.fail(condition, path, f"{where}.operator", "a value needs an operator")
@@ -213,6 +219,12 @@ class _Compiler:
             )
         operand, _ = self._operands(condition, op, spec.value, (), path, where)
         return HasTag(spec.tag_name, op, operand, label)
+
+
+def _unknown(known: Container[str], source: Source, name: str) -> str:
+    hint = getattr(known, "hint", None)
+    detail = hint(name) if hint is not None else ""
+    return f"unknown {source.name.lower()} {name!r}" + (f" ({detail})" if detail else "")
 
 
 def _is_number(value: object) -> bool:

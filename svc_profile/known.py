@@ -1,0 +1,92 @@
+"""The names a tag or segment condition can read in svc_profile: the features it computes, the tags defined.
+
+A condition naming a feature svc_profile never computes (``evnts_total``, ``count.fund_view.401d``) or a tag
+nobody defined would never match: creating or updating a tag or segment refuses it (INVALID_ARGUMENT naming the
+node, through ``Scope.names`` of svc_common.conditions). Stored definitions are loaded without this check, so a
+definition saved before it still loads. Declared attributes are open-ended (the broker's systems send any
+lower_snake_case name, docs/profile.md): they are not checked.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Container
+from types import SimpleNamespace
+
+from svc_common.pb.qiming.common.v1 import event_pb2
+from svc_profile import finance
+from svc_profile.features import FeatureUpdater
+from svc_profile.model import Days, Person
+
+_PROBE_TRADE, _PROBE_VIEW, _PROBE_AMOUNT = "probe_trade", "probe_view", "amount_fen"
+
+
+@functools.cache
+def stored_features() -> frozenset[str]:
+    """The fixed features the log consumer keeps per person, found by running ``FeatureUpdater`` over a trade (with
+    an amount and a product risk level) and a trade whose amount svc_collect withheld: whatever it writes is what a
+    condition can read, so a feature added there is known here without a list to keep in step."""
+    settings = SimpleNamespace(
+        day_offset_hours=0,
+        trade_event_types=(_PROBE_TRADE,),
+        view_event_types=(_PROBE_VIEW,),
+        amount_properties=(_PROBE_AMOUNT,),
+        event_retention_days=0,
+    )
+    trade = event_pb2.Event(event_id="1", event_type=_PROBE_TRADE, session_id="s")
+    trade.occurred_at.FromMicroseconds(1)
+    trade.properties[_PROBE_AMOUNT].money_fen_value = 1
+    trade.properties["product_risk_level"].int_value = 1
+    masked = event_pb2.Event(event_id="2", event_type=_PROBE_TRADE, session_id="s", masked_fields=[_PROBE_AMOUNT])
+    masked.occurred_at.FromMicroseconds(2)
+    docs: dict[str, dict] = {"p": {}}
+    FeatureUpdater(settings).apply(docs, ["p", "p"], [trade, masked])  # type: ignore[arg-type]
+    return frozenset(name for name in docs["p"] if not name.startswith("_"))
+
+
+_MAX_CATEGORY = 32
+"""``views.<category>`` keeps the category's first 32 characters, lower case (features.FeatureUpdater._view)."""
+
+
+class Features(Container[str]):
+    """Every feature name a person can have: the stored ones, the view families (``views.<category>``,
+    ``views.fund.<fund type>``, ``risk_views.R<1-5>``) and those derived when read (``count.<event type>.<N>d``
+    and ``turnover_fen.<N>d`` with N 1-400, ``fund_pref.<fund type>``), as ``model.Person.derived`` answers them."""
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and not self.hint(name)
+
+    def hint(self, name: str) -> str:
+        """Why ``name`` is not a feature ("" when it is one)."""
+        if name in stored_features():
+            return ""
+        head, _, tail = name.rpartition(".")
+        if head in ("views", "views.fund"):
+            if tail and tail == tail.lower() and len(tail) <= _MAX_CATEGORY:
+                return ""
+            return f"view counts are views.<category> in lower case, at most {_MAX_CATEGORY} characters"
+        if head == "risk_views":
+            return "" if tail in {f"R{n}" for n in range(1, 6)} else "risk views are risk_views.R1 to risk_views.R5"
+        if head == "fund_pref":
+            return "" if tail in finance.FUND_TYPES else f"fund types: {', '.join(finance.FUND_TYPES)}"
+        if head.startswith("count.") or head == "turnover_fen":
+            if head.startswith("count.") and not finance.EVENT_TYPE.fullmatch(head[6:]):
+                return f"{head[6:]!r} is not an event type"
+            probe = Person(profile_id="", clock=Days(0))  # answers a window feature it computes, None otherwise
+            if probe.derived(name) is not None:
+                return ""
+            return "a rolling window is count.<event type>.<N>d or turnover_fen.<N>d with N from 1 to 400"
+        return (
+            f"features: {', '.join(sorted(stored_features()))}, count.<event type>.<N>d, turnover_fen.<N>d (N 1-400), "
+            "views.<category>, views.fund.<fund type>, risk_views.R<n>, fund_pref.<fund type>"
+        )
+
+
+FEATURES = Features()
+
+
+class Names(frozenset[str]):
+    """Known names, ``hint`` listing them when a name is not one of them (tags)."""
+
+    def hint(self, name: str) -> str:
+        return f"defined: {', '.join(sorted(self)[:20])}{' ...' if len(self) > 20 else ''}" if self else "none defined"
