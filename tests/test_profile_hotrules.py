@@ -250,6 +250,7 @@ def test_a_merge_reads_the_winners_day_buckets_and_tags_again(tmp_path: Path, da
                 app.definitions.create_segment(
                     pb.Segment(segment_id="viewers", condition=C.Condition(event_count=window))
                 )
+                app.definitions.create_tag(pb.TagDefinition(name="vip", external=pb.ExternalTag(writer="crm")))
                 app.definitions.create_segment(pb.Segment(segment_id="vips", condition=tagged))
                 for i, batch in enumerate(batches):
                     app.consumer.handle(batch, f"c{i}")

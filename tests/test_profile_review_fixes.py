@@ -525,6 +525,7 @@ def _any(*conditions: C.Condition) -> C.Condition:
 def test_cycle_and_unknown_segment_errors_name_the_request_path(tmp_path: Path) -> None:
     with profile_app(profile_settings(tmp_path, f"sqlite:///{tmp_path / 't.db'}", finance_pack=False)) as app:
         defs = app.definitions
+        defs.create_tag(pb.TagDefinition(name="x", external=pb.ExternalTag(writer="svc_modeling")))
         defs.create_tag(pb.TagDefinition(name="a", condition=_any(_has("x"))))
         defs.create_tag(pb.TagDefinition(name="b", condition=_has("a")))
         with pytest.raises(InvalidArgument, match=r"'box-7'.*cycle") as refused:

@@ -70,7 +70,7 @@ TRANSLATED = [
 FALLBACK = [
     cmp("events_total", C.OPERATOR_GTE, 1, source=FEATURE),
     cmp("aum_fen", C.OPERATOR_GTE, Money(10)),  # level 3: sealed at rest
-    cmp("risk_rating", C.OPERATOR_IN, values=("C1", "C2")),  # list attributes answer IN per element
+    cmp("tiers", C.OPERATOR_IN, values=("C1", "C2")),  # list attributes answer IN per element
     cmp("regular", C.OPERATOR_EQ, True, source=TAG),
     C.Condition(event_count=C.EventCount(event_type="login", min_count=1, window_seconds=3600)),
 ]
@@ -87,7 +87,7 @@ def test_sql_translation_agrees_with_the_python_evaluator(
             "P1": {"risk_rating": "C3", "age": 31, "credit": Money(5000), "city": "上海"},
             "P2": {"risk_rating": "C2", "age": 40.5, "city": "Beijing"},
             "P3": {"risk_rating": "C5", "age": "forty"},  # a string where a number is expected
-            "P4": {"risk_rating": ["C1", "C2"], "age": 41},  # a list
+            "P4": {"tiers": ["C1", "C2"], "age": 41},  # a list (a risk_rating is C1-C5, one of them)
             "P5": {"aum_fen": Money(100)},  # nothing comparable in clear
             "P6": {"age": 24, "credit": 999.5},
         }

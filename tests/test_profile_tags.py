@@ -48,11 +48,16 @@ def test_definitions_are_validated_versioned_and_acyclic(tmp_path: Path) -> None
             defs.create_tag(
                 pb.TagDefinition(name="seg", condition=C.Condition(in_segment=C.SegmentMembership(segment_id="x")))
             )
+        with pytest.raises(InvalidArgument, match="unknown tag 'tag_b'"):  # a tag nobody defined
+            defs.create_tag(
+                pb.TagDefinition(name="tag_a", condition=C.Condition(has_tag=C.TagPresence(tag_name="tag_b")))
+            )
+        defs.create_tag(pb.TagDefinition(name="tag_b", condition=heavy))
         a = pb.TagDefinition(name="tag_a", condition=C.Condition(has_tag=C.TagPresence(tag_name="tag_b")))
         defs.create_tag(a)
         b = pb.TagDefinition(name="tag_b", condition=C.Condition(has_tag=C.TagPresence(tag_name="tag_a")))
         with pytest.raises(InvalidArgument, match="cycle"):
-            defs.create_tag(b)
+            defs.update_tag(b, 0)
         with pytest.raises(InvalidArgument, match="unknown formula"):
             defs.create_tag(pb.TagDefinition(name="x", builtin=pb.BuiltinTag(formula="astrology")))
         with pytest.raises(InvalidArgument, match="unknown parameter"):
