@@ -184,3 +184,7 @@ def test_the_pre_filter_passes_ordinary_events_and_ignores_the_event_id() -> Non
     assert not may_hold_personal_data(_encoded(stock_code="600519", element="buy_button", page="/fund/000001"))
     digits_id = event_pb2.Event(event_id="12345678-1234-4234-9234-123456789012", event_type="x").SerializeToString()
     assert not may_hold_personal_data(digits_id)
+
+
+def test_a_value_that_looks_like_an_event_id_header_is_searched_whole() -> None:
+    assert kinds("\n$" + "x" * 40 + " 13812345678") == ["mobile"]

@@ -43,14 +43,23 @@ _CLASSES = bytes(_CLASSES)
 _RUN = b"0" * 11  # 11 digits in a row: every contiguous mobile, identity and card number
 _GROUPED = b"000-0000-0000"  # 3-4-4 digits: a grouped mobile number, and inside every grouped card number
 _AT = 0x40  # an int: ``int in bytes`` is a plain memchr
+# "@", a domain label and a dot: the pattern starts with a literal, so it is searched for as fast as "@" is. (A lone
+# 0x40 byte is common in an encoding: a varint, or the length 64.)
+_EMAIL_HINT = re.compile(rb"@[A-Za-z0-9-]{1,63}\.[A-Za-z]").search
 _EVENT_ID_HEAD = b"\n$"  # field 1 (event_id), 36 bytes: a UUID, whose hex digits are no personal data
 
 
 def may_hold_personal_data(encoded: bytes) -> bool:
-    """False when no string in ``encoded`` (a serialized message) can hold a detected value; True means: look."""
-    start = 38 if encoded.startswith(_EVENT_ID_HEAD) else 0
-    classes = encoded.translate(_CLASSES)
-    return classes.find(_RUN, start) >= 0 or classes.find(_GROUPED, start) >= 0 or _AT in encoded
+    """False when no string in ``encoded`` (a serialized event) can hold a detected value; True means: look."""
+    # Operators, not methods: bytes.find and startswith parse their arguments the slow way (~1,500 instructions).
+    classes = (encoded[38:] if encoded[:2] == _EVENT_ID_HEAD else encoded).translate(_CLASSES)
+    return _RUN in classes or _GROUPED in classes or (_AT in encoded and _EMAIL_HINT(encoded) is not None)
+
+
+def _may_hold_text(data: bytes) -> bool:
+    """:func:`may_hold_personal_data` for one string's UTF-8 bytes (no event id to skip)."""
+    classes = data.translate(_CLASSES)
+    return _RUN in classes or _GROUPED in classes or (_AT in data and _EMAIL_HINT(data) is not None)
 
 
 # -- stage 2: one string -----------------------------------------------------------------------------------------
@@ -139,6 +148,8 @@ def find_personal_data(text: str, kinds: frozenset[str] | None = None) -> list[F
     """Every detected value in ``text``, in order, none overlapping (an identity number wins over a card number
     of the same digits)."""
     found: list[Found] = []
+    if not _may_hold_text(text.encode("utf-8", "surrogatepass")):  # most strings: a few C-level passes
+        return found
     if kinds is None or ID_NUMBER in kinds:
         found += [Found(*m.span(), ID_NUMBER) for m in _ID_NUMBER.finditer(text) if valid_id_number(m.group())]
     if kinds is None or BANK_CARD in kinds:
