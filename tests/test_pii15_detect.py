@@ -188,3 +188,16 @@ def test_the_pre_filter_passes_ordinary_events_and_ignores_the_event_id() -> Non
 
 def test_a_value_that_looks_like_an_event_id_header_is_searched_whole() -> None:
     assert kinds("\n$" + "x" * 40 + " 13812345678") == ["mobile"]
+
+
+def test_long_numeric_ids_do_not_send_events_to_the_value_search() -> None:
+    from svc_collect.protect import may_hold_beside_ids
+    from svc_common.pb.qiming.common.v1 import types_pb2
+
+    event = event_pb2.Event(event_id=str(uuid.uuid4()), event_type="trade", user_id="310012345678")
+    event.identities.add(type=types_pb2.ID_TYPE_FUND_ACCOUNT, value="880012345678")
+    event.properties["note"].string_value = "hello"
+    data = event.SerializeToString()
+    assert may_hold_personal_data(data) and not may_hold_beside_ids(event, data)
+    event.properties["note"].string_value = "call 13812345678"
+    assert may_hold_beside_ids(event, event.SerializeToString())
