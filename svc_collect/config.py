@@ -89,6 +89,11 @@ class CollectSettings(ServiceSettings):
     stream runs this release: the stream is marked, and earlier releases can no longer read what is written."""
     jetstream_max_pack_bytes: int = Field(default=900_000, ge=10_000)
     """Upper bound of one JetStream message (a pack of events); kept under the server's max_payload."""
+    undeclared_pii: Literal["seal", "mask", "reject", "off"] = "seal"
+    """Personal data found by content (a mobile, identity or bank card number, an e-mail address) in a string property
+    or context field its schema does not declare at level 3+: ``seal`` it as a level-3 value (default: nothing is
+    lost and nothing stays in clear), ``mask`` it in place (``****`` and the last 4 digits), ``reject`` the event to
+    quarantine (UNDECLARED_PERSONAL_DATA), or ``off``. See docs/collect.md, "Personal data no schema declares"."""
 
     @field_validator("nats_url")
     @classmethod

@@ -32,6 +32,7 @@ QUARANTINE_REASONS = frozenset(
         "UNKNOWN_PROPERTY",
         "MISSING_REQUIRED_PROPERTY",
         "UNSIGNED_SYSTEM_EVENT",
+        "UNDECLARED_PERSONAL_DATA",  # protect.py, under undeclared_pii = "reject"
     }
 )
 

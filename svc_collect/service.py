@@ -14,7 +14,7 @@ from typing import Protocol
 from svc_collect.committer import GroupCommitter
 from svc_collect.config import CollectSettings
 from svc_collect.output_only import clear_output_only, has_output_only
-from svc_collect.protect import EventProtector
+from svc_collect.protect import EventProtector, UndeclaredPersonalData
 from svc_collect.reading import Follows, customers_of, note_batch_customers, pages
 from svc_collect.schemas import SchemaRegistry
 from svc_collect.store import (
@@ -176,7 +176,7 @@ class CollectService:
         self._catalog = catalog
         self.schemas = SchemaRegistry(catalog, settings.max_properties_per_event)
         self._validator = EventValidator(settings, self.schemas.schema_for, SystemEventSigner(keys))
-        self._protector = EventProtector(keys, settings.sensitive_properties)
+        self._protector = EventProtector(keys, settings.sensitive_properties, settings.undeclared_pii)
         self._fingerprints = Fingerprinter(keys)
         self._committer: GroupCommitter[WriteBatch, list[Appended]] = GroupCommitter(
             lambda batches: self._log.append(batches, now_micros()), settings.commit_max_events
@@ -317,7 +317,13 @@ class CollectService:
                 append_pending(_rejected(index, event.event_id, verdict, q.quarantine_id))  # type: ignore[arg-type]
                 continue
             flags, data, occurred_us, schema, names, identities, event_id, event_type, user_id, anonymous_id = verdict  # type: ignore[misc]
-            sealed, changed = protect(event, schema, names, identities, data)
+            try:  # free unless raised (3.11 zero-cost try)
+                sealed, changed = protect(event, schema, names, identities, data)
+            except UndeclaredPersonalData as refused:  # undeclared_pii = "reject"; the event is unchanged
+                q = self._quarantine_row(event, refused.rejection)
+                quarantined.append(q)
+                append_pending(_rejected(index, event.event_id, refused.rejection, q.quarantine_id))
+                continue
             if flags:
                 event.flags.extend(flag_names(flags))
             append_pending(len(rows))

@@ -2,6 +2,13 @@
 pseudonyms where only equality is needed, HMAC-SM3 signatures on the system events svc_profile publishes, and
 the keyring they all draw their keys from."""
 
+from svc_common.protection._detect import (
+    PERSONAL_DATA_KINDS,
+    Found,
+    find_personal_data,
+    mask_personal_data,
+    may_hold_personal_data,
+)
 from svc_common.protection._keys import (
     FileKeyProvider,
     JsonKeyProvider,
@@ -23,19 +30,24 @@ from svc_common.protection._sm import Fingerprinter, Pseudonymizer, Sealer, norm
 __all__ = [
     "DEFAULT_SENSITIVE_ATTRIBUTES",
     "DEFAULT_SENSITIVE_PROPERTIES",
+    "PERSONAL_DATA_KINDS",
     "SIGNATURE_PROPERTY",
     "SIGNED_EVENT_TYPES",
     "SIGNED_PROPERTIES",
     "FileKeyProvider",
     "Fingerprinter",
+    "Found",
     "JsonKeyProvider",
     "KeyProvider",
     "Keyring",
     "Pseudonymizer",
     "Sealer",
     "SystemEventSigner",
+    "find_personal_data",
     "generate_keyring",
     "is_signed",
     "key_provider_from_settings",
+    "mask_personal_data",
+    "may_hold_personal_data",
     "normalize_pseudonym_input",
 ]
