@@ -26,6 +26,7 @@ from campaign_helpers import (
     statuses,
     wait_then_send,
 )
+from collect_helpers import KEYRING
 
 from svc_campaign.clock import ManualClock
 from svc_campaign.erasure import ERASED
@@ -175,7 +176,11 @@ def test_killed_while_draining_a_wave_of_timers_fires_each_once(
                 batch.append(one)
             service.engine.handle(batch)
         url = url or str(service.db.engine.url)
-    env = {"QIMING_CAMPAIGN_TIMER_BATCH_SIZE": "100", "QIMING_CAMPAIGN_TIMER_POLL_MILLIS": "50"}
+    env = {
+        "QIMING_CAMPAIGN_TIMER_BATCH_SIZE": "100",
+        "QIMING_CAMPAIGN_TIMER_POLL_MILLIS": "50",
+        "QIMING_CAMPAIGN_KEYRING_JSON": KEYRING,  # the keyring the in-process service above used
+    }
     if backend == "postgresql":
         env["QIMING_CAMPAIGN_DATABASE_URL"] = url
     campaign = ServerProcess("campaign", work_dir=work, env=env).start()
