@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 
 from svc_common.conditions import EVENT_FILTER_SCOPE, compile_condition, matches_event
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
-from svc_profile.condpaths import check_channel_numbers
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
 from svc_profile.model import StoredEvent, decode
@@ -75,7 +74,6 @@ class Analytics:
             if step.HasField("filter"):
                 node = compile_condition(step.filter, EVENT_FILTER_SCOPE, field=f"steps[{i}].filter")
                 check_retained(step.filter, f"steps[{i}].filter", in_filter=True)
-                check_channel_numbers(step.filter, f"steps[{i}].filter", in_filter=True)
             compiled.append((step.name or step.event_type, step.event_type, node))
         for sid in [*split_segments, *([segment_id] if segment_id else [])]:
             self.definitions.get_segment(sid)  # NOT_FOUND for an unknown segment

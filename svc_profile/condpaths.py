@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.pb.qiming.common.v1 import condition_pb2
 
 
@@ -42,30 +41,3 @@ def tag_reads(condition: condition_pb2.Condition, path: str) -> Iterator[tuple[s
             yield node.has_tag.tag_name, f"{where}.has_tag.tag_name", label(node, where)
         elif kind == "comparison" and not in_filter and node.comparison.field.source in read_as:
             yield node.comparison.field.name, f"{where}.comparison.field.name", label(node, where)
-
-
-def check_channel_numbers(condition: condition_pb2.Condition, path: str, in_filter: bool = False) -> None:
-    """Refuse an event filter comparing ``channel`` with a number (``int_value`` 99, or even 1): a filter reads the
-    channel by its name (``app``, ``web`` ...), so a number never matches, and an unknown number would take a
-    meaning once a later release assigns it. INVALID_ARGUMENT naming the value."""
-    for where, node, filtered in nodes(condition, path, in_filter):
-        if not filtered or node.WhichOneof("node") != "comparison":
-            continue
-        comparison = node.comparison
-        field = comparison.field
-        if field.source != condition_pb2.FieldRef.SOURCE_EVENT or field.name != "channel":
-            continue
-        given = [(f"{where}.comparison.value", comparison.value)] if comparison.HasField("value") else []
-        given += [(f"{where}.comparison.values[{i}]", v) for i, v in enumerate(comparison.values)]
-        for field_path, value in given:
-            kind = value.WhichOneof("kind")
-            if kind is not None and kind != "string_value":
-                message = (
-                    f"condition node {label(node, where)}: channel is compared by its name (app, web, ...), "
-                    f"not a {kind}, so this filter could never match"
-                )
-                raise InvalidArgument(
-                    message,
-                    reason="INVALID_CONDITION",
-                    violations=[FieldViolation(field_path, message, "INVALID_CONDITION")],
-                )

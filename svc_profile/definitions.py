@@ -29,7 +29,7 @@ from svc_common.errors import (
 from svc_common.pb.qiming.common.v1 import condition_pb2, types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_profile import finance
-from svc_profile.condpaths import check_channel_numbers, label, tag_reads
+from svc_profile.condpaths import label, tag_reads
 from svc_profile.condpaths import nodes as condition_nodes
 from svc_profile.core import Core
 from svc_profile.engine import SegmentRule, TagRule, references, tag_rule_from_proto
@@ -185,10 +185,8 @@ class Definitions:
         rule = tag_rule_from_proto(definition, lambda c, p: compile_for(scope, c, p.replace("definition", field)))
         if kind == "condition":
             check_retained(definition.condition, f"{field}.condition")
-            check_channel_numbers(definition.condition, f"{field}.condition")
         for i, band in enumerate(definition.bands.bands if kind == "bands" else ()):
             check_retained(band.condition, f"{field}.bands.bands[{i}].condition")
-            check_channel_numbers(band.condition, f"{field}.bands.bands[{i}].condition")
         nodes = 0
         for i, (_, node) in enumerate(rule.bands):  # the node limit holds for the whole definition
             nodes += sum(1 for _ in walk(node))
@@ -310,7 +308,6 @@ class Definitions:
         if rule.node is None:
             return rule
         check_retained(segment.condition, "segment.condition")
-        check_channel_numbers(segment.condition, "segment.condition")
         known = self.core.engine.segments
         graph = {sid: set(r.refs.segments) if r.refs else set() for sid, r in known.items()}
         graph[rule.segment_id] = set(rule.refs.segments) if rule.refs else set()

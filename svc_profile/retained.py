@@ -53,18 +53,28 @@ def check_retained(condition: condition_pb2.Condition, path: str, in_filter: boo
 
 
 def _check_channels(node: condition_pb2.Condition, where: str) -> None:
-    """A filter comparing ``channel`` with a name no channel has ("wechat") could never match: refused."""
+    """A filter comparing ``channel`` with a name no channel has ("wechat"), or with a number (``int_value`` 99, or
+    even 1: the channel is read by its name, and an unknown number would take a meaning once a later release assigns
+    it), could never match: refused."""
     comparison = node.comparison
     given = [(f"{where}.comparison.value", comparison.value)] if comparison.HasField("value") else []
     given += [(f"{where}.comparison.values[{i}]", v) for i, v in enumerate(comparison.values)]
     for field_path, value in given:
-        if value.WhichOneof("kind") == "string_value" and value.string_value not in CHANNELS:
+        kind = value.WhichOneof("kind")
+        if kind is not None and kind != "string_value":
+            message = (
+                f"condition node {label(node, where)}: channel is compared by its name (app, web, ...), not a {kind}, "
+                "so this filter could never match"
+            )
+        elif kind == "string_value" and value.string_value not in CHANNELS:
             message = (
                 f"condition node {label(node, where)}: {value.string_value!r} is not a channel, so this filter could "
                 f"never match (channels: {', '.join(sorted(CHANNELS))})"
             )
-            raise InvalidArgument(
-                message,
-                reason="INVALID_CONDITION",
-                violations=[FieldViolation(field_path, message, "INVALID_CONDITION")],
-            )
+        else:
+            continue
+        raise InvalidArgument(
+            message,
+            reason="INVALID_CONDITION",
+            violations=[FieldViolation(field_path, message, "INVALID_CONDITION")],
+        )
