@@ -132,6 +132,18 @@ async def refused_at_once(stub: collect_pb2_grpc.CollectServiceStub, events: lis
     return error
 
 
+async def unacknowledged(call: Awaitable[Any], started: float) -> None:
+    """``call`` is answered UNAVAILABLE (LOG_UNAVAILABLE), within the deadline of a call started at ``started``."""
+    try:
+        await call
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.UNAVAILABLE, (exc.code(), exc.details())
+        assert reason_of(exc) == "LOG_UNAVAILABLE"
+    else:
+        raise AssertionError("acknowledged although NATS never answered")
+    assert time.monotonic() - started < CALL_DEADLINE
+
+
 def test_ingest_is_unavailable_at_once_while_nats_is_down_and_resumes_by_itself(tmp_path: Path) -> None:
     """Before: each Ingest waited out the publish and then the look for the pack: 2 x 30 s here, past the deadline
     (DEADLINE_EXCEEDED)."""
@@ -189,14 +201,7 @@ def test_a_batch_in_flight_when_the_connection_drops_is_unacknowledged_and_lands
             await asyncio.sleep(1.0)  # published; JetStream does not answer
             assert not call.done()
             nats.kill()  # SIGKILL ends a stopped process too: the connection drops
-            try:
-                await call
-            except grpc.RpcError as exc:
-                assert exc.code() == grpc.StatusCode.UNAVAILABLE, (exc.code(), exc.details())
-                assert reason_of(exc) == "LOG_UNAVAILABLE"
-            else:
-                raise AssertionError("acknowledged although NATS never answered")
-            assert time.monotonic() - started < CALL_DEADLINE
+            await unacknowledged(call, started)
 
             nats.start()
             again = await ingest_until_answered(stub, batch)
@@ -289,14 +294,7 @@ def test_a_hung_nats_is_dropped_after_two_unanswered_pings_and_ingest_answers_wi
             nats.process.send_signal(signal.SIGSTOP)
             batch = [make_event(user_id=f"h{i}") for i in range(20)]
             started = time.monotonic()
-            try:
-                await ingest(stub, batch)
-            except grpc.RpcError as exc:
-                assert exc.code() == grpc.StatusCode.UNAVAILABLE, (exc.code(), exc.details())
-                assert reason_of(exc) == "LOG_UNAVAILABLE"
-            else:
-                raise AssertionError("acknowledged although NATS never answered")
-            assert time.monotonic() - started < CALL_DEADLINE
+            await unacknowledged(ingest(stub, batch), started)
             nats.process.send_signal(signal.SIGCONT)
             again = await ingest_until_answered(stub, batch)
             assert {r.status for r in again.results} <= {ACCEPTED, DUPLICATE}
