@@ -8,10 +8,10 @@ import asyncio
 import json
 import logging
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from audit_helpers import GET_PROFILE, KEY, audit_record, write_keyring_file
 
 from svc_common.audit import GENESIS, ChainedAuditSink, ChainMac, chain_key
 from svc_common.audit._anchor import AnchorSeal, anchor_path
@@ -20,29 +20,14 @@ from svc_common.audit.verify_cli import verify_command
 from svc_common.protection import generate_keyring
 from svc_common.server import AuditRecord
 
-KEYRING = generate_keyring()
-KEY = chain_key(KEYRING)
-
 
 @pytest.fixture
 def keyring_file(tmp_path: Path) -> Path:
-    path = tmp_path / "keyring.json"
-    path.write_text(KEYRING.to_json())
-    path.chmod(0o600)
-    return path
+    return write_keyring_file(tmp_path)
 
 
 def _record(number: int) -> AuditRecord:
-    return AuditRecord(
-        at=datetime(2026, 12, 6, 12, 0, number % 60, tzinfo=UTC),
-        principal="anonymous",
-        roles=(),
-        method="/qiming.profile.v1.ProfileService/GetProfile",
-        peer="ipv4:127.0.0.1:5000",
-        trace_id=f"{number:032x}",
-        status="OK",
-        customers=(f"c{number}",),
-    )
+    return audit_record(number, method=GET_PROFILE)
 
 
 def _write(directory: Path, count: int, start: int = 0) -> Path:

@@ -15,19 +15,17 @@ from typing import Any
 
 import grpc
 import pytest
-from audit_helpers import ListAuditSink
+from audit_helpers import GET_PROFILE, KEY, ListAuditSink, audit_record
 from google.rpc import error_details_pb2
 from grpc import aio
 from grpc_status import rpc_status
 from server_helpers import served
 
-from svc_common.audit import ChainedAuditSink, ChainMac, TeeAuditSink, chain_key, verify_file
+from svc_common.audit import ChainedAuditSink, ChainMac, TeeAuditSink, verify_file
 from svc_common.errors import Unavailable
 from svc_common.pb.qiming.common.v1 import ops_pb2
-from svc_common.protection import generate_keyring
 from svc_common.server import AuditRecord, ServiceSpec
 
-KEY = chain_key(generate_keyring())
 SERVICE = "qiming.test.v1.AuditBacklogProbe"
 
 
@@ -57,16 +55,7 @@ def stalled(tmp_path: Path) -> Iterator[tuple[ChainedAuditSink, StalledDisk]]:
 
 
 def _record(number: int, status: str = "OK") -> AuditRecord:
-    return AuditRecord(
-        at=datetime.now(UTC),
-        principal="anonymous",
-        roles=(),
-        method="/qiming.profile.v1.ProfileService/GetProfile",
-        peer="ipv4:127.0.0.1:5000",
-        trace_id=f"{number:032x}",
-        status=status,
-        customers=(f"c{number}",),
-    )
+    return audit_record(number, method=GET_PROFILE, status=status, at=datetime.now(UTC))
 
 
 def test_a_stalled_disk_refuses_calls_after_a_bounded_wait_and_logs_one_error(

@@ -7,10 +7,10 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from audit_helpers import KEY, audit_record
 
 from svc_common.audit import GENESIS, ChainedAuditSink, ChainMac, chain_key, stream_prefix, verify_file
 from svc_common.audit.verify_cli import describe, verify_command
@@ -18,20 +18,9 @@ from svc_common.errors import ConfigError
 from svc_common.protection import generate_keyring
 from svc_common.server import AuditRecord
 
-KEY = chain_key(generate_keyring())
-
 
 def _record(number: int, customers: tuple[str, ...] = ("c1",)) -> AuditRecord:
-    return AuditRecord(
-        at=datetime(2026, 12, 6, 12, 0, number % 60, tzinfo=UTC),
-        principal="anonymous",
-        roles=(),
-        method="/qiming.collect.v1.CollectService/Ingest",
-        peer="ipv4:127.0.0.1:5000",
-        trace_id=f"{number:032x}",
-        status="OK",
-        customers=customers,
-    )
+    return audit_record(number, customers=customers)
 
 
 def _write(directory: Path, count: int, start: int = 0, key: bytes = KEY) -> Path:

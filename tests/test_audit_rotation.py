@@ -15,37 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from audit_helpers import KEY, KEYRING, audit_record, write_keyring_file
 
-from svc_common.audit import ChainedAuditSink, ChainMac, chain_key, verify_file
+from svc_common.audit import ChainedAuditSink, ChainMac, verify_file
 from svc_common.audit import _sink as sink_module
 from svc_common.audit._anchor import AnchorSeal, anchor_path
 from svc_common.audit.verify_cli import verify_command
-from svc_common.protection import generate_keyring
 from svc_common.server import AuditRecord
-
-KEYRING = generate_keyring()
-KEY = chain_key(KEYRING)
 
 
 @pytest.fixture
 def keyring_file(tmp_path: Path) -> Path:
-    path = tmp_path / "keyring.json"
-    path.write_text(KEYRING.to_json())
-    path.chmod(0o600)
-    return path
+    return write_keyring_file(tmp_path)
 
 
 def _record(number: int) -> AuditRecord:
-    return AuditRecord(
-        at=datetime.now(UTC),
-        principal="anonymous",
-        roles=(),
-        method="/qiming.collect.v1.CollectService/Ingest",
-        peer="ipv4:127.0.0.1:5000",
-        trace_id=f"{number:032x}",
-        status="OK",
-        customers=(f"c{number:04d}",),
-    )
+    return audit_record(number, customers=(f"c{number:04d}",), at=datetime.now(UTC))
 
 
 async def _records(sink: ChainedAuditSink, numbers: range) -> None:
