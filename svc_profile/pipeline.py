@@ -16,12 +16,13 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from svc_common.db import Database
+from svc_profile.store import _stage
 
 Job = Callable[[], None]
 IDLE_SECONDS = 5.0
@@ -116,15 +117,38 @@ class BatchConnection:
         self._cm: Any = None
         self._conn: Connection | None = None
         self.dialect = pipeline.database.engine.dialect
+        self._stages = self.dialect.name == "sqlite" and _stage.AVAILABLE
 
     def defer(self, write: Callable[[Connection], Any], whole: bool = False) -> None:
         """Run ``write(connection)`` before the batch's next read, or at its end; what it is given must not change
-        meanwhile. ``whole``: it is one statement for all its rows (a JSON array or PostgreSQL's arrays)."""
+        meanwhile. ``whole``: it is one statement for all its rows (PostgreSQL's arrays). On SQLite a write with a
+        ``staged`` method (``_bulk.StagedRows``) counts as whole: at the batch's end its rows are staged
+        (``svc_profile.store._stage``) and it becomes one statement."""
         self._buffer.append(write)
-        self._whole = self._whole and whole
+        self._whole = self._whole and (whole or (self._stages and hasattr(write, "staged")))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.now(), name)
+
+    def reading(self, tables: Iterable[str], matters: Callable[[Any], bool] | None = None) -> Connection:
+        """``now`` for a read of ``tables`` only: the buffered writes run up to the last one that writes one of them
+        (one without a ``table`` attribute may write any) and that ``matters`` to the read (None: every one); those
+        after it stay buffered, in order, for the batch's end (where they can still be staged). A segment change's
+        read of the persons' ids thus leaves the batch's features, buckets and retained events to its end."""
+        if self._conn is None:
+            self._pipeline.check()
+        conn = self._open()
+        wanted = set(tables)
+        last = -1
+        for i, write in enumerate(self._buffer):
+            table = getattr(write, "table", None)
+            if table is None or (table in wanted and (matters is None or matters(write))):
+                last = i
+        if last >= 0:
+            run, self._buffer = self._buffer[: last + 1], self._buffer[last + 1 :]
+            for write in run:
+                write(conn)
+        return conn
 
     def _open(self) -> Connection:
         if self._conn is None:
@@ -139,6 +163,7 @@ class BatchConnection:
         conn = self._open()
         if self._buffer:
             buffer, self._buffer = self._buffer, []
+            self._whole = True  # of the writes buffered from now on
             for write in buffer:
                 write(conn)
         return conn
@@ -154,6 +179,11 @@ class BatchConnection:
         if not self._whole:
             self.now()
         buffer, self._buffer = self._buffer, []
+        image = None
+        if any(hasattr(write, "staged") for write in buffer):
+            stage = _stage.Stage()
+            buffer = [write.staged(stage) if hasattr(write, "staged") else write for write in buffer]  # type: ignore[attr-defined]
+            image = stage.image()
 
         def commit() -> None:
             if self._pipeline.failed:  # not expected: a batch opens its transaction after the previous commit
@@ -161,6 +191,8 @@ class BatchConnection:
                 return
             conn = self._open()
             try:
+                if image is not None:
+                    _stage.load(conn, image)
                 for write in buffer:
                     write(conn)
             except BaseException as exc:
