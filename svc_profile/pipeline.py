@@ -33,8 +33,10 @@ log = logging.getLogger("qiming.profile")
 class Pipeline:
     """One thread that runs commits handed over by the consumer, in order; a failure is kept until taken."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, stage: bool = True) -> None:
         self.database = database
+        self.stage = stage
+        """SQLite: stage the batches' bulk writes for their commit job (``consumer_stage_writes``)."""
         self._jobs: deque[tuple[Job, bool]] = deque()
         self._busy = False
         self._cond = threading.Condition()
@@ -117,7 +119,7 @@ class BatchConnection:
         self._cm: Any = None
         self._conn: Connection | None = None
         self.dialect = pipeline.database.engine.dialect
-        self._stages = self.dialect.name == "sqlite" and _stage.AVAILABLE
+        self._stages = pipeline.stage and self.dialect.name == "sqlite" and _stage.AVAILABLE
 
     def defer(self, write: Callable[[Connection], Any], whole: bool = False) -> None:
         """Run ``write(connection)`` before the batch's next read, or at its end; what it is given must not change

@@ -15,7 +15,7 @@ from test_profile_fastpath import _state
 
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
-from svc_profile.store import _bulk, _stage
+from svc_profile.store import _stage
 from svc_profile.store._bulk import FEW
 
 QUOTERS = C.Condition(event_count=C.EventCount(event_type="quote_view", min_count=2, window_seconds=30 * 86_400))
@@ -47,9 +47,7 @@ def _big_batches(seed: int) -> list[list[Any]]:
 def _run(
     tmp_path: Path, batches: list[list[Any]], staged: bool, monkeypatch: pytest.MonkeyPatch, seen: list[tuple[int, int]]
 ) -> dict:
-    monkeypatch.setattr(_stage, "AVAILABLE", staged)
-    monkeypatch.setattr(_bulk, "_COMPILED", {})  # the statements' forms are decided when first compiled
-    with profile_app(profile_settings(tmp_path / f"s{staged}", None)) as app:
+    with profile_app(profile_settings(tmp_path / f"s{staged}", None, consumer_stage_writes=staged)) as app:
         app.definitions.create_segment(pb.Segment(segment_id="quoters", condition=QUOTERS))
         dialect = app.core.database.engine.dialect
         original = dialect.do_executemany
@@ -72,7 +70,8 @@ def test_staged_writes_equal_executemany_batch_after_batch(tmp_path: Path, monke
     """Features, buckets, retained events, tags, memberships and outbox equal with and without staging, over batches
     whose sizes move each staged table's pages (a statement prepared for one image must not read the next one
     through its places). With staging, once the persons are known (in the consumer's cache: a batch reads nothing,
-    so its buffered writes all reach its end), no ``executemany`` of more than a few rows runs at all."""
+    so its buffered writes all reach its end), no ``executemany`` of more than a few rows runs at all; with
+    ``consumer_stage_writes = false`` they are ``executemany`` calls as before."""
     plain: list[tuple[int, int]] = []
     staged: list[tuple[int, int]] = []
     batches = _big_batches(11)
