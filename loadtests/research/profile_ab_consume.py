@@ -86,7 +86,8 @@ def main() -> None:
     parser.add_argument("--new")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--postgres", default="", help="an admin URL: each run gets a fresh database (prof_ab_*)")
+    parser.add_argument("--postgres", default="", help="an admin URL: each run gets a fresh database (PREFIX_*)")
+    parser.add_argument("--db-prefix", default="prof_ab", help="PostgreSQL: the fresh databases' name prefix")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -106,7 +107,7 @@ def main() -> None:
             url, admin, db = "", None, ""
             if args.postgres:
                 admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-                db = f"prof_ab_{uuid.uuid4().hex[:8]}"
+                db = f"{args.db_prefix}_{uuid.uuid4().hex[:8]}"
                 with admin.connect() as conn:
                     conn.execute(sa.text(f"CREATE DATABASE {db}"))
                 url = sa.engine.make_url(args.postgres).set(database=db).render_as_string(hide_password=False)
