@@ -1,5 +1,5 @@
-"""A/B of the log consumer's throughput: two source trees' ``bench_profile.py --only consume`` workload alternated (base,
-new, then new, base, ...), each run in a process of its own with that tree first on PYTHONPATH, the load average
+"""A/B of the log consumer's throughput: two source trees' ``bench_profile.py --only consume`` workload alternated
+(base, new, then new, base, ...), each run in a process of its own with that tree first on PYTHONPATH, the load average
 printed before each run (the machine is shared). PostgreSQL: a fresh database per run, dropped after.
 
     PYTHONPATH=$PWD .venv/bin/python loadtests/research/profile_ab_consume.py --base /tmp/base-prof --new $PWD \
