@@ -132,19 +132,23 @@ class BatchConnection:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.now(), name)
 
-    def reading(self, tables: Iterable[str], matters: Callable[[Any], bool] | None = None) -> Connection:
-        """``now`` for a read of ``tables`` only: the buffered writes run up to the last one that writes one of them
-        (one without a ``table`` attribute may write any) and that ``matters`` to the read (None: every one); those
-        after it stay buffered, in order, for the batch's end (where they can still be staged). A segment change's
-        read of the persons' ids thus leaves the batch's features, buckets and retained events to its end."""
+    def reading(self, tables: Iterable[str], matters: Callable[[Any], bool] | None = None) -> Any:
+        """The connection for a read of ``tables`` only, opened when the read first uses it (a read of no rows waits
+        for nothing: opening waits for the previous batch's commit). The buffered writes then run up to the last one
+        that writes one of them (one without a ``table`` attribute may write any) and that ``matters`` to the read
+        (None: every one); those after it stay buffered, in order, for the batch's end (where they can still be
+        staged). A segment change's read of the persons' ids thus leaves the batch's features, buckets and retained
+        events to its end."""
+        return _Reading(self, frozenset(tables), matters)
+
+    def _reading(self, tables: frozenset[str], matters: Callable[[Any], bool] | None) -> Connection:
         if self._conn is None:
             self._pipeline.check()
         conn = self._open()
-        wanted = set(tables)
         last = -1
         for i, write in enumerate(self._buffer):
             table = getattr(write, "table", None)
-            if table is None or (table in wanted and (matters is None or matters(write))):
+            if table is None or (table in tables and (matters is None or matters(write))):
                 last = i
         if last >= 0:
             run, self._buffer = self._buffer[: last + 1], self._buffer[last + 1 :]
@@ -219,6 +223,24 @@ class BatchConnection:
         if cm is not None:
             with contextlib.suppress(BaseException):  # the batch's own error is the one raised
                 cm.__exit__(type(exc), exc, exc.__traceback__)
+
+
+class _Reading:
+    """``BatchConnection.reading``'s connection: its dialect at once, anything else from the batch's connection
+    opened for the read on first use."""
+
+    __slots__ = ("_batch", "_conn", "_matters", "_tables", "dialect")
+
+    def __init__(self, batch: BatchConnection, tables: frozenset[str], matters: Callable[[Any], bool] | None) -> None:
+        self._batch, self._tables, self._matters = batch, tables, matters
+        self._conn: Connection | None = None
+        self.dialect = batch.dialect
+
+    def __getattr__(self, name: str) -> Any:
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self._batch._reading(self._tables, self._matters)
+        return getattr(conn, name)
 
 
 __all__ = ["BatchConnection", "Pipeline"]

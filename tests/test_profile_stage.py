@@ -137,12 +137,14 @@ def test_an_update_whose_rows_name_one_target_twice_stays_executemany() -> None:
 
 
 def test_a_read_runs_only_the_buffered_writes_it_can_see(tmp_path: Path) -> None:
-    """A read of other tables leaves a batch's buffered writes for its end (to be staged); a read of retained events
-    runs the buffered events' insert only when one of its rows falls in the range read; a write whose table is not
-    known runs before any read."""
+    """A read of no rows neither opens the batch's connection nor waits for the commit before; a read of other tables
+    leaves a batch's buffered writes for its end (to be staged); a read of retained events runs the buffered events'
+    insert only when one of its rows falls in the range read; a write whose table is not known runs before any
+    read."""
     with profile_app(profile_settings(tmp_path, None, finance_pack=False)) as app:
         store = app.core.store
         conn = app.core.pipeline.begin()
+        assert store.load_persons(conn, []) == {} and conn._conn is None  # no rows read: not opened, nothing awaited
         store.add_days(conn, {(f"p{i}", "login", 100): [1, 0] for i in range(20)})
         events = [(f"e{i}", "p1", 1_000 + i, "login", "", "", "{}", None, None, None, None) for i in range(20)]
         store.insert_events(conn, events)
