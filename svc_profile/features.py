@@ -21,6 +21,15 @@ _COUNTERS_MAX = ("risk.max_traded_level",)
 VIEWS_CHANGED = "~views"
 """Marks a person whose view features (views.*, risk_views.*) changed in a batch: rules reading them re-run."""
 MAX_STORED_PROPERTIES = 16
+_SHARED = 4096
+_INTS = tuple(("i", n) for n in range(_SHARED))
+"""Counter items of small values, made once and shared: a batch replaces a counter's item with one of these rather
+than a new tuple, so fewer objects survive a batch for the cyclic collector to walk after it (docs/benchmarks.md,
+session 15)."""
+
+
+def _int(n: int) -> tuple[str, int]:
+    return _INTS[n] if 0 <= n < _SHARED else ("i", n)
 
 
 def _number(value: Any) -> int | None:
@@ -98,7 +107,7 @@ class FeatureUpdater:
             if item is None or us > item[1]:
                 doc["last_seen_at"] = ("t", us)
             item = doc.get("events_total")
-            doc["events_total"] = ("i", 1) if item is None else ("i", item[1] + 1)
+            doc["events_total"] = _INTS[1] if item is None else _int(item[1] + 1)
             session = e.session_id
             if session and doc.get("_last_session") != session:
                 doc["_last_session"] = session
@@ -156,7 +165,7 @@ class FeatureUpdater:
         if "product_risk_level" in properties:
             level = _risk_level(properties["product_risk_level"])
             if level and level > _get(doc, "risk.max_traded_level"):
-                doc["risk.max_traded_level"] = ("i", level)
+                doc["risk.max_traded_level"] = _int(level)
         return amount
 
     def _view(self, doc: dict[str, Any], pid: str, properties: Any) -> None:
@@ -199,7 +208,7 @@ def _get(doc: dict[str, Any], name: str) -> int:
 
 def _add(doc: dict[str, Any], name: str, n: int) -> None:
     item = doc.get(name)
-    doc[name] = ("i", (item[1] if item else 0) + n)
+    doc[name] = _int((item[1] if item else 0) + n)
 
 
 def _first_last(doc: dict[str, Any], first: str, last: str, us: int) -> None:

@@ -16,12 +16,13 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from svc_common.db import Database
+from svc_profile.store import _stage
 
 Job = Callable[[], None]
 IDLE_SECONDS = 5.0
@@ -32,8 +33,10 @@ log = logging.getLogger("qiming.profile")
 class Pipeline:
     """One thread that runs commits handed over by the consumer, in order; a failure is kept until taken."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, stage: bool = True) -> None:
         self.database = database
+        self.stage = stage
+        """SQLite: stage the batches' bulk writes for their commit job (``consumer_stage_writes``)."""
         self._jobs: deque[tuple[Job, bool]] = deque()
         self._busy = False
         self._cond = threading.Condition()
@@ -116,15 +119,42 @@ class BatchConnection:
         self._cm: Any = None
         self._conn: Connection | None = None
         self.dialect = pipeline.database.engine.dialect
+        self._stages = pipeline.stage and self.dialect.name == "sqlite" and _stage.AVAILABLE
 
     def defer(self, write: Callable[[Connection], Any], whole: bool = False) -> None:
         """Run ``write(connection)`` before the batch's next read, or at its end; what it is given must not change
-        meanwhile. ``whole``: it is one statement for all its rows (a JSON array or PostgreSQL's arrays)."""
+        meanwhile. ``whole``: it is one statement for all its rows (PostgreSQL's arrays). On SQLite a write with a
+        ``staged`` method (``_bulk.StagedRows``) counts as whole: at the batch's end its rows are staged
+        (``svc_profile.store._stage``) and it becomes one statement."""
         self._buffer.append(write)
-        self._whole = self._whole and whole
+        self._whole = self._whole and (whole or (self._stages and hasattr(write, "staged")))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.now(), name)
+
+    def reading(self, tables: Iterable[str], matters: Callable[[Any], bool] | None = None) -> Any:
+        """The connection for a read of ``tables`` only, opened when the read first uses it (a read of no rows waits
+        for nothing: opening waits for the previous batch's commit). The buffered writes then run up to the last one
+        that writes one of them (one without a ``table`` attribute may write any) and that ``matters`` to the read
+        (None: every one); those after it stay buffered, in order, for the batch's end (where they can still be
+        staged). A segment change's read of the persons' ids thus leaves the batch's features, buckets and retained
+        events to its end."""
+        return _Reading(self, frozenset(tables), matters)
+
+    def _reading(self, tables: frozenset[str], matters: Callable[[Any], bool] | None) -> Connection:
+        if self._conn is None:
+            self._pipeline.check()
+        conn = self._open()
+        last = -1
+        for i, write in enumerate(self._buffer):
+            table = getattr(write, "table", None)
+            if table is None or (table in tables and (matters is None or matters(write))):
+                last = i
+        if last >= 0:
+            run, self._buffer = self._buffer[: last + 1], self._buffer[last + 1 :]
+            for write in run:
+                write(conn)
+        return conn
 
     def _open(self) -> Connection:
         if self._conn is None:
@@ -139,6 +169,7 @@ class BatchConnection:
         conn = self._open()
         if self._buffer:
             buffer, self._buffer = self._buffer, []
+            self._whole = True  # of the writes buffered from now on
             for write in buffer:
                 write(conn)
         return conn
@@ -154,6 +185,11 @@ class BatchConnection:
         if not self._whole:
             self.now()
         buffer, self._buffer = self._buffer, []
+        image = None
+        if any(hasattr(write, "staged") for write in buffer):
+            stage = _stage.Stage()
+            buffer = [write.staged(stage) if hasattr(write, "staged") else write for write in buffer]  # type: ignore[attr-defined]
+            image = stage.image()
 
         def commit() -> None:
             if self._pipeline.failed:  # not expected: a batch opens its transaction after the previous commit
@@ -161,6 +197,8 @@ class BatchConnection:
                 return
             conn = self._open()
             try:
+                if image is not None:
+                    _stage.load(conn, image)
                 for write in buffer:
                     write(conn)
             except BaseException as exc:
@@ -185,6 +223,24 @@ class BatchConnection:
         if cm is not None:
             with contextlib.suppress(BaseException):  # the batch's own error is the one raised
                 cm.__exit__(type(exc), exc, exc.__traceback__)
+
+
+class _Reading:
+    """``BatchConnection.reading``'s connection: its dialect at once, anything else from the batch's connection
+    opened for the read on first use."""
+
+    __slots__ = ("_batch", "_conn", "_matters", "_tables", "dialect")
+
+    def __init__(self, batch: BatchConnection, tables: frozenset[str], matters: Callable[[Any], bool] | None) -> None:
+        self._batch, self._tables, self._matters = batch, tables, matters
+        self._conn: Connection | None = None
+        self.dialect = batch.dialect
+
+    def __getattr__(self, name: str) -> Any:
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self._batch._reading(self._tables, self._matters)
+        return getattr(conn, name)
 
 
 __all__ = ["BatchConnection", "Pipeline"]

@@ -41,13 +41,13 @@ def run(tree: str, events: int, database_url: str) -> tuple[dict[str, float], st
 
 
 @contextmanager
-def database(admin_url: str) -> Iterator[str]:
+def database(admin_url: str, prefix: str = "prof_steps") -> Iterator[str]:
     """A fresh PostgreSQL database for one run ("" for SQLite: the script makes its own file)."""
     if not admin_url:
         yield ""
         return
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"prof_steps_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
     try:
@@ -65,13 +65,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--postgres", default="", help="an admin URL: each run gets a fresh database")
+    parser.add_argument("--db-prefix", default="prof_steps", help="PostgreSQL: the fresh databases' name prefix")
     args = parser.parse_args()
     seen: dict[str, list[dict[str, float]]] = {"base": [], "new": []}
     for i in range(args.rounds):
         order = ("base", "new") if i % 2 == 0 else ("new", "base")
         for name in order:
             load = Path("/proc/loadavg").read_text().split()[0]
-            with database(args.postgres) as url:
+            with database(args.postgres, args.db_prefix) as url:
                 cpu, out = run(getattr(args, name), args.events, url)
             seen[name].append(cpu)
             result = next(line for line in out.splitlines() if line.startswith("result"))

@@ -1,14 +1,17 @@
 """The bulk seam of svc_profile's store: chunked key lists, and ``executemany`` of statements compiled once per
-dialect (on PostgreSQL one array per column, ``unnest``)."""
+dialect (on PostgreSQL one array per column, ``unnest``; on SQLite, in the log consumer's batch, rows staged for one
+statement over them: ``_stage``)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.engine import Connection
+
+from svc_profile.store._stage import SqliteForm, Stage
 
 _CHUNK = 500
 FEW = 8
@@ -21,7 +24,7 @@ def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-_COMPILED: dict[tuple[Any, ...], tuple[str, list[str] | None, list[tuple[str, Any]], str | None]] = {}
+_COMPILED: dict[tuple[Any, ...], tuple[str, list[str] | None, list[tuple[str, Any]], Any]] = {}
 _BIND = re.compile(r"%\((\w+)\)s")
 
 
@@ -38,7 +41,9 @@ def bulk(
     per-row parameter processing (the largest cost of a log batch's writes) is skipped, the columns' own bind
     processors (JSON …) kept except for the binds in ``encoded`` (values the caller encoded already).
     On PostgreSQL the rows go as one array per column in one statement (``unnest``): one execution on the
-    server instead of one per row. ``make()`` builds the statement the first time ``key`` is seen."""
+    server instead of one per row. On SQLite, in the log consumer's batch, the rows are staged when the batch ends
+    (``StagedRows``), so that the write too is one statement. ``make()`` builds the statement the first time ``key``
+    is seen."""
     if not rows:
         return
     sql, positional, processors, arrays = _compiled(conn, key, make)
@@ -55,10 +60,10 @@ def bulk(
             for r in listed:
                 r[i] = proc(r[i])
         rows = [tuple(r) for r in listed]  # the driver takes tuples
-    if arrays is not None and len(rows) > 1 and _distinct_keys(arrays, index, rows):
+    if isinstance(arrays, str) and len(rows) > 1 and _distinct_keys(arrays, index, rows):
         columns = zip(*rows, strict=True)
         values = {n: list(column) for n, column in zip(names, columns, strict=True)}
-        write(conn, lambda c: c.exec_driver_sql(arrays, values), whole=True)
+        write(conn, TableWrite(_target(sql), lambda c: c.exec_driver_sql(arrays, values)), whole=True)
         return
     if positional is not None:
         if list(positional) != list(names):
@@ -67,13 +72,74 @@ def bulk(
         params: list[Any] = rows if isinstance(rows, list) else list(rows)
     else:
         params = [dict(zip(names, r, strict=True)) for r in rows]
-    write(conn, lambda c: c.exec_driver_sql(sql, params), whole=len(params) <= FEW)
+    table = _target(sql)
+    if isinstance(arrays, SqliteForm) and len(params) > FEW and arrays.fits(params):
+        write(conn, StagedRows(sql, params, arrays, table, positional))
+        return
+    write(conn, TableWrite(table, lambda c: c.exec_driver_sql(sql, params)), whole=len(params) <= FEW)
+
+
+def _target(sql: str) -> str | None:
+    match = re.match(r"(?:INSERT INTO|UPDATE|DELETE FROM) \"?(\w+)", sql)
+    return match.group(1) if match else None
+
+
+class TableWrite:
+    """A deferred write of one table: a read of other tables in the same batch need not run it first
+    (``pipeline.BatchConnection.reading``)."""
+
+    __slots__ = ("run", "table")
+
+    def __init__(self, table: str | None, run: Any) -> None:
+        self.table, self.run = table, run
+
+    def __call__(self, conn: Connection) -> Any:
+        return self.run(conn)
+
+
+def reader(conn: Any, *tables: str, rows: Callable[[dict[str, int], Sequence[Any]], bool] | None = None) -> Any:
+    """The connection for a read of ``tables``: on the log consumer's batch connection only the buffered writes up to
+    the last one of those tables run first (``BatchConnection.reading``); any other connection as it is. ``rows``:
+    a buffered ``StagedRows`` matters to the read only when it holds a row passing this test (given the index of
+    each column and the row); a write whose rows are not known always matters."""
+    reading = getattr(conn, "reading", None)
+    if reading is None:
+        return conn
+    if rows is None:
+        return reading(tables)
+    return reading(tables, lambda write: write.holds(rows) if isinstance(write, StagedRows) else True)
+
+
+class StagedRows:
+    """An ``executemany`` on SQLite that can instead go through the batch's staged rows (``_stage``): run as it is
+    (called) when the batch needs the database before it ends, else ``staged`` into the batch's ``Stage`` for one
+    statement on the pipeline's thread."""
+
+    __slots__ = ("columns", "form", "rows", "sql", "table")
+
+    def __init__(self, sql: str, rows: list[Any], form: SqliteForm, table: str | None, columns: list[str]) -> None:
+        self.sql, self.rows, self.form, self.table = sql, rows, form, table
+        self.columns = columns
+        """The bind names of each row's values, in order (``holds``)."""
+
+    def holds(self, test: Callable[[dict[str, int], Sequence[Any]], bool]) -> bool:
+        """Whether ``test(index of each column, row)`` holds for one of its rows (``reader``'s ``matters``)."""
+        index = {name: i for i, name in enumerate(self.columns)}
+        return any(test(index, row) for row in self.rows)
+
+    def __call__(self, conn: Connection) -> None:
+        conn.exec_driver_sql(self.sql, self.rows)
+
+    def staged(self, stage: Stage) -> Any:
+        text = self.form.statement(stage.add(self.rows, self.form.width))
+        self.rows = []
+        return TableWrite(self.table, lambda c: c.exec_driver_sql(text))
 
 
 def write(conn: Any, statement: Any, whole: bool = False) -> None:
     """``statement(conn)``, a write whose answer nobody reads: deferred on the log consumer's connection
     (``pipeline.BatchConnection``: run before its next read or at the batch's end; ``whole``: one statement for
-    all its rows), at once on any other."""
+    all its rows; a ``StagedRows`` can be made one), at once on any other."""
     defer = getattr(conn, "defer", None)
     if defer is not None:
         defer(statement, whole)
@@ -95,7 +161,11 @@ def _compiled(conn: Connection, key: tuple[Any, ...], make: Any) -> tuple[str, A
             if proc is not None:
                 processors.append((name, proc))
         positional = list(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-        arrays = _unnest_form(compiled) if dialect.name == "postgresql" and positional is None else None
+        arrays: Any = None
+        if dialect.name == "postgresql" and positional is None:
+            arrays = _unnest_form(compiled)
+        elif dialect.name == "sqlite" and dialect.paramstyle == "qmark" and positional is not None:
+            arrays = SqliteForm.of(compiled.string, len(positional))
         entry = (compiled.string, positional, processors, arrays)
         _COMPILED[cache_key] = entry
     return entry

@@ -17,7 +17,7 @@ from sqlalchemy.sql.dml import Delete
 from svc_common.db import Database, JsonText, upsert_statement
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.protection import Sealer
-from svc_profile.store._bulk import FEW, bulk, chunks, write
+from svc_profile.store._bulk import FEW, bulk, chunks, reader, write
 from svc_profile.store._raw import days_sqlite, persons_sqlite, rows_by_person
 from svc_profile.store._tagsql import TagRow, TagSealer, TagStatements
 
@@ -51,6 +51,7 @@ class ProfileStore(TagStatements):
 
     # -- identities ----------------------------------------------------------------------------------
     def lookup_ids(self, conn: Connection, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], str]:
+        conn = reader(conn, self.t["identity"].name)
         wanted = set(keys)
         values = sorted({v for _, v in wanted})
         t = self.t["identity"]
@@ -76,6 +77,7 @@ class ProfileStore(TagStatements):
         ``$segment_*`` event names. Through the index by person, one chunk of ids at a time, however many (a scan of
         every identity per call made a sweep or recompute whose chunks change many persons quadratic: each chunk read
         the whole table)."""
+        conn = reader(conn, self.t["identity"].name)
         t = self.t["identity"]
         base = select(t.c.profile_id, t.c.id_type, t.c.id_value).where(
             t.c.id_type.in_([CUSTOMER, ANONYMOUS]), t.c.profile_id.in_(bindparam("ids", expanding=True))
@@ -91,6 +93,7 @@ class ProfileStore(TagStatements):
         return {pid: (v[0], v[1]) for pid, v in out.items()}
 
     def customers_of(self, conn: Connection, pids: Sequence[str]) -> dict[str, str]:
+        conn = reader(conn, self.t["identity"].name)
         t = self.t["identity"]
         if conn.dialect.name == "sqlite":
             head = f"SELECT profile_id, id_value FROM {t.name} WHERE id_type = ? AND"
@@ -107,14 +110,12 @@ class ProfileStore(TagStatements):
         """Identity rows; a customer number goes into ``profile_customer`` too, whose key refuses a second one on a
         profile (the database's guard behind the resolver's check)."""
         if rows:
-            identity = self.t["identity"]
-            write(conn, lambda c: c.execute(insert(identity), rows), whole=len(rows) <= FEW)
+            _insert(conn, self.t["identity"], rows)
             customers = [
                 {"profile_id": r["profile_id"], "customer_id": r["id_value"]} for r in rows if r["id_type"] == CUSTOMER
             ]
             if customers:
-                customer = self.t["customer"]
-                write(conn, lambda c: c.execute(insert(customer), customers), whole=len(customers) <= FEW)
+                _insert(conn, self.t["customer"], customers)
 
     def delete_link(self, conn: Connection, id_type: int, id_value: str) -> None:
         t = self.t["identity"]
@@ -126,12 +127,12 @@ class ProfileStore(TagStatements):
     # -- persons -------------------------------------------------------------------------------------
     def insert_persons(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if rows:
-            person = self.t["person"]
-            write(conn, lambda c: c.execute(insert(person), rows), whole=len(rows) <= FEW)
+            _insert(conn, self.t["person"], rows)
 
     def load_persons(
         self, conn: Connection, pids: Sequence[str], columns: Sequence[str] | None = None
     ) -> dict[str, Any]:
+        conn = reader(conn, self.t["person"].name)
         t = self.t["person"]
         if columns is not None and conn.dialect.name == "sqlite":
             json_columns = frozenset(c.name for c in t.c if isinstance(c.type, JsonText))
@@ -219,6 +220,7 @@ class ProfileStore(TagStatements):
         self, conn: Connection, pids: Sequence[str] | None, types: Iterable[str] | None, first_day: int
     ) -> dict[str, dict[str, dict[int, tuple[int, int]]]]:
         """{profile: {event_type: {day: (count, amount_fen)}}} from ``first_day`` on; ``pids`` None: everyone."""
+        conn = reader(conn, self.t["day"].name)
         t = self.t["day"]
         out: dict[str, dict[str, dict[int, tuple[int, int]]]] = {}
         base = select(t.c.profile_id, t.c.event_type, t.c.day, t.c.n, t.c.amount_fen).where(t.c.day >= first_day)
@@ -305,6 +307,13 @@ class ProfileStore(TagStatements):
     ) -> dict[str, list[Any]]:
         t = self.t["event"]
         types = sorted(set(types))
+        wanted = frozenset(types)
+
+        def within(index: dict[str, int], row: Sequence[Any]) -> bool:  # a batch's event this read can see
+            at = row[index["occurred_us"]]
+            return row[index["event_type"]] in wanted and at >= since_us and (not until_us or at < until_us)
+
+        conn = reader(conn, t.name, rows=within)
         out: dict[str, list[Any]] = defaultdict(list)
         if not types:
             return out
@@ -351,6 +360,7 @@ class ProfileStore(TagStatements):
         self, conn: Connection, pids: Sequence[str] | None, segment_ids: Sequence[str] | None = None
     ) -> dict[str, dict[str, Any]]:
         """{profile: {segment: row}} (rows of members and of former members, whose ``seq`` continues)."""
+        conn = reader(conn, self.t["member"].name)
         t = self.t["member"]
         out: dict[str, dict[str, Any]] = defaultdict(dict)
         base = select(t)
@@ -458,3 +468,15 @@ class ProfileStore(TagStatements):
         t = self.t["day"]
         conn.execute(delete(t).where(t.c.profile_id == loser))
         self.add_days(conn, deltas)
+
+
+def _insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert rows (dicts of the same columns). On SQLite through ``bulk``, so that in a log batch they are staged
+    like its other writes (a batch creating persons would otherwise run all its writes on the consumer's thread);
+    elsewhere SQLAlchemy's own ``executemany`` as before (on PostgreSQL its multi-row ``VALUES``)."""
+    if conn.dialect.name != "sqlite":
+        write(conn, lambda c: c.execute(insert(table), rows), whole=len(rows) <= FEW)
+        return
+    columns = tuple(rows[0])
+    make = lambda: insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in columns})  # noqa: E731
+    bulk(conn, ("insert", table.name, columns), make, rows)

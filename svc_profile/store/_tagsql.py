@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from svc_common.db import upsert_statement
 from svc_common.protection import Sealer
-from svc_profile.store._bulk import bulk, chunks
+from svc_profile.store._bulk import bulk, chunks, reader
 from svc_profile.store._raw import rows_by_person
 
 SEALED = ["sealed"]
@@ -86,6 +86,7 @@ class TagStatements:
 
     def load_tags(self, conn: Connection, pids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
         """{profile: {tag: row}}, sealed values opened (``tag_value`` the encoded value in either case)."""
+        conn = reader(conn, self.t["tag"].name)
         t = self.t["tag"]
         out: dict[str, dict[str, Any]] = defaultdict(dict)
         parts: Iterable[Sequence[str] | None] = chunks(list(pids)) if pids is not None else (None,)
@@ -101,6 +102,7 @@ class TagStatements:
     def tag_rows(self, conn: Connection, pids: Sequence[str]) -> dict[str, dict[str, TagRow]]:
         """The tags of ``pids`` as evaluation reads them (``load_tags``' rows, lean: the JSON of the values
         decoded once per distinct text, which repeat across persons; sealed values opened)."""
+        conn = reader(conn, self.t["tag"].name)
         t = self.t["tag"]
         stmt = self.tag_rows_statement()
         out: dict[str, dict[str, TagRow]] = {}

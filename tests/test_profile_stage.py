@@ -1,0 +1,163 @@
+"""SQLite: the log consumer's bulk writes staged in memory and run as one statement each on the pipeline's thread
+(``svc_profile.store._stage``): the same database as ``executemany`` on the consumer's thread, batch after batch of
+varied sizes; the big writes no longer run on the consumer's thread."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from profile_helpers import DAY, event, profile_app, profile_settings
+from test_profile_fastpath import _state
+
+from svc_common.pb.qiming.common.v1 import condition_pb2 as C
+from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
+from svc_profile.store import _stage
+from svc_profile.store._bulk import FEW
+
+QUOTERS = C.Condition(event_count=C.EventCount(event_type="quote_view", min_count=2, window_seconds=30 * 86_400))
+KINDS = ["page_view", "page_view", "app_click", "quote_view", "fund_view", "login", "trade_filled"]
+
+
+def _big_batches(seed: int) -> list[list[Any]]:
+    """A batch creating 1,500 persons, then batches of 40 to 2,500 of their events (trades, views, ...) in sizes that
+    change from batch to batch, so that each batch's staged tables lie elsewhere in its image than the batch
+    before's."""
+    rng = random.Random(seed)
+    now = time.time_ns() // 1000
+    out = [[event("app_start", user_id=f"U{who}", at_us=now - 30 * DAY) for who in range(1500)]]  # creates them all
+    for size in (2500, 40, 1800, 700, 2500, 90, 1200):
+        batch = []
+        for _ in range(size):
+            who, kind = rng.randrange(1500), rng.choice(KINDS)
+            props: dict[str, Any] = {}
+            if kind == "trade_filled":
+                props = {"amount_fen": rng.randrange(1, 10**6), "product_risk_level": rng.randrange(1, 6)}
+            elif kind == "fund_view":
+                props = {"product_category": "fund", "fund_type": rng.choice(["bond", "equity"])}
+            at = now - rng.randrange(20 * DAY)
+            batch.append(event(kind, user_id=f"U{who}", session_id=f"s{who}-{rng.randrange(3)}", at_us=at, **props))
+        out.append(batch)
+    return out
+
+
+def _run(
+    tmp_path: Path, batches: list[list[Any]], staged: bool, monkeypatch: pytest.MonkeyPatch, seen: list[tuple[int, int]]
+) -> dict:
+    with profile_app(profile_settings(tmp_path / f"s{staged}", None, consumer_stage_writes=staged)) as app:
+        app.definitions.create_segment(pb.Segment(segment_id="quoters", condition=QUOTERS))
+        dialect = app.core.database.engine.dialect
+        original = dialect.do_executemany
+
+        batch_number = 0
+
+        def do_executemany(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
+            seen.append((batch_number, len(parameters)))
+            original(cursor, statement, parameters, context)
+
+        monkeypatch.setattr(dialect, "do_executemany", do_executemany)
+        for batch_number, batch in enumerate(batches):
+            app.consumer.submit(batch, f"c{batch_number}")
+        app.consumer.drain()
+        assert app.consumer.load_cursor() == f"c{len(batches) - 1}"
+        return _state(app)
+
+
+def test_staged_writes_equal_executemany_batch_after_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Features, buckets, retained events, tags, memberships and outbox equal with and without staging, over batches
+    whose sizes move each staged table's pages (a statement prepared for one image must not read the next one
+    through its places). With staging, once the persons are known (in the consumer's cache: a batch reads nothing,
+    so its buffered writes all reach its end), no ``executemany`` of more than a few rows runs at all; with
+    ``consumer_stage_writes = false`` they are ``executemany`` calls as before."""
+    plain: list[tuple[int, int]] = []
+    staged: list[tuple[int, int]] = []
+    batches = _big_batches(11)
+    expected = _run(tmp_path, batches, False, monkeypatch, plain)
+    got = _run(tmp_path, batches, True, monkeypatch, staged)
+    assert got == expected
+    assert expected["events"] and expected["tags"] and expected["members"] and expected["outbox"]
+    assert any(n > FEW for i, n in plain if i > 0)  # without staging the big writes are executemany calls
+    assert not [(i, n) for i, n in staged if i > 0 and n > FEW]
+
+
+def test_a_read_in_mid_batch_runs_the_buffered_writes_as_they_are(tmp_path: Path) -> None:
+    """Writes buffered before a read of the same batch run then, on the consumer's thread, as ``executemany``
+    (nothing staged yet); what the batch writes after it is staged. The read sees the writes before it."""
+    with profile_app(profile_settings(tmp_path, None, finance_pack=False)) as app:
+        store, t = app.core.store, app.core.store.t
+        conn = app.core.pipeline.begin()
+        rows = [(f"p{i}", "login", 100 + i % 3, 1, 0) for i in range(50)]
+        store.add_days(conn, {(p, e, d): [n, a] for p, e, d, n, a in rows})
+        assert conn.execute(t["day"].select()).all() != []  # a read: the buffered upsert ran before it
+        store.add_days(conn, {(p, e, d): [n, a] for p, e, d, n, a in rows})
+        conn.commit_later()
+        app.core.pipeline.check()
+        with app.core.database.connection() as read:
+            assert sorted((r.profile_id, r.day, r.n) for r in read.execute(t["day"].select())) == sorted(
+                (p, d, 2) for p, _, d, _, _ in rows
+            )
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        (
+            "INSERT INTO t (a, b) VALUES (?, ?)",
+            "INSERT INTO t (a, b) SELECT c1, c2 FROM S WHERE true ORDER BY rowid",
+        ),
+        (
+            "INSERT INTO t (a, b) VALUES (?, ?) ON CONFLICT (a) DO UPDATE SET b = (t.b + excluded.b)",
+            "INSERT INTO t (a, b) SELECT c1, c2 FROM S WHERE true ORDER BY rowid ON CONFLICT (a) DO UPDATE SET b = "
+            "(t.b + excluded.b)",
+        ),
+        (
+            "UPDATE t SET b=?, c=? WHERE t.a = ?",
+            "UPDATE t SET b=__s.c1, c=__s.c2 FROM S AS __s WHERE t.a = __s.c3",
+        ),
+        (
+            "DELETE FROM t WHERE t.a = ? AND t.b = ?",
+            "DELETE FROM t WHERE (t.a, t.b) IN (SELECT c1, c2 FROM S)",
+        ),
+        ("INSERT INTO t (a, b) VALUES (?, ?) RETURNING t.id", None),
+        ("UPDATE t SET b=? WHERE t.a > ?", None),
+        ("DELETE FROM t WHERE t.a IN (?, ?)", None),
+    ],
+)
+def test_forms(sql: str, expected: str | None) -> None:
+    form = _stage.SqliteForm.of(sql, sql.count("?"))
+    assert (form.statement("S") if form else None) == expected
+
+
+def test_an_update_whose_rows_name_one_target_twice_stays_executemany() -> None:
+    form = _stage.SqliteForm.of("UPDATE t SET b=? WHERE t.a = ?", 2)
+    assert form is not None and form.fits([(1, "x"), (2, "y")]) and not form.fits([(1, "x"), (2, "x")])
+
+
+def test_a_read_runs_only_the_buffered_writes_it_can_see(tmp_path: Path) -> None:
+    """A read of no rows neither opens the batch's connection nor waits for the commit before; a read of other tables
+    leaves a batch's buffered writes for its end (to be staged); a read of retained events runs the buffered events'
+    insert only when one of its rows falls in the range read; a write whose table is not known runs before any
+    read."""
+    with profile_app(profile_settings(tmp_path, None, finance_pack=False)) as app:
+        store = app.core.store
+        conn = app.core.pipeline.begin()
+        assert store.load_persons(conn, []) == {} and conn._conn is None  # no rows read: not opened, nothing awaited
+        store.add_days(conn, {(f"p{i}", "login", 100): [1, 0] for i in range(20)})
+        events = [(f"e{i}", "p1", 1_000 + i, "login", "", "", "{}", None, None, None, None) for i in range(20)]
+        store.insert_events(conn, events)
+        store.event_ids_of(conn, ["p1"])  # identities: neither write matters to it
+        assert len(conn._buffer) == 2
+        assert store.load_events(conn, ["p1"], ["login"], 5_000) == {}  # after every buffered event
+        assert store.load_events(conn, ["p1"], ["quote_view"], 0) == {}  # another type
+        assert len(conn._buffer) == 2
+        assert len(store.load_events(conn, ["p1"], ["login"], 1_010, 1_012)["p1"]) == 2  # two of them: both ran
+        assert conn._buffer == []
+        store.add_days(conn, {("p1", "login", 101): [1, 0]})
+        conn.defer(lambda c: None)  # a write of any table
+        store.tag_rows(conn, ["p1"])
+        assert conn._buffer == []
+        conn.commit_later()
+        app.core.pipeline.check()
