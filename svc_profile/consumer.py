@@ -19,7 +19,7 @@ from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_profile.core import Core
 from svc_profile.features import FeatureUpdater
 from svc_profile.hot import PersonRow, encode_doc, settled
-from svc_profile.identity import BatchResolver, person_row
+from svc_profile.identity import BatchResolver, fold_lifecycle, person_row
 from svc_profile.model import now_us
 
 log = logging.getLogger("qiming.profile")
@@ -104,7 +104,10 @@ class BatchConsumer:
                 res = self.resolver.resolve(conn, mine, now, hot)
                 store.insert_persons(conn, [person_row(pid, now) for pid in res.created])
                 store.insert_links(conn, res.links)
+                entered = set(res.created)  # persons whose first stage is an entry (from UNSPECIFIED)
                 for loser, winner in res.merges:
+                    if fold_lifecycle(conn, store, loser, winner):  # a new winner takes the loser's stage and story
+                        entered.discard(winner)
                     core.merge(conn, loser, winner, now)
                 touched = sorted({p for p in res.pids if p})
                 merged = {winner for _, winner in res.merges}
@@ -134,7 +137,7 @@ class BatchConsumer:
                     triggers=triggers,
                     person_types=person_types,
                     fresh=fresh,
-                    created=set(res.created),
+                    created=entered,
                     rows=rows,
                     customers=res.customers,  # the customer of every touched person, known from resolving
                     hot=hot,

@@ -8,17 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
-import pytest
 from profile_helpers import ANONYMOUS, collector, event, profile_process, publish, ref, wait_for
 
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
-
-pytestmark = pytest.mark.xfail(
-    strict=True,
-    reason="the consumer's merges fold the history with /tmp/fixprof-consumer.patch (svc_profile/consumer.py is "
-    "another helper's this session); the patch removes this mark",
-)
 
 
 def test_a_device_logging_in_as_a_customer_has_one_lifecycle_story(tmp_path: Path) -> None:
