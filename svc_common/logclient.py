@@ -281,11 +281,12 @@ class LogFollower:
             except aio.AioRpcError as exc:
                 failures = _failures_after(failures, progressed=self.events_handled > handled_before)
                 # Its connection closing after the stream ended, or the collector starting again (a read can start
-                # on the closing connection before the channel sees it closed): expected, said once. Past
-                # UNREACHABLE_WARNING_SECONDS it is a lost collector; one that is down, _reachable warns about.
+                # on the closing connection before the channel sees it closed, or reach the stopping server, which
+                # cancels it): expected, said once. Past UNREACHABLE_WARNING_SECONDS it is a lost collector; one that
+                # is down, _reachable warns about.
                 still_stopping = (
                     stopping
-                    and exc.code() == grpc.StatusCode.UNAVAILABLE
+                    and exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
                     and time.monotonic() - stopped_at < UNREACHABLE_WARNING_SECONDS
                 )
                 if still_stopping:

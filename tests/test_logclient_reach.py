@@ -92,13 +92,15 @@ async def _cursor(value: str) -> str:
 
 
 class _StoppingCollector:
-    """A follow stream that ends cleanly (the collector stopping), then reads that fail UNAVAILABLE while its
-    connection closes, then the collector back."""
+    """A follow stream that ends cleanly (the collector stopping), then reads that fail ``code`` (UNAVAILABLE while
+    its connection closes, CANCELLED when its server cancels the calls still open as it stops), then the collector
+    back."""
 
     address = "127.0.0.1:1"
 
-    def __init__(self) -> None:
+    def __init__(self, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE) -> None:
         self.reads = 0
+        self.code = code
 
     async def wait_reachable(self, timeout_seconds: float) -> bool:
         return True  # the channel still says READY while the collector's connection closes
@@ -106,17 +108,17 @@ class _StoppingCollector:
     async def read(self, after_cursor, *, event_types=(), follow=False, batch_size=0, max_events=0):
         self.reads += 1
         if 3 <= self.reads <= 4:
-            raise grpc.aio.AioRpcError(
-                grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "Socket closed"
-            )
+            raise grpc.aio.AioRpcError(self.code, grpc.aio.Metadata(), grpc.aio.Metadata(), "Socket closed")
         return
         yield
 
 
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED])
 def test_a_collector_that_ends_its_stream_to_stop_is_not_a_lost_collector(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, code: grpc.StatusCode
 ) -> None:
-    _follow_a_stopping_collector(caplog)
+    # CANCELLED: a read that reached the stopping server before it closed (a full test run saw it, 2026-12-06).
+    _follow_a_stopping_collector(caplog, code)
     # The failures right after the clean end are the collector stopping (said once); a CI machine under load saw a
     # second read start on the closing connection, which warned "lost svc_collect".
     assert _lines(caplog, logging.INFO) == ["log follower t: svc_collect at 127.0.0.1:1 is stopping; waiting for it"]
@@ -133,11 +135,13 @@ def test_a_collector_still_failing_after_it_stopped_is_a_lost_collector(
     assert [m.split(" (")[0] for m in _lines(caplog, logging.WARNING)] == ["log follower t lost svc_collect"] * 2
 
 
-def _follow_a_stopping_collector(caplog: pytest.LogCaptureFixture) -> None:
+def _follow_a_stopping_collector(
+    caplog: pytest.LogCaptureFixture, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE
+) -> None:
     """A follower over :class:`_StoppingCollector` until it has read six times, its log captured at INFO."""
 
     async def scenario() -> None:
-        collector = _StoppingCollector()
+        collector = _StoppingCollector(code)
         fast = RetryPolicy(attempts=0, initial_backoff_millis=1, max_backoff_millis=5)
         follower = LogFollower(collector, name="t", load_cursor=lambda: _cursor(""), handle=_nothing, retry=fast)  # type: ignore[arg-type]
         follower.start()
