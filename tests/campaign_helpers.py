@@ -124,6 +124,18 @@ def node(node_id: str, **kind: Any) -> pb.JourneyNode:
     return pb.JourneyNode(node_id=node_id, **kind)
 
 
+def notice_graph() -> pb.JourneyGraph:
+    """trigger → a send ``promo`` left at is_marketing = false (the proto3 default) → exit."""
+    return pb.JourneyGraph(
+        entry_node_id="start",
+        nodes=[
+            node("start", trigger=pb.TriggerNode(trigger=on_event("signup"), next_node_id="promo")),
+            node("promo", send=pb.SendNode(channel=PUSH, template_id="t1", next_node_id="end")),
+            node("end", exit=pb.ExitNode(reason="done")),
+        ],
+    )
+
+
 def simple_graph(trigger: pb.Trigger, template_id: str = "t1", channel: int = PUSH, **send: Any) -> pb.JourneyGraph:
     """trigger → send → exit."""
     return pb.JourneyGraph(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from campaign_helpers import PUSH, T0, add_template, campaign_service, node, on_event, simple_graph
+from campaign_helpers import T0, add_template, campaign_service, notice_graph, on_event, simple_graph
 
 from svc_campaign.experiments import analyse, validate_experiment
 from svc_common.errors import FailedPrecondition, InvalidArgument
@@ -19,37 +19,25 @@ MESSAGE = (
 )
 
 
-def _notice_graph() -> pb.JourneyGraph:
-    """trigger → a send left at is_marketing = false (the proto3 default) → exit."""
-    return pb.JourneyGraph(
-        entry_node_id="start",
-        nodes=[
-            node("start", trigger=pb.TriggerNode(trigger=on_event("signup"), next_node_id="promo")),
-            node("promo", send=pb.SendNode(channel=PUSH, template_id="t1", next_node_id="end")),
-            node("end", exit=pb.ExitNode(reason="done")),
-        ],
-    )
-
-
 def test_a_marketing_journey_refuses_a_send_without_is_marketing(tmp_path, database_url) -> None:
     with campaign_service(tmp_path, database_url) as service:
         add_template(service)
     with campaign_service(tmp_path, database_url) as service, service.db.connection(write=True) as conn:
         # ValidateJourney (a graph without a journey: the default purpose, marketing) names the node.
-        problems = service.journeys.problems(conn, _notice_graph())
+        problems = service.journeys.problems(conn, notice_graph())
         assert [(p.node_id, p.code) for p in problems] == [("promo", "service_send_in_marketing_journey")]
         assert MESSAGE in problems[0].message
         for purpose in ("", "marketing", "fund_promotion"):
             journey_id = f"j_{purpose or 'default'}"
-            journey = pb.Journey(journey_id=journey_id, name="n", purpose=purpose, draft=_notice_graph())
+            journey = pb.Journey(journey_id=journey_id, name="n", purpose=purpose, draft=notice_graph())
             service.journeys.create(conn, journey, T0)
             with pytest.raises(InvalidArgument) as raised:
                 service.journeys.publish(conn, journey_id, 0, T0)
             assert "node 'promo'" in raised.value.message and MESSAGE in raised.value.message
         # A service purpose may send service notices; a marketing send is fine in any journey.
         for journey_id, purpose, graph in [
-            ("notice", "service_notice", _notice_graph()),
-            ("plain_service", "service", _notice_graph()),
+            ("notice", "service_notice", notice_graph()),
+            ("plain_service", "service", notice_graph()),
             ("promo", "marketing", simple_graph(on_event("signup"))),
         ]:
             service.journeys.create(conn, pb.Journey(journey_id=journey_id, name="n", purpose=purpose, draft=graph), T0)

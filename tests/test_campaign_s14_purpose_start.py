@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from campaign_helpers import PUSH, T0, add_template, campaign_service, event, messages, node, on_event, simple_graph
+from campaign_helpers import (
+    T0,
+    add_template,
+    campaign_service,
+    event,
+    messages,
+    notice_graph,
+    on_event,
+    simple_graph,
+)
 from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -22,18 +31,6 @@ PROBLEM = (
     "node 'promo': a send in a marketing journey must set is_marketing (consent, caps and quiet hours apply), or give"
     " the journey a service purpose (service_send_in_marketing_journey)"
 )
-
-
-def _notice_graph() -> pb.JourneyGraph:
-    """trigger → a send left at is_marketing = false (the proto3 default) → exit."""
-    return pb.JourneyGraph(
-        entry_node_id="start",
-        nodes=[
-            node("start", trigger=pb.TriggerNode(trigger=on_event("signup"), next_node_id="promo")),
-            node("promo", send=pb.SendNode(channel=PUSH, template_id="t1", next_node_id="end")),
-            node("end", exit=pb.ExitNode(reason="done")),
-        ],
-    )
 
 
 def _publish_unchecked(service, journey_id: str, graph: pb.JourneyGraph, state: str | None = None) -> int:  # type: ignore[no-untyped-def]
@@ -62,8 +59,8 @@ def test_start_refuses_a_version_that_fails_the_current_rules(tmp_path, database
     with campaign_service(tmp_path, database_url) as service:
         add_template(service)
         with service.db.connection(write=True) as conn:
-            service.journeys.create(conn, pb.Journey(journey_id="j1", name="j1", draft=_notice_graph()), T0)
-        assert _publish_unchecked(service, "j1", _notice_graph(), "PUBLISHED") == 1
+            service.journeys.create(conn, pb.Journey(journey_id="j1", name="j1", draft=notice_graph()), T0)
+        assert _publish_unchecked(service, "j1", notice_graph(), "PUBLISHED") == 1
         with pytest.raises(FailedPrecondition) as raised:
             _transition(service, "start")
         error = raised.value
@@ -92,7 +89,7 @@ def test_resume_refuses_a_version_that_fails_the_current_rules(tmp_path, databas
             service.journeys.publish(conn, "j1", 0, T0)
         _transition(service, "start")
         _transition(service, "pause")
-        assert _publish_unchecked(service, "j1", _notice_graph()) == 2
+        assert _publish_unchecked(service, "j1", notice_graph()) == 2
         with pytest.raises(FailedPrecondition, match="it stays PAUSED") as raised:
             _transition(service, "start")
         assert raised.value.metadata["node_id"] == "promo" and raised.value.metadata["version"] == "2"
@@ -100,9 +97,9 @@ def test_resume_refuses_a_version_that_fails_the_current_rules(tmp_path, databas
         # A service journey may send service notices: the same graph resumes there.
         with service.db.connection(write=True) as conn:
             service.journeys.create(
-                conn, pb.Journey(journey_id="n1", name="n1", purpose="service_notice", draft=_notice_graph()), T0
+                conn, pb.Journey(journey_id="n1", name="n1", purpose="service_notice", draft=notice_graph()), T0
             )
-        _publish_unchecked(service, "n1", _notice_graph(), "PAUSED")
+        _publish_unchecked(service, "n1", notice_graph(), "PAUSED")
         assert _transition(service, "start", "n1").state == pb.JOURNEY_STATE_RUNNING
 
 
@@ -111,7 +108,7 @@ def test_start_journey_over_grpc_is_failed_precondition_naming_the_node(tmp_path
         add_template(service)
         journeys = pb_grpc.JourneyServiceStub(channel)
         journeys.CreateJourney(pb.CreateJourneyRequest(journey=pb.Journey(journey_id="j1", name="j1")))
-        _publish_unchecked(service, "j1", _notice_graph(), "PUBLISHED")
+        _publish_unchecked(service, "j1", notice_graph(), "PUBLISHED")
         with pytest.raises(grpc.RpcError) as raised:
             journeys.StartJourney(pb.StartJourneyRequest(journey_id="j1"))
         error = raised.value
@@ -133,11 +130,11 @@ def test_a_running_version_of_an_earlier_release_gates_its_sends_as_marketing(tm
             pb.Consent(user=types_pb2.UserRef(type=types_pb2.ID_TYPE_CUSTOMER, value="c1"), purpose="*", granted=False)
         )
         with service.db.connection(write=True) as conn:
-            service.journeys.create(conn, pb.Journey(journey_id="j1", name="j1", draft=_notice_graph()), T0)
-            notice = pb.Journey(journey_id="n1", name="n1", purpose="service_notice", draft=_notice_graph())
+            service.journeys.create(conn, pb.Journey(journey_id="j1", name="j1", draft=notice_graph()), T0)
+            notice = pb.Journey(journey_id="n1", name="n1", purpose="service_notice", draft=notice_graph())
             service.journeys.create(conn, notice, T0)
-        _publish_unchecked(service, "j1", _notice_graph(), "RUNNING")
-        _publish_unchecked(service, "n1", _notice_graph(), "RUNNING")
+        _publish_unchecked(service, "j1", notice_graph(), "RUNNING")
+        _publish_unchecked(service, "n1", notice_graph(), "RUNNING")
         service.engine.handle([event("signup", "c1")])
         sent = {m.journey_id: m for m in messages(service)}
         assert (sent["j1"].is_marketing, sent["j1"].status, sent["j1"].suppression_reason) == (
