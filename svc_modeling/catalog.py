@@ -73,10 +73,7 @@ class DatasetCatalog:
         created_by: str = "",
     ) -> modeling_pb2.Dataset:
         dataset_id = str(uuid.uuid4())
-        data = frames.encode(frame)
-        content_digest = frames.digest(data)  # of the rows in clear: the same rows, the same digest
-        if self._sealer is not None and any(frames.is_sensitive(c) for c in frame.columns):
-            data = frames.encode(frame, self._sealer, dataset_id)
+        data, content_digest = self._at_rest(frame, dataset_id)
         record = {
             "dataset_id": dataset_id,
             "name": name,
@@ -94,6 +91,15 @@ class DatasetCatalog:
         # Cache what a later load would decode (same dtypes, None for missing text).
         self._remember(dataset_id, blob_id, frames.decode(data, frame.columns, self._sealer, dataset_id))
         return dataset_message(record)
+
+    def _at_rest(self, frame: Frame, dataset_id: str) -> tuple[bytes, str]:
+        """The dataset's stored form (level 3+ columns sealed) and the digest of its rows in clear (the same rows,
+        the same digest)."""
+        data = frames.encode(frame)
+        content_digest = frames.digest(data)
+        if self._sealer is not None and any(frames.is_sensitive(c) for c in frame.columns):
+            data = frames.encode(frame, self._sealer, dataset_id)
+        return data, content_digest
 
     def _row(self, dataset_id: str) -> dict:
         row = self._store.get_dataset(dataset_id) if dataset_id else None
@@ -179,10 +185,7 @@ class DatasetCatalog:
         if not removed:
             return 0
         kept = Frame(frame.data.loc[~erased].reset_index(drop=True), frame.columns)
-        data = frames.encode(kept)
-        content_digest = frames.digest(data)
-        if self._sealer is not None and any(frames.is_sensitive(c) for c in kept.columns):
-            data = frames.encode(kept, self._sealer, dataset_id)
+        data, content_digest = self._at_rest(kept, dataset_id)
         if not self._store.replace_dataset_rows(dataset_id, row["blob_id"], data, len(kept.data), content_digest):
             return 0  # deleted, or erased by another replica meanwhile
         with self._lock:
