@@ -46,6 +46,7 @@ from svc_common.errors import (
     ResourceExhausted,
     StartupError,
     Unavailable,
+    refuse_reversed_range,
 )
 from svc_common.paging import PAGE_BYTES, fitting
 from svc_common.pb.qiming.collect.v1 import collect_pb2
@@ -519,11 +520,7 @@ def _rejected(index: int, event_id: str, rejection: Rejection, quarantine_id: st
 def _check_stats_request(start_us: int | None, end_us: int | None, event_types: Sequence[str]) -> None:
     """GetIngestStats: a range that ends before it starts, or a name no event type can have, is INVALID_ARGUMENT
     (both answered OK and empty: a caller's swapped bounds or typo looked like no traffic)."""
-    if start_us is not None and end_us is not None and end_us < start_us:
-        raise InvalidArgument(
-            "time_range.end is before time_range.start",
-            violations=[FieldViolation("time_range.end", "not before time_range.start")],
-        )
+    refuse_reversed_range(start_us, end_us)
     for i, name in enumerate(event_types):
         if not EVENT_TYPE_RE.fullmatch(name):
             raise InvalidArgument(

@@ -111,3 +111,12 @@ class ConfigError(Exception):
 
 class StartupError(Exception):
     """The process cannot start (database unreachable, port taken…); the message says what and where."""
+
+
+def refuse_reversed_range(start_us: int | None, end_us: int | None, field: str = "time_range") -> None:
+    """INVALID_ARGUMENT naming ``<field>.end`` for a range that ends before it starts (open bounds: None)."""
+    if start_us is not None and end_us is not None and end_us < start_us:
+        raise InvalidArgument(
+            f"{field}.end is before {field}.start",
+            violations=[FieldViolation(f"{field}.end", f"not before {field}.start")],
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from svc_common.errors import FieldViolation, InvalidArgument
+from svc_common.errors import FieldViolation, InvalidArgument, refuse_reversed_range
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
 from svc_common.server import current_call
@@ -17,11 +17,7 @@ _DIRECTIONS = frozenset(pb.ComputePathsRequest.Direction.values())
 def _range(span: Any) -> tuple[int | None, int | None]:
     start = span.start.ToMicroseconds() if span.HasField("start") else None
     end = span.end.ToMicroseconds() if span.HasField("end") else None
-    if start is not None and end is not None and start > end:
-        raise InvalidArgument(
-            "time_range.end is before time_range.start",
-            violations=[FieldViolation("time_range.end", "not before time_range.start")],
-        )
+    refuse_reversed_range(start, end)
     return start, end
 
 
