@@ -280,6 +280,10 @@ class LogFollower:
                 raise
             except aio.AioRpcError as exc:
                 failures = _failures_after(failures, progressed=self.events_handled > handled_before)
+                if exc.code() == grpc.StatusCode.CANCELLED and not stopping:
+                    # A read this follower did not cancel: the collector's server cancelled it as it stops (a read
+                    # that reached it after its follow streams were ended), as a clean end of the stream says.
+                    stopping, stopped_at, said_stopping = True, time.monotonic(), False
                 # Its connection closing after the stream ended, or the collector starting again (a read can start
                 # on the closing connection before the channel sees it closed, or reach the stopping server, which
                 # cancels it): expected, said once. Past UNREACHABLE_WARNING_SECONDS it is a lost collector; one that

@@ -98,16 +98,17 @@ class _StoppingCollector:
 
     address = "127.0.0.1:1"
 
-    def __init__(self, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE) -> None:
+    def __init__(self, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE, failing: range = range(3, 5)) -> None:
         self.reads = 0
         self.code = code
+        self.failing = failing
 
     async def wait_reachable(self, timeout_seconds: float) -> bool:
         return True  # the channel still says READY while the collector's connection closes
 
     async def read(self, after_cursor, *, event_types=(), follow=False, batch_size=0, max_events=0):
         self.reads += 1
-        if 3 <= self.reads <= 4:
+        if self.reads in self.failing:
             raise grpc.aio.AioRpcError(self.code, grpc.aio.Metadata(), grpc.aio.Metadata(), "Socket closed")
         return
         yield
@@ -125,6 +126,16 @@ def test_a_collector_that_ends_its_stream_to_stop_is_not_a_lost_collector(
     assert _lines(caplog, logging.WARNING) == []
 
 
+def test_a_read_the_stopping_collector_cancels_before_any_clean_end_is_not_a_lost_collector(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The collector's server cancelled the follower's reads as it stopped, before any stream of it ended cleanly (the
+    # fresh-clone CI of 2026-12-06 saw "lost svc_collect (CANCELLED …)" at WARNING).
+    _follow_a_stopping_collector(caplog, grpc.StatusCode.CANCELLED, range(1, 3))
+    assert _lines(caplog, logging.INFO) == ["log follower t: svc_collect at 127.0.0.1:1 is stopping; waiting for it"]
+    assert _lines(caplog, logging.WARNING) == []
+
+
 def test_a_collector_still_failing_after_it_stopped_is_a_lost_collector(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -136,12 +147,14 @@ def test_a_collector_still_failing_after_it_stopped_is_a_lost_collector(
 
 
 def _follow_a_stopping_collector(
-    caplog: pytest.LogCaptureFixture, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE
+    caplog: pytest.LogCaptureFixture,
+    code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE,
+    failing: range = range(3, 5),
 ) -> None:
     """A follower over :class:`_StoppingCollector` until it has read six times, its log captured at INFO."""
 
     async def scenario() -> None:
-        collector = _StoppingCollector(code)
+        collector = _StoppingCollector(code, failing)
         fast = RetryPolicy(attempts=0, initial_backoff_millis=1, max_backoff_millis=5)
         follower = LogFollower(collector, name="t", load_cursor=lambda: _cursor(""), handle=_nothing, retry=fast)  # type: ignore[arg-type]
         follower.start()
