@@ -95,6 +95,11 @@ class Unavailable(QimingError):
     default_reason = "DEPENDENCY_UNAVAILABLE"
 
 
+DATABASE_BUSY = "DATABASE_BUSY"
+"""The reason of an :class:`Unavailable` whose database is up but was held by another writer past the busy timeout
+(SQLite): worth a retry, but not an outage (health stays SERVING)."""
+
+
 class DeadlineExceeded(QimingError):
     status_code = "DEADLINE_EXCEEDED"
     default_reason = "DEADLINE_EXCEEDED"

@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from svc_common.config import ServiceSettings
 from svc_common.db import Database
-from svc_common.errors import Unavailable
+from svc_common.errors import DATABASE_BUSY, Unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,10 +118,32 @@ def test_a_turn_held_past_the_busy_timeout_fails_the_write_as_unavailable(tmp_pa
     fd = os.open(database.engine.url.database + "-writer", os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)  # another process's writer, stopped while it writes
     try:
-        with pytest.raises(Unavailable, match="busy with another writer"), database.connection(write=True):
+        with pytest.raises(Unavailable, match="busy with another writer") as raised, database.connection(write=True):
             pass
+        assert raised.value.reason == DATABASE_BUSY  # not DEPENDENCY_UNAVAILABLE: the database is up
     finally:
         os.close(fd)
     with database.connection(write=True) as conn:  # the turn is free again: the failed wait gave up its locks
         conn.execute(text("INSERT INTO t VALUES ('a', 1)"))
+    database.dispose()
+
+
+def test_sqlites_own_busy_error_is_database_busy_not_an_outage(tmp_path: Path) -> None:
+    """A writer that does not take the turn (another program on the file) holds SQLite's lock past busy_timeout: the
+    write fails UNAVAILABLE with reason DATABASE_BUSY (retry; health stays SERVING), not DEPENDENCY_UNAVAILABLE."""
+    import sqlite3
+
+    database = _database(tmp_path, busy_timeout_millis=100)
+    other = sqlite3.connect(database.engine.url.database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # SQLite's write lock, without the writer turn's lock file
+    try:
+        with pytest.raises(Unavailable) as raised, database.connection(write=True) as conn:
+            conn.execute(text("INSERT INTO t VALUES ('a', 1)"))
+        assert raised.value.reason == DATABASE_BUSY
+        assert "busy" in raised.value.message and "retry" in raised.value.message
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with database.connection(write=True) as conn:
+        conn.execute(text("INSERT INTO t VALUES ('a', 2)"))
     database.dispose()

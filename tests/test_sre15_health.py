@@ -245,13 +245,14 @@ def test_health_follows_postgresql(database_url_postgresql: str, tmp_path: Path)
 
 
 def test_only_a_store_that_is_down_turns_health_at_once(tmp_path: Path) -> None:
-    """A write that lost a race with other collectors (LOG_CONTENDED) is retried by the client; the store is up."""
+    """A write that lost a race with other collectors (LOG_CONTENDED) or met a SQLite file busy with another writer
+    (DATABASE_BUSY) is retried by the client; the store is up."""
     told: list[str] = []
 
     async def scenario() -> None:
         async with running_service(collect_settings(tmp_path)) as (service, _):
             service.log_unavailable = told.append
-            for reason in ("LOG_CONTENDED", "DEPENDENCY_UNAVAILABLE", "LOG_UNAVAILABLE"):
+            for reason in ("LOG_CONTENDED", "DATABASE_BUSY", "DEPENDENCY_UNAVAILABLE", "LOG_UNAVAILABLE"):
 
                 async def refuse(batch: Any, reason: str = reason) -> Any:
                     raise Unavailable(f"refused: {reason}", reason=reason)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from svc_common.config import redact_url
 from svc_common.db._sqlite_turn import WriterTurn
-from svc_common.errors import ConfigError, ResourceExhausted, StartupError, Unavailable
+from svc_common.errors import DATABASE_BUSY, ConfigError, ResourceExhausted, StartupError, Unavailable
 
 if TYPE_CHECKING:
     from svc_common.config import ServiceSettings
@@ -341,5 +341,17 @@ def _caller_error(exc: DBAPIError) -> Unavailable | ResourceExhausted:
             "the service's database storage is full; the operators must free space (nothing was written), then retry",
             reason="STORAGE_FULL",
         )
+    if _busy(exc):
+        log.warning("database busy: %s", detail)
+        return Unavailable(
+            "the service's database was busy with another writer longer than its busy timeout; retry with backoff",
+            reason=DATABASE_BUSY,
+        )
     log.warning("database unavailable: %s", detail)
     return Unavailable("the service's database is unavailable; retry with backoff")
+
+
+def _busy(exc: DBAPIError) -> bool:
+    """SQLite's SQLITE_BUSY / SQLITE_LOCKED ("database is locked"): the file answers, but another writer held it past
+    ``busy_timeout``."""
+    return getattr(exc.orig, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))

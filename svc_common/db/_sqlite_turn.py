@@ -17,7 +17,7 @@ import os
 import threading
 import time
 
-from svc_common.errors import Unavailable
+from svc_common.errors import DATABASE_BUSY, Unavailable
 
 POLL_SECONDS_MAX = 0.001
 """The longest sleep between two tries of a lock file held by another process (the wake-up delay at most)."""
@@ -91,5 +91,6 @@ def _wait(fd: int, deadline: float) -> None:
 def _busy() -> Unavailable:
     return Unavailable(
         "the service's SQLite database was busy with another writer longer than sqlite_busy_timeout_millis; "
-        "retry with backoff"
+        "retry with backoff",
+        reason=DATABASE_BUSY,
     )
