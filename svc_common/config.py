@@ -271,7 +271,7 @@ class ServiceSettings(ServerSettings):
     size limit). Files are also rotated when the UTC date changes."""
     audit_chain_queue_lines: int = Field(default=20_000, ge=1)
     """Most audit lines waiting in memory for the disk, lines. A call that finds the queue full waits (see
-    ``audit_chain_queue_wait_seconds``), then fails with UNAVAILABLE, reason ``AUDIT_BACKLOG``."""
+    ``audit_chain_queue_wait_seconds``) before it runs, then fails with UNAVAILABLE, reason ``AUDIT_BACKLOG``."""
     audit_chain_queue_wait_seconds: float = Field(default=1.0, ge=0, le=60)
     """How long a call waits for room in a full audit queue before it fails with UNAVAILABLE, seconds."""
 

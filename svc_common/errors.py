@@ -95,6 +95,13 @@ class Unavailable(QimingError):
     default_reason = "DEPENDENCY_UNAVAILABLE"
 
 
+class AuditBacklog(Unavailable):
+    """The audit trail's queue is full (its disk is slow or stalled): the call is refused so that no call is answered
+    without its audit record; the caller retries later."""
+
+    default_reason = "AUDIT_BACKLOG"
+
+
 DATABASE_BUSY = "DATABASE_BUSY"
 """The reason of an :class:`Unavailable` whose database is up but was held by another writer past the busy timeout
 (SQLite): worth a retry, but not an outage (health stays SERVING)."""

@@ -193,3 +193,52 @@ def test_after_a_write_failure_records_go_to_the_log_only_and_are_not_refused(tm
 
     asyncio.run(run())
     sink.close()
+
+
+def test_a_full_queue_refuses_a_call_before_its_handler_runs(stalled: tuple[ChainedAuditSink, StalledDisk]) -> None:
+    """Admission: while the chain's queue is full a call is refused before it runs (an ingest stores no event the trail
+    could not record; before, the handler ran and the call failed at its end). The refusal is recorded by the other
+    sinks with the caller's status; the chain, full, is not waited for a second time."""
+    sink, disk = stalled
+    log = ListAuditSink()
+    ran: list[str] = []
+
+    async def echo(request: ops_pb2.PingRequest, context: aio.ServicerContext) -> ops_pb2.PingResponse:
+        ran.append(request.payload)
+        return ops_pb2.PingResponse(payload=request.payload)
+
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Echo": grpc.unary_unary_rpc_method_handler(
+                echo,
+                request_deserializer=ops_pb2.PingRequest.FromString,
+                response_serializer=ops_pb2.PingResponse.SerializeToString,
+            )
+        },
+    )
+    spec = ServiceSpec("probe", (SERVICE,), lambda server: server.add_generic_rpc_handlers((handler,)))
+
+    async def run() -> grpc.RpcError:
+        async with served(spec, audit_sink=TeeAuditSink(sink, log)) as channel:
+            call = channel.unary_unary(
+                f"/{SERVICE}/Echo",
+                request_serializer=ops_pb2.PingRequest.SerializeToString,
+                response_deserializer=ops_pb2.PingResponse.FromString,
+            )
+            for number in range(5):
+                await call(ops_pb2.PingRequest(payload=str(number)), timeout=10)
+            with pytest.raises(grpc.RpcError) as refused:
+                await call(ops_pb2.PingRequest(payload="refused"), timeout=10)
+            disk.release.set()
+            while sink._put != sink._done:
+                await asyncio.sleep(0.005)
+            await call(ops_pb2.PingRequest(payload="after"), timeout=10)
+            return refused.value
+
+    error = asyncio.run(run())
+    assert error.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert ran == ["0", "1", "2", "3", "4", "after"]  # the refused call's handler never ran
+    assert [r.status for r in log.records] == ["OK"] * 5 + ["UNAVAILABLE", "OK"]
+    sink.close()
+    assert len(sink.path.read_text().splitlines()) == 6  # the refusal found no room in the chain; nothing waits twice

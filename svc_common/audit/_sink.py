@@ -7,8 +7,9 @@ file's sealed anchor (``_anchor``); ``close()`` writes everything queued, fsyncs
 
 The queue holds at most ``queue_lines`` lines (a stalled disk must not grow memory without bound). A call that finds
 it full waits up to ``queue_wait_seconds`` for room, then fails with UNAVAILABLE (reason ``AUDIT_BACKLOG``) so that
-its caller retries: no audit record is dropped while the call it records is answered OK. ERROR is logged once per
-episode, with the backlog.
+its caller retries: no audit record is dropped while the call it records is answered OK. The server asks ``admit``
+before a call runs, so that a call refused for the backlog did nothing. ERROR is logged once per episode, with the
+backlog.
 
 Files: ``audit-<service>-<host>-<worker>-<UTC start, to the microsecond>.jsonl`` in ``audit_chain_dir``, so that a
 process's files sort in the order written. The writer moves to a new file when the UTC date changes or the file would
@@ -39,7 +40,7 @@ from typing import IO, Any
 
 from svc_common.audit._anchor import Anchor, AnchorSeal, anchor_path, now_text, sync_directory
 from svc_common.audit._chain import GENESIS, ChainMac, open_line, read_last_line, record_bodies, seal
-from svc_common.errors import ConfigError, QimingError, Unavailable
+from svc_common.errors import AuditBacklog, ConfigError, QimingError
 from svc_common.server import AuditRecord, AuditSink
 
 log = logging.getLogger("qiming.audit")
@@ -144,6 +145,24 @@ class ChainedAuditSink:
                 "write there (or set audit_chain_dir = off)"
             ) from None
 
+    async def admit(self) -> None:
+        """Before a call runs: while the queue is full, wait for room for its record as ``record`` does, and past
+        ``queue_wait_seconds`` refuse the call (UNAVAILABLE, ``AUDIT_BACKLOG``) before it does anything, so that a
+        refused ingest stored no event. A call admitted while there is room is still recorded at its end, waiting
+        then if calls in flight filled the queue meanwhile."""
+        if self._closed:
+            return
+        backlog = self._put - self._done
+        if backlog and backlog + 1 > self._queue_lines:
+            await self._wait_for_room(1)
+
+    async def refused(self, record: AuditRecord) -> None:
+        """A call refused at admission (``admit``): queued only if there is room now, never waited for (the refusal
+        is counted and logged with the backlog episode; the other sinks record it)."""
+        if self._closed or self._put - self._done + len(record_bodies(record)) > self._queue_lines:
+            return
+        await self.record(record)
+
     async def record(self, record: AuditRecord) -> None:
         if self._closed:
             log.warning("audit record after the chain was closed", extra={"rpc_method": record.method})
@@ -183,9 +202,8 @@ class ChainedAuditSink:
                     "audit_queue_lines": self._queue_lines,
                 },
             )
-        raise Unavailable(
+        raise AuditBacklog(
             f"the audit trail is {backlog} lines behind (the disk is slow or stalled); retry later",
-            reason="AUDIT_BACKLOG",
             metadata={"audit_backlog_lines": str(backlog)},
         )
 
@@ -403,6 +421,18 @@ class TeeAuditSink:
 
     def __init__(self, *sinks: AuditSink) -> None:
         self.sinks = sinks
+
+    async def admit(self) -> None:
+        """Each sink that admits calls (the chained file) may refuse the call before it runs."""
+        for sink in self.sinks:
+            admit = getattr(sink, "admit", None)
+            if admit is not None:
+                await admit()
+
+    async def refused(self, record: AuditRecord) -> None:
+        """A call refused at admission: every sink records it as it can (``refused`` where a sink has it: no wait)."""
+        for sink in self.sinks:
+            await getattr(sink, "refused", sink.record)(record)
 
     async def record(self, record: AuditRecord) -> None:
         failure: Exception | None = None

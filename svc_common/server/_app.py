@@ -24,6 +24,7 @@ from svc_common.server._dependencies import DependencyProbe, DependencyWatch
 from svc_common.server._errors import ErrorInterceptor
 from svc_common.server._hooks import (
     AnonymousAuthenticator,
+    AuditAdmission,
     AuditInterceptor,
     AuditSink,
     Authenticator,
@@ -91,10 +92,12 @@ def build_server(
 ) -> RunningServer:
     """A gRPC server with health, reflection, tracing, logging, error mapping and the auth/audit hooks.
 
-    Interceptor order (outermost first): tracing → access log → errors → audit → auth. Errors sits
-    outside audit so that audit records the raw outcome, and audit outside auth so that refused
-    calls are audited too.
+    Interceptor order (outermost first): tracing → access log → errors → audit → auth → audit admission.
+    Errors sits outside audit so that audit records the raw outcome, and audit outside auth so that refused
+    calls are audited too; the audit admission (a full audit queue refuses a call before it runs) comes
+    after auth so that the refusal's record names the caller.
     """
+    audit_sink = audit_sink or LogAuditSink()
     interceptors = [
         aio_server_interceptor(),
         AccessLogInterceptor(),
@@ -103,8 +106,9 @@ def build_server(
             (name for spec in specs for name in spec.self_checked_messages),
             max_request_bytes=settings.grpc_max_message_bytes,
         ),
-        AuditInterceptor(audit_sink or LogAuditSink()),
+        AuditInterceptor(audit_sink),
         AuthInterceptor(authenticator or AnonymousAuthenticator()),
+        AuditAdmission(audit_sink),
         starting := StartingGate(),
         *extra_interceptors,
     ]

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from grpc import aio
 
+from svc_common.errors import AuditBacklog
 from svc_common.logs import AUDIT_LOGGER
 from svc_common.server._call import ANONYMOUS, CallInfo, CallInterceptor, Principal, status_of
 
@@ -95,21 +96,42 @@ class AuthInterceptor(CallInterceptor):
 
 
 class AuditInterceptor(CallInterceptor):
+    """One audit record per call, at its end. A call that ``AuditAdmission`` refused before it ran is recorded with
+    the sink's ``refused`` where it has one (no wait for room the sink just found missing)."""
+
     def __init__(self, sink: AuditSink) -> None:
         self._sink = sink
 
     async def exit(self, call: CallInfo, context: aio.ServicerContext, exc: BaseException | None) -> None:
         if call.is_infra:
             return
-        await self._sink.record(
-            AuditRecord(
-                at=datetime.now(UTC),
-                principal=call.principal.subject,
-                roles=tuple(sorted(call.principal.roles)),
-                method=call.method,
-                peer=call.peer,
-                trace_id=call.trace_id,
-                status=status_of(exc, context).name,
-                customers=tuple(sorted(call.customers)),
-            )
-        )
+        record = self._sink.record
+        if isinstance(exc, AuditBacklog):
+            record = getattr(self._sink, "refused", record)
+        await record(_record_of(call, context, exc))
+
+
+class AuditAdmission(CallInterceptor):
+    """Innermost, after authentication: a sink with ``admit`` (the chained audit file and its bounded queue) may refuse
+    a call before its handler runs (``AuditBacklog``), so that a refused call did nothing (an ingest stored no event
+    the audit trail could not record). ``AuditInterceptor`` records the refusal."""
+
+    def __init__(self, sink: AuditSink) -> None:
+        self._admit = getattr(sink, "admit", None)
+
+    async def enter(self, call: CallInfo, context: aio.ServicerContext) -> None:
+        if self._admit is not None and not call.is_infra:
+            await self._admit()
+
+
+def _record_of(call: CallInfo, context: aio.ServicerContext, exc: BaseException | None) -> AuditRecord:
+    return AuditRecord(
+        at=datetime.now(UTC),
+        principal=call.principal.subject,
+        roles=tuple(sorted(call.principal.roles)),
+        method=call.method,
+        peer=call.peer,
+        trace_id=call.trace_id,
+        status=status_of(exc, context).name,
+        customers=tuple(sorted(call.customers)),
+    )
