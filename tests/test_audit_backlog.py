@@ -126,8 +126,12 @@ def test_a_refused_call_is_still_logged_with_the_status_its_caller_gets(
     assert log.records[-1].customers == ("c5",)  # who touched which customer is never lost
 
 
-def _spec() -> ServiceSpec:
+def _spec(ran: list[str] | None = None) -> ServiceSpec:
+    """A service whose Echo answers its payload, and appends it to ``ran`` (when given) as it runs."""
+
     async def echo(request: ops_pb2.PingRequest, context: aio.ServicerContext) -> ops_pb2.PingResponse:
+        if ran is not None:
+            ran.append(request.payload)
         return ops_pb2.PingResponse(payload=request.payload)
 
     handler = grpc.method_handlers_generic_handler(
@@ -202,22 +206,7 @@ def test_a_full_queue_refuses_a_call_before_its_handler_runs(stalled: tuple[Chai
     sink, disk = stalled
     log = ListAuditSink()
     ran: list[str] = []
-
-    async def echo(request: ops_pb2.PingRequest, context: aio.ServicerContext) -> ops_pb2.PingResponse:
-        ran.append(request.payload)
-        return ops_pb2.PingResponse(payload=request.payload)
-
-    handler = grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            "Echo": grpc.unary_unary_rpc_method_handler(
-                echo,
-                request_deserializer=ops_pb2.PingRequest.FromString,
-                response_serializer=ops_pb2.PingResponse.SerializeToString,
-            )
-        },
-    )
-    spec = ServiceSpec("probe", (SERVICE,), lambda server: server.add_generic_rpc_handlers((handler,)))
+    spec = _spec(ran)
 
     async def run() -> grpc.RpcError:
         async with served(spec, audit_sink=TeeAuditSink(sink, log)) as channel:
