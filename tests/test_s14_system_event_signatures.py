@@ -150,8 +150,13 @@ class LogWith:
         if follow:
             await asyncio.Event().wait()
 
-    async def publish(self, events: list[event_pb2.Event]) -> None:
-        pass
+    async def publish(self, events: list[event_pb2.Event]) -> collect_pb2.IngestResponse:
+        return collect_pb2.IngestResponse(
+            results=[
+                collect_pb2.EventResult(index=i, event_id=e.event_id, status=collect_pb2.EVENT_STATUS_ACCEPTED)
+                for i, e in enumerate(events)
+            ]
+        )
 
     async def close(self) -> None:
         pass
