@@ -73,7 +73,7 @@ class EventPublisher:
         rejections: list[dict[str, Any]] = []
         for i, (row, event) in enumerate(zip(pending, events, strict=True)):
             result = results.get(i)
-            if result is not None and result.status in _SENT and result.event_id in ("", event.event_id):
+            if result is not None and result.status in _SENT:
                 sent.append(row.event_id)
                 if row.rejected_reason is not None:
                     log.info("%s event %s sent after %d rejection(s)", event.event_type, event.event_id, row.rejections)

@@ -93,7 +93,7 @@ class OutboxPublisher:
         first_wait = self.core.settings.outbox_rejected_retry_seconds
         for i, (row, event) in enumerate(zip(rows, events, strict=True)):
             result = results.get(i)
-            if result is not None and result.status in _SENT and result.event_id in ("", event.event_id):
+            if result is not None and result.status in _SENT:
                 sent.append(row.outbox_id)
                 if row.rejected_reason is not None:
                     log.info(
