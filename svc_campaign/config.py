@@ -105,6 +105,9 @@ class CampaignSettings(ServiceSettings):
     """Wait before the second try; doubles after each failure."""
     delivery_max_backoff_millis: int = Field(default=300_000, ge=1)
     """Longest wait between two tries."""
+    publish_rejected_retry_seconds: float = Field(default=60.0, ge=1.0, le=3_600.0)
+    """A ``$message_*`` event svc_collect rejected (quarantined) stays in ``campaign_pending_event`` and is sent again
+    after this many seconds, the wait doubling with each rejection in a row up to one hour."""
     delivery_concurrency: int = Field(default=16, ge=1, le=512)
     """Deliveries in flight at once."""
     delivery_batch_size: int = Field(default=200, ge=1)

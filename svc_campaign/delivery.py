@@ -1,6 +1,7 @@
 """Channel delivery: the dispatcher claims due messages from the outbox, hands them to the gateway adapter
 with their idempotency key, and records SENT, a retry (exponential backoff with jitter) or FAILED; receipts
-come back through ``ReportDeliveryReceipt``. The event publisher sends $message_* events to svc_collect.
+come back through ``ReportDeliveryReceipt``. The event publisher (svc_campaign/publisher.py) sends $message_*
+events to svc_collect.
 
 Adapter contract (HTTP webhook): ``POST <gateway_url>`` with a JSON body (message id, customer, channel,
 title, body, link, journey, experiment) and the header ``Idempotency-Key``. 2xx: accepted (a JSON answer
@@ -35,7 +36,6 @@ from svc_campaign.store._journeys import JourneyStore
 from svc_campaign.store._messages import MessageStore
 from svc_common.db import Database
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
-from svc_common.pb.qiming.common.v1 import event_pb2
 
 Offload = Callable[..., Awaitable[Any]]
 """Runs a blocking call off the event loop: ``asyncio.to_thread``, or the service's loop threads."""
@@ -326,35 +326,3 @@ class Dispatcher:
         await self._offload(self.record_many, list(results))
         self.delivered += sum(1 for _, outcome in results if outcome.ok)
         return len(rows)
-
-
-class EventPublisher:
-    """Publishes the pending $message_* events to svc_collect, deleting each once the log has it."""
-
-    def __init__(
-        self, database: Database, tables: dict[str, Table], client: Any, *, offload: Offload = asyncio.to_thread
-    ) -> None:
-        self._offload = offload
-        self.db = database
-        self.t = tables
-        self.client = client
-        self.store = MessageStore(tables)
-
-    def _pending(self, limit: int = 500) -> list[tuple[str, bytes]]:
-        with self.db.connection() as conn:
-            return self.store.pending_events(conn, limit)
-
-    def _done(self, ids: list[str]) -> None:
-        with self.db.connection(write=True) as conn:
-            self.store.published(conn, ids)
-
-    async def run_once(self) -> int:
-        pending = await self._offload(self._pending)
-        if not pending:
-            return 0
-        events = [event_pb2.Event.FromString(payload) for _, payload in pending]
-        reply = await self.client.publish(events)  # deterministic ids: a retry after a lost answer is a duplicate
-        if getattr(reply, "rejected_count", 0):
-            log.warning("svc_collect rejected %d of our events (kept in its quarantine)", reply.rejected_count)
-        await self._offload(self._done, [i for i, _ in pending])
-        return len(pending)

@@ -20,7 +20,7 @@ from svc_campaign.checks import bad, channel_ok, customer_id, known, service_sen
 from svc_campaign.clock import Clock, SystemClock
 from svc_campaign.config import CampaignSettings
 from svc_campaign.cron import known_zone
-from svc_campaign.delivery import ChannelAdapter, Dispatcher, EventPublisher
+from svc_campaign.delivery import ChannelAdapter, Dispatcher
 from svc_campaign.engine import TIMER_SHARE_DIALECTS, Engine
 from svc_campaign.experiments import Experiments
 from svc_campaign.gateway_grpc import build_adapter
@@ -37,6 +37,7 @@ from svc_campaign.profiles import (
     TellingOutages,
     lookup,
 )
+from svc_campaign.publisher import EventPublisher
 from svc_campaign.scheduled import Scheduler
 from svc_campaign.signed_events import SignedEventGate
 from svc_campaign.store._messages import MessageStore
@@ -118,7 +119,12 @@ class CampaignService(TemplateBook):
             Dispatcher(database, tables, self.clock, adapter, settings, self._paused, offload=run) if adapter else None
         )
         self.collect = collect
-        self.publisher = EventPublisher(database, tables, collect, offload=run) if collect is not None else None
+        retry = settings.publish_rejected_retry_seconds
+        self.publisher = (
+            EventPublisher(database, tables, collect, offload=run, rejected_retry_seconds=retry)
+            if collect is not None
+            else None
+        )
         self.follower: Any = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -139,7 +145,13 @@ class CampaignService(TemplateBook):
                 keepalive_time_seconds=self.settings.grpc_keepalive_time_seconds,
                 keepalive_timeout_seconds=self.settings.grpc_keepalive_timeout_seconds,
             )
-            self.publisher = EventPublisher(self.db, self.t, self.collect, offload=self.threads.run)
+            self.publisher = EventPublisher(
+                self.db,
+                self.t,
+                self.collect,
+                offload=self.threads.run,
+                rejected_retry_seconds=self.settings.publish_rejected_retry_seconds,
+            )
         if self.collect is not None:
             from svc_common.logclient import LogFollower
 

@@ -34,6 +34,7 @@ from svc_common.runtime import ServiceRuntime
 from svc_common.server import Encoded, ServiceSpec, current_call, note_customers
 
 _REPLAY_DEFAULT, _REPLAY_MAX = 100, 1000
+_REPLAY_TOKEN = "quarantine_replay"  # a replay's page token: not interchangeable with a listing's
 
 
 def _roles() -> frozenset[str]:
@@ -332,12 +333,23 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
         self, request: collect_pb2.ReplayQuarantinedEventsRequest, context: aio.ServicerContext
     ) -> collect_pb2.ReplayQuarantinedEventsResponse:
         limit = request.limit or _REPLAY_DEFAULT
-        if limit > _REPLAY_MAX or len(request.quarantine_ids) > _REPLAY_MAX:
+        if limit > _REPLAY_MAX:
             raise InvalidArgument(
                 f"replay at most {_REPLAY_MAX} events per call",
-                violations=[FieldViolation("limit", f"at most {_REPLAY_MAX}")],
+                violations=[FieldViolation("limit", f"<= {_REPLAY_MAX}")],
             )
+        next_token = ""
         if request.quarantine_ids:
+            if len(request.quarantine_ids) > _REPLAY_MAX:
+                raise InvalidArgument(
+                    f"replay at most {_REPLAY_MAX} quarantine_ids per call (got {len(request.quarantine_ids)})",
+                    violations=[FieldViolation("quarantine_ids", f"at most {_REPLAY_MAX} ids")],
+                )
+            if request.page_token:
+                raise InvalidArgument(
+                    "page_token pages a replay by filter; it does not go with quarantine_ids",
+                    violations=[FieldViolation("page_token", "only without quarantine_ids")],
+                )
             ids = list(dict.fromkeys(request.quarantine_ids))
             refuse_nul_in("quarantine_ids", ids)
             records = await asyncio.to_thread(self._catalog.get_quarantined, ids)
@@ -351,17 +363,25 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
         else:
             refuse_nul_in("event_types", request.event_types)
             reasons = reason_names(request.reasons)
+            after = quarantine_position(decode_token(request.page_token, _REPLAY_TOKEN, "page_token"))
+            # One more than the page: whether a next page exists. Those still rejected keep their place (oldest
+            # first), so the token, not the quarantine's state, carries the next call past them.
             records = await asyncio.to_thread(
                 lambda: self._catalog.list_quarantine(
-                    event_types=list(request.event_types), reasons=reasons, limit=limit
+                    event_types=list(request.event_types), reasons=reasons, after=after, limit=limit + 1
                 )
             )
+            if len(records) > limit:
+                records = records[:limit]
+                last = records[-1]
+                next_token = encode_token(_REPLAY_TOKEN, {"at": last.quarantined_at_us, "id": last.quarantine_id})
         outcomes = await self._service.replay(records)
         response = collect_pb2.ReplayQuarantinedEventsResponse()
         accepted, duplicate, rejected = _fill_results(response, outcomes)
         released_before = sum(1 for r in records if r.released_seq is not None)  # named again: DUPLICATE, not counted
         response.accepted_count = accepted + duplicate - released_before
         response.still_rejected_count = rejected
+        response.next_page_token = next_token
         return response
 
 

@@ -73,6 +73,10 @@ class ProfileSettings(ServiceSettings):
     """Time-driven changes (windows expiring, lifecycle ageing) are applied this often."""
     outbox_batch: int = Field(default=500, ge=1, le=10_000)
     """Segment-change events published per Ingest call."""
+    outbox_rejected_retry_seconds: float = Field(default=60.0, ge=1.0, le=3_600.0)
+    """An outbox event svc_collect rejected (quarantined) stays unsent and is sent again after this many seconds,
+    the wait doubling with each rejection in a row up to one hour: a fixed cause (the keyring, a schema) heals
+    without a hot loop filling the quarantine."""
     max_import_rows: int = Field(default=1_000_000, ge=1)
     """Rows one ImportAttributes call may send; the row past it ends the call with RESOURCE_EXHAUSTED (the chunks
     before it stay applied). Bounds how long one call holds the writer, not memory (see ``import_chunk_rows``)."""

@@ -1,10 +1,8 @@
-"""Segment membership: recompute, static lists, checks, size and sample, export; the outbox publisher; the time sweep is
-svc_profile/timesweep.py (docs/profile.md, "Segments")."""
+"""Segment membership: recompute, static lists, checks, size and sample, export; the outbox publisher is
+svc_profile/outbox.py, the time sweep svc_profile/timesweep.py (docs/profile.md, "Segments")."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import random
 import threading
@@ -14,8 +12,6 @@ from typing import Any
 from sqlalchemy import select, update
 
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound
-from svc_common.pb.qiming.common.v1 import event_pb2
-from svc_common.protection import SIGNED_EVENT_TYPES, is_signed
 from svc_profile import timesweep
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
@@ -23,6 +19,7 @@ from svc_profile.engine import SegmentRule
 from svc_profile.identity import note_customers_of
 from svc_profile.jobs import JobFunction, Jobs, Progress, Superseded
 from svc_profile.model import now_us
+from svc_profile.outbox import OutboxPublisher
 from svc_profile.sqlseg import segment_where
 
 log = logging.getLogger("qiming.profile")
@@ -303,57 +300,7 @@ class Segments:
         return timesweep.catch_up(self, now)
 
 
-class OutboxPublisher:
-    """Publishes queued segment changes to svc_collect after their transaction committed, then marks them
-    sent. Event ids are deterministic, so a re-publish after a crash is absorbed by the log."""
-
-    def __init__(self, core: Core, client: Any) -> None:
-        self.core = core
-        self.client = client
-        self.wake = asyncio.Event()
-        self.published = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def notify(self) -> None:
-        """Thread-safe: a write committed that may have queued events."""
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.wake.set)
-
-    async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        while True:
-            try:
-                sent = await self.drain()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("publishing segment changes failed; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            if not sent:
-                self.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
-
-    async def drain(self) -> int:
-        limit = self.core.settings.outbox_batch
-        with self.core.database.connection() as conn:
-            rows = self.core.store.unsent(conn, limit)
-        if not rows:
-            return 0
-        events = [event_pb2.Event.FromString(body) for _, body in rows]
-        for event in events:
-            if event.event_type in SIGNED_EVENT_TYPES and not is_signed(event):
-                # Queued unsigned by the release before signing (rolling upgrade): svc_collect would refuse it.
-                self.core.signer.sign(event)
-        await self.client.publish(events)
-        with self.core.database.connection(write=True) as conn:
-            self.core.store.mark_sent(conn, [r[0] for r in rows], now_us())
-        self.published += len(rows)
-        return len(rows)
-
-
 # The time sweep lives in svc_profile/timesweep.py; these names stay importable from here.
 SweepWatermark, Sweeper, catch_up = timesweep.SweepWatermark, timesweep.Sweeper, timesweep.catch_up
 SWEEP_CATCH_UP_DAYS = timesweep.SWEEP_CATCH_UP_DAYS
+__all__ = ["OutboxPublisher", "Segments", "SweepWatermark", "Sweeper", "catch_up"]

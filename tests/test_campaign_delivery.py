@@ -27,6 +27,7 @@ from campaign_helpers import (
 from conftest import free_port
 
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import types_pb2
 
 
@@ -122,6 +123,12 @@ def test_receipts_move_forward_only_and_are_published_as_events(tmp_path, databa
 
         async def publish(self, events):
             self.events.extend(events)
+            return collect_pb2.IngestResponse(
+                results=[
+                    collect_pb2.EventResult(index=i, event_id=e.event_id, status=collect_pb2.EVENT_STATUS_ACCEPTED)
+                    for i, e in enumerate(events)
+                ]
+            )
 
         async def close(self) -> None:
             pass

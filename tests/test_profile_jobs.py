@@ -13,6 +13,7 @@ from profile_helpers import event, profile_app, profile_process, profile_setting
 
 from svc_common.conditions import to_proto
 from svc_common.errors import FailedPrecondition, NotFound
+from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.common.v1 import job_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
@@ -24,8 +25,14 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list = []
 
-    async def publish(self, events) -> None:
+    async def publish(self, events) -> collect_pb2.IngestResponse:
         self.sent.extend(events)
+        return collect_pb2.IngestResponse(
+            results=[
+                collect_pb2.EventResult(index=i, event_id=e.event_id, status=collect_pb2.EVENT_STATUS_ACCEPTED)
+                for i, e in enumerate(events)
+            ]
+        )
 
 
 def logins(n: int, days: int = 7) -> C.Condition:

@@ -13,6 +13,7 @@ from profile_helpers import DAY, event, profile_app, profile_settings, ref
 
 from svc_common.conditions import Money, to_proto
 from svc_common.errors import Aborted, AlreadyExists, InvalidArgument, Unavailable
+from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
@@ -148,6 +149,12 @@ class FlakyClient:
         if self.fail:
             raise Unavailable("svc_collect is down")
         self.sent.extend(events)
+        return collect_pb2.IngestResponse(
+            results=[
+                collect_pb2.EventResult(index=i, event_id=e.event_id, status=collect_pb2.EVENT_STATUS_ACCEPTED)
+                for i, e in enumerate(events)
+            ]
+        )
 
 
 def test_sweep_exits_on_time_and_outbox_survives_a_failed_publish(tmp_path: Path) -> None:

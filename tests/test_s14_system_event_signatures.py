@@ -150,8 +150,13 @@ class LogWith:
         if follow:
             await asyncio.Event().wait()
 
-    async def publish(self, events: list[event_pb2.Event]) -> None:
-        pass
+    async def publish(self, events: list[event_pb2.Event]) -> collect_pb2.IngestResponse:
+        return collect_pb2.IngestResponse(
+            results=[
+                collect_pb2.EventResult(index=i, event_id=e.event_id, status=collect_pb2.EVENT_STATUS_ACCEPTED)
+                for i, e in enumerate(events)
+            ]
+        )
 
     async def close(self) -> None:
         pass
@@ -231,8 +236,14 @@ def test_an_outbox_row_queued_unsigned_by_the_previous_release_is_signed_when_pu
         def __init__(self) -> None:
             self.events: list[event_pb2.Event] = []
 
-        async def publish(self, events: list[event_pb2.Event]) -> None:
+        async def publish(self, events: list[event_pb2.Event]) -> collect_pb2.IngestResponse:
             self.events.extend(events)
+            return collect_pb2.IngestResponse(
+                results=[
+                    collect_pb2.EventResult(index=i, event_id=e.event_id, status=collect_pb2.EVENT_STATUS_ACCEPTED)
+                    for i, e in enumerate(events)
+                ]
+            )
 
     with profile_app(profile_settings(tmp_path)) as app:
         legacy = unsigned(erased("C9"))

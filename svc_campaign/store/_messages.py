@@ -143,14 +143,28 @@ class MessageStore:
 
     # -- pending log events ---------------------------------------------------------------------------
 
-    def pending_events(self, conn: Connection, limit: int) -> list[tuple[str, bytes]]:
+    def pending_events(self, conn: Connection, limit: int, now: dt.datetime) -> list[Row]:
+        """Pending events oldest first, without those held back after a rejection until their ``retry_at``."""
         p = self.t["pending_event"].c
-        query = select(p.event_id, p.payload).order_by(p.created_at).limit(limit)
-        return [(r.event_id, bytes(r.payload)) for r in conn.execute(query)]
+        query = (
+            select(p.event_id, p.payload, p.rejected_reason, p.rejected_at, p.rejections)
+            .where(or_(p.retry_at.is_(None), p.retry_at <= now))
+            .order_by(p.created_at)
+            .limit(limit)
+        )
+        return list(conn.execute(query))
 
     def published(self, conn: Connection, ids: list[str]) -> None:
         p = self.t["pending_event"]
         conn.execute(delete(p).where(p.c.event_id.in_(ids)))
+
+    def rejected(self, conn: Connection, rejections: Sequence[dict[str, Any]]) -> None:
+        """Each ``{"event_id", "rejected_reason", "rejected_message", "rejected_quarantine_id", "rejected_at",
+        "rejections", "retry_at"}``: the event stays pending with its rejection."""
+        p = self.t["pending_event"]
+        for values in rejections:
+            changes = {k: v for k, v in values.items() if k != "event_id"}
+            conn.execute(update(p).where(p.c.event_id == values["event_id"]).values(changes))
 
 
 __all__ = ["MessageStore"]

@@ -233,6 +233,14 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("event_id", String(64), primary_key=True),
         Column("payload", LargeBinary, nullable=False),
         Column("created_at", UtcDateTime(), nullable=False),
+        # svc_collect's last rejection of the event (it stays pending, retried from ``retry_at``): its reason,
+        # message and quarantine id, when the episode began and how many rejections in a row.
+        Column("rejected_reason", String(64), nullable=True),
+        Column("rejected_message", String(500), nullable=True),
+        Column("rejected_quarantine_id", String(36), nullable=True),
+        Column("rejected_at", UtcDateTime(), nullable=True),
+        Column("rejections", Integer, nullable=False, server_default="0"),
+        Column("retry_at", UtcDateTime(), nullable=True),
         Index("ix_campaign_pending_event_created", "created_at"),
     )
     scheduled_run = Table(

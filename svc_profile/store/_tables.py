@@ -164,6 +164,14 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("body", LargeBinary, nullable=False),
         Column("created_us", BigInteger, nullable=False),
         Column("sent_us", BigInteger, nullable=True),
+        # svc_collect's last rejection of the row (it stays unsent, retried from ``retry_us``): its reason, message
+        # and quarantine id, when the episode began and how many rejections in a row.
+        Column("rejected_reason", String(64), nullable=True),
+        Column("rejected_message", String(500), nullable=True),
+        Column("rejected_quarantine_id", String(36), nullable=True),
+        Column("rejected_us", BigInteger, nullable=True),
+        Column("rejections", Integer, nullable=False, server_default="0"),
+        Column("retry_us", BigInteger, nullable=True),
         Index("ix_profile_outbox_unsent", "sent_us", "outbox_id"),
     )
     lifecycle = Table(

@@ -188,6 +188,12 @@ CREATE TABLE campaign_pending_event (
 	event_id VARCHAR2(64 CHAR) NOT NULL,
 	payload BLOB NOT NULL,
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	rejected_reason VARCHAR2(64 CHAR),
+	rejected_message VARCHAR2(500 CHAR),
+	rejected_quarantine_id VARCHAR2(36 CHAR),
+	rejected_at TIMESTAMP WITH TIME ZONE,
+	rejections INTEGER DEFAULT '0' NOT NULL,
+	retry_at TIMESTAMP WITH TIME ZONE,
 	PRIMARY KEY (event_id)
 );
 

@@ -188,6 +188,12 @@ CREATE TABLE campaign_pending_event (
 	event_id VARCHAR(64) NOT NULL,
 	payload BYTEA NOT NULL,
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	rejected_reason VARCHAR(64),
+	rejected_message VARCHAR(500),
+	rejected_quarantine_id VARCHAR(36),
+	rejected_at TIMESTAMP WITH TIME ZONE,
+	rejections INTEGER DEFAULT '0' NOT NULL,
+	retry_at TIMESTAMP WITH TIME ZONE,
 	PRIMARY KEY (event_id)
 );
 

@@ -135,6 +135,12 @@ CREATE TABLE profile_outbox (
 	body BLOB NOT NULL,
 	created_us BIGINT NOT NULL,
 	sent_us BIGINT,
+	rejected_reason VARCHAR2(64 CHAR),
+	rejected_message VARCHAR2(500 CHAR),
+	rejected_quarantine_id VARCHAR2(36 CHAR),
+	rejected_us BIGINT,
+	rejections INTEGER DEFAULT '0' NOT NULL,
+	retry_us BIGINT,
 	PRIMARY KEY (outbox_id)
 );
 

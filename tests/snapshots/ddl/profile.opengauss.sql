@@ -135,6 +135,12 @@ CREATE TABLE profile_outbox (
 	body BYTEA NOT NULL,
 	created_us BIGINT NOT NULL,
 	sent_us BIGINT,
+	rejected_reason VARCHAR(64),
+	rejected_message VARCHAR(500),
+	rejected_quarantine_id VARCHAR(36),
+	rejected_us BIGINT,
+	rejections INTEGER DEFAULT '0' NOT NULL,
+	retry_us BIGINT,
 	PRIMARY KEY (outbox_id)
 );
 

@@ -290,23 +290,27 @@ class ListQuarantinedEventsResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[QuarantinedEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ReplayQuarantinedEventsRequest(_message.Message):
-    __slots__ = ("quarantine_ids", "event_types", "reasons", "limit")
+    __slots__ = ("quarantine_ids", "event_types", "reasons", "limit", "page_token")
     QUARANTINE_IDS_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     quarantine_ids: _containers.RepeatedScalarFieldContainer[str]
     event_types: _containers.RepeatedScalarFieldContainer[str]
     reasons: _containers.RepeatedScalarFieldContainer[_errors_pb2.ErrorReason]
     limit: int
-    def __init__(self, quarantine_ids: _Optional[_Iterable[str]] = ..., event_types: _Optional[_Iterable[str]] = ..., reasons: _Optional[_Iterable[_Union[_errors_pb2.ErrorReason, str]]] = ..., limit: _Optional[int] = ...) -> None: ...
+    page_token: str
+    def __init__(self, quarantine_ids: _Optional[_Iterable[str]] = ..., event_types: _Optional[_Iterable[str]] = ..., reasons: _Optional[_Iterable[_Union[_errors_pb2.ErrorReason, str]]] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ReplayQuarantinedEventsResponse(_message.Message):
-    __slots__ = ("results", "accepted_count", "still_rejected_count")
+    __slots__ = ("results", "accepted_count", "still_rejected_count", "next_page_token")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_COUNT_FIELD_NUMBER: _ClassVar[int]
     STILL_REJECTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[EventResult]
     accepted_count: int
     still_rejected_count: int
-    def __init__(self, results: _Optional[_Iterable[_Union[EventResult, _Mapping]]] = ..., accepted_count: _Optional[int] = ..., still_rejected_count: _Optional[int] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, results: _Optional[_Iterable[_Union[EventResult, _Mapping]]] = ..., accepted_count: _Optional[int] = ..., still_rejected_count: _Optional[int] = ..., next_page_token: _Optional[str] = ...) -> None: ...

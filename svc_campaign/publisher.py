@@ -1,0 +1,120 @@
+"""The event publisher: the ``$message_*`` events waiting in ``campaign_pending_event`` (written in the transaction of
+their cause) go to svc_collect's log. One leaves the table only when the log ACCEPTED it or had it (DUPLICATE); a
+rejected (quarantined) one stays, marked with the rejection, and is sent again later (docs/campaign.md, "Events to
+the log")."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import Row, Table
+
+from svc_campaign.store._messages import MessageStore
+from svc_common.db import Database
+from svc_common.pb.qiming.collect.v1 import collect_pb2
+from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2
+
+log = logging.getLogger("qiming.campaign.delivery")
+Offload = Callable[..., Awaitable[Any]]
+RETRY_MAX_SECONDS = 3_600.0
+"""The longest wait before a rejected event is sent again (the wait doubles from the first)."""
+_SENT = frozenset({collect_pb2.EVENT_STATUS_ACCEPTED, collect_pb2.EVENT_STATUS_DUPLICATE})
+
+
+class EventPublisher:
+    """Publishes the pending $message_* events to svc_collect, deleting each once the log has it."""
+
+    def __init__(
+        self,
+        database: Database,
+        tables: dict[str, Table],
+        client: Any,
+        *,
+        offload: Offload = asyncio.to_thread,
+        rejected_retry_seconds: float = 60.0,
+    ) -> None:
+        self._offload = offload
+        self.db = database
+        self.t = tables
+        self.client = client
+        self.store = MessageStore(tables)
+        self.rejected_retry_seconds = rejected_retry_seconds
+        """The first wait before a rejected event is sent again; it doubles with each rejection in a row."""
+
+    def _pending(self, limit: int = 500) -> list[Row]:
+        with self.db.connection() as conn:
+            return self.store.pending_events(conn, limit, dt.datetime.now(dt.UTC))
+
+    def _done(self, ids: list[str], rejections: list[dict[str, Any]]) -> None:
+        with self.db.connection(write=True) as conn:
+            self.store.published(conn, ids)
+            self.store.rejected(conn, rejections)
+
+    async def run_once(self) -> int:
+        """One batch; returns how many events were answered (sent or rejected: a rejected one waits its retry)."""
+        pending = await self._offload(self._pending)
+        if not pending:
+            return 0
+        events = [event_pb2.Event.FromString(row.payload) for row in pending]
+        reply = await self.client.publish(events)  # deterministic ids: a retry after a lost answer is a duplicate
+        sent, rejections = self._sort(pending, events, reply, dt.datetime.now(dt.UTC))
+        await self._offload(self._done, sent, rejections)
+        return len(pending)
+
+    def _sort(
+        self, pending: list[Row], events: list[event_pb2.Event], reply: Any, now: dt.datetime
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        results = {r.index: r for r in getattr(reply, "results", ())}
+        sent: list[str] = []
+        rejections: list[dict[str, Any]] = []
+        for i, (row, event) in enumerate(zip(pending, events, strict=True)):
+            result = results.get(i)
+            if result is not None and result.status in _SENT:
+                sent.append(row.event_id)
+                if row.rejected_reason is not None:
+                    log.info("%s event %s sent after %d rejection(s)", event.event_type, event.event_id, row.rejections)
+                continue
+            if result is None:
+                reason, message, quarantine_id = "NO_RESULT", "svc_collect's answer has no result for it", ""
+            else:
+                reason, message, quarantine_id = _reason_name(result.reason), result.message, result.quarantine_id
+            count = (row.rejections or 0) + 1 if row.rejected_reason == reason else 1
+            wait = min(RETRY_MAX_SECONDS, self.rejected_retry_seconds * 2 ** min(count - 1, 20))
+            log.log(
+                logging.ERROR if count == 1 else logging.DEBUG,  # once per episode: a new or changed reason
+                "svc_collect rejected event %s (%s): %s: %s; quarantine id %s; kept pending, retried in %.0f s",
+                event.event_id,
+                event.event_type,
+                reason,
+                message,
+                quarantine_id or "none",
+                wait,
+            )
+            began = row.rejected_at if count > 1 and row.rejected_at is not None else now
+            rejections.append(
+                {
+                    "event_id": row.event_id,
+                    "rejected_reason": reason,
+                    "rejected_message": message[:500],
+                    "rejected_quarantine_id": quarantine_id[:36],
+                    "rejected_at": began,
+                    "rejections": count,
+                    "retry_at": now + dt.timedelta(seconds=wait),
+                }
+            )
+        return sent, rejections
+
+
+def _reason_name(value: int) -> str:
+    try:
+        name = errors_pb2.ErrorReason.Name(value) if value else "UNSPECIFIED"
+    except ValueError:  # a reason newer than this release
+        return str(value)
+    return name.removeprefix("ERROR_REASON_")
+
+
+__all__ = ["RETRY_MAX_SECONDS", "EventPublisher"]

@@ -1,0 +1,71 @@
+"""The outbox's statements: rows due for publishing, marked sent, or marked with svc_collect's rejection and held
+back until their retry time (docs/profile.md, "Transactional outbox")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, or_, select, update
+from sqlalchemy.engine import Connection
+
+from svc_profile.store._bulk import chunks
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    outbox_id: int
+    body: bytes
+    rejected_reason: str | None
+    rejections: int
+    rejected_us: int | None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """svc_collect's answer for one rejected row."""
+
+    outbox_id: int
+    reason: str
+    message: str
+    quarantine_id: str
+    rejections: int
+    """Rejections of the row in a row, this one included."""
+    first_us: int
+    """When the current episode (this reason, in a row) began."""
+    retry_us: int
+
+
+def due(conn: Connection, t: Table, now_us: int, limit: int) -> list[OutboxRow]:
+    """Unsent rows, oldest first, without those held back after a rejection until their retry time."""
+    c = t.c
+    stmt = (
+        select(c.outbox_id, c.body, c.rejected_reason, c.rejections, c.rejected_us)
+        .where(c.sent_us.is_(None), or_(c.retry_us.is_(None), c.retry_us <= now_us))
+        .order_by(c.outbox_id)
+        .limit(limit)
+    )
+    rows = conn.execute(stmt)
+    return [OutboxRow(r.outbox_id, bytes(r.body), r.rejected_reason, r.rejections or 0, r.rejected_us) for r in rows]
+
+
+def mark_sent(conn: Connection, t: Table, ids: list[int], at_us: int) -> None:
+    """The rejection columns stay as they were: the row's history (a row sent after a rejection says so)."""
+    for part in chunks(ids):
+        conn.execute(update(t).where(t.c.outbox_id.in_(part)).values(sent_us=at_us, retry_us=None))
+
+
+def mark_rejected(conn: Connection, t: Table, rejections: list[Rejection]) -> None:
+    for r in rejections:
+        values: dict[str, Any] = {
+            "rejected_reason": r.reason,
+            "rejected_message": r.message[:500],
+            "rejected_quarantine_id": r.quarantine_id[:36],
+            "rejected_us": r.first_us,
+            "rejections": r.rejections,
+            "retry_us": r.retry_us,
+        }
+        conn.execute(update(t).where(t.c.outbox_id == r.outbox_id).values(values))
+
+
+__all__ = ["OutboxRow", "Rejection", "due", "mark_rejected", "mark_sent"]

@@ -1,0 +1,72 @@
+"""svc_campaign's event publisher deleted every pending ``$message_*`` event once svc_collect answered, a rejected
+(quarantined) one included, with only a count at WARNING (acceptance walk, finding 1, "every other publisher"). A
+rejected event now stays pending, marked with the rejection, logged at ERROR once per episode and sent again after
+its retry time."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from pathlib import Path
+
+import grpc
+import pytest
+from campaign_helpers import campaign_service
+from collect_helpers import make_event
+from profile_helpers import collector, read_batches
+from sqlalchemy import select, update
+
+from svc_campaign.publisher import EventPublisher
+from svc_campaign.store._outbox import add_pending_event
+from svc_common.logclient import CollectClient
+from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
+
+
+def _pending(service) -> list:
+    p = service.t["pending_event"]
+    with service.db.connection() as conn:
+        return list(conn.execute(select(p).order_by(p.c.created_at)))
+
+
+def test_a_rejected_message_event_stays_pending_until_the_log_takes_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with collector(tmp_path) as collect, campaign_service(tmp_path / "c") as service:
+        with grpc.insecure_channel(collect.address) as channel:
+            schemas = collect_pb2_grpc.EventSchemaServiceStub(channel)
+            strict = collect_pb2.EventSchema(event_type="$message_sent", reject_unknown_properties=True)
+            schemas.RegisterEventSchema(collect_pb2.RegisterEventSchemaRequest(schema=strict), timeout=10)
+            sent, other = make_event("$message_sent", message_id="m1"), make_event("$message_clicked", message_id="m1")
+            with service.db.connection(write=True) as conn:
+                add_pending_event(conn, service.t, sent.event_id, sent.SerializeToString(), now)
+                add_pending_event(conn, service.t, other.event_id, other.SerializeToString(), now)
+            caplog.set_level(logging.DEBUG, logger="qiming.campaign.delivery")
+
+            async def go() -> list[int]:
+                client = CollectClient(collect.address)
+                publisher = EventPublisher(service.db, service.t, client, rejected_retry_seconds=30)
+                try:
+                    return [await publisher.run_once(), await publisher.run_once()]
+                finally:
+                    await client.close()
+
+            assert asyncio.run(go()) == [2, 0]  # the second round: the rejected one waits for its retry time
+            (row,) = _pending(service)  # the clicked event went; the rejected one stays
+            assert row.event_id == sent.event_id and row.rejected_reason == "UNKNOWN_PROPERTY"
+            assert row.rejections == 1 and row.rejected_quarantine_id
+            assert row.retry_at - row.rejected_at == dt.timedelta(seconds=30)
+            errors = [r.message for r in caplog.records if r.levelno == logging.ERROR]
+            assert len(errors) == 1 and sent.event_id in errors[0] and row.rejected_quarantine_id in errors[0]
+
+            loose = collect_pb2.EventSchema(event_type="$message_sent")
+            request = collect_pb2.RegisterEventSchemaRequest(schema=loose, expected_version=1)
+            schemas.RegisterEventSchema(request, timeout=10)
+        p = service.t["pending_event"]
+        with service.db.connection(write=True) as conn:
+            conn.execute(update(p).values(retry_at=now))  # as if its retry time had come
+        assert asyncio.run(go()) == [1, 0]
+        assert _pending(service) == []
+        logged = {e.event_id for batch, _ in read_batches(collect.address) for e in batch}
+        assert logged == {sent.event_id, other.event_id}
