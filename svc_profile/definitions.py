@@ -173,6 +173,8 @@ class Definitions:
             for i, band in enumerate(definition.bands.bands):
                 if band.value.WhichOneof("kind") is None:
                     raise _bad(f"{field}.bands.bands[{i}].value", "each band needs a value")
+                value_from_proto(band.value, f"{field}.bands.bands[{i}].value")  # a timestamp out of range
+            value_from_proto(definition.bands.default_value, f"{field}.bands.default_value")
         if kind == "external" and not definition.external.writer:
             raise _bad(f"{field}.external.writer", "name the writer allowed to set it, e.g. svc_modeling")
         if kind == "builtin":
@@ -182,9 +184,9 @@ class Definitions:
                     f"{field}.builtin.formula", f"unknown formula {formula!r}; one of {sorted(finance.DEFAULTS)}"
                 )
             for name, value in sorted(definition.builtin.parameters.items()):
-                problem = finance.parameter_problem(formula, name, value_from_proto(value))
+                path = f"{field}.builtin.parameters[{name}]"
+                problem = finance.parameter_problem(formula, name, value_from_proto(value, path))
                 if problem:
-                    path = f"{field}.builtin.parameters[{name}]"
                     raise _bad(path, f"{path}: {problem}")
             merged = finance.DEFAULTS[formula] | {
                 n: value_from_proto(v) for n, v in definition.builtin.parameters.items()

@@ -253,9 +253,10 @@ class ProfileDomain:
         or "rows[3]." in ImportAttributes, so every path names the row)."""
         values = {}
         for name, value in attributes.items():
-            check_attribute_name(name, f"{prefix}attributes[{name}]")
-            python = from_proto(value)
-            check_attribute_value(name, python, f"{prefix}attributes[{name}]")
+            field = f"{prefix}attributes[{name}]"
+            check_attribute_name(name, field)
+            python = from_proto(value, field)  # a timestamp out of range: INVALID_ARGUMENT naming the field
+            check_attribute_value(name, python, field)
             # "c3" is stored "C3": conditions compare the text ("risk_rating GTE 'C3'" would take "c1").
             values[name] = python.upper() if name == RISK_RATING else python  # type: ignore[union-attr]
         return values
