@@ -21,6 +21,11 @@ def tag_readers(engine: Any, name: str) -> list[str]:
     return sorted(readers)
 
 
+def frozen_readers(engine: Any, archived: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """(archived tag, its active readers) for each archived tag still read: their answers no longer change."""
+    return [(name, readers) for name in sorted(archived) if (readers := tag_readers(engine, name))]
+
+
 def reaches(graph: dict[str, set[str]], start: str, target: str) -> bool:
     stack, seen = [start], set()
     while stack:

@@ -33,7 +33,7 @@ from svc_profile import finance
 from svc_profile.condpaths import label, tag_reads
 from svc_profile.condpaths import nodes as condition_nodes
 from svc_profile.core import Core
-from svc_profile.defgraph import reaches, tag_readers, tags_read
+from svc_profile.defgraph import frozen_readers, reaches, tag_readers, tags_read
 from svc_profile.engine import SegmentRule, TagRule, references, tag_rule_from_proto
 from svc_profile.known import FEATURES, Names
 from svc_profile.model import now_us
@@ -87,6 +87,10 @@ class Definitions:
         self.core.engine.set_segments(self.segment_rule(s) for s in segments if not s.archived)
         self.core.sensitive_tags = frozenset(d.name for d in tags if d.sensitivity >= types_pb2.SENSITIVITY_LEVEL_3)
         self.value_types = {d.name: d.value_type for d in tags if not d.archived}
+        for name, readers in frozen_readers(self.core.engine, [d.name for d in tags if d.archived]):
+            log.warning(  # archived by a release that did not refuse it (TAG_IN_USE): their answers are frozen
+                "archived tag %r is read by active %s: update or archive them", name, ", ".join(readers)
+            )
 
     def seal_sensitive_tags(self, names: Any = None) -> int:
         """Seal the values of level-3 tags (all of them, or ``names``) still stored in clear: rows written before

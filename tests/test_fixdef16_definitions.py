@@ -193,3 +193,18 @@ def test_an_archived_tag_is_not_updated_back_to_life_and_its_name_says_archived(
         with pytest.raises(AlreadyExists, match="archived") as taken:
             defs.create_tag(definition)
         assert taken.value.reason == "TAG_NAME_TAKEN"
+
+
+def test_loading_warns_of_active_readers_of_a_tag_archived_before_the_check(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with profile_app(profile_settings(tmp_path, finance_pack=False)) as app:
+        defs = app.definitions
+        defs.create_tag(pb.TagDefinition(name="is_c3", condition=branch_is("c3")))
+        defs.create_segment(pb.Segment(segment_id="c3_people", condition=has_tag("is_c3")))
+        t = defs.t["tag_definition"]
+        with app.core.writing() as conn:  # as a release without the TAG_IN_USE check left it
+            conn.execute(t.update().where(t.c.name == "is_c3").values(archived=True))
+        with caplog.at_level("WARNING", logger="qiming.profile"):
+            defs.load()
+        assert "archived tag 'is_c3' is read by active segment 'c3_people'" in caplog.text
