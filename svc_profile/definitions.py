@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -32,6 +33,7 @@ from svc_profile import finance
 from svc_profile.condpaths import label, tag_reads
 from svc_profile.condpaths import nodes as condition_nodes
 from svc_profile.core import Core
+from svc_profile.defgraph import frozen_readers, reaches, tag_readers, tags_read
 from svc_profile.engine import SegmentRule, TagRule, references, tag_rule_from_proto
 from svc_profile.known import FEATURES, Names
 from svc_profile.model import now_us
@@ -64,6 +66,16 @@ class Definitions:
         self.value_types: dict[str, int] = {}
         """Active tag name → its ``value_type`` (``WriteTags`` refuses a value of another type)."""
 
+    @contextlib.contextmanager
+    def changing(self) -> Iterator[None]:
+        """Hold the writer lock over a definition's validation, its write and the reload: whatever depends on the
+        other definitions (cycles, unknown tags and segments, readers) is checked against them as they are when
+        it is written. Checked before the lock, two concurrent updates each passed the cycle check against a graph
+        without the other's change and stored a cycle (walk 2026-12-06, finding 2)."""
+        with self.core.write_lock:
+            yield
+            self.load()
+
     # -- loading -------------------------------------------------------------------------------------
     def load(self) -> None:
         with self.core.database.connection() as conn:
@@ -75,6 +87,10 @@ class Definitions:
         self.core.engine.set_segments(self.segment_rule(s) for s in segments if not s.archived)
         self.core.sensitive_tags = frozenset(d.name for d in tags if d.sensitivity >= types_pb2.SENSITIVITY_LEVEL_3)
         self.value_types = {d.name: d.value_type for d in tags if not d.archived}
+        for name, readers in frozen_readers(self.core.engine, [d.name for d in tags if d.archived]):
+            log.warning(  # archived by a release that did not refuse it (TAG_IN_USE): their answers are frozen
+                "archived tag %r is read by active %s: update or archive them", name, ", ".join(readers)
+            )
 
     def seal_sensitive_tags(self, names: Any = None) -> int:
         """Seal the values of level-3 tags (all of them, or ``names``) still stored in clear: rows written before
@@ -161,6 +177,8 @@ class Definitions:
             for i, band in enumerate(definition.bands.bands):
                 if band.value.WhichOneof("kind") is None:
                     raise _bad(f"{field}.bands.bands[{i}].value", "each band needs a value")
+                value_from_proto(band.value, f"{field}.bands.bands[{i}].value")  # a timestamp out of range
+            value_from_proto(definition.bands.default_value, f"{field}.bands.default_value")
         if kind == "external" and not definition.external.writer:
             raise _bad(f"{field}.external.writer", "name the writer allowed to set it, e.g. svc_modeling")
         if kind == "builtin":
@@ -170,9 +188,9 @@ class Definitions:
                     f"{field}.builtin.formula", f"unknown formula {formula!r}; one of {sorted(finance.DEFAULTS)}"
                 )
             for name, value in sorted(definition.builtin.parameters.items()):
-                problem = finance.parameter_problem(formula, name, value_from_proto(value))
+                path = f"{field}.builtin.parameters[{name}]"
+                problem = finance.parameter_problem(formula, name, value_from_proto(value, path))
                 if problem:
-                    path = f"{field}.builtin.parameters[{name}]"
                     raise _bad(path, f"{path}: {problem}")
             merged = finance.DEFAULTS[formula] | {
                 n: value_from_proto(v) for n, v in definition.builtin.parameters.items()
@@ -204,8 +222,8 @@ class Definitions:
     def _check_tag_cycles(self, definition: pb.TagDefinition, rule: TagRule, field: str) -> None:
         """Refuse a tag that reads itself, directly or through other tags, naming the node that closes the
         cycle by its request path."""
-        graph = {name: {d for r in t.refs for d in r.tags} for name, t in self.core.engine.tags.items()}
-        graph[rule.name] = {d for r in rule.refs for d in r.tags}
+        graph = {name: tags_read(t.refs) for name, t in self.core.engine.tags.items()}
+        graph[rule.name] = tags_read(rule.refs)
         kind = definition.WhichOneof("rule")
         conditions = [(definition.condition, f"{field}.condition")] if kind == "condition" else []
         if kind == "bands":
@@ -214,7 +232,7 @@ class Definitions:
             ]
         for condition, path in conditions:
             for tag, where, name in tag_reads(condition, path):
-                if self._reaches(graph, tag, rule.name):
+                if reaches(graph, tag, rule.name):
                     raise _bad(
                         where,
                         f"condition node {name}: tag {rule.name!r} depends on itself through {tag!r} (a cycle)",
@@ -224,17 +242,21 @@ class Definitions:
     def create_tag(self, definition: pb.TagDefinition, *, builtin_ok: bool = False) -> pb.TagDefinition:
         if definition.name.startswith("fin_") and not builtin_ok:
             raise _bad("definition.name", "names starting with fin_ are reserved for the built-in finance pack")
-        self.validate_tag(definition)
         now = dt.datetime.now(dt.UTC)
         t = self.t["tag_definition"]
-        with self.core.writing() as conn:
-            if conn.execute(select(t.c.name).where(t.c.name == definition.name).limit(1)).first():
-                raise AlreadyExists(f"a tag named {definition.name!r} exists", reason="TAG_NAME_TAKEN")
-            active = conn.execute(select(func.count(t.c.name.distinct())).where(t.c.archived.is_(False))).scalar_one()
-            if active >= self.core.settings.max_tag_definitions:
-                raise ResourceExhausted(f"at most {self.core.settings.max_tag_definitions} tag definitions")
-            self._insert_tag(conn, definition, 1, now, now)
-        self.load()
+        with self.changing():
+            self.validate_tag(definition)
+            with self.core.writing() as conn:
+                taken = conn.execute(select(t.c.archived).where(t.c.name == definition.name).limit(1)).first()
+                if taken is not None:
+                    archived = " (archived: its name stays taken; choose another name)" if taken.archived else ""
+                    raise AlreadyExists(f"a tag named {definition.name!r} exists{archived}", reason="TAG_NAME_TAKEN")
+                active = conn.execute(
+                    select(func.count(t.c.name.distinct())).where(t.c.archived.is_(False))
+                ).scalar_one()
+                if active >= self.core.settings.max_tag_definitions:
+                    raise ResourceExhausted(f"at most {self.core.settings.max_tag_definitions} tag definitions")
+                self._insert_tag(conn, definition, 1, now, now)
         return self.get_tag(definition.name)
 
     def _insert_tag(self, conn: Any, definition: pb.TagDefinition, version: int, created: Any, now: Any) -> None:
@@ -256,16 +278,23 @@ class Definitions:
         )
 
     def update_tag(self, definition: pb.TagDefinition, expected_version: int) -> pb.TagDefinition:
-        self.validate_tag(definition)
         now = dt.datetime.now(dt.UTC)
-        with self.core.writing() as conn:
-            current = self._latest_tag(conn, definition.name)
-            if expected_version and expected_version != current.version:
-                raise Aborted(f"tag {definition.name!r} is at version {current.version}, not {expected_version}")
-            if current.WhichOneof("rule") != definition.WhichOneof("rule") and current.WhichOneof("rule") == "external":
-                raise _bad("definition.rule", "an external tag stays external")
-            self._insert_tag(conn, definition, current.version + 1, current.created_at.ToDatetime(dt.UTC), now)
-        self.load()
+        with self.changing():
+            self.validate_tag(definition)
+            with self.core.writing() as conn:
+                current = self._latest_tag(conn, definition.name)
+                if current.archived:  # a new version would be active again: there is no unarchive
+                    raise FailedPrecondition(
+                        f"tag {definition.name!r} is archived and is not updated (its name stays taken): "
+                        "create a tag under a new name",
+                        reason="TAG_ARCHIVED",
+                    )
+                if expected_version and expected_version != current.version:
+                    raise Aborted(f"tag {definition.name!r} is at version {current.version}, not {expected_version}")
+                if current.WhichOneof("rule") == "external" != definition.WhichOneof("rule"):
+                    raise _bad("definition.rule", "an external tag stays external")
+                created = current.created_at.ToDatetime(dt.UTC)
+                self._insert_tag(conn, definition, current.version + 1, created, now)
         level3 = types_pb2.SENSITIVITY_LEVEL_3
         if definition.sensitivity >= level3 > current.sensitivity:  # its values stored so far go under seal
             self.seal_sensitive_tags([definition.name])
@@ -290,11 +319,20 @@ class Definitions:
             return out
 
     def archive_tag(self, name: str) -> pb.TagDefinition:
+        """Stop evaluating (or taking writes of) the tag. A tag that an active tag or segment reads (``has_tag``,
+        a tag or score field) is refused: their answers would freeze on the values it last had."""
         t = self.t["tag_definition"]
-        with self.core.writing() as conn:
+        engine = self.core.engine
+        with self.changing(), self.core.writing() as conn:
             self._latest_tag(conn, name)
+            readers = tag_readers(engine, name)
+            if readers:
+                raise FailedPrecondition(
+                    f"tag {name!r} is read by active {', '.join(readers)}: archive them or update their "
+                    "conditions first",
+                    reason="TAG_IN_USE",
+                )
             conn.execute(update(t).where(t.c.name == name).values(archived=True))
-        self.load()
         return self.get_tag(name)
 
     # -- segments ------------------------------------------------------------------------------------
@@ -317,7 +355,7 @@ class Definitions:
             target, where, name = node.in_segment.segment_id, f"{path}.in_segment.segment_id", label(node, path)
             if target != rule.segment_id and target not in known:
                 raise _bad(where, f"condition node {name}: unknown segment {target!r}", "INVALID_CONDITION")
-            if self._reaches(graph, target, rule.segment_id):
+            if reaches(graph, target, rule.segment_id):
                 raise _bad(
                     where,
                     f"condition node {name}: in_segment {target!r} makes a cycle back to {rule.segment_id!r}",
@@ -325,23 +363,11 @@ class Definitions:
                 )
         return rule
 
-    @staticmethod
-    def _reaches(graph: dict[str, set[str]], start: str, target: str) -> bool:
-        stack, seen = [start], set()
-        while stack:
-            node = stack.pop()
-            if node == target:
-                return True
-            if node not in seen:
-                seen.add(node)
-                stack.extend(graph.get(node, ()))
-        return False
-
     def create_segment(self, segment: pb.Segment) -> pb.Segment:
-        rule = self.validate_segment(segment)
         now = dt.datetime.now(dt.UTC)
         t = self.t["segment"]
-        with self.core.writing() as conn:
+        with self.changing(), self.core.writing() as conn:
+            self.validate_segment(segment)  # in the lock: against the other segments as they are when it is written
             if conn.execute(select(t.c.segment_id).where(t.c.segment_id == segment.segment_id)).first():
                 raise AlreadyExists(f"a segment {segment.segment_id!r} exists", reason="SEGMENT_ID_TAKEN")
             active = conn.execute(select(func.count()).select_from(t).where(t.c.archived.is_(False))).scalar_one()
@@ -359,8 +385,6 @@ class Definitions:
                     updated_at=now,
                 )
             )
-        del rule
-        self.load()
         return self.get_segment(segment.segment_id)
 
     def discard_segment(self, segment_id: str) -> None:
@@ -368,18 +392,17 @@ class Definitions:
         caller's retry creates it again (not ALREADY_EXISTS). Memberships the log consumer gave it meanwhile end
         with ``$segment_exited`` (cause ``archived``) before its rows go."""
         t, m = self.t["segment"], self.t["member"]
-        with self.core.writing() as conn:
+        with self.changing(), self.core.writing() as conn:
             members = self.core.store.load_members(conn, None, [segment_id])
             changes = sorted((pid, segment_id, False) for pid, rows in members.items() if rows[segment_id].is_member)
             self.core.engine.write_changes(conn, changes, now_us(), "archived", {}, members)
             conn.execute(delete(m).where(m.c.segment_id == segment_id))
             conn.execute(delete(t).where(t.c.segment_id == segment_id))
-        self.load()
 
     def update_segment(self, segment: pb.Segment, expected_version: int) -> pb.Segment:
-        self.validate_segment(segment)
         t = self.t["segment"]
-        with self.core.writing() as conn:
+        with self.changing(), self.core.writing() as conn:
+            self.validate_segment(segment)
             current = self._segment_row(conn, segment.segment_id)
             if expected_version and expected_version != current.version:
                 raise Aborted(f"segment {segment.segment_id!r} is at version {current.version}, not {expected_version}")
@@ -390,7 +413,6 @@ class Definitions:
                 .where(t.c.segment_id == segment.segment_id)
                 .values(version=current.version + 1, body=_segment_body(segment), updated_at=dt.datetime.now(dt.UTC))
             )
-        self.load()
         return self.get_segment(segment.segment_id)
 
     def get_segment(self, segment_id: str) -> pb.Segment:
@@ -427,7 +449,7 @@ class Definitions:
         segment reads (``in_segment``) is refused: archive or update the readers first."""
         t = self.t["segment"]
         engine = self.core.engine
-        with self.core.writing() as conn:
+        with self.changing(), self.core.writing() as conn:
             self._segment_row(conn, segment_id)
             readers = sorted(
                 sid
@@ -446,7 +468,6 @@ class Definitions:
             now = now_us()
             engine.write_changes(conn, changes, now, "archived", {}, members)
             conn.execute(update(t).where(t.c.segment_id == segment_id).values(member_count=0, size_computed_us=now))
-        self.load()
         return self.get_segment(segment_id)
 
     def install_pack(self) -> None:

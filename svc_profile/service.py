@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from svc_common.conditions import from_proto, to_proto
-from svc_common.errors import FieldViolation, InvalidArgument, NotFound
+from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.server import note_customers
@@ -253,9 +253,10 @@ class ProfileDomain:
         or "rows[3]." in ImportAttributes, so every path names the row)."""
         values = {}
         for name, value in attributes.items():
-            check_attribute_name(name, f"{prefix}attributes[{name}]")
-            python = from_proto(value)
-            check_attribute_value(name, python, f"{prefix}attributes[{name}]")
+            field = f"{prefix}attributes[{name}]"
+            check_attribute_name(name, field)
+            python = from_proto(value, field)  # a timestamp out of range: INVALID_ARGUMENT naming the field
+            check_attribute_value(name, python, field)
             # "c3" is stored "C3": conditions compare the text ("risk_rating GTE 'C3'" would take "c1").
             values[name] = python.upper() if name == RISK_RATING else python  # type: ignore[union-attr]
         return values
@@ -383,6 +384,8 @@ class ProfileDomain:
         with core.writing() as conn:
             previous = core.find(conn, key, "identity")
             note_customers_of(core.store, conn, [previous])  # the customer the id is taken from
+            if key[0] == CUSTOMER:
+                refuse_only_customer_unlink(core.store, conn, previous, key[1])
             core.store.delete_link(conn, *key)
             pid, created = self._ensure(conn, key, "unlink", "UnlinkIdentity", now)
             # The profile left behind changes too (e.g. it no longer holds a customer number).
@@ -434,6 +437,22 @@ class ProfileDomain:
             self.core.store.delete_person(conn, pid)
         log.info("profile erased", extra={"profile_id": pid, "reason": masked_numbers(reason[:200])})
         return pid
+
+
+def refuse_only_customer_unlink(store: Any, conn: Any, pid: str, customer: str) -> None:
+    """Refuse to detach a profile's only customer number (FAILED_PRECONDITION, ``CUSTOMER_ID_ANCHORS_PROFILE``): the
+    number would move to a new, empty profile and leave the attributes (CRM data, level 3 included), tags and
+    history on one no customer number reaches, so an erasure by customer number would no longer find them."""
+    numbers = [i.id_value for i in store.identities_of(conn, [pid]).get(pid, ()) if i.id_type == CUSTOMER]
+    if numbers == [customer]:
+        raise FailedPrecondition(
+            "this customer number is its profile's only one: detached, it would start a new empty profile and leave "
+            "the customer's attributes, tags and history on a profile no customer number reaches (nor an erasure "
+            "by it). To separate a shared or mistakenly linked device, unlink the device's id instead; to discard "
+            "the profile, DeleteProfile it",
+            reason="CUSTOMER_ID_ANCHORS_PROFILE",
+            metadata={"profile_id": pid},
+        )
 
 
 def tag_value_proto(tag: Any) -> pb.TagValue:

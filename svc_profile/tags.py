@@ -10,6 +10,7 @@ from svc_common.conditions import KINDS_FOR_TYPE, from_proto
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound, QimingError
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.server import current_call, note_customers
+from svc_common.timestamps import timestamp_micros
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
 from svc_profile.identity import note_customers_of
@@ -78,7 +79,7 @@ class TagWriter:
                         id_value,
                         name,
                         value,
-                        w.expires_at.ToMicroseconds() if w.HasField("expires_at") else None,
+                        timestamp_micros(w.expires_at, f"writes[{i}].expires_at") if w.HasField("expires_at") else None,
                     )
                 )
                 at.append(i)
@@ -154,7 +155,7 @@ def _value_text(value: Any, i: int, name: str = "", value_type: int = 0) -> str:
         number = value.double_value
         if math.isfinite(number):
             return f'["d",{number!r}]'  # json.dumps writes a finite float as its repr
-    decoded = from_proto(value)
+    decoded = from_proto(value, field)
     if decoded is None:
         raise InvalidArgument(f"{field} is not set", violations=[FieldViolation(field, "set a value")])
     if kind in ("string_value", "string_list_value", "double_value"):

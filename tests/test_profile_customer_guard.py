@@ -15,7 +15,7 @@ from test_ddl_snapshots import offline_migration_sql
 
 from svc_common.conditions import to_proto
 from svc_common.db import Database
-from svc_common.errors import ConfigError
+from svc_common.errors import ConfigError, FailedPrecondition
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_profile.identity import link_row
 from svc_profile.model import now_us
@@ -56,16 +56,17 @@ def test_a_second_customer_number_on_one_profile_fails_in_the_database(tmp_path:
             held = conn.execute(sa.text("SELECT id_value FROM profile_identity WHERE id_type = :t"), {"t": CUSTOMER})
             assert sorted(held.scalars()) == ["C1", "C2"]
 
-        # The table follows the links: unlink moves the number to a profile of its own, a merge moves it to the
-        # survivor, an erasure removes it.
+        # The table follows the links: a merge moves the number to the survivor, an erasure removes it; a profile's
+        # only number is not unlinked (walk 2026-12-06, finding 8).
         app.profiles.upsert_attributes(ref("dev-1", ANONYMOUS), {"branch": to_proto("BJ")}, [], "crm", frozenset())
         app.profiles.link(ref("C1"), types_pb2.Identity(type=ANONYMOUS, value="dev-1"), "", frozenset())
         assert _customers(app) == {(p1, "C1"), (p2, "C2")}
         assert _pid(app, "dev-1", ANONYMOUS) == p1
-        moved = app.profiles.unlink(types_pb2.Identity(type=CUSTOMER, value="C1"))
-        assert moved != p1 and _customers(app) == {(moved, "C1"), (p2, "C2")}
+        with pytest.raises(FailedPrecondition):
+            app.profiles.unlink(types_pb2.Identity(type=CUSTOMER, value="C1"))
+        assert _customers(app) == {(p1, "C1"), (p2, "C2")}
         app.profiles.delete(ref("C2"), "PIPL request 42")
-        assert _customers(app) == {(moved, "C1")}
+        assert _customers(app) == {(p1, "C1")}
 
 
 def test_the_migration_fills_the_guard_from_the_identities_and_back(tmp_path: Path, database_url: str) -> None:

@@ -143,9 +143,15 @@ class _Compiler:
         except ValueError:
             raise self.fail(condition, path, where, f"unknown operator {raw}") from None
 
+    def _value(self, condition: condition_pb2.Condition, value: object, path: str, where: str) -> object:
+        try:
+            return _values.from_proto(value, where)  # type: ignore[arg-type]
+        except InvalidArgument as exc:  # a timestamp out of range: named like every other bad node
+            raise self.fail(condition, path, where, exc.message) from None
+
     def _operands(self, condition, op: Op, value, values, path: str, where: str) -> tuple[object, tuple[object, ...]]:
-        operand = _values.from_proto(value)
-        operands = tuple(_values.from_proto(v) for v in values)
+        operand = self._value(condition, value, path, f"{where}.value")
+        operands = tuple(self._value(condition, v, path, f"{where}.values[{i}]") for i, v in enumerate(values))
         if op in (Op.EXISTS, Op.NOT_EXISTS):
             return None, ()
         if op in (Op.IN, Op.NOT_IN):

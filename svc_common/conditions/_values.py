@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from svc_common.pb.qiming.common.v1 import types_pb2
+from svc_common.timestamps import timestamp_datetime
 
 UTC = dt.UTC
 
@@ -28,13 +29,14 @@ class Money(int):
     __slots__ = ()
 
 
-def from_proto(value: types_pb2.Value) -> object:
-    """The Python value of ``value``: str, int, float, bool, aware datetime, tuple of str, Money; None if unset."""
+def from_proto(value: types_pb2.Value, field: str = "value") -> object:
+    """The Python value of ``value``: str, int, float, bool, aware datetime, tuple of str, Money; None if unset.
+    A timestamp out of range is INVALID_ARGUMENT naming ``field`` (``svc_common.timestamps``), not a ValueError."""
     kind = value.WhichOneof("kind")
     if kind is None:
         return None
     if kind == "timestamp_value":
-        return value.timestamp_value.ToDatetime(tzinfo=UTC)
+        return timestamp_datetime(value.timestamp_value, field)
     if kind == "string_list_value":
         return tuple(value.string_list_value.values)
     if kind == "money_fen_value":
