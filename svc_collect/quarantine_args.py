@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from svc_collect.validation import reason_name, timestamp_micros
+from svc_collect.validation import reason_name
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.paging import invalid_page_token
+from svc_common.timestamps import timestamp_micros
 
 
 def range_micros(span: object) -> tuple[int | None, int | None]:

@@ -18,11 +18,12 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from svc_collect.store import LogRow, StoredEvent
-from svc_collect.validation import MAX_ID_CHARS, refuse_nul, refuse_nul_in, timestamp_micros
+from svc_collect.validation import MAX_ID_CHARS, refuse_nul, refuse_nul_in
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.server import current_call, note_customers
+from svc_common.timestamps import timestamp_micros
 
 if TYPE_CHECKING:
     from svc_collect.service import CollectService

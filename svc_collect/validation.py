@@ -28,6 +28,8 @@ from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.ids import invisible_violation
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
 from svc_common.protection import SIGNATURE_PROPERTY, SIGNED_EVENT_TYPES, SystemEventSigner, is_signed
+from svc_common.timestamps import MAX_SECONDS, MIN_SECONDS
+from svc_common.timestamps import valid_timestamp as _valid_timestamp
 
 R = errors_pb2.ErrorReason
 
@@ -47,8 +49,8 @@ serialize = event_pb2.Event.SerializeToString
 which_oneof = types_pb2.Value.WhichOneof
 MAX_ID_CHARS = 128
 MAX_LIST_ITEMS = 1000
-# protobuf Timestamp's valid range: 0001-01-01 .. 9999-12-31.
-_MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
+# protobuf Timestamp's valid range: 0001-01-01 .. 9999-12-31 (one definition for every service).
+_MIN_SECONDS, _MAX_SECONDS = MIN_SECONDS, MAX_SECONDS
 
 FLAG_OCCURRED_IN_FUTURE = 1
 FLAG_OCCURRED_TOO_OLD = 2
@@ -92,22 +94,6 @@ def reason_value(name: str) -> int:
         return R.Value(f"ERROR_REASON_{name}")
     except ValueError:
         return R.ERROR_REASON_UNSPECIFIED
-
-
-def _valid_timestamp(ts: object) -> bool:
-    return _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS and 0 <= ts.nanos < 1_000_000_000  # type: ignore[attr-defined]
-
-
-def timestamp_micros(ts: object, field: str) -> int:
-    """A request's Timestamp in microseconds; INVALID_ARGUMENT naming ``field`` when it is not a valid one (beyond
-    year 9999 it would not even fit the databases' 64-bit integers)."""
-    if not _valid_timestamp(ts):
-        raise InvalidArgument(
-            f"{field} is not a valid timestamp",
-            reason="TIMESTAMP_OUT_OF_RANGE",
-            violations=[FieldViolation(field, "between 0001-01-01 and 9999-12-31, nanos in [0, 1e9)")],
-        )
-    return ts.ToMicroseconds()  # type: ignore[attr-defined]
 
 
 class EventValidator:
