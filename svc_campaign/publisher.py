@@ -15,14 +15,11 @@ from sqlalchemy import Row, Table
 
 from svc_campaign.store._messages import MessageStore
 from svc_common.db import Database
-from svc_common.pb.qiming.collect.v1 import collect_pb2
-from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2
+from svc_common.pb.qiming.common.v1 import event_pb2
+from svc_common.published import answers, rejections_in_a_row, retry_wait_seconds
 
 log = logging.getLogger("qiming.campaign.delivery")
 Offload = Callable[..., Awaitable[Any]]
-RETRY_MAX_SECONDS = 3_600.0
-"""The longest wait before a rejected event is sent again (the wait doubles from the first)."""
-_SENT = frozenset({collect_pb2.EVENT_STATUS_ACCEPTED, collect_pb2.EVENT_STATUS_DUPLICATE})
 
 
 class EventPublisher:
@@ -68,39 +65,33 @@ class EventPublisher:
     def _sort(
         self, pending: list[Row], events: list[event_pb2.Event], reply: Any, now: dt.datetime
     ) -> tuple[list[str], list[dict[str, Any]]]:
-        results = {r.index: r for r in getattr(reply, "results", ())}
         sent: list[str] = []
         rejections: list[dict[str, Any]] = []
-        for i, (row, event) in enumerate(zip(pending, events, strict=True)):
-            result = results.get(i)
-            if result is not None and result.status in _SENT:
+        for row, event, refusal in zip(pending, events, answers(reply, len(events)), strict=True):
+            if refusal is None:
                 sent.append(row.event_id)
                 if row.rejected_reason is not None:
                     log.info("%s event %s sent after %d rejection(s)", event.event_type, event.event_id, row.rejections)
                 continue
-            if result is None:
-                reason, message, quarantine_id = "NO_RESULT", "svc_collect's answer has no result for it", ""
-            else:
-                reason, message, quarantine_id = _reason_name(result.reason), result.message, result.quarantine_id
-            count = (row.rejections or 0) + 1 if row.rejected_reason == reason else 1
-            wait = min(RETRY_MAX_SECONDS, self.rejected_retry_seconds * 2 ** min(count - 1, 20))
+            count = rejections_in_a_row(row.rejected_reason, row.rejections, refusal)
+            wait = retry_wait_seconds(self.rejected_retry_seconds, count)
             log.log(
                 logging.ERROR if count == 1 else logging.DEBUG,  # once per episode: a new or changed reason
                 "svc_collect rejected event %s (%s): %s: %s; quarantine id %s; kept pending, retried in %.0f s",
                 event.event_id,
                 event.event_type,
-                reason,
-                message,
-                quarantine_id or "none",
+                refusal.reason,
+                refusal.message,
+                refusal.quarantine_id or "none",
                 wait,
             )
             began = row.rejected_at if count > 1 and row.rejected_at is not None else now
             rejections.append(
                 {
                     "event_id": row.event_id,
-                    "rejected_reason": reason,
-                    "rejected_message": message[:500],
-                    "rejected_quarantine_id": quarantine_id[:36],
+                    "rejected_reason": refusal.reason,
+                    "rejected_message": refusal.message[:500],
+                    "rejected_quarantine_id": refusal.quarantine_id[:36],
                     "rejected_at": began,
                     "rejections": count,
                     "retry_at": now + dt.timedelta(seconds=wait),
@@ -109,12 +100,4 @@ class EventPublisher:
         return sent, rejections
 
 
-def _reason_name(value: int) -> str:
-    try:
-        name = errors_pb2.ErrorReason.Name(value) if value else "UNSPECIFIED"
-    except ValueError:  # a reason newer than this release
-        return str(value)
-    return name.removeprefix("ERROR_REASON_")
-
-
-__all__ = ["RETRY_MAX_SECONDS", "EventPublisher"]
+__all__ = ["EventPublisher"]

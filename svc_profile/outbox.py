@@ -10,18 +10,15 @@ import contextlib
 import logging
 from typing import Any
 
-from svc_common.pb.qiming.collect.v1 import collect_pb2
-from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2
+from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_common.protection import SIGNED_EVENT_TYPES
+from svc_common.published import answers, rejections_in_a_row, retry_wait_seconds
 from svc_profile.core import Core
 from svc_profile.model import now_us
 from svc_profile.store import _outbox
 from svc_profile.store._outbox import OutboxRow, Rejection
 
 log = logging.getLogger("qiming.profile")
-RETRY_MAX_SECONDS = 3_600.0
-"""The longest wait before a rejected row is sent again (the wait doubles from ``outbox_rejected_retry_seconds``)."""
-_SENT = frozenset({collect_pb2.EVENT_STATUS_ACCEPTED, collect_pb2.EVENT_STATUS_DUPLICATE})
 
 
 class OutboxPublisher:
@@ -87,13 +84,11 @@ class OutboxPublisher:
         self, rows: list[OutboxRow], events: list[event_pb2.Event], reply: Any, now: int
     ) -> tuple[list[int], list[Rejection]]:
         """The ids of the rows the log took, and the rejections of the others (each logged once per episode)."""
-        results = {r.index: r for r in getattr(reply, "results", ())}
         sent: list[int] = []
         rejections: list[Rejection] = []
         first_wait = self.core.settings.outbox_rejected_retry_seconds
-        for i, (row, event) in enumerate(zip(rows, events, strict=True)):
-            result = results.get(i)
-            if result is not None and result.status in _SENT:
+        for row, event, refusal in zip(rows, events, answers(reply, len(events)), strict=True):
+            if refusal is None:
                 sent.append(row.outbox_id)
                 if row.rejected_reason is not None:
                     log.info(
@@ -103,36 +98,24 @@ class OutboxPublisher:
                         row.rejections,
                     )
                 continue
-            if result is None:
-                reason, message, quarantine_id = "NO_RESULT", "svc_collect's answer has no result for it", ""
-            else:
-                reason = _reason_name(result.reason)
-                message, quarantine_id = result.message, result.quarantine_id
-            count = row.rejections + 1 if row.rejected_reason == reason else 1
-            wait = min(RETRY_MAX_SECONDS, first_wait * 2 ** min(count - 1, 20))
-            level = logging.ERROR if count == 1 else logging.DEBUG  # once per episode: a new or changed reason
+            count = rejections_in_a_row(row.rejected_reason, row.rejections, refusal)
+            wait = retry_wait_seconds(first_wait, count)
             log.log(
-                level,
+                logging.ERROR if count == 1 else logging.DEBUG,  # once per episode: a new or changed reason
                 "svc_collect rejected outbox event %s (%s): %s: %s; quarantine id %s; kept unsent, retried in %.0f s",
                 event.event_id,
                 event.event_type,
-                reason,
-                message,
-                quarantine_id or "none",
+                refusal.reason,
+                refusal.message,
+                refusal.quarantine_id or "none",
                 wait,
             )
             began = row.rejected_us if count > 1 and row.rejected_us is not None else now
             retry = now + int(wait * 1_000_000)
-            rejections.append(Rejection(row.outbox_id, reason, message, quarantine_id, count, began, retry))
+            rejections.append(
+                Rejection(row.outbox_id, refusal.reason, refusal.message, refusal.quarantine_id, count, began, retry)
+            )
         return sent, rejections
 
 
-def _reason_name(value: int) -> str:
-    try:
-        name = errors_pb2.ErrorReason.Name(value) if value else "UNSPECIFIED"
-    except ValueError:  # a reason newer than this release
-        return str(value)
-    return name.removeprefix("ERROR_REASON_")
-
-
-__all__ = ["RETRY_MAX_SECONDS", "OutboxPublisher"]
+__all__ = ["OutboxPublisher"]
