@@ -384,8 +384,7 @@ class ProfileDomain:
         with core.writing() as conn:
             previous = core.find(conn, key, "identity")
             note_customers_of(core.store, conn, [previous])  # the customer the id is taken from
-            if key[0] == CUSTOMER:
-                refuse_only_customer_unlink(core.store, conn, previous, key[1])
+            refuse_anchor_unlink(core.store, conn, previous, key)
             core.store.delete_link(conn, *key)
             pid, created = self._ensure(conn, key, "unlink", "UnlinkIdentity", now)
             # The profile left behind changes too (e.g. it no longer holds a customer number).
@@ -439,18 +438,27 @@ class ProfileDomain:
         return pid
 
 
-def refuse_only_customer_unlink(store: Any, conn: Any, pid: str, customer: str) -> None:
-    """Refuse to detach a profile's only customer number (FAILED_PRECONDITION, ``CUSTOMER_ID_ANCHORS_PROFILE``): the
-    number would move to a new, empty profile and leave the attributes (CRM data, level 3 included), tags and
-    history on one no customer number reaches, so an erasure by customer number would no longer find them."""
-    numbers = [i.id_value for i in store.identities_of(conn, [pid]).get(pid, ()) if i.id_type == CUSTOMER]
-    if numbers == [customer]:
+def refuse_anchor_unlink(store: Any, conn: Any, pid: str, key: tuple[str, str]) -> None:
+    """Refuse to detach an id that anchors its profile (FAILED_PRECONDITION): its only customer number
+    (``CUSTOMER_ID_ANCHORS_PROFILE``) or its only id of any kind (``ID_ANCHORS_PROFILE``, e.g. a prospect's one device).
+    The id would move to a new, empty profile and leave the attributes (CRM data, level 3 included), tags and history
+    on one that no such id (nor an erasure by it) reaches."""
+    ids = [(i.id_type, i.id_value) for i in store.identities_of(conn, [pid]).get(pid, ()) if i.id_type != CANONICAL]
+    if key[0] == CUSTOMER and [value for kind, value in ids if kind == CUSTOMER] == [key[1]]:
         raise FailedPrecondition(
             "this customer number is its profile's only one: detached, it would start a new empty profile and leave "
             "the customer's attributes, tags and history on a profile no customer number reaches (nor an erasure "
             "by it). To separate a shared or mistakenly linked device, unlink the device's id instead; to discard "
             "the profile, DeleteProfile it",
             reason="CUSTOMER_ID_ANCHORS_PROFILE",
+            metadata={"profile_id": pid},
+        )
+    if ids == [key]:
+        raise FailedPrecondition(
+            "this id is its profile's only one: detached, it would start a new empty profile and leave the data "
+            "collected under it on a profile that no id (nor an erasure by it) reaches. To discard the profile, "
+            "DeleteProfile it",
+            reason="ID_ANCHORS_PROFILE",
             metadata={"profile_id": pid},
         )
 

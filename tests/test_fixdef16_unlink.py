@@ -35,3 +35,19 @@ def test_the_only_customer_number_is_not_unlinked_and_a_device_still_is(tmp_path
         profiles.delete(ref("h1"), "PIPL-123")  # an erasure by the number reaches the customer's data
         with pytest.raises(Exception, match="no profile"):
             profiles.get(ref("h1"), [], frozenset())
+
+
+def test_a_profiles_only_id_of_any_kind_is_not_unlinked(tmp_path: Path) -> None:
+    """A prospect known by one device only: detaching that id would leave the behaviour collected under it on a profile
+    no id reaches (ID_ANCHORS_PROFILE); with a second id either one can be detached."""
+    with profile_app(profile_settings(tmp_path, finance_pack=False)) as app:
+        profiles = app.profiles
+        device = ref("dev-only", ANONYMOUS)
+        profile, _ = profiles.upsert_attributes(device, {"branch": to_proto("bj")}, [], "crm", frozenset())
+        with pytest.raises(FailedPrecondition) as refused:
+            profiles.unlink(types_pb2.Identity(type=ANONYMOUS, value="dev-only"))
+        assert refused.value.reason == "ID_ANCHORS_PROFILE" and "DeleteProfile" in refused.value.message
+        assert profiles.get(device, [], frozenset()).profile_id == profile.profile_id
+        profiles.link(device, types_pb2.Identity(type=ANONYMOUS, value="dev-two"), "", frozenset())
+        assert profiles.unlink(types_pb2.Identity(type=ANONYMOUS, value="dev-only")) != profile.profile_id
+        assert profiles.get(ref("dev-two", ANONYMOUS), ["attributes"], frozenset()).profile_id == profile.profile_id
