@@ -390,7 +390,7 @@ class CampaignService(TemplateBook):
         key = request.idempotency_key
         now = self.clock.now()
         with self.db.connection(write=True) as conn:
-            event = {k: from_proto(v) for k, v in request.event_properties.items()}
+            event = {k: from_proto(v, f"event_properties[{k}]") for k, v in request.event_properties.items()}
             fields = {"journey_id": "", "node_id": "", "instance_id": "", "experiment_id": "", "variant": ""}
             try:
                 row, _ = self.walker.decide(

@@ -110,7 +110,7 @@ class TemplateBook:
     def render_template(self, request: pb.RenderTemplateRequest) -> pb.RenderTemplateResponse:
         template = self.get_template(request.template_id)
         user = customer_id(request.user)
-        event = {k: from_proto(v) for k, v in request.event_properties.items()}
+        event = {k: from_proto(v, f"event_properties[{k}]") for k, v in request.event_properties.items()}
         try:
             title, body, link = render(template, self.profiles.get(user), event, self.settings.sensitive_fields)
         except RenderRefused as exc:

@@ -122,3 +122,25 @@ def test_a_default_that_makes_a_double_brace_is_refused() -> None:
     findings = check_template(pb.Template(body="您好{{{attribute.nickname|{}}，新品上市"))
     assert [f.code for f in findings] == ["unknown_placeholder"]
     assert check_template(pb.Template(body="您好{{{attribute.nickname|客户}}，新品上市")) == []
+
+
+def test_an_event_property_timestamp_out_of_range_names_its_property(tmp_path, database_url) -> None:
+    """A client that put epoch milliseconds in ``seconds``: INVALID_ARGUMENT naming the property (it was INTERNAL)."""
+    profiles = InMemoryProfiles({"ts1": profile("ts1")})
+    with campaign_service(tmp_path, database_url, profiles=profiles) as service:
+        add_template(service, "when", body="您好，本周市场回顾已更新{{event.at|}}")
+        properties = {"at": types_pb2.Value()}
+        properties["at"].timestamp_value.seconds = 2**40
+        for call in (
+            lambda: service.send_message(
+                pb.SendMessageRequest(
+                    user=_user("ts1"), channel=PUSH, template_id="when", purpose="service", event_properties=properties
+                )
+            ),
+            lambda: service.render_template(
+                pb.RenderTemplateRequest(template_id="when", user=_user("ts1"), event_properties=properties)
+            ),
+        ):
+            with pytest.raises(InvalidArgument) as refused:
+                call()
+            assert refused.value.violations[0].field == "event_properties[at]"
