@@ -24,6 +24,7 @@ from svc_profile.loading import Loading
 from svc_profile.model import Days, Person, encode
 from svc_profile.rules import Context, SegmentRule, TagRule, expiry_type, references, tag_rule_from_proto
 from svc_profile.segevents import ENTERED, EXITED, SEGMENT_EVENT_NAMESPACE, segment_event
+from svc_profile.store._outbox import outbox_row
 from svc_profile.store._sql import ProfileStore, TagRow
 from svc_profile.store._tagsql import SEALED_TEXT
 
@@ -471,7 +472,7 @@ class Engine(Loading):
                 ids.get(pid, ("", "")),
                 self.signer,
             )
-            outbox.append({"event_id": event.event_id, "body": event.SerializeToString(), "created_us": now})
+            outbox.append(outbox_row(event, pid, now))
         self.store.upsert_members(conn, rows)
         self.store.add_outbox(conn, outbox)
         return entered, len(changes) - entered

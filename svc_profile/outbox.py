@@ -57,9 +57,9 @@ class OutboxPublisher:
 
     async def drain(self) -> int:
         """Publishes one batch of due rows; returns how many were answered (sent or rejected)."""
-        t = self.core.store.t["outbox"]
-        with self.core.database.connection() as conn:
-            rows = _outbox.due(conn, t, now_us(), self.core.settings.outbox_batch)
+        # The database on a worker thread: a write lock held by another writer (up to the busy timeout) must not
+        # stall the event loop that serves every call.
+        rows = await asyncio.to_thread(self._due, now_us())
         if not rows:
             return 0
         events = [event_pb2.Event.FromString(row.body) for row in rows]
@@ -73,12 +73,20 @@ class OutboxPublisher:
         reply = await self.client.publish(events)
         now = now_us()
         sent, rejections = self._sort(rows, events, reply, now)
-        with self.core.database.connection(write=True) as conn:
-            _outbox.mark_sent(conn, t, sent, now)
-            _outbox.mark_rejected(conn, t, rejections)
+        await asyncio.to_thread(self._mark, sent, rejections, now)
         self.published += len(sent)
         self.rejected += len(rejections)
         return len(rows)
+
+    def _due(self, now: int) -> list[OutboxRow]:
+        with self.core.database.connection() as conn:
+            return _outbox.due(conn, self.core.store.t["outbox"], now, self.core.settings.outbox_batch)
+
+    def _mark(self, sent: list[int], rejections: list[Rejection], now: int) -> None:
+        t = self.core.store.t["outbox"]
+        with self.core.database.connection(write=True) as conn:
+            _outbox.mark_sent(conn, t, sent, now)
+            _outbox.mark_rejected(conn, t, rejections)
 
     def _sort(
         self, rows: list[OutboxRow], events: list[event_pb2.Event], reply: Any, now: int

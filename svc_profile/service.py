@@ -26,6 +26,7 @@ from svc_profile.identity import (
 )
 from svc_profile.model import encode, from_us, now_us
 from svc_profile.store._bundle import BUNDLE_DIALECTS, load_bundle
+from svc_profile.store._outbox import outbox_row
 from svc_profile.store._sql import CANONICAL, CUSTOMER
 
 # A run of 11 or more digits (spaces or hyphens inside): a phone, ID or bank card number an operator pasted into an
@@ -430,9 +431,7 @@ class ProfileDomain:
             changes = [(pid, sid, False) for sid, m in members.get(pid, {}).items() if m.is_member]
             self.core.engine.write_changes(conn, changes, now, ERASED_CAUSE, {}, members)
             erased = erasure_events(pid, customers, now, self.core.signer)
-            self.core.store.add_outbox(
-                conn, [{"event_id": e.event_id, "body": e.SerializeToString(), "created_us": now} for e in erased]
-            )
+            self.core.store.add_outbox(conn, [outbox_row(e, pid, now) for e in erased])
             self.core.store.delete_person(conn, pid)
         log.info("profile erased", extra={"profile_id": pid, "reason": masked_numbers(reason[:200])})
         return pid

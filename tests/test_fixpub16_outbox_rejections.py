@@ -59,41 +59,41 @@ def test_a_rejected_outbox_event_stays_queued_marked_and_is_sent_once_the_keyrin
             client = CollectClient(collect.address)
             publisher = OutboxPublisher(app.core, client)
             try:
-                counts = [await publisher.drain()]
+                counts = [await publisher.drain()]  # the person's oldest row goes first, alone: rejected
                 seen.append(_outbox(app))
-                counts.append(await publisher.drain())  # all held back until their retry time: no hot loop
-                _due_now(app)
+                counts.append(await publisher.drain())  # held back until its retry time (no hot loop), and the rows
+                _due_now(app)  # behind it with it
                 counts.append(await publisher.drain())  # rejected again for the same reason: the same episode
                 seen.append(_outbox(app))
                 app.core.signer = SystemEventSigner(JsonKeyProvider(KEYRING))  # keyring file fixed, restarted
                 _due_now(app)
-                counts += [await publisher.drain(), await publisher.drain()]
+                for _ in range(4):
+                    counts.append(await publisher.drain())
                 return counts
             finally:
                 await client.close()
 
-        assert asyncio.run(go()) == [3, 0, 3, 3, 0]
+        assert asyncio.run(go()) == [1, 0, 1, 1, 1, 1, 0]  # then the person's rows one after the other, in order
 
         first, second = seen
-        for row in first:
-            assert row.sent_us is None and row.rejected_reason == "UNSIGNED_SYSTEM_EVENT" and row.rejections == 1
-            assert row.rejected_quarantine_id and row.retry_us - row.rejected_us == 5_000_000
-        assert [r.rejections for r in second] == [2, 2, 2]
-        assert [r.rejected_us for r in second] == [r.rejected_us for r in first]  # the episode's start is kept
-        assert all(r.retry_us - r.rejected_us > 5_000_000 for r in second)  # the wait doubled
+        tried, *behind = first
+        assert tried.sent_us is None and tried.rejected_reason == "UNSIGNED_SYSTEM_EVENT" and tried.rejections == 1
+        assert tried.rejected_quarantine_id and tried.retry_us - tried.rejected_us == 5_000_000
+        assert all(r.rejected_reason is None and r.sent_us is None for r in behind)  # not sent ahead of it
+        assert second[0].rejections == 2
+        assert second[0].rejected_us == tried.rejected_us  # the episode's start is kept
+        assert second[0].retry_us - second[0].rejected_us > 5_000_000  # the wait doubled
 
         errors = [r for r in caplog.records if r.levelno == logging.ERROR and "rejected outbox event" in r.message]
-        assert len(errors) == 3  # once per row and episode, not again on the retry with the same reason
-        for record in errors:
-            event_id = record.message.split()[4]
-            assert "UNSIGNED_SYSTEM_EVENT" in record.message
-            assert f"quarantine id {queued_quarantine(first, event_id)}" in record.message
+        assert len(errors) == 1  # once per row and episode, not again on the retry with the same reason
+        assert "UNSIGNED_SYSTEM_EVENT" in errors[0].message
+        assert f"quarantine id {queued_quarantine(first, errors[0].message.split()[4])}" in errors[0].message
         assert "k1" not in " ".join(r.message for r in errors)  # no customer id in the log
 
         done = _outbox(app)
         assert all(r.sent_us is not None for r in done)  # sent once signed with the right keyring
         logged = [e for batch, _ in read_batches(collect.address) for e in batch]
-        assert sorted(e.event_type for e in logged) == ["$profile_erased", "$segment_entered", "$segment_exited"]
+        assert [e.event_type for e in logged] == ["$segment_entered", "$segment_exited", "$profile_erased"]
         assert all(SIGNER.verify(e) for e in logged)
 
 

@@ -37,16 +37,39 @@ class Rejection:
 
 
 def due(conn: Connection, t: Table, now_us: int, limit: int) -> list[OutboxRow]:
-    """Unsent rows, oldest first, without those held back after a rejection until their retry time."""
+    """Unsent rows, oldest first: of each person only the oldest unsent row, and not while it is held back after a
+    rejection (until its retry time). A person's events thus reach the log in the order they were made, even when
+    one was rejected and sent again later (``$segment_exited`` never before its ``$segment_entered``)."""
     c = t.c
+    older = t.alias("older")
+    waiting = (
+        select(older.c.outbox_id)
+        .where(older.c.person_key == c.person_key, older.c.sent_us.is_(None), older.c.outbox_id < c.outbox_id)
+        .exists()
+    )
     stmt = (
         select(c.outbox_id, c.body, c.rejected_reason, c.rejections, c.rejected_us)
-        .where(c.sent_us.is_(None), or_(c.retry_us.is_(None), c.retry_us <= now_us))
+        .where(
+            c.sent_us.is_(None),
+            or_(c.retry_us.is_(None), c.retry_us <= now_us),
+            or_(c.person_key.is_(None), ~waiting),
+        )
         .order_by(c.outbox_id)
         .limit(limit)
     )
     rows = conn.execute(stmt)
     return [OutboxRow(r.outbox_id, bytes(r.body), r.rejected_reason, r.rejections or 0, r.rejected_us) for r in rows]
+
+
+def outbox_row(event: Any, profile_id: str, now_us: int) -> dict[str, Any]:
+    """The row that publishes ``event`` of ``profile_id``; its ``person_key`` is the event's customer number, else the
+    profile (``due`` sends a person's rows in order)."""
+    return {
+        "event_id": event.event_id,
+        "body": event.SerializeToString(),
+        "created_us": now_us,
+        "person_key": event.user_id or f"profile:{profile_id}",
+    }
 
 
 def mark_sent(conn: Connection, t: Table, ids: list[int], at_us: int) -> None:
@@ -68,4 +91,4 @@ def mark_rejected(conn: Connection, t: Table, rejections: list[Rejection]) -> No
         conn.execute(update(t).where(t.c.outbox_id == r.outbox_id).values(values))
 
 
-__all__ = ["OutboxRow", "Rejection", "due", "mark_rejected", "mark_sent"]
+__all__ = ["OutboxRow", "Rejection", "due", "mark_rejected", "mark_sent", "outbox_row"]

@@ -172,7 +172,11 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("rejected_us", BigInteger, nullable=True),
         Column("rejections", Integer, nullable=False, server_default="0"),
         Column("retry_us", BigInteger, nullable=True),
+        # Whose change it is (the customer number, else the profile id): a person's rows are sent in order, one at a
+        # time, so a row held back after a rejection holds back that person's later rows. NULL: rows written before.
+        Column("person_key", String(160), nullable=True),
         Index("ix_profile_outbox_unsent", "sent_us", "outbox_id"),
+        Index("ix_profile_outbox_person", "person_key", "sent_us", "outbox_id"),
     )
     lifecycle = Table(
         "profile_lifecycle",

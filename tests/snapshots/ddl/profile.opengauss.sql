@@ -141,8 +141,11 @@ CREATE TABLE profile_outbox (
 	rejected_us BIGINT,
 	rejections INTEGER DEFAULT '0' NOT NULL,
 	retry_us BIGINT,
+	person_key VARCHAR(160),
 	PRIMARY KEY (outbox_id)
 );
+
+CREATE INDEX ix_profile_outbox_person ON profile_outbox (person_key, sent_us, outbox_id);
 
 CREATE INDEX ix_profile_outbox_unsent ON profile_outbox (sent_us, outbox_id);
 
