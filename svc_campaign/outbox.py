@@ -163,7 +163,7 @@ def message_event(row: RowMapping | dict[str, Any], status: str, at: dt.datetime
 
 
 def queue_event(conn: Connection, tables: dict[str, Table], event: event_pb2.Event, now: dt.datetime) -> None:
-    add_pending_event(conn, tables, event.event_id, event.SerializeToString(), now)
+    add_pending_event(conn, tables, event.event_id, event.SerializeToString(), now, event.user_id)
 
 
 def to_proto(row: RowMapping | dict[str, Any]) -> pb.Message:

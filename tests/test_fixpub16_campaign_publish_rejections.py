@@ -70,3 +70,28 @@ def test_a_rejected_message_event_stays_pending_until_the_log_takes_it(
         assert _pending(service) == []
         logged = {e.event_id for batch, _ in read_batches(collect.address) for e in batch}
         assert logged == {sent.event_id, other.event_id}
+
+
+def test_a_customers_later_event_waits_behind_its_held_back_earlier_one(tmp_path: Path) -> None:
+    """A customer's events reach the log in the order they were made: with the $message_sent held back after a
+    rejection, its $message_clicked waits (it went first before); another customer's event is not held up."""
+    now = dt.datetime.now(dt.UTC)
+    with campaign_service(tmp_path / "c") as service:
+        sent = make_event("$message_sent", user_id="c1", message_id="m1")
+        clicked = make_event("$message_clicked", user_id="c1", message_id="m1")
+        other = make_event("$message_sent", user_id="c2", message_id="m2")
+        with service.db.connection(write=True) as conn:
+            add_pending_event(conn, service.t, sent.event_id, sent.SerializeToString(), now, "c1")
+            later = now + dt.timedelta(seconds=1)
+            add_pending_event(conn, service.t, clicked.event_id, clicked.SerializeToString(), later, "c1")
+            add_pending_event(conn, service.t, other.event_id, other.SerializeToString(), later, "c2")
+            p = service.t["pending_event"]
+            conn.execute(update(p).where(p.c.event_id == sent.event_id).values(retry_at=now + dt.timedelta(hours=1)))
+        store = EventPublisher(service.db, service.t, None).store
+
+        def due(at: dt.datetime) -> list[str]:
+            with service.db.connection() as conn:
+                return [row.event_id for row in store.pending_events(conn, 10, at)]
+
+        assert due(now) == [other.event_id]  # c1's click waits behind its held-back send
+        assert due(now + dt.timedelta(hours=2)) == [sent.event_id, other.event_id]  # the send first, alone

@@ -144,11 +144,17 @@ class MessageStore:
     # -- pending log events ---------------------------------------------------------------------------
 
     def pending_events(self, conn: Connection, limit: int, now: dt.datetime) -> list[Row]:
-        """Pending events oldest first, without those held back after a rejection until their ``retry_at``."""
-        p = self.t["pending_event"].c
+        """Pending events oldest first: not while held back after a rejection (until their ``retry_at``), nor while an
+        older event of the same customer is pending, so that a customer's events reach the log in the order they were
+        made (a ``$message_clicked`` never before its ``$message_sent``)."""
+        table = self.t["pending_event"]
+        p, older = table.c, table.alias("older").c
+        waiting = (
+            select(older.event_id).where(older.person_key == p.person_key, older.created_at < p.created_at).exists()
+        )
         query = (
             select(p.event_id, p.payload, p.rejected_reason, p.rejected_at, p.rejections)
-            .where(or_(p.retry_at.is_(None), p.retry_at <= now))
+            .where(or_(p.retry_at.is_(None), p.retry_at <= now), or_(p.person_key.is_(None), ~waiting))
             .order_by(p.created_at)
             .limit(limit)
         )

@@ -59,10 +59,16 @@ def blank_messages(conn: Connection, tables: dict[str, Table], user_id: str) -> 
 
 
 def add_pending_event(
-    conn: Connection, tables: dict[str, Table], event_id: str, payload: bytes, now: dt.datetime
+    conn: Connection,
+    tables: dict[str, Table],
+    event_id: str,
+    payload: bytes,
+    now: dt.datetime,
+    person_key: str | None = None,
 ) -> None:
-    """A log event to publish after commit (once per id)."""
-    row = {"event_id": event_id, "payload": payload, "created_at": now}
+    """A log event to publish after commit (once per id); ``person_key`` (the customer number) keeps a customer's
+    events in order."""
+    row = {"event_id": event_id, "payload": payload, "created_at": now, "person_key": person_key or None}
     upsert(conn, tables["pending_event"], [row], keys=["event_id"])
 
 

@@ -241,7 +241,11 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("rejected_at", UtcDateTime(), nullable=True),
         Column("rejections", Integer, nullable=False, server_default="0"),
         Column("retry_at", UtcDateTime(), nullable=True),
+        # Whose event it is (the customer number): a customer's events are sent in the order they were made, so one
+        # held back after a rejection holds back that customer's later ones. NULL: events queued before.
+        Column("person_key", String(160), nullable=True),
         Index("ix_campaign_pending_event_created", "created_at"),
+        Index("ix_campaign_pending_event_person", "person_key", "created_at"),
     )
     scheduled_run = Table(
         "campaign_scheduled_run",

@@ -194,10 +194,13 @@ CREATE TABLE campaign_pending_event (
 	rejected_at TIMESTAMP WITH TIME ZONE,
 	rejections INTEGER DEFAULT '0' NOT NULL,
 	retry_at TIMESTAMP WITH TIME ZONE,
+	person_key VARCHAR2(160 CHAR),
 	PRIMARY KEY (event_id)
 );
 
 CREATE INDEX ix_campaign_pending_event_created ON campaign_pending_event (created_at);
+
+CREATE INDEX ix_campaign_pending_event_person ON campaign_pending_event (person_key, created_at);
 
 CREATE TABLE campaign_policy (
 	policy_id VARCHAR2(32 CHAR) NOT NULL,

@@ -3,7 +3,8 @@
 The publisher deleted every pending event once svc_collect answered, a rejected (quarantined) one included, with
 only a count at WARNING. A rejected event now stays pending with the rejection's reason, message and quarantine id,
 when the episode began, how many rejections in a row, and when it is retried (docs/campaign.md, "Events to the
-log"). Nullable columns and one with a default: adding them rewrites no row.
+log"); ``person_key`` keeps each customer's events in order (one held back holds back the later ones). Nullable
+columns and one with a default: adding them rewrites no row.
 
 Revision ID: campaign_0010
 Revises: campaign_0009
@@ -29,14 +30,17 @@ def _columns() -> list[sa.Column]:
         sa.Column("rejected_at", UtcDateTime(), nullable=True),
         sa.Column("rejections", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("retry_at", UtcDateTime(), nullable=True),
+        sa.Column("person_key", sa.String(length=160), nullable=True),
     ]
 
 
 def upgrade() -> None:
     for column in _columns():
         op.add_column("campaign_pending_event", column)
+    op.create_index("ix_campaign_pending_event_person", "campaign_pending_event", ["person_key", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_campaign_pending_event_person", table_name="campaign_pending_event")
     for column in reversed(_columns()):
         op.drop_column("campaign_pending_event", column.name)
