@@ -29,6 +29,7 @@ from svc_campaign.store._templates import TemplateStore
 from svc_common.errors import Aborted, AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from svc_common.paging import PAGE_BYTES
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+from svc_common.timestamps import timestamp_datetime
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 # Which states each action may start from.
@@ -182,7 +183,12 @@ class Journeys:
                 violations=[FieldViolation("journey.journey_id", "bad id")],
             )
         if journey.HasField("start_at") and journey.HasField("end_at"):
-            _check_window({"start_at": journey.start_at.ToDatetime(), "end_at": journey.end_at.ToDatetime()})
+            _check_window(
+                {
+                    "start_at": timestamp_datetime(journey.start_at, "journey.start_at"),
+                    "end_at": timestamp_datetime(journey.end_at, "journey.end_at"),
+                }
+            )
         if self.store.exists(conn, journey_id):
             raise AlreadyExists(f"journey {journey_id!r} already exists")
         row = {
@@ -196,8 +202,8 @@ class Journeys:
             "published_version": 0,
             "priority": journey.priority,
             "purpose": journey.purpose or "marketing",
-            "start_at": journey.start_at.ToDatetime(tzinfo=dt.UTC) if journey.HasField("start_at") else None,
-            "end_at": journey.end_at.ToDatetime(tzinfo=dt.UTC) if journey.HasField("end_at") else None,
+            "start_at": _when(journey, "start_at"),
+            "end_at": _when(journey, "end_at"),
             "created_at": now,
             "updated_at": now,
         }
@@ -420,6 +426,11 @@ class Journeys:
             item = response.path.add(node_id=visit.node_id, outcome=outcome)
             item.entered_at.FromDatetime(visit.at)
         return response
+
+
+def _when(journey: Any, name: str) -> dt.datetime | None:
+    """A journey's ``start_at`` / ``end_at``: None when unset; out of range, INVALID_ARGUMENT naming it."""
+    return timestamp_datetime(getattr(journey, name), f"journey.{name}") if journey.HasField(name) else None
 
 
 __all__ = ["Journeys", "and_", "or_", "to_proto"]

@@ -21,6 +21,7 @@ from svc_common.pb.qiming.campaign.v1 import campaign_pb2_grpc as pb_grpc
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.runtime import ServiceRuntime
 from svc_common.server import ServiceSpec, note_customers
+from svc_common.timestamps import timestamp_datetime
 
 T = TypeVar("T")
 LIST_PAGE_BYTES = PAGE_BYTES
@@ -31,8 +32,8 @@ async def _run(function: Callable[..., T], *args: Any) -> T:
 
 
 def _range(time_range: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
-    start = time_range.start.ToDatetime(tzinfo=dt.UTC) if time_range.HasField("start") else None
-    end = time_range.end.ToDatetime(tzinfo=dt.UTC) if time_range.HasField("end") else None
+    start = timestamp_datetime(time_range.start, "time_range.start") if time_range.HasField("start") else None
+    end = timestamp_datetime(time_range.end, "time_range.end") if time_range.HasField("end") else None
     return start, end
 
 
@@ -391,7 +392,7 @@ class ExperimentServicer(_Transactional, pb_grpc.ExperimentServiceServicer):
         }
         if request.kind not in kinds:
             raise bad("kind", "EXPOSURE, CLICK or CONVERSION")
-        at = request.at.ToDatetime(tzinfo=dt.UTC) if request.HasField("at") else self._s.clock.now()
+        at = timestamp_datetime(request.at, "at") if request.HasField("at") else self._s.clock.now()
 
         def record(conn: Any) -> None:
             experiment = self._s.experiments.get(conn, request.experiment_id)

@@ -53,6 +53,7 @@ from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.peers import peer_address
 from svc_common.protection import KeyProvider, key_provider_from_settings
+from svc_common.timestamps import timestamp_datetime
 
 log = logging.getLogger("qiming.campaign")
 RECEIPT_ORDER = {"SENT": 1, "DELIVERED": 2, "CLICKED": 3, "FAILED": 2}
@@ -426,7 +427,7 @@ class CampaignService(TemplateBook):
         status = pb.MessageStatus.Name(request.status).removeprefix("MESSAGE_STATUS_")
         if status not in ("DELIVERED", "FAILED", "CLICKED", "SENT"):
             raise bad("status", "a receipt is SENT, DELIVERED, FAILED or CLICKED")
-        at = request.at.ToDatetime(tzinfo=dt.UTC) if request.HasField("at") else self.clock.now()
+        at = timestamp_datetime(request.at, "at") if request.HasField("at") else self.clock.now()
         with self.db.connection(write=True) as conn:
             row = self.message_store.get(conn, request.message_id)
             if row is None:

@@ -17,6 +17,7 @@ from svc_common.conditions import EVENT_FILTER_SCOPE, Node, compile_condition, f
 from svc_common.errors import InvalidArgument
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import event_pb2
+from svc_common.timestamps import timestamp_datetime
 
 SEGMENT_ENTERED = "$segment_entered"
 SEGMENT_EXITED = "$segment_exited"
@@ -287,7 +288,7 @@ class ScheduledEntry(Trigger):
         if spec.cron and spec.HasField("run_at"):
             raise InvalidArgument(f"{where}: set run_at (once) or cron (recurring), not both")
         self.segment_id = spec.segment_id
-        self.run_at = spec.run_at.ToDatetime(tzinfo=dt.UTC) if spec.HasField("run_at") else None
+        self.run_at = timestamp_datetime(spec.run_at, f"{where}.run_at") if spec.HasField("run_at") else None
         self.cron = Cron(spec.cron, spec.timezone, f"{where}.cron") if spec.cron else None
         if spec.timezone and self.cron is None:
             raise InvalidArgument(f"{where}.timezone: a time zone applies to a cron expression; set cron")

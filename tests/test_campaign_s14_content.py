@@ -144,3 +144,24 @@ def test_an_event_property_timestamp_out_of_range_names_its_property(tmp_path, d
             with pytest.raises(InvalidArgument) as refused:
                 call()
             assert refused.value.violations[0].field == "event_properties[at]"
+
+
+def test_out_of_range_request_timestamps_name_their_field(tmp_path, database_url) -> None:
+    """Report ranges, a receipt's time, a journey's window: INVALID_ARGUMENT naming the field (they were INTERNAL)."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from svc_campaign.server import _range
+
+    far = Timestamp(seconds=2**40)  # epoch milliseconds put in seconds
+    with pytest.raises(InvalidArgument) as refused:
+        _range(types_pb2.TimeRange(start=far))
+    assert refused.value.violations[0].field == "time_range.start"
+    with campaign_service(tmp_path, database_url) as service:
+        receipt = pb.ReportDeliveryReceiptRequest(message_id="m1", status=pb.MESSAGE_STATUS_DELIVERED, at=far)
+        with pytest.raises(InvalidArgument) as refused:
+            service.report_receipt(receipt)
+        assert refused.value.violations[0].field == "at"
+        journey = pb.Journey(journey_id="j_far", name="far", end_at=far)
+        with pytest.raises(InvalidArgument) as refused, service.db.connection(write=True) as conn:
+            service.journeys.create(conn, journey, service.clock.now())
+        assert refused.value.violations[0].field == "journey.end_at"
