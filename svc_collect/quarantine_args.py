@@ -60,8 +60,9 @@ def reason_names(reasons: Sequence[int]) -> list[str]:
     return names
 
 
-def quarantine_position(position: dict | None) -> tuple[int, str] | None:
-    """Where a quarantine page token says the next page starts; INVALID_PAGE_TOKEN for a token not made here."""
+def quarantine_position(position: dict | None, field: str = "page.page_token") -> tuple[int, str] | None:
+    """Where a quarantine page token (request ``field``) says the next page starts; INVALID_PAGE_TOKEN for a token not
+    made here."""
     if position is None:
         return None
     at, quarantine_id = position.get("at"), position.get("id")
@@ -71,5 +72,5 @@ def quarantine_position(position: dict | None) -> tuple[int, str] | None:
         or not -(2**63) <= at < 2**63
         or "\x00" in quarantine_id
     ):
-        raise invalid_page_token()
+        raise invalid_page_token(field)
     return at, quarantine_id

@@ -363,7 +363,7 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
         else:
             refuse_nul_in("event_types", request.event_types)
             reasons = reason_names(request.reasons)
-            after = quarantine_position(decode_token(request.page_token, _REPLAY_TOKEN, "page_token"))
+            after = quarantine_position(decode_token(request.page_token, _REPLAY_TOKEN, "page_token"), "page_token")
             # One more than the page: whether a next page exists. Those still rejected keep their place (oldest
             # first), so the token, not the quarantine's state, carries the next call past them.
             records = await asyncio.to_thread(

@@ -69,6 +69,12 @@ def test_replay_by_filter_pages_past_the_events_that_keep_failing(tmp_path: Path
             replay(listing_token)
         assert foreign.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert [f for f, _ in violations(foreign.value)] == ["page_token"]
+        from svc_collect.server import _REPLAY_TOKEN
+        from svc_common.paging import encode_token
+
+        with pytest.raises(grpc.RpcError) as forged:  # a replay token whose position was not made here
+            replay(encode_token(_REPLAY_TOKEN, {"at": "yesterday", "id": 7}))
+        assert [f for f, _ in violations(forged.value)] == ["page_token"]  # it named page.page_token
 
         with pytest.raises(grpc.RpcError) as too_many:
             ids = [str(uuid.uuid4()) for _ in range(1001)]
