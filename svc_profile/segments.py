@@ -211,14 +211,14 @@ class Segments:
 
     def set_static(self, segment_id: str, keys: Sequence[Any], replace_all: bool) -> tuple[int, list[int]]:
         """Members of a static segment by id keys; returns the new size and the indexes of unknown keys."""
-        rule = self.rule(segment_id)
-        if rule.node is not None:
-            raise InvalidArgument(
-                f"segment {segment_id!r} is dynamic: its condition decides its members",
-                violations=[FieldViolation("segment_id", "not a static segment")],
-            )
         core, now = self.core, now_us()
-        with core.writing() as conn:
+        with core.writing() as conn:  # the segment as it is under the lock (an archive may have just ended it)
+            rule = self.rule(segment_id)
+            if rule.node is not None:
+                raise InvalidArgument(
+                    f"segment {segment_id!r} is dynamic: its condition decides its members",
+                    violations=[FieldViolation("segment_id", "not a static segment")],
+                )
             owners = core.store.lookup_ids(conn, keys)
             wanted = {owners[k] for k in keys if k in owners}
             missing = [i for i, k in enumerate(keys) if k not in owners]
