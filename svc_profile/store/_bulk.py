@@ -131,9 +131,10 @@ class StagedRows:
         conn.exec_driver_sql(self.sql, self.rows)
 
     def staged(self, stage: Stage) -> Any:
-        text = self.form.statement(stage.add(self.rows, self.form.width))
+        table, constants, values = stage.add(self.rows, self.form.width)
+        text, params = self.form.statement(table, constants), tuple(values)
         self.rows = []
-        return TableWrite(self.table, lambda c: c.exec_driver_sql(text))
+        return TableWrite(self.table, lambda c: c.exec_driver_sql(text, params))
 
 
 def write(conn: Any, statement: Any, whole: bool = False) -> None:
