@@ -280,7 +280,7 @@ class ProfileStore(TagStatements):
             lambda: upsert_statement(
                 conn.dialect.name, t, columns, ("profile_id", "event_type", "day"), add=("n", "amount_fen")
             ),
-            [(*k, *v) for k, v in sorted(deltas.items())],
+            [(*k, *deltas[k]) for k in sorted(deltas)],  # the keys' own order: half the time of the items'
             columns,
         )
 
