@@ -119,18 +119,30 @@ def constant(rows: Sequence[Sequence[Any]], width: int) -> dict[int, Any]:
     return out
 
 
-def _insert(db: sqlite3.Connection, name: str, rows: Sequence[Sequence[Any]], width: int) -> None:
-    """``rows`` into table ``name`` in order: multi-row statements of ``_CHUNK_ROWS`` rows, the rest row by row."""
+def _insert(db: sqlite3.Connection, name: str, rows: Sequence[Sequence[Any]], columns: list[int]) -> None:
+    """Columns ``columns`` (0-based) of ``rows`` into table ``name``, in order: their values in one flat list, taken
+    ``_CHUNK_ROWS`` rows at a time by a multi-row statement, the rest row by row."""
+    width = len(columns)
+    if not rows:
+        return
+    if width == 1:
+        flat = list(map(itemgetter(columns[0]), rows))
+    else:
+        flat = list(
+            itertools.chain.from_iterable(map(itemgetter(*columns), rows) if len(columns) < len(rows[0]) else rows)
+        )
     one = f"({', '.join('?' * width)})"
     size = max(1, min(_CHUNK_ROWS, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
-    whole = len(rows) // size * size
+    step = size * width
+    whole = len(rows) // size * step
     if whole:
         sql = f"INSERT INTO {name} VALUES {', '.join([one] * size)}"
-        flat = itertools.chain.from_iterable
-        for start in range(0, whole, size):
-            db.execute(sql, tuple(flat(rows[start : start + size])))
-    if whole < len(rows):
-        db.executemany(f"INSERT INTO {name} VALUES {one}", rows[whole:])
+        for start in range(0, whole, step):
+            db.execute(sql, flat[start : start + step])
+    if whole < len(flat):
+        db.executemany(
+            f"INSERT INTO {name} VALUES {one}", [flat[i : i + width] for i in range(whole, len(flat), width)]
+        )
 
 
 class Stage:
@@ -152,10 +164,7 @@ class Stage:
             del same[0]  # a table needs a column: the first one stays
         kept = [i for i in range(width) if i not in same]
         self._db.execute(f"CREATE TABLE {name} ({', '.join(f'c{i + 1}' for i in kept)})")
-        if len(kept) < width:
-            pick = itemgetter(*kept)
-            rows = list(map(pick, rows)) if len(kept) > 1 else [(pick(r),) for r in rows]
-        _insert(self._db, name, rows, len(kept))
+        _insert(self._db, name, rows, kept)
         return f"{SCHEMA}.{name}", [i + 1 for i in same], list(same.values())
 
     def image(self) -> bytes:
