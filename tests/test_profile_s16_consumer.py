@@ -4,8 +4,13 @@ a batch writes."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
+import sqlalchemy as sa
 from profile_helpers import event, profile_app, profile_settings
+
+from svc_profile.store._tagsql import TAG_WRITE_COLUMNS
 
 
 def test_a_batch_leaves_no_per_person_sets_behind(tmp_path: Path) -> None:
@@ -24,3 +29,36 @@ def test_a_batch_leaves_no_per_person_sets_behind(tmp_path: Path) -> None:
         assert updater.types == {} and updater.triggers == {} and not updater.changed
         pid = app.core.hot.owner[next(iter(app.core.hot.owner))]
         assert "viewers" in {s for s, m in app.core.hot.members[pid].items() if m.is_member}
+
+
+def _tag_table(app: Any) -> list[tuple[Any, ...]]:
+    with app.core.database.connection() as conn:
+        rows = conn.execute(sa.text("SELECT * FROM profile_tag ORDER BY profile_id, name")).all()
+    return [tuple(bytes(v) if isinstance(v, bytes | memoryview) else v for v in r) for r in rows]
+
+
+@pytest.mark.parametrize("sensitive", [False, True])
+def test_tag_writes_as_tuples_write_what_dicts_write(tmp_path: Path, database_url: str, sensitive: bool) -> None:
+    """``upsert_tags(…, columns=…)`` (the consumer's rows as tuples, no dict a row) writes the table as the same
+    rows as dicts do, in clear or sealed here (``sensitive``: the tuples become dicts to be sealed)."""
+    rows = [
+        (f"p{i:03d}", name, f'["i",{i}]', None, "RULE", f"tag:{name}", "2", 7, None, "")
+        for i in range(30)
+        for name in ("a", "b")
+    ]
+    tables = []
+    for shape in ("dicts", "tuples"):
+        with profile_app(profile_settings(tmp_path / shape, database_url, finance_pack=False)) as app:
+            store = app.core.store
+            seal = {"a"} if sensitive else set()
+            with app.core.writing() as conn:
+                if shape == "dicts":
+                    store.upsert_tags(conn, [dict(zip(TAG_WRITE_COLUMNS, r, strict=True)) for r in rows], True, seal)
+                else:
+                    store.upsert_tags(conn, rows, True, seal, columns=TAG_WRITE_COLUMNS)
+            table = _tag_table(app)
+            with app.core.database.connection() as conn:
+                read = store.tag_rows(conn, sorted({r[0] for r in rows}))
+            tables.append(([r for r in table if r[1] != "a" or not sensitive], read))
+    assert tables[0] == tables[1]
+    assert tables[1][1]["p007"]["a"].tag_value == ["i", 7] and len(tables[1][0]) == (30 if sensitive else 60)
