@@ -210,3 +210,48 @@ def test_a_table_of_constant_columns_only_keeps_its_first() -> None:
     assert constants == [2] and values == ["y"]  # a table needs a column: the first one stays staged
     before = [(k, "x", "y" if k < 3 else "z", None, None, None) for k in range(4)]
     assert _through_stage("DELETE FROM t WHERE t.a = ? AND t.b = ?", rows, before) == _typed(before[3:])
+
+
+def test_an_ordered_insert_sorts_in_its_statement_but_by_its_one_value_columns() -> None:
+    form = _stage.SqliteForm.of("INSERT INTO t (a, b, c, n) VALUES (?, ?, ?, ?) ON CONFLICT (a, b, c) DO NOTHING", 4)
+    assert form is not None
+    assert form.statement("S", [3], [1, 2, 3]) == (
+        "INSERT INTO t (a, b, c, n) SELECT c1, c2, ?1, c4 FROM S WHERE true ORDER BY c1, c2 ON CONFLICT (a, b, c) "
+        "DO NOTHING"
+    )
+    assert form.statement("S", [1, 2, 3], [1, 2, 3]).endswith(
+        "FROM S WHERE true ORDER BY rowid ON CONFLICT (a, b, c) DO NOTHING"
+    )
+
+
+def test_day_buckets_are_written_in_key_order_staged_or_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``add_days`` hands its rows over unsorted: the staged statement sorts them (``ORDER BY`` the key), and where
+    they run as ``executemany`` (a read in mid-batch) they are sorted first, as before."""
+    with profile_app(profile_settings(tmp_path, None, finance_pack=False)) as app:
+        store, t = app.core.store, app.core.store.t
+        dialect = app.core.database.engine.dialect
+        seen: list[list[Any]] = []
+        original = dialect.do_executemany
+
+        def do_executemany(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
+            seen.append(list(parameters))
+            original(cursor, statement, parameters, context)
+
+        monkeypatch.setattr(dialect, "do_executemany", do_executemany)
+        deltas = {(f"p{i % 7}", ("login", "quote_view")[i % 2], 100 - i % 5): [1, i] for i in range(60, 0, -1)}
+        expected = sorted((*k, *v) for k, v in deltas.items())
+        conn = app.core.pipeline.begin()
+        store.add_days(conn, deltas)
+        conn.execute(t["day"].select())  # a read: the buffered upsert runs now, as executemany
+        assert [tuple(r) for r in seen[-1]] == expected
+        staged = {(p, e, d + 50): v for (p, e, d), v in deltas.items()}
+        store.add_days(conn, staged)
+        staged_text: list[str] = []
+        real_load = _stage.load
+        monkeypatch.setattr(_stage, "load", lambda c, image: (staged_text.append("loaded"), real_load(c, image))[1])
+        conn.commit_later()
+        app.core.pipeline.check()
+        assert staged_text == ["loaded"] and len(seen) == 1  # the second write was staged, not executemany
+        with app.core.database.connection() as read:
+            rows = sorted(tuple(r) for r in read.execute(t["day"].select()))
+        assert rows == sorted([*expected, *((p, e, d + 50, n, a) for p, e, d, n, a in expected)])

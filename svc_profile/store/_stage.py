@@ -57,7 +57,7 @@ class SqliteForm:
             values = re.search(r" VALUES \(\?(?:, \?)*\)(?= ON CONFLICT |$)", sql)
             if values is None or " RETURNING " in sql:
                 return None
-            select = f" SELECT {columns} FROM {{0}} WHERE true ORDER BY rowid"  # WHERE: ON CONFLICT's parse
+            select = f" SELECT {columns} FROM {{0}} WHERE true ORDER BY {{order}}"  # WHERE: ON CONFLICT's parse
             return cls(sql[: values.start()] + select + sql[values.end() :], width, None)
         head, sep, where = sql.partition(" WHERE ")
         compared = r"[\w.\"]+ = \?"
@@ -79,10 +79,13 @@ class SqliteForm:
         pick = itemgetter(*self.keys)  # one key: its values; several: tuples of them
         return len(set(map(pick, rows))) == len(rows)
 
-    def statement(self, table: str, constants: Sequence[int] = ()) -> str:
+    def statement(self, table: str, constants: Sequence[int] = (), order: Sequence[int] = ()) -> str:
         """The statement over ``table``; the columns in ``constants`` (1-based, ascending) are not staged but bound as
-        parameters ``?1``, ``?2`` … in that order (``Stage.add``)."""
-        values: dict[str, str] = {}
+        parameters ``?1``, ``?2`` … in that order (``Stage.add``). ``order`` (1-based columns, an INSERT): the rows
+        inserted in the order of those columns' values (sorted here, on the thread that runs the statement), not in
+        their staged order; one-value columns left out of it."""
+        sort = [f"c{i}" for i in order if i not in constants]
+        values: dict[str, str] = {"order": ", ".join(sort) if sort else "rowid"}
         bound = {c: j for j, c in enumerate(constants, 1)}
         for i in range(1, self.width + 1):
             j = bound.get(i)
