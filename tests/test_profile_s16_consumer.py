@@ -62,3 +62,21 @@ def test_tag_writes_as_tuples_write_what_dicts_write(tmp_path: Path, database_ur
             tables.append(([r for r in table if r[1] != "a" or not sensitive], read))
     assert tables[0] == tables[1]
     assert tables[1][1]["p007"]["a"].tag_value == ["i", 7] and len(tables[1][0]) == (30 if sensitive else 60)
+
+
+def test_count_types_is_the_sum_of_count_days_with_or_without_database_sums() -> None:
+    """``Person.count_types`` finds its window's first day once (the dormant score's four login types): the same
+    total as ``count_days`` per type, from the day buckets or from a recompute's window sums."""
+    from svc_profile.model import Days, Person
+
+    clock, now = Days(8), 1_796_576_773_315_049
+    today = clock.of(now)
+    days = {"login": {today: (2, 0), today - 6: (1, 0), today - 7: (5, 0)}, "app_start": {today - 29: (3, 0)}}
+    types = ("login", "$login", "app_start")
+    for sums in (None, {("login", clock.first_of_window(now, 7 * 86_400), 0): 11}):
+        person = Person("p", days=days, clock=clock, now=now, sums=sums)
+        for window in (1, 7, 8, 30, 90):
+            expected = sum(person.count_days(t, window * 86_400) for t in types)
+            assert person.count_types(types, window) == expected
+    assert Person("p", days=days, clock=clock, now=now).count_types(types, 7) == 3
+    assert Person("p", days=days, clock=clock, now=now, sums=sums).count_types(types, 7) == 11
