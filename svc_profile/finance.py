@@ -290,10 +290,13 @@ def lifecycle(person: Person, p: dict[str, Any], ctx: Any) -> tuple[str, str]:
     if opened_us is None:
         return "PROSPECT", "no_account"
     today = person.clock.of(person.now)
-    last_active = max(
-        (d for t in ctx.active_types for d, v in person.days.get(t, {}).items() if v[0] > 0),
-        default=None,
-    )
+    last_active = None  # the last day with an active event (a loop: no generator step per bucket)
+    for t in ctx.active_types:
+        buckets = person.days.get(t)
+        if buckets:
+            for d, v in buckets.items():
+                if v[0] > 0 and (last_active is None or d > last_active):
+                    last_active = d
     idle = today - last_active if last_active is not None else None
     traded = bool(person.features.get("trade_count"))
     if person.now - opened_us < p["new_days"] * DAY_US and not traded:

@@ -80,3 +80,31 @@ def test_count_types_is_the_sum_of_count_days_with_or_without_database_sums() ->
             assert person.count_types(types, window) == expected
     assert Person("p", days=days, clock=clock, now=now).count_types(types, 7) == 3
     assert Person("p", days=days, clock=clock, now=now, sums=sums).count_types(types, 7) == 11
+
+
+def test_the_last_active_day_skips_buckets_without_events() -> None:
+    """``finance.lifecycle``'s last active day (a loop now, not ``max`` over a generator): the latest day of any
+    active type with a count above zero; none at all leaves the customer without activity."""
+    from svc_profile import finance
+    from svc_profile.model import Days, Person
+
+    clock, now = Days(8), 1_796_576_773_315_049
+    today = clock.of(now)
+
+    class Ctx:
+        active_types = ("login", "app_start")
+
+        def created_us(self, person: Person) -> int:
+            return now - 400 * 86_400_000_000
+
+    params = dict(finance.DEFAULTS["lifecycle_stage"])
+
+    def stage(days: dict[str, dict[int, tuple[int, int]]]) -> tuple[str, str]:
+        return finance.lifecycle(Person("p", days=days, clock=clock, now=now, has_customer=True), params, Ctx())
+
+    zero_today = {"login": {today: (0, 0), today - 40: (1, 0)}, "quote_view": {today: (5, 0)}}
+    assert stage(zero_today) == stage({"login": {today - 40: (1, 0)}}) != stage({"login": {today: (1, 0)}})
+    assert stage({"app_start": {today - 2: (1, 0)}, "login": {today - 50: (2, 0)}}) == stage(
+        {"app_start": {today - 2: (1, 0)}}
+    )
+    assert stage({"login": {today - 9: (0, 0)}}) == stage({})
