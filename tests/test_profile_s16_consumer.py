@@ -108,3 +108,22 @@ def test_the_last_active_day_skips_buckets_without_events() -> None:
         {"app_start": {today - 2: (1, 0)}}
     )
     assert stage({"login": {today - 9: (0, 0)}}) == stage({})
+
+
+def test_fund_preference_takes_the_first_of_equal_shares() -> None:
+    """``fund_preference`` (a loop now, not ``max`` with a key per type): the type of the highest share, among equal
+    shares the first in ``FUND_TYPES``; holdings count with views, booleans and text are no holdings."""
+    from svc_profile import finance
+    from svc_profile.model import Person
+
+    params = {"attention_weight": 0.5, "holding_weight": 0.5}
+
+    def preferred(views: dict[str, int], held: dict[str, object] | None = None) -> object:
+        features = {f"views.fund.{t}": n for t, n in views.items()}
+        attributes = {f"fund_holding_{t}_fen": v for t, v in (held or {}).items()}
+        return finance.fund_preference(Person("p", attributes=attributes, features=features), params, None)
+
+    assert preferred({"qdii": 2, "bond": 2, "index": 1}) == "bond"
+    assert preferred({"hybrid": 3, "index": 3}) == "index"
+    assert preferred({"bond": 1, "qdii": 1}, {"qdii": 500, "equity": True, "bond": "x"}) == "qdii"
+    assert preferred({}) is None
