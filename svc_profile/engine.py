@@ -377,19 +377,9 @@ class Engine(Loading):
                     text = value_text(encoded)  # a short list: the same text as JsonText writes
                 if old is not None and old.tag_value == encoded and old.writer_version == version:
                     continue
+                sealed = sealer.seal(pid, name, text) if seal else None
                 writes.append(
-                    (
-                        pid,
-                        name,
-                        SEALED_TEXT if seal else text,
-                        sealer.seal(pid, name, text) if seal else None,
-                        "RULE",
-                        writer,
-                        version,
-                        now,
-                        None,
-                        "",
-                    )
+                    (pid, name, SEALED_TEXT if seal else text, sealed, "RULE", writer, version, now, None, "")
                 )
                 if track:
                     if mine is None:
