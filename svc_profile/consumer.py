@@ -142,6 +142,7 @@ class BatchConsumer:
                     customers=res.customers,  # the customer of every touched person, known from resolving
                     hot=hot,
                 )
+                self.updater.forget()  # freed now, not walked by the collection after the batch
                 evaluated = core.engine.last_people()
                 rules = core.engine.last_rows()  # their tag and membership rows, this batch's writes applied
                 days = core.engine.last_days()  # the buckets read for those the cache did not hold

@@ -26,7 +26,7 @@ from svc_profile.rules import Context, SegmentRule, TagRule, expiry_type, refere
 from svc_profile.segevents import ENTERED, EXITED, SEGMENT_EVENT_NAMESPACE, segment_event
 from svc_profile.store._outbox import outbox_row
 from svc_profile.store._sql import ProfileStore, TagRow
-from svc_profile.store._tagsql import SEALED_TEXT
+from svc_profile.store._tagsql import SEALED_TEXT, TAG_WRITE_COLUMNS
 
 
 class Engine(Loading):
@@ -331,52 +331,62 @@ class Engine(Loading):
         stored = self._local.tag_rows
         track = getattr(self._local, "tracked", None) is not None
         sealer = self.store.tag_sealer
+        # Each rule's persons, in the order of ``people``: one pass over the persons' planned rules, not one over
+        # every person for each rule.
+        chosen: dict[str, list[tuple[str, Person]]] | None = None
+        if plan is not None:
+            chosen = {rule.name: [] for rule in rules}
+            for pid, person in people.items():
+                for name in plan[pid][1]:
+                    persons = chosen.get(name)
+                    if persons is not None:
+                        persons.append((pid, person))
+        # A batch's values repeat (scores, tiers, True): each distinct one encoded once, its list shared by the tag
+        # rows (read-only, as ``tag_rows`` shares them). Not floats: 0.0 and -0.0 are one key, two texts.
+        texts: dict[tuple[type, object], tuple[list[Any], str]] = {}
         for rule in rules:
             writer, version = f"tag:{rule.name}", str(rule.version)
             seal = rule.sensitive  # level 3+: sealed at rest (store/_tagsql.py)
             # The lifecycle_stage tag: its parameters are the stage's (set_tags), so a stage just evaluated and kept
             # is its answer (finance.lifecycle reads nothing a tag writes).
             known = stages if rule.name == "lifecycle_stage" and rule.formula == "lifecycle_stage" else None
-            for pid, person in people.items():
-                if plan is not None and rule.name not in plan[pid][1]:
-                    continue
+            name = rule.name
+            for pid, person in people.items() if chosen is None else chosen[name]:
                 stage = known.get(pid) if known else None
                 value = stage.lower() if stage is not None else self.tag_value(rule, person)
-                old = stored.get(pid, {}).get(rule.name)
+                mine = stored.get(pid)
+                old = mine.get(name) if mine is not None else None
                 if old is not None and old.source not in ("RULE",):
                     continue  # a manual or imported value wins over the rule until removed
                 if value is None or value is False:
                     if old is not None:
-                        deletes.append((pid, rule.name))
-                        person.tags.pop(rule.name, None)
+                        deletes.append((pid, name))
+                        person.tags.pop(name, None)
                         if track:
-                            del stored[pid][rule.name]
+                            del stored[pid][name]
                     continue
-                person.tags[rule.name] = value
-                encoded = encode(value)
+                person.tags[name] = value
+                kind = type(value)
+                if kind is int or kind is str or kind is bool:
+                    shared = texts.get((kind, value))
+                    if shared is None:
+                        encoded = encode(value)
+                        shared = texts[(kind, value)] = (encoded, value_text(encoded))
+                    encoded, text = shared
+                else:
+                    encoded = encode(value)
+                    text = value_text(encoded)  # a short list: the same text as JsonText writes
                 if old is not None and old.tag_value == encoded and old.writer_version == version:
                     continue
-                text = value_text(encoded)  # a short list: the same text as JsonText writes
+                sealed = sealer.seal(pid, name, text) if seal else None
                 writes.append(
-                    {
-                        "profile_id": pid,
-                        "name": rule.name,
-                        "tag_value": SEALED_TEXT if seal else text,
-                        "sealed_value": sealer.seal(pid, rule.name, text) if seal else None,
-                        "source": "RULE",
-                        "writer": writer,
-                        "writer_version": version,
-                        "written_us": now,
-                        "expires_us": None,
-                        "trace_id": "",
-                    }
+                    (pid, name, SEALED_TEXT if seal else text, sealed, "RULE", writer, version, now, None, "")
                 )
                 if track:
-                    mine = stored.get(pid)
                     if mine is None:
                         mine = stored[pid] = {}
-                    mine[rule.name] = TagRow(encoded, "RULE", version, None)
-        self.store.upsert_tags(conn, writes, value_text=True)
+                    mine[name] = TagRow(encoded, "RULE", version, None)
+        self.store.upsert_tags(conn, writes, value_text=True, columns=TAG_WRITE_COLUMNS)
         self.store.delete_tags(conn, deletes)
         return len(writes) + len(deletes)
 

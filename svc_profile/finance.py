@@ -211,12 +211,19 @@ def dormant_activation_potential(person: Person, p: dict[str, Any], ctx: Any) ->
     return round(min(100.0, score))
 
 
+_VIEWS = tuple((t, f"views.fund.{t}") for t in FUND_TYPES)
+_HOLDINGS = tuple((t, f"fund_holding_{t}_fen") for t in FUND_TYPES)
+"""Each fund type's feature and attribute names, made once (the log consumer evaluates the index for every person
+whose views changed)."""
+
+
 def fund_preference_index(person: Person, p: dict[str, Any]) -> dict[str, float]:
-    views = {t: int(person.features.get(f"views.fund.{t}") or 0) for t in FUND_TYPES}
+    features, attributes = person.features, person.attributes
+    views = {t: int(features.get(name) or 0) for t, name in _VIEWS}
     holdings = {}
-    for t in FUND_TYPES:
-        held = person.attributes.get(f"fund_holding_{t}_fen")
-        holdings[t] = int(held) if isinstance(held, int | float) and not isinstance(held, bool) else 0
+    for t, name in _HOLDINGS:
+        held = attributes.get(name)
+        holdings[t] = int(held) if isinstance(held, (int, float)) and not isinstance(held, bool) else 0
     total_views, total_held = sum(views.values()), sum(holdings.values())
     wa = float(p["attention_weight"]) if total_views else 0.0
     wh = float(p["holding_weight"]) if total_held else 0.0
@@ -236,7 +243,11 @@ def fund_preference(person: Person, p: dict[str, Any], ctx: Any) -> object:
     index = fund_preference_index(person, p)
     if not index:
         return None
-    return max(FUND_TYPES, key=lambda t: (index[t], -FUND_TYPES.index(t)))
+    best = FUND_TYPES[0]
+    for t in FUND_TYPES:  # the highest share, the first of equal ones
+        if index[t] > index[best]:
+            best = t
+    return best
 
 
 def trading_frequency_tier(person: Person, p: dict[str, Any], ctx: Any) -> object:
@@ -290,10 +301,13 @@ def lifecycle(person: Person, p: dict[str, Any], ctx: Any) -> tuple[str, str]:
     if opened_us is None:
         return "PROSPECT", "no_account"
     today = person.clock.of(person.now)
-    last_active = max(
-        (d for t in ctx.active_types for d, v in person.days.get(t, {}).items() if v[0] > 0),
-        default=None,
-    )
+    last_active = None  # the last day with an active event (a loop: no generator step per bucket)
+    for t in ctx.active_types:
+        buckets = person.days.get(t)
+        if buckets:
+            for d, v in buckets.items():
+                if v[0] > 0 and (last_active is None or d > last_active):
+                    last_active = d
     idle = today - last_active if last_active is not None else None
     traded = bool(person.features.get("trade_count"))
     if person.now - opened_us < p["new_days"] * DAY_US and not traded:

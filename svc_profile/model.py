@@ -267,9 +267,19 @@ class Person:
         return total
 
     def count_types(self, event_types: Iterable[str], days: int) -> int:
-        window, total = days * 86_400, 0
+        """The sum of ``count_days`` over ``event_types`` (one window: its first day found once)."""
+        assert self.clock is not None
+        first = self.clock.first_of_window(self.now, days * 86_400)
+        sums, by_type, total = self.sums, self.days, 0
         for event_type in event_types:
-            total += self.count_days(event_type, window)
+            if sums is not None and (event_type, first, 0) in sums:
+                total += sums[(event_type, first, 0)]
+                continue
+            buckets = by_type.get(event_type)
+            if buckets:
+                for day, values in buckets.items():
+                    if day >= first:
+                        total += values[0]
         return total
 
     def derived(self, name: str) -> object:

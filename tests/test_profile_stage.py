@@ -161,3 +161,97 @@ def test_a_read_runs_only_the_buffered_writes_it_can_see(tmp_path: Path) -> None
         assert conn._buffer == []
         conn.commit_later()
         app.core.pipeline.check()
+
+
+def _through_stage(sql: str, rows: list[tuple[Any, ...]], before: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``sql`` run over ``rows`` through a ``Stage`` image and the staged statement, on a table holding ``before``;
+    the table's rows afterwards, each value with its SQLite type."""
+    import sqlalchemy as sa
+
+    with sa.create_engine("sqlite://").begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (k INTEGER PRIMARY KEY, a, b, c, d, e)")
+        if before:
+            conn.exec_driver_sql("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?)", before)
+        form = _stage.SqliteForm.of(sql, sql.count("?"))
+        assert form is not None
+        stage = _stage.Stage()
+        table, constants, values = stage.add(rows, form.width)
+        _stage.load(conn, stage.image())
+        conn.exec_driver_sql(form.statement(table, constants), tuple(values))
+        typed = ", ".join(f"{c}, typeof({c})" for c in "kabcde")
+        return [tuple(r) for r in conn.exec_driver_sql(f"SELECT {typed} FROM t ORDER BY k")]
+
+
+def _typed(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    kinds = {type(None): "null", int: "integer", bool: "integer", float: "real", str: "text"}
+    return [tuple(x for v in row for x in (v, kinds[type(v)])) for row in rows]
+
+
+@pytest.mark.parametrize("size", [1, 2, 63, 64, 65, 130, 1000])
+def test_staged_rows_keep_every_value_and_its_type(size: int) -> None:
+    """Staged rows go in multi-row statements (chunks and a rest) and leave out the columns of one value (bound once
+    as a parameter): each row gets its own value and type, also where values compare equal but differ in type
+    (1, 1.0, True), where only some rows hold None, and where every row holds None or one value."""
+    rows = [
+        (k, None, 1.0 if k == size // 2 else 1, True if k == size - 1 and size > 1 else 7, None if k % 3 else "x", "s")
+        for k in range(size)
+    ]
+    insert = "INSERT INTO t (k, a, b, c, d, e) VALUES (?, ?, ?, ?, ?, ?)"
+    assert _through_stage(insert, rows, []) == _typed(rows)
+    update = "UPDATE t SET a=?, b=?, c=?, d=?, e=? WHERE t.k = ?"
+    old = [(k, "old", "old", "old", "old", "old") for k in range(size + 2)]
+    changed = [(a, b, c, d, e, k) for k, a, b, c, d, e in rows]
+    assert _through_stage(update, changed, old) == _typed(rows + old[size:])
+
+
+def test_a_table_of_constant_columns_only_keeps_its_first() -> None:
+    rows = [("x", "y")] * 3
+    _, constants, values = _stage.Stage().add(rows, 2)
+    assert constants == [2] and values == ["y"]  # a table needs a column: the first one stays staged
+    before = [(k, "x", "y" if k < 3 else "z", None, None, None) for k in range(4)]
+    assert _through_stage("DELETE FROM t WHERE t.a = ? AND t.b = ?", rows, before) == _typed(before[3:])
+
+
+def test_an_ordered_insert_sorts_in_its_statement_but_by_its_one_value_columns() -> None:
+    form = _stage.SqliteForm.of("INSERT INTO t (a, b, c, n) VALUES (?, ?, ?, ?) ON CONFLICT (a, b, c) DO NOTHING", 4)
+    assert form is not None
+    assert form.statement("S", [3], [1, 2, 3]) == (
+        "INSERT INTO t (a, b, c, n) SELECT c1, c2, ?1, c4 FROM S WHERE true ORDER BY c1, c2 ON CONFLICT (a, b, c) "
+        "DO NOTHING"
+    )
+    assert form.statement("S", [1, 2, 3], [1, 2, 3]).endswith(
+        "FROM S WHERE true ORDER BY rowid ON CONFLICT (a, b, c) DO NOTHING"
+    )
+
+
+def test_day_buckets_are_written_in_key_order_staged_or_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``add_days`` hands its rows over unsorted: the staged statement sorts them (``ORDER BY`` the key), and where
+    they run as ``executemany`` (a read in mid-batch) they are sorted first, as before."""
+    with profile_app(profile_settings(tmp_path, None, finance_pack=False)) as app:
+        store, t = app.core.store, app.core.store.t
+        dialect = app.core.database.engine.dialect
+        seen: list[list[Any]] = []
+        original = dialect.do_executemany
+
+        def do_executemany(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
+            seen.append(list(parameters))
+            original(cursor, statement, parameters, context)
+
+        monkeypatch.setattr(dialect, "do_executemany", do_executemany)
+        deltas = {(f"p{i % 7}", ("login", "quote_view")[i % 2], 100 - i % 5): [1, i] for i in range(60, 0, -1)}
+        expected = sorted((*k, *v) for k, v in deltas.items())
+        conn = app.core.pipeline.begin()
+        store.add_days(conn, deltas)
+        conn.execute(t["day"].select())  # a read: the buffered upsert runs now, as executemany
+        assert [tuple(r) for r in seen[-1]] == expected
+        staged = {(p, e, d + 50): v for (p, e, d), v in deltas.items()}
+        store.add_days(conn, staged)
+        staged_text: list[str] = []
+        real_load = _stage.load
+        monkeypatch.setattr(_stage, "load", lambda c, image: (staged_text.append("loaded"), real_load(c, image))[1])
+        conn.commit_later()
+        app.core.pipeline.check()
+        assert staged_text == ["loaded"] and len(seen) == 1  # the second write was staged, not executemany
+        with app.core.database.connection() as read:
+            rows = sorted(tuple(r) for r in read.execute(t["day"].select()))
+        assert rows == sorted([*expected, *((p, e, d + 50, n, a) for p, e, d, n, a in expected)])

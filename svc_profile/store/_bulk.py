@@ -35,6 +35,7 @@ def bulk(
     rows: Sequence[Any],
     names: Sequence[str] | None = None,
     encoded: Iterable[str] = (),
+    order: Sequence[str] = (),
 ) -> None:
     """``executemany`` of a Core statement over ``rows`` (dicts keyed by its bind names, or tuples in the order
     of ``names``), compiled once per dialect and handed to the driver as plain tuples/dicts: SQLAlchemy's
@@ -43,7 +44,8 @@ def bulk(
     On PostgreSQL the rows go as one array per column in one statement (``unnest``): one execution on the
     server instead of one per row. On SQLite, in the log consumer's batch, the rows are staged when the batch ends
     (``StagedRows``), so that the write too is one statement. ``make()`` builds the statement the first time ``key``
-    is seen."""
+    is seen. ``order``: columns (bind names) whose values the rows are written in the order of (sorted here; a
+    staged write on SQLite sorts them in its statement, off the consumer's thread)."""
     if not rows:
         return
     sql, positional, processors, arrays = _compiled(conn, key, make)
@@ -60,6 +62,9 @@ def bulk(
             for r in listed:
                 r[i] = proc(r[i])
         rows = [tuple(r) for r in listed]  # the driver takes tuples
+    staging = isinstance(arrays, SqliteForm) and len(rows) > FEW
+    if order and not staging:
+        rows = sorted(rows, key=itemgetter(*(index[n] for n in order)))
     if isinstance(arrays, str) and len(rows) > 1 and _distinct_keys(arrays, index, rows):
         columns = zip(*rows, strict=True)
         values = {n: list(column) for n, column in zip(names, columns, strict=True)}
@@ -73,9 +78,12 @@ def bulk(
     else:
         params = [dict(zip(names, r, strict=True)) for r in rows]
     table = _target(sql)
-    if isinstance(arrays, SqliteForm) and len(params) > FEW and arrays.fits(params):
-        write(conn, StagedRows(sql, params, arrays, table, positional))
+    if staging and arrays.fits(params):
+        write(conn, StagedRows(sql, params, arrays, table, positional, order))
         return
+    if order and staging:  # not staged after all (a SqliteForm: positional rows): sorted here
+        bound = list(positional or ())
+        params = sorted(params, key=itemgetter(*(bound.index(n) for n in order)))
     write(conn, TableWrite(table, lambda c: c.exec_driver_sql(sql, params)), whole=len(params) <= FEW)
 
 
@@ -115,12 +123,22 @@ class StagedRows:
     (called) when the batch needs the database before it ends, else ``staged`` into the batch's ``Stage`` for one
     statement on the pipeline's thread."""
 
-    __slots__ = ("columns", "form", "rows", "sql", "table")
+    __slots__ = ("columns", "form", "order", "rows", "sql", "table")
 
-    def __init__(self, sql: str, rows: list[Any], form: SqliteForm, table: str | None, columns: list[str]) -> None:
+    def __init__(
+        self,
+        sql: str,
+        rows: list[Any],
+        form: SqliteForm,
+        table: str | None,
+        columns: list[str],
+        order: Sequence[str] = (),
+    ) -> None:
         self.sql, self.rows, self.form, self.table = sql, rows, form, table
         self.columns = columns
         """The bind names of each row's values, in order (``holds``)."""
+        self.order = [columns.index(n) for n in order]
+        """The columns (0-based) the rows are to be written in the order of (``bulk``'s ``order``)."""
 
     def holds(self, test: Callable[[dict[str, int], Sequence[Any]], bool]) -> bool:
         """Whether ``test(index of each column, row)`` holds for one of its rows (``reader``'s ``matters``)."""
@@ -128,12 +146,16 @@ class StagedRows:
         return any(test(index, row) for row in self.rows)
 
     def __call__(self, conn: Connection) -> None:
+        if self.order:
+            self.rows = sorted(self.rows, key=itemgetter(*self.order))
         conn.exec_driver_sql(self.sql, self.rows)
 
     def staged(self, stage: Stage) -> Any:
-        text = self.form.statement(stage.add(self.rows, self.form.width))
+        table, constants, values = stage.add(self.rows, self.form.width)
+        text = self.form.statement(table, constants, [i + 1 for i in self.order])
+        params = tuple(values)
         self.rows = []
-        return TableWrite(self.table, lambda c: c.exec_driver_sql(text))
+        return TableWrite(self.table, lambda c: c.exec_driver_sql(text, params))
 
 
 def write(conn: Any, statement: Any, whole: bool = False) -> None:

@@ -280,8 +280,9 @@ class ProfileStore(TagStatements):
             lambda: upsert_statement(
                 conn.dialect.name, t, columns, ("profile_id", "event_type", "day"), add=("n", "amount_fen")
             ),
-            [(*k, *v) for k, v in sorted(deltas.items())],
+            [(*k, *v) for k, v in deltas.items()],
             columns,
+            order=("profile_id", "event_type", "day"),  # in key order (PostgreSQL: no deadlock between writers)
         )
 
     EVENT_COLUMNS = ("event_id", *_EVENT_READ)

@@ -40,6 +40,21 @@ TAG_UPDATES = (
 )
 
 
+TAG_WRITE_COLUMNS = (
+    "profile_id",
+    "name",
+    "tag_value",
+    "sealed_value",
+    "source",
+    "writer",
+    "writer_version",
+    "written_us",
+    "expires_us",
+    "trace_id",
+)
+"""The columns of a tag write as a tuple (``upsert_tags(…, columns=…)``), in this order."""
+
+
 class TagRow(NamedTuple):
     """A stored tag as evaluation reads it (``tag_value`` decoded JSON, shared between equal values: read-only)."""
 
@@ -152,26 +167,31 @@ class TagStatements:
     def upsert_tags(
         self,
         conn: Connection,
-        rows: list[dict[str, Any]],
+        rows: Sequence[Any],
         value_text: bool = False,
         sensitive: frozenset[str] | set[str] = frozenset(),
+        columns: tuple[str, ...] | None = None,
     ) -> None:
         """``value_text``: each row's ``tag_value`` is its JSON text already (compact, as ``JsonText`` writes it).
         Rows of a tag in ``sensitive`` are sealed here; a row without ``sealed_value`` is written in clear (and
-        replaces a sealed value stored before)."""
+        replaces a sealed value stored before). Rows are dicts, or with ``columns`` tuples of those columns in that
+        order (``sealed_value`` among them: the log consumer's writes, no dict a row)."""
         if not rows:
             return
-        if sensitive or "sealed_value" not in rows[0]:
+        if columns is not None and (sensitive or "sealed_value" not in columns):
+            rows, columns = [dict(zip(columns, r, strict=True)) for r in rows], None
+        if columns is None and (sensitive or "sealed_value" not in rows[0]):
             rows = [self._at_rest(r, value_text, sensitive) for r in rows]
         t = self.t["tag"]
-        columns = tuple(rows[0])
+        names = columns if columns is not None else tuple(rows[0])
         # sealed_value is bytes or None, which sqlite3 and psycopg take as they are: no bind processor per row.
         raw = ("sealed_value",) if conn.dialect.name in ("sqlite", "postgresql") else ()
         bulk(
             conn,
-            ("upsert_tags", columns),
-            lambda: upsert_statement(conn.dialect.name, t, columns, ("profile_id", "name"), TAG_UPDATES),
+            ("upsert_tags", names),
+            lambda: upsert_statement(conn.dialect.name, t, names, ("profile_id", "name"), TAG_UPDATES),
             rows,
+            columns,
             encoded=(*raw, "tag_value") if value_text else raw,
         )
 
