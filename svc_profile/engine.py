@@ -87,10 +87,12 @@ class Engine(Loading):
     def set_segments(self, rules: Iterable[SegmentRule]) -> None:
         by_id = {r.segment_id: r for r in rules}
         done: dict[str, SegmentRule] = {}
+        visiting: set[str] = set()
 
         def visit(rule: SegmentRule) -> None:
-            if rule.segment_id in done:
-                return
+            if rule.segment_id in done or rule.segment_id in visiting:
+                return  # a cycle stored before the check ran under the writer lock: order it anyhow, do not recurse
+            visiting.add(rule.segment_id)
             for dep in sorted(rule.refs.segments if rule.refs else ()):
                 if dep in by_id and dep not in done:
                     visit(by_id[dep])

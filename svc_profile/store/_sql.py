@@ -410,11 +410,6 @@ class ProfileStore(TagStatements):
         stmt = select(t.c.outbox_id, t.c.body).where(t.c.sent_us.is_(None)).order_by(t.c.outbox_id).limit(limit)
         return list(conn.execute(stmt))
 
-    def mark_sent(self, conn: Connection, ids: list[int], at_us: int) -> None:
-        t = self.t["outbox"]
-        for part in chunks(ids):
-            conn.execute(update(t).where(t.c.outbox_id.in_(part)).values(sent_us=at_us))
-
     # -- lifecycle and cursor ------------------------------------------------------------------------
     def add_transitions(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if rows:
