@@ -208,3 +208,18 @@ def test_loading_warns_of_active_readers_of_a_tag_archived_before_the_check(
         with caplog.at_level("WARNING", logger="qiming.profile"):
             defs.load()
         assert "archived tag 'is_c3' is read by active segment 'c3_people'" in caplog.text
+
+
+def test_a_stored_segment_cycle_still_loads(tmp_path: Path) -> None:
+    """Two segments reading each other (stored by the race before the writer-lock fix): ordering them recursed without
+    end (RecursionError at start); now both are ordered and kept."""
+    from svc_common.conditions import References
+    from svc_profile.rules import SegmentRule
+
+    def reads(other: str) -> References:
+        return References(fields=frozenset(), event_windows={}, segments=frozenset({other}), tags=frozenset())
+
+    with profile_app(profile_settings(tmp_path, finance_pack=False)) as app:
+        engine = app.core.engine
+        engine.set_segments([SegmentRule("a", 1, None, reads("b")), SegmentRule("b", 1, None, reads("a"))])
+        assert sorted(engine.segments) == ["a", "b"]
