@@ -108,6 +108,9 @@ class CampaignSettings(ServiceSettings):
     publish_rejected_retry_seconds: float = Field(default=60.0, ge=1.0, le=3_600.0)
     """A ``$message_*`` event svc_collect rejected (quarantined) stays in ``campaign_pending_event`` and is sent again
     after this many seconds, the wait doubling with each rejection in a row up to one hour."""
+    publish_rejected_hold_seconds: float = Field(default=86_400.0, ge=0.0)
+    """A rejected ``$message_*`` event holds back its customer's later events (so that they reach the log in order)
+    for at most this many seconds from its first rejection; then they go without it (0: never held back)."""
     delivery_concurrency: int = Field(default=16, ge=1, le=512)
     """Deliveries in flight at once."""
     delivery_batch_size: int = Field(default=200, ge=1)

@@ -33,6 +33,7 @@ class EventPublisher:
         *,
         offload: Offload = asyncio.to_thread,
         rejected_retry_seconds: float = 60.0,
+        rejected_hold_seconds: float = 86_400.0,
     ) -> None:
         self._offload = offload
         self.db = database
@@ -41,10 +42,12 @@ class EventPublisher:
         self.store = MessageStore(tables)
         self.rejected_retry_seconds = rejected_retry_seconds
         """The first wait before a rejected event is sent again; it doubles with each rejection in a row."""
+        self.rejected_hold = dt.timedelta(seconds=rejected_hold_seconds)
+        """How long a rejected event holds back its customer's later events (``publish_rejected_hold_seconds``)."""
 
     def _pending(self, limit: int = 500) -> list[Row]:
         with self.db.connection() as conn:
-            return self.store.pending_events(conn, limit, dt.datetime.now(dt.UTC))
+            return self.store.pending_events(conn, limit, dt.datetime.now(dt.UTC), self.rejected_hold)
 
     def _done(self, ids: list[str], rejections: list[dict[str, Any]]) -> None:
         with self.db.connection(write=True) as conn:

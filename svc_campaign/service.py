@@ -120,12 +120,9 @@ class CampaignService(TemplateBook):
             Dispatcher(database, tables, self.clock, adapter, settings, self._paused, offload=run) if adapter else None
         )
         self.collect = collect
-        retry = settings.publish_rejected_retry_seconds
-        self.publisher = (
-            EventPublisher(database, tables, collect, offload=run, rejected_retry_seconds=retry)
-            if collect is not None
-            else None
-        )
+        self.publisher: EventPublisher | None = None
+        if collect is not None:
+            self.publisher = EventPublisher(database, tables, collect, offload=run, **_publishing(settings))
         self.follower: Any = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -147,11 +144,7 @@ class CampaignService(TemplateBook):
                 keepalive_timeout_seconds=self.settings.grpc_keepalive_timeout_seconds,
             )
             self.publisher = EventPublisher(
-                self.db,
-                self.t,
-                self.collect,
-                offload=self.threads.run,
-                rejected_retry_seconds=self.settings.publish_rejected_retry_seconds,
+                self.db, self.t, self.collect, offload=self.threads.run, **_publishing(self.settings)
             )
         if self.collect is not None:
             from svc_common.logclient import LogFollower
@@ -488,6 +481,14 @@ class CampaignService(TemplateBook):
                 limit=limit,
             )
         return [to_proto(r) for r in rows]
+
+
+def _publishing(settings: CampaignSettings) -> dict[str, float]:
+    """The event publisher's settings."""
+    return {
+        "rejected_retry_seconds": settings.publish_rejected_retry_seconds,
+        "rejected_hold_seconds": settings.publish_rejected_hold_seconds,
+    }
 
 
 __all__ = [

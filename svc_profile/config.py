@@ -77,6 +77,12 @@ class ProfileSettings(ServiceSettings):
     """An outbox event svc_collect rejected (quarantined) stays unsent and is sent again after this many seconds,
     the wait doubling with each rejection in a row up to one hour: a fixed cause (the keyring, a schema) heals
     without a hot loop filling the quarantine."""
+    outbox_rejected_hold_seconds: float = Field(default=86_400.0, ge=0.0)
+    """A rejected outbox event holds back its person's later events (so that they reach the log in order) for at most
+    this many seconds from its first rejection; then they go without it (0: never held back)."""
+    outbox_sent_retention_seconds: float = Field(default=86_400.0, ge=60.0)
+    """Sent outbox rows are deleted this many seconds after they were sent (a ``$profile_erased`` row holds the
+    erased customer's number)."""
     max_import_rows: int = Field(default=1_000_000, ge=1)
     """Rows one ImportAttributes call may send; the row past it ends the call with RESOURCE_EXHAUSTED (the chunks
     before it stay applied). Bounds how long one call holds the writer, not memory (see ``import_chunk_rows``)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from svc_common.pb.qiming.common.v1 import event_pb2
@@ -19,6 +20,8 @@ from svc_profile.store import _outbox
 from svc_profile.store._outbox import OutboxRow, Rejection
 
 log = logging.getLogger("qiming.profile")
+PURGE_INTERVAL_SECONDS = 600.0
+"""How often an idle publisher deletes the rows sent longer ago than ``outbox_sent_retention_seconds``."""
 
 
 class OutboxPublisher:
@@ -41,9 +44,13 @@ class OutboxPublisher:
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
+        purged_at = 0.0
         while True:
             try:
                 handled = await self.drain()
+                if not handled and time.monotonic() - purged_at >= PURGE_INTERVAL_SECONDS:
+                    purged_at = time.monotonic()
+                    await asyncio.to_thread(self.purge, now_us())
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -79,8 +86,21 @@ class OutboxPublisher:
         return len(rows)
 
     def _due(self, now: int) -> list[OutboxRow]:
+        settings = self.core.settings
+        hold_us = int(settings.outbox_rejected_hold_seconds * 1_000_000)
         with self.core.database.connection() as conn:
-            return _outbox.due(conn, self.core.store.t["outbox"], now, self.core.settings.outbox_batch)
+            return _outbox.due(conn, self.core.store.t["outbox"], now, settings.outbox_batch, hold_us)
+
+    def purge(self, now: int) -> int:
+        """Delete the rows sent more than ``outbox_sent_retention_seconds`` ago (in steps); returns how many."""
+        before = now - int(self.core.settings.outbox_sent_retention_seconds * 1_000_000)
+        total = 0
+        while True:
+            with self.core.database.connection(write=True) as conn:
+                deleted = _outbox.purge_sent(conn, self.core.store.t["outbox"], before)
+            total += deleted
+            if deleted < _outbox.PURGE_STEP_ROWS:
+                return total
 
     def _mark(self, sent: list[int], rejections: list[Rejection], now: int) -> None:
         t = self.core.store.t["outbox"]

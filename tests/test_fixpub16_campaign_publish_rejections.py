@@ -74,24 +74,31 @@ def test_a_rejected_message_event_stays_pending_until_the_log_takes_it(
 
 def test_a_customers_later_event_waits_behind_its_held_back_earlier_one(tmp_path: Path) -> None:
     """A customer's events reach the log in the order they were made: with the $message_sent held back after a
-    rejection, its $message_clicked waits (it went first before); another customer's event is not held up."""
+    rejection, its $message_clicked waits (it went first before), for up to the hold; another customer's events go."""
     now = dt.datetime.now(dt.UTC)
     with campaign_service(tmp_path / "c") as service:
         sent = make_event("$message_sent", user_id="c1", message_id="m1")
         clicked = make_event("$message_clicked", user_id="c1", message_id="m1")
         other = make_event("$message_sent", user_id="c2", message_id="m2")
+        other_clicked = make_event("$message_clicked", user_id="c2", message_id="m2")
+        later = now + dt.timedelta(seconds=1)
         with service.db.connection(write=True) as conn:
-            add_pending_event(conn, service.t, sent.event_id, sent.SerializeToString(), now, "c1")
-            later = now + dt.timedelta(seconds=1)
-            add_pending_event(conn, service.t, clicked.event_id, clicked.SerializeToString(), later, "c1")
-            add_pending_event(conn, service.t, other.event_id, other.SerializeToString(), later, "c2")
+            for event, at in ((sent, now), (clicked, later), (other, later), (other_clicked, later)):
+                add_pending_event(conn, service.t, event.event_id, event.SerializeToString(), at, event.user_id)
             p = service.t["pending_event"]
-            conn.execute(update(p).where(p.c.event_id == sent.event_id).values(retry_at=now + dt.timedelta(hours=1)))
+            rejected = {"rejected_reason": "UNKNOWN_PROPERTY", "rejected_at": now}
+            rejected["retry_at"] = now + dt.timedelta(hours=1)
+            conn.execute(update(p).where(p.c.event_id == sent.event_id).values(rejected))
         store = EventPublisher(service.db, service.t, None).store
+        c2 = {other.event_id, other_clicked.event_id}
 
-        def due(at: dt.datetime) -> list[str]:
+        def due(at: dt.datetime, hold: dt.timedelta) -> tuple[str, set[str]]:
+            """The first due event (the oldest), and the others (of one time)."""
             with service.db.connection() as conn:
-                return [row.event_id for row in store.pending_events(conn, 10, at)]
+                ids = [row.event_id for row in store.pending_events(conn, 10, at, hold)]
+            return (ids[0], set(ids[1:])) if ids and ids[0] == sent.event_id else ("", set(ids))
 
-        assert due(now) == [other.event_id]  # c1's click waits behind its held-back send
-        assert due(now + dt.timedelta(hours=2)) == [sent.event_id, other.event_id]  # the send first, alone
+        day = dt.timedelta(days=1)
+        assert due(now, day) == ("", c2)  # c1's click waits behind its held-back send
+        assert due(now + dt.timedelta(hours=2), day) == (sent.event_id, c2)  # the send is due, the click still waits
+        assert due(now + dt.timedelta(days=2), day) == (sent.event_id, {clicked.event_id, *c2})  # past the hold

@@ -103,3 +103,47 @@ def test_the_publisher_reads_and_marks_off_the_event_loop(tmp_path: Path, monkey
         sent, loop_thread = asyncio.run(drain())
         assert sent == 1 and len(threads) == 2  # the read of due rows, the write of their outcome
         assert loop_thread not in threads
+
+
+def test_due_rows_hold_back_a_persons_later_rows_for_a_while_and_sent_rows_are_purged(tmp_path: Path) -> None:
+    """``due``: a person's later rows wait behind its rejected row for ``hold_us`` from its first rejection, then go
+    without it (a row that can never pass must not block the person's erasure for ever); rows of persons without a
+    rejection go together. ``purge_sent`` deletes rows sent before a time, never an unsent one."""
+    from sqlalchemy import insert, select
+
+    from svc_profile.store import _outbox
+
+    with profile_app(profile_settings(tmp_path, finance_pack=False)) as app:
+        t = app.core.store.t["outbox"]
+        now, hour = 10**15, 3_600 * SECOND
+        rows = [
+            # id, person, sent, rejected at, retry at
+            (1, "k1", None, now - hour, now - 1),  # rejected an hour ago, due again
+            (2, "k1", None, None, None),  # behind it
+            (3, "k2", None, None, None),
+            (4, "k2", None, None, None),  # k2 has no rejection: both go
+            (5, None, None, None, None),  # written before person_key: always due
+            (6, "k3", now - 2 * 86_400 * SECOND, None, None),  # sent two days ago
+            (7, "k3", now - 60 * SECOND, None, None),  # sent a minute ago
+        ]
+        with app.core.database.connection(write=True) as conn:
+            for outbox_id, person, sent, rejected, retry in rows:
+                values = {"outbox_id": outbox_id, "event_id": str(outbox_id), "body": b"", "created_us": now}
+                values |= {"person_key": person, "sent_us": sent, "rejected_us": rejected, "retry_us": retry}
+                values |= {"rejected_reason": "UNSIGNED_SYSTEM_EVENT" if rejected else None}
+                conn.execute(insert(t).values(values))
+        with app.core.database.connection() as conn:
+            held = [r.outbox_id for r in _outbox.due(conn, t, now, 10, hold_us=2 * hour)]
+            released = [r.outbox_id for r in _outbox.due(conn, t, now, 10, hold_us=hour // 2)]
+        assert held == [1, 3, 4, 5]
+        assert released == [1, 2, 3, 4, 5]  # the rejection is older than the hold: k1's later row goes
+        with app.core.database.connection(write=True) as conn:
+            assert _outbox.purge_sent(conn, t, now - 86_400 * SECOND) == 1
+            assert [r.outbox_id for r in conn.execute(select(t.c.outbox_id).order_by(t.c.outbox_id))] == [
+                1,
+                2,
+                3,
+                4,
+                5,
+                7,
+            ]

@@ -143,18 +143,28 @@ class MessageStore:
 
     # -- pending log events ---------------------------------------------------------------------------
 
-    def pending_events(self, conn: Connection, limit: int, now: dt.datetime) -> list[Row]:
-        """Pending events oldest first: not while held back after a rejection (until their ``retry_at``), nor while an
-        older event of the same customer is pending, so that a customer's events reach the log in the order they were
-        made (a ``$message_clicked`` never before its ``$message_sent``)."""
+    def pending_events(
+        self, conn: Connection, limit: int, now: dt.datetime, hold: dt.timedelta = dt.timedelta(0)
+    ) -> list[Row]:
+        """Pending events oldest first, but those held back after a rejection (until their ``retry_at``) and the later
+        events of a customer whose earlier event svc_collect rejected (for up to ``hold`` from its first rejection):
+        a customer's events reach the log in the order they were made (a ``$message_clicked`` not before its
+        ``$message_sent``; a customer's events are made at different times: a send, then its receipts)."""
         table = self.t["pending_event"]
         p, older = table.c, table.alias("older").c
-        waiting = (
-            select(older.event_id).where(older.person_key == p.person_key, older.created_at < p.created_at).exists()
+        holding = (
+            select(older.event_id)
+            .where(
+                older.person_key == p.person_key,
+                older.created_at < p.created_at,
+                older.rejected_reason.is_not(None),
+                older.rejected_at > now - hold,
+            )
+            .exists()
         )
         query = (
             select(p.event_id, p.payload, p.rejected_reason, p.rejected_at, p.rejections)
-            .where(or_(p.retry_at.is_(None), p.retry_at <= now), or_(p.person_key.is_(None), ~waiting))
+            .where(or_(p.retry_at.is_(None), p.retry_at <= now), or_(p.person_key.is_(None), ~holding))
             .order_by(p.created_at)
             .limit(limit)
         )

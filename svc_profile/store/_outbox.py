@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, delete, or_, select, update
 from sqlalchemy.engine import Connection
 
 from svc_profile.store._bulk import chunks
@@ -36,15 +36,22 @@ class Rejection:
     retry_us: int
 
 
-def due(conn: Connection, t: Table, now_us: int, limit: int) -> list[OutboxRow]:
-    """Unsent rows, oldest first: of each person only the oldest unsent row, and not while it is held back after a
-    rejection (until its retry time). A person's events thus reach the log in the order they were made, even when
-    one was rejected and sent again later (``$segment_exited`` never before its ``$segment_entered``)."""
+def due(conn: Connection, t: Table, now_us: int, limit: int, hold_us: int = 0) -> list[OutboxRow]:
+    """Unsent rows, oldest first, but those held back after a rejection (until their retry time) and the later rows
+    of a person whose earlier row svc_collect rejected (for up to ``hold_us`` from its first rejection): a person's
+    events reach the log in the order they were made (a ``$segment_exited`` not before its ``$segment_entered``).
+    Rows of persons without a rejection all go, in order, in one batch."""
     c = t.c
     older = t.alias("older")
-    waiting = (
+    holding = (
         select(older.c.outbox_id)
-        .where(older.c.person_key == c.person_key, older.c.sent_us.is_(None), older.c.outbox_id < c.outbox_id)
+        .where(
+            older.c.person_key == c.person_key,
+            older.c.sent_us.is_(None),
+            older.c.outbox_id < c.outbox_id,
+            older.c.rejected_reason.is_not(None),
+            older.c.rejected_us > now_us - hold_us,
+        )
         .exists()
     )
     stmt = (
@@ -52,13 +59,27 @@ def due(conn: Connection, t: Table, now_us: int, limit: int) -> list[OutboxRow]:
         .where(
             c.sent_us.is_(None),
             or_(c.retry_us.is_(None), c.retry_us <= now_us),
-            or_(c.person_key.is_(None), ~waiting),
+            or_(c.person_key.is_(None), ~holding),
         )
-        .order_by(c.outbox_id)
+        # (sent_us, outbox_id): the unsent index serves it (ordered by outbox_id alone, PostgreSQL walked every
+        # sent row by the primary key: 248 ms a call at 1,000,000 sent rows, 2.9 ms so).
+        .order_by(c.sent_us, c.outbox_id)
         .limit(limit)
     )
     rows = conn.execute(stmt)
     return [OutboxRow(r.outbox_id, bytes(r.body), r.rejected_reason, r.rejections or 0, r.rejected_us) for r in rows]
+
+
+PURGE_STEP_ROWS = 10_000
+"""Sent rows deleted per transaction by ``purge_sent``."""
+
+
+def purge_sent(conn: Connection, t: Table, before_us: int, limit: int = PURGE_STEP_ROWS) -> int:
+    """Delete up to ``limit`` rows sent before ``before_us``; returns how many."""
+    ids = [r.outbox_id for r in conn.execute(select(t.c.outbox_id).where(t.c.sent_us < before_us).limit(limit))]
+    for part in chunks(ids):
+        conn.execute(delete(t).where(t.c.outbox_id.in_(part)))
+    return len(ids)
 
 
 def outbox_row(event: Any, profile_id: str, now_us: int) -> dict[str, Any]:
@@ -91,4 +112,4 @@ def mark_rejected(conn: Connection, t: Table, rejections: list[Rejection]) -> No
         conn.execute(update(t).where(t.c.outbox_id == r.outbox_id).values(values))
 
 
-__all__ = ["OutboxRow", "Rejection", "due", "mark_rejected", "mark_sent", "outbox_row"]
+__all__ = ["OutboxRow", "Rejection", "due", "mark_rejected", "mark_sent", "outbox_row", "purge_sent"]
