@@ -40,18 +40,7 @@ TAG_UPDATES = (
 )
 
 
-TAG_WRITE_COLUMNS = (
-    "profile_id",
-    "name",
-    "tag_value",
-    "sealed_value",
-    "source",
-    "writer",
-    "writer_version",
-    "written_us",
-    "expires_us",
-    "trace_id",
-)
+TAG_WRITE_COLUMNS = ("profile_id", "name", *TAG_UPDATES)
 """The columns of a tag write as a tuple (``upsert_tags(…, columns=…)``), in this order."""
 
 
