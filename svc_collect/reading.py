@@ -134,8 +134,9 @@ async def pages(
         if after > sent and position_due:
             sent = after
             yield [], service.cursor(after)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(waiter.wait(), poll_seconds)
+        with contextlib.suppress(TimeoutError):  # asyncio.timeout: a cancellation is never taken for it
+            async with asyncio.timeout(poll_seconds):
+                await waiter.wait()
     if after > sent:
         yield [], service.cursor(after)
 

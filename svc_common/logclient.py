@@ -108,8 +108,11 @@ class CollectClient:
 
     async def wait_reachable(self, timeout_seconds: float) -> bool:
         """Whether the collector's channel is connected within ``timeout_seconds`` (it starts connecting)."""
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can turn a cancellation that meets its own timeout into
+        # TimeoutError; the follower then took it for "not reachable yet", and a stop waited for it for ever.
         try:
-            await asyncio.wait_for(self._channel.channel_ready(), timeout_seconds)
+            async with asyncio.timeout(timeout_seconds):
+                await self._channel.channel_ready()
         except TimeoutError:
             return False
         return True

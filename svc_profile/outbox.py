@@ -59,8 +59,11 @@ class OutboxPublisher:
                 continue
             if not handled:
                 self.wake.clear()
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can turn a cancellation that meets its own
+                # timeout into TimeoutError (suppressed here), and the loop then outlived the service's stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+                    async with asyncio.timeout(1.0):
+                        await self.wake.wait()
 
     async def drain(self) -> int:
         """Publishes one batch of due rows; returns how many were answered (sent or rejected)."""

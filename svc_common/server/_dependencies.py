@@ -119,8 +119,9 @@ class DependencyWatch:
             await self.apply()
             self._wake.clear()
             wait = min(p.next_at for p in self._probes) - time.monotonic()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(wait, 0))
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: a stop's cancellation is never taken for it
+                async with asyncio.timeout(max(wait, 0)):
+                    await self._wake.wait()
 
     async def apply(self) -> None:
         """Health as the probes last answered (only the names whose status changes are set: each set notifies every
