@@ -87,6 +87,10 @@ class EventMatcher:
         return event.event_type == self.event_type and (self.filter is None or matches_event(self.filter, event))
 
 
+ERASED_CAUSE = "erased"
+"""The ``cause`` of the ``$segment_exited`` events svc_profile publishes for an erasure (svc_profile.erasure)."""
+
+
 def _key(event: event_pb2.Event, prop: str) -> str:
     if not prop:
         return ""
@@ -132,7 +136,10 @@ class SegmentChangeTrigger(Trigger):
         self.event_types = frozenset({self.event_type})
 
     def on_event(self, state: dict[str, Any], event: event_pb2.Event) -> Step:
-        return Step(fire=event.event_type == self.event_type and _key(event, "segment_id") == self.segment_id)
+        # An erasure's exits (cause "erased") come just before its $profile_erased: a journey must not start for a
+        # customer whose data is being erased.
+        fire = event.event_type == self.event_type and _key(event, "segment_id") == self.segment_id
+        return Step(fire=fire and _key(event, "cause") != ERASED_CAUSE)
 
 
 class RepeatedTrigger(Trigger):

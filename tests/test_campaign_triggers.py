@@ -219,3 +219,22 @@ def test_waits_for_an_event_with_a_timeout_and_two_exits(tmp_path, database_url)
         report = service.get_report("j1") if hasattr(service, "get_report") else None
         assert report is None or report.entered == 2
         assert statuses(service, "c1") == [("QUEUED", "")]
+
+
+def test_an_erasures_segment_exit_starts_no_journey() -> None:
+    """svc_profile publishes $segment_exited (cause "erased") just before $profile_erased: a CHANGE_EXITED journey
+    must not enrol (and message) a customer whose data is being erased; an exit for any other cause still fires."""
+    from svc_campaign.triggers import compile_trigger
+    from svc_common.pb.qiming.common.v1 import event_pb2
+
+    spec = pb.Trigger(segment=pb.SegmentTrigger(segment_id="vip", change=pb.SegmentTrigger.CHANGE_EXITED))
+    trigger = compile_trigger(spec)
+
+    def exited(cause: str) -> event_pb2.Event:
+        event = event_pb2.Event(event_type="$segment_exited", user_id="c1")
+        event.properties["segment_id"].string_value = "vip"
+        event.properties["cause"].string_value = cause
+        return event
+
+    assert trigger.on_event({}, exited("event")).fire
+    assert not trigger.on_event({}, exited("erased")).fire
