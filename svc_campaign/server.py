@@ -21,7 +21,7 @@ from svc_common.pb.qiming.campaign.v1 import campaign_pb2_grpc as pb_grpc
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.runtime import ServiceRuntime
 from svc_common.server import ServiceSpec, note_customers
-from svc_common.timestamps import timestamp_datetime
+from svc_common.timestamps import range_datetimes, timestamp_datetime
 
 T = TypeVar("T")
 LIST_PAGE_BYTES = PAGE_BYTES
@@ -29,12 +29,6 @@ LIST_PAGE_BYTES = PAGE_BYTES
 
 async def _run(function: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(function, *args)
-
-
-def _range(time_range: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
-    start = timestamp_datetime(time_range.start, "time_range.start") if time_range.HasField("start") else None
-    end = timestamp_datetime(time_range.end, "time_range.end") if time_range.HasField("end") else None
-    return start, end
 
 
 def _customer(ref: types_pb2.UserRef, field: str = "user") -> str:
@@ -152,7 +146,7 @@ class JourneyServicer(_Transactional, pb_grpc.JourneyServiceServicer):
         self, request: pb.GetJourneyReportRequest, context: aio.ServicerContext
     ) -> pb.GetJourneyReportResponse:
         _required(request.journey_id, "journey_id")
-        start, end = _range(request.time_range)
+        start, end = range_datetimes(request.time_range)
         return await _run(self._read, self._s.journeys.report, request.journey_id, start, end)
 
     async def GetJourneyProgress(
@@ -283,7 +277,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         size = page_size(request.page.page_size)
         position = decode_token(request.page.page_token, kind)
         after = (dt.datetime.fromisoformat(position["at"]), str(position["id"])) if position else None
-        start, end = _range(request.time_range)
+        start, end = range_datetimes(request.time_range)
         found = await _run(
             lambda: self._s.list_messages(
                 user=user,

@@ -1,4 +1,4 @@
-"""The checks of QuarantineService's (and GetIngestStats') request arguments: reasons, page positions, time ranges."""
+"""The checks of QuarantineService's request arguments: reasons and page positions."""
 
 from __future__ import annotations
 
@@ -7,15 +7,6 @@ from collections.abc import Sequence
 from svc_collect.validation import reason_name
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.paging import invalid_page_token
-from svc_common.timestamps import timestamp_micros
-
-
-def range_micros(span: object) -> tuple[int | None, int | None]:
-    """A TimeRange as (start, end) microseconds, None for an open bound."""
-    start = timestamp_micros(span.start, "time_range.start") if span.HasField("start") else None  # type: ignore[attr-defined]
-    end = timestamp_micros(span.end, "time_range.end") if span.HasField("end") else None  # type: ignore[attr-defined]
-    return start, end
-
 
 # What a quarantine record's reason can be: the rejections of validation.py and _schema_rules.py.
 QUARANTINE_REASONS = frozenset(

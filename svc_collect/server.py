@@ -12,7 +12,7 @@ from svc_collect.config import CollectSettings
 from svc_collect.health import dependency_probes
 from svc_collect.ingest_streams import OpenStreams, stopping_error
 from svc_collect.output_only import clear_output_only_in
-from svc_collect.quarantine_args import quarantine_position, range_micros, reason_names
+from svc_collect.quarantine_args import quarantine_position, reason_names
 from svc_collect.reading import customers_of
 from svc_collect.service import (
     ACCEPTED,
@@ -32,6 +32,7 @@ from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import errors_pb2
 from svc_common.runtime import ServiceRuntime
 from svc_common.server import Encoded, ServiceSpec, current_call, note_customers
+from svc_common.timestamps import range_micros
 
 _REPLAY_DEFAULT, _REPLAY_MAX = 100, 1000
 _REPLAY_TOKEN = "quarantine_replay"  # a replay's page token: not interchangeable with a listing's

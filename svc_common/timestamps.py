@@ -36,3 +36,17 @@ def timestamp_datetime(ts: Any, field: str) -> dt.datetime:
     """``ts`` as an aware UTC datetime, checked (``check_timestamp``)."""
     check_timestamp(ts, field)
     return ts.ToDatetime(tzinfo=dt.UTC)
+
+
+def range_micros(span: Any, field: str = "time_range") -> tuple[int | None, int | None]:
+    """A request's ``TimeRange`` as (start, end) microseconds, None for an open bound; each bound checked."""
+    start = timestamp_micros(span.start, f"{field}.start") if span.HasField("start") else None
+    end = timestamp_micros(span.end, f"{field}.end") if span.HasField("end") else None
+    return start, end
+
+
+def range_datetimes(span: Any, field: str = "time_range") -> tuple[dt.datetime | None, dt.datetime | None]:
+    """A request's ``TimeRange`` as aware UTC datetimes, None for an open bound; each bound checked."""
+    start = timestamp_datetime(span.start, f"{field}.start") if span.HasField("start") else None
+    end = timestamp_datetime(span.end, f"{field}.end") if span.HasField("end") else None
+    return start, end

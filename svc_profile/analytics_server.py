@@ -9,15 +9,14 @@ from svc_common.errors import FieldViolation, InvalidArgument, refuse_reversed_r
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
 from svc_common.server import current_call
-from svc_common.timestamps import timestamp_micros
+from svc_common.timestamps import range_micros
 from svc_profile.analytics import median
 
 _DIRECTIONS = frozenset(pb.ComputePathsRequest.Direction.values())
 
 
 def _range(span: Any) -> tuple[int | None, int | None]:
-    start = timestamp_micros(span.start, "time_range.start") if span.HasField("start") else None
-    end = timestamp_micros(span.end, "time_range.end") if span.HasField("end") else None
+    start, end = range_micros(span)
     refuse_reversed_range(start, end)
     return start, end
 

@@ -150,7 +150,7 @@ def test_out_of_range_request_timestamps_name_their_field(tmp_path, database_url
     """Report ranges, a receipt's time, a journey's window: INVALID_ARGUMENT naming the field (they were INTERNAL)."""
     from google.protobuf.timestamp_pb2 import Timestamp
 
-    from svc_campaign.server import _range
+    from svc_common.timestamps import range_datetimes as _range
 
     far = Timestamp(seconds=2**40)  # epoch milliseconds put in seconds
     with pytest.raises(InvalidArgument) as refused:
