@@ -32,6 +32,7 @@ RESERVED_EVENT_TYPES = frozenset(
     }
 )
 NUL_MESSAGE = "must not contain the NUL character (U+0000)"
+_NOT_ENUMERABLE = frozenset({types_pb2.VALUE_TYPE_TIMESTAMP, types_pb2.VALUE_TYPE_STRING_LIST})
 SIGNED_TYPE_MESSAGE = (
     "{!r} takes no schema: only svc_profile writes it, signed, and svc_collect checks its signature; a schema could "
     'only make svc_collect reject it (docs/collect.md, "Reserved event types")'
@@ -121,6 +122,17 @@ def compile_schema(schema: collect_pb2.EventSchema, max_properties: int) -> Comp
             problems.append(FieldViolation(f"{where}.protection", "only string properties can be pseudonymized"))
             continue
         allowed: frozenset[object] | None = None
+        if spec.allowed_values and spec.type in _NOT_ENUMERABLE:
+            # A list or a timestamp is not one of a few values (and its message cannot be a set member: it was
+            # INTERNAL). A list's items can be limited by the consumer's conditions instead.
+            problems.append(
+                FieldViolation(
+                    f"{where}.allowed_values",
+                    f"allowed values apply to string, int, double, bool and money properties, not to "
+                    f"{types_pb2.ValueType.Name(spec.type).removeprefix('VALUE_TYPE_').lower()}",
+                )
+            )
+            continue
         if spec.allowed_values:
             bad = [j for j, v in enumerate(spec.allowed_values) if v.WhichOneof("kind") not in kinds]
             if bad:

@@ -94,7 +94,10 @@ def _fill_compact(add: Callable[..., object], outcomes: IngestOutcomes) -> tuple
             else:
                 add(index=index, event_id=rows[item].event_id, status=DUPLICATE, cursor=f"{tag}{result.seq:x}")
             continue
-        rejected += 1
+        if item.status == DUPLICATE:  # type: ignore[union-attr]  # a rejected event the log held already
+            duplicate += 1
+        else:
+            rejected += 1
         _add_outcome(add, item)  # type: ignore[arg-type]
     return accepted, duplicate, rejected
 
@@ -132,8 +135,11 @@ def _encode_results(tag: str, outcomes: IngestOutcomes) -> tuple[bytes, int, int
 
     accepted = duplicate = rejected = 0
     for index, item in enumerate(outcomes.items):
-        if item.__class__ is not int:
-            rejected += 1
+        if item.__class__ is not int:  # rejected, or a rejected event the log held already (a duplicate)
+            if item.status == DUPLICATE:  # type: ignore[union-attr]
+                duplicate += 1
+            else:
+                rejected += 1
             _add_outcome(add, item)  # type: ignore[arg-type]
             continue
         result = appended[item]
@@ -380,8 +386,10 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
         response = collect_pb2.ReplayQuarantinedEventsResponse()
         accepted, duplicate, rejected = _fill_results(response, outcomes)
         released_before = sum(1 for r in records if r.released_seq is not None)  # named again: DUPLICATE, not counted
-        response.accepted_count = accepted + duplicate - released_before
-        response.still_rejected_count = rejected
+        # DUPLICATE with PAYLOAD_MISMATCH: another event holds the id, this one was not stored and stays quarantined.
+        mismatched = sum(1 for o in outcomes if o.reason == errors_pb2.ERROR_REASON_PAYLOAD_MISMATCH)
+        response.accepted_count = accepted + duplicate - released_before - mismatched
+        response.still_rejected_count = rejected + mismatched
         response.next_page_token = next_token
         return response
 

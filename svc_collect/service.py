@@ -36,6 +36,7 @@ from svc_collect.validation import (
     flag_names,
     reason_name,
     refuse_nul_in,
+    serialize,
 )
 from svc_collect.wire import encode_read_response
 from svc_common.errors import (
@@ -104,6 +105,10 @@ class EventOutcome:
 
 RELEASED_MESSAGE = "released by an earlier replay: the event is in the log at this cursor"
 PAYLOAD_MISMATCH_MESSAGE = "the same event_id was sent before with a different payload; the first one is kept"
+REPLAY_MISMATCH_MESSAGE = (
+    "the log holds another event under this event_id (a different payload), so this one was not stored; if it is a "
+    "different event, send it again with a new event_id"
+)
 
 
 class IngestOutcomes(Sequence[EventOutcome]):
@@ -269,6 +274,8 @@ class CollectService:
         batch, pending = self._prepare(events, now_us, output_only_cleared=output_only_cleared)
         note_batch_customers(batch.rows, pending, events)
         appended = await self._append(batch)
+        if batch.known:
+            pending = self._known_as_duplicates(pending, batch.known)
         return IngestOutcomes(pending, batch.rows, appended, self._log_tag)
 
     async def _append(self, batch: WriteBatch) -> list[Appended]:
@@ -349,6 +356,11 @@ class CollectService:
     def _quarantine_row(self, event: event_pb2.Event, rejection: Rejection) -> QuarantineRow:
         quarantine_id = str(uuid.uuid4())
         sealed = self._protector.sealer.seal(event.SerializeToString(), quarantine_id.encode())
+        # A valid id (normalized by the validator) may be one the log holds: the append answers a retry of the same
+        # payload DUPLICATE, comparing this fingerprint with the stored copy's (computed as for an accepted event).
+        fingerprint = None
+        if rejection.field != "event_id":
+            fingerprint = self._fingerprints.fingerprint(serialize(event, deterministic=True))
         return QuarantineRow(
             quarantine_id,
             event.event_id,
@@ -357,7 +369,20 @@ class CollectService:
             rejection.field,
             rejection.message,
             sealed,
+            fingerprint,
         )
+
+    def _known_as_duplicates(
+        self, pending: list[int | EventOutcome], known: dict[str, Appended]
+    ) -> list[int | EventOutcome]:
+        """The outcomes of a batch with its rejected events that the log holds already answered DUPLICATE."""
+        out: list[int | EventOutcome] = []
+        for item in pending:
+            stored = known.get(item.quarantine_id) if item.__class__ is EventOutcome else None  # type: ignore[union-attr]
+            if stored is not None:
+                item = EventOutcome(item.index, item.event_id, DUPLICATE, cursor=self.cursor(stored.seq))  # type: ignore[union-attr]
+            out.append(item)
+        return out
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -479,6 +504,17 @@ class CollectService:
                 outcome.message,
             )
         appended = await self._append(batch) if batch.rows else []
+        for record, item in zip(live, pending, strict=True):
+            if isinstance(item, int) and appended[item].payload_mismatch:
+                # The log holds another event under this id: this one was not stored and stays quarantined (listed,
+                # unresolved), not released as if it were in the log.
+                await asyncio.to_thread(
+                    self._catalog.note_failed_replay,
+                    record.quarantine_id,
+                    "PAYLOAD_MISMATCH",
+                    "event_id",
+                    REPLAY_MISMATCH_MESSAGE,
+                )
         outcomes = IngestOutcomes(pending, batch.rows, appended, self._log_tag)
         # Results in the order of ``records``; one released by an earlier replay is a DUPLICATE at its position in
         # the log (asked for by id again: the caller learns where it went instead of getting no answer for it).

@@ -17,7 +17,7 @@ SQLAlchemy Core.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import NamedTuple
@@ -79,6 +79,9 @@ class QuarantineRow:
     field_path: str
     message: str
     sealed_event: bytes
+    # The rejected event's fingerprint when its event_id is valid: if the log holds that id already, the event is
+    # a re-sent one and is answered DUPLICATE instead (:func:`settle_known_rejections`).
+    fingerprint: str | None = None
 
 
 @dataclass(slots=True)
@@ -90,6 +93,9 @@ class WriteBatch:
     received_us: int = 0
     # Quarantined events a replay let in: quarantine_id -> index into rows.
     releases: dict[str, int] = field(default_factory=dict)
+    # Set by the append: rejected events whose id the log already holds (quarantine_id -> the stored copy). They are
+    # not quarantined, and count as duplicates.
+    known: dict[str, Appended] = field(default_factory=dict)
 
     def size(self) -> int:
         return len(self.rows) + len(self.quarantined)
@@ -199,7 +205,14 @@ class SqlEventLog:
         if database.engine.dialect.name == "postgresql":
             binary_copy = f"{self._copy_sql} (FORMAT BINARY)"
             self._pg = PgAppender(
-                database, binary_copy, _COPY_TYPES, self._assign, _side_counts, lambda: _LOOKUPS_AFTER_MISS
+                database,
+                binary_copy,
+                _COPY_TYPES,
+                self._assign,
+                _side_counts,
+                lambda: _LOOKUPS_AFTER_MISS,
+                settle_known_rejections,
+                quarantined_rows,
             )
 
     def open(self) -> None:
@@ -236,6 +249,7 @@ class SqlEventLog:
                 done = self._assign(batches, self._existing(conn, ids), head.last_seq, received_us)
                 self._write_rows(conn, done[1])
             results, _, last_seq = done
+            settle_known_rejections(batches, lambda ids: self._existing(conn, ids))
             self._write_side_records(conn, batches, results, received_us)
             conn.execute(self._move_head_sql, {"new_seq": last_seq, "new_received_us": received_us})
         return results
@@ -368,13 +382,15 @@ class SqlEventLog:
                 "sealed_event": q.sealed_event,
             }
             for batch in batches
-            for q in batch.quarantined
+            for q in quarantined_rows(batch)
         ]
         if rows:
             conn.execute(self._quarantine_insert_sql, rows)
         c = self._quarantine.c
         for batch, out in zip(batches, results, strict=True):
             for quarantine_id, index in batch.releases.items():
+                if out[index].payload_mismatch:  # another payload holds the id: this one stays quarantined
+                    continue
                 conn.execute(
                     update(self._quarantine)
                     .where(c.quarantine_id == quarantine_id)
@@ -485,9 +501,43 @@ def _side_counts(batches: Sequence[WriteBatch], results: list[list[Appended]]) -
         else:
             for row, appended in zip(batch.rows, out, strict=True):
                 counts.setdefault(row.event_type, [0, 0, 0])[1 if appended.duplicate else 0] += 1
+        known = batch.known
         for q in batch.quarantined:
-            counts.setdefault(q.event_type, [0, 0, 0])[2] += 1
+            counts.setdefault(q.event_type, [0, 0, 0])[1 if q.quarantine_id in known else 2] += 1
     return counts
+
+
+def settle_known_rejections(
+    batches: Sequence[WriteBatch], lookup: Callable[[list[str]], dict[str, tuple[int, str]]]
+) -> None:
+    """Find the rejected events that the log holds already, the same payload under the same event_id (``lookup``:
+    id -> position, fingerprint of the stored copy, after this append's own rows are written): a client retrying an
+    event the log has is told DUPLICATE, as for any re-sent id, even when the checks changed since (a stricter
+    schema, another policy) and would now refuse it; quarantining that copy reported a durable event as refused, and
+    counted it twice. Another payload under a stored id stays rejected and quarantined: it is content the log does
+    not hold (a forged copy of a signed event, say), kept with its reason.
+
+    Sets each batch's ``known`` afresh (an append tried again decides again); the writers leave those out of the
+    quarantine. Rejected events are rare: nothing is looked up for a group without any."""
+    candidates = [q for batch in batches for q in batch.quarantined if q.fingerprint is not None]
+    for batch in batches:
+        batch.known = {}
+    if not candidates:
+        return
+    found = lookup(list({q.event_id for q in candidates}))
+    if not found:
+        return
+    for batch in batches:
+        for q in batch.quarantined:
+            hit = found.get(q.event_id) if q.fingerprint is not None else None
+            if hit is not None and hit[1] == q.fingerprint:
+                batch.known[q.quarantine_id] = Appended(hit[0], True, False)
+
+
+def quarantined_rows(batch: WriteBatch) -> list[QuarantineRow]:
+    """The rejected events of ``batch`` to quarantine: all but those the log holds already."""
+    known = batch.known
+    return [q for q in batch.quarantined if q.quarantine_id not in known] if known else batch.quarantined
 
 
 def _stored(rows: Sequence) -> list[StoredEvent]:

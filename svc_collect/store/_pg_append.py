@@ -46,7 +46,7 @@ from svc_common.errors import Unavailable
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from svc_collect.store._log import Appended, WriteBatch
+    from svc_collect.store._log import Appended, QuarantineRow, WriteBatch
 
 log = logging.getLogger("qiming.collect.log")
 
@@ -74,6 +74,9 @@ Assign = Callable[
     [Sequence["WriteBatch"], dict[str, tuple[int, str]], int, int], tuple[list[list["Appended"]], list[tuple], int]
 ]
 Counts = Callable[[Sequence["WriteBatch"], list[list["Appended"]]], dict[str, list[int]]]
+Lookup = Callable[[list[str]], dict[str, tuple[int, str]]]
+Settle = Callable[[Sequence["WriteBatch"], Lookup], None]
+Quarantined = Callable[["WriteBatch"], Sequence["QuarantineRow"]]
 
 
 class _Refused(Exception):
@@ -91,6 +94,8 @@ class PgAppender:
         assign: Assign,
         counts: Counts,
         lookups_after_miss: Callable[[], int],
+        settle: Settle,
+        quarantined: Quarantined,
     ) -> None:
         self._engine = database.engine
         self._copy_sql = copy_sql
@@ -98,6 +103,8 @@ class PgAppender:
         self._assign = assign
         self._counts = counts
         self._lookups_after_miss = lookups_after_miss
+        self._settle = settle
+        self._quarantined = quarantined
         self._span_target = cast("Connection", types.SimpleNamespace(engine=database.engine))
         self._held: Any = None  # the pool's proxy of the kept connection
         self._lock = threading.Lock()
@@ -136,6 +143,7 @@ class PgAppender:
             results, rows, last_seq = self._assign(batches, seen, last_seq, received_us)
             if rows:
                 self._copy(conn, rows, refusable=not lookup)
+            self._settle(batches, lambda ids: self._existing(conn, ids))
             self._finish(conn, batches, results, received_us, last_seq)
             return results
         except BaseException:
@@ -210,12 +218,13 @@ class PgAppender:
                 q.sealed_event,
             )
             for batch in batches
-            for q in batch.quarantined
+            for q in self._quarantined(batch)
         ]
         releases = [
             (out[index].seq, received_us, quarantine_id)
             for batch, out in zip(batches, results, strict=True)
             for quarantine_id, index in batch.releases.items()
+            if not out[index].payload_mismatch  # another payload holds the id: this one stays quarantined
         ]
         if quarantined or releases:
             with conn.cursor() as cursor:

@@ -59,7 +59,15 @@ from svc_collect.store._jetstream_parts import (
 )
 from svc_collect.store._jetstream_read import StreamReads
 from svc_collect.store._jetstream_stream import ensure_stream, writes_columns
-from svc_collect.store._log import Appended, LogHead, LogPage, LogRow, SqlEventLog, WriteBatch
+from svc_collect.store._log import (
+    Appended,
+    LogHead,
+    LogPage,
+    LogRow,
+    SqlEventLog,
+    WriteBatch,
+    settle_known_rejections,
+)
 from svc_common.errors import ConfigError, FailedPrecondition, QimingError, Unavailable
 
 log = logging.getLogger("qiming.collect.jetstream")
@@ -232,8 +240,14 @@ class JetStreamEventLog(StreamReads, NatsCalls):
             results = [[None] * len(batch.rows) for batch in batches]
             self._append_rest(batches, received_us, results)
         done: list[list[Appended]] = results  # type: ignore[assignment]
+        # Within the de-duplication window, as for the events themselves (docs/collect.md, "Exactly once").
+        settle_known_rejections(batches, self._indexed)
         self._side.record_side(batches, done, received_us)
         return done
+
+    def _indexed(self, event_ids: list[str]) -> dict[str, tuple[int, str]]:
+        get = self._index.get
+        return {event_id: hit for event_id in event_ids if (hit := get(event_id)) is not None}
 
     async def _append_new(self, rows: list[LogRow], received_us: int) -> list[Appended]:
         """Publish ``rows`` if all their ids are new (none twice, none in the index): their results. Stops with
