@@ -9,8 +9,8 @@
 #     -> DIR/ (default dist/qiming-offline-<version>+<build>-<arch>) and DIR.tar.gz:
 #        wheelhouse/ (every wheel), deploy/ (all of it: this script, the systemd unit, the example configs),
 #        docs/ (the manuals), EXTRAS, BUILD (what was built, from which commit), SHA256SUMS
-#        The Qiming wheel's version carries the build: 0.1.0+g<commit> (0.1.0+g<commit>.dirty.<time> for a
-#        tree with changes, 0.1.0+b<time> outside git), so `qiming version` tells two builds apart.
+#        The Qiming wheel's version carries the build: 0.1.0+g<commit> (0.1.0+g<commit>.dirty for a tree
+#        with changes, 0.1.0+b<UTC time> outside git), so `qiming version` tells two builds apart.
 #
 #   On the target, in the unpacked bundle:
 #     deploy/offline-install.sh install [--prefix /opt/qiming] [--python python3.11] [--extras LIST]
@@ -120,8 +120,7 @@ check_python() {
 build_identity() {
   # BUILD_COMMIT, BUILD_TREE (clean, modified or unknown), BUILD_TIME and BUILD_LABEL, the local version label.
   BUILD_TIME="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  local stamp top
-  stamp="$(date -u -d "$BUILD_TIME" +%Y%m%d%H%M%S)"
+  local top
   BUILD_COMMIT=""
   BUILD_TREE="unknown"
   # Only the tree's own repository: a source archive unpacked inside another repository has no commit.
@@ -132,11 +131,11 @@ build_identity() {
       BUILD_TREE="clean"
       BUILD_LABEL="g${BUILD_COMMIT:0:12}"
     else
-      BUILD_TREE="modified"  # the commit alone does not say what was built
-      BUILD_LABEL="g${BUILD_COMMIT:0:12}.dirty.$stamp"
+      BUILD_TREE="modified"  # the commit alone does not say what was built: BUILD has the wheel's sha256
+      BUILD_LABEL="g${BUILD_COMMIT:0:12}.dirty"
     fi
   else
-    BUILD_LABEL="b$stamp"
+    BUILD_LABEL="b${BUILD_TIME//[^0-9]/}"
   fi
 }
 
@@ -160,6 +159,8 @@ cmd_download() {
   build_identity
   local full_version="$version+$BUILD_LABEL"
   [[ "$version" == *+* ]] && full_version="$version.$BUILD_LABEL"
+  # The services record their version in a 32-character column (ListInstances).
+  [[ "${#full_version}" -le 32 ]] || die "version $full_version is longer than 32 characters"
   OUT="${OUT:-$ROOT_DIR/dist/qiming-offline-$full_version-$ARCH}"
 
   [[ "$EXTRAS_SET" -eq 1 ]] || EXTRAS="$EXTRAS_DEFAULT"
