@@ -196,6 +196,8 @@ record = []
 with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
     for info, data in entries:
         filename = info.filename
+        if filename.endswith("/"):
+            continue  # a directory entry: the files name their directories
         if filename.startswith(old_dir + "/"):
             filename = new_dir + filename[len(old_dir) :]
         if filename == f"{new_dir}/RECORD":
@@ -294,7 +296,7 @@ verify_installed() {
   # $1: the venv's python, $2: the wheel. Every file of the wheel must be in the venv as the wheel has it, and the
   # venv must hold one Qiming distribution: the one whose code `qiming` runs. -I: as the units run it, no PYTHONPATH.
   "$1" -I - "$2" <<'PY'
-import base64, hashlib, sys, zipfile
+import base64, csv, hashlib, sys, zipfile
 from importlib.metadata import distributions
 from pathlib import Path
 
@@ -306,7 +308,7 @@ if len(found) != 1:
 dist = found[0]
 with zipfile.ZipFile(wheel) as z:
     record = next(n for n in z.namelist() if n.endswith(".dist-info/RECORD") and n.count("/") == 1)
-    rows = [line.rsplit(",", 2) for line in z.read(record).decode().splitlines() if line]
+    rows = [row for row in csv.reader(z.read(record).decode().splitlines()) if row]
     version = z.read(record.replace("/RECORD", "/METADATA")).decode()
 version = next(line[len("Version: "):] for line in version.splitlines() if line.startswith("Version: "))
 if dist.version != version:
