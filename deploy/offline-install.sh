@@ -6,14 +6,18 @@
 #                                        [--python-version 3.11] [--glibc 2.28] [--out DIR] [--wheels DIR]
 #     (defaults: extras dm,opengauss,modeling,nats (the full product), this machine's architecture and
 #      Python version, glibc 2.28 as on Kylin V10; --wheels: a directory of extra wheels searched too)
-#     -> DIR/ (default dist/qiming-offline-<version>-<arch>) and DIR.tar.gz:
+#     -> DIR/ (default dist/qiming-offline-<version>+<build>-<arch>) and DIR.tar.gz:
 #        wheelhouse/ (every wheel), deploy/ (all of it: this script, the systemd unit, the example configs),
-#        docs/ (the manuals), EXTRAS, SHA256SUMS
+#        docs/ (the manuals), EXTRAS, BUILD (what was built, from which commit), SHA256SUMS
+#        The Qiming wheel's version carries the build: 0.1.0+g<commit> (0.1.0+g<commit>.dirty for a tree
+#        with changes, 0.1.0+b<UTC time> outside git), so `qiming version` tells two builds apart.
 #
 #   On the target, in the unpacked bundle:
 #     deploy/offline-install.sh install [--prefix /opt/qiming] [--python python3.11] [--extras LIST]
-#     -> PREFIX/venv with Qiming installed by `pip install --no-index --find-links wheelhouse`
-#        (with the extras the bundle was downloaded with, unless --extras says otherwise)
+#     -> PREFIX/venv with the bundle's dependencies (pip --no-index --find-links wheelhouse; the extras the
+#        bundle was downloaded with, unless --extras says otherwise), then the bundle's own Qiming wheel,
+#        reinstalled by path even when the same version is installed, and checked file by file.
+#     Exit 2: the bundle or an option is refused (nothing changed); exit 1: the installation failed.
 #
 # download uses the network (PyPI or the index pip is configured with); install never does.
 set -euo pipefail
@@ -34,10 +38,22 @@ GLIBC="2.28"
 OUT=""
 EXTRA_WHEELS=""
 BUILD_VENV=""
+BUILD_COMMIT=""
+BUILD_TREE=""
+BUILD_TIME=""
+BUILD_LABEL=""
+BUNDLE_WHEEL=""
+BUNDLE_BUILD=""
 
 die() {
   printf 'offline-install: error: %s\n' "$*" >&2
   exit 2
+}
+
+fail() {
+  # The installation itself went wrong (after the venv was touched).
+  printf 'offline-install: error: %s\n' "$*" >&2
+  exit 1
 }
 
 info() {
@@ -45,7 +61,7 @@ info() {
 }
 
 usage() {
-  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 need_value() {
@@ -101,6 +117,28 @@ check_python() {
     || die "$PYTHON is Python $found; Qiming needs Python 3.11 or newer"
 }
 
+build_identity() {
+  # BUILD_COMMIT, BUILD_TREE (clean, modified or unknown), BUILD_TIME and BUILD_LABEL, the local version label.
+  BUILD_TIME="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  local top
+  BUILD_COMMIT=""
+  BUILD_TREE="unknown"
+  # Only the tree's own repository: a source archive unpacked inside another repository has no commit.
+  top="$(git -C "$ROOT_DIR" rev-parse --show-toplevel 2>/dev/null || true)"
+  if [[ -n "$top" && "$(cd "$top" && pwd -P)" == "$(cd "$ROOT_DIR" && pwd -P)" ]]; then
+    BUILD_COMMIT="$(git -C "$ROOT_DIR" rev-parse HEAD)"
+    if [[ -z "$(git -C "$ROOT_DIR" status --porcelain)" ]]; then
+      BUILD_TREE="clean"
+      BUILD_LABEL="g${BUILD_COMMIT:0:12}"
+    else
+      BUILD_TREE="modified"  # the commit alone does not say what was built: BUILD has the wheel's sha256
+      BUILD_LABEL="g${BUILD_COMMIT:0:12}.dirty"
+    fi
+  else
+    BUILD_LABEL="b${BUILD_TIME//[^0-9]/}"
+  fi
+}
+
 requirement() {
   # $1: package name or wheel path
   if [[ -n "$EXTRAS" ]]; then
@@ -118,7 +156,12 @@ cmd_download() {
   py_version="${PY_VERSION:-$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')}"
   version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT_DIR/pyproject.toml" | head -n 1)"
   [[ -n "$version" ]] || die "cannot read the version from pyproject.toml"
-  OUT="${OUT:-$ROOT_DIR/dist/qiming-offline-$version-$ARCH}"
+  build_identity
+  local full_version="$version+$BUILD_LABEL"
+  [[ "$version" == *+* ]] && full_version="$version.$BUILD_LABEL"
+  # The services record their version in a 32-character column (ListInstances).
+  [[ "${#full_version}" -le 32 ]] || die "version $full_version is longer than 32 characters"
+  OUT="${OUT:-$ROOT_DIR/dist/qiming-offline-$full_version-$ARCH}"
 
   [[ "$EXTRAS_SET" -eq 1 ]] || EXTRAS="$EXTRAS_DEFAULT"
   info "extras: ${EXTRAS:-none}"
@@ -132,11 +175,49 @@ cmd_download() {
   rm -rf "$OUT"
   mkdir -p "$OUT/wheelhouse" "$OUT/deploy"
 
-  info "building the Qiming $version wheel"
+  info "building the Qiming $full_version wheel (commit ${BUILD_COMMIT:-unknown}, tree $BUILD_TREE)"
   "$BUILD_VENV/bin/python" -m pip wheel --quiet --no-deps --wheel-dir "$OUT/wheelhouse" "$ROOT_DIR"
   local wheel
   wheel="$(find "$OUT/wheelhouse" -maxdepth 1 -name 'qiming-*.whl' -print -quit)"
   [[ -n "$wheel" ]] || die "the Qiming wheel was not built"
+  # Every release has been 0.1.0: the build label in the version is what tells two bundles apart.
+  wheel="$("$BUILD_VENV/bin/python" - "$wheel" "$BUILD_LABEL" <<'PY'
+import base64, hashlib, os, sys, zipfile
+
+path, label = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(path) as z:
+    entries = [(i, z.read(i)) for i in z.infolist()]
+old_dir = next(i.filename.split("/")[0] for i, _ in entries if i.filename.split("/")[0].endswith(".dist-info"))
+name, old = old_dir[: -len(".dist-info")].rsplit("-", 1)
+new = old + ("." if "+" in old else "+") + label
+new_dir = f"{name}-{new}.dist-info"
+out = os.path.join(os.path.dirname(path), os.path.basename(path).replace(f"{name}-{old}-", f"{name}-{new}-", 1))
+record = []
+with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+    for info, data in entries:
+        filename = info.filename
+        if filename.endswith("/"):
+            continue  # a directory entry: the files name their directories
+        if filename.startswith(old_dir + "/"):
+            filename = new_dir + filename[len(old_dir) :]
+        if filename == f"{new_dir}/RECORD":
+            continue
+        if filename == f"{new_dir}/METADATA":
+            lines = data.decode().split("\n")
+            at = next(n for n, line in enumerate(lines) if line.startswith("Version: "))  # the header's, not the README's
+            lines[at] = f"Version: {new}"
+            data = "\n".join(lines).encode()
+        moved = zipfile.ZipInfo(filename, info.date_time)
+        moved.external_attr, moved.compress_type = info.external_attr, zipfile.ZIP_DEFLATED
+        z.writestr(moved, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{filename},sha256={digest},{len(data)}\n")
+    record.append(f"{new_dir}/RECORD,,\n")
+    z.writestr(zipfile.ZipInfo(f"{new_dir}/RECORD", entries[0][0].date_time), "".join(record))
+os.remove(path)
+print(out)
+PY
+)"
 
   # Only wheels (the target has no compiler), and only wheels for the target's glibc: the connected
   # machine is often newer, and pip would otherwise pick wheels that need its newer glibc. The Qiming
@@ -161,13 +242,93 @@ cmd_download() {
   mkdir -p "$OUT/docs"
   cp -r "$ROOT_DIR/docs/." "$OUT/docs/"
   printf '%s\n' "$EXTRAS" >"$OUT/EXTRAS"
-  (cd "$OUT" && find wheelhouse deploy docs EXTRAS -type f -print0 | sort -z | xargs -0 sha256sum >SHA256SUMS)
+  {
+    printf 'version=%s\n' "$full_version"
+    printf 'wheel=%s\n' "$(basename "$wheel")"
+    printf 'wheel_sha256=%s\n' "$(sha256sum "$wheel" | cut -d ' ' -f 1)"
+    printf 'commit=%s\n' "${BUILD_COMMIT:-unknown}"
+    printf 'tree=%s\n' "$BUILD_TREE"
+    printf 'built_at=%s\n' "$BUILD_TIME"
+  } >"$OUT/BUILD"
+  (cd "$OUT" && find wheelhouse deploy docs EXTRAS BUILD ! -type d -print0 | sort -z | xargs -0 sha256sum >SHA256SUMS)
 
   tar -C "$(dirname "$OUT")" -czf "$OUT.tar.gz" "$(basename "$OUT")"
   local count
   count="$(find "$OUT/wheelhouse" -name '*.whl' -printf x | wc -c)"
-  info "$count wheels in $OUT/wheelhouse"
+  info "$count wheels in $OUT/wheelhouse; Qiming: $(basename "$wheel")"
   info "bundle: $OUT.tar.gz (copy it to the target, unpack, run deploy/offline-install.sh install)"
+}
+
+build_value() {
+  # $1: key in the bundle's BUILD file
+  sed -n "s/^$1=//p" "$ROOT_DIR/BUILD" | head -n 1
+}
+
+check_bundle() {
+  local bundle="$ROOT_DIR"
+  # Every bundle has the sums (download writes them): a missing file is a damaged copy or a tampered bundle.
+  [[ -f "$bundle/SHA256SUMS" ]] || die "no SHA256SUMS in $bundle: the bundle is incomplete or was changed; copy it again"
+  info "checking SHA256SUMS"
+  (cd "$bundle" && sha256sum --quiet --check SHA256SUMS) || die "the bundle is damaged or was changed"
+  # sha256sum --check skips files the list does not name, and pip would take a wheel added to the wheelhouse
+  # (or left there by an older bundle unpacked in the same directory): every file must be listed.
+  local -A listed=()
+  local sum name
+  while read -r sum name; do
+    listed["$name"]=1
+  done <"$bundle/SHA256SUMS"
+  while IFS= read -r -d '' name; do
+    [[ -n "${listed[$name]:-}" ]] \
+      || die "$name is not listed in SHA256SUMS: it was added after the bundle was built (or is left from another bundle unpacked in the same directory); unpack the bundle into an empty directory"
+  done < <(cd "$bundle" && find wheelhouse deploy docs ! -type d -print0 2>/dev/null; cd "$bundle" && for name in EXTRAS BUILD; do [[ -e "$name" ]] && printf '%s\0' "$name"; done)
+  [[ -f "$bundle/BUILD" ]] || die "no BUILD in $bundle: the bundle is incomplete or was made by an older script; copy it again"
+  BUNDLE_WHEEL="$(build_value wheel)"
+  [[ "$BUNDLE_WHEEL" =~ ^qiming-[A-Za-z0-9.+_!]+-py3-none-any\.whl$ ]] || die "BUILD names no Qiming wheel"
+  [[ -n "${listed[wheelhouse/$BUNDLE_WHEEL]:-}" ]] || die "the bundle has no wheelhouse/$BUNDLE_WHEEL (named in BUILD)"
+  local want got
+  want="$(build_value wheel_sha256)"
+  got="$(sha256sum "$bundle/wheelhouse/$BUNDLE_WHEEL" | cut -d ' ' -f 1)"
+  [[ "$want" == "$got" ]] || die "wheelhouse/$BUNDLE_WHEEL is not the wheel BUILD names (sha256 $got, BUILD says $want)"
+  BUNDLE_BUILD="qiming $(build_value version), commit $(build_value commit) (tree $(build_value tree)), built $(build_value built_at), wheel sha256 $want"
+}
+
+verify_installed() {
+  # $1: the venv's python, $2: the wheel. Every file of the wheel must be in the venv as the wheel has it, and the
+  # venv must hold one Qiming distribution: the one whose code `qiming` runs. -I: as the units run it, no PYTHONPATH.
+  "$1" -I - "$2" <<'PY'
+import base64, csv, hashlib, sys, zipfile
+from importlib.metadata import distributions
+from pathlib import Path
+
+wheel = sys.argv[1]
+found = [d for d in distributions() if (d.metadata["Name"] or "").lower() == "qiming"]
+where = ", ".join(sorted(str(getattr(d, "_path", d.version)) for d in found))
+if len(found) != 1:
+    sys.exit(f"the virtual environment holds {len(found)} Qiming distributions ({where or 'none'}), not one")
+dist = found[0]
+with zipfile.ZipFile(wheel) as z:
+    record = next(n for n in z.namelist() if n.endswith(".dist-info/RECORD") and n.count("/") == 1)
+    rows = [row for row in csv.reader(z.read(record).decode().splitlines()) if row]
+    version = z.read(record.replace("/RECORD", "/METADATA")).decode()
+version = next(line[len("Version: "):] for line in version.splitlines() if line.startswith("Version: "))
+if dist.version != version:
+    sys.exit(f"installed: qiming {dist.version}; the bundle's wheel is {version}")
+checked = 0
+for path, digest, _size in rows:
+    if not digest or path.split("/")[0].endswith(".data"):
+        continue  # RECORD itself; .data/ files are moved by the installer
+    algorithm, _, value = digest.partition("=")
+    target = Path(dist.locate_file(path))
+    try:
+        data = target.read_bytes()
+    except OSError:
+        sys.exit(f"{target}: missing (the wheel has {path})")
+    have = base64.urlsafe_b64encode(hashlib.new(algorithm, data).digest()).rstrip(b"=").decode()
+    if have != value:
+        sys.exit(f"{target}: differs from the wheel's {path}")
+    checked += 1
+print(f"{checked} files")
+PY
 }
 
 cmd_install() {
@@ -182,21 +343,37 @@ cmd_install() {
   fi
   info "extras: ${EXTRAS:-none}"
   warn_missing_extras
-  # Every bundle has the sums (download writes them): a missing file is a damaged copy or a tampered bundle.
-  [[ -f "$bundle/SHA256SUMS" ]] || die "no SHA256SUMS in $bundle: the bundle is incomplete or was changed; copy it again"
-  info "checking SHA256SUMS"
-  (cd "$bundle" && sha256sum --quiet --check SHA256SUMS) || die "the bundle is damaged or was changed"
+  check_bundle
+  info "bundle: $BUNDLE_BUILD"
 
   local venv="$PREFIX/venv"
+  local wheel="$wheelhouse/$BUNDLE_WHEEL"
+  # The bundle is the only source: no find-links, constraints or index from pip's configuration or environment.
+  local var
+  for var in $(compgen -e PIP_); do
+    unset "$var"
+  done
+  export PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1
   info "creating $venv"
   mkdir -p "$PREFIX"
   "$PYTHON" -m venv "$venv"
   local wanted
-  wanted="$(requirement qiming)"
-  info "installing $wanted from $wheelhouse (no network)"
-  "$venv/bin/python" -m pip install --quiet --no-index --find-links "$wheelhouse" --upgrade "$wanted"
+  wanted="$(requirement "$wheel")"
+  info "installing the dependencies of $(basename "$wanted") from $wheelhouse (no network)"
+  # eager: every dependency at the bundle's version (the highest there), not only those that no longer fit.
+  "$venv/bin/python" -m pip install --quiet --no-index --find-links "$wheelhouse" \
+    --upgrade --upgrade-strategy eager "$wanted" || fail "pip could not install the bundle's wheels into $venv"
+  # pip keeps an installed Qiming of the same version ("Requirement already satisfied"), and every release has
+  # been 0.1.0: the bundle's own wheel, by path, replaces whatever is there.
+  info "installing $BUNDLE_WHEEL"
+  "$venv/bin/python" -m pip install --quiet --no-index --no-deps --force-reinstall "$wheel" \
+    || fail "pip could not install $wheel into $venv"
+  local checked
+  checked="$(verify_installed "$venv/bin/python" "$wheel" 2>&1)" \
+    || fail "$venv does not hold the bundle's Qiming: $checked"
+  info "verified: $venv holds $BUNDLE_WHEEL ($checked as in the wheel)"
   "$venv/bin/qiming" version
-  info "installed: $venv/bin/qiming"
+  info "installed: $venv/bin/qiming, $BUNDLE_BUILD"
   info "next: create the user, /etc/qiming and the units as described in $bundle/deploy/README.md"
 }
 

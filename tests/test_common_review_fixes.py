@@ -344,6 +344,8 @@ def _offline_install(
     (bundle / "wheelhouse" / "qiming-0-py3-none-any.whl").write_bytes(b"a wheel")
     if extras_file is not None:
         (bundle / "EXTRAS").write_text(extras_file + "\n")
+    wheel_sum = hashlib.sha256(b"a wheel").hexdigest()
+    (bundle / "BUILD").write_text(f"version=0\nwheel=qiming-0-py3-none-any.whl\nwheel_sha256={wheel_sum}\n")
     if sums:  # as `download` writes them
         files = sorted(p for p in bundle.rglob("*") if p.is_file())
         lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(bundle)}" for p in files]
