@@ -521,7 +521,8 @@ def settle_known_rejections(
     quarantine. Rejected events are rare: nothing is looked up for a group without any."""
     candidates = [q for batch in batches for q in batch.quarantined if q.fingerprint is not None]
     for batch in batches:
-        batch.known = {}
+        if batch.known:
+            batch.known = {}
     if not candidates:
         return
     found = lookup(list({q.event_id for q in candidates}))
