@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 import pytest
 from campaign_helpers import campaign_service
-from collect_helpers import KEYRING, make_event
+from collect_helpers import KEYRING, collect_settings, make_event, running_service
 from profile_helpers import collector, read_batches
 from sqlalchemy import select
 
@@ -26,6 +26,10 @@ from svc_campaign.outbox import STATUS_EVENT, message_event
 from svc_campaign.publisher import EventPublisher
 from svc_campaign.signed_events import SignedEventGate
 from svc_campaign.store._outbox import add_pending_event
+from svc_collect.service import ACCEPTED as ACCEPTED_RESULT
+from svc_collect.service import REJECTED as REJECTED_RESULT
+from svc_collect.store import SchemaRecord
+from svc_common.errors import InvalidArgument
 from svc_common.logclient import CollectClient
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as cpb
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
@@ -247,3 +251,30 @@ def test_svc_campaign_acts_only_on_message_events_it_signed(caplog: pytest.LogCa
     assert gate.skipped == 1
     (warning,) = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert forged.event_id in warning and "unsigned" in warning and "svc_campaign's signed events" in warning
+
+
+def test_a_schema_an_older_release_took_for_message_sent_is_ignored(tmp_path: Path) -> None:
+    """Earlier releases let a schema be registered on ``$message_sent``; with ``reject_unknown_properties`` it would
+    now quarantine every signed one (UNKNOWN_PROPERTY for ``$signature``). It is ignored: the signature is the check,
+    and a new one is refused."""
+
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path)) as (service, catalog):
+            stored = SchemaRecord(
+                event_type="$message_sent",
+                version=1,
+                description="registered by an older release",
+                properties=[{"name": "message_id", "type": "VALUE_TYPE_STRING", "required": True}],
+                reject_unknown=True,
+                created_at=dt.datetime.now(dt.UTC),
+            )
+            catalog.add_schema(stored, 0, "old release")
+            service.schemas.load()
+            with pytest.raises(InvalidArgument):
+                schema = collect_pb2.EventSchema(event_type="$message_clicked")
+                await service.schemas.register(schema, 0, "test")
+            accepted, refused = await service.ingest([signed(message()), message(message_id="m-2")])
+            assert accepted.status == ACCEPTED_RESULT, accepted
+            assert refused.status == REJECTED_RESULT and refused.reason == UNSIGNED
+
+    asyncio.run(scenario())
