@@ -58,8 +58,8 @@ class EventPublisher:
         fixed) would otherwise be refused for ever. The payload is this service's own row; the signature covers its
         content and is deterministic, so a re-publish is still a duplicate."""
         if not self._started:
-            self._started = True
             self._retry_unsigned_now()
+            self._started = True  # after it: a database error at start has it done at the next round
         with self.db.connection() as conn:
             rows = self.store.pending_events(conn, limit, dt.datetime.now(dt.UTC), self.rejected_hold)
         if not rows:
