@@ -74,7 +74,8 @@ class CampaignService(TemplateBook):
         keys: KeyProvider | None = None,
     ) -> None:
         self.settings = settings
-        # $profile_erased / $segment_* from the log count only when svc_profile signed them (signed_events.py).
+        # $profile_erased / $segment_* from the log count only when svc_profile signed them, $message_* only when
+        # svc_campaign did; the same signer signs the $message_* events it publishes (signed_events.py).
         self.signed_events = SignedEventGate(lambda: keys or key_provider_from_settings(settings))
         self.db = database
         self.t = tables
@@ -122,7 +123,9 @@ class CampaignService(TemplateBook):
         self.collect = collect
         self.publisher: EventPublisher | None = None
         if collect is not None:
-            self.publisher = EventPublisher(database, tables, collect, offload=run, **_publishing(settings))
+            self.publisher = EventPublisher(
+                database, tables, collect, signer=self.signed_events.signer, offload=run, **_publishing(settings)
+            )
         self.follower: Any = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -144,7 +147,12 @@ class CampaignService(TemplateBook):
                 keepalive_timeout_seconds=self.settings.grpc_keepalive_timeout_seconds,
             )
             self.publisher = EventPublisher(
-                self.db, self.t, self.collect, offload=self.threads.run, **_publishing(self.settings)
+                self.db,
+                self.t,
+                self.collect,
+                signer=self.signed_events.signer,
+                offload=self.threads.run,
+                **_publishing(self.settings),
             )
         if self.collect is not None:
             from svc_common.logclient import LogFollower

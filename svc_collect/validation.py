@@ -27,7 +27,7 @@ from svc_collect.config import CollectSettings
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.ids import invisible_violation
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
-from svc_common.protection import SIGNATURE_PROPERTY, SIGNED_EVENT_TYPES, SystemEventSigner, is_signed
+from svc_common.protection import SIGNATURE_PROPERTY, SIGNED_EVENT_TYPES, SystemEventSigner, is_signed, publisher_of
 from svc_common.timestamps import MAX_SECONDS, MIN_SECONDS
 from svc_common.timestamps import valid_timestamp as _valid_timestamp
 
@@ -98,7 +98,7 @@ def reason_value(name: str) -> int:
 
 class EventValidator:
     """Checks one event at a time. ``schema_for`` returns the current schema of a type, or None; ``signer`` verifies
-    the system events only svc_profile may publish (:data:`SIGNED_EVENT_TYPES`)."""
+    the system events only svc_profile or svc_campaign may publish (:data:`SIGNED_EVENT_TYPES`)."""
 
     def __init__(
         self,
@@ -368,18 +368,25 @@ def _check_event_type(event_type: str) -> Rejection | None:
 
 def _unsigned(event: event_pb2.Event) -> Rejection:
     """Why a system event without a valid signature is refused (any producer may call Ingest; svc_campaign would
-    erase a customer, or move them through journeys, on such an event)."""
+    erase a customer, or move them through journeys, on such an event, and svc_modeling would count a customer
+    as treated by a journey that never messaged them)."""
     where = f"properties.{SIGNATURE_PROPERTY}"
+    publisher = publisher_of(event.event_type)
     if is_signed(event):
         message = (
             f"the {SIGNATURE_PROPERTY} of this {event.event_type} event does not verify: a signed field was changed, "
             "or it was signed with another keyring (every service needs the same keyring; docs/configuration.md)"
         )
+    elif not publisher:
+        message = (
+            f"{event.event_type} is reserved for Qiming's services and none writes it in this release: producers "
+            "may not send it (docs/collect.md, Reserved event types)"
+        )
     else:
         message = (
-            f"{event.event_type} is published only by svc_profile, signed ({SIGNATURE_PROPERTY}); this one is "
-            "unsigned: another producer made it, or an svc_profile older than this release (upgrade svc_profile first; "
-            "docs/collect.md, Reserved event types)"
+            f"{event.event_type} is published only by {publisher}, signed ({SIGNATURE_PROPERTY}); this one is "
+            f"unsigned: another producer made it, or an {publisher} older than this release "
+            f"(upgrade {publisher} first; docs/collect.md, Reserved event types)"
         )
     return Rejection(R.ERROR_REASON_UNSIGNED_SYSTEM_EVENT, where, message)
 

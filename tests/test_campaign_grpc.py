@@ -37,6 +37,7 @@ def suite(tmp_path_factory) -> Iterator[tuple[ServerProcess, ServerProcess, Gate
     collect = ServerProcess("collect", work_dir=root / "collect", env={"QIMING_COLLECT_KEYRING_JSON": KEYRING}).start()
     env = {
         "QIMING_CAMPAIGN_COLLECT_ADDRESS": collect.address,
+        "QIMING_CAMPAIGN_KEYRING_JSON": KEYRING,  # it signs its $message_* events (svc_collect verifies them)
         "QIMING_CAMPAIGN_GATEWAY_URL": gateway.url,
         "QIMING_CAMPAIGN_DELIVERY_POLL_MILLIS": "50",
         "QIMING_CAMPAIGN_JOURNEY_REFRESH_SECONDS": "0.2",

@@ -10,17 +10,19 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-import grpc
 import pytest
 from campaign_helpers import campaign_service
-from collect_helpers import make_event
+from collect_helpers import KEYRING, make_event
 from profile_helpers import collector, read_batches
 from sqlalchemy import select, update
 
 from svc_campaign.publisher import EventPublisher
 from svc_campaign.store._outbox import add_pending_event
 from svc_common.logclient import CollectClient
-from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
+from svc_common.protection import JsonKeyProvider, SystemEventSigner, generate_keyring
+
+SIGNER = SystemEventSigner(JsonKeyProvider(KEYRING))
+OTHER_KEYRING = SystemEventSigner(JsonKeyProvider(generate_keyring().to_json()))
 
 
 def _pending(service) -> list:
@@ -32,44 +34,44 @@ def _pending(service) -> list:
 def test_a_rejected_message_event_stays_pending_until_the_log_takes_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The rejection here: signed with another keyring than svc_collect's (session 17: svc_collect refuses a
+    $message_* event without svc_campaign's valid signature; a schema can no longer be registered on one). Fixing
+    the cause (the shared keyring) sends them at the next retry."""
     now = dt.datetime.now(dt.UTC)
     with collector(tmp_path) as collect, campaign_service(tmp_path / "c") as service:
-        with grpc.insecure_channel(collect.address) as channel:
-            schemas = collect_pb2_grpc.EventSchemaServiceStub(channel)
-            strict = collect_pb2.EventSchema(event_type="$message_sent", reject_unknown_properties=True)
-            schemas.RegisterEventSchema(collect_pb2.RegisterEventSchemaRequest(schema=strict), timeout=10)
-            sent, other = make_event("$message_sent", message_id="m1"), make_event("$message_clicked", message_id="m1")
-            with service.db.connection(write=True) as conn:
-                add_pending_event(conn, service.t, sent.event_id, sent.SerializeToString(), now)
-                add_pending_event(conn, service.t, other.event_id, other.SerializeToString(), now)
-            caplog.set_level(logging.DEBUG, logger="qiming.campaign.delivery")
+        sent, other = make_event("$message_sent", message_id="m1"), make_event("$message_clicked", message_id="m1")
+        with service.db.connection(write=True) as conn:
+            add_pending_event(conn, service.t, sent.event_id, sent.SerializeToString(), now)
+            add_pending_event(conn, service.t, other.event_id, other.SerializeToString(), now)
+        caplog.set_level(logging.DEBUG, logger="qiming.campaign.delivery")
 
-            async def go() -> list[int]:
-                client = CollectClient(collect.address)
-                publisher = EventPublisher(service.db, service.t, client, rejected_retry_seconds=30)
-                try:
-                    return [await publisher.run_once(), await publisher.run_once()]
-                finally:
-                    await client.close()
+        async def go(signer: SystemEventSigner) -> list[int]:
+            client = CollectClient(collect.address)
+            publisher = EventPublisher(service.db, service.t, client, signer=lambda: signer, rejected_retry_seconds=30)
+            try:
+                return [await publisher.run_once(), await publisher.run_once()]
+            finally:
+                await client.close()
 
-            assert asyncio.run(go()) == [2, 0]  # the second round: the rejected one waits for its retry time
-            (row,) = _pending(service)  # the clicked event went; the rejected one stays
-            assert row.event_id == sent.event_id and row.rejected_reason == "UNKNOWN_PROPERTY"
+        assert asyncio.run(go(OTHER_KEYRING)) == [2, 0]  # the second round: the rejected ones wait for their retry
+        rows = _pending(service)
+        assert {row.event_id for row in rows} == {sent.event_id, other.event_id}
+        for row in rows:
+            assert row.rejected_reason == "UNSIGNED_SYSTEM_EVENT" and "does not verify" in row.rejected_message
             assert row.rejections == 1 and row.rejected_quarantine_id
             assert row.retry_at - row.rejected_at == dt.timedelta(seconds=30)
-            errors = [r.message for r in caplog.records if r.levelno == logging.ERROR]
-            assert len(errors) == 1 and sent.event_id in errors[0] and row.rejected_quarantine_id in errors[0]
+        errors = [r.message for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(errors) == 2 and sent.event_id in errors[0] + errors[1]
+        assert all(row.rejected_quarantine_id in errors[0] + errors[1] for row in rows)
 
-            loose = collect_pb2.EventSchema(event_type="$message_sent")
-            request = collect_pb2.RegisterEventSchemaRequest(schema=loose, expected_version=1)
-            schemas.RegisterEventSchema(request, timeout=10)
         p = service.t["pending_event"]
         with service.db.connection(write=True) as conn:
-            conn.execute(update(p).values(retry_at=now))  # as if its retry time had come
-        assert asyncio.run(go()) == [1, 0]
+            conn.execute(update(p).values(retry_at=now))  # as if their retry time had come
+        assert asyncio.run(go(SIGNER)) == [2, 0]
         assert _pending(service) == []
-        logged = {e.event_id for batch, _ in read_batches(collect.address) for e in batch}
-        assert logged == {sent.event_id, other.event_id}
+        logged = [e for batch, _ in read_batches(collect.address) for e in batch]
+        assert {e.event_id for e in logged} == {sent.event_id, other.event_id}
+        assert all(SIGNER.verify(e) for e in logged)
 
 
 def test_a_customers_later_event_waits_behind_its_held_back_earlier_one(tmp_path: Path) -> None:
@@ -89,7 +91,7 @@ def test_a_customers_later_event_waits_behind_its_held_back_earlier_one(tmp_path
             rejected = {"rejected_reason": "UNKNOWN_PROPERTY", "rejected_at": now}
             rejected["retry_at"] = now + dt.timedelta(hours=1)
             conn.execute(update(p).where(p.c.event_id == sent.event_id).values(rejected))
-        store = EventPublisher(service.db, service.t, None).store
+        store = EventPublisher(service.db, service.t, None, signer=lambda: SIGNER).store
         c2 = {other.event_id, other_clicked.event_id}
 
         def due(at: dt.datetime, hold: dt.timedelta) -> tuple[str, set[str]]:

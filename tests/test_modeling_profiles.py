@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 import pandas as pd
 import pytest
-from collect_helpers import make_event
+from collect_helpers import KEYRING, make_event
 from conftest import free_port
 from modeling_helpers import finished, modeling_settings, running_service
 from profile_helpers import collect_and_profile, wait_for
@@ -24,6 +24,7 @@ from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as ppb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pgrpc
+from svc_common.protection import JsonKeyProvider, SystemEventSigner
 from svc_modeling.frame import Frame
 from svc_modeling.service import ModelingService
 
@@ -33,6 +34,7 @@ SNAPSHOT_US = NOW_US - 40 * DAY_US
 HORIZON_DAYS = 10
 CUSTOMERS = 80
 VIP = [f"c{i:03d}" for i in range(0, CUSTOMERS, 4)]
+SIGNER = SystemEventSigner(JsonKeyProvider(KEYRING))
 
 
 def customer(i: int) -> str:
@@ -46,6 +48,11 @@ def logins_before(i: int) -> int:
 def buys(i: int) -> bool:
     """Bought a fund within the horizon after the snapshot: more logins before it, more likely (not always)."""
     return (logins_before(i) >= 4) != (i % 7 == 0)
+
+
+def sent(user: str, at_us: int, journey: str):
+    """svc_campaign's $message_sent, signed as it publishes them (svc_collect refuses an unsigned one)."""
+    return SIGNER.sign(make_event("$message_sent", user, occurred_at_us=at_us, journey_id=journey))
 
 
 def the_log() -> list:
@@ -68,9 +75,9 @@ def the_log() -> list:
                 )
             )
         journey = "j1" if i % 2 == 0 else "j2"
-        events.append(make_event("$message_sent", c, occurred_at_us=SNAPSHOT_US - DAY_US, journey_id=journey))
+        events.append(sent(c, SNAPSHOT_US - DAY_US, journey))
     # j1 reaches an odd customer only after the snapshot: not treated at the snapshot
-    events.append(make_event("$message_sent", customer(1), occurred_at_us=SNAPSHOT_US + DAY_US, journey_id="j1"))
+    events.append(sent(customer(1), SNAPSHOT_US + DAY_US, "j1"))
     # a customer first seen after the snapshot is not in its population
     events.append(make_event("login", "late", occurred_at_us=SNAPSHOT_US + DAY_US))
     return events

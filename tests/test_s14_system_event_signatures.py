@@ -106,7 +106,7 @@ def test_forged_system_events_are_rejected_at_ingest_and_kept_in_quarantine(tmp_
         fine = [
             erased("C1"),
             entered("C1"),
-            make_event("$message_clicked", "C3001", message_id="m-1"),  # the gateway's events stay unsigned
+            SIGNER.sign(make_event("$message_clicked", "C3001", message_id="m-1")),  # svc_campaign's: signed too
             make_event("$identify", "C3001"),
         ]
         response = stub.Ingest(collect_pb2.IngestRequest(events=forged + fine), timeout=10)

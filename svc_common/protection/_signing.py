@@ -1,10 +1,14 @@
-"""Signed system events: svc_profile's ``$profile_erased``, ``$segment_entered`` and ``$segment_exited``.
+"""Signed system events: svc_profile's ``$profile_erased``, ``$segment_entered`` and ``$segment_exited``, and
+svc_campaign's ``$message_sent``, ``$message_delivered``, ``$message_clicked`` and ``$message_failed``.
 
-Any producer may call svc_collect's ``Ingest``, so an event's type says nothing about who made it. These three
-make svc_campaign erase a customer's contact history or move them through journeys; svc_profile signs them with
-HMAC-SM3 under a key derived from the keyring every service shares (``pseudonym_key``, label ``system-event``),
-svc_collect refuses one without a valid signature and svc_campaign acts only on one that verifies
-(docs/profile.md, "Signed system events").
+Any producer may call svc_collect's ``Ingest``, so an event's type says nothing about who made it. svc_profile's
+three make svc_campaign erase a customer's contact history or move them through journeys; svc_campaign's
+``$message_*`` are the record of what the broker sent (svc_modeling's snapshots take ``$message_sent`` as the
+treatment of a journey). The service that makes one signs it with HMAC-SM3 under a key derived from the keyring
+every service shares (``pseudonym_key``, label ``system-event``), svc_collect refuses one without a valid
+signature and svc_campaign acts only on one that verifies (docs/profile.md, "Signed system events";
+docs/campaign.md, "Outbox, delivery and receipts"). ``$score_written`` and ``$lifecycle_changed`` are reserved
+for the services and written by none in this release: no producer can sign them, so svc_collect refuses them.
 
 What is signed (version 1, stable: changing it needs a new version prefix) is the concatenation, each part as a
 4-byte big-endian length followed by its bytes, of: ``qiming/system-event/v1``, ``event_type``, ``event_id`` in
@@ -25,14 +29,37 @@ from svc_common.protection._sm import _derive, _hmac
 SIGNATURE_PROPERTY = "$signature"
 SIGNATURE_PREFIX = "se1:"
 _DOMAIN = b"qiming/system-event/v1"
+_MESSAGE_PROPERTIES = ("message_id", "channel", "template_id", "journey_id", "node_id", "experiment_id", "variant")
 SIGNED_PROPERTIES: dict[str, tuple[str, ...]] = {
     "$profile_erased": ("profile_id",),
     "$segment_entered": ("segment_id", "segment_version", "profile_id", "cause", "trigger_event_id"),
     "$segment_exited": ("segment_id", "segment_version", "profile_id", "cause", "trigger_event_id"),
+    "$message_sent": _MESSAGE_PROPERTIES,
+    "$message_delivered": _MESSAGE_PROPERTIES,
+    "$message_clicked": _MESSAGE_PROPERTIES,
+    "$message_failed": _MESSAGE_PROPERTIES,
+    "$score_written": (),
+    "$lifecycle_changed": (),
 }
 """The types that must carry a valid signature, and the properties each signature covers (besides the ids and
-time): what a consumer acts on."""
+time): what a consumer acts on (for ``$message_*`` every property svc_campaign sets, svc_campaign/outbox.py)."""
 SIGNED_EVENT_TYPES = frozenset(SIGNED_PROPERTIES)
+PUBLISHERS: dict[str, str] = {
+    "$profile_erased": "svc_profile",
+    "$segment_entered": "svc_profile",
+    "$segment_exited": "svc_profile",
+    "$message_sent": "svc_campaign",
+    "$message_delivered": "svc_campaign",
+    "$message_clicked": "svc_campaign",
+    "$message_failed": "svc_campaign",
+}
+"""The service that makes and signs each signed type; a signed type missing here (``$score_written``,
+``$lifecycle_changed``) is made by no service in this release."""
+
+
+def publisher_of(event_type: str) -> str:
+    """The service that signs ``event_type`` (``svc_profile``, ``svc_campaign``), or ``""`` when none does."""
+    return PUBLISHERS.get(event_type, "")
 
 
 def _part(data: bytes) -> bytes:
@@ -90,10 +117,12 @@ def is_signed(event: event_pb2.Event) -> bool:
 
 
 __all__ = [
+    "PUBLISHERS",
     "SIGNATURE_PROPERTY",
     "SIGNED_EVENT_TYPES",
     "SIGNED_PROPERTIES",
     "SystemEventSigner",
     "is_signed",
+    "publisher_of",
     "signed_bytes",
 ]
