@@ -11,7 +11,7 @@ from svc_common.conditions import KINDS_FOR_TYPE
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import types_pb2
-from svc_common.protection import SIGNED_EVENT_TYPES
+from svc_common.protection import SIGNED_EVENT_TYPES, publisher_of
 
 # Letters first; then letters, digits, _ . : -. A leading "$" marks Qiming's own types.
 EVENT_TYPE_RE = re.compile(r"\$?[A-Za-z][A-Za-z0-9_.:\-]{0,126}")
@@ -34,7 +34,7 @@ RESERVED_EVENT_TYPES = frozenset(
 NUL_MESSAGE = "must not contain the NUL character (U+0000)"
 _NOT_ENUMERABLE = frozenset({types_pb2.VALUE_TYPE_TIMESTAMP, types_pb2.VALUE_TYPE_STRING_LIST})
 SIGNED_TYPE_MESSAGE = (
-    "{!r} takes no schema: only svc_profile writes it, signed, and svc_collect checks its signature; a schema could "
+    "{!r} takes no schema: only {} writes it, signed, and svc_collect checks its signature; a schema could "
     'only make svc_collect reject it (docs/collect.md, "Reserved event types")'
 )
 
@@ -80,8 +80,10 @@ def compile_schema(schema: collect_pb2.EventSchema, max_properties: int) -> Comp
         problems.append(FieldViolation("schema.event_type", f"{schema.event_type!r} is not a reserved $ type"))
     elif schema.event_type in SIGNED_EVENT_TYPES:
         # Refused here, at registration and when a stored schema is loaded (one an older release took is then
-        # logged and ignored): svc_profile alone writes these, signed, so a schema could only break them.
-        problems.append(FieldViolation("schema.event_type", SIGNED_TYPE_MESSAGE.format(schema.event_type)))
+        # logged and ignored): svc_profile or svc_campaign alone writes these, signed, so a schema could only break
+        # them.
+        writer = publisher_of(schema.event_type) or "Qiming's services (none in this release)"
+        problems.append(FieldViolation("schema.event_type", SIGNED_TYPE_MESSAGE.format(schema.event_type, writer)))
     if len(schema.properties) > max_properties:
         problems.append(FieldViolation("schema.properties", f"at most {max_properties} properties"))
     rules: dict[str, PropertyRule] = {}

@@ -190,7 +190,8 @@ class EventProtector:
     ) -> list[tuple[str, str]]:
         """(field, kind) of each string property not protected by ``modes`` and each context field (the ip is
         always sealed) that holds personal data: the property's name, or ``context.<field>``; the first kind found.
-        System events svc_profile signs are left alone: a changed property would fail their signature."""
+        System events svc_profile and svc_campaign sign are left alone: a changed property would fail their
+        signature."""
         if event.event_type in SIGNED_EVENT_TYPES:
             return []
         found: list[tuple[str, str]] = []

@@ -142,3 +142,25 @@ def test_allowed_values_on_a_list_or_timestamp_property_name_the_field(tmp_path:
                 assert [v.field for v in refused.value.violations] == ["schema.properties[0].allowed_values"]
 
     asyncio.run(scenario())
+
+
+def test_a_schema_on_a_signed_type_names_the_service_that_writes_it(tmp_path: Path) -> None:
+    import pytest
+
+    from svc_common.errors import InvalidArgument
+
+    settings = collect_settings(tmp_path)
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, _):
+            for event_type, writer in (
+                ("$message_sent", "only svc_campaign writes it"),
+                ("$segment_entered", "only svc_profile writes it"),
+                ("$score_written", "none in this release"),
+            ):
+                with pytest.raises(InvalidArgument) as refused:
+                    await service.schemas.register(collect_pb2.EventSchema(event_type=event_type), 0, "x")
+                (violation,) = refused.value.violations
+                assert violation.field == "schema.event_type" and writer in violation.description
+
+    asyncio.run(scenario())
