@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from svc_common.conditions import PROFILE_SCOPE, Source, compile_condition, walk
+from svc_common.conditions import KINDS_FOR_TYPE, PROFILE_SCOPE, Source, compile_condition, walk
 from svc_common.conditions import from_proto as value_from_proto
 from svc_common.errors import (
     Aborted,
@@ -55,6 +55,54 @@ def _bad(field: str, message: str, reason: str = "INVALID_ARGUMENT") -> InvalidA
     return InvalidArgument(message, reason=reason, violations=[FieldViolation(field, message, reason)])
 
 
+FORMULA_VALUE_TYPES = {
+    formula: {"bool": types_pb2.VALUE_TYPE_BOOL, "int": types_pb2.VALUE_TYPE_INT}.get(kind, types_pb2.VALUE_TYPE_STRING)
+    for formula, _, kind in finance.PACK.values()
+}
+"""Built-in formula → the ``value_type`` of the values it produces (the pack's own tags are defined with it)."""
+
+
+def _type_name(value_type: int) -> str:
+    return types_pb2.ValueType.Name(value_type)
+
+
+def _builtin_value_type(definition: pb.TagDefinition, field: str) -> None:
+    """A builtin tag's ``value_type`` is its formula's: taken from it when unspecified, refused when another (a
+    definition says what its values are: clients read a tag's type there). Create and update only: definitions
+    stored by an earlier release load as stored."""
+    produced = FORMULA_VALUE_TYPES[definition.builtin.formula]
+    if definition.value_type == types_pb2.VALUE_TYPE_UNSPECIFIED:
+        definition.value_type = produced
+    elif definition.value_type != produced:
+        path = f"{field}.value_type"
+        raise _bad(
+            path,
+            f"{path}: formula {definition.builtin.formula!r} produces {_type_name(produced)} values, not "
+            f"{_type_name(definition.value_type)} (leave it unspecified to take the formula's)",
+            "PROPERTY_TYPE_MISMATCH",
+        )
+
+
+def _check_band_kinds(definition: pb.TagDefinition, field: str) -> None:
+    """Each band value and the default of a bands tag with a ``value_type`` must be of that type (as a written
+    value of an external tag must; ``VALUE_TYPE_UNSPECIFIED`` takes any)."""
+    kinds = KINDS_FOR_TYPE.get(definition.value_type)
+    if kinds is None:
+        return
+    values = [(f"{field}.bands.bands[{i}].value", b.value) for i, b in enumerate(definition.bands.bands)]
+    if definition.bands.HasField("default_value"):
+        values.append((f"{field}.bands.default_value", definition.bands.default_value))
+    for path, value in values:
+        kind = value.WhichOneof("kind")
+        if kind is not None and kind not in kinds:
+            raise _bad(
+                path,
+                f"{path}: tag {definition.name!r} holds {_type_name(definition.value_type)} values "
+                f"(definition.value_type), not {kind}",
+                "PROPERTY_TYPE_MISMATCH",
+            )
+
+
 def compile_for(scope: Any, condition: condition_pb2.Condition, field: str) -> Any:
     return compile_condition(condition, scope, field=field)
 
@@ -65,6 +113,8 @@ class Definitions:
         self.t = core.store.t
         self.value_types: dict[str, int] = {}
         """Active tag name → its ``value_type`` (``WriteTags`` refuses a value of another type)."""
+        self.archived_tags: frozenset[str] = frozenset()
+        """Names of archived tags (``WriteTags`` says a write to one is refused because it is archived)."""
 
     @contextlib.contextmanager
     def changing(self) -> Iterator[None]:
@@ -87,6 +137,7 @@ class Definitions:
         self.core.engine.set_segments(self.segment_rule(s) for s in segments if not s.archived)
         self.core.sensitive_tags = frozenset(d.name for d in tags if d.sensitivity >= types_pb2.SENSITIVITY_LEVEL_3)
         self.value_types = {d.name: d.value_type for d in tags if not d.archived}
+        self.archived_tags = frozenset(d.name for d in tags if d.archived)
         for name, readers in frozen_readers(self.core.engine, [d.name for d in tags if d.archived]):
             log.warning(  # archived by a release that did not refuse it (TAG_IN_USE): their answers are frozen
                 "archived tag %r is read by active %s: update or archive them", name, ", ".join(readers)
@@ -179,14 +230,19 @@ class Definitions:
                     raise _bad(f"{field}.bands.bands[{i}].value", "each band needs a value")
                 value_from_proto(band.value, f"{field}.bands.bands[{i}].value")  # a timestamp out of range
             value_from_proto(definition.bands.default_value, f"{field}.bands.default_value")
+            _check_band_kinds(definition, field)
         if kind == "external" and not definition.external.writer:
-            raise _bad(f"{field}.external.writer", "name the writer allowed to set it, e.g. svc_modeling")
+            raise _bad(
+                f"{field}.external.writer",
+                "name the writer that owns it, e.g. svc_modeling (informational: WriteTags does not check it)",
+            )
         if kind == "builtin":
             formula = definition.builtin.formula
             if formula not in finance.DEFAULTS:
                 raise _bad(
                     f"{field}.builtin.formula", f"unknown formula {formula!r}; one of {sorted(finance.DEFAULTS)}"
                 )
+            _builtin_value_type(definition, field)
             for name, value in sorted(definition.builtin.parameters.items()):
                 path = f"{field}.builtin.parameters[{name}]"
                 problem = finance.parameter_problem(formula, name, value_from_proto(value, path))
@@ -404,6 +460,12 @@ class Definitions:
         with self.changing(), self.core.writing() as conn:
             self.validate_segment(segment)
             current = self._segment_row(conn, segment.segment_id)
+            if current.archived:  # a new version would be stored on a segment nobody evaluates (no unarchive)
+                raise FailedPrecondition(
+                    f"segment {segment.segment_id!r} is archived and is not updated (its id stays taken): "
+                    "create a segment under a new id",
+                    reason="SEGMENT_ARCHIVED",
+                )
             if expected_version and expected_version != current.version:
                 raise Aborted(f"segment {segment.segment_id!r} is at version {current.version}, not {expected_version}")
             if current.WhichOneof("definition") != segment.WhichOneof("definition"):
@@ -474,17 +536,14 @@ class Definitions:
         """The built-in finance tags (``fin_*`` and ``lifecycle_stage``), created when missing."""
         with self.core.database.connection() as conn:
             existing = set(self._tag_names(conn))
-        for name, (formula, description, kind) in finance.PACK.items():
+        for name, (formula, description, _) in finance.PACK.items():
             if name in existing:
                 continue
-            value_type = {"bool": types_pb2.VALUE_TYPE_BOOL, "int": types_pb2.VALUE_TYPE_INT}.get(
-                kind, types_pb2.VALUE_TYPE_STRING
-            )
             definition = pb.TagDefinition(
                 name=name,
                 display_name=description,
                 description=f"built-in formula {formula} (docs/profile.md)",
-                value_type=value_type,
+                value_type=FORMULA_VALUE_TYPES[formula],
                 builtin=pb.BuiltinTag(formula=formula),
             )
             with contextlib.suppress(AlreadyExists):

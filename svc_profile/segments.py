@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from svc_common.errors import FieldViolation, InvalidArgument, NotFound
+from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from svc_profile import timesweep
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
@@ -44,8 +44,10 @@ class Segments:
         rule = self.core.engine.segments.get(segment_id)
         if rule is None:
             self.definitions.get_segment(segment_id)  # NOT_FOUND when unknown
-            raise InvalidArgument(
-                f"segment {segment_id!r} is archived", violations=[FieldViolation("segment_id", "archived")]
+            # The request is well-formed: the segment's state refuses it (as TAG_ARCHIVED does for a tag).
+            raise FailedPrecondition(
+                f"segment {segment_id!r} is archived: it is no longer evaluated (create a segment under a new id)",
+                reason="SEGMENT_ARCHIVED",
             )
         return rule
 
@@ -195,7 +197,10 @@ class Segments:
         segment, or the re-evaluation of the tag, as it is defined now. Raises when the target is gone: a
         segment unknown or archived, a tag unknown or archived."""
         if kind == "recompute_segment":
-            return self._segment_job(name)
+            try:
+                return self._segment_job(name)
+            except FailedPrecondition as exc:  # archived: gone for good, not a reason to give the job back
+                raise NotFound(f"segment {name!r} was archived", reason="SEGMENT_NOT_FOUND") from exc
         if kind == "recompute_tag":
             definition = self.definitions.get_tag(name)
             if definition.archived:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from svc_common.conditions import KINDS_FOR_TYPE, from_proto
-from svc_common.errors import FieldViolation, InvalidArgument, NotFound, QimingError
+from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, QimingError
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.server import current_call, note_customers
 from svc_common.timestamps import timestamp_micros
@@ -66,7 +66,7 @@ class TagWriter:
             try:
                 name = w.tag_name
                 if name not in refused:
-                    refused[name] = _refusal(rules.get(name), name)
+                    refused[name] = _refusal(rules.get(name), name, name in self.definitions.archived_tags)
                 why = refused[name]
                 if why is not None:
                     field = f"writes[{i}].tag_name"
@@ -119,8 +119,10 @@ class TagWriter:
         ]
 
 
-def _refusal(rule: Any, name: str) -> tuple[type[QimingError], str, str] | None:
+def _refusal(rule: Any, name: str, archived: bool = False) -> tuple[type[QimingError], str, str] | None:
     """Why writes to tag ``name`` are refused (error type, reason, message); None: they are taken."""
+    if rule is None and archived:  # defined (its name stays taken), but no longer active
+        return FailedPrecondition, "TAG_ARCHIVED", f"tag {name!r} is archived: its writes are refused"
     if rule is None:
         return NotFound, "TAG_NOT_FOUND", f"no tag definition {name!r}"
     if rule.kind != "external":
