@@ -16,6 +16,7 @@ import time
 import zoneinfo
 
 from google.protobuf import json_format
+from opentelemetry import trace
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
@@ -46,6 +47,10 @@ from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import event_pb2
 
 log = logging.getLogger("qiming.campaign.engine")
+_tracer = trace.get_tracer("qiming.campaign")
+LOG_BATCH_SPAN = "campaign log batch"
+"""The span of one batch of log events (``timers.TIMER_BATCH_SPAN``: of due timers): its statements, its calls to
+svc_profile (``BatchGetProfiles``, ``GetProfile``) and its log lines (``customer erased``) share its trace."""
 NEVER = -math.inf
 """``_loaded_at`` of journeys not loaded (0.0 was "loaded" while the monotonic clock was below the refresh period)."""
 
@@ -149,7 +154,12 @@ class Engine(TimerFiring):
             return self.journey_store.cursor(conn, self.settings.consumer_name)
 
     def handle(self, events: list[event_pb2.Event], cursor: str = "") -> BatchStats:
-        """Apply a batch of log events and store ``cursor``, all in one transaction."""
+        """Apply a batch of log events and store ``cursor``, all in one transaction, in a span of its own (a trace
+        per batch, not one per statement; the calls to svc_profile carry it)."""
+        with _tracer.start_as_current_span(LOG_BATCH_SPAN, attributes={"qiming.events": len(events)}):
+            return self._handle(events, cursor)
+
+    def _handle(self, events: list[event_pb2.Event], cursor: str) -> BatchStats:
         started = time.perf_counter()
         batch = BatchStats(events=len(events))
         with self.db.connection(write=True) as conn:
@@ -259,6 +269,7 @@ def local_day_start(now: dt.datetime, zone: str) -> dt.datetime:
 
 __all__ = [
     "EPOCH",
+    "LOG_BATCH_SPAN",
     "PARTICIPANT_COLUMNS",
     "SHARE_LOCK_DIALECTS",
     "TIMER_COLUMNS",

@@ -29,9 +29,9 @@ from svc_collect.wire import varint
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted
 from svc_common.paging import decode_token, encode_token, invalid_page_token, page_size
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
-from svc_common.pb.qiming.common.v1 import errors_pb2
+from svc_common.pb.qiming.common.v1 import errors_pb2, types_pb2
 from svc_common.runtime import ServiceRuntime
-from svc_common.server import Encoded, ServiceSpec, current_call, note_customers
+from svc_common.server import Encoded, ServiceSpec, current_call, note_audit_detail, note_customers
 from svc_common.timestamps import range_micros
 
 _REPLAY_DEFAULT, _REPLAY_MAX = 100, 1000
@@ -237,6 +237,7 @@ class CollectServicer(collect_pb2_grpc.CollectServiceServicer):
     async def ReadEvents(
         self, request: collect_pb2.ReadEventsRequest, context: aio.ServicerContext
     ) -> AsyncIterator[Encoded]:
+        note_audit_detail(**read_filters(request))  # a read of the whole log names nobody: its filters say what
         async for data in self._service.read_encoded(request, _roles()):
             yield Encoded(data)
 
@@ -255,6 +256,29 @@ class CollectServicer(collect_pb2_grpc.CollectServiceServicer):
             bucket = response.by_minute.add(accepted=accepted, duplicate=duplicate, rejected=rejected)
             bucket.minute.FromMicroseconds(minute_us)
         return response
+
+
+def read_filters(request: collect_pb2.ReadEventsRequest) -> dict[str, object]:
+    """What a ``ReadEvents`` asked for, for its audit record: the event types (empty: all), where it starts (a cursor or
+    a receive time), the kind of id of its ``user`` filter (a customer number is named in the record's customers
+    already; an anonymous id is not named), ``max_events``, ``follow`` and ``unmask``. Never a value of an event."""
+    filters: dict[str, object] = {"event_types": list(request.event_types)}
+    start = request.WhichOneof("start")
+    if start == "after_cursor":
+        filters["after_cursor"] = request.after_cursor
+    elif start == "from_received_at":
+        try:
+            filters["from_received_at"] = request.from_received_at.ToJsonString()
+        except ValueError:  # out of range: the call is refused (TIMESTAMP_OUT_OF_RANGE), the record says what it was
+            filters["from_received_at"] = f"seconds={request.from_received_at.seconds}"
+    if request.HasField("user"):
+        kind = request.user.type
+        filters["user_id_type"] = types_pb2.IdType.Name(kind) if kind in types_pb2.IdType.values() else str(kind)
+    if request.max_events:
+        filters["max_events"] = request.max_events
+    filters["follow"] = request.follow
+    filters["unmask"] = request.unmask
+    return filters
 
 
 class EventSchemaServicer(collect_pb2_grpc.EventSchemaServiceServicer):

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from opentelemetry import trace
+
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_profile.core import Core
 from svc_profile.features import FeatureUpdater
@@ -27,6 +29,8 @@ log = logging.getLogger("qiming.profile")
 # which must not re-create the person), and svc_campaign's deliveries ($message_sent/_delivered/_clicked), which
 # carry the customer id but must neither create a person nor make a dormant customer look active.
 OWN_EVENTS = ("$segment_", "$profile_erased", "$message_")
+LOG_BATCH_SPAN = "profile log batch"
+_tracer = trace.get_tracer("qiming.profile")
 
 
 @contextmanager
@@ -71,7 +75,10 @@ class BatchConsumer:
     def submit(self, events: list[event_pb2.Event], cursor: str) -> dict[str, Any]:
         """``handle`` whose commit runs on the pipeline's thread (``svc_profile.pipeline``) while the caller hands
         over the next batch; that batch, ``drain`` or ``load_cursor`` raises a failed commit's error."""
-        with _collector_paused():
+        # One span (a trace) per batch: its statements, its commit on the pipeline's thread and its log lines share
+        # it, instead of a trace per statement.
+        span = _tracer.start_as_current_span(LOG_BATCH_SPAN, attributes={"qiming.events": len(events)})
+        with span, _collector_paused():
             return self._handle(events, cursor)  # its objects are freed before the collector runs again
 
     def drain(self) -> None:

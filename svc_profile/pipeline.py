@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from opentelemetry import context as otel_context
 from sqlalchemy.engine import Connection
 
 from svc_common.db import Database
@@ -191,7 +192,16 @@ class BatchConnection:
             buffer = [write.staged(stage) if hasattr(write, "staged") else write for write in buffer]  # type: ignore[attr-defined]
             image = stage.image()
 
+        traced = otel_context.get_current()  # the batch's span: its commit's statements are in its trace
+
         def commit() -> None:
+            token = otel_context.attach(traced)
+            try:
+                run_commit()
+            finally:
+                otel_context.detach(token)
+
+        def run_commit() -> None:
             if self._pipeline.failed:  # not expected: a batch opens its transaction after the previous commit
                 self.abort(RuntimeError("a log batch before this one failed"))
                 return

@@ -49,7 +49,8 @@ class ChainMac:
 
 def record_bodies(record: AuditRecord) -> list[dict[str, Any]]:
     """The lines of one record, without seq/prev/mac: one, or one per part of at most 1,000 customers (as the
-    ``qiming.audit`` log lines are split). Only customer ids are written, never values."""
+    ``qiming.audit`` log lines are split). Only customer ids are written, never values. ``detail`` (the facts the
+    handler attached, each part's line has them) only when there are some: other lines are as they always were."""
     base: dict[str, Any] = {
         "at": record.at.isoformat(timespec="microseconds"),
         "principal": record.principal,
@@ -59,6 +60,8 @@ def record_bodies(record: AuditRecord) -> list[dict[str, Any]]:
         "peer": record.peer,
         "trace_id": record.trace_id,
     }
+    if record.detail:
+        base["detail"] = dict(record.detail)
     return [
         {**base, "customers": chunk, **({"part": part, "parts": parts} if parts else {})}
         for chunk, part, parts in customer_parts(record.customers)

@@ -15,6 +15,7 @@ from svc_common.server._call import (
     CallInterceptor,
     Principal,
     current_call,
+    note_audit_detail,
     note_customers,
 )
 from svc_common.server._client import blocking_channel
@@ -52,6 +53,7 @@ __all__ = [
     "current_call",
     "insecure_channel",
     "keepalive_options",
+    "note_audit_detail",
     "note_customers",
     "peer_address",
     "register_not_yet_built",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,8 @@ class CallInfo:
     principal: Principal = ANONYMOUS
     customers: set[str] = field(default_factory=set)
     """Customer ids the call touched (filled by domain code for the audit record)."""
+    detail: dict[str, Any] = field(default_factory=dict)
+    """Small, non-sensitive facts about the call for its audit record (filled by :func:`note_audit_detail`)."""
 
     @property
     def service(self) -> str:
@@ -82,6 +84,37 @@ def note_customers(*customer_ids: str) -> None:
     call = _current.get()
     if call is not None:
         call.customers.update(customer_ids)
+
+
+AUDIT_DETAIL_CHARS = 200
+"""A detail's string (or each string of a list) is cut to this many characters."""
+AUDIT_DETAIL_ITEMS = 100
+"""A detail's list keeps this many items, then one ``"... N more"``."""
+
+DetailValue = str | int | bool | Sequence[str] | None
+
+
+def note_audit_detail(**fields: DetailValue) -> None:
+    """Attach small facts to the current call's audit record (the ``audit_detail`` of its ``qiming.audit`` line, the
+    ``detail`` of its chained audit line), as :func:`note_customers` names the customers: an erasure's reason, the
+    filters of a read of the whole log. Strings are cut to ``AUDIT_DETAIL_CHARS``, lists to ``AUDIT_DETAIL_ITEMS``.
+    The caller decides what is safe to keep: never a value of level 3 or above (mask it, or name only its kind)."""
+    call = _current.get()
+    if call is not None:
+        for key, value in fields.items():
+            call.detail[key] = _bounded(value)
+
+
+def _bounded(value: DetailValue) -> str | int | bool | list[str] | None:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return value[:AUDIT_DETAIL_CHARS]
+    items = [str(item)[:AUDIT_DETAIL_CHARS] for item in list(value)[: AUDIT_DETAIL_ITEMS + 1]]
+    if len(items) > AUDIT_DETAIL_ITEMS:
+        more = len(value) - AUDIT_DETAIL_ITEMS
+        items[AUDIT_DETAIL_ITEMS:] = [f"... {more} more"]
+    return items
 
 
 def status_of(exc: BaseException | None, context: aio.ServicerContext) -> grpc.StatusCode:

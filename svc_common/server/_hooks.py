@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from grpc import aio
 
@@ -24,7 +24,8 @@ class Authenticator(Protocol):
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """One audited RPC: who, what, when, the outcome, the trace, and which customers it touched."""
+    """One audited RPC: who, what, when, the outcome, the trace, which customers it touched, and the small facts
+    its handler attached (``detail``, see ``note_audit_detail``: empty for most calls, and then not written)."""
 
     at: datetime
     principal: str
@@ -34,6 +35,7 @@ class AuditRecord:
     trace_id: str
     status: str
     customers: tuple[str, ...] = field(default=())
+    detail: Mapping[str, Any] = field(default_factory=dict)
 
 
 class AuditSink(Protocol):
@@ -80,6 +82,8 @@ class LogAuditSink:
             "peer": record.peer,
             "audit_trace_id": record.trace_id,
         }
+        if record.detail:
+            base["audit_detail"] = dict(record.detail)
         for chunk, part, parts in customer_parts(record.customers):
             numbered = {"audit_part": part, "audit_parts": parts} if parts else {}
             self._log.info("audit", extra={**base, "audit_customers": chunk, **numbered})
@@ -134,4 +138,5 @@ def _record_of(call: CallInfo, context: aio.ServicerContext, exc: BaseException 
         trace_id=call.trace_id,
         status=status_of(exc, context).name,
         customers=tuple(sorted(call.customers)),
+        detail=dict(call.detail),
     )
