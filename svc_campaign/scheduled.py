@@ -23,6 +23,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import trace
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
     from svc_campaign.engine import Engine, RunningJourney
 
 log = logging.getLogger("qiming.campaign.scheduled")
+_tracer = trace.get_tracer("qiming.campaign")
+RUN_STEP_SPAN = "campaign scheduled run step"
+"""The span of one step of a scheduled run (an export of members, or a batch of entries)."""
 SCHEDULED_EVENT = "$scheduled"
 RETRY_AFTER = dt.timedelta(seconds=10)
 """A run whose export failed is tried again after this long."""
@@ -75,7 +79,13 @@ class Scheduler:
                 continue  # stopped (cancelled above), paused (the run waits), or not in the cache yet (next time)
             if run["last_error"] and now - run["updated_at"] < RETRY_AFTER:
                 continue  # its export failed a moment ago: the other runs go first
-            done = self._export(run) if run["run_state"] == "exporting" else self._enter(run, journey)
+            # A span (a trace) per step: its statements and its calls to svc_profile (ExportMembers,
+            # BatchGetProfiles) share it, as a log batch's do (engine.LOG_BATCH_SPAN).
+            step = run["run_state"]
+            with _tracer.start_as_current_span(
+                RUN_STEP_SPAN, attributes={"qiming.run_id": run["run_id"], "qiming.step": step}
+            ):
+                done = self._export(run) if step == "exporting" else self._enter(run, journey)
             if done:
                 return done + created
         return created

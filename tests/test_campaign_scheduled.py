@@ -359,3 +359,38 @@ def test_known_zone_refuses_names_that_are_no_zone() -> None:
     assert str(known_zone("Asia/Shanghai")) == "Asia/Shanghai"
     for name in ("Asia", "Mars/Base", "../etc/passwd", ""):  # a directory, unknown, a path, empty
         assert known_zone(name) is None, name
+
+
+def test_each_step_of_a_run_is_one_trace_with_its_calls_to_svc_profile(
+    tmp_path, profiles, span_exporter, monkeypatch
+) -> None:
+    """Session 17 (after walk walke m4): a scheduled run's export and entries called svc_profile outside any span, so
+    svc_profile's audit lines of ExportMembers / BatchGetProfiles had trace ids found nowhere in svc_campaign (the
+    gRPC client sends the current span's context: tests/test_fixtrace17_batch_traces.py)."""
+    from opentelemetry import trace
+
+    settings = {"profile_address": profiles, "schedule_batch_size": 50}
+    clock = ManualClock(T0)
+    with campaign_service(tmp_path, None, clock=clock, settings=settings) as service:
+        add_template(service)
+        run_journey(service, simple_graph(scheduled(run_at=T0)))
+        calls: list[tuple[str, int]] = []
+
+        def traced(name, method):
+            def call(*args, **kwargs):
+                calls.append((name, trace.get_current_span().get_span_context().trace_id))
+                return method(*args, **kwargs)
+
+            return call
+
+        monkeypatch.setattr(service.scheduler.members, "export", traced("export", service.scheduler.members.export))
+        # The entries' read-ahead, where svc_profile's directory makes its BatchGetProfiles.
+        monkeypatch.setattr(service.walker, "prefetch", traced("prefetch", service.walker.prefetch))
+        span_exporter.clear()
+        assert service.scheduler.run_once() > 0  # the export
+        assert service.scheduler.run_once() > 0  # a batch of entries
+        steps = [s for s in span_exporter.get_finished_spans() if s.name == "campaign scheduled run step"]
+        assert [s.attributes["qiming.step"] for s in steps] == ["exporting", "entering"]
+        exporting, entering = (s.context.trace_id for s in steps)
+        assert calls and {trace_id for name, trace_id in calls if name == "export"} == {exporting}
+        assert {trace_id for name, trace_id in calls if name == "prefetch"} == {entering}
