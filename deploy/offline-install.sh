@@ -9,8 +9,8 @@
 #     -> DIR/ (default dist/qiming-offline-<version>+<build>-<arch>) and DIR.tar.gz:
 #        wheelhouse/ (every wheel), deploy/ (all of it: this script, the systemd unit, the example configs),
 #        docs/ (the manuals), EXTRAS, BUILD (what was built, from which commit), SHA256SUMS
-#        The Qiming wheel's version carries the build: 0.1.0+g<commit> (0.1.0+g<commit>.dirty for a tree
-#        with changes, 0.1.0+b<UTC time> outside git), so `qiming version` tells two builds apart.
+#        The Qiming wheel's version carries the build: 0.2.0+g<commit> (0.2.0+g<commit>.dirty for a tree
+#        with changes, 0.2.0+b<UTC time> outside git), so `qiming version` tells two builds apart.
 #
 #   On the target, in the unpacked bundle:
 #     deploy/offline-install.sh install [--prefix /opt/qiming] [--python python3.11] [--extras LIST]
@@ -180,7 +180,7 @@ cmd_download() {
   local wheel
   wheel="$(find "$OUT/wheelhouse" -maxdepth 1 -name 'qiming-*.whl' -print -quit)"
   [[ -n "$wheel" ]] || die "the Qiming wheel was not built"
-  # Every release has been 0.1.0: the build label in the version is what tells two bundles apart.
+  # Releases before 0.2.0 were all 0.1.0, and two builds of one release differ: the label tells them apart.
   wheel="$("$BUILD_VENV/bin/python" - "$wheel" "$BUILD_LABEL" <<'PY'
 import base64, hashlib, os, sys, zipfile
 
@@ -363,8 +363,8 @@ cmd_install() {
   # eager: every dependency at the bundle's version (the highest there), not only those that no longer fit.
   "$venv/bin/python" -m pip install --quiet --no-index --find-links "$wheelhouse" \
     --upgrade --upgrade-strategy eager "$wanted" || fail "pip could not install the bundle's wheels into $venv"
-  # pip keeps an installed Qiming of the same version ("Requirement already satisfied"), and every release has
-  # been 0.1.0: the bundle's own wheel, by path, replaces whatever is there.
+  # pip keeps an installed Qiming of the same version ("Requirement already satisfied"), and releases before 0.2.0
+  # were all 0.1.0 (two builds of one release share it too): the bundle's own wheel, by path, replaces what is there.
   info "installing $BUNDLE_WHEEL"
   "$venv/bin/python" -m pip install --quiet --no-index --no-deps --force-reinstall "$wheel" \
     || fail "pip could not install $wheel into $venv"
