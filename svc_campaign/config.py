@@ -51,6 +51,11 @@ class CampaignSettings(ServiceSettings):
     """How often due timers are looked for."""
     timer_batch_size: int = Field(default=200, ge=1)
     """Timers fired per transaction."""
+    timers_wait_for_log_seconds: float = Field(default=300.0, ge=0)
+    """How long due timers wait for the log follower to read the log to its end (after a start, or while svc_collect
+    cannot be read) before they fire anyway: a timer fired before the events that arrived meanwhile are read answers
+    an absence, a sequence's "then not B" or a wait's timeout although the customer's event is in the log. 0: never
+    wait."""
     timer_workers: int = Field(default=2, ge=1, le=16)
     """Timer loops firing at once on PostgreSQL, each for its own share of the customers (by a hash of the user
     id: one customer's timers are only ever fired by one of them, so two timer loops never gate one customer at

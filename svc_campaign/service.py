@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -127,6 +128,8 @@ class CampaignService(TemplateBook):
                 database, tables, collect, signer=self.signed_events.signer, offload=run, **_publishing(settings)
             )
         self.follower: Any = None
+        self._timers_held_since: float | None = None  # monotonic: since when due timers wait for the log follower
+        self._timers_released = False  # they fire anyway after timers_wait_for_log_seconds (said once)
         self._tasks: list[asyncio.Task[None]] = []
 
     def _paused(self) -> list[str]:
@@ -179,6 +182,8 @@ class CampaignService(TemplateBook):
         for share in range(shares):
 
             async def timers(share: tuple[int, int] | None = (share, shares) if shares > 1 else None) -> int:
+                if not self.log_read_for_timers():
+                    return 0
                 return (await self.threads.run(self.engine.fire_due_timers, None, share)).timers_fired
 
             self._loop("timers" if shares == 1 else f"timers-{share}", timers, poll)
@@ -213,6 +218,37 @@ class CampaignService(TemplateBook):
                 "[campaign] profile_address (QIMING_CAMPAIGN_PROFILE_ADDRESS)",
                 extra={"setting": "profile_address"},
             )
+
+    def log_read_for_timers(self) -> bool:
+        """Whether due timers may fire now: the log follower has read the log to its end since it (re)connected, or
+        has not for longer than ``timers_wait_for_log_seconds``. After a restart the events that arrived while
+        svc_campaign was down are read first: a timer fired before them answered an absence, a "then not B" or a
+        wait's timeout although the customer's event was in the log (walk 2026-12-06). No follower: nothing to
+        wait for."""
+        follower = self.follower
+        if follower is None or follower.caught_up.is_set():
+            if self._timers_held_since is not None:
+                self._timers_held_since = None
+                if self._timers_released:
+                    log.info("the log follower has read the log again: due timers wait for it again")
+                self._timers_released = False
+            return True
+        limit = self.settings.timers_wait_for_log_seconds
+        now = time.monotonic()
+        if self._timers_held_since is None:
+            self._timers_held_since = now
+        if now - self._timers_held_since < limit:
+            return False
+        if not self._timers_released:
+            self._timers_released = True
+            log.warning(
+                "the log follower has not read the log to its end for %.0f s (timers_wait_for_log_seconds): due "
+                'timers fire anyway; an absence, a "then not B" or a wait\'s timeout may be answered although the '
+                "customer's event is in the log unread",
+                now - self._timers_held_since,
+                extra={"setting": "timers_wait_for_log_seconds"},
+            )
+        return True
 
     def _loop(self, name: str, once: Callable[[], Awaitable[int]], idle_seconds: float) -> None:
         self._tasks.append(asyncio.create_task(run_loop(name, once, idle_seconds), name=f"campaign-{name}"))

@@ -113,3 +113,91 @@ def time_now():
     import datetime as dt
 
     return dt.datetime.now(dt.UTC)
+
+
+def test_after_a_restart_timers_wait_for_the_events_that_arrived_meanwhile(tmp_path) -> None:
+    """Session 17 walk (walkcamp, major): at a restart the timer loop fired every due timer before the log follower
+    read the events that arrived while svc_campaign was down: customers whose awaited deposit was in the log, well
+    inside the window, got the timeout's "you didn't" message. Timers now wait until the follower has read the log
+    to its end (``timers_wait_for_log_seconds``)."""
+    gateway = Gateway()
+    collect = ServerProcess(
+        "collect", work_dir=tmp_path / "collect", env={"QIMING_COLLECT_KEYRING_JSON": KEYRING}
+    ).start()
+    env = {
+        "QIMING_CAMPAIGN_COLLECT_ADDRESS": collect.address,
+        "QIMING_CAMPAIGN_GATEWAY_URL": gateway.url,
+        "QIMING_CAMPAIGN_TIMER_POLL_MILLIS": "20",
+        "QIMING_CAMPAIGN_DELIVERY_POLL_MILLIS": "50",
+        "QIMING_CAMPAIGN_LOG_BATCH_SIZE": "5",
+        "QIMING_CAMPAIGN_KEYRING_JSON": KEYRING,
+    }
+    campaign = ServerProcess("campaign", work_dir=tmp_path / "campaign", env=env).start()
+    deposit = pb.WaitForEvent(event=pb.SingleEventTrigger(event_type="deposit"), timeout_seconds=3)
+    graph = pb.JourneyGraph(
+        entry_node_id="start",
+        nodes=[
+            node("start", trigger=pb.TriggerNode(trigger=on_event("signup"), next_node_id="wait")),
+            node("wait", wait=pb.WaitNode(until_event=deposit, next_node_id="thanks", timeout_node_id="nudge")),
+            node("thanks", send=pb.SendNode(channel=PUSH, template_id="thanks", next_node_id="end", is_marketing=True)),
+            node("nudge", send=pb.SendNode(channel=PUSH, template_id="nudge", next_node_id="end", is_marketing=True)),
+            node("end", exit=pb.ExitNode()),
+        ],
+    )
+    users = [f"d{i}" for i in range(12)]
+    try:
+        with grpc.insecure_channel(campaign.address) as channel:
+            templates = pb_grpc.TemplateServiceStub(channel)
+            for template in ("thanks", "nudge"):
+                request = pb.CreateTemplateRequest(
+                    template=pb.Template(template_id=template, name=template, body=template)
+                )
+                templates.CreateTemplate(request, timeout=10)
+            journeys = pb_grpc.JourneyServiceStub(channel)
+            journeys.CreateJourney(
+                pb.CreateJourneyRequest(journey=pb.Journey(journey_id="wait", name="wait", draft=graph)), timeout=10
+            )
+            journeys.PublishJourney(pb.PublishJourneyRequest(journey_id="wait"), timeout=10)
+            journeys.StartJourney(pb.StartJourneyRequest(journey_id="wait"), timeout=10)
+        time.sleep(2.5)  # the engine picks the running journey up
+        _publish(collect.address, [event("signup", user, time_now()) for user in users])
+        _wait_for(lambda: _report(campaign.address).entered == len(users))
+        campaign.kill()
+        # While it is down: other customers' traffic, then every waiting customer's deposit, in time.
+        for start in range(0, 3000, 500):
+            _publish(collect.address, [event("page_view", f"x{start + i}", time_now()) for i in range(500)])
+        _publish(collect.address, [event("deposit", user, time_now()) for user in users])
+        time.sleep(3.5)  # every timeout is due by the restart
+        campaign.start()
+        _wait_for(lambda: len({key for key, _ in gateway.requests}) == len(users))
+        time.sleep(1.0)
+        sent = {body["customer_id"]: body for _, body in gateway.requests}
+        assert sorted(sent) == sorted(users)
+        assert {body.get("template_id") for body in sent.values()} == {"thanks"}, sent
+    finally:
+        campaign.kill()
+        collect.terminate()
+        gateway.close()
+
+
+def test_timers_fire_anyway_once_the_log_stays_unread_past_the_wait(tmp_path, caplog) -> None:
+    """``timers_wait_for_log_seconds`` bounds the wait: an svc_collect that stays unreadable does not stop every
+    journey's timers for good; the release is said once, and a follower reading again makes timers wait again."""
+    import logging
+    import types
+
+    from campaign_helpers import campaign_service
+
+    with campaign_service(tmp_path, settings={"timers_wait_for_log_seconds": 0.3}) as service:
+        assert service.log_read_for_timers()  # no follower: nothing to wait for
+        caught_up = asyncio.Event()
+        service.follower = types.SimpleNamespace(caught_up=caught_up)
+        assert not service.log_read_for_timers()
+        time.sleep(0.35)
+        with caplog.at_level(logging.WARNING, logger="qiming.campaign"):
+            assert service.log_read_for_timers() and service.log_read_for_timers()
+        assert sum("fire anyway" in r.getMessage() for r in caplog.records) == 1
+        caught_up.set()
+        assert service.log_read_for_timers()
+        caught_up.clear()  # lost svc_collect again: the wait starts over
+        assert not service.log_read_for_timers()
