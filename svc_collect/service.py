@@ -4,6 +4,7 @@ statistics; quarantine. No gRPC here: the servicers in ``server.py`` translate."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import statistics
 import time
 import uuid
@@ -104,6 +105,7 @@ class EventOutcome:
 
 
 RELEASED_MESSAGE = "released by an earlier replay: the event is in the log at this cursor"
+HELD_MESSAGE = "the log holds this very event (it was sent again and accepted): released at its cursor"
 PAYLOAD_MISMATCH_MESSAGE = "the same event_id was sent before with a different payload; the first one is kept"
 REPLAY_MISMATCH_MESSAGE = (
     "the log holds another event under this event_id (a different payload), so this one was not stored; if it is a "
@@ -489,13 +491,21 @@ class CollectService:
         note_customers(*customers_of(events))
         # On time when it arrived is on time: a replay days later must not find it too old.
         batch, pending = self._prepare(events, now_us, [r.quarantined_at_us for r in live])
-        # A replay must not quarantine the same event a second time: failures only update the old record.
+        # A replay must not quarantine the same event a second time: failures only update the old record, or release
+        # it when the log holds that very event (sent again since, and accepted then).
+        prepared = {q.quarantine_id: q for q in batch.quarantined}
         batch.quarantined = []
         for record, item in zip(live, pending, strict=True):
             if isinstance(item, int):
                 batch.releases[record.quarantine_id] = item
+            elif (q := prepared.get(item.quarantine_id)) is not None and q.fingerprint is not None:
+                batch.replayed.append(dataclasses.replace(q, quarantine_id=record.quarantine_id))
+        appended = await self._append(batch) if batch.rows or batch.replayed else []
+        known = batch.known
         failed = [(r, item) for r, item in zip(live, pending, strict=True) if isinstance(item, EventOutcome)]
         for record, outcome in failed:
+            if record.quarantine_id in known:
+                continue
             await asyncio.to_thread(
                 self._catalog.note_failed_replay,
                 record.quarantine_id,
@@ -503,7 +513,6 @@ class CollectService:
                 outcome.field,
                 outcome.message,
             )
-        appended = await self._append(batch) if batch.rows else []
         for record, item in zip(live, pending, strict=True):
             if isinstance(item, int) and appended[item].payload_mismatch:
                 # The log holds another event under this id: this one was not stored and stays quarantined (listed,
@@ -531,19 +540,25 @@ class CollectService:
             for released_index, r in enumerate(records)
             if (seq := r.released_seq) is not None
         ]
-        results.extend(
-            EventOutcome(
-                position[id(live[o.index])],
-                o.event_id,
-                o.status,
-                o.reason,
-                o.field,
-                o.message,
-                o.cursor,
-                live[o.index].quarantine_id,
+        for o in outcomes:
+            record = live[o.index]
+            stored = known.get(record.quarantine_id) if o.status == REJECTED else None
+            if stored is not None:  # still refused by the checks, but the log holds this very event: released
+                o = EventOutcome(
+                    o.index, o.event_id, DUPLICATE, message=RELEASED_MESSAGE, cursor=self.cursor(stored.seq)
+                )
+            results.append(
+                EventOutcome(
+                    position[id(record)],
+                    o.event_id,
+                    o.status,
+                    o.reason,
+                    o.field,
+                    o.message,
+                    o.cursor,
+                    record.quarantine_id,
+                )
             )
-            for o in outcomes
-        )
         return sorted(results, key=lambda o: o.index)
 
 

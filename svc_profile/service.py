@@ -13,6 +13,7 @@ from svc_common.conditions import from_proto, to_proto
 from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
+from svc_common.protection import find_personal_data
 from svc_common.server import note_customers
 from svc_profile.core import Core
 from svc_profile.erasure import ERASED_CAUSE, customer_ids, erasure_events
@@ -34,7 +35,12 @@ from svc_profile.store._sql import CANONICAL, CUSTOMER
 _LONG_NUMBER = re.compile(r"\d(?:[ -]?\d){10,}[\dXx]?")
 
 
-def masked_numbers(text: str) -> str:
+def masked_reason(text: str) -> str:
+    """An erasure's free-text reason as the log and the (tamper-evident, never edited) audit trail keep it: each
+    piece of personal data svc_collect detects (a mobile, identity or card number, an e-mail address) and any other
+    long digit run replaced by ``***``, nothing of it kept."""
+    for start, end, _ in reversed(find_personal_data(text)):
+        text = f"{text[:start]}***{text[end:]}"
     return _LONG_NUMBER.sub("***", text)
 
 
@@ -433,7 +439,7 @@ class ProfileDomain:
             erased = erasure_events(pid, customers, now, self.core.signer)
             self.core.store.add_outbox(conn, [outbox_row(e, pid, now) for e in erased])
             self.core.store.delete_person(conn, pid)
-        log.info("profile erased", extra={"profile_id": pid, "reason": masked_numbers(reason[:200])})
+        log.info("profile erased", extra={"profile_id": pid, "reason": masked_reason(reason[:200])})
         return pid
 
 

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 from collect_helpers import collect_settings, make_event, running_service
@@ -57,6 +58,28 @@ def test_a_retry_refused_by_a_stricter_schema_is_answered_duplicate(log_backend:
             assert sorted(q.quarantine_id for q in quarantined) == sorted(r.quarantine_id for r in results[1:])
             stats = await service.stats(None, None, ["f1_open"])
             assert [row[1:] for row in stats.by_type] == [(1, 1, 2)]  # accepted, duplicate, rejected
+
+    asyncio.run(scenario())
+
+
+def test_jetstream_a_retry_refused_by_another_collector_is_answered_duplicate(jetstream_server, tmp_path: Path) -> None:
+    """review17 M1: a collector looked the rejected event's id up in its own index only; one that had not read the
+    pack another collector wrote answered REJECTED (and quarantined it again) for an event the stream holds."""
+    from collect_helpers import jetstream_settings
+
+    name = f"t{uuid.uuid4().hex[:12]}"
+    settings = jetstream_settings(tmp_path, jetstream_server, name)
+
+    async def scenario() -> None:
+        async with running_service(settings) as (a, _), running_service(settings) as (b, catalog):
+            await b.ingest([make_event("f1_open", label="warm-up")])  # b has read the stream once
+            first = make_event("f1_open", label="one")
+            (stored,) = await a.ingest([_copy(first)])
+            assert stored.status == ACCEPTED
+            await b.schemas.register(STRICT, 0, "test")
+            (retry,) = await b.ingest([_copy(first)])
+            assert (retry.status, retry.cursor, retry.quarantine_id) == (DUPLICATE, stored.cursor, "")
+            assert await asyncio.to_thread(catalog.list_quarantine) == []
 
     asyncio.run(scenario())
 
@@ -162,5 +185,39 @@ def test_a_schema_on_a_signed_type_names_the_service_that_writes_it(tmp_path: Pa
                     await service.schemas.register(collect_pb2.EventSchema(event_type=event_type), 0, "x")
                 (violation,) = refused.value.violations
                 assert violation.field == "schema.event_type" and writer in violation.description
+
+    asyncio.run(scenario())
+
+
+def test_a_quarantined_event_the_log_holds_since_is_released_by_a_replay(log_backend: dict, tmp_path: Path) -> None:
+    """review17 m1: the record of an event later sent again and accepted (the same bytes) replayed REJECTED under a
+    strict schema and stayed listed as unresolved for ever; it is the stored event: released at its cursor."""
+    settings = collect_settings(tmp_path, **log_backend)
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, catalog):
+            await service.schemas.register(STRICT, 0, "test")
+            event = make_event("f1_open", label="one")
+            (refused,) = await service.ingest([_copy(event)])
+            assert refused.status == REJECTED
+            await service.schemas.register(collect_pb2.EventSchema(event_type="f1_open"), 1, "test")
+            (stored,) = await service.ingest([_copy(event)])
+            assert stored.status == ACCEPTED
+            await service.schemas.register(STRICT, 2, "test")
+            other = make_event("f1_open", label="never sent again")
+            (hopeless,) = await service.ingest([other])
+
+            records = await asyncio.to_thread(catalog.get_quarantined, [refused.quarantine_id, hopeless.quarantine_id])
+            results = {r.quarantine_id: r for r in await service.replay(records)}
+            released, still = results[refused.quarantine_id], results[hopeless.quarantine_id]
+            assert (released.status, released.cursor, released.reason) == (DUPLICATE, stored.cursor, 0)
+            assert still.status == REJECTED
+            listed = await asyncio.to_thread(catalog.list_quarantine, event_types=["f1_open"])
+            assert [q.quarantine_id for q in listed] == [hopeless.quarantine_id]
+            (record,) = await asyncio.to_thread(catalog.get_quarantined, [refused.quarantine_id])
+            assert record.released_seq is not None and service.cursor(record.released_seq) == stored.cursor
+            # Named again, it is the usual "released by an earlier replay".
+            (again,) = await service.replay([record])
+            assert (again.status, again.cursor) == (DUPLICATE, stored.cursor)
 
     asyncio.run(scenario())

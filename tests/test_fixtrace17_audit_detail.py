@@ -28,8 +28,9 @@ from svc_profile.server import build_spec
 from svc_profile.store import SCHEMA
 
 DELETE = "/qiming.profile.v1.ProfileService/DeleteProfile"
-REASON = "PIPL-2026-W3: customer phone 136 5555 6666"
-MASKED = "PIPL-2026-W3: customer phone ***"
+# review17 m2: an e-mail address stayed in clear (only long digit runs were masked).
+REASON = "PIPL-2026-W3: customer phone 136 5555 6666, asked by zhang.san@example.com"
+MASKED = "PIPL-2026-W3: customer phone ***, asked by ***"
 
 
 async def _serve_and_erase(tmp_path: Path, audit_dir: Path) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -96,6 +97,9 @@ class WriteBatch:
     # Set by the append: rejected events whose id the log already holds (quarantine_id -> the stored copy). They are
     # not quarantined, and count as duplicates.
     known: dict[str, Appended] = field(default_factory=dict)
+    # A replay's events still rejected, under their records' ids: never inserted; one the log holds (the same event,
+    # sent again since) has its record released at the stored copy's position.
+    replayed: list[QuarantineRow] = field(default_factory=list)
 
     def size(self) -> int:
         return len(self.rows) + len(self.quarantined)
@@ -213,6 +217,7 @@ class SqlEventLog:
                 lambda: _LOOKUPS_AFTER_MISS,
                 settle_known_rejections,
                 quarantined_rows,
+                released_records,
             )
 
     def open(self) -> None:
@@ -388,13 +393,11 @@ class SqlEventLog:
             conn.execute(self._quarantine_insert_sql, rows)
         c = self._quarantine.c
         for batch, out in zip(batches, results, strict=True):
-            for quarantine_id, index in batch.releases.items():
-                if out[index].payload_mismatch:  # another payload holds the id: this one stays quarantined
-                    continue
+            for seq, quarantine_id in released_records(batch, out):
                 conn.execute(
                     update(self._quarantine)
                     .where(c.quarantine_id == quarantine_id)
-                    .values(released_seq=out[index].seq, released_at_us=now_us, replay_count=c.replay_count + 1)
+                    .values(released_seq=seq, released_at_us=now_us, replay_count=c.replay_count + 1)
                 )
 
     def _count(self, conn: Connection, counts: dict[str, list[int]], now_us: int) -> None:
@@ -519,7 +522,7 @@ def settle_known_rejections(
 
     Sets each batch's ``known`` afresh (an append tried again decides again); the writers leave those out of the
     quarantine. Rejected events are rare: nothing is looked up for a group without any."""
-    candidates = [q for batch in batches for q in batch.quarantined if q.fingerprint is not None]
+    candidates = [q for batch in batches for q in chain(batch.quarantined, batch.replayed) if q.fingerprint is not None]
     for batch in batches:
         if batch.known:
             batch.known = {}
@@ -529,10 +532,24 @@ def settle_known_rejections(
     if not found:
         return
     for batch in batches:
-        for q in batch.quarantined:
+        for q in chain(batch.quarantined, batch.replayed):
             hit = found.get(q.event_id) if q.fingerprint is not None else None
             if hit is not None and hit[1] == q.fingerprint:
                 batch.known[q.quarantine_id] = Appended(hit[0], True, False)
+
+
+def released_records(batch: WriteBatch, out: list[Appended]) -> list[tuple[int, str]]:
+    """(position, quarantine_id) of the quarantine records a replay releases: the events it let into the log (not one
+    whose id another payload holds: that one stays quarantined), and those still rejected that the log holds."""
+    released = [
+        (out[index].seq, quarantine_id)
+        for quarantine_id, index in batch.releases.items()
+        if not out[index].payload_mismatch
+    ]
+    released += [
+        (batch.known[q.quarantine_id].seq, q.quarantine_id) for q in batch.replayed if q.quarantine_id in batch.known
+    ]
+    return released
 
 
 def quarantined_rows(batch: WriteBatch) -> list[QuarantineRow]:

@@ -77,6 +77,7 @@ Counts = Callable[[Sequence["WriteBatch"], list[list["Appended"]]], dict[str, li
 Lookup = Callable[[list[str]], dict[str, tuple[int, str]]]
 Settle = Callable[[Sequence["WriteBatch"], Lookup], None]
 Quarantined = Callable[["WriteBatch"], Sequence["QuarantineRow"]]
+Released = Callable[["WriteBatch", list["Appended"]], list[tuple[int, str]]]
 
 
 class _Refused(Exception):
@@ -96,6 +97,7 @@ class PgAppender:
         lookups_after_miss: Callable[[], int],
         settle: Settle,
         quarantined: Quarantined,
+        released: Released,
     ) -> None:
         self._engine = database.engine
         self._copy_sql = copy_sql
@@ -105,6 +107,7 @@ class PgAppender:
         self._lookups_after_miss = lookups_after_miss
         self._settle = settle
         self._quarantined = quarantined
+        self._released = released
         self._span_target = cast("Connection", types.SimpleNamespace(engine=database.engine))
         self._held: Any = None  # the pool's proxy of the kept connection
         self._lock = threading.Lock()
@@ -221,10 +224,9 @@ class PgAppender:
             for q in self._quarantined(batch)
         ]
         releases = [
-            (out[index].seq, received_us, quarantine_id)
+            (seq, received_us, quarantine_id)
             for batch, out in zip(batches, results, strict=True)
-            for quarantine_id, index in batch.releases.items()
-            if not out[index].payload_mismatch  # another payload holds the id: this one stays quarantined
+            for seq, quarantine_id in self._released(batch, out)
         ]
         if quarantined or releases:
             with conn.cursor() as cursor:

@@ -246,8 +246,16 @@ class JetStreamEventLog(StreamReads, NatsCalls):
         return done
 
     def _indexed(self, event_ids: list[str]) -> dict[str, tuple[int, str]]:
+        """Position and fingerprint of the ids the log holds (rejected events of a group: rare). Other collectors'
+        packs are read first: a retry may reach this collector after another one stored the event, and a rejected
+        event is never published, so nothing else would make this collector read them."""
+        self._run(self._read_all_news())
         get = self._index.get
         return {event_id: hit for event_id in event_ids if (hit := get(event_id)) is not None}
+
+    async def _read_all_news(self) -> None:
+        for shard in range(self._config.shards):
+            await self._read_news(shard)
 
     async def _append_new(self, rows: list[LogRow], received_us: int) -> list[Appended]:
         """Publish ``rows`` if all their ids are new (none twice, none in the index): their results. Stops with
