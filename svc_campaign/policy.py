@@ -60,8 +60,13 @@ def default_policy() -> pb.ContactPolicy:
         max_per_channel_per_day=1,
         dedupe_window_seconds=86_400,
         quiet_hours=[night],
-        version=0,
+        version=DEFAULT_POLICY_VERSION,
     )
+
+
+DEFAULT_POLICY_VERSION = 1
+"""The defaults' version (proto: "1 for the defaults, +1 per update"): the first update stores 2, so an
+``expected_version`` read from the defaults guards the first edit too (0 means "whatever is there")."""
 
 
 def policy_from_json(document: dict) -> pb.ContactPolicy:

@@ -134,7 +134,7 @@ class PolicyStore:
     def policy_version(self, conn: Connection) -> int:
         p = self.t["policy"].c
         row = conn.execute(select(p.version_no).where(p.policy_id == "default")).first()
-        return row.version_no if row is not None else 0
+        return row.version_no if row is not None else 1  # the defaults (svc_campaign.policy.DEFAULT_POLICY_VERSION)
 
     def save_policy(self, conn: Connection, document: dict[str, Any], version: int, now: dt.datetime) -> None:
         row = {"policy_id": "default", "document": document, "version_no": version, "updated_at": now}
