@@ -7,17 +7,23 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audit_helpers import ListAuditSink
+from grpc import aio
+
 from svc_collect.config import CollectSettings
-from svc_collect.server import build_service
+from svc_collect.server import build_service, build_spec
 from svc_collect.service import CollectService
 from svc_collect.store import SCHEMA, SqlCatalog
 from svc_common.config import load_settings
+from svc_common.pb.qiming.collect.v1 import collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_common.protection import generate_keyring
 from svc_common.runtime import ServiceRuntime
+from svc_common.server import build_server
 
 KEYRING = generate_keyring().to_json()
 
@@ -109,3 +115,41 @@ async def resent_changed_and_bad(service: CollectService) -> tuple[event_pb2.Eve
     bad = make_event()
     bad.ClearField("occurred_at")
     return same, other, bad
+
+
+@dataclass
+class Serving:
+    """svc_collect served in this process: its channel, address and the audit records of its calls."""
+
+    channel: aio.Channel
+    address: str
+    audit: ListAuditSink
+
+    @property
+    def collect(self) -> collect_pb2_grpc.CollectServiceStub:
+        return collect_pb2_grpc.CollectServiceStub(self.channel)
+
+    @property
+    def quarantine(self) -> collect_pb2_grpc.QuarantineServiceStub:
+        return collect_pb2_grpc.QuarantineServiceStub(self.channel)
+
+
+@contextlib.asynccontextmanager
+async def serving_collect(tmp_path: Path, **overrides: Any) -> AsyncIterator[Serving]:
+    """svc_collect as ``qiming serve collect`` builds it (its own spec), audited into a list."""
+    settings = collect_settings(tmp_path, grpc_host="127.0.0.1", grpc_port=0, **overrides)
+    runtime = await asyncio.to_thread(ServiceRuntime.open, SCHEMA, settings)
+    spec = build_spec(runtime)
+    audit = ListAuditSink()
+    running = build_server([spec], settings, audit_sink=audit)
+    await running.server.start()
+    try:
+        for hook in spec.on_start:
+            await hook()
+        address = f"127.0.0.1:{running.port}"
+        async with aio.insecure_channel(address) as channel:
+            yield Serving(channel, address, audit)
+    finally:
+        await running.server.stop(None)
+        for hook in spec.on_stop:
+            await hook()

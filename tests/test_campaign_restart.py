@@ -31,6 +31,21 @@ def _publish(address: str, events) -> None:
     asyncio.run(go())
 
 
+def _collect_and_campaign(tmp_path, gateway: Gateway, env: dict[str, str]) -> tuple[ServerProcess, ServerProcess]:
+    """svc_collect, then svc_campaign following its log and delivering to ``gateway`` (settings ``env`` on top)."""
+    collect = ServerProcess(
+        "collect", work_dir=tmp_path / "collect", env={"QIMING_COLLECT_KEYRING_JSON": KEYRING}
+    ).start()
+    env = {
+        "QIMING_CAMPAIGN_COLLECT_ADDRESS": collect.address,
+        "QIMING_CAMPAIGN_GATEWAY_URL": gateway.url,
+        "QIMING_CAMPAIGN_DELIVERY_POLL_MILLIS": "50",
+        "QIMING_CAMPAIGN_KEYRING_JSON": KEYRING,
+        **env,
+    }
+    return collect, ServerProcess("campaign", work_dir=tmp_path / "campaign", env=env).start()
+
+
 def _report(address: str) -> pb.GetJourneyReportResponse:
     with grpc.insecure_channel(address) as channel:
         return pb_grpc.JourneyServiceStub(channel).GetJourneyReport(
@@ -48,19 +63,10 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_killed_and_restarted_fires_each_timer_once(tmp_path, backend: str, request: pytest.FixtureRequest) -> None:
     gateway = Gateway()
-    collect = ServerProcess(
-        "collect", work_dir=tmp_path / "collect", env={"QIMING_COLLECT_KEYRING_JSON": KEYRING}
-    ).start()
-    env = {
-        "QIMING_CAMPAIGN_COLLECT_ADDRESS": collect.address,
-        "QIMING_CAMPAIGN_GATEWAY_URL": gateway.url,
-        "QIMING_CAMPAIGN_TIMER_POLL_MILLIS": "50",
-        "QIMING_CAMPAIGN_DELIVERY_POLL_MILLIS": "50",
-        "QIMING_CAMPAIGN_LOG_BATCH_SIZE": "7",
-    }
+    env = {"QIMING_CAMPAIGN_TIMER_POLL_MILLIS": "50", "QIMING_CAMPAIGN_LOG_BATCH_SIZE": "7"}
     if backend == "postgresql":
         env["QIMING_CAMPAIGN_DATABASE_URL"] = request.getfixturevalue("database_url_postgresql")
-    campaign = ServerProcess("campaign", work_dir=tmp_path / "campaign", env=env).start()
+    collect, campaign = _collect_and_campaign(tmp_path, gateway, env)
     graph = pb.JourneyGraph(
         entry_node_id="start",
         nodes=[
@@ -121,18 +127,8 @@ def test_after_a_restart_timers_wait_for_the_events_that_arrived_meanwhile(tmp_p
     inside the window, got the timeout's "you didn't" message. Timers now wait until the follower has read the log
     to its end (``timers_wait_for_log_seconds``)."""
     gateway = Gateway()
-    collect = ServerProcess(
-        "collect", work_dir=tmp_path / "collect", env={"QIMING_COLLECT_KEYRING_JSON": KEYRING}
-    ).start()
-    env = {
-        "QIMING_CAMPAIGN_COLLECT_ADDRESS": collect.address,
-        "QIMING_CAMPAIGN_GATEWAY_URL": gateway.url,
-        "QIMING_CAMPAIGN_TIMER_POLL_MILLIS": "20",
-        "QIMING_CAMPAIGN_DELIVERY_POLL_MILLIS": "50",
-        "QIMING_CAMPAIGN_LOG_BATCH_SIZE": "5",
-        "QIMING_CAMPAIGN_KEYRING_JSON": KEYRING,
-    }
-    campaign = ServerProcess("campaign", work_dir=tmp_path / "campaign", env=env).start()
+    env = {"QIMING_CAMPAIGN_TIMER_POLL_MILLIS": "20", "QIMING_CAMPAIGN_LOG_BATCH_SIZE": "5"}
+    collect, campaign = _collect_and_campaign(tmp_path, gateway, env)
     deposit = pb.WaitForEvent(event=pb.SingleEventTrigger(event_type="deposit"), timeout_seconds=3)
     graph = pb.JourneyGraph(
         entry_node_id="start",

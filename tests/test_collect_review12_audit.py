@@ -5,67 +5,22 @@ BATCH_TOO_LARGE with the limit (R14)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
-from audit_helpers import ListAuditSink
-from collect_helpers import collect_settings, make_event
+from collect_helpers import make_event, serving_collect
 from google.rpc import error_details_pb2
-from grpc import aio
 from grpc_status import rpc_status
 
 from svc_collect import reading
-from svc_collect.server import build_spec
-from svc_collect.store import SCHEMA
 from svc_common.errors import ResourceExhausted
 from svc_common.logclient import CollectClient
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import errors_pb2, types_pb2
-from svc_common.runtime import ServiceRuntime
-from svc_common.server import build_server
 
 TIMEOUT = 10
-
-
-@dataclass
-class Serving:
-    channel: aio.Channel
-    address: str
-    audit: ListAuditSink
-
-    @property
-    def collect(self) -> collect_pb2_grpc.CollectServiceStub:
-        return collect_pb2_grpc.CollectServiceStub(self.channel)
-
-    @property
-    def quarantine(self) -> collect_pb2_grpc.QuarantineServiceStub:
-        return collect_pb2_grpc.QuarantineServiceStub(self.channel)
-
-
-@contextlib.asynccontextmanager
-async def serving(tmp_path: Path, **overrides: Any) -> AsyncIterator[Serving]:
-    """svc_collect as ``qiming serve collect`` builds it (its own spec), audited into a list."""
-    settings = collect_settings(tmp_path, grpc_host="127.0.0.1", grpc_port=0, **overrides)
-    runtime = await asyncio.to_thread(ServiceRuntime.open, SCHEMA, settings)
-    spec = build_spec(runtime)
-    audit = ListAuditSink()
-    running = build_server([spec], settings, audit_sink=audit)
-    await running.server.start()
-    try:
-        for hook in spec.on_start:
-            await hook()
-        address = f"127.0.0.1:{running.port}"
-        async with aio.insecure_channel(address) as channel:
-            yield Serving(channel, address, audit)
-    finally:
-        await running.server.stop(None)
-        for hook in spec.on_stop:
-            await hook()
 
 
 def _error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
@@ -85,7 +40,7 @@ def _customer(value: str) -> types_pb2.UserRef:
 
 def test_audit_records_name_the_customers_each_call_touched(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with serving(tmp_path) as s:
+        async with serving_collect(tmp_path) as s:
             events = [make_event(user_id="c1"), make_event(user_id="c2"), make_event(user_id="c1")]
             anonymous = make_event(user_id="")
             anonymous.anonymous_id = "device-9"
@@ -125,7 +80,7 @@ def test_audit_records_name_the_customers_each_call_touched(tmp_path: Path) -> N
 @pytest.mark.parametrize("reason", [999, errors_pb2.ERROR_REASON_RISK_RATING_MISMATCH, 0])
 def test_a_reason_the_quarantine_never_records_is_refused_by_listing_and_replay(tmp_path: Path, reason: int) -> None:
     async def scenario() -> None:
-        async with serving(tmp_path) as s:
+        async with serving_collect(tmp_path) as s:
             for call, request in (
                 (s.quarantine.ListQuarantinedEvents, collect_pb2.ListQuarantinedEventsRequest(reasons=[reason])),
                 (
@@ -150,7 +105,7 @@ def test_a_batch_above_the_message_limit_is_batch_too_large_naming_the_limit(tmp
     limit = 1024 * 1024
 
     async def scenario() -> None:
-        async with serving(tmp_path, grpc_max_message_bytes=limit) as s:
+        async with serving_collect(tmp_path, grpc_max_message_bytes=limit) as s:
             big = [make_event(user_id=f"c{i}", blob="x" * 4000) for i in range(400)]  # ~1.7 MB
             with pytest.raises(grpc.RpcError) as refused:
                 await s.collect.Ingest(collect_pb2.IngestRequest(events=big), timeout=TIMEOUT)
@@ -186,7 +141,7 @@ def test_a_long_ingest_stream_names_a_bounded_number_of_customers(
     monkeypatch.setattr(reading, "MAX_AUDIT_CUSTOMERS", 3)
 
     async def scenario() -> None:
-        async with serving(tmp_path) as s:
+        async with serving_collect(tmp_path) as s:
 
             async def batches() -> AsyncIterator[collect_pb2.IngestStreamRequest]:
                 for batch in range(4):
@@ -204,7 +159,7 @@ def test_a_long_ingest_stream_names_a_bounded_number_of_customers(
 # tell "already in the log" from "nothing matched". It is now a DUPLICATE at its position in the log.
 def test_replaying_a_released_event_again_says_where_it_is(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with serving(tmp_path, unknown_event_type_policy="quarantine") as s:
+        async with serving_collect(tmp_path, unknown_event_type_policy="quarantine") as s:
             event = make_event(event_type="fund_view_v2", user_id="c7")
             (result,) = (await s.collect.Ingest(collect_pb2.IngestRequest(events=[event]), timeout=TIMEOUT)).results
             assert result.quarantine_id

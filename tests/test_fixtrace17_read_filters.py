@@ -7,44 +7,18 @@ value is not named), ``max_events``, ``follow`` and ``unmask``; a refused read i
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
-from audit_helpers import ListAuditSink
-from collect_helpers import collect_settings, make_event
+from collect_helpers import make_event, serving_collect
 from google.protobuf import timestamp_pb2
 from grpc import aio
 
-from svc_collect.server import build_spec
-from svc_collect.store import SCHEMA
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import types_pb2
-from svc_common.runtime import ServiceRuntime
-from svc_common.server import build_server
 
 TIMEOUT = 10
-
-
-@contextlib.asynccontextmanager
-async def serving(tmp_path: Path) -> AsyncIterator[tuple[collect_pb2_grpc.CollectServiceStub, ListAuditSink]]:
-    settings = collect_settings(tmp_path, grpc_host="127.0.0.1", grpc_port=0)
-    runtime = await asyncio.to_thread(ServiceRuntime.open, SCHEMA, settings)
-    spec = build_spec(runtime)
-    audit = ListAuditSink()
-    running = build_server([spec], settings, audit_sink=audit)
-    await running.server.start()
-    try:
-        for hook in spec.on_start:
-            await hook()
-        async with aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            yield collect_pb2_grpc.CollectServiceStub(channel), audit
-    finally:
-        await running.server.stop(None)
-        for hook in spec.on_stop:
-            await hook()
 
 
 async def _read(stub: collect_pb2_grpc.CollectServiceStub, request: collect_pb2.ReadEventsRequest) -> str:
@@ -62,7 +36,8 @@ def test_a_read_of_the_log_is_recorded_with_its_filters(tmp_path: Path) -> None:
     DEVICE = "dev-secret-7"
 
     async def scenario() -> tuple[str, list]:
-        async with serving(tmp_path) as (stub, audit):
+        async with serving_collect(tmp_path) as served:
+            stub, audit = served.collect, served.audit
             events = [make_event(user_id="c1"), make_event("fund_view", user_id="")]
             events[1].anonymous_id = DEVICE
             await stub.Ingest(collect_pb2.IngestRequest(events=events), timeout=TIMEOUT)
@@ -108,7 +83,8 @@ def test_a_read_of_the_log_is_recorded_with_its_filters(tmp_path: Path) -> None:
 )
 def test_a_read_refused_for_its_filters_is_recorded_with_them(tmp_path: Path, request_, detail) -> None:
     async def scenario() -> tuple[str, dict]:
-        async with serving(tmp_path) as (stub, audit):
+        async with serving_collect(tmp_path) as served:
+            stub, audit = served.collect, served.audit
             status = await _read(stub, request_)
             [record] = [r for r in audit.records if r.method.endswith("/ReadEvents")]
             return status, dict(record.detail)
