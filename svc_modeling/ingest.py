@@ -21,7 +21,7 @@ from svc_common.pb.qiming.modeling.v1 import modeling_pb2
 from svc_modeling.frame import STRING_TYPES, SUPPORTED_TYPES, VT, Frame
 from svc_modeling.guard import enum_label, enum_violation, timestamp_problem
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")  # fullmatch: "$" would let a trailing new line through
 MAX_COLUMN_NAME_CHARS = 128
 MAX_REPORTED_PROBLEMS = 1000
 # Free text a caller may store with a dataset (docs/modeling.md "Limits"): every listed dataset is sent whole, so
@@ -83,7 +83,7 @@ def check_definition(dataset: modeling_pb2.Dataset, *, max_columns: int, need_ty
                     "INVALID_NAME",
                 )
             )
-        elif not _NAME.match(column.name):
+        elif not _NAME.fullmatch(column.name):
             violations.append(
                 FieldViolation(
                     f"{where}.name",
