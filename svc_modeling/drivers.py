@@ -65,8 +65,19 @@ class DriverService:
                     f"column {name!r} is a factor: it cannot be its own confounder",
                     violations=[FieldViolation(f"confounders[{i}]", "a column that is not among factors")],
                 )
-        # No factors named: every FEATURE column but the confounders the caller named (adjusted for, not ranked).
-        default_exclude = [*exclude, *request.confounders] if not request.factors else exclude
+        # No factors named: every numeric or 0/1 FEATURE column but the confounders the caller named (adjusted for,
+        # not ranked). Text FEATURE columns cannot be factors: they are left out of the candidates (adjusted for as
+        # confounders when the request names none; the analysis's graph lists every column it used).
+        default_exclude = exclude
+        if not request.factors:
+            text = [n for n in frame.default_features() if frame.is_string(n) and n not in exclude]
+            default_exclude = [*exclude, *request.confounders, *text]
+            if text and not [n for n in frame.default_features() if n not in default_exclude]:
+                raise InvalidArgument(
+                    f"no numeric or 0/1 FEATURE column to rank: the text FEATURE columns ({', '.join(text)}) cannot "
+                    "be factors; name the factors (one 0/1 column per category)",
+                    violations=[FieldViolation("factors", "name numeric or 0/1 factors", "MISSING_FIELD")],
+                )
         factors = checks.feature_columns(frame, request.factors, default_exclude, "factors")
         for i, name in enumerate(factors):
             where = f"factors[{i}]" if request.factors else "factors"
@@ -137,8 +148,8 @@ class DriverService:
             )
             analysis.created_at.FromDatetime(utcnow())
             for factor in sorted(factors, key=lambda f: -weights[f]):
-                low, high = outcome_model.factor_ranges[factor]
-                curve = methods.response_curve(outcome_model, sample, names.index(factor), np.linspace(low, high, 12))
+                column = names.index(factor)
+                curve = methods.response_curve(outcome_model, sample, column, methods.factor_grid(x[:, column], 12))
                 driver = analysis.drivers.add(
                     factor=factor,
                     effect=pb.Estimate(**effects[factor].as_dict()),
@@ -285,9 +296,9 @@ class DriverService:
                 f"points {points} is out of range: 3 to 200 (0: 20)",
                 violations=[FieldViolation("points", "3 to 200 (0: 20)")],
             )
-        values = x[:, column]
-        low, high = float(np.nanmin(values)), float(np.nanmax(values))
-        curve = methods.response_curve(model, _sample(x, CURVE_ROWS, 0), column, np.linspace(low, high, points))
+        # A factor with two values (0/1) is evaluated at those two only: it takes no value between them.
+        grid = methods.factor_grid(x[:, column], points)
+        curve = methods.response_curve(model, _sample(x, CURVE_ROWS, 0), column, grid)
         response = pb.ResponseCurveResponse(has_threshold=curve.threshold is not None, threshold=curve.threshold or 0.0)
         for value, mean, se in zip(curve.values, curve.means, curve.ses, strict=True):
             est = methods.Est.normal(float(mean), float(se))

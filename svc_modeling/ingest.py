@@ -21,7 +21,8 @@ from svc_common.pb.qiming.modeling.v1 import modeling_pb2
 from svc_modeling.frame import STRING_TYPES, SUPPORTED_TYPES, VT, Frame
 from svc_modeling.guard import enum_label, enum_violation, timestamp_problem
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")  # fullmatch: "$" would let a trailing new line through
+MAX_COLUMN_NAME_CHARS = 128
 MAX_REPORTED_PROBLEMS = 1000
 # Free text a caller may store with a dataset (docs/modeling.md "Limits"): every listed dataset is sent whole, so
 # what one caller writes must not make a page of ListDatasets too large for the others.
@@ -73,7 +74,16 @@ def check_definition(dataset: modeling_pb2.Dataset, *, max_columns: int, need_ty
     seen: set[str] = set()
     for i, column in enumerate(dataset.columns):
         where = f"dataset.columns[{i}]"
-        if not _NAME.match(column.name):
+        if len(column.name) > MAX_COLUMN_NAME_CHARS:
+            violations.append(
+                FieldViolation(
+                    f"{where}.name",
+                    f"column name {column.name[:32]!r}… has {len(column.name)} characters: at most "
+                    f"{MAX_COLUMN_NAME_CHARS}",
+                    "INVALID_NAME",
+                )
+            )
+        elif not _NAME.fullmatch(column.name):
             violations.append(
                 FieldViolation(
                     f"{where}.name",

@@ -199,6 +199,16 @@ class Curve:
     nonlinear: bool
 
 
+def factor_grid(values: np.ndarray, points: int) -> np.ndarray:
+    """Where a response curve evaluates a factor: ``points`` values evenly across its observed range; a factor
+    with at most two distinct values (0/1) at those values only, as it takes no other (its curve is linear by
+    definition: no threshold, not nonlinear)."""
+    distinct = np.unique(values[np.isfinite(values)])
+    if 1 <= distinct.size <= 2:
+        return distinct.astype(np.float64)
+    return np.linspace(float(np.nanmin(values)), float(np.nanmax(values)), points)
+
+
 def response_curve(model: OutcomeModel, x: np.ndarray, column: int, grid: np.ndarray) -> Curve:
     # One prediction per member over every grid point at once (per-call overhead dominates small batches).
     stacked = np.tile(x, (grid.size, 1))
@@ -214,7 +224,7 @@ def shape_of(grid: np.ndarray, means: np.ndarray, ses: np.ndarray, outcome_std: 
     """A threshold: one step explains the curve (≥ 90% of its variation, far better than a line, and the jump
     is large against the ensemble's spread). Non-linear: a line leaves more than 10% of the variation and four
     times the ensemble's variance unexplained. Either only when the curve moves materially: by more than 10% of
-    the outcome's standard deviation."""
+    the outcome's standard deviation. Fewer than 4 points (a 0/1 factor's two): linear by definition."""
     if grid.size < 4 or np.ptp(means) <= 0.1 * outcome_std:
         return None, False
     total = float(np.sum((means - means.mean()) ** 2))
