@@ -45,6 +45,7 @@ from svc_campaign.triggers import ALL_EVENTS, ScheduledEntry, event_time, json_p
 from svc_common.db import Database
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import event_pb2
+from svc_common.telemetry import batch_span
 
 log = logging.getLogger("qiming.campaign.engine")
 _tracer = trace.get_tracer("qiming.campaign")
@@ -156,7 +157,7 @@ class Engine(TimerFiring):
     def handle(self, events: list[event_pb2.Event], cursor: str = "") -> BatchStats:
         """Apply a batch of log events and store ``cursor``, all in one transaction, in a span of its own (a trace
         per batch, not one per statement; the calls to svc_profile carry it)."""
-        with _tracer.start_as_current_span(LOG_BATCH_SPAN, attributes={"qiming.events": len(events)}):
+        with batch_span(_tracer, LOG_BATCH_SPAN, {"qiming.events": len(events)}):
             return self._handle(events, cursor)
 
     def _handle(self, events: list[event_pb2.Event], cursor: str) -> BatchStats:

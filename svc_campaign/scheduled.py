@@ -36,6 +36,7 @@ from svc_campaign.store._scheduled import ScheduleStore
 from svc_campaign.triggers import ScheduledEntry
 from svc_common.errors import InvalidArgument
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+from svc_common.telemetry import batch_span
 
 if TYPE_CHECKING:
     from svc_campaign.engine import Engine, RunningJourney
@@ -82,9 +83,7 @@ class Scheduler:
             # A span (a trace) per step: its statements and its calls to svc_profile (ExportMembers,
             # BatchGetProfiles) share it, as a log batch's do (engine.LOG_BATCH_SPAN).
             step = run["run_state"]
-            with _tracer.start_as_current_span(
-                RUN_STEP_SPAN, attributes={"qiming.run_id": run["run_id"], "qiming.step": step}
-            ):
+            with batch_span(_tracer, RUN_STEP_SPAN, {"qiming.run_id": run["run_id"], "qiming.step": step}):
                 done = self._export(run) if step == "exporting" else self._enter(run, journey)
             if done:
                 return done + created

@@ -19,6 +19,7 @@ from svc_campaign.outbox import stable_id
 from svc_campaign.running import BatchStats, RunningJourney
 from svc_campaign.store._timers import PARTICIPANT_COLUMNS
 from svc_campaign.triggers import Step
+from svc_common.telemetry import batch_span
 
 if TYPE_CHECKING:
     from svc_campaign.engine import Engine
@@ -112,9 +113,7 @@ class TimerFiring:
             now = self.clock.now()
             rows = self.timer_store.due(conn, now, limit or self.settings.timer_batch_size, share)
             if rows:
-                span.enter_context(
-                    _tracer.start_as_current_span(TIMER_BATCH_SPAN, attributes={"qiming.timers": len(rows)})
-                )
+                span.enter_context(batch_span(_tracer, TIMER_BATCH_SPAN, {"qiming.timers": len(rows)}))
             try:
                 # The journeys' states as they are now, not as cached: another process may have stopped or paused
                 # one. Timers of a journey a transition holds right now wait for a later batch (see timer_states).

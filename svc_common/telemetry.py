@@ -3,12 +3,15 @@ spans are exported only when an exporter is configured."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.resources import Resource
@@ -21,6 +24,7 @@ from opentelemetry.sdk.trace.export import (
     SpanProcessor,
 )
 from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
     Decision,
     ParentBased,
     Sampler,
@@ -104,6 +108,49 @@ class RootSampler(Sampler):
         return f"QimingRoot{{{self._ratio.get_description()}, no database read outside a trace}}"
 
 
+_QUIET_STATEMENTS = otel_context.create_key("qiming-batch-without-statements")
+
+
+@contextlib.contextmanager
+def batch_span(tracer: trace.Tracer, name: str, attributes: Mapping[str, Any]) -> Iterator[trace.Span]:
+    """The span (the trace) of one batch of background work (a log batch, due timers, a step of a scheduled run):
+    its calls to other services, its bulk ``COPY`` s and its log lines are in it; its other database statements are
+    not traced at all. A batch
+    runs hundreds of statements, and a recorded span costs ~30 µs of the thread that makes it: the profile log
+    consumer spent ~10 % more CPU per event with them (session 17). Outside a batch a write still starts a trace of
+    its own (:class:`RootSampler`)."""
+    token = otel_context.attach(otel_context.set_value(_QUIET_STATEMENTS, True))
+    try:
+        with tracer.start_as_current_span(name, attributes=attributes) as span:
+            yield span
+    finally:
+        otel_context.detach(token)
+
+
+# CLIENT spans kept inside a batch: a gRPC call's (named after its method, ``/package.Service/Method``) and a bulk
+# ``COPY`` (one a table, with its row count: svc_common.db.copy_span).
+_KEPT_IN_BATCHES = ("/", "COPY")
+
+
+class ChildSampler(Sampler):
+    """Children of a sampled span are sampled, but for database statements inside :func:`batch_span` (CLIENT spans
+    named after their SQL: ``INSERT …``, ``SELECT …``, ``connect``); its gRPC calls and bulk ``COPY`` s are kept."""
+
+    def should_sample(
+        self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None
+    ) -> SamplingResult:
+        if (
+            kind == SpanKind.CLIENT
+            and not name.startswith(_KEPT_IN_BATCHES)
+            and otel_context.get_value(_QUIET_STATEMENTS, parent_context)
+        ):
+            return SamplingResult(Decision.DROP)
+        return ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return "QimingChild{AlwaysOn, no database statement inside a batch span}"
+
+
 def configure_tracing(
     settings: ServerSettings, service_name: str, extra_processors: Sequence[SpanProcessor] = ()
 ) -> TracerProvider:
@@ -116,7 +163,7 @@ def configure_tracing(
             return _configured
         provider = TracerProvider(
             resource=Resource.create({"service.name": f"qiming-{service_name}", "service.namespace": "qiming"}),
-            sampler=ParentBased(RootSampler(settings.telemetry_sample_ratio)),
+            sampler=ParentBased(RootSampler(settings.telemetry_sample_ratio), local_parent_sampled=ChildSampler()),
         )
         exporter = _exporter(settings)
         if exporter is not None:

@@ -18,6 +18,7 @@ from typing import Any
 from opentelemetry import trace
 
 from svc_common.pb.qiming.common.v1 import event_pb2
+from svc_common.telemetry import batch_span
 from svc_profile.core import Core
 from svc_profile.features import FeatureUpdater
 from svc_profile.hot import PersonRow, encode_doc, settled
@@ -77,7 +78,7 @@ class BatchConsumer:
         over the next batch; that batch, ``drain`` or ``load_cursor`` raises a failed commit's error."""
         # One span (a trace) per batch: its statements, its commit on the pipeline's thread and its log lines share
         # it, instead of a trace per statement.
-        span = _tracer.start_as_current_span(LOG_BATCH_SPAN, attributes={"qiming.events": len(events)})
+        span = batch_span(_tracer, LOG_BATCH_SPAN, {"qiming.events": len(events)})
         with span, _collector_paused():
             return self._handle(events, cursor)  # its objects are freed before the collector runs again
 

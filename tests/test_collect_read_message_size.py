@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 from collect_helpers import make_event
-from test_collect_review12_audit import serving
+from collect_helpers import serving_collect as serving
 
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import grpc
 import pytest
 from collect_helpers import collect_settings, make_event, running_service
+from collect_helpers import serving_collect as serving
 from conftest import free_port
 from grpc import aio
-from test_collect_review12_audit import serving
 
 from svc_collect import reading
 from svc_collect.server import build_spec

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from collect_helpers import collect_settings, make_event
-from test_collect_review12_audit import serving
+from collect_helpers import serving_collect as serving
 
 from svc_collect.validation import EventValidator, Rejection
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc

@@ -79,8 +79,9 @@ def _one_trace(spans, name: str) -> str:
     assert batch.parent is None
     strays = [s.name for s in spans if s.context.trace_id != trace_id]
     assert strays == [], f"spans outside the batch's trace: {strays}"
-    statements = [s for s in spans if s.name != name]
-    assert statements and all(s.parent is not None for s in statements)
+    # Its database statements are not traced (svc_common.telemetry.batch_span: hundreds a batch, ~30 µs each).
+    statements = [s.name for s in spans if s.name != name and not s.name.startswith("/")]
+    assert statements == [], f"statement spans in a batch: {statements}"
     return _hex(trace_id)
 
 
@@ -134,5 +135,6 @@ def test_a_profile_log_batch_and_its_commit_run_in_one_trace(tmp_path, span_expo
         app.consumer.handle([profile_event("page_view", "c1"), profile_event("fund_view", "c3")], "2")
         spans = span_exporter.get_finished_spans()
         _one_trace(spans, PROFILE_BATCH_SPAN)
-        statements = " ".join(str(s.attributes.get("db.statement", "")) for s in spans)
-        assert "log_cursor" in statements  # the cursor, written at the commit (on the pipeline's thread)
+        # The commit, on the pipeline's thread, runs in the batch's context: its writes (the cursor among them) start
+        # no trace of their own, as they would outside it.
+        assert [s.name for s in spans] == [PROFILE_BATCH_SPAN]

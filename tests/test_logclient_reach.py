@@ -12,8 +12,8 @@ from pathlib import Path
 import grpc
 import pytest
 from collect_helpers import make_event
+from collect_helpers import serving_collect as serving
 from conftest import free_port
-from test_collect_review12_audit import serving
 
 from svc_common import logclient
 from svc_common.logclient import CollectClient, LogFollower, RetryPolicy

@@ -11,7 +11,8 @@ from pathlib import Path
 import grpc
 import pytest
 from collect_helpers import make_event
-from test_collect_review12_audit import _error_info, serving
+from collect_helpers import serving_collect as serving
+from test_collect_review12_audit import _error_info
 
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 
