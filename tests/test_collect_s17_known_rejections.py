@@ -84,6 +84,36 @@ def test_jetstream_a_retry_refused_by_another_collector_is_answered_duplicate(je
     asyncio.run(scenario())
 
 
+def test_jetstream_a_failed_catch_up_before_the_look_up_does_not_fail_the_call(
+    jetstream_server, tmp_path: Path, monkeypatch
+) -> None:
+    """The group's events are published by then: a failed read of the other collectors' packs is answered from this
+    collector's index, not by failing a call whose events are in the log."""
+    from collect_helpers import jetstream_settings
+
+    from svc_collect.store.jetstream import JetStreamEventLog
+    from svc_common.errors import Unavailable
+
+    settings = jetstream_settings(tmp_path, jetstream_server, f"t{uuid.uuid4().hex[:12]}")
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, _):
+            first = make_event("f1_open", label="one")
+            (stored,) = await service.ingest([_copy(first)])
+            await service.schemas.register(STRICT, 0, "test")
+
+            async def unreachable(self) -> None:
+                raise Unavailable("NATS is gone", reason="LOG_UNAVAILABLE")
+
+            monkeypatch.setattr(JetStreamEventLog, "_read_all_news", unreachable)
+            fresh = make_event("f1_open", label="new")
+            retry, refused = await service.ingest([_copy(first), fresh])
+            assert (retry.status, retry.cursor) == (DUPLICATE, stored.cursor)
+            assert refused.status == REJECTED and refused.quarantine_id
+
+    asyncio.run(scenario())
+
+
 def test_an_event_with_a_bad_id_is_still_quarantined(tmp_path: Path) -> None:
     settings = collect_settings(tmp_path)
 
