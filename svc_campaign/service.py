@@ -234,6 +234,8 @@ class CampaignService(TemplateBook):
                 self._timers_released = False
             return True
         limit = self.settings.timers_wait_for_log_seconds
+        if limit == 0:  # never wait (and nothing to say)
+            return True
         now = time.monotonic()
         if self._timers_held_since is None:
             self._timers_held_since = now
@@ -344,16 +346,27 @@ class CampaignService(TemplateBook):
             raise bad("policy.cap_window", "CAP_WINDOW_CALENDAR or CAP_WINDOW_ROLLING")
         if policy.dedupe_window_seconds < 0:
             raise bad("policy.dedupe_window_seconds", "must not be negative")
-        with self.db.connection(write=True) as conn:
-            current = self.policy_store.policy_version(conn)
-            if expected_version and expected_version != current:
-                raise Aborted(f"the contact policy is at version {current}, not {expected_version}")
-            saved = pb.ContactPolicy()
-            saved.CopyFrom(policy)
-            saved.version = current + 1
-            self.policy_store.save_policy(conn, json_format.MessageToDict(saved), saved.version, self.clock.now())
-        self.walker.invalidate()
-        return saved
+        saved = pb.ContactPolicy()
+        saved.CopyFrom(policy)
+        for _ in range(3):  # an edit without expected_version tries again when another came first
+            with self.db.connection(write=True) as conn:
+                current, stored = self.policy_store.policy_version(conn)
+                if expected_version and expected_version != current:
+                    raise Aborted(f"the contact policy is at version {current}, not {expected_version}")
+                saved.version = current + 1
+                document = json_format.MessageToDict(saved)
+                # Compare-and-set: two edits that read the same version (PostgreSQL runs them at once) cannot both win.
+                written = self.policy_store.save_policy(
+                    conn, document, saved.version, self.clock.now(), replaces=current if stored else None
+                )
+            if written:
+                self.walker.invalidate()
+                return saved
+            if expected_version:
+                raise Aborted(
+                    f"the contact policy changed meanwhile (it was at version {expected_version}): read it again"
+                )
+        raise Aborted("the contact policy kept changing under this edit: read it again")
 
     def check_contact(self, request: pb.CheckContactRequest) -> pb.CheckContactResponse:
         user = customer_id(request.user)

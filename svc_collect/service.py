@@ -543,10 +543,8 @@ class CollectService:
         for o in outcomes:
             record = live[o.index]
             stored = known.get(record.quarantine_id) if o.status == REJECTED else None
-            if stored is not None:  # still refused by the checks, but the log holds this very event: released
-                o = EventOutcome(
-                    o.index, o.event_id, DUPLICATE, message=RELEASED_MESSAGE, cursor=self.cursor(stored.seq)
-                )
+            if stored is not None:  # still refused by the checks, but the log holds this very event: released now
+                o = EventOutcome(o.index, o.event_id, DUPLICATE, message=HELD_MESSAGE, cursor=self.cursor(stored.seq))
             results.append(
                 EventOutcome(
                     position[id(record)],

@@ -192,7 +192,8 @@ class BatchConnection:
             buffer = [write.staged(stage) if hasattr(write, "staged") else write for write in buffer]  # type: ignore[attr-defined]
             image = stage.image()
 
-        traced = otel_context.get_current()  # the batch's span: its commit's statements are in its trace
+        # The batch's context (svc_common.telemetry.batch_span): the commit's statements start no trace of their own.
+        traced = otel_context.get_current()
 
         def commit() -> None:
             token = otel_context.attach(traced)

@@ -21,7 +21,7 @@ from svc_common.runtime import ServiceRuntime
 from svc_common.server import ServiceSpec, current_call, note_audit_detail, register_not_yet_built
 from svc_profile.app import ProfileApp
 from svc_profile.config import ProfileSettings
-from svc_profile.service import masked_reason, tag_value_proto
+from svc_profile.service import erasure_reason, tag_value_proto
 from svc_profile.store import tables
 from svc_profile.tags import STREAM_GROUP_WRITES, check_message_size
 
@@ -170,7 +170,7 @@ class ProfileServicer(pb_grpc.ProfileServiceServicer):
 
     async def DeleteProfile(self, request: pb.DeleteProfileRequest, context: Any) -> pb.DeleteProfileResponse:
         # The erasure's legal basis (a PIPL ticket) in its chained audit line, masked as the `profile erased` line is.
-        note_audit_detail(reason=masked_reason(request.reason[:200]))
+        note_audit_detail(reason=erasure_reason(request.reason))
         return pb.DeleteProfileResponse(profile_id=await _run(self.d.delete, request.user, request.reason))
 
 

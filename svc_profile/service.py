@@ -44,6 +44,12 @@ def masked_reason(text: str) -> str:
     return _LONG_NUMBER.sub("***", text)
 
 
+def erasure_reason(reason: str) -> str:
+    """An erasure's reason as its log line and audit record keep it: masked, then cut to 200 characters (cut first, a
+    value straddling the cut was no longer found, and its head was kept)."""
+    return masked_reason(reason)[:200]
+
+
 log = logging.getLogger("qiming.profile")
 PARTS = frozenset({"attributes", "features", "tags", "identities", "segments"})
 MAX_BATCH_REFS = 1000
@@ -439,7 +445,7 @@ class ProfileDomain:
             erased = erasure_events(pid, customers, now, self.core.signer)
             self.core.store.add_outbox(conn, [outbox_row(e, pid, now) for e in erased])
             self.core.store.delete_person(conn, pid)
-        log.info("profile erased", extra={"profile_id": pid, "reason": masked_reason(reason[:200])})
+        log.info("profile erased", extra={"profile_id": pid, "reason": erasure_reason(reason)})
         return pid
 
 

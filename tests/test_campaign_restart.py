@@ -197,3 +197,18 @@ def test_timers_fire_anyway_once_the_log_stays_unread_past_the_wait(tmp_path, ca
         assert service.log_read_for_timers()
         caught_up.clear()  # lost svc_collect again: the wait starts over
         assert not service.log_read_for_timers()
+
+
+def test_timers_never_wait_for_the_log_when_the_wait_is_0(tmp_path, caplog) -> None:
+    """``timers_wait_for_log_seconds = 0`` means "never wait": no hold, and no WARNING that timers "fire anyway" at
+    every start (review17b)."""
+    import logging
+    import types
+
+    from campaign_helpers import campaign_service
+
+    with campaign_service(tmp_path, settings={"timers_wait_for_log_seconds": 0}) as service:
+        service.follower = types.SimpleNamespace(caught_up=asyncio.Event())
+        with caplog.at_level(logging.WARNING, logger="qiming.campaign"):
+            assert service.log_read_for_timers() and service.log_read_for_timers()
+        assert [r.getMessage() for r in caplog.records if "fire anyway" in r.getMessage()] == []

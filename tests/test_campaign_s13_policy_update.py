@@ -33,3 +33,47 @@ def test_the_defaults_are_version_1_so_the_first_edit_is_guarded_too(tmp_path) -
         with pytest.raises(Aborted, match="version 2, not 1"):
             service.update_policy(second, read.version)
         assert service.get_policy().max_marketing_per_day == 3
+
+
+@pytest.mark.parametrize("edits_before", [0, 1])
+def test_two_edits_of_the_same_version_at_once_cannot_both_win(database_url_postgresql, tmp_path, edits_before) -> None:
+    """review17b: on PostgreSQL two edits that read the same version both stored theirs (a plain read, then an
+    upsert), each answered the same new version: the second overwrote the first unseen. The write is now a
+    compare-and-set: one wins, the other is ABORTED (the first edit of the defaults, and a later one)."""
+    import threading
+
+    from svc_common.errors import Aborted
+
+    with campaign_service(tmp_path, database_url_postgresql) as service:
+        for _ in range(edits_before):
+            service.update_policy(service.get_policy(), 0)
+        read = service.get_policy()
+        barrier = threading.Barrier(2)
+        store = service.policy_store
+        read_version = store.policy_version
+
+        def both_read_first(conn):  # each transaction has read the version before either writes
+            version = read_version(conn)
+            barrier.wait(timeout=20)
+            return version
+
+        store.policy_version = both_read_first
+        results: list[str] = []
+
+        def edit(cap: int) -> None:
+            policy = pb.ContactPolicy()
+            policy.CopyFrom(read)
+            policy.max_marketing_per_day = cap
+            try:
+                results.append(f"ok {service.update_policy(policy, read.version).version}")
+            except Aborted:
+                results.append("aborted")
+
+        threads = [threading.Thread(target=edit, args=(cap,)) for cap in (3, 5)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        store.policy_version = read_version
+        assert sorted(results) == ["aborted", f"ok {read.version + 1}"]
+        assert service.get_policy().version == read.version + 1

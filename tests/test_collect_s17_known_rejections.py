@@ -11,7 +11,7 @@ from pathlib import Path
 from collect_helpers import collect_settings, make_event, running_service
 
 from svc_collect.server import _fill_results, encode_ingest_response
-from svc_collect.service import DUPLICATE, REJECTED, EventOutcome
+from svc_collect.service import DUPLICATE, HELD_MESSAGE, REJECTED, EventOutcome
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
 
@@ -241,6 +241,7 @@ def test_a_quarantined_event_the_log_holds_since_is_released_by_a_replay(log_bac
             results = {r.quarantine_id: r for r in await service.replay(records)}
             released, still = results[refused.quarantine_id], results[hopeless.quarantine_id]
             assert (released.status, released.cursor, released.reason) == (DUPLICATE, stored.cursor, 0)
+            assert released.message == HELD_MESSAGE  # not "released by an earlier replay" (review17b)
             assert still.status == REJECTED
             listed = await asyncio.to_thread(catalog.list_quarantine, event_types=["f1_open"])
             assert [q.quarantine_id for q in listed] == [hopeless.quarantine_id]

@@ -123,3 +123,13 @@ def test_a_detail_is_bounded_and_outside_a_call_nothing_happens() -> None:
     assert call.detail["event_types"][:2] == ["t0", "t1"] and call.detail["event_types"][-1] == "... 5 more"
     assert len(call.detail["event_types"]) == AUDIT_DETAIL_ITEMS + 1
     assert (call.detail["follow"], call.detail["max_events"], call.detail["user_id_type"]) == (True, 10, None)
+
+
+def test_the_reason_is_masked_before_it_is_cut_to_200_characters() -> None:
+    """review17b: cut first, an e-mail address or a number straddling character 200 was no longer found, and its head
+    went into the audit trail, which is never edited."""
+    from svc_profile.service import erasure_reason
+
+    reason = "x" * 190 + " zhang.san@example.com 13800138000"
+    kept = erasure_reason(reason)
+    assert "zhang" not in kept and "example" not in kept and kept.endswith(" ***")

@@ -8,8 +8,9 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Integer, Row, Select, Table, bindparam, cast, func, insert, literal_column, select, true
+from sqlalchemy import Integer, Row, Select, Table, bindparam, cast, func, insert, literal_column, select, true, update
 from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import IntegrityError
 
 from svc_campaign.store._bulk import among, json_texts
 from svc_common.db import upsert
@@ -131,14 +132,32 @@ class PolicyStore:
         p = self.t["policy"].c
         return conn.execute(select(p.document, p.version_no).where(p.policy_id == "default")).first()
 
-    def policy_version(self, conn: Connection) -> int:
+    def policy_version(self, conn: Connection) -> tuple[int, bool]:
+        """The stored policy's version and True, or the defaults' (1, svc_campaign.policy.DEFAULT_POLICY_VERSION) and
+        False before one is stored."""
         p = self.t["policy"].c
         row = conn.execute(select(p.version_no).where(p.policy_id == "default")).first()
-        return row.version_no if row is not None else 1  # the defaults (svc_campaign.policy.DEFAULT_POLICY_VERSION)
+        return (row.version_no, True) if row is not None else (1, False)
 
-    def save_policy(self, conn: Connection, document: dict[str, Any], version: int, now: dt.datetime) -> None:
-        row = {"policy_id": "default", "document": document, "version_no": version, "updated_at": now}
-        upsert(conn, self.t["policy"], [row], keys=["policy_id"], updates=["document", "version_no", "updated_at"])
+    def save_policy(
+        self, conn: Connection, document: dict[str, Any], version: int, now: dt.datetime, *, replaces: int | None
+    ) -> bool:
+        """Store the policy at ``version`` if the stored one is still at ``replaces`` (None: none is stored yet);
+        False when another edit came first (a compare-and-set: two edits read the same version, one wins)."""
+        table = self.t["policy"]
+        p = table.c
+        values = {"document": document, "version_no": version, "updated_at": now}
+        if replaces is not None:
+            changed = conn.execute(
+                update(table).where(p.policy_id == "default", p.version_no == replaces).values(**values)
+            ).rowcount
+            return changed == 1
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(table).values(policy_id="default", **values))
+        except IntegrityError:  # another first edit stored the row meanwhile
+            return False
+        return True
 
     def set_consent(self, conn: Connection, row: dict[str, Any]) -> None:
         """A consent record (user_id, channel, purpose, granted, source, updated_at), replacing the one of the same
