@@ -35,19 +35,14 @@ from svc_profile.store._sql import CANONICAL, CUSTOMER
 _LONG_NUMBER = re.compile(r"\d(?:[ -]?\d){10,}[\dXx]?")
 
 
-def masked_reason(text: str) -> str:
-    """An erasure's free-text reason as the log and the (tamper-evident, never edited) audit trail keep it: each
-    piece of personal data svc_collect detects (a mobile, identity or card number, an e-mail address) and any other
-    long digit run replaced by ``***``, nothing of it kept."""
-    for start, end, _ in reversed(find_personal_data(text)):
-        text = f"{text[:start]}***{text[end:]}"
-    return _LONG_NUMBER.sub("***", text)
-
-
 def erasure_reason(reason: str) -> str:
-    """An erasure's reason as its log line and audit record keep it: masked, then cut to 200 characters (cut first, a
-    value straddling the cut was no longer found, and its head was kept)."""
-    return masked_reason(reason)[:200]
+    """An erasure's free-text reason as its log line and its (tamper-evident, never edited) audit record keep it:
+    each piece of personal data svc_collect detects (a mobile, identity or card number, an e-mail address) and any
+    other long digit run replaced by ``***``, nothing of it kept; then cut to 200 characters (cut first, a value
+    straddling the cut was no longer found, and its head was kept)."""
+    for start, end, _ in reversed(find_personal_data(reason)):
+        reason = f"{reason[:start]}***{reason[end:]}"
+    return _LONG_NUMBER.sub("***", reason)[:200]
 
 
 log = logging.getLogger("qiming.profile")

@@ -13,6 +13,7 @@ from typing import Any
 
 from audit_helpers import ListAuditSink
 from grpc import aio
+from server_helpers import served_at
 
 from svc_collect.config import CollectSettings
 from svc_collect.server import build_service, build_spec
@@ -23,7 +24,6 @@ from svc_common.pb.qiming.collect.v1 import collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_common.protection import generate_keyring
 from svc_common.runtime import ServiceRuntime
-from svc_common.server import build_server
 
 KEYRING = generate_keyring().to_json()
 
@@ -139,17 +139,6 @@ async def serving_collect(tmp_path: Path, **overrides: Any) -> AsyncIterator[Ser
     """svc_collect as ``qiming serve collect`` builds it (its own spec), audited into a list."""
     settings = collect_settings(tmp_path, grpc_host="127.0.0.1", grpc_port=0, **overrides)
     runtime = await asyncio.to_thread(ServiceRuntime.open, SCHEMA, settings)
-    spec = build_spec(runtime)
     audit = ListAuditSink()
-    running = build_server([spec], settings, audit_sink=audit)
-    await running.server.start()
-    try:
-        for hook in spec.on_start:
-            await hook()
-        address = f"127.0.0.1:{running.port}"
-        async with aio.insecure_channel(address) as channel:
-            yield Serving(channel, address, audit)
-    finally:
-        await running.server.stop(None)
-        for hook in spec.on_stop:
-            await hook()
+    async with served_at(build_spec(runtime), settings, hooks=True, audit_sink=audit) as (channel, address):
+        yield Serving(channel, address, audit)

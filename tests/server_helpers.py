@@ -16,11 +16,11 @@ from svc_common.server import ServiceSpec, build_server
 
 
 @contextlib.asynccontextmanager
-async def served(
+async def served_at(
     spec: ServiceSpec, settings: Any = None, *, hooks: bool = False, **build: Any
-) -> AsyncIterator[aio.Channel]:
-    """``spec`` on a free port (``settings``, else the kit's defaults), and a channel to it; ``hooks``: its start
-    hooks run once the port is open and its stop hooks at the end, as ``serve`` runs them."""
+) -> AsyncIterator[tuple[aio.Channel, str]]:
+    """``spec`` on a free port (``settings``, else the kit's defaults), a channel to it and its address; ``hooks``:
+    its start hooks run once the port is open and its stop hooks at the end, as ``serve`` runs them."""
     running = build_server([spec], settings or ServerSettings(grpc_port=0), **build)
     await running.server.start()
     try:
@@ -28,13 +28,23 @@ async def served(
             for hook in spec.on_start:
                 await hook()
             await running.mark_serving()
-        async with aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            yield channel
+        address = f"127.0.0.1:{running.port}"
+        async with aio.insecure_channel(address) as channel:
+            yield channel, address
     finally:
         await running.server.stop(0)
         if hooks:
             for stop in reversed(spec.on_stop):
                 await stop()
+
+
+@contextlib.asynccontextmanager
+async def served(
+    spec: ServiceSpec, settings: Any = None, *, hooks: bool = False, **build: Any
+) -> AsyncIterator[aio.Channel]:
+    """:func:`served_at`, the channel only."""
+    async with served_at(spec, settings, hooks=hooks, **build) as (channel, _):
+        yield channel
 
 
 def violations(error: grpc.RpcError) -> list[tuple[str, str]]:

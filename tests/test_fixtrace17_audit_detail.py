@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from audit_helpers import KEY, audit_record, write_keyring_file
-from grpc import aio
 from profile_helpers import profile_settings, ref
+from server_helpers import served_at
 
 from svc_common.audit import ChainedAuditSink, ChainMac, TeeAuditSink, verify_file
 from svc_common.audit.verify_cli import verify_command
@@ -22,7 +22,7 @@ from svc_common.conditions import to_proto
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
 from svc_common.runtime import ServiceRuntime
-from svc_common.server import LogAuditSink, build_server
+from svc_common.server import LogAuditSink
 from svc_common.server._call import AUDIT_DETAIL_CHARS, AUDIT_DETAIL_ITEMS, CallInfo, _current, note_audit_detail
 from svc_profile.server import build_spec
 from svc_profile.store import SCHEMA
@@ -37,23 +37,15 @@ async def _serve_and_erase(tmp_path: Path, audit_dir: Path) -> None:
     """svc_profile in this process, audited to a chained file and the log, as ``qiming serve profile`` audits."""
     settings = profile_settings(tmp_path, grpc_host="127.0.0.1", grpc_port=0)
     runtime = await asyncio.to_thread(ServiceRuntime.open, SCHEMA, settings)
-    spec = build_spec(runtime)
     chain = ChainedAuditSink.open(audit_dir, KEY, "profile", host="h1")
-    running = build_server([spec], settings, audit_sink=TeeAuditSink(chain, LogAuditSink()))
-    await running.server.start()
+    sink = TeeAuditSink(chain, LogAuditSink())
     try:
-        for hook in spec.on_start:
-            await hook()
-        await running.mark_serving()
-        async with aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        async with served_at(build_spec(runtime), settings, hooks=True, audit_sink=sink) as (channel, _):
             profiles = pb_grpc.ProfileServiceStub(channel)
             upsert = pb.UpsertAttributesRequest(user=ref("C7"), attributes={"risk_rating": to_proto("C2")})
             await profiles.UpsertAttributes(upsert, timeout=30)
             await profiles.DeleteProfile(pb.DeleteProfileRequest(user=ref("C7"), reason=REASON), timeout=30)
     finally:
-        await running.server.stop(None)
-        for hook in reversed(spec.on_stop):
-            await hook()
         chain.close()
         runtime.database.dispose()
 

@@ -22,6 +22,7 @@ from google.rpc import error_details_pb2
 from grpc import aio
 from grpc_status import rpc_status
 from profile_helpers import ANONYMOUS, CUSTOMER, profile_app, profile_settings, ref
+from server_helpers import served_at
 
 from svc_common.conditions import Money, to_proto
 from svc_common.errors import Unavailable
@@ -30,7 +31,6 @@ from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
 from svc_common.runtime import ServiceRuntime
-from svc_common.server import build_server
 from svc_profile.model import now_us
 from svc_profile.server import SegmentServicer, build_spec
 from svc_profile.store import SCHEMA
@@ -70,20 +70,11 @@ async def serving(tmp_path: Path, database_url: str) -> AsyncIterator[Harness]:
     """svc_profile in this process (as ``qiming serve profile`` builds it, no collector), every call audited."""
     settings = profile_settings(tmp_path, database_url, grpc_host="127.0.0.1", grpc_port=0)
     runtime = await asyncio.to_thread(ServiceRuntime.open, SCHEMA, settings)
-    spec = build_spec(runtime)
     audit = ListAuditSink()
-    running = build_server([spec], settings, audit_sink=audit)
-    await running.server.start()
     try:
-        for hook in spec.on_start:
-            await hook()
-        await running.mark_serving()
-        async with aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        async with served_at(build_spec(runtime), settings, hooks=True, audit_sink=audit) as (channel, _):
             yield Harness(channel=channel, audit=audit)
     finally:
-        await running.server.stop(None)
-        for hook in reversed(spec.on_stop):
-            await hook()
         runtime.database.dispose()
 
 
