@@ -13,6 +13,7 @@ import pytest
 from audit_helpers import KEY, audit_record
 
 from svc_common.audit import GENESIS, ChainedAuditSink, ChainMac, chain_key, stream_prefix, verify_file
+from svc_common.audit._chain import canonical, record_bodies, seal
 from svc_common.audit.verify_cli import describe, verify_command
 from svc_common.errors import ConfigError
 from svc_common.protection import generate_keyring
@@ -220,3 +221,35 @@ def test_a_later_start_in_the_same_second_sorts_after_and_a_worker_has_its_own_n
     assert [p.name for p in _files_of(tmp_path, "audit-collect-h1-0-")][-1].endswith("Z-p7.jsonl")
     monkeypatch.setenv("QIMING_WORKER_INDEX", "3")
     assert stream_prefix("collect", "db-1") == "audit-collect-db_1-3-"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"a": 1},
+        {"z": [1, 2]},
+        {"file": "audit-collect-h1-0-x.jsonl", "prev_file": "p.jsonl", "prev_seq": 3, "at": "t", "method": "/m"},
+        {"ma": 1, "macintosh": 2, "m": 3, "mb": '\u0000"mac":', "方法": "客户"},
+        {"at": "t", "method": "/m", "detail": {"method": 'x"method":', "mac": "not the line's"}, "customers": ["c1"]},
+        {"mac": "a caller's own", "at": "t"},
+    ],
+)
+def test_a_sealed_line_is_the_canonical_encoding_of_the_line_with_its_mac(body: dict[str, object]) -> None:
+    """``seal`` encodes a line once (the keys before "mac" and after it apart): its bytes and MAC must be exactly what
+    encoding it whole gives, as every earlier file has them and the verifier recomputes them."""
+    macs = ChainMac(KEY)
+    for prev in (GENESIS, "f" * 64):
+        full = {**body, "seq": 9, "prev": prev}
+        expected_mac = macs.of(full)
+        line, mac = seal(macs, body, 9, prev)
+        assert mac == expected_mac
+        assert line == canonical({**full, "mac": expected_mac}) + b"\n"
+    for number in range(3):  # and records as the sink writes them, 1 to 2,500 customers
+        for part in record_bodies(audit_record(number, customers=tuple(f"c{i}" for i in range(1 + number * 1200)))):
+            line, mac = seal(macs, part, 1, GENESIS)
+            assert (
+                line
+                == canonical({**part, "seq": 1, "prev": GENESIS, "mac": macs.of({**part, "seq": 1, "prev": GENESIS})})
+                + b"\n"
+            )

@@ -42,8 +42,12 @@ class ChainMac:
 
     def of(self, body: dict[str, Any]) -> str:
         """MAC over (prev, the line without ``mac``); ``prev`` is also inside the line."""
+        return self.text_mac(body.get("prev", ""), canonical(body))
+
+    def text_mac(self, prev: object, text: bytes) -> str:
+        """:meth:`of`, given the line's ``canonical`` text (without ``mac``) already."""
         mac = self._mac.copy()
-        mac.update(str(body.get("prev", "")).encode() + b"\n" + canonical(body))
+        mac.update(str(prev).encode() + b"\n" + text)
         return mac.finalize().hex()
 
 
@@ -69,11 +73,23 @@ def record_bodies(record: AuditRecord) -> list[dict[str, Any]]:
 
 
 def seal(macs: ChainMac, body: dict[str, Any], seq: int, prev: str) -> tuple[bytes, str]:
-    """The finished line (with its newline) and its mac."""
+    """The finished line (with its newline) and its mac: ``canonical`` of the line with its ``mac``, byte for byte.
+
+    Encoded once, not twice (the MAC's text, then the line's): keys sorted, the line is the keys before ``"mac"``,
+    then ``"mac"``, then the keys after it, and each side is encoded on its own and the MAC's text is the two sides
+    joined. On the audit writer's thread this is most of a line's cost (a 1,000-event ingest names up to 1,000
+    customers), and that thread holds the GIL the gRPC loop needs."""
     full = {**body, "seq": seq, "prev": prev}
-    mac = macs.of(full)
-    full["mac"] = mac
-    return canonical(full) + b"\n", mac
+    if "mac" in full:  # not a record's body (one with a key of that name): the plain way
+        mac = macs.of(full)
+        full["mac"] = mac
+        return canonical(full) + b"\n", mac
+    # ``after`` holds "prev" and "seq" at least; ``before`` may be empty ("{}").
+    before = canonical({key: value for key, value in full.items() if key < "mac"})
+    after = canonical({key: value for key, value in full.items() if key > "mac"})
+    head = before[:-1] + b"," if len(before) > 2 else b"{"
+    mac = macs.text_mac(prev, head + after[1:])
+    return head + b'"mac":"' + mac.encode() + b'",' + after[1:] + b"\n", mac
 
 
 @dataclass(frozen=True)
