@@ -60,9 +60,9 @@ _marks = {}  # id(batch) -> dict of marks
 
 _current = [0.0, ""]  # ingest runs _prepare before its first await: the arrival of the call being prepared
 _ingest = _service.CollectService.ingest
-async def ingest(self, events):
+async def ingest(self, events, *args, **kwargs):
     _current[0], _current[1] = _now(), events[0].event_id if len(events) else ""
-    return await _ingest(self, events)
+    return await _ingest(self, events, *args, **kwargs)
 
 _prepare = _service.CollectService._prepare
 def prepare(self, *args, **kwargs):
