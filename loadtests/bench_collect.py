@@ -71,6 +71,8 @@ ID_KIND = "v7"
 JETSTREAM_SHARDS = 0  # 0: the collector's default
 WORKERS = 1  # --workers: collector worker processes
 IN_FLIGHT = 8  # --in-flight: calls in flight in (a) and (c)
+# Latency part with collector workers: the producers' connections per worker (each connection goes to one worker).
+LATENCY_CONNECTIONS_PER_WORKER = 4
 BACKENDS = ("SQLite", "PostgreSQL", "JetStream")  # --backends: the log backends (c) and latency run on
 PY_SPY_DIR = ""  # --py-spy DIR: py-spy samples of the collector per backend during (c)
 COLLECTOR_SETTINGS: dict[str, str] = {}  # --set name=value: QIMING_COLLECT_<NAME> for every collector started
@@ -190,13 +192,20 @@ def client_gc_frozen() -> Iterator[None]:
 async def steady_latency_timeline(
     address: str, batches: list[bytes], rate_per_second: float
 ) -> list[tuple[float, float]]:
-    """As :func:`steady_latency`, each with the seconds into the run it was sent at, in sending order."""
-    async with grpc.aio.insecure_channel(address) as channel:
-        call = channel.unary_unary(INGEST, request_serializer=None, response_deserializer=None)
+    """As :func:`steady_latency`, each with the seconds into the run it was sent at, in sending order.
+
+    With collector workers the batches go round-robin over ``LATENCY_CONNECTIONS_PER_WORKER`` connections per worker
+    (the kernel hands each connection to one worker, as it does many producers' connections); else over one."""
+    count = WORKERS * LATENCY_CONNECTIONS_PER_WORKER if WORKERS > 1 else 1
+    channels = [
+        grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(count)
+    ]
+    try:
+        calls = [c.unary_unary(INGEST, request_serializer=None, response_deserializer=None) for c in channels]
         timeline: list[tuple[float, float]] = []
         start = time.perf_counter()
 
-        async def one(data: bytes) -> None:
+        async def one(call: grpc.aio.UnaryUnaryMultiCallable, data: bytes) -> None:
             sent = time.perf_counter()
             await call(data, timeout=60)
             timeline.append((sent - start, (time.perf_counter() - sent) * 1000))
@@ -206,8 +215,11 @@ async def steady_latency_timeline(
             delay = start + i / rate_per_second - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(data)))
+            tasks.append(asyncio.create_task(one(calls[i % count], data)))
         await asyncio.gather(*tasks)
+    finally:
+        for channel in channels:
+            await channel.close()
     return sorted(timeline)
 
 
