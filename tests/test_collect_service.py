@@ -363,6 +363,26 @@ def test_stats_count_per_type_and_minute(log_backend: dict[str, str], tmp_path: 
     asyncio.run(scenario())
 
 
+def test_stats_stay_exact_when_a_group_mixes_counted_and_new_types(log_backend: dict[str, str], tmp_path: Path) -> None:
+    """A group's per-minute counts are one UPDATE for every type, then an INSERT of the types whose row was missing:
+    a group with types already counted this minute and a new one, and two refused types that are one once cut to the
+    column's 128 characters, must count each event once."""
+
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path, **log_backend)) as (service, _):
+            await service.ingest([make_event("a"), make_event("b")])
+            await service.ingest([make_event("a"), make_event("b"), make_event("c"), make_event("c")])
+            long_1, long_2 = make_event("a"), make_event("a")
+            long_1.event_type, long_2.event_type = "x" * 130 + "1", "x" * 130 + "2"  # refused: too long a type
+            outcomes = await service.ingest([long_1, long_2, make_event("c")])
+            assert [o.status for o in outcomes][:2] == [REJECTED, REJECTED]
+            stats = await service.stats(None, None, [])
+            assert stats.by_type == [("a", 2, 0, 0), ("b", 2, 0, 0), ("c", 3, 0, 0), ("x" * 128, 0, 0, 2)]
+            assert sum(m[1] for m in stats.by_minute) == 7
+
+    asyncio.run(scenario())
+
+
 def test_cursor_of_another_log_is_refused(tmp_path: Path) -> None:
     async def cursor_from(path: Path) -> str:
         async with running_service(collect_settings(path)) as (service, _):

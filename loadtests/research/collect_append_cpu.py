@@ -1,10 +1,11 @@
-"""CPU per event of the log's append alone, in process: ``SqlEventLog.append`` on PostgreSQL or
+"""CPU per event of the log's append alone, in process: ``SqlEventLog.append`` on PostgreSQL (or SQLite) or
 ``JetStreamEventLog.append`` on NATS, 50 groups of 1,000 bench events after 10 to warm up; with ``--batch 100
 --groups 500``, groups of 100 events, with the p50 / p99 wall time of one append (what a 100-event batch's
 acknowledgement waits for at least when it arrives alone).
 
     PYTHONPATH=$PWD .venv/bin/python loadtests/research/collect_append_cpu.py postgresql [--batch 100 --groups 500]
     PYTHONPATH=$PWD .venv/bin/python loadtests/research/collect_append_cpu.py jetstream
+    PYTHONPATH=$PWD .venv/bin/python loadtests/research/collect_append_cpu.py sqlite [--batch 100 --groups 500]
 
 Run it from two checkouts in turn (each with its own PYTHONPATH) for an A/B. Uses a database, or a stream, of its
 own on the local servers (127.0.0.1:5432, 127.0.0.1:4222) and removes it.
@@ -61,14 +62,16 @@ async def measure(overrides: dict, batch: int, count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("backend", nargs="?", default="postgresql", choices=("postgresql", "jetstream"))
+    parser.add_argument("backend", nargs="?", default="postgresql", choices=("postgresql", "jetstream", "sqlite"))
     parser.add_argument("--batch", type=int, default=1000, help="events per group")
     parser.add_argument("--groups", type=int, default=50, help="groups measured (after 10 to warm up)")
     parser.add_argument("--prefix", default="research", help="prefix of the database or stream made for the run")
     args = parser.parse_args()
     backend = args.backend
     name = f"{args.prefix}_{uuid.uuid4().hex[:8]}"
-    if backend == "postgresql":
+    if backend == "sqlite":  # a database file of its own in a fresh directory (the service's default)
+        asyncio.run(measure({}, args.batch, args.groups))
+    elif backend == "postgresql":
         admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))

@@ -403,13 +403,38 @@ class SqlEventLog:
     def _count(self, conn: Connection, counts: dict[str, list[int]], now_us: int) -> None:
         # Update-then-insert is race-free here: every writer holds the head lock.
         minute = now_us - now_us % 60_000_000
+        merged: dict[str, list[int]] = {}  # two refused types may be one once cut to the column's 128 characters
         for event_type, (accepted, duplicate, rejected) in counts.items():
-            event_type = storable_text(event_type)[:128]
+            total = merged.setdefault(storable_text(event_type)[:128], [0, 0, 0])
+            total[0], total[1], total[2] = total[0] + accepted, total[1] + duplicate, total[2] + rejected
+        rows = [(accepted, duplicate, rejected, minute, key) for key, (accepted, duplicate, rejected) in merged.items()]
+        if len(rows) > 1 and conn.dialect.supports_sane_multi_rowcount:
+            # One statement for every type (a group of 1,000 events has a handful), not one each: after the minute's
+            # first group each type's row exists. An UPDATE that found no row changed nothing, so when the rows
+            # changed are fewer than the types, the types whose row is missing (no other writer holds the lock) are
+            # inserted with their counts.
+            if conn.exec_driver_sql(self._count_update_sql, rows).rowcount == len(rows):
+                return
+            present = {
+                event_type
+                for (event_type,) in conn.exec_driver_sql(
+                    self._count_present_sql(len(rows)), (minute, *(row[4] for row in rows))
+                )
+            }
+            for accepted, duplicate, rejected, _, event_type in rows:
+                if event_type not in present:
+                    conn.exec_driver_sql(self._count_insert_sql, (minute, event_type, accepted, duplicate, rejected))
+            return
+        for accepted, duplicate, rejected, _, event_type in rows:
             changed = conn.exec_driver_sql(
                 self._count_update_sql, (accepted, duplicate, rejected, minute, event_type)
             ).rowcount
             if not changed:
                 conn.exec_driver_sql(self._count_insert_sql, (minute, event_type, accepted, duplicate, rejected))
+
+    def _count_present_sql(self, count: int) -> str:
+        marks = ", ".join([self._mark] * count)
+        return f"SELECT event_type FROM collect_ingest_stat WHERE minute_us = {self._mark} AND event_type IN ({marks})"
 
     # -- reading -----------------------------------------------------------------------------------
 
