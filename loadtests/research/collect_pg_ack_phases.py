@@ -16,7 +16,8 @@ parameter for the collector's database (``ALTER DATABASE … SET``: only its own
 as it is), e.g. ``wal_init_zero=off``. ``--set NAME=VALUE`` is a collector setting (``QIMING_COLLECT_<NAME>``).
 
     PYTHONPATH=$PWD .venv/bin/python loadtests/research/collect_pg_ack_phases.py [--seconds 10] [--rate 10000]
-        [--slow-ms 20] [--backend postgresql|sqlite] [--pg-set wal_init_zero=off] [--set commit_max_events=4096]
+        [--slow-ms 20] [--backend postgresql|sqlite|jetstream] [--pg-set wal_init_zero=off]
+        [--set commit_max_events=4096]
 """
 
 from __future__ import annotations
@@ -136,6 +137,37 @@ def append(self, batches, now_us):
                 shared.update(marks)
 _log.SqlEventLog.append = append
 
+try:  # JetStream: the publish shows as "COPY", its side records (in the service database) as "side records"
+    from svc_collect.store import jetstream as _jetstream
+except ImportError:
+    pass
+else:
+    _js_append = _jetstream.JetStreamEventLog.append
+    def js_append(self, batches, now_us):
+        marks = {"thread": _now()}
+        marks["locked"] = marks["thread"]
+        _phase.marks = marks
+        try:
+            return _js_append(self, batches, now_us)
+        finally:
+            marks["committed"] = _now()
+            _phase.marks = None
+            for batch in batches:
+                shared = _group_of.get(id(batch))
+                if shared is not None:
+                    shared.update(marks)
+    _jetstream.JetStreamEventLog.append = js_append
+    _record_side = _log.SqlEventLog.record_side
+    def record_side(self, *args, **kwargs):
+        marks = getattr(_phase, "marks", None)
+        if marks is not None:
+            marks["copied"] = _now()
+        result = _record_side(self, *args, **kwargs)
+        if marks is not None:
+            marks["sided"] = _now()
+        return result
+    _log.SqlEventLog.record_side = record_side
+
 import gc, sys
 if os.environ.get("COLLECT_PHASES_SWITCH_INTERVAL"):
     sys.setswitchinterval(float(os.environ["COLLECT_PHASES_SWITCH_INTERVAL"]))
@@ -239,7 +271,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rate", type=int, default=10_000, help="events/s, in 100-event batches")
     parser.add_argument("--slow-ms", type=float, default=20)
-    parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--backend", choices=("postgresql", "sqlite", "jetstream"), default="postgresql")
     parser.add_argument("--pg-set", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--show", type=int, default=40, help="slow acknowledgements printed one by one")
@@ -280,6 +312,10 @@ def main() -> None:
             admin.dispose()
         print(f"WAL segments in pg_wal: {wal_before} before, {wal_after} after; server settings {args.pg_set}")
         switches = wal.switches()
+    elif args.backend == "jetstream":
+        switches = []
+        with bench_collect.backend_env("JetStream") as js_env, bench_collect.collector(js_env | env) as server:
+            client = asyncio.run(timeline(server.address, batches, args.rate / 100))
     else:
         switches = []
         with bench_collect.collector(env) as server:
