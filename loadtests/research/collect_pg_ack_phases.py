@@ -122,33 +122,15 @@ else:
         return result
     _pg_append.PgAppender._copy = _copy_marks
 
-_append = _log.SqlEventLog.append
-def append(self, batches, now_us):
-    marks = {"thread": _now()}
-    _phase.marks = marks
-    try:
-        return _append(self, batches, now_us)
-    finally:
-        marks["committed"] = _now()
-        _phase.marks = None
-        for batch in batches:
-            shared = _group_of.get(id(batch))
-            if shared is not None:
-                shared.update(marks)
-_log.SqlEventLog.append = append
-
-try:  # JetStream: the publish shows as "COPY", its side records (in the service database) as "side records"
-    from svc_collect.store import jetstream as _jetstream
-except ImportError:
-    pass
-else:
-    _js_append = _jetstream.JetStreamEventLog.append
-    def js_append(self, batches, now_us):
+def _timed_append(original, publish=False):
+    # publish: JetStream's append, whose publish shows as "lock" + "COPY" and its side records as "side records"
+    def append(self, batches, now_us):
         marks = {"thread": _now()}
-        marks["locked"] = marks["thread"]
+        if publish:
+            marks["locked"] = marks["thread"]
         _phase.marks = marks
         try:
-            return _js_append(self, batches, now_us)
+            return original(self, batches, now_us)
         finally:
             marks["committed"] = _now()
             _phase.marks = None
@@ -156,16 +138,28 @@ else:
                 shared = _group_of.get(id(batch))
                 if shared is not None:
                     shared.update(marks)
-    _jetstream.JetStreamEventLog.append = js_append
+    return append
+
+_log.SqlEventLog.append = _timed_append(_log.SqlEventLog.append)
+
+try:
+    from svc_collect.store import jetstream as _jetstream
+except ImportError:
+    pass
+else:
+    _jetstream.JetStreamEventLog.append = _timed_append(_jetstream.JetStreamEventLog.append, publish=True)
     _record_side = _log.SqlEventLog.record_side
     def record_side(self, *args, **kwargs):
         marks = getattr(_phase, "marks", None)
         if marks is not None:
             marks["copied"] = _now()
-        result = _record_side(self, *args, **kwargs)
-        if marks is not None:
-            marks["sided"] = _now()
-        return result
+        _phase.marks = None  # its head lock and side writes are not the SQL log's phases
+        try:
+            return _record_side(self, *args, **kwargs)
+        finally:
+            _phase.marks = marks
+            if marks is not None:
+                marks["sided"] = _now()
     _log.SqlEventLog.record_side = record_side
 
 import gc, sys
