@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from svc_collect.store._pg_append import PgAppender
 from svc_collect.store._sqlite_binding import bind_bytes_and_none_directly
+from svc_collect.store._stats import MinuteCounts
 from svc_collect.validation import storable_text
 from svc_common.db import Database, DriverQuery, copy_span
 
@@ -192,17 +193,8 @@ class SqlEventLog:
             .where(head.head_id == _HEAD_ID)
             .values(last_seq=bindparam("new_seq"), last_received_us=bindparam("new_received_us"))
         )
-        # Counts straight to the driver: a Core statement costs ~30 µs more per run, five or so per group commit.
-        m = self._mark
-        self._count_update_sql = (
-            f"UPDATE collect_ingest_stat SET accepted_count = accepted_count + {m},"
-            f" duplicate_count = duplicate_count + {m}, rejected_count = rejected_count + {m}"
-            f" WHERE minute_us = {m} AND event_type = {m}"
-        )
-        self._count_insert_sql = (
-            "INSERT INTO collect_ingest_stat (minute_us, event_type, accepted_count, duplicate_count, rejected_count)"
-            f" VALUES ({m}, {m}, {m}, {m}, {m})"
-        )
+        # Counts straight to the driver: a Core statement costs ~30 µs more per run.
+        self._counts = MinuteCounts(self._mark)
         self._quarantine_insert_sql = insert(self._quarantine)
         # PostgreSQL: four round trips on a connection of the writer's own, binary COPY (_pg_append.py).
         self._pg = None
@@ -255,8 +247,9 @@ class SqlEventLog:
                 self._write_rows(conn, done[1])
             results, _, last_seq = done
             settle_known_rejections(batches, lambda ids: self._existing(conn, ids))
-            self._write_side_records(conn, batches, results, received_us)
+            counted = self._write_side_records(conn, batches, results, received_us)
             conn.execute(self._move_head_sql, {"new_seq": last_seq, "new_received_us": received_us})
+        counted()
         return results
 
     def _append_unseen(
@@ -314,13 +307,15 @@ class SqlEventLog:
         The head row is locked as for an append, which serialises these writes across collectors."""
         with self._db.connection(write=True) as conn:
             self._lock_head(conn)
-            self._write_side_records(conn, batches, results, received_us)
+            counted = self._write_side_records(conn, batches, results, received_us)
+        counted()
 
     def _write_side_records(
         self, conn: Connection, batches: Sequence[WriteBatch], results: list[list[Appended]], received_us: int
-    ) -> None:
+    ) -> Callable[[], None]:
+        """What to call once the transaction committed (``MinuteCounts.add``)."""
         self._write_quarantine(conn, batches, results, received_us)
-        self._count(conn, _side_counts(batches, results), received_us)
+        return self._counts.add(conn, _side_counts(batches, results), received_us)
 
     def _lock_head(self, conn: Connection) -> LogHead:
         row = conn.execute(self._lock_head_sql).one_or_none()
@@ -399,42 +394,6 @@ class SqlEventLog:
                     .where(c.quarantine_id == quarantine_id)
                     .values(released_seq=seq, released_at_us=now_us, replay_count=c.replay_count + 1)
                 )
-
-    def _count(self, conn: Connection, counts: dict[str, list[int]], now_us: int) -> None:
-        # Update-then-insert is race-free here: every writer holds the head lock.
-        minute = now_us - now_us % 60_000_000
-        merged: dict[str, list[int]] = {}  # two refused types may be one once cut to the column's 128 characters
-        for event_type, (accepted, duplicate, rejected) in counts.items():
-            total = merged.setdefault(storable_text(event_type)[:128], [0, 0, 0])
-            total[0], total[1], total[2] = total[0] + accepted, total[1] + duplicate, total[2] + rejected
-        rows = [(accepted, duplicate, rejected, minute, key) for key, (accepted, duplicate, rejected) in merged.items()]
-        if len(rows) > 1 and conn.dialect.supports_sane_multi_rowcount:
-            # One statement for every type (a group of 1,000 events has a handful), not one each: after the minute's
-            # first group each type's row exists. An UPDATE that found no row changed nothing, so when the rows
-            # changed are fewer than the types, the types whose row is missing (no other writer holds the lock) are
-            # inserted with their counts.
-            if conn.exec_driver_sql(self._count_update_sql, rows).rowcount == len(rows):
-                return
-            present = {
-                event_type
-                for (event_type,) in conn.exec_driver_sql(
-                    self._count_present_sql(len(rows)), (minute, *(row[4] for row in rows))
-                )
-            }
-            for accepted, duplicate, rejected, _, event_type in rows:
-                if event_type not in present:
-                    conn.exec_driver_sql(self._count_insert_sql, (minute, event_type, accepted, duplicate, rejected))
-            return
-        for accepted, duplicate, rejected, _, event_type in rows:
-            changed = conn.exec_driver_sql(
-                self._count_update_sql, (accepted, duplicate, rejected, minute, event_type)
-            ).rowcount
-            if not changed:
-                conn.exec_driver_sql(self._count_insert_sql, (minute, event_type, accepted, duplicate, rejected))
-
-    def _count_present_sql(self, count: int) -> str:
-        marks = ", ".join([self._mark] * count)
-        return f"SELECT event_type FROM collect_ingest_stat WHERE minute_us = {self._mark} AND event_type IN ({marks})"
 
     # -- reading -----------------------------------------------------------------------------------
 
