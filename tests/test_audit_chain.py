@@ -245,7 +245,7 @@ def test_a_sealed_line_is_the_canonical_encoding_of_the_line_with_its_mac(body: 
         line, mac = seal(macs, body, 9, prev)
         assert mac == expected_mac
         assert line == canonical({**full, "mac": expected_mac}) + b"\n"
-    for number in range(3):  # and records as the sink writes them, 1 to 2,500 customers
+    for number in range(3):  # and records as the sink writes them, 1 to 2,401 customers
         for part in record_bodies(audit_record(number, customers=tuple(f"c{i}" for i in range(1 + number * 1200)))):
             line, mac = seal(macs, part, 1, GENESIS)
             assert (

@@ -35,7 +35,12 @@ NATS = "nats://127.0.0.1:4222"
 
 
 async def measure(overrides: dict, batch: int, count: int) -> None:
-    async with running_service(collect_settings(Path(tempfile.mkdtemp()), **overrides)) as (service, _):
+    with tempfile.TemporaryDirectory() as directory:
+        await _measure(Path(directory), overrides, batch, count)
+
+
+async def _measure(directory: Path, overrides: dict, batch: int, count: int) -> None:
+    async with running_service(collect_settings(directory, **overrides)) as (service, _):
         now = time.time_ns() // 1000
         seed = random.randrange(1 << 30)
         groups = [

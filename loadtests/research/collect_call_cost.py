@@ -65,7 +65,8 @@ def main() -> None:
             spy.send_signal(2)
             spy.wait()
     print(
-        f"{args.size}-event calls on {args.backend}: {args.calls / seconds:,.0f} calls/s, "
+        ("with py-spy attached (it slows the collector): " if args.py_spy else "")
+        + f"{args.size}-event calls on {args.backend}: {args.calls / seconds:,.0f} calls/s, "
         f"{args.calls * args.size / seconds:,.0f} events/s; CPU per call: collector "
         f"{used['service'] / args.calls * 1e6:,.0f} µs, client {used['client'] / args.calls * 1e6:,.0f} µs"
     )
