@@ -124,10 +124,12 @@ class ProfileDomain:
     def get(self, ref: Any, parts: Sequence[str], roles: frozenset[str], field: str = "user") -> pb.Profile:
         key = self.core.policy.ref(ref.type, ref.value, field)
         core = self.core
-        with core.database.connection() as conn:  # one statement: the id, the person and its rows
-            if conn.dialect.name not in BUNDLE_DIALECTS:
+        if core.database.engine.dialect.name not in BUNDLE_DIALECTS:
+            with core.database.connection() as conn:
                 pid = core.find(conn, key, field)
                 return self._profile(conn, [pid], parts, roles)[pid]
+        # One statement: the id, the person and its rows (on PostgreSQL without BEGIN and COMMIT round trips).
+        with core.database.reading() as conn:
             first_day = core.engine.profile_first_day(now_us())
             bundle = load_bundle(conn, core.store.t, key, first_day, core.store.open_tag)
             if bundle is None:

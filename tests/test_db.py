@@ -168,3 +168,28 @@ def test_postgresql_connections_plan_each_execution_for_its_parameters(database_
             assert conn.exec_driver_sql("SELECT 1").scalar() == 1
     finally:
         database.dispose()
+
+
+def test_reading_needs_no_transaction_on_postgresql_and_leaves_the_pool_as_it_was(kit_db: Database) -> None:
+    """``Database.reading``: on PostgreSQL the statements run outside a transaction (no BEGIN/COMMIT round trips) and
+    see what is committed; the pooled connection comes back to :meth:`connection` in a transaction as before; a
+    failed statement is the caller's error as for any connection. Elsewhere it is :meth:`connection`."""
+    now = dt.datetime.now(dt.UTC)
+    with kit_db.connection(write=True) as conn:
+        conn.execute(things.insert().values(thing_id="a", owner_id="o", counter=1, seen_at=now))
+    postgresql = kit_db.engine.dialect.name == "postgresql"
+    with kit_db.reading() as conn:
+        assert conn.execute(sa.select(things.c.thing_id)).scalars().all() == ["a"]
+        if postgresql:
+            assert conn.connection.driver_connection.autocommit is True
+            assert conn.exec_driver_sql("SELECT now() = statement_timestamp()").scalar() is True  # no transaction
+        else:
+            assert conn.in_transaction()
+    with kit_db.connection() as conn:
+        if postgresql:
+            assert conn.connection.driver_connection.autocommit is False
+            assert conn.exec_driver_sql("SELECT now() = statement_timestamp()").scalar() is False  # in one
+    with pytest.raises(sa.exc.DBAPIError), kit_db.reading() as conn:  # SQLite: OperationalError
+        conn.exec_driver_sql("SELECT * FROM no_such_table")
+    with kit_db.reading() as conn:  # the pool is still good after the failure
+        assert conn.execute(sa.select(sa.func.count()).select_from(things)).scalar_one() == 1

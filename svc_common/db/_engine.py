@@ -278,18 +278,24 @@ class Database:
             yield from self._connection(write)
 
     def _connection(self, write: bool) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                if write:
-                    conn = conn.execution_options(sqlite_write=True)
-                with conn.begin():
-                    yield conn
-        except DBAPIError as exc:
-            if _transient(exc):
-                raise _caller_error(exc) from exc
-            raise
-        except sqlalchemy.exc.TimeoutError as exc:
-            raise Unavailable(f"no free database connection: {exc}".splitlines()[0]) from exc
+        with _caller_errors(), self.engine.connect() as conn:
+            if write:
+                conn = conn.execution_options(sqlite_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for a read whose statements need no transaction around them (each sees what was committed
+        when it runs, as in a READ COMMITTED transaction): on PostgreSQL in autocommit mode, which spares the
+        ``BEGIN`` and ``COMMIT`` round trips (a third of a profile lookup's time); elsewhere as :meth:`connection`.
+        Never for a write, nor for reads that must see one snapshot together."""
+        if self.engine.dialect.name != "postgresql":
+            with self.connection() as conn:
+                yield conn
+            return
+        with _caller_errors(), self.engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -309,6 +315,19 @@ def _writer_turn(engine: Engine, timeout_millis: int) -> WriterTurn | None:
 # SQLite reports a statement that can never succeed as OperationalError too; retrying those is futile, so they stay
 # errors (INTERNAL, quoting the trace id) instead of UNAVAILABLE "retry with backoff".
 _NOT_TRANSIENT = ("malformed json", "json cannot hold", "no such table", "no such column", "syntax error")
+
+
+@contextmanager
+def _caller_errors() -> Iterator[None]:
+    """A connection's errors as a caller sees them (``Database.session``)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if _transient(exc):
+            raise _caller_error(exc) from exc
+        raise
+    except sqlalchemy.exc.TimeoutError as exc:
+        raise Unavailable(f"no free database connection: {exc}".splitlines()[0]) from exc
 
 
 def _transient(exc: DBAPIError) -> bool:
