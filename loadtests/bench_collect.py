@@ -16,7 +16,7 @@ docs/collect.md asks producers to make them; ``--event-ids v4`` for random ones)
 (r) after each (c): the log read back from its start with ``ReadEvents`` (masked, 1,000 per response), as the
     following consumers read it;
 latency: p50/p99 acknowledgement of 100-event batches sent at a steady 10,000 events/s to each backend
-(and 2,000 events/s on SQLite).
+(and 2,000 events/s on SQLite); with ``--workers N``, over 4 connections per worker.
 
 It prints events/s for each and the ratios c/a and c/b. The client runs in this process beside the
 server (both share the machine's cores): compare ratios from one run, not numbers from different runs.
@@ -202,6 +202,8 @@ async def steady_latency_timeline(
     ]
     try:
         calls = [c.unary_unary(INGEST, request_serializer=None, response_deserializer=None) for c in channels]
+        # Connected before the clock starts: a connection's first call would count its set-up.
+        await asyncio.gather(*(asyncio.wait_for(c.channel_ready(), 30) for c in channels))
         timeline: list[tuple[float, float]] = []
         start = time.perf_counter()
 
