@@ -545,18 +545,7 @@ class CollectService:
             stored = known.get(record.quarantine_id) if o.status == REJECTED else None
             if stored is not None:  # still refused by the checks, but the log holds this very event: released now
                 o = EventOutcome(o.index, o.event_id, DUPLICATE, message=HELD_MESSAGE, cursor=self.cursor(stored.seq))
-            results.append(
-                EventOutcome(
-                    position[id(record)],
-                    o.event_id,
-                    o.status,
-                    o.reason,
-                    o.field,
-                    o.message,
-                    o.cursor,
-                    record.quarantine_id,
-                )
-            )
+            results.append(dataclasses.replace(o, index=position[id(record)], quarantine_id=record.quarantine_id))
         return sorted(results, key=lambda o: o.index)
 
 

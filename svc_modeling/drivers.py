@@ -70,9 +70,10 @@ class DriverService:
         # confounders when the request names none; the analysis's graph lists every column it used).
         default_exclude = exclude
         if not request.factors:
-            text = [n for n in frame.default_features() if frame.is_string(n) and n not in exclude]
+            features = frame.default_features()
+            text = [n for n in features if frame.is_string(n) and n not in exclude]
             default_exclude = [*exclude, *request.confounders, *text]
-            if text and not [n for n in frame.default_features() if n not in default_exclude]:
+            if text and not [n for n in features if n not in default_exclude]:
                 raise InvalidArgument(
                     f"no numeric or 0/1 FEATURE column to rank: the text FEATURE columns ({', '.join(text)}) cannot "
                     "be factors; name the factors (one 0/1 column per category)",
