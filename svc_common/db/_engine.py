@@ -288,8 +288,8 @@ class Database:
     def reading(self) -> Iterator[Connection]:
         """A connection for a read whose statements need no transaction around them (each sees what was committed
         when it runs, as in a READ COMMITTED transaction): on PostgreSQL in autocommit mode, which spares the
-        ``BEGIN`` and ``COMMIT`` round trips (a third of a profile lookup's time); elsewhere as :meth:`connection`.
-        Never for a write, nor for reads that must see one snapshot together."""
+        ``BEGIN`` and ``COMMIT`` round trips (about a quarter of a profile lookup's time); elsewhere as
+        :meth:`connection`. Never for a write, nor for reads that must see one snapshot together."""
         if self.engine.dialect.name != "postgresql":
             with self.connection() as conn:
                 yield conn
