@@ -386,6 +386,35 @@ def test_dedup_index_forgets_ids_older_than_its_window() -> None:
     assert index.get("a") is None and index.get("b") is not None and len(index) == 2
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [
+        "ABCDEF0123456789abcdef0123456789",  # upper case: bytes.fromhex takes it, its hex() would not give it back
+        "0123456789abcdef 123456789abcdef",  # a blank, which bytes.fromhex skips
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",  # a longer digest
+        "fa",  # the short strings an earlier test wrote
+        "",
+    ],
+)
+def test_dedup_index_answers_each_fingerprint_exactly_as_stored(odd: str) -> None:
+    """The index keeps a pack's fingerprints compactly (16 bytes each) when all are the collector's 32 lower-case
+    hex digits; a pack holding any other form keeps them as they came, so a look-up never answers another string
+    (a changed fingerprint would make a retry of the same payload a PAYLOAD_MISMATCH)."""
+    index = DedupIndex(window_us=60_000_000)
+    plain = [uuid.uuid4().bytes.hex() for _ in range(3)]
+    index.add_new(1, Pack(1_000_000, ("p0", "p1", "p2"), (), (), (), (), tuple(plain), (), (), ()))
+    # Lengths summing to 32 per event but split otherwise must not be cut at every 32nd digit either.
+    uneven = (plain[0][:20], plain[1] + plain[0][20:], plain[2])
+    index.add_new(2, Pack(2_000_000, ("u0", "u1", "u2"), (), (), (), (), uneven, (), (), ()))
+    mixed = (plain[0], odd, plain[2])
+    index.add(3, Pack(3_000_000, ("m0", "m1", "m2", "p1"), (), (), (), (), (*mixed, plain[0]), (), (), ()))
+    for i in range(3):
+        assert index.get(f"p{i}") == ((1 << PACK_BITS) + i, plain[i])
+        assert index.get(f"u{i}") == ((2 << PACK_BITS) + i, uneven[i])
+        assert index.get(f"m{i}") == ((3 << PACK_BITS) + i, mixed[i])
+    assert index.get("p1") == ((1 << PACK_BITS) + 1, plain[1])  # indexed already: keeps its first entry
+
+
 @pytest.mark.parametrize("found_by", ["catch_up", "republish"])
 def test_a_lost_publish_ack_stores_nothing_twice(found_by: str, jetstream_server: NatsServer, tmp_path: Path) -> None:
     """The server stores a pack but its ack never reaches the collector (the publish times out).
