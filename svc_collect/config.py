@@ -74,7 +74,7 @@ class CollectSettings(ServiceSettings):
     """Retention of the stream when it is created; 0 keeps events until deleted by an operator."""
     jetstream_dedup_window_seconds: int = Field(default=3_600, ge=60)
     """Exactly-once by event_id holds for ids first seen within this window (an index in memory,
-    about 190 bytes per event, per worker process: size it as events/s × window). Older ids re-sent are appended
+    about 160 bytes per event, per worker process: size it as events/s × window). Older ids re-sent are appended
     again."""
     jetstream_publish_timeout_millis: int = Field(default=10_000, ge=100)
     """How long to wait for JetStream's ack of one pack before retrying it (same message id)."""

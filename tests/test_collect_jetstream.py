@@ -415,6 +415,27 @@ def test_dedup_index_answers_each_fingerprint_exactly_as_stored(odd: str) -> Non
     assert index.get("p1") == ((1 << PACK_BITS) + 1, plain[1])  # indexed already: keeps its first entry
 
 
+def test_dedup_index_finds_each_id_at_its_first_entry_however_often_and_wherever_it_is_looked_up() -> None:
+    """A look-up finds the id's index in its pack by a scan at the pack's first hit and by a map of the pack's ids
+    from its second on, for the last packs hit: every way gives the id's first entry and its own fingerprint."""
+    index = DedupIndex(window_us=60_000_000)
+    fps = tuple(uuid.uuid4().bytes.hex() for _ in range(4))
+    index.add(5, Pack(1_000_000, ("a", "b", "a", "c"), (), (), (), (), fps, (), (), ()))
+    for _ in range(3):
+        assert index.get("a") == (5 << PACK_BITS, fps[0])
+        assert index.get("c") == ((5 << PACK_BITS) + 3, fps[3])
+    packs = {}
+    for seq in range(100, 140):  # more packs than the look-ups keep maps of
+        ids = tuple(f"{seq}-{k}" for k in range(50))
+        packs[seq] = (ids, tuple(uuid.uuid4().bytes.hex() for _ in ids))
+        index.add_new(seq, Pack(2_000_000, ids, (), (), (), (), packs[seq][1], (), (), ()))
+    order = [(seq, k) for _ in range(3) for seq in (*range(100, 140), *range(139, 99, -1)) for k in (seq % 50, 7)]
+    for seq, k in order:
+        ids, fingerprints = packs[seq]
+        assert index.get(ids[k]) == ((seq << PACK_BITS) + k, fingerprints[k])
+    assert index.get("a") == (5 << PACK_BITS, fps[0]) and index.get("nowhere") is None
+
+
 @pytest.mark.parametrize("found_by", ["catch_up", "republish"])
 def test_a_lost_publish_ack_stores_nothing_twice(found_by: str, jetstream_server: NatsServer, tmp_path: Path) -> None:
     """The server stores a pack but its ack never reaches the collector (the publish times out).

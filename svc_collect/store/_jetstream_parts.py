@@ -23,6 +23,7 @@ MAX_PACK_EVENTS = 1 << PACK_BITS
 _INDEX_MASK = MAX_PACK_EVENTS - 1
 _FINGERPRINT_BYTES = 16  # an event's fingerprint: 16 bytes of HMAC-SM3, written as 32 hex digits
 _HEX_LENGTH = frozenset({2 * _FINGERPRINT_BYTES})
+_PACKS_LOOKED_IN = 16  # packs whose map of ids to indexes the de-duplication index keeps for further look-ups
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,66 +236,84 @@ def shard_of(user_key: str, shards: int) -> int:
 class DedupIndex:
     """event_id -> (position, fingerprint) for the ids of the last ``window_us``.
 
-    One dict of ids to positions (ints), and each pack's fingerprints as one column: adding a pack is one access
-    per id, in C, to a table too large for the CPU's caches (a second dict of fingerprints was a second one), and
-    allocates nothing the cyclic garbage collector tracks (a tuple per event made it run more often and walk the
-    group's live tuples). The column is the fingerprints' 16 bytes each in one ``bytes`` (their hex strings cost
-    ~90 bytes each; see :func:`fingerprint_column`)."""
+    One dict of ids to the stream sequence of the pack that holds them, and per pack its ids and its fingerprints:
+    adding a pack is one access per id, in C, to a table too large for the CPU's caches (a second dict of
+    fingerprints was a second one), and allocates nothing per event — the pack's sequence is one int shared by its
+    ids, the fingerprints one ``bytes`` of 16 each (:func:`fingerprint_column`) — and nothing the cyclic garbage
+    collector tracks (a tuple per event made it run more often and walk the group's live tuples). An id's index in
+    its pack is looked for only when the id is found (a duplicate: rare): by a scan of the pack's ids at its first hit,
+    then in a map of them made at its second and kept for the next ones (a retried batch hits one or two packs again
+    and again; scattered hits cost a scan each, ~5 µs for 1,000 ids, not a map each)."""
 
     def __init__(self, window_us: int) -> None:
         self._window_us = window_us
-        self._positions: dict[str, int] = {}
+        self._packs_of: dict[str, int] = {}  # event id -> stream sequence of its pack
         # Tuples of strings, which the cyclic GC stops tracking: a full collection then visits one object per pack
         # here instead of every id and fingerprint of the window (lists would be walked, millions per collection).
-        # The dict of positions holds only strings and ints, so CPython never tracks it at all.
-        self._fingerprints: dict[int, bytes | tuple[str, ...]] = {}  # stream sequence -> its pack's fingerprints
+        # The dict of ids holds only strings and ints, so CPython never tracks it at all.
+        self._packs: dict[int, tuple[tuple[str, ...], bytes | tuple[str, ...]]] = {}  # sequence -> ids, fingerprints
         self._ages: deque[tuple[int, int, tuple[str, ...]]] = deque()  # received_at_us, stream sequence, ids added
+        # The packs hit last: sequence -> the index of each id (None after one hit, answered by a scan).
+        self._where: OrderedDict[int, dict[str, int] | None] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._positions)
+        return len(self._packs_of)
 
     def get(self, event_id: str) -> tuple[int, str] | None:
-        seq = self._positions.get(event_id)
-        if seq is None:
+        stream_seq = self._packs_of.get(event_id)
+        if stream_seq is None:
             return None
-        column = self._fingerprints[seq >> PACK_BITS]
-        i = seq & _INDEX_MASK
+        ids, column = self._packs[stream_seq]
+        looked = self._where
+        if stream_seq not in looked:  # the pack's first hit: a scan (tuple.index finds the first entry)
+            i = ids.index(event_id)
+            looked[stream_seq] = None
+            if len(looked) > _PACKS_LOOKED_IN:
+                looked.popitem(last=False)
+        else:
+            looked.move_to_end(stream_seq)
+            where = looked[stream_seq]
+            if where is None:  # hit again: the first index of each id (a dict keeps the last value given for a key)
+                where = looked[stream_seq] = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1), strict=True))
+            i = where[event_id]
         if column.__class__ is bytes:
-            return seq, column[i * _FINGERPRINT_BYTES : (i + 1) * _FINGERPRINT_BYTES].hex()  # type: ignore[union-attr]
-        return seq, column[i]  # type: ignore[return-value]
+            fingerprint = column[i * _FINGERPRINT_BYTES : (i + 1) * _FINGERPRINT_BYTES].hex()  # type: ignore[union-attr]
+        else:
+            fingerprint = column[i]  # type: ignore[assignment]
+        return position(stream_seq, i), fingerprint  # type: ignore[return-value]
 
     def holds_none_of(self, event_ids: Sequence[str]) -> bool:
-        return self._positions.keys().isdisjoint(event_ids)
+        return self._packs_of.keys().isdisjoint(event_ids)
 
     def add(self, stream_seq: int, pack: Pack) -> None:
         """Index the events of the pack at ``stream_seq``; an id indexed already keeps its first position."""
         ids = pack.event_ids
-        base = stream_seq << PACK_BITS
-        own = range(base, base + len(ids))
-        # One look-up per id, in C: setdefault answers the position kept, which is this pack's for the ids it added.
-        took = list(map(eq, map(self._positions.setdefault, ids, own), own))
+        # One look-up per id, in C: setdefault answers the sequence kept, which is this pack's for the ids it added
+        # (an id twice in the pack is added by its first entry: the look-up finds the first index).
+        own = repeat(stream_seq)
+        took = list(map(eq, map(self._packs_of.setdefault, ids, own), own))
         self._aged(stream_seq, pack, ids if all(took) else tuple(compress(ids, took)))
 
     def add_new(self, stream_seq: int, pack: Pack) -> None:
         """Index a pack none of whose ids is indexed yet, and none twice (the caller has checked)."""
         ids = pack.event_ids
-        base = stream_seq << PACK_BITS
-        self._positions.update(zip(ids, range(base, base + len(ids)), strict=True))
+        self._packs_of.update(zip(ids, repeat(stream_seq)))
         self._aged(stream_seq, pack, ids)
 
     def _aged(self, stream_seq: int, pack: Pack, added: Sequence[str]) -> None:
-        # A pack indexed twice (found again by catching up) keeps its fingerprints until its first entry expires,
-        # which also drops every id it added.
-        if stream_seq not in self._fingerprints:
-            self._fingerprints[stream_seq] = fingerprint_column(pack.fingerprints)
+        # A pack indexed twice (found again by catching up) keeps its ids and fingerprints until its first entry
+        # expires, which also drops every id it added.
+        if stream_seq not in self._packs:
+            self._packs[stream_seq] = (tuple(pack.event_ids), fingerprint_column(pack.fingerprints))
         received_us = pack.received_at_us
         self._ages.append((received_us, stream_seq, tuple(added)))
         horizon = received_us - self._window_us
-        positions = self._positions
+        packs_of = self._packs_of
         while self._ages and self._ages[0][0] < horizon:
             _, expired_seq, expired = self._ages.popleft()
-            deque(map(positions.pop, expired, repeat(None)), maxlen=0)  # consumed in C
-            self._fingerprints.pop(expired_seq, None)
+            deque(map(packs_of.pop, expired, repeat(None)), maxlen=0)  # consumed in C
+            self._packs.pop(expired_seq, None)
+            self._where.pop(expired_seq, None)
 
 
 def fingerprint_column(fingerprints: Sequence[str]) -> bytes | tuple[str, ...]:
