@@ -13,6 +13,7 @@ import nats
 import pytest
 from collect_helpers import collect_settings, jetstream_settings, make_event, running_service
 from conftest import NatsServer
+from google.protobuf.message import DecodeError
 from nats.js.errors import APIError
 
 from svc_collect.service import ACCEPTED, DUPLICATE
@@ -372,16 +373,33 @@ def test_a_stream_of_an_earlier_release_is_checked_by_its_subjects(
     asyncio.run(write(16, "c"))  # the count it was written with starts (with a warning)
 
 
+def _log_pack(received_at_us: int, event_ids: list[str], fingerprints: list[str]) -> LogPack:
+    """A columnar pack as a collector writes it: every column whole (empty values but the ids and fingerprints)."""
+    n = len(event_ids)
+    return LogPack(
+        received_at_us=received_at_us,
+        event_ids=event_ids,
+        event_types=["t"] * n,
+        user_ids=[""] * n,
+        anonymous_ids=[""] * n,
+        occurred_at_us=[0] * n,
+        fingerprints=fingerprints,
+        flags=[0] * n,
+        payloads=[b""] * n,
+        sealed_values=[b""] * n,
+    )
+
+
 def test_dedup_index_forgets_ids_older_than_its_window() -> None:
     index = DedupIndex(window_us=60_000_000)
     old = LogPack(received_at_us=1_000_000)
     old.records.add(event_id="a", fingerprint="fa")  # the row form of earlier releases
-    new = LogPack(received_at_us=30_000_000, event_ids=["b", "a"], fingerprints=["fb", "other"])
+    new = _log_pack(30_000_000, ["b", "a"], ["fb", "other"])
     index.add(1, Pack.decode(old.SerializeToString()))
     index.add(2, Pack.decode(new.SerializeToString()))  # a re-sent id keeps its first position
     assert index.get("a") == (1 << PACK_BITS, "fa")
     assert index.get("b") == (2 << PACK_BITS, "fb")
-    later = LogPack(received_at_us=62_000_000, event_ids=["c"], fingerprints=["fc"])
+    later = _log_pack(62_000_000, ["c"], ["fc"])
     index.add(3, Pack.decode(later.SerializeToString()))
     assert index.get("a") is None and index.get("b") is not None and len(index) == 2
 
@@ -434,6 +452,55 @@ def test_dedup_index_finds_each_id_at_its_first_entry_however_often_and_wherever
         ids, fingerprints = packs[seq]
         assert index.get(ids[k]) == ((seq << PACK_BITS) + k, fingerprints[k])
     assert index.get("a") == (5 << PACK_BITS, fps[0]) and index.get("nowhere") is None
+
+
+def test_dedup_index_keeps_an_id_stored_again_when_a_pack_indexed_twice_expires() -> None:
+    """A pack indexed twice (found again by catching up after its publish) has two entries in the index's ages. When
+    the first expires, its ids are dropped; an id sent again then is stored again (another pack) and must stay
+    indexed for its own window, not be dropped when the pack's second, later entry expires (review 2026-12-07)."""
+    index = DedupIndex(window_us=100)
+    fingerprints = tuple(uuid.uuid4().bytes.hex() for _ in range(3))
+
+    def pack(received_us: int, ids: tuple[str, ...]) -> Pack:
+        return Pack(received_us, ids, (), (), (), (), fingerprints[: len(ids)], (), (), ())
+
+    first = pack(0, ("x",))
+    index.add(1, first)
+    index.add(2, pack(50, ("y",)))
+    index.add(1, first)  # found again by a catch-up: a second entry, behind the one of 50
+    index.add(3, pack(101, ("z",)))  # the first entry of pack 1 expires: x is dropped
+    assert index.get("x") is None
+    index.add(4, pack(140, ("x",)))  # x sent again, stored again
+    index.add(5, pack(151, ("w",)))  # pack 2's entry and pack 1's second one expire
+    assert index.get("x") == (4 << PACK_BITS, fingerprints[0])
+    index.add(6, pack(241, ("v",)))  # x's own window ends
+    assert index.get("x") is None and index.get("v") == (6 << PACK_BITS, fingerprints[0])
+
+
+def test_dedup_index_answers_none_for_the_ids_of_a_sequence_that_now_holds_another_pack() -> None:
+    """A stream replaced under a running collector hands out its sequences again: the index then answers for the
+    ids of the pack the sequence holds now, and None (not an error) for the ids of the one it held before."""
+    index = DedupIndex(window_us=60_000_000)
+    old, new = uuid.uuid4().bytes.hex(), uuid.uuid4().bytes.hex()
+    index.add(1, Pack(1_000_000, ("a", "b"), (), (), (), (), (old, old), (), (), ()))
+    assert index.get("b") == ((1 << PACK_BITS) + 1, old)
+    index.add(1, Pack(2_000_000, ("c",), (), (), (), (), (new,), (), (), ()))
+    for _ in range(3):  # a scan at the first hit, the pack's map from the second
+        assert index.get("a") is None and index.get("b") is None
+        assert index.get("c") == (1 << PACK_BITS, new)
+    index.add(2, Pack(61_500_000, ("d",), (), (), (), (), (new,), (), (), ()))  # the first pack's entry expires
+    assert index.get("c") == (1 << PACK_BITS, new) and len(index) == 2
+    index.add(3, Pack(62_500_000, ("e",), (), (), (), (), (new,), (), (), ()))
+    assert index.get("c") is None and len(index) == 2
+
+
+def test_a_pack_whose_columns_differ_in_length_is_refused_as_damaged() -> None:
+    """Every collector writes every column whole; a pack with fewer fingerprints than ids would make a retry of the
+    same payload a PAYLOAD_MISMATCH (or fail a look-up): it is refused as not a pack of events."""
+    damaged = LogPack(received_at_us=1, event_ids=["a", "b"], fingerprints=["f" * 32])
+    with pytest.raises(DecodeError, match=r"columns hold \[0, 1, 2\] entries"):
+        Pack.decode(damaged.SerializeToString())
+    assert Pack.decode(_log_pack(1, ["a"], ["f" * 32]).SerializeToString()).event_ids == ("a",)
 
 
 @pytest.mark.parametrize("found_by", ["catch_up", "republish"])

@@ -14,6 +14,8 @@ from itertools import accumulate, compress, repeat
 from operator import eq
 from typing import Any, TypeVar
 
+from google.protobuf.message import DecodeError
+
 from svc_collect.store._log import Appended, LogRow, WriteBatch
 from svc_common.pb.qiming.collect.v1.log_pack_pb2 import LogPack
 
@@ -118,6 +120,19 @@ class Pack:
                 tuple([r.payload for r in rows]),
                 tuple([r.sealed_values for r in rows]),
             )
+        columns = (
+            message.event_ids,
+            message.event_types,
+            message.user_ids,
+            message.anonymous_ids,
+            message.occurred_at_us,
+            message.fingerprints,
+            message.flags,
+            message.payloads,
+            message.sealed_values,
+        )
+        if len(set(map(len, columns))) > 1:  # every collector writes every column whole: a damaged pack
+            raise DecodeError(f"a pack's columns hold {sorted(set(map(len, columns)))} entries, not one count")
         return cls(
             message.received_at_us,
             tuple(message.event_ids),
@@ -253,6 +268,7 @@ class DedupIndex:
         # The dict of ids holds only strings and ints, so CPython never tracks it at all.
         self._packs: dict[int, tuple[tuple[str, ...], bytes | tuple[str, ...]]] = {}  # sequence -> ids, fingerprints
         self._ages: deque[tuple[int, int, tuple[str, ...]]] = deque()  # received_at_us, stream sequence, ids added
+        self._entries: dict[int, int] = {}  # sequence -> its entries in _ages (two for a pack indexed twice)
         # The packs hit last: sequence -> the index of each id (None after one hit, answered by a scan).
         self._where: OrderedDict[int, dict[str, int] | None] = OrderedDict()
 
@@ -260,22 +276,29 @@ class DedupIndex:
         return len(self._packs_of)
 
     def get(self, event_id: str) -> tuple[int, str] | None:
+        """The id's position and fingerprint, or None. Not read-only: it keeps the maps of the packs hit last (the
+        index is used by one thread at a time)."""
         stream_seq = self._packs_of.get(event_id)
         if stream_seq is None:
             return None
         ids, column = self._packs[stream_seq]
         looked = self._where
         if stream_seq not in looked:  # the pack's first hit: a scan (tuple.index finds the first entry)
-            i = ids.index(event_id)
             looked[stream_seq] = None
             if len(looked) > _PACKS_LOOKED_IN:
                 looked.popitem(last=False)
+            try:
+                i: int | None = ids.index(event_id)
+            except ValueError:
+                i = None
         else:
             looked.move_to_end(stream_seq)
             where = looked[stream_seq]
             if where is None:  # hit again: the first index of each id (a dict keeps the last value given for a key)
                 where = looked[stream_seq] = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1), strict=True))
-            i = where[event_id]
+            i = where.get(event_id)
+        if i is None:  # the sequence holds another pack now (a replaced stream): the id is not there
+            return None
         if column.__class__ is bytes:
             fingerprint = column[i * _FINGERPRINT_BYTES : (i + 1) * _FINGERPRINT_BYTES].hex()  # type: ignore[union-attr]
         else:
@@ -301,19 +324,35 @@ class DedupIndex:
         self._aged(stream_seq, pack, ids)
 
     def _aged(self, stream_seq: int, pack: Pack, added: Sequence[str]) -> None:
-        # A pack indexed twice (found again by catching up) keeps its ids and fingerprints until its first entry
-        # expires, which also drops every id it added.
-        if stream_seq not in self._packs:
-            self._packs[stream_seq] = (tuple(pack.event_ids), fingerprint_column(pack.fingerprints))
+        ids = pack.event_ids
+        known = self._packs.get(stream_seq)
+        if known is None or known[0] != ids:  # else the pack indexed again (found again by catching up)
+            # (A sequence holding other ids: the stream was replaced under the collector; the new pack is what the
+            # sequence holds now, and the old pack's ids are no longer found in it.)
+            fingerprints = pack.fingerprints
+            column = fingerprint_column(fingerprints) if len(fingerprints) == len(ids) else tuple(fingerprints)
+            self._packs[stream_seq] = (tuple(ids), column)
+            self._where.pop(stream_seq, None)
+        self._entries[stream_seq] = self._entries.get(stream_seq, 0) + 1
         received_us = pack.received_at_us
         self._ages.append((received_us, stream_seq, tuple(added)))
         horizon = received_us - self._window_us
         packs_of = self._packs_of
         while self._ages and self._ages[0][0] < horizon:
             _, expired_seq, expired = self._ages.popleft()
-            deque(map(packs_of.pop, expired, repeat(None)), maxlen=0)  # consumed in C
-            self._packs.pop(expired_seq, None)
-            self._where.pop(expired_seq, None)
+            popped = list(map(packs_of.pop, expired, repeat(None)))  # in C
+            if popped.count(expired_seq) != len(popped):
+                # Some of these ids belong to another pack now: a pack indexed twice has two entries here, and the
+                # later one may expire after an id it lists was dropped and then stored again by a newer pack.
+                for event_id, owner in zip(expired, popped, strict=True):
+                    if owner is not None and owner != expired_seq:
+                        packs_of[event_id] = owner
+            left = self._entries.pop(expired_seq) - 1
+            if left:
+                self._entries[expired_seq] = left
+            else:
+                del self._packs[expired_seq]
+                self._where.pop(expired_seq, None)
 
 
 def fingerprint_column(fingerprints: Sequence[str]) -> bytes | tuple[str, ...]:
