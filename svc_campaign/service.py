@@ -483,10 +483,30 @@ class CampaignService(TemplateBook):
             if row is None:
                 raise NotFound(f"no message {request.message_id!r}", metadata={"message_id": request.message_id})
             row = dict(row)
+            values: dict[str, Any] = {}
             if row["status"] == "SUPPRESSED":
                 why = row["suppression_reason"]
-                raise FailedPrecondition(f"message {request.message_id!r} was suppressed ({why}): it has no receipts")
-            values: dict[str, Any] = {}
+                if not row["attempts"] or why == "customer_erased":
+                    raise FailedPrecondition(
+                        f"message {request.message_id!r} was suppressed ({why}): it has no receipts"
+                    )
+                if status == "FAILED":  # it did not reach the customer: SUPPRESSED says so already
+                    return to_proto(row)
+                # An attempt whose outcome was unknown (a timeout: the gateway may have taken it), then a cancel (a
+                # stopped journey, a preemption, consent withdrawn before the retry): the receipt says the customer
+                # has it. The contact history and the caps count it, as when the gateway's answer says so; the
+                # reason stays as a note.
+                log.info(
+                    "message %s was suppressed (%s) after an attempt without an answer; the gateway's %s receipt "
+                    "says it was taken: recorded %s",
+                    request.message_id,
+                    why,
+                    status,
+                    status,
+                )
+                values.update(status="SENT", sent_at=row["sent_at"] or at, next_attempt_at=None, lease_until=None)
+                queue_event(conn, self.t, message_event(row, "SENT", at), self.clock.now())
+                row.update(values)
             stamp = {"SENT": "sent_at", "DELIVERED": "delivered_at", "CLICKED": "clicked_at"}.get(status)
             if stamp and row[stamp] is None:
                 values[stamp] = at

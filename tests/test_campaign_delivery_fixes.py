@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from campaign_helpers import (
     PUSH,
     SMS,
@@ -36,6 +37,7 @@ from svc_campaign.delivery import Outcome
 from svc_campaign.erasure import ERASED
 from svc_campaign.gateway_grpc import build_adapter
 from svc_campaign.service import CampaignService
+from svc_common.errors import FailedPrecondition
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import types_pb2
 
@@ -169,6 +171,47 @@ def test_journey_stopped_while_the_gateway_fails_the_message_suppresses_it(tmp_p
         assert [(status(m), m.suppression_reason) for m in messages(service)] == [("SUPPRESSED", "journey_stopped")]
         service.clock.advance(minutes=10)
         assert dispatch(service, ScriptedGateway()) == 0  # not retried
+
+
+@pytest.mark.parametrize("receipt", ["DELIVERED", "SENT"])
+def test_a_receipt_for_a_message_suppressed_after_an_unanswered_attempt_records_it_reached(
+    receipt: str, tmp_path, database_url
+) -> None:
+    """The gateway's call timed out (it may have taken the message) while the journey was stopped: SUPPRESSED
+    journey_stopped, not retried. The gateway's receipt then says the customer has it: the contact history says so
+    (the reason kept as a note), $message_sent (and $message_delivered) go out, and it counts toward the caps (walk
+    walkcamp, minor 3: the receipt was refused and the message stayed SUPPRESSED). A FAILED receipt changes nothing;
+    a receipt for a message never handed to the gateway is refused as before."""
+    with campaign_service(tmp_path, database_url, adapter=ScriptedGateway()) as service:
+        add_template(service, "t1")
+        add_template(service, "t2")
+        run_journey(service, simple_graph(on_event("signup")))
+        service.engine.handle([event("signup", "c1")])
+        timing_out = ScriptedGateway(
+            [Outcome(False, retryable=True, error="DEADLINE_EXCEEDED")],
+            during=lambda _message: transition(service, "stop"),
+        )
+        dispatch(service, timing_out)
+        [message] = messages(service, "c1")
+        assert (status(message), message.suppression_reason, message.attempts) == ("SUPPRESSED", "journey_stopped", 1)
+
+        def report(message_id: str, what: str) -> pb.Message:
+            return service.report_receipt(
+                pb.ReportDeliveryReceiptRequest(
+                    message_id=message_id, status=pb.MessageStatus.Value(f"MESSAGE_STATUS_{what}")
+                )
+            )
+
+        assert status(report(message.message_id, "FAILED")) == "SUPPRESSED"
+        pending_before = len(pending_events(service))
+        reached = report(message.message_id, receipt)
+        assert (status(reached), reached.suppression_reason) == (receipt, "journey_stopped")
+        assert reached.HasField("sent_at")
+        assert len(pending_events(service)) == pending_before + (2 if receipt == "DELIVERED" else 1)
+        second = send(service, template="t2")  # one push a day: the first one counts now
+        assert (status(second), second.suppression_reason, second.attempts) == ("SUPPRESSED", "channel_cap", 0)
+        with pytest.raises(FailedPrecondition, match="it has no receipts"):
+            report(second.message_id, "DELIVERED")
 
 
 def test_a_cancel_of_a_message_whose_round_crashed_takes_effect_at_the_next_claim(tmp_path, database_url) -> None:
