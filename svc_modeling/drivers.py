@@ -22,6 +22,7 @@ from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_common.server import note_customers
 from svc_modeling.catalog import DatasetCatalog
 from svc_modeling.config import ModelingSettings
+from svc_modeling.frame import Frame
 from svc_modeling.in_use import refuse_if_in_use
 from svc_modeling.jobs import JobContext, JobRunner
 from svc_modeling.methods import checks
@@ -110,6 +111,7 @@ class DriverService:
         edges = [(e.cause, e.effect) for e in request.graph] or methods.default_graph(
             factors, confounders, request.outcome_column
         )
+        left_out = _left_out(frame, names, exclude)
         encoder = checks.FeatureEncoder.fit(frame, names)
         x = encoder.transform(frame.data)
         checks.check_leakage(x, names, y, self.settings.leakage_auc_threshold, "factors")
@@ -146,6 +148,7 @@ class DriverService:
                 outcome_column=request.outcome_column,
                 method=method,
                 graph=[pb.GraphEdge(cause=c, effect=e) for c, e in edges],
+                left_out=[pb.LeftOutColumn(column=c, reason=r) for c, r in left_out],
             )
             analysis.created_at.FromDatetime(utcnow())
             for factor in sorted(factors, key=lambda f: -weights[f]):
@@ -311,6 +314,24 @@ def _sample(x: np.ndarray, rows: int, seed: int) -> np.ndarray:
     if len(x) <= rows:
         return x
     return x[np.random.default_rng(seed).choice(len(x), rows, replace=False)]
+
+
+def _left_out(frame: Frame, used: Sequence[str], exclude: Sequence[str]) -> list[tuple[str, str]]:
+    """The candidate columns (:meth:`Frame.default_features`) an analysis neither ranks nor adjusts for, each with
+    why, so that a caller sees what the effects were not adjusted for (``DriverAnalysis.left_out``)."""
+    taken = {*used, *exclude}
+    left_out = []
+    for name in frame.default_features():
+        if name in taken:
+            continue
+        reason = checks.feature_problem(frame, name)
+        if not reason and frame.is_string(name):
+            reason = (
+                f"column {name!r} holds text: never a factor (one 0/1 column per category), and not named among "
+                "the confounders"
+            )
+        left_out.append((name, reason or f"column {name!r} was not named among the factors or the confounders"))
+    return left_out
 
 
 def _check_acyclic(graph: Sequence[pb.GraphEdge]) -> None:

@@ -161,6 +161,48 @@ def test_a_threshold_driver_shows_on_its_response_curve(service) -> None:
     assert not flat.has_threshold and len(flat.points) == 20
 
 
+def test_an_analysis_lists_the_candidate_columns_it_left_out_and_why(service, known) -> None:
+    """Factors and confounders named: a text FEATURE column named in neither is left out (text is never a factor).
+    Confounders named, factors not: the default factors leave out constant columns and text ones not among the
+    confounders. Each is listed with why, in the dataset's order; what the analysis used is not."""
+    analysis, _ = known
+    assert [(c.column, c.reason) for c in analysis.left_out] == [
+        (
+            "region",
+            "column 'region' holds text: never a factor (one 0/1 column per category), and not named among the "
+            "confounders",
+        )
+    ]
+    data = threshold_data(1500).assign(channel=np.where(np.arange(1500) % 2, "app", "web"), flat=7.0)
+    dataset = upload_frame(service, "streams_left_out", data)
+    request = pb.EstimateDriversRequest(
+        dataset_id=dataset.dataset_id, outcome_column="subscriptions", confounders=["streams"], random_seed=2
+    )
+    left = service.drivers.get(finished(service, service.drivers.estimate(request)).result_name)
+    assert [d.factor for d in left.drivers] == ["audience"]
+    assert [c.column for c in left.left_out] == ["channel", "flat"]
+    assert "never a factor" in left.left_out[0].reason and "is constant (7" in left.left_out[1].reason
+    both = service.drivers.get(
+        finished(
+            service,
+            service.drivers.estimate(
+                pb.EstimateDriversRequest(
+                    dataset_id=dataset.dataset_id,
+                    outcome_column="subscriptions",
+                    factors=["audience"],
+                    confounders=["channel"],
+                    random_seed=2,
+                )
+            ),
+        ).result_name
+    )
+    assert (both.left_out[0].column, both.left_out[0].reason) == (
+        "streams",
+        "column 'streams' was not named among the factors or the confounders",
+    )
+    assert [c.column for c in both.left_out] == ["streams", "flat"]
+
+
 def test_bad_driver_requests_name_the_problem(service, known) -> None:
     analysis, data = known
     dataset_id = analysis.dataset_id

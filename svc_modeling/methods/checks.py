@@ -90,7 +90,7 @@ def feature_columns(frame: Frame, requested: Sequence[str], exclude: Sequence[st
         require_column(frame, name, where)
         if name in exclude:
             raise _bad(where, f"column {name!r} is the outcome, the treatment or an id: it cannot also be a feature")
-        problem = _feature_problem(frame, name)
+        problem = feature_problem(frame, name)
         if problem and requested:
             raise _bad(where, problem)
         (left_out if problem else usable).append(name)
@@ -98,13 +98,14 @@ def feature_columns(frame: Frame, requested: Sequence[str], exclude: Sequence[st
         raise _bad(
             field_path,
             f"none of the {len(left_out)} FEATURE columns can be used (each is empty, constant or free text, e.g. "
-            f"{_feature_problem(frame, left_out[0])}): name the features",
+            f"{feature_problem(frame, left_out[0])}): name the features",
             "MISSING_FIELD",
         )
     return usable
 
 
-def _feature_problem(frame: Frame, name: str) -> str:
+def feature_problem(frame: Frame, name: str) -> str:
+    """Why the column cannot be a feature (empty, constant, free text), or ""."""
     values = frame.data[name]
     if values.isna().all():
         return f"column {name!r} has no values (every row is missing): drop it"

@@ -624,7 +624,7 @@ class DeleteDriverAnalysisResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class DriverAnalysis(_message.Message):
-    __slots__ = ("analysis_id", "dataset_id", "outcome_column", "method", "drivers", "graph", "created_at")
+    __slots__ = ("analysis_id", "dataset_id", "outcome_column", "method", "drivers", "graph", "created_at", "left_out")
     ANALYSIS_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_COLUMN_FIELD_NUMBER: _ClassVar[int]
@@ -632,6 +632,7 @@ class DriverAnalysis(_message.Message):
     DRIVERS_FIELD_NUMBER: _ClassVar[int]
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LEFT_OUT_FIELD_NUMBER: _ClassVar[int]
     analysis_id: str
     dataset_id: str
     outcome_column: str
@@ -639,7 +640,16 @@ class DriverAnalysis(_message.Message):
     drivers: _containers.RepeatedCompositeFieldContainer[Driver]
     graph: _containers.RepeatedCompositeFieldContainer[GraphEdge]
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, analysis_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., outcome_column: _Optional[str] = ..., method: _Optional[str] = ..., drivers: _Optional[_Iterable[_Union[Driver, _Mapping]]] = ..., graph: _Optional[_Iterable[_Union[GraphEdge, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    left_out: _containers.RepeatedCompositeFieldContainer[LeftOutColumn]
+    def __init__(self, analysis_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., outcome_column: _Optional[str] = ..., method: _Optional[str] = ..., drivers: _Optional[_Iterable[_Union[Driver, _Mapping]]] = ..., graph: _Optional[_Iterable[_Union[GraphEdge, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., left_out: _Optional[_Iterable[_Union[LeftOutColumn, _Mapping]]] = ...) -> None: ...
+
+class LeftOutColumn(_message.Message):
+    __slots__ = ("column", "reason")
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    column: str
+    reason: str
+    def __init__(self, column: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Driver(_message.Message):
     __slots__ = ("factor", "effect", "importance", "refutations", "nonlinear")
