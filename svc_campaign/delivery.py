@@ -269,7 +269,8 @@ class Dispatcher:
         elif cancel and (outcome.retryable or outcome.not_configured):
             values = {  # not retried: the cancel takes effect
                 "status": "SUPPRESSED",
-                "attempts": attempts,
+                # No gateway for the channel saw it: no attempt (a receipt for it could come from nobody).
+                "attempts": row["attempts"] if outcome.not_configured else attempts,
                 "next_attempt_at": None,
                 "lease_until": None,
                 "failure_reason": outcome.error,

@@ -42,6 +42,7 @@ from svc_campaign.publisher import EventPublisher
 from svc_campaign.scheduled import Scheduler
 from svc_campaign.signed_events import SignedEventGate
 from svc_campaign.store._messages import MessageStore
+from svc_campaign.store._participants import erased_at
 from svc_campaign.store._policy import PolicyStore
 from svc_campaign.store._templates import TemplateStore
 from svc_campaign.templates import TemplateBook
@@ -486,7 +487,9 @@ class CampaignService(TemplateBook):
             values: dict[str, Any] = {}
             if row["status"] == "SUPPRESSED":
                 why = row["suppression_reason"]
-                if not row["attempts"] or why == "customer_erased":
+                # Never handed to a gateway, or its customer erased since (the row was blanked; an event of theirs
+                # would bring them back): no receipt is taken.
+                if not row["attempts"] or why == "customer_erased" or erased_at(conn, self.t, [row["user_id"]]):
                     raise FailedPrecondition(
                         f"message {request.message_id!r} was suppressed ({why}): it has no receipts"
                     )
@@ -504,7 +507,8 @@ class CampaignService(TemplateBook):
                     status,
                     status,
                 )
-                values.update(status="SENT", sent_at=row["sent_at"] or at, next_attempt_at=None, lease_until=None)
+                values.update(status="SENT", sent_at=row["sent_at"] or at, failure_reason="")
+                values.update(next_attempt_at=None, lease_until=None)
                 queue_event(conn, self.t, message_event(row, "SENT", at), self.clock.now())
                 row.update(values)
             stamp = {"SENT": "sent_at", "DELIVERED": "delivered_at", "CLICKED": "clicked_at"}.get(status)

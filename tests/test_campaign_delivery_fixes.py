@@ -206,12 +206,45 @@ def test_a_receipt_for_a_message_suppressed_after_an_unanswered_attempt_records_
         pending_before = len(pending_events(service))
         reached = report(message.message_id, receipt)
         assert (status(reached), reached.suppression_reason) == (receipt, "journey_stopped")
-        assert reached.HasField("sent_at")
+        assert reached.HasField("sent_at") and reached.failure_reason == ""
         assert len(pending_events(service)) == pending_before + (2 if receipt == "DELIVERED" else 1)
         second = send(service, template="t2")  # one push a day: the first one counts now
         assert (status(second), second.suppression_reason, second.attempts) == ("SUPPRESSED", "channel_cap", 0)
         with pytest.raises(FailedPrecondition, match="it has no receipts"):
             report(second.message_id, "DELIVERED")
+
+
+def test_no_receipt_is_taken_for_a_suppressed_message_of_an_erased_customer_or_one_no_gateway_saw(
+    tmp_path, database_url
+) -> None:
+    """A message SUPPRESSED after an unanswered attempt whose customer was then erased takes no receipt (its row was
+    blanked; an event of theirs would bring them back). A cancel that meets a channel with no gateway counts no
+    attempt: no gateway saw the message, so no receipt can be for it."""
+    with campaign_service(tmp_path, database_url, adapter=ScriptedGateway()) as service:
+        add_template(service, "t1")
+        run_journey(service, simple_graph(on_event("signup")))
+        service.engine.handle([event("signup", "c1"), event("signup", "c2")])
+        stopped: list[bool] = []
+
+        def stop_once(_message: dict) -> None:
+            if not stopped:
+                stopped.append(True)
+                transition(service, "stop")
+
+        answers = [Outcome(False, retryable=True, error="DEADLINE_EXCEEDED"), Outcome(False, not_configured=True)]
+        dispatch(service, ScriptedGateway(answers, during=stop_once))
+        found = messages(service)
+        assert sorted((status(m), m.attempts) for m in found) == [("SUPPRESSED", 0), ("SUPPRESSED", 1)]
+        [attempted] = [m for m in found if m.attempts == 1]  # whichever of the two the gateway timed out on
+        service.engine.handle([event(ERASED, attempted.user.value)])
+        pending_before = len(pending_events(service))
+        for message in found:
+            request = pb.ReportDeliveryReceiptRequest(
+                message_id=message.message_id, status=pb.MessageStatus.MESSAGE_STATUS_DELIVERED
+            )
+            with pytest.raises(FailedPrecondition, match="it has no receipts"):
+                service.report_receipt(request)
+        assert len(pending_events(service)) == pending_before
 
 
 def test_a_cancel_of_a_message_whose_round_crashed_takes_effect_at_the_next_claim(tmp_path, database_url) -> None:
