@@ -181,7 +181,8 @@ class DriverService:
         row = self._store.get_analysis(analysis_id) if analysis_id else None
         if row is None:
             raise NotFound(f"no driver analysis {analysis_id!r}", metadata={"analysis_id": analysis_id})
-        analysis = json_format.ParseDict(row["body"], pb.DriverAnalysis())
+        # A later release's fields are ignored: replicas of two releases may share the database during an upgrade.
+        analysis = json_format.ParseDict(row["body"], pb.DriverAnalysis(), ignore_unknown_fields=True)
         return analysis, pickle.loads(self._store.get_blob(row["artifact_blob_id"]))
 
     def _load(self, analysis_id: str) -> tuple[Any, ...]:
