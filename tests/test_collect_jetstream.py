@@ -501,6 +501,25 @@ def test_a_pack_whose_columns_differ_in_length_is_refused_as_damaged() -> None:
     with pytest.raises(DecodeError, match=r"columns hold \[0, 1, 2\] entries"):
         Pack.decode(damaged.SerializeToString())
     assert Pack.decode(_log_pack(1, ["a"], ["f" * 32]).SerializeToString()).event_ids == ("a",)
+    with pytest.raises(DecodeError, match=r"columns hold \[0, 1, 2\] entries"):
+        Pack.decode_ids(damaged.SerializeToString())
+
+
+def test_a_start_reads_the_ids_and_fingerprints_of_both_pack_forms() -> None:
+    """A start indexes the window from each pack's ids and fingerprints only (``Pack.decode_ids``): the same as a
+    whole decode gives, for the columns of this release and the rows of earlier ones."""
+    rows = LogPack(received_at_us=7)
+    rows.records.add(event_id="r1", fingerprint="f1", payload=b"p")
+    rows.records.add(event_id="r2", fingerprint="f2", payload=b"q")
+    for pack in (rows, _log_pack(9, ["c1", "c2", "c3"], ["g1", "g2", "g3"])):
+        data = pack.SerializeToString()
+        whole, ids = Pack.decode(data), Pack.decode_ids(data)
+        assert (ids.received_at_us, ids.event_ids, ids.fingerprints) == (
+            whole.received_at_us,
+            whole.event_ids,
+            whole.fingerprints,
+        )
+    assert Pack.decode_ids(rows.SerializeToString()).event_ids == ("r1", "r2")
 
 
 @pytest.mark.parametrize("found_by", ["catch_up", "republish"])

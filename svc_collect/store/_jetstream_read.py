@@ -15,6 +15,7 @@ from svc_collect.store._jetstream_parts import (
     JetStreamConfig,
     Pack,
     PackCache,
+    PackIds,
     position,
     shard_of,
 )
@@ -169,13 +170,23 @@ class StreamReads:
             try:
                 pack = Pack.decode(data or b"")
             except DecodeError as exc:
-                # Not written by a collector (someone published on the log's subjects) or damaged: failing loudly
-                # beats skipping it, which would lose the events of a damaged pack without a word.
-                raise FailedPrecondition(
-                    f"message {stream_seq} of JetStream stream {self._config.stream} is not a pack of events: only "
-                    f"collectors may publish to {self._all_subjects}; remove it (nats stream rmm "
-                    f"{self._config.stream} {stream_seq}) and keep other publishers off those subjects",
-                    reason="LOG_MISCONFIGURED",
-                ) from exc
+                raise self._not_a_pack(stream_seq) from exc
             self._packs.put(stream_seq, pack)
         return pack
+
+    def _decode_ids(self, stream_seq: int, data: bytes) -> PackIds:
+        """The ids and fingerprints of the pack (a start's read of the window: the pack is not cached)."""
+        try:
+            return Pack.decode_ids(data or b"")
+        except DecodeError as exc:
+            raise self._not_a_pack(stream_seq) from exc
+
+    def _not_a_pack(self, stream_seq: int) -> FailedPrecondition:
+        # Not written by a collector (someone published on the log's subjects) or damaged: failing loudly beats
+        # skipping it, which would lose the events of a damaged pack without a word.
+        return FailedPrecondition(
+            f"message {stream_seq} of JetStream stream {self._config.stream} is not a pack of events: only "
+            f"collectors may publish to {self._all_subjects}; remove it (nats stream rmm "
+            f"{self._config.stream} {stream_seq}) and keep other publishers off those subjects",
+            reason="LOG_MISCONFIGURED",
+        )

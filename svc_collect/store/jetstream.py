@@ -202,7 +202,7 @@ class JetStreamEventLog(StreamReads, NatsCalls):
         now_us = time.time_ns() // 1000
         seq = await self._first_seq_received_since(now_us - config.dedup_window_seconds * 1_000_000)
         while (msg := await self._next_msg(seq, self._all_subjects)) is not None:
-            pack = self._decode(msg.seq, msg.data)
+            pack = self._decode_ids(msg.seq, msg.data)
             self._index.add(msg.seq, pack)
             self._last_received_us = max(self._last_received_us, pack.received_at_us)
             seq = msg.seq + 1
