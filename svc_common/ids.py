@@ -18,6 +18,7 @@ here: that needs a per-deployment pattern for customer numbers.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -49,6 +50,16 @@ def uuid7() -> uuid.UUID:
     rand_b = random & ((1 << 62) - 1)
     value = (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
     return uuid.UUID(int=value)
+
+
+def uuid5_text(namespace: uuid.UUID, name: str) -> str:
+    """``str(uuid.uuid5(namespace, name))``, the same text, without making a ``UUID`` object: ~1.8 against ~9 µs, for
+    the deterministic id of each system event a recompute makes (60,000 for 100,000 profiles)."""
+    digest = bytearray(hashlib.sha1(namespace.bytes + name.encode(), usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def new_event_id() -> str:
@@ -96,5 +107,6 @@ __all__ = [
     "invisible_violation",
     "new_event_id",
     "refuse_invisible_characters",
+    "uuid5_text",
     "uuid7",
 ]

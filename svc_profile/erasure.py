@@ -16,6 +16,7 @@ import uuid
 from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 
+from svc_common.ids import uuid5_text
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.protection import SystemEventSigner
 
@@ -37,7 +38,7 @@ def erasure_events(pid: str, customers: list[str], now_us: int, signer: SystemEv
     out = []
     for customer in customers:
         event = event_pb2.Event(
-            event_id=str(uuid.uuid5(ERASED_EVENT_NAMESPACE, f"{pid}/{customer}")),
+            event_id=uuid5_text(ERASED_EVENT_NAMESPACE, f"{pid}/{customer}"),
             event_type=ERASED,
             channel=types_pb2.CHANNEL_SERVER,
             user_id=customer,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 
+from svc_common.ids import uuid5_text
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.protection import SystemEventSigner
 
@@ -28,7 +29,7 @@ def segment_event(
     """The ``$segment_entered`` / ``$segment_exited`` event of one transition (contract with svc_campaign), signed;
     ``ids``: the person's first customer id and first anonymous id ("" when none)."""
     event = event_pb2.Event(
-        event_id=str(uuid.uuid5(SEGMENT_EVENT_NAMESPACE, f"{pid}/{sid}/{seq}")),
+        event_id=uuid5_text(SEGMENT_EVENT_NAMESPACE, f"{pid}/{sid}/{seq}"),
         event_type=ENTERED if member else EXITED,
         channel=types_pb2.CHANNEL_SERVER,
     )
