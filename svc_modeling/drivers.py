@@ -111,7 +111,6 @@ class DriverService:
         edges = [(e.cause, e.effect) for e in request.graph] or methods.default_graph(
             factors, confounders, request.outcome_column
         )
-        left_out = _left_out(frame, names, exclude)
         encoder = checks.FeatureEncoder.fit(frame, names)
         x = encoder.transform(frame.data)
         checks.check_leakage(x, names, y, self.settings.leakage_auc_threshold, "factors")
@@ -142,6 +141,7 @@ class DriverService:
             outcome_model = methods.OutcomeModel.fit(x, y, encoder, factors, names, seed)
             sample = _sample(x, CURVE_ROWS, seed)
             weights = methods.importance(effects, {f: float(np.std(x[:, names.index(f)])) for f in factors})
+            left_out = _left_out(frame, names, exclude)  # in the job: a column's problem reads all its values
             analysis = pb.DriverAnalysis(
                 analysis_id=str(uuid.uuid4()),
                 dataset_id=dataset.dataset_id,

@@ -354,9 +354,8 @@ class DedupIndex:
         if known is None or known[0] != ids:  # else the pack indexed again (found again by catching up)
             # (A sequence holding other ids: the stream was replaced under the collector; the new pack is what the
             # sequence holds now, and the old pack's ids are no longer found in it.)
-            fingerprints = pack.fingerprints
-            column = fingerprint_column(fingerprints) if len(fingerprints) == len(ids) else tuple(fingerprints)
-            self._packs[stream_seq] = (tuple(ids), column)
+            # (Its columns have one length: Pack.decode refuses a pack whose columns differ.)
+            self._packs[stream_seq] = (tuple(ids), fingerprint_column(pack.fingerprints))
             self._where.pop(stream_seq, None)
         self._entries[stream_seq] = self._entries.get(stream_seq, 0) + 1
         received_us = pack.received_at_us

@@ -319,7 +319,8 @@ _NOT_TRANSIENT = ("malformed json", "json cannot hold", "no such table", "no suc
 
 @contextmanager
 def _caller_errors() -> Iterator[None]:
-    """A connection's errors as a caller sees them (``Database.session``)."""
+    """A connection's errors as callers of :meth:`Database.connection` and :meth:`Database.reading` see them: a
+    transient one as UNAVAILABLE, no free connection in the pool as UNAVAILABLE too."""
     try:
         yield
     except DBAPIError as exc:
