@@ -5,22 +5,27 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 EXTRAS ?= dev,nats,dm,opengauss,modeling
 
-.PHONY: demo test lint protos protos-check venv clean load-collect bench
+.PHONY: demo test lint protos protos-check venv native clean load-collect bench
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# Re-install when pyproject.toml changes.
-$(VENV)/.installed-base: pyproject.toml | $(VENV)/bin/activate
+# Re-install when pyproject.toml or the collector's C extension changes (an editable install builds it in place).
+NATIVE := svc_collect/_fastcheck.c hatch_build.py
+$(VENV)/.installed-base: pyproject.toml $(NATIVE) | $(VENV)/bin/activate
 	$(PIP) install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/activate
+$(VENV)/.installed-dev: pyproject.toml $(NATIVE) | $(VENV)/bin/activate
 	$(PIP) install --quiet -e ".[$(EXTRAS)]"
 	touch $@ $(VENV)/.installed-base
 
 venv: $(VENV)/.installed-dev
+
+## Build the collector's C extension in place (svc_collect/_fastcheck.c; docs/collect.md, "The event check in C").
+native: $(VENV)/.installed-dev
+	$(PY) hatch_build.py
 
 ## Start the suite on SQLite, run a scenario over real gRPC, print what happened, stop.
 demo: $(VENV)/.installed-base

@@ -11,6 +11,8 @@
 #        docs/ (the manuals), EXTRAS, BUILD (what was built, from which commit), SHA256SUMS
 #        The Qiming wheel's version carries the build: 0.2.0+g<commit> (0.2.0+g<commit>.dirty for a tree
 #        with changes, 0.2.0+b<UTC time> outside git), so `qiming version` tells two builds apart.
+#        It includes the collector's event check in C when this machine has a C compiler and is of the
+#        target's architecture and Python version; otherwise the wheel is pure Python (BUILD says which).
 #
 #   On the target, in the unpacked bundle:
 #     deploy/offline-install.sh install [--prefix /opt/qiming] [--python python3.11] [--extras LIST]
@@ -176,10 +178,24 @@ cmd_download() {
   mkdir -p "$OUT/wheelhouse" "$OUT/deploy"
 
   info "building the Qiming $full_version wheel (commit ${BUILD_COMMIT:-unknown}, tree $BUILD_TREE)"
-  "$BUILD_VENV/bin/python" -m pip wheel --quiet --no-deps --wheel-dir "$OUT/wheelhouse" "$ROOT_DIR"
-  local wheel
+  # The collector's C extension (hatch_build.py) runs only where it was compiled: the same architecture and
+  # Python version. For another target the wheel is pure Python (the collector checks events in Python).
+  local pure=0 host_py
+  host_py="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+  if [[ "$ARCH" != "$(uname -m)" || "$py_version" != "$host_py" ]]; then
+    pure=1
+    info "the target ($ARCH, Python $py_version) is not this machine ($(uname -m), Python $host_py):" \
+      "a pure-Python Qiming wheel, without the collector's event check in C (build on such a machine to have it)"
+  fi
+  QIMING_PURE_PYTHON="$pure" "$BUILD_VENV/bin/python" -m pip wheel --quiet --no-deps --wheel-dir "$OUT/wheelhouse" \
+    "$ROOT_DIR"
+  local wheel native
   wheel="$(find "$OUT/wheelhouse" -maxdepth 1 -name 'qiming-*.whl' -print -quit)"
   [[ -n "$wheel" ]] || die "the Qiming wheel was not built"
+  native="no"
+  [[ "$wheel" == *-py3-none-any.whl ]] || native="yes"
+  [[ "$native" == "yes" || "$pure" -eq 1 ]] \
+    || info "warning: the collector's event check in C was not built (no C compiler or Python headers here?)"
   # Releases before 0.2.0 were all 0.1.0, and two builds of one release differ: the label tells them apart.
   wheel="$("$BUILD_VENV/bin/python" - "$wheel" "$BUILD_LABEL" <<'PY'
 import base64, hashlib, os, sys, zipfile
@@ -224,6 +240,9 @@ PY
   # wheel is named by path, so no package of the same name on an index can stand in for it.
   local -a target=(--only-binary=:all: --python-version "$py_version" --implementation cp
     --abi "cp${py_version//./}" --platform "manylinux2014_$ARCH")
+  # A wheel with the C extension is tagged linux_<arch> (built here, not by a manylinux toolchain: it needs
+  # glibc 2.14 or newer and CPython's own symbols only). PyPI has no linux_ wheels, so only it can match.
+  [[ "$native" == "no" ]] || target+=(--platform "linux_$ARCH")
   local glibc_minor
   for ((glibc_minor = 5; glibc_minor <= ${GLIBC#2.}; glibc_minor++)); do
     target+=(--platform "manylinux_2_${glibc_minor}_$ARCH")
@@ -246,6 +265,7 @@ PY
     printf 'version=%s\n' "$full_version"
     printf 'wheel=%s\n' "$(basename "$wheel")"
     printf 'wheel_sha256=%s\n' "$(sha256sum "$wheel" | cut -d ' ' -f 1)"
+    printf 'native_event_check=%s\n' "$native"
     printf 'commit=%s\n' "${BUILD_COMMIT:-unknown}"
     printf 'tree=%s\n' "$BUILD_TREE"
     printf 'built_at=%s\n' "$BUILD_TIME"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import statistics
 import time
 import uuid
@@ -32,6 +33,7 @@ from svc_collect.store import (
 )
 from svc_collect.validation import (
     EVENT_TYPE_RE,
+    NATIVE_AVAILABLE,
     EventValidator,
     Rejection,
     flag_names,
@@ -63,6 +65,9 @@ _DELAY_SAMPLE = 10_000
 READ_MESSAGE_BYTES = PAGE_BYTES  # a ReadEvents message's events (one event at least)
 _STORE_DOWN = frozenset({"DEPENDENCY_UNAVAILABLE", "LOG_UNAVAILABLE"})  # Unavailable reasons of a store that is down
 _EVENT_FRAMING_BYTES = 64  # received_at, cursor, fingerprint and the field's tag and length
+
+
+log = logging.getLogger("qiming.collect")
 
 
 class EventLog(Protocol):
@@ -207,6 +212,13 @@ class CollectService:
         self.follows.reopen()
         await self.schemas.start()
         self._committer.start()
+        if self._validator.native:
+            log.info("events are checked in C first (svc_collect._fastcheck); the rest in Python")
+        else:
+            log.info(
+                "events are checked in Python: %s",
+                "native_checks is off" if NATIVE_AVAILABLE else "this install has no C extension (a pure-Python build)",
+            )
 
     def end_follows(self) -> None:
         """The server is stopping: every following ReadEvents sends its position and ends (the reader resumes

@@ -31,6 +31,14 @@ from svc_common.protection import SIGNATURE_PROPERTY, SIGNED_EVENT_TYPES, System
 from svc_common.timestamps import MAX_SECONDS, MIN_SECONDS
 from svc_common.timestamps import valid_timestamp as _valid_timestamp
 
+try:  # the event check in C (svc_collect/_fastcheck.c): optional, absent from a pure-Python install
+    from svc_collect import _fastcheck
+except ImportError:
+    _fastcheck = None  # type: ignore[assignment]
+
+NATIVE_AVAILABLE = _fastcheck is not None
+"""Whether this install has the event check in C (hatch_build.py builds it where a C compiler is)."""
+
 R = errors_pb2.ErrorReason
 
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -118,8 +126,50 @@ class EventValidator:
         # Names already found valid (a few dozen in practice): a set lookup instead of a regex per event.
         self._good_types: set[str] = set()
         self._good_names: set[str] = set()
+        # The check in C takes the events it can vouch for; it shares the caches above (it accepts only names and
+        # types this check found valid) and hands every other event to this one.
+        self._native = None
+        if settings.native_checks and _fastcheck is not None:
+            self._native = _fastcheck.Checker(
+                max_chars=self._max_chars,
+                max_bytes=self._max_bytes,
+                max_props=self._max_props,
+                future_us=self._future_us,
+                age_us=self._age_us,
+                quarantine_out_of_range=self._quarantine_out_of_range,
+                quarantine_unknown=self._quarantine_unknown,
+                good_types=self._good_types,
+                good_names=self._good_names,
+                channels=_CHANNELS,
+                id_types=_ID_TYPES,
+                signed_types=SIGNED_EVENT_TYPES,
+                schema_for=schema_for,
+            ).check
+
+    @property
+    def native(self) -> bool:
+        """Whether events are checked in C first (``native_checks`` and an install that has the extension)."""
+        return self._native is not None
 
     def check(self, event: event_pb2.Event, now_us: int) -> Rejection | Accepted:
+        """A :class:`Rejection`, or what the collector needs next of an acceptable event (:data:`Accepted`).
+
+        The check in C answers for the events it can vouch for, from the event's encoding alone (~1 µs instead of
+        ~5); the others (a rejection, a name or type not seen before, a signed system event, an id or value outside
+        printable ASCII where Unicode decides) get :meth:`check_in_python`, which words every rejection."""
+        native = self._native
+        if native is not None:
+            verdict = native(serialize(event, deterministic=True), now_us)
+            if verdict:
+                return verdict  # type: ignore[no-any-return]
+            if verdict is False:  # a valid id in upper case: stored in lower case, so encoded again
+                event.event_id = event.event_id.lower()
+                verdict = native(serialize(event, deterministic=True), now_us)
+                if verdict:
+                    return verdict  # type: ignore[no-any-return]
+        return self.check_in_python(event, now_us)
+
+    def check_in_python(self, event: event_pb2.Event, now_us: int) -> Rejection | Accepted:
         """A :class:`Rejection`, or what the collector needs next of an acceptable event (:data:`Accepted`): its
         flags, its encoding, ``occurred_us``, its schema, its property names, whether it has identities, and its
         ids — read once here instead of again from the message (each read of a upb field builds an object).
