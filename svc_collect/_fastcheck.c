@@ -737,6 +737,59 @@ static void Checker_dealloc(Checker *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* svc_common.protection.may_hold_personal_data, byte for byte: whether the encoding (past the event id, for the
+ * digits) holds 11 digits in a row, 3-4-4 digits grouped by spaces or dashes, or "@", a domain label and a dot and a
+ * letter. One pass in C instead of a translated copy and three searches (~0.7 µs an event). */
+static inline int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
+static inline int is_gap(uint8_t c) { return c == ' ' || c == '-'; }
+static inline int is_letter(uint8_t c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
+static inline int is_label(uint8_t c) { return is_letter(c) || is_digit(c) || c == '-'; }
+
+static int digits_at(const uint8_t *p, Py_ssize_t count) {
+    for (Py_ssize_t i = 0; i < count; i++)
+        if (!is_digit(p[i]))
+            return 0;
+    return 1;
+}
+
+static PyObject *may_hold_personal_data(PyObject *module, PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "may_hold_personal_data(encoded: bytes)");
+        return NULL;
+    }
+    const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(arg);
+    Py_ssize_t n = PyBytes_GET_SIZE(arg);
+    /* The event id (field 1, 36 bytes, written first) is a UUID: its hex digits are nobody's number. */
+    Py_ssize_t start = n >= 2 && p[0] == '\n' && p[1] == '$' ? (n < 38 ? n : 38) : 0;
+    Py_ssize_t run = 0;
+    for (Py_ssize_t i = start; i < n; i++) {
+        if (is_digit(p[i])) {
+            if (++run >= 11)
+                Py_RETURN_TRUE;
+        } else {
+            run = 0;
+            /* a gap after three digits: 3-4-4 from i - 3 */
+            if (is_gap(p[i]) && i - 3 >= start && i + 9 < n && digits_at(p + i - 3, 3) && digits_at(p + i + 1, 4) &&
+                is_gap(p[i + 5]) && digits_at(p + i + 6, 4))
+                Py_RETURN_TRUE;
+        }
+    }
+    for (const uint8_t *at = memchr(p, '@', (size_t)n); at != NULL;
+         at = memchr(at + 1, '@', (size_t)(n - (at + 1 - p)))) {
+        Py_ssize_t label = 0, rest = n - (at + 1 - p);
+        while (label < rest && label <= 63 && is_label(at[1 + label]))
+            label++;
+        if (label >= 1 && label <= 63 && label + 1 < rest && at[1 + label] == '.' && is_letter(at[2 + label]))
+            Py_RETURN_TRUE;
+    }
+    Py_RETURN_FALSE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"may_hold_personal_data", (PyCFunction)may_hold_personal_data, METH_O,
+     "may_hold_personal_data(encoded) -> bool: svc_common.protection.may_hold_personal_data in one pass"},
+    {NULL, NULL, 0, NULL}};
+
 static PyMethodDef Checker_methods[] = {
     {"check", (PyCFunction)(void (*)(void))Checker_check, METH_FASTCALL,
      "check(data, now_us) -> the accepted tuple, False (lower the id and ask again) or None (not sure)"},
@@ -757,7 +810,7 @@ static PyTypeObject CheckerType = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastcheck",
                                     "The collector's event check in C (svc_collect.validation's fast path).", -1,
-                                    NULL};
+                                    module_methods};
 
 PyMODINIT_FUNC PyInit__fastcheck(void) {
     for (int kind = 1; kind < 8; kind++)

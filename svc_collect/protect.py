@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from svc_collect._native import fastcheck
 from svc_collect.validation import CONTEXT_IP_TAG, CompiledSchema, Rejection, has_field
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
 from svc_common.protection import (
@@ -58,9 +59,20 @@ class UndeclaredPersonalData(Exception):
 
 
 class EventProtector:
-    def __init__(self, keys: KeyProvider, sensitive_properties: tuple[str, ...], undeclared_pii: str = SEAL) -> None:
+    def __init__(
+        self,
+        keys: KeyProvider,
+        sensitive_properties: tuple[str, ...],
+        undeclared_pii: str = SEAL,
+        native: bool = True,
+    ) -> None:
+        """``native``: the first look for undeclared personal data in C where the install has the collector's C
+        extension (the same answers; ``native_checks``)."""
         if undeclared_pii not in (SEAL, MASK, REJECT, OFF):
             raise ValueError(f"undeclared_pii must be seal, mask, reject or off, not {undeclared_pii!r}")
+        self._may_hold = (
+            fastcheck.may_hold_personal_data if native and fastcheck is not None else may_hold_personal_data
+        )
         self._sealer = Sealer(keys)
         self._pseudonyms = Pseudonymizer(keys)
         self._undeclared = None if undeclared_pii == OFF else undeclared_pii
@@ -109,7 +121,7 @@ class EventProtector:
         policy = self._undeclared
         if policy is not None:
             data = event.SerializeToString() if encoded is None else encoded
-            if may_hold_personal_data(data) and may_hold_beside_ids(event, data, identities):
+            if self._may_hold(data) and may_hold_beside_ids(event, data, identities):
                 found = self.undeclared_in(event, modes, names)
             if found and policy == REJECT:
                 raise UndeclaredPersonalData(_rejection(found))  # before anything in the event changed

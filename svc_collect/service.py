@@ -189,7 +189,9 @@ class CollectService:
         self._catalog = catalog
         self.schemas = SchemaRegistry(catalog, settings.max_properties_per_event)
         self._validator = EventValidator(settings, self.schemas.schema_for, SystemEventSigner(keys))
-        self._protector = EventProtector(keys, settings.sensitive_properties, settings.undeclared_pii)
+        self._protector = EventProtector(
+            keys, settings.sensitive_properties, settings.undeclared_pii, native=settings.native_checks
+        )
         self._fingerprints = Fingerprinter(keys)
         self._committer: GroupCommitter[WriteBatch, list[Appended]] = GroupCommitter(
             lambda batches: self._log.append(batches, now_micros()), settings.commit_max_events

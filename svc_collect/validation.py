@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from svc_collect._native import AVAILABLE as NATIVE_AVAILABLE
+from svc_collect._native import fastcheck as _fastcheck
 from svc_collect._schema_rules import (  # re-exported: the names svc_collect.validation always had
     EVENT_TYPE_RE,
     KINDS_FOR_TYPE,
@@ -30,14 +32,6 @@ from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
 from svc_common.protection import SIGNATURE_PROPERTY, SIGNED_EVENT_TYPES, SystemEventSigner, is_signed, publisher_of
 from svc_common.timestamps import MAX_SECONDS, MIN_SECONDS
 from svc_common.timestamps import valid_timestamp as _valid_timestamp
-
-try:  # the event check in C (svc_collect/_fastcheck.c): optional, absent from a pure-Python install
-    from svc_collect import _fastcheck
-except ImportError:
-    _fastcheck = None  # type: ignore[assignment]
-
-NATIVE_AVAILABLE = _fastcheck is not None
-"""Whether this install has the event check in C (hatch_build.py builds it where a C compiler is)."""
 
 R = errors_pb2.ErrorReason
 
@@ -469,6 +463,7 @@ def refuse_nul_in(field: str, texts: Iterable[str]) -> None:
 __all__ = [
     "EVENT_TYPE_RE",
     "KINDS_FOR_TYPE",
+    "NATIVE_AVAILABLE",
     "NUL_MESSAGE",
     "PROPERTY_NAME_RE",
     "RESERVED_EVENT_TYPES",

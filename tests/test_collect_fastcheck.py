@@ -30,7 +30,7 @@ from svc_collect.validation import EventValidator, Rejection, compile_schema
 from svc_common.config import load_settings
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
-from svc_common.protection import JsonKeyProvider, SystemEventSigner, generate_keyring
+from svc_common.protection import JsonKeyProvider, SystemEventSigner, generate_keyring, may_hold_personal_data
 
 NOW_US = 1_790_000_000_000_000
 KEYS = JsonKeyProvider(generate_keyring().to_json())
@@ -276,27 +276,74 @@ def test_the_c_check_vouches_for_the_usual_events_and_leaves_the_rest() -> None:
         assert checker(encoded(changed), NOW_US) is None, changed
 
 
-def test_a_service_checks_events_alike_with_and_without_the_c_check(tmp_path: Path) -> None:
-    """``native_checks = false`` switches the C check off (for comparison): the same outcomes and stored events."""
+@needs_native
+def test_the_first_look_for_personal_data_in_c_answers_as_the_python_one() -> None:
+    """``may_hold_personal_data`` in one pass in C: the same answer as the translate-and-search of
+    svc_common.protection on bytes rich in digits, spaces, dashes, "@" and dots, with and without an event id."""
+    from svc_collect import _fastcheck
 
-    async def outcomes(directory: Path, native: bool) -> list[tuple[int, str]]:
+    rng = random.Random(11)
+    alphabet = b"0123456789 -@.aZ_\n$\x00\xff"
+    found = 0
+    for _ in range(40_000):
+        size = rng.choice((0, 1, 2, 5, 13, 20, 40, 80, 200))
+        digits = rng.random()
+        data = bytes(rng.choice(alphabet[:12]) if rng.random() < digits else rng.choice(alphabet) for _ in range(size))
+        if rng.random() < 0.3:
+            data = b"\n$" + data  # an event id's field first: its 36 bytes are not searched for digits
+        if rng.random() < 0.2:
+            at = rng.randrange(len(data) + 1)
+            label = bytes(rng.choice(b"abc-9") for _ in range(rng.choice((1, 5, 62, 63, 64, 65))))
+            data = data[:at] + b"@" + label + rng.choice((b".a", b".", b".9", b"a", b"")) + data[at:]
+        expected = may_hold_personal_data(data)
+        assert _fastcheck.may_hold_personal_data(data) is expected, data
+        found += expected
+    assert 2_000 < found < 38_000, found
+
+
+def test_a_service_checks_events_alike_with_and_without_the_c_check(tmp_path: Path) -> None:
+    """``native_checks = false`` switches the C check off (for comparison): the same outcomes, and the same events in
+    the log (level 3+ values sealed, personal data found in free text sealed and flagged) but for the order of
+    ``masked_fields`` and the sealed blobs' own nonces."""
+    rng = random.Random(3)
+    events = [random_event(rng) for _ in range(400)]
+    pii = ["call 13812345678 today", "mail zhang.san@example.cn", "card 6222 0212 3456 7890 123"]
+    for event in events:
+        if event.HasField("occurred_at"):
+            event.occurred_at.GetCurrentTime()
+        if rng.random() < 0.15:
+            event.properties["remark"].string_value = rng.choice(pii)
+        if rng.random() < 0.15:
+            event.properties["amount_fen"].money_fen_value = 12_300
+
+    async def run(directory: Path, native: bool) -> tuple[list[tuple[int, str]], list[bytes]]:
         directory.mkdir()
         settings = collect_settings(directory, native_checks=native)
         async with running_service(settings) as (service, _):
             assert service._validator.native is (native and validation.NATIVE_AVAILABLE)
-            rng = random.Random(3)
-            events = [random_event(rng) for _ in range(400)]
-            for event in events:
-                if event.HasField("occurred_at"):
-                    event.occurred_at.GetCurrentTime()
-            first = await service.ingest(events)
-            again = await service.ingest(events)  # the caches warm: the C check answers most now
-            return [(o.status, o.reason) for o in list(first) + list(again)]
+            first = await service.ingest([_copy(e) for e in events])
+            again = await service.ingest([_copy(e) for e in events])  # names and types known: C answers most
+            stored: list[bytes] = []
+            async for batch, _cursor in service.read(collect_pb2.ReadEventsRequest(batch_size=1000), frozenset()):
+                for event in batch:
+                    event.masked_fields.sort()
+                    event.ClearField("received_at")
+                    event.ClearField("cursor")  # each log has its own id
+                    stored.append(event.SerializeToString(deterministic=True))
+            return [(o.status, o.reason) for o in list(first) + list(again)], stored
 
-    with_c = asyncio.run(outcomes(tmp_path / "c", True))
-    without = asyncio.run(outcomes(tmp_path / "py", False))
+    with_c = asyncio.run(run(tmp_path / "c", True))
+    without = asyncio.run(run(tmp_path / "py", False))
     assert with_c == without
-    assert {status for status, _ in with_c} >= {0, 1, 2} or len({s for s, _ in with_c}) >= 2
+    statuses = {status for status, _ in with_c[0]}
+    assert len(statuses) == 3 and len(with_c[1]) > 150  # accepted, duplicate and rejected; most stored
+    assert sum(b"personal_data_sealed" in e for e in with_c[1]) > 10 and sum(b"amount_fen" in e for e in with_c[1])
+
+
+def _copy(event: event_pb2.Event) -> event_pb2.Event:
+    copy = event_pb2.Event()
+    copy.CopyFrom(event)
+    return copy
 
 
 REPO = Path(__file__).resolve().parents[1]
