@@ -1,0 +1,93 @@
+"""An upgrade of a collector from a release without the event check in C (``--base``) to this tree: the base takes
+four events, then this tree's collector, on the same data directory, is sent them again (one changed) and a new one.
+A re-sent event must be a DUPLICATE (its fingerprint, made from the same encoding, is the same), the changed one a
+PAYLOAD_MISMATCH, whichever check answered.
+
+    PYTHONPATH=$PWD .venv/bin/python loadtests/research/upgrade_collect_native.py --base b6f6730
+
+The events: a plain one, one whose id is in upper case, one with a level-3 property (``amount_fen``, sealed) and
+one with a fund-account identity (pseudonymized). Both collectors run as ``qiming serve collect`` processes on
+SQLite (``--base`` extracted with ``git archive`` and put first on PYTHONPATH). Prints each call's results and what
+this tree's collector said of its check at start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import tarfile
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+
+from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
+from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
+from svc_common.process import ServerProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW_SECONDS = int(time.time())
+
+
+def event(event_id: str, screen: str, **kinds: bool) -> event_pb2.Event:
+    e = event_pb2.Event(event_id=event_id, event_type="page_view", user_id="c1001", channel=types_pb2.CHANNEL_APP)
+    e.occurred_at.seconds = NOW_SECONDS  # the same time each time: a re-sent event is the same payload
+    e.properties["screen"].string_value = screen
+    if kinds.get("amount"):
+        e.properties["amount_fen"].money_fen_value = 1_250_000
+    if kinds.get("account"):
+        e.identities.add(type=types_pb2.ID_TYPE_FUND_ACCOUNT, value="310000123456")
+    return e
+
+
+def ingest(address: str, label: str, events: list[event_pb2.Event]) -> None:
+    with grpc.insecure_channel(address) as channel:
+        reply = collect_pb2_grpc.CollectServiceStub(channel).Ingest(collect_pb2.IngestRequest(events=events))
+    print(label)
+    for r in reply.results:
+        reason = f" {errors_pb2.ErrorReason.Name(r.reason)}" if r.reason else ""
+        print(f"  {r.event_id[:8]}… {collect_pb2.EventStatus.Name(r.status)}{reason} at {r.cursor}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True, help="the commit the first collector runs")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="qiming-upgrade-") as tmp:
+        root = Path(tmp)
+        base = root / "base"
+        base.mkdir()
+        archive = subprocess.run(["git", "archive", args.base], check=True, capture_output=True, cwd=ROOT).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tree_archive:
+            tree_archive.extractall(base, filter="data")
+        ids = [str(uuid.uuid4()) for _ in range(4)]
+        ids[1] = ids[1].upper()
+
+        def sent(changed: bool = False) -> list[event_pb2.Event]:
+            return [
+                event(ids[0], "trade" if changed else "home"),
+                event(ids[1], "home"),
+                event(ids[2], "trade", amount=True),
+                event(ids[3], "mine", account=True),
+            ]
+
+        this_tree = "this tree, again, the first one changed, and a new one:"
+        for tree, label, events in (
+            (base, f"{args.base}, first:", sent()),
+            (ROOT, this_tree, [*sent(changed=True), event(str(uuid.uuid4()), "home")]),
+        ):
+            env = {"PYTHONPATH": str(tree), "QIMING_COLLECT_LOG_LEVEL": "INFO"}
+            with ServerProcess("collect", env=env, work_dir=root / "collect") as server:
+                ingest(server.address, label, events)
+            if tree == ROOT:
+                lines = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
+                said = [line["message"] for line in lines if "events are checked" in line.get("message", "")]
+                print("this tree's collector at start:", said[-1] if said else "(no line)")
+
+
+if __name__ == "__main__":
+    main()
