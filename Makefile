@@ -55,7 +55,7 @@ bench: $(VENV)/.installed-dev
 	$(MAKE) bench-campaign
 
 clean:
-	rm -rf $(VENV) .pytest_cache qiming-data
+	rm -rf $(VENV) .pytest_cache qiming-data svc_collect/_fastcheck*.so
 
 ## Locust load test of svc_collect ingest: start a collector (SQLite; QIMING_COLLECT_DATABASE_URL for PostgreSQL),
 ## send EVENTS events in batches of BATCH, check the log holds exactly the acknowledged ones, write

@@ -9,6 +9,7 @@ event check in C"). ``python hatch_build.py`` builds it in place (``make native`
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import sys
 import sysconfig
@@ -30,7 +31,11 @@ def compile_extension(root: Path, out_dir: Path) -> Path:
     from setuptools import Distribution, Extension
     from setuptools.command.build_ext import build_ext
 
-    extension = Extension(MODULE, [SOURCE], extra_compile_args=["-O2", "-std=c11"])
+    # The baseline instruction set of the architecture, whatever CPython was built with (a distribution's
+    # -march=x86-64-v2 would make the module die with SIGILL on an older CPU of the same architecture).
+    baseline = {"x86_64": ["-march=x86-64", "-mtune=generic"], "aarch64": ["-march=armv8-a"]}
+    portable = baseline.get(platform.machine(), []) if sys.platform == "linux" else []
+    extension = Extension(MODULE, [SOURCE], extra_compile_args=["-O2", "-std=c11", *portable])
     command = build_ext(Distribution({"name": "qiming-native", "ext_modules": [extension]}))
     with tempfile.TemporaryDirectory(prefix="qiming-native-") as temp:
         command.build_lib = str(out_dir)
@@ -43,6 +48,13 @@ def compile_extension(root: Path, out_dir: Path) -> Path:
         finally:
             os.chdir(cwd)
     return out_dir / (MODULE.replace(".", "/") + sysconfig.get_config_var("EXT_SUFFIX"))
+
+
+def replace_in_place(built: Path, target: Path) -> None:
+    """Put the module at ``target`` by a rename: a process that has the old one loaded keeps its own file."""
+    temporary = target.with_name(f".{target.name}.new")
+    shutil.copy2(built, temporary)
+    os.replace(temporary, target)
 
 
 class NativeBuildHook(BuildHookInterface):  # type: ignore[misc]
@@ -65,7 +77,7 @@ class NativeBuildHook(BuildHookInterface):  # type: ignore[misc]
         self._out_dir = out_dir
         relative = built.relative_to(out_dir).as_posix()
         if version == "editable":  # the tree itself is on the path: the module goes beside its source
-            shutil.copy2(built, root / relative)
+            replace_in_place(built, root / relative)
         else:
             build_data["force_include"][str(built)] = relative
         build_data["pure_python"] = False
@@ -82,5 +94,5 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory(prefix="qiming-native-lib-") as out:
         built = compile_extension(here, Path(out))
         target = here / built.relative_to(out)
-        shutil.copy2(built, target)
+        replace_in_place(built, target)
     print(f"built {target.relative_to(here)}", file=sys.stderr)

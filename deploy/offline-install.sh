@@ -178,14 +178,17 @@ cmd_download() {
   mkdir -p "$OUT/wheelhouse" "$OUT/deploy"
 
   info "building the Qiming $full_version wheel (commit ${BUILD_COMMIT:-unknown}, tree $BUILD_TREE)"
-  # The collector's C extension (hatch_build.py) runs only where it was compiled: the same architecture and
-  # Python version. For another target the wheel is pure Python (the collector checks events in Python).
-  local pure=0 host_py
+  # The collector's C extension (hatch_build.py) runs only where it was compiled: Linux with glibc, the same
+  # architecture and Python version. For another target the wheel is pure Python (events checked in Python).
+  local pure=0 host_py host_libc
   host_py="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
-  if [[ "$ARCH" != "$(uname -m)" || "$py_version" != "$host_py" ]]; then
+  host_libc="$("$PYTHON" -c 'import platform; print(platform.libc_ver()[0] or "none")')"
+  if [[ "$(uname -s)" != Linux || "$host_libc" != glibc || "$ARCH" != "$(uname -m)" || "$py_version" != "$host_py" ]]
+  then
     pure=1
-    info "the target ($ARCH, Python $py_version) is not this machine ($(uname -m), Python $host_py):" \
-      "a pure-Python Qiming wheel, without the collector's event check in C (build on such a machine to have it)"
+    info "the target (Linux/glibc, $ARCH, Python $py_version) is not this machine ($(uname -s)/$host_libc," \
+      "$(uname -m), Python $host_py): a pure-Python Qiming wheel, without the collector's event check in C" \
+      "(build on such a machine to have it)"
   fi
   QIMING_PURE_PYTHON="$pure" "$BUILD_VENV/bin/python" -m pip wheel --quiet --no-deps --wheel-dir "$OUT/wheelhouse" \
     "$ROOT_DIR"
@@ -240,9 +243,6 @@ PY
   # wheel is named by path, so no package of the same name on an index can stand in for it.
   local -a target=(--only-binary=:all: --python-version "$py_version" --implementation cp
     --abi "cp${py_version//./}" --platform "manylinux2014_$ARCH")
-  # A wheel with the C extension is tagged linux_<arch> (built here, not by a manylinux toolchain: it needs
-  # glibc 2.14 or newer and CPython's own symbols only). PyPI has no linux_ wheels, so only it can match.
-  [[ "$native" == "no" ]] || target+=(--platform "linux_$ARCH")
   local glibc_minor
   for ((glibc_minor = 5; glibc_minor <= ${GLIBC#2.}; glibc_minor++)); do
     target+=(--platform "manylinux_2_${glibc_minor}_$ARCH")
@@ -252,9 +252,19 @@ PY
     target+=(--find-links "$(cd "$EXTRA_WHEELS" && pwd)")
   fi
   info "downloading wheels for Python $py_version on $ARCH with glibc $GLIBC or newer"
-  local wanted
-  wanted="$(requirement "$wheel")"
+  local wanted resolver="$wheel"
+  if [[ "$native" == "yes" ]]; then
+    # A wheel with the C extension is tagged linux_<arch> (built here, not by a manylinux toolchain; it needs glibc
+    # 2.14 or newer and CPython's own symbols only), which the target platforms above do not admit. Its
+    # dependencies are those of the same release's pure wheel: that one is resolved, then left out of the bundle.
+    QIMING_PURE_PYTHON=1 "$BUILD_VENV/bin/python" -m pip wheel --quiet --no-deps --wheel-dir "$BUILD_VENV/pure" \
+      "$ROOT_DIR"
+    resolver="$(find "$BUILD_VENV/pure" -maxdepth 1 -name 'qiming-*.whl' -print -quit)"
+    [[ -n "$resolver" ]] || die "the pure-Python Qiming wheel was not built"
+  fi
+  wanted="$(requirement "$resolver")"
   "$BUILD_VENV/bin/python" -m pip download --quiet --dest "$OUT/wheelhouse" "${target[@]}" "$wanted"
+  [[ "$native" == "no" ]] || rm -f "$OUT/wheelhouse/$(basename "$resolver")"
 
   # The whole of deploy/ (its README links the config examples) and the docs it links to: the target is offline.
   cp -r "$SCRIPT_DIR/." "$OUT/deploy/"
@@ -303,7 +313,9 @@ check_bundle() {
   done < <(cd "$bundle" && find wheelhouse deploy docs ! -type d -print0 2>/dev/null; cd "$bundle" && for name in EXTRAS BUILD; do [[ -e "$name" ]] && printf '%s\0' "$name"; done)
   [[ -f "$bundle/BUILD" ]] || die "no BUILD in $bundle: the bundle is incomplete or was made by an older script; copy it again"
   BUNDLE_WHEEL="$(build_value wheel)"
-  [[ "$BUNDLE_WHEEL" =~ ^qiming-[A-Za-z0-9.+_!]+-py3-none-any\.whl$ ]] || die "BUILD names no Qiming wheel"
+  # Pure Python, or with the collector's C extension for one CPython on Linux (its tag checked by pip at install).
+  [[ "$BUNDLE_WHEEL" =~ ^qiming-[A-Za-z0-9.+_!]+-(py3-none-any|cp3[0-9]+-cp3[0-9]+-linux_(x86_64|aarch64))\.whl$ ]] \
+    || die "BUILD names no Qiming wheel"
   [[ -n "${listed[wheelhouse/$BUNDLE_WHEEL]:-}" ]] || die "the bundle has no wheelhouse/$BUNDLE_WHEEL (named in BUILD)"
   local want got
   want="$(build_value wheel_sha256)"

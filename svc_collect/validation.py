@@ -49,6 +49,7 @@ CONTEXT_IP_TAG = 0x4A
 has_field = event_pb2.Event.HasField
 serialize = event_pb2.Event.SerializeToString
 which_oneof = types_pb2.Value.WhichOneof
+_TIME_LIMIT_US = 1 << 62  # the C check's int64 arithmetic stays clear of overflow within this
 MAX_ID_CHARS = 128
 MAX_LIST_ITEMS = 1000
 # protobuf Timestamp's valid range: 0001-01-01 .. 9999-12-31 (one definition for every service).
@@ -128,8 +129,8 @@ class EventValidator:
                 max_chars=self._max_chars,
                 max_bytes=self._max_bytes,
                 max_props=self._max_props,
-                future_us=self._future_us,
-                age_us=self._age_us,
+                future_us=min(self._future_us, _TIME_LIMIT_US),  # a longer window flags nothing either way
+                age_us=min(self._age_us, _TIME_LIMIT_US),
                 quarantine_out_of_range=self._quarantine_out_of_range,
                 quarantine_unknown=self._quarantine_unknown,
                 good_types=self._good_types,
@@ -250,7 +251,9 @@ class EventValidator:
         properties = event.properties
         names: list[str] | tuple[()] = ()
         if properties:
-            names = list(properties)
+            # In name order, as the check in C gives them (the encoding's order): protection lists the fields it
+            # masks, and names the first one it refuses, in this order, whichever check answered.
+            names = sorted(properties)
             rejection = self._check_properties(event, schema, small, names, properties)
             if rejection:
                 return rejection

@@ -23,9 +23,11 @@ from typing import Any
 
 import pytest
 from collect_helpers import collect_settings, make_event, running_service
+from google.protobuf.descriptor import FieldDescriptor
 
 from svc_collect import validation
 from svc_collect.config import CollectSettings
+from svc_collect.output_only import OUTPUT_ONLY_FIELDS
 from svc_collect.validation import EventValidator, Rejection, compile_schema
 from svc_common.config import load_settings
 from svc_common.pb.qiming.collect.v1 import collect_pb2
@@ -168,8 +170,7 @@ def random_event(rng: random.Random) -> event_pb2.Event:
 def _same(native: Any, python: Any) -> bool:
     if isinstance(native, Rejection) or isinstance(python, Rejection):
         return native == python
-    # The names come in the encoding's order from C and in the map's from Python: the same names.
-    return native[:4] == python[:4] and sorted(native[4]) == sorted(python[4]) and native[5:] == python[5:]
+    return native == python  # the property names too, sorted by both (protection's order depends on them)
 
 
 def _compare(events: list[event_pb2.Event], native: EventValidator, python: EventValidator) -> tuple[int, int]:
@@ -249,7 +250,7 @@ def test_the_c_check_vouches_for_the_usual_events_and_leaves_the_rest() -> None:
     assert not isinstance(native.check(event, NOW_US), Rejection)
     verdict = checker(encoded(event), NOW_US)
     assert verdict[0] == 0 and verdict[1] == encoded(event) and verdict[2] == NOW_US
-    assert verdict[3] is SCHEMAS["order_placed"] and verdict[4] == sorted(event.properties)
+    assert verdict[3] is SCHEMAS["order_placed"] and verdict[4] == sorted(event.properties)  # Python's order
     assert verdict[5:] == (False, event.event_id, "order_placed", "c1", "")
 
     upper = event_pb2.Event()
@@ -301,10 +302,66 @@ def test_the_first_look_for_personal_data_in_c_answers_as_the_python_one() -> No
     assert 2_000 < found < 38_000, found
 
 
-def test_a_service_checks_events_alike_with_and_without_the_c_check(tmp_path: Path) -> None:
-    """``native_checks = false`` switches the C check off (for comparison): the same outcomes, and the same events in
-    the log (level 3+ values sealed, personal data found in free text sealed and flagged) but for the order of
-    ``masked_fields`` and the sealed blobs' own nonces."""
+@needs_native
+def test_what_the_c_check_assumes_is_what_the_python_check_and_the_protos_say() -> None:
+    """The limits and the protos' layout the C file hard-codes: a change on the Python side or in a proto fails
+    here, not silently in what the C check accepts."""
+    from svc_collect import _fastcheck as c
+
+    assert (c.MAX_ID_CHARS, c.MAX_LIST_ITEMS) == (validation.MAX_ID_CHARS, validation.MAX_LIST_ITEMS)
+    assert (c.MIN_SECONDS, c.MAX_SECONDS) == (validation._MIN_SECONDS, validation._MAX_SECONDS)
+    assert (c.FLAG_OCCURRED_IN_FUTURE, c.FLAG_OCCURRED_TOO_OLD) == (
+        validation.FLAG_OCCURRED_IN_FUTURE,
+        validation.FLAG_OCCURRED_TOO_OLD,
+    )
+    string, enum, message = (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_ENUM, FieldDescriptor.TYPE_MESSAGE)
+    layout = {f.number: (f.name, f.type, f.is_repeated) for f in event_pb2.Event.DESCRIPTOR.fields}
+    assert max(layout) == c.LAST_EVENT_FIELD
+    assert {n: t for n, (_, t, _) in layout.items()} == {
+        1: string, 2: string, 3: message, 4: message, 5: string, 6: string, 7: message, 8: string, 9: enum,
+        10: message, 11: message, 12: string, 13: string, 14: string, 15: string,
+    }  # fmt: skip
+    assert {n for n, (name, _, _) in layout.items() if name in OUTPUT_ONLY_FIELDS} == {4, 12, 13, 14, 15}
+    assert event_pb2.Event.DESCRIPTOR.fields_by_number[10].message_type.GetOptions().map_entry
+    context = event_pb2.EventContext.DESCRIPTOR.fields
+    assert [f.number for f in context] == list(range(1, c.LAST_CONTEXT_FIELD + 1))
+    assert {f.type for f in context} == {string} and not any(f.is_repeated for f in context)
+    identity = {f.number: f.type for f in types_pb2.Identity.DESCRIPTOR.fields}
+    assert identity == {1: enum, 2: string}
+    kinds = types_pb2.Value.DESCRIPTOR.oneofs_by_name["kind"].fields
+    assert tuple(f.name for f in sorted(kinds, key=lambda f: f.number)) == c.VALUE_KINDS
+    assert [f.number for f in sorted(kinds, key=lambda f: f.number)] == list(range(1, 8))
+    assert len(types_pb2.Value.DESCRIPTOR.fields) == 7
+    assert {f.number: f.type for f in types_pb2.StringList.DESCRIPTOR.fields} == {1: string}
+
+
+@needs_native
+def test_the_c_check_stays_safe_at_the_edges_of_its_numbers_and_of_its_own_set_up() -> None:
+    """Windows longer than any clock, a time no clock gives, and a checker whose set-up failed."""
+    native, python = _validators(max_event_age_seconds=10**13, max_future_skew_seconds=10**14)
+    event = make_event("page_view")
+    python.check(event, NOW_US)  # the type is known to the C check from here on
+    native.check(_copy(event), NOW_US)
+    for now_us in (NOW_US, 2**62 + 1, -(2**62) - 1, 2**63, -(2**63), 10**30):
+        assert _same(native.check(_copy(event), now_us), python.check(_copy(event), now_us)), now_us
+    from svc_collect import _fastcheck
+
+    half = _fastcheck.Checker.__new__(_fastcheck.Checker)
+    with pytest.raises(TypeError):
+        half.__init__(
+            max_chars=1, max_bytes=1, max_props=1, future_us=1, age_us=1, quarantine_out_of_range=False,
+            quarantine_unknown=False, good_types=[], good_names=set(), channels=set(), id_types=set(),
+            signed_types=set(), schema_for=print,
+        )  # fmt: skip
+    with pytest.raises(RuntimeError, match="not initialized"):
+        half.check(event.SerializeToString(deterministic=True), NOW_US)
+
+
+@pytest.mark.parametrize("undeclared_pii", ["seal", "reject"])
+def test_a_service_checks_events_alike_with_and_without_the_c_check(tmp_path: Path, undeclared_pii: str) -> None:
+    """``native_checks = false`` switches the C check off (for comparison): the same outcomes (reason, field and
+    message of each rejection), and the same events in the log (level 3+ values sealed, personal data found in free
+    text sealed and flagged, ``masked_fields`` in the same order) but for the sealed blobs' own nonces."""
     rng = random.Random(3)
     events = [random_event(rng) for _ in range(400)]
     pii = ["call 13812345678 today", "mail zhang.san@example.cn", "card 6222 0212 3456 7890 123"]
@@ -313,12 +370,15 @@ def test_a_service_checks_events_alike_with_and_without_the_c_check(tmp_path: Pa
             event.occurred_at.GetCurrentTime()
         if rng.random() < 0.15:
             event.properties["remark"].string_value = rng.choice(pii)
+        if rng.random() < 0.1:  # several fields found: which one a rejection names first must not depend on the check
+            event.properties["a_note"].string_value = rng.choice(pii)
+            event.context.page_url = "https://m.example.cn/?mobile=13912345678"
         if rng.random() < 0.15:
             event.properties["amount_fen"].money_fen_value = 12_300
 
     async def run(directory: Path, native: bool) -> tuple[list[tuple[int, str]], list[bytes]]:
         directory.mkdir()
-        settings = collect_settings(directory, native_checks=native)
+        settings = collect_settings(directory, native_checks=native, undeclared_pii=undeclared_pii)
         async with running_service(settings) as (service, _):
             assert service._validator.native is (native and validation.NATIVE_AVAILABLE)
             first = await service.ingest([_copy(e) for e in events])
@@ -326,18 +386,21 @@ def test_a_service_checks_events_alike_with_and_without_the_c_check(tmp_path: Pa
             stored: list[bytes] = []
             async for batch, _cursor in service.read(collect_pb2.ReadEventsRequest(batch_size=1000), frozenset()):
                 for event in batch:
-                    event.masked_fields.sort()
                     event.ClearField("received_at")
                     event.ClearField("cursor")  # each log has its own id
                     stored.append(event.SerializeToString(deterministic=True))
-            return [(o.status, o.reason) for o in list(first) + list(again)], stored
+            return [(o.status, o.reason, o.field, o.message) for o in list(first) + list(again)], stored
 
     with_c = asyncio.run(run(tmp_path / "c", True))
     without = asyncio.run(run(tmp_path / "py", False))
     assert with_c == without
-    statuses = {status for status, _ in with_c[0]}
+    statuses = {outcome[0] for outcome in with_c[0]}
     assert len(statuses) == 3 and len(with_c[1]) > 150  # accepted, duplicate and rejected; most stored
-    assert sum(b"personal_data_sealed" in e for e in with_c[1]) > 10 and sum(b"amount_fen" in e for e in with_c[1])
+    assert sum(b"amount_fen" in e for e in with_c[1]) > 10
+    if undeclared_pii == "seal":
+        assert sum(e.count(b"personal_data_sealed") > 1 for e in with_c[1]) > 5
+    else:
+        assert sum("personal data in fields" in outcome[3] for outcome in with_c[0]) > 20
 
 
 def _copy(event: event_pb2.Event) -> event_pb2.Event:
@@ -349,6 +412,7 @@ def _copy(event: event_pb2.Event) -> event_pb2.Event:
 REPO = Path(__file__).resolve().parents[1]
 
 
+@needs_native
 @pytest.mark.parametrize("pure", [False, True], ids=["with-c", "pure-python"])
 def test_the_wheel_carries_the_c_check_unless_a_pure_python_build_is_asked(tmp_path: Path, pure: bool) -> None:
     """The wheel as a bundle builds it (hatch_build.py): with the extension, tagged for this platform, and loadable;

@@ -35,8 +35,9 @@ def _digest(data: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def _stand_in_wheel(directory: Path, version: str, message: str) -> Path:
-    """A Qiming wheel whose `qiming` prints its installed version and MESSAGE."""
+def _stand_in_wheel(directory: Path, version: str, message: str, tag: str = "py3-none-any") -> Path:
+    """A Qiming wheel whose `qiming` prints its installed version and MESSAGE (``tag``: as the collector's C extension
+    makes it for one CPython, e.g. ``cp311-cp311-linux_x86_64``)."""
     dist_info = f"qiming-{version}.dist-info"
     files = {
         "qiming_standin.py": (
@@ -44,11 +45,13 @@ def _stand_in_wheel(directory: Path, version: str, message: str) -> Path:
             f"def main():\n    print(f\"qiming {{version('qiming')}}: {message}\")\n"
         ),
         f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: qiming\nVersion: {version}\nProvides-Extra: dm\n",
-        f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{dist_info}/WHEEL": (
+            f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: {str(tag == 'py3-none-any').lower()}\nTag: {tag}\n"
+        ),
         f"{dist_info}/entry_points.txt": "[console_scripts]\nqiming = qiming_standin:main\n",
     }
     record = "".join(f"{name},sha256={_digest(text.encode())},{len(text.encode())}\n" for name, text in files.items())
-    path = directory / f"qiming-{version}-py3-none-any.whl"
+    path = directory / f"qiming-{version}-{tag}.whl"
     with zipfile.ZipFile(path, "w") as wheel:
         for name, text in files.items():
             wheel.writestr(name, text)
@@ -67,14 +70,14 @@ def _sums(bundle: Path) -> None:
     (bundle / "SHA256SUMS").write_text("\n".join(lines) + "\n")
 
 
-def _bundle(root: Path, version: str, message: str) -> Path:
+def _bundle(root: Path, version: str, message: str, tag: str = "py3-none-any") -> Path:
     """An unpacked bundle as `download` makes it, without extras, holding a stand-in Qiming wheel."""
     bundle = root / "qiming-offline"
     shutil.copytree(REPO / "deploy", bundle / "deploy")
     (bundle / "docs").mkdir()
     (bundle / "docs" / "operations.md").write_text("# manual\n")
     (bundle / "wheelhouse").mkdir()
-    wheel = _stand_in_wheel(bundle / "wheelhouse", version, message)
+    wheel = _stand_in_wheel(bundle / "wheelhouse", version, message, tag)
     (bundle / "EXTRAS").write_text("\n")
     (bundle / "BUILD").write_text(
         f"version={version}\nwheel={wheel.name}\nwheel_sha256={hashlib.sha256(wheel.read_bytes()).hexdigest()}\n"
@@ -96,6 +99,25 @@ def _install(bundle: Path, prefix: Path) -> subprocess.CompletedProcess:
 
 def _site_packages(prefix: Path) -> Path:
     return next((prefix / "venv" / "lib").glob("python3.*/site-packages"))
+
+
+def test_a_bundle_whose_wheel_carries_the_c_check_installs_and_one_for_another_system_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A bundle made on a machine of the target's kind has a wheel tagged for its CPython and Linux architecture
+    (hatch_build.py): it installs like a pure one. A wheel named for another system is not a Qiming wheel of a
+    bundle: refused (exit 2) before anything is installed."""
+    python = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    tag = f"{python}-{python}-linux_{os.uname().machine}"
+    installed = _install(_bundle(tmp_path / "native", "0.2.3", "with the C check", tag), tmp_path / "opt")
+    assert installed.returncode == 0, installed.stderr
+    assert "qiming 0.2.3: with the C check" in installed.stdout
+
+    refused = _install(
+        _bundle(tmp_path / "mac", "0.2.3", "elsewhere", f"{python}-{python}-macosx_14_0_arm64"), tmp_path / "o2"
+    )
+    assert refused.returncode == 2 and "BUILD names no Qiming wheel" in refused.stderr
+    assert not (tmp_path / "o2" / "venv").exists()
 
 
 # M1: every release is 0.1.0, and `pip install --upgrade qiming` kept the installed one: the old code stayed, exit 0.
