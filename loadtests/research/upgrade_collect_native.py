@@ -14,22 +14,20 @@ this tree's collector said of its check at start.
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import subprocess
-import tarfile
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-import grpc
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
-from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
+from upgrade_jetstream_index import ROOT, extract_tree, ingest
+
+from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.process import ServerProcess
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW_SECONDS = int(time.time())
 
 
@@ -44,26 +42,13 @@ def event(event_id: str, screen: str, **kinds: bool) -> event_pb2.Event:
     return e
 
 
-def ingest(address: str, label: str, events: list[event_pb2.Event]) -> None:
-    with grpc.insecure_channel(address) as channel:
-        reply = collect_pb2_grpc.CollectServiceStub(channel).Ingest(collect_pb2.IngestRequest(events=events))
-    print(label)
-    for r in reply.results:
-        reason = f" {errors_pb2.ErrorReason.Name(r.reason)}" if r.reason else ""
-        print(f"  {r.event_id[:8]}… {collect_pb2.EventStatus.Name(r.status)}{reason} at {r.cursor}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True, help="the commit the first collector runs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="qiming-upgrade-") as tmp:
         root = Path(tmp)
-        base = root / "base"
-        base.mkdir()
-        archive = subprocess.run(["git", "archive", args.base], check=True, capture_output=True, cwd=ROOT).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tree_archive:
-            tree_archive.extractall(base, filter="data")
+        base = extract_tree(args.base, root)
         ids = [str(uuid.uuid4()) for _ in range(4)]
         ids[1] = ids[1].upper()
 

@@ -48,16 +48,23 @@ def ingest(address: str, label: str, events: list[event_pb2.Event]) -> None:
         print(f"  {r.event_id[:8]}… {collect_pb2.EventStatus.Name(r.status)}{reason} at {r.cursor}")
 
 
+def extract_tree(revision: str, root: Path) -> Path:
+    """The tree of ``revision`` (``git archive``), unpacked in ``root/base``."""
+    base = root / "base"
+    base.mkdir()
+    archive = subprocess.run(["git", "archive", revision], check=True, capture_output=True, cwd=ROOT).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tree:
+        tree.extractall(base, filter="data")
+    return base
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True, help="the commit the first collector runs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="qiming-upgrade-") as tmp:
         root = Path(tmp)
-        base = root / "base"
-        base.mkdir()
-        archive = subprocess.run(["git", "archive", args.base], check=True, capture_output=True, cwd=ROOT).stdout
-        tarfile.open(fileobj=io.BytesIO(archive)).extractall(base, filter="data")
+        base = extract_tree(args.base, root)
         a, b = str(uuid.uuid4()), str(uuid.uuid4())
         with NatsServer(root / "nats") as nats:
             env = {"QIMING_COLLECT_LOG_BACKEND": "jetstream", "QIMING_COLLECT_NATS_URL": nats.url}
