@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import math
 import os
 import random
@@ -25,7 +26,8 @@ import pytest
 from collect_helpers import collect_settings, make_event, running_service
 from google.protobuf.descriptor import FieldDescriptor
 
-from svc_collect import validation
+from svc_collect import protect, validation
+from svc_collect import service as service_module
 from svc_collect.config import CollectSettings
 from svc_collect.output_only import OUTPUT_ONLY_FIELDS
 from svc_collect.validation import EventValidator, Rejection, compile_schema
@@ -300,6 +302,28 @@ def test_the_first_look_for_personal_data_in_c_answers_as_the_python_one() -> No
         assert _fastcheck.may_hold_personal_data(data) is expected, data
         found += expected
     assert 2_000 < found < 38_000, found
+
+
+def test_an_install_without_the_extension_checks_every_event_in_python_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pure-Python install (no C compiler where the wheel was built): the same service, every event checked in
+    Python, protection's first look in Python, and the start's log line says why."""
+    monkeypatch.setattr(validation, "_fastcheck", None)
+    monkeypatch.setattr(validation, "NATIVE_AVAILABLE", False)
+    monkeypatch.setattr(protect, "fastcheck", None)
+    monkeypatch.setattr(service_module, "NATIVE_AVAILABLE", False)
+
+    async def scenario() -> None:
+        with caplog.at_level(logging.INFO, logger="qiming.collect"):
+            async with running_service(collect_settings(tmp_path)) as (service, _):
+                assert not service._validator.native
+                assert service._protector._may_hold is may_hold_personal_data
+                outcomes = await service.ingest([make_event(), make_event(user_id="")])
+                assert [o.status for o in outcomes] == [1, 3]  # accepted; rejected (no user_id, no anonymous_id)
+        assert "events are checked in Python: this install has no C extension" in caplog.text
+
+    asyncio.run(scenario())
 
 
 @needs_native
