@@ -11,28 +11,33 @@ $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# Re-install when pyproject.toml or the collector's C extension changes (an editable install builds it in place).
-NATIVE := svc_collect/_fastcheck.c hatch_build.py
-$(VENV)/.installed-base: pyproject.toml $(NATIVE) | $(VENV)/bin/activate
+# Re-install when pyproject.toml changes (an editable install also builds the collector's C extension in place).
+$(VENV)/.installed-base: pyproject.toml | $(VENV)/bin/activate
 	$(PIP) install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(NATIVE) | $(VENV)/bin/activate
+# The C extension again when its source changes: built in place if this machine can, else none (not a stale one).
+$(VENV)/.native: svc_collect/_fastcheck.c hatch_build.py | $(VENV)/.installed-base
+	$(PY) hatch_build.py --if-possible
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/activate
 	$(PIP) install --quiet -e ".[$(EXTRAS)]"
 	touch $@ $(VENV)/.installed-base
 
 venv: $(VENV)/.installed-dev
 
 ## Build the collector's C extension in place (svc_collect/_fastcheck.c; docs/collect.md, "The event check in C").
-native: $(VENV)/.installed-dev
+native: | $(VENV)/.installed-base
 	$(PY) hatch_build.py
+	touch $(VENV)/.native
 
 ## Start the suite on SQLite, run a scenario over real gRPC, print what happened, stop.
-demo: $(VENV)/.installed-base
+demo: $(VENV)/.installed-base $(VENV)/.native
 	$(VENV)/bin/qiming demo
 
 ## The whole test suite (PostgreSQL and NATS tests fail instead of skipping under CI=true).
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev $(VENV)/.native
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
@@ -55,7 +60,7 @@ bench: $(VENV)/.installed-dev
 	$(MAKE) bench-campaign
 
 clean:
-	rm -rf $(VENV) .pytest_cache qiming-data svc_collect/_fastcheck*.so
+	rm -rf $(VENV) .pytest_cache qiming-data svc_collect/_fastcheck*.so svc_collect/._fastcheck*
 
 ## Locust load test of svc_collect ingest: start a collector (SQLite; QIMING_COLLECT_DATABASE_URL for PostgreSQL),
 ## send EVENTS events in batches of BATCH, check the log holds exactly the acknowledged ones, write

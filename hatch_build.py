@@ -57,29 +57,54 @@ def replace_in_place(built: Path, target: Path) -> None:
     os.replace(temporary, target)
 
 
+def in_place_path(root: Path) -> Path:
+    return root / (MODULE.replace(".", "/") + sysconfig.get_config_var("EXT_SUFFIX"))
+
+
+def build_in_place(root: Path) -> Path:
+    """Compile and put the module beside its source (an editable install, ``make native``); raises if it cannot."""
+    with tempfile.TemporaryDirectory(prefix="qiming-native-lib-") as out:
+        built = compile_extension(root, Path(out))
+        target = in_place_path(root)
+        replace_in_place(built, target)
+    return target
+
+
+def remove_in_place(root: Path) -> bool:
+    """Remove a module built in place before: a tree that could not build it now must not run the old one."""
+    target = in_place_path(root)
+    if target.exists():
+        target.unlink()
+        return True
+    return False
+
+
 class NativeBuildHook(BuildHookInterface):  # type: ignore[misc]
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict) -> None:
         if self.target_name != "wheel":
             return
+        root = Path(self.root)
+        editable = version == "editable"
         if os.environ.get(PURE_PYTHON) == "1":
             self.app.display_info(f"{PURE_PYTHON}=1: a pure-Python wheel, without {MODULE}")
+            if editable and remove_in_place(root):
+                self.app.display_info(f"removed the {MODULE} built in place before")
             return
-        root = Path(self.root)
-        out_dir = Path(tempfile.mkdtemp(prefix="qiming-native-lib-"))
         try:
-            built = compile_extension(root, out_dir)
+            if editable:  # the tree itself is on the path: the module goes beside its source
+                build_in_place(root)
+            else:
+                out_dir = Path(tempfile.mkdtemp(prefix="qiming-native-lib-"))
+                self._out_dir = out_dir
+                built = compile_extension(root, out_dir)
+                build_data["force_include"][str(built)] = built.relative_to(out_dir).as_posix()
         except Exception as exc:  # no compiler or headers: the collector checks events in Python
-            self.app.display_warning(f"{MODULE} not built ({exc}); the wheel is pure Python")
-            shutil.rmtree(out_dir, ignore_errors=True)
+            self.app.display_warning(f"{MODULE} not built ({exc}); the install is pure Python")
+            if editable:
+                remove_in_place(root)
             return
-        self._out_dir = out_dir
-        relative = built.relative_to(out_dir).as_posix()
-        if version == "editable":  # the tree itself is on the path: the module goes beside its source
-            replace_in_place(built, root / relative)
-        else:
-            build_data["force_include"][str(built)] = relative
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
 
@@ -91,8 +116,17 @@ class NativeBuildHook(BuildHookInterface):  # type: ignore[misc]
 
 if __name__ == "__main__":
     here = Path(__file__).resolve().parent
-    with tempfile.TemporaryDirectory(prefix="qiming-native-lib-") as out:
-        built = compile_extension(here, Path(out))
-        target = here / built.relative_to(out)
-        replace_in_place(built, target)
-    print(f"built {target.relative_to(here)}", file=sys.stderr)
+    if sys.argv[1:] == ["--if-possible"]:  # make's test and demo: build it if this machine can, else no stale one
+        try:
+            built_at = build_in_place(here)
+        except Exception as exc:
+            removed = remove_in_place(here)
+            print(
+                f"warning: {MODULE} not built ({exc}); events are checked in Python"
+                + (" (the module built before was removed)" if removed else ""),
+                file=sys.stderr,
+            )
+            sys.exit(0)
+    else:
+        built_at = build_in_place(here)
+    print(f"built {built_at.relative_to(here)}", file=sys.stderr)

@@ -31,7 +31,8 @@
 #define LOCAL_PROPERTIES 64
 #define LAST_EVENT_FIELD 15   /* Event's fields: 1-15; 4 and 12-15 output-only */
 #define LAST_CONTEXT_FIELD 17 /* EventContext's fields: 1-17, all strings */
-#define TIME_LIMIT_US (1LL << 62) /* times and windows within this stay clear of int64 overflow */
+#define TIME_LIMIT_US (1LL << 62) /* windows are clamped to this (longer ones flag nothing either way) */
+#define NOW_LIMIT_US (1LL << 61)  /* with occurred_at within +-2**58, every difference stays under the windows' limit */
 
 /* Value.kind's fields (types.proto) */
 enum { K_NONE = 0, K_STRING = 1, K_INT = 2, K_DOUBLE = 3, K_BOOL = 4, K_TIMESTAMP = 5, K_LIST = 6, K_MONEY = 7 };
@@ -509,6 +510,7 @@ static PyObject *check_properties(Checker *self, const Fields *f, PyObject *sche
                 goto fail;
             goto not_sure;
         }
+        /* the kinds checked even in a small event: ALWAYS_CHECKED */
         int check = !small || value.kind == K_DOUBLE || value.kind == K_TIMESTAMP || value.kind == K_LIST;
         if (check && !value_ok(self, &value))
             goto not_sure;
@@ -586,7 +588,7 @@ static PyObject *Checker_check(Checker *self, PyObject *const *args, Py_ssize_t 
     long long now_us = PyLong_AsLongLongAndOverflow(args[1], &overflow);
     if (now_us == -1 && PyErr_Occurred())
         return NULL;
-    if (overflow || now_us > TIME_LIMIT_US || now_us < -TIME_LIMIT_US)
+    if (overflow || now_us > NOW_LIMIT_US || now_us < -NOW_LIMIT_US)
         Py_RETURN_NONE; /* no clock says this: the Python check answers with Python's ints */
     Slice all = {(const uint8_t *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)};
     if (all.n > self->max_bytes)
@@ -859,17 +861,24 @@ PyMODINIT_FUNC PyInit__fastcheck(void) {
     PyObject *kinds = Py_BuildValue("(sssssss)", KIND_NAMES[1], KIND_NAMES[2], KIND_NAMES[3], KIND_NAMES[4],
                                     KIND_NAMES[5], KIND_NAMES[6], KIND_NAMES[7]);
     PyObject *min_seconds = PyLong_FromLongLong(MIN_SECONDS), *max_seconds = PyLong_FromLongLong(MAX_SECONDS);
-    int failed = kinds == NULL || min_seconds == NULL || max_seconds == NULL ||
+    PyObject *always = Py_BuildValue("(sss)", KIND_NAMES[K_DOUBLE], KIND_NAMES[K_TIMESTAMP], KIND_NAMES[K_LIST]);
+    PyObject *time_limit = PyLong_FromLongLong(TIME_LIMIT_US);
+    int failed = kinds == NULL || min_seconds == NULL || max_seconds == NULL || always == NULL || time_limit == NULL ||
+                 PyModule_AddObjectRef(m, "ALWAYS_CHECKED", always) < 0 ||
+                 PyModule_AddObjectRef(m, "TIME_LIMIT_US", time_limit) < 0 ||
                  PyModule_AddObjectRef(m, "Checker", (PyObject *)&CheckerType) < 0 ||
                  PyModule_AddObjectRef(m, "VALUE_KINDS", kinds) < 0 ||
                  PyModule_AddObjectRef(m, "MIN_SECONDS", min_seconds) < 0 ||
-                 PyModule_AddObjectRef(m, "MAX_SECONDS", max_seconds) < 0 || PyModule_AddIntMacro(m, MAX_ID_CHARS) < 0 ||
+                 PyModule_AddObjectRef(m, "MAX_SECONDS", max_seconds) < 0 ||
+                 PyModule_AddIntMacro(m, MAX_ID_CHARS) < 0 ||
                  PyModule_AddIntMacro(m, MAX_LIST_ITEMS) < 0 || PyModule_AddIntMacro(m, FLAG_OCCURRED_IN_FUTURE) < 0 ||
                  PyModule_AddIntMacro(m, FLAG_OCCURRED_TOO_OLD) < 0 || PyModule_AddIntMacro(m, LAST_EVENT_FIELD) < 0 ||
                  PyModule_AddIntMacro(m, LAST_CONTEXT_FIELD) < 0;
     Py_XDECREF(kinds);
     Py_XDECREF(min_seconds);
     Py_XDECREF(max_seconds);
+    Py_XDECREF(always);
+    Py_XDECREF(time_limit);
     if (failed) {
         Py_DECREF(m);
         return NULL;

@@ -181,14 +181,14 @@ class EventProtector:
         masked = event_pb2.Event()
         masked.CopyFrom(event)
         modes = self.modes_for(schema)
-        for name in [n for n in masked.properties if n in modes]:
+        for name in sorted(n for n in masked.properties if n in modes):  # name order, as protect() lists them
             del masked.properties[name]
             masked.masked_fields.append(name)
         if masked.HasField("context") and masked.context.ip:
             masked.context.ClearField("ip")
             masked.masked_fields.append(CONTEXT_IP)
         if self._undeclared is not None:  # whatever the policy, a quarantined event's found values are withheld
-            for field, _ in self.undeclared_in(masked, modes, list(masked.properties)):
+            for field, _ in self.undeclared_in(masked, modes, sorted(masked.properties)):
                 if field.startswith("context."):
                     masked.context.ClearField(field.removeprefix("context."))
                 else:

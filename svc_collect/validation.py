@@ -251,8 +251,9 @@ class EventValidator:
         properties = event.properties
         names: list[str] | tuple[()] = ()
         if properties:
-            # In name order, as the check in C gives them (the encoding's order): protection lists the fields it
-            # masks, and names the first one it refuses, in this order, whichever check answered.
+            # Sorted, as the check in C gives them (it sorts: upb's deterministic encoding puts "amount_fen" before
+            # "amount"): protection lists the fields it masks, and names the first one it refuses, in this order, and
+            # a rejection names the first bad property in it, whichever check answered.
             names = sorted(properties)
             rejection = self._check_properties(event, schema, small, names, properties)
             if rejection:

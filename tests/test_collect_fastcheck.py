@@ -334,6 +334,7 @@ def test_what_the_c_check_assumes_is_what_the_python_check_and_the_protos_say() 
 
     assert (c.MAX_ID_CHARS, c.MAX_LIST_ITEMS) == (validation.MAX_ID_CHARS, validation.MAX_LIST_ITEMS)
     assert (c.MIN_SECONDS, c.MAX_SECONDS) == (validation._MIN_SECONDS, validation._MAX_SECONDS)
+    assert set(c.ALWAYS_CHECKED) == validation._KINDS_TO_CHECK and c.TIME_LIMIT_US == validation._TIME_LIMIT_US
     assert (c.FLAG_OCCURRED_IN_FUTURE, c.FLAG_OCCURRED_TOO_OLD) == (
         validation.FLAG_OCCURRED_IN_FUTURE,
         validation.FLAG_OCCURRED_TOO_OLD,
@@ -362,12 +363,17 @@ def test_what_the_c_check_assumes_is_what_the_python_check_and_the_protos_say() 
 @needs_native
 def test_the_c_check_stays_safe_at_the_edges_of_its_numbers_and_of_its_own_set_up() -> None:
     """Windows longer than any clock, a time no clock gives, and a checker whose set-up failed."""
-    native, python = _validators(max_event_age_seconds=10**13, max_future_skew_seconds=10**14)
     event = make_event("page_view")
-    python.check(event, NOW_US)  # the type is known to the C check from here on
-    native.check(_copy(event), NOW_US)
-    for now_us in (NOW_US, 2**62 + 1, -(2**62) - 1, 2**63, -(2**63), 10**30):
-        assert _same(native.check(_copy(event), now_us), python.check(_copy(event), now_us)), now_us
+    events = [event, make_event("page_view", occurred_at_us=-62_135_596_800_000_000)]  # in year 1
+    events.append(make_event("page_view", occurred_at_us=253_402_300_799_000_000))  # in year 9999
+    edges = (NOW_US, 2**61, -(2**61), 2**61 + 1, 2**62, -(2**62), 2**62 + 1, -(2**62) - 1, 2**63, -(2**63), 10**30)
+    for windows in ({"max_event_age_seconds": 10**13, "max_future_skew_seconds": 10**14}, {}):
+        native, python = _validators(**windows)
+        python.check(_copy(event), NOW_US)  # the type is known to the C check from here on
+        native.check(_copy(event), NOW_US)
+        for now_us, edge in ((n, e) for n in edges for e in events):
+            expected = python.check(_copy(edge), now_us)
+            assert _same(native.check(_copy(edge), now_us), expected), (windows, now_us, edge)
     from svc_collect import _fastcheck
 
     half = _fastcheck.Checker.__new__(_fastcheck.Checker)
@@ -436,8 +442,7 @@ def _copy(event: event_pb2.Event) -> event_pb2.Event:
 REPO = Path(__file__).resolve().parents[1]
 
 
-@needs_native
-@pytest.mark.parametrize("pure", [False, True], ids=["with-c", "pure-python"])
+@pytest.mark.parametrize("pure", [pytest.param(False, marks=needs_native), True], ids=["with-c", "pure-python"])
 def test_the_wheel_carries_the_c_check_unless_a_pure_python_build_is_asked(tmp_path: Path, pure: bool) -> None:
     """The wheel as a bundle builds it (hatch_build.py): with the extension, tagged for this platform, and loadable;
     with QIMING_PURE_PYTHON=1, pure Python. Neither carries the C source or a module built in place before."""

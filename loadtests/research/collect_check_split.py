@@ -3,8 +3,9 @@
 
     PYTHONPATH=$PWD .venv/bin/python loadtests/research/collect_check_split.py --batches 20 --rounds 3
 
-Steps: ``check`` (``EventValidator.check``: the C check first; ``check_in_python``: the Python check alone), the
-``protect`` of events with nothing to protect and of those with a level-3 value to seal (C or Python first look
+Steps: ``check`` (``EventValidator.check``: the C check first — its deterministic encoding and ``Checker.check``
+alone also timed —; ``check_in_python``: the Python check alone), the first look for undeclared personal data (C,
+Python), the ``protect`` of events with nothing to protect and of those with a level-3 value to seal (C or Python first look
 for undeclared personal data), ``fingerprint``, and the whole ``_prepare`` with ``native_checks`` on and off (two
 services on temporary SQLite databases, the GC as ``qiming serve`` sets it). Prints the minimum over the rounds.
 """
@@ -25,12 +26,19 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 import bench_collect
 from collect_helpers import collect_settings, running_service
 
-from svc_collect import server
+from svc_collect import _fastcheck, server
 from svc_collect.service import now_micros
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import event_pb2
 
+from svc_common.protection import may_hold_personal_data as may_hold_py
+
 parse = server._sized(collect_pb2.IngestRequest.FromString, 1 << 30)
+may_hold_c = _fastcheck.may_hold_personal_data
+
+
+def serialize(event: event_pb2.Event) -> bytes:
+    return event.SerializeToString(deterministic=True)
 
 
 def per_event(step: Callable[[], object], events: int) -> float:
@@ -50,7 +58,11 @@ def copies(events: list[event_pb2.Event]) -> list[event_pb2.Event]:
 
 async def measure(batches: int, rounds: int) -> None:
     datas = bench_collect.make_batches(batches + 1, 1000, seed=11)
-    best: dict[str, float] = {}
+    # Printed in this order: the check and its parts first.
+    best: dict[str, float] = dict.fromkeys(
+        ("check, C first", "  of which the deterministic encoding", "  of which Checker.check alone", "check, Python"),
+        float("inf"),
+    )
 
     def keep(name: str, value: float) -> None:
         best[name] = min(best.get(name, value), value)
@@ -88,6 +100,12 @@ async def measure(batches: int, rounds: int) -> None:
                             f"protect, {kind}, {label} first look",
                             per_event(lambda: [protect(e, v[3], v[4], v[5], v[1]) for e, v in pairs], len(pairs)),  # noqa: B023
                         )
+                encodings = [e.SerializeToString(deterministic=True) for e in events]
+                checker = validator._native
+                keep("  of which the deterministic encoding", per_event(lambda: [serialize(e) for e in events], n))
+                keep("  of which Checker.check alone", per_event(lambda: [checker(d, now) for d in encodings], n))  # noqa: B023
+                keep("may_hold_personal_data, C", per_event(lambda: [may_hold_c(d) for d in encodings], n))  # noqa: B023
+                keep("may_hold_personal_data, Python", per_event(lambda: [may_hold_py(d) for d in encodings], n))  # noqa: B023
                 fingerprint = native._fingerprints.fingerprint
                 keep("fingerprint", per_event(lambda: [fingerprint(v[1]) for v in verdicts], n))
                 for label, service in (("native_checks on", native), ("native_checks off", python)):
