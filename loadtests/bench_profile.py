@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -359,8 +360,20 @@ def main() -> None:
         default="lookup,recompute,consume,latency",
         help="comma-separated parts to measure (lookup, recompute, consume, latency, sweep, tagdef)",
     )
+    parser.add_argument("--keep-data", action="store_true", help="keep the databases the run made (printed at the end)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
+    try:
+        run(args, work)
+    finally:
+        # A million profiles on SQLite is ~2 GB: the run's databases go unless asked for.
+        if args.keep_data:
+            print(f"the run's databases: {work}", flush=True)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
     parts = {"lookup"} if args.lookup_only else set(args.only.split(","))
     backends = [("sqlite", "")] + ([("postgresql", args.postgres)] if args.postgres else [])
     if args.database_url:

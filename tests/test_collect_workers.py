@@ -32,6 +32,14 @@ def _batch(user: str, size: int = 5) -> collect_pb2.IngestRequest:
     return request
 
 
+def _two_workers(tmp_path: Path) -> dict[str, str]:
+    """Two workers, the parent's temporary directory under ``tmp_path``: a parent killed by a test (SIGKILL) cannot
+    remove it, and pytest's own clean-up then does."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir(exist_ok=True)
+    return {"QIMING_COLLECT_WORKERS": "2", "TMPDIR": str(temporary)}
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -58,7 +66,7 @@ def _wait_gone(pids: list[int], seconds: float = 20.0) -> bool:
 
 
 def test_workers_share_the_port_and_the_log_and_stop_together(tmp_path: Path) -> None:
-    server = ServerProcess("collect", work_dir=tmp_path, env={"QIMING_COLLECT_WORKERS": "2"}).start()
+    server = ServerProcess("collect", work_dir=tmp_path, env=_two_workers(tmp_path)).start()
     try:
         pids = _workers(server)
         assert len(pids) == 2 and server.process is not None and server.process.pid not in pids
@@ -88,7 +96,7 @@ def test_workers_share_the_port_and_the_log_and_stop_together(tmp_path: Path) ->
 
 
 def test_a_worker_that_dies_stops_the_others_and_the_parent_fails(tmp_path: Path) -> None:
-    server = ServerProcess("collect", work_dir=tmp_path, env={"QIMING_COLLECT_WORKERS": "2"}).start()
+    server = ServerProcess("collect", work_dir=tmp_path, env=_two_workers(tmp_path)).start()
     try:
         pids = _workers(server)
         os.kill(pids[0], signal.SIGKILL)
@@ -100,7 +108,7 @@ def test_a_worker_that_dies_stops_the_others_and_the_parent_fails(tmp_path: Path
 
 
 def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
-    server = ServerProcess("collect", work_dir=tmp_path, env={"QIMING_COLLECT_WORKERS": "2"}).start()
+    server = ServerProcess("collect", work_dir=tmp_path, env=_two_workers(tmp_path)).start()
     pids = _workers(server)
     server.kill()  # SIGKILL: the parent cannot pass anything on; the kernel tells the workers
     assert _wait_gone(pids)
@@ -109,7 +117,7 @@ def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
 def test_a_stop_during_start_up_ends_cleanly(tmp_path: Path) -> None:
     """SIGTERM while the workers are still starting (some without their signal handlers yet): exit 0, no worker
     left, no port file written."""
-    server = ServerProcess("collect", work_dir=tmp_path, env={"QIMING_COLLECT_WORKERS": "2"})
+    server = ServerProcess("collect", work_dir=tmp_path, env=_two_workers(tmp_path))
     server.work_dir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
         [sys.executable, "-m", "svc_common.cli", "serve", "collect"],
@@ -155,7 +163,7 @@ def test_workers_on_a_shared_log_store_a_batch_sent_to_both_once(
     from conftest import free_port
 
     port = free_port()
-    env = {"QIMING_COLLECT_WORKERS": "2", "QIMING_COLLECT_GRPC_PORT": str(port)}
+    env = _two_workers(tmp_path) | {"QIMING_COLLECT_GRPC_PORT": str(port)}
     if backend == "postgresql":
         env["QIMING_COLLECT_DATABASE_URL"] = request.getfixturevalue("database_url_postgresql")
     else:
