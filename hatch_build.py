@@ -47,7 +47,7 @@ def compile_extension(root: Path, out_dir: Path) -> Path:
             command.run()
         finally:
             os.chdir(cwd)
-    return out_dir / (MODULE.replace(".", "/") + sysconfig.get_config_var("EXT_SUFFIX"))
+    return out_dir / module_file()
 
 
 def replace_in_place(built: Path, target: Path) -> None:
@@ -57,8 +57,13 @@ def replace_in_place(built: Path, target: Path) -> None:
     os.replace(temporary, target)
 
 
+def module_file() -> str:
+    """The module's file, relative to the tree (or to a build's output directory)."""
+    return MODULE.replace(".", "/") + sysconfig.get_config_var("EXT_SUFFIX")
+
+
 def in_place_path(root: Path) -> Path:
-    return root / (MODULE.replace(".", "/") + sysconfig.get_config_var("EXT_SUFFIX"))
+    return root / module_file()
 
 
 def build_in_place(root: Path) -> Path:

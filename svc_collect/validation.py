@@ -153,18 +153,23 @@ class EventValidator:
         ~5); the others (a rejection, a name or type not seen before, a signed system event, an id or value outside
         printable ASCII where Unicode decides) get :meth:`check_in_python`, which words every rejection."""
         native = self._native
-        if native is not None:
-            verdict = native(serialize(event, deterministic=True), now_us)
+        if native is None:
+            return self.check_in_python(event, now_us)
+        data = serialize(event, deterministic=True)
+        verdict = native(data, now_us)
+        if verdict:
+            return verdict  # type: ignore[no-any-return]
+        if verdict is False:  # a valid id in upper case: stored in lower case, so encoded again
+            event.event_id = event.event_id.lower()
+            data = serialize(event, deterministic=True)
+            verdict = native(data, now_us)
             if verdict:
                 return verdict  # type: ignore[no-any-return]
-            if verdict is False:  # a valid id in upper case: stored in lower case, so encoded again
-                event.event_id = event.event_id.lower()
-                verdict = native(serialize(event, deterministic=True), now_us)
-                if verdict:
-                    return verdict  # type: ignore[no-any-return]
-        return self.check_in_python(event, now_us)
+        return self.check_in_python(event, now_us, data)  # the encoding made above, not a second one
 
-    def check_in_python(self, event: event_pb2.Event, now_us: int) -> Rejection | Accepted:
+    def check_in_python(
+        self, event: event_pb2.Event, now_us: int, encoded: bytes | None = None
+    ) -> Rejection | Accepted:
         """A :class:`Rejection`, or what the collector needs next of an acceptable event (:data:`Accepted`): its
         flags, its encoding, ``occurred_us``, its schema, its property names, whether it has identities, and its
         ids — read once here instead of again from the message (each read of a upb field builds an object).
@@ -172,7 +177,8 @@ class EventValidator:
         ``data`` is the event serialized deterministically, after ``event_id`` is normalized to lower case:
         the caller fingerprints and stores it, so each event is encoded once. Its length also answers the
         size limit, and bounds every string in it: an event of at most ``max_string_chars`` bytes cannot
-        hold a longer string, so the per-string length checks are skipped for it (the usual case).
+        hold a longer string, so the per-string length checks are skipped for it (the usual case). ``encoded``: that
+        encoding, when the caller made it already (it stands while the id needs no lowering).
         """
         event_id = event.event_id
         if len(event_id) != 36 or not _uuid_fullmatch(event_id):
@@ -182,6 +188,7 @@ class EventValidator:
         lowered = event_id.lower()
         if lowered != event_id:
             event.event_id = event_id = lowered
+            encoded = None  # made before the id changed
         event_type = event.event_type
         if event_type not in self._good_types:
             rejection = _check_event_type(event_type)
@@ -227,7 +234,7 @@ class EventValidator:
             return Rejection(
                 R.ERROR_REASON_TIMESTAMP_OUT_OF_RANGE, "occurred_at", f"occurred_at is {FLAG_NAMES[flags]}"
             )
-        data = serialize(event, deterministic=True)
+        data = serialize(event, deterministic=True) if encoded is None else encoded
         # Every identity is written with the tag byte of field 7: without that byte anywhere, there is none (reading
         # the repeated field builds a container object, ~0.2 µs).
         identities = IDENTITIES_TAG in data and bool(event.identities)
