@@ -80,29 +80,6 @@ static inline int next_field(Reader *r, uint32_t *number, int *wire, Slice *byte
     return 1;
 }
 
-/* Skip a field of wire type ``wire`` whose tag (and, for type 2, bytes) were read. 0 for groups or bad form. */
-static inline int skip_value(Reader *r, int wire) {
-    uint64_t ignored;
-    switch (wire) {
-    case 0:
-        return read_varint(r, &ignored);
-    case 1:
-        if (r->end - r->p < 8)
-            return 0;
-        r->p += 8;
-        return 1;
-    case 2:
-        return 1;
-    case 5:
-        if (r->end - r->p < 4)
-            return 0;
-        r->p += 4;
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 /* Characters of valid UTF-8 (upb checks proto3 strings): the bytes that start one. */
 static inline Py_ssize_t utf8_chars(Slice s) {
     Py_ssize_t chars = 0;
@@ -143,7 +120,8 @@ static int uuid_form(Slice s) {
     return upper ? 2 : 1;
 }
 
-/* A Timestamp's seconds and nanos; 0 on bad form (unknown fields are skipped, as upb keeps them aside). */
+/* A Timestamp's seconds and nanos; 0 on bad form or any other field (upb keeps it aside as an unknown field, which
+ * the Python check refuses: UNKNOWN_FIELD). */
 static int read_timestamp(Slice s, int64_t *seconds, int64_t *nanos) {
     Reader r = {s.p, s.p + s.n};
     uint32_t number;
@@ -162,7 +140,7 @@ static int read_timestamp(Slice s, int64_t *seconds, int64_t *nanos) {
                 *seconds = (int64_t)v;
             else
                 *nanos = (int64_t)(int32_t)(uint32_t)v; /* int32: upb keeps the low 32 bits */
-        } else if ((number == 1 || number == 2) || !skip_value(&r, wire)) {
+        } else {
             return 0;
         }
     }
@@ -195,8 +173,8 @@ static int identity_ok(Checker *self, Slice s) {
                 return 0;
         } else if (number == 2 && wire == 2) {
             value = bytes;
-        } else if (number <= 2 || !skip_value(&r, wire)) {
-            return 0;
+        } else {
+            return 0; /* another wire type or field: an unknown field (the Python check refuses it) */
         }
     }
     if (value.n < 1 || value.n > MAX_ID_CHARS || !printable_ascii(value) || type > INT32_MAX)
@@ -209,8 +187,9 @@ static int identity_ok(Checker *self, Slice s) {
     return known;
 }
 
-/* EventContext: each string field of at most max_chars characters (checked only for an event larger than that). */
-static int context_ok(Checker *self, Slice s) {
+/* EventContext: its fields only (any other is an unknown field), each a string of at most max_chars characters
+ * (counted only for an event larger than that). */
+static int context_ok(Checker *self, Slice s, int small) {
     Reader r = {s.p, s.p + s.n};
     uint32_t number;
     int wire;
@@ -218,12 +197,8 @@ static int context_ok(Checker *self, Slice s) {
     while (r.p < r.end) {
         if (!next_field(&r, &number, &wire, &bytes))
             return 0;
-        if (number <= LAST_CONTEXT_FIELD) {
-            if (wire != 2 || utf8_chars(bytes) > self->max_chars)
-                return 0;
-        } else if (!skip_value(&r, wire)) {
+        if (number > LAST_CONTEXT_FIELD || wire != 2 || (!small && utf8_chars(bytes) > self->max_chars))
             return 0;
-        }
     }
     return 1;
 }
@@ -269,8 +244,8 @@ static int read_value(Slice s, Value *out) {
                 if (wire != 0 || !read_varint(&r, &out->bits))
                     return 0;
             }
-        } else if (!skip_value(&r, wire)) {
-            return 0;
+        } else {
+            return 0; /* an unknown field */
         }
     }
     return out->kind != K_NONE;
@@ -299,12 +274,8 @@ static int value_ok(Checker *self, const Value *v) {
         while (r.p < r.end) {
             if (!next_field(&r, &number, &wire, &item))
                 return 0;
-            if (number == 1) {
-                if (wire != 2 || ++items > MAX_LIST_ITEMS || utf8_chars(item) > self->max_chars)
-                    return 0;
-            } else if (!skip_value(&r, wire)) {
-                return 0;
-            }
+            if (number != 1 || wire != 2 || ++items > MAX_LIST_ITEMS || utf8_chars(item) > self->max_chars)
+                return 0; /* another field is an unknown one */
         }
         return 1;
     }
@@ -391,12 +362,7 @@ static int read_event(Checker *self, Slice data, int small, Fields *f, Slice *lo
                 return 0;
             continue;
         }
-        if (number > LAST_EVENT_FIELD) {
-            if (!skip_value(&r, wire))
-                return 0;
-            continue;
-        }
-        if (wire != 2)
+        if (number > LAST_EVENT_FIELD || wire != 2) /* an unknown field, or one sent with another wire type */
             return 0;
         switch (number) {
         case 1:
@@ -442,7 +408,7 @@ static int read_event(Checker *self, Slice data, int small, Fields *f, Slice *lo
             f->properties[f->count++] = bytes;
             break;
         case 11:
-            if (!small && !context_ok(self, bytes))
+            if (!context_ok(self, bytes, small))
                 return 0;
             f->has_context = 1;
             break;

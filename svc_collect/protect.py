@@ -177,16 +177,14 @@ class EventProtector:
         del event.masked_fields[:]
 
     def mask_copy(self, event: event_pb2.Event, schema: CompiledSchema | None) -> event_pb2.Event:
-        """A copy of a raw (quarantined) event with level 3+ values withheld, for readers who may not see them."""
+        """A copy of a raw (quarantined) event with level 3+ values withheld, for readers who may not see them, listed
+        in ``masked_fields`` in the order protect() lists them: undeclared personal data first, then the declared
+        level 3+ properties by name, then the ip. Fields its messages do not declare are left out: nothing can say
+        what they hold (svc_collect/unknown_fields.py)."""
         masked = event_pb2.Event()
         masked.CopyFrom(event)
+        masked.DiscardUnknownFields()
         modes = self.modes_for(schema)
-        for name in sorted(n for n in masked.properties if n in modes):  # name order, as protect() lists them
-            del masked.properties[name]
-            masked.masked_fields.append(name)
-        if masked.HasField("context") and masked.context.ip:
-            masked.context.ClearField("ip")
-            masked.masked_fields.append(CONTEXT_IP)
         if self._undeclared is not None:  # whatever the policy, a quarantined event's found values are withheld
             for field, _ in self.undeclared_in(masked, modes, sorted(masked.properties)):
                 if field.startswith("context."):
@@ -194,6 +192,12 @@ class EventProtector:
                 else:
                     del masked.properties[field]
                 masked.masked_fields.append(field)
+        for name in sorted(n for n in masked.properties if n in modes):  # name order, as protect() lists them
+            del masked.properties[name]
+            masked.masked_fields.append(name)
+        if masked.HasField("context") and masked.context.ip:
+            masked.context.ClearField("ip")
+            masked.masked_fields.append(CONTEXT_IP)
         self._pseudonymize_ids(masked)
         return masked
 

@@ -25,6 +25,8 @@ QUARANTINE_REASONS = frozenset(
         "MISSING_REQUIRED_PROPERTY",
         "UNSIGNED_SYSTEM_EVENT",
         "UNDECLARED_PERSONAL_DATA",  # protect.py, under undeclared_pii = "reject"
+        "UNKNOWN_FIELD",  # validation.py: a field the event's messages do not declare
+        "PAYLOAD_MISMATCH",  # a replay that met the log's copy of the id with another payload (service.py)
     }
 )
 

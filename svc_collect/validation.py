@@ -26,6 +26,7 @@ from svc_collect._schema_rules import (  # re-exported: the names svc_collect.va
     value_of,
 )
 from svc_collect.config import CollectSettings
+from svc_collect.unknown_fields import describe, holds_unknown
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.ids import invisible_violation
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
@@ -235,6 +236,8 @@ class EventValidator:
                 R.ERROR_REASON_TIMESTAMP_OUT_OF_RANGE, "occurred_at", f"occurred_at is {FLAG_NAMES[flags]}"
             )
         data = serialize(event, deterministic=True) if encoded is None else encoded
+        if holds_unknown(event, data):  # nothing would check or protect such a field (unknown_fields.py)
+            return Rejection(R.ERROR_REASON_UNKNOWN_FIELD, *describe(event))
         # Every identity is written with the tag byte of field 7: without that byte anywhere, there is none (reading
         # the repeated field builds a container object, ~0.2 µs).
         identities = IDENTITIES_TAG in data and bool(event.identities)

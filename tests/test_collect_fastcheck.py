@@ -33,7 +33,7 @@ from svc_collect.output_only import OUTPUT_ONLY_FIELDS
 from svc_collect.validation import EventValidator, Rejection, compile_schema
 from svc_common.config import load_settings
 from svc_common.pb.qiming.collect.v1 import collect_pb2
-from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
+from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
 from svc_common.protection import JsonKeyProvider, SystemEventSigner, generate_keyring, may_hold_personal_data
 
 NOW_US = 1_790_000_000_000_000
@@ -237,8 +237,8 @@ def test_the_c_check_answers_as_the_python_check_on_mutated_encodings() -> None:
 
 @needs_native
 def test_the_c_check_vouches_for_the_usual_events_and_leaves_the_rest() -> None:
-    """What it answers itself: ids in upper case (after lowering them), unknown fields, values of every kind; what it
-    leaves to the Python check: names and types not yet found valid, signed system types, non-ASCII ids."""
+    """What it answers itself: ids in upper case (after lowering them), values of every kind; what it leaves to the
+    Python check: names and types not yet found valid, signed system types, non-ASCII ids, unknown fields."""
     native, _ = _validators()
     checker = native._native
     assert checker is not None
@@ -262,7 +262,8 @@ def test_the_c_check_vouches_for_the_usual_events_and_leaves_the_rest() -> None:
     assert native.check(upper, NOW_US)[6] == event.event_id and upper.event_id == event.event_id
 
     unknown = event_pb2.Event.FromString(encoded(event) + b"\xa0\x06\x01")  # field 100, a varint: kept by upb
-    assert checker(encoded(unknown), NOW_US)[1] == encoded(unknown)
+    assert checker(encoded(unknown), NOW_US) is None  # refused by the Python check (test_collect_unknown_fields.py)
+    assert native.check(unknown, NOW_US).reason == errors_pb2.ERROR_REASON_UNKNOWN_FIELD
 
     for change in (
         lambda e: setattr(e, "user_id", "c\u00e9"),  # Unicode decides what is printable
