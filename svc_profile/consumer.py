@@ -136,7 +136,7 @@ class BatchConsumer:
                 if self.fail_after_features:
                     raise RuntimeError("injected crash in the middle of a batch")
                 triggers, person_types = self.updater.triggers, self.updater.types
-                fresh = set(res.created) | merged
+                fresh = set(res.created) | merged | res.gained  # evaluated in full: new, merged, now a customer
                 counts = core.engine.refresh(
                     conn,
                     touched,

@@ -100,6 +100,9 @@ class Resolution:
     looked_up: set[IdKey] | None = None
     """The ids that the consumer's hot persons did not hold (None: no cache was asked); those of ``owner`` that
     the cache holds map to the same profiles (a batch that merges is not cached)."""
+    gained: set[str] = field(default_factory=set)
+    """Existing profiles this batch linked a customer number to: everything about them is evaluated again (a stage,
+    the dormant score and what reads them depend on having a customer, which no event type's rules name)."""
 
 
 def new_profile_id() -> str:
@@ -238,6 +241,8 @@ class BatchResolver:
                     res.links.append(link_row(pid, other, linked_by.get(kind, "event"), e.event_id, now))
                     owner[other] = pid
                     if other[0] == CUSTOMER:
+                        if not customers.get(pid):
+                            res.gained.add(pid)
                         customers[pid] = other[1]
                     continue
                 if kind == "plain":
