@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import logging
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -375,9 +376,11 @@ class Definitions:
             return out
 
     def archive_tag(self, name: str) -> pb.TagDefinition:
-        """Stop evaluating (or taking writes of) the tag. A tag that an active tag or segment reads (``has_tag``,
-        a tag or score field) is refused: their answers would freeze on the values it last had."""
-        t = self.t["tag_definition"]
+        """Stop evaluating (or taking writes of) the tag, and remove its values from every profile in the same
+        transaction: nothing would keep them current (there is no unarchive), and readers such as svc_campaign's
+        journeys would act on them as current. A tag that an active tag or segment reads (``has_tag``, a tag or
+        score field) is refused: their answers would freeze on the values it last had."""
+        t, values = self.t["tag_definition"], self.t["tag"]
         engine = self.core.engine
         with self.changing(), self.core.writing() as conn:
             self._latest_tag(conn, name)
@@ -389,6 +392,8 @@ class Definitions:
                     reason="TAG_IN_USE",
                 )
             conn.execute(update(t).where(t.c.name == name).values(archived=True))
+            removed = conn.execute(delete(values).where(values.c.name == name)).rowcount
+        log.info("tag %r archived; its values were removed from %d profiles", name, removed)
         return self.get_tag(name)
 
     # -- segments ------------------------------------------------------------------------------------
@@ -420,6 +425,12 @@ class Definitions:
         return rule
 
     def create_segment(self, segment: pb.Segment) -> pb.Segment:
+        """Store a new segment; one without a ``segment_id`` gets one (``seg_`` and 16 hex digits, profile.proto)."""
+        if not segment.segment_id:
+            assigned = pb.Segment()
+            assigned.CopyFrom(segment)
+            assigned.segment_id = f"seg_{uuid.uuid4().hex[:16]}"
+            segment = assigned
         now = dt.datetime.now(dt.UTC)
         t = self.t["segment"]
         with self.changing(), self.core.writing() as conn:
