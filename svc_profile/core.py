@@ -40,7 +40,11 @@ class Core:
         self.engine = Engine(settings, self.store, self.sealer, self.signer)
         self.write_lock = threading.RLock()
         self.hot = HotPersons(settings.hot_persons, settings.hot_day_buckets)
-        self.pipeline = Pipeline(database, stage=settings.consumer_stage_writes)
+        self.pipeline = Pipeline(
+            database,
+            stage=settings.consumer_stage_writes,
+            switch_interval_micros=settings.consumer_switch_interval_micros,
+        )
         """The log consumer's commits, on a thread of their own (``svc_profile.pipeline``)."""
         self._sensitive = frozenset(settings.sensitive_attributes)
         self.sensitive_tags: frozenset[str] = frozenset()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -31,13 +32,25 @@ IDLE_SECONDS = 5.0
 log = logging.getLogger("qiming.profile")
 
 
+def shorten_switch_interval(micros: int) -> None:
+    """Python's GIL switch interval down to ``micros`` (never up; 0: unchanged). The commit thread takes the GIL back
+    after each statement's step and its commit while the consumer's thread computes the next batch and holds it,
+    handing it over only when an interval has passed: each statement of the commit job waited up to one interval."""
+    seconds = micros / 1_000_000
+    if micros and seconds < sys.getswitchinterval():
+        sys.setswitchinterval(seconds)
+        log.info("GIL switch interval %d µs for the log consumer's commits (consumer_switch_interval_micros)", micros)
+
+
 class Pipeline:
     """One thread that runs commits handed over by the consumer, in order; a failure is kept until taken."""
 
-    def __init__(self, database: Database, stage: bool = True) -> None:
+    def __init__(self, database: Database, stage: bool = True, switch_interval_micros: int = 0) -> None:
         self.database = database
         self.stage = stage
         """SQLite: stage the batches' bulk writes for their commit job (``consumer_stage_writes``)."""
+        self.switch_interval_micros = switch_interval_micros
+        """Applied as the thread first starts (:func:`shorten_switch_interval`)."""
         self._jobs: deque[tuple[Job, bool]] = deque()
         self._busy = False
         self._cond = threading.Condition()
@@ -53,6 +66,7 @@ class Pipeline:
         but for those of a batch whose transaction is ``opened`` already: they run (and roll it back)."""
         with self._cond:
             if self._thread is None:
+                shorten_switch_interval(self.switch_interval_micros)
                 self._thread = threading.Thread(target=self._run, name="profile-commit", daemon=True)
                 self._thread.start()
             self._jobs.append((job, opened))
