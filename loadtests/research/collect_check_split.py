@@ -4,7 +4,7 @@
     PYTHONPATH=$PWD .venv/bin/python loadtests/research/collect_check_split.py --batches 20 --rounds 3
 
 Steps: ``check`` (``EventValidator.check``: the C check first — its deterministic encoding and ``Checker.check``
-alone also timed —; ``check_in_python``: the Python check alone), the first look for undeclared personal data (C,
+alone also timed —; ``check_in_python``: the Python check alone, its test for unknown fields also timed), the first look for undeclared personal data (C,
 Python), the ``protect`` of events with nothing to protect and of those with a level-3 value to seal (C or Python first look
 for undeclared personal data), ``fingerprint``, and the whole ``_prepare`` with ``native_checks`` on and off (two
 services on temporary SQLite databases, the GC as ``qiming serve`` sets it). Prints the minimum over the rounds.
@@ -28,6 +28,7 @@ from collect_helpers import collect_settings, running_service
 
 from svc_collect import _fastcheck, server
 from svc_collect.service import now_micros
+from svc_collect.unknown_fields import holds_unknown
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import event_pb2
 
@@ -60,7 +61,13 @@ async def measure(batches: int, rounds: int) -> None:
     datas = bench_collect.make_batches(batches + 1, 1000, seed=11)
     # Printed in this order: the check and its parts first.
     best: dict[str, float] = dict.fromkeys(
-        ("check, C first", "  of which the deterministic encoding", "  of which Checker.check alone", "check, Python"),
+        (
+            "check, C first",
+            "  of which the deterministic encoding",
+            "  of which Checker.check alone",
+            "check, Python",
+            "  of which the unknown-field test (holds_unknown)",
+        ),
         float("inf"),
     )
 
@@ -104,6 +111,11 @@ async def measure(batches: int, rounds: int) -> None:
                 checker = validator._native
                 keep("  of which the deterministic encoding", per_event(lambda: [serialize(e) for e in events], n))
                 keep("  of which Checker.check alone", per_event(lambda: [checker(d, now) for d in encodings], n))  # noqa: B023
+                batch = copies(events)
+                keep(
+                    "  of which the unknown-field test (holds_unknown)",
+                    per_event(lambda: [holds_unknown(e, d) for e, d in zip(batch, encodings, strict=True)], n),  # noqa: B023
+                )
                 keep("may_hold_personal_data, C", per_event(lambda: [may_hold_c(d) for d in encodings], n))  # noqa: B023
                 keep("may_hold_personal_data, Python", per_event(lambda: [may_hold_py(d) for d in encodings], n))  # noqa: B023
                 fingerprint = native._fingerprints.fingerprint
