@@ -178,8 +178,9 @@ class EventProtector:
 
     def mask_copy(self, event: event_pb2.Event, schema: CompiledSchema | None) -> event_pb2.Event:
         """A copy of a raw (quarantined) event with level 3+ values withheld, for readers who may not see them, listed
-        in ``masked_fields`` in the order protect() lists them: undeclared personal data first, then the declared
-        level 3+ properties by name, then the ip. Fields its messages do not declare are left out: nothing can say
+        in ``masked_fields`` in the order protect() lists them under ``undeclared_pii = "seal"``: undeclared personal
+        data first (withheld and listed whatever the policy), then the declared level 3+ properties by name, then the
+        ip. Fields its messages do not declare are left out: nothing can say
         what they hold (svc_collect/unknown_fields.py)."""
         masked = event_pb2.Event()
         masked.CopyFrom(event)

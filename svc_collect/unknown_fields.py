@@ -38,7 +38,7 @@ def describe(event: event_pb2.Event) -> tuple[str, str]:
     """(field path, message) of the first unknown field of ``event``, for its rejection."""
     for field in _unknown.UnknownFieldSet(event):
         number, wire = field.field_number, field.wire_type
-        if number == 10:  # upb keeps a properties entry it cannot take (a third field) whole, as an unknown field
+        if number == 10 and wire == 2:  # upb keeps a properties entry it cannot take (a third field) whole
             return "properties", f"a properties entry holds a field besides its key (1) and value (2); {FIX}"
         declared = _event_fields.get(number)
         if declared is not None:

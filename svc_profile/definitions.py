@@ -393,7 +393,7 @@ class Definitions:
                 )
             conn.execute(update(t).where(t.c.name == name).values(archived=True))
             removed = conn.execute(delete(values).where(values.c.name == name)).rowcount
-        log.info("tag %r archived; its values were removed from %d profiles", name, removed)
+        log.info("tag %r archived; its values were removed (%s rows)", name, removed if removed >= 0 else "some")
         return self.get_tag(name)
 
     # -- segments ------------------------------------------------------------------------------------

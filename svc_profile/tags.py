@@ -90,6 +90,9 @@ class TagWriter:
             source, provenance.writer[:128], provenance.writer_version[:64], now, trace_id[:32]
         )
         with self.core.writing() as conn:
+            # The definitions may have changed while this waited for the writer's lock (an archive, which removes the
+            # tag's values): each tag is checked again here, where no definition can change until the commit.
+            accepted, at = self._still_writable(accepted, at, errors, offset)
             rule_tags, segments = readers_of(self.core.engine, {w[2] for w in accepted})
             refresh = bool(rule_tags or segments)
             missing, touched = _tagwrite.write_values(
@@ -104,6 +107,24 @@ class TagWriter:
                 self.core.engine.refresh(conn, touched, now, cause="event", tags=True, only_segments=segments)
         written = len(accepted) - len(missing)
         return written, sorted(errors)
+
+    def _still_writable(
+        self, accepted: list[tuple], at: list[int], errors: list[tuple[int, str, str, str]], offset: int
+    ) -> tuple[list[tuple], list[int]]:
+        """The writes whose tags are still writable, with their indexes; the others reported as refused."""
+        rules, archived = self.core.engine.tags, self.definitions.archived_tags
+        late = {
+            name: why for name in {w[2] for w in accepted} if (why := _refusal(rules.get(name), name, name in archived))
+        }
+        if not late:
+            return accepted, at
+        for w, i in zip(accepted, at, strict=True):
+            why = late.get(w[2])
+            if why is not None:
+                field = f"writes[{i}].tag_name"
+                errors.append((offset + i, why[1], field, f"{field}: {why[2]}"))
+        kept = [k for k, w in enumerate(accepted) if w[2] not in late]
+        return [accepted[k] for k in kept], [at[k] for k in kept]
 
     def list_user_tags(self, ref: Any, roles: frozenset[str] = frozenset()) -> list[Any]:
         """The person's tags in force; those of level 3+ only for a caller holding an unmask role."""

@@ -3,18 +3,23 @@ fix."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
 import grpc
 import pytest
+import sqlalchemy as sa
 from profile_helpers import ANONYMOUS, CUSTOMER, event, profile_app, profile_process, profile_settings, ref
+from test_ddl_snapshots import offline_migration_sql
 
 from svc_common.conditions import from_proto, to_proto
+from svc_common.db import Database
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
+from svc_profile.store import SCHEMA
 
 
 def _carrying(event_type: str, device: str, customer: str) -> object:
@@ -89,3 +94,79 @@ def test_archiving_a_tag_removes_its_values_from_every_profile(tmp_path: Path, d
             assert "tmp_tag" not in names and "kept_tag" in names
         app.consumer.handle([event("login", user_id="C1")], "c2")  # not evaluated again
         assert "tmp_tag" not in {t.name for t in app.profiles.get(ref("C1"), ["tags"], frozenset()).tags}
+
+
+# Review of the session: a WriteTags group checked before an archive, waiting for the writer's lock meanwhile, wrote
+# its value after the archive removed the tag's values.
+def test_a_tag_archived_while_a_write_waits_for_the_lock_refuses_that_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from svc_profile import tags as tags_module
+
+    manual = types_pb2.Provenance(source=types_pb2.Provenance.SOURCE_MANUAL, writer="crm", writer_version="1")
+    with profile_app(profile_settings(tmp_path, finance_pack=False)) as app:
+        app.definitions.create_tag(
+            pb.TagDefinition(name="vip", value_type=types_pb2.VALUE_TYPE_BOOL, external=pb.ExternalTag(writer="crm"))
+        )
+        app.definitions.create_tag(
+            pb.TagDefinition(name="gold", value_type=types_pb2.VALUE_TYPE_BOOL, external=pb.ExternalTag(writer="crm"))
+        )
+        app.consumer.handle([event("login", user_id="C1")], "c1")
+        vip = pb.TagWrite(user=ref("C1"), tag_name="vip", value=to_proto(True))
+        gold = pb.TagWrite(user=ref("C1"), tag_name="gold", value=to_proto(True))
+        assert app.tags.write([vip], manual, "") == (1, [])
+        real_now = tags_module.now_us
+
+        def archive_meanwhile() -> int:  # runs between the checks of the rows and the writer's lock
+            app.definitions.archive_tag("vip")
+            return real_now()
+
+        monkeypatch.setattr(tags_module, "now_us", archive_meanwhile)
+        written, errors = app.tags.write([vip, gold], manual, "")
+        assert written == 1
+        assert errors == [
+            (
+                0,
+                "TAG_ARCHIVED",
+                "writes[0].tag_name",
+                "writes[0].tag_name: tag 'vip' is archived: its writes are refused",
+            )
+        ]
+        names = {t.name for t in app.profiles.get(ref("C1"), ["tags"], frozenset()).tags}
+        assert "vip" not in names and "gold" in names
+
+
+# Review of the session: tags archived by an earlier release keep their values until the migration removes them.
+def test_the_migration_removes_the_values_of_tags_archived_before(tmp_path: Path, database_url: str) -> None:
+    db = Database.from_settings(profile_settings(tmp_path, database_url))
+    migrations = SCHEMA.migrations
+    definition = sa.text(
+        "INSERT INTO profile_tag_definition (name, version, body, archived, created_at, updated_at)"
+        " VALUES (:n, 1, :b, :a, :t, :t)"
+    )
+    value = sa.text(
+        "INSERT INTO profile_tag (profile_id, name, tag_value, source, writer, writer_version, written_us, trace_id)"
+        " VALUES (:p, :n, '[\"b\", true]', 'RULE', 'tag:x', '1', 1, '')"
+    )
+    try:
+        assert migrations.upgrade(db.engine, "profile_0009") == "profile_0009"
+        now = dt.datetime.now(dt.UTC)
+        with db.connection(write=True) as conn:
+            conn.execute(
+                definition, [{"n": n, "b": b"", "a": a, "t": now} for n, a in (("old", True), ("live", False))]
+            )
+            conn.execute(value, [{"p": p, "n": n} for p in ("p1", "p2") for n in ("old", "live")])
+        assert migrations.upgrade(db.engine) == migrations.head()
+        with db.connection() as conn:
+            left = conn.execute(sa.text("SELECT profile_id, name FROM profile_tag ORDER BY 1, 2")).all()
+        assert [tuple(r) for r in left] == [("p1", "live"), ("p2", "live")]
+    finally:
+        db.dispose()
+
+
+def test_the_migration_compiles_for_the_domestic_databases() -> None:
+    path = Path(__file__).parents[1] / "svc_profile/store/migrations/versions/profile_0010_archived_tag_values.py"
+    for dialect in ("dm", "opengauss", "postgresql", "sqlite"):
+        sql = offline_migration_sql(path, dialect)
+        assert "DELETE FROM profile_tag WHERE profile_tag.name IN" in sql, (dialect, sql)
+        assert "profile_tag_definition.archived IS" in sql, (dialect, sql)
