@@ -2,7 +2,7 @@
 (``UNKNOWN_FIELD``, docs/collect.md "Validation"): the base takes a plain event and one whose ``properties`` entry
 ``id_number`` carries a third field (upb keeps the entry among the unknown fields, so the base stored it as sent);
 this tree's collector, on the same data directory, is sent both again and a new event of the second kind, then
-reads the log back as a reader without ``unmask`` does.
+reads the log back as a reader without ``unmask`` does, and runs ``svc_collect.unknown_scan`` on it.
 
     PYTHONPATH=$PWD .venv/bin/python loadtests/research/upgrade_collect_unknown_fields.py --base a05fe85
 
@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from upgrade_collect_native import event
 from upgrade_jetstream_index import ROOT, extract_tree, ingest
 
+from svc_collect import unknown_scan
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_common.process import ServerProcess
@@ -64,6 +65,11 @@ def main() -> None:
                     for e in read:
                         held = "holds the identity number" if ID_NUMBER in e.SerializeToString() else "nothing unknown"
                         print(f"  {e.event_id[:8]}… {held}")
+                    print(f"python -m svc_collect.unknown_scan --address {server.address}:")
+                    sys.stdout.flush()
+                    status = unknown_scan.main(["--address", server.address])
+                    sys.stderr.flush()
+                    print(f"exit status {status}")
 
 
 if __name__ == "__main__":
