@@ -13,17 +13,15 @@ this tree's collector said of its check at start.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from upgrade_jetstream_index import ROOT, extract_tree, ingest
+from upgrade_jetstream_index import ROOT, ingest, run_upgrade
 
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.process import ServerProcess
@@ -42,37 +40,31 @@ def event(event_id: str, screen: str, **kinds: bool) -> event_pb2.Event:
     return e
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base", required=True, help="the commit the first collector runs")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="qiming-upgrade-") as tmp:
-        root = Path(tmp)
-        base = extract_tree(args.base, root)
-        ids = [str(uuid.uuid4()) for _ in range(4)]
-        ids[1] = ids[1].upper()
+def scenario(root: Path, base: Path, revision: str) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(4)]
+    ids[1] = ids[1].upper()
 
-        def sent(changed: bool = False) -> list[event_pb2.Event]:
-            return [
-                event(ids[0], "trade" if changed else "home"),
-                event(ids[1], "home"),
-                event(ids[2], "trade", amount=True),
-                event(ids[3], "mine", account=True),
-            ]
+    def sent(changed: bool = False) -> list[event_pb2.Event]:
+        return [
+            event(ids[0], "trade" if changed else "home"),
+            event(ids[1], "home"),
+            event(ids[2], "trade", amount=True),
+            event(ids[3], "mine", account=True),
+        ]
 
-        this_tree = "this tree, again, the first one changed, and a new one:"
-        for tree, label, events in (
-            (base, f"{args.base}, first:", sent()),
-            (ROOT, this_tree, [*sent(changed=True), event(str(uuid.uuid4()), "home")]),
-        ):
-            env = {"PYTHONPATH": str(tree), "QIMING_COLLECT_LOG_LEVEL": "INFO"}
-            with ServerProcess("collect", env=env, work_dir=root / "collect") as server:
-                ingest(server.address, label, events)
-            if tree == ROOT:
-                lines = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
-                said = [line["message"] for line in lines if "events are checked" in line.get("message", "")]
-                print("this tree's collector at start:", said[-1] if said else "(no line)")
+    this_tree = "this tree, again, the first one changed, and a new one:"
+    for tree, label, events in (
+        (base, f"{revision}, first:", sent()),
+        (ROOT, this_tree, [*sent(changed=True), event(str(uuid.uuid4()), "home")]),
+    ):
+        env = {"PYTHONPATH": str(tree), "QIMING_COLLECT_LOG_LEVEL": "INFO"}
+        with ServerProcess("collect", env=env, work_dir=root / "collect") as server:
+            ingest(server.address, label, events)
+        if tree == ROOT:
+            lines = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
+            said = [line["message"] for line in lines if "events are checked" in line.get("message", "")]
+            print("this tree's collector at start:", said[-1] if said else "(no line)")
 
 
 if __name__ == "__main__":
-    main()
+    run_upgrade(__doc__, scenario)

@@ -13,9 +13,7 @@ identity number.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from upgrade_collect_native import event
-from upgrade_jetstream_index import ROOT, extract_tree, ingest
+from upgrade_jetstream_index import ROOT, ingest, run_upgrade
 
 from svc_collect import unknown_scan
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
@@ -42,35 +40,29 @@ def leaky(event_id: str) -> event_pb2.Event:
     return event_pb2.Event.FromString(event(event_id, "kyc").SerializeToString() + extra)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base", required=True, help="the commit the first collector runs")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="qiming-upgrade-") as tmp:
-        root = Path(tmp)
-        base = extract_tree(args.base, root)
-        plain, old = str(uuid.uuid4()), str(uuid.uuid4())
-        for tree, label, events in (
-            (base, f"{args.base}, first:", [event(plain, "home"), leaky(old)]),
-            (ROOT, "this tree, the same two again and a new one of the second kind:", None),
-        ):
-            env = {"PYTHONPATH": str(tree)}
-            with ServerProcess("collect", env=env, work_dir=root / "collect") as server:
-                ingest(server.address, label, events or [event(plain, "home"), leaky(old), leaky(str(uuid.uuid4()))])
-                if tree == ROOT:
-                    with grpc.insecure_channel(server.address) as channel:
-                        pages = collect_pb2_grpc.CollectServiceStub(channel).ReadEvents(collect_pb2.ReadEventsRequest())
-                        read = [e for page in pages for e in page.events]
-                    print("this tree, the log read back (no unmask):")
-                    for e in read:
-                        held = "holds the identity number" if ID_NUMBER in e.SerializeToString() else "nothing unknown"
-                        print(f"  {e.event_id[:8]}… {held}")
-                    print(f"python -m svc_collect.unknown_scan --address {server.address}:")
-                    sys.stdout.flush()
-                    status = unknown_scan.main(["--address", server.address])
-                    sys.stderr.flush()
-                    print(f"exit status {status}")
+def scenario(root: Path, base: Path, revision: str) -> None:
+    plain, old = str(uuid.uuid4()), str(uuid.uuid4())
+    for tree, label, events in (
+        (base, f"{revision}, first:", [event(plain, "home"), leaky(old)]),
+        (ROOT, "this tree, the same two again and a new one of the second kind:", None),
+    ):
+        env = {"PYTHONPATH": str(tree)}
+        with ServerProcess("collect", env=env, work_dir=root / "collect") as server:
+            ingest(server.address, label, events or [event(plain, "home"), leaky(old), leaky(str(uuid.uuid4()))])
+            if tree == ROOT:
+                with grpc.insecure_channel(server.address) as channel:
+                    pages = collect_pb2_grpc.CollectServiceStub(channel).ReadEvents(collect_pb2.ReadEventsRequest())
+                    read = [e for page in pages for e in page.events]
+                print("this tree, the log read back (no unmask):")
+                for e in read:
+                    held = "holds the identity number" if ID_NUMBER in e.SerializeToString() else "nothing unknown"
+                    print(f"  {e.event_id[:8]}… {held}")
+                print(f"python -m svc_collect.unknown_scan --address {server.address}:")
+                sys.stdout.flush()
+                status = unknown_scan.main(["--address", server.address])
+                sys.stderr.flush()
+                print(f"exit status {status}")
 
 
 if __name__ == "__main__":
-    main()
+    run_upgrade(__doc__, scenario)

@@ -17,6 +17,7 @@ import tarfile
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -58,31 +59,31 @@ def extract_tree(revision: str, root: Path) -> Path:
     return base
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_upgrade(doc: str, scenario: Callable[[Path, Path, str], None]) -> None:
+    """The upgrade scripts' frame: ``--base REV`` from the command line (``doc`` its help), a temporary directory
+    and the base tree extracted in it, then ``scenario(directory, base tree, REV)``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True, help="the commit the first collector runs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="qiming-upgrade-") as tmp:
         root = Path(tmp)
-        base = extract_tree(args.base, root)
-        a, b = str(uuid.uuid4()), str(uuid.uuid4())
-        with NatsServer(root / "nats") as nats:
-            env = {"QIMING_COLLECT_LOG_BACKEND": "jetstream", "QIMING_COLLECT_NATS_URL": nats.url}
-            for tree, calls in (
-                (base, [("first", [event(a, "home"), event(b, "fund_detail")])]),
-                (
-                    ROOT,
-                    [
-                        ("again, b changed", [event(a, "home"), event(b, "trade"), event(str(uuid.uuid4()), "home")]),
-                    ],
-                ),
-            ):
-                server = ServerProcess("collect", env={**env, "PYTHONPATH": str(tree)}, work_dir=root / "collect")
-                with server:
-                    name = args.base if tree == base else "this tree"
-                    for label, events in calls:
-                        ingest(server.address, f"{name}, {label}:", events)
+        scenario(root, extract_tree(args.base, root), args.base)
+
+
+def scenario(root: Path, base: Path, revision: str) -> None:
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    with NatsServer(root / "nats") as nats:
+        env = {"QIMING_COLLECT_LOG_BACKEND": "jetstream", "QIMING_COLLECT_NATS_URL": nats.url}
+        for tree, calls in (
+            (base, [("first", [event(a, "home"), event(b, "fund_detail")])]),
+            (ROOT, [("again, b changed", [event(a, "home"), event(b, "trade"), event(str(uuid.uuid4()), "home")])]),
+        ):
+            server = ServerProcess("collect", env={**env, "PYTHONPATH": str(tree)}, work_dir=root / "collect")
+            with server:
+                name = revision if tree == base else "this tree"
+                for label, events in calls:
+                    ingest(server.address, f"{name}, {label}:", events)
 
 
 if __name__ == "__main__":
-    main()
+    run_upgrade(__doc__, scenario)
