@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_profile import timesweep
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
@@ -22,6 +23,8 @@ from svc_profile.model import now_us
 from svc_profile.outbox import OutboxPublisher
 from svc_profile.sqlseg import segment_where
 
+_ID_TYPES = frozenset(types_pb2.IdType.values()) - {types_pb2.ID_TYPE_UNSPECIFIED}
+"""What ExportMembers may be asked to send of each member (an unknown number matched nothing, silently)."""
 log = logging.getLogger("qiming.profile")
 RECOMPUTE_CHUNK = 20_000
 
@@ -272,6 +275,10 @@ class Segments:
         self.definitions.get_segment(segment_id)
         m = self.t["member"]
         types = set(id_types)
+        for i, id_type in enumerate(id_types):
+            if id_type not in _ID_TYPES:
+                why = f"{id_type} is not an id type (IdType: CUSTOMER, ANONYMOUS, FUND_ACCOUNT, ...)"
+                raise InvalidArgument(f"id_types[{i}]: {why}", violations=[FieldViolation(f"id_types[{i}]", why)])
         batch = min(batch or 500, 10_000)
         while True:
             with self.core.database.connection() as conn:

@@ -15,6 +15,7 @@ from test_ddl_snapshots import offline_migration_sql
 
 from svc_common.conditions import from_proto, to_proto
 from svc_common.db import Database
+from svc_common.errors import InvalidArgument
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
@@ -170,3 +171,18 @@ def test_the_migration_compiles_for_the_domestic_databases() -> None:
         sql = offline_migration_sql(path, dialect)
         assert "DELETE FROM profile_tag WHERE profile_tag.name IN" in sql, (dialect, sql)
         assert "profile_tag_definition.archived IS" in sql, (dialect, sql)
+
+
+# Noted by the walk: ExportMembers took an id type that is none and matched nothing, silently.
+def test_an_export_asking_for_an_unknown_id_type_is_refused_naming_it(tmp_path: Path) -> None:
+    logged_in = C.Condition(event_count=C.EventCount(event_type="login", min_count=1, window_seconds=86_400))
+    with profile_app(profile_settings(tmp_path, finance_pack=False)) as app:
+        app.definitions.create_segment(pb.Segment(segment_id="active", condition=logged_in))
+        app.consumer.handle([event("login", user_id="C1")], "c1")
+        ((_, ids, _),) = next(iter(app.segments.export("active", 10, [CUSTOMER])))
+        assert [i.id_value for i in ids] == ["C1"]
+        with pytest.raises(InvalidArgument) as refused:
+            next(iter(app.segments.export("active", 10, [CUSTOMER, 99])))
+        assert refused.value.violations[0].field == "id_types[1]" and "99 is not an id type" in refused.value.message
+        with pytest.raises(InvalidArgument):
+            next(iter(app.segments.export("active", 10, [types_pb2.ID_TYPE_UNSPECIFIED])))
