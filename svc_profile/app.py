@@ -52,6 +52,8 @@ class ProfileApp:
         self.publisher: OutboxPublisher | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._handling = 0
+        self._submitted = 0
+        """Batches handed to the consumer so far: the commit watcher waits again when one came while it waited."""
         self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -96,17 +98,24 @@ class ProfileApp:
             await asyncio.to_thread(self.consumer.submit, events, cursor)
         finally:
             self._handling -= 1
+        self._submitted += 1  # with the check below, one step of the loop: the watcher sees it or is done
         if self._watch is None or self._watch.done():
             self._watch = asyncio.create_task(self._watch_commits(), name="profile-commit-watch")
 
     async def _watch_commits(self) -> None:
         """A commit that fails while no batch follows (the log idle) would otherwise wait for the next event to be
-        replayed: the follower is restarted, which reloads the stored cursor."""
-        await asyncio.to_thread(self.core.pipeline.wait)
-        if self.core.pipeline.failed and not self._handling and self.follower is not None:
-            log.warning("a log batch's commit failed; resuming from the stored cursor")
-            await self.follower.stop()
-            self.follower.start()
+        replayed: the follower is restarted, which reloads the stored cursor. A batch handed over while this waited
+        (no second watcher is started while one runs) is waited for too, until none came meanwhile."""
+        while True:
+            seen = self._submitted
+            await asyncio.to_thread(self.core.pipeline.wait)
+            if self.core.pipeline.failed and not self._handling and self.follower is not None:
+                log.warning("a log batch's commit failed; resuming from the stored cursor")
+                await self.follower.stop()
+                self.follower.start()
+                return
+            if self._submitted == seen:
+                return
 
     async def stop(self) -> None:
         if self._watch is not None:

@@ -178,6 +178,53 @@ def test_a_failed_commit_with_no_batch_after_it_restarts_the_follower(tmp_path: 
         assert app.consumer.load_cursor() == "c1"
 
 
+def test_a_batch_handed_over_while_the_watcher_waits_is_watched_too(tmp_path: Path) -> None:
+    """The commit watcher runs while a batch's commit is in flight; a second batch handed over meanwhile starts no
+    second watcher. When the first commit succeeds and the second fails with the log idle, the watcher waits for
+    that one too and restarts the follower (walk 2026-12-07: it returned after the first, and nothing restarted
+    the follower until the next event)."""
+
+    class Pipeline:
+        def __init__(self) -> None:
+            self.done = [threading.Event(), threading.Event()]
+            self.waits = 0
+            self.failed = False
+
+        def wait(self) -> None:
+            self.waits += 1
+            self.done[min(self.waits, 2) - 1].wait(10)
+
+    class Follower:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        async def stop(self) -> None:
+            self.calls.append("stop")
+
+        def start(self) -> None:
+            self.calls.append("start")
+
+    with profile_app(profile_settings(tmp_path, None, finance_pack=False)) as app:
+        pipeline = app.core.pipeline = Pipeline()  # type: ignore[assignment]
+        follower = app.follower = Follower()  # type: ignore[assignment]
+        app.consumer.submit = lambda events, cursor: {}  # type: ignore[method-assign]
+
+        async def scenario() -> None:
+            await app._handle([], "c1")
+            watcher = app._watch
+            await asyncio.sleep(0.05)  # the watcher waits for the first commit
+            await app._handle([], "c2")
+            assert app._watch is watcher  # no second watcher while one runs
+            pipeline.done[0].set()  # the first commit: fine
+            await asyncio.sleep(0.1)
+            pipeline.failed = True
+            pipeline.done[1].set()  # the second: failed, and no batch follows
+            await asyncio.wait_for(watcher, 5)  # type: ignore[arg-type]
+
+        asyncio.run(scenario())
+        assert pipeline.waits == 2 and follower.calls == ["stop", "start"]
+
+
 def test_a_job_skipped_after_a_failure_wakes_those_waiting() -> None:
     """A job handed over after a failed one (not taken yet) is skipped, and ``wait`` returns once it is."""
     from svc_profile.pipeline import Pipeline
