@@ -269,6 +269,7 @@ def parse_only_server() -> Iterator[str]:
     finally:
         child.terminate()
         child.wait(timeout=10)
+        shutil.rmtree(port_file.parent, ignore_errors=True)
 
 
 # -- (b) the storage ceiling --------------------------------------------------------------------------

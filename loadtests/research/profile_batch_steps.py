@@ -17,11 +17,13 @@ features, and evaluating lifecycle, tags and segments (``Engine.refresh``, its r
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "loadtests"), str(ROOT / "tests")]
@@ -48,7 +50,14 @@ def main() -> None:
     parser.add_argument("--stored", type=int, default=0)
     parser.add_argument("--database-url", default="")
     args = parser.parse_args()
-    app = bench_profile.open_app(args.database_url, Path(tempfile.mkdtemp(prefix="profile-steps-")))
+    data_dir = Path(tempfile.mkdtemp(prefix="profile-steps-"))
+    try:
+        measure(args, bench_profile.open_app(args.database_url, data_dir))
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)  # its database: 100-300 MB a run
+
+
+def measure(args: argparse.Namespace, app: Any) -> None:
     if args.stored:
         bench_profile.bench_consume(app, 20_000, args.stored)
     wall: dict[str, float] = defaultdict(float)
