@@ -180,8 +180,7 @@ class EventProtector:
         """A copy of a raw (quarantined) event with level 3+ values withheld, for readers who may not see them, listed
         in ``masked_fields`` in the order protect() lists them under ``undeclared_pii = "seal"``: undeclared personal
         data first (withheld and listed whatever the policy), then the declared level 3+ properties by name, then the
-        ip. Fields its messages do not declare are left out: nothing can say
-        what they hold (svc_collect/unknown_fields.py)."""
+        ip. Fields its messages do not declare are left out: nothing can say what they hold (unknown_fields.py)."""
         masked = event_pb2.Event()
         masked.CopyFrom(event)
         masked.DiscardUnknownFields()

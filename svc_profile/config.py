@@ -136,10 +136,10 @@ class ProfileSettings(ServiceSettings):
     effect."""
     consumer_switch_interval_micros: int = Field(default=1000, ge=0, le=100_000)
     """Python's GIL switch interval (``sys.setswitchinterval``) as the log consumer first hands a batch to its commit
-    thread, if shorter than the
-    process's (0: left as it is; Python's default is 5,000). The consumer's commit thread needs the GIL back after
-    each of its statements and its commit (~15 a batch) while the consumer's thread computes the next batch, which
-    holds it for up to one interval each time: at 5 ms the commit job of a 10,000-event batch waited ~60–100 ms for
-    it (docs/benchmarks.md, "Session 21"). Process-wide: under ``qiming serve all`` every service's threads."""
+    thread, if shorter than the process's (0: left as it is; Python's default is 5,000). The consumer's commit thread
+    needs the GIL back after each of its statements and its commit (~15 a batch) while the consumer's thread computes
+    the next batch, which holds it for up to one interval each time: at 5 ms the commit job of a 10,000-event batch
+    waited ~60–100 ms for it (docs/benchmarks.md, "Session 21"). Process-wide: under ``qiming serve all`` every
+    service's threads."""
     finance_pack: bool = True
     """Install the built-in finance tag pack (``fin_*``) at start when missing."""

@@ -274,8 +274,9 @@ class Segments:
         """Members in profile id order, a page at a time, after ``after`` (a resumed export)."""
         self.definitions.get_segment(segment_id)
         m = self.t["member"]
-        types = set(id_types)
-        for i, id_type in enumerate(id_types):
+        listed = list(id_types)  # looked at twice: a generator would be empty the second time
+        types = set(listed)
+        for i, id_type in enumerate(listed):
             if id_type not in _ID_TYPES:
                 why = f"{id_type} is not an id type (IdType: CUSTOMER, ANONYMOUS, FUND_ACCOUNT, ...)"
                 raise InvalidArgument(f"id_types[{i}]: {why}", violations=[FieldViolation(f"id_types[{i}]", why)])

@@ -148,19 +148,22 @@ def test_other_writers_and_the_cursor_wait_for_the_commit_in_flight(tmp_path: Pa
         assert seen == ["commit", "commit"]
 
 
+class Follower:
+    """The service's log follower as the commit watcher uses it: each stop and start recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def stop(self) -> None:
+        self.calls.append("stop")
+
+    def start(self) -> None:
+        self.calls.append("start")
+
+
 def test_a_failed_commit_with_no_batch_after_it_restarts_the_follower(tmp_path: Path) -> None:
     """The log goes idle after a batch whose commit fails: no next batch raises it, so the service restarts its
     follower, which reloads the stored cursor (the batch is replayed); a commit that succeeds restarts nothing."""
-
-    class Follower:
-        def __init__(self) -> None:
-            self.calls: list[str] = []
-
-        async def stop(self) -> None:
-            self.calls.append("stop")
-
-        def start(self) -> None:
-            self.calls.append("start")
 
     with profile_app(profile_settings(tmp_path, None, finance_pack=False)) as app:
         follower = app.follower = Follower()  # type: ignore[assignment]
@@ -193,16 +196,6 @@ def test_a_batch_handed_over_while_the_watcher_waits_is_watched_too(tmp_path: Pa
         def wait(self) -> None:
             self.waits += 1
             self.done[min(self.waits, 2) - 1].wait(10)
-
-    class Follower:
-        def __init__(self) -> None:
-            self.calls: list[str] = []
-
-        async def stop(self) -> None:
-            self.calls.append("stop")
-
-        def start(self) -> None:
-            self.calls.append("start")
 
     with profile_app(profile_settings(tmp_path, None, finance_pack=False)) as app:
         pipeline = app.core.pipeline = Pipeline()  # type: ignore[assignment]
