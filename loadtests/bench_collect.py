@@ -525,6 +525,8 @@ def main() -> None:
     global ID_KIND, JETSTREAM_SHARDS, WORKERS, IN_FLIGHT, BACKENDS, PY_SPY_DIR
     BACKENDS = tuple(name for name in BACKENDS if name.lower() in args.backends.lower().split(","))
     PY_SPY_DIR = args.py_spy or ""
+    if PY_SPY_DIR:
+        Path(PY_SPY_DIR).mkdir(parents=True, exist_ok=True)  # py-spy writes nothing into a missing folder
     IN_FLIGHT = args.in_flight
     ID_KIND = args.event_ids
     JETSTREAM_SHARDS = args.jetstream_shards

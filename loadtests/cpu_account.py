@@ -88,12 +88,14 @@ class CpuMeter:
 @contextlib.contextmanager
 def py_spy_samples(pid: int, out: Path | None) -> Iterator[None]:
     """Sample ``pid`` and its child processes with py-spy (beside this Python) into ``out`` as collapsed stacks
-    (for flamegraph.pl or speedscope) while the block runs; nothing when ``out`` is None."""
+    (for flamegraph.pl or speedscope) while the block runs; nothing when ``out`` is None. Only the thread holding
+    the GIL is sampled (``--gil``): the collector is bound by it, and threads waiting (the event loop in ``select``,
+    idle workers) otherwise fill half the samples."""
     if out is None:
         yield
         return
     spy = Path(sys.executable).with_name("py-spy")
-    command = [str(spy), "record", "--subprocesses", "--pid", str(pid), "--rate", "200", "--format", "raw"]
+    command = [str(spy), "record", "--subprocesses", "--pid", str(pid), "--rate", "200", "--format", "raw", "--gil"]
     recorder = subprocess.Popen([*command, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
