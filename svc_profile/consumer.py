@@ -21,9 +21,9 @@ from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_common.telemetry import batch_span
 from svc_profile.core import Core
 from svc_profile.features import FeatureUpdater
-from svc_profile.hot import PersonRow, encode_doc, settled
+from svc_profile.hot import PersonRow, settled
 from svc_profile.identity import BatchResolver, fold_lifecycle, person_row
-from svc_profile.model import now_us
+from svc_profile.model import document_json, now_us
 
 log = logging.getLogger("qiming.profile")
 # Not the customer's own behaviour, so skipped: what svc_profile publishes itself (segment changes, and erasures,
@@ -125,7 +125,7 @@ class BatchConsumer:
                     row = rows[p] = PersonRow.of(r)
                     row.features = settled(row.features)  # as the cache keeps them (the fold folds into them)
                 deltas, event_rows = self.updater.apply({p: r.features for p, r in rows.items()}, res.pids, mine)
-                store.write_features(conn, [(p, encode_doc(r.features), now) for p, r in rows.items()])
+                store.write_features(conn, [(p, document_json(r.features), now) for p, r in rows.items()])
                 for row in rows.values():
                     row.updated_us = now
                 store.add_days(conn, deltas)

@@ -15,7 +15,7 @@ from typing import Any
 from svc_common.conditions import Money
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_profile.config import ProfileSettings
-from svc_profile.model import DAY_US, Days, compact_json, decode, from_us
+from svc_profile.model import DAY_US, Days, decode, document_json, from_us
 
 _COUNTERS_MAX = ("risk.max_traded_level",)
 VIEWS_CHANGED = "~views"
@@ -190,7 +190,7 @@ class FeatureUpdater:
                 self.changed[pid].add(VIEWS_CHANGED)
 
 
-_json = compact_json
+_json = document_json
 
 
 _NOT_KEPT = frozenset({"screen", "ip"})

@@ -4,6 +4,7 @@ one-time C encoder writes the same text as ``json.JSONEncoder``."""
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import json
 import math
@@ -16,7 +17,7 @@ from sqlalchemy import select
 from test_profile_pipeline import _batches
 
 from svc_profile.hot import encode_doc
-from svc_profile.model import compact_json
+from svc_profile.model import compact_json, document_json
 
 STANDARD = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -36,6 +37,35 @@ STANDARD = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 def test_compact_json_is_the_standard_encoders_text(value: object) -> None:
     assert compact_json(value) == STANDARD(value)
     assert encode_doc(value) == STANDARD(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": ("i", 1), "b": ("t", 1_796_460_428_695_232), "_s": "s1-2", "v.基金": ("i", 3), "m": ("m", -5)},
+        {"k": ("s", 'quote " \\ \n \t \x00 \x1f \x7f \u2028 值 😀'), "d": ("d", 0.1), "b": True, "e": [], "o": {}},
+        {"n": None, "note": "null"},  # orjson could write these; the check for null hands them over all the same
+        {"x": ("d", math.inf), "y": ("d", -math.inf), "z": ("d", math.nan)},  # orjson: null
+        {"big": ("i", 2**64)},  # orjson: refused
+        {"s": "\ud800"},  # a lone surrogate; orjson: refused
+        {1: ("i", 2)},  # a key that is not a string; orjson: refused
+    ],
+)
+def test_document_json_writes_the_standard_encoders_text(value: object) -> None:
+    assert document_json(value) == STANDARD(value)
+
+
+def test_document_json_floats_parse_back_equal() -> None:
+    """Its one difference from the standard text: an exponent without its zero (``1e-7``, not ``1e-07``)."""
+    value = {"d": ["d", 1e-7], "e": ["d", 1e16], "f": ["d", 123456789.123], "g": ["d", -0.0]}
+    assert json.loads(document_json(value)) == value
+    assert document_json(value) == STANDARD(value).replace("e-07", "e-7")
+
+
+def test_document_json_refuses_what_json_refuses() -> None:
+    for value in ({"a": object()}, {1.5j: 1}, {"at": dt.datetime(2026, 12, 7, tzinfo=dt.UTC)}):
+        with pytest.raises(TypeError):
+            document_json(value)  # orjson would write the datetime: the standard library refuses it
 
 
 def test_compact_json_refuses_what_json_refuses() -> None:
