@@ -15,7 +15,7 @@ from svc_common.conditions import EVENT_FILTER_SCOPE, compile_condition, matches
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
-from svc_profile.model import StoredEvent, decode
+from svc_profile.model import StoredEvent, decode, now_us
 from svc_profile.retained import check_retained
 
 MAX_STEPS = 20
@@ -101,8 +101,11 @@ class Analytics:
             if split_tag:
                 values: dict[str, set[str]] = defaultdict(set)
                 tags = store.load_tags(conn, sorted(reached))
+                now = now_us()
                 for pid in reached:
                     tag = tags.get(pid, {}).get(split_tag)
+                    if tag is not None and tag.expires_us is not None and tag.expires_us <= now:
+                        tag = None  # expired: hidden, as from every other reader of tags
                     values[_label(decode(tag.tag_value)) if tag is not None else "(none)"].add(pid)
                 groups += sorted(values.items())
             for sid in split_segments:
@@ -140,13 +143,7 @@ class Analytics:
                 continue
             if not matches(first, 0):
                 continue
-            times, step = [first.occurred_us], 1
-            for later in events[i + 1 :]:
-                if step == len(steps) or later.occurred_us - first.occurred_us > window_us:
-                    break
-                if matches(later, step):
-                    times.append(later.occurred_us)
-                    step += 1
+            times = _steps_after(events, i, matches, len(steps), window_us)
             if len(times) > len(best):
                 best = times
             if len(best) == len(steps):
@@ -234,6 +231,35 @@ def _path(screens: list[str], screen: str, depth: int, forward: bool, counts: Co
     if part:
         counts[tuple(part)] += 1
     return 1
+
+
+def _steps_after(events: list[StoredEvent], i: int, matches: Any, steps: int, window_us: int) -> list[int]:
+    """The times of the steps reached from ``events[i]`` (step one): each next step the first event after the step
+    before, within the window. Events of one microsecond are in no particular order (the store orders by time
+    only; server clocks of millisecond or second resolution make ties): among them each step may take any event
+    not taken yet, so that a fill stored before its order at the same time still converts (review 2026-12-07)."""
+    first = events[i].occurred_us
+    times, step, n = [first], 1, len(events)
+    start = i
+    while start > 0 and events[start - 1].occurred_us == first:
+        start -= 1  # the events tied with step one
+    while start < n and step < steps:
+        at = events[start].occurred_us
+        if at - first > window_us:
+            break
+        end = start
+        while end < n and events[end].occurred_us == at:
+            end += 1
+        left = [k for k in range(start, end) if k != i]
+        while step < steps:
+            taken = next((k for k in left if matches(events[k], step)), None)
+            if taken is None:
+                break
+            left.remove(taken)
+            times.append(at)
+            step += 1
+        start = end
+    return times
 
 
 def _label(value: object) -> str:

@@ -10,7 +10,7 @@ import re
 from itertools import pairwise
 from typing import Any
 
-from svc_profile.model import DAY_US, Person
+from svc_profile.model import Person
 
 log = logging.getLogger("qiming.profile")
 FUND_TYPES = ("equity", "bond", "money_market", "index", "qdii", "hybrid")
@@ -310,18 +310,22 @@ def lifecycle(person: Person, p: dict[str, Any], ctx: Any) -> tuple[str, str]:
                     last_active = d
     idle = today - last_active if last_active is not None else None
     traded = bool(person.features.get("trade_count"))
-    if person.now - opened_us < p["new_days"] * DAY_US and not traded:
+    # Every age in days of the local calendar, as ``idle``: a stage changes at a day boundary, where the time sweep
+    # evaluates the persons whose stage can age (measured to the microsecond, NEW ended mid-day and stayed until the
+    # next boundary's sweep or event: a day late; review 2026-12-07).
+    age = today - person.clock.of(opened_us)
+    if age < p["new_days"] and not traded:
         return "NEW", f"opened_within_{p['new_days']}d"
     if idle is not None and idle < p["active_days"]:
         previous = person.lifecycle_stage
         if previous == "CHURNED":
             return "REACTIVATED", "active_after_churn"
-        if previous == "REACTIVATED" and person.now - person.lifecycle_since_us < p["reactivated_days"] * DAY_US:
+        if previous == "REACTIVATED" and today - person.clock.of(person.lifecycle_since_us) < p["reactivated_days"]:
             return "REACTIVATED", "active_after_churn"
         return "ACTIVE", f"active_within_{p['active_days']}d"
     if idle is not None and idle < p["churned_days"]:
         return "AT_RISK", f"no_activity_{p['active_days']}d"
-    if idle is None and person.now - opened_us < p["churned_days"] * DAY_US:
+    if idle is None and age < p["churned_days"]:
         return "AT_RISK", f"no_activity_{p['active_days']}d"
     return "CHURNED", f"no_activity_{p['churned_days']}d"
 

@@ -232,6 +232,7 @@ class Loading:
                 now=now,
                 trade_types=trade_types,
                 fund_params=fund_params,
+                created_us=row.created_us,
             )
             if sums is not None:
                 person.sums = {key: totals.get(pid, 0) for key, totals in sums.items()}
@@ -245,7 +246,6 @@ class Loading:
                 person.tags[name] = value
                 if tag.source == "MODEL":
                     person.scores[name] = value
-            self.context._created[pid] = row.created_us
             out[pid] = person
         # Per thread: RPC reads and the consumer's writes evaluate concurrently.
         self._local.tag_rows, self._local.member_rows = tags, members

@@ -95,10 +95,11 @@ class Context:
         self.login_types = tuple(settings.login_event_types)
         self.trade_types = tuple(settings.trade_event_types)
         self.active_types = tuple(settings.active_event_types)
-        self._created: dict[str, int] = {}
 
     def created_us(self, person: Person) -> int:
-        return self._created.get(person.profile_id, person.now)
+        # On the person, not in a dict here: one context serves the process, and a dict of every profile ever
+        # evaluated grew without bound (~160 MB after a recompute of 1,000,000 profiles; review 2026-12-07).
+        return person.created_us if person.created_us is not None else person.now
 
 
 __all__ = ["Context", "SegmentRule", "TagRule", "expiry_type", "references", "tag_rule_from_proto"]

@@ -1,0 +1,147 @@
+"""Findings of the svc_profile review of 2026-12-07 (session 22): a funnel split by a tag counted expired values,
+funnel steps stored in one microsecond converted or not by their ids, lifecycle stages aged to the microsecond
+while the sweep evaluates them once a day, and a process-wide dict kept the creation time of every profile ever
+evaluated."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from profile_helpers import DAY, event, profile_app, profile_settings, ref
+
+from svc_common.conditions import to_proto
+from svc_common.pb.qiming.common.v1 import types_pb2
+from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
+from svc_profile import finance
+from svc_profile.config import ProfileSettings
+from svc_profile.model import Days, Person, to_us
+from svc_profile.rules import Context
+
+S = 1_000_000
+MODEL = types_pb2.Provenance(source=types_pb2.Provenance.SOURCE_MODEL, writer="svc_modeling")
+
+
+def _steps(*types: str) -> list[pb.FunnelStep]:
+    return [pb.FunnelStep(event_type=t) for t in types]
+
+
+def test_a_funnel_split_by_tag_leaves_expired_values_out(tmp_path: Path, database_url: str) -> None:
+    """An expired value is hidden from every reader of tags; the split counted the person under it."""
+    now = time.time_ns() // 1000
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        for user in ("c1", "c2"):
+            app.consumer.handle(
+                [
+                    event("fund_view", user_id=user, at_us=now - 60 * S),
+                    event("fund_buy", user_id=user, at_us=now - 30 * S),
+                ],
+                f"c-{user}",
+            )
+        app.definitions.create_tag(pb.TagDefinition(name="risk", external=pb.ExternalTag(writer="svc_modeling")))
+        soon = Timestamp()
+        soon.FromMicroseconds(time.time_ns() // 1000 + 200_000)
+        writes = [
+            pb.TagWrite(user=ref("c1"), tag_name="risk", value=to_proto("high"), expires_at=soon),
+            pb.TagWrite(user=ref("c2"), tag_name="risk", value=to_proto("low")),
+        ]
+        app.tags.write(writes, MODEL, "")
+        time.sleep(0.3)
+        results = app.analytics.funnel(_steps("fund_view", "fund_buy"), 3600, now - DAY, now + S, split_tag="risk")
+        by_label = {r.split_value: [s.count for s in r.steps] for r in results[1:]}
+        assert by_label == {"(none)": [1, 1], "low": [1, 1]}
+
+
+def test_funnel_steps_in_one_microsecond_convert_whatever_their_order(tmp_path: Path, database_url: str) -> None:
+    """The store orders a person's events by time only: the fill (its id sorting first) came before its order of
+    the same microsecond, and the walk from the order never saw it."""
+    now = time.time_ns() // 1000
+    at = now - 60 * S
+    first, last = "00000000-0000-4000-8000-000000000001", "ffffffff-ffff-4fff-bfff-fffffffffff{}"
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        app.consumer.handle(
+            [
+                event("order_submit", user_id="c1", at_us=at, event_id=last.format(1)),
+                event("trade_filled", user_id="c1", at_us=at, event_id=first),
+                # c2: three steps in one microsecond, stored last step first
+                event("order_submit", user_id="c2", at_us=at, event_id=last.format(2)),
+                event("order_ack", user_id="c2", at_us=at, event_id=last.format(3)),
+                event("trade_filled", user_id="c2", at_us=at, event_id="00000000-0000-4000-8000-000000000002"),
+                # c3: the fill a microsecond before the order: not a conversion
+                event("trade_filled", user_id="c3", at_us=at - 1, event_id=first.replace("1", "3")),
+                event("order_submit", user_id="c3", at_us=at, event_id=last.format(4)),
+            ],
+            "c1",
+        )
+        two = app.analytics.funnel(_steps("order_submit", "trade_filled"), 3600, now - DAY, now)[0]
+        assert [s.count for s in two.steps] == [3, 2]
+        assert two.steps[1].seconds == [0.0, 0.0]
+        three = app.analytics.funnel(_steps("order_submit", "order_ack", "trade_filled"), 3600, now - DAY, now)[0]
+        assert [s.count for s in three.steps] == [3, 1, 1]
+
+
+def _stage(opened: dt.datetime, now: dt.datetime, stage: str = "NEW", since: dt.datetime | None = None) -> str:
+    person = Person(
+        "p",
+        attributes={"account_opened_at": opened},
+        has_customer=True,
+        clock=Days(8),
+        now=to_us(now),
+        lifecycle_stage=stage,
+        lifecycle_since_us=to_us(since) if since else 0,
+    )
+    return finance.lifecycle(person, finance.DEFAULTS["lifecycle_stage"], Context(ProfileSettings()))[0]
+
+
+def test_lifecycle_ages_in_days_of_the_local_calendar() -> None:
+    """NEW for 30 local days, then no longer from the boundary on, where the day's sweep evaluates it (it ended at
+    10:00 of that day, when nothing evaluated it until the next boundary); the same for REACTIVATED's 30 days and a
+    never-active customer's 90 before CHURNED. Days begin at 00:00 UTC+8 (``day_offset_hours`` 8)."""
+    utc8 = dt.timezone(dt.timedelta(hours=8))
+    opened = dt.datetime(2026, 1, 1, 10, 0, tzinfo=utc8)
+    assert _stage(opened, dt.datetime(2026, 1, 30, 23, 59, tzinfo=utc8)) == "NEW"  # day 29 of the account
+    assert _stage(opened, dt.datetime(2026, 1, 31, 0, 1, tzinfo=utc8)) == "AT_RISK"  # day 30, before 10:00
+    assert _stage(opened, dt.datetime(2026, 3, 31, 23, 59, tzinfo=utc8)) == "AT_RISK"  # day 89, never active
+    assert _stage(opened, dt.datetime(2026, 4, 1, 0, 1, tzinfo=utc8)) == "CHURNED"  # day 90, before 10:00
+    old = dt.datetime(2025, 1, 1, tzinfo=utc8)
+    back = dt.datetime(2026, 3, 1, 10, 0, tzinfo=utc8)
+    person_days = Days(8)
+    active = {"login": {person_days.of(to_us(dt.datetime(2026, 3, 30, 12, tzinfo=utc8))): (1, 0)}}
+
+    def reactivated(now: dt.datetime) -> str:
+        person = Person(
+            "p",
+            attributes={"account_opened_at": old},
+            has_customer=True,
+            days=active,
+            clock=person_days,
+            now=to_us(now),
+            lifecycle_stage="REACTIVATED",
+            lifecycle_since_us=to_us(back),
+        )
+        return finance.lifecycle(person, finance.DEFAULTS["lifecycle_stage"], Context(ProfileSettings()))[0]
+
+    assert reactivated(dt.datetime(2026, 3, 30, 23, 59, tzinfo=utc8)) == "REACTIVATED"
+    assert reactivated(dt.datetime(2026, 3, 31, 0, 1, tzinfo=utc8)) == "ACTIVE"
+
+
+def test_a_customers_account_dates_from_the_profiles_creation(tmp_path: Path) -> None:
+    """Without ``account_opened_at``, a customer's account dates from the profile's creation, carried on the person
+    (``Person.created_us``), not kept for every profile ever evaluated in a dict of the process-wide context."""
+    clock, now = Days(8), time.time_ns() // 1000
+
+    def stage(created_us: int | None) -> str:
+        person = Person("p", has_customer=True, clock=clock, now=now, created_us=created_us)
+        return finance.lifecycle(person, finance.DEFAULTS["lifecycle_stage"], Context(ProfileSettings()))[0]
+
+    assert stage(now - 40 * DAY) == "AT_RISK"
+    assert stage(now - 2 * DAY) == stage(None) == "NEW"
+    with profile_app(profile_settings(tmp_path)) as app:
+        app.consumer.handle([event("login", user_id=f"c{i}", at_us=now - S) for i in range(50)], "c1")
+        profile = app.profiles.get(ref("c7"), [], frozenset())
+        assert profile.lifecycle_stage == pb.LIFECYCLE_STAGE_NEW
+        context = app.core.engine.context
+        held = repr(vars(context))
+        assert profile.profile_id not in held and "c7" not in held
