@@ -61,6 +61,30 @@ class CompiledSchema:
     required: tuple[str, ...]
     reject_unknown: bool
     proto: collect_pb2.EventSchema = field(compare=False)
+    unusable: str = ""
+    """Why a stored version cannot be applied (``unusable_schema``): its events are quarantined; "" for a usable one."""
+
+
+# A required name no property can have: the check in C, finding it missing, hands every event of an unusable schema's
+# type to the Python check, which quarantines it.
+_NO_SUCH_PROPERTY = "\x00unusable"
+
+
+def unusable_schema(schema: collect_pb2.EventSchema, problem: str) -> CompiledSchema:
+    """A stored version this release cannot compile (a rule of a newer release): not to be ignored, since ignoring it
+    would take its type's events as of no schema, level 3+ properties stored in clear (review 2026-12-07)."""
+    return CompiledSchema(
+        event_type=schema.event_type,
+        version=schema.version,
+        rules={},
+        required=(_NO_SUCH_PROPERTY,),
+        reject_unknown=True,
+        proto=schema,
+        unusable=(
+            f"the stored schema of {schema.event_type!r} (version {schema.version}) cannot be applied: {problem}; "
+            f"its events are quarantined until a version that can is registered"
+        ),
+    )
 
 
 def value_of(value: types_pb2.Value) -> object:

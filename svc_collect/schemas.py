@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from google.protobuf import json_format
 
+from svc_collect._schema_rules import unusable_schema
 from svc_collect.store import SchemaRecord, SqlCatalog
 from svc_collect.validation import CompiledSchema, compile_schema, refuse_nul
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound
@@ -31,6 +32,11 @@ class SchemaRegistry:
         self._stamp: tuple[int, int] | None = None
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def compiled(self) -> dict[str, CompiledSchema]:
+        """The current schema of every type; a new dict after every change (never changed in place)."""
+        return self._compiled
+
     def schema_for(self, event_type: str) -> CompiledSchema | None:
         """The current schema of ``event_type`` (hot path: a dict lookup)."""
         return self._compiled.get(event_type)
@@ -40,12 +46,16 @@ class SchemaRegistry:
         stamp = self._catalog.schema_fingerprint()
         compiled: dict[str, CompiledSchema] = {}
         for record in self._catalog.latest_schemas():
+            stored = to_proto(record)
             try:
-                compiled[record.event_type] = compile_schema(to_proto(record), self._max_properties)
-            except InvalidArgument as exc:  # stored by an older release with looser rules: keep serving
+                # The property limit is for new versions: a lowered max_properties_per_event leaves stored ones be.
+                compiled[record.event_type] = compile_schema(stored, max(self._max_properties, len(stored.properties)))
+            except InvalidArgument as exc:  # a rule this release has that the storing one had not: fail closed
                 log.error(
-                    "stored event schema no longer compiles", extra={"event_type": record.event_type, "error": str(exc)}
+                    "stored event schema cannot be applied: its events are quarantined",
+                    extra={"event_type": record.event_type, "error": str(exc)},
                 )
+                compiled[record.event_type] = unusable_schema(stored, _problem(exc))
         self._compiled = compiled
         self._stamp = stamp
 
@@ -87,7 +97,7 @@ class SchemaRegistry:
         stored = to_proto(record)
         compiled = compile_schema(stored, self._max_properties)  # refuses a bad schema before it is stored
         await asyncio.to_thread(self._catalog.add_schema, record, expected_version, created_by)
-        self._compiled[record.event_type] = compiled
+        self._compiled = {**self._compiled, record.event_type: compiled}  # a new dict: read_masking.py notices
         return stored
 
     async def get(self, event_type: str, version: int = 0) -> collect_pb2.EventSchema:
@@ -103,6 +113,10 @@ class SchemaRegistry:
     async def list(self, after_type: str, limit: int) -> Sequence[collect_pb2.EventSchema]:
         records = await asyncio.to_thread(self._catalog.latest_schemas, after_type, limit)
         return [to_proto(r) for r in records]
+
+
+def _problem(error: InvalidArgument) -> str:
+    return "; ".join(f"{v.field}: {v.description}" for v in error.violations) or error.message
 
 
 def to_proto(record: SchemaRecord) -> collect_pb2.EventSchema:

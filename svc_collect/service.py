@@ -17,6 +17,7 @@ from svc_collect.committer import GroupCommitter
 from svc_collect.config import CollectSettings
 from svc_collect.output_only import clear_output_only, has_output_only
 from svc_collect.protect import EventProtector, UndeclaredPersonalData
+from svc_collect.read_masking import ReadMasking
 from svc_collect.reading import Follows, customers_of, note_batch_customers, pages
 from svc_collect.schemas import SchemaRegistry
 from svc_collect.store import (
@@ -62,6 +63,8 @@ ACCEPTED = collect_pb2.EVENT_STATUS_ACCEPTED
 DUPLICATE = collect_pb2.EVENT_STATUS_DUPLICATE
 REJECTED = collect_pb2.EVENT_STATUS_REJECTED
 _DELAY_SAMPLE = 10_000
+NO_EVENT_TYPE = "(none)"
+"""The event type a rejected event without one is quarantined and counted under (GetIngestStats can filter by it)."""
 READ_MESSAGE_BYTES = PAGE_BYTES  # a ReadEvents message's events (one event at least)
 _STORE_DOWN = frozenset({"DEPENDENCY_UNAVAILABLE", "LOG_UNAVAILABLE"})  # Unavailable reasons of a store that is down
 _EVENT_FRAMING_BYTES = 64  # received_at, cursor, fingerprint and the field's tag and length
@@ -193,6 +196,7 @@ class CollectService:
             keys, settings.sensitive_properties, settings.undeclared_pii, native=settings.native_checks
         )
         self._fingerprints = Fingerprinter(keys)
+        self._read_masking = ReadMasking(self._protector, lambda: self.schemas.compiled, self.schemas.schema_for)
         self._committer: GroupCommitter[WriteBatch, list[Appended]] = GroupCommitter(
             lambda batches: self._log.append(batches, now_micros()), settings.commit_max_events
         )
@@ -380,7 +384,7 @@ class CollectService:
         return QuarantineRow(
             quarantine_id,
             event.event_id,
-            event.event_type or "(none)",
+            event.event_type or NO_EVENT_TYPE,
             rejection.reason_name,
             rejection.field,
             rejection.message,
@@ -417,6 +421,8 @@ class CollectService:
         """Batches of events in log order, each with the cursor of its last event; a batch without events carries
         the position a filtered read reached (see ``reading.pages``)."""
         async for stored, cursor in pages(self, request, roles):
+            if not request.unmask:
+                stored = self._read_masking.apply(stored)
             yield [self._to_event(s, request.unmask) for s in stored], cursor
 
     async def read_encoded(self, request: collect_pb2.ReadEventsRequest, roles: frozenset[str]) -> AsyncIterator[bytes]:
@@ -424,6 +430,8 @@ class CollectService:
 
         Masked reads (the usual case) frame the stored payloads without decoding them (``wire.py``)."""
         async for stored, cursor in pages(self, request, roles):
+            if not request.unmask:
+                stored = self._read_masking.apply(stored)  # values stored in clear before their schema protected them
             for part, part_cursor in self._parts_by_size(stored, cursor):
                 if request.unmask:
                     events = [self._to_event(s, True) for s in part]
@@ -574,7 +582,7 @@ def _check_stats_request(start_us: int | None, end_us: int | None, event_types: 
     (both answered OK and empty: a caller's swapped bounds or typo looked like no traffic)."""
     refuse_reversed_range(start_us, end_us)
     for i, name in enumerate(event_types):
-        if not EVENT_TYPE_RE.fullmatch(name):
+        if name != NO_EVENT_TYPE and not EVENT_TYPE_RE.fullmatch(name):  # "(none)": rejected events without a type
             raise InvalidArgument(
                 f"event_types[{i}] is not an event type name",
                 violations=[FieldViolation(f"event_types[{i}]", f"an event type name ({EVENT_TYPE_RE.pattern})")],

@@ -258,6 +258,8 @@ class EventValidator:
             return Rejection(
                 R.ERROR_REASON_UNKNOWN_EVENT_TYPE, "event_type", f"no schema is registered for {event_type!r}"
             )
+        if schema is not None and schema.unusable:  # whatever the policy: its protection is not known
+            return Rejection(R.ERROR_REASON_UNKNOWN_EVENT_TYPE, "event_type", schema.unusable)
         properties = event.properties
         names: list[str] | tuple[()] = ()
         if properties:

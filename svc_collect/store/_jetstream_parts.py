@@ -44,6 +44,14 @@ class JetStreamConfig:
     pack_format: str = "auto"
     ping_interval_seconds: float = 5.0
 
+    @property
+    def direct_get(self) -> bool:
+        """Whether messages are read with direct gets (any replica answers): with one replica only. A replica behind
+        the leader answers a direct get without the newest messages (NATS documents it), and a filtered reader that
+        had its head from the leader then skipped them for good (review 2026-12-07): with several replicas, reads
+        ask the stream's leader."""
+        return self.replicas == 1
+
     @classmethod
     def from_settings(cls, settings: Any) -> JetStreamConfig:
         return cls(

@@ -150,7 +150,7 @@ class StreamReads:
     async def _next_msg(self, stream_seq: int, subject: str) -> Any:
         try:
             return await self._js.get_msg(
-                self._config.stream, seq=max(stream_seq, 1), subject=subject, direct=True, next=True
+                self._config.stream, seq=max(stream_seq, 1), subject=subject, direct=self._config.direct_get, next=True
             )
         except NotFoundError:
             return None
@@ -159,7 +159,7 @@ class StreamReads:
         if (pack := self._packs.get(stream_seq)) is not None:
             return pack
         try:
-            msg = await self._js.get_msg(self._config.stream, seq=stream_seq, direct=True)
+            msg = await self._js.get_msg(self._config.stream, seq=stream_seq, direct=self._config.direct_get)
         except NotFoundError:
             return None
         return self._decode(msg.seq, msg.data)

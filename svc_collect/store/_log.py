@@ -248,7 +248,9 @@ class SqlEventLog:
             results, _, last_seq = done
             settle_known_rejections(batches, lambda ids: self._existing(conn, ids))
             counted = self._write_side_records(conn, batches, results, received_us)
-            conn.execute(self._move_head_sql, {"new_seq": last_seq, "new_received_us": received_us})
+            # The head's receive time is its newest event's (the ingest lag): a batch that stored nothing leaves it.
+            moved_us = received_us if last_seq != head.last_seq else head.last_received_us
+            conn.execute(self._move_head_sql, {"new_seq": last_seq, "new_received_us": moved_us})
         counted()
         return results
 

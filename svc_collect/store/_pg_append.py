@@ -147,7 +147,9 @@ class PgAppender:
             if rows:
                 self._copy(conn, rows, refusable=not lookup)
             self._settle(batches, lambda ids: self._existing(conn, ids))
-            self._finish(conn, batches, results, received_us, last_seq)
+            # The head's receive time is its newest event's (the ingest lag): a batch that stored nothing leaves it.
+            head_received_us = received_us if last_seq != head[1] else last_received_us
+            self._finish(conn, batches, results, received_us, last_seq, head_received_us)
             return results
         except BaseException:
             self._rollback(conn)
@@ -207,6 +209,7 @@ class PgAppender:
         results: list[list[Appended]],
         received_us: int,
         last_seq: int,
+        head_received_us: int,
     ) -> None:
         """Quarantine and releases (when any), then statistics, head and ``COMMIT`` in one round trip."""
         quarantined = [
@@ -250,7 +253,7 @@ class PgAppender:
             for event_type, values in merged.items():
                 params.extend((minute, event_type, *values))
         statements.append(_MOVE_HEAD)
-        params.extend((last_seq, received_us))
+        params.extend((last_seq, head_received_us))
         statements.append("COMMIT")
         with psycopg.ClientCursor(conn) as cursor:
             cursor.execute("; ".join(statements), params)

@@ -194,7 +194,8 @@ class JetStreamEventLog(StreamReads, NatsCalls):
         self._max_pack_bytes = min(config.max_pack_bytes, self._max_message_bytes)
         for shard in range(config.shards):
             try:
-                last = await self._js.get_msg(config.stream, subject=self._subject.format(shard), direct=True)
+                subject = self._subject.format(shard)
+                last = await self._js.get_msg(config.stream, subject=subject, direct=config.direct_get)
                 self._shard_last[shard] = last.seq
             except NotFoundError:
                 pass
@@ -461,7 +462,7 @@ class JetStreamEventLog(StreamReads, NatsCalls):
             # aged out (max_age) or been deleted, and JetStream then expects the last one left, or 0 for none.
             # Only ever lowered here: a pack written since the loop above is read by the next catch-up.
             try:
-                last = await self._js.get_msg(self._config.stream, subject=subject, direct=True)
+                last = await self._js.get_msg(self._config.stream, subject=subject, direct=self._config.direct_get)
                 self._shard_last[shard] = min(self._shard_last[shard], last.seq)
             except NotFoundError:
                 self._shard_last[shard] = 0

@@ -1,0 +1,194 @@
+"""Findings of the svc_collect review of 2026-12-07 (session 22): a stored schema that stopped compiling was dropped
+(its level 3 properties then stored in clear), a batch that stored nothing reset the ingest lag, and GetIngestStats
+listed rejected events without a type under "(none)" but refused "(none)" as a filter."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from pathlib import Path
+
+import pytest
+from collect_helpers import collect_settings, make_event, running_service
+from nats.js.errors import NotFoundError
+
+from svc_collect.service import ACCEPTED, REJECTED, CollectService
+from svc_collect.store import SchemaRecord
+from svc_common.pb.qiming.collect.v1 import collect_pb2
+from svc_common.pb.qiming.common.v1 import errors_pb2, types_pb2
+
+LEVEL_3 = types_pb2.SENSITIVITY_LEVEL_3
+STRING = types_pb2.VALUE_TYPE_STRING
+
+
+def _trade_schema() -> collect_pb2.EventSchema:
+    schema = collect_pb2.EventSchema(event_type="trade")
+    schema.properties.add(name="risk_answer", type=STRING, sensitivity=LEVEL_3)
+    for name in ("side", "stock_code", "channel_code"):
+        schema.properties.add(name=name, type=STRING)
+    return schema
+
+
+async def _stored_trade(service: CollectService) -> tuple[list[str], dict[str, str]]:
+    (outcome,) = await service.ingest([make_event("trade", "c1", risk_answer="ZZ-secret-2", side="buy")])
+    assert outcome.status == ACCEPTED
+    request = collect_pb2.ReadEventsRequest(event_types=["trade"])
+    (event,) = [e async for events, _ in service.read(request, frozenset()) for e in events]
+    return list(event.masked_fields), {k: v.string_value for k, v in event.properties.items()}
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_lowered_property_limit_leaves_stored_schemas_in_force(tmp_path: Path, native: bool) -> None:
+    """max_properties_per_event limits new versions; lowered below a stored schema's count, the schema stayed out of
+    force after a restart, and its level 3 property was stored in clear."""
+
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path, max_properties_per_event=10)) as (service, _):
+            await service.schemas.register(_trade_schema(), 0, "ops")
+        settings = collect_settings(tmp_path, max_properties_per_event=3, native_checks=native)
+        async with running_service(settings) as (service, _):
+            assert service.schemas.schema_for("trade") is not None
+            masked, values = await _stored_trade(service)
+            assert masked == ["risk_answer"] and values == {"side": "buy"}
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_stored_schema_this_release_cannot_apply_quarantines_its_events(tmp_path: Path, native: bool) -> None:
+    """A stored version a rule of this release refuses (here a property name no release takes) is not ignored: its
+    type's events are quarantined, sealed, with a message naming the schema, whatever the unknown-type policy."""
+
+    async def scenario() -> None:
+        settings = collect_settings(tmp_path, native_checks=native)
+        properties = [
+            {"name": "risk answer", "type": "VALUE_TYPE_STRING", "sensitivity": "SENSITIVITY_LEVEL_3"},
+            {"name": "side", "type": "VALUE_TYPE_STRING"},
+        ]
+        record = SchemaRecord("trade", 1, "", properties, False, dt.datetime.now(dt.UTC))
+        async with running_service(settings) as (_service, catalog):
+            catalog.add_schema(record, 0, "older")  # as a release without this rule stored it
+        async with running_service(settings) as (service, _catalog):
+            event = make_event("trade", "c1", side="buy")
+            event.properties["risk answer"].string_value = "ZZ-secret-3"
+            (outcome,) = await service.ingest([event])
+            assert outcome.status == REJECTED
+            assert outcome.reason == errors_pb2.ERROR_REASON_UNKNOWN_EVENT_TYPE
+            assert "stored schema of 'trade' (version 1) cannot be applied" in outcome.message
+            assert "risk answer" in outcome.message  # what the rule refused
+            (ok,) = await service.ingest([make_event("login", "c1")])
+            assert ok.status == ACCEPTED  # other types are unaffected
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_that_stores_nothing_leaves_the_ingest_lag(tmp_path: Path, database_url: str) -> None:
+    """The lag is the time since the newest event the log holds: an all-rejected batch moved it back to zero."""
+
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path, database_url)) as (service, _):
+            (ok,) = await service.ingest([make_event("login", "c1")])
+            assert ok.status == ACCEPTED
+            await asyncio.sleep(0.6)
+            bad = make_event("login", "c1")
+            bad.event_id = "not-a-uuid"
+            (rejected,) = await service.ingest([bad])
+            assert rejected.status == REJECTED
+            assert (await service.stats(None, None, [])).ingest_lag_millis >= 500
+
+    asyncio.run(scenario())
+
+
+def test_stats_filter_by_the_type_rejected_events_without_one_are_counted_under(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path)) as (service, _):
+            untyped = make_event("login", "c1")
+            untyped.event_type = ""
+            await service.ingest([untyped, make_event("login", "c2")])
+            stats = await service.stats(None, None, [])
+            assert [row[0] for row in stats.by_type] == ["(none)", "login"]
+            only = await service.stats(None, time.time_ns() // 1000 + 60_000_000, ["(none)"])
+            assert [row[:4] for row in only.by_type] == [("(none)", 0, 0, 1)]
+
+    asyncio.run(scenario())
+
+
+def _answer_schema(protection: int = 0, sensitivity: int = types_pb2.SENSITIVITY_LEVEL_1) -> collect_pb2.EventSchema:
+    schema = collect_pb2.EventSchema(event_type="survey")
+    schema.properties.add(name="risk_answer", type=STRING, sensitivity=sensitivity, protection=protection)
+    schema.properties.add(name="page", type=STRING)
+    return schema
+
+
+async def _masked_reads(service: CollectService) -> list[list[tuple[str, str, list[str]]]]:
+    """What a masked read serves, in process and as encoded for the wire: (page, risk_answer, masked_fields)."""
+    request = collect_pb2.ReadEventsRequest(event_types=["survey"])
+    direct = [e async for events, _ in service.read(request, frozenset()) for e in events]
+    encoded = [
+        e
+        async for data in service.read_encoded(request, frozenset())
+        for e in collect_pb2.ReadEventsResponse.FromString(data).events
+    ]
+    return [
+        [
+            (e.properties["page"].string_value, e.properties["risk_answer"].string_value, list(e.masked_fields))
+            for e in r
+        ]
+        for r in (direct, encoded)
+    ]
+
+
+@pytest.mark.parametrize("mode", ["encrypt", "pseudonymize"])
+def test_masked_reads_withhold_values_stored_before_their_level_was_raised(tmp_path: Path, mode: str) -> None:
+    """A property raised to level 3 in a later schema version: the events stored before kept the value in clear, and
+    masked reads served it. They now leave it out (listed in masked_fields), as for the events protected at ingest;
+    an unmasked read serves it as stored."""
+    protection = types_pb2.PROTECTION_MODE_ENCRYPT if mode == "encrypt" else types_pb2.PROTECTION_MODE_PSEUDONYMIZE
+
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path)) as (service, _):
+            await service.schemas.register(_answer_schema(), 0, "ops")
+            (old,) = await service.ingest([make_event("survey", "c1", risk_answer="ZZ-old", page="one")])
+            before = await _masked_reads(service)
+            assert before[0] == before[1] == [("one", "ZZ-old", [])]
+            await service.schemas.register(_answer_schema(protection, LEVEL_3), 1, "ops")
+            (new,) = await service.ingest([make_event("survey", "c1", risk_answer="ZZ-new", page="two")])
+            assert old.status == new.status == ACCEPTED
+            direct, encoded = await _masked_reads(service)
+            assert direct == encoded
+            assert direct[0] == ("one", "", ["risk_answer"])
+            if mode == "encrypt":
+                assert direct[1] == ("two", "", ["risk_answer"])
+            else:  # the new event's value is its pseudonym, kept
+                assert direct[1][0] == "two" and direct[1][1].startswith("ps1:") and direct[1][2] == []
+            request = collect_pb2.ReadEventsRequest(event_types=["survey"], unmask=True)
+            unmasked = [e async for events, _ in service.read(request, frozenset({"unmask"})) for e in events]
+            assert unmasked[0].properties["risk_answer"].string_value == "ZZ-old"
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_reads_ask_the_leader_when_the_stream_has_replicas(tmp_path: Path, replicas: int) -> None:
+    """A direct get may be answered by a replica behind the leader (NATS documents it): with several replicas, a
+    filtered reader whose head came from the leader skipped the newest events for good. Reads then use the stream's
+    leader; a single server keeps direct gets. (A three-node cluster is not run here: the calls are recorded.)"""
+    from svc_collect.store._jetstream_parts import JetStreamConfig
+    from svc_collect.store._jetstream_read import StreamReads
+
+    settings = collect_settings(tmp_path, log_backend="jetstream", jetstream_replicas=replicas)
+    config = JetStreamConfig.from_settings(settings)
+    calls: list[dict[str, object]] = []
+
+    class Recording:
+        async def get_msg(self, stream: str, **options: object) -> object:
+            calls.append(options)
+            raise NotFoundError
+
+    reads = StreamReads()
+    reads._config, reads._js, reads._packs = config, Recording(), {}  # an empty cache: _pack_at asks the stream
+    assert asyncio.run(reads._next_msg(5, "qiming.events.>")) is None
+    asyncio.run(reads._pack_at(7))
+    assert [c["direct"] for c in calls] == [replicas == 1] * 2
+    assert calls[0]["next"] is True and calls[0]["subject"] == "qiming.events.>"
