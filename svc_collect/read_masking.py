@@ -1,15 +1,16 @@
 """Masked reads withhold property values that were stored in clear before a schema protected them.
 
-Protection happens once, at ingest (``protect.py``): an event stored while its type's schema left a property at
-level 1 or 2 keeps the value in its payload. When a later version raises the property to level 3+ (or the
-``sensitive_properties`` setting names it), a masked read (``ReadEvents`` without ``unmask``: svc_profile,
-svc_modeling, every consumer) served those stored values as they were (review 2026-12-07). Now a masked read applies
-the current protection to what it serves: such a value is left out and its name listed in ``masked_fields``, as for
-an event protected at ingest. A reader allowed to unmask sees it, as stored. At rest it stays until the event ages
-out or is erased (docs/collect.md, "Changing a property's level").
+Protection happens once, at ingest (``protect.py``): an event stored while its type had no schema, or one that left a
+property at level 1 or 2, keeps the value in its payload. When a later version raises the property to level 3+, a
+masked read (``ReadEvents`` without ``unmask``: svc_profile, svc_modeling, every consumer) served those stored values
+as they were (review 2026-12-07). Now a masked read applies the current protection to what it serves: such a value is
+left out and its name listed in ``masked_fields``, as for an event protected at ingest. A reader allowed to unmask
+sees it, as stored. At rest it stays until the event ages out or is erased (docs/collect.md, "Changing a property's
+level"). A name added to the ``sensitive_properties`` setting is not covered: it protects what is ingested after.
 
-The cost is one regular-expression search per masked event (the protected names as map keys of the encoding); only
-an event holding one is decoded: one stored before the change, or one whose value is a pseudonym (kept).
+Only events received before the newest version that began to protect a name (``schemas.ProtectedNames``) are
+searched, for any of the protected names as a map key of the encoding; only an event holding one is decoded. A
+consumer at the log's end pays one comparison per event.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 from collections.abc import Callable
 
 from svc_collect.protect import PSEUDONYMIZE, EventProtector
+from svc_collect.schemas import ProtectedNames
 from svc_collect.store import StoredEvent
 from svc_collect.validation import CompiledSchema
 from svc_common.pb.qiming.common.v1 import event_pb2
@@ -31,24 +33,29 @@ class ReadMasking:
     def __init__(
         self,
         protector: EventProtector,
-        schemas: Callable[[], dict[str, CompiledSchema]],
+        protected: Callable[[], ProtectedNames],
         schema_for: Callable[[str], CompiledSchema | None],
     ) -> None:
         self._protector = protector
-        self._schemas = schemas
+        self._protected = protected
         self._schema_for = schema_for
-        self._seen: dict[str, CompiledSchema] | None = None
+        self._seen: ProtectedNames | None = None
         self._gate: re.Pattern[bytes] | None = None
 
     def apply(self, stored: list[StoredEvent]) -> list[StoredEvent]:
         """``stored`` with the payloads holding a value their type's current schema protects replaced by ones
-        without it (the list itself when none does)."""
-        gate = self._current_gate()
+        without it (the list itself when none does). Only events received before the last version that began to
+        protect a name (``ProtectedNames.until_us``) are looked at: a consumer at the log's end pays a comparison."""
+        protected = self._protected()
+        if protected is not self._seen:
+            self._gate = _gate(protected.names)
+            self._seen = protected
+        gate, until_us = self._gate, protected.until_us
         if gate is None:
             return stored
         out = stored
         for i, event in enumerate(stored):
-            if gate.search(event.payload) is None:
+            if event.received_at_us > until_us or gate.search(event.payload) is None:
                 continue
             payload = self._withheld(event.payload)
             if payload is not None:
@@ -56,18 +63,6 @@ class ReadMasking:
                     out = list(stored)
                 out[i] = dataclasses.replace(event, payload=payload)
         return out
-
-    def _current_gate(self) -> re.Pattern[bytes] | None:
-        schemas = self._schemas()
-        if schemas is not self._seen:  # the registry replaces its dict on every change
-            names = set(self._protector.modes_for(None))
-            for schema in schemas.values():
-                names.update(self._protector.modes_for(schema))
-            # A properties entry's key: field 1 (0x0a), its length, the name (names are short ASCII: one length byte).
-            keys = [b"\x0a" + bytes((len(n),)) + n.encode() for n in sorted(names) if len(n.encode()) < 128]
-            self._gate = re.compile(b"|".join(map(re.escape, keys))) if keys else None
-            self._seen = schemas
-        return self._gate
 
     def _withheld(self, payload: bytes) -> bytes | None:
         event = event_pb2.Event.FromString(payload)
@@ -92,3 +87,10 @@ class ReadMasking:
             del properties[name]
         event.masked_fields.extend(names)
         return event.SerializeToString()
+
+
+def _gate(names: frozenset[str]) -> re.Pattern[bytes] | None:
+    """A search for any of ``names`` as a properties entry's key: field 1 (0x0a), its length, the name (property
+    names are short ASCII: one length byte)."""
+    keys = [b"\x0a" + bytes((len(n),)) + n.encode() for n in sorted(names) if len(n.encode()) < 128]
+    return re.compile(b"|".join(map(re.escape, keys))) if keys else None

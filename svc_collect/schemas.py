@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from google.protobuf import json_format
 
@@ -19,8 +20,25 @@ from svc_collect.store import SchemaRecord, SqlCatalog
 from svc_collect.validation import CompiledSchema, compile_schema, refuse_nul
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound
 from svc_common.pb.qiming.collect.v1 import collect_pb2
+from svc_common.pb.qiming.common.v1 import types_pb2
 
 log = logging.getLogger("qiming.collect.schemas")
+
+
+# Collectors apply a new version within their refresh interval, and stamp receive times by their own clocks: events
+# received this long after a version protected a property are taken as protected at ingest (read_masking.py).
+_PROTECTION_SLACK_US = 120_000_000
+
+
+@dataclass(frozen=True)
+class ProtectedNames:
+    """What masked reads check (read_masking.py): the property names some current schema protects, and the receive
+    time after which no stored event can hold one of them in clear (events received before may: a version that
+    protects a name is taken to have protected it from the earliest of its unbroken run of versions doing so, and
+    events before a type's first version had no schema at all). A new object after every change."""
+
+    names: frozenset[str] = frozenset()
+    until_us: int = 0
 
 
 class SchemaRegistry:
@@ -29,13 +47,9 @@ class SchemaRegistry:
         self._max_properties = max_properties
         self._refresh_interval = refresh_interval_seconds
         self._compiled: dict[str, CompiledSchema] = {}
+        self.protected = ProtectedNames()
         self._stamp: tuple[int, int] | None = None
         self._task: asyncio.Task[None] | None = None
-
-    @property
-    def compiled(self) -> dict[str, CompiledSchema]:
-        """The current schema of every type; a new dict after every change (never changed in place)."""
-        return self._compiled
 
     def schema_for(self, event_type: str) -> CompiledSchema | None:
         """The current schema of ``event_type`` (hot path: a dict lookup)."""
@@ -57,6 +71,7 @@ class SchemaRegistry:
                 )
                 compiled[record.event_type] = unusable_schema(stored, _problem(exc))
         self._compiled = compiled
+        self.protected = _protected_names(self._catalog.schema_history())
         self._stamp = stamp
 
     async def start(self) -> None:
@@ -97,7 +112,8 @@ class SchemaRegistry:
         stored = to_proto(record)
         compiled = compile_schema(stored, self._max_properties)  # refuses a bad schema before it is stored
         await asyncio.to_thread(self._catalog.add_schema, record, expected_version, created_by)
-        self._compiled = {**self._compiled, record.event_type: compiled}  # a new dict: read_masking.py notices
+        self._compiled = {**self._compiled, record.event_type: compiled}
+        self.protected = _protected_names(await asyncio.to_thread(self._catalog.schema_history))
         return stored
 
     async def get(self, event_type: str, version: int = 0) -> collect_pb2.EventSchema:
@@ -113,6 +129,30 @@ class SchemaRegistry:
     async def list(self, after_type: str, limit: int) -> Sequence[collect_pb2.EventSchema]:
         records = await asyncio.to_thread(self._catalog.latest_schemas, after_type, limit)
         return [to_proto(r) for r in records]
+
+
+def _protected_names(history: Sequence[SchemaRecord]) -> ProtectedNames:
+    """``ProtectedNames`` of the versions in ``history`` (by type, then version)."""
+    since: dict[tuple[str, str], dt.datetime] = {}  # (type, name) → start of the latest run of versions protecting it
+    latest: dict[str, set[str]] = {}
+    for record in history:
+        protected = {spec.name for spec in to_proto(record).properties if _protects(spec)}
+        for name in protected:
+            since.setdefault((record.event_type, name), record.created_at)
+        for key in [k for k in since if k[0] == record.event_type and k[1] not in protected]:
+            del since[key]  # a version that left it unprotected: the run starts again at the next one protecting it
+        latest[record.event_type] = protected
+    if not since:
+        return ProtectedNames()
+    until = max(since.values())
+    until_us = int(until.replace(tzinfo=until.tzinfo or dt.UTC).timestamp() * 1_000_000) + _PROTECTION_SLACK_US
+    return ProtectedNames(frozenset(name for names in latest.values() for name in names), until_us)
+
+
+def _protects(spec: collect_pb2.PropertySpec) -> bool:
+    if spec.protection != types_pb2.PROTECTION_MODE_UNSPECIFIED:
+        return spec.protection != types_pb2.PROTECTION_MODE_NONE
+    return spec.sensitivity >= types_pb2.SENSITIVITY_LEVEL_3
 
 
 def _problem(error: InvalidArgument) -> str:

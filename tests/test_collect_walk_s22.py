@@ -192,3 +192,28 @@ def test_reads_ask_the_leader_when_the_stream_has_replicas(tmp_path: Path, repli
     asyncio.run(reads._pack_at(7))
     assert [c["direct"] for c in calls] == [replicas == 1] * 2
     assert calls[0]["next"] is True and calls[0]["subject"] == "qiming.events.>"
+
+
+def test_protected_names_date_from_the_run_of_versions_protecting_them() -> None:
+    """Masked reads search only events received before the newest version that began to protect a name (plus two
+    minutes): a name protected since v1 dates from v1; one a version left unprotected dates from the version after."""
+    from svc_collect.schemas import _protected_names
+
+    day = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    secret = {"name": "answer", "type": "VALUE_TYPE_STRING", "sensitivity": "SENSITIVITY_LEVEL_3"}
+    plain = {"name": "answer", "type": "VALUE_TYPE_STRING"}
+    phone = {"name": "phone", "type": "VALUE_TYPE_STRING", "protection": "PROTECTION_MODE_PSEUDONYMIZE"}
+
+    def record(event_type: str, version: int, *properties: dict[str, str]) -> SchemaRecord:
+        return SchemaRecord(event_type, version, "", list(properties), False, day + dt.timedelta(days=version))
+
+    def us(days: int) -> int:
+        return int((day + dt.timedelta(days=days)).timestamp() * 1_000_000) + 120_000_000
+
+    assert _protected_names([]).names == frozenset()
+    steady = _protected_names([record("a", 1, secret, phone), record("a", 2, secret, phone, plain | {"name": "x"})])
+    assert steady.names == {"answer", "phone"} and steady.until_us == us(1)
+    broken = _protected_names([record("a", 1, secret), record("a", 2, plain), record("a", 3, secret), record("b", 1)])
+    assert broken.names == {"answer"} and broken.until_us == us(3)
+    lowered = _protected_names([record("a", 1, secret), record("a", 2, plain)])
+    assert lowered.names == frozenset()

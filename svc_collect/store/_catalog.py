@@ -94,6 +94,12 @@ class SqlCatalog:
             row = conn.execute(query).one_or_none()
         return _schema(row) if row is not None else None
 
+    def schema_history(self) -> list[SchemaRecord]:
+        """Every version of every event type, by type and version (a few rows per type)."""
+        c = self._schema.c
+        with self._db.connection() as conn:
+            return [_schema(row) for row in conn.execute(select(self._schema).order_by(c.event_type, c.version))]
+
     def latest_schemas(self, after_type: str = "", limit: int | None = None) -> list[SchemaRecord]:
         """The latest version of each event type, by type name."""
         c = self._schema.c
