@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,24 @@ def test_protected_names_date_from_the_run_of_versions_protecting_them() -> None
     assert broken.names == {"answer"} and broken.until_us == us(3)
     lowered = _protected_names([record("a", 1, secret), record("a", 2, plain)])
     assert lowered.names == frozenset()
+
+
+def test_jetstream_delays_of_a_range_hours_back_are_sampled(jetstream_server, tmp_path: Path) -> None:
+    """The delay sample walked back from the stream's newest pack and stopped after 256: on a busy stream a range in
+    the past got no sample, and its p50 and p99 read 0. It starts at the range's end now."""
+    from collect_helpers import jetstream_settings
+
+    name = f"t{uuid.uuid4().hex[:12]}"  # a stream of its own on the tests' nats-server
+
+    async def scenario() -> None:
+        async with running_service(jetstream_settings(tmp_path, jetstream_server, name)) as (service, _):
+            log = service._log
+            base = 1_700_000_000_000_000
+            for i in range(300):  # 300 packs, one a millisecond of receive time, each event 7 µs late
+                at = base + i * 1_000
+                batch, _ = service._prepare([make_event(occurred_at_us=at - 7)], at)
+                await asyncio.to_thread(log.append, [batch], at)
+            assert await asyncio.to_thread(log.delivery_delays_us, base + 10_000, base + 20_000, 100) == [7] * 10
+            assert await asyncio.to_thread(log.delivery_delays_us, base + 290_000, base + 400_000, 100) == [7] * 10
+
+    asyncio.run(scenario())

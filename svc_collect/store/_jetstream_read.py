@@ -113,6 +113,9 @@ class StreamReads:
         info = await self._js.stream_info(self._config.stream)
         delays: list[int] = []
         stream_seq = info.state.last_seq
+        # From the range's end (a binary search), not the stream's: on a busy stream the newest packs used up
+        # ``max_packs`` and left a range hours back without a sample, its delays read 0 (review 2026-12-07).
+        stream_seq = min(stream_seq, await self._first_seq_received_since(end_us))
         while stream_seq >= max(info.state.first_seq, 1) and max_packs and len(delays) < limit:
             pack = await self._pack_at(stream_seq)
             stream_seq -= 1
