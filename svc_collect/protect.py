@@ -92,6 +92,11 @@ class EventProtector:
             return self._default_modes
         key = (schema.event_type, schema.version)
         modes = self._modes_by_schema.get(key)
+        if modes is None and schema.unusable:
+            # A version this release cannot apply: every property it declares is withheld from masked reads and the
+            # masked quarantine listing (its rules, and so their protection, are not known).
+            modes = dict(self._default_modes) | dict.fromkeys((p.name for p in schema.proto.properties), ENCRYPT)
+            self._modes_by_schema[key] = modes
         if modes is None:
             modes = dict(self._default_modes)
             for name, rule in schema.rules.items():

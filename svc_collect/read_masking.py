@@ -7,6 +7,8 @@ as they were (review 2026-12-07). Now a masked read applies the current protecti
 left out and its name listed in ``masked_fields``, as for an event protected at ingest. A reader allowed to unmask
 sees it, as stored. At rest it stays until the event ages out or is erased (docs/collect.md, "Changing a property's
 level"). A name added to the ``sensitive_properties`` setting is not covered: it protects what is ingested after.
+A type whose current version this release cannot apply (``_schema_rules.unusable_schema``) has every property that
+version declares withheld.
 
 Only events received before the newest version that began to protect a name (``schemas.ProtectedNames``) are
 searched, for any of the protected names as a map key of the encoding; only an event holding one is decoded. A
@@ -23,6 +25,7 @@ from svc_collect.protect import PSEUDONYMIZE, EventProtector
 from svc_collect.schemas import ProtectedNames
 from svc_collect.store import StoredEvent
 from svc_collect.validation import CompiledSchema
+from svc_collect.wire import varint
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_common.protection import Pseudonymizer
 
@@ -90,7 +93,7 @@ class ReadMasking:
 
 
 def _gate(names: frozenset[str]) -> re.Pattern[bytes] | None:
-    """A search for any of ``names`` as a properties entry's key: field 1 (0x0a), its length, the name (property
-    names are short ASCII: one length byte)."""
-    keys = [b"\x0a" + bytes((len(n),)) + n.encode() for n in sorted(names) if len(n.encode()) < 128]
+    """A search for any of ``names`` as a properties entry's key: field 1 (0x0a), its length (a varint: 128 bytes
+    take two), the name."""
+    keys = [b"\x0a" + varint(len(n.encode())) + n.encode() for n in sorted(names)]
     return re.compile(b"|".join(map(re.escape, keys))) if keys else None

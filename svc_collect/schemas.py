@@ -60,18 +60,25 @@ class SchemaRegistry:
         stamp = self._catalog.schema_fingerprint()
         compiled: dict[str, CompiledSchema] = {}
         for record in self._catalog.latest_schemas():
-            stored = to_proto(record)
             try:
+                stored = to_proto(record)
                 # The property limit is for new versions: a lowered max_properties_per_event leaves stored ones be.
                 compiled[record.event_type] = compile_schema(stored, max(self._max_properties, len(stored.properties)))
-            except InvalidArgument as exc:  # a rule this release has that the storing one had not: fail closed
+            except (InvalidArgument, json_format.ParseError) as exc:
+                # A rule, field or enum value of a newer release than this one: fail closed. (A signed or unreserved
+                # "$" type is never checked by a schema: validation ignores it.)
+                ignored = record.event_type.startswith("$")
                 log.error(
-                    "stored event schema cannot be applied: its events are quarantined",
+                    "stored event schema cannot be applied: "
+                    + ("ignored" if ignored else "its events are quarantined"),
                     extra={"event_type": record.event_type, "error": str(exc)},
                 )
-                compiled[record.event_type] = unusable_schema(stored, _problem(exc))
+                if not ignored:
+                    problem = _problem(exc) if isinstance(exc, InvalidArgument) else str(exc)
+                    compiled[record.event_type] = unusable_schema(to_proto(record, lenient=True), problem)
         self._compiled = compiled
-        self.protected = _protected_names(self._catalog.schema_history())
+        unusable = frozenset(t for t, schema in compiled.items() if schema.unusable)
+        self.protected = _protected_names(self._catalog.schema_history(), unusable)
         self._stamp = stamp
 
     async def start(self) -> None:
@@ -113,7 +120,8 @@ class SchemaRegistry:
         compiled = compile_schema(stored, self._max_properties)  # refuses a bad schema before it is stored
         await asyncio.to_thread(self._catalog.add_schema, record, expected_version, created_by)
         self._compiled = {**self._compiled, record.event_type: compiled}
-        self.protected = _protected_names(await asyncio.to_thread(self._catalog.schema_history))
+        unusable = frozenset(t for t, known in self._compiled.items() if known.unusable)
+        self.protected = _protected_names(await asyncio.to_thread(self._catalog.schema_history), unusable)
         return stored
 
     async def get(self, event_type: str, version: int = 0) -> collect_pb2.EventSchema:
@@ -131,12 +139,18 @@ class SchemaRegistry:
         return [to_proto(r) for r in records]
 
 
-def _protected_names(history: Sequence[SchemaRecord]) -> ProtectedNames:
-    """``ProtectedNames`` of the versions in ``history`` (by type, then version)."""
+def _protected_names(history: Sequence[SchemaRecord], unusable: frozenset[str] = frozenset()) -> ProtectedNames:
+    """``ProtectedNames`` of the versions in ``history`` (by type, then version). Of a type whose current version
+    cannot be applied (``unusable``), every property that version declares counts as protected."""
     since: dict[tuple[str, str], dt.datetime] = {}  # (type, name) → start of the latest run of versions protecting it
     latest: dict[str, set[str]] = {}
+    last = {record.event_type: record.version for record in history}
     for record in history:
-        protected = {spec.name for spec in to_proto(record).properties if _protects(spec)}
+        declared = to_proto(record, lenient=True).properties
+        if record.event_type in unusable and record.version == last[record.event_type]:
+            protected = {spec.name for spec in declared}
+        else:
+            protected = {spec.name for spec in declared if _protects(spec)}
         for name in protected:
             since.setdefault((record.event_type, name), record.created_at)
         for key in [k for k in since if k[0] == record.event_type and k[1] not in protected]:
@@ -159,7 +173,9 @@ def _problem(error: InvalidArgument) -> str:
     return "; ".join(f"{v.field}: {v.description}" for v in error.violations) or error.message
 
 
-def to_proto(record: SchemaRecord) -> collect_pb2.EventSchema:
+def to_proto(record: SchemaRecord, lenient: bool = False) -> collect_pb2.EventSchema:
+    """The stored version as a message. ``lenient``: fields and enum values this release does not know (stored by a
+    newer one) are left out instead of raising ``json_format.ParseError``."""
     schema = collect_pb2.EventSchema(
         event_type=record.event_type,
         version=record.version,
@@ -167,6 +183,6 @@ def to_proto(record: SchemaRecord) -> collect_pb2.EventSchema:
         reject_unknown_properties=record.reject_unknown,
     )
     for spec in record.properties:
-        json_format.ParseDict(spec, schema.properties.add())
+        json_format.ParseDict(spec, schema.properties.add(), ignore_unknown_fields=lenient)
     schema.created_at.FromDatetime(record.created_at)
     return schema

@@ -236,8 +236,9 @@ def _path(screens: list[str], screen: str, depth: int, forward: bool, counts: Co
 def _steps_after(events: list[StoredEvent], i: int, matches: Any, steps: int, window_us: int) -> list[int]:
     """The times of the steps reached from ``events[i]`` (step one): each next step the first event after the step
     before, within the window. Events of one microsecond are in no particular order (the store orders by time
-    only; server clocks of millisecond or second resolution make ties): among them each step may take any event
-    not taken yet, so that a fill stored before its order at the same time still converts (review 2026-12-07)."""
+    only; server clocks of millisecond or second resolution make ties): among them the steps take the events that
+    reach furthest, whatever their order (a fill stored before its order at the same time converts; review
+    2026-12-07)."""
     first = events[i].occurred_us
     times, step, n = [first], 1, len(events)
     start = i
@@ -250,16 +251,34 @@ def _steps_after(events: list[StoredEvent], i: int, matches: Any, steps: int, wi
         end = start
         while end < n and events[end].occurred_us == at:
             end += 1
-        left = [k for k in range(start, end) if k != i]
-        while step < steps:
-            taken = next((k for k in left if matches(events[k], step)), None)
-            if taken is None:
-                break
-            left.remove(taken)
-            times.append(at)
-            step += 1
+        taken = _furthest(events, [k for k in range(start, end) if k != i], step, steps, matches)
+        times += [at] * taken
+        step += taken
         start = end
     return times
+
+
+_TIED_SEARCH_EVENTS = 8
+"""Events of one person in one microsecond searched for the assignment that reaches furthest (the search grows as
+their count's factorial); more (a bulk load) take the steps in their order."""
+
+
+def _furthest(events: list[StoredEvent], group: list[int], step: int, steps: int, matches: Any) -> int:
+    """How many steps from ``step`` on the events ``group`` (of one time) can take, each event one step at most."""
+    if step == steps or not group:
+        return 0
+    if len(group) == 1:
+        return 1 if matches(events[group[0]], step) else 0
+    if len(group) > _TIED_SEARCH_EVENTS:  # each step the first event left that matches it
+        taken = next((k for k in group if matches(events[k], step)), None)
+        return 0 if taken is None else 1 + _furthest(events, [j for j in group if j != taken], step + 1, steps, matches)
+    best = 0
+    for k in group:  # a few events at most share a microsecond
+        if matches(events[k], step):
+            best = max(best, 1 + _furthest(events, [j for j in group if j != k], step + 1, steps, matches))
+            if best == min(len(group), steps - step):
+                break
+    return best
 
 
 def _label(value: object) -> str:

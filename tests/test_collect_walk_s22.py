@@ -20,6 +20,7 @@ from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import errors_pb2, types_pb2
 
 LEVEL_3 = types_pb2.SENSITIVITY_LEVEL_3
+NOW = dt.datetime.now(dt.UTC)
 STRING = types_pb2.VALUE_TYPE_STRING
 
 
@@ -56,30 +57,49 @@ def test_a_lowered_property_limit_leaves_stored_schemas_in_force(tmp_path: Path,
     asyncio.run(scenario())
 
 
+SECRET = {"name": "risk_answer", "type": "VALUE_TYPE_STRING", "sensitivity": "SENSITIVITY_LEVEL_3"}
+NEWER = [  # (what another release stored, what the message names)
+    (SECRET | {"protection": "PROTECTION_MODE_NONE"}, "must be protected at rest"),  # a rule of this release
+    (SECRET | {"protection": "PROTECTION_MODE_TOKENIZE"}, "TOKENIZE"),  # an enum value of a newer one
+    (SECRET | {"keep_days": 9}, "keep_days"),  # a field of a newer one
+]
+
+
 @pytest.mark.parametrize("native", [True, False])
-def test_a_stored_schema_this_release_cannot_apply_quarantines_its_events(tmp_path: Path, native: bool) -> None:
-    """A stored version a rule of this release refuses (here a property name no release takes) is not ignored: its
-    type's events are quarantined, sealed, with a message naming the schema, whatever the unknown-type policy."""
+@pytest.mark.parametrize(("spec", "named"), NEWER, ids=["rule", "enum value", "field"])
+def test_a_stored_schema_this_release_cannot_apply_quarantines_its_events(
+    tmp_path: Path, native: bool, spec: dict[str, object], named: str
+) -> None:
+    """A stored version this release cannot apply (a rule it has and the storing release had not; an enum value or a
+    field of a newer release, which stopped the start) is not ignored: its type's events are quarantined, sealed,
+    with a message naming the schema, whatever the unknown-type policy; masked reads of the events stored before and
+    the masked quarantine listing withhold every property the version declares."""
+    name = "risk_answer"
 
     async def scenario() -> None:
         settings = collect_settings(tmp_path, native_checks=native)
-        properties = [
-            {"name": "risk answer", "type": "VALUE_TYPE_STRING", "sensitivity": "SENSITIVITY_LEVEL_3"},
-            {"name": "side", "type": "VALUE_TYPE_STRING"},
-        ]
-        record = SchemaRecord("trade", 1, "", properties, False, dt.datetime.now(dt.UTC))
-        async with running_service(settings) as (_service, catalog):
-            catalog.add_schema(record, 0, "older")  # as a release without this rule stored it
-        async with running_service(settings) as (service, _catalog):
-            event = make_event("trade", "c1", side="buy")
-            event.properties["risk answer"].string_value = "ZZ-secret-3"
+        async with running_service(settings) as (service, catalog):
+            old = [*await service.ingest([make_event("trade", "c1", side="sell", **{name: "ZZ-old"})])]
+            old += await service.ingest([make_event("trade", "c2", side="hold")])
+            assert [o.status for o in old] == [ACCEPTED] * 2  # no schema yet: stored as sent
+            record = SchemaRecord("trade", 1, "", [spec, {"name": "side", "type": "VALUE_TYPE_STRING"}], False, NOW)
+            catalog.add_schema(record, 0, "newer")  # as a release with other rules stored it
+        async with running_service(settings) as (service, catalog):
+            event = make_event("trade", "c1", side="buy", **{name: "ZZ-secret-3"})
             (outcome,) = await service.ingest([event])
             assert outcome.status == REJECTED
             assert outcome.reason == errors_pb2.ERROR_REASON_UNKNOWN_EVENT_TYPE
             assert "stored schema of 'trade' (version 1) cannot be applied" in outcome.message
-            assert "risk answer" in outcome.message  # what the rule refused
+            assert named in outcome.message  # what this release refused
             (ok,) = await service.ingest([make_event("login", "c1")])
             assert ok.status == ACCEPTED  # other types are unaffected
+            request = collect_pb2.ReadEventsRequest(event_types=["trade"])
+            stored = [e async for events, _ in service.read(request, frozenset()) for e in events]
+            assert [dict(e.properties) for e in stored] == [{}, {}]
+            assert [sorted(e.masked_fields) for e in stored] == [sorted([name, "side"]), ["side"]]
+            (record,) = catalog.list_quarantine(event_types=["trade"])
+            listed = service.masked(service.open_quarantined(record))
+            assert dict(listed.properties) == {} and sorted(listed.masked_fields) == sorted([name, "side"])
 
     asyncio.run(scenario())
 
@@ -115,14 +135,16 @@ def test_stats_filter_by_the_type_rejected_events_without_one_are_counted_under(
     asyncio.run(scenario())
 
 
-def _answer_schema(protection: int = 0, sensitivity: int = types_pb2.SENSITIVITY_LEVEL_1) -> collect_pb2.EventSchema:
+def _answer_schema(
+    protection: int = 0, sensitivity: int = types_pb2.SENSITIVITY_LEVEL_1, name: str = "risk_answer"
+) -> collect_pb2.EventSchema:
     schema = collect_pb2.EventSchema(event_type="survey")
-    schema.properties.add(name="risk_answer", type=STRING, sensitivity=sensitivity, protection=protection)
+    schema.properties.add(name=name, type=STRING, sensitivity=sensitivity, protection=protection)
     schema.properties.add(name="page", type=STRING)
     return schema
 
 
-async def _masked_reads(service: CollectService) -> list[list[tuple[str, str, list[str]]]]:
+async def _masked_reads(service: CollectService, name: str) -> list[list[tuple[str, str, list[str]]]]:
     """What a masked read serves, in process and as encoded for the wire: (page, risk_answer, masked_fields)."""
     request = collect_pb2.ReadEventsRequest(event_types=["survey"])
     direct = [e async for events, _ in service.read(request, frozenset()) for e in events]
@@ -132,16 +154,16 @@ async def _masked_reads(service: CollectService) -> list[list[tuple[str, str, li
         for e in collect_pb2.ReadEventsResponse.FromString(data).events
     ]
     return [
-        [
-            (e.properties["page"].string_value, e.properties["risk_answer"].string_value, list(e.masked_fields))
-            for e in r
-        ]
+        [(e.properties["page"].string_value, e.properties[name].string_value, list(e.masked_fields)) for e in r]
         for r in (direct, encoded)
     ]
 
 
 @pytest.mark.parametrize("mode", ["encrypt", "pseudonymize"])
-def test_masked_reads_withhold_values_stored_before_their_level_was_raised(tmp_path: Path, mode: str) -> None:
+@pytest.mark.parametrize("name", ["risk_answer", "r" * 128], ids=["short", "128 characters"])
+def test_masked_reads_withhold_values_stored_before_their_level_was_raised(
+    tmp_path: Path, mode: str, name: str
+) -> None:
     """A property raised to level 3 in a later schema version: the events stored before kept the value in clear, and
     masked reads served it. They now leave it out (listed in masked_fields), as for the events protected at ingest;
     an unmasked read serves it as stored."""
@@ -149,23 +171,23 @@ def test_masked_reads_withhold_values_stored_before_their_level_was_raised(tmp_p
 
     async def scenario() -> None:
         async with running_service(collect_settings(tmp_path)) as (service, _):
-            await service.schemas.register(_answer_schema(), 0, "ops")
-            (old,) = await service.ingest([make_event("survey", "c1", risk_answer="ZZ-old", page="one")])
-            before = await _masked_reads(service)
+            await service.schemas.register(_answer_schema(name=name), 0, "ops")
+            (old,) = await service.ingest([make_event("survey", "c1", page="one", **{name: "ZZ-old"})])
+            before = await _masked_reads(service, name)
             assert before[0] == before[1] == [("one", "ZZ-old", [])]
-            await service.schemas.register(_answer_schema(protection, LEVEL_3), 1, "ops")
-            (new,) = await service.ingest([make_event("survey", "c1", risk_answer="ZZ-new", page="two")])
+            await service.schemas.register(_answer_schema(protection, LEVEL_3, name), 1, "ops")
+            (new,) = await service.ingest([make_event("survey", "c1", page="two", **{name: "ZZ-new"})])
             assert old.status == new.status == ACCEPTED
-            direct, encoded = await _masked_reads(service)
+            direct, encoded = await _masked_reads(service, name)
             assert direct == encoded
-            assert direct[0] == ("one", "", ["risk_answer"])
+            assert direct[0] == ("one", "", [name])
             if mode == "encrypt":
-                assert direct[1] == ("two", "", ["risk_answer"])
+                assert direct[1] == ("two", "", [name])
             else:  # the new event's value is its pseudonym, kept
                 assert direct[1][0] == "two" and direct[1][1].startswith("ps1:") and direct[1][2] == []
             request = collect_pb2.ReadEventsRequest(event_types=["survey"], unmask=True)
             unmasked = [e async for events, _ in service.read(request, frozenset({"unmask"})) for e in events]
-            assert unmasked[0].properties["risk_answer"].string_value == "ZZ-old"
+            assert unmasked[0].properties[name].string_value == "ZZ-old"
 
     asyncio.run(scenario())
 

@@ -145,3 +145,40 @@ def test_a_customers_account_dates_from_the_profiles_creation(tmp_path: Path) ->
         context = app.core.engine.context
         held = repr(vars(context))
         assert profile.profile_id not in held and "c7" not in held
+
+
+def test_tied_funnel_steps_take_the_events_that_reach_furthest(tmp_path: Path, database_url: str) -> None:
+    """Steps "trade" then "trade of side buy" with a buy and a sell in one microsecond: whichever the store lists first,
+    the sell takes the broader step and the buy the narrower one (taking the buy for the first left the sell
+    nothing)."""
+    from svc_common.pb.qiming.common.v1 import condition_pb2 as C
+
+    buy = C.Condition(
+        comparison=C.Comparison(
+            field=C.FieldRef(source=C.FieldRef.SOURCE_EVENT_PROPERTY, name="side"),
+            operator=C.OPERATOR_EQ,
+            value=to_proto("buy"),
+        )
+    )
+    steps = [
+        pb.FunnelStep(event_type="open"),
+        pb.FunnelStep(event_type="trade"),
+        pb.FunnelStep(event_type="trade", filter=buy),
+    ]
+    now = time.time_ns() // 1000
+    at = now - 60 * S
+    low, high = "00000000-0000-4000-8000-00000000000{}", "ffffffff-ffff-4fff-bfff-fffffffffff{}"
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        app.consumer.handle(
+            [
+                event("open", user_id="c1", at_us=at - S),
+                event("trade", user_id="c1", at_us=at, event_id=low.format(1), side="buy"),
+                event("trade", user_id="c1", at_us=at, event_id=high.format(1), side="sell"),
+                event("open", user_id="c2", at_us=at - S),
+                event("trade", user_id="c2", at_us=at, event_id=low.format(2), side="sell"),
+                event("trade", user_id="c2", at_us=at, event_id=high.format(2), side="buy"),
+            ],
+            "c1",
+        )
+        (result,) = app.analytics.funnel(steps, 3600, now - DAY, now)
+        assert [s.count for s in result.steps] == [2, 2, 2]
