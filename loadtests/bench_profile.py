@@ -50,8 +50,8 @@ def open_app(database_url: str, data_dir: Path):
     app = build_app(runtime)
     app.definitions.load()
     app.definitions.install_pack()
-    # The collector settings of a served process (``qiming serve`` applies them before serving): measured 1.02-1.03x
-    # the consumption rate under Python's defaults (docs/benchmarks.md, session 22).
+    # The garbage-collector settings of a served process (``qiming serve`` applies them before serving), not Python's
+    # defaults: what the service's consumer runs with.
     tune_for_serving(settings.gc_young_threshold)
     return app
 

@@ -53,7 +53,7 @@ _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATAC
 
 
 def document_json(value: object) -> str:
-    """``compact_json``'s document, through orjson (~7x quicker on a person's features: the log consumer writes one
+    """``compact_json``'s document, through orjson (~2.5x quicker on a person's features: the log consumer writes one
     per touched person per batch, and one per retained event). The text parses to the same value; it is the same
     text but for some floats written with an exponent (orjson ``1e-7``, the standard library ``1e-07``), so it is
     not used for tag values (their text must be what the store's JSON column type writes). What orjson cannot write
