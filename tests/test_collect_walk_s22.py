@@ -20,7 +20,6 @@ from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import errors_pb2, types_pb2
 
 LEVEL_3 = types_pb2.SENSITIVITY_LEVEL_3
-NOW = dt.datetime.now(dt.UTC)
 STRING = types_pb2.VALUE_TYPE_STRING
 
 
@@ -82,7 +81,8 @@ def test_a_stored_schema_this_release_cannot_apply_quarantines_its_events(
             old = [*await service.ingest([make_event("trade", "c1", side="sell", **{name: "ZZ-old"})])]
             old += await service.ingest([make_event("trade", "c2", side="hold")])
             assert [o.status for o in old] == [ACCEPTED] * 2  # no schema yet: stored as sent
-            record = SchemaRecord("trade", 1, "", [spec, {"name": "side", "type": "VALUE_TYPE_STRING"}], False, NOW)
+            properties = [spec, {"name": "side", "type": "VALUE_TYPE_STRING"}]
+            record = SchemaRecord("trade", 1, "", properties, False, dt.datetime.now(dt.UTC))  # registered now
             catalog.add_schema(record, 0, "newer")  # as a release with other rules stored it
         async with running_service(settings) as (service, catalog):
             event = make_event("trade", "c1", side="buy", **{name: "ZZ-secret-3"})
@@ -259,5 +259,64 @@ def test_jetstream_delays_of_a_range_hours_back_are_sampled(jetstream_server, tm
                 await asyncio.to_thread(log.append, [batch], at)
             assert await asyncio.to_thread(log.delivery_delays_us, base + 10_000, base + 20_000, 100) == [7] * 10
             assert await asyncio.to_thread(log.delivery_delays_us, base + 290_000, base + 400_000, 100) == [7] * 10
+
+    asyncio.run(scenario())
+
+
+def test_jetstream_a_publish_that_timed_out_is_not_sent_again_over_another_collectors_copy(
+    jetstream_server, tmp_path: Path
+) -> None:
+    """Collector A's publish times out; meanwhile the client, giving up, sent the batch to B, which stored it. A caught
+    up, did not find its own pack, and sent it again: the event was in the log twice, both answered ACCEPTED. Now A
+    sees the event among B's pack and answers DUPLICATE (review 2026-12-07)."""
+    import nats.errors
+    from collect_helpers import jetstream_settings
+
+    settings = jetstream_settings(tmp_path, jetstream_server, f"t{uuid.uuid4().hex[:12]}")
+
+    async def scenario() -> None:
+        async with running_service(settings) as (a, _), running_service(settings) as (b, _):
+            await a.ingest([make_event("login", "c0")])  # both have the stream open
+            now = time.time_ns() // 1000
+            event = make_event("login", "c1")
+            batch_a, _ = a._prepare([event], now)
+            batch_b, _ = b._prepare([event], now)
+            publish = a._log._js.publish
+            calls: list[int] = []
+
+            async def timing_out(*args: object, **options: object) -> object:
+                calls.append(1)
+                if len(calls) == 1:  # B stores the batch while A waits for its ack, which never comes
+                    await asyncio.get_running_loop().run_in_executor(None, b._log.append, [batch_b], now)
+                    raise nats.errors.TimeoutError
+                return await publish(*args, **options)
+
+            a._log._js.publish = timing_out
+            (stored_b,) = (await asyncio.to_thread(a._log.append, [batch_a], now))[0]
+            assert stored_b.duplicate and not stored_b.payload_mismatch
+            everything = [e async for events, _ in a.read(collect_pb2.ReadEventsRequest(), frozenset()) for e in events]
+            assert [e.event_id for e in everything].count(event.event_id) == 1  # stored once
+
+    asyncio.run(scenario())
+
+
+def test_postgresql_a_refused_head_lock_leaves_the_kept_connection_usable(
+    tmp_path: Path, database_url_postgresql
+) -> None:
+    """A refusal of the head's lock other than a lost connection (a read-only database, a privilege, here a search
+    path without the table) left the kept connection inside its failed transaction: every later append failed until
+    a restart. The connection is rolled back now, and the collector ingests again once the cause is gone."""
+
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path, database_url_postgresql)) as (service, _):
+            (first,) = await service.ingest([make_event("login", "c1")])
+            assert first.status == ACCEPTED
+            held = service._log._pg._held
+            held.execute("SET search_path TO nowhere")
+            with pytest.raises(Exception):  # noqa: B017 - whatever the driver's error, the call fails
+                await service.ingest([make_event("login", "c2")])
+            held.execute("RESET search_path")  # the cause gone (refused inside a failed transaction before)
+            (again,) = await service.ingest([make_event("login", "c3")])
+            assert again.status == ACCEPTED
 
     asyncio.run(scenario())

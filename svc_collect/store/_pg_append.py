@@ -170,6 +170,11 @@ class PgAppender:
                     raise
                 self._drop(invalidate=True)  # gone while idle (a restart, a timeout): as the pre-ping would
                 continue
+            except psycopg.Error:
+                # Any other refusal (a read-only database, a missing privilege) leaves the kept connection inside
+                # the failed transaction, and every later BEGIN failed until a restart (review 2026-12-07).
+                self._rollback(conn)
+                raise
             if row is None:
                 self._rollback(conn)
                 raise RuntimeError("collect_log_head has no row: the collect schema is incomplete (run qiming migrate)")

@@ -48,6 +48,7 @@ from svc_collect.store._jetstream_errors import (
 )
 from svc_collect.store._jetstream_parts import (
     MAX_PACK_EVENTS,
+    PACK_BITS,
     DedupIndex,
     JetStreamConfig,
     LoopThread,
@@ -409,7 +410,7 @@ class JetStreamEventLog(StreamReads, NatsCalls):
         msg_id = uuid.uuid4().hex
         for _ in range(_MAX_ATTEMPTS):
             try:
-                return await self._publish_pack(shard, data, msg_id)
+                return await self._publish_pack(shard, data, msg_id, event_ids)
             except _ShardMoved:
                 # The refused write may be our own re-send: a publish whose ack was lost, stored after the read
                 # that looked for it. nats-server 2.15 checks the expected sequence before the duplicate window
@@ -420,8 +421,9 @@ class JetStreamEventLog(StreamReads, NatsCalls):
                     raise
         raise _ShardMoved
 
-    async def _publish_pack(self, shard: int, data: bytes, msg_id: str) -> int:
-        """Store one pack; its stream sequence. Raises _ShardMoved when the shard has news to read first."""
+    async def _publish_pack(self, shard: int, data: bytes, msg_id: str, event_ids: Sequence[str]) -> int:
+        """Store one pack of ``event_ids``; its stream sequence. Raises _ShardMoved when the shard has news to read
+        first."""
         subject = self._subject.format(shard)
         for _ in range(_MAX_ATTEMPTS):
             headers = {
@@ -443,11 +445,29 @@ class JetStreamEventLog(StreamReads, NatsCalls):
                 # pack stored after all is found by that retry's catch-up (the shard moved), so nothing doubles.
                 if found := await self._catch_up(shard, msg_id):
                     return found
+                if not self._index.holds_none_of(event_ids) and await self._held_by_others(event_ids, msg_id):
+                    # Another collector stored some of these events meanwhile (a client that gave up on this call
+                    # sent the batch there): sending the pack again would store them twice (review 2026-12-07).
+                    # The caller sorts them out event by event, as after a refusal.
+                    raise _ShardMoved from None
                 await asyncio.sleep(0.2)
                 continue
             self._shard_last[shard] = max(self._shard_last[shard], ack.seq)
             return ack.seq
         raise Unavailable("JetStream did not acknowledge the write; retry the batch", reason="LOG_UNAVAILABLE")
+
+    async def _held_by_others(self, event_ids: Sequence[str], msg_id: str) -> bool:
+        """Whether a pack that is not ``msg_id``'s holds one of ``event_ids`` (after a publish timed out: rare). A
+        pack of ours read by the catch-up without being recognised is left to JetStream's duplicate window."""
+        held = {hit[0] >> PACK_BITS for event_id in event_ids if (hit := self._index.get(event_id)) is not None}
+        for stream_seq in sorted(held):
+            try:
+                msg = await self._js.get_msg(self._config.stream, seq=stream_seq, direct=self._config.direct_get)
+            except NotFoundError:
+                continue  # aged out: it no longer holds them
+            if (msg.headers or {}).get("Nats-Msg-Id") != msg_id:
+                return True
+        return False
 
     def _apply(self, stream_seq: int, pack: Pack) -> None:
         self._index.add(stream_seq, pack)
