@@ -112,6 +112,8 @@ class BatchConsumer:
                 res = self.resolver.resolve(conn, mine, now, hot)
                 store.insert_persons(conn, [person_row(pid, now) for pid in res.created])
                 store.insert_links(conn, res.links)
+                if res.gained:  # a profile that now has a customer number: its queued events too
+                    store.rekey_outbox(conn, {p: res.customers[p] for p in res.gained if res.customers.get(p)})
                 entered = set(res.created)  # persons whose first stage is an entry (from UNSPECIFIED)
                 for loser, winner in res.merges:
                     if fold_lifecycle(conn, store, loser, winner):  # a new winner takes the loser's stage and story

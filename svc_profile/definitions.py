@@ -457,13 +457,14 @@ class Definitions:
     def discard_segment(self, segment_id: str) -> None:
         """Undo ``create_segment`` when the segment's first computation failed within the call, so that the
         caller's retry creates it again (not ALREADY_EXISTS). Memberships the log consumer gave it meanwhile end
-        with ``$segment_exited`` (cause ``archived``) before its rows go."""
-        t, m = self.t["segment"], self.t["member"]
+        with ``$segment_exited`` (cause ``archived``). Their rows stay, as non-members: their ``seq`` numbers the
+        ids of the events a segment of the same id publishes next (deleted, a retry's events took the ids of the
+        first ones, and svc_collect answered them DUPLICATE: never delivered; review 2026-12-07)."""
+        t = self.t["segment"]
         with self.changing(), self.core.writing() as conn:
             members = self.core.store.load_members(conn, None, [segment_id])
             changes = sorted((pid, segment_id, False) for pid, rows in members.items() if rows[segment_id].is_member)
             self.core.engine.write_changes(conn, changes, now_us(), "archived", {}, members)
-            conn.execute(delete(m).where(m.c.segment_id == segment_id))
             conn.execute(delete(t).where(t.c.segment_id == segment_id))
 
     def update_segment(self, segment: pb.Segment, expected_version: int) -> pb.Segment:

@@ -64,9 +64,9 @@ class Segments:
         rule = self.rule(segment_id)
         if rule.node is None:
             return {"persons": 0, "entered": 0, "exited": 0}
-        now = now_us()
         report(1.0, "waiting for the writer")
         with self.core.writing() as conn:
+            now = now_us()  # once the writer is ours: the wait may be as long as another recompute
             report(5.0, "evaluating every profile")
             where = segment_where(
                 rule.node, self.t, conn.dialect.name, now, self.core.engine.clock, self.core.is_sensitive
@@ -135,18 +135,21 @@ class Segments:
         now: int | None = None,
     ) -> int:
         """Tags, lifecycle and every segment for everyone (after a tag definition changes), one transaction
-        per ``RECOMPUTE_CHUNK`` profiles with the rules in force when the chunk starts. ``stop`` (checked
-        before each chunk) returns why to stop early, or ""; returns the profiles evaluated."""
+        per ``RECOMPUTE_CHUNK`` profiles with the rules in force and at the time the chunk starts (``now``, when
+        given: the time sweep's own). ``stop`` (checked before each chunk) returns why to stop early, or "";
+        returns the profiles evaluated."""
         report = progress or _quiet
         pids = self.all_pids()
-        now = now if now is not None else now_us()
         for start in range(0, len(pids), RECOMPUTE_CHUNK):
             why = stop() if stop is not None else ""
             if why:
                 raise Superseded(f"{why} after {start} of {len(pids)} profiles")
             report(100.0 * start / len(pids), f"{start} of {len(pids)} profiles")
             with self.core.writing() as conn:
-                self.core.engine.refresh(conn, pids[start : start + RECOMPUTE_CHUNK], now, cause=cause)
+                # Each chunk at its own time: a job of minutes evaluated its last chunks at its start, re-entering
+                # persons the sweep had exited meanwhile, whom no later sweep looked at again (review 2026-12-07).
+                at = now if now is not None else now_us()
+                self.core.engine.refresh(conn, pids[start : start + RECOMPUTE_CHUNK], at, cause=cause)
         return len(pids)
 
     # -- jobs: within the call on a small population, in the background on a large one ----------------

@@ -372,6 +372,8 @@ class ProfileDomain:
                 if other[0] == CUSTOMER:
                     check_link({**core.store.customers_of(conn, [pid]), "new": other[1]}, pid, "new")
                 core.store.insert_links(conn, [link_row(pid, other, linked_by or "alias_call", "LinkIdentities", now)])
+                if other[0] == CUSTOMER:
+                    core.store.rekey_outbox(conn, {pid: other[1]})
             else:
                 customers = core.store.customers_of(conn, [pid, holder])
                 check_link(customers, pid, holder)

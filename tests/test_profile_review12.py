@@ -280,14 +280,18 @@ def test_a_create_segment_whose_computation_fails_can_be_retried(tmp_path: Path,
             asyncio.run(servicer.CreateSegment(request, None))
         assert "branch_sh" not in app.core.engine.segments
         assert [s.segment_id for s in app.definitions.list_segments("", 100, True)] == []
-        # The membership given meanwhile ended (svc_campaign saw the entry) and left no row behind.
+        # The membership given meanwhile ended (svc_campaign saw the entry). Its row stays, a non-member, so that the
+        # events of the segment created again take new ids (session 22: deleted, they took the first ones' ids).
         changes = [(e.event_type, e.properties["cause"].string_value) for e in outbox(app)]
         assert changes == [("$segment_entered", "event"), ("$segment_exited", "archived")]
         with app.core.database.connection() as conn:
-            assert app.core.store.load_members(conn, [person]) == {}
+            (row,) = app.core.store.load_members(conn, [person])[person].values()
+            assert (row.is_member, row.seq) == (False, 2)
 
         created = asyncio.run(servicer.CreateSegment(request, None))  # the retry the message asks for
         assert created.segment.version == 1 and created.segment.size == 1 and len(calls) == 2
+        ids = [e.event_id for e in outbox(app)]
+        assert len(ids) == len(set(ids)) == 3  # entered, exited, entered again: three events, three ids
 
 
 # R1, R2: row errors carry a reason and a field path naming the row's field; a tag value matches its type.

@@ -9,8 +9,9 @@ import datetime as dt
 import time
 from pathlib import Path
 
+import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from profile_helpers import DAY, event, profile_app, profile_settings, ref
+from profile_helpers import ANONYMOUS, DAY, event, profile_app, profile_settings, ref
 
 from svc_common.conditions import to_proto
 from svc_common.pb.qiming.common.v1 import types_pb2
@@ -182,3 +183,85 @@ def test_tied_funnel_steps_take_the_events_that_reach_furthest(tmp_path: Path, d
         )
         (result,) = app.analytics.funnel(steps, 3600, now - DAY, now)
         assert [s.count for s in result.steps] == [2, 2, 2]
+
+
+def _outbox(app: object) -> list[tuple[int, str, str, str]]:
+    """(outbox id, person key, event type, event id) of every queued segment event, in order."""
+    import sqlalchemy as sa
+
+    from svc_common.pb.qiming.common.v1 import event_pb2
+
+    t = app.core.store.t["outbox"]
+    with app.core.database.connection() as conn:
+        rows = conn.execute(sa.select(t.c.outbox_id, t.c.person_key, t.c.body).order_by(t.c.outbox_id))
+        return [(i, key, (e := event_pb2.Event.FromString(body)).event_type, e.event_id) for i, key, body in rows]
+
+
+def test_a_segment_created_again_after_its_undo_publishes_events_of_new_ids(tmp_path: Path) -> None:
+    """CreateSegment's undo (its first computation failed) deleted the memberships, so the retry's events counted
+    their ``seq`` from 1 again and took the ids of the first ones: svc_collect answered DUPLICATE, never delivered."""
+    from svc_common.pb.qiming.common.v1 import condition_pb2 as C
+
+    logged_in = C.Condition(event_count=C.EventCount(event_type="login", min_count=1, window_seconds=7 * 86_400))
+    with profile_app(profile_settings(tmp_path)) as app:
+        app.definitions.create_segment(pb.Segment(segment_id="vip", condition=logged_in))
+        app.consumer.handle([event("login", user_id="C1")], "c1")  # enters
+        app.definitions.discard_segment("vip")  # exits
+        app.definitions.create_segment(pb.Segment(segment_id="vip", condition=logged_in))  # the caller's retry
+        app.consumer.handle([event("login", user_id="C1")], "c2")  # enters again
+        queued = _outbox(app)
+        assert [kind for _, _, kind, _ in queued] == ["$segment_entered", "$segment_exited", "$segment_entered"]
+        assert len({event_id for *_, event_id in queued}) == 3
+
+
+def test_a_recompute_job_evaluates_at_its_own_time_not_at_its_start(tmp_path: Path, monkeypatch) -> None:
+    """The job took its time once: waiting for the writer or between chunks the sweep exited a person whose login
+    left a one-day window, and the job entered them again at its start time, for good (no later sweep looked)."""
+    from svc_common.pb.qiming.common.v1 import condition_pb2 as C
+    from svc_profile import segments as segments_module
+
+    hour = 3_600 * S
+    t0 = time.time_ns() // 1000
+    clock = [t0]
+    monkeypatch.setattr(segments_module, "now_us", lambda: clock[0])
+    within_a_day = C.Condition(event_count=C.EventCount(event_type="login", min_count=1, window_seconds=86_400))
+    with profile_app(profile_settings(tmp_path)) as app:
+        app.definitions.create_segment(pb.Segment(segment_id="day", condition=within_a_day))
+        app.consumer.handle([event("login", user_id="C1", at_us=t0 - 23 * hour)], "c1")
+        app.segments.catch_up(t0)
+
+        def sweep_first() -> str:  # before the job's chunk: two hours later, the sweep exits C1
+            if clock[0] == t0:
+                clock[0] = t0 + 2 * hour
+                app.segments.catch_up(clock[0])
+            return ""
+
+        app.segments.refresh_everyone("recompute", stop=sweep_first)
+        assert [kind for _, _, kind, _ in _outbox(app)] == ["$segment_entered", "$segment_exited"]
+
+
+@pytest.mark.parametrize("how", ["event", "LinkIdentities"])
+def test_a_profile_that_gains_a_customer_number_keeps_its_events_in_order(tmp_path: Path, how: str) -> None:
+    """The outbox holds a person's later events behind a rejected earlier one, by person key; the key was the
+    profile while anonymous and the customer number after, so the exit went out before its rejected enter."""
+    from svc_common.pb.qiming.common.v1 import condition_pb2 as C
+    from svc_profile.store import _outbox as outbox
+
+    no_login = C.Condition(event_absence=C.EventAbsence(event_type="login", window_seconds=7 * 86_400))
+    with profile_app(profile_settings(tmp_path)) as app:
+        app.definitions.create_segment(pb.Segment(segment_id="no_login", condition=no_login))
+        app.consumer.handle([event("page_view", anonymous_id="dev-1")], "c1")  # enters, anonymous
+        t = app.core.store.t["outbox"]
+        now = time.time_ns() // 1000
+        with app.core.database.connection(write=True) as conn:  # svc_collect refused it once
+            outbox.mark_rejected(conn, t, [outbox.Rejection(1, "QUOTA", "m", "", 1, now, now + 60 * S)])
+        login = event("login", anonymous_id="dev-1")
+        if how == "event":
+            login.identities.add(type=types_pb2.ID_TYPE_CUSTOMER, value="C1")
+        else:
+            app.profiles.link(ref("dev-1", ANONYMOUS), ref("C1"), "crm", frozenset())
+        app.consumer.handle([login], "c2")  # the same profile, now C1's (no merge), exits
+        queued = _outbox(app)
+        assert [(key, kind) for _, key, kind, _ in queued] == [("C1", "$segment_entered"), ("C1", "$segment_exited")]
+        with app.core.database.connection() as conn:
+            assert outbox.due(conn, t, now + 1, 100, 3_600 * S) == []  # the exit waits for its enter

@@ -405,6 +405,16 @@ class ProfileStore(TagStatements):
             columns = tuple(rows[0])
             bulk(conn, ("add_outbox", columns), lambda: insert(t).values({c: bindparam(c) for c in columns}), rows)
 
+    def rekey_outbox(self, conn: Connection, customers: dict[str, str]) -> None:
+        """The unsent outbox rows of profiles that now have a customer number ({profile id: number}) keyed by it, as
+        their next rows are: ``due`` holds a person's later rows behind a rejected earlier one by that key, and an
+        enter keyed by the profile no longer held back the exit keyed by the number (review 2026-12-07)."""
+        t = self.t["outbox"]
+        for pid, customer in sorted(customers.items()):  # a few a batch: profiles that just logged in
+            rekey = update(t).where(t.c.person_key == f"profile:{pid}", t.c.sent_us.is_(None))
+            rekey = rekey.values(person_key=customer)
+            write(conn, lambda c, s=rekey: c.execute(s), whole=True)
+
     def unsent(self, conn: Connection, limit: int) -> list[Any]:
         t = self.t["outbox"]
         stmt = select(t.c.outbox_id, t.c.body).where(t.c.sent_us.is_(None)).order_by(t.c.outbox_id).limit(limit)
