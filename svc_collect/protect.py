@@ -58,6 +58,11 @@ class UndeclaredPersonalData(Exception):
         self.rejection = rejection
 
 
+def holds_pseudonym(value: types_pb2.Value) -> bool:
+    """Whether a property's value is a pseudonym already (``ps1:`` and 32 hex digits): protected, left as it is."""
+    return value.WhichOneof("kind") == "string_value" and Pseudonymizer.is_pseudonym(value.string_value)
+
+
 class EventProtector:
     def __init__(
         self,
@@ -158,7 +163,7 @@ class EventProtector:
                 del properties[name]
             elif mode == PSEUDONYMIZE:
                 value = properties[name]
-                if value.WhichOneof("kind") == "string_value" and not Pseudonymizer.is_pseudonym(value.string_value):
+                if value.WhichOneof("kind") == "string_value" and not holds_pseudonym(value):
                     value.string_value = self._pseudonyms.pseudonymize(_NAMESPACE.get(name, name), value.string_value)
             elif mode == DROP:
                 del properties[name]

@@ -19,29 +19,20 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
 
-from svc_collect.protect import PSEUDONYMIZE, EventProtector
-from svc_collect.schemas import ProtectedNames
+from svc_collect.protect import PSEUDONYMIZE, EventProtector, holds_pseudonym
+from svc_collect.schemas import ProtectedNames, SchemaRegistry
 from svc_collect.store import StoredEvent
-from svc_collect.validation import CompiledSchema
 from svc_collect.wire import varint
 from svc_common.pb.qiming.common.v1 import event_pb2
-from svc_common.protection import Pseudonymizer
 
 
 class ReadMasking:
     """``apply`` to the stored events of a masked read."""
 
-    def __init__(
-        self,
-        protector: EventProtector,
-        protected: Callable[[], ProtectedNames],
-        schema_for: Callable[[str], CompiledSchema | None],
-    ) -> None:
+    def __init__(self, protector: EventProtector, schemas: SchemaRegistry) -> None:
         self._protector = protector
-        self._protected = protected
-        self._schema_for = schema_for
+        self._schemas = schemas
         self._seen: ProtectedNames | None = None
         self._gate: re.Pattern[bytes] | None = None
 
@@ -49,7 +40,7 @@ class ReadMasking:
         """``stored`` with the payloads holding a value their type's current schema protects replaced by ones
         without it (the list itself when none does). Only events received before the last version that began to
         protect a name (``ProtectedNames.until_us``) are looked at: a consumer at the log's end pays a comparison."""
-        protected = self._protected()
+        protected = self._schemas.protected
         if protected is not self._seen:
             self._gate = _gate(protected.names)
             self._seen = protected
@@ -69,19 +60,14 @@ class ReadMasking:
 
     def _withheld(self, payload: bytes) -> bytes | None:
         event = event_pb2.Event.FromString(payload)
-        modes = self._protector.modes_for(self._schema_for(event.event_type))
+        modes = self._protector.modes_for(self._schemas.schema_for(event.event_type))
         properties = event.properties
         names = []
         for name in sorted(properties):
             mode = modes.get(name)
             if mode is None:
                 continue
-            value = properties[name]
-            if (
-                mode == PSEUDONYMIZE
-                and value.WhichOneof("kind") == "string_value"
-                and Pseudonymizer.is_pseudonym(value.string_value)
-            ):
+            if mode == PSEUDONYMIZE and holds_pseudonym(properties[name]):
                 continue  # protected at ingest
             names.append(name)
         if not names:

@@ -77,8 +77,7 @@ class SchemaRegistry:
                     problem = _problem(exc) if isinstance(exc, InvalidArgument) else str(exc)
                     compiled[record.event_type] = unusable_schema(to_proto(record, lenient=True), problem)
         self._compiled = compiled
-        unusable = frozenset(t for t, schema in compiled.items() if schema.unusable)
-        self.protected = _protected_names(self._catalog.schema_history(), unusable)
+        self.protected = self._protected_names(self._catalog.schema_history())
         self._stamp = stamp
 
     async def start(self) -> None:
@@ -120,9 +119,12 @@ class SchemaRegistry:
         compiled = compile_schema(stored, self._max_properties)  # refuses a bad schema before it is stored
         await asyncio.to_thread(self._catalog.add_schema, record, expected_version, created_by)
         self._compiled = {**self._compiled, record.event_type: compiled}
-        unusable = frozenset(t for t, known in self._compiled.items() if known.unusable)
-        self.protected = _protected_names(await asyncio.to_thread(self._catalog.schema_history), unusable)
+        self.protected = self._protected_names(await asyncio.to_thread(self._catalog.schema_history))
         return stored
+
+    def _protected_names(self, history: Sequence[SchemaRecord]) -> ProtectedNames:
+        unusable = frozenset(t for t, schema in self._compiled.items() if schema.unusable)
+        return _protected_names(history, unusable)
 
     async def get(self, event_type: str, version: int = 0) -> collect_pb2.EventSchema:
         if not event_type:

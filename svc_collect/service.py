@@ -196,7 +196,7 @@ class CollectService:
             keys, settings.sensitive_properties, settings.undeclared_pii, native=settings.native_checks
         )
         self._fingerprints = Fingerprinter(keys)
-        self._read_masking = ReadMasking(self._protector, lambda: self.schemas.protected, self.schemas.schema_for)
+        self._read_masking = ReadMasking(self._protector, self.schemas)
         self._committer: GroupCommitter[WriteBatch, list[Appended]] = GroupCommitter(
             lambda batches: self._log.append(batches, now_micros()), settings.commit_max_events
         )

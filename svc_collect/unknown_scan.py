@@ -49,8 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not sep or not key:
             parser.error(f"--metadata {item!r}: give KEY=VALUE")
         metadata.append((key.lower(), value))
-    request = collect_pb2.ReadEventsRequest(after_cursor=args.after_cursor) if args.after_cursor else None
-    request = request or collect_pb2.ReadEventsRequest()
+    # after_cursor is in a oneof: set, even to "", it names a cursor (and "" is none); unset reads from the start.
+    start = {"after_cursor": args.after_cursor} if args.after_cursor else {}
+    request = collect_pb2.ReadEventsRequest(**start)
     count = 0
     try:
         with grpc.insecure_channel(args.address) as channel:

@@ -112,10 +112,9 @@ class StreamReads:
     async def _delivery_delays_us(self, start_us: int, end_us: int, limit: int, max_packs: int = 256) -> list[int]:
         info = await self._js.stream_info(self._config.stream)
         delays: list[int] = []
-        stream_seq = info.state.last_seq
         # From the range's end (a binary search), not the stream's: on a busy stream the newest packs used up
         # ``max_packs`` and left a range hours back without a sample, its delays read 0 (review 2026-12-07).
-        stream_seq = min(stream_seq, await self._first_seq_received_since(end_us))
+        stream_seq = min(info.state.last_seq, await self._first_seq_received_since(end_us))
         while stream_seq >= max(info.state.first_seq, 1) and max_packs and len(delays) < limit:
             pack = await self._pack_at(stream_seq)
             stream_seq -= 1
