@@ -98,7 +98,7 @@ class Context:
 
     def created_us(self, person: Person) -> int:
         # On the person, not in a dict here: one context serves the process, and a dict of every profile ever
-        # evaluated grew without bound (~160 MB after a recompute of 1,000,000 profiles; review 2026-12-07).
+        # evaluated grew without bound (an entry for every profile a recompute touched; review 2026-12-07).
         return person.created_us if person.created_us is not None else person.now
 
 
