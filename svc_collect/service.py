@@ -34,9 +34,12 @@ from svc_collect.store import (
 )
 from svc_collect.validation import (
     EVENT_TYPE_RE,
+    INVALID_EVENT_TYPE,
     NATIVE_AVAILABLE,
+    NO_EVENT_TYPE,
     EventValidator,
     Rejection,
+    counted_event_type,
     flag_names,
     reason_name,
     refuse_nul_in,
@@ -63,8 +66,6 @@ ACCEPTED = collect_pb2.EVENT_STATUS_ACCEPTED
 DUPLICATE = collect_pb2.EVENT_STATUS_DUPLICATE
 REJECTED = collect_pb2.EVENT_STATUS_REJECTED
 _DELAY_SAMPLE = 10_000
-NO_EVENT_TYPE = "(none)"
-"""The event type a rejected event without one is quarantined and counted under (GetIngestStats can filter by it)."""
 READ_MESSAGE_BYTES = PAGE_BYTES  # a ReadEvents message's events (one event at least)
 _STORE_DOWN = frozenset({"DEPENDENCY_UNAVAILABLE", "LOG_UNAVAILABLE"})  # Unavailable reasons of a store that is down
 _EVENT_FRAMING_BYTES = 64  # received_at, cursor, fingerprint and the field's tag and length
@@ -582,8 +583,14 @@ def _check_stats_request(start_us: int | None, end_us: int | None, event_types: 
     (both answered OK and empty: a caller's swapped bounds or typo looked like no traffic)."""
     refuse_reversed_range(start_us, end_us)
     for i, name in enumerate(event_types):
-        if name != NO_EVENT_TYPE and not EVENT_TYPE_RE.fullmatch(name):  # "(none)": rejected events without a type
+        if counted_event_type(name) != name:  # "(none)", "(invalid)": counts of rejected events
             raise InvalidArgument(
                 f"event_types[{i}] is not an event type name",
-                violations=[FieldViolation(f"event_types[{i}]", f"an event type name ({EVENT_TYPE_RE.pattern})")],
+                violations=[
+                    FieldViolation(
+                        f"event_types[{i}]",
+                        f"an event type name ({EVENT_TYPE_RE.pattern}), {NO_EVENT_TYPE} (rejected events without a"
+                        f" type) or {INVALID_EVENT_TYPE} (rejected events whose type is not a valid name)",
+                    )
+                ],
             )

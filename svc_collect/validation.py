@@ -470,6 +470,23 @@ def refuse_nul(field: str, text: str) -> None:
         )
 
 
+NO_EVENT_TYPE = "(none)"
+"""The event type a rejected event without one is quarantined and counted under (GetIngestStats can filter by it)."""
+INVALID_EVENT_TYPE = "(invalid)"
+"""What the ingest counts (GetIngestStats) name the type of a rejected event whose type is not a valid name: such a
+name is no filter a caller could ask for, and one count per client-made string would grow the counts without bound.
+The quarantine record keeps the name as sent."""
+
+
+def counted_event_type(event_type: str) -> str:
+    """The name an event is counted under in the ingest counts: its type, ``(none)`` or ``(invalid)``."""
+    if not event_type:
+        return NO_EVENT_TYPE
+    if event_type == NO_EVENT_TYPE or EVENT_TYPE_RE.fullmatch(event_type):
+        return event_type
+    return INVALID_EVENT_TYPE
+
+
 def refuse_nul_in(field: str, texts: Iterable[str]) -> None:
     """:func:`refuse_nul` for each item of a repeated field (``field[i]``)."""
     for i, text in enumerate(texts):
@@ -478,13 +495,16 @@ def refuse_nul_in(field: str, texts: Iterable[str]) -> None:
 
 __all__ = [
     "EVENT_TYPE_RE",
+    "INVALID_EVENT_TYPE",
     "KINDS_FOR_TYPE",
     "NATIVE_AVAILABLE",
+    "NO_EVENT_TYPE",
     "NUL_MESSAGE",
     "PROPERTY_NAME_RE",
     "RESERVED_EVENT_TYPES",
     "CompiledSchema",
     "PropertyRule",
     "compile_schema",
+    "counted_event_type",
     "value_of",
 ]

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 from svc_collect.store._pg_append import PgAppender
 from svc_collect.store._sqlite_binding import bind_bytes_and_none_directly
 from svc_collect.store._stats import MinuteCounts
-from svc_collect.validation import storable_text
+from svc_collect.validation import counted_event_type, storable_text
 from svc_common.db import Database, DriverQuery, copy_span
 
 _HEAD_ID = 1
@@ -492,7 +492,7 @@ def _side_counts(batches: Sequence[WriteBatch], results: list[list[Appended]]) -
                 counts.setdefault(row.event_type, [0, 0, 0])[1 if appended.duplicate else 0] += 1
         known = batch.known
         for q in batch.quarantined:
-            counts.setdefault(q.event_type, [0, 0, 0])[1 if q.quarantine_id in known else 2] += 1
+            counts.setdefault(counted_event_type(q.event_type), [0, 0, 0])[1 if q.quarantine_id in known else 2] += 1
     return counts
 
 
