@@ -31,7 +31,9 @@ from svc_collect.store import (
     StatRow,
     StoredEvent,
     WriteBatch,
+    stored_row_bytes,
 )
+from svc_collect.store._log import ROW_FRAMING_BYTES
 from svc_collect.validation import (
     EVENT_TYPE_RE,
     INVALID_EVENT_TYPE,
@@ -80,6 +82,11 @@ class EventLog(Protocol):
     def open(self) -> None: ...
 
     def close(self) -> None: ...
+
+    def largest_row_bytes(self) -> int | None:
+        """Once open: the most bytes one stored event may take (``stored_row_bytes``); None: no limit a
+        ``max_event_bytes`` could reach (the SQL log)."""
+        ...
 
     def head(self) -> LogHead: ...
 
@@ -203,6 +210,8 @@ class CollectService:
         )
         self._unmask_roles = frozenset(settings.unmask_roles)
         self._log_tag = ""
+        self._largest_row: int | None = None
+        self._measure_every_row = False
         self.follows = Follows()
         self.log_unavailable: Callable[[str], None] | None = None
         """Told when an append finds the log (or its database) unavailable: the log's health probe's ``failed``."""
@@ -216,6 +225,18 @@ class CollectService:
         except QimingError as exc:  # the log went away right after it opened: the start fails, not a call
             raise StartupError(f"the event log did not answer at start: {exc}") from exc
         self._log_tag = head.log_id.replace("-", "")[:8] or "00000000"
+        self._largest_row = self._log.largest_row_bytes()
+        # Every event measured against it where a plain event of max_event_bytes might not fit, else only those
+        # protection changed (a sealed value or pseudonym makes an event larger than it came).
+        plain_row_bytes = 2 * self.settings.max_event_bytes + ROW_FRAMING_BYTES  # stored_row_bytes's bound
+        self._measure_every_row = self._largest_row is not None and self._largest_row < plain_row_bytes
+        if self._measure_every_row:
+            log.warning(
+                "max_event_bytes = %d: one message of the event log holds events of at most %d bytes as stored; larger"
+                " ones are rejected (EVENT_TOO_LARGE). Raise NATS's max_payload or the stream's max_msg_size.",
+                self.settings.max_event_bytes,
+                self._largest_row,
+            )
         self.follows.reopen()
         await self.schemas.start()
         self._committer.start()
@@ -336,6 +357,9 @@ class CollectService:
         append_row = rows.append
         append_pending = pending.append
         new_row = tuple.__new__
+        largest, measure_every = self._largest_row, self._measure_every_row
+        # Payload and sealed values up to this size fit whatever the ids (their bytes are the event's, at most).
+        sure_fit = largest - self.settings.max_event_bytes - ROW_FRAMING_BYTES if largest is not None else 0
         for index, event in enumerate(events):
             if not output_only_cleared and has_output_only(event):
                 clear_output_only(event)
@@ -355,6 +379,18 @@ class CollectService:
                 continue
             if flags:
                 event.flags.extend(flag_names(flags))
+            payload = event.SerializeToString() if (changed or flags) else data
+            if (
+                largest is not None
+                and (changed or measure_every)
+                and len(payload) + (len(sealed) if sealed else 0) > sure_fit  # one comparison for nearly all
+                and stored_row_bytes(payload, sealed, event_id, event_type, user_id, anonymous_id) > largest
+            ):
+                rejection = self._too_large_to_store(event, sealed, payload, largest)
+                q = self._quarantine_row(event, rejection)
+                quarantined.append(q)
+                append_pending(_rejected(index, event.event_id, rejection, q.quarantine_id))
+                continue
             append_pending(len(rows))
             append_row(
                 new_row(  # LogRow(...) without its Python-level __new__
@@ -367,12 +403,29 @@ class CollectService:
                         occurred_us,
                         fingerprint(data),
                         flags,
-                        event.SerializeToString() if (changed or flags) else data,
+                        payload,
                         sealed,
                     ),
                 )
             )
         return WriteBatch(rows, quarantined, now_us), pending
+
+    def _too_large_to_store(
+        self, event: event_pb2.Event, sealed: bytes | None, payload: bytes, largest: int
+    ) -> Rejection:
+        """EVENT_TOO_LARGE for an event the log cannot hold as stored (one JetStream message each at most), its
+        sealed values put back for the quarantine (which seals it whole); pseudonyms stay, as a replay keeps them."""
+        size = len(payload) + len(sealed or b"")
+        if sealed is not None:
+            self._protector.unmask(event, sealed)
+        event.ClearField("flags")
+        return Rejection(
+            errors_pb2.ERROR_REASON_EVENT_TOO_LARGE,
+            "",
+            f"event is {size} bytes as the log stores it (values sealed or pseudonymized, flags); one message of the"
+            f" JetStream log holds {largest}: send smaller events, or raise NATS's max_payload (and the stream's"
+            " max_msg_size) and replay",
+        )
 
     def _quarantine_row(self, event: event_pb2.Event, rejection: Rejection) -> QuarantineRow:
         quarantine_id = str(uuid.uuid4())

@@ -15,9 +15,10 @@ from conftest import NatsServer, free_port
 from nats.js import api as js_api
 from test_cli import _one_error_line, qiming
 
-from svc_collect.service import ACCEPTED
+from svc_collect.service import ACCEPTED, REJECTED
 from svc_common.errors import ConfigError, FailedPrecondition, ResourceExhausted, StartupError, Unavailable
 from svc_common.pb.qiming.collect.v1 import collect_pb2
+from svc_common.pb.qiming.common.v1 import errors_pb2
 
 pytestmark = pytest.mark.nats
 
@@ -191,8 +192,12 @@ def test_packs_fit_the_max_msg_size_of_the_stream(jetstream_server: NatsServer, 
     asyncio.run(scenario())
 
 
-def test_an_event_too_large_for_the_stream_is_failed_precondition(jetstream_server: NatsServer, tmp_path: Path) -> None:
-    """max_event_bytes above what the stream takes in one message: it was UNAVAILABLE, retried for ever."""
+def test_an_event_too_large_for_the_stream_is_rejected_alone(
+    jetstream_server: NatsServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """max_event_bytes above what the stream takes in one message: it was UNAVAILABLE, retried for ever, then (0.2.5)
+    FAILED_PRECONDITION for the whole batch; now the event is rejected alone (EVENT_TOO_LARGE, quarantined whole) and
+    the rest of its batch is stored. The start says so in the log."""
     name = f"e{uuid.uuid4().hex[:10]}"
     settings = _settings(tmp_path, jetstream_server.url, name, jetstream_shards=1)
     _start(settings)
@@ -205,11 +210,19 @@ def test_an_event_too_large_for_the_stream_is_failed_precondition(jetstream_serv
     asyncio.run(_js_call(jetstream_server.url, limit))
 
     async def scenario() -> None:
-        async with running_service(settings) as (service, _):
-            (small,) = await service.ingest([make_event(note="x" * 1000)])
-            assert small.status == ACCEPTED
-            with pytest.raises(FailedPrecondition, match=r"does not fit in a JetStream message.*max_event_bytes"):
-                await service.ingest([make_event(note="x" * 8000, more="y" * 3000)])
+        async with running_service(settings) as (service, catalog):
+            assert "one message of the event log holds events of at most 4904 bytes" in caplog.text
+            big = make_event(note="x" * 8000, more="y" * 3000)
+            small, large, after = await service.ingest([make_event(note="x" * 1000), big, make_event(n=2)])
+            assert [small.status, large.status, after.status] == [ACCEPTED, REJECTED, ACCEPTED]
+            assert large.reason == errors_pb2.ERROR_REASON_EVENT_TOO_LARGE
+            assert "holds 4904: send smaller events, or raise NATS's max_payload" in large.message
+            (record,) = catalog.list_quarantine(reasons=["EVENT_TOO_LARGE"])
+            assert service.open_quarantined(record) == big
+            read = [
+                e.event_id async for page, _ in service.read(collect_pb2.ReadEventsRequest(), frozenset()) for e in page
+            ]
+            assert read == [small.event_id, after.event_id]
 
     asyncio.run(scenario())
 

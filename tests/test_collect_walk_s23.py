@@ -4,14 +4,18 @@ under that name, which GetIngestStats refused as a filter (one count per client-
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
+import nats
 import pytest
 from collect_helpers import collect_settings, make_event, running_service
+from conftest import NatsServer
 
-from svc_collect.service import REJECTED
+from svc_collect.service import ACCEPTED, DUPLICATE, REJECTED
 from svc_common.errors import InvalidArgument
-from svc_common.pb.qiming.common.v1 import errors_pb2
+from svc_common.pb.qiming.collect.v1 import collect_pb2
+from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
 
 
 def test_rejected_events_with_an_invalid_type_are_counted_under_one_name(tmp_path: Path, database_url: str) -> None:
@@ -32,6 +36,113 @@ def test_rejected_events_with_an_invalid_type_are_counted_under_one_name(tmp_pat
             with pytest.raises(InvalidArgument) as refused:
                 await service.stats(None, None, ["page view; DROP TABLE x"])
             (violation,) = refused.value.violations
-            assert violation.field == "event_types[0]" and "(invalid) (rejected events whose type" in violation.description
+            assert (
+                violation.field == "event_types[0]" and "(invalid) (rejected events whose type" in violation.description
+            )
+
+    asyncio.run(scenario())
+
+
+def test_an_event_protection_makes_too_large_for_a_jetstream_message_is_rejected_alone(
+    jetstream_server: NatsServer, tmp_path: Path
+) -> None:
+    """An event within max_event_bytes that protection makes larger than one message of the stream (a phone or fund
+    account id becomes a 36-character pseudonym) failed its whole batch; now it is rejected alone, EVENT_TOO_LARGE,
+    and quarantined with its sealed values put back (its ip here), the rest of the batch stored."""
+    name = f"g{uuid.uuid4().hex[:10]}"
+    settings = collect_settings(
+        tmp_path,
+        log_backend="jetstream",
+        nats_url=jetstream_server.url,
+        jetstream_stream=name,
+        jetstream_subject_prefix=f"{name}.events",
+        jetstream_shards=1,
+        max_event_bytes=1024,
+    )
+
+    async def scenario() -> None:
+        async with running_service(settings):
+            pass  # the stream made
+        nc = await nats.connect(jetstream_server.url)
+        try:
+            config = (await nc.jetstream().stream_info(name)).config
+            config.max_msg_size = 8_400  # 4,304 bytes an event: every event of 1,024 bytes fits as it came
+            await nc.jetstream().update_stream(config)
+        finally:
+            await nc.close()
+        async with running_service(settings) as (service, catalog):
+            grown = make_event("login", "c1")
+            grown.context.ip = "10.1.2.3"
+            for i in range(110):
+                grown.identities.add(type=types_pb2.ID_TYPE_FUND_ACCOUNT, value=f"{i}")
+            assert grown.ByteSize() < 1024
+            sent = event_pb2.Event()
+            sent.CopyFrom(grown)
+            before, too_large, after = await service.ingest(
+                [make_event("login", "c2"), grown, make_event("login", "c3")]
+            )
+            assert [before.status, too_large.status, after.status] == [ACCEPTED, REJECTED, ACCEPTED]
+            assert too_large.reason == errors_pb2.ERROR_REASON_EVENT_TOO_LARGE
+            assert "as the log stores it" in too_large.message and "holds 4304" in too_large.message
+            (record,) = catalog.list_quarantine(reasons=["EVENT_TOO_LARGE"])
+            kept = service.open_quarantined(record)
+            assert kept.context.ip == "10.1.2.3" and not kept.masked_fields and not kept.flags
+            assert [i.value for i in kept.identities] == [i.value for i in grown.identities]  # pseudonyms, as replayed
+            assert all(i.value.startswith("ps1:") for i in kept.identities)
+            request = collect_pb2.ReadEventsRequest()
+            read = [e.event_id async for page, _ in service.read(request, frozenset()) for e in page]
+            assert read == [before.event_id, after.event_id]
+            assert sent.identities[0].value == "0"
+
+    asyncio.run(scenario())
+
+
+def test_events_stored_before_the_side_records_failed_are_answered_accepted_on_the_write_again(
+    jetstream_server: NatsServer, tmp_path: Path
+) -> None:
+    """On JetStream a group's events are published before its quarantine and counts are written to the database. When
+    those failed, the committer wrote the group again batch by batch (and a lone batch's client sent it again): the
+    log held the events, so first-time senders were answered DUPLICATE. They are answered ACCEPTED, at the position
+    stored, and counted once."""
+    name = f"s{uuid.uuid4().hex[:10]}"
+    settings = collect_settings(
+        tmp_path,
+        log_backend="jetstream",
+        nats_url=jetstream_server.url,
+        jetstream_stream=name,
+        jetstream_subject_prefix=f"{name}.events",
+    )
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, _):
+            side = service._log._side
+            real, failures = side.record_side, [1]
+
+            def failing_once(*args: object) -> None:
+                if failures:
+                    failures.pop()
+                    raise RuntimeError("database is locked")
+                real(*args)
+
+            side.record_side = failing_once
+            first = [make_event("login", f"c{i}") for i in range(3)]
+            second = [make_event("login", f"d{i}") for i in range(2)]
+            answers = await asyncio.gather(service.ingest(first), service.ingest(second))
+            assert [o.status for batch in answers for o in batch] == [ACCEPTED] * 5
+            failures.append(1)
+            lone = [make_event("login", "e1"), make_event("login", "e2")]
+            with pytest.raises(RuntimeError):
+                await service.ingest(lone)
+            again = await service.ingest(lone)  # the client's retry
+            assert [o.status for o in again] == [ACCEPTED] * 2
+            resent = await service.ingest(lone[:1])  # from now on, a duplicate as any other
+            assert [o.status for o in resent] == [DUPLICATE]
+            request = collect_pb2.ReadEventsRequest()
+            read = {e.event_id: e.cursor async for page, _ in service.read(request, frozenset()) for e in page}
+            sent = [e.event_id for e in (*first, *second, *lone)]
+            assert sorted(read) == sorted(sent) and len(read) == 7  # each once
+            assert [o.cursor for o in again] == [read[e.event_id] for e in lone]  # where they were stored
+            stats = await service.stats(None, None, [])
+            assert [row[:4] for row in stats.by_type] == [("login", 7, 1, 0)]
 
     asyncio.run(scenario())

@@ -15,6 +15,7 @@ from svc_collect.store._log import (
     SqlEventLog,
     StoredEvent,
     WriteBatch,
+    stored_row_bytes,
 )
 from svc_collect.store._tables import define_tables
 from svc_common.db import StoreSchema
@@ -48,5 +49,6 @@ __all__ = [
     "StoredEvent",
     "WriteBatch",
     "metadata",
+    "stored_row_bytes",
     "tables",
 ]

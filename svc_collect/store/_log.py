@@ -72,6 +72,20 @@ class LogRow(NamedTuple):
     sealed: bytes | None
 
 
+ROW_FRAMING_BYTES = 512
+"""What a row takes beside its payload, sealed values and ids where a log packs it (JetStream: the pack's fields, the
+fingerprint, times, flags): more than they need."""
+
+
+def stored_row_bytes(
+    payload: bytes, sealed: bytes | None, event_id: str, event_type: str, user_id: str, anonymous_id: str
+) -> int:
+    """An upper bound of what one event takes in the log (``EventLog.largest_row_bytes``), its ids counted again, as a
+    pack holds them beside the payload (their bytes are part of the payload's: at most 2 × a plain event's size)."""
+    ids = f"{event_id}{event_type}{user_id}{anonymous_id}".encode()
+    return len(payload) + (len(sealed) if sealed is not None else 0) + len(ids) + ROW_FRAMING_BYTES
+
+
 @dataclass(slots=True)
 class QuarantineRow:
     quarantine_id: str
@@ -159,6 +173,10 @@ def page_query(event: Table) -> DriverQuery:
 
 
 class SqlEventLog:
+    def largest_row_bytes(self) -> None:
+        """No limit: a row takes what a database column takes (1 GB), far above any ``max_event_bytes``."""
+        return None
+
     def __init__(self, database: Database, tables: dict[str, Table]) -> None:
         self._db = database
         if database.engine.dialect.name == "sqlite":

@@ -74,6 +74,7 @@ from svc_common.errors import ConfigError, FailedPrecondition, QimingError, Unav
 log = logging.getLogger("qiming.collect.jetstream")
 _MAX_ATTEMPTS = 8
 _HEADER_ROOM_BYTES = 4096
+_UNANSWERED_EVENTS = 1_000_000
 _CACHED_PACKS = 64
 _CACHED_EVENTS = 32_768
 # How long after a refusal (another collector wrote to the shard) each publish first reads the shard's news.
@@ -103,6 +104,10 @@ class JetStreamEventLog(StreamReads, NatsCalls):
         # seconds): while that is recent, the shard's news is read before each publish (see _publish_parts).
         self._moved_at = [-_AHEAD_SECONDS] * config.shards
         self._packs = PackCache(_CACHED_PACKS, _CACHED_EVENTS)  # recently read or written packs
+        # Events published by a group whose side records then failed, unanswered: event id → (position, fingerprint).
+        # The committer writes the group again batch by batch, which finds them stored; they are answered as first
+        # stored then, not DUPLICATE to the client that sent them once (``append``).
+        self._unanswered: dict[str, tuple[int, str]] = {}
         self._pack_events = 0  # events in the last pack read: how many packs a page asks for at once
         self._loop: LoopThread | None = None
         self._nc: Any = None
@@ -135,6 +140,10 @@ class JetStreamEventLog(StreamReads, NatsCalls):
         except BaseException:
             self.close()
             raise
+
+    def largest_row_bytes(self) -> int:
+        """One event alone in a pack must fit in one message of the stream (``stored_row_bytes``)."""
+        return self._max_message_bytes
 
     def close(self) -> None:
         if self._loop is None:
@@ -242,10 +251,35 @@ class JetStreamEventLog(StreamReads, NatsCalls):
             results = [[None] * len(batch.rows) for batch in batches]
             self._append_rest(batches, received_us, results)
         done: list[list[Appended]] = results  # type: ignore[assignment]
+        if self._unanswered:
+            self._answer_as_stored(batches, done)
         # Within the de-duplication window, as for the events themselves (docs/collect.md, "Exactly once").
         settle_known_rejections(batches, self._indexed)
-        self._side.record_side(batches, done, received_us)
+        try:
+            self._side.record_side(batches, done, received_us)
+        except Exception:
+            self._keep_unanswered(batches, done)
+            raise
         return done
+
+    def _keep_unanswered(self, batches: Sequence[WriteBatch], done: list[list[Appended]]) -> None:
+        """The events this append stored, whose callers get the side records' error instead of their answer."""
+        for batch, out in zip(batches, done, strict=True):
+            for row, appended in zip(batch.rows, out, strict=True):
+                if not appended.duplicate:
+                    self._unanswered[row.event_id] = (appended.seq, row.fingerprint)
+        while len(self._unanswered) > _UNANSWERED_EVENTS:  # the oldest go: their clients got the error long ago
+            del self._unanswered[next(iter(self._unanswered))]
+
+    def _answer_as_stored(self, batches: Sequence[WriteBatch], done: list[list[Appended]]) -> None:
+        """A write again of events an append stored but could not answer (``_keep_unanswered``): stored now, the
+        same payload at the same position, not DUPLICATE (the first stored copy is the one the log keeps)."""
+        for batch, out in zip(batches, done, strict=True):
+            for r, row in enumerate(batch.rows):
+                kept = self._unanswered.get(row.event_id)
+                if kept is not None and out[r].duplicate and kept == (out[r].seq, row.fingerprint):
+                    out[r] = Appended(kept[0], False)
+                    del self._unanswered[row.event_id]
 
     def _indexed(self, event_ids: list[str]) -> dict[str, tuple[int, str]]:
         """Position and fingerprint of the ids the log holds (rejected events of a group: rare). Other collectors'
