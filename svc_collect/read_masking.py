@@ -6,13 +6,14 @@ masked read (``ReadEvents`` without ``unmask``: svc_profile, svc_modeling, every
 as they were (review 2026-12-07). Now a masked read applies the current protection to what it serves: such a value is
 left out and its name listed in ``masked_fields``, as for an event protected at ingest. A reader allowed to unmask
 sees it, as stored. At rest it stays until the event ages out or is erased (docs/collect.md, "Changing a property's
-level"). A name added to the ``sensitive_properties`` setting is not covered: it protects what is ingested after.
+level"). A name added to the ``sensitive_properties`` setting counts from the first start that had it
+(``SchemaRegistry.settle_sensitive_names``), as a schema version does from its creation.
 A type whose current version this release cannot apply (``_schema_rules.unusable_schema``) has every property that
 version declares withheld.
 
-Only events received before the newest version that began to protect a name (``schemas.ProtectedNames``) are
-searched, for any of the protected names as a map key of the encoding; only an event holding one is decoded. A
-consumer at the log's end pays one comparison per event.
+Only events received before the newest version (or setting) that began to protect a name
+(``schemas.ProtectedNames``) are searched, for any of the protected names as a map key of the encoding; only an event
+holding one is decoded. A consumer at the log's end pays one comparison per event.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from google.protobuf import json_format
@@ -48,6 +48,7 @@ class SchemaRegistry:
         self._refresh_interval = refresh_interval_seconds
         self._compiled: dict[str, CompiledSchema] = {}
         self.protected = ProtectedNames()
+        self._sensitive_since: dict[str, int] = {}
         self._stamp: tuple[int, int] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -122,9 +123,14 @@ class SchemaRegistry:
         self.protected = self._protected_names(await asyncio.to_thread(self._catalog.schema_history))
         return stored
 
+    def settle_sensitive_names(self, names: Sequence[str], now_us: int) -> None:
+        """At the start, before ``start``: the ``sensitive_properties`` setting joins what masked reads check, each
+        name from when every start has found it in the setting (``SqlCatalog.settle_sensitive_names``)."""
+        self._sensitive_since = self._catalog.settle_sensitive_names(names, now_us)
+
     def _protected_names(self, history: Sequence[SchemaRecord]) -> ProtectedNames:
         unusable = frozenset(t for t, schema in self._compiled.items() if schema.unusable)
-        return _protected_names(history, unusable)
+        return _protected_names(history, unusable, self._sensitive_since)
 
     async def get(self, event_type: str, version: int = 0) -> collect_pb2.EventSchema:
         if not event_type:
@@ -141,9 +147,14 @@ class SchemaRegistry:
         return [to_proto(r) for r in records]
 
 
-def _protected_names(history: Sequence[SchemaRecord], unusable: frozenset[str] = frozenset()) -> ProtectedNames:
+def _protected_names(
+    history: Sequence[SchemaRecord],
+    unusable: frozenset[str] = frozenset(),
+    sensitive_since: Mapping[str, int] | None = None,
+) -> ProtectedNames:
     """``ProtectedNames`` of the versions in ``history`` (by type, then version). Of a type whose current version
-    cannot be applied (``unusable``), every property that version declares counts as protected."""
+    cannot be applied (``unusable``), every property that version declares counts as protected. ``sensitive_since``:
+    the names of the ``sensitive_properties`` setting, each with since when (µs) it has been there."""
     since: dict[tuple[str, str], dt.datetime] = {}  # (type, name) → start of the latest run of versions protecting it
     latest: dict[str, set[str]] = {}
     last = {record.event_type: record.version for record in history}
@@ -158,11 +169,16 @@ def _protected_names(history: Sequence[SchemaRecord], unusable: frozenset[str] =
         for key in [k for k in since if k[0] == record.event_type and k[1] not in protected]:
             del since[key]  # a version that left it unprotected: the run starts again at the next one protecting it
         latest[record.event_type] = protected
-    if not since:
+    # A version takes effect on other collectors up to a refresh later, by their clocks: the slack. A setting's name
+    # is in force on this collector from its start on, before it took any event.
+    starts = [
+        int(t.replace(tzinfo=t.tzinfo or dt.UTC).timestamp() * 1_000_000) + _PROTECTION_SLACK_US for t in since.values()
+    ]
+    starts += (sensitive_since or {}).values()
+    if not starts:
         return ProtectedNames()
-    until = max(since.values())
-    until_us = int(until.replace(tzinfo=until.tzinfo or dt.UTC).timestamp() * 1_000_000) + _PROTECTION_SLACK_US
-    return ProtectedNames(frozenset(name for names in latest.values() for name in names), until_us)
+    names = frozenset(name for names in latest.values() for name in names) | frozenset(sensitive_since or ())
+    return ProtectedNames(names, max(starts))
 
 
 def _protects(spec: collect_pb2.PropertySpec) -> bool:

@@ -238,6 +238,8 @@ class CollectService:
                 self._largest_row,
             )
         self.follows.reopen()
+        names = self.settings.sensitive_properties
+        await asyncio.to_thread(self.schemas.settle_sensitive_names, names, now_micros())
         await self.schemas.start()
         self._committer.start()
         if self._validator.native:

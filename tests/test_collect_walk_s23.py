@@ -9,13 +9,18 @@ from pathlib import Path
 
 import nats
 import pytest
+import sqlalchemy as sa
 from collect_helpers import collect_settings, make_event, running_service
 from conftest import NatsServer
+from test_ddl_snapshots import make_dialect, offline_migration_sql
 
-from svc_collect.service import ACCEPTED, DUPLICATE, REJECTED
+from svc_collect.config import CollectSettings
+from svc_collect.service import ACCEPTED, DUPLICATE, REJECTED, CollectService
+from svc_collect.store import SCHEMA
 from svc_common.errors import InvalidArgument
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
+from svc_common.protection import DEFAULT_SENSITIVE_PROPERTIES
 
 
 def test_rejected_events_with_an_invalid_type_are_counted_under_one_name(tmp_path: Path, database_url: str) -> None:
@@ -146,3 +151,76 @@ def test_events_stored_before_the_side_records_failed_are_answered_accepted_on_t
             assert [row[:4] for row in stats.by_type] == [("login", 7, 1, 0)]
 
     asyncio.run(scenario())
+
+
+async def _read(service: CollectService, unmask: bool = False) -> list[tuple[dict[str, str], list[str]]]:
+    request = collect_pb2.ReadEventsRequest(event_types=["survey"], unmask=unmask)
+    roles = frozenset({"unmask"}) if unmask else frozenset()
+    return [
+        ({k: v.string_value for k, v in e.properties.items()}, list(e.masked_fields))
+        async for events, _ in service.read(request, roles)
+        for e in events
+    ]
+
+
+def test_a_name_added_to_sensitive_properties_is_withheld_from_events_stored_before(
+    tmp_path: Path, database_url: str
+) -> None:
+    """sensitive_properties protects what is ingested after a start with the name; events stored before kept the value
+    in clear, and masked reads (svc_profile, svc_modeling) were served it. Now the name counts from the first start
+    that had it without a break (collect_sensitive_name): masked reads withhold it in events received before; a
+    reader allowed to unmask sees it as stored. Taken out of the setting and put back, it counts from then again."""
+    plain = tuple(n for n in DEFAULT_SENSITIVE_PROPERTIES if n != "risk_answer")
+    without = collect_settings(tmp_path, database_url, sensitive_properties=plain)
+    with_it = collect_settings(tmp_path, database_url, sensitive_properties=(*plain, "risk_answer"))
+
+    async def ingest(settings: CollectSettings, value: str) -> list[tuple[dict[str, str], list[str]]]:
+        async with running_service(settings) as (service, _):
+            (outcome,) = await service.ingest([make_event("survey", "c1", risk_answer=value, note="n")])
+            assert outcome.status == ACCEPTED
+            return await _read(service)
+
+    async def scenario() -> None:
+        assert await ingest(without, "ZZ-1") == [({"risk_answer": "ZZ-1", "note": "n"}, [])]  # not sensitive yet
+        async with running_service(with_it) as (service, _):
+            assert await _read(service) == [({"note": "n"}, ["risk_answer"])]
+            assert await _read(service, unmask=True) == [({"risk_answer": "ZZ-1", "note": "n"}, [])]
+        served = await ingest(with_it, "ZZ-2")  # sealed at ingest
+        assert served == [({"note": "n"}, ["risk_answer"])] * 2
+        served = await ingest(without, "ZZ-3")  # out of the setting: served as stored
+        assert served == [
+            ({"risk_answer": "ZZ-1", "note": "n"}, []),
+            ({"note": "n"}, ["risk_answer"]),
+            ({"risk_answer": "ZZ-3", "note": "n"}, []),
+        ]
+        async with running_service(with_it) as (service, _):  # back in it: from this start again
+            assert await _read(service) == [({"note": "n"}, ["risk_answer"])] * 3
+
+    asyncio.run(scenario())
+
+
+def test_the_sensitive_names_each_start_settles(tmp_path: Path, database_url: str) -> None:
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path, database_url)) as (_, catalog):
+            first = catalog.settle_sensitive_names(["a", "b"], 100)
+            assert first == {"a": 100, "b": 100}
+            assert catalog.settle_sensitive_names(["b", "c"], 200) == {"b": 100, "c": 200}  # a forgotten
+            assert catalog.settle_sensitive_names(["a", "b", "c"], 300) == {"a": 300, "b": 100, "c": 200}
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("dialect_name", ["dm", "opengauss", "postgresql", "sqlite"])
+def test_the_sensitive_name_table_and_its_statements_compile_for_every_database(dialect_name: str) -> None:
+    migration = Path(SCHEMA.migrations_dir) / "versions" / "collect_0006_sensitive_name.py"
+    upgrade = offline_migration_sql(migration, dialect_name, "upgrade")
+    assert "CREATE TABLE collect_sensitive_name" in upgrade and "PRIMARY KEY (name)" in upgrade
+    assert "DROP TABLE collect_sensitive_name" in offline_migration_sql(migration, dialect_name, "downgrade")
+    table = SCHEMA.metadata.tables["collect_sensitive_name"]
+    dialect = make_dialect(dialect_name)
+    for statement in (
+        sa.select(table.c.name, table.c.since_us),
+        sa.delete(table).where(table.c.name.in_(["a", "b"])),
+        sa.insert(table),
+    ):
+        assert "collect_sensitive_name" in str(statement.compile(dialect=dialect))

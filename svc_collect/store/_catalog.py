@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, and_, func, insert, or_, select, update
+from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from svc_collect.validation import storable_text
@@ -54,6 +54,32 @@ class SqlCatalog:
         self._schema = tables["schema"]
         self._quarantine = tables["quarantine"]
         self._stat = tables["stat"]
+        self._sensitive_name = tables["sensitive_name"]
+
+    # -- the sensitive_properties setting -----------------------------------------------------------
+
+    def settle_sensitive_names(self, names: Iterable[str], now_us: int) -> dict[str, int]:
+        """At a start, the setting's ``names``: since when (µs) each has been in it without a break, ``now_us`` for one
+        new to it; names it no longer holds are forgotten (added again later, they start again). A collector starting
+        at the same moment may write the same rows: the first one's stand (written again on a conflict)."""
+        c = self._sensitive_name.c
+        wanted = set(names)
+        attempts = 3
+        while True:
+            try:
+                with self._db.connection(write=True) as conn:
+                    stored = {name: since for name, since in conn.execute(select(c.name, c.since_us))}
+                    gone = sorted(stored.keys() - wanted)
+                    if gone:
+                        conn.execute(delete(self._sensitive_name).where(c.name.in_(gone)))
+                    new = sorted(wanted - stored.keys())
+                    if new:
+                        conn.execute(insert(self._sensitive_name), [{"name": n, "since_us": now_us} for n in new])
+                return {name: stored.get(name, now_us) for name in wanted}
+            except IntegrityError:  # another collector inserted one of them meanwhile: read them again
+                attempts -= 1
+                if not attempts:
+                    raise
 
     # -- schemas -----------------------------------------------------------------------------------
 

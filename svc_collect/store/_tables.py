@@ -86,4 +86,19 @@ def define_tables(metadata: MetaData) -> dict[str, Table]:
         Column("duplicate_count", BigInteger, nullable=False, default=0),
         Column("rejected_count", BigInteger, nullable=False, default=0),
     )
-    return {"event": event, "head": head, "schema": schema, "quarantine": quarantine, "stat": stat}
+    sensitive_name = Table(
+        "collect_sensitive_name",
+        metadata,
+        # A name of the sensitive_properties setting, and since when (µs) every start found it there: masked reads
+        # withhold its values stored in clear by events received before (read_masking.py).
+        Column("name", String(128), primary_key=True),
+        Column("since_us", BigInteger, nullable=False),
+    )
+    return {
+        "event": event,
+        "head": head,
+        "schema": schema,
+        "quarantine": quarantine,
+        "stat": stat,
+        "sensitive_name": sensitive_name,
+    }

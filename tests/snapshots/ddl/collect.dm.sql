@@ -87,3 +87,9 @@ CREATE TABLE collect_quarantine (
 CREATE INDEX ix_collect_quarantine_time ON collect_quarantine (quarantined_at_us);
 
 CREATE INDEX ix_collect_quarantine_type ON collect_quarantine (event_type, quarantined_at_us);
+
+CREATE TABLE collect_sensitive_name (
+	name VARCHAR2(128 CHAR) NOT NULL,
+	since_us BIGINT NOT NULL,
+	PRIMARY KEY (name)
+);
