@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from svc_collect._schema_rules import PROPERTY_NAME_RE
 from svc_common.config import ServiceSettings, check_nats_servers
 from svc_common.protection._levels import DEFAULT_SENSITIVE_PROPERTIES
 
@@ -103,6 +104,16 @@ class CollectSettings(ServiceSettings):
     @classmethod
     def _nats_servers(cls, value: str) -> str:
         return check_nats_servers(value)
+
+    @field_validator("sensitive_properties", mode="after")
+    @classmethod
+    def _property_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Each is recorded (collect_sensitive_name, 128 characters) and matched against property names: one that no
+        # property can have would protect nothing, silently.
+        for name in value:
+            if not PROPERTY_NAME_RE.fullmatch(name):
+                raise ValueError(f"{name[:140]!r} is not a property name ({PROPERTY_NAME_RE.pattern})")
+        return value
 
     @field_validator("log_backend", mode="after")
     @classmethod

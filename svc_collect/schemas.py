@@ -32,10 +32,12 @@ _PROTECTION_SLACK_US = 120_000_000
 
 @dataclass(frozen=True)
 class ProtectedNames:
-    """What masked reads check (read_masking.py): the property names some current schema protects, and the receive
-    time after which no stored event can hold one of them in clear (events received before may: a version that
-    protects a name is taken to have protected it from the earliest of its unbroken run of versions doing so, and
-    events before a type's first version had no schema at all). A new object after every change."""
+    """What masked reads check (read_masking.py): the property names some current schema or the
+    ``sensitive_properties`` setting protects, and the receive time after which no event stored by a collector that
+    knew them holds one of them in clear (events received before may: a version that protects a name is taken to
+    have protected it from the earliest of its unbroken run of versions doing so, events before a type's first
+    version had no schema at all, and a name of the setting counts from the first start that had it). A collector
+    still running with an older setting is not covered (docs/collect.md). A new object after every change."""
 
     names: frozenset[str] = frozenset()
     until_us: int = 0

@@ -238,8 +238,10 @@ class CollectService:
                 self._largest_row,
             )
         self.follows.reopen()
-        names = self.settings.sensitive_properties
-        await asyncio.to_thread(self.schemas.settle_sensitive_names, names, now_micros())
+        # Receive times never go back (a log's are at least its newest): events stored before this start are at most
+        # the head's, whatever the clock says now.
+        start_us = max(now_micros(), head.last_received_us)
+        await asyncio.to_thread(self.schemas.settle_sensitive_names, self.settings.sensitive_properties, start_us)
         await self.schemas.start()
         self._committer.start()
         if self._validator.native:
@@ -386,10 +388,10 @@ class CollectService:
                 largest is not None
                 and (changed or measure_every)
                 and len(payload) + (len(sealed) if sealed else 0) > sure_fit  # one comparison for nearly all
-                and stored_row_bytes(payload, sealed, event_id, event_type, user_id, anonymous_id) > largest
+                and (size := stored_row_bytes(payload, sealed, event_id, event_type, user_id, anonymous_id)) > largest
             ):
-                rejection = self._too_large_to_store(event, sealed, payload, largest)
-                q = self._quarantine_row(event, rejection)
+                rejection = _too_large_to_store(size, largest)
+                q = self._quarantine_row(event_pb2.Event.FromString(data), rejection)  # as it came
                 quarantined.append(q)
                 append_pending(_rejected(index, event.event_id, rejection, q.quarantine_id))
                 continue
@@ -411,23 +413,6 @@ class CollectService:
                 )
             )
         return WriteBatch(rows, quarantined, now_us), pending
-
-    def _too_large_to_store(
-        self, event: event_pb2.Event, sealed: bytes | None, payload: bytes, largest: int
-    ) -> Rejection:
-        """EVENT_TOO_LARGE for an event the log cannot hold as stored (one JetStream message each at most), its
-        sealed values put back for the quarantine (which seals it whole); pseudonyms stay, as a replay keeps them."""
-        size = len(payload) + len(sealed or b"")
-        if sealed is not None:
-            self._protector.unmask(event, sealed)
-        event.ClearField("flags")
-        return Rejection(
-            errors_pb2.ERROR_REASON_EVENT_TOO_LARGE,
-            "",
-            f"event is {size} bytes as the log stores it (values sealed or pseudonymized, flags); one message of the"
-            f" JetStream log holds {largest}: send smaller events, or raise NATS's max_payload (and the stream's"
-            " max_msg_size) and replay",
-        )
 
     def _quarantine_row(self, event: event_pb2.Event, rejection: Rejection) -> QuarantineRow:
         quarantine_id = str(uuid.uuid4())
@@ -625,6 +610,18 @@ class CollectService:
                 o = EventOutcome(o.index, o.event_id, DUPLICATE, message=HELD_MESSAGE, cursor=self.cursor(stored.seq))
             results.append(dataclasses.replace(o, index=position[id(record)], quarantine_id=record.quarantine_id))
         return sorted(results, key=lambda o: o.index)
+
+
+def _too_large_to_store(size: int, largest: int) -> Rejection:
+    """EVENT_TOO_LARGE for an event the log cannot hold as stored (one JetStream message each at most). It is
+    quarantined as it came (``data``: protection's drops and masks are done again by a replay)."""
+    return Rejection(
+        errors_pb2.ERROR_REASON_EVENT_TOO_LARGE,
+        "",
+        f"event takes {size} bytes as the log stores it (sealed and pseudonymized values, ids, framing); one message"
+        f" of the JetStream log holds {largest}: send smaller events, or raise NATS's max_payload (and the stream's"
+        " max_msg_size), restart the collectors, and replay",
+    )
 
 
 def _rejected(index: int, event_id: str, rejection: Rejection, quarantine_id: str) -> EventOutcome:

@@ -4,6 +4,7 @@ under that name, which GetIngestStats refused as a filter (one count per client-
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from test_ddl_snapshots import make_dialect, offline_migration_sql
 from svc_collect.config import CollectSettings
 from svc_collect.service import ACCEPTED, DUPLICATE, REJECTED, CollectService
 from svc_collect.store import SCHEMA
-from svc_common.errors import InvalidArgument
+from svc_common.errors import ConfigError, InvalidArgument
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
 from svc_common.protection import DEFAULT_SENSITIVE_PROPERTIES
@@ -48,12 +49,24 @@ def test_rejected_events_with_an_invalid_type_are_counted_under_one_name(tmp_pat
     asyncio.run(scenario())
 
 
+async def _js(url: str, stream: str, **changes: int) -> None:
+    nc = await nats.connect(url)
+    try:
+        config = (await nc.jetstream().stream_info(stream)).config
+        for key, value in changes.items():
+            setattr(config, key, value)
+        await nc.jetstream().update_stream(config)
+    finally:
+        await nc.close()
+
+
 def test_an_event_protection_makes_too_large_for_a_jetstream_message_is_rejected_alone(
     jetstream_server: NatsServer, tmp_path: Path
 ) -> None:
     """An event within max_event_bytes that protection makes larger than one message of the stream (a phone or fund
     account id becomes a 36-character pseudonym) failed its whole batch; now it is rejected alone, EVENT_TOO_LARGE,
-    and quarantined with its sealed values put back (its ip here), the rest of the batch stored."""
+    and quarantined as it came, the rest of the batch stored; replayed once the limit is raised, it is stored
+    protected, and the client's copy sent again is its DUPLICATE."""
     name = f"g{uuid.uuid4().hex[:10]}"
     settings = collect_settings(
         tmp_path,
@@ -68,13 +81,7 @@ def test_an_event_protection_makes_too_large_for_a_jetstream_message_is_rejected
     async def scenario() -> None:
         async with running_service(settings):
             pass  # the stream made
-        nc = await nats.connect(jetstream_server.url)
-        try:
-            config = (await nc.jetstream().stream_info(name)).config
-            config.max_msg_size = 8_400  # 4,304 bytes an event: every event of 1,024 bytes fits as it came
-            await nc.jetstream().update_stream(config)
-        finally:
-            await nc.close()
+        await _js(jetstream_server.url, name, max_msg_size=8_400)  # 4,304 bytes an event: all of 1,024 fit as they came
         async with running_service(settings) as (service, catalog):
             grown = make_event("login", "c1")
             grown.context.ip = "10.1.2.3"
@@ -90,14 +97,22 @@ def test_an_event_protection_makes_too_large_for_a_jetstream_message_is_rejected
             assert too_large.reason == errors_pb2.ERROR_REASON_EVENT_TOO_LARGE
             assert "as the log stores it" in too_large.message and "holds 4304" in too_large.message
             (record,) = catalog.list_quarantine(reasons=["EVENT_TOO_LARGE"])
-            kept = service.open_quarantined(record)
-            assert kept.context.ip == "10.1.2.3" and not kept.masked_fields and not kept.flags
-            assert [i.value for i in kept.identities] == [i.value for i in grown.identities]  # pseudonyms, as replayed
-            assert all(i.value.startswith("ps1:") for i in kept.identities)
+            assert service.open_quarantined(record) == sent  # as it came: its ip, its ids
             request = collect_pb2.ReadEventsRequest()
             read = [e.event_id async for page, _ in service.read(request, frozenset()) for e in page]
             assert read == [before.event_id, after.event_id]
-            assert sent.identities[0].value == "0"
+        await _js(jetstream_server.url, name, max_msg_size=-1)  # the limit raised, the collector restarted
+        async with running_service(settings) as (service, catalog):
+            (replayed,) = await service.replay(catalog.get_quarantined([record.quarantine_id]))
+            assert replayed.status == ACCEPTED
+            request = collect_pb2.ReadEventsRequest()
+            (stored,) = [
+                e async for page, _ in service.read(request, frozenset()) for e in page if e.event_id == sent.event_id
+            ]
+            assert stored.masked_fields == ["context.ip"] and len(stored.identities) == 110
+            assert all(i.value.startswith("ps1:") for i in stored.identities)
+            (again,) = await service.ingest([sent])  # the client's copy, sent again: the same payload
+            assert again.status == DUPLICATE and not again.reason
 
     asyncio.run(scenario())
 
@@ -224,3 +239,33 @@ def test_the_sensitive_name_table_and_its_statements_compile_for_every_database(
         sa.insert(table),
     ):
         assert "collect_sensitive_name" in str(statement.compile(dialect=dialect))
+
+
+def test_a_name_of_the_setting_counts_from_the_newest_receive_time_when_the_clock_is_behind_it(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Receive times never go back (a log's are at least its newest): an event stored in clear with a time ahead of the
+    clock (another collector's clock ahead, or this one's stepped back) is withheld after a start that adds the name."""
+    plain = tuple(n for n in DEFAULT_SENSITIVE_PROPERTIES if n != "risk_answer")
+
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path, database_url, sensitive_properties=plain)) as (
+            service,
+            _,
+        ):
+            ahead_us = time.time_ns() // 1000 + 3_600_000_000
+            batch, _ = service._prepare([make_event("survey", "c1", risk_answer="ZZ-1")], ahead_us)
+            await asyncio.to_thread(service._log.append, [batch], ahead_us)
+        settings = collect_settings(tmp_path, database_url, sensitive_properties=(*plain, "risk_answer"))
+        async with running_service(settings) as (service, _):
+            assert await _read(service) == [({}, ["risk_answer"])]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("name", ["bad name", "x" * 129, "", "1st"])
+def test_sensitive_properties_holds_property_names_only(tmp_path: Path, name: str) -> None:
+    """Each name is recorded (128 characters) and matched against property names: one no property can have failed
+    every start on a server database, or protected nothing."""
+    with pytest.raises(ConfigError, match=r"sensitive_properties .*is not a property name"):
+        collect_settings(tmp_path, sensitive_properties=("phone", name))

@@ -74,7 +74,7 @@ from svc_common.errors import ConfigError, FailedPrecondition, QimingError, Unav
 log = logging.getLogger("qiming.collect.jetstream")
 _MAX_ATTEMPTS = 8
 _HEADER_ROOM_BYTES = 4096
-_UNANSWERED_EVENTS = 1_000_000
+_UNANSWERED_EVENTS = 200_000  # ~32 MB of ids and positions (tracemalloc)
 _CACHED_PACKS = 64
 _CACHED_EVENTS = 32_768
 # How long after a refusal (another collector wrote to the shard) each publish first reads the shard's news.
@@ -104,10 +104,10 @@ class JetStreamEventLog(StreamReads, NatsCalls):
         # seconds): while that is recent, the shard's news is read before each publish (see _publish_parts).
         self._moved_at = [-_AHEAD_SECONDS] * config.shards
         self._packs = PackCache(_CACHED_PACKS, _CACHED_EVENTS)  # recently read or written packs
-        # Events published by a group whose side records then failed, unanswered: event id → (position, fingerprint).
-        # The committer writes the group again batch by batch, which finds them stored; they are answered as first
-        # stored then, not DUPLICATE to the client that sent them once (``append``).
-        self._unanswered: dict[str, tuple[int, str]] = {}
+        # Events published by a group whose side records then failed, unanswered: event id → position. The committer
+        # writes the group again batch by batch (or the client sends its batch again), which finds them stored; they
+        # are answered as stored then, not DUPLICATE to the client that sent them once (``append``).
+        self._unanswered: dict[str, int] = {}
         self._pack_events = 0  # events in the last pack read: how many packs a page asks for at once
         self._loop: LoopThread | None = None
         self._nc: Any = None
@@ -267,7 +267,7 @@ class JetStreamEventLog(StreamReads, NatsCalls):
         for batch, out in zip(batches, done, strict=True):
             for row, appended in zip(batch.rows, out, strict=True):
                 if not appended.duplicate:
-                    self._unanswered[row.event_id] = (appended.seq, row.fingerprint)
+                    self._unanswered[row.event_id] = appended.seq
         while len(self._unanswered) > _UNANSWERED_EVENTS:  # the oldest go: their clients got the error long ago
             del self._unanswered[next(iter(self._unanswered))]
 
@@ -276,9 +276,9 @@ class JetStreamEventLog(StreamReads, NatsCalls):
         same payload at the same position, not DUPLICATE (the first stored copy is the one the log keeps)."""
         for batch, out in zip(batches, done, strict=True):
             for r, row in enumerate(batch.rows):
-                kept = self._unanswered.get(row.event_id)
-                if kept is not None and out[r].duplicate and kept == (out[r].seq, row.fingerprint):
-                    out[r] = Appended(kept[0], False)
+                seq = self._unanswered.get(row.event_id)
+                if seq is not None and out[r].duplicate and out[r].seq == seq and not out[r].payload_mismatch:
+                    out[r] = Appended(seq, False)
                     del self._unanswered[row.event_id]
 
     def _indexed(self, event_ids: list[str]) -> dict[str, tuple[int, str]]:
