@@ -102,6 +102,8 @@ def measure(args: argparse.Namespace, app: Any) -> None:
         from svc_profile import pipeline as module
 
         module.BatchConnection.now = timed("writes here", module.BatchConnection.now)
+        # Handing the batch's writes to the pipeline: on SQLite their rows staged (store/_stage.py), on this thread.
+        module.BatchConnection.commit_later = timed("py.hand_over", module.BatchConnection.commit_later)
         submit = pipeline.submit
         pipeline.submit = lambda job, opened=False: submit(timed("pipeline job", job), opened)
     entry = "submit" if hasattr(app.consumer, "submit") else "handle"  # submit: the commit on the pipeline's thread
