@@ -11,6 +11,8 @@ from svc_common.protection._levels import DEFAULT_SENSITIVE_ATTRIBUTES
 # Ids that apps send when they have none: never an identity, never a reason to merge two people.
 DEFAULT_PLACEHOLDER_IDS = (
     "null",
+    "(null)",
+    "<null>",
     "none",
     "nil",
     "undefined",

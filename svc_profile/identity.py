@@ -9,6 +9,7 @@ number are never merged (the link is refused and counted). Plain events only add
 from __future__ import annotations
 
 import logging
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,22 +38,35 @@ class IdPolicy:
     """What counts as an id, and its stored form (fund accounts and phones as keyed pseudonyms)."""
 
     def __init__(self, settings: ProfileSettings, keys: KeyProvider) -> None:
-        self._placeholders = frozenset(p.lower() for p in settings.placeholder_ids)
+        self._placeholders = frozenset(_folded(p) for p in settings.placeholder_ids)
         self._pseudonyms = Pseudonymizer(keys)
+        # svc_collect stores fund-account and phone ids as pseudonyms, placeholders included ("null", "0", a blank):
+        # their pseudonyms, in every spelling of upper and lower case, are placeholders too, else every event
+        # carrying one would be linked to the same person (review 2026-12-07).
+        self._placeholder_pseudonyms = frozenset(
+            self._pseudonyms.pseudonymize(namespace, spelling)
+            for namespace in set(_PSEUDONYMIZED.values())
+            for placeholder in (*settings.placeholder_ids, "")
+            for spelling in _case_spellings(placeholder.strip())
+        )
 
     def is_placeholder(self, value: str) -> bool:
         stripped = value.strip()
-        return not stripped or stripped.lower() in self._placeholders
+        return not stripped or (stripped.lower() if stripped.isascii() else _folded(stripped)) in self._placeholders
 
     def key(self, id_type: int, value: str) -> IdKey | None:
-        """The stored key of an id from an event, None when it is not an id (empty or a placeholder)."""
+        """The stored key of an id from an event, None when it is not an id (empty or a placeholder, also as the
+        pseudonym svc_collect made of it)."""
         if self.is_placeholder(value) or id_type in (types_pb2.ID_TYPE_UNSPECIFIED, CANONICAL):
             return None
         # Strip before the cut (Pseudonymizer strips again, harmlessly): blanks must not count towards 256.
         value = value.strip()[:256]
         namespace = _PSEUDONYMIZED.get(id_type)
-        if namespace and not Pseudonymizer.is_pseudonym(value):
-            value = self._pseudonyms.pseudonymize(namespace, value)
+        if namespace:
+            if not Pseudonymizer.is_pseudonym(value):
+                value = self._pseudonyms.pseudonymize(namespace, value)
+            if value in self._placeholder_pseudonyms:
+                return None
         return (id_type, value)
 
     def ref(self, id_type: int, value: str, field_name: str) -> IdKey:
@@ -80,8 +94,40 @@ class IdPolicy:
         if id_type == CANONICAL:
             return (CANONICAL, value.strip())
         key = self.key(id_type, value)
-        assert key is not None
+        if key is None:  # a placeholder's pseudonym, or one once normalised ("+86 0")
+            raise InvalidArgument(
+                f"{field_name}.value is a placeholder (or its pseudonym), not an id",
+                reason="PLACEHOLDER_ID",
+                violations=[
+                    FieldViolation(f"{field_name}.value", "placeholder ids ('null', '0', 'guest' ...) are refused")
+                ],
+            )
         return key
+
+
+_MAX_SPELLED_LETTERS = 12
+
+
+def _folded(value: str) -> str:
+    """``value`` as placeholders are compared: compatibility forms made plain (full-width ``ＮＵＬＬ`` is ``null``),
+    lower case."""
+    return unicodedata.normalize("NFKC", value).lower()
+
+
+def _case_spellings(word: str) -> set[str]:
+    """``word`` in every spelling of upper and lower case ("null", "Null", "NULL" ...), for a word of at most 12
+    letters (4,096 spellings); a longer one in lower, upper and title case only."""
+    letters = [i for i, char in enumerate(word) if char.isalpha()]
+    if len(letters) > _MAX_SPELLED_LETTERS:
+        return {word, word.lower(), word.upper(), word.title()}
+    spellings = set()
+    for mask in range(1 << len(letters)):
+        chars = list(word.lower())
+        for bit, i in enumerate(letters):
+            if mask >> bit & 1:
+                chars[i] = chars[i].upper()
+        spellings.add("".join(chars))
+    return spellings
 
 
 @dataclass

@@ -1,0 +1,59 @@
+"""Findings of the svc_profile identity walk of 2026-12-07 (session 23): a placeholder phone or fund-account id ("null",
+"0", a blank) reached svc_profile as the pseudonym svc_collect made of it, which no placeholder check recognised, so
+every event carrying one was linked to one person and merged people who share nothing; full-width placeholders and
+"(null)" passed as ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from profile_helpers import ANONYMOUS, collector, event, profile_app, profile_settings, publish, read_batches, ref
+
+from svc_common.errors import InvalidArgument
+from svc_common.pb.qiming.common.v1 import types_pb2
+
+PHONE = types_pb2.ID_TYPE_PHONE_PSEUDONYM
+FUND_ACCOUNT = types_pb2.ID_TYPE_FUND_ACCOUNT
+
+
+def _with_ids(e, *ids: tuple[int, str]):
+    for id_type, value in ids:
+        e.identities.add(type=id_type, value=value)
+    return e
+
+
+def test_placeholder_phones_and_fund_accounts_stored_as_pseudonyms_link_nobody(tmp_path: Path) -> None:
+    events = [
+        _with_ids(event("login", user_id="C100", anonymous_id="dev-1"), (PHONE, "null"), (FUND_ACCOUNT, "0")),
+        # Another prospect's alias with the same placeholders, spelled otherwise: merged into C100 before.
+        _with_ids(event("$alias", anonymous_id="dev-2"), (PHONE, "NULL"), (FUND_ACCOUNT, " 0 ")),
+        _with_ids(event("page_view", anonymous_id="dev-3"), (PHONE, "+86 0"), (FUND_ACCOUNT, " ")),
+        _with_ids(event("page_view", anonymous_id="dev-4"), (PHONE, "13912345678")),  # a real one: linked
+    ]
+    with collector(tmp_path) as collect:
+        publish(collect.address, events)
+        (batch,) = read_batches(collect.address, batch_size=10)
+        assert all(i.value.startswith("ps1:") for e in batch[0] for i in e.identities)  # as svc_collect stores them
+        with profile_app(profile_settings(tmp_path)) as app:
+            app.consumer.handle(*batch)
+            profiles = app.profiles
+            customer = profiles.get(ref("C100"), [], frozenset())
+            owners = {d: profiles.get(ref(d, ANONYMOUS), [], frozenset()).profile_id for d in ("dev-2", "dev-3")}
+            assert customer.profile_id not in owners.values() and owners["dev-2"] != owners["dev-3"]
+            held = {i.identity.type for i in customer.identities}
+            assert PHONE not in held and FUND_ACCOUNT not in held
+            real = profiles.get(ref("dev-4", ANONYMOUS), [], frozenset())
+            assert profiles.get(ref("13912345678", PHONE), [], frozenset()).profile_id == real.profile_id
+            for value in ("null", "Null", "+86 0", "０"):
+                with pytest.raises(InvalidArgument, match="placeholder"):
+                    profiles.get(ref(value, PHONE), [], frozenset())
+
+
+@pytest.mark.parametrize("value", ["ＮＵＬＬ", "(null)", "<NULL>", " Guest "])
+def test_placeholder_spellings_are_not_ids(tmp_path: Path, value: str) -> None:
+    with profile_app(profile_settings(tmp_path)) as app:
+        policy = app.consumer.resolver.policy
+        assert policy.key(ANONYMOUS, value) is None
+        with pytest.raises(InvalidArgument, match="placeholder"):
+            app.profiles.get(ref(value, ANONYMOUS), [], frozenset())
