@@ -18,6 +18,7 @@ from svc_collect.service import (
     ACCEPTED,
     DUPLICATE,
     PAYLOAD_MISMATCH_MESSAGE,
+    RELEASED_MESSAGE,
     CollectService,
     EventLog,
     EventOutcome,
@@ -26,7 +27,7 @@ from svc_collect.service import (
 from svc_collect.store import SqlCatalog, SqlEventLog, tables
 from svc_collect.validation import reason_value, refuse_nul_in
 from svc_collect.wire import varint
-from svc_common.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted
+from svc_common.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted, refuse_reversed_range
 from svc_common.paging import decode_token, encode_token, invalid_page_token, page_size
 from svc_common.pb.qiming.collect.v1 import collect_pb2, collect_pb2_grpc
 from svc_common.pb.qiming.common.v1 import errors_pb2, types_pb2
@@ -327,6 +328,7 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
         size = page_size(request.page.page_size)
         after = quarantine_position(decode_token(request.page.page_token, "quarantine"))
         start_us, end_us = range_micros(request.time_range)
+        refuse_reversed_range(start_us, end_us)  # an empty page would look like an empty quarantine
         reasons = reason_names(request.reasons)
         records = await asyncio.to_thread(
             lambda: self._catalog.list_quarantine(
@@ -340,15 +342,15 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
             )
         )
         response = collect_pb2.ListQuarantinedEventsResponse()
-        events = [self._service.open_quarantined(record) for record in records[:size]]
-        note_customers(*customers_of(events))  # the audit record names whose events the page shows
-        for record, event in zip(records, events, strict=False):
+        opened = [self._service.try_open_quarantined(record) for record in records[:size]]
+        note_customers(*customers_of([event for event, _ in opened]))  # the audit record names whose events it shows
+        for record, (event, unopenable) in zip(records, opened, strict=False):
             item = response.events.add(
                 quarantine_id=record.quarantine_id,
                 event=event if request.unmask else self._service.masked(event),
                 reason=reason_value(record.reason),
                 field=record.field_path,
-                message=record.message,
+                message=f"{record.message} ({unopenable})" if unopenable else record.message,
                 replay_count=record.replay_count,
                 released_cursor=self._service.cursor(record.released_seq) if record.released_seq else "",
             )
@@ -409,7 +411,8 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
         outcomes = await self._service.replay(records)
         response = collect_pb2.ReplayQuarantinedEventsResponse()
         accepted, duplicate, rejected = _fill_results(response, outcomes)
-        released_before = sum(1 for r in records if r.released_seq is not None)  # named again: DUPLICATE, not counted
+        # Released before (named again, or by a replay of the same record beside this one): DUPLICATE, not counted.
+        released_before = sum(1 for o in outcomes if o.message == RELEASED_MESSAGE)
         # DUPLICATE with PAYLOAD_MISMATCH: another event holds the id, this one was not stored and stays quarantined.
         mismatched = sum(1 for o in outcomes if o.reason == errors_pb2.ERROR_REASON_PAYLOAD_MISMATCH)
         response.accepted_count = accepted + duplicate - released_before - mismatched

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from google.protobuf.message import DecodeError
+
 from svc_collect.committer import GroupCommitter
 from svc_collect.config import CollectSettings
 from svc_collect.output_only import clear_output_only, has_output_only
@@ -44,6 +46,7 @@ from svc_collect.validation import (
     counted_event_type,
     flag_names,
     reason_name,
+    reason_value,
     refuse_nul_in,
     serialize,
 )
@@ -61,7 +64,7 @@ from svc_common.errors import (
 from svc_common.paging import PAGE_BYTES, fitting
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2
-from svc_common.protection import Fingerprinter, KeyProvider, SystemEventSigner
+from svc_common.protection import Fingerprinter, KeyProvider, SealError, SystemEventSigner
 from svc_common.server import note_customers
 
 ACCEPTED = collect_pb2.EVENT_STATUS_ACCEPTED
@@ -543,14 +546,26 @@ class CollectService:
             self._protector.sealer.open(record.sealed_event, record.quarantine_id.encode())
         )
 
+    def try_open_quarantined(self, record: QuarantineRecord) -> tuple[event_pb2.Event, str | None]:
+        """``record``'s event, or (when its sealed copy cannot be opened: its key left the keyring, or the bytes are
+        damaged) one holding only its id and type, and why: such a record is listed and answered alone, instead of
+        failing every page or replay that reaches it."""
+        try:
+            return self.open_quarantined(record), None
+        except (SealError, DecodeError) as exc:
+            why = f"its sealed copy cannot be opened ({exc}): restore its key to the keyring, or leave it"
+            return event_pb2.Event(event_id=record.event_id, event_type=record.event_type), why
+
     def masked(self, event: event_pb2.Event) -> event_pb2.Event:
         return self._protector.mask_copy(event, self.schemas.schema_for(event.event_type))
 
     async def replay(self, records: Sequence[QuarantineRecord]) -> list[EventOutcome]:
         """Re-validate quarantined events; those that pass enter the log (de-duplicated as ever)."""
         now_us = now_micros()
-        live = [r for r in records if r.released_seq is None]
-        events = [self.open_quarantined(r) for r in live]
+        opened = {r.quarantine_id: self.try_open_quarantined(r) for r in records if r.released_seq is None}
+        problems = {quarantine_id: why for quarantine_id, (_, why) in opened.items() if why is not None}
+        live = [r for r in records if r.released_seq is None and r.quarantine_id not in problems]
+        events = [opened[r.quarantine_id][0] for r in live]
         note_customers(*customers_of(events))
         # On time when it arrived is on time: a replay days later must not find it too old.
         batch, pending = self._prepare(events, now_us, [r.quarantined_at_us for r in live])
@@ -603,11 +618,29 @@ class CollectService:
             for released_index, r in enumerate(records)
             if (seq := r.released_seq) is not None
         ]
+        results += [  # left as they are: still quarantined, not counted as a failed replay
+            EventOutcome(
+                i,
+                r.event_id,
+                REJECTED,
+                reason_value(r.reason),
+                r.field_path,
+                problems[r.quarantine_id],
+                "",
+                r.quarantine_id,
+            )
+            for i, r in enumerate(records)
+            if r.quarantine_id in problems
+        ]
+        released = batch.released
         for o in outcomes:
             record = live[o.index]
             stored = known.get(record.quarantine_id) if o.status == REJECTED else None
             if stored is not None:  # still refused by the checks, but the log holds this very event: released now
                 o = EventOutcome(o.index, o.event_id, DUPLICATE, message=HELD_MESSAGE, cursor=self.cursor(stored.seq))
+            if o.status == DUPLICATE and o.reason == 0 and record.quarantine_id not in released:
+                # A replay of the same record beside this one released it first: answered as released before.
+                o = EventOutcome(o.index, o.event_id, DUPLICATE, message=RELEASED_MESSAGE, cursor=o.cursor)
             results.append(dataclasses.replace(o, index=position[id(record)], quarantine_id=record.quarantine_id))
         return sorted(results, key=lambda o: o.index)
 

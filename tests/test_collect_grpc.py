@@ -62,6 +62,14 @@ def test_requests_get_precise_statuses_and_the_service_stays_up(tmp_path: Path) 
             _read_ids(collect, after_cursor="forged")
         assert bad_cursor.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
+        with pytest.raises(grpc.RpcError) as reversed_range:  # it answered an empty page: "nothing quarantined"
+            backwards = types_pb2.TimeRange()
+            backwards.start.FromSeconds(2_000_000_000)
+            backwards.end.FromSeconds(1_000_000_000)
+            quarantine.ListQuarantinedEvents(collect_pb2.ListQuarantinedEventsRequest(time_range=backwards), timeout=10)
+        assert reversed_range.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "time_range" in reversed_range.value.details()
+
         with pytest.raises(grpc.RpcError) as denied:
             _read_ids(collect, unmask=True)
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -16,7 +16,7 @@ from conftest import NatsServer
 from test_ddl_snapshots import make_dialect, offline_migration_sql
 
 from svc_collect.config import CollectSettings
-from svc_collect.service import ACCEPTED, DUPLICATE, REJECTED, CollectService
+from svc_collect.service import ACCEPTED, DUPLICATE, REJECTED, RELEASED_MESSAGE, CollectService
 from svc_collect.store import SCHEMA
 from svc_common.errors import ConfigError, InvalidArgument
 from svc_common.pb.qiming.collect.v1 import collect_pb2
@@ -269,3 +269,84 @@ def test_sensitive_properties_holds_property_names_only(tmp_path: Path, name: st
     every start on a server database, or protected nothing."""
     with pytest.raises(ConfigError, match=r"sensitive_properties .*is not a property name"):
         collect_settings(tmp_path, sensitive_properties=("phone", name))
+
+
+def test_two_replays_of_one_record_at_once_release_it_once(tmp_path: Path, database_url: str) -> None:
+    """Both read the record unreleased: both released it (its replay count up twice), both answers counted it as let in,
+    and the log's counts gained a duplicate nobody sent. Now the first releases it; the other is answered as released
+    before (not counted), and a failed replay no longer rewrites a released record."""
+    settings = collect_settings(tmp_path, database_url, unknown_event_type_policy="quarantine")
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, catalog):
+            (first,) = await service.ingest([make_event("fund_view", "c1")])
+            assert first.status == REJECTED
+            await service.schemas.register(collect_pb2.EventSchema(event_type="fund_view"), 0, "ops")
+            records = await asyncio.to_thread(catalog.get_quarantined, [first.quarantine_id])
+            (one,), (other,) = await asyncio.gather(service.replay(records), service.replay(records))
+            answers = sorted([(o.status, o.message) for o in (one, other)])
+            assert answers == [(ACCEPTED, ""), (DUPLICATE, RELEASED_MESSAGE)]
+            (record,) = await asyncio.to_thread(catalog.get_quarantined, [first.quarantine_id])
+            assert record.replay_count == 1 and record.released_seq is not None
+            stats = await service.stats(None, None, [])
+            assert [row[:4] for row in stats.by_type] == [("fund_view", 1, 0, 1)]
+            catalog.note_failed_replay(first.quarantine_id, "UNKNOWN_EVENT_TYPE", "event_type", "late")
+            (record,) = await asyncio.to_thread(catalog.get_quarantined, [first.quarantine_id])
+            assert (record.reason, record.replay_count) == ("UNKNOWN_EVENT_TYPE", 1) and record.message != "late"
+
+    asyncio.run(scenario())
+
+
+def test_replays_of_an_event_whose_id_the_log_holds_with_another_payload_count_nothing(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Each replay of a record left quarantined for PAYLOAD_MISMATCH added a duplicate to the counts: nothing was sent
+    or stored."""
+    settings = collect_settings(tmp_path, database_url, unknown_event_type_policy="quarantine")
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, catalog):
+            held = make_event("fund_view", "c1")
+            (first,) = await service.ingest([held])
+            await service.schemas.register(collect_pb2.EventSchema(event_type="login"), 0, "ops")
+            other = make_event("login", "c1")
+            other.event_id = held.event_id  # the same id, another payload, accepted
+            (stored,) = await service.ingest([other])
+            assert stored.status == ACCEPTED
+            await service.schemas.register(collect_pb2.EventSchema(event_type="fund_view"), 0, "ops")
+            before = (await service.stats(None, None, [])).by_type
+            for _ in range(3):
+                records = await asyncio.to_thread(catalog.get_quarantined, [first.quarantine_id])
+                (outcome,) = await service.replay(records)
+                assert outcome.reason == errors_pb2.ERROR_REASON_PAYLOAD_MISMATCH
+            assert (await service.stats(None, None, [])).by_type == before
+
+    asyncio.run(scenario())
+
+
+def test_a_record_that_cannot_be_opened_is_listed_and_answered_alone(tmp_path: Path) -> None:
+    """A quarantine record sealed with a key no longer in the keyring (or damaged) failed, INTERNAL, every listing page
+    and every replay that reached it, and with no page token no later call got past it. Now it is listed with only its
+    id and type and why, and a replay answers it REJECTED with why, leaving it as it is; the others go on."""
+    settings = collect_settings(tmp_path, unknown_event_type_policy="quarantine")
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, catalog):
+            outcomes = await service.ingest([make_event("fund_view", f"c{i}") for i in range(3)])
+            ids = [o.quarantine_id for o in outcomes]
+            quarantine = SCHEMA.metadata.tables["collect_quarantine"]
+            damaged = sa.update(quarantine).where(quarantine.c.quarantine_id == ids[1])
+            with catalog._db.connection(write=True) as conn:  # sealed under a key id no keyring has
+                conn.execute(damaged.values(sealed_event=b"\x01\x03bad" + bytes(40)))
+            await service.schemas.register(collect_pb2.EventSchema(event_type="fund_view"), 0, "ops")
+            records = await asyncio.to_thread(catalog.get_quarantined, ids)
+            event, why = service.try_open_quarantined(next(r for r in records if r.quarantine_id == ids[1]))
+            assert (event.event_type, event.event_id) == ("fund_view", outcomes[1].event_id)
+            assert "cannot be opened" in why and "'bad'" in why
+            answers = {o.quarantine_id: o for o in await service.replay(records)}
+            assert [answers[q].status for q in ids] == [ACCEPTED, REJECTED, ACCEPTED]
+            assert "cannot be opened" in answers[ids[1]].message
+            (left,) = await asyncio.to_thread(catalog.get_quarantined, [ids[1]])
+            assert left.released_seq is None and left.replay_count == 0
+
+    asyncio.run(scenario())

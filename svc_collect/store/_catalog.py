@@ -201,7 +201,7 @@ class SqlCatalog:
         with self._db.connection(write=True) as conn:
             conn.execute(
                 update(self._quarantine)
-                .where(c.quarantine_id == quarantine_id)
+                .where(c.quarantine_id == quarantine_id, c.released_seq.is_(None))  # a concurrent replay released it
                 .values(
                     replay_count=c.replay_count + 1,
                     reason=reason,

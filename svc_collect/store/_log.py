@@ -115,6 +115,9 @@ class WriteBatch:
     # A replay's events still rejected, under their records' ids: never inserted; one the log holds (the same event,
     # sent again since) has its record released at the stored copy's position.
     replayed: list[QuarantineRow] = field(default_factory=list)
+    # Set by the append: the quarantine records it released (``released_records``), not those a concurrent replay of
+    # the same record had released first.
+    released: set[str] = field(default_factory=set)
 
     def size(self) -> int:
         return len(self.rows) + len(self.quarantined)
@@ -408,12 +411,15 @@ class SqlEventLog:
             conn.execute(self._quarantine_insert_sql, rows)
         c = self._quarantine.c
         for batch, out in zip(batches, results, strict=True):
+            batch.released.clear()  # of an attempt before this one that failed (rolled back)
             for seq, quarantine_id in released_records(batch, out):
-                conn.execute(
+                done = conn.execute(
                     update(self._quarantine)
-                    .where(c.quarantine_id == quarantine_id)
+                    .where(c.quarantine_id == quarantine_id, c.released_seq.is_(None))  # once, whoever replays it
                     .values(released_seq=seq, released_at_us=now_us, replay_count=c.replay_count + 1)
                 )
+                if done.rowcount:
+                    batch.released.add(quarantine_id)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -502,6 +508,13 @@ def _side_counts(batches: Sequence[WriteBatch], results: list[list[Appended]]) -
     """Accepted, duplicate and rejected events of an append, by event type."""
     counts: dict[str, list[int]] = {}
     for batch, out in zip(batches, results, strict=True):
+        if batch.releases or batch.replayed:
+            # A replay: each event was counted (rejected) when it came. Only one it lets into the log counts again,
+            # accepted; one the log holds already (sent again since, or released by another replay) does not.
+            for row, appended in zip(batch.rows, out, strict=True):
+                if not appended.duplicate:
+                    counts.setdefault(row.event_type, [0, 0, 0])[0] += 1
+            continue
         if not any(map(_DUPLICATE, out)):  # the usual case: counted in C
             for event_type, accepted in Counter(map(_EVENT_TYPE, batch.rows)).items():
                 counts.setdefault(event_type, [0, 0, 0])[0] += accepted

@@ -59,7 +59,7 @@ _QUARANTINE = (
 )
 _RELEASE = (
     "UPDATE collect_quarantine SET released_seq = %s, released_at_us = %s, replay_count = replay_count + 1"
-    " WHERE quarantine_id = %s"
+    " WHERE quarantine_id = %s AND released_seq IS NULL"  # once, whoever replays it
 )
 _STAT = (
     "INSERT INTO collect_ingest_stat (minute_us, event_type, accepted_count, duplicate_count, rejected_count)"
@@ -231,8 +231,10 @@ class PgAppender:
             for batch in batches
             for q in self._quarantined(batch)
         ]
+        for batch in batches:
+            batch.released.clear()  # of an attempt before this one that failed (rolled back)
         releases = [
-            (seq, received_us, quarantine_id)
+            (batch, seq, quarantine_id)
             for batch, out in zip(batches, results, strict=True)
             for seq, quarantine_id in self._released(batch, out)
         ]
@@ -240,8 +242,10 @@ class PgAppender:
             with conn.cursor() as cursor:
                 if quarantined:
                     cursor.executemany(_QUARANTINE, quarantined)
-                if releases:
-                    cursor.executemany(_RELEASE, releases)
+                for batch, seq, quarantine_id in releases:  # a replay's (rare): one statement each, its count read
+                    cursor.execute(_RELEASE, (seq, received_us, quarantine_id))
+                    if cursor.rowcount:
+                        batch.released.add(quarantine_id)
         minute = received_us - received_us % 60_000_000
         stats = [
             (minute, storable_text(event_type)[:128], accepted, duplicate, rejected)

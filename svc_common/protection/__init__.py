@@ -27,7 +27,7 @@ from svc_common.protection._signing import (
     is_signed,
     publisher_of,
 )
-from svc_common.protection._sm import Fingerprinter, Pseudonymizer, Sealer, normalize_pseudonym_input
+from svc_common.protection._sm import Fingerprinter, Pseudonymizer, Sealer, SealError, normalize_pseudonym_input
 
 __all__ = [
     "DEFAULT_SENSITIVE_ATTRIBUTES",
@@ -44,6 +44,7 @@ __all__ = [
     "KeyProvider",
     "Keyring",
     "Pseudonymizer",
+    "SealError",
     "Sealer",
     "SystemEventSigner",
     "find_personal_data",
