@@ -93,7 +93,8 @@ class Core:
     # -- merges -------------------------------------------------------------------------------------------
     def merge(self, conn: Connection, loser: str, winner: str, now: int) -> None:
         """Fold ``loser`` into ``winner``: ids, events, day counts, features, attributes, tags; the loser's
-        memberships end (``$segment_exited``) and the winner is re-evaluated by the caller."""
+        memberships end (``$segment_exited``), the winner enters the static lists the loser was on and is
+        re-evaluated by the caller for the others."""
         store = self.store
         rows = store.load_persons(conn, [loser, winner])
         if loser not in rows or winner not in rows:
@@ -120,6 +121,15 @@ class Core:
         changes = [(loser, sid, False) for sid, m in members.get(loser, {}).items() if m.is_member]
         self.engine.write_changes(conn, changes, now, "event", {}, members)
         store.move_rows(conn, loser, winner)
+        # A static list has no condition to bring the winner back in: it enters each list the loser was on (review
+        # 2026-12-07: a prospect's device on an uplift list left it at signup, and the customer was not on it).
+        static = {sid for sid, rule in self.engine.segments.items() if rule.node is None}
+        was_on = {sid for _, sid, _ in changes if sid in static}
+        if was_on:
+            held = store.load_members(conn, [winner])
+            mine = held.get(winner, {})
+            entering = [(winner, sid, True) for sid in sorted(was_on) if not (sid in mine and mine[sid].is_member)]
+            self.engine.write_changes(conn, entering, now, "static", {}, held)
         tags = store.load_tags(conn, [loser, winner])
         kept = [
             {

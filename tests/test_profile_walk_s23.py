@@ -8,10 +8,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from profile_helpers import ANONYMOUS, collector, event, profile_app, profile_settings, publish, read_batches, ref
+from profile_helpers import (
+    ANONYMOUS,
+    CUSTOMER,
+    collector,
+    event,
+    profile_app,
+    profile_settings,
+    publish,
+    read_batches,
+    ref,
+)
 
 from svc_common.errors import InvalidArgument
+from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.common.v1 import types_pb2
+from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 
 PHONE = types_pb2.ID_TYPE_PHONE_PSEUDONYM
 FUND_ACCOUNT = types_pb2.ID_TYPE_FUND_ACCOUNT
@@ -57,3 +69,25 @@ def test_placeholder_spellings_are_not_ids(tmp_path: Path, value: str) -> None:
         assert policy.key(ANONYMOUS, value) is None
         with pytest.raises(InvalidArgument, match="placeholder"):
             app.profiles.get(ref(value, ANONYMOUS), [], frozenset())
+
+
+@pytest.mark.parametrize("how", ["login", "link"])
+def test_a_merge_keeps_the_absorbed_profiles_static_lists(tmp_path: Path, how: str) -> None:
+    """A merge ends the absorbed profile's memberships and re-evaluates the survivor, which no condition brings back
+    into a static list: a prospect's device on an uplift list left it at signup, and the customer was not on it."""
+    with profile_app(profile_settings(tmp_path, finance_pack=False)) as app:
+        defs = app.definitions
+        defs.create_segment(pb.Segment(segment_id="uplift", static_list=pb.StaticSegment(source="svc_modeling")))
+        reads = C.Condition(in_segment=C.SegmentMembership(segment_id="uplift"))
+        defs.create_segment(pb.Segment(segment_id="uplift_readers", condition=reads))
+        app.consumer.handle([event("page_view", anonymous_id="dev-1")], "c0")
+        app.consumer.handle([event("page_view", user_id="C100")], "c1")
+        app.segments.set_static("uplift", [(ANONYMOUS, "dev-1")], True)
+        assert app.segments.check("uplift", (ANONYMOUS, "dev-1"))[0]
+        if how == "login":
+            app.consumer.handle([event("login", user_id="C100", anonymous_id="dev-1")], "c2")
+        else:
+            app.profiles.link(ref("C100"), types_pb2.Identity(type=ANONYMOUS, value="dev-1"), "", frozenset())
+        assert app.segments.check("uplift", (CUSTOMER, "C100"))[0]
+        assert app.segments.check("uplift_readers", (CUSTOMER, "C100"))[0]
+        assert app.segments.check("uplift", (ANONYMOUS, "dev-1"))[0]  # the same person now
