@@ -7,7 +7,8 @@ requests; when idle a lone batch goes straight through.
 
 A failed write of several batches is written again one batch at a time, so a batch that cannot be stored (a
 value the database refuses) fails alone instead of failing every client's batch of its group. Not when the
-store is unavailable (``Unavailable``): every batch would fail again, one timeout after the other.
+store is unavailable (``Unavailable``): every batch would fail again, one timeout after the other (nor the rest
+of such a write once one batch of it finds the store unavailable).
 """
 
 from __future__ import annotations
@@ -93,17 +94,29 @@ class GroupCommitter(Generic[B, R]):
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 continue
+            if len(results) != len(group):  # a writer's bug: its callers fail, and the writer goes on (it stopped)
+                error = RuntimeError(f"the log writer answered {len(results)} batches of {len(group)}")
+                log.error("%s", error)
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
             for (_, future), result in zip(group, results, strict=True):
                 if not future.done():
                     future.set_result(result)
 
     async def _write_one_by_one(self, group: list[tuple[B, asyncio.Future[R]]]) -> None:
-        for batch, future in group:
+        for i, (batch, future) in enumerate(group):
             try:
                 (result,) = await asyncio.to_thread(self._write, [batch])
             except Exception as exc:
                 if not future.done():
                     future.set_exception(exc)
+                if isinstance(exc, (Unavailable, ResourceExhausted)):  # the rest would wait out the same failure
+                    for _, rest in group[i + 1 :]:
+                        if not rest.done():
+                            rest.set_exception(exc)
+                    return
                 continue
             if not future.done():
                 future.set_result(result)

@@ -15,10 +15,11 @@ from collect_helpers import collect_settings, make_event, running_service
 from conftest import NatsServer
 from test_ddl_snapshots import make_dialect, offline_migration_sql
 
+from svc_collect.committer import GroupCommitter
 from svc_collect.config import CollectSettings
 from svc_collect.service import ACCEPTED, DUPLICATE, REJECTED, RELEASED_MESSAGE, CollectService
 from svc_collect.store import SCHEMA
-from svc_common.errors import ConfigError, InvalidArgument
+from svc_common.errors import ConfigError, InvalidArgument, Unavailable
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
 from svc_common.protection import DEFAULT_SENSITIVE_PROPERTIES
@@ -350,3 +351,54 @@ def test_a_record_that_cannot_be_opened_is_listed_and_answered_alone(tmp_path: P
             assert left.released_seq is None and left.replay_count == 0
 
     asyncio.run(scenario())
+
+
+class _Batch:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def size(self) -> int:
+        return 1
+
+
+def test_the_group_writer_outlives_a_writer_answering_too_few_batches() -> None:
+    """A write answering fewer results than batches raised in the writer task outside its error handling: the task
+    ended, and every later Ingest waited for ever while health said SERVING."""
+    answers = iter([["only one"], ["stored c"]])
+
+    async def scenario() -> tuple[list, object]:
+        committer: GroupCommitter = GroupCommitter(lambda batches: next(answers), max_events=100)
+        committer.start()
+        try:
+            first = await asyncio.gather(*(committer.submit(_Batch(n)) for n in "ab"), return_exceptions=True)
+            return first, await asyncio.wait_for(committer.submit(_Batch("c")), 5)
+        finally:
+            await committer.close()
+
+    first, later = asyncio.run(scenario())
+    assert all(isinstance(r, RuntimeError) and "answered 1 batches of 2" in str(r) for r in first)
+    assert later == "stored c"
+
+
+def test_a_store_unavailable_midway_through_a_batch_by_batch_write_fails_the_rest_at_once() -> None:
+    calls: list[str] = []
+
+    def write(batches) -> list[str]:
+        calls.append("".join(b.name for b in batches))
+        if len(batches) > 1:
+            raise ValueError("the database refused a value")  # the group: written again batch by batch
+        if batches[0].name == "b":
+            raise Unavailable("database unavailable")
+        return [f"stored {batches[0].name}"]
+
+    async def scenario() -> list:
+        committer: GroupCommitter = GroupCommitter(write, max_events=100)
+        committer.start()
+        try:
+            return await asyncio.gather(*(committer.submit(_Batch(n)) for n in "abcd"), return_exceptions=True)
+        finally:
+            await committer.close()
+
+    a, b, c, d = asyncio.run(scenario())
+    assert a == "stored a" and all(isinstance(r, Unavailable) for r in (b, c, d))
+    assert calls == ["abcd", "a", "b"]  # c and d not tried, one timeout after the other
