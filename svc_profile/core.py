@@ -131,13 +131,19 @@ class Core:
             entering = [(winner, sid, True) for sid in sorted(was_on) if not (sid in mine and mine[sid].is_member)]
             self.engine.write_changes(conn, entering, now, "static", {}, held)
         tags = store.load_tags(conn, [loser, winner])
+        theirs = tags.get(winner, {})
+
+        def live(row: Any) -> bool:
+            return row.expires_us is None or row.expires_us > now
+
+        # A written tag (another service's, an import) carries over unless the winner has a live value of its own.
         kept = [
             {
                 **{c: getattr(r, c) for c in ("name", *TAG_UPDATES) if c != "sealed_value"},  # re-sealed below
                 "profile_id": winner,
             }
             for name, r in tags.get(loser, {}).items()
-            if r.source != "RULE" and name not in tags.get(winner, {})
+            if r.source != "RULE" and live(r) and (name not in theirs or not live(theirs[name]))
         ]
         store.upsert_tags(conn, kept, sensitive=self.sensitive_tags)  # sealed again, bound to the winner
         store.delete_person(conn, loser)

@@ -5,9 +5,11 @@ every event carrying one was linked to one person and merged people who share no
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from profile_helpers import (
     ANONYMOUS,
     CUSTOMER,
@@ -20,10 +22,12 @@ from profile_helpers import (
     ref,
 )
 
+from svc_common.conditions import to_proto
 from svc_common.errors import InvalidArgument
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
+from svc_profile.model import decode
 
 PHONE = types_pb2.ID_TYPE_PHONE_PSEUDONYM
 FUND_ACCOUNT = types_pb2.ID_TYPE_FUND_ACCOUNT
@@ -91,3 +95,27 @@ def test_a_merge_keeps_the_absorbed_profiles_static_lists(tmp_path: Path, how: s
         assert app.segments.check("uplift", (CUSTOMER, "C100"))[0]
         assert app.segments.check("uplift_readers", (CUSTOMER, "C100"))[0]
         assert app.segments.check("uplift", (ANONYMOUS, "dev-1"))[0]  # the same person now
+
+
+def test_a_merge_carries_a_written_tag_over_an_expired_one(tmp_path: Path) -> None:
+    """The winner's value of a written tag won even when it had expired: the person read as having none, though the
+    absorbed profile held a live one."""
+    with profile_app(profile_settings(tmp_path, finance_pack=False)) as app:
+        app.definitions.create_tag(pb.TagDefinition(name="vip", external=pb.ExternalTag(writer="svc_modeling")))
+        app.consumer.handle([event("page_view", anonymous_id="dev-1"), event("page_view", user_id="C100")], "c0")
+        now = time.time_ns() // 1000
+        soon = Timestamp()
+        soon.FromMicroseconds(now + 3_600_000_000)
+        provenance = types_pb2.Provenance(source=types_pb2.Provenance.SOURCE_MODEL, writer="svc_modeling")
+        writes = [
+            pb.TagWrite(user=ref("dev-1", ANONYMOUS), tag_name="vip", value=to_proto("gold")),
+            pb.TagWrite(user=ref("C100"), tag_name="vip", value=to_proto("silver"), expires_at=soon),
+        ]
+        assert app.tags.write(writes, provenance, "")[0] == 2
+        refs = {"d": ref("dev-1", ANONYMOUS), "c": ref("C100")}
+        pids = {name: app.profiles.get(r, [], frozenset()).profile_id for name, r in refs.items()}
+        with app.core.writing() as conn:  # two hours on: the winner's silver has expired
+            app.core.merge(conn, pids["d"], pids["c"], now + 7_200_000_000)
+        with app.core.database.connection() as conn:
+            (row,) = app.core.store.load_tags(conn, [pids["c"]])[pids["c"]].values()
+        assert (decode(row.tag_value), row.expires_us) == ("gold", None)
