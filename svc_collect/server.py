@@ -227,8 +227,11 @@ class CollectServicer(collect_pb2_grpc.CollectServiceServicer):
                     task.uncancel()
                     raise stopping_error() from None
                 stream.waiting = False
-                _refuse_too_large(request, self._max_bytes)
-                outcomes = await self._service.ingest(request.events, output_only_cleared=True)
+                try:
+                    _refuse_too_large(request, self._max_bytes)
+                    outcomes = await self._service.ingest(request.events, output_only_cleared=True)
+                except ResourceExhausted as exc:  # a batch-level refusal ends the stream: say which batch, and what
+                    raise _stream_ended_at(exc, getattr(request, "batch_id", None)) from None
                 yield Encoded(encode_ingest_stream_response(request.batch_id, outcomes))
                 if self.streams.stopping:  # acknowledged; the next batches go to another collector
                     raise stopping_error()
@@ -464,6 +467,18 @@ def _refuse_too_large(request: object, limit: int) -> None:
             reason="BATCH_TOO_LARGE",
             metadata={"max_message_bytes": str(limit)},
         )
+
+
+def _stream_ended_at(refused: ResourceExhausted, batch_id: int | None) -> ResourceExhausted:
+    """``refused`` for an IngestStream: the status ends the stream, so the batches sent after this one were not read."""
+    which = f"batch_id {batch_id}" if batch_id is not None else "a batch too large to read its batch_id"
+    return ResourceExhausted(
+        f"{refused.message}. The stream ends at {which}: nothing of it, nor of any batch sent after it, was stored;"
+        " send them again on a new stream",
+        reason=refused.reason,
+        violations=refused.violations,
+        metadata={**refused.metadata, **({"batch_id": str(batch_id)} if batch_id is not None else {})},
+    )
 
 
 class _Handlers:

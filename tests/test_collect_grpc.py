@@ -105,6 +105,26 @@ def test_ingest_stream_answers_each_batch_in_order(tmp_path: Path) -> None:
         assert len(_read_ids(collect, user={"type": types_pb2.ID_TYPE_CUSTOMER, "value": "c2"})) == 20
 
 
+def test_a_stream_ended_by_a_batch_too_large_names_the_batch(tmp_path: Path) -> None:
+    """RESOURCE_EXHAUSTED ends an IngestStream: the batches sent after the refused one are never read. The status named
+    no batch, and its advice ("split it") did not say that the later ones must be sent again."""
+    env = {**ENV, "QIMING_COLLECT_MAX_BATCH_EVENTS": "10"}
+    with ServerProcess("collect", work_dir=tmp_path, env=env) as server, grpc.insecure_channel(server.address) as ch:
+        collect, _, _ = _stubs(ch)
+        batches = [[make_event() for _ in range(n)] for n in (5, 11, 3)]
+        requests = (collect_pb2.IngestStreamRequest(batch_id=i + 1, events=b) for i, b in enumerate(batches))
+        replies = []
+        with pytest.raises(grpc.RpcError) as ended:
+            for reply in collect.IngestStream(requests, timeout=30):
+                replies.append(reply.batch_id)
+        assert replies == [1] and ended.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "limit is 10" in ended.value.details() and "ends at batch_id 2" in ended.value.details()
+        assert "send them again on a new stream" in ended.value.details()
+        info = rpc_status.from_call(ended.value)
+        assert info is not None and "batch_id" in str(info.details)
+        assert len(_read_ids(collect)) == 5
+
+
 @pytest.mark.parametrize("backend", ["sql", "jetstream"])
 def test_kill_9_loses_nothing_acknowledged_and_retry_doubles_nothing(backend: str, tmp_path: Path) -> None:
     sent: list[list] = [
