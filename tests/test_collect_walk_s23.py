@@ -11,8 +11,9 @@ from pathlib import Path
 import nats
 import pytest
 import sqlalchemy as sa
-from collect_helpers import collect_settings, make_event, running_service
+from collect_helpers import collect_settings, jetstream_settings, make_event, running_service
 from conftest import NatsServer
+from test_collect_review_fixes import _Batch
 from test_ddl_snapshots import make_dialect, offline_migration_sql
 
 from svc_collect.committer import GroupCommitter
@@ -69,15 +70,7 @@ def test_an_event_protection_makes_too_large_for_a_jetstream_message_is_rejected
     and quarantined as it came, the rest of the batch stored; replayed once the limit is raised, it is stored
     protected, and the client's copy sent again is its DUPLICATE."""
     name = f"g{uuid.uuid4().hex[:10]}"
-    settings = collect_settings(
-        tmp_path,
-        log_backend="jetstream",
-        nats_url=jetstream_server.url,
-        jetstream_stream=name,
-        jetstream_subject_prefix=f"{name}.events",
-        jetstream_shards=1,
-        max_event_bytes=1024,
-    )
+    settings = jetstream_settings(tmp_path, jetstream_server, name, jetstream_shards=1, max_event_bytes=1024)
 
     async def scenario() -> None:
         async with running_service(settings):
@@ -125,14 +118,7 @@ def test_events_stored_before_the_side_records_failed_are_answered_accepted_on_t
     those failed, the committer wrote the group again batch by batch (and a lone batch's client sent it again): the
     log held the events, so first-time senders were answered DUPLICATE. They are answered ACCEPTED, at the position
     stored, and counted once."""
-    name = f"s{uuid.uuid4().hex[:10]}"
-    settings = collect_settings(
-        tmp_path,
-        log_backend="jetstream",
-        nats_url=jetstream_server.url,
-        jetstream_stream=name,
-        jetstream_subject_prefix=f"{name}.events",
-    )
+    settings = jetstream_settings(tmp_path, jetstream_server, f"s{uuid.uuid4().hex[:10]}")
 
     async def scenario() -> None:
         async with running_service(settings) as (service, _):
@@ -351,14 +337,6 @@ def test_a_record_that_cannot_be_opened_is_listed_and_answered_alone(tmp_path: P
             assert left.released_seq is None and left.replay_count == 0
 
     asyncio.run(scenario())
-
-
-class _Batch:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def size(self) -> int:
-        return 1
 
 
 def test_the_group_writer_outlives_a_writer_answering_too_few_batches() -> None:
