@@ -21,6 +21,9 @@ from typing import Generic, Protocol, TypeVar
 from svc_common.errors import ResourceExhausted, Unavailable
 
 log = logging.getLogger("qiming.collect.committer")
+STORE_DOWN = frozenset({"DEPENDENCY_UNAVAILABLE", "LOG_UNAVAILABLE"})
+"""``Unavailable`` reasons of a store that is down (not a write that lost a race with another collector,
+``LOG_CONTENDED``: the next write goes through)."""
 
 B = TypeVar("B", bound="Sized")
 R = TypeVar("R")
@@ -112,7 +115,8 @@ class GroupCommitter(Generic[B, R]):
             except Exception as exc:
                 if not future.done():
                     future.set_exception(exc)
-                if isinstance(exc, (Unavailable, ResourceExhausted)):  # the rest would wait out the same failure
+                if isinstance(exc, ResourceExhausted) or (isinstance(exc, Unavailable) and exc.reason in STORE_DOWN):
+                    # The rest would wait out the same failure, one after the other.
                     for _, rest in group[i + 1 :]:
                         if not rest.done():
                             rest.set_exception(exc)

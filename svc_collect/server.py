@@ -230,7 +230,10 @@ class CollectServicer(collect_pb2_grpc.CollectServiceServicer):
                 try:
                     _refuse_too_large(request, self._max_bytes)
                     outcomes = await self._service.ingest(request.events, output_only_cleared=True)
-                except ResourceExhausted as exc:  # a batch-level refusal ends the stream: say which batch, and what
+                except ResourceExhausted as exc:
+                    if exc.reason != "BATCH_TOO_LARGE":  # e.g. LOG_FULL: part of the batch may be stored
+                        raise
+                    # Refused before anything was stored: it ends the stream, so say which batch, and what now.
                     raise _stream_ended_at(exc, getattr(request, "batch_id", None)) from None
                 yield Encoded(encode_ingest_stream_response(request.batch_id, outcomes))
                 if self.streams.stopping:  # acknowledged; the next batches go to another collector

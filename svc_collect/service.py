@@ -15,7 +15,7 @@ from typing import Protocol
 
 from google.protobuf.message import DecodeError
 
-from svc_collect.committer import GroupCommitter
+from svc_collect.committer import STORE_DOWN, GroupCommitter
 from svc_collect.config import CollectSettings
 from svc_collect.output_only import clear_output_only, has_output_only
 from svc_collect.protect import EventProtector, UndeclaredPersonalData
@@ -72,7 +72,6 @@ DUPLICATE = collect_pb2.EVENT_STATUS_DUPLICATE
 REJECTED = collect_pb2.EVENT_STATUS_REJECTED
 _DELAY_SAMPLE = 10_000
 READ_MESSAGE_BYTES = PAGE_BYTES  # a ReadEvents message's events (one event at least)
-_STORE_DOWN = frozenset({"DEPENDENCY_UNAVAILABLE", "LOG_UNAVAILABLE"})  # Unavailable reasons of a store that is down
 _EVENT_FRAMING_BYTES = 64  # received_at, cursor, fingerprint and the field's tag and length
 
 
@@ -333,7 +332,7 @@ class CollectService:
         except Unavailable as exc:
             # The store is down (not a write that lost a race, LOG_CONTENDED): health turns NOT_SERVING now, not at
             # the next probe.
-            if self.log_unavailable is not None and exc.reason in _STORE_DOWN:
+            if self.log_unavailable is not None and exc.reason in STORE_DOWN:
                 self.log_unavailable(exc.message)
             raise
         self.follows.appended()

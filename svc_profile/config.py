@@ -50,8 +50,10 @@ class ProfileSettings(ServiceSettings):
     """Events that link their ``anonymous_id`` (and further ids) to their ``user_id``: login and signup."""
     alias_event_types: tuple[str, ...] = ("$alias",)
     """Events that link every id they carry into one person (an explicit alias)."""
-    placeholder_ids: tuple[str, ...] = DEFAULT_PLACEHOLDER_IDS
-    """Id values (compared case-insensitively) that are never identities: no profile, no link, no merge."""
+    placeholder_ids: tuple[str, ...] = Field(default=DEFAULT_PLACEHOLDER_IDS, max_length=100)
+    """Id values (compared case-insensitively, full-width forms too) that are never identities: no profile, no link,
+    no merge. At most 100: the pseudonyms of each one's spellings are made at start (a fund account or phone arrives
+    from svc_collect as one)."""
     trade_event_types: tuple[str, ...] = ("trade_filled",)
     """Events that are trades: trade count, last trade, turnover."""
     amount_properties: tuple[str, ...] = ("turnover_fen", "amount_fen", "amount")

@@ -229,13 +229,14 @@ class HotPersons:
 
     def forget_merged(self, pids: Iterable[str]) -> None:
         """Winners of this batch's merges, before it evaluates them: the merge moved the loser's day buckets and
-        kept tags (MANUAL, IMPORT, MODEL) to them in the database, so their cached buckets and tag rows are stale.
-        (Their memberships are not: the loser's are ended, the winner's kept.)"""
+        kept tags (MANUAL, IMPORT, MODEL) to them in the database, and put them on the loser's static lists, so their
+        cached buckets, tag rows and memberships are stale."""
         for pid in pids:
             days = self.days.pop(pid, None)
             if days is not None:
                 self.day_buckets -= sum(len(b) for b in days.values())
             self.tags.pop(pid, None)
+            self.members.pop(pid, None)
 
     # -- after a committed batch -----------------------------------------------------------------------
     def store(

@@ -105,7 +105,8 @@ class IdPolicy:
         return key
 
 
-_MAX_SPELLED_LETTERS = 12
+_MAX_SPELLED_LETTERS = 10
+_FULL_WIDTH = {code: code + 0xFEE0 for code in range(0x21, 0x7F)}  # ASCII ! … ~ to U+FF01 … U+FF5E
 
 
 def _folded(value: str) -> str:
@@ -115,12 +116,14 @@ def _folded(value: str) -> str:
 
 
 def _case_spellings(word: str) -> set[str]:
-    """``word`` in every spelling of upper and lower case ("null", "Null", "NULL" ...), for a word of at most 12
-    letters (4,096 spellings); a longer one in lower, upper and title case only."""
+    """``word`` in every spelling of upper and lower case ("null", "Null", "NULL" ...), for a word of at most 10
+    letters (1,024 spellings; a longer one in lower, upper and title case only), and those three in full-width
+    characters ("ＮＵＬＬ": svc_collect pseudonymizes a fund account as sent)."""
+    plain = {word, word.lower(), word.upper(), word.title()}
+    spellings = plain | {spelling.translate(_FULL_WIDTH) for spelling in plain}
     letters = [i for i, char in enumerate(word) if char.isalpha()]
     if len(letters) > _MAX_SPELLED_LETTERS:
-        return {word, word.lower(), word.upper(), word.title()}
-    spellings = set()
+        return spellings
     for mask in range(1 << len(letters)):
         chars = list(word.lower())
         for bit, i in enumerate(letters):
