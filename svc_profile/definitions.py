@@ -258,10 +258,11 @@ class Definitions:
                 raise _bad(path, f"{path}[{'/'.join(ordered[0])}]: {ordered[1]}")
         scope = self.strict(TAG_SCOPE, definition.name)
         rule = tag_rule_from_proto(definition, lambda c, p: compile_for(scope, c, p.replace("definition", field)))
+        retention = self.core.settings.event_retention_days
         if kind == "condition":
-            check_retained(definition.condition, f"{field}.condition")
+            check_retained(definition.condition, f"{field}.condition", retention_days=retention)
         for i, band in enumerate(definition.bands.bands if kind == "bands" else ()):
-            check_retained(band.condition, f"{field}.bands.bands[{i}].condition")
+            check_retained(band.condition, f"{field}.bands.bands[{i}].condition", retention_days=retention)
         nodes = 0
         for i, (_, node) in enumerate(rule.bands):  # the node limit holds for the whole definition
             nodes += sum(1 for _ in walk(node))
@@ -350,6 +351,14 @@ class Definitions:
                     raise Aborted(f"tag {definition.name!r} is at version {current.version}, not {expected_version}")
                 if current.WhichOneof("rule") == "external" != definition.WhichOneof("rule"):
                     raise _bad("definition.rule", "an external tag stays external")
+                if definition.name.startswith("fin_") and (
+                    definition.WhichOneof("rule") != "builtin" or definition.builtin.formula != current.builtin.formula
+                ):  # the pack's name reservation, which create_tag enforces, held for its versions too
+                    raise _bad(
+                        "definition.rule",
+                        f"{definition.name!r} of the built-in finance pack keeps its formula "
+                        f"({current.builtin.formula!r}): change its builtin.parameters, or create a tag of your own",
+                    )
                 created = current.created_at.ToDatetime(dt.UTC)
                 self._insert_tag(conn, definition, current.version + 1, created, now)
         level3 = types_pb2.SENSITIVITY_LEVEL_3
@@ -406,7 +415,7 @@ class Definitions:
         rule = self.segment_rule(segment, self.strict(PROFILE_SCOPE))
         if rule.node is None:
             return rule
-        check_retained(segment.condition, "segment.condition")
+        check_retained(segment.condition, "segment.condition", retention_days=self.core.settings.event_retention_days)
         known = self.core.engine.segments
         graph = {sid: set(r.refs.segments) if r.refs else set() for sid, r in known.items()}
         graph[rule.segment_id] = set(rule.refs.segments) if rule.refs else set()

@@ -28,11 +28,18 @@ _KEPT = {
 }
 
 
-def check_retained(condition: condition_pb2.Condition, path: str, in_filter: bool = False) -> None:
+def check_retained(
+    condition: condition_pb2.Condition, path: str, in_filter: bool = False, retention_days: int | None = None
+) -> None:
     """Refuse an event filter (inside ``condition``, or ``condition`` itself when ``in_filter``) that reads a
-    field the retained events do not keep. Call it on a condition that compiled."""
+    field the retained events do not keep, and (``retention_days``: the setting) an event window counted from the
+    retained events (filtered, or not whole days) that reaches further back than they are kept. Call it on a
+    condition that compiled."""
     for where, node, filtered in nodes(condition, path, in_filter):
-        if not filtered or node.WhichOneof("node") != "comparison":
+        kind = node.WhichOneof("node")
+        if retention_days is not None and kind in ("event_count", "event_absence"):
+            _check_window(node, kind, where, retention_days)
+        if not filtered or kind != "comparison":
             continue
         field = node.comparison.field
         if field.source == condition_pb2.FieldRef.SOURCE_EVENT and field.name == "channel":
@@ -50,6 +57,28 @@ def check_retained(condition: condition_pb2.Condition, path: str, in_filter: boo
                 reason="INVALID_CONDITION",
                 violations=[FieldViolation(f"{where}.comparison.field.name", message, "INVALID_CONDITION")],
             )
+
+
+def _check_window(node: condition_pb2.Condition, kind: str, where: str, retention_days: int) -> None:
+    """A window counted from the retained events that reaches past them would miss the older events without a word:
+    a filtered count would read too few, an absence would hold for someone who did it (review 2026-12-07). Whole-day
+    windows without a filter are counted from the day buckets, kept as long as the person."""
+    spec = getattr(node, kind)
+    if not spec.HasField("filter") and spec.window_seconds % 86_400 == 0:
+        return
+    if spec.window_seconds <= retention_days * 86_400:
+        return
+    why = "it has a filter" if spec.HasField("filter") else "it is not a whole number of days"
+    message = (
+        f"condition node {label(node, where)}: its window of {spec.window_seconds} s is counted from the retained "
+        f"events ({why}), which are kept {retention_days} days (event_retention_days), so older events would be "
+        f"missed: shorten it to at most {retention_days * 86_400} s, or raise event_retention_days"
+    )
+    raise InvalidArgument(
+        message,
+        reason="INVALID_CONDITION",
+        violations=[FieldViolation(f"{where}.{kind}.window_seconds", message, "INVALID_CONDITION")],
+    )
 
 
 def _check_channels(node: condition_pb2.Condition, where: str) -> None:

@@ -126,3 +126,50 @@ def test_a_merge_carries_a_written_tag_over_an_expired_one(tmp_path: Path) -> No
         with app.core.database.connection() as conn:
             (row,) = app.core.store.load_tags(conn, [pids["c"]])[pids["c"]].values()
         assert (decode(row.tag_value), row.expires_us) == ("gold", None)
+
+
+def _window(kind: str, seconds: int, filtered: bool) -> C.Condition:
+    spec = {"event_type": "fund_buy", "window_seconds": seconds}
+    if filtered:
+        spec["filter"] = C.Condition(
+            comparison=C.Comparison(
+                field=C.FieldRef(source=C.FieldRef.SOURCE_EVENT, name="channel"),
+                operator=C.OPERATOR_EQ,
+                value=to_proto("app"),
+            )
+        )
+    if kind == "event_count":
+        return C.Condition(event_count=C.EventCount(min_count=1, **spec))
+    return C.Condition(event_absence=C.EventAbsence(**spec))
+
+
+@pytest.mark.parametrize("kind", ["event_count", "event_absence"])
+def test_a_window_counted_from_retained_events_may_not_reach_past_their_retention(tmp_path: Path, kind: str) -> None:
+    """A filtered window (or one not of whole days) is counted from the retained events: one longer than they are kept
+    was accepted and missed the older events without a word (an absence held for someone who did it)."""
+    day = 86_400
+    with profile_app(profile_settings(tmp_path, finance_pack=False, event_retention_days=90)) as app:
+        defs = app.definitions
+        with pytest.raises(InvalidArgument, match="kept 90 days") as refused:
+            defs.create_segment(pb.Segment(segment_id="long", condition=_window(kind, 180 * day, True)))
+        assert refused.value.violations[0].field == f"segment.condition.{kind}.window_seconds"
+        with pytest.raises(InvalidArgument, match="not a whole number of days"):
+            defs.create_tag(pb.TagDefinition(name="odd", condition=_window(kind, 100 * day + 1, False)))
+        defs.create_segment(pb.Segment(segment_id="in_reach", condition=_window(kind, 90 * day, True)))
+        defs.create_segment(pb.Segment(segment_id="from_buckets", condition=_window(kind, 180 * day, False)))
+
+
+def test_a_finance_pack_tag_keeps_its_formula_through_updates(tmp_path: Path) -> None:
+    """create_tag reserves fin_ names for the pack, but an update could replace a pack tag's formula by a rule of the
+    caller's own. Its parameters stay configurable."""
+    with profile_app(profile_settings(tmp_path)) as app:
+        defs = app.definitions
+        current = defs.get_tag("fin_high_net_worth")
+        rule = C.Condition(has_tag=C.TagPresence(tag_name="fin_dormant_activation"))
+        with pytest.raises(InvalidArgument, match="keeps its formula") as refused:
+            defs.update_tag(pb.TagDefinition(name="fin_high_net_worth", condition=rule), current.version)
+        assert refused.value.violations[0].field == "definition.rule"
+        changed = pb.TagDefinition()
+        changed.CopyFrom(current)
+        changed.builtin.parameters["assets_fen"].CopyFrom(to_proto(500_000_000))
+        assert defs.update_tag(changed, current.version).version == current.version + 1
