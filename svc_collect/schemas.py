@@ -28,6 +28,8 @@ log = logging.getLogger("qiming.collect.schemas")
 # Collectors apply a new version within their refresh interval, and stamp receive times by their own clocks: events
 # received this long after a version protected a property are taken as protected at ingest (read_masking.py).
 _PROTECTION_SLACK_US = 120_000_000
+_MAX_VERSION = 2**62
+"""No schema reaches it; one more than a stored version must still fit the column (a 64-bit integer)."""
 
 
 @dataclass(frozen=True)
@@ -105,16 +107,25 @@ class SchemaRegistry:
     async def register(
         self, schema: collect_pb2.EventSchema, expected_version: int, created_by: str
     ) -> collect_pb2.EventSchema:
-        if expected_version < 0:
+        if not 0 <= expected_version < _MAX_VERSION:
             raise InvalidArgument(
-                "expected_version must not be negative",
+                f"expected_version {expected_version} is no version a schema can have",
                 violations=[FieldViolation("expected_version", "0 for a new event type, else the version you read")],
             )
+        properties = []
+        for i, spec in enumerate(schema.properties):
+            try:
+                properties.append(json_format.MessageToDict(spec, preserving_proto_field_name=True))
+            except json_format.SerializeToJsonError as exc:  # a timestamp value out of its range, say
+                raise InvalidArgument(
+                    f"schema.properties[{i}] holds a value that cannot be stored: {exc}",
+                    violations=[FieldViolation(f"schema.properties[{i}]", f"a value out of its type's range: {exc}")],
+                ) from None
         record = SchemaRecord(
             event_type=schema.event_type,
             version=expected_version + 1,
             description=schema.description,
-            properties=[json_format.MessageToDict(p, preserving_proto_field_name=True) for p in schema.properties],
+            properties=properties,
             reject_unknown=schema.reject_unknown_properties,
             created_at=dt.datetime.now(dt.UTC),
         )

@@ -487,8 +487,19 @@ def counted_event_type(event_type: str) -> str:
     return INVALID_EVENT_TYPE
 
 
-def refuse_nul_in(field: str, texts: Iterable[str]) -> None:
-    """:func:`refuse_nul` for each item of a repeated field (``field[i]``)."""
+MAX_FILTER_TYPES = 1_000
+"""Event types one filter may name (ReadEvents, the quarantine's listing and replay, GetIngestStats): more would pass
+the databases' limit of bound values, a failure no retry mends."""
+
+
+def refuse_nul_in(field: str, texts: Sequence[str]) -> None:
+    """:func:`refuse_nul` for each item of a repeated field (``field[i]``); INVALID_ARGUMENT for more than
+    ``MAX_FILTER_TYPES`` items (the repeated fields checked so are filters)."""
+    if len(texts) > MAX_FILTER_TYPES:
+        raise InvalidArgument(
+            f"{field} names {len(texts)} values; at most {MAX_FILTER_TYPES}",
+            violations=[FieldViolation(field, f"at most {MAX_FILTER_TYPES}: split the request")],
+        )
     for i, text in enumerate(texts):
         refuse_nul(f"{field}[{i}]", text)
 

@@ -55,6 +55,7 @@ def decode_token(token: str, kind: str, field: str = "page.page_token") -> dict[
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         if data.get("k") != kind or not isinstance(data.get("p"), dict):
             raise ValueError(kind)
+        json.dumps(data["p"], ensure_ascii=False).encode()  # a lone surrogate no database takes: UnicodeEncodeError
         return data["p"]
     except (ValueError, TypeError, UnicodeDecodeError, AttributeError, RecursionError):
         raise invalid_page_token(field) from None

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from collect_helpers import collect_settings, jetstream_settings, make_event, running_service
 from conftest import NatsServer
+from google.protobuf.timestamp_pb2 import Timestamp
 from test_collect_review_fixes import _Batch
 from test_ddl_snapshots import make_dialect, offline_migration_sql
 
@@ -21,6 +22,7 @@ from svc_collect.config import CollectSettings
 from svc_collect.service import ACCEPTED, DUPLICATE, REJECTED, RELEASED_MESSAGE, CollectService
 from svc_collect.store import SCHEMA
 from svc_common.errors import ConfigError, InvalidArgument, Unavailable
+from svc_common.paging import decode_token, encode_token
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
 from svc_common.protection import DEFAULT_SENSITIVE_PROPERTIES
@@ -386,3 +388,35 @@ def test_a_store_down_midway_through_a_batch_by_batch_write_fails_the_rest_at_on
         assert (c, d) == ("stored c", "stored d") and calls == ["abcd", "a", "b", "c", "d"]
     else:  # c and d not tried, one timeout after the other
         assert all(isinstance(r, Unavailable) for r in (c, d)) and calls == ["abcd", "a", "b"]
+
+
+def test_bad_schema_registrations_and_filters_get_invalid_argument_not_internal(tmp_path: Path) -> None:
+    """From the bad-input audit: a timestamp out of its range among a schema's allowed values, an expected_version one
+    more than which no column holds, a page token holding a lone surrogate, and a read filtered by a name no type can
+    have (OK and empty, or a follow for ever) or by more types than the database binds (UNAVAILABLE, retried for
+    ever)."""
+
+    async def scenario() -> None:
+        async with running_service(collect_settings(tmp_path)) as (service, _):
+            schema = collect_pb2.EventSchema(event_type="kyc")
+            schema.properties.add(name="at", type=types_pb2.VALUE_TYPE_TIMESTAMP).allowed_values.add(
+                timestamp_value=Timestamp(seconds=2**40)
+            )
+            with pytest.raises(InvalidArgument, match=r"schema.properties\[0\] holds a value"):
+                await service.schemas.register(schema, 0, "ops")
+            with pytest.raises(InvalidArgument, match="no version a schema can have"):
+                await service.schemas.register(collect_pb2.EventSchema(event_type="kyc"), 2**63 - 1, "ops")
+            forged = encode_token("event_schemas", {"after": "\ud800"})
+            with pytest.raises(InvalidArgument, match="not a token returned by this listing"):
+                decode_token(forged, "event_schemas")
+            for request, field in (
+                (collect_pb2.ReadEventsRequest(event_types=["Bad Type"]), "event_types[0]"),
+                (collect_pb2.ReadEventsRequest(event_types=[f"t{i}" for i in range(1001)]), "event_types"),
+            ):
+                with pytest.raises(InvalidArgument) as refused:
+                    [e async for e in service.read(request, frozenset())]
+                assert refused.value.violations[0].field == field
+            with pytest.raises(InvalidArgument, match="at most 1000"):
+                await service.stats(None, None, [f"t{i}" for i in range(1001)])
+
+    asyncio.run(scenario())
