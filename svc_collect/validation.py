@@ -7,6 +7,7 @@ schema version, and checks touch only the fields that are set.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -59,6 +60,7 @@ _MIN_SECONDS, _MAX_SECONDS = MIN_SECONDS, MAX_SECONDS
 FLAG_OCCURRED_IN_FUTURE = 1
 FLAG_OCCURRED_TOO_OLD = 2
 FLAG_NAMES = {FLAG_OCCURRED_IN_FUTURE: "occurred_at_in_future", FLAG_OCCURRED_TOO_OLD: "occurred_at_too_old"}
+_BAD_TIMESTAMP = "not a valid timestamp: seconds from 0001-01-01 to 9999-12-31 UTC, nanos 0 to 999,999,999"
 
 _CHANNELS = frozenset(types_pb2.Channel.values())
 _ID_TYPES = frozenset(types_pb2.IdType.values()) - {types_pb2.ID_TYPE_UNSPECIFIED, types_pb2.ID_TYPE_CANONICAL}
@@ -224,7 +226,7 @@ class EventValidator:
         if not seconds and not nanos and not has_field(event, "occurred_at"):
             return Rejection(R.ERROR_REASON_MISSING_FIELD, "occurred_at", "occurred_at is required")
         if not (_MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos < 1_000_000_000):
-            return Rejection(R.ERROR_REASON_TIMESTAMP_OUT_OF_RANGE, "occurred_at", "not a valid timestamp")
+            return Rejection(R.ERROR_REASON_TIMESTAMP_OUT_OF_RANGE, "occurred_at", _BAD_TIMESTAMP)
         flags = 0
         occurred_us = seconds * 1_000_000 + nanos // 1000
         if occurred_us - now_us > self._future_us:
@@ -232,9 +234,7 @@ class EventValidator:
         elif now_us - occurred_us > self._age_us:
             flags = FLAG_OCCURRED_TOO_OLD
         if flags and self._quarantine_out_of_range:
-            return Rejection(
-                R.ERROR_REASON_TIMESTAMP_OUT_OF_RANGE, "occurred_at", f"occurred_at is {FLAG_NAMES[flags]}"
-            )
+            return Rejection(R.ERROR_REASON_TIMESTAMP_OUT_OF_RANGE, "occurred_at", self._out_of_range(flags, now_us))
         data = serialize(event, deterministic=True) if encoded is None else encoded
         if holds_unknown(event, data):  # nothing would check or protect such a field (unknown_fields.py)
             return Rejection(R.ERROR_REASON_UNKNOWN_FIELD, *describe(event))
@@ -281,6 +281,19 @@ class EventValidator:
                 R.ERROR_REASON_EVENT_TOO_LARGE, "", f"event is {size} bytes; the limit is {self._max_bytes}"
             )
         return flags, data, occurred_us, schema, names, identities, event_id, event_type, user_id, anonymous_id
+
+    def _out_of_range(self, flags: int, now_us: int) -> str:
+        """Why ``occurred_at`` is out of range under the quarantine policy: the window and the server's time."""
+        now = dt.datetime.fromtimestamp(now_us / 1e6, dt.UTC).isoformat(timespec="seconds")
+        if flags == FLAG_OCCURRED_IN_FUTURE:
+            return (
+                f"occurred_at is more than {self._future_us // 1_000_000} s after the server's time ({now}): fix the"
+                " device clock, or replay once the time has come"
+            )
+        return (
+            f"occurred_at is more than {self._age_us // 1_000_000} s before the server's time ({now}):"
+            " max_event_age_seconds bounds how old an event may be"
+        )
 
     def _check_identities(self, event: event_pb2.Event) -> Rejection | None:
         for i, identity in enumerate(event.identities):
@@ -344,7 +357,8 @@ class EventValidator:
                     return Rejection(
                         R.ERROR_REASON_INVALID_NAME,
                         f"properties.{storable_text(name[:128])}",
-                        "not a valid property name",
+                        "not a valid property name: a letter, _ or $ first, then letters, digits and _ . : - $, at"
+                        " most 128 characters",
                     )
                 if len(good_names) < _NAME_CACHE_LIMIT:
                     good_names.add(name)
@@ -392,7 +406,7 @@ class EventValidator:
                 return Rejection(R.ERROR_REASON_VALUE_NOT_ALLOWED, f"properties.{name}", "NaN and infinity are refused")
         elif kind == "timestamp_value":
             if not _valid_timestamp(value.timestamp_value):
-                return Rejection(R.ERROR_REASON_TIMESTAMP_OUT_OF_RANGE, f"properties.{name}", "not a valid timestamp")
+                return Rejection(R.ERROR_REASON_TIMESTAMP_OUT_OF_RANGE, f"properties.{name}", _BAD_TIMESTAMP)
         elif kind == "string_list_value":
             items = value.string_list_value.values
             if len(items) > MAX_LIST_ITEMS or any(len(s) > self._max_chars for s in items):
@@ -417,7 +431,10 @@ def _check_event_type(event_type: str) -> Rejection | None:
         return Rejection(R.ERROR_REASON_MISSING_FIELD, "event_type", "event_type is required")
     if not EVENT_TYPE_RE.fullmatch(event_type):
         return Rejection(
-            R.ERROR_REASON_INVALID_NAME, "event_type", "event_type: letters first, then letters, digits, _ . : -"
+            R.ERROR_REASON_INVALID_NAME,
+            "event_type",
+            "event_type: a letter first (or $ for Qiming's own types), then letters, digits and _ . : -, at most 127"
+            " characters",
         )
     if event_type[0] == "$" and event_type not in RESERVED_EVENT_TYPES:
         return Rejection(

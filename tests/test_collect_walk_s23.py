@@ -420,3 +420,24 @@ def test_bad_schema_registrations_and_filters_get_invalid_argument_not_internal(
                 await service.stats(None, None, [f"t{i}" for i in range(1001)])
 
     asyncio.run(scenario())
+
+
+def test_rejection_messages_say_how_to_fix_the_event(tmp_path: Path) -> None:
+    """The messages named the fault but not the rule: the type's and a property name's length and form, the time
+    window and the server's time, a timestamp's range."""
+    settings = collect_settings(tmp_path, out_of_range_time_policy="quarantine", max_future_skew_seconds=300)
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, _):
+            long_type, bad_name, future, stamp = (make_event("login", f"c{i}") for i in range(4))
+            long_type.event_type = "t" * 200
+            bad_name.properties["1st"].string_value = "x"
+            future.occurred_at.FromMicroseconds(time.time_ns() // 1000 + 3_600_000_000)
+            stamp.properties["at"].timestamp_value.seconds = 2**40
+            messages = [o.message for o in await service.ingest([long_type, bad_name, future, stamp])]
+            assert "at most 127 characters" in messages[0]
+            assert "a letter, _ or $ first" in messages[1] and "at most 128 characters" in messages[1]
+            assert "more than 300 s after the server's time (20" in messages[2]
+            assert "0001-01-01 to 9999-12-31 UTC" in messages[3]
+
+    asyncio.run(scenario())
