@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -112,6 +113,13 @@ class SchemaRegistry:
                 f"expected_version {expected_version} is no version a schema can have",
                 violations=[FieldViolation("expected_version", "0 for a new event type, else the version you read")],
             )
+        for i, spec in enumerate(schema.properties):
+            for j, value in enumerate(spec.allowed_values):
+                if value.WhichOneof("kind") == "double_value" and not math.isfinite(value.double_value):
+                    raise InvalidArgument(  # ingest refuses such values: the allowed value could never be met
+                        f"schema.properties[{i}].allowed_values[{j}] is NaN or infinite, which no event may carry",
+                        violations=[FieldViolation(f"schema.properties[{i}].allowed_values[{j}]", "a finite number")],
+                    )
         properties = []
         for i, spec in enumerate(schema.properties):
             try:

@@ -404,6 +404,11 @@ def test_bad_schema_registrations_and_filters_get_invalid_argument_not_internal(
             )
             with pytest.raises(InvalidArgument, match=r"schema.properties\[0\] holds a value"):
                 await service.schemas.register(schema, 0, "ops")
+            nan = collect_pb2.EventSchema(event_type="kyc")
+            nan.properties.add(name="x", type=types_pb2.VALUE_TYPE_DOUBLE).allowed_values.add(double_value=float("nan"))
+            with pytest.raises(InvalidArgument, match="NaN or infinite") as refused:
+                await service.schemas.register(nan, 0, "ops")
+            assert refused.value.violations[0].field == "schema.properties[0].allowed_values[0]"
             with pytest.raises(InvalidArgument, match="no version a schema can have"):
                 await service.schemas.register(collect_pb2.EventSchema(event_type="kyc"), 2**63 - 1, "ops")
             forged = encode_token("event_schemas", {"after": "\ud800"})
