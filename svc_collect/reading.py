@@ -18,7 +18,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from svc_collect.store import LogRow, StoredEvent
-from svc_collect.validation import EVENT_TYPE_RE, MAX_ID_CHARS, refuse_nul, refuse_nul_in
+from svc_collect.validation import MAX_ID_CHARS, refuse_bad_filter, refuse_nul, refuse_type_names
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
@@ -93,13 +93,8 @@ async def pages(
     remaining = request.max_events or None
     poll_seconds = service.settings.follow_poll_interval_millis / 1000
     types = tuple(request.event_types)
-    refuse_nul_in("event_types", types)
-    for i, name in enumerate(types):  # a typo would read nothing, or follow for ever, answered OK
-        if not EVENT_TYPE_RE.fullmatch(name):
-            raise InvalidArgument(
-                f"event_types[{i}] is not an event type name",
-                violations=[FieldViolation(f"event_types[{i}]", f"an event type name ({EVENT_TYPE_RE.pattern})")],
-            )
+    refuse_bad_filter("event_types", types)
+    refuse_type_names(types)
     follow = request.follow
     follows = service.follows
     filtered = bool(types) or user_id is not None or anonymous_id is not None or not_before_us is not None

@@ -113,6 +113,7 @@ class SchemaRegistry:
                 f"expected_version {expected_version} is no version a schema can have",
                 violations=[FieldViolation("expected_version", "0 for a new event type, else the version you read")],
             )
+        properties = []
         for i, spec in enumerate(schema.properties):
             for j, value in enumerate(spec.allowed_values):
                 if value.WhichOneof("kind") == "double_value" and not math.isfinite(value.double_value):
@@ -120,8 +121,6 @@ class SchemaRegistry:
                         f"schema.properties[{i}].allowed_values[{j}] is NaN or infinite, which no event may carry",
                         violations=[FieldViolation(f"schema.properties[{i}].allowed_values[{j}]", "a finite number")],
                     )
-        properties = []
-        for i, spec in enumerate(schema.properties):
             try:
                 properties.append(json_format.MessageToDict(spec, preserving_proto_field_name=True))
             except json_format.SerializeToJsonError as exc:  # a timestamp value out of its range, say

@@ -25,7 +25,7 @@ from svc_collect.service import (
     IngestOutcomes,
 )
 from svc_collect.store import SqlCatalog, SqlEventLog, tables
-from svc_collect.validation import reason_value, refuse_nul_in
+from svc_collect.validation import reason_value, refuse_bad_filter
 from svc_collect.wire import varint
 from svc_common.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted, refuse_reversed_range
 from svc_common.paging import decode_token, encode_token, invalid_page_token, page_size
@@ -330,7 +330,7 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
     ) -> collect_pb2.ListQuarantinedEventsResponse:
         if request.unmask:
             self._service.check_unmask(_roles())
-        refuse_nul_in("event_types", request.event_types)
+        refuse_bad_filter("event_types", request.event_types)
         size = page_size(request.page.page_size)
         after = quarantine_position(decode_token(request.page.page_token, "quarantine"))
         start_us, end_us = range_micros(request.time_range)
@@ -390,7 +390,7 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
                     violations=[FieldViolation("page_token", "only without quarantine_ids")],
                 )
             ids = list(dict.fromkeys(request.quarantine_ids))
-            refuse_nul_in("quarantine_ids", ids)
+            refuse_bad_filter("quarantine_ids", ids)
             records = await asyncio.to_thread(self._catalog.get_quarantined, ids)
             missing = sorted(set(ids) - {r.quarantine_id for r in records})
             if missing:
@@ -400,7 +400,7 @@ class QuarantineServicer(collect_pb2_grpc.QuarantineServiceServicer):
                     metadata={"missing": ",".join(missing[:20])},
                 )
         else:
-            refuse_nul_in("event_types", request.event_types)
+            refuse_bad_filter("event_types", request.event_types)
             reasons = reason_names(request.reasons)
             after = quarantine_position(decode_token(request.page_token, _REPLAY_TOKEN, "page_token"), "page_token")
             # One more than the page: whether a next page exists. Those still rejected keep their place (oldest

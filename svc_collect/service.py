@@ -37,17 +37,15 @@ from svc_collect.store import (
 )
 from svc_collect.store._log import ROW_FRAMING_BYTES
 from svc_collect.validation import (
-    EVENT_TYPE_RE,
-    INVALID_EVENT_TYPE,
     NATIVE_AVAILABLE,
     NO_EVENT_TYPE,
     EventValidator,
     Rejection,
-    counted_event_type,
     flag_names,
     reason_name,
     reason_value,
-    refuse_nul_in,
+    refuse_bad_filter,
+    refuse_type_names,
     serialize,
 )
 from svc_collect.wire import encode_read_response
@@ -213,7 +211,6 @@ class CollectService:
         self._unmask_roles = frozenset(settings.unmask_roles)
         self._log_tag = ""
         self._largest_row: int | None = None
-        self._measure_every_row = False
         self.follows = Follows()
         self.log_unavailable: Callable[[str], None] | None = None
         """Told when an append finds the log (or its database) unavailable: the log's health probe's ``failed``."""
@@ -228,11 +225,8 @@ class CollectService:
             raise StartupError(f"the event log did not answer at start: {exc}") from exc
         self._log_tag = head.log_id.replace("-", "")[:8] or "00000000"
         self._largest_row = self._log.largest_row_bytes()
-        # Every event measured against it where a plain event of max_event_bytes might not fit, else only those
-        # protection changed (a sealed value or pseudonym makes an event larger than it came).
         plain_row_bytes = 2 * self.settings.max_event_bytes + ROW_FRAMING_BYTES  # stored_row_bytes's bound
-        self._measure_every_row = self._largest_row is not None and self._largest_row < plain_row_bytes
-        if self._measure_every_row:
+        if self._largest_row is not None and self._largest_row < plain_row_bytes:  # an event as it came may not fit
             log.warning(
                 "max_event_bytes = %d: one message of the event log holds events of at most %d bytes as stored; larger"
                 " ones are rejected (EVENT_TOO_LARGE). Raise NATS's max_payload or the stream's max_msg_size.",
@@ -363,8 +357,9 @@ class CollectService:
         append_row = rows.append
         append_pending = pending.append
         new_row = tuple.__new__
-        largest, measure_every = self._largest_row, self._measure_every_row
-        # Payload and sealed values up to this size fit whatever the ids (their bytes are the event's, at most).
+        largest = self._largest_row
+        # Payload and sealed values up to this size fit whatever the ids (their bytes are the event's, at most): where
+        # it is at least max_event_bytes, only an event protection made larger is ever measured.
         sure_fit = largest - self.settings.max_event_bytes - ROW_FRAMING_BYTES if largest is not None else 0
         for index, event in enumerate(events):
             if not output_only_cleared and has_output_only(event):
@@ -388,7 +383,6 @@ class CollectService:
             payload = event.SerializeToString() if (changed or flags) else data
             if (
                 largest is not None
-                and (changed or measure_every)
                 and len(payload) + (len(sealed) if sealed else 0) > sure_fit  # one comparison for nearly all
                 and (size := stored_row_bytes(payload, sealed, event_id, event_type, user_id, anonymous_id)) > largest
             ):
@@ -505,7 +499,7 @@ class CollectService:
     # -- statistics --------------------------------------------------------------------------------
 
     async def stats(self, start_us: int | None, end_us: int | None, event_types: Sequence[str]) -> IngestStats:
-        refuse_nul_in("event_types", event_types)
+        refuse_bad_filter("event_types", event_types)
         _check_stats_request(start_us, end_us, event_types)
         now = now_micros()
         end = end_us if end_us is not None else now + 60_000_000
@@ -666,15 +660,4 @@ def _check_stats_request(start_us: int | None, end_us: int | None, event_types: 
     """GetIngestStats: a range that ends before it starts, or a name no event type can have, is INVALID_ARGUMENT
     (both answered OK and empty: a caller's swapped bounds or typo looked like no traffic)."""
     refuse_reversed_range(start_us, end_us)
-    for i, name in enumerate(event_types):
-        if counted_event_type(name) != name:  # "(none)", "(invalid)": counts of rejected events
-            raise InvalidArgument(
-                f"event_types[{i}] is not an event type name",
-                violations=[
-                    FieldViolation(
-                        f"event_types[{i}]",
-                        f"an event type name ({EVENT_TYPE_RE.pattern}), {NO_EVENT_TYPE} (rejected events without a"
-                        f" type) or {INVALID_EVENT_TYPE} (rejected events whose type is not a valid name)",
-                    )
-                ],
-            )
+    refuse_type_names(event_types, counted=True)  # "(none)", "(invalid)": counts of rejected events

@@ -505,13 +505,13 @@ def counted_event_type(event_type: str) -> str:
 
 
 MAX_FILTER_TYPES = 1_000
-"""Event types one filter may name (ReadEvents, the quarantine's listing and replay, GetIngestStats): more would pass
-the databases' limit of bound values, a failure no retry mends."""
+"""Values one filter may name (event types of ReadEvents, the quarantine's listing and replay and GetIngestStats;
+quarantine ids): more would pass the databases' limit of bound values, a failure no retry mends."""
 
 
-def refuse_nul_in(field: str, texts: Sequence[str]) -> None:
-    """:func:`refuse_nul` for each item of a repeated field (``field[i]``); INVALID_ARGUMENT for more than
-    ``MAX_FILTER_TYPES`` items (the repeated fields checked so are filters)."""
+def refuse_bad_filter(field: str, texts: Sequence[str]) -> None:
+    """INVALID_ARGUMENT for a repeated filter field of more than ``MAX_FILTER_TYPES`` values, or holding NUL
+    (:func:`refuse_nul`, naming ``field[i]``)."""
     if len(texts) > MAX_FILTER_TYPES:
         raise InvalidArgument(
             f"{field} names {len(texts)} values; at most {MAX_FILTER_TYPES}",
@@ -519,6 +519,24 @@ def refuse_nul_in(field: str, texts: Sequence[str]) -> None:
         )
     for i, text in enumerate(texts):
         refuse_nul(f"{field}[{i}]", text)
+
+
+def refuse_type_names(names: Sequence[str], counted: bool = False) -> None:
+    """INVALID_ARGUMENT naming ``event_types[i]`` for a name no event type can have: a filter by it would read
+    nothing (or follow for ever), answered OK. ``counted``: the ingest counts' filter, which also takes ``(none)``
+    and ``(invalid)``."""
+    for i, name in enumerate(names):
+        if counted_event_type(name) == name if counted else EVENT_TYPE_RE.fullmatch(name):
+            continue
+        what = f"an event type name ({EVENT_TYPE_RE.pattern})"
+        if counted:
+            what += (
+                f", {NO_EVENT_TYPE} (rejected events without a type) or {INVALID_EVENT_TYPE} (rejected events whose"
+                " type is not a valid name)"
+            )
+        raise InvalidArgument(
+            f"event_types[{i}] is not an event type name", violations=[FieldViolation(f"event_types[{i}]", what)]
+        )
 
 
 __all__ = [
@@ -534,5 +552,7 @@ __all__ = [
     "PropertyRule",
     "compile_schema",
     "counted_event_type",
+    "refuse_bad_filter",
+    "refuse_type_names",
     "value_of",
 ]
