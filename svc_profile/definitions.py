@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from svc_common.conditions import KINDS_FOR_TYPE, PROFILE_SCOPE, Source, compile_condition, walk
+from svc_common.conditions import KIND_OF_TYPE, KINDS_FOR_TYPE, PROFILE_SCOPE, Source, compile_condition, walk
 from svc_common.conditions import from_proto as value_from_proto
 from svc_common.errors import (
     Aborted,
@@ -34,7 +34,7 @@ from svc_profile import finance
 from svc_profile.condpaths import label, tag_reads
 from svc_profile.condpaths import nodes as condition_nodes
 from svc_profile.core import Core
-from svc_profile.defgraph import frozen_readers, reaches, tag_readers, tags_read
+from svc_profile.defgraph import frozen_readers, kind_clashes, reaches, tag_readers, tags_read
 from svc_profile.engine import SegmentRule, TagRule, references, tag_rule_from_proto
 from svc_profile.known import FEATURES, Names
 from svc_profile.model import now_us
@@ -163,7 +163,8 @@ class Definitions:
     def strict(self, scope: Any, tag: str = "") -> Any:
         """``scope`` knowing the features svc_profile computes and the tags defined (plus ``tag``, the one being
         defined: reading itself is reported as a cycle): for new definitions, not for loading stored ones."""
-        tags = Names({*self.value_types, *([tag] if tag else [])})
+        kinds = {name: KIND_OF_TYPE[t] for name, t in self.value_types.items() if t in KIND_OF_TYPE}
+        tags = Names({*self.value_types, *([tag] if tag else [])}, kinds)
         return replace(scope, names={Source.FEATURE: FEATURES, Source.TAG: tags, Source.SCORE: tags})
 
     def segment_rule(self, segment: pb.Segment, scope: Any = PROFILE_SCOPE) -> SegmentRule:
@@ -359,6 +360,15 @@ class Definitions:
                         f"{definition.name!r} of the built-in finance pack keeps its formula "
                         f"({current.builtin.formula!r}): change its builtin.parameters, or create a tag of your own",
                     )
+                kind = KIND_OF_TYPE.get(definition.value_type)
+                if kind is not None and kind != KIND_OF_TYPE.get(current.value_type):
+                    clashes = kind_clashes(self.core.engine, definition.name, kind)
+                    if clashes:  # their comparisons would never hold again (NE: always), silently
+                        raise FailedPrecondition(
+                            f"tag {definition.name!r} would hold {kind} values, which {', '.join(clashes)} "
+                            "compares with values of another kind: update them first",
+                            reason="TAG_IN_USE",
+                        )
                 created = current.created_at.ToDatetime(dt.UTC)
                 self._insert_tag(conn, definition, current.version + 1, created, now)
         level3 = types_pb2.SENSITIVITY_LEVEL_3

@@ -10,7 +10,7 @@ lower_snake_case name, docs/profile.md): they are not checked.
 from __future__ import annotations
 
 import functools
-from collections.abc import Container
+from collections.abc import Container, Iterable, Mapping
 from types import SimpleNamespace
 
 from svc_common.pb.qiming.common.v1 import event_pb2
@@ -21,11 +21,21 @@ from svc_profile.model import Days, Person
 _PROBE_TRADE, _PROBE_VIEW, _PROBE_AMOUNT = "probe_trade", "probe_view", "amount_fen"
 
 
-@functools.cache
 def stored_features() -> frozenset[str]:
-    """The fixed features the log consumer keeps per person, found by running ``FeatureUpdater`` over a trade (with
-    an amount and a product risk level) and a trade whose amount svc_collect withheld: whatever it writes is what a
-    condition can read, so a feature added there is known here without a list to keep in step."""
+    """The fixed features the log consumer keeps per person (``_stored_kinds``)."""
+    return frozenset(_stored_kinds())
+
+
+_KIND_OF_ITEM = {"t": "timestamp", "s": "string", "b": "bool", "l": "string list"}
+"""A stored feature item's type letter (model.encode) → the kind of value a condition reads; else a number."""
+
+
+@functools.cache
+def _stored_kinds() -> dict[str, str]:
+    """The fixed features the log consumer keeps per person and the kind of each, found by running
+    ``FeatureUpdater`` over a trade (with an amount and a product risk level) and a trade whose amount svc_collect
+    withheld: whatever it writes is what a condition can read, so a feature added there is known here without a
+    list to keep in step."""
     settings = SimpleNamespace(
         day_offset_hours=0,
         trade_event_types=(_PROBE_TRADE,),
@@ -41,7 +51,7 @@ def stored_features() -> frozenset[str]:
     masked.occurred_at.FromMicroseconds(2)
     docs: dict[str, dict] = {"p": {}}
     FeatureUpdater(settings).apply(docs, ["p", "p"], [trade, masked])  # type: ignore[arg-type]
-    return frozenset(name for name in docs["p"] if not name.startswith("_"))
+    return {name: _KIND_OF_ITEM.get(item[0], "number") for name, item in docs["p"].items() if name[0] != "_"}
 
 
 _MAX_CATEGORY = 32
@@ -55,6 +65,13 @@ class Features(Container[str]):
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and not self.hint(name)
+
+    def kind(self, name: str) -> str | None:
+        """The kind of value the feature holds: its first/last times are timestamps, every other feature (the
+        counters, amounts, window counts and preference shares) a number; None when ``name`` is no feature."""
+        if name not in self:
+            return None
+        return _stored_kinds().get(name, "number")
 
     def hint(self, name: str) -> str:
         """Why ``name`` is not a feature ("" when it is one)."""
@@ -86,7 +103,16 @@ FEATURES = Features()
 
 
 class Names(frozenset[str]):
-    """Known names, ``hint`` listing them when a name is not one of them (tags)."""
+    """Known names, ``hint`` listing them when a name is not one of them (tags), ``kind`` the kind of value each
+    holds where it is declared (a tag's ``value_type``)."""
+
+    def __new__(cls, names: Iterable[str] = (), kinds: Mapping[str, str] | None = None) -> Names:
+        made = super().__new__(cls, names)
+        made._kinds = dict(kinds or {})
+        return made
+
+    def kind(self, name: str) -> str | None:
+        return self._kinds.get(name)
 
     def hint(self, name: str) -> str:
         return f"defined: {', '.join(sorted(self)[:20])}{' ...' if len(self) > 20 else ''}" if self else "none defined"

@@ -11,6 +11,7 @@ from svc_common.conditions._compile import (
     REASON,
     Scope,
     compile_condition,
+    kind_problem,
 )
 from svc_common.conditions._evaluate import EVENT_FIELDS, EventSubject, Subject, compare, evaluate, matches_event
 from svc_common.conditions._tree import (
@@ -29,13 +30,14 @@ from svc_common.conditions._tree import (
     references,
     walk,
 )
-from svc_common.conditions._values import KINDS_FOR_TYPE, Money, from_proto, to_proto
+from svc_common.conditions._values import KIND_OF_TYPE, KINDS_FOR_TYPE, Money, from_proto, to_proto, value_kind
 
 __all__ = [
     "ANY_SCOPE",
     "EVENT_FIELDS",
     "EVENT_FILTER_SCOPE",
     "KINDS_FOR_TYPE",
+    "KIND_OF_TYPE",
     "PROFILE_SCOPE",
     "REASON",
     "AllOf",
@@ -58,8 +60,10 @@ __all__ = [
     "compile_condition",
     "evaluate",
     "from_proto",
+    "kind_problem",
     "matches_event",
     "references",
     "to_proto",
+    "value_kind",
     "walk",
 ]

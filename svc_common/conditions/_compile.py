@@ -57,7 +57,9 @@ class Scope:
     names: dict[Source, Container[str]] = field(default_factory=dict)
     """When a source is listed here, only the names ``in`` it are known (e.g. the features a profile keeps): a
     frozenset, or an object that answers ``in`` for families of names (``count.<type>.<N>d``) and may explain a
-    refusal with ``hint(name) -> str``. ``Source.TAG`` also bounds the tags ``has_tag`` may name."""
+    refusal with ``hint(name) -> str``. ``Source.TAG`` also bounds the tags ``has_tag`` may name. An object with
+    ``kind(name) -> str | None`` also says the kind of value a name holds (``_values.value_kind``'s words; None:
+    any): a comparison with a value of another kind, which would never hold (``NE``: always), is refused."""
 
 
 PROFILE_SCOPE = Scope(sources=_PERSON_SOURCES)
@@ -133,7 +135,23 @@ class _Compiler:
             raise self.fail(condition, path, f"{where}.field.name", _unknown(known, source, name))
         op = self._op(condition, comparison.operator, path, f"{where}.operator")
         operand, operands = self._operands(condition, op, comparison.value, comparison.values, path, where)
+        self._kinds(condition, known, source, name, op, (operand, operands), path, where)
         return Compare(source, name, op, operand, operands, label)
+
+    def _kinds(self, condition, known, source: Source, name: str, op: Op, given, path: str, where: str) -> None:
+        """Refuse comparing a field whose kind of value is known with a value of another kind, or with an operator
+        that never holds for that kind (the evaluation answers such a comparison false, and NE / NOT_IN true, for
+        everyone: a typo'd value would silently select nobody or everybody)."""
+        kind_of = getattr(known, "kind", None)
+        held = kind_of(name) if kind_of is not None else None
+        if held is None:
+            return
+        problem = kind_problem(held, op, *given)
+        if problem is not None:
+            at, detail = problem
+            label = "tag" if source is Source.TAG and where.endswith("has_tag") else source.name.lower()
+            message = f"{label} {name!r} holds {held} values: {detail}"
+            raise self.fail(condition, path, f"{where}.{at}", message)
 
     def _op(self, condition: condition_pb2.Condition, raw: int, path: str, where: str) -> Op:
         if raw == condition_pb2.OPERATOR_UNSPECIFIED:
@@ -224,6 +242,7 @@ class _Compiler:
                 condition, path, f"{where}.operator", f"{op.name} is not available on has_tag: use a comparison"
             )
         operand, _ = self._operands(condition, op, spec.value, (), path, where)
+        self._kinds(condition, known, Source.TAG, spec.tag_name, op, (operand, ()), path, where)
         return HasTag(spec.tag_name, op, operand, label)
 
 
@@ -231,6 +250,32 @@ def _unknown(known: Container[str], source: Source, name: str) -> str:
     hint = getattr(known, "hint", None)
     detail = hint(name) if hint is not None else ""
     return f"unknown {source.name.lower()} {name!r}" + (f" ({detail})" if detail else "")
+
+
+def kind_problem(held: str, op: Op, operand: object, operands: tuple[object, ...]) -> tuple[str, str] | None:
+    """(where under the comparison, what is wrong) when ``op`` with these values never holds for a field of kind
+    ``held`` (``_values.value_kind``'s words); None when it can."""
+    if op in (Op.EXISTS, Op.NOT_EXISTS):
+        return None
+    if held == "string list":
+        if op not in (Op.EQ, Op.NE, Op.CONTAINS, Op.IN, Op.NOT_IN):
+            return "operator", f"{op.name} does not apply to a string list (EQ, NE, CONTAINS, IN, NOT_IN do)"
+        if op in (Op.IN, Op.NOT_IN):  # true when any element is (not) among the values: strings
+            held = "string"
+        elif op is Op.CONTAINS:
+            return None  # one element: a string, as CONTAINS already requires
+    elif op in (Op.CONTAINS, Op.STARTS_WITH) and held != "string":
+        return "operator", f"{op.name} applies to strings only"
+    elif op in (*_ORDERED, Op.BETWEEN) and held == "bool":
+        return "operator", f"{op.name} does not apply to bool values (EQ, NE, IN, NOT_IN do)"
+    several = op in (Op.IN, Op.NOT_IN, Op.BETWEEN)
+    for i, value in enumerate(operands if several else (operand,)):
+        kind = _values.value_kind(value)
+        if kind != held:
+            never = "always holds" if op in (Op.NE, Op.NOT_IN) else "never holds"
+            at = f"values[{i}]" if several else "value"
+            return at, f"compare it with a {held} value, not a {kind} (a comparison of different kinds {never})"
+    return None
 
 
 def _is_number(value: object) -> bool:

@@ -23,6 +23,32 @@ KINDS_FOR_TYPE: dict[int, frozenset[str]] = {
 }
 
 
+# The kind of value a field of a declared value type holds, as a comparison sees it (numbers compare across int,
+# double and money): a condition comparing such a field with a value of another kind is refused at definition.
+KIND_OF_TYPE: dict[int, str] = {
+    types_pb2.VALUE_TYPE_STRING: "string",
+    types_pb2.VALUE_TYPE_INT: "number",
+    types_pb2.VALUE_TYPE_DOUBLE: "number",
+    types_pb2.VALUE_TYPE_MONEY_FEN: "number",
+    types_pb2.VALUE_TYPE_BOOL: "bool",
+    types_pb2.VALUE_TYPE_TIMESTAMP: "timestamp",
+    types_pb2.VALUE_TYPE_STRING_LIST: "string list",
+}
+
+
+def value_kind(value: object) -> str:
+    """The kind of a Python value of :func:`from_proto`: number, string, bool, timestamp or string list."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dt.datetime):
+        return "timestamp"
+    return "string list"
+
+
 class Money(int):
     """An amount in fen (0.01 CNY). An ``int`` for every comparison; the type only survives a round trip."""
 
