@@ -36,7 +36,7 @@ from svc_profile.condpaths import nodes as condition_nodes
 from svc_profile.core import Core
 from svc_profile.defgraph import frozen_readers, kind_clashes, reaches, tag_readers, tags_read
 from svc_profile.engine import SegmentRule, TagRule, references, tag_rule_from_proto
-from svc_profile.known import FEATURES, Names
+from svc_profile.known import FEATURES, Names, tag_kind
 from svc_profile.model import now_us
 from svc_profile.retained import check_retained
 
@@ -114,6 +114,8 @@ class Definitions:
         self.t = core.store.t
         self.value_types: dict[str, int] = {}
         """Active tag name → its ``value_type`` (``WriteTags`` refuses a value of another type)."""
+        self.tag_kinds: dict[str, str | None] = {}
+        """Active tag name → the kind of value its holders have (``known.tag_kind``; None: any), for new conditions."""
         self.archived_tags: frozenset[str] = frozenset()
         """Names of archived tags (``WriteTags`` says a write to one is refused because it is archived)."""
 
@@ -138,6 +140,13 @@ class Definitions:
         self.core.engine.set_segments(self.segment_rule(s) for s in segments if not s.archived)
         self.core.sensitive_tags = frozenset(d.name for d in tags if d.sensitivity >= types_pb2.SENSITIVITY_LEVEL_3)
         self.value_types = {d.name: d.value_type for d in tags if not d.archived}
+        self.tag_kinds = {d.name: tag_kind(d) for d in tags if not d.archived}
+        external = [d.name for d in tags if not d.archived and d.WhichOneof("rule") == "external"]
+        if external:  # values written under an earlier version's value_type stay: both kinds may be held
+            with self.core.database.connection() as conn:
+                for name, kind in self._version_kinds(conn, external):
+                    if kind != self.tag_kinds.get(name):
+                        self.tag_kinds[name] = None
         self.archived_tags = frozenset(d.name for d in tags if d.archived)
         for name, readers in frozen_readers(self.core.engine, [d.name for d in tags if d.archived]):
             log.warning(  # archived by a release that did not refuse it (TAG_IN_USE): their answers are frozen
@@ -163,7 +172,7 @@ class Definitions:
     def strict(self, scope: Any, tag: str = "") -> Any:
         """``scope`` knowing the features svc_profile computes and the tags defined (plus ``tag``, the one being
         defined: reading itself is reported as a cycle): for new definitions, not for loading stored ones."""
-        kinds = {name: KIND_OF_TYPE[t] for name, t in self.value_types.items() if t in KIND_OF_TYPE}
+        kinds = {name: kind for name, kind in self.tag_kinds.items() if kind is not None}
         tags = Names({*self.value_types, *([tag] if tag else [])}, kinds)
         return replace(scope, names={Source.FEATURE: FEATURES, Source.TAG: tags, Source.SCORE: tags})
 
@@ -191,6 +200,12 @@ class Definitions:
         definition.created_at.FromDatetime(row.created_at)
         definition.updated_at.FromDatetime(row.updated_at)
         return definition
+
+    def _version_kinds(self, conn: Any, names: list[str]) -> Iterator[tuple[str, str | None]]:
+        """(name, the kind its value_type declared) for every stored version of the tags ``names``."""
+        t = self.t["tag_definition"]
+        for name, body in conn.execute(select(t.c.name, t.c.body).where(t.c.name.in_(names))):
+            yield name, KIND_OF_TYPE.get(pb.TagDefinition.FromString(body).value_type)
 
     def _segment_ids(self, conn: Any) -> list[str]:
         t = self.t["segment"]
@@ -360,17 +375,17 @@ class Definitions:
                         f"{definition.name!r} of the built-in finance pack keeps its formula "
                         f"({current.builtin.formula!r}): change its builtin.parameters, or create a tag of your own",
                     )
-                kind = KIND_OF_TYPE.get(definition.value_type)
-                if kind is not None and kind != KIND_OF_TYPE.get(current.value_type):
-                    clashes = kind_clashes(self.core.engine, definition.name, kind)
-                    if clashes:  # their comparisons would never hold again (NE: always), silently
-                        raise FailedPrecondition(
-                            f"tag {definition.name!r} would hold {kind} values, which {', '.join(clashes)} "
-                            "compares with values of another kind: update them first",
-                            reason="TAG_IN_USE",
-                        )
+                kind = tag_kind(definition)
+                clashes = kind_clashes(self.core.engine, definition.name, kind) if kind != tag_kind(current) else []
                 created = current.created_at.ToDatetime(dt.UTC)
                 self._insert_tag(conn, definition, current.version + 1, created, now)
+            if clashes:  # not refused: a reader can be given the new kind only once the tag has it (updated next)
+                log.warning(
+                    "tag %r now holds %s values, which %s compare with values of another kind: update them",
+                    definition.name,
+                    kind,
+                    ", ".join(clashes),
+                )
         level3 = types_pb2.SENSITIVITY_LEVEL_3
         if definition.sensitivity >= level3 > current.sensitivity:  # its values stored so far go under seal
             self.seal_sensitive_tags([definition.name])

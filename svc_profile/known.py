@@ -13,7 +13,9 @@ import functools
 from collections.abc import Container, Iterable, Mapping
 from types import SimpleNamespace
 
+from svc_common.conditions import KIND_OF_TYPE
 from svc_common.pb.qiming.common.v1 import event_pb2
+from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_profile import finance
 from svc_profile.features import FeatureUpdater
 from svc_profile.model import Days, Person
@@ -100,6 +102,37 @@ class Features(Container[str]):
 
 
 FEATURES = Features()
+
+
+_FORMULA_KINDS = {
+    formula: {"bool": "bool", "int": "number"}.get(kind, "string") for formula, _, kind in finance.PACK.values()
+}
+_VALUE_KINDS = {
+    "string_value": "string",
+    "int_value": "number",
+    "double_value": "number",
+    "money_fen_value": "number",
+    "bool_value": "bool",
+    "timestamp_value": "timestamp",
+    "string_list_value": "string list",
+}
+
+
+def tag_kind(definition: pb.TagDefinition) -> str | None:
+    """The kind of value a tag's definition gives its holders, from what its rule produces rather than its stored
+    ``value_type`` (a definition stored before the checks of 0.2.4 may contradict it): a condition tag holds True, a
+    builtin one its formula's kind, a bands tag its values' kind (None when they are of several), an external tag its
+    ``value_type``'s (None when unspecified)."""
+    rule = definition.WhichOneof("rule")
+    if rule == "condition":
+        return "bool"
+    if rule == "builtin":
+        return _FORMULA_KINDS.get(definition.builtin.formula)
+    if rule == "bands":
+        values = [band.value for band in definition.bands.bands] + [definition.bands.default_value]
+        kinds = {_VALUE_KINDS.get(v.WhichOneof("kind") or "") for v in values} - {None}
+        return kinds.pop() if len(kinds) == 1 else None
+    return KIND_OF_TYPE.get(definition.value_type)
 
 
 class Names(frozenset[str]):

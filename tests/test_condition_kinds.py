@@ -11,7 +11,7 @@ import pytest
 from profile_helpers import profile_app, profile_settings
 
 from svc_common.conditions import PROFILE_SCOPE, Money, Scope, Source, compile_condition, to_proto, value_kind
-from svc_common.errors import FailedPrecondition, InvalidArgument
+from svc_common.errors import InvalidArgument
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
@@ -56,7 +56,7 @@ SCOPE = Scope(names={Source.FEATURE: Names(set(KINDS), KINDS), Source.TAG: Names
         (
             compare(FEATURE, "n", C.OPERATOR_NE, True),
             "condition.comparison.value",
-            "not a bool (a comparison of different kinds always",
+            "not a bool (with a value of another kind it holds for everyone who has the field)",
         ),
         (compare(FEATURE, "s", C.OPERATOR_GT, 3), "condition.comparison.value", "string values"),
         (compare(FEATURE, "t", C.OPERATOR_GTE, 5), "condition.comparison.value", "timestamp values"),
@@ -192,26 +192,57 @@ def test_the_shared_scopes_check_no_kinds() -> None:
     compile_condition(compare(FEATURE, "anything", C.OPERATOR_EQ, "3"), PROFILE_SCOPE)
 
 
-def test_a_tag_whose_kind_changes_under_its_readers_comparisons_is_refused(tmp_path: Path) -> None:
-    """UpdateTagDefinition to another value_type: a reader comparing it with values of the old kind would silently
-    never match again (NE: always); the update is FAILED_PRECONDITION naming the reader and its node."""
+def test_a_tag_kind_change_is_logged_with_the_readers_it_breaks_and_they_can_then_follow(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """UpdateTagDefinition to another kind of value is not refused (a reader can take the new kind only once the tag
+    has it): a WARNING names each reader comparing with the old kind and its node. An external tag may still hold
+    values written under the old type, so comparisons of either kind are accepted from then on; a rule tag's values
+    are evaluated again, so only the new kind is."""
+
     def external(value_type: int) -> pb.TagDefinition:
         return pb.TagDefinition(name="tier", external=pb.ExternalTag(writer="crm"), value_type=value_type)
+
+    def bands(value: object) -> pb.TagDefinition:
+        band = pb.TagBand(value=to_proto(value), condition=compare(FEATURE, "events_total", C.OPERATOR_GT, 0))
+        return pb.TagDefinition(name="grade", bands=pb.TagBands(bands=[band]))
 
     with profile_app(profile_settings(tmp_path)) as app:
         defs = app.definitions
         defs.create_tag(external(types_pb2.VALUE_TYPE_STRING))
+        defs.create_tag(bands("high"))
         gold = compare(TAG, "tier", C.OPERATOR_EQ, "gold", node_id="is_gold")
         defs.create_segment(pb.Segment(segment_id="gold", condition=gold))
-        with pytest.raises(FailedPrecondition, match=r"segment 'gold' \(node 'is_gold'\).*update them first") as caught:
-            defs.update_tag(external(types_pb2.VALUE_TYPE_INT), 0)
-        assert caught.value.reason == "TAG_IN_USE"
-        assert defs.get_tag("tier").version == 1
-        defs.update_tag(
-            pb.TagDefinition(
-                name="tier", external=pb.ExternalTag(writer="crm v2"), value_type=types_pb2.VALUE_TYPE_STRING
-            ),
-            0,
+        high = C.Condition(all_of=C.ConditionList(conditions=[has_tag("grade", C.OPERATOR_EQ, "high")]))
+        defs.create_segment(pb.Segment(segment_id="high", condition=high))
+        with caplog.at_level("WARNING", logger="qiming.profile"):
+            assert defs.update_tag(external(types_pb2.VALUE_TYPE_INT), 0).version == 2
+            assert defs.update_tag(bands(3), 0).version == 2
+        warned = [r.getMessage() for r in caplog.records if "now holds" in r.getMessage()]
+        assert len(warned) == 2
+        assert "segment 'gold' (node 'is_gold')" in warned[0] and "number values" in warned[0]
+        assert "segment 'high' (node 'segment.condition.all_of.conditions[0]')" in warned[1]
+        # External: old values may remain, so both kinds are accepted.
+        defs.create_segment(pb.Segment(segment_id="gold_again", condition=gold))
+        defs.create_segment(pb.Segment(segment_id="tier_3", condition=compare(TAG, "tier", C.OPERATOR_EQ, 3)))
+        # A rule tag's values are the new kind: its readers follow, the old kind is refused.
+        defs.update_segment(pb.Segment(segment_id="high", condition=has_tag("grade", C.OPERATOR_GTE, 3)), 0)
+        with pytest.raises(InvalidArgument, match="tag 'grade' holds number values"):
+            defs.create_segment(pb.Segment(segment_id="high_again", condition=high))
+
+
+def test_a_tag_kind_is_what_its_rule_gives_not_a_contradicting_stored_value_type(tmp_path: Path) -> None:
+    """A builtin tag stored before the value_type checks with a value_type contradicting its formula: its values are
+    the formula's (True), so comparing with True is accepted and with a string refused."""
+    with profile_app(profile_settings(tmp_path)) as app:
+        defs = app.definitions
+        legacy = pb.TagDefinition(
+            name="rich", value_type=types_pb2.VALUE_TYPE_STRING, builtin=pb.BuiltinTag(formula="high_net_worth")
         )
-        defs.archive_segment("gold")
-        assert defs.update_tag(external(types_pb2.VALUE_TYPE_INT), 0).version == 3  # no reader left
+        now = dt.datetime.now(dt.UTC)
+        with app.core.writing() as conn:
+            defs._insert_tag(conn, legacy, 1, now, now)
+        defs.load()
+        defs.create_segment(pb.Segment(segment_id="rich", condition=has_tag("rich", C.OPERATOR_EQ, True)))
+        with pytest.raises(InvalidArgument, match="tag 'rich' holds bool values"):
+            defs.create_segment(pb.Segment(segment_id="rich_yes", condition=has_tag("rich", C.OPERATOR_EQ, "yes")))

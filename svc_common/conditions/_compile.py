@@ -272,9 +272,9 @@ def kind_problem(held: str, op: Op, operand: object, operands: tuple[object, ...
     for i, value in enumerate(operands if several else (operand,)):
         kind = _values.value_kind(value)
         if kind != held:
-            never = "always holds" if op in (Op.NE, Op.NOT_IN) else "never holds"
+            outcome = "holds for everyone who has the field" if op in (Op.NE, Op.NOT_IN) else "never holds"
             at = f"values[{i}]" if several else "value"
-            return at, f"compare it with a {held} value, not a {kind} (a comparison of different kinds {never})"
+            return at, f"compare it with a {held} value, not a {kind} (with a value of another kind it {outcome})"
     return None
 
 
