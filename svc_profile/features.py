@@ -21,6 +21,14 @@ _COUNTERS_MAX = ("risk.max_traded_level",)
 VIEWS_CHANGED = "~views"
 """Marks a person whose view features (views.*, risk_views.*) changed in a batch: rules reading them re-run."""
 MAX_STORED_PROPERTIES = 16
+RECENT_SESSIONS = 16
+"""The distinct session ids a person's features remember, most recent first (``_sessions``): ``sessions`` counts a
+session id once unless it comes back after this many others."""
+SESSIONS_SEEN = "_sessions"
+MAX_SESSION_CHARS = 128
+"""A session id is remembered (and compared) by its first 128 characters, as a retained event keeps it."""
+_LAST_SESSION = "_last_session"
+"""Before 0.2.7: the last session id alone (a switch back to an earlier session counted it again)."""
 _SHARED = 4096
 _INTS = tuple(("i", n) for n in range(_SHARED))
 """Counter items of small values, made once and shared: a batch replaces a counter's item with one of these rather
@@ -109,9 +117,18 @@ class FeatureUpdater:
             item = doc.get("events_total")
             doc["events_total"] = _INTS[1] if item is None else _int(item[1] + 1)
             session = e.session_id
-            if session and doc.get("_last_session") != session:
-                doc["_last_session"] = session
-                _add(doc, "sessions", 1)
+            if session:
+                if len(session) > MAX_SESSION_CHARS:
+                    session = session[:MAX_SESSION_CHARS]
+                recent = doc.get(SESSIONS_SEEN)
+                if recent is None:
+                    _see_session(doc, session)  # the first, or a document of 0.2.6
+                elif recent[0] != session:  # most events go on with the latest session
+                    if session in recent:
+                        doc[SESSIONS_SEEN] = (session, *[s for s in recent if s != session])
+                    else:
+                        doc[SESSIONS_SEEN] = (session, *recent[: RECENT_SESSIONS - 1])
+                        _add(doc, "sessions", 1)
             amount = 0
             properties = e.properties
             if event_type in trades:
@@ -207,6 +224,26 @@ def _context(fields: list[tuple[Any, str]], screen: str) -> str | None:
     return _json(kept) if kept else None
 
 
+def recent_sessions(doc: Mapping[str, Any]) -> tuple[str, ...]:
+    """The session ids ``doc`` remembers, most recent first (a document of 0.2.6 or earlier: its last one)."""
+    recent = doc.get(SESSIONS_SEEN)
+    if recent is not None:
+        return tuple(recent)
+    last = doc.get(_LAST_SESSION)
+    return (last[:MAX_SESSION_CHARS],) if isinstance(last, str) and last else ()
+
+
+def _see_session(doc: dict[str, Any], session: str) -> None:
+    """``session`` is the person's latest; counted in ``sessions`` when not among the recent ones."""
+    recent = recent_sessions(doc)
+    doc.pop(_LAST_SESSION, None)
+    if session in recent:
+        doc[SESSIONS_SEEN] = (session, *(s for s in recent if s != session))
+        return
+    doc[SESSIONS_SEEN] = (session, *recent[: RECENT_SESSIONS - 1])
+    _add(doc, "sessions", 1)
+
+
 def _get(doc: dict[str, Any], name: str) -> int:
     item = doc.get(name)
     return item[1] if item else 0
@@ -260,6 +297,15 @@ def merge_features(winner: dict[str, Any], loser: dict[str, Any]) -> dict[str, A
             out[name] = max(mine, item, key=lambda i: i[1])
         elif mine[0] in ("i", "m") and item[0] == mine[0]:
             out[name] = [mine[0], mine[1] + item[1]]
+    theirs = recent_sessions(loser)
+    if theirs:  # a session both had among their recent ones is one session: counted once
+        mine = recent_sessions(winner)
+        both = len(set(mine) & set(theirs))
+        counted = out.get("sessions")
+        if both and counted is not None and counted[0] == "i":
+            out["sessions"] = ["i", max(counted[1] - both, 1)]
+        out[SESSIONS_SEEN] = (*mine, *(s for s in theirs if s not in mine))[:RECENT_SESSIONS]
+        out.pop(_LAST_SESSION, None)
     return out
 
 
