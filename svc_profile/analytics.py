@@ -21,6 +21,14 @@ from svc_profile.retained import check_retained
 MAX_STEPS = 20
 MAX_DEPTH = 10
 MAX_WINDOW_SECONDS = 400 * 86_400
+MAX_SPLIT_SEGMENTS = 20
+"""Segments one funnel is split by: each is a result, and its members are read whole."""
+SESSION_GAP_US = 30 * 60 * 1_000_000
+"""Paths: a person's events without a session id are cut into visits where 30 minutes pass without one (a
+session id's events stay one session, as svc_collect's clients mark them)."""
+OVERALL, TAG_VALUE, NO_TAG_VALUE, SEGMENT = "overall", "tag_value", "no_tag_value", "segment"
+"""What a funnel result counts (``FunnelResult.group``): everyone, the holders of one tag value, those without the
+tag, one segment's members."""
 
 
 def _bad(field_name: str, message: str) -> InvalidArgument:
@@ -39,6 +47,7 @@ class FunnelResult:
     split_value: str
     steps: list[StepResult]
     break_point: int
+    group: str = OVERALL
 
 
 class Analytics:
@@ -75,8 +84,7 @@ class Analytics:
                 node = compile_condition(step.filter, EVENT_FILTER_SCOPE, field=f"steps[{i}].filter")
                 check_retained(step.filter, f"steps[{i}].filter", in_filter=True)
             compiled.append((step.name or step.event_type, step.event_type, node))
-        for sid in [*split_segments, *([segment_id] if segment_id else [])]:
-            self.definitions.get_segment(sid)  # NOT_FOUND for an unknown segment
+        self._check_segments(split_segments, segment_id)
         if split_tag:
             self._known_tag(split_tag)
         scan_end = end_us + window_seconds * 1_000_000 if end_us is not None else None
@@ -84,34 +92,53 @@ class Analytics:
         reached: dict[str, list[int]] = {}
         with self.core.database.connection() as conn:
             store = self.core.store
+            allowed = self._members(conn, segment_id) if segment_id else None
             rows = store.scan_events(conn, start_us, scan_end, [t for _, t, _ in compiled])
             current, events = None, []
             for row in rows:
                 if row.profile_id != current:
-                    if current is not None:
-                        self._walk(current, events, compiled, start_us, end_us, window_us, reached)
+                    if current is not None and (allowed is None or current in allowed):
+                        _walk(current, events, compiled, start_us, end_us, window_us, reached)
                     current, events = row.profile_id, []
                 events.append(row)
-            if current is not None:
-                self._walk(current, events, compiled, start_us, end_us, window_us, reached)
-            allowed = self._members(conn, segment_id) if segment_id else None
-            if allowed is not None:
-                reached = {p: t for p, t in reached.items() if p in allowed}
-            groups: list[tuple[str, set[str] | None]] = [("", None)]
+            if current is not None and (allowed is None or current in allowed):
+                _walk(current, events, compiled, start_us, end_us, window_us, reached)
+            groups: list[tuple[str, str, set[str] | None]] = [("", OVERALL, None)]
             if split_tag:
-                values: dict[str, set[str]] = defaultdict(set)
-                tags = store.load_tags(conn, sorted(reached))
+                values: dict[tuple[str, str], set[str]] = defaultdict(set)
+                tags = store.load_tags(conn, sorted(reached), names=[split_tag])
                 now = now_us()
                 for pid in reached:
                     tag = tags.get(pid, {}).get(split_tag)
                     if tag is not None and tag.expires_us is not None and tag.expires_us <= now:
                         tag = None  # expired: hidden, as from every other reader of tags
-                    values[_label(decode(tag.tag_value)) if tag is not None else "(none)"].add(pid)
-                groups += sorted(values.items())
+                    group = (_label(decode(tag.tag_value)), TAG_VALUE) if tag is not None else ("(none)", NO_TAG_VALUE)
+                    values[group].add(pid)
+                groups += [(label, kind, members) for (label, kind), members in sorted(values.items())]
             for sid in split_segments:
-                groups.append((sid, self._members(conn, sid)))
+                groups.append((sid, SEGMENT, self._members(conn, sid)))
         names = [n for n, _, _ in compiled]
-        return [self._result(label, names, reached, members) for label, members in groups]
+        return [self._result(label, kind, names, reached, members) for label, kind, members in groups]
+
+    def _check_segments(self, split_segments: Sequence[str], segment_id: str) -> None:
+        """INVALID_ARGUMENT for an empty, repeated or surplus split segment; NOT_FOUND naming the field of an unknown
+        one (a split costs a result and a read of its members each: a request cannot ask for thousands)."""
+        field_name = "split_by_segments.segment_ids"
+        if len(split_segments) > MAX_SPLIT_SEGMENTS:
+            raise _bad(field_name, f"a funnel is split by at most {MAX_SPLIT_SEGMENTS} segments")
+        seen: set[str] = set()
+        for i, sid in enumerate(split_segments):
+            if not sid:
+                raise _bad(f"{field_name}[{i}]", f"{field_name}[{i}] is empty")
+            if sid in seen:
+                raise _bad(f"{field_name}[{i}]", f"{field_name}[{i}] repeats segment {sid!r}")
+            seen.add(sid)
+        named = [(f"{field_name}[{i}]", sid) for i, sid in enumerate(split_segments)]
+        for where, sid in [*named, *([("segment_id", segment_id)] if segment_id else [])]:
+            try:
+                self.definitions.get_segment(sid)
+            except NotFound:
+                raise NotFound(f"{where}: no segment {sid!r}", reason="SEGMENT_NOT_FOUND") from None
 
     def _known_tag(self, name: str) -> None:
         """NOT_FOUND naming split_by_tag for a tag with no definition: a typo must not split everyone into
@@ -127,32 +154,9 @@ class Analytics:
         return {r[0] for r in rows}
 
     @staticmethod
-    def _walk(pid: str, rows: list[Any], steps: list, start_us: Any, end_us: Any, window_us: int, out: dict) -> None:
-        """The furthest this person got: times of the steps reached from the best first-step occurrence."""
-        events = [StoredEvent.of(r) for r in rows]
-
-        def matches(event: StoredEvent, index: int) -> bool:
-            _, event_type, node = steps[index]
-            return event.event_type == event_type and (node is None or matches_event(node, event.as_event()))
-
-        best: list[int] = []
-        for i, first in enumerate(events):
-            if (start_us is not None and first.occurred_us < start_us) or (
-                end_us is not None and first.occurred_us >= end_us
-            ):
-                continue
-            if not matches(first, 0):
-                continue
-            times = _steps_after(events, i, matches, len(steps), window_us)
-            if len(times) > len(best):
-                best = times
-            if len(best) == len(steps):
-                break
-        if best:
-            out[pid] = best
-
-    @staticmethod
-    def _result(label: str, names: list[str], reached: dict[str, list[int]], members: set[str] | None) -> FunnelResult:
+    def _result(
+        label: str, group: str, names: list[str], reached: dict[str, list[int]], members: set[str] | None
+    ) -> FunnelResult:
         steps = [StepResult(n) for n in names]
         for pid, times in reached.items():
             if members is not None and pid not in members:
@@ -161,13 +165,13 @@ class Analytics:
                 steps[i].count += 1
                 if i:
                     steps[i].seconds.append((at - times[i - 1]) / 1e6)
-        worst, worst_share = 0, -1.0
+        worst, worst_share = 0, 0.0  # 0: no step loses anyone (nobody entered, or everyone converted)
         for i in range(1, len(steps)):
             before = steps[i - 1].count
             share = (before - steps[i].count) / before if before else 0.0
-            if share > worst_share:
+            if share > worst_share:  # a tie: the earlier step
                 worst, worst_share = i, share
-        return FunnelResult(label, steps, worst)
+        return FunnelResult(label, steps, worst, group)
 
     # -- paths ---------------------------------------------------------------------------------------
     def paths(
@@ -183,14 +187,20 @@ class Analytics:
         with self.core.database.connection() as conn:
             # Rows come by person, then time: a person's sessions may interleave (app and web at once), so the
             # screens are gathered per session of the person at hand.
-            rows = self.core.store.scan_events(conn, start_us, end_us, filters=False)  # screens only
+            rows = self.core.store.scan_events(conn, start_us, end_us, filters=False)  # events with a screen
             person: str | None = None
-            by_session: dict[str, list[str]] = {}
+            by_session: dict[object, list[str]] = {}
+            visit, last_us = 0, 0  # the person's events without a session id: visits cut by SESSION_GAP_US
             for row in rows:
                 if row.profile_id != person:
                     sessions += sum(_path(s, screen, depth, forward, counts) for s in by_session.values())
-                    person, by_session = row.profile_id, {}
-                screens = by_session.setdefault(row.session_id, [])
+                    person, by_session, visit, last_us = row.profile_id, {}, 0, 0
+                key: object = row.session_id
+                if not key:
+                    if last_us and row.occurred_us - last_us > SESSION_GAP_US:
+                        visit += 1
+                    key, last_us = visit, row.occurred_us  # an int: no session id equals it
+                screens = by_session.setdefault(key, [])
                 if row.screen and (not screens or screens[-1] != row.screen):
                     screens.append(row.screen)
             sessions += sum(_path(s, screen, depth, forward, counts) for s in by_session.values())
@@ -233,24 +243,75 @@ def _path(screens: list[str], screen: str, depth: int, forward: bool, counts: Co
     return 1
 
 
-def _steps_after(events: list[StoredEvent], i: int, matches: Any, steps: int, window_us: int) -> list[int]:
+def _walk(pid: str, rows: list[Any], steps: list, start_us: Any, end_us: Any, window_us: int, out: dict) -> None:
+    """The furthest this person got: times of the steps reached from the best first-step occurrence (the earliest
+    of those that get furthest)."""
+    events = [StoredEvent.of(r) for r in rows]
+    n = len(events)
+
+    def matches(event: StoredEvent, index: int) -> bool:
+        _, event_type, node = steps[index]
+        return event.event_type == event_type and (node is None or matches_event(node, event.as_event()))
+
+    # next_match[s][p]: the first event at p or after that matches step s (n: none). Each first-step occurrence's
+    # walk then jumps from step to step instead of scanning its window: a person with thousands of step-one events
+    # cost thousands of window scans (quadratic: 12 s for 4,000; walk 2026-12-07).
+    next_match = [[n] * (n + 1) for _ in steps]
+    for s in range(len(steps)):
+        row = next_match[s]
+        for p in range(n - 1, -1, -1):
+            row[p] = p if matches(events[p], s) else row[p + 1]
+    group_start, group_end = [0] * n, [n] * n  # the first event of the same microsecond; one past its last
+    for p in range(1, n):
+        group_start[p] = group_start[p - 1] if events[p - 1].occurred_us == events[p].occurred_us else p
+    for p in range(n - 2, -1, -1):
+        group_end[p] = group_end[p + 1] if events[p + 1].occurred_us == events[p].occurred_us else p + 1
+    best: list[int] = []
+    for i in range(n):
+        first = events[i].occurred_us
+        if (
+            next_match[0][i] != i
+            or not (start_us is None or first >= start_us)
+            or not (end_us is None or first < end_us)
+        ):
+            continue
+        times = _steps_after(events, i, matches, len(steps), window_us, next_match, (group_start, group_end))
+        if len(times) > len(best):
+            best = times
+        if len(best) == len(steps):
+            break
+    if best:
+        out[pid] = best
+
+
+def _steps_after(
+    events: list[StoredEvent],
+    i: int,
+    matches: Any,
+    steps: int,
+    window_us: int,
+    next_match: list[list[int]],
+    groups: tuple[list[int], list[int]],
+) -> list[int]:
     """The times of the steps reached from ``events[i]`` (step one): each next step the first event after the step
     before, within the window. Events of one microsecond are in no particular order (the store orders by time
     only; server clocks of millisecond or second resolution make ties): among them the steps take the events that
     reach furthest, whatever their order (a fill stored before its order at the same time converts; review
     2026-12-07)."""
+    group_start, group_end = groups
     first = events[i].occurred_us
     times, step, n = [first], 1, len(events)
-    start = i
-    while start > 0 and events[start - 1].occurred_us == first:
-        start -= 1  # the events tied with step one
+    start = group_start[i]  # the events tied with step one
     while start < n and step < steps:
+        if events[start].occurred_us != first:  # past step one's time: jump to the next time holding this step
+            found = next_match[step][start]  # (a time without an event of the step takes no step: ``_furthest``)
+            if found == n:
+                break
+            start = group_start[found]
         at = events[start].occurred_us
         if at - first > window_us:
             break
-        end = start
-        while end < n and events[end].occurred_us == at:
-            end += 1
+        end = group_end[start]
         taken = _furthest(events, [k for k in range(start, end) if k != i], step, steps, matches)
         times += [at] * taken
         step += taken

@@ -10,9 +10,15 @@ from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
 from svc_common.server import current_call
 from svc_common.timestamps import range_micros
-from svc_profile.analytics import median
+from svc_profile.analytics import NO_TAG_VALUE, OVERALL, SEGMENT, TAG_VALUE, median
 
 _DIRECTIONS = frozenset(pb.ComputePathsRequest.Direction.values())
+_GROUPS = {
+    OVERALL: pb.FunnelResult.GROUP_OVERALL,
+    TAG_VALUE: pb.FunnelResult.GROUP_TAG_VALUE,
+    NO_TAG_VALUE: pb.FunnelResult.GROUP_NO_TAG_VALUE,
+    SEGMENT: pb.FunnelResult.GROUP_SEGMENT,
+}
 
 
 def _range(span: Any) -> tuple[int | None, int | None]:
@@ -40,7 +46,9 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
         )
         response = pb.ComputeFunnelResponse()
         for result in results:
-            out = response.results.add(split_value=result.split_value, break_point_step=result.break_point)
+            out = response.results.add(
+                split_value=result.split_value, break_point_step=result.break_point, group=_GROUPS[result.group]
+            )
             first = result.steps[0].count
             for i, step in enumerate(result.steps):
                 previous = result.steps[i - 1].count if i else step.count

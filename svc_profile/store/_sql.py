@@ -25,6 +25,8 @@ CUSTOMER = types_pb2.ID_TYPE_CUSTOMER
 CANONICAL = types_pb2.ID_TYPE_CANONICAL
 ANONYMOUS = types_pb2.ID_TYPE_ANONYMOUS
 EVENT_KEY = ("profile_id", "occurred_us", "event_id")
+SCAN_ROWS = 2_000
+"""Rows fetched at a time by ``scan_events`` (funnels and paths read every retained event of their range)."""
 """The retained events' primary key (``pk_profile_event``)."""
 _EVENT_READ = (
     "profile_id",
@@ -340,17 +342,21 @@ class ProfileStore(TagStatements):
         types: Sequence[str] | None = None,
         filters: bool = True,
     ) -> Iterator[Any]:
-        """Retained events in [start, end) ordered by person then time (funnels, paths). ``filters``: with what
-        an event filter reads (``StoredEvent.of``); else only the columns of a path."""
+        """Retained events in [start, end) ordered by person then time (funnels, paths), read as they come (a
+        server-side cursor on PostgreSQL: not every retained event in memory at once). ``filters``: with what an
+        event filter reads (``StoredEvent.of``); else only the columns of a path, of the events with a screen."""
         t = self.t["event"]
         stmt = select(*(t.c[c] for c in (_EVENT_READ if filters else _EVENT_READ[:5])))
+        if not filters:
+            stmt = stmt.where(t.c.screen != "")
         if start_us is not None:
             stmt = stmt.where(t.c.occurred_us >= start_us)
         if end_us is not None:
             stmt = stmt.where(t.c.occurred_us < end_us)
         if types is not None:
             stmt = stmt.where(t.c.event_type.in_(sorted(set(types))))
-        yield from conn.execute(stmt.order_by(t.c.profile_id, t.c.occurred_us))
+        ordered = stmt.order_by(t.c.profile_id, t.c.occurred_us)
+        yield from conn.execute(ordered.execution_options(yield_per=SCAN_ROWS))
 
     def purge_events(self, conn: Connection, before_us: int) -> int:
         t = self.t["event"]

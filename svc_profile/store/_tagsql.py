@@ -88,14 +88,19 @@ class TagStatements:
             raise RuntimeError(f"tag {name!r} of profile {pid} is sealed, and this store has no keyring to open it")
         return self.tag_sealer.open(pid, name, sealed)
 
-    def load_tags(self, conn: Connection, pids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
-        """{profile: {tag: row}}, sealed values opened (``tag_value`` the encoded value in either case)."""
+    def load_tags(
+        self, conn: Connection, pids: Sequence[str] | None, names: Sequence[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """{profile: {tag: row}} (of the tags ``names`` only, when given), sealed values opened (``tag_value`` the
+        encoded value in either case)."""
         conn = reader(conn, self.t["tag"].name)
         t = self.t["tag"]
         out: dict[str, dict[str, Any]] = defaultdict(dict)
         parts: Iterable[Sequence[str] | None] = chunks(list(pids)) if pids is not None else (None,)
         for part in parts:
             stmt = select(t) if part is None else select(t).where(t.c.profile_id.in_(part))
+            if names is not None:
+                stmt = stmt.where(t.c.name.in_(list(names)))
             for row in conn.execute(stmt):
                 if row.sealed_value is not None:
                     opened = self.open_tag(row.profile_id, row.name, row.sealed_value)

@@ -710,14 +710,28 @@ class ComputeFunnelResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[FunnelResult, _Mapping]]] = ...) -> None: ...
 
 class FunnelResult(_message.Message):
-    __slots__ = ("split_value", "steps", "break_point_step")
+    __slots__ = ("split_value", "steps", "break_point_step", "group")
+    class Group(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        GROUP_UNSPECIFIED: _ClassVar[FunnelResult.Group]
+        GROUP_OVERALL: _ClassVar[FunnelResult.Group]
+        GROUP_TAG_VALUE: _ClassVar[FunnelResult.Group]
+        GROUP_NO_TAG_VALUE: _ClassVar[FunnelResult.Group]
+        GROUP_SEGMENT: _ClassVar[FunnelResult.Group]
+    GROUP_UNSPECIFIED: FunnelResult.Group
+    GROUP_OVERALL: FunnelResult.Group
+    GROUP_TAG_VALUE: FunnelResult.Group
+    GROUP_NO_TAG_VALUE: FunnelResult.Group
+    GROUP_SEGMENT: FunnelResult.Group
     SPLIT_VALUE_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     BREAK_POINT_STEP_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
     split_value: str
     steps: _containers.RepeatedCompositeFieldContainer[FunnelStepResult]
     break_point_step: int
-    def __init__(self, split_value: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[FunnelStepResult, _Mapping]]] = ..., break_point_step: _Optional[int] = ...) -> None: ...
+    group: FunnelResult.Group
+    def __init__(self, split_value: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[FunnelStepResult, _Mapping]]] = ..., break_point_step: _Optional[int] = ..., group: _Optional[_Union[FunnelResult.Group, str]] = ...) -> None: ...
 
 class FunnelStepResult(_message.Message):
     __slots__ = ("name", "count", "conversion_from_start", "conversion_from_previous", "median_seconds_from_previous", "dropped_from_previous")
