@@ -16,7 +16,7 @@ from svc_common.errors import FieldViolation, InvalidArgument, NotFound, Permiss
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
 from svc_profile.model import StoredEvent, decode, now_us
-from svc_profile.retained import check_retained
+from svc_profile.retained import check_kept_type, check_retained
 
 MAX_STEPS = 20
 MAX_DEPTH = 10
@@ -79,6 +79,7 @@ class Analytics:
         for i, step in enumerate(steps):
             if not step.event_type:
                 raise _bad(f"steps[{i}].event_type", "each step needs an event type")
+            check_kept_type(step.event_type, f"steps[{i}].event_type")
             node = None
             if step.HasField("filter"):
                 node = compile_condition(step.filter, EVENT_FILTER_SCOPE, field=f"steps[{i}].filter")

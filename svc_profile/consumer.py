@@ -24,12 +24,10 @@ from svc_profile.features import FeatureUpdater
 from svc_profile.hot import PersonRow, settled
 from svc_profile.identity import BatchResolver, fold_lifecycle, person_row
 from svc_profile.model import document_json, now_us
+from svc_profile.retained import SKIPPED_EVENTS
 
 log = logging.getLogger("qiming.profile")
-# Not the customer's own behaviour, so skipped: what svc_profile publishes itself (segment changes, and erasures,
-# which must not re-create the person), and svc_campaign's deliveries ($message_sent/_delivered/_clicked), which
-# carry the customer id but must neither create a person nor make a dormant customer look active.
-OWN_EVENTS = ("$segment_", "$profile_erased", "$message_")
+OWN_EVENTS = SKIPPED_EVENTS  # not the customer's own behaviour: skipped (svc_profile.retained)
 LOG_BATCH_SPAN = "profile log batch"
 _tracer = trace.get_tracer("qiming.profile")
 

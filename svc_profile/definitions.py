@@ -212,6 +212,8 @@ class Definitions:
         return [r[0] for r in conn.execute(select(t.c.segment_id).order_by(t.c.segment_id))]
 
     def _segment_row(self, conn: Any, segment_id: str) -> pb.Segment:
+        if not segment_id:  # a malformed request, not a segment that is missing
+            raise _bad("segment_id", "segment_id is required")
         t = self.t["segment"]
         row = conn.execute(select(t).where(t.c.segment_id == segment_id)).first()
         if row is None:
@@ -522,6 +524,10 @@ class Definitions:
                 .values(version=current.version + 1, body=_segment_body(segment), updated_at=dt.datetime.now(dt.UTC))
             )
         return self.get_segment(segment.segment_id)
+
+    def stored_segment(self, conn: Any, segment_id: str) -> pb.Segment:
+        """The segment as stored (NOT_FOUND when unknown), without the count of its members ``get_segment`` makes."""
+        return self._segment_row(conn, segment_id)
 
     def get_segment(self, segment_id: str) -> pb.Segment:
         with self.core.database.connection() as conn:

@@ -22,6 +22,11 @@ CHANNELS = frozenset(
     types_pb2.Channel.Name(number).removeprefix("CHANNEL_").lower() for number in types_pb2.Channel.values() if number
 )
 """What a filter on ``channel`` compares with: the Channel names, lower case, without the prefix."""
+SKIPPED_EVENTS = ("$segment_", "$profile_erased", "$message_")
+"""Event types (prefixes) the log consumer skips, so neither counts nor retains: not the customer's own behaviour —
+what svc_profile publishes itself (segment changes, and erasures, which must not re-create the person), and
+svc_campaign's deliveries ($message_sent/_delivered/_clicked), which carry the customer id but must neither create a
+person nor make a dormant customer look active."""
 _KEPT = {
     condition_pb2.FieldRef.SOURCE_EVENT: ("event", EVENT_FIELDS),
     condition_pb2.FieldRef.SOURCE_CONTEXT: ("context", CONTEXT_FIELDS),
@@ -39,6 +44,7 @@ def check_retained(
         kind = node.WhichOneof("node")
         if retention_days is not None and kind in ("event_count", "event_absence"):
             _check_window(node, kind, where, retention_days)
+            check_kept_type(getattr(node, kind).event_type, f"{where}.{kind}.event_type", label(node, where))
         if not filtered or kind != "comparison":
             continue
         field = node.comparison.field
@@ -57,6 +63,21 @@ def check_retained(
                 reason="INVALID_CONDITION",
                 violations=[FieldViolation(f"{where}.comparison.field.name", message, "INVALID_CONDITION")],
             )
+
+
+def check_kept_type(event_type: str, field_path: str, node: str = "") -> None:
+    """Refuse an event type the log consumer skips (``SKIPPED_EVENTS``): a count of it never holds, an absence of it
+    holds for everyone."""
+    if not event_type.startswith(SKIPPED_EVENTS):
+        return
+    where = f"condition node {node}: " if node else f"{field_path}: "
+    message = (
+        f"{where}{event_type!r} events are not kept by svc_profile (it skips {', '.join(SKIPPED_EVENTS)}…: its own "
+        "segment changes and erasures, svc_campaign's deliveries), so a condition on them could never be answered"
+    )
+    raise InvalidArgument(
+        message, reason="INVALID_CONDITION", violations=[FieldViolation(field_path, message, "INVALID_CONDITION")]
+    )
 
 
 def _check_window(node: condition_pb2.Condition, kind: str, where: str, retention_days: int) -> None:

@@ -341,6 +341,11 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
                 refs.append((r.type, r.value))
         if context.cancelled() or context.done():  # a cancelled stream may end like a complete one
             raise asyncio.CancelledError
+        if not segment_id:  # a stream that ended before its first message
+            raise InvalidArgument(
+                "SetStaticMembers received no message: the first names the segment (segment_id)",
+                violations=[FieldViolation("segment_id", "required")],
+            )
         size, missing = await _run(self.segs.set_static, segment_id, keys, replace_all)
         return pb.SetStaticMembersResponse(
             member_count=size, not_found=[types_pb2.UserRef(type=refs[i][0], value=refs[i][1]) for i in missing]

@@ -96,7 +96,11 @@ def sweep(segments: Segments, previous_us: int, now: int) -> dict[str, int]:
     for start in range(0, len(pids), SWEEP_CHUNK):
         chunk = pids[start : start + SWEEP_CHUNK]
         with core.writing() as conn:
-            core.engine.refresh(conn, chunk, now, cause="time", person_types=found, lifecycle_for=ageing_stage)
+            # Each chunk at its own time (never before the sweep's): log batches commit between chunks, and one that
+            # evaluated a person later must not be undone by an answer of the sweep's start (a false entered event
+            # when an event window had closed meanwhile; walk 2026-12-07).
+            at = max(now, now_us())
+            core.engine.refresh(conn, chunk, at, cause="time", person_types=found, lifecycle_for=ageing_stage)
     if last > first:
         segments.purge_retained(now)
     return {"candidates": len(pids), "by_window": by_window}

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Delete
 
@@ -358,9 +358,17 @@ class ProfileStore(TagStatements):
         ordered = stmt.order_by(t.c.profile_id, t.c.occurred_us)
         yield from conn.execute(ordered.execution_options(yield_per=SCAN_ROWS))
 
-    def purge_events(self, conn: Connection, before_us: int) -> int:
+    def purge_events(self, conn: Connection, before_us: int, kept_longer: dict[str, int] | None = None) -> int:
+        """Delete the retained events before ``before_us``; those of the types in ``kept_longer`` only before the
+        time given there."""
         t = self.t["event"]
-        return conn.execute(delete(t).where(t.c.occurred_us < before_us)).rowcount or 0
+        stmt = delete(t).where(t.c.occurred_us < before_us)
+        if kept_longer:
+            stmt = stmt.where(
+                t.c.event_type.not_in(sorted(kept_longer))
+                | or_(*(and_(t.c.event_type == k, t.c.occurred_us < b) for k, b in sorted(kept_longer.items())))
+            )
+        return conn.execute(stmt).rowcount or 0
 
     # -- memberships ---------------------------------------------------------------------------------
     def load_members(
