@@ -369,7 +369,7 @@ class Definitions:
                     raise Aborted(f"tag {definition.name!r} is at version {current.version}, not {expected_version}")
                 if current.WhichOneof("rule") == "external" != definition.WhichOneof("rule"):
                     raise _bad("definition.rule", "an external tag stays external")
-                if definition.name.startswith("fin_") and (
+                if (definition.name.startswith("fin_") or definition.name in finance.PACK) and (
                     definition.WhichOneof("rule") != "builtin" or definition.builtin.formula != current.builtin.formula
                 ):  # the pack's name reservation, which create_tag enforces, held for its versions too
                     raise _bad(
@@ -420,6 +420,12 @@ class Definitions:
         engine = self.core.engine
         with self.changing(), self.core.writing() as conn:
             self._latest_tag(conn, name)
+            if name == "lifecycle_stage":  # its parameters are the stage machine's, which runs whatever the tag
+                raise FailedPrecondition(
+                    "tag 'lifecycle_stage' holds the lifecycle's parameters and is not archived (the stage is kept "
+                    "for every profile regardless): change its builtin.parameters instead",
+                    reason="TAG_REQUIRED",
+                )
             readers = tag_readers(engine, name)
             if readers:
                 raise FailedPrecondition(

@@ -80,8 +80,10 @@ class Engine(Loading):
         funds.sort(key=lambda r: r.name != "fin_fund_preference")
         self.fund_params = dict(funds[0].params) if funds else dict(finance.DEFAULTS["fund_preference"])
         life = by_name.get("lifecycle_stage")
-        self.lifecycle_params = (
-            dict(life.params) if life and life.kind == "builtin" else dict(finance.DEFAULTS["lifecycle_stage"])
+        self.lifecycle_params = (  # a definition stored with another formula (refused since 0.2.7): the defaults
+            dict(life.params)
+            if life and life.kind == "builtin" and life.formula == "lifecycle_stage"
+            else dict(finance.DEFAULTS["lifecycle_stage"])
         )
 
     def set_segments(self, rules: Iterable[SegmentRule]) -> None:
@@ -201,7 +203,7 @@ class Engine(Loading):
         plan: dict[str, tuple[bool, set[str], set[str]]] | None = None
         if person_types is not None:
             plan = {}
-            life_deps = self.tag_deps.get("lifecycle_stage") or frozenset(self.context.active_types)
+            life_deps = frozenset(self.context.active_types) | frozenset(self.context.trade_types)  # the stage's
             everything = (True, {r.name for r in tag_rules}, {s.segment_id for s in segments})
             by_types: dict[tuple[frozenset[str], bool], tuple[bool, set[str], set[str]] | None] = {}
             for pid in pids:

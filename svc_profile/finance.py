@@ -6,6 +6,7 @@ Thresholds cite the regulations they come from (docs/profile.md, "Finance tag pa
 from __future__ import annotations
 
 import logging
+import math
 import re
 from itertools import pairwise
 from typing import Any
@@ -91,7 +92,7 @@ def _range(name: str) -> tuple[float, float]:
         return 0, 1
     if name.endswith("_fen"):
         return 0, 10**16
-    if name == "min_views":  # risk_mismatch divides by the views counted once there are this many
+    if name in ("min_views", "low"):  # risk_mismatch divides by min_views; low 0 would leave no one "none"
         return 1, 1_000_000
     return 0, 1_000_000  # counts: low / medium / high
 
@@ -120,7 +121,7 @@ ORDERED: dict[str, tuple[tuple[str, ...], ...]] = {
     "trading_frequency_tier": (("low", "medium", "high"),),
     "investor_tier": (("chinext_fen", "star_fen"), ("qualified_fen", "professional_fen")),
     "high_net_worth": (("active_assets_fen", "assets_fen"),),
-    "lifecycle_stage": (("active_days", "churned_days"),),
+    "lifecycle_stage": (("active_days", "churned_days"), ("new_days", "churned_days")),
 }
 """Parameters that are thresholds of nested tiers, lowest first: each must be <= the next, or a tier can never be
 reached or tiers overlap (e.g. low=10, medium=2 makes 2 trades "medium" and 1..9 something else)."""
@@ -208,7 +209,7 @@ def dormant_activation_potential(person: Person, p: dict[str, Any], ctx: Any) ->
         (_count(person, p["deposit_event"], days), p["deposit_weight"], p["deposit_cap"]),
     )
     score = sum(weight * min(count / cap, 1.0) for count, weight, cap in parts if cap > 0)
-    return round(min(100.0, score))
+    return math.floor(min(100.0, score) + 0.5)  # halves up (round() takes halves to even: 2.5 gave 2, 7.5 gave 8)
 
 
 _VIEWS = tuple((t, f"views.fund.{t}") for t in FUND_TYPES)
@@ -223,7 +224,8 @@ def fund_preference_index(person: Person, p: dict[str, Any]) -> dict[str, float]
     holdings = {}
     for t, name in _HOLDINGS:
         held = attributes.get(name)
-        holdings[t] = int(held) if isinstance(held, (int, float)) and not isinstance(held, bool) else 0
+        # A negative holding (a correction, a short position) counts as none: shares stay within 0-1.
+        holdings[t] = max(int(held), 0) if isinstance(held, (int, float)) and not isinstance(held, bool) else 0
     total_views, total_held = sum(views.values()), sum(holdings.values())
     wa = float(p["attention_weight"]) if total_views else 0.0
     wh = float(p["holding_weight"]) if total_held else 0.0
@@ -280,7 +282,7 @@ def risk_mismatch(person: Person, p: dict[str, Any], ctx: Any) -> object:
     views = {level: int(person.features.get(f"risk_views.R{level}") or 0) for level in range(1, 6)}
     total = sum(views.values())
     above = sum(n for level, n in views.items() if level > rating)
-    if total >= p["min_views"] and above / total >= p["view_share"]:
+    if total >= p["min_views"] and above and above / total >= p["view_share"]:  # view_share 0: any view above
         return True
     return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import re
@@ -89,6 +90,11 @@ def check_value(value: object, field: str) -> None:
         )
 
 
+ACCOUNT_OPENED_AT = "account_opened_at"
+OPENED_AT_SKEW = dt.timedelta(days=1)
+"""How far ahead of this server's clock an opening date may be (a counter in another time zone, a clock off)."""
+
+
 def check_attribute_value(name: str, value: object, field: str) -> None:
     """``check_value``, and an amount (``*_fen``) is a number of fen (``money_fen_value``), never text."""
     if value is None:
@@ -102,6 +108,20 @@ def check_attribute_value(name: str, value: object, field: str) -> None:
             reason="VALUE_NOT_ALLOWED" if isinstance(value, str) else "PROPERTY_TYPE_MISMATCH",
             violations=[FieldViolation(field, "C1, C2, C3, C4 or C5")],
         )
+    if name == ACCOUNT_OPENED_AT:  # lifecycle and the activation score read it as a time, and only as one
+        if not isinstance(value, dt.datetime):
+            raise InvalidArgument(
+                f"{field}: account_opened_at is a timestamp_value, not {type(value).__name__}",
+                reason="PROPERTY_TYPE_MISMATCH",
+                violations=[FieldViolation(field, "send timestamp_value")],
+            )
+        if value > dt.datetime.now(dt.UTC) + OPENED_AT_SKEW:
+            raise InvalidArgument(
+                f"{field}: account_opened_at {value.isoformat()} is in the future (it would keep the account NEW "
+                "until then)",
+                reason="VALUE_NOT_ALLOWED",
+                violations=[FieldViolation(field, "not later than now")],
+            )
     if name.endswith("_fen") and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise InvalidArgument(
             f"{field}: an amount (*_fen) is a money_fen_value (fen), not {type(value).__name__}",
