@@ -4,6 +4,7 @@ a screen, lifecycle distribution and flows (docs/profile.md, "Analytics")."""
 from __future__ import annotations
 
 import statistics
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -135,11 +136,12 @@ class Analytics:
                 raise _bad(f"{field_name}[{i}]", f"{field_name}[{i}] repeats segment {sid!r}")
             seen.add(sid)
         named = [(f"{field_name}[{i}]", sid) for i, sid in enumerate(split_segments)]
-        for where, sid in [*named, *([("segment_id", segment_id)] if segment_id else [])]:
-            try:
-                self.definitions.get_segment(sid)
-            except NotFound:
-                raise NotFound(f"{where}: no segment {sid!r}", reason="SEGMENT_NOT_FOUND") from None
+        with self.core.database.connection() as conn:
+            for where, sid in [*named, *([("segment_id", segment_id)] if segment_id else [])]:
+                try:
+                    self.definitions.stored_segment(conn, sid)  # not get_segment: no count of its members
+                except NotFound:
+                    raise NotFound(f"{where}: no segment {sid!r}", reason="SEGMENT_NOT_FOUND") from None
 
     def _known_tag(self, name: str) -> None:
         """NOT_FOUND naming split_by_tag for a tag with no definition: a typo must not split everyone into
@@ -213,7 +215,7 @@ class Analytics:
         with self.core.database.connection() as conn:
             members = None
             if segment_id:
-                self.definitions.get_segment(segment_id)
+                self.definitions.stored_segment(conn, segment_id)  # NOT_FOUND when unknown
                 members = self._members(conn, segment_id)
             if members is None:
                 stages = dict(
@@ -257,7 +259,7 @@ def _walk(pid: str, rows: list[Any], steps: list, start_us: Any, end_us: Any, wi
     # next_match[s][p]: the first event at p or after that matches step s (n: none). Each first-step occurrence's
     # walk then jumps from step to step instead of scanning its window: a person with thousands of step-one events
     # cost thousands of window scans (quadratic: 12 s for 4,000; walk 2026-12-07).
-    next_match = [[n] * (n + 1) for _ in steps]
+    next_match = [array("i", [n]) * (n + 1) for _ in steps]  # machine ints: 4 bytes an entry, no int objects
     for s in range(len(steps)):
         row = next_match[s]
         for p in range(n - 1, -1, -1):
@@ -291,7 +293,7 @@ def _steps_after(
     matches: Any,
     steps: int,
     window_us: int,
-    next_match: list[list[int]],
+    next_match: list[array],
     groups: tuple[list[int], list[int]],
 ) -> list[int]:
     """The times of the steps reached from ``events[i]`` (step one): each next step the first event after the step

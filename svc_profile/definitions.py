@@ -63,6 +63,10 @@ FORMULA_VALUE_TYPES = {
 """Built-in formula → the ``value_type`` of the values it produces (the pack's own tags are defined with it)."""
 
 
+def _pack_formula_problem(definition: pb.TagDefinition, formula: str) -> bool:
+    return definition.WhichOneof("rule") != "builtin" or definition.builtin.formula != formula
+
+
 def _type_name(value_type: int) -> str:
     return types_pb2.ValueType.Name(value_type)
 
@@ -318,6 +322,9 @@ class Definitions:
     def create_tag(self, definition: pb.TagDefinition, *, builtin_ok: bool = False) -> pb.TagDefinition:
         if definition.name.startswith("fin_") and not builtin_ok:
             raise _bad("definition.name", "names starting with fin_ are reserved for the built-in finance pack")
+        if definition.name in finance.PACK and _pack_formula_problem(definition, finance.PACK[definition.name][0]):
+            formula = finance.PACK[definition.name][0]  # lifecycle_stage: the stage machine reads its parameters
+            raise _bad("definition.rule", f"{definition.name!r} is the finance pack's: a builtin of {formula!r}")
         now = dt.datetime.now(dt.UTC)
         t = self.t["tag_definition"]
         with self.changing():
@@ -369,16 +376,20 @@ class Definitions:
                     raise Aborted(f"tag {definition.name!r} is at version {current.version}, not {expected_version}")
                 if current.WhichOneof("rule") == "external" != definition.WhichOneof("rule"):
                     raise _bad("definition.rule", "an external tag stays external")
-                if (definition.name.startswith("fin_") or definition.name in finance.PACK) and (
-                    definition.WhichOneof("rule") != "builtin" or definition.builtin.formula != current.builtin.formula
-                ):  # the pack's name reservation, which create_tag enforces, held for its versions too
+                # The pack's name reservation, which create_tag enforces, held for its versions too: the pack's formula
+                # (not the stored one, which a release before 0.2.7 let lifecycle_stage change: so it can be repaired).
+                pack = finance.PACK.get(definition.name, (current.builtin.formula,))[0]
+                if (definition.name.startswith("fin_") or definition.name in finance.PACK) and _pack_formula_problem(
+                    definition, pack
+                ):
                     raise _bad(
                         "definition.rule",
                         f"{definition.name!r} of the built-in finance pack keeps its formula "
-                        f"({current.builtin.formula!r}): change its builtin.parameters, or create a tag of your own",
+                        f"({pack!r}): change its builtin.parameters, or create a tag of your own",
                     )
                 kind = tag_kind(definition)
-                clashes = kind_clashes(self.core.engine, definition.name, kind) if kind != tag_kind(current) else []
+                changed = kind is not None and kind != tag_kind(current)  # unknown: any value, nothing to break
+                clashes = kind_clashes(self.core.engine, definition.name, kind) if changed else []
                 created = current.created_at.ToDatetime(dt.UTC)
                 self._insert_tag(conn, definition, current.version + 1, created, now)
             if clashes:  # not refused: a reader can be given the new kind only once the tag has it (updated next)

@@ -304,9 +304,18 @@ def merge_features(winner: dict[str, Any], loser: dict[str, Any]) -> dict[str, A
         counted = out.get("sessions")
         if both and counted is not None and counted[0] == "i":
             out["sessions"] = ["i", max(counted[1] - both, 1)]
+        # The side seen last first: its session goes on (a login merges the device into the customer, whose 16
+        # remembered sessions would otherwise push out the device's current one, counted again at its next event).
+        if _last_seen(loser) > _last_seen(winner):
+            mine, theirs = theirs, mine
         out[SESSIONS_SEEN] = (*mine, *(s for s in theirs if s not in mine))[:RECENT_SESSIONS]
         out.pop(_LAST_SESSION, None)
     return out
+
+
+def _last_seen(doc: Mapping[str, Any]) -> int:
+    item = doc.get("last_seen_at")
+    return item[1] if item else 0
 
 
 class LazyFeatures(Mapping[str, object]):

@@ -120,7 +120,7 @@ def check_attribute_value(name: str, value: object, field: str) -> None:
                 f"{field}: account_opened_at {value.isoformat()} is in the future (it would keep the account NEW "
                 "until then)",
                 reason="VALUE_NOT_ALLOWED",
-                violations=[FieldViolation(field, "not later than now")],
+                violations=[FieldViolation(field, "at most a day ahead of the server's clock")],
             )
     if name.endswith("_fen") and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise InvalidArgument(

@@ -246,3 +246,18 @@ def test_a_tag_kind_is_what_its_rule_gives_not_a_contradicting_stored_value_type
         defs.create_segment(pb.Segment(segment_id="rich", condition=has_tag("rich", C.OPERATOR_EQ, True)))
         with pytest.raises(InvalidArgument, match="tag 'rich' holds bool values"):
             defs.create_segment(pb.Segment(segment_id="rich_yes", condition=has_tag("rich", C.OPERATOR_EQ, "yes")))
+
+
+def test_a_tag_becoming_of_no_known_kind_warns_nobody(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Bands of several kinds hold any kind: nothing to break, so no warning (it named every reader)."""
+    with profile_app(profile_settings(tmp_path)) as app:
+        defs = app.definitions
+        when = compare(FEATURE, "events_total", C.OPERATOR_GT, 0)
+        defs.create_tag(
+            pb.TagDefinition(name="grade", bands=pb.TagBands(bands=[pb.TagBand(value=to_proto("a"), condition=when)]))
+        )
+        defs.create_segment(pb.Segment(segment_id="a", condition=has_tag("grade", C.OPERATOR_EQ, "a")))
+        mixed = pb.TagBands(bands=[pb.TagBand(value=to_proto("a"), condition=when)], default_value=to_proto(1))
+        with caplog.at_level("WARNING", logger="qiming.profile"):
+            defs.update_tag(pb.TagDefinition(name="grade", bands=mixed), 0)
+        assert not [r for r in caplog.records if "now holds" in r.getMessage()]

@@ -61,6 +61,16 @@ def test_a_stored_lifecycle_tag_of_another_formula_leaves_the_stage_machine_on_i
         app.definitions.load()
         assert app.core.engine.lifecycle_params == finance.DEFAULTS["lifecycle_stage"]
         app.consumer.handle([event("login", "C1")], "1")  # a KeyError before, on every batch
+        app.definitions.update_tag(_lifecycle(churned_days=120), 0)  # repaired: the pack's formula again
+        assert app.core.engine.lifecycle_params["churned_days"] == 120
+
+
+def test_lifecycle_stage_is_created_only_as_the_pack_formula(tmp_path: Path) -> None:
+    with profile_app(profile_settings(tmp_path, finance_pack=False)) as app:
+        other = pb.TagDefinition(name="lifecycle_stage", external=pb.ExternalTag(writer="crm"))
+        with pytest.raises(InvalidArgument, match="finance pack's"):
+            app.definitions.create_tag(other)
+        app.definitions.create_tag(_lifecycle(churned_days=60))
 
 
 @pytest.mark.parametrize(

@@ -78,3 +78,13 @@ def test_sessions_are_the_same_whether_a_merge_came_before_or_after_the_events(t
         app.consumer.handle([login, *device, *customer], "1")
         together = sessions(app)
     assert apart == together == 3
+
+
+def test_a_merge_keeps_the_session_of_the_side_seen_last() -> None:
+    """A login merges the device into the customer: with 16 sessions of the customer's remembered, the device's
+    current session (seen last) stays remembered, so its next event does not count it again."""
+    customer = {"sessions": ("i", 16), "_sessions": tuple(f"c{i}" for i in range(16)), "last_seen_at": ("t", 10)}
+    device = {"sessions": ("i", 1), "_sessions": ("d1",), "last_seen_at": ("t", 20)}
+    merged = merge_features(customer, device)
+    assert recent_sessions(merged)[0] == "d1" and len(recent_sessions(merged)) == RECENT_SESSIONS
+    assert merged["sessions"] == ["i", 17]

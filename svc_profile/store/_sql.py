@@ -25,9 +25,9 @@ CUSTOMER = types_pb2.ID_TYPE_CUSTOMER
 CANONICAL = types_pb2.ID_TYPE_CANONICAL
 ANONYMOUS = types_pb2.ID_TYPE_ANONYMOUS
 EVENT_KEY = ("profile_id", "occurred_us", "event_id")
+"""The retained events' primary key (``pk_profile_event``)."""
 SCAN_ROWS = 2_000
 """Rows fetched at a time by ``scan_events`` (funnels and paths read every retained event of their range)."""
-"""The retained events' primary key (``pk_profile_event``)."""
 _EVENT_READ = (
     "profile_id",
     "occurred_us",
@@ -356,6 +356,10 @@ class ProfileStore(TagStatements):
         if types is not None:
             stmt = stmt.where(t.c.event_type.in_(sorted(set(types))))
         ordered = stmt.order_by(t.c.profile_id, t.c.occurred_us)
+        if conn.dialect.name == "postgresql":
+            # A cursor is planned for its first rows (cursor_tuple_fraction 0.1): the primary key's order over the
+            # whole table rather than the time index and a sort. Every row is read: plan for all of them.
+            conn.exec_driver_sql("SET LOCAL cursor_tuple_fraction = 1.0")
         yield from conn.execute(ordered.execution_options(yield_per=SCAN_ROWS))
 
     def purge_events(self, conn: Connection, before_us: int, kept_longer: dict[str, int] | None = None) -> int:
