@@ -323,7 +323,8 @@ def fold_lifecycle(conn: Connection, store: ProfileStore, loser: str, winner: st
     (a prospect's device seen while the customer was already NEW) are dropped; those before it are the person's
     earlier past, and the winner's first entry then moves on from the stage they reached (``PROSPECT → NEW``, not a
     second ``UNSPECIFIED → NEW``; dropped when the stage is the same). A winner without history (created by this
-    transaction) takes the loser's stage and history: True, so that its first stage is not recorded as an entry."""
+    transaction), or one that never left PROSPECT against a loser that had an account, takes the loser's stage and
+    story: True, so that its first stage is not recorded as an entry."""
     h, p = store.t["lifecycle"], store.t["person"]
     rows = conn.execute(
         select(h.c.transition_id, h.c.profile_id, h.c.from_stage, h.c.to_stage, h.c.at_us)
@@ -343,18 +344,38 @@ def fold_lifecycle(conn: Connection, store: ProfileStore, loser: str, winner: st
                 .values(lifecycle_stage=stage.lifecycle_stage, lifecycle_since_us=stage.lifecycle_since_us)
             )
         return True
-    first = mine[0]
-    later = [r.transition_id for r in theirs if r.at_us >= first.at_us]
+    if all(r.to_stage == "PROSPECT" for r in mine) and any(r.to_stage != "PROSPECT" for r in theirs):
+        # A winner that never had an account (a device's prospect, which a link of two ids without a customer number
+        # may keep) against an account's story: the account's is the person's, the prospect's entries from its start
+        # on dropped and those before kept as the earlier past; the winner takes the account's stage. Kept the other
+        # way, the account's story was dropped and the merge recorded PROSPECT → its stage (walk 2026-12-07).
+        _fold_track(conn, h, theirs, mine)
+        stage = conn.execute(select(p.c.lifecycle_stage, p.c.lifecycle_since_us).where(p.c.profile_id == loser)).first()
+        if stage is not None:
+            conn.execute(
+                update(p)
+                .where(p.c.profile_id == winner)
+                .values(lifecycle_stage=stage.lifecycle_stage, lifecycle_since_us=stage.lifecycle_since_us)
+            )
+        return True
+    _fold_track(conn, h, mine, theirs)
+    return False
+
+
+def _fold_track(conn: Connection, h: Any, kept: list[Any], other: list[Any]) -> None:
+    """``other``'s entries from ``kept``'s first one on deleted; ``kept``'s first entry moving on from the stage
+    ``other`` had reached before it (deleted when that is its stage already)."""
+    first = kept[0]
+    later = [r.transition_id for r in other if r.at_us >= first.at_us]
     if later:
         conn.execute(delete(h).where(h.c.transition_id.in_(later)))
-    past = [r for r in theirs if r.at_us < first.at_us]
+    past = [r for r in other if r.at_us < first.at_us]
     if past and first.from_stage == "UNSPECIFIED":
         reached = past[-1].to_stage
         if reached == first.to_stage:
             conn.execute(delete(h).where(h.c.transition_id == first.transition_id))
         else:
             conn.execute(update(h).where(h.c.transition_id == first.transition_id).values(from_stage=reached))
-    return False
 
 
 def note_customers_of(store: ProfileStore, conn: Connection, pids: Any) -> None:

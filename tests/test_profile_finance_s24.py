@@ -15,6 +15,7 @@ from profile_helpers import event, profile_app, profile_settings, ref
 from svc_common.conditions import Money, to_proto
 from svc_common.errors import FailedPrecondition, InvalidArgument
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
+from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_profile import finance
 from svc_profile.model import Days, Person
@@ -117,3 +118,22 @@ def test_the_activation_score_rounds_halves_up(tmp_path: Path) -> None:
         profile = app.profiles.get(ref("C1"), ["tags"], frozenset())
         (tag,) = [t for t in profile.tags if t.name == "fin_dormant_activation"]
         assert tag.value.int_value == 3
+
+
+def test_a_prospect_kept_by_a_link_takes_the_accounts_lifecycle_story(tmp_path: Path) -> None:
+    """Neither profile has a customer number, so the link keeps the ref's: a device's prospect. The other's story
+    (an account opened 200 days ago: CHURNED) is the person's; before, it was dropped and the merge recorded
+    PROSPECT → CHURNED at the time of the link."""
+    anonymous, phone = types_pb2.ID_TYPE_ANONYMOUS, types_pb2.ID_TYPE_PHONE_PSEUDONYM
+    with profile_app(profile_settings(tmp_path)) as app:
+        profiles = app.profiles
+        profiles.upsert_attributes(ref("devA", anonymous), {"gender": to_proto("f")}, [], "crm", frozenset())
+        opened = dt.datetime.now(dt.UTC) - dt.timedelta(days=200)
+        account = ref("13900000000", phone)
+        profiles.upsert_attributes(account, {"account_opened_at": to_proto(opened)}, [], "crm", frozenset())
+        churned_at = [h.at_us for h in profiles.lifecycle_history(account, None, 10) if h.to_stage == "CHURNED"]
+        profile, _ = profiles.link(ref("devA", anonymous), account, "alias_call", frozenset())
+        assert pb.LifecycleStage.Name(profile.lifecycle_stage) == "LIFECYCLE_STAGE_CHURNED"
+        story = [(h.from_stage, h.to_stage, h.at_us) for h in reversed(profiles.lifecycle_history(account, None, 10))]
+        assert [(a, b) for a, b, _ in story] == [("UNSPECIFIED", "PROSPECT"), ("PROSPECT", "CHURNED")]
+        assert [at for _, b, at in story if b == "CHURNED"] == churned_at  # when it happened, not at the link
