@@ -1,10 +1,12 @@
 """What svc_collect answered for each event a service published (its outbox: svc_profile's segment changes and
 erasures, svc_campaign's ``$message_*`` events). An event counts as published only when the log ACCEPTED it or
-already had it (DUPLICATE); a rejected (quarantined) one stays in its outbox and is sent again after a wait that
-doubles with each rejection in a row, up to :data:`RETRY_MAX_SECONDS`."""
+already had it (DUPLICATE; one whose payload differs is logged at ERROR: a different event holds its id); a rejected
+(quarantined) one stays in its outbox and is sent again after a wait that doubles with each rejection in a row, up to
+:data:`RETRY_MAX_SECONDS`."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 from svc_common.pb.qiming.collect.v1 import collect_pb2
 from svc_common.pb.qiming.common.v1 import errors_pb2
 
+log = logging.getLogger("qiming.published")
 RETRY_MAX_SECONDS = 3_600.0
 """The longest wait before a rejected event is sent again."""
 _TAKEN = frozenset({collect_pb2.EVENT_STATUS_ACCEPTED, collect_pb2.EVENT_STATUS_DUPLICATE})
@@ -35,6 +38,15 @@ def answers(reply: Any, count: int) -> Iterator[Refusal | None]:
         if result is None:
             yield Refusal("NO_RESULT", "svc_collect's answer has no result for it", "")
         elif result.status in _TAKEN:
+            if result.reason == errors_pb2.ERROR_REASON_PAYLOAD_MISMATCH:
+                # Sending it again cannot help (the id is taken); only an operator can tell what holds it. Counted as
+                # published, so that the outbox moves on, but never silently (walk 2026-12-07).
+                log.error(
+                    "published event %s was answered DUPLICATE with another payload: the log holds a different event "
+                    "under its id, and this one is not stored (%s)",
+                    result.event_id,
+                    result.message,
+                )
             yield None
         else:
             yield Refusal(_reason_name(result.reason), result.message, result.quarantine_id)

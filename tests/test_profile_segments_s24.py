@@ -181,3 +181,28 @@ def test_an_empty_segment_id_is_invalid_not_missing(tmp_path: Path) -> None:
             with pytest.raises(InvalidArgument, match="segment_id is required") as caught:
                 call()
             assert [v.field for v in caught.value.violations] == ["segment_id"]
+
+
+def test_a_published_event_answered_duplicate_with_another_payload_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """Counted as published (sending it again cannot help: its id is taken), but an ERROR names it: a different event
+    holds its id in the log, and this one is not stored."""
+    from svc_common.pb.qiming.collect.v1 import collect_pb2
+    from svc_common.pb.qiming.common.v1 import errors_pb2
+    from svc_common.published import answers
+
+    reply = collect_pb2.IngestResponse(
+        results=[
+            collect_pb2.EventResult(index=0, event_id="a", status=collect_pb2.EVENT_STATUS_DUPLICATE),
+            collect_pb2.EventResult(
+                index=1,
+                event_id="b",
+                status=collect_pb2.EVENT_STATUS_DUPLICATE,
+                reason=errors_pb2.ERROR_REASON_PAYLOAD_MISMATCH,
+                message="the payload differs",
+            ),
+        ]
+    )
+    with caplog.at_level("ERROR", logger="qiming.published"):
+        assert list(answers(reply, 2)) == [None, None]
+    (record,) = [r for r in caplog.records if r.name == "qiming.published"]
+    assert "published event b was answered DUPLICATE with another payload" in record.getMessage()
