@@ -27,7 +27,6 @@ from svc_profile.model import document_json, now_us
 from svc_profile.retained import SKIPPED_EVENTS
 
 log = logging.getLogger("qiming.profile")
-OWN_EVENTS = SKIPPED_EVENTS  # not the customer's own behaviour: skipped (svc_profile.retained)
 LOG_BATCH_SPAN = "profile log batch"
 _tracer = trace.get_tracer("qiming.profile")
 
@@ -98,7 +97,7 @@ class BatchConsumer:
     def _handle(self, events: list[event_pb2.Event], cursor: str) -> dict[str, Any]:
         core, store, hot = self.core, self.core.store, self.core.hot
         now = now_us()
-        mine = [e for e in events if not e.event_type.startswith(OWN_EVENTS)]
+        mine = [e for e in events if not e.event_type.startswith(SKIPPED_EVENTS)]  # not the customer's behaviour
         # The writer lock is held until the cache holds this batch's rows. The cache takes them before the commit
         # (done on the pipeline's thread): every other writer waits for that commit (``Core.writing``), and a failed
         # commit empties the cache and fails the next batch before it writes anything (``BatchConnection.now``).

@@ -121,14 +121,8 @@ class FeatureUpdater:
                 if len(session) > MAX_SESSION_CHARS:
                     session = session[:MAX_SESSION_CHARS]
                 recent = doc.get(SESSIONS_SEEN)
-                if recent is None:
-                    _see_session(doc, session)  # the first, or a document of 0.2.6
-                elif recent[0] != session:  # most events go on with the latest session
-                    if session in recent:
-                        doc[SESSIONS_SEEN] = (session, *[s for s in recent if s != session])
-                    else:
-                        doc[SESSIONS_SEEN] = (session, *recent[: RECENT_SESSIONS - 1])
-                        _add(doc, "sessions", 1)
+                if recent is None or recent[0] != session:  # most events go on with the latest session
+                    _see_session(doc, session)
             amount = 0
             properties = e.properties
             if event_type in trades:
@@ -235,10 +229,12 @@ def recent_sessions(doc: Mapping[str, Any]) -> tuple[str, ...]:
 
 def _see_session(doc: dict[str, Any], session: str) -> None:
     """``session`` is the person's latest; counted in ``sessions`` when not among the recent ones."""
-    recent = recent_sessions(doc)
-    doc.pop(_LAST_SESSION, None)
+    recent = doc.get(SESSIONS_SEEN)
+    if recent is None:  # the first, or a document of 0.2.6
+        recent = recent_sessions(doc)
+        doc.pop(_LAST_SESSION, None)
     if session in recent:
-        doc[SESSIONS_SEEN] = (session, *(s for s in recent if s != session))
+        doc[SESSIONS_SEEN] = (session, *[s for s in recent if s != session])
         return
     doc[SESSIONS_SEEN] = (session, *recent[: RECENT_SESSIONS - 1])
     _add(doc, "sessions", 1)

@@ -335,31 +335,24 @@ def fold_lifecycle(conn: Connection, store: ProfileStore, loser: str, winner: st
     mine = [r for r in rows if r.profile_id == winner]
     if not theirs:
         return False
-    if not mine:
-        stage = conn.execute(select(p.c.lifecycle_stage, p.c.lifecycle_since_us).where(p.c.profile_id == loser)).first()
-        if stage is not None:
-            conn.execute(
-                update(p)
-                .where(p.c.profile_id == winner)
-                .values(lifecycle_stage=stage.lifecycle_stage, lifecycle_since_us=stage.lifecycle_since_us)
-            )
-        return True
-    if all(r.to_stage == "PROSPECT" for r in mine) and any(r.to_stage != "PROSPECT" for r in theirs):
-        # A winner that never had an account (a device's prospect, which a link of two ids without a customer number
-        # may keep) against an account's story: the account's is the person's, the prospect's entries from its start
-        # on dropped and those before kept as the earlier past; the winner takes the account's stage. Kept the other
-        # way, the account's story was dropped and the merge recorded PROSPECT → its stage (walk 2026-12-07).
+    # A winner that never had an account (a device's prospect, which a link of two ids without a customer number may
+    # keep) against an account's story: the account's is the person's, the prospect's entries from its start on
+    # dropped and those before kept as the earlier past. Kept the other way, the account's story was dropped and the
+    # merge recorded PROSPECT → its stage (walk 2026-12-07).
+    prospect = all(r.to_stage == "PROSPECT" for r in mine) and any(r.to_stage != "PROSPECT" for r in theirs)
+    if mine and not prospect:
+        _fold_track(conn, h, mine, theirs)
+        return False
+    if mine:
         _fold_track(conn, h, theirs, mine)
-        stage = conn.execute(select(p.c.lifecycle_stage, p.c.lifecycle_since_us).where(p.c.profile_id == loser)).first()
-        if stage is not None:
-            conn.execute(
-                update(p)
-                .where(p.c.profile_id == winner)
-                .values(lifecycle_stage=stage.lifecycle_stage, lifecycle_since_us=stage.lifecycle_since_us)
-            )
-        return True
-    _fold_track(conn, h, mine, theirs)
-    return False
+    stage = conn.execute(select(p.c.lifecycle_stage, p.c.lifecycle_since_us).where(p.c.profile_id == loser)).first()
+    if stage is not None:  # the winner takes the loser's stage with its story
+        conn.execute(
+            update(p)
+            .where(p.c.profile_id == winner)
+            .values(lifecycle_stage=stage.lifecycle_stage, lifecycle_since_us=stage.lifecycle_since_us)
+        )
+    return True
 
 
 def _fold_track(conn: Connection, h: Any, kept: list[Any], other: list[Any]) -> None:

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Container, Iterable, Mapping
 from types import SimpleNamespace
 
-from svc_common.conditions import KIND_OF_TYPE
+from svc_common.conditions import KIND_OF_TYPE, KINDS_FOR_TYPE
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_profile import finance
@@ -107,15 +107,8 @@ FEATURES = Features()
 _FORMULA_KINDS = {
     formula: {"bool": "bool", "int": "number"}.get(kind, "string") for formula, _, kind in finance.PACK.values()
 }
-_VALUE_KINDS = {
-    "string_value": "string",
-    "int_value": "number",
-    "double_value": "number",
-    "money_fen_value": "number",
-    "bool_value": "bool",
-    "timestamp_value": "timestamp",
-    "string_list_value": "string list",
-}
+_VALUE_KINDS = {field: KIND_OF_TYPE[t] for t, fields in KINDS_FOR_TYPE.items() for field in fields}
+"""A ``Value`` field → the kind it holds (``int_value`` is a number for every type that takes it)."""
 
 
 def tag_kind(definition: pb.TagDefinition) -> str | None:
