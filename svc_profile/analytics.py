@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import func, select
 
 from svc_common.conditions import EVENT_FILTER_SCOPE, compile_condition, matches_event
-from svc_common.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
+from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
-from svc_profile.model import StoredEvent, decode, now_us
-from svc_profile.retained import check_kept_type, check_retained
+from svc_profile.model import DAY_US, StoredEvent, decode, now_us
+from svc_profile.retained import check_kept_type, check_retained, purge_watermark
 
 MAX_STEPS = 20
 MAX_DEPTH = 10
@@ -44,6 +44,17 @@ class StepResult:
 
 
 @dataclass
+class Coverage:
+    """What part of the asked time range a funnel or paths answer covers (``ComputeFunnelResponse.retained_since``,
+    ``range_truncated``): filled in by the call it is given to."""
+
+    retained_since_us: int = 0
+    """The oldest time the retained events reach back to: what is before it is not counted."""
+    truncated: bool = False
+    """The asked range starts before ``retained_since_us`` (or has no start)."""
+
+
+@dataclass
 class FunnelResult:
     split_value: str
     steps: list[StepResult]
@@ -67,6 +78,7 @@ class Analytics:
         split_segments: Sequence[str] = (),
         segment_id: str = "",
         roles: frozenset[str] = frozenset(),
+        coverage: Coverage | None = None,
     ) -> list[FunnelResult]:
         if not 2 <= len(steps) <= MAX_STEPS:
             raise _bad("steps", f"a funnel has 2 to {MAX_STEPS} steps")
@@ -93,6 +105,7 @@ class Analytics:
         window_us = window_seconds * 1_000_000
         reached: dict[str, list[int]] = {}
         with self.core.database.connection() as conn:
+            start_us = self._covered(conn, start_us, coverage)
             store = self.core.store
             allowed = self._members(conn, segment_id) if segment_id else None
             rows = store.scan_events(conn, start_us, scan_end, [t for _, t, _ in compiled])
@@ -121,6 +134,25 @@ class Analytics:
                 groups.append((sid, SEGMENT, self._members(conn, sid)))
         names = [n for n, _, _ in compiled]
         return [self._result(label, kind, names, reached, members) for label, kind, members in groups]
+
+    def _covered(self, conn: Any, start_us: int | None, coverage: Coverage | None) -> int:
+        """The start of the range read: the later of ``start_us`` and the retained events' horizon (so an answer
+        does not depend on when the last purge ran), told in ``coverage``. No events retained at all
+        (``event_retention_days`` 0): FAILED_PRECONDITION, not an empty answer that looks like no behaviour."""
+        retention = self.core.settings.event_retention_days
+        if not retention:
+            raise FailedPrecondition(
+                "event_retention_days is 0: svc_profile keeps no events, so funnels and paths have nothing to read; "
+                "set it (1 to 400 days) and the events consumed from then on are counted",
+                reason="EVENTS_NOT_RETAINED",
+            )
+        since = now_us() - retention * DAY_US
+        purged = self.core.store.load_cursor(conn, purge_watermark(self.core.settings.consumer_name))
+        if purged:  # a shorter retention before: its purge reached later than this one's horizon
+            since = max(since, int(purged))
+        if coverage is not None:
+            coverage.retained_since_us, coverage.truncated = since, start_us is None or start_us < since
+        return since if start_us is None else max(start_us, since)
 
     def _check_segments(self, split_segments: Sequence[str], segment_id: str) -> None:
         """INVALID_ARGUMENT for an empty, repeated or surplus split segment; NOT_FOUND naming the field of an unknown
@@ -178,7 +210,14 @@ class Analytics:
 
     # -- paths ---------------------------------------------------------------------------------------
     def paths(
-        self, screen: str, depth: int, forward: bool, start_us: int | None, end_us: int | None, top_n: int
+        self,
+        screen: str,
+        depth: int,
+        forward: bool,
+        start_us: int | None,
+        end_us: int | None,
+        top_n: int,
+        coverage: Coverage | None = None,
     ) -> tuple[list[tuple[tuple[str, ...], int]], int]:
         if not screen:
             raise _bad("screen", "name the screen")
@@ -188,6 +227,7 @@ class Analytics:
         counts: Counter[tuple[str, ...]] = Counter()
         sessions = 0
         with self.core.database.connection() as conn:
+            start_us = self._covered(conn, start_us, coverage)
             # Rows come by person, then time: a person's sessions may interleave (app and web at once), so the
             # screens are gathered per session of the person at hand.
             rows = self.core.store.scan_events(conn, start_us, end_us, filters=False)  # events with a screen

@@ -10,7 +10,7 @@ from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pb_grpc
 from svc_common.server import current_call
 from svc_common.timestamps import range_micros
-from svc_profile.analytics import NO_TAG_VALUE, OVERALL, SEGMENT, TAG_VALUE, median
+from svc_profile.analytics import NO_TAG_VALUE, OVERALL, SEGMENT, TAG_VALUE, Coverage, median
 
 _DIRECTIONS = frozenset(pb.ComputePathsRequest.Direction.values())
 _GROUPS = {
@@ -33,6 +33,7 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
 
     async def ComputeFunnel(self, request: pb.ComputeFunnelRequest, context: Any) -> pb.ComputeFunnelResponse:
         start, end = _range(request.time_range)
+        coverage = Coverage()
         results = await asyncio.to_thread(
             self.analytics.funnel,
             list(request.steps),
@@ -43,8 +44,10 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
             list(request.split_by_segments.segment_ids),
             request.segment_id,
             call.principal.roles if (call := current_call()) is not None else frozenset(),
+            coverage,
         )
-        response = pb.ComputeFunnelResponse()
+        response = pb.ComputeFunnelResponse(range_truncated=coverage.truncated)
+        response.retained_since.FromMicroseconds(coverage.retained_since_us)
         for result in results:
             out = response.results.add(
                 split_value=result.split_value, break_point_step=result.break_point, group=_GROUPS[result.group]
@@ -71,10 +74,12 @@ class AnalyticsServicer(pb_grpc.AnalyticsServiceServicer):
                 violations=[FieldViolation("direction", "DIRECTION_NEXT or DIRECTION_PREVIOUS", "VALUE_NOT_ALLOWED")],
             )
         forward = request.direction != pb.ComputePathsRequest.DIRECTION_PREVIOUS
+        coverage = Coverage()
         paths, sessions = await asyncio.to_thread(
-            self.analytics.paths, request.screen, request.depth, forward, start, end, request.top_n
+            self.analytics.paths, request.screen, request.depth, forward, start, end, request.top_n, coverage
         )
-        response = pb.ComputePathsResponse(total_sessions=sessions)
+        response = pb.ComputePathsResponse(total_sessions=sessions, range_truncated=coverage.truncated)
+        response.retained_since.FromMicroseconds(coverage.retained_since_us)
         for screens, count in paths:
             response.paths.add(screens=screens, sessions=count, share=count / sessions if sessions else 0.0)
         return response

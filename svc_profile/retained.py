@@ -65,6 +65,12 @@ def check_retained(
             )
 
 
+def purge_watermark(consumer_name: str) -> str:
+    """The ``profile_consumer`` row that keeps the latest time the retained events were purged before: after a
+    shorter ``event_retention_days``, what a funnel or path can read starts there, not at the longer horizon."""
+    return f"purge:{consumer_name}"[:64]
+
+
 def check_kept_type(event_type: str, field_path: str, node: str = "") -> None:
     """Refuse an event type the log consumer skips (``SKIPPED_EVENTS``): a count of it never holds, an absence of it
     holds for everyone."""

@@ -704,10 +704,14 @@ class SegmentList(_message.Message):
     def __init__(self, segment_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ComputeFunnelResponse(_message.Message):
-    __slots__ = ("results",)
+    __slots__ = ("results", "retained_since", "range_truncated")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    RETAINED_SINCE_FIELD_NUMBER: _ClassVar[int]
+    RANGE_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[FunnelResult]
-    def __init__(self, results: _Optional[_Iterable[_Union[FunnelResult, _Mapping]]] = ...) -> None: ...
+    retained_since: _timestamp_pb2.Timestamp
+    range_truncated: bool
+    def __init__(self, results: _Optional[_Iterable[_Union[FunnelResult, _Mapping]]] = ..., retained_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., range_truncated: _Optional[bool] = ...) -> None: ...
 
 class FunnelResult(_message.Message):
     __slots__ = ("split_value", "steps", "break_point_step", "group")
@@ -772,12 +776,16 @@ class ComputePathsRequest(_message.Message):
     def __init__(self, screen: _Optional[str] = ..., depth: _Optional[int] = ..., direction: _Optional[_Union[ComputePathsRequest.Direction, str]] = ..., time_range: _Optional[_Union[_types_pb2.TimeRange, _Mapping]] = ..., top_n: _Optional[int] = ...) -> None: ...
 
 class ComputePathsResponse(_message.Message):
-    __slots__ = ("paths", "total_sessions")
+    __slots__ = ("paths", "total_sessions", "retained_since", "range_truncated")
     PATHS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    RETAINED_SINCE_FIELD_NUMBER: _ClassVar[int]
+    RANGE_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     paths: _containers.RepeatedCompositeFieldContainer[PathCount]
     total_sessions: int
-    def __init__(self, paths: _Optional[_Iterable[_Union[PathCount, _Mapping]]] = ..., total_sessions: _Optional[int] = ...) -> None: ...
+    retained_since: _timestamp_pb2.Timestamp
+    range_truncated: bool
+    def __init__(self, paths: _Optional[_Iterable[_Union[PathCount, _Mapping]]] = ..., total_sessions: _Optional[int] = ..., retained_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., range_truncated: _Optional[bool] = ...) -> None: ...
 
 class PathCount(_message.Message):
     __slots__ = ("screens", "sessions", "share")
