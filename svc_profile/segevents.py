@@ -4,6 +4,7 @@ without a valid signature (docs/profile.md, "Signed system events")."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 from svc_common.ids import uuid5_text
@@ -45,7 +46,19 @@ def segment_event(
     props["profile_id"].string_value = pid
     props["cause"].string_value = cause
     props["trigger_event_id"].string_value = trigger
-    return signer.sign(event)
+    return signer.sign(event, _encoded(sid, version, cause))
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded(sid: str, version: int, cause: str) -> dict[str, bytes]:
+    """The signed properties every transition of a segment version by one cause shares, encoded once: a recompute
+    signs tens of thousands of events, and serializing each event's properties again was a fifth of its time."""
+    value = types_pb2.Value
+    return {
+        "segment_id": value(string_value=sid).SerializeToString(deterministic=True),
+        "segment_version": value(int_value=version).SerializeToString(deterministic=True),
+        "cause": value(string_value=cause).SerializeToString(deterministic=True),
+    }
 
 
 __all__ = ["ENTERED", "EXITED", "SEGMENT_EVENT_NAMESPACE", "segment_event"]

@@ -94,6 +94,25 @@ def test_a_signature_covers_the_ids_the_time_and_what_the_consumer_acts_on() -> 
     assert SIGNER.verify(tampered(erasure, setter("event_id", erasure.event_id.upper())))
 
 
+def test_segment_events_signed_from_their_shared_encodings_verify_from_their_own_properties() -> None:
+    """segment_event signs with the segment's, version's and cause's encodings made once per (segment, version,
+    cause) (a recompute signs tens of thousands): what a verifier reads from the event must give the same bytes."""
+    for sid, version, cause, trigger in (
+        ("vip", 3, "event", ""),
+        ("高净值", 0, "recompute", "e-1"),
+        ("s" * 64, 2**40, "time", "x"),
+        ("vip", -1, "", "e-2"),
+    ):
+        for member in (True, False):
+            made = segment_event("p-9", sid, version, 7, member, NOW_US, cause, trigger, ("", "dev-1"), SIGNER)
+            assert SIGNER.verify(made), (sid, version, cause)
+    # Encodings other than the event's own make a signature that does not verify.
+    made = entered("C1")
+    wrong = {"segment_version": made.properties["segment_version"].SerializeToString() + b"\x00"}
+    resigned = SIGNER.sign(unsigned(made), wrong)
+    assert not SIGNER.verify(resigned)
+
+
 def test_forged_system_events_are_rejected_at_ingest_and_kept_in_quarantine(tmp_path: Path) -> None:
     with collector(tmp_path) as collect, grpc.insecure_channel(collect.address) as channel:
         stub = collect_pb2_grpc.CollectServiceStub(channel)
