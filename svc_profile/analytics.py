@@ -17,7 +17,7 @@ from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgumen
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
 from svc_profile.model import DAY_US, StoredEvent, decode, now_us
-from svc_profile.retained import check_kept_type, check_retained, purge_watermark
+from svc_profile.retained import PURGE_WATERMARK, check_kept_type, check_retained
 
 MAX_STEPS = 20
 MAX_DEPTH = 10
@@ -146,10 +146,11 @@ class Analytics:
                 "set it (1 to 400 days) and the events consumed from then on are counted",
                 reason="EVENTS_NOT_RETAINED",
             )
-        since = now_us() - retention * DAY_US
-        purged = self.core.store.load_cursor(conn, purge_watermark(self.core.settings.consumer_name))
-        if purged:  # a shorter retention before: its purge reached later than this one's horizon
-            since = max(since, int(purged))
+        now = now_us()
+        since = now - retention * DAY_US
+        purged = self.core.store.load_cursor(conn, PURGE_WATERMARK)
+        if purged:  # a shorter retention (or none) before: events are complete from later than this one's horizon
+            since = max(since, min(int(purged), now))
         if coverage is not None:
             coverage.retained_since_us, coverage.truncated = since, start_us is None or start_us < since
         return since if start_us is None else max(start_us, since)

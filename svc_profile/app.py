@@ -16,6 +16,7 @@ from svc_profile.consumer import BatchConsumer
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
 from svc_profile.jobs import Jobs
+from svc_profile.model import now_us
 from svc_profile.segments import OutboxPublisher, Segments, Sweeper
 from svc_profile.service import ProfileDomain
 from svc_profile.store._jobs import JobStore
@@ -62,6 +63,7 @@ class ProfileApp:
         if self.settings.finance_pack:
             await asyncio.to_thread(self.definitions.install_pack)
         await asyncio.to_thread(self.jobs.start)  # jobs whose process is gone run again, with the rules loaded
+        await asyncio.to_thread(self.segments.note_retention, now_us())  # before any event is consumed
         collect_address = peer_address("collect", self.settings.collect_address)
         if collect_address:
             # The follow stream is silent while the log is idle: the same keepalive as the server's own.

@@ -65,10 +65,12 @@ def check_retained(
             )
 
 
-def purge_watermark(consumer_name: str) -> str:
-    """The ``profile_consumer`` row that keeps the latest time the retained events were purged before: after a
-    shorter ``event_retention_days``, what a funnel or path can read starts there, not at the longer horizon."""
-    return f"purge:{consumer_name}"[:64]
+PURGE_WATERMARK = "purge:profile_event"
+"""The ``profile_consumer`` row that keeps the latest time the retained events were purged before (one for the table,
+whatever the consumer's name): after a shorter ``event_retention_days``, what a funnel or path reads starts there, not
+at the longer horizon. ``KEPT_NONE`` while the retention is 0, the time of the next start that keeps events after."""
+KEPT_NONE = 1 << 62
+"""The watermark while ``event_retention_days`` is 0: no event is kept."""
 
 
 def check_kept_type(event_type: str, field_path: str, node: str = "") -> None:

@@ -22,7 +22,7 @@ from svc_profile.identity import note_customers_of
 from svc_profile.jobs import JobFunction, Jobs, Progress, Superseded
 from svc_profile.model import DAY_US, now_us
 from svc_profile.outbox import OutboxPublisher
-from svc_profile.retained import purge_watermark
+from svc_profile.retained import KEPT_NONE, PURGE_WATERMARK
 from svc_profile.sqlseg import segment_where
 
 _ID_TYPES = frozenset(types_pb2.IdType.values()) - {types_pb2.ID_TYPE_UNSPECIFIED}
@@ -344,10 +344,21 @@ class Segments:
                 longer = {t: now - (max(ws) // 86_400 + 1) * DAY_US for t, ws in edges.items()}
                 kept = {t: b for t, b in longer.items() if b < before}
                 self.core.store.purge_events(conn, before, kept)
-                mark = purge_watermark(self.core.settings.consumer_name)
-                purged = self.core.store.load_cursor(conn, mark)
+                purged = self.core.store.load_cursor(conn, PURGE_WATERMARK)
                 if not purged or int(purged) < before:  # the latest: a longer retention now purges less far
-                    self.core.store.save_cursor(conn, mark, str(before), 0, now)
+                    self.core.store.save_cursor(conn, PURGE_WATERMARK, str(before), 0, now)
+
+    def note_retention(self, now: int) -> None:
+        """At start, before the log is consumed: with ``event_retention_days`` 0 no event is kept (the purge watermark
+        at ``KEPT_NONE``); the first start keeping events after such a time keeps them from ``now`` on (the watermark
+        at ``now``), so a funnel over the time nothing was kept says it is truncated."""
+        keeping = self.core.settings.event_retention_days > 0
+        with self.core.writing(keep_hot=True) as conn:
+            purged = self.core.store.load_cursor(conn, PURGE_WATERMARK)
+            if not keeping and purged != str(KEPT_NONE):
+                self.core.store.save_cursor(conn, PURGE_WATERMARK, str(KEPT_NONE), 0, now)
+            elif keeping and purged and int(purged) > now:
+                self.core.store.save_cursor(conn, PURGE_WATERMARK, str(now), 0, now)
 
     def catch_up(self, now: int) -> dict[str, int]:
         """The time sweep since the last one, wherever it ran (``catch_up``): what ``Sweeper`` calls."""

@@ -1,7 +1,7 @@
 """Funnels and paths say what their answer covers: the retained events reach back ``event_retention_days`` (or to
 where an earlier, shorter retention purged them), and a range starting before that is told as truncated rather than
-answered as if nothing had happened then. Events older than the horizon that the hourly purge has not yet deleted are
-not counted either, so an answer does not depend on when the purge last ran."""
+answered as if nothing had happened then. Events older than the horizon that the daily purge has not yet deleted are
+not counted either, so an answer does not depend on when the purge last ran (once a day)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_profile.analytics import Coverage
 from svc_profile.analytics_server import AnalyticsServicer
+from svc_profile.retained import KEPT_NONE, PURGE_WATERMARK
 
 S = 1_000_000
 
@@ -95,10 +96,35 @@ def test_a_longer_retention_after_a_purge_reads_from_where_the_purge_reached(tmp
 
 
 def test_funnels_and_paths_without_retained_events_are_a_failed_precondition(tmp_path: Path) -> None:
+    """And a later start that keeps events again covers only from that start: nothing was kept before it."""
+    started = time.time_ns() // 1000 - 60 * S  # the starts below: a minute ago and after
     with profile_app(profile_settings(tmp_path, finance_pack=False, event_retention_days=0)) as app:
-        app.consumer.handle(_visit("U1", time.time_ns() // 1000 - DAY, "a"), "1")
+        app.segments.note_retention(started)
+        app.consumer.handle(_visit("U1", started - DAY, "a"), "1")
         with pytest.raises(FailedPrecondition, match="event_retention_days is 0") as caught:
             app.analytics.funnel(_steps("fund_view", "fund_buy"), 3600, None, None)
         assert caught.value.reason == "EVENTS_NOT_RETAINED"
         with pytest.raises(FailedPrecondition, match="event_retention_days is 0"):
             app.analytics.paths("home", 1, True, None, None, 10)
+    with profile_app(profile_settings(tmp_path, finance_pack=False, event_retention_days=90)) as app:
+        coverage = Coverage()
+        app.analytics.paths("home", 1, True, started - 10 * DAY, None, 10, coverage=coverage)
+        assert coverage.retained_since_us > started and coverage.truncated  # not yet started: nothing covered
+        app.segments.note_retention(started + S)
+        app.consumer.handle(_visit("U2", started + 2 * S, "b"), "2")
+        coverage = Coverage()
+        _, sessions = app.analytics.paths("home", 1, True, started - 10 * DAY, None, 10, coverage=coverage)
+        assert coverage.retained_since_us == started + S and coverage.truncated and sessions == 1
+        app.segments.note_retention(started + 2 * S)  # an ordinary start moves nothing
+        coverage = Coverage()
+        app.analytics.paths("home", 1, True, started + S, None, 10, coverage=coverage)
+        assert coverage.retained_since_us == started + S and not coverage.truncated
+
+
+def test_the_service_notes_its_retention_as_it_starts(tmp_path: Path) -> None:
+    settings = profile_settings(tmp_path, finance_pack=False, event_retention_days=0)
+    with profile_app(settings) as app:
+        asyncio.run(app.start())  # no collector address: nothing is followed
+        asyncio.run(app.stop())
+        with app.core.database.connection() as conn:
+            assert app.core.store.load_cursor(conn, PURGE_WATERMARK) == str(KEPT_NONE)
