@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from svc_common.ids import uuid5_text
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
@@ -50,15 +52,16 @@ def segment_event(
 
 
 @functools.lru_cache(maxsize=1024)
-def _encoded(sid: str, version: int, cause: str) -> dict[str, bytes]:
+def _encoded(sid: str, version: int, cause: str) -> Mapping[str, bytes]:
     """The signed properties every transition of a segment version by one cause shares, encoded once: a recompute
     signs tens of thousands of events, and serializing each event's properties again was a fifth of its time."""
     value = types_pb2.Value
-    return {
+    encoded = {
         "segment_id": value(string_value=sid).SerializeToString(deterministic=True),
         "segment_version": value(int_value=version).SerializeToString(deterministic=True),
         "cause": value(string_value=cause).SerializeToString(deterministic=True),
     }
+    return MappingProxyType(encoded)  # shared by every caller: read-only
 
 
 __all__ = ["ENTERED", "EXITED", "SEGMENT_EVENT_NAMESPACE", "segment_event"]
