@@ -633,3 +633,38 @@ def test_a_re_send_refused_because_the_lost_publish_was_stored_meanwhile_is_answ
             await nc.close()
 
     asyncio.run(scenario())
+
+
+def test_a_pack_a_reader_caches_before_its_ack_is_still_indexed(jetstream_server: NatsServer, tmp_path: Path) -> None:
+    """A reader on the collector's loop (ReadEvents' head, GetIngestStats) reads the new pack into the pack cache
+    between JetStream storing it and the publisher resuming. The collector took a cached pack for one that catching up
+    had indexed, so it never indexed it: a retry of the acknowledged batch was ACCEPTED and stored again (walk
+    2026-12-07; seen with leader reads, as with replicas)."""
+    name = f"h{uuid.uuid4().hex[:10]}"
+    settings = jetstream_settings(tmp_path, jetstream_server, name, jetstream_shards=1)
+
+    async def scenario() -> None:
+        async with running_service(settings) as (service, _):
+            log = service._log
+            real_publish = log._js.publish
+
+            async def publish_then_a_reader_runs(*args, **kwargs):
+                ack = await real_publish(*args, **kwargs)
+                await log._head()  # what a concurrent reader does on this loop before the publisher resumes
+                return ack
+
+            log._js.publish = publish_then_a_reader_runs
+            events = [make_event(user_id=f"c{i}", n=i) for i in range(5)]
+            first = await service.ingest(events)
+            log._js.publish = real_publish
+            assert [o.status for o in first] == [ACCEPTED] * 5
+            again = await service.ingest(events)
+            assert [(o.status, o.cursor) for o in again] == [(DUPLICATE, o.cursor) for o in first]
+
+        nc = await nats.connect(jetstream_server.url)
+        try:
+            assert (await nc.jetstream().stream_info(name)).state.messages == 1  # stored once
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())

@@ -341,6 +341,11 @@ class DedupIndex:
     def holds_none_of(self, event_ids: Sequence[str]) -> bool:
         return self._packs_of.keys().isdisjoint(event_ids)
 
+    def holds_pack(self, stream_seq: int, pack: Pack) -> bool:
+        """Whether the pack at ``stream_seq`` is indexed, with these ids (found again by catching up)."""
+        known = self._packs.get(stream_seq)
+        return known is not None and known[0] == tuple(pack.event_ids)
+
     def add(self, stream_seq: int, pack: Pack | PackIds) -> None:
         """Index the events of the pack at ``stream_seq``; an id indexed already keeps its first position."""
         ids = pack.event_ids

@@ -334,9 +334,13 @@ class JetStreamEventLog(StreamReads, NatsCalls):
                 break
             if not known_new:
                 self._apply(stream_seq, part)
-            elif self._packs.get(stream_seq) is None:  # else catching up found it by its message id, and indexed it
+            elif not self._index.holds_pack(stream_seq, part):  # else catching up found it by its id, and indexed it
+                # Asked of the index, not of the pack cache: a reader (ReadEvents, GetIngestStats) on this loop may
+                # have read the pack into the cache between its store and this ack, and it was then never indexed:
+                # a retry of the acknowledged batch was stored again (walk 2026-12-07, leader reads with replicas).
                 self._index.add_new(stream_seq, part)
-                self._packs.put(stream_seq, part)
+                if self._packs.get(stream_seq) is None:
+                    self._packs.put(stream_seq, part)
             stored.append((stream_seq, start, end))
         return stored
 
