@@ -96,12 +96,14 @@ class BatchConsumer:
 
     def _handle(self, events: list[event_pb2.Event], cursor: str) -> dict[str, Any]:
         core, store, hot = self.core, self.core.store, self.core.hot
-        now = now_us()
         mine = [e for e in events if not e.event_type.startswith(SKIPPED_EVENTS)]  # not the customer's behaviour
         # The writer lock is held until the cache holds this batch's rows. The cache takes them before the commit
         # (done on the pipeline's thread): every other writer waits for that commit (``Core.writing``), and a failed
         # commit empties the cache and fails the next batch before it writes anything (``BatchConnection.now``).
         with core.write_lock:
+            # The time once the writer is ours: a batch that waited behind a sweep's or recompute's transaction
+            # evaluated at its time before the wait, and could undo what that transaction did at a later time.
+            now = now_us()
             conn = core.pipeline.begin()
             try:
                 if core.pipeline.failed:

@@ -253,11 +253,11 @@ class Loading:
 
     def profile_first_day(self, now: int) -> int:
         """The first day bucket a profile's features read (every window in use, and at least 90 days)."""
-        key = (id(self.tags), id(self.segments))
+        # Cached for the definitions in force, held (not their ids: a freed dict's id may be the next one's).
         cached = getattr(self, "_horizon", None)
-        if cached is None or cached[0] != key:
-            cached = self._horizon = (key, self.needs()[1])
-        return self.clock.first_of_window(now, max(cached[1], 90 * 86_400))
+        if cached is None or cached[0] is not self.tags or cached[1] is not self.segments:
+            cached = self._horizon = (self.tags, self.segments, self.needs()[1])
+        return self.clock.first_of_window(now, max(cached[2], 90 * 86_400))
 
     def _windows(self, segments: Sequence[SegmentRule]) -> set[tuple[str, int, int]]:
         """(event_type, window_seconds, column) of every day-bucket window the segments read."""

@@ -233,8 +233,9 @@ class Segments:
 
     def set_static(self, segment_id: str, keys: Sequence[Any], replace_all: bool) -> tuple[int, list[int]]:
         """Members of a static segment by id keys; returns the new size and the indexes of unknown keys."""
-        core, now = self.core, now_us()
+        core = self.core
         with core.writing() as conn:  # the segment as it is under the lock (an archive may have just ended it)
+            now = now_us()  # once the writer is ours: a wait behind a recompute or sweep would leave it stale
             rule = self.rule(segment_id)
             if rule.node is not None:
                 raise InvalidArgument(

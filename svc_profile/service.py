@@ -269,8 +269,8 @@ class ProfileDomain:
     ) -> tuple[pb.Profile, bool]:
         key = self.core.policy.ref(ref.type, ref.value, field)
         values = self._checked_values(attributes, field[: -len("user")])
-        now = now_us()
         with self.core.writing() as conn:
+            now = now_us()  # once the writer is ours: a wait behind a recompute or sweep would leave it stale
             pid, created = self._ensure(conn, key, "import", source or "upsert_attributes", now)
             self._write_attributes(conn, pid, values, list(remove), source, now)
             self.core.engine.refresh(conn, [pid], now, cause="event", created={pid} if created else frozenset())
@@ -339,8 +339,8 @@ class ProfileDomain:
         created: set[str] = set()
         touched: set[str] = set()
         updated = 0
-        now = now_us()
         with self.core.writing() as conn:
+            now = now_us()  # once the writer is ours: a wait behind a recompute or sweep would leave it stale
             for index, key, values, remove, source in valid:
                 if stop.is_set():
                     raise ImportStopped(f"the call ended before row {index} was applied")
@@ -381,9 +381,9 @@ class ProfileDomain:
                 f"linked_by is at most {MAX_LINKED_BY} characters",
                 violations=[FieldViolation("linked_by", f"at most {MAX_LINKED_BY} characters, e.g. alias_call")],
             )
-        now = now_us()
         merged = ""
         with core.writing() as conn:
+            now = now_us()  # once the writer is ours: a wait behind a recompute or sweep would leave it stale
             pid = core.find(conn, key)
             holder = core.store.lookup_ids(conn, [other]).get(other)
             if holder == pid:
@@ -412,8 +412,8 @@ class ProfileDomain:
             raise InvalidArgument(
                 "the canonical id cannot be detached", violations=[FieldViolation("identity.type", "not CANONICAL")]
             )
-        now = now_us()
         with core.writing() as conn:
+            now = now_us()  # once the writer is ours: a wait behind a recompute or sweep would leave it stale
             previous = core.find(conn, key, "identity")
             note_customers_of(core.store, conn, [previous])  # the customer the id is taken from
             refuse_anchor_unlink(core.store, conn, previous, key)
@@ -453,8 +453,8 @@ class ProfileDomain:
                 "reason is required (a PIPL request number or ticket)", violations=[FieldViolation("reason", "say why")]
             )
         key = self.core.policy.ref(ref.type, ref.value, "user")
-        now = now_us()
         with self.core.writing() as conn:
+            now = now_us()  # once the writer is ours: a wait behind a recompute or sweep would leave it stale
             pid = self.core.find(conn, key)
             customers = customer_ids(conn, self.core.store.t["identity"], pid)
             note_customers(*customers)  # the audit record names whom the erasure was of

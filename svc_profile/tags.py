@@ -85,11 +85,11 @@ class TagWriter:
                 at.append(i)
             except QimingError as exc:
                 errors.append((offset + i, exc.reason, exc.violations[0].field if exc.violations else "", exc.message))
-        now = now_us()
-        shared = _tagwrite.Provenance(
-            source, provenance.writer[:128], provenance.writer_version[:64], now, trace_id[:32]
-        )
         with self.core.writing() as conn:
+            now = now_us()  # once the writer is ours: a wait behind a recompute or sweep would leave it stale
+            shared = _tagwrite.Provenance(
+                source, provenance.writer[:128], provenance.writer_version[:64], now, trace_id[:32]
+            )
             # The definitions may have changed while this waited for the writer's lock (an archive, which removes the
             # tag's values): each tag is checked again here, where no definition can change until the commit.
             accepted, at = self._still_writable(accepted, at, errors, offset)

@@ -102,8 +102,6 @@ def test_archiving_a_tag_removes_its_values_from_every_profile(tmp_path: Path, d
 def test_a_tag_archived_while_a_write_waits_for_the_lock_refuses_that_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from svc_profile import tags as tags_module
-
     manual = types_pb2.Provenance(source=types_pb2.Provenance.SOURCE_MANUAL, writer="crm", writer_version="1")
     with profile_app(profile_settings(tmp_path, finance_pack=False)) as app:
         app.definitions.create_tag(
@@ -116,13 +114,16 @@ def test_a_tag_archived_while_a_write_waits_for_the_lock_refuses_that_write(
         vip = pb.TagWrite(user=ref("C1"), tag_name="vip", value=to_proto(True))
         gold = pb.TagWrite(user=ref("C1"), tag_name="gold", value=to_proto(True))
         assert app.tags.write([vip], manual, "") == (1, [])
-        real_now = tags_module.now_us
+        real_writing = app.core.writing
+        archived: list[str] = []
 
-        def archive_meanwhile() -> int:  # runs between the checks of the rows and the writer's lock
-            app.definitions.archive_tag("vip")
-            return real_now()
+        def archive_meanwhile(*args, **kwargs):  # runs between the checks of the rows and the writer's lock
+            if not archived:
+                archived.append("vip")
+                app.definitions.archive_tag("vip")  # its own writing() is the real one
+            return real_writing(*args, **kwargs)
 
-        monkeypatch.setattr(tags_module, "now_us", archive_meanwhile)
+        monkeypatch.setattr(app.core, "writing", archive_meanwhile)
         written, errors = app.tags.write([vip, gold], manual, "")
         assert written == 1
         assert errors == [
