@@ -37,7 +37,7 @@ class Core:
         self.policy = IdPolicy(settings, keys)
         self.signer = SystemEventSigner(keys)
         """Signs the system events this service publishes ($profile_erased, $segment_*)."""
-        self.engine = Engine(settings, self.store, self.sealer, self.signer)
+        self.engine = Engine(settings, self.store, self.sealer)
         self.write_lock = threading.RLock()
         self.hot = HotPersons(settings.hot_persons, settings.hot_day_buckets)
         self.pipeline = Pipeline(
@@ -55,7 +55,8 @@ class Core:
     @contextmanager
     def writing(self, keep_hot: bool = False) -> Iterator[Connection]:
         """The writer's transaction. Every writer but the log consumer (``keep_hot``) empties the consumer's
-        cache of hot persons: what it writes may change them."""
+        cache of hot persons: what it writes may change them. A writer takes its time (``now_us()``) inside: one taken
+        before may be as old as the recompute or sweep it waited behind, whose work it could then undo."""
         with self.write_lock:
             self.pipeline.wait()  # the log consumer's commit in flight (a failure is the consumer's to raise)
             if not keep_hot or self.pipeline.failed:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from svc_common.conditions import Money, References, Source, evaluate
-from svc_common.protection import Sealer, SystemEventSigner
+from svc_common.protection import Sealer
 from svc_profile import finance
 from svc_profile.config import ProfileSettings
 from svc_profile.features import VIEWS_CHANGED
@@ -30,13 +30,10 @@ from svc_profile.store._tagsql import SEALED_TEXT, TAG_WRITE_COLUMNS
 
 
 class Engine(Loading):
-    def __init__(
-        self, settings: ProfileSettings, store: ProfileStore, sealer: Sealer, signer: SystemEventSigner
-    ) -> None:
+    def __init__(self, settings: ProfileSettings, store: ProfileStore, sealer: Sealer) -> None:
         self.settings = settings
         self.store = store
         self.sealer = sealer
-        self.signer = signer
         self.clock = Days(settings.day_offset_hours)
         self.context = Context(settings)
         self.tags: dict[str, TagRule] = {}
@@ -484,7 +481,7 @@ class Engine(Loading):
                 cause,
                 triggers.get(pid, ""),
                 ids.get(pid, ("", "")),
-                self.signer,
+                None,  # signed by the outbox as it publishes it, as every row it sends: signing here was done twice
             )
             outbox.append(outbox_row(event, pid, now))
         self.store.upsert_members(conn, rows)

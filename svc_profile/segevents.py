@@ -1,13 +1,10 @@
 """The ``$segment_entered`` / ``$segment_exited`` events svc_profile publishes (contract with svc_campaign), signed
-when they are made (``$signature``, svc_common.protection): svc_collect refuses, and svc_campaign ignores, one
-without a valid signature (docs/profile.md, "Signed system events")."""
+(``$signature``, svc_common.protection) by the outbox as it publishes them: svc_collect refuses, and svc_campaign
+ignores, one without a valid signature (docs/profile.md, "Signed system events")."""
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Mapping
-from types import MappingProxyType
 
 from svc_common.ids import uuid5_text
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
@@ -27,10 +24,11 @@ def segment_event(
     cause: str,
     trigger: str,
     ids: tuple[str, str],
-    signer: SystemEventSigner,
+    signer: SystemEventSigner | None,
 ) -> event_pb2.Event:
-    """The ``$segment_entered`` / ``$segment_exited`` event of one transition (contract with svc_campaign), signed;
-    ``ids``: the person's first customer id and first anonymous id ("" when none)."""
+    """The ``$segment_entered`` / ``$segment_exited`` event of one transition (contract with svc_campaign), signed
+    unless ``signer`` is None (the outbox's rows: it signs each event as it publishes it); ``ids``: the person's first
+    customer id and first anonymous id ("" when none)."""
     event = event_pb2.Event(
         event_id=uuid5_text(SEGMENT_EVENT_NAMESPACE, f"{pid}/{sid}/{seq}"),
         event_type=ENTERED if member else EXITED,
@@ -48,20 +46,7 @@ def segment_event(
     props["profile_id"].string_value = pid
     props["cause"].string_value = cause
     props["trigger_event_id"].string_value = trigger
-    return signer.sign(event, _encoded(sid, version, cause))
-
-
-@functools.lru_cache(maxsize=1024)
-def _encoded(sid: str, version: int, cause: str) -> Mapping[str, bytes]:
-    """The signed properties every transition of a segment version by one cause shares, encoded once: a recompute
-    signs tens of thousands of events, and serializing each event's properties again was a fifth of its time."""
-    value = types_pb2.Value
-    encoded = {
-        "segment_id": value(string_value=sid).SerializeToString(deterministic=True),
-        "segment_version": value(int_value=version).SerializeToString(deterministic=True),
-        "cause": value(string_value=cause).SerializeToString(deterministic=True),
-    }
-    return MappingProxyType(encoded)  # shared by every caller: read-only
+    return signer.sign(event) if signer is not None else event
 
 
 __all__ = ["ENTERED", "EXITED", "SEGMENT_EVENT_NAMESPACE", "segment_event"]

@@ -235,7 +235,7 @@ class Segments:
         """Members of a static segment by id keys; returns the new size and the indexes of unknown keys."""
         core = self.core
         with core.writing() as conn:  # the segment as it is under the lock (an archive may have just ended it)
-            now = now_us()  # once the writer is ours: a wait behind a recompute or sweep would leave it stale
+            now = now_us()  # under the writer (Core.writing)
             rule = self.rule(segment_id)
             if rule.node is not None:
                 raise InvalidArgument(
@@ -346,7 +346,9 @@ class Segments:
                 kept = {t: b for t, b in longer.items() if b < before}
                 self.core.store.purge_events(conn, before, kept)
                 purged = self.core.store.load_cursor(conn, PURGE_WATERMARK)
-                if not purged or int(purged) < before:  # the latest: a longer retention now purges less far
+                if purged and int(purged) > now:  # KEPT_NONE, and no start of this process noted it (note_retention)
+                    self.core.store.save_cursor(conn, PURGE_WATERMARK, str(now), 0, now)  # kept from now at the latest
+                elif not purged or int(purged) < before:  # the latest: a longer retention now purges less far
                     self.core.store.save_cursor(conn, PURGE_WATERMARK, str(before), 0, now)
 
     def note_retention(self, now: int) -> None:

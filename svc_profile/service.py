@@ -270,7 +270,7 @@ class ProfileDomain:
         key = self.core.policy.ref(ref.type, ref.value, field)
         values = self._checked_values(attributes, field[: -len("user")])
         with self.core.writing() as conn:
-            now = now_us()  # once the writer is ours: a wait behind a recompute or sweep would leave it stale
+            now = now_us()  # under the writer (Core.writing)
             pid, created = self._ensure(conn, key, "import", source or "upsert_attributes", now)
             self._write_attributes(conn, pid, values, list(remove), source, now)
             self.core.engine.refresh(conn, [pid], now, cause="event", created={pid} if created else frozenset())
@@ -340,7 +340,7 @@ class ProfileDomain:
         touched: set[str] = set()
         updated = 0
         with self.core.writing() as conn:
-            now = now_us()  # once the writer is ours: a wait behind a recompute or sweep would leave it stale
+            now = now_us()  # under the writer (Core.writing)
             for index, key, values, remove, source in valid:
                 if stop.is_set():
                     raise ImportStopped(f"the call ended before row {index} was applied")
@@ -383,7 +383,7 @@ class ProfileDomain:
             )
         merged = ""
         with core.writing() as conn:
-            now = now_us()  # once the writer is ours: a wait behind a recompute or sweep would leave it stale
+            now = now_us()  # under the writer (Core.writing)
             pid = core.find(conn, key)
             holder = core.store.lookup_ids(conn, [other]).get(other)
             if holder == pid:
@@ -413,7 +413,7 @@ class ProfileDomain:
                 "the canonical id cannot be detached", violations=[FieldViolation("identity.type", "not CANONICAL")]
             )
         with core.writing() as conn:
-            now = now_us()  # once the writer is ours: a wait behind a recompute or sweep would leave it stale
+            now = now_us()  # under the writer (Core.writing)
             previous = core.find(conn, key, "identity")
             note_customers_of(core.store, conn, [previous])  # the customer the id is taken from
             refuse_anchor_unlink(core.store, conn, previous, key)
@@ -454,7 +454,7 @@ class ProfileDomain:
             )
         key = self.core.policy.ref(ref.type, ref.value, "user")
         with self.core.writing() as conn:
-            now = now_us()  # once the writer is ours: a wait behind a recompute or sweep would leave it stale
+            now = now_us()  # under the writer (Core.writing)
             pid = self.core.find(conn, key)
             customers = customer_ids(conn, self.core.store.t["identity"], pid)
             note_customers(*customers)  # the audit record names whom the erasure was of

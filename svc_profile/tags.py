@@ -86,7 +86,7 @@ class TagWriter:
             except QimingError as exc:
                 errors.append((offset + i, exc.reason, exc.violations[0].field if exc.violations else "", exc.message))
         with self.core.writing() as conn:
-            now = now_us()  # once the writer is ours: a wait behind a recompute or sweep would leave it stale
+            now = now_us()  # under the writer (Core.writing)
             shared = _tagwrite.Provenance(
                 source, provenance.writer[:128], provenance.writer_version[:64], now, trace_id[:32]
             )

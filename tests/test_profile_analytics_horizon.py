@@ -128,3 +128,16 @@ def test_the_service_notes_its_retention_as_it_starts(tmp_path: Path) -> None:
         asyncio.run(app.stop())
         with app.core.database.connection() as conn:
             assert app.core.store.load_cursor(conn, PURGE_WATERMARK) == str(KEPT_NONE)
+
+
+def test_a_purge_that_meets_a_mark_of_nothing_kept_keeps_from_its_own_time(tmp_path: Path) -> None:
+    """Another process on the database, with event_retention_days 0, marked nothing kept: a purge of this one (whose
+    start did not note it) takes the events as kept from its own time on, not from before."""
+    now = time.time_ns() // 1000 - 60 * S
+    with profile_app(profile_settings(tmp_path, finance_pack=False, event_retention_days=0)) as app:
+        app.segments.note_retention(now - S)
+    with profile_app(profile_settings(tmp_path, finance_pack=False, event_retention_days=30)) as app:
+        app.segments.purge_retained(now)
+        coverage = Coverage()
+        app.analytics.paths("home", 1, True, now - DAY, None, 10, coverage=coverage)
+        assert coverage.retained_since_us == now and coverage.truncated

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from profile_helpers import event, profile_app, profile_settings, ref
@@ -20,26 +21,51 @@ from svc_profile import service as service_module
 HOUR = 3_600_000_000
 
 
+class _Held:
+    """The writer's lock held by the test, told when another thread starts waiting for it."""
+
+    def __init__(self, lock: Any) -> None:
+        self._lock, self.waiting = lock, threading.Event()
+
+    def __enter__(self) -> _Held:
+        self.waiting.set()
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    acquire, release = __enter__, __exit__
+
+
+def _waits_for_the_writer(app: Any, work: Any, released: threading.Event) -> int:
+    """Run ``work`` on a thread while this one holds the writer; set ``released`` and let it go once the thread waits
+    for it. Returns the time it was let go."""
+    lock = app.core.write_lock
+    lock.acquire()
+    held = app.core.write_lock = _Held(lock)
+    thread = threading.Thread(target=work, daemon=True)
+    try:
+        thread.start()
+        assert held.waiting.wait(30)
+        released.set()
+        done_at = time.time_ns() // 1000
+    finally:
+        lock.release()
+    thread.join(30)
+    assert not thread.is_alive()
+    app.core.write_lock = lock
+    return done_at
+
+
 def test_a_batch_that_waits_for_the_writer_evaluates_at_the_time_it_gets_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     released = threading.Event()
     real = consumer_module.now_us
-
-    def clock() -> int:  # an hour earlier until the other writer is done
-        return real() if released.is_set() else real() - HOUR
-
-    monkeypatch.setattr(consumer_module, "now_us", clock)
+    monkeypatch.setattr(consumer_module, "now_us", lambda: real() if released.is_set() else real() - HOUR)
     with profile_app(profile_settings(tmp_path, finance_pack=False)) as app:
-        app.core.write_lock.acquire()  # another writer's transaction (a sweep's chunk, a recompute)
-        batch = threading.Thread(target=app.consumer.handle, args=([event("login", "K1")], "1"))
-        batch.start()
-        time.sleep(0.3)  # the batch is waiting for the writer
-        released.set()
-        done_at = real()
-        app.core.write_lock.release()
-        batch.join(30)
-        assert not batch.is_alive()
+        done_at = _waits_for_the_writer(app, lambda: app.consumer.handle([event("login", "K1")], "1"), released)
         with app.core.database.connection() as conn:
             pid = app.core.find(conn, app.core.policy.ref(ref("K1").type, "K1", "user"))
             (row,) = app.core.store.load_persons(conn, [pid]).values()
@@ -55,19 +81,12 @@ def test_an_attribute_write_that_waits_for_the_writer_is_stamped_when_it_gets_it
     real = service_module.now_us
     monkeypatch.setattr(service_module, "now_us", lambda: real() if released.is_set() else real() - HOUR)
     with profile_app(profile_settings(tmp_path, finance_pack=False)) as app:
-        app.core.write_lock.acquire()
         out: list = []
 
         def write() -> None:
             out.append(app.profiles.upsert_attributes(ref("K2"), {"branch": to_proto("sh")}, [], "crm", frozenset()))
 
-        writer = threading.Thread(target=write)
-        writer.start()
-        time.sleep(0.3)
-        released.set()
-        done_at = real()
-        app.core.write_lock.release()
-        writer.join(30)
+        done_at = _waits_for_the_writer(app, write, released)
         (profile, created) = out[0]
         assert created and profile.updated_at.ToMicroseconds() >= done_at
 

@@ -25,6 +25,7 @@ from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as ppb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc as pgrpc
 from svc_common.protection import SIGNATURE_PROPERTY, JsonKeyProvider, SystemEventSigner, generate_keyring
+from svc_common.protection._signing import SIGNED_PROPERTIES, signed_bytes
 from svc_profile.erasure import erasure_events
 from svc_profile.segevents import segment_event
 from svc_profile.segments import OutboxPublisher
@@ -94,23 +95,41 @@ def test_a_signature_covers_the_ids_the_time_and_what_the_consumer_acts_on() -> 
     assert SIGNER.verify(tampered(erasure, setter("event_id", erasure.event_id.upper())))
 
 
-def test_segment_events_signed_from_their_shared_encodings_verify_from_their_own_properties() -> None:
-    """segment_event signs with the segment's, version's and cause's encodings made once per (segment, version,
-    cause) (a recompute signs tens of thousands): what a verifier reads from the event must give the same bytes."""
-    for sid, version, cause, trigger in (
-        ("vip", 3, "event", ""),
-        ("高净值", 0, "recompute", "e-1"),
-        ("s" * 64, 2**40, "time", "x"),
-        ("vip", -1, "", "e-2"),
-    ):
-        for member in (True, False):
-            made = segment_event("p-9", sid, version, 7, member, NOW_US, cause, trigger, ("", "dev-1"), SIGNER)
-            assert SIGNER.verify(made), (sid, version, cause)
-    # Encodings other than the event's own make a signature that does not verify.
-    made = entered("C1")
-    wrong = {"segment_version": made.properties["segment_version"].SerializeToString() + b"\x00"}
-    resigned = SIGNER.sign(unsigned(made), wrong)
-    assert not SIGNER.verify(resigned)
+def _spec_bytes(event: event_pb2.Event) -> bytes:
+    """What the module's docstring says is signed, written from it: each part as a 4-byte big-endian length and its
+    bytes."""
+    props = event.properties
+    parts = [b"qiming/system-event/v1", event.event_type.encode(), event.event_id.lower().encode()]
+    parts += [event.user_id.encode(), event.anonymous_id.encode()]
+    parts += [str(event.occurred_at.seconds).encode(), str(event.occurred_at.nanos).encode()]
+    for name in SIGNED_PROPERTIES.get(event.event_type, ()):
+        parts += [name.encode(), b"=" + props[name].SerializeToString(deterministic=True) if name in props else b""]
+    return b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+
+
+def test_the_signed_bytes_are_the_documented_encoding_for_every_signed_type() -> None:
+    for event_type in [*sorted(SIGNED_PROPERTIES), "page_view"]:
+        names = SIGNED_PROPERTIES.get(event_type, ())
+        for present in (names, names[::2], ()):
+            event = event_pb2.Event(event_id=str(uuid.uuid4()).upper(), event_type=event_type, user_id="客户-1")
+            event.occurred_at.FromMicroseconds(NOW_US + 7)
+            for i, name in enumerate(present):
+                if i % 3 == 0:
+                    event.properties[name].string_value = f"值{i}"
+                elif i % 3 == 1:
+                    event.properties[name].int_value = -i
+                else:
+                    event.properties[name].SetInParent()  # an empty Value: present, not absent
+            event.properties["other"].string_value = "not signed"
+            assert signed_bytes(event) == _spec_bytes(event), (event_type, present)
+
+
+def test_segment_events_are_queued_unsigned_and_signed_as_the_outbox_publishes_them() -> None:
+    """The outbox signs every event it sends (with the keyring it has then), so the transitions it queues are made
+    unsigned: they were signed twice, a sixth of a recompute's time."""
+    made = segment_event("p-9", "高净值", 2**40, 7, True, NOW_US, "recompute", "e-1", ("", "dev-1"), None)
+    assert SIGNATURE_PROPERTY not in made.properties and not SIGNER.verify(made)
+    assert SIGNER.verify(SIGNER.sign(made))
 
 
 def test_forged_system_events_are_rejected_at_ingest_and_kept_in_quarantine(tmp_path: Path) -> None:

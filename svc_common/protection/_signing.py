@@ -21,7 +21,6 @@ property ``$signature``: ``se1:`` and the MAC's 64 lowercase hex digits.
 from __future__ import annotations
 
 import hmac as std_hmac
-from collections.abc import Mapping
 
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_common.protection._keys import KeyProvider
@@ -69,14 +68,12 @@ def _part(data: bytes) -> bytes:
 
 _HEAD = _part(_DOMAIN)
 _NAMED = {kind: tuple((name, _part(name.encode())) for name in names) for kind, names in SIGNED_PROPERTIES.items()}
-"""Each signed type's properties with their encoded name parts, made once (a recompute signs 60,000 events)."""
+"""Each signed type's properties with their encoded name parts, made once (the outbox signs each event it sends)."""
 _ABSENT = _part(b"")
 
 
-def signed_bytes(event: event_pb2.Event, encoded: Mapping[str, bytes] | None = None) -> bytes:
-    """The canonical encoding the signature covers (see the module's docstring). ``encoded``: the deterministic
-    ``Value`` encodings of some signed properties, where the caller made them already (the same bytes the event's
-    own properties give: a signature over others does not verify); the rest are read from the event."""
+def signed_bytes(event: event_pb2.Event) -> bytes:
+    """The canonical encoding the signature covers (see the module's docstring)."""
     occurred = event.occurred_at
     parts = [
         _HEAD,
@@ -90,11 +87,8 @@ def signed_bytes(event: event_pb2.Event, encoded: Mapping[str, bytes] | None = N
     properties = event.properties
     for name, named in _NAMED.get(event.event_type, ()):
         parts.append(named)
-        value = encoded.get(name) if encoded else None
-        if value is None:
-            held = properties.get(name)
-            value = held.SerializeToString(deterministic=True) if held is not None else None
-        parts.append(_ABSENT if value is None else _part(b"=" + value))
+        held = properties.get(name)  # one look-up (``in`` then ``[]`` were two)
+        parts.append(_ABSENT if held is None else _part(b"=" + held.SerializeToString(deterministic=True)))
     return b"".join(parts)
 
 
@@ -104,15 +98,14 @@ class SystemEventSigner:
     def __init__(self, keys: KeyProvider) -> None:
         self._mac = _hmac(_derive(keys.keyring().pseudonym_key, b"system-event"))
 
-    def signature(self, event: event_pb2.Event, encoded: Mapping[str, bytes] | None = None) -> str:
+    def signature(self, event: event_pb2.Event) -> str:
         mac = self._mac.copy()
-        mac.update(signed_bytes(event, encoded))
+        mac.update(signed_bytes(event))
         return SIGNATURE_PREFIX + mac.finalize().hex()
 
-    def sign(self, event: event_pb2.Event, encoded: Mapping[str, bytes] | None = None) -> event_pb2.Event:
-        """Sets ``$signature`` on ``event`` (after every signed field is set) and returns it. ``encoded``: as for
-        :func:`signed_bytes`."""
-        event.properties[SIGNATURE_PROPERTY].string_value = self.signature(event, encoded)
+    def sign(self, event: event_pb2.Event) -> event_pb2.Event:
+        """Sets ``$signature`` on ``event`` (after every signed field is set) and returns it."""
+        event.properties[SIGNATURE_PROPERTY].string_value = self.signature(event)
         return event
 
     def verify(self, event: event_pb2.Event) -> bool:
