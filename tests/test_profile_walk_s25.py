@@ -52,9 +52,9 @@ def _waits_for_the_writer(app: Any, work: Any, released: threading.Event) -> int
         done_at = time.time_ns() // 1000
     finally:
         lock.release()
-    thread.join(30)
+        thread.join(30)
+        app.core.write_lock = lock
     assert not thread.is_alive()
-    app.core.write_lock = lock
     return done_at
 
 

@@ -56,7 +56,9 @@ def prepare(base: Path, profiles: int) -> None:
 
 def _plain(value):
     if isinstance(value, bytes | memoryview):  # an outbox body: a map's order is not stable across processes
-        return event_pb2.Event.FromString(bytes(value)).SerializeToString(deterministic=True).hex()
+        event = event_pb2.Event.FromString(bytes(value))
+        event.properties.pop("$signature", None)  # queued unsigned since 0.2.8 (the outbox signs as it publishes)
+        return event.SerializeToString(deterministic=True).hex()
     return value
 
 
