@@ -481,8 +481,7 @@ class Engine(Loading):
                 cause,
                 triggers.get(pid, ""),
                 ids.get(pid, ("", "")),
-                None,  # signed by the outbox as it publishes it, as every row it sends: signing here was done twice
-            )
+            )  # unsigned: the outbox signs every row as it sends it (signing here too was a fifth of a recompute)
             outbox.append(outbox_row(event, pid, now))
         self.store.upsert_members(conn, rows)
         self.store.add_outbox(conn, outbox)

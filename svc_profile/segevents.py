@@ -8,7 +8,6 @@ import uuid
 
 from svc_common.ids import uuid5_text
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
-from svc_common.protection import SystemEventSigner
 
 SEGMENT_EVENT_NAMESPACE = uuid.UUID("6d1f7c8e-2b43-5a0e-9f51-7b1c3c0a9e42")
 ENTERED, EXITED = "$segment_entered", "$segment_exited"
@@ -24,11 +23,10 @@ def segment_event(
     cause: str,
     trigger: str,
     ids: tuple[str, str],
-    signer: SystemEventSigner | None,
 ) -> event_pb2.Event:
-    """The ``$segment_entered`` / ``$segment_exited`` event of one transition (contract with svc_campaign), signed
-    unless ``signer`` is None (the outbox's rows: it signs each event as it publishes it); ``ids``: the person's first
-    customer id and first anonymous id ("" when none)."""
+    """The ``$segment_entered`` / ``$segment_exited`` event of one transition (contract with svc_campaign), unsigned:
+    the outbox signs each event as it publishes it. ``ids``: the person's first customer id and first anonymous id
+    ("" when none)."""
     event = event_pb2.Event(
         event_id=uuid5_text(SEGMENT_EVENT_NAMESPACE, f"{pid}/{sid}/{seq}"),
         event_type=ENTERED if member else EXITED,
@@ -46,7 +44,7 @@ def segment_event(
     props["profile_id"].string_value = pid
     props["cause"].string_value = cause
     props["trigger_event_id"].string_value = trigger
-    return signer.sign(event) if signer is not None else event
+    return event
 
 
 __all__ = ["ENTERED", "EXITED", "SEGMENT_EVENT_NAMESPACE", "segment_event"]

@@ -345,23 +345,30 @@ class Segments:
                 longer = {t: now - (max(ws) // 86_400 + 1) * DAY_US for t, ws in edges.items()}
                 kept = {t: b for t, b in longer.items() if b < before}
                 self.core.store.purge_events(conn, before, kept)
-                purged = self.core.store.load_cursor(conn, PURGE_WATERMARK)
-                if purged and int(purged) > now:  # KEPT_NONE, and no start of this process noted it (note_retention)
-                    self.core.store.save_cursor(conn, PURGE_WATERMARK, str(now), 0, now)  # kept from now at the latest
-                elif not purged or int(purged) < before:  # the latest: a longer retention now purges less far
-                    self.core.store.save_cursor(conn, PURGE_WATERMARK, str(before), 0, now)
+                self._move_watermark(conn, now, before)
 
     def note_retention(self, now: int) -> None:
         """At start, before the log is consumed: with ``event_retention_days`` 0 no event is kept (the purge watermark
         at ``KEPT_NONE``); the first start keeping events after such a time keeps them from ``now`` on (the watermark
         at ``now``), so a funnel over the time nothing was kept says it is truncated."""
-        keeping = self.core.settings.event_retention_days > 0
         with self.core.writing(keep_hot=True) as conn:
-            purged = self.core.store.load_cursor(conn, PURGE_WATERMARK)
-            if not keeping and purged != str(KEPT_NONE):
+            if self.core.settings.event_retention_days > 0:
+                self._move_watermark(conn, now, None)
+            elif self.core.store.load_cursor(conn, PURGE_WATERMARK) != str(KEPT_NONE):
                 self.core.store.save_cursor(conn, PURGE_WATERMARK, str(KEPT_NONE), 0, now)
-            elif keeping and purged and int(purged) > now:
-                self.core.store.save_cursor(conn, PURGE_WATERMARK, str(now), 0, now)
+
+    def _move_watermark(self, conn: Any, now: int, before: int | None) -> None:
+        """The purge watermark at ``now`` when it says nothing is kept (``KEPT_NONE``: events are kept from now at the
+        latest), else at ``before`` (a purge's horizon) when that is later (a longer retention now purges less far)."""
+        purged = self.core.store.load_cursor(conn, PURGE_WATERMARK)
+        mark = int(purged) if purged else None
+        if mark is not None and mark > now:
+            moved = now
+        elif before is not None and (mark is None or mark < before):
+            moved = before
+        else:
+            return
+        self.core.store.save_cursor(conn, PURGE_WATERMARK, str(moved), 0, now)
 
     def catch_up(self, now: int) -> dict[str, int]:
         """The time sweep since the last one, wherever it ran (``catch_up``): what ``Sweeper`` calls."""

@@ -70,8 +70,8 @@ def test_a_schema_an_older_release_stored_for_a_signed_type_is_ignored(
             assert (await service.schemas.get("$segment_entered")).version == 1  # still listed
 
             now = time.time_ns() // 1000
-            good = segment_event("p-1", "vip", 1, 1, True, now, "event", "", ("c1", ""), SIGNER)
-            unsigned = segment_event("p-1", "vip", 1, 2, False, now, "event", "", ("c1", ""), SIGNER)
+            good = SIGNER.sign(segment_event("p-1", "vip", 1, 1, True, now, "event", "", ("c1", "")))
+            unsigned = SIGNER.sign(segment_event("p-1", "vip", 1, 2, False, now, "event", "", ("c1", "")))
             del unsigned.properties[SIGNATURE_PROPERTY]
             accepted, refused = await service.ingest([good, unsigned])
             assert accepted.status == ACCEPTED, accepted  # not UNKNOWN_PROPERTY for $signature

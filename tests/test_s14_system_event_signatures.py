@@ -42,7 +42,7 @@ def erased(customer: str, profile_id: str = "p-1") -> event_pb2.Event:
 
 
 def entered(customer: str, segment_id: str = "vip", member: bool = True) -> event_pb2.Event:
-    return segment_event("p-1", segment_id, 3, 1, member, NOW_US, "event", "", (customer, ""), SIGNER)
+    return SIGNER.sign(segment_event("p-1", segment_id, 3, 1, member, NOW_US, "event", "", (customer, "")))
 
 
 def unsigned(signed: event_pb2.Event) -> event_pb2.Event:
@@ -127,7 +127,7 @@ def test_the_signed_bytes_are_the_documented_encoding_for_every_signed_type() ->
 def test_segment_events_are_queued_unsigned_and_signed_as_the_outbox_publishes_them() -> None:
     """The outbox signs every event it sends (with the keyring it has then), so the transitions it queues are made
     unsigned: they were signed twice, the first about a fifth of a recompute's time."""
-    made = segment_event("p-9", "高净值", 2**40, 7, True, NOW_US, "recompute", "e-1", ("", "dev-1"), None)
+    made = segment_event("p-9", "高净值", 2**40, 7, True, NOW_US, "recompute", "e-1", ("", "dev-1"))
     assert SIGNATURE_PROPERTY not in made.properties and not SIGNER.verify(made)
     assert SIGNER.verify(SIGNER.sign(made))
 

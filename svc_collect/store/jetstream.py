@@ -339,8 +339,7 @@ class JetStreamEventLog(StreamReads, NatsCalls):
                 # have read the pack into the cache between its store and this ack, and it was then never indexed:
                 # a retry of the acknowledged batch was stored again (walk 2026-12-07, leader reads with replicas).
                 self._index.add_new(stream_seq, part)
-                if self._packs.get(stream_seq) is None:
-                    self._packs.put(stream_seq, part)
+                self._packs.put(stream_seq, part)
             stored.append((stream_seq, start, end))
         return stored
 
