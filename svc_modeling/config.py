@@ -7,6 +7,7 @@ from pydantic_settings import SettingsConfigDict
 
 from svc_common.config import ServiceSettings
 from svc_common.protection import DEFAULT_SENSITIVE_ATTRIBUTES, DEFAULT_SENSITIVE_PROPERTIES
+from svc_profile.config import check_amount_units
 
 # What svc_collect protects as event properties and svc_profile as attributes: a dataset column so named is level 3.
 DEFAULT_SENSITIVE_COLUMNS = tuple(dict.fromkeys((*DEFAULT_SENSITIVE_PROPERTIES, *DEFAULT_SENSITIVE_ATTRIBUTES)))
@@ -91,10 +92,18 @@ class ModelingSettings(ServiceSettings):
     ``day_offset_hours`` so that ``count.<type>.<N>d`` means the same in a snapshot and in a live profile."""
     trade_event_types: tuple[str, ...] = ("trade_filled",)
     """Snapshot features: events that are trades (as svc_profile's ``trade_event_types``)."""
-    amount_properties: tuple[str, ...] = ("turnover_fen", "amount_fen", "amount")
-    """Snapshot features: a trade's amount properties, first present wins (as svc_profile's)."""
+    amount_properties: tuple[str, ...] = ("turnover_fen", "amount_fen")
+    """Snapshot features: a trade's amount properties in fen, read before ``yuan_amount_properties`` (as
+    svc_profile's)."""
+    yuan_amount_properties: tuple[str, ...] = ("amount_yuan", "amount")
+    """Snapshot features: a trade's amount properties in yuan (as svc_profile's; ``amount`` was fen before 0.2.9)."""
     view_event_types: tuple[str, ...] = ("product_view", "fund_view", "quote_view", "page_view")
     """Snapshot features: events that count as product views (as svc_profile's ``view_event_types``)."""
+
+    @model_validator(mode="after")
+    def _amount_units_apart(self) -> "ModelingSettings":
+        check_amount_units(self.amount_properties, self.yuan_amount_properties)
+        return self
 
     @model_validator(mode="after")
     def _orphans_after_heartbeats(self) -> "ModelingSettings":

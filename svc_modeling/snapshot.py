@@ -88,6 +88,7 @@ class SnapshotBuilder:
                 trade_event_types=settings.trade_event_types,
                 view_event_types=settings.view_event_types,
                 amount_properties=settings.amount_properties,
+                yuan_amount_properties=settings.yuan_amount_properties,
                 event_retention_days=0,
             )
         )

@@ -26,6 +26,17 @@ DEFAULT_PLACEHOLDER_IDS = (
     "test",
     "00000000-0000-0000-0000-000000000000",
 )
+
+
+def check_amount_units(fen: tuple[str, ...], yuan: tuple[str, ...]) -> None:
+    """A property is an amount in one unit: named in both lists, which one would it be read in?"""
+    both = sorted(set(fen) & set(yuan))
+    if both:
+        raise ValueError(
+            f"{', '.join(both)} named in both amount_properties (fen) and yuan_amount_properties: keep each in one"
+        )
+
+
 # Declared attributes at level 3 (JR/T 0158) besides every name ending in "_fen" (amounts): SM4-sealed at
 # rest, masked on read unless the caller's role allows.
 
@@ -56,9 +67,14 @@ class ProfileSettings(ServiceSettings):
     from svc_collect as one)."""
     trade_event_types: tuple[str, ...] = ("trade_filled",)
     """Events that are trades: trade count, last trade, turnover."""
-    amount_properties: tuple[str, ...] = ("turnover_fen", "amount_fen", "amount")
-    """Properties read (first present wins) as a trade's amount in fen. Level 3 by default in svc_collect:
-    classify it level 2 in the trade event's schema for turnover features (see docs/profile.md)."""
+    amount_properties: tuple[str, ...] = ("turnover_fen", "amount_fen")
+    """Properties read as a trade's amount in fen (a double is rounded to whole fen). The first of these, then of
+    ``yuan_amount_properties``, present wins. Level 3 by default in svc_collect: classify it level 2 in the trade
+    event's schema for turnover features (see docs/profile.md)."""
+    yuan_amount_properties: tuple[str, ...] = ("amount_yuan", "amount")
+    """Properties read as a trade's amount in yuan (元, as trading systems report it): an int or a double is made
+    whole fen (12345.67 → 1,234,567, rounded half away from zero); a ``money_fen_value`` is fen under any name.
+    Before 0.2.9 ``amount`` was read as fen."""
     view_event_types: tuple[str, ...] = ("product_view", "fund_view", "quote_view", "page_view")
     """Events that count as views of a product, by its ``product_category`` / ``fund_type`` properties."""
     login_event_types: tuple[str, ...] = ("login", "$login", "$identify", "app_start")
@@ -112,6 +128,11 @@ class ProfileSettings(ServiceSettings):
     other process to look runs it again (docs/profile.md, "Recompute jobs"). At least twice
     ``job_heartbeat_seconds``; on SQLite above the longest recompute transaction too (the heartbeat waits for
     the write lock)."""
+
+    @model_validator(mode="after")
+    def _amount_units_apart(self) -> "ProfileSettings":
+        check_amount_units(self.amount_properties, self.yuan_amount_properties)
+        return self
 
     @model_validator(mode="after")
     def _orphan_after_several_heartbeats(self) -> "ProfileSettings":

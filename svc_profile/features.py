@@ -8,8 +8,10 @@ person per event type per day (``profile_day``): counts and amounts, from which 
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from svc_common.conditions import Money
@@ -36,6 +38,15 @@ than a new tuple, so fewer objects survive a batch for the cyclic collector to w
 session 15)."""
 
 
+MAX_TRADE_FEN = 10**13
+"""A trade's amount counts at most this many fen (100 billion yuan, beyond any single trade), either sign: an
+absurd amount (a double of 1e300 yuan is a valid event) must not make a day bucket or a person's turnover overflow
+the 64-bit integer the database and the document encoder hold, which failed the batch at every retry and stopped
+the consumer (before 0.2.9). A bucket then needs 922,337 such trades of one person in one day to overflow."""
+_MAX_INT64 = (1 << 63) - 1
+_ONE = Decimal(1)
+
+
 def _int(n: int) -> tuple[str, int]:
     return _INTS[n] if 0 <= n < _SHARED else ("i", n)
 
@@ -44,8 +55,27 @@ def _number(value: Any) -> int | None:
     kind = value.WhichOneof("kind")
     if kind in ("int_value", "money_fen_value"):
         return int(getattr(value, kind))
-    if kind == "double_value":
+    if kind == "double_value" and math.isfinite(value.double_value):
         return round(value.double_value)
+    return None
+
+
+def _yuan_as_fen(value: Any) -> int | None:
+    """A trade amount under one of ``yuan_amount_properties``: a plain number is yuan, made whole fen by rounding
+    half away from zero (四舍五入) on its decimal text, so 0.285 yuan is 29 fen, not the 28 of ``round(0.285 * 100)``;
+    ``money_fen_value`` is fen whatever the name (the type says so)."""
+    kind = value.WhichOneof("kind")
+    if kind == "money_fen_value":
+        return int(value.money_fen_value)
+    if kind == "int_value":
+        return int(value.int_value) * 100
+    if kind == "double_value":
+        yuan = value.double_value
+        if not math.isfinite(yuan):  # svc_collect refuses both; a hand-made batch may not
+            return None
+        if abs(yuan) * 100 >= MAX_TRADE_FEN:
+            return MAX_TRADE_FEN if yuan > 0 else -MAX_TRADE_FEN
+        return int((Decimal(repr(yuan)) * 100).quantize(_ONE, rounding=ROUND_HALF_UP))
     return None
 
 
@@ -67,7 +97,10 @@ class FeatureUpdater:
         self.days = Days(settings.day_offset_hours)
         self.trades = frozenset(settings.trade_event_types)
         self.views = frozenset(settings.view_event_types)
-        self.amount_properties = tuple(settings.amount_properties)
+        # Fen names first, then yuan names: the first present wins (config validation keeps the two lists apart).
+        self.amount_readers = tuple((name, _number) for name in settings.amount_properties) + tuple(
+            (name, _yuan_as_fen) for name in settings.yuan_amount_properties
+        )
         self.keep_events = settings.event_retention_days > 0
 
     def apply(
@@ -170,15 +203,17 @@ class FeatureUpdater:
         amount = 0
         _add(doc, "trade_count", 1)
         _first_last(doc, "first_trade_at", "last_trade_at", us)
-        for name in self.amount_properties:
+        for name, read in self.amount_readers:
             if name in properties:
-                amount = _number(properties[name]) or 0
+                amount = read(properties[name]) or 0
                 break
         else:
-            if any(n in e.masked_fields for n in self.amount_properties):
+            if any(n in e.masked_fields for n, _ in self.amount_readers):
                 _add(doc, "trade_amount_masked", 1)
+        amount = max(-MAX_TRADE_FEN, min(MAX_TRADE_FEN, amount))
         if amount:
-            doc["turnover_fen"] = ("m", _get(doc, "turnover_fen") + amount)
+            turnover = _get(doc, "turnover_fen") + amount
+            doc["turnover_fen"] = ("m", max(-_MAX_INT64, min(_MAX_INT64, turnover)))
         if "product_risk_level" in properties:
             level = _risk_level(properties["product_risk_level"])
             if level and level > _get(doc, "risk.max_traded_level"):
@@ -292,7 +327,7 @@ def merge_features(winner: dict[str, Any], loser: dict[str, Any]) -> dict[str, A
         elif name.startswith("last_") or name in _COUNTERS_MAX:
             out[name] = max(mine, item, key=lambda i: i[1])
         elif mine[0] in ("i", "m") and item[0] == mine[0]:
-            out[name] = [mine[0], mine[1] + item[1]]
+            out[name] = [mine[0], max(-_MAX_INT64, min(_MAX_INT64, mine[1] + item[1]))]
     theirs = recent_sessions(loser)
     if theirs:  # a session both had among their recent ones is one session: counted once
         mine = recent_sessions(winner)

@@ -43,6 +43,7 @@ def _stored_kinds() -> dict[str, str]:
         trade_event_types=(_PROBE_TRADE,),
         view_event_types=(_PROBE_VIEW,),
         amount_properties=(_PROBE_AMOUNT,),
+        yuan_amount_properties=(),
         event_retention_days=0,
     )
     trade = event_pb2.Event(event_id="1", event_type=_PROBE_TRADE, session_id="s")
