@@ -300,7 +300,9 @@ class Segments:
     def export(
         self, segment_id: str, batch: int, id_types: Iterable[int], after: str = ""
     ) -> Iterator[list[tuple[str, list, int]]]:
-        """Members in profile id order, a page at a time, after ``after`` (a resumed export)."""
+        """Members in profile id order, a page at a time, after ``after`` (a resumed export). Every page is read in
+        one snapshot, taken at the first page: the export is the segment as it was then, never part before and part
+        after a recompute or a batch that committed meanwhile (before 0.2.9 each page was its own transaction)."""
         self.definitions.get_segment(segment_id)
         m = self.t["member"]
         listed = list(id_types)  # looked at twice: a generator would be empty the second time
@@ -310,8 +312,8 @@ class Segments:
                 why = f"{id_type} is not an id type (IdType: CUSTOMER, ANONYMOUS, FUND_ACCOUNT, ...)"
                 raise InvalidArgument(f"id_types[{i}]: {why}", violations=[FieldViolation(f"id_types[{i}]", why)])
         batch = min(batch or 500, 10_000)
-        while True:
-            with self.core.database.connection() as conn:
+        with self.core.database.snapshot() as conn:
+            while True:
                 rows = list(
                     conn.execute(
                         select(m.c.profile_id, m.c.entered_us)
@@ -323,8 +325,8 @@ class Segments:
                 if not rows:
                     return
                 ids = self.core.store.identities_of(conn, [r[0] for r in rows]) if types else {}
-            yield [(pid, [i for i in ids.get(pid, ()) if i.id_type in types], entered) for pid, entered in rows]
-            after = rows[-1][0]
+                yield [(pid, [i for i in ids.get(pid, ()) if i.id_type in types], entered) for pid, entered in rows]
+                after = rows[-1][0]
 
     # -- time --------------------------------------------------------------------------------------------
     def sweep(self, previous_us: int, now: int) -> dict[str, int]:

@@ -373,17 +373,32 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
         pages = self.segs.export(
             request.segment_id, request.batch_size, list(request.id_types), request.after_profile_id
         )
-        while True:
-            page = await _run(next, pages, None)
-            if page is None:
-                return
-            response = pb.ExportMembersResponse()
-            for pid, ids, entered in page:
-                member = response.members.add(profile_id=pid)
-                member.entered_at.FromMicroseconds(entered)
-                for i in ids:
-                    member.identities.add(type=i.id_type, value=i.id_value)
-            yield response
+        turn = threading.Lock()  # a close waits for a page still being read in its thread (cancelled meanwhile)
+
+        def step() -> Any:
+            with turn:
+                return next(pages, None)
+
+        def close() -> None:
+            with turn:
+                pages.close()
+
+        try:
+            while True:
+                page = await _run(step)
+                if page is None:
+                    return
+                response = pb.ExportMembersResponse()
+                for pid, ids, entered in page:
+                    member = response.members.add(profile_id=pid)
+                    member.entered_at.FromMicroseconds(entered)
+                    for i in ids:
+                        member.identities.add(type=i.id_type, value=i.id_value)
+                yield response
+        finally:
+            # A cancelled or failed stream ends the export's snapshot now, off the event loop (not when the
+            # generator is collected): it holds a connection and a read transaction.
+            await _run(close)
 
 
 class JobServicer(pb_grpc.JobServiceServicer):

@@ -297,10 +297,28 @@ class Database:
         with _caller_errors(), self.engine.connect() as conn:
             yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read-only transaction whose statements all see the database as it was at its first read, whatever
+        commits meanwhile: a read of many pages (a segment export) that must not mix states. REPEATABLE READ on
+        PostgreSQL and openGauss, SERIALIZABLE on Dameng (its transaction-level read consistency), a deferred
+        transaction on SQLite (in WAL mode a reader keeps its snapshot until it ends). Held open, it keeps a
+        connection and holds back PostgreSQL's vacuum and SQLite's WAL checkpoint: keep it to one read."""
+        level = _SNAPSHOT_LEVELS.get(self.engine.dialect.name)
+        with _caller_errors(), self.engine.connect() as conn:
+            if level:
+                conn = conn.execution_options(isolation_level=level)
+            with conn.begin():
+                yield conn
+
     def dispose(self) -> None:
         self.engine.dispose()
         if self._turn is not None:
             self._turn.close()
+
+
+_SNAPSHOT_LEVELS = {"postgresql": "REPEATABLE READ", "opengauss": "REPEATABLE READ", "dm": "SERIALIZABLE"}
+"""The isolation level of :meth:`Database.snapshot` per dialect (SQLite's deferred transaction is one already)."""
 
 
 def _writer_turn(engine: Engine, timeout_millis: int) -> WriterTurn | None:
