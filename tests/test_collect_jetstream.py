@@ -668,3 +668,18 @@ def test_a_pack_a_reader_caches_before_its_ack_is_still_indexed(jetstream_server
             await nc.close()
 
     asyncio.run(scenario())
+
+
+def test_a_pack_stamped_by_a_collector_whose_clock_runs_ahead_does_not_shorten_the_window() -> None:
+    """Ids age by the newest pack's ``received_at``, but never past this collector's own clock: a collector an hour
+    ahead stamps its packs an hour late, and before 0.2.9 indexing one expired every id of the last hour here, so a
+    client's retry within the window was stored again."""
+    now = 10_000_000_000
+    index = DedupIndex(window_us=60_000_000, clock_us=lambda: now)
+    fingerprint = uuid.uuid4().bytes.hex()
+    index.add(1, Pack(now - 1_000_000, ("mine",), (), (), (), (), (fingerprint,), (), (), ()))
+    index.add(2, Pack(now + 3_600_000_000, ("ahead",), (), (), (), (), (fingerprint,), (), (), ()))
+    assert index.get("mine") == (1 << PACK_BITS, fingerprint)  # 1 s old, within the 60 s window
+    now += 60_000_000  # the window of "mine" ends by this collector's clock
+    index.add(3, Pack(now, ("later",), (), (), (), (), (fingerprint,), (), (), ()))
+    assert index.get("mine") is None and index.get("ahead") == (2 << PACK_BITS, fingerprint)

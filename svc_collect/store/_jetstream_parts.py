@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import zlib
 from bisect import bisect_left
 from collections import OrderedDict, deque
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, compress, repeat
 from operator import eq
@@ -293,8 +294,9 @@ class DedupIndex:
     then in a map of them made at its second and kept for the next ones (a retried batch hits one or two packs again
     and again; scattered hits cost a scan each, ~5 µs for 1,000 ids, not a map each)."""
 
-    def __init__(self, window_us: int) -> None:
+    def __init__(self, window_us: int, clock_us: Callable[[], int] = lambda: time.time_ns() // 1000) -> None:
         self._window_us = window_us
+        self._clock_us = clock_us
         self._packs_of: dict[str, int] = {}  # event id -> stream sequence of its pack
         # Tuples of strings, which the cyclic GC stops tracking: a full collection then visits one object per pack
         # here instead of every id and fingerprint of the window (lists would be walked, millions per collection).
@@ -373,7 +375,10 @@ class DedupIndex:
         self._entries[stream_seq] = self._entries.get(stream_seq, 0) + 1
         received_us = pack.received_at_us
         self._ages.append((received_us, stream_seq, tuple(added)))
-        horizon = received_us - self._window_us
+        # Aged by the newest pack's time, but never past this collector's own clock: a pack stamped by a collector
+        # whose clock runs ahead (by an hour, a day) would otherwise expire the ids of every other collector's window
+        # that much early, and a client's retry within the window would be stored twice (walk 2026-12-07).
+        horizon = min(received_us, self._clock_us()) - self._window_us
         packs_of = self._packs_of
         while self._ages and self._ages[0][0] < horizon:
             _, expired_seq, expired = self._ages.popleft()
