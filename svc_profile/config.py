@@ -112,6 +112,10 @@ class ProfileSettings(ServiceSettings):
     max_static_members: int = Field(default=1_000_000, ge=1)
     """Users one SetStaticMembers call may send (kept in memory until the stream ends, about 200 bytes each); more is
     RESOURCE_EXHAUSTED and nothing changes."""
+    max_export_streams: int = Field(default=4, ge=1, le=64)
+    """ExportMembers streams a process serves at once; more is RESOURCE_EXHAUSTED. Each holds a pooled database
+    connection and one read snapshot until its stream ends (docs/profile.md): a client that stops reading keeps
+    them, so keep this well below ``database_pool_size`` + ``database_max_overflow`` (SQLite: 15)."""
     max_segment_definitions: int = Field(default=1_000, ge=1)
     """Active segments; more is RESOURCE_EXHAUSTED (each is evaluated on every batch that touches it)."""
     max_tag_definitions: int = Field(default=1_000, ge=1)

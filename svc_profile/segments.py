@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, ResourceExhausted
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_profile import timesweep
 from svc_profile.core import Core
@@ -45,6 +45,7 @@ class Segments:
         self.definitions = definitions
         self.t = core.store.t
         self._tag_lock = threading.Lock()
+        self._export_streams = threading.BoundedSemaphore(core.settings.max_export_streams)
         self._tag_generation: dict[str, int] = {}
         """Tag name → the number of re-evaluation jobs started for it; a job whose number is no longer the
         latest stops early."""
@@ -304,7 +305,6 @@ class Segments:
         one snapshot, taken at the first page: the export is the segment as it was then, never part before and part
         after a recompute or a batch that committed meanwhile (before 0.2.9 each page was its own transaction)."""
         self.definitions.get_segment(segment_id)
-        m = self.t["member"]
         listed = list(id_types)  # looked at twice: a generator would be empty the second time
         types = set(listed)
         for i, id_type in enumerate(listed):
@@ -312,6 +312,19 @@ class Segments:
                 why = f"{id_type} is not an id type (IdType: CUSTOMER, ANONYMOUS, FUND_ACCOUNT, ...)"
                 raise InvalidArgument(f"id_types[{i}]: {why}", violations=[FieldViolation(f"id_types[{i}]", why)])
         batch = min(batch or 500, 10_000)
+        if not self._export_streams.acquire(blocking=False):
+            limit = self.core.settings.max_export_streams
+            raise ResourceExhausted(
+                f"{limit} member exports are running in this process (max_export_streams): retry when one has ended",
+                reason="EXPORTS_RUNNING",
+            )
+        try:
+            yield from self._pages(segment_id, batch, types, after)
+        finally:
+            self._export_streams.release()
+
+    def _pages(self, segment_id: str, batch: int, types: set[int], after: str) -> Iterator[list[tuple[str, list, int]]]:
+        m = self.t["member"]
         with self.core.database.snapshot() as conn:
             while True:
                 rows = list(

@@ -398,7 +398,7 @@ class SegmentServicer(pb_grpc.SegmentServiceServicer):
         finally:
             # A cancelled or failed stream ends the export's snapshot now, off the event loop (not when the
             # generator is collected): it holds a connection and a read transaction.
-            await _run(close)
+            await asyncio.shield(_run(close))  # a second cancel (a server stopping) must not drop the close
 
 
 class JobServicer(pb_grpc.JobServiceServicer):

@@ -7,10 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
+import pytest
 from campaign_helpers import InProcessServer
 from profile_helpers import CUSTOMER, profile_app, profile_settings, ref, wait_for
 
 from svc_common.conditions import to_proto
+from svc_common.errors import ResourceExhausted
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_common.pb.qiming.profile.v1 import profile_pb2_grpc
 from svc_profile.server import SegmentServicer
@@ -78,3 +80,22 @@ def test_a_cancelled_export_gives_its_snapshot_back(tmp_path: Path, database_url
                 assert pool.checkedout() == 0
         finally:
             server.close()
+
+
+def test_exports_beyond_max_export_streams_are_resource_exhausted_until_one_ends(tmp_path: Path) -> None:
+    """Each export holds a connection and a snapshot while its stream lives: a bounded number at once, so that
+    clients that stop reading cannot take the pool from the consumer and every other call."""
+    with profile_app(profile_settings(tmp_path, finance_pack=False, max_export_streams=2)) as app:
+        for user in BEFORE:
+            app.profiles.upsert_attributes(ref(user), {"branch": to_proto("SH")}, [], "crm", frozenset())
+        app.definitions.create_segment(pb.Segment(segment_id="list", static_list=pb.StaticSegment(source="crm")))
+        app.segments.set_static("list", [(CUSTOMER, u) for u in BEFORE], True)
+        running = [app.segments.export("list", 1, [CUSTOMER]) for _ in range(2)]
+        for pages in running:
+            next(pages)
+        with pytest.raises(ResourceExhausted) as refused:
+            next(app.segments.export("list", 1, [CUSTOMER]))
+        assert refused.value.reason == "EXPORTS_RUNNING" and "max_export_streams" in refused.value.message
+        running.pop().close()  # a stream ends: its place is free
+        assert len(list(app.segments.export("list", 4, [CUSTOMER]))) == 2
+        assert len(list(running.pop())) == 5  # the first one still reads its snapshot to the end
