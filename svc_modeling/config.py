@@ -92,11 +92,11 @@ class ModelingSettings(ServiceSettings):
     ``day_offset_hours`` so that ``count.<type>.<N>d`` means the same in a snapshot and in a live profile."""
     trade_event_types: tuple[str, ...] = ("trade_filled",)
     """Snapshot features: events that are trades (as svc_profile's ``trade_event_types``)."""
-    amount_properties: tuple[str, ...] = ("turnover_fen", "amount_fen")
+    amount_properties: tuple[str, ...] = ("turnover_fen", "amount_fen", "amount")
     """Snapshot features: a trade's amount properties in fen, read before ``yuan_amount_properties`` (as
     svc_profile's)."""
-    yuan_amount_properties: tuple[str, ...] = ("amount_yuan", "amount")
-    """Snapshot features: a trade's amount properties in yuan (as svc_profile's; ``amount`` was fen before 0.2.9)."""
+    yuan_amount_properties: tuple[str, ...] = ("amount_yuan",)
+    """Snapshot features: a trade's amount properties in yuan (as svc_profile's; keep the two services' equal)."""
     view_event_types: tuple[str, ...] = ("product_view", "fund_view", "quote_view", "page_view")
     """Snapshot features: events that count as product views (as svc_profile's ``view_event_types``)."""
 

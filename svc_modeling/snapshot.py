@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from svc_common.amounts import bounded_sum
 from svc_common.conditions import EventAbsence, EventCount, Money, Node, Source, from_proto, matches_event
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
@@ -172,16 +173,15 @@ class SnapshotBuilder:
     def window(self, customer: Customer, name: str) -> object:
         """``count.<type>.<N>d`` or ``turnover_fen.<N>d`` (N from 1 to 400) ending at the snapshot; None otherwise."""
         head, _, span = name.rpartition(".")
-        if not span.endswith("d") or not span[:-1].isdigit() or not 1 <= int(span[:-1]) <= 400:
+        if not span.endswith("d") or not span[:-1].isdecimal() or not 1 <= int(span[:-1]) <= 400:
             return None
         first = self.clock.of(self.at_us) - int(span[:-1]) + 1
         if head.startswith("count."):
             buckets = customer.days.get(head[6:]) or {}
             return sum(v[0] for d, v in buckets.items() if d >= first)
         if head == "turnover_fen":
-            return Money(
-                sum(v[1] for t in self.trade_types for d, v in (customer.days.get(t) or {}).items() if d >= first)
-            )
+            days = (customer.days.get(t) or {} for t in self.trade_types)
+            return Money(bounded_sum(sum(v[1] for by_day in days for d, v in by_day.items() if d >= first)))
         return None
 
     def features(self, user: str) -> dict[str, object]:
@@ -313,7 +313,9 @@ def check_window_names(names: Sequence[str], field_name: str = "features") -> No
     """A window feature's N must be 1 to 400 days: INVALID_ARGUMENT before a job reads the log."""
     for i, name in enumerate(names):
         head, _, span = name.rpartition(".")
-        windowed = (head.startswith("count.") or head == "turnover_fen") and span.endswith("d") and span[:-1].isdigit()
+        windowed = (
+            (head.startswith("count.") or head == "turnover_fen") and span.endswith("d") and span[:-1].isdecimal()
+        )
         if windowed and not 1 <= int(span[:-1]) <= 400:
             raise InvalidArgument(
                 f"{field_name}[{i}] {name!r}: a window is 1 to 400 days",
@@ -326,7 +328,7 @@ def is_window(name: str) -> bool:
     return (
         (head.startswith("count.") or head == "turnover_fen")
         and span.endswith("d")
-        and span[:-1].isdigit()
+        and span[:-1].isdecimal()
         and 1 <= int(span[:-1]) <= 400
     )
 

@@ -67,14 +67,15 @@ class ProfileSettings(ServiceSettings):
     from svc_collect as one)."""
     trade_event_types: tuple[str, ...] = ("trade_filled",)
     """Events that are trades: trade count, last trade, turnover."""
-    amount_properties: tuple[str, ...] = ("turnover_fen", "amount_fen")
-    """Properties read as a trade's amount in fen (a double is rounded to whole fen). The first of these, then of
-    ``yuan_amount_properties``, present wins. Level 3 by default in svc_collect: classify it level 2 in the trade
-    event's schema for turnover features (see docs/profile.md)."""
-    yuan_amount_properties: tuple[str, ...] = ("amount_yuan", "amount")
-    """Properties read as a trade's amount in yuan (元, as trading systems report it): an int or a double is made
-    whole fen (12345.67 → 1,234,567, rounded half away from zero); a ``money_fen_value`` is fen under any name.
-    Before 0.2.9 ``amount`` was read as fen."""
+    amount_properties: tuple[str, ...] = ("turnover_fen", "amount_fen", "amount")
+    """Properties read as a trade's amount in fen (an int; a double is rounded to whole fen, half away from zero). The
+    first of these, then of ``yuan_amount_properties``, present wins. Level 3 by default in svc_collect: classify it
+    level 2 in the trade event's schema for turnover features (see docs/profile.md)."""
+    yuan_amount_properties: tuple[str, ...] = ("amount_yuan",)
+    """Properties read as a trade's amount in yuan (元), as many trading systems report it: an int or a double is made
+    whole fen (12345.67 → 1,234,567). A ``money_fen_value`` is fen under any name. A system that sends ``amount`` in
+    yuan: move ``amount`` here from ``amount_properties`` (the events kept so far keep the turnover they counted;
+    svc_modeling's snapshots read the whole log again in the unit configured there). 0.2.9."""
     view_event_types: tuple[str, ...] = ("product_view", "fund_view", "quote_view", "page_view")
     """Events that count as views of a product, by its ``product_category`` / ``fund_type`` properties."""
     login_event_types: tuple[str, ...] = ("login", "$login", "$identify", "app_start")

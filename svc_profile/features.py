@@ -8,12 +8,11 @@ person per event type per day (``profile_day``): counts and amounts, from which 
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from svc_common.amounts import bounded_fen, bounded_sum, number_as_fen
 from svc_common.conditions import Money
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_profile.config import ProfileSettings
@@ -38,45 +37,26 @@ than a new tuple, so fewer objects survive a batch for the cyclic collector to w
 session 15)."""
 
 
-MAX_TRADE_FEN = 10**13
-"""A trade's amount counts at most this many fen (100 billion yuan, beyond any single trade), either sign: an
-absurd amount (a double of 1e300 yuan is a valid event) must not make a day bucket or a person's turnover overflow
-the 64-bit integer the database and the document encoder hold, which failed the batch at every retry and stopped
-the consumer (before 0.2.9). A bucket then needs 922,337 such trades of one person in one day to overflow."""
-_MAX_INT64 = (1 << 63) - 1
-_ONE = Decimal(1)
-
-
 def _int(n: int) -> tuple[str, int]:
     return _INTS[n] if 0 <= n < _SHARED else ("i", n)
 
 
-def _number(value: Any) -> int | None:
-    kind = value.WhichOneof("kind")
-    if kind in ("int_value", "money_fen_value"):
-        return int(getattr(value, kind))
-    if kind == "double_value" and math.isfinite(value.double_value):
-        return round(value.double_value)
-    return None
+def _amount_reader(per_unit: int) -> Any:
+    """A trade amount's reader for names in fen (``per_unit`` 1) or in yuan (100): an int or a double in that unit,
+    a ``money_fen_value`` in fen whatever the name (the type says so); whole, bounded fen (``svc_common.amounts``)."""
+
+    def read(value: Any) -> int | None:
+        kind = value.WhichOneof("kind")
+        if kind == "money_fen_value":
+            return bounded_fen(value.money_fen_value)
+        if kind in ("int_value", "double_value"):
+            return number_as_fen(getattr(value, kind), per_unit)
+        return None
+
+    return read
 
 
-def _yuan_as_fen(value: Any) -> int | None:
-    """A trade amount under one of ``yuan_amount_properties``: a plain number is yuan, made whole fen by rounding
-    half away from zero (四舍五入) on its decimal text, so 0.285 yuan is 29 fen, not the 28 of ``round(0.285 * 100)``;
-    ``money_fen_value`` is fen whatever the name (the type says so)."""
-    kind = value.WhichOneof("kind")
-    if kind == "money_fen_value":
-        return int(value.money_fen_value)
-    if kind == "int_value":
-        return int(value.int_value) * 100
-    if kind == "double_value":
-        yuan = value.double_value
-        if not math.isfinite(yuan):  # svc_collect refuses both; a hand-made batch may not
-            return None
-        if abs(yuan) * 100 >= MAX_TRADE_FEN:
-            return MAX_TRADE_FEN if yuan > 0 else -MAX_TRADE_FEN
-        return int((Decimal(repr(yuan)) * 100).quantize(_ONE, rounding=ROUND_HALF_UP))
-    return None
+_FEN, _YUAN = _amount_reader(1), _amount_reader(100)
 
 
 def _risk_level(value: Any) -> int | None:
@@ -85,7 +65,7 @@ def _risk_level(value: Any) -> int | None:
         return int(value.int_value)
     if kind == "string_value":
         text = value.string_value.strip().upper().lstrip("RC")
-        if text.isdigit() and 1 <= int(text) <= 5:
+        if text.isdecimal() and 1 <= int(text) <= 5:  # not isdigit(): "²" is a digit that int() refuses
             return int(text)
     return None
 
@@ -98,8 +78,8 @@ class FeatureUpdater:
         self.trades = frozenset(settings.trade_event_types)
         self.views = frozenset(settings.view_event_types)
         # Fen names first, then yuan names: the first present wins (config validation keeps the two lists apart).
-        self.amount_readers = tuple((name, _number) for name in settings.amount_properties) + tuple(
-            (name, _yuan_as_fen) for name in settings.yuan_amount_properties
+        self.amount_readers = tuple((name, _FEN) for name in settings.amount_properties) + tuple(
+            (name, _YUAN) for name in settings.yuan_amount_properties
         )
         self.keep_events = settings.event_retention_days > 0
 
@@ -181,12 +161,12 @@ class FeatureUpdater:
                         us,
                         event_type,
                         session[:128],
-                        screen[:256],
+                        screen[:256] if "\x00" not in screen else _without_nul(screen),
                         _json(_scalar_properties(properties)) if properties else "{}",
                         e.channel or None,
                         user[:256] if user else None,
                         anonymous[:256] if anonymous else None,
-                        _context(fields, screen) if len(fields) > (1 if screen else 0) or len(screen) > 256 else None,
+                        _context(fields, screen) if len(fields) > (1 if screen else 0) or _off_column(screen) else None,
                     )
                 )
         for pid, marks in self.changed.items():
@@ -210,10 +190,8 @@ class FeatureUpdater:
         else:
             if any(n in e.masked_fields for n, _ in self.amount_readers):
                 _add(doc, "trade_amount_masked", 1)
-        amount = max(-MAX_TRADE_FEN, min(MAX_TRADE_FEN, amount))
         if amount:
-            turnover = _get(doc, "turnover_fen") + amount
-            doc["turnover_fen"] = ("m", max(-_MAX_INT64, min(_MAX_INT64, turnover)))
+            doc["turnover_fen"] = ("m", bounded_sum(_get(doc, "turnover_fen") + amount))
         if "product_risk_level" in properties:
             level = _risk_level(properties["product_risk_level"])
             if level and level > _get(doc, "risk.max_traded_level"):
@@ -243,12 +221,24 @@ _NOT_KEPT = frozenset({"screen", "ip"})
 """Context fields a retained event does not keep in ``context_fields``: screen has its column, ip is level 3."""
 
 
+def _off_column(screen: str) -> bool:
+    """A screen its column cannot hold as it is: longer than 256 characters, or with a NUL (svc_collect keeps
+    context text verbatim; PostgreSQL's text refuses U+0000, which failed the batch at every retry before 0.2.9)."""
+    return len(screen) > 256 or "\x00" in screen
+
+
+def _without_nul(screen: str) -> str:
+    """The screen column's text of a screen with a NUL: written ``\\x00`` (the exact text is in ``context_fields``)."""
+    return screen.replace("\x00", "\\x00")[:256]
+
+
 def _context(fields: list[tuple[Any, str]], screen: str) -> str | None:
     """The retained event's ``context_fields``: its set context fields but ip, whole (svc_collect bounds them by
     its ``max_string_chars``), so that a filter sees what the event carried (a cut page_url would miss a
-    ``utm_`` parameter past the cut, or equal a shorter URL). Screen is there only when longer than its column."""
+    ``utm_`` parameter past the cut, or equal a shorter URL). Screen is there only when its column cannot hold it
+    (``_off_column``)."""
     kept = {f.name: value for f, value in fields if f.name not in _NOT_KEPT}
-    if len(screen) > 256:
+    if _off_column(screen):
         kept["screen"] = screen
     return _json(kept) if kept else None
 
@@ -327,7 +317,7 @@ def merge_features(winner: dict[str, Any], loser: dict[str, Any]) -> dict[str, A
         elif name.startswith("last_") or name in _COUNTERS_MAX:
             out[name] = max(mine, item, key=lambda i: i[1])
         elif mine[0] in ("i", "m") and item[0] == mine[0]:
-            out[name] = [mine[0], max(-_MAX_INT64, min(_MAX_INT64, mine[1] + item[1]))]
+            out[name] = [mine[0], bounded_sum(mine[1] + item[1])]
     theirs = recent_sessions(loser)
     if theirs:  # a session both had among their recent ones is one session: counted once
         mine = recent_sessions(winner)

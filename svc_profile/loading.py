@@ -67,7 +67,7 @@ class Loading:
             for source, name in ref.fields:
                 if source is Source.FEATURE and name.startswith(("count.", "turnover_fen.")):
                     window = name.rpartition(".")[2]
-                    if window.endswith("d") and window[:-1].isdigit():
+                    if window.endswith("d") and window[:-1].isdecimal():
                         horizon = max(horizon, int(window[:-1]) * 86_400)
                         if name.startswith("count."):
                             days.add(name[6:].rpartition(".")[0])
@@ -270,7 +270,7 @@ class Loading:
                     out.add((n.event_type, n.window_seconds, 0))
             for source, name in rule.refs.fields if rule.refs else ():
                 head, _, window = name.rpartition(".")
-                if source is not Source.FEATURE or not (window.endswith("d") and window[:-1].isdigit()):
+                if source is not Source.FEATURE or not (window.endswith("d") and window[:-1].isdecimal()):
                     continue
                 if head.startswith("count."):
                     out.add((head[6:], int(window[:-1]) * 86_400, 0))

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from svc_common.amounts import bounded_sum
 from svc_common.conditions import EventAbsence, EventCount, Money, Source, matches_event
 from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 
@@ -315,7 +316,7 @@ class Person:
             from svc_profile.finance import DEFAULTS, fund_preference_index  # finance imports this module
 
             return fund_preference_index(self, self.fund_params or DEFAULTS["fund_preference"]).get(window)
-        if not window.endswith("d") or not window[:-1].isdigit() or self.clock is None:
+        if not window.endswith("d") or not window[:-1].isdecimal() or self.clock is None:
             return None
         days = int(window[:-1])
         if not 1 <= days <= 400:
@@ -323,7 +324,7 @@ class Person:
         if head.startswith("count."):
             return self.count_days(head[6:], days * 86_400)
         if head == "turnover_fen":
-            return Money(sum(self.count_days(t, days * 86_400, 1) for t in self.trade_types))
+            return Money(bounded_sum(sum(self.count_days(t, days * 86_400, 1) for t in self.trade_types)))
         return None
 
     def window_features(self) -> dict[str, object]:

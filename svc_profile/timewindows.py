@@ -63,7 +63,7 @@ def day_windows(engine: Any) -> dict[str, set[int]]:
                 add((n.event_type,), {_days(n.window_seconds)})
             elif isinstance(n, Compare) and n.source is Source.FEATURE:
                 head, _, window = n.name.rpartition(".")
-                if not (window.endswith("d") and window[:-1].isdigit()):
+                if not (window.endswith("d") and window[:-1].isdecimal()):
                     continue
                 if head.startswith("count."):
                     add((head[6:],), {int(window[:-1])})
