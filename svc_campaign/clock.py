@@ -7,6 +7,14 @@ import datetime as dt
 import threading
 from typing import Protocol
 
+EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def window_start(at: dt.datetime, window: dt.timedelta) -> dt.datetime:
+    """``at - window``, or the calendar's first moment when that is before it: a goal event of year 1 is a valid one,
+    and its attribution window overflowed the calendar, failing the log batch at every retry (before 0.2.9)."""
+    return at - window if at - EARLIEST > window else EARLIEST
+
 
 class Clock(Protocol):
     def now(self) -> dt.datetime:

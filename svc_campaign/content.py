@@ -301,8 +301,10 @@ def _filler(
 
 # A customer's or an event's value is filled in once and never expanded here; its braces become full-width (｛ ｝,
 # read alike) so that a gateway or channel with templating of its own ({{x}}, {% %}, ${x}, {x}) cannot expand
-# them either: "{{attribute.phone}}" in a nickname reaches the customer as "｛｛attribute.phone｝｝".
-_INERT_BRACES = str.maketrans("{}", "｛｝")
+# them either: "{{attribute.phone}}" in a nickname reaches the customer as "｛｛attribute.phone｝｝". A NUL is
+# dropped: svc_collect keeps event text verbatim, and PostgreSQL's text refuses U+0000 (a message body holding one
+# failed the log batch at every retry, stopping every journey, before 0.2.9).
+_INERT_BRACES = str.maketrans({"{": "｛", "}": "｝", "\x00": None})
 
 
 class TemplateFacts(NamedTuple):

@@ -32,7 +32,7 @@ MAX_YEARS = 5
 
 
 def _number(text: str, names: dict[str, int], name: str, low: int, high: int, where: str) -> int:
-    value = names.get(text.lower()) if not text.isdigit() else int(text)
+    value = names.get(text.lower()) if not text.isdecimal() else int(text)
     if value is None or not low <= value <= high:
         raise InvalidArgument(f"{where}: {name} {text!r} is not in {low}-{high}")
     return value

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import math
 import random
 import threading
 import uuid
@@ -24,6 +23,7 @@ from svc_campaign import stats
 from svc_campaign.checks import known
 from svc_campaign.store._experiments import ExperimentStore
 from svc_campaign.triggers import event_time
+from svc_common.amounts import number_as_fen
 from svc_common.conditions import EVENT_FILTER_SCOPE, compile_condition, matches_event
 from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
@@ -395,7 +395,9 @@ def goal_value_fen(event: event_pb2.Event) -> int:
     """The value a goal event carries, in fen: its ``value_fen`` or else ``amount_fen`` property when that is a
     number (an int, an amount in fen, or a double rounded to the fen). Anything else counts 0: a goal event from an
     app is untrusted input, and one malformed value must convert its customer, not fail the batch it arrived in
-    (the log follower would retry that batch forever and every journey would stop)."""
+    (the log follower would retry that batch forever and every journey would stop). Bounded as svc_profile bounds a
+    trade's amount (``svc_common.amounts``): a double of 1e300 overflowed the column, failing the batch (before
+    0.2.9)."""
     for name in ("value_fen", "amount_fen"):
         value = event.properties.get(name)
         if value is None:
@@ -403,8 +405,5 @@ def goal_value_fen(event: event_pb2.Event) -> int:
         kind = value.WhichOneof("kind")
         if kind not in _NUMBER_KINDS:
             return 0
-        number = getattr(value, kind)
-        if kind == "double_value":
-            return round(number) if math.isfinite(number) else 0
-        return int(number)
+        return number_as_fen(getattr(value, kind)) or 0
     return 0

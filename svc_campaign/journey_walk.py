@@ -18,7 +18,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from svc_campaign.batch import BatchedWrites, Previous
-from svc_campaign.clock import utc_iso
+from svc_campaign.clock import utc_iso, window_start
 from svc_campaign.config import CampaignSettings
 from svc_campaign.experiments import Experiments, bucket
 from svc_campaign.outbox import ordered_id
@@ -385,7 +385,8 @@ class Walker(BatchedWrites, Sender):
                 instance = found
             for goal in goals:
                 window = dt.timedelta(seconds=goal.node.goal.attribution_window_seconds)
-                recent_send = instance["last_send_at"] is not None and instance["last_send_at"] >= at - window
+                sent = instance["last_send_at"]
+                recent_send = sent is not None and sent >= window_start(at, window)
                 if not (in_journey or recent_send):
                     continue
                 self._visit(conn, instance, goal.node.node_id, "converted", now)

@@ -40,9 +40,14 @@ class Step:
 
 
 def event_time(event: event_pb2.Event) -> dt.datetime:
+    """When the event happened: its ``occurred_at``, but never after svc_collect received it (as svc_profile reads
+    it). svc_collect flags, and by default keeps, a time far in the future: an event of 9999-12-31 made a timer's due
+    time overflow the calendar, failing the log batch at every retry, which stopped every journey (before 0.2.9)."""
+    received = event.received_at.ToDatetime(tzinfo=dt.UTC) if event.HasField("received_at") else None
     if event.HasField("occurred_at"):
-        return event.occurred_at.ToDatetime(tzinfo=dt.UTC)
-    return event.received_at.ToDatetime(tzinfo=dt.UTC)
+        occurred = event.occurred_at.ToDatetime(tzinfo=dt.UTC)
+        return occurred if received is None or occurred <= received else received
+    return received if received is not None else dt.datetime.now(dt.UTC)
 
 
 def _ts(moment: dt.datetime) -> float:

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import Float, Row, Table, and_, case, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from svc_campaign.clock import window_start
+
 
 class ExperimentStore:
     def __init__(self, tables: dict[str, Table]) -> None:
@@ -79,7 +81,7 @@ class ExperimentStore:
         if kind == "conversion":
             where = and_(where, a.exposed_at.is_not(None), a.exposed_at <= at)
             if window is not None:
-                where = and_(where, a.exposed_at >= at - window)
+                where = and_(where, a.exposed_at >= window_start(at, window))
         if kind == "exposure":
             conn.execute(update(self._a).where(where, a.exposed_at.is_(None)).values(exposed_at=at))
         elif kind == "click":
@@ -104,7 +106,7 @@ class ExperimentStore:
                 a.converted_at.is_(None),
                 a.exposed_at.is_not(None),
                 a.exposed_at <= at,
-                a.exposed_at >= at - window,
+                a.exposed_at >= window_start(at, window),
             )
             .values(converted_at=at, value_fen=value_fen)
         )

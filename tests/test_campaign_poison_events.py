@@ -1,0 +1,114 @@
+"""Valid events that failed svc_campaign's log batch at every retry, stopping every journey (walk of session 26):
+a timer due past the calendar (an event of 9999-12-31, which svc_collect flags and keeps by default), a goal's
+attribution window reaching before year 1, a goal value past 64 bits, and a NUL rendered into a message body
+(PostgreSQL's text refuses it). Each batch now commits, on SQLite and PostgreSQL, and the journeys go on."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from campaign_helpers import PUSH, T0, add_template, campaign_service, event, node, on_event, run_journey, simple_graph
+from sqlalchemy import select
+
+from svc_campaign.experiments import goal_value_fen
+from svc_common.amounts import MAX_AMOUNT_FEN
+from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
+from svc_common.timestamps import MAX_SECONDS, MIN_SECONDS
+
+LAST = dt.datetime.fromtimestamp(MAX_SECONDS, dt.UTC)
+FIRST = dt.datetime.fromtimestamp(MIN_SECONDS, dt.UTC)
+
+
+def _at(e, occurred: dt.datetime):
+    """As svc_collect stores a flagged time: ``occurred_at`` as sent, ``received_at`` the server's."""
+    e.occurred_at.FromDatetime(occurred)
+    e.received_at.FromDatetime(T0)
+    return e
+
+
+def _journeys(service) -> None:
+    add_template(service, body="您好 {{event.fund_name|客户}}，新基金开售")
+    run_journey(service, simple_graph(on_event("signup")), "j_single")
+    absence = pb.AbsenceTrigger(
+        start=pb.SingleEventTrigger(event_type="product_view"),
+        expected=pb.SingleEventTrigger(event_type="fund_subscribe"),
+        timeout_seconds=1800,
+        correlate_property="product_id",
+    )
+    run_journey(service, simple_graph(pb.Trigger(absence=absence)), "j_abs")
+    dwell = pb.DwellTrigger(screen="fund_detail", timeout_seconds=60)
+    run_journey(service, simple_graph(pb.Trigger(dwell=dwell)), "j_dwell")
+    steps = [pb.SingleEventTrigger(event_type="cart_add"), pb.SingleEventTrigger(event_type="checkout")]
+    sequence = pb.SequenceTrigger(steps=steps, within_seconds=600, last_step_absent=True)
+    run_journey(service, simple_graph(pb.Trigger(sequence=sequence)), "j_seq")
+    variants = [pb.Variant(key="a", weight_bps=5000, is_control=True), pb.Variant(key="b", weight_bps=5000)]
+    experiment = pb.Experiment(
+        name="x", variants=variants, goal_event_type="fund_purchase", attribution_window_seconds=7 * 86400
+    )
+    with service.db.connection(write=True) as conn:
+        service.experiments.create(conn, experiment, service.clock.now())
+
+
+def test_events_that_stopped_the_campaign_consumer_now_commit(tmp_path: Path, database_url: str) -> None:
+    with campaign_service(tmp_path, database_url) as service:
+        _journeys(service)
+        batches = [
+            [_at(event("product_view", "u1", product_id="p1"), LAST)],  # absence: due 9999-12-31 + 30 min
+            [_at(event("page_view", "u2", screen="fund_detail"), LAST)],  # dwell: due + 60 s
+            [_at(event("cart_add", "u3"), LAST)],  # sequence with its last step absent: due + 600 s
+            [_at(event("fund_purchase", "u4", value_fen=5), FIRST)],  # goal: year 1 less 7 days
+            [event("fund_purchase", "u5", value_fen=1e300)],  # goal value past 64 bits
+            [event("signup", "u6", fund_name="基金\x00A")],  # a NUL rendered into the message body
+        ]
+        for i, batch in enumerate(batches):
+            service.engine.handle(batch, f"c{i}")
+        t = service.t
+        with service.db.connection() as conn:
+            due = dict(conn.execute(select(t["timer"].c.user_id, t["timer"].c.due_at)).all())
+            bodies = dict(conn.execute(select(t["message"].c.user_id, t["message"].c.body)).all())
+        # Due from when svc_collect received each event, not from a time past the calendar.
+        assert due == {
+            "u1": T0 + dt.timedelta(seconds=1800),
+            "u2": T0 + dt.timedelta(seconds=60),
+            "u3": T0 + dt.timedelta(seconds=600),
+        }
+        assert bodies["u6"] == "您好 基金A，新基金开售"  # the NUL dropped
+        assert service.engine.handle([event("signup", "u7")], "c9").messages == 1  # still consuming
+
+
+def test_a_goal_value_is_bounded_as_a_trade_amount() -> None:
+    for value, fen in ((1e300, MAX_AMOUNT_FEN), (-1e300, -MAX_AMOUNT_FEN), ((1 << 63) - 1, MAX_AMOUNT_FEN), (12.5, 13)):
+        assert goal_value_fen(event("fund_purchase", "u", value_fen=value)) == fen, value
+
+
+def test_a_goal_of_year_one_after_a_send_commits(tmp_path: Path, database_url: str) -> None:
+    goal = pb.GoalNode(event=pb.SingleEventTrigger(event_type="deposit"), attribution_window_seconds=86400)
+    graph = pb.JourneyGraph(
+        entry_node_id="start",
+        nodes=[
+            node("start", trigger=pb.TriggerNode(trigger=on_event("signup"), next_node_id="send")),
+            node("send", send=pb.SendNode(channel=PUSH, template_id="t1", next_node_id="goal", is_marketing=True)),
+            node("goal", goal=goal),
+        ],
+    )
+    with campaign_service(tmp_path, database_url) as service:
+        add_template(service)
+        run_journey(service, graph)
+        assert service.engine.handle([event("signup", "c1")], "c0").messages == 1
+        service.engine.handle([_at(event("deposit", "c1"), FIRST)], "c1")  # its window reached before year 1
+        service.engine.handle([event("deposit", "c1", T0 + dt.timedelta(hours=1))], "c2")
+        with service.db.connection() as conn:
+            report = service.journeys.report(conn, "j1", None, None)
+        assert report.converted == 1  # the deposit of year 1 converted nothing; the later one did
+
+
+def test_a_cron_field_of_other_digits_is_invalid_argument() -> None:
+    from svc_campaign.cron import Cron
+    from svc_common.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument) as refused:
+        Cron("³0 9 * * *")
+    assert "minute '³0' is not in 0-59" in refused.value.message
+    assert Cron("３0 9 * * *").minutes == [30]  # full-width decimal digits are digits
