@@ -9,6 +9,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Connection
 
+from svc_campaign.clock import earlier
+
 
 class BatchedWrites:
     """Needs ``self._local`` (a ``threading.local``), ``self.gate``, ``self.policy()`` and ``self.store`` (a
@@ -81,7 +83,7 @@ class BatchedWrites:
         if not todo:
             return
         policy = self.policy(conn)
-        since = now - dt.timedelta(seconds=max(7 * 86_400, policy.dedupe_window_seconds))
+        since = earlier(now, max(7 * 86_400, policy.dedupe_window_seconds))
         self.gate.lock_customers(conn, todo)  # before reading what they were sent: held until this batch commits
         for start in range(0, len(todo), 500):
             chunk = todo[start : start + 500]

@@ -8,12 +8,35 @@ import threading
 from typing import Protocol
 
 EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+_LONGEST = dt.timedelta(days=999_999_999)
 
 
 def window_start(at: dt.datetime, window: dt.timedelta) -> dt.datetime:
     """``at - window``, or the calendar's first moment when that is before it: a goal event of year 1 is a valid one,
     and its attribution window overflowed the calendar, failing the log batch at every retry (before 0.2.9)."""
     return at - window if at - EARLIEST > window else EARLIEST
+
+
+def span(seconds: float) -> dt.timedelta:
+    """A duration from a definition (a timeout, a window, a cooldown), at most the longest ``timedelta`` there is: any
+    int64 of seconds is a valid field value, and a longer one overflowed, failing every batch that used it."""
+    return dt.timedelta(seconds=seconds) if seconds < _LONGEST.total_seconds() else _LONGEST
+
+
+def later(at: dt.datetime, seconds: float) -> dt.datetime:
+    """``at`` plus ``seconds``, or the calendar's last moment when that is past it (a due time of "never")."""
+    return at + span(seconds) if LATEST - at > span(seconds) else LATEST
+
+
+def earlier(at: dt.datetime, seconds: float) -> dt.datetime:
+    """``at`` less ``seconds``, or the calendar's first moment when that is before it."""
+    return window_start(at, span(seconds))
+
+
+GOAL_CLOCK_SLACK = dt.timedelta(minutes=5)
+"""How far a goal event's own time (the app's clock) may read before the entry or send it follows, by the service's
+clock, and still count as after it."""
 
 
 class Clock(Protocol):

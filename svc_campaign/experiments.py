@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from svc_campaign import stats
 from svc_campaign.checks import known
+from svc_campaign.clock import span
 from svc_campaign.store._experiments import ExperimentStore
 from svc_campaign.triggers import event_time
 from svc_common.amounts import number_as_fen
@@ -260,7 +261,7 @@ class Experiments:
                     continue
             at = event_time(event)
             fen = goal_value_fen(event)
-            window = dt.timedelta(seconds=experiment.attribution_window_seconds)
+            window = span(experiment.attribution_window_seconds)
             self.store.convert(conn, experiment.experiment_id, event.user_id, at, window, fen)
 
     def bulk_record(self, conn: Connection, experiment_id: str, rows: Iterable[dict[str, Any]]) -> int:

@@ -18,7 +18,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from svc_campaign.batch import BatchedWrites, Previous
-from svc_campaign.clock import utc_iso, window_start
+from svc_campaign.clock import GOAL_CLOCK_SLACK, later, span, utc_iso, window_start
 from svc_campaign.config import CampaignSettings
 from svc_campaign.experiments import Experiments, bucket
 from svc_campaign.outbox import ordered_id
@@ -101,9 +101,7 @@ class Walker(BatchedWrites, Sender):
         if previous is not None:
             if previous.status != "done" or not rules.allow_reentry:
                 return False
-            if rules.reentry_cooldown_seconds and now - previous.entered_at < dt.timedelta(
-                seconds=rules.reentry_cooldown_seconds
-            ):
+            if rules.reentry_cooldown_seconds and now - previous.entered_at < span(rules.reentry_cooldown_seconds):
                 return False
         if rules.max_entries or rules.max_entries_per_day:
             self.flush(conn)  # entries earlier in this batch count
@@ -235,7 +233,7 @@ class Walker(BatchedWrites, Sender):
                     compiled.suppressed_node_id if suppressed and compiled.suppressed_node_id else compiled.next_node_id
                 )
             elif kind == "goal":
-                due = now + dt.timedelta(seconds=node.goal.attribution_window_seconds)
+                due = later(now, node.goal.attribution_window_seconds)
                 self.engine.arm(
                     conn,
                     instance_timer_id(instance["instance_id"]),
@@ -272,7 +270,7 @@ class Walker(BatchedWrites, Sender):
     def _wait_until(self, wait: pb.WaitNode, now: dt.datetime, cause: str) -> tuple[dt.datetime, dict[str, Any] | None]:
         which = wait.WhichOneof("kind")
         if which == "duration_seconds":
-            return now + dt.timedelta(seconds=wait.duration_seconds), None
+            return later(now, wait.duration_seconds), None
         if which == "until_time_of_day":
             tod = wait.until_time_of_day
             zone = zoneinfo.ZoneInfo(tod.timezone or self.settings.timezone)
@@ -286,7 +284,7 @@ class Walker(BatchedWrites, Sender):
         until = wait.until_event
         # ``begun_by``: what moved the customer here (``event:<id>`` for the event that entered them or ended their
         # previous wait): that event did not come after the wait began, so it does not end it.
-        return now + dt.timedelta(seconds=until.timeout_seconds), {
+        return later(now, until.timeout_seconds), {
             "event_type": until.event.event_type,
             "begun_by": cause.removeprefix("enter:"),
         }
@@ -364,7 +362,9 @@ class Walker(BatchedWrites, Sender):
             self.walk(conn, instance, compiled.next_node_id, now, batch, cause=cause)
 
     def on_goal_event(self, conn: Connection, event: event_pb2.Event, now: dt.datetime) -> None:
-        """A goal event converts a customer in the journey, or one who left within the window after a send."""
+        """A goal event converts a customer in the journey, or one who left within the window after a send; one
+        that happened before the customer entered (or, for one who left, before the last send) converts nothing.
+        Until 0.2.9 a goal of any earlier time did, a day before the send or in year 1."""
         self.flush(conn)
         rows = self.store.unconverted(conn, event.user_id)
         at = event_time(event)
@@ -377,6 +377,8 @@ class Walker(BatchedWrites, Sender):
                 continue
             instance, in_journey = dict(row), False
             if row["status"] != "done":
+                if at < row["entered_at"] - GOAL_CLOCK_SLACK:
+                    continue  # it happened before this participation began (a late upload, a year-1 time)
                 # Converting ends the participation: a move, claimed as the timer loop claims one (its goal
                 # window, or a wait's timer, may be firing in another transaction right now).
                 found, in_journey = self._claim(conn, instance, lambda r: r["status"] != "done")
@@ -384,9 +386,9 @@ class Walker(BatchedWrites, Sender):
                     continue
                 instance = found
             for goal in goals:
-                window = dt.timedelta(seconds=goal.node.goal.attribution_window_seconds)
+                window = span(goal.node.goal.attribution_window_seconds)
                 sent = instance["last_send_at"]
-                recent_send = sent is not None and sent >= window_start(at, window)
+                recent_send = sent is not None and window_start(at, window) <= sent <= at + GOAL_CLOCK_SLACK
                 if not (in_journey or recent_send):
                     continue
                 self._visit(conn, instance, goal.node.node_id, "converted", now)

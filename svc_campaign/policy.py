@@ -23,6 +23,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from svc_campaign.checks import bad
+from svc_campaign.clock import earlier
 from svc_campaign.content import (
     RenderRefused,
     check_template,
@@ -366,7 +367,7 @@ class PolicyGate:
         if touch.recent is not None and not touch.recent and not touch.pending:
             return Decision(True)  # read ahead, nothing sent lately, nothing earlier in this batch: every cap has room
         horizon = max(7 * 86_400, policy.dedupe_window_seconds)
-        since = now - dt.timedelta(seconds=horizon)
+        since = earlier(now, horizon)
         if touch.recent is not None:
             rows = [r for r in touch.recent if r.status not in ("SUPPRESSED", "FAILED")]
         else:

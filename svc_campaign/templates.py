@@ -45,6 +45,11 @@ class TemplateBook:
             raise bad("template.channel", "not a channel")
         if not template.body:
             raise bad("template.body", "the body is empty")
+        for field in ("name", "title", "body", "link", "risk_disclosure"):
+            if "\x00" in getattr(template, field):
+                # No channel delivers it, and PostgreSQL's text refuses it: every send of the template failed its
+                # log batch at every retry, stopping every journey (before 0.2.9).
+                raise bad(f"template.{field}", "holds a NUL character (U+0000)")
         if template.product.risk_level > 5:
             raise bad("template.product.risk_level", "product risk levels are R1-R5")
         if template.product.product_id and not template.product.risk_level:

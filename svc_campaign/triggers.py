@@ -3,7 +3,8 @@
 A compiled trigger is pure: ``on_event(state, event)`` and ``on_timer(state, payload)`` return a
 :class:`Step` — whether it fires, the new state (JSON-able, persisted by the engine in the transaction of
 the event), and the timers to arm or cancel (absence, "A then no B", dwell). Windows are measured on the
-events' own times (``occurred_at``); timers come due at event time + the timeout and fire on the clock.
+events' own times (``occurred_at``, never later than ``received_at``: :func:`event_time`); timers come due at event
+time + the timeout (the calendar's last moment at most: ``clock.later``) and fire on the clock.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from svc_campaign.clock import later
 from svc_common.conditions import EVENT_FILTER_SCOPE, Node, compile_condition, from_proto, matches_event
 from svc_common.errors import InvalidArgument
 from svc_common.pb.qiming.campaign.v1 import campaign_pb2 as pb
 from svc_common.pb.qiming.common.v1 import event_pb2
-from svc_common.timestamps import timestamp_datetime
+from svc_common.timestamps import MAX_SECONDS, MIN_SECONDS, timestamp_datetime
 
 SEGMENT_ENTERED = "$segment_entered"
 SEGMENT_EXITED = "$segment_exited"
@@ -55,7 +57,9 @@ def _ts(moment: dt.datetime) -> float:
 
 
 def _at(seconds: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+    """A stored time (seconds) as a datetime, within the calendar: a sequence's start kept by 0.2.8 from an event of
+    9999-12-31, plus its window, overflowed it at the next step, failing the batch at every retry."""
+    return dt.datetime.fromtimestamp(min(max(seconds, MIN_SECONDS), MAX_SECONDS), dt.UTC)
 
 
 def event_properties(event: event_pb2.Event) -> dict[str, Any]:
@@ -199,8 +203,10 @@ class SequenceTrigger(Trigger):
             return Step()
         prefix = self.steps[:-1] if self.absent else self.steps
         position, started = state.get("step", 0), state.get("started", 0.0)
-        if position and now - started > self.within:
-            position = 0  # too late: start over (this event may begin a new sequence)
+        if position and abs(now - started) > self.within:
+            # Too late, or a start too far after this event (one kept by 0.2.8 from an event of 9999-12-31): start
+            # over (this event may begin a new sequence).
+            position = 0
         if not prefix[position](event):
             if position and prefix[0](event):
                 position, started = 0, now  # a new first step restarts the window
@@ -239,7 +245,7 @@ class AbsenceTrigger(Trigger):
             del pending[key]
             return Step(state={"pending": pending}, cancel=[f"absence:{key}"])
         if self.start(event) and key not in pending:
-            due = event_time(event) + dt.timedelta(seconds=self.timeout)
+            due = later(event_time(event), self.timeout)
             pending[key] = _ts(due)
             return Step(
                 state={"pending": pending}, arm=[(f"absence:{key}", due, {"key": key, "event": json_properties(event)})]
@@ -279,7 +285,7 @@ class DwellTrigger(Trigger):
             over = isinstance(value, int | float) and not isinstance(value, bool) and value >= self.threshold
             return Step(fire=event.event_type == self.dwell_event and over)
         if event.context.screen == self.screen and event.event_type in DWELL_SCREEN_EVENTS:
-            due = event_time(event) + dt.timedelta(seconds=self.timeout)
+            due = later(event_time(event), self.timeout)
             return Step(state={"on": event.event_id}, arm=[("dwell", due, {"event": json_properties(event)})])
         if state.get("on"):
             return Step(state={}, cancel=["dwell"])  # any other action or page ends the dwell

@@ -98,10 +98,14 @@ def test_a_goal_of_year_one_after_a_send_commits(tmp_path: Path, database_url: s
         run_journey(service, graph)
         assert service.engine.handle([event("signup", "c1")], "c0").messages == 1
         service.engine.handle([_at(event("deposit", "c1"), FIRST)], "c1")  # its window reached before year 1
-        service.engine.handle([event("deposit", "c1", T0 + dt.timedelta(hours=1))], "c2")
+        service.engine.handle([event("deposit", "c1", T0 - dt.timedelta(days=1))], "c2")  # a late upload
+        with service.db.connection() as conn:
+            assert service.journeys.report(conn, "j1", None, None).converted == 0  # neither came after the entry
+        service.engine.handle([event("deposit", "c1", T0 + dt.timedelta(hours=1))], "c3")
         with service.db.connection() as conn:
             report = service.journeys.report(conn, "j1", None, None)
-        assert report.converted == 1  # the deposit of year 1 converted nothing; the later one did
+            converted = conn.execute(select(service.t["instance"].c.converted_at)).scalar_one()
+        assert report.converted == 1 and converted == T0 + dt.timedelta(hours=1)
 
 
 def test_a_cron_field_of_other_digits_is_invalid_argument() -> None:
@@ -112,3 +116,80 @@ def test_a_cron_field_of_other_digits_is_invalid_argument() -> None:
         Cron("³0 9 * * *")
     assert "minute '³0' is not in 0-59" in refused.value.message
     assert Cron("３0 9 * * *").minutes == [30]  # full-width decimal digits are digits
+
+
+def test_a_goal_from_before_the_send_converts_no_one_who_left(tmp_path: Path) -> None:
+    goal = pb.GoalNode(event=pb.SingleEventTrigger(event_type="deposit"), attribution_window_seconds=3600)
+    graph = pb.JourneyGraph(
+        entry_node_id="start",
+        nodes=[
+            node("start", trigger=pb.TriggerNode(trigger=on_event("signup"), next_node_id="send")),
+            node("send", send=pb.SendNode(channel=PUSH, template_id="t1", next_node_id="goal", is_marketing=True)),
+            node("goal", goal=goal),
+        ],
+    )
+    with campaign_service(tmp_path) as service:
+        add_template(service)
+        run_journey(service, graph)
+        service.engine.handle([event("signup", "c1")], "c0")
+        service.clock.advance(hours=2)
+        service.engine.fire_due_timers()  # the goal window ends: c1 leaves, unconverted
+        service.engine.handle([event("deposit", "c1", T0 - dt.timedelta(days=1))], "c1")  # before the send
+        with service.db.connection() as conn:
+            assert conn.execute(select(service.t["instance"].c.converted_at)).scalar_one() is None
+        late = T0 + dt.timedelta(minutes=30)  # within the window after the send, uploaded late
+        service.engine.handle([event("deposit", "c1", late)], "c2")
+        with service.db.connection() as conn:
+            assert conn.execute(select(service.t["instance"].c.converted_at)).scalar_one() == late
+
+
+def test_a_template_holding_a_nul_is_refused_naming_the_field(tmp_path: Path) -> None:
+    from svc_common.errors import InvalidArgument
+
+    with campaign_service(tmp_path) as service:
+        for field in ("body", "title", "link"):
+            texts = {"body": "新基金开售", field: "新基金\x00开售"}
+            with pytest.raises(InvalidArgument) as refused:
+                add_template(service, template_id=f"t_{field}", **texts)
+            assert refused.value.violations[0].field == f"template.{field}" and "NUL" in refused.value.message
+
+
+def test_a_sequence_started_by_0_2_8_at_the_calendars_end_starts_over() -> None:
+    """0.2.8 kept a sequence's start from an event of 9999-12-31 (no timer until the prefix is complete); the next
+    step overflowed the calendar at every retry. It now starts the sequence over at that step."""
+    from svc_campaign.triggers import compile_trigger
+
+    steps = [pb.SingleEventTrigger(event_type=t) for t in ("a", "b", "c")]
+    trigger = compile_trigger(
+        pb.Trigger(sequence=pb.SequenceTrigger(steps=steps, within_seconds=600, last_step_absent=True))
+    )
+    kept = {"step": 1, "started": float(MAX_SECONDS)}
+    assert trigger.on_event(kept, event("b", "u")).state == {}  # not a first step: nothing begun
+    begun = trigger.on_event(kept, event("a", "u"))
+    assert begun.state == {"step": 1, "started": T0.timestamp()}
+    armed = trigger.on_event(begun.state, event("b", "u", T0 + dt.timedelta(seconds=60)))
+    assert [(name, due) for name, due, _ in armed.arm] == [("sequence", T0 + dt.timedelta(seconds=600))]
+
+
+def test_durations_past_the_calendar_are_due_never_instead_of_failing(tmp_path: Path, database_url: str) -> None:
+    """Any int64 of seconds is a valid timeout or window: one past the calendar overflowed every batch that used it."""
+    from svc_campaign.clock import LATEST
+
+    absence = pb.AbsenceTrigger(
+        start=pb.SingleEventTrigger(event_type="product_view"),
+        expected=pb.SingleEventTrigger(event_type="fund_subscribe"),
+        timeout_seconds=3 * 10**11,
+    )
+    variants = [pb.Variant(key="a", weight_bps=5000, is_control=True), pb.Variant(key="b", weight_bps=5000)]
+    experiment = pb.Experiment(
+        name="x", variants=variants, goal_event_type="fund_purchase", attribution_window_seconds=10**15
+    )
+    with campaign_service(tmp_path, database_url) as service:
+        add_template(service)
+        run_journey(service, simple_graph(pb.Trigger(absence=absence)), "j_abs")
+        with service.db.connection(write=True) as conn:
+            service.experiments.create(conn, experiment, service.clock.now())
+        service.engine.handle([event("product_view", "u1")], "c1")
+        service.engine.handle([event("fund_purchase", "u1", value_fen=5)], "c2")
+        with service.db.connection() as conn:
+            assert conn.execute(select(service.t["timer"].c.due_at)).scalar_one() == LATEST
