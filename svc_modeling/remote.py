@@ -9,6 +9,7 @@ address; an unknown segment is ``NOT_FOUND``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import grpc
@@ -117,7 +118,24 @@ class ProfileClient(_Peer):
         return reply.segment
 
     def segment_customers(self, segment_id: str) -> tuple[list[str], int]:
-        """The customer ids of the segment's members now, and how many members have no customer id."""
+        """The customer ids of the segment's members now, and how many members have no customer id. svc_profile
+        serves a bounded number of exports at once (``max_export_streams``): one refused as ``RESOURCE_EXHAUSTED``
+        is asked again, waiting longer each time, within ``remote_timeout_seconds``."""
+        deadline = time.monotonic() + self.timeout_seconds
+        delay = 0.25
+        while True:
+            try:
+                return self._segment_customers(segment_id)
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or time.monotonic() + delay > deadline:
+                    raise self.error(exc, f"did not export segment {segment_id!r}") from exc
+            job = current_job()
+            if job is not None:
+                job.check()  # a cancelled job stops asking (JobCancelled)
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)
+
+    def _segment_customers(self, segment_id: str) -> tuple[list[str], int]:
         request = profile_pb2.ExportMembersRequest(segment_id=segment_id, batch_size=5000, id_types=[CUSTOMER])
         customers: list[str] = []
         without = 0
@@ -134,6 +152,8 @@ class ProfileClient(_Peer):
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 raise NotFound(f"segment {segment_id!r} is not in svc_profile at {self.address}") from exc
+            if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not (customers or without):
+                raise  # refused before its first page: asked again
             raise self.error(exc, f"did not export segment {segment_id!r}") from exc
         finally:
             forget()

@@ -100,3 +100,17 @@ def test_a_snapshot_reads_amounts_as_the_live_profile_does() -> None:
     builder.add([_trade("C1", at - DAY, "amount_yuan", "double_value", 12345.67)])
     features = builder.features("C1")
     assert (features["turnover_fen"], features["turnover_fen.30d"]) == (1_234_567, 1_234_567)
+
+
+def test_a_turnover_window_saturates_in_a_profile_and_in_a_snapshot() -> None:
+    from svc_modeling.snapshot import Customer
+    from svc_profile.model import Days, Person
+
+    clock = Days(8)
+    now = 1_780_000_000_000_000
+    today = clock.of(now)
+    days = {"trade_filled": {today: (1, INT64_MAX), today - 1: (1, INT64_MAX)}}
+    person = Person("p", days=days, clock=clock, now=now, trade_types=("trade_filled",))
+    assert person.derived("turnover_fen.30d") == INT64_MAX
+    builder = SnapshotBuilder(ModelingSettings(), now)
+    assert builder.window(Customer(days=days), "turnover_fen.30d") == INT64_MAX

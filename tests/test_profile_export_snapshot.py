@@ -4,6 +4,8 @@ each page was a transaction of its own. On SQLite (WAL) and PostgreSQL (REPEATAB
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -99,3 +101,34 @@ def test_exports_beyond_max_export_streams_are_resource_exhausted_until_one_ends
         running.pop().close()  # a stream ends: its place is free
         assert len(list(app.segments.export("list", 4, [CUSTOMER]))) == 2
         assert len(list(running.pop())) == 5  # the first one still reads its snapshot to the end
+
+
+def test_svc_modeling_asks_again_when_every_export_is_taken(tmp_path: Path) -> None:
+    """svc_modeling's dataset builds read segments through ExportMembers: refused as RESOURCE_EXHAUSTED before its
+    first page, an export is asked again (within remote_timeout_seconds) instead of failing the job."""
+    from svc_modeling.remote import ProfileClient
+
+    with profile_app(profile_settings(tmp_path, finance_pack=False, max_export_streams=1)) as app:
+        for user in BEFORE:
+            app.profiles.upsert_attributes(ref(user), {"branch": to_proto("SH")}, [], "crm", frozenset())
+        app.definitions.create_segment(pb.Segment(segment_id="list", static_list=pb.StaticSegment(source="crm")))
+        app.segments.set_static("list", [(CUSTOMER, u) for u in BEFORE], True)
+        server = InProcessServer(
+            lambda s: profile_pb2_grpc.add_SegmentServiceServicer_to_server(SegmentServicer(app), s)
+        )
+        holder = app.segments.export("list", 1, [CUSTOMER])
+        next(holder)  # the one export this process serves, taken
+        client = ProfileClient(server.address, timeout_seconds=30)
+        try:
+            result: list = []
+            worker = threading.Thread(target=lambda: result.append(client.segment_customers("list")))
+            worker.start()
+            time.sleep(0.6)  # refused at least once meanwhile
+            assert worker.is_alive() and not result
+            holder.close()
+            worker.join(timeout=30)
+            customers, without = result[0]
+            assert sorted(customers) == BEFORE and without == 0
+        finally:
+            client.close()
+            server.close()
