@@ -35,8 +35,8 @@ def earlier(at: dt.datetime, seconds: float) -> dt.datetime:
 
 
 GOAL_CLOCK_SLACK = dt.timedelta(minutes=5)
-"""How far a goal event's own time (the app's clock) may read before the entry or send it follows, by the service's
-clock, and still count as after it."""
+"""How far a goal event's own time may read before that of the event that entered the customer and still count as
+after it: the two may come from systems with clocks apart (an app's signup, the trading system's deposit)."""
 
 
 class Clock(Protocol):

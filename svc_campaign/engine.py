@@ -20,7 +20,7 @@ from opentelemetry import trace
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
-from svc_campaign.clock import Clock
+from svc_campaign.clock import Clock, utc_iso
 from svc_campaign.config import CampaignSettings
 from svc_campaign.erasure import ERASED, erase_customer, erased_at
 from svc_campaign.exits import exit_in_flight
@@ -236,7 +236,12 @@ class Engine(TimerFiring):
             step = trigger.on_event(state, event)
             self._apply(conn, journey, user, step, now)
             if step.fire:
-                context = {"event": json_properties(event), "event_id": event.event_id, "event_type": event.event_type}
+                context = {
+                    "event": json_properties(event),
+                    "event_id": event.event_id,
+                    "event_type": event.event_type,
+                    "event_at": utc_iso(event_time(event)),  # goals before it convert nothing (Walker.on_goal_event)
+                }
                 if self.walker.enter(conn, journey, user, context, f"event:{event.event_id}", now, batch):
                     batch.entered += 1
         if event.event_type in self._waits:

@@ -41,6 +41,13 @@ MAX_STEPS = 100
 _UNSET = object()
 
 
+def _entry_event_time(context: dict[str, Any] | None) -> dt.datetime | None:
+    """The own time of the event that entered a participant (``event_at`` of its entry context, 0.2.9 on); None for
+    an entry by a timer or a schedule, or one made before 0.2.9."""
+    text = (context or {}).get("event_at")
+    return dt.datetime.fromisoformat(text) if text else None
+
+
 def instance_timer_id(instance_id: str) -> str:
     return f"i:{instance_id}"
 
@@ -363,8 +370,9 @@ class Walker(BatchedWrites, Sender):
 
     def on_goal_event(self, conn: Connection, event: event_pb2.Event, now: dt.datetime) -> None:
         """A goal event converts a customer in the journey, or one who left within the window after a send; one
-        that happened before the customer entered (or, for one who left, before the last send) converts nothing.
-        Until 0.2.9 a goal of any earlier time did, a day before the send or in year 1."""
+        that happened before the event that entered the customer converts nothing (until 0.2.9 it did: a late
+        upload of the day before, a time of year 1). Event times are compared with event times, not with the
+        service's clock, so a consumer catching up after a stop still converts what came after the entry."""
         self.flush(conn)
         rows = self.store.unconverted(conn, event.user_id)
         at = event_time(event)
@@ -375,10 +383,11 @@ class Walker(BatchedWrites, Sender):
             goals = [g for g in graph.goals() if g.goal_event is not None and g.goal_event(event)]
             if not goals:
                 continue
+            began = _entry_event_time(row["entry_event"])
+            if began is not None and at < window_start(began, GOAL_CLOCK_SLACK):
+                continue  # it happened before the event that began this participation (a late upload, year 1)
             instance, in_journey = dict(row), False
             if row["status"] != "done":
-                if at < row["entered_at"] - GOAL_CLOCK_SLACK:
-                    continue  # it happened before this participation began (a late upload, a year-1 time)
                 # Converting ends the participation: a move, claimed as the timer loop claims one (its goal
                 # window, or a wait's timer, may be firing in another transaction right now).
                 found, in_journey = self._claim(conn, instance, lambda r: r["status"] != "done")
@@ -388,7 +397,7 @@ class Walker(BatchedWrites, Sender):
             for goal in goals:
                 window = span(goal.node.goal.attribution_window_seconds)
                 sent = instance["last_send_at"]
-                recent_send = sent is not None and window_start(at, window) <= sent <= at + GOAL_CLOCK_SLACK
+                recent_send = sent is not None and sent >= window_start(at, window)
                 if not (in_journey or recent_send):
                     continue
                 self._visit(conn, instance, goal.node.node_id, "converted", now)

@@ -118,7 +118,34 @@ def test_a_cron_field_of_other_digits_is_invalid_argument() -> None:
     assert Cron("３0 9 * * *").minutes == [30]  # full-width decimal digits are digits
 
 
-def test_a_goal_from_before_the_send_converts_no_one_who_left(tmp_path: Path) -> None:
+def test_a_consumer_catching_up_converts_a_goal_that_came_after_the_entry(tmp_path: Path) -> None:
+    """Event times are compared with the entering event's time, not with the service's clock: a consumer an hour
+    behind (stopped, then catching up) enters the customer an hour after the signup happened, and the deposit of ten
+    minutes after the signup still converts."""
+    graph = pb.JourneyGraph(
+        entry_node_id="start",
+        nodes=[
+            node("start", trigger=pb.TriggerNode(trigger=on_event("signup"), next_node_id="send")),
+            node("send", send=pb.SendNode(channel=PUSH, template_id="t1", next_node_id="goal", is_marketing=True)),
+            node(
+                "goal",
+                goal=pb.GoalNode(event=pb.SingleEventTrigger(event_type="deposit"), attribution_window_seconds=86400),
+            ),
+        ],
+    )
+    with campaign_service(tmp_path) as service:
+        add_template(service)
+        run_journey(service, graph)
+        service.clock.advance(hours=1)  # the consumer is an hour behind the log
+        signup, deposit = event("signup", "c1"), event("deposit", "c1", T0 + dt.timedelta(minutes=10))
+        service.engine.handle([signup], "c0")
+        service.engine.handle([deposit], "c1")
+        with service.db.connection() as conn:
+            converted = conn.execute(select(service.t["instance"].c.converted_at)).scalar_one()
+        assert converted == T0 + dt.timedelta(minutes=10)
+
+
+def test_a_goal_from_before_the_entry_converts_no_one_who_left(tmp_path: Path) -> None:
     goal = pb.GoalNode(event=pb.SingleEventTrigger(event_type="deposit"), attribution_window_seconds=3600)
     graph = pb.JourneyGraph(
         entry_node_id="start",
@@ -134,7 +161,7 @@ def test_a_goal_from_before_the_send_converts_no_one_who_left(tmp_path: Path) ->
         service.engine.handle([event("signup", "c1")], "c0")
         service.clock.advance(hours=2)
         service.engine.fire_due_timers()  # the goal window ends: c1 leaves, unconverted
-        service.engine.handle([event("deposit", "c1", T0 - dt.timedelta(days=1))], "c1")  # before the send
+        service.engine.handle([event("deposit", "c1", T0 - dt.timedelta(days=1))], "c1")  # before the signup
         with service.db.connection() as conn:
             assert conn.execute(select(service.t["instance"].c.converted_at)).scalar_one() is None
         late = T0 + dt.timedelta(minutes=30)  # within the window after the send, uploaded late
