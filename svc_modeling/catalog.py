@@ -7,6 +7,8 @@ under a new blob), so decoded ones are kept in a small LRU cache by dataset and 
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -21,6 +23,7 @@ from svc_common.paging import PAGE_BYTES
 from svc_common.pb.qiming.common.v1 import types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2
 from svc_common.protection import Sealer
+from svc_common.timestamps import MAX_SECONDS, MIN_SECONDS
 from svc_modeling import frame as frames
 from svc_modeling.frame import STRING_TYPES, VT, Frame
 from svc_modeling.in_use import refuse_if_in_use
@@ -178,8 +181,8 @@ class DatasetCatalog:
             return 0
         values = frame.data[column]
         wanted: set = set(customers)
-        if spec.type not in STRING_TYPES:  # a number column: the customers whose numbers are numbers
-            wanted = {float(c) for c in customers if _is_number(c)}
+        if spec.type not in STRING_TYPES:  # a number column: the customers whose ids are that number's text
+            wanted = {float(n) for n in map(_canonical_integer, customers) if n is not None}
         erased = values.isin(wanted).to_numpy()
         removed = int(erased.sum())
         if not removed:
@@ -246,12 +249,19 @@ class DatasetCatalog:
             start = stop
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+_INTEGER_TEXT = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_EXACT_FLOAT = 1 << 53
+
+
+def _canonical_integer(text: str) -> int | None:
+    """The number a numeric customer-id cell holds for the customer whose id is ``text``: only the integer's own text
+    (as ``models.customer_text`` writes a number back), within float64's exact integers. Until 0.2.9 any text
+    ``float()`` took matched: erasing customer "01000", "1e3", "+1000" or "1000.0" (svc_profile's distinct ids)
+    deleted customer 1000's rows."""
+    if not _INTEGER_TEXT.fullmatch(text):
+        return None
+    number = int(text)
+    return number if -_EXACT_FLOAT <= number <= _EXACT_FLOAT else None
 
 
 def sensitive_columns(columns: Sequence[modeling_pb2.Column]) -> set[str]:
@@ -293,22 +303,35 @@ def rows_of(
     return rows
 
 
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+_TIMESTAMP_US = (MIN_SECONDS * 1_000_000, MAX_SECONDS * 1_000_000 + 999_999)
+
+
 def _to_value(spec: modeling_pb2.Column):
+    """A stored cell as a ``Value`` of its column's type. A number its type cannot hold (stored before 0.2.9: an INT
+    cell of 1e300 from a file, 2**63 - 1 rounded up to 2**63 as a float64, a time past 9999-12-31 after that rounding)
+    is left unset, as missing: it made every preview and read of the whole dataset INTERNAL."""
     kind = spec.type
+    bounds = _TIMESTAMP_US if kind == VT.VALUE_TYPE_TIMESTAMP else _INT64
 
     def convert(target: types_pb2.Value, value: object) -> None:
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return
         if kind == VT.VALUE_TYPE_STRING:
             target.string_value = str(value)
-        elif kind == VT.VALUE_TYPE_INT:
-            target.int_value = int(value)  # type: ignore[call-overload]
         elif kind == VT.VALUE_TYPE_BOOL:
             target.bool_value = bool(value)
-        elif kind == VT.VALUE_TYPE_MONEY_FEN:
-            target.money_fen_value = int(value)  # type: ignore[call-overload]
-        elif kind == VT.VALUE_TYPE_TIMESTAMP:
-            target.timestamp_value.FromMicroseconds(int(value))  # type: ignore[call-overload]
+        elif kind in (VT.VALUE_TYPE_INT, VT.VALUE_TYPE_MONEY_FEN, VT.VALUE_TYPE_TIMESTAMP):
+            number = float(value)  # type: ignore[arg-type]
+            if not (math.isfinite(number) and bounds[0] <= number <= bounds[1]):
+                return
+            whole = int(number)
+            if kind == VT.VALUE_TYPE_INT:
+                target.int_value = whole
+            elif kind == VT.VALUE_TYPE_MONEY_FEN:
+                target.money_fen_value = whole
+            else:
+                target.timestamp_value.FromMicroseconds(whole)
         else:
             target.double_value = float(value)  # type: ignore[arg-type]
 

@@ -197,6 +197,7 @@ def _read_arrow(
     name = modeling_pb2.FileFormat.Name(file_format).removeprefix("FILE_FORMAT_")
     try:
         table = _arrow_batches(content, file_format, limits)
+        table.validate(full=True)  # strings that are not UTF-8 failed later, as INTERNAL (before 0.2.9)
     except (pa.ArrowException, OSError) as exc:
         raise InvalidArgument(
             f"not a readable {name} file: {str(exc).splitlines()[0]}",
@@ -208,7 +209,14 @@ def _read_arrow(
     for field, column in zip(table.schema, table.columns, strict=True):
         kind = field.type
         if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
-            column = column.cast(pa.timestamp("us", tz=getattr(kind, "tz", None) or "UTC")).cast(pa.int64())
+            try:
+                column = column.cast(pa.timestamp("us", tz=getattr(kind, "tz", None) or "UTC")).cast(pa.int64())
+            except pa.ArrowInvalid:  # a date or time past what microseconds since 1970 hold (INTERNAL before 0.2.9)
+                raise InvalidArgument(
+                    f"column {field.name!r} holds a time outside years 1 to 9999",
+                    reason="VALUE_NOT_ALLOWED",
+                    violations=[FieldViolation("chunk", f"column {field.name!r}: times within years 1 to 9999")],
+                ) from None
             types[field.name] = VT.VALUE_TYPE_TIMESTAMP
         elif pa.types.is_decimal(kind) or pa.types.is_floating(kind):
             column = column.cast(pa.float64())

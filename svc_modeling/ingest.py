@@ -170,6 +170,11 @@ def caller_lineage(lineage: Mapping[str, str]) -> dict[str, str]:
     return {f"{CALLER_LINEAGE_PREFIX}{key}": value for key, value in lineage.items()}
 
 
+_EXACT_INTEGERS = 1 << 53
+_LAST_EXACT_US = 253_402_300_799_999_968
+"""The last float64 at or before 9999-12-31T23:59:59.999999 (floats are 32 µs apart there)."""
+
+
 def _cell(value: types_pb2.Value, column: modeling_pb2.Column) -> tuple[object, str]:
     """The stored value of one cell, or an error message."""
     kind = value.WhichOneof("kind")
@@ -185,17 +190,23 @@ def _cell(value: types_pb2.Value, column: modeling_pb2.Column) -> tuple[object, 
         if not math.isfinite(value.double_value):
             return None, f"{value.double_value} is not a finite number (send an unset Value for missing)"
         return value.double_value, ""
-    if kind == "int_value":
-        return float(value.int_value), ""
-    if kind == "money_fen_value":
-        return float(value.money_fen_value), ""
+    if kind in ("int_value", "money_fen_value"):
+        number = getattr(value, kind)
+        if abs(number) > _EXACT_INTEGERS:
+            # Numbers are stored as float64: past 2**53 two ids became one, silently (before 0.2.9), as an upload's
+            # file refuses them.
+            return None, (
+                f"{number} is beyond ±2^53, which a number column cannot keep exactly: send ids as a STRING column"
+            )
+        return float(number), ""
     if kind == "bool_value":
         return 1.0 if value.bool_value else 0.0, ""
     stamp = value.timestamp_value
     problem = timestamp_problem(stamp.seconds, stamp.nanos)
     if problem:
         return None, f"timestamp_value is not a valid moment: {problem}"
-    return float(stamp.seconds * 1_000_000 + stamp.nanos // 1000), ""
+    # Microseconds as a float64, not past 9999-12-31 once rounded (23:59:59.999999 rounded up to year 10000).
+    return float(min(stamp.seconds * 1_000_000 + stamp.nanos // 1000, _LAST_EXACT_US)), ""
 
 
 class RowCollector:
