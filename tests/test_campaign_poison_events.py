@@ -83,16 +83,18 @@ def test_a_goal_value_is_bounded_as_a_trade_amount() -> None:
         assert goal_value_fen(event("fund_purchase", "u", value_fen=value)) == fen, value
 
 
-def test_a_goal_of_year_one_after_a_send_commits(tmp_path: Path, database_url: str) -> None:
-    goal = pb.GoalNode(event=pb.SingleEventTrigger(event_type="deposit"), attribution_window_seconds=86400)
-    graph = pb.JourneyGraph(
-        entry_node_id="start",
-        nodes=[
-            node("start", trigger=pb.TriggerNode(trigger=on_event("signup"), next_node_id="send")),
-            node("send", send=pb.SendNode(channel=PUSH, template_id="t1", next_node_id="goal", is_marketing=True)),
-            node("goal", goal=goal),
-        ],
+def _signup_send_goal(window_seconds: int) -> pb.JourneyGraph:
+    """signup → a marketing push → a goal of ``deposit`` within ``window_seconds``."""
+    goal = pb.GoalNode(event=pb.SingleEventTrigger(event_type="deposit"), attribution_window_seconds=window_seconds)
+    start = pb.TriggerNode(trigger=on_event("signup"), next_node_id="send")
+    send = pb.SendNode(channel=PUSH, template_id="t1", next_node_id="goal", is_marketing=True)
+    return pb.JourneyGraph(
+        entry_node_id="start", nodes=[node("start", trigger=start), node("send", send=send), node("goal", goal=goal)]
     )
+
+
+def test_a_goal_of_year_one_after_a_send_commits(tmp_path: Path, database_url: str) -> None:
+    graph = _signup_send_goal(86400)
     with campaign_service(tmp_path, database_url) as service:
         add_template(service)
         run_journey(service, graph)
@@ -122,17 +124,7 @@ def test_a_consumer_catching_up_converts_a_goal_that_came_after_the_entry(tmp_pa
     """Event times are compared with the entering event's time, not with the service's clock: a consumer an hour
     behind (stopped, then catching up) enters the customer an hour after the signup happened, and the deposit of ten
     minutes after the signup still converts."""
-    graph = pb.JourneyGraph(
-        entry_node_id="start",
-        nodes=[
-            node("start", trigger=pb.TriggerNode(trigger=on_event("signup"), next_node_id="send")),
-            node("send", send=pb.SendNode(channel=PUSH, template_id="t1", next_node_id="goal", is_marketing=True)),
-            node(
-                "goal",
-                goal=pb.GoalNode(event=pb.SingleEventTrigger(event_type="deposit"), attribution_window_seconds=86400),
-            ),
-        ],
-    )
+    graph = _signup_send_goal(86400)
     with campaign_service(tmp_path) as service:
         add_template(service)
         run_journey(service, graph)
@@ -146,15 +138,7 @@ def test_a_consumer_catching_up_converts_a_goal_that_came_after_the_entry(tmp_pa
 
 
 def test_a_goal_from_before_the_entry_converts_no_one_who_left(tmp_path: Path) -> None:
-    goal = pb.GoalNode(event=pb.SingleEventTrigger(event_type="deposit"), attribution_window_seconds=3600)
-    graph = pb.JourneyGraph(
-        entry_node_id="start",
-        nodes=[
-            node("start", trigger=pb.TriggerNode(trigger=on_event("signup"), next_node_id="send")),
-            node("send", send=pb.SendNode(channel=PUSH, template_id="t1", next_node_id="goal", is_marketing=True)),
-            node("goal", goal=goal),
-        ],
-    )
+    graph = _signup_send_goal(3600)
     with campaign_service(tmp_path) as service:
         add_template(service)
         run_journey(service, graph)
