@@ -19,18 +19,25 @@ def window_start(at: dt.datetime, window: dt.timedelta) -> dt.datetime:
 
 
 def span(seconds: float) -> dt.timedelta:
-    """A duration from a definition (a timeout, a window, a cooldown), at most the longest ``timedelta`` there is: any
-    int64 of seconds is a valid field value, and a longer one overflowed, failing every batch that used it."""
-    return dt.timedelta(seconds=seconds) if seconds < _LONGEST.total_seconds() else _LONGEST
+    """A duration from a definition (a timeout, a window, a cooldown), within the longest ``timedelta`` there is, either
+    sign: any int64 of seconds is a valid field value, and a longer one overflowed, failing every batch that used it."""
+    longest = _LONGEST.total_seconds()
+    if seconds >= longest:
+        return _LONGEST
+    return dt.timedelta(seconds=seconds) if seconds > -longest else -_LONGEST
 
 
 def later(at: dt.datetime, seconds: float) -> dt.datetime:
-    """``at`` plus ``seconds``, or the calendar's last moment when that is past it (a due time of "never")."""
+    """``at`` plus ``seconds``, within the calendar (its last moment: a due time of "never")."""
+    if seconds < 0:
+        return earlier(at, -seconds)
     return at + span(seconds) if LATEST - at > span(seconds) else LATEST
 
 
 def earlier(at: dt.datetime, seconds: float) -> dt.datetime:
-    """``at`` less ``seconds``, or the calendar's first moment when that is before it."""
+    """``at`` less ``seconds``, within the calendar (its first moment)."""
+    if seconds < 0:
+        return later(at, -seconds)
     return window_start(at, span(seconds))
 
 

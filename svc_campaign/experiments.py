@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from svc_campaign import stats
 from svc_campaign.checks import known
-from svc_campaign.clock import span
+from svc_campaign.clock import later, span
 from svc_campaign.store._experiments import ExperimentStore
 from svc_campaign.triggers import event_time
 from svc_common.amounts import number_as_fen
@@ -232,8 +232,8 @@ class Experiments:
                 )
             exposed = _aware(found.exposed_at)
             seconds = experiment.attribution_window_seconds
-            window = dt.timedelta(seconds=seconds) if seconds else None
-            if at < exposed or (window is not None and at > exposed + window):
+            window = span(seconds) if seconds else None
+            if at < exposed or (seconds and at > later(exposed, seconds)):
                 limit = f"within {seconds} s after it" if seconds else "after it"
                 raise FailedPrecondition(
                     f"conversion of {user_id!r} at {at.isoformat()} is outside the attribution window of experiment"

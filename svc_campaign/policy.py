@@ -23,7 +23,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from svc_campaign.checks import bad
-from svc_campaign.clock import earlier
+from svc_campaign.clock import earlier, window_start
 from svc_campaign.content import (
     RenderRefused,
     check_template,
@@ -281,7 +281,7 @@ class PolicyGate:
 
     def recent_for(self, conn: Connection, users: list[str], since: dt.datetime) -> dict[str, list[_Sent]]:
         """Counted messages since ``since`` of several customers at once."""
-        since -= _HELD_SLACK
+        since = window_start(since, _HELD_SLACK)
         rows = self.store.recent_of(conn, users, since, array=conn.dialect.name in ARRAY_DIALECTS)
         found: dict[str, list[_Sent]] = {}
         for row in rows:
@@ -371,13 +371,13 @@ class PolicyGate:
         if touch.recent is not None:
             rows = [r for r in touch.recent if r.status not in ("SUPPRESSED", "FAILED")]
         else:
-            rows = self.store.recent(conn, touch.user_id, since - _HELD_SLACK)
+            rows = self.store.recent(conn, touch.user_id, window_start(since, _HELD_SLACK))
         counted = (p for p in touch.pending if p["status"] not in ("SUPPRESSED", "FAILED"))
         rows += [_Sent(**{k: p[k] for k in _Sent._fields}) for p in counted]
         rows = [r for r in rows if r.at >= since]
         if not rows:
             return Decision(True)  # nothing counted: no duplicate, every cap has room
-        dedupe_from = now - dt.timedelta(seconds=policy.dedupe_window_seconds)
+        dedupe_from = earlier(now, policy.dedupe_window_seconds)
         template_id = template_facts(touch.template).template_id
         if policy.dedupe_window_seconds and any(r.template_id == template_id and r.at >= dedupe_from for r in rows):
             return Decision(False, "duplicate_content")

@@ -203,9 +203,10 @@ class SequenceTrigger(Trigger):
             return Step()
         prefix = self.steps[:-1] if self.absent else self.steps
         position, started = state.get("step", 0), state.get("started", 0.0)
-        if position and abs(now - started) > self.within:
-            # Too late, or a start too far after this event (one kept by 0.2.8 from an event of 9999-12-31): start
-            # over (this event may begin a new sequence).
+        received = _ts(event.received_at.ToDatetime(tzinfo=dt.UTC)) if event.HasField("received_at") else now
+        if position and (now - started > self.within or started > received):
+            # Too late, or a start after this event was even received (one 0.2.8 kept from an event of 9999-12-31):
+            # start over (this event may begin a new sequence).
             position = 0
         if not prefix[position](event):
             if position and prefix[0](event):

@@ -110,6 +110,23 @@ def test_a_goal_of_year_one_after_a_send_commits(tmp_path: Path, database_url: s
         assert report.converted == 1 and converted == T0 + dt.timedelta(hours=1)
 
 
+def test_a_goal_of_year_one_for_a_participant_entered_before_0_2_9_commits(tmp_path: Path, database_url: str) -> None:
+    """A participant whose entry context has no ``event_at`` (entered before 0.2.9, or by a timer or a schedule)
+    keeps the old rule, where the goal's attribution window is what reached before year 1."""
+    with campaign_service(tmp_path, database_url) as service:
+        add_template(service)
+        run_journey(service, _signup_send_goal(86400))
+        service.engine.handle([event("signup", "c1")], "c0")
+        instance = service.t["instance"]
+        with service.db.connection(write=True) as conn:
+            context = conn.execute(select(instance.c.entry_event)).scalar_one()
+            del context["event_at"]
+            conn.execute(instance.update().values(entry_event=context))
+        service.engine.handle([_at(event("deposit", "c1"), FIRST)], "c1")
+        with service.db.connection() as conn:
+            assert conn.execute(select(instance.c.converted_at)).scalar_one() == FIRST  # the rule before 0.2.9
+
+
 def test_a_cron_field_of_other_digits_is_invalid_argument() -> None:
     from svc_campaign.cron import Cron
     from svc_common.errors import InvalidArgument
@@ -204,3 +221,41 @@ def test_durations_past_the_calendar_are_due_never_instead_of_failing(tmp_path: 
         service.engine.handle([event("fund_purchase", "u1", value_fen=5)], "c2")
         with service.db.connection() as conn:
             assert conn.execute(select(service.t["timer"].c.due_at)).scalar_one() == LATEST
+
+
+def test_durations_past_the_calendar_in_a_policy_a_cooldown_and_an_outcome_do_not_fail(tmp_path: Path) -> None:
+    """The review of 53632f8: a dedupe window, a negative re-entry cooldown and RecordOutcome's attribution window,
+    each an int64 the service accepts, still overflowed the calendar."""
+    from svc_campaign.policy import default_policy
+
+    variants = [pb.Variant(key="a", weight_bps=5000, is_control=True), pb.Variant(key="b", weight_bps=5000)]
+    experiment = pb.Experiment(
+        name="x", variants=variants, goal_event_type="fund_purchase", attribution_window_seconds=10**15
+    )
+    rules = pb.EntryRules(allow_reentry=True, reentry_cooldown_seconds=-(2**63))
+    with campaign_service(tmp_path) as service:
+        policy = default_policy()
+        policy.dedupe_window_seconds = 10**11
+        service.update_policy(policy, 0)
+        add_template(service)
+        run_journey(service, simple_graph(on_event("signup")), rules=rules)
+        assert service.engine.handle([event("signup", "c1")], "c0").messages == 1
+        assert service.engine.handle([event("signup", "c1", T0 + dt.timedelta(minutes=1))], "c1").entered == 1
+        with service.db.connection(write=True) as conn:
+            created = service.experiments.create(conn, experiment, T0)
+            service.experiments.assign(conn, created, "c9", T0, expose=True)
+            service.experiments.record(conn, created.experiment_id, "c9", "conversion", T0 + dt.timedelta(days=1))
+
+
+def test_a_late_upload_does_not_reset_a_sequence_in_progress() -> None:
+    """Only a start after the event at hand was even received is impossible (0.2.8's, from 9999-12-31); a step
+    uploaded late, stamped before the sequence began, goes on with it as before 0.2.9 (the review of 47fa5b3: a first
+    fix started the sequence over, losing the step already taken)."""
+    from svc_campaign.triggers import compile_trigger
+
+    steps = [pb.SingleEventTrigger(event_type=t) for t in ("a", "b", "c")]
+    trigger = compile_trigger(pb.Trigger(sequence=pb.SequenceTrigger(steps=steps, within_seconds=600)))
+    begun = trigger.on_event({}, event("a", "u"))
+    late = event("b", "u", T0 - dt.timedelta(hours=1))
+    late.received_at.FromDatetime(T0 + dt.timedelta(seconds=30))
+    assert trigger.on_event(begun.state, late).state == {"step": 2, "started": T0.timestamp()}
