@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -25,7 +24,7 @@ from svc_common.pb.qiming.modeling.v1 import modeling_pb2
 from svc_common.protection import Sealer
 from svc_common.timestamps import MAX_SECONDS, MIN_SECONDS
 from svc_modeling import frame as frames
-from svc_modeling.frame import STRING_TYPES, VT, Frame
+from svc_modeling.frame import STRING_TYPES, VT, Frame, customer_text
 from svc_modeling.in_use import refuse_if_in_use
 from svc_modeling.store import SqlModelingStore, utcnow
 
@@ -180,10 +179,10 @@ class DatasetCatalog:
         if spec is None or not customers:
             return 0
         values = frame.data[column]
-        wanted: set = set(customers)
-        if spec.type not in STRING_TYPES:  # a number column: the customers whose ids are that number's text
-            wanted = {float(n) for n in map(_canonical_integer, customers) if n is not None}
-        erased = values.isin(wanted).to_numpy()
+        if spec.type in STRING_TYPES:
+            erased = values.isin(set(customers)).to_numpy()
+        else:  # a number column: the rows whose number, as text, is the customer's id (as scores are written back)
+            erased = pd.Series(customer_text(values), dtype=object).isin(set(customers)).to_numpy()
         removed = int(erased.sum())
         if not removed:
             return 0
@@ -247,21 +246,6 @@ class DatasetCatalog:
                 first = False
             yield response
             start = stop
-
-
-_INTEGER_TEXT = re.compile(r"-?(?:0|[1-9][0-9]*)")
-_EXACT_FLOAT = 1 << 53
-
-
-def _canonical_integer(text: str) -> int | None:
-    """The number a numeric customer-id cell holds for the customer whose id is ``text``: only the integer's own text
-    (as ``models.customer_text`` writes a number back), within float64's exact integers. Until 0.2.9 any text
-    ``float()`` took matched: erasing customer "01000", "1e3", "+1000" or "1000.0" (svc_profile's distinct ids)
-    deleted customer 1000's rows."""
-    if not _INTEGER_TEXT.fullmatch(text):
-        return None
-    number = int(text)
-    return number if -_EXACT_FLOAT <= number <= _EXACT_FLOAT else None
 
 
 def sensitive_columns(columns: Sequence[modeling_pb2.Column]) -> set[str]:

@@ -155,3 +155,16 @@ def to_storage(values: pd.Series, value_type: int) -> pd.Series:
                 text[i] = str(text[i])
         return pd.Series(text, dtype=object, index=values.index)
     return pd.Series(pd.to_numeric(values, errors="coerce"), dtype=np.float64, index=values.index)
+
+
+def customer_text(ids: pd.Series) -> np.ndarray:
+    """Customer ids as text (integral floats of a numeric column without their ``.0``; missing: None)."""
+    return (
+        ids.astype(object)
+        .map(
+            lambda v: (
+                None if v is None or v != v else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+            )
+        )
+        .to_numpy()
+    )

@@ -27,7 +27,7 @@ from svc_common.pb.qiming.common.v1 import job_pb2, types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_modeling.catalog import DatasetCatalog
 from svc_modeling.config import ModelingSettings
-from svc_modeling.frame import Frame
+from svc_modeling.frame import Frame, customer_text
 from svc_modeling.guard import timestamp_problem
 from svc_modeling.in_use import refuse_if_in_use
 from svc_modeling.jobs import JobContext, JobRunner
@@ -402,19 +402,6 @@ def _refuse_repeated_ids(dataset: pb.Dataset, frame: Frame) -> None:
             "svc_profile keeps one score per customer; keep one row per customer",
             violations=[FieldViolation("dataset_id", "a dataset with one row per customer")],
         )
-
-
-def customer_text(ids: pd.Series) -> np.ndarray:
-    """Customer ids as text (integral floats of a numeric column without their ``.0``; missing: None)."""
-    return (
-        ids.astype(object)
-        .map(
-            lambda v: (
-                None if v is None or v != v else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
-            )
-        )
-        .to_numpy()
-    )
 
 
 def score_table(customers: np.ndarray, scores: np.ndarray, source_id_column: str) -> Frame:

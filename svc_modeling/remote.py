@@ -125,21 +125,23 @@ class ProfileClient(_Peer):
         delay = 0.25
         while True:
             try:
-                return self._segment_customers(segment_id)
+                return self._segment_customers(segment_id, deadline - time.monotonic())
             except grpc.RpcError as exc:
                 if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or time.monotonic() + delay > deadline:
                     raise self.error(exc, f"did not export segment {segment_id!r}") from exc
-            job = current_job()
-            if job is not None:
-                job.check()  # a cancelled job stops asking (JobCancelled)
-            time.sleep(delay)
+            wake = time.monotonic() + delay
+            while (left := wake - time.monotonic()) > 0:
+                job = current_job()
+                if job is not None:
+                    job.check()  # a cancelled job stops asking (JobCancelled)
+                time.sleep(min(left, 0.25))
             delay = min(2 * delay, 5.0)
 
-    def _segment_customers(self, segment_id: str) -> tuple[list[str], int]:
+    def _segment_customers(self, segment_id: str, timeout_seconds: float) -> tuple[list[str], int]:
         request = profile_pb2.ExportMembersRequest(segment_id=segment_id, batch_size=5000, id_types=[CUSTOMER])
         customers: list[str] = []
         without = 0
-        call = self._segments().ExportMembers(request, timeout=self.timeout_seconds)
+        call = self._segments().ExportMembers(request, timeout=max(timeout_seconds, 0.001))
         forget = _cancelled_with_job(call)
         try:
             for page in call:

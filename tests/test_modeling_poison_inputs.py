@@ -29,15 +29,15 @@ SIGNER = SystemEventSigner(JsonKeyProvider(KEYRING))
 def test_erasing_a_customer_removes_only_the_rows_whose_number_is_its_id(tmp_path: Path) -> None:
     now = time.time_ns() // 1000
     with running_service(modeling_settings(tmp_path, keyring_json=KEYRING)) as service:
-        data = pd.DataFrame({"customer_no": [1000, 2000], "y": [0.1, 0.2]})
+        data = pd.DataFrame({"customer_no": [1000, 2000, 0], "y": [0.1, 0.2, 0.3]})
         column = pb.Column(name="customer_no", type=VT.VALUE_TYPE_INT)
         dataset = upload_frame(service, "numbers", data, customer_id_column="customer_no", columns=[column])
-        for other in ("01000", "1e3", "+1000", "1000.0", "1_000", " 1000", "1000.000000000000001"):
+        for other in ("01000", "1e3", "+1000", "1000.0", "1_000", " 1000", "1000.000000000000001", "-0", "00"):
             (event,) = erasure_events(f"p-{other}", [other], now, SIGNER)
             assert service.erasures.eraser.handle([event], "c") == 0, other
         (event,) = erasure_events("p-1000", ["1000"], now, SIGNER)
         assert service.erasures.eraser.handle([event], "c") == 1
-        assert list(service.catalog.load(dataset.dataset_id)[1].data["customer_no"]) == [2000]
+        assert list(service.catalog.load(dataset.dataset_id)[1].data["customer_no"]) == [2000, 0]
 
 
 def _import(service, column_type: int, value: types_pb2.Value) -> pb.ImportRowsResponse:
