@@ -45,11 +45,16 @@ def event_time(event: event_pb2.Event) -> dt.datetime:
     """When the event happened: its ``occurred_at``, but never after svc_collect received it (as svc_profile reads
     it). svc_collect flags, and by default keeps, a time far in the future: an event of 9999-12-31 made a timer's due
     time overflow the calendar, failing the log batch at every retry, which stopped every journey (before 0.2.9)."""
-    received = event.received_at.ToDatetime(tzinfo=dt.UTC) if event.HasField("received_at") else None
+    received = received_time(event)
     if event.HasField("occurred_at"):
         occurred = event.occurred_at.ToDatetime(tzinfo=dt.UTC)
         return occurred if received is None or occurred <= received else received
     return received if received is not None else dt.datetime.now(dt.UTC)
+
+
+def received_time(event: event_pb2.Event) -> dt.datetime | None:
+    """When svc_collect received the event (None for one that never went through it)."""
+    return event.received_at.ToDatetime(tzinfo=dt.UTC) if event.HasField("received_at") else None
 
 
 def _ts(moment: dt.datetime) -> float:
@@ -203,8 +208,8 @@ class SequenceTrigger(Trigger):
             return Step()
         prefix = self.steps[:-1] if self.absent else self.steps
         position, started = state.get("step", 0), state.get("started", 0.0)
-        received = _ts(event.received_at.ToDatetime(tzinfo=dt.UTC)) if event.HasField("received_at") else now
-        if position and (now - started > self.within or started > received):
+        received = received_time(event)
+        if position and (now - started > self.within or (received is not None and started > _ts(received))):
             # Too late, or a start after this event was even received (one 0.2.8 kept from an event of 9999-12-31):
             # start over (this event may begin a new sequence).
             position = 0

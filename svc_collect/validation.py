@@ -28,6 +28,7 @@ from svc_collect._schema_rules import (  # re-exported: the names svc_collect.va
 )
 from svc_collect.config import CollectSettings
 from svc_collect.unknown_fields import describe, holds_unknown
+from svc_common.db import storable_text
 from svc_common.errors import FieldViolation, InvalidArgument
 from svc_common.ids import invisible_violation
 from svc_common.pb.qiming.common.v1 import errors_pb2, event_pb2, types_pb2
@@ -470,12 +471,6 @@ def _unsigned(event: event_pb2.Event) -> Rejection:
 
 def flag_names(flags: int) -> Iterable[str]:
     return (name for bit, name in FLAG_NAMES.items() if flags & bit)
-
-
-def storable_text(text: str) -> str:
-    """``text`` with NUL written as ``\\x00``: quarantine records, counts and field paths name what a client
-    sent, and PostgreSQL's text columns cannot hold U+0000 (a failed insert would fail the whole group)."""
-    return text.replace("\x00", "\\x00") if "\x00" in text else text
 
 
 def refuse_nul(field: str, text: str) -> None:

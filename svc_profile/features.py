@@ -12,8 +12,9 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from svc_common.amounts import bounded_fen, bounded_sum, number_as_fen
+from svc_common.amounts import bounded_sum, number_as_fen
 from svc_common.conditions import Money
+from svc_common.db import storable_text
 from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_profile.config import ProfileSettings
 from svc_profile.model import DAY_US, Days, decode, document_json, from_us
@@ -48,7 +49,7 @@ def _amount_reader(per_unit: int) -> Any:
     def read(value: Any) -> int | None:
         kind = value.WhichOneof("kind")
         if kind == "money_fen_value":
-            return bounded_fen(value.money_fen_value)
+            return number_as_fen(value.money_fen_value)
         if kind in ("int_value", "double_value"):
             return number_as_fen(getattr(value, kind), per_unit)
         return None
@@ -161,7 +162,7 @@ class FeatureUpdater:
                         us,
                         event_type,
                         session[:128],
-                        screen[:256] if "\x00" not in screen else _without_nul(screen),
+                        storable_text(screen)[:256],
                         _json(_scalar_properties(properties)) if properties else "{}",
                         e.channel or None,
                         user[:256] if user else None,
@@ -225,11 +226,6 @@ def _off_column(screen: str) -> bool:
     """A screen its column cannot hold as it is: longer than 256 characters, or with a NUL (svc_collect keeps
     context text verbatim; PostgreSQL's text refuses U+0000, which failed the batch at every retry before 0.2.9)."""
     return len(screen) > 256 or "\x00" in screen
-
-
-def _without_nul(screen: str) -> str:
-    """The screen column's text of a screen with a NUL: written ``\\x00`` (the exact text is in ``context_fields``)."""
-    return screen.replace("\x00", "\\x00")[:256]
 
 
 def _context(fields: list[tuple[Any, str]], screen: str) -> str | None:

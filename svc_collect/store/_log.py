@@ -30,8 +30,8 @@ from sqlalchemy.engine import Connection
 from svc_collect.store._pg_append import PgAppender
 from svc_collect.store._sqlite_binding import bind_bytes_and_none_directly
 from svc_collect.store._stats import MinuteCounts
-from svc_collect.validation import counted_event_type, storable_text
-from svc_common.db import Database, DriverQuery, copy_span
+from svc_collect.validation import counted_event_type
+from svc_common.db import Database, DriverQuery, copy_span, storable_text
 
 _HEAD_ID = 1
 _LOOKUPS_AFTER_MISS = 16

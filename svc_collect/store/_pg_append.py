@@ -38,9 +38,8 @@ import psycopg
 import sqlalchemy.exc
 from psycopg.errors import UniqueViolation
 
-from svc_collect.validation import storable_text
 from svc_common.config import redact_url
-from svc_common.db import Database, copy_span
+from svc_common.db import Database, copy_span, storable_text
 from svc_common.errors import Unavailable
 
 if TYPE_CHECKING:

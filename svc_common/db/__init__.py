@@ -12,7 +12,7 @@ from svc_common.db._engine import (
     wait_for_database,
 )
 from svc_common.db._migrations import Migrations, StoreSchema, run_migrations_env
-from svc_common.db._types import JsonText, UtcDateTime
+from svc_common.db._types import JsonText, UtcDateTime, storable_text
 from svc_common.db._upsert import MergeInto, upsert, upsert_statement
 from svc_common.db.dialects._register import register_dialects
 
@@ -33,6 +33,7 @@ __all__ = [
     "normalize_database_url",
     "register_dialects",
     "run_migrations_env",
+    "storable_text",
     "upsert",
     "upsert_statement",
     "validate_database_url",

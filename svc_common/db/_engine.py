@@ -277,10 +277,12 @@ class Database:
         with self._writing(write):
             yield from self._connection(write)
 
-    def _connection(self, write: bool) -> Iterator[Connection]:
+    def _connection(self, write: bool, isolation_level: str | None = None) -> Iterator[Connection]:
         with _caller_errors(), self.engine.connect() as conn:
             if write:
                 conn = conn.execution_options(sqlite_write=True)
+            if isolation_level:
+                conn = conn.execution_options(isolation_level=isolation_level)
             with conn.begin():
                 yield conn
 
@@ -304,12 +306,7 @@ class Database:
         PostgreSQL and openGauss, SERIALIZABLE on Dameng (its transaction-level read consistency), a deferred
         transaction on SQLite (in WAL mode a reader keeps its snapshot until it ends). Held open, it keeps a
         connection and holds back PostgreSQL's vacuum and SQLite's WAL checkpoint: keep it to one read."""
-        level = _SNAPSHOT_LEVELS.get(self.engine.dialect.name)
-        with _caller_errors(), self.engine.connect() as conn:
-            if level:
-                conn = conn.execution_options(isolation_level=level)
-            with conn.begin():
-                yield conn
+        yield from self._connection(False, _SNAPSHOT_LEVELS.get(self.engine.dialect.name))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -55,3 +55,10 @@ class JsonText(TypeDecorator[Any]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         return None if value is None else json.loads(value)
+
+
+def storable_text(text: str) -> str:
+    """``text`` with NUL written as ``\\x00``, for a text column: PostgreSQL's cannot hold U+0000 (a failed insert
+    fails its whole batch), and a client's text is kept as sent elsewhere (svc_collect's quarantine records and
+    counts, svc_profile's screen column beside the exact ``context_fields``)."""
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
