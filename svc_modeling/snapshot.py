@@ -32,7 +32,7 @@ from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.pb.qiming.modeling.v1 import modeling_pb2 as pb
 from svc_modeling.frame import Frame
 from svc_profile.features import FeatureUpdater, decoded_features
-from svc_profile.model import WINDOW_DAYS, Days
+from svc_profile.model import WINDOW_DAYS, Days, window_days
 
 VT = types_pb2.ValueType
 SEGMENT_EVENTS = "$segment_"
@@ -173,9 +173,10 @@ class SnapshotBuilder:
     def window(self, customer: Customer, name: str) -> object:
         """``count.<type>.<N>d`` or ``turnover_fen.<N>d`` (N from 1 to 400) ending at the snapshot; None otherwise."""
         head, _, span = name.rpartition(".")
-        if not span.endswith("d") or not span[:-1].isdecimal() or not 1 <= int(span[:-1]) <= 400:
+        days = window_days(span)
+        if days is None or not 1 <= days <= 400:
             return None
-        first = self.clock.of(self.at_us) - int(span[:-1]) + 1
+        first = self.clock.of(self.at_us) - days + 1
         if head.startswith("count."):
             buckets = customer.days.get(head[6:]) or {}
             return sum(v[0] for d, v in buckets.items() if d >= first)
@@ -313,10 +314,8 @@ def check_window_names(names: Sequence[str], field_name: str = "features") -> No
     """A window feature's N must be 1 to 400 days: INVALID_ARGUMENT before a job reads the log."""
     for i, name in enumerate(names):
         head, _, span = name.rpartition(".")
-        windowed = (
-            (head.startswith("count.") or head == "turnover_fen") and span.endswith("d") and span[:-1].isdecimal()
-        )
-        if windowed and not 1 <= int(span[:-1]) <= 400:
+        days = window_days(span) if head.startswith("count.") or head == "turnover_fen" else None
+        if days is not None and not 1 <= days <= 400:
             raise InvalidArgument(
                 f"{field_name}[{i}] {name!r}: a window is 1 to 400 days",
                 violations=[FieldViolation(f"{field_name}[{i}]", "N from 1 to 400 in <name>.<N>d")],
@@ -325,12 +324,8 @@ def check_window_names(names: Sequence[str], field_name: str = "features") -> No
 
 def is_window(name: str) -> bool:
     head, _, span = name.rpartition(".")
-    return (
-        (head.startswith("count.") or head == "turnover_fen")
-        and span.endswith("d")
-        and span[:-1].isdecimal()
-        and 1 <= int(span[:-1]) <= 400
-    )
+    days = window_days(span)
+    return (head.startswith("count.") or head == "turnover_fen") and days is not None and 1 <= days <= 400
 
 
 def snapshot_frame(

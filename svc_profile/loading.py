@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from svc_common.conditions import EventAbsence, EventCount, Source, walk
 from svc_profile.features import VIEWS_CHANGED, LazyFeatures, decoded_features
-from svc_profile.model import Person, StoredEvent, decode, decode_map
+from svc_profile.model import Person, StoredEvent, decode, decode_map, window_days
 from svc_profile.timewindows import formula_windows
 
 if TYPE_CHECKING:
@@ -66,9 +66,9 @@ class Loading:
             horizon = max([horizon, *ref.event_windows.values()])
             for source, name in ref.fields:
                 if source is Source.FEATURE and name.startswith(("count.", "turnover_fen.")):
-                    window = name.rpartition(".")[2]
-                    if window.endswith("d") and window[:-1].isdecimal():
-                        horizon = max(horizon, int(window[:-1]) * 86_400)
+                    days_back = window_days(name.rpartition(".")[2])
+                    if days_back is not None:
+                        horizon = max(horizon, days_back * 86_400)
                         if name.startswith("count."):
                             days.add(name[6:].rpartition(".")[0])
                         else:
@@ -270,12 +270,13 @@ class Loading:
                     out.add((n.event_type, n.window_seconds, 0))
             for source, name in rule.refs.fields if rule.refs else ():
                 head, _, window = name.rpartition(".")
-                if source is not Source.FEATURE or not (window.endswith("d") and window[:-1].isdecimal()):
+                span_days = window_days(window)
+                if source is not Source.FEATURE or span_days is None:
                     continue
                 if head.startswith("count."):
-                    out.add((head[6:], int(window[:-1]) * 86_400, 0))
+                    out.add((head[6:], span_days * 86_400, 0))
                 elif head == "turnover_fen":
-                    out.update((t, int(window[:-1]) * 86_400, 1) for t in self.context.trade_types)
+                    out.update((t, span_days * 86_400, 1) for t in self.context.trade_types)
         return out
 
 

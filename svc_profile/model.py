@@ -110,6 +110,12 @@ def from_us(micros: int) -> dt.datetime:
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
+def window_days(span: str) -> int | None:
+    """N of a feature window's last part, ``<N>d`` (``count.login.30d``): decimal digits only, which ``int`` reads
+    (``isdigit`` also takes ``²``, which ``int`` refuses: an error instead of an unknown feature before 0.2.9)."""
+    return int(span[:-1]) if span.endswith("d") and span[:-1].isdecimal() else None
+
+
 def now_us() -> int:
     return to_us(dt.datetime.now(dt.UTC))
 
@@ -316,10 +322,8 @@ class Person:
             from svc_profile.finance import DEFAULTS, fund_preference_index  # finance imports this module
 
             return fund_preference_index(self, self.fund_params or DEFAULTS["fund_preference"]).get(window)
-        if not window.endswith("d") or not window[:-1].isdecimal() or self.clock is None:
-            return None
-        days = int(window[:-1])
-        if not 1 <= days <= 400:
+        days = window_days(window)
+        if days is None or self.clock is None or not 1 <= days <= 400:
             return None
         if head.startswith("count."):
             return self.count_days(head[6:], days * 86_400)

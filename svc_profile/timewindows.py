@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from svc_common.conditions import Compare, EventAbsence, EventCount, Source, walk
-from svc_profile.model import WINDOW_DAYS
+from svc_profile.model import WINDOW_DAYS, window_days
 
 ANY = ""
 """Key of the windows that apply to every event type (a rule whose event types are not known)."""
@@ -63,12 +63,13 @@ def day_windows(engine: Any) -> dict[str, set[int]]:
                 add((n.event_type,), {_days(n.window_seconds)})
             elif isinstance(n, Compare) and n.source is Source.FEATURE:
                 head, _, window = n.name.rpartition(".")
-                if not (window.endswith("d") and window[:-1].isdecimal()):
+                days = window_days(window)
+                if days is None:
                     continue
                 if head.startswith("count."):
-                    add((head[6:],), {int(window[:-1])})
+                    add((head[6:],), {days})
                 elif head == "turnover_fen":
-                    add(ctx.trade_types, {int(window[:-1])})
+                    add(ctx.trade_types, {days})
     return out
 
 
