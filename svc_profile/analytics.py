@@ -3,6 +3,8 @@ a screen, lifecycle distribution and flows (docs/profile.md, "Analytics")."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import statistics
 from array import array
 from collections import Counter, defaultdict
@@ -16,6 +18,7 @@ from svc_common.conditions import EVENT_FILTER_SCOPE, compile_condition, matches
 from svc_common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from svc_profile.core import Core
 from svc_profile.definitions import Definitions
+from svc_profile.features import screen_column
 from svc_profile.model import DAY_US, StoredEvent, decode, now_us
 from svc_profile.retained import PURGE_WATERMARK, check_kept_type, check_retained
 
@@ -24,9 +27,12 @@ MAX_DEPTH = 10
 MAX_WINDOW_SECONDS = 400 * 86_400
 MAX_SPLIT_SEGMENTS = 20
 """Segments one funnel is split by: each is a result, and its members are read whole."""
+MAX_SPLIT_VALUES = 50
+"""Values of ``split_by_tag`` one funnel reports, each a result: a tag of more among the people counted (a score, a
+time) is refused, not answered with a result per person."""
 SESSION_GAP_US = 30 * 60 * 1_000_000
-"""Paths: a person's events without a session id are cut into visits where 30 minutes pass without one (a
-session id's events stay one session, as svc_collect's clients mark them)."""
+"""Paths: a person's events without a session id are cut into visits where 30 minutes pass without a screen (paths
+read only events with one; a session id's events stay one session, as svc_collect's clients mark them)."""
 OVERALL, TAG_VALUE, NO_TAG_VALUE, SEGMENT = "overall", "tag_value", "no_tag_value", "segment"
 """What a funnel result counts (``FunnelResult.group``): everyone, the holders of one tag value, those without the
 tag, one segment's members."""
@@ -129,6 +135,13 @@ class Analytics:
                         tag = None  # expired: hidden, as from every other reader of tags
                     group = (_label(decode(tag.tag_value)), TAG_VALUE) if tag is not None else ("(none)", NO_TAG_VALUE)
                     values[group].add(pid)
+                held = sum(1 for _, kind in values if kind == TAG_VALUE)
+                if held > MAX_SPLIT_VALUES:
+                    raise _bad(
+                        "split_by_tag",
+                        f"tag {split_tag!r} has {held} values among the people this funnel counts; a funnel is split "
+                        f"by at most {MAX_SPLIT_VALUES}: split by a tag of fewer values (a band of the score)",
+                    )
                 groups += [(label, kind, members) for (label, kind), members in sorted(values.items())]
             for sid in split_segments:
                 groups.append((sid, SEGMENT, self._members(conn, sid)))
@@ -222,6 +235,7 @@ class Analytics:
     ) -> tuple[list[tuple[tuple[str, ...], int]], int]:
         if not screen:
             raise _bad("screen", "name the screen")
+        screen = screen_column(screen)  # found as stored: a long screen by its first 256 characters (docs/profile.md)
         depth = depth or 3
         if depth > MAX_DEPTH:
             raise _bad("depth", f"depth is at most {MAX_DEPTH}")
@@ -387,8 +401,14 @@ def _furthest(events: list[StoredEvent], group: list[int], step: int, steps: int
 
 
 def _label(value: object) -> str:
+    """A split tag value as ``split_value``: a list as the JSON array of its distinct elements in order (one group
+    whatever order they were written in), a time in ISO 8601 UTC (until 0.2.10 Python's texts of both)."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, tuple):
+        return json.dumps(sorted({str(v) for v in value}), ensure_ascii=False)
+    if isinstance(value, dt.datetime):
+        return value.isoformat().replace("+00:00", "Z")
     return str(value)
 
 

@@ -162,7 +162,7 @@ class FeatureUpdater:
                         us,
                         event_type,
                         session[:128],
-                        storable_text(screen)[:256],
+                        screen_column(screen),
                         _json(_scalar_properties(properties)) if properties else "{}",
                         e.channel or None,
                         user[:256] if user else None,
@@ -222,10 +222,19 @@ _NOT_KEPT = frozenset({"screen", "ip"})
 """Context fields a retained event does not keep in ``context_fields``: screen has its column, ip is level 3."""
 
 
+SCREEN_COLUMN_CHARS = 256
+
+
+def screen_column(screen: str) -> str:
+    """A screen as the retained event's ``screen`` column holds it, and as paths group and find it: its first 256
+    characters, a NUL written as ``\\x00`` (``storable_text``)."""
+    return storable_text(screen)[:SCREEN_COLUMN_CHARS]
+
+
 def _off_column(screen: str) -> bool:
     """A screen its column cannot hold as it is: longer than 256 characters, or with a NUL (svc_collect keeps
     context text verbatim; PostgreSQL's text refuses U+0000, which failed the batch at every retry before 0.2.9)."""
-    return len(screen) > 256 or "\x00" in screen
+    return len(screen) > SCREEN_COLUMN_CHARS or "\x00" in screen
 
 
 def _context(fields: list[tuple[Any, str]], screen: str) -> str | None:
@@ -281,8 +290,12 @@ def _first_last(doc: dict[str, Any], first: str, last: str, us: int) -> None:
 
 
 def _scalar_properties(properties: Any) -> dict[str, Any]:
+    """The scalar properties a retained event keeps: all of them, or of more than ``MAX_STORED_PROPERTIES`` the first
+    in name order (a protobuf map's order changes from one process to the next: until 0.2.10 which 16 of an event's
+    20 were kept, and so whether a step filter on one found it, changed with it, and a replay could keep others)."""
     out: dict[str, Any] = {}
-    for name, value in properties.items():
+    items = properties.items() if len(properties) <= MAX_STORED_PROPERTIES else sorted(properties.items())
+    for name, value in items:
         kind = value.WhichOneof("kind")
         if kind == "string_value":
             out[name] = ("s", value.string_value)  # whole, as context fields: filters compare what was sent
