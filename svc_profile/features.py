@@ -20,6 +20,9 @@ from svc_profile.config import ProfileSettings
 from svc_profile.model import DAY_US, Days, decode, document_json, from_us
 
 _COUNTERS_MAX = ("risk.max_traded_level",)
+FIRST_CUSTOMER_EVENT = "first_customer_event_at"
+"""The first event with a ``user_id`` (0.2.10): where a customer without ``account_opened_at`` dates their account
+from (``finance.lifecycle``); ``first_seen_at`` also counts a device's browsing merged in at login or signup."""
 VIEWS_CHANGED = "~views"
 """Marks a person whose view features (views.*, risk_views.*) changed in a batch: rules reading them re-run."""
 MAX_STORED_PROPERTIES = 16
@@ -130,6 +133,11 @@ class FeatureUpdater:
                 doc["last_seen_at"] = ("t", us)
             item = doc.get("events_total")
             doc["events_total"] = _INTS[1] if item is None else _int(item[1] + 1)
+            user = e.user_id
+            if user:  # the customer's own first event: a device's earlier browsing, merged in, is not it
+                item = doc.get(FIRST_CUSTOMER_EVENT)
+                if item is None or us < item[1]:
+                    doc[FIRST_CUSTOMER_EVENT] = ("t", us)
             session = e.session_id
             if session:
                 if len(session) > MAX_SESSION_CHARS:
@@ -154,7 +162,7 @@ class FeatureUpdater:
                 context = e.context
                 screen = context.screen
                 fields = context.ListFields()  # the set fields only: usually screen alone, or nothing
-                user, anonymous = e.user_id, e.anonymous_id
+                anonymous = e.anonymous_id
                 rows.append(
                     (
                         event_id,
@@ -338,7 +346,10 @@ def merge_features(winner: dict[str, Any], loser: dict[str, Any]) -> dict[str, A
         # remembered sessions would otherwise push out the device's current one, counted again at its next event).
         if _last_seen(loser) > _last_seen(winner):
             mine, theirs = theirs, mine
-        out[SESSIONS_SEEN] = (*mine, *(s for s in theirs if s not in mine))[:RECENT_SESSIONS]
+        # Each side's current session kept whatever the other remembers (a customer's 16, seen last on another device,
+        # pushed out the device's current one, counted again at the login in it until 0.2.10: walk, session 27).
+        ordered = (*mine[:1], *theirs[:1], *mine[1:], *theirs[1:])
+        out[SESSIONS_SEEN] = tuple(dict.fromkeys(ordered))[:RECENT_SESSIONS]
         out.pop(_LAST_SESSION, None)
     return out
 

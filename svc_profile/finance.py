@@ -11,6 +11,7 @@ import re
 from itertools import pairwise
 from typing import Any
 
+from svc_profile.features import FIRST_CUSTOMER_EVENT
 from svc_profile.model import Person
 
 log = logging.getLogger("qiming.profile")
@@ -295,9 +296,12 @@ def lifecycle(person: Person, p: dict[str, Any], ctx: Any) -> tuple[str, str]:
     if opened_at is not None and hasattr(opened_at, "timestamp"):
         opened_us = int(opened_at.timestamp() * 1_000_000)
     elif person.has_customer:
-        # No opening date from the counter: the customer exists since we first saw or created them.
+        # No opening date from the counter: the customer exists since we first saw or created them. Seen as the
+        # customer: a device's browsing before its signup, merged in, does not date the account (until 0.2.10 a
+        # customer who signed up today after weeks of browsing was never NEW, and AT_RISK at once: walk, session 27).
+        # A document from before 0.2.10 has none until its next event with a user_id: its first event until then.
         opened_us = ctx.created_us(person)
-        first_seen = person.features.get("first_seen_at")
+        first_seen = person.features.get(FIRST_CUSTOMER_EVENT) or person.features.get("first_seen_at")
         if first_seen is not None and hasattr(first_seen, "timestamp"):
             opened_us = min(opened_us, int(first_seen.timestamp() * 1_000_000))
     if opened_us is None:

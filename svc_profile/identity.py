@@ -52,6 +52,8 @@ class IdPolicy:
 
     def is_placeholder(self, value: str) -> bool:
         stripped = value.strip()
+        if stripped and not stripped.isascii():  # an id of only zero-width characters or BOMs is blank too
+            stripped = stripped.strip(_INVISIBLE).strip()
         return not stripped or (stripped.lower() if stripped.isascii() else _folded(stripped)) in self._placeholders
 
     def key(self, id_type: int, value: str) -> IdKey | None:
@@ -109,10 +111,14 @@ _MAX_SPELLED_LETTERS = 10
 _FULL_WIDTH = {code: code + 0xFEE0 for code in range(0x21, 0x7F)}  # ASCII ! … ~ to U+FF01 … U+FF5E
 
 
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+"""Zero-width characters and the byte order mark, which ``str.strip`` keeps: around a placeholder, it still is one."""
+
+
 def _folded(value: str) -> str:
     """``value`` as placeholders are compared: compatibility forms made plain (full-width ``ＮＵＬＬ`` is ``null``),
-    lower case."""
-    return unicodedata.normalize("NFKC", value).lower()
+    the minus sign U+2212 a hyphen-minus (``−1`` is ``-1``), lower case."""
+    return unicodedata.normalize("NFKC", value).replace("\u2212", "-").lower()
 
 
 def _case_spellings(word: str) -> set[str]:
@@ -255,6 +261,13 @@ class BatchResolver:
                 continue
             event_type = e.event_type
             found = owner.get(primary)
+            if found is None and customer is None and event_type not in alias and event_type not in identify:
+                # A plain event without a user_id whose first id is new but another is held: the holder's event (its
+                # new ids linked as a plain event's are), not a new profile's (until 0.2.10 it depended on the order
+                # of its ids: walk, session 27).
+                held = next((k for k in (anonymous, *extra) if k and k != primary and k in owner), None)
+                if held is not None:
+                    primary, found = held, owner[held]
             if found and not extra and event_type not in alias and event_type not in identify:
                 pids[i] = find(found) if parent else found  # most events: a known person, nothing to link
                 continue

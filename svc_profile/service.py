@@ -381,11 +381,20 @@ class ProfileDomain:
                 f"linked_by is at most {MAX_LINKED_BY} characters",
                 violations=[FieldViolation("linked_by", f"at most {MAX_LINKED_BY} characters, e.g. alias_call")],
             )
-        merged = ""
+        merged, created = "", False
         with core.writing() as conn:
             now = now_us()  # under the writer (Core.writing)
-            pid = core.find(conn, key)
-            holder = core.store.lookup_ids(conn, [other]).get(other)
+            held = core.store.lookup_ids(conn, [key, other])
+            holder = held.get(other)
+            if key not in held and key[0] != CANONICAL:
+                # As an alias: a user id nobody holds joins the identity's profile, or with it a new one (until
+                # 0.2.10 NOT_FOUND, though the same two ids the other way round linked: walk, session 27).
+                if holder is not None:
+                    key, other = other, key
+                    held[key], holder = holder, None
+                else:
+                    held[key], created = self._ensure(conn, key, linked_by or "alias_call", "LinkIdentities", now)
+            pid = held[key] if key in held else core.find(conn, key)
             if holder == pid:
                 pass
             elif holder is None:
@@ -401,7 +410,7 @@ class ProfileDomain:
                 fold_lifecycle(conn, core.store, loser, winner)  # both existed: each has its history
                 core.merge(conn, loser, winner, now)
                 pid, merged = winner, loser
-            core.engine.refresh(conn, [pid], now, cause="event")
+            core.engine.refresh(conn, [pid], now, cause="event", created={pid} if created else frozenset())
         with core.database.connection() as conn:
             return self._profile(conn, [pid], (), roles)[pid], merged
 
