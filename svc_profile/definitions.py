@@ -36,9 +36,10 @@ from svc_profile.condpaths import nodes as condition_nodes
 from svc_profile.core import Core
 from svc_profile.defgraph import frozen_readers, kind_clashes, reaches, tag_readers, tags_read
 from svc_profile.engine import SegmentRule, TagRule, references, tag_rule_from_proto
-from svc_profile.known import FEATURES, Names, tag_kind
+from svc_profile.known import ATTRIBUTES, FEATURES, Names, tag_kind
 from svc_profile.model import now_us
 from svc_profile.retained import check_retained
+from svc_profile.service import check_value
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 TAG_SCOPE = replace(PROFILE_SCOPE, segments=False)
@@ -178,7 +179,8 @@ class Definitions:
         defined: reading itself is reported as a cycle): for new definitions, not for loading stored ones."""
         kinds = {name: kind for name, kind in self.tag_kinds.items() if kind is not None}
         tags = Names({*self.value_types, *([tag] if tag else [])}, kinds)
-        return replace(scope, names={Source.FEATURE: FEATURES, Source.TAG: tags, Source.SCORE: tags})
+        names = {Source.FEATURE: FEATURES, Source.TAG: tags, Source.SCORE: tags, Source.ATTRIBUTE: ATTRIBUTES}
+        return replace(scope, names=names)
 
     def segment_rule(self, segment: pb.Segment, scope: Any = PROFILE_SCOPE) -> SegmentRule:
         if segment.WhichOneof("definition") == "condition":
@@ -251,8 +253,10 @@ class Definitions:
             for i, band in enumerate(definition.bands.bands):
                 if band.value.WhichOneof("kind") is None:
                     raise _bad(f"{field}.bands.bands[{i}].value", "each band needs a value")
-                value_from_proto(band.value, f"{field}.bands.bands[{i}].value")  # a timestamp out of range
-            value_from_proto(definition.bands.default_value, f"{field}.bands.default_value")
+                path = f"{field}.bands.bands[{i}].value"
+                check_value(value_from_proto(band.value, path), path)  # a timestamp out of range; NaN, a long text
+            path = f"{field}.bands.default_value"
+            check_value(value_from_proto(definition.bands.default_value, path), path)
             _check_band_kinds(definition, field)
         if kind == "external" and not definition.external.writer:
             raise _bad(
@@ -374,8 +378,6 @@ class Definitions:
                     )
                 if expected_version and expected_version != current.version:
                     raise Aborted(f"tag {definition.name!r} is at version {current.version}, not {expected_version}")
-                if current.WhichOneof("rule") == "external" != definition.WhichOneof("rule"):
-                    raise _bad("definition.rule", "an external tag stays external")
                 # The pack's name reservation, which create_tag enforces, held for its versions too: the pack's formula
                 # (not the stored one, which a release before 0.2.7 let lifecycle_stage change: so it can be repaired).
                 pack = finance.PACK.get(definition.name, (current.builtin.formula,))[0]
@@ -387,6 +389,12 @@ class Definitions:
                         f"{definition.name!r} of the built-in finance pack keeps its formula "
                         f"({pack!r}): change its builtin.parameters, or create a tag of your own",
                     )
+                if (current.WhichOneof("rule") == "external") != (definition.WhichOneof("rule") == "external"):
+                    # Either way the values on the profiles are the other kind's: a rule's would stay where nothing
+                    # keeps them current (until 0.2.10 a rule tag could become external: walk, session 27).
+                    was_external = current.WhichOneof("rule") == "external"
+                    side = "an external tag stays external" if was_external else "a computed tag stays computed"
+                    raise _bad("definition.rule", f"{side}: create a tag of the other kind under a new name")
                 kind = tag_kind(definition)
                 changed = kind is not None and kind != tag_kind(current)  # unknown: any value, nothing to break
                 clashes = kind_clashes(self.core.engine, definition.name, kind) if changed else []

@@ -4,7 +4,7 @@ A condition naming a feature svc_profile never computes (``evnts_total``, ``coun
 nobody defined would never match: creating or updating a tag or segment refuses it (INVALID_ARGUMENT naming the
 node, through ``Scope.names`` of svc_common.conditions). Stored definitions are loaded without this check, so a
 definition saved before it still loads. Declared attributes are open-ended (the broker's systems send any
-lower_snake_case name, docs/profile.md): they are not checked.
+lower_snake_case name, docs/profile.md): only their form is checked (``ATTRIBUTES``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from svc_common.pb.qiming.common.v1 import event_pb2
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_profile import finance
 from svc_profile.features import FeatureUpdater
-from svc_profile.model import Days, Person
+from svc_profile.model import Days, Person, is_attribute_name
 
 _PROBE_TRADE, _PROBE_VIEW, _PROBE_AMOUNT = "probe_trade", "probe_view", "amount_fen"
 
@@ -127,6 +127,21 @@ def tag_kind(definition: pb.TagDefinition) -> str | None:
         kinds = {_VALUE_KINDS.get(v.WhichOneof("kind") or "") for v in values} - {None}
         return kinds.pop() if len(kinds) == 1 else None
     return KIND_OF_TYPE.get(definition.value_type)
+
+
+class AttributeNames:
+    """Every name a declared attribute can have (``model.is_attribute_name``): a condition naming another never
+    matches (or always, under ``NOT_EXISTS``), and one holding a NUL failed every recompute of its segment as if
+    the database were down (walk, session 27)."""
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and is_attribute_name(name)
+
+    def hint(self, name: str) -> str:
+        return "attribute names are 1-64 characters of a-z, 0-9, '_' and '.', not starting with '_'"
+
+
+ATTRIBUTES = AttributeNames()
 
 
 class Names(frozenset[str]):

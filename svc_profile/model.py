@@ -116,6 +116,15 @@ def window_days(span: str) -> int | None:
     return int(span[:-1]) if span.endswith("d") and span[:-1].isdecimal() else None
 
 
+_ATTRIBUTE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.")
+
+
+def is_attribute_name(name: str) -> bool:
+    """A name a declared attribute may have: 1-64 characters of a-z, 0-9, ``_`` and ``.``, not starting with ``_``
+    (a document's ``_`` entries are internal: every reader but SQL's leaves them out, ``decode_map``)."""
+    return 0 < len(name) <= 64 and set(name) <= _ATTRIBUTE_NAME_CHARS and name[0] != "_"
+
+
 def now_us() -> int:
     return to_us(dt.datetime.now(dt.UTC))
 

@@ -26,7 +26,7 @@ from svc_profile.identity import (
     note_customers_of,
     person_row,
 )
-from svc_profile.model import encode, from_us, now_us
+from svc_profile.model import encode, from_us, is_attribute_name, now_us
 from svc_profile.store._bundle import BUNDLE_DIALECTS, load_bundle
 from svc_profile.store._outbox import outbox_row
 from svc_profile.store._sql import CANONICAL, CUSTOMER
@@ -55,7 +55,6 @@ MAX_STRING_CHARS = 8_192
 RISK_RATING = "risk_rating"
 RATING = re.compile(r"[Cc][1-5]")
 """A ``risk_rating`` as the finance pack reads it (finance._rating): anything else would never be compared."""
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.")
 
 
 def _ts(target: Any, micros: int | None) -> None:
@@ -64,9 +63,9 @@ def _ts(target: Any, micros: int | None) -> None:
 
 
 def check_attribute_name(name: str, field: str) -> None:
-    if not name or len(name) > 64 or not set(name) <= _NAME_CHARS:
+    if not is_attribute_name(name):  # until 0.2.10 a leading "_" was taken, stored and then read by SQL alone
         raise InvalidArgument(
-            f"{field}: attribute name {name!r} must be 1-64 chars of a-z, 0-9, '_' and '.'",
+            f"{field}: attribute name {name!r} must be 1-64 chars of a-z, 0-9, '_' and '.', not starting with '_'",
             reason="INVALID_NAME",
             violations=[FieldViolation(field, "lower_snake_case attribute names")],
         )

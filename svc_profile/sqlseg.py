@@ -39,7 +39,7 @@ from svc_common.conditions import (
     Op,
     Source,
 )
-from svc_profile.model import Days
+from svc_profile.model import Days, is_attribute_name
 
 DIALECTS = frozenset({"sqlite", "postgresql"})
 _NUMBER_KINDS = ("i", "d", "m")
@@ -117,7 +117,9 @@ class _Translator:
         return sa.func.jsonb_extract_path_text(document, name, str(index))
 
     def compare(self, node: Compare) -> Any:
-        if node.source is not Source.ATTRIBUTE or self.is_sensitive(node.name) or '"' in node.name:
+        if node.source is not Source.ATTRIBUTE or self.is_sensitive(node.name) or not is_attribute_name(node.name):
+            # Python's answer for a name no attribute can have (a definition stored before 0.2.10 refused it): SQL
+            # read a "_" entry every other reader leaves out, and a NUL failed the statement (walk, session 27).
             raise _NotSql
         kind = self._part(node.name, 0)
         if node.op is Op.EXISTS:
