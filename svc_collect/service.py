@@ -120,6 +120,7 @@ class EventOutcome:
     quarantine_id: str = ""
 
 
+_HEX_DIGITS = "0123456789abcdef"
 RELEASED_MESSAGE = "released by an earlier replay: the event is in the log at this cursor"
 HELD_MESSAGE = "the log holds this very event (it was sent again and accepted): released at its cursor"
 PAYLOAD_MISMATCH_MESSAGE = "the same event_id was sent before with a different payload; the first one is kept"
@@ -269,10 +270,8 @@ class CollectService:
 
     def parse_cursor(self, cursor: str, field: str = "after_cursor") -> int:
         tag, _, position = cursor.partition(".")
-        try:
-            seq = int(position, 16)
-        except ValueError:
-            seq = -1
+        # As ``cursor`` writes it: lower-case hex digits alone (``int`` also took "0x1", "+1", " 1 ", "0_1", "١").
+        seq = int(position, 16) if position and position.strip(_HEX_DIGITS) == "" else -1
         if tag != self._log_tag or seq < 0 or len(cursor) > 40:
             raise InvalidArgument(
                 f"{field} {cursor[:40]!r} is not a cursor of this log",
