@@ -269,6 +269,13 @@ class Definitions:
                 raise _bad(
                     f"{field}.builtin.formula", f"unknown formula {formula!r}; one of {sorted(finance.DEFAULTS)}"
                 )
+            if formula == "lifecycle_stage" and definition.name != "lifecycle_stage":
+                # A second stage machine would read the pack's stage as its own previous one (REACTIVATED) and not be
+                # aged by the sweep, which follows the pack's (walk, session 27).
+                raise _bad(
+                    f"{field}.builtin.formula",
+                    "the lifecycle_stage formula is the pack's tag 'lifecycle_stage' alone: change its parameters",
+                )
             _builtin_value_type(definition, field)
             for name, value in sorted(definition.builtin.parameters.items()):
                 path = f"{field}.builtin.parameters[{name}]"

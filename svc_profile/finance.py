@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from fractions import Fraction
 from itertools import pairwise
 from typing import Any
 
@@ -129,7 +130,10 @@ reached or tiers overlap (e.g. low=10, medium=2 makes 2 trades "medium" and 1..9
 
 
 def order_problem(formula: str, merged: dict[str, Any]) -> tuple[tuple[str, ...], str] | None:
-    """(the parameters, why) when the thresholds of ``merged`` (defaults with overrides) do not nest."""
+    """(the parameters, why) when the thresholds of ``merged`` (defaults with overrides) do not nest, or the fund
+    preference's two weights are both 0 (the tag, and every ``fund_pref.*`` feature, would never be set)."""
+    if formula == "fund_preference" and merged["attention_weight"] + merged["holding_weight"] <= 0:
+        return ("attention_weight", "holding_weight"), "must not both be 0: the index weighs attention and holdings"
     for names in ORDERED.get(formula, ()):
         values = [merged[n] for n in names]
         if any(a > b for a, b in pairwise(values)):
@@ -209,8 +213,13 @@ def dormant_activation_potential(person: Person, p: dict[str, Any], ctx: Any) ->
         (_count(person, p["fund_event"], days), p["fund_weight"], p["fund_cap"]),
         (_count(person, p["deposit_event"], days), p["deposit_weight"], p["deposit_cap"]),
     )
-    score = sum(weight * min(count / cap, 1.0) for count, weight, cap in parts if cap > 0)
-    return math.floor(min(100.0, score) + 0.5)  # halves up (round() takes halves to even: 2.5 gave 2, 7.5 gave 8)
+    score = min(100.0, sum(weight * min(count / cap, 1.0) for count, weight, cap in parts if cap > 0))
+    if abs(score - math.floor(score) - 0.5) < 1e-6:
+        # Near a half, decided exactly: the float sum can land a hair below it (11 × 15 / 22 = 7.5 gave 7.4999…, 7
+        # until 0.2.10, with weights and caps of a tag's own; the defaults never do).
+        exact = sum(Fraction(weight) * min(count, cap) / Fraction(cap) for count, weight, cap in parts if cap > 0)
+        return math.floor(min(Fraction(100), exact) + Fraction(1, 2))
+    return math.floor(score + 0.5)  # halves up (round() takes halves to even: 2.5 gave 2, 7.5 gave 8)
 
 
 _VIEWS = tuple((t, f"views.fund.{t}") for t in FUND_TYPES)
@@ -219,7 +228,9 @@ _HOLDINGS = tuple((t, f"fund_holding_{t}_fen") for t in FUND_TYPES)
 whose views changed)."""
 
 
-def fund_preference_index(person: Person, p: dict[str, Any]) -> dict[str, float]:
+def fund_preference_index(person: Person, p: dict[str, Any], digits: int | None = 4) -> dict[str, float]:
+    """Each fund type's share of attention and holdings, weighted, rounded to ``digits`` (None: not rounded, for
+    comparing them: rounded, 1,000,000 and 1,000,010 CNY held were one share, and the first type won)."""
     features, attributes = person.features, person.attributes
     views = {t: int(features.get(name) or 0) for t, name in _VIEWS}
     holdings = {}
@@ -232,18 +243,16 @@ def fund_preference_index(person: Person, p: dict[str, Any]) -> dict[str, float]
     wh = float(p["holding_weight"]) if total_held else 0.0
     if wa + wh == 0:
         return {}
-    return {
-        t: round(
-            (wa * (views[t] / total_views if total_views else 0) + wh * (holdings[t] / total_held if total_held else 0))
-            / (wa + wh),
-            4,
-        )
+    shares = {
+        t: (wa * (views[t] / total_views if total_views else 0) + wh * (holdings[t] / total_held if total_held else 0))
+        / (wa + wh)
         for t in FUND_TYPES
     }
+    return shares if digits is None else {t: round(share, digits) for t, share in shares.items()}
 
 
 def fund_preference(person: Person, p: dict[str, Any], ctx: Any) -> object:
-    index = fund_preference_index(person, p)
+    index = fund_preference_index(person, p, None)
     if not index:
         return None
     best = FUND_TYPES[0]

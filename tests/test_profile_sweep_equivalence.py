@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from profile_helpers import DAY, event, profile_app, profile_settings, ref
 
 from svc_common.conditions import to_proto
+from svc_common.errors import InvalidArgument
 from svc_common.pb.qiming.common.v1 import condition_pb2 as C
 from svc_common.pb.qiming.profile.v1 import profile_pb2 as pb
 from svc_profile import timesweep
@@ -97,9 +98,12 @@ def test_after_the_sweep_evaluating_everyone_changes_nothing(
         assert state(app) == swept
 
 
-def test_a_tag_of_the_lifecycle_formula_with_its_own_days_is_swept(tmp_path: Path, database_url: str) -> None:
+def test_a_tag_of_the_lifecycle_formula_with_its_own_days_is_swept(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A tag of builtin formula lifecycle_stage with active_days=7: at the 7-day edge its value changes although
-    the service's own stage (30 days) cannot; the sweep skipped every tag of that formula for such persons."""
+    the service's own stage (30 days) cannot; the sweep skipped every tag of that formula for such persons. Such a tag
+    is refused since 0.2.10 (only the pack's ``lifecycle_stage`` has the formula); one stored before still runs."""
 
     def short_life() -> str:
         with app.core.database.connection() as conn:
@@ -110,7 +114,11 @@ def test_a_tag_of_the_lifecycle_formula_with_its_own_days_is_swept(tmp_path: Pat
         tag = pb.TagDefinition(
             name="short_life", builtin=pb.BuiltinTag(formula="lifecycle_stage", parameters=parameters)
         )
-        app.definitions.create_tag(tag)
+        with pytest.raises(InvalidArgument, match="the pack's tag 'lifecycle_stage' alone"):
+            app.definitions.create_tag(tag)
+        with monkeypatch.context() as stored_before:  # as a release before 0.2.10 stored it
+            stored_before.setattr(type(app.definitions), "validate_tag", lambda self, definition: None)
+            app.definitions.create_tag(tag)
         now = time.time_ns() // 1000
         before = now - DAY
         opened = to_proto(dt.datetime.now(dt.UTC) - dt.timedelta(days=400))
