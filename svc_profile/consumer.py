@@ -125,7 +125,10 @@ class BatchConsumer:
                 for p, r in loaded.items():
                     row = rows[p] = PersonRow.of(r)
                     row.features = settled(row.features)  # as the cache keeps them (the fold folds into them)
-                deltas, event_rows = self.updater.apply({p: r.features for p, r in rows.items()}, res.pids, mine)
+                docs = {p: r.features for p, r in rows.items()}
+                deltas, event_rows = self.updater.apply(docs, res.pids, mine)
+                new_customers = {p for p in (*res.created, *res.gained) if res.customers.get(p)}
+                self.updater.seed_customer_since(docs, {p: r.created_us for p, r in rows.items()}, new_customers)
                 store.write_features(conn, [(p, document_json(r.features), now) for p, r in rows.items()])
                 for row in rows.values():
                     row.updated_us = now

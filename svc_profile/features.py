@@ -100,6 +100,8 @@ class FeatureUpdater:
         left in ``types`` (the event types of each person, plus ``VIEWS_CHANGED`` where view features changed:
         which rules can change) and ``triggers`` (each person's last event id)."""
         deltas: dict[tuple[str, str, int], list[int]] = {}
+        self.first_customer: set[str] = set()
+        """The persons this batch gave a ``first_customer_event_at`` (``seed_customer_since``)."""
         self.changed: dict[str, set[str]] = defaultdict(set)
         self.types: dict[str, set[str]] = {}
         self.triggers: dict[str, str] = {}
@@ -136,7 +138,10 @@ class FeatureUpdater:
             user = e.user_id
             if user:  # the customer's own first event: a device's earlier browsing, merged in, is not it
                 item = doc.get(FIRST_CUSTOMER_EVENT)
-                if item is None or us < item[1]:
+                if item is None:
+                    doc[FIRST_CUSTOMER_EVENT] = ("t", us)
+                    self.first_customer.add(pid)
+                elif us < item[1]:
                     doc[FIRST_CUSTOMER_EVENT] = ("t", us)
             session = e.session_id
             if session:
@@ -182,11 +187,29 @@ class FeatureUpdater:
             types[pid].update(marks)
         return deltas, rows
 
+    def seed_customer_since(
+        self, docs: Mapping[str, dict[str, Any]], created: Mapping[str, int], fresh: set[str]
+    ) -> None:
+        """``first_customer_event_at`` where this batch is the first to set it, for persons that were customers before
+        the batch (not in ``fresh``: made or given a customer number by it) — a document of 0.2.9 or earlier, an
+        imported customer —: the earliest of it, ``first_seen_at`` and the profile's creation (``created``), as their
+        account was dated before 0.2.10; and for a person given a customer number without an event as the customer (an
+        alias, an identity on a plain event): when it was (its last event of the batch)."""
+        for pid in self.first_customer - fresh:
+            doc = docs[pid]
+            seen = doc.get("first_seen_at")
+            since = min(doc[FIRST_CUSTOMER_EVENT][1], seen[1] if seen else doc[FIRST_CUSTOMER_EVENT][1], created[pid])
+            doc[FIRST_CUSTOMER_EVENT] = ("t", since)
+        for pid in fresh:
+            doc = docs.get(pid)
+            if doc is not None and FIRST_CUSTOMER_EVENT not in doc and (last := doc.get("last_seen_at")) is not None:
+                doc[FIRST_CUSTOMER_EVENT] = ("t", last[1])
+
     def forget(self) -> None:
         """Drop the last batch's ``types``, ``triggers`` and ``changed`` once it has used them: kept until the next
         batch, their sets (one a touched person, ~8,700 a 10,000-event batch) were the most numerous objects the
         collection after the batch walks (docs/benchmarks.md, session 16)."""
-        self.changed, self.types, self.triggers = defaultdict(set), {}, {}
+        self.changed, self.types, self.triggers, self.first_customer = defaultdict(set), {}, {}, set()
 
     def _trade(self, doc: dict[str, Any], e: event_pb2.Event, properties: Any, us: int) -> int:
         amount = 0
@@ -346,10 +369,7 @@ def merge_features(winner: dict[str, Any], loser: dict[str, Any]) -> dict[str, A
         # remembered sessions would otherwise push out the device's current one, counted again at its next event).
         if _last_seen(loser) > _last_seen(winner):
             mine, theirs = theirs, mine
-        # Each side's current session kept whatever the other remembers (a customer's 16, seen last on another device,
-        # pushed out the device's current one, counted again at the login in it until 0.2.10: walk, session 27).
-        ordered = (*mine[:1], *theirs[:1], *mine[1:], *theirs[1:])
-        out[SESSIONS_SEEN] = tuple(dict.fromkeys(ordered))[:RECENT_SESSIONS]
+        out[SESSIONS_SEEN] = (*mine, *(s for s in theirs if s not in mine))[:RECENT_SESSIONS]
         out.pop(_LAST_SESSION, None)
     return out
 

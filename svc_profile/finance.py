@@ -305,14 +305,18 @@ def lifecycle(person: Person, p: dict[str, Any], ctx: Any) -> tuple[str, str]:
     if opened_at is not None and hasattr(opened_at, "timestamp"):
         opened_us = int(opened_at.timestamp() * 1_000_000)
     elif person.has_customer:
-        # No opening date from the counter: the customer exists since we first saw or created them. Seen as the
-        # customer: a device's browsing before its signup, merged in, does not date the account (until 0.2.10 a
-        # customer who signed up today after weeks of browsing was never NEW, and AT_RISK at once: walk, session 27).
-        # A document from before 0.2.10 has none until its next event with a user_id: its first event until then.
-        opened_us = ctx.created_us(person)
-        first_seen = person.features.get(FIRST_CUSTOMER_EVENT) or person.features.get("first_seen_at")
-        if first_seen is not None and hasattr(first_seen, "timestamp"):
-            opened_us = min(opened_us, int(first_seen.timestamp() * 1_000_000))
+        # No opening date from the counter: the customer exists since their first event as the customer
+        # (``first_customer_event_at``, 0.2.10: a device's browsing merged in at signup does not date the account, which
+        # made a customer who signed up today after weeks of browsing AT_RISK at once: walk, session 27), else since we
+        # first saw or created them (no event as the customer yet).
+        since = person.features.get(FIRST_CUSTOMER_EVENT)
+        if since is not None and hasattr(since, "timestamp"):
+            opened_us = int(since.timestamp() * 1_000_000)
+        else:
+            opened_us = ctx.created_us(person)
+            first_seen = person.features.get("first_seen_at")
+            if first_seen is not None and hasattr(first_seen, "timestamp"):
+                opened_us = min(opened_us, int(first_seen.timestamp() * 1_000_000))
     if opened_us is None:
         return "PROSPECT", "no_account"
     today = person.clock.of(person.now)

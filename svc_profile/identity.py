@@ -8,7 +8,9 @@ number are never merged (the link is refused and counted). Plain events only add
 
 from __future__ import annotations
 
+import itertools
 import logging
+import re
 import unicodedata
 import uuid
 from collections.abc import Sequence
@@ -46,7 +48,7 @@ class IdPolicy:
         self._placeholder_pseudonyms = frozenset(
             self._pseudonyms.pseudonymize(namespace, spelling)
             for namespace in set(_PSEUDONYMIZED.values())
-            for placeholder in (*settings.placeholder_ids, "")
+            for placeholder in (*settings.placeholder_ids, "", *_INVISIBLE)
             for spelling in _case_spellings(placeholder.strip())
         )
 
@@ -127,8 +129,15 @@ def _case_spellings(word: str) -> set[str]:
     characters ("ＮＵＬＬ": svc_collect pseudonymizes a fund account as sent)."""
     plain = {word, word.lower(), word.upper(), word.title()}
     spellings = plain | {spelling.translate(_FULL_WIDTH) for spelling in plain}
+    if word.startswith("-"):  # "−1" with the minus sign U+2212, as svc_collect would pseudonymize it
+        spellings.add("\u2212" + word[1:])
     letters = [i for i, char in enumerate(word) if char.isalpha()]
     if len(letters) > _MAX_SPELLED_LETTERS:
+        # Each word of it in lower, capitalised or upper case: "[object Object]", as JavaScript writes it.
+        words = re.split(r"([^A-Za-z]+)", word.lower())
+        choices = [(w, w.capitalize(), w.upper()) if w.isalpha() else (w,) for w in words]
+        if len(choices) <= 9:
+            spellings |= {"".join(parts) for parts in itertools.product(*choices)}
         return spellings
     for mask in range(1 << len(letters)):
         chars = list(word.lower())
@@ -266,7 +275,8 @@ class BatchResolver:
                 # new ids linked as a plain event's are), not a new profile's (until 0.2.10 it depended on the order
                 # of its ids: walk, session 27).
                 held = next((k for k in (anonymous, *extra) if k and k != primary and k in owner), None)
-                if held is not None:
+                # A customer number nobody holds names a customer of its own: not another's event (review, session 27).
+                if held is not None and not any(k[0] == CUSTOMER and k not in owner for k in (primary, *extra)):
                     primary, found = held, owner[held]
             if found and not extra and event_type not in alias and event_type not in identify:
                 pids[i] = find(found) if parent else found  # most events: a known person, nothing to link

@@ -46,7 +46,7 @@ def _stored_kinds() -> dict[str, str]:
         yuan_amount_properties=(),
         event_retention_days=0,
     )
-    trade = event_pb2.Event(event_id="1", event_type=_PROBE_TRADE, session_id="s")
+    trade = event_pb2.Event(event_id="1", event_type=_PROBE_TRADE, session_id="s", user_id="c")  # a customer's
     trade.occurred_at.FromMicroseconds(1)
     trade.properties[_PROBE_AMOUNT].money_fen_value = 1
     trade.properties["product_risk_level"].int_value = 1

@@ -18,6 +18,7 @@ from svc_common.protection import find_personal_data
 from svc_common.server import note_customers
 from svc_profile.core import Core
 from svc_profile.erasure import ERASED_CAUSE, customer_ids, erasure_events
+from svc_profile.features import FIRST_CUSTOMER_EVENT
 from svc_profile.identity import (
     check_link,
     fold_lifecycle,
@@ -26,7 +27,7 @@ from svc_profile.identity import (
     note_customers_of,
     person_row,
 )
-from svc_profile.model import encode, from_us, is_attribute_name, now_us
+from svc_profile.model import document_json, encode, from_us, is_attribute_name, now_us
 from svc_profile.store._bundle import BUNDLE_DIALECTS, load_bundle
 from svc_profile.store._outbox import outbox_row
 from svc_profile.store._sql import CANONICAL, CUSTOMER
@@ -81,6 +82,12 @@ def check_value(value: object, field: str) -> None:
             violations=[FieldViolation(field, "NaN and infinity are refused")],
         )
     strings = [value] if isinstance(value, str) else value if isinstance(value, tuple) else ()
+    if any("\x00" in text for text in strings):  # the gRPC layer refuses it first; PostgreSQL's JSONB cannot hold it
+        raise InvalidArgument(
+            f"{field}: a string holds a NUL character",
+            reason="VALUE_NOT_ALLOWED",
+            violations=[FieldViolation(field, "no NUL (U+0000) in text")],
+        )
     if any(len(text) > MAX_STRING_CHARS for text in strings):
         raise InvalidArgument(
             f"{field}: a string is longer than {MAX_STRING_CHARS} characters",
@@ -385,7 +392,7 @@ class ProfileDomain:
             now = now_us()  # under the writer (Core.writing)
             held = core.store.lookup_ids(conn, [key, other])
             holder = held.get(other)
-            if key not in held and key[0] != CANONICAL:
+            if key not in held and key[0] != CANONICAL and key != other:
                 # As an alias: a user id nobody holds joins the identity's profile, or with it a new one (until
                 # 0.2.10 NOT_FOUND, though the same two ids the other way round linked: walk, session 27).
                 if holder is not None:
@@ -402,6 +409,7 @@ class ProfileDomain:
                 core.store.insert_links(conn, [link_row(pid, other, linked_by or "alias_call", "LinkIdentities", now)])
                 if other[0] == CUSTOMER:
                     core.store.rekey_outbox(conn, {pid: other[1]})
+                    self._customer_since(conn, pid, now)
             else:
                 customers = core.store.customers_of(conn, [pid, holder])
                 check_link(customers, pid, holder)
@@ -412,6 +420,14 @@ class ProfileDomain:
             core.engine.refresh(conn, [pid], now, cause="event", created={pid} if created else frozenset())
         with core.database.connection() as conn:
             return self._profile(conn, [pid], (), roles)[pid], merged
+
+    def _customer_since(self, conn: Any, pid: str, now: int) -> None:
+        """A profile given its customer number now (a known device's): its account dates from now, as for an event's
+        link (``FeatureUpdater.seed_customer_since``), not from when the device was first seen."""
+        features = dict(self.core.store.load_persons(conn, [pid])[pid].features)
+        if FIRST_CUSTOMER_EVENT not in features:
+            features[FIRST_CUSTOMER_EVENT] = ["t", now]
+            self.core.store.write_features(conn, [(pid, document_json(features), now)])
 
     def unlink(self, identity: Any) -> str:
         core = self.core

@@ -67,6 +67,10 @@ def segment_where(
         return None
 
 
+_EXACT = 2**53
+"""Numbers of a comparison translated to SQL are smaller: every int and double below it is exact in both."""
+
+
 class _Translator:
     def __init__(
         self, tables: dict[str, Any], dialect: str, now: int, clock: Days, is_sensitive: Callable[[str], bool]
@@ -132,7 +136,9 @@ class _Translator:
             value = self._part(node.name, 1)
             if self.dialect == "postgresql":
                 value = value.collate("C")  # code-point order, as Python compares str
-        elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in operands):
+        elif all(isinstance(v, int | float) and not isinstance(v, bool) and abs(v) < _EXACT for v in operands):
+            # Past 2^53 Python compares an int with a double exactly; PostgreSQL compared a float8 operand with the
+            # numeric value in float8 (2^53 + 1 equalled 2^53.0), so Python answers those (walk, session 27).
             kinds = _NUMBER_KINDS
             value = self._part(node.name, 1)
             if self.dialect == "postgresql":

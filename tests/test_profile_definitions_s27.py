@@ -93,3 +93,29 @@ def test_a_band_value_meets_the_checks_a_written_value_meets(
             app.definitions.create_tag(pb.TagDefinition(name="banded", bands=bands))
         field = "definition.bands.bands[0].value" if where == "bands" else "definition.bands.default_value"
         assert refused.value.violations[0].field == field
+
+
+@pytest.mark.parametrize(
+    ("value", "operand", "op"),
+    [
+        (9007199254740993, 9007199254740992.0, C.OPERATOR_EQ),  # 2^53 + 1 is not 2^53.0
+        (9007199254740993, 9007199254740992.0, C.OPERATOR_GT),
+        (4.611686018427388e18, 4611686018427387904, C.OPERATOR_EQ),  # that double is exactly 2^62
+    ],
+)
+def test_a_recompute_compares_numbers_past_2_53_as_the_consumer_does(
+    tmp_path: Path, database_url: str, value: object, operand: object, op: int
+) -> None:
+    with profile_app(profile_settings(tmp_path, database_url, finance_pack=False)) as app:
+        app.definitions.create_segment(pb.Segment(segment_id="s1", condition=_compare("acct_no", op, operand)))
+        app.profiles.upsert_attributes(ref("U1"), {"acct_no": to_proto(value)}, [], "crm", UNMASK)
+        live = app.segments.check("s1", (2, "U1"))[0]
+        assert live == (value == operand if op == C.OPERATOR_EQ else value > operand)  # Python's exact answer
+        app.segments.recompute("s1")
+        assert app.segments.check("s1", (2, "U1"))[0] == live
+
+
+def test_an_attribute_holding_a_nul_is_refused(tmp_path: Path) -> None:
+    settings = profile_settings(tmp_path, finance_pack=False)
+    with profile_app(settings) as app, pytest.raises(InvalidArgument, match="NUL"):
+        app.profiles.upsert_attributes(ref("U1"), {"note": to_proto("a\x00b")}, [], "crm", UNMASK)

@@ -2,7 +2,10 @@
 dated from the browsing (never NEW, AT_RISK at once); a plain event whose first id was new went to a new profile
 though another of its ids was a known person's; LinkIdentities was NOT_FOUND for a user id nobody held, though the
 same two ids the other way round linked; "NaN", "[object Object]", a braced nil UUID, "−1" (U+2212) and ids of only
-zero-width characters were taken as ids."""
+zero-width characters were taken as ids. And what the review of those fixes found: a plain event with a new customer
+number must not become a known phone's holder's; LinkIdentities of one id with itself stays NOT_FOUND; a device given
+a customer number by LinkIdentities or an alias is a new customer too; a customer's profile from before 0.2.10 keeps
+the date its account had."""
 
 from __future__ import annotations
 
@@ -104,12 +107,74 @@ def test_sdk_junk_ids_are_placeholders(tmp_path: Path, value: str) -> None:
             app.profiles.get(ref(value, ANONYMOUS), [], UNMASK)
 
 
-def test_a_merge_keeps_the_devices_current_session_beside_a_customers_sixteen(tmp_path: Path) -> None:
-    t = time.time_ns() // 1000 - DAY
+def test_a_plain_event_with_a_new_customer_number_is_that_customers(tmp_path: Path) -> None:
+    phone = types_pb2.ID_TYPE_PHONE_PSEUDONYM
     with profile_app(profile_settings(tmp_path)) as app:
-        _feed(app, [event("app_start", "C1", session_id=f"pc{i}", at_us=t + i) for i in range(16)], "1")
-        _feed(app, [event("app_start", anonymous_id="devA", session_id="s1", at_us=t + 100)], "2")
-        _feed(app, [event("page_view", "C1", session_id="pc99", at_us=t + 200)], "3")  # seen last on the PC
-        _feed(app, [event("login", "C1", "devA", session_id="s1", at_us=t + 300)], "4")  # the phone's session goes on
-        features = app.profiles.get(ref("C1"), [], UNMASK).features
-        assert from_proto(features["sessions"]) == 18  # pc0 … pc15, pc99, s1: s1 once
+        first = event("trade_filled", "C1", amount_fen=100)
+        first.identities.add(type=phone, value="13800000000")
+        _feed(app, [first], "1")
+        trade = event("trade_filled", amount_fen=5_000_000)  # a new account's trade; the household's phone is C1's
+        trade.identities.add(type=CUSTOMER, value="C2")
+        trade.identities.add(type=phone, value="13800000000")
+        _feed(app, [trade], "2")
+        assert from_proto(app.profiles.get(ref("C1"), [], UNMASK).features["trade_count"]) == 1
+        assert from_proto(app.profiles.get(ref("C2"), [], UNMASK).features["trade_count"]) == 1
+
+
+def test_link_identities_of_an_id_with_itself_is_not_found(tmp_path: Path) -> None:
+    from svc_common.errors import NotFound
+
+    with profile_app(profile_settings(tmp_path)) as app, pytest.raises(NotFound):
+        app.profiles.link(ref("C9"), types_pb2.Identity(type=CUSTOMER, value="C9"), "", UNMASK)
+
+
+@pytest.mark.parametrize("how", ["link_identities", "alias_event", "plain_identity"])
+def test_a_device_given_a_customer_number_is_a_new_customer(tmp_path: Path, how: str) -> None:
+    now = time.time_ns() // 1000
+    with profile_app(profile_settings(tmp_path)) as app:
+        _feed(app, [event("page_view", anonymous_id="devA", at_us=now - 60 * DAY)], "1")
+        if how == "link_identities":
+            app.profiles.link(ref("C1"), types_pb2.Identity(type=ANONYMOUS, value="devA"), "", UNMASK)
+        else:
+            linking = event("$alias" if how == "alias_event" else "page_view", anonymous_id="devA", at_us=now)
+            linking.identities.add(type=CUSTOMER, value="C1")
+            _feed(app, [linking], "2")
+        assert _stage(app, "C1") == "LIFECYCLE_STAGE_NEW"
+
+
+def test_a_customers_profile_from_before_the_feature_keeps_its_account_date(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    now = time.time_ns() // 1000
+    with profile_app(profile_settings(tmp_path)) as app:
+        _feed(app, [event("page_view", "C7", at_us=now - k * DAY) for k in (200, 150, 100)], "1")
+        assert _stage(app, "C7") == "LIFECYCLE_STAGE_CHURNED"
+        with app.core.writing() as conn:  # as 0.2.9 left it: no first_customer_event_at
+            person = app.core.store.t["person"]
+            for pid, features in conn.execute(sa.select(person.c.profile_id, person.c.features)).all():
+                features = dict(features)
+                features.pop("first_customer_event_at")
+                conn.execute(sa.update(person).where(person.c.profile_id == pid).values(features=features))
+        _feed(app, [event("app_start", "C7", at_us=now)], "2")
+        assert _stage(app, "C7") == "LIFECYCLE_STAGE_REACTIVATED"  # not NEW: its account dates from its history
+        features = app.profiles.get(ref("C7"), [], UNMASK).features
+        assert from_proto(features["first_customer_event_at"]).timestamp() < (now - 199 * DAY) / 1e6
+
+
+def test_a_condition_may_read_the_first_customer_event(tmp_path: Path) -> None:
+    from svc_common.pb.qiming.common.v1 import condition_pb2 as C
+
+    field = C.FieldRef(source=C.FieldRef.SOURCE_FEATURE, name="first_customer_event_at")
+    condition = C.Condition(comparison=C.Comparison(field=field, operator=C.OPERATOR_EXISTS))
+    with profile_app(profile_settings(tmp_path)) as app:
+        app.definitions.create_segment(pb.Segment(segment_id="customers_seen", condition=condition))
+        _feed(app, [event("page_view", "C1")], "1")
+        assert app.segments.check("customers_seen", (CUSTOMER, "C1"))[0]
+
+
+@pytest.mark.parametrize("value", ["[object Object]", "\u22121", "\u200b", "\ufeff", "NaN"])
+def test_sdk_junk_ids_are_placeholders_as_svc_collect_pseudonymizes_them(tmp_path: Path, value: str) -> None:
+    with profile_app(profile_settings(tmp_path)) as app:
+        policy = app.core.policy
+        for id_type, namespace in ((FUND, "fund_account"), (types_pb2.ID_TYPE_PHONE_PSEUDONYM, "phone")):
+            assert policy.key(id_type, policy._pseudonyms.pseudonymize(namespace, value)) is None

