@@ -59,6 +59,9 @@ class SchemaRegistry:
         self._stamp: tuple[int, int] | None = None
         self._registrations = 0
         """Versions this process registered: a ``load`` that saw it change meanwhile installs nothing."""
+        self._installs = 0
+        """Reads a ``load`` installed: a registration does not put back the protected names of a history read before
+        one of them."""
         self._swap = threading.Lock()
         self._task: asyncio.Task[None] | None = None
 
@@ -99,6 +102,7 @@ class SchemaRegistry:
             self._compiled = compiled
             self.protected = self._protected_names(history)
             self._stamp = stamp
+            self._installs += 1
 
     async def start(self) -> None:
         await asyncio.to_thread(self.load)
@@ -156,7 +160,11 @@ class SchemaRegistry:
         with self._swap:
             self._registrations += 1
             self._compiled = {**self._compiled, record.event_type: compiled}
-        self.protected = self._protected_names(await asyncio.to_thread(self._catalog.schema_history))
+            installs = self._installs
+        history = await asyncio.to_thread(self._catalog.schema_history)
+        with self._swap:
+            if self._installs == installs:  # else a poll installed what it read after this insert: as new, or newer
+                self.protected = self._protected_names(history)
         return stored
 
     def settle_sensitive_names(self, names: Sequence[str], now_us: int) -> None:

@@ -24,6 +24,7 @@ from svc_profile.model import DAY_US, now_us
 from svc_profile.outbox import OutboxPublisher
 from svc_profile.retained import KEPT_NONE, PURGE_WATERMARK
 from svc_profile.sqlseg import segment_where
+from svc_profile.store._sql import CANONICAL
 
 _ID_TYPES = frozenset(types_pb2.IdType.values()) - {types_pb2.ID_TYPE_UNSPECIFIED}
 """What ExportMembers may be asked to send of each member (an unknown number matched nothing, silently)."""
@@ -37,6 +38,10 @@ def _quiet(percent: float, message: str) -> None:
 
 EXACT_SAMPLE_MEMBERS = 100_000
 """GetSegmentSize samples a segment of up to this many members from all their ids, a larger one by random look-ups."""
+
+
+def _exported(identity: Any, types: set[int], pid: str) -> bool:
+    return identity.id_type in types and (identity.id_type != CANONICAL or identity.id_value == pid)
 
 
 class Segments:
@@ -338,7 +343,11 @@ class Segments:
                 if not rows:
                     return
                 ids = self.core.store.identities_of(conn, [r[0] for r in rows]) if types else {}
-                yield [(pid, [i for i in ids.get(pid, ()) if i.id_type in types], entered) for pid, entered in rows]
+                # Of canonical ids, the member's own: a merge keeps the absorbed profile's linked too (old references
+                # resolve), and an export listed it first, a reader taking "the" canonical id got the wrong profile.
+                yield [
+                    (pid, [i for i in ids.get(pid, ()) if _exported(i, types, pid)], entered) for pid, entered in rows
+                ]
                 after = rows[-1][0]
 
     # -- time --------------------------------------------------------------------------------------------

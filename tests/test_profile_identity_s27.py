@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from profile_helpers import ANONYMOUS, CUSTOMER, DAY, event, profile_app, profile_settings, ref
+from profile_helpers import ANONYMOUS, CANONICAL, CUSTOMER, DAY, event, profile_app, profile_settings, ref
 
 from svc_common.conditions import from_proto
 from svc_common.errors import InvalidArgument
@@ -178,3 +178,18 @@ def test_sdk_junk_ids_are_placeholders_as_svc_collect_pseudonymizes_them(tmp_pat
         policy = app.core.policy
         for id_type, namespace in ((FUND, "fund_account"), (types_pb2.ID_TYPE_PHONE_PSEUDONYM, "phone")):
             assert policy.key(id_type, policy._pseudonyms.pseudonymize(namespace, value)) is None
+
+
+def test_an_export_lists_a_members_own_canonical_id_alone(tmp_path: Path) -> None:
+    from svc_common.pb.qiming.common.v1 import condition_pb2 as C
+
+    viewed = C.Condition(event_count=C.EventCount(event_type="page_view", min_count=1, window_seconds=30 * 86_400))
+    with profile_app(profile_settings(tmp_path, finance_pack=False)) as app:
+        app.definitions.create_segment(pb.Segment(segment_id="pv", condition=viewed))
+        _feed(app, [event("page_view", anonymous_id="A1")], "1")
+        _feed(app, [event("login", "C1", "A1")], "2")  # merges A1's profile into C1's, which keeps its canonical id
+        (page,) = list(app.segments.export("pv", 10, [CANONICAL, CUSTOMER, ANONYMOUS]))
+        ((pid, ids, _),) = page
+        assert sorted((i.id_type, i.id_value) for i in ids) == sorted(
+            [(CANONICAL, pid), (CUSTOMER, "C1"), (ANONYMOUS, "A1")]
+        )
