@@ -175,7 +175,7 @@ class FeatureUpdater:
                         us,
                         event_type,
                         session[:128],
-                        screen_column(screen),
+                        storable_text(screen)[:SCREEN_COLUMN_CHARS],  # screen_column, inline: once an event
                         _json(_scalar_properties(properties)) if properties else "{}",
                         e.channel or None,
                         user[:256] if user else None,

@@ -214,9 +214,10 @@ def dormant_activation_potential(person: Person, p: dict[str, Any], ctx: Any) ->
         (_count(person, p["deposit_event"], days), p["deposit_weight"], p["deposit_cap"]),
     )
     score = min(100.0, sum(weight * min(count / cap, 1.0) for count, weight, cap in parts if cap > 0))
-    if abs(score - math.floor(score) - 0.5) < 1e-6:
-        # Near a half, decided exactly: the float sum can land a hair below it (11 × 15 / 22 = 7.5 gave 7.4999…, 7
-        # until 0.2.10, with weights and caps of a tag's own; the defaults never do).
+    if 0.5 - 1e-6 < score - math.floor(score) < 0.5:
+        # A hair below a half, decided exactly: the float sum can land there for a true half (11 × 15 / 22 = 7.5 gave
+        # 7.4999…, 7 until 0.2.10, with weights and caps of a tag's own; the defaults never do). An exact half, common
+        # with the defaults (25 × 10 / 20), needs no more.
         exact = sum(Fraction(weight) * min(count, cap) / Fraction(cap) for count, weight, cap in parts if cap > 0)
         return math.floor(min(Fraction(100), exact) + Fraction(1, 2))
     return math.floor(score + 0.5)  # halves up (round() takes halves to even: 2.5 gave 2, 7.5 gave 8)
