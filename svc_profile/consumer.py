@@ -114,6 +114,13 @@ class BatchConsumer:
                 if res.gained:  # a profile that now has a customer number: its queued events too
                     store.rekey_outbox(conn, {p: res.customers[p] for p in res.gained if res.customers.get(p)})
                 entered = set(res.created)  # persons whose first stage is an entry (from UNSPECIFIED)
+                # A customer's own first_seen_at before a merge brings a device's browsing in: where their account dates
+                # from if the batch is the first to give them first_customer_event_at (seed_customer_since).
+                winners = sorted({w for _, w in res.merges} - entered)
+                seen_before = {
+                    p: item[1] if (item := r.features.get("first_seen_at")) else None
+                    for p, r in (store.load_persons(conn, winners).items() if winners else ())
+                }
                 for loser, winner in res.merges:
                     if fold_lifecycle(conn, store, loser, winner):  # a new winner takes the loser's stage and story
                         entered.discard(winner)
@@ -126,9 +133,10 @@ class BatchConsumer:
                     row = rows[p] = PersonRow.of(r)
                     row.features = settled(row.features)  # as the cache keeps them (the fold folds into them)
                 docs = {p: r.features for p, r in rows.items()}
-                deltas, event_rows = self.updater.apply(docs, res.pids, mine)
+                deltas, event_rows = self.updater.apply(docs, res.pids, mine, res.customers)
                 new_customers = {p for p in (*res.created, *res.gained) if res.customers.get(p)}
-                self.updater.seed_customer_since(docs, {p: r.created_us for p, r in rows.items()}, new_customers)
+                created_us = {p: r.created_us for p, r in rows.items()}
+                self.updater.seed_customer_since(docs, created_us, new_customers, seen_before, res.gained_us)
                 store.write_features(conn, [(p, document_json(r.features), now) for p, r in rows.items()])
                 for row in rows.values():
                     row.updated_us = now

@@ -9,7 +9,7 @@ person per event type per day (``profile_day``): counts and amounts, from which 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from typing import Any
 
 from svc_common.amounts import bounded_sum, number_as_fen
@@ -63,6 +63,16 @@ def _amount_reader(per_unit: int) -> Any:
 _FEN, _YUAN = _amount_reader(1), _amount_reader(100)
 
 
+def event_us(e: event_pb2.Event) -> int:
+    """An event's time as the fold counts it (``FeatureUpdater.apply``, inline there): ``occurred_at``, but never
+    after ``received_at``."""
+    at, received = e.occurred_at, e.received_at
+    us = at.seconds * 1_000_000 + at.nanos // 1000
+    if received.seconds and us > received.seconds * 1_000_000:
+        us = min(us, received.seconds * 1_000_000 + received.nanos // 1000)
+    return us
+
+
 def _risk_level(value: Any) -> int | None:
     kind = value.WhichOneof("kind")
     if kind == "int_value" and 1 <= value.int_value <= 5:
@@ -92,13 +102,16 @@ class FeatureUpdater:
         docs: dict[str, dict[str, Any]],
         pids: list[str | None],
         events: list[event_pb2.Event],
+        customers: Container[str] | None = None,
     ) -> tuple[dict[tuple[str, str, int], list[int]], list[tuple[Any, ...]]]:
         """Update ``docs`` ({pid: raw feature dict, its items owned by the caller}) in place; returns day-bucket
         deltas and retained-event rows (``ProfileStore.EVENT_COLUMNS``, properties as JSON text).
 
         The hot loop of the consumer: counters are incremented in place, each event's fields read once. Also
         left in ``types`` (the event types of each person, plus ``VIEWS_CHANGED`` where view features changed:
-        which rules can change) and ``triggers`` (each person's last event id)."""
+        which rules can change) and ``triggers`` (each person's last event id). ``customers``: the persons holding a
+        customer number after resolving (None: all); an event's ``user_id`` counts as the customer's only on theirs
+        (a placeholder ``user_id``, "undefined", leaves the event on a device's profile)."""
         deltas: dict[tuple[str, str, int], list[int]] = {}
         self.first_customer: set[str] = set()
         """The persons this batch gave a ``first_customer_event_at`` (``seed_customer_since``)."""
@@ -136,7 +149,7 @@ class FeatureUpdater:
             item = doc.get("events_total")
             doc["events_total"] = _INTS[1] if item is None else _int(item[1] + 1)
             user = e.user_id
-            if user:  # the customer's own first event: a device's earlier browsing, merged in, is not it
+            if user and (customers is None or pid in customers):  # the customer's own first event: not a device's
                 item = doc.get(FIRST_CUSTOMER_EVENT)
                 if item is None:
                     doc[FIRST_CUSTOMER_EVENT] = ("t", us)
@@ -188,22 +201,34 @@ class FeatureUpdater:
         return deltas, rows
 
     def seed_customer_since(
-        self, docs: Mapping[str, dict[str, Any]], created: Mapping[str, int], fresh: set[str]
+        self,
+        docs: Mapping[str, dict[str, Any]],
+        created: Mapping[str, int],
+        fresh: Container[str],
+        seen_before: Mapping[str, int | None],
+        gained_us: Mapping[str, int],
     ) -> None:
         """``first_customer_event_at`` where this batch is the first to set it, for persons that were customers before
         the batch (not in ``fresh``: made or given a customer number by it) — a document of 0.2.9 or earlier, an
-        imported customer —: the earliest of it, ``first_seen_at`` and the profile's creation (``created``), as their
-        account was dated before 0.2.10; and for a person given a customer number without an event as the customer (an
-        alias, an identity on a plain event): when it was (its last event of the batch)."""
-        for pid in self.first_customer - fresh:
+        imported customer —: the earliest of it, their own ``first_seen_at`` (``seen_before``: as it was before this
+        batch's merges, where they absorbed a device) and the profile's creation (``created``), as their account was
+        dated before 0.2.10; and for a person given a customer number without an event as the customer (an alias, an
+        identity on a plain event): the time of the event that gave it (``gained_us``)."""
+        for pid in self.first_customer:
+            if pid in fresh:
+                continue
             doc = docs[pid]
-            seen = doc.get("first_seen_at")
-            since = min(doc[FIRST_CUSTOMER_EVENT][1], seen[1] if seen else doc[FIRST_CUSTOMER_EVENT][1], created[pid])
-            doc[FIRST_CUSTOMER_EVENT] = ("t", since)
-        for pid in fresh:
+            since = min(doc[FIRST_CUSTOMER_EVENT][1], created[pid])
+            if pid in seen_before:
+                seen = seen_before[pid]
+            else:
+                item = doc.get("first_seen_at")
+                seen = item[1] if item else None
+            doc[FIRST_CUSTOMER_EVENT] = ("t", since if seen is None else min(since, seen))
+        for pid, at in gained_us.items():
             doc = docs.get(pid)
-            if doc is not None and FIRST_CUSTOMER_EVENT not in doc and (last := doc.get("last_seen_at")) is not None:
-                doc[FIRST_CUSTOMER_EVENT] = ("t", last[1])
+            if doc is not None and FIRST_CUSTOMER_EVENT not in doc:
+                doc[FIRST_CUSTOMER_EVENT] = ("t", at)
 
     def forget(self) -> None:
         """Drop the last batch's ``types``, ``triggers`` and ``changed`` once it has used them: kept until the next

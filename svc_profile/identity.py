@@ -25,6 +25,7 @@ from svc_common.pb.qiming.common.v1 import event_pb2, types_pb2
 from svc_common.protection import KeyProvider, Pseudonymizer
 from svc_common.server import current_call, note_customers
 from svc_profile.config import ProfileSettings
+from svc_profile.features import event_us
 from svc_profile.store._sql import CANONICAL, CUSTOMER, ProfileStore
 
 log = logging.getLogger("qiming.profile")
@@ -167,6 +168,8 @@ class Resolution:
     gained: set[str] = field(default_factory=set)
     """Existing profiles this batch linked a customer number to: everything about them is evaluated again (a stage,
     the dormant score and what reads them depend on having a customer, which no event type's rules name)."""
+    gained_us: dict[str, int] = field(default_factory=dict)
+    """When each of ``gained`` was given its customer number: the time of the event that linked it."""
 
 
 def new_profile_id() -> str:
@@ -315,6 +318,7 @@ class BatchResolver:
                     if other[0] == CUSTOMER:
                         if not customers.get(pid):
                             res.gained.add(pid)
+                            res.gained_us.setdefault(pid, event_us(e))
                         customers[pid] = other[1]
                     continue
                 if kind == "plain":

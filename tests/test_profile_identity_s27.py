@@ -193,3 +193,43 @@ def test_an_export_lists_a_members_own_canonical_id_alone(tmp_path: Path) -> Non
         assert sorted((i.id_type, i.id_value) for i in ids) == sorted(
             [(CANONICAL, pid), (CUSTOMER, "C1"), (ANONYMOUS, "A1")]
         )
+
+
+def _since_days(app, user: str, now: int) -> float:
+    at = from_proto(app.profiles.get(ref(user), [], UNMASK).features["first_customer_event_at"])
+    return round((at.timestamp() * 1e6 - now) / DAY, 1)
+
+
+def test_a_placeholder_user_id_does_not_make_a_device_a_customer(tmp_path: Path) -> None:
+    now = time.time_ns() // 1000
+    with profile_app(profile_settings(tmp_path)) as app:
+        _feed(app, [event("page_view", "undefined", "devA", at_us=now - 60 * DAY)], "1")
+        _feed(app, [event("signup", "C1", "devA", at_us=now)], "2")
+        assert _stage(app, "C1") == "LIFECYCLE_STAGE_NEW" and _since_days(app, "C1", now) == 0
+
+
+def test_an_imported_customer_logging_in_on_a_browsed_device_is_new(tmp_path: Path) -> None:
+    from svc_common.conditions import to_proto
+
+    now = time.time_ns() // 1000
+    with profile_app(profile_settings(tmp_path)) as app:
+        _feed(app, [event("page_view", anonymous_id="devA", at_us=now - 60 * DAY)], "1")
+        app.profiles.upsert_attributes(ref("C1"), {"branch": to_proto("sh01")}, [], "crm", UNMASK)  # made today
+        _feed(app, [event("login", "C1", "devA", at_us=now)], "2")
+        assert _stage(app, "C1") == "LIFECYCLE_STAGE_NEW" and _since_days(app, "C1", now) == 0
+
+
+@pytest.mark.parametrize("batches", [1, 2])
+def test_a_customer_number_gained_is_dated_by_the_event_that_gave_it(tmp_path: Path, batches: int) -> None:
+    now = time.time_ns() // 1000
+    with profile_app(profile_settings(tmp_path)) as app:
+        _feed(app, [event("page_view", anonymous_id="devA", at_us=now - 60 * DAY)], "1")
+        gain = event("page_view", anonymous_id="devA", at_us=now - 40 * DAY)
+        gain.identities.add(type=CUSTOMER, value="C1")
+        later = event("page_view", anonymous_id="devA", at_us=now)
+        if batches == 1:
+            _feed(app, [gain, later], "2")
+        else:
+            _feed(app, [gain], "2")
+            _feed(app, [later], "3")
+        assert _since_days(app, "C1", now) == -40  # whatever the batches: a replay splits them otherwise
