@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -68,6 +70,25 @@ def run_upgrade(doc: str, scenario: Callable[[Path, Path, str], None]) -> None:
     with tempfile.TemporaryDirectory(prefix="qiming-upgrade-") as tmp:
         root = Path(tmp)
         scenario(root, extract_tree(args.base, root), args.base)
+
+
+def run_each_tree(doc: str, script: str, step: Callable[[str, str, str], None]) -> None:
+    """The frame of the scripts that run one ``step`` in each tree (the base first), each in a process of its own with
+    that tree first on PYTHONPATH, on a data directory of its own, with one keyring: ``script step DIR KEYRING LABEL``
+    runs ``step(DIR, KEYRING, LABEL)``; anything else is ``--base REV`` (``run_upgrade``)."""
+    if sys.argv[1:2] == ["step"]:
+        step(*sys.argv[2:5])
+        return
+
+    def both(root: Path, base: Path, revision: str) -> None:
+        from svc_common.protection import generate_keyring
+
+        keyring = generate_keyring().to_json()
+        for tree, name, label in ((base, "base", revision), (ROOT, "this", "this tree")):
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            subprocess.run([sys.executable, script, "step", str(root / name), keyring, label], check=True, env=env)
+
+    run_upgrade(doc, both)
 
 
 def scenario(root: Path, base: Path, revision: str) -> None:

@@ -12,8 +12,6 @@ event, linked.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -64,24 +62,8 @@ def steps(data_dir: str, keyring: str, label: str) -> None:
     runtime.database.dispose()
 
 
-def run(tree: Path, *args: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    subprocess.run([sys.executable, __file__, *args], check=True, env=env)
-
-
-def scenario(root: Path, base: Path, revision: str) -> None:
-    from svc_common.protection import generate_keyring
-
-    keyring = generate_keyring().to_json()
-    run(base, "steps", str(root / "base"), keyring, revision)
-    run(ROOT, "steps", str(root / "this"), keyring, "this tree")
-
-
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["steps"]:
-        steps(*sys.argv[2:5])
-    else:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from upgrade_jetstream_index import run_upgrade
+    sys.path.insert(0, str(Path(__file__).parent))
+    from upgrade_jetstream_index import run_each_tree
 
-        run_upgrade(__doc__, scenario)
+    run_each_tree(__doc__, __file__, steps)
