@@ -21,8 +21,10 @@ from svc_profile.model import DAY_US, Days, decode, document_json, from_us
 
 _COUNTERS_MAX = ("risk.max_traded_level",)
 FIRST_CUSTOMER_EVENT = "first_customer_event_at"
-"""The first event with a ``user_id`` (0.2.10): where a customer without ``account_opened_at`` dates their account
-from (``finance.lifecycle``); ``first_seen_at`` also counts a device's browsing merged in at login or signup."""
+"""When the person became a customer here (0.2.10): their first event with a ``user_id`` on a customer's profile, or the
+event that gave a known device its customer number (``seed_customer_since``). Where a customer without
+``account_opened_at`` dates their account from (``finance.lifecycle``); ``first_seen_at`` also counts a device's
+browsing merged in at login or signup."""
 VIEWS_CHANGED = "~views"
 """Marks a person whose view features (views.*, risk_views.*) changed in a batch: rules reading them re-run."""
 MAX_STORED_PROPERTIES = 16
