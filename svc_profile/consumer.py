@@ -134,9 +134,9 @@ class BatchConsumer:
                     row.features = settled(row.features)  # as the cache keeps them (the fold folds into them)
                 docs = {p: r.features for p, r in rows.items()}
                 deltas, event_rows = self.updater.apply(docs, res.pids, mine, res.customers)
-                new_customers = {p for p in (*res.created, *res.gained) if res.customers.get(p)}
-                created_us = {p: r.created_us for p, r in rows.items()}
-                self.updater.seed_customer_since(docs, created_us, new_customers, seen_before, res.gained_us)
+                if self.updater.first_customer or res.gained_us:  # a person's first event as a customer: rare
+                    new_customers = {p for p in (*res.created, *res.gained) if res.customers.get(p)}
+                    self.updater.seed_customer_since(rows, new_customers, seen_before, res.gained_us)
                 store.write_features(conn, [(p, document_json(r.features), now) for p, r in rows.items()])
                 for row in rows.values():
                     row.updated_us = now

@@ -396,10 +396,10 @@ class Definitions:
                         f"{definition.name!r} of the built-in finance pack keeps its formula "
                         f"({pack!r}): change its builtin.parameters, or create a tag of your own",
                     )
-                if (current.WhichOneof("rule") == "external") != (definition.WhichOneof("rule") == "external"):
+                was_external = current.WhichOneof("rule") == "external"
+                if was_external != (definition.WhichOneof("rule") == "external"):
                     # Either way the values on the profiles are the other kind's: a rule's would stay where nothing
                     # keeps them current (until 0.2.10 a rule tag could become external: walk, session 27).
-                    was_external = current.WhichOneof("rule") == "external"
                     side = "an external tag stays external" if was_external else "a computed tag stays computed"
                     raise _bad("definition.rule", f"{side}: create a tag of the other kind under a new name")
                 kind = tag_kind(definition)

@@ -204,8 +204,7 @@ class FeatureUpdater:
 
     def seed_customer_since(
         self,
-        docs: Mapping[str, dict[str, Any]],
-        created: Mapping[str, int],
+        rows: Mapping[str, Any],
         fresh: Container[str],
         seen_before: Mapping[str, int | None],
         gained_us: Mapping[str, int],
@@ -213,24 +212,26 @@ class FeatureUpdater:
         """``first_customer_event_at`` where this batch is the first to set it, for persons that were customers before
         the batch (not in ``fresh``: made or given a customer number by it) — a document of 0.2.9 or earlier, an
         imported customer —: the earliest of it, their own ``first_seen_at`` (``seen_before``: as it was before this
-        batch's merges, where they absorbed a device) and the profile's creation (``created``), as their account was
-        dated before 0.2.10; and for a person given a customer number without an event as the customer (an alias, an
-        identity on a plain event): the time of the event that gave it (``gained_us``)."""
+        batch's merges, where they absorbed a device) and the profile's creation, as their account was dated before
+        0.2.10; and for a person given a customer number without an event as the customer (an alias, an identity on a
+        plain event): the time of the event that gave it (``gained_us``). ``rows``: the batch's person rows (their
+        ``features`` and ``created_us``)."""
         for pid in self.first_customer:
             if pid in fresh:
                 continue
-            doc = docs[pid]
-            since = min(doc[FIRST_CUSTOMER_EVENT][1], created[pid])
+            row = rows[pid]
+            doc = row.features
             if pid in seen_before:
                 seen = seen_before[pid]
             else:
                 item = doc.get("first_seen_at")
                 seen = item[1] if item else None
+            since = min(doc[FIRST_CUSTOMER_EVENT][1], row.created_us)
             doc[FIRST_CUSTOMER_EVENT] = ("t", since if seen is None else min(since, seen))
         for pid, at in gained_us.items():
-            doc = docs.get(pid)
-            if doc is not None and FIRST_CUSTOMER_EVENT not in doc:
-                doc[FIRST_CUSTOMER_EVENT] = ("t", at)
+            row = rows.get(pid)
+            if row is not None and FIRST_CUSTOMER_EVENT not in row.features:
+                row.features[FIRST_CUSTOMER_EVENT] = ("t", at)
 
     def forget(self) -> None:
         """Drop the last batch's ``types``, ``triggers`` and ``changed`` once it has used them: kept until the next
